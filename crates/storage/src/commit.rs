@@ -1,0 +1,138 @@
+//! Group commit: making WAL records durable and publishing committed states.
+//!
+//! Commits append their record to the WAL under the writer lock, queue their new
+//! catalog here, and (in `sync` mode) wait until some committer has fsynced the
+//! WAL past their record. Whoever finds no sync running becomes the leader and
+//! fsyncs once for everyone queued so far: concurrent committers share fsyncs.
+//! A state becomes visible to readers only once it is durable, so no reader ever
+//! sees a commit that a crash could take back.
+
+use std::collections::VecDeque;
+use std::fs::File;
+use std::sync::Arc;
+
+use parking_lot::{Condvar, Mutex, RwLock};
+
+use crate::catalog::Catalog;
+use crate::error::{Result, StorageError};
+
+#[derive(Debug)]
+struct Queue {
+    synced_seq: u64,
+    syncing: bool,
+    pending: VecDeque<Arc<Catalog>>,
+    failure: Option<String>,
+}
+
+/// The newest WAL record written and the segment that holds it.
+#[derive(Debug, Clone)]
+pub(crate) struct WalTail {
+    pub(crate) seq: u64,
+    pub(crate) file: Arc<File>,
+}
+
+#[derive(Debug)]
+pub(crate) struct GroupCommit {
+    queue: Mutex<Queue>,
+    synced: Condvar,
+    tail: Mutex<WalTail>,
+    published: RwLock<Arc<Catalog>>,
+}
+
+impl GroupCommit {
+    pub(crate) fn new(catalog: Arc<Catalog>, tail: WalTail) -> Self {
+        GroupCommit {
+            queue: Mutex::new(Queue {
+                synced_seq: catalog.seq,
+                syncing: false,
+                pending: VecDeque::new(),
+                failure: None,
+            }),
+            synced: Condvar::new(),
+            tail: Mutex::new(tail),
+            published: RwLock::new(catalog),
+        }
+    }
+
+    pub(crate) fn published(&self) -> Arc<Catalog> {
+        self.published.read().clone()
+    }
+
+    pub(crate) fn failure(&self) -> Option<String> {
+        self.queue.lock().failure.clone()
+    }
+
+    pub(crate) fn synced_seq(&self) -> u64 {
+        self.queue.lock().synced_seq
+    }
+
+    pub(crate) fn written_seq(&self) -> u64 {
+        self.tail.lock().seq
+    }
+
+    /// Called under the writer lock after the record for `catalog.seq` was written.
+    /// `visible_now` publishes at once (`async`/`nosync` modes).
+    pub(crate) fn enqueue(&self, catalog: Arc<Catalog>, tail: WalTail, visible_now: bool) {
+        let mut q = self.queue.lock();
+        if visible_now {
+            *self.published.write() = catalog;
+        } else {
+            q.pending.push_back(catalog);
+        }
+        drop(q);
+        // After the queue: a leader that reads this tail finds the catalog queued.
+        *self.tail.lock() = tail;
+    }
+
+    /// Blocks until the WAL is durable up to `seq` (fsyncing it if nobody else is).
+    pub(crate) fn wait_durable(&self, seq: u64) -> Result<()> {
+        let mut q = self.queue.lock();
+        loop {
+            if let Some(f) = &q.failure {
+                return Err(StorageError::Poisoned(f.clone()));
+            }
+            if q.synced_seq >= seq {
+                self.publish_synced(&mut q);
+                return Ok(());
+            }
+            if q.syncing {
+                self.synced.wait(&mut q);
+                continue;
+            }
+            q.syncing = true;
+            drop(q);
+            let tail = self.tail.lock().clone();
+            let result = tail.file.sync_data();
+            q = self.queue.lock();
+            q.syncing = false;
+            match result {
+                Ok(()) => {
+                    q.synced_seq = q.synced_seq.max(tail.seq);
+                    self.publish_synced(&mut q);
+                }
+                Err(e) => {
+                    // After a failed fsync the kernel may have dropped the dirty pages:
+                    // nothing written since can be trusted, so stop taking commits.
+                    q.failure = Some(format!("WAL fsync failed: {e}"));
+                    tracing::error!("WAL fsync failed, refusing further commits: {e}");
+                }
+            }
+            self.synced.notify_all();
+        }
+    }
+
+    fn publish_synced(&self, q: &mut Queue) {
+        let mut newest = None;
+        while q.pending.front().is_some_and(|c| c.seq <= q.synced_seq) {
+            newest = q.pending.pop_front();
+        }
+        if let Some(c) = newest {
+            *self.published.write() = c;
+        }
+    }
+
+    pub(crate) fn poison(&self, why: String) {
+        self.queue.lock().failure = Some(why);
+        self.synced.notify_all();
+    }
+}

@@ -1,0 +1,445 @@
+//! [`Database`]: opening a root, committing transactions, reading snapshots,
+//! making table files durable, and running housekeeping.
+
+use std::collections::{BTreeMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use parking_lot::{Condvar, Mutex};
+
+use crate::catalog::Catalog;
+use crate::commit::{GroupCommit, WalTail};
+use crate::error::{Result, StorageError};
+use crate::fsutil;
+use crate::housekeeping::Garbage;
+use crate::ops::{Request, Staging, apply, resolve};
+use crate::options::{CommitMode, StorageOptions};
+use crate::recovery;
+use crate::root::Root;
+use crate::snapshot::{Pins, Snapshot};
+use crate::table::column::VerifiedFiles;
+use crate::table::{META_FILE, META_PENDING_FILE, TXN_FILE, TableState};
+use crate::wal::WalWriter;
+use crate::wal::record::encode_ops;
+
+/// A set of requests that commit together, atomically, as one WAL record.
+#[derive(Debug, Default, Clone)]
+pub struct Transaction {
+    pub requests: Vec<Request>,
+}
+
+impl Transaction {
+    pub fn new() -> Self {
+        Transaction::default()
+    }
+    pub fn push(&mut self, r: Request) -> &mut Self {
+        self.requests.push(r);
+        self
+    }
+    pub fn with(mut self, r: Request) -> Self {
+        self.requests.push(r);
+        self
+    }
+}
+
+/// What a commit did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitReceipt {
+    /// The commit's sequence number; `None` when there was nothing to do.
+    pub seq: Option<u64>,
+    pub rows_written: u64,
+}
+
+/// What opening a root found and did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct OpenReport {
+    pub tables: usize,
+    pub replayed_commits: usize,
+    pub cut_bytes: u64,
+    pub removed_paths: usize,
+    pub elapsed: Duration,
+}
+
+#[derive(Debug)]
+struct Writer {
+    catalog: Arc<Catalog>,
+    wal: WalWriter,
+    dirty: HashSet<PathBuf>,
+}
+
+/// What is durable on disk: the catalog flushed last, per table (txn, meta_seq).
+#[derive(Debug)]
+struct Flushed {
+    seq: u64,
+    tables: BTreeMap<u64, (u64, u64)>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    root: Root,
+    options: StorageOptions,
+    writer: Mutex<Writer>,
+    group: GroupCommit,
+    flushed: Mutex<Flushed>,
+    garbage: Garbage,
+    pins: Arc<Pins>,
+    verified: Arc<VerifiedFiles>,
+    stop: Mutex<bool>,
+    wake: Condvar,
+    closed: AtomicBool,
+}
+
+/// An open Tidemark root. Cheap to share behind an `Arc`; all methods take `&self`.
+#[derive(Debug)]
+pub struct Database {
+    inner: Arc<Inner>,
+    threads: Mutex<Vec<JoinHandle<()>>>,
+    report: OpenReport,
+}
+
+impl Database {
+    /// Opens (creating if needed) the root at `path`: takes the lock, recovers,
+    /// and starts housekeeping.
+    pub fn open(path: impl AsRef<Path>, options: StorageOptions) -> Result<Database> {
+        let started = Instant::now();
+        let root = Root::open(path.as_ref())?;
+        tracing::info!(root = %root.path.display(), "opening storage");
+        let verified = Arc::new(VerifiedFiles::default());
+        let rec = recovery::recover(&root, &verified)?;
+        let next_seq = rec.catalog.seq + 1;
+        let new_segment = crate::wal::segment_path(&root.wal, next_seq);
+        let closed: Vec<_> = rec.segments.iter().filter(|(_, p)| *p != new_segment).cloned().collect();
+        let wal = WalWriter::create(&root.wal, next_seq, options.wal_segment_bytes, closed)?;
+        let catalog = Arc::new(rec.catalog);
+        let tail = WalTail { seq: catalog.seq, file: wal.current_file() };
+        let report = OpenReport {
+            tables: catalog.tables.len(),
+            replayed_commits: rec.replayed,
+            cut_bytes: rec.cut_bytes,
+            removed_paths: rec.removed_paths,
+            elapsed: Duration::ZERO,
+        };
+        let inner = Arc::new(Inner {
+            group: GroupCommit::new(catalog.clone(), tail),
+            writer: Mutex::new(Writer { catalog, wal, dirty: rec.dirty }),
+            // Replay wrote table files that are not durable yet: the first flush writes them all.
+            flushed: Mutex::new(Flushed { seq: 0, tables: rec.durable_tables }),
+            garbage: Garbage::default(),
+            pins: Arc::new(Pins::default()),
+            verified,
+            stop: Mutex::new(false),
+            wake: Condvar::new(),
+            closed: AtomicBool::new(false),
+            root,
+            options,
+        });
+        for (seq, p) in rec.garbage {
+            inner.garbage.add(seq, [p]);
+        }
+        inner.flush()?;
+        inner.reclaim()?;
+        let report = OpenReport { elapsed: started.elapsed(), ..report };
+        tracing::info!(
+            tables = report.tables,
+            replayed_commits = report.replayed_commits,
+            cut_bytes = report.cut_bytes,
+            removed_paths = report.removed_paths,
+            elapsed_ms = report.elapsed.as_millis() as u64,
+            "storage recovered"
+        );
+        let db = Database { inner, threads: Mutex::new(Vec::new()), report };
+        db.start_threads();
+        Ok(db)
+    }
+
+    fn start_threads(&self) {
+        let mut threads = self.threads.lock();
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| match std::thread::Builder::new().name(name.into()).spawn(body) {
+            Ok(h) => Some(h),
+            Err(e) => {
+                tracing::error!("cannot start thread {name}: {e}");
+                None
+            }
+        };
+        if self.inner.options.background_housekeeping {
+            let inner = self.inner.clone();
+            threads.extend(spawn(
+                "tidemark-housekeeping",
+                Box::new(move || {
+                    let interval = inner.options.housekeeping_interval;
+                    while inner.sleep(interval) {
+                        if let Err(e) = inner.flush().and_then(|_| inner.reclaim()) {
+                            tracing::error!("housekeeping failed: {e}");
+                        }
+                    }
+                }),
+            ));
+        }
+        if self.inner.options.commit_mode == CommitMode::Async {
+            let inner = self.inner.clone();
+            threads.extend(spawn(
+                "tidemark-wal-sync",
+                Box::new(move || {
+                    let interval = inner.options.async_sync_interval;
+                    while inner.sleep(interval) {
+                        let seq = inner.group.written_seq();
+                        if let Err(e) = inner.group.wait_durable(seq) {
+                            tracing::error!("background WAL sync failed: {e}");
+                        }
+                    }
+                }),
+            ));
+        }
+    }
+
+    pub fn open_report(&self) -> &OpenReport {
+        &self.report
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.inner.root.path
+    }
+
+    /// Commits `tx` atomically. In `sync` mode returns once the commit is durable.
+    pub fn commit(&self, tx: Transaction) -> Result<CommitReceipt> {
+        if let Some(f) = self.inner.group.failure() {
+            return Err(StorageError::Poisoned(f));
+        }
+        if self.inner.closed.load(Ordering::SeqCst) {
+            return Err(StorageError::InvalidState("the database is closed".into()));
+        }
+        let mode = self.inner.options.commit_mode;
+        let (seq, rows) = {
+            let mut w = self.inner.writer.lock();
+            let seq = w.catalog.seq + 1;
+            let mut st = Staging::new((*w.catalog).clone(), seq, self.inner.root.db.clone(), &self.inner.verified);
+            let mut ops = Vec::new();
+            let mut outcome = Ok(());
+            for req in tx.requests {
+                match resolve(req, &mut st).and_then(|op| match op {
+                    Some(op) => apply(&op, &mut st).map(|_| Some(op)),
+                    None => Ok(None),
+                }) {
+                    Ok(Some(op)) => ops.push(op),
+                    Ok(None) => {}
+                    Err(e) => {
+                        outcome = Err(e);
+                        break;
+                    }
+                }
+            }
+            if outcome.is_ok() && !ops.is_empty() {
+                outcome = w.wal.append(seq, &encode_ops(&ops));
+            }
+            if let Err(e) = outcome {
+                st.abort();
+                return Err(e);
+            }
+            if ops.is_empty() {
+                return Ok(CommitReceipt { seq: None, rows_written: 0 });
+            }
+            let rows = st.rows_written;
+            let garbage = std::mem::take(&mut st.garbage);
+            w.dirty.extend(st.dirty.drain(..));
+            let mut catalog = std::mem::take(&mut st.catalog);
+            catalog.seq = seq;
+            let catalog = Arc::new(catalog);
+            w.catalog = catalog.clone();
+            self.inner.garbage.add(seq, garbage);
+            let tail = WalTail { seq, file: w.wal.current_file() };
+            self.inner.group.enqueue(catalog, tail, mode != CommitMode::Sync);
+            (seq, rows)
+        };
+        if mode == CommitMode::Sync {
+            self.inner.group.wait_durable(seq)?;
+        }
+        Ok(CommitReceipt { seq: Some(seq), rows_written: rows })
+    }
+
+    /// A consistent view of all tables as of the newest visible commit.
+    pub fn snapshot(&self) -> Snapshot {
+        let mut pinned = self.inner.pins.pinned.lock();
+        Snapshot::new(self.inner.group.published(), self.inner.verified.clone(), self.inner.pins.clone(), &mut pinned)
+    }
+
+    /// Makes every committed change durable in the table files (fsync), so that
+    /// recovery need not replay the WAL up to here. Returns the durable commit.
+    pub fn flush(&self) -> Result<u64> {
+        self.inner.flush()
+    }
+
+    /// Runs one round of housekeeping now: flush, then reclaim what nothing needs.
+    /// Returns the number of paths removed.
+    pub fn run_housekeeping(&self) -> Result<usize> {
+        self.inner.flush()?;
+        self.inner.reclaim()
+    }
+
+    /// Pauses reclaiming files and WAL segments (nests; see [`Database::resume_housekeeping`]).
+    pub fn pause_housekeeping(&self) -> usize {
+        self.inner.garbage.pause()
+    }
+
+    pub fn resume_housekeeping(&self) -> usize {
+        let n = self.inner.garbage.resume();
+        self.inner.wake.notify_all();
+        n
+    }
+
+    pub fn housekeeping_paused(&self) -> bool {
+        self.inner.garbage.is_paused()
+    }
+
+    /// Paths waiting to be reclaimed (superseded partition versions, dropped tables and columns).
+    pub fn pending_garbage(&self) -> Vec<PathBuf> {
+        self.inner.garbage.pending()
+    }
+
+    /// The newest commit whose WAL record is on disk.
+    pub fn durable_wal_seq(&self) -> u64 {
+        self.inner.group.synced_seq()
+    }
+
+    /// Number of WAL segment files.
+    pub fn wal_segments(&self) -> usize {
+        self.inner.writer.lock().wal.segment_count()
+    }
+
+    /// Stops housekeeping, makes everything durable and releases the root.
+    pub fn close(self) -> Result<()> {
+        self.shutdown()
+    }
+
+    fn shutdown(&self) -> Result<()> {
+        if self.inner.closed.swap(true, Ordering::SeqCst) {
+            return Ok(());
+        }
+        *self.inner.stop.lock() = true;
+        self.inner.wake.notify_all();
+        for h in self.threads.lock().drain(..) {
+            let _ = h.join();
+        }
+        // Commits that raced with close have finished under the writer lock.
+        drop(self.inner.writer.lock());
+        self.inner.flush()?;
+        self.inner.reclaim()?;
+        tracing::info!(root = %self.inner.root.path.display(), "storage closed");
+        Ok(())
+    }
+}
+
+impl Drop for Database {
+    fn drop(&mut self) {
+        if let Err(e) = self.shutdown() {
+            tracing::error!("closing storage failed: {e}");
+        }
+    }
+}
+
+impl Inner {
+    /// Sleeps up to `d`; false when asked to stop.
+    fn sleep(&self, d: Duration) -> bool {
+        let mut stop = self.stop.lock();
+        if !*stop {
+            self.wake.wait_for(&mut stop, d);
+        }
+        !*stop
+    }
+
+    fn flush(&self) -> Result<u64> {
+        let mut flushed = self.flushed.lock();
+        let (catalog, dirty) = {
+            let mut w = self.writer.lock();
+            (w.catalog.clone(), std::mem::take(&mut w.dirty))
+        };
+        if catalog.seq == flushed.seq && dirty.is_empty() {
+            return Ok(flushed.seq);
+        }
+        let result = self.flush_catalog(&catalog, dirty, &mut flushed);
+        if let Err(e) = &result {
+            // The table files' durability is unknown now: stop taking commits
+            // rather than acknowledge on top of it.
+            self.group.poison(format!("making table files durable failed: {e}"));
+        }
+        result
+    }
+
+    fn flush_catalog(&self, catalog: &Catalog, dirty: HashSet<PathBuf>, flushed: &mut Flushed) -> Result<u64> {
+        // The WAL first: a table's `_txn` must never get ahead of the log that
+        // makes its commit whole (a multi-table commit on disk in one table only).
+        self.group.wait_durable(catalog.seq)?;
+        let mut dirty: Vec<PathBuf> = dirty.into_iter().collect();
+        dirty.sort();
+        for p in &dirty {
+            fsutil::sync_if_exists(p)?;
+        }
+        let mut tables = BTreeMap::new();
+        for t in catalog.tables.values() {
+            let now = (t.txn.txn, t.meta.seq);
+            if flushed.tables.get(&t.id) != Some(&now) {
+                write_table_state(t, flushed.tables.get(&t.id).map(|x| x.1) != Some(t.meta.seq))?;
+            }
+            tables.insert(t.id, now);
+        }
+        let reg_path = self.root.registry_path();
+        fsutil::write_atomic(&reg_path, &catalog.registry().encode())?;
+        flushed.tables = tables;
+        flushed.seq = catalog.seq;
+        Ok(catalog.seq)
+    }
+
+    fn reclaim(&self) -> Result<usize> {
+        if self.garbage.is_paused() {
+            return Ok(0);
+        }
+        let durable = self.flushed.lock().seq;
+        let limit = {
+            let pins = self.pins.pinned.lock();
+            let published = self.group.published().seq;
+            durable.min(published).min(pins.keys().next().copied().unwrap_or(u64::MAX))
+        };
+        let paths = self.garbage.take_reclaimable(limit);
+        let mut removed = 0;
+        let mut failed = Vec::new();
+        for p in paths {
+            match fsutil::remove_path(&p) {
+                Ok(()) => {
+                    self.verified.forget_under(&p);
+                    removed += 1;
+                }
+                Err(e) => {
+                    tracing::warn!("could not remove {}: {e}", p.display());
+                    failed.push(p);
+                }
+            }
+        }
+        if !failed.is_empty() {
+            self.garbage.restore(limit, failed);
+        }
+        let trimmed = self.writer.lock().wal.trim(durable)?;
+        if removed + trimmed > 0 {
+            tracing::debug!(removed, wal_segments_removed = trimmed, "housekeeping reclaimed space");
+        }
+        Ok(removed + trimmed)
+    }
+}
+
+/// Writes a table's `_txn` (and `_meta` when the schema changed) durably. The new
+/// `_meta` goes to `_meta.pending` first and is renamed into place after `_txn`,
+/// so that recovery always finds the schema that goes with `_txn`.
+fn write_table_state(t: &TableState, meta_changed: bool) -> Result<()> {
+    let pending = t.dir.join(META_PENDING_FILE);
+    if meta_changed {
+        fsutil::write_synced(&pending, &t.meta.encode())?;
+    }
+    fsutil::write_atomic(&t.dir.join(TXN_FILE), &t.txn.encode())?;
+    if meta_changed {
+        let meta = t.dir.join(META_FILE);
+        std::fs::rename(&pending, &meta).map_err(|e| StorageError::io(&meta, e))?;
+        fsutil::sync_dir(&t.dir)?;
+    }
+    Ok(())
+}

@@ -1,0 +1,139 @@
+//! The storage engine's one error type.
+//!
+//! Every variant says *what* went wrong and *where* (file, table, column), so
+//! that an operator reading a log line or a client reading an error message
+//! can act on it. The executor maps these to SQLSTATEs with [`StorageError::kind`].
+
+use std::path::PathBuf;
+
+pub type Result<T, E = StorageError> = std::result::Result<T, E>;
+
+/// A coarse classification that upper layers map to protocol error codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorKind {
+    /// The named table does not exist.
+    UndefinedTable,
+    /// The named column does not exist.
+    UndefinedColumn,
+    /// A table (or column) with that name already exists.
+    DuplicateObject,
+    /// A name that cannot be used for a table or column.
+    InvalidName,
+    /// A request that contradicts the schema (types, NOT NULL, designated timestamp).
+    InvalidData,
+    /// A request that is not allowed in the current state.
+    InvalidState,
+    /// The disk is full.
+    DiskFull,
+    /// A file on disk is damaged or not what it should be.
+    Corrupted,
+    /// Any other I/O failure.
+    Io,
+    /// Another process holds the root.
+    Locked,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StorageError {
+    #[error("I/O error on {path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
+    #[error("{path}: {reason}")]
+    Corrupted { path: PathBuf, reason: String },
+
+    #[error(
+        "{path}: storage format version {found}.x is not supported by this build (it reads {supported}.x)"
+    )]
+    UnsupportedVersion {
+        path: PathBuf,
+        found: u16,
+        supported: u16,
+    },
+
+    #[error("root {root} is in use by another Tidemark process (pid {pid})")]
+    Locked { root: PathBuf, pid: String },
+
+    #[error("table \"{0}\" does not exist")]
+    TableNotFound(String),
+
+    #[error("table \"{0}\" already exists")]
+    TableExists(String),
+
+    #[error("column \"{column}\" of table \"{table}\" does not exist")]
+    ColumnNotFound { table: String, column: String },
+
+    #[error("column \"{column}\" of table \"{table}\" already exists")]
+    ColumnExists { table: String, column: String },
+
+    #[error("invalid name \"{name}\": {reason}")]
+    InvalidName { name: String, reason: String },
+
+    #[error("{0}")]
+    InvalidData(String),
+
+    #[error("{0}")]
+    InvalidState(String),
+
+    #[error("partition {partition} of table \"{table}\" does not exist")]
+    PartitionNotFound { table: String, partition: String },
+
+    #[error("the database is closed after an earlier write failure: {0}")]
+    Poisoned(String),
+}
+
+impl StorageError {
+    pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Io {
+            path: path.into(),
+            source,
+        }
+    }
+
+    pub(crate) fn corrupted(path: impl Into<PathBuf>, reason: impl Into<String>) -> Self {
+        StorageError::Corrupted {
+            path: path.into(),
+            reason: reason.into(),
+        }
+    }
+
+    pub fn kind(&self) -> ErrorKind {
+        match self {
+            StorageError::Io { source, .. } if is_disk_full(source) => ErrorKind::DiskFull,
+            StorageError::Io { .. } | StorageError::Poisoned(_) => ErrorKind::Io,
+            StorageError::Corrupted { .. } | StorageError::UnsupportedVersion { .. } => {
+                ErrorKind::Corrupted
+            }
+            StorageError::Locked { .. } => ErrorKind::Locked,
+            StorageError::TableNotFound(_) | StorageError::PartitionNotFound { .. } => {
+                ErrorKind::UndefinedTable
+            }
+            StorageError::TableExists(_) | StorageError::ColumnExists { .. } => {
+                ErrorKind::DuplicateObject
+            }
+            StorageError::ColumnNotFound { .. } => ErrorKind::UndefinedColumn,
+            StorageError::InvalidName { .. } => ErrorKind::InvalidName,
+            StorageError::InvalidData(_) => ErrorKind::InvalidData,
+            StorageError::InvalidState(_) => ErrorKind::InvalidState,
+        }
+    }
+}
+
+fn is_disk_full(e: &std::io::Error) -> bool {
+    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
+        || e.raw_os_error() == Some(nix::libc::ENOSPC)
+}
+
+/// Attaches a path to an `io::Result`.
+pub(crate) trait IoContext<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T>;
+}
+
+impl<T> IoContext<T> for std::io::Result<T> {
+    fn at(self, path: impl Into<PathBuf>) -> Result<T> {
+        self.map_err(|e| StorageError::io(path, e))
+    }
+}

@@ -1,0 +1,104 @@
+//! Small file-system helpers with the durability steps spelled out once.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use crate::error::{IoContext, Result};
+
+/// Replaces `path` atomically and durably: write `path.tmp`, fsync it, rename
+/// over `path`, fsync the directory. A crash leaves either the old or the new file.
+pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
+    let tmp = path.with_extension("tmp");
+    write_synced(&tmp, data)?;
+    fs::rename(&tmp, path).at(path)?;
+    sync_parent(path)
+}
+
+/// Writes `data` to a new file at `path` (replacing any) and fsyncs the file.
+pub(crate) fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
+    let mut f = File::create(path).at(path)?;
+    f.write_all(data).at(path)?;
+    f.sync_all().at(path)
+}
+
+pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
+    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+}
+
+pub(crate) fn sync_parent(path: &Path) -> Result<()> {
+    match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => sync_dir(p),
+        _ => sync_dir(Path::new(".")),
+    }
+}
+
+/// fsyncs a file if it still exists (it may have been removed as garbage since).
+pub(crate) fn sync_if_exists(path: &Path) -> Result<()> {
+    match File::open(path) {
+        Ok(f) => f.sync_all().at(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+/// Writes `data` at byte `offset` of `path`, creating the file if needed. The file
+/// is first cut to `offset`, so bytes left by a failed earlier attempt past the
+/// committed length never survive behind new data.
+pub(crate) fn write_at(path: &Path, offset: u64, data: &[u8]) -> Result<()> {
+    let f = OpenOptions::new().create(true).write(true).truncate(false).open(path).at(path)?;
+    let len = f.metadata().at(path)?.len();
+    if len != offset {
+        f.set_len(offset).at(path)?;
+    }
+    f.write_all_at(data, offset).at(path)
+}
+
+/// Cuts `path` to `len` bytes if it is longer. Returns the bytes removed.
+pub(crate) fn truncate_to(path: &Path, len: u64) -> Result<u64> {
+    let f = OpenOptions::new().write(true).open(path).at(path)?;
+    let cur = f.metadata().at(path)?.len();
+    if cur > len {
+        f.set_len(len).at(path)?;
+        f.sync_all().at(path)?;
+        return Ok(cur - len);
+    }
+    Ok(0)
+}
+
+pub(crate) fn file_len(path: &Path) -> Result<Option<u64>> {
+    match fs::metadata(path) {
+        Ok(m) => Ok(Some(m.len())),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(e).at(path),
+    }
+}
+
+pub(crate) fn read_file(path: &Path) -> Result<Vec<u8>> {
+    fs::read(path).at(path)
+}
+
+pub(crate) fn remove_path(path: &Path) -> Result<()> {
+    let r = match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => Err(e),
+    };
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(path),
+        _ => Ok(()),
+    }
+}
+
+/// Total size in bytes of the regular files under `path`.
+pub(crate) fn disk_usage(path: &Path) -> u64 {
+    let Ok(m) = fs::symlink_metadata(path) else { return 0 };
+    if !m.is_dir() {
+        return m.len();
+    }
+    fs::read_dir(path)
+        .map(|rd| rd.flatten().map(|e| disk_usage(&e.path())).sum())
+        .unwrap_or(0)
+}

@@ -1,0 +1,805 @@
+//! What a transaction asks for ([`Request`]), what the WAL records ([`Op`]),
+//! and how both become a new committed state.
+//!
+//! A request is *resolved* against the current state into an `Op`: names become
+//! ids, new ids are assigned, symbol strings become keys, a time range becomes a
+//! list of partitions. The `Op` is then *applied*, writing files. Live commits
+//! and WAL replay run the same `apply`, so recovery rebuilds exactly what a
+//! commit built.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use crate::batch::{Batch, Column, Values};
+use crate::catalog::Catalog;
+use crate::error::{Result, StorageError};
+use crate::name::{fs_name, name_key, validate_name};
+use crate::table::column::{self, VerifiedFiles};
+use crate::table::meta::{ColumnMeta, TableMeta};
+use crate::table::symbol::SymbolDict;
+use crate::table::txn::{ColumnExtent, PartitionMeta, TxnState};
+use crate::table::{TableState, partition_dir_name};
+use crate::types::{ColumnType, PartitionBy};
+
+/// A column in a `CREATE TABLE` or `ADD COLUMN`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnDef {
+    pub name: String,
+    pub column_type: ColumnType,
+    pub not_null: bool,
+}
+
+impl ColumnDef {
+    pub fn new(name: impl Into<String>, column_type: ColumnType) -> Self {
+        ColumnDef { name: name.into(), column_type, not_null: false }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableDef {
+    pub name: String,
+    pub columns: Vec<ColumnDef>,
+    /// The designated timestamp column, which must be a TIMESTAMP column.
+    pub timestamp: Option<String>,
+    pub partition_by: PartitionBy,
+}
+
+/// Which partitions `DropPartitions` removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PartitionSelector {
+    /// The partitions containing these timestamps; each must exist.
+    List(Vec<i64>),
+    /// Every partition whose rows all lie in `[from, to)` (either bound open).
+    TimeRange { from: Option<i64>, to: Option<i64> },
+}
+
+/// One step of a transaction, as a caller describes it.
+#[derive(Debug, Clone)]
+pub enum Request {
+    CreateTable { def: TableDef, if_not_exists: bool },
+    DropTable { name: String, if_exists: bool },
+    RenameTable { from: String, to: String },
+    AddColumn { table: String, column: ColumnDef },
+    DropColumn { table: String, column: String },
+    RenameColumn { table: String, from: String, to: String },
+    Truncate { table: String },
+    DropPartitions { table: String, which: PartitionSelector },
+    /// Adds rows; out-of-order rows are merged into the partitions they belong to.
+    Append { table: String, batch: Batch },
+    /// Replaces all rows of the partition containing `at` (UPDATE and DELETE write
+    /// whole partitions this way); an empty batch removes the partition.
+    ReplacePartition { table: String, at: i64, batch: Batch },
+}
+
+/// A resolved, WAL-logged operation.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Op {
+    CreateTable { id: u64, name: String, dir: String, meta: TableMeta },
+    DropTable { id: u64 },
+    RenameTable { id: u64, name: String },
+    AddColumn { table: u64, column: ColumnMeta },
+    DropColumn { table: u64, column: u32 },
+    RenameColumn { table: u64, column: u32, name: String },
+    Truncate { table: u64 },
+    DropPartitions { table: u64, starts: Vec<i64> },
+    Append { table: u64, data: RowData },
+    ReplacePartition { table: u64, start: i64, data: RowData },
+}
+
+impl Op {
+    /// The table whose own state (`_txn`/`_meta`) this op changes, if any;
+    /// `None` for ops that change only the registry.
+    pub(crate) fn table_id(&self) -> Option<u64> {
+        match self {
+            Op::CreateTable { .. } | Op::DropTable { .. } | Op::RenameTable { .. } => None,
+            Op::AddColumn { table, .. }
+            | Op::DropColumn { table, .. }
+            | Op::RenameColumn { table, .. }
+            | Op::Truncate { table }
+            | Op::DropPartitions { table, .. }
+            | Op::Append { table, .. }
+            | Op::ReplacePartition { table, .. } => Some(*table),
+        }
+    }
+}
+
+/// Rows in resolved form: one column per table column (by id, in meta order),
+/// symbols as keys, plus the symbol strings this op adds to dictionaries.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct RowData {
+    pub(crate) columns: Vec<(u32, Column)>,
+    pub(crate) new_symbols: Vec<(u32, Vec<String>)>,
+}
+
+impl RowData {
+    pub(crate) fn rows(&self) -> usize {
+        self.columns.first().map_or(0, |(_, c)| c.len())
+    }
+}
+
+/// A commit in the making: a private copy of the catalog that ops modify, and
+/// what to undo, sync or reclaim depending on how the commit ends.
+#[derive(Debug)]
+pub(crate) struct Staging<'a> {
+    pub(crate) catalog: Catalog,
+    pub(crate) seq: u64,
+    pub(crate) db_dir: PathBuf,
+    pub(crate) verified: &'a VerifiedFiles,
+    /// Files and directories written, to fsync at the next flush.
+    pub(crate) dirty: Vec<PathBuf>,
+    /// Paths this commit created, removed if it fails.
+    pub(crate) created: Vec<PathBuf>,
+    /// Paths the commit made unreachable, reclaimed by housekeeping later.
+    pub(crate) garbage: Vec<PathBuf>,
+    /// Symbol dictionaries appended to, with their committed counts, for rollback.
+    pub(crate) symbol_marks: Vec<(Arc<SymbolDict>, u32)>,
+    pub(crate) rows_written: u64,
+}
+
+impl<'a> Staging<'a> {
+    pub(crate) fn new(catalog: Catalog, seq: u64, db_dir: PathBuf, verified: &'a VerifiedFiles) -> Self {
+        Staging {
+            catalog,
+            seq,
+            db_dir,
+            verified,
+            dirty: Vec::new(),
+            created: Vec::new(),
+            garbage: Vec::new(),
+            symbol_marks: Vec::new(),
+            rows_written: 0,
+        }
+    }
+
+    /// Undoes the side effects of a failed commit (best effort: leftovers are
+    /// unreferenced and recovery removes them too).
+    pub(crate) fn abort(self) {
+        for (dict, count) in &self.symbol_marks {
+            dict.rollback(*count);
+        }
+        for p in self.created.iter().rev() {
+            if let Err(e) = self.remove_now(p) {
+                tracing::warn!("could not remove {} after a failed commit: {e}", p.display());
+            }
+        }
+    }
+
+    /// Removes a path this commit is about to write again, and forgets its
+    /// checksum cache entry (the new file at that path has other bytes).
+    fn remove_now(&self, path: &std::path::Path) -> Result<()> {
+        crate::fsutil::remove_path(path)?;
+        self.verified.forget_under(path);
+        Ok(())
+    }
+
+    fn table(&self, name: &str) -> Result<&Arc<TableState>> {
+        self.catalog.table(name).ok_or_else(|| StorageError::TableNotFound(name.to_string()))
+    }
+
+    fn table_by_id(&mut self, id: u64) -> Result<&mut TableState> {
+        self.catalog
+            .tables
+            .get_mut(&id)
+            .map(Arc::make_mut)
+            .ok_or_else(|| StorageError::InvalidState(format!("table id {id} does not exist")))
+    }
+}
+
+fn column_index(t: &TableState, name: &str) -> Result<usize> {
+    t.meta.column_index(name).ok_or_else(|| StorageError::ColumnNotFound {
+        table: t.name.clone(),
+        column: name.to_string(),
+    })
+}
+
+fn new_column_meta(id: u32, def: &ColumnDef) -> Result<ColumnMeta> {
+    validate_name(&def.name)?;
+    Ok(ColumnMeta {
+        id,
+        name: def.name.clone(),
+        column_type: def.column_type,
+        not_null: def.not_null,
+        file_stem: format!("{}~{id}", fs_name(&def.name)),
+    })
+}
+
+/// Turns a request into an op against the staged state; `None` when there is
+/// nothing to do (IF EXISTS / IF NOT EXISTS, empty batches).
+pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> {
+    Ok(Some(match req {
+        Request::CreateTable { def, if_not_exists } => {
+            validate_name(&def.name)?;
+            if st.catalog.table(&def.name).is_some() {
+                if if_not_exists {
+                    return Ok(None);
+                }
+                return Err(StorageError::TableExists(def.name));
+            }
+            if def.columns.is_empty() {
+                return Err(StorageError::InvalidData(format!("table \"{}\" needs at least one column", def.name)));
+            }
+            let mut columns: Vec<ColumnMeta> = Vec::with_capacity(def.columns.len());
+            for (i, c) in def.columns.iter().enumerate() {
+                if columns.iter().any(|x| name_key(&x.name) == name_key(&c.name)) {
+                    return Err(StorageError::ColumnExists { table: def.name.clone(), column: c.name.clone() });
+                }
+                columns.push(new_column_meta(i as u32, c)?);
+            }
+            let timestamp_column = match &def.timestamp {
+                None if def.partition_by != PartitionBy::None => {
+                    return Err(StorageError::InvalidData(format!(
+                        "table \"{}\": PARTITION BY {} needs a designated timestamp column",
+                        def.name, def.partition_by
+                    )));
+                }
+                None => None,
+                Some(ts) => {
+                    let key = name_key(ts);
+                    let c = columns.iter_mut().find(|c| name_key(&c.name) == key).ok_or_else(|| {
+                        StorageError::ColumnNotFound { table: def.name.clone(), column: ts.clone() }
+                    })?;
+                    if c.column_type != ColumnType::Timestamp {
+                        return Err(StorageError::InvalidData(format!(
+                            "designated timestamp column \"{}\" must be of type TIMESTAMP, not {}",
+                            c.name, c.column_type
+                        )));
+                    }
+                    c.not_null = true;
+                    Some(c.id)
+                }
+            };
+            let id = st.catalog.next_table_id;
+            let meta = TableMeta {
+                seq: st.seq,
+                partition_by: def.partition_by,
+                timestamp_column,
+                next_column_id: columns.len() as u32,
+                columns,
+            };
+            Op::CreateTable { id, dir: format!("{}~{id}", fs_name(&def.name)), name: def.name, meta }
+        }
+        Request::DropTable { name, if_exists } => match st.catalog.table(&name) {
+            Some(t) => Op::DropTable { id: t.id },
+            None if if_exists => return Ok(None),
+            None => return Err(StorageError::TableNotFound(name)),
+        },
+        Request::RenameTable { from, to } => {
+            validate_name(&to)?;
+            let id = st.table(&from)?.id;
+            if let Some(other) = st.catalog.table(&to) {
+                if other.id != id {
+                    return Err(StorageError::TableExists(to));
+                }
+            }
+            Op::RenameTable { id, name: to }
+        }
+        Request::AddColumn { table, column } => {
+            let t = st.table(&table)?;
+            if t.meta.column_index(&column.name).is_some() {
+                return Err(StorageError::ColumnExists { table: t.name.clone(), column: column.name });
+            }
+            if column.not_null && t.txn.row_count() > 0 {
+                return Err(StorageError::InvalidData(format!(
+                    "cannot add NOT NULL column \"{}\" to table \"{}\", which has rows",
+                    column.name, t.name
+                )));
+            }
+            Op::AddColumn { table: t.id, column: new_column_meta(t.meta.next_column_id, &column)? }
+        }
+        Request::DropColumn { table, column } => {
+            let t = st.table(&table)?;
+            let i = column_index(t, &column)?;
+            let c = &t.meta.columns[i];
+            if Some(c.id) == t.meta.timestamp_column {
+                return Err(StorageError::InvalidData(format!(
+                    "cannot drop the designated timestamp column \"{}\" of table \"{}\"",
+                    c.name, t.name
+                )));
+            }
+            if t.meta.columns.len() == 1 {
+                return Err(StorageError::InvalidData(format!("cannot drop the only column of table \"{}\"", t.name)));
+            }
+            Op::DropColumn { table: t.id, column: c.id }
+        }
+        Request::RenameColumn { table, from, to } => {
+            validate_name(&to)?;
+            let t = st.table(&table)?;
+            let i = column_index(t, &from)?;
+            if let Some(j) = t.meta.column_index(&to) {
+                if j != i {
+                    return Err(StorageError::ColumnExists { table: t.name.clone(), column: to });
+                }
+            }
+            Op::RenameColumn { table: t.id, column: t.meta.columns[i].id, name: to }
+        }
+        Request::Truncate { table } => Op::Truncate { table: st.table(&table)?.id },
+        Request::DropPartitions { table, which } => {
+            let t = st.table(&table)?;
+            let pb = t.meta.partition_by;
+            let starts: Vec<i64> = match which {
+                PartitionSelector::List(ts) => {
+                    let mut out = Vec::new();
+                    for x in ts {
+                        let s = pb.partition_start(x);
+                        if !t.txn.partitions.iter().any(|p| p.start == s) {
+                            return Err(StorageError::PartitionNotFound {
+                                table: t.name.clone(),
+                                partition: pb.partition_name(s),
+                            });
+                        }
+                        if !out.contains(&s) {
+                            out.push(s);
+                        }
+                    }
+                    out
+                }
+                PartitionSelector::TimeRange { from, to } => t
+                    .txn
+                    .partitions
+                    .iter()
+                    .filter(|p| from.is_none_or(|f| p.min_ts >= f) && to.is_none_or(|e| p.max_ts < e))
+                    .map(|p| p.start)
+                    .collect(),
+            };
+            if starts.is_empty() {
+                return Ok(None);
+            }
+            Op::DropPartitions { table: t.id, starts }
+        }
+        Request::Append { table, batch } => {
+            let t = st.table(&table)?.clone();
+            let data = resolve_rows(&t, batch)?;
+            if data.rows() == 0 {
+                return Ok(None);
+            }
+            Op::Append { table: t.id, data }
+        }
+        Request::ReplacePartition { table, at, batch } => {
+            let t = st.table(&table)?.clone();
+            let start = t.meta.partition_by.partition_start(at);
+            if !t.txn.partitions.iter().any(|p| p.start == start) {
+                return Err(StorageError::PartitionNotFound {
+                    table: t.name.clone(),
+                    partition: t.meta.partition_by.partition_name(start),
+                });
+            }
+            let data = resolve_rows(&t, batch)?;
+            if let Some(ts) = t.meta.timestamp_index() {
+                if let (_, Column { values: Values::Timestamp(v), .. }) = &data.columns[ts] {
+                    if let Some(bad) = v.iter().find(|&&x| t.meta.partition_by.partition_start(x) != start) {
+                        return Err(StorageError::InvalidData(format!(
+                            "timestamp {bad} does not belong to partition {} of table \"{}\"",
+                            t.meta.partition_by.partition_name(start),
+                            t.name
+                        )));
+                    }
+                }
+            }
+            Op::ReplacePartition { table: t.id, start, data }
+        }
+    }))
+}
+
+/// Matches a batch to the table's columns, checks types and NOT NULL, fills
+/// missing columns with NULLs and encodes symbols.
+fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
+    let rows = batch.rows();
+    let mut given: Vec<Option<Column>> = vec![None; t.meta.columns.len()];
+    for (name, col) in batch.columns {
+        let i = column_index(t, &name)?;
+        let c = &t.meta.columns[i];
+        if given[i].is_some() {
+            return Err(StorageError::InvalidData(format!("column \"{}\" is given twice", c.name)));
+        }
+        if col.len() != rows {
+            return Err(StorageError::InvalidData(format!(
+                "column \"{}\" has {} values, the first column has {rows}",
+                c.name,
+                col.len()
+            )));
+        }
+        col.check().map_err(|e| StorageError::InvalidData(format!("column \"{}\": {e}", c.name)))?;
+        let vt = col.values.column_type();
+        let compatible = vt == c.column_type
+            || matches!((c.column_type, vt), (ColumnType::Symbol, ColumnType::Varchar) | (ColumnType::Varchar, ColumnType::Symbol));
+        if !compatible {
+            return Err(StorageError::InvalidData(format!(
+                "column \"{}\" is of type {}, but the value is of type {vt}",
+                c.name, c.column_type
+            )));
+        }
+        given[i] = Some(col);
+    }
+    let mut columns = Vec::with_capacity(given.len());
+    let mut new_symbols = Vec::new();
+    for (c, g) in t.meta.columns.iter().zip(given) {
+        let col = g.unwrap_or_else(|| Column::all_null(c.column_type, rows));
+        if c.not_null && col.null_count() > 0 {
+            let what = if Some(c.id) == t.meta.timestamp_column { "designated timestamp column" } else { "column" };
+            return Err(StorageError::InvalidData(format!(
+                "null value in {what} \"{}\" of table \"{}\" violates not-null constraint",
+                c.name, t.name
+            )));
+        }
+        let col = match (c.column_type, col.values) {
+            (ColumnType::Symbol, Values::Symbol(v) | Values::Varchar(v)) => {
+                let dict = t.symbols.get(&c.id).ok_or_else(|| {
+                    StorageError::InvalidState(format!("symbol dictionary of column \"{}\" is missing", c.name))
+                })?;
+                let base = t.txn.symbol_count(c.id);
+                let mut fresh: HashMap<&str, i32> = HashMap::new();
+                let mut added: Vec<String> = Vec::new();
+                let mut keys = Vec::with_capacity(rows);
+                for i in 0..rows {
+                    if col.nulls.as_ref().is_some_and(|n| n[i]) {
+                        keys.push(column::SYMBOL_NULL);
+                        continue;
+                    }
+                    // Checked UTF-8 above.
+                    let s = std::str::from_utf8(v.get(i)).unwrap_or_default();
+                    let k = match dict.lookup(s).filter(|&k| (k as u32) < base) {
+                        Some(k) => k,
+                        None => *fresh.entry(s).or_insert_with(|| {
+                            added.push(s.to_string());
+                            (base as usize + added.len() - 1) as i32
+                        }),
+                    };
+                    keys.push(k);
+                }
+                if !added.is_empty() {
+                    if (base as u64 + added.len() as u64) > i32::MAX as u64 {
+                        return Err(StorageError::InvalidData(format!("symbol column \"{}\" is full", c.name)));
+                    }
+                    new_symbols.push((c.id, added));
+                }
+                Column { values: Values::Int(keys), nulls: col.nulls }
+            }
+            (ColumnType::Varchar, Values::Symbol(v)) => Column { values: Values::Varchar(v), nulls: col.nulls },
+            (_, values) => Column { values, nulls: col.nulls },
+        };
+        columns.push((c.id, col));
+    }
+    Ok(RowData { columns, new_symbols })
+}
+
+/// Applies a resolved op to the staged state, writing files.
+pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
+    let seq = st.seq;
+    match op {
+        Op::CreateTable { id, name, dir, meta } => {
+            if st.catalog.table(name).is_some() || st.catalog.tables.contains_key(id) {
+                return Err(StorageError::TableExists(name.clone()));
+            }
+            let path = st.db_dir.join(dir);
+            if path.exists() {
+                st.remove_now(&path)?;
+            }
+            std::fs::create_dir(&path).map_err(|e| StorageError::io(&path, e))?;
+            st.created.push(path.clone());
+            st.dirty.push(path.clone());
+            st.dirty.push(st.db_dir.clone());
+            let mut symbols = std::collections::BTreeMap::new();
+            let mut txn = TxnState { txn: seq, meta_seq: seq, ..Default::default() };
+            for c in meta.columns.iter().filter(|c| c.column_type == ColumnType::Symbol) {
+                let p = TableState::symbol_file(&path, &c.file_stem);
+                symbols.insert(c.id, Arc::new(SymbolDict::create(p.clone())?));
+                st.dirty.push(p);
+                txn.set_symbol_count(c.id, 0);
+            }
+            let state = TableState {
+                id: *id,
+                name: name.clone(),
+                dir_name: dir.clone(),
+                dir: path,
+                meta: Arc::new(TableMeta { seq, ..meta.clone() }),
+                txn: Arc::new(txn),
+                symbols,
+            };
+            st.catalog.insert(Arc::new(state));
+            st.catalog.next_table_id = st.catalog.next_table_id.max(id + 1);
+            st.catalog.registry_seq = seq;
+        }
+        Op::DropTable { id } => {
+            let t = st.catalog.remove(*id).ok_or_else(|| StorageError::InvalidState(format!("table id {id} does not exist")))?;
+            st.garbage.push(t.dir.clone());
+            st.catalog.registry_seq = seq;
+        }
+        Op::RenameTable { id, name } => {
+            let old = st.catalog.remove(*id).ok_or_else(|| StorageError::InvalidState(format!("table id {id} does not exist")))?;
+            if st.catalog.table(name).is_some() {
+                return Err(StorageError::TableExists(name.clone()));
+            }
+            let mut t = (*old).clone();
+            t.name = name.clone();
+            st.catalog.insert(Arc::new(t));
+            st.catalog.registry_seq = seq;
+        }
+        Op::AddColumn { table, column } => {
+            let t = st.table_by_id(*table)?;
+            let dir = t.dir.clone();
+            let meta = Arc::make_mut(&mut t.meta);
+            meta.columns.push(column.clone());
+            meta.next_column_id = meta.next_column_id.max(column.id + 1);
+            meta.seq = seq;
+            let txn = Arc::make_mut(&mut t.txn);
+            txn.meta_seq = seq;
+            for p in &mut txn.partitions {
+                p.columns.push(ColumnExtent { column_id: column.id, top: p.rows, var_len: 0, data_crc: 0, aux_crc: 0 });
+            }
+            if column.column_type == ColumnType::Symbol {
+                let p = TableState::symbol_file(&dir, &column.file_stem);
+                t.symbols.insert(column.id, Arc::new(SymbolDict::create(p.clone())?));
+                Arc::make_mut(&mut t.txn).set_symbol_count(column.id, 0);
+                st.created.push(p.clone());
+                st.dirty.push(p);
+            }
+        }
+        Op::DropColumn { table, column } => {
+            let t = st.table_by_id(*table)?;
+            let i = t.meta.columns.iter().position(|c| c.id == *column).ok_or_else(|| {
+                StorageError::InvalidState(format!("column id {column} of table \"{}\" does not exist", t.name))
+            })?;
+            let c = t.meta.columns[i].clone();
+            let mut garbage = Vec::new();
+            for p in &t.txn.partitions {
+                let dir = t.partition_dir(p);
+                garbage.push(column::data_path(&dir, &c));
+                garbage.extend(column::aux_path(&dir, &c));
+            }
+            if let Some(d) = t.symbols.remove(&c.id) {
+                garbage.push(d.path().to_path_buf());
+            }
+            let meta = Arc::make_mut(&mut t.meta);
+            meta.columns.remove(i);
+            meta.seq = seq;
+            let txn = Arc::make_mut(&mut t.txn);
+            txn.meta_seq = seq;
+            txn.symbol_counts.retain(|(id, _)| *id != c.id);
+            for p in &mut txn.partitions {
+                p.columns.retain(|e| e.column_id != c.id);
+            }
+            st.garbage.extend(garbage);
+        }
+        Op::RenameColumn { table, column, name } => {
+            let t = st.table_by_id(*table)?;
+            let meta = Arc::make_mut(&mut t.meta);
+            let c = meta.columns.iter_mut().find(|c| c.id == *column).ok_or_else(|| {
+                StorageError::InvalidState(format!("column id {column} does not exist"))
+            })?;
+            c.name = name.clone();
+            meta.seq = seq;
+            Arc::make_mut(&mut t.txn).meta_seq = seq;
+        }
+        Op::Truncate { table } => {
+            let t = st.table_by_id(*table)?;
+            let dirs: Vec<PathBuf> = t.txn.partitions.iter().map(|p| t.partition_dir(p)).collect();
+            Arc::make_mut(&mut t.txn).partitions.clear();
+            st.garbage.extend(dirs);
+        }
+        Op::DropPartitions { table, starts } => {
+            let t = st.table_by_id(*table)?;
+            let mut dirs = Vec::new();
+            for s in starts {
+                let i = t.txn.partitions.iter().position(|p| p.start == *s).ok_or_else(|| {
+                    StorageError::PartitionNotFound {
+                        table: t.name.clone(),
+                        partition: t.meta.partition_by.partition_name(*s),
+                    }
+                })?;
+                dirs.push(t.partition_dir(&t.txn.partitions[i]));
+                Arc::make_mut(&mut t.txn).partitions.remove(i);
+            }
+            st.garbage.extend(dirs);
+        }
+        Op::Append { table, data } => {
+            let rows = data.rows() as u64;
+            add_symbols(st, *table, data)?;
+            append_rows(st, *table, data)?;
+            st.rows_written += rows;
+        }
+        Op::ReplacePartition { table, start, data } => {
+            let rows = data.rows() as u64;
+            add_symbols(st, *table, data)?;
+            replace_partition(st, *table, *start, data)?;
+            st.rows_written += rows;
+        }
+    }
+    if let Some(id) = op.table_id() {
+        Arc::make_mut(&mut st.table_by_id(id)?.txn).txn = seq;
+    }
+    Ok(())
+}
+
+fn add_symbols(st: &mut Staging<'_>, table: u64, data: &RowData) -> Result<()> {
+    for (col, strings) in &data.new_symbols {
+        let t = st.table_by_id(table)?;
+        let dict = t.symbols.get(col).cloned().ok_or_else(|| {
+            StorageError::InvalidState(format!("symbol dictionary for column id {col} is missing"))
+        })?;
+        let count = t.txn.symbol_count(*col);
+        Arc::make_mut(&mut t.txn).set_symbol_count(*col, count + strings.len() as u32);
+        st.symbol_marks.push((dict.clone(), count));
+        dict.append(count, strings)?;
+        st.dirty.push(dict.path().to_path_buf());
+    }
+    Ok(())
+}
+
+/// The permutation that sorts `ts` (stable: equal timestamps keep their order).
+fn sort_order(ts: &[i64]) -> Option<Vec<u32>> {
+    if ts.windows(2).all(|w| w[0] <= w[1]) {
+        return None;
+    }
+    let mut idx: Vec<u32> = (0..ts.len() as u32).collect();
+    idx.sort_by_key(|&i| ts[i as usize]);
+    Some(idx)
+}
+
+fn timestamps(cols: &[Column], ts_index: usize) -> Result<&[i64]> {
+    match &cols[ts_index].values {
+        Values::Timestamp(v) => Ok(v),
+        _ => Err(StorageError::InvalidState("designated timestamp column is not a TIMESTAMP".into())),
+    }
+}
+
+fn append_rows(st: &mut Staging<'_>, table: u64, data: &RowData) -> Result<()> {
+    let t = st.table_by_id(table)?.clone();
+    let mut cols: Vec<Column> = data.columns.iter().map(|(_, c)| c.clone()).collect();
+    let Some(ts_index) = t.meta.timestamp_index() else {
+        // No designated timestamp: rows keep their insertion order in one partition.
+        return write_run(st, &t, i64::MIN, &cols, None);
+    };
+    if let Some(order) = sort_order(timestamps(&cols, ts_index)?) {
+        cols = cols.iter().map(|c| c.take(&order)).collect();
+    }
+    let ts = timestamps(&cols, ts_index)?.to_vec();
+    let pb = t.meta.partition_by;
+    let mut start = 0;
+    while start < ts.len() {
+        let key = pb.partition_start(ts[start]);
+        let end = pb.partition_end(key);
+        let stop = start + ts[start..].partition_point(|&x| x < end);
+        let run: Vec<Column> = if start == 0 && stop == ts.len() {
+            cols.clone()
+        } else {
+            let idx: Vec<u32> = (start as u32..stop as u32).collect();
+            cols.iter().map(|c| c.take(&idx)).collect()
+        };
+        let current = st.table_by_id(table)?.clone();
+        write_run(st, &current, key, &run, Some(&ts[start..stop]))?;
+        start = stop;
+    }
+    Ok(())
+}
+
+/// Writes rows that all belong to the partition starting at `key`: appended in
+/// place when they are not older than its newest row, otherwise merged into a
+/// new version of the partition.
+fn write_run(st: &mut Staging<'_>, t: &TableState, key: i64, run: &[Column], ts: Option<&[i64]>) -> Result<()> {
+    let (min_ts, max_ts) = match ts {
+        Some(ts) => (ts[0], ts[ts.len() - 1]),
+        None => (i64::MIN, i64::MIN),
+    };
+    let rows = run.first().map_or(0, |c| c.len()) as u64;
+    let existing = t.txn.partitions.iter().position(|p| p.start == key);
+    match existing {
+        Some(i) if ts.is_none() || min_ts >= t.txn.partitions[i].max_ts => {
+            let mut p = t.txn.partitions[i].clone();
+            let dir = t.partition_dir(&p);
+            for (c, col) in t.meta.columns.iter().zip(run) {
+                let ext = p.extent_mut(c.id).ok_or_else(|| {
+                    StorageError::InvalidState(format!("partition has no extent for column \"{}\"", c.name))
+                })?;
+                let stored = p_rows_stored(ext, t.txn.partitions[i].rows);
+                column::append(&dir, c, ext, stored, col, &mut st.dirty)?;
+            }
+            if p.rows == 0 {
+                p.min_ts = min_ts;
+            }
+            p.rows += rows;
+            p.max_ts = p.max_ts.max(max_ts);
+            set_partition(st, t.id, Some(i), p)
+        }
+        Some(i) => {
+            let old = t.txn.partitions[i].clone();
+            let mut merged = t.read_partition_raw(&old, st.verified)?;
+            for (m, r) in merged.iter_mut().zip(run) {
+                m.extend(r)?;
+            }
+            if let Some(tsi) = t.meta.timestamp_index() {
+                if let Some(order) = sort_order(timestamps(&merged, tsi)?) {
+                    merged = merged.iter().map(|c| c.take(&order)).collect();
+                }
+            }
+            let version = retire_partition(st, t, &old)?;
+            let p = write_partition(st, t, key, version, &merged)?;
+            set_partition(st, t.id, Some(i), p)
+        }
+        None => {
+            let version = if t.dir.join(partition_dir_name(&t.meta, key, 0)).exists() { st.seq } else { 0 };
+            let p = write_partition(st, t, key, version, run)?;
+            set_partition(st, t.id, None, p)
+        }
+    }
+}
+
+fn p_rows_stored(ext: &ColumnExtent, rows: u64) -> u64 {
+    rows - ext.top
+}
+
+/// Writes `cols` (sorted) as a fresh partition directory.
+fn write_partition(st: &mut Staging<'_>, t: &TableState, key: i64, version: u64, cols: &[Column]) -> Result<PartitionMeta> {
+    let dir = t.dir.join(partition_dir_name(&t.meta, key, version));
+    if dir.exists() {
+        st.remove_now(&dir)?;
+    }
+    std::fs::create_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
+    st.created.push(dir.clone());
+    st.dirty.push(dir.clone());
+    st.dirty.push(t.dir.clone());
+    let rows = cols.first().map_or(0, |c| c.len()) as u64;
+    let mut p = PartitionMeta { start: key, version, rows, min_ts: i64::MIN, max_ts: i64::MIN, columns: Vec::new() };
+    for (c, col) in t.meta.columns.iter().zip(cols) {
+        let mut ext = ColumnExtent { column_id: c.id, top: 0, var_len: 0, data_crc: 0, aux_crc: 0 };
+        column::append(&dir, c, &mut ext, 0, col, &mut st.dirty)?;
+        p.columns.push(ext);
+    }
+    if let Some(tsi) = t.meta.timestamp_index() {
+        let ts = timestamps(cols, tsi)?;
+        if let (Some(a), Some(b)) = (ts.first(), ts.last()) {
+            p.min_ts = *a;
+            p.max_ts = *b;
+        }
+    }
+    Ok(p)
+}
+
+fn set_partition(st: &mut Staging<'_>, table: u64, at: Option<usize>, p: PartitionMeta) -> Result<()> {
+    let t = st.table_by_id(table)?;
+    let parts = &mut Arc::make_mut(&mut t.txn).partitions;
+    match at {
+        Some(i) => parts[i] = p,
+        None => {
+            let i = parts.partition_point(|x| x.start < p.start);
+            parts.insert(i, p);
+        }
+    }
+    Ok(())
+}
+
+fn replace_partition(st: &mut Staging<'_>, table: u64, start: i64, data: &RowData) -> Result<()> {
+    let t = st.table_by_id(table)?.clone();
+    let i = t.txn.partitions.iter().position(|p| p.start == start).ok_or_else(|| {
+        StorageError::PartitionNotFound { table: t.name.clone(), partition: t.meta.partition_by.partition_name(start) }
+    })?;
+    let old = t.txn.partitions[i].clone();
+    let version = retire_partition(st, &t, &old)?;
+    let mut cols: Vec<Column> = data.columns.iter().map(|(_, c)| c.clone()).collect();
+    if data.rows() == 0 {
+        Arc::make_mut(&mut st.table_by_id(table)?.txn).partitions.remove(i);
+        return Ok(());
+    }
+    if let Some(tsi) = t.meta.timestamp_index() {
+        if let Some(order) = sort_order(timestamps(&cols, tsi)?) {
+            cols = cols.iter().map(|c| c.take(&order)).collect();
+        }
+    }
+    let p = write_partition(st, &t, start, version, &cols)?;
+    set_partition(st, table, Some(i), p)
+}
+
+/// Makes way for a rewrite of partition `old`; returns the version to write.
+/// A committed version stays on disk as garbage (readers and checkpoints may
+/// still need it); one written earlier in this same commit is simply replaced.
+fn retire_partition(st: &mut Staging<'_>, t: &TableState, old: &PartitionMeta) -> Result<u64> {
+    let dir = t.partition_dir(old);
+    if st.created.contains(&dir) {
+        st.remove_now(&dir)?;
+        st.created.retain(|p| p != &dir);
+        Ok(old.version)
+    } else {
+        st.garbage.push(dir);
+        Ok(st.seq)
+    }
+}

@@ -1,0 +1,58 @@
+//! Engine options (the server maps its configuration onto these).
+
+use std::str::FromStr;
+use std::time::Duration;
+
+/// When a commit is acknowledged relative to the WAL reaching the disk.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum CommitMode {
+    /// Acknowledge after the commit's WAL record is fsynced (concurrent commits
+    /// share one fsync). Nothing acknowledged is lost on power failure.
+    #[default]
+    Sync,
+    /// Acknowledge after the WAL write; a background task fsyncs every
+    /// `async_sync_interval`. A power failure loses at most that much; a process
+    /// crash loses nothing.
+    Async,
+    /// Never fsync the WAL on commit; table files are synced only by housekeeping.
+    /// A process crash loses nothing, a power failure may lose recent commits.
+    NoSync,
+}
+
+impl FromStr for CommitMode {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s.to_ascii_lowercase().as_str() {
+            "sync" => Ok(CommitMode::Sync),
+            "async" => Ok(CommitMode::Async),
+            "nosync" => Ok(CommitMode::NoSync),
+            other => Err(format!("unknown commit mode {other:?}: expected sync, async or nosync")),
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct StorageOptions {
+    pub commit_mode: CommitMode,
+    /// A WAL segment is closed and a new one started past this size.
+    pub wal_segment_bytes: u64,
+    /// How often housekeeping makes table files durable, recycles WAL segments
+    /// and removes files nothing needs any more.
+    pub housekeeping_interval: Duration,
+    /// How often the WAL is fsynced in `async` mode.
+    pub async_sync_interval: Duration,
+    /// Run the housekeeping thread (tests turn it off to drive it by hand).
+    pub background_housekeeping: bool,
+}
+
+impl Default for StorageOptions {
+    fn default() -> Self {
+        StorageOptions {
+            commit_mode: CommitMode::Sync,
+            wal_segment_bytes: 64 << 20,
+            housekeeping_interval: Duration::from_millis(1000),
+            async_sync_interval: Duration::from_millis(10),
+            background_housekeeping: true,
+        }
+    }
+}

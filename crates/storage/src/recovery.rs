@@ -1,0 +1,235 @@
+//! Opening a root: load the durable state, cut what no commit owns, replay the WAL.
+//!
+//! 1. `_tables` lists the tables; each table's `_txn` (and the `_meta` it names)
+//!    is its durable state. A `_meta.pending` left by a flush that crashed between
+//!    writing `_txn` and renaming the new `_meta` into place is finished here.
+//! 2. Everything past the committed lengths is an uncommitted tail and is cut;
+//!    partition directories, table directories and files that no committed state
+//!    references are removed. A file *shorter* than its committed length, or one
+//!    that fails its checksum, is corruption: the open stops and names the file.
+//! 3. WAL records newer than each table's `_txn` are applied again with the same
+//!    code as live commits (`ops::apply`).
+
+use std::collections::{BTreeMap, HashSet};
+use std::fs;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::catalog::Catalog;
+use crate::error::{IoContext, Result, StorageError};
+use crate::fsutil;
+use crate::ops::{Staging, apply};
+use crate::registry::{Registry, RegistryEntry};
+use crate::root::{REGISTRY_FILE, Root};
+use crate::table::column::{self, VerifiedFiles};
+use crate::table::meta::TableMeta;
+use crate::table::symbol::SymbolDict;
+use crate::table::txn::TxnState;
+use crate::table::{META_FILE, META_PENDING_FILE, TXN_FILE, TableState};
+use crate::wal;
+
+#[derive(Debug)]
+pub(crate) struct Recovered {
+    pub(crate) catalog: Catalog,
+    /// Durable (txn, meta_seq) per table as found on disk.
+    pub(crate) durable_tables: BTreeMap<u64, (u64, u64)>,
+    /// Files written by replay, to fsync.
+    pub(crate) dirty: HashSet<PathBuf>,
+    /// Garbage produced by replay: (seq, path).
+    pub(crate) garbage: Vec<(u64, PathBuf)>,
+    pub(crate) segments: Vec<(u64, PathBuf)>,
+    pub(crate) replayed: usize,
+    pub(crate) cut_bytes: u64,
+    pub(crate) removed_paths: usize,
+}
+
+pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered> {
+    let reg_path = root.registry_path();
+    let registry = match fsutil::file_len(&reg_path)? {
+        Some(_) => Registry::decode(&fsutil::read_file(&reg_path)?, &reg_path)?,
+        None => {
+            let has_tables = fs::read_dir(&root.db).at(&root.db)?.flatten().any(|e| e.path().is_dir());
+            if has_tables {
+                return Err(StorageError::corrupted(&reg_path, "the table registry is missing but table directories exist"));
+            }
+            let fresh = Registry { seq: 0, next_table_id: 1, tables: Vec::new() };
+            fsutil::write_atomic(&reg_path, &fresh.encode())?;
+            fresh
+        }
+    };
+    let mut report = Recovered {
+        catalog: Catalog::default(),
+        durable_tables: BTreeMap::new(),
+        dirty: HashSet::new(),
+        garbage: Vec::new(),
+        segments: Vec::new(),
+        replayed: 0,
+        cut_bytes: 0,
+        removed_paths: 0,
+    };
+    let mut catalog = Catalog::default();
+    catalog.seq = registry.seq;
+    catalog.registry_seq = registry.seq;
+    catalog.next_table_id = registry.next_table_id;
+    let mut known_dirs = HashSet::new();
+    for entry in &registry.tables {
+        let t = load_table(&root.db, entry, &mut report)?;
+        report.durable_tables.insert(t.id, (t.txn.txn, t.meta.seq));
+        catalog.seq = catalog.seq.max(t.txn.txn);
+        known_dirs.insert(entry.dir.clone());
+        catalog.insert(Arc::new(t));
+    }
+    for e in fs::read_dir(&root.db).at(&root.db)? {
+        let e = e.at(&root.db)?;
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name == REGISTRY_FILE || known_dirs.contains(&name) {
+            continue;
+        }
+        tracing::info!("removing {} (no committed table owns it)", e.path().display());
+        fsutil::remove_path(&e.path())?;
+        report.removed_paths += 1;
+    }
+    // A flush writes every table's `_txn` before `_tables`, and `_tables` records
+    // the commit the flush was at: every commit up to `registry.seq` is on disk.
+    let durable_seq = registry.seq;
+    let segments = wal::read_all(&root.wal)?;
+    if let Some(first) = segments.iter().find_map(|s| s.records.first()) {
+        if first.0 > durable_seq + 1 {
+            return Err(StorageError::corrupted(
+                &root.wal,
+                format!("the WAL starts at commit {} but the tables are durable only up to {durable_seq}: segments are missing", first.0),
+            ));
+        }
+    }
+    for seg in &segments {
+        for (seq, payload) in &seg.records {
+            let seq = *seq;
+            if seq <= durable_seq {
+                continue;
+            }
+            let ops = wal::record::decode_ops(payload, &seg.path)?;
+            let mut st = Staging::new(catalog.clone(), seq, root.db.clone(), verified);
+            for op in &ops {
+                // A flush that crashed half-way may have written some tables' `_txn`
+                // past `durable_seq`: those tables skip what they already have.
+                let wanted = match op.table_id() {
+                    None => true,
+                    Some(id) => match st.catalog.tables.get(&id) {
+                        Some(t) => seq > t.txn.txn,
+                        None => {
+                            return Err(StorageError::corrupted(
+                                &seg.path,
+                                format!("commit {seq} refers to table id {id}, which does not exist"),
+                            ));
+                        }
+                    },
+                };
+                if wanted {
+                    apply(op, &mut st).map_err(|e| {
+                        StorageError::corrupted(&seg.path, format!("replaying commit {seq} failed: {e}"))
+                    })?;
+                }
+            }
+            report.replayed += 1;
+            report.dirty.extend(st.dirty.drain(..));
+            report.garbage.extend(st.garbage.drain(..).map(|p| (seq, p)));
+            catalog = st.catalog;
+            catalog.seq = seq;
+        }
+    }
+    report.segments = segments.into_iter().map(|s| (s.first_seq, s.path)).collect();
+    report.catalog = catalog;
+    Ok(report)
+}
+
+fn load_table(db: &Path, entry: &RegistryEntry, report: &mut Recovered) -> Result<TableState> {
+    let dir = db.join(&entry.dir);
+    if !dir.is_dir() {
+        return Err(StorageError::corrupted(&dir, format!("directory of table \"{}\" is missing", entry.name)));
+    }
+    let txn_path = dir.join(TXN_FILE);
+    let txn = TxnState::decode(&fsutil::read_file(&txn_path)?, &txn_path)?;
+    let meta_path = dir.join(META_FILE);
+    let pending_path = dir.join(META_PENDING_FILE);
+    if fsutil::file_len(&pending_path)?.is_some() {
+        let pending = TableMeta::decode(&fsutil::read_file(&pending_path)?, &pending_path);
+        match pending {
+            Ok(m) if m.seq == txn.meta_seq => {
+                fs::rename(&pending_path, &meta_path).at(&meta_path)?;
+                fsutil::sync_dir(&dir)?;
+            }
+            Ok(_) | Err(_) => fsutil::remove_path(&pending_path)?,
+        }
+    }
+    let meta = TableMeta::decode(&fsutil::read_file(&meta_path)?, &meta_path)?;
+    if meta.seq != txn.meta_seq {
+        return Err(StorageError::corrupted(
+            &meta_path,
+            format!("schema is at commit {} but _txn expects commit {}", meta.seq, txn.meta_seq),
+        ));
+    }
+    let mut keep: HashSet<String> = [META_FILE, TXN_FILE].iter().map(|s| s.to_string()).collect();
+    let mut symbols = BTreeMap::new();
+    for c in meta.columns.iter().filter(|c| c.column_type == crate::types::ColumnType::Symbol) {
+        let p = TableState::symbol_file(&dir, &c.file_stem);
+        let (dict, len) = SymbolDict::load(p.clone(), txn.symbol_count(c.id))?;
+        report.cut_bytes += fsutil::truncate_to(&p, len)?;
+        keep.insert(format!("{}.sym", c.file_stem));
+        symbols.insert(c.id, Arc::new(dict));
+    }
+    let state = TableState {
+        id: entry.id,
+        name: entry.name.clone(),
+        dir_name: entry.dir.clone(),
+        dir: dir.clone(),
+        meta: Arc::new(meta),
+        txn: Arc::new(txn),
+        symbols,
+    };
+    for p in &state.txn.partitions {
+        let pdir = state.partition_dir(p);
+        if !pdir.is_dir() {
+            return Err(StorageError::corrupted(&pdir, format!("partition directory of table \"{}\" is missing", state.name)));
+        }
+        keep.insert(state.partition_dir_name(p));
+        let mut files = HashSet::new();
+        for c in &state.meta.columns {
+            let ext = p.extent(c.id).ok_or_else(|| {
+                StorageError::corrupted(&pdir, format!("_txn has no extent for column \"{}\"", c.name))
+            })?;
+            let (dlen, alen) = column::committed_lengths(c, ext, p.rows - ext.top);
+            let mut check = |path: PathBuf, need: u64| -> Result<()> {
+                match fsutil::file_len(&path)? {
+                    None if need == 0 => {}
+                    None => return Err(StorageError::corrupted(&path, format!("file is missing (committed length {need})"))),
+                    Some(len) if len < need => {
+                        return Err(StorageError::corrupted(&path, format!("file is truncated: {len} bytes, committed length {need}")));
+                    }
+                    Some(_) => report.cut_bytes += fsutil::truncate_to(&path, need)?,
+                }
+                files.insert(path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+                Ok(())
+            };
+            check(column::data_path(&pdir, c), dlen)?;
+            if let Some(a) = column::aux_path(&pdir, c) {
+                check(a, alen)?;
+            }
+        }
+        for e in fs::read_dir(&pdir).at(&pdir)? {
+            let e = e.at(&pdir)?;
+            if !files.contains(&*e.file_name().to_string_lossy()) {
+                fsutil::remove_path(&e.path())?;
+                report.removed_paths += 1;
+            }
+        }
+    }
+    for e in fs::read_dir(&dir).at(&dir)? {
+        let e = e.at(&dir)?;
+        if !keep.contains(&*e.file_name().to_string_lossy()) {
+            tracing::debug!("removing {} (not referenced by the committed state)", e.path().display());
+            fsutil::remove_path(&e.path())?;
+            report.removed_paths += 1;
+        }
+    }
+    Ok(state)
+}

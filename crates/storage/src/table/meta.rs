@@ -1,0 +1,135 @@
+//! `_meta`: a table's schema.
+//!
+//! Body: `seq u64` (the commit that last changed the schema) | `partition_by u8` |
+//! `timestamp_column_id u32` (`u32::MAX` when the table has none) | `next_column_id u32` |
+//! `count u32` then per column: `id u32 | name str | type u8 | not_null bool | file_stem str`.
+//! Framed with magic `TMMETA01` (see `codec`).
+
+use std::path::Path;
+
+use crate::codec::{Decoder, Encoder, frame, unframe};
+use crate::error::{Result, StorageError};
+use crate::types::{ColumnType, PartitionBy};
+
+pub(crate) const META_MAGIC: &[u8; 8] = b"TMMETA01";
+const NO_TIMESTAMP: u32 = u32::MAX;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnMeta {
+    /// Stable identity; file names use it, so renames never move files.
+    pub id: u32,
+    pub name: String,
+    pub column_type: ColumnType,
+    pub not_null: bool,
+    /// File name stem in partition directories (`<fs-safe name at creation>~<id>`).
+    pub file_stem: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TableMeta {
+    pub seq: u64,
+    pub partition_by: PartitionBy,
+    pub timestamp_column: Option<u32>,
+    pub next_column_id: u32,
+    pub columns: Vec<ColumnMeta>,
+}
+
+impl TableMeta {
+    pub fn column_index(&self, name: &str) -> Option<usize> {
+        let key = crate::name::name_key(name);
+        self.columns.iter().position(|c| crate::name::name_key(&c.name) == key)
+    }
+
+    pub fn column_by_id(&self, id: u32) -> Option<&ColumnMeta> {
+        self.columns.iter().find(|c| c.id == id)
+    }
+
+    pub fn timestamp_index(&self) -> Option<usize> {
+        let id = self.timestamp_column?;
+        self.columns.iter().position(|c| c.id == id)
+    }
+
+    pub fn timestamp_name(&self) -> Option<&str> {
+        self.timestamp_index().map(|i| self.columns[i].name.as_str())
+    }
+
+    pub(crate) fn encode(&self) -> Vec<u8> {
+        let mut e = Encoder::new();
+        e.u64(self.seq);
+        e.u8(self.partition_by.code());
+        e.u32(self.timestamp_column.unwrap_or(NO_TIMESTAMP));
+        e.u32(self.next_column_id);
+        e.u32(self.columns.len() as u32);
+        for c in &self.columns {
+            e.u32(c.id);
+            e.str(&c.name);
+            e.u8(c.column_type.code());
+            e.bool(c.not_null);
+            e.str(&c.file_stem);
+        }
+        frame(META_MAGIC, &e.into_inner())
+    }
+
+    pub(crate) fn decode(data: &[u8], path: &Path) -> Result<Self> {
+        let body = unframe(META_MAGIC, data, path)?;
+        let mut d = Decoder::new(body, path);
+        let seq = d.u64()?;
+        let pb = d.u8()?;
+        let partition_by =
+            PartitionBy::from_code(pb).ok_or_else(|| d.error(format!("unknown partition unit {pb}")))?;
+        let ts = d.u32()?;
+        let next_column_id = d.u32()?;
+        let n = d.count(10)?;
+        let mut columns = Vec::with_capacity(n);
+        for _ in 0..n {
+            let id = d.u32()?;
+            let name = d.str()?.to_string();
+            let tc = d.u8()?;
+            let column_type =
+                ColumnType::from_code(tc).ok_or_else(|| d.error(format!("unknown column type {tc}")))?;
+            let not_null = d.bool()?;
+            let file_stem = d.str()?.to_string();
+            if file_stem.is_empty() || file_stem.contains('/') || file_stem.starts_with('.') {
+                return Err(d.error(format!("unsafe column file name {file_stem:?}")));
+            }
+            columns.push(ColumnMeta { id, name, column_type, not_null, file_stem });
+        }
+        d.finish()?;
+        let meta = TableMeta {
+            seq,
+            partition_by,
+            timestamp_column: (ts != NO_TIMESTAMP).then_some(ts),
+            next_column_id,
+            columns,
+        };
+        if meta.timestamp_column.is_some() && meta.timestamp_index().is_none() {
+            return Err(StorageError::corrupted(path, "designated timestamp column is not among the columns"));
+        }
+        if meta.columns.iter().any(|c| c.id >= next_column_id) {
+            return Err(StorageError::corrupted(path, "a column id is not below next_column_id"));
+        }
+        Ok(meta)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn meta_roundtrip() {
+        let m = TableMeta {
+            seq: 7,
+            partition_by: PartitionBy::Day,
+            timestamp_column: Some(0),
+            next_column_id: 2,
+            columns: vec![
+                ColumnMeta { id: 0, name: "ts".into(), column_type: ColumnType::Timestamp, not_null: true, file_stem: "ts~0".into() },
+                ColumnMeta { id: 1, name: "Sym ✓".into(), column_type: ColumnType::Symbol, not_null: false, file_stem: "sym%20~1".into() },
+            ],
+        };
+        let p = Path::new("_meta");
+        assert_eq!(TableMeta::decode(&m.encode(), p).expect("roundtrip"), m);
+        assert_eq!(m.column_index("sym ✓"), Some(1));
+    }
+}

@@ -1,0 +1,74 @@
+//! One table's in-memory committed state and its directory.
+
+pub(crate) mod column;
+pub(crate) mod meta;
+pub(crate) mod symbol;
+pub(crate) mod txn;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::batch::Column;
+use crate::error::Result;
+use crate::table::column::{ColumnChunk, VerifiedFiles};
+use meta::TableMeta;
+use symbol::SymbolDict;
+use txn::{PartitionMeta, TxnState};
+
+pub(crate) const META_FILE: &str = "_meta";
+pub(crate) const META_PENDING_FILE: &str = "_meta.pending";
+pub(crate) const TXN_FILE: &str = "_txn";
+
+/// A table as of one commit. Cheap to clone: the big parts are behind `Arc`s
+/// and copied only when a commit changes them.
+#[derive(Debug, Clone)]
+pub(crate) struct TableState {
+    pub(crate) id: u64,
+    pub(crate) name: String,
+    /// Directory name under `db/` (fixed at creation).
+    pub(crate) dir_name: String,
+    pub(crate) dir: PathBuf,
+    pub(crate) meta: Arc<TableMeta>,
+    pub(crate) txn: Arc<TxnState>,
+    pub(crate) symbols: BTreeMap<u32, Arc<SymbolDict>>,
+}
+
+impl TableState {
+    pub(crate) fn partition_dir_name(&self, p: &PartitionMeta) -> String {
+        partition_dir_name(&self.meta, p.start, p.version)
+    }
+
+    pub(crate) fn partition_dir(&self, p: &PartitionMeta) -> PathBuf {
+        self.dir.join(self.partition_dir_name(p))
+    }
+
+    pub(crate) fn symbol_file(dir: &Path, stem: &str) -> PathBuf {
+        dir.join(format!("{stem}.sym"))
+    }
+
+    /// All columns of partition `p`, decoded (symbols as keys), in meta order.
+    pub(crate) fn read_partition_raw(&self, p: &PartitionMeta, verified: &VerifiedFiles) -> Result<Vec<Column>> {
+        let dir = self.partition_dir(p);
+        self.meta
+            .columns
+            .iter()
+            .map(|c| {
+                let ext = p.extent(c.id).copied().unwrap_or(txn::ColumnExtent {
+                    column_id: c.id,
+                    top: p.rows,
+                    var_len: 0,
+                    data_crc: 0,
+                    aux_crc: 0,
+                });
+                ColumnChunk::open(&dir, c, &ext, p.rows, verified)?.decode_raw(0..p.rows as usize, &dir)
+            })
+            .collect()
+    }
+}
+
+/// `<name>` for version 0, `<name>.<version>` for a version written by that commit.
+pub(crate) fn partition_dir_name(meta: &TableMeta, start: i64, version: u64) -> String {
+    let name = meta.partition_by.partition_name(start);
+    if version == 0 { name } else { format!("{name}.{version}") }
+}

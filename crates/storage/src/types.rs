@@ -1,0 +1,308 @@
+//! Column types and partition units, and the calendar arithmetic that maps a
+//! timestamp (microseconds since the Unix epoch, UTC) to its partition.
+
+use std::fmt;
+
+/// Microseconds in common units.
+pub const MICROS_PER_SECOND: i64 = 1_000_000;
+pub const MICROS_PER_HOUR: i64 = 3_600 * MICROS_PER_SECOND;
+pub const MICROS_PER_DAY: i64 = 24 * MICROS_PER_HOUR;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum ColumnType {
+    Boolean,
+    SmallInt,
+    Int,
+    BigInt,
+    Real,
+    Double,
+    /// Microseconds since 1970-01-01 UTC.
+    Timestamp,
+    /// Days since 1970-01-01.
+    Date,
+    Varchar,
+    /// Dictionary-encoded string: the column stores `i32` keys into the table's
+    /// symbol dictionary for that column.
+    Symbol,
+    Uuid,
+    Binary,
+}
+
+impl ColumnType {
+    pub const ALL: [ColumnType; 12] = [
+        ColumnType::Boolean,
+        ColumnType::SmallInt,
+        ColumnType::Int,
+        ColumnType::BigInt,
+        ColumnType::Real,
+        ColumnType::Double,
+        ColumnType::Timestamp,
+        ColumnType::Date,
+        ColumnType::Varchar,
+        ColumnType::Symbol,
+        ColumnType::Uuid,
+        ColumnType::Binary,
+    ];
+
+    /// Bytes per value in the `.d` file for fixed-width types; `None` for
+    /// variable-size types (VARCHAR, BINARY), which have `.d` data and `.i` offsets.
+    pub fn fixed_width(self) -> Option<usize> {
+        Some(match self {
+            ColumnType::Boolean => 1,
+            ColumnType::SmallInt => 2,
+            ColumnType::Int | ColumnType::Real | ColumnType::Date | ColumnType::Symbol => 4,
+            ColumnType::BigInt | ColumnType::Double | ColumnType::Timestamp => 8,
+            ColumnType::Uuid => 16,
+            ColumnType::Varchar | ColumnType::Binary => return None,
+        })
+    }
+
+    /// Whether NULLs need a separate `.n` file. BOOLEAN encodes NULL as byte 2,
+    /// SYMBOL as key -1 and variable-size types as a flag in the offset entry; all
+    /// others need the null file, because every bit pattern of theirs is a value.
+    pub fn needs_null_file(self) -> bool {
+        !matches!(
+            self,
+            ColumnType::Boolean | ColumnType::Symbol | ColumnType::Varchar | ColumnType::Binary
+        )
+    }
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            ColumnType::Boolean => 1,
+            ColumnType::SmallInt => 2,
+            ColumnType::Int => 3,
+            ColumnType::BigInt => 4,
+            ColumnType::Real => 5,
+            ColumnType::Double => 6,
+            ColumnType::Timestamp => 7,
+            ColumnType::Date => 8,
+            ColumnType::Varchar => 9,
+            ColumnType::Symbol => 10,
+            ColumnType::Uuid => 11,
+            ColumnType::Binary => 12,
+        }
+    }
+
+    pub(crate) fn from_code(c: u8) -> Option<Self> {
+        ColumnType::ALL.into_iter().find(|t| t.code() == c)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Boolean => "BOOLEAN",
+            ColumnType::SmallInt => "SMALLINT",
+            ColumnType::Int => "INT",
+            ColumnType::BigInt => "BIGINT",
+            ColumnType::Real => "REAL",
+            ColumnType::Double => "DOUBLE",
+            ColumnType::Timestamp => "TIMESTAMP",
+            ColumnType::Date => "DATE",
+            ColumnType::Varchar => "VARCHAR",
+            ColumnType::Symbol => "SYMBOL",
+            ColumnType::Uuid => "UUID",
+            ColumnType::Binary => "BINARY",
+        }
+    }
+}
+
+impl fmt::Display for ColumnType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PartitionBy {
+    None,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+impl PartitionBy {
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            PartitionBy::None => 0,
+            PartitionBy::Hour => 1,
+            PartitionBy::Day => 2,
+            PartitionBy::Week => 3,
+            PartitionBy::Month => 4,
+            PartitionBy::Year => 5,
+        }
+    }
+
+    pub(crate) fn from_code(c: u8) -> Option<Self> {
+        [
+            PartitionBy::None,
+            PartitionBy::Hour,
+            PartitionBy::Day,
+            PartitionBy::Week,
+            PartitionBy::Month,
+            PartitionBy::Year,
+        ]
+        .into_iter()
+        .find(|p| p.code() == c)
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            PartitionBy::None => "NONE",
+            PartitionBy::Hour => "HOUR",
+            PartitionBy::Day => "DAY",
+            PartitionBy::Week => "WEEK",
+            PartitionBy::Month => "MONTH",
+            PartitionBy::Year => "YEAR",
+        }
+    }
+
+    /// The start (inclusive) of the partition holding `ts`. For `None` every
+    /// timestamp maps to `i64::MIN`, the one partition's key.
+    pub fn partition_start(self, ts: i64) -> i64 {
+        match self {
+            PartitionBy::None => i64::MIN,
+            PartitionBy::Hour => ts.div_euclid(MICROS_PER_HOUR) * MICROS_PER_HOUR,
+            PartitionBy::Day => ts.div_euclid(MICROS_PER_DAY) * MICROS_PER_DAY,
+            PartitionBy::Week => {
+                // 1970-01-01 was a Thursday; ISO weeks start on Monday.
+                let days = ts.div_euclid(MICROS_PER_DAY);
+                (days - (days + 3).rem_euclid(7)) * MICROS_PER_DAY
+            }
+            PartitionBy::Month => {
+                let (y, m, _) = civil_from_days(ts.div_euclid(MICROS_PER_DAY));
+                days_from_civil(y, m, 1) * MICROS_PER_DAY
+            }
+            PartitionBy::Year => {
+                let (y, _, _) = civil_from_days(ts.div_euclid(MICROS_PER_DAY));
+                days_from_civil(y, 1, 1) * MICROS_PER_DAY
+            }
+        }
+    }
+
+    /// The end (exclusive) of the partition starting at `start`.
+    pub fn partition_end(self, start: i64) -> i64 {
+        match self {
+            PartitionBy::None => i64::MAX,
+            PartitionBy::Hour => start.saturating_add(MICROS_PER_HOUR),
+            PartitionBy::Day => start.saturating_add(MICROS_PER_DAY),
+            PartitionBy::Week => start.saturating_add(7 * MICROS_PER_DAY),
+            PartitionBy::Month | PartitionBy::Year => {
+                let (y, m, _) = civil_from_days(start.div_euclid(MICROS_PER_DAY));
+                let (ny, nm) = match self {
+                    PartitionBy::Month if m == 12 => (y + 1, 1),
+                    PartitionBy::Month => (y, m + 1),
+                    _ => (y + 1, 1),
+                };
+                days_from_civil(ny, nm, 1).saturating_mul(MICROS_PER_DAY)
+            }
+        }
+    }
+
+    /// The partition's name as used for its directory and shown to users:
+    /// `default`, `2026`, `2026-11`, `2026-W47`, `2026-11-21`, `2026-11-21T10`.
+    pub fn partition_name(self, start: i64) -> String {
+        let days = start.div_euclid(MICROS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        match self {
+            PartitionBy::None => "default".to_string(),
+            PartitionBy::Year => format!("{y:04}"),
+            PartitionBy::Month => format!("{y:04}-{m:02}"),
+            PartitionBy::Day => format!("{y:04}-{m:02}-{d:02}"),
+            PartitionBy::Hour => {
+                let h = start.rem_euclid(MICROS_PER_DAY) / MICROS_PER_HOUR;
+                format!("{y:04}-{m:02}-{d:02}T{h:02}")
+            }
+            PartitionBy::Week => {
+                // The ISO week-year is the year of the week's Thursday.
+                let (iy, _, _) = civil_from_days(days + 3);
+                let week1_monday = {
+                    let jan4 = days_from_civil(iy, 1, 4);
+                    jan4 - (jan4 + 3).rem_euclid(7)
+                };
+                let week = (days - week1_monday) / 7 + 1;
+                format!("{iy:04}-W{week:02}")
+            }
+        }
+    }
+}
+
+impl fmt::Display for PartitionBy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// Days since 1970-01-01 -> (year, month 1..=12, day 1..=31), proleptic Gregorian.
+/// (Howard Hinnant's algorithm.)
+pub fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+/// (year, month, day) -> days since 1970-01-01, proleptic Gregorian.
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let m = m as i64;
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn ts(y: i64, m: u32, d: u32, h: i64) -> i64 {
+        days_from_civil(y, m, d) * MICROS_PER_DAY + h * MICROS_PER_HOUR
+    }
+
+    #[test]
+    fn partition_names() {
+        let t = ts(2026, 11, 21, 10) + 123;
+        assert_eq!(PartitionBy::Day.partition_name(PartitionBy::Day.partition_start(t)), "2026-11-21");
+        assert_eq!(PartitionBy::Hour.partition_name(PartitionBy::Hour.partition_start(t)), "2026-11-21T10");
+        assert_eq!(PartitionBy::Month.partition_name(PartitionBy::Month.partition_start(t)), "2026-11");
+        assert_eq!(PartitionBy::Year.partition_name(PartitionBy::Year.partition_start(t)), "2026");
+        assert_eq!(PartitionBy::Week.partition_name(PartitionBy::Week.partition_start(t)), "2026-W47");
+        assert_eq!(PartitionBy::None.partition_name(PartitionBy::None.partition_start(t)), "default");
+        // ISO week-year differs from the calendar year around New Year.
+        let d = ts(2021, 1, 3, 0);
+        assert_eq!(PartitionBy::Week.partition_name(PartitionBy::Week.partition_start(d)), "2020-W53");
+        let d = ts(2024, 12, 30, 0);
+        assert_eq!(PartitionBy::Week.partition_name(PartitionBy::Week.partition_start(d)), "2025-W01");
+        // Before the epoch.
+        let d = ts(1969, 12, 31, 23) + 5;
+        assert_eq!(PartitionBy::Hour.partition_name(PartitionBy::Hour.partition_start(d)), "1969-12-31T23");
+    }
+
+    proptest! {
+        #[test]
+        fn civil_roundtrip(days in -1_000_000i64..1_000_000) {
+            let (y, m, d) = civil_from_days(days);
+            prop_assert_eq!(days_from_civil(y, m, d), days);
+        }
+
+        #[test]
+        fn partition_bounds_contain_the_timestamp(t in -4_000_000_000_000_000i64..4_000_000_000_000_000) {
+            for p in [PartitionBy::Hour, PartitionBy::Day, PartitionBy::Week, PartitionBy::Month, PartitionBy::Year] {
+                let s = p.partition_start(t);
+                prop_assert!(s <= t && t < p.partition_end(s), "{p} {t} {s}");
+                prop_assert_eq!(p.partition_start(s), s);
+                prop_assert_eq!(p.partition_start(p.partition_end(s)), p.partition_end(s));
+            }
+        }
+    }
+}

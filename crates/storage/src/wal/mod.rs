@@ -1,0 +1,302 @@
+//! The write-ahead log, shared by all tables.
+//!
+//! `wal/<first_seq as 20 digits>.wal` segments. A segment starts with a 24-byte
+//! header: magic `TMWALSEG` | major u16 | minor u16 | first_seq u64 | crc32c of
+//! the previous 20 bytes. Then records:
+//!
+//! ```text
+//! RECORD_MAGIC u32 | body_len u32 | crc32c(body_len ++ body) u32 | body
+//! body = seq u64 | ops (see record.rs)
+//! ```
+//!
+//! One record is one commit. Sequence numbers increase by one from record to
+//! record. Recovery replays every record past each table's durable `_txn`; a
+//! record that fails its checksum at the very end of the last segment is a torn
+//! write and is cut; anything else that fails is corruption and stops the open.
+
+pub(crate) mod record;
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use crate::codec::{FORMAT_MAJOR, FORMAT_MINOR};
+use crate::error::{IoContext, Result, StorageError};
+use crate::fsutil;
+
+const SEGMENT_MAGIC: &[u8; 8] = b"TMWALSEG";
+const SEGMENT_HEADER: usize = 24;
+const RECORD_MAGIC: u32 = 0x544D_5752; // "RWMT"
+const RECORD_HEADER: usize = 12;
+/// Largest record accepted when reading (a damaged length must not allocate wildly).
+const MAX_RECORD: usize = 1 << 31;
+
+pub(crate) fn segment_path(dir: &Path, first_seq: u64) -> PathBuf {
+    dir.join(format!("{first_seq:020}.wal"))
+}
+
+fn segment_header(first_seq: u64) -> Vec<u8> {
+    let mut h = Vec::with_capacity(SEGMENT_HEADER);
+    h.extend_from_slice(SEGMENT_MAGIC);
+    h.extend_from_slice(&FORMAT_MAJOR.to_le_bytes());
+    h.extend_from_slice(&FORMAT_MINOR.to_le_bytes());
+    h.extend_from_slice(&first_seq.to_le_bytes());
+    let crc = crc32c::crc32c(&h);
+    h.extend_from_slice(&crc.to_le_bytes());
+    h
+}
+
+/// Encodes one record (header and body).
+pub(crate) fn encode_record(seq: u64, ops_payload: &[u8]) -> Vec<u8> {
+    let body_len = (8 + ops_payload.len()) as u32;
+    let mut out = Vec::with_capacity(RECORD_HEADER + body_len as usize);
+    out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
+    out.extend_from_slice(&body_len.to_le_bytes());
+    out.extend_from_slice(&[0; 4]);
+    out.extend_from_slice(&seq.to_le_bytes());
+    out.extend_from_slice(ops_payload);
+    let crc = crc32c::crc32c(&out[4..8]);
+    let crc = crc32c::crc32c_append(crc, &out[RECORD_HEADER..]);
+    out[8..12].copy_from_slice(&crc.to_le_bytes());
+    out
+}
+
+/// Tries to read a record at `pos`: `Some((seq, payload, next_pos))` when a whole,
+/// checksummed record is there.
+fn read_record(data: &[u8], pos: usize) -> Option<(u64, &[u8], usize)> {
+    let h = data.get(pos..pos + RECORD_HEADER)?;
+    let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
+    let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;
+    let crc = u32::from_le_bytes([h[8], h[9], h[10], h[11]]);
+    if magic != RECORD_MAGIC || !(8..MAX_RECORD).contains(&len) {
+        return None;
+    }
+    let body = data.get(pos + RECORD_HEADER..pos + RECORD_HEADER + len)?;
+    let actual = crc32c::crc32c_append(crc32c::crc32c(&h[4..8]), body);
+    if actual != crc {
+        return None;
+    }
+    let seq = u64::from_le_bytes(body[..8].try_into().ok()?);
+    Some((seq, &body[8..], pos + RECORD_HEADER + len))
+}
+
+/// One segment's records, as read at open.
+#[derive(Debug)]
+pub(crate) struct SegmentRecords {
+    pub(crate) path: PathBuf,
+    pub(crate) first_seq: u64,
+    pub(crate) records: Vec<(u64, Vec<u8>)>,
+}
+
+/// Reads every segment in `dir`, in order. A torn tail of the last segment is
+/// cut (and logged); any other damage is an error naming the file and offset.
+pub(crate) fn read_all(dir: &Path) -> Result<Vec<SegmentRecords>> {
+    let mut segments = list_segments(dir)?;
+    segments.sort();
+    let mut out = Vec::with_capacity(segments.len());
+    let last = segments.len().saturating_sub(1);
+    for (i, (first_seq, path)) in segments.into_iter().enumerate() {
+        let data = fsutil::read_file(&path)?;
+        if data.len() < SEGMENT_HEADER || data[..SEGMENT_HEADER] != segment_header(first_seq)[..] {
+            if data.len() >= 10 && &data[..8] == SEGMENT_MAGIC {
+                let major = u16::from_le_bytes([data[8], data[9]]);
+                if major != FORMAT_MAJOR {
+                    return Err(StorageError::UnsupportedVersion { path, found: major, supported: FORMAT_MAJOR });
+                }
+            }
+            if i == last && data.len() < SEGMENT_HEADER && segment_header(first_seq).starts_with(&data) {
+                // Crashed while creating the segment: nothing in it was ever acknowledged.
+                tracing::warn!("{}: incomplete segment header, removing the empty segment", path.display());
+                fsutil::remove_path(&path)?;
+                continue;
+            }
+            return Err(StorageError::corrupted(&path, "bad WAL segment header"));
+        }
+        let mut pos = SEGMENT_HEADER;
+        let mut records = Vec::new();
+        let mut expect = first_seq;
+        while pos < data.len() {
+            match read_record(&data, pos) {
+                Some((seq, payload, next)) => {
+                    if seq != expect {
+                        return Err(StorageError::corrupted(
+                            &path,
+                            format!("record at byte {pos} has sequence {seq}, expected {expect}"),
+                        ));
+                    }
+                    records.push((seq, payload.to_vec()));
+                    expect += 1;
+                    pos = next;
+                }
+                None => {
+                    let later = (pos + 1..data.len().saturating_sub(RECORD_HEADER))
+                        .find(|&p| read_record(&data, p).is_some_and(|(s, _, _)| s >= expect));
+                    if i != last || later.is_some() {
+                        return Err(StorageError::corrupted(
+                            &path,
+                            format!(
+                                "record at byte {pos} is damaged and valid records follow it{}; refusing to drop acknowledged commits",
+                                if i != last { " (in a later segment)" } else { "" }
+                            ),
+                        ));
+                    }
+                    tracing::warn!(
+                        "{}: cutting a torn tail of {} bytes at byte {pos} (an unacknowledged write)",
+                        path.display(),
+                        data.len() - pos
+                    );
+                    fsutil::truncate_to(&path, pos as u64)?;
+                    break;
+                }
+            }
+        }
+        out.push(SegmentRecords { path, first_seq, records });
+    }
+    Ok(out)
+}
+
+pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
+    let mut out = Vec::new();
+    for e in fs::read_dir(dir).at(dir)? {
+        let e = e.at(dir)?;
+        let name = e.file_name();
+        let Some(name) = name.to_str() else { continue };
+        if let Some(stem) = name.strip_suffix(".wal") {
+            match stem.parse::<u64>() {
+                Ok(seq) if stem.len() == 20 => out.push((seq, e.path())),
+                _ => return Err(StorageError::corrupted(e.path(), "unexpected file in the WAL directory")),
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// The open segment commits append to.
+#[derive(Debug)]
+pub(crate) struct WalWriter {
+    dir: PathBuf,
+    file: Arc<File>,
+    path: PathBuf,
+    len: u64,
+    segment_bytes: u64,
+    /// Segments older than the current one, oldest first: (first_seq, path).
+    pub(crate) closed: Vec<(u64, PathBuf)>,
+    first_seq: u64,
+}
+
+impl WalWriter {
+    /// Starts a new segment whose first record will be `next_seq`.
+    pub(crate) fn create(dir: &Path, next_seq: u64, segment_bytes: u64, closed: Vec<(u64, PathBuf)>) -> Result<Self> {
+        let path = segment_path(dir, next_seq);
+        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).at(&path)?;
+        f.write_all(&segment_header(next_seq)).at(&path)?;
+        f.sync_all().at(&path)?;
+        fsutil::sync_dir(dir)?;
+        Ok(WalWriter {
+            dir: dir.to_path_buf(),
+            file: Arc::new(f),
+            path,
+            len: SEGMENT_HEADER as u64,
+            segment_bytes,
+            closed,
+            first_seq: next_seq,
+        })
+    }
+
+    /// Writes a record (no fsync). On failure the segment is cut back so no
+    /// partial record stays behind a later one.
+    pub(crate) fn append(&mut self, seq: u64, payload: &[u8]) -> Result<()> {
+        if self.len >= self.segment_bytes && seq > self.first_seq {
+            self.rotate(seq)?;
+        }
+        let rec = encode_record(seq, payload);
+        use std::os::unix::fs::FileExt;
+        if let Err(e) = self.file.write_all_at(&rec, self.len) {
+            let _ = self.file.set_len(self.len);
+            return Err(StorageError::io(&self.path, e));
+        }
+        self.len += rec.len() as u64;
+        Ok(())
+    }
+
+    /// The file that holds the newest record (what a group-commit leader fsyncs).
+    pub(crate) fn current_file(&self) -> Arc<File> {
+        self.file.clone()
+    }
+
+    fn rotate(&mut self, next_seq: u64) -> Result<()> {
+        // Everything in the old segment must be durable before records go elsewhere,
+        // so that syncing the newest segment covers every earlier record.
+        self.file.sync_data().at(&self.path)?;
+        let next = WalWriter::create(&self.dir, next_seq, self.segment_bytes, Vec::new())?;
+        let old = std::mem::replace(self, next);
+        self.closed = old.closed;
+        self.closed.push((old.first_seq, old.path));
+        Ok(())
+    }
+
+    /// Removes closed segments whose records are all at or below `durable_seq`.
+    pub(crate) fn trim(&mut self, durable_seq: u64) -> Result<usize> {
+        let mut removed = 0;
+        while !self.closed.is_empty() {
+            let next_first = self.closed.get(1).map_or(self.first_seq, |s| s.0);
+            if next_first > durable_seq + 1 {
+                break;
+            }
+            let (_, path) = self.closed.remove(0);
+            fsutil::remove_path(&path)?;
+            removed += 1;
+        }
+        if removed > 0 {
+            fsutil::sync_dir(&self.dir)?;
+        }
+        Ok(removed)
+    }
+
+    pub(crate) fn segment_count(&self) -> usize {
+        self.closed.len() + 1
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn torn_tail_is_cut_but_mid_log_damage_is_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = WalWriter::create(dir.path(), 1, 1 << 20, Vec::new()).expect("create");
+        for s in 1..=3 {
+            w.append(s, &[s as u8; 100]).expect("append");
+        }
+        let path = segment_path(dir.path(), 1);
+        let full = std::fs::read(&path).expect("read");
+        // Torn: the last record lost its end.
+        std::fs::write(&path, &full[..full.len() - 7]).expect("write");
+        let segs = read_all(dir.path()).expect("torn tail is cut");
+        assert_eq!(segs[0].records.len(), 2);
+        // Damage in the middle with a valid record after it.
+        let mut bad = full.clone();
+        bad[SEGMENT_HEADER + RECORD_HEADER + 20] ^= 1;
+        std::fs::write(&path, &bad).expect("write");
+        let e = read_all(dir.path()).expect_err("mid-log damage");
+        assert!(e.to_string().contains("valid records follow"), "{e}");
+    }
+
+    #[test]
+    fn rotation_and_trim() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = WalWriter::create(dir.path(), 1, 200, Vec::new()).expect("create");
+        for s in 1..=6 {
+            w.append(s, &[0; 100]).expect("append");
+        }
+        assert!(w.segment_count() > 2);
+        let segs = read_all(dir.path()).expect("read");
+        let seqs: Vec<u64> = segs.iter().flat_map(|s| s.records.iter().map(|r| r.0)).collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
+        w.trim(6).expect("trim");
+        assert_eq!(w.segment_count(), 1);
+        assert_eq!(list_segments(dir.path()).expect("list").len(), 1);
+    }
+}
