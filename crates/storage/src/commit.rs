@@ -10,6 +10,7 @@
 use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -37,6 +38,8 @@ pub(crate) struct GroupCommit {
     synced: Condvar,
     tail: Mutex<WalTail>,
     published: RwLock<Arc<Catalog>>,
+    fsyncs: AtomicU64,
+    fsync_micros: AtomicU64,
 }
 
 impl GroupCommit {
@@ -51,11 +54,18 @@ impl GroupCommit {
             synced: Condvar::new(),
             tail: Mutex::new(tail),
             published: RwLock::new(catalog),
+            fsyncs: AtomicU64::new(0),
+            fsync_micros: AtomicU64::new(0),
         }
     }
 
     pub(crate) fn published(&self) -> Arc<Catalog> {
         self.published.read().clone()
+    }
+
+    /// (WAL fsyncs done, total microseconds spent in them).
+    pub(crate) fn fsync_stats(&self) -> (u64, u64) {
+        (self.fsyncs.load(Ordering::Relaxed), self.fsync_micros.load(Ordering::Relaxed))
     }
 
     pub(crate) fn failure(&self) -> Option<String> {
@@ -102,7 +112,10 @@ impl GroupCommit {
             q.syncing = true;
             drop(q);
             let tail = self.tail.lock().clone();
+            let started = std::time::Instant::now();
             let result = tail.file.sync_data();
+            self.fsyncs.fetch_add(1, Ordering::Relaxed);
+            self.fsync_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             q = self.queue.lock();
             q.syncing = false;
             match result {

@@ -53,6 +53,18 @@ pub struct CommitReceipt {
     pub rows_written: u64,
 }
 
+/// Counters exposed for metrics and tests.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageStats {
+    /// WAL fsyncs performed (group commit makes this smaller than the commit count).
+    pub wal_fsyncs: u64,
+    pub wal_fsync_micros: u64,
+    /// The newest commit whose table files are durable.
+    pub durable_seq: u64,
+    /// The newest commit readers see.
+    pub visible_seq: u64,
+}
+
 /// What opening a root found and did.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct OpenReport {
@@ -301,6 +313,17 @@ impl Database {
     /// The newest commit whose WAL record is on disk.
     pub fn durable_wal_seq(&self) -> u64 {
         self.inner.group.synced_seq()
+    }
+
+    /// Counters for monitoring.
+    pub fn stats(&self) -> StorageStats {
+        let (wal_fsyncs, wal_fsync_micros) = self.inner.group.fsync_stats();
+        StorageStats {
+            wal_fsyncs,
+            wal_fsync_micros,
+            durable_seq: self.inner.flushed.lock().seq,
+            visible_seq: self.inner.group.published().seq,
+        }
     }
 
     /// Number of WAL segment files.

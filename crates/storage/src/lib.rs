@@ -38,7 +38,7 @@ pub mod types;
 mod wal;
 
 pub use batch::{Batch, Column, Values, VarData};
-pub use db::{CommitReceipt, Database, OpenReport, Transaction};
+pub use db::{CommitReceipt, Database, OpenReport, StorageStats, Transaction};
 pub use error::{ErrorKind, Result, StorageError};
 pub use ops::{ColumnDef, PartitionSelector, Request, TableDef};
 pub use options::{CommitMode, StorageOptions};

@@ -273,7 +273,9 @@ impl ColumnChunk {
         // Rows before `top` are NULL; the rest come from the files.
         let leading = self.top.saturating_sub(range.start).min(n);
         let stored = (range.start.max(self.top) - self.top)..(range.end.max(self.top) - self.top);
-        let mut col = Column::all_null(t, leading);
+        // Symbols decode to their keys, so their placeholder NULLs are INT too.
+        let placeholder = if t == ColumnType::Symbol { ColumnType::Int } else { t };
+        let mut col = Column::all_null(placeholder, leading);
         if stored.is_empty() {
             return Ok(col);
         }

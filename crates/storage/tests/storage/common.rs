@@ -1,0 +1,99 @@
+//! Helpers shared by the storage tests.
+
+use std::path::Path;
+use std::time::Duration;
+
+use tidemark_storage::*;
+
+pub(crate) const DAY: i64 = 86_400_000_000;
+pub(crate) const HOUR: i64 = 3_600_000_000;
+/// 2026-11-21T00:00:00Z in microseconds.
+pub(crate) const T0: i64 = 1_795_219_200_000_000;
+
+pub(crate) fn options() -> StorageOptions {
+    StorageOptions { background_housekeeping: false, ..Default::default() }
+}
+
+pub(crate) fn open(root: &Path) -> Database {
+    Database::open(root, options()).expect("open")
+}
+
+pub(crate) fn trades_def(name: &str) -> TableDef {
+    TableDef {
+        name: name.into(),
+        columns: vec![
+            ColumnDef::new("ts", ColumnType::Timestamp),
+            ColumnDef::new("sym", ColumnType::Symbol),
+            ColumnDef::new("price", ColumnType::Double),
+            ColumnDef::new("seq", ColumnType::BigInt),
+        ],
+        timestamp: Some("ts".into()),
+        partition_by: PartitionBy::Day,
+    }
+}
+
+pub(crate) fn create(db: &Database, def: TableDef) {
+    db.commit(Transaction::new().with(Request::CreateTable { def, if_not_exists: false })).expect("create");
+}
+
+pub(crate) fn trades_batch(ts: &[i64], seq0: i64) -> Batch {
+    let syms: Vec<String> = (0..ts.len()).map(|i| format!("S{}", (seq0 + i as i64) % 7)).collect();
+    Batch::new()
+        .with("ts", Column::timestamps(ts.to_vec()))
+        .with("sym", Column::symbols(&syms))
+        .with("price", Column::doubles((0..ts.len()).map(|i| (seq0 + i as i64) as f64 * 0.5).collect()))
+        .with("seq", Column::bigints((0..ts.len() as i64).map(|i| seq0 + i).collect()))
+}
+
+pub(crate) fn append(db: &Database, table: &str, batch: Batch) -> CommitReceipt {
+    db.commit(Transaction::new().with(Request::Append { table: table.into(), batch })).expect("append")
+}
+
+/// A column's values as display strings (NULL as "NULL"), for comparisons.
+pub(crate) fn strings(c: &Column) -> Vec<String> {
+    (0..c.len())
+        .map(|i| {
+            if c.is_null(i) {
+                return "NULL".to_string();
+            }
+            match &c.values {
+                Values::Boolean(v) => v[i].to_string(),
+                Values::SmallInt(v) => v[i].to_string(),
+                Values::Int(v) | Values::Date(v) => v[i].to_string(),
+                Values::BigInt(v) | Values::Timestamp(v) => v[i].to_string(),
+                Values::Real(v) => format!("{:?}", v[i]),
+                Values::Double(v) => format!("{:?}", v[i]),
+                Values::Uuid(v) => format!("{:032x}", v[i]),
+                Values::Varchar(v) | Values::Symbol(v) => String::from_utf8_lossy(v.get(i)).into_owned(),
+                Values::Binary(v) => format!("{:?}", v.get(i)),
+            }
+        })
+        .collect()
+}
+
+/// All rows of `table` as strings, one Vec per column, from a fresh snapshot.
+pub(crate) fn read_table(db: &Database, table: &str) -> Vec<Vec<String>> {
+    let snap = db.snapshot();
+    let t = snap.table(table).expect("table exists");
+    t.read_all().expect("read").iter().map(strings).collect()
+}
+
+pub(crate) fn column_i64(db: &Database, table: &str, column: &str) -> Vec<i64> {
+    let snap = db.snapshot();
+    let t = snap.table(table).expect("table exists");
+    let i = t.meta().column_index(column).expect("column");
+    match &t.read_all().expect("read")[i].values {
+        Values::BigInt(v) | Values::Timestamp(v) => v.clone(),
+        other => panic!("not an i64 column: {other:?}"),
+    }
+}
+
+pub(crate) fn wait_until(mut f: impl FnMut() -> bool, what: &str) {
+    for _ in 0..500 {
+        if f() {
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    panic!("timed out waiting until {what}");
+}

@@ -1,0 +1,7 @@
+//! End-to-end tests of the storage engine: one test binary, one module per area.
+
+mod common;
+mod corruption;
+mod crash;
+mod engine;
+mod model;
