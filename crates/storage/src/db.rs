@@ -336,6 +336,18 @@ impl Database {
         self.shutdown()
     }
 
+    /// Drops the database the way a killed process would: no final flush, table
+    /// files left as they are, WAL as written. For tests of recovery.
+    #[doc(hidden)]
+    pub fn simulate_crash(self) {
+        self.inner.closed.store(true, Ordering::SeqCst);
+        *self.inner.stop.lock() = true;
+        self.inner.wake.notify_all();
+        for h in self.threads.lock().drain(..) {
+            let _ = h.join();
+        }
+    }
+
     fn shutdown(&self) -> Result<()> {
         if self.inner.closed.swap(true, Ordering::SeqCst) {
             return Ok(());

@@ -108,14 +108,19 @@ pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered
                 continue;
             }
             let ops = wal::record::decode_ops(payload, &seg.path)?;
+            // A flush that crashed half-way may have written some tables' `_txn`
+            // past `durable_seq`: those tables skip what they already have. The
+            // decision uses each table's state from before this record, since the
+            // record's own ops move it forward.
+            let txn_before: BTreeMap<u64, u64> = catalog.tables.iter().map(|(id, t)| (*id, t.txn.txn)).collect();
             let mut st = Staging::new(catalog.clone(), seq, root.db.clone(), verified);
             for op in &ops {
-                // A flush that crashed half-way may have written some tables' `_txn`
-                // past `durable_seq`: those tables skip what they already have.
                 let wanted = match op.table_id() {
                     None => true,
-                    Some(id) => match st.catalog.tables.get(&id) {
-                        Some(t) => seq > t.txn.txn,
+                    Some(id) => match txn_before.get(&id) {
+                        Some(txn) => seq > *txn,
+                        // Created earlier in this same record.
+                        None if st.catalog.tables.contains_key(&id) => true,
                         None => {
                             return Err(StorageError::corrupted(
                                 &seg.path,
