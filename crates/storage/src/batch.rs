@@ -35,7 +35,7 @@ impl VarData {
         self.bytes.extend_from_slice(v);
         self.offsets.push(self.bytes.len() as u64);
     }
-    pub fn from_iter<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Self {
+    pub fn from_slices<'a>(items: impl IntoIterator<Item = &'a [u8]>) -> Self {
         let mut v = VarData::default();
         for i in items {
             v.push(i);
@@ -56,7 +56,8 @@ impl VarData {
     fn extend(&mut self, other: &VarData) {
         let base = self.bytes.len() as u64;
         self.bytes.extend_from_slice(&other.bytes);
-        self.offsets.extend(other.offsets[1..].iter().map(|o| o + base));
+        self.offsets
+            .extend(other.offsets[1..].iter().map(|o| o + base));
     }
     /// Checks the offsets are monotonic and in bounds (data from a client or a file).
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
@@ -191,7 +192,11 @@ impl Values {
             | (Values::Symbol(a), Values::Symbol(b))
             | (Values::Binary(a), Values::Binary(b)) => a.extend(b),
             (a, b) => {
-                return Err(format!("cannot append {} values to {}", b.column_type(), a.column_type()));
+                return Err(format!(
+                    "cannot append {} values to {}",
+                    b.column_type(),
+                    a.column_type()
+                ));
             }
         }
         Ok(())
@@ -208,11 +213,18 @@ pub struct Column {
 
 impl Column {
     pub fn new(values: Values) -> Self {
-        Column { values, nulls: None }
+        Column {
+            values,
+            nulls: None,
+        }
     }
 
     pub fn with_nulls(values: Values, nulls: Vec<bool>) -> Self {
-        let nulls = if nulls.iter().any(|&n| n) { Some(nulls) } else { None };
+        let nulls = if nulls.iter().any(|&n| n) {
+            Some(nulls)
+        } else {
+            None
+        };
         Column { values, nulls }
     }
 
@@ -237,7 +249,9 @@ impl Column {
     }
 
     pub fn null_count(&self) -> usize {
-        self.nulls.as_ref().map_or(0, |n| n.iter().filter(|&&b| b).count())
+        self.nulls
+            .as_ref()
+            .map_or(0, |n| n.iter().filter(|&&b| b).count())
     }
 
     /// The rows at `idx`, in that order.
@@ -255,7 +269,9 @@ impl Column {
     /// Appends `other`'s rows.
     pub fn extend(&mut self, other: &Column) -> Result<()> {
         let before = self.len();
-        self.values.extend(&other.values).map_err(StorageError::InvalidData)?;
+        self.values
+            .extend(&other.values)
+            .map_err(StorageError::InvalidData)?;
         match (&mut self.nulls, &other.nulls) {
             (None, None) => {}
             (Some(a), None) => a.extend(std::iter::repeat_n(false, other.len())),
@@ -268,10 +284,14 @@ impl Column {
     }
 
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
-        if let Some(n) = &self.nulls {
-            if n.len() != self.values.len() {
-                return Err(format!("{} null flags for {} values", n.len(), self.values.len()));
-            }
+        if let Some(n) = &self.nulls
+            && n.len() != self.values.len()
+        {
+            return Err(format!(
+                "{} null flags for {} values",
+                n.len(),
+                self.values.len()
+            ));
         }
         match &self.values {
             Values::Varchar(v) | Values::Symbol(v) => {
@@ -323,10 +343,14 @@ impl Column {
         Column::new(Values::BigInt(v))
     }
     pub fn symbols<S: AsRef<str>>(v: &[S]) -> Column {
-        Column::new(Values::Symbol(VarData::from_iter(v.iter().map(|s| s.as_ref().as_bytes()))))
+        Column::new(Values::Symbol(VarData::from_slices(
+            v.iter().map(|s| s.as_ref().as_bytes()),
+        )))
     }
     pub fn varchars<S: AsRef<str>>(v: &[S]) -> Column {
-        Column::new(Values::Varchar(VarData::from_iter(v.iter().map(|s| s.as_ref().as_bytes()))))
+        Column::new(Values::Varchar(VarData::from_slices(
+            v.iter().map(|s| s.as_ref().as_bytes()),
+        )))
     }
 }
 
@@ -336,7 +360,10 @@ mod tests {
 
     #[test]
     fn take_and_extend_keep_nulls_aligned() {
-        let mut a = Column::with_nulls(Values::Double(vec![1.0, 0.0, f64::NAN]), vec![false, true, false]);
+        let mut a = Column::with_nulls(
+            Values::Double(vec![1.0, 0.0, f64::NAN]),
+            vec![false, true, false],
+        );
         let b = Column::new(Values::Double(vec![4.0]));
         a.extend(&b).expect("same type");
         assert_eq!(a.len(), 4);
@@ -353,9 +380,15 @@ mod tests {
 
     #[test]
     fn var_data_checks_offsets_and_utf8() {
-        let bad = Column::new(Values::Varchar(VarData { offsets: vec![0, 2], bytes: vec![0xff, 0xfe] }));
+        let bad = Column::new(Values::Varchar(VarData {
+            offsets: vec![0, 2],
+            bytes: vec![0xff, 0xfe],
+        }));
         assert!(bad.check().is_err());
-        let bad = Column::new(Values::Binary(VarData { offsets: vec![0, 5], bytes: vec![1] }));
+        let bad = Column::new(Values::Binary(VarData {
+            offsets: vec![0, 5],
+            bytes: vec![1],
+        }));
         assert!(bad.check().is_err());
         let ok = Column::varchars(&["a", "ünï"]);
         assert!(ok.check().is_ok());

@@ -20,7 +20,9 @@ pub(crate) struct Catalog {
 
 impl Catalog {
     pub(crate) fn table(&self, name: &str) -> Option<&Arc<TableState>> {
-        self.names.get(&name_key(name)).and_then(|id| self.tables.get(id))
+        self.names
+            .get(&name_key(name))
+            .and_then(|id| self.tables.get(id))
     }
 
     pub(crate) fn insert(&mut self, t: Arc<TableState>) {
@@ -41,7 +43,11 @@ impl Catalog {
             tables: self
                 .tables
                 .values()
-                .map(|t| RegistryEntry { id: t.id, name: t.name.clone(), dir: t.dir_name.clone() })
+                .map(|t| RegistryEntry {
+                    id: t.id,
+                    name: t.name.clone(),
+                    dir: t.dir_name.clone(),
+                })
                 .collect(),
         }
     }

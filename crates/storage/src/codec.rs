@@ -164,7 +164,11 @@ pub(crate) fn unframe<'a>(magic: &[u8; 8], data: &'a [u8], path: &Path) -> Resul
     if data.len() < FRAME_HEADER + 4 {
         return Err(StorageError::corrupted(
             path,
-            format!("file is truncated: {} bytes, a header alone is {}", data.len(), FRAME_HEADER + 4),
+            format!(
+                "file is truncated: {} bytes, a header alone is {}",
+                data.len(),
+                FRAME_HEADER + 4
+            ),
         ));
     }
     if &data[..8] != magic {
@@ -222,10 +226,16 @@ mod tests {
         for i in 0..f.len() {
             let mut g = f.clone();
             g[i] ^= 0x40;
-            assert!(unframe(b"TMTEST01", &g, p).is_err(), "flip at {i} undetected");
+            assert!(
+                unframe(b"TMTEST01", &g, p).is_err(),
+                "flip at {i} undetected"
+            );
         }
         for n in 0..f.len() {
-            assert!(unframe(b"TMTEST01", &f[..n], p).is_err(), "truncation to {n} undetected");
+            assert!(
+                unframe(b"TMTEST01", &f[..n], p).is_err(),
+                "truncation to {n} undetected"
+            );
         }
     }
 

@@ -65,7 +65,10 @@ impl GroupCommit {
 
     /// (WAL fsyncs done, total microseconds spent in them).
     pub(crate) fn fsync_stats(&self) -> (u64, u64) {
-        (self.fsyncs.load(Ordering::Relaxed), self.fsync_micros.load(Ordering::Relaxed))
+        (
+            self.fsyncs.load(Ordering::Relaxed),
+            self.fsync_micros.load(Ordering::Relaxed),
+        )
     }
 
     pub(crate) fn failure(&self) -> Option<String> {
@@ -115,7 +118,8 @@ impl GroupCommit {
             let started = std::time::Instant::now();
             let result = tail.file.sync_data();
             self.fsyncs.fetch_add(1, Ordering::Relaxed);
-            self.fsync_micros.fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
+            self.fsync_micros
+                .fetch_add(started.elapsed().as_micros() as u64, Ordering::Relaxed);
             q = self.queue.lock();
             q.syncing = false;
             match result {

@@ -123,10 +123,18 @@ impl Database {
         let rec = recovery::recover(&root, &verified)?;
         let next_seq = rec.catalog.seq + 1;
         let new_segment = crate::wal::segment_path(&root.wal, next_seq);
-        let closed: Vec<_> = rec.segments.iter().filter(|(_, p)| *p != new_segment).cloned().collect();
+        let closed: Vec<_> = rec
+            .segments
+            .iter()
+            .filter(|(_, p)| *p != new_segment)
+            .cloned()
+            .collect();
         let wal = WalWriter::create(&root.wal, next_seq, options.wal_segment_bytes, closed)?;
         let catalog = Arc::new(rec.catalog);
-        let tail = WalTail { seq: catalog.seq, file: wal.current_file() };
+        let tail = WalTail {
+            seq: catalog.seq,
+            file: wal.current_file(),
+        };
         let report = OpenReport {
             tables: catalog.tables.len(),
             replayed_commits: rec.replayed,
@@ -136,9 +144,16 @@ impl Database {
         };
         let inner = Arc::new(Inner {
             group: GroupCommit::new(catalog.clone(), tail),
-            writer: Mutex::new(Writer { catalog, wal, dirty: rec.dirty }),
+            writer: Mutex::new(Writer {
+                catalog,
+                wal,
+                dirty: rec.dirty,
+            }),
             // Replay wrote table files that are not durable yet: the first flush writes them all.
-            flushed: Mutex::new(Flushed { seq: 0, tables: rec.durable_tables }),
+            flushed: Mutex::new(Flushed {
+                seq: 0,
+                tables: rec.durable_tables,
+            }),
             garbage: Garbage::default(),
             pins: Arc::new(Pins::default()),
             verified,
@@ -153,7 +168,10 @@ impl Database {
         }
         inner.flush()?;
         inner.reclaim()?;
-        let report = OpenReport { elapsed: started.elapsed(), ..report };
+        let report = OpenReport {
+            elapsed: started.elapsed(),
+            ..report
+        };
         tracing::info!(
             tables = report.tables,
             replayed_commits = report.replayed_commits,
@@ -162,14 +180,21 @@ impl Database {
             elapsed_ms = report.elapsed.as_millis() as u64,
             "storage recovered"
         );
-        let db = Database { inner, threads: Mutex::new(Vec::new()), report };
+        let db = Database {
+            inner,
+            threads: Mutex::new(Vec::new()),
+            report,
+        };
         db.start_threads();
         Ok(db)
     }
 
     fn start_threads(&self) {
         let mut threads = self.threads.lock();
-        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| match std::thread::Builder::new().name(name.into()).spawn(body) {
+        let spawn = |name: &str, body: Box<dyn FnOnce() + Send>| match std::thread::Builder::new()
+            .name(name.into())
+            .spawn(body)
+        {
             Ok(h) => Some(h),
             Err(e) => {
                 tracing::error!("cannot start thread {name}: {e}");
@@ -227,7 +252,12 @@ impl Database {
         let (seq, rows) = {
             let mut w = self.inner.writer.lock();
             let seq = w.catalog.seq + 1;
-            let mut st = Staging::new((*w.catalog).clone(), seq, self.inner.root.db.clone(), &self.inner.verified);
+            let mut st = Staging::new(
+                (*w.catalog).clone(),
+                seq,
+                self.inner.root.db.clone(),
+                &self.inner.verified,
+            );
             let mut ops = Vec::new();
             let mut outcome = Ok(());
             for req in tx.requests {
@@ -251,7 +281,10 @@ impl Database {
                 return Err(e);
             }
             if ops.is_empty() {
-                return Ok(CommitReceipt { seq: None, rows_written: 0 });
+                return Ok(CommitReceipt {
+                    seq: None,
+                    rows_written: 0,
+                });
             }
             let rows = st.rows_written;
             let garbage = std::mem::take(&mut st.garbage);
@@ -261,20 +294,33 @@ impl Database {
             let catalog = Arc::new(catalog);
             w.catalog = catalog.clone();
             self.inner.garbage.add(seq, garbage);
-            let tail = WalTail { seq, file: w.wal.current_file() };
-            self.inner.group.enqueue(catalog, tail, mode != CommitMode::Sync);
+            let tail = WalTail {
+                seq,
+                file: w.wal.current_file(),
+            };
+            self.inner
+                .group
+                .enqueue(catalog, tail, mode != CommitMode::Sync);
             (seq, rows)
         };
         if mode == CommitMode::Sync {
             self.inner.group.wait_durable(seq)?;
         }
-        Ok(CommitReceipt { seq: Some(seq), rows_written: rows })
+        Ok(CommitReceipt {
+            seq: Some(seq),
+            rows_written: rows,
+        })
     }
 
     /// A consistent view of all tables as of the newest visible commit.
     pub fn snapshot(&self) -> Snapshot {
         let mut pinned = self.inner.pins.pinned.lock();
-        Snapshot::new(self.inner.group.published(), self.inner.verified.clone(), self.inner.pins.clone(), &mut pinned)
+        Snapshot::new(
+            self.inner.group.published(),
+            self.inner.verified.clone(),
+            self.inner.pins.clone(),
+            &mut pinned,
+        )
     }
 
     /// Makes every committed change durable in the table files (fsync), so that
@@ -397,12 +443,18 @@ impl Inner {
         if let Err(e) = &result {
             // The table files' durability is unknown now: stop taking commits
             // rather than acknowledge on top of it.
-            self.group.poison(format!("making table files durable failed: {e}"));
+            self.group
+                .poison(format!("making table files durable failed: {e}"));
         }
         result
     }
 
-    fn flush_catalog(&self, catalog: &Catalog, dirty: HashSet<PathBuf>, flushed: &mut Flushed) -> Result<u64> {
+    fn flush_catalog(
+        &self,
+        catalog: &Catalog,
+        dirty: HashSet<PathBuf>,
+        flushed: &mut Flushed,
+    ) -> Result<u64> {
         // The WAL first: a table's `_txn` must never get ahead of the log that
         // makes its commit whole (a multi-table commit on disk in one table only).
         self.group.wait_durable(catalog.seq)?;
@@ -415,7 +467,10 @@ impl Inner {
         for t in catalog.tables.values() {
             let now = (t.txn.txn, t.meta.seq);
             if flushed.tables.get(&t.id) != Some(&now) {
-                write_table_state(t, flushed.tables.get(&t.id).map(|x| x.1) != Some(t.meta.seq))?;
+                write_table_state(
+                    t,
+                    flushed.tables.get(&t.id).map(|x| x.1) != Some(t.meta.seq),
+                )?;
             }
             tables.insert(t.id, now);
         }
@@ -434,7 +489,9 @@ impl Inner {
         let limit = {
             let pins = self.pins.pinned.lock();
             let published = self.group.published().seq;
-            durable.min(published).min(pins.keys().next().copied().unwrap_or(u64::MAX))
+            durable
+                .min(published)
+                .min(pins.keys().next().copied().unwrap_or(u64::MAX))
         };
         let paths = self.garbage.take_reclaimable(limit);
         let mut removed = 0;
@@ -456,7 +513,11 @@ impl Inner {
         }
         let trimmed = self.writer.lock().wal.trim(durable)?;
         if removed + trimmed > 0 {
-            tracing::debug!(removed, wal_segments_removed = trimmed, "housekeeping reclaimed space");
+            tracing::debug!(
+                removed,
+                wal_segments_removed = trimmed,
+                "housekeeping reclaimed space"
+            );
         }
         Ok(removed + trimmed)
     }

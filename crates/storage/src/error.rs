@@ -123,8 +123,10 @@ impl StorageError {
 }
 
 fn is_disk_full(e: &std::io::Error) -> bool {
-    matches!(e.kind(), std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded)
-        || e.raw_os_error() == Some(nix::libc::ENOSPC)
+    matches!(
+        e.kind(),
+        std::io::ErrorKind::StorageFull | std::io::ErrorKind::QuotaExceeded
+    ) || e.raw_os_error() == Some(nix::libc::ENOSPC)
 }
 
 /// Attaches a path to an `io::Result`.

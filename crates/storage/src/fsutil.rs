@@ -47,7 +47,12 @@ pub(crate) fn sync_if_exists(path: &Path) -> Result<()> {
 /// is first cut to `offset`, so bytes left by a failed earlier attempt past the
 /// committed length never survive behind new data.
 pub(crate) fn write_at(path: &Path, offset: u64, data: &[u8]) -> Result<()> {
-    let f = OpenOptions::new().create(true).write(true).truncate(false).open(path).at(path)?;
+    let f = OpenOptions::new()
+        .create(true)
+        .write(true)
+        .truncate(false)
+        .open(path)
+        .at(path)?;
     let len = f.metadata().at(path)?.len();
     if len != offset {
         f.set_len(offset).at(path)?;
@@ -94,7 +99,9 @@ pub(crate) fn remove_path(path: &Path) -> Result<()> {
 
 /// Total size in bytes of the regular files under `path`.
 pub(crate) fn disk_usage(path: &Path) -> u64 {
-    let Ok(m) = fs::symlink_metadata(path) else { return 0 };
+    let Ok(m) = fs::symlink_metadata(path) else {
+        return 0;
+    };
     if !m.is_dir() {
         return m.len();
     }

@@ -24,7 +24,9 @@ pub(crate) struct Garbage {
 
 impl Garbage {
     pub(crate) fn add(&self, seq: u64, paths: impl IntoIterator<Item = PathBuf>) {
-        self.items.lock().extend(paths.into_iter().map(|p| (seq, p)));
+        self.items
+            .lock()
+            .extend(paths.into_iter().map(|p| (seq, p)));
     }
 
     /// Takes the items retired at or before `limit`.
@@ -52,7 +54,10 @@ impl Garbage {
         let mut cur = self.pauses.load(Ordering::SeqCst);
         loop {
             let next = cur.saturating_sub(1);
-            match self.pauses.compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst) {
+            match self
+                .pauses
+                .compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst)
+            {
                 Ok(_) => return next,
                 Err(c) => cur = c,
             }

@@ -33,13 +33,19 @@ pub fn validate_name(name: &str) -> Result<()> {
         return bad("a name cannot be empty");
     }
     if name.len() > MAX_NAME_BYTES {
-        return bad(&format!("a name is at most {MAX_NAME_BYTES} bytes, this one has {}", name.len()));
+        return bad(&format!(
+            "a name is at most {MAX_NAME_BYTES} bytes, this one has {}",
+            name.len()
+        ));
     }
     if name == "." || name == ".." {
         return bad("'.' and '..' are reserved");
     }
     if let Some(c) = name.chars().find(|c| c.is_control()) {
-        return bad(&format!("control character U+{:04X} is not allowed", c as u32));
+        return bad(&format!(
+            "control character U+{:04X} is not allowed",
+            c as u32
+        ));
     }
     if name.contains('/') || name.contains('\\') {
         return bad("'/' and '\\' are not allowed");
@@ -74,7 +80,11 @@ pub fn fs_name(name: &str) -> String {
 
 /// A name made safe for an error message (control characters escaped, length capped).
 fn printable(name: &str) -> String {
-    let mut s: String = name.chars().take(64).flat_map(|c| c.escape_debug()).collect();
+    let mut s: String = name
+        .chars()
+        .take(64)
+        .flat_map(|c| c.escape_debug())
+        .collect();
     if name.chars().count() > 64 {
         s.push('…');
     }

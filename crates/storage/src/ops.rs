@@ -32,7 +32,11 @@ pub struct ColumnDef {
 
 impl ColumnDef {
     pub fn new(name: impl Into<String>, column_type: ColumnType) -> Self {
-        ColumnDef { name: name.into(), column_type, not_null: false }
+        ColumnDef {
+            name: name.into(),
+            column_type,
+            not_null: false,
+        }
     }
 }
 
@@ -57,34 +61,97 @@ pub enum PartitionSelector {
 /// One step of a transaction, as a caller describes it.
 #[derive(Debug, Clone)]
 pub enum Request {
-    CreateTable { def: TableDef, if_not_exists: bool },
-    DropTable { name: String, if_exists: bool },
-    RenameTable { from: String, to: String },
-    AddColumn { table: String, column: ColumnDef },
-    DropColumn { table: String, column: String },
-    RenameColumn { table: String, from: String, to: String },
-    Truncate { table: String },
-    DropPartitions { table: String, which: PartitionSelector },
+    CreateTable {
+        def: TableDef,
+        if_not_exists: bool,
+    },
+    DropTable {
+        name: String,
+        if_exists: bool,
+    },
+    RenameTable {
+        from: String,
+        to: String,
+    },
+    AddColumn {
+        table: String,
+        column: ColumnDef,
+    },
+    DropColumn {
+        table: String,
+        column: String,
+    },
+    RenameColumn {
+        table: String,
+        from: String,
+        to: String,
+    },
+    Truncate {
+        table: String,
+    },
+    DropPartitions {
+        table: String,
+        which: PartitionSelector,
+    },
     /// Adds rows; out-of-order rows are merged into the partitions they belong to.
-    Append { table: String, batch: Batch },
+    Append {
+        table: String,
+        batch: Batch,
+    },
     /// Replaces all rows of the partition containing `at` (UPDATE and DELETE write
     /// whole partitions this way); an empty batch removes the partition.
-    ReplacePartition { table: String, at: i64, batch: Batch },
+    ReplacePartition {
+        table: String,
+        at: i64,
+        batch: Batch,
+    },
 }
 
 /// A resolved, WAL-logged operation.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Op {
-    CreateTable { id: u64, name: String, dir: String, meta: TableMeta },
-    DropTable { id: u64 },
-    RenameTable { id: u64, name: String },
-    AddColumn { table: u64, column: ColumnMeta },
-    DropColumn { table: u64, column: u32 },
-    RenameColumn { table: u64, column: u32, name: String },
-    Truncate { table: u64 },
-    DropPartitions { table: u64, starts: Vec<i64> },
-    Append { table: u64, data: RowData },
-    ReplacePartition { table: u64, start: i64, data: RowData },
+    CreateTable {
+        id: u64,
+        name: String,
+        dir: String,
+        meta: TableMeta,
+    },
+    DropTable {
+        id: u64,
+    },
+    RenameTable {
+        id: u64,
+        name: String,
+    },
+    AddColumn {
+        table: u64,
+        column: ColumnMeta,
+    },
+    DropColumn {
+        table: u64,
+        column: u32,
+    },
+    RenameColumn {
+        table: u64,
+        column: u32,
+        name: String,
+    },
+    Truncate {
+        table: u64,
+    },
+    DropPartitions {
+        table: u64,
+        starts: Vec<i64>,
+    },
+    Append {
+        table: u64,
+        data: RowData,
+    },
+    ReplacePartition {
+        table: u64,
+        start: i64,
+        data: RowData,
+    },
 }
 
 impl Op {
@@ -138,7 +205,12 @@ pub(crate) struct Staging<'a> {
 }
 
 impl<'a> Staging<'a> {
-    pub(crate) fn new(catalog: Catalog, seq: u64, db_dir: PathBuf, verified: &'a VerifiedFiles) -> Self {
+    pub(crate) fn new(
+        catalog: Catalog,
+        seq: u64,
+        db_dir: PathBuf,
+        verified: &'a VerifiedFiles,
+    ) -> Self {
         Staging {
             catalog,
             seq,
@@ -160,7 +232,10 @@ impl<'a> Staging<'a> {
         }
         for p in self.created.iter().rev() {
             if let Err(e) = self.remove_now(p) {
-                tracing::warn!("could not remove {} after a failed commit: {e}", p.display());
+                tracing::warn!(
+                    "could not remove {} after a failed commit: {e}",
+                    p.display()
+                );
             }
         }
     }
@@ -174,7 +249,9 @@ impl<'a> Staging<'a> {
     }
 
     fn table(&self, name: &str) -> Result<&Arc<TableState>> {
-        self.catalog.table(name).ok_or_else(|| StorageError::TableNotFound(name.to_string()))
+        self.catalog
+            .table(name)
+            .ok_or_else(|| StorageError::TableNotFound(name.to_string()))
     }
 
     fn table_by_id(&mut self, id: u64) -> Result<&mut TableState> {
@@ -187,10 +264,12 @@ impl<'a> Staging<'a> {
 }
 
 fn column_index(t: &TableState, name: &str) -> Result<usize> {
-    t.meta.column_index(name).ok_or_else(|| StorageError::ColumnNotFound {
-        table: t.name.clone(),
-        column: name.to_string(),
-    })
+    t.meta
+        .column_index(name)
+        .ok_or_else(|| StorageError::ColumnNotFound {
+            table: t.name.clone(),
+            column: name.to_string(),
+        })
 }
 
 fn new_column_meta(id: u32, def: &ColumnDef) -> Result<ColumnMeta> {
@@ -217,12 +296,21 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 return Err(StorageError::TableExists(def.name));
             }
             if def.columns.is_empty() {
-                return Err(StorageError::InvalidData(format!("table \"{}\" needs at least one column", def.name)));
+                return Err(StorageError::InvalidData(format!(
+                    "table \"{}\" needs at least one column",
+                    def.name
+                )));
             }
             let mut columns: Vec<ColumnMeta> = Vec::with_capacity(def.columns.len());
             for (i, c) in def.columns.iter().enumerate() {
-                if columns.iter().any(|x| name_key(&x.name) == name_key(&c.name)) {
-                    return Err(StorageError::ColumnExists { table: def.name.clone(), column: c.name.clone() });
+                if columns
+                    .iter()
+                    .any(|x| name_key(&x.name) == name_key(&c.name))
+                {
+                    return Err(StorageError::ColumnExists {
+                        table: def.name.clone(),
+                        column: c.name.clone(),
+                    });
                 }
                 columns.push(new_column_meta(i as u32, c)?);
             }
@@ -236,9 +324,13 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 None => None,
                 Some(ts) => {
                     let key = name_key(ts);
-                    let c = columns.iter_mut().find(|c| name_key(&c.name) == key).ok_or_else(|| {
-                        StorageError::ColumnNotFound { table: def.name.clone(), column: ts.clone() }
-                    })?;
+                    let c = columns
+                        .iter_mut()
+                        .find(|c| name_key(&c.name) == key)
+                        .ok_or_else(|| StorageError::ColumnNotFound {
+                            table: def.name.clone(),
+                            column: ts.clone(),
+                        })?;
                     if c.column_type != ColumnType::Timestamp {
                         return Err(StorageError::InvalidData(format!(
                             "designated timestamp column \"{}\" must be of type TIMESTAMP, not {}",
@@ -257,7 +349,12 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 next_column_id: columns.len() as u32,
                 columns,
             };
-            Op::CreateTable { id, dir: format!("{}~{id}", fs_name(&def.name)), name: def.name, meta }
+            Op::CreateTable {
+                id,
+                dir: format!("{}~{id}", fs_name(&def.name)),
+                name: def.name,
+                meta,
+            }
         }
         Request::DropTable { name, if_exists } => match st.catalog.table(&name) {
             Some(t) => Op::DropTable { id: t.id },
@@ -267,17 +364,20 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
         Request::RenameTable { from, to } => {
             validate_name(&to)?;
             let id = st.table(&from)?.id;
-            if let Some(other) = st.catalog.table(&to) {
-                if other.id != id {
-                    return Err(StorageError::TableExists(to));
-                }
+            if let Some(other) = st.catalog.table(&to)
+                && other.id != id
+            {
+                return Err(StorageError::TableExists(to));
             }
             Op::RenameTable { id, name: to }
         }
         Request::AddColumn { table, column } => {
             let t = st.table(&table)?;
             if t.meta.column_index(&column.name).is_some() {
-                return Err(StorageError::ColumnExists { table: t.name.clone(), column: column.name });
+                return Err(StorageError::ColumnExists {
+                    table: t.name.clone(),
+                    column: column.name,
+                });
             }
             if column.not_null && t.txn.row_count() > 0 {
                 return Err(StorageError::InvalidData(format!(
@@ -285,7 +385,10 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                     column.name, t.name
                 )));
             }
-            Op::AddColumn { table: t.id, column: new_column_meta(t.meta.next_column_id, &column)? }
+            Op::AddColumn {
+                table: t.id,
+                column: new_column_meta(t.meta.next_column_id, &column)?,
+            }
         }
         Request::DropColumn { table, column } => {
             let t = st.table(&table)?;
@@ -298,22 +401,37 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 )));
             }
             if t.meta.columns.len() == 1 {
-                return Err(StorageError::InvalidData(format!("cannot drop the only column of table \"{}\"", t.name)));
+                return Err(StorageError::InvalidData(format!(
+                    "cannot drop the only column of table \"{}\"",
+                    t.name
+                )));
             }
-            Op::DropColumn { table: t.id, column: c.id }
+            Op::DropColumn {
+                table: t.id,
+                column: c.id,
+            }
         }
         Request::RenameColumn { table, from, to } => {
             validate_name(&to)?;
             let t = st.table(&table)?;
             let i = column_index(t, &from)?;
-            if let Some(j) = t.meta.column_index(&to) {
-                if j != i {
-                    return Err(StorageError::ColumnExists { table: t.name.clone(), column: to });
-                }
+            if let Some(j) = t.meta.column_index(&to)
+                && j != i
+            {
+                return Err(StorageError::ColumnExists {
+                    table: t.name.clone(),
+                    column: to,
+                });
             }
-            Op::RenameColumn { table: t.id, column: t.meta.columns[i].id, name: to }
+            Op::RenameColumn {
+                table: t.id,
+                column: t.meta.columns[i].id,
+                name: to,
+            }
         }
-        Request::Truncate { table } => Op::Truncate { table: st.table(&table)?.id },
+        Request::Truncate { table } => Op::Truncate {
+            table: st.table(&table)?.id,
+        },
         Request::DropPartitions { table, which } => {
             let t = st.table(&table)?;
             let pb = t.meta.partition_by;
@@ -338,14 +456,19 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                     .txn
                     .partitions
                     .iter()
-                    .filter(|p| from.is_none_or(|f| p.min_ts >= f) && to.is_none_or(|e| p.max_ts < e))
+                    .filter(|p| {
+                        from.is_none_or(|f| p.min_ts >= f) && to.is_none_or(|e| p.max_ts < e)
+                    })
                     .map(|p| p.start)
                     .collect(),
             };
             if starts.is_empty() {
                 return Ok(None);
             }
-            Op::DropPartitions { table: t.id, starts }
+            Op::DropPartitions {
+                table: t.id,
+                starts,
+            }
         }
         Request::Append { table, batch } => {
             let t = st.table(&table)?.clone();
@@ -365,18 +488,29 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 });
             }
             let data = resolve_rows(&t, batch)?;
-            if let Some(ts) = t.meta.timestamp_index() {
-                if let (_, Column { values: Values::Timestamp(v), .. }) = &data.columns[ts] {
-                    if let Some(bad) = v.iter().find(|&&x| t.meta.partition_by.partition_start(x) != start) {
-                        return Err(StorageError::InvalidData(format!(
-                            "timestamp {bad} does not belong to partition {} of table \"{}\"",
-                            t.meta.partition_by.partition_name(start),
-                            t.name
-                        )));
-                    }
-                }
+            if let Some(ts) = t.meta.timestamp_index()
+                && let (
+                    _,
+                    Column {
+                        values: Values::Timestamp(v),
+                        ..
+                    },
+                ) = &data.columns[ts]
+                && let Some(bad) = v
+                    .iter()
+                    .find(|&&x| t.meta.partition_by.partition_start(x) != start)
+            {
+                return Err(StorageError::InvalidData(format!(
+                    "timestamp {bad} does not belong to partition {} of table \"{}\"",
+                    t.meta.partition_by.partition_name(start),
+                    t.name
+                )));
             }
-            Op::ReplacePartition { table: t.id, start, data }
+            Op::ReplacePartition {
+                table: t.id,
+                start,
+                data,
+            }
         }
     }))
 }
@@ -390,7 +524,10 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
         let i = column_index(t, &name)?;
         let c = &t.meta.columns[i];
         if given[i].is_some() {
-            return Err(StorageError::InvalidData(format!("column \"{}\" is given twice", c.name)));
+            return Err(StorageError::InvalidData(format!(
+                "column \"{}\" is given twice",
+                c.name
+            )));
         }
         if col.len() != rows {
             return Err(StorageError::InvalidData(format!(
@@ -399,10 +536,15 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
                 col.len()
             )));
         }
-        col.check().map_err(|e| StorageError::InvalidData(format!("column \"{}\": {e}", c.name)))?;
+        col.check()
+            .map_err(|e| StorageError::InvalidData(format!("column \"{}\": {e}", c.name)))?;
         let vt = col.values.column_type();
         let compatible = vt == c.column_type
-            || matches!((c.column_type, vt), (ColumnType::Symbol, ColumnType::Varchar) | (ColumnType::Varchar, ColumnType::Symbol));
+            || matches!(
+                (c.column_type, vt),
+                (ColumnType::Symbol, ColumnType::Varchar)
+                    | (ColumnType::Varchar, ColumnType::Symbol)
+            );
         if !compatible {
             return Err(StorageError::InvalidData(format!(
                 "column \"{}\" is of type {}, but the value is of type {vt}",
@@ -416,7 +558,11 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
     for (c, g) in t.meta.columns.iter().zip(given) {
         let col = g.unwrap_or_else(|| Column::all_null(c.column_type, rows));
         if c.not_null && col.null_count() > 0 {
-            let what = if Some(c.id) == t.meta.timestamp_column { "designated timestamp column" } else { "column" };
+            let what = if Some(c.id) == t.meta.timestamp_column {
+                "designated timestamp column"
+            } else {
+                "column"
+            };
             return Err(StorageError::InvalidData(format!(
                 "null value in {what} \"{}\" of table \"{}\" violates not-null constraint",
                 c.name, t.name
@@ -425,7 +571,10 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
         let col = match (c.column_type, col.values) {
             (ColumnType::Symbol, Values::Symbol(v) | Values::Varchar(v)) => {
                 let dict = t.symbols.get(&c.id).ok_or_else(|| {
-                    StorageError::InvalidState(format!("symbol dictionary of column \"{}\" is missing", c.name))
+                    StorageError::InvalidState(format!(
+                        "symbol dictionary of column \"{}\" is missing",
+                        c.name
+                    ))
                 })?;
                 let base = t.txn.symbol_count(c.id);
                 let mut fresh: HashMap<&str, i32> = HashMap::new();
@@ -449,25 +598,45 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
                 }
                 if !added.is_empty() {
                     if (base as u64 + added.len() as u64) > i32::MAX as u64 {
-                        return Err(StorageError::InvalidData(format!("symbol column \"{}\" is full", c.name)));
+                        return Err(StorageError::InvalidData(format!(
+                            "symbol column \"{}\" is full",
+                            c.name
+                        )));
                     }
                     new_symbols.push((c.id, added));
                 }
-                Column { values: Values::Int(keys), nulls: col.nulls }
+                Column {
+                    values: Values::Int(keys),
+                    nulls: col.nulls,
+                }
             }
-            (ColumnType::Varchar, Values::Symbol(v)) => Column { values: Values::Varchar(v), nulls: col.nulls },
-            (_, values) => Column { values, nulls: col.nulls },
+            (ColumnType::Varchar, Values::Symbol(v)) => Column {
+                values: Values::Varchar(v),
+                nulls: col.nulls,
+            },
+            (_, values) => Column {
+                values,
+                nulls: col.nulls,
+            },
         };
         columns.push((c.id, col));
     }
-    Ok(RowData { columns, new_symbols })
+    Ok(RowData {
+        columns,
+        new_symbols,
+    })
 }
 
 /// Applies a resolved op to the staged state, writing files.
 pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
     let seq = st.seq;
     match op {
-        Op::CreateTable { id, name, dir, meta } => {
+        Op::CreateTable {
+            id,
+            name,
+            dir,
+            meta,
+        } => {
             if st.catalog.table(name).is_some() || st.catalog.tables.contains_key(id) {
                 return Err(StorageError::TableExists(name.clone()));
             }
@@ -480,8 +649,16 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             st.dirty.push(path.clone());
             st.dirty.push(st.db_dir.clone());
             let mut symbols = std::collections::BTreeMap::new();
-            let mut txn = TxnState { txn: seq, meta_seq: seq, ..Default::default() };
-            for c in meta.columns.iter().filter(|c| c.column_type == ColumnType::Symbol) {
+            let mut txn = TxnState {
+                txn: seq,
+                meta_seq: seq,
+                ..Default::default()
+            };
+            for c in meta
+                .columns
+                .iter()
+                .filter(|c| c.column_type == ColumnType::Symbol)
+            {
                 let p = TableState::symbol_file(&path, &c.file_stem);
                 symbols.insert(c.id, Arc::new(SymbolDict::create(p.clone())?));
                 st.dirty.push(p);
@@ -492,7 +669,10 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
                 name: name.clone(),
                 dir_name: dir.clone(),
                 dir: path,
-                meta: Arc::new(TableMeta { seq, ..meta.clone() }),
+                meta: Arc::new(TableMeta {
+                    seq,
+                    ..meta.clone()
+                }),
                 txn: Arc::new(txn),
                 symbols,
             };
@@ -501,12 +681,16 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             st.catalog.registry_seq = seq;
         }
         Op::DropTable { id } => {
-            let t = st.catalog.remove(*id).ok_or_else(|| StorageError::InvalidState(format!("table id {id} does not exist")))?;
+            let t = st.catalog.remove(*id).ok_or_else(|| {
+                StorageError::InvalidState(format!("table id {id} does not exist"))
+            })?;
             st.garbage.push(t.dir.clone());
             st.catalog.registry_seq = seq;
         }
         Op::RenameTable { id, name } => {
-            let old = st.catalog.remove(*id).ok_or_else(|| StorageError::InvalidState(format!("table id {id} does not exist")))?;
+            let old = st.catalog.remove(*id).ok_or_else(|| {
+                StorageError::InvalidState(format!("table id {id} does not exist"))
+            })?;
             if st.catalog.table(name).is_some() {
                 return Err(StorageError::TableExists(name.clone()));
             }
@@ -525,11 +709,18 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             let txn = Arc::make_mut(&mut t.txn);
             txn.meta_seq = seq;
             for p in &mut txn.partitions {
-                p.columns.push(ColumnExtent { column_id: column.id, top: p.rows, var_len: 0, data_crc: 0, aux_crc: 0 });
+                p.columns.push(ColumnExtent {
+                    column_id: column.id,
+                    top: p.rows,
+                    var_len: 0,
+                    data_crc: 0,
+                    aux_crc: 0,
+                });
             }
             if column.column_type == ColumnType::Symbol {
                 let p = TableState::symbol_file(&dir, &column.file_stem);
-                t.symbols.insert(column.id, Arc::new(SymbolDict::create(p.clone())?));
+                t.symbols
+                    .insert(column.id, Arc::new(SymbolDict::create(p.clone())?));
                 Arc::make_mut(&mut t.txn).set_symbol_count(column.id, 0);
                 st.created.push(p.clone());
                 st.dirty.push(p);
@@ -537,9 +728,17 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
         }
         Op::DropColumn { table, column } => {
             let t = st.table_by_id(*table)?;
-            let i = t.meta.columns.iter().position(|c| c.id == *column).ok_or_else(|| {
-                StorageError::InvalidState(format!("column id {column} of table \"{}\" does not exist", t.name))
-            })?;
+            let i = t
+                .meta
+                .columns
+                .iter()
+                .position(|c| c.id == *column)
+                .ok_or_else(|| {
+                    StorageError::InvalidState(format!(
+                        "column id {column} of table \"{}\" does not exist",
+                        t.name
+                    ))
+                })?;
             let c = t.meta.columns[i].clone();
             let mut garbage = Vec::new();
             for p in &t.txn.partitions {
@@ -561,19 +760,32 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             }
             st.garbage.extend(garbage);
         }
-        Op::RenameColumn { table, column, name } => {
+        Op::RenameColumn {
+            table,
+            column,
+            name,
+        } => {
             let t = st.table_by_id(*table)?;
             let meta = Arc::make_mut(&mut t.meta);
-            let c = meta.columns.iter_mut().find(|c| c.id == *column).ok_or_else(|| {
-                StorageError::InvalidState(format!("column id {column} does not exist"))
-            })?;
+            let c = meta
+                .columns
+                .iter_mut()
+                .find(|c| c.id == *column)
+                .ok_or_else(|| {
+                    StorageError::InvalidState(format!("column id {column} does not exist"))
+                })?;
             c.name = name.clone();
             meta.seq = seq;
             Arc::make_mut(&mut t.txn).meta_seq = seq;
         }
         Op::Truncate { table } => {
             let t = st.table_by_id(*table)?;
-            let dirs: Vec<PathBuf> = t.txn.partitions.iter().map(|p| t.partition_dir(p)).collect();
+            let dirs: Vec<PathBuf> = t
+                .txn
+                .partitions
+                .iter()
+                .map(|p| t.partition_dir(p))
+                .collect();
             Arc::make_mut(&mut t.txn).partitions.clear();
             st.garbage.extend(dirs);
         }
@@ -581,12 +793,15 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             let t = st.table_by_id(*table)?;
             let mut dirs = Vec::new();
             for s in starts {
-                let i = t.txn.partitions.iter().position(|p| p.start == *s).ok_or_else(|| {
-                    StorageError::PartitionNotFound {
+                let i = t
+                    .txn
+                    .partitions
+                    .iter()
+                    .position(|p| p.start == *s)
+                    .ok_or_else(|| StorageError::PartitionNotFound {
                         table: t.name.clone(),
                         partition: t.meta.partition_by.partition_name(*s),
-                    }
-                })?;
+                    })?;
                 dirs.push(t.partition_dir(&t.txn.partitions[i]));
                 Arc::make_mut(&mut t.txn).partitions.remove(i);
             }
@@ -639,7 +854,9 @@ fn sort_order(ts: &[i64]) -> Option<Vec<u32>> {
 fn timestamps(cols: &[Column], ts_index: usize) -> Result<&[i64]> {
     match &cols[ts_index].values {
         Values::Timestamp(v) => Ok(v),
-        _ => Err(StorageError::InvalidState("designated timestamp column is not a TIMESTAMP".into())),
+        _ => Err(StorageError::InvalidState(
+            "designated timestamp column is not a TIMESTAMP".into(),
+        )),
     }
 }
 
@@ -676,7 +893,13 @@ fn append_rows(st: &mut Staging<'_>, table: u64, data: &RowData) -> Result<()> {
 /// Writes rows that all belong to the partition starting at `key`: appended in
 /// place when they are not older than its newest row, otherwise merged into a
 /// new version of the partition.
-fn write_run(st: &mut Staging<'_>, t: &TableState, key: i64, run: &[Column], ts: Option<&[i64]>) -> Result<()> {
+fn write_run(
+    st: &mut Staging<'_>,
+    t: &TableState,
+    key: i64,
+    run: &[Column],
+    ts: Option<&[i64]>,
+) -> Result<()> {
     let (min_ts, max_ts) = match ts {
         Some(ts) => (ts[0], ts[ts.len() - 1]),
         None => (i64::MIN, i64::MIN),
@@ -689,7 +912,10 @@ fn write_run(st: &mut Staging<'_>, t: &TableState, key: i64, run: &[Column], ts:
             let dir = t.partition_dir(&p);
             for (c, col) in t.meta.columns.iter().zip(run) {
                 let ext = p.extent_mut(c.id).ok_or_else(|| {
-                    StorageError::InvalidState(format!("partition has no extent for column \"{}\"", c.name))
+                    StorageError::InvalidState(format!(
+                        "partition has no extent for column \"{}\"",
+                        c.name
+                    ))
                 })?;
                 let stored = p_rows_stored(ext, t.txn.partitions[i].rows);
                 column::append(&dir, c, ext, stored, col, &mut st.dirty)?;
@@ -707,17 +933,21 @@ fn write_run(st: &mut Staging<'_>, t: &TableState, key: i64, run: &[Column], ts:
             for (m, r) in merged.iter_mut().zip(run) {
                 m.extend(r)?;
             }
-            if let Some(tsi) = t.meta.timestamp_index() {
-                if let Some(order) = sort_order(timestamps(&merged, tsi)?) {
-                    merged = merged.iter().map(|c| c.take(&order)).collect();
-                }
+            if let Some(tsi) = t.meta.timestamp_index()
+                && let Some(order) = sort_order(timestamps(&merged, tsi)?)
+            {
+                merged = merged.iter().map(|c| c.take(&order)).collect();
             }
             let version = retire_partition(st, t, &old)?;
             let p = write_partition(st, t, key, version, &merged)?;
             set_partition(st, t.id, Some(i), p)
         }
         None => {
-            let version = if t.dir.join(partition_dir_name(&t.meta, key, 0)).exists() { st.seq } else { 0 };
+            let version = if t.dir.join(partition_dir_name(&t.meta, key, 0)).exists() {
+                st.seq
+            } else {
+                0
+            };
             let p = write_partition(st, t, key, version, run)?;
             set_partition(st, t.id, None, p)
         }
@@ -729,7 +959,13 @@ fn p_rows_stored(ext: &ColumnExtent, rows: u64) -> u64 {
 }
 
 /// Writes `cols` (sorted) as a fresh partition directory.
-fn write_partition(st: &mut Staging<'_>, t: &TableState, key: i64, version: u64, cols: &[Column]) -> Result<PartitionMeta> {
+fn write_partition(
+    st: &mut Staging<'_>,
+    t: &TableState,
+    key: i64,
+    version: u64,
+    cols: &[Column],
+) -> Result<PartitionMeta> {
     let dir = t.dir.join(partition_dir_name(&t.meta, key, version));
     if dir.exists() {
         st.remove_now(&dir)?;
@@ -739,9 +975,22 @@ fn write_partition(st: &mut Staging<'_>, t: &TableState, key: i64, version: u64,
     st.dirty.push(dir.clone());
     st.dirty.push(t.dir.clone());
     let rows = cols.first().map_or(0, |c| c.len()) as u64;
-    let mut p = PartitionMeta { start: key, version, rows, min_ts: i64::MIN, max_ts: i64::MIN, columns: Vec::new() };
+    let mut p = PartitionMeta {
+        start: key,
+        version,
+        rows,
+        min_ts: i64::MIN,
+        max_ts: i64::MIN,
+        columns: Vec::new(),
+    };
     for (c, col) in t.meta.columns.iter().zip(cols) {
-        let mut ext = ColumnExtent { column_id: c.id, top: 0, var_len: 0, data_crc: 0, aux_crc: 0 };
+        let mut ext = ColumnExtent {
+            column_id: c.id,
+            top: 0,
+            var_len: 0,
+            data_crc: 0,
+            aux_crc: 0,
+        };
         column::append(&dir, c, &mut ext, 0, col, &mut st.dirty)?;
         p.columns.push(ext);
     }
@@ -755,7 +1004,12 @@ fn write_partition(st: &mut Staging<'_>, t: &TableState, key: i64, version: u64,
     Ok(p)
 }
 
-fn set_partition(st: &mut Staging<'_>, table: u64, at: Option<usize>, p: PartitionMeta) -> Result<()> {
+fn set_partition(
+    st: &mut Staging<'_>,
+    table: u64,
+    at: Option<usize>,
+    p: PartitionMeta,
+) -> Result<()> {
     let t = st.table_by_id(table)?;
     let parts = &mut Arc::make_mut(&mut t.txn).partitions;
     match at {
@@ -770,20 +1024,28 @@ fn set_partition(st: &mut Staging<'_>, table: u64, at: Option<usize>, p: Partiti
 
 fn replace_partition(st: &mut Staging<'_>, table: u64, start: i64, data: &RowData) -> Result<()> {
     let t = st.table_by_id(table)?.clone();
-    let i = t.txn.partitions.iter().position(|p| p.start == start).ok_or_else(|| {
-        StorageError::PartitionNotFound { table: t.name.clone(), partition: t.meta.partition_by.partition_name(start) }
-    })?;
+    let i = t
+        .txn
+        .partitions
+        .iter()
+        .position(|p| p.start == start)
+        .ok_or_else(|| StorageError::PartitionNotFound {
+            table: t.name.clone(),
+            partition: t.meta.partition_by.partition_name(start),
+        })?;
     let old = t.txn.partitions[i].clone();
     let version = retire_partition(st, &t, &old)?;
     let mut cols: Vec<Column> = data.columns.iter().map(|(_, c)| c.clone()).collect();
     if data.rows() == 0 {
-        Arc::make_mut(&mut st.table_by_id(table)?.txn).partitions.remove(i);
+        Arc::make_mut(&mut st.table_by_id(table)?.txn)
+            .partitions
+            .remove(i);
         return Ok(());
     }
-    if let Some(tsi) = t.meta.timestamp_index() {
-        if let Some(order) = sort_order(timestamps(&cols, tsi)?) {
-            cols = cols.iter().map(|c| c.take(&order)).collect();
-        }
+    if let Some(tsi) = t.meta.timestamp_index()
+        && let Some(order) = sort_order(timestamps(&cols, tsi)?)
+    {
+        cols = cols.iter().map(|c| c.take(&order)).collect();
     }
     let p = write_partition(st, &t, start, version, &cols)?;
     set_partition(st, table, Some(i), p)

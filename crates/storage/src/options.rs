@@ -26,7 +26,9 @@ impl FromStr for CommitMode {
             "sync" => Ok(CommitMode::Sync),
             "async" => Ok(CommitMode::Async),
             "nosync" => Ok(CommitMode::NoSync),
-            other => Err(format!("unknown commit mode {other:?}: expected sync, async or nosync")),
+            other => Err(format!(
+                "unknown commit mode {other:?}: expected sync, async or nosync"
+            )),
         }
     }
 }

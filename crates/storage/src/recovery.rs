@@ -48,11 +48,21 @@ pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered
     let registry = match fsutil::file_len(&reg_path)? {
         Some(_) => Registry::decode(&fsutil::read_file(&reg_path)?, &reg_path)?,
         None => {
-            let has_tables = fs::read_dir(&root.db).at(&root.db)?.flatten().any(|e| e.path().is_dir());
+            let has_tables = fs::read_dir(&root.db)
+                .at(&root.db)?
+                .flatten()
+                .any(|e| e.path().is_dir());
             if has_tables {
-                return Err(StorageError::corrupted(&reg_path, "the table registry is missing but table directories exist"));
+                return Err(StorageError::corrupted(
+                    &reg_path,
+                    "the table registry is missing but table directories exist",
+                ));
             }
-            let fresh = Registry { seq: 0, next_table_id: 1, tables: Vec::new() };
+            let fresh = Registry {
+                seq: 0,
+                next_table_id: 1,
+                tables: Vec::new(),
+            };
             fsutil::write_atomic(&reg_path, &fresh.encode())?;
             fresh
         }
@@ -85,7 +95,10 @@ pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered
         if name == REGISTRY_FILE || known_dirs.contains(&name) {
             continue;
         }
-        tracing::info!("removing {} (no committed table owns it)", e.path().display());
+        tracing::info!(
+            "removing {} (no committed table owns it)",
+            e.path().display()
+        );
         fsutil::remove_path(&e.path())?;
         report.removed_paths += 1;
     }
@@ -93,13 +106,16 @@ pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered
     // the commit the flush was at: every commit up to `registry.seq` is on disk.
     let durable_seq = registry.seq;
     let segments = wal::read_all(&root.wal)?;
-    if let Some(first) = segments.iter().find_map(|s| s.records.first()) {
-        if first.0 > durable_seq + 1 {
-            return Err(StorageError::corrupted(
-                &root.wal,
-                format!("the WAL starts at commit {} but the tables are durable only up to {durable_seq}: segments are missing", first.0),
-            ));
-        }
+    if let Some(first) = segments.iter().find_map(|s| s.records.first())
+        && first.0 > durable_seq + 1
+    {
+        return Err(StorageError::corrupted(
+            &root.wal,
+            format!(
+                "the WAL starts at commit {} but the tables are durable only up to {durable_seq}: segments are missing",
+                first.0
+            ),
+        ));
     }
     for seg in &segments {
         for (seq, payload) in &seg.records {
@@ -112,7 +128,11 @@ pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered
             // past `durable_seq`: those tables skip what they already have. The
             // decision uses each table's state from before this record, since the
             // record's own ops move it forward.
-            let txn_before: BTreeMap<u64, u64> = catalog.tables.iter().map(|(id, t)| (*id, t.txn.txn)).collect();
+            let txn_before: BTreeMap<u64, u64> = catalog
+                .tables
+                .iter()
+                .map(|(id, t)| (*id, t.txn.txn))
+                .collect();
             let mut st = Staging::new(catalog.clone(), seq, root.db.clone(), verified);
             for op in &ops {
                 let wanted = match op.table_id() {
@@ -124,25 +144,35 @@ pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered
                         None => {
                             return Err(StorageError::corrupted(
                                 &seg.path,
-                                format!("commit {seq} refers to table id {id}, which does not exist"),
+                                format!(
+                                    "commit {seq} refers to table id {id}, which does not exist"
+                                ),
                             ));
                         }
                     },
                 };
                 if wanted {
                     apply(op, &mut st).map_err(|e| {
-                        StorageError::corrupted(&seg.path, format!("replaying commit {seq} failed: {e}"))
+                        StorageError::corrupted(
+                            &seg.path,
+                            format!("replaying commit {seq} failed: {e}"),
+                        )
                     })?;
                 }
             }
             report.replayed += 1;
             report.dirty.extend(st.dirty.drain(..));
-            report.garbage.extend(st.garbage.drain(..).map(|p| (seq, p)));
+            report
+                .garbage
+                .extend(st.garbage.drain(..).map(|p| (seq, p)));
             catalog = st.catalog;
             catalog.seq = seq;
         }
     }
-    report.segments = segments.into_iter().map(|s| (s.first_seq, s.path)).collect();
+    report.segments = segments
+        .into_iter()
+        .map(|s| (s.first_seq, s.path))
+        .collect();
     report.catalog = catalog;
     Ok(report)
 }
@@ -150,7 +180,10 @@ pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered
 fn load_table(db: &Path, entry: &RegistryEntry, report: &mut Recovered) -> Result<TableState> {
     let dir = db.join(&entry.dir);
     if !dir.is_dir() {
-        return Err(StorageError::corrupted(&dir, format!("directory of table \"{}\" is missing", entry.name)));
+        return Err(StorageError::corrupted(
+            &dir,
+            format!("directory of table \"{}\" is missing", entry.name),
+        ));
     }
     let txn_path = dir.join(TXN_FILE);
     let txn = TxnState::decode(&fsutil::read_file(&txn_path)?, &txn_path)?;
@@ -170,12 +203,22 @@ fn load_table(db: &Path, entry: &RegistryEntry, report: &mut Recovered) -> Resul
     if meta.seq != txn.meta_seq {
         return Err(StorageError::corrupted(
             &meta_path,
-            format!("schema is at commit {} but _txn expects commit {}", meta.seq, txn.meta_seq),
+            format!(
+                "schema is at commit {} but _txn expects commit {}",
+                meta.seq, txn.meta_seq
+            ),
         ));
     }
-    let mut keep: HashSet<String> = [META_FILE, TXN_FILE].iter().map(|s| s.to_string()).collect();
+    let mut keep: HashSet<String> = [META_FILE, TXN_FILE]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
     let mut symbols = BTreeMap::new();
-    for c in meta.columns.iter().filter(|c| c.column_type == crate::types::ColumnType::Symbol) {
+    for c in meta
+        .columns
+        .iter()
+        .filter(|c| c.column_type == crate::types::ColumnType::Symbol)
+    {
         let p = TableState::symbol_file(&dir, &c.file_stem);
         let (dict, len) = SymbolDict::load(p.clone(), txn.symbol_count(c.id))?;
         report.cut_bytes += fsutil::truncate_to(&p, len)?;
@@ -194,25 +237,43 @@ fn load_table(db: &Path, entry: &RegistryEntry, report: &mut Recovered) -> Resul
     for p in &state.txn.partitions {
         let pdir = state.partition_dir(p);
         if !pdir.is_dir() {
-            return Err(StorageError::corrupted(&pdir, format!("partition directory of table \"{}\" is missing", state.name)));
+            return Err(StorageError::corrupted(
+                &pdir,
+                format!("partition directory of table \"{}\" is missing", state.name),
+            ));
         }
         keep.insert(state.partition_dir_name(p));
         let mut files = HashSet::new();
         for c in &state.meta.columns {
             let ext = p.extent(c.id).ok_or_else(|| {
-                StorageError::corrupted(&pdir, format!("_txn has no extent for column \"{}\"", c.name))
+                StorageError::corrupted(
+                    &pdir,
+                    format!("_txn has no extent for column \"{}\"", c.name),
+                )
             })?;
             let (dlen, alen) = column::committed_lengths(c, ext, p.rows - ext.top);
             let mut check = |path: PathBuf, need: u64| -> Result<()> {
                 match fsutil::file_len(&path)? {
                     None if need == 0 => {}
-                    None => return Err(StorageError::corrupted(&path, format!("file is missing (committed length {need})"))),
+                    None => {
+                        return Err(StorageError::corrupted(
+                            &path,
+                            format!("file is missing (committed length {need})"),
+                        ));
+                    }
                     Some(len) if len < need => {
-                        return Err(StorageError::corrupted(&path, format!("file is truncated: {len} bytes, committed length {need}")));
+                        return Err(StorageError::corrupted(
+                            &path,
+                            format!("file is truncated: {len} bytes, committed length {need}"),
+                        ));
                     }
                     Some(_) => report.cut_bytes += fsutil::truncate_to(&path, need)?,
                 }
-                files.insert(path.file_name().map(|s| s.to_string_lossy().into_owned()).unwrap_or_default());
+                files.insert(
+                    path.file_name()
+                        .map(|s| s.to_string_lossy().into_owned())
+                        .unwrap_or_default(),
+                );
                 Ok(())
             };
             check(column::data_path(&pdir, c), dlen)?;
@@ -231,7 +292,10 @@ fn load_table(db: &Path, entry: &RegistryEntry, report: &mut Recovered) -> Resul
     for e in fs::read_dir(&dir).at(&dir)? {
         let e = e.at(&dir)?;
         if !keep.contains(&*e.file_name().to_string_lossy()) {
-            tracing::debug!("removing {} (not referenced by the committed state)", e.path().display());
+            tracing::debug!(
+                "removing {} (not referenced by the committed state)",
+                e.path().display()
+            );
             fsutil::remove_path(&e.path())?;
             report.removed_paths += 1;
         }

@@ -58,12 +58,19 @@ impl Registry {
                 return Err(d.error(format!("unknown table kind {kind}")));
             }
             if dir.is_empty() || dir.contains('/') || dir.starts_with('.') {
-                return Err(StorageError::corrupted(path, format!("unsafe table directory name {dir:?}")));
+                return Err(StorageError::corrupted(
+                    path,
+                    format!("unsafe table directory name {dir:?}"),
+                ));
             }
             tables.push(RegistryEntry { id, name, dir });
         }
         d.finish()?;
-        Ok(Registry { seq, next_table_id, tables })
+        Ok(Registry {
+            seq,
+            next_table_id,
+            tables,
+        })
     }
 }
 
@@ -76,7 +83,11 @@ mod tests {
         let r = Registry {
             seq: 5,
             next_table_id: 3,
-            tables: vec![RegistryEntry { id: 2, name: "Trades".into(), dir: "trades~2".into() }],
+            tables: vec![RegistryEntry {
+                id: 2,
+                name: "Trades".into(),
+                dir: "trades~2".into(),
+            }],
         };
         let p = Path::new("_tables");
         assert_eq!(Registry::decode(&r.encode(), p).expect("roundtrip"), r);

@@ -30,16 +30,26 @@ impl Root {
         fs::create_dir_all(path).at(path)?;
         let path = path.canonicalize().at(path)?;
         let lock_path = path.join(LOCK_FILE);
-        let f = OpenOptions::new().create(true).truncate(false).write(true).open(&lock_path).at(&lock_path)?;
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&lock_path)
+            .at(&lock_path)?;
         let lock = match Flock::lock(f, FlockArg::LockExclusiveNonblock) {
             Ok(l) => l,
             Err((_, nix::errno::Errno::EWOULDBLOCK)) => {
                 let mut pid = String::new();
-                let _ = File::open(path.join(PID_FILE)).and_then(|mut f| f.read_to_string(&mut pid));
+                let _ =
+                    File::open(path.join(PID_FILE)).and_then(|mut f| f.read_to_string(&mut pid));
                 let pid = pid.trim();
                 return Err(StorageError::Locked {
                     root: path.clone(),
-                    pid: if pid.is_empty() { "unknown".into() } else { pid.to_string() },
+                    pid: if pid.is_empty() {
+                        "unknown".into()
+                    } else {
+                        pid.to_string()
+                    },
                 });
             }
             Err((_, e)) => return Err(StorageError::io(&lock_path, e.into())),
@@ -51,7 +61,12 @@ impl Root {
         let wal = path.join(WAL_DIR);
         fs::create_dir_all(&db).at(&db)?;
         fs::create_dir_all(&wal).at(&wal)?;
-        Ok(Root { path, db, wal, _lock: lock })
+        Ok(Root {
+            path,
+            db,
+            wal,
+            _lock: lock,
+        })
     }
 
     pub(crate) fn registry_path(&self) -> PathBuf {

@@ -61,7 +61,11 @@ impl Snapshot {
     ) -> Self {
         *pinned.entry(catalog.seq).or_default() += 1;
         let seq = catalog.seq;
-        Snapshot { catalog, verified, _pin: Arc::new(Pin { pins, seq }) }
+        Snapshot {
+            catalog,
+            verified,
+            _pin: Arc::new(Pin { pins, seq }),
+        }
     }
 
     /// The commit this snapshot shows.
@@ -71,18 +75,28 @@ impl Snapshot {
 
     /// Table names, in creation order.
     pub fn table_names(&self) -> Vec<String> {
-        self.catalog.tables.values().map(|t| t.name.clone()).collect()
+        self.catalog
+            .tables
+            .values()
+            .map(|t| t.name.clone())
+            .collect()
     }
 
     pub fn table(&self, name: &str) -> Option<TableReader> {
-        self.catalog.table(name).map(|t| TableReader { state: t.clone(), verified: self.verified.clone() })
+        self.catalog.table(name).map(|t| TableReader {
+            state: t.clone(),
+            verified: self.verified.clone(),
+        })
     }
 
     pub fn tables(&self) -> Vec<TableReader> {
         self.catalog
             .tables
             .values()
-            .map(|t| TableReader { state: t.clone(), verified: self.verified.clone() })
+            .map(|t| TableReader {
+                state: t.clone(),
+                verified: self.verified.clone(),
+            })
             .collect()
     }
 }
@@ -150,12 +164,26 @@ impl TableReader {
 
     /// Bytes on disk of the table's committed partitions and dictionaries.
     pub fn disk_size(&self) -> u64 {
-        self.state.txn.partitions.iter().map(|p| self.partition_disk_size_of(p)).sum::<u64>()
-            + self.state.symbols.values().map(|d| crate::fsutil::disk_usage(d.path())).sum::<u64>()
+        self.state
+            .txn
+            .partitions
+            .iter()
+            .map(|p| self.partition_disk_size_of(p))
+            .sum::<u64>()
+            + self
+                .state
+                .symbols
+                .values()
+                .map(|d| crate::fsutil::disk_usage(d.path()))
+                .sum::<u64>()
     }
 
     pub fn partition_disk_size(&self, partition: usize) -> u64 {
-        self.state.txn.partitions.get(partition).map_or(0, |p| self.partition_disk_size_of(p))
+        self.state
+            .txn
+            .partitions
+            .get(partition)
+            .map_or(0, |p| self.partition_disk_size_of(p))
     }
 
     fn partition_disk_size_of(&self, p: &PartitionMeta) -> u64 {
@@ -164,15 +192,22 @@ impl TableReader {
 
     fn partition(&self, i: usize) -> Result<&PartitionMeta> {
         self.state.txn.partitions.get(i).ok_or_else(|| {
-            StorageError::InvalidState(format!("table \"{}\" has no partition number {i}", self.state.name))
+            StorageError::InvalidState(format!(
+                "table \"{}\" has no partition number {i}",
+                self.state.name
+            ))
         })
     }
 
     fn column_meta(&self, name: &str) -> Result<&crate::table::meta::ColumnMeta> {
-        let i = self.state.meta.column_index(name).ok_or_else(|| StorageError::ColumnNotFound {
-            table: self.state.name.clone(),
-            column: name.to_string(),
-        })?;
+        let i = self
+            .state
+            .meta
+            .column_index(name)
+            .ok_or_else(|| StorageError::ColumnNotFound {
+                table: self.state.name.clone(),
+                column: name.to_string(),
+            })?;
         Ok(&self.state.meta.columns[i])
     }
 
@@ -188,11 +223,22 @@ impl TableReader {
             data_crc: 0,
             aux_crc: 0,
         });
-        ColumnChunk::open(&self.state.partition_dir(p), c, &ext, p.rows, &self.verified)
+        ColumnChunk::open(
+            &self.state.partition_dir(p),
+            c,
+            &ext,
+            p.rows,
+            &self.verified,
+        )
     }
 
     /// Rows `rows` of a column of one partition, decoded. SYMBOL values come back as text.
-    pub fn read_column(&self, partition: usize, column: &str, rows: Range<usize>) -> Result<Column> {
+    pub fn read_column(
+        &self,
+        partition: usize,
+        column: &str,
+        rows: Range<usize>,
+    ) -> Result<Column> {
         let chunk = self.column_chunk(partition, column)?;
         if rows.end > chunk.rows || rows.start > rows.end {
             return Err(StorageError::InvalidState(format!(
@@ -208,7 +254,9 @@ impl TableReader {
         let c = self.column_meta(column)?;
         let (dict, count) = self.symbol_dictionary(&c.name)?;
         let Values::Int(keys) = &raw.values else {
-            return Err(StorageError::InvalidState("symbol column did not decode to keys".into()));
+            return Err(StorageError::InvalidState(
+                "symbol column did not decode to keys".into(),
+            ));
         };
         let mut out = VarData::default();
         for (i, k) in keys.iter().enumerate() {
@@ -217,11 +265,20 @@ impl TableReader {
                 continue;
             }
             let s = dict.get(*k as usize).ok_or_else(|| {
-                StorageError::corrupted(&dir, format!("symbol key {k} of column \"{}\" is not below {count}", c.name))
+                StorageError::corrupted(
+                    &dir,
+                    format!(
+                        "symbol key {k} of column \"{}\" is not below {count}",
+                        c.name
+                    ),
+                )
             })?;
             out.push(s.as_bytes());
         }
-        Ok(Column { values: Values::Symbol(out), nulls: raw.nulls })
+        Ok(Column {
+            values: Values::Symbol(out),
+            nulls: raw.nulls,
+        })
     }
 
     /// A symbol column's dictionary as this snapshot sees it: key `k` is entry `k`.
@@ -236,20 +293,30 @@ impl TableReader {
 
     /// The rows of partition `partition` whose designated timestamp lies in
     /// `[from, to)`, found by binary search on the sorted timestamp column.
-    pub fn timestamp_row_range(&self, partition: usize, from: i64, to: i64) -> Result<Range<usize>> {
+    pub fn timestamp_row_range(
+        &self,
+        partition: usize,
+        from: i64,
+        to: i64,
+    ) -> Result<Range<usize>> {
         let p = self.partition(partition)?;
         let Some(ts_name) = self.state.meta.timestamp_name() else {
             return Ok(0..p.rows as usize);
         };
         let chunk = self.column_chunk(partition, ts_name)?;
         let bytes = chunk.data.as_slice();
-        let at = |i: usize| i64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
+        let at =
+            |i: usize| i64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
         let n = p.rows as usize;
         let lower = |bound: i64| {
             let (mut lo, mut hi) = (0usize, n);
             while lo < hi {
                 let mid = (lo + hi) / 2;
-                if at(mid) < bound { lo = mid + 1 } else { hi = mid }
+                if at(mid) < bound {
+                    lo = mid + 1
+                } else {
+                    hi = mid
+                }
             }
             lo
         };
@@ -261,8 +328,13 @@ impl TableReader {
     /// Every row of the table, in timestamp order, one column per table column
     /// (SYMBOL as text). Meant for tests and small tables.
     pub fn read_all(&self) -> Result<Vec<Column>> {
-        let mut out: Vec<Column> =
-            self.state.meta.columns.iter().map(|c| Column::all_null(c.column_type, 0)).collect();
+        let mut out: Vec<Column> = self
+            .state
+            .meta
+            .columns
+            .iter()
+            .map(|c| Column::all_null(c.column_type, 0))
+            .collect();
         for (i, p) in self.state.txn.partitions.iter().enumerate() {
             for (j, c) in self.state.meta.columns.iter().enumerate() {
                 let col = self.read_column(i, &c.name, 0..p.rows as usize)?;

@@ -272,20 +272,47 @@ mod tests {
     #[test]
     fn partition_names() {
         let t = ts(2026, 11, 21, 10) + 123;
-        assert_eq!(PartitionBy::Day.partition_name(PartitionBy::Day.partition_start(t)), "2026-11-21");
-        assert_eq!(PartitionBy::Hour.partition_name(PartitionBy::Hour.partition_start(t)), "2026-11-21T10");
-        assert_eq!(PartitionBy::Month.partition_name(PartitionBy::Month.partition_start(t)), "2026-11");
-        assert_eq!(PartitionBy::Year.partition_name(PartitionBy::Year.partition_start(t)), "2026");
-        assert_eq!(PartitionBy::Week.partition_name(PartitionBy::Week.partition_start(t)), "2026-W47");
-        assert_eq!(PartitionBy::None.partition_name(PartitionBy::None.partition_start(t)), "default");
+        assert_eq!(
+            PartitionBy::Day.partition_name(PartitionBy::Day.partition_start(t)),
+            "2026-11-21"
+        );
+        assert_eq!(
+            PartitionBy::Hour.partition_name(PartitionBy::Hour.partition_start(t)),
+            "2026-11-21T10"
+        );
+        assert_eq!(
+            PartitionBy::Month.partition_name(PartitionBy::Month.partition_start(t)),
+            "2026-11"
+        );
+        assert_eq!(
+            PartitionBy::Year.partition_name(PartitionBy::Year.partition_start(t)),
+            "2026"
+        );
+        assert_eq!(
+            PartitionBy::Week.partition_name(PartitionBy::Week.partition_start(t)),
+            "2026-W47"
+        );
+        assert_eq!(
+            PartitionBy::None.partition_name(PartitionBy::None.partition_start(t)),
+            "default"
+        );
         // ISO week-year differs from the calendar year around New Year.
         let d = ts(2021, 1, 3, 0);
-        assert_eq!(PartitionBy::Week.partition_name(PartitionBy::Week.partition_start(d)), "2020-W53");
+        assert_eq!(
+            PartitionBy::Week.partition_name(PartitionBy::Week.partition_start(d)),
+            "2020-W53"
+        );
         let d = ts(2024, 12, 30, 0);
-        assert_eq!(PartitionBy::Week.partition_name(PartitionBy::Week.partition_start(d)), "2025-W01");
+        assert_eq!(
+            PartitionBy::Week.partition_name(PartitionBy::Week.partition_start(d)),
+            "2025-W01"
+        );
         // Before the epoch.
         let d = ts(1969, 12, 31, 23) + 5;
-        assert_eq!(PartitionBy::Hour.partition_name(PartitionBy::Hour.partition_start(d)), "1969-12-31T23");
+        assert_eq!(
+            PartitionBy::Hour.partition_name(PartitionBy::Hour.partition_start(d)),
+            "1969-12-31T23"
+        );
     }
 
     proptest! {

@@ -50,7 +50,10 @@ pub(crate) fn aux_path(part_dir: &Path, col: &ColumnMeta) -> Option<PathBuf> {
 /// Committed lengths of a column's `.d` and aux files for `stored` rows.
 pub(crate) fn committed_lengths(col: &ColumnMeta, ext: &ColumnExtent, stored: u64) -> (u64, u64) {
     match col.column_type.fixed_width() {
-        Some(w) => (stored * w as u64, if aux_is_nulls(col) { stored } else { 0 }),
+        Some(w) => (
+            stored * w as u64,
+            if aux_is_nulls(col) { stored } else { 0 },
+        ),
         None => (ext.var_len, stored * 8),
     }
 }
@@ -102,7 +105,9 @@ fn encode(col: &ColumnMeta, column: &Column, var_base: u64) -> Result<(Vec<u8>, 
         }};
     }
     let data = match &column.values {
-        Values::Boolean(v) => (0..n).map(|i| if null(i) { BOOL_NULL } else { v[i] as u8 }).collect(),
+        Values::Boolean(v) => (0..n)
+            .map(|i| if null(i) { BOOL_NULL } else { v[i] as u8 })
+            .collect(),
         Values::SmallInt(v) => fixed!(v),
         Values::Int(v) if col.column_type == ColumnType::Symbol => {
             let mut out = Vec::with_capacity(n * 4);
@@ -121,7 +126,9 @@ fn encode(col: &ColumnMeta, column: &Column, var_base: u64) -> Result<(Vec<u8>, 
             let mut data = Vec::with_capacity(v.bytes.len());
             for i in 0..n {
                 if null(i) {
-                    offsets.extend_from_slice(&((var_base + data.len() as u64) | VAR_NULL_FLAG).to_le_bytes());
+                    offsets.extend_from_slice(
+                        &((var_base + data.len() as u64) | VAR_NULL_FLAG).to_le_bytes(),
+                    );
                 } else {
                     data.extend_from_slice(v.get(i));
                     offsets.extend_from_slice(&(var_base + data.len() as u64).to_le_bytes());
@@ -197,7 +204,9 @@ impl VerifiedFiles {
         if crc != expected {
             return Err(StorageError::corrupted(
                 path,
-                format!("checksum mismatch over the first {len} bytes: stored {expected:08x}, computed {crc:08x}"),
+                format!(
+                    "checksum mismatch over the first {len} bytes: stored {expected:08x}, computed {crc:08x}"
+                ),
             ));
         }
         let mut g = self.inner.lock();
@@ -212,7 +221,12 @@ impl VerifiedFiles {
 }
 
 /// Maps the first `len` bytes of `path` and checks them against `crc`.
-pub(crate) fn map_verified(path: &Path, len: u64, crc: u32, verified: &VerifiedFiles) -> Result<Mapped> {
+pub(crate) fn map_verified(
+    path: &Path,
+    len: u64,
+    crc: u32,
+    verified: &VerifiedFiles,
+) -> Result<Mapped> {
     if len == 0 {
         return Ok(Mapped::default());
     }
@@ -230,7 +244,10 @@ pub(crate) fn map_verified(path: &Path, len: u64, crc: u32, verified: &VerifiedF
     let map = unsafe { Mmap::map(&file) }.at(path)?;
     let len = len as usize;
     verified.verify(path, &map[..len], crc)?;
-    Ok(Mapped { map: Some(Arc::new(map)), len })
+    Ok(Mapped {
+        map: Some(Arc::new(map)),
+        len,
+    })
 }
 
 /// One column of one partition, as committed: zero-copy views of its files.
@@ -262,7 +279,13 @@ impl ColumnChunk {
             Some(p) => Some(map_verified(&p, aux_len, ext.aux_crc, verified)?),
             None => None,
         };
-        Ok(ColumnChunk { column_type: col.column_type, rows: rows as usize, top: ext.top as usize, data, aux })
+        Ok(ColumnChunk {
+            column_type: col.column_type,
+            rows: rows as usize,
+            top: ext.top as usize,
+            data,
+            aux,
+        })
     }
 
     /// Decodes rows `range` (partition row numbers). Symbol columns come back as
@@ -274,13 +297,21 @@ impl ColumnChunk {
         let leading = self.top.saturating_sub(range.start).min(n);
         let stored = (range.start.max(self.top) - self.top)..(range.end.max(self.top) - self.top);
         // Symbols decode to their keys, so their placeholder NULLs are INT too.
-        let placeholder = if t == ColumnType::Symbol { ColumnType::Int } else { t };
+        let placeholder = if t == ColumnType::Symbol {
+            ColumnType::Int
+        } else {
+            t
+        };
         let mut col = Column::all_null(placeholder, leading);
         if stored.is_empty() {
             return Ok(col);
         }
         let data = self.data.as_slice();
-        let null_flags = self.aux.as_ref().filter(|_| t.fixed_width().is_some()).map(|m| m.as_slice());
+        let null_flags = self
+            .aux
+            .as_ref()
+            .filter(|_| t.fixed_width().is_some())
+            .map(|m| m.as_slice());
         let mut nulls: Vec<bool> = match null_flags {
             Some(f) => f[stored.clone()].iter().map(|&b| b != 0).collect(),
             None => vec![false; stored.len()],
@@ -290,7 +321,10 @@ impl ColumnChunk {
                 const W: usize = std::mem::size_of::<$ty>();
                 let bytes = &data[stored.start * W..stored.end * W];
                 Values::$variant(
-                    bytes.chunks_exact(W).map(|c| <$ty>::from_le_bytes(c.try_into().unwrap_or([0; W]))).collect(),
+                    bytes
+                        .chunks_exact(W)
+                        .map(|c| <$ty>::from_le_bytes(c.try_into().unwrap_or([0; W])))
+                        .collect(),
                 )
             }};
         }
@@ -325,14 +359,24 @@ impl ColumnChunk {
                     let b = &offs[i * 8..i * 8 + 8];
                     u64::from_le_bytes(b.try_into().unwrap_or([0; 8]))
                 };
-                let mut out = VarData { offsets: Vec::with_capacity(stored.len() + 1), bytes: Vec::new() };
+                let mut out = VarData {
+                    offsets: Vec::with_capacity(stored.len() + 1),
+                    bytes: Vec::new(),
+                };
                 out.offsets.push(0);
-                let mut start = if stored.start == 0 { 0 } else { entry(stored.start - 1) & !VAR_NULL_FLAG };
+                let mut start = if stored.start == 0 {
+                    0
+                } else {
+                    entry(stored.start - 1) & !VAR_NULL_FLAG
+                };
                 for (k, i) in stored.clone().enumerate() {
                     let e = entry(i);
                     let end = e & !VAR_NULL_FLAG;
                     if end < start || end as usize > data.len() {
-                        return Err(StorageError::corrupted(path_hint, format!("offset of row {i} is out of bounds")));
+                        return Err(StorageError::corrupted(
+                            path_hint,
+                            format!("offset of row {i} is out of bounds"),
+                        ));
                     }
                     nulls[k] = e & VAR_NULL_FLAG != 0;
                     out.push(&data[start as usize..end as usize]);
@@ -355,7 +399,13 @@ mod tests {
     use super::*;
 
     fn meta(t: ColumnType) -> ColumnMeta {
-        ColumnMeta { id: 1, name: "c".into(), column_type: t, not_null: false, file_stem: "c~1".into() }
+        ColumnMeta {
+            id: 1,
+            name: "c".into(),
+            column_type: t,
+            not_null: false,
+            file_stem: "c~1".into(),
+        }
     }
 
     #[test]
@@ -371,14 +421,20 @@ mod tests {
             Values::Timestamp(vec![i64::MIN, 0, 1]),
             Values::Date(vec![-1, 0, 1]),
             Values::Uuid(vec![u128::MAX, 0, 7]),
-            Values::Varchar(VarData::from_iter([&b"a"[..], b"", "ü".as_bytes()])),
-            Values::Binary(VarData::from_iter([&[0u8, 255][..], b"", b"x"])),
+            Values::Varchar(VarData::from_slices([&b"a"[..], b"", "ü".as_bytes()])),
+            Values::Binary(VarData::from_slices([&[0u8, 255][..], b"", b"x"])),
         ];
         for v in cases {
             let verified = VerifiedFiles::default();
             let t = v.column_type();
             let m = meta(t);
-            let mut ext = ColumnExtent { column_id: 1, top: 0, var_len: 0, data_crc: 0, aux_crc: 0 };
+            let mut ext = ColumnExtent {
+                column_id: 1,
+                top: 0,
+                var_len: 0,
+                data_crc: 0,
+                aux_crc: 0,
+            };
             let c = Column::with_nulls(v.clone(), vec![false, true, false]);
             let mut dirty = Vec::new();
             append(dir.path(), &m, &mut ext, 0, &c, &mut dirty).expect("append 1");
@@ -390,7 +446,11 @@ mod tests {
             assert_eq!(nulls, vec![false, false, true, false], "{t}");
             // A value that is stored must come back bit for bit (NaN included).
             let again = chunk.decode_raw(0..3, dir.path()).expect("decode");
-            assert_eq!(format!("{:?}", again.take(&[0, 2]).values), format!("{:?}", c.take(&[0, 2]).values), "{t}");
+            assert_eq!(
+                format!("{:?}", again.take(&[0, 2]).values),
+                format!("{:?}", c.take(&[0, 2]).values),
+                "{t}"
+            );
             for p in &dirty {
                 std::fs::remove_file(p).ok();
             }
@@ -401,17 +461,32 @@ mod tests {
     fn a_flipped_byte_is_reported_with_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let m = meta(ColumnType::Double);
-        let mut ext = ColumnExtent { column_id: 1, top: 0, var_len: 0, data_crc: 0, aux_crc: 0 };
+        let mut ext = ColumnExtent {
+            column_id: 1,
+            top: 0,
+            var_len: 0,
+            data_crc: 0,
+            aux_crc: 0,
+        };
         let c = Column::new(Values::Double(vec![1.0, 2.0]));
         append(dir.path(), &m, &mut ext, 0, &c, &mut Vec::new()).expect("append");
         let p = data_path(dir.path(), &m);
         let mut b = std::fs::read(&p).expect("read");
         b[3] ^= 1;
         std::fs::write(&p, b).expect("write");
-        let e = ColumnChunk::open(dir.path(), &m, &ext, 2, &VerifiedFiles::default()).expect_err("flip");
-        assert!(e.to_string().contains("c~1.d") && e.to_string().contains("checksum"), "{e}");
-        std::fs::OpenOptions::new().write(true).open(&p).and_then(|f| f.set_len(8)).expect("truncate");
-        let e = ColumnChunk::open(dir.path(), &m, &ext, 2, &VerifiedFiles::default()).expect_err("short");
+        let e = ColumnChunk::open(dir.path(), &m, &ext, 2, &VerifiedFiles::default())
+            .expect_err("flip");
+        assert!(
+            e.to_string().contains("c~1.d") && e.to_string().contains("checksum"),
+            "{e}"
+        );
+        std::fs::OpenOptions::new()
+            .write(true)
+            .open(&p)
+            .and_then(|f| f.set_len(8))
+            .expect("truncate");
+        let e = ColumnChunk::open(dir.path(), &m, &ext, 2, &VerifiedFiles::default())
+            .expect_err("short");
         assert!(e.to_string().contains("truncated"), "{e}");
     }
 }

@@ -37,7 +37,9 @@ pub struct TableMeta {
 impl TableMeta {
     pub fn column_index(&self, name: &str) -> Option<usize> {
         let key = crate::name::name_key(name);
-        self.columns.iter().position(|c| crate::name::name_key(&c.name) == key)
+        self.columns
+            .iter()
+            .position(|c| crate::name::name_key(&c.name) == key)
     }
 
     pub fn column_by_id(&self, id: u32) -> Option<&ColumnMeta> {
@@ -50,7 +52,8 @@ impl TableMeta {
     }
 
     pub fn timestamp_name(&self) -> Option<&str> {
-        self.timestamp_index().map(|i| self.columns[i].name.as_str())
+        self.timestamp_index()
+            .map(|i| self.columns[i].name.as_str())
     }
 
     pub(crate) fn encode(&self) -> Vec<u8> {
@@ -75,8 +78,8 @@ impl TableMeta {
         let mut d = Decoder::new(body, path);
         let seq = d.u64()?;
         let pb = d.u8()?;
-        let partition_by =
-            PartitionBy::from_code(pb).ok_or_else(|| d.error(format!("unknown partition unit {pb}")))?;
+        let partition_by = PartitionBy::from_code(pb)
+            .ok_or_else(|| d.error(format!("unknown partition unit {pb}")))?;
         let ts = d.u32()?;
         let next_column_id = d.u32()?;
         let n = d.count(10)?;
@@ -85,14 +88,20 @@ impl TableMeta {
             let id = d.u32()?;
             let name = d.str()?.to_string();
             let tc = d.u8()?;
-            let column_type =
-                ColumnType::from_code(tc).ok_or_else(|| d.error(format!("unknown column type {tc}")))?;
+            let column_type = ColumnType::from_code(tc)
+                .ok_or_else(|| d.error(format!("unknown column type {tc}")))?;
             let not_null = d.bool()?;
             let file_stem = d.str()?.to_string();
             if file_stem.is_empty() || file_stem.contains('/') || file_stem.starts_with('.') {
                 return Err(d.error(format!("unsafe column file name {file_stem:?}")));
             }
-            columns.push(ColumnMeta { id, name, column_type, not_null, file_stem });
+            columns.push(ColumnMeta {
+                id,
+                name,
+                column_type,
+                not_null,
+                file_stem,
+            });
         }
         d.finish()?;
         let meta = TableMeta {
@@ -103,10 +112,16 @@ impl TableMeta {
             columns,
         };
         if meta.timestamp_column.is_some() && meta.timestamp_index().is_none() {
-            return Err(StorageError::corrupted(path, "designated timestamp column is not among the columns"));
+            return Err(StorageError::corrupted(
+                path,
+                "designated timestamp column is not among the columns",
+            ));
         }
         if meta.columns.iter().any(|c| c.id >= next_column_id) {
-            return Err(StorageError::corrupted(path, "a column id is not below next_column_id"));
+            return Err(StorageError::corrupted(
+                path,
+                "a column id is not below next_column_id",
+            ));
         }
         Ok(meta)
     }
@@ -124,8 +139,20 @@ mod tests {
             timestamp_column: Some(0),
             next_column_id: 2,
             columns: vec![
-                ColumnMeta { id: 0, name: "ts".into(), column_type: ColumnType::Timestamp, not_null: true, file_stem: "ts~0".into() },
-                ColumnMeta { id: 1, name: "Sym ✓".into(), column_type: ColumnType::Symbol, not_null: false, file_stem: "sym%20~1".into() },
+                ColumnMeta {
+                    id: 0,
+                    name: "ts".into(),
+                    column_type: ColumnType::Timestamp,
+                    not_null: true,
+                    file_stem: "ts~0".into(),
+                },
+                ColumnMeta {
+                    id: 1,
+                    name: "Sym ✓".into(),
+                    column_type: ColumnType::Symbol,
+                    not_null: false,
+                    file_stem: "sym%20~1".into(),
+                },
             ],
         };
         let p = Path::new("_meta");

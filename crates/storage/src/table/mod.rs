@@ -48,7 +48,11 @@ impl TableState {
     }
 
     /// All columns of partition `p`, decoded (symbols as keys), in meta order.
-    pub(crate) fn read_partition_raw(&self, p: &PartitionMeta, verified: &VerifiedFiles) -> Result<Vec<Column>> {
+    pub(crate) fn read_partition_raw(
+        &self,
+        p: &PartitionMeta,
+        verified: &VerifiedFiles,
+    ) -> Result<Vec<Column>> {
         let dir = self.partition_dir(p);
         self.meta
             .columns
@@ -61,7 +65,8 @@ impl TableState {
                     data_crc: 0,
                     aux_crc: 0,
                 });
-                ColumnChunk::open(&dir, c, &ext, p.rows, verified)?.decode_raw(0..p.rows as usize, &dir)
+                ColumnChunk::open(&dir, c, &ext, p.rows, verified)?
+                    .decode_raw(0..p.rows as usize, &dir)
             })
             .collect()
     }
@@ -70,5 +75,9 @@ impl TableState {
 /// `<name>` for version 0, `<name>.<version>` for a version written by that commit.
 pub(crate) fn partition_dir_name(meta: &TableMeta, start: i64, version: u64) -> String {
     let name = meta.partition_by.partition_name(start);
-    if version == 0 { name } else { format!("{name}.{version}") }
+    if version == 0 {
+        name
+    } else {
+        format!("{name}.{version}")
+    }
 }

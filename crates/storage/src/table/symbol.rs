@@ -47,7 +47,10 @@ pub(crate) struct SymbolDict {
 impl SymbolDict {
     pub(crate) fn create(path: PathBuf) -> Result<Self> {
         fsutil::write_at(&path, 0, &header())?;
-        Ok(SymbolDict { path, entries: RwLock::new(Entries::default()) })
+        Ok(SymbolDict {
+            path,
+            entries: RwLock::new(Entries::default()),
+        })
     }
 
     pub(crate) fn path(&self) -> &Path {
@@ -63,7 +66,11 @@ impl SymbolDict {
             if data.len() >= 10 && &data[..8] == SYM_MAGIC {
                 let major = u16::from_le_bytes([data[8], data[9]]);
                 if major != FORMAT_MAJOR {
-                    return Err(StorageError::UnsupportedVersion { path, found: major, supported: FORMAT_MAJOR });
+                    return Err(StorageError::UnsupportedVersion {
+                        path,
+                        found: major,
+                        supported: FORMAT_MAJOR,
+                    });
                 }
             }
             return Err(bad("bad symbol file header".into()));
@@ -72,16 +79,24 @@ impl SymbolDict {
         let mut pos = HEADER_LEN as usize;
         for k in 0..count {
             if data.len() < pos + 4 {
-                return Err(bad(format!("file is truncated: entry {k} of {count} is missing")));
+                return Err(bad(format!(
+                    "file is truncated: entry {k} of {count} is missing"
+                )));
             }
-            let len = u32::from_le_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]]) as usize;
+            let len = u32::from_le_bytes([data[pos], data[pos + 1], data[pos + 2], data[pos + 3]])
+                as usize;
             let end = pos + 4 + len + 4;
             if data.len() < end {
-                return Err(bad(format!("file is truncated inside entry {k} of {count}")));
+                return Err(bad(format!(
+                    "file is truncated inside entry {k} of {count}"
+                )));
             }
-            let stored = u32::from_le_bytes([data[end - 4], data[end - 3], data[end - 2], data[end - 1]]);
+            let stored =
+                u32::from_le_bytes([data[end - 4], data[end - 3], data[end - 2], data[end - 1]]);
             if crc32c::crc32c(&data[pos..end - 4]) != stored {
-                return Err(bad(format!("checksum mismatch in entry {k} (at byte {pos})")));
+                return Err(bad(format!(
+                    "checksum mismatch in entry {k} (at byte {pos})"
+                )));
             }
             let s = std::str::from_utf8(&data[pos + 4..end - 4])
                 .map_err(|_| bad(format!("entry {k} is not valid UTF-8")))?;
@@ -91,7 +106,13 @@ impl SymbolDict {
             e.ends.push(end as u64);
             pos = end;
         }
-        Ok((SymbolDict { path, entries: RwLock::new(e) }, pos as u64))
+        Ok((
+            SymbolDict {
+                path,
+                entries: RwLock::new(e),
+            },
+            pos as u64,
+        ))
     }
 
     pub(crate) fn lookup(&self, s: &str) -> Option<i32> {
@@ -158,20 +179,30 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("s.sym");
         let d = SymbolDict::create(p.clone()).expect("create");
-        d.append(0, &["AAPL".into(), "MSFT".into()]).expect("append");
+        d.append(0, &["AAPL".into(), "MSFT".into()])
+            .expect("append");
         d.append(2, &["uncommitted".into()]).expect("append");
         d.rollback(2);
         d.append(2, &["GOOG".into()]).expect("append");
         assert_eq!(d.lookup("GOOG"), Some(2));
         assert_eq!(d.lookup("uncommitted"), None);
         let (l, len) = SymbolDict::load(p.clone(), 3).expect("load");
-        assert_eq!(l.values(3).iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["AAPL", "MSFT", "GOOG"]);
+        assert_eq!(
+            l.values(3)
+                .iter()
+                .map(|s| s.to_string())
+                .collect::<Vec<_>>(),
+            ["AAPL", "MSFT", "GOOG"]
+        );
         assert_eq!(len, std::fs::metadata(&p).expect("meta").len());
         assert!(SymbolDict::load(p.clone(), 4).is_err());
         let mut b = std::fs::read(&p).expect("read");
         b[22] ^= 1;
         std::fs::write(&p, b).expect("write");
         let e = SymbolDict::load(p, 3).expect_err("flip");
-        assert!(e.to_string().contains("s.sym") && e.to_string().contains("entry 0"), "{e}");
+        assert!(
+            e.to_string().contains("s.sym") && e.to_string().contains("entry 0"),
+            "{e}"
+        );
     }
 }

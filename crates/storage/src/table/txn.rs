@@ -61,7 +61,10 @@ pub(crate) struct TxnState {
 
 impl TxnState {
     pub(crate) fn symbol_count(&self, column_id: u32) -> u32 {
-        self.symbol_counts.iter().find(|(c, _)| *c == column_id).map_or(0, |(_, n)| *n)
+        self.symbol_counts
+            .iter()
+            .find(|(c, _)| *c == column_id)
+            .map_or(0, |(_, n)| *n)
     }
 
     pub(crate) fn set_symbol_count(&mut self, column_id: u32, n: u32) {
@@ -132,18 +135,36 @@ impl TxnState {
                     aux_crc: d.u32()?,
                 });
             }
-            if let Some(prev) = partitions.last() {
-                if prev.start >= start {
-                    return Err(StorageError::corrupted(path, "partitions are not in ascending order"));
-                }
+            if let Some(prev) = partitions.last()
+                && prev.start >= start
+            {
+                return Err(StorageError::corrupted(
+                    path,
+                    "partitions are not in ascending order",
+                ));
             }
             if columns.iter().any(|c| c.top > rows) {
-                return Err(StorageError::corrupted(path, "a column top exceeds the partition's rows"));
+                return Err(StorageError::corrupted(
+                    path,
+                    "a column top exceeds the partition's rows",
+                ));
             }
-            partitions.push(PartitionMeta { start, version, rows, min_ts, max_ts, columns });
+            partitions.push(PartitionMeta {
+                start,
+                version,
+                rows,
+                min_ts,
+                max_ts,
+                columns,
+            });
         }
         d.finish()?;
-        Ok(TxnState { txn, meta_seq, symbol_counts, partitions })
+        Ok(TxnState {
+            txn,
+            meta_seq,
+            symbol_counts,
+            partitions,
+        })
     }
 }
 
@@ -163,7 +184,13 @@ mod tests {
                 rows: 10,
                 min_ts: 0,
                 max_ts: 9,
-                columns: vec![ColumnExtent { column_id: 1, top: 2, var_len: 0, data_crc: 5, aux_crc: 6 }],
+                columns: vec![ColumnExtent {
+                    column_id: 1,
+                    top: 2,
+                    var_len: 0,
+                    data_crc: 5,
+                    aux_crc: 6,
+                }],
             }],
         };
         let p = Path::new("_txn");

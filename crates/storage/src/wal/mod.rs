@@ -102,12 +102,22 @@ pub(crate) fn read_all(dir: &Path) -> Result<Vec<SegmentRecords>> {
             if data.len() >= 10 && &data[..8] == SEGMENT_MAGIC {
                 let major = u16::from_le_bytes([data[8], data[9]]);
                 if major != FORMAT_MAJOR {
-                    return Err(StorageError::UnsupportedVersion { path, found: major, supported: FORMAT_MAJOR });
+                    return Err(StorageError::UnsupportedVersion {
+                        path,
+                        found: major,
+                        supported: FORMAT_MAJOR,
+                    });
                 }
             }
-            if i == last && data.len() < SEGMENT_HEADER && segment_header(first_seq).starts_with(&data) {
+            if i == last
+                && data.len() < SEGMENT_HEADER
+                && segment_header(first_seq).starts_with(&data)
+            {
                 // Crashed while creating the segment: nothing in it was ever acknowledged.
-                tracing::warn!("{}: incomplete segment header, removing the empty segment", path.display());
+                tracing::warn!(
+                    "{}: incomplete segment header, removing the empty segment",
+                    path.display()
+                );
                 fsutil::remove_path(&path)?;
                 continue;
             }
@@ -137,7 +147,11 @@ pub(crate) fn read_all(dir: &Path) -> Result<Vec<SegmentRecords>> {
                             &path,
                             format!(
                                 "record at byte {pos} is damaged and valid records follow it{}; refusing to drop acknowledged commits",
-                                if i != last { " (in a later segment)" } else { "" }
+                                if i != last {
+                                    " (in a later segment)"
+                                } else {
+                                    ""
+                                }
                             ),
                         ));
                     }
@@ -151,7 +165,11 @@ pub(crate) fn read_all(dir: &Path) -> Result<Vec<SegmentRecords>> {
                 }
             }
         }
-        out.push(SegmentRecords { path, first_seq, records });
+        out.push(SegmentRecords {
+            path,
+            first_seq,
+            records,
+        });
     }
     Ok(out)
 }
@@ -165,7 +183,12 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
         if let Some(stem) = name.strip_suffix(".wal") {
             match stem.parse::<u64>() {
                 Ok(seq) if stem.len() == 20 => out.push((seq, e.path())),
-                _ => return Err(StorageError::corrupted(e.path(), "unexpected file in the WAL directory")),
+                _ => {
+                    return Err(StorageError::corrupted(
+                        e.path(),
+                        "unexpected file in the WAL directory",
+                    ));
+                }
             }
         }
     }
@@ -187,9 +210,19 @@ pub(crate) struct WalWriter {
 
 impl WalWriter {
     /// Starts a new segment whose first record will be `next_seq`.
-    pub(crate) fn create(dir: &Path, next_seq: u64, segment_bytes: u64, closed: Vec<(u64, PathBuf)>) -> Result<Self> {
+    pub(crate) fn create(
+        dir: &Path,
+        next_seq: u64,
+        segment_bytes: u64,
+        closed: Vec<(u64, PathBuf)>,
+    ) -> Result<Self> {
         let path = segment_path(dir, next_seq);
-        let mut f = OpenOptions::new().create(true).truncate(true).write(true).open(&path).at(&path)?;
+        let mut f = OpenOptions::new()
+            .create(true)
+            .truncate(true)
+            .write(true)
+            .open(&path)
+            .at(&path)?;
         f.write_all(&segment_header(next_seq)).at(&path)?;
         f.sync_all().at(&path)?;
         fsutil::sync_dir(dir)?;
@@ -293,7 +326,10 @@ mod tests {
         }
         assert!(w.segment_count() > 2);
         let segs = read_all(dir.path()).expect("read");
-        let seqs: Vec<u64> = segs.iter().flat_map(|s| s.records.iter().map(|r| r.0)).collect();
+        let seqs: Vec<u64> = segs
+            .iter()
+            .flat_map(|s| s.records.iter().map(|r| r.0))
+            .collect();
         assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
         w.trim(6).expect("trim");
         assert_eq!(w.segment_count(), 1);

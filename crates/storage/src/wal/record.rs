@@ -32,7 +32,12 @@ pub(crate) fn encode_ops(ops: &[Op]) -> Vec<u8> {
     e.u32(ops.len() as u32);
     for op in ops {
         match op {
-            Op::CreateTable { id, name, dir, meta } => {
+            Op::CreateTable {
+                id,
+                name,
+                dir,
+                meta,
+            } => {
                 e.u8(1);
                 e.u64(*id);
                 e.str(name);
@@ -62,7 +67,11 @@ pub(crate) fn encode_ops(ops: &[Op]) -> Vec<u8> {
                 e.u64(*table);
                 e.u32(*column);
             }
-            Op::RenameColumn { table, column, name } => {
+            Op::RenameColumn {
+                table,
+                column,
+                name,
+            } => {
                 e.u8(6);
                 e.u64(*table);
                 e.u32(*column);
@@ -110,19 +119,39 @@ pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
                 meta: TableMeta::decode(d.bytes()?, path)?,
             },
             2 => Op::DropTable { id: d.u64()? },
-            3 => Op::RenameTable { id: d.u64()?, name: d.str()?.to_string() },
+            3 => Op::RenameTable {
+                id: d.u64()?,
+                name: d.str()?.to_string(),
+            },
             4 => {
                 let table = d.u64()?;
                 let id = d.u32()?;
                 let name = d.str()?.to_string();
                 let tc = d.u8()?;
-                let column_type = ColumnType::from_code(tc).ok_or_else(|| d.error(format!("unknown column type {tc}")))?;
+                let column_type = ColumnType::from_code(tc)
+                    .ok_or_else(|| d.error(format!("unknown column type {tc}")))?;
                 let not_null = d.bool()?;
                 let file_stem = d.str()?.to_string();
-                Op::AddColumn { table, column: ColumnMeta { id, name, column_type, not_null, file_stem } }
+                Op::AddColumn {
+                    table,
+                    column: ColumnMeta {
+                        id,
+                        name,
+                        column_type,
+                        not_null,
+                        file_stem,
+                    },
+                }
             }
-            5 => Op::DropColumn { table: d.u64()?, column: d.u32()? },
-            6 => Op::RenameColumn { table: d.u64()?, column: d.u32()?, name: d.str()?.to_string() },
+            5 => Op::DropColumn {
+                table: d.u64()?,
+                column: d.u32()?,
+            },
+            6 => Op::RenameColumn {
+                table: d.u64()?,
+                column: d.u32()?,
+                name: d.str()?.to_string(),
+            },
             7 => Op::Truncate { table: d.u64()? },
             8 => {
                 let table = d.u64()?;
@@ -133,8 +162,15 @@ pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
                 }
                 Op::DropPartitions { table, starts }
             }
-            9 => Op::Append { table: d.u64()?, data: decode_rows(&mut d)? },
-            10 => Op::ReplacePartition { table: d.u64()?, start: d.i64()?, data: decode_rows(&mut d)? },
+            9 => Op::Append {
+                table: d.u64()?,
+                data: decode_rows(&mut d)?,
+            },
+            10 => Op::ReplacePartition {
+                table: d.u64()?,
+                start: d.i64()?,
+                data: decode_rows(&mut d)?,
+            },
             t => return Err(d.error(format!("unknown WAL op tag {t}"))),
         });
     }
@@ -181,7 +217,10 @@ fn decode_rows(d: &mut Decoder<'_>) -> Result<RowData> {
         }
         new_symbols.push((id, v));
     }
-    Ok(RowData { columns, new_symbols })
+    Ok(RowData {
+        columns,
+        new_symbols,
+    })
 }
 
 fn encode_column(e: &mut Encoder, c: &Column) {
@@ -225,22 +264,35 @@ fn encode_column(e: &mut Encoder, c: &Column) {
 
 fn decode_column(d: &mut Decoder<'_>) -> Result<Column> {
     let tc = d.u8()?;
-    let t = ColumnType::from_code(tc).ok_or_else(|| d.error(format!("unknown column type {tc}")))?;
+    let t =
+        ColumnType::from_code(tc).ok_or_else(|| d.error(format!("unknown column type {tc}")))?;
     let n = d.u64()? as usize;
     if n > d.remaining() {
         return Err(d.error(format!("column of {n} rows exceeds the record")));
     }
     let nulls = if d.bool()? {
         let bits = d.take(n.div_ceil(8))?;
-        Some((0..n).map(|i| bits[i / 8] & (1 << (i % 8)) != 0).collect::<Vec<_>>())
+        Some(
+            (0..n)
+                .map(|i| bits[i / 8] & (1 << (i % 8)) != 0)
+                .collect::<Vec<_>>(),
+        )
     } else {
         None
     };
     macro_rules! fixed {
         ($ty:ty, $variant:ident) => {{
             const W: usize = std::mem::size_of::<$ty>();
-            let bytes = d.take(n.checked_mul(W).ok_or_else(|| d.error("column too large"))?)?;
-            Values::$variant(bytes.chunks_exact(W).map(|c| <$ty>::from_le_bytes(c.try_into().unwrap_or([0; W]))).collect())
+            let bytes = d.take(
+                n.checked_mul(W)
+                    .ok_or_else(|| d.error("column too large"))?,
+            )?;
+            Values::$variant(
+                bytes
+                    .chunks_exact(W)
+                    .map(|c| <$ty>::from_le_bytes(c.try_into().unwrap_or([0; W])))
+                    .collect(),
+            )
         }};
     }
     let values = match t {
@@ -254,7 +306,10 @@ fn decode_column(d: &mut Decoder<'_>) -> Result<Column> {
         ColumnType::Double => fixed!(f64, Double),
         ColumnType::Uuid => fixed!(u128, Uuid),
         ColumnType::Varchar | ColumnType::Symbol | ColumnType::Binary => {
-            let lens = d.take(n.checked_mul(4).ok_or_else(|| d.error("column too large"))?)?;
+            let lens = d.take(
+                n.checked_mul(4)
+                    .ok_or_else(|| d.error("column too large"))?,
+            )?;
             let mut offsets = Vec::with_capacity(n + 1);
             offsets.push(0u64);
             let mut total = 0u64;
@@ -262,7 +317,9 @@ fn decode_column(d: &mut Decoder<'_>) -> Result<Column> {
                 total += u32::from_le_bytes([c[0], c[1], c[2], c[3]]) as u64;
                 offsets.push(total);
             }
-            let bytes = d.take(usize::try_from(total).map_err(|_| d.error("column too large"))?)?.to_vec();
+            let bytes = d
+                .take(usize::try_from(total).map_err(|_| d.error("column too large"))?)?
+                .to_vec();
             let v = VarData { offsets, bytes };
             match t {
                 ColumnType::Varchar => Values::Varchar(v),
@@ -297,20 +354,38 @@ mod tests {
             }],
         };
         let ops = vec![
-            Op::CreateTable { id: 1, name: "t".into(), dir: "t~1".into(), meta },
+            Op::CreateTable {
+                id: 1,
+                name: "t".into(),
+                dir: "t~1".into(),
+                meta,
+            },
             Op::Append {
                 table: 1,
                 data: RowData {
                     columns: vec![
                         (0, Column::timestamps(vec![1, 2, 3])),
-                        (1, Column::with_nulls(Values::Varchar(VarData::from_iter([&b"a"[..], b"", b"c"])), vec![false, true, false])),
+                        (
+                            1,
+                            Column::with_nulls(
+                                Values::Varchar(VarData::from_slices([&b"a"[..], b"", b"c"])),
+                                vec![false, true, false],
+                            ),
+                        ),
                         (2, Column::new(Values::Int(vec![0, -1, 1]))),
                     ],
                     new_symbols: vec![(2, vec!["x".into(), "y".into()])],
                 },
             },
-            Op::DropPartitions { table: 1, starts: vec![0, 86_400_000_000] },
-            Op::RenameColumn { table: 1, column: 0, name: "when".into() },
+            Op::DropPartitions {
+                table: 1,
+                starts: vec![0, 86_400_000_000],
+            },
+            Op::RenameColumn {
+                table: 1,
+                column: 0,
+                name: "when".into(),
+            },
         ];
         let enc = encode_ops(&ops);
         assert_eq!(decode_ops(&enc, Path::new("w")).expect("decode"), ops);

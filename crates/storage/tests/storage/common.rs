@@ -11,7 +11,10 @@ pub(crate) const HOUR: i64 = 3_600_000_000;
 pub(crate) const T0: i64 = 1_795_219_200_000_000;
 
 pub(crate) fn options() -> StorageOptions {
-    StorageOptions { background_housekeeping: false, ..Default::default() }
+    StorageOptions {
+        background_housekeeping: false,
+        ..Default::default()
+    }
 }
 
 pub(crate) fn open(root: &Path) -> Database {
@@ -33,20 +36,40 @@ pub(crate) fn trades_def(name: &str) -> TableDef {
 }
 
 pub(crate) fn create(db: &Database, def: TableDef) {
-    db.commit(Transaction::new().with(Request::CreateTable { def, if_not_exists: false })).expect("create");
+    db.commit(Transaction::new().with(Request::CreateTable {
+        def,
+        if_not_exists: false,
+    }))
+    .expect("create");
 }
 
 pub(crate) fn trades_batch(ts: &[i64], seq0: i64) -> Batch {
-    let syms: Vec<String> = (0..ts.len()).map(|i| format!("S{}", (seq0 + i as i64) % 7)).collect();
+    let syms: Vec<String> = (0..ts.len())
+        .map(|i| format!("S{}", (seq0 + i as i64) % 7))
+        .collect();
     Batch::new()
         .with("ts", Column::timestamps(ts.to_vec()))
         .with("sym", Column::symbols(&syms))
-        .with("price", Column::doubles((0..ts.len()).map(|i| (seq0 + i as i64) as f64 * 0.5).collect()))
-        .with("seq", Column::bigints((0..ts.len() as i64).map(|i| seq0 + i).collect()))
+        .with(
+            "price",
+            Column::doubles(
+                (0..ts.len())
+                    .map(|i| (seq0 + i as i64) as f64 * 0.5)
+                    .collect(),
+            ),
+        )
+        .with(
+            "seq",
+            Column::bigints((0..ts.len() as i64).map(|i| seq0 + i).collect()),
+        )
 }
 
 pub(crate) fn append(db: &Database, table: &str, batch: Batch) -> CommitReceipt {
-    db.commit(Transaction::new().with(Request::Append { table: table.into(), batch })).expect("append")
+    db.commit(Transaction::new().with(Request::Append {
+        table: table.into(),
+        batch,
+    }))
+    .expect("append")
 }
 
 /// A column's values as display strings (NULL as "NULL"), for comparisons.
@@ -64,7 +87,9 @@ pub(crate) fn strings(c: &Column) -> Vec<String> {
                 Values::Real(v) => format!("{:?}", v[i]),
                 Values::Double(v) => format!("{:?}", v[i]),
                 Values::Uuid(v) => format!("{:032x}", v[i]),
-                Values::Varchar(v) | Values::Symbol(v) => String::from_utf8_lossy(v.get(i)).into_owned(),
+                Values::Varchar(v) | Values::Symbol(v) => {
+                    String::from_utf8_lossy(v.get(i)).into_owned()
+                }
                 Values::Binary(v) => format!("{:?}", v.get(i)),
             }
         })

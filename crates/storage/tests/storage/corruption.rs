@@ -33,7 +33,10 @@ fn flip(path: &Path, at: usize) {
 }
 
 fn truncate(path: &Path, by: u64) {
-    let f = std::fs::OpenOptions::new().write(true).open(path).expect("open");
+    let f = std::fs::OpenOptions::new()
+        .write(true)
+        .open(path)
+        .expect("open");
     let len = f.metadata().expect("meta").len();
     f.set_len(len.saturating_sub(by)).expect("truncate");
 }
@@ -45,7 +48,11 @@ fn open_err(dir: &Path) -> StorageError {
 fn assert_names(e: &StorageError, file: &Path, what: &str) {
     let msg = e.to_string();
     assert_eq!(e.kind(), ErrorKind::Corrupted, "{msg}");
-    assert!(msg.contains(&file.display().to_string()), "{msg:?} should name {}", file.display());
+    assert!(
+        msg.contains(&file.display().to_string()),
+        "{msg:?} should name {}",
+        file.display()
+    );
     assert!(msg.contains(what), "{msg:?} should say {what:?}");
 }
 
@@ -61,12 +68,20 @@ fn wal_segment(dir: &Path) -> PathBuf {
         .filter(|p| p.extension().is_some_and(|x| x == "wal"))
         .collect();
     segs.sort();
-    dir.canonicalize().expect("canon").join("wal").join(segs.last().expect("segment").file_name().expect("name"))
+    dir.canonicalize()
+        .expect("canon")
+        .join("wal")
+        .join(segs.last().expect("segment").file_name().expect("name"))
 }
 
 #[test]
 fn metadata_files_flipped_or_truncated() {
-    for (file, damage) in [("_txn", "flip"), ("_txn", "truncate"), ("_meta", "flip"), ("_meta", "truncate")] {
+    for (file, damage) in [
+        ("_txn", "flip"),
+        ("_txn", "truncate"),
+        ("_meta", "flip"),
+        ("_meta", "truncate"),
+    ] {
         let dir = tempfile::tempdir().expect("tempdir");
         build(dir.path(), false);
         let p = table_dir(dir.path()).join(file);
@@ -97,7 +112,11 @@ fn another_major_version_is_refused_naming_both() {
     b[n - 4..].copy_from_slice(&crc.to_le_bytes());
     std::fs::write(&p, b).expect("write");
     let e = open_err(dir.path());
-    assert!(e.to_string().contains("version 7.x is not supported by this build (it reads 1.x)"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("version 7.x is not supported by this build (it reads 1.x)"),
+        "{e}"
+    );
 }
 
 /// Castagnoli CRC, bit by bit (the test does not trust the crate it checks).
@@ -106,7 +125,11 @@ fn crc32c(data: &[u8]) -> u32 {
     for &b in data {
         crc ^= b as u32;
         for _ in 0..8 {
-            crc = if crc & 1 != 0 { (crc >> 1) ^ 0x82F6_3B78 } else { crc >> 1 };
+            crc = if crc & 1 != 0 {
+                (crc >> 1) ^ 0x82F6_3B78
+            } else {
+                crc >> 1
+            };
         }
     }
     !crc
@@ -126,7 +149,10 @@ fn column_file_damage() {
     let t = snap.table("t").expect("t");
     let e = t.read_column(0, "price", 0..1).expect_err("flipped byte");
     assert_names(&e, &p, "checksum mismatch");
-    assert!(t.read_column(1, "price", 0..1).is_ok(), "other partitions stay readable");
+    assert!(
+        t.read_column(1, "price", 0..1).is_ok(),
+        "other partitions stay readable"
+    );
     drop((t, snap));
     db.close().expect("close");
 
@@ -161,7 +187,11 @@ fn wal_torn_tail_is_cut_and_mid_log_damage_refused() {
     build(dir.path(), true);
     truncate(&wal_segment(dir.path()), 3);
     let db = open(dir.path());
-    assert_eq!(column_i64(&db, "t", "seq"), vec![0, 3, 1, 2, 4], "commit 5's record was torn, the rest replayed");
+    assert_eq!(
+        column_i64(&db, "t", "seq"),
+        vec![0, 3, 1, 2, 4],
+        "commit 5's record was torn, the rest replayed"
+    );
     db.close().expect("close");
 
     // A flipped byte in a record that has valid records after it.
@@ -185,11 +215,14 @@ fn uncommitted_tails_and_orphans_are_removed_on_open() {
     // version no _txn refers to, a temp file, a table directory no registry lists.
     let col = t.join("2026-11-22/seq~3.d");
     let len = std::fs::metadata(&col).expect("meta").len();
-    std::fs::OpenOptions::new().append(true).open(&col).and_then(|mut f| {
-        use std::io::Write;
-        f.write_all(&[7; 24])
-    })
-    .expect("append garbage");
+    std::fs::OpenOptions::new()
+        .append(true)
+        .open(&col)
+        .and_then(|mut f| {
+            use std::io::Write;
+            f.write_all(&[7; 24])
+        })
+        .expect("append garbage");
     std::fs::create_dir(t.join("2026-11-22.99")).expect("orphan version");
     std::fs::write(t.join("_txn.tmp"), b"half").expect("tmp");
     std::fs::create_dir(dir.path().join("db/ghost~9")).expect("orphan table");

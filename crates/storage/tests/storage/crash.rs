@@ -20,7 +20,11 @@ const CHILD_ROOT_ENV: &str = "TIDEMARK_CRASH_CHILD_ROOT";
 /// Timestamp of commit `n`'s rows: mostly moving forward through several days,
 /// every fifth commit out of order into an older partition.
 fn ts_for(n: i64) -> i64 {
-    if n % 5 == 0 { T0 + (n % 48) * HOUR + n } else { T0 + n * 60_000_000 }
+    if n % 5 == 0 {
+        T0 + (n % 48) * HOUR + n
+    } else {
+        T0 + n * 60_000_000
+    }
 }
 
 fn child_options() -> StorageOptions {
@@ -35,25 +39,42 @@ fn child_options() -> StorageOptions {
 #[test]
 #[ignore = "runs only as the child process of the crash test"]
 fn writer_child() {
-    let Ok(root) = std::env::var(CHILD_ROOT_ENV) else { return };
+    let Ok(root) = std::env::var(CHILD_ROOT_ENV) else {
+        return;
+    };
     let db = Database::open(&root, child_options()).expect("child open");
     let mut setup = Transaction::new();
     for t in ["a", "b", "c"] {
-        setup.push(Request::CreateTable { def: trades_def(t), if_not_exists: true });
+        setup.push(Request::CreateTable {
+            def: trades_def(t),
+            if_not_exists: true,
+        });
     }
     db.commit(setup).expect("setup");
     let mut n = column_i64(&db, "a", "seq").into_iter().max().unwrap_or(0) + 1;
     loop {
         let mut tx = Transaction::new();
-        tx.push(Request::Append { table: "a".into(), batch: trades_batch(&[ts_for(n)], n) });
-        tx.push(Request::Append { table: "b".into(), batch: trades_batch(&[ts_for(n), ts_for(n) + 1], n) });
+        tx.push(Request::Append {
+            table: "a".into(),
+            batch: trades_batch(&[ts_for(n)], n),
+        });
+        tx.push(Request::Append {
+            table: "b".into(),
+            batch: trades_batch(&[ts_for(n), ts_for(n) + 1], n),
+        });
         if n % 7 == 0 {
-            tx.push(Request::AddColumn { table: "b".into(), column: ColumnDef::new(format!("x{n}"), ColumnType::Int) });
+            tx.push(Request::AddColumn {
+                table: "b".into(),
+                column: ColumnDef::new(format!("x{n}"), ColumnType::Int),
+            });
         }
         if n % 11 == 0 {
             tx.push(Request::Truncate { table: "c".into() });
         }
-        tx.push(Request::Append { table: "c".into(), batch: trades_batch(&[ts_for(n)], n) });
+        tx.push(Request::Append {
+            table: "c".into(),
+            batch: trades_batch(&[ts_for(n)], n),
+        });
         db.commit(tx).expect("child commit");
         println!("ack {n}");
         n += 1;
@@ -66,8 +87,15 @@ fn check_root(root: &Path, last_ack: i64) -> i64 {
     let k = a.len() as i64;
     let mut sorted = a.clone();
     sorted.sort_unstable();
-    assert_eq!(sorted, (1..=k).collect::<Vec<_>>(), "table a holds a gapless prefix of commits");
-    assert!(k >= last_ack, "commit {last_ack} was acknowledged but only {k} survived");
+    assert_eq!(
+        sorted,
+        (1..=k).collect::<Vec<_>>(),
+        "table a holds a gapless prefix of commits"
+    );
+    assert!(
+        k >= last_ack,
+        "commit {last_ack} was acknowledged but only {k} survived"
+    );
     let mut b = column_i64(&db, "b", "seq");
     b.sort_unstable();
     let expect_b: Vec<i64> = (1..=k).flat_map(|n| [n, n + 1]).collect::<Vec<_>>();
@@ -76,12 +104,20 @@ fn check_root(root: &Path, last_ack: i64) -> i64 {
     assert_eq!(b, expect_b, "table b has exactly the commits table a has");
     let snap = db.snapshot();
     let b_cols = snap.table("b").expect("b").meta().columns.len();
-    assert_eq!(b_cols as i64, 4 + k / 7, "ADD COLUMN committed with its rows, no more, no less");
+    assert_eq!(
+        b_cols as i64,
+        4 + k / 7,
+        "ADD COLUMN committed with its rows, no more, no less"
+    );
     let c = column_i64(&db, "c", "seq");
     let since = (k / 11) * 11;
     let mut c_sorted = c.clone();
     c_sorted.sort_unstable();
-    assert_eq!(c_sorted, (since.max(1)..=k).collect::<Vec<_>>(), "TRUNCATE and appends to c are atomic");
+    assert_eq!(
+        c_sorted,
+        (since.max(1)..=k).collect::<Vec<_>>(),
+        "TRUNCATE and appends to c are atomic"
+    );
     // Rows come back in timestamp order.
     let ts = column_i64(&db, "a", "ts");
     assert!(ts.windows(2).all(|w| w[0] <= w[1]));
@@ -91,7 +127,10 @@ fn check_root(root: &Path, last_ack: i64) -> i64 {
 
 #[test]
 fn acknowledged_commits_survive_sigkill() {
-    let trials: usize = std::env::var("TIDEMARK_CRASH_TRIALS").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let trials: usize = std::env::var("TIDEMARK_CRASH_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let dir = tempfile::tempdir().expect("tempdir");
     let exe = std::env::current_exe().expect("test binary");
     let mut rng = rand::rng();
@@ -99,7 +138,13 @@ fn acknowledged_commits_survive_sigkill() {
     let mut last_k = 0;
     for trial in 0..trials {
         let mut child = Command::new(&exe)
-            .args(["crash::writer_child", "--exact", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "crash::writer_child",
+                "--exact",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_ROOT_ENV, dir.path())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -111,7 +156,10 @@ fn acknowledged_commits_survive_sigkill() {
             let last_ack = last_ack.clone();
             std::thread::spawn(move || {
                 for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                    if let Some(n) = line.strip_prefix("ack ").and_then(|s| s.parse::<i64>().ok()) {
+                    if let Some(n) = line
+                        .strip_prefix("ack ")
+                        .and_then(|s| s.parse::<i64>().ok())
+                    {
                         *last_ack.lock().expect("lock") = n;
                     }
                 }
@@ -129,8 +177,11 @@ fn acknowledged_commits_survive_sigkill() {
             std::thread::sleep(Duration::from_millis(2));
         }
         std::thread::sleep(Duration::from_millis(rng.random_range(0..150)));
-        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), nix::sys::signal::Signal::SIGKILL)
-            .expect("SIGKILL");
+        nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(child.id() as i32),
+            nix::sys::signal::Signal::SIGKILL,
+        )
+        .expect("SIGKILL");
         child.wait().expect("wait");
         reader.join().expect("reader");
         let acked = *last_ack.lock().expect("lock");
@@ -138,5 +189,8 @@ fn acknowledged_commits_survive_sigkill() {
         total_acks += acked - last_k;
         last_k = k;
     }
-    assert!(total_acks > trials as i64, "the child made progress ({total_acks} commits in {trials} trials)");
+    assert!(
+        total_acks > trials as i64,
+        "the child made progress ({total_acks} commits in {trials} trials)"
+    );
 }

@@ -19,14 +19,20 @@ fn in_order_rows_append_and_survive_reopen() {
         let t = snap.table("TRADES").expect("case-insensitive lookup");
         assert_eq!(t.row_count(), 5);
         let parts = t.partitions();
-        assert_eq!(parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(), ["2026-11-21", "2026-11-22"]);
+        assert_eq!(
+            parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["2026-11-21", "2026-11-22"]
+        );
         assert_eq!(parts[0].rows, 4);
         db.close().expect("close");
     }
     let db = open(dir.path());
     assert_eq!(column_i64(&db, "trades", "seq"), vec![0, 1, 2, 3, 4]);
     assert_eq!(read_table(&db, "trades")[1], ["S0", "S1", "S2", "S3", "S4"]);
-    assert!(dir.path().join("db/trades~1/2026-11-21/price~2.d").exists(), "layout of design.md");
+    assert!(
+        dir.path().join("db/trades~1/2026-11-21/price~2.d").exists(),
+        "layout of design.md"
+    );
 }
 
 #[test]
@@ -39,18 +45,30 @@ fn out_of_order_rows_merge_into_a_new_partition_version() {
     // Older than the table's newest row: lands inside the first day, between rows.
     let r = append(&db, "t", trades_batch(&[T0 + 15, T0 + 5], 3));
     let seq = r.seq.expect("committed");
-    assert_eq!(column_i64(&db, "t", "ts"), vec![T0 + 5, T0 + 10, T0 + 15, T0 + 20, T0 + DAY]);
+    assert_eq!(
+        column_i64(&db, "t", "ts"),
+        vec![T0 + 5, T0 + 10, T0 + 15, T0 + 20, T0 + DAY]
+    );
     assert_eq!(column_i64(&db, "t", "seq"), vec![4, 0, 3, 1, 2]);
     let parts = db.snapshot().table("t").expect("t").partitions();
     assert_eq!(parts[0].dir_name, format!("2026-11-21.{seq}"));
-    assert_eq!(parts[1].dir_name, "2026-11-22", "untouched partition keeps its version");
+    assert_eq!(
+        parts[1].dir_name, "2026-11-22",
+        "untouched partition keeps its version"
+    );
     // The old version is still there for the older snapshot, byte for byte.
     let old = before.table("t").expect("t");
     assert_eq!(old.row_count(), 3);
     let old_dir = dir.path().join("db/t~1/2026-11-21");
     db.run_housekeeping().expect("housekeeping");
-    assert!(old_dir.exists(), "a live snapshot still needs the old version");
-    assert_eq!(strings(&old.read_column(0, "seq", 0..2).expect("read old")), ["0", "1"]);
+    assert!(
+        old_dir.exists(),
+        "a live snapshot still needs the old version"
+    );
+    assert_eq!(
+        strings(&old.read_column(0, "seq", 0..2).expect("read old")),
+        ["0", "1"]
+    );
     drop(old);
     drop(before);
     db.run_housekeeping().expect("housekeeping");
@@ -77,10 +95,20 @@ fn every_type_and_null_roundtrips_and_nan_is_not_null() {
     let types = ColumnType::ALL;
     {
         let db = open(dir.path());
-        let mut columns: Vec<ColumnDef> =
-            types.iter().map(|t| ColumnDef::new(format!("c_{}", t.name().to_lowercase()), *t)).collect();
+        let mut columns: Vec<ColumnDef> = types
+            .iter()
+            .map(|t| ColumnDef::new(format!("c_{}", t.name().to_lowercase()), *t))
+            .collect();
         columns.push(ColumnDef::new("ts2", ColumnType::Timestamp));
-        create(&db, TableDef { name: "all".into(), columns, timestamp: Some("ts2".into()), partition_by: PartitionBy::Hour });
+        create(
+            &db,
+            TableDef {
+                name: "all".into(),
+                columns,
+                timestamp: Some("ts2".into()),
+                partition_by: PartitionBy::Hour,
+            },
+        );
         let n = 3;
         let nulls = vec![false, true, false];
         let mut batch = Batch::new().with("ts2", Column::timestamps(vec![T0, T0 + 1, T0 + HOUR]));
@@ -94,13 +122,18 @@ fn every_type_and_null_roundtrips_and_nan_is_not_null() {
                 ColumnType::Double => Values::Double(vec![f64::NAN, 0.0, 0.0]),
                 ColumnType::Timestamp => Values::Timestamp(vec![i64::MIN, 0, 0]),
                 ColumnType::Date => Values::Date(vec![-719_162, 0, 0]),
-                ColumnType::Varchar => Values::Varchar(VarData::from_iter([&b""[..], b"", "ü".as_bytes()])),
-                ColumnType::Symbol => Values::Symbol(VarData::from_iter([&b""[..], b"", b"x"])),
+                ColumnType::Varchar => {
+                    Values::Varchar(VarData::from_slices([&b""[..], b"", "ü".as_bytes()]))
+                }
+                ColumnType::Symbol => Values::Symbol(VarData::from_slices([&b""[..], b"", b"x"])),
                 ColumnType::Uuid => Values::Uuid(vec![u128::MAX, 0, 0]),
-                ColumnType::Binary => Values::Binary(VarData::from_iter([&[0u8][..], b"", b""])),
+                ColumnType::Binary => Values::Binary(VarData::from_slices([&[0u8][..], b"", b""])),
             };
             assert_eq!(values.len(), n);
-            batch = batch.with(format!("c_{}", t.name().to_lowercase()), Column::with_nulls(values, nulls.clone()));
+            batch = batch.with(
+                format!("c_{}", t.name().to_lowercase()),
+                Column::with_nulls(values, nulls.clone()),
+            );
         }
         append(&db, "all", batch);
         db.close().expect("close");
@@ -118,7 +151,11 @@ fn every_type_and_null_roundtrips_and_nan_is_not_null() {
         ["-719162", "NULL", "0"],
         ["", "NULL", "ü"],
         ["", "NULL", "x"],
-        ["ffffffffffffffffffffffffffffffff", "NULL", "00000000000000000000000000000000"],
+        [
+            "ffffffffffffffffffffffffffffffff",
+            "NULL",
+            "00000000000000000000000000000000",
+        ],
         ["[0]", "NULL", "[]"],
     ];
     for (i, e) in expect.iter().enumerate() {
@@ -133,27 +170,60 @@ fn a_multi_table_transaction_is_all_or_nothing() {
     create(&db, trades_def("a"));
     create(&db, trades_def("b"));
     let ok = Transaction::new()
-        .with(Request::Append { table: "a".into(), batch: trades_batch(&[T0], 0) })
-        .with(Request::Append { table: "b".into(), batch: trades_batch(&[T0], 0) })
-        .with(Request::CreateTable { def: trades_def("c"), if_not_exists: false });
+        .with(Request::Append {
+            table: "a".into(),
+            batch: trades_batch(&[T0], 0),
+        })
+        .with(Request::Append {
+            table: "b".into(),
+            batch: trades_batch(&[T0], 0),
+        })
+        .with(Request::CreateTable {
+            def: trades_def("c"),
+            if_not_exists: false,
+        });
     db.commit(ok).expect("commit");
     let files_before = count_files(dir.path());
     let bad = Transaction::new()
-        .with(Request::Append { table: "a".into(), batch: trades_batch(&[T0 + 1, T0 - DAY], 1) })
-        .with(Request::CreateTable { def: trades_def("d"), if_not_exists: false })
-        .with(Request::Append { table: "b".into(), batch: trades_batch(&[T0 + 1], 1) })
-        .with(Request::Append { table: "nope".into(), batch: trades_batch(&[T0 + 1], 1) });
+        .with(Request::Append {
+            table: "a".into(),
+            batch: trades_batch(&[T0 + 1, T0 - DAY], 1),
+        })
+        .with(Request::CreateTable {
+            def: trades_def("d"),
+            if_not_exists: false,
+        })
+        .with(Request::Append {
+            table: "b".into(),
+            batch: trades_batch(&[T0 + 1], 1),
+        })
+        .with(Request::Append {
+            table: "nope".into(),
+            batch: trades_batch(&[T0 + 1], 1),
+        });
     let e = db.commit(bad).expect_err("unknown table");
     assert_eq!(e.kind(), ErrorKind::UndefinedTable);
     assert!(e.to_string().contains("\"nope\""), "{e}");
     assert_eq!(column_i64(&db, "a", "seq"), vec![0]);
     assert_eq!(column_i64(&db, "b", "seq"), vec![0]);
     assert!(db.snapshot().table("d").is_none());
-    assert_eq!(count_files(dir.path()), files_before, "a failed commit leaves no files behind");
+    assert_eq!(
+        count_files(dir.path()),
+        files_before,
+        "a failed commit leaves no files behind"
+    );
     // Symbols added by the failed commit are gone too: the next key is 1, not 3.
     append(&db, "a", trades_batch(&[T0 + 2], 5));
-    let (dict, _) = db.snapshot().table("a").expect("a").symbol_dictionary("sym").expect("dict");
-    assert_eq!(dict.iter().map(|s| s.to_string()).collect::<Vec<_>>(), ["S0", "S5"]);
+    let (dict, _) = db
+        .snapshot()
+        .table("a")
+        .expect("a")
+        .symbol_dictionary("sym")
+        .expect("dict");
+    assert_eq!(
+        dict.iter().map(|s| s.to_string()).collect::<Vec<_>>(),
+        ["S0", "S5"]
+    );
 }
 
 fn count_files(root: &std::path::Path) -> usize {
@@ -176,13 +246,30 @@ fn ddl_is_transactional_and_survives_reopen() {
     {
         let db = open(dir.path());
         create(&db, trades_def("t"));
-        append(&db, "t", trades_batch(&[T0, T0 + DAY, T0 + 2 * DAY, T0 + 3 * DAY], 0));
+        append(
+            &db,
+            "t",
+            trades_batch(&[T0, T0 + DAY, T0 + 2 * DAY, T0 + 3 * DAY], 0),
+        );
         db.commit(
             Transaction::new()
-                .with(Request::AddColumn { table: "t".into(), column: ColumnDef::new("note", ColumnType::Varchar) })
-                .with(Request::RenameColumn { table: "t".into(), from: "price".into(), to: "px".into() })
-                .with(Request::DropColumn { table: "t".into(), column: "sym".into() })
-                .with(Request::RenameTable { from: "t".into(), to: "trades".into() }),
+                .with(Request::AddColumn {
+                    table: "t".into(),
+                    column: ColumnDef::new("note", ColumnType::Varchar),
+                })
+                .with(Request::RenameColumn {
+                    table: "t".into(),
+                    from: "price".into(),
+                    to: "px".into(),
+                })
+                .with(Request::DropColumn {
+                    table: "t".into(),
+                    column: "sym".into(),
+                })
+                .with(Request::RenameTable {
+                    from: "t".into(),
+                    to: "trades".into(),
+                }),
         )
         .expect("ddl");
         let batch = Batch::new()
@@ -197,7 +284,10 @@ fn ddl_is_transactional_and_survives_reopen() {
         .expect("drop partition by list");
         db.commit(Transaction::new().with(Request::DropPartitions {
             table: "trades".into(),
-            which: PartitionSelector::TimeRange { from: None, to: Some(T0 + 1) },
+            which: PartitionSelector::TimeRange {
+                from: None,
+                to: Some(T0 + 1),
+            },
         }))
         .expect("drop partition by range");
         db.close().expect("close");
@@ -206,15 +296,41 @@ fn ddl_is_transactional_and_survives_reopen() {
     let snap = db.snapshot();
     assert!(snap.table("t").is_none());
     let t = snap.table("trades").expect("renamed");
-    assert_eq!(t.meta().columns.iter().map(|c| c.name.as_str()).collect::<Vec<_>>(), ["ts", "px", "seq", "note"]);
-    assert_eq!(t.partitions().iter().map(|p| p.name.clone()).collect::<Vec<_>>(), ["2026-11-23", "2026-11-24"]);
+    assert_eq!(
+        t.meta()
+            .columns
+            .iter()
+            .map(|c| c.name.as_str())
+            .collect::<Vec<_>>(),
+        ["ts", "px", "seq", "note"]
+    );
+    assert_eq!(
+        t.partitions()
+            .iter()
+            .map(|p| p.name.clone())
+            .collect::<Vec<_>>(),
+        ["2026-11-23", "2026-11-24"]
+    );
     let rows = read_table(&db, "trades");
     assert_eq!(rows[2], ["2", "3", "4"]);
-    assert_eq!(rows[3], ["NULL", "NULL", "hello"], "added column is NULL in older rows");
+    assert_eq!(
+        rows[3],
+        ["NULL", "NULL", "hello"],
+        "added column is NULL in older rows"
+    );
     // Truncate keeps the table and its schema.
-    db.commit(Transaction::new().with(Request::Truncate { table: "trades".into() })).expect("truncate");
+    db.commit(Transaction::new().with(Request::Truncate {
+        table: "trades".into(),
+    }))
+    .expect("truncate");
     assert_eq!(db.snapshot().table("trades").expect("t").row_count(), 0);
-    append(&db, "trades", Batch::new().with("ts", Column::timestamps(vec![T0 + 2 * DAY])).with("seq", Column::bigints(vec![9])));
+    append(
+        &db,
+        "trades",
+        Batch::new()
+            .with("ts", Column::timestamps(vec![T0 + 2 * DAY]))
+            .with("seq", Column::bigints(vec![9])),
+    );
     assert_eq!(column_i64(&db, "trades", "seq"), vec![9]);
 }
 
@@ -224,43 +340,127 @@ fn ddl_errors_name_the_object_and_change_nothing() {
     let db = open(dir.path());
     create(&db, trades_def("t"));
     let cases: Vec<(Request, ErrorKind, &str)> = vec![
-        (Request::CreateTable { def: trades_def("T"), if_not_exists: false }, ErrorKind::DuplicateObject, "\"T\" already exists"),
-        (Request::DropTable { name: "x".into(), if_exists: false }, ErrorKind::UndefinedTable, "\"x\" does not exist"),
-        (Request::AddColumn { table: "t".into(), column: ColumnDef::new("PRICE", ColumnType::Int) }, ErrorKind::DuplicateObject, "\"PRICE\""),
-        (Request::DropColumn { table: "t".into(), column: "ts".into() }, ErrorKind::InvalidData, "designated timestamp"),
-        (Request::DropColumn { table: "t".into(), column: "zz".into() }, ErrorKind::UndefinedColumn, "\"zz\" of table \"t\""),
-        (Request::RenameColumn { table: "t".into(), from: "sym".into(), to: "seq".into() }, ErrorKind::DuplicateObject, "\"seq\""),
-        (Request::DropPartitions { table: "t".into(), which: PartitionSelector::List(vec![T0]) }, ErrorKind::UndefinedTable, "partition 2026-11-21"),
-        (Request::CreateTable { def: TableDef { name: "../evil".into(), ..trades_def("x") }, if_not_exists: false }, ErrorKind::InvalidName, "'/'"),
         (
-            Request::CreateTable { def: TableDef { timestamp: None, ..trades_def("p") }, if_not_exists: false },
+            Request::CreateTable {
+                def: trades_def("T"),
+                if_not_exists: false,
+            },
+            ErrorKind::DuplicateObject,
+            "\"T\" already exists",
+        ),
+        (
+            Request::DropTable {
+                name: "x".into(),
+                if_exists: false,
+            },
+            ErrorKind::UndefinedTable,
+            "\"x\" does not exist",
+        ),
+        (
+            Request::AddColumn {
+                table: "t".into(),
+                column: ColumnDef::new("PRICE", ColumnType::Int),
+            },
+            ErrorKind::DuplicateObject,
+            "\"PRICE\"",
+        ),
+        (
+            Request::DropColumn {
+                table: "t".into(),
+                column: "ts".into(),
+            },
+            ErrorKind::InvalidData,
+            "designated timestamp",
+        ),
+        (
+            Request::DropColumn {
+                table: "t".into(),
+                column: "zz".into(),
+            },
+            ErrorKind::UndefinedColumn,
+            "\"zz\" of table \"t\"",
+        ),
+        (
+            Request::RenameColumn {
+                table: "t".into(),
+                from: "sym".into(),
+                to: "seq".into(),
+            },
+            ErrorKind::DuplicateObject,
+            "\"seq\"",
+        ),
+        (
+            Request::DropPartitions {
+                table: "t".into(),
+                which: PartitionSelector::List(vec![T0]),
+            },
+            ErrorKind::UndefinedTable,
+            "partition 2026-11-21",
+        ),
+        (
+            Request::CreateTable {
+                def: TableDef {
+                    name: "../evil".into(),
+                    ..trades_def("x")
+                },
+                if_not_exists: false,
+            },
+            ErrorKind::InvalidName,
+            "'/'",
+        ),
+        (
+            Request::CreateTable {
+                def: TableDef {
+                    timestamp: None,
+                    ..trades_def("p")
+                },
+                if_not_exists: false,
+            },
             ErrorKind::InvalidData,
             "PARTITION BY DAY needs a designated timestamp",
         ),
         (
-            Request::Append { table: "t".into(), batch: Batch::new().with("seq", Column::bigints(vec![1])) },
+            Request::Append {
+                table: "t".into(),
+                batch: Batch::new().with("seq", Column::bigints(vec![1])),
+            },
             ErrorKind::InvalidData,
             "null value in designated timestamp column \"ts\"",
         ),
         (
-            Request::Append { table: "t".into(), batch: Batch::new().with("ts", Column::doubles(vec![1.0])) },
+            Request::Append {
+                table: "t".into(),
+                batch: Batch::new().with("ts", Column::doubles(vec![1.0])),
+            },
             ErrorKind::InvalidData,
             "column \"ts\" is of type TIMESTAMP, but the value is of type DOUBLE",
         ),
     ];
     let seq = db.snapshot().seq();
     for (req, kind, text) in cases {
-        let e = db.commit(Transaction::new().with(req.clone())).expect_err(&format!("{req:?}"));
+        let e = db
+            .commit(Transaction::new().with(req.clone()))
+            .expect_err(&format!("{req:?}"));
         assert_eq!(e.kind(), kind, "{e}");
         assert!(e.to_string().contains(text), "{e:?} should mention {text}");
     }
-    assert_eq!(db.snapshot().seq(), seq, "no failed request committed anything");
+    assert_eq!(
+        db.snapshot().seq(),
+        seq,
+        "no failed request committed anything"
+    );
     // IF [NOT] EXISTS turn those into no-ops.
     let r = db
         .commit(
             Transaction::new()
-                .with(Request::CreateTable { def: trades_def("t"), if_not_exists: true })
-                .with(Request::DropTable { name: "x".into(), if_exists: true }),
+                .with(Request::CreateTable {
+                    def: trades_def("t"),
+                    if_not_exists: true,
+                })
+                .with(Request::DropTable {
+                    name: "x".into(),
+                    if_exists: true,
+                }),
         )
         .expect("no-op");
     assert_eq!(r.seq, None);
@@ -270,19 +470,40 @@ fn ddl_errors_name_the_object_and_change_nothing() {
 fn hostile_names_stay_inside_their_directory() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path());
-    for name in ["..x", "a.b", "Ünïcödé ✓", "select", "quote\"d", &"n".repeat(127), "%2F", "CON"] {
+    for name in [
+        "..x",
+        "a.b",
+        "Ünïcödé ✓",
+        "select",
+        "quote\"d",
+        &"n".repeat(127),
+        "%2F",
+        "CON",
+    ] {
         let mut def = trades_def(name);
-        def.columns.push(ColumnDef::new("cölumn ✓ ..", ColumnType::Varchar));
+        def.columns
+            .push(ColumnDef::new("cölumn ✓ ..", ColumnType::Varchar));
         create(&db, def);
         append(&db, name, trades_batch(&[T0], 0));
     }
-    for e in std::fs::read_dir(dir.path().join("db")).expect("db").flatten() {
+    for e in std::fs::read_dir(dir.path().join("db"))
+        .expect("db")
+        .flatten()
+    {
         let n = e.file_name().to_string_lossy().into_owned();
-        assert!(n == "_tables" || n.bytes().all(|b| b.is_ascii_alphanumeric() || b"_-%~".contains(&b)), "{n}");
+        assert!(
+            n == "_tables"
+                || n.bytes()
+                    .all(|b| b.is_ascii_alphanumeric() || b"_-%~".contains(&b)),
+            "{n}"
+        );
     }
     assert_eq!(db.snapshot().table_names().len(), 8);
     // Names differing only in case are the same name.
-    let e = db.commit(Transaction::new().with(Request::CreateTable { def: trades_def("SELECT"), if_not_exists: false }));
+    let e = db.commit(Transaction::new().with(Request::CreateTable {
+        def: trades_def("SELECT"),
+        if_not_exists: false,
+    }));
     assert_eq!(e.expect_err("duplicate").kind(), ErrorKind::DuplicateObject);
 }
 
@@ -299,13 +520,25 @@ fn replace_partition_rewrites_rows_for_update_and_delete() {
     }))
     .expect("replace");
     assert_eq!(column_i64(&db, "t", "seq"), vec![10, 2]);
-    db.commit(Transaction::new().with(Request::ReplacePartition { table: "t".into(), at: T0 + DAY, batch: Batch::new() }))
-        .expect("delete all rows of a partition");
+    db.commit(Transaction::new().with(Request::ReplacePartition {
+        table: "t".into(),
+        at: T0 + DAY,
+        batch: Batch::new(),
+    }))
+    .expect("delete all rows of a partition");
     assert_eq!(db.snapshot().table("t").expect("t").partitions().len(), 1);
     let e = db
-        .commit(Transaction::new().with(Request::ReplacePartition { table: "t".into(), at: T0, batch: trades_batch(&[T0 + DAY], 0) }))
+        .commit(Transaction::new().with(Request::ReplacePartition {
+            table: "t".into(),
+            at: T0,
+            batch: trades_batch(&[T0 + DAY], 0),
+        }))
         .expect_err("row outside the partition");
-    assert!(e.to_string().contains("does not belong to partition 2026-11-21"), "{e}");
+    assert!(
+        e.to_string()
+            .contains("does not belong to partition 2026-11-21"),
+        "{e}"
+    );
 }
 
 #[test]
@@ -316,7 +549,16 @@ fn a_second_opener_is_told_who_holds_the_root() {
     assert_eq!(e.kind(), ErrorKind::Locked);
     let msg = e.to_string();
     assert!(msg.contains(&std::process::id().to_string()), "{msg}");
-    assert!(msg.contains(&dir.path().canonicalize().expect("canon").display().to_string()), "{msg}");
+    assert!(
+        msg.contains(
+            &dir.path()
+                .canonicalize()
+                .expect("canon")
+                .display()
+                .to_string()
+        ),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -341,9 +583,15 @@ fn concurrent_committers_share_fsyncs() {
         t.join().expect("writer");
     }
     let fsyncs = db.stats().wal_fsyncs - before;
-    assert!(fsyncs < 400, "400 commits took {fsyncs} fsyncs: group commit is not sharing");
+    assert!(
+        fsyncs < 400,
+        "400 commits took {fsyncs} fsyncs: group commit is not sharing"
+    );
     for w in 0..8 {
-        assert_eq!(column_i64(&db, &format!("t{w}"), "seq"), (0..50).collect::<Vec<_>>());
+        assert_eq!(
+            column_i64(&db, &format!("t{w}"), "seq"),
+            (0..50).collect::<Vec<_>>()
+        );
     }
 }
 
@@ -355,16 +603,30 @@ fn snapshots_are_stable_while_writers_go_on() {
     append(&db, "t", trades_batch(&[T0, T0 + 1], 0));
     let snap = db.snapshot();
     append(&db, "t", trades_batch(&[T0 + 2], 2));
-    db.commit(Transaction::new().with(Request::DropTable { name: "t".into(), if_exists: false })).expect("drop");
+    db.commit(Transaction::new().with(Request::DropTable {
+        name: "t".into(),
+        if_exists: false,
+    }))
+    .expect("drop");
     db.run_housekeeping().expect("housekeeping");
     let t = snap.table("t").expect("still in the snapshot");
     assert_eq!(t.row_count(), 2);
-    assert_eq!(strings(&t.read_column(0, "seq", 0..2).expect("read")), ["0", "1"]);
+    assert_eq!(
+        strings(&t.read_column(0, "seq", 0..2).expect("read")),
+        ["0", "1"]
+    );
     let chunk = t.column_chunk(0, "ts").expect("mmap");
-    assert_eq!(chunk.data.len(), 16, "fixed-width data is handed out zero-copy");
+    assert_eq!(
+        chunk.data.len(),
+        16,
+        "fixed-width data is handed out zero-copy"
+    );
     drop((t, chunk, snap));
     db.run_housekeeping().expect("housekeeping");
-    assert!(!dir.path().join("db/t~1").exists(), "dropped table's files reclaimed");
+    assert!(
+        !dir.path().join("db/t~1").exists(),
+        "dropped table's files reclaimed"
+    );
 }
 
 #[test]
@@ -376,19 +638,37 @@ fn timestamp_row_range_uses_the_sorted_column() {
     append(&db, "t", trades_batch(&ts, 0));
     let snap = db.snapshot();
     let t = snap.table("t").expect("t");
-    assert_eq!(t.timestamp_row_range(0, T0 + 95, T0 + 200).expect("range"), 10..20);
+    assert_eq!(
+        t.timestamp_row_range(0, T0 + 95, T0 + 200).expect("range"),
+        10..20
+    );
     assert_eq!(t.timestamp_row_range(0, T0 - 5, T0).expect("range"), 0..0);
-    assert_eq!(t.timestamp_row_range(0, T0 + 20_000, T0 + 30_000).expect("range"), 1000..1000);
+    assert_eq!(
+        t.timestamp_row_range(0, T0 + 20_000, T0 + 30_000)
+            .expect("range"),
+        1000..1000
+    );
 }
 
 #[test]
 fn wal_is_recycled_after_flush_but_kept_while_housekeeping_is_paused() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Database::open(dir.path(), StorageOptions { wal_segment_bytes: 1024, ..options() }).expect("open");
+    let db = Database::open(
+        dir.path(),
+        StorageOptions {
+            wal_segment_bytes: 1024,
+            ..options()
+        },
+    )
+    .expect("open");
     create(&db, trades_def("t"));
     db.pause_housekeeping();
     for i in 0..40 {
-        append(&db, "t", trades_batch(&[T0 + i * 100, T0 + i * 100 + 1, T0 - DAY + 40 - i], i * 3));
+        append(
+            &db,
+            "t",
+            trades_batch(&[T0 + i * 100, T0 + i * 100 + 1, T0 - DAY + 40 - i], i * 3),
+        );
     }
     let segments = db.wal_segments();
     assert!(segments > 3, "small segments rotate ({segments})");
@@ -396,7 +676,10 @@ fn wal_is_recycled_after_flush_but_kept_while_housekeeping_is_paused() {
     assert!(!garbage.is_empty() && garbage.iter().all(|p| p.exists()));
     db.run_housekeeping().expect("housekeeping");
     assert_eq!(db.wal_segments(), segments, "paused: WAL kept");
-    assert!(garbage.iter().all(|p| p.exists()), "paused: old versions kept");
+    assert!(
+        garbage.iter().all(|p| p.exists()),
+        "paused: old versions kept"
+    );
     db.resume_housekeeping();
     db.run_housekeeping().expect("housekeeping");
     assert_eq!(db.wal_segments(), 1);
@@ -409,19 +692,37 @@ fn async_and_nosync_modes_commit_and_reopen() {
     for mode in [CommitMode::Async, CommitMode::NoSync] {
         let dir = tempfile::tempdir().expect("tempdir");
         {
-            let db = Database::open(dir.path(), StorageOptions { commit_mode: mode, ..Default::default() }).expect("open");
+            let db = Database::open(
+                dir.path(),
+                StorageOptions {
+                    commit_mode: mode,
+                    ..Default::default()
+                },
+            )
+            .expect("open");
             create(&db, trades_def("t"));
             for i in 0..20 {
                 append(&db, "t", trades_batch(&[T0 + i], i));
             }
-            assert_eq!(column_i64(&db, "t", "seq").len(), 20, "{mode:?}: visible at once");
+            assert_eq!(
+                column_i64(&db, "t", "seq").len(),
+                20,
+                "{mode:?}: visible at once"
+            );
             if mode == CommitMode::Async {
                 let target = db.snapshot().seq();
-                wait_until(|| db.durable_wal_seq() >= target, "the background WAL sync catches up");
+                wait_until(
+                    || db.durable_wal_seq() >= target,
+                    "the background WAL sync catches up",
+                );
             }
         }
         let db = open(dir.path());
-        assert_eq!(column_i64(&db, "t", "seq"), (0..20).collect::<Vec<_>>(), "{mode:?}");
+        assert_eq!(
+            column_i64(&db, "t", "seq"),
+            (0..20).collect::<Vec<_>>(),
+            "{mode:?}"
+        );
     }
 }
 
@@ -430,11 +731,17 @@ fn background_housekeeping_flushes_on_its_own() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(
         dir.path(),
-        StorageOptions { housekeeping_interval: std::time::Duration::from_millis(20), ..Default::default() },
+        StorageOptions {
+            housekeeping_interval: std::time::Duration::from_millis(20),
+            ..Default::default()
+        },
     )
     .expect("open");
     create(&db, trades_def("t"));
     let seq = append(&db, "t", trades_batch(&[T0], 0)).seq.expect("seq");
-    wait_until(|| db.stats().durable_seq >= seq, "housekeeping flushes the table files");
+    wait_until(
+        || db.stats().durable_seq >= seq,
+        "housekeeping flushes the table files",
+    );
     assert!(dir.path().join("db/t~1/_txn").exists());
 }

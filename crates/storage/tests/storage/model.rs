@@ -14,18 +14,44 @@ const TABLES: [&str; 2] = ["alpha", "beta"];
 #[derive(Debug, Clone)]
 enum Step {
     /// Rows: (hours after T0 - 2 days, symbol index or NULL, value).
-    Append { table: usize, rows: Vec<(i64, Option<u8>, i64)> },
+    Append {
+        table: usize,
+        rows: Vec<(i64, Option<u8>, i64)>,
+    },
     /// One transaction appending to both tables.
-    AppendBoth { rows: Vec<(i64, Option<u8>, i64)> },
-    AddColumn { table: usize, varchar: bool },
+    AppendBoth {
+        rows: Vec<(i64, Option<u8>, i64)>,
+    },
+    AddColumn {
+        table: usize,
+        varchar: bool,
+    },
     /// Rows and then a new column, in one transaction.
-    AppendThenAddColumn { table: usize, rows: Vec<(i64, Option<u8>, i64)> },
-    DropColumn { table: usize, pick: usize },
-    RenameColumn { table: usize, pick: usize },
-    Truncate { table: usize },
-    DropPartition { table: usize, day: i64 },
-    RenameTableAndBack { table: usize },
-    DropAndRecreate { table: usize },
+    AppendThenAddColumn {
+        table: usize,
+        rows: Vec<(i64, Option<u8>, i64)>,
+    },
+    DropColumn {
+        table: usize,
+        pick: usize,
+    },
+    RenameColumn {
+        table: usize,
+        pick: usize,
+    },
+    Truncate {
+        table: usize,
+    },
+    DropPartition {
+        table: usize,
+        day: i64,
+    },
+    RenameTableAndBack {
+        table: usize,
+    },
+    DropAndRecreate {
+        table: usize,
+    },
     Housekeeping,
     Reopen,
     /// Drop without the final flush, as SIGKILL would: reopening must replay the WAL.
@@ -66,7 +92,11 @@ struct ModelTable {
 
 impl ModelTable {
     fn new() -> Self {
-        ModelTable { extra: Vec::new(), rows: Vec::new(), next_col: 0 }
+        ModelTable {
+            extra: Vec::new(),
+            rows: Vec::new(),
+            next_col: 0,
+        }
     }
     fn column_names(&self) -> Vec<String> {
         let mut v = vec!["ts".to_string(), "sym".into(), "v".into()];
@@ -93,12 +123,18 @@ fn def(name: &str) -> TableDef {
 }
 
 fn batch(rows: &[(i64, Option<u8>, i64)]) -> Batch {
-    let syms: Vec<String> = rows.iter().map(|r| r.1.map(|s| format!("s{s}")).unwrap_or_default()).collect();
+    let syms: Vec<String> = rows
+        .iter()
+        .map(|r| r.1.map(|s| format!("s{s}")).unwrap_or_default())
+        .collect();
     let nulls: Vec<bool> = rows.iter().map(|r| r.1.is_none()).collect();
     let mut sym = Column::symbols(&syms);
     sym = Column::with_nulls(sym.values, nulls);
     Batch::new()
-        .with("ts", Column::timestamps(rows.iter().map(|r| base_ts(r.0)).collect()))
+        .with(
+            "ts",
+            Column::timestamps(rows.iter().map(|r| base_ts(r.0)).collect()),
+        )
         .with("sym", sym)
         .with("v", Column::bigints(rows.iter().map(|r| r.2).collect()))
 }
@@ -107,14 +143,16 @@ fn model_append(m: &mut ModelTable, rows: &[(i64, Option<u8>, i64)]) {
     for r in rows {
         let mut row = vec![
             base_ts(r.0).to_string(),
-            r.1.map(|s| format!("s{s}")).unwrap_or_else(|| "NULL".into()),
+            r.1.map(|s| format!("s{s}"))
+                .unwrap_or_else(|| "NULL".into()),
             r.2.to_string(),
         ];
         row.extend(m.extra.iter().map(|_| "NULL".to_string()));
         m.rows.push(row);
     }
     // Stable: equal timestamps keep commit order, then batch order.
-    m.rows.sort_by_key(|r| r[0].parse::<i64>().unwrap_or_default());
+    m.rows
+        .sort_by_key(|r| r[0].parse::<i64>().unwrap_or_default());
 }
 
 fn check(db: &Database, model: &BTreeMap<usize, ModelTable>) -> Result<(), TestCaseError> {
@@ -124,10 +162,14 @@ fn check(db: &Database, model: &BTreeMap<usize, ModelTable>) -> Result<(), TestC
             prop_assert!(snap.table(name).is_none(), "{name} should not exist");
             continue;
         };
-        let t = snap.table(name).ok_or_else(|| TestCaseError::fail(format!("{name} missing")))?;
+        let t = snap
+            .table(name)
+            .ok_or_else(|| TestCaseError::fail(format!("{name} missing")))?;
         let names: Vec<String> = t.meta().columns.iter().map(|c| c.name.clone()).collect();
         prop_assert_eq!(&names, &m.column_names());
-        let cols = t.read_all().map_err(|e| TestCaseError::fail(e.to_string()))?;
+        let cols = t
+            .read_all()
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
         let got: Vec<Vec<String>> = (0..t.row_count() as usize)
             .map(|r| cols.iter().map(|c| strings(c)[r].clone()).collect())
             .collect();
@@ -148,16 +190,23 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
         let d = db.as_ref().expect("db");
         match &step {
             Step::Append { table, rows } => {
-                d.commit(Transaction::new().with(Request::Append { table: TABLES[*table].into(), batch: batch(rows) }))
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                d.commit(Transaction::new().with(Request::Append {
+                    table: TABLES[*table].into(),
+                    batch: batch(rows),
+                }))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 model_append(model.get_mut(table).expect("model"), rows);
             }
             Step::AppendBoth { rows } => {
                 let mut tx = Transaction::new();
                 for t in TABLES {
-                    tx.push(Request::Append { table: t.into(), batch: batch(rows) });
+                    tx.push(Request::Append {
+                        table: t.into(),
+                        batch: batch(rows),
+                    });
                 }
-                d.commit(tx).map_err(|e| TestCaseError::fail(e.to_string()))?;
+                d.commit(tx)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 for m in model.values_mut() {
                     model_append(m, rows);
                 }
@@ -166,7 +215,11 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 let m = model.get_mut(table).expect("model");
                 let name = format!("c{}", m.next_col);
                 m.next_col += 1;
-                let t = if *varchar { ColumnType::Varchar } else { ColumnType::Double };
+                let t = if *varchar {
+                    ColumnType::Varchar
+                } else {
+                    ColumnType::Double
+                };
                 d.commit(Transaction::new().with(Request::AddColumn {
                     table: TABLES[*table].into(),
                     column: ColumnDef::new(name.clone(), t),
@@ -183,8 +236,14 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 m.next_col += 1;
                 d.commit(
                     Transaction::new()
-                        .with(Request::Append { table: TABLES[*table].into(), batch: batch(rows) })
-                        .with(Request::AddColumn { table: TABLES[*table].into(), column: ColumnDef::new(name.clone(), ColumnType::Int) }),
+                        .with(Request::Append {
+                            table: TABLES[*table].into(),
+                            batch: batch(rows),
+                        })
+                        .with(Request::AddColumn {
+                            table: TABLES[*table].into(),
+                            column: ColumnDef::new(name.clone(), ColumnType::Int),
+                        }),
                 )
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 model_append(m, rows);
@@ -226,8 +285,10 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                 m.extra[k].0 = to;
             }
             Step::Truncate { table } => {
-                d.commit(Transaction::new().with(Request::Truncate { table: TABLES[*table].into() }))
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                d.commit(Transaction::new().with(Request::Truncate {
+                    table: TABLES[*table].into(),
+                }))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 model.get_mut(table).expect("model").rows.clear();
             }
             Step::DropPartition { table, day } => {
@@ -242,41 +303,65 @@ fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
                     table: TABLES[*table].into(),
                     which: PartitionSelector::List(vec![at]),
                 }));
-                prop_assert_eq!(r.is_ok(), exists, "drop partition {} of {}: {:?}", day, TABLES[*table], r);
+                prop_assert_eq!(
+                    r.is_ok(),
+                    exists,
+                    "drop partition {} of {}: {:?}",
+                    day,
+                    TABLES[*table],
+                    r
+                );
                 m.rows.retain(|r| !in_day(r));
             }
             Step::RenameTableAndBack { table } => {
                 let name = TABLES[*table];
                 let tmp = format!("{name}_tmp");
-                d.commit(Transaction::new().with(Request::RenameTable { from: name.into(), to: tmp.clone() }))
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                d.commit(Transaction::new().with(Request::RenameTable {
+                    from: name.into(),
+                    to: tmp.clone(),
+                }))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 prop_assert!(d.snapshot().table(name).is_none());
-                d.commit(Transaction::new().with(Request::RenameTable { from: tmp, to: name.into() }))
-                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                d.commit(Transaction::new().with(Request::RenameTable {
+                    from: tmp,
+                    to: name.into(),
+                }))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             Step::DropAndRecreate { table } => {
                 let name = TABLES[*table];
                 d.commit(
                     Transaction::new()
-                        .with(Request::DropTable { name: name.into(), if_exists: false })
-                        .with(Request::CreateTable { def: def(name), if_not_exists: false }),
+                        .with(Request::DropTable {
+                            name: name.into(),
+                            if_exists: false,
+                        })
+                        .with(Request::CreateTable {
+                            def: def(name),
+                            if_not_exists: false,
+                        }),
                 )
                 .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 model.insert(*table, ModelTable::new());
             }
             Step::Housekeeping => {
-                d.run_housekeeping().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                d.run_housekeeping()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
             Step::Crash => {
                 db.take().expect("db").simulate_crash();
                 db = Some(open(dir.path()));
             }
             Step::Reopen => {
-                db.take().expect("db").close().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                db.take()
+                    .expect("db")
+                    .close()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
                 db = Some(open(dir.path()));
             }
         }
-        check(db.as_ref().expect("db"), &model).map_err(|e| TestCaseError::fail(format!("after {step:?}: {e}")))?;
+        check(db.as_ref().expect("db"), &model)
+            .map_err(|e| TestCaseError::fail(format!("after {step:?}: {e}")))?;
     }
     Ok(())
 }
