@@ -120,7 +120,7 @@ impl Database {
         let root = Root::open(path.as_ref())?;
         tracing::info!(root = %root.path.display(), "opening storage");
         let verified = Arc::new(VerifiedFiles::default());
-        let rec = recovery::recover(&root, &verified)?;
+        let rec = recovery::recover(&root, &verified, options.split_min_rows)?;
         let next_seq = rec.catalog.seq + 1;
         let new_segment = crate::wal::segment_path(&root.wal, next_seq);
         let closed: Vec<_> = rec
@@ -257,6 +257,7 @@ impl Database {
                 seq,
                 self.inner.root.db.clone(),
                 &self.inner.verified,
+                self.inner.options.split_min_rows,
             );
             let mut ops = Vec::new();
             let mut outcome = Ok(());

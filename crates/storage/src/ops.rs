@@ -15,11 +15,11 @@ use crate::batch::{Batch, Column, Values};
 use crate::catalog::Catalog;
 use crate::error::{Result, StorageError};
 use crate::name::{fs_name, name_key, validate_name};
+use crate::table::TableState;
 use crate::table::column::{self, VerifiedFiles};
 use crate::table::meta::{ColumnMeta, TableMeta};
 use crate::table::symbol::SymbolDict;
 use crate::table::txn::{ColumnExtent, PartitionMeta, TxnState};
-use crate::table::{TableState, partition_dir_name};
 use crate::types::{ColumnType, PartitionBy};
 
 /// A column in a `CREATE TABLE` or `ADD COLUMN`.
@@ -202,6 +202,7 @@ pub(crate) struct Staging<'a> {
     /// Symbol dictionaries appended to, with their committed counts, for rollback.
     pub(crate) symbol_marks: Vec<(Arc<SymbolDict>, u32)>,
     pub(crate) rows_written: u64,
+    pub(crate) split_min_rows: u64,
 }
 
 impl<'a> Staging<'a> {
@@ -210,6 +211,7 @@ impl<'a> Staging<'a> {
         seq: u64,
         db_dir: PathBuf,
         verified: &'a VerifiedFiles,
+        split_min_rows: u64,
     ) -> Self {
         Staging {
             catalog,
@@ -221,6 +223,7 @@ impl<'a> Staging<'a> {
             garbage: Vec::new(),
             symbol_marks: Vec::new(),
             rows_written: 0,
+            split_min_rows,
         }
     }
 
@@ -793,17 +796,22 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             let t = st.table_by_id(*table)?;
             let mut dirs = Vec::new();
             for s in starts {
-                let i = t
-                    .txn
-                    .partitions
-                    .iter()
-                    .position(|p| p.start == *s)
-                    .ok_or_else(|| StorageError::PartitionNotFound {
+                if !t.txn.partitions.iter().any(|p| p.start == *s) {
+                    return Err(StorageError::PartitionNotFound {
                         table: t.name.clone(),
                         partition: t.meta.partition_by.partition_name(*s),
-                    })?;
-                dirs.push(t.partition_dir(&t.txn.partitions[i]));
-                Arc::make_mut(&mut t.txn).partitions.remove(i);
+                    });
+                }
+                dirs.extend(
+                    t.txn
+                        .partitions
+                        .iter()
+                        .filter(|p| p.start == *s)
+                        .map(|p| t.partition_dir(p)),
+                );
+                Arc::make_mut(&mut t.txn)
+                    .partitions
+                    .retain(|p| p.start != *s);
             }
             st.garbage.extend(dirs);
         }
@@ -890,9 +898,14 @@ fn append_rows(st: &mut Staging<'_>, table: u64, data: &RowData) -> Result<()> {
     Ok(())
 }
 
-/// Writes rows that all belong to the partition starting at `key`: appended in
-/// place when they are not older than its newest row, otherwise merged into a
-/// new version of the partition.
+/// Writes rows that all belong to the partition starting at `key` (`run` sorted
+/// by timestamp). A partition is a list of *parts*, ordered and non-overlapping in
+/// time. Rows not older than the last part's newest row are appended to it in
+/// place. Older rows are merged: the parts they overlap are rewritten as one new
+/// part, except for the untouched prefix of the first one, which stays where it
+/// is as a read-only view of its directory when it has at least
+/// `split_min_rows` rows (smaller heads are rewritten too: fewer, larger parts).
+/// Committed bytes are never modified.
 fn write_run(
     st: &mut Staging<'_>,
     t: &TableState,
@@ -900,76 +913,153 @@ fn write_run(
     run: &[Column],
     ts: Option<&[i64]>,
 ) -> Result<()> {
-    let (min_ts, max_ts) = match ts {
+    let parts: Vec<PartitionMeta> = t
+        .txn
+        .partitions
+        .iter()
+        .filter(|p| p.start == key)
+        .cloned()
+        .collect();
+    let Some(last) = parts.last() else {
+        let p = write_new_part(st, t, key, run)?;
+        return set_parts(st, t.id, key, vec![p]);
+    };
+    let (rmin, rmax) = match ts {
         Some(ts) => (ts[0], ts[ts.len() - 1]),
         None => (i64::MIN, i64::MIN),
     };
-    let rows = run.first().map_or(0, |c| c.len()) as u64;
-    let existing = t.txn.partitions.iter().position(|p| p.start == key);
-    match existing {
-        Some(i) if ts.is_none() || min_ts >= t.txn.partitions[i].max_ts => {
-            let mut p = t.txn.partitions[i].clone();
-            let dir = t.partition_dir(&p);
-            for (c, col) in t.meta.columns.iter().zip(run) {
-                let ext = p.extent_mut(c.id).ok_or_else(|| {
-                    StorageError::InvalidState(format!(
-                        "partition has no extent for column \"{}\"",
-                        c.name
-                    ))
-                })?;
-                let stored = p_rows_stored(ext, t.txn.partitions[i].rows);
-                column::append(&dir, c, ext, stored, col, &mut st.dirty)?;
-            }
-            if p.rows == 0 {
-                p.min_ts = min_ts;
-            }
-            p.rows += rows;
-            p.max_ts = p.max_ts.max(max_ts);
-            set_partition(st, t.id, Some(i), p)
+    // The first part holding a row newer than the oldest new row: it and what
+    // follows it within the run's range must be merged.
+    let first = if ts.is_none() {
+        None
+    } else {
+        parts.iter().position(|p| p.max_ts > rmin)
+    };
+    let Some(j) = first else {
+        let mut kept = parts.clone();
+        if last.read_only {
+            kept.push(write_new_part(st, t, key, run)?);
+        } else {
+            let n = kept.len() - 1;
+            append_in_place(st, t, &mut kept[n], run, rmin, rmax)?;
         }
-        Some(i) => {
-            let old = t.txn.partitions[i].clone();
-            let mut merged = t.read_partition_raw(&old, st.verified)?;
-            for (m, r) in merged.iter_mut().zip(run) {
-                m.extend(r)?;
-            }
-            if let Some(tsi) = t.meta.timestamp_index()
-                && let Some(order) = sort_order(timestamps(&merged, tsi)?)
-            {
-                merged = merged.iter().map(|c| c.take(&order)).collect();
-            }
-            let version = retire_partition(st, t, &old)?;
-            let p = write_partition(st, t, key, version, &merged)?;
-            set_partition(st, t.id, Some(i), p)
-        }
-        None => {
-            let version = if t.dir.join(partition_dir_name(&t.meta, key, 0)).exists() {
-                st.seq
-            } else {
-                0
-            };
-            let p = write_partition(st, t, key, version, run)?;
-            set_partition(st, t.id, None, p)
+        return set_parts(st, t.id, key, kept);
+    };
+    let mut l = j;
+    while l + 1 < parts.len() && parts[l + 1].min_ts <= rmax {
+        l += 1;
+    }
+    let head = &parts[j];
+    let tsi = t
+        .meta
+        .timestamp_index()
+        .ok_or_else(|| StorageError::InvalidState("merge without a timestamp".into()))?;
+    let head_cols = t.read_partition_raw(head, st.verified)?;
+    // Rows of the head part up to (and including) the oldest new timestamp stay first.
+    let k = timestamps(&head_cols, tsi)?.partition_point(|&x| x <= rmin) as u64;
+    let keep_prefix = k > 0 && k >= st.split_min_rows;
+    let from = if keep_prefix { k as u32 } else { 0 };
+    let idx: Vec<u32> = (from..head.rows as u32).collect();
+    let mut merged: Vec<Column> = head_cols.iter().map(|c| c.take(&idx)).collect();
+    for p in &parts[j + 1..=l] {
+        for (m, c) in merged.iter_mut().zip(t.read_partition_raw(p, st.verified)?) {
+            m.extend(&c)?;
         }
     }
+    for (m, r) in merged.iter_mut().zip(run) {
+        m.extend(r)?;
+    }
+    if let Some(order) = sort_order(timestamps(&merged, tsi)?) {
+        merged = merged.iter().map(|c| c.take(&order)).collect();
+    }
+    let mut replacement = Vec::new();
+    if keep_prefix {
+        replacement.push(prefix_view(
+            st,
+            t,
+            head,
+            k,
+            timestamps(&head_cols, tsi)?[k as usize - 1],
+        )?);
+    } else {
+        retire_part(st, t, head)?;
+    }
+    for p in &parts[j + 1..=l] {
+        retire_part(st, t, p)?;
+    }
+    replacement.push(write_new_part(st, t, key, &merged)?);
+    let mut all = parts[..j].to_vec();
+    all.extend(replacement);
+    all.extend(parts[l + 1..].iter().cloned());
+    set_parts(st, t.id, key, all)
 }
 
-fn p_rows_stored(ext: &ColumnExtent, rows: u64) -> u64 {
-    rows - ext.top
+fn append_in_place(
+    st: &mut Staging<'_>,
+    t: &TableState,
+    p: &mut PartitionMeta,
+    run: &[Column],
+    rmin: i64,
+    rmax: i64,
+) -> Result<()> {
+    let dir = t.partition_dir(p);
+    let rows_before = p.rows;
+    for (c, col) in t.meta.columns.iter().zip(run) {
+        let ext = p.extent_mut(c.id).ok_or_else(|| {
+            StorageError::InvalidState(format!("partition has no extent for column \"{}\"", c.name))
+        })?;
+        let stored = rows_before - ext.top;
+        column::append(&dir, c, ext, stored, col, &mut st.dirty)?;
+    }
+    if p.rows == 0 {
+        p.min_ts = rmin;
+    }
+    p.rows += run.first().map_or(0, |c| c.len()) as u64;
+    p.max_ts = p.max_ts.max(rmax);
+    Ok(())
 }
 
-/// Writes `cols` (sorted) as a fresh partition directory.
-fn write_partition(
+/// The first `k` rows of `p`, kept in place as a read-only part.
+fn prefix_view(
+    st: &Staging<'_>,
+    t: &TableState,
+    p: &PartitionMeta,
+    k: u64,
+    max_ts: i64,
+) -> Result<PartitionMeta> {
+    let dir = t.partition_dir(p);
+    let mut columns = Vec::with_capacity(p.columns.len());
+    for c in &t.meta.columns {
+        let ext = p.extent(c.id).copied().ok_or_else(|| {
+            StorageError::InvalidState(format!("partition has no extent for column \"{}\"", c.name))
+        })?;
+        columns.push(column::prefix_extent(
+            &dir,
+            c,
+            &ext,
+            p.rows,
+            k,
+            st.verified,
+        )?);
+    }
+    Ok(PartitionMeta {
+        rows: k,
+        max_ts,
+        read_only: true,
+        columns,
+        ..p.clone()
+    })
+}
+
+/// Writes `cols` (sorted) as a new part in a fresh directory.
+fn write_new_part(
     st: &mut Staging<'_>,
     t: &TableState,
     key: i64,
-    version: u64,
     cols: &[Column],
 ) -> Result<PartitionMeta> {
-    let dir = t.dir.join(partition_dir_name(&t.meta, key, version));
-    if dir.exists() {
-        st.remove_now(&dir)?;
-    }
+    let (dir_name, version) = crate::table::new_part_dir_name(&t.dir, &t.meta, key, st.seq);
+    let dir = t.dir.join(&dir_name);
     std::fs::create_dir(&dir).map_err(|e| StorageError::io(&dir, e))?;
     st.created.push(dir.clone());
     st.dirty.push(dir.clone());
@@ -978,6 +1068,8 @@ fn write_partition(
     let mut p = PartitionMeta {
         start: key,
         version,
+        dir_name,
+        read_only: false,
         rows,
         min_ts: i64::MIN,
         max_ts: i64::MIN,
@@ -1004,64 +1096,57 @@ fn write_partition(
     Ok(p)
 }
 
-fn set_partition(
-    st: &mut Staging<'_>,
-    table: u64,
-    at: Option<usize>,
-    p: PartitionMeta,
-) -> Result<()> {
+/// Replaces every part of partition `key` with `parts` (empty removes the partition).
+fn set_parts(st: &mut Staging<'_>, table: u64, key: i64, parts: Vec<PartitionMeta>) -> Result<()> {
     let t = st.table_by_id(table)?;
-    let parts = &mut Arc::make_mut(&mut t.txn).partitions;
-    match at {
-        Some(i) => parts[i] = p,
-        None => {
-            let i = parts.partition_point(|x| x.start < p.start);
-            parts.insert(i, p);
-        }
-    }
+    let all = &mut Arc::make_mut(&mut t.txn).partitions;
+    all.retain(|p| p.start != key);
+    let at = all.partition_point(|p| p.start < key);
+    all.splice(at..at, parts);
     Ok(())
 }
 
 fn replace_partition(st: &mut Staging<'_>, table: u64, start: i64, data: &RowData) -> Result<()> {
     let t = st.table_by_id(table)?.clone();
-    let i = t
+    let parts: Vec<PartitionMeta> = t
         .txn
         .partitions
         .iter()
-        .position(|p| p.start == start)
-        .ok_or_else(|| StorageError::PartitionNotFound {
+        .filter(|p| p.start == start)
+        .cloned()
+        .collect();
+    if parts.is_empty() {
+        return Err(StorageError::PartitionNotFound {
             table: t.name.clone(),
             partition: t.meta.partition_by.partition_name(start),
-        })?;
-    let old = t.txn.partitions[i].clone();
-    let version = retire_partition(st, &t, &old)?;
-    let mut cols: Vec<Column> = data.columns.iter().map(|(_, c)| c.clone()).collect();
-    if data.rows() == 0 {
-        Arc::make_mut(&mut st.table_by_id(table)?.txn)
-            .partitions
-            .remove(i);
-        return Ok(());
+        });
     }
+    for p in &parts {
+        retire_part(st, &t, p)?;
+    }
+    if data.rows() == 0 {
+        return set_parts(st, table, start, Vec::new());
+    }
+    let mut cols: Vec<Column> = data.columns.iter().map(|(_, c)| c.clone()).collect();
     if let Some(tsi) = t.meta.timestamp_index()
         && let Some(order) = sort_order(timestamps(&cols, tsi)?)
     {
         cols = cols.iter().map(|c| c.take(&order)).collect();
     }
-    let p = write_partition(st, &t, start, version, &cols)?;
-    set_partition(st, table, Some(i), p)
+    let p = write_new_part(st, &t, start, &cols)?;
+    set_parts(st, table, start, vec![p])
 }
 
-/// Makes way for a rewrite of partition `old`; returns the version to write.
-/// A committed version stays on disk as garbage (readers and checkpoints may
-/// still need it); one written earlier in this same commit is simply replaced.
-fn retire_partition(st: &mut Staging<'_>, t: &TableState, old: &PartitionMeta) -> Result<u64> {
+/// A part leaves the committed state. A directory committed earlier stays on
+/// disk as garbage (readers and checkpoints may still need it); one written
+/// earlier in this same commit is removed at once.
+fn retire_part(st: &mut Staging<'_>, t: &TableState, old: &PartitionMeta) -> Result<()> {
     let dir = t.partition_dir(old);
     if st.created.contains(&dir) {
         st.remove_now(&dir)?;
         st.created.retain(|p| p != &dir);
-        Ok(old.version)
     } else {
         st.garbage.push(dir);
-        Ok(st.seq)
     }
+    Ok(())
 }

@@ -45,6 +45,10 @@ pub struct StorageOptions {
     pub async_sync_interval: Duration,
     /// Run the housekeeping thread (tests turn it off to drive it by hand).
     pub background_housekeeping: bool,
+    /// Out-of-order rows rewrite the tail of a partition part; the untouched head
+    /// is kept in place as its own part when it has at least this many rows
+    /// (otherwise it is rewritten too). Smaller means less copying, more parts.
+    pub split_min_rows: u64,
 }
 
 impl Default for StorageOptions {
@@ -55,6 +59,7 @@ impl Default for StorageOptions {
             housekeeping_interval: Duration::from_millis(1000),
             async_sync_interval: Duration::from_millis(10),
             background_housekeeping: true,
+            split_min_rows: 16_384,
         }
     }
 }

@@ -43,7 +43,11 @@ pub(crate) struct Recovered {
     pub(crate) removed_paths: usize,
 }
 
-pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered> {
+pub(crate) fn recover(
+    root: &Root,
+    verified: &VerifiedFiles,
+    split_min_rows: u64,
+) -> Result<Recovered> {
     let reg_path = root.registry_path();
     let registry = match fsutil::file_len(&reg_path)? {
         Some(_) => Registry::decode(&fsutil::read_file(&reg_path)?, &reg_path)?,
@@ -133,7 +137,13 @@ pub(crate) fn recover(root: &Root, verified: &VerifiedFiles) -> Result<Recovered
                 .iter()
                 .map(|(id, t)| (*id, t.txn.txn))
                 .collect();
-            let mut st = Staging::new(catalog.clone(), seq, root.db.clone(), verified);
+            let mut st = Staging::new(
+                catalog.clone(),
+                seq,
+                root.db.clone(),
+                verified,
+                split_min_rows,
+            );
             for op in &ops {
                 let wanted = match op.table_id() {
                     None => true,
@@ -242,7 +252,7 @@ fn load_table(db: &Path, entry: &RegistryEntry, report: &mut Recovered) -> Resul
                 format!("partition directory of table \"{}\" is missing", state.name),
             ));
         }
-        keep.insert(state.partition_dir_name(p));
+        keep.insert(p.dir_name.clone());
         let mut files = HashSet::new();
         for c in &state.meta.columns {
             let ext = p.extent(c.id).ok_or_else(|| {

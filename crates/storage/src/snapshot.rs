@@ -151,7 +151,7 @@ impl TableReader {
             .iter()
             .map(|p| PartitionInfo {
                 name: pb.partition_name(p.start),
-                dir_name: self.state.partition_dir_name(p),
+                dir_name: p.dir_name.clone(),
                 start: p.start,
                 end: pb.partition_end(p.start),
                 rows: p.rows,

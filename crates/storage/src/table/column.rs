@@ -91,6 +91,53 @@ pub(crate) fn append(
     Ok(())
 }
 
+/// The extent of a column of a part cut to its first `k` rows (of `rows`): lengths
+/// and checksums of the kept prefix of each file. Verifies the whole files first,
+/// so a damaged file is never vouched for by a fresh checksum.
+pub(crate) fn prefix_extent(
+    part_dir: &Path,
+    col: &ColumnMeta,
+    ext: &ColumnExtent,
+    rows: u64,
+    k: u64,
+    verified: &VerifiedFiles,
+) -> Result<ColumnExtent> {
+    let chunk = ColumnChunk::open(part_dir, col, ext, rows, verified)?;
+    let top = ext.top.min(k);
+    let stored = (k - top) as usize;
+    let data = chunk.data.as_slice();
+    let aux = chunk.aux.as_ref().map(|m| m.as_slice()).unwrap_or(&[]);
+    let (data_len, aux_len, var_len) = match col.column_type.fixed_width() {
+        Some(w) => (stored * w, if aux_is_nulls(col) { stored } else { 0 }, 0),
+        None => {
+            let end = if stored == 0 {
+                0
+            } else {
+                let b = &aux[(stored - 1) * 8..stored * 8];
+                u64::from_le_bytes(b.try_into().unwrap_or([0; 8])) & !VAR_NULL_FLAG
+            };
+            (end as usize, stored * 8, end)
+        }
+    };
+    if data_len > data.len() || aux_len > aux.len() {
+        return Err(StorageError::corrupted(
+            part_dir,
+            format!("column \"{}\" is shorter than its rows", col.name),
+        ));
+    }
+    Ok(ColumnExtent {
+        column_id: ext.column_id,
+        top,
+        var_len,
+        data_crc: crc32c::crc32c(&data[..data_len]),
+        aux_crc: if chunk.aux.is_some() {
+            crc32c::crc32c(&aux[..aux_len])
+        } else {
+            0
+        },
+    })
+}
+
 /// `(data, aux)` bytes for `column`. `var_base` is the `.d` length the offsets start from.
 fn encode(col: &ColumnMeta, column: &Column, var_base: u64) -> Result<(Vec<u8>, Option<Vec<u8>>)> {
     let n = column.len();

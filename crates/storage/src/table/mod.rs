@@ -35,12 +35,8 @@ pub(crate) struct TableState {
 }
 
 impl TableState {
-    pub(crate) fn partition_dir_name(&self, p: &PartitionMeta) -> String {
-        partition_dir_name(&self.meta, p.start, p.version)
-    }
-
     pub(crate) fn partition_dir(&self, p: &PartitionMeta) -> PathBuf {
-        self.dir.join(self.partition_dir_name(p))
+        self.dir.join(&p.dir_name)
     }
 
     pub(crate) fn symbol_file(dir: &Path, stem: &str) -> PathBuf {
@@ -72,12 +68,29 @@ impl TableState {
     }
 }
 
-/// `<name>` for version 0, `<name>.<version>` for a version written by that commit.
-pub(crate) fn partition_dir_name(meta: &TableMeta, start: i64, version: u64) -> String {
+/// A directory name for a new part of the partition starting at `start`, written
+/// by commit `seq`: `<name>` when free, else `<name>.<seq>`, else `<name>.<seq>.<n>`.
+/// Returns (name, version).
+pub(crate) fn new_part_dir_name(
+    table_dir: &Path,
+    meta: &TableMeta,
+    start: i64,
+    seq: u64,
+) -> (String, u64) {
     let name = meta.partition_by.partition_name(start);
-    if version == 0 {
-        name
-    } else {
-        format!("{name}.{version}")
+    if !table_dir.join(&name).exists() {
+        return (name, 0);
+    }
+    let versioned = format!("{name}.{seq}");
+    if !table_dir.join(&versioned).exists() {
+        return (versioned, seq);
+    }
+    let mut n = 1u64;
+    loop {
+        let candidate = format!("{name}.{seq}.{n}");
+        if !table_dir.join(&candidate).exists() {
+            return (candidate, seq);
+        }
+        n += 1;
     }
 }

@@ -3,7 +3,7 @@
 //! Body: `txn u64` (the commit this state is as of) | `meta_seq u64` (the `_meta`
 //! it goes with) | `count u32` of symbol counts, each `column_id u32 | count u32` |
 //! `count u32` of partitions, each:
-//! `start i64 | version u64 | rows u64 | min_ts i64 | max_ts i64 | count u32` of
+//! `start i64 | version u64 | dir_name str | read_only bool | rows u64 | min_ts i64 | max_ts i64 | count u32` of
 //! column extents, each `column_id u32 | top u64 | var_len u64 | data_crc u32 | aux_crc u32`.
 //! Framed with magic `TMTXN001`.
 
@@ -34,8 +34,13 @@ pub(crate) struct ColumnExtent {
 pub(crate) struct PartitionMeta {
     /// Inclusive start of the partition's time range (µs); `i64::MIN` for `NONE`.
     pub(crate) start: i64,
-    /// The commit that wrote this directory; 0 for the plain name `<key>`.
+    /// The commit that wrote this part's directory; 0 for the plain name `<key>`.
     pub(crate) version: u64,
+    /// Directory name under the table directory (`2026-11-21`, `2026-11-21.57`, ...).
+    pub(crate) dir_name: String,
+    /// The part is a prefix of its directory's rows (the rest belongs to an older
+    /// version): it is read but never appended to.
+    pub(crate) read_only: bool,
     pub(crate) rows: u64,
     pub(crate) min_ts: i64,
     pub(crate) max_ts: i64,
@@ -91,6 +96,8 @@ impl TxnState {
         for p in &self.partitions {
             e.i64(p.start);
             e.u64(p.version);
+            e.str(&p.dir_name);
+            e.bool(p.read_only);
             e.u64(p.rows);
             e.i64(p.min_ts);
             e.i64(p.max_ts);
@@ -116,11 +123,16 @@ impl TxnState {
         for _ in 0..n {
             symbol_counts.push((d.u32()?, d.u32()?));
         }
-        let n = d.count(44)?;
+        let n = d.count(50)?;
         let mut partitions: Vec<PartitionMeta> = Vec::with_capacity(n);
         for _ in 0..n {
             let start = d.i64()?;
             let version = d.u64()?;
+            let dir_name = d.str()?.to_string();
+            if dir_name.is_empty() || dir_name.contains('/') || dir_name.starts_with('.') {
+                return Err(d.error(format!("unsafe partition directory name {dir_name:?}")));
+            }
+            let read_only = d.bool()?;
             let rows = d.u64()?;
             let min_ts = d.i64()?;
             let max_ts = d.i64()?;
@@ -136,11 +148,11 @@ impl TxnState {
                 });
             }
             if let Some(prev) = partitions.last()
-                && prev.start >= start
+                && (prev.start > start || (prev.start == start && prev.max_ts > min_ts))
             {
                 return Err(StorageError::corrupted(
                     path,
-                    "partitions are not in ascending order",
+                    "partitions are not in ascending time order",
                 ));
             }
             if columns.iter().any(|c| c.top > rows) {
@@ -152,6 +164,8 @@ impl TxnState {
             partitions.push(PartitionMeta {
                 start,
                 version,
+                dir_name,
+                read_only,
                 rows,
                 min_ts,
                 max_ts,
@@ -181,6 +195,8 @@ mod tests {
             partitions: vec![PartitionMeta {
                 start: 0,
                 version: 41,
+                dir_name: "1970-01-01.41".into(),
+                read_only: true,
                 rows: 10,
                 min_ts: 0,
                 max_ts: 9,

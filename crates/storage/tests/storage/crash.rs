@@ -31,6 +31,7 @@ fn child_options() -> StorageOptions {
     StorageOptions {
         housekeeping_interval: Duration::from_millis(3),
         wal_segment_bytes: 16 << 10,
+        split_min_rows: 3,
         ..Default::default()
     }
 }

@@ -745,3 +745,70 @@ fn background_housekeeping_flushes_on_its_own() {
     );
     assert!(dir.path().join("db/t~1/_txn").exists());
 }
+
+#[test]
+fn late_rows_split_a_large_partition_instead_of_copying_it() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(
+        dir.path(),
+        StorageOptions {
+            split_min_rows: 100,
+            ..options()
+        },
+    )
+    .expect("open");
+    create(&db, trades_def("t"));
+    let ts: Vec<i64> = (0..1000).map(|i| T0 + i * 1000).collect();
+    append(&db, "t", trades_batch(&ts, 0));
+    let head = dir.path().join("db/t~1/2026-11-21/price~2.d");
+    let head_bytes = std::fs::read(&head).expect("read");
+    // Late rows falling among the last 10 rows: only the tail is rewritten.
+    let seq = append(&db, "t", trades_batch(&[T0 + 995_500, T0 + 991_500], 1000))
+        .seq
+        .expect("seq");
+    let parts = db.snapshot().table("t").expect("t").partitions();
+    assert_eq!(parts.len(), 2, "{parts:?}");
+    assert_eq!(
+        (parts[0].dir_name.as_str(), parts[0].rows),
+        ("2026-11-21", 992)
+    );
+    assert_eq!(
+        (parts[1].dir_name.clone(), parts[1].rows),
+        (format!("2026-11-21.{seq}"), 10)
+    );
+    assert!(
+        parts.iter().all(|p| p.name == "2026-11-21"),
+        "parts share their partition's name"
+    );
+    assert_eq!(
+        std::fs::read(&head).expect("read"),
+        head_bytes,
+        "the head part's bytes are untouched"
+    );
+    let tail_bytes = std::fs::metadata(
+        dir.path()
+            .join(format!("db/t~1/{}/price~2.d", parts[1].dir_name)),
+    )
+    .expect("tail")
+    .len();
+    assert_eq!(tail_bytes, 10 * 8, "only the tail was copied");
+    let expect_seq: Vec<i64> = (0..992)
+        .chain([1001])
+        .chain(992..996)
+        .chain([1000])
+        .chain(996..1000)
+        .collect();
+    assert_eq!(column_i64(&db, "t", "seq"), expect_seq);
+    // New rows after the tail append to the tail part; rows into the head (read-only) go to a new merge.
+    append(&db, "t", trades_batch(&[T0 + 2_000_000], 1002));
+    append(&db, "t", trades_batch(&[T0 + 500], 1003));
+    db.run_housekeeping().expect("housekeeping");
+    db.close().expect("close");
+    let db = open(dir.path());
+    let seqs = column_i64(&db, "t", "seq");
+    assert_eq!(seqs.len(), 1004);
+    assert_eq!(&seqs[..3], &[0, 1003, 1]);
+    assert_eq!(*seqs.last().expect("last"), 1002);
+    let ts = column_i64(&db, "t", "ts");
+    assert!(ts.windows(2).all(|w| w[0] <= w[1]));
+}

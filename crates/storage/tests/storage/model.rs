@@ -180,6 +180,12 @@ fn check(db: &Database, model: &BTreeMap<usize, ModelTable>) -> Result<(), TestC
 
 fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+    // Tiny parts: every out-of-order merge with a non-empty head splits.
+    let opts = StorageOptions {
+        split_min_rows: 2,
+        ..options()
+    };
+    let open = |p: &std::path::Path| Database::open(p, opts.clone()).expect("open");
     let mut db = Some(open(dir.path()));
     let mut model: BTreeMap<usize, ModelTable> = BTreeMap::new();
     for (i, name) in TABLES.iter().enumerate() {
