@@ -954,13 +954,11 @@ fn write_run(
         .meta
         .timestamp_index()
         .ok_or_else(|| StorageError::InvalidState("merge without a timestamp".into()))?;
-    let head_cols = t.read_partition_raw(head, st.verified)?;
     // Rows of the head part up to (and including) the oldest new timestamp stay first.
-    let k = timestamps(&head_cols, tsi)?.partition_point(|&x| x <= rmin) as u64;
+    let k = t.rows_at_or_before(head, rmin, st.verified)?;
     let keep_prefix = k > 0 && k >= st.split_min_rows;
-    let from = if keep_prefix { k as u32 } else { 0 };
-    let idx: Vec<u32> = (from..head.rows as u32).collect();
-    let mut merged: Vec<Column> = head_cols.iter().map(|c| c.take(&idx)).collect();
+    let from = if keep_prefix { k as usize } else { 0 };
+    let mut merged = t.read_rows_raw(head, from..head.rows as usize, st.verified)?;
     for p in &parts[j + 1..=l] {
         for (m, c) in merged.iter_mut().zip(t.read_partition_raw(p, st.verified)?) {
             m.extend(&c)?;
@@ -974,13 +972,8 @@ fn write_run(
     }
     let mut replacement = Vec::new();
     if keep_prefix {
-        replacement.push(prefix_view(
-            st,
-            t,
-            head,
-            k,
-            timestamps(&head_cols, tsi)?[k as usize - 1],
-        )?);
+        let head_max = t.read_rows_raw(head, k as usize - 1..k as usize, st.verified)?;
+        replacement.push(prefix_view(st, t, head, k, timestamps(&head_max, tsi)?[0])?);
     } else {
         retire_part(st, t, head)?;
     }

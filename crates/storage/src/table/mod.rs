@@ -35,6 +35,37 @@ pub(crate) struct TableState {
 }
 
 impl TableState {
+    /// The number of leading rows of part `p` whose timestamp is at most `ts`
+    /// (binary search on the mapped, sorted timestamp column).
+    pub(crate) fn rows_at_or_before(
+        &self,
+        p: &PartitionMeta,
+        ts: i64,
+        verified: &VerifiedFiles,
+    ) -> Result<u64> {
+        let Some(i) = self.meta.timestamp_index() else {
+            return Ok(p.rows);
+        };
+        let c = &self.meta.columns[i];
+        let ext = p.extent(c.id).copied().ok_or_else(|| {
+            crate::error::StorageError::InvalidState("designated timestamp has no extent".into())
+        })?;
+        let chunk = ColumnChunk::open(&self.partition_dir(p), c, &ext, p.rows, verified)?;
+        let bytes = chunk.data.as_slice();
+        let at =
+            |r: usize| i64::from_le_bytes(bytes[r * 8..r * 8 + 8].try_into().unwrap_or([0; 8]));
+        let (mut lo, mut hi) = (0usize, p.rows as usize);
+        while lo < hi {
+            let mid = (lo + hi) / 2;
+            if at(mid) <= ts {
+                lo = mid + 1
+            } else {
+                hi = mid
+            }
+        }
+        Ok(lo as u64)
+    }
+
     pub(crate) fn partition_dir(&self, p: &PartitionMeta) -> PathBuf {
         self.dir.join(&p.dir_name)
     }
@@ -49,6 +80,16 @@ impl TableState {
         p: &PartitionMeta,
         verified: &VerifiedFiles,
     ) -> Result<Vec<Column>> {
+        self.read_rows_raw(p, 0..p.rows as usize, verified)
+    }
+
+    /// Rows `rows` of every column of part `p`, decoded (symbols as keys).
+    pub(crate) fn read_rows_raw(
+        &self,
+        p: &PartitionMeta,
+        rows: std::ops::Range<usize>,
+        verified: &VerifiedFiles,
+    ) -> Result<Vec<Column>> {
         let dir = self.partition_dir(p);
         self.meta
             .columns
@@ -61,8 +102,7 @@ impl TableState {
                     data_crc: 0,
                     aux_crc: 0,
                 });
-                ColumnChunk::open(&dir, c, &ext, p.rows, verified)?
-                    .decode_raw(0..p.rows as usize, &dir)
+                ColumnChunk::open(&dir, c, &ext, p.rows, verified)?.decode_raw(rows.clone(), &dir)
             })
             .collect()
     }
