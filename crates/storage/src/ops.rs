@@ -716,6 +716,7 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
                     column_id: column.id,
                     top: p.rows,
                     var_len: 0,
+                    null_len: 0,
                     data_crc: 0,
                     aux_crc: 0,
                 });
@@ -1073,6 +1074,7 @@ fn write_new_part(
             column_id: c.id,
             top: 0,
             var_len: 0,
+            null_len: 0,
             data_crc: 0,
             aux_crc: 0,
         };

@@ -220,6 +220,7 @@ impl TableReader {
             column_id: c.id,
             top: p.rows,
             var_len: 0,
+            null_len: 0,
             data_crc: 0,
             aux_crc: 0,
         });

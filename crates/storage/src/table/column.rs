@@ -52,7 +52,7 @@ pub(crate) fn committed_lengths(col: &ColumnMeta, ext: &ColumnExtent, stored: u6
     match col.column_type.fixed_width() {
         Some(w) => (
             stored * w as u64,
-            if aux_is_nulls(col) { stored } else { 0 },
+            if aux_is_nulls(col) { ext.null_len } else { 0 },
         ),
         None => (ext.var_len, stored * 8),
     }
@@ -76,10 +76,22 @@ pub(crate) fn append(
     let (data_off, aux_off) = committed_lengths(col, ext, stored);
     let data_path = data_path(part_dir, col);
     let aux_path = aux_path(part_dir, col);
-    let (data, aux) = encode(col, column, ext.var_len)?;
+    let (data, mut aux) = encode(col, column, ext.var_len)?;
     fsutil::write_at(&data_path, data_off, &data)?;
     ext.data_crc = crc32c::crc32c_append(ext.data_crc, &data);
     dirty.push(data_path);
+    if aux_is_nulls(col) {
+        // The null file only reaches as far as the last NULL: a batch without NULLs
+        // writes nothing, one with NULLs first fills the gap with "not NULL".
+        match aux.as_mut() {
+            Some(flags) => {
+                let gap = (stored - ext.null_len) as usize;
+                flags.splice(0..0, std::iter::repeat_n(0u8, gap));
+                ext.null_len = stored + column.len() as u64;
+            }
+            None => return Ok(()),
+        }
+    }
     if let (Some(path), Some(aux)) = (aux_path, aux) {
         fsutil::write_at(&path, aux_off, &aux)?;
         ext.aux_crc = crc32c::crc32c_append(ext.aux_crc, &aux);
@@ -108,7 +120,15 @@ pub(crate) fn prefix_extent(
     let data = chunk.data.as_slice();
     let aux = chunk.aux.as_ref().map(|m| m.as_slice()).unwrap_or(&[]);
     let (data_len, aux_len, var_len) = match col.column_type.fixed_width() {
-        Some(w) => (stored * w, if aux_is_nulls(col) { stored } else { 0 }, 0),
+        Some(w) => (
+            stored * w,
+            if aux_is_nulls(col) {
+                (ext.null_len as usize).min(stored)
+            } else {
+                0
+            },
+            0,
+        ),
         None => {
             let end = if stored == 0 {
                 0
@@ -129,6 +149,7 @@ pub(crate) fn prefix_extent(
         column_id: ext.column_id,
         top,
         var_len,
+        null_len: if aux_is_nulls(col) { aux_len as u64 } else { 0 },
         data_crc: crc32c::crc32c(&data[..data_len]),
         aux_crc: if chunk.aux.is_some() {
             crc32c::crc32c(&aux[..aux_len])
@@ -190,7 +211,8 @@ fn encode(col: &ColumnMeta, column: &Column, var_base: u64) -> Result<(Vec<u8>, 
             )));
         }
     };
-    let aux = aux_is_nulls(col).then(|| (0..n).map(|i| null(i) as u8).collect());
+    let aux = (aux_is_nulls(col) && column.null_count() > 0)
+        .then(|| (0..n).map(|i| null(i) as u8).collect());
     Ok((data, aux))
 }
 
@@ -360,7 +382,11 @@ impl ColumnChunk {
             .filter(|_| t.fixed_width().is_some())
             .map(|m| m.as_slice());
         let mut nulls: Vec<bool> = match null_flags {
-            Some(f) => f[stored.clone()].iter().map(|&b| b != 0).collect(),
+            // Rows past the end of the null file are not NULL.
+            Some(f) => stored
+                .clone()
+                .map(|i| f.get(i).is_some_and(|&b| b != 0))
+                .collect(),
             None => vec![false; stored.len()],
         };
         macro_rules! fixed {
@@ -479,6 +505,7 @@ mod tests {
                 column_id: 1,
                 top: 0,
                 var_len: 0,
+                null_len: 0,
                 data_crc: 0,
                 aux_crc: 0,
             };
@@ -505,6 +532,38 @@ mod tests {
     }
 
     #[test]
+    fn null_file_is_written_only_up_to_the_last_null() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let m = meta(ColumnType::BigInt);
+        let mut ext = ColumnExtent {
+            column_id: 1,
+            top: 0,
+            var_len: 0,
+            null_len: 0,
+            data_crc: 0,
+            aux_crc: 0,
+        };
+        let mut dirty = Vec::new();
+        let plain = Column::new(Values::BigInt(vec![1, 2, 3]));
+        append(dir.path(), &m, &mut ext, 0, &plain, &mut dirty).expect("append");
+        let n_path = aux_path(dir.path(), &m).expect("nullable column");
+        assert!(!n_path.exists(), "no NULL yet, no null file");
+        let with_null = Column::with_nulls(Values::BigInt(vec![4, 0]), vec![false, true]);
+        append(dir.path(), &m, &mut ext, 3, &with_null, &mut dirty).expect("append");
+        assert_eq!(std::fs::read(&n_path).expect("read"), vec![0, 0, 0, 0, 1]);
+        append(dir.path(), &m, &mut ext, 5, &plain, &mut dirty).expect("append");
+        assert_eq!(ext.null_len, 5, "rows after the last NULL are not covered");
+        let chunk =
+            ColumnChunk::open(dir.path(), &m, &ext, 8, &VerifiedFiles::default()).expect("open");
+        let back = chunk.decode_raw(0..8, dir.path()).expect("decode");
+        let nulls: Vec<bool> = (0..8).map(|i| back.is_null(i)).collect();
+        assert_eq!(
+            nulls,
+            [false, false, false, false, true, false, false, false]
+        );
+    }
+
+    #[test]
     fn a_flipped_byte_is_reported_with_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let m = meta(ColumnType::Double);
@@ -512,6 +571,7 @@ mod tests {
             column_id: 1,
             top: 0,
             var_len: 0,
+            null_len: 0,
             data_crc: 0,
             aux_crc: 0,
         };

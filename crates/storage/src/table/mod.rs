@@ -99,6 +99,7 @@ impl TableState {
                     column_id: c.id,
                     top: p.rows,
                     var_len: 0,
+                    null_len: 0,
                     data_crc: 0,
                     aux_crc: 0,
                 });

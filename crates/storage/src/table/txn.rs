@@ -4,7 +4,7 @@
 //! it goes with) | `count u32` of symbol counts, each `column_id u32 | count u32` |
 //! `count u32` of partitions, each:
 //! `start i64 | version u64 | dir_name str | read_only bool | rows u64 | min_ts i64 | max_ts i64 | count u32` of
-//! column extents, each `column_id u32 | top u64 | var_len u64 | data_crc u32 | aux_crc u32`.
+//! column extents, each `column_id u32 | top u64 | var_len u64 | null_len u64 | data_crc u32 | aux_crc u32`.
 //! Framed with magic `TMTXN001`.
 
 use std::path::Path;
@@ -24,6 +24,9 @@ pub(crate) struct ColumnExtent {
     pub(crate) top: u64,
     /// Committed length of the `.d` file of a variable-size column (0 otherwise).
     pub(crate) var_len: u64,
+    /// Committed length of the `.n` file of a nullable fixed-width column: the
+    /// file covers stored rows up to its last NULL; rows past it are not NULL.
+    pub(crate) null_len: u64,
     /// CRC-32C of the committed bytes of the `.d` file.
     pub(crate) data_crc: u32,
     /// CRC-32C of the committed bytes of the `.i` (offsets) or `.n` (nulls) file.
@@ -106,6 +109,7 @@ impl TxnState {
                 e.u32(c.column_id);
                 e.u64(c.top);
                 e.u64(c.var_len);
+                e.u64(c.null_len);
                 e.u32(c.data_crc);
                 e.u32(c.aux_crc);
             }
@@ -136,13 +140,14 @@ impl TxnState {
             let rows = d.u64()?;
             let min_ts = d.i64()?;
             let max_ts = d.i64()?;
-            let nc = d.count(28)?;
+            let nc = d.count(36)?;
             let mut columns = Vec::with_capacity(nc);
             for _ in 0..nc {
                 columns.push(ColumnExtent {
                     column_id: d.u32()?,
                     top: d.u64()?,
                     var_len: d.u64()?,
+                    null_len: d.u64()?,
                     data_crc: d.u32()?,
                     aux_crc: d.u32()?,
                 });
@@ -204,6 +209,7 @@ mod tests {
                     column_id: 1,
                     top: 2,
                     var_len: 0,
+                    null_len: 0,
                     data_crc: 5,
                     aux_crc: 6,
                 }],
