@@ -4,4 +4,5 @@ mod common;
 mod corruption;
 mod crash;
 mod engine;
+mod format_doc;
 mod model;
