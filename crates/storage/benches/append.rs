@@ -30,10 +30,17 @@ struct Scenario {
 }
 
 fn main() {
+    // `cargo bench` passes `--bench`; `cargo test --all-targets` runs this binary
+    // without it, and then a small smoke run checks that the benchmark still works.
+    let measuring = std::env::args().any(|a| a == "--bench");
+    let default_rows = if measuring { 10_000_000 } else { 20_000 };
     let rows: usize = std::env::var("TIDEMARK_BENCH_ROWS")
         .ok()
         .and_then(|v| v.parse().ok())
-        .unwrap_or(10_000_000);
+        .unwrap_or(default_rows);
+    if !measuring {
+        println!("smoke run of {rows} rows: figures come from `cargo bench`, not `cargo test`");
+    }
     let base = std::env::var("TIDEMARK_BENCH_DIR")
         .map(std::path::PathBuf::from)
         .unwrap_or_else(|_| std::env::temp_dir());

@@ -38,7 +38,12 @@ fn cell(c: &Column, i: usize) -> String {
         Values::Double(v) => json_str(&format!("{:016x}", v[i].to_bits())),
         Values::Uuid(v) => json_str(&format!("{:032x}", v[i])),
         Values::Varchar(v) | Values::Symbol(v) => json_str(&String::from_utf8_lossy(v.get(i))),
-        Values::Binary(v) => json_str(&v.get(i).iter().map(|b| format!("{b:02x}")).collect::<String>()),
+        Values::Binary(v) => json_str(
+            &v.get(i)
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect::<String>(),
+        ),
     }
 }
 
@@ -55,7 +60,15 @@ fn engine_view(db: &Database) -> Vec<String> {
                 .map(|c| format!("[{},{}]", json_str(&c.name), json_str(c.column_type.name())))
                 .collect();
             let rows: Vec<String> = (0..t.row_count() as usize)
-                .map(|r| format!("[{}]", cols.iter().map(|c| cell(c, r)).collect::<Vec<_>>().join(",")))
+                .map(|r| {
+                    format!(
+                        "[{}]",
+                        cols.iter()
+                            .map(|c| cell(c, r))
+                            .collect::<Vec<_>>()
+                            .join(",")
+                    )
+                })
                 .collect();
             format!(
                 "{{\"table\":{},\"columns\":[{}],\"rows\":[{}]}}",
@@ -70,13 +83,28 @@ fn engine_view(db: &Database) -> Vec<String> {
 #[test]
 fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = Database::open(dir.path(), StorageOptions { split_min_rows: 4, ..options() }).expect("open");
+    let db = Database::open(
+        dir.path(),
+        StorageOptions {
+            split_min_rows: 4,
+            ..options()
+        },
+    )
+    .expect("open");
     let mut columns: Vec<ColumnDef> = ColumnType::ALL
         .iter()
         .map(|t| ColumnDef::new(format!("c {}", t.name().to_lowercase()), *t))
         .collect();
     columns.push(ColumnDef::new("ts", ColumnType::Timestamp));
-    create(&db, TableDef { name: "Every Type ✓".into(), columns, timestamp: Some("ts".into()), partition_by: PartitionBy::Day });
+    create(
+        &db,
+        TableDef {
+            name: "Every Type ✓".into(),
+            columns,
+            timestamp: Some("ts".into()),
+            partition_by: PartitionBy::Day,
+        },
+    );
     let batch = |ts: Vec<i64>, k: i64| {
         let n = ts.len();
         let nulls: Vec<bool> = (0..n).map(|i| (i as i64 + k) % 3 == 0).collect();
@@ -86,19 +114,41 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
             let i = |f: &dyn Fn(usize) -> i64| (0..n).map(f).collect::<Vec<i64>>();
             let values = match t {
                 ColumnType::Boolean => Values::Boolean((0..n).map(|i| i % 2 == 0).collect()),
-                ColumnType::SmallInt => Values::SmallInt(i(&|x| x as i64 - 3).iter().map(|&x| x as i16).collect()),
-                ColumnType::Int => Values::Int(i(&|x| x as i64 * 1000 + k).iter().map(|&x| x as i32).collect()),
+                ColumnType::SmallInt => {
+                    Values::SmallInt(i(&|x| x as i64 - 3).iter().map(|&x| x as i16).collect())
+                }
+                ColumnType::Int => Values::Int(
+                    i(&|x| x as i64 * 1000 + k)
+                        .iter()
+                        .map(|&x| x as i32)
+                        .collect(),
+                ),
                 ColumnType::BigInt => Values::BigInt(i(&|x| i64::MIN + x as i64)),
                 ColumnType::Real => Values::Real((0..n).map(|x| x as f32 / 3.0).collect()),
-                ColumnType::Double => Values::Double((0..n).map(|x| if x == 1 { f64::NAN } else { x as f64 * 1e-7 }).collect()),
+                ColumnType::Double => Values::Double(
+                    (0..n)
+                        .map(|x| if x == 1 { f64::NAN } else { x as f64 * 1e-7 })
+                        .collect(),
+                ),
                 ColumnType::Timestamp => Values::Timestamp(i(&|x| x as i64 - 5)),
-                ColumnType::Date => Values::Date(i(&|x| x as i64 * 400).iter().map(|&x| x as i32).collect()),
-                ColumnType::Varchar => Values::Varchar(VarData::from_slices(strs.iter().map(|s| s.as_bytes()))),
-                ColumnType::Symbol => Values::Symbol(VarData::from_slices(strs.iter().map(|s| &s.as_bytes()[..2]))),
+                ColumnType::Date => {
+                    Values::Date(i(&|x| x as i64 * 400).iter().map(|&x| x as i32).collect())
+                }
+                ColumnType::Varchar => {
+                    Values::Varchar(VarData::from_slices(strs.iter().map(|s| s.as_bytes())))
+                }
+                ColumnType::Symbol => Values::Symbol(VarData::from_slices(
+                    strs.iter().map(|s| &s.as_bytes()[..2]),
+                )),
                 ColumnType::Uuid => Values::Uuid((0..n).map(|x| (x as u128) << 100 | 7).collect()),
-                ColumnType::Binary => Values::Binary(VarData::from_slices(strs.iter().map(|s| s.as_bytes()))),
+                ColumnType::Binary => {
+                    Values::Binary(VarData::from_slices(strs.iter().map(|s| s.as_bytes())))
+                }
             };
-            b = b.with(format!("c {}", t.name().to_lowercase()), Column::with_nulls(values, nulls.clone()));
+            b = b.with(
+                format!("c {}", t.name().to_lowercase()),
+                Column::with_nulls(values, nulls.clone()),
+            );
         }
         b
     };
@@ -106,12 +156,28 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
     let commit = |r: Request| {
         db.commit(Transaction::new().with(r)).expect("commit");
     };
-    commit(Request::Append { table: table.into(), batch: batch((0..12).map(|i| T0 + i * 1000).collect(), 0) });
-    commit(Request::AddColumn { table: table.into(), column: ColumnDef::new("late", ColumnType::Double) });
+    commit(Request::Append {
+        table: table.into(),
+        batch: batch((0..12).map(|i| T0 + i * 1000).collect(), 0),
+    });
+    commit(Request::AddColumn {
+        table: table.into(),
+        column: ColumnDef::new("late", ColumnType::Double),
+    });
     // Late rows: split the part (head kept read-only), plus a second day.
-    commit(Request::Append { table: table.into(), batch: batch(vec![T0 + 9500, T0 + 6500, T0 + DAY], 1) });
-    commit(Request::DropColumn { table: table.into(), column: "c int".into() });
-    commit(Request::RenameColumn { table: table.into(), from: "c varchar".into(), to: "renamed".into() });
+    commit(Request::Append {
+        table: table.into(),
+        batch: batch(vec![T0 + 9500, T0 + 6500, T0 + DAY], 1),
+    });
+    commit(Request::DropColumn {
+        table: table.into(),
+        column: "c int".into(),
+    });
+    commit(Request::RenameColumn {
+        table: table.into(),
+        from: "c varchar".into(),
+        to: "renamed".into(),
+    });
     create(&db, trades_def("trades"));
     append(&db, "trades", trades_batch(&[T0, T0 + 1], 0));
     let parts = db.snapshot().table(table).expect("t").partitions();
@@ -120,9 +186,20 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
     db.close().expect("close");
 
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../tools/read_root.py");
-    let out = Command::new("python3").arg(&script).arg(dir.path()).output().expect("python3 runs");
-    assert!(out.status.success(), "reader failed: {}", String::from_utf8_lossy(&out.stderr));
-    let got: Vec<String> = String::from_utf8_lossy(&out.stdout).lines().map(str::to_string).collect();
+    let out = Command::new("python3")
+        .arg(&script)
+        .arg(dir.path())
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "reader failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let got: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .map(str::to_string)
+        .collect();
     assert_eq!(got.len(), expected.len());
     for (g, e) in got.iter().zip(&expected) {
         assert_eq!(g, e);
