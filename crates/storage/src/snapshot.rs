@@ -68,6 +68,14 @@ impl Snapshot {
         }
     }
 
+    fn reader(&self, t: &Arc<TableState>) -> TableReader {
+        TableReader {
+            state: t.clone(),
+            verified: self.verified.clone(),
+            _pin: self._pin.clone(),
+        }
+    }
+
     /// The commit this snapshot shows.
     pub fn seq(&self) -> u64 {
         self.catalog.seq
@@ -83,20 +91,14 @@ impl Snapshot {
     }
 
     pub fn table(&self, name: &str) -> Option<TableReader> {
-        self.catalog.table(name).map(|t| TableReader {
-            state: t.clone(),
-            verified: self.verified.clone(),
-        })
+        self.catalog.table(name).map(|t| self.reader(t))
     }
 
     pub fn tables(&self) -> Vec<TableReader> {
         self.catalog
             .tables
             .values()
-            .map(|t| TableReader {
-                state: t.clone(),
-                verified: self.verified.clone(),
-            })
+            .map(|t| self.reader(t))
             .collect()
     }
 }
@@ -115,11 +117,13 @@ pub struct PartitionInfo {
     pub version: u64,
 }
 
-/// One table in a snapshot.
+/// One table in a snapshot. Holds the snapshot's pin, so it stays valid after
+/// the `Snapshot` it came from is dropped.
 #[derive(Debug, Clone)]
 pub struct TableReader {
     state: Arc<TableState>,
     verified: Arc<VerifiedFiles>,
+    _pin: Arc<Pin>,
 }
 
 impl TableReader {

@@ -621,7 +621,17 @@ fn snapshots_are_stable_while_writers_go_on() {
         16,
         "fixed-width data is handed out zero-copy"
     );
-    drop((t, chunk, snap));
+    drop(snap);
+    db.run_housekeeping().expect("housekeeping");
+    assert!(
+        dir.path().join("db/t~1").exists(),
+        "a table reader pins its snapshot"
+    );
+    assert_eq!(
+        strings(&t.read_column(0, "seq", 0..2).expect("read")),
+        ["0", "1"]
+    );
+    drop((t, chunk));
     db.run_housekeeping().expect("housekeeping");
     assert!(
         !dir.path().join("db/t~1").exists(),
