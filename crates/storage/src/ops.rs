@@ -712,14 +712,7 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             let txn = Arc::make_mut(&mut t.txn);
             txn.meta_seq = seq;
             for p in &mut txn.partitions {
-                p.columns.push(ColumnExtent {
-                    column_id: column.id,
-                    top: p.rows,
-                    var_len: 0,
-                    null_len: 0,
-                    data_crc: 0,
-                    aux_crc: 0,
-                });
+                p.columns.push(ColumnExtent::empty(column.id, p.rows));
             }
             if column.column_type == ColumnType::Symbol {
                 let p = TableState::symbol_file(&dir, &column.file_stem);
@@ -1070,14 +1063,7 @@ fn write_new_part(
         columns: Vec::new(),
     };
     for (c, col) in t.meta.columns.iter().zip(cols) {
-        let mut ext = ColumnExtent {
-            column_id: c.id,
-            top: 0,
-            var_len: 0,
-            null_len: 0,
-            data_crc: 0,
-            aux_crc: 0,
-        };
+        let mut ext = ColumnExtent::empty(c.id, 0);
         column::append(&dir, c, &mut ext, 0, col, &mut st.dirty)?;
         p.columns.push(ext);
     }

@@ -220,14 +220,10 @@ impl TableReader {
     pub fn column_chunk(&self, partition: usize, column: &str) -> Result<ColumnChunk> {
         let p = self.partition(partition)?;
         let c = self.column_meta(column)?;
-        let ext = p.extent(c.id).copied().unwrap_or(ColumnExtent {
-            column_id: c.id,
-            top: p.rows,
-            var_len: 0,
-            null_len: 0,
-            data_crc: 0,
-            aux_crc: 0,
-        });
+        let ext = p
+            .extent(c.id)
+            .copied()
+            .unwrap_or(ColumnExtent::empty(c.id, p.rows));
         ColumnChunk::open(
             &self.state.partition_dir(p),
             c,

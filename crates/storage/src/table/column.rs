@@ -501,14 +501,7 @@ mod tests {
             let verified = VerifiedFiles::default();
             let t = v.column_type();
             let m = meta(t);
-            let mut ext = ColumnExtent {
-                column_id: 1,
-                top: 0,
-                var_len: 0,
-                null_len: 0,
-                data_crc: 0,
-                aux_crc: 0,
-            };
+            let mut ext = ColumnExtent::empty(1, 0);
             let c = Column::with_nulls(v.clone(), vec![false, true, false]);
             let mut dirty = Vec::new();
             append(dir.path(), &m, &mut ext, 0, &c, &mut dirty).expect("append 1");
@@ -535,14 +528,7 @@ mod tests {
     fn null_file_is_written_only_up_to_the_last_null() {
         let dir = tempfile::tempdir().expect("tempdir");
         let m = meta(ColumnType::BigInt);
-        let mut ext = ColumnExtent {
-            column_id: 1,
-            top: 0,
-            var_len: 0,
-            null_len: 0,
-            data_crc: 0,
-            aux_crc: 0,
-        };
+        let mut ext = ColumnExtent::empty(1, 0);
         let mut dirty = Vec::new();
         let plain = Column::new(Values::BigInt(vec![1, 2, 3]));
         append(dir.path(), &m, &mut ext, 0, &plain, &mut dirty).expect("append");
@@ -567,14 +553,7 @@ mod tests {
     fn a_flipped_byte_is_reported_with_the_file() {
         let dir = tempfile::tempdir().expect("tempdir");
         let m = meta(ColumnType::Double);
-        let mut ext = ColumnExtent {
-            column_id: 1,
-            top: 0,
-            var_len: 0,
-            null_len: 0,
-            data_crc: 0,
-            aux_crc: 0,
-        };
+        let mut ext = ColumnExtent::empty(1, 0);
         let c = Column::new(Values::Double(vec![1.0, 2.0]));
         append(dir.path(), &m, &mut ext, 0, &c, &mut Vec::new()).expect("append");
         let p = data_path(dir.path(), &m);

@@ -95,14 +95,10 @@ impl TableState {
             .columns
             .iter()
             .map(|c| {
-                let ext = p.extent(c.id).copied().unwrap_or(txn::ColumnExtent {
-                    column_id: c.id,
-                    top: p.rows,
-                    var_len: 0,
-                    null_len: 0,
-                    data_crc: 0,
-                    aux_crc: 0,
-                });
+                let ext = p
+                    .extent(c.id)
+                    .copied()
+                    .unwrap_or(txn::ColumnExtent::empty(c.id, p.rows));
                 ColumnChunk::open(&dir, c, &ext, p.rows, verified)?.decode_raw(rows.clone(), &dir)
             })
             .collect()

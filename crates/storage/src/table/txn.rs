@@ -50,6 +50,20 @@ pub(crate) struct PartitionMeta {
     pub(crate) columns: Vec<ColumnExtent>,
 }
 
+impl ColumnExtent {
+    /// A column with nothing stored yet: rows `0..top` are NULL.
+    pub(crate) fn empty(column_id: u32, top: u64) -> Self {
+        ColumnExtent {
+            column_id,
+            top,
+            var_len: 0,
+            null_len: 0,
+            data_crc: 0,
+            aux_crc: 0,
+        }
+    }
+}
+
 impl PartitionMeta {
     pub(crate) fn extent(&self, column_id: u32) -> Option<&ColumnExtent> {
         self.columns.iter().find(|c| c.column_id == column_id)
