@@ -1,0 +1,380 @@
+//! Parsing Tidemark's DDL with sqlparser's parser primitives.
+
+use datafusion_sql::sqlparser::keywords::Keyword;
+use datafusion_sql::sqlparser::parser::{Parser, ParserError};
+use datafusion_sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+
+use crate::statement::{AlterTable, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement};
+
+/// A parse failure of ours: a message, where, and the SQLSTATE it deserves.
+#[derive(Debug)]
+pub(crate) enum DdlError {
+    Sql(ParserError),
+    At {
+        message: String,
+        at: Location,
+        sqlstate: &'static str,
+    },
+}
+
+impl From<ParserError> for DdlError {
+    fn from(e: ParserError) -> Self {
+        DdlError::Sql(e)
+    }
+}
+
+type Result<T> = std::result::Result<T, DdlError>;
+
+fn syntax(message: impl Into<String>, at: TokenWithSpan) -> DdlError {
+    DdlError::At {
+        message: message.into(),
+        at: at.span.start,
+        sqlstate: "42601",
+    }
+}
+
+/// Whether the next tokens are these words (case-insensitive).
+pub(crate) fn peek_keywords(p: &Parser<'_>, words: &[&str]) -> bool {
+    words
+        .iter()
+        .enumerate()
+        .all(|(i, w)| match p.peek_nth_token(i).token {
+            Token::Word(ref x) => x.value.eq_ignore_ascii_case(w),
+            _ => false,
+        })
+}
+
+fn consume_word(p: &mut Parser<'_>, word: &str) -> bool {
+    if peek_keywords(p, &[word]) {
+        p.next_token();
+        true
+    } else {
+        false
+    }
+}
+
+fn expect_word(p: &mut Parser<'_>, word: &str) -> Result<()> {
+    if consume_word(p, word) {
+        Ok(())
+    } else {
+        let t = p.peek_token();
+        Err(syntax(
+            format!("syntax error at or near \"{}\": expected {word}", t.token),
+            t,
+        ))
+    }
+}
+
+/// A table name: an identifier, a quoted identifier, a string literal (QuestDB
+/// allows `'my table'`), optionally qualified by the `public` schema.
+fn table_name(p: &mut Parser<'_>) -> Result<String> {
+    let t = p.peek_token();
+    if let Token::SingleQuotedString(s) = &t.token {
+        p.next_token();
+        return Ok(s.clone());
+    }
+    let name = p.parse_object_name(false)?;
+    let parts: Vec<String> = name.0.iter().map(|part| part.to_string()).collect();
+    let idents: Vec<String> = name
+        .0
+        .iter()
+        .filter_map(|part| part.as_ident().map(|i| i.value.clone()))
+        .collect();
+    match idents.as_slice() {
+        [n] => Ok(n.clone()),
+        [schema, n] if schema.eq_ignore_ascii_case("public") => Ok(n.clone()),
+        _ => Err(DdlError::At {
+            message: format!(
+                "schema of \"{}\" does not exist (tables live in schema public)",
+                parts.join(".")
+            ),
+            at: t.span.start,
+            sqlstate: "3F000",
+        }),
+    }
+}
+
+fn identifier(p: &mut Parser<'_>) -> Result<String> {
+    let t = p.peek_token();
+    if let Token::SingleQuotedString(s) = &t.token {
+        p.next_token();
+        return Ok(s.clone());
+    }
+    Ok(p.parse_identifier()?.value)
+}
+
+pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
+    expect_word(p, "CREATE")?;
+    expect_word(p, "TABLE")?;
+    let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+    let name = table_name(p)?;
+    let mut columns = Vec::new();
+    let mut as_query = None;
+    if p.parse_keyword(Keyword::AS) {
+        if p.consume_token(&Token::LParen) {
+            as_query = Some(p.parse_query()?);
+            p.expect_token(&Token::RParen)?;
+        } else {
+            as_query = Some(p.parse_query()?);
+        }
+    } else {
+        p.expect_token(&Token::LParen)?;
+        loop {
+            columns.push(column_spec(p)?);
+            if !p.consume_token(&Token::Comma) {
+                break;
+            }
+        }
+        p.expect_token(&Token::RParen)?;
+    }
+    let mut timestamp = None;
+    let mut partition_by = None;
+    loop {
+        if timestamp.is_none() && consume_word(p, "TIMESTAMP") {
+            p.expect_token(&Token::LParen)?;
+            timestamp = Some(identifier(p)?);
+            p.expect_token(&Token::RParen)?;
+        } else if partition_by.is_none() && peek_keywords(p, &["PARTITION", "BY"]) {
+            p.next_token();
+            p.next_token();
+            partition_by = Some(partition_unit(p)?);
+        } else if consume_word(p, "BYPASS") {
+            expect_word(p, "WAL")?;
+        } else if consume_word(p, "WAL") {
+            // QuestDB's table kinds: every Tidemark table has a WAL; accepted and ignored.
+        } else {
+            break;
+        }
+    }
+    Ok(Statement::CreateTable(Box::new(CreateTable {
+        name,
+        if_not_exists,
+        columns,
+        as_query,
+        timestamp,
+        partition_by,
+    })))
+}
+
+fn partition_unit(p: &mut Parser<'_>) -> Result<PartitionUnit> {
+    let t = p.next_token();
+    let unit = match &t.token {
+        Token::Word(w) => match w.value.to_ascii_uppercase().as_str() {
+            "NONE" => Some(PartitionUnit::None),
+            "HOUR" => Some(PartitionUnit::Hour),
+            "DAY" => Some(PartitionUnit::Day),
+            "WEEK" => Some(PartitionUnit::Week),
+            "MONTH" => Some(PartitionUnit::Month),
+            "YEAR" => Some(PartitionUnit::Year),
+            _ => None,
+        },
+        _ => None,
+    };
+    unit.ok_or_else(|| {
+        syntax(
+            format!(
+                "syntax error at or near \"{}\": expected NONE, HOUR, DAY, WEEK, MONTH or YEAR",
+                t.token
+            ),
+            t,
+        )
+    })
+}
+
+fn column_spec(p: &mut Parser<'_>) -> Result<ColumnSpec> {
+    let name = p.parse_identifier()?.value;
+    let data_type = sql_type(p)?;
+    let mut not_null = false;
+    loop {
+        if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
+            not_null = true;
+        } else if p.parse_keyword(Keyword::NULL) {
+            not_null = false;
+        } else if consume_word(p, "CAPACITY") {
+            // QuestDB symbol options: accepted, no effect (dictionaries grow as needed).
+            p.parse_literal_uint()?;
+        } else if consume_word(p, "CACHE") || consume_word(p, "NOCACHE") || consume_word(p, "INDEX")
+        {
+        } else {
+            break;
+        }
+    }
+    Ok(ColumnSpec {
+        name,
+        data_type,
+        not_null,
+    })
+}
+
+/// A type name as PostgreSQL or QuestDB spell it.
+fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
+    let t = p.next_token();
+    let Token::Word(w) = &t.token else {
+        return Err(syntax(
+            format!(
+                "syntax error at or near \"{}\": expected a type name",
+                t.token
+            ),
+            t,
+        ));
+    };
+    let word = w.value.to_ascii_lowercase();
+    // An optional "(n)" or "(p, s)" after the name (length, precision): no effect here.
+    let skip_args = |p: &mut Parser<'_>| -> Result<Option<u64>> {
+        if p.consume_token(&Token::LParen) {
+            let n = p.parse_literal_uint()?;
+            while p.consume_token(&Token::Comma) {
+                p.parse_literal_uint()?;
+            }
+            p.expect_token(&Token::RParen)?;
+            return Ok(Some(n));
+        }
+        Ok(None)
+    };
+    let ty = match word.as_str() {
+        "boolean" | "bool" => SqlType::Boolean,
+        "smallint" | "int2" | "short" => SqlType::SmallInt,
+        "int" | "integer" | "int4" => SqlType::Int,
+        "bigint" | "int8" | "long" => SqlType::BigInt,
+        "real" | "float4" => SqlType::Real,
+        // QuestDB's FLOAT is 32 bits; PostgreSQL's FLOAT(p) follows its precision.
+        "float" => match skip_args(p)? {
+            Some(bits) if bits > 24 => SqlType::Double,
+            _ => SqlType::Real,
+        },
+        "double" => {
+            consume_word(p, "PRECISION");
+            SqlType::Double
+        }
+        "float8" => SqlType::Double,
+        "timestamp" | "timestamptz" => {
+            skip_args(p)?;
+            if consume_word(p, "WITHOUT") || consume_word(p, "WITH") {
+                expect_word(p, "TIME")?;
+                expect_word(p, "ZONE")?;
+            }
+            SqlType::Timestamp
+        }
+        "date" => SqlType::Date,
+        "varchar" | "text" | "string" | "char" | "bpchar" => {
+            skip_args(p)?;
+            SqlType::Varchar
+        }
+        "character" => {
+            consume_word(p, "VARYING");
+            skip_args(p)?;
+            SqlType::Varchar
+        }
+        "symbol" => SqlType::Symbol,
+        "uuid" => SqlType::Uuid,
+        "binary" | "bytea" | "varbinary" => SqlType::Binary,
+        _ => {
+            return Err(DdlError::At {
+                message: format!("type \"{}\" does not exist", w.value),
+                at: t.span.start,
+                sqlstate: "42704",
+            });
+        }
+    };
+    Ok(ty)
+}
+
+pub(crate) fn parse_drop_table(p: &mut Parser<'_>) -> Result<Statement> {
+    expect_word(p, "DROP")?;
+    expect_word(p, "TABLE")?;
+    let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+    let mut names = vec![table_name(p)?];
+    while p.consume_token(&Token::Comma) {
+        names.push(table_name(p)?);
+    }
+    Ok(Statement::DropTable { names, if_exists })
+}
+
+pub(crate) fn parse_truncate(p: &mut Parser<'_>) -> Result<Statement> {
+    expect_word(p, "TRUNCATE")?;
+    consume_word(p, "TABLE");
+    let mut names = vec![table_name(p)?];
+    while p.consume_token(&Token::Comma) {
+        names.push(table_name(p)?);
+    }
+    Ok(Statement::Truncate { names })
+}
+
+pub(crate) fn parse_rename_table(p: &mut Parser<'_>) -> Result<Statement> {
+    expect_word(p, "RENAME")?;
+    expect_word(p, "TABLE")?;
+    let from = table_name(p)?;
+    expect_word(p, "TO")?;
+    let to = table_name(p)?;
+    Ok(Statement::RenameTable { from, to })
+}
+
+pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
+    expect_word(p, "ALTER")?;
+    expect_word(p, "TABLE")?;
+    let table = table_name(p)?;
+    let op = if consume_word(p, "ADD") {
+        consume_word(p, "COLUMN");
+        let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        AlterTable::AddColumn {
+            column: column_spec(p)?,
+            if_not_exists,
+        }
+    } else if peek_keywords(p, &["DROP", "PARTITION"]) {
+        p.next_token();
+        p.next_token();
+        if consume_word(p, "LIST") {
+            let mut names = vec![p.parse_literal_string()?];
+            while p.consume_token(&Token::Comma) {
+                names.push(p.parse_literal_string()?);
+            }
+            AlterTable::DropPartitionList { names }
+        } else if p.parse_keyword(Keyword::WHERE) {
+            AlterTable::DropPartitionWhere {
+                condition: Box::new(p.parse_expr()?),
+            }
+        } else {
+            let t = p.peek_token();
+            return Err(syntax(
+                format!(
+                    "syntax error at or near \"{}\": expected LIST or WHERE",
+                    t.token
+                ),
+                t,
+            ));
+        }
+    } else if consume_word(p, "DROP") {
+        consume_word(p, "COLUMN");
+        let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
+        AlterTable::DropColumn {
+            name: identifier(p)?,
+            if_exists,
+        }
+    } else if peek_keywords(p, &["RENAME", "COLUMN"]) {
+        p.next_token();
+        p.next_token();
+        let from = identifier(p)?;
+        expect_word(p, "TO")?;
+        AlterTable::RenameColumn {
+            from,
+            to: identifier(p)?,
+        }
+    } else if peek_keywords(p, &["RENAME", "TO"]) {
+        p.next_token();
+        p.next_token();
+        AlterTable::RenameTo { to: table_name(p)? }
+    } else {
+        let t = p.peek_token();
+        return Err(syntax(
+            format!(
+                "syntax error at or near \"{}\": expected ADD, DROP or RENAME",
+                t.token
+            ),
+            t,
+        ));
+    };
+    Ok(Statement::AlterTable {
+        table,
+        op: Box::new(op),
+    })
+}

@@ -1,0 +1,73 @@
+//! Tidemark's SQL parser.
+//!
+//! Standard SQL is parsed by sqlparser (the copy DataFusion re-exports, so the
+//! versions cannot drift) with a PostgreSQL-flavoured dialect. Tidemark's own
+//! statements — `CREATE TABLE ... TIMESTAMP(ts) PARTITION BY DAY`, `RENAME TABLE`,
+//! `ALTER TABLE ... DROP PARTITION`, QuestDB type names — are recognised by their
+//! first tokens and parsed with sqlparser's parser primitives, so they share its
+//! tokenizer, identifier rules and error positions.
+
+mod ddl;
+mod dialect;
+mod error;
+mod statement;
+
+pub use datafusion_sql::sqlparser;
+pub use dialect::TidemarkDialect;
+pub use error::ParseError;
+pub use statement::{AlterTable, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement};
+
+use sqlparser::parser::Parser;
+use sqlparser::tokenizer::{Token, Tokenizer};
+
+/// Parses `sql`, which may hold several statements separated by `;`.
+pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
+    let dialect = TidemarkDialect::default();
+    let tokens = Tokenizer::new(&dialect, sql)
+        .tokenize_with_location()
+        .map_err(|e| ParseError::from_tokenizer(e, sql))?;
+    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    let mut out = Vec::new();
+    loop {
+        while parser.consume_token(&Token::SemiColon) {}
+        if parser.peek_token().token == Token::EOF {
+            break;
+        }
+        out.push(parse_one(&mut parser).map_err(|e| match e {
+            ddl::DdlError::Sql(e) => ParseError::from_parser(e, sql),
+            ddl::DdlError::At {
+                message,
+                at,
+                sqlstate,
+            } => ParseError::at(message, sql, at).with_sqlstate(sqlstate),
+        })?);
+        let next = parser.peek_token();
+        if next.token != Token::SemiColon && next.token != Token::EOF {
+            return Err(ParseError::at(
+                format!("syntax error at or near \"{}\"", next.token),
+                sql,
+                next.span.start,
+            ));
+        }
+    }
+    Ok(out)
+}
+
+fn parse_one(p: &mut Parser<'_>) -> Result<Statement, ddl::DdlError> {
+    let first = p.peek_token();
+    let word = match &first.token {
+        Token::Word(w) => w.value.to_ascii_uppercase(),
+        _ => String::new(),
+    };
+    match word.as_str() {
+        "CREATE" if ddl::peek_keywords(p, &["CREATE", "TABLE"]) => ddl::parse_create_table(p),
+        "DROP" if ddl::peek_keywords(p, &["DROP", "TABLE"]) => ddl::parse_drop_table(p),
+        "TRUNCATE" => ddl::parse_truncate(p),
+        "RENAME" => ddl::parse_rename_table(p),
+        "ALTER" if ddl::peek_keywords(p, &["ALTER", "TABLE"]) => ddl::parse_alter_table(p),
+        _ => Ok(Statement::Standard(Box::new(p.parse_statement()?))),
+    }
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,98 @@
+//! The statements Tidemark parses itself, and the wrapper for standard SQL.
+
+use datafusion_sql::sqlparser::ast;
+
+/// One parsed statement.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Statement {
+    /// Anything standard SQL can say (SELECT, INSERT, UPDATE, DELETE, BEGIN, SET, ...).
+    Standard(Box<ast::Statement>),
+    CreateTable(Box<CreateTable>),
+    DropTable {
+        names: Vec<String>,
+        if_exists: bool,
+    },
+    Truncate {
+        names: Vec<String>,
+    },
+    RenameTable {
+        from: String,
+        to: String,
+    },
+    AlterTable {
+        table: String,
+        op: Box<AlterTable>,
+    },
+}
+
+/// Column types as Tidemark knows them; PostgreSQL and QuestDB spellings map here.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SqlType {
+    Boolean,
+    SmallInt,
+    Int,
+    BigInt,
+    Real,
+    Double,
+    Timestamp,
+    Date,
+    Varchar,
+    Symbol,
+    Uuid,
+    Binary,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PartitionUnit {
+    None,
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ColumnSpec {
+    pub name: String,
+    pub data_type: SqlType,
+    pub not_null: bool,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct CreateTable {
+    pub name: String,
+    pub if_not_exists: bool,
+    /// Empty for `CREATE TABLE ... AS (query)`.
+    pub columns: Vec<ColumnSpec>,
+    pub as_query: Option<Box<ast::Query>>,
+    pub timestamp: Option<String>,
+    pub partition_by: Option<PartitionUnit>,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum AlterTable {
+    AddColumn {
+        column: ColumnSpec,
+        if_not_exists: bool,
+    },
+    DropColumn {
+        name: String,
+        if_exists: bool,
+    },
+    RenameColumn {
+        from: String,
+        to: String,
+    },
+    RenameTo {
+        to: String,
+    },
+    /// `DROP PARTITION LIST '2026-11-20', ...`
+    DropPartitionList {
+        names: Vec<String>,
+    },
+    /// `DROP PARTITION WHERE <condition on the designated timestamp>`
+    DropPartitionWhere {
+        condition: Box<ast::Expr>,
+    },
+}

@@ -1,0 +1,155 @@
+use crate::*;
+
+fn one(sql: &str) -> Statement {
+    let mut v = parse(sql).unwrap_or_else(|e| panic!("{sql}: {e} at {:?}", e.position));
+    assert_eq!(v.len(), 1, "{sql}");
+    v.remove(0)
+}
+
+#[test]
+fn create_table_with_timestamp_and_partitioning() {
+    let s = one(
+        "CREATE TABLE IF NOT EXISTS trades (ts TIMESTAMP, sym SYMBOL CAPACITY 256 NOCACHE, \
+         price DOUBLE PRECISION NOT NULL, qty int4, note character varying(20), flag bool, \
+         small int2, d date, id uuid, raw bytea, l LONG, s STRING, f FLOAT, tz timestamp with time zone) \
+         TIMESTAMP(ts) PARTITION BY DAY;",
+    );
+    let Statement::CreateTable(c) = s else {
+        panic!("{s:?}")
+    };
+    assert_eq!(c.name, "trades");
+    assert!(c.if_not_exists);
+    assert_eq!(c.timestamp.as_deref(), Some("ts"));
+    assert_eq!(c.partition_by, Some(PartitionUnit::Day));
+    let types: Vec<SqlType> = c.columns.iter().map(|c| c.data_type).collect();
+    use SqlType::*;
+    assert_eq!(
+        types,
+        [
+            Timestamp, Symbol, Double, Int, Varchar, Boolean, SmallInt, Date, Uuid, Binary, BigInt,
+            Varchar, Real, Timestamp
+        ]
+    );
+    assert!(c.columns[2].not_null && !c.columns[0].not_null);
+}
+
+#[test]
+fn create_table_as_select() {
+    let Statement::CreateTable(c) =
+        one("create table t2 as (select * from t where x > 1) timestamp(ts) partition by hour")
+    else {
+        panic!()
+    };
+    assert!(c.columns.is_empty());
+    assert!(c.as_query.is_some());
+    assert_eq!(c.partition_by, Some(PartitionUnit::Hour));
+}
+
+#[test]
+fn ddl_statements() {
+    assert_eq!(
+        one("DROP TABLE IF EXISTS a, b"),
+        Statement::DropTable {
+            names: vec!["a".into(), "b".into()],
+            if_exists: true
+        }
+    );
+    assert_eq!(
+        one("TRUNCATE TABLE a"),
+        Statement::Truncate {
+            names: vec!["a".into()]
+        }
+    );
+    assert_eq!(
+        one("RENAME TABLE 'old name' TO new_name"),
+        Statement::RenameTable {
+            from: "old name".into(),
+            to: "new_name".into()
+        }
+    );
+    assert_eq!(
+        one("ALTER TABLE t RENAME COLUMN a TO b"),
+        Statement::AlterTable {
+            table: "t".into(),
+            op: Box::new(AlterTable::RenameColumn {
+                from: "a".into(),
+                to: "b".into()
+            })
+        }
+    );
+    assert_eq!(
+        one("ALTER TABLE t RENAME TO u"),
+        Statement::AlterTable {
+            table: "t".into(),
+            op: Box::new(AlterTable::RenameTo { to: "u".into() })
+        }
+    );
+    assert_eq!(
+        one("ALTER TABLE t DROP PARTITION LIST '2026-11-20', '2026-11-21'"),
+        Statement::AlterTable {
+            table: "t".into(),
+            op: Box::new(AlterTable::DropPartitionList {
+                names: vec!["2026-11-20".into(), "2026-11-21".into()]
+            })
+        }
+    );
+    assert!(matches!(
+        one("ALTER TABLE t DROP PARTITION WHERE ts < '2026-11-01'"),
+        Statement::AlterTable { op, .. } if matches!(*op, AlterTable::DropPartitionWhere { .. })
+    ));
+    assert!(matches!(
+        one("ALTER TABLE public.t ADD COLUMN IF NOT EXISTS x SYMBOL"),
+        Statement::AlterTable { op, .. } if matches!(*op, AlterTable::AddColumn { if_not_exists: true, .. })
+    ));
+    assert!(
+        matches!(one("ALTER TABLE t DROP COLUMN x"), Statement::AlterTable { op, .. } if matches!(*op, AlterTable::DropColumn { .. }))
+    );
+}
+
+#[test]
+fn standard_sql_passes_through_and_statements_split() {
+    let v = parse("BEGIN; INSERT INTO t VALUES (1, 'a'); SELECT count(*) FROM t; COMMIT;")
+        .expect("parse");
+    assert_eq!(v.len(), 4);
+    assert!(v.iter().all(|s| matches!(s, Statement::Standard(_))));
+    assert!(parse("  ;; ").expect("empty").is_empty());
+}
+
+#[test]
+fn errors_carry_position_and_sqlstate() {
+    let e = parse("CREATE TABLE t (a INT, b FOO)").expect_err("unknown type");
+    assert_eq!(e.sqlstate, "42704");
+    assert_eq!(e.message, "type \"FOO\" does not exist");
+    assert_eq!(e.position, Some(26));
+    let e = parse("SELEC 1").expect_err("syntax");
+    assert_eq!(e.sqlstate, "42601");
+    assert!(e.message.contains("SELEC"), "{e}");
+    assert_eq!(e.position, Some(1));
+    let e = parse("CREATE TABLE t (ts TIMESTAMP) TIMESTAMP(ts) PARTITION BY FORTNIGHT")
+        .expect_err("unit");
+    assert!(
+        e.message.contains("FORTNIGHT") && e.message.contains("expected NONE, HOUR"),
+        "{e}"
+    );
+    assert_eq!(e.position, Some(58));
+    let e = parse("SELECT 1 2").expect_err("trailing");
+    assert_eq!(e.position, Some(10));
+    let e = parse("SELECT 'unterminated").expect_err("tokenizer");
+    assert_eq!(e.sqlstate, "42601");
+    let e = parse("DROP TABLE other.t").expect_err("schema");
+    assert_eq!(e.sqlstate, "3F000");
+}
+
+#[test]
+fn sample_and_latest_are_not_taken_as_aliases() {
+    // Until SAMPLE BY / LATEST ON are parsed, they are a syntax error at the
+    // keyword, not a silently accepted table alias.
+    let e = parse("SELECT * FROM t SAMPLE BY 1h").expect_err("not an alias");
+    assert!(e.position.is_some_and(|p| p >= 17), "{e}");
+    let e = parse("SELECT * FROM t LATEST ON ts PARTITION BY s").expect_err("not an alias");
+    assert_eq!(e.position, Some(17), "{e}");
+    assert!(
+        parse("SELECT * FROM t AS sample").is_ok(),
+        "an explicit AS still works"
+    );
+}
