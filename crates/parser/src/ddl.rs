@@ -78,7 +78,7 @@ fn table_name(p: &mut Parser<'_>) -> Result<String> {
     let idents: Vec<String> = name
         .0
         .iter()
-        .filter_map(|part| part.as_ident().map(|i| i.value.clone()))
+        .filter_map(|part| part.as_ident().map(normalize))
         .collect();
     match idents.as_slice() {
         [n] => Ok(n.clone()),
@@ -100,7 +100,17 @@ fn identifier(p: &mut Parser<'_>) -> Result<String> {
         p.next_token();
         return Ok(s.clone());
     }
-    Ok(p.parse_identifier()?.value)
+    Ok(normalize(&p.parse_identifier()?))
+}
+
+/// PostgreSQL's rule, which DataFusion applies to queries too: unquoted
+/// identifiers fold to lowercase, quoted ones keep their spelling.
+fn normalize(i: &datafusion_sql::sqlparser::ast::Ident) -> String {
+    if i.quote_style.is_some() {
+        i.value.clone()
+    } else {
+        i.value.to_lowercase()
+    }
 }
 
 pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
@@ -182,7 +192,7 @@ fn partition_unit(p: &mut Parser<'_>) -> Result<PartitionUnit> {
 }
 
 fn column_spec(p: &mut Parser<'_>) -> Result<ColumnSpec> {
-    let name = p.parse_identifier()?.value;
+    let name = normalize(&p.parse_identifier()?);
     let data_type = sql_type(p)?;
     let mut not_null = false;
     loop {

@@ -34,6 +34,16 @@ fn create_table_with_timestamp_and_partitioning() {
 }
 
 #[test]
+fn unquoted_names_fold_to_lowercase_quoted_keep_their_case() {
+    let Statement::CreateTable(c) = one(r#"CREATE TABLE Trades ("Price" DOUBLE, Qty INT)"#) else {
+        panic!()
+    };
+    assert_eq!(c.name, "trades");
+    assert_eq!(c.columns[0].name, "Price");
+    assert_eq!(c.columns[1].name, "qty");
+}
+
+#[test]
 fn create_table_as_select() {
     let Statement::CreateTable(c) =
         one("create table t2 as (select * from t where x > 1) timestamp(ts) partition by hour")

@@ -1,0 +1,373 @@
+//! Storage columns to Arrow arrays (zero-copy where the bytes allow it) and
+//! Arrow arrays to storage columns (for INSERT).
+
+use std::ops::Range;
+use std::ptr::NonNull;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, DictionaryArray, FixedSizeBinaryArray,
+    Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, PrimitiveArray, StringArray,
+    TimestampMicrosecondArray,
+};
+use datafusion::arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, Int32Type};
+use tidemark_storage::{Column, ColumnChunk, ColumnType, Mapped, TableReader, Values, VarData};
+
+use crate::error::{ExecError, Result, sqlstate};
+use crate::types::{arrow_type, pg_name};
+
+/// Rows `rows` of column `name` of part `part`, as an Arrow array.
+pub(crate) fn read_array(
+    reader: &TableReader,
+    part: usize,
+    name: &str,
+    rows: Range<usize>,
+) -> Result<ArrayRef> {
+    let chunk = reader.column_chunk(part, name)?;
+    let t = chunk.column_type;
+    let zero_copy = rows.start >= chunk.top
+        && matches!(
+            t,
+            ColumnType::SmallInt
+                | ColumnType::Int
+                | ColumnType::BigInt
+                | ColumnType::Real
+                | ColumnType::Double
+                | ColumnType::Timestamp
+                | ColumnType::Date
+                | ColumnType::Symbol
+        );
+    if !zero_copy {
+        let col = reader.read_column(part, name, rows)?;
+        return column_to_array(&col, t);
+    }
+    let stored = (rows.start - chunk.top)..(rows.end - chunk.top);
+    Ok(match t {
+        ColumnType::SmallInt => Arc::new(
+            mapped_primitive::<datafusion::arrow::datatypes::Int16Type>(&chunk, &stored),
+        ),
+        ColumnType::Int => Arc::new(mapped_primitive::<datafusion::arrow::datatypes::Int32Type>(
+            &chunk, &stored,
+        )),
+        ColumnType::BigInt => Arc::new(
+            mapped_primitive::<datafusion::arrow::datatypes::Int64Type>(&chunk, &stored),
+        ),
+        ColumnType::Real => {
+            Arc::new(mapped_primitive::<datafusion::arrow::datatypes::Float32Type>(&chunk, &stored))
+        }
+        ColumnType::Double => {
+            Arc::new(mapped_primitive::<datafusion::arrow::datatypes::Float64Type>(&chunk, &stored))
+        }
+        ColumnType::Timestamp => Arc::new(mapped_primitive::<
+            datafusion::arrow::datatypes::TimestampMicrosecondType,
+        >(&chunk, &stored)),
+        ColumnType::Date => {
+            Arc::new(mapped_primitive::<datafusion::arrow::datatypes::Date32Type>(&chunk, &stored))
+        }
+        _ => {
+            // SYMBOL: the stored keys are the dictionary keys; -1 marks NULL.
+            let keys_raw = mapped_buffer(&chunk.data, stored.start * 4..stored.end * 4);
+            let keys_scalar = ScalarBuffer::<i32>::new(keys_raw, 0, stored.len());
+            let nulls = NullBuffer::from_iter(keys_scalar.iter().map(|&k| k >= 0));
+            let keys = PrimitiveArray::<Int32Type>::new(
+                keys_scalar,
+                Some(nulls).filter(|n| n.null_count() > 0),
+            );
+            let (dict, _) = reader.symbol_dictionary(name)?;
+            let values = StringArray::from_iter_values(dict.iter().map(|s| s.as_ref()));
+            Arc::new(DictionaryArray::<Int32Type>::try_new(
+                keys,
+                Arc::new(values),
+            )?)
+        }
+    })
+}
+
+/// A primitive array whose values buffer is the mapped column file itself.
+fn mapped_primitive<T: ArrowPrimitiveType>(
+    chunk: &ColumnChunk,
+    stored: &Range<usize>,
+) -> PrimitiveArray<T> {
+    let w = std::mem::size_of::<T::Native>();
+    let values = ScalarBuffer::<T::Native>::new(
+        mapped_buffer(&chunk.data, stored.start * w..stored.end * w),
+        0,
+        stored.len(),
+    );
+    // The null file covers stored rows up to its last NULL; rows past it are values.
+    let nulls = chunk
+        .aux
+        .as_ref()
+        .filter(|m| m.len() > stored.start)
+        .map(|m| {
+            let flags = m.as_slice();
+            NullBuffer::from_iter(stored.clone().map(|i| flags.get(i).is_none_or(|&b| b == 0)))
+        });
+    PrimitiveArray::<T>::new(values, nulls.filter(|n| n.null_count() > 0))
+}
+
+fn mapped_buffer(m: &Mapped, bytes: Range<usize>) -> Buffer {
+    match m.mmap() {
+        Some(map) if !bytes.is_empty() => {
+            let base = map.as_ptr();
+            // SAFETY: `bytes` lies within the committed prefix of the mapping (the
+            // caller derives it from the partition's committed row count), the
+            // mapping stays alive as long as the buffer holds the `Arc`, and the
+            // committed bytes of a Tidemark file are never modified.
+            unsafe {
+                let ptr = NonNull::new_unchecked(base.add(bytes.start) as *mut u8);
+                Buffer::from_custom_allocation(ptr, bytes.len(), map.clone())
+            }
+        }
+        _ => Buffer::from(Vec::<u8>::new()),
+    }
+}
+
+/// A decoded storage column (SYMBOL as text) as an Arrow array of the column's scan type.
+pub(crate) fn column_to_array(col: &Column, t: ColumnType) -> Result<ArrayRef> {
+    let n = col.len();
+    let valid = |i: usize| !col.is_null(i);
+    Ok(match (&col.values, t) {
+        (Values::Boolean(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<BooleanArray>(),
+        ),
+        (Values::SmallInt(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<Int16Array>(),
+        ),
+        (Values::Int(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<Int32Array>(),
+        ),
+        (Values::BigInt(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<Int64Array>(),
+        ),
+        (Values::Real(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<Float32Array>(),
+        ),
+        (Values::Double(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<Float64Array>(),
+        ),
+        (Values::Timestamp(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<TimestampMicrosecondArray>(),
+        ),
+        (Values::Date(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<Date32Array>(),
+        ),
+        (Values::Uuid(v), _) => Arc::new(FixedSizeBinaryArray::try_from_sparse_iter_with_size(
+            (0..n).map(|i| valid(i).then(|| v[i].to_be_bytes())),
+            16,
+        )?),
+        (Values::Binary(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then(|| v.get(i)))
+                .collect::<BinaryArray>(),
+        ),
+        (Values::Varchar(v) | Values::Symbol(v), ColumnType::Symbol) => {
+            let strings: StringArray = (0..n)
+                .map(|i| valid(i).then(|| std::str::from_utf8(v.get(i)).unwrap_or_default()))
+                .collect();
+            Arc::new(datafusion::arrow::compute::cast(
+                &strings,
+                &arrow_type(ColumnType::Symbol),
+            )?)
+        }
+        (Values::Varchar(v) | Values::Symbol(v), _) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then(|| std::str::from_utf8(v.get(i)).unwrap_or_default()))
+                .collect::<StringArray>(),
+        ),
+    })
+}
+
+/// Converts `array` (any Arrow type) into a storage column of type `t` for column
+/// `name`, casting as PostgreSQL's assignment rules would: text parses into
+/// numbers, timestamps, dates and UUIDs; numbers must fit.
+pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> {
+    let target = match t {
+        ColumnType::Symbol => DataType::Utf8,
+        other => arrow_type(other),
+    };
+    let source = array.data_type();
+    if t == ColumnType::Uuid
+        && matches!(
+            source,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
+    {
+        return uuid_from_text(array, name);
+    }
+    let mismatch = || {
+        ExecError::new(
+            sqlstate::DATATYPE_MISMATCH,
+            format!(
+                "column \"{name}\" is of type {} but expression is of type {source}",
+                pg_name(t)
+            ),
+        )
+    };
+    // Booleans and numbers do not become timestamps, nor text become booleans
+    // implicitly in PostgreSQL; arrow would allow some of these, so refuse them here.
+    let allowed = match (source, t) {
+        (DataType::Null, _) => true,
+        (DataType::Boolean, ColumnType::Boolean) => true,
+        (DataType::Boolean, _) | (_, ColumnType::Boolean) => matches!(
+            source,
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+        ),
+        (s, ColumnType::Timestamp | ColumnType::Date) => !s.is_floating(),
+        _ => can_cast_types(source, &target),
+    };
+    if !allowed || !can_cast_types(source, &target) {
+        return Err(mismatch());
+    }
+    let options = CastOptions {
+        safe: false,
+        ..Default::default()
+    };
+    let cast = cast_with_options(array, &target, &options).map_err(|e| {
+        let mut err = ExecError::from(e);
+        err.message = format!("column \"{name}\" ({}): {}", pg_name(t), err.message);
+        err
+    })?;
+    let n = cast.len();
+    let nulls: Vec<bool> = (0..n).map(|i| cast.is_null(i)).collect();
+    macro_rules! prim {
+        ($arr:ty, $variant:ident) => {{
+            let a = cast.as_any().downcast_ref::<$arr>().ok_or_else(|| {
+                ExecError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    "cast produced an unexpected array",
+                )
+            })?;
+            Values::$variant(a.values().to_vec())
+        }};
+    }
+    let values = match t {
+        ColumnType::Boolean => {
+            let a = cast
+                .as_any()
+                .downcast_ref::<BooleanArray>()
+                .ok_or_else(|| {
+                    ExecError::new(
+                        sqlstate::INTERNAL_ERROR,
+                        "cast produced an unexpected array",
+                    )
+                })?;
+            Values::Boolean((0..n).map(|i| a.value(i)).collect())
+        }
+        ColumnType::SmallInt => prim!(Int16Array, SmallInt),
+        ColumnType::Int => prim!(Int32Array, Int),
+        ColumnType::BigInt => prim!(Int64Array, BigInt),
+        ColumnType::Real => prim!(Float32Array, Real),
+        ColumnType::Double => prim!(Float64Array, Double),
+        ColumnType::Timestamp => prim!(TimestampMicrosecondArray, Timestamp),
+        ColumnType::Date => prim!(Date32Array, Date),
+        ColumnType::Varchar | ColumnType::Symbol => {
+            let a = cast.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
+                ExecError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    "cast produced an unexpected array",
+                )
+            })?;
+            let v = VarData::from_slices((0..n).map(|i| {
+                if a.is_null(i) {
+                    &b""[..]
+                } else {
+                    a.value(i).as_bytes()
+                }
+            }));
+            if t == ColumnType::Symbol {
+                Values::Symbol(v)
+            } else {
+                Values::Varchar(v)
+            }
+        }
+        ColumnType::Binary => {
+            let a = cast.as_any().downcast_ref::<BinaryArray>().ok_or_else(|| {
+                ExecError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    "cast produced an unexpected array",
+                )
+            })?;
+            Values::Binary(VarData::from_slices(
+                (0..n).map(|i| if a.is_null(i) { &b""[..] } else { a.value(i) }),
+            ))
+        }
+        ColumnType::Uuid => {
+            let a = cast
+                .as_any()
+                .downcast_ref::<FixedSizeBinaryArray>()
+                .ok_or_else(|| {
+                    ExecError::new(
+                        sqlstate::INTERNAL_ERROR,
+                        "cast produced an unexpected array",
+                    )
+                })?;
+            Values::Uuid(
+                (0..n)
+                    .map(|i| {
+                        if a.is_null(i) {
+                            0
+                        } else {
+                            u128::from_be_bytes(a.value(i).try_into().unwrap_or([0; 16]))
+                        }
+                    })
+                    .collect(),
+            )
+        }
+    };
+    Ok(Column::with_nulls(values, nulls))
+}
+
+fn uuid_from_text(array: &ArrayRef, name: &str) -> Result<Column> {
+    let strings = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+    let a = strings
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| {
+            ExecError::new(
+                sqlstate::INTERNAL_ERROR,
+                "cast produced an unexpected array",
+            )
+        })?;
+    let mut values = Vec::with_capacity(a.len());
+    let mut nulls = Vec::with_capacity(a.len());
+    for i in 0..a.len() {
+        if a.is_null(i) {
+            values.push(0);
+            nulls.push(true);
+            continue;
+        }
+        let s = a.value(i);
+        let hex: String = s.chars().filter(|c| *c != '-').collect();
+        let v = (hex.len() == 32)
+            .then(|| u128::from_str_radix(&hex, 16).ok())
+            .flatten()
+            .ok_or_else(|| {
+                ExecError::new(
+                    sqlstate::INVALID_TEXT_REPRESENTATION,
+                    format!("invalid input syntax for type uuid: \"{s}\" (column \"{name}\")"),
+                )
+            })?;
+        values.push(v);
+        nulls.push(false);
+    }
+    Ok(Column::with_nulls(Values::Uuid(values), nulls))
+}

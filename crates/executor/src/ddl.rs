@@ -1,0 +1,317 @@
+//! DDL statements to storage requests.
+
+use datafusion::arrow::datatypes::DataType;
+use datafusion::sql::sqlparser::ast;
+use tidemark_parser::{AlterTable, CreateTable, PartitionUnit};
+use tidemark_storage::types::{MICROS_PER_DAY, MICROS_PER_HOUR, days_from_civil};
+use tidemark_storage::{Batch, ColumnDef, ColumnType, PartitionSelector, Request, TableDef};
+
+use crate::convert::array_to_column;
+use crate::error::{ExecError, Result, sqlstate};
+use crate::session::Session;
+use crate::types::{column_type, partition_by};
+
+/// A table name from an object name (`t` or `public.t`), quoted parts as written,
+/// unquoted folded to lowercase.
+pub(crate) fn object_name(n: &ast::ObjectName) -> Result<String> {
+    let idents: Vec<String> =
+        n.0.iter()
+            .filter_map(|p| p.as_ident())
+            .map(|i| {
+                if i.quote_style.is_some() {
+                    i.value.clone()
+                } else {
+                    i.value.to_lowercase()
+                }
+            })
+            .collect();
+    match idents.as_slice() {
+        [t] => Ok(t.clone()),
+        [s, t] if s.eq_ignore_ascii_case("public") => Ok(t.clone()),
+        _ => Err(ExecError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("relation \"{n}\" does not exist"),
+        )),
+    }
+}
+
+pub(crate) async fn create_table(
+    session: &Session,
+    c: CreateTable,
+) -> Result<(Vec<Request>, String)> {
+    if c.timestamp.is_none() && c.partition_by.is_some_and(|p| p != PartitionUnit::None) {
+        return Err(ExecError::new(
+            sqlstate::INVALID_TABLE_DEFINITION,
+            format!(
+                "table \"{}\": PARTITION BY needs a designated timestamp: add TIMESTAMP(column)",
+                c.name
+            ),
+        ));
+    }
+    let (columns, rows) = match c.as_query {
+        Some(q) => {
+            let (schema, batches) = session.run_query(ast::Statement::Query(q)).await?;
+            let mut columns = Vec::new();
+            for f in schema.fields() {
+                columns.push(ColumnDef::new(
+                    f.name().clone(),
+                    column_type_of(f.data_type(), f.name())?,
+                ));
+            }
+            let mut batch_requests = Vec::new();
+            let mut n = 0;
+            for b in batches.iter().filter(|b| b.num_rows() > 0) {
+                let mut batch = Batch::new();
+                for (k, def) in columns.iter().enumerate() {
+                    batch = batch.with(
+                        def.name.clone(),
+                        array_to_column(b.column(k), def.column_type, &def.name)?,
+                    );
+                }
+                n += b.num_rows();
+                batch_requests.push(batch);
+            }
+            (columns, Some((batch_requests, n)))
+        }
+        None => (
+            c.columns
+                .iter()
+                .map(|s| ColumnDef {
+                    name: s.name.clone(),
+                    column_type: column_type(s.data_type),
+                    not_null: s.not_null,
+                })
+                .collect(),
+            None,
+        ),
+    };
+    if let Some(ts) = &c.timestamp {
+        let col = columns
+            .iter()
+            .find(|d| d.name.eq_ignore_ascii_case(ts))
+            .ok_or_else(|| {
+                ExecError::new(
+                    sqlstate::UNDEFINED_COLUMN,
+                    format!(
+                        "designated timestamp column \"{ts}\" is not a column of table \"{}\"",
+                        c.name
+                    ),
+                )
+            })?;
+        if col.column_type != ColumnType::Timestamp {
+            return Err(ExecError::new(
+                sqlstate::INVALID_TABLE_DEFINITION,
+                format!(
+                    "designated timestamp column \"{ts}\" must be of type TIMESTAMP, not {}",
+                    col.column_type
+                ),
+            ));
+        }
+    }
+    let def = TableDef {
+        name: c.name.clone(),
+        columns,
+        timestamp: c.timestamp,
+        partition_by: c
+            .partition_by
+            .map(partition_by)
+            .unwrap_or(tidemark_storage::PartitionBy::None),
+    };
+    let mut requests = vec![Request::CreateTable {
+        def,
+        if_not_exists: c.if_not_exists,
+    }];
+    match rows {
+        Some((batches, n)) => {
+            requests.extend(batches.into_iter().map(|batch| Request::Append {
+                table: c.name.clone(),
+                batch,
+            }));
+            Ok((requests, format!("SELECT {n}")))
+        }
+        None => Ok((requests, "CREATE TABLE".into())),
+    }
+}
+
+/// The storage type for a query result column (CREATE TABLE AS).
+fn column_type_of(t: &DataType, name: &str) -> Result<ColumnType> {
+    Ok(match t {
+        DataType::Boolean => ColumnType::Boolean,
+        DataType::Int8 | DataType::Int16 | DataType::UInt8 => ColumnType::SmallInt,
+        DataType::Int32 | DataType::UInt16 => ColumnType::Int,
+        DataType::Int64 | DataType::UInt32 => ColumnType::BigInt,
+        DataType::Float16 | DataType::Float32 => ColumnType::Real,
+        DataType::Float64
+        | DataType::UInt64
+        | DataType::Decimal128(..)
+        | DataType::Decimal256(..) => ColumnType::Double,
+        DataType::Timestamp(..) => ColumnType::Timestamp,
+        DataType::Date32 | DataType::Date64 => ColumnType::Date,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+            ColumnType::Varchar
+        }
+        DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8) => ColumnType::Symbol,
+        DataType::FixedSizeBinary(16) => ColumnType::Uuid,
+        DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Binary,
+        other => {
+            return Err(ExecError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                format!("column \"{name}\" would be of type {other}, which a table cannot store"),
+            ));
+        }
+    })
+}
+
+pub(crate) async fn alter_table(
+    session: &Session,
+    table: String,
+    op: AlterTable,
+) -> Result<Vec<Request>> {
+    let snapshot = session.database().snapshot();
+    let reader = snapshot.table(&table).ok_or_else(|| {
+        ExecError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("relation \"{table}\" does not exist"),
+        )
+    })?;
+    Ok(match op {
+        AlterTable::AddColumn {
+            column,
+            if_not_exists,
+        } => {
+            if if_not_exists && reader.meta().column_index(&column.name).is_some() {
+                return Ok(Vec::new());
+            }
+            vec![Request::AddColumn {
+                table,
+                column: ColumnDef {
+                    name: column.name,
+                    column_type: column_type(column.data_type),
+                    not_null: column.not_null,
+                },
+            }]
+        }
+        AlterTable::DropColumn { name, if_exists } => {
+            if if_exists && reader.meta().column_index(&name).is_none() {
+                return Ok(Vec::new());
+            }
+            vec![Request::DropColumn {
+                table,
+                column: name,
+            }]
+        }
+        AlterTable::RenameColumn { from, to } => vec![Request::RenameColumn { table, from, to }],
+        AlterTable::RenameTo { to } => vec![Request::RenameTable { from: table, to }],
+        AlterTable::DropPartitionList { names } => {
+            let starts = names
+                .iter()
+                .map(|n| partition_timestamp(n))
+                .collect::<Result<Vec<_>>>()?;
+            vec![Request::DropPartitions {
+                table,
+                which: PartitionSelector::List(starts),
+            }]
+        }
+        AlterTable::DropPartitionWhere { condition } => {
+            let Some(ts) = reader.meta().timestamp_name().map(str::to_string) else {
+                return Err(ExecError::new(
+                    sqlstate::INVALID_TABLE_DEFINITION,
+                    format!(
+                        "table \"{table}\" has no designated timestamp, so no partitions to drop"
+                    ),
+                ));
+            };
+            // A partition goes when every row in it satisfies the condition.
+            let mut starts = Vec::new();
+            let mut seen = std::collections::HashSet::new();
+            for p in reader.partitions() {
+                if !seen.insert(p.start) {
+                    continue;
+                }
+                let sql = format!(
+                    "SELECT count(*) FROM \"{}\" WHERE \"{ts}\" >= to_timestamp_micros({}) AND \"{ts}\" < to_timestamp_micros({}) AND NOT coalesce({condition}, false)",
+                    reader.name().replace('"', "\"\""),
+                    p.start.max(i64::MIN + 1),
+                    p.end,
+                );
+                let stmt = match tidemark_parser::parse(&sql)?.pop() {
+                    Some(tidemark_parser::Statement::Standard(s)) => *s,
+                    _ => {
+                        return Err(ExecError::new(
+                            sqlstate::INTERNAL_ERROR,
+                            "could not plan DROP PARTITION WHERE",
+                        ));
+                    }
+                };
+                let (_, batches) = session.run_query(stmt).await?;
+                let remaining = batches
+                    .first()
+                    .and_then(|b| {
+                        b.column(0)
+                            .as_any()
+                            .downcast_ref::<datafusion::arrow::array::Int64Array>()
+                            .map(|a| a.value(0))
+                    })
+                    .unwrap_or(0);
+                if remaining == 0 {
+                    starts.push(p.start);
+                }
+            }
+            if starts.is_empty() {
+                return Ok(Vec::new());
+            }
+            vec![Request::DropPartitions {
+                table,
+                which: PartitionSelector::List(starts),
+            }]
+        }
+    })
+}
+
+/// A timestamp inside the partition a name like `2026-11-21`, `2026-11`, `2026`,
+/// `2026-11-21T10` (or any full timestamp) names.
+pub(crate) fn partition_timestamp(name: &str) -> Result<i64> {
+    let bad = || {
+        ExecError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!(
+                "invalid partition name \"{name}\": expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH"
+            ),
+        )
+    };
+    let s = name.trim();
+    let (date, hour) = match s.split_once(['T', ' ']) {
+        Some((d, h)) => (d, Some(h)),
+        None => (s, None),
+    };
+    let mut parts = date.split('-');
+    let y: i64 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
+    let m: u32 = match parts.next() {
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|m| (1..=12).contains(m))
+            .ok_or_else(bad)?,
+        None => 1,
+    };
+    let d: u32 = match parts.next() {
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|d| (1..=31).contains(d))
+            .ok_or_else(bad)?,
+        None => 1,
+    };
+    if parts.next().is_some() {
+        return Err(bad());
+    }
+    let h: i64 = match hour {
+        Some(h) => h
+            .get(..2)
+            .and_then(|v| v.parse().ok())
+            .filter(|h| (0..24).contains(h))
+            .ok_or_else(bad)?,
+        None => 0,
+    };
+    Ok(days_from_civil(y, m, d) * MICROS_PER_DAY + h * MICROS_PER_HOUR)
+}

@@ -1,0 +1,177 @@
+//! The executor's error: a PostgreSQL SQLSTATE, a message that names the
+//! offending object or token, and (for syntax errors) a position. Every error
+//! from the parser, storage and DataFusion is classified here, in one place.
+
+use datafusion::arrow::error::ArrowError;
+use datafusion::error::DataFusionError;
+use tidemark_parser::ParseError;
+use tidemark_storage::{ErrorKind, StorageError};
+
+/// SQLSTATE codes Tidemark uses (PostgreSQL's Appendix A).
+pub mod sqlstate {
+    pub const SYNTAX_ERROR: &str = "42601";
+    pub const UNDEFINED_TABLE: &str = "42P01";
+    pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const UNDEFINED_OBJECT: &str = "42704";
+    pub const DUPLICATE_TABLE: &str = "42P07";
+    pub const DUPLICATE_COLUMN: &str = "42701";
+    pub const INVALID_NAME: &str = "42602";
+    pub const INVALID_TABLE_DEFINITION: &str = "42P16";
+    pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
+    pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
+    pub const DIVISION_BY_ZERO: &str = "22012";
+    pub const INVALID_PARAMETER_VALUE: &str = "22023";
+    pub const NOT_NULL_VIOLATION: &str = "23502";
+    pub const FEATURE_NOT_SUPPORTED: &str = "0A000";
+    pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
+    pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
+    pub const DISK_FULL: &str = "53100";
+    pub const IO_ERROR: &str = "58030";
+    pub const DATA_CORRUPTED: &str = "XX001";
+    pub const INTERNAL_ERROR: &str = "XX000";
+    pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{message}")]
+pub struct ExecError {
+    pub sqlstate: &'static str,
+    pub message: String,
+    /// 1-based character offset into the statement, for syntax errors.
+    pub position: Option<usize>,
+}
+
+pub type Result<T, E = ExecError> = std::result::Result<T, E>;
+
+impl ExecError {
+    pub fn new(sqlstate: &'static str, message: impl Into<String>) -> Self {
+        ExecError {
+            sqlstate,
+            message: message.into(),
+            position: None,
+        }
+    }
+}
+
+impl From<ParseError> for ExecError {
+    fn from(e: ParseError) -> Self {
+        ExecError {
+            sqlstate: e.sqlstate,
+            message: e.message,
+            position: e.position,
+        }
+    }
+}
+
+impl From<StorageError> for ExecError {
+    fn from(e: StorageError) -> Self {
+        use sqlstate::*;
+        let code = match (&e, e.kind()) {
+            (StorageError::TableExists(_), _) => DUPLICATE_TABLE,
+            (StorageError::ColumnExists { .. }, _) => DUPLICATE_COLUMN,
+            (StorageError::InvalidData(m), _) if m.contains("violates not-null constraint") => {
+                NOT_NULL_VIOLATION
+            }
+            (_, ErrorKind::UndefinedTable) => UNDEFINED_TABLE,
+            (_, ErrorKind::UndefinedColumn) => UNDEFINED_COLUMN,
+            (_, ErrorKind::DuplicateObject) => DUPLICATE_TABLE,
+            (_, ErrorKind::InvalidName) => INVALID_NAME,
+            (_, ErrorKind::InvalidData) => INVALID_PARAMETER_VALUE,
+            (_, ErrorKind::InvalidState) => OBJECT_NOT_IN_PREREQUISITE_STATE,
+            (_, ErrorKind::DiskFull) => DISK_FULL,
+            (_, ErrorKind::Corrupted) => DATA_CORRUPTED,
+            (_, ErrorKind::Io) | (_, ErrorKind::Locked) => IO_ERROR,
+        };
+        ExecError::new(code, e.to_string())
+    }
+}
+
+impl From<ArrowError> for ExecError {
+    fn from(e: ArrowError) -> Self {
+        use sqlstate::*;
+        let code = match &e {
+            ArrowError::DivideByZero => DIVISION_BY_ZERO,
+            ArrowError::ArithmeticOverflow(_) => NUMERIC_VALUE_OUT_OF_RANGE,
+            ArrowError::CastError(m)
+                if m.contains("Can't cast value") || m.contains("overflow") =>
+            {
+                NUMERIC_VALUE_OUT_OF_RANGE
+            }
+            ArrowError::CastError(_) | ArrowError::ParseError(_) => INVALID_TEXT_REPRESENTATION,
+            ArrowError::ComputeError(m) if m.to_lowercase().contains("overflow") => {
+                NUMERIC_VALUE_OUT_OF_RANGE
+            }
+            _ => INTERNAL_ERROR,
+        };
+        let message = match &e {
+            ArrowError::DivideByZero => "division by zero".to_string(),
+            other => other.to_string(),
+        };
+        ExecError::new(code, message)
+    }
+}
+
+impl From<DataFusionError> for ExecError {
+    fn from(e: DataFusionError) -> Self {
+        use sqlstate::*;
+        let root = e.find_root();
+        match root {
+            DataFusionError::ArrowError(a, _) => return ExecError::from(clone_arrow(a)),
+            DataFusionError::External(x) => {
+                if let Some(inner) = x.downcast_ref::<ExecError>() {
+                    return inner.clone();
+                }
+            }
+            _ => {}
+        }
+        let message = root.message().to_string();
+        let lower = message.to_lowercase();
+        let code = match root {
+            DataFusionError::SQL(..) => SYNTAX_ERROR,
+            DataFusionError::SchemaError(s, _) => match s.as_ref() {
+                datafusion::common::SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
+                _ => SYNTAX_ERROR,
+            },
+            DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
+            _ if lower.contains("divide by zero") || lower.contains("division by zero") => {
+                DIVISION_BY_ZERO
+            }
+            _ if lower.contains("overflow") => NUMERIC_VALUE_OUT_OF_RANGE,
+            DataFusionError::Plan(_) if lower.contains("table") && lower.contains("not found") => {
+                UNDEFINED_TABLE
+            }
+            DataFusionError::Plan(_) if lower.contains("no field named") => UNDEFINED_COLUMN,
+            DataFusionError::Plan(_) if lower.contains("cannot") && lower.contains("coerce") => {
+                DATATYPE_MISMATCH
+            }
+            DataFusionError::Plan(_) => SYNTAX_ERROR,
+            _ => INTERNAL_ERROR,
+        };
+        let message = match code {
+            DIVISION_BY_ZERO => "division by zero".to_string(),
+            UNDEFINED_TABLE => match message.split('\'').nth(1) {
+                // DataFusion says "table 'tidemark.public.t' not found"; say it as PostgreSQL does.
+                Some(q) => format!(
+                    "relation \"{}\" does not exist",
+                    q.rsplit('.').next().unwrap_or(q)
+                ),
+                None => message,
+            },
+            _ => message,
+        };
+        ExecError::new(code, message)
+    }
+}
+
+/// `ArrowError` is not `Clone`; rebuild the variants we classify.
+fn clone_arrow(a: &ArrowError) -> ArrowError {
+    match a {
+        ArrowError::DivideByZero => ArrowError::DivideByZero,
+        ArrowError::ArithmeticOverflow(m) => ArrowError::ArithmeticOverflow(m.clone()),
+        ArrowError::CastError(m) => ArrowError::CastError(m.clone()),
+        ArrowError::ParseError(m) => ArrowError::ParseError(m.clone()),
+        ArrowError::ComputeError(m) => ArrowError::ComputeError(m.clone()),
+        other => ArrowError::ComputeError(other.to_string()),
+    }
+}

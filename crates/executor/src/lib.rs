@@ -1,0 +1,25 @@
+//! Tidemark's statement executor.
+//!
+//! A [`Session`] parses SQL with `tidemark-parser`, turns DDL and INSERT into
+//! storage requests (committed at once, or at COMMIT inside a transaction), and
+//! runs queries on Apache DataFusion over a snapshot of the storage engine: a
+//! table provider per table prunes partitions on the designated timestamp,
+//! binary-searches row ranges inside them, reads only projected columns and
+//! hands fixed-width columns to Arrow without copying (memory-mapped buffers).
+//!
+//! Modules: `session` (statement dispatch, transactions), `ddl`, `provider`
+//! (DataFusion catalog and scans), `convert` (storage <-> Arrow), `system`
+//! (`tables()`, `table_partitions()`), `types`, `error` (SQLSTATE mapping).
+
+mod convert;
+mod ddl;
+pub mod error;
+mod provider;
+mod session;
+mod system;
+pub mod text;
+pub mod types;
+
+pub use datafusion::arrow;
+pub use error::{ExecError, Result};
+pub use session::{Output, Session, TxStatus};

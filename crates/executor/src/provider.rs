@@ -1,0 +1,264 @@
+//! DataFusion's view of storage: a schema provider over one snapshot and a table
+//! provider per table that prunes partitions on the designated timestamp,
+//! narrows each part to its row range by binary search, and reads only the
+//! projected columns.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use async_trait::async_trait;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{SchemaProvider, Session, TableProvider};
+use datafusion::common::ScalarValue;
+use datafusion::datasource::TableType;
+use datafusion::datasource::memory::MemorySourceConfig;
+use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::physical_plan::ExecutionPlan;
+use tidemark_storage::{Snapshot, TableReader};
+
+use crate::convert::read_array;
+use crate::types::arrow_type;
+
+/// Rows per Arrow batch handed to DataFusion.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// All tables of one snapshot; names resolve case-insensitively.
+#[derive(Debug)]
+pub(crate) struct SnapshotSchema {
+    pub(crate) snapshot: Snapshot,
+    pub(crate) scans: Arc<ScanStats>,
+}
+
+#[async_trait]
+impl SchemaProvider for SnapshotSchema {
+    fn table_names(&self) -> Vec<String> {
+        self.snapshot.table_names()
+    }
+
+    async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        Ok(self
+            .snapshot
+            .table(name)
+            .map(|t| Arc::new(StorageTable::new(t, self.scans.clone())) as Arc<dyn TableProvider>))
+    }
+
+    fn table_exist(&self, name: &str) -> bool {
+        self.snapshot.table(name).is_some()
+    }
+}
+
+/// What scans did, for EXPLAIN ANALYZE and tests: partitions (parts) opened.
+#[derive(Debug, Default)]
+pub(crate) struct ScanStats {
+    pub(crate) parts_scanned: AtomicUsize,
+    pub(crate) parts_pruned: AtomicUsize,
+}
+
+#[derive(Debug)]
+pub(crate) struct StorageTable {
+    reader: TableReader,
+    schema: SchemaRef,
+    scans: Arc<ScanStats>,
+}
+
+impl StorageTable {
+    pub(crate) fn new(reader: TableReader, scans: Arc<ScanStats>) -> Self {
+        let schema = table_schema(&reader);
+        StorageTable {
+            reader,
+            schema,
+            scans,
+        }
+    }
+}
+
+pub(crate) fn table_schema(reader: &TableReader) -> SchemaRef {
+    Arc::new(Schema::new(
+        reader
+            .meta()
+            .columns
+            .iter()
+            .map(|c| Field::new(&c.name, arrow_type(c.column_type), !c.not_null))
+            .collect::<Vec<_>>(),
+    ))
+}
+
+#[async_trait]
+impl TableProvider for StorageTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> TableType {
+        TableType::Base
+    }
+
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&Expr],
+    ) -> DfResult<Vec<TableProviderFilterPushDown>> {
+        // Filters on the designated timestamp prune partitions and rows, but
+        // DataFusion still applies every filter to what we return.
+        Ok(vec![TableProviderFilterPushDown::Inexact; filters.len()])
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn Session,
+        projection: Option<&Vec<usize>>,
+        filters: &[Expr],
+        limit: Option<usize>,
+    ) -> DfResult<Arc<dyn ExecutionPlan>> {
+        let columns: Vec<usize> = match projection {
+            Some(p) => p.clone(),
+            None => (0..self.schema.fields().len()).collect(),
+        };
+        let projected = Arc::new(self.schema.project(&columns)?);
+        let (lo, hi) = match self.reader.meta().timestamp_name() {
+            Some(ts) => timestamp_bounds(filters, ts),
+            None => (i64::MIN, i64::MAX),
+        };
+        let names: Vec<String> = columns
+            .iter()
+            .map(|&i| self.schema.field(i).name().clone())
+            .collect();
+        let mut batches = Vec::new();
+        let mut produced = 0usize;
+        for (i, part) in self.reader.partitions().iter().enumerate() {
+            if lo >= hi
+                || part.rows == 0
+                || part.max_ts < lo
+                || part.min_ts >= hi
+                || limit.is_some_and(|l| produced >= l)
+            {
+                self.scans.parts_pruned.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            self.scans.parts_scanned.fetch_add(1, Ordering::Relaxed);
+            let rows = if lo == i64::MIN && hi == i64::MAX {
+                0..part.rows as usize
+            } else {
+                self.reader
+                    .timestamp_row_range(i, lo, hi)
+                    .map_err(|e| to_df(e.into()))?
+            };
+            let mut start = rows.start;
+            while start < rows.end {
+                let end = (start + BATCH_ROWS).min(rows.end);
+                let arrays = names
+                    .iter()
+                    .map(|n| read_array(&self.reader, i, n, start..end).map_err(to_df))
+                    .collect::<DfResult<Vec<_>>>()?;
+                let batch = if arrays.is_empty() {
+                    RecordBatch::try_new_with_options(
+                        projected.clone(),
+                        arrays,
+                        &datafusion::arrow::record_batch::RecordBatchOptions::new()
+                            .with_row_count(Some(end - start)),
+                    )?
+                } else {
+                    RecordBatch::try_new(projected.clone(), arrays)?
+                };
+                produced += batch.num_rows();
+                batches.push(batch);
+                start = end;
+            }
+        }
+        Ok(MemorySourceConfig::try_new_exec(
+            &[batches],
+            projected,
+            None,
+        )?)
+    }
+}
+
+pub(crate) fn to_df(e: crate::error::ExecError) -> DataFusionError {
+    DataFusionError::External(Box::new(e))
+}
+
+/// The `[lo, hi)` range of designated timestamps that `filters` (ANDed) allow.
+fn timestamp_bounds(filters: &[Expr], ts: &str) -> (i64, i64) {
+    let mut lo = i64::MIN;
+    let mut hi = i64::MAX;
+    for f in filters {
+        bound(f, ts, &mut lo, &mut hi);
+    }
+    (lo, hi)
+}
+
+fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) {
+    match e {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => {
+            bound(left, ts, lo, hi);
+            bound(right, ts, lo, hi);
+        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (op, v) = match (
+                is_ts(left, ts),
+                micros(right),
+                is_ts(right, ts),
+                micros(left),
+            ) {
+                (true, Some(v), _, _) => (*op, v),
+                (_, _, true, Some(v)) => match op.swap() {
+                    Some(o) => (o, v),
+                    None => return,
+                },
+                _ => return,
+            };
+            // `v` is (floor, ceil) of the literal in microseconds (equal when it is
+            // a whole microsecond): the bounds keep exactly the rows that can match.
+            match op {
+                Operator::Gt => *lo = (*lo).max(v.0.saturating_add(1)),
+                Operator::GtEq => *lo = (*lo).max(v.1),
+                Operator::Lt => *hi = (*hi).min(v.1),
+                Operator::LtEq => *hi = (*hi).min(v.0.saturating_add(1)),
+                Operator::Eq => {
+                    *lo = (*lo).max(v.1);
+                    *hi = (*hi).min(v.0.saturating_add(1));
+                }
+                _ => {}
+            }
+        }
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) if is_ts(expr, ts) => {
+            if let (Some(a), Some(b)) = (micros(low), micros(high)) {
+                *lo = (*lo).max(a.1);
+                *hi = (*hi).min(b.0.saturating_add(1));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn is_ts(e: &Expr, ts: &str) -> bool {
+    matches!(e, Expr::Column(c) if c.name == ts)
+}
+
+/// A timestamp literal as (floor, ceil) microseconds.
+fn micros(e: &Expr) -> Option<(i64, i64)> {
+    let exact = |v: i64| Some((v, v));
+    match e {
+        Expr::Literal(v, _) => match v {
+            ScalarValue::TimestampMicrosecond(Some(v), _) => exact(*v),
+            ScalarValue::TimestampNanosecond(Some(v), _) => {
+                let f = v.div_euclid(1000);
+                Some((f, if v.rem_euclid(1000) == 0 { f } else { f + 1 }))
+            }
+            ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1000).and_then(exact),
+            ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000).and_then(exact),
+            _ => None,
+        },
+        _ => None,
+    }
+}

@@ -1,0 +1,362 @@
+//! A client session: runs statements, keeps the open transaction.
+
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::sql::parser::Statement as DfStatement;
+use datafusion::sql::sqlparser::ast;
+use tidemark_parser::Statement;
+use tidemark_storage::{Batch, Database, Request, Transaction};
+
+use crate::convert::array_to_column;
+use crate::ddl;
+use crate::error::{ExecError, Result, sqlstate};
+use crate::provider::{ScanStats, SnapshotSchema};
+use crate::system;
+
+/// The result of one statement.
+#[derive(Debug, Clone)]
+pub enum Output {
+    /// A result set.
+    Rows {
+        schema: SchemaRef,
+        batches: Vec<RecordBatch>,
+    },
+    /// A command's completion tag, as PostgreSQL sends it (`INSERT 0 3`, `CREATE TABLE`, ...).
+    Command { tag: String },
+}
+
+impl Output {
+    pub(crate) fn command(tag: impl Into<String>) -> Self {
+        Output::Command { tag: tag.into() }
+    }
+}
+
+/// Transaction state, as ReadyForQuery reports it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TxStatus {
+    Idle,
+    InTransaction,
+    /// An error happened inside the transaction: everything until ROLLBACK fails.
+    Failed,
+}
+
+/// One client's session over a shared database.
+#[derive(Debug)]
+pub struct Session {
+    db: Arc<Database>,
+    tx: Option<Transaction>,
+    failed: bool,
+    scans: Arc<ScanStats>,
+}
+
+impl Session {
+    pub fn new(db: Arc<Database>) -> Self {
+        Session {
+            db,
+            tx: None,
+            failed: false,
+            scans: Arc::new(ScanStats::default()),
+        }
+    }
+
+    pub fn tx_status(&self) -> TxStatus {
+        match (&self.tx, self.failed) {
+            (None, _) => TxStatus::Idle,
+            (Some(_), false) => TxStatus::InTransaction,
+            (Some(_), true) => TxStatus::Failed,
+        }
+    }
+
+    /// Partition parts opened and pruned by this session's scans so far.
+    pub fn scan_stats(&self) -> (usize, usize) {
+        use std::sync::atomic::Ordering;
+        (
+            self.scans.parts_scanned.load(Ordering::Relaxed),
+            self.scans.parts_pruned.load(Ordering::Relaxed),
+        )
+    }
+
+    /// Runs every statement in `sql`, stopping at the first error.
+    pub async fn execute(&mut self, sql: &str) -> Result<Vec<Output>> {
+        let statements = tidemark_parser::parse(sql)?;
+        let mut out = Vec::with_capacity(statements.len());
+        for s in statements {
+            match self.execute_statement(s).await {
+                Ok(o) => out.push(o),
+                Err(e) => {
+                    if self.tx.is_some() {
+                        self.failed = true;
+                    }
+                    return Err(e);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    async fn execute_statement(&mut self, s: Statement) -> Result<Output> {
+        if let Some(end) = transaction_control(&s) {
+            return self.transaction_control(end);
+        }
+        if self.failed {
+            return Err(ExecError::new(
+                sqlstate::IN_FAILED_SQL_TRANSACTION,
+                "current transaction is aborted, commands ignored until end of transaction block",
+            ));
+        }
+        match s {
+            Statement::CreateTable(c) => {
+                let (requests, tag) = ddl::create_table(self, *c).await?;
+                self.submit(requests)?;
+                Ok(Output::command(tag))
+            }
+            Statement::DropTable { names, if_exists } => {
+                self.submit(
+                    names
+                        .into_iter()
+                        .map(|name| Request::DropTable { name, if_exists })
+                        .collect(),
+                )?;
+                Ok(Output::command("DROP TABLE"))
+            }
+            Statement::Truncate { names } => {
+                self.submit(
+                    names
+                        .into_iter()
+                        .map(|table| Request::Truncate { table })
+                        .collect(),
+                )?;
+                Ok(Output::command("TRUNCATE TABLE"))
+            }
+            Statement::RenameTable { from, to } => {
+                self.submit(vec![Request::RenameTable { from, to }])?;
+                Ok(Output::command("RENAME TABLE"))
+            }
+            Statement::AlterTable { table, op } => {
+                let requests = ddl::alter_table(self, table, *op).await?;
+                self.submit(requests)?;
+                Ok(Output::command("ALTER TABLE"))
+            }
+            Statement::Standard(s) => match *s {
+                ast::Statement::Insert(insert) => self.insert(insert).await,
+                other => self.query(other).await,
+            },
+        }
+    }
+
+    fn transaction_control(&mut self, s: TxControl) -> Result<Output> {
+        match s {
+            TxControl::Begin => {
+                if self.tx.is_none() {
+                    self.tx = Some(Transaction::new());
+                    self.failed = false;
+                }
+                Ok(Output::command("BEGIN"))
+            }
+            TxControl::Commit => {
+                let tx = self.tx.take();
+                let failed = std::mem::take(&mut self.failed);
+                match tx {
+                    Some(_) if failed => Ok(Output::command("ROLLBACK")),
+                    Some(tx) => {
+                        self.db.commit(tx)?;
+                        Ok(Output::command("COMMIT"))
+                    }
+                    None => Ok(Output::command("COMMIT")),
+                }
+            }
+            TxControl::Rollback => {
+                self.tx = None;
+                self.failed = false;
+                Ok(Output::command("ROLLBACK"))
+            }
+        }
+    }
+
+    /// Commits `requests` now, or adds them to the open transaction.
+    pub(crate) fn submit(&mut self, requests: Vec<Request>) -> Result<u64> {
+        match &mut self.tx {
+            Some(tx) => {
+                tx.requests.extend(requests);
+                Ok(0)
+            }
+            None => Ok(self.db.commit(Transaction { requests })?.rows_written),
+        }
+    }
+
+    pub(crate) fn database(&self) -> &Arc<Database> {
+        &self.db
+    }
+
+    /// A DataFusion context over a fresh snapshot of every table.
+    pub(crate) fn context(&self) -> Result<SessionContext> {
+        let snapshot = self.db.snapshot();
+        let config = SessionConfig::new()
+            .with_information_schema(true)
+            .with_default_catalog_and_schema("tidemark", "public")
+            .with_create_default_catalog_and_schema(false);
+        let ctx = SessionContext::new_with_config(config);
+        let catalog = MemoryCatalogProvider::new();
+        catalog
+            .register_schema(
+                "public",
+                Arc::new(SnapshotSchema {
+                    snapshot: snapshot.clone(),
+                    scans: self.scans.clone(),
+                }),
+            )
+            .map_err(ExecError::from)?;
+        ctx.register_catalog("tidemark", Arc::new(catalog));
+        system::register(&ctx, snapshot);
+        Ok(ctx)
+    }
+
+    /// Plans and runs a standard statement with DataFusion.
+    pub(crate) async fn run_query(
+        &self,
+        s: ast::Statement,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let ctx = self.context()?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(s)))
+            .await?;
+        let df = ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok((schema, batches))
+    }
+
+    async fn query(&self, s: ast::Statement) -> Result<Output> {
+        match &s {
+            ast::Statement::Query(_)
+            | ast::Statement::Explain { .. }
+            | ast::Statement::ShowVariable { .. } => {}
+            ast::Statement::Update(_) | ast::Statement::Delete(_) => {
+                return Err(ExecError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!("{} is not supported yet", verb(&s)),
+                ));
+            }
+            _ => {
+                return Err(ExecError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!("statement not supported: {}", verb(&s)),
+                ));
+            }
+        }
+        let (schema, batches) = self.run_query(s).await?;
+        Ok(Output::Rows { schema, batches })
+    }
+
+    async fn insert(&mut self, insert: ast::Insert) -> Result<Output> {
+        let table = match &insert.table {
+            ast::TableObject::TableName(n) => ddl::object_name(n)?,
+            other => {
+                return Err(ExecError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!("INSERT INTO {other} is not supported"),
+                ));
+            }
+        };
+        let snapshot = self.db.snapshot();
+        let reader = snapshot.table(&table).ok_or_else(|| {
+            ExecError::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("relation \"{table}\" does not exist"),
+            )
+        })?;
+        let meta = reader.meta().clone();
+        let targets: Vec<usize> = if insert.columns.is_empty() {
+            (0..meta.columns.len()).collect()
+        } else {
+            insert
+                .columns
+                .iter()
+                .map(|c| {
+                    let name = c.to_string();
+                    let name = if c.to_string().starts_with('"') {
+                        name.trim_matches('"').to_string()
+                    } else {
+                        name
+                    };
+                    meta.column_index(&name).ok_or_else(|| {
+                        ExecError::new(
+                            sqlstate::UNDEFINED_COLUMN,
+                            format!(
+                                "column \"{name}\" of relation \"{}\" does not exist",
+                                reader.name()
+                            ),
+                        )
+                    })
+                })
+                .collect::<Result<_>>()?
+        };
+        let source = insert.source.ok_or_else(|| {
+            ExecError::new(sqlstate::SYNTAX_ERROR, "INSERT needs VALUES or a query")
+        })?;
+        let (_, batches) = self.run_query(ast::Statement::Query(source)).await?;
+        let mut rows = 0u64;
+        let mut requests = Vec::new();
+        for b in batches.iter().filter(|b| b.num_rows() > 0) {
+            if b.num_columns() != targets.len() {
+                let what = if b.num_columns() > targets.len() {
+                    "more"
+                } else {
+                    "fewer"
+                };
+                return Err(ExecError::new(
+                    sqlstate::SYNTAX_ERROR,
+                    format!("INSERT has {what} expressions than target columns"),
+                ));
+            }
+            let mut batch = Batch::new();
+            for (k, &i) in targets.iter().enumerate() {
+                let c = &meta.columns[i];
+                batch = batch.with(
+                    c.name.clone(),
+                    array_to_column(b.column(k), c.column_type, &c.name)?,
+                );
+            }
+            rows += b.num_rows() as u64;
+            requests.push(Request::Append {
+                table: reader.name().to_string(),
+                batch,
+            });
+        }
+        self.submit(requests)?;
+        Ok(Output::command(format!("INSERT 0 {rows}")))
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum TxControl {
+    Begin,
+    Commit,
+    Rollback,
+}
+
+fn transaction_control(s: &Statement) -> Option<TxControl> {
+    match s {
+        Statement::Standard(s) => match s.as_ref() {
+            ast::Statement::StartTransaction { .. } => Some(TxControl::Begin),
+            ast::Statement::Commit { .. } => Some(TxControl::Commit),
+            ast::Statement::Rollback { .. } => Some(TxControl::Rollback),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The first words of a statement, for messages.
+fn verb(s: &ast::Statement) -> String {
+    s.to_string()
+        .split_whitespace()
+        .take(2)
+        .collect::<Vec<_>>()
+        .join(" ")
+}

@@ -1,0 +1,170 @@
+//! System table functions: `tables()` and `table_partitions('t')`.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{TableFunctionImpl, TableProvider};
+use datafusion::common::{ScalarValue, plan_err};
+use datafusion::datasource::MemTable;
+use datafusion::error::Result as DfResult;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::Expr;
+use tidemark_storage::Snapshot;
+
+use crate::error::{ExecError, sqlstate};
+use crate::provider::to_df;
+
+pub(crate) fn register(ctx: &SessionContext, snapshot: Snapshot) {
+    ctx.register_udtf(
+        "tables",
+        Arc::new(Tables {
+            snapshot: snapshot.clone(),
+        }),
+    );
+    ctx.register_udtf("table_partitions", Arc::new(TablePartitions { snapshot }));
+}
+
+fn ts_field(name: &str) -> Field {
+    Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true)
+}
+
+fn ts_or_null(v: i64) -> Option<i64> {
+    (v != i64::MIN).then_some(v)
+}
+
+#[derive(Debug)]
+struct Tables {
+    snapshot: Snapshot,
+}
+
+impl TableFunctionImpl for Tables {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        if !args.is_empty() {
+            return plan_err!("tables() takes no arguments");
+        }
+        let tables = self.snapshot.tables();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("table_name", DataType::Utf8, false),
+            Field::new("designated_timestamp", DataType::Utf8, true),
+            Field::new("partition_by", DataType::Utf8, false),
+            Field::new("row_count", DataType::Int64, false),
+            Field::new("partitions", DataType::Int64, false),
+            Field::new("disk_size", DataType::Int64, false),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                tables.iter().map(|t| t.name().to_string()),
+            )),
+            Arc::new(StringArray::from(
+                tables
+                    .iter()
+                    .map(|t| t.meta().timestamp_name().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                tables.iter().map(|t| t.partition_by().name()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| t.row_count() as i64),
+            )),
+            Arc::new(Int64Array::from_iter_values(tables.iter().map(|t| {
+                let mut names: Vec<String> = t.partitions().into_iter().map(|p| p.name).collect();
+                names.dedup();
+                names.len() as i64
+            }))),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| t.disk_size() as i64),
+            )),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+#[derive(Debug)]
+struct TablePartitions {
+    snapshot: Snapshot,
+}
+
+impl TableFunctionImpl for TablePartitions {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        let name = match args {
+            [
+                Expr::Literal(
+                    ScalarValue::Utf8(Some(s))
+                    | ScalarValue::Utf8View(Some(s))
+                    | ScalarValue::LargeUtf8(Some(s)),
+                    _,
+                ),
+            ] => s.clone(),
+            _ => return plan_err!("table_partitions() takes one argument: a table name as text"),
+        };
+        let table = self.snapshot.table(&name).ok_or_else(|| {
+            to_df(ExecError::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            ))
+        })?;
+        // One row per partition; a partition split into parts is shown whole.
+        #[derive(Default)]
+        struct Row {
+            min: i64,
+            max: i64,
+            rows: i64,
+            size: i64,
+            version: i64,
+            parts: i64,
+        }
+        let mut rows: BTreeMap<i64, (String, Row)> = BTreeMap::new();
+        for (i, p) in table.partitions().into_iter().enumerate() {
+            let e = rows.entry(p.start).or_insert_with(|| {
+                (
+                    p.name.clone(),
+                    Row {
+                        min: i64::MAX,
+                        max: i64::MIN,
+                        ..Default::default()
+                    },
+                )
+            });
+            e.1.min = e.1.min.min(p.min_ts);
+            e.1.max = e.1.max.max(p.max_ts);
+            e.1.rows += p.rows as i64;
+            e.1.size += table.partition_disk_size(i) as i64;
+            e.1.version = e.1.version.max(p.version as i64);
+            e.1.parts += 1;
+        }
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            ts_field("min_timestamp"),
+            ts_field("max_timestamp"),
+            Field::new("row_count", DataType::Int64, false),
+            Field::new("disk_size", DataType::Int64, false),
+            Field::new("version", DataType::Int64, false),
+            Field::new("parts", DataType::Int64, false),
+        ]));
+        let r: Vec<&(String, Row)> = rows.values().collect();
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                r.iter().map(|(n, _)| n.clone()),
+            )),
+            Arc::new(TimestampMicrosecondArray::from(
+                r.iter().map(|(_, x)| ts_or_null(x.min)).collect::<Vec<_>>(),
+            )),
+            Arc::new(TimestampMicrosecondArray::from(
+                r.iter().map(|(_, x)| ts_or_null(x.max)).collect::<Vec<_>>(),
+            )),
+            Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.rows))),
+            Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.size))),
+            Arc::new(Int64Array::from_iter_values(
+                r.iter().map(|(_, x)| x.version),
+            )),
+            Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.parts))),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}

@@ -1,0 +1,163 @@
+//! PostgreSQL's text representation of values (what psql shows and what the
+//! wire protocol's text format carries).
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, FixedSizeBinaryArray,
+    StringArray, TimestampMicrosecondArray,
+};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+};
+use tidemark_storage::types::{MICROS_PER_DAY, civil_from_days};
+
+use crate::error::Result;
+
+/// The value at `row` as PostgreSQL text, `None` for NULL.
+pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
+    if array.is_null(row) {
+        return Ok(None);
+    }
+    macro_rules! prim {
+        ($t:ty) => {
+            array.as_primitive::<$t>().value(row).to_string()
+        };
+    }
+    Ok(Some(match array.data_type() {
+        DataType::Boolean => {
+            let a = array.as_any().downcast_ref::<BooleanArray>();
+            if a.is_some_and(|a| a.value(row)) {
+                "t"
+            } else {
+                "f"
+            }
+            .to_string()
+        }
+        DataType::Int8 => prim!(Int8Type),
+        DataType::Int16 => prim!(Int16Type),
+        DataType::Int32 => prim!(Int32Type),
+        DataType::Int64 => prim!(Int64Type),
+        DataType::UInt8 => prim!(UInt8Type),
+        DataType::UInt16 => prim!(UInt16Type),
+        DataType::UInt32 => prim!(UInt32Type),
+        DataType::UInt64 => prim!(UInt64Type),
+        DataType::Float32 => float(array.as_primitive::<Float32Type>().value(row) as f64, true),
+        DataType::Float64 => float(array.as_primitive::<Float64Type>().value(row), false),
+        DataType::Utf8 => array
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .map(|a| a.value(row).to_string())
+            .unwrap_or_default(),
+        DataType::Timestamp(TimeUnit::Microsecond, _) => timestamp(
+            array
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        ),
+        DataType::Timestamp(..) => {
+            let a = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
+            timestamp(
+                a.as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .map(|a| a.value(row))
+                    .unwrap_or_default(),
+            )
+        }
+        DataType::Date32 => {
+            let d = array
+                .as_any()
+                .downcast_ref::<Date32Array>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
+            let (y, m, dd) = civil_from_days(d as i64);
+            format!("{y:04}-{m:02}-{dd:02}")
+        }
+        DataType::FixedSizeBinary(16) => {
+            let b = array
+                .as_any()
+                .downcast_ref::<FixedSizeBinaryArray>()
+                .map(|a| a.value(row).to_vec())
+                .unwrap_or_default();
+            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
+            format!(
+                "{}-{}-{}-{}-{}",
+                &h[..8],
+                &h[8..12],
+                &h[12..16],
+                &h[16..20],
+                &h[20..]
+            )
+        }
+        DataType::Binary => {
+            let b = array
+                .as_any()
+                .downcast_ref::<BinaryArray>()
+                .map(|a| a.value(row).to_vec())
+                .unwrap_or_default();
+            format!(
+                "\\x{}",
+                b.iter().map(|x| format!("{x:02x}")).collect::<String>()
+            )
+        }
+        _ => {
+            let a = cast(array, &DataType::Utf8)?;
+            a.as_any()
+                .downcast_ref::<StringArray>()
+                .map(|a| a.value(row).to_string())
+                .unwrap_or_default()
+        }
+    }))
+}
+
+fn float(v: f64, single: bool) -> String {
+    if v.is_nan() {
+        "NaN".into()
+    } else if v.is_infinite() {
+        if v > 0.0 {
+            "Infinity".into()
+        } else {
+            "-Infinity".into()
+        }
+    } else if single {
+        (v as f32).to_string()
+    } else {
+        v.to_string()
+    }
+}
+
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction trimmed.
+fn timestamp(us: i64) -> String {
+    let days = us.div_euclid(MICROS_PER_DAY);
+    let rem = us.rem_euclid(MICROS_PER_DAY);
+    let (y, m, d) = civil_from_days(days);
+    let secs = rem / 1_000_000;
+    let frac = rem % 1_000_000;
+    let mut s = format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    );
+    if frac != 0 {
+        let f = format!("{frac:06}");
+        s.push('.');
+        s.push_str(f.trim_end_matches('0'));
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_like_postgres() {
+        assert_eq!(timestamp(0), "1970-01-01 00:00:00");
+        assert_eq!(timestamp(1_500_000), "1970-01-01 00:00:01.5");
+        assert_eq!(timestamp(-1), "1969-12-31 23:59:59.999999");
+        assert_eq!(float(f64::NAN, false), "NaN");
+        assert_eq!(float(0.1, false), "0.1");
+    }
+}

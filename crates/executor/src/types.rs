@@ -1,0 +1,72 @@
+//! Mapping between SQL type names, storage column types and Arrow types.
+
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use tidemark_parser::{PartitionUnit, SqlType};
+use tidemark_storage::{ColumnType, PartitionBy};
+
+pub(crate) fn column_type(t: SqlType) -> ColumnType {
+    match t {
+        SqlType::Boolean => ColumnType::Boolean,
+        SqlType::SmallInt => ColumnType::SmallInt,
+        SqlType::Int => ColumnType::Int,
+        SqlType::BigInt => ColumnType::BigInt,
+        SqlType::Real => ColumnType::Real,
+        SqlType::Double => ColumnType::Double,
+        SqlType::Timestamp => ColumnType::Timestamp,
+        SqlType::Date => ColumnType::Date,
+        SqlType::Varchar => ColumnType::Varchar,
+        SqlType::Symbol => ColumnType::Symbol,
+        SqlType::Uuid => ColumnType::Uuid,
+        SqlType::Binary => ColumnType::Binary,
+    }
+}
+
+pub(crate) fn partition_by(u: PartitionUnit) -> PartitionBy {
+    match u {
+        PartitionUnit::None => PartitionBy::None,
+        PartitionUnit::Hour => PartitionBy::Hour,
+        PartitionUnit::Day => PartitionBy::Day,
+        PartitionUnit::Week => PartitionBy::Week,
+        PartitionUnit::Month => PartitionBy::Month,
+        PartitionUnit::Year => PartitionBy::Year,
+    }
+}
+
+/// The Arrow type a column is scanned as. SYMBOL columns are dictionary arrays
+/// (keys are the stored symbol keys, values the dictionary).
+pub fn arrow_type(t: ColumnType) -> DataType {
+    match t {
+        ColumnType::Boolean => DataType::Boolean,
+        ColumnType::SmallInt => DataType::Int16,
+        ColumnType::Int => DataType::Int32,
+        ColumnType::BigInt => DataType::Int64,
+        ColumnType::Real => DataType::Float32,
+        ColumnType::Double => DataType::Float64,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Varchar => DataType::Utf8,
+        ColumnType::Symbol => {
+            DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+        }
+        ColumnType::Uuid => DataType::FixedSizeBinary(16),
+        ColumnType::Binary => DataType::Binary,
+    }
+}
+
+/// The type name PostgreSQL would use in a message.
+pub(crate) fn pg_name(t: ColumnType) -> &'static str {
+    match t {
+        ColumnType::Boolean => "boolean",
+        ColumnType::SmallInt => "smallint",
+        ColumnType::Int => "integer",
+        ColumnType::BigInt => "bigint",
+        ColumnType::Real => "real",
+        ColumnType::Double => "double precision",
+        ColumnType::Timestamp => "timestamp without time zone",
+        ColumnType::Date => "date",
+        ColumnType::Varchar => "text",
+        ColumnType::Symbol => "symbol",
+        ColumnType::Uuid => "uuid",
+        ColumnType::Binary => "bytea",
+    }
+}
