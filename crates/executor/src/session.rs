@@ -195,10 +195,15 @@ impl Session {
     /// A DataFusion context over a fresh snapshot of every table.
     pub(crate) fn context(&self) -> Result<SessionContext> {
         let snapshot = self.db.snapshot();
-        let config = SessionConfig::new()
+        let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("tidemark", "public")
             .with_create_default_catalog_and_schema(false);
+        // A table scan is one stream in designated-timestamp order, and results
+        // without ORDER BY keep that order: no splitting of scans and no
+        // round-robin shuffles (hash-partitioned aggregation still runs in parallel).
+        config.options_mut().optimizer.repartition_file_scans = false;
+        config.options_mut().optimizer.enable_round_robin_repartition = false;
         let ctx = SessionContext::new_with_config(config);
         let catalog = MemoryCatalogProvider::new();
         catalog
