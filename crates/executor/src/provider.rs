@@ -49,11 +49,19 @@ impl SchemaProvider for SnapshotSchema {
     }
 }
 
-/// What scans did, for EXPLAIN ANALYZE and tests: partitions (parts) opened.
+/// What scans did, for EXPLAIN and tests: partition parts opened and pruned.
 #[derive(Debug, Default)]
 pub(crate) struct ScanStats {
     pub(crate) parts_scanned: AtomicUsize,
     pub(crate) parts_pruned: AtomicUsize,
+    /// One line per scan planned since the last `take_log`.
+    log: parking_lot::Mutex<Vec<String>>,
+}
+
+impl ScanStats {
+    pub(crate) fn take_log(&self) -> Vec<String> {
+        std::mem::take(&mut *self.log.lock())
+    }
 }
 
 #[derive(Debug)]
@@ -126,7 +134,9 @@ impl TableProvider for StorageTable {
             .collect();
         let mut batches = Vec::new();
         let mut produced = 0usize;
+        let (mut scanned, mut total, mut rows_read) = (0usize, 0usize, 0usize);
         for (i, part) in self.reader.partitions().iter().enumerate() {
+            total += 1;
             if lo >= hi
                 || part.rows == 0
                 || part.max_ts < lo
@@ -137,6 +147,7 @@ impl TableProvider for StorageTable {
                 continue;
             }
             self.scans.parts_scanned.fetch_add(1, Ordering::Relaxed);
+            scanned += 1;
             let rows = if lo == i64::MIN && hi == i64::MAX {
                 0..part.rows as usize
             } else {
@@ -144,6 +155,7 @@ impl TableProvider for StorageTable {
                     .timestamp_row_range(i, lo, hi)
                     .map_err(|e| to_df(e.into()))?
             };
+            rows_read += rows.len();
             let mut start = rows.start;
             while start < rows.end {
                 let end = (start + BATCH_ROWS).min(rows.end);
@@ -166,6 +178,15 @@ impl TableProvider for StorageTable {
                 start = end;
             }
         }
+        let range = match (lo, hi) {
+            (i64::MIN, i64::MAX) => String::new(),
+            (lo, hi) => format!(", timestamp range [{lo}, {hi}) µs"),
+        };
+        self.scans.log.lock().push(format!(
+            "table={}: partitions scanned {scanned} of {total}, rows {rows_read}, columns [{}]{range}",
+            self.reader.name(),
+            names.join(", ")
+        ));
         Ok(MemorySourceConfig::try_new_exec(
             &[batches],
             projected,

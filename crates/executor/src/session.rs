@@ -203,7 +203,10 @@ impl Session {
         // without ORDER BY keep that order: no splitting of scans and no
         // round-robin shuffles (hash-partitioned aggregation still runs in parallel).
         config.options_mut().optimizer.repartition_file_scans = false;
-        config.options_mut().optimizer.enable_round_robin_repartition = false;
+        config
+            .options_mut()
+            .optimizer
+            .enable_round_robin_repartition = false;
         let ctx = SessionContext::new_with_config(config);
         let catalog = MemoryCatalogProvider::new();
         catalog
@@ -254,7 +257,23 @@ impl Session {
                 ));
             }
         }
-        let (schema, batches) = self.run_query(s).await?;
+        let explain = matches!(s, ast::Statement::Explain { .. });
+        self.scans.take_log();
+        let (schema, mut batches) = self.run_query(s).await?;
+        if explain {
+            // Scans are planned (and pruned) during physical planning: show what
+            // each opened, as rows of the EXPLAIN output.
+            let log = self.scans.take_log();
+            if !log.is_empty() && schema.fields().len() == 2 {
+                use datafusion::arrow::array::StringArray;
+                let kinds = StringArray::from_iter_values(log.iter().map(|_| "tidemark_scan"));
+                let lines = StringArray::from_iter_values(log.iter());
+                batches.push(RecordBatch::try_new(
+                    schema.clone(),
+                    vec![Arc::new(kinds), Arc::new(lines)],
+                )?);
+            }
+        }
         Ok(Output::Rows { schema, batches })
     }
 

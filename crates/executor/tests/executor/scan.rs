@@ -132,23 +132,80 @@ async fn projected_fixed_width_columns_are_not_copied() {
 #[tokio::test]
 async fn rows_come_back_in_timestamp_order_across_many_batches() {
     let (mut s, _dir) = session().await;
-    s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR").await.expect("create");
+    s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR")
+        .await
+        .expect("create");
     // 200,000 rows over several partitions: several 64k-row batches per scan.
     s.execute(
         "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 40000), value FROM generate_series(0, 199999)",
     )
     .await
     .expect("insert");
-    for sql in ["SELECT * FROM t", "SELECT v FROM t WHERE v % 3 = 0", "SELECT ts, v * 2 AS w FROM t WHERE ts > '2026-11-21T00:10:00'"] {
+    for sql in [
+        "SELECT * FROM t",
+        "SELECT v FROM t WHERE v % 3 = 0",
+        "SELECT ts, v * 2 AS w FROM t WHERE ts > '2026-11-21T00:10:00'",
+    ] {
         let out = s.execute(sql).await.expect("select");
-        let Some(Output::Rows { batches, .. }) = out.last() else { panic!() };
+        let Some(Output::Rows { batches, .. }) = out.last() else {
+            panic!()
+        };
         let col = if sql.contains("SELECT v") { 0 } else { 1 };
         let values: Vec<i64> = batches
             .iter()
-            .flat_map(|b| b.column(col).as_any().downcast_ref::<Int64Array>().expect("i64").values().to_vec())
+            .flat_map(|b| {
+                b.column(col)
+                    .as_any()
+                    .downcast_ref::<Int64Array>()
+                    .expect("i64")
+                    .values()
+                    .to_vec()
+            })
             .collect();
         assert!(values.len() > 60_000, "{sql}");
-        assert!(values.windows(2).all(|w| w[0] < w[1]), "{sql}: rows are not in timestamp order");
+        assert!(
+            values.windows(2).all(|w| w[0] < w[1]),
+            "{sql}: rows are not in timestamp order"
+        );
     }
 }
 
+#[tokio::test]
+async fn explain_and_explain_analyze_show_partitions_scanned() {
+    let (mut s, _dir) = session().await;
+    s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY")
+        .await
+        .expect("create");
+    s.execute("INSERT INTO t VALUES ('2026-11-20T01:00:00', 1), ('2026-11-21T01:00:00', 2), ('2026-11-22T01:00:00', 3)")
+        .await
+        .expect("insert");
+    for explain in ["EXPLAIN", "EXPLAIN ANALYZE"] {
+        let out = s
+            .execute(&format!(
+                "{explain} SELECT v FROM t WHERE ts >= '2026-11-21' AND ts < '2026-11-22'"
+            ))
+            .await
+            .expect("explain");
+        let Some(Output::Rows { batches, .. }) = out.last() else {
+            panic!()
+        };
+        let text: Vec<String> = batches
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows())
+                    .map(|r| {
+                        tidemark_executor::text::format_value(b.column(1), r)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_default()
+                    })
+                    .collect::<Vec<_>>()
+            })
+            .collect();
+        assert!(
+            text.iter()
+                .any(|l| l.contains("table=t: partitions scanned 1 of 3, rows 1")),
+            "{explain}: {text:#?}"
+        );
+    }
+}
