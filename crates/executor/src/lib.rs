@@ -7,12 +7,14 @@
 //! binary-searches row ranges inside them, reads only projected columns and
 //! hands fixed-width columns to Arrow without copying (memory-mapped buffers).
 //!
-//! Modules: `session` (statement dispatch, transactions), `ddl`, `provider`
+//! Modules: `session` (statement dispatch, transactions), `ddl`, `dml` (UPDATE,
+//! DELETE as copy-on-write of partitions), `provider`
 //! (DataFusion catalog and scans), `convert` (storage <-> Arrow), `system`
 //! (`tables()`, `table_partitions()`), `types`, `error` (SQLSTATE mapping).
 
 mod convert;
 mod ddl;
+mod dml;
 pub mod error;
 mod provider;
 mod session;

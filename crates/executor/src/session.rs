@@ -143,6 +143,8 @@ impl Session {
             }
             Statement::Standard(s) => match *s {
                 ast::Statement::Insert(insert) => self.insert(insert).await,
+                ast::Statement::Update(u) => crate::dml::update(self, u).await,
+                ast::Statement::Delete(d) => crate::dml::delete(self, d).await,
                 other => self.query(other).await,
             },
         }
@@ -244,12 +246,6 @@ impl Session {
             ast::Statement::Query(_)
             | ast::Statement::Explain { .. }
             | ast::Statement::ShowVariable { .. } => {}
-            ast::Statement::Update(_) | ast::Statement::Delete(_) => {
-                return Err(ExecError::new(
-                    sqlstate::FEATURE_NOT_SUPPORTED,
-                    format!("{} is not supported yet", verb(&s)),
-                ));
-            }
             _ => {
                 return Err(ExecError::new(
                     sqlstate::FEATURE_NOT_SUPPORTED,
