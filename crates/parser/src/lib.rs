@@ -10,6 +10,7 @@
 mod ddl;
 mod dialect;
 mod error;
+mod interval;
 mod statement;
 
 pub use datafusion_sql::sqlparser;
@@ -26,6 +27,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| ParseError::from_tokenizer(e, sql))?;
+    let tokens = interval::rewrite(tokens)
+        .map_err(|b| ParseError::at(b.message, sql, b.at.span.start).with_sqlstate("22007"))?;
     let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {

@@ -71,6 +71,12 @@ async fn a_filter_on_the_designated_timestamp_opens_only_matching_partitions() {
         ),
         ("SELECT count(*) FROM t WHERE v >= 0", 240, 10),
         ("SELECT count(*) FROM t WHERE ts < '2026-11-01'", 0, 0),
+        ("SELECT count(*) FROM t WHERE ts IN '2026-11-15'", 24, 1),
+        (
+            "SELECT count(*) FROM t WHERE ts IN '2026-11-15T22:00;3h'",
+            3,
+            2,
+        ),
     ];
     for (sql, rows, parts) in cases {
         let (scanned_before, _) = s.scan_stats();
