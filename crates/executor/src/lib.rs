@@ -16,6 +16,7 @@ mod convert;
 mod ddl;
 mod dml;
 pub mod error;
+mod latest;
 mod provider;
 mod session;
 mod system;

@@ -141,6 +141,7 @@ impl Session {
                 self.submit(requests)?;
                 Ok(Output::command("ALTER TABLE"))
             }
+            Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
             Statement::Standard(s) => match *s {
                 ast::Statement::Insert(insert) => self.insert(insert).await,
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,

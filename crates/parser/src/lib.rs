@@ -11,11 +11,13 @@ mod ddl;
 mod dialect;
 mod error;
 mod interval;
+mod latest;
 mod statement;
 
 pub use datafusion_sql::sqlparser;
 pub use dialect::TidemarkDialect;
 pub use error::ParseError;
+pub use latest::LatestOn;
 pub use statement::{AlterTable, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement};
 
 use sqlparser::parser::Parser;
@@ -29,7 +31,63 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
         .map_err(|e| ParseError::from_tokenizer(e, sql))?;
     let tokens = interval::rewrite(tokens)
         .map_err(|b| ParseError::at(b.message, sql, b.at.span.start).with_sqlstate("22007"))?;
-    let mut parser = Parser::new(&dialect).with_tokens_with_locations(tokens);
+    // Statements with a top-level LATEST ON are cut out and parsed on their own.
+    let mut out = Vec::new();
+    let mut rest = Vec::new();
+    for stmt in split_statements(tokens) {
+        match latest::split(&stmt, &dialect).map_err(|e| ParseError::from_parser(e, sql))? {
+            Some((query, latest)) => {
+                if !rest.is_empty() {
+                    out.extend(parse_standard_run(
+                        std::mem::take(&mut rest),
+                        &dialect,
+                        sql,
+                    )?);
+                }
+                let query = latest::parse_query(query, &dialect)
+                    .map_err(|e| ParseError::from_parser(e, sql))?;
+                out.push(Statement::Latest { query, latest });
+            }
+            None => rest.extend(stmt),
+        }
+    }
+    if !rest.is_empty() {
+        out.extend(parse_standard_run(rest, &dialect, sql)?);
+    }
+    Ok(out)
+}
+
+/// Splits a token stream into statements at top-level `;` (each keeps its `;`).
+fn split_statements(
+    tokens: Vec<sqlparser::tokenizer::TokenWithSpan>,
+) -> Vec<Vec<sqlparser::tokenizer::TokenWithSpan>> {
+    let mut out = vec![Vec::new()];
+    for t in tokens {
+        let end = t.token == Token::SemiColon;
+        if t.token != Token::EOF
+            && let Some(current) = out.last_mut()
+        {
+            current.push(t);
+        }
+        if end {
+            out.push(Vec::new());
+        }
+    }
+    out.retain(|s| {
+        s.iter()
+            .any(|t| !matches!(t.token, Token::Whitespace(_) | Token::SemiColon))
+    });
+    out
+}
+
+/// Parses statements that need no Tidemark clause splicing.
+fn parse_standard_run(
+    mut tokens: Vec<sqlparser::tokenizer::TokenWithSpan>,
+    dialect: &TidemarkDialect,
+    sql: &str,
+) -> Result<Vec<Statement>, ParseError> {
+    tokens.push(sqlparser::tokenizer::TokenWithSpan::wrap(Token::EOF));
+    let mut parser = Parser::new(dialect).with_tokens_with_locations(tokens);
     let mut out = Vec::new();
     loop {
         while parser.consume_token(&Token::SemiColon) {}

@@ -23,6 +23,11 @@ pub enum Statement {
         table: String,
         op: Box<AlterTable>,
     },
+    /// A query with `LATEST ON ts PARTITION BY ...` (the clause cut out of it).
+    Latest {
+        query: Box<ast::Query>,
+        latest: crate::latest::LatestOn,
+    },
 }
 
 /// Column types as Tidemark knows them; PostgreSQL and QuestDB spellings map here.

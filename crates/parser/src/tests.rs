@@ -152,14 +152,36 @@ fn errors_carry_position_and_sqlstate() {
 
 #[test]
 fn sample_and_latest_are_not_taken_as_aliases() {
-    // Until SAMPLE BY / LATEST ON are parsed, they are a syntax error at the
-    // keyword, not a silently accepted table alias.
+    // Until SAMPLE BY is parsed, it is a syntax error, not a silently accepted
+    // table alias.
     let e = parse("SELECT * FROM t SAMPLE BY 1h").expect_err("not an alias");
     assert!(e.position.is_some_and(|p| p >= 17), "{e}");
-    let e = parse("SELECT * FROM t LATEST ON ts PARTITION BY s").expect_err("not an alias");
-    assert_eq!(e.position, Some(17), "{e}");
     assert!(
         parse("SELECT * FROM t AS sample").is_ok(),
         "an explicit AS still works"
     );
+}
+
+#[test]
+fn latest_on_is_cut_out_of_the_query() {
+    let v = parse("SELECT 1; SELECT * FROM t WHERE x > 1 LATEST ON ts PARTITION BY Sym, \"Side\" ORDER BY ts LIMIT 5; SELECT 2").expect("parse");
+    assert_eq!(v.len(), 3);
+    let Statement::Latest { query, latest } = &v[1] else {
+        panic!("{:?}", v[1])
+    };
+    assert_eq!(
+        latest,
+        &LatestOn {
+            timestamp: "ts".into(),
+            partition_by: vec!["sym".into(), "Side".into()]
+        }
+    );
+    assert_eq!(
+        query.to_string(),
+        "SELECT * FROM t WHERE x > 1 ORDER BY ts LIMIT 5"
+    );
+    // Inside parentheses it is not this statement's clause.
+    assert!(parse("SELECT * FROM (SELECT * FROM t LATEST ON ts PARTITION BY s) AS x").is_err());
+    let e = parse("SELECT * FROM t LATEST ON ts PARTITION sym").expect_err("missing BY");
+    assert!(e.message.contains("PARTITION BY"), "{e}");
 }
