@@ -18,6 +18,7 @@ mod dml;
 pub mod error;
 mod latest;
 mod provider;
+mod sample;
 mod session;
 mod system;
 pub mod text;

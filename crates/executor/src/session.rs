@@ -142,6 +142,7 @@ impl Session {
                 Ok(Output::command("ALTER TABLE"))
             }
             Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
+            Statement::Sample { query, sample } => crate::sample::run(self, query, sample).await,
             Statement::Standard(s) => match *s {
                 ast::Statement::Insert(insert) => self.insert(insert).await,
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,

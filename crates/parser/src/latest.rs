@@ -29,13 +29,20 @@ fn next_solid(tokens: &[TokenWithSpan], mut i: usize) -> usize {
     i
 }
 
-/// Splits `LATEST ON ...` out of one statement's tokens (`tokens` ends at the
-/// statement's `;` or EOF). Returns the query tokens without the clause and the
-/// clause, or `None` when the statement has no top-level LATEST ON.
+/// A Tidemark clause cut out of a query.
+#[derive(Debug)]
+pub(crate) enum Clause {
+    Latest(LatestOn),
+    Sample(crate::sample::SampleBy),
+}
+
+/// Splits `LATEST ON ...` or `SAMPLE BY ...` out of one statement's tokens
+/// (`tokens` ends at the statement's `;` or EOF). Returns the query tokens without
+/// the clause and the clause, or `None` when the statement has neither at top level.
 pub(crate) fn split(
     tokens: &[TokenWithSpan],
     dialect: &dyn Dialect,
-) -> Result<Option<(Vec<TokenWithSpan>, LatestOn)>, ParserError> {
+) -> Result<Option<(Vec<TokenWithSpan>, Clause)>, ParserError> {
     let mut depth = 0i32;
     let mut start = None;
     for (i, t) in tokens.iter().enumerate() {
@@ -44,17 +51,17 @@ pub(crate) fn split(
             Token::RParen => depth -= 1,
             _ => {}
         }
+        let next = tokens.get(next_solid(tokens, i + 1));
         if depth == 0
-            && word(t, "LATEST")
-            && tokens
-                .get(next_solid(tokens, i + 1))
-                .is_some_and(|n| word(n, "ON"))
+            && ((word(t, "LATEST") && next.is_some_and(|n| word(n, "ON")))
+                || (word(t, "SAMPLE") && next.is_some_and(|n| word(n, "BY"))))
         {
             start = Some(i);
             break;
         }
     }
     let Some(start) = start else { return Ok(None) };
+    let sample = word(&tokens[start], "SAMPLE");
     // The clause runs until ORDER BY, LIMIT or the end.
     let mut end = tokens.len();
     for (i, t) in tokens.iter().enumerate().skip(start) {
@@ -67,8 +74,27 @@ pub(crate) fn split(
             break;
         }
     }
-    let mut clause: Vec<TokenWithSpan> = tokens[start..end].to_vec();
-    clause.push(TokenWithSpan::wrap(Token::EOF));
+    let mut clause: Vec<TokenWithSpan> = tokens[start..end]
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .cloned()
+        .collect();
+    // The end of the clause, located where it ends, so errors there have a position.
+    let end_at = tokens[start..end]
+        .last()
+        .map_or(tokens[start].span.end, |t| t.span.end);
+    clause.push(TokenWithSpan::new(
+        Token::EOF,
+        datafusion_sql::sqlparser::tokenizer::Span::new(end_at, end_at),
+    ));
+    let mut query = tokens[..start].to_vec();
+    query.extend_from_slice(&tokens[end..]);
+    if sample {
+        return Ok(Some((
+            query,
+            Clause::Sample(crate::sample::parse_clause(clause, dialect)?),
+        )));
+    }
     let mut p = Parser::new(dialect).with_tokens_with_locations(clause);
     let ident = |p: &mut Parser<'_>| -> Result<String, ParserError> {
         let i = p.parse_identifier()?;
@@ -93,14 +119,12 @@ pub(crate) fn split(
     if rest.token != Token::EOF {
         return p.expected("ORDER BY, LIMIT or the end of the statement", rest);
     }
-    let mut query = tokens[..start].to_vec();
-    query.extend_from_slice(&tokens[end..]);
     Ok(Some((
         query,
-        LatestOn {
+        Clause::Latest(LatestOn {
             timestamp,
             partition_by,
-        },
+        }),
     )))
 }
 

@@ -12,12 +12,14 @@ mod dialect;
 mod error;
 mod interval;
 mod latest;
+mod sample;
 mod statement;
 
 pub use datafusion_sql::sqlparser;
 pub use dialect::TidemarkDialect;
 pub use error::ParseError;
 pub use latest::LatestOn;
+pub use sample::{Align, SampleBy, SampleUnit};
 pub use statement::{AlterTable, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement};
 
 use sqlparser::parser::Parser;
@@ -31,12 +33,12 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
         .map_err(|e| ParseError::from_tokenizer(e, sql))?;
     let tokens = interval::rewrite(tokens)
         .map_err(|b| ParseError::at(b.message, sql, b.at.span.start).with_sqlstate("22007"))?;
-    // Statements with a top-level LATEST ON are cut out and parsed on their own.
+    // Statements with a top-level LATEST ON or SAMPLE BY are cut out and parsed on their own.
     let mut out = Vec::new();
     let mut rest = Vec::new();
     for stmt in split_statements(tokens) {
         match latest::split(&stmt, &dialect).map_err(|e| ParseError::from_parser(e, sql))? {
-            Some((query, latest)) => {
+            Some((query, clause)) => {
                 if !rest.is_empty() {
                     out.extend(parse_standard_run(
                         std::mem::take(&mut rest),
@@ -46,7 +48,10 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
                 }
                 let query = latest::parse_query(query, &dialect)
                     .map_err(|e| ParseError::from_parser(e, sql))?;
-                out.push(Statement::Latest { query, latest });
+                out.push(match clause {
+                    latest::Clause::Latest(latest) => Statement::Latest { query, latest },
+                    latest::Clause::Sample(sample) => Statement::Sample { query, sample },
+                });
             }
             None => rest.extend(stmt),
         }

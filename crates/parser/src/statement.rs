@@ -23,6 +23,11 @@ pub enum Statement {
         table: String,
         op: Box<AlterTable>,
     },
+    /// A query with `SAMPLE BY ...` (the clause cut out of it).
+    Sample {
+        query: Box<ast::Query>,
+        sample: crate::sample::SampleBy,
+    },
     /// A query with `LATEST ON ts PARTITION BY ...` (the clause cut out of it).
     Latest {
         query: Box<ast::Query>,

@@ -151,14 +151,55 @@ fn errors_carry_position_and_sqlstate() {
 }
 
 #[test]
-fn sample_and_latest_are_not_taken_as_aliases() {
-    // Until SAMPLE BY is parsed, it is a syntax error, not a silently accepted
-    // table alias.
-    let e = parse("SELECT * FROM t SAMPLE BY 1h").expect_err("not an alias");
-    assert!(e.position.is_some_and(|p| p >= 17), "{e}");
+fn sample_by_is_cut_out_of_the_query() {
+    let v = parse(
+        "SELECT ts, sym, avg(price) FROM t WHERE sym = 'A' SAMPLE BY 15m FROM '2026-11-21' TO '2026-11-22' \
+         FILL(NULL, 0) ALIGN TO CALENDAR TIME ZONE 'UTC' WITH OFFSET '-01:30' ORDER BY ts LIMIT 3",
+    )
+    .expect("parse");
+    let [Statement::Sample { query, sample }] = v.as_slice() else {
+        panic!("{v:?}")
+    };
+    assert_eq!(
+        query.to_string(),
+        "SELECT ts, sym, avg(price) FROM t WHERE sym = 'A' ORDER BY ts LIMIT 3"
+    );
+    assert_eq!(
+        sample,
+        &SampleBy {
+            every: 15,
+            unit: SampleUnit::Minute,
+            from: Some("2026-11-21".into()),
+            to: Some("2026-11-22".into()),
+            fill: vec!["NULL".into(), "0".into()],
+            align: Align::Calendar {
+                time_zone: Some("UTC".into()),
+                offset_minutes: -90
+            },
+        }
+    );
+    let v = parse("SELECT count(*) FROM t SAMPLE BY 1M ALIGN TO FIRST OBSERVATION").expect("parse");
+    let [Statement::Sample { sample, .. }] = v.as_slice() else {
+        panic!()
+    };
+    assert_eq!(
+        (sample.every, sample.unit, sample.align.clone()),
+        (1, SampleUnit::Month, Align::FirstObservation)
+    );
+    for bad in [
+        "SELECT * FROM t SAMPLE BY 1x",
+        "SELECT * FROM t SAMPLE BY h",
+        "SELECT * FROM t SAMPLE BY 0h",
+        "SELECT * FROM t SAMPLE BY 1h FILL(PREV",
+        "SELECT * FROM t SAMPLE BY 1h ALIGN TO NOWHERE",
+    ] {
+        let e = parse(bad).expect_err(bad);
+        assert_eq!(e.sqlstate, "42601", "{bad}: {e}");
+        assert!(e.position.is_some(), "{bad}: {e}");
+    }
     assert!(
         parse("SELECT * FROM t AS sample").is_ok(),
-        "an explicit AS still works"
+        "an explicit AS alias named sample still works"
     );
 }
 

@@ -1,0 +1,357 @@
+//! `SAMPLE BY`: the query becomes a GROUP BY on a time bucket of the designated
+//! timestamp. The designated timestamp in the select list is replaced by its
+//! bucket, every other non-aggregate item becomes a grouping key, and QuestDB's
+//! `first(x)`/`last(x)` become `first_value`/`last_value` ordered by time:
+//!
+//! ```sql
+//! SELECT ts, sym, avg(price) FROM t WHERE ... SAMPLE BY 15m
+//! -- runs as
+//! SELECT date_bin(INTERVAL '15 minutes', ts, <origin>) AS ts, sym, avg(price) FROM t WHERE ...
+//! GROUP BY date_bin(...), sym ORDER BY date_bin(...)
+//! ```
+//!
+//! Buckets align to the calendar (multiples of the interval from 1970-01-01, weeks
+//! from Monday 1970-01-05, months and years from their first day), shifted by
+//! `WITH OFFSET`; `ALIGN TO FIRST OBSERVATION` starts them at the first row kept.
+
+use std::ops::ControlFlow;
+
+use datafusion::arrow::array::{Array, TimestampMicrosecondArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::sql::sqlparser::ast;
+use tidemark_parser::{Align, SampleBy, SampleUnit};
+
+use crate::ddl::object_name;
+use crate::error::{ExecError, Result, sqlstate};
+use crate::session::{Output, Session};
+
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "avg",
+    "mean",
+    "min",
+    "max",
+    "first_value",
+    "last_value",
+    "first",
+    "last",
+    "stddev",
+    "stddev_pop",
+    "stddev_samp",
+    "var",
+    "var_pop",
+    "var_samp",
+    "var_population",
+    "var_sample",
+    "variance",
+    "median",
+    "approx_distinct",
+    "approx_median",
+    "approx_percentile_cont",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "bit_and",
+    "bit_or",
+    "bit_xor",
+    "corr",
+    "covar",
+    "covar_pop",
+    "covar_samp",
+    "nth_value",
+    "regr_slope",
+    "regr_intercept",
+    "regr_count",
+    "regr_r2",
+    "grouping",
+];
+
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn unsupported(what: &str) -> ExecError {
+    ExecError::new(
+        sqlstate::FEATURE_NOT_SUPPORTED,
+        format!("SAMPLE BY {what} is not supported yet"),
+    )
+}
+
+/// Parses `SELECT <sql>` and returns the query (for expressions and ORDER BY clauses).
+fn parse_query(sql: &str) -> Result<Box<ast::Query>> {
+    match tidemark_parser::parse(sql)?.pop() {
+        Some(tidemark_parser::Statement::Standard(s)) => match *s {
+            ast::Statement::Query(q) => Ok(q),
+            _ => Err(ExecError::new(
+                sqlstate::INTERNAL_ERROR,
+                "SAMPLE BY rewrite is not a query",
+            )),
+        },
+        _ => Err(ExecError::new(
+            sqlstate::INTERNAL_ERROR,
+            "SAMPLE BY rewrite did not parse",
+        )),
+    }
+}
+
+fn parse_expr(sql: &str) -> Result<ast::Expr> {
+    let q = parse_query(&format!("SELECT {sql}"))?;
+    match *q.body {
+        ast::SetExpr::Select(s) => match s.projection.into_iter().next() {
+            Some(ast::SelectItem::UnnamedExpr(e)) => Ok(e),
+            _ => Err(ExecError::new(
+                sqlstate::INTERNAL_ERROR,
+                "SAMPLE BY rewrite produced no expression",
+            )),
+        },
+        _ => Err(ExecError::new(
+            sqlstate::INTERNAL_ERROR,
+            "SAMPLE BY rewrite produced no SELECT",
+        )),
+    }
+}
+
+fn is_aggregate(e: &ast::Expr) -> bool {
+    ast::visit_expressions(e, |x| match x {
+        ast::Expr::Function(f)
+            if AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str())
+                && f.over.is_none() =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+fn is_column(e: &ast::Expr, name: &str) -> bool {
+    let matches = |i: &ast::Ident| {
+        if i.quote_style.is_some() {
+            i.value == name
+        } else {
+            i.value.eq_ignore_ascii_case(name)
+        }
+    };
+    match e {
+        ast::Expr::Identifier(i) => matches(i),
+        ast::Expr::CompoundIdentifier(parts) => parts.last().is_some_and(matches),
+        _ => false,
+    }
+}
+
+/// `first(x)` / `last(x)` -> `first_value(x ORDER BY ts)` / `last_value(x ORDER BY ts)`.
+fn rewrite_first_last(e: &mut ast::Expr, ts: &str) -> Result<()> {
+    let mut failure = None;
+    let _ = ast::visit_expressions_mut(e, |x| {
+        if let ast::Expr::Function(f) = x {
+            let name = f.name.to_string().to_lowercase();
+            if (name == "first" || name == "last") && f.over.is_none() {
+                let args = match &f.args {
+                    ast::FunctionArguments::List(l) => l
+                        .args
+                        .iter()
+                        .map(|a| a.to_string())
+                        .collect::<Vec<_>>()
+                        .join(", "),
+                    _ => String::new(),
+                };
+                match parse_expr(&format!("{name}_value({args} ORDER BY {ts})")) {
+                    Ok(new) => *x = new,
+                    Err(e) => failure = Some(e),
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    failure.map_or(Ok(()), Err)
+}
+
+pub(crate) async fn run(
+    session: &Session,
+    mut query: Box<ast::Query>,
+    sample: SampleBy,
+) -> Result<Output> {
+    if sample.fill.iter().any(|f| f != "NONE") {
+        return Err(unsupported(&format!("FILL({})", sample.fill.join(", "))));
+    }
+    let ast::SetExpr::Select(select) = query.body.as_mut() else {
+        return Err(unsupported("on a set operation"));
+    };
+    let [
+        ast::TableWithJoins {
+            relation: ast::TableFactor::Table { name, alias, .. },
+            joins,
+        },
+    ] = select.from.as_slice()
+    else {
+        return Err(unsupported("over several tables or a subquery"));
+    };
+    if !joins.is_empty() {
+        return Err(unsupported("with joins"));
+    }
+    if !matches!(&select.group_by, ast::GroupByExpr::Expressions(v, _) if v.is_empty()) {
+        return Err(ExecError::new(
+            sqlstate::SYNTAX_ERROR,
+            "SAMPLE BY groups by time and by the other selected columns: remove GROUP BY",
+        ));
+    }
+    let table = object_name(name)?;
+    let from_sql = match alias {
+        Some(a) => format!("{} AS {}", quote(&table), quote(&a.name.value)),
+        None => quote(&table),
+    };
+    let snapshot = session.database().snapshot();
+    let reader = snapshot.table(&table).ok_or_else(|| {
+        ExecError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("relation \"{table}\" does not exist"),
+        )
+    })?;
+    let ts_name = reader
+        .meta()
+        .timestamp_name()
+        .map(str::to_string)
+        .ok_or_else(|| {
+            ExecError::new(
+                sqlstate::INVALID_TABLE_DEFINITION,
+                format!(
+                    "SAMPLE BY needs a designated timestamp, and table \"{}\" has none",
+                    reader.name()
+                ),
+            )
+        })?;
+    let ts = quote(&ts_name);
+    let (offset, time_zone) = match &sample.align {
+        Align::Calendar {
+            time_zone,
+            offset_minutes,
+        } => (*offset_minutes, time_zone.clone()),
+        Align::FirstObservation => (0, None),
+    };
+    if let Some(tz) = time_zone.filter(|tz| !tz.eq_ignore_ascii_case("UTC")) {
+        return Err(unsupported(&format!(
+            "ALIGN TO CALENDAR TIME ZONE '{tz}' (only UTC)"
+        )));
+    }
+    // FROM/TO bound the rows (buckets outside them would need FILL to appear).
+    if let (Some(from), Some(to)) = (&sample.from, &sample.to) {
+        let range = parse_expr(&format!(
+            "{ts} >= TIMESTAMP '{from}' AND {ts} < TIMESTAMP '{to}'"
+        ))?;
+        select.selection = Some(match select.selection.take() {
+            Some(c) => parse_expr(&format!("({c}) AND ({range})"))?,
+            None => range,
+        });
+    }
+    let origin = match sample.align {
+        Align::FirstObservation => {
+            let condition = select
+                .selection
+                .as_ref()
+                .map(|c| format!(" WHERE {c}"))
+                .unwrap_or_default();
+            first_timestamp(
+                session,
+                &format!("SELECT min({ts}) FROM {from_sql}{condition}"),
+            )
+            .await?
+            .unwrap_or(0)
+        }
+        Align::Calendar { .. } => {
+            let monday = if sample.unit == SampleUnit::Week {
+                4 * 86_400_000_000
+            } else {
+                0
+            };
+            monday + offset * 60_000_000
+        }
+    };
+    let n = sample.every;
+    let bucket_sql = match sample.unit {
+        SampleUnit::Month | SampleUnit::Year if n != 1 => {
+            return Err(unsupported(&format!("{n} months or years")));
+        }
+        SampleUnit::Month | SampleUnit::Year if matches!(sample.align, Align::FirstObservation) => {
+            return Err(unsupported(
+                "by months or years aligned to the first observation",
+            ));
+        }
+        SampleUnit::Month | SampleUnit::Year => {
+            let unit = if sample.unit == SampleUnit::Month {
+                "month"
+            } else {
+                "year"
+            };
+            if offset == 0 {
+                format!("date_trunc('{unit}', {ts})")
+            } else {
+                format!(
+                    "date_trunc('{unit}', {ts} - INTERVAL '{offset} minutes') + INTERVAL '{offset} minutes'"
+                )
+            }
+        }
+        unit => {
+            let (count, name) = match unit {
+                SampleUnit::Micro => (n, "microseconds"),
+                SampleUnit::Milli => (n, "milliseconds"),
+                SampleUnit::Second => (n, "seconds"),
+                SampleUnit::Minute => (n, "minutes"),
+                SampleUnit::Hour => (n, "hours"),
+                SampleUnit::Day => (n, "days"),
+                _ => (n * 7, "days"),
+            };
+            format!("date_bin(INTERVAL '{count} {name}', {ts}, to_timestamp_micros({origin}))")
+        }
+    };
+    let bucket = parse_expr(&bucket_sql)?;
+    let mut group_by = vec![bucket.clone()];
+    for item in select.projection.iter_mut() {
+        let (expr, alias) = match item {
+            ast::SelectItem::UnnamedExpr(e) => (e, None),
+            ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+            _ => {
+                return Err(unsupported(
+                    "with * in the select list: name the columns and aggregates",
+                ));
+            }
+        };
+        if is_column(expr, &ts_name) {
+            *item = ast::SelectItem::ExprWithAlias {
+                expr: bucket.clone(),
+                alias: alias.unwrap_or_else(|| ast::Ident::with_quote('"', ts_name.clone())),
+            };
+            continue;
+        }
+        rewrite_first_last(expr, &ts)?;
+        if !is_aggregate(expr) {
+            group_by.push(expr.clone());
+        }
+    }
+    select.group_by = ast::GroupByExpr::Expressions(group_by, Vec::new());
+    if query.order_by.is_none() {
+        query.order_by = parse_query(&format!("SELECT 1 ORDER BY {bucket_sql}"))?.order_by;
+    }
+    let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
+    Ok(Output::Rows { schema, batches })
+}
+
+/// The first value of a one-row, one-column timestamp query, in microseconds.
+async fn first_timestamp(session: &Session, sql: &str) -> Result<Option<i64>> {
+    let q = parse_query(sql)?;
+    let (_, batches) = session.run_query(ast::Statement::Query(q)).await?;
+    let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
+        return Ok(None);
+    };
+    let a = cast(
+        b.column(0),
+        &DataType::Timestamp(TimeUnit::Microsecond, None),
+    )?;
+    let a = a
+        .as_any()
+        .downcast_ref::<TimestampMicrosecondArray>()
+        .ok_or_else(|| ExecError::new(sqlstate::INTERNAL_ERROR, "min(ts) is not a timestamp"))?;
+    Ok((!a.is_null(0)).then(|| a.value(0)))
+}
