@@ -16,6 +16,7 @@ mod convert;
 mod ddl;
 mod dml;
 pub mod error;
+mod fill;
 mod latest;
 mod provider;
 mod sample;

@@ -29,15 +29,24 @@ const BATCH_ROWS: usize = 64 * 1024;
 pub(crate) struct SnapshotSchema {
     pub(crate) snapshot: Snapshot,
     pub(crate) scans: Arc<ScanStats>,
+    /// A statement's own intermediate table (SAMPLE BY FILL), if any.
+    pub(crate) extra: Option<(String, Arc<dyn TableProvider>)>,
 }
 
 #[async_trait]
 impl SchemaProvider for SnapshotSchema {
     fn table_names(&self) -> Vec<String> {
-        self.snapshot.table_names()
+        let mut names = self.snapshot.table_names();
+        names.extend(self.extra.iter().map(|(n, _)| n.clone()));
+        names
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if let Some((n, t)) = &self.extra
+            && n == name
+        {
+            return Ok(Some(t.clone()));
+        }
         Ok(self
             .snapshot
             .table(name)
@@ -45,7 +54,7 @@ impl SchemaProvider for SnapshotSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.snapshot.table(name).is_some()
+        self.extra.as_ref().is_some_and(|(n, _)| n == name) || self.snapshot.table(name).is_some()
     }
 }
 

@@ -24,6 +24,7 @@ use tidemark_parser::{Align, SampleBy, SampleUnit};
 
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
+use crate::fill::{Fill, Step, fill};
 use crate::session::{Output, Session};
 
 const AGGREGATES: &[&str] = &[
@@ -174,9 +175,15 @@ pub(crate) async fn run(
     mut query: Box<ast::Query>,
     sample: SampleBy,
 ) -> Result<Output> {
-    if sample.fill.iter().any(|f| f != "NONE") {
-        return Err(unsupported(&format!("FILL({})", sample.fill.join(", "))));
-    }
+    let fills: Vec<Fill> = if sample.fill.iter().all(|f| f == "NONE") {
+        Vec::new()
+    } else {
+        sample
+            .fill
+            .iter()
+            .map(|f| Fill::parse(f))
+            .collect::<Result<_>>()?
+    };
     let ast::SetExpr::Select(select) = query.body.as_mut() else {
         return Err(unsupported("on a set operation"));
     };
@@ -236,7 +243,7 @@ pub(crate) async fn run(
             "ALIGN TO CALENDAR TIME ZONE '{tz}' (only UTC)"
         )));
     }
-    // FROM/TO bound the rows (buckets outside them would need FILL to appear).
+    // FROM/TO bound the rows; with FILL they also bound the buckets produced.
     if let (Some(from), Some(to)) = (&sample.from, &sample.to) {
         let range = parse_expr(&format!(
             "{ts} >= TIMESTAMP '{from}' AND {ts} < TIMESTAMP '{to}'"
@@ -270,7 +277,126 @@ pub(crate) async fn run(
         }
     };
     let n = sample.every;
-    let bucket_sql = match sample.unit {
+    let step = match sample.unit {
+        SampleUnit::Micro => Step::Micros(n),
+        SampleUnit::Milli => Step::Micros(n * 1_000),
+        SampleUnit::Second => Step::Micros(n * 1_000_000),
+        SampleUnit::Minute => Step::Micros(n * 60_000_000),
+        SampleUnit::Hour => Step::Micros(n * 3_600_000_000),
+        SampleUnit::Day => Step::Micros(n * 86_400_000_000),
+        SampleUnit::Week => Step::Micros(n * 7 * 86_400_000_000),
+        SampleUnit::Month => Step::Months(n),
+        SampleUnit::Year => Step::Months(12 * n),
+    };
+    let template = bucket_template(&sample, offset, origin)?;
+    let bucket_of = |x: &str| template.replace("{ts}", x);
+    let bucket_sql = bucket_of(&ts);
+    let bucket = parse_expr(&bucket_sql)?;
+    let mut group_by = vec![bucket.clone()];
+    let (mut ts_col, mut key_cols, mut agg_cols) = (None, Vec::new(), Vec::new());
+    for (i, item) in select.projection.iter_mut().enumerate() {
+        let (expr, alias) = match item {
+            ast::SelectItem::UnnamedExpr(e) => (e, None),
+            ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
+            _ => {
+                return Err(unsupported(
+                    "with * in the select list: name the columns and aggregates",
+                ));
+            }
+        };
+        if is_column(expr, &ts_name) {
+            *item = ast::SelectItem::ExprWithAlias {
+                expr: bucket.clone(),
+                alias: alias.unwrap_or_else(|| ast::Ident::with_quote('"', ts_name.clone())),
+            };
+            ts_col = Some(i);
+            continue;
+        }
+        rewrite_first_last(expr, &ts)?;
+        if is_aggregate(expr) {
+            agg_cols.push(i);
+        } else {
+            group_by.push(expr.clone());
+            key_cols.push(i);
+        }
+    }
+    select.group_by = ast::GroupByExpr::Expressions(group_by, Vec::new());
+    if fills.is_empty() {
+        if query.order_by.is_none() {
+            query.order_by = parse_query(&format!("SELECT 1 ORDER BY {bucket_sql}"))?.order_by;
+        }
+        let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
+        return Ok(Output::Rows { schema, batches });
+    }
+    // FILL: group without ORDER BY/LIMIT, fill the gaps, then order and limit.
+    let ts_col = ts_col.ok_or_else(|| {
+        ExecError::new(
+            sqlstate::SYNTAX_ERROR,
+            format!("FILL needs the designated timestamp \"{ts_name}\" in the select list"),
+        )
+    })?;
+    let per_aggregate: Vec<(usize, Fill)> = match fills.len() {
+        1 => agg_cols.iter().map(|&c| (c, fills[0].clone())).collect(),
+        k if k == agg_cols.len() => agg_cols.iter().copied().zip(fills).collect(),
+        k => {
+            return Err(ExecError::new(
+                sqlstate::SYNTAX_ERROR,
+                format!(
+                    "FILL has {k} values for {} aggregates: give one, or one per aggregate",
+                    agg_cols.len()
+                ),
+            ));
+        }
+    };
+    let range = match (&sample.from, &sample.to) {
+        (Some(from), Some(to)) => (
+            first_timestamp(
+                session,
+                &format!("SELECT {}", bucket_of(&format!("TIMESTAMP '{from}'"))),
+            )
+            .await?,
+            first_timestamp(session, &format!("SELECT TIMESTAMP '{to}'")).await?,
+        ),
+        _ => (None, None),
+    };
+    let user_order = query.order_by.take();
+    let user_limit = query.limit_clause.take();
+    let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
+    let filled = fill(
+        &schema,
+        &batches,
+        ts_col,
+        &key_cols,
+        &per_aggregate,
+        step,
+        range,
+    )?;
+    let mut outer = parse_query("SELECT * FROM \"__tidemark_fill\"")?;
+    outer.order_by = match user_order {
+        Some(o) => Some(o),
+        None => {
+            parse_query(&format!(
+                "SELECT 1 ORDER BY {}",
+                quote(schema.field(ts_col).name())
+            ))?
+            .order_by
+        }
+    };
+    outer.limit_clause = user_limit;
+    let (schema, batches) = session
+        .run_query_over(
+            ast::Statement::Query(outer),
+            Some(("__tidemark_fill", filled)),
+        )
+        .await?;
+    Ok(Output::Rows { schema, batches })
+}
+
+/// The bucket expression, with `{ts}` standing for the timestamp.
+fn bucket_template(sample: &SampleBy, offset: i64, origin: i64) -> Result<String> {
+    let n = sample.every;
+    let ts = "{ts}";
+    Ok(match sample.unit {
         SampleUnit::Month | SampleUnit::Year if n != 1 => {
             return Err(unsupported(&format!("{n} months or years")));
         }
@@ -305,37 +431,7 @@ pub(crate) async fn run(
             };
             format!("date_bin(INTERVAL '{count} {name}', {ts}, to_timestamp_micros({origin}))")
         }
-    };
-    let bucket = parse_expr(&bucket_sql)?;
-    let mut group_by = vec![bucket.clone()];
-    for item in select.projection.iter_mut() {
-        let (expr, alias) = match item {
-            ast::SelectItem::UnnamedExpr(e) => (e, None),
-            ast::SelectItem::ExprWithAlias { expr, alias } => (expr, Some(alias.clone())),
-            _ => {
-                return Err(unsupported(
-                    "with * in the select list: name the columns and aggregates",
-                ));
-            }
-        };
-        if is_column(expr, &ts_name) {
-            *item = ast::SelectItem::ExprWithAlias {
-                expr: bucket.clone(),
-                alias: alias.unwrap_or_else(|| ast::Ident::with_quote('"', ts_name.clone())),
-            };
-            continue;
-        }
-        rewrite_first_last(expr, &ts)?;
-        if !is_aggregate(expr) {
-            group_by.push(expr.clone());
-        }
-    }
-    select.group_by = ast::GroupByExpr::Expressions(group_by, Vec::new());
-    if query.order_by.is_none() {
-        query.order_by = parse_query(&format!("SELECT 1 ORDER BY {bucket_sql}"))?.order_by;
-    }
-    let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
-    Ok(Output::Rows { schema, batches })
+    })
 }
 
 /// The first value of a one-row, one-column timestamp query, in microseconds.

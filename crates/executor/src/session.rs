@@ -196,8 +196,12 @@ impl Session {
         &self.db
     }
 
-    /// A DataFusion context over a fresh snapshot of every table.
-    pub(crate) fn context(&self) -> Result<SessionContext> {
+    /// A DataFusion context over a fresh snapshot of every table (plus `extra`,
+    /// a statement's own intermediate table).
+    fn context_with(
+        &self,
+        extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
+    ) -> Result<SessionContext> {
         let snapshot = self.db.snapshot();
         let mut config = SessionConfig::new()
             .with_information_schema(true)
@@ -219,6 +223,7 @@ impl Session {
                 Arc::new(SnapshotSchema {
                     snapshot: snapshot.clone(),
                     scans: self.scans.clone(),
+                    extra,
                 }),
             )
             .map_err(ExecError::from)?;
@@ -232,7 +237,27 @@ impl Session {
         &self,
         s: ast::Statement,
     ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        let ctx = self.context()?;
+        self.run_query_over(s, None).await
+    }
+
+    /// Like `run_query`, with one extra in-memory table visible to the statement.
+    pub(crate) async fn run_query_over(
+        &self,
+        s: ast::Statement,
+        extra: Option<(&str, RecordBatch)>,
+    ) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        let extra = match extra {
+            Some((name, batch)) => {
+                let table =
+                    datafusion::datasource::MemTable::try_new(batch.schema(), vec![vec![batch]])?;
+                Some((
+                    name.to_string(),
+                    Arc::new(table) as Arc<dyn datafusion::catalog::TableProvider>,
+                ))
+            }
+            None => None,
+        };
+        let ctx = self.context_with(extra)?;
         let plan = ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(s)))
