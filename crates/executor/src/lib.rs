@@ -24,6 +24,7 @@ mod session;
 mod system;
 pub mod text;
 pub mod types;
+mod values;
 
 pub use datafusion::arrow;
 pub use error::{ExecError, Result};

@@ -346,7 +346,25 @@ impl Session {
         let source = insert.source.ok_or_else(|| {
             ExecError::new(sqlstate::SYNTAX_ERROR, "INSERT needs VALUES or a query")
         })?;
-        let (_, batches) = self.run_query(ast::Statement::Query(source)).await?;
+        // Literal VALUES skip query planning; anything else is planned by DataFusion.
+        let batches = match crate::values::literal_rows(&source, targets.len()) {
+            Some(arrays) => {
+                let fields: Vec<datafusion::arrow::datatypes::Field> = arrays
+                    .iter()
+                    .enumerate()
+                    .map(|(i, a)| {
+                        datafusion::arrow::datatypes::Field::new(
+                            format!("column{}", i + 1),
+                            a.data_type().clone(),
+                            true,
+                        )
+                    })
+                    .collect();
+                let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
+                vec![RecordBatch::try_new(schema, arrays)?]
+            }
+            None => self.run_query(ast::Statement::Query(source)).await?.1,
+        };
         let mut rows = 0u64;
         let mut requests = Vec::new();
         for b in batches.iter().filter(|b| b.num_rows() > 0) {
