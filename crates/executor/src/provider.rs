@@ -12,10 +12,12 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
-use datafusion::datasource::memory::MemorySourceConfig;
 use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
-use datafusion::physical_plan::ExecutionPlan;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
+use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use tidemark_storage::{Snapshot, TableReader};
 
 use crate::convert::read_array;
@@ -126,7 +128,7 @@ impl TableProvider for StorageTable {
         _state: &dyn Session,
         projection: Option<&Vec<usize>>,
         filters: &[Expr],
-        limit: Option<usize>,
+        _limit: Option<usize>,
     ) -> DfResult<Arc<dyn ExecutionPlan>> {
         let columns: Vec<usize> = match projection {
             Some(p) => p.clone(),
@@ -141,22 +143,16 @@ impl TableProvider for StorageTable {
             .iter()
             .map(|&i| self.schema.field(i).name().clone())
             .collect();
-        let mut batches = Vec::new();
-        let mut produced = 0usize;
-        let (mut scanned, mut total, mut rows_read) = (0usize, 0usize, 0usize);
-        for (i, part) in self.reader.partitions().iter().enumerate() {
-            total += 1;
-            if lo >= hi
-                || part.rows == 0
-                || part.max_ts < lo
-                || part.min_ts >= hi
-                || limit.is_some_and(|l| produced >= l)
-            {
+        // Planning decides which parts and rows to read (metadata and a binary
+        // search); the rows themselves are read when the stream is polled.
+        let mut ranges = Vec::new();
+        let mut scanned = 0usize;
+        let parts = self.reader.partitions();
+        for (i, part) in parts.iter().enumerate() {
+            if lo >= hi || part.rows == 0 || part.max_ts < lo || part.min_ts >= hi {
                 self.scans.parts_pruned.fetch_add(1, Ordering::Relaxed);
                 continue;
             }
-            self.scans.parts_scanned.fetch_add(1, Ordering::Relaxed);
-            scanned += 1;
             let rows = if lo == i64::MIN && hi == i64::MAX {
                 0..part.rows as usize
             } else {
@@ -164,27 +160,10 @@ impl TableProvider for StorageTable {
                     .timestamp_row_range(i, lo, hi)
                     .map_err(|e| to_df(e.into()))?
             };
-            rows_read += rows.len();
-            let mut start = rows.start;
-            while start < rows.end {
-                let end = (start + BATCH_ROWS).min(rows.end);
-                let arrays = names
-                    .iter()
-                    .map(|n| read_array(&self.reader, i, n, start..end).map_err(to_df))
-                    .collect::<DfResult<Vec<_>>>()?;
-                let batch = if arrays.is_empty() {
-                    RecordBatch::try_new_with_options(
-                        projected.clone(),
-                        arrays,
-                        &datafusion::arrow::record_batch::RecordBatchOptions::new()
-                            .with_row_count(Some(end - start)),
-                    )?
-                } else {
-                    RecordBatch::try_new(projected.clone(), arrays)?
-                };
-                produced += batch.num_rows();
-                batches.push(batch);
-                start = end;
+            self.scans.parts_scanned.fetch_add(1, Ordering::Relaxed);
+            scanned += 1;
+            if !rows.is_empty() {
+                ranges.push((i, rows));
             }
         }
         let range = match (lo, hi) {
@@ -192,15 +171,78 @@ impl TableProvider for StorageTable {
             (lo, hi) => format!(", timestamp range [{lo}, {hi}) µs"),
         };
         self.scans.log.lock().push(format!(
-            "table={}: partitions scanned {scanned} of {total}, rows {rows_read}, columns [{}]{range}",
+            "table={}: partitions scanned {scanned} of {}, rows {}, columns [{}]{range}",
             self.reader.name(),
+            parts.len(),
+            ranges.iter().map(|(_, r)| r.len()).sum::<usize>(),
             names.join(", ")
         ));
-        Ok(MemorySourceConfig::try_new_exec(
-            &[batches],
+        let stream = PartScan {
+            reader: self.reader.clone(),
+            schema: projected.clone(),
+            names,
+            ranges,
+        };
+        Ok(Arc::new(StreamingTableExec::try_new(
             projected,
+            vec![Arc::new(stream)],
             None,
-        )?)
+            Vec::new(),
+            false,
+            None,
+        )?))
+    }
+}
+
+/// The rows one scan reads, as a lazily produced stream of batches.
+#[derive(Debug)]
+struct PartScan {
+    reader: TableReader,
+    schema: SchemaRef,
+    names: Vec<String>,
+    /// (part index, row range), in timestamp order.
+    ranges: Vec<(usize, std::ops::Range<usize>)>,
+}
+
+impl PartitionStream for PartScan {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        let chunks: Vec<(usize, std::ops::Range<usize>)> = self
+            .ranges
+            .iter()
+            .flat_map(|(part, rows)| {
+                (rows.start..rows.end)
+                    .step_by(BATCH_ROWS)
+                    .map(move |s| (*part, s..(s + BATCH_ROWS).min(rows.end)))
+            })
+            .collect();
+        let (reader, schema, names) =
+            (self.reader.clone(), self.schema.clone(), self.names.clone());
+        let batches = chunks
+            .into_iter()
+            .map(move |(part, rows)| -> DfResult<RecordBatch> {
+                let arrays = names
+                    .iter()
+                    .map(|n| read_array(&reader, part, n, rows.clone()).map_err(to_df))
+                    .collect::<DfResult<Vec<_>>>()?;
+                if arrays.is_empty() {
+                    let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
+                        .with_row_count(Some(rows.len()));
+                    return Ok(RecordBatch::try_new_with_options(
+                        schema.clone(),
+                        arrays,
+                        &options,
+                    )?);
+                }
+                Ok(RecordBatch::try_new(schema.clone(), arrays)?)
+            });
+        Box::pin(RecordBatchStreamAdapter::new(
+            self.schema.clone(),
+            futures::stream::iter(batches),
+        ))
     }
 }
 

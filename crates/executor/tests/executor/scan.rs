@@ -215,3 +215,34 @@ async fn explain_and_explain_analyze_show_partitions_scanned() {
         );
     }
 }
+
+#[tokio::test]
+async fn planning_reads_no_data_and_damage_surfaces_as_a_named_error() {
+    let (mut s, dir) = session().await;
+    s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY")
+        .await
+        .expect("create");
+    s.execute("INSERT INTO t VALUES ('2026-11-21T01:00:00', 7), ('2026-11-21T02:00:00', 8)")
+        .await
+        .expect("insert");
+    let file = dir.path().join("db/t~1/2026-11-21/v~1.d");
+    let mut bytes = std::fs::read(&file).expect("column file");
+    bytes[3] ^= 0x10;
+    std::fs::write(&file, bytes).expect("damage");
+    s.execute("EXPLAIN SELECT v FROM t")
+        .await
+        .expect("EXPLAIN plans without reading rows");
+    let e = s
+        .execute("SELECT v FROM t")
+        .await
+        .expect_err("damaged data must not be returned");
+    assert_eq!(e.sqlstate, "XX001", "{e}");
+    assert!(
+        e.message.contains("v~1.d") && e.message.contains("checksum"),
+        "{e}"
+    );
+    // The timestamp column is intact and still readable.
+    s.execute("SELECT ts FROM t")
+        .await
+        .expect("undamaged columns stay readable");
+}
