@@ -167,7 +167,7 @@ pub(crate) async fn alter_table(
     table: String,
     op: AlterTable,
 ) -> Result<Vec<Request>> {
-    let snapshot = session.database().snapshot();
+    let snapshot = session.view()?;
     let reader = snapshot.table(&table).ok_or_else(|| {
         ExecError::new(
             sqlstate::UNDEFINED_TABLE,

@@ -21,7 +21,7 @@ fn quote(name: &str) -> String {
 
 fn table_of(session: &Session, name: &ast::ObjectName) -> Result<TableReader> {
     let table = object_name(name)?;
-    session.database().snapshot().table(&table).ok_or_else(|| {
+    session.view()?.table(&table).ok_or_else(|| {
         ExecError::new(
             sqlstate::UNDEFINED_TABLE,
             format!("relation \"{table}\" does not exist"),

@@ -44,7 +44,7 @@ pub(crate) async fn run(
         return Err(unsupported("over a subquery"));
     };
     let table = object_name(name)?;
-    let snapshot = session.database().snapshot();
+    let snapshot = session.view()?;
     let reader = snapshot.table(&table).ok_or_else(|| {
         ExecError::new(
             sqlstate::UNDEFINED_TABLE,

@@ -210,7 +210,7 @@ pub(crate) async fn run(
         Some(a) => format!("{} AS {}", quote(&table), quote(&a.name.value)),
         None => quote(&table),
     };
-    let snapshot = session.database().snapshot();
+    let snapshot = session.view()?;
     let reader = snapshot.table(&table).ok_or_else(|| {
         ExecError::new(
             sqlstate::UNDEFINED_TABLE,

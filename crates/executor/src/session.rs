@@ -192,8 +192,13 @@ impl Session {
         }
     }
 
-    pub(crate) fn database(&self) -> &Arc<Database> {
-        &self.db
+    /// What this session sees: the newest commit, plus its own open transaction's
+    /// writes (a storage preview) when one is open.
+    pub(crate) fn view(&self) -> Result<tidemark_storage::Snapshot> {
+        match &self.tx {
+            Some(tx) if !tx.requests.is_empty() => Ok(self.db.preview(tx)?),
+            _ => Ok(self.db.snapshot()),
+        }
     }
 
     /// A DataFusion context over a fresh snapshot of every table (plus `extra`,
@@ -202,7 +207,7 @@ impl Session {
         &self,
         extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     ) -> Result<SessionContext> {
-        let snapshot = self.db.snapshot();
+        let snapshot = self.view()?;
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("tidemark", "public")
@@ -310,7 +315,7 @@ impl Session {
                 ));
             }
         };
-        let snapshot = self.db.snapshot();
+        let snapshot = self.view()?;
         let reader = snapshot.table(&table).ok_or_else(|| {
             ExecError::new(
                 sqlstate::UNDEFINED_TABLE,

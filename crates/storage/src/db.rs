@@ -19,7 +19,7 @@ use crate::ops::{Request, Staging, apply, resolve};
 use crate::options::{CommitMode, StorageOptions};
 use crate::recovery;
 use crate::root::Root;
-use crate::snapshot::{Pins, Snapshot};
+use crate::snapshot::{Pins, PreviewFiles, Snapshot};
 use crate::table::column::VerifiedFiles;
 use crate::table::{META_FILE, META_PENDING_FILE, TXN_FILE, TableState};
 use crate::wal::WalWriter;
@@ -120,6 +120,8 @@ impl Database {
         let root = Root::open(path.as_ref())?;
         tracing::info!(root = %root.path.display(), "opening storage");
         let verified = Arc::new(VerifiedFiles::default());
+        // Previews belong to sessions of an earlier process: none survives it.
+        fsutil::remove_path(&root.path.join("preview"))?;
         let rec = recovery::recover(&root, &verified, options.split_min_rows)?;
         let next_seq = rec.catalog.seq + 1;
         let new_segment = crate::wal::segment_path(&root.wal, next_seq);
@@ -311,6 +313,66 @@ impl Database {
             seq: Some(seq),
             rows_written: rows,
         })
+    }
+
+    /// What the database would look like if `tx` committed now: a snapshot of
+    /// the newest commit with `tx` applied on top, for a transaction to read its
+    /// own writes. Nothing is committed or logged, and no byte that another reader
+    /// or commit can see is written: new rows go to new part directories, symbol
+    /// dictionaries are copied, new tables live under `<root>/preview/`. The files
+    /// are removed when the snapshot (and every reader from it) is dropped.
+    pub fn preview(&self, tx: &Transaction) -> Result<Snapshot> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let area = self.inner.root.path.join("preview").join(format!(
+            "{}-{}",
+            std::process::id(),
+            NEXT.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&area).map_err(|e| StorageError::io(&area, e))?;
+        // Under the writer lock, so new part directories never race with a commit's.
+        let w = self.inner.writer.lock();
+        let base = w.catalog.clone();
+        let mut st = Staging::new(
+            (*base).clone(),
+            base.seq + 1,
+            area.clone(),
+            &self.inner.verified,
+            self.inner.options.split_min_rows,
+        );
+        st.preview = Some(area.clone());
+        let mut outcome = Ok(());
+        for req in tx.requests.iter().cloned() {
+            if let Err(e) = resolve(req, &mut st).and_then(|op| match op {
+                Some(op) => apply(&op, &mut st),
+                None => Ok(()),
+            }) {
+                outcome = Err(e);
+                break;
+            }
+        }
+        drop(w);
+        if let Err(e) = outcome {
+            st.abort();
+            let _ = fsutil::remove_path(&area);
+            return Err(e);
+        }
+        let mut paths = std::mem::take(&mut st.created);
+        paths.insert(0, area);
+        let mut catalog = std::mem::take(&mut st.catalog);
+        // Pinned at the base commit: what the preview shares with it stays on disk.
+        catalog.seq = base.seq;
+        let files = PreviewFiles {
+            paths,
+            verified: self.inner.verified.clone(),
+        };
+        let mut pinned = self.inner.pins.pinned.lock();
+        Ok(Snapshot::new(
+            Arc::new(catalog),
+            self.inner.verified.clone(),
+            self.inner.pins.clone(),
+            &mut pinned,
+        )
+        .with_preview_files(files))
     }
 
     /// A consistent view of all tables as of the newest visible commit.

@@ -203,6 +203,12 @@ pub(crate) struct Staging<'a> {
     pub(crate) symbol_marks: Vec<(Arc<SymbolDict>, u32)>,
     pub(crate) rows_written: u64,
     pub(crate) split_min_rows: u64,
+    /// Set when staging a preview (a transaction's own view before it commits):
+    /// the private directory for its files. A preview writes no byte that any
+    /// committed state or other commit can see: rows go to new part directories,
+    /// symbol dictionaries are forked into this directory.
+    pub(crate) preview: Option<PathBuf>,
+    forked: std::collections::HashSet<(u64, u32)>,
 }
 
 impl<'a> Staging<'a> {
@@ -224,6 +230,8 @@ impl<'a> Staging<'a> {
             symbol_marks: Vec::new(),
             rows_written: 0,
             split_min_rows,
+            preview: None,
+            forked: std::collections::HashSet::new(),
         }
     }
 
@@ -249,6 +257,14 @@ impl<'a> Staging<'a> {
         crate::fsutil::remove_path(path)?;
         self.verified.forget_under(path);
         Ok(())
+    }
+
+    /// Where a new symbol dictionary goes: the table directory, or the preview's own.
+    fn symbol_path(&self, table: u64, table_dir: &std::path::Path, stem: &str) -> PathBuf {
+        match &self.preview {
+            Some(area) => area.join(format!("{table}-{stem}.sym")),
+            None => TableState::symbol_file(table_dir, stem),
+        }
     }
 
     fn table(&self, name: &str) -> Result<&Arc<TableState>> {
@@ -662,7 +678,7 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
                 .iter()
                 .filter(|c| c.column_type == ColumnType::Symbol)
             {
-                let p = TableState::symbol_file(&path, &c.file_stem);
+                let p = st.symbol_path(*id, &path, &c.file_stem);
                 symbols.insert(c.id, Arc::new(SymbolDict::create(p.clone())?));
                 st.dirty.push(p);
                 txn.set_symbol_count(c.id, 0);
@@ -703,8 +719,9 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             st.catalog.registry_seq = seq;
         }
         Op::AddColumn { table, column } => {
+            let dir = st.table_by_id(*table)?.dir.clone();
+            let symbol_path = st.symbol_path(*table, &dir, &column.file_stem);
             let t = st.table_by_id(*table)?;
-            let dir = t.dir.clone();
             let meta = Arc::make_mut(&mut t.meta);
             meta.columns.push(column.clone());
             meta.next_column_id = meta.next_column_id.max(column.id + 1);
@@ -715,7 +732,7 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
                 p.columns.push(ColumnExtent::empty(column.id, p.rows));
             }
             if column.column_type == ColumnType::Symbol {
-                let p = TableState::symbol_file(&dir, &column.file_stem);
+                let p = symbol_path;
                 t.symbols
                     .insert(column.id, Arc::new(SymbolDict::create(p.clone())?));
                 Arc::make_mut(&mut t.txn).set_symbol_count(column.id, 0);
@@ -830,6 +847,21 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
 
 fn add_symbols(st: &mut Staging<'_>, table: u64, data: &RowData) -> Result<()> {
     for (col, strings) in &data.new_symbols {
+        if let Some(area) = st.preview.clone()
+            && st.forked.insert((table, *col))
+        {
+            // A preview appends to its own copy of the dictionary, never the shared one.
+            let t = st.table_by_id(table)?;
+            let shared = t.symbols.get(col).cloned().ok_or_else(|| {
+                StorageError::InvalidState(format!(
+                    "symbol dictionary for column id {col} is missing"
+                ))
+            })?;
+            let path = area.join(format!("{table}-{col}-fork.sym"));
+            let fork = shared.fork(t.txn.symbol_count(*col), path.clone())?;
+            t.symbols.insert(*col, Arc::new(fork));
+            st.created.push(path);
+        }
         let t = st.table_by_id(table)?;
         let dict = t.symbols.get(col).cloned().ok_or_else(|| {
             StorageError::InvalidState(format!("symbol dictionary for column id {col} is missing"))
@@ -931,7 +963,7 @@ fn write_run(
     };
     let Some(j) = first else {
         let mut kept = parts.clone();
-        if last.read_only {
+        if last.read_only || st.preview.is_some() {
             kept.push(write_new_part(st, t, key, run)?);
         } else {
             let n = kept.len() - 1;

@@ -43,12 +43,32 @@ impl Drop for Pin {
     }
 }
 
-/// A consistent, read-only view of all tables as of one commit.
+/// Files a preview wrote, removed when the last view of it goes.
+#[derive(Debug)]
+pub(crate) struct PreviewFiles {
+    pub(crate) paths: Vec<std::path::PathBuf>,
+    pub(crate) verified: Arc<VerifiedFiles>,
+}
+
+impl Drop for PreviewFiles {
+    fn drop(&mut self) {
+        for p in self.paths.iter().rev() {
+            if let Err(e) = crate::fsutil::remove_path(p) {
+                tracing::warn!("could not remove preview file {}: {e}", p.display());
+            }
+            self.verified.forget_under(p);
+        }
+    }
+}
+
+/// A consistent, read-only view of all tables as of one commit (or, for a
+/// preview, of one commit plus a transaction that has not committed).
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     catalog: Arc<Catalog>,
     verified: Arc<VerifiedFiles>,
     _pin: Arc<Pin>,
+    _preview: Option<Arc<PreviewFiles>>,
 }
 
 impl Snapshot {
@@ -65,7 +85,13 @@ impl Snapshot {
             catalog,
             verified,
             _pin: Arc::new(Pin { pins, seq }),
+            _preview: None,
         }
+    }
+
+    pub(crate) fn with_preview_files(mut self, files: PreviewFiles) -> Self {
+        self._preview = Some(Arc::new(files));
+        self
     }
 
     fn reader(&self, t: &Arc<TableState>) -> TableReader {
@@ -73,6 +99,7 @@ impl Snapshot {
             state: t.clone(),
             verified: self.verified.clone(),
             _pin: self._pin.clone(),
+            _preview: self._preview.clone(),
         }
     }
 
@@ -124,6 +151,7 @@ pub struct TableReader {
     state: Arc<TableState>,
     verified: Arc<VerifiedFiles>,
     _pin: Arc<Pin>,
+    _preview: Option<Arc<PreviewFiles>>,
 }
 
 impl TableReader {

@@ -115,6 +115,14 @@ impl SymbolDict {
         ))
     }
 
+    /// A private copy of the first `count` entries in a new file at `path`.
+    pub(crate) fn fork(&self, count: u32, path: PathBuf) -> Result<SymbolDict> {
+        let copy = SymbolDict::create(path)?;
+        let values: Vec<String> = self.values(count).iter().map(|s| s.to_string()).collect();
+        copy.append(0, &values)?;
+        Ok(copy)
+    }
+
     pub(crate) fn lookup(&self, s: &str) -> Option<i32> {
         self.entries.read().index.get(s).copied()
     }

@@ -822,3 +822,115 @@ fn late_rows_split_a_large_partition_instead_of_copying_it() {
     let ts = column_i64(&db, "t", "ts");
     assert!(ts.windows(2).all(|w| w[0] <= w[1]));
 }
+
+#[test]
+fn a_preview_shows_a_transaction_its_own_writes_and_touches_nothing_shared() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Database::open(
+        dir.path(),
+        StorageOptions {
+            split_min_rows: 2,
+            ..options()
+        },
+    )
+    .expect("open");
+    create(&db, trades_def("t"));
+    append(&db, "t", trades_batch(&[T0, T0 + 10, T0 + 20, T0 + DAY], 0));
+    let files_before: Vec<(std::path::PathBuf, Vec<u8>)> = walk(&dir.path().join("db"));
+    let tx = Transaction::new()
+        .with(Request::Append {
+            table: "t".into(),
+            batch: trades_batch(&[T0 + 15, T0 + 30, T0 + DAY + 1], 100),
+        })
+        .with(Request::CreateTable {
+            def: trades_def("n"),
+            if_not_exists: false,
+        })
+        .with(Request::Append {
+            table: "n".into(),
+            batch: trades_batch(&[T0], 7),
+        })
+        .with(Request::AddColumn {
+            table: "t".into(),
+            column: ColumnDef::new("tag", ColumnType::Symbol),
+        });
+    let preview = db.preview(&tx).expect("preview");
+    let t = preview.table("t").expect("t");
+    let seq: Vec<String> = strings(&t.read_all().expect("read")[3]);
+    assert_eq!(
+        seq,
+        ["0", "1", "100", "2", "101", "3", "102"],
+        "own writes, merged in timestamp order"
+    );
+    assert_eq!(
+        strings(
+            &preview
+                .table("n")
+                .expect("new table")
+                .read_all()
+                .expect("read")[3]
+        ),
+        ["7"]
+    );
+    assert_eq!(
+        column_i64(&db, "t", "seq"),
+        vec![0, 1, 2, 3],
+        "others see only committed rows"
+    );
+    assert!(db.snapshot().table("n").is_none());
+    // A commit while the preview lives does not disturb it, nor it the commit.
+    append(&db, "t", trades_batch(&[T0 + DAY + 5], 4));
+    assert_eq!(strings(&t.read_all().expect("read")[3]).len(), 7);
+    assert_eq!(column_i64(&db, "t", "seq"), vec![0, 1, 2, 3, 4]);
+    // Committed files are byte for byte as they were (appends go past their ends).
+    for (path, bytes) in &files_before {
+        if let Ok(now) = std::fs::read(path) {
+            assert_eq!(
+                &now[..bytes.len()],
+                &bytes[..],
+                "{} changed under a preview",
+                path.display()
+            );
+        }
+    }
+    drop((t, preview));
+    assert!(
+        std::fs::read_dir(dir.path().join("preview"))
+            .expect("area")
+            .next()
+            .is_none(),
+        "preview files removed"
+    );
+    db.commit(tx).expect("the transaction itself commits");
+    assert_eq!(
+        column_i64(&db, "t", "seq"),
+        vec![0, 1, 100, 2, 101, 3, 102, 4]
+    );
+    // A failing preview reports the error and leaves nothing behind.
+    let bad = Transaction::new().with(Request::Append {
+        table: "missing".into(),
+        batch: trades_batch(&[T0], 0),
+    });
+    assert_eq!(
+        db.preview(&bad).expect_err("unknown table").kind(),
+        ErrorKind::UndefinedTable
+    );
+    assert!(
+        std::fs::read_dir(dir.path().join("preview"))
+            .expect("area")
+            .next()
+            .is_none()
+    );
+}
+
+fn walk(p: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
+    let mut out = Vec::new();
+    for e in std::fs::read_dir(p).expect("read_dir").flatten() {
+        if e.path().is_dir() {
+            out.extend(walk(&e.path()));
+        } else {
+            out.push((e.path(), std::fs::read(e.path()).expect("read")));
+        }
+    }
+    out
+}
