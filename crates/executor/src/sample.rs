@@ -397,26 +397,35 @@ fn bucket_template(sample: &SampleBy, offset: i64, origin: i64) -> Result<String
     let n = sample.every;
     let ts = "{ts}";
     Ok(match sample.unit {
-        SampleUnit::Month | SampleUnit::Year if n != 1 => {
-            return Err(unsupported(&format!("{n} months or years")));
-        }
         SampleUnit::Month | SampleUnit::Year if matches!(sample.align, Align::FirstObservation) => {
             return Err(unsupported(
                 "by months or years aligned to the first observation",
             ));
         }
         SampleUnit::Month | SampleUnit::Year => {
-            let unit = if sample.unit == SampleUnit::Month {
-                "month"
+            // Buckets of n months counted from January of year 0: 3M gives quarters,
+            // 1y calendar years.
+            let months = if sample.unit == SampleUnit::Month {
+                n
             } else {
-                "year"
+                12 * n
             };
-            if offset == 0 {
-                format!("date_trunc('{unit}', {ts})")
+            let shifted = if offset == 0 {
+                ts.to_string()
             } else {
-                format!(
-                    "date_trunc('{unit}', {ts} - INTERVAL '{offset} minutes') + INTERVAL '{offset} minutes'"
-                )
+                format!("({ts} - INTERVAL '{offset} minutes')")
+            };
+            let index = format!(
+                "(CAST(date_part('year', {shifted}) AS BIGINT) * 12 + CAST(date_part('month', {shifted}) AS BIGINT) - 1)"
+            );
+            let start = format!("({index} - {index} % {months})");
+            let bucket = format!(
+                "CAST(make_date(CAST({start} / 12 AS INT), CAST({start} % 12 + 1 AS INT), 1) AS TIMESTAMP)"
+            );
+            if offset == 0 {
+                bucket
+            } else {
+                format!("({bucket} + INTERVAL '{offset} minutes')")
             }
         }
         unit => {
