@@ -238,10 +238,14 @@ pub(crate) async fn run(
         } => (*offset_minutes, time_zone.clone()),
         Align::FirstObservation => (0, None),
     };
-    if let Some(tz) = time_zone.filter(|tz| !tz.eq_ignore_ascii_case("UTC")) {
-        return Err(unsupported(&format!(
-            "ALIGN TO CALENDAR TIME ZONE '{tz}' (only UTC)"
-        )));
+    let time_zone = time_zone.filter(|tz| !tz.eq_ignore_ascii_case("UTC"));
+    if let Some(tz) = &time_zone
+        && (tz.contains('\'') || tz.contains('"'))
+    {
+        return Err(ExecError::new(
+            sqlstate::INVALID_PARAMETER_VALUE,
+            format!("time zone \"{tz}\" is not valid"),
+        ));
     }
     // FROM/TO bound the rows; with FILL they also bound the buckets produced.
     if let (Some(from), Some(to)) = (&sample.from, &sample.to) {
@@ -289,7 +293,18 @@ pub(crate) async fn run(
         SampleUnit::Year => Step::Months(12 * n),
     };
     let template = bucket_template(&sample, offset, origin)?;
-    let bucket_of = |x: &str| template.replace("{ts}", x);
+    // With a time zone, buckets follow the local wall clock (a local day is 23 or
+    // 25 hours across a DST change) and their starts are reported in UTC.
+    let bucket_of = |x: &str| match &time_zone {
+        None => template.replace("{ts}", x),
+        Some(tz) => {
+            let local = format!(
+                "to_local_time(arrow_cast(arrow_cast({x}, 'Timestamp(µs, \"UTC\")'), 'Timestamp(µs, \"{tz}\")'))"
+            );
+            let bucket = template.replace("{ts}", &local);
+            format!("arrow_cast(arrow_cast({bucket}, 'Timestamp(µs, \"{tz}\")'), 'Timestamp(µs)')")
+        }
+    };
     let bucket_sql = bucket_of(&ts);
     let bucket = parse_expr(&bucket_sql)?;
     let mut group_by = vec![bucket.clone()];
@@ -329,6 +344,9 @@ pub(crate) async fn run(
         return Ok(Output::Rows { schema, batches });
     }
     // FILL: group without ORDER BY/LIMIT, fill the gaps, then order and limit.
+    if let Some(tz) = &time_zone {
+        return Err(unsupported(&format!("FILL with TIME ZONE '{tz}'")));
+    }
     let ts_col = ts_col.ok_or_else(|| {
         ExecError::new(
             sqlstate::SYNTAX_ERROR,
