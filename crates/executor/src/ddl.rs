@@ -167,13 +167,7 @@ pub(crate) async fn alter_table(
     table: String,
     op: AlterTable,
 ) -> Result<Vec<Request>> {
-    let snapshot = session.view()?;
-    let reader = snapshot.table(&table).ok_or_else(|| {
-        ExecError::new(
-            sqlstate::UNDEFINED_TABLE,
-            format!("relation \"{table}\" does not exist"),
-        )
-    })?;
+    let reader = session.table(&table)?;
     Ok(match op {
         AlterTable::AddColumn {
             column,
@@ -234,16 +228,7 @@ pub(crate) async fn alter_table(
                     p.start.max(i64::MIN + 1),
                     p.end,
                 );
-                let stmt = match tidemark_parser::parse(&sql)?.pop() {
-                    Some(tidemark_parser::Statement::Standard(s)) => *s,
-                    _ => {
-                        return Err(ExecError::new(
-                            sqlstate::INTERNAL_ERROR,
-                            "could not plan DROP PARTITION WHERE",
-                        ));
-                    }
-                };
-                let (_, batches) = session.run_query(stmt).await?;
+                let (_, batches) = session.run_sql(&sql).await?;
                 let remaining = batches
                     .first()
                     .and_then(|b| {

@@ -13,25 +13,16 @@ use tidemark_storage::{Batch, Request, TableReader};
 use crate::convert::array_to_column;
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
+use crate::rewrite::quote_ident;
 use crate::session::{Output, Session};
 
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn table_of(session: &Session, name: &ast::ObjectName) -> Result<TableReader> {
-    let table = object_name(name)?;
-    session.view()?.table(&table).ok_or_else(|| {
-        ExecError::new(
-            sqlstate::UNDEFINED_TABLE,
-            format!("relation \"{table}\" does not exist"),
-        )
-    })
+    session.table(&object_name(name)?)
 }
 
 /// (partition start, `[from, to)` filter on the designated timestamp, rows) per partition.
 fn partitions(reader: &TableReader) -> Vec<(i64, String, u64)> {
-    let ts = reader.meta().timestamp_name().map(quote);
+    let ts = reader.meta().timestamp_name().map(quote_ident);
     let mut out: Vec<(i64, String, u64)> = Vec::new();
     for p in reader.partitions() {
         match out.last_mut() {
@@ -52,13 +43,7 @@ fn partitions(reader: &TableReader) -> Vec<(i64, String, u64)> {
 }
 
 async fn select(session: &Session, sql: &str) -> Result<Vec<RecordBatch>> {
-    match tidemark_parser::parse(sql)?.pop() {
-        Some(tidemark_parser::Statement::Standard(s)) => Ok(session.run_query(*s).await?.1),
-        _ => Err(ExecError::new(
-            sqlstate::INTERNAL_ERROR,
-            "could not plan the partition rewrite",
-        )),
-    }
+    Ok(session.run_sql(sql).await?.1)
 }
 
 /// A storage batch from query batches, one output column per table column.
@@ -117,7 +102,7 @@ pub(crate) async fn delete(session: &mut Session, d: ast::Delete) -> Result<Outp
     for (start, range, rows) in partitions(&reader) {
         let sql = format!(
             "SELECT * FROM {} WHERE {range} AND NOT coalesce(({cond}), false)",
-            quote(reader.name())
+            quote_ident(reader.name())
         );
         let kept = select(session, &sql).await?;
         let kept_rows: u64 = kept.iter().map(|b| b.num_rows() as u64).sum();
@@ -200,9 +185,9 @@ pub(crate) async fn update(session: &mut Session, u: ast::Update) -> Result<Outp
         .map(|(c, a)| match a {
             Some(expr) => format!(
                 "CASE WHEN {hit} THEN ({expr}) ELSE {q} END AS {q}",
-                q = quote(&c.name)
+                q = quote_ident(&c.name)
             ),
-            None => quote(&c.name),
+            None => quote_ident(&c.name),
         })
         .collect();
     let mut requests = Vec::new();
@@ -211,7 +196,7 @@ pub(crate) async fn update(session: &mut Session, u: ast::Update) -> Result<Outp
         let sql = format!(
             "SELECT {}, {hit} AS \"__tidemark_hit\" FROM {} WHERE {range}",
             select_list.join(", "),
-            quote(reader.name())
+            quote_ident(reader.name())
         );
         let batches = select(session, &sql).await?;
         let hits: u64 = batches

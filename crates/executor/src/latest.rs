@@ -14,11 +14,8 @@ use tidemark_parser::LatestOn;
 
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
+use crate::rewrite::{parse_query, quote_ident};
 use crate::session::{Output, Session};
-
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
 
 pub(crate) async fn run(
     session: &Session,
@@ -44,17 +41,11 @@ pub(crate) async fn run(
         return Err(unsupported("over a subquery"));
     };
     let table = object_name(name)?;
-    let snapshot = session.view()?;
-    let reader = snapshot.table(&table).ok_or_else(|| {
-        ExecError::new(
-            sqlstate::UNDEFINED_TABLE,
-            format!("relation \"{table}\" does not exist"),
-        )
-    })?;
+    let reader = session.table(&table)?;
     let meta = reader.meta();
     let column = |c: &str| {
         meta.column_index(c)
-            .map(|i| quote(&meta.columns[i].name))
+            .map(|i| quote_ident(&meta.columns[i].name))
             .ok_or_else(|| {
                 ExecError::new(
                     sqlstate::UNDEFINED_COLUMN,
@@ -71,7 +62,7 @@ pub(crate) async fn run(
         .iter()
         .map(|k| column(k))
         .collect::<Result<Vec<_>>>()?;
-    let columns: Vec<String> = meta.columns.iter().map(|c| quote(&c.name)).collect();
+    let columns: Vec<String> = meta.columns.iter().map(|c| quote_ident(&c.name)).collect();
     let alias_name = alias
         .as_ref()
         .map(|a| a.name.value.clone())
@@ -86,26 +77,10 @@ pub(crate) async fn run(
          FROM {table} AS {alias}{condition}) AS \"__tidemark_latest\" WHERE \"__tidemark_rn\" = 1",
         cols = columns.join(", "),
         keys = keys.join(", "),
-        table = quote(reader.name()),
-        alias = quote(&alias_name),
+        table = quote_ident(reader.name()),
+        alias = quote_ident(&alias_name),
     );
-    let inner = match tidemark_parser::parse(&sql)?.pop() {
-        Some(tidemark_parser::Statement::Standard(s)) => match *s {
-            ast::Statement::Query(q) => q,
-            _ => {
-                return Err(ExecError::new(
-                    sqlstate::INTERNAL_ERROR,
-                    "LATEST ON rewrite is not a query",
-                ));
-            }
-        },
-        _ => {
-            return Err(ExecError::new(
-                sqlstate::INTERNAL_ERROR,
-                "LATEST ON rewrite did not parse",
-            ));
-        }
-    };
+    let inner = parse_query(&sql)?;
     *relation = ast::TableFactor::Derived {
         lateral: false,
         subquery: inner,

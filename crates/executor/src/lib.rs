@@ -19,6 +19,7 @@ pub mod error;
 mod fill;
 mod latest;
 mod provider;
+mod rewrite;
 mod sample;
 mod session;
 mod system;

@@ -25,6 +25,7 @@ use tidemark_parser::{Align, SampleBy, SampleUnit};
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::fill::{Fill, Step, fill};
+use crate::rewrite::{parse_expr, parse_query, quote_ident};
 use crate::session::{Output, Session};
 
 const AGGREGATES: &[&str] = &[
@@ -70,49 +71,11 @@ const AGGREGATES: &[&str] = &[
     "grouping",
 ];
 
-fn quote(name: &str) -> String {
-    format!("\"{}\"", name.replace('"', "\"\""))
-}
-
 fn unsupported(what: &str) -> ExecError {
     ExecError::new(
         sqlstate::FEATURE_NOT_SUPPORTED,
         format!("SAMPLE BY {what} is not supported yet"),
     )
-}
-
-/// Parses `SELECT <sql>` and returns the query (for expressions and ORDER BY clauses).
-fn parse_query(sql: &str) -> Result<Box<ast::Query>> {
-    match tidemark_parser::parse(sql)?.pop() {
-        Some(tidemark_parser::Statement::Standard(s)) => match *s {
-            ast::Statement::Query(q) => Ok(q),
-            _ => Err(ExecError::new(
-                sqlstate::INTERNAL_ERROR,
-                "SAMPLE BY rewrite is not a query",
-            )),
-        },
-        _ => Err(ExecError::new(
-            sqlstate::INTERNAL_ERROR,
-            "SAMPLE BY rewrite did not parse",
-        )),
-    }
-}
-
-fn parse_expr(sql: &str) -> Result<ast::Expr> {
-    let q = parse_query(&format!("SELECT {sql}"))?;
-    match *q.body {
-        ast::SetExpr::Select(s) => match s.projection.into_iter().next() {
-            Some(ast::SelectItem::UnnamedExpr(e)) => Ok(e),
-            _ => Err(ExecError::new(
-                sqlstate::INTERNAL_ERROR,
-                "SAMPLE BY rewrite produced no expression",
-            )),
-        },
-        _ => Err(ExecError::new(
-            sqlstate::INTERNAL_ERROR,
-            "SAMPLE BY rewrite produced no SELECT",
-        )),
-    }
 }
 
 fn is_aggregate(e: &ast::Expr) -> bool {
@@ -207,16 +170,10 @@ pub(crate) async fn run(
     }
     let table = object_name(name)?;
     let from_sql = match alias {
-        Some(a) => format!("{} AS {}", quote(&table), quote(&a.name.value)),
-        None => quote(&table),
+        Some(a) => format!("{} AS {}", quote_ident(&table), quote_ident(&a.name.value)),
+        None => quote_ident(&table),
     };
-    let snapshot = session.view()?;
-    let reader = snapshot.table(&table).ok_or_else(|| {
-        ExecError::new(
-            sqlstate::UNDEFINED_TABLE,
-            format!("relation \"{table}\" does not exist"),
-        )
-    })?;
+    let reader = session.table(&table)?;
     let ts_name = reader
         .meta()
         .timestamp_name()
@@ -230,7 +187,7 @@ pub(crate) async fn run(
                 ),
             )
         })?;
-    let ts = quote(&ts_name);
+    let ts = quote_ident(&ts_name);
     let (offset, time_zone) = match &sample.align {
         Align::Calendar {
             time_zone,
@@ -395,7 +352,7 @@ pub(crate) async fn run(
         None => {
             parse_query(&format!(
                 "SELECT 1 ORDER BY {}",
-                quote(schema.field(ts_col).name())
+                quote_ident(schema.field(ts_col).name())
             ))?
             .order_by
         }
@@ -463,8 +420,7 @@ fn bucket_template(sample: &SampleBy, offset: i64, origin: i64) -> Result<String
 
 /// The first value of a one-row, one-column timestamp query, in microseconds.
 async fn first_timestamp(session: &Session, sql: &str) -> Result<Option<i64>> {
-    let q = parse_query(sql)?;
-    let (_, batches) = session.run_query(ast::Statement::Query(q)).await?;
+    let (_, batches) = session.run_sql(sql).await?;
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(None);
     };

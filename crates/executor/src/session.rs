@@ -192,6 +192,22 @@ impl Session {
         }
     }
 
+    /// A table as this session sees it, or 42P01.
+    pub(crate) fn table(&self, name: &str) -> Result<tidemark_storage::TableReader> {
+        self.view()?.table(name).ok_or_else(|| {
+            ExecError::new(
+                sqlstate::UNDEFINED_TABLE,
+                format!("relation \"{name}\" does not exist"),
+            )
+        })
+    }
+
+    /// Plans and runs a query written by Tidemark itself (see `rewrite`).
+    pub(crate) async fn run_sql(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
+        self.run_query(ast::Statement::Query(crate::rewrite::parse_query(sql)?))
+            .await
+    }
+
     /// What this session sees: the newest commit, plus its own open transaction's
     /// writes (a storage preview) when one is open.
     pub(crate) fn view(&self) -> Result<tidemark_storage::Snapshot> {
@@ -315,13 +331,7 @@ impl Session {
                 ));
             }
         };
-        let snapshot = self.view()?;
-        let reader = snapshot.table(&table).ok_or_else(|| {
-            ExecError::new(
-                sqlstate::UNDEFINED_TABLE,
-                format!("relation \"{table}\" does not exist"),
-            )
-        })?;
+        let reader = self.table(&table)?;
         let meta = reader.meta().clone();
         let targets: Vec<usize> = if insert.columns.is_empty() {
             (0..meta.columns.len()).collect()

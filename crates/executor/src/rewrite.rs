@@ -1,0 +1,41 @@
+//! Statements Tidemark writes for itself — the rewrites of SAMPLE BY, LATEST ON,
+//! UPDATE, DELETE and DROP PARTITION WHERE — are built as SQL text with quoted
+//! identifiers and parsed back into an AST here, with one parser.
+
+use datafusion::sql::sqlparser::ast;
+
+use crate::error::{ExecError, Result, sqlstate};
+
+/// `name` as a quoted SQL identifier.
+pub(crate) fn quote_ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+fn internal(what: &str) -> ExecError {
+    ExecError::new(
+        sqlstate::INTERNAL_ERROR,
+        format!("an internal rewrite {what}"),
+    )
+}
+
+/// Parses a query written by Tidemark.
+pub(crate) fn parse_query(sql: &str) -> Result<Box<ast::Query>> {
+    match tidemark_parser::parse(sql)?.pop() {
+        Some(tidemark_parser::Statement::Standard(s)) => match *s {
+            ast::Statement::Query(q) => Ok(q),
+            _ => Err(internal("is not a query")),
+        },
+        _ => Err(internal("did not parse")),
+    }
+}
+
+/// Parses an expression written by Tidemark.
+pub(crate) fn parse_expr(sql: &str) -> Result<ast::Expr> {
+    match *parse_query(&format!("SELECT {sql}"))?.body {
+        ast::SetExpr::Select(s) => match s.projection.into_iter().next() {
+            Some(ast::SelectItem::UnnamedExpr(e)) => Ok(e),
+            _ => Err(internal("produced no expression")),
+        },
+        _ => Err(internal("produced no SELECT")),
+    }
+}
