@@ -80,6 +80,33 @@ impl Session {
         )
     }
 
+    /// Runs the statements in `sql` until one fails: the outputs of those that
+    /// ran, and the error that stopped the rest (what the simple query protocol sends).
+    pub async fn execute_script(&mut self, sql: &str) -> (Vec<Output>, Option<ExecError>) {
+        let statements = match tidemark_parser::parse(sql) {
+            Ok(s) => s,
+            Err(e) => {
+                if self.tx.is_some() {
+                    self.failed = true;
+                }
+                return (Vec::new(), Some(e.into()));
+            }
+        };
+        let mut out = Vec::with_capacity(statements.len());
+        for s in statements {
+            match self.execute_statement(s).await {
+                Ok(o) => out.push(o),
+                Err(e) => {
+                    if self.tx.is_some() {
+                        self.failed = true;
+                    }
+                    return (out, Some(e));
+                }
+            }
+        }
+        (out, None)
+    }
+
     /// Runs every statement in `sql`, stopping at the first error.
     pub async fn execute(&mut self, sql: &str) -> Result<Vec<Output>> {
         let statements = tidemark_parser::parse(sql)?;

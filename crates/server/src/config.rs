@@ -1,0 +1,237 @@
+//! Configuration: defaults, then `conf/server.toml` (or `--config`), then
+//! `TIDEMARK_<SECTION>_<KEY>` environment variables, then command-line flags.
+//! An unknown key or a bad value stops the server with a message naming it.
+
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum ConfigError {
+    #[error("cannot read configuration file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("configuration: {0}")]
+    Invalid(String),
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct ServerSection {
+    pub(crate) root: PathBuf,
+    pub(crate) pg_listen: String,
+}
+
+impl Default for ServerSection {
+    fn default() -> Self {
+        ServerSection {
+            root: PathBuf::from("./data"),
+            pg_listen: "127.0.0.1:8812".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct StorageSection {
+    pub(crate) commit_mode: String,
+    pub(crate) housekeeping_interval_ms: u64,
+    pub(crate) wal_segment_mb: u64,
+}
+
+impl Default for StorageSection {
+    fn default() -> Self {
+        StorageSection {
+            commit_mode: "sync".into(),
+            housekeeping_interval_ms: 1000,
+            wal_segment_mb: 64,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct AuthSection {
+    pub(crate) method: String,
+    pub(crate) user: String,
+    pub(crate) password: String,
+}
+
+impl Default for AuthSection {
+    fn default() -> Self {
+        AuthSection {
+            method: "scram-sha-256".into(),
+            user: "admin".into(),
+            password: "quest".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct LogSection {
+    pub(crate) level: String,
+}
+
+impl Default for LogSection {
+    fn default() -> Self {
+        LogSection {
+            level: "info".into(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct Config {
+    pub(crate) server: ServerSection,
+    pub(crate) storage: StorageSection,
+    pub(crate) auth: AuthSection,
+    pub(crate) log: LogSection,
+}
+
+const SECTIONS: [&str; 4] = ["server", "storage", "auth", "log"];
+
+impl Config {
+    /// Loads `file` (if given, or `conf/server.toml` when it exists) and applies
+    /// the environment variables in `env`.
+    pub(crate) fn load(
+        file: Option<&Path>,
+        env: impl Iterator<Item = (String, String)>,
+    ) -> Result<Config, ConfigError> {
+        let default_file = Path::new("conf/server.toml");
+        let file = file.or_else(|| default_file.exists().then_some(default_file));
+        let mut table = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.into(),
+                    source,
+                })?;
+                text.parse::<toml::Table>()
+                    .map_err(|e| ConfigError::Invalid(format!("{}: {e}", path.display())))?
+            }
+            None => toml::Table::new(),
+        };
+        for (name, value) in env {
+            let Some(rest) = name.strip_prefix("TIDEMARK_") else {
+                continue;
+            };
+            let rest = rest.to_ascii_lowercase();
+            let Some((section, key)) = SECTIONS.iter().find_map(|s| {
+                rest.strip_prefix(&format!("{s}_"))
+                    .map(|k| (*s, k.to_string()))
+            }) else {
+                return Err(ConfigError::Invalid(format!(
+                    "environment variable {name}: unknown section (expected TIDEMARK_<{}>_<KEY>)",
+                    SECTIONS.map(str::to_uppercase).join("|")
+                )));
+            };
+            // A value that parses as TOML (a number, a boolean) is taken as such, else as text.
+            let parsed = format!("v = {value}")
+                .parse::<toml::Table>()
+                .ok()
+                .and_then(|mut t| t.remove("v"))
+                .unwrap_or(toml::Value::String(value));
+            let entry = table
+                .entry(section)
+                .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            if let toml::Value::Table(t) = entry {
+                t.insert(key, parsed);
+            }
+        }
+        let config: Config = toml::Value::Table(table)
+            .try_into()
+            .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
+        config.check()?;
+        Ok(config)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        self.storage
+            .commit_mode
+            .parse::<tidemark_storage::CommitMode>()
+            .map_err(|e| ConfigError::Invalid(format!("storage.commit_mode: {e}")))?;
+        if !["scram-sha-256", "cleartext"].contains(&self.auth.method.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "auth.method: \"{}\" is not supported: expected scram-sha-256 or cleartext",
+                self.auth.method
+            )));
+        }
+        if self
+            .server
+            .pg_listen
+            .parse::<std::net::SocketAddr>()
+            .is_err()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "server.pg_listen: \"{}\" is not an address: expected HOST:PORT, e.g. 127.0.0.1:8812",
+                self.server.pg_listen
+            )));
+        }
+        if self.storage.wal_segment_mb == 0 || self.storage.housekeeping_interval_ms == 0 {
+            return Err(ConfigError::Invalid(
+                "storage.wal_segment_mb and storage.housekeeping_interval_ms must be positive"
+                    .into(),
+            ));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(v: &[(&str, &str)]) -> impl Iterator<Item = (String, String)> {
+        v.iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect::<Vec<_>>()
+            .into_iter()
+    }
+
+    #[test]
+    fn defaults_file_and_environment_layer() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(
+            &f,
+            "[server]\nroot = \"/srv/t\"\n[storage]\ncommit_mode = \"async\"\n",
+        )
+        .expect("write");
+        let c = Config::load(
+            Some(&f),
+            env(&[("TIDEMARK_STORAGE_WAL_SEGMENT_MB", "8"), ("PATH", "/bin")]),
+        )
+        .expect("load");
+        assert_eq!(c.server.root, PathBuf::from("/srv/t"));
+        assert_eq!(c.server.pg_listen, "127.0.0.1:8812");
+        assert_eq!(c.storage.commit_mode, "async");
+        assert_eq!(c.storage.wal_segment_mb, 8);
+        assert_eq!(
+            (c.auth.user.as_str(), c.auth.password.as_str()),
+            ("admin", "quest")
+        );
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_values_are_named() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let f = dir.path().join("c.toml");
+        std::fs::write(&f, "[server]\nrot = \"x\"\n").expect("write");
+        let e = Config::load(Some(&f), env(&[])).expect_err("unknown key");
+        assert!(e.to_string().contains("rot"), "{e}");
+        let e = Config::load(None, env(&[("TIDEMARK_STORAGE_COMMIT_MODE", "sometimes")]))
+            .expect_err("bad value");
+        assert!(
+            e.to_string().contains("storage.commit_mode") && e.to_string().contains("sometimes"),
+            "{e}"
+        );
+        let e = Config::load(None, env(&[("TIDEMARK_NOPE_X", "1")])).expect_err("bad section");
+        assert!(e.to_string().contains("TIDEMARK_NOPE_X"), "{e}");
+        let e = Config::load(None, env(&[("TIDEMARK_SERVER_PG_LISTEN", "here")]))
+            .expect_err("bad address");
+        assert!(e.to_string().contains("server.pg_listen"), "{e}");
+    }
+}

@@ -1,0 +1,101 @@
+//! Starts and stops the real binary.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+
+pub(crate) struct Server {
+    pub(crate) child: Child,
+    pub(crate) port: u16,
+    /// Log lines after startup (kept so the reader thread can go on reading).
+    _log: mpsc::Receiver<String>,
+}
+
+impl Server {
+    /// Starts `tidemark serve` on `root`, on a free loopback port, and waits until it serves.
+    pub(crate) fn start(root: &Path, env: &[(&str, &str)]) -> Server {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+        cmd.args(["serve", "--root"])
+            .arg(root)
+            .args(["--pg-listen", "127.0.0.1:0"])
+            .env("TIDEMARK_LOG_LEVEL", "info")
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped());
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd.spawn().expect("start tidemark");
+        let stderr = child.stderr.take().expect("stderr");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        loop {
+            let Ok(line) =
+                rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            else {
+                let _ = child.kill();
+                let status = child.wait();
+                panic!("tidemark did not start serving (exit: {status:?})");
+            };
+            if line.contains("serving the PostgreSQL protocol") {
+                let port = line
+                    .split("addr=")
+                    .nth(1)
+                    .and_then(|a| a.split_whitespace().next())
+                    .and_then(|a| a.rsplit(':').next())
+                    .and_then(|p| p.parse().ok())
+                    .expect("port in the log line");
+                return Server {
+                    child,
+                    port,
+                    _log: rx,
+                };
+            }
+        }
+    }
+
+    pub(crate) fn conninfo(&self, password: &str) -> String {
+        format!(
+            "host=127.0.0.1 port={} user=admin password={password} dbname=tidemark",
+            self.port
+        )
+    }
+
+    pub(crate) fn signal(&self, sig: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{sig}"), self.child.id().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to end; its exit status.
+    pub(crate) fn wait(mut self, limit: Duration) -> std::process::ExitStatus {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status;
+            }
+            if std::time::Instant::now() > deadline {
+                let _ = self.child.kill();
+                panic!("tidemark did not stop within {limit:?}");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}

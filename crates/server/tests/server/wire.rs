@@ -1,0 +1,196 @@
+//! The PostgreSQL protocol with real clients: tokio-postgres and psql.
+
+use std::time::Duration;
+
+use tokio_postgres::{NoTls, SimpleQueryMessage};
+
+use crate::harness::Server;
+
+async fn connect(
+    s: &Server,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::connect(&s.conninfo(password), NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn simple_queries_errors_auth_and_restarts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let client = connect(&server, "quest")
+        .await
+        .expect("SCRAM login with the default password");
+    let out = client
+        .simple_query(
+            "CREATE TABLE trades (ts TIMESTAMP, sym SYMBOL, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY; \
+             INSERT INTO trades VALUES ('2026-11-21T10:00:00', 'AAPL', 101.5), ('2026-11-20T09:00:00', 'MSFT', NULL); \
+             SELECT ts, sym, price FROM trades",
+        )
+        .await
+        .expect("script");
+    assert_eq!(
+        rows(&out),
+        vec![
+            vec![
+                Some("2026-11-20 09:00:00".into()),
+                Some("MSFT".into()),
+                None
+            ],
+            vec![
+                Some("2026-11-21 10:00:00".into()),
+                Some("AAPL".into()),
+                Some("101.5".into())
+            ],
+        ]
+    );
+    assert!(
+        out.iter()
+            .any(|m| matches!(m, SimpleQueryMessage::CommandComplete(2))),
+        "INSERT 0 2"
+    );
+    // Errors carry the SQLSTATE and the position; the connection goes on.
+    let e = client
+        .simple_query("SELECT * FROM nope")
+        .await
+        .expect_err("unknown table");
+    let db = e.as_db_error().expect("a server error");
+    assert_eq!(db.code().code(), "42P01");
+    assert!(db.message().contains("\"nope\""), "{}", db.message());
+    let e = client.simple_query("SELECT 1 +").await.expect_err("syntax");
+    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("42601"));
+    assert_eq!(
+        rows(
+            &client
+                .simple_query("SELECT count(*) FROM trades")
+                .await
+                .expect("alive")
+        ),
+        vec![vec![Some("2".into())]]
+    );
+    // A wrong password is refused.
+    let e = connect(&server, "wrong").await.expect_err("wrong password");
+    assert!(
+        e.as_db_error().is_some_and(|d| d.code().code() == "28P01"),
+        "{e:?}"
+    );
+
+    // psql, as users run it.
+    let out = std::process::Command::new("psql")
+        .args([
+            "-h",
+            "127.0.0.1",
+            "-p",
+            &server.port.to_string(),
+            "-U",
+            "admin",
+            "-d",
+            "tidemark",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-At",
+            "-c",
+        ])
+        .arg("SELECT sym FROM trades LATEST ON ts PARTITION BY sym ORDER BY sym")
+        .env("PGPASSWORD", "quest")
+        .output();
+    match out {
+        Ok(out) => {
+            assert!(
+                out.status.success(),
+                "psql: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+            assert_eq!(String::from_utf8_lossy(&out.stdout), "AAPL\nMSFT\n");
+        }
+        Err(e) => eprintln!("psql not available, skipped: {e}"),
+    }
+    drop(client);
+
+    // SIGTERM: a clean stop, exit 0; the data is there after a restart.
+    server.signal("TERM");
+    assert!(
+        server.wait(Duration::from_secs(10)).success(),
+        "clean exit on SIGTERM"
+    );
+    let server = Server::start(dir.path(), &[]);
+    let client = connect(&server, "quest").await.expect("reconnect");
+    client
+        .simple_query("INSERT INTO trades VALUES ('2026-11-22T00:00:00', 'X', 1)")
+        .await
+        .expect("insert");
+    drop(client);
+    // SIGKILL right after an acknowledged commit: it survives.
+    server.signal("KILL");
+    let _ = server.wait(Duration::from_secs(10));
+    let server = Server::start(dir.path(), &[]);
+    let client = connect(&server, "quest")
+        .await
+        .expect("reconnect after SIGKILL");
+    assert_eq!(
+        rows(
+            &client
+                .simple_query("SELECT count(*) FROM trades")
+                .await
+                .expect("count")
+        ),
+        vec![vec![Some("3".into())]]
+    );
+}
+
+#[tokio::test]
+async fn cleartext_auth_and_configuration_errors() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TIDEMARK_AUTH_METHOD", "cleartext"),
+            ("TIDEMARK_AUTH_PASSWORD", "s3cret"),
+        ],
+    );
+    let client = connect(&server, "s3cret").await.expect("cleartext login");
+    assert_eq!(
+        rows(&client.simple_query("SELECT 1 + 1").await.expect("query")),
+        vec![vec![Some("2".into())]]
+    );
+    assert!(
+        connect(&server, "quest").await.is_err(),
+        "the old password no longer works"
+    );
+    // A bad configuration value stops the server with a message naming the key.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["serve", "--root"])
+        .arg(dir.path().join("other"))
+        .env("TIDEMARK_STORAGE_COMMIT_MODE", "sometimes")
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("storage.commit_mode") && err.contains("sometimes"),
+        "{err}"
+    );
+    // A second server on the same root is refused, naming the holder.
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+        .args(["serve", "--root"])
+        .arg(dir.path())
+        .args(["--pg-listen", "127.0.0.1:0"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains(&server.child.id().to_string()), "{err}");
+}
