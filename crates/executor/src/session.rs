@@ -83,46 +83,41 @@ impl Session {
     /// Runs the statements in `sql` until one fails: the outputs of those that
     /// ran, and the error that stopped the rest (what the simple query protocol sends).
     pub async fn execute_script(&mut self, sql: &str) -> (Vec<Output>, Option<ExecError>) {
-        let statements = match tidemark_parser::parse(sql) {
-            Ok(s) => s,
+        let mut out = Vec::new();
+        let result = match tidemark_parser::parse(sql) {
+            Ok(statements) => {
+                let mut result = Ok(());
+                for s in statements {
+                    match self.execute_statement(s).await {
+                        Ok(o) => out.push(o),
+                        Err(e) => {
+                            result = Err(e);
+                            break;
+                        }
+                    }
+                }
+                result
+            }
+            Err(e) => Err(e.into()),
+        };
+        match result {
+            Ok(()) => (out, None),
             Err(e) => {
+                // An error inside a transaction aborts it until ROLLBACK.
                 if self.tx.is_some() {
                     self.failed = true;
                 }
-                return (Vec::new(), Some(e.into()));
-            }
-        };
-        let mut out = Vec::with_capacity(statements.len());
-        for s in statements {
-            match self.execute_statement(s).await {
-                Ok(o) => out.push(o),
-                Err(e) => {
-                    if self.tx.is_some() {
-                        self.failed = true;
-                    }
-                    return (out, Some(e));
-                }
+                (out, Some(e))
             }
         }
-        (out, None)
     }
 
     /// Runs every statement in `sql`, stopping at the first error.
     pub async fn execute(&mut self, sql: &str) -> Result<Vec<Output>> {
-        let statements = tidemark_parser::parse(sql)?;
-        let mut out = Vec::with_capacity(statements.len());
-        for s in statements {
-            match self.execute_statement(s).await {
-                Ok(o) => out.push(o),
-                Err(e) => {
-                    if self.tx.is_some() {
-                        self.failed = true;
-                    }
-                    return Err(e);
-                }
-            }
+        match self.execute_script(sql).await {
+            (_, Some(e)) => Err(e),
+            (out, None) => Ok(out),
         }
-        Ok(out)
     }
 
     async fn execute_statement(&mut self, s: Statement) -> Result<Output> {
