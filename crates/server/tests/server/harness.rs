@@ -13,10 +13,20 @@ pub(crate) struct Server {
     _log: mpsc::Receiver<String>,
 }
 
+/// `tidemark` with none of the caller's `TIDEMARK_*` variables (test knobs such
+/// as TIDEMARK_CRASH_TRIALS would otherwise be refused as unknown configuration).
+pub(crate) fn tidemark() -> Command {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+    for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TIDEMARK_")) {
+        cmd.env_remove(k);
+    }
+    cmd
+}
+
 impl Server {
     /// Starts `tidemark serve` on `root`, on a free loopback port, and waits until it serves.
     pub(crate) fn start(root: &Path, env: &[(&str, &str)]) -> Server {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+        let mut cmd = tidemark();
         cmd.args(["serve", "--root"])
             .arg(root)
             .args(["--pg-listen", "127.0.0.1:0"])

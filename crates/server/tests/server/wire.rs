@@ -171,7 +171,7 @@ async fn cleartext_auth_and_configuration_errors() {
         "the old password no longer works"
     );
     // A bad configuration value stops the server with a message naming the key.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+    let out = crate::harness::tidemark()
         .args(["serve", "--root"])
         .arg(dir.path().join("other"))
         .env("TIDEMARK_STORAGE_COMMIT_MODE", "sometimes")
@@ -184,7 +184,7 @@ async fn cleartext_auth_and_configuration_errors() {
         "{err}"
     );
     // A second server on the same root is refused, naming the holder.
-    let out = std::process::Command::new(env!("CARGO_BIN_EXE_tidemark"))
+    let out = crate::harness::tidemark()
         .args(["serve", "--root"])
         .arg(dir.path())
         .args(["--pg-listen", "127.0.0.1:0"])
