@@ -981,7 +981,10 @@ fn write_run(
         .timestamp_index()
         .ok_or_else(|| StorageError::InvalidState("merge without a timestamp".into()))?;
     // Rows of the head part up to (and including) the oldest new timestamp stay first.
-    let k = t.rows_at_or_before(head, rmin, st.verified)?;
+    let k = match rmin.checked_add(1) {
+        Some(bound) => t.rows_before(head, bound, st.verified)?,
+        None => head.rows,
+    };
     let keep_prefix = k > 0 && k >= st.split_min_rows;
     let from = if keep_prefix { k as usize } else { 0 };
     let mut merged = t.read_rows_raw(head, from..head.rows as usize, st.verified)?;

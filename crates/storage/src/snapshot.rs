@@ -16,7 +16,7 @@ use crate::error::{Result, StorageError};
 use crate::table::TableState;
 use crate::table::column::{ColumnChunk, VerifiedFiles};
 use crate::table::meta::TableMeta;
-use crate::table::txn::{ColumnExtent, PartitionMeta};
+use crate::table::txn::PartitionMeta;
 use crate::types::{ColumnType, PartitionBy};
 
 /// Commit numbers pinned by live snapshots (with counts).
@@ -247,18 +247,8 @@ impl TableReader {
     /// [`TableReader::partitions`]). Checks the files' checksums on first use.
     pub fn column_chunk(&self, partition: usize, column: &str) -> Result<ColumnChunk> {
         let p = self.partition(partition)?;
-        let c = self.column_meta(column)?;
-        let ext = p
-            .extent(c.id)
-            .copied()
-            .unwrap_or(ColumnExtent::empty(c.id, p.rows));
-        ColumnChunk::open(
-            &self.state.partition_dir(p),
-            c,
-            &ext,
-            p.rows,
-            &self.verified,
-        )
+        self.state
+            .column_chunk(p, self.column_meta(column)?, &self.verified)
     }
 
     /// Rows `rows` of a column of one partition, decoded. SYMBOL values come back as text.
@@ -329,28 +319,11 @@ impl TableReader {
         to: i64,
     ) -> Result<Range<usize>> {
         let p = self.partition(partition)?;
-        let Some(ts_name) = self.state.meta.timestamp_name() else {
+        if self.state.meta.timestamp_index().is_none() {
             return Ok(0..p.rows as usize);
-        };
-        let chunk = self.column_chunk(partition, ts_name)?;
-        let bytes = chunk.data.as_slice();
-        let at =
-            |i: usize| i64::from_le_bytes(bytes[i * 8..i * 8 + 8].try_into().unwrap_or([0; 8]));
-        let n = p.rows as usize;
-        let lower = |bound: i64| {
-            let (mut lo, mut hi) = (0usize, n);
-            while lo < hi {
-                let mid = (lo + hi) / 2;
-                if at(mid) < bound {
-                    lo = mid + 1
-                } else {
-                    hi = mid
-                }
-            }
-            lo
-        };
-        let a = lower(from);
-        let b = lower(to).max(a);
+        }
+        let a = self.state.rows_before(p, from, &self.verified)? as usize;
+        let b = (self.state.rows_before(p, to, &self.verified)? as usize).max(a);
         Ok(a..b)
     }
 

@@ -35,29 +35,47 @@ pub(crate) struct TableState {
 }
 
 impl TableState {
-    /// The number of leading rows of part `p` whose timestamp is at most `ts`
-    /// (binary search on the mapped, sorted timestamp column).
-    pub(crate) fn rows_at_or_before(
+    /// Column `c` of part `p`, mapped and checked. A column added after the part
+    /// was written has no extent there and reads as NULLs.
+    pub(crate) fn column_chunk(
         &self,
         p: &PartitionMeta,
-        ts: i64,
+        c: &meta::ColumnMeta,
+        verified: &VerifiedFiles,
+    ) -> Result<ColumnChunk> {
+        let ext = p
+            .extent(c.id)
+            .copied()
+            .unwrap_or(txn::ColumnExtent::empty(c.id, p.rows));
+        ColumnChunk::open(&self.partition_dir(p), c, &ext, p.rows, verified)
+    }
+
+    /// The number of leading rows of part `p` whose designated timestamp is below
+    /// `bound` (binary search on the mapped, sorted timestamp column); all rows
+    /// when the table has no designated timestamp.
+    pub(crate) fn rows_before(
+        &self,
+        p: &PartitionMeta,
+        bound: i64,
         verified: &VerifiedFiles,
     ) -> Result<u64> {
         let Some(i) = self.meta.timestamp_index() else {
             return Ok(p.rows);
         };
-        let c = &self.meta.columns[i];
-        let ext = p.extent(c.id).copied().ok_or_else(|| {
-            crate::error::StorageError::InvalidState("designated timestamp has no extent".into())
-        })?;
-        let chunk = ColumnChunk::open(&self.partition_dir(p), c, &ext, p.rows, verified)?;
+        let chunk = self.column_chunk(p, &self.meta.columns[i], verified)?;
+        if chunk.top != 0 {
+            return Err(crate::error::StorageError::InvalidState(format!(
+                "designated timestamp of table \"{}\" is missing rows in {}",
+                self.name, p.dir_name
+            )));
+        }
         let bytes = chunk.data.as_slice();
         let at =
             |r: usize| i64::from_le_bytes(bytes[r * 8..r * 8 + 8].try_into().unwrap_or([0; 8]));
         let (mut lo, mut hi) = (0usize, p.rows as usize);
         while lo < hi {
             let mid = (lo + hi) / 2;
-            if at(mid) <= ts {
+            if at(mid) < bound {
                 lo = mid + 1
             } else {
                 hi = mid
@@ -95,11 +113,8 @@ impl TableState {
             .columns
             .iter()
             .map(|c| {
-                let ext = p
-                    .extent(c.id)
-                    .copied()
-                    .unwrap_or(txn::ColumnExtent::empty(c.id, p.rows));
-                ColumnChunk::open(&dir, c, &ext, p.rows, verified)?.decode_raw(rows.clone(), &dir)
+                self.column_chunk(p, c, verified)?
+                    .decode_raw(rows.clone(), &dir)
             })
             .collect()
     }
