@@ -3,7 +3,6 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::{AlterTable, CreateTable, PartitionUnit};
-use tidemark_storage::types::{MICROS_PER_DAY, MICROS_PER_HOUR, days_from_civil};
 use tidemark_storage::{Batch, ColumnDef, ColumnType, PartitionSelector, Request, TableDef};
 
 use crate::convert::array_to_column;
@@ -254,49 +253,16 @@ pub(crate) async fn alter_table(
 }
 
 /// A timestamp inside the partition a name like `2026-11-21`, `2026-11`, `2026`,
-/// `2026-11-21T10` (or any full timestamp) names.
+/// `2026-11-21T10` (or any full timestamp) names: the start of that interval.
 pub(crate) fn partition_timestamp(name: &str) -> Result<i64> {
-    let bad = || {
-        ExecError::new(
+    let s = name.trim();
+    match tidemark_parser::interval_bounds(s) {
+        Ok((start, _)) if !s.contains(';') => Ok(start),
+        _ => Err(ExecError::new(
             sqlstate::INVALID_TEXT_REPRESENTATION,
             format!(
                 "invalid partition name \"{name}\": expected YYYY, YYYY-MM, YYYY-MM-DD or YYYY-MM-DDTHH"
             ),
-        )
-    };
-    let s = name.trim();
-    let (date, hour) = match s.split_once(['T', ' ']) {
-        Some((d, h)) => (d, Some(h)),
-        None => (s, None),
-    };
-    let mut parts = date.split('-');
-    let y: i64 = parts.next().and_then(|v| v.parse().ok()).ok_or_else(bad)?;
-    let m: u32 = match parts.next() {
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|m| (1..=12).contains(m))
-            .ok_or_else(bad)?,
-        None => 1,
-    };
-    let d: u32 = match parts.next() {
-        Some(v) => v
-            .parse()
-            .ok()
-            .filter(|d| (1..=31).contains(d))
-            .ok_or_else(bad)?,
-        None => 1,
-    };
-    if parts.next().is_some() {
-        return Err(bad());
+        )),
     }
-    let h: i64 = match hour {
-        Some(h) => h
-            .get(..2)
-            .and_then(|v| v.parse().ok())
-            .filter(|h| (0..24).contains(h))
-            .ok_or_else(bad)?,
-        None => 0,
-    };
-    Ok(days_from_civil(y, m, d) * MICROS_PER_DAY + h * MICROS_PER_HOUR)
 }

@@ -85,7 +85,7 @@ fn prefix(s: &str) -> Result<(i64, i64), String> {
     let mut parts = date.split('-');
     let y: i64 = parts
         .next()
-        .filter(|p| p.len() == 4)
+        .filter(|p| p.len() >= 4)
         .and_then(|p| p.parse().ok())
         .ok_or_else(bad)?;
     let m: Option<u32> = parts

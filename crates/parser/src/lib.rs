@@ -19,6 +19,12 @@ pub use datafusion_sql::sqlparser;
 pub use dialect::TidemarkDialect;
 pub use error::ParseError;
 pub use latest::LatestOn;
+
+/// The `[start, end)` microseconds an interval literal such as `'2026-11'` or
+/// `'2026-11-21T10:00;6h'` covers (what `ts IN '...'` means).
+pub fn interval_bounds(literal: &str) -> Result<(i64, i64), String> {
+    interval::parse(literal)
+}
 pub use sample::{Align, SampleBy, SampleUnit};
 pub use statement::{AlterTable, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement};
 
