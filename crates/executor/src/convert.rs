@@ -18,12 +18,23 @@ use tidemark_storage::{Column, ColumnChunk, ColumnType, Mapped, TableReader, Val
 use crate::error::{ExecError, Result, sqlstate};
 use crate::types::{arrow_type, pg_name};
 
-/// Rows `rows` of column `name` of part `part`, as an Arrow array.
+/// The dictionary of SYMBOL column `name` as the snapshot sees it (the values of
+/// the column's dictionary arrays; built once per scan, not per batch).
+pub(crate) fn symbol_values(reader: &TableReader, name: &str) -> Result<ArrayRef> {
+    let (dict, _) = reader.symbol_dictionary(name)?;
+    Ok(Arc::new(StringArray::from_iter_values(
+        dict.iter().map(|s| s.as_ref()),
+    )))
+}
+
+/// Rows `rows` of column `name` of part `part`, as an Arrow array. For a SYMBOL
+/// column, `dictionary` is its `symbol_values`.
 pub(crate) fn read_array(
     reader: &TableReader,
     part: usize,
     name: &str,
     rows: Range<usize>,
+    dictionary: Option<&ArrayRef>,
 ) -> Result<ArrayRef> {
     let chunk = reader.column_chunk(part, name)?;
     let t = chunk.column_type;
@@ -75,12 +86,11 @@ pub(crate) fn read_array(
                 keys_scalar,
                 Some(nulls).filter(|n| n.null_count() > 0),
             );
-            let (dict, _) = reader.symbol_dictionary(name)?;
-            let values = StringArray::from_iter_values(dict.iter().map(|s| s.as_ref()));
-            Arc::new(DictionaryArray::<Int32Type>::try_new(
-                keys,
-                Arc::new(values),
-            )?)
+            let values = match dictionary {
+                Some(d) => d.clone(),
+                None => symbol_values(reader, name)?,
+            };
+            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values)?)
         }
     })
 }

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use datafusion::arrow::array::ArrayRef;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -20,7 +21,7 @@ use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use tidemark_storage::{Snapshot, TableReader};
 
-use crate::convert::read_array;
+use crate::convert::{read_array, symbol_values};
 use crate::types::arrow_type;
 
 /// Rows per Arrow batch handed to DataFusion.
@@ -221,12 +222,29 @@ impl PartitionStream for PartScan {
             .collect();
         let (reader, schema, names) =
             (self.reader.clone(), self.schema.clone(), self.names.clone());
+        // SYMBOL dictionaries are the same for every batch of the scan: build them once.
+        let dictionaries: crate::error::Result<Vec<Option<ArrayRef>>> = self
+            .schema
+            .fields()
+            .iter()
+            .zip(&names)
+            .map(|(f, n)| match f.data_type() {
+                datafusion::arrow::datatypes::DataType::Dictionary(..) => {
+                    symbol_values(&reader, n).map(Some)
+                }
+                _ => Ok(None),
+            })
+            .collect();
         let batches = chunks
             .into_iter()
             .map(move |(part, rows)| -> DfResult<RecordBatch> {
+                let dictionaries = dictionaries.as_ref().map_err(|e| to_df(e.clone()))?;
                 let arrays = names
                     .iter()
-                    .map(|n| read_array(&reader, part, n, rows.clone()).map_err(to_df))
+                    .zip(dictionaries)
+                    .map(|(n, d)| {
+                        read_array(&reader, part, n, rows.clone(), d.as_ref()).map_err(to_df)
+                    })
                     .collect::<DfResult<Vec<_>>>()?;
                 if arrays.is_empty() {
                     let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
