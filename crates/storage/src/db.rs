@@ -572,7 +572,8 @@ impl Inner {
             }
         }
         if !failed.is_empty() {
-            self.garbage.restore(limit, failed);
+            // Deletion failed: try again next round.
+            self.garbage.add(limit, failed);
         }
         let trimmed = self.writer.lock().wal.trim(durable)?;
         if removed + trimmed > 0 {

@@ -37,11 +37,6 @@ impl Garbage {
         ready.into_iter().map(|(_, p)| p).collect()
     }
 
-    /// Puts items back (their deletion failed; try again next round).
-    pub(crate) fn restore(&self, seq: u64, paths: Vec<PathBuf>) {
-        self.add(seq, paths);
-    }
-
     pub(crate) fn pending(&self) -> Vec<PathBuf> {
         self.items.lock().iter().map(|(_, p)| p.clone()).collect()
     }
