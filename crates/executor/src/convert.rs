@@ -215,6 +215,14 @@ pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Re
         other => arrow_type(other),
     };
     let source = array.data_type();
+    if t == ColumnType::Binary
+        && matches!(
+            source,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+        )
+    {
+        return bytea_from_text(array, name);
+    }
     if t == ColumnType::Uuid
         && matches!(
             source,
@@ -343,6 +351,79 @@ pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Re
             )
         }
     };
+    Ok(Column::with_nulls(values, nulls))
+}
+
+/// PostgreSQL's bytea input: `\x` then hex digits, or the escape form where
+/// `\\` is a backslash and `\ooo` an octal byte; anything else is the text's bytes.
+fn bytea_from_text(array: &ArrayRef, name: &str) -> Result<Column> {
+    let strings = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+    let a = strings
+        .as_any()
+        .downcast_ref::<StringArray>()
+        .ok_or_else(|| {
+            ExecError::new(
+                sqlstate::INTERNAL_ERROR,
+                "cast produced an unexpected array",
+            )
+        })?;
+    let bad = |s: &str| {
+        ExecError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type bytea: \"{s}\" (column \"{name}\")"),
+        )
+    };
+    let mut values: Vec<Vec<u8>> = Vec::with_capacity(a.len());
+    let mut nulls = Vec::with_capacity(a.len());
+    for i in 0..a.len() {
+        nulls.push(a.is_null(i));
+        if a.is_null(i) {
+            values.push(Vec::new());
+            continue;
+        }
+        let s = a.value(i);
+        let bytes = if let Some(hex) = s.strip_prefix("\\x") {
+            let digits: Vec<u8> = hex.bytes().filter(|b| !b.is_ascii_whitespace()).collect();
+            if !digits.len().is_multiple_of(2) {
+                return Err(bad(s));
+            }
+            digits
+                .chunks(2)
+                .map(|p| {
+                    std::str::from_utf8(p)
+                        .ok()
+                        .and_then(|h| u8::from_str_radix(h, 16).ok())
+                })
+                .collect::<Option<Vec<u8>>>()
+                .ok_or_else(|| bad(s))?
+        } else {
+            let raw = s.as_bytes();
+            let mut out = Vec::with_capacity(raw.len());
+            let mut k = 0;
+            while k < raw.len() {
+                if raw[k] != b'\\' {
+                    out.push(raw[k]);
+                    k += 1;
+                } else if raw.get(k + 1) == Some(&b'\\') {
+                    out.push(b'\\');
+                    k += 2;
+                } else {
+                    let octal = raw
+                        .get(k + 1..k + 4)
+                        .filter(|d| d.iter().all(|c| (b'0'..=b'7').contains(c)));
+                    let v = octal
+                        .and_then(|d| std::str::from_utf8(d).ok())
+                        .and_then(|d| u8::from_str_radix(d, 8).ok())
+                        .ok_or_else(|| bad(s))?;
+                    out.push(v);
+                    k += 4;
+                }
+            }
+            out
+        };
+        values.push(bytes);
+    }
+    let values = Values::Binary(VarData::from_slices(values.iter().map(|v| v.as_slice())));
     Ok(Column::with_nulls(values, nulls))
 }
 

@@ -116,7 +116,7 @@ pub(crate) async fn delete(session: &mut Session, d: ast::Delete) -> Result<Outp
             batch: to_batch(&reader, &kept)?,
         });
     }
-    session.submit(requests)?;
+    session.submit(requests).await?;
     Ok(Output::command(format!("DELETE {deleted}")))
 }
 
@@ -218,6 +218,6 @@ pub(crate) async fn update(session: &mut Session, u: ast::Update) -> Result<Outp
             batch: to_batch(&reader, &batches)?,
         });
     }
-    session.submit(requests)?;
+    session.submit(requests).await?;
     Ok(Output::command(format!("UPDATE {updated}")))
 }

@@ -31,6 +31,15 @@ pub mod sqlstate {
     pub const DATA_CORRUPTED: &str = "XX001";
     pub const INTERNAL_ERROR: &str = "XX000";
     pub const OBJECT_NOT_IN_PREREQUISITE_STATE: &str = "55000";
+    pub const CANT_CHANGE_RUNTIME_PARAM: &str = "55P02";
+    pub const INSUFFICIENT_PRIVILEGE: &str = "42501";
+    pub const QUERY_CANCELED: &str = "57014";
+    pub const TOO_MANY_CONNECTIONS: &str = "53300";
+    pub const PROTOCOL_VIOLATION: &str = "08P01";
+    pub const INVALID_PASSWORD: &str = "28P01";
+    pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
+    pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
+    pub const CACHED_PLAN_CHANGED: &str = "0A000";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

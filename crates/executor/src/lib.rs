@@ -13,15 +13,19 @@
 //! (`tables()`, `table_partitions()`), `types`, `error` (SQLSTATE mapping).
 
 mod convert;
+pub mod copy;
 mod ddl;
 mod dml;
 pub mod error;
 mod fill;
 mod latest;
+pub mod params;
+pub mod pg_catalog;
 mod provider;
 mod rewrite;
 mod sample;
 mod session;
+mod settings;
 mod system;
 pub mod text;
 pub mod types;
@@ -29,4 +33,9 @@ mod values;
 
 pub use datafusion::arrow;
 pub use error::{ExecError, Result};
-pub use session::{Output, Session, TxStatus};
+pub use params::ParamValue;
+pub use session::{Output, Prepared, Session, TxStatus};
+
+/// The PostgreSQL version Tidemark reports (`server_version`, `version()`):
+/// drivers pick protocol features by it.
+pub const PG_SERVER_VERSION: &str = "15.0";

@@ -2,7 +2,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::SchemaRef;
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::execution::context::{SessionConfig, SessionContext};
@@ -12,13 +12,16 @@ use tidemark_parser::Statement;
 use tidemark_storage::{Batch, Database, Request, Transaction};
 
 use crate::convert::array_to_column;
+use crate::copy::{CopyFormat, CopyIn};
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
+use crate::params::{self, ParamValue};
 use crate::provider::{ScanStats, SnapshotSchema};
+use crate::settings::{self, Settings};
 use crate::system;
 
 /// The result of one statement.
-#[derive(Debug, Clone)]
+#[derive(Debug)]
 pub enum Output {
     /// A result set.
     Rows {
@@ -27,6 +30,15 @@ pub enum Output {
     },
     /// A command's completion tag, as PostgreSQL sends it (`INSERT 0 3`, `CREATE TABLE`, ...).
     Command { tag: String },
+    /// `COPY ... FROM STDIN` started: the client now sends the data, which goes
+    /// to [`CopyIn::feed`], and the copy ends with [`Session::finish_copy`].
+    CopyIn(Box<CopyIn>),
+    /// `COPY ... TO STDOUT`: the rows, one encoded line each.
+    CopyOut {
+        format: CopyFormat,
+        columns: usize,
+        lines: Vec<Vec<u8>>,
+    },
 }
 
 impl Output {
@@ -51,6 +63,44 @@ pub struct Session {
     tx: Option<Transaction>,
     failed: bool,
     scans: Arc<ScanStats>,
+    settings: Settings,
+    user: String,
+    read_only: bool,
+    /// Whether the statements being run refer to `pg_catalog` (see `pg_catalog`).
+    wants_catalog: bool,
+    /// This session's `pg_catalog`, made when first needed.
+    catalog: std::sync::OnceLock<crate::pg_catalog::SessionCatalog>,
+}
+
+/// A statement parsed once and executed any number of times with bound
+/// parameters (the extended query protocol's prepared statement).
+#[derive(Debug, Clone)]
+pub struct Prepared {
+    statement: Option<Statement>,
+    wants_catalog: bool,
+    /// Inferred parameter types (`None`: unknown, sent as TEXT).
+    pub param_types: Vec<Option<DataType>>,
+}
+
+impl Prepared {
+    /// An empty query string.
+    pub fn is_empty(&self) -> bool {
+        self.statement.is_none()
+    }
+
+    /// Whether executing it returns rows (and so Describe answers a row description).
+    pub fn returns_rows(&self) -> bool {
+        match &self.statement {
+            Some(Statement::Sample { .. } | Statement::Latest { .. }) => true,
+            Some(Statement::Standard(s)) => matches!(
+                s.as_ref(),
+                ast::Statement::Query(_)
+                    | ast::Statement::Explain { .. }
+                    | ast::Statement::ShowVariable { .. }
+            ),
+            _ => false,
+        }
+    }
 }
 
 impl Session {
@@ -60,7 +110,41 @@ impl Session {
             tx: None,
             failed: false,
             scans: Arc::new(ScanStats::default()),
+            settings: Settings::default(),
+            user: "admin".into(),
+            read_only: false,
+            wants_catalog: false,
+            catalog: std::sync::OnceLock::new(),
         }
+    }
+
+    /// A session for `user`; a read-only user may only query (42501 otherwise).
+    pub fn for_user(
+        db: Arc<Database>,
+        user: &str,
+        read_only: bool,
+        default_statement_timeout: std::time::Duration,
+    ) -> Self {
+        let mut s = Session::new(db);
+        s.user = user.to_string();
+        s.read_only = read_only;
+        s.settings = Settings::with_default_timeout(default_statement_timeout);
+        s
+    }
+
+    /// The statement timeout in force (SET statement_timeout), if any.
+    pub fn statement_timeout(&self) -> Option<std::time::Duration> {
+        self.settings.statement_timeout()
+    }
+
+    /// A session setting's current value (what SHOW prints).
+    pub fn setting(&self, name: &str) -> Result<String> {
+        self.settings.get(name)
+    }
+
+    /// Applies a startup-packet option (`options=-c statement_timeout=100`, ...).
+    pub fn set_startup_option(&mut self, name: &str, value: &str) -> Result<()> {
+        self.settings.set(name, value)
     }
 
     pub fn tx_status(&self) -> TxStatus {
@@ -84,7 +168,19 @@ impl Session {
     /// ran, and the error that stopped the rest (what the simple query protocol sends).
     pub async fn execute_script(&mut self, sql: &str) -> (Vec<Output>, Option<ExecError>) {
         let mut out = Vec::new();
-        let result = match tidemark_parser::parse(sql) {
+        self.wants_catalog = crate::pg_catalog::mentions_catalog(sql);
+        let parsed = match self
+            .wants_catalog
+            .then(|| crate::pg_catalog::parse_client_queries(sql))
+            .flatten()
+        {
+            Some(queries) => Ok(queries
+                .into_iter()
+                .map(|q| Statement::Standard(Box::new(q)))
+                .collect()),
+            None => tidemark_parser::parse(sql),
+        };
+        let result = match parsed {
             Ok(statements) => {
                 let mut result = Ok(());
                 for s in statements {
@@ -120,9 +216,214 @@ impl Session {
         }
     }
 
+    /// Parses one statement for the extended query protocol and infers the
+    /// types of its parameters.
+    pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
+        let wants_catalog = crate::pg_catalog::mentions_catalog(sql);
+        let mut statements = match wants_catalog
+            .then(|| crate::pg_catalog::parse_client_queries(sql))
+            .flatten()
+        {
+            Some(queries) => queries
+                .into_iter()
+                .map(|q| Statement::Standard(Box::new(q)))
+                .collect(),
+            None => tidemark_parser::parse(sql)?,
+        };
+        if statements.len() > 1 {
+            return Err(ExecError::new(
+                sqlstate::SYNTAX_ERROR,
+                "cannot insert multiple commands into a prepared statement",
+            ));
+        }
+        let Some(statement) = statements.pop() else {
+            return Ok(Prepared {
+                statement: None,
+                wants_catalog,
+                param_types: vec![],
+            });
+        };
+        self.wants_catalog = wants_catalog;
+        let param_types = self.infer_param_types(&statement).await;
+        Ok(Prepared {
+            statement: Some(statement),
+            wants_catalog,
+            param_types,
+        })
+    }
+
+    /// The columns a prepared statement returns (`None`: it returns no rows).
+    /// With `params`, the statement is described as bound; without, parameters
+    /// are NULL. Queries are planned, not run; SAMPLE BY and LATEST ON run.
+    pub async fn describe(
+        &mut self,
+        prepared: &Prepared,
+        params: Option<&[ParamValue]>,
+    ) -> Result<Option<SchemaRef>> {
+        if !prepared.returns_rows() {
+            return Ok(None);
+        }
+        let Some(mut statement) = prepared.statement.clone() else {
+            return Ok(None);
+        };
+        self.wants_catalog = prepared.wants_catalog;
+        match &mut statement {
+            Statement::Standard(s) if matches!(s.as_ref(), ast::Statement::ShowVariable { .. }) => {
+                let out = self.execute_statement(statement).await?;
+                Ok(match out {
+                    Output::Rows { schema, .. } => Some(schema),
+                    _ => None,
+                })
+            }
+            Statement::Standard(s) => {
+                if let Some(values) = params {
+                    params::bind(&mut statement, values)?;
+                    let Statement::Standard(s) = statement else {
+                        return Ok(None);
+                    };
+                    return Ok(Some(self.plan_schema(*s).await?));
+                }
+                Ok(Some(self.plan_schema(s.as_ref().clone()).await?))
+            }
+            _ => {
+                let nulls = vec![ParamValue::Null; params::count(&statement)];
+                params::bind(&mut statement, params.unwrap_or(&nulls))?;
+                Ok(match self.execute_statement(statement).await? {
+                    Output::Rows { schema, .. } => Some(schema),
+                    _ => None,
+                })
+            }
+        }
+    }
+
+    /// Runs a prepared statement with its parameters bound.
+    pub async fn execute_prepared(
+        &mut self,
+        prepared: &Prepared,
+        values: &[ParamValue],
+    ) -> Result<Output> {
+        let Some(mut statement) = prepared.statement.clone() else {
+            return Ok(Output::command(""));
+        };
+        self.wants_catalog = prepared.wants_catalog;
+        let result = match params::bind(&mut statement, values) {
+            Ok(()) => self.execute_statement(statement).await,
+            Err(e) => Err(e),
+        };
+        if result.is_err() && self.tx.is_some() {
+            self.failed = true;
+        }
+        result
+    }
+
+    /// Ends a COPY FROM STDIN: commits every row it carried (or adds them to
+    /// the open transaction). Returns the number of rows.
+    pub async fn finish_copy(&mut self, mut copy: CopyIn) -> Result<u64> {
+        let result = match copy.finish() {
+            Ok(()) => self
+                .submit(std::mem::take(&mut copy.requests))
+                .await
+                .map(|_| copy.row_count),
+            Err(e) => Err(e),
+        };
+        if result.is_err() && self.tx.is_some() {
+            self.failed = true;
+        }
+        result
+    }
+
+    async fn plan_schema(&self, s: ast::Statement) -> Result<SchemaRef> {
+        let s = self.adapt(s);
+        let ctx = self.context_with(None)?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(s)))
+            .await?;
+        Ok(Arc::new(plan.schema().as_arrow().clone()))
+    }
+
+    /// Rewrites client catalog queries for DataFusion (when they mention it).
+    fn adapt(&self, s: ast::Statement) -> ast::Statement {
+        let mut s = if self.wants_catalog {
+            crate::pg_catalog::rewrite(s)
+        } else {
+            s
+        };
+        crate::pg_catalog::call_session_functions(&mut s);
+        s
+    }
+
+    async fn infer_param_types(&self, statement: &Statement) -> Vec<Option<DataType>> {
+        let n = params::count(statement);
+        if n == 0 {
+            return vec![];
+        }
+        let mut found: std::collections::HashMap<usize, DataType> = Default::default();
+        // Queries: what DataFusion's planner infers.
+        if let Statement::Standard(s) = statement
+            && matches!(s.as_ref(), ast::Statement::Query(_))
+            && let Ok(ctx) = self.context_with(None)
+            && let Ok(plan) = ctx
+                .state()
+                .statement_to_plan(DfStatement::Statement(Box::new(
+                    self.adapt(s.as_ref().clone()),
+                )))
+                .await
+            && let Ok(types) = plan.get_parameter_types()
+        {
+            for (name, t) in types {
+                if let (Some(i), Some(t)) = (name.strip_prefix('$').and_then(|i| i.parse().ok()), t)
+                {
+                    found.insert(i, t);
+                }
+            }
+        }
+        // Everything else (and what the planner left open): the columns the
+        // parameters meet.
+        if found.len() < n
+            && let Ok(view) = self.view()
+        {
+            let mut columns = std::collections::HashMap::new();
+            let mut insert_targets = Vec::new();
+            for name in referenced_tables(statement) {
+                if let Some(t) = view.table(&name) {
+                    for c in &t.meta().columns {
+                        columns.insert(c.name.to_lowercase(), value_type(c.column_type));
+                    }
+                    if let Statement::Standard(s) = statement
+                        && let ast::Statement::Insert(i) = s.as_ref()
+                    {
+                        insert_targets = if i.columns.is_empty() {
+                            t.meta()
+                                .columns
+                                .iter()
+                                .map(|c| value_type(c.column_type))
+                                .collect()
+                        } else {
+                            i.columns
+                                .iter()
+                                .map(|c| {
+                                    let name = c.to_string();
+                                    t.meta()
+                                        .column_index(name.trim_matches('"'))
+                                        .map(|k| value_type(t.meta().columns[k].column_type))
+                                        .unwrap_or(DataType::Utf8)
+                                })
+                                .collect()
+                        };
+                    }
+                }
+            }
+            for (i, t) in params::infer_from_columns(statement, &columns, &insert_targets) {
+                found.entry(i).or_insert(t);
+            }
+        }
+        (1..=n).map(|i| found.remove(&i)).collect()
+    }
+
     async fn execute_statement(&mut self, s: Statement) -> Result<Output> {
         if let Some(end) = transaction_control(&s) {
-            return self.transaction_control(end);
+            return self.transaction_control(end).await;
         }
         if self.failed {
             return Err(ExecError::new(
@@ -130,10 +431,16 @@ impl Session {
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
+        if self.read_only && writes(&s) {
+            return Err(ExecError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                format!("permission denied: user \"{}\" is read-only", self.user),
+            ));
+        }
         match s {
             Statement::CreateTable(c) => {
                 let (requests, tag) = ddl::create_table(self, *c).await?;
-                self.submit(requests)?;
+                self.submit(requests).await?;
                 Ok(Output::command(tag))
             }
             Statement::DropTable { names, if_exists } => {
@@ -142,7 +449,8 @@ impl Session {
                         .into_iter()
                         .map(|name| Request::DropTable { name, if_exists })
                         .collect(),
-                )?;
+                )
+                .await?;
                 Ok(Output::command("DROP TABLE"))
             }
             Statement::Truncate { names } => {
@@ -151,16 +459,17 @@ impl Session {
                         .into_iter()
                         .map(|table| Request::Truncate { table })
                         .collect(),
-                )?;
+                )
+                .await?;
                 Ok(Output::command("TRUNCATE TABLE"))
             }
             Statement::RenameTable { from, to } => {
-                self.submit(vec![Request::RenameTable { from, to }])?;
+                self.submit(vec![Request::RenameTable { from, to }]).await?;
                 Ok(Output::command("RENAME TABLE"))
             }
             Statement::AlterTable { table, op } => {
                 let requests = ddl::alter_table(self, table, *op).await?;
-                self.submit(requests)?;
+                self.submit(requests).await?;
                 Ok(Output::command("ALTER TABLE"))
             }
             Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
@@ -169,12 +478,203 @@ impl Session {
                 ast::Statement::Insert(insert) => self.insert(insert).await,
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,
                 ast::Statement::Delete(d) => crate::dml::delete(self, d).await,
+                ast::Statement::Set(set) => self.set(set),
+                ast::Statement::ShowVariable { variable } => self.show(&variable),
+                ast::Statement::Reset(r) => {
+                    match r.reset {
+                        ast::Reset::ALL => self.settings.reset(None)?,
+                        ast::Reset::ConfigurationParameter(p) => {
+                            self.settings.reset(Some(&p.to_string()))?
+                        }
+                    }
+                    Ok(Output::command("RESET"))
+                }
+                ast::Statement::Copy {
+                    source,
+                    to,
+                    target,
+                    options,
+                    legacy_options,
+                    ..
+                } => {
+                    self.copy(source, to, target, &options, &legacy_options)
+                        .await
+                }
                 other => self.query(other).await,
             },
         }
     }
 
-    fn transaction_control(&mut self, s: TxControl) -> Result<Output> {
+    fn set(&mut self, set: ast::Set) -> Result<Output> {
+        match set {
+            ast::Set::SingleAssignment {
+                variable, values, ..
+            } => {
+                let name = variable.to_string();
+                match settings::value_text(&values) {
+                    Some(v) => self.settings.set(&name, &v)?,
+                    None => self.settings.reset(Some(&name))?,
+                }
+            }
+            ast::Set::SetTimeZone { value, .. } => {
+                let v = settings::value_text(std::slice::from_ref(&value));
+                match v {
+                    Some(v) => self.settings.set("timezone", &v)?,
+                    None => self.settings.reset(Some("timezone"))?,
+                }
+            }
+            ast::Set::SetNames { charset_name, .. } => {
+                self.settings.set("client_encoding", &charset_name.value)?
+            }
+            // Every transaction is read committed and serializable at once
+            // (one writer lock, snapshots): isolation settings change nothing.
+            ast::Set::SetTransaction { .. } => {}
+            other => {
+                return Err(ExecError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!("{other} is not supported"),
+                ));
+            }
+        }
+        Ok(Output::command("SET"))
+    }
+
+    fn show(&self, variable: &[ast::Ident]) -> Result<Output> {
+        use datafusion::arrow::array::StringArray;
+        use datafusion::arrow::datatypes::{Field, Schema};
+        let name = variable
+            .iter()
+            .map(|i| i.value.as_str())
+            .collect::<Vec<_>>()
+            .join(" ");
+        let (schema, columns): (Schema, Vec<datafusion::arrow::array::ArrayRef>) =
+            if name.eq_ignore_ascii_case("all") {
+                let all = self.settings.all();
+                (
+                    Schema::new(vec![
+                        Field::new("name", DataType::Utf8, false),
+                        Field::new("setting", DataType::Utf8, false),
+                    ]),
+                    vec![
+                        Arc::new(StringArray::from_iter_values(all.iter().map(|(n, _)| n))),
+                        Arc::new(StringArray::from_iter_values(all.iter().map(|(_, v)| v))),
+                    ],
+                )
+            } else {
+                let name = if name.eq_ignore_ascii_case("time zone") {
+                    "timezone".to_string()
+                } else {
+                    name
+                };
+                let value = self.settings.get(&name)?;
+                (
+                    Schema::new(vec![Field::new(
+                        Settings::column_name(&name),
+                        DataType::Utf8,
+                        false,
+                    )]),
+                    vec![Arc::new(StringArray::from(vec![value]))],
+                )
+            };
+        let schema = Arc::new(schema);
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Output::Rows {
+            schema,
+            batches: vec![batch],
+        })
+    }
+
+    async fn copy(
+        &mut self,
+        source: ast::CopySource,
+        to: bool,
+        target: ast::CopyTarget,
+        options: &[ast::CopyOption],
+        legacy: &[ast::CopyLegacyOption],
+    ) -> Result<Output> {
+        let format = CopyFormat::from_options(options, legacy)?;
+        match (to, target) {
+            (false, ast::CopyTarget::Stdin) => {
+                let ast::CopySource::Table {
+                    table_name,
+                    columns,
+                } = source
+                else {
+                    return Err(ExecError::new(
+                        sqlstate::SYNTAX_ERROR,
+                        "COPY FROM needs a table, not a query",
+                    ));
+                };
+                let name = ddl::object_name(&table_name)?;
+                let reader = self.table(&name)?;
+                let meta = reader.meta().clone();
+                let targets = if columns.is_empty() {
+                    (0..meta.columns.len()).collect()
+                } else {
+                    columns
+                        .iter()
+                        .map(|c| {
+                            meta.column_index(&c.value).ok_or_else(|| {
+                                ExecError::new(
+                                    sqlstate::UNDEFINED_COLUMN,
+                                    format!(
+                                        "column \"{}\" of relation \"{}\" does not exist",
+                                        c.value,
+                                        reader.name()
+                                    ),
+                                )
+                            })
+                        })
+                        .collect::<Result<Vec<_>>>()?
+                };
+                Ok(Output::CopyIn(Box::new(CopyIn::new(
+                    reader.name().to_string(),
+                    meta,
+                    targets,
+                    format,
+                ))))
+            }
+            (true, ast::CopyTarget::Stdout) => {
+                let query = match source {
+                    ast::CopySource::Query(q) => q,
+                    ast::CopySource::Table {
+                        table_name,
+                        columns,
+                    } => {
+                        let cols = if columns.is_empty() {
+                            "*".to_string()
+                        } else {
+                            columns
+                                .iter()
+                                .map(|c| crate::rewrite::quote_ident(&c.value))
+                                .collect::<Vec<_>>()
+                                .join(", ")
+                        };
+                        let name = ddl::object_name(&table_name)?;
+                        self.table(&name)?;
+                        crate::rewrite::parse_query(&format!(
+                            "SELECT {cols} FROM {}",
+                            crate::rewrite::quote_ident(&name)
+                        ))?
+                    }
+                };
+                let (schema, batches) = self.run_query(ast::Statement::Query(query)).await?;
+                let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
+                let lines = crate::copy::encode_rows(&format, &batches, Some(&names))?;
+                Ok(Output::CopyOut {
+                    format,
+                    columns: names.len(),
+                    lines,
+                })
+            }
+            (false, _) | (true, _) => Err(ExecError::new(
+                sqlstate::INSUFFICIENT_PRIVILEGE,
+                "COPY to or from a file or program is not allowed: use COPY FROM STDIN / TO STDOUT (psql \\copy)",
+            )),
+        }
+    }
+
+    async fn transaction_control(&mut self, s: TxControl) -> Result<Output> {
         match s {
             TxControl::Begin => {
                 if self.tx.is_none() {
@@ -189,7 +689,8 @@ impl Session {
                 match tx {
                     Some(_) if failed => Ok(Output::command("ROLLBACK")),
                     Some(tx) => {
-                        self.db.commit(tx)?;
+                        let db = self.db.clone();
+                        run_blocking(move || db.commit(tx)).await?;
                         Ok(Output::command("COMMIT"))
                     }
                     None => Ok(Output::command("COMMIT")),
@@ -203,14 +704,20 @@ impl Session {
         }
     }
 
-    /// Commits `requests` now, or adds them to the open transaction.
-    pub(crate) fn submit(&mut self, requests: Vec<Request>) -> Result<u64> {
+    /// Commits `requests` now, or adds them to the open transaction. The
+    /// commit (which waits for its WAL fsync) runs off the async workers.
+    pub(crate) async fn submit(&mut self, requests: Vec<Request>) -> Result<u64> {
         match &mut self.tx {
             Some(tx) => {
                 tx.requests.extend(requests);
                 Ok(0)
             }
-            None => Ok(self.db.commit(Transaction { requests })?.rows_written),
+            None => {
+                let db = self.db.clone();
+                Ok(run_blocking(move || db.commit(Transaction { requests }))
+                    .await?
+                    .rows_written)
+            }
         }
     }
 
@@ -272,6 +779,15 @@ impl Session {
             .map_err(ExecError::from)?;
         ctx.register_catalog("tidemark", Arc::new(catalog));
         system::register(&ctx, snapshot);
+        if self.wants_catalog {
+            if self.catalog.get().is_none() {
+                let _ = self.catalog.set(crate::pg_catalog::SessionCatalog::new()?);
+            }
+            if let Some(c) = self.catalog.get() {
+                crate::pg_catalog::install(&ctx, c)?;
+            }
+        }
+        crate::pg_catalog::register_session_functions(&ctx, &self.user);
         Ok(ctx)
     }
 
@@ -301,6 +817,7 @@ impl Session {
             None => None,
         };
         let ctx = self.context_with(extra)?;
+        let s = self.adapt(s);
         let plan = ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(s)))
@@ -313,9 +830,7 @@ impl Session {
 
     async fn query(&self, s: ast::Statement) -> Result<Output> {
         match &s {
-            ast::Statement::Query(_)
-            | ast::Statement::Explain { .. }
-            | ast::Statement::ShowVariable { .. } => {}
+            ast::Statement::Query(_) | ast::Statement::Explain { .. } => {}
             _ => {
                 return Err(ExecError::new(
                     sqlstate::FEATURE_NOT_SUPPORTED,
@@ -430,7 +945,7 @@ impl Session {
                 batch,
             });
         }
-        self.submit(requests)?;
+        self.submit(requests).await?;
         Ok(Output::command(format!("INSERT 0 {rows}")))
     }
 }
@@ -451,6 +966,67 @@ fn transaction_control(s: &Statement) -> Option<TxControl> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// Runs blocking storage work (a commit waits for its fsync) on the blocking pool.
+async fn run_blocking<T: Send + 'static>(
+    f: impl FnOnce() -> tidemark_storage::Result<T> + Send + 'static,
+) -> Result<T> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ExecError::new(sqlstate::INTERNAL_ERROR, format!("commit task failed: {e}")))?
+        .map_err(ExecError::from)
+}
+
+/// Whether a statement changes data or schema (refused to read-only users).
+fn writes(s: &Statement) -> bool {
+    match s {
+        Statement::Sample { .. } | Statement::Latest { .. } => false,
+        Statement::Standard(s) => !matches!(
+            s.as_ref(),
+            ast::Statement::Query(_)
+                | ast::Statement::Explain { .. }
+                | ast::Statement::ShowVariable { .. }
+                | ast::Statement::Set(_)
+                | ast::Statement::Reset(_)
+                | ast::Statement::Copy { to: true, .. }
+        ),
+        _ => true,
+    }
+}
+
+/// The tables a statement names (for parameter type inference).
+fn referenced_tables(s: &Statement) -> Vec<String> {
+    let mut names = Vec::new();
+    let mut add = |n: &ast::ObjectName| {
+        if let Ok(name) = ddl::object_name(n) {
+            names.push(name);
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    };
+    match s {
+        Statement::Standard(s) => {
+            if let ast::Statement::Insert(i) = s.as_ref()
+                && let ast::TableObject::TableName(n) = &i.table
+            {
+                let _ = add(n);
+            }
+            let _ = ast::visit_relations(s.as_ref(), &mut add);
+        }
+        Statement::Sample { query, .. } | Statement::Latest { query, .. } => {
+            let _ = ast::visit_relations(query.as_ref(), &mut add);
+        }
+        _ => {}
+    }
+    names
+}
+
+/// The Arrow type of a column's values as clients bind them (SYMBOL is text).
+fn value_type(t: tidemark_storage::ColumnType) -> DataType {
+    match t {
+        tidemark_storage::ColumnType::Symbol => DataType::Utf8,
+        other => crate::types::arrow_type(other),
     }
 }
 

@@ -71,25 +71,15 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
                 .downcast_ref::<Date32Array>()
                 .map(|a| a.value(row))
                 .unwrap_or_default();
-            let (y, m, dd) = civil_from_days(d as i64);
-            format!("{y:04}-{m:02}-{dd:02}")
+            date(d as i64)
         }
-        DataType::FixedSizeBinary(16) => {
-            let b = array
+        DataType::FixedSizeBinary(16) => uuid(
+            array
                 .as_any()
                 .downcast_ref::<FixedSizeBinaryArray>()
-                .map(|a| a.value(row).to_vec())
-                .unwrap_or_default();
-            let h: String = b.iter().map(|x| format!("{x:02x}")).collect();
-            format!(
-                "{}-{}-{}-{}-{}",
-                &h[..8],
-                &h[8..12],
-                &h[12..16],
-                &h[16..20],
-                &h[20..]
-            )
-        }
+                .map(|a| a.value(row))
+                .unwrap_or_default(),
+        ),
         DataType::Binary => {
             let b = array
                 .as_any()
@@ -127,8 +117,30 @@ fn float(v: f64, single: bool) -> String {
     }
 }
 
+/// `YYYY-MM-DD`.
+pub(crate) fn date(days: i64) -> String {
+    let (y, m, d) = civil_from_days(days);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+/// The 8-4-4-4-12 hex form of a UUID.
+pub(crate) fn uuid(bytes: &[u8]) -> String {
+    let h: String = bytes.iter().map(|x| format!("{x:02x}")).collect();
+    if h.len() != 32 {
+        return h;
+    }
+    format!(
+        "{}-{}-{}-{}-{}",
+        &h[..8],
+        &h[8..12],
+        &h[12..16],
+        &h[16..20],
+        &h[20..]
+    )
+}
+
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction trimmed.
-fn timestamp(us: i64) -> String {
+pub(crate) fn timestamp(us: i64) -> String {
     let days = us.div_euclid(MICROS_PER_DAY);
     let rem = us.rem_euclid(MICROS_PER_DAY);
     let (y, m, d) = civil_from_days(days);

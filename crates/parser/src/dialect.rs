@@ -1,9 +1,13 @@
 //! The SQL dialect: PostgreSQL's, except that `SAMPLE` and `LATEST` never start
 //! a table alias, so that `FROM t SAMPLE BY 1h` leaves Tidemark's clauses to us.
+//!
+//! Everything else is forwarded to sqlparser's PostgreSQL dialect, and the
+//! dialect reports itself as PostgreSQL, so that the parser's PostgreSQL-only
+//! syntax (`OPERATOR(pg_catalog.~)` in psql's `\d`, `::` casts, ...) applies.
 
-use datafusion_sql::sqlparser::dialect::{Dialect, PostgreSqlDialect};
+use datafusion_sql::sqlparser::dialect::{Dialect, PostgreSqlDialect, Precedence};
 use datafusion_sql::sqlparser::keywords::Keyword;
-use datafusion_sql::sqlparser::parser::Parser;
+use datafusion_sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_sql::sqlparser::tokenizer::Token;
 
 #[derive(Debug, Default)]
@@ -12,6 +16,108 @@ pub struct TidemarkDialect {
 }
 
 impl Dialect for TidemarkDialect {
+    fn dialect(&self) -> std::any::TypeId {
+        std::any::TypeId::of::<PostgreSqlDialect>()
+    }
+    fn identifier_quote_style(&self, identifier: &str) -> Option<char> {
+        self.pg.identifier_quote_style(identifier)
+    }
+    fn supports_unicode_string_literal(&self) -> bool {
+        self.pg.supports_unicode_string_literal()
+    }
+    fn is_reserved_for_identifier(&self, kw: Keyword) -> bool {
+        self.pg.is_reserved_for_identifier(kw)
+    }
+    fn is_custom_operator_part(&self, ch: char) -> bool {
+        self.pg.is_custom_operator_part(ch)
+    }
+    fn get_next_precedence(&self, parser: &Parser) -> Option<Result<u8, ParserError>> {
+        self.pg.get_next_precedence(parser)
+    }
+    fn prec_value(&self, prec: Precedence) -> u8 {
+        self.pg.prec_value(prec)
+    }
+    fn allow_extract_custom(&self) -> bool {
+        self.pg.allow_extract_custom()
+    }
+    fn allow_extract_single_quotes(&self) -> bool {
+        self.pg.allow_extract_single_quotes()
+    }
+    fn supports_create_index_with_clause(&self) -> bool {
+        self.pg.supports_create_index_with_clause()
+    }
+    fn supports_explain_with_utility_options(&self) -> bool {
+        self.pg.supports_explain_with_utility_options()
+    }
+    fn supports_listen_notify(&self) -> bool {
+        self.pg.supports_listen_notify()
+    }
+    fn supports_factorial_operator(&self) -> bool {
+        self.pg.supports_factorial_operator()
+    }
+    fn supports_bitwise_shift_operators(&self) -> bool {
+        self.pg.supports_bitwise_shift_operators()
+    }
+    fn supports_comment_on(&self) -> bool {
+        self.pg.supports_comment_on()
+    }
+    fn supports_load_extension(&self) -> bool {
+        self.pg.supports_load_extension()
+    }
+    fn supports_named_fn_args_with_colon_operator(&self) -> bool {
+        self.pg.supports_named_fn_args_with_colon_operator()
+    }
+    fn supports_named_fn_args_with_expr_name(&self) -> bool {
+        self.pg.supports_named_fn_args_with_expr_name()
+    }
+    fn supports_empty_projections(&self) -> bool {
+        self.pg.supports_empty_projections()
+    }
+    fn supports_nested_comments(&self) -> bool {
+        self.pg.supports_nested_comments()
+    }
+    fn supports_string_escape_constant(&self) -> bool {
+        self.pg.supports_string_escape_constant()
+    }
+    fn supports_numeric_literal_underscores(&self) -> bool {
+        self.pg.supports_numeric_literal_underscores()
+    }
+    fn supports_array_typedef_with_brackets(&self) -> bool {
+        self.pg.supports_array_typedef_with_brackets()
+    }
+    fn supports_geometric_types(&self) -> bool {
+        self.pg.supports_geometric_types()
+    }
+    fn supports_set_names(&self) -> bool {
+        self.pg.supports_set_names()
+    }
+    fn supports_alter_column_type_using(&self) -> bool {
+        self.pg.supports_alter_column_type_using()
+    }
+    fn supports_notnull_operator(&self) -> bool {
+        self.pg.supports_notnull_operator()
+    }
+    fn supports_interval_options(&self) -> bool {
+        self.pg.supports_interval_options()
+    }
+    fn supports_insert_table_alias(&self) -> bool {
+        self.pg.supports_insert_table_alias()
+    }
+    fn supports_create_table_like_parenthesized(&self) -> bool {
+        self.pg.supports_create_table_like_parenthesized()
+    }
+    fn supports_select_wildcard_with_alias(&self) -> bool {
+        self.pg.supports_select_wildcard_with_alias()
+    }
+    fn supports_comma_separated_trim(&self) -> bool {
+        self.pg.supports_comma_separated_trim()
+    }
+    fn supports_xml_expressions(&self) -> bool {
+        self.pg.supports_xml_expressions()
+    }
+    fn supports_comment_optimizer_hint(&self) -> bool {
+        self.pg.supports_comment_optimizer_hint()
+    }
     fn is_identifier_start(&self, ch: char) -> bool {
         self.pg.is_identifier_start(ch)
     }

@@ -22,6 +22,9 @@ pub(crate) enum ConfigError {
 pub(crate) struct ServerSection {
     pub(crate) root: PathBuf,
     pub(crate) pg_listen: String,
+    pub(crate) http_listen: String,
+    pub(crate) max_connections: usize,
+    pub(crate) statement_timeout_ms: u64,
 }
 
 impl Default for ServerSection {
@@ -29,6 +32,9 @@ impl Default for ServerSection {
         ServerSection {
             root: PathBuf::from("./data"),
             pg_listen: "127.0.0.1:8812".into(),
+            http_listen: "127.0.0.1:9003".into(),
+            max_connections: 100,
+            statement_timeout_ms: 0,
         }
     }
 }
@@ -57,6 +63,8 @@ pub(crate) struct AuthSection {
     pub(crate) method: String,
     pub(crate) user: String,
     pub(crate) password: String,
+    pub(crate) readonly_user: String,
+    pub(crate) readonly_password: String,
 }
 
 impl Default for AuthSection {
@@ -65,8 +73,19 @@ impl Default for AuthSection {
             method: "scram-sha-256".into(),
             user: "admin".into(),
             password: "quest".into(),
+            readonly_user: String::new(),
+            readonly_password: String::new(),
         }
     }
+}
+
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct TlsSection {
+    pub(crate) enabled: bool,
+    pub(crate) cert_file: PathBuf,
+    pub(crate) key_file: PathBuf,
+    pub(crate) required: bool,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -89,10 +108,11 @@ pub(crate) struct Config {
     pub(crate) server: ServerSection,
     pub(crate) storage: StorageSection,
     pub(crate) auth: AuthSection,
+    pub(crate) tls: TlsSection,
     pub(crate) log: LogSection,
 }
 
-const SECTIONS: [&str; 4] = ["server", "storage", "auth", "log"];
+const SECTIONS: [&str; 5] = ["server", "storage", "auth", "tls", "log"];
 
 impl Config {
     /// Loads `file` (if given, or `conf/server.toml` when it exists) and applies
@@ -153,22 +173,48 @@ impl Config {
             .commit_mode
             .parse::<tidemark_storage::CommitMode>()
             .map_err(|e| ConfigError::Invalid(format!("storage.commit_mode: {e}")))?;
-        if !["scram-sha-256", "cleartext"].contains(&self.auth.method.as_str()) {
+        if !["scram-sha-256", "md5", "cleartext"].contains(&self.auth.method.as_str()) {
             return Err(ConfigError::Invalid(format!(
-                "auth.method: \"{}\" is not supported: expected scram-sha-256 or cleartext",
+                "auth.method: \"{}\" is not supported: expected scram-sha-256, md5 or cleartext",
                 self.auth.method
             )));
         }
-        if self
-            .server
-            .pg_listen
-            .parse::<std::net::SocketAddr>()
-            .is_err()
+        for (key, value, example) in [
+            ("server.pg_listen", &self.server.pg_listen, "127.0.0.1:8812"),
+            (
+                "server.http_listen",
+                &self.server.http_listen,
+                "127.0.0.1:9003",
+            ),
+        ] {
+            if value.parse::<std::net::SocketAddr>().is_err() {
+                return Err(ConfigError::Invalid(format!(
+                    "{key}: \"{value}\" is not an address: expected HOST:PORT, e.g. {example}"
+                )));
+            }
+        }
+        if self.server.max_connections == 0 {
+            return Err(ConfigError::Invalid(
+                "server.max_connections must be at least 1".into(),
+            ));
+        }
+        if self.auth.user.is_empty() {
+            return Err(ConfigError::Invalid("auth.user must not be empty".into()));
+        }
+        if !self.auth.readonly_user.is_empty()
+            && (self.auth.readonly_user == self.auth.user || self.auth.readonly_password.is_empty())
         {
-            return Err(ConfigError::Invalid(format!(
-                "server.pg_listen: \"{}\" is not an address: expected HOST:PORT, e.g. 127.0.0.1:8812",
-                self.server.pg_listen
-            )));
+            return Err(ConfigError::Invalid(
+                "auth.readonly_user needs its own name and auth.readonly_password".into(),
+            ));
+        }
+        if (self.tls.enabled || self.tls.required)
+            && (self.tls.cert_file.as_os_str().is_empty()
+                || self.tls.key_file.as_os_str().is_empty())
+        {
+            return Err(ConfigError::Invalid(
+                "tls.enabled and tls.required need tls.cert_file and tls.key_file".into(),
+            ));
         }
         if self.storage.wal_segment_mb == 0 || self.storage.housekeeping_interval_ms == 0 {
             return Err(ConfigError::Invalid(

@@ -1,11 +1,15 @@
 //! `tidemark`: the Tidemark database server.
 //!
-//! Boot: configuration -> root lock and recovery (storage) -> serve the
-//! PostgreSQL protocol. SIGTERM/SIGINT stop accepting, give running statements a
-//! bounded time to finish, make everything durable, release the root, exit 0.
+//! Boot: configuration -> HTTP (`/health` says 503 until serving) -> root lock
+//! and recovery (storage) -> serve the PostgreSQL protocol. SIGTERM/SIGINT stop
+//! accepting, give running statements a bounded time to finish, make
+//! everything durable, release the root, exit 0.
 
 mod config;
+mod http;
+mod metrics;
 mod pg;
+mod tls;
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -38,6 +42,9 @@ enum Command {
         /// Address for the PostgreSQL protocol (overrides server.pg_listen).
         #[arg(long)]
         pg_listen: Option<String>,
+        /// Address for HTTP /health and /metrics (overrides server.http_listen).
+        #[arg(long)]
+        http_listen: Option<String>,
     },
 }
 
@@ -47,6 +54,7 @@ fn main() -> std::process::ExitCode {
         config,
         root,
         pg_listen,
+        http_listen,
     } = cli.command;
     let mut config = match config::Config::load(config.as_deref(), std::env::vars()) {
         Ok(c) => c,
@@ -60,6 +68,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(l) = pg_listen {
         config.server.pg_listen = l;
+    }
+    if let Some(l) = http_listen {
+        config.server.http_listen = l;
     }
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
@@ -90,6 +101,25 @@ fn main() -> std::process::ExitCode {
 
 async fn serve(config: config::Config) -> Result<(), String> {
     let started = Instant::now();
+    let status = Arc::new(http::Status::default());
+    // HTTP first, so that /health answers 503 while the root is recovered.
+    let http_listener = tokio::net::TcpListener::bind(&config.server.http_listen)
+        .await
+        .map_err(|e| {
+            format!(
+                "cannot listen on {} (server.http_listen): {e}",
+                config.server.http_listen
+            )
+        })?;
+    let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
+    tracing::info!(addr = %http_addr, "serving HTTP (/health, /metrics)");
+    let http_task = tokio::spawn(http::serve(http_listener, status.clone()));
+    let tls = if config.tls.enabled || config.tls.required {
+        Some(tls::acceptor(&config.tls.cert_file, &config.tls.key_file)?)
+    } else {
+        None
+    };
+
     let options = StorageOptions {
         commit_mode: config.storage.commit_mode.parse().map_err(|e: String| e)?,
         wal_segment_bytes: config.storage.wal_segment_mb << 20,
@@ -97,6 +127,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
         ..Default::default()
     };
     let root = config.server.root.clone();
+    tracing::info!(root = %root.display(), "opening the root: lock, recovery");
     let db = tokio::task::spawn_blocking(move || Database::open(&root, options))
         .await
         .map_err(|e| e.to_string())?
@@ -106,25 +137,40 @@ async fn serve(config: config::Config) -> Result<(), String> {
         root = %db.root().display(),
         tables = report.tables,
         replayed_commits = report.replayed_commits,
+        cut_bytes = report.cut_bytes,
+        removed_paths = report.removed_paths,
         elapsed_ms = report.elapsed.as_millis() as u64,
         "recovery done"
     );
     let db = Arc::new(db);
+    let _ = status.db.set(db.clone());
     let listener = tokio::net::TcpListener::bind(&config.server.pg_listen)
         .await
-        .map_err(|e| format!("cannot listen on {}: {e}", config.server.pg_listen))?;
+        .map_err(|e| {
+            format!(
+                "cannot listen on {} (server.pg_listen): {e}",
+                config.server.pg_listen
+            )
+        })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
     if !addr.ip().is_loopback() && config.auth.password == "quest" {
         tracing::warn!(
             "listening on {addr} with the default password: set auth.password (TIDEMARK_AUTH_PASSWORD)"
         );
     }
-    let handlers = Arc::new(pg::Handlers {
+    let shared = Arc::new(pg::Shared {
         db: db.clone(),
         users: Arc::new(pg::Users::new(&config.auth)),
-        scram: config.auth.method == "scram-sha-256",
+        auth_method: config.auth.method.clone(),
+        max_connections: config.server.max_connections,
+        statement_timeout: Duration::from_millis(config.server.statement_timeout_ms),
+        tls_required: config.tls.required,
+        metrics: status.metrics.clone(),
+        manager: Arc::new(pgwire::api::ConnectionManager::new()),
+        open: std::sync::atomic::AtomicUsize::new(0),
     });
-    tracing::info!(%addr, boot_ms = started.elapsed().as_millis() as u64, "serving the PostgreSQL protocol");
+    status.set_phase(http::Phase::Serving);
+    tracing::info!(%addr, tls = tls.is_some(), boot_ms = started.elapsed().as_millis() as u64, "serving the PostgreSQL protocol");
     let mut connections = tokio::task::JoinSet::new();
     let shutdown = shutdown_signal();
     tokio::pin!(shutdown);
@@ -133,18 +179,32 @@ async fn serve(config: config::Config) -> Result<(), String> {
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((socket, peer)) => {
-                    let handlers = handlers.clone();
+                    let _ = socket.set_nodelay(true);
+                    let shared = shared.clone();
+                    let tls = tls.clone();
                     connections.spawn(async move {
-                        if let Err(e) = pgwire::tokio::process_socket(socket, None, handlers).await {
+                        use std::sync::atomic::Ordering;
+                        shared.open.fetch_add(1, Ordering::Relaxed);
+                        shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+                        shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+                        let handlers = pg::ConnectionHandlers::new(shared.clone());
+                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                             tracing::debug!(%peer, "connection ended: {e}");
                         }
+                        shared.open.fetch_sub(1, Ordering::Relaxed);
+                        shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
-                Err(e) => tracing::warn!("accept failed: {e}"),
+                Err(e) => {
+                    // Out of file descriptors and the like: back off instead of spinning.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                }
             },
             Some(_) = connections.join_next(), if !connections.is_empty() => {}
         }
     }
+    status.set_phase(http::Phase::Stopping);
     tracing::info!(
         open = connections.len(),
         "shutting down: no new connections"
@@ -156,7 +216,11 @@ async fn serve(config: config::Config) -> Result<(), String> {
     })
     .await;
     connections.abort_all();
-    drop(handlers);
+    while connections.join_next().await.is_some() {}
+    http_task.abort();
+    let _ = http_task.await;
+    drop(shared);
+    drop(status);
     let db = Arc::try_unwrap(db).map_err(|_| "connections still hold the database".to_string());
     match db {
         Ok(db) => tokio::task::spawn_blocking(move || db.close())

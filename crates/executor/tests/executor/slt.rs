@@ -55,6 +55,11 @@ impl AsyncDB for Tidemark {
                 Ok(DBOutput::StatementComplete(count))
             }
             None => Ok(DBOutput::StatementComplete(0)),
+            // COPY needs a client that sends or takes the data: the wire tests cover it.
+            Some(Output::CopyIn(_) | Output::CopyOut { .. }) => Err(ExecError::new(
+                "0A000",
+                format!("COPY is not supported in .slt files: {sql}"),
+            )),
         }
     }
 

@@ -9,6 +9,7 @@ use std::time::Duration;
 pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) port: u16,
+    pub(crate) http_port: u16,
     /// Log lines after startup (kept so the reader thread can go on reading).
     _log: mpsc::Receiver<String>,
 }
@@ -29,7 +30,7 @@ impl Server {
         let mut cmd = tidemark();
         cmd.args(["serve", "--root"])
             .arg(root)
-            .args(["--pg-listen", "127.0.0.1:0"])
+            .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
             .env("TIDEMARK_LOG_LEVEL", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -47,6 +48,14 @@ impl Server {
             }
         });
         let deadline = std::time::Instant::now() + Duration::from_secs(30);
+        let port_in = |line: &str| -> Option<u16> {
+            line.split("addr=")
+                .nth(1)
+                .and_then(|a| a.split_whitespace().next())
+                .and_then(|a| a.rsplit(':').next())
+                .and_then(|p| p.parse().ok())
+        };
+        let mut http_port = 0;
         loop {
             let Ok(line) =
                 rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
@@ -55,17 +64,15 @@ impl Server {
                 let status = child.wait();
                 panic!("tidemark did not start serving (exit: {status:?})");
             };
+            if line.contains("serving HTTP") {
+                http_port = port_in(&line).expect("http port in the log line");
+            }
             if line.contains("serving the PostgreSQL protocol") {
-                let port = line
-                    .split("addr=")
-                    .nth(1)
-                    .and_then(|a| a.split_whitespace().next())
-                    .and_then(|a| a.rsplit(':').next())
-                    .and_then(|p| p.parse().ok())
-                    .expect("port in the log line");
+                let port = port_in(&line).expect("port in the log line");
                 return Server {
                     child,
                     port,
+                    http_port,
                     _log: rx,
                 };
             }

@@ -1,0 +1,588 @@
+//! `COPY t FROM STDIN` and `COPY (query) TO STDOUT` in PostgreSQL's text and
+//! CSV formats: option parsing, decoding rows that arrive in arbitrary chunks,
+//! and encoding result rows.
+//!
+//! A COPY FROM is one transaction: rows are converted to typed column batches
+//! as data arrives (every [`ROWS_PER_BATCH`] rows) and committed together when
+//! the client ends the copy; an error anywhere commits nothing.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::sql::sqlparser::ast;
+use tidemark_storage::{Batch, Request, TableMeta};
+
+use crate::convert::array_to_column;
+use crate::error::{ExecError, Result, sqlstate};
+use crate::text::format_value;
+
+const ROWS_PER_BATCH: usize = 65_536;
+
+/// Text or CSV, with PostgreSQL's options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CopyFormat {
+    pub csv: bool,
+    pub delimiter: char,
+    /// The string that stands for NULL (`\N` in text, empty in CSV).
+    pub null: String,
+    pub header: bool,
+    pub quote: char,
+    pub escape: char,
+}
+
+impl Default for CopyFormat {
+    fn default() -> Self {
+        CopyFormat {
+            csv: false,
+            delimiter: '\t',
+            null: "\\N".into(),
+            header: false,
+            quote: '"',
+            escape: '"',
+        }
+    }
+}
+
+fn not_supported(what: impl Into<String>) -> ExecError {
+    ExecError::new(sqlstate::FEATURE_NOT_SUPPORTED, what)
+}
+
+impl CopyFormat {
+    /// The format that COPY's options describe (new `WITH (FORMAT csv, ...)` and
+    /// legacy `WITH CSV HEADER` spellings).
+    pub(crate) fn from_options(
+        options: &[ast::CopyOption],
+        legacy: &[ast::CopyLegacyOption],
+    ) -> Result<Self> {
+        let mut f = CopyFormat::default();
+        let mut null = None;
+        let mut delimiter = None;
+        let mut escape = None;
+        for o in options {
+            match o {
+                ast::CopyOption::Format(name) => match name.value.to_lowercase().as_str() {
+                    "csv" => f.csv = true,
+                    "text" => f.csv = false,
+                    "binary" => {
+                        return Err(not_supported(
+                            "COPY in binary format is not supported; use text or csv",
+                        ));
+                    }
+                    other => {
+                        return Err(ExecError::new(
+                            sqlstate::INVALID_PARAMETER_VALUE,
+                            format!("COPY format \"{other}\" not recognized"),
+                        ));
+                    }
+                },
+                ast::CopyOption::Delimiter(c) => delimiter = Some(*c),
+                ast::CopyOption::Null(s) => null = Some(s.clone()),
+                ast::CopyOption::Header(h) => f.header = *h,
+                ast::CopyOption::Quote(c) => f.quote = *c,
+                ast::CopyOption::Escape(c) => escape = Some(*c),
+                ast::CopyOption::Encoding(e) => {
+                    let e = e.to_lowercase().replace(['-', '_'], "");
+                    if e != "utf8" && e != "unicode" {
+                        return Err(not_supported(format!(
+                            "COPY encoding \"{e}\" is not supported; use UTF8"
+                        )));
+                    }
+                }
+                ast::CopyOption::Freeze(_) => {}
+                other => {
+                    return Err(not_supported(format!(
+                        "COPY option {other} is not supported"
+                    )));
+                }
+            }
+        }
+        for o in legacy {
+            match o {
+                ast::CopyLegacyOption::Csv(csv) => {
+                    f.csv = true;
+                    for c in csv {
+                        match c {
+                            ast::CopyLegacyCsvOption::Header => f.header = true,
+                            ast::CopyLegacyCsvOption::Quote(q) => f.quote = *q,
+                            ast::CopyLegacyCsvOption::Escape(e) => escape = Some(*e),
+                            other => {
+                                return Err(not_supported(format!(
+                                    "COPY option {other} is not supported"
+                                )));
+                            }
+                        }
+                    }
+                }
+                ast::CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
+                ast::CopyLegacyOption::Null(s) => null = Some(s.clone()),
+                ast::CopyLegacyOption::Header => f.header = true,
+                ast::CopyLegacyOption::Binary => {
+                    return Err(not_supported(
+                        "COPY in binary format is not supported; use text or csv",
+                    ));
+                }
+                other => {
+                    return Err(not_supported(format!(
+                        "COPY option {other} is not supported"
+                    )));
+                }
+            }
+        }
+        if f.csv {
+            f.delimiter = delimiter.unwrap_or(',');
+            f.null = null.unwrap_or_default();
+            f.escape = escape.unwrap_or(f.quote);
+        } else {
+            f.delimiter = delimiter.unwrap_or('\t');
+            f.null = null.unwrap_or_else(|| "\\N".into());
+        }
+        if f.delimiter == '\n' || f.delimiter == '\r' || (f.csv && f.delimiter == f.quote) {
+            return Err(ExecError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("COPY delimiter {:?} cannot be used", f.delimiter),
+            ));
+        }
+        Ok(f)
+    }
+
+    /// CopyInResponse / CopyOutResponse overall format code: 0, text (CSV is text too).
+    pub fn wire_format(&self) -> i8 {
+        0
+    }
+}
+
+/// A COPY FROM STDIN in progress: rows decoded so far, as typed batches.
+#[derive(Debug)]
+pub struct CopyIn {
+    table: String,
+    meta: TableMeta,
+    /// Indexes into `meta.columns`, in the order the data carries them.
+    targets: Vec<usize>,
+    pub format: CopyFormat,
+    /// Bytes received but not yet ending a whole row.
+    pending: Vec<u8>,
+    /// Decoded rows not yet turned into a batch.
+    rows: Vec<Vec<Option<String>>>,
+    header_skipped: bool,
+    line: u64,
+    pub(crate) requests: Vec<Request>,
+    pub(crate) row_count: u64,
+}
+
+impl CopyIn {
+    pub(crate) fn new(
+        table: String,
+        meta: TableMeta,
+        targets: Vec<usize>,
+        format: CopyFormat,
+    ) -> Self {
+        CopyIn {
+            table,
+            meta,
+            targets,
+            header_skipped: !format.header,
+            format,
+            pending: Vec::new(),
+            rows: Vec::new(),
+            line: 0,
+            requests: Vec::new(),
+            row_count: 0,
+        }
+    }
+
+    /// The number of columns the data carries.
+    pub fn columns(&self) -> usize {
+        self.targets.len()
+    }
+
+    /// Takes one CopyData message.
+    pub fn feed(&mut self, data: &[u8]) -> Result<()> {
+        self.pending.extend_from_slice(data);
+        let Some(end) = self.complete_prefix() else {
+            return Ok(());
+        };
+        let chunk: Vec<u8> = self.pending.drain(..end).collect();
+        self.decode(&chunk)
+    }
+
+    /// Decodes what is left (a last row without a newline) and returns the
+    /// storage requests for every row.
+    pub(crate) fn finish(&mut self) -> Result<()> {
+        let rest = std::mem::take(&mut self.pending);
+        if !rest.is_empty() {
+            self.decode(&rest)?;
+        }
+        self.flush_rows()
+    }
+
+    /// The length of the longest prefix of `pending` made of whole rows.
+    fn complete_prefix(&self) -> Option<usize> {
+        if !self.format.csv {
+            return self
+                .pending
+                .iter()
+                .rposition(|b| *b == b'\n')
+                .map(|i| i + 1);
+        }
+        // In CSV a newline inside quotes belongs to the value.
+        let (quote, escape) = (self.format.quote as u8, self.format.escape as u8);
+        let mut in_quotes = false;
+        let mut last = None;
+        let mut i = 0;
+        while i < self.pending.len() {
+            let b = self.pending[i];
+            if in_quotes {
+                if b == escape && escape != quote && self.pending.get(i + 1) == Some(&quote) {
+                    i += 1;
+                } else if b == quote {
+                    in_quotes = false;
+                }
+            } else if b == quote {
+                in_quotes = true;
+            } else if b == b'\n' {
+                last = Some(i + 1);
+            }
+            i += 1;
+        }
+        last
+    }
+
+    fn decode(&mut self, chunk: &[u8]) -> Result<()> {
+        let text = std::str::from_utf8(chunk).map_err(|e| {
+            ExecError::new(
+                sqlstate::CHARACTER_NOT_IN_REPERTOIRE,
+                format!("invalid byte sequence for encoding \"UTF8\" in COPY data: {e}"),
+            )
+        })?;
+        let rows = if self.format.csv {
+            csv_records(text, &self.format)
+        } else {
+            text.split_terminator('\n')
+                .map(|l| text_fields(l.strip_suffix('\r').unwrap_or(l), &self.format))
+                .collect()
+        };
+        for fields in rows {
+            self.line += 1;
+            let fields = fields.map_err(|m| self.bad_row(m))?;
+            if !self.header_skipped {
+                self.header_skipped = true;
+                continue;
+            }
+            if fields.len() == 1 && fields[0].as_deref() == Some("\\.") {
+                continue; // the end-of-data marker psql sends
+            }
+            if fields.len() == 1 && self.targets.len() != 1 && fields[0].as_deref() == Some("") {
+                continue; // an empty line
+            }
+            if fields.len() > self.targets.len() {
+                return Err(self.bad_row("extra data after last expected column".into()));
+            }
+            if fields.len() < self.targets.len() {
+                let missing = &self.meta.columns[self.targets[fields.len()]].name;
+                return Err(self.bad_row(format!("missing data for column \"{missing}\"")));
+            }
+            self.rows.push(fields);
+            if self.rows.len() >= ROWS_PER_BATCH {
+                self.flush_rows()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn bad_row(&self, message: String) -> ExecError {
+        ExecError::new(
+            sqlstate::BAD_COPY_FILE_FORMAT,
+            format!("{message} (COPY {}, line {})", self.table, self.line),
+        )
+    }
+
+    /// Turns decoded rows into one typed batch (text -> column type, checked).
+    fn flush_rows(&mut self) -> Result<()> {
+        if self.rows.is_empty() {
+            return Ok(());
+        }
+        let rows = std::mem::take(&mut self.rows);
+        let mut batch = Batch::new();
+        for (k, &i) in self.targets.iter().enumerate() {
+            let c = &self.meta.columns[i];
+            let strings: ArrayRef = Arc::new(
+                rows.iter()
+                    .map(|r| r[k].as_deref())
+                    .collect::<StringArray>(),
+            );
+            let column = array_to_column(&strings, c.column_type, &c.name).map_err(|mut e| {
+                e.message = format!("{} (COPY {})", e.message, self.table);
+                e
+            })?;
+            batch = batch.with(c.name.clone(), column);
+        }
+        self.row_count += rows.len() as u64;
+        self.requests.push(Request::Append {
+            table: self.table.clone(),
+            batch,
+        });
+        Ok(())
+    }
+}
+
+/// Splits one line of text format into fields, undoing backslash escapes.
+fn text_fields(line: &str, f: &CopyFormat) -> std::result::Result<Vec<Option<String>>, String> {
+    let mut out = Vec::new();
+    for raw in line.split(f.delimiter) {
+        if raw == f.null {
+            out.push(None);
+            continue;
+        }
+        let mut s = String::with_capacity(raw.len());
+        let mut chars = raw.chars().peekable();
+        while let Some(c) = chars.next() {
+            if c != '\\' {
+                s.push(c);
+                continue;
+            }
+            match chars.next() {
+                Some('b') => s.push('\u{8}'),
+                Some('f') => s.push('\u{c}'),
+                Some('n') => s.push('\n'),
+                Some('r') => s.push('\r'),
+                Some('t') => s.push('\t'),
+                Some('v') => s.push('\u{b}'),
+                Some(d @ '0'..='7') => {
+                    let mut v = d.to_digit(8).unwrap_or(0);
+                    for _ in 0..2 {
+                        match chars.peek().and_then(|c| c.to_digit(8)) {
+                            Some(x) => {
+                                v = v * 8 + x;
+                                chars.next();
+                            }
+                            None => break,
+                        }
+                    }
+                    s.push(char::from_u32(v).ok_or("invalid octal escape")?);
+                }
+                Some('x') => {
+                    let mut v = 0;
+                    let mut digits = 0;
+                    while digits < 2 {
+                        match chars.peek().and_then(|c| c.to_digit(16)) {
+                            Some(x) => {
+                                v = v * 16 + x;
+                                chars.next();
+                                digits += 1;
+                            }
+                            None => break,
+                        }
+                    }
+                    if digits == 0 {
+                        s.push('x');
+                    } else {
+                        s.push(char::from_u32(v).ok_or("invalid hex escape")?);
+                    }
+                }
+                Some(other) => s.push(other),
+                None => return Err("a backslash at the end of a line".into()),
+            }
+        }
+        out.push(Some(s));
+    }
+    Ok(out)
+}
+
+/// Splits CSV text made of whole records into records of fields. An unquoted
+/// field equal to the NULL string is NULL; a quoted one is always a value.
+fn csv_records(
+    text: &str,
+    f: &CopyFormat,
+) -> Vec<std::result::Result<Vec<Option<String>>, String>> {
+    let mut records = Vec::new();
+    let mut fields = Vec::new();
+    let mut field = String::new();
+    let mut quoted = false;
+    let mut in_quotes = false;
+    let mut chars = text.chars().peekable();
+    let mut any = false;
+    let end_field = |field: &mut String, quoted: &mut bool, fields: &mut Vec<Option<String>>| {
+        let value = std::mem::take(field);
+        fields.push(if !*quoted && value == f.null {
+            None
+        } else {
+            Some(value)
+        });
+        *quoted = false;
+    };
+    while let Some(c) = chars.next() {
+        any = true;
+        if in_quotes {
+            if c == f.escape && chars.peek() == Some(&f.quote) {
+                // `""` (or `\"` with ESCAPE '\') inside quotes is one quote character.
+                chars.next();
+                field.push(f.quote);
+            } else if c == f.quote {
+                in_quotes = false;
+            } else {
+                field.push(c);
+            }
+        } else if c == f.quote {
+            in_quotes = true;
+            quoted = true;
+        } else if c == f.delimiter {
+            end_field(&mut field, &mut quoted, &mut fields);
+        } else if c == '\n' || c == '\r' {
+            if c == '\r' && chars.peek() == Some(&'\n') {
+                chars.next();
+            }
+            end_field(&mut field, &mut quoted, &mut fields);
+            records.push(Ok(std::mem::take(&mut fields)));
+            any = false;
+        } else {
+            field.push(c);
+        }
+    }
+    if in_quotes {
+        records.push(Err("unterminated CSV quoted field".to_string()));
+    } else if any {
+        end_field(&mut field, &mut quoted, &mut fields);
+        records.push(Ok(fields));
+    }
+    records
+}
+
+/// Result rows as COPY TO STDOUT sends them: one CopyData message per row.
+pub fn encode_rows(
+    format: &CopyFormat,
+    batches: &[RecordBatch],
+    header: Option<&[String]>,
+) -> Result<Vec<Vec<u8>>> {
+    let mut out = Vec::new();
+    if let (true, Some(names)) = (format.header, header) {
+        let cells: Vec<Option<String>> = names.iter().map(|n| Some(n.clone())).collect();
+        out.push(encode_row(format, &cells));
+    }
+    for b in batches {
+        for r in 0..b.num_rows() {
+            let cells = b
+                .columns()
+                .iter()
+                .map(|c| format_value(c, r))
+                .collect::<Result<Vec<_>>>()?;
+            out.push(encode_row(format, &cells));
+        }
+    }
+    Ok(out)
+}
+
+fn encode_row(f: &CopyFormat, cells: &[Option<String>]) -> Vec<u8> {
+    let mut line = String::new();
+    for (i, cell) in cells.iter().enumerate() {
+        if i > 0 {
+            line.push(f.delimiter);
+        }
+        match cell {
+            None => line.push_str(&f.null),
+            Some(v) if f.csv => {
+                let needs_quotes = v.is_empty() && f.null.is_empty()
+                    || *v == f.null
+                    || v.contains([f.delimiter, f.quote, '\n', '\r'])
+                    || v.starts_with("\\.");
+                if needs_quotes {
+                    line.push(f.quote);
+                    for c in v.chars() {
+                        if c == f.quote || c == f.escape {
+                            line.push(f.escape);
+                        }
+                        line.push(c);
+                    }
+                    line.push(f.quote);
+                } else {
+                    line.push_str(v);
+                }
+            }
+            Some(v) => {
+                for c in v.chars() {
+                    match c {
+                        '\\' => line.push_str("\\\\"),
+                        '\n' => line.push_str("\\n"),
+                        '\r' => line.push_str("\\r"),
+                        '\t' if f.delimiter == '\t' => line.push_str("\\t"),
+                        c if c == f.delimiter => {
+                            line.push('\\');
+                            line.push(c);
+                        }
+                        c => line.push(c),
+                    }
+                }
+            }
+        }
+    }
+    line.push('\n');
+    line.into_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn csv() -> CopyFormat {
+        CopyFormat {
+            csv: true,
+            delimiter: ',',
+            null: String::new(),
+            header: false,
+            quote: '"',
+            escape: '"',
+        }
+    }
+
+    #[test]
+    fn text_fields_undo_escapes_and_find_nulls() {
+        let f = CopyFormat::default();
+        assert_eq!(
+            text_fields("a\\tb\t\\N\t\\\\x\t\\101", &f).expect("test value"),
+            vec![
+                Some("a\tb".into()),
+                None,
+                Some("\\x".into()),
+                Some("A".into())
+            ]
+        );
+    }
+
+    #[test]
+    fn csv_quotes_newlines_and_nulls() {
+        let recs = csv_records("1,\"a,\"\"b\"\"\nc\",\n2,\"\",x\n", &csv());
+        assert_eq!(
+            recs,
+            vec![
+                Ok(vec![Some("1".into()), Some("a,\"b\"\nc".into()), None]),
+                Ok(vec![
+                    Some("2".into()),
+                    Some(String::new()),
+                    Some("x".into())
+                ]),
+            ]
+        );
+        assert!(csv_records("1,\"open\n", &csv())[0].is_err());
+    }
+
+    #[test]
+    fn encoded_rows_decode_back() {
+        for f in [CopyFormat::default(), csv()] {
+            let cells = vec![
+                Some("a\tb\n\"c\",\\".to_string()),
+                None,
+                Some(String::new()),
+            ];
+            let line = String::from_utf8(encode_row(&f, &cells)).expect("test value");
+            let back = if f.csv {
+                csv_records(&line, &f)
+                    .pop()
+                    .expect("test value")
+                    .expect("test value")
+            } else {
+                text_fields(line.trim_end_matches('\n'), &f).expect("test value")
+            };
+            assert_eq!(back, cells, "{line:?}");
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! What PostgreSQL clients expect to find besides the user's tables:
+//! `pg_catalog` (from `datafusion-pg-catalog`: psql `\d`, `\dt`, `\l`, `\dn`,
+//! DBeaver and Grafana browse it) and the session functions `version()`,
+//! `current_user`, `session_user`, `current_database()`, `current_schema()`.
+//!
+//! The catalog is installed only into contexts whose SQL mentions it (a
+//! `pg_` name, `information_schema`, or one of the catalog's functions):
+//! ordinary queries do not pay for building it.
+
+use std::sync::{Arc, OnceLock};
+
+use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogProviderList};
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
+use datafusion::sql::sqlparser::ast;
+use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::{self as pgc, PgCatalogStaticTables};
+use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
+use parking_lot::RwLock;
+
+use crate::error::{ExecError, Result, sqlstate};
+
+/// The database name clients see (`current_database()`, `\l`).
+pub const DATABASE: &str = "tidemark";
+
+/// Whether `sql` refers to the PostgreSQL catalog or its helper functions.
+pub(crate) fn mentions_catalog(sql: &str) -> bool {
+    let lower = sql.to_ascii_lowercase();
+    [
+        "pg_",
+        "information_schema",
+        "format_type",
+        "has_table_privilege",
+        "has_schema_privilege",
+        "has_database_privilege",
+        "current_schemas",
+        "quote_ident",
+        "::reg",
+        "array_upper",
+        "array_lower",
+    ]
+    .iter()
+    .any(|k| lower.contains(k))
+}
+
+fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
+    static TABLES: OnceLock<std::result::Result<Arc<PgCatalogStaticTables>, String>> =
+        OnceLock::new();
+    TABLES
+        .get_or_init(|| {
+            PgCatalogStaticTables::try_new()
+                .map(Arc::new)
+                .map_err(|e| e.to_string())
+        })
+        .clone()
+        .map_err(|e| ExecError::new(sqlstate::INTERNAL_ERROR, format!("pg_catalog: {e}")))
+}
+
+/// The catalogs of the statement being planned. A session keeps one
+/// `pg_catalog` provider (so that the OIDs it hands out stay the same from
+/// one statement to the next, as psql's `\d t` needs) and points it at each
+/// statement's snapshot through this list.
+#[derive(Debug)]
+pub(crate) struct CurrentCatalogs {
+    inner: RwLock<Arc<dyn CatalogProviderList>>,
+}
+
+impl CatalogProviderList for CurrentCatalogs {
+    fn register_catalog(
+        &self,
+        name: String,
+        catalog: Arc<dyn CatalogProvider>,
+    ) -> Option<Arc<dyn CatalogProvider>> {
+        self.inner.read().register_catalog(name, catalog)
+    }
+    fn catalog_names(&self) -> Vec<String> {
+        self.inner.read().catalog_names()
+    }
+    fn catalog(&self, name: &str) -> Option<Arc<dyn CatalogProvider>> {
+        self.inner.read().catalog(name)
+    }
+}
+
+type Provider = pgc::PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, EmptyContextProvider>;
+
+/// One session's `pg_catalog`.
+#[derive(Debug)]
+pub(crate) struct SessionCatalog {
+    current: Arc<CurrentCatalogs>,
+    provider: Arc<Provider>,
+}
+
+impl SessionCatalog {
+    pub(crate) fn new() -> Result<Self> {
+        let current = Arc::new(CurrentCatalogs {
+            inner: RwLock::new(Arc::new(MemoryCatalogProviderList::new())),
+        });
+        let list: Arc<dyn CatalogProviderList> = current.clone();
+        let provider =
+            pgc::PgCatalogSchemaProvider::try_new(list, static_tables()?, EmptyContextProvider)?;
+        Ok(SessionCatalog {
+            current,
+            provider: Arc::new(provider),
+        })
+    }
+}
+
+/// Adds `pg_catalog` and the catalog's functions to `ctx` (whose default
+/// catalog is [`DATABASE`]).
+pub(crate) fn install(ctx: &SessionContext, session: &SessionCatalog) -> Result<()> {
+    *session.current.inner.write() = ctx.state().catalog_list().clone();
+    let catalog = ctx.catalog(DATABASE).ok_or_else(|| {
+        ExecError::new(sqlstate::INTERNAL_ERROR, "the tidemark catalog is missing")
+    })?;
+    catalog.register_schema("pg_catalog", session.provider.clone())?;
+    use pgc::*;
+    for f in [
+        create_current_schemas_udf(),
+        create_pg_get_userbyid_udf(),
+        has_privilege_udf::create_has_privilege_udf("has_table_privilege"),
+        has_privilege_udf::create_has_privilege_udf("has_schema_privilege"),
+        has_privilege_udf::create_has_privilege_udf("has_database_privilege"),
+        has_privilege_udf::create_has_privilege_udf("has_any_column_privilege"),
+        create_pg_table_is_visible(),
+        format_type::create_format_type_udf(),
+        pg_get_expr_udf::create_pg_get_expr_udf(),
+        create_pg_get_partkeydef_udf(),
+        create_pg_relation_is_publishable_udf(),
+        create_pg_get_statisticsobjdef_columns_udf(),
+        create_pg_encoding_to_char_udf(),
+        create_pg_backend_pid_udf(),
+        create_pg_relation_size_udf(),
+        create_pg_total_relation_size_udf(),
+        create_pg_stat_get_numscans(),
+        create_pg_get_constraintdef(),
+        create_pg_get_partition_ancestors_udf(),
+        quote_ident_udf::create_quote_ident_udf(),
+        quote_ident_udf::create_parse_ident_udf(),
+        array_bounds_udf::create_array_upper_udf(),
+        array_bounds_udf::create_array_lower_udf(),
+    ] {
+        ctx.register_udf(f);
+    }
+    ctx.register_udtf("pg_get_keywords", static_tables()?.pg_get_keywords.clone());
+    {
+        use datafusion::execution::session_state::SessionStateBuilder;
+        let state = ctx.state_ref();
+        let existing = state.read().clone();
+        *state.write() = SessionStateBuilder::new_from_existing(existing)
+            .with_type_planner(Arc::new(oid_type_planner::PgOidTypePlanner))
+            .build();
+    }
+    generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
+    Ok(())
+}
+
+fn compatibility_parser() -> &'static PostgresCompatibilityParser {
+    static PARSER: OnceLock<PostgresCompatibilityParser> = OnceLock::new();
+    PARSER.get_or_init(PostgresCompatibilityParser::new)
+}
+
+/// Rewrites what clients write against the catalog into what DataFusion
+/// plans (`pg_catalog.` qualifiers on functions, `::regclass` casts, ...).
+pub(crate) fn rewrite(statement: ast::Statement) -> ast::Statement {
+    compatibility_parser().rewrite(statement)
+}
+
+/// A catalog query from a client tool (psql's `\d t`, DBeaver, Grafana),
+/// parsed with the replacements `datafusion-pg-catalog` knows for queries
+/// DataFusion cannot run as written. `None` unless `sql` is only queries.
+pub(crate) fn parse_client_queries(sql: &str) -> Option<Vec<ast::Statement>> {
+    let statements = compatibility_parser().parse(sql).ok()?;
+    statements
+        .iter()
+        .all(|s| matches!(s, ast::Statement::Query(_)))
+        .then_some(statements)
+}
+
+/// SQL's parameterless session functions (`SELECT current_user`) parse as
+/// column names; they become calls of the functions registered below.
+pub(crate) fn call_session_functions(statement: &mut ast::Statement) {
+    const NAMES: [&str; 6] = [
+        "current_user",
+        "session_user",
+        "user",
+        "current_role",
+        "current_catalog",
+        "current_schema",
+    ];
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        if let ast::Expr::Identifier(i) = e
+            && i.quote_style.is_none()
+            && let Some(name) = NAMES.iter().find(|n| i.value.eq_ignore_ascii_case(n))
+            && let Ok(call) = crate::rewrite::parse_expr(&format!("\"{name}\"()"))
+        {
+            *e = call;
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+fn constant(name: &str, value: String) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |_args: &[ColumnarValue]| {
+            let array: ArrayRef = Arc::new(StringArray::from(vec![value.clone()]));
+            Ok(ColumnarValue::Array(array))
+        }),
+    )
+}
+
+/// The session functions every context has.
+pub(crate) fn register_session_functions(ctx: &SessionContext, user: &str) {
+    ctx.register_udf(constant(
+        "version",
+        format!(
+            "PostgreSQL {} (Tidemark {}) on {}-linux, 64-bit",
+            crate::PG_SERVER_VERSION,
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH
+        ),
+    ));
+    for name in ["current_user", "session_user", "user", "current_role"] {
+        ctx.register_udf(constant(name, user.to_string()));
+    }
+    ctx.register_udf(constant("current_database", DATABASE.to_string()));
+    ctx.register_udf(constant("current_catalog", DATABASE.to_string()));
+    ctx.register_udf(constant("current_schema", "public".to_string()));
+}

@@ -1,0 +1,205 @@
+//! Counters for `/metrics` (Prometheus text format): connections, queries by
+//! outcome, a query latency histogram, rows written, commits, WAL fsync
+//! latency and bytes on disk.
+
+use std::fmt::Write;
+use std::path::Path;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use tidemark_storage::Database;
+
+/// Upper bounds of the latency histogram's buckets, in seconds.
+const BUCKETS: [f64; 12] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0,
+];
+
+#[derive(Debug, Default)]
+pub(crate) struct Metrics {
+    pub(crate) connections_open: AtomicU64,
+    pub(crate) connections_total: AtomicU64,
+    queries_ok: AtomicU64,
+    queries_error: AtomicU64,
+    queries_canceled: AtomicU64,
+    latency_buckets: [AtomicU64; BUCKETS.len()],
+    latency_sum_micros: AtomicU64,
+    rows_written: AtomicU64,
+}
+
+/// How a statement ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Outcome {
+    Ok,
+    Error,
+    Canceled,
+}
+
+impl Metrics {
+    pub(crate) fn query(&self, outcome: Outcome, elapsed: Duration) {
+        match outcome {
+            Outcome::Ok => &self.queries_ok,
+            Outcome::Error => &self.queries_error,
+            Outcome::Canceled => &self.queries_canceled,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        let secs = elapsed.as_secs_f64();
+        for (bound, counter) in BUCKETS.iter().zip(&self.latency_buckets) {
+            if secs <= *bound {
+                counter.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.latency_sum_micros
+            .fetch_add(elapsed.as_micros() as u64, Ordering::Relaxed);
+    }
+
+    /// Counts the rows a command tag reports as written (`INSERT 0 n`, `COPY n`).
+    pub(crate) fn command(&self, tag: &str) {
+        let rows = if tag.starts_with("INSERT ") || tag.starts_with("COPY ") {
+            tag.rsplit(' ').next().and_then(|n| n.parse::<u64>().ok())
+        } else {
+            None
+        };
+        if let Some(n) = rows {
+            self.rows_written.fetch_add(n, Ordering::Relaxed);
+        }
+    }
+
+    /// The whole exposition.
+    pub(crate) fn render(&self, db: Option<&Database>) -> String {
+        let mut out = String::new();
+        let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in lines {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let one = |v: u64| vec![(String::new(), v.to_string())];
+        metric(
+            "tidemark_connections",
+            "gauge",
+            "Open client connections.",
+            &one(get(&self.connections_open)),
+        );
+        metric(
+            "tidemark_connections_total",
+            "counter",
+            "Client connections accepted since start.",
+            &one(get(&self.connections_total)),
+        );
+        metric(
+            "tidemark_queries_total",
+            "counter",
+            "Statements run, by outcome.",
+            &[
+                ("{outcome=\"ok\"}".into(), get(&self.queries_ok).to_string()),
+                (
+                    "{outcome=\"error\"}".into(),
+                    get(&self.queries_error).to_string(),
+                ),
+                (
+                    "{outcome=\"canceled\"}".into(),
+                    get(&self.queries_canceled).to_string(),
+                ),
+            ],
+        );
+        let count = get(&self.queries_ok) + get(&self.queries_error) + get(&self.queries_canceled);
+        let mut lines: Vec<(String, String)> = BUCKETS
+            .iter()
+            .zip(&self.latency_buckets)
+            .map(|(b, c)| (format!("_bucket{{le=\"{b}\"}}"), get(c).to_string()))
+            .collect();
+        lines.push(("_bucket{le=\"+Inf\"}".into(), count.to_string()));
+        lines.push((
+            "_sum".into(),
+            format!("{}", get(&self.latency_sum_micros) as f64 / 1e6),
+        ));
+        lines.push(("_count".into(), count.to_string()));
+        metric(
+            "tidemark_query_duration_seconds",
+            "histogram",
+            "Time from receiving a statement to its last result row.",
+            &lines,
+        );
+        metric(
+            "tidemark_rows_written_total",
+            "counter",
+            "Rows written by INSERT and COPY.",
+            &one(get(&self.rows_written)),
+        );
+        if let Some(db) = db {
+            let stats = db.stats();
+            metric(
+                "tidemark_commits_total",
+                "counter",
+                "Commits since the root was created (the newest commit sequence number).",
+                &one(stats.visible_seq),
+            );
+            metric(
+                "tidemark_wal_fsyncs_total",
+                "counter",
+                "WAL fsyncs since start (group commit shares one among concurrent commits).",
+                &one(stats.wal_fsyncs),
+            );
+            metric(
+                "tidemark_wal_fsync_seconds_total",
+                "counter",
+                "Time spent in WAL fsyncs since start; divide by tidemark_wal_fsyncs_total for the mean.",
+                &[(
+                    String::new(),
+                    format!("{}", stats.wal_fsync_micros as f64 / 1e6),
+                )],
+            );
+            metric(
+                "tidemark_disk_bytes",
+                "gauge",
+                "Bytes of files under the root directory.",
+                &one(dir_bytes(db.root())),
+            );
+        }
+        out
+    }
+}
+
+fn dir_bytes(path: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(path) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_and_rows_are_counted() {
+        let m = Metrics::default();
+        m.query(Outcome::Ok, Duration::from_millis(3));
+        m.query(Outcome::Error, Duration::from_secs(2));
+        m.command("INSERT 0 5");
+        m.command("COPY 7");
+        m.command("DELETE 3");
+        let text = m.render(None);
+        assert!(
+            text.contains("tidemark_queries_total{outcome=\"ok\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tidemark_query_duration_seconds_bucket{le=\"0.005\"} 1"),
+            "{text}"
+        );
+        assert!(
+            text.contains("tidemark_query_duration_seconds_bucket{le=\"+Inf\"} 2"),
+            "{text}"
+        );
+        assert!(text.contains("tidemark_rows_written_total 12"), "{text}");
+    }
+}

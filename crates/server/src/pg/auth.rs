@@ -1,0 +1,222 @@
+//! Authentication: SCRAM-SHA-256 (default), md5 or cleartext; the configured
+//! user and an optional read-only user; the connection limit and mandatory
+//! TLS, both checked when the startup packet arrives.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+use async_trait::async_trait;
+use pgwire::api::auth::cleartext::CleartextPasswordAuthStartupHandler;
+use pgwire::api::auth::md5pass::{Md5PasswordAuthStartupHandler, hash_md5_password};
+use pgwire::api::auth::sasl::SASLAuthStartupHandler;
+use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
+use pgwire::api::auth::{
+    AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
+};
+use pgwire::api::{ClientInfo, ConnectionManager};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
+
+use super::Shared;
+use crate::config::AuthSection;
+
+const SCRAM_ITERATIONS: usize = 4096;
+
+/// A user who may log in.
+#[derive(Debug)]
+struct User {
+    name: String,
+    password: String,
+    /// SCRAM's salted password, computed once at start.
+    salted: Vec<u8>,
+    read_only: bool,
+}
+
+/// The users from configuration.
+#[derive(Debug)]
+pub(crate) struct Users {
+    users: Vec<User>,
+    salt: Vec<u8>,
+}
+
+impl Users {
+    pub(crate) fn new(auth: &AuthSection) -> Self {
+        let salt: Vec<u8> = rand_bytes(16);
+        let mut users = vec![(auth.user.clone(), auth.password.clone(), false)];
+        if !auth.readonly_user.is_empty() {
+            users.push((
+                auth.readonly_user.clone(),
+                auth.readonly_password.clone(),
+                true,
+            ));
+        }
+        Users {
+            users: users
+                .into_iter()
+                .map(|(name, password, read_only)| User {
+                    salted: gen_salted_password(&password, &salt, SCRAM_ITERATIONS),
+                    name,
+                    password,
+                    read_only,
+                })
+                .collect(),
+            salt,
+        }
+    }
+
+    fn find(&self, name: Option<&str>) -> Option<&User> {
+        self.users.iter().find(|u| Some(u.name.as_str()) == name)
+    }
+
+    /// Whether `name` is the read-only user.
+    pub(crate) fn is_read_only(&self, name: &str) -> bool {
+        self.find(Some(name)).is_some_and(|u| u.read_only)
+    }
+}
+
+/// Random bytes for salts (an unknown user gets a random secret too, so that
+/// a failed login looks the same whether or not the user exists).
+fn rand_bytes(n: usize) -> Vec<u8> {
+    (0..n).map(|_| rand::random::<u8>()).collect()
+}
+
+#[derive(Debug)]
+struct ScramSource(Arc<Users>);
+
+#[async_trait]
+impl AuthSource for ScramSource {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let salted = match self.0.find(login.user()) {
+            Some(u) => u.salted.clone(),
+            None => rand_bytes(32),
+        };
+        Ok(Password::new(Some(self.0.salt.clone()), salted))
+    }
+}
+
+#[derive(Debug)]
+struct Md5Source(Arc<Users>);
+
+#[async_trait]
+impl AuthSource for Md5Source {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let salt = rand_bytes(4);
+        let user = login.user().unwrap_or_default();
+        let hash = match self.0.find(login.user()) {
+            Some(u) => hash_md5_password(user, &u.password, &salt),
+            None => format!("{:?}", rand_bytes(16)),
+        };
+        Ok(Password::new(Some(salt), hash.into_bytes()))
+    }
+}
+
+#[derive(Debug)]
+struct CleartextSource(Arc<Users>);
+
+#[async_trait]
+impl AuthSource for CleartextSource {
+    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
+        let password = match self.0.find(login.user()) {
+            Some(u) => u.password.clone().into_bytes(),
+            None => rand_bytes(24),
+        };
+        Ok(Password::new(None, password))
+    }
+}
+
+fn server_parameters() -> Arc<DefaultServerParameterProvider> {
+    let mut p = DefaultServerParameterProvider::default();
+    p.server_version = format!(
+        "{} (Tidemark {})",
+        tidemark_executor::PG_SERVER_VERSION,
+        env!("CARGO_PKG_VERSION")
+    );
+    Arc::new(p)
+}
+
+/// The authentication method chosen in configuration.
+enum Method {
+    Scram(SASLAuthStartupHandler<DefaultServerParameterProvider>),
+    Md5(Md5PasswordAuthStartupHandler<Md5Source, DefaultServerParameterProvider>),
+    Cleartext(
+        CleartextPasswordAuthStartupHandler<CleartextSource, Arc<DefaultServerParameterProvider>>,
+    ),
+}
+
+/// Checks the connection limit and TLS, then authenticates.
+pub(crate) struct Startup {
+    method: Method,
+    shared: Arc<Shared>,
+}
+
+impl Startup {
+    pub(crate) fn new(shared: Arc<Shared>, manager: Arc<ConnectionManager>) -> Self {
+        let params = server_parameters();
+        let users = shared.users.clone();
+        let method = match shared.auth_method.as_str() {
+            "md5" => Method::Md5(
+                Md5PasswordAuthStartupHandler::new(Arc::new(Md5Source(users)), params)
+                    .with_connection_manager(manager),
+            ),
+            "cleartext" => Method::Cleartext(
+                CleartextPasswordAuthStartupHandler::new(CleartextSource(users), params)
+                    .with_connection_manager(manager),
+            ),
+            _ => {
+                let mut scram = ScramAuth::new(Arc::new(ScramSource(users)));
+                scram.set_iterations(SCRAM_ITERATIONS);
+                Method::Scram(
+                    SASLAuthStartupHandler::new(params)
+                        .with_scram(scram)
+                        .with_connection_manager(manager),
+                )
+            }
+        };
+        Startup { method, shared }
+    }
+}
+
+fn fatal(code: &str, message: &str) -> PgWireError {
+    PgWireError::UserError(Box::new(ErrorInfo::new(
+        "FATAL".into(),
+        code.into(),
+        message.into(),
+    )))
+}
+
+#[async_trait]
+impl StartupHandler for Startup {
+    async fn on_startup<C>(
+        &self,
+        client: &mut C,
+        message: PgWireFrontendMessage,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + futures::Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: std::fmt::Debug,
+        PgWireError: From<<C as futures::Sink<PgWireBackendMessage>>::Error>,
+    {
+        if let PgWireFrontendMessage::Startup(startup) = &message {
+            if self.shared.tls_required && !client.is_secure() {
+                return Err(fatal(
+                    "28000",
+                    "this server requires SSL: connect with sslmode=require",
+                ));
+            }
+            if self.shared.open.load(Ordering::Relaxed) > self.shared.max_connections {
+                return Err(fatal("53300", "sorry, too many clients already"));
+            }
+            if !startup.parameters.contains_key("user") {
+                return Err(fatal(
+                    "28000",
+                    "no PostgreSQL user name specified in startup packet",
+                ));
+            }
+        }
+        match &self.method {
+            Method::Scram(h) => h.on_startup(client, message).await,
+            Method::Md5(h) => h.on_startup(client, message).await,
+            Method::Cleartext(h) => h.on_startup(client, message).await,
+        }
+    }
+}

@@ -1,0 +1,705 @@
+//! One connection's query handling: the simple query protocol, the extended
+//! query protocol (Parse/Bind/Describe/Execute/Close/Sync, portals with row
+//! limits), COPY in and out, statement timeouts and cancellation.
+//!
+//! Every statement runs in the connection's executor session. The session's
+//! own transaction state is what ReadyForQuery reports.
+
+use std::fmt::Debug;
+use std::sync::Arc;
+use std::time::Instant;
+
+use async_trait::async_trait;
+use futures::sink::{Sink, SinkExt};
+use futures::stream;
+use pgwire::api::portal::{Format, Portal};
+use pgwire::api::query::{
+    ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
+};
+use pgwire::api::results::{
+    CopyResponse, DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldFormat,
+    FieldInfo, QueryResponse, Response, Tag,
+};
+use pgwire::api::stmt::{QueryParser, StoredStatement};
+use pgwire::api::store::PortalStore;
+use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type};
+use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
+use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
+use pgwire::messages::simplequery::Query;
+use tidemark_executor::arrow::datatypes::SchemaRef;
+use tidemark_executor::copy::CopyIn;
+use tidemark_executor::error::sqlstate;
+use tidemark_executor::{ExecError, Output, ParamValue, Prepared, Session, TxStatus};
+use tokio::sync::Mutex;
+
+use super::Shared;
+use super::types::{data_row, decode_param, format_for, param_type, pg_type};
+use crate::metrics::Outcome;
+
+/// A connection's state, shared by its protocol handlers.
+pub(crate) struct Connection {
+    shared: Arc<Shared>,
+    /// Created at the first statement, once the user is known.
+    session: Mutex<Option<Session>>,
+    /// A COPY FROM STDIN in progress (or the error that ended it early).
+    copy: Mutex<Option<Result<Box<CopyIn>, ExecError>>>,
+}
+
+impl Debug for Connection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Connection").finish_non_exhaustive()
+    }
+}
+
+pub(crate) fn error_info(e: &ExecError) -> ErrorInfo {
+    let mut info = ErrorInfo::new("ERROR".into(), e.sqlstate.to_string(), e.message.clone());
+    info.position = e.position.map(|p| p.to_string());
+    info
+}
+
+fn user_error(e: &ExecError) -> PgWireError {
+    PgWireError::UserError(Box::new(error_info(e)))
+}
+
+fn status(s: TxStatus) -> TransactionStatus {
+    match s {
+        TxStatus::Idle => TransactionStatus::Idle,
+        TxStatus::InTransaction => TransactionStatus::Transaction,
+        TxStatus::Failed => TransactionStatus::Error,
+    }
+}
+
+/// Settings a client may pass in its startup packet (besides `options`).
+const STARTUP_SETTINGS: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "DateStyle",
+    "TimeZone",
+    "extra_float_digits",
+    "search_path",
+    "statement_timeout",
+];
+
+impl Connection {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        Connection {
+            shared,
+            session: Mutex::new(None),
+            copy: Mutex::new(None),
+        }
+    }
+
+    /// The session, created on first use for the logged-in user with the
+    /// settings of the startup packet.
+    async fn session<C: ClientInfo>(
+        &self,
+        client: &C,
+    ) -> PgWireResult<tokio::sync::MutexGuard<'_, Option<Session>>> {
+        let mut guard = self.session.lock().await;
+        if guard.is_none() {
+            let meta = client.metadata();
+            let user = meta.get("user").cloned().unwrap_or_default();
+            let mut session = Session::for_user(
+                self.shared.db.clone(),
+                &user,
+                self.shared.users.is_read_only(&user),
+                self.shared.statement_timeout,
+            );
+            for key in STARTUP_SETTINGS {
+                if let Some(v) = meta.get(*key) {
+                    session
+                        .set_startup_option(key, v)
+                        .map_err(|e| user_error(&e))?;
+                }
+            }
+            // `options=-c name=value -c ...` (libpq's PGOPTIONS).
+            if let Some(options) = meta.get("options") {
+                let mut words = options.split_whitespace();
+                while let Some(w) = words.next() {
+                    let setting = match w {
+                        "-c" => words.next(),
+                        w => w.strip_prefix("-c").or_else(|| w.strip_prefix("--")),
+                    };
+                    if let Some((k, v)) = setting.and_then(|s| s.split_once('=')) {
+                        session
+                            .set_startup_option(&k.replace('-', "_"), v)
+                            .map_err(|e| user_error(&e))?;
+                    }
+                }
+            }
+            *guard = Some(session);
+        }
+        Ok(guard)
+    }
+
+    /// Runs `work` on the session under the statement timeout, stopping it
+    /// when the client sends a CancelRequest (unless `pgwire_cancels`: pgwire
+    /// itself listens for the cancel of an Execute).
+    async fn run<C, T, F>(&self, client: &C, work: F) -> PgWireResult<Result<T, ExecError>>
+    where
+        C: ClientInfo,
+        F: for<'s> FnOnce(&'s mut Session) -> futures::future::BoxFuture<'s, Result<T, ExecError>>,
+    {
+        self.run_with(client, true, work).await
+    }
+
+    async fn run_with<C, T, F>(
+        &self,
+        client: &C,
+        listen_for_cancel: bool,
+        work: F,
+    ) -> PgWireResult<Result<T, ExecError>>
+    where
+        C: ClientInfo,
+        F: for<'s> FnOnce(&'s mut Session) -> futures::future::BoxFuture<'s, Result<T, ExecError>>,
+    {
+        let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
+            Some(handle) if listen_for_cancel => Some(handle.start_query().await),
+            _ => None,
+        };
+        let mut guard = self.session(client).await?;
+        let Some(session) = guard.as_mut() else {
+            return Ok(Err(ExecError::new(sqlstate::INTERNAL_ERROR, "no session")));
+        };
+        let timeout = session.statement_timeout();
+        let canceled = async {
+            match cancel {
+                Some(rx) => {
+                    if rx.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let expired = async {
+            match timeout {
+                Some(t) => tokio::time::sleep(t).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let result = tokio::select! {
+            r = work(session) => r,
+            _ = canceled => Err(ExecError::new(
+                sqlstate::QUERY_CANCELED,
+                "canceling statement due to user request",
+            )),
+            _ = expired => Err(ExecError::new(
+                sqlstate::QUERY_CANCELED,
+                "canceling statement due to statement timeout",
+            )),
+        };
+        Ok(result)
+    }
+
+    async fn tx_status(&self) -> TransactionStatus {
+        match self.session.lock().await.as_ref() {
+            Some(s) => status(s.tx_status()),
+            None => TransactionStatus::Idle,
+        }
+    }
+
+    fn record(&self, outcome: Result<(), &ExecError>, started: Instant) {
+        let o = match outcome {
+            Ok(()) => Outcome::Ok,
+            Err(e) if e.sqlstate == sqlstate::QUERY_CANCELED => Outcome::Canceled,
+            Err(_) => Outcome::Error,
+        };
+        self.shared.metrics.query(o, started.elapsed());
+    }
+}
+
+fn fields(schema: &SchemaRef, formats: &Format) -> Arc<Vec<FieldInfo>> {
+    Arc::new(
+        schema
+            .fields()
+            .iter()
+            .enumerate()
+            .map(|(i, f)| {
+                FieldInfo::new(
+                    f.name().clone(),
+                    None,
+                    None,
+                    pg_type(f.data_type()),
+                    format_for(formats, i),
+                )
+            })
+            .collect(),
+    )
+}
+
+fn rows_response(
+    schema: &SchemaRef,
+    batches: Vec<tidemark_executor::arrow::record_batch::RecordBatch>,
+    formats: &Format,
+) -> QueryResponse {
+    let formats_for_fields = formats.clone();
+    let formats = formats.clone();
+    let rows = batches.into_iter().flat_map(move |b| {
+        let formats = formats.clone();
+        (0..b.num_rows())
+            .map(move |r| data_row(b.columns(), r, &formats).map_err(|e| user_error(&e)))
+    });
+    let fields = fields(schema, &formats_for_fields);
+    let mut response = QueryResponse::new(fields, stream::iter(rows.collect::<Vec<_>>()));
+    response.set_command_tag("SELECT");
+    response
+}
+
+/// A command tag as PostgreSQL sends it: "INSERT 0 3" is command "INSERT",
+/// oid 0, 3 rows.
+fn command_tag(tag: &str) -> Tag {
+    let mut parts = tag.rsplitn(2, ' ');
+    let last = parts.next().unwrap_or_default();
+    match (last.parse::<usize>(), parts.next()) {
+        (Ok(rows), Some(rest)) => match rest.strip_suffix(" 0") {
+            Some(cmd) => Tag::new(cmd).with_oid(0).with_rows(rows),
+            None => Tag::new(rest).with_rows(rows),
+        },
+        _ => Tag::new(tag),
+    }
+}
+
+fn copy_out(lines: Vec<Vec<u8>>, columns: usize) -> CopyResponse {
+    let data = lines
+        .into_iter()
+        .map(|l| Ok(CopyData::new(bytes::Bytes::from(l))));
+    CopyResponse::new(0, columns, stream::iter(data.collect::<Vec<_>>()))
+}
+
+fn copy_in(c: &CopyIn) -> CopyResponse {
+    CopyResponse::new(c.format.wire_format(), c.columns(), stream::empty())
+}
+
+#[async_trait]
+impl SimpleQueryHandler for Connection {
+    async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !matches!(client.state(), PgWireConnectionState::ReadyForQuery) {
+            return Err(PgWireError::NotReadyForQuery);
+        }
+        client.set_state(PgWireConnectionState::QueryInProgress);
+        let sql = query.query;
+        if sql.chars().all(|c| c == ';' || c.is_whitespace()) {
+            client
+                .feed(PgWireBackendMessage::EmptyQueryResponse(
+                    EmptyQueryResponse::new(),
+                ))
+                .await?;
+        } else {
+            let started = Instant::now();
+            let (outputs, error) = match self
+                .run(client, |s| {
+                    Box::pin(async move { Ok(s.execute_script(&sql).await) })
+                })
+                .await?
+            {
+                Ok(r) => r,
+                Err(e) => (vec![], Some(e)),
+            };
+            self.record(error.as_ref().map_or(Ok(()), Err), started);
+            for output in outputs {
+                match output {
+                    Output::Rows { schema, batches } => {
+                        let r = rows_response(&schema, batches, &Format::UnifiedText);
+                        send_query_response(client, r, true).await?;
+                    }
+                    Output::Command { tag } => {
+                        self.shared.metrics.command(&tag);
+                        send_execution_response(client, command_tag(&tag)).await?;
+                    }
+                    Output::CopyOut { lines, columns, .. } => {
+                        pgwire::api::copy::send_copy_out_response(client, copy_out(lines, columns))
+                            .await?;
+                    }
+                    Output::CopyIn(c) => {
+                        pgwire::api::copy::send_copy_in_response(client, copy_in(&c)).await?;
+                        *self.copy.lock().await = Some(Ok(c));
+                        client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    }
+                }
+            }
+            if let Some(e) = error {
+                client
+                    .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
+                    .await?;
+            }
+        }
+        let tx = self.tx_status().await;
+        client.set_transaction_status(tx);
+        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            client.set_state(PgWireConnectionState::ReadyForQuery);
+            client
+                .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(tx)))
+                .await?;
+        }
+        Ok(())
+    }
+
+    async fn do_query<C>(&self, client: &mut C, query: &str) -> PgWireResult<Vec<Response>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // Only reached if pgwire's default on_query were used; ours answers itself.
+        let sql = query.to_string();
+        let (outputs, error) = match self
+            .run(client, |s| {
+                Box::pin(async move { Ok(s.execute_script(&sql).await) })
+            })
+            .await?
+        {
+            Ok(r) => r,
+            Err(e) => (vec![], Some(e)),
+        };
+        let mut out: Vec<Response> = outputs
+            .into_iter()
+            .map(|o| match o {
+                Output::Rows { schema, batches } => {
+                    Response::Query(rows_response(&schema, batches, &Format::UnifiedText))
+                }
+                Output::Command { tag } => Response::Execution(command_tag(&tag)),
+                Output::CopyOut { lines, columns, .. } => {
+                    Response::CopyOut(copy_out(lines, columns))
+                }
+                Output::CopyIn(c) => Response::CopyIn(copy_in(&c)),
+            })
+            .collect();
+        if let Some(e) = error {
+            out.push(Response::Error(Box::new(error_info(&e))));
+        }
+        Ok(out)
+    }
+}
+
+/// Parses statements for the extended protocol in the connection's session
+/// (parameter types are inferred against the tables as they are now).
+pub(crate) struct Parser {
+    conn: Arc<Connection>,
+}
+
+#[async_trait]
+impl QueryParser for Parser {
+    type Statement = Prepared;
+
+    async fn parse_sql<C>(
+        &self,
+        client: &C,
+        sql: &str,
+        _types: &[Option<Type>],
+    ) -> PgWireResult<Option<Prepared>>
+    where
+        C: ClientInfo + Unpin + Send + Sync,
+    {
+        let sql = sql.to_string();
+        match self
+            .conn
+            .run(client, |s| Box::pin(async move { s.prepare(&sql).await }))
+            .await?
+        {
+            Ok(p) if p.is_empty() => Ok(None),
+            Ok(p) => Ok(Some(p)),
+            Err(e) => Err(user_error(&e)),
+        }
+    }
+
+    fn get_parameter_types(&self, stmt: &Prepared) -> PgWireResult<Vec<Type>> {
+        Ok(stmt
+            .param_types
+            .iter()
+            .map(|t| param_type(t.as_ref()))
+            .collect())
+    }
+
+    fn get_result_schema(
+        &self,
+        _stmt: &Prepared,
+        _column_format: Option<&Format>,
+    ) -> PgWireResult<Vec<FieldInfo>> {
+        // Described by the handler itself, against the current schema.
+        Ok(vec![])
+    }
+}
+
+/// Parameter types: what the client declared in Parse, else what was inferred.
+fn parameter_types(stmt: &StoredStatement<Prepared>) -> Vec<Type> {
+    let n = stmt
+        .parameter_types
+        .len()
+        .max(stmt.statement.param_types.len());
+    (0..n)
+        .map(|i| {
+            stmt.parameter_types
+                .get(i)
+                .cloned()
+                .flatten()
+                .filter(|t| *t != Type::UNKNOWN)
+                .unwrap_or_else(|| {
+                    param_type(
+                        stmt.statement
+                            .param_types
+                            .get(i)
+                            .cloned()
+                            .flatten()
+                            .as_ref(),
+                    )
+                })
+        })
+        .collect()
+}
+
+fn decode_params(portal: &Portal<Prepared>) -> Result<Vec<ParamValue>, ExecError> {
+    let types = parameter_types(&portal.statement);
+    portal
+        .parameters
+        .iter()
+        .enumerate()
+        .map(|(i, p)| {
+            let t = types.get(i).cloned().unwrap_or(Type::TEXT);
+            let binary = matches!(format_for(&portal.parameter_format, i), FieldFormat::Binary);
+            decode_param(i + 1, &t, p.as_deref(), binary)
+        })
+        .collect()
+}
+
+/// The extended query protocol handler: a thin wrapper so that the parser
+/// and the handlers share the connection.
+pub(crate) struct Extended {
+    pub(crate) conn: Arc<Connection>,
+}
+
+#[async_trait]
+impl ExtendedQueryHandler for Extended {
+    type Statement = Prepared;
+    type QueryParser = Parser;
+
+    fn query_parser(&self) -> Arc<Parser> {
+        Arc::new(Parser {
+            conn: self.conn.clone(),
+        })
+    }
+
+    async fn on_execute<C>(
+        &self,
+        client: &mut C,
+        message: pgwire::messages::extendedquery::Execute,
+    ) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let result = self._on_execute(client, message).await;
+        let tx = self.conn.tx_status().await;
+        client.set_transaction_status(tx);
+        result
+    }
+
+    async fn on_sync<C>(&self, client: &mut C, _message: PgSync) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
+        let tx = self.conn.tx_status().await;
+        client.set_transaction_status(tx);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(tx)))
+            .await?;
+        client.flush().await?;
+        Ok(())
+    }
+
+    async fn do_describe_statement<C>(
+        &self,
+        client: &mut C,
+        target: &StoredStatement<Prepared>,
+    ) -> PgWireResult<DescribeStatementResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let prepared = target.statement.clone();
+        let schema = self
+            .conn
+            .run(client, |s| {
+                Box::pin(async move { s.describe(&prepared, None).await })
+            })
+            .await?
+            .map_err(|e| user_error(&e))?;
+        let fields = match schema {
+            Some(schema) => fields(&schema, &Format::UnifiedText).as_ref().clone(),
+            None => vec![],
+        };
+        Ok(DescribeStatementResponse::new(
+            parameter_types(target),
+            fields,
+        ))
+    }
+
+    async fn do_describe_portal<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if !portal.statement.statement.returns_rows() {
+            return Ok(DescribePortalResponse::no_data());
+        }
+        let values = decode_params(portal).map_err(|e| user_error(&e))?;
+        let prepared = portal.statement.statement.clone();
+        let schema = self
+            .conn
+            .run(client, |s| {
+                Box::pin(async move { s.describe(&prepared, Some(&values)).await })
+            })
+            .await?
+            .map_err(|e| user_error(&e))?;
+        Ok(match schema {
+            Some(schema) => DescribePortalResponse::new(
+                fields(&schema, &portal.result_column_format)
+                    .as_ref()
+                    .clone(),
+            ),
+            None => DescribePortalResponse::no_data(),
+        })
+    }
+
+    async fn do_query<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        _max_rows: usize,
+    ) -> PgWireResult<Response>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if portal.statement.statement.is_empty() {
+            return Ok(Response::EmptyQuery);
+        }
+        let started = Instant::now();
+        let values = decode_params(portal).map_err(|e| user_error(&e))?;
+        let prepared = portal.statement.statement.clone();
+        // pgwire listens for a CancelRequest around Execute itself.
+        let result = self
+            .conn
+            .run_with(client, false, |s| {
+                Box::pin(async move { s.execute_prepared(&prepared, &values).await })
+            })
+            .await?;
+        self.conn.record(result.as_ref().map(|_| ()), started);
+        match result.map_err(|e| user_error(&e))? {
+            Output::Rows { schema, batches } => Ok(Response::Query(rows_response(
+                &schema,
+                batches,
+                &portal.result_column_format,
+            ))),
+            Output::Command { tag } => {
+                self.conn.shared.metrics.command(&tag);
+                Ok(Response::Execution(command_tag(&tag)))
+            }
+            Output::CopyOut { lines, columns, .. } => {
+                Ok(Response::CopyOut(copy_out(lines, columns)))
+            }
+            Output::CopyIn(c) => {
+                let response = copy_in(&c);
+                *self.conn.copy.lock().await = Some(Ok(c));
+                Ok(Response::CopyIn(response))
+            }
+        }
+    }
+}
+
+#[async_trait]
+impl pgwire::api::copy::CopyHandler for Connection {
+    async fn on_copy_data<C>(&self, _client: &mut C, copy_data: CopyData) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // A bad row ends the copy; the error is reported at CopyDone, as
+        // PostgreSQL does, and the rest of the data is discarded.
+        let mut copy = self.copy.lock().await;
+        if let Some(Ok(c)) = copy.as_mut()
+            && let Err(e) = c.feed(&copy_data.data)
+        {
+            *copy = Some(Err(e));
+        }
+        Ok(())
+    }
+
+    async fn on_copy_done<C>(&self, client: &mut C, _done: CopyDone) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let started = Instant::now();
+        let copy = self.copy.lock().await.take();
+        let result = match copy {
+            Some(Ok(c)) => {
+                let mut guard = self.session(client).await?;
+                match guard.as_mut() {
+                    Some(s) => s.finish_copy(*c).await,
+                    None => Err(ExecError::new(sqlstate::INTERNAL_ERROR, "no session")),
+                }
+            }
+            Some(Err(e)) => Err(e),
+            None => Err(ExecError::new(
+                sqlstate::PROTOCOL_VIOLATION,
+                "CopyDone without a COPY in progress",
+            )),
+        };
+        self.record(result.as_ref().map(|_| ()), started);
+        let tx = self.tx_status().await;
+        client.set_transaction_status(tx);
+        let rows = result.map_err(|e| user_error(&e))?;
+        let tag = format!("COPY {rows}");
+        self.shared.metrics.command(&tag);
+        client
+            .send(PgWireBackendMessage::CommandComplete(
+                Tag::new("COPY").with_rows(rows as usize).into(),
+            ))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_copy_fail<C>(&self, client: &mut C, fail: CopyFail) -> PgWireError
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        self.copy.lock().await.take();
+        let tx = self.tx_status().await;
+        client.set_transaction_status(tx);
+        user_error(&ExecError::new(
+            sqlstate::QUERY_CANCELED,
+            format!("COPY from stdin failed: {}", fail.message),
+        ))
+    }
+}

@@ -1,0 +1,81 @@
+//! The PostgreSQL wire protocol front end (pgwire), as a module tree:
+//! `auth` (startup, users, limits), `handler` (simple and extended query,
+//! COPY, cancel and timeouts), `types` (values on the wire). Each connection
+//! gets its own handlers over one executor session.
+
+mod auth;
+mod handler;
+mod types;
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::time::Duration;
+
+use pgwire::api::cancel::DefaultCancelHandler;
+use pgwire::api::{ConnectionManager, NoopHandler, PgWireServerHandlers};
+use tidemark_storage::Database;
+
+pub(crate) use auth::Users;
+
+use crate::metrics::Metrics;
+
+/// What every connection shares.
+#[derive(Debug)]
+pub(crate) struct Shared {
+    pub(crate) db: Arc<Database>,
+    pub(crate) users: Arc<Users>,
+    pub(crate) auth_method: String,
+    pub(crate) max_connections: usize,
+    pub(crate) statement_timeout: Duration,
+    pub(crate) tls_required: bool,
+    pub(crate) metrics: Arc<Metrics>,
+    pub(crate) manager: Arc<ConnectionManager>,
+    /// Connections accepted and not yet closed (the limit counts these).
+    pub(crate) open: AtomicUsize,
+}
+
+/// One connection's handlers.
+pub(crate) struct ConnectionHandlers {
+    shared: Arc<Shared>,
+    conn: Arc<handler::Connection>,
+}
+
+impl ConnectionHandlers {
+    pub(crate) fn new(shared: Arc<Shared>) -> Self {
+        ConnectionHandlers {
+            conn: Arc::new(handler::Connection::new(shared.clone())),
+            shared,
+        }
+    }
+}
+
+impl PgWireServerHandlers for ConnectionHandlers {
+    fn simple_query_handler(&self) -> Arc<impl pgwire::api::query::SimpleQueryHandler> {
+        self.conn.clone()
+    }
+
+    fn extended_query_handler(&self) -> Arc<impl pgwire::api::query::ExtendedQueryHandler> {
+        Arc::new(handler::Extended {
+            conn: self.conn.clone(),
+        })
+    }
+
+    fn startup_handler(&self) -> Arc<impl pgwire::api::auth::StartupHandler> {
+        Arc::new(auth::Startup::new(
+            self.shared.clone(),
+            self.shared.manager.clone(),
+        ))
+    }
+
+    fn copy_handler(&self) -> Arc<impl pgwire::api::copy::CopyHandler> {
+        self.conn.clone()
+    }
+
+    fn cancel_handler(&self) -> Arc<impl pgwire::api::cancel::CancelHandler> {
+        Arc::new(DefaultCancelHandler::new(self.shared.manager.clone()))
+    }
+
+    fn error_handler(&self) -> Arc<impl pgwire::api::ErrorHandler> {
+        Arc::new(NoopHandler)
+    }
+}

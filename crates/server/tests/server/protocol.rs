@@ -1,0 +1,472 @@
+//! The extended query protocol, binary format, COPY, cancellation and
+//! timeouts, connection limits, users and HTTP, with tokio-postgres and psql.
+
+use std::io::{Read, Write};
+use std::time::{Duration, SystemTime};
+
+use futures::{SinkExt, StreamExt};
+use tokio_postgres::NoTls;
+
+use crate::harness::Server;
+
+fn assert_code(e: &tokio_postgres::Error, expected: &str) {
+    let c = code(e);
+    assert!(c.starts_with(expected), "expected {expected}, got {c}");
+}
+
+async fn connect_as(
+    s: &Server,
+    user: &str,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let conninfo = format!(
+        "host=127.0.0.1 port={} user={user} password={password} dbname=tidemark",
+        s.port
+    );
+    let (client, conn) = tokio_postgres::connect(&conninfo, NoTls).await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+fn code(e: &tokio_postgres::Error) -> String {
+    match e.as_db_error() {
+        Some(db) => format!("{} ({})", db.code().code(), db.message()),
+        None => format!("no SQLSTATE: {e}"),
+    }
+}
+
+#[tokio::test]
+async fn bound_parameters_and_binary_results_for_every_type() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let client = connect_as(&server, "admin", "quest")
+        .await
+        .expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE t (ts TIMESTAMP, b BOOLEAN, s SMALLINT, i INT, l BIGINT, r REAL, \
+             d DOUBLE, v VARCHAR, sym SYMBOL, bin BYTEA) TIMESTAMP(ts) PARTITION BY DAY",
+        )
+        .await
+        .expect("create");
+    let insert = client
+        .prepare("INSERT INTO t VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)")
+        .await
+        .expect("prepare infers every parameter's type from the columns");
+    let ts = SystemTime::UNIX_EPOCH + Duration::from_micros(1_795_000_000_123_456);
+    let n = client
+        .execute(
+            &insert,
+            &[
+                &ts,
+                &true,
+                &-7i16,
+                &i32::MIN,
+                &i64::MAX,
+                &1.5f32,
+                &f64::NAN,
+                &"héllo 'quoted'",
+                &"AAPL",
+                &vec![0u8, 1, 255],
+            ],
+        )
+        .await
+        .expect("insert with binary parameters");
+    assert_eq!(n, 1);
+    let nulls: [&(dyn tokio_postgres::types::ToSql + Sync); 10] = [
+        &(ts + Duration::from_secs(1)),
+        &None::<bool>,
+        &None::<i16>,
+        &None::<i32>,
+        &None::<i64>,
+        &None::<f32>,
+        &None::<f64>,
+        &None::<String>,
+        &None::<String>,
+        &None::<Vec<u8>>,
+    ];
+    client.execute(&insert, &nulls).await.expect("insert NULLs");
+
+    // Results in binary format (tokio-postgres asks for binary).
+    let rows = client
+        .query(
+            "SELECT ts, b, s, i, l, r, d, v, sym, bin FROM t WHERE ts >= $1 ORDER BY ts",
+            &[&ts],
+        )
+        .await
+        .expect("select");
+    assert_eq!(rows.len(), 2);
+    let r = &rows[0];
+    assert_eq!(r.get::<_, SystemTime>(0), ts);
+    assert!(r.get::<_, bool>(1));
+    assert_eq!(r.get::<_, i16>(2), -7);
+    assert_eq!(r.get::<_, i32>(3), i32::MIN);
+    assert_eq!(r.get::<_, i64>(4), i64::MAX);
+    assert_eq!(r.get::<_, f32>(5), 1.5);
+    assert!(r.get::<_, f64>(6).is_nan());
+    assert_eq!(r.get::<_, &str>(7), "héllo 'quoted'");
+    assert_eq!(r.get::<_, &str>(8), "AAPL");
+    assert_eq!(r.get::<_, Vec<u8>>(9), vec![0u8, 1, 255]);
+    let r = &rows[1];
+    for i in 1..10 {
+        let v: Option<String> = match i {
+            7 | 8 => r.get(i),
+            _ => None,
+        };
+        assert!(v.is_none(), "column {i} is NULL");
+    }
+    assert_eq!(r.get::<_, Option<i64>>(4), None);
+    assert_eq!(r.get::<_, Option<Vec<u8>>>(9), None);
+
+    // A prepared statement keeps working after ALTER TABLE adds a column.
+    let select = client
+        .prepare("SELECT count(*) FROM t WHERE i = $1 OR $2 < d")
+        .await
+        .expect("prepare");
+    client
+        .batch_execute("ALTER TABLE t ADD COLUMN extra INT")
+        .await
+        .expect("alter");
+    let row = client
+        .query_one(&select, &[&i32::MIN, &0.5f64])
+        .await
+        .expect("reuse");
+    assert_eq!(row.get::<_, i64>(0), 1);
+
+    // Errors keep their SQLSTATE in the extended protocol.
+    let e = client
+        .query("SELECT * FROM missing WHERE x = $1", &[&1i32])
+        .await
+        .expect_err("must fail");
+    assert_code(&e, "42P01");
+    let e = client
+        .execute(
+            &insert,
+            &[
+                &ts,
+                &"nope",
+                &1i16,
+                &1i32,
+                &1i64,
+                &1f32,
+                &1f64,
+                &"",
+                &"",
+                &vec![0u8],
+            ],
+        )
+        .await
+        .expect_err("must fail");
+    assert!(e.to_string().contains("error serializing"), "{e}");
+}
+
+#[tokio::test]
+async fn transactions_portals_and_copy() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let mut client = connect_as(&server, "admin", "quest")
+        .await
+        .expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE m (ts TIMESTAMP, sym SYMBOL, v DOUBLE) TIMESTAMP(ts) PARTITION BY DAY",
+        )
+        .await
+        .expect("create");
+
+    // COPY FROM STDIN (CSV with a header) and COPY TO STDOUT.
+    let sink = client
+        .copy_in("COPY m FROM STDIN WITH (FORMAT csv, HEADER)")
+        .await
+        .expect("copy in");
+    futures::pin_mut!(sink);
+    let mut data = String::from("ts,sym,v\n");
+    for k in 0..1000 {
+        data.push_str(&format!(
+            "2026-11-21T00:{:02}:{:02},\"S,{}\",{}\n",
+            k / 60 % 60,
+            k % 60,
+            k % 3,
+            k
+        ));
+    }
+    // Split mid-row: rows may straddle CopyData messages.
+    let (a, b) = data.split_at(data.len() / 2 + 3);
+    sink.send(bytes::Bytes::from(a.to_string()))
+        .await
+        .expect("send");
+    sink.send(bytes::Bytes::from(b.to_string()))
+        .await
+        .expect("send");
+    assert_eq!(sink.finish().await.expect("finish"), 1000);
+    let out = client
+        .copy_out("COPY (SELECT sym, v FROM m WHERE v < 2) TO STDOUT")
+        .await
+        .expect("copy out");
+    futures::pin_mut!(out);
+    let mut text = Vec::new();
+    while let Some(chunk) = out.next().await {
+        text.extend_from_slice(&chunk.expect("chunk"));
+    }
+    assert_eq!(String::from_utf8(text).expect("utf8"), "S,0\t0\nS,1\t1\n");
+    // A bad row rejects the whole COPY with 22P04 and names the line.
+    let sink = client.copy_in("COPY m FROM STDIN").await.expect("copy in");
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(
+        b"2026-11-22T00:00:00\tX\t1\n2026-11-22T00:00:01\tY\n",
+    ))
+    .await
+    .expect("send");
+    let e = sink.finish().await.expect_err("must fail");
+    assert_code(&e, "22P04");
+    assert!(code(&e).contains("line 2"), "{}", code(&e));
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM m", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 1000, "nothing of the failed COPY is kept");
+
+    // A transaction through the extended protocol, and a portal read in pieces.
+    let tx = client.transaction().await.expect("begin");
+    let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_237_200);
+    tx.execute("INSERT INTO m VALUES ($1, $2, $3)", &[&at, &"T", &9.0f64])
+        .await
+        .expect("insert in tx");
+    let portal = tx
+        .bind("SELECT v FROM m ORDER BY ts", &[])
+        .await
+        .expect("bind portal");
+    let first = tx.query_portal(&portal, 300).await.expect("first rows");
+    let rest = tx.query_portal(&portal, 0).await.expect("the rest");
+    assert_eq!((first.len(), rest.len()), (300, 701));
+    tx.rollback().await.expect("rollback");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM m", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 1000);
+}
+
+#[tokio::test]
+async fn timeouts_cancel_limits_users_and_http() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TIDEMARK_SERVER_MAX_CONNECTIONS", "3"),
+            ("TIDEMARK_AUTH_METHOD", "md5"),
+            ("TIDEMARK_AUTH_READONLY_USER", "reader"),
+            ("TIDEMARK_AUTH_READONLY_PASSWORD", "r3ad"),
+        ],
+    );
+    let client = connect_as(&server, "admin", "quest")
+        .await
+        .expect("md5 login");
+    let slow = "SELECT count(*) FROM generate_series(1, 5000000000) a";
+
+    // statement_timeout ends a long query with 57014; the session goes on.
+    client
+        .batch_execute("SET statement_timeout = '300ms'")
+        .await
+        .expect("set");
+    let started = std::time::Instant::now();
+    let e = client.simple_query(slow).await.expect_err("must fail");
+    assert_code(&e, "57014");
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    client
+        .batch_execute("RESET statement_timeout")
+        .await
+        .expect("reset");
+    let v: String = client
+        .query_one("SHOW statement_timeout", &[])
+        .await
+        .expect("show")
+        .get(0);
+    assert_eq!(v, "0");
+
+    // A CancelRequest stops a running query.
+    let token = client.cancel_token();
+    let canceller = tokio::spawn(async move {
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        token.cancel_query(NoTls).await
+    });
+    let e = client.simple_query(slow).await.expect_err("must fail");
+    assert_code(&e, "57014");
+    canceller.await.expect("join").expect("cancel request");
+    assert_eq!(
+        client
+            .simple_query("SELECT 1")
+            .await
+            .expect("still serving")
+            .len(),
+        3
+    );
+
+    // The read-only user reads, and is refused writes with 42501.
+    client
+        .batch_execute("CREATE TABLE r (ts TIMESTAMP, v INT) TIMESTAMP(ts) PARTITION BY DAY; INSERT INTO r VALUES (now(), 1)")
+        .await
+        .expect("setup");
+    let reader = connect_as(&server, "reader", "r3ad")
+        .await
+        .expect("reader login");
+    let n: i64 = reader
+        .query_one("SELECT count(*) FROM r", &[])
+        .await
+        .expect("read")
+        .get(0);
+    assert_eq!(n, 1);
+    let who: String = reader
+        .query_one("SELECT current_user", &[])
+        .await
+        .expect("who")
+        .get(0);
+    assert_eq!(who, "reader");
+    let e = reader
+        .batch_execute("INSERT INTO r VALUES (now(), 2)")
+        .await
+        .expect_err("must fail");
+    assert_code(&e, "42501");
+    assert!(code(&e).contains("reader"), "{}", code(&e));
+    let e = reader
+        .batch_execute("DROP TABLE r")
+        .await
+        .expect_err("must fail");
+    assert_code(&e, "42501");
+    let e = connect_as(&server, "reader", "wrong")
+        .await
+        .expect_err("must fail");
+    assert_code(&e, "28P01");
+
+    // Past max_connections (3 open here), a new connection gets 53300.
+    let third = connect_as(&server, "admin", "quest").await.expect("third");
+    let e = connect_as(&server, "admin", "quest")
+        .await
+        .expect_err("must fail");
+    assert_code(&e, "53300");
+    drop(third);
+
+    // HTTP: /health and /metrics.
+    let (status, body) = http_get(server.http_port, "/health");
+    assert_eq!(
+        (status.as_str(), body.as_str()),
+        ("HTTP/1.1 200 OK", "ok\n")
+    );
+    let (_, metrics) = http_get(server.http_port, "/metrics");
+    for name in [
+        "tidemark_connections ",
+        "tidemark_queries_total{outcome=\"canceled\"} 2",
+        "tidemark_query_duration_seconds_bucket",
+        "tidemark_rows_written_total 1",
+        "tidemark_wal_fsync_seconds_total",
+        "tidemark_disk_bytes",
+    ] {
+        assert!(metrics.contains(name), "{name} in\n{metrics}");
+    }
+    let (status, _) = http_get(server.http_port, "/nope");
+    assert_eq!(status, "HTTP/1.1 404 Not Found");
+}
+
+fn http_get(port: u16, path: &str) -> (String, String) {
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("http connect");
+    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("head");
+    (
+        head.lines().next().unwrap_or_default().to_string(),
+        body.to_string(),
+    )
+}
+
+#[test]
+fn psql_describes_tables() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let out = std::process::Command::new("psql")
+        .arg(server.conninfo("quest"))
+        .args(["-X", "-v", "ON_ERROR_STOP=1", "-c"])
+        .arg("CREATE TABLE quotes (ts TIMESTAMP, sym SYMBOL, bid DOUBLE) TIMESTAMP(ts) PARTITION BY DAY")
+        .args(["-c", "\\dt", "-c", "\\d quotes", "-c", "\\dn", "-c", "\\l"])
+        .output()
+        .expect("psql");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for expected in [
+        "public | quotes | table",
+        "Table \"public.quotes\"",
+        " ts     | timestamp without time zone",
+        " bid    | double precision",
+        "List of schemas",
+        "tidemark",
+    ] {
+        assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
+    }
+}
+
+#[test]
+fn tls_with_psql_and_mandatory_tls() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
+    let made = std::process::Command::new("openssl")
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "2",
+            "-subj",
+            "/CN=localhost",
+            "-keyout",
+        ])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (installed with the test tools)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    let root = dir.path().join("root");
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    let server = Server::start(
+        &root,
+        &[
+            ("TIDEMARK_TLS_REQUIRED", "true"),
+            ("TIDEMARK_TLS_CERT_FILE", &cert),
+            ("TIDEMARK_TLS_KEY_FILE", &key),
+        ],
+    );
+    let psql = |sslmode: &str| {
+        std::process::Command::new("psql")
+            .arg(format!("{} sslmode={sslmode}", server.conninfo("quest")))
+            .args(["-X", "-At", "-c", "SELECT 'on'"])
+            .output()
+            .expect("psql")
+    };
+    let out = psql("require");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "on");
+    let out = psql("disable");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("requires SSL"), "{stderr}");
+}
