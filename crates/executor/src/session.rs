@@ -34,11 +34,7 @@ pub enum Output {
     /// to [`CopyIn::feed`], and the copy ends with [`Session::finish_copy`].
     CopyIn(Box<CopyIn>),
     /// `COPY ... TO STDOUT`: the rows, one encoded line each.
-    CopyOut {
-        format: CopyFormat,
-        columns: usize,
-        lines: Vec<Vec<u8>>,
-    },
+    CopyOut { columns: usize, lines: Vec<Vec<u8>> },
 }
 
 impl Output {
@@ -137,11 +133,6 @@ impl Session {
         self.settings.statement_timeout()
     }
 
-    /// A session setting's current value (what SHOW prints).
-    pub fn setting(&self, name: &str) -> Result<String> {
-        self.settings.get(name)
-    }
-
     /// Applies a startup-packet option (`options=-c statement_timeout=100`, ...).
     pub fn set_startup_option(&mut self, name: &str, value: &str) -> Result<()> {
         self.settings.set(name, value)
@@ -169,18 +160,7 @@ impl Session {
     pub async fn execute_script(&mut self, sql: &str) -> (Vec<Output>, Option<ExecError>) {
         let mut out = Vec::new();
         self.wants_catalog = crate::pg_catalog::mentions_catalog(sql);
-        let parsed = match self
-            .wants_catalog
-            .then(|| crate::pg_catalog::parse_client_queries(sql))
-            .flatten()
-        {
-            Some(queries) => Ok(queries
-                .into_iter()
-                .map(|q| Statement::Standard(Box::new(q)))
-                .collect()),
-            None => tidemark_parser::parse(sql),
-        };
-        let result = match parsed {
+        let result = match parse(sql, self.wants_catalog) {
             Ok(statements) => {
                 let mut result = Ok(());
                 for s in statements {
@@ -194,17 +174,11 @@ impl Session {
                 }
                 result
             }
-            Err(e) => Err(e.into()),
+            Err(e) => Err(e),
         };
-        match result {
+        match self.abort_tx_on_error(result) {
             Ok(()) => (out, None),
-            Err(e) => {
-                // An error inside a transaction aborts it until ROLLBACK.
-                if self.tx.is_some() {
-                    self.failed = true;
-                }
-                (out, Some(e))
-            }
+            Err(e) => (out, Some(e)),
         }
     }
 
@@ -220,16 +194,7 @@ impl Session {
     /// types of its parameters.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
         let wants_catalog = crate::pg_catalog::mentions_catalog(sql);
-        let mut statements = match wants_catalog
-            .then(|| crate::pg_catalog::parse_client_queries(sql))
-            .flatten()
-        {
-            Some(queries) => queries
-                .into_iter()
-                .map(|q| Statement::Standard(Box::new(q)))
-                .collect(),
-            None => tidemark_parser::parse(sql)?,
-        };
+        let mut statements = parse(sql, wants_catalog)?;
         if statements.len() > 1 {
             return Err(ExecError::new(
                 sqlstate::SYNTAX_ERROR,
@@ -310,10 +275,7 @@ impl Session {
             Ok(()) => self.execute_statement(statement).await,
             Err(e) => Err(e),
         };
-        if result.is_err() && self.tx.is_some() {
-            self.failed = true;
-        }
-        result
+        self.abort_tx_on_error(result)
     }
 
     /// Ends a COPY FROM STDIN: commits every row it carried (or adds them to
@@ -326,6 +288,11 @@ impl Session {
                 .map(|_| copy.row_count),
             Err(e) => Err(e),
         };
+        self.abort_tx_on_error(result)
+    }
+
+    /// An error inside a transaction aborts it until ROLLBACK.
+    fn abort_tx_on_error<T>(&mut self, result: Result<T>) -> Result<T> {
         if result.is_err() && self.tx.is_some() {
             self.failed = true;
         }
@@ -403,9 +370,8 @@ impl Session {
                             i.columns
                                 .iter()
                                 .map(|c| {
-                                    let name = c.to_string();
                                     t.meta()
-                                        .column_index(name.trim_matches('"'))
+                                        .column_index(&insert_column_name(c))
                                         .map(|k| value_type(t.meta().columns[k].column_type))
                                         .unwrap_or(DataType::Utf8)
                                 })
@@ -662,7 +628,6 @@ impl Session {
                 let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
                 let lines = crate::copy::encode_rows(&format, &batches, Some(&names))?;
                 Ok(Output::CopyOut {
-                    format,
                     columns: names.len(),
                     lines,
                 })
@@ -877,12 +842,7 @@ impl Session {
                 .columns
                 .iter()
                 .map(|c| {
-                    let name = c.to_string();
-                    let name = if c.to_string().starts_with('"') {
-                        name.trim_matches('"').to_string()
-                    } else {
-                        name
-                    };
+                    let name = insert_column_name(c);
                     meta.column_index(&name).ok_or_else(|| {
                         ExecError::new(
                             sqlstate::UNDEFINED_COLUMN,
@@ -966,6 +926,31 @@ fn transaction_control(s: &Statement) -> Option<TxControl> {
             _ => None,
         },
         _ => None,
+    }
+}
+
+/// Parses `sql`: a client tool's catalog query (psql's `\\d t`) with the
+/// catalog's compatibility parser, anything else with Tidemark's.
+fn parse(sql: &str, wants_catalog: bool) -> Result<Vec<Statement>> {
+    match wants_catalog
+        .then(|| crate::pg_catalog::parse_client_queries(sql))
+        .flatten()
+    {
+        Some(queries) => Ok(queries
+            .into_iter()
+            .map(|q| Statement::Standard(Box::new(q)))
+            .collect()),
+        None => Ok(tidemark_parser::parse(sql)?),
+    }
+}
+
+/// A target column of INSERT as written (`"Price"` keeps its case).
+fn insert_column_name(c: &ast::ObjectName) -> String {
+    let name = c.to_string();
+    if name.starts_with('"') {
+        name.trim_matches('"').to_string()
+    } else {
+        name
     }
 }
 

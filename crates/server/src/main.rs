@@ -167,7 +167,6 @@ async fn serve(config: config::Config) -> Result<(), String> {
         tls_required: config.tls.required,
         metrics: status.metrics.clone(),
         manager: Arc::new(pgwire::api::ConnectionManager::new()),
-        open: std::sync::atomic::AtomicUsize::new(0),
     });
     status.set_phase(http::Phase::Serving);
     tracing::info!(%addr, tls = tls.is_some(), boot_ms = started.elapsed().as_millis() as u64, "serving the PostgreSQL protocol");
@@ -184,14 +183,12 @@ async fn serve(config: config::Config) -> Result<(), String> {
                     let tls = tls.clone();
                     connections.spawn(async move {
                         use std::sync::atomic::Ordering;
-                        shared.open.fetch_add(1, Ordering::Relaxed);
                         shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
                         shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
                         let handlers = pg::ConnectionHandlers::new(shared.clone());
                         if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
                             tracing::debug!(%peer, "connection ended: {e}");
                         }
-                        shared.open.fetch_sub(1, Ordering::Relaxed);
                         shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                     });
                 }

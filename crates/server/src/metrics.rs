@@ -16,6 +16,7 @@ const BUCKETS: [f64; 12] = [
 
 #[derive(Debug, Default)]
 pub(crate) struct Metrics {
+    /// Connections accepted and not yet closed (the connection limit counts these).
     pub(crate) connections_open: AtomicU64,
     pub(crate) connections_total: AtomicU64,
     queries_ok: AtomicU64,

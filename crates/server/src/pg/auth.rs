@@ -203,7 +203,9 @@ impl StartupHandler for Startup {
                     "this server requires SSL: connect with sslmode=require",
                 ));
             }
-            if self.shared.open.load(Ordering::Relaxed) > self.shared.max_connections {
+            // Accepted and not yet closed, this one included.
+            let open = self.shared.metrics.connections_open.load(Ordering::Relaxed);
+            if open > self.shared.max_connections as u64 {
                 return Err(fatal("53300", "sorry, too many clients already"));
             }
             if !startup.parameters.contains_key("user") {

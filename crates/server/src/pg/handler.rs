@@ -195,6 +195,21 @@ impl Connection {
         Ok(result)
     }
 
+    /// Runs a simple-query script: the outputs of the statements that ran and
+    /// the error that stopped the rest (a timeout or cancel included).
+    async fn run_script<C: ClientInfo>(
+        &self,
+        client: &C,
+        sql: String,
+    ) -> PgWireResult<(Vec<Output>, Option<ExecError>)> {
+        let ran = self
+            .run(client, |s| {
+                Box::pin(async move { Ok(s.execute_script(&sql).await) })
+            })
+            .await?;
+        Ok(ran.unwrap_or_else(|e| (vec![], Some(e))))
+    }
+
     async fn tx_status(&self) -> TransactionStatus {
         match self.session.lock().await.as_ref() {
             Some(s) => status(s.tx_status()),
@@ -296,15 +311,7 @@ impl SimpleQueryHandler for Connection {
                 .await?;
         } else {
             let started = Instant::now();
-            let (outputs, error) = match self
-                .run(client, |s| {
-                    Box::pin(async move { Ok(s.execute_script(&sql).await) })
-                })
-                .await?
-            {
-                Ok(r) => r,
-                Err(e) => (vec![], Some(e)),
-            };
+            let (outputs, error) = self.run_script(client, sql).await?;
             self.record(error.as_ref().map_or(Ok(()), Err), started);
             for output in outputs {
                 match output {
@@ -316,7 +323,7 @@ impl SimpleQueryHandler for Connection {
                         self.shared.metrics.command(&tag);
                         send_execution_response(client, command_tag(&tag)).await?;
                     }
-                    Output::CopyOut { lines, columns, .. } => {
+                    Output::CopyOut { lines, columns } => {
                         pgwire::api::copy::send_copy_out_response(client, copy_out(lines, columns))
                             .await?;
                     }
@@ -352,16 +359,7 @@ impl SimpleQueryHandler for Connection {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         // Only reached if pgwire's default on_query were used; ours answers itself.
-        let sql = query.to_string();
-        let (outputs, error) = match self
-            .run(client, |s| {
-                Box::pin(async move { Ok(s.execute_script(&sql).await) })
-            })
-            .await?
-        {
-            Ok(r) => r,
-            Err(e) => (vec![], Some(e)),
-        };
+        let (outputs, error) = self.run_script(client, query.to_string()).await?;
         let mut out: Vec<Response> = outputs
             .into_iter()
             .map(|o| match o {
@@ -369,9 +367,7 @@ impl SimpleQueryHandler for Connection {
                     Response::Query(rows_response(&schema, batches, &Format::UnifiedText))
                 }
                 Output::Command { tag } => Response::Execution(command_tag(&tag)),
-                Output::CopyOut { lines, columns, .. } => {
-                    Response::CopyOut(copy_out(lines, columns))
-                }
+                Output::CopyOut { lines, columns } => Response::CopyOut(copy_out(lines, columns)),
                 Output::CopyIn(c) => Response::CopyIn(copy_in(&c)),
             })
             .collect();
@@ -621,9 +617,7 @@ impl ExtendedQueryHandler for Extended {
                 self.conn.shared.metrics.command(&tag);
                 Ok(Response::Execution(command_tag(&tag)))
             }
-            Output::CopyOut { lines, columns, .. } => {
-                Ok(Response::CopyOut(copy_out(lines, columns)))
-            }
+            Output::CopyOut { lines, columns } => Ok(Response::CopyOut(copy_out(lines, columns))),
             Output::CopyIn(c) => {
                 let response = copy_in(&c);
                 *self.conn.copy.lock().await = Some(Ok(c));

@@ -8,7 +8,6 @@ mod handler;
 mod types;
 
 use std::sync::Arc;
-use std::sync::atomic::AtomicUsize;
 use std::time::Duration;
 
 use pgwire::api::cancel::DefaultCancelHandler;
@@ -30,8 +29,6 @@ pub(crate) struct Shared {
     pub(crate) tls_required: bool,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) manager: Arc<ConnectionManager>,
-    /// Connections accepted and not yet closed (the limit counts these).
-    pub(crate) open: AtomicUsize,
 }
 
 /// One connection's handlers.
