@@ -344,7 +344,20 @@ async fn timeouts_cancel_limits_users_and_http() {
         .expect_err("must fail");
     assert_code(&e, "28P01");
 
-    // Past max_connections (3 open here), a new connection gets 53300.
+    // Past max_connections (3 open here), a new connection gets 53300. The
+    // refused login's connection closes on the server a moment after the
+    // client sees the error: wait until only the two sessions are counted.
+    let deadline = std::time::Instant::now() + Duration::from_secs(5);
+    while !http_get(server.http_port, "/metrics")
+        .1
+        .contains("\ntidemark_connections 2\n")
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the refused connection stays counted"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let third = connect_as(&server, "admin", "quest").await.expect("third");
     let e = connect_as(&server, "admin", "quest")
         .await
