@@ -4,4 +4,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo build --release --locked -p tidemark-server
-exec ./target/release/tidemark serve "$@"
+exec "${CARGO_TARGET_DIR:-target}/release/tidemark" serve "$@"

@@ -161,7 +161,14 @@ fn invalid(name: &str, value: &str, hint: &str) -> ExecError {
 fn normalise(name: &str, value: &str) -> Result<String> {
     let lower = value.trim().to_ascii_lowercase();
     match name {
-        "client_encoding" => match lower.replace(['-', '_'], "").as_str() {
+        // Like PostgreSQL's encoding lookup, ignore everything but letters and
+        // digits: asyncpg sends `'utf-8'`, quotes included, in its startup packet.
+        "client_encoding" => match lower
+            .chars()
+            .filter(char::is_ascii_alphanumeric)
+            .collect::<String>()
+            .as_str()
+        {
             "utf8" | "unicode" => Ok("UTF8".into()),
             _ => Err(ExecError::new(
                 sqlstate::FEATURE_NOT_SUPPORTED,
@@ -260,6 +267,11 @@ mod tests {
             .expect("test value");
         assert_eq!(s.get("DATESTYLE").expect("test value"), "ISO, MDY");
         assert_eq!(s.get("client_encoding").expect("test value"), "UTF8");
+        // asyncpg's startup packet quotes the value.
+        s.set("client_encoding", "'utf-8'").expect("test value");
+        assert_eq!(s.get("client_encoding").expect("test value"), "UTF8");
+        s.set("client_encoding", "LATIN1")
+            .expect_err("only UTF8 is spoken");
         assert_eq!(
             s.get("application_name").expect("test value"),
             "PostgreSQL JDBC Driver"

@@ -46,16 +46,22 @@ enum Command {
         #[arg(long)]
         http_listen: Option<String>,
     },
+    /// Read a password on standard input and print its SCRAM-SHA-256 verifier, to put
+    /// in auth.password instead of the password itself.
+    HashPassword,
 }
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let Command::Serve {
-        config,
-        root,
-        pg_listen,
-        http_listen,
-    } = cli.command;
+    let (config, root, pg_listen, http_listen) = match cli.command {
+        Command::Serve {
+            config,
+            root,
+            pg_listen,
+            http_listen,
+        } => (config, root, pg_listen, http_listen),
+        Command::HashPassword => return hash_password(),
+    };
     let mut config = match config::Config::load(config.as_deref(), std::env::vars()) {
         Ok(c) => c,
         Err(e) => {
@@ -99,8 +105,29 @@ fn main() -> std::process::ExitCode {
     }
 }
 
+/// `tidemark hash-password`: one line of standard input -> its verifier on stdout.
+fn hash_password() -> std::process::ExitCode {
+    let mut line = String::new();
+    if let Err(e) = std::io::stdin().read_line(&mut line) {
+        eprintln!("tidemark: cannot read the password: {e}");
+        return std::process::ExitCode::FAILURE;
+    }
+    let password = line.trim_end_matches(['\n', '\r']);
+    if password.is_empty() {
+        eprintln!("tidemark: no password on standard input");
+        return std::process::ExitCode::from(2);
+    }
+    let salt: Vec<u8> = (0..16).map(|_| rand::random::<u8>()).collect();
+    println!(
+        "{}",
+        pg::password::Credential::verifier(password, &salt, pg::password::SCRAM_ITERATIONS)
+    );
+    std::process::ExitCode::SUCCESS
+}
+
 async fn serve(config: config::Config) -> Result<(), String> {
     let started = Instant::now();
+    let users = Arc::new(pg::Users::new(&config.auth)?);
     let status = Arc::new(http::Status::default());
     // HTTP first, so that /health answers 503 while the root is recovered.
     let http_listener = tokio::net::TcpListener::bind(&config.server.http_listen)
@@ -153,14 +180,16 @@ async fn serve(config: config::Config) -> Result<(), String> {
             )
         })?;
     let addr = listener.local_addr().map_err(|e| e.to_string())?;
-    if !addr.ip().is_loopback() && config.auth.password == "quest" {
+    let default_password = pg::password::Credential::parse(&config.auth.password)
+        .is_ok_and(|c| c.matches(&config::AuthSection::default().password));
+    if !addr.ip().is_loopback() && default_password {
         tracing::warn!(
             "listening on {addr} with the default password: set auth.password (TIDEMARK_AUTH_PASSWORD)"
         );
     }
     let shared = Arc::new(pg::Shared {
         db: db.clone(),
-        users: Arc::new(pg::Users::new(&config.auth)),
+        users,
         auth_method: config.auth.method.clone(),
         max_connections: config.server.max_connections,
         statement_timeout: Duration::from_millis(config.server.statement_timeout_ms),

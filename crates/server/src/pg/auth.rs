@@ -9,7 +9,7 @@ use async_trait::async_trait;
 use pgwire::api::auth::cleartext::CleartextPasswordAuthStartupHandler;
 use pgwire::api::auth::md5pass::{Md5PasswordAuthStartupHandler, hash_md5_password};
 use pgwire::api::auth::sasl::SASLAuthStartupHandler;
-use pgwire::api::auth::sasl::scram::{ScramAuth, gen_salted_password};
+use pgwire::api::auth::sasl::scram::{ScramAuth, ScramSecret};
 use pgwire::api::auth::{
     AuthSource, DefaultServerParameterProvider, LoginInfo, Password, StartupHandler,
 };
@@ -18,17 +18,16 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::Shared;
+use super::password::{Credential, SCRAM_ITERATIONS};
 use crate::config::AuthSection;
-
-const SCRAM_ITERATIONS: usize = 4096;
 
 /// A user who may log in.
 #[derive(Debug)]
 struct User {
     name: String,
-    password: String,
-    /// SCRAM's salted password, computed once at start.
-    salted: Vec<u8>,
+    credential: Credential,
+    /// What SCRAM checks against, derived once at start (PBKDF2 is slow on purpose).
+    scram: ScramSecret,
     read_only: bool,
 }
 
@@ -36,32 +35,42 @@ struct User {
 #[derive(Debug)]
 pub(crate) struct Users {
     users: Vec<User>,
-    salt: Vec<u8>,
 }
 
 impl Users {
-    pub(crate) fn new(auth: &AuthSection) -> Self {
+    /// The configured users; an error names the key whose password cannot be used
+    /// with the configured method.
+    pub(crate) fn new(auth: &AuthSection) -> Result<Self, String> {
         let salt: Vec<u8> = rand_bytes(16);
-        let mut users = vec![(auth.user.clone(), auth.password.clone(), false)];
+        let mut users = vec![("auth.password", &auth.user, &auth.password, false)];
         if !auth.readonly_user.is_empty() {
             users.push((
-                auth.readonly_user.clone(),
-                auth.readonly_password.clone(),
+                "auth.readonly_password",
+                &auth.readonly_user,
+                &auth.readonly_password,
                 true,
             ));
         }
-        Users {
-            users: users
-                .into_iter()
-                .map(|(name, password, read_only)| User {
-                    salted: gen_salted_password(&password, &salt, SCRAM_ITERATIONS),
-                    name,
-                    password,
+        let users = users
+            .into_iter()
+            .map(|(key, name, password, read_only)| {
+                let credential = Credential::parse(password)
+                    .map_err(|e| format!("{key}: not a usable SCRAM verifier: {e}"))?;
+                if auth.method == "md5" && matches!(credential, Credential::Verifier { .. }) {
+                    return Err(format!(
+                        "{key} is a SCRAM verifier, which auth.method = \"md5\" cannot check: \
+                         use scram-sha-256 or give the password itself"
+                    ));
+                }
+                Ok(User {
+                    scram: credential.scram_secret(&salt),
+                    name: name.clone(),
+                    credential,
                     read_only,
                 })
-                .collect(),
-            salt,
-        }
+            })
+            .collect::<Result<_, String>>()?;
+        Ok(Users { users })
     }
 
     fn find(&self, name: Option<&str>) -> Option<&User> {
@@ -85,12 +94,45 @@ struct ScramSource(Arc<Users>);
 
 #[async_trait]
 impl AuthSource for ScramSource {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let salted = match self.0.find(login.user()) {
-            Some(u) => u.salted.clone(),
-            None => rand_bytes(32),
+    async fn get_password(&self, _login: &LoginInfo) -> PgWireResult<Password> {
+        // Not called: `get_scram_secret` answers for SCRAM.
+        Ok(Password::new(Some(rand_bytes(16)), rand_bytes(32)))
+    }
+
+    async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
+        let secret = match self.0.find(login.user()) {
+            Some(u) => clone_secret(&u.scram),
+            // An unknown user goes through the same exchange and fails at the proof.
+            None => ScramSecret::SaltedPassword {
+                salt: rand_bytes(16),
+                salted_password: rand_bytes(32),
+            },
         };
-        Ok(Password::new(Some(self.0.salt.clone()), salted))
+        Ok((secret, None))
+    }
+}
+
+/// `ScramSecret` is not `Clone`.
+fn clone_secret(secret: &ScramSecret) -> ScramSecret {
+    match secret {
+        ScramSecret::SaltedPassword {
+            salt,
+            salted_password,
+        } => ScramSecret::SaltedPassword {
+            salt: salt.clone(),
+            salted_password: salted_password.clone(),
+        },
+        ScramSecret::Verifier {
+            salt,
+            iterations,
+            stored_key,
+            server_key,
+        } => ScramSecret::Verifier {
+            salt: salt.clone(),
+            iterations: *iterations,
+            stored_key: stored_key.clone(),
+            server_key: server_key.clone(),
+        },
     }
 }
 
@@ -102,9 +144,10 @@ impl AuthSource for Md5Source {
     async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
         let salt = rand_bytes(4);
         let user = login.user().unwrap_or_default();
-        let hash = match self.0.find(login.user()) {
-            Some(u) => hash_md5_password(user, &u.password, &salt),
-            None => format!("{:?}", rand_bytes(16)),
+        let hash = match self.0.find(login.user()).map(|u| &u.credential) {
+            Some(Credential::Clear(password)) => hash_md5_password(user, password, &salt),
+            // Verifiers are refused with md5 at start; unknown users never match.
+            Some(Credential::Verifier { .. }) | None => format!("{:?}", rand_bytes(16)),
         };
         Ok(Password::new(Some(salt), hash.into_bytes()))
     }
@@ -115,12 +158,23 @@ struct CleartextSource(Arc<Users>);
 
 #[async_trait]
 impl AuthSource for CleartextSource {
-    async fn get_password(&self, login: &LoginInfo) -> PgWireResult<Password> {
-        let password = match self.0.find(login.user()) {
-            Some(u) => u.password.clone().into_bytes(),
-            None => rand_bytes(24),
-        };
-        Ok(Password::new(None, password))
+    async fn get_password(&self, _login: &LoginInfo) -> PgWireResult<Password> {
+        // Not called: `verify_password` checks the presented password itself.
+        Ok(Password::new(None, rand_bytes(24)))
+    }
+
+    async fn verify_password(
+        &self,
+        login: &LoginInfo,
+        presented: &[u8],
+    ) -> PgWireResult<Option<()>> {
+        let presented = String::from_utf8_lossy(presented);
+        match self.0.find(login.user()) {
+            Some(u) if u.credential.matches(&presented) => Ok(None),
+            _ => Err(PgWireError::InvalidPassword(
+                login.user().unwrap_or_default().to_owned(),
+            )),
+        }
     }
 }
 

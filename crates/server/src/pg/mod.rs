@@ -5,6 +5,7 @@
 
 mod auth;
 mod handler;
+pub(crate) mod password;
 mod types;
 
 use std::sync::Arc;

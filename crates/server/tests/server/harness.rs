@@ -116,3 +116,24 @@ impl Drop for Server {
         let _ = self.child.wait();
     }
 }
+
+/// A self-signed certificate and its key, written into `dir` by openssl; their paths.
+pub(crate) fn self_signed_cert(dir: &Path) -> (String, String) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let made = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args(["-subj", "/CN=localhost", "-keyout"])
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl (scripts/install-test-deps.sh installs it)");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    (cert.display().to_string(), key.display().to_string())
+}

@@ -1,5 +1,8 @@
 //! End-to-end tests: the real `tidemark` binary on a temp root, real clients.
 
+mod drivers;
 mod harness;
+mod hostile;
 mod protocol;
+mod slt;
 mod wire;

@@ -7,7 +7,7 @@ use std::time::{Duration, SystemTime};
 use futures::{SinkExt, StreamExt};
 use tokio_postgres::NoTls;
 
-use crate::harness::Server;
+use crate::harness::{Server, self_signed_cert};
 
 fn assert_code(e: &tokio_postgres::Error, expected: &str) {
     let c = code(e);
@@ -430,32 +430,8 @@ fn psql_describes_tables() {
 #[test]
 fn tls_with_psql_and_mandatory_tls() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let (cert, key) = (dir.path().join("cert.pem"), dir.path().join("key.pem"));
-    let made = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "rsa:2048",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=localhost",
-            "-keyout",
-        ])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl (installed with the test tools)");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
+    let (cert, key) = self_signed_cert(dir.path());
     let root = dir.path().join("root");
-    let (cert, key) = (cert.display().to_string(), key.display().to_string());
     let server = Server::start(
         &root,
         &[

@@ -194,3 +194,98 @@ async fn cleartext_auth_and_configuration_errors() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains(&server.child.id().to_string()), "{err}");
 }
+
+/// `tidemark hash-password` for `password`.
+fn verifier_of(password: &str) -> String {
+    use std::io::Write;
+    let mut child = crate::harness::tidemark()
+        .arg("hash-password")
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("run");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(format!("{password}\n").as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("wait");
+    assert!(out.status.success());
+    String::from_utf8(out.stdout)
+        .expect("utf8")
+        .trim()
+        .to_string()
+}
+
+/// Logs in as admin with any password (a connection string would need quoting).
+async fn login(
+    s: &Server,
+    password: &str,
+) -> Result<tokio_postgres::Client, tokio_postgres::Error> {
+    let (client, conn) = tokio_postgres::Config::new()
+        .host("127.0.0.1")
+        .port(s.port)
+        .user("admin")
+        .password(password)
+        .dbname("tidemark")
+        .connect(NoTls)
+        .await?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+#[tokio::test]
+async fn password_verifiers_in_configuration() {
+    let verifier = verifier_of("n0t in the config");
+    assert!(verifier.starts_with("SCRAM-SHA-256$4096:"), "{verifier}");
+    assert!(!verifier.contains("n0t"));
+    let dir = tempfile::tempdir().expect("tempdir");
+    for method in ["scram-sha-256", "cleartext"] {
+        let server = Server::start(
+            &dir.path().join(method),
+            &[
+                ("TIDEMARK_AUTH_METHOD", method),
+                ("TIDEMARK_AUTH_PASSWORD", &verifier),
+            ],
+        );
+        let client = login(&server, "n0t in the config")
+            .await
+            .unwrap_or_else(|e| panic!("{method} login with a verifier: {e}"));
+        assert_eq!(
+            rows(&client.simple_query("SELECT 1").await.expect("query")),
+            vec![vec![Some("1".into())]]
+        );
+        let err = login(&server, "wrong").await.expect_err("must fail");
+        assert_eq!(
+            err.code().map(|c| c.code()),
+            Some("28P01"),
+            "{method}: {err}"
+        );
+        // The verifier itself is not a password.
+        let err = login(&server, &verifier).await.expect_err("must fail");
+        assert_eq!(err.code().map(|c| c.code()), Some("28P01"));
+    }
+    // md5 cannot check a verifier, and a damaged verifier is refused: both at start,
+    // naming the key.
+    for (method, password, says) in [
+        ("md5", verifier.as_str(), "md5"),
+        (
+            "scram-sha-256",
+            "SCRAM-SHA-256$4096:AAAA$AAAA",
+            "auth.password",
+        ),
+    ] {
+        let out = crate::harness::tidemark()
+            .args(["serve", "--root"])
+            .arg(dir.path().join("refused"))
+            .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .env("TIDEMARK_AUTH_METHOD", method)
+            .env("TIDEMARK_AUTH_PASSWORD", password)
+            .output()
+            .expect("run");
+        assert!(!out.status.success());
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("auth.password") && err.contains(says), "{err}");
+    }
+}

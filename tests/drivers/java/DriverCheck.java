@@ -1,0 +1,102 @@
+// pgJDBC against Tidemark: every type through bound parameters, read back with a fetch
+// size (portal suspension), one SQLSTATE.
+// Run: java -cp /usr/share/java/postgresql.jar DriverCheck.java HOST PORT USER PASSWORD [SSLMODE]
+import java.sql.*;
+import java.time.LocalDate;
+import java.time.LocalDateTime;
+import java.util.Arrays;
+import java.util.UUID;
+
+public class DriverCheck {
+    static void check(boolean ok, String what) {
+        if (!ok) {
+            throw new AssertionError(what);
+        }
+    }
+
+    public static void main(String[] args) throws Exception {
+        String sslmode = args.length > 4 ? args[4] : "disable";
+        String url = "jdbc:postgresql://" + args[0] + ":" + args[1] + "/tidemark?sslmode=" + sslmode;
+        try (Connection conn = DriverManager.getConnection(url, args[2], args[3])) {
+            try (Statement st = conn.createStatement()) {
+                st.execute("DROP TABLE IF EXISTS drv_jdbc");
+                st.execute("CREATE TABLE drv_jdbc (ts TIMESTAMP, b BOOLEAN, i2 SMALLINT, i4 INT,"
+                        + " i8 BIGINT, f4 REAL, f8 DOUBLE, d DATE, s VARCHAR, sym SYMBOL, u UUID,"
+                        + " bin BYTEA) TIMESTAMP(ts) PARTITION BY DAY");
+            }
+            LocalDateTime ts = LocalDateTime.of(2026, 11, 21, 10, 0, 0, 123456000);
+            UUID uuid = UUID.fromString("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
+            byte[] bin = {0, 1, (byte) 0xfe, (byte) 0xff};
+            String insert = "INSERT INTO drv_jdbc VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            try (PreparedStatement ps = conn.prepareStatement(insert)) {
+                // Enough executions that pgJDBC switches to a named server-side statement.
+                for (int i = 0; i < 8; i++) {
+                    ps.setObject(1, ts.plusSeconds(i));
+                    ps.setBoolean(2, true);
+                    ps.setShort(3, Short.MIN_VALUE);
+                    ps.setInt(4, i);
+                    ps.setLong(5, Long.MIN_VALUE);
+                    ps.setFloat(6, 1.5f);
+                    ps.setDouble(7, -2.25e300);
+                    ps.setObject(8, LocalDate.of(2026, 11, 21));
+                    ps.setString(9, "héllo, 'world'");
+                    ps.setString(10, "AAPL");
+                    ps.setObject(11, uuid);
+                    ps.setBytes(12, bin);
+                    check(ps.executeUpdate() == 1, "one row inserted");
+                }
+                ps.setObject(1, ts.plusDays(1));
+                for (int c = 2; c <= 12; c++) {
+                    ps.setNull(c, Types.NULL);
+                }
+                ps.executeUpdate();
+            }
+
+            // A fetch size makes pgJDBC use a named portal and Execute with a row limit;
+            // it only does so inside a transaction.
+            conn.setAutoCommit(false);
+            try (PreparedStatement ps = conn.prepareStatement(
+                    "SELECT * FROM drv_jdbc WHERE ts >= ? ORDER BY ts")) {
+                ps.setFetchSize(3);
+                ps.setObject(1, ts);
+                try (ResultSet rs = ps.executeQuery()) {
+                    int n = 0;
+                    while (rs.next()) {
+                        if (n < 8) {
+                            check(rs.getObject(1, LocalDateTime.class).equals(ts.plusSeconds(n)), "ts " + n);
+                            check(rs.getBoolean(2), "bool");
+                            check(rs.getShort(3) == Short.MIN_VALUE, "smallint");
+                            check(rs.getInt(4) == n, "int");
+                            check(rs.getLong(5) == Long.MIN_VALUE, "bigint");
+                            check(rs.getFloat(6) == 1.5f, "real");
+                            check(rs.getDouble(7) == -2.25e300, "double");
+                            check(rs.getObject(8, LocalDate.class).equals(LocalDate.of(2026, 11, 21)), "date");
+                            check(rs.getString(9).equals("héllo, 'world'"), "varchar: " + rs.getString(9));
+                            check(rs.getString(10).equals("AAPL"), "symbol");
+                            check(rs.getObject(11, UUID.class).equals(uuid), "uuid");
+                            check(Arrays.equals(rs.getBytes(12), bin), "bytea");
+                        } else {
+                            for (int c = 2; c <= 12; c++) {
+                                rs.getObject(c);
+                                check(rs.wasNull(), "column " + c + " is NULL");
+                            }
+                        }
+                        n++;
+                    }
+                    check(n == 9, "9 rows, got " + n);
+                }
+            }
+            conn.commit();
+            conn.setAutoCommit(true);
+
+            try (Statement st = conn.createStatement()) {
+                st.executeQuery("SELECT * FROM no_such_table");
+                throw new AssertionError("expected an error for a missing table");
+            } catch (SQLException e) {
+                check("42P01".equals(e.getSQLState()), "SQLSTATE " + e.getSQLState());
+                check(e.getMessage().contains("no_such_table"), e.getMessage());
+            }
+        }
+        System.out.println("pgjdbc ok");
+    }
+}

@@ -1,0 +1,56 @@
+// node-postgres against Tidemark: every type through bound parameters, read back, one SQLSTATE.
+// Usage: node check.js HOST PORT USER PASSWORD [SSLMODE]. Exits non-zero with the reason on failure.
+'use strict';
+const assert = require('node:assert/strict');
+const { Client, types } = require('pg');
+
+// Read TIMESTAMP as its text, so the check does not depend on the local time zone.
+types.setTypeParser(1114, (text) => text);
+types.setTypeParser(1082, (text) => text);
+
+async function main([host, port, user, password, sslmode = 'disable']) {
+  // sslmode=require: encrypt, without verifying the (self-signed) certificate, as libpq does.
+  const ssl = sslmode === 'require' ? { rejectUnauthorized: false } : false;
+  const client = new Client({ host, port: Number(port), user, password, database: 'tidemark', ssl });
+  await client.connect();
+  try {
+    await client.query('DROP TABLE IF EXISTS drv_node');
+    await client.query(`CREATE TABLE drv_node (ts TIMESTAMP, b BOOLEAN, i2 SMALLINT, i4 INT,
+      i8 BIGINT, f4 REAL, f8 DOUBLE, d DATE, s VARCHAR, sym SYMBOL, u UUID, bin BYTEA)
+      TIMESTAMP(ts) PARTITION BY DAY`);
+    const row = ['2026-11-21 10:00:00.123456', true, -32768, 2147483647, '-9223372036854775808',
+      1.5, -2.25e300, '2026-11-21', "héllo, 'world'", 'AAPL',
+      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', Buffer.from([0, 1, 0xfe, 0xff])];
+    const insert = {
+      name: 'insert_drv',  // a named prepared statement, reused below
+      text: 'INSERT INTO drv_node VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+    };
+    assert.equal((await client.query({ ...insert, values: row })).rowCount, 1);
+    const nulls = ['2026-11-21 10:00:01', ...Array(row.length - 1).fill(null)];
+    assert.equal((await client.query({ ...insert, values: nulls })).rowCount, 1);
+
+    const res = await client.query('SELECT * FROM drv_node WHERE ts >= $1 ORDER BY ts', [row[0]]);
+    assert.equal(res.rows.length, 2);
+    const got = Object.values(res.rows[0]);
+    assert.equal(got[0], row[0]);
+    assert.deepEqual(got.slice(1, 4), row.slice(1, 4));
+    assert.equal(got[4], row[4]);                 // BIGINT arrives as text in node-postgres
+    assert.deepEqual(got.slice(5, 11), row.slice(5, 11));
+    assert.ok(Buffer.from(got[11]).equals(row[11]), `bytea ${got[11]}`);
+    assert.ok(Object.values(res.rows[1]).slice(1).every((v) => v === null), 'NULL row');
+
+    await assert.rejects(client.query('SELECT * FROM no_such_table'), (e) => {
+      assert.equal(e.code, '42P01');
+      assert.match(e.message, /no_such_table/);
+      return true;
+    });
+  } finally {
+    await client.end();
+  }
+  console.log('node-postgres ok');
+}
+
+main(process.argv.slice(2)).catch((e) => {
+  console.error(e);
+  process.exit(1);
+});

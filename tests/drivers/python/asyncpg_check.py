@@ -1,0 +1,48 @@
+"""asyncpg against Tidemark: every type through bound (binary) parameters, read back, one SQLSTATE.
+
+asyncpg prepares every statement and binds in binary by the parameter types the server
+describes, so this checks the server's parameter type inference too.
+Usage: asyncpg_check.py HOST PORT USER PASSWORD [SSLMODE]. Exits non-zero with the reason on failure.
+"""
+import asyncio
+import datetime
+import sys
+
+import asyncpg
+
+from common import CREATE, ROW, check_row
+
+
+async def main(host, port, user, password, sslmode="disable"):
+    conn = await asyncpg.connect(host=host, port=int(port), user=user, password=password,
+                                 database="tidemark", ssl=sslmode)
+    try:
+        await conn.execute("DROP TABLE IF EXISTS drv_asyncpg")
+        await conn.execute(CREATE.format(name="drv_asyncpg"))
+        placeholders = ", ".join(f"${i + 1}" for i in range(len(ROW)))
+        insert = f"INSERT INTO drv_asyncpg VALUES ({placeholders})"
+        nulls = (ROW[0] + datetime.timedelta(seconds=1),) + (None,) * (len(ROW) - 1)
+        await conn.executemany(insert, [ROW, nulls])
+
+        rows = await conn.fetch("SELECT * FROM drv_asyncpg WHERE ts >= $1 ORDER BY ts", ROW[0])
+        assert len(rows) == 2, rows
+        check_row(rows[0], ROW, "asyncpg")
+        assert all(v is None for v in tuple(rows[1])[1:]), rows[1]
+
+        # A prepared statement reused with another argument.
+        stmt = await conn.prepare("SELECT count(*) FROM drv_asyncpg WHERE i4 = $1")
+        assert await stmt.fetchval(ROW[3]) == 1
+        assert await stmt.fetchval(0) == 0
+
+        try:
+            await conn.fetch("SELECT * FROM no_such_table")
+            raise SystemExit("expected an error for a missing table")
+        except asyncpg.exceptions.UndefinedTableError as e:
+            assert e.sqlstate == "42P01", e.sqlstate
+            assert "no_such_table" in str(e), str(e)
+    finally:
+        await conn.close()
+    print("asyncpg ok")
+
+
+asyncio.run(main(*sys.argv[1:6]))

@@ -1,0 +1,51 @@
+"""psycopg 3 against Tidemark: every type through bound parameters, read back, one SQLSTATE.
+
+Usage: psycopg_check.py HOST PORT USER PASSWORD [SSLMODE]. Exits non-zero with the reason on failure.
+"""
+import datetime
+import sys
+
+import psycopg
+from psycopg import errors
+
+from common import CREATE, ROW, check_row
+
+host, port, user, password = sys.argv[1:5]
+sslmode = sys.argv[5] if len(sys.argv) > 5 else "disable"
+
+with psycopg.connect(host=host, port=port, user=user, password=password, dbname="tidemark",
+                     sslmode=sslmode, autocommit=True) as conn:
+    conn.execute("DROP TABLE IF EXISTS drv_psycopg")
+    conn.execute(CREATE.format(name="drv_psycopg"))
+    placeholders = ", ".join(["%s"] * len(ROW))
+    with conn.cursor() as cur:
+        # Text parameters first, then binary ones: both must be understood.
+        cur.execute(f"INSERT INTO drv_psycopg VALUES ({placeholders})", ROW)
+        nulls = (ROW[0] + datetime.timedelta(seconds=1),) + (None,) * (len(ROW) - 1)
+        cur.execute(f"INSERT INTO drv_psycopg VALUES ({placeholders})", nulls, binary=True)
+
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            cur.execute("SELECT * FROM drv_psycopg WHERE ts >= %s ORDER BY ts", (ROW[0],))
+            rows = cur.fetchall()
+            assert len(rows) == 2, rows
+            check_row(rows[0], ROW, f"psycopg binary={binary}")
+            assert all(v is None for v in rows[1][1:]), rows[1]
+
+    try:
+        conn.execute("SELECT * FROM no_such_table")
+        raise SystemExit("expected an error for a missing table")
+    except errors.UndefinedTable as e:
+        assert e.sqlstate == "42P01", e.sqlstate
+        assert "no_such_table" in str(e), str(e)
+
+    try:
+        conn.execute("CREATE TABLE drv_psycopg (x INT)")
+        raise SystemExit("expected an error for a duplicate table")
+    except psycopg.Error as e:
+        assert e.sqlstate == "42P07", e.sqlstate
+
+    if sslmode == "require":
+        assert conn.info.pgconn.ssl_in_use, "the connection is not encrypted"
+
+print("psycopg ok")
