@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Installs the clients the end-to-end tests talk to the server with: psql and openssl
+# Installs the clients the end-to-end tests talk to the server with: psql, openssl, rsync
 # (Debian), pgJDBC (Debian), psycopg 3 and asyncpg (PyPI), node-postgres (npm).
 # Idempotent and quick when everything is there; apt needs root (or sudo).
 set -euo pipefail
@@ -8,6 +8,7 @@ cd "$(dirname "$0")/.."
 apt_packages=()
 command -v psql >/dev/null 2>&1 || apt_packages+=(postgresql-client)
 command -v openssl >/dev/null 2>&1 || apt_packages+=(openssl)
+command -v rsync >/dev/null 2>&1 || apt_packages+=(rsync)
 command -v java >/dev/null 2>&1 || apt_packages+=(default-jre-headless)
 [ -f /usr/share/java/postgresql.jar ] || apt_packages+=(libpostgresql-jdbc-java)
 if [ "${#apt_packages[@]}" -gt 0 ]; then

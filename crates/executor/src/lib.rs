@@ -12,6 +12,7 @@
 //! (DataFusion catalog and scans), `convert` (storage <-> Arrow), `system`
 //! (`tables()`, `table_partitions()`), `types`, `error` (SQLSTATE mapping).
 
+mod checkpoint;
 mod convert;
 pub mod copy;
 mod ddl;

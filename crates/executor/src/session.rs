@@ -28,8 +28,9 @@ pub enum Output {
         schema: SchemaRef,
         batches: Vec<RecordBatch>,
     },
-    /// A command's completion tag, as PostgreSQL sends it (`INSERT 0 3`, `CREATE TABLE`, ...).
-    Command { tag: String },
+    /// A command's completion tag, as PostgreSQL sends it (`INSERT 0 3`, `CREATE TABLE`, ...),
+    /// and a NOTICE to send before it.
+    Command { tag: String, notice: Option<String> },
     /// `COPY ... FROM STDIN` started: the client now sends the data, which goes
     /// to [`CopyIn::feed`], and the copy ends with [`Session::finish_copy`].
     CopyIn(Box<CopyIn>),
@@ -39,7 +40,10 @@ pub enum Output {
 
 impl Output {
     pub(crate) fn command(tag: impl Into<String>) -> Self {
-        Output::Command { tag: tag.into() }
+        Output::Command {
+            tag: tag.into(),
+            notice: None,
+        }
     }
 }
 
@@ -136,6 +140,10 @@ impl Session {
     /// Applies a startup-packet option (`options=-c statement_timeout=100`, ...).
     pub fn set_startup_option(&mut self, name: &str, value: &str) -> Result<()> {
         self.settings.set(name, value)
+    }
+
+    pub(crate) fn database(&self) -> &Arc<Database> {
+        &self.db
     }
 
     pub fn tx_status(&self) -> TxStatus {
@@ -440,6 +448,7 @@ impl Session {
             }
             Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
             Statement::Sample { query, sample } => crate::sample::run(self, query, sample).await,
+            Statement::Checkpoint(action) => crate::checkpoint::run(self, action).await,
             Statement::Standard(s) => match *s {
                 ast::Statement::Insert(insert) => self.insert(insert).await,
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,
@@ -744,6 +753,12 @@ impl Session {
             .map_err(ExecError::from)?;
         ctx.register_catalog("tidemark", Arc::new(catalog));
         system::register(&ctx, snapshot);
+        ctx.register_udtf(
+            "checkpoint_status",
+            Arc::new(crate::checkpoint::CheckpointStatusFunction {
+                db: self.db.clone(),
+            }),
+        );
         if self.wants_catalog {
             if self.catalog.get().is_none() {
                 let _ = self.catalog.set(crate::pg_catalog::SessionCatalog::new()?);
@@ -835,8 +850,17 @@ impl Session {
         };
         let reader = self.table(&table)?;
         let meta = reader.meta().clone();
+        let source = insert.source.ok_or_else(|| {
+            ExecError::new(sqlstate::SYNTAX_ERROR, "INSERT needs VALUES or a query")
+        })?;
         let targets: Vec<usize> = if insert.columns.is_empty() {
-            (0..meta.columns.len()).collect()
+            // As in PostgreSQL, VALUES without a column list fill the leading
+            // columns; the rest are NULL (a writer that predates ADD COLUMN goes on).
+            let width = match source.body.as_ref() {
+                ast::SetExpr::Values(v) => v.rows.first().map_or(0, |row| row.len()),
+                _ => meta.columns.len(),
+            };
+            (0..meta.columns.len().min(width.max(1))).collect()
         } else {
             insert
                 .columns
@@ -855,9 +879,6 @@ impl Session {
                 })
                 .collect::<Result<_>>()?
         };
-        let source = insert.source.ok_or_else(|| {
-            ExecError::new(sqlstate::SYNTAX_ERROR, "INSERT needs VALUES or a query")
-        })?;
         // Literal VALUES skip query planning; anything else is planned by DataFusion.
         let batches = match crate::values::literal_rows(&source, targets.len()) {
             Some(arrays) => {
@@ -955,7 +976,7 @@ fn insert_column_name(c: &ast::ObjectName) -> String {
 }
 
 /// Runs blocking storage work (a commit waits for its fsync) on the blocking pool.
-async fn run_blocking<T: Send + 'static>(
+pub(crate) async fn run_blocking<T: Send + 'static>(
     f: impl FnOnce() -> tidemark_storage::Result<T> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)

@@ -23,9 +23,9 @@ impl From<ParserError> for DdlError {
     }
 }
 
-type Result<T> = std::result::Result<T, DdlError>;
+pub(crate) type Result<T> = std::result::Result<T, DdlError>;
 
-fn syntax(message: impl Into<String>, at: TokenWithSpan) -> DdlError {
+pub(crate) fn syntax(message: impl Into<String>, at: TokenWithSpan) -> DdlError {
     DdlError::At {
         message: message.into(),
         at: at.span.start,
@@ -44,7 +44,7 @@ pub(crate) fn peek_keywords(p: &Parser<'_>, words: &[&str]) -> bool {
         })
 }
 
-fn consume_word(p: &mut Parser<'_>, word: &str) -> bool {
+pub(crate) fn consume_word(p: &mut Parser<'_>, word: &str) -> bool {
     if peek_keywords(p, &[word]) {
         p.next_token();
         true

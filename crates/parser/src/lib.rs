@@ -7,6 +7,7 @@
 //! first tokens and parsed with sqlparser's parser primitives, so they share its
 //! tokenizer, identifier rules and error positions.
 
+mod checkpoint;
 mod ddl;
 mod dialect;
 mod error;
@@ -26,7 +27,9 @@ pub fn interval_bounds(literal: &str) -> Result<(i64, i64), String> {
     interval::parse(literal)
 }
 pub use sample::{Align, SampleBy, SampleUnit};
-pub use statement::{AlterTable, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement};
+pub use statement::{
+    AlterTable, CheckpointAction, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement,
+};
 
 use sqlparser::parser::Parser;
 use sqlparser::tokenizer::{Token, Tokenizer};
@@ -137,6 +140,7 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Statement, ddl::DdlError> {
         "TRUNCATE" => ddl::parse_truncate(p),
         "RENAME" => ddl::parse_rename_table(p),
         "ALTER" if ddl::peek_keywords(p, &["ALTER", "TABLE"]) => ddl::parse_alter_table(p),
+        "CHECKPOINT" | "SNAPSHOT" => checkpoint::parse_checkpoint(p),
         _ => Ok(Statement::Standard(Box::new(p.parse_statement()?))),
     }
 }

@@ -33,6 +33,14 @@ pub enum Statement {
         query: Box<ast::Query>,
         latest: crate::latest::LatestOn,
     },
+    /// `CHECKPOINT CREATE | RELEASE` (`SNAPSHOT PREPARE | COMPLETE`).
+    Checkpoint(CheckpointAction),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointAction {
+    Create,
+    Release,
 }
 
 /// Column types as Tidemark knows them; PostgreSQL and QuestDB spellings map here.

@@ -226,3 +226,32 @@ fn latest_on_is_cut_out_of_the_query() {
     let e = parse("SELECT * FROM t LATEST ON ts PARTITION sym").expect_err("missing BY");
     assert!(e.message.contains("PARTITION BY"), "{e}");
 }
+
+#[test]
+fn checkpoint_statements_and_their_legacy_spellings() {
+    use crate::CheckpointAction::{Create, Release};
+    for (sql, action) in [
+        ("CHECKPOINT CREATE", Create),
+        ("checkpoint release;", Release),
+        ("SNAPSHOT PREPARE", Create),
+        ("snapshot complete", Release),
+    ] {
+        let v = parse(sql).expect("parse");
+        assert_eq!(v, vec![Statement::Checkpoint(action)], "{sql}");
+    }
+    let v = parse("CHECKPOINT CREATE; SELECT 1").expect("parse");
+    assert_eq!(v.len(), 2);
+    for (sql, says) in [
+        ("CHECKPOINT", "expected CREATE or RELEASE after CHECKPOINT"),
+        ("CHECKPOINT PREPARE", "near \"PREPARE\""),
+        (
+            "SNAPSHOT CREATE",
+            "expected PREPARE or COMPLETE after SNAPSHOT",
+        ),
+        ("CHECKPOINT CREATE now", "near \"now\""),
+    ] {
+        let e = parse(sql).expect_err("must fail");
+        assert_eq!(e.sqlstate, "42601", "{sql}");
+        assert!(e.message.contains(says), "{sql}: {e}");
+    }
+}

@@ -45,6 +45,7 @@ pub(crate) struct StorageSection {
     pub(crate) commit_mode: String,
     pub(crate) housekeeping_interval_ms: u64,
     pub(crate) wal_segment_mb: u64,
+    pub(crate) checkpoint_free_space_warn_mb: u64,
 }
 
 impl Default for StorageSection {
@@ -53,6 +54,7 @@ impl Default for StorageSection {
             commit_mode: "sync".into(),
             housekeeping_interval_ms: 1000,
             wal_segment_mb: 64,
+            checkpoint_free_space_warn_mb: 1024,
         }
     }
 }

@@ -19,6 +19,7 @@ pub(crate) enum Phase {
     Booting = 0,
     Serving = 1,
     Stopping = 2,
+    Restoring = 3,
 }
 
 /// What the HTTP endpoint reports on.
@@ -38,6 +39,7 @@ impl Status {
         match self.phase.load(Ordering::Relaxed) {
             1 => Phase::Serving,
             2 => Phase::Stopping,
+            3 => Phase::Restoring,
             _ => Phase::Booting,
         }
     }
@@ -82,6 +84,7 @@ async fn answer(mut socket: TcpStream, status: &Status) -> std::io::Result<()> {
             Phase::Serving => (200, "ok\n".to_string(), "text/plain"),
             Phase::Booting => (503, "booting\n".to_string(), "text/plain"),
             Phase::Stopping => (503, "stopping\n".to_string(), "text/plain"),
+            Phase::Restoring => (503, "restoring\n".to_string(), "text/plain"),
         },
         ("GET" | "HEAD", "/metrics") => (
             200,

@@ -151,15 +151,33 @@ async fn serve(config: config::Config) -> Result<(), String> {
         commit_mode: config.storage.commit_mode.parse().map_err(|e: String| e)?,
         wal_segment_bytes: config.storage.wal_segment_mb << 20,
         housekeeping_interval: Duration::from_millis(config.storage.housekeeping_interval_ms),
+        checkpoint_free_space_warn_bytes: config.storage.checkpoint_free_space_warn_mb << 20,
         ..Default::default()
     };
     let root = config.server.root.clone();
-    tracing::info!(root = %root.display(), "opening the root: lock, recovery");
+    if root.join(tidemark_storage::RESTORE_TRIGGER).exists() {
+        status.set_phase(http::Phase::Restoring);
+        tracing::info!(root = %root.display(), "found _restore: restoring the checkpoint before serving");
+    }
+    tracing::info!(root = %root.display(), "opening the root: lock, restore if asked, recovery");
     let db = tokio::task::spawn_blocking(move || Database::open(&root, options))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| e.to_string())?;
     let report = db.open_report().clone();
+    if let Some(r) = &report.restored {
+        tracing::info!(
+            seq = r.seq,
+            tables = r.tables,
+            elapsed_ms = r.elapsed.as_millis() as u64,
+            "restore done: the root holds exactly the checkpoint's cut"
+        );
+    }
+    if report.in_checkpoint {
+        tracing::warn!(
+            "the root is in checkpoint mode (housekeeping paused): run CHECKPOINT RELEASE once the copy is done"
+        );
+    }
     tracing::info!(
         root = %db.root().display(),
         tables = report.tables,

@@ -157,6 +157,35 @@ impl Metrics {
                 "Bytes of files under the root directory.",
                 &one(dir_bytes(db.root())),
             );
+            let cp = db.checkpoint_status();
+            metric(
+                "tidemark_checkpoint_in_progress",
+                "gauge",
+                "1 while the root is in checkpoint mode (CHECKPOINT CREATE until RELEASE).",
+                &one(u64::from(cp.in_progress)),
+            );
+            let age = cp
+                .started_at
+                .and_then(|t| t.elapsed().ok())
+                .map_or(0.0, |d| d.as_secs_f64());
+            metric(
+                "tidemark_checkpoint_age_seconds",
+                "gauge",
+                "How long the checkpoint in progress has existed (0 when none).",
+                &[(String::new(), format!("{age:.3}"))],
+            );
+            metric(
+                "tidemark_checkpoint_held_bytes",
+                "gauge",
+                "Bytes kept on disk only because a checkpoint pauses housekeeping.",
+                &one(cp.held_bytes),
+            );
+            metric(
+                "tidemark_free_bytes",
+                "gauge",
+                "Free bytes on the root's file system.",
+                &one(cp.free_bytes),
+            );
         }
         out
     }

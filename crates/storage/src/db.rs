@@ -6,11 +6,12 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::thread::JoinHandle;
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
 use crate::catalog::Catalog;
+use crate::checkpoint::{Cut, checkpoint_dir, cut_path};
 use crate::commit::{GroupCommit, WalTail};
 use crate::error::{Result, StorageError};
 use crate::fsutil;
@@ -18,6 +19,7 @@ use crate::housekeeping::Garbage;
 use crate::ops::{Request, Staging, apply, resolve};
 use crate::options::{CommitMode, StorageOptions};
 use crate::recovery;
+use crate::restore::{self, RestoreReport};
 use crate::root::Root;
 use crate::snapshot::{Pins, PreviewFiles, Snapshot};
 use crate::table::column::VerifiedFiles;
@@ -73,6 +75,43 @@ pub struct OpenReport {
     pub cut_bytes: u64,
     pub removed_paths: usize,
     pub elapsed: Duration,
+    /// Set when `_restore` was found and the root was rewound to its checkpoint.
+    pub restored: Option<RestoreReport>,
+    /// Whether the root is (still) in checkpoint mode.
+    pub in_checkpoint: bool,
+}
+
+/// The checkpoint in progress.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct CheckpointState {
+    created: SystemTime,
+    seq: u64,
+    tables: usize,
+}
+
+/// What `checkpoint_status()` shows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointStatus {
+    pub in_progress: bool,
+    /// When CHECKPOINT CREATE recorded the cut (None when idle).
+    pub started_at: Option<SystemTime>,
+    /// The commit the cut is at (None when idle).
+    pub seq: Option<u64>,
+    /// Tables in the cut.
+    pub tables: usize,
+    /// Bytes on disk kept only because housekeeping is paused for the checkpoint.
+    pub held_bytes: u64,
+    /// Free bytes on the root's file system (for unprivileged users).
+    pub free_bytes: u64,
+}
+
+/// What `CHECKPOINT RELEASE` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Released {
+    /// The checkpoint that was in progress, now ended.
+    Ended { seq: u64 },
+    /// There was no checkpoint.
+    NoCheckpoint,
 }
 
 #[derive(Debug)]
@@ -102,6 +141,7 @@ struct Inner {
     stop: Mutex<bool>,
     wake: Condvar,
     closed: AtomicBool,
+    checkpoint: Mutex<Option<CheckpointState>>,
 }
 
 /// An open Tidemark root. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -119,10 +159,22 @@ impl Database {
         let started = Instant::now();
         let root = Root::open(path.as_ref())?;
         tracing::info!(root = %root.path.display(), "opening storage");
+        let restored = if restore::restore_requested(&root.path) {
+            Some(restore::restore(&root)?)
+        } else {
+            None
+        };
+        // A checkpoint in progress survives restarts: recovery spares what its cut
+        // refers to, and housekeeping stays paused until RELEASE.
+        let cut = Cut::read(&root.path)?;
+        let protected = match &cut {
+            Some(c) => c.referenced_paths(&root.db, &cut_path(&root.path))?,
+            None => Default::default(),
+        };
         let verified = Arc::new(VerifiedFiles::default());
         // Previews belong to sessions of an earlier process: none survives it.
         fsutil::remove_path(&root.path.join("preview"))?;
-        let rec = recovery::recover(&root, &verified, options.split_min_rows)?;
+        let rec = recovery::recover(&root, &verified, options.split_min_rows, &protected)?;
         let next_seq = rec.catalog.seq + 1;
         let new_segment = crate::wal::segment_path(&root.wal, next_seq);
         let closed: Vec<_> = rec
@@ -143,6 +195,8 @@ impl Database {
             cut_bytes: rec.cut_bytes,
             removed_paths: rec.removed_paths,
             elapsed: Duration::ZERO,
+            restored,
+            in_checkpoint: cut.is_some(),
         };
         let inner = Arc::new(Inner {
             group: GroupCommit::new(catalog.clone(), tail),
@@ -162,9 +216,22 @@ impl Database {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             closed: AtomicBool::new(false),
+            checkpoint: Mutex::new(cut.as_ref().map(|c| CheckpointState {
+                created: c.created,
+                seq: c.seq,
+                tables: c.tables.len(),
+            })),
             root,
             options,
         });
+        if let Some(c) = &cut {
+            inner.garbage.pause();
+            tracing::info!(
+                seq = c.seq,
+                tables = c.tables.len(),
+                "the root is in checkpoint mode (CHECKPOINT RELEASE ends it): housekeeping is paused"
+            );
+        }
         for (seq, p) in rec.garbage {
             inner.garbage.add(seq, [p]);
         }
@@ -209,10 +276,12 @@ impl Database {
                 "tidemark-housekeeping",
                 Box::new(move || {
                     let interval = inner.options.housekeeping_interval;
+                    let mut warned_at: Option<Instant> = None;
                     while inner.sleep(interval) {
                         if let Err(e) = inner.flush().and_then(|_| inner.reclaim()) {
                             tracing::error!("housekeeping failed: {e}");
                         }
+                        inner.warn_if_space_runs_low(&mut warned_at);
                     }
                 }),
             ));
@@ -399,6 +468,91 @@ impl Database {
         self.inner.reclaim()
     }
 
+    /// `CHECKPOINT CREATE`: records the cut (the newest commit, across all tables)
+    /// in `.checkpoint/`, with every byte it refers to durable, and pauses
+    /// housekeeping until [`Database::checkpoint_release`]. Commits are held only
+    /// while the newest catalog is taken, not while files are synced.
+    pub fn checkpoint_create(&self) -> Result<CheckpointStatus> {
+        let started = Instant::now();
+        let mut state = self.inner.checkpoint.lock();
+        if let Some(cp) = *state {
+            return Err(StorageError::CheckpointInProgress {
+                since: humane_time(cp.created),
+            });
+        }
+        self.inner.garbage.pause();
+        let outcome = self.inner.flush_and_take_catalog().and_then(|catalog| {
+            let cut = Cut::capture(&catalog, SystemTime::now());
+            cut.write(&self.inner.root.path)?;
+            Ok(cut)
+        });
+        let cut = match outcome {
+            Ok(cut) => cut,
+            Err(e) => {
+                let _ = fsutil::remove_path(&checkpoint_dir(&self.inner.root.path));
+                self.resume_housekeeping();
+                return Err(e);
+            }
+        };
+        *state = Some(CheckpointState {
+            created: cut.created,
+            seq: cut.seq,
+            tables: cut.tables.len(),
+        });
+        drop(state);
+        tracing::info!(
+            seq = cut.seq,
+            tables = cut.tables.len(),
+            elapsed_ms = started.elapsed().as_millis() as u64,
+            "checkpoint created: the root can be copied; housekeeping is paused until CHECKPOINT RELEASE"
+        );
+        Ok(self.checkpoint_status())
+    }
+
+    /// `CHECKPOINT RELEASE`: leaves checkpoint mode and lets housekeeping reclaim
+    /// what the cut held.
+    pub fn checkpoint_release(&self) -> Result<Released> {
+        let mut state = self.inner.checkpoint.lock();
+        let Some(cp) = *state else {
+            return Ok(Released::NoCheckpoint);
+        };
+        let dir = checkpoint_dir(&self.inner.root.path);
+        fsutil::remove_path(&dir)?;
+        fsutil::sync_dir(&self.inner.root.path)?;
+        *state = None;
+        drop(state);
+        self.resume_housekeeping();
+        tracing::info!(
+            seq = cp.seq,
+            held_for_s = cp.created.elapsed().unwrap_or_default().as_secs(),
+            "checkpoint released: housekeeping resumes"
+        );
+        Ok(Released::Ended { seq: cp.seq })
+    }
+
+    /// The checkpoint state, for `checkpoint_status()` and metrics.
+    pub fn checkpoint_status(&self) -> CheckpointStatus {
+        let state = *self.inner.checkpoint.lock();
+        let held_bytes = match state {
+            Some(_) => self
+                .inner
+                .garbage
+                .pending()
+                .iter()
+                .map(|p| fsutil::disk_usage(p))
+                .sum(),
+            None => 0,
+        };
+        CheckpointStatus {
+            in_progress: state.is_some(),
+            started_at: state.map(|s| s.created),
+            seq: state.map(|s| s.seq),
+            tables: state.map_or(0, |s| s.tables),
+            held_bytes,
+            free_bytes: fsutil::free_bytes(&self.inner.root.path).unwrap_or(0),
+        }
+    }
+
     /// Pauses reclaiming files and WAL segments (nests; see [`Database::resume_housekeeping`]).
     pub fn pause_housekeeping(&self) -> usize {
         self.inner.garbage.pause()
@@ -494,15 +648,22 @@ impl Inner {
     }
 
     fn flush(&self) -> Result<u64> {
+        self.flush_and_take_catalog().map(|c| c.seq)
+    }
+
+    /// Makes the newest commit durable in the table files; that commit's catalog.
+    fn flush_and_take_catalog(&self) -> Result<Arc<Catalog>> {
         let mut flushed = self.flushed.lock();
         let (catalog, dirty) = {
             let mut w = self.writer.lock();
             (w.catalog.clone(), std::mem::take(&mut w.dirty))
         };
         if catalog.seq == flushed.seq && dirty.is_empty() {
-            return Ok(flushed.seq);
+            return Ok(catalog);
         }
-        let result = self.flush_catalog(&catalog, dirty, &mut flushed);
+        let result = self
+            .flush_catalog(&catalog, dirty, &mut flushed)
+            .map(|_| catalog);
         if let Err(e) = &result {
             // The table files' durability is unknown now: stop taking commits
             // rather than acknowledge on top of it.
@@ -544,11 +705,36 @@ impl Inner {
         Ok(catalog.seq)
     }
 
-    fn reclaim(&self) -> Result<usize> {
-        if self.garbage.is_paused() {
-            return Ok(0);
+    /// Logs a warning, at most once a minute, while a checkpoint is in progress and
+    /// free space is under the configured threshold.
+    fn warn_if_space_runs_low(&self, warned_at: &mut Option<Instant>) {
+        let threshold = self.options.checkpoint_free_space_warn_bytes;
+        if threshold == 0 || self.checkpoint.lock().is_none() {
+            return;
         }
+        if warned_at.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
+            return;
+        }
+        if let Ok(free) = fsutil::free_bytes(&self.root.path)
+            && free < threshold
+        {
+            tracing::warn!(
+                free_bytes = free,
+                threshold_bytes = threshold,
+                "free space is running low during checkpoint mode: finish the copy and run CHECKPOINT RELEASE"
+            );
+            *warned_at = Some(Instant::now());
+        }
+    }
+
+    fn reclaim(&self) -> Result<usize> {
         let durable = self.flushed.lock().seq;
+        // The WAL below the durable table files is never needed, not even by a
+        // checkpoint's cut (CHECKPOINT CREATE makes the cut's table files durable).
+        let trimmed = self.writer.lock().wal.trim(durable)?;
+        if self.garbage.is_paused() {
+            return Ok(trimmed);
+        }
         let limit = {
             let pins = self.pins.pinned.lock();
             let published = self.group.published().seq;
@@ -575,7 +761,6 @@ impl Inner {
             // Deletion failed: try again next round.
             self.garbage.add(limit, failed);
         }
-        let trimmed = self.writer.lock().wal.trim(durable)?;
         if removed + trimmed > 0 {
             tracing::debug!(
                 removed,
@@ -585,6 +770,22 @@ impl Inner {
         }
         Ok(removed + trimmed)
     }
+}
+
+/// A time for messages: RFC 3339 in UTC, to the second.
+fn humane_time(t: SystemTime) -> String {
+    let secs = t
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    let (y, m, d) = crate::types::civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        rem / 3600,
+        rem % 3600 / 60,
+        rem % 60
+    )
 }
 
 /// Writes a table's `_txn` (and `_meta` when the schema changed) durably. The new

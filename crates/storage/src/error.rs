@@ -83,6 +83,9 @@ pub enum StorageError {
 
     #[error("the database is closed after an earlier write failure: {0}")]
     Poisoned(String),
+
+    #[error("a checkpoint is already in progress (created {since}); CHECKPOINT RELEASE ends it")]
+    CheckpointInProgress { since: String },
 }
 
 impl StorageError {
@@ -117,7 +120,9 @@ impl StorageError {
             StorageError::ColumnNotFound { .. } => ErrorKind::UndefinedColumn,
             StorageError::InvalidName { .. } => ErrorKind::InvalidName,
             StorageError::InvalidData(_) => ErrorKind::InvalidData,
-            StorageError::InvalidState(_) => ErrorKind::InvalidState,
+            StorageError::InvalidState(_) | StorageError::CheckpointInProgress { .. } => {
+                ErrorKind::InvalidState
+            }
         }
     }
 }

@@ -109,3 +109,10 @@ pub(crate) fn disk_usage(path: &Path) -> u64 {
         .map(|rd| rd.flatten().map(|e| disk_usage(&e.path())).sum())
         .unwrap_or(0)
 }
+
+/// Free bytes on the file system holding `path`, as an unprivileged user may use them.
+pub(crate) fn free_bytes(path: &Path) -> Result<u64> {
+    let st = nix::sys::statvfs::statvfs(path)
+        .map_err(|e| crate::error::StorageError::io(path, e.into()))?;
+    Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}

@@ -13,6 +13,8 @@
 //! - `commit`: group commit and publication of durable states;
 //! - `recovery`: loading the durable state and replaying the WAL;
 //! - `housekeeping`: garbage and the pause switch;
+//! - `checkpoint`: the cut that `CHECKPOINT CREATE` records; [`restore`]: the boot
+//!   step that rewinds a copy to it;
 //! - `wal`: segments and record encoding; `table`: `_meta`, `_txn`, column and
 //!   symbol files; `registry`: `_tables`; `root`: layout and lock;
 //! - `batch`: in-memory columns; `types`: column types and partitioning; `name`:
@@ -20,6 +22,7 @@
 
 pub mod batch;
 mod catalog;
+mod checkpoint;
 pub mod codec;
 mod commit;
 pub mod db;
@@ -31,6 +34,7 @@ mod ops;
 pub mod options;
 mod recovery;
 mod registry;
+pub mod restore;
 mod root;
 pub mod snapshot;
 mod table;
@@ -38,10 +42,13 @@ pub mod types;
 mod wal;
 
 pub use batch::{Batch, Column, Values, VarData};
-pub use db::{CommitReceipt, Database, OpenReport, StorageStats, Transaction};
+pub use db::{
+    CheckpointStatus, CommitReceipt, Database, OpenReport, Released, StorageStats, Transaction,
+};
 pub use error::{ErrorKind, Result, StorageError};
 pub use ops::{ColumnDef, PartitionSelector, Request, TableDef};
 pub use options::{CommitMode, StorageOptions};
+pub use restore::{RESTORE_TRIGGER, RestoreReport};
 pub use snapshot::{PartitionInfo, Snapshot, TableReader};
 pub use table::column::{ColumnChunk, Mapped};
 pub use table::meta::{ColumnMeta, TableMeta};

@@ -49,6 +49,9 @@ pub struct StorageOptions {
     /// is kept in place as its own part when it has at least this many rows
     /// (otherwise it is rewritten too). Smaller means less copying, more parts.
     pub split_min_rows: u64,
+    /// During checkpoint mode, housekeeping logs a warning when free space on the
+    /// root's file system is below this (0: never).
+    pub checkpoint_free_space_warn_bytes: u64,
 }
 
 impl Default for StorageOptions {
@@ -60,6 +63,7 @@ impl Default for StorageOptions {
             async_sync_interval: Duration::from_millis(10),
             background_housekeeping: true,
             split_min_rows: 16_384,
+            checkpoint_free_space_warn_bytes: 1 << 30,
         }
     }
 }

@@ -43,10 +43,33 @@ pub(crate) struct Recovered {
     pub(crate) removed_paths: usize,
 }
 
+/// Removes `path`, which no committed state references, unless the checkpoint's
+/// cut still needs it: then it becomes garbage, reclaimed once the checkpoint is
+/// released.
+fn remove_unreferenced(
+    path: &Path,
+    protected: &HashSet<PathBuf>,
+    report: &mut Recovered,
+) -> Result<()> {
+    if protected.contains(path) {
+        report.garbage.push((0, path.to_path_buf()));
+        return Ok(());
+    }
+    tracing::debug!(
+        "removing {} (not referenced by the committed state)",
+        path.display()
+    );
+    fsutil::remove_path(path)?;
+    report.removed_paths += 1;
+    Ok(())
+}
+
+/// `protected`: paths the checkpoint in progress refers to (empty without one).
 pub(crate) fn recover(
     root: &Root,
     verified: &VerifiedFiles,
     split_min_rows: u64,
+    protected: &HashSet<PathBuf>,
 ) -> Result<Recovered> {
     let reg_path = root.registry_path();
     let registry = match fsutil::file_len(&reg_path)? {
@@ -87,7 +110,7 @@ pub(crate) fn recover(
     catalog.next_table_id = registry.next_table_id;
     let mut known_dirs = HashSet::new();
     for entry in &registry.tables {
-        let t = load_table(&root.db, entry, &mut report)?;
+        let t = load_table(&root.db, entry, protected, &mut report)?;
         report.durable_tables.insert(t.id, (t.txn.txn, t.meta.seq));
         catalog.seq = catalog.seq.max(t.txn.txn);
         known_dirs.insert(entry.dir.clone());
@@ -99,12 +122,7 @@ pub(crate) fn recover(
         if name == REGISTRY_FILE || known_dirs.contains(&name) {
             continue;
         }
-        tracing::info!(
-            "removing {} (no committed table owns it)",
-            e.path().display()
-        );
-        fsutil::remove_path(&e.path())?;
-        report.removed_paths += 1;
+        remove_unreferenced(&e.path(), protected, &mut report)?;
     }
     // A flush writes every table's `_txn` before `_tables`, and `_tables` records
     // the commit the flush was at: every commit up to `registry.seq` is on disk.
@@ -187,7 +205,12 @@ pub(crate) fn recover(
     Ok(report)
 }
 
-fn load_table(db: &Path, entry: &RegistryEntry, report: &mut Recovered) -> Result<TableState> {
+fn load_table(
+    db: &Path,
+    entry: &RegistryEntry,
+    protected: &HashSet<PathBuf>,
+    report: &mut Recovered,
+) -> Result<TableState> {
     let dir = db.join(&entry.dir);
     if !dir.is_dir() {
         return Err(StorageError::corrupted(
@@ -294,20 +317,14 @@ fn load_table(db: &Path, entry: &RegistryEntry, report: &mut Recovered) -> Resul
         for e in fs::read_dir(&pdir).at(&pdir)? {
             let e = e.at(&pdir)?;
             if !files.contains(&*e.file_name().to_string_lossy()) {
-                fsutil::remove_path(&e.path())?;
-                report.removed_paths += 1;
+                remove_unreferenced(&e.path(), protected, report)?;
             }
         }
     }
     for e in fs::read_dir(&dir).at(&dir)? {
         let e = e.at(&dir)?;
         if !keep.contains(&*e.file_name().to_string_lossy()) {
-            tracing::debug!(
-                "removing {} (not referenced by the committed state)",
-                e.path().display()
-            );
-            fsutil::remove_path(&e.path())?;
-            report.removed_paths += 1;
+            remove_unreferenced(&e.path(), protected, report)?;
         }
     }
     Ok(state)

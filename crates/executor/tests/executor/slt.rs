@@ -46,7 +46,7 @@ impl AsyncDB for Tidemark {
                     rows,
                 })
             }
-            Some(Output::Command { tag }) => {
+            Some(Output::Command { tag, .. }) => {
                 let count = tag
                     .rsplit(' ')
                     .next()

@@ -289,6 +289,21 @@ fn copy_in(c: &CopyIn) -> CopyResponse {
     CopyResponse::new(c.format.wire_format(), c.columns(), stream::empty())
 }
 
+/// Sends a NOTICE (SQLSTATE 00000) before a command's completion.
+async fn send_notice<C>(client: &mut C, notice: Option<String>) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    if let Some(message) = notice {
+        let info = ErrorInfo::new("NOTICE".into(), "00000".into(), message);
+        client
+            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
+            .await?;
+    }
+    Ok(())
+}
+
 #[async_trait]
 impl SimpleQueryHandler for Connection {
     async fn on_query<C>(&self, client: &mut C, query: Query) -> PgWireResult<()>
@@ -319,8 +334,9 @@ impl SimpleQueryHandler for Connection {
                         let r = rows_response(&schema, batches, &Format::UnifiedText);
                         send_query_response(client, r, true).await?;
                     }
-                    Output::Command { tag } => {
+                    Output::Command { tag, notice } => {
                         self.shared.metrics.command(&tag);
+                        send_notice(client, notice).await?;
                         send_execution_response(client, command_tag(&tag)).await?;
                     }
                     Output::CopyOut { lines, columns } => {
@@ -366,7 +382,7 @@ impl SimpleQueryHandler for Connection {
                 Output::Rows { schema, batches } => {
                     Response::Query(rows_response(&schema, batches, &Format::UnifiedText))
                 }
-                Output::Command { tag } => Response::Execution(command_tag(&tag)),
+                Output::Command { tag, .. } => Response::Execution(command_tag(&tag)),
                 Output::CopyOut { lines, columns } => Response::CopyOut(copy_out(lines, columns)),
                 Output::CopyIn(c) => Response::CopyIn(copy_in(&c)),
             })
@@ -613,8 +629,9 @@ impl ExtendedQueryHandler for Extended {
                 batches,
                 &portal.result_column_format,
             ))),
-            Output::Command { tag } => {
+            Output::Command { tag, notice } => {
                 self.conn.shared.metrics.command(&tag);
+                send_notice(client, notice).await?;
                 Ok(Response::Execution(command_tag(&tag)))
             }
             Output::CopyOut { lines, columns } => Ok(Response::CopyOut(copy_out(lines, columns))),

@@ -386,7 +386,7 @@ async fn timeouts_cancel_limits_users_and_http() {
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 }
 
-fn http_get(port: u16, path: &str) -> (String, String) {
+pub(crate) fn http_get(port: u16, path: &str) -> (String, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("http connect");
     write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\n\r\n").expect("write");
     let mut text = String::new();

@@ -1,0 +1,85 @@
+//! `CHECKPOINT CREATE | RELEASE` and the `checkpoint_status()` table function.
+
+use std::sync::Arc;
+use std::time::UNIX_EPOCH;
+
+use datafusion::arrow::array::{
+    ArrayRef, BooleanArray, Int32Array, Int64Array, TimestampMicrosecondArray,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{TableFunctionImpl, TableProvider};
+use datafusion::common::plan_err;
+use datafusion::datasource::MemTable;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::Expr;
+use tidemark_parser::CheckpointAction;
+use tidemark_storage::{Database, Released};
+
+use crate::error::Result;
+use crate::session::{Output, Session, run_blocking};
+
+pub(crate) async fn run(session: &mut Session, action: CheckpointAction) -> Result<Output> {
+    let db = session.database().clone();
+    match action {
+        CheckpointAction::Create => {
+            run_blocking(move || db.checkpoint_create()).await?;
+            Ok(Output::command("CHECKPOINT CREATE"))
+        }
+        CheckpointAction::Release => {
+            let notice = match run_blocking(move || db.checkpoint_release()).await? {
+                Released::Ended { .. } => None,
+                Released::NoCheckpoint => Some("there is no checkpoint to release".to_string()),
+            };
+            Ok(Output::Command {
+                tag: "CHECKPOINT RELEASE".into(),
+                notice,
+            })
+        }
+    }
+}
+
+/// `checkpoint_status()`: one row, read when the query is planned.
+#[derive(Debug)]
+pub(crate) struct CheckpointStatusFunction {
+    pub(crate) db: Arc<Database>,
+}
+
+impl TableFunctionImpl for CheckpointStatusFunction {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        if !args.is_empty() {
+            return plan_err!("checkpoint_status() takes no arguments");
+        }
+        let status = self.db.checkpoint_status();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("in_progress", DataType::Boolean, false),
+            Field::new(
+                "started_at",
+                DataType::Timestamp(TimeUnit::Microsecond, None),
+                true,
+            ),
+            Field::new("tables", DataType::Int32, false),
+            Field::new("held_bytes", DataType::Int64, false),
+            Field::new("free_bytes", DataType::Int64, false),
+        ]));
+        let started_at = status.started_at.map(|t| {
+            t.duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+        });
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(BooleanArray::from(vec![status.in_progress])),
+            Arc::new(TimestampMicrosecondArray::from(vec![started_at])),
+            Arc::new(Int32Array::from(vec![
+                i32::try_from(status.tables).unwrap_or(i32::MAX),
+            ])),
+            Arc::new(Int64Array::from(vec![
+                i64::try_from(status.held_bytes).unwrap_or(i64::MAX),
+            ])),
+            Arc::new(Int64Array::from(vec![
+                i64::try_from(status.free_bytes).unwrap_or(i64::MAX),
+            ])),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}

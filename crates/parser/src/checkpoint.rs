@@ -1,0 +1,31 @@
+//! `CHECKPOINT CREATE | RELEASE`, and QuestDB's older spellings
+//! `SNAPSHOT PREPARE | COMPLETE`, which scripts written for it still send.
+
+use datafusion_sql::sqlparser::parser::Parser;
+
+use crate::ddl::{Result, consume_word, syntax};
+use crate::statement::{CheckpointAction, Statement};
+
+pub(crate) fn parse_checkpoint(p: &mut Parser<'_>) -> Result<Statement> {
+    let first = p.next_token().token.to_string().to_ascii_uppercase();
+    let (create, release) = if first == "SNAPSHOT" {
+        ("PREPARE", "COMPLETE")
+    } else {
+        ("CREATE", "RELEASE")
+    };
+    let action = if consume_word(p, create) {
+        CheckpointAction::Create
+    } else if consume_word(p, release) {
+        CheckpointAction::Release
+    } else {
+        let t = p.peek_token();
+        return Err(syntax(
+            format!(
+                "syntax error at or near \"{}\": expected {create} or {release} after {first}",
+                t.token
+            ),
+            t,
+        ));
+    };
+    Ok(Statement::Checkpoint(action))
+}

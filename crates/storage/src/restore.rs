@@ -1,0 +1,113 @@
+//! Restore: the boot step that rewinds a copy of the root to its checkpoint's cut.
+//!
+//! Runs when `<root>/_restore` exists, after the root lock and before recovery:
+//! 1. read and check `.checkpoint/cut` (refuse without one, or when damaged);
+//! 2. put every cut table's `_meta` and `_txn` back (a table dropped after the cut
+//!    comes back: housekeeping kept its directory), then the cut's `_tables`;
+//! 3. remove the WAL: the cut's table files are durable on their own, and every
+//!    record in the copy's WAL is a commit after the cut;
+//! 4. mark `.checkpoint/restored`, remove `_restore`, then `.checkpoint/`.
+//!
+//! Recovery then does the rest with its ordinary rules: files are cut to the
+//! committed lengths of the restored `_txn`, and partition versions, columns and
+//! tables the cut does not know are removed. Every step rewrites whole files from
+//! the cut, so a restore killed half-way is finished by the next start.
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use crate::checkpoint::{Cut, RESTORED_MARKER, checkpoint_dir, cut_path};
+use crate::error::{IoContext, Result, StorageError};
+use crate::fsutil;
+use crate::root::Root;
+use crate::table::{META_FILE, META_PENDING_FILE, TXN_FILE};
+
+/// The file an operator creates on a copy to have it restored at the next start.
+pub const RESTORE_TRIGGER: &str = "_restore";
+
+/// What a restore did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RestoreReport {
+    /// The commit the root was rewound to.
+    pub seq: u64,
+    pub tables: usize,
+    pub wal_segments_removed: usize,
+    pub elapsed: Duration,
+}
+
+pub(crate) fn restore_requested(root: &Path) -> bool {
+    root.join(RESTORE_TRIGGER).exists()
+}
+
+pub(crate) fn restore(root: &Root) -> Result<RestoreReport> {
+    let started = Instant::now();
+    let trigger = root.path.join(RESTORE_TRIGGER);
+    let cut = match Cut::read(&root.path)? {
+        Some(cut) => cut,
+        None => {
+            return Err(StorageError::InvalidState(format!(
+                "{} exists but there is no checkpoint to restore ({} is missing): this copy \
+                 was not taken in checkpoint mode, or not completely. Remove {} to start it \
+                 with ordinary crash recovery instead (not a consistent backup)",
+                trigger.display(),
+                cut_path(&root.path).display(),
+                trigger.display()
+            )));
+        }
+    };
+    let cut_file = cut_path(&root.path);
+    tracing::info!(
+        root = %root.path.display(),
+        seq = cut.seq,
+        tables = cut.tables.len(),
+        "restore: rewinding to the checkpoint's cut"
+    );
+    let mut last_log = Instant::now();
+    for (i, t) in cut.tables.iter().enumerate() {
+        let dir = root.db.join(&t.dir);
+        if !dir.is_dir() {
+            return Err(StorageError::corrupted(
+                &dir,
+                "a table of the checkpoint is missing from the copy (was the whole root copied?)",
+            ));
+        }
+        // Checked while reading the cut; the bytes are written as recorded.
+        t.states(&cut_file)?;
+        fsutil::remove_path(&dir.join(META_PENDING_FILE))?;
+        fsutil::write_atomic(&dir.join(META_FILE), &t.meta)?;
+        fsutil::write_atomic(&dir.join(TXN_FILE), &t.txn)?;
+        if last_log.elapsed() > Duration::from_secs(1) {
+            tracing::info!("restore: {} of {} tables rewound", i + 1, cut.tables.len());
+            last_log = Instant::now();
+        }
+    }
+    fsutil::write_atomic(&root.registry_path(), &cut.registry)?;
+    let mut wal_segments_removed = 0;
+    for e in std::fs::read_dir(&root.wal).at(&root.wal)? {
+        let path = e.at(&root.wal)?.path();
+        fsutil::remove_path(&path)?;
+        wal_segments_removed += 1;
+    }
+    fsutil::sync_dir(&root.wal)?;
+    let marker = checkpoint_dir(&root.path).join(RESTORED_MARKER);
+    fsutil::write_synced(&marker, b"")?;
+    fsutil::sync_parent(&marker)?;
+    fsutil::remove_path(&trigger)?;
+    fsutil::sync_dir(&root.path)?;
+    fsutil::remove_path(&checkpoint_dir(&root.path))?;
+    fsutil::sync_dir(&root.path)?;
+    let report = RestoreReport {
+        seq: cut.seq,
+        tables: cut.tables.len(),
+        wal_segments_removed,
+        elapsed: started.elapsed(),
+    };
+    tracing::info!(
+        seq = report.seq,
+        tables = report.tables,
+        wal_segments_removed,
+        elapsed_ms = report.elapsed.as_millis() as u64,
+        "restore: done; recovery now removes what the cut does not know"
+    );
+    Ok(report)
+}

@@ -1,0 +1,195 @@
+//! Checkpoint mode and restore at the storage level: the cut, what housekeeping
+//! keeps during the mode, the mode surviving a restart, and restoring a copy.
+
+use std::path::Path;
+use std::process::Command;
+
+use tidemark_storage::*;
+
+use crate::common::*;
+
+fn copy_root(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+}
+
+fn touch_restore(root: &Path) {
+    std::fs::write(root.join(RESTORE_TRIGGER), b"").expect("touch _restore");
+}
+
+fn table_names(db: &Database) -> Vec<String> {
+    let mut names: Vec<String> = db
+        .snapshot()
+        .tables()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect();
+    names.sort();
+    names
+}
+
+#[test]
+fn a_copy_taken_in_checkpoint_mode_restores_exactly_the_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let db = open(&root);
+    for t in ["a", "b", "c"] {
+        create(&db, trades_def(t));
+    }
+    append(&db, "a", trades_batch(&[T0, T0 + 10, T0 + DAY], 0));
+    // One commit across two tables.
+    db.commit(
+        Transaction::new()
+            .with(Request::Append {
+                table: "a".into(),
+                batch: trades_batch(&[T0 + DAY + 1], 3),
+            })
+            .with(Request::Append {
+                table: "b".into(),
+                batch: trades_batch(&[T0], 3),
+            }),
+    )
+    .expect("commit");
+    append(&db, "c", trades_batch(&[T0, T0 + 1], 0));
+    let cut_a = read_table(&db, "a");
+    let cut_b = read_table(&db, "b");
+    let cut_c = read_table(&db, "c");
+
+    let status = db.checkpoint_create().expect("create");
+    assert!(status.in_progress && status.tables == 3, "{status:?}");
+    let err = db.checkpoint_create().expect_err("only one checkpoint");
+    assert_eq!(err.kind(), ErrorKind::InvalidState);
+    assert!(err.to_string().contains("CHECKPOINT RELEASE"), "{err}");
+
+    // After the cut: appends, an out-of-order row into an older partition, DDL.
+    append(&db, "a", trades_batch(&[T0 + 2 * DAY], 4));
+    append(&db, "a", trades_batch(&[T0 + 5], 5));
+    db.commit(Transaction::new().with(Request::DropTable {
+        name: "b".into(),
+        if_exists: false,
+    }))
+    .expect("drop");
+    db.commit(Transaction::new().with(Request::Truncate { table: "c".into() }))
+        .expect("truncate");
+    db.commit(Transaction::new().with(Request::AddColumn {
+        table: "a".into(),
+        column: ColumnDef::new("late", ColumnType::Double),
+    }))
+    .expect("add column");
+    create(&db, trades_def("d"));
+    append(&db, "d", trades_batch(&[T0], 0));
+    db.run_housekeeping().expect("housekeeping");
+    assert!(
+        !db.pending_garbage().is_empty(),
+        "superseded files are held, not deleted"
+    );
+    for p in db.pending_garbage() {
+        assert!(
+            p.exists(),
+            "{} was deleted during checkpoint mode",
+            p.display()
+        );
+    }
+    assert!(db.checkpoint_status().held_bytes > 0);
+
+    // Copy while in the mode, then rewind the copy.
+    let copy = dir.path().join("copy");
+    copy_root(&root, &copy);
+    touch_restore(&copy);
+    let restored = open(&copy);
+    let report = restored.open_report().clone();
+    assert_eq!(report.restored.as_ref().map(|r| r.tables), Some(3));
+    assert!(!report.in_checkpoint);
+    assert!(!copy.join(RESTORE_TRIGGER).exists());
+    assert!(!copy.join(".checkpoint").exists());
+    assert_eq!(table_names(&restored), ["a", "b", "c"]);
+    assert_eq!(read_table(&restored, "a"), cut_a);
+    assert_eq!(read_table(&restored, "b"), cut_b);
+    assert_eq!(read_table(&restored, "c"), cut_c);
+    // The restored copy takes writes, and they survive a reopen.
+    append(&restored, "b", trades_batch(&[T0 + 7], 9));
+    restored.close().expect("close");
+    let reopened = open(&copy);
+    assert_eq!(column_i64(&reopened, "b", "seq"), vec![3, 9]);
+    drop(reopened);
+
+    // The original is still in checkpoint mode after a restart, and holds the files.
+    db.close().expect("close");
+    let db = open(&root);
+    assert!(db.open_report().in_checkpoint);
+    assert!(db.checkpoint_status().in_progress);
+    let held = db.pending_garbage();
+    assert!(
+        !held.is_empty(),
+        "recovery handed the cut's files to housekeeping"
+    );
+    db.run_housekeeping().expect("housekeeping");
+    assert!(held.iter().all(|p| p.exists()));
+    assert_eq!(table_names(&db), ["a", "c", "d"]);
+    // RELEASE lets housekeeping reclaim them; a second RELEASE finds nothing.
+    assert!(matches!(
+        db.checkpoint_release().expect("release"),
+        Released::Ended { .. }
+    ));
+    db.run_housekeeping().expect("housekeeping");
+    assert!(held.iter().all(|p| !p.exists()), "held files reclaimed");
+    assert_eq!(
+        db.checkpoint_release().expect("release"),
+        Released::NoCheckpoint
+    );
+    assert!(!root.join(".checkpoint").exists());
+}
+
+#[test]
+fn restore_refuses_without_a_checkpoint_or_with_a_damaged_one() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let db = open(&root);
+    create(&db, trades_def("a"));
+    append(&db, "a", trades_batch(&[T0], 0));
+    db.close().expect("close");
+
+    touch_restore(&root);
+    let err = Database::open(&root, options()).expect_err("no checkpoint");
+    assert!(err.to_string().contains("no checkpoint"), "{err}");
+    assert!(root.join(RESTORE_TRIGGER).exists(), "_restore stays");
+
+    std::fs::remove_file(root.join(RESTORE_TRIGGER)).expect("rm");
+    let db = open(&root);
+    db.checkpoint_create().expect("create");
+    append(&db, "a", trades_batch(&[T0 + 1], 1));
+    db.close().expect("close");
+    let cut = root.join(".checkpoint/cut");
+    let mut bytes = std::fs::read(&cut).expect("read cut");
+    let good = bytes.clone();
+    let mid = bytes.len() / 2;
+    bytes[mid] ^= 0x01;
+    std::fs::write(&cut, &bytes).expect("damage");
+    touch_restore(&root);
+    let err = Database::open(&root, options()).expect_err("damaged cut");
+    assert!(
+        err.to_string().contains("checksum") && err.to_string().contains("cut"),
+        "{err}"
+    );
+    assert!(root.join(RESTORE_TRIGGER).exists());
+
+    // A cut from another storage-format major version names both versions.
+    let mut other = good.clone();
+    other[8] = 9;
+    std::fs::write(&cut, &other).expect("version");
+    let err = Database::open(&root, options()).expect_err("other version");
+    assert!(
+        err.to_string().contains("version 9") && err.to_string().contains("1.x"),
+        "{err}"
+    );
+
+    // Repaired, the restore goes through and is idempotent if rerun.
+    std::fs::write(&cut, &good).expect("repair");
+    let db = open(&root);
+    assert_eq!(column_i64(&db, "a", "seq"), vec![0]);
+}
