@@ -89,6 +89,26 @@ public class DriverCheck {
             conn.commit();
             conn.setAutoCommit(true);
 
+            // Checkpoint mode, as a backup job drives it.
+            try (Statement st = conn.createStatement()) {
+                st.execute("CHECKPOINT CREATE");
+                try (ResultSet rs = st.executeQuery(
+                        "SELECT in_progress, started_at, tables FROM checkpoint_status()")) {
+                    check(rs.next() && rs.getBoolean(1) && rs.getTimestamp(2) != null
+                            && rs.getInt(3) >= 1, "checkpoint in progress");
+                }
+                try {
+                    st.execute("CHECKPOINT CREATE");
+                    throw new AssertionError("expected an error for a second checkpoint");
+                } catch (SQLException e) {
+                    check("55000".equals(e.getSQLState()), "SQLSTATE " + e.getSQLState());
+                }
+                st.execute("CHECKPOINT RELEASE");
+                try (ResultSet rs = st.executeQuery("SELECT in_progress FROM checkpoint_status()")) {
+                    check(rs.next() && !rs.getBoolean(1), "checkpoint released");
+                }
+            }
+
             try (Statement st = conn.createStatement()) {
                 st.executeQuery("SELECT * FROM no_such_table");
                 throw new AssertionError("expected an error for a missing table");

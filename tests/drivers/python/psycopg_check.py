@@ -45,6 +45,26 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
     except psycopg.Error as e:
         assert e.sqlstate == "42P07", e.sqlstate
 
+    # Checkpoint mode, as a backup script drives it.
+    def status():
+        return conn.execute("SELECT in_progress, started_at, tables FROM checkpoint_status()").fetchone()
+
+    assert status() == (False, None, 0), status()
+    conn.execute("CHECKPOINT CREATE")
+    in_progress, started_at, tables = status()
+    assert in_progress and isinstance(started_at, datetime.datetime) and tables >= 1, status()
+    try:
+        conn.execute("CHECKPOINT CREATE")
+        raise SystemExit("expected an error for a second checkpoint")
+    except psycopg.Error as e:
+        assert e.sqlstate == "55000", e.sqlstate
+    conn.execute("CHECKPOINT RELEASE")
+    assert status() == (False, None, 0), status()
+    notices = []
+    conn.add_notice_handler(lambda d: notices.append(d.message_primary))
+    conn.execute("CHECKPOINT RELEASE")
+    assert any("no checkpoint" in n for n in notices), notices
+
     if sslmode == "require":
         assert conn.info.pgconn.ssl_in_use, "the connection is not encrypted"
 
