@@ -151,7 +151,10 @@ async fn serve(config: config::Config) -> Result<(), String> {
         commit_mode: config.storage.commit_mode.parse().map_err(|e: String| e)?,
         wal_segment_bytes: config.storage.wal_segment_mb << 20,
         housekeeping_interval: Duration::from_millis(config.storage.housekeeping_interval_ms),
-        checkpoint_free_space_warn_bytes: config.storage.checkpoint_free_space_warn_mb << 20,
+        checkpoint_free_space_warn_bytes: config
+            .storage
+            .checkpoint_free_space_warn_mb
+            .saturating_mul(1 << 20),
         ..Default::default()
     };
     let root = config.server.root.clone();

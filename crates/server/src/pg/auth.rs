@@ -18,7 +18,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::Shared;
-use super::password::{Credential, SCRAM_ITERATIONS};
+use super::password::{Credential, SCRAM_ITERATIONS, ScramKeys};
 use crate::config::AuthSection;
 
 /// A user who may log in.
@@ -26,8 +26,8 @@ use crate::config::AuthSection;
 struct User {
     name: String,
     credential: Credential,
-    /// What SCRAM checks against, derived once at start (PBKDF2 is slow on purpose).
-    scram: ScramSecret,
+    /// What SCRAM checks against, derived once at start.
+    scram: ScramKeys,
     read_only: bool,
 }
 
@@ -56,14 +56,14 @@ impl Users {
             .map(|(key, name, password, read_only)| {
                 let credential = Credential::parse(password)
                     .map_err(|e| format!("{key}: not a usable SCRAM verifier: {e}"))?;
-                if auth.method == "md5" && matches!(credential, Credential::Verifier { .. }) {
+                if auth.method == "md5" && matches!(credential, Credential::Verifier(_)) {
                     return Err(format!(
                         "{key} is a SCRAM verifier, which auth.method = \"md5\" cannot check: \
                          use scram-sha-256 or give the password itself"
                     ));
                 }
                 Ok(User {
-                    scram: credential.scram_secret(&salt),
+                    scram: credential.scram_keys(&salt),
                     name: name.clone(),
                     credential,
                     read_only,
@@ -101,7 +101,7 @@ impl AuthSource for ScramSource {
 
     async fn get_scram_secret(&self, login: &LoginInfo) -> PgWireResult<(ScramSecret, Option<()>)> {
         let secret = match self.0.find(login.user()) {
-            Some(u) => clone_secret(&u.scram),
+            Some(u) => u.scram.secret(),
             // An unknown user goes through the same exchange and fails at the proof.
             None => ScramSecret::SaltedPassword {
                 salt: rand_bytes(16),
@@ -109,30 +109,6 @@ impl AuthSource for ScramSource {
             },
         };
         Ok((secret, None))
-    }
-}
-
-/// `ScramSecret` is not `Clone`.
-fn clone_secret(secret: &ScramSecret) -> ScramSecret {
-    match secret {
-        ScramSecret::SaltedPassword {
-            salt,
-            salted_password,
-        } => ScramSecret::SaltedPassword {
-            salt: salt.clone(),
-            salted_password: salted_password.clone(),
-        },
-        ScramSecret::Verifier {
-            salt,
-            iterations,
-            stored_key,
-            server_key,
-        } => ScramSecret::Verifier {
-            salt: salt.clone(),
-            iterations: *iterations,
-            stored_key: stored_key.clone(),
-            server_key: server_key.clone(),
-        },
     }
 }
 
@@ -147,7 +123,7 @@ impl AuthSource for Md5Source {
         let hash = match self.0.find(login.user()).map(|u| &u.credential) {
             Some(Credential::Clear(password)) => hash_md5_password(user, password, &salt),
             // Verifiers are refused with md5 at start; unknown users never match.
-            Some(Credential::Verifier { .. }) | None => format!("{:?}", rand_bytes(16)),
+            Some(Credential::Verifier(_)) | None => format!("{:?}", rand_bytes(16)),
         };
         Ok(Password::new(Some(salt), hash.into_bytes()))
     }

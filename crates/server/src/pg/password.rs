@@ -12,16 +12,57 @@ use pgwire::api::auth::sasl::scram::{ScramSecret, gen_salted_password};
 pub(crate) const SCRAM_ITERATIONS: usize = 4096;
 const PREFIX: &str = "SCRAM-SHA-256$";
 
+/// What SCRAM checks a login against: PostgreSQL's verifier, without the password.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct ScramKeys {
+    salt: Vec<u8>,
+    iterations: usize,
+    stored_key: Vec<u8>,
+    server_key: Vec<u8>,
+}
+
+impl ScramKeys {
+    /// The keys of `password` with `salt`.
+    fn derive(password: &str, salt: &[u8], iterations: usize) -> ScramKeys {
+        let salted = gen_salted_password(password, salt, iterations);
+        match ScramSecret::verifier_from_salted_password(salt.to_vec(), salted, iterations) {
+            ScramSecret::Verifier {
+                salt,
+                iterations,
+                stored_key,
+                server_key,
+            } => ScramKeys {
+                salt,
+                iterations,
+                stored_key,
+                server_key,
+            },
+            // Not what pgwire returns; empty keys match nothing.
+            ScramSecret::SaltedPassword { salt, .. } => ScramKeys {
+                salt,
+                iterations,
+                stored_key: Vec::new(),
+                server_key: Vec::new(),
+            },
+        }
+    }
+
+    /// pgwire's form of the keys, for one login.
+    pub(crate) fn secret(&self) -> ScramSecret {
+        ScramSecret::Verifier {
+            salt: self.salt.clone(),
+            iterations: self.iterations,
+            stored_key: self.stored_key.clone(),
+            server_key: self.server_key.clone(),
+        }
+    }
+}
+
 /// A user's password as configured.
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Credential {
     Clear(String),
-    Verifier {
-        salt: Vec<u8>,
-        iterations: usize,
-        stored_key: Vec<u8>,
-        server_key: Vec<u8>,
-    },
+    Verifier(ScramKeys),
 }
 
 impl Credential {
@@ -52,44 +93,31 @@ impl Credential {
         if stored_key.len() != 32 || server_key.len() != 32 {
             return Err("StoredKey and ServerKey must be 32 bytes (SHA-256)".into());
         }
-        Ok(Credential::Verifier {
+        Ok(Credential::Verifier(ScramKeys {
             salt,
             iterations,
             stored_key,
             server_key,
-        })
+        }))
     }
 
     /// The verifier for `password` with `salt`, as `parse` reads it.
     pub(crate) fn verifier(password: &str, salt: &[u8], iterations: usize) -> String {
-        let (stored_key, server_key) = derive_keys(password, salt, iterations);
+        let keys = ScramKeys::derive(password, salt, iterations);
         format!(
             "{PREFIX}{iterations}:{}${}:{}",
             STANDARD.encode(salt),
-            STANDARD.encode(stored_key),
-            STANDARD.encode(server_key)
+            STANDARD.encode(keys.stored_key),
+            STANDARD.encode(keys.server_key)
         )
     }
 
-    /// What SCRAM authentication checks the client's proof against; a clear
-    /// password is salted with `salt` (computed once per user at start).
-    pub(crate) fn scram_secret(&self, salt: &[u8]) -> ScramSecret {
+    /// What SCRAM authentication checks against; a clear password is salted with
+    /// `salt` (once per user, at start: PBKDF2 is slow on purpose).
+    pub(crate) fn scram_keys(&self, salt: &[u8]) -> ScramKeys {
         match self {
-            Credential::Clear(password) => ScramSecret::SaltedPassword {
-                salt: salt.to_vec(),
-                salted_password: gen_salted_password(password, salt, SCRAM_ITERATIONS),
-            },
-            Credential::Verifier {
-                salt,
-                iterations,
-                stored_key,
-                server_key,
-            } => ScramSecret::Verifier {
-                salt: salt.clone(),
-                iterations: *iterations,
-                stored_key: stored_key.clone(),
-                server_key: server_key.clone(),
-            },
+            Credential::Clear(password) => ScramKeys::derive(password, salt, SCRAM_ITERATIONS),
+            Credential::Verifier(keys) => keys.clone(),
         }
     }
 
@@ -99,27 +127,11 @@ impl Credential {
             Credential::Clear(password) => {
                 constant_time_eq(password.as_bytes(), presented.as_bytes())
             }
-            Credential::Verifier {
-                salt,
-                iterations,
-                stored_key,
-                ..
-            } => constant_time_eq(&derive_keys(presented, salt, *iterations).0, stored_key),
+            Credential::Verifier(keys) => constant_time_eq(
+                &ScramKeys::derive(presented, &keys.salt, keys.iterations).stored_key,
+                &keys.stored_key,
+            ),
         }
-    }
-}
-
-/// SCRAM's StoredKey and ServerKey for a password.
-fn derive_keys(password: &str, salt: &[u8], iterations: usize) -> (Vec<u8>, Vec<u8>) {
-    let salted = gen_salted_password(password, salt, iterations);
-    match ScramSecret::verifier_from_salted_password(salt.to_vec(), salted, iterations) {
-        ScramSecret::Verifier {
-            stored_key,
-            server_key,
-            ..
-        } => (stored_key, server_key),
-        // Not what pgwire returns; empty keys match nothing.
-        ScramSecret::SaltedPassword { .. } => (Vec::new(), Vec::new()),
     }
 }
 

@@ -349,6 +349,33 @@ async fn checkpoint_mode_survives_restart_and_holds_old_versions() {
     );
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn low_free_space_during_checkpoint_mode_is_logged() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    // A threshold no disk here reaches (1 EiB): the warning must come.
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TIDEMARK_STORAGE_HOUSEKEEPING_INTERVAL_MS", "50"),
+            (
+                "TIDEMARK_STORAGE_CHECKPOINT_FREE_SPACE_WARN_MB",
+                "1099511627776",
+            ),
+        ],
+    );
+    let c = connect(&server).await;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        server
+            .wait_for_log("free space is running low", Duration::from_millis(200))
+            .is_none(),
+        "no warning outside checkpoint mode"
+    );
+    c.batch_execute("CHECKPOINT CREATE").await.expect("create");
+    let line = server.wait_for_log("free space is running low", Duration::from_secs(10));
+    assert!(line.is_some_and(|l| l.contains("WARN") && l.contains("CHECKPOINT RELEASE")));
+}
+
 /// Runs `tidemark serve` on `root` expecting it to refuse to start; its stderr.
 fn refused_start(root: &Path) -> String {
     let out = tidemark()

@@ -10,8 +10,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) port: u16,
     pub(crate) http_port: u16,
-    /// Log lines after startup (kept so the reader thread can go on reading).
-    _log: mpsc::Receiver<String>,
+    /// Log lines after startup.
+    log: mpsc::Receiver<String>,
 }
 
 /// `tidemark` with none of the caller's `TIDEMARK_*` variables (test knobs such
@@ -73,8 +73,21 @@ impl Server {
                     child,
                     port,
                     http_port,
-                    _log: rx,
+                    log: rx,
                 };
+            }
+        }
+    }
+
+    /// Waits up to `limit` for a log line containing `needle`; the line.
+    pub(crate) fn wait_for_log(&self, needle: &str, limit: Duration) -> Option<String> {
+        let deadline = std::time::Instant::now() + limit;
+        loop {
+            let left = deadline.saturating_duration_since(std::time::Instant::now());
+            match self.log.recv_timeout(left) {
+                Ok(line) if line.contains(needle) => return Some(line),
+                Ok(_) => {}
+                Err(_) => return None,
             }
         }
     }
