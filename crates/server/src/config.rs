@@ -115,6 +115,8 @@ pub(crate) struct Config {
 }
 
 const SECTIONS: [&str; 5] = ["server", "storage", "auth", "tls", "log"];
+/// Keys that may also be given as `TIDEMARK_AUTH_<KEY>_FILE`, a file holding the value.
+const SECRET_KEYS: [&str; 2] = ["password", "readonly_password"];
 
 impl Config {
     /// Loads `file` (if given, or `conf/server.toml` when it exists) and applies
@@ -150,6 +152,25 @@ impl Config {
                     SECTIONS.map(str::to_uppercase).join("|")
                 )));
             };
+            // `TIDEMARK_AUTH_PASSWORD_FILE=/run/secrets/x`: the secret is the file's
+            // content (Docker and Kubernetes secrets), without its final newline.
+            if let Some(secret) = key
+                .strip_suffix("_file")
+                .filter(|k| section == "auth" && SECRET_KEYS.contains(k))
+            {
+                let text = std::fs::read_to_string(&value).map_err(|source| {
+                    ConfigError::Invalid(format!("{name}: cannot read {value}: {source}"))
+                })?;
+                let text = text.strip_suffix('\n').unwrap_or(&text);
+                let text = text.strip_suffix('\r').unwrap_or(text);
+                let entry = table
+                    .entry(section)
+                    .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+                if let toml::Value::Table(t) = entry {
+                    t.insert(secret.to_string(), toml::Value::String(text.to_string()));
+                }
+                continue;
+            }
             // A value that parses as TOML (a number, a boolean) is taken as such, else as text.
             let parsed = format!("v = {value}")
                 .parse::<toml::Table>()
@@ -281,5 +302,38 @@ mod tests {
         let e = Config::load(None, env(&[("TIDEMARK_SERVER_PG_LISTEN", "here")]))
             .expect_err("bad address");
         assert!(e.to_string().contains("server.pg_listen"), "{e}");
+    }
+
+    #[test]
+    fn passwords_can_come_from_files() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("secret");
+        std::fs::write(&secret, "s3cret from a file\n").expect("write");
+        let path = secret.display().to_string();
+        let c = Config::load(
+            None,
+            env(&[
+                ("TIDEMARK_AUTH_PASSWORD_FILE", &path),
+                ("TIDEMARK_AUTH_READONLY_USER", "reader"),
+                ("TIDEMARK_AUTH_READONLY_PASSWORD_FILE", &path),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(c.auth.password, "s3cret from a file");
+        assert_eq!(c.auth.readonly_password, "s3cret from a file");
+        let e = Config::load(
+            None,
+            env(&[("TIDEMARK_AUTH_PASSWORD_FILE", "/no/such/file")]),
+        )
+        .expect_err("missing file");
+        assert!(
+            e.to_string().contains("TIDEMARK_AUTH_PASSWORD_FILE")
+                && e.to_string().contains("/no/such/file"),
+            "{e}"
+        );
+        // Only secrets have a _FILE form: TLS paths are file names already.
+        let c =
+            Config::load(None, env(&[("TIDEMARK_TLS_CERT_FILE", "/etc/cert.pem")])).expect("load");
+        assert_eq!(c.tls.cert_file, PathBuf::from("/etc/cert.pem"));
     }
 }

@@ -115,3 +115,34 @@ async fn answer(mut socket: TcpStream, status: &Status) -> std::io::Result<()> {
     socket.write_all(&response).await?;
     socket.shutdown().await
 }
+
+/// `tidemark health`: asks the server at `listen` (server.http_listen; a wildcard
+/// address means this host) for `/health`. Ok with the body when it answers 200.
+pub(crate) fn probe(listen: &str) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut addr: std::net::SocketAddr = listen
+        .parse()
+        .map_err(|e| format!("server.http_listen \"{listen}\": {e}"))?;
+    if addr.ip().is_unspecified() {
+        addr.set_ip(std::net::Ipv4Addr::LOCALHOST.into());
+    }
+    let timeout = Duration::from_secs(5);
+    let mut s = std::net::TcpStream::connect_timeout(&addr, timeout)
+        .map_err(|e| format!("cannot reach {addr}: {e}"))?;
+    let _ = s.set_read_timeout(Some(timeout));
+    s.write_all(b"GET /health HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let mut response = String::new();
+    s.read_to_string(&mut response)
+        .map_err(|e| format!("{addr}: {e}"))?;
+    let body = response
+        .split_once("\r\n\r\n")
+        .map_or("", |(_, b)| b)
+        .trim()
+        .to_string();
+    if response.starts_with("HTTP/1.1 200") {
+        Ok(body)
+    } else {
+        Err(format!("{addr}/health: {body}"))
+    }
+}

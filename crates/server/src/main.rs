@@ -49,6 +49,16 @@ enum Command {
     /// Read a password on standard input and print its SCRAM-SHA-256 verifier, to put
     /// in auth.password instead of the password itself.
     HashPassword,
+    /// Ask the server configured here for GET /health: exit 0 when it serves (for
+    /// container health checks; the slim image has no curl).
+    Health {
+        /// Configuration file (default: conf/server.toml when it exists).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Address of the HTTP listener (overrides server.http_listen).
+        #[arg(long)]
+        http_listen: Option<String>,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -61,6 +71,10 @@ fn main() -> std::process::ExitCode {
             http_listen,
         } => (config, root, pg_listen, http_listen),
         Command::HashPassword => return hash_password(),
+        Command::Health {
+            config,
+            http_listen,
+        } => return health(config.as_deref(), http_listen),
     };
     let mut config = match config::Config::load(config.as_deref(), std::env::vars()) {
         Ok(c) => c,
@@ -100,6 +114,30 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("tidemark: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tidemark health`: exit 0 when /health answers 200, 1 otherwise (the reason on stderr).
+fn health(config: Option<&std::path::Path>, http_listen: Option<String>) -> std::process::ExitCode {
+    let listen = match http_listen {
+        Some(l) => l,
+        None => match config::Config::load(config, std::env::vars()) {
+            Ok(c) => c.server.http_listen,
+            Err(e) => {
+                eprintln!("tidemark: {e}");
+                return std::process::ExitCode::from(2);
+            }
+        },
+    };
+    match http::probe(&listen) {
+        Ok(body) => {
+            println!("{body}");
+            std::process::ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("tidemark: not healthy: {e}");
             std::process::ExitCode::FAILURE
         }
     }

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `tidemark` binary on a temp root, real clients.
 
 mod checkpoint;
+mod container;
 mod drivers;
 mod harness;
 mod hostile;

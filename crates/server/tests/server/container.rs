@@ -1,0 +1,292 @@
+//! The container image from `docker/Dockerfile`, built and run with podman (there is
+//! no Docker engine here; `scripts/container-env.sh` prepares podman and a local
+//! Debian base). The runtime stage gets the binary under test (`--target
+//! runtime-prebuilt`): the builder stage needs the `rust` image, which cannot be
+//! pulled here. Skipped, saying why, where no container tool works.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::time::{Duration, Instant};
+
+use tokio_postgres::NoTls;
+
+fn repo() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
+}
+
+/// `podman` with the environment `scripts/container-env.sh` prints, or why not.
+fn podman_env() -> Result<Vec<(String, String)>, String> {
+    let out = Command::new("bash")
+        .arg(repo().join("scripts/container-env.sh"))
+        .output()
+        .map_err(|e| format!("cannot run scripts/container-env.sh: {e}"))?;
+    if !out.status.success() {
+        return Err(String::from_utf8_lossy(&out.stderr).trim().to_string());
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|w| w.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect())
+}
+
+struct Podman {
+    env: Vec<(String, String)>,
+    containers: Vec<String>,
+}
+
+impl Podman {
+    fn run(&self, args: &[&str]) -> Output {
+        Command::new("podman")
+            .args(args)
+            .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+            .output()
+            .expect("podman")
+    }
+
+    fn ok(&self, args: &[&str]) -> String {
+        let out = self.run(args);
+        assert!(
+            out.status.success(),
+            "podman {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Starts the image on `volume` with the PostgreSQL protocol on `port`.
+    fn start(&mut self, name: &str, volume: &Path, port: u16, http_port: u16) {
+        let _ = self.run(&["rm", "-f", name]);
+        self.ok(&[
+            "run",
+            "-d",
+            "--name",
+            name,
+            "--network=host",
+            "-e",
+            &format!("TIDEMARK_SERVER_PG_LISTEN=127.0.0.1:{port}"),
+            "-e",
+            &format!("TIDEMARK_SERVER_HTTP_LISTEN=127.0.0.1:{http_port}"),
+            "-v",
+            &format!("{}:/var/lib/tidemark", volume.display()),
+            "tidemark:e2e",
+        ]);
+        self.containers.push(name.to_string());
+    }
+}
+
+impl Drop for Podman {
+    fn drop(&mut self) {
+        for c in &self.containers {
+            let _ = self.run(&["rm", "-f", c]);
+        }
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+async fn connect_when_ready(port: u16) -> tokio_postgres::Client {
+    let conninfo = format!("host=127.0.0.1 port={port} user=admin password=quest dbname=tidemark");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        match tokio_postgres::connect(&conninfo, NoTls).await {
+            Ok((client, conn)) => {
+                tokio::spawn(conn);
+                return client;
+            }
+            Err(e) if Instant::now() > deadline => panic!("the container never served: {e}"),
+            Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
+        }
+    }
+}
+
+fn chown_to_image_user(path: &Path) {
+    let status = Command::new("chown")
+        .arg("-R")
+        .arg("10001:10001")
+        .arg(path)
+        .status()
+        .expect("chown");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_serves_checkpoints_and_restores_a_copied_volume() {
+    let env = match podman_env() {
+        Ok(env) => env,
+        Err(why) => {
+            eprintln!("SKIPPED: no container tool works here: {why}");
+            return;
+        }
+    };
+    let mut podman = Podman {
+        env,
+        containers: Vec::new(),
+    };
+    // The build context: the Dockerfile as it is in the repository, the default
+    // configuration, and the binary under test.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let ctx = dir.path().join("ctx");
+    std::fs::create_dir_all(ctx.join("docker/prebuilt")).expect("mkdir");
+    std::fs::create_dir_all(ctx.join("conf")).expect("mkdir");
+    std::fs::copy(
+        repo().join("docker/Dockerfile"),
+        ctx.join("docker/Dockerfile"),
+    )
+    .expect("cp");
+    std::fs::copy(
+        repo().join("conf/server.toml"),
+        ctx.join("conf/server.toml"),
+    )
+    .expect("cp");
+    std::fs::copy(
+        env!("CARGO_BIN_EXE_tidemark"),
+        ctx.join("docker/prebuilt/tidemark"),
+    )
+    .expect("cp binary");
+    let context = ctx.display().to_string();
+    let dockerfile = ctx.join("docker/Dockerfile").display().to_string();
+    podman.ok(&[
+        "build",
+        "-q",
+        "--format",
+        "docker",
+        "--network=host",
+        "--target",
+        "runtime-prebuilt",
+        "-t",
+        "tidemark:e2e",
+        "-f",
+        &dockerfile,
+        &context,
+    ]);
+    let user = podman.ok(&[
+        "image",
+        "inspect",
+        "tidemark:e2e",
+        "--format",
+        "{{.Config.User}}",
+    ]);
+    assert_eq!(user, "tidemark", "the server runs as a non-root user");
+
+    let volume = dir.path().join("volume");
+    std::fs::create_dir_all(&volume).expect("mkdir");
+    chown_to_image_user(&volume);
+    let (port, http_port) = (free_port(), free_port());
+    let name = format!("tidemark-e2e-{}", std::process::id());
+    podman.start(&name, &volume, port, http_port);
+    let client = connect_when_ready(port).await;
+    assert_eq!(
+        podman.ok(&["healthcheck", "run", &name]),
+        "",
+        "the HEALTHCHECK (tidemark health) passes"
+    );
+    client
+        .batch_execute(
+            "CREATE TABLE ticks (ts TIMESTAMP, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY",
+        )
+        .await
+        .expect("create");
+
+    // A writer commits seq 0, 1, 2, ... one after the other.
+    let acked = Arc::new(AtomicI64::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let writer = {
+        let (acked, stop) = (acked.clone(), stop.clone());
+        tokio::spawn(async move {
+            let c = connect_when_ready(port).await;
+            let mut seq = 0i64;
+            while !stop.load(Ordering::SeqCst) {
+                c.batch_execute(&format!(
+                    "INSERT INTO ticks VALUES ('2026-11-21T00:00:00.{seq:06}', {seq})"
+                ))
+                .await
+                .expect("insert");
+                seq += 1;
+                acked.store(seq, Ordering::SeqCst);
+            }
+        })
+    };
+    while acked.load(Ordering::SeqCst) < 50 {
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = acked.load(Ordering::SeqCst);
+    client
+        .batch_execute("CHECKPOINT CREATE")
+        .await
+        .expect("checkpoint");
+    let after = acked.load(Ordering::SeqCst);
+    let copy = dir.path().join("copy");
+    let out = Command::new("cp")
+        .arg("-a")
+        .arg(&volume)
+        .arg(&copy)
+        .output()
+        .expect("cp");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() || stderr.lines().all(|l| l.contains("No such file")),
+        "{stderr}"
+    );
+    client
+        .batch_execute("CHECKPOINT RELEASE")
+        .await
+        .expect("release");
+    stop.store(true, Ordering::SeqCst);
+    writer.await.expect("writer");
+
+    // docker stop: SIGTERM, a clean exit well within the 10 s grace.
+    let started = Instant::now();
+    podman.ok(&["stop", "-t", "10", &name]);
+    assert!(
+        started.elapsed() < Duration::from_secs(9),
+        "stop took {:?}",
+        started.elapsed()
+    );
+    let code = podman.ok(&["inspect", &name, "--format", "{{.State.ExitCode}}"]);
+    assert_eq!(code, "0", "clean shutdown on SIGTERM");
+
+    // A second container on the copy, with _restore: exactly the cut.
+    std::fs::write(copy.join("_restore"), b"").expect("touch");
+    chown_to_image_user(&copy);
+    let (port2, http2) = (free_port(), free_port());
+    let restored = format!("{name}-restored");
+    podman.start(&restored, &copy, port2, http2);
+    let c2 = connect_when_ready(port2).await;
+    let rows = c2
+        .query("SELECT seq FROM ticks ORDER BY seq", &[])
+        .await
+        .expect("select");
+    let seqs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let n = seqs.len() as i64;
+    assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "a gapless prefix");
+    assert!(
+        n >= before && n <= after + 1,
+        "{n} rows; {before} acknowledged before CREATE, {after} when it returned"
+    );
+    let logs = podman.run(&["logs", &restored]);
+    let logs =
+        String::from_utf8_lossy(&logs.stderr).into_owned() + &String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.contains("restore done"), "{logs}");
+
+    // A restore that cannot work: the container exits non-zero, the reason in its logs.
+    let broken = dir.path().join("broken");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::write(broken.join("_restore"), b"").expect("touch");
+    chown_to_image_user(&broken);
+    let failed = format!("{name}-failed");
+    podman.start(&failed, &broken, free_port(), free_port());
+    let code = podman.ok(&["wait", &failed]);
+    assert_ne!(code, "0", "a failed restore exits non-zero");
+    let logs = podman.run(&["logs", &failed]);
+    let logs =
+        String::from_utf8_lossy(&logs.stderr).into_owned() + &String::from_utf8_lossy(&logs.stdout);
+    assert!(logs.contains("no checkpoint"), "{logs}");
+}
