@@ -53,4 +53,9 @@ if ! podman image exists docker.io/library/debian:bookworm-slim 2>/dev/null; the
         rm -rf "$W/rootfs" "$W/rootfs.tar"
     fi
 fi
+# The probe: a container must start and run a command here.
+if ! probe=$(podman run --rm --network=host docker.io/library/debian:bookworm-slim true 2>&1); then
+    echo "podman cannot run a container here: $probe" >&2
+    exit 1
+fi
 echo "export CONTAINERS_CONF=$W/containers.conf CONTAINERS_STORAGE_CONF=$W/storage.conf"

@@ -107,6 +107,23 @@ async fn connect_when_ready(port: u16) -> tokio_postgres::Client {
     }
 }
 
+/// psql on the host against the container; its trimmed stdout.
+fn psql(port: u16, sql: &str) -> String {
+    let out = Command::new("psql")
+        .arg(format!(
+            "host=127.0.0.1 port={port} user=admin password=quest dbname=tidemark"
+        ))
+        .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("psql");
+    assert!(
+        out.status.success(),
+        "psql {sql}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
 fn chown_to_image_user(path: &Path) {
     let status = Command::new("chown")
         .arg("-R")
@@ -182,18 +199,16 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
     let (port, http_port) = (free_port(), free_port());
     let name = format!("tidemark-e2e-{}", std::process::id());
     podman.start(&name, &volume, port, http_port);
-    let client = connect_when_ready(port).await;
+    let _ready = connect_when_ready(port).await;
     assert_eq!(
         podman.ok(&["healthcheck", "run", &name]),
         "",
         "the HEALTHCHECK (tidemark health) passes"
     );
-    client
-        .batch_execute(
-            "CREATE TABLE ticks (ts TIMESTAMP, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY",
-        )
-        .await
-        .expect("create");
+    psql(
+        port,
+        "CREATE TABLE ticks (ts TIMESTAMP, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY",
+    );
 
     // A writer commits seq 0, 1, 2, ... one after the other.
     let acked = Arc::new(AtomicI64::new(0));
@@ -218,10 +233,7 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
         tokio::time::sleep(Duration::from_millis(10)).await;
     }
     let before = acked.load(Ordering::SeqCst);
-    client
-        .batch_execute("CHECKPOINT CREATE")
-        .await
-        .expect("checkpoint");
+    tokio::task::block_in_place(|| psql(port, "CHECKPOINT CREATE"));
     let after = acked.load(Ordering::SeqCst);
     let copy = dir.path().join("copy");
     let out = Command::new("cp")
@@ -235,10 +247,11 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
         out.status.success() || stderr.lines().all(|l| l.contains("No such file")),
         "{stderr}"
     );
-    client
-        .batch_execute("CHECKPOINT RELEASE")
-        .await
-        .expect("release");
+    assert_eq!(
+        psql(port, "SELECT in_progress FROM checkpoint_status()"),
+        "t"
+    );
+    tokio::task::block_in_place(|| psql(port, "CHECKPOINT RELEASE"));
     stop.store(true, Ordering::SeqCst);
     writer.await.expect("writer");
 
