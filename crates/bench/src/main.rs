@@ -1,0 +1,258 @@
+//! `tidemark-bench`: Tidemark, PostgreSQL 15 and DuckDB side by side in one run on
+//! this machine — the same generated data, the same ingest over the wire with the
+//! same Rust client, the same queries — printed as one table of absolute figures and
+//! ratios, and written into docs/benchmarks.md with `--write-docs`.
+//!
+//! ```sh
+//! cargo build --release -p tidemark-server -p tidemark-bench
+//! target/release/tidemark-bench --write-docs            # 10 million rows
+//! target/release/tidemark-bench --rows 100000000        # the 100 million variant
+//! ```
+
+mod data;
+mod report;
+mod servers;
+mod workload;
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::Parser;
+
+use crate::servers::{PeakSampler, Postgres, Tidemark, rss_of};
+use crate::workload::{QUERIES, System, connect, time_query};
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "tidemark-bench",
+    about = "Tidemark vs PostgreSQL vs DuckDB, one run"
+)]
+struct Args {
+    /// Rows loaded by COPY (and queried).
+    #[arg(long, default_value_t = 10_000_000)]
+    rows: u64,
+    /// Rows written by the batched INSERT phase (1,000 per statement).
+    #[arg(long, default_value_t = 1_000_000)]
+    insert_rows: u64,
+    /// Seconds of single-row INSERTs from 16 connections.
+    #[arg(long, default_value_t = 20)]
+    single_row_seconds: u64,
+    /// The tidemark binary (default: the release build next to this one).
+    #[arg(long)]
+    tidemark: Option<PathBuf>,
+    /// Write the table into docs/benchmarks.md.
+    #[arg(long)]
+    write_docs: bool,
+}
+
+/// Everything measured on one system.
+#[derive(Debug, Default, Clone)]
+pub(crate) struct Figures {
+    pub(crate) copy_rows_s: f64,
+    pub(crate) insert_rows_s: f64,
+    pub(crate) single_rows_s: f64,
+    pub(crate) single_p50_ms: f64,
+    pub(crate) single_p99_ms: f64,
+    pub(crate) queries_ms: Vec<(f64, usize)>,
+    pub(crate) rss_ingest: u64,
+    pub(crate) rss_queries: u64,
+}
+
+fn main() -> std::process::ExitCode {
+    let args = Args::parse();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tidemark-bench: {e}");
+            return std::process::ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(args)) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tidemark-bench: {e}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+async fn run(args: Args) -> Result<(), String> {
+    let tidemark_bin = match args.tidemark.clone() {
+        Some(p) => p,
+        None => std::env::current_exe()
+            .map_err(|e| e.to_string())?
+            .with_file_name("tidemark"),
+    };
+    let base = std::env::temp_dir().join(format!("tidemark-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&base).map_err(|e| e.to_string())?;
+    let result = run_in(&args, &tidemark_bin, &base).await;
+    let _ = std::fs::remove_dir_all(&base);
+    result
+}
+
+async fn run_in(
+    args: &Args,
+    tidemark_bin: &std::path::Path,
+    base: &std::path::Path,
+) -> Result<(), String> {
+    let csv = base.join("trades.csv");
+    eprintln!("generating {} rows into {}", args.rows, csv.display());
+    data::write_csv(&csv, args.rows).map_err(|e| e.to_string())?;
+
+    let tm = Tidemark::start(tidemark_bin, &base.join("tidemark"))?;
+    let tm_pid = tm.pid();
+    eprintln!("Tidemark: ingest");
+    let ingest_peak = PeakSampler::start(move || rss_of(tm_pid));
+    let mut tidemark = ingest(System::Tidemark, &tm.conninfo(), &csv, args).await?;
+    tidemark.rss_ingest = ingest_peak.finish();
+    eprintln!("Tidemark: queries");
+    let query_peak = PeakSampler::start(move || rss_of(tm_pid));
+    let client = connect(&tm.conninfo()).await?;
+    for (_, sql, _) in QUERIES {
+        tidemark.queries_ms.push(time_query(&client, sql).await?);
+    }
+    tidemark.rss_queries = query_peak.finish();
+    drop(client);
+    drop(tm);
+
+    let pg = std::sync::Arc::new(Postgres::start(base)?);
+    eprintln!("PostgreSQL: ingest");
+    let sampler_pg = pg.clone();
+    let ingest_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
+    let mut postgres = ingest(System::Postgres, &pg.conninfo(), &csv, args).await?;
+    postgres.rss_ingest = ingest_peak.finish();
+    let client = connect(&pg.conninfo()).await?;
+    eprintln!("PostgreSQL: indexes (B-tree on trades, BRIN on a copy)");
+    // One statement at a time: VACUUM refuses to run inside the implicit transaction
+    // of a multi-statement query.
+    for sql in [
+        "CREATE INDEX ON trades (ts)",
+        "CREATE TABLE trades_brin AS SELECT * FROM trades",
+        "CREATE INDEX ON trades_brin USING brin (ts)",
+        "VACUUM ANALYZE trades",
+        "VACUUM ANALYZE trades_brin",
+    ] {
+        client
+            .batch_execute(sql)
+            .await
+            .map_err(|e| format!("{sql}: {e:?}"))?;
+    }
+    eprintln!("PostgreSQL: queries");
+    let sampler_pg = pg.clone();
+    let query_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
+    let mut brin = Figures::default();
+    for (_, _, sql) in QUERIES {
+        postgres
+            .queries_ms
+            .push(time_query(&client, &sql.replace("{t}", "trades")).await?);
+        brin.queries_ms
+            .push(time_query(&client, &sql.replace("{t}", "trades_brin")).await?);
+    }
+    postgres.rss_queries = query_peak.finish();
+    drop(client);
+    drop(pg);
+
+    eprintln!("DuckDB: load and queries");
+    let duck = duckdb(&csv)?;
+    let table = report::render(args, &tidemark, &postgres, &brin, &duck);
+    println!("{table}");
+    if args.write_docs {
+        report::write_docs(&table, args.rows)?;
+    }
+    Ok(())
+}
+
+/// COPY, batched INSERT and single-row INSERTs into fresh tables.
+async fn ingest(
+    system: System,
+    conninfo: &str,
+    csv: &std::path::Path,
+    args: &Args,
+) -> Result<Figures, String> {
+    let client = connect(conninfo).await?;
+    for t in ["trades", "trades_ins", "trades_one"] {
+        client
+            .batch_execute(&workload::create_table(system, t))
+            .await
+            .map_err(|e| format!("{t}: {e}"))?;
+    }
+    let mut f = Figures {
+        copy_rows_s: workload::copy_in(&client, "trades", csv, args.rows).await?,
+        ..Default::default()
+    };
+    f.insert_rows_s =
+        workload::batched_insert(&client, "trades_ins", args.insert_rows, 1000).await?;
+    let (rate, p50, p99) = workload::single_row_inserts(
+        conninfo,
+        "trades_one",
+        16,
+        Duration::from_secs(args.single_row_seconds),
+    )
+    .await?;
+    f.single_rows_s = rate;
+    f.single_p50_ms = p50;
+    f.single_p99_ms = p99;
+    Ok(f)
+}
+
+/// DuckDB's load time, peak RSS and query medians from bench/duckdb_queries.py.
+pub(crate) struct Duck {
+    pub(crate) load_s: f64,
+    pub(crate) rss: u64,
+    pub(crate) queries_ms: Vec<(f64, usize)>,
+}
+
+fn duckdb(csv: &std::path::Path) -> Result<Duck, String> {
+    use std::io::Write;
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/duckdb_queries.py");
+    let queries: Vec<String> = QUERIES
+        .iter()
+        .map(|(name, _, sql)| {
+            format!(
+                "[{}, {}]",
+                json_string(name),
+                json_string(&sql.replace("{t}", "trades"))
+            )
+        })
+        .collect();
+    let input = format!(
+        "{{\"csv\": {}, \"queries\": [{}]}}",
+        json_string(&csv.display().to_string()),
+        queries.join(", ")
+    );
+    let mut child = std::process::Command::new("python3")
+        .arg(&script)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .map_err(|e| format!("python3 {}: {e}", script.display()))?;
+    child
+        .stdin
+        .take()
+        .ok_or("no stdin")?
+        .write_all(input.as_bytes())
+        .map_err(|e| e.to_string())?;
+    let out = child.wait_with_output().map_err(|e| e.to_string())?;
+    if !out.status.success() {
+        return Err("DuckDB run failed (pip install duckdb?)".into());
+    }
+    report::parse_duck(&String::from_utf8_lossy(&out.stdout))
+}
+
+fn json_string(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\n' => out.push_str("\\n"),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}

@@ -1,0 +1,171 @@
+//! The result table, and its place in docs/benchmarks.md.
+
+use crate::workload::QUERIES;
+use crate::{Args, Duck, Figures};
+
+pub(crate) fn parse_duck(out: &str) -> Result<Duck, String> {
+    let mut duck = Duck {
+        load_s: 0.0,
+        rss: 0,
+        queries_ms: Vec::new(),
+    };
+    for line in out.lines() {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        match w.as_slice() {
+            ["load_s", v] => duck.load_s = v.parse().map_err(|_| format!("bad line {line}"))?,
+            ["rss_peak_bytes", v] => {
+                duck.rss = v.parse().map_err(|_| format!("bad line {line}"))?
+            }
+            ["query", _, ms, rows] => duck.queries_ms.push((
+                ms.parse().map_err(|_| format!("bad line {line}"))?,
+                rows.parse().map_err(|_| format!("bad line {line}"))?,
+            )),
+            _ => {}
+        }
+    }
+    if duck.queries_ms.len() != QUERIES.len() {
+        return Err(format!(
+            "DuckDB answered {} queries of {}",
+            duck.queries_ms.len(),
+            QUERIES.len()
+        ));
+    }
+    Ok(duck)
+}
+
+fn mib(b: u64) -> String {
+    format!("{} MiB", b >> 20)
+}
+
+/// Tidemark's rate `t` over `x`'s.
+fn ratio(t: f64, x: f64) -> String {
+    if t <= 0.0 || x <= 0.0 {
+        return "-".into();
+    }
+    format!("{:.1}x", t / x)
+}
+
+/// How Tidemark's time `t` compares with `other` (smaller is better).
+fn compare(t: f64, other: f64) -> String {
+    if t <= 0.0 || other <= 0.0 {
+        "-".into()
+    } else if t <= other {
+        format!("{:.1}x faster", other / t)
+    } else {
+        format!("{:.1}x slower", t / other)
+    }
+}
+
+pub(crate) fn render(
+    args: &Args,
+    tm: &Figures,
+    pg: &Figures,
+    brin: &Figures,
+    duck: &Duck,
+) -> String {
+    let mut s = String::new();
+    s.push_str(&format!(
+        "{} rows by COPY; {} rows by batched INSERT (1,000 rows, 5,000 bound parameters per statement); \
+         single-row INSERTs from 16 connections for {} s. Durable defaults: Tidemark `sync`, \
+         PostgreSQL `synchronous_commit=on`.\n\n",
+        args.rows, args.insert_rows, args.single_row_seconds
+    ));
+    s.push_str("| ingest | Tidemark | PostgreSQL | Tidemark / PostgreSQL | goal |\n|---|---:|---:|---:|---|\n");
+    let goal = |ok: bool, text: &str| format!("{text}: {}", if ok { "met" } else { "**missed**" });
+    s.push_str(&format!(
+        "| COPY rows/s | {:.0} | {:.0} | {} | {} |\n",
+        tm.copy_rows_s,
+        pg.copy_rows_s,
+        ratio(tm.copy_rows_s, pg.copy_rows_s),
+        goal(
+            tm.copy_rows_s >= 5.0 * pg.copy_rows_s && tm.copy_rows_s >= 1e6,
+            ">= 5x and >= 1M rows/s"
+        )
+    ));
+    s.push_str(&format!(
+        "| batched INSERT rows/s | {:.0} | {:.0} | {} | {} |\n",
+        tm.insert_rows_s,
+        pg.insert_rows_s,
+        ratio(tm.insert_rows_s, pg.insert_rows_s),
+        goal(tm.insert_rows_s >= 5.0 * pg.insert_rows_s, ">= 5x")
+    ));
+    s.push_str(&format!(
+        "| single-row INSERT rows/s (16 connections) | {:.0} | {:.0} | {} | |\n",
+        tm.single_rows_s,
+        pg.single_rows_s,
+        ratio(tm.single_rows_s, pg.single_rows_s)
+    ));
+    s.push_str(&format!(
+        "| single-row commit p50 / p99 | {:.2} / {:.2} ms | {:.2} / {:.2} ms | | |\n",
+        tm.single_p50_ms, tm.single_p99_ms, pg.single_p50_ms, pg.single_p99_ms
+    ));
+    s.push_str(&format!(
+        "| peak server RSS during ingest | {} | {} | | {} |\n",
+        mib(tm.rss_ingest),
+        mib(pg.rss_ingest),
+        goal(tm.rss_ingest < 1 << 30, "< 1 GiB")
+    ));
+    s.push_str(&format!(
+        "| peak server RSS during queries | {} | {} | | |\n\n",
+        mib(tm.rss_queries),
+        mib(pg.rss_queries)
+    ));
+    s.push_str(&format!(
+        "DuckDB (in-process, Python) loaded the CSV in {:.1} s; its peak RSS was {}.\n\n",
+        duck.load_s,
+        mib(duck.rss)
+    ));
+    s.push_str(
+        "| query (median of 5, ms) | Tidemark | PG B-tree | PG BRIN | DuckDB | vs PG (best) | vs DuckDB | goal (>= 10x PG, <= 1.5x DuckDB) |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|\n",
+    );
+    for (i, (name, _, _)) in QUERIES.iter().enumerate() {
+        let t = tm.queries_ms[i].0;
+        let p = pg.queries_ms[i].0.min(brin.queries_ms[i].0);
+        let d = duck.queries_ms[i].0;
+        let met = p >= 10.0 * t && t <= 1.5 * d;
+        s.push_str(&format!(
+            "| {name} | {t:.1} | {:.1} | {:.1} | {d:.1} | {} | {} | {} |\n",
+            pg.queries_ms[i].0,
+            brin.queries_ms[i].0,
+            compare(t, p),
+            compare(t, d),
+            if met { "met" } else { "**missed**" }
+        ));
+    }
+    s
+}
+
+pub(crate) fn write_docs(table: &str, rows: u64) -> Result<(), String> {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/benchmarks.md");
+    let text = std::fs::read_to_string(&path).map_err(|e| e.to_string())?;
+    let heading = format!("### Side by side: {rows} rows");
+    let cpu = std::fs::read_to_string("/proc/cpuinfo")
+        .ok()
+        .and_then(|c| {
+            c.lines()
+                .find_map(|l| {
+                    l.strip_prefix("model name")
+                        .and_then(|v| v.split(':').nth(1))
+                })
+                .map(|v| v.trim().to_string())
+        })
+        .unwrap_or_else(|| "unknown CPU".into());
+    let date = std::process::Command::new("date")
+        .args(["-u", "+%Y-%m-%d"])
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_string())
+        .unwrap_or_default();
+    let cores = std::thread::available_parallelism().map_or(0, |n| n.get());
+    let section = format!("{heading}\n\nRun on {date}, {cores} cores ({cpu}):\n\n{table}\n");
+    let text = match text.find(&heading) {
+        Some(start) => {
+            let end = text[start + 1..]
+                .find("\n### ")
+                .map_or(text.len(), |e| start + 1 + e + 1);
+            format!("{}{}{}", &text[..start], section, &text[end..])
+        }
+        None => format!("{}\n\n{section}", text.trim_end()),
+    };
+    std::fs::write(&path, text).map_err(|e| e.to_string())
+}

@@ -1,0 +1,228 @@
+//! The same work on every system: ingest over the wire with tokio-postgres (COPY,
+//! batched INSERT with bound parameters, single-row INSERTs from 16 connections) and
+//! the query suite (warm-up, then the median of 5 runs).
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use futures::SinkExt;
+use tokio_postgres::types::ToSql;
+use tokio_postgres::{Client, NoTls};
+
+use crate::data;
+
+pub(crate) type Result<T> = std::result::Result<T, String>;
+
+fn err(what: &str) -> impl Fn(tokio_postgres::Error) -> String + '_ {
+    move |e| match e.as_db_error() {
+        Some(db) => format!("{what}: {} ({})", db.message(), db.code().code()),
+        None => format!("{what}: {e}"),
+    }
+}
+
+pub(crate) async fn connect(conninfo: &str) -> Result<Client> {
+    let (client, conn) = tokio_postgres::connect(conninfo, NoTls)
+        .await
+        .map_err(err("connect"))?;
+    tokio::spawn(conn);
+    Ok(client)
+}
+
+/// Which server: the DDL differs, the workload does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum System {
+    Tidemark,
+    Postgres,
+}
+
+pub(crate) fn create_table(system: System, name: &str) -> String {
+    match system {
+        System::Tidemark => format!(
+            "CREATE TABLE {name} (ts TIMESTAMP, sym SYMBOL, side SYMBOL, price DOUBLE, amount DOUBLE) \
+             TIMESTAMP(ts) PARTITION BY DAY"
+        ),
+        System::Postgres => format!(
+            "CREATE TABLE {name} (ts TIMESTAMP, sym TEXT, side TEXT, price DOUBLE PRECISION, \
+             amount DOUBLE PRECISION)"
+        ),
+    }
+}
+
+/// COPY the CSV file into `table`; rows per second.
+pub(crate) async fn copy_in(client: &Client, table: &str, csv: &Path, rows: u64) -> Result<f64> {
+    let started = Instant::now();
+    let sink = client
+        .copy_in(&format!("COPY {table} FROM STDIN WITH (FORMAT csv)"))
+        .await
+        .map_err(err("COPY"))?;
+    futures::pin_mut!(sink);
+    // A plain blocking read, 1 MiB at a time: negligible next to sending it.
+    let mut file = std::fs::File::open(csv).map_err(|e| e.to_string())?;
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| e.to_string())?;
+        if n == 0 {
+            break;
+        }
+        sink.send(bytes::Bytes::copy_from_slice(&buf[..n]))
+            .await
+            .map_err(err("COPY data"))?;
+    }
+    let copied = sink.finish().await.map_err(err("COPY end"))?;
+    if copied != rows {
+        return Err(format!("COPY loaded {copied} rows, expected {rows}"));
+    }
+    Ok(rows as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Multi-row INSERTs of `batch` rows with bound parameters; rows per second.
+pub(crate) async fn batched_insert(
+    client: &Client,
+    table: &str,
+    rows: u64,
+    batch: u64,
+) -> Result<f64> {
+    let placeholders: Vec<String> = (0..batch)
+        .map(|r| {
+            let b = r * 5;
+            format!(
+                "(${}, ${}, ${}, ${}, ${})",
+                b + 1,
+                b + 2,
+                b + 3,
+                b + 4,
+                b + 5
+            )
+        })
+        .collect();
+    let stmt = client
+        .prepare(&format!(
+            "INSERT INTO {table} VALUES {}",
+            placeholders.join(", ")
+        ))
+        .await
+        .map_err(err("prepare batched INSERT"))?;
+    let started = Instant::now();
+    let mut i = 0;
+    while i + batch <= rows {
+        let rs: Vec<data::Row> = (i..i + batch).map(data::row).collect();
+        let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(rs.len() * 5);
+        for r in &rs {
+            params.push(&r.ts);
+            params.push(&r.sym);
+            params.push(&r.side);
+            params.push(&r.price);
+            params.push(&r.amount);
+        }
+        client
+            .execute(&stmt, &params)
+            .await
+            .map_err(err("batched INSERT"))?;
+        i += batch;
+    }
+    Ok(i as f64 / started.elapsed().as_secs_f64())
+}
+
+/// Single-row INSERTs (each its own durable commit) from `connections` connections
+/// for `duration`; rows per second and the commit latencies' p50 and p99 (ms).
+pub(crate) async fn single_row_inserts(
+    conninfo: &str,
+    table: &str,
+    connections: u64,
+    duration: Duration,
+) -> Result<(f64, f64, f64)> {
+    let next = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + duration;
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let client = connect(conninfo).await?;
+        let (next, table) = (next.clone(), table.to_string());
+        tasks.push(tokio::spawn(async move {
+            let stmt = client
+                .prepare(&format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)"))
+                .await
+                .map_err(err("prepare INSERT"))?;
+            let mut latencies = Vec::new();
+            while Instant::now() < deadline {
+                let r = data::row(next.fetch_add(1, Ordering::Relaxed));
+                let t = Instant::now();
+                client
+                    .execute(&stmt, &[&r.ts, &r.sym, &r.side, &r.price, &r.amount])
+                    .await
+                    .map_err(err("INSERT"))?;
+                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
+            }
+            Ok::<_, String>(latencies)
+        }));
+    }
+    let started = Instant::now();
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| e.to_string())??);
+    }
+    let rate = all.len() as f64 / started.elapsed().as_secs_f64();
+    all.sort_by(f64::total_cmp);
+    let pct = |p: f64| {
+        all.get(((all.len() as f64 * p) as usize).min(all.len().saturating_sub(1)))
+            .copied()
+            .unwrap_or(0.0)
+    };
+    Ok((rate, pct(0.5), pct(0.99)))
+}
+
+/// The query suite: name, Tidemark SQL, PostgreSQL/DuckDB SQL (`{t}` is the table).
+pub(crate) const QUERIES: [(&str, &str, &str); 6] = [
+    (
+        "SAMPLE BY 1h avg price, one symbol, one day",
+        "SELECT ts, avg(price) FROM trades WHERE sym = 'S7' AND ts IN '2026-11-21' SAMPLE BY 1h",
+        "SELECT date_trunc('hour', ts) AS h, avg(price) FROM {t} WHERE sym = 'S7' \
+         AND ts >= '2026-11-21' AND ts < '2026-11-22' GROUP BY h ORDER BY h",
+    ),
+    (
+        "max price per symbol, all data",
+        "SELECT sym, max(price) FROM trades GROUP BY sym",
+        "SELECT sym, max(price) FROM {t} GROUP BY sym",
+    ),
+    (
+        "last row per symbol",
+        "SELECT * FROM trades LATEST ON ts PARTITION BY sym",
+        "SELECT DISTINCT ON (sym) * FROM {t} ORDER BY sym, ts DESC",
+    ),
+    (
+        "count with a price filter, all data",
+        "SELECT count(*) FROM trades WHERE price > 200",
+        "SELECT count(*) FROM {t} WHERE price > 200",
+    ),
+    (
+        "one hour of one symbol",
+        "SELECT * FROM trades WHERE sym = 'S7' AND ts >= '2026-11-21T10:00:00' AND ts < '2026-11-21T11:00:00'",
+        "SELECT * FROM {t} WHERE sym = 'S7' AND ts >= '2026-11-21 10:00:00' AND ts < '2026-11-21 11:00:00'",
+    ),
+    (
+        "1-minute OHLC, one symbol, one day",
+        "SELECT ts, first_value(price ORDER BY ts) AS open, max(price) AS high, min(price) AS low, \
+         last_value(price ORDER BY ts) AS close FROM trades WHERE sym = 'S7' AND ts IN '2026-11-21' SAMPLE BY 1m",
+        "SELECT date_trunc('minute', ts) AS m, (array_agg(price ORDER BY ts))[1] AS open, max(price), \
+         min(price), (array_agg(price ORDER BY ts DESC))[1] AS close FROM {t} WHERE sym = 'S7' \
+         AND ts >= '2026-11-21' AND ts < '2026-11-22' GROUP BY m ORDER BY m",
+    ),
+];
+
+/// Runs `sql` once to warm up, then 5 times; the median in milliseconds and the row count.
+pub(crate) async fn time_query(client: &Client, sql: &str) -> Result<(f64, usize)> {
+    let rows = client.simple_query(sql).await.map_err(err(sql))?;
+    let count = rows
+        .iter()
+        .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+        .count();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        client.simple_query(sql).await.map_err(err(sql))?;
+        times.push(t.elapsed().as_secs_f64() * 1000.0);
+    }
+    times.sort_by(f64::total_cmp);
+    Ok((times[2], count))
+}
