@@ -4,7 +4,7 @@
 //! ratios, and written into docs/benchmarks.md with `--write-docs`.
 //!
 //! ```sh
-//! cargo build --release -p tidemark-server -p tidemark-bench
+//! cargo build --release -p tidemark-server && cargo build --release -p tidemark-bench
 //! target/release/tidemark-bench --write-docs            # 10 million rows
 //! target/release/tidemark-bench --rows 100000000        # the 100 million variant
 //! ```
