@@ -322,8 +322,9 @@ def write_docs(table, gb):
                f"{platform.system()} {platform.release()}:\n\n{table}\n")
     if heading in text:
         start = text.index(heading)
-        end = text.find("\n### ", start + 1)
-        end = len(text) if end < 0 else end + 1
+        # The section ends at the next heading of level 2 or 3.
+        ends = [e for e in (text.find("\n## ", start + 1), text.find("\n### ", start + 1)) if e >= 0]
+        end = min(ends) + 1 if ends else len(text)
         text = text[:start] + section + text[end:]
     else:
         text = text.rstrip("\n") + "\n\n" + section

@@ -160,8 +160,12 @@ pub(crate) fn write_docs(table: &str, rows: u64) -> Result<(), String> {
     let section = format!("{heading}\n\nRun on {date}, {cores} cores ({cpu}):\n\n{table}\n");
     let text = match text.find(&heading) {
         Some(start) => {
-            let end = text[start + 1..]
-                .find("\n### ")
+            // The section ends at the next heading of level 2 or 3.
+            let rest = &text[start + 1..];
+            let end = [rest.find("\n## "), rest.find("\n### ")]
+                .into_iter()
+                .flatten()
+                .min()
                 .map_or(text.len(), |e| start + 1 + e + 1);
             format!("{}{}{}", &text[..start], section, &text[end..])
         }
