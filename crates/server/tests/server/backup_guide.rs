@@ -4,13 +4,9 @@
 
 use std::path::Path;
 use std::process::Command;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
-use std::time::Duration;
-
 use tokio_postgres::NoTls;
 
-use crate::harness::Server;
+use crate::harness::{SeqWriter, Server, assert_gapless_prefix};
 
 /// The bash block that follows `<!-- procedure: NAME -->` in the guide.
 fn procedure(name: &str) -> String {
@@ -88,19 +84,7 @@ async fn restore_and_check(server: &Server, backup: &Path, target: &Path, bounds
     assert!(target.join("_restore").exists());
     let restored = Server::start(target, &[]);
     let c = connect(restored.port).await;
-    let rows = c
-        .query("SELECT seq FROM ticks ORDER BY seq", &[])
-        .await
-        .expect("select");
-    let seqs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    let n = seqs.len() as i64;
-    assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "a gapless prefix");
-    assert!(
-        n >= bounds.0 && n <= bounds.1 + 1,
-        "{n} rows; {} acknowledged before the backup, {} after it",
-        bounds.0,
-        bounds.1
-    );
+    assert_gapless_prefix(&c, bounds.0, bounds.1).await;
     assert!(!in_checkpoint(&c).await);
 }
 
@@ -116,32 +100,12 @@ async fn the_backup_guide_procedures_work_as_printed() {
         )
         .await
         .expect("create");
-    let acked = Arc::new(AtomicI64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (acked, stop, port) = (acked.clone(), stop.clone(), server.port);
-        tokio::spawn(async move {
-            let c = connect(port).await;
-            let mut seq = 0i64;
-            while !stop.load(Ordering::SeqCst) {
-                let day = if seq % 7 == 6 { 20 } else { 21 }; // some rows out of order
-                c.batch_execute(&format!(
-                    "INSERT INTO ticks VALUES ('2026-11-{day}T00:00:00.{seq:06}', {seq})"
-                ))
-                .await
-                .expect("insert");
-                seq += 1;
-                acked.store(seq, Ordering::SeqCst);
-            }
-        })
-    };
-    while acked.load(Ordering::SeqCst) < 30 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
+    let writer = SeqWriter::start(connect(server.port).await);
+    writer.wait_for(30).await;
     let backups = dir.path().join("backups");
 
     // cp, while the writer goes on.
-    let before = acked.load(Ordering::SeqCst);
+    let before = writer.acked();
     let (ok, stdout) = tokio::task::block_in_place(|| {
         run(
             "backup-cp",
@@ -149,7 +113,7 @@ async fn the_backup_guide_procedures_work_as_printed() {
             &[("TIDEMARK_ROOT", &root), ("BACKUP_DIR", &backups)],
         )
     });
-    let after = acked.load(Ordering::SeqCst);
+    let after = writer.acked();
     assert!(ok, "the cp procedure failed");
     assert!(
         !in_checkpoint(&admin).await,
@@ -166,10 +130,8 @@ async fn the_backup_guide_procedures_work_as_printed() {
         )
     });
     assert!(ok, "the first rsync run failed");
-    while acked.load(Ordering::SeqCst) < after + 30 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let rsync_before = acked.load(Ordering::SeqCst);
+    writer.wait_for(after + 30).await;
+    let rsync_before = writer.acked();
     let (ok, stdout) = tokio::task::block_in_place(|| {
         run(
             "backup-rsync",
@@ -177,7 +139,7 @@ async fn the_backup_guide_procedures_work_as_printed() {
             &[("TIDEMARK_ROOT", &root), ("BACKUP_DIR", &backups)],
         )
     });
-    let rsync_after = acked.load(Ordering::SeqCst);
+    let rsync_after = writer.acked();
     assert!(ok, "the incremental rsync run failed");
     let rsync_backup = stdout.lines().last().expect("the mirror path").to_string();
 
@@ -197,8 +159,7 @@ async fn the_backup_guide_procedures_work_as_printed() {
         !in_checkpoint(&admin).await,
         "RELEASE ran although the copy failed"
     );
-    stop.store(true, Ordering::SeqCst);
-    writer.await.expect("writer");
+    writer.finish().await;
 
     restore_and_check(
         &server,

@@ -6,11 +6,11 @@
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
 use tokio_postgres::NoTls;
+
+use crate::harness::{SeqWriter, assert_gapless_prefix};
 
 fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -210,31 +210,11 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
         "CREATE TABLE ticks (ts TIMESTAMP, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY",
     );
 
-    // A writer commits seq 0, 1, 2, ... one after the other.
-    let acked = Arc::new(AtomicI64::new(0));
-    let stop = Arc::new(AtomicBool::new(false));
-    let writer = {
-        let (acked, stop) = (acked.clone(), stop.clone());
-        tokio::spawn(async move {
-            let c = connect_when_ready(port).await;
-            let mut seq = 0i64;
-            while !stop.load(Ordering::SeqCst) {
-                c.batch_execute(&format!(
-                    "INSERT INTO ticks VALUES ('2026-11-21T00:00:00.{seq:06}', {seq})"
-                ))
-                .await
-                .expect("insert");
-                seq += 1;
-                acked.store(seq, Ordering::SeqCst);
-            }
-        })
-    };
-    while acked.load(Ordering::SeqCst) < 50 {
-        tokio::time::sleep(Duration::from_millis(10)).await;
-    }
-    let before = acked.load(Ordering::SeqCst);
+    let writer = SeqWriter::start(connect_when_ready(port).await);
+    writer.wait_for(50).await;
+    let before = writer.acked();
     tokio::task::block_in_place(|| psql(port, "CHECKPOINT CREATE"));
-    let after = acked.load(Ordering::SeqCst);
+    let after = writer.acked();
     let copy = dir.path().join("copy");
     let out = Command::new("cp")
         .arg("-a")
@@ -252,8 +232,7 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
         "t"
     );
     tokio::task::block_in_place(|| psql(port, "CHECKPOINT RELEASE"));
-    stop.store(true, Ordering::SeqCst);
-    writer.await.expect("writer");
+    writer.finish().await;
 
     // docker stop: SIGTERM, a clean exit well within the 10 s grace.
     let started = Instant::now();
@@ -273,17 +252,7 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
     let restored = format!("{name}-restored");
     podman.start(&restored, &copy, port2, http2);
     let c2 = connect_when_ready(port2).await;
-    let rows = c2
-        .query("SELECT seq FROM ticks ORDER BY seq", &[])
-        .await
-        .expect("select");
-    let seqs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
-    let n = seqs.len() as i64;
-    assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "a gapless prefix");
-    assert!(
-        n >= before && n <= after + 1,
-        "{n} rows; {before} acknowledged before CREATE, {after} when it returned"
-    );
+    assert_gapless_prefix(&c2, before, after).await;
     let logs = podman.run(&["logs", &restored]);
     let logs =
         String::from_utf8_lossy(&logs.stderr).into_owned() + &String::from_utf8_lossy(&logs.stdout);

@@ -150,3 +150,82 @@ pub(crate) fn self_signed_cert(dir: &Path) -> (String, String) {
     );
     (cert.display().to_string(), key.display().to_string())
 }
+
+/// A client that commits `ticks` rows with seq 0, 1, 2, ... one after the other, so
+/// that what a copy holds can be checked as "a gapless prefix between what was
+/// acknowledged before and after the cut". Every 7th row goes into the previous day
+/// (an out-of-order write).
+pub(crate) struct SeqWriter {
+    acked: std::sync::Arc<std::sync::atomic::AtomicI64>,
+    stop: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+impl SeqWriter {
+    /// Starts writing into `ticks (ts TIMESTAMP, seq BIGINT)` through `client`.
+    pub(crate) fn start(client: tokio_postgres::Client) -> SeqWriter {
+        use std::sync::atomic::Ordering;
+        let acked = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let task = {
+            let (acked, stop) = (acked.clone(), stop.clone());
+            tokio::spawn(async move {
+                let mut seq = 0i64;
+                while !stop.load(Ordering::SeqCst) {
+                    let day = if seq % 7 == 6 { 20 } else { 21 };
+                    client
+                        .batch_execute(&format!(
+                            "INSERT INTO ticks VALUES ('2026-11-{day}T00:00:00.{seq:06}', {seq})"
+                        ))
+                        .await
+                        .expect("insert");
+                    seq += 1;
+                    acked.store(seq, Ordering::SeqCst);
+                }
+            })
+        };
+        SeqWriter { acked, stop, task }
+    }
+
+    /// Rows acknowledged so far.
+    pub(crate) fn acked(&self) -> i64 {
+        self.acked.load(std::sync::atomic::Ordering::SeqCst)
+    }
+
+    /// Waits until at least `n` rows are acknowledged (a minute at most).
+    pub(crate) async fn wait_for(&self, n: i64) {
+        for _ in 0..6000 {
+            if self.acked() >= n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(10)).await;
+        }
+        panic!("the writer did not reach {n} rows");
+    }
+
+    pub(crate) async fn finish(self) {
+        self.stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        self.task.await.expect("writer");
+    }
+}
+
+/// The `ticks` rows on a server as seq numbers, asserted to be a gapless prefix
+/// 0..n with `before <= n <= after + 1`; n.
+pub(crate) async fn assert_gapless_prefix(
+    client: &tokio_postgres::Client,
+    before: i64,
+    after: i64,
+) -> i64 {
+    let rows = client
+        .query("SELECT seq FROM ticks ORDER BY seq", &[])
+        .await
+        .expect("select");
+    let seqs: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+    let n = seqs.len() as i64;
+    assert_eq!(seqs, (0..n).collect::<Vec<_>>(), "a gapless prefix");
+    assert!(
+        n >= before && n <= after + 1,
+        "{n} rows; {before} acknowledged before the cut, {after} when it was taken"
+    );
+    n
+}
