@@ -94,12 +94,14 @@ pub(crate) struct TlsSection {
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct LogSection {
     pub(crate) level: String,
+    pub(crate) format: String,
 }
 
 impl Default for LogSection {
     fn default() -> Self {
         LogSection {
             level: "info".into(),
+            format: "text".into(),
         }
     }
 }
@@ -215,6 +217,19 @@ impl Config {
                     "{key}: \"{value}\" is not an address: expected HOST:PORT, e.g. {example}"
                 )));
             }
+        }
+        if let Err(e) = tracing_subscriber::EnvFilter::try_new(&self.log.level) {
+            return Err(ConfigError::Invalid(format!(
+                "log.level: \"{}\" is not a log filter ({e}): expected error, warn, info, debug, trace \
+                 or per module, e.g. \"info,tidemark_storage=debug\"",
+                self.log.level
+            )));
+        }
+        if !["text", "json"].contains(&self.log.format.as_str()) {
+            return Err(ConfigError::Invalid(format!(
+                "log.format: \"{}\" is not supported: expected text or json",
+                self.log.format
+            )));
         }
         if self.server.max_connections == 0 {
             return Err(ConfigError::Invalid(
@@ -335,5 +350,19 @@ mod tests {
         let c =
             Config::load(None, env(&[("TIDEMARK_TLS_CERT_FILE", "/etc/cert.pem")])).expect("load");
         assert_eq!(c.tls.cert_file, PathBuf::from("/etc/cert.pem"));
+    }
+
+    #[test]
+    fn log_level_and_format_are_checked() {
+        let c = Config::load(None, env(&[("TIDEMARK_LOG_FORMAT", "json")])).expect("load");
+        assert_eq!(c.log.format, "json");
+        let e = Config::load(None, env(&[("TIDEMARK_LOG_FORMAT", "xml")])).expect_err("format");
+        assert!(
+            e.to_string().contains("log.format") && e.to_string().contains("xml"),
+            "{e}"
+        );
+        let e =
+            Config::load(None, env(&[("TIDEMARK_LOG_LEVEL", "tidemark=loud")])).expect_err("level");
+        assert!(e.to_string().contains("log.level"), "{e}");
     }
 }
