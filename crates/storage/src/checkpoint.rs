@@ -160,19 +160,28 @@ impl Cut {
     /// The cut of the checkpoint in progress at `root`, if any. A `.checkpoint/`
     /// without a cut (a CREATE that crashed) or left by a finished restore is
     /// removed. A damaged cut is an error: nobody can tell what it protects.
-    pub(crate) fn read(root: &Path) -> Result<Option<Cut>> {
+    pub(crate) fn in_progress(root: &Path) -> Result<Option<Cut>> {
         let dir = checkpoint_dir(root);
         if !dir.exists() {
             return Ok(None);
         }
-        let path = cut_path(root);
-        if dir.join(RESTORED_MARKER).exists() || fsutil::file_len(&path)?.is_none() {
+        if dir.join(RESTORED_MARKER).exists() || fsutil::file_len(&cut_path(root))?.is_none() {
             tracing::info!(
                 "removing {} (an unfinished CHECKPOINT CREATE or a finished restore)",
                 dir.display()
             );
             fsutil::remove_path(&dir)?;
             fsutil::sync_dir(root)?;
+            return Ok(None);
+        }
+        Cut::load(root)
+    }
+
+    /// The cut file at `root`, checked, whatever else `.checkpoint/` holds (restore
+    /// reads it even after it marked the rewind done, to finish an interrupted run).
+    pub(crate) fn load(root: &Path) -> Result<Option<Cut>> {
+        let path = cut_path(root);
+        if fsutil::file_len(&path)?.is_none() {
             return Ok(None);
         }
         Cut::decode(&fsutil::read_file(&path)?, &path).map(Some)

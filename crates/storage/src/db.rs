@@ -166,7 +166,7 @@ impl Database {
         };
         // A checkpoint in progress survives restarts: recovery spares what its cut
         // refers to, and housekeeping stays paused until RELEASE.
-        let cut = Cut::read(&root.path)?;
+        let cut = Cut::in_progress(&root.path)?;
         let protected = match &cut {
             Some(c) => c.referenced_paths(&root.db, &cut_path(&root.path))?,
             None => Default::default(),

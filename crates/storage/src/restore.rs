@@ -42,7 +42,9 @@ pub(crate) fn restore_requested(root: &Path) -> bool {
 pub(crate) fn restore(root: &Root) -> Result<RestoreReport> {
     let started = Instant::now();
     let trigger = root.path.join(RESTORE_TRIGGER);
-    let cut = match Cut::read(&root.path)? {
+    // Cut::load, not Cut::in_progress: a run killed after writing `restored` but
+    // before removing `_restore` still finds the cut and finishes.
+    let cut = match Cut::load(&root.path)? {
         Some(cut) => cut,
         None => {
             return Err(StorageError::InvalidState(format!(

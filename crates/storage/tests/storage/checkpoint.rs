@@ -193,3 +193,24 @@ fn restore_refuses_without_a_checkpoint_or_with_a_damaged_one() {
     let db = open(&root);
     assert_eq!(column_i64(&db, "a", "seq"), vec![0]);
 }
+
+#[test]
+fn a_restore_interrupted_after_marking_itself_done_is_finished() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let db = open(&root);
+    create(&db, trades_def("a"));
+    append(&db, "a", trades_batch(&[T0], 0));
+    db.checkpoint_create().expect("create");
+    append(&db, "a", trades_batch(&[T0 + 1], 1));
+    db.close().expect("close");
+    // The state a restore leaves when killed between writing `.checkpoint/restored`
+    // and removing `_restore`.
+    std::fs::write(root.join(".checkpoint/restored"), b"").expect("marker");
+    touch_restore(&root);
+    let db = open(&root);
+    assert!(db.open_report().restored.is_some());
+    assert!(!db.open_report().in_checkpoint);
+    assert_eq!(column_i64(&db, "a", "seq"), vec![0]);
+    assert!(!root.join(RESTORE_TRIGGER).exists() && !root.join(".checkpoint").exists());
+}
