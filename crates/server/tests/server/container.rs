@@ -78,10 +78,13 @@ impl Podman {
 }
 
 impl Drop for Podman {
+    /// Removes the test's containers and image, so that runs do not pile up layers.
     fn drop(&mut self) {
         for c in &self.containers {
             let _ = self.run(&["rm", "-f", c]);
         }
+        let _ = self.run(&["rmi", "-f", "tidemark:e2e"]);
+        let _ = self.run(&["image", "prune", "-f"]);
     }
 }
 
@@ -163,11 +166,18 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
         ctx.join("conf/server.toml"),
     )
     .expect("cp");
-    std::fs::copy(
-        env!("CARGO_BIN_EXE_tidemark"),
-        ctx.join("docker/prebuilt/tidemark"),
-    )
-    .expect("cp binary");
+    // Without its debug info (a debug build carries about 1 GB of it).
+    let binary = ctx.join("docker/prebuilt/tidemark");
+    let stripped = Command::new("strip")
+        .arg("--strip-debug")
+        .arg("-o")
+        .arg(&binary)
+        .arg(env!("CARGO_BIN_EXE_tidemark"))
+        .status()
+        .is_ok_and(|s| s.success());
+    if !stripped {
+        std::fs::copy(env!("CARGO_BIN_EXE_tidemark"), &binary).expect("cp binary");
+    }
     let context = ctx.display().to_string();
     let dockerfile = ctx.join("docker/Dockerfile").display().to_string();
     podman.ok(&[
