@@ -471,8 +471,9 @@ impl Database {
     /// `CHECKPOINT CREATE`: records the cut (the newest commit, across all tables)
     /// in `.checkpoint/`, with every byte it refers to durable, and pauses
     /// housekeeping until [`Database::checkpoint_release`]. Commits are held only
-    /// while the newest catalog is taken, not while files are synced.
-    pub fn checkpoint_create(&self) -> Result<CheckpointStatus> {
+    /// while the newest catalog is taken, not while files are synced. Returns the
+    /// commit the cut is at ([`Database::checkpoint_status`] has the rest).
+    pub fn checkpoint_create(&self) -> Result<u64> {
         let started = Instant::now();
         let mut state = self.inner.checkpoint.lock();
         if let Some(cp) = *state {
@@ -506,7 +507,7 @@ impl Database {
             elapsed_ms = started.elapsed().as_millis() as u64,
             "checkpoint created: the root can be copied; housekeeping is paused until CHECKPOINT RELEASE"
         );
-        Ok(self.checkpoint_status())
+        Ok(cut.seq)
     }
 
     /// `CHECKPOINT RELEASE`: leaves checkpoint mode and lets housekeeping reclaim

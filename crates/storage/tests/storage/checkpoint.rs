@@ -60,8 +60,10 @@ fn a_copy_taken_in_checkpoint_mode_restores_exactly_the_cut() {
     let cut_b = read_table(&db, "b");
     let cut_c = read_table(&db, "c");
 
-    let status = db.checkpoint_create().expect("create");
+    let seq = db.checkpoint_create().expect("create");
+    let status = db.checkpoint_status();
     assert!(status.in_progress && status.tables == 3, "{status:?}");
+    assert_eq!(status.seq, Some(seq));
     let err = db.checkpoint_create().expect_err("only one checkpoint");
     assert_eq!(err.kind(), ErrorKind::InvalidState);
     assert!(err.to_string().contains("CHECKPOINT RELEASE"), "{err}");
