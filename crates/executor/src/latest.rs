@@ -8,10 +8,24 @@
 //!     FROM t AS <alias> WHERE <condition>) WHERE rn = 1
 //! ) AS <alias> [ORDER BY ...] [LIMIT ...]
 //! ```
+//!
+//! Without a WHERE clause the window (a sort of the whole table) is not needed:
+//! rows are stored in timestamp order, so reading only the key columns from the
+//! newest row backwards finds each key's last row (`newest_per_key`), and the
+//! query then runs over those rows alone.
 
+use std::collections::HashSet;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_empty_array};
+use datafusion::arrow::compute::concat;
+use datafusion::arrow::datatypes::Int32Type;
+use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::LatestOn;
+use tidemark_storage::TableReader;
+use tidemark_storage::types::ColumnType;
 
+use crate::convert::{read_array, symbol_values};
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::rewrite::{parse_query, quote_ident};
@@ -67,6 +81,35 @@ pub(crate) async fn run(
         .as_ref()
         .map(|a| a.name.value.clone())
         .unwrap_or_else(|| reader.name().to_string());
+    if select.selection.is_none() {
+        let key_columns: Vec<usize> = latest
+            .partition_by
+            .iter()
+            .filter_map(|k| meta.column_index(k))
+            .collect();
+        let rows = newest_per_key(&reader, &key_columns)?;
+        *relation = ast::TableFactor::Table {
+            name: ast::ObjectName::from(vec![ast::Ident::with_quote('"', NEWEST_ROWS)]),
+            alias: Some(ast::TableAlias {
+                explicit: true,
+                name: ast::Ident::with_quote('"', alias_name),
+                columns: Vec::new(),
+                at: None,
+            }),
+            args: None,
+            with_hints: Vec::new(),
+            version: None,
+            with_ordinality: false,
+            partitions: Vec::new(),
+            json_path: None,
+            sample: None,
+            index_hints: Vec::new(),
+        };
+        let (schema, batches) = session
+            .run_query_over(ast::Statement::Query(query), Some((NEWEST_ROWS, rows)))
+            .await?;
+        return Ok(Output::Rows { schema, batches });
+    }
     let condition = select
         .selection
         .take()
@@ -94,4 +137,113 @@ pub(crate) async fn run(
     };
     let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
     Ok(Output::Rows { schema, batches })
+}
+
+/// The name under which the statement sees the rows `newest_per_key` found.
+const NEWEST_ROWS: &str = "__tidemark_latest";
+
+/// Rows read per step while walking a part backwards.
+const STEP_ROWS: usize = 64 * 1024;
+
+/// The last row of every distinct `keys` combination (NULL is a key like any
+/// other), in timestamp order. Reads only the key columns, from the newest row
+/// backwards, and stops early when a single SYMBOL key has shown every value of
+/// its dictionary and NULL.
+fn newest_per_key(reader: &TableReader, keys: &[usize]) -> Result<RecordBatch> {
+    let meta = reader.meta();
+    let schema = crate::provider::table_schema(reader);
+    let names: Vec<&str> = keys
+        .iter()
+        .map(|&k| meta.columns[k].name.as_str())
+        .collect();
+    let dictionaries: Vec<Option<ArrayRef>> = keys
+        .iter()
+        .map(|&k| match meta.columns[k].column_type {
+            ColumnType::Symbol => symbol_values(reader, &meta.columns[k].name).map(Some),
+            _ => Ok(None),
+        })
+        .collect::<Result<_>>()?;
+    let single_symbol = match (keys, dictionaries.as_slice()) {
+        ([_], [Some(d)]) => Some(d.len()),
+        _ => None,
+    };
+    let converter = RowConverter::new(
+        keys.iter()
+            .map(|&k| SortField::new(schema.field(k).data_type().clone()))
+            .collect(),
+    )?;
+    // A single SYMBOL key is its dictionary key: one flag per value, plus NULL.
+    let mut symbol_seen = vec![false; single_symbol.map_or(0, |n| n + 1)];
+    let mut seen_rows: HashSet<Vec<u8>> = HashSet::new();
+    let mut found = 0usize;
+    let mut picks: Vec<(usize, usize)> = Vec::new();
+    let parts = reader.partitions();
+    'parts: for part in (0..parts.len()).rev() {
+        let mut end = parts[part].rows as usize;
+        while end > 0 {
+            let start = end.saturating_sub(STEP_ROWS);
+            let arrays = names
+                .iter()
+                .zip(&dictionaries)
+                .map(|(n, d)| read_array(reader, part, n, start..end, d.as_ref()))
+                .collect::<Result<Vec<_>>>()?;
+            if let Some(values) = single_symbol {
+                let dictionary = arrays[0].as_dictionary::<Int32Type>();
+                for i in (0..dictionary.len()).rev() {
+                    let slot = if dictionary.is_null(i) {
+                        values
+                    } else {
+                        usize::try_from(dictionary.keys().value(i))
+                            .map_or(values, |k| k.min(values))
+                    };
+                    if !symbol_seen[slot] {
+                        symbol_seen[slot] = true;
+                        found += 1;
+                        picks.push((part, start + i));
+                        if found == values + 1 {
+                            break 'parts;
+                        }
+                    }
+                }
+            } else {
+                let rows = converter.convert_columns(&arrays)?;
+                for i in (0..rows.num_rows()).rev() {
+                    if seen_rows.insert(rows.row(i).as_ref().to_vec()) {
+                        picks.push((part, start + i));
+                    }
+                }
+            }
+            end = start;
+        }
+    }
+    picks.sort_unstable();
+    let columns = schema
+        .fields()
+        .iter()
+        .zip(&meta.columns)
+        .map(|(field, column)| {
+            let dictionary = match column.column_type {
+                ColumnType::Symbol => Some(symbol_values(reader, &column.name)?),
+                _ => None,
+            };
+            let pieces = picks
+                .iter()
+                .map(|&(part, row)| {
+                    read_array(
+                        reader,
+                        part,
+                        &column.name,
+                        row..row + 1,
+                        dictionary.as_ref(),
+                    )
+                })
+                .collect::<Result<Vec<_>>>()?;
+            if pieces.is_empty() {
+                return Ok(new_empty_array(field.data_type()));
+            }
+            let refs: Vec<&dyn Array> = pieces.iter().map(|a| a.as_ref()).collect();
+            Ok(concat(&refs)?)
+        })
+        .collect::<Result<Vec<ArrayRef>>>()?;
+    Ok(RecordBatch::try_new(schema, columns)?)
 }

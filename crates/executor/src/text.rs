@@ -91,6 +91,17 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
                 b.iter().map(|x| format!("{x:02x}")).collect::<String>()
             )
         }
+        // Look the one key up: casting the whole dictionary array per row made
+        // every result with a SYMBOL column quadratic in its batch size.
+        DataType::Dictionary(..) => {
+            let dictionary = array.as_any_dictionary();
+            return match dictionary_key(dictionary.keys(), row) {
+                Some(key) if key < dictionary.values().len() => {
+                    format_value(dictionary.values(), key)
+                }
+                _ => Ok(None),
+            };
+        }
         _ => {
             let a = cast(array, &DataType::Utf8)?;
             a.as_any()
@@ -99,6 +110,26 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
                 .unwrap_or_default()
         }
     }))
+}
+
+/// The dictionary key at `row`, whatever integer type the keys have.
+fn dictionary_key(keys: &dyn Array, row: usize) -> Option<usize> {
+    macro_rules! key {
+        ($t:ty) => {
+            usize::try_from(keys.as_primitive::<$t>().value(row)).ok()
+        };
+    }
+    match keys.data_type() {
+        DataType::Int8 => key!(Int8Type),
+        DataType::Int16 => key!(Int16Type),
+        DataType::Int32 => key!(Int32Type),
+        DataType::Int64 => key!(Int64Type),
+        DataType::UInt8 => key!(UInt8Type),
+        DataType::UInt16 => key!(UInt16Type),
+        DataType::UInt32 => key!(UInt32Type),
+        DataType::UInt64 => key!(UInt64Type),
+        _ => None,
+    }
 }
 
 fn float(v: f64, single: bool) -> String {
@@ -171,5 +202,20 @@ mod tests {
         assert_eq!(timestamp(-1), "1969-12-31 23:59:59.999999");
         assert_eq!(float(f64::NAN, false), "NaN");
         assert_eq!(float(0.1, false), "0.1");
+    }
+
+    #[test]
+    fn symbols_format_their_dictionary_value() {
+        use datafusion::arrow::array::{DictionaryArray, Int32Array};
+        use std::sync::Arc;
+        let values = Arc::new(StringArray::from(vec!["buy", "sell"]));
+        let keys = Int32Array::from(vec![Some(1), None, Some(0)]);
+        let a: ArrayRef = Arc::new(
+            DictionaryArray::<Int32Type>::try_new(keys, values).expect("valid dictionary"),
+        );
+        let texts: Vec<Option<String>> = (0..3)
+            .map(|r| format_value(&a, r).expect("formats"))
+            .collect();
+        assert_eq!(texts, [Some("sell".into()), None, Some("buy".into())]);
     }
 }

@@ -930,8 +930,9 @@ fn append_rows(st: &mut Staging<'_>, table: u64, data: &RowData) -> Result<()> {
 /// place. Older rows are merged: the parts they overlap are rewritten as one new
 /// part, except for the untouched prefix of the first one, which stays where it
 /// is as a read-only view of its directory when it has at least
-/// `split_min_rows` rows (smaller heads are rewritten too: fewer, larger parts).
-/// Committed bytes are never modified.
+/// `split_min_rows` rows or twice the rows rewritten; a head rewritten whole takes
+/// small neighbours before it along (fewer, larger parts). Committed bytes are
+/// never modified.
 fn write_run(
     st: &mut Staging<'_>,
     t: &TableState,
@@ -985,21 +986,46 @@ fn write_run(
         Some(bound) => t.rows_before(head, bound, st.verified)?,
         None => head.rows,
     };
-    let keep_prefix = k > 0 && k >= st.split_min_rows;
+    let run_rows = run.first().map_or(0, |c| c.len()) as u64;
+    let later_rows: u64 = parts[j + 1..=l].iter().map(|p| p.rows).sum();
+    // Rows the new part gets when the head's prefix stays in place.
+    let tail_rows = head.rows - k + later_rows + run_rows;
+    // Keep the prefix when it is large, or large next to what is rewritten: rows a
+    // little late (concurrent writers) then cost a rewrite of the few rows they
+    // overtake instead of the whole small tail part.
+    let keep_prefix = k > 0 && (k >= st.split_min_rows || k >= 2 * tail_rows);
     let from = if keep_prefix { k as usize } else { 0 };
-    let mut merged = t.read_rows_raw(head, from..head.rows as usize, st.verified)?;
-    for p in &parts[j + 1..=l] {
-        for (m, c) in merged.iter_mut().zip(t.read_partition_raw(p, st.verified)?) {
-            m.extend(&c)?;
+    // When the whole head is rewritten, small parts before it join the rewrite while
+    // they are no larger than twice what is being written: small parts then shrink
+    // geometrically towards the newest, so they stay few and each row is rewritten
+    // a logarithmic number of times.
+    let mut i = j;
+    if !keep_prefix {
+        let mut size = head.rows + later_rows + run_rows;
+        while i > 0 && parts[i - 1].rows < st.split_min_rows && parts[i - 1].rows <= 2 * size {
+            i -= 1;
+            size += parts[i].rows;
         }
     }
-    for (m, r) in merged.iter_mut().zip(run) {
-        m.extend(r)?;
+    let mut merged: Vec<Column> = Vec::new();
+    for p in &parts[i..j] {
+        append_columns(&mut merged, t.read_partition_raw(p, st.verified)?)?;
     }
+    append_columns(
+        &mut merged,
+        t.read_rows_raw(head, from..head.rows as usize, st.verified)?,
+    )?;
+    for p in &parts[j + 1..=l] {
+        append_columns(&mut merged, t.read_partition_raw(p, st.verified)?)?;
+    }
+    append_columns(&mut merged, run.to_vec())?;
     if let Some(order) = sort_order(timestamps(&merged, tsi)?) {
         merged = merged.iter().map(|c| c.take(&order)).collect();
     }
     let mut replacement = Vec::new();
+    for p in &parts[i..j] {
+        retire_part(st, t, p)?;
+    }
     if keep_prefix {
         let head_max = t.read_rows_raw(head, k as usize - 1..k as usize, st.verified)?;
         replacement.push(prefix_view(st, t, head, k, timestamps(&head_max, tsi)?[0])?);
@@ -1010,10 +1036,22 @@ fn write_run(
         retire_part(st, t, p)?;
     }
     replacement.push(write_new_part(st, t, key, &merged)?);
-    let mut all = parts[..j].to_vec();
+    let mut all = parts[..i].to_vec();
     all.extend(replacement);
     all.extend(parts[l + 1..].iter().cloned());
     set_parts(st, t.id, key, all)
+}
+
+/// Appends `more` column by column to `merged` (taken as is when `merged` is empty).
+fn append_columns(merged: &mut Vec<Column>, more: Vec<Column>) -> Result<()> {
+    if merged.is_empty() {
+        *merged = more;
+        return Ok(());
+    }
+    for (m, c) in merged.iter_mut().zip(&more) {
+        m.extend(c)?;
+    }
+    Ok(())
 }
 
 fn append_in_place(

@@ -12,7 +12,7 @@
 //! Appends only ever write past the committed length, and every file's committed
 //! bytes are covered by a CRC-32C kept in `_txn`, checked on first read.
 
-use std::collections::HashMap;
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
@@ -252,14 +252,26 @@ impl Mapped {
 /// file's bytes are checksummed once per process, and appends only extend the check.
 #[derive(Debug, Default)]
 pub(crate) struct VerifiedFiles {
-    inner: Mutex<HashMap<PathBuf, (usize, u32)>>,
+    /// Ordered by path, so the files under one directory are one contiguous range.
+    inner: Mutex<BTreeMap<PathBuf, (usize, u32)>>,
 }
 
 impl VerifiedFiles {
     /// Forgets files under `prefix` (called when housekeeping deletes them, so a
     /// later file at the same path is checked afresh).
     pub(crate) fn forget_under(&self, prefix: &Path) {
-        self.inner.lock().retain(|p, _| !p.starts_with(prefix));
+        // A range, not a scan: housekeeping forgets a directory per retired part, and
+        // scanning every verified file each time made commits with late rows slow.
+        let mut files = self.inner.lock();
+        let under: Vec<PathBuf> = files
+            .range(prefix.to_path_buf()..)
+            .map(|(p, _)| p)
+            .take_while(|p| p.starts_with(prefix))
+            .cloned()
+            .collect();
+        for p in under {
+            files.remove(&p);
+        }
     }
 
     fn verify(&self, path: &Path, bytes: &[u8], expected: u32) -> Result<()> {
@@ -479,6 +491,30 @@ mod tests {
             not_null: false,
             file_stem: "c~1".into(),
         }
+    }
+
+    #[test]
+    fn forgetting_a_directory_keeps_its_siblings() {
+        let verified = VerifiedFiles::default();
+        for p in [
+            "t/2026-11-21/a.d",
+            "t/2026-11-21/b.d",
+            "t/2026-11-21.5/a.d",
+            "t/2026-11-22/a.d",
+        ] {
+            verified
+                .verify(Path::new(p), b"x", crc32c::crc32c(b"x"))
+                .expect("crc matches");
+        }
+        verified.forget_under(Path::new("t/2026-11-21"));
+        let left: Vec<PathBuf> = verified.inner.lock().keys().cloned().collect();
+        assert_eq!(
+            left,
+            [
+                PathBuf::from("t/2026-11-21.5/a.d"),
+                PathBuf::from("t/2026-11-22/a.d")
+            ]
+        );
     }
 
     #[test]

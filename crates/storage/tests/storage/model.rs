@@ -178,11 +178,12 @@ fn check(db: &Database, model: &BTreeMap<usize, ModelTable>) -> Result<(), TestC
     Ok(())
 }
 
-fn run(steps: Vec<Step>) -> Result<(), TestCaseError> {
+fn run(steps: Vec<Step>, split_min_rows: u64) -> Result<(), TestCaseError> {
     let dir = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
-    // Tiny parts: every out-of-order merge with a non-empty head splits.
+    // Small thresholds: 2 makes nearly every out-of-order merge split its head;
+    // larger ones make merges rewrite small heads and take small neighbours along.
     let opts = StorageOptions {
-        split_min_rows: 2,
+        split_min_rows,
         ..options()
     };
     let open = |p: &std::path::Path| Database::open(p, opts.clone()).expect("open");
@@ -380,7 +381,10 @@ proptest! {
     })]
 
     #[test]
-    fn storage_matches_the_model(steps in prop::collection::vec(step(), 1..30)) {
-        run(steps)?;
+    fn storage_matches_the_model(
+        steps in prop::collection::vec(step(), 1..30),
+        split_min_rows in prop_oneof![Just(2u64), Just(5), Just(40)],
+    ) {
+        run(steps, split_min_rows)?;
     }
 }
