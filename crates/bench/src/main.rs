@@ -54,6 +54,8 @@ pub(crate) struct Figures {
     pub(crate) single_p50_ms: f64,
     pub(crate) single_p99_ms: f64,
     pub(crate) queries_ms: Vec<(f64, usize)>,
+    pub(crate) checkpoint_create_ms: f64,
+    pub(crate) checkpoint_stall_ms: f64,
     pub(crate) rss_ingest: u64,
     pub(crate) rss_queries: u64,
 }
@@ -195,6 +197,9 @@ async fn ingest(
     f.single_rows_s = rate;
     f.single_p50_ms = p50;
     f.single_p99_ms = p99;
+    eprintln!("{system:?}: checkpoint under load");
+    (f.checkpoint_create_ms, f.checkpoint_stall_ms) =
+        workload::checkpoint_under_load(system, conninfo, "trades_one", 5).await?;
     Ok(f)
 }
 

@@ -100,6 +100,18 @@ pub(crate) fn render(
         tm.single_p50_ms, tm.single_p99_ms, pg.single_p50_ms, pg.single_p99_ms
     ));
     s.push_str(&format!(
+        "| checkpoint: CREATE median (PG: pg_backup_start fast) | {:.1} ms | {:.1} ms | {} | |\n",
+        tm.checkpoint_create_ms,
+        pg.checkpoint_create_ms,
+        compare(tm.checkpoint_create_ms, pg.checkpoint_create_ms)
+    ));
+    s.push_str(&format!(
+        "| checkpoint: longest commit overlapping CREATE (4 writers) | {:.1} ms | {:.1} ms | {} | |\n",
+        tm.checkpoint_stall_ms,
+        pg.checkpoint_stall_ms,
+        compare(tm.checkpoint_stall_ms, pg.checkpoint_stall_ms)
+    ));
+    s.push_str(&format!(
         "| peak server RSS during ingest | {} | {} | | {} |\n",
         mib(tm.rss_ingest),
         mib(pg.rss_ingest),

@@ -172,6 +172,80 @@ pub(crate) async fn single_row_inserts(
     Ok((rate, pct(0.5), pct(0.99)))
 }
 
+/// Checkpoint under load: `rounds` times, while 4 connections commit single rows
+/// into `table`, Tidemark's `CHECKPOINT CREATE` (PostgreSQL: `pg_backup_start(label,
+/// fast => true)`, its nearest equivalent before a file-level copy) is timed, then
+/// released. Returns the median CREATE in ms and the stall: the longest commit of
+/// the load that overlapped a CREATE.
+pub(crate) async fn checkpoint_under_load(
+    system: System,
+    conninfo: &str,
+    table: &str,
+    rounds: usize,
+) -> Result<(f64, f64)> {
+    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let next = Arc::new(AtomicU64::new(1 << 40));
+    let mut load = Vec::new();
+    for _ in 0..4 {
+        let client = connect(conninfo).await?;
+        let (stop, next, table) = (stop.clone(), next.clone(), table.to_string());
+        load.push(tokio::spawn(async move {
+            let stmt = client
+                .prepare(&format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)"))
+                .await
+                .map_err(err("prepare INSERT"))?;
+            let mut commits: Vec<(Instant, Duration)> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = data::row(next.fetch_add(1, Ordering::Relaxed));
+                let t = Instant::now();
+                client
+                    .execute(&stmt, &[&r.ts, &r.sym, &r.side, &r.price, &r.amount])
+                    .await
+                    .map_err(err("INSERT"))?;
+                commits.push((t, t.elapsed()));
+            }
+            Ok::<_, String>(commits)
+        }));
+    }
+    let admin = connect(conninfo).await?;
+    let (create, release) = match system {
+        System::Tidemark => ("CHECKPOINT CREATE", "CHECKPOINT RELEASE"),
+        System::Postgres => (
+            "SELECT pg_backup_start('tidemark-bench', true)",
+            "SELECT pg_backup_stop()",
+        ),
+    };
+    let mut creates: Vec<(Instant, Duration)> = Vec::new();
+    for _ in 0..rounds {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let t = Instant::now();
+        admin.simple_query(create).await.map_err(err(create))?;
+        creates.push((t, t.elapsed()));
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        admin.simple_query(release).await.map_err(err(release))?;
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut commits = Vec::new();
+    for t in load {
+        commits.extend(t.await.map_err(|e| e.to_string())??);
+    }
+    let overlaps = |(a, da): &(Instant, Duration), (b, db): &(Instant, Duration)| {
+        *a < *b + *db && *b < *a + *da
+    };
+    let stall = commits
+        .iter()
+        .filter(|c| creates.iter().any(|k| overlaps(c, k)))
+        .map(|(_, d)| d.as_secs_f64() * 1000.0)
+        .fold(0.0, f64::max);
+    let mut ms: Vec<f64> = creates
+        .iter()
+        .map(|(_, d)| d.as_secs_f64() * 1000.0)
+        .collect();
+    ms.sort_by(f64::total_cmp);
+    Ok((ms.get(ms.len() / 2).copied().unwrap_or(0.0), stall))
+}
+
 /// The query suite: name, Tidemark SQL, PostgreSQL/DuckDB SQL (`{t}` is the table).
 pub(crate) const QUERIES: [(&str, &str, &str); 6] = [
     (

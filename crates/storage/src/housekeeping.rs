@@ -37,6 +37,16 @@ impl Garbage {
         ready.into_iter().map(|(_, p)| p).collect()
     }
 
+    /// The paths retired by commits up to `seq`: nothing from `seq` on refers to them.
+    pub(crate) fn retired_by(&self, seq: u64) -> std::collections::HashSet<PathBuf> {
+        self.items
+            .lock()
+            .iter()
+            .filter(|(s, _)| *s <= seq)
+            .map(|(_, p)| p.clone())
+            .collect()
+    }
+
     pub(crate) fn pending(&self) -> Vec<PathBuf> {
         self.items.lock().iter().map(|(_, p)| p.clone()).collect()
     }
