@@ -350,6 +350,9 @@ impl Database {
             }
             if let Err(e) = outcome {
                 st.abort();
+                if matches!(e, StorageError::Sync { .. }) {
+                    self.inner.group.poison(format!("{e}"));
+                }
                 return Err(e);
             }
             if ops.is_empty() {
@@ -663,13 +666,21 @@ impl Inner {
             return Ok(catalog);
         }
         let result = self
-            .flush_catalog(&catalog, dirty, &mut flushed)
+            .flush_catalog(&catalog, &dirty, &mut flushed)
             .map(|_| catalog);
-        if let Err(e) = &result {
-            // The table files' durability is unknown now: stop taking commits
-            // rather than acknowledge on top of it.
-            self.group
-                .poison(format!("making table files durable failed: {e}"));
+        match &result {
+            Err(e) if e.is_retryable_disk_full() => {
+                // A write found the disk full: nothing durable changed (the WAL
+                // still covers every commit), so the next flush tries again.
+                self.writer.lock().dirty.extend(dirty);
+            }
+            Err(e) => {
+                // The table files' durability is unknown now: stop taking commits
+                // rather than acknowledge on top of it.
+                self.group
+                    .poison(format!("making table files durable failed: {e}"));
+            }
+            Ok(_) => {}
         }
         result
     }
@@ -677,7 +688,7 @@ impl Inner {
     fn flush_catalog(
         &self,
         catalog: &Catalog,
-        dirty: HashSet<PathBuf>,
+        dirty: &HashSet<PathBuf>,
         flushed: &mut Flushed,
     ) -> Result<u64> {
         // The WAL first: a table's `_txn` must never get ahead of the log that
@@ -687,8 +698,8 @@ impl Inner {
         // tail on every commit) are read by nothing durable: skip their fsyncs,
         // which otherwise made flushes and CHECKPOINT CREATE under such a load slow.
         let retired = self.garbage.retired_by(catalog.seq);
-        let mut dirty: Vec<PathBuf> = dirty
-            .into_iter()
+        let mut dirty: Vec<&PathBuf> = dirty
+            .iter()
             .filter(|p| !p.ancestors().any(|a| retired.contains(a)))
             .collect();
         dirty.sort();

@@ -42,6 +42,15 @@ pub enum StorageError {
         source: std::io::Error,
     },
 
+    /// An fsync failed. Unlike a failed write, this cannot be retried: the kernel
+    /// may have dropped the dirty pages, so nothing written since can be trusted.
+    #[error("fsync failed on {path}: {source}")]
+    Sync {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+
     #[error("{path}: {reason}")]
     Corrupted { path: PathBuf, reason: String },
 
@@ -89,6 +98,19 @@ pub enum StorageError {
 }
 
 impl StorageError {
+    pub(crate) fn sync(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        StorageError::Sync {
+            path: path.into(),
+            source,
+        }
+    }
+
+    /// A write that failed for want of space: nothing was lost, and the same work
+    /// can succeed once space is freed.
+    pub fn is_retryable_disk_full(&self) -> bool {
+        matches!(self, StorageError::Io { source, .. } if is_disk_full(source))
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StorageError::Io {
             path: path.into(),
@@ -105,8 +127,14 @@ impl StorageError {
 
     pub fn kind(&self) -> ErrorKind {
         match self {
-            StorageError::Io { source, .. } if is_disk_full(source) => ErrorKind::DiskFull,
-            StorageError::Io { .. } | StorageError::Poisoned(_) => ErrorKind::Io,
+            StorageError::Io { source, .. } | StorageError::Sync { source, .. }
+                if is_disk_full(source) =>
+            {
+                ErrorKind::DiskFull
+            }
+            StorageError::Io { .. } | StorageError::Sync { .. } | StorageError::Poisoned(_) => {
+                ErrorKind::Io
+            }
             StorageError::Corrupted { .. } | StorageError::UnsupportedVersion { .. } => {
                 ErrorKind::Corrupted
             }

@@ -5,7 +5,12 @@ use std::io::Write;
 use std::os::unix::fs::FileExt;
 use std::path::Path;
 
-use crate::error::{IoContext, Result};
+use crate::error::{IoContext, Result, StorageError};
+
+/// fsyncs `f`; a failure is a [`StorageError::Sync`].
+fn sync_file(f: &File, path: &Path) -> Result<()> {
+    f.sync_all().map_err(|e| StorageError::sync(path, e))
+}
 
 /// Replaces `path` atomically and durably: write `path.tmp`, fsync it, rename
 /// over `path`, fsync the directory. A crash leaves either the old or the new file.
@@ -20,11 +25,11 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 pub(crate) fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
     let mut f = File::create(path).at(path)?;
     f.write_all(data).at(path)?;
-    f.sync_all().at(path)
+    sync_file(&f, path)
 }
 
 pub(crate) fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).at(dir)
+    sync_file(&File::open(dir).at(dir)?, dir)
 }
 
 pub(crate) fn sync_parent(path: &Path) -> Result<()> {
@@ -37,7 +42,7 @@ pub(crate) fn sync_parent(path: &Path) -> Result<()> {
 /// fsyncs a file if it still exists (it may have been removed as garbage since).
 pub(crate) fn sync_if_exists(path: &Path) -> Result<()> {
     match File::open(path) {
-        Ok(f) => f.sync_all().at(path),
+        Ok(f) => sync_file(&f, path),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
         Err(e) => Err(e).at(path),
     }
@@ -66,7 +71,7 @@ pub(crate) fn truncate_to(path: &Path, len: u64) -> Result<u64> {
     let cur = f.metadata().at(path)?.len();
     if cur > len {
         f.set_len(len).at(path)?;
-        f.sync_all().at(path)?;
+        sync_file(&f, path)?;
         return Ok(cur - len);
     }
     Ok(0)

@@ -3,6 +3,8 @@
 mod backup_guide;
 mod checkpoint;
 mod container;
+mod crash_loop;
+mod disk_full;
 mod drivers;
 mod harness;
 mod hostile;

@@ -224,7 +224,7 @@ impl WalWriter {
             .open(&path)
             .at(&path)?;
         f.write_all(&segment_header(next_seq)).at(&path)?;
-        f.sync_all().at(&path)?;
+        f.sync_all().map_err(|e| StorageError::sync(&path, e))?;
         fsutil::sync_dir(dir)?;
         Ok(WalWriter {
             dir: dir.to_path_buf(),
@@ -261,7 +261,9 @@ impl WalWriter {
     fn rotate(&mut self, next_seq: u64) -> Result<()> {
         // Everything in the old segment must be durable before records go elsewhere,
         // so that syncing the newest segment covers every earlier record.
-        self.file.sync_data().at(&self.path)?;
+        self.file
+            .sync_data()
+            .map_err(|e| StorageError::sync(&self.path, e))?;
         let next = WalWriter::create(&self.dir, next_seq, self.segment_bytes, Vec::new())?;
         let old = std::mem::replace(self, next);
         self.closed = old.closed;
