@@ -135,7 +135,11 @@ struct Inner {
     writer: Mutex<Writer>,
     group: GroupCommit,
     flushed: Mutex<Flushed>,
-    garbage: Garbage,
+    garbage: Arc<Garbage>,
+    /// Held while housekeeping deletes files, so CHECKPOINT CREATE can wait for a
+    /// round in progress: once it returns, no file under the root disappears until
+    /// RELEASE (`cp -a` and rsync fail on files that vanish mid-copy).
+    reclaiming: Mutex<()>,
     pins: Arc<Pins>,
     verified: Arc<VerifiedFiles>,
     stop: Mutex<bool>,
@@ -210,7 +214,8 @@ impl Database {
                 seq: 0,
                 tables: rec.durable_tables,
             }),
-            garbage: Garbage::default(),
+            garbage: Arc::new(Garbage::default()),
+            reclaiming: Mutex::new(()),
             pins: Arc::new(Pins::default()),
             verified,
             stop: Mutex::new(false),
@@ -349,7 +354,7 @@ impl Database {
                 outcome = w.wal.append(seq, &encode_ops(&ops));
             }
             if let Err(e) = outcome {
-                st.abort();
+                self.inner.abort(st);
                 if matches!(e, StorageError::Sync { .. }) {
                     self.inner.group.poison(format!("{e}"));
                 }
@@ -424,8 +429,8 @@ impl Database {
         }
         drop(w);
         if let Err(e) = outcome {
-            st.abort();
-            let _ = fsutil::remove_path(&area);
+            self.inner.abort(st);
+            self.inner.remove_or_defer(vec![area]);
             return Err(e);
         }
         let mut paths = std::mem::take(&mut st.created);
@@ -436,6 +441,7 @@ impl Database {
         let files = PreviewFiles {
             paths,
             verified: self.inner.verified.clone(),
+            garbage: self.inner.garbage.clone(),
         };
         let mut pinned = self.inner.pins.pinned.lock();
         Ok(Snapshot::new(
@@ -485,6 +491,7 @@ impl Database {
             });
         }
         self.inner.garbage.pause();
+        drop(self.inner.reclaiming.lock());
         let outcome = self.inner.flush_and_take_catalog().and_then(|catalog| {
             let cut = Cut::capture(&catalog, SystemTime::now());
             cut.write(&self.inner.root.path)?;
@@ -652,7 +659,35 @@ impl Inner {
     }
 
     fn flush(&self) -> Result<u64> {
+        if self.checkpoint.lock().is_some() {
+            // Checkpoint mode: table states are not rewritten, because their atomic
+            // replace goes through a temporary file that would vanish under a copy.
+            // The WAL, kept whole until RELEASE, makes every later commit durable.
+            return Ok(self.flushed.lock().seq);
+        }
         self.flush_and_take_catalog().map(|c| c.seq)
+    }
+
+    /// Undoes a failed commit's staging. In checkpoint mode the files it created
+    /// are handed to housekeeping instead of deleted: nothing under the root may
+    /// vanish while it is being copied.
+    fn abort(&self, st: Staging<'_>) {
+        let created = st.abort_keeping_files();
+        self.remove_or_defer(created);
+    }
+
+    /// Deletes unreferenced `paths` now, or at RELEASE when in checkpoint mode.
+    fn remove_or_defer(&self, paths: Vec<PathBuf>) {
+        if self.garbage.is_paused() {
+            self.garbage.add(0, paths);
+            return;
+        }
+        for p in paths.iter().rev() {
+            if let Err(e) = fsutil::remove_path(p) {
+                tracing::warn!("could not remove {}: {e}", p.display());
+            }
+            self.verified.forget_under(p);
+        }
     }
 
     /// Makes the newest commit durable in the table files; that commit's catalog.
@@ -747,13 +782,16 @@ impl Inner {
     }
 
     fn reclaim(&self) -> Result<usize> {
+        let _deleting = self.reclaiming.lock();
+        if self.garbage.is_paused() {
+            // Checkpoint mode: nothing is deleted, not even WAL segments no cut
+            // needs, so a copy of the root never meets a file that vanishes.
+            return Ok(0);
+        }
         let durable = self.flushed.lock().seq;
         // The WAL below the durable table files is never needed, not even by a
         // checkpoint's cut (CHECKPOINT CREATE makes the cut's table files durable).
         let trimmed = self.writer.lock().wal.trim(durable)?;
-        if self.garbage.is_paused() {
-            return Ok(trimmed);
-        }
         let limit = {
             let pins = self.pins.pinned.lock();
             let published = self.group.published().seq;

@@ -235,20 +235,14 @@ impl<'a> Staging<'a> {
         }
     }
 
-    /// Undoes the side effects of a failed commit (best effort: leftovers are
-    /// unreferenced and recovery removes them too).
-    pub(crate) fn abort(self) {
+    /// Undoes the side effects of a failed commit on the symbol dictionaries, and
+    /// returns the paths it created (unreferenced: the caller removes them, or
+    /// defers that in checkpoint mode; recovery removes leftovers too).
+    pub(crate) fn abort_keeping_files(mut self) -> Vec<PathBuf> {
         for (dict, count) in &self.symbol_marks {
             dict.rollback(*count);
         }
-        for p in self.created.iter().rev() {
-            if let Err(e) = self.remove_now(p) {
-                tracing::warn!(
-                    "could not remove {} after a failed commit: {e}",
-                    p.display()
-                );
-            }
-        }
+        std::mem::take(&mut self.created)
     }
 
     /// Removes a path this commit is about to write again, and forgets its

@@ -48,10 +48,17 @@ impl Drop for Pin {
 pub(crate) struct PreviewFiles {
     pub(crate) paths: Vec<std::path::PathBuf>,
     pub(crate) verified: Arc<VerifiedFiles>,
+    pub(crate) garbage: Arc<crate::housekeeping::Garbage>,
 }
 
 impl Drop for PreviewFiles {
     fn drop(&mut self) {
+        if self.garbage.is_paused() {
+            // Checkpoint mode: nothing under the root vanishes during a copy;
+            // housekeeping removes these after RELEASE.
+            self.garbage.add(0, std::mem::take(&mut self.paths));
+            return;
+        }
         for p in self.paths.iter().rev() {
             if let Err(e) = crate::fsutil::remove_path(p) {
                 tracing::warn!("could not remove preview file {}: {e}", p.display());

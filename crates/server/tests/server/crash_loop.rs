@@ -181,20 +181,21 @@ async fn check(client: &tokio_postgres::Client, model: &Mutex<Model>, kill: usiz
         a, b,
         "kill {kill}: both tables of every transaction, or neither"
     );
-    let mut m = model.lock();
-    let mut expected = m.ledger_acked.clone();
-    if let Some(n) = m.ledger_in_flight.take()
-        && a.binary_search(&n).is_ok()
     {
-        expected.push(n);
-        m.ledger_acked.push(n);
+        let mut m = model.lock();
+        let mut expected = m.ledger_acked.clone();
+        if let Some(n) = m.ledger_in_flight.take()
+            && a.binary_search(&n).is_ok()
+        {
+            expected.push(n);
+            m.ledger_acked.push(n);
+        }
+        expected.sort_unstable();
+        assert_eq!(
+            a, expected,
+            "kill {kill}: every acknowledged transaction, nothing else"
+        );
     }
-    expected.sort_unstable();
-    assert_eq!(
-        a, expected,
-        "kill {kill}: every acknowledged transaction, nothing else"
-    );
-    drop(m);
 
     let rows = client
         .query("SELECT k, v FROM c ORDER BY k", &[])
@@ -202,24 +203,25 @@ async fn check(client: &tokio_postgres::Client, model: &Mutex<Model>, kill: usiz
         .expect("select c");
     let actual: BTreeMap<i64, i64> = rows.iter().map(|r| (r.get(0), r.get(1))).collect();
     assert_eq!(actual.len(), rows.len(), "kill {kill}: no key twice in c");
-    let mut m = model.lock();
-    for (k, (acked, in_flight)) in m.c_rows.iter_mut() {
-        let got = actual.get(k).copied();
-        let allowed = [Some(*acked), *in_flight];
-        assert!(
-            allowed.contains(&Some(got)),
-            "kill {kill}: c key {k} is {got:?}; acknowledged {acked:?}, in flight {in_flight:?}"
-        );
-        *acked = got;
-        *in_flight = None;
+    {
+        let mut m = model.lock();
+        for (k, (acked, in_flight)) in m.c_rows.iter_mut() {
+            let got = actual.get(k).copied();
+            let allowed = [Some(*acked), *in_flight];
+            assert!(
+                allowed.contains(&Some(got)),
+                "kill {kill}: c key {k} is {got:?}; acknowledged {acked:?}, in flight {in_flight:?}"
+            );
+            *acked = got;
+            *in_flight = None;
+        }
+        for k in actual.keys() {
+            assert!(
+                m.c_rows.contains_key(k),
+                "kill {kill}: c key {k} was never written"
+            );
+        }
     }
-    for k in actual.keys() {
-        assert!(
-            m.c_rows.contains_key(k),
-            "kill {kill}: c key {k} was never written"
-        );
-    }
-    drop(m);
 
     let tables = column(
         client,
