@@ -191,6 +191,11 @@ impl CopyIn {
         }
     }
 
+    /// Bytes received that do not end a row yet: the row being assembled.
+    pub fn pending_bytes(&self) -> usize {
+        self.pending.len()
+    }
+
     /// The number of columns the data carries.
     pub fn columns(&self) -> usize {
         self.targets.len()

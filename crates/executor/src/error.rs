@@ -27,6 +27,7 @@ pub mod sqlstate {
     pub const ACTIVE_SQL_TRANSACTION: &str = "25001";
     pub const IN_FAILED_SQL_TRANSACTION: &str = "25P02";
     pub const DISK_FULL: &str = "53100";
+    pub const PROGRAM_LIMIT_EXCEEDED: &str = "54000";
     pub const IO_ERROR: &str = "58030";
     pub const DATA_CORRUPTED: &str = "XX001";
     pub const INTERNAL_ERROR: &str = "XX000";

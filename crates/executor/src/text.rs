@@ -142,9 +142,28 @@ fn float(v: f64, single: bool) -> String {
             "-Infinity".into()
         }
     } else if single {
-        (v as f32).to_string()
+        shortest((v as f32).to_string(), format!("{:e}", v as f32), 6)
     } else {
-        v.to_string()
+        shortest(v.to_string(), format!("{v:e}"), 15)
+    }
+}
+
+/// PostgreSQL's float output: the shortest digits that read back exactly, written
+/// with an exponent (`1e+15`, `3.4e+38`, `1e-05`) when it is below -4 or at least
+/// the type's decimal precision (15 for DOUBLE, 6 for REAL), plainly otherwise.
+/// `plain` and `exponent` are Rust's shortest renderings without and with one.
+fn shortest(plain: String, exponent: String, precision: i32) -> String {
+    let Some((mantissa, exp)) = exponent.split_once('e') else {
+        return plain;
+    };
+    let Ok(exp) = exp.parse::<i32>() else {
+        return plain;
+    };
+    if exp < -4 || exp >= precision {
+        let sign = if exp < 0 { '-' } else { '+' };
+        format!("{mantissa}e{sign}{:02}", exp.abs())
+    } else {
+        plain
     }
 }
 
@@ -202,6 +221,17 @@ mod tests {
         assert_eq!(timestamp(-1), "1969-12-31 23:59:59.999999");
         assert_eq!(float(f64::NAN, false), "NaN");
         assert_eq!(float(0.1, false), "0.1");
+        // As PostgreSQL prints them.
+        assert_eq!(float(f64::MAX, false), "1.7976931348623157e+308");
+        assert_eq!(float(1e15, false), "1e+15");
+        assert_eq!(float(123456789012345.0, false), "123456789012345");
+        assert_eq!(float(0.0001, false), "0.0001");
+        assert_eq!(float(0.00001, false), "1e-05");
+        assert_eq!(float(-2.5e-300, false), "-2.5e-300");
+        assert_eq!(float(-0.0, false), "-0");
+        assert_eq!(float(3.4e38, true), "3.4e+38");
+        assert_eq!(float(123456.0, true), "123456");
+        assert_eq!(float(1234567.0, true), "1.234567e+06");
     }
 
     #[test]

@@ -25,6 +25,7 @@ pub(crate) struct ServerSection {
     pub(crate) http_listen: String,
     pub(crate) max_connections: usize,
     pub(crate) statement_timeout_ms: u64,
+    pub(crate) max_message_mb: u64,
 }
 
 impl Default for ServerSection {
@@ -35,6 +36,7 @@ impl Default for ServerSection {
             http_listen: "127.0.0.1:9003".into(),
             max_connections: 100,
             statement_timeout_ms: 0,
+            max_message_mb: 64,
         }
     }
 }
@@ -230,6 +232,11 @@ impl Config {
                 "log.format: \"{}\" is not supported: expected text or json",
                 self.log.format
             )));
+        }
+        if self.server.max_message_mb == 0 || self.server.max_message_mb > 1023 {
+            return Err(ConfigError::Invalid(
+                "server.max_message_mb must be between 1 and 1023".into(),
+            ));
         }
         if self.server.max_connections == 0 {
             return Err(ConfigError::Invalid(

@@ -257,6 +257,9 @@ async fn serve(config: config::Config) -> Result<(), String> {
         auth_method: config.auth.method.clone(),
         max_connections: config.server.max_connections,
         statement_timeout: Duration::from_millis(config.server.statement_timeout_ms),
+        max_message_bytes: usize::try_from(config.server.max_message_mb)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1 << 20),
         tls_required: config.tls.required,
         metrics: status.metrics.clone(),
         manager: Arc::new(pgwire::api::ConnectionManager::new()),

@@ -683,10 +683,10 @@ impl Inner {
             return;
         }
         for p in paths.iter().rev() {
+            self.verified.forget_under(p);
             if let Err(e) = fsutil::remove_path(p) {
                 tracing::warn!("could not remove {}: {e}", p.display());
             }
-            self.verified.forget_under(p);
         }
     }
 
@@ -803,9 +803,12 @@ impl Inner {
         let mut removed = 0;
         let mut failed = Vec::new();
         for p in paths {
+            // Forget before deleting: once the name is free a commit may create a
+            // new file at the same path, and a checksum remembered for the old
+            // file would then be extended over the new one (a false mismatch).
+            self.verified.forget_under(&p);
             match fsutil::remove_path(&p) {
                 Ok(()) => {
-                    self.verified.forget_under(&p);
                     removed += 1;
                 }
                 Err(e) => {

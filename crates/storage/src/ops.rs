@@ -248,9 +248,8 @@ impl<'a> Staging<'a> {
     /// Removes a path this commit is about to write again, and forgets its
     /// checksum cache entry (the new file at that path has other bytes).
     fn remove_now(&self, path: &std::path::Path) -> Result<()> {
-        crate::fsutil::remove_path(path)?;
         self.verified.forget_under(path);
-        Ok(())
+        crate::fsutil::remove_path(path)
     }
 
     /// Where a new symbol dictionary goes: the table directory, or the preview's own.

@@ -60,10 +60,11 @@ impl Drop for PreviewFiles {
             return;
         }
         for p in self.paths.iter().rev() {
+            // Forget first: a commit may reuse the path as soon as it is free.
+            self.verified.forget_under(p);
             if let Err(e) = crate::fsutil::remove_path(p) {
                 tracing::warn!("could not remove preview file {}: {e}", p.display());
             }
-            self.verified.forget_under(p);
         }
     }
 }

@@ -202,12 +202,30 @@ impl Connection {
         client: &C,
         sql: String,
     ) -> PgWireResult<(Vec<Output>, Option<ExecError>)> {
+        if let Err(e) = self.within_limit(sql.len(), "a statement") {
+            return Ok((vec![], Some(e)));
+        }
         let ran = self
             .run(client, |s| {
                 Box::pin(async move { Ok(s.execute_script(&sql).await) })
             })
             .await?;
         Ok(ran.unwrap_or_else(|e| (vec![], Some(e))))
+    }
+
+    /// Refuses `what` of `len` bytes over `server.max_message_mb` (54000).
+    fn within_limit(&self, len: usize, what: &str) -> Result<(), ExecError> {
+        let max = self.shared.max_message_bytes;
+        if len <= max {
+            return Ok(());
+        }
+        Err(ExecError::new(
+            sqlstate::PROGRAM_LIMIT_EXCEEDED,
+            format!(
+                "{what} of {len} bytes exceeds server.max_message_mb ({} MiB)",
+                max >> 20
+            ),
+        ))
     }
 
     async fn tx_status(&self) -> TransactionStatus {
@@ -413,6 +431,9 @@ impl QueryParser for Parser {
     where
         C: ClientInfo + Unpin + Send + Sync,
     {
+        self.conn
+            .within_limit(sql.len(), "a statement")
+            .map_err(|e| user_error(&e))?;
         let sql = sql.to_string();
         match self
             .conn
@@ -578,6 +599,12 @@ impl ExtendedQueryHandler for Extended {
         if !portal.statement.statement.returns_rows() {
             return Ok(DescribePortalResponse::no_data());
         }
+        for (i, p) in portal.parameters.iter().enumerate() {
+            let len = p.as_ref().map_or(0, |b| b.len());
+            self.conn
+                .within_limit(len, &format!("parameter ${}", i + 1))
+                .map_err(|e| user_error(&e))?;
+        }
         let values = decode_params(portal).map_err(|e| user_error(&e))?;
         let prepared = portal.statement.statement.clone();
         let schema = self
@@ -613,6 +640,12 @@ impl ExtendedQueryHandler for Extended {
             return Ok(Response::EmptyQuery);
         }
         let started = Instant::now();
+        for (i, p) in portal.parameters.iter().enumerate() {
+            let len = p.as_ref().map_or(0, |b| b.len());
+            self.conn
+                .within_limit(len, &format!("parameter ${}", i + 1))
+                .map_err(|e| user_error(&e))?;
+        }
         let values = decode_params(portal).map_err(|e| user_error(&e))?;
         let prepared = portal.statement.statement.clone();
         // pgwire listens for a CancelRequest around Execute itself.
@@ -655,10 +688,15 @@ impl pgwire::api::copy::CopyHandler for Connection {
         // A bad row ends the copy; the error is reported at CopyDone, as
         // PostgreSQL does, and the rest of the data is discarded.
         let mut copy = self.copy.lock().await;
-        if let Some(Ok(c)) = copy.as_mut()
-            && let Err(e) = c.feed(&copy_data.data)
-        {
-            *copy = Some(Err(e));
+        if let Some(Ok(c)) = copy.as_mut() {
+            // The row still being assembled after this message is what may grow
+            // without bound (a message may carry many whole rows).
+            let fed = c
+                .feed(&copy_data.data)
+                .and_then(|_| self.within_limit(c.pending_bytes(), "a COPY row"));
+            if let Err(e) = fed {
+                *copy = Some(Err(e));
+            }
         }
         Ok(())
     }

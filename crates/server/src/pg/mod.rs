@@ -27,6 +27,8 @@ pub(crate) struct Shared {
     pub(crate) auth_method: String,
     pub(crate) max_connections: usize,
     pub(crate) statement_timeout: Duration,
+    /// `server.max_message_mb` in bytes.
+    pub(crate) max_message_bytes: usize,
     pub(crate) tls_required: bool,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) manager: Arc<ConnectionManager>,

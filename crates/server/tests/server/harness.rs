@@ -16,8 +16,12 @@ pub(crate) struct Server {
 
 /// `tidemark` with none of the caller's `TIDEMARK_*` variables (test knobs such
 /// as TIDEMARK_CRASH_TRIALS would otherwise be refused as unknown configuration).
+/// `TIDEMARK_TEST_SERVER_BIN` runs the suites against another build (the
+/// full-length reliability runs use the release binary).
 pub(crate) fn tidemark() -> Command {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_tidemark"));
+    let bin = std::env::var_os("TIDEMARK_TEST_SERVER_BIN")
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_tidemark").into());
+    let mut cmd = Command::new(bin);
     for (k, _) in std::env::vars().filter(|(k, _)| k.starts_with("TIDEMARK_")) {
         cmd.env_remove(k);
     }

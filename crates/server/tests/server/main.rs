@@ -9,6 +9,8 @@ mod disk_full;
 mod drivers;
 mod harness;
 mod hostile;
+mod hostile_values;
+mod load;
 mod protocol;
 mod slt;
 mod wire;
