@@ -278,14 +278,25 @@ async fn serve(config: config::Config) -> Result<(), String> {
                     let shared = shared.clone();
                     let tls = tls.clone();
                     connections.spawn(async move {
-                        use std::sync::atomic::Ordering;
-                        shared.metrics.connections_total.fetch_add(1, Ordering::Relaxed);
-                        shared.metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+                        use futures::FutureExt;
+                        let _open = metrics::OpenConnection::new(shared.metrics.clone());
                         let handlers = pg::ConnectionHandlers::new(shared.clone());
-                        if let Err(e) = pgwire::tokio::process_socket(socket, tls, handlers).await {
-                            tracing::debug!(%peer, "connection ended: {e}");
+                        // pgwire can panic decoding some malformed messages (a
+                        // truncated Execute, found by fuzzing): that ends this
+                        // connection only, and its slot is released by the guard.
+                        let served = std::panic::AssertUnwindSafe(pgwire::tokio::process_socket(
+                            socket, tls, handlers,
+                        ))
+                        .catch_unwind()
+                        .await;
+                        match served {
+                            Ok(Ok(())) => {}
+                            Ok(Err(e)) => tracing::debug!(%peer, "connection ended: {e}"),
+                            Err(_) => tracing::warn!(
+                                %peer,
+                                "connection closed: the protocol library panicked on a malformed message"
+                            ),
                         }
-                        shared.metrics.connections_open.fetch_sub(1, Ordering::Relaxed);
                     });
                 }
                 Err(e) => {

@@ -233,3 +233,27 @@ mod tests {
         assert!(text.contains("tidemark_rows_written_total 12"), "{text}");
     }
 }
+
+/// Counts one open client connection for as long as it lives, also when its task
+/// ends by a panic.
+#[derive(Debug)]
+pub(crate) struct OpenConnection {
+    metrics: std::sync::Arc<Metrics>,
+}
+
+impl OpenConnection {
+    pub(crate) fn new(metrics: std::sync::Arc<Metrics>) -> Self {
+        use std::sync::atomic::Ordering;
+        metrics.connections_total.fetch_add(1, Ordering::Relaxed);
+        metrics.connections_open.fetch_add(1, Ordering::Relaxed);
+        OpenConnection { metrics }
+    }
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.metrics
+            .connections_open
+            .fetch_sub(1, std::sync::atomic::Ordering::Relaxed);
+    }
+}

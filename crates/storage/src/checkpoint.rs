@@ -99,7 +99,7 @@ impl Cut {
 
     /// Decodes and checks a cut file: its frame and checksum, and every table
     /// state and the registry inside it (each has its own checksum too).
-    fn decode(data: &[u8], path: &Path) -> Result<Cut> {
+    pub(crate) fn decode(data: &[u8], path: &Path) -> Result<Cut> {
         let body = unframe(CUT_MAGIC, data, path)?;
         let mut d = Decoder::new(body, path);
         let seq = d.u64()?;

@@ -28,6 +28,8 @@ mod commit;
 pub mod db;
 pub mod error;
 mod fsutil;
+#[doc(hidden)]
+pub mod fuzz;
 mod housekeeping;
 pub mod name;
 mod ops;

@@ -178,6 +178,16 @@ fn hostile_clients_do_not_disturb_the_server() {
     drop(s);
     still_serving(&server);
 
+    // After login: an Execute whose body ends inside its row limit (found by the
+    // pgwire_messages fuzz target; pgwire 0.42.1 panics decoding it). The
+    // connection ends; the server and everyone else go on.
+    let mut s = logged_in(&server);
+    let _ = s.write_all(&[b'E', 0, 0, 0, 6, b'\n', 0]);
+    let end = ending(&mut s);
+    assert!(matches!(end, Ending::Closed | Ending::Error(_)), "{end:?}");
+    drop(s);
+    still_serving(&server);
+
     // After login: a Bind for a statement that does not exist: an error, and the
     // connection stays usable afterwards.
     let mut s = logged_in(&server);

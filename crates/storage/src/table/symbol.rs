@@ -61,6 +61,11 @@ impl SymbolDict {
     /// the committed byte length of the file.
     pub(crate) fn load(path: PathBuf, count: u32) -> Result<(Self, u64)> {
         let data = fsutil::read_file(&path)?;
+        Self::parse(path, &data, count)
+    }
+
+    /// [`SymbolDict::load`] on the file's bytes.
+    pub(crate) fn parse(path: PathBuf, data: &[u8], count: u32) -> Result<(Self, u64)> {
         let bad = |reason: String| StorageError::corrupted(&path, reason);
         if data.len() < HEADER_LEN as usize || data[..16] != header()[..] {
             if data.len() >= 10 && &data[..8] == SYM_MAGIC {

@@ -26,7 +26,7 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
 
 const SEGMENT_MAGIC: &[u8; 8] = b"TMWALSEG";
-const SEGMENT_HEADER: usize = 24;
+pub(crate) const SEGMENT_HEADER: usize = 24;
 const RECORD_MAGIC: u32 = 0x544D_5752; // "RWMT"
 const RECORD_HEADER: usize = 12;
 /// Largest record accepted when reading (a damaged length must not allocate wildly).
@@ -64,7 +64,7 @@ pub(crate) fn encode_record(seq: u64, ops_payload: &[u8]) -> Vec<u8> {
 
 /// Tries to read a record at `pos`: `Some((seq, payload, next_pos))` when a whole,
 /// checksummed record is there.
-fn read_record(data: &[u8], pos: usize) -> Option<(u64, &[u8], usize)> {
+pub(crate) fn read_record(data: &[u8], pos: usize) -> Option<(u64, &[u8], usize)> {
     let h = data.get(pos..pos + RECORD_HEADER)?;
     let magic = u32::from_le_bytes([h[0], h[1], h[2], h[3]]);
     let len = u32::from_le_bytes([h[4], h[5], h[6], h[7]]) as usize;

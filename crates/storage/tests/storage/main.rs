@@ -4,6 +4,7 @@ mod checkpoint;
 mod common;
 mod corruption;
 mod crash;
+mod decoders;
 mod engine;
 mod format_doc;
 mod model;
