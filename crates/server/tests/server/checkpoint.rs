@@ -15,14 +15,6 @@ use crate::harness::{Server, tidemark};
 
 const WRITERS: i64 = 2;
 
-async fn connect(s: &Server) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&s.conninfo("quest"), NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
 async fn column(client: &tokio_postgres::Client, sql: &str) -> Vec<Option<String>> {
     client
         .simple_query(sql)
@@ -112,7 +104,7 @@ async fn cut_survives_a_copy_with(tool: &str) {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     let server = Server::start(&root, &[]);
-    let admin = connect(&server).await;
+    let admin = server.client().await;
     admin
         .batch_execute(
             "CREATE TABLE t1 (ts TIMESTAMP, w BIGINT, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY;
@@ -183,7 +175,7 @@ async fn cut_survives_a_copy_with(tool: &str) {
     std::fs::write(copy.join("_restore"), b"").expect("touch _restore");
     let restored = Server::start(&copy, &[]);
     assert!(!copy.join("_restore").exists() && !copy.join(".checkpoint").exists());
-    let c = connect(&restored).await;
+    let c = restored.client().await;
     // The same gapless prefix of every writer's sequence in both tables: the
     // multi-table commits are wholly in or out of the cut.
     for w in 0..WRITERS {
@@ -264,7 +256,7 @@ async fn checkpoint_mode_survives_restart_and_holds_old_versions() {
         dir.path(),
         &[("TIDEMARK_STORAGE_HOUSEKEEPING_INTERVAL_MS", "50")],
     );
-    let c = connect(&server).await;
+    let c = server.client().await;
     c.batch_execute(
         "CREATE TABLE t (ts TIMESTAMP, v INT) TIMESTAMP(ts) PARTITION BY DAY;
          INSERT INTO t VALUES ('2026-11-21T10:00:00', 1), ('2026-11-21T11:00:00', 2);
@@ -310,7 +302,7 @@ async fn checkpoint_mode_survives_restart_and_holds_old_versions() {
         dir.path(),
         &[("TIDEMARK_STORAGE_HOUSEKEEPING_INTERVAL_MS", "50")],
     );
-    let c = connect(&server).await;
+    let c = server.client().await;
     assert_eq!(
         column(&c, "SELECT in_progress FROM checkpoint_status()").await,
         vec![Some("t".to_string())]
@@ -363,7 +355,7 @@ async fn low_free_space_during_checkpoint_mode_is_logged() {
             ),
         ],
     );
-    let c = connect(&server).await;
+    let c = server.client().await;
     tokio::time::sleep(Duration::from_millis(300)).await;
     assert!(
         server
@@ -393,7 +385,7 @@ async fn restore_failures_are_reported_and_retried() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     let server = Server::start(&root, &[]);
-    let c = connect(&server).await;
+    let c = server.client().await;
     c.batch_execute(
         "CREATE TABLE t (ts TIMESTAMP, v INT) TIMESTAMP(ts) PARTITION BY DAY;
          INSERT INTO t VALUES ('2026-11-21T10:00:00', 1);",
@@ -446,7 +438,7 @@ async fn restore_failures_are_reported_and_retried() {
     // Restored, the copy holds the cut: one row.
     std::fs::write(&cut, &good).expect("repair");
     let restored = Server::start(&copy, &[]);
-    let rc = connect(&restored).await;
+    let rc = restored.client().await;
     assert_eq!(count(&rc, "SELECT count(*) FROM t").await, 1);
 }
 
@@ -455,7 +447,7 @@ async fn a_restore_killed_half_way_is_finished_by_the_next_start() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     let server = Server::start(&root, &[]);
-    let c = connect(&server).await;
+    let c = server.client().await;
     let mut setup = String::new();
     for i in 0..60 {
         setup.push_str(&format!(
@@ -498,7 +490,7 @@ async fn a_restore_killed_half_way_is_finished_by_the_next_start() {
         }
     }
     let restored = Server::start(&copy, &[]);
-    let rc = connect(&restored).await;
+    let rc = restored.client().await;
     for i in 0..60 {
         assert_eq!(
             column(&rc, &format!("SELECT v FROM t{i}")).await,

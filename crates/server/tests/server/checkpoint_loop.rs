@@ -15,14 +15,6 @@ use std::time::Duration;
 
 use crate::harness::Server;
 
-async fn connect(server: &Server) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&server.conninfo("quest"), tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
 /// Transactions writing seq n into both `a` and `b`, n = 0, 1, 2, ...; every 6th
 /// row into the previous day. The number acknowledged so far is in `acked`.
 fn start_writer(
@@ -94,7 +86,7 @@ async fn every_copy_restores_to_exactly_its_cut() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     let server = Server::start(&root, &[]);
-    let admin = connect(&server).await;
+    let admin = server.client().await;
     admin
         .batch_execute(
             "CREATE TABLE a (ts TIMESTAMP, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY; \
@@ -105,7 +97,7 @@ async fn every_copy_restores_to_exactly_its_cut() {
         .expect("schema");
     let acked = Arc::new(AtomicI64::new(0));
     let stop = Arc::new(AtomicBool::new(false));
-    let writer = start_writer(connect(&server).await, acked.clone(), stop.clone());
+    let writer = start_writer(server.client().await, acked.clone(), stop.clone());
     let mut cut_sizes = Vec::new();
     for r in 0..rounds {
         // DDL before the cut: a table the copy must have, and one it must not
@@ -165,7 +157,7 @@ async fn every_copy_restores_to_exactly_its_cut() {
         std::fs::write(copy.join("_restore"), b"").expect("touch _restore");
 
         let restored = Server::start(&copy, &[]);
-        let client = connect(&restored).await;
+        let client = restored.client().await;
         let a = seqs(&client, "a").await;
         let b = seqs(&client, "b").await;
         let k = a.len() as i64;

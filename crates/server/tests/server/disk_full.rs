@@ -77,14 +77,6 @@ impl Drop for SmallDisk {
     }
 }
 
-async fn connect(server: &Server) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&server.conninfo("quest"), tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
 const ENV: [(&str, &str); 2] = [
     ("TIDEMARK_STORAGE_WAL_SEGMENT_MB", "1"),
     ("TIDEMARK_STORAGE_HOUSEKEEPING_INTERVAL_MS", "100"),
@@ -155,7 +147,7 @@ async fn insert_after_freeing(client: &tokio_postgres::Client, from: i64) -> i64
 async fn fill_free_and_restart(disk: &SmallDisk, checkpoint: bool) {
     let root = disk.path().join("root");
     let server = Server::start(&root, &ENV);
-    let client = connect(&server).await;
+    let client = server.client().await;
     client
         .batch_execute(
             "CREATE TABLE t (ts TIMESTAMP, seq BIGINT, sym SYMBOL, pad VARCHAR) TIMESTAMP(ts) PARTITION BY DAY",
@@ -181,7 +173,7 @@ async fn fill_free_and_restart(disk: &SmallDisk, checkpoint: bool) {
         acked = n;
     }
     assert_eq!(count(&client).await, acked);
-    let fresh = connect(&server).await;
+    let fresh = server.client().await;
     assert_eq!(count(&fresh).await, acked, "new connections are served");
     disk.free_ballast();
     let acked = insert_after_freeing(&client, acked).await;
@@ -197,7 +189,7 @@ async fn fill_free_and_restart(disk: &SmallDisk, checkpoint: bool) {
     // SIGKILL, restart: every acknowledged row, nothing else, no corruption.
     drop(server);
     let server = Server::start(&root, &ENV);
-    let client = connect(&server).await;
+    let client = server.client().await;
     let rows = client
         .query("SELECT seq FROM t ORDER BY seq", &[])
         .await
@@ -235,7 +227,7 @@ async fn a_restore_that_finds_the_disk_full_refuses_and_succeeds_once_space_is_f
     };
     let root = disk.path().join("root");
     let server = Server::start(&root, &ENV);
-    let client = connect(&server).await;
+    let client = server.client().await;
     client
         .batch_execute(
             "CREATE TABLE t (ts TIMESTAMP, seq BIGINT, sym SYMBOL, pad VARCHAR) TIMESTAMP(ts) PARTITION BY DAY; \
@@ -273,7 +265,7 @@ async fn a_restore_that_finds_the_disk_full_refuses_and_succeeds_once_space_is_f
     );
     disk.free_ballast();
     let server = Server::start(&root, &ENV);
-    let client = connect(&server).await;
+    let client = server.client().await;
     assert_eq!(count(&client).await, 1000, "back at the cut");
     assert!(!root.join("_restore").exists());
 }

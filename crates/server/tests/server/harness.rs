@@ -103,6 +103,16 @@ impl Server {
         )
     }
 
+    /// A tokio-postgres client logged in as admin (its connection runs on a task).
+    pub(crate) async fn client(&self) -> tokio_postgres::Client {
+        let (client, conn) =
+            tokio_postgres::connect(&self.conninfo("quest"), tokio_postgres::NoTls)
+                .await
+                .expect("connect");
+        tokio::spawn(conn);
+        client
+    }
+
     pub(crate) fn signal(&self, sig: &str) {
         let status = Command::new("kill")
             .args([format!("-{sig}"), self.child.id().to_string()])

@@ -9,14 +9,6 @@ use std::path::Path;
 
 use crate::harness::Server;
 
-async fn connect(server: &Server) -> tokio_postgres::Client {
-    let (client, conn) = tokio_postgres::connect(&server.conninfo("quest"), tokio_postgres::NoTls)
-        .await
-        .expect("connect");
-    tokio::spawn(conn);
-    client
-}
-
 /// `name` as a quoted identifier.
 fn quoted(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -77,7 +69,7 @@ async fn hostile_names_are_stored_safely_or_refused_by_name() {
         ("tab\there".into(), "42602"),
     ];
     let server = Server::start(&root, &[]);
-    let client = connect(&server).await;
+    let client = server.client().await;
     for (i, name) in accepted.iter().enumerate() {
         let t = quoted(name);
         client
@@ -130,7 +122,7 @@ async fn hostile_names_are_stored_safely_or_refused_by_name() {
     drop(client);
     drop(server);
     let server = Server::start(&root, &[]);
-    let client = connect(&server).await;
+    let client = server.client().await;
     for (i, name) in accepted.iter().enumerate() {
         let t = quoted(name);
         let row = client
@@ -167,7 +159,7 @@ async fn hostile_names_are_stored_safely_or_refused_by_name() {
 async fn values_at_the_limits_of_their_types_come_back_exactly() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&dir.path().join("root"), &[]);
-    let client = connect(&server).await;
+    let client = server.client().await;
     client
         .batch_execute(
             "CREATE TABLE lim (ts TIMESTAMP, s SMALLINT, i INT, b BIGINT, r REAL, d DOUBLE, \
@@ -273,7 +265,7 @@ async fn a_huge_value_gets_a_clear_error_without_a_memory_blow_up() {
         &dir.path().join("root"),
         &[("TIDEMARK_SERVER_MAX_MESSAGE_MB", "16")],
     );
-    let client = connect(&server).await;
+    let client = server.client().await;
     client
         .batch_execute(
             "CREATE TABLE big (ts TIMESTAMP, v VARCHAR, b BYTEA) TIMESTAMP(ts) PARTITION BY DAY",
