@@ -896,7 +896,11 @@ impl Session {
                 let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
                 vec![RecordBatch::try_new(schema, arrays)?]
             }
-            None => self.run_query(ast::Statement::Query(source)).await?.1,
+            None => {
+                let mut source = source;
+                name_select_items(&mut source);
+                self.run_query(ast::Statement::Query(source)).await?.1
+            }
         };
         let mut rows = 0u64;
         let mut requests = Vec::new();
@@ -966,6 +970,22 @@ fn parse(sql: &str, wants_catalog: bool) -> Result<Vec<Statement>> {
 }
 
 /// A target column of INSERT as written (`"Price"` keeps its case).
+/// Names the unnamed expressions of an INSERT's SELECT list. INSERT matches
+/// them to columns by position, so `SELECT ts, 'x', 'x'` is fine in PostgreSQL;
+/// DataFusion would refuse the two equal (hence equally named) expressions.
+fn name_select_items(source: &mut ast::Query) {
+    if let ast::SetExpr::Select(select) = source.body.as_mut() {
+        for (i, item) in select.projection.iter_mut().enumerate() {
+            if let ast::SelectItem::UnnamedExpr(expr) = item {
+                *item = ast::SelectItem::ExprWithAlias {
+                    expr: expr.clone(),
+                    alias: ast::Ident::new(format!("__tidemark_insert_{}", i + 1)),
+                };
+            }
+        }
+    }
+}
+
 fn insert_column_name(c: &ast::ObjectName) -> String {
     let name = c.to_string();
     if name.starts_with('"') {
