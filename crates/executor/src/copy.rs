@@ -8,7 +8,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, StringArray};
+use datafusion::arrow::array::{ArrayRef, StringBuilder};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast;
 use tidemark_storage::{Batch, Request, TableMeta};
@@ -162,8 +162,11 @@ pub struct CopyIn {
     pub format: CopyFormat,
     /// Bytes received but not yet ending a whole row.
     pending: Vec<u8>,
-    /// Decoded rows not yet turned into a batch.
-    rows: Vec<Vec<Option<String>>>,
+    /// Decoded fields not yet turned into a batch: one builder per target column
+    /// (values are copied into one buffer per column, not allocated one by one).
+    columns: Vec<StringBuilder>,
+    /// Rows in `columns`.
+    buffered: usize,
     header_skipped: bool,
     line: u64,
     pub(crate) requests: Vec<Request>,
@@ -184,7 +187,8 @@ impl CopyIn {
             header_skipped: !format.header,
             format,
             pending: Vec::new(),
-            rows: Vec::new(),
+            columns: Vec::new(),
+            buffered: 0,
             line: 0,
             requests: Vec::new(),
             row_count: 0,
@@ -260,37 +264,73 @@ impl CopyIn {
                 format!("invalid byte sequence for encoding \"UTF8\" in COPY data: {e}"),
             )
         })?;
-        let rows = if self.format.csv {
-            csv_records(text, &self.format)
+        if self.format.csv {
+            let format = self.format.clone();
+            let outcome = for_each_csv_record(text, &format, |buffer, spans| {
+                let fields: Vec<Option<&str>> = spans
+                    .iter()
+                    .map(|s| s.map(|(a, b)| &buffer[a..b]))
+                    .collect();
+                self.take_record(&fields)
+            });
+            match outcome {
+                Ok(()) => Ok(()),
+                Err(CsvError::Record(e)) => Err(e),
+                Err(CsvError::Unterminated) => {
+                    self.line += 1;
+                    Err(self.bad_row("unterminated CSV quoted field".into()))
+                }
+            }
         } else {
-            text.split_terminator('\n')
-                .map(|l| text_fields(l.strip_suffix('\r').unwrap_or(l), &self.format))
-                .collect()
-        };
-        for fields in rows {
-            self.line += 1;
-            let fields = fields.map_err(|m| self.bad_row(m))?;
-            if !self.header_skipped {
-                self.header_skipped = true;
-                continue;
+            for line in text.split_terminator('\n') {
+                let fields = text_fields(line.strip_suffix('\r').unwrap_or(line), &self.format);
+                match fields {
+                    Ok(fields) => {
+                        let fields: Vec<Option<&str>> =
+                            fields.iter().map(|f| f.as_deref()).collect();
+                        self.take_record(&fields)?;
+                    }
+                    Err(m) => {
+                        self.line += 1;
+                        return Err(self.bad_row(m));
+                    }
+                }
             }
-            if fields.len() == 1 && fields[0].as_deref() == Some("\\.") {
-                continue; // the end-of-data marker psql sends
-            }
-            if fields.len() == 1 && self.targets.len() != 1 && fields[0].as_deref() == Some("") {
-                continue; // an empty line
-            }
-            if fields.len() > self.targets.len() {
-                return Err(self.bad_row("extra data after last expected column".into()));
-            }
-            if fields.len() < self.targets.len() {
-                let missing = &self.meta.columns[self.targets[fields.len()]].name;
-                return Err(self.bad_row(format!("missing data for column \"{missing}\"")));
-            }
-            self.rows.push(fields);
-            if self.rows.len() >= ROWS_PER_BATCH {
-                self.flush_rows()?;
-            }
+            Ok(())
+        }
+    }
+
+    /// One decoded record: checked against the target columns and buffered.
+    fn take_record(&mut self, fields: &[Option<&str>]) -> Result<()> {
+        self.line += 1;
+        if !self.header_skipped {
+            self.header_skipped = true;
+            return Ok(());
+        }
+        if fields.len() == 1 && fields[0] == Some("\\.") {
+            return Ok(()); // the end-of-data marker psql sends
+        }
+        if fields.len() == 1 && self.targets.len() != 1 && fields[0] == Some("") {
+            return Ok(()); // an empty line
+        }
+        if fields.len() > self.targets.len() {
+            return Err(self.bad_row("extra data after last expected column".into()));
+        }
+        if fields.len() < self.targets.len() {
+            let missing = &self.meta.columns[self.targets[fields.len()]].name;
+            return Err(self.bad_row(format!("missing data for column \"{missing}\"")));
+        }
+        if self.columns.is_empty() {
+            self.columns = (0..self.targets.len())
+                .map(|_| StringBuilder::new())
+                .collect();
+        }
+        for (column, value) in self.columns.iter_mut().zip(fields) {
+            column.append_option(*value);
+        }
+        self.buffered += 1;
+        if self.buffered >= ROWS_PER_BATCH {
+            self.flush_rows()?;
         }
         Ok(())
     }
@@ -304,25 +344,21 @@ impl CopyIn {
 
     /// Turns decoded rows into one typed batch (text -> column type, checked).
     fn flush_rows(&mut self) -> Result<()> {
-        if self.rows.is_empty() {
+        if self.buffered == 0 {
             return Ok(());
         }
-        let rows = std::mem::take(&mut self.rows);
+        let rows = std::mem::take(&mut self.buffered);
         let mut batch = Batch::new();
-        for (k, &i) in self.targets.iter().enumerate() {
+        for (column, &i) in self.columns.iter_mut().zip(&self.targets) {
             let c = &self.meta.columns[i];
-            let strings: ArrayRef = Arc::new(
-                rows.iter()
-                    .map(|r| r[k].as_deref())
-                    .collect::<StringArray>(),
-            );
+            let strings: ArrayRef = Arc::new(column.finish());
             let column = array_to_column(&strings, c.column_type, &c.name).map_err(|mut e| {
                 e.message = format!("{} (COPY {})", e.message, self.table);
                 e
             })?;
             batch = batch.with(c.name.clone(), column);
         }
-        self.row_count += rows.len() as u64;
+        self.row_count += rows as u64;
         self.requests.push(Request::Append {
             table: self.table.clone(),
             batch,
@@ -394,26 +430,61 @@ fn text_fields(line: &str, f: &CopyFormat) -> std::result::Result<Vec<Option<Str
     Ok(out)
 }
 
-/// Splits CSV text made of whole records into records of fields. An unquoted
-/// field equal to the NULL string is NULL; a quoted one is always a value.
+/// The records of CSV text as owned fields (what the tests compare).
+#[cfg(test)]
 fn csv_records(
     text: &str,
     f: &CopyFormat,
 ) -> Vec<std::result::Result<Vec<Option<String>>, String>> {
     let mut records = Vec::new();
-    let mut fields = Vec::new();
-    let mut field = String::new();
+    let outcome = for_each_csv_record(text, f, |buffer, spans| {
+        records.push(Ok(spans
+            .iter()
+            .map(|s| s.map(|(a, b)| buffer[a..b].to_string()))
+            .collect()));
+        Ok(())
+    });
+    if outcome.is_err() {
+        records.push(Err("unterminated CSV quoted field".to_string()));
+    }
+    records
+}
+
+/// Why splitting CSV stopped.
+enum CsvError {
+    /// The text ends inside a quoted field.
+    Unterminated,
+    /// `on_record` refused a record.
+    Record(ExecError),
+}
+
+/// Splits CSV text made of whole records, handing each record to `on_record` as
+/// one buffer and the byte span of each field in it. An unquoted field equal to
+/// the NULL string is NULL (`None`); a quoted one is always a value. The buffers
+/// are reused from record to record: no allocation per field or per row.
+fn for_each_csv_record(
+    text: &str,
+    f: &CopyFormat,
+    mut on_record: impl FnMut(&str, &[Option<(usize, usize)>]) -> Result<()>,
+) -> std::result::Result<(), CsvError> {
+    let mut buffer = String::new();
+    let mut spans: Vec<Option<(usize, usize)>> = Vec::new();
+    let mut start = 0;
     let mut quoted = false;
     let mut in_quotes = false;
     let mut chars = text.chars().peekable();
     let mut any = false;
-    let end_field = |field: &mut String, quoted: &mut bool, fields: &mut Vec<Option<String>>| {
-        let value = std::mem::take(field);
-        fields.push(if !*quoted && value == f.null {
+    let end_field = |buffer: &mut String,
+                     start: &mut usize,
+                     quoted: &mut bool,
+                     spans: &mut Vec<Option<(usize, usize)>>| {
+        let value = &buffer[*start..];
+        spans.push(if !*quoted && value == f.null {
             None
         } else {
-            Some(value)
+            Some((*start, buffer.len()))
         });
+        *start = buffer.len();
         *quoted = false;
     };
     while let Some(c) = chars.next() {
@@ -422,35 +493,39 @@ fn csv_records(
             if c == f.escape && chars.peek() == Some(&f.quote) {
                 // `""` (or `\"` with ESCAPE '\') inside quotes is one quote character.
                 chars.next();
-                field.push(f.quote);
+                buffer.push(f.quote);
             } else if c == f.quote {
                 in_quotes = false;
             } else {
-                field.push(c);
+                buffer.push(c);
             }
         } else if c == f.quote {
             in_quotes = true;
             quoted = true;
         } else if c == f.delimiter {
-            end_field(&mut field, &mut quoted, &mut fields);
+            end_field(&mut buffer, &mut start, &mut quoted, &mut spans);
         } else if c == '\n' || c == '\r' {
             if c == '\r' && chars.peek() == Some(&'\n') {
                 chars.next();
             }
-            end_field(&mut field, &mut quoted, &mut fields);
-            records.push(Ok(std::mem::take(&mut fields)));
+            end_field(&mut buffer, &mut start, &mut quoted, &mut spans);
+            on_record(&buffer, &spans).map_err(CsvError::Record)?;
+            buffer.clear();
+            spans.clear();
+            start = 0;
             any = false;
         } else {
-            field.push(c);
+            buffer.push(c);
         }
     }
     if in_quotes {
-        records.push(Err("unterminated CSV quoted field".to_string()));
-    } else if any {
-        end_field(&mut field, &mut quoted, &mut fields);
-        records.push(Ok(fields));
+        return Err(CsvError::Unterminated);
     }
-    records
+    if any {
+        end_field(&mut buffer, &mut start, &mut quoted, &mut spans);
+        on_record(&buffer, &spans).map_err(CsvError::Record)?;
+    }
+    Ok(())
 }
 
 /// Result rows as COPY TO STDOUT sends them: one CopyData message per row.

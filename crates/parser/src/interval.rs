@@ -83,9 +83,11 @@ fn prefix(s: &str) -> Result<(i64, i64), String> {
         None => (s, None),
     };
     let mut parts = date.split('-');
+    // Years 0000-9999, like TIMESTAMP literals: larger ones would overflow the
+    // microsecond arithmetic below (found by fuzzing).
     let y: i64 = parts
         .next()
-        .filter(|p| p.len() >= 4)
+        .filter(|p| p.len() == 4)
         .and_then(|p| p.parse().ok())
         .ok_or_else(bad)?;
     let m: Option<u32> = parts
@@ -173,11 +175,20 @@ fn add_duration(lo: i64, d: &str) -> Result<i64, String> {
         'd' => micros(DAY),
         'w' => micros(7 * DAY),
         'M' | 'y' => {
-            let months = if unit == 'y' { n * 12 } else { n };
+            let months = if unit == 'y' {
+                n.checked_mul(12)
+            } else {
+                Some(n)
+            };
             let days = lo.div_euclid(DAY);
             let (y, m, dd) = civil_from_days(days);
-            let total = y * 12 + (m as i64 - 1) + months;
+            let total = months
+                .and_then(|months| (y * 12 + (m as i64 - 1)).checked_add(months))
+                .ok_or_else(bad)?;
             let (ny, nm) = (total.div_euclid(12), total.rem_euclid(12) as u32 + 1);
+            if !(0..=9999).contains(&ny) {
+                return Err(format!("duration '{d}' ends past the year 9999"));
+            }
             Ok(days_from_civil(ny, nm, dd) * DAY + lo.rem_euclid(DAY))
         }
         _ => Err(bad()),
@@ -233,6 +244,22 @@ mod tests {
     fn iv(s: &str) -> (String, String) {
         let (a, b) = parse(s).unwrap_or_else(|e| panic!("{s}: {e}"));
         (format_ts(a), format_ts(b))
+    }
+
+    #[test]
+    fn out_of_range_years_and_durations_are_errors_not_overflows() {
+        // Found by the fuzz targets: these overflowed the microsecond arithmetic.
+        for bad in [
+            "77777777777",
+            "12345",
+            "2026;9223372036854775807M",
+            "2026;999999999999y",
+            "9999-12;1M",
+        ] {
+            assert!(parse(bad).is_err(), "{bad} must be refused");
+        }
+        assert!(parse("9999-11;1M").is_ok());
+        assert!(parse("0001").is_ok());
     }
 
     #[test]

@@ -25,7 +25,7 @@ use crate::snapshot::{Pins, PreviewFiles, Snapshot};
 use crate::table::column::VerifiedFiles;
 use crate::table::{META_FILE, META_PENDING_FILE, TXN_FILE, TableState};
 use crate::wal::WalWriter;
-use crate::wal::record::encode_ops;
+use crate::wal::record::OpsEncoder;
 
 /// A set of requests that commit together, atomically, as one WAL record.
 #[derive(Debug, Default, Clone)]
@@ -335,14 +335,16 @@ impl Database {
                 &self.inner.verified,
                 self.inner.options.split_min_rows,
             );
-            let mut ops = Vec::new();
+            // Each operation is encoded for the WAL as soon as it is applied and
+            // then dropped: a large COPY never holds its rows twice over.
+            let mut ops = OpsEncoder::new();
             let mut outcome = Ok(());
             for req in tx.requests {
                 match resolve(req, &mut st).and_then(|op| match op {
                     Some(op) => apply(&op, &mut st).map(|_| Some(op)),
                     None => Ok(None),
                 }) {
-                    Ok(Some(op)) => ops.push(op),
+                    Ok(Some(op)) => ops.push(&op),
                     Ok(None) => {}
                     Err(e) => {
                         outcome = Err(e);
@@ -350,8 +352,9 @@ impl Database {
                     }
                 }
             }
-            if outcome.is_ok() && !ops.is_empty() {
-                outcome = w.wal.append(seq, &encode_ops(&ops));
+            let empty = ops.is_empty();
+            if outcome.is_ok() && !empty {
+                outcome = w.wal.append(seq, &ops.finish());
             }
             if let Err(e) = outcome {
                 self.inner.abort(st);
@@ -360,7 +363,7 @@ impl Database {
                 }
                 return Err(e);
             }
-            if ops.is_empty() {
+            if empty {
                 return Ok(CommitReceipt {
                     seq: None,
                     rows_written: 0,

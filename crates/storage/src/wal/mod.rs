@@ -47,19 +47,20 @@ fn segment_header(first_seq: u64) -> Vec<u8> {
     h
 }
 
-/// Encodes one record (header and body).
-pub(crate) fn encode_record(seq: u64, ops_payload: &[u8]) -> Vec<u8> {
+/// A record's header and the start of its body (the sequence number); the
+/// payload follows it. Written apart from the payload, so a large transaction's
+/// payload is never copied into a second buffer.
+fn record_head(seq: u64, ops_payload: &[u8]) -> [u8; RECORD_HEADER + 8] {
     let body_len = (8 + ops_payload.len()) as u32;
-    let mut out = Vec::with_capacity(RECORD_HEADER + body_len as usize);
-    out.extend_from_slice(&RECORD_MAGIC.to_le_bytes());
-    out.extend_from_slice(&body_len.to_le_bytes());
-    out.extend_from_slice(&[0; 4]);
-    out.extend_from_slice(&seq.to_le_bytes());
-    out.extend_from_slice(ops_payload);
-    let crc = crc32c::crc32c(&out[4..8]);
-    let crc = crc32c::crc32c_append(crc, &out[RECORD_HEADER..]);
-    out[8..12].copy_from_slice(&crc.to_le_bytes());
-    out
+    let mut head = [0u8; RECORD_HEADER + 8];
+    head[..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
+    head[4..8].copy_from_slice(&body_len.to_le_bytes());
+    head[RECORD_HEADER..].copy_from_slice(&seq.to_le_bytes());
+    let crc = crc32c::crc32c(&head[4..8]);
+    let crc = crc32c::crc32c_append(crc, &head[RECORD_HEADER..]);
+    let crc = crc32c::crc32c_append(crc, ops_payload);
+    head[8..12].copy_from_slice(&crc.to_le_bytes());
+    head
 }
 
 /// Tries to read a record at `pos`: `Some((seq, payload, next_pos))` when a whole,
@@ -243,13 +244,25 @@ impl WalWriter {
         if self.len >= self.segment_bytes && seq > self.first_seq {
             self.rotate(seq)?;
         }
-        let rec = encode_record(seq, payload);
+        if payload.len() + 8 >= MAX_RECORD {
+            return Err(StorageError::InvalidData(format!(
+                "a transaction of {} bytes is larger than one WAL record can hold ({} bytes): \
+                 split it (for COPY: several COPY statements)",
+                payload.len(),
+                MAX_RECORD - 8
+            )));
+        }
+        let head = record_head(seq, payload);
         use std::os::unix::fs::FileExt;
-        if let Err(e) = self.file.write_all_at(&rec, self.len) {
+        let written = self.file.write_all_at(&head, self.len).and_then(|()| {
+            self.file
+                .write_all_at(payload, self.len + head.len() as u64)
+        });
+        if let Err(e) = written {
             let _ = self.file.set_len(self.len);
             return Err(StorageError::io(&self.path, e));
         }
-        self.len += rec.len() as u64;
+        self.len += (head.len() + payload.len()) as u64;
         Ok(())
     }
 

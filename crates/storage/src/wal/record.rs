@@ -27,10 +27,33 @@ use crate::ops::{Op, RowData};
 use crate::table::meta::{ColumnMeta, TableMeta};
 use crate::types::ColumnType;
 
-pub(crate) fn encode_ops(ops: &[Op]) -> Vec<u8> {
-    let mut e = Encoder::with_capacity(256);
-    e.u32(ops.len() as u32);
-    for op in ops {
+/// A WAL record's payload, built one operation at a time, so a commit can drop
+/// each operation's rows once they are applied and encoded.
+pub(crate) struct OpsEncoder {
+    e: Encoder,
+    count: u32,
+}
+
+impl OpsEncoder {
+    pub(crate) fn new() -> Self {
+        let mut e = Encoder::with_capacity(256);
+        e.u32(0); // the count, set by `finish`
+        OpsEncoder { e, count: 0 }
+    }
+
+    pub(crate) fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    pub(crate) fn finish(self) -> Vec<u8> {
+        let mut payload = self.e.into_inner();
+        payload[..4].copy_from_slice(&self.count.to_le_bytes());
+        payload
+    }
+
+    pub(crate) fn push(&mut self, op: &Op) {
+        self.count += 1;
+        let e = &mut self.e;
         match op {
             Op::CreateTable {
                 id,
@@ -92,17 +115,25 @@ pub(crate) fn encode_ops(ops: &[Op]) -> Vec<u8> {
             Op::Append { table, data } => {
                 e.u8(9);
                 e.u64(*table);
-                encode_rows(&mut e, data);
+                encode_rows(e, data);
             }
             Op::ReplacePartition { table, start, data } => {
                 e.u8(10);
                 e.u64(*table);
                 e.i64(*start);
-                encode_rows(&mut e, data);
+                encode_rows(e, data);
             }
         }
     }
-    e.into_inner()
+}
+
+#[cfg(test)]
+pub(crate) fn encode_ops(ops: &[Op]) -> Vec<u8> {
+    let mut encoder = OpsEncoder::new();
+    for op in ops {
+        encoder.push(op);
+    }
+    encoder.finish()
 }
 
 pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
