@@ -34,6 +34,9 @@ struct Args {
     /// Rows written by the batched INSERT phase (1,000 per statement).
     #[arg(long, default_value_t = 1_000_000)]
     insert_rows: u64,
+    /// Rows per COPY statement (each is one transaction; the 100M-row load is ten).
+    #[arg(long, default_value_t = 10_000_000)]
+    copy_rows_per_statement: u64,
     /// Seconds of single-row INSERTs from 16 connections.
     #[arg(long, default_value_t = 20)]
     single_row_seconds: u64,
@@ -182,7 +185,14 @@ async fn ingest(
             .map_err(|e| format!("{t}: {e}"))?;
     }
     let mut f = Figures {
-        copy_rows_s: workload::copy_in(&client, "trades", csv, args.rows).await?,
+        copy_rows_s: workload::copy_in(
+            &client,
+            "trades",
+            csv,
+            args.rows,
+            args.copy_rows_per_statement.max(1),
+        )
+        .await?,
         ..Default::default()
     };
     f.insert_rows_s =

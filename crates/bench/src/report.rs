@@ -65,10 +65,14 @@ pub(crate) fn render(
 ) -> String {
     let mut s = String::new();
     s.push_str(&format!(
-        "{} rows by COPY; {} rows by batched INSERT (1,000 rows, 5,000 bound parameters per statement); \
-         single-row INSERTs from 16 connections for {} s. Durable defaults: Tidemark `sync`, \
-         PostgreSQL `synchronous_commit=on`.\n\n",
-        args.rows, args.insert_rows, args.single_row_seconds
+        "{} rows by COPY ({} statement(s) of at most {} rows); {} rows by batched INSERT (1,000 rows, \
+         5,000 bound parameters per statement); single-row INSERTs from 16 connections for {} s. \
+         Durable defaults: Tidemark `sync`, PostgreSQL `synchronous_commit=on`.\n\n",
+        args.rows,
+        args.rows.div_ceil(args.copy_rows_per_statement.max(1)),
+        args.copy_rows_per_statement,
+        args.insert_rows,
+        args.single_row_seconds
     ));
     s.push_str("| ingest | Tidemark | PostgreSQL | Tidemark / PostgreSQL | goal |\n|---|---:|---:|---:|---|\n");
     let goal = |ok: bool, text: &str| format!("{text}: {}", if ok { "met" } else { "**missed**" });

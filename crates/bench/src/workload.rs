@@ -50,27 +50,59 @@ pub(crate) fn create_table(system: System, name: &str) -> String {
     }
 }
 
-/// COPY the CSV file into `table`; rows per second.
-pub(crate) async fn copy_in(client: &Client, table: &str, csv: &Path, rows: u64) -> Result<f64> {
+/// COPY the CSV file into `table`, one COPY statement per `per_statement` rows (a
+/// COPY is one transaction, and a Tidemark transaction is one WAL record of at most
+/// 2 GiB: larger loads are split, on every system alike); rows per second.
+pub(crate) async fn copy_in(
+    client: &Client,
+    table: &str,
+    csv: &Path,
+    rows: u64,
+    per_statement: u64,
+) -> Result<f64> {
     let started = Instant::now();
-    let sink = client
-        .copy_in(&format!("COPY {table} FROM STDIN WITH (FORMAT csv)"))
-        .await
-        .map_err(err("COPY"))?;
-    futures::pin_mut!(sink);
+    let sql = format!("COPY {table} FROM STDIN WITH (FORMAT csv)");
     // A plain blocking read, 1 MiB at a time: negligible next to sending it.
     let mut file = std::fs::File::open(csv).map_err(|e| e.to_string())?;
     let mut buf = vec![0u8; 1 << 20];
+    let mut copied = 0u64;
+    let mut sink = Box::pin(client.copy_in(&sql).await.map_err(err("COPY"))?);
+    let mut in_statement = 0u64;
     loop {
         let n = std::io::Read::read(&mut file, &mut buf).map_err(|e| e.to_string())?;
         if n == 0 {
             break;
         }
-        sink.send(bytes::Bytes::copy_from_slice(&buf[..n]))
-            .await
-            .map_err(err("COPY data"))?;
+        let mut chunk = &buf[..n];
+        while !chunk.is_empty() {
+            // Send up to the line that completes this statement's share, then start
+            // the next COPY with the rest.
+            let room = per_statement - in_statement;
+            let (take, lines) = match chunk
+                .iter()
+                .enumerate()
+                .filter(|(_, b)| **b == b'\n')
+                .nth(room as usize - 1)
+            {
+                Some((i, _)) => (i + 1, room),
+                None => (
+                    chunk.len(),
+                    chunk.iter().filter(|b| **b == b'\n').count() as u64,
+                ),
+            };
+            sink.send(bytes::Bytes::copy_from_slice(&chunk[..take]))
+                .await
+                .map_err(err("COPY data"))?;
+            in_statement += lines;
+            chunk = &chunk[take..];
+            if in_statement == per_statement {
+                copied += sink.as_mut().finish().await.map_err(err("COPY end"))?;
+                sink = Box::pin(client.copy_in(&sql).await.map_err(err("COPY"))?);
+                in_statement = 0;
+            }
+        }
     }
-    let copied = sink.finish().await.map_err(err("COPY end"))?;
+    copied += sink.as_mut().finish().await.map_err(err("COPY end"))?;
     if copied != rows {
         return Err(format!("COPY loaded {copied} rows, expected {rows}"));
     }
