@@ -671,20 +671,25 @@ impl Inner {
         self.flush_and_take_catalog().map(|c| c.seq)
     }
 
-    /// Undoes a failed commit's staging. In checkpoint mode the files it created
-    /// are handed to housekeeping instead of deleted: nothing under the root may
-    /// vanish while it is being copied.
+    /// Undoes a failed commit's staging and removes the files it created, at once
+    /// even in checkpoint mode: a retried CREATE TABLE reuses the table's id and
+    /// directory, which a removal deferred to RELEASE would then delete.
     fn abort(&self, st: Staging<'_>) {
         let created = st.abort_keeping_files();
-        self.remove_or_defer(created);
+        self.remove_now(created);
     }
 
     /// Deletes unreferenced `paths` now, or at RELEASE when in checkpoint mode.
+    /// Only for paths no later commit can reuse (a preview's private area).
     fn remove_or_defer(&self, paths: Vec<PathBuf>) {
         if self.garbage.is_paused() {
             self.garbage.add(0, paths);
             return;
         }
+        self.remove_now(paths);
+    }
+
+    fn remove_now(&self, paths: Vec<PathBuf>) {
         for p in paths.iter().rev() {
             self.verified.forget_under(p);
             if let Err(e) = fsutil::remove_path(p) {
