@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use futures::SinkExt;
@@ -157,6 +157,53 @@ pub(crate) async fn batched_insert(
     Ok(i as f64 / started.elapsed().as_secs_f64())
 }
 
+/// One writer task: its commits' start and duration.
+type Writer = tokio::task::JoinHandle<Result<Vec<(Instant, Duration)>>>;
+
+/// Starts `connections` clients that each commit single rows (row indexes taken
+/// from `next`) into `table` until `stop` is set; each returns its commits' start
+/// and duration.
+async fn single_row_writers(
+    conninfo: &str,
+    table: &str,
+    connections: u64,
+    next: Arc<AtomicU64>,
+    stop: Arc<AtomicBool>,
+) -> Result<Vec<Writer>> {
+    let mut tasks = Vec::new();
+    for _ in 0..connections {
+        let client = connect(conninfo).await?;
+        let (next, stop, table) = (next.clone(), stop.clone(), table.to_string());
+        tasks.push(tokio::spawn(async move {
+            let stmt = client
+                .prepare(&format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)"))
+                .await
+                .map_err(err("prepare INSERT"))?;
+            let mut commits = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let r = data::row(next.fetch_add(1, Ordering::Relaxed));
+                let t = Instant::now();
+                client
+                    .execute(&stmt, &[&r.ts, &r.sym, &r.side, &r.price, &r.amount])
+                    .await
+                    .map_err(err("INSERT"))?;
+                commits.push((t, t.elapsed()));
+            }
+            Ok(commits)
+        }));
+    }
+    Ok(tasks)
+}
+
+/// Every commit the writers made, once they have stopped.
+async fn collect_commits(tasks: Vec<Writer>) -> Result<Vec<(Instant, Duration)>> {
+    let mut all = Vec::new();
+    for t in tasks {
+        all.extend(t.await.map_err(|e| e.to_string())??);
+    }
+    Ok(all)
+}
+
 /// Single-row INSERTs (each its own durable commit) from `connections` connections
 /// for `duration`; rows per second and the commit latencies' p50 and p99 (ms).
 pub(crate) async fn single_row_inserts(
@@ -165,35 +212,23 @@ pub(crate) async fn single_row_inserts(
     connections: u64,
     duration: Duration,
 ) -> Result<(f64, f64, f64)> {
-    let next = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + duration;
-    let mut tasks = Vec::new();
-    for _ in 0..connections {
-        let client = connect(conninfo).await?;
-        let (next, table) = (next.clone(), table.to_string());
-        tasks.push(tokio::spawn(async move {
-            let stmt = client
-                .prepare(&format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)"))
-                .await
-                .map_err(err("prepare INSERT"))?;
-            let mut latencies = Vec::new();
-            while Instant::now() < deadline {
-                let r = data::row(next.fetch_add(1, Ordering::Relaxed));
-                let t = Instant::now();
-                client
-                    .execute(&stmt, &[&r.ts, &r.sym, &r.side, &r.price, &r.amount])
-                    .await
-                    .map_err(err("INSERT"))?;
-                latencies.push(t.elapsed().as_secs_f64() * 1000.0);
-            }
-            Ok::<_, String>(latencies)
-        }));
-    }
+    let stop = Arc::new(AtomicBool::new(false));
+    let tasks = single_row_writers(
+        conninfo,
+        table,
+        connections,
+        Arc::new(AtomicU64::new(0)),
+        stop.clone(),
+    )
+    .await?;
     let started = Instant::now();
-    let mut all = Vec::new();
-    for t in tasks {
-        all.extend(t.await.map_err(|e| e.to_string())??);
-    }
+    tokio::time::sleep(duration).await;
+    stop.store(true, Ordering::Relaxed);
+    let mut all: Vec<f64> = collect_commits(tasks)
+        .await?
+        .iter()
+        .map(|(_, d)| d.as_secs_f64() * 1000.0)
+        .collect();
     let rate = all.len() as f64 / started.elapsed().as_secs_f64();
     all.sort_by(f64::total_cmp);
     let pct = |p: f64| {
@@ -215,30 +250,10 @@ pub(crate) async fn checkpoint_under_load(
     table: &str,
     rounds: usize,
 ) -> Result<(f64, f64)> {
-    let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let stop = Arc::new(AtomicBool::new(false));
+    // Row indexes far from the single-row phase's, so the two never collide.
     let next = Arc::new(AtomicU64::new(1 << 40));
-    let mut load = Vec::new();
-    for _ in 0..4 {
-        let client = connect(conninfo).await?;
-        let (stop, next, table) = (stop.clone(), next.clone(), table.to_string());
-        load.push(tokio::spawn(async move {
-            let stmt = client
-                .prepare(&format!("INSERT INTO {table} VALUES ($1, $2, $3, $4, $5)"))
-                .await
-                .map_err(err("prepare INSERT"))?;
-            let mut commits: Vec<(Instant, Duration)> = Vec::new();
-            while !stop.load(Ordering::Relaxed) {
-                let r = data::row(next.fetch_add(1, Ordering::Relaxed));
-                let t = Instant::now();
-                client
-                    .execute(&stmt, &[&r.ts, &r.sym, &r.side, &r.price, &r.amount])
-                    .await
-                    .map_err(err("INSERT"))?;
-                commits.push((t, t.elapsed()));
-            }
-            Ok::<_, String>(commits)
-        }));
-    }
+    let load = single_row_writers(conninfo, table, 4, next, stop.clone()).await?;
     let admin = connect(conninfo).await?;
     let (create, release) = match system {
         System::Tidemark => ("CHECKPOINT CREATE", "CHECKPOINT RELEASE"),
@@ -258,10 +273,7 @@ pub(crate) async fn checkpoint_under_load(
     }
     tokio::time::sleep(Duration::from_millis(200)).await;
     stop.store(true, Ordering::Relaxed);
-    let mut commits = Vec::new();
-    for t in load {
-        commits.extend(t.await.map_err(|e| e.to_string())??);
-    }
+    let commits = collect_commits(load).await?;
     let overlaps = |(a, da): &(Instant, Duration), (b, db): &(Instant, Duration)| {
         *a < *b + *db && *b < *a + *da
     };

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::harness::Server;
+use crate::harness::{Server, length_from_env};
 
 /// Transactions writing seq n into both `a` and `b`, n = 0, 1, 2, ...; every 6th
 /// row into the previous day. The number acknowledged so far is in `acked`.
@@ -79,10 +79,7 @@ async fn columns_of(client: &tokio_postgres::Client, table: &str) -> Vec<String>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn every_copy_restores_to_exactly_its_cut() {
-    let rounds: i64 = std::env::var("TIDEMARK_CHECKPOINT_LOOP_ROUNDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(3);
+    let rounds: i64 = length_from_env("TIDEMARK_CHECKPOINT_LOOP_ROUNDS", 3);
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     let server = Server::start(&root, &[]);

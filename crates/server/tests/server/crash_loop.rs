@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 use parking_lot::Mutex;
 use rand::Rng;
 
-use crate::harness::Server;
+use crate::harness::{Server, length_from_env};
 
 /// What the clients were told, and what they sent without hearing back.
 #[derive(Debug, Default)]
@@ -45,14 +45,6 @@ fn ts(n: i64) -> String {
         n % 60,
         n % 1_000_000
     )
-}
-
-async fn connect(server: &Server) -> Option<tokio_postgres::Client> {
-    let (client, conn) = tokio_postgres::connect(&server.conninfo("quest"), tokio_postgres::NoTls)
-        .await
-        .ok()?;
-    tokio::spawn(conn);
-    Some(client)
 }
 
 /// BEGIN; INSERT INTO a; INSERT INTO b; COMMIT — until an error (the kill).
@@ -243,10 +235,7 @@ async fn check(client: &tokio_postgres::Client, model: &Mutex<Model>, kill: usiz
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_commits_survive_sigkill_under_mixed_load() {
-    let kills: usize = std::env::var("TIDEMARK_CRASH_LOOP_KILLS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let kills: usize = length_from_env("TIDEMARK_CRASH_LOOP_KILLS", 4);
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     let env = [("TIDEMARK_STORAGE_HOUSEKEEPING_INTERVAL_MS", "20")];
@@ -255,7 +244,7 @@ async fn acknowledged_commits_survive_sigkill_under_mixed_load() {
     let mut slowest_start = Duration::ZERO;
     let mut server = Server::start(&root, &env);
     {
-        let client = connect(&server).await.expect("connect");
+        let client = server.client().await;
         client
             .batch_execute(
                 "CREATE TABLE a (ts TIMESTAMP, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY; \
@@ -268,11 +257,7 @@ async fn acknowledged_commits_survive_sigkill_under_mixed_load() {
     for kill in 0..kills {
         let stop = Arc::new(AtomicBool::new(false));
         let mut tasks = Vec::new();
-        let clients: Vec<_> = futures::future::join_all((0..4).map(|_| connect(&server)))
-            .await
-            .into_iter()
-            .map(|c| c.expect("connect"))
-            .collect();
+        let clients = futures::future::join_all((0..4).map(|_| server.client())).await;
         let mut clients = clients.into_iter();
         let mut next = || clients.next().expect("client");
         tasks.push(tokio::spawn(ledger(next(), model.clone(), stop.clone())));
@@ -287,9 +272,8 @@ async fn acknowledged_commits_survive_sigkill_under_mixed_load() {
         let started = Instant::now();
         server = Server::start(&root, &env);
         slowest_start = slowest_start.max(started.elapsed());
-        let client = connect(&server)
-            .await
-            .expect("serves at once after restart");
+        // Serves at once: the client panics if it cannot connect.
+        let client = server.client().await;
         check(&client, &model, kill).await;
         stop.store(true, Ordering::SeqCst);
     }

@@ -144,6 +144,32 @@ impl Drop for Server {
     }
 }
 
+/// A size in bytes from `/proc/<pid>/status` (`field` is e.g. `VmHWM` or `RssAnon`);
+/// 0 when the process or the field is gone.
+pub(crate) fn proc_status_bytes(pid: u32, field: &str) -> u64 {
+    std::fs::read_to_string(format!("/proc/{pid}/status"))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| {
+                    l.strip_prefix(field)
+                        .is_some_and(|rest| rest.starts_with(':'))
+                })
+                .and_then(|l| l.split_whitespace().nth(1))
+                .and_then(|kb| kb.parse::<u64>().ok())
+        })
+        .map_or(0, |kb| kb * 1024)
+}
+
+/// A suite's length from the environment variable `name` (a count or seconds),
+/// `default` when it is unset or not a number.
+pub(crate) fn length_from_env<T: std::str::FromStr>(name: &str, default: T) -> T {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 /// A self-signed certificate and its key, written into `dir` by openssl; their paths.
 pub(crate) fn self_signed_cert(dir: &Path) -> (String, String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));

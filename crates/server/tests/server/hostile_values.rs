@@ -7,7 +7,7 @@
 
 use std::path::Path;
 
-use crate::harness::Server;
+use crate::harness::{Server, proc_status_bytes};
 
 /// `name` as a quoted identifier.
 fn quoted(name: &str) -> String {
@@ -246,18 +246,6 @@ async fn values_at_the_limits_of_their_types_come_back_exactly() {
     assert_eq!(rows, ["4"], "no failed statement left a row");
 }
 
-fn peak_rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("VmHWM:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
-}
-
 #[tokio::test]
 async fn a_huge_value_gets_a_clear_error_without_a_memory_blow_up() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -327,7 +315,7 @@ async fn a_huge_value_gets_a_clear_error_without_a_memory_blow_up() {
         .expect("read")
         .get(0);
     assert_eq!(len, 8 << 20);
-    let peak = peak_rss_bytes(server.child.id());
+    let peak = proc_status_bytes(server.child.id(), "VmHWM");
     assert!(
         peak < 700 << 20,
         "peak RSS {} MiB for 100 MiB values that were refused",

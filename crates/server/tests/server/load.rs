@@ -9,22 +9,14 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::{Duration, Instant};
 
-use crate::harness::Server;
+use crate::harness::{Server, length_from_env, proc_status_bytes};
 
 const CONNECTIONS: usize = 64;
 
 /// Anonymous resident memory (heap and stacks): file pages the server maps grow with
 /// the data and are the page cache's, not a leak.
 fn rss_bytes(pid: u32) -> u64 {
-    std::fs::read_to_string(format!("/proc/{pid}/status"))
-        .ok()
-        .and_then(|s| {
-            s.lines()
-                .find(|l| l.starts_with("RssAnon:"))
-                .and_then(|l| l.split_whitespace().nth(1))
-                .and_then(|kb| kb.parse::<u64>().ok())
-        })
-        .map_or(0, |kb| kb * 1024)
+    proc_status_bytes(pid, "RssAnon")
 }
 
 /// One client's statements, by its number: writers insert single rows and small
@@ -72,10 +64,7 @@ async fn client_loop(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sixty_four_connections_of_mixed_load_without_errors_or_memory_growth() {
-    let seconds: u64 = std::env::var("TIDEMARK_LOAD_SECONDS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(6);
+    let seconds: u64 = length_from_env("TIDEMARK_LOAD_SECONDS", 6);
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&dir.path().join("root"), &[]);
     let conninfo = server.conninfo("quest");
