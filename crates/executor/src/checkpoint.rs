@@ -1,4 +1,5 @@
-//! `CHECKPOINT CREATE | RELEASE` and the `checkpoint_status()` table function.
+//! `CHECKPOINT CREATE | RELEASE`, plain `CHECKPOINT`, and the
+//! `checkpoint_status()` table function.
 
 use std::sync::Arc;
 use std::time::UNIX_EPOCH;
@@ -22,6 +23,12 @@ use crate::session::{Output, Session, run_blocking};
 pub(crate) async fn run(session: &mut Session, action: CheckpointAction) -> Result<Output> {
     let db = session.database().clone();
     match action {
+        CheckpointAction::Flush => {
+            // As in PostgreSQL: everything committed goes to the data files (here:
+            // the write buffer is applied), and they are made durable.
+            run_blocking(move || db.apply_buffer().and_then(|_| db.flush())).await?;
+            Ok(Output::command("CHECKPOINT"))
+        }
         CheckpointAction::Create => {
             run_blocking(move || db.checkpoint_create()).await?;
             Ok(Output::command("CHECKPOINT CREATE"))

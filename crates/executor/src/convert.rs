@@ -13,7 +13,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options};
 use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, Int32Type};
-use tidemark_storage::{Column, ColumnChunk, ColumnType, Mapped, TableReader, Values, VarData};
+use tidemark_storage::{
+    Column, ColumnChunk, ColumnType, Mapped, Piece, RowSource, TableReader, Values, VarData,
+};
 
 use crate::error::{ExecError, Result, sqlstate};
 use crate::types::{arrow_type, pg_name};
@@ -93,6 +95,61 @@ pub(crate) fn read_array(
             Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values)?)
         }
     })
+}
+
+/// Rows `rows` of column `name` of buffered run `run`, as an Arrow array of the
+/// column's scan type. For a SYMBOL column, `dictionary` is its `symbol_values`.
+pub(crate) fn read_run_array(
+    reader: &TableReader,
+    run: usize,
+    name: &str,
+    rows: Range<usize>,
+    dictionary: Option<&ArrayRef>,
+) -> Result<ArrayRef> {
+    let raw = reader.run_column_raw(run, name, rows)?;
+    let t = reader
+        .meta()
+        .column_index(name)
+        .map(|i| reader.meta().columns[i].column_type)
+        .ok_or_else(|| {
+            ExecError::new(
+                sqlstate::UNDEFINED_COLUMN,
+                format!("column \"{name}\" does not exist"),
+            )
+        })?;
+    if t != ColumnType::Symbol {
+        return column_to_array(&raw, t);
+    }
+    // SYMBOL: the buffered keys are the dictionary keys; -1 or a NULL flag is NULL.
+    let Values::Int(keys) = &raw.values else {
+        return Err(ExecError::new(
+            sqlstate::INTERNAL_ERROR,
+            format!("buffered SYMBOL column \"{name}\" holds no keys"),
+        ));
+    };
+    let keys = PrimitiveArray::<Int32Type>::from_iter(
+        keys.iter()
+            .enumerate()
+            .map(|(i, &k)| (k >= 0 && !raw.is_null(i)).then_some(k)),
+    );
+    let values = match dictionary {
+        Some(d) => d.clone(),
+        None => symbol_values(reader, name)?,
+    };
+    Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values)?))
+}
+
+/// Rows of column `name` of one scan piece, as an Arrow array.
+pub(crate) fn read_piece_array(
+    reader: &TableReader,
+    piece: &Piece,
+    name: &str,
+    dictionary: Option<&ArrayRef>,
+) -> Result<ArrayRef> {
+    match piece.source {
+        RowSource::Part(p) => read_array(reader, p, name, piece.rows.clone(), dictionary),
+        RowSource::Run(r) => read_run_array(reader, r, name, piece.rows.clone(), dictionary),
+    }
 }
 
 /// A primitive array whose values buffer is the mapped column file itself.

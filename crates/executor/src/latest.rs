@@ -22,10 +22,10 @@ use datafusion::arrow::datatypes::Int32Type;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::LatestOn;
-use tidemark_storage::TableReader;
+use tidemark_storage::{Piece, TableReader};
 use tidemark_storage::types::ColumnType;
 
-use crate::convert::{read_array, symbol_values};
+use crate::convert::{read_piece_array, symbol_values};
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::rewrite::{parse_query, quote_ident};
@@ -142,7 +142,7 @@ pub(crate) async fn run(
 /// The name under which the statement sees the rows `newest_per_key` found.
 const NEWEST_ROWS: &str = "__tidemark_latest";
 
-/// Rows read per step while walking a part backwards.
+/// Rows read per step while walking a piece backwards.
 const STEP_ROWS: usize = 64 * 1024;
 
 /// The last row of every distinct `keys` combination (NULL is a key like any
@@ -177,15 +177,21 @@ fn newest_per_key(reader: &TableReader, keys: &[usize]) -> Result<RecordBatch> {
     let mut seen_rows: HashSet<Vec<u8>> = HashSet::new();
     let mut found = 0usize;
     let mut picks: Vec<(usize, usize)> = Vec::new();
-    let parts = reader.partitions();
-    'parts: for part in (0..parts.len()).rev() {
-        let mut end = parts[part].rows as usize;
-        while end > 0 {
-            let start = end.saturating_sub(STEP_ROWS);
+    // The table's rows in timestamp order (files and buffered rows), walked
+    // from the newest piece backwards.
+    let pieces = reader.scan(i64::MIN, i64::MAX)?.pieces;
+    'pieces: for (index, piece) in pieces.iter().enumerate().rev() {
+        let mut end = piece.rows.end;
+        while end > piece.rows.start {
+            let start = end.saturating_sub(STEP_ROWS).max(piece.rows.start);
+            let step = Piece {
+                source: piece.source,
+                rows: start..end,
+            };
             let arrays = names
                 .iter()
                 .zip(&dictionaries)
-                .map(|(n, d)| read_array(reader, part, n, start..end, d.as_ref()))
+                .map(|(n, d)| read_piece_array(reader, &step, n, d.as_ref()))
                 .collect::<Result<Vec<_>>>()?;
             if let Some(values) = single_symbol {
                 let dictionary = arrays[0].as_dictionary::<Int32Type>();
@@ -199,9 +205,9 @@ fn newest_per_key(reader: &TableReader, keys: &[usize]) -> Result<RecordBatch> {
                     if !symbol_seen[slot] {
                         symbol_seen[slot] = true;
                         found += 1;
-                        picks.push((part, start + i));
+                        picks.push((index, start + i));
                         if found == values + 1 {
-                            break 'parts;
+                            break 'pieces;
                         }
                     }
                 }
@@ -209,7 +215,7 @@ fn newest_per_key(reader: &TableReader, keys: &[usize]) -> Result<RecordBatch> {
                 let rows = converter.convert_columns(&arrays)?;
                 for i in (0..rows.num_rows()).rev() {
                     if seen_rows.insert(rows.row(i).as_ref().to_vec()) {
-                        picks.push((part, start + i));
+                        picks.push((index, start + i));
                     }
                 }
             }
@@ -226,22 +232,20 @@ fn newest_per_key(reader: &TableReader, keys: &[usize]) -> Result<RecordBatch> {
                 ColumnType::Symbol => Some(symbol_values(reader, &column.name)?),
                 _ => None,
             };
-            let pieces = picks
+            let picked = picks
                 .iter()
-                .map(|&(part, row)| {
-                    read_array(
-                        reader,
-                        part,
-                        &column.name,
-                        row..row + 1,
-                        dictionary.as_ref(),
-                    )
+                .map(|&(index, row)| {
+                    let one = Piece {
+                        source: pieces[index].source,
+                        rows: row..row + 1,
+                    };
+                    read_piece_array(reader, &one, &column.name, dictionary.as_ref())
                 })
                 .collect::<Result<Vec<_>>>()?;
-            if pieces.is_empty() {
+            if picked.is_empty() {
                 return Ok(new_empty_array(field.data_type()));
             }
-            let refs: Vec<&dyn Array> = pieces.iter().map(|a| a.as_ref()).collect();
+            let refs: Vec<&dyn Array> = picked.iter().map(|a| a.as_ref()).collect();
             Ok(concat(&refs)?)
         })
         .collect::<Result<Vec<ArrayRef>>>()?;

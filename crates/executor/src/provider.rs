@@ -7,7 +7,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::ArrayRef;
+use datafusion::arrow::array::{Array, ArrayRef};
+use datafusion::arrow::compute::concat;
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
@@ -19,9 +20,9 @@ use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProvide
 use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
 use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
 use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
-use tidemark_storage::{Snapshot, TableReader};
+use tidemark_storage::{Piece, RowSource, Snapshot, TableReader};
 
-use crate::convert::{read_array, symbol_values};
+use crate::convert::{read_piece_array, symbol_values};
 use crate::types::arrow_type;
 
 /// Rows per Arrow batch handed to DataFusion.
@@ -144,45 +145,40 @@ impl TableProvider for StorageTable {
             .iter()
             .map(|&i| self.schema.field(i).name().clone())
             .collect();
-        // Planning decides which parts and rows to read (metadata and a binary
-        // search); the rows themselves are read when the stream is polled.
-        let mut ranges = Vec::new();
-        let mut scanned = 0usize;
-        let parts = self.reader.partitions();
-        for (i, part) in parts.iter().enumerate() {
-            if lo >= hi || part.rows == 0 || part.max_ts < lo || part.min_ts >= hi {
-                self.scans.parts_pruned.fetch_add(1, Ordering::Relaxed);
-                continue;
-            }
-            let rows = if lo == i64::MIN && hi == i64::MAX {
-                0..part.rows as usize
-            } else {
-                self.reader
-                    .timestamp_row_range(i, lo, hi)
-                    .map_err(|e| to_df(e.into()))?
-            };
-            self.scans.parts_scanned.fetch_add(1, Ordering::Relaxed);
-            scanned += 1;
-            if !rows.is_empty() {
-                ranges.push((i, rows));
-            }
-        }
+        // Planning decides which rows to read, from which parts and buffered
+        // runs, in timestamp order (metadata, binary searches, and a merge of the
+        // timestamps where buffered rows interleave with the files); the rows
+        // themselves are read when the stream is polled.
+        let plan = self.reader.scan(lo, hi).map_err(|e| to_df(e.into()))?;
+        self.scans
+            .parts_scanned
+            .fetch_add(plan.parts_scanned, Ordering::Relaxed);
+        self.scans
+            .parts_pruned
+            .fetch_add(plan.parts_pruned, Ordering::Relaxed);
         let range = match (lo, hi) {
             (i64::MIN, i64::MAX) => String::new(),
             (lo, hi) => format!(", timestamp range [{lo}, {hi}) µs"),
         };
+        let buffered: usize = plan
+            .pieces
+            .iter()
+            .filter(|p| matches!(p.source, RowSource::Run(_)))
+            .map(|p| p.rows.len())
+            .sum();
         self.scans.log.lock().push(format!(
-            "table={}: partitions scanned {scanned} of {}, rows {}, columns [{}]{range}",
+            "table={}: partitions scanned {} of {}, rows {} ({buffered} buffered), columns [{}]{range}",
             self.reader.name(),
-            parts.len(),
-            ranges.iter().map(|(_, r)| r.len()).sum::<usize>(),
+            plan.parts_scanned,
+            plan.parts_scanned + plan.parts_pruned,
+            plan.rows(),
             names.join(", ")
         ));
         let stream = PartScan {
             reader: self.reader.clone(),
             schema: projected.clone(),
             names,
-            ranges,
+            pieces: plan.pieces,
         };
         Ok(Arc::new(StreamingTableExec::try_new(
             projected,
@@ -201,8 +197,36 @@ struct PartScan {
     reader: TableReader,
     schema: SchemaRef,
     names: Vec<String>,
-    /// (part index, row range), in timestamp order.
-    ranges: Vec<(usize, std::ops::Range<usize>)>,
+    /// The pieces of parts and buffered runs, in timestamp order.
+    pieces: Vec<Piece>,
+}
+
+/// `pieces` cut and grouped into batches of at most `BATCH_ROWS` rows: a long
+/// piece becomes several batches, short neighbours share one.
+fn batches_of(pieces: &[Piece]) -> Vec<Vec<Piece>> {
+    let mut out: Vec<Vec<Piece>> = Vec::new();
+    let mut current: Vec<Piece> = Vec::new();
+    let mut rows = 0;
+    for p in pieces {
+        let mut start = p.rows.start;
+        while start < p.rows.end {
+            let take = (p.rows.end - start).min(BATCH_ROWS - rows);
+            current.push(Piece {
+                source: p.source,
+                rows: start..start + take,
+            });
+            rows += take;
+            start += take;
+            if rows == BATCH_ROWS {
+                out.push(std::mem::take(&mut current));
+                rows = 0;
+            }
+        }
+    }
+    if !current.is_empty() {
+        out.push(current);
+    }
+    out
 }
 
 impl PartitionStream for PartScan {
@@ -211,15 +235,7 @@ impl PartitionStream for PartScan {
     }
 
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let chunks: Vec<(usize, std::ops::Range<usize>)> = self
-            .ranges
-            .iter()
-            .flat_map(|(part, rows)| {
-                (rows.start..rows.end)
-                    .step_by(BATCH_ROWS)
-                    .map(move |s| (*part, s..(s + BATCH_ROWS).min(rows.end)))
-            })
-            .collect();
+        let batches = batches_of(&self.pieces);
         let (reader, schema, names) =
             (self.reader.clone(), self.schema.clone(), self.names.clone());
         // SYMBOL dictionaries are the same for every batch of the scan: build them once.
@@ -235,20 +251,32 @@ impl PartitionStream for PartScan {
                 _ => Ok(None),
             })
             .collect();
-        let batches = chunks
+        let batches = batches
             .into_iter()
-            .map(move |(part, rows)| -> DfResult<RecordBatch> {
+            .map(move |pieces| -> DfResult<RecordBatch> {
                 let dictionaries = dictionaries.as_ref().map_err(|e| to_df(e.clone()))?;
+                let rows: usize = pieces.iter().map(|p| p.rows.len()).sum();
                 let arrays = names
                     .iter()
                     .zip(dictionaries)
                     .map(|(n, d)| {
-                        read_array(&reader, part, n, rows.clone(), d.as_ref()).map_err(to_df)
+                        let parts = pieces
+                            .iter()
+                            .map(|p| read_piece_array(&reader, p, n, d.as_ref()))
+                            .collect::<crate::error::Result<Vec<_>>>()
+                            .map_err(to_df)?;
+                        match parts.as_slice() {
+                            [one] => Ok(one.clone()),
+                            many => {
+                                let refs: Vec<&dyn Array> = many.iter().map(|a| a.as_ref()).collect();
+                                Ok(concat(&refs)?)
+                            }
+                        }
                     })
                     .collect::<DfResult<Vec<_>>>()?;
                 if arrays.is_empty() {
                     let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
-                        .with_row_count(Some(rows.len()));
+                        .with_row_count(Some(rows));
                     return Ok(RecordBatch::try_new_with_options(
                         schema.clone(),
                         arrays,

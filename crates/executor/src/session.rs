@@ -683,14 +683,18 @@ impl Session {
     pub(crate) async fn submit(&mut self, requests: Vec<Request>) -> Result<u64> {
         match &mut self.tx {
             Some(tx) => {
-                tx.requests.extend(requests);
+                // Staged on the transaction's own view at once: in memory, and
+                // only this statement's requests.
+                self.db.stage(tx, requests)?;
                 Ok(0)
             }
             None => {
                 let db = self.db.clone();
-                Ok(run_blocking(move || db.commit(Transaction { requests }))
-                    .await?
-                    .rows_written)
+                Ok(
+                    run_blocking(move || db.commit(Transaction::from(requests)))
+                        .await?
+                        .rows_written,
+                )
             }
         }
     }
@@ -712,11 +716,11 @@ impl Session {
     }
 
     /// What this session sees: the newest commit, plus its own open transaction's
-    /// writes (a storage preview) when one is open.
+    /// writes when one is open (see `tidemark_storage::transaction`).
     pub(crate) fn view(&self) -> Result<tidemark_storage::Snapshot> {
         match &self.tx {
-            Some(tx) if !tx.requests.is_empty() => Ok(self.db.preview(tx)?),
-            _ => Ok(self.db.snapshot()),
+            Some(tx) => Ok(self.db.transaction_snapshot(tx, true)?),
+            None => Ok(self.db.snapshot()),
         }
     }
 

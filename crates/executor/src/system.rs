@@ -53,6 +53,7 @@ impl TableFunctionImpl for Tables {
             Field::new("row_count", DataType::Int64, false),
             Field::new("partitions", DataType::Int64, false),
             Field::new("disk_size", DataType::Int64, false),
+            Field::new("buffered_rows", DataType::Int64, false),
         ]));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
@@ -77,6 +78,9 @@ impl TableFunctionImpl for Tables {
             }))),
             Arc::new(Int64Array::from_iter_values(
                 tables.iter().map(|t| t.disk_size() as i64),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| t.buffered_rows() as i64),
             )),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
@@ -108,8 +112,7 @@ impl TableFunctionImpl for TablePartitions {
                 format!("relation \"{name}\" does not exist"),
             ))
         })?;
-        // One row per partition; a partition split into parts is shown whole.
-        #[derive(Default)]
+        // One row per partition, its parts and buffered rows shown whole.
         struct Row {
             min: i64,
             max: i64,
@@ -117,26 +120,36 @@ impl TableFunctionImpl for TablePartitions {
             size: i64,
             version: i64,
             parts: i64,
+            buffered: i64,
         }
-        let mut rows: BTreeMap<i64, (String, Row)> = BTreeMap::new();
-        for (i, p) in table.partitions().into_iter().enumerate() {
-            let e = rows.entry(p.start).or_insert_with(|| {
+        let parts = table.parts();
+        let rows: BTreeMap<i64, (String, Row)> = table
+            .partitions()
+            .into_iter()
+            .map(|p| {
+                let size = parts
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, part)| part.start == p.start)
+                    .map(|(i, _)| table.part_disk_size(i) as i64)
+                    .sum();
                 (
-                    p.name.clone(),
-                    Row {
-                        min: i64::MAX,
-                        max: i64::MIN,
-                        ..Default::default()
-                    },
+                    p.start,
+                    (
+                        p.name,
+                        Row {
+                            min: p.min_ts,
+                            max: p.max_ts,
+                            rows: p.rows as i64,
+                            size,
+                            version: p.version as i64,
+                            parts: p.parts as i64,
+                            buffered: p.buffered_rows as i64,
+                        },
+                    ),
                 )
-            });
-            e.1.min = e.1.min.min(p.min_ts);
-            e.1.max = e.1.max.max(p.max_ts);
-            e.1.rows += p.rows as i64;
-            e.1.size += table.partition_disk_size(i) as i64;
-            e.1.version = e.1.version.max(p.version as i64);
-            e.1.parts += 1;
-        }
+            })
+            .collect();
         let schema = Arc::new(Schema::new(vec![
             Field::new("name", DataType::Utf8, false),
             ts_field("min_timestamp"),
@@ -145,6 +158,7 @@ impl TableFunctionImpl for TablePartitions {
             Field::new("disk_size", DataType::Int64, false),
             Field::new("version", DataType::Int64, false),
             Field::new("parts", DataType::Int64, false),
+            Field::new("buffered_rows", DataType::Int64, false),
         ]));
         let r: Vec<&(String, Row)> = rows.values().collect();
         let columns: Vec<ArrayRef> = vec![
@@ -163,6 +177,9 @@ impl TableFunctionImpl for TablePartitions {
                 r.iter().map(|(_, x)| x.version),
             )),
             Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.parts))),
+            Arc::new(Int64Array::from_iter_values(
+                r.iter().map(|(_, x)| x.buffered),
+            )),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))

@@ -1,5 +1,6 @@
 //! `CHECKPOINT CREATE | RELEASE`, and QuestDB's older spellings
-//! `SNAPSHOT PREPARE | COMPLETE`, which scripts written for it still send.
+//! `SNAPSHOT PREPARE | COMPLETE`, which scripts written for it still send; plain
+//! `CHECKPOINT` is PostgreSQL's: write everything committed to the data files.
 
 use datafusion_sql::sqlparser::parser::Parser;
 
@@ -13,7 +14,11 @@ pub(crate) fn parse_checkpoint(p: &mut Parser<'_>) -> Result<Statement> {
     } else {
         ("CREATE", "RELEASE")
     };
-    let action = if consume_word(p, create) {
+    use datafusion_sql::sqlparser::tokenizer::Token;
+    let ends = matches!(p.peek_token().token, Token::EOF | Token::SemiColon);
+    let action = if first == "CHECKPOINT" && ends {
+        CheckpointAction::Flush
+    } else if consume_word(p, create) {
         CheckpointAction::Create
     } else if consume_word(p, release) {
         CheckpointAction::Release

@@ -33,7 +33,8 @@ pub enum Statement {
         query: Box<ast::Query>,
         latest: crate::latest::LatestOn,
     },
-    /// `CHECKPOINT CREATE | RELEASE` (`SNAPSHOT PREPARE | COMPLETE`).
+    /// `CHECKPOINT CREATE | RELEASE` (`SNAPSHOT PREPARE | COMPLETE`), or plain
+    /// `CHECKPOINT`.
     Checkpoint(CheckpointAction),
 }
 
@@ -41,6 +42,9 @@ pub enum Statement {
 pub enum CheckpointAction {
     Create,
     Release,
+    /// Plain `CHECKPOINT` (PostgreSQL's): every committed row into the table
+    /// files, made durable.
+    Flush,
 }
 
 /// Column types as Tidemark knows them; PostgreSQL and QuestDB spellings map here.

@@ -229,8 +229,10 @@ fn latest_on_is_cut_out_of_the_query() {
 
 #[test]
 fn checkpoint_statements_and_their_legacy_spellings() {
-    use crate::CheckpointAction::{Create, Release};
+    use crate::CheckpointAction::{Create, Flush, Release};
     for (sql, action) in [
+        ("CHECKPOINT", Flush),
+        ("checkpoint;", Flush),
         ("CHECKPOINT CREATE", Create),
         ("checkpoint release;", Release),
         ("SNAPSHOT PREPARE", Create),
@@ -242,8 +244,8 @@ fn checkpoint_statements_and_their_legacy_spellings() {
     let v = parse("CHECKPOINT CREATE; SELECT 1").expect("parse");
     assert_eq!(v.len(), 2);
     for (sql, says) in [
-        ("CHECKPOINT", "expected CREATE or RELEASE after CHECKPOINT"),
-        ("CHECKPOINT PREPARE", "near \"PREPARE\""),
+        ("CHECKPOINT PREPARE", "expected CREATE or RELEASE after CHECKPOINT"),
+        ("SNAPSHOT", "expected PREPARE or COMPLETE after SNAPSHOT"),
         (
             "SNAPSHOT CREATE",
             "expected PREPARE or COMPLETE after SNAPSHOT",

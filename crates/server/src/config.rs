@@ -48,6 +48,8 @@ pub(crate) struct StorageSection {
     pub(crate) housekeeping_interval_ms: u64,
     pub(crate) wal_segment_mb: u64,
     pub(crate) checkpoint_free_space_warn_mb: u64,
+    pub(crate) write_buffer_mb: u64,
+    pub(crate) apply_interval_ms: u64,
 }
 
 impl Default for StorageSection {
@@ -57,6 +59,8 @@ impl Default for StorageSection {
             housekeeping_interval_ms: 1000,
             wal_segment_mb: 64,
             checkpoint_free_space_warn_mb: 1024,
+            write_buffer_mb: 256,
+            apply_interval_ms: 500,
         }
     }
 }
@@ -261,11 +265,17 @@ impl Config {
                 "tls.enabled and tls.required need tls.cert_file and tls.key_file".into(),
             ));
         }
-        if self.storage.wal_segment_mb == 0 || self.storage.housekeeping_interval_ms == 0 {
-            return Err(ConfigError::Invalid(
-                "storage.wal_segment_mb and storage.housekeeping_interval_ms must be positive"
-                    .into(),
-            ));
+        for (key, value) in [
+            ("wal_segment_mb", self.storage.wal_segment_mb),
+            ("housekeeping_interval_ms", self.storage.housekeeping_interval_ms),
+            ("write_buffer_mb", self.storage.write_buffer_mb),
+            ("apply_interval_ms", self.storage.apply_interval_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::Invalid(format!(
+                    "storage.{key} must be positive"
+                )));
+            }
         }
         Ok(())
     }

@@ -198,6 +198,8 @@ async fn serve(config: config::Config) -> Result<(), String> {
             .storage
             .checkpoint_free_space_warn_mb
             .saturating_mul(1 << 20),
+        write_buffer_bytes: config.storage.write_buffer_mb.saturating_mul(1 << 20),
+        apply_interval: Duration::from_millis(config.storage.apply_interval_ms),
         ..Default::default()
     };
     let root = config.server.root.clone();

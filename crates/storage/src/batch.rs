@@ -59,6 +59,18 @@ impl VarData {
         self.offsets
             .extend(other.offsets[1..].iter().map(|o| o + base));
     }
+    /// Appends values `rows` of `other`.
+    fn extend_range(&mut self, other: &VarData, rows: std::ops::Range<usize>) {
+        let (from, to) = (other.offsets[rows.start], other.offsets[rows.end]);
+        let shift = self.bytes.len() as u64;
+        self.bytes
+            .extend_from_slice(&other.bytes[from as usize..to as usize]);
+        self.offsets.extend(
+            other.offsets[rows.start + 1..=rows.end]
+                .iter()
+                .map(|o| o - from + shift),
+        );
+    }
     /// Checks the offsets are monotonic and in bounds (data from a client or a file).
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
         if self.offsets.first() != Some(&0) {
@@ -176,6 +188,41 @@ impl Values {
         }
     }
 
+    /// Appends values `rows` of `other`, which must be of the same type.
+    fn extend_range(
+        &mut self,
+        other: &Values,
+        rows: std::ops::Range<usize>,
+    ) -> std::result::Result<(), String> {
+        match (self, other) {
+            (Values::Boolean(a), Values::Boolean(b)) => a.extend_from_slice(&b[rows]),
+            (Values::SmallInt(a), Values::SmallInt(b)) => a.extend_from_slice(&b[rows]),
+            (Values::Int(a), Values::Int(b)) => a.extend_from_slice(&b[rows]),
+            (Values::BigInt(a), Values::BigInt(b)) => a.extend_from_slice(&b[rows]),
+            (Values::Real(a), Values::Real(b)) => a.extend_from_slice(&b[rows]),
+            (Values::Double(a), Values::Double(b)) => a.extend_from_slice(&b[rows]),
+            (Values::Timestamp(a), Values::Timestamp(b)) => a.extend_from_slice(&b[rows]),
+            (Values::Date(a), Values::Date(b)) => a.extend_from_slice(&b[rows]),
+            (Values::Uuid(a), Values::Uuid(b)) => a.extend_from_slice(&b[rows]),
+            (Values::Varchar(a), Values::Varchar(b))
+            | (Values::Symbol(a), Values::Symbol(b))
+            | (Values::Binary(a), Values::Binary(b)) => a.extend_range(b, rows),
+            (a, b) => {
+                return Err(format!(
+                    "cannot append {} values to {}",
+                    b.column_type(),
+                    a.column_type()
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// Bytes of memory the values take (for the write buffer's accounting).
+    pub fn byte_size(&self) -> usize {
+        each_values!(self, v => std::mem::size_of_val(v.as_slice()), s => s.bytes.len() + s.offsets.len() * 8)
+    }
+
     /// Appends `other`, which must be of the same type.
     fn extend(&mut self, other: &Values) -> std::result::Result<(), String> {
         match (self, other) {
@@ -283,6 +330,36 @@ impl Column {
         Ok(())
     }
 
+    /// Appends rows `rows` of `other` (of the same type).
+    pub fn extend_range(&mut self, other: &Column, rows: std::ops::Range<usize>) -> Result<()> {
+        let before = self.len();
+        let n = rows.len();
+        self.values
+            .extend_range(&other.values, rows.clone())
+            .map_err(StorageError::InvalidData)?;
+        match (&mut self.nulls, &other.nulls) {
+            (None, None) => {}
+            (Some(a), None) => a.extend(std::iter::repeat_n(false, n)),
+            (a, Some(b)) => {
+                if a.is_some() || b[rows.clone()].iter().any(|&x| x) {
+                    let flags = a.get_or_insert_with(|| vec![false; before]);
+                    flags.extend_from_slice(&b[rows]);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// An empty column of the same type as `self`.
+    pub fn empty_like(&self) -> Column {
+        Column::new(Values::zeros(self.values.column_type(), 0))
+    }
+
+    /// Bytes of memory the column takes.
+    pub fn byte_size(&self) -> usize {
+        self.values.byte_size() + self.nulls.as_ref().map_or(0, |n| n.len())
+    }
+
     pub(crate) fn check(&self) -> std::result::Result<(), String> {
         if let Some(n) = &self.nulls
             && n.len() != self.values.len()
@@ -376,6 +453,25 @@ mod tests {
         }
         let mut c = Column::new(Values::Int(vec![1]));
         assert!(c.extend(&b).is_err());
+    }
+
+    #[test]
+    fn extend_range_copies_values_and_nulls() {
+        let src = Column::with_nulls(
+            Values::Varchar(VarData::from_slices([&b"ab"[..], b"", b"cde", b"f"])),
+            vec![false, true, false, false],
+        );
+        let mut out = src.empty_like();
+        out.extend_range(&src, 2..4).expect("same type");
+        assert_eq!(out, Column::varchars(&["cde", "f"]));
+        out.extend_range(&src, 0..2).expect("same type");
+        assert_eq!(out.len(), 4);
+        assert!(out.is_null(3) && !out.is_null(2));
+        let Values::Varchar(v) = &out.values else {
+            panic!("varchar")
+        };
+        assert_eq!(v.get(2), b"ab");
+        assert!(v.check().is_ok());
     }
 
     #[test]

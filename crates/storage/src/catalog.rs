@@ -11,6 +11,10 @@ use crate::table::TableState;
 pub(crate) struct Catalog {
     /// The last commit included.
     pub(crate) seq: u64,
+    /// Counts every change of the state, commits and applies of the write buffer
+    /// alike (an apply changes the files but not `seq`): snapshots pin versions,
+    /// and garbage is kept until no pinned version can see it.
+    pub(crate) version: u64,
     /// The last commit that created, dropped or renamed a table.
     pub(crate) registry_seq: u64,
     pub(crate) next_table_id: u64,
@@ -36,9 +40,35 @@ impl Catalog {
         Some(t)
     }
 
+    /// The newest commit that is wholly in the column files: every commit up to
+    /// it, in every table. Commits after it have rows in the write buffer (or
+    /// touched no table still buffered): recovery replays the WAL from here.
+    pub(crate) fn applied_seq(&self) -> u64 {
+        self.tables
+            .values()
+            .filter_map(|t| t.buffer.min_seq())
+            .map(|s| s.saturating_sub(1))
+            .min()
+            .unwrap_or(self.seq)
+            .min(self.seq)
+    }
+
+    /// Rows and bytes in the write buffer, over all tables.
+    pub(crate) fn buffered_rows(&self) -> u64 {
+        self.tables.values().map(|t| t.buffer.rows()).sum()
+    }
+
+    pub(crate) fn buffered_bytes(&self) -> u64 {
+        self.tables.values().map(|t| t.buffer.bytes()).sum()
+    }
+
+    /// The registry as `_tables` records it: the tables of this state, and as
+    /// its `seq` the applied commit (see [`Catalog::applied_seq`]). Every table
+    /// creation, drop and rename is at or before it, since such commits move
+    /// all buffered rows to the files first.
     pub(crate) fn registry(&self) -> Registry {
         Registry {
-            seq: self.seq,
+            seq: self.applied_seq(),
             next_table_id: self.next_table_id,
             tables: self
                 .tables

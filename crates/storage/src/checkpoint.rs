@@ -1,10 +1,14 @@
 //! The checkpoint's cut: what `CHECKPOINT CREATE` records in `<root>/.checkpoint/cut`.
 //!
-//! The cut is one commit `seq`, taken from one catalog, so a multi-table commit is
+//! The cut is one commit `seq`, taken from one state, so a multi-table commit is
 //! wholly in it or wholly out. For every table it keeps the `_meta` and `_txn` bytes
-//! of that commit, plus the `_tables` registry: with those, restore can rewind a copy
-//! of the root (the column files hold at least the committed bytes, since they are
-//! append-only), and recovery can tell which files the cut still needs.
+//! of that state's column files, plus the `_tables` registry, whose own `seq` is the
+//! newest commit wholly in those files (the *applied* commit). Commits after it
+//! up to the cut's `seq` have rows in the write buffer: they are in the WAL, which
+//! checkpoint mode keeps whole. With those, restore rewinds a copy of the root to
+//! the files (the column files hold at least the committed bytes, since they are
+//! append-only), cuts the copied WAL after `seq`, and recovery replays the rest;
+//! recovery can also tell which files the cut still needs.
 //!
 //! File: a frame (magic `TMCHKCUT`, format version, length, crc32c) around
 //! `seq u64 | created_micros u64 | registry bytes | n u32 | n x (id u64, dir str,
@@ -123,6 +127,15 @@ impl Cut {
             tables,
         };
         let reg = cut.registry(path)?;
+        if reg.seq > cut.seq {
+            return Err(StorageError::corrupted(
+                path,
+                format!(
+                    "the cut is at commit {} but its files claim commit {}",
+                    cut.seq, reg.seq
+                ),
+            ));
+        }
         if reg.tables.len() != cut.tables.len() {
             return Err(StorageError::corrupted(
                 path,
@@ -143,6 +156,15 @@ impl Cut {
             }
         }
         Ok(cut)
+    }
+
+    /// The newest commit wholly in the cut's table files; restore replays the
+    /// WAL from after it up to `seq`. (0 when the registry cannot be read: the
+    /// cut was checked when it was read, so only a cut made here can get here.)
+    pub(crate) fn applied_seq(&self) -> u64 {
+        Registry::decode(&self.registry, Path::new(CUT_FILE))
+            .map(|r| r.seq)
+            .unwrap_or(0)
     }
 
     pub(crate) fn registry(&self, path: &Path) -> Result<Registry> {

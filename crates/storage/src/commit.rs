@@ -148,6 +148,16 @@ impl GroupCommit {
         }
     }
 
+    /// Publishes `catalog`, a newer version of the newest commit's state (the
+    /// apply moved rows to the files), unless commits are still waiting for
+    /// their fsync: the next of those to become durable publishes its successor.
+    pub(crate) fn publish_if_caught_up(&self, catalog: Arc<Catalog>) {
+        let q = self.queue.lock();
+        if q.pending.is_empty() {
+            *self.published.write() = catalog;
+        }
+    }
+
     pub(crate) fn poison(&self, why: String) {
         self.queue.lock().failure = Some(why);
         self.synced.notify_all();

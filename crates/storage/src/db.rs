@@ -1,36 +1,48 @@
 //! [`Database`]: opening a root, committing transactions, reading snapshots,
-//! making table files durable, and running housekeeping.
+//! checkpoint mode, and the threads that keep the files up to date.
+//!
+//! A commit that only adds rows (INSERT, COPY) writes one WAL record and puts
+//! its rows in the write buffer (`ops::memory`): no column, directory or
+//! dictionary file is written. A commit that changes more (DDL, UPDATE/DELETE,
+//! dropped partitions) first has every buffered row written to the files
+//! (`apply.rs`), then changes the files (`ops::files`). Either way the new state
+//! becomes visible once its WAL record is durable (`commit.rs`).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime};
 
 use parking_lot::{Condvar, Mutex};
 
+use crate::apply::write_all_buffered;
 use crate::catalog::Catalog;
 use crate::checkpoint::{Cut, checkpoint_dir, cut_path};
 use crate::commit::{GroupCommit, WalTail};
 use crate::error::{Result, StorageError};
 use crate::fsutil;
 use crate::housekeeping::Garbage;
-use crate::ops::{Request, Staging, apply, resolve};
+use crate::ops::request::resolve;
+use crate::ops::{Request, Staging, files, memory};
 use crate::options::{CommitMode, StorageOptions};
 use crate::recovery;
 use crate::restore::{self, RestoreReport};
 use crate::root::Root;
-use crate::snapshot::{Pins, PreviewFiles, Snapshot};
+use crate::snapshot::{Pins, Snapshot};
 use crate::table::column::VerifiedFiles;
-use crate::table::{META_FILE, META_PENDING_FILE, TXN_FILE, TableState};
+use crate::transaction::TxView;
 use crate::wal::WalWriter;
 use crate::wal::record::OpsEncoder;
 
 /// A set of requests that commit together, atomically, as one WAL record.
+/// Inside an open transaction, [`Database::stage`] adds requests and keeps the
+/// transaction's own view of them up to date.
 #[derive(Debug, Default, Clone)]
 pub struct Transaction {
     pub requests: Vec<Request>,
+    pub(crate) view: Option<TxView>,
 }
 
 impl Transaction {
@@ -44,6 +56,15 @@ impl Transaction {
     pub fn with(mut self, r: Request) -> Self {
         self.requests.push(r);
         self
+    }
+}
+
+impl From<Vec<Request>> for Transaction {
+    fn from(requests: Vec<Request>) -> Self {
+        Transaction {
+            requests,
+            view: None,
+        }
     }
 }
 
@@ -61,10 +82,17 @@ pub struct StorageStats {
     /// WAL fsyncs performed (group commit makes this smaller than the commit count).
     pub wal_fsyncs: u64,
     pub wal_fsync_micros: u64,
-    /// The newest commit whose table files are durable.
+    /// The newest commit whose rows are all in durable table files (recovery
+    /// replays the WAL after it).
     pub durable_seq: u64,
     /// The newest commit readers see.
     pub visible_seq: u64,
+    /// Rows and bytes in the write buffer (committed, not yet in the files).
+    pub buffered_rows: u64,
+    pub buffered_bytes: u64,
+    /// Applies of the write buffer done, and the rows they moved to the files.
+    pub applies: u64,
+    pub applied_rows: u64,
 }
 
 /// What opening a root found and did.
@@ -83,10 +111,10 @@ pub struct OpenReport {
 
 /// The checkpoint in progress.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct CheckpointState {
-    created: SystemTime,
-    seq: u64,
-    tables: usize,
+pub(crate) struct CheckpointState {
+    pub(crate) created: SystemTime,
+    pub(crate) seq: u64,
+    pub(crate) tables: usize,
 }
 
 /// What `checkpoint_status()` shows.
@@ -115,50 +143,77 @@ pub enum Released {
 }
 
 #[derive(Debug)]
-struct Writer {
-    catalog: Arc<Catalog>,
-    wal: WalWriter,
-    dirty: HashSet<PathBuf>,
+pub(crate) struct Writer {
+    pub(crate) catalog: Arc<Catalog>,
+    pub(crate) wal: WalWriter,
+    /// Files written since the last flush, to fsync before `_txn` refers to them.
+    pub(crate) dirty: HashSet<PathBuf>,
+    /// Buffered runs of commits up to here are being written by the apply.
+    pub(crate) frozen: u64,
 }
 
-/// What is durable on disk: the catalog flushed last, per table (txn, meta_seq).
+/// What is durable on disk: the state flushed last.
 #[derive(Debug)]
-struct Flushed {
-    seq: u64,
-    tables: BTreeMap<u64, (u64, u64)>,
+pub(crate) struct Flushed {
+    /// Its applied commit (what `_tables` records; the WAL before it is not needed).
+    pub(crate) seq: u64,
+    /// Its version: garbage retired up to here is referenced by no durable file.
+    pub(crate) version: u64,
+    /// Per table: (txn, meta_seq) of its `_txn` on disk.
+    pub(crate) tables: BTreeMap<u64, (u64, u64)>,
+}
+
+/// How the background apply is doing, and whether someone asked for a round.
+#[derive(Debug, Default)]
+pub(crate) struct ApplyState {
+    pub(crate) requested: bool,
+    /// Why the last round failed (cleared by the next that succeeds).
+    pub(crate) failure: Option<(String, bool)>,
+    pub(crate) rounds: u64,
+    pub(crate) rows: u64,
 }
 
 #[derive(Debug)]
-struct Inner {
-    root: Root,
-    options: StorageOptions,
-    writer: Mutex<Writer>,
-    group: GroupCommit,
-    flushed: Mutex<Flushed>,
-    garbage: Arc<Garbage>,
+pub(crate) struct Inner {
+    pub(crate) root: Root,
+    pub(crate) options: StorageOptions,
+    pub(crate) writer: Mutex<Writer>,
+    pub(crate) group: GroupCommit,
+    pub(crate) flushed: Mutex<Flushed>,
+    pub(crate) garbage: Arc<Garbage>,
     /// Held while housekeeping deletes files, so CHECKPOINT CREATE can wait for a
     /// round in progress: once it returns, no file under the root disappears until
     /// RELEASE (`cp -a` and rsync fail on files that vanish mid-copy).
-    reclaiming: Mutex<()>,
-    pins: Arc<Pins>,
-    verified: Arc<VerifiedFiles>,
-    stop: Mutex<bool>,
-    wake: Condvar,
-    closed: AtomicBool,
-    checkpoint: Mutex<Option<CheckpointState>>,
+    pub(crate) reclaiming: Mutex<()>,
+    /// Held while buffered rows are written to the files: by the apply, and by
+    /// commits that change more than rows (they need the files complete).
+    /// Taken before the writer lock, never after it.
+    pub(crate) applying: Mutex<()>,
+    pub(crate) apply_state: Mutex<ApplyState>,
+    /// Wakes the apply thread (a full buffer, shutdown).
+    pub(crate) apply_wake: Condvar,
+    /// Wakes writers waiting for room in the buffer.
+    pub(crate) buffer_space: Condvar,
+    pub(crate) buffered_bytes: AtomicU64,
+    pub(crate) pins: Arc<Pins>,
+    pub(crate) verified: Arc<VerifiedFiles>,
+    pub(crate) stop: Mutex<bool>,
+    pub(crate) wake: Condvar,
+    pub(crate) closed: AtomicBool,
+    pub(crate) checkpoint: Mutex<Option<CheckpointState>>,
 }
 
 /// An open Tidemark root. Cheap to share behind an `Arc`; all methods take `&self`.
 #[derive(Debug)]
 pub struct Database {
-    inner: Arc<Inner>,
+    pub(crate) inner: Arc<Inner>,
     threads: Mutex<Vec<JoinHandle<()>>>,
     report: OpenReport,
 }
 
 impl Database {
     /// Opens (creating if needed) the root at `path`: takes the lock, recovers,
-    /// and starts housekeeping.
+    /// and starts housekeeping and the apply.
     pub fn open(path: impl AsRef<Path>, options: StorageOptions) -> Result<Database> {
         let started = Instant::now();
         let root = Root::open(path.as_ref())?;
@@ -176,9 +231,9 @@ impl Database {
             None => Default::default(),
         };
         let verified = Arc::new(VerifiedFiles::default());
-        // Previews belong to sessions of an earlier process: none survives it.
+        // Earlier versions kept transactions' previews here; none survives a restart.
         fsutil::remove_path(&root.path.join("preview"))?;
-        let rec = recovery::recover(&root, &verified, options.split_min_rows, &protected)?;
+        let rec = recovery::recover(&root, &verified, &options, &protected)?;
         let next_seq = rec.catalog.seq + 1;
         let new_segment = crate::wal::segment_path(&root.wal, next_seq);
         let closed: Vec<_> = rec
@@ -188,7 +243,10 @@ impl Database {
             .cloned()
             .collect();
         let wal = WalWriter::create(&root.wal, next_seq, options.wal_segment_bytes, closed)?;
-        let catalog = Arc::new(rec.catalog);
+        let mut catalog = rec.catalog;
+        // Version 1, so that the first flush (below) writes what replay changed.
+        catalog.version = 1;
+        let catalog = Arc::new(catalog);
         let tail = WalTail {
             seq: catalog.seq,
             file: wal.current_file(),
@@ -204,18 +262,25 @@ impl Database {
         };
         let inner = Arc::new(Inner {
             group: GroupCommit::new(catalog.clone(), tail),
+            buffered_bytes: AtomicU64::new(catalog.buffered_bytes()),
             writer: Mutex::new(Writer {
-                catalog,
+                catalog: catalog.clone(),
                 wal,
                 dirty: rec.dirty,
+                frozen: 0,
             }),
             // Replay wrote table files that are not durable yet: the first flush writes them all.
             flushed: Mutex::new(Flushed {
-                seq: 0,
+                seq: rec.durable_seq,
+                version: 0,
                 tables: rec.durable_tables,
             }),
             garbage: Arc::new(Garbage::default()),
             reclaiming: Mutex::new(()),
+            applying: Mutex::new(()),
+            apply_state: Mutex::new(ApplyState::default()),
+            apply_wake: Condvar::new(),
+            buffer_space: Condvar::new(),
             pins: Arc::new(Pins::default()),
             verified,
             stop: Mutex::new(false),
@@ -237,9 +302,9 @@ impl Database {
                 "the root is in checkpoint mode (CHECKPOINT RELEASE ends it): housekeeping is paused"
             );
         }
-        for (seq, p) in rec.garbage {
-            inner.garbage.add(seq, [p]);
-        }
+        inner
+            .garbage
+            .add(catalog.version, rec.garbage.into_iter().map(|(_, p)| p));
         inner.flush()?;
         inner.reclaim()?;
         let report = OpenReport {
@@ -249,6 +314,7 @@ impl Database {
         tracing::info!(
             tables = report.tables,
             replayed_commits = report.replayed_commits,
+            buffered_rows = catalog.buffered_rows(),
             cut_bytes = report.cut_bytes,
             removed_paths = report.removed_paths,
             elapsed_ms = report.elapsed.as_millis() as u64,
@@ -291,6 +357,13 @@ impl Database {
                 }),
             ));
         }
+        if self.inner.options.background_apply {
+            let inner = self.inner.clone();
+            threads.extend(spawn(
+                "tidemark-apply",
+                Box::new(move || inner.run_apply_loop()),
+            ));
+        }
         if self.inner.options.commit_mode == CommitMode::Async {
             let inner = self.inner.clone();
             threads.extend(spawn(
@@ -318,40 +391,31 @@ impl Database {
 
     /// Commits `tx` atomically. In `sync` mode returns once the commit is durable.
     pub fn commit(&self, tx: Transaction) -> Result<CommitReceipt> {
-        if let Some(f) = self.inner.group.failure() {
-            return Err(StorageError::Poisoned(f));
-        }
-        if self.inner.closed.load(Ordering::SeqCst) {
-            return Err(StorageError::InvalidState("the database is closed".into()));
-        }
+        self.inner.check_open()?;
+        let rows_only = tx
+            .requests
+            .iter()
+            .all(|r| matches!(r, Request::Append { .. }));
+        let applying = if rows_only {
+            self.inner.wait_for_buffer_space()?;
+            None
+        } else {
+            // The files must hold every committed row before this commit changes
+            // them. Most buffered rows go there before the writer lock is taken,
+            // so that other commits wait only for the few that arrive meanwhile.
+            let guard = self.inner.applying.lock();
+            self.inner.apply_buffer(&guard)?;
+            Some(guard)
+        };
         let mode = self.inner.options.commit_mode;
         let (seq, rows) = {
             let mut w = self.inner.writer.lock();
             let seq = w.catalog.seq + 1;
-            let mut st = Staging::new(
-                (*w.catalog).clone(),
-                seq,
-                self.inner.root.db.clone(),
-                &self.inner.verified,
-                self.inner.options.split_min_rows,
-            );
-            // Each operation is encoded for the WAL as soon as it is applied and
-            // then dropped: a large COPY never holds its rows twice over.
+            let mut st = self.inner.staging(&w, seq);
+            // Each operation is encoded for the WAL as soon as it is resolved:
+            // a large COPY never holds its rows twice over.
             let mut ops = OpsEncoder::new();
-            let mut outcome = Ok(());
-            for req in tx.requests {
-                match resolve(req, &mut st).and_then(|op| match op {
-                    Some(op) => apply(&op, &mut st).map(|_| Some(op)),
-                    None => Ok(None),
-                }) {
-                    Ok(Some(op)) => ops.push(&op),
-                    Ok(None) => {}
-                    Err(e) => {
-                        outcome = Err(e);
-                        break;
-                    }
-                }
-            }
+            let mut outcome = stage_requests(tx.requests, &mut st, &mut ops, rows_only);
             let empty = ops.is_empty();
             if outcome.is_ok() && !empty {
                 outcome = w.wal.append(seq, &ops.finish());
@@ -364,19 +428,14 @@ impl Database {
                 return Err(e);
             }
             if empty {
+                self.inner.abort(st);
                 return Ok(CommitReceipt {
                     seq: None,
                     rows_written: 0,
                 });
             }
             let rows = st.rows_written;
-            let garbage = std::mem::take(&mut st.garbage);
-            w.dirty.extend(st.dirty.drain(..));
-            let mut catalog = std::mem::take(&mut st.catalog);
-            catalog.seq = seq;
-            let catalog = Arc::new(catalog);
-            w.catalog = catalog.clone();
-            self.inner.garbage.add(seq, garbage);
+            let catalog = self.inner.install(&mut w, st, seq);
             let tail = WalTail {
                 seq,
                 file: w.wal.current_file(),
@@ -386,6 +445,8 @@ impl Database {
                 .enqueue(catalog, tail, mode != CommitMode::Sync);
             (seq, rows)
         };
+        drop(applying);
+        self.inner.request_apply_if_filling();
         if mode == CommitMode::Sync {
             self.inner.group.wait_durable(seq)?;
         }
@@ -395,80 +456,21 @@ impl Database {
         })
     }
 
-    /// What the database would look like if `tx` committed now: a snapshot of
-    /// the newest commit with `tx` applied on top, for a transaction to read its
-    /// own writes. Nothing is committed or logged, and no byte that another reader
-    /// or commit can see is written: new rows go to new part directories, symbol
-    /// dictionaries are copied, new tables live under `<root>/preview/`. The files
-    /// are removed when the snapshot (and every reader from it) is dropped.
-    pub fn preview(&self, tx: &Transaction) -> Result<Snapshot> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let area = self.inner.root.path.join("preview").join(format!(
-            "{}-{}",
-            std::process::id(),
-            NEXT.fetch_add(1, Ordering::Relaxed)
-        ));
-        std::fs::create_dir_all(&area).map_err(|e| StorageError::io(&area, e))?;
-        // Under the writer lock, so new part directories never race with a commit's.
-        let w = self.inner.writer.lock();
-        let base = w.catalog.clone();
-        let mut st = Staging::new(
-            (*base).clone(),
-            base.seq + 1,
-            area.clone(),
-            &self.inner.verified,
-            self.inner.options.split_min_rows,
-        );
-        st.preview = Some(area.clone());
-        let mut outcome = Ok(());
-        for req in tx.requests.iter().cloned() {
-            if let Err(e) = resolve(req, &mut st).and_then(|op| match op {
-                Some(op) => apply(&op, &mut st),
-                None => Ok(()),
-            }) {
-                outcome = Err(e);
-                break;
-            }
-        }
-        drop(w);
-        if let Err(e) = outcome {
-            self.inner.abort(st);
-            self.inner.remove_or_defer(vec![area]);
-            return Err(e);
-        }
-        let mut paths = std::mem::take(&mut st.created);
-        paths.insert(0, area);
-        let mut catalog = std::mem::take(&mut st.catalog);
-        // Pinned at the base commit: what the preview shares with it stays on disk.
-        catalog.seq = base.seq;
-        let files = PreviewFiles {
-            paths,
-            verified: self.inner.verified.clone(),
-            garbage: self.inner.garbage.clone(),
-        };
-        let mut pinned = self.inner.pins.pinned.lock();
-        Ok(Snapshot::new(
-            Arc::new(catalog),
-            self.inner.verified.clone(),
-            self.inner.pins.clone(),
-            &mut pinned,
-        )
-        .with_preview_files(files))
-    }
-
     /// A consistent view of all tables as of the newest visible commit.
     pub fn snapshot(&self) -> Snapshot {
-        let mut pinned = self.inner.pins.pinned.lock();
-        Snapshot::new(
-            self.inner.group.published(),
-            self.inner.verified.clone(),
-            self.inner.pins.clone(),
-            &mut pinned,
-        )
+        let (catalog, pin) = self.inner.pin_published();
+        Snapshot::new(catalog, self.inner.verified.clone(), pin)
     }
 
-    /// Makes every committed change durable in the table files (fsync), so that
-    /// recovery need not replay the WAL up to here. Returns the durable commit.
+    /// Moves every buffered row into the column files now (the apply thread
+    /// does this on its own; tests and shutdown call it). Returns the rows moved.
+    pub fn apply_buffer(&self) -> Result<u64> {
+        let guard = self.inner.applying.lock();
+        Ok(self.inner.apply_buffer(&guard)?.rows)
+    }
+
+    /// Makes every committed change durable: the WAL, and the table files as far
+    /// as the apply has gone. Returns the newest commit wholly in durable files.
     pub fn flush(&self) -> Result<u64> {
         self.inner.flush()
     }
@@ -481,10 +483,11 @@ impl Database {
     }
 
     /// `CHECKPOINT CREATE`: records the cut (the newest commit, across all tables)
-    /// in `.checkpoint/`, with every byte it refers to durable, and pauses
-    /// housekeeping until [`Database::checkpoint_release`]. Commits are held only
-    /// while the newest catalog is taken, not while files are synced. Returns the
-    /// commit the cut is at ([`Database::checkpoint_status`] has the rest).
+    /// in `.checkpoint/`, and pauses housekeeping until
+    /// [`Database::checkpoint_release`]. The cut is the table files as far as
+    /// the apply has gone (made durable here) plus the WAL up to the newest
+    /// commit, which restore replays. Commits are held only while the newest
+    /// state is taken. Returns the commit the cut is at.
     pub fn checkpoint_create(&self) -> Result<u64> {
         let started = Instant::now();
         let mut state = self.inner.checkpoint.lock();
@@ -517,6 +520,7 @@ impl Database {
         tracing::info!(
             seq = cut.seq,
             tables = cut.tables.len(),
+            wal_replay_from = cut.applied_seq(),
             elapsed_ms = started.elapsed().as_millis() as u64,
             "checkpoint created: the root can be copied; housekeeping is paused until CHECKPOINT RELEASE"
         );
@@ -595,11 +599,17 @@ impl Database {
     /// Counters for monitoring.
     pub fn stats(&self) -> StorageStats {
         let (wal_fsyncs, wal_fsync_micros) = self.inner.group.fsync_stats();
+        let newest = self.inner.writer.lock().catalog.clone();
+        let apply = self.inner.apply_state.lock();
         StorageStats {
             wal_fsyncs,
             wal_fsync_micros,
             durable_seq: self.inner.flushed.lock().seq,
             visible_seq: self.inner.group.published().seq,
+            buffered_rows: newest.buffered_rows(),
+            buffered_bytes: newest.buffered_bytes(),
+            applies: apply.rounds,
+            applied_rows: apply.rows,
         }
     }
 
@@ -608,34 +618,44 @@ impl Database {
         self.inner.writer.lock().wal.segment_count()
     }
 
-    /// Stops housekeeping, makes everything durable and releases the root.
+    /// Stops the threads, moves buffered rows to the files, makes everything
+    /// durable and releases the root.
     pub fn close(self) -> Result<()> {
         self.shutdown()
     }
 
-    /// Drops the database the way a killed process would: no final flush, table
-    /// files left as they are, WAL as written. For tests of recovery.
+    /// Drops the database the way a killed process would: no apply, no final
+    /// flush, table files left as they are, WAL as written. For tests of recovery.
     #[doc(hidden)]
     pub fn simulate_crash(self) {
+        self.stop_threads();
+    }
+
+    fn stop_threads(&self) {
         self.inner.closed.store(true, Ordering::SeqCst);
         *self.inner.stop.lock() = true;
         self.inner.wake.notify_all();
+        {
+            let _s = self.inner.apply_state.lock();
+            self.inner.apply_wake.notify_all();
+            self.inner.buffer_space.notify_all();
+        }
         for h in self.threads.lock().drain(..) {
             let _ = h.join();
         }
     }
 
     fn shutdown(&self) -> Result<()> {
-        if self.inner.closed.swap(true, Ordering::SeqCst) {
+        if self.inner.closed.load(Ordering::SeqCst) {
             return Ok(());
         }
-        *self.inner.stop.lock() = true;
-        self.inner.wake.notify_all();
-        for h in self.threads.lock().drain(..) {
-            let _ = h.join();
-        }
+        self.stop_threads();
         // Commits that raced with close have finished under the writer lock.
         drop(self.inner.writer.lock());
+        if self.inner.group.failure().is_none() {
+            let guard = self.inner.applying.lock();
+            self.inner.apply_buffer(&guard)?;
+        }
         self.inner.flush()?;
         self.inner.reclaim()?;
         tracing::info!(root = %self.inner.root.path.display(), "storage closed");
@@ -651,9 +671,36 @@ impl Drop for Database {
     }
 }
 
+/// Resolves `requests` against the staged state and applies them: to the
+/// write buffer when they only add rows, else to the files, after the buffered
+/// rows of every table (a table creation, drop or rename then never has
+/// buffered rows behind it: see `Catalog::applied_seq`).
+fn stage_requests(
+    requests: Vec<Request>,
+    st: &mut Staging<'_>,
+    ops: &mut OpsEncoder,
+    rows_only: bool,
+) -> Result<()> {
+    if !rows_only {
+        write_all_buffered(st)?;
+    }
+    for req in requests {
+        let Some(op) = resolve(req, st)? else {
+            continue;
+        };
+        ops.push(&op);
+        if rows_only {
+            memory::stage(op, st)?;
+        } else {
+            files::apply(&op, st)?;
+        }
+    }
+    Ok(())
+}
+
 impl Inner {
     /// Sleeps up to `d`; false when asked to stop.
-    fn sleep(&self, d: Duration) -> bool {
+    pub(crate) fn sleep(&self, d: Duration) -> bool {
         let mut stop = self.stop.lock();
         if !*stop {
             self.wake.wait_for(&mut stop, d);
@@ -661,36 +708,55 @@ impl Inner {
         !*stop
     }
 
-    fn flush(&self) -> Result<u64> {
-        if self.checkpoint.lock().is_some() {
-            // Checkpoint mode: table states are not rewritten, because their atomic
-            // replace goes through a temporary file that would vanish under a copy.
-            // The WAL, kept whole until RELEASE, makes every later commit durable.
-            return Ok(self.flushed.lock().seq);
+    fn check_open(&self) -> Result<()> {
+        if let Some(f) = self.group.failure() {
+            return Err(StorageError::Poisoned(f));
         }
-        self.flush_and_take_catalog().map(|c| c.seq)
+        if self.closed.load(Ordering::SeqCst) {
+            return Err(StorageError::InvalidState("the database is closed".into()));
+        }
+        Ok(())
     }
 
-    /// Undoes a failed commit's staging and removes the files it created, at once
-    /// even in checkpoint mode: a retried CREATE TABLE reuses the table's id and
+    /// A staging for commit `seq` on the newest state.
+    pub(crate) fn staging(&self, w: &Writer, seq: u64) -> Staging<'_> {
+        let mut st = Staging::new(
+            (*w.catalog).clone(),
+            seq,
+            self.root.db.clone(),
+            &self.verified,
+            self.options.split_min_rows,
+        );
+        st.frozen = w.frozen;
+        st
+    }
+
+    /// Makes the staged state the newest one (as commit `seq`): its files to
+    /// sync, its garbage to reclaim once nothing sees it.
+    pub(crate) fn install(&self, w: &mut Writer, st: Staging<'_>, seq: u64) -> Arc<Catalog> {
+        let Staging {
+            mut catalog,
+            dirty,
+            garbage,
+            ..
+        } = st;
+        catalog.seq = seq;
+        catalog.version = w.catalog.version + 1;
+        w.dirty.extend(dirty);
+        self.garbage.add(catalog.version, garbage);
+        self.buffered_bytes
+            .store(catalog.buffered_bytes(), Ordering::Relaxed);
+        let catalog = Arc::new(catalog);
+        w.catalog = catalog.clone();
+        catalog
+    }
+
+    /// Undoes a failed staging and removes the files it created, at once even in
+    /// checkpoint mode: a retried CREATE TABLE reuses the table's id and
     /// directory, which a removal deferred to RELEASE would then delete.
-    fn abort(&self, st: Staging<'_>) {
+    pub(crate) fn abort(&self, st: Staging<'_>) {
         let created = st.abort_keeping_files();
-        self.remove_now(created);
-    }
-
-    /// Deletes unreferenced `paths` now, or at RELEASE when in checkpoint mode.
-    /// Only for paths no later commit can reuse (a preview's private area).
-    fn remove_or_defer(&self, paths: Vec<PathBuf>) {
-        if self.garbage.is_paused() {
-            self.garbage.add(0, paths);
-            return;
-        }
-        self.remove_now(paths);
-    }
-
-    fn remove_now(&self, paths: Vec<PathBuf>) {
-        for p in paths.iter().rev() {
+        for p in created.iter().rev() {
             self.verified.forget_under(p);
             if let Err(e) = fsutil::remove_path(p) {
                 tracing::warn!("could not remove {}: {e}", p.display());
@@ -698,150 +764,19 @@ impl Inner {
         }
     }
 
-    /// Makes the newest commit durable in the table files; that commit's catalog.
-    fn flush_and_take_catalog(&self) -> Result<Arc<Catalog>> {
-        let mut flushed = self.flushed.lock();
-        let (catalog, dirty) = {
-            let mut w = self.writer.lock();
-            (w.catalog.clone(), std::mem::take(&mut w.dirty))
-        };
-        if catalog.seq == flushed.seq && dirty.is_empty() {
-            return Ok(catalog);
-        }
-        let result = self
-            .flush_catalog(&catalog, &dirty, &mut flushed)
-            .map(|_| catalog);
-        match &result {
-            Err(e) if e.is_retryable_disk_full() => {
-                // A write found the disk full: nothing durable changed (the WAL
-                // still covers every commit), so the next flush tries again.
-                self.writer.lock().dirty.extend(dirty);
-            }
-            Err(e) => {
-                // The table files' durability is unknown now: stop taking commits
-                // rather than acknowledge on top of it.
-                self.group
-                    .poison(format!("making table files durable failed: {e}"));
-            }
-            Ok(_) => {}
-        }
-        result
-    }
-
-    fn flush_catalog(
-        &self,
-        catalog: &Catalog,
-        dirty: &HashSet<PathBuf>,
-        flushed: &mut Flushed,
-    ) -> Result<u64> {
-        // The WAL first: a table's `_txn` must never get ahead of the log that
-        // makes its commit whole (a multi-table commit on disk in one table only).
-        self.group.wait_durable(catalog.seq)?;
-        // Parts retired by a commit up to this one (late rows rewrite a partition's
-        // tail on every commit) are read by nothing durable: skip their fsyncs,
-        // which otherwise made flushes and CHECKPOINT CREATE under such a load slow.
-        let retired = self.garbage.retired_by(catalog.seq);
-        let mut dirty: Vec<&PathBuf> = dirty
-            .iter()
-            .filter(|p| !p.ancestors().any(|a| retired.contains(a)))
-            .collect();
-        dirty.sort();
-        for p in &dirty {
-            fsutil::sync_if_exists(p)?;
-        }
-        let mut tables = BTreeMap::new();
-        for t in catalog.tables.values() {
-            let now = (t.txn.txn, t.meta.seq);
-            if flushed.tables.get(&t.id) != Some(&now) {
-                write_table_state(
-                    t,
-                    flushed.tables.get(&t.id).map(|x| x.1) != Some(t.meta.seq),
-                )?;
-            }
-            tables.insert(t.id, now);
-        }
-        let reg_path = self.root.registry_path();
-        fsutil::write_atomic(&reg_path, &catalog.registry().encode())?;
-        flushed.tables = tables;
-        flushed.seq = catalog.seq;
-        Ok(catalog.seq)
-    }
-
-    /// Logs a warning, at most once a minute, while a checkpoint is in progress and
-    /// free space is under the configured threshold.
-    fn warn_if_space_runs_low(&self, warned_at: &mut Option<Instant>) {
-        let threshold = self.options.checkpoint_free_space_warn_bytes;
-        if threshold == 0 || self.checkpoint.lock().is_none() {
-            return;
-        }
-        if warned_at.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
-            return;
-        }
-        if let Ok(free) = fsutil::free_bytes(&self.root.path)
-            && free < threshold
-        {
-            tracing::warn!(
-                free_bytes = free,
-                threshold_bytes = threshold,
-                "free space is running low during checkpoint mode: finish the copy and run CHECKPOINT RELEASE"
-            );
-            *warned_at = Some(Instant::now());
-        }
-    }
-
-    fn reclaim(&self) -> Result<usize> {
-        let _deleting = self.reclaiming.lock();
-        if self.garbage.is_paused() {
-            // Checkpoint mode: nothing is deleted, not even WAL segments no cut
-            // needs, so a copy of the root never meets a file that vanishes.
-            return Ok(0);
-        }
-        let durable = self.flushed.lock().seq;
-        // The WAL below the durable table files is never needed, not even by a
-        // checkpoint's cut (CHECKPOINT CREATE makes the cut's table files durable).
-        let trimmed = self.writer.lock().wal.trim(durable)?;
-        let limit = {
-            let pins = self.pins.pinned.lock();
-            let published = self.group.published().seq;
-            durable
-                .min(published)
-                .min(pins.keys().next().copied().unwrap_or(u64::MAX))
-        };
-        let paths = self.garbage.take_reclaimable(limit);
-        let mut removed = 0;
-        let mut failed = Vec::new();
-        for p in paths {
-            // Forget before deleting: once the name is free a commit may create a
-            // new file at the same path, and a checksum remembered for the old
-            // file would then be extended over the new one (a false mismatch).
-            self.verified.forget_under(&p);
-            match fsutil::remove_path(&p) {
-                Ok(()) => {
-                    removed += 1;
-                }
-                Err(e) => {
-                    tracing::warn!("could not remove {}: {e}", p.display());
-                    failed.push(p);
-                }
-            }
-        }
-        if !failed.is_empty() {
-            // Deletion failed: try again next round.
-            self.garbage.add(limit, failed);
-        }
-        if removed + trimmed > 0 {
-            tracing::debug!(
-                removed,
-                wal_segments_removed = trimmed,
-                "housekeeping reclaimed space"
-            );
-        }
-        Ok(removed + trimmed)
+    /// The newest visible state, pinned so that nothing it refers to is reclaimed.
+    pub(crate) fn pin_published(&self) -> (Arc<Catalog>, Arc<crate::snapshot::Pin>) {
+        // Under the pins lock, so housekeeping cannot compute its limit between
+        // reading the state and pinning it.
+        let mut pinned = self.pins.pinned.lock();
+        let catalog = self.group.published();
+        let pin = crate::snapshot::Pin::new(self.pins.clone(), &mut pinned, catalog.version);
+        (catalog, pin)
     }
 }
 
 /// A time for messages: RFC 3339 in UTC, to the second.
-fn humane_time(t: SystemTime) -> String {
+pub(crate) fn humane_time(t: SystemTime) -> String {
     let secs = t
         .duration_since(std::time::UNIX_EPOCH)
         .unwrap_or_default()
@@ -854,21 +789,4 @@ fn humane_time(t: SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
-}
-
-/// Writes a table's `_txn` (and `_meta` when the schema changed) durably. The new
-/// `_meta` goes to `_meta.pending` first and is renamed into place after `_txn`,
-/// so that recovery always finds the schema that goes with `_txn`.
-fn write_table_state(t: &TableState, meta_changed: bool) -> Result<()> {
-    let pending = t.dir.join(META_PENDING_FILE);
-    if meta_changed {
-        fsutil::write_synced(&pending, &t.meta.encode())?;
-    }
-    fsutil::write_atomic(&t.dir.join(TXN_FILE), &t.txn.encode())?;
-    if meta_changed {
-        let meta = t.dir.join(META_FILE);
-        std::fs::rename(&pending, &meta).map_err(|e| StorageError::io(&meta, e))?;
-        fsutil::sync_dir(&t.dir)?;
-    }
-    Ok(())
 }

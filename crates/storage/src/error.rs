@@ -95,6 +95,11 @@ pub enum StorageError {
 
     #[error("a checkpoint is already in progress (created {since}); CHECKPOINT RELEASE ends it")]
     CheckpointInProgress { since: String },
+
+    /// The write buffer is full and moving it into the column files fails: the
+    /// writer is refused instead of waiting without end.
+    #[error("the write buffer is full and writing it to the table files fails: {reason}")]
+    ApplyFailed { reason: String, disk_full: bool },
 }
 
 impl StorageError {
@@ -132,9 +137,13 @@ impl StorageError {
             {
                 ErrorKind::DiskFull
             }
-            StorageError::Io { .. } | StorageError::Sync { .. } | StorageError::Poisoned(_) => {
-                ErrorKind::Io
-            }
+            StorageError::ApplyFailed {
+                disk_full: true, ..
+            } => ErrorKind::DiskFull,
+            StorageError::Io { .. }
+            | StorageError::Sync { .. }
+            | StorageError::Poisoned(_)
+            | StorageError::ApplyFailed { .. } => ErrorKind::Io,
             StorageError::Corrupted { .. } | StorageError::UnsupportedVersion { .. } => {
                 ErrorKind::Corrupted
             }

@@ -3,16 +3,21 @@
 //! Tables live in a root directory as time-partitioned, append-only column
 //! files. A commit (one or more tables, data and DDL) is one checksummed WAL
 //! record, fsynced before it is acknowledged (group commit shares fsyncs), and
-//! one atomic switch of each table's committed state. Readers take snapshots
-//! that stay valid while writers go on. See `docs/storage-format.md` for the
-//! bytes on disk and `docs/architecture.md` for the invariants.
+//! one atomic switch of the committed state. Rows of INSERT and COPY commits
+//! go to an in-memory write buffer first; a background apply moves them into
+//! the column files in large sorted batches. Readers take snapshots (files plus
+//! buffer) that stay valid while writers go on. See `docs/storage-format.md`
+//! for the bytes on disk and `docs/architecture.md` for the invariants.
 //!
 //! Module map:
-//! - [`db`]: `Database` — open/recover, commit, snapshot, flush, housekeeping;
-//! - `ops`: requests, resolved WAL ops, and applying them to files;
+//! - [`db`]: `Database` — open/recover, commit, snapshot, checkpoint mode;
+//! - `ops`: requests, resolved WAL ops, applying them in memory or to files;
+//! - `buffer`: the write buffer's runs; `merge`: merging sorted runs;
+//! - `apply`: moving buffered rows into the column files;
+//! - [`transaction`]: an open transaction's own view of its writes;
 //! - `commit`: group commit and publication of durable states;
 //! - `recovery`: loading the durable state and replaying the WAL;
-//! - `housekeeping`: garbage and the pause switch;
+//! - `housekeeping`: flushing table files, garbage and the pause switch;
 //! - `checkpoint`: the cut that `CHECKPOINT CREATE` records; [`restore`]: the boot
 //!   step that rewinds a copy to it;
 //! - `wal`: segments and record encoding; `table`: `_meta`, `_txn`, column and
@@ -20,7 +25,9 @@
 //! - `batch`: in-memory columns; `types`: column types and partitioning; `name`:
 //!   name rules; `codec`/`fsutil`: file framing and durable file operations.
 
+mod apply;
 pub mod batch;
+mod buffer;
 mod catalog;
 mod checkpoint;
 pub mod codec;
@@ -31,6 +38,7 @@ mod fsutil;
 #[doc(hidden)]
 pub mod fuzz;
 mod housekeeping;
+pub mod merge;
 pub mod name;
 mod ops;
 pub mod options;
@@ -40,6 +48,7 @@ pub mod restore;
 mod root;
 pub mod snapshot;
 mod table;
+pub mod transaction;
 pub mod types;
 mod wal;
 
@@ -51,7 +60,7 @@ pub use error::{ErrorKind, Result, StorageError};
 pub use ops::{ColumnDef, PartitionSelector, Request, TableDef};
 pub use options::{CommitMode, StorageOptions};
 pub use restore::{RESTORE_TRIGGER, RestoreReport};
-pub use snapshot::{PartitionInfo, Snapshot, TableReader};
+pub use snapshot::{PartInfo, PartitionInfo, Piece, RowSource, ScanPlan, Snapshot, TableReader};
 pub use table::column::{ColumnChunk, Mapped};
 pub use table::meta::{ColumnMeta, TableMeta};
 pub use types::{ColumnType, PartitionBy};

@@ -52,6 +52,16 @@ pub struct StorageOptions {
     /// During checkpoint mode, housekeeping logs a warning when free space on the
     /// root's file system is below this (0: never).
     pub checkpoint_free_space_warn_bytes: u64,
+    /// The write buffer (rows committed but not yet in the column files) holds
+    /// at most about this many bytes: past half of it the apply runs at once,
+    /// past all of it writers wait for the apply.
+    pub write_buffer_bytes: u64,
+    /// How often the apply moves buffered rows into the column files. Longer
+    /// means larger, better sorted writes and fewer rewrites for late rows;
+    /// shorter means fewer rows for readers to merge and recovery to replay.
+    pub apply_interval: Duration,
+    /// Run the apply thread (tests turn it off to drive it by hand).
+    pub background_apply: bool,
 }
 
 impl Default for StorageOptions {
@@ -64,6 +74,9 @@ impl Default for StorageOptions {
             background_housekeeping: true,
             split_min_rows: 16_384,
             checkpoint_free_space_warn_bytes: 1 << 30,
+            write_buffer_bytes: 256 << 20,
+            apply_interval: Duration::from_millis(500),
+            background_apply: true,
         }
     }
 }

@@ -7,8 +7,11 @@
 //!    partition directories, table directories and files that no committed state
 //!    references are removed. A file *shorter* than its committed length, or one
 //!    that fails its checksum, is corruption: the open stops and names the file.
-//! 3. WAL records newer than each table's `_txn` are applied again with the same
-//!    code as live commits (`ops::apply`).
+//! 3. WAL records after the commit `_tables` names (the newest wholly in the
+//!    files) are applied again with the same code as live commits: rows go to
+//!    the write buffer, other ops to the files after the buffered rows. A table
+//!    whose `_txn` is newer than a record (a flush that stopped half-way) skips
+//!    it. The buffer is moved to the files whenever it outgrows its limit.
 
 use std::collections::{BTreeMap, HashSet};
 use std::fs;
@@ -18,7 +21,9 @@ use std::sync::Arc;
 use crate::catalog::Catalog;
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
-use crate::ops::{Staging, apply};
+use crate::apply::write_all_buffered;
+use crate::ops::{Staging, files, memory};
+use crate::options::StorageOptions;
 use crate::registry::{Registry, RegistryEntry};
 use crate::root::{REGISTRY_FILE, Root};
 use crate::table::column::{self, VerifiedFiles};
@@ -37,6 +42,8 @@ pub(crate) struct Recovered {
     pub(crate) dirty: HashSet<PathBuf>,
     /// Garbage produced by replay: (seq, path).
     pub(crate) garbage: Vec<(u64, PathBuf)>,
+    /// The newest commit wholly in the files on disk (what `_tables` says).
+    pub(crate) durable_seq: u64,
     pub(crate) segments: Vec<(u64, PathBuf)>,
     pub(crate) replayed: usize,
     pub(crate) cut_bytes: u64,
@@ -68,7 +75,7 @@ fn remove_unreferenced(
 pub(crate) fn recover(
     root: &Root,
     verified: &VerifiedFiles,
-    split_min_rows: u64,
+    options: &StorageOptions,
     protected: &HashSet<PathBuf>,
 ) -> Result<Recovered> {
     let reg_path = root.registry_path();
@@ -99,6 +106,7 @@ pub(crate) fn recover(
         durable_tables: BTreeMap::new(),
         dirty: HashSet::new(),
         garbage: Vec::new(),
+        durable_seq: registry.seq,
         segments: Vec::new(),
         replayed: 0,
         cut_bytes: 0,
@@ -139,6 +147,8 @@ pub(crate) fn recover(
             ),
         ));
     }
+    let started = std::time::Instant::now();
+    let mut last_log = started;
     for seg in &segments {
         for (seq, payload) in &seg.records {
             let seq = *seq;
@@ -146,7 +156,10 @@ pub(crate) fn recover(
                 continue;
             }
             let ops = wal::record::decode_ops(payload, &seg.path)?;
-            // A flush that crashed half-way may have written some tables' `_txn`
+            let failed = |e: StorageError| {
+                StorageError::corrupted(&seg.path, format!("replaying commit {seq} failed: {e}"))
+            };
+            // A flush that stopped half-way may have written some tables' `_txn`
             // past `durable_seq`: those tables skip what they already have. The
             // decision uses each table's state from before this record, since the
             // record's own ops move it forward.
@@ -155,14 +168,18 @@ pub(crate) fn recover(
                 .iter()
                 .map(|(id, t)| (*id, t.txn.txn))
                 .collect();
+            let rows_only = ops.iter().all(|op| op.adds_rows_only());
             let mut st = Staging::new(
                 catalog.clone(),
                 seq,
                 root.db.clone(),
                 verified,
-                split_min_rows,
+                options.split_min_rows,
             );
-            for op in &ops {
+            if !rows_only {
+                write_all_buffered(&mut st).map_err(failed)?;
+            }
+            for op in ops {
                 let wanted = match op.table_id() {
                     None => true,
                     Some(id) => match txn_before.get(&id) {
@@ -179,14 +196,18 @@ pub(crate) fn recover(
                         }
                     },
                 };
-                if wanted {
-                    apply(op, &mut st).map_err(|e| {
-                        StorageError::corrupted(
-                            &seg.path,
-                            format!("replaying commit {seq} failed: {e}"),
-                        )
-                    })?;
+                if !wanted {
+                    continue;
                 }
+                if rows_only {
+                    memory::stage(op, &mut st).map_err(failed)?;
+                } else {
+                    files::apply(&op, &mut st).map_err(failed)?;
+                }
+            }
+            // The buffer stays within its limit during replay too.
+            if st.catalog.buffered_bytes() > options.write_buffer_bytes {
+                write_all_buffered(&mut st).map_err(failed)?;
             }
             report.replayed += 1;
             report.dirty.extend(st.dirty.drain(..));
@@ -195,6 +216,15 @@ pub(crate) fn recover(
                 .extend(st.garbage.drain(..).map(|p| (seq, p)));
             catalog = st.catalog;
             catalog.seq = seq;
+            if last_log.elapsed() > std::time::Duration::from_secs(2) {
+                tracing::info!(
+                    replayed = report.replayed,
+                    seq,
+                    buffered_rows = catalog.buffered_rows(),
+                    "recovery: replaying the WAL"
+                );
+                last_log = std::time::Instant::now();
+            }
         }
     }
     report.segments = segments
@@ -258,15 +288,15 @@ fn load_table(
         keep.insert(format!("{}.sym", c.file_stem));
         symbols.insert(c.id, Arc::new(dict));
     }
-    let state = TableState {
-        id: entry.id,
-        name: entry.name.clone(),
-        dir_name: entry.dir.clone(),
-        dir: dir.clone(),
-        meta: Arc::new(meta),
-        txn: Arc::new(txn),
+    let state = TableState::from_files(
+        entry.id,
+        entry.name.clone(),
+        entry.dir.clone(),
+        dir.clone(),
+        meta,
+        txn,
         symbols,
-    };
+    );
     for p in &state.txn.partitions {
         let pdir = state.partition_dir(p);
         if !pdir.is_dir() {

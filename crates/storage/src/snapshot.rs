@@ -1,113 +1,92 @@
-//! Reader snapshots: a consistent view of every table as of one commit.
+//! Reader snapshots: a consistent view of every table as of one state.
 //!
-//! A snapshot pins its commit number; housekeeping reclaims nothing that a
-//! pinned commit can still see, so a snapshot stays valid (and its mapped files
-//! unchanged) however long it lives, while writers append and rewrite.
+//! A snapshot pins its state's version; housekeeping reclaims nothing that a
+//! pinned version can still see, so a snapshot stays valid (and its mapped files
+//! unchanged) however long it lives, while writers append and rewrite. It also
+//! holds the write buffer's runs of its state (shared, never copied), so a
+//! table reads as its files plus its buffered rows, merged in timestamp order
+//! ([`TableReader::scan`]).
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ops::Range;
 use std::sync::Arc;
 
 use parking_lot::Mutex;
 
 use crate::batch::{Column, Values, VarData};
+use crate::buffer::Run;
 use crate::catalog::Catalog;
 use crate::error::{Result, StorageError};
+use crate::merge::merge_order;
+use crate::ops::null_column;
 use crate::table::TableState;
 use crate::table::column::{ColumnChunk, VerifiedFiles};
-use crate::table::meta::TableMeta;
+use crate::table::meta::{ColumnMeta, TableMeta};
 use crate::table::txn::PartitionMeta;
 use crate::types::{ColumnType, PartitionBy};
 
-/// Commit numbers pinned by live snapshots (with counts).
+/// State versions pinned by live snapshots (with counts).
 #[derive(Debug, Default)]
 pub(crate) struct Pins {
     pub(crate) pinned: Mutex<BTreeMap<u64, usize>>,
 }
 
+/// One pin of a state version; unpinned when dropped.
 #[derive(Debug)]
-struct Pin {
+pub(crate) struct Pin {
     pins: Arc<Pins>,
-    seq: u64,
+    version: u64,
+}
+
+impl Pin {
+    /// Pins `version`; the caller holds the pins lock (`pinned`) while it reads
+    /// the state it pins, so housekeeping cannot slip in between.
+    pub(crate) fn new(pins: Arc<Pins>, pinned: &mut BTreeMap<u64, usize>, version: u64) -> Arc<Pin> {
+        *pinned.entry(version).or_default() += 1;
+        Arc::new(Pin { pins, version })
+    }
 }
 
 impl Drop for Pin {
     fn drop(&mut self) {
         let mut g = self.pins.pinned.lock();
-        if let Some(n) = g.get_mut(&self.seq) {
+        if let Some(n) = g.get_mut(&self.version) {
             *n -= 1;
             if *n == 0 {
-                g.remove(&self.seq);
+                g.remove(&self.version);
             }
         }
     }
 }
 
-/// Files a preview wrote, removed when the last view of it goes.
-#[derive(Debug)]
-pub(crate) struct PreviewFiles {
-    pub(crate) paths: Vec<std::path::PathBuf>,
-    pub(crate) verified: Arc<VerifiedFiles>,
-    pub(crate) garbage: Arc<crate::housekeeping::Garbage>,
-}
-
-impl Drop for PreviewFiles {
-    fn drop(&mut self) {
-        if self.garbage.is_paused() {
-            // Checkpoint mode: nothing under the root vanishes during a copy;
-            // housekeeping removes these after RELEASE.
-            self.garbage.add(0, std::mem::take(&mut self.paths));
-            return;
-        }
-        for p in self.paths.iter().rev() {
-            // Forget first: a commit may reuse the path as soon as it is free.
-            self.verified.forget_under(p);
-            if let Err(e) = crate::fsutil::remove_path(p) {
-                tracing::warn!("could not remove preview file {}: {e}", p.display());
-            }
-        }
-    }
-}
-
-/// A consistent, read-only view of all tables as of one commit (or, for a
-/// preview, of one commit plus a transaction that has not committed).
+/// A consistent, read-only view of all tables as of one state (or, for an
+/// open transaction, of one state plus the transaction's own writes).
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     catalog: Arc<Catalog>,
     verified: Arc<VerifiedFiles>,
-    _pin: Arc<Pin>,
-    _preview: Option<Arc<PreviewFiles>>,
+    pin: Arc<Pin>,
 }
 
 impl Snapshot {
-    /// Pins `catalog.seq`; the caller holds the `pins` lock decision (see `Database::snapshot`).
-    pub(crate) fn new(
-        catalog: Arc<Catalog>,
-        verified: Arc<VerifiedFiles>,
-        pins: Arc<Pins>,
-        pinned: &mut BTreeMap<u64, usize>,
-    ) -> Self {
-        *pinned.entry(catalog.seq).or_default() += 1;
-        let seq = catalog.seq;
+    pub(crate) fn new(catalog: Arc<Catalog>, verified: Arc<VerifiedFiles>, pin: Arc<Pin>) -> Self {
         Snapshot {
             catalog,
             verified,
-            _pin: Arc::new(Pin { pins, seq }),
-            _preview: None,
+            pin,
         }
-    }
-
-    pub(crate) fn with_preview_files(mut self, files: PreviewFiles) -> Self {
-        self._preview = Some(Arc::new(files));
-        self
     }
 
     fn reader(&self, t: &Arc<TableState>) -> TableReader {
         TableReader {
+            runs: t
+                .buffer
+                .partitions()
+                .flat_map(|(start, runs)| runs.iter().map(move |r| (start, r.clone())))
+                .collect(),
             state: t.clone(),
             verified: self.verified.clone(),
-            _pin: self._pin.clone(),
-            _preview: self._preview.clone(),
+            _pin: self.pin.clone(),
         }
     }
 
@@ -138,11 +117,31 @@ impl Snapshot {
     }
 }
 
-/// A partition as a reader sees it.
+/// A partition as a reader sees it: its rows in the files and in the buffer.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PartitionInfo {
-    /// Display and directory name, e.g. `2026-11-21` or `2026-11-20.57`.
+    /// Display name, e.g. `2026-11-21`.
     pub name: String,
+    pub start: i64,
+    pub end: i64,
+    /// All rows, files and buffer.
+    pub rows: u64,
+    /// Rows committed but not yet in the files.
+    pub buffered_rows: u64,
+    pub min_ts: i64,
+    pub max_ts: i64,
+    /// Parts in the files (copy-on-write versions and kept prefixes).
+    pub parts: usize,
+    /// The newest part's version (0: the plain directory name).
+    pub version: u64,
+}
+
+/// A part of a partition in the column files.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PartInfo {
+    /// The partition's display name, e.g. `2026-11-21`.
+    pub name: String,
+    /// Directory name, e.g. `2026-11-21` or `2026-11-20.57`.
     pub dir_name: String,
     pub start: i64,
     pub end: i64,
@@ -152,14 +151,47 @@ pub struct PartitionInfo {
     pub version: u64,
 }
 
+/// Where a piece of a scan reads its rows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RowSource {
+    /// A part in the column files (index into [`TableReader::parts`]).
+    Part(usize),
+    /// A run of the write buffer (index into the reader's runs, see
+    /// [`TableReader::run_count`]).
+    Run(usize),
+}
+
+/// Consecutive rows of one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Piece {
+    pub source: RowSource,
+    pub rows: Range<usize>,
+}
+
+/// What [`TableReader::scan`] found: the pieces in timestamp order, and how
+/// many file parts the timestamp range kept and pruned.
+#[derive(Debug, Clone, Default)]
+pub struct ScanPlan {
+    pub pieces: Vec<Piece>,
+    pub parts_scanned: usize,
+    pub parts_pruned: usize,
+}
+
+impl ScanPlan {
+    pub fn rows(&self) -> usize {
+        self.pieces.iter().map(|p| p.rows.len()).sum()
+    }
+}
+
 /// One table in a snapshot. Holds the snapshot's pin, so it stays valid after
 /// the `Snapshot` it came from is dropped.
 #[derive(Debug, Clone)]
 pub struct TableReader {
     state: Arc<TableState>,
+    /// The buffered runs with their partition starts, in partition order.
+    runs: Vec<(i64, Arc<Run>)>,
     verified: Arc<VerifiedFiles>,
     _pin: Arc<Pin>,
-    _preview: Option<Arc<PreviewFiles>>,
 }
 
 impl TableReader {
@@ -175,21 +207,67 @@ impl TableReader {
     pub fn partition_by(&self) -> PartitionBy {
         self.state.meta.partition_by
     }
+    /// Rows in the files and the buffer.
     pub fn row_count(&self) -> u64 {
-        self.state.txn.row_count()
+        self.state.row_count()
     }
-    /// The commit that last changed this table.
+    /// Rows committed but not yet in the column files.
+    pub fn buffered_rows(&self) -> u64 {
+        self.state.buffer.rows()
+    }
+    /// The newest commit whose changes to this table are all in its files.
     pub fn txn(&self) -> u64 {
         self.state.txn.txn
     }
 
+    /// The partitions that hold rows, in time order.
     pub fn partitions(&self) -> Vec<PartitionInfo> {
+        let pb = self.state.meta.partition_by;
+        self.state
+            .partition_starts()
+            .into_iter()
+            .map(|start| {
+                let parts: Vec<&PartitionMeta> = self
+                    .state
+                    .txn
+                    .partitions
+                    .iter()
+                    .filter(|p| p.start == start)
+                    .collect();
+                let buffered_rows = self
+                    .state
+                    .buffer
+                    .partition(start)
+                    .iter()
+                    .map(|r| r.rows as u64)
+                    .sum::<u64>();
+                let (min_ts, max_ts) = self
+                    .state
+                    .partition_bounds(start)
+                    .unwrap_or((i64::MIN, i64::MIN));
+                PartitionInfo {
+                    name: pb.partition_name(start),
+                    start,
+                    end: pb.partition_end(start),
+                    rows: parts.iter().map(|p| p.rows).sum::<u64>() + buffered_rows,
+                    buffered_rows,
+                    min_ts,
+                    max_ts,
+                    parts: parts.len(),
+                    version: parts.iter().map(|p| p.version).max().unwrap_or(0),
+                }
+            })
+            .collect()
+    }
+
+    /// The parts in the column files, in time order.
+    pub fn parts(&self) -> Vec<PartInfo> {
         let pb = self.state.meta.partition_by;
         self.state
             .txn
             .partitions
             .iter()
-            .map(|p| PartitionInfo {
+            .map(|p| PartInfo {
                 name: pb.partition_name(p.start),
                 dir_name: p.dir_name.clone(),
                 start: p.start,
@@ -202,13 +280,13 @@ impl TableReader {
             .collect()
     }
 
-    /// Bytes on disk of the table's committed partitions and dictionaries.
+    /// Bytes on disk of the table's committed parts and dictionaries.
     pub fn disk_size(&self) -> u64 {
         self.state
             .txn
             .partitions
             .iter()
-            .map(|p| self.partition_disk_size_of(p))
+            .map(|p| crate::fsutil::disk_usage(&self.state.partition_dir(p)))
             .sum::<u64>()
             + self
                 .state
@@ -218,28 +296,39 @@ impl TableReader {
                 .sum::<u64>()
     }
 
-    pub fn partition_disk_size(&self, partition: usize) -> u64 {
+    /// Bytes on disk of part `part` (index into [`TableReader::parts`]).
+    pub fn part_disk_size(&self, part: usize) -> u64 {
         self.state
             .txn
             .partitions
-            .get(partition)
-            .map_or(0, |p| self.partition_disk_size_of(p))
+            .get(part)
+            .map_or(0, |p| crate::fsutil::disk_usage(&self.state.partition_dir(p)))
     }
 
-    fn partition_disk_size_of(&self, p: &PartitionMeta) -> u64 {
-        crate::fsutil::disk_usage(&self.state.partition_dir(p))
-    }
-
-    fn partition(&self, i: usize) -> Result<&PartitionMeta> {
+    fn part(&self, i: usize) -> Result<&PartitionMeta> {
         self.state.txn.partitions.get(i).ok_or_else(|| {
             StorageError::InvalidState(format!(
-                "table \"{}\" has no partition number {i}",
+                "table \"{}\" has no part number {i}",
                 self.state.name
             ))
         })
     }
 
-    fn column_meta(&self, name: &str) -> Result<&crate::table::meta::ColumnMeta> {
+    fn run(&self, i: usize) -> Result<&Run> {
+        self.runs.get(i).map(|(_, r)| r.as_ref()).ok_or_else(|| {
+            StorageError::InvalidState(format!(
+                "table \"{}\" has no buffered run number {i}",
+                self.state.name
+            ))
+        })
+    }
+
+    /// Buffered runs this reader sees.
+    pub fn run_count(&self) -> usize {
+        self.runs.len()
+    }
+
+    fn column_meta(&self, name: &str) -> Result<&ColumnMeta> {
         let i = self
             .state
             .meta
@@ -251,34 +340,67 @@ impl TableReader {
         Ok(&self.state.meta.columns[i])
     }
 
-    /// Zero-copy access to one column of partition `partition` (index into
-    /// [`TableReader::partitions`]). Checks the files' checksums on first use.
-    pub fn column_chunk(&self, partition: usize, column: &str) -> Result<ColumnChunk> {
-        let p = self.partition(partition)?;
+    /// Zero-copy access to one column of part `part` (index into
+    /// [`TableReader::parts`]). Checks the files' checksums on first use.
+    pub fn column_chunk(&self, part: usize, column: &str) -> Result<ColumnChunk> {
+        let p = self.part(part)?;
         self.state
             .column_chunk(p, self.column_meta(column)?, &self.verified)
     }
 
-    /// Rows `rows` of a column of one partition, decoded. SYMBOL values come back as text.
-    pub fn read_column(
-        &self,
-        partition: usize,
-        column: &str,
-        rows: Range<usize>,
-    ) -> Result<Column> {
-        let chunk = self.column_chunk(partition, column)?;
+    /// Rows `rows` of a column of one part, decoded. SYMBOL values come back as text.
+    pub fn read_column(&self, part: usize, column: &str, rows: Range<usize>) -> Result<Column> {
+        let chunk = self.column_chunk(part, column)?;
         if rows.end > chunk.rows || rows.start > rows.end {
             return Err(StorageError::InvalidState(format!(
-                "rows {rows:?} are outside partition {partition} of table \"{}\" ({} rows)",
+                "rows {rows:?} are outside part {part} of table \"{}\" ({} rows)",
                 self.state.name, chunk.rows
             )));
         }
-        let dir = self.state.partition_dir(self.partition(partition)?);
+        let dir = self.state.partition_dir(self.part(part)?);
         let raw = chunk.decode_raw(rows, &dir)?;
-        if chunk.column_type != ColumnType::Symbol {
-            return Ok(raw);
+        self.symbols_as_text(column, raw)
+    }
+
+    /// Rows `rows` of a column of buffered run `run`, as stored: SYMBOL values
+    /// as dictionary keys (an INT column, -1 or NULL for NULL), see
+    /// [`TableReader::symbol_dictionary`]. A column added after the run was
+    /// written is NULL.
+    pub fn run_column_raw(&self, run: usize, column: &str, rows: Range<usize>) -> Result<Column> {
+        let r = self.run(run)?;
+        if rows.end > r.rows || rows.start > rows.end {
+            return Err(StorageError::InvalidState(format!(
+                "rows {rows:?} are outside buffered run {run} of table \"{}\" ({} rows)",
+                self.state.name, r.rows
+            )));
         }
         let c = self.column_meta(column)?;
+        match r.column(c.id) {
+            Some(values) => {
+                let mut out = values.empty_like();
+                out.extend_range(values, rows)?;
+                Ok(out)
+            }
+            None => Ok(null_column(c, rows.len())),
+        }
+    }
+
+    /// The rows of `piece` of column `column`, decoded (SYMBOL as text).
+    pub fn read_piece(&self, piece: &Piece, column: &str) -> Result<Column> {
+        match piece.source {
+            RowSource::Part(p) => self.read_column(p, column, piece.rows.clone()),
+            RowSource::Run(r) => {
+                let raw = self.run_column_raw(r, column, piece.rows.clone())?;
+                self.symbols_as_text(column, raw)
+            }
+        }
+    }
+
+    fn symbols_as_text(&self, column: &str, raw: Column) -> Result<Column> {
+        let c = self.column_meta(column)?;
+        if c.column_type != ColumnType::Symbol {
+            return Ok(raw);
+        }
         let (dict, count) = self.symbol_dictionary(&c.name)?;
         let Values::Int(keys) = &raw.values else {
             return Err(StorageError::InvalidState(
@@ -287,13 +409,13 @@ impl TableReader {
         };
         let mut out = VarData::default();
         for (i, k) in keys.iter().enumerate() {
-            if raw.is_null(i) {
+            if raw.is_null(i) || *k < 0 {
                 out.push(b"");
                 continue;
             }
             let s = dict.get(*k as usize).ok_or_else(|| {
                 StorageError::corrupted(
-                    &dir,
+                    &self.state.dir,
                     format!(
                         "symbol key {k} of column \"{}\" is not below {count}",
                         c.name
@@ -302,10 +424,12 @@ impl TableReader {
             })?;
             out.push(s.as_bytes());
         }
-        Ok(Column {
-            values: Values::Symbol(out),
-            nulls: raw.nulls,
-        })
+        let nulls: Vec<bool> = keys
+            .iter()
+            .enumerate()
+            .map(|(i, k)| raw.is_null(i) || *k < 0)
+            .collect();
+        Ok(Column::with_nulls(Values::Symbol(out), nulls))
     }
 
     /// A symbol column's dictionary as this snapshot sees it: key `k` is entry `k`.
@@ -314,19 +438,14 @@ impl TableReader {
         let dict = self.state.symbols.get(&c.id).ok_or_else(|| {
             StorageError::InvalidData(format!("column \"{}\" is not a SYMBOL column", c.name))
         })?;
-        let count = self.state.txn.symbol_count(c.id);
+        let count = self.state.symbol_count(c.id);
         Ok((dict.values(count), count))
     }
 
-    /// The rows of partition `partition` whose designated timestamp lies in
-    /// `[from, to)`, found by binary search on the sorted timestamp column.
-    pub fn timestamp_row_range(
-        &self,
-        partition: usize,
-        from: i64,
-        to: i64,
-    ) -> Result<Range<usize>> {
-        let p = self.partition(partition)?;
+    /// The rows of part `part` whose designated timestamp lies in `[from, to)`,
+    /// found by binary search on the sorted timestamp column.
+    pub fn timestamp_row_range(&self, part: usize, from: i64, to: i64) -> Result<Range<usize>> {
+        let p = self.part(part)?;
         if self.state.meta.timestamp_index().is_none() {
             return Ok(0..p.rows as usize);
         }
@@ -335,22 +454,161 @@ impl TableReader {
         Ok(a..b)
     }
 
+    /// Every row whose designated timestamp lies in `[lo, hi)` (all rows of a
+    /// table without one), as pieces of parts and buffered runs that, read in
+    /// order, give the rows in timestamp order. Equal timestamps keep commit
+    /// order. File rows older than everything buffered in their partition are
+    /// whole pieces; where buffered rows interleave with them, the pieces are
+    /// as long as the interleaving allows.
+    pub fn scan(&self, lo: i64, hi: i64) -> Result<ScanPlan> {
+        let mut plan = ScanPlan::default();
+        let has_ts = self.state.meta.timestamp_index().is_some();
+        let (lo, hi) = if has_ts { (lo, hi) } else { (i64::MIN, i64::MAX) };
+        let starts: BTreeSet<i64> = self
+            .state
+            .txn
+            .partitions
+            .iter()
+            .map(|p| p.start)
+            .chain(self.runs.iter().map(|(s, _)| *s))
+            .collect();
+        for start in starts {
+            // File parts of the partition, narrowed to [lo, hi).
+            let mut parts: Vec<(usize, Range<usize>)> = Vec::new();
+            for (i, p) in self.state.txn.partitions.iter().enumerate() {
+                if p.start != start {
+                    continue;
+                }
+                if lo >= hi || p.rows == 0 || (has_ts && (p.max_ts < lo || p.min_ts >= hi)) {
+                    plan.parts_pruned += 1;
+                    continue;
+                }
+                plan.parts_scanned += 1;
+                let rows = if lo == i64::MIN && hi == i64::MAX {
+                    0..p.rows as usize
+                } else {
+                    self.timestamp_row_range(i, lo, hi)?
+                };
+                if !rows.is_empty() {
+                    parts.push((i, rows));
+                }
+            }
+            // Buffered runs of the partition, narrowed the same way.
+            let mut runs: Vec<(usize, Range<usize>)> = Vec::new();
+            for (i, (s, r)) in self.runs.iter().enumerate() {
+                if *s != start || r.rows == 0 {
+                    continue;
+                }
+                let rows = match r.timestamps() {
+                    Some(ts) if has_ts => {
+                        let a = ts.partition_point(|&x| x < lo);
+                        a..ts.partition_point(|&x| x < hi).max(a)
+                    }
+                    _ => 0..r.rows,
+                };
+                if !rows.is_empty() {
+                    runs.push((i, rows));
+                }
+            }
+            self.plan_partition(&parts, &runs, has_ts, &mut plan.pieces)?;
+        }
+        Ok(plan)
+    }
+
+    /// The pieces of one partition: file parts (ordered, not overlapping) and
+    /// buffered runs (each sorted), merged by timestamp.
+    fn plan_partition(
+        &self,
+        parts: &[(usize, Range<usize>)],
+        runs: &[(usize, Range<usize>)],
+        has_ts: bool,
+        out: &mut Vec<Piece>,
+    ) -> Result<()> {
+        let piece = |source, rows| Piece { source, rows };
+        if !has_ts || runs.is_empty() {
+            out.extend(parts.iter().map(|(i, r)| piece(RowSource::Part(*i), r.clone())));
+            out.extend(runs.iter().map(|(i, r)| piece(RowSource::Run(*i), r.clone())));
+            return Ok(());
+        }
+        let run_ts: Vec<&[i64]> = runs
+            .iter()
+            .map(|(i, rows)| {
+                self.run(*i)?
+                    .timestamps()
+                    .map(|ts| &ts[rows.clone()])
+                    .ok_or_else(|| StorageError::InvalidState("buffered run without timestamps".into()))
+            })
+            .collect::<Result<_>>()?;
+        // File rows up to the oldest buffered row come first, as they are (at equal
+        // timestamps the files hold the older commits).
+        let cut = run_ts.iter().filter_map(|ts| ts.first()).min().copied().unwrap_or(i64::MAX);
+        let mut tails: Vec<(usize, Range<usize>, Vec<i64>)> = Vec::new();
+        for (i, rows) in parts {
+            let p = self.part(*i)?;
+            let before = match cut.checked_add(1) {
+                Some(bound) => self.state.rows_before(p, bound, &self.verified)? as usize,
+                None => p.rows as usize,
+            };
+            let split = before.clamp(rows.start, rows.end);
+            if split > rows.start {
+                out.push(piece(RowSource::Part(*i), rows.start..split));
+            }
+            if split < rows.end {
+                let ts = self.part_timestamps(*i, split..rows.end)?;
+                tails.push((*i, split..rows.end, ts));
+            }
+        }
+        let mut sources: Vec<&[i64]> = tails.iter().map(|(_, _, ts)| ts.as_slice()).collect();
+        sources.extend(run_ts.iter().copied());
+        for (s, rows) in merge_order(&sources) {
+            out.push(if s < tails.len() {
+                let (part, range, _) = &tails[s];
+                piece(
+                    RowSource::Part(*part),
+                    range.start + rows.start..range.start + rows.end,
+                )
+            } else {
+                let (run, range) = &runs[s - tails.len()];
+                piece(
+                    RowSource::Run(*run),
+                    range.start + rows.start..range.start + rows.end,
+                )
+            });
+        }
+        Ok(())
+    }
+
+    /// The designated timestamps of rows `rows` of part `part`.
+    fn part_timestamps(&self, part: usize, rows: Range<usize>) -> Result<Vec<i64>> {
+        let ts = self
+            .state
+            .meta
+            .timestamp_name()
+            .ok_or_else(|| StorageError::InvalidState("no designated timestamp".into()))?
+            .to_string();
+        match self.read_column(part, &ts, rows)?.values {
+            Values::Timestamp(v) => Ok(v),
+            _ => Err(StorageError::InvalidState(
+                "designated timestamp column is not a TIMESTAMP".into(),
+            )),
+        }
+    }
+
     /// Every row of the table, in timestamp order, one column per table column
     /// (SYMBOL as text). Meant for tests and small tables.
     pub fn read_all(&self) -> Result<Vec<Column>> {
-        let mut out: Vec<Column> = self
-            .state
+        let plan = self.scan(i64::MIN, i64::MAX)?;
+        self.state
             .meta
             .columns
             .iter()
-            .map(|c| Column::all_null(c.column_type, 0))
-            .collect();
-        for (i, p) in self.state.txn.partitions.iter().enumerate() {
-            for (j, c) in self.state.meta.columns.iter().enumerate() {
-                let col = self.read_column(i, &c.name, 0..p.rows as usize)?;
-                out[j].extend(&col)?;
-            }
-        }
-        Ok(out)
+            .map(|c| {
+                let mut out = Column::new(Values::zeros(c.column_type, 0));
+                for p in &plan.pieces {
+                    out.extend(&self.read_piece(p, &c.name)?)?;
+                }
+                Ok(out)
+            })
+            .collect()
     }
 }

@@ -1,4 +1,6 @@
-//! Scans: partition pruning on the designated timestamp, row ranges, projection.
+//! Scans: partition pruning on the designated timestamp, row ranges, projection,
+//! and rows still in the write buffer merged with the files in timestamp order.
+//! The apply runs only on plain `CHECKPOINT` here, so what is buffered is known.
 
 use std::sync::Arc;
 
@@ -12,6 +14,7 @@ async fn session() -> (Session, tempfile::TempDir) {
         dir.path(),
         StorageOptions {
             background_housekeeping: false,
+            background_apply: false,
             ..Default::default()
         },
     )
@@ -48,6 +51,13 @@ async fn a_filter_on_the_designated_timestamp_opens_only_matching_partitions() {
     s.execute(&format!("INSERT INTO t VALUES {}", values.join(",")))
         .await
         .expect("insert");
+    // Buffered rows are filtered like any others, but no file part is opened.
+    assert_eq!(
+        count(&mut s, "SELECT count(*) FROM t WHERE ts >= '2026-11-15' AND ts < '2026-11-16'").await,
+        24
+    );
+    assert_eq!(s.scan_stats(), (0, 0));
+    s.execute("CHECKPOINT").await.expect("checkpoint");
     let cases = [
         (
             "SELECT count(*) FROM t WHERE ts >= '2026-11-15' AND ts < '2026-11-16'",
@@ -101,6 +111,7 @@ async fn projected_fixed_width_columns_are_not_copied() {
     )
     .await
     .expect("insert");
+    s.execute("CHECKPOINT").await.expect("checkpoint");
     let out = s.execute("SELECT v FROM t").await.expect("select");
     let Some(Output::Rows { batches, schema }) = out.last() else {
         panic!("{out:?}")
@@ -143,10 +154,26 @@ async fn rows_come_back_in_timestamp_order_across_many_batches() {
         .expect("create");
     // 200,000 rows over several partitions: several 64k-row batches per scan.
     s.execute(
-        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 40000), value FROM generate_series(0, 199999)",
+        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 40000), value * 10 FROM generate_series(0, 199999)",
     )
     .await
     .expect("insert");
+    check_order(&mut s, 200_000).await;
+    s.execute("CHECKPOINT").await.expect("checkpoint");
+    check_order(&mut s, 200_000).await;
+    // Late rows, buffered, fall between rows in the files (v keeps the order:
+    // v = 10 * position, a late row gets the odd value between its neighbours).
+    s.execute(
+        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 40000 + 20000), value * 10 + 5 FROM generate_series(0, 199999, 997)",
+    )
+    .await
+    .expect("late rows");
+    check_order(&mut s, 200_201).await;
+    s.execute("CHECKPOINT").await.expect("checkpoint");
+    check_order(&mut s, 200_201).await;
+}
+
+async fn check_order(s: &mut Session, rows: usize) {
     for sql in [
         "SELECT * FROM t",
         "SELECT v FROM t WHERE v % 3 = 0",
@@ -169,6 +196,9 @@ async fn rows_come_back_in_timestamp_order_across_many_batches() {
             })
             .collect();
         assert!(values.len() > 60_000, "{sql}");
+        if sql == "SELECT * FROM t" {
+            assert_eq!(values.len(), rows, "{sql}");
+        }
         assert!(
             values.windows(2).all(|w| w[0] < w[1]),
             "{sql}: rows are not in timestamp order"
@@ -185,6 +215,7 @@ async fn explain_and_explain_analyze_show_partitions_scanned() {
     s.execute("INSERT INTO t VALUES ('2026-11-20T01:00:00', 1), ('2026-11-21T01:00:00', 2), ('2026-11-22T01:00:00', 3)")
         .await
         .expect("insert");
+    s.execute("CHECKPOINT").await.expect("checkpoint");
     for explain in ["EXPLAIN", "EXPLAIN ANALYZE"] {
         let out = s
             .execute(&format!(
@@ -210,7 +241,7 @@ async fn explain_and_explain_analyze_show_partitions_scanned() {
             .collect();
         assert!(
             text.iter()
-                .any(|l| l.contains("table=t: partitions scanned 1 of 3, rows 1")),
+                .any(|l| l.contains("table=t: partitions scanned 1 of 3, rows 1 (0 buffered)")),
             "{explain}: {text:#?}"
         );
     }
@@ -225,6 +256,7 @@ async fn planning_reads_no_data_and_damage_surfaces_as_a_named_error() {
     s.execute("INSERT INTO t VALUES ('2026-11-21T01:00:00', 7), ('2026-11-21T02:00:00', 8)")
         .await
         .expect("insert");
+    s.execute("CHECKPOINT").await.expect("checkpoint");
     let file = dir.path().join("db/t~1/2026-11-21/v~1.d");
     let mut bytes = std::fs::read(&file).expect("column file");
     bytes[3] ^= 0x10;

@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use crate::batch::Column;
+use crate::buffer::TableBuffer;
 use crate::error::Result;
 use crate::table::column::{ColumnChunk, VerifiedFiles};
 use meta::TableMeta;
@@ -20,8 +21,9 @@ pub(crate) const META_FILE: &str = "_meta";
 pub(crate) const META_PENDING_FILE: &str = "_meta.pending";
 pub(crate) const TXN_FILE: &str = "_txn";
 
-/// A table as of one commit. Cheap to clone: the big parts are behind `Arc`s
-/// and copied only when a commit changes them.
+/// A table as of one commit: its column files (`txn`, exactly what `_txn`
+/// records) plus the rows committed since and still in the write buffer. Cheap
+/// to clone: the big parts are behind `Arc`s and copied only when changed.
 #[derive(Debug, Clone)]
 pub(crate) struct TableState {
     pub(crate) id: u64,
@@ -30,11 +32,90 @@ pub(crate) struct TableState {
     pub(crate) dir_name: String,
     pub(crate) dir: PathBuf,
     pub(crate) meta: Arc<TableMeta>,
+    /// The column files: every commit up to `txn.txn` that touched the table
+    /// is in them, and no later one.
     pub(crate) txn: Arc<TxnState>,
     pub(crate) symbols: BTreeMap<u32, Arc<SymbolDict>>,
+    /// Entries of each SYMBOL column's dictionary that committed rows may use
+    /// (the files' own counts, in `txn`, may be lower until the apply).
+    pub(crate) symbol_counts: Vec<(u32, u32)>,
+    /// Rows committed after `txn.txn`, not in the files yet.
+    pub(crate) buffer: TableBuffer,
 }
 
 impl TableState {
+    /// A table as its files are, with nothing buffered.
+    pub(crate) fn from_files(
+        id: u64,
+        name: String,
+        dir_name: String,
+        dir: PathBuf,
+        meta: TableMeta,
+        txn: TxnState,
+        symbols: BTreeMap<u32, Arc<SymbolDict>>,
+    ) -> TableState {
+        TableState {
+            id,
+            name,
+            dir_name,
+            dir,
+            meta: Arc::new(meta),
+            symbol_counts: txn.symbol_counts.clone(),
+            txn: Arc::new(txn),
+            symbols,
+            buffer: TableBuffer::default(),
+        }
+    }
+
+    /// Committed entries of SYMBOL column `column_id`'s dictionary.
+    pub(crate) fn symbol_count(&self, column_id: u32) -> u32 {
+        self.symbol_counts
+            .iter()
+            .find(|(c, _)| *c == column_id)
+            .map_or(0, |(_, n)| *n)
+    }
+
+    pub(crate) fn set_symbol_count(&mut self, column_id: u32, n: u32) {
+        match self.symbol_counts.iter_mut().find(|(c, _)| *c == column_id) {
+            Some(e) => e.1 = n,
+            None => self.symbol_counts.push((column_id, n)),
+        }
+    }
+
+    /// Rows in the files and the buffer.
+    pub(crate) fn row_count(&self) -> u64 {
+        self.txn.row_count() + self.buffer.rows()
+    }
+
+    /// Starts of the partitions that hold rows, in the files or the buffer.
+    pub(crate) fn partition_starts(&self) -> Vec<i64> {
+        let mut starts: Vec<i64> = self.txn.partitions.iter().map(|p| p.start).collect();
+        starts.extend(self.buffer.partitions().map(|(s, _)| s));
+        starts.sort_unstable();
+        starts.dedup();
+        starts
+    }
+
+    /// The oldest and newest designated timestamp of partition `start`, over
+    /// files and buffer (`None` when it has no rows).
+    pub(crate) fn partition_bounds(&self, start: i64) -> Option<(i64, i64)> {
+        let files = self
+            .txn
+            .partitions
+            .iter()
+            .filter(|p| p.start == start && p.rows > 0)
+            .map(|p| (p.min_ts, p.max_ts));
+        let runs = self
+            .buffer
+            .partition(start)
+            .iter()
+            .filter(|r| r.rows > 0)
+            .map(|r| (r.min_ts, r.max_ts));
+        files
+            .chain(runs)
+            .reduce(|(a, b), (c, d)| (a.min(c), b.max(d)))
+    }
+
     /// Column `c` of part `p`, mapped and checked. A column added after the part
     /// was written has no extent there and reads as NULLs.
     pub(crate) fn column_chunk(

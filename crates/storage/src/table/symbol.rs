@@ -32,29 +32,59 @@ fn header() -> Vec<u8> {
 struct Entries {
     values: Vec<Arc<str>>,
     index: HashMap<Arc<str>, i32>,
-    /// File length after each entry (`ends[k]` = end of entry k).
+    /// Entries written to the file (a prefix of `values`); entries past it live
+    /// in memory until the apply persists them.
+    persisted: usize,
+    /// The file's length after each persisted entry.
     ends: Vec<u64>,
 }
 
+impl Entries {
+    fn file_len(&self) -> u64 {
+        self.ends.last().copied().unwrap_or(HEADER_LEN)
+    }
+}
+
 /// An append-only dictionary shared by every snapshot of a table: a snapshot
-/// only looks at the first `count` entries its `_txn` committed.
+/// only looks at the first `count` entries its state committed. Commits add
+/// entries in memory; [`SymbolDict::persist`] writes them to the file, which
+/// the apply does before any row that uses them reaches a column file.
 #[derive(Debug)]
 pub(crate) struct SymbolDict {
     path: PathBuf,
+    /// `false` for a transaction's private copy, which is never written.
+    has_file: bool,
     entries: RwLock<Entries>,
 }
 
 impl SymbolDict {
+    /// A new, empty dictionary file at `path`.
     pub(crate) fn create(path: PathBuf) -> Result<Self> {
         fsutil::write_at(&path, 0, &header())?;
         Ok(SymbolDict {
             path,
+            has_file: true,
             entries: RwLock::new(Entries::default()),
         })
     }
 
+    /// A new, empty dictionary that lives in memory only (a transaction's view
+    /// of a table it created); `path` names it in messages.
+    pub(crate) fn in_memory(path: PathBuf) -> Self {
+        SymbolDict {
+            path,
+            has_file: false,
+            entries: RwLock::new(Entries::default()),
+        }
+    }
+
     pub(crate) fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// Whether the dictionary has a file (else it is a transaction's private copy).
+    pub(crate) fn has_file(&self) -> bool {
+        self.has_file
     }
 
     /// Loads the first `count` entries, checking each; returns the dictionary and
@@ -111,53 +141,78 @@ impl SymbolDict {
             e.ends.push(end as u64);
             pos = end;
         }
+        e.persisted = count as usize;
         Ok((
             SymbolDict {
                 path,
+                has_file: true,
                 entries: RwLock::new(e),
             },
             pos as u64,
         ))
     }
 
-    /// A private copy of the first `count` entries in a new file at `path`.
-    pub(crate) fn fork(&self, count: u32, path: PathBuf) -> Result<SymbolDict> {
-        let copy = SymbolDict::create(path)?;
+    /// A private, memory-only copy of the first `count` entries.
+    pub(crate) fn private_copy(&self, count: u32) -> SymbolDict {
+        let copy = SymbolDict::in_memory(self.path.clone());
         let values: Vec<String> = self.values(count).iter().map(|s| s.to_string()).collect();
-        copy.append(0, &values)?;
-        Ok(copy)
+        copy.add(0, &values);
+        copy
     }
 
     pub(crate) fn lookup(&self, s: &str) -> Option<i32> {
         self.entries.read().index.get(s).copied()
     }
 
-    /// Appends new entries at the end of the first `count` committed ones (cutting
-    /// anything left past them by a failed commit); returns the files touched.
-    pub(crate) fn append(&self, count: u32, new: &[String]) -> Result<()> {
+    /// Adds entries in memory after the first `count` committed ones (dropping
+    /// anything left past them by a failed commit).
+    pub(crate) fn add(&self, count: u32, new: &[String]) {
         let mut e = self.entries.write();
         Self::truncate_entries(&mut e, count);
-        let mut buf = Vec::new();
-        let mut end = e.ends.last().copied().unwrap_or(HEADER_LEN);
-        let mut ends = Vec::with_capacity(new.len());
         for s in new {
+            let s: Arc<str> = Arc::from(s.as_str());
+            let k = e.values.len() as i32;
+            e.index.insert(s.clone(), k);
+            e.values.push(s);
+        }
+    }
+
+    /// Writes the entries up to `count` that are not in the file yet; records
+    /// the file in `dirty` when it wrote. A memory-only dictionary is refused.
+    pub(crate) fn persist(&self, count: u32, dirty: &mut Vec<PathBuf>) -> Result<()> {
+        let count = count as usize;
+        if self.entries.read().persisted >= count {
+            return Ok(());
+        }
+        if !self.has_file {
+            return Err(StorageError::InvalidState(format!(
+                "{} is a transaction's private dictionary and has no file",
+                self.path.display()
+            )));
+        }
+        let mut e = self.entries.write();
+        if count > e.values.len() {
+            return Err(StorageError::InvalidState(format!(
+                "{}: {count} entries to persist, {} known",
+                self.path.display(),
+                e.values.len()
+            )));
+        }
+        let base = e.file_len();
+        let mut buf = Vec::new();
+        let mut ends = Vec::with_capacity(count - e.persisted);
+        for s in &e.values[e.persisted..count] {
             let start = buf.len();
             buf.extend_from_slice(&(s.len() as u32).to_le_bytes());
             buf.extend_from_slice(s.as_bytes());
             let crc = crc32c::crc32c(&buf[start..]);
             buf.extend_from_slice(&crc.to_le_bytes());
-            end += (buf.len() - start) as u64;
-            ends.push(end);
+            ends.push(base + buf.len() as u64);
         }
-        let base = e.ends.last().copied().unwrap_or(HEADER_LEN);
         fsutil::write_at(&self.path, base, &buf)?;
-        for (s, end) in new.iter().zip(ends) {
-            let s: Arc<str> = Arc::from(s.as_str());
-            let k = e.values.len() as i32;
-            e.index.insert(s.clone(), k);
-            e.values.push(s);
-            e.ends.push(end);
-        }
+        e.ends.extend(ends);
+        e.persisted = count;
+        dirty.push(self.path.clone());
         Ok(())
     }
 
@@ -172,6 +227,12 @@ impl SymbolDict {
             for s in e.values.drain(count..) {
                 e.index.remove(&s);
             }
+        }
+        // A failed commit may have written its entries already (commits that
+        // change the files write their dictionary at once): they are past the
+        // committed length now, and the next entries overwrite them.
+        if e.persisted > count {
+            e.persisted = count;
             e.ends.truncate(count);
         }
     }
@@ -192,13 +253,20 @@ mod tests {
         let dir = tempfile::tempdir().expect("tempdir");
         let p = dir.path().join("s.sym");
         let d = SymbolDict::create(p.clone()).expect("create");
-        d.append(0, &["AAPL".into(), "MSFT".into()])
-            .expect("append");
-        d.append(2, &["uncommitted".into()]).expect("append");
+        let mut dirty = Vec::new();
+        d.add(0, &["AAPL".into(), "MSFT".into()]);
+        d.persist(2, &mut dirty).expect("persist");
+        d.add(2, &["uncommitted".into()]);
         d.rollback(2);
-        d.append(2, &["GOOG".into()]).expect("append");
+        d.add(2, &["GOOG".into()]);
         assert_eq!(d.lookup("GOOG"), Some(2));
         assert_eq!(d.lookup("uncommitted"), None);
+        assert_eq!(SymbolDict::load(p.clone(), 2).expect("load").0.values(3).len(), 2);
+        // Entries of a failed commit that were written already are overwritten.
+        d.persist(3, &mut dirty).expect("persist");
+        d.rollback(2);
+        d.add(2, &["GOOG".into()]);
+        d.persist(3, &mut dirty).expect("persist");
         let (l, len) = SymbolDict::load(p.clone(), 3).expect("load");
         assert_eq!(
             l.values(3)

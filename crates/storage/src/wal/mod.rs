@@ -97,7 +97,18 @@ pub(crate) fn read_all(dir: &Path) -> Result<Vec<SegmentRecords>> {
     segments.sort();
     let mut out = Vec::with_capacity(segments.len());
     let last = segments.len().saturating_sub(1);
+    // The record the next segment must start with (segments follow each other
+    // without a gap: a missing one would silently drop commits).
+    let mut next: Option<u64> = None;
     for (i, (first_seq, path)) in segments.into_iter().enumerate() {
+        if let Some(n) = next
+            && first_seq != n
+        {
+            return Err(StorageError::corrupted(
+                &path,
+                format!("the WAL segment before this one ends at commit {}, this one starts at {first_seq}: a segment is missing", n.saturating_sub(1)),
+            ));
+        }
         let data = fsutil::read_file(&path)?;
         if data.len() < SEGMENT_HEADER || data[..SEGMENT_HEADER] != segment_header(first_seq)[..] {
             if data.len() >= 10 && &data[..8] == SEGMENT_MAGIC {
@@ -166,6 +177,7 @@ pub(crate) fn read_all(dir: &Path) -> Result<Vec<SegmentRecords>> {
                 }
             }
         }
+        next = Some(expect);
         out.push(SegmentRecords {
             path,
             first_seq,
@@ -173,6 +185,41 @@ pub(crate) fn read_all(dir: &Path) -> Result<Vec<SegmentRecords>> {
         });
     }
     Ok(out)
+}
+
+/// Cuts the WAL in `dir` right after commit `seq` (restore rewinds a copy to its
+/// checkpoint's cut): later segments are removed and the segment holding `seq`
+/// is truncated after its record. Returns the newest commit left and the number
+/// of segments removed. Idempotent.
+pub(crate) fn truncate_after(dir: &Path, seq: u64) -> Result<(Option<u64>, usize)> {
+    let mut segments = list_segments(dir)?;
+    segments.sort();
+    let mut newest = None;
+    let mut removed = 0;
+    for (first_seq, path) in segments {
+        if first_seq > seq {
+            fsutil::remove_path(&path)?;
+            removed += 1;
+            continue;
+        }
+        let data = fsutil::read_file(&path)?;
+        if data.len() < SEGMENT_HEADER || data[..SEGMENT_HEADER] != segment_header(first_seq)[..] {
+            return Err(StorageError::corrupted(&path, "bad WAL segment header"));
+        }
+        let mut pos = SEGMENT_HEADER;
+        while let Some((s, _, end)) = read_record(&data, pos) {
+            if s > seq {
+                break;
+            }
+            newest = Some(s);
+            pos = end;
+        }
+        if pos < data.len() {
+            fsutil::truncate_to(&path, pos as u64)?;
+        }
+    }
+    fsutil::sync_dir(dir)?;
+    Ok((newest, removed))
 }
 
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
@@ -330,6 +377,36 @@ mod tests {
         std::fs::write(&path, &bad).expect("write");
         let e = read_all(dir.path()).expect_err("mid-log damage");
         assert!(e.to_string().contains("valid records follow"), "{e}");
+    }
+
+    #[test]
+    fn truncate_after_keeps_exactly_the_records_up_to_a_commit() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = WalWriter::create(dir.path(), 1, 200, Vec::new()).expect("create");
+        for s in 1..=9 {
+            w.append(s, &[s as u8; 60]).expect("append");
+        }
+        assert!(w.segment_count() > 2);
+        drop(w);
+        let (newest, removed) = truncate_after(dir.path(), 5).expect("truncate");
+        assert_eq!(newest, Some(5));
+        assert!(removed > 0);
+        let seqs: Vec<u64> = read_all(dir.path())
+            .expect("read")
+            .iter()
+            .flat_map(|s| s.records.iter().map(|r| r.0))
+            .collect();
+        assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
+        assert_eq!(truncate_after(dir.path(), 5).expect("again"), (Some(5), 0));
+        // A missing middle segment is refused, not skipped over.
+        let segs = list_segments(dir.path()).expect("list");
+        let mut segs = segs;
+        segs.sort();
+        if segs.len() > 2 {
+            std::fs::remove_file(&segs[1].1).expect("remove");
+            let e = read_all(dir.path()).expect_err("gap");
+            assert!(e.to_string().contains("segment is missing"), "{e}");
+        }
     }
 
     #[test]

@@ -10,9 +10,11 @@ pub(crate) const HOUR: i64 = 3_600_000_000;
 /// 2026-11-21T00:00:00Z in microseconds.
 pub(crate) const T0: i64 = 1_795_219_200_000_000;
 
+/// Housekeeping and the apply are driven by hand in these tests.
 pub(crate) fn options() -> StorageOptions {
     StorageOptions {
         background_housekeeping: false,
+        background_apply: false,
         ..Default::default()
     }
 }
@@ -64,7 +66,16 @@ pub(crate) fn trades_batch(ts: &[i64], seq0: i64) -> Batch {
         )
 }
 
+/// Commits rows and moves them to the column files at once (the tests of the
+/// file layout see each commit's effect on the files).
 pub(crate) fn append(db: &Database, table: &str, batch: Batch) -> CommitReceipt {
+    let r = append_buffered(db, table, batch);
+    db.apply_buffer().expect("apply");
+    r
+}
+
+/// Commits rows, which stay in the write buffer until an apply.
+pub(crate) fn append_buffered(db: &Database, table: &str, batch: Batch) -> CommitReceipt {
     db.commit(Transaction::new().with(Request::Append {
         table: table.into(),
         batch,

@@ -50,7 +50,7 @@ fn out_of_order_rows_merge_into_a_new_partition_version() {
         vec![T0 + 5, T0 + 10, T0 + 15, T0 + 20, T0 + DAY]
     );
     assert_eq!(column_i64(&db, "t", "seq"), vec![4, 0, 3, 1, 2]);
-    let parts = db.snapshot().table("t").expect("t").partitions();
+    let parts = db.snapshot().table("t").expect("t").parts();
     assert_eq!(parts[0].dir_name, format!("2026-11-21.{seq}"));
     assert_eq!(
         parts[1].dir_name, "2026-11-22",
@@ -778,7 +778,7 @@ fn late_rows_split_a_large_partition_instead_of_copying_it() {
     let seq = append(&db, "t", trades_batch(&[T0 + 995_500, T0 + 991_500], 1000))
         .seq
         .expect("seq");
-    let parts = db.snapshot().table("t").expect("t").partitions();
+    let parts = db.snapshot().table("t").expect("t").parts();
     assert_eq!(parts.len(), 2, "{parts:?}");
     assert_eq!(
         (parts[0].dir_name.as_str(), parts[0].rows),
@@ -841,14 +841,14 @@ fn rows_a_little_late_rewrite_only_what_they_overtake_and_parts_stay_few() {
         expected.push(ts);
         let seq = append(&db, "t", trades_batch(&[ts], i)).seq.expect("seq");
         // Rows of the part this commit wrote, if it wrote one: what it rewrote.
-        let parts = db.snapshot().table("t").expect("t").partitions();
+        let parts = db.snapshot().table("t").expect("t").parts();
         rewritten += parts
             .iter()
             .filter(|p| p.dir_name.ends_with(&format!(".{seq}")))
             .map(|p| p.rows)
             .sum::<u64>();
     }
-    let parts = db.snapshot().table("t").expect("t").partitions();
+    let parts = db.snapshot().table("t").expect("t").parts();
     assert!(parts.len() <= 16, "{} parts: {parts:?}", parts.len());
     expected.sort();
     assert_eq!(column_i64(&db, "t", "ts"), expected);
@@ -862,7 +862,7 @@ fn rows_a_little_late_rewrite_only_what_they_overtake_and_parts_stay_few() {
 }
 
 #[test]
-fn a_preview_shows_a_transaction_its_own_writes_and_touches_nothing_shared() {
+fn a_transaction_sees_its_own_writes_and_writes_no_file() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = Database::open(
         dir.path(),
@@ -874,26 +874,49 @@ fn a_preview_shows_a_transaction_its_own_writes_and_touches_nothing_shared() {
     .expect("open");
     create(&db, trades_def("t"));
     append(&db, "t", trades_batch(&[T0, T0 + 10, T0 + 20, T0 + DAY], 0));
-    let files_before: Vec<(std::path::PathBuf, Vec<u8>)> = walk(&dir.path().join("db"));
-    let tx = Transaction::new()
-        .with(Request::Append {
+    db.run_housekeeping().expect("housekeeping");
+    let files_before = walk(&dir.path().join("db"));
+    let mut tx = Transaction::new();
+    db.stage(
+        &mut tx,
+        vec![Request::Append {
             table: "t".into(),
             batch: trades_batch(&[T0 + 15, T0 + 30, T0 + DAY + 1], 100),
-        })
-        .with(Request::CreateTable {
-            def: trades_def("n"),
-            if_not_exists: false,
-        })
-        .with(Request::Append {
-            table: "n".into(),
-            batch: trades_batch(&[T0], 7),
-        })
-        .with(Request::AddColumn {
-            table: "t".into(),
-            column: ColumnDef::new("tag", ColumnType::Symbol),
-        });
-    let preview = db.preview(&tx).expect("preview");
-    let t = preview.table("t").expect("t");
+        }],
+    )
+    .expect("stage rows");
+    db.stage(
+        &mut tx,
+        vec![
+            Request::CreateTable {
+                def: trades_def("n"),
+                if_not_exists: false,
+            },
+            Request::Append {
+                table: "n".into(),
+                batch: trades_batch(&[T0], 7),
+            },
+            Request::AddColumn {
+                table: "t".into(),
+                column: ColumnDef::new("tag", ColumnType::Symbol),
+            },
+        ],
+    )
+    .expect("stage DDL");
+    // A request that cannot be staged is refused and leaves the transaction as it was.
+    let e = db
+        .stage(
+            &mut tx,
+            vec![Request::Append {
+                table: "missing".into(),
+                batch: trades_batch(&[T0], 0),
+            }],
+        )
+        .expect_err("unknown table");
+    assert_eq!(e.kind(), ErrorKind::UndefinedTable);
+    assert_eq!(tx.requests.len(), 4);
+    let view = db.transaction_snapshot(&tx, false).expect("view");
+    let t = view.table("t").expect("t");
     let seq: Vec<String> = strings(&t.read_all().expect("read")[3]);
     assert_eq!(
         seq,
@@ -901,13 +924,12 @@ fn a_preview_shows_a_transaction_its_own_writes_and_touches_nothing_shared() {
         "own writes, merged in timestamp order"
     );
     assert_eq!(
-        strings(
-            &preview
-                .table("n")
-                .expect("new table")
-                .read_all()
-                .expect("read")[3]
-        ),
+        strings(&t.read_all().expect("read")[4]),
+        ["NULL"; 7],
+        "the added column reads NULL"
+    );
+    assert_eq!(
+        strings(&view.table("n").expect("new table").read_all().expect("read")[3]),
         ["7"]
     );
     assert_eq!(
@@ -916,49 +938,38 @@ fn a_preview_shows_a_transaction_its_own_writes_and_touches_nothing_shared() {
         "others see only committed rows"
     );
     assert!(db.snapshot().table("n").is_none());
-    // A commit while the preview lives does not disturb it, nor it the commit.
+    // A commit while the view lives does not disturb it, nor it the commit; a
+    // fresh view sees the commit too.
     append(&db, "t", trades_batch(&[T0 + DAY + 5], 4));
     assert_eq!(strings(&t.read_all().expect("read")[3]).len(), 7);
     assert_eq!(column_i64(&db, "t", "seq"), vec![0, 1, 2, 3, 4]);
-    // Committed files are byte for byte as they were (appends go past their ends).
+    let fresh = db.transaction_snapshot(&tx, true).expect("fresh view");
+    assert_eq!(fresh.table("t").expect("t").row_count(), 8);
+    drop((t, view, fresh));
+    // Staging wrote nothing: the files are exactly those the commits wrote.
+    db.run_housekeeping().expect("housekeeping");
+    let after: Vec<std::path::PathBuf> = walk(&dir.path().join("db"))
+        .into_iter()
+        .map(|(p, _)| p)
+        .collect();
     for (path, bytes) in &files_before {
-        if let Ok(now) = std::fs::read(path) {
-            assert_eq!(
-                &now[..bytes.len()],
-                &bytes[..],
-                "{} changed under a preview",
-                path.display()
-            );
+        // Table states are replaced whole by flushes; column and symbol files grow.
+        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('_')) {
+            continue;
         }
+        let now = std::fs::read(path).expect("still there");
+        assert_eq!(&now[..bytes.len()], &bytes[..], "{} changed", path.display());
     }
-    drop((t, preview));
     assert!(
-        std::fs::read_dir(dir.path().join("preview"))
-            .expect("area")
-            .next()
-            .is_none(),
-        "preview files removed"
+        !after.iter().any(|p| p.to_string_lossy().contains("n~")),
+        "the transaction's new table exists in memory only: {after:?}"
     );
     db.commit(tx).expect("the transaction itself commits");
     assert_eq!(
         column_i64(&db, "t", "seq"),
         vec![0, 1, 100, 2, 101, 3, 102, 4]
     );
-    // A failing preview reports the error and leaves nothing behind.
-    let bad = Transaction::new().with(Request::Append {
-        table: "missing".into(),
-        batch: trades_batch(&[T0], 0),
-    });
-    assert_eq!(
-        db.preview(&bad).expect_err("unknown table").kind(),
-        ErrorKind::UndefinedTable
-    );
-    assert!(
-        std::fs::read_dir(dir.path().join("preview"))
-            .expect("area")
-            .next()
-            .is_none()
-    );
+    assert_eq!(column_i64(&db, "n", "seq"), vec![7]);
 }
 
 fn walk(p: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {

@@ -180,7 +180,7 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
     });
     create(&db, trades_def("trades"));
     append(&db, "trades", trades_batch(&[T0, T0 + 1], 0));
-    let parts = db.snapshot().table(table).expect("t").partitions();
+    let parts = db.snapshot().table(table).expect("t").parts();
     assert!(parts.len() >= 3, "the root has split parts: {parts:?}");
     let expected = engine_view(&db);
     db.close().expect("close");

@@ -53,6 +53,19 @@ enum Step {
         table: usize,
     },
     Housekeeping,
+    /// Move the write buffer into the column files.
+    Apply,
+    /// An open transaction appends rows and reads its own view, then commits or rolls back.
+    Transaction {
+        table: usize,
+        rows: Vec<(i64, Option<u8>, i64)>,
+        commit: bool,
+    },
+    /// CHECKPOINT CREATE, more rows and an apply during the mode, a copy of the
+    /// root, RELEASE; the copy restored must hold exactly the rows at the cut.
+    CheckpointCopy {
+        rows: Vec<(i64, Option<u8>, i64)>,
+    },
     Reopen,
     /// Drop without the final flush, as SIGKILL would: reopening must replay the WAL.
     Crash,
@@ -75,6 +88,9 @@ fn step() -> impl Strategy<Value = Step> {
         1 => (0usize..2).prop_map(|table| Step::RenameTableAndBack { table }),
         1 => (0usize..2).prop_map(|table| Step::DropAndRecreate { table }),
         1 => Just(Step::Housekeeping),
+        2 => Just(Step::Apply),
+        1 => (0usize..2, rows(), any::<bool>()).prop_map(|(table, rows, commit)| Step::Transaction { table, rows, commit }),
+        1 => rows().prop_map(|rows| Step::CheckpointCopy { rows }),
         2 => Just(Step::Reopen),
         2 => Just(Step::Crash),
     ]
@@ -156,7 +172,10 @@ fn model_append(m: &mut ModelTable, rows: &[(i64, Option<u8>, i64)]) {
 }
 
 fn check(db: &Database, model: &BTreeMap<usize, ModelTable>) -> Result<(), TestCaseError> {
-    let snap = db.snapshot();
+    check_snapshot(&db.snapshot(), model)
+}
+
+fn check_snapshot(snap: &Snapshot, model: &BTreeMap<usize, ModelTable>) -> Result<(), TestCaseError> {
     for (i, name) in TABLES.iter().enumerate() {
         let Some(m) = model.get(&i) else {
             prop_assert!(snap.table(name).is_none(), "{name} should not exist");
@@ -355,6 +374,64 @@ fn run(steps: Vec<Step>, split_min_rows: u64) -> Result<(), TestCaseError> {
                 d.run_housekeeping()
                     .map_err(|e| TestCaseError::fail(e.to_string()))?;
             }
+            Step::Apply => {
+                d.apply_buffer()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+            }
+            Step::Transaction {
+                table,
+                rows,
+                commit,
+            } => {
+                let mut tx = Transaction::new();
+                d.stage(
+                    &mut tx,
+                    vec![Request::Append {
+                        table: TABLES[*table].into(),
+                        batch: batch(rows),
+                    }],
+                )
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let mut seen = model.clone();
+                model_append(seen.get_mut(table).expect("model"), rows);
+                let view = d
+                    .transaction_snapshot(&tx, true)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                check_snapshot(&view, &seen)
+                    .map_err(|e| TestCaseError::fail(format!("transaction view: {e}")))?;
+                check(d, &model).map_err(|e| TestCaseError::fail(format!("others: {e}")))?;
+                if *commit {
+                    d.commit(tx)
+                        .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                    model = seen;
+                }
+            }
+            Step::CheckpointCopy { rows } => {
+                d.checkpoint_create()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let at_cut = model.clone();
+                d.commit(Transaction::new().with(Request::Append {
+                    table: TABLES[0].into(),
+                    batch: batch(rows),
+                }))
+                .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                model_append(model.get_mut(&0).expect("model"), rows);
+                d.apply_buffer()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let copy = tempfile::tempdir().map_err(|e| TestCaseError::fail(e.to_string()))?;
+                copy_dir(dir.path(), copy.path());
+                d.checkpoint_release()
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                std::fs::write(copy.path().join(RESTORE_TRIGGER), b"")
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                let restored = open(copy.path());
+                check(&restored, &at_cut)
+                    .map_err(|e| TestCaseError::fail(format!("restored copy: {e}")))?;
+                restored.simulate_crash();
+                let again = open(copy.path());
+                check(&again, &at_cut)
+                    .map_err(|e| TestCaseError::fail(format!("restored copy, reopened: {e}")))?;
+            }
             Step::Crash => {
                 db.take().expect("db").simulate_crash();
                 db = Some(open(dir.path()));
@@ -371,6 +448,19 @@ fn run(steps: Vec<Step>, split_min_rows: u64) -> Result<(), TestCaseError> {
             .map_err(|e| TestCaseError::fail(format!("after {step:?}: {e}")))?;
     }
     Ok(())
+}
+
+/// `cp -a` of a root (the lock file included, as a copy tool would).
+fn copy_dir(from: &std::path::Path, to: &std::path::Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for e in std::fs::read_dir(from).expect("read_dir").flatten() {
+        let target = to.join(e.file_name());
+        if e.path().is_dir() {
+            copy_dir(&e.path(), &target);
+        } else {
+            std::fs::copy(e.path(), &target).expect("copy");
+        }
+    }
 }
 
 proptest! {
