@@ -30,6 +30,8 @@ fn ts_for(n: i64) -> i64 {
 fn child_options() -> StorageOptions {
     StorageOptions {
         housekeeping_interval: Duration::from_millis(3),
+        // Applies all the time, so kills land before, during and after them.
+        apply_interval: Duration::from_millis(5),
         wal_segment_bytes: 16 << 10,
         split_min_rows: 3,
         ..Default::default()

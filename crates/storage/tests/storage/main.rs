@@ -1,5 +1,6 @@
 //! End-to-end tests of the storage engine: one test binary, one module per area.
 
+mod apply_faults;
 mod checkpoint;
 mod common;
 mod corruption;
