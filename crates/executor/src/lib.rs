@@ -19,6 +19,7 @@ mod ddl;
 mod dml;
 pub mod error;
 mod fill;
+mod insert;
 mod latest;
 pub mod params;
 pub mod pg_catalog;

@@ -50,7 +50,7 @@ pub(crate) fn count(statement: &Statement) -> usize {
     highest
 }
 
-fn placeholder_index(e: &ast::Expr) -> Option<usize> {
+pub(crate) fn placeholder_index(e: &ast::Expr) -> Option<usize> {
     match e {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::Placeholder(p) => p.strip_prefix('$')?.parse::<usize>().ok(),

@@ -9,9 +9,8 @@ use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::Statement;
-use tidemark_storage::{Batch, Database, Request, Transaction};
+use tidemark_storage::{Database, Request, Transaction};
 
-use crate::convert::array_to_column;
 use crate::copy::{CopyFormat, CopyIn};
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
@@ -78,6 +77,8 @@ pub struct Session {
 pub struct Prepared {
     statement: Option<Statement>,
     wants_catalog: bool,
+    /// An INSERT of parameters planned once, here (see `insert::PreparedInsert`).
+    insert: Option<crate::insert::PreparedInsert>,
     /// Inferred parameter types (`None`: unknown, sent as TEXT).
     pub param_types: Vec<Option<DataType>>,
 }
@@ -86,6 +87,12 @@ impl Prepared {
     /// An empty query string.
     pub fn is_empty(&self) -> bool {
         self.statement.is_none()
+    }
+
+    /// Whether it is an INSERT planned at Parse, whose executions bind values
+    /// straight into columns.
+    pub fn is_planned_insert(&self) -> bool {
+        self.insert.is_some()
     }
 
     /// Whether executing it returns rows (and so Describe answers a row description).
@@ -213,14 +220,20 @@ impl Session {
             return Ok(Prepared {
                 statement: None,
                 wants_catalog,
+                insert: None,
                 param_types: vec![],
             });
         };
         self.wants_catalog = wants_catalog;
         let param_types = self.infer_param_types(&statement).await;
+        let insert = match &statement {
+            Statement::Standard(s) => crate::insert::PreparedInsert::plan(s, self),
+            _ => None,
+        };
         Ok(Prepared {
             statement: Some(statement),
             wants_catalog,
+            insert,
             param_types,
         })
     }
@@ -279,6 +292,15 @@ impl Session {
             return Ok(Output::command(""));
         };
         self.wants_catalog = prepared.wants_catalog;
+        if let Some(insert) = &prepared.insert {
+            let result = match self.may_run(&statement) {
+                Ok(()) => insert.execute(self, values).await,
+                Err(e) => Err(e),
+            };
+            if let Some(output) = self.abort_tx_on_error(result)? {
+                return Ok(output);
+            }
+        }
         let result = match params::bind(&mut statement, values) {
             Ok(()) => self.execute_statement(statement).await,
             Err(e) => Err(e),
@@ -379,7 +401,7 @@ impl Session {
                                 .iter()
                                 .map(|c| {
                                     t.meta()
-                                        .column_index(&insert_column_name(c))
+                                        .column_index(&crate::insert::insert_column_name(c))
                                         .map(|k| value_type(t.meta().columns[k].column_type))
                                         .unwrap_or(DataType::Utf8)
                                 })
@@ -395,22 +417,29 @@ impl Session {
         (1..=n).map(|i| found.remove(&i)).collect()
     }
 
-    async fn execute_statement(&mut self, s: Statement) -> Result<Output> {
-        if let Some(end) = transaction_control(&s) {
-            return self.transaction_control(end).await;
-        }
+    /// Whether this session may run `s` now: not in a failed transaction, and
+    /// no writes for a read-only user.
+    fn may_run(&self, s: &Statement) -> Result<()> {
         if self.failed {
             return Err(ExecError::new(
                 sqlstate::IN_FAILED_SQL_TRANSACTION,
                 "current transaction is aborted, commands ignored until end of transaction block",
             ));
         }
-        if self.read_only && writes(&s) {
+        if self.read_only && writes(s) {
             return Err(ExecError::new(
                 sqlstate::INSUFFICIENT_PRIVILEGE,
                 format!("permission denied: user \"{}\" is read-only", self.user),
             ));
         }
+        Ok(())
+    }
+
+    async fn execute_statement(&mut self, s: Statement) -> Result<Output> {
+        if let Some(end) = transaction_control(&s) {
+            return self.transaction_control(end).await;
+        }
+        self.may_run(&s)?;
         match s {
             Statement::CreateTable(c) => {
                 let (requests, tag) = ddl::create_table(self, *c).await?;
@@ -450,7 +479,7 @@ impl Session {
             Statement::Sample { query, sample } => crate::sample::run(self, query, sample).await,
             Statement::Checkpoint(action) => crate::checkpoint::run(self, action).await,
             Statement::Standard(s) => match *s {
-                ast::Statement::Insert(insert) => self.insert(insert).await,
+                ast::Statement::Insert(insert) => crate::insert::run(self, insert).await,
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,
                 ast::Statement::Delete(d) => crate::dml::delete(self, d).await,
                 ast::Statement::Set(set) => self.set(set),
@@ -841,102 +870,6 @@ impl Session {
         }
         Ok(Output::Rows { schema, batches })
     }
-
-    async fn insert(&mut self, insert: ast::Insert) -> Result<Output> {
-        let table = match &insert.table {
-            ast::TableObject::TableName(n) => ddl::object_name(n)?,
-            other => {
-                return Err(ExecError::new(
-                    sqlstate::FEATURE_NOT_SUPPORTED,
-                    format!("INSERT INTO {other} is not supported"),
-                ));
-            }
-        };
-        let reader = self.table(&table)?;
-        let meta = reader.meta().clone();
-        let source = insert.source.ok_or_else(|| {
-            ExecError::new(sqlstate::SYNTAX_ERROR, "INSERT needs VALUES or a query")
-        })?;
-        let targets: Vec<usize> = if insert.columns.is_empty() {
-            // As in PostgreSQL, VALUES without a column list fill the leading
-            // columns; the rest are NULL (a writer that predates ADD COLUMN goes on).
-            let width = match source.body.as_ref() {
-                ast::SetExpr::Values(v) => v.rows.first().map_or(0, |row| row.len()),
-                _ => meta.columns.len(),
-            };
-            (0..meta.columns.len().min(width.max(1))).collect()
-        } else {
-            insert
-                .columns
-                .iter()
-                .map(|c| {
-                    let name = insert_column_name(c);
-                    meta.column_index(&name).ok_or_else(|| {
-                        ExecError::new(
-                            sqlstate::UNDEFINED_COLUMN,
-                            format!(
-                                "column \"{name}\" of relation \"{}\" does not exist",
-                                reader.name()
-                            ),
-                        )
-                    })
-                })
-                .collect::<Result<_>>()?
-        };
-        // Literal VALUES skip query planning; anything else is planned by DataFusion.
-        let batches = match crate::values::literal_rows(&source, targets.len()) {
-            Some(arrays) => {
-                let fields: Vec<datafusion::arrow::datatypes::Field> = arrays
-                    .iter()
-                    .enumerate()
-                    .map(|(i, a)| {
-                        datafusion::arrow::datatypes::Field::new(
-                            format!("column{}", i + 1),
-                            a.data_type().clone(),
-                            true,
-                        )
-                    })
-                    .collect();
-                let schema = Arc::new(datafusion::arrow::datatypes::Schema::new(fields));
-                vec![RecordBatch::try_new(schema, arrays)?]
-            }
-            None => {
-                let mut source = source;
-                name_select_items(&mut source);
-                self.run_query(ast::Statement::Query(source)).await?.1
-            }
-        };
-        let mut rows = 0u64;
-        let mut requests = Vec::new();
-        for b in batches.iter().filter(|b| b.num_rows() > 0) {
-            if b.num_columns() != targets.len() {
-                let what = if b.num_columns() > targets.len() {
-                    "more"
-                } else {
-                    "fewer"
-                };
-                return Err(ExecError::new(
-                    sqlstate::SYNTAX_ERROR,
-                    format!("INSERT has {what} expressions than target columns"),
-                ));
-            }
-            let mut batch = Batch::new();
-            for (k, &i) in targets.iter().enumerate() {
-                let c = &meta.columns[i];
-                batch = batch.with(
-                    c.name.clone(),
-                    array_to_column(b.column(k), c.column_type, &c.name)?,
-                );
-            }
-            rows += b.num_rows() as u64;
-            requests.push(Request::Append {
-                table: reader.name().to_string(),
-                batch,
-            });
-        }
-        self.submit(requests).await?;
-        Ok(Output::command(format!("INSERT 0 {rows}")))
-    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -970,32 +903,6 @@ fn parse(sql: &str, wants_catalog: bool) -> Result<Vec<Statement>> {
             .map(|q| Statement::Standard(Box::new(q)))
             .collect()),
         None => Ok(tidemark_parser::parse(sql)?),
-    }
-}
-
-/// A target column of INSERT as written (`"Price"` keeps its case).
-/// Names the unnamed expressions of an INSERT's SELECT list. INSERT matches
-/// them to columns by position, so `SELECT ts, 'x', 'x'` is fine in PostgreSQL;
-/// DataFusion would refuse the two equal (hence equally named) expressions.
-fn name_select_items(source: &mut ast::Query) {
-    if let ast::SetExpr::Select(select) = source.body.as_mut() {
-        for (i, item) in select.projection.iter_mut().enumerate() {
-            if let ast::SelectItem::UnnamedExpr(expr) = item {
-                *item = ast::SelectItem::ExprWithAlias {
-                    expr: expr.clone(),
-                    alias: ast::Ident::new(format!("__tidemark_insert_{}", i + 1)),
-                };
-            }
-        }
-    }
-}
-
-fn insert_column_name(c: &ast::ObjectName) -> String {
-    let name = c.to_string();
-    if name.starts_with('"') {
-        name.trim_matches('"').to_string()
-    } else {
-        name
     }
 }
 

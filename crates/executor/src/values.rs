@@ -37,6 +37,22 @@ fn literal(e: &ast::Expr) -> Option<Lit> {
     }
 }
 
+/// A literal as a bound value would carry it (numbers that are not integers
+/// stay text, so the target column parses them exactly); `None` for anything
+/// that is not a plain literal.
+pub(crate) fn literal_param(e: &ast::Expr) -> Option<crate::params::ParamValue> {
+    use crate::params::ParamValue;
+    Some(match literal(e)? {
+        Lit::Null => ParamValue::Null,
+        Lit::Bool(b) => ParamValue::Bool(b),
+        Lit::Number(n) => match n.parse::<i64>() {
+            Ok(i) => ParamValue::Int(i),
+            Err(_) => ParamValue::Text(n),
+        },
+        Lit::Text(s) => ParamValue::Text(s),
+    })
+}
+
 /// One Arrow array per column for `VALUES (...), (...)` made only of literals;
 /// `None` when anything else appears (the caller plans the query instead).
 pub(crate) fn literal_rows(source: &ast::Query, columns: usize) -> Option<Vec<ArrayRef>> {
