@@ -39,6 +39,7 @@ pub mod sqlstate {
     pub const PROTOCOL_VIOLATION: &str = "08P01";
     pub const INVALID_PASSWORD: &str = "28P01";
     pub const BAD_COPY_FILE_FORMAT: &str = "22P04";
+    pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
     pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
     pub const CACHED_PLAN_CHANGED: &str = "0A000";
 }

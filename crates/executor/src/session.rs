@@ -638,6 +638,10 @@ impl Session {
                     format,
                 ))))
             }
+            (true, ast::CopyTarget::Stdout) if format.binary => Err(ExecError::new(
+                sqlstate::FEATURE_NOT_SUPPORTED,
+                "COPY TO in binary format is not supported; use text or csv (binary works for COPY FROM)",
+            )),
             (true, ast::CopyTarget::Stdout) => {
                 let query = match source {
                     ast::CopySource::Query(q) => q,

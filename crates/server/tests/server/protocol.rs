@@ -227,6 +227,65 @@ async fn transactions_portals_and_copy() {
         .get(0);
     assert_eq!(count, 1000, "nothing of the failed COPY is kept");
 
+    // COPY FROM STDIN in binary format, as drivers' binary copy writers send it.
+    let sink = client
+        .copy_in("COPY m (ts, sym, v) FROM STDIN (FORMAT binary)")
+        .await
+        .expect("binary copy in");
+    let writer = tokio_postgres::binary_copy::BinaryCopyInWriter::new(
+        sink,
+        &[
+            tokio_postgres::types::Type::TIMESTAMP,
+            tokio_postgres::types::Type::TEXT,
+            tokio_postgres::types::Type::FLOAT8,
+        ],
+    );
+    futures::pin_mut!(writer);
+    let day = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_392_000); // 2026-11-23
+    for k in 0..500u64 {
+        let at = day + Duration::from_millis(k * 10);
+        let sym = (k % 2 == 0).then(|| format!("B{}", k % 5));
+        writer
+            .as_mut()
+            .write(&[&at, &sym, &(k as f64 * 0.5)])
+            .await
+            .expect("write row");
+    }
+    assert_eq!(writer.finish().await.expect("finish"), 500);
+    let row = client
+        .query_one(
+            "SELECT count(*), count(sym), sum(v), min(ts) FROM m WHERE ts >= '2026-11-23'",
+            &[],
+        )
+        .await
+        .expect("read back");
+    assert_eq!(row.get::<_, i64>(0), 500);
+    assert_eq!(row.get::<_, i64>(1), 250);
+    assert_eq!(row.get::<_, f64>(2), (0..500).map(|k| k as f64 * 0.5).sum::<f64>());
+    assert_eq!(row.get::<_, SystemTime>(3), day);
+    // A binary stream that is cut off commits nothing.
+    let sink = client
+        .copy_in("COPY m FROM STDIN (FORMAT binary)")
+        .await
+        .expect("copy in");
+    futures::pin_mut!(sink);
+    sink.send(bytes::Bytes::from_static(b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0\0\x03\0\0"))
+        .await
+        .expect("send");
+    let e = sink.finish().await.expect_err("cut off");
+    assert_code(&e, "22P04");
+    let e = client
+        .batch_execute("COPY m TO STDOUT (FORMAT binary)")
+        .await
+        .expect_err("binary COPY TO");
+    assert_code(&e, "0A000");
+    let count: i64 = client
+        .query_one("SELECT count(*) FROM m", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(count, 1500);
+
     // A transaction through the extended protocol, and a portal read in pieces.
     let tx = client.transaction().await.expect("begin");
     let at = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_237_200);
@@ -239,14 +298,14 @@ async fn transactions_portals_and_copy() {
         .expect("bind portal");
     let first = tx.query_portal(&portal, 300).await.expect("first rows");
     let rest = tx.query_portal(&portal, 0).await.expect("the rest");
-    assert_eq!((first.len(), rest.len()), (300, 701));
+    assert_eq!((first.len(), rest.len()), (300, 1201));
     tx.rollback().await.expect("rollback");
     let count: i64 = client
         .query_one("SELECT count(*) FROM m", &[])
         .await
         .expect("count")
         .get(0);
-    assert_eq!(count, 1000);
+    assert_eq!(count, 1500);
 }
 
 #[tokio::test]

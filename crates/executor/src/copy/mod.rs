@@ -1,6 +1,7 @@
 //! `COPY t FROM STDIN` and `COPY (query) TO STDOUT` in PostgreSQL's text and
-//! CSV formats: option parsing, decoding rows that arrive in arbitrary chunks,
-//! and encoding result rows.
+//! CSV formats, and `COPY t FROM STDIN (FORMAT binary)` (`binary.rs`): option
+//! parsing, decoding rows that arrive in arbitrary chunks, and encoding result
+//! rows.
 //!
 //! A COPY FROM is one transaction: rows are converted to typed column batches
 //! as data arrives (every [`ROWS_PER_BATCH`] rows) and committed together when
@@ -13,16 +14,20 @@ use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast;
 use tidemark_storage::{Batch, Request, TableMeta};
 
+mod binary;
+
 use crate::convert::array_to_column;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::text::format_value;
 
 const ROWS_PER_BATCH: usize = 65_536;
 
-/// Text or CSV, with PostgreSQL's options.
+/// Text, CSV or binary, with PostgreSQL's options.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CopyFormat {
     pub csv: bool,
+    /// PostgreSQL's binary copy format (COPY FROM only).
+    pub binary: bool,
     pub delimiter: char,
     /// The string that stands for NULL (`\N` in text, empty in CSV).
     pub null: String,
@@ -35,6 +40,7 @@ impl Default for CopyFormat {
     fn default() -> Self {
         CopyFormat {
             csv: false,
+            binary: false,
             delimiter: '\t',
             null: "\\N".into(),
             header: false,
@@ -62,13 +68,9 @@ impl CopyFormat {
         for o in options {
             match o {
                 ast::CopyOption::Format(name) => match name.value.to_lowercase().as_str() {
-                    "csv" => f.csv = true,
-                    "text" => f.csv = false,
-                    "binary" => {
-                        return Err(not_supported(
-                            "COPY in binary format is not supported; use text or csv",
-                        ));
-                    }
+                    "csv" => (f.csv, f.binary) = (true, false),
+                    "text" => (f.csv, f.binary) = (false, false),
+                    "binary" => (f.csv, f.binary) = (false, true),
                     other => {
                         return Err(ExecError::new(
                             sqlstate::INVALID_PARAMETER_VALUE,
@@ -117,17 +119,28 @@ impl CopyFormat {
                 ast::CopyLegacyOption::Delimiter(c) => delimiter = Some(*c),
                 ast::CopyLegacyOption::Null(s) => null = Some(s.clone()),
                 ast::CopyLegacyOption::Header => f.header = true,
-                ast::CopyLegacyOption::Binary => {
-                    return Err(not_supported(
-                        "COPY in binary format is not supported; use text or csv",
-                    ));
-                }
+                ast::CopyLegacyOption::Binary => f.binary = true,
                 other => {
                     return Err(not_supported(format!(
                         "COPY option {other} is not supported"
                     )));
                 }
             }
+        }
+        if f.binary {
+            let text_only = [
+                ("DELIMITER", delimiter.is_some()),
+                ("NULL", null.is_some()),
+                ("HEADER", f.header),
+                ("ESCAPE", escape.is_some()),
+            ];
+            if let Some((option, _)) = text_only.iter().find(|(_, given)| *given) {
+                return Err(ExecError::new(
+                    sqlstate::SYNTAX_ERROR,
+                    format!("cannot specify {option} in BINARY mode"),
+                ));
+            }
+            return Ok(f);
         }
         if f.csv {
             f.delimiter = delimiter.unwrap_or(',');
@@ -146,9 +159,10 @@ impl CopyFormat {
         Ok(f)
     }
 
-    /// CopyInResponse / CopyOutResponse overall format code: 0, text (CSV is text too).
+    /// CopyInResponse / CopyOutResponse overall format code: 1 for binary, else
+    /// 0 (text; CSV is text too).
     pub fn wire_format(&self) -> i8 {
-        0
+        i8::from(self.binary)
     }
 }
 
@@ -165,7 +179,11 @@ pub struct CopyIn {
     /// Decoded fields not yet turned into a batch: one builder per target column
     /// (values are copied into one buffer per column, not allocated one by one).
     columns: Vec<StringBuilder>,
-    /// Rows in `columns`.
+    /// Binary format: the values decoded so far, one builder per target column,
+    /// and where the stream is.
+    binary_columns: Vec<binary::ColumnBuilder>,
+    binary_stage: binary::Stage,
+    /// Rows in `columns` (or `binary_columns`).
     buffered: usize,
     header_skipped: bool,
     line: u64,
@@ -180,6 +198,13 @@ impl CopyIn {
         targets: Vec<usize>,
         format: CopyFormat,
     ) -> Self {
+        let binary_columns = match format.binary {
+            true => targets
+                .iter()
+                .map(|&i| binary::ColumnBuilder::new(&meta.columns[i].name, meta.columns[i].column_type))
+                .collect(),
+            false => Vec::new(),
+        };
         CopyIn {
             table,
             meta,
@@ -188,6 +213,8 @@ impl CopyIn {
             format,
             pending: Vec::new(),
             columns: Vec::new(),
+            binary_columns,
+            binary_stage: binary::Stage::default(),
             buffered: 0,
             line: 0,
             requests: Vec::new(),
@@ -208,6 +235,9 @@ impl CopyIn {
     /// Takes one CopyData message.
     pub fn feed(&mut self, data: &[u8]) -> Result<()> {
         self.pending.extend_from_slice(data);
+        if self.format.binary {
+            return self.decode_binary();
+        }
         let Some(end) = self.complete_prefix() else {
             return Ok(());
         };
@@ -218,6 +248,21 @@ impl CopyIn {
     /// Decodes what is left (a last row without a newline) and returns the
     /// storage requests for every row.
     pub(crate) fn finish(&mut self) -> Result<()> {
+        if self.format.binary {
+            self.decode_binary()?;
+            // The data may end with the trailer or at a tuple boundary.
+            if !self.pending.is_empty() || self.binary_stage == binary::Stage::Header {
+                return Err(ExecError::new(
+                    sqlstate::BAD_COPY_FILE_FORMAT,
+                    format!(
+                        "unexpected end of binary COPY data (COPY {}, after row {})",
+                        self.table,
+                        self.row_count + self.buffered as u64
+                    ),
+                ));
+            }
+            return self.flush_rows();
+        }
         let rest = std::mem::take(&mut self.pending);
         if !rest.is_empty() {
             self.decode(&rest)?;
@@ -255,6 +300,30 @@ impl CopyIn {
             i += 1;
         }
         last
+    }
+
+    /// Decodes the whole binary tuples received so far.
+    fn decode_binary(&mut self) -> Result<()> {
+        let (used, rows) = binary::decode(
+            &self.pending,
+            &mut self.binary_stage,
+            &mut self.binary_columns,
+        )
+        .map_err(|mut e| {
+            e.message = format!(
+                "{} (COPY {}, row {})",
+                e.message,
+                self.table,
+                self.row_count + self.buffered as u64 + 1
+            );
+            e
+        })?;
+        self.pending.drain(..used);
+        self.buffered += rows;
+        if self.buffered >= ROWS_PER_BATCH {
+            self.flush_rows()?;
+        }
+        Ok(())
     }
 
     fn decode(&mut self, chunk: &[u8]) -> Result<()> {
@@ -349,6 +418,9 @@ impl CopyIn {
         }
         let rows = std::mem::take(&mut self.buffered);
         let mut batch = Batch::new();
+        for (column, &i) in self.binary_columns.iter_mut().zip(&self.targets) {
+            batch = batch.with(self.meta.columns[i].name.clone(), column.finish());
+        }
         for (column, &i) in self.columns.iter_mut().zip(&self.targets) {
             let c = &self.meta.columns[i];
             let strings: ArrayRef = Arc::new(column.finish());
@@ -606,6 +678,7 @@ mod tests {
     fn csv() -> CopyFormat {
         CopyFormat {
             csv: true,
+            binary: false,
             delimiter: ',',
             null: String::new(),
             header: false,
