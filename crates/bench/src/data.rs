@@ -11,7 +11,7 @@ pub(crate) const T0_SECS: u64 = 1_795_219_200;
 pub(crate) const SYMBOLS: u64 = 200;
 const STEP_MICROS: u64 = 10_000;
 
-/// One row, from its index (the same index always gives the same row).
+/// One row of the generated trades.
 pub(crate) struct Row {
     pub(crate) ts: SystemTime,
     pub(crate) sym: String,
@@ -28,11 +28,19 @@ fn mix(mut x: u64) -> u64 {
     x ^ (x >> 31)
 }
 
-pub(crate) fn row(i: u64) -> Row {
+/// Row `i` (the same index always gives the same row); with `late`: one row in ten is late by up to a minute (its
+/// timestamp that much older than its neighbours'), as rows from many agents
+/// with unsynchronised clocks and retries arrive.
+pub(crate) fn row_with(i: u64, late: bool) -> Row {
     let r = mix(i);
     let sym = r % SYMBOLS;
+    let mut ts = UNIX_EPOCH + Duration::from_secs(T0_SECS) + Duration::from_micros(i * STEP_MICROS);
+    let l = mix(i ^ 0x5EED);
+    if late && l.is_multiple_of(10) {
+        ts -= Duration::from_micros((l >> 8) % 60_000_000);
+    }
     Row {
-        ts: UNIX_EPOCH + Duration::from_secs(T0_SECS) + Duration::from_micros(i * STEP_MICROS),
+        ts,
         sym: format!("S{sym}"),
         side: if (r >> 8) & 1 == 0 { "buy" } else { "sell" },
         // A price level per symbol plus a slow walk: realistic ranges for filters.
@@ -65,7 +73,11 @@ pub(crate) fn ts_text(t: SystemTime) -> String {
 }
 
 pub(crate) fn csv_line(i: u64) -> String {
-    let r = row(i);
+    csv_line_with(i, false)
+}
+
+pub(crate) fn csv_line_with(i: u64, late: bool) -> String {
+    let r = row_with(i, late);
     format!(
         "{},{},{},{},{}\n",
         ts_text(r.ts),
@@ -74,6 +86,30 @@ pub(crate) fn csv_line(i: u64) -> String {
         r.price,
         r.amount
     )
+}
+
+/// PostgreSQL's binary COPY stream of rows `rows` (header, tuples, trailer).
+pub(crate) fn binary_copy(rows: std::ops::Range<u64>, late: bool) -> Vec<u8> {
+    const PG_EPOCH_MICROS: i64 = 946_684_800_000_000;
+    let mut out = b"PGCOPY\n\xff\r\n\0".to_vec();
+    out.extend_from_slice(&0i32.to_be_bytes());
+    out.extend_from_slice(&0i32.to_be_bytes());
+    for i in rows {
+        let r = row_with(i, late);
+        let us = r.ts.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+        out.extend_from_slice(&5i16.to_be_bytes());
+        let mut field = |bytes: &[u8]| {
+            out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());
+            out.extend_from_slice(bytes);
+        };
+        field(&(us - PG_EPOCH_MICROS).to_be_bytes());
+        field(r.sym.as_bytes());
+        field(r.side.as_bytes());
+        field(&r.price.to_be_bytes());
+        field(&r.amount.to_be_bytes());
+    }
+    out.extend_from_slice(&(-1i16).to_be_bytes());
+    out
 }
 
 /// Writes `rows` rows to `path` as CSV (no header).
@@ -96,5 +132,14 @@ mod tests {
         assert!(csv_line(1).starts_with("2026-11-21 00:00:00.010000,"));
         // 10 million rows reach into the second day.
         assert!(csv_line(9_999_999).starts_with("2026-11-22 03:46:39.990000,"));
+        // One row in ten is late, by less than a minute.
+        let late = (0..10_000u64)
+            .filter(|&i| row_with(i, true).ts != row_with(i, false).ts)
+            .count();
+        assert!((800..1200).contains(&late), "{late} late rows");
+        assert!((0..10_000u64).all(|i| {
+            let lateness = row_with(i, false).ts.duration_since(row_with(i, true).ts);
+            lateness.unwrap_or_default() < Duration::from_secs(60)
+        }));
     }
 }

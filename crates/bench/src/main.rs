@@ -40,6 +40,10 @@ struct Args {
     /// Seconds of single-row INSERTs from 16 connections.
     #[arg(long, default_value_t = 20)]
     single_row_seconds: u64,
+    /// Rows of each generated COPY variant: text in order, text with 10% late
+    /// rows, binary in order (one statement each, into fresh tables).
+    #[arg(long, default_value_t = 2_000_000)]
+    copy_variant_rows: u64,
     /// The tidemark binary (default: the release build next to this one).
     #[arg(long)]
     tidemark: Option<PathBuf>,
@@ -52,10 +56,17 @@ struct Args {
 #[derive(Debug, Default, Clone)]
 pub(crate) struct Figures {
     pub(crate) copy_rows_s: f64,
+    /// Generated COPY variants: text in order, text with late rows, binary.
+    pub(crate) copy_text_rows_s: f64,
+    pub(crate) copy_late_rows_s: f64,
+    pub(crate) copy_binary_rows_s: f64,
     pub(crate) insert_rows_s: f64,
+    pub(crate) insert_late_rows_s: f64,
     pub(crate) single_rows_s: f64,
     pub(crate) single_p50_ms: f64,
     pub(crate) single_p99_ms: f64,
+    pub(crate) single_late_rows_s: f64,
+    pub(crate) single_late_p99_ms: f64,
     pub(crate) queries_ms: Vec<(f64, usize)>,
     pub(crate) checkpoint_create_ms: f64,
     pub(crate) checkpoint_stall_ms: f64,
@@ -170,7 +181,8 @@ async fn run_in(
     Ok(())
 }
 
-/// COPY, batched INSERT and single-row INSERTs into fresh tables.
+/// COPY, batched INSERT and single-row INSERTs into fresh tables, in order and
+/// with 10% of rows late by up to a minute.
 async fn ingest(
     system: System,
     conninfo: &str,
@@ -178,7 +190,16 @@ async fn ingest(
     args: &Args,
 ) -> Result<Figures, String> {
     let client = connect(conninfo).await?;
-    for t in ["trades", "trades_ins", "trades_one"] {
+    for t in [
+        "trades",
+        "trades_copy_text",
+        "trades_copy_late",
+        "trades_copy_bin",
+        "trades_ins",
+        "trades_ins_late",
+        "trades_one",
+        "trades_one_late",
+    ] {
         client
             .batch_execute(&workload::create_table(system, t))
             .await
@@ -195,18 +216,29 @@ async fn ingest(
         .await?,
         ..Default::default()
     };
+    let variant = 0..args.copy_variant_rows;
+    eprintln!("{system:?}: COPY variants");
+    f.copy_text_rows_s =
+        workload::copy_generated(&client, "trades_copy_text", variant.clone(), false, false)
+            .await?;
+    f.copy_late_rows_s =
+        workload::copy_generated(&client, "trades_copy_late", variant.clone(), true, false)
+            .await?;
+    f.copy_binary_rows_s =
+        workload::copy_generated(&client, "trades_copy_bin", variant, false, true).await?;
+    eprintln!("{system:?}: batched INSERT");
     f.insert_rows_s =
-        workload::batched_insert(&client, "trades_ins", args.insert_rows, 1000).await?;
-    let (rate, p50, p99) = workload::single_row_inserts(
-        conninfo,
-        "trades_one",
-        16,
-        Duration::from_secs(args.single_row_seconds),
-    )
-    .await?;
-    f.single_rows_s = rate;
-    f.single_p50_ms = p50;
-    f.single_p99_ms = p99;
+        workload::batched_insert(&client, "trades_ins", args.insert_rows, 1000, false).await?;
+    f.insert_late_rows_s =
+        workload::batched_insert(&client, "trades_ins_late", args.insert_rows, 1000, true)
+            .await?;
+    eprintln!("{system:?}: single-row INSERTs");
+    let seconds = Duration::from_secs(args.single_row_seconds);
+    (f.single_rows_s, f.single_p50_ms, f.single_p99_ms) =
+        workload::single_row_inserts(conninfo, "trades_one", 16, seconds, false).await?;
+    let (rate, _, p99) =
+        workload::single_row_inserts(conninfo, "trades_one_late", 16, seconds, true).await?;
+    (f.single_late_rows_s, f.single_late_p99_ms) = (rate, p99);
     eprintln!("{system:?}: checkpoint under load");
     (f.checkpoint_create_ms, f.checkpoint_stall_ms) =
         workload::checkpoint_under_load(system, conninfo, "trades_one", 5).await?;

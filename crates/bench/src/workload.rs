@@ -109,12 +109,53 @@ pub(crate) async fn copy_in(
     Ok(rows as f64 / started.elapsed().as_secs_f64())
 }
 
+/// COPY of generated rows `rows` (late ones with `late`) in text CSV or in
+/// binary format, as one statement; rows per second. The data is generated
+/// before the clock starts.
+pub(crate) async fn copy_generated(
+    client: &Client,
+    table: &str,
+    rows: std::ops::Range<u64>,
+    late: bool,
+    binary: bool,
+) -> Result<f64> {
+    let n = rows.end - rows.start;
+    let stream: Vec<u8> = if binary {
+        data::binary_copy(rows, late)
+    } else {
+        rows.map(|i| data::csv_line_with(i, late))
+            .collect::<String>()
+            .into_bytes()
+    };
+    let chunks: Vec<bytes::Bytes> = stream
+        .chunks(1 << 20)
+        .map(bytes::Bytes::copy_from_slice)
+        .collect();
+    drop(stream);
+    let format = if binary { "binary" } else { "csv" };
+    let started = Instant::now();
+    let sink = client
+        .copy_in(&format!("COPY {table} FROM STDIN WITH (FORMAT {format})"))
+        .await
+        .map_err(err("COPY"))?;
+    futures::pin_mut!(sink);
+    for c in chunks {
+        sink.send(c).await.map_err(err("COPY data"))?;
+    }
+    let copied = sink.as_mut().finish().await.map_err(err("COPY end"))?;
+    if copied != n {
+        return Err(format!("COPY loaded {copied} rows, expected {n}"));
+    }
+    Ok(n as f64 / started.elapsed().as_secs_f64())
+}
+
 /// Multi-row INSERTs of `batch` rows with bound parameters; rows per second.
 pub(crate) async fn batched_insert(
     client: &Client,
     table: &str,
     rows: u64,
     batch: u64,
+    late: bool,
 ) -> Result<f64> {
     let placeholders: Vec<String> = (0..batch)
         .map(|r| {
@@ -139,7 +180,7 @@ pub(crate) async fn batched_insert(
     let started = Instant::now();
     let mut i = 0;
     while i + batch <= rows {
-        let rs: Vec<data::Row> = (i..i + batch).map(data::row).collect();
+        let rs: Vec<data::Row> = (i..i + batch).map(|k| data::row_with(k, late)).collect();
         let mut params: Vec<&(dyn ToSql + Sync)> = Vec::with_capacity(rs.len() * 5);
         for r in &rs {
             params.push(&r.ts);
@@ -169,6 +210,7 @@ async fn single_row_writers(
     connections: u64,
     next: Arc<AtomicU64>,
     stop: Arc<AtomicBool>,
+    late: bool,
 ) -> Result<Vec<Writer>> {
     let mut tasks = Vec::new();
     for _ in 0..connections {
@@ -181,7 +223,7 @@ async fn single_row_writers(
                 .map_err(err("prepare INSERT"))?;
             let mut commits = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                let r = data::row(next.fetch_add(1, Ordering::Relaxed));
+                let r = data::row_with(next.fetch_add(1, Ordering::Relaxed), late);
                 let t = Instant::now();
                 client
                     .execute(&stmt, &[&r.ts, &r.sym, &r.side, &r.price, &r.amount])
@@ -211,6 +253,7 @@ pub(crate) async fn single_row_inserts(
     table: &str,
     connections: u64,
     duration: Duration,
+    late: bool,
 ) -> Result<(f64, f64, f64)> {
     let stop = Arc::new(AtomicBool::new(false));
     let tasks = single_row_writers(
@@ -219,6 +262,7 @@ pub(crate) async fn single_row_inserts(
         connections,
         Arc::new(AtomicU64::new(0)),
         stop.clone(),
+        late,
     )
     .await?;
     let started = Instant::now();
@@ -253,7 +297,7 @@ pub(crate) async fn checkpoint_under_load(
     let stop = Arc::new(AtomicBool::new(false));
     // Row indexes far from the single-row phase's, so the two never collide.
     let next = Arc::new(AtomicU64::new(1 << 40));
-    let load = single_row_writers(conninfo, table, 4, next, stop.clone()).await?;
+    let load = single_row_writers(conninfo, table, 4, next, stop.clone(), true).await?;
     let admin = connect(conninfo).await?;
     let (create, release) = match system {
         System::Tidemark => ("CHECKPOINT CREATE", "CHECKPOINT RELEASE"),
