@@ -50,6 +50,22 @@ struct Args {
     /// Write the table into docs/benchmarks.md.
     #[arg(long)]
     write_docs: bool,
+    /// Run only these systems (for profiling one): tidemark, postgres, duckdb.
+    #[arg(long, value_delimiter = ',', default_value = "tidemark,postgres,duckdb")]
+    systems: Vec<String>,
+    /// Run only these phases (for profiling one): copy, variants, insert, single,
+    /// checkpoint, queries. The COPY phase always loads the table the queries read.
+    #[arg(long, value_delimiter = ',', default_value = "copy,variants,insert,single,checkpoint,queries")]
+    phases: Vec<String>,
+}
+
+impl Args {
+    fn runs(&self, system: &str) -> bool {
+        self.systems.iter().any(|s| s == system)
+    }
+    fn does(&self, phase: &str) -> bool {
+        self.phases.iter().any(|p| p == phase)
+    }
 }
 
 /// Everything measured on one system.
@@ -115,64 +131,80 @@ async fn run_in(
     base: &std::path::Path,
 ) -> Result<(), String> {
     let csv = base.join("trades.csv");
-    eprintln!("generating {} rows into {}", args.rows, csv.display());
-    data::write_csv(&csv, args.rows).map_err(|e| e.to_string())?;
-
-    let tm = Tidemark::start(tidemark_bin, &base.join("tidemark"))?;
-    let tm_pid = tm.pid();
-    eprintln!("Tidemark: ingest");
-    let ingest_peak = PeakSampler::start(move || rss_of(tm_pid));
-    let mut tidemark = ingest(System::Tidemark, &tm.conninfo(), &csv, args).await?;
-    tidemark.rss_ingest = ingest_peak.finish();
-    eprintln!("Tidemark: queries");
-    let query_peak = PeakSampler::start(move || rss_of(tm_pid));
-    let client = connect(&tm.conninfo()).await?;
-    for (_, sql, _) in QUERIES {
-        tidemark.queries_ms.push(time_query(&client, sql).await?);
+    if args.does("copy") || args.does("queries") {
+        eprintln!("generating {} rows into {}", args.rows, csv.display());
+        data::write_csv(&csv, args.rows).map_err(|e| e.to_string())?;
     }
-    tidemark.rss_queries = query_peak.finish();
-    drop(client);
-    drop(tm);
 
-    let pg = std::sync::Arc::new(Postgres::start(base)?);
-    eprintln!("PostgreSQL: ingest");
-    let sampler_pg = pg.clone();
-    let ingest_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
-    let mut postgres = ingest(System::Postgres, &pg.conninfo(), &csv, args).await?;
-    postgres.rss_ingest = ingest_peak.finish();
-    let client = connect(&pg.conninfo()).await?;
-    eprintln!("PostgreSQL: indexes (B-tree on trades, BRIN on a copy)");
-    // One statement at a time: VACUUM refuses to run inside the implicit transaction
-    // of a multi-statement query.
-    for sql in [
-        "CREATE INDEX ON trades (ts)",
-        "CREATE TABLE trades_brin AS SELECT * FROM trades",
-        "CREATE INDEX ON trades_brin USING brin (ts)",
-        "VACUUM ANALYZE trades",
-        "VACUUM ANALYZE trades_brin",
-    ] {
-        client
-            .batch_execute(sql)
-            .await
-            .map_err(|e| format!("{sql}: {e:?}"))?;
+    let mut tidemark = Figures::default();
+    if args.runs("tidemark") {
+        let tm = Tidemark::start(tidemark_bin, &base.join("tidemark"))?;
+        let tm_pid = tm.pid();
+        eprintln!("Tidemark: ingest (pid {tm_pid})");
+        let ingest_peak = PeakSampler::start(move || rss_of(tm_pid));
+        tidemark = ingest(System::Tidemark, &tm.conninfo(), &csv, args).await?;
+        tidemark.rss_ingest = ingest_peak.finish();
+        if args.does("queries") {
+            eprintln!("Tidemark: queries");
+            let query_peak = PeakSampler::start(move || rss_of(tm_pid));
+            let client = connect(&tm.conninfo()).await?;
+            for (_, sql, _) in QUERIES {
+                tidemark.queries_ms.push(time_query(&client, sql).await?);
+            }
+            tidemark.rss_queries = query_peak.finish();
+        }
     }
-    eprintln!("PostgreSQL: queries");
-    let sampler_pg = pg.clone();
-    let query_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
+
+    let mut postgres = Figures::default();
     let mut brin = Figures::default();
-    for (_, _, sql) in QUERIES {
-        postgres
-            .queries_ms
-            .push(time_query(&client, &sql.replace("{t}", "trades")).await?);
-        brin.queries_ms
-            .push(time_query(&client, &sql.replace("{t}", "trades_brin")).await?);
+    if args.runs("postgres") {
+        let pg = std::sync::Arc::new(Postgres::start(base)?);
+        eprintln!("PostgreSQL: ingest");
+        let sampler_pg = pg.clone();
+        let ingest_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
+        postgres = ingest(System::Postgres, &pg.conninfo(), &csv, args).await?;
+        postgres.rss_ingest = ingest_peak.finish();
+        if args.does("queries") {
+            let client = connect(&pg.conninfo()).await?;
+            eprintln!("PostgreSQL: indexes (B-tree on trades, BRIN on a copy)");
+            // One statement at a time: VACUUM refuses to run inside the implicit
+            // transaction of a multi-statement query.
+            for sql in [
+                "CREATE INDEX ON trades (ts)",
+                "CREATE TABLE trades_brin AS SELECT * FROM trades",
+                "CREATE INDEX ON trades_brin USING brin (ts)",
+                "VACUUM ANALYZE trades",
+                "VACUUM ANALYZE trades_brin",
+            ] {
+                client
+                    .batch_execute(sql)
+                    .await
+                    .map_err(|e| format!("{sql}: {e:?}"))?;
+            }
+            eprintln!("PostgreSQL: queries");
+            let sampler_pg = pg.clone();
+            let query_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
+            for (_, _, sql) in QUERIES {
+                postgres
+                    .queries_ms
+                    .push(time_query(&client, &sql.replace("{t}", "trades")).await?);
+                brin.queries_ms
+                    .push(time_query(&client, &sql.replace("{t}", "trades_brin")).await?);
+            }
+            postgres.rss_queries = query_peak.finish();
+        }
     }
-    postgres.rss_queries = query_peak.finish();
-    drop(client);
-    drop(pg);
 
-    eprintln!("DuckDB: load and queries");
-    let duck = duckdb(&csv)?;
+    let duck = if args.runs("duckdb") && args.does("queries") {
+        eprintln!("DuckDB: load and queries");
+        duckdb(&csv)?
+    } else {
+        Duck {
+            load_s: 0.0,
+            rss: 0,
+            queries_ms: Vec::new(),
+        }
+    };
     let table = report::render(args, &tidemark, &postgres, &brin, &duck);
     println!("{table}");
     if args.write_docs {
@@ -205,43 +237,54 @@ async fn ingest(
             .await
             .map_err(|e| format!("{t}: {e}"))?;
     }
-    let mut f = Figures {
-        copy_rows_s: workload::copy_in(
+    let mut f = Figures::default();
+    if args.does("copy") || args.does("queries") {
+        eprintln!("{system:?}: COPY");
+        f.copy_rows_s = workload::copy_in(
             &client,
             "trades",
             csv,
             args.rows,
             args.copy_rows_per_statement.max(1),
         )
-        .await?,
-        ..Default::default()
-    };
-    let variant = 0..args.copy_variant_rows;
-    eprintln!("{system:?}: COPY variants");
-    f.copy_text_rows_s =
-        workload::copy_generated(&client, "trades_copy_text", variant.clone(), false, false)
-            .await?;
-    f.copy_late_rows_s =
-        workload::copy_generated(&client, "trades_copy_late", variant.clone(), true, false)
-            .await?;
-    f.copy_binary_rows_s =
-        workload::copy_generated(&client, "trades_copy_bin", variant, false, true).await?;
-    eprintln!("{system:?}: batched INSERT");
-    f.insert_rows_s =
-        workload::batched_insert(&client, "trades_ins", args.insert_rows, 1000, false).await?;
-    f.insert_late_rows_s =
-        workload::batched_insert(&client, "trades_ins_late", args.insert_rows, 1000, true)
-            .await?;
-    eprintln!("{system:?}: single-row INSERTs");
-    let seconds = Duration::from_secs(args.single_row_seconds);
-    (f.single_rows_s, f.single_p50_ms, f.single_p99_ms) =
-        workload::single_row_inserts(conninfo, "trades_one", 16, seconds, false).await?;
-    let (rate, _, p99) =
-        workload::single_row_inserts(conninfo, "trades_one_late", 16, seconds, true).await?;
-    (f.single_late_rows_s, f.single_late_p99_ms) = (rate, p99);
-    eprintln!("{system:?}: checkpoint under load");
-    (f.checkpoint_create_ms, f.checkpoint_stall_ms) =
-        workload::checkpoint_under_load(system, conninfo, "trades_one", 5).await?;
+        .await?;
+    }
+    if args.does("variants") {
+        let variant = 0..args.copy_variant_rows;
+        eprintln!("{system:?}: COPY variants");
+        f.copy_text_rows_s =
+            workload::copy_generated(&client, "trades_copy_text", variant.clone(), false, false)
+                .await?;
+        f.copy_late_rows_s =
+            workload::copy_generated(&client, "trades_copy_late", variant.clone(), true, false)
+                .await?;
+        f.copy_binary_rows_s =
+            workload::copy_generated(&client, "trades_copy_bin", variant, false, true).await?;
+    }
+    if args.does("insert") {
+        eprintln!("{system:?}: batched INSERT");
+        f.insert_rows_s =
+            workload::batched_insert(&client, "trades_ins", args.insert_rows, 1000, false)
+                .await?;
+        f.insert_late_rows_s =
+            workload::batched_insert(&client, "trades_ins_late", args.insert_rows, 1000, true)
+                .await?;
+    }
+    if args.does("single") {
+        eprintln!("{system:?}: single-row INSERTs");
+        let seconds = Duration::from_secs(args.single_row_seconds);
+        (f.single_rows_s, f.single_p50_ms, f.single_p99_ms) =
+            workload::single_row_inserts(conninfo, "trades_one", 16, seconds, false).await?;
+        let (rate, _, p99) =
+            workload::single_row_inserts(conninfo, "trades_one_late", 16, seconds, true)
+                .await?;
+        (f.single_late_rows_s, f.single_late_p99_ms) = (rate, p99);
+    }
+    if args.does("checkpoint") {
+        eprintln!("{system:?}: checkpoint under load");
+        (f.checkpoint_create_ms, f.checkpoint_stall_ms) =
+            workload::checkpoint_under_load(system, conninfo, "trades_one", 5).await?;
+    }
     Ok(f)
 }
 

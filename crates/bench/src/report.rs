@@ -197,14 +197,15 @@ pub(crate) fn render(
          |---|---:|---:|---:|---:|---:|---:|---|\n",
     );
     for (i, (name, _, _)) in QUERIES.iter().enumerate() {
-        let t = tm.queries_ms[i].0;
-        let p = pg.queries_ms[i].0.min(brin.queries_ms[i].0);
-        let d = duck.queries_ms[i].0;
+        let at = |v: &[(f64, usize)]| v.get(i).map_or(0.0, |q| q.0);
+        let t = at(&tm.queries_ms);
+        let p = at(&pg.queries_ms).min(at(&brin.queries_ms));
+        let d = at(&duck.queries_ms);
         let met = p >= 10.0 * t && t <= 1.5 * d;
         s.push_str(&format!(
             "| {name} | {t:.1} | {:.1} | {:.1} | {d:.1} | {} | {} | {} |\n",
-            pg.queries_ms[i].0,
-            brin.queries_ms[i].0,
+            at(&pg.queries_ms),
+            at(&brin.queries_ms),
             compare(t, p),
             compare(t, d),
             if met { "met" } else { "**missed**" }

@@ -17,7 +17,7 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast;
-use tidemark_storage::{Batch, Request, TableMeta, TableReader};
+use tidemark_storage::{Batch, Column, ColumnType, Request, TableMeta, TableReader, Values, VarData};
 
 use crate::convert::array_to_column;
 use crate::ddl;
@@ -255,8 +255,8 @@ impl PreparedInsert {
                     "a prepared INSERT lost a column its schema still has",
                 )
             })?;
-        let mut arrays = Vec::with_capacity(targets.len());
-        for k in 0..targets.len() {
+        let mut batch = Batch::new();
+        for (k, &target) in targets.iter().enumerate() {
             let column: Vec<&ParamValue> = self
                 .rows
                 .iter()
@@ -273,9 +273,16 @@ impl PreparedInsert {
                     }),
                 })
                 .collect::<Result<_>>()?;
-            arrays.push(param_array(&column));
+            let c = &meta.columns[target];
+            // Values of the kind the column stores (what drivers send for a
+            // parameter typed after its column) go straight in; anything else
+            // converts as a literal would.
+            let values = match direct_column(&column, c.column_type) {
+                Some(values) => values,
+                None => array_to_column(&param_array(&column), c.column_type, &c.name)?,
+            };
+            batch = batch.with(c.name.clone(), values);
         }
-        let batch = to_batch(meta, &targets, &arrays)?;
         let rows = self.rows.len();
         session
             .submit(vec![Request::Append {
@@ -285,6 +292,94 @@ impl PreparedInsert {
             .await?;
         Ok(Some(Output::command(format!("INSERT 0 {rows}"))))
     }
+}
+
+/// The column of `values` for a column of type `t` when every value is of the
+/// kind the column stores (NULLs aside); `None` when any needs converting.
+fn direct_column(values: &[&ParamValue], t: ColumnType) -> Option<Column> {
+    let nulls: Vec<bool> = values
+        .iter()
+        .map(|v| matches!(v, ParamValue::Null))
+        .collect();
+    macro_rules! fixed {
+        ($variant:ident, $default:expr, |$v:ident| $convert:expr) => {{
+            let out = values
+                .iter()
+                .map(|v| match v {
+                    ParamValue::Null => Some($default),
+                    $v => $convert,
+                })
+                .collect::<Option<Vec<_>>>()?;
+            Values::$variant(out)
+        }};
+    }
+    let text = |symbol: bool| -> Option<Values> {
+        let mut out = VarData::default();
+        for v in values {
+            match v {
+                ParamValue::Null => out.push(b""),
+                ParamValue::Text(s) => out.push(s.as_bytes()),
+                _ => return None,
+            }
+        }
+        Some(if symbol {
+            Values::Symbol(out)
+        } else {
+            Values::Varchar(out)
+        })
+    };
+    let values = match t {
+        ColumnType::Boolean => fixed!(Boolean, false, |v| match v {
+            ParamValue::Bool(b) => Some(*b),
+            _ => None,
+        }),
+        ColumnType::SmallInt => fixed!(SmallInt, 0, |v| match v {
+            ParamValue::Int(i) => i16::try_from(*i).ok(),
+            _ => None,
+        }),
+        ColumnType::Int => fixed!(Int, 0, |v| match v {
+            ParamValue::Int(i) => i32::try_from(*i).ok(),
+            _ => None,
+        }),
+        ColumnType::BigInt => fixed!(BigInt, 0, |v| match v {
+            ParamValue::Int(i) => Some(*i),
+            _ => None,
+        }),
+        ColumnType::Real => fixed!(Real, 0.0, |v| match v {
+            ParamValue::Float(f) => Some(*f as f32),
+            _ => None,
+        }),
+        ColumnType::Double => fixed!(Double, 0.0, |v| match v {
+            ParamValue::Float(f) => Some(*f),
+            _ => None,
+        }),
+        ColumnType::Timestamp => fixed!(Timestamp, 0, |v| match v {
+            ParamValue::Timestamp(us) => Some(*us),
+            _ => None,
+        }),
+        ColumnType::Date => fixed!(Date, 0, |v| match v {
+            ParamValue::Date(d) => Some(*d),
+            _ => None,
+        }),
+        ColumnType::Uuid => fixed!(Uuid, 0, |v| match v {
+            ParamValue::Uuid(u) => Some(u128::from_be_bytes(*u)),
+            _ => None,
+        }),
+        ColumnType::Varchar => text(false)?,
+        ColumnType::Symbol => text(true)?,
+        ColumnType::Binary => {
+            let mut out = VarData::default();
+            for v in values {
+                match v {
+                    ParamValue::Null => out.push(b""),
+                    ParamValue::Bytes(b) => out.push(b),
+                    _ => return None,
+                }
+            }
+            Values::Binary(out)
+        }
+    };
+    Some(Column::with_nulls(values, nulls))
 }
 
 /// One column of bound values as the narrowest Arrow array that holds them as
@@ -384,6 +479,24 @@ fn param_text(v: &ParamValue) -> Option<String> {
 mod tests {
     use super::*;
     use datafusion::arrow::datatypes::DataType;
+
+    #[test]
+    fn values_of_the_column_kind_go_straight_in() {
+        let (a, b, n) = (ParamValue::Int(7), ParamValue::Int(70_000), ParamValue::Null);
+        let c = direct_column(&[&a, &n], ColumnType::Int).expect("direct");
+        assert_eq!(c.values, Values::Int(vec![7, 0]));
+        assert!(c.is_null(1) && !c.is_null(0));
+        assert!(
+            direct_column(&[&b], ColumnType::SmallInt).is_none(),
+            "out of range converts (and fails) the ordinary way"
+        );
+        let t = ParamValue::Text("x".into());
+        assert!(direct_column(&[&t], ColumnType::Double).is_none());
+        assert_eq!(
+            direct_column(&[&t, &n], ColumnType::Symbol).expect("direct").values,
+            Values::Symbol(VarData::from_slices([&b"x"[..], b""]))
+        );
+    }
 
     #[test]
     fn bound_values_keep_their_kind_and_mixes_become_text() {

@@ -75,10 +75,11 @@ pub struct Session {
 /// parameters (the extended query protocol's prepared statement).
 #[derive(Debug, Clone)]
 pub struct Prepared {
-    statement: Option<Statement>,
+    /// Shared: the protocol layer clones a prepared statement into every portal.
+    statement: Option<Arc<Statement>>,
     wants_catalog: bool,
     /// An INSERT of parameters planned once, here (see `insert::PreparedInsert`).
-    insert: Option<crate::insert::PreparedInsert>,
+    insert: Option<Arc<crate::insert::PreparedInsert>>,
     /// Inferred parameter types (`None`: unknown, sent as TEXT).
     pub param_types: Vec<Option<DataType>>,
 }
@@ -97,7 +98,7 @@ impl Prepared {
 
     /// Whether executing it returns rows (and so Describe answers a row description).
     pub fn returns_rows(&self) -> bool {
-        match &self.statement {
+        match self.statement.as_deref() {
             Some(Statement::Sample { .. } | Statement::Latest { .. }) => true,
             Some(Statement::Standard(s)) => matches!(
                 s.as_ref(),
@@ -227,11 +228,11 @@ impl Session {
         self.wants_catalog = wants_catalog;
         let param_types = self.infer_param_types(&statement).await;
         let insert = match &statement {
-            Statement::Standard(s) => crate::insert::PreparedInsert::plan(s, self),
+            Statement::Standard(s) => crate::insert::PreparedInsert::plan(s, self).map(Arc::new),
             _ => None,
         };
         Ok(Prepared {
-            statement: Some(statement),
+            statement: Some(Arc::new(statement)),
             wants_catalog,
             insert,
             param_types,
@@ -249,7 +250,7 @@ impl Session {
         if !prepared.returns_rows() {
             return Ok(None);
         }
-        let Some(mut statement) = prepared.statement.clone() else {
+        let Some(mut statement) = prepared.statement.as_deref().cloned() else {
             return Ok(None);
         };
         self.wants_catalog = prepared.wants_catalog;
@@ -288,12 +289,12 @@ impl Session {
         prepared: &Prepared,
         values: &[ParamValue],
     ) -> Result<Output> {
-        let Some(mut statement) = prepared.statement.clone() else {
+        let Some(planned) = &prepared.statement else {
             return Ok(Output::command(""));
         };
         self.wants_catalog = prepared.wants_catalog;
         if let Some(insert) = &prepared.insert {
-            let result = match self.may_run(&statement) {
+            let result = match self.may_run(planned) {
                 Ok(()) => insert.execute(self, values).await,
                 Err(e) => Err(e),
             };
@@ -301,6 +302,7 @@ impl Session {
                 return Ok(output);
             }
         }
+        let mut statement = Statement::clone(planned);
         let result = match params::bind(&mut statement, values) {
             Ok(()) => self.execute_statement(statement).await,
             Err(e) => Err(e),
@@ -696,8 +698,7 @@ impl Session {
                 match tx {
                     Some(_) if failed => Ok(Output::command("ROLLBACK")),
                     Some(tx) => {
-                        let db = self.db.clone();
-                        run_blocking(move || db.commit(tx)).await?;
+                        self.commit(tx).await?;
                         Ok(Output::command("COMMIT"))
                     }
                     None => Ok(Output::command("COMMIT")),
@@ -721,15 +722,31 @@ impl Session {
                 self.db.stage(tx, requests)?;
                 Ok(0)
             }
-            None => {
-                let db = self.db.clone();
-                Ok(
-                    run_blocking(move || db.commit(Transaction::from(requests)))
-                        .await?
-                        .rows_written,
-                )
-            }
+            None => Ok(self.commit(Transaction::from(requests)).await?.rows_written),
         }
+    }
+
+    /// Commits `tx` and waits, without blocking a thread, for it to be durable.
+    /// A small commit of rows is decided right here (memory work and one WAL
+    /// write); anything that may take long (many rows, DDL and UPDATE/DELETE,
+    /// which write files, a full write buffer) runs on the blocking pool.
+    async fn commit(&self, tx: Transaction) -> Result<tidemark_storage::CommitReceipt> {
+        const INLINE_ROWS: usize = 10_000;
+        let mut rows = 0;
+        let small = tx.requests.iter().all(|r| match r {
+            Request::Append { batch, .. } => {
+                rows += batch.rows();
+                true
+            }
+            _ => false,
+        }) && rows <= INLINE_ROWS;
+        let pending = if small && !self.db.write_buffer_full() {
+            self.db.start_commit(tx)?
+        } else {
+            let db = self.db.clone();
+            run_blocking(move || db.start_commit(tx)).await?
+        };
+        Ok(pending.durable().await?)
     }
 
     /// A table as this session sees it, or 42P01.

@@ -1,16 +1,21 @@
 //! Group commit: making WAL records durable and publishing committed states.
 //!
 //! Commits append their record to the WAL under the writer lock, queue their new
-//! catalog here, and (in `sync` mode) wait until some committer has fsynced the
-//! WAL past their record. Whoever finds no sync running becomes the leader and
+//! catalog here, and (in `sync` mode) wait until the WAL is fsynced past their
+//! record. A blocking waiter that finds no sync running becomes the leader and
 //! fsyncs once for everyone queued so far: concurrent committers share fsyncs.
-//! A state becomes visible to readers only once it is durable, so no reader ever
-//! sees a commit that a crash could take back.
+//! An asynchronous waiter ([`GroupCommit::poll_durable`], what the server's
+//! tasks use) registers its waker and asks the WAL sync thread to lead instead,
+//! so no task blocks a thread of the async runtime on an fsync. A state becomes
+//! visible to readers only once it is durable, so no reader ever sees a commit
+//! that a crash could take back.
 
 use std::collections::VecDeque;
 use std::fs::File;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use parking_lot::{Condvar, Mutex, RwLock};
 
@@ -23,6 +28,10 @@ struct Queue {
     syncing: bool,
     pending: VecDeque<Arc<Catalog>>,
     failure: Option<String>,
+    /// The newest commit an asynchronous waiter waits for (the sync thread's work).
+    requested_seq: u64,
+    /// Asynchronous waiters: the commit each waits for, and how to wake it.
+    wakers: Vec<(u64, Waker)>,
 }
 
 /// The newest WAL record written and the segment that holds it.
@@ -36,6 +45,8 @@ pub(crate) struct WalTail {
 pub(crate) struct GroupCommit {
     queue: Mutex<Queue>,
     synced: Condvar,
+    /// Wakes the WAL sync thread when an asynchronous waiter asks for a sync.
+    requested: Condvar,
     tail: Mutex<WalTail>,
     published: RwLock<Arc<Catalog>>,
     fsyncs: AtomicU64,
@@ -50,8 +61,11 @@ impl GroupCommit {
                 syncing: false,
                 pending: VecDeque::new(),
                 failure: None,
+                requested_seq: 0,
+                wakers: Vec::new(),
             }),
             synced: Condvar::new(),
+            requested: Condvar::new(),
             tail: Mutex::new(tail),
             published: RwLock::new(catalog),
             fsyncs: AtomicU64::new(0),
@@ -135,6 +149,77 @@ impl GroupCommit {
                 }
             }
             self.synced.notify_all();
+            // Wake the asynchronous waiters this sync served (or that must see the failure).
+            let synced = q.synced_seq;
+            let failed = q.failure.is_some();
+            let (ready, waiting): (Vec<_>, Vec<_>) = std::mem::take(&mut q.wakers)
+                .into_iter()
+                .partition(|(s, _)| failed || *s <= synced);
+            q.wakers = waiting;
+            drop(q);
+            for (_, w) in ready {
+                w.wake();
+            }
+            q = self.queue.lock();
+        }
+    }
+
+    /// The asynchronous form of [`GroupCommit::wait_durable`]: ready once the
+    /// WAL is durable up to `seq`; until then the WAL sync thread is asked to
+    /// sync and `cx`'s waker is kept to be woken when it has.
+    pub(crate) fn poll_durable(&self, seq: u64, cx: &mut Context<'_>) -> Poll<Result<()>> {
+        let mut q = self.queue.lock();
+        if let Some(f) = &q.failure {
+            return Poll::Ready(Err(StorageError::Poisoned(f.clone())));
+        }
+        if q.synced_seq >= seq {
+            self.publish_synced(&mut q);
+            return Poll::Ready(Ok(()));
+        }
+        q.wakers.push((seq, cx.waker().clone()));
+        if q.requested_seq < seq {
+            q.requested_seq = seq;
+            self.requested.notify_one();
+        }
+        Poll::Pending
+    }
+
+    /// The WAL sync thread's loop: fsyncs for asynchronous waiters as soon as
+    /// they ask, until `stop` says to end (checked at least every 100 ms).
+    pub(crate) fn serve_sync_requests(&self, stop: impl Fn() -> bool) {
+        loop {
+            let seq = {
+                let mut q = self.queue.lock();
+                while q.requested_seq <= q.synced_seq && q.failure.is_none() {
+                    if stop() {
+                        return;
+                    }
+                    self.requested
+                        .wait_for(&mut q, Duration::from_millis(100));
+                }
+                if q.failure.is_some() {
+                    // Waiters were woken with the failure; nothing more to sync.
+                    drop(q);
+                    if stop() {
+                        return;
+                    }
+                    std::thread::sleep(Duration::from_millis(100));
+                    continue;
+                }
+                q.requested_seq
+            };
+            if let Err(e) = self.wait_durable(seq) {
+                tracing::error!("WAL sync for waiting commits failed: {e}");
+            }
+        }
+    }
+
+    /// Wakes every asynchronous waiter (shutdown: they then see the failure or
+    /// the sync their commit needed).
+    pub(crate) fn wake_all(&self) {
+        let wakers = std::mem::take(&mut self.queue.lock().wakers);
+        for (_, w) in wakers {
+            w.wake();
         }
     }
 
@@ -161,5 +246,7 @@ impl GroupCommit {
     pub(crate) fn poison(&self, why: String) {
         self.queue.lock().failure = Some(why);
         self.synced.notify_all();
+        self.requested.notify_all();
+        self.wake_all();
     }
 }

@@ -76,6 +76,56 @@ pub struct CommitReceipt {
     pub rows_written: u64,
 }
 
+/// A commit that is decided but maybe not yet durable (see
+/// [`Database::start_commit`]).
+#[derive(Debug)]
+pub struct PendingCommit {
+    /// Set while the commit waits for its WAL fsync (`sync` mode).
+    inner: Option<Arc<Inner>>,
+    receipt: CommitReceipt,
+}
+
+impl PendingCommit {
+    /// Blocks until the commit is durable (in `sync` mode); its receipt.
+    pub fn wait(self) -> Result<CommitReceipt> {
+        if let (Some(inner), Some(seq)) = (&self.inner, self.receipt.seq) {
+            inner.group.wait_durable(seq)?;
+        }
+        Ok(self.receipt)
+    }
+
+    /// The commit's receipt once it is durable, as a future that blocks no
+    /// thread: the WAL sync thread fsyncs for it and wakes it.
+    pub fn durable(self) -> DurableCommit {
+        DurableCommit { pending: self }
+    }
+}
+
+/// The future of [`PendingCommit::durable`].
+#[derive(Debug)]
+pub struct DurableCommit {
+    pending: PendingCommit,
+}
+
+impl std::future::Future for DurableCommit {
+    type Output = Result<CommitReceipt>;
+
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Self::Output> {
+        let p = &self.get_mut().pending;
+        if let (Some(inner), Some(seq)) = (&p.inner, p.receipt.seq) {
+            match inner.group.poll_durable(seq, cx) {
+                std::task::Poll::Ready(Ok(())) => {}
+                std::task::Poll::Ready(Err(e)) => return std::task::Poll::Ready(Err(e)),
+                std::task::Poll::Pending => return std::task::Poll::Pending,
+            }
+        }
+        std::task::Poll::Ready(Ok(p.receipt.clone()))
+    }
+}
+
 /// Counters exposed for metrics and tests.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct StorageStats {
@@ -364,10 +414,21 @@ impl Database {
                 Box::new(move || inner.run_apply_loop()),
             ));
         }
-        if self.inner.options.commit_mode == CommitMode::Async {
+        {
             let inner = self.inner.clone();
             threads.extend(spawn(
                 "tidemark-wal-sync",
+                Box::new(move || {
+                    inner
+                        .group
+                        .serve_sync_requests(|| inner.closed.load(Ordering::SeqCst))
+                }),
+            ));
+        }
+        if self.inner.options.commit_mode == CommitMode::Async {
+            let inner = self.inner.clone();
+            threads.extend(spawn(
+                "tidemark-wal-sync-interval",
                 Box::new(move || {
                     let interval = inner.options.async_sync_interval;
                     while inner.sleep(interval) {
@@ -391,6 +452,19 @@ impl Database {
 
     /// Commits `tx` atomically. In `sync` mode returns once the commit is durable.
     pub fn commit(&self, tx: Transaction) -> Result<CommitReceipt> {
+        self.start_commit(tx)?.wait()
+    }
+
+    /// Commits `tx` atomically without waiting for its WAL record to become
+    /// durable: the commit is decided (or refused) here, and acknowledged by
+    /// [`PendingCommit::wait`] or awaited with [`PendingCommit::durable`] (what
+    /// async callers use: no thread blocks on the fsync).
+    ///
+    /// A commit of rows only (INSERT, COPY) does nothing here but memory work
+    /// and one WAL write, unless the write buffer is full: then it waits for
+    /// the apply (see [`Database::write_buffer_full`]). Other commits first move
+    /// buffered rows to the files.
+    pub fn start_commit(&self, tx: Transaction) -> Result<PendingCommit> {
         self.inner.check_open()?;
         let rows_only = tx
             .requests
@@ -429,9 +503,12 @@ impl Database {
             }
             if empty {
                 self.inner.abort(st);
-                return Ok(CommitReceipt {
-                    seq: None,
-                    rows_written: 0,
+                return Ok(PendingCommit {
+                    inner: None,
+                    receipt: CommitReceipt {
+                        seq: None,
+                        rows_written: 0,
+                    },
                 });
             }
             let rows = st.rows_written;
@@ -447,13 +524,19 @@ impl Database {
         };
         drop(applying);
         self.inner.request_apply_if_filling();
-        if mode == CommitMode::Sync {
-            self.inner.group.wait_durable(seq)?;
-        }
-        Ok(CommitReceipt {
-            seq: Some(seq),
-            rows_written: rows,
+        Ok(PendingCommit {
+            inner: Some(self.inner.clone()).filter(|_| mode == CommitMode::Sync),
+            receipt: CommitReceipt {
+                seq: Some(seq),
+                rows_written: rows,
+            },
         })
+    }
+
+    /// Whether the write buffer is over its limit: a commit of rows would wait
+    /// for the apply (async callers run such commits off their runtime).
+    pub fn write_buffer_full(&self) -> bool {
+        self.inner.buffered_bytes.load(Ordering::Relaxed) > self.inner.options.write_buffer_bytes
     }
 
     /// A consistent view of all tables as of the newest visible commit.
@@ -643,6 +726,13 @@ impl Database {
         for h in self.threads.lock().drain(..) {
             let _ = h.join();
         }
+        // Commits still waiting for their fsync (asynchronously) get it here, as
+        // the sync thread is gone.
+        let written = self.inner.group.written_seq();
+        if let Err(e) = self.inner.group.wait_durable(written) {
+            tracing::warn!("final WAL sync failed: {e}");
+        }
+        self.inner.group.wake_all();
     }
 
     fn shutdown(&self) -> Result<()> {

@@ -215,10 +215,16 @@ impl Connection {
 
     /// Refuses `what` of `len` bytes over `server.max_message_mb` (54000).
     fn within_limit(&self, len: usize, what: &str) -> Result<(), ExecError> {
+        self.within_limit_with(len, || what.to_string())
+    }
+
+    /// [`Connection::within_limit`], naming `what` only when it is refused.
+    fn within_limit_with(&self, len: usize, what: impl Fn() -> String) -> Result<(), ExecError> {
         let max = self.shared.max_message_bytes;
         if len <= max {
             return Ok(());
         }
+        let what = what();
         Err(ExecError::new(
             sqlstate::PROGRAM_LIMIT_EXCEEDED,
             format!(
@@ -474,18 +480,11 @@ fn parameter_types(stmt: &StoredStatement<Prepared>) -> Vec<Type> {
         .map(|i| {
             stmt.parameter_types
                 .get(i)
+                .and_then(|t| t.as_ref())
+                .filter(|t| **t != Type::UNKNOWN)
                 .cloned()
-                .flatten()
-                .filter(|t| *t != Type::UNKNOWN)
                 .unwrap_or_else(|| {
-                    param_type(
-                        stmt.statement
-                            .param_types
-                            .get(i)
-                            .cloned()
-                            .flatten()
-                            .as_ref(),
-                    )
+                    param_type(stmt.statement.param_types.get(i).and_then(|t| t.as_ref()))
                 })
         })
         .collect()
@@ -602,7 +601,7 @@ impl ExtendedQueryHandler for Extended {
         for (i, p) in portal.parameters.iter().enumerate() {
             let len = p.as_ref().map_or(0, |b| b.len());
             self.conn
-                .within_limit(len, &format!("parameter ${}", i + 1))
+                .within_limit_with(len, || format!("parameter ${}", i + 1))
                 .map_err(|e| user_error(&e))?;
         }
         let values = decode_params(portal).map_err(|e| user_error(&e))?;
@@ -643,7 +642,7 @@ impl ExtendedQueryHandler for Extended {
         for (i, p) in portal.parameters.iter().enumerate() {
             let len = p.as_ref().map_or(0, |b| b.len());
             self.conn
-                .within_limit(len, &format!("parameter ${}", i + 1))
+                .within_limit_with(len, || format!("parameter ${}", i + 1))
                 .map_err(|e| user_error(&e))?;
         }
         let values = decode_params(portal).map_err(|e| user_error(&e))?;
