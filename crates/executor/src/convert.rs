@@ -263,6 +263,53 @@ pub(crate) fn column_to_array(col: &Column, t: ColumnType) -> Result<ArrayRef> {
     })
 }
 
+/// A string array's values as storage text: one copy of the bytes, offsets
+/// rebased (NULL entries hold whatever bytes the array has for them: none).
+fn var_data(a: &StringArray) -> VarData {
+    let offsets = a.value_offsets();
+    let base = offsets.first().copied().unwrap_or(0);
+    let end = offsets.last().copied().unwrap_or(0);
+    VarData {
+        offsets: offsets.iter().map(|o| (o - base) as u64).collect(),
+        bytes: a.values()[base as usize..end as usize].to_vec(),
+    }
+}
+
+/// `YYYY-MM-DD[T| ]HH:MM:SS[.f]` with up to 6 fractional digits, as UTC
+/// microseconds; `None` for anything else (the general parser decides then).
+pub(crate) fn iso_timestamp_micros(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b' ' && b[10] != b'T') {
+        return None;
+    }
+    if b[13] != b':' || b[16] != b':' {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| -> Option<u32> {
+        b[r].iter().try_fold(0u32, |acc, &c| {
+            c.is_ascii_digit().then(|| acc * 10 + (c - b'0') as u32)
+        })
+    };
+    let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let month_days = [31, if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
+    if !(1..=12).contains(&m) || d == 0 || d > month_days[m as usize - 1] || hh > 23 || mm > 59 || ss > 59 {
+        return None;
+    }
+    let mut micros = 0i64;
+    if b.len() > 19 {
+        let frac = &b[20..];
+        if b[19] != b'.' || frac.is_empty() || frac.len() > 6 || !frac.iter().all(u8::is_ascii_digit) {
+            return None;
+        }
+        for (i, c) in frac.iter().enumerate() {
+            micros += (c - b'0') as i64 * 10i64.pow(5 - i as u32);
+        }
+    }
+    let days = tidemark_storage::types::days_from_civil(y as i64, m, d);
+    Some(((days * 86_400 + hh as i64 * 3600 + mm as i64 * 60 + ss as i64) * 1_000_000) + micros)
+}
+
 /// Converts `array` (any Arrow type) into a storage column of type `t` for column
 /// `name`, casting as PostgreSQL's assignment rules would: text parses into
 /// numbers, timestamps, dates and UUIDs; numbers must fit.
@@ -311,6 +358,40 @@ pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Re
     };
     if !allowed || !can_cast_types(source, &target) {
         return Err(mismatch());
+    }
+    // Text the common way round goes straight to storage values: timestamps in
+    // ISO form (what COPY and text parameters carry) and strings themselves.
+    if let Some(strings) = array.as_any().downcast_ref::<StringArray>() {
+        let nulls = || (0..strings.len()).map(|i| strings.is_null(i)).collect();
+        match t {
+            ColumnType::Timestamp => {
+                if let Some(v) = (0..strings.len())
+                    .map(|i| {
+                        if strings.is_null(i) {
+                            Some(0)
+                        } else {
+                            iso_timestamp_micros(strings.value(i))
+                        }
+                    })
+                    .collect::<Option<Vec<i64>>>()
+                {
+                    return Ok(Column::with_nulls(Values::Timestamp(v), nulls()));
+                }
+            }
+            ColumnType::Varchar => {
+                return Ok(Column::with_nulls(
+                    Values::Varchar(var_data(strings)),
+                    nulls(),
+                ));
+            }
+            ColumnType::Symbol => {
+                return Ok(Column::with_nulls(
+                    Values::Symbol(var_data(strings)),
+                    nulls(),
+                ));
+            }
+            _ => {}
+        }
     }
     let options = CastOptions {
         safe: false,
@@ -518,4 +599,57 @@ fn uuid_from_text(array: &ArrayRef, name: &str) -> Result<Column> {
         nulls.push(false);
     }
     Ok(Column::with_nulls(Values::Uuid(values), nulls))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn iso_timestamps_parse_as_the_general_parser_does() {
+        for s in [
+            "2026-11-21 10:00:00",
+            "2026-11-21T10:00:00.5",
+            "2000-02-29 23:59:59.999999",
+            "1969-12-31 23:59:59.000001",
+            "1970-01-01 00:00:00",
+        ] {
+            let general = cast_with_options(
+                &(Arc::new(StringArray::from(vec![s])) as ArrayRef),
+                &arrow_type(ColumnType::Timestamp),
+                &CastOptions::default(),
+            )
+            .expect("cast");
+            let general = general
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .expect("µs")
+                .value(0);
+            assert_eq!(iso_timestamp_micros(s), Some(general), "{s}");
+        }
+        for s in [
+            "2026-02-29 10:00:00",
+            "2026-11-21",
+            "2026-11-21 24:00:00",
+            "2026-11-21 10:00:00Z",
+            "2026-11-21 10:00:00.1234567",
+            "2026-11-21 10:00:00.",
+            "20261121 10:00:00",
+        ] {
+            assert_eq!(iso_timestamp_micros(s), None, "{s}");
+        }
+    }
+
+    #[test]
+    fn strings_become_storage_text_in_one_copy() {
+        let a: ArrayRef = Arc::new(StringArray::from(vec![Some("ab"), None, Some("ü")]));
+        let sliced = a.slice(1, 2);
+        let c = array_to_column(&sliced, ColumnType::Varchar, "c").expect("text");
+        assert_eq!(c.len(), 2);
+        assert!(c.is_null(0) && !c.is_null(1));
+        let Values::Varchar(v) = &c.values else {
+            panic!("varchar")
+        };
+        assert_eq!(v.get(1), "ü".as_bytes());
+    }
 }

@@ -150,6 +150,13 @@ impl CopyFormat {
             f.delimiter = delimiter.unwrap_or('\t');
             f.null = null.unwrap_or_else(|| "\\N".into());
         }
+        for (what, c) in [("delimiter", f.delimiter), ("quote", f.quote), ("escape", f.escape)] {
+            if !c.is_ascii() {
+                return Err(not_supported(format!(
+                    "COPY {what} must be a single one-byte character"
+                )));
+            }
+        }
         if f.delimiter == '\n' || f.delimiter == '\r' || (f.csv && f.delimiter == f.quote) {
             return Err(ExecError::new(
                 sqlstate::INVALID_PARAMETER_VALUE,
@@ -335,13 +342,7 @@ impl CopyIn {
         })?;
         if self.format.csv {
             let format = self.format.clone();
-            let outcome = for_each_csv_record(text, &format, |buffer, spans| {
-                let fields: Vec<Option<&str>> = spans
-                    .iter()
-                    .map(|s| s.map(|(a, b)| &buffer[a..b]))
-                    .collect();
-                self.take_record(&fields)
-            });
+            let outcome = for_each_csv_record(text, &format, |fields| self.take_record(fields));
             match outcome {
                 Ok(()) => Ok(()),
                 Err(CsvError::Record(e)) => Err(e),
@@ -509,11 +510,8 @@ fn csv_records(
     f: &CopyFormat,
 ) -> Vec<std::result::Result<Vec<Option<String>>, String>> {
     let mut records = Vec::new();
-    let outcome = for_each_csv_record(text, f, |buffer, spans| {
-        records.push(Ok(spans
-            .iter()
-            .map(|s| s.map(|(a, b)| buffer[a..b].to_string()))
-            .collect()));
+    let outcome = for_each_csv_record(text, f, |fields| {
+        records.push(Ok(fields.iter().map(|s| s.map(str::to_string)).collect()));
         Ok(())
     });
     if outcome.is_err() {
@@ -530,72 +528,105 @@ enum CsvError {
     Record(ExecError),
 }
 
-/// Splits CSV text made of whole records, handing each record to `on_record` as
-/// one buffer and the byte span of each field in it. An unquoted field equal to
-/// the NULL string is NULL (`None`); a quoted one is always a value. The buffers
-/// are reused from record to record: no allocation per field or per row.
+/// Splits CSV `text` (whole records) and calls `on_record` with each record's
+/// fields. An unquoted field equal to the NULL string is NULL (`None`); a quoted
+/// one is always a value. Unquoted fields are slices of `text`; only fields with
+/// quotes are assembled in a scratch buffer. Delimiter, quote and escape are
+/// single bytes (checked when the options are read), so every byte that matters
+/// here is ASCII and slicing at them keeps UTF-8 whole.
 fn for_each_csv_record(
     text: &str,
     f: &CopyFormat,
-    mut on_record: impl FnMut(&str, &[Option<(usize, usize)>]) -> Result<()>,
+    mut on_record: impl FnMut(&[Option<&str>]) -> Result<()>,
 ) -> std::result::Result<(), CsvError> {
-    let mut buffer = String::new();
-    let mut spans: Vec<Option<(usize, usize)>> = Vec::new();
-    let mut start = 0;
-    let mut quoted = false;
-    let mut in_quotes = false;
-    let mut chars = text.chars().peekable();
-    let mut any = false;
-    let end_field = |buffer: &mut String,
-                     start: &mut usize,
-                     quoted: &mut bool,
-                     spans: &mut Vec<Option<(usize, usize)>>| {
-        let value = &buffer[*start..];
-        spans.push(if !*quoted && value == f.null {
-            None
-        } else {
-            Some((*start, buffer.len()))
-        });
-        *start = buffer.len();
-        *quoted = false;
-    };
-    while let Some(c) = chars.next() {
-        any = true;
-        if in_quotes {
-            if c == f.escape && chars.peek() == Some(&f.quote) {
-                // `""` (or `\"` with ESCAPE '\') inside quotes is one quote character.
-                chars.next();
-                buffer.push(f.quote);
-            } else if c == f.quote {
-                in_quotes = false;
+    /// Where a field's text is.
+    enum Field {
+        Null,
+        Text(usize, usize),
+        Scratch(usize, usize),
+    }
+    let bytes = text.as_bytes();
+    let (delim, quote, escape) = (f.delimiter as u8, f.quote as u8, f.escape as u8);
+    let special = |b: u8| b == delim || b == quote || b == b'\n' || b == b'\r';
+    let mut scratch = String::new();
+    let mut fields: Vec<Field> = Vec::new();
+    let mut pos = 0;
+    while pos < bytes.len() {
+        // One record.
+        scratch.clear();
+        fields.clear();
+        loop {
+            let start = pos;
+            while pos < bytes.len() && !special(bytes[pos]) {
+                pos += 1;
+            }
+            if pos < bytes.len() && bytes[pos] == quote {
+                // A field with quotes: assembled in the scratch buffer.
+                let from = scratch.len();
+                scratch.push_str(&text[start..pos]);
+                let mut in_quotes = false;
+                while pos < bytes.len() {
+                    let b = bytes[pos];
+                    if in_quotes {
+                        if b == escape && bytes.get(pos + 1) == Some(&quote) {
+                            scratch.push(f.quote);
+                            pos += 2;
+                            continue;
+                        }
+                        if b == quote {
+                            in_quotes = false;
+                            pos += 1;
+                            continue;
+                        }
+                    } else if b == quote {
+                        in_quotes = true;
+                        pos += 1;
+                        continue;
+                    } else if b == delim || b == b'\n' || b == b'\r' {
+                        break;
+                    }
+                    // Copy the run of ordinary bytes up to the next one that matters.
+                    let run = pos;
+                    pos += 1;
+                    while pos < bytes.len() && !special(bytes[pos]) && bytes[pos] != escape {
+                        pos += 1;
+                    }
+                    scratch.push_str(&text[run..pos]);
+                }
+                if in_quotes {
+                    return Err(CsvError::Unterminated);
+                }
+                fields.push(Field::Scratch(from, scratch.len()));
+            } else if text[start..pos] == *f.null {
+                fields.push(Field::Null);
             } else {
-                buffer.push(c);
+                fields.push(Field::Text(start, pos));
             }
-        } else if c == f.quote {
-            in_quotes = true;
-            quoted = true;
-        } else if c == f.delimiter {
-            end_field(&mut buffer, &mut start, &mut quoted, &mut spans);
-        } else if c == '\n' || c == '\r' {
-            if c == '\r' && chars.peek() == Some(&'\n') {
-                chars.next();
+            match bytes.get(pos) {
+                Some(&b) if b == delim => pos += 1,
+                Some(b'\r') => {
+                    pos += 1;
+                    if bytes.get(pos) == Some(&b'\n') {
+                        pos += 1;
+                    }
+                    break;
+                }
+                Some(b'\n') => {
+                    pos += 1;
+                    break;
+                }
+                _ => break,
             }
-            end_field(&mut buffer, &mut start, &mut quoted, &mut spans);
-            on_record(&buffer, &spans).map_err(CsvError::Record)?;
-            buffer.clear();
-            spans.clear();
-            start = 0;
-            any = false;
-        } else {
-            buffer.push(c);
         }
-    }
-    if in_quotes {
-        return Err(CsvError::Unterminated);
-    }
-    if any {
-        end_field(&mut buffer, &mut start, &mut quoted, &mut spans);
-        on_record(&buffer, &spans).map_err(CsvError::Record)?;
+        let record: Vec<Option<&str>> = fields
+            .iter()
+            .map(|field| match *field {
+                Field::Null => None,
+                Field::Text(a, b) => Some(&text[a..b]),
+                Field::Scratch(a, b) => Some(&scratch[a..b]),
+            })
+            .collect();
+        on_record(&record).map_err(CsvError::Record)?;
     }
     Ok(())
 }

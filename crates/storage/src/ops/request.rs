@@ -416,7 +416,8 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
                     ))
                 })?;
                 let base = t.symbol_count(c.id);
-                let mut fresh: HashMap<&str, i32> = HashMap::new();
+                let mut fresh: HashMap<&str, i32, foldhash::quality::RandomState> =
+                    HashMap::default();
                 let mut added: Vec<String> = Vec::new();
                 let mut keys = Vec::with_capacity(rows);
                 for i in 0..rows {

@@ -28,10 +28,14 @@ fn header() -> Vec<u8> {
     h
 }
 
+/// Symbol lookups hash every string a writer sends: a fast keyed hash
+/// (foldhash's quality variant, seeded per map) instead of SipHash.
+type SymbolHasher = foldhash::quality::RandomState;
+
 #[derive(Debug, Default)]
 struct Entries {
     values: Vec<Arc<str>>,
-    index: HashMap<Arc<str>, i32>,
+    index: HashMap<Arc<str>, i32, SymbolHasher>,
     /// Entries written to the file (a prefix of `values`); entries past it live
     /// in memory until the apply persists them.
     persisted: usize,
