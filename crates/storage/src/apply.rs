@@ -53,7 +53,16 @@ pub(crate) fn write_buffered(st: &mut Staging<'_>, id: u64, upto: u64) -> Result
         if runs.is_empty() {
             continue;
         }
-        let columns = merge_runs(&t.meta, &runs)?;
+        // One run with every column (a COPY, or what merging left) is written
+        // as it is; several are merged into one sorted batch first.
+        let merged;
+        let columns: Vec<&Column> = match single_run_columns(&t.meta, &runs) {
+            Some(columns) => columns,
+            None => {
+                merged = merge_runs(&t.meta, &runs)?;
+                merged.iter().collect()
+            }
+        };
         let ts = match t.meta.timestamp_index() {
             Some(i) => Some(timestamps(&columns, i)?),
             None => None,
@@ -106,6 +115,14 @@ pub(crate) fn write_all_buffered(st: &mut Staging<'_>) -> Result<Applied> {
         total.bytes += a.bytes;
     }
     Ok(total)
+}
+
+/// The columns of a lone run in `meta` order, when it has them all.
+fn single_run_columns<'r>(meta: &TableMeta, runs: &[&'r Arc<Run>]) -> Option<Vec<&'r Column>> {
+    let [run] = runs else {
+        return None;
+    };
+    meta.columns.iter().map(|c| run.column(c.id)).collect()
 }
 
 /// The rows of `runs` (one partition, oldest first) as one sorted batch, one

@@ -63,6 +63,10 @@ impl Encoder {
     pub(crate) fn into_inner(self) -> Vec<u8> {
         self.buf
     }
+
+    pub(crate) fn len(&self) -> usize {
+        self.buf.len()
+    }
 }
 
 /// A bounds-checked reader over a byte slice. `what` names the input in errors.

@@ -33,8 +33,7 @@ use crate::root::Root;
 use crate::snapshot::{Pins, Snapshot};
 use crate::table::column::VerifiedFiles;
 use crate::transaction::TxView;
-use crate::wal::WalWriter;
-use crate::wal::record::OpsEncoder;
+use crate::wal::{RecordStream, WalWriter};
 
 /// A set of requests that commit together, atomically, as one WAL record.
 /// Inside an open transaction, [`Database::stage`] adds requests and keeps the
@@ -486,14 +485,18 @@ impl Database {
             let mut w = self.inner.writer.lock();
             let seq = w.catalog.seq + 1;
             let mut st = self.inner.staging(&w, seq);
-            // Each operation is encoded for the WAL as soon as it is resolved:
-            // a large COPY never holds its rows twice over.
-            let mut ops = OpsEncoder::new();
-            let mut outcome = stage_requests(tx.requests, &mut st, &mut ops, rows_only);
-            let empty = ops.is_empty();
-            if outcome.is_ok() && !empty {
-                outcome = w.wal.append(seq, &ops.finish());
-            }
+            // Each operation is encoded for the WAL as soon as it is resolved,
+            // and written in chunks: a large COPY never holds its rows twice over.
+            let mut record = RecordStream::new(seq);
+            let outcome = stage_requests(tx.requests, &mut st, &mut w.wal, &mut record, rows_only);
+            let outcome = match outcome {
+                Ok(()) => record.finish(&mut w.wal),
+                Err(e) => {
+                    record.abandon(&mut w.wal);
+                    Err(e)
+                }
+            };
+            let empty = !matches!(outcome, Ok(true));
             if let Err(e) = outcome {
                 self.inner.abort(st);
                 if matches!(e, StorageError::Sync { .. }) {
@@ -768,7 +771,8 @@ impl Drop for Database {
 fn stage_requests(
     requests: Vec<Request>,
     st: &mut Staging<'_>,
-    ops: &mut OpsEncoder,
+    wal: &mut WalWriter,
+    record: &mut RecordStream,
     rows_only: bool,
 ) -> Result<()> {
     if !rows_only {
@@ -778,7 +782,7 @@ fn stage_requests(
         let Some(op) = resolve(req, st)? else {
             continue;
         };
-        ops.push(&op);
+        record.push(wal, &op)?;
         if rows_only {
             memory::stage(op, st)?;
         } else {

@@ -4,6 +4,7 @@
 //! modified: rows are appended past the committed length, or a partition's
 //! overlapped tail is rewritten as a new part (copy-on-write).
 
+use std::borrow::Borrow;
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -250,8 +251,8 @@ pub(crate) fn sort_order(ts: &[i64]) -> Option<Vec<u32>> {
     Some(idx)
 }
 
-pub(crate) fn timestamps(cols: &[Column], ts_index: usize) -> Result<&[i64]> {
-    match &cols[ts_index].values {
+pub(crate) fn timestamps<C: Borrow<Column>>(cols: &[C], ts_index: usize) -> Result<&[i64]> {
+    match &cols[ts_index].borrow().values {
         Values::Timestamp(v) => Ok(v),
         _ => Err(StorageError::InvalidState(
             "designated timestamp column is not a TIMESTAMP".into(),
@@ -282,11 +283,11 @@ fn append_rows(st: &mut Staging<'_>, table: u64, data: &RowData) -> Result<()> {
 /// `split_min_rows` rows or twice the rows rewritten; a head rewritten whole takes
 /// small neighbours before it along (fewer, larger parts). Committed bytes are
 /// never modified.
-pub(crate) fn write_run(
+pub(crate) fn write_run<C: Borrow<Column>>(
     st: &mut Staging<'_>,
     t: &TableState,
     key: i64,
-    run: &[Column],
+    run: &[C],
     ts: Option<&[i64]>,
 ) -> Result<()> {
     let parts: Vec<PartitionMeta> = t
@@ -335,7 +336,7 @@ pub(crate) fn write_run(
         Some(bound) => t.rows_before(head, bound, st.verified)?,
         None => head.rows,
     };
-    let run_rows = run.first().map_or(0, |c| c.len()) as u64;
+    let run_rows = run.first().map_or(0, |c| c.borrow().len()) as u64;
     let later_rows: u64 = parts[j + 1..=l].iter().map(|p| p.rows).sum();
     // Rows the new part gets when the head's prefix stays in place.
     let tail_rows = head.rows - k + later_rows + run_rows;
@@ -367,7 +368,7 @@ pub(crate) fn write_run(
     for p in &parts[j + 1..=l] {
         append_columns(&mut merged, t.read_partition_raw(p, st.verified)?)?;
     }
-    append_columns(&mut merged, run.to_vec())?;
+    append_columns(&mut merged, run.iter().map(|c| c.borrow().clone()).collect())?;
     if let Some(order) = sort_order(timestamps(&merged, tsi)?) {
         merged = merged.iter().map(|c| c.take(&order)).collect();
     }
@@ -403,11 +404,11 @@ fn append_columns(merged: &mut Vec<Column>, more: Vec<Column>) -> Result<()> {
     Ok(())
 }
 
-fn append_in_place(
+fn append_in_place<C: Borrow<Column>>(
     st: &mut Staging<'_>,
     t: &TableState,
     p: &mut PartitionMeta,
-    run: &[Column],
+    run: &[C],
     rmin: i64,
     rmax: i64,
 ) -> Result<()> {
@@ -418,12 +419,12 @@ fn append_in_place(
             StorageError::InvalidState(format!("partition has no extent for column \"{}\"", c.name))
         })?;
         let stored = rows_before - ext.top;
-        column::append(&dir, c, ext, stored, col, &mut st.dirty)?;
+        column::append(&dir, c, ext, stored, col.borrow(), &mut st.dirty)?;
     }
     if p.rows == 0 {
         p.min_ts = rmin;
     }
-    p.rows += run.first().map_or(0, |c| c.len()) as u64;
+    p.rows += run.first().map_or(0, |c| c.borrow().len()) as u64;
     p.max_ts = p.max_ts.max(rmax);
     Ok(())
 }
@@ -461,11 +462,11 @@ fn prefix_view(
 }
 
 /// Writes `cols` (sorted) as a new part in a fresh directory.
-fn write_new_part(
+fn write_new_part<C: Borrow<Column>>(
     st: &mut Staging<'_>,
     t: &TableState,
     key: i64,
-    cols: &[Column],
+    cols: &[C],
 ) -> Result<PartitionMeta> {
     let (dir_name, version) = crate::table::new_part_dir_name(&t.dir, &t.meta, key, st.seq);
     let dir = t.dir.join(&dir_name);
@@ -473,7 +474,7 @@ fn write_new_part(
     st.created.push(dir.clone());
     st.dirty.push(dir.clone());
     st.dirty.push(t.dir.clone());
-    let rows = cols.first().map_or(0, |c| c.len()) as u64;
+    let rows = cols.first().map_or(0, |c| c.borrow().len()) as u64;
     let mut p = PartitionMeta {
         start: key,
         version,
@@ -486,7 +487,7 @@ fn write_new_part(
     };
     for (c, col) in t.meta.columns.iter().zip(cols) {
         let mut ext = ColumnExtent::empty(c.id, 0);
-        column::append(&dir, c, &mut ext, 0, col, &mut st.dirty)?;
+        column::append(&dir, c, &mut ext, 0, col.borrow(), &mut st.dirty)?;
         p.columns.push(ext);
     }
     if let Some(tsi) = t.meta.timestamp_index() {

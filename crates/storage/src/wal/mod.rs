@@ -47,18 +47,24 @@ fn segment_header(first_seq: u64) -> Vec<u8> {
     h
 }
 
-/// A record's header and the start of its body (the sequence number); the
-/// payload follows it. Written apart from the payload, so a large transaction's
-/// payload is never copied into a second buffer.
-fn record_head(seq: u64, ops_payload: &[u8]) -> [u8; RECORD_HEADER + 8] {
-    let body_len = (8 + ops_payload.len()) as u32;
-    let mut head = [0u8; RECORD_HEADER + 8];
+/// Bytes of a record before its ops: header, sequence number, op count.
+const RECORD_HEAD: usize = RECORD_HEADER + 8 + 4;
+
+/// A record's header and the start of its body (sequence number, op count),
+/// given the CRC and length of its op bytes, which are written apart (after it,
+/// possibly in many pieces): a large transaction's ops are never gathered in
+/// one buffer.
+fn record_head(seq: u64, count: u32, ops_crc: u32, ops_len: usize) -> [u8; RECORD_HEAD] {
+    let body_len = (8 + 4 + ops_len) as u32;
+    let mut head = [0u8; RECORD_HEAD];
     head[..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
     head[4..8].copy_from_slice(&body_len.to_le_bytes());
-    head[RECORD_HEADER..].copy_from_slice(&seq.to_le_bytes());
+    head[RECORD_HEADER..RECORD_HEADER + 8].copy_from_slice(&seq.to_le_bytes());
+    head[RECORD_HEADER + 8..].copy_from_slice(&count.to_le_bytes());
+    // crc32c(body_len ++ seq ++ count ++ ops), the ops' part combined in.
     let crc = crc32c::crc32c(&head[4..8]);
     let crc = crc32c::crc32c_append(crc, &head[RECORD_HEADER..]);
-    let crc = crc32c::crc32c_append(crc, ops_payload);
+    let crc = crc32c::crc32c_combine(crc, ops_crc, ops_len);
     head[8..12].copy_from_slice(&crc.to_le_bytes());
     head
 }
@@ -243,6 +249,85 @@ pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     Ok(out)
 }
 
+/// A record being written in pieces (see [`WalWriter::begin`]).
+#[derive(Debug)]
+pub(crate) struct RecordWriter {
+    seq: u64,
+    /// Where the record starts in the current segment.
+    start: u64,
+    ops_len: usize,
+    ops_crc: u32,
+    count: u32,
+}
+
+/// A commit's record, streamed: ops are encoded as the commit resolves them
+/// and written to the log in chunks of about [`RecordStream::CHUNK`] bytes.
+pub(crate) struct RecordStream {
+    seq: u64,
+    encoder: record::OpsEncoder,
+    record: Option<RecordWriter>,
+}
+
+impl RecordStream {
+    const CHUNK: usize = 4 << 20;
+
+    pub(crate) fn new(seq: u64) -> Self {
+        RecordStream {
+            seq,
+            encoder: record::OpsEncoder::new(),
+            record: None,
+        }
+    }
+
+    /// Encodes `op`; writes the encoded ops to the log once they fill a chunk.
+    pub(crate) fn push(&mut self, wal: &mut WalWriter, op: &crate::ops::Op) -> Result<()> {
+        self.encoder.push(op);
+        if self.encoder.len() >= Self::CHUNK {
+            self.flush(wal)?;
+        }
+        Ok(())
+    }
+
+    fn flush(&mut self, wal: &mut WalWriter) -> Result<()> {
+        let (bytes, count) = self.encoder.take();
+        if count == 0 {
+            return Ok(());
+        }
+        let r = match &mut self.record {
+            Some(r) => r,
+            None => self.record.insert(wal.begin(self.seq)?),
+        };
+        let written = wal.write_ops(r, &bytes, count);
+        if written.is_err() {
+            self.record = None;
+        }
+        written
+    }
+
+    /// Writes the rest and completes the record; false when there were no ops
+    /// (nothing was written).
+    pub(crate) fn finish(mut self, wal: &mut WalWriter) -> Result<bool> {
+        self.flush(wal)?;
+        match self.record.take() {
+            Some(r) => wal.finish(r).map(|()| true),
+            None => Ok(false),
+        }
+    }
+
+    /// Cuts away whatever was written (the commit failed).
+    pub(crate) fn abandon(mut self, wal: &mut WalWriter) {
+        if let Some(r) = self.record.take() {
+            wal.abandon(&r);
+        }
+    }
+}
+
+impl std::fmt::Debug for RecordStream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "RecordStream(seq {})", self.seq)
+    }
+}
+
 /// The open segment commits append to.
 #[derive(Debug)]
 pub(crate) struct WalWriter {
@@ -285,32 +370,72 @@ impl WalWriter {
         })
     }
 
-    /// Writes a record (no fsync). On failure the segment is cut back so no
-    /// partial record stays behind a later one.
+    /// Writes a whole record (no fsync): `payload` is the op count and the ops.
+    #[cfg(test)]
     pub(crate) fn append(&mut self, seq: u64, payload: &[u8]) -> Result<()> {
+        let count = u32::from_le_bytes(payload[..4].try_into().unwrap_or([0; 4]));
+        let mut r = self.begin(seq)?;
+        self.write_ops(&mut r, &payload[4..], count)?;
+        self.finish(r)
+    }
+
+    /// Starts record `seq` at the end of the log (a full segment is closed and a
+    /// new one started first). Nothing is written until ops arrive.
+    pub(crate) fn begin(&mut self, seq: u64) -> Result<RecordWriter> {
         if self.len >= self.segment_bytes && seq > self.first_seq {
             self.rotate(seq)?;
         }
-        if payload.len() + 8 >= MAX_RECORD {
+        Ok(RecordWriter {
+            seq,
+            start: self.len,
+            ops_len: 0,
+            ops_crc: 0,
+            count: 0,
+        })
+    }
+
+    /// Appends `count` encoded ops to the record `r` being written. On failure
+    /// the segment is cut back to where the record started.
+    pub(crate) fn write_ops(&mut self, r: &mut RecordWriter, bytes: &[u8], count: u32) -> Result<()> {
+        if 8 + 4 + r.ops_len + bytes.len() >= MAX_RECORD {
+            self.abandon(r);
             return Err(StorageError::InvalidData(format!(
-                "a transaction of {} bytes is larger than one WAL record can hold ({} bytes): \
+                "a transaction of more than {} bytes is larger than one WAL record can hold: \
                  split it (for COPY: several COPY statements)",
-                payload.len(),
-                MAX_RECORD - 8
+                MAX_RECORD - 12
             )));
         }
-        let head = record_head(seq, payload);
         use std::os::unix::fs::FileExt;
-        let written = self.file.write_all_at(&head, self.len).and_then(|()| {
-            self.file
-                .write_all_at(payload, self.len + head.len() as u64)
-        });
-        if let Err(e) = written {
-            let _ = self.file.set_len(self.len);
+        let at = r.start + (RECORD_HEAD + r.ops_len) as u64;
+        if let Err(e) = self.file.write_all_at(bytes, at) {
+            self.abandon(r);
             return Err(StorageError::io(&self.path, e));
         }
-        self.len += (head.len() + payload.len()) as u64;
+        r.ops_crc = crc32c::crc32c_append(r.ops_crc, bytes);
+        r.ops_len += bytes.len();
+        r.count += count;
         Ok(())
+    }
+
+    /// Completes record `r`: its header goes in front of its ops, and the log
+    /// grows past it. On failure the segment is cut back to where it started.
+    pub(crate) fn finish(&mut self, r: RecordWriter) -> Result<()> {
+        let head = record_head(r.seq, r.count, r.ops_crc, r.ops_len);
+        use std::os::unix::fs::FileExt;
+        if let Err(e) = self.file.write_all_at(&head, r.start) {
+            self.abandon(&r);
+            return Err(StorageError::io(&self.path, e));
+        }
+        self.len = r.start + (RECORD_HEAD + r.ops_len) as u64;
+        Ok(())
+    }
+
+    /// Cuts away what was written of record `r` (its commit failed), so no
+    /// partial record stays where the next one goes.
+    pub(crate) fn abandon(&mut self, r: &RecordWriter) {
+        if r.ops_len > 0 {
+            let _ = self.file.set_len(r.start);
+        }
     }
 
     /// The file that holds the newest record (what a group-commit leader fsyncs).
@@ -407,6 +532,31 @@ mod tests {
             let e = read_all(dir.path()).expect_err("gap");
             assert!(e.to_string().contains("segment is missing"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_record_written_in_pieces_reads_back_whole_and_an_abandoned_one_vanishes() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = WalWriter::create(dir.path(), 1, 1 << 20, Vec::new()).expect("create");
+        let mut r = w.begin(1).expect("begin");
+        w.write_ops(&mut r, b"abc", 1).expect("piece");
+        w.write_ops(&mut r, b"defg", 2).expect("piece");
+        w.finish(r).expect("finish");
+        let mut r = w.begin(2).expect("begin");
+        w.write_ops(&mut r, &[7; 1000], 1).expect("piece");
+        w.abandon(&r);
+        let mut r = w.begin(2).expect("begin");
+        w.write_ops(&mut r, b"x", 1).expect("piece");
+        w.finish(r).expect("finish");
+        let segs = read_all(dir.path()).expect("read");
+        let records = &segs[0].records;
+        assert_eq!(records.len(), 2);
+        let mut first = 3u32.to_le_bytes().to_vec();
+        first.extend_from_slice(b"abcdefg");
+        assert_eq!(records[0], (1, first));
+        let mut second = 1u32.to_le_bytes().to_vec();
+        second.extend_from_slice(b"x");
+        assert_eq!(records[1], (2, second));
     }
 
     #[test]

@@ -27,8 +27,9 @@ use crate::ops::{Op, RowData};
 use crate::table::meta::{ColumnMeta, TableMeta};
 use crate::types::ColumnType;
 
-/// A WAL record's payload, built one operation at a time, so a commit can drop
-/// each operation's rows once they are applied and encoded.
+/// A WAL record's ops, encoded one operation at a time: a commit streams them
+/// to the log in chunks (`wal::RecordStream`), so a large COPY is never held in
+/// memory as one encoded payload.
 pub(crate) struct OpsEncoder {
     e: Encoder,
     count: u32,
@@ -36,18 +37,30 @@ pub(crate) struct OpsEncoder {
 
 impl OpsEncoder {
     pub(crate) fn new() -> Self {
-        let mut e = Encoder::with_capacity(256);
-        e.u32(0); // the count, set by `finish`
-        OpsEncoder { e, count: 0 }
+        OpsEncoder {
+            e: Encoder::with_capacity(256),
+            count: 0,
+        }
     }
 
-    pub(crate) fn is_empty(&self) -> bool {
-        self.count == 0
+    /// Bytes encoded since the last `take`.
+    pub(crate) fn len(&self) -> usize {
+        self.e.len()
     }
 
-    pub(crate) fn finish(self) -> Vec<u8> {
-        let mut payload = self.e.into_inner();
-        payload[..4].copy_from_slice(&self.count.to_le_bytes());
+    /// The ops encoded since the last `take` (their bytes and how many), the
+    /// encoder starting over.
+    pub(crate) fn take(&mut self) -> (Vec<u8>, u32) {
+        let bytes = std::mem::replace(&mut self.e, Encoder::with_capacity(256)).into_inner();
+        (bytes, std::mem::take(&mut self.count))
+    }
+
+    /// A whole payload: the op count, then the ops.
+    #[cfg(test)]
+    pub(crate) fn finish(mut self) -> Vec<u8> {
+        let (bytes, count) = self.take();
+        let mut payload = count.to_le_bytes().to_vec();
+        payload.extend_from_slice(&bytes);
         payload
     }
 
