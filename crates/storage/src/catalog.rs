@@ -34,6 +34,13 @@ impl Catalog {
         self.tables.insert(t.id, t);
     }
 
+    /// Adds `t`, created by commit `seq`.
+    pub(crate) fn add_created(&mut self, t: TableState, seq: u64) {
+        self.next_table_id = self.next_table_id.max(t.id + 1);
+        self.registry_seq = seq;
+        self.insert(Arc::new(t));
+    }
+
     pub(crate) fn remove(&mut self, id: u64) -> Option<Arc<TableState>> {
         let t = self.tables.remove(&id)?;
         self.names.remove(&name_key(&t.name));

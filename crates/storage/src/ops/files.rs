@@ -14,9 +14,8 @@ use crate::ops::memory::split_by_partition;
 use crate::ops::{Op, RowData, Staging};
 use crate::table::TableState;
 use crate::table::column;
-use crate::table::meta::TableMeta;
 use crate::table::symbol::SymbolDict;
-use crate::table::txn::{ColumnExtent, PartitionMeta, TxnState};
+use crate::table::txn::{ColumnExtent, PartitionMeta};
 use crate::types::ColumnType;
 
 /// Applies a resolved op to the staged state, writing files. The table's
@@ -49,37 +48,21 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             st.created.push(path.clone());
             st.dirty.push(path.clone());
             st.dirty.push(st.db_dir.clone());
-            let mut symbols = std::collections::BTreeMap::new();
-            let mut txn = TxnState {
-                txn: seq,
-                meta_seq: seq,
-                ..Default::default()
-            };
-            for c in meta
-                .columns
-                .iter()
-                .filter(|c| c.column_type == ColumnType::Symbol)
-            {
-                let p = TableState::symbol_file(&path, &c.file_stem);
-                symbols.insert(c.id, Arc::new(SymbolDict::create(p.clone())?));
-                st.dirty.push(p);
-                txn.set_symbol_count(c.id, 0);
-            }
-            let state = TableState::from_files(
+            let mut dictionaries = Vec::new();
+            let state = TableState::created(
                 *id,
                 name.clone(),
                 dir.clone(),
                 path,
-                TableMeta {
-                    seq,
-                    ..meta.clone()
+                meta.clone(),
+                seq,
+                |p| {
+                    dictionaries.push(p.clone());
+                    SymbolDict::create(p)
                 },
-                txn,
-                symbols,
-            );
-            st.catalog.insert(Arc::new(state));
-            st.catalog.next_table_id = st.catalog.next_table_id.max(id + 1);
-            st.catalog.registry_seq = seq;
+            )?;
+            st.dirty.extend(dictionaries);
+            st.catalog.add_created(state, seq);
         }
         Op::DropTable { id } => {
             let t = st.catalog.remove(*id).ok_or_else(|| {

@@ -17,7 +17,7 @@ use crate::ops::{Op, RowData, Staging};
 use crate::table::TableState;
 use crate::table::meta::TableMeta;
 use crate::table::symbol::SymbolDict;
-use crate::table::txn::{ColumnExtent, TxnState};
+use crate::table::txn::ColumnExtent;
 use crate::types::ColumnType;
 
 /// Applies `op` to the staged state in memory. Outside a private staging only
@@ -56,26 +56,10 @@ pub(crate) fn stage(op: Op, st: &mut Staging<'_>) -> Result<()> {
                 return Err(StorageError::TableExists(name));
             }
             let path = st.db_dir.join(&dir);
-            let mut txn = TxnState {
-                txn: seq,
-                meta_seq: seq,
-                ..Default::default()
-            };
-            let mut symbols = std::collections::BTreeMap::new();
-            for c in meta
-                .columns
-                .iter()
-                .filter(|c| c.column_type == ColumnType::Symbol)
-            {
-                let p = TableState::symbol_file(&path, &c.file_stem);
-                symbols.insert(c.id, Arc::new(SymbolDict::in_memory(p)));
-                txn.set_symbol_count(c.id, 0);
-            }
-            let meta = TableMeta { seq, ..meta };
-            let state = TableState::from_files(id, name, dir, path, meta, txn, symbols);
-            st.catalog.insert(Arc::new(state));
-            st.catalog.next_table_id = st.catalog.next_table_id.max(id + 1);
-            st.catalog.registry_seq = seq;
+            let state = TableState::created(id, name, dir, path, meta, seq, |p| {
+                Ok(SymbolDict::in_memory(p))
+            })?;
+            st.catalog.add_created(state, seq);
         }
         Op::DropTable { id } => {
             st.catalog.remove(id).ok_or_else(|| {

@@ -67,19 +67,45 @@ impl TableState {
         }
     }
 
+    /// A table created by commit `seq`: empty, with one dictionary per SYMBOL
+    /// column, made by `dictionary` from its path (a file, or memory only).
+    pub(crate) fn created(
+        id: u64,
+        name: String,
+        dir_name: String,
+        dir: PathBuf,
+        meta: TableMeta,
+        seq: u64,
+        mut dictionary: impl FnMut(PathBuf) -> Result<SymbolDict>,
+    ) -> Result<TableState> {
+        let mut txn = TxnState {
+            txn: seq,
+            meta_seq: seq,
+            ..Default::default()
+        };
+        let mut symbols = BTreeMap::new();
+        for c in meta
+            .columns
+            .iter()
+            .filter(|c| c.column_type == crate::types::ColumnType::Symbol)
+        {
+            let path = TableState::symbol_file(&dir, &c.file_stem);
+            symbols.insert(c.id, Arc::new(dictionary(path)?));
+            txn.set_symbol_count(c.id, 0);
+        }
+        let meta = TableMeta { seq, ..meta };
+        Ok(TableState::from_files(
+            id, name, dir_name, dir, meta, txn, symbols,
+        ))
+    }
+
     /// Committed entries of SYMBOL column `column_id`'s dictionary.
     pub(crate) fn symbol_count(&self, column_id: u32) -> u32 {
-        self.symbol_counts
-            .iter()
-            .find(|(c, _)| *c == column_id)
-            .map_or(0, |(_, n)| *n)
+        txn::count_of(&self.symbol_counts, column_id)
     }
 
     pub(crate) fn set_symbol_count(&mut self, column_id: u32, n: u32) {
-        match self.symbol_counts.iter_mut().find(|(c, _)| *c == column_id) {
-            Some(e) => e.1 = n,
-            None => self.symbol_counts.push((column_id, n)),
-        }
+        txn::set_count(&mut self.symbol_counts, column_id, n)
     }
 
     /// Rows in the files and the buffer.

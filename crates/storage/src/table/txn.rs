@@ -81,19 +81,28 @@ pub(crate) struct TxnState {
     pub(crate) partitions: Vec<PartitionMeta>,
 }
 
+/// The count of `column_id` in a list of (column id, dictionary entries).
+pub(crate) fn count_of(counts: &[(u32, u32)], column_id: u32) -> u32 {
+    counts
+        .iter()
+        .find(|(c, _)| *c == column_id)
+        .map_or(0, |(_, n)| *n)
+}
+
+pub(crate) fn set_count(counts: &mut Vec<(u32, u32)>, column_id: u32, n: u32) {
+    match counts.iter_mut().find(|(c, _)| *c == column_id) {
+        Some(e) => e.1 = n,
+        None => counts.push((column_id, n)),
+    }
+}
+
 impl TxnState {
     pub(crate) fn symbol_count(&self, column_id: u32) -> u32 {
-        self.symbol_counts
-            .iter()
-            .find(|(c, _)| *c == column_id)
-            .map_or(0, |(_, n)| *n)
+        count_of(&self.symbol_counts, column_id)
     }
 
     pub(crate) fn set_symbol_count(&mut self, column_id: u32, n: u32) {
-        match self.symbol_counts.iter_mut().find(|(c, _)| *c == column_id) {
-            Some(e) => e.1 = n,
-            None => self.symbol_counts.push((column_id, n)),
-        }
+        set_count(&mut self.symbol_counts, column_id, n)
     }
 
     pub(crate) fn row_count(&self) -> u64 {
