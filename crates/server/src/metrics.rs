@@ -152,6 +152,30 @@ impl Metrics {
                 )],
             );
             metric(
+                "tidemark_write_buffer_rows",
+                "gauge",
+                "Rows committed but not yet moved into the column files by the apply.",
+                &one(stats.buffered_rows),
+            );
+            metric(
+                "tidemark_write_buffer_bytes",
+                "gauge",
+                "Memory the write buffer holds (storage.write_buffer_mb bounds it).",
+                &one(stats.buffered_bytes),
+            );
+            metric(
+                "tidemark_applies_total",
+                "counter",
+                "Rounds of the apply (buffered rows into the column files) since start.",
+                &one(stats.applies),
+            );
+            metric(
+                "tidemark_applied_rows_total",
+                "counter",
+                "Rows the apply moved into the column files since start.",
+                &one(stats.applied_rows),
+            );
+            metric(
                 "tidemark_disk_bytes",
                 "gauge",
                 "Bytes of files under the root directory.",

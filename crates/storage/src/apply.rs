@@ -240,13 +240,25 @@ impl Inner {
             s.rounds += 1;
             s.rows += applied.rows;
         }
-        tracing::debug!(
-            rows = applied.rows,
-            bytes = applied.bytes,
-            upto_seq = frozen,
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "applied buffered rows to the table files"
-        );
+        let elapsed_ms = started.elapsed().as_millis() as u64;
+        if elapsed_ms >= 1000 {
+            // A long apply (a large COPY) is worth a line in the ordinary log.
+            tracing::info!(
+                rows = applied.rows,
+                bytes = applied.bytes,
+                upto_seq = frozen,
+                elapsed_ms,
+                "applied buffered rows to the table files"
+            );
+        } else {
+            tracing::debug!(
+                rows = applied.rows,
+                bytes = applied.bytes,
+                upto_seq = frozen,
+                elapsed_ms,
+                "applied buffered rows to the table files"
+            );
+        }
         Ok(applied)
     }
 
