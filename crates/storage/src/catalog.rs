@@ -19,7 +19,9 @@ pub(crate) struct Catalog {
     pub(crate) registry_seq: u64,
     pub(crate) next_table_id: u64,
     pub(crate) tables: BTreeMap<u64, Arc<TableState>>,
-    names: HashMap<String, u64>,
+    /// Shared between versions (every commit clones the catalog; only table
+    /// DDL changes the names).
+    names: Arc<HashMap<String, u64>>,
 }
 
 impl Catalog {
@@ -30,7 +32,7 @@ impl Catalog {
     }
 
     pub(crate) fn insert(&mut self, t: Arc<TableState>) {
-        self.names.insert(name_key(&t.name), t.id);
+        Arc::make_mut(&mut self.names).insert(name_key(&t.name), t.id);
         self.tables.insert(t.id, t);
     }
 
@@ -43,7 +45,7 @@ impl Catalog {
 
     pub(crate) fn remove(&mut self, id: u64) -> Option<Arc<TableState>> {
         let t = self.tables.remove(&id)?;
-        self.names.remove(&name_key(&t.name));
+        Arc::make_mut(&mut self.names).remove(&name_key(&t.name));
         Some(t)
     }
 

@@ -61,6 +61,16 @@ pub fn name_key(name: &str) -> String {
     name.to_lowercase()
 }
 
+/// Whether `a` and `b` name the same object (`name_key(a) == name_key(b)`),
+/// without allocating for the usual ASCII names.
+pub fn same_name(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        name_key(a) == name_key(b)
+    }
+}
+
 /// A file-system-safe rendering of `name` (see the module docs).
 pub fn fs_name(name: &str) -> String {
     let mut out = String::new();
@@ -94,6 +104,13 @@ fn printable(name: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn same_name_agrees_with_name_keys() {
+        for (a, b) in [("Price", "price"), ("ÄBC", "äbc"), ("a", "b"), ("ß", "SS"), ("x", "X ")] {
+            assert_eq!(same_name(a, b), name_key(a) == name_key(b), "{a} {b}");
+        }
+    }
     use proptest::prelude::*;
 
     #[test]

@@ -36,10 +36,9 @@ pub struct TableMeta {
 
 impl TableMeta {
     pub fn column_index(&self, name: &str) -> Option<usize> {
-        let key = crate::name::name_key(name);
         self.columns
             .iter()
-            .position(|c| crate::name::name_key(&c.name) == key)
+            .position(|c| crate::name::same_name(&c.name, name))
     }
 
     pub fn column_by_id(&self, id: u32) -> Option<&ColumnMeta> {

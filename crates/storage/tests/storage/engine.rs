@@ -983,3 +983,66 @@ fn walk(p: &std::path::Path) -> Vec<(std::path::PathBuf, Vec<u8>)> {
     }
     out
 }
+
+#[test]
+fn a_full_write_buffer_slows_writers_down_and_holds_its_limit() {
+    // A buffer of 64 KiB, applied only when full (the apply thread's interval is
+    // an hour): writers must wait for the apply rather than grow the buffer.
+    let dir = tempfile::tempdir().expect("tempdir");
+    let limit = 64 << 10;
+    let db = Arc::new(
+        Database::open(
+            dir.path(),
+            StorageOptions {
+                write_buffer_bytes: limit,
+                apply_interval: std::time::Duration::from_secs(3600),
+                background_apply: true,
+                ..options()
+            },
+        )
+        .expect("open"),
+    );
+    create(&db, trades_def("t"));
+    let highest = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let writers: Vec<_> = (0..4i64)
+        .map(|w| {
+            let (db, highest) = (db.clone(), highest.clone());
+            std::thread::spawn(move || {
+                for i in 0..200i64 {
+                    let n = w * 1000 + i;
+                    let ts: Vec<i64> = (0..20).map(|k| T0 + n * 100 + k).collect();
+                    append_buffered(&db, "t", trades_batch(&ts, n * 20));
+                    highest.fetch_max(db.stats().buffered_bytes, std::sync::atomic::Ordering::Relaxed);
+                }
+            })
+        })
+        .collect();
+    for w in writers {
+        w.join().expect("writer");
+    }
+    let stats = db.stats();
+    assert!(stats.applies > 0, "the buffer filled up and was applied");
+    // The limit holds up to the commits admitted before it was reached (one per writer).
+    let highest = highest.load(std::sync::atomic::Ordering::Relaxed);
+    assert!(
+        highest < 2 * limit,
+        "the buffer grew to {highest} bytes over a limit of {limit}"
+    );
+    assert_eq!(db.snapshot().table("t").expect("t").row_count(), 4 * 200 * 20);
+    // Without the apply thread, a writer that meets a full buffer applies it itself.
+    drop(db);
+    let db = Database::open(
+        dir.path(),
+        StorageOptions {
+            write_buffer_bytes: limit,
+            ..options()
+        },
+    )
+    .expect("reopen");
+    for i in 0..100i64 {
+        let ts: Vec<i64> = (0..20).map(|k| T0 + DAY + i * 100 + k).collect();
+        append_buffered(&db, "t", trades_batch(&ts, 100_000 + i * 20));
+        assert!(db.stats().buffered_bytes < 2 * limit);
+    }
+    assert_eq!(db.snapshot().table("t").expect("t").row_count(), 4 * 200 * 20 + 2000);
+}
