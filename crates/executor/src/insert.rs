@@ -29,7 +29,7 @@ use crate::values::{literal_param, literal_rows};
 /// Runs `INSERT INTO t [(columns)] VALUES ... | query`.
 pub(crate) async fn run(session: &mut Session, insert: ast::Insert) -> Result<Output> {
     let table = target_table(&insert)?;
-    let reader = session.table(&table)?;
+    let reader = session.table_schema(&table)?;
     let meta = reader.meta().clone();
     let source = insert.source.ok_or_else(|| {
         ExecError::new(sqlstate::SYNTAX_ERROR, "INSERT needs VALUES or a query")
@@ -199,7 +199,7 @@ impl PreparedInsert {
         if insert.on.is_some() || insert.returning.is_some() {
             return None;
         }
-        let reader = session.table(&target_table(insert).ok()?).ok()?;
+        let reader = session.table_schema(&target_table(insert).ok()?).ok()?;
         let width = values.rows.first().map(|r| r.len());
         let targets = target_columns(&reader, &insert.columns, width).ok()?;
         let rows = values
@@ -237,7 +237,7 @@ impl PreparedInsert {
         session: &mut Session,
         values: &[ParamValue],
     ) -> Result<Option<Output>> {
-        let Ok(reader) = session.table(&self.table) else {
+        let Ok(reader) = session.table_schema(&self.table) else {
             return Ok(None);
         };
         if reader.meta().seq != self.meta_seq {

@@ -612,7 +612,7 @@ impl Session {
                     ));
                 };
                 let name = ddl::object_name(&table_name)?;
-                let reader = self.table(&name)?;
+                let reader = self.table_schema(&name)?;
                 let meta = reader.meta().clone();
                 let targets = if columns.is_empty() {
                     (0..meta.columns.len()).collect()
@@ -751,7 +751,25 @@ impl Session {
 
     /// A table as this session sees it, or 42P01.
     pub(crate) fn table(&self, name: &str) -> Result<tidemark_storage::TableReader> {
-        self.view()?.table(name).ok_or_else(|| {
+        Self::found(self.view()?.table(name), name)
+    }
+
+    /// A table for its schema only (what INSERT and COPY need): inside a
+    /// transaction, its view as it stands, not rebased on others' newer commits
+    /// (which would stage the whole transaction again for every INSERT).
+    pub(crate) fn table_schema(&self, name: &str) -> Result<tidemark_storage::TableReader> {
+        let view = match &self.tx {
+            Some(tx) => self.db.transaction_snapshot(tx, false)?,
+            None => self.db.snapshot(),
+        };
+        Self::found(view.table(name), name)
+    }
+
+    fn found(
+        table: Option<tidemark_storage::TableReader>,
+        name: &str,
+    ) -> Result<tidemark_storage::TableReader> {
+        table.ok_or_else(|| {
             ExecError::new(
                 sqlstate::UNDEFINED_TABLE,
                 format!("relation \"{name}\" does not exist"),
