@@ -96,7 +96,10 @@ pub(crate) fn binary_copy(rows: std::ops::Range<u64>, late: bool) -> Vec<u8> {
     out.extend_from_slice(&0i32.to_be_bytes());
     for i in rows {
         let r = row_with(i, late);
-        let us = r.ts.duration_since(UNIX_EPOCH).unwrap_or_default().as_micros() as i64;
+        let us =
+            r.ts.duration_since(UNIX_EPOCH)
+                .unwrap_or_default()
+                .as_micros() as i64;
         out.extend_from_slice(&5i16.to_be_bytes());
         let mut field = |bytes: &[u8]| {
             out.extend_from_slice(&(bytes.len() as i32).to_be_bytes());

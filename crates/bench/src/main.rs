@@ -51,11 +51,19 @@ struct Args {
     #[arg(long)]
     write_docs: bool,
     /// Run only these systems (for profiling one): tidemark, postgres, duckdb.
-    #[arg(long, value_delimiter = ',', default_value = "tidemark,postgres,duckdb")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "tidemark,postgres,duckdb"
+    )]
     systems: Vec<String>,
     /// Run only these phases (for profiling one): copy, variants, insert, single,
     /// checkpoint, queries. The COPY phase always loads the table the queries read.
-    #[arg(long, value_delimiter = ',', default_value = "copy,variants,insert,single,checkpoint,queries")]
+    #[arg(
+        long,
+        value_delimiter = ',',
+        default_value = "copy,variants,insert,single,checkpoint,queries"
+    )]
     phases: Vec<String>,
 }
 
@@ -264,8 +272,7 @@ async fn ingest(
     if args.does("insert") {
         eprintln!("{system:?}: batched INSERT");
         f.insert_rows_s =
-            workload::batched_insert(&client, "trades_ins", args.insert_rows, 1000, false)
-                .await?;
+            workload::batched_insert(&client, "trades_ins", args.insert_rows, 1000, false).await?;
         f.insert_late_rows_s =
             workload::batched_insert(&client, "trades_ins_late", args.insert_rows, 1000, true)
                 .await?;
@@ -276,8 +283,7 @@ async fn ingest(
         (f.single_rows_s, f.single_p50_ms, f.single_p99_ms) =
             workload::single_row_inserts(conninfo, "trades_one", 16, seconds, false).await?;
         let (rate, _, p99) =
-            workload::single_row_inserts(conninfo, "trades_one_late", 16, seconds, true)
-                .await?;
+            workload::single_row_inserts(conninfo, "trades_one_late", 16, seconds, true).await?;
         (f.single_late_rows_s, f.single_late_p99_ms) = (rate, p99);
     }
     if args.does("checkpoint") {

@@ -109,7 +109,10 @@ pub(crate) fn render(
         versus(tm.copy_rows_s, pg.copy_rows_s, 3.0),
     );
     row(
-        &format!("COPY rows/s (CSV, {} generated rows)", args.copy_variant_rows),
+        &format!(
+            "COPY rows/s (CSV, {} generated rows)",
+            args.copy_variant_rows
+        ),
         tm.copy_text_rows_s,
         pg.copy_text_rows_s,
         versus(tm.copy_text_rows_s, pg.copy_text_rows_s, 3.0),
@@ -120,7 +123,10 @@ pub(crate) fn render(
         pg.copy_late_rows_s,
         goal(
             tm.copy_late_rows_s >= 0.8 * tm.copy_text_rows_s,
-            &format!(">= 80% of in order ({})", kept(tm.copy_late_rows_s, tm.copy_text_rows_s)),
+            &format!(
+                ">= 80% of in order ({})",
+                kept(tm.copy_late_rows_s, tm.copy_text_rows_s)
+            ),
         ),
     );
     row(
@@ -141,7 +147,10 @@ pub(crate) fn render(
         pg.insert_late_rows_s,
         goal(
             tm.insert_late_rows_s >= 0.8 * tm.insert_rows_s,
-            &format!(">= 80% of in order ({})", kept(tm.insert_late_rows_s, tm.insert_rows_s)),
+            &format!(
+                ">= 80% of in order ({})",
+                kept(tm.insert_late_rows_s, tm.insert_rows_s)
+            ),
         ),
     );
     row(
@@ -156,7 +165,10 @@ pub(crate) fn render(
         pg.single_late_rows_s,
         goal(
             tm.single_late_rows_s >= 0.8 * tm.single_rows_s,
-            &format!(">= 80% of in order ({})", kept(tm.single_late_rows_s, tm.single_rows_s)),
+            &format!(
+                ">= 80% of in order ({})",
+                kept(tm.single_late_rows_s, tm.single_rows_s)
+            ),
         ),
     );
     s.push_str(&format!(

@@ -136,7 +136,9 @@ pub(crate) fn read_run_array(
         Some(d) => d.clone(),
         None => symbol_values(reader, name)?,
     };
-    Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values)?))
+    Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+        keys, values,
+    )?))
 }
 
 /// Rows of column `name` of one scan piece, as an Arrow array.
@@ -292,14 +294,41 @@ pub(crate) fn iso_timestamp_micros(s: &str) -> Option<i64> {
     };
     let (y, m, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
     let (hh, mm, ss) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let month_days = [31, if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) { 29 } else { 28 }, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31];
-    if !(1..=12).contains(&m) || d == 0 || d > month_days[m as usize - 1] || hh > 23 || mm > 59 || ss > 59 {
+    let month_days = [
+        31,
+        if y % 4 == 0 && (y % 100 != 0 || y % 400 == 0) {
+            29
+        } else {
+            28
+        },
+        31,
+        30,
+        31,
+        30,
+        31,
+        31,
+        30,
+        31,
+        30,
+        31,
+    ];
+    if !(1..=12).contains(&m)
+        || d == 0
+        || d > month_days[m as usize - 1]
+        || hh > 23
+        || mm > 59
+        || ss > 59
+    {
         return None;
     }
     let mut micros = 0i64;
     if b.len() > 19 {
         let frac = &b[20..];
-        if b[19] != b'.' || frac.is_empty() || frac.len() > 6 || !frac.iter().all(u8::is_ascii_digit) {
+        if b[19] != b'.'
+            || frac.is_empty()
+            || frac.len() > 6
+            || !frac.iter().all(u8::is_ascii_digit)
+        {
             return None;
         }
         for (i, c) in frac.iter().enumerate() {

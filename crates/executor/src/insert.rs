@@ -17,7 +17,9 @@ use datafusion::arrow::array::{
 use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast;
-use tidemark_storage::{Batch, Column, ColumnType, Request, TableMeta, TableReader, Values, VarData};
+use tidemark_storage::{
+    Batch, Column, ColumnType, Request, TableMeta, TableReader, Values, VarData,
+};
 
 use crate::convert::array_to_column;
 use crate::ddl;
@@ -31,9 +33,9 @@ pub(crate) async fn run(session: &mut Session, insert: ast::Insert) -> Result<Ou
     let table = target_table(&insert)?;
     let reader = session.table_schema(&table)?;
     let meta = reader.meta().clone();
-    let source = insert.source.ok_or_else(|| {
-        ExecError::new(sqlstate::SYNTAX_ERROR, "INSERT needs VALUES or a query")
-    })?;
+    let source = insert
+        .source
+        .ok_or_else(|| ExecError::new(sqlstate::SYNTAX_ERROR, "INSERT needs VALUES or a query"))?;
     let width = match source.body.as_ref() {
         ast::SetExpr::Values(v) => v.rows.first().map(|row| row.len()),
         _ => None,
@@ -386,11 +388,8 @@ fn direct_column(values: &[&ParamValue], t: ColumnType) -> Option<Column> {
 /// the client sent them; text (and a mix of kinds) as text, which the column's
 /// type then parses, as it would a literal.
 fn param_array(values: &[&ParamValue]) -> ArrayRef {
-    let all = |f: fn(&ParamValue) -> bool| {
-        values
-            .iter()
-            .all(|v| matches!(v, ParamValue::Null) || f(v))
-    };
+    let all =
+        |f: fn(&ParamValue) -> bool| values.iter().all(|v| matches!(v, ParamValue::Null) || f(v));
     macro_rules! typed {
         ($array:ty, $variant:ident, $map:expr) => {
             Arc::new(
@@ -482,7 +481,11 @@ mod tests {
 
     #[test]
     fn values_of_the_column_kind_go_straight_in() {
-        let (a, b, n) = (ParamValue::Int(7), ParamValue::Int(70_000), ParamValue::Null);
+        let (a, b, n) = (
+            ParamValue::Int(7),
+            ParamValue::Int(70_000),
+            ParamValue::Null,
+        );
         let c = direct_column(&[&a, &n], ColumnType::Int).expect("direct");
         assert_eq!(c.values, Values::Int(vec![7, 0]));
         assert!(c.is_null(1) && !c.is_null(0));
@@ -493,7 +496,9 @@ mod tests {
         let t = ParamValue::Text("x".into());
         assert!(direct_column(&[&t], ColumnType::Double).is_none());
         assert_eq!(
-            direct_column(&[&t, &n], ColumnType::Symbol).expect("direct").values,
+            direct_column(&[&t, &n], ColumnType::Symbol)
+                .expect("direct")
+                .values,
             Values::Symbol(VarData::from_slices([&b"x"[..], b""]))
         );
     }
@@ -512,10 +517,7 @@ mod tests {
         assert_eq!(param_array(&[&f]).data_type(), &DataType::Float64);
         assert_eq!(param_array(&[&t, &n]).data_type(), &DataType::Utf8);
         let mixed = param_array(&[&i, &f]);
-        let mixed = mixed
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("text");
+        let mixed = mixed.as_any().downcast_ref::<StringArray>().expect("text");
         assert_eq!((mixed.value(0), mixed.value(1)), ("7", "NaN"));
     }
 }

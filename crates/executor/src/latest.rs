@@ -22,8 +22,8 @@ use datafusion::arrow::datatypes::Int32Type;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::LatestOn;
-use tidemark_storage::{Piece, TableReader};
 use tidemark_storage::types::ColumnType;
+use tidemark_storage::{Piece, TableReader};
 
 use crate::convert::{read_piece_array, symbol_values};
 use crate::ddl::object_name;

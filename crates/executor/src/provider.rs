@@ -268,7 +268,8 @@ impl PartitionStream for PartScan {
                         match parts.as_slice() {
                             [one] => Ok(one.clone()),
                             many => {
-                                let refs: Vec<&dyn Array> = many.iter().map(|a| a.as_ref()).collect();
+                                let refs: Vec<&dyn Array> =
+                                    many.iter().map(|a| a.as_ref()).collect();
                                 Ok(concat(&refs)?)
                             }
                         }

@@ -244,7 +244,10 @@ fn checkpoint_statements_and_their_legacy_spellings() {
     let v = parse("CHECKPOINT CREATE; SELECT 1").expect("parse");
     assert_eq!(v.len(), 2);
     for (sql, says) in [
-        ("CHECKPOINT PREPARE", "expected CREATE or RELEASE after CHECKPOINT"),
+        (
+            "CHECKPOINT PREPARE",
+            "expected CREATE or RELEASE after CHECKPOINT",
+        ),
         ("SNAPSHOT", "expected PREPARE or COMPLETE after SNAPSHOT"),
         (
             "SNAPSHOT CREATE",

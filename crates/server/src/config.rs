@@ -267,7 +267,10 @@ impl Config {
         }
         for (key, value) in [
             ("wal_segment_mb", self.storage.wal_segment_mb),
-            ("housekeeping_interval_ms", self.storage.housekeeping_interval_ms),
+            (
+                "housekeeping_interval_ms",
+                self.storage.housekeeping_interval_ms,
+            ),
             ("write_buffer_mb", self.storage.write_buffer_mb),
             ("apply_interval_ms", self.storage.apply_interval_ms),
         ] {

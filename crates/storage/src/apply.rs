@@ -24,9 +24,9 @@ use std::time::Instant;
 use parking_lot::MutexGuard;
 
 use crate::batch::Column;
+use crate::buffer::Run;
 use crate::db::Inner;
 use crate::error::ErrorKind;
-use crate::buffer::Run;
 use crate::error::{Result, StorageError};
 use crate::merge::{gather, merge_order};
 use crate::ops::files::{timestamps, write_run};
@@ -285,7 +285,9 @@ impl Inner {
             match result {
                 Ok(_) => s.failure = None,
                 Err(e) => {
-                    tracing::error!("applying buffered rows to the table files failed (retrying): {e}");
+                    tracing::error!(
+                        "applying buffered rows to the table files failed (retrying): {e}"
+                    );
                     s.failure = Some((e.to_string(), e.kind() == ErrorKind::DiskFull));
                 }
             }

@@ -97,7 +97,12 @@ impl Run {
             .map(|r| r.columns.iter().map(|(_, c)| c).collect())
             .collect();
         let merged = gather(&sources, &order)?;
-        let columns = older.columns.iter().map(|(id, _)| *id).zip(merged).collect();
+        let columns = older
+            .columns
+            .iter()
+            .map(|(id, _)| *id)
+            .zip(merged)
+            .collect();
         let mut run = Run::new(older.min_seq, columns, older.ts_column);
         run.max_seq = newer.max_seq;
         Ok(run)

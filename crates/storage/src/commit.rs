@@ -194,8 +194,7 @@ impl GroupCommit {
                     if stop() {
                         return;
                     }
-                    self.requested
-                        .wait_for(&mut q, Duration::from_millis(100));
+                    self.requested.wait_for(&mut q, Duration::from_millis(100));
                 }
                 if q.failure.is_some() {
                     // Waiters were woken with the failure; nothing more to sync.

@@ -54,8 +54,8 @@ mod wal;
 
 pub use batch::{Batch, Column, Values, VarData};
 pub use db::{
-    CheckpointStatus, CommitReceipt, Database, DurableCommit, OpenReport, PendingCommit,
-    Released, StorageStats, Transaction,
+    CheckpointStatus, CommitReceipt, Database, DurableCommit, OpenReport, PendingCommit, Released,
+    StorageStats, Transaction,
 };
 pub use error::{ErrorKind, Result, StorageError};
 pub use ops::{ColumnDef, PartitionSelector, Request, TableDef};

@@ -86,7 +86,10 @@ mod tests {
         let a: &[i64] = &[1, 2, 3, 10, 11];
         let b: &[i64] = &[4, 5, 10];
         let order = merge_order(&[a, b]);
-        assert_eq!(order, vec![(0, 0..3), (1, 0..2), (0, 3..4), (1, 2..3), (0, 4..5)]);
+        assert_eq!(
+            order,
+            vec![(0, 0..3), (1, 0..2), (0, 3..4), (1, 2..3), (0, 4..5)]
+        );
         assert_eq!(merge_order(&[a]), vec![(0, 0..5)]);
         assert!(merge_order(&[]).is_empty());
         assert_eq!(merge_order(&[&[], a]), vec![(1, 0..5)]);

@@ -107,7 +107,13 @@ mod tests {
 
     #[test]
     fn same_name_agrees_with_name_keys() {
-        for (a, b) in [("Price", "price"), ("ÄBC", "äbc"), ("a", "b"), ("ß", "SS"), ("x", "X ")] {
+        for (a, b) in [
+            ("Price", "price"),
+            ("ÄBC", "äbc"),
+            ("a", "b"),
+            ("ß", "SS"),
+            ("x", "X "),
+        ] {
             assert_eq!(same_name(a, b), name_key(a) == name_key(b), "{a} {b}");
         }
     }

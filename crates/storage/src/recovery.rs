@@ -18,10 +18,10 @@ use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
+use crate::apply::write_all_buffered;
 use crate::catalog::Catalog;
 use crate::error::{IoContext, Result, StorageError};
 use crate::fsutil;
-use crate::apply::write_all_buffered;
 use crate::ops::{Staging, files, memory};
 use crate::options::StorageOptions;
 use crate::registry::{Registry, RegistryEntry};
@@ -135,104 +135,126 @@ pub(crate) fn recover(
     // A flush writes every table's `_txn` before `_tables`, and `_tables` records
     // the commit the flush was at: every commit up to `registry.seq` is on disk.
     let durable_seq = registry.seq;
-    let segments = wal::read_all(&root.wal)?;
-    if let Some(first) = segments.iter().find_map(|s| s.records.first())
-        && first.0 > durable_seq + 1
-    {
-        return Err(StorageError::corrupted(
-            &root.wal,
-            format!(
-                "the WAL starts at commit {} but the tables are durable only up to {durable_seq}: segments are missing",
-                first.0
-            ),
-        ));
-    }
+    // One staging state for the whole replay: nothing else sees it, so no
+    // table's state is copied per commit (a live commit copies what it changes,
+    // since readers may hold the state before it).
+    let mut st = Staging::new(
+        catalog,
+        durable_seq,
+        root.db.clone(),
+        verified,
+        options.split_min_rows,
+    );
+    let mut buffered_bytes = 0u64;
     let started = std::time::Instant::now();
     let mut last_log = started;
-    for seg in &segments {
-        for (seq, payload) in &seg.records {
-            let seq = *seq;
-            if seq <= durable_seq {
-                continue;
-            }
-            let ops = wal::record::decode_ops(payload, &seg.path)?;
-            let failed = |e: StorageError| {
-                StorageError::corrupted(&seg.path, format!("replaying commit {seq} failed: {e}"))
-            };
-            // A flush that stopped half-way may have written some tables' `_txn`
-            // past `durable_seq`: those tables skip what they already have. The
-            // decision uses each table's state from before this record, since the
-            // record's own ops move it forward.
-            let txn_before: BTreeMap<u64, u64> = catalog
-                .tables
-                .iter()
-                .map(|(id, t)| (*id, t.txn.txn))
-                .collect();
-            let rows_only = ops.iter().all(|op| op.adds_rows_only());
-            let mut st = Staging::new(
-                catalog.clone(),
+    let mut seen_any = false;
+    let segments = wal::replay_segments(&root.wal, durable_seq, |path, seq, payload| {
+        if !seen_any && seq > durable_seq + 1 {
+            return Err(StorageError::corrupted(
+                &root.wal,
+                format!(
+                    "the WAL starts at commit {seq} but the tables are durable only up to {durable_seq}: segments are missing"
+                ),
+            ));
+        }
+        seen_any = true;
+        if seq <= durable_seq {
+            return Ok(());
+        }
+        replay_record(&mut st, path, seq, payload, &mut buffered_bytes, options).map_err(|e| {
+            StorageError::corrupted(path, format!("replaying commit {seq} failed: {e}"))
+        })?;
+        report.replayed += 1;
+        report.dirty.extend(st.dirty.drain(..));
+        report
+            .garbage
+            .extend(st.garbage.drain(..).map(|p| (seq, p)));
+        if last_log.elapsed() > std::time::Duration::from_secs(2) {
+            tracing::info!(
+                replayed = report.replayed,
                 seq,
-                root.db.clone(),
-                verified,
-                options.split_min_rows,
+                buffered_rows = st.catalog.buffered_rows(),
+                "recovery: replaying the WAL"
             );
-            if !rows_only {
-                write_all_buffered(&mut st).map_err(failed)?;
-            }
-            for op in ops {
-                let wanted = match op.table_id() {
-                    None => true,
-                    Some(id) => match txn_before.get(&id) {
-                        Some(txn) => seq > *txn,
-                        // Created earlier in this same record.
-                        None if st.catalog.tables.contains_key(&id) => true,
-                        None => {
-                            return Err(StorageError::corrupted(
-                                &seg.path,
-                                format!(
-                                    "commit {seq} refers to table id {id}, which does not exist"
-                                ),
-                            ));
-                        }
-                    },
-                };
-                if !wanted {
-                    continue;
-                }
-                if rows_only {
-                    memory::stage(op, &mut st).map_err(failed)?;
-                } else {
-                    files::apply(&op, &mut st).map_err(failed)?;
-                }
-            }
-            // The buffer stays within its limit during replay too.
-            if st.catalog.buffered_bytes() > options.write_buffer_bytes {
-                write_all_buffered(&mut st).map_err(failed)?;
-            }
-            report.replayed += 1;
-            report.dirty.extend(st.dirty.drain(..));
-            report
-                .garbage
-                .extend(st.garbage.drain(..).map(|p| (seq, p)));
-            catalog = st.catalog;
-            catalog.seq = seq;
-            if last_log.elapsed() > std::time::Duration::from_secs(2) {
-                tracing::info!(
-                    replayed = report.replayed,
-                    seq,
-                    buffered_rows = catalog.buffered_rows(),
-                    "recovery: replaying the WAL"
-                );
-                last_log = std::time::Instant::now();
-            }
+            last_log = std::time::Instant::now();
+        }
+        Ok(())
+    })?;
+    report.segments = segments;
+    report.catalog = st.catalog;
+    Ok(report)
+}
+
+/// Applies WAL record `seq` to the replay's staging state. `buffered_bytes`
+/// tracks the write buffer's size without summing every table per record.
+fn replay_record(
+    st: &mut Staging<'_>,
+    path: &Path,
+    seq: u64,
+    payload: &[u8],
+    buffered_bytes: &mut u64,
+    options: &StorageOptions,
+) -> Result<()> {
+    let ops = wal::record::decode_ops(payload, path)?;
+    // A flush that stopped half-way may have written some tables' `_txn` past
+    // the registry's commit: those tables skip what they already have. The
+    // decision uses each table's state from before this record, since the
+    // record's own ops move it forward.
+    let mut before: Vec<(u64, Option<u64>, u64)> = Vec::with_capacity(ops.len());
+    for id in ops.iter().filter_map(|op| op.table_id()) {
+        if before.iter().all(|(seen, _, _)| *seen != id) {
+            let t = st.catalog.tables.get(&id);
+            before.push((id, t.map(|t| t.txn.txn), t.map_or(0, |t| t.buffer.bytes())));
         }
     }
-    report.segments = segments
-        .into_iter()
-        .map(|s| (s.first_seq, s.path))
-        .collect();
-    report.catalog = catalog;
-    Ok(report)
+    st.seq = seq;
+    let rows_only = ops.iter().all(|op| op.adds_rows_only());
+    if !rows_only {
+        write_all_buffered(st)?;
+        *buffered_bytes = 0;
+        for b in &mut before {
+            b.2 = 0;
+        }
+    }
+    for op in ops {
+        let wanted = match op.table_id() {
+            None => true,
+            Some(id) => match before.iter().find(|(seen, _, _)| *seen == id) {
+                Some((_, Some(txn), _)) => seq > *txn,
+                // Created earlier in this same record.
+                _ if st.catalog.tables.contains_key(&id) => true,
+                _ => {
+                    return Err(StorageError::corrupted(
+                        path,
+                        format!("commit {seq} refers to table id {id}, which does not exist"),
+                    ));
+                }
+            },
+        };
+        if !wanted {
+            continue;
+        }
+        if rows_only {
+            memory::stage(op, st)?;
+        } else {
+            files::apply(&op, st)?;
+        }
+    }
+    for (id, _, was) in &before {
+        let now = st.catalog.tables.get(id).map_or(0, |t| t.buffer.bytes());
+        *buffered_bytes = (*buffered_bytes + now).saturating_sub(*was);
+    }
+    // The buffer stays within its limit during replay too.
+    if *buffered_bytes > options.write_buffer_bytes {
+        write_all_buffered(st)?;
+        *buffered_bytes = 0;
+    }
+    st.catalog.seq = seq;
+    // What a live commit keeps to undo a failure; a failed replay stops the open.
+    st.created.clear();
+    st.symbol_marks.clear();
+    Ok(())
 }
 
 fn load_table(

@@ -41,7 +41,11 @@ pub(crate) struct Pin {
 impl Pin {
     /// Pins `version`; the caller holds the pins lock (`pinned`) while it reads
     /// the state it pins, so housekeeping cannot slip in between.
-    pub(crate) fn new(pins: Arc<Pins>, pinned: &mut BTreeMap<u64, usize>, version: u64) -> Arc<Pin> {
+    pub(crate) fn new(
+        pins: Arc<Pins>,
+        pinned: &mut BTreeMap<u64, usize>,
+        version: u64,
+    ) -> Arc<Pin> {
         *pinned.entry(version).or_default() += 1;
         Arc::new(Pin { pins, version })
     }
@@ -298,11 +302,9 @@ impl TableReader {
 
     /// Bytes on disk of part `part` (index into [`TableReader::parts`]).
     pub fn part_disk_size(&self, part: usize) -> u64 {
-        self.state
-            .txn
-            .partitions
-            .get(part)
-            .map_or(0, |p| crate::fsutil::disk_usage(&self.state.partition_dir(p)))
+        self.state.txn.partitions.get(part).map_or(0, |p| {
+            crate::fsutil::disk_usage(&self.state.partition_dir(p))
+        })
     }
 
     fn part(&self, i: usize) -> Result<&PartitionMeta> {
@@ -463,7 +465,11 @@ impl TableReader {
     pub fn scan(&self, lo: i64, hi: i64) -> Result<ScanPlan> {
         let mut plan = ScanPlan::default();
         let has_ts = self.state.meta.timestamp_index().is_some();
-        let (lo, hi) = if has_ts { (lo, hi) } else { (i64::MIN, i64::MAX) };
+        let (lo, hi) = if has_ts {
+            (lo, hi)
+        } else {
+            (i64::MIN, i64::MAX)
+        };
         let starts: BTreeSet<i64> = self
             .state
             .txn
@@ -526,8 +532,15 @@ impl TableReader {
     ) -> Result<()> {
         let piece = |source, rows| Piece { source, rows };
         if !has_ts || runs.is_empty() {
-            out.extend(parts.iter().map(|(i, r)| piece(RowSource::Part(*i), r.clone())));
-            out.extend(runs.iter().map(|(i, r)| piece(RowSource::Run(*i), r.clone())));
+            out.extend(
+                parts
+                    .iter()
+                    .map(|(i, r)| piece(RowSource::Part(*i), r.clone())),
+            );
+            out.extend(
+                runs.iter()
+                    .map(|(i, r)| piece(RowSource::Run(*i), r.clone())),
+            );
             return Ok(());
         }
         let run_ts: Vec<&[i64]> = runs
@@ -536,12 +549,19 @@ impl TableReader {
                 self.run(*i)?
                     .timestamps()
                     .map(|ts| &ts[rows.clone()])
-                    .ok_or_else(|| StorageError::InvalidState("buffered run without timestamps".into()))
+                    .ok_or_else(|| {
+                        StorageError::InvalidState("buffered run without timestamps".into())
+                    })
             })
             .collect::<Result<_>>()?;
         // File rows up to the oldest buffered row come first, as they are (at equal
         // timestamps the files hold the older commits).
-        let cut = run_ts.iter().filter_map(|ts| ts.first()).min().copied().unwrap_or(i64::MAX);
+        let cut = run_ts
+            .iter()
+            .filter_map(|ts| ts.first())
+            .min()
+            .copied()
+            .unwrap_or(i64::MAX);
         let mut tails: Vec<(usize, Range<usize>, Vec<i64>)> = Vec::new();
         for (i, rows) in parts {
             let p = self.part(*i)?;

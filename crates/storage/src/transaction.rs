@@ -71,7 +71,13 @@ impl Database {
         };
         if fresh && view.catalog.version != self.inner.group.published().version {
             let (catalog, pin) = self.inner.pin_published();
-            let staged = self.stage_on(&TxView { catalog, pin: pin.clone() }, &tx.requests)?;
+            let staged = self.stage_on(
+                &TxView {
+                    catalog,
+                    pin: pin.clone(),
+                },
+                &tx.requests,
+            )?;
             return Ok(Snapshot::new(
                 Arc::new(staged),
                 self.inner.verified.clone(),

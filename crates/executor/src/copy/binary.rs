@@ -77,7 +77,10 @@ impl ColumnBuilder {
         let range = |v: i64, t: &str| {
             ExecError::new(
                 sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
-                format!("value {v} is out of range for type {t} (column \"{}\")", self.name),
+                format!(
+                    "value {v} is out of range for type {t} (column \"{}\")",
+                    self.name
+                ),
             )
         };
         let fixed = |n: usize| -> Result<&[u8]> {
@@ -256,7 +259,6 @@ fn read4(data: &[u8], at: usize) -> [u8; 4] {
     [data[at], data[at + 1], data[at + 2], data[at + 3]]
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -314,7 +316,10 @@ mod tests {
                 pending.drain(..used);
                 total += rows;
             }
-            assert!(stage == Stage::Ended && pending.is_empty() && total == 2, "chunk {chunk}");
+            assert!(
+                stage == Stage::Ended && pending.is_empty() && total == 2,
+                "chunk {chunk}"
+            );
             let ts = columns[0].finish();
             assert_eq!(
                 ts.values,
@@ -333,8 +338,12 @@ mod tests {
     fn bad_streams_are_refused_with_the_reason() {
         let mut columns = vec![ColumnBuilder::new("n", ColumnType::SmallInt)];
         let mut stage = Stage::Header;
-        let e = decode(b"PGCOPX\n\xff\r\n\0\0\0\0\0\0\0\0\0", &mut stage, &mut columns)
-            .expect_err("signature");
+        let e = decode(
+            b"PGCOPX\n\xff\r\n\0\0\0\0\0\0\0\0\0",
+            &mut stage,
+            &mut columns,
+        )
+        .expect_err("signature");
         assert_eq!(e.sqlstate, "22P04");
         let data = stream(&[vec![Some(70_000i32.to_be_bytes().to_vec())]]);
         let e = decode(&data, &mut Stage::Header, &mut columns).expect_err("range");

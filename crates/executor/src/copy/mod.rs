@@ -150,7 +150,11 @@ impl CopyFormat {
             f.delimiter = delimiter.unwrap_or('\t');
             f.null = null.unwrap_or_else(|| "\\N".into());
         }
-        for (what, c) in [("delimiter", f.delimiter), ("quote", f.quote), ("escape", f.escape)] {
+        for (what, c) in [
+            ("delimiter", f.delimiter),
+            ("quote", f.quote),
+            ("escape", f.escape),
+        ] {
             if !c.is_ascii() {
                 return Err(not_supported(format!(
                     "COPY {what} must be a single one-byte character"
@@ -208,7 +212,9 @@ impl CopyIn {
         let binary_columns = match format.binary {
             true => targets
                 .iter()
-                .map(|&i| binary::ColumnBuilder::new(&meta.columns[i].name, meta.columns[i].column_type))
+                .map(|&i| {
+                    binary::ColumnBuilder::new(&meta.columns[i].name, meta.columns[i].column_type)
+                })
                 .collect(),
             false => Vec::new(),
         };

@@ -20,7 +20,10 @@ async fn session() -> (Session, tempfile::TempDir) {
 }
 
 async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
-    let out = s.execute(sql).await.unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let out = s
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
     let Some(Output::Rows { batches, .. }) = out.last() else {
         panic!("{sql}: {out:?}")
     };
@@ -78,7 +81,11 @@ async fn a_prepared_insert_binds_values_straight_into_columns() {
         );
     }
     assert_eq!(
-        rows(&mut s, "SELECT sym, price, n, note FROM t WHERE ts = '2026-11-21 00:00:01.5'").await,
+        rows(
+            &mut s,
+            "SELECT sym, price, n, note FROM t WHERE ts = '2026-11-21 00:00:01.5'"
+        )
+        .await,
         vec![vec![
             Some("S1".to_string()),
             Some("2.5".to_string()),
@@ -117,7 +124,9 @@ async fn a_prepared_insert_binds_values_straight_into_columns() {
         .expect_err("too few");
     assert_eq!(e.sqlstate, "08P01", "{e}");
     // After DDL the same prepared statement goes on working.
-    s.execute("ALTER TABLE t ADD COLUMN extra INT").await.expect("alter");
+    s.execute("ALTER TABLE t ADD COLUMN extra INT")
+        .await
+        .expect("alter");
     s.execute_prepared(
         &p,
         &[

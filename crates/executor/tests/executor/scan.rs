@@ -53,7 +53,11 @@ async fn a_filter_on_the_designated_timestamp_opens_only_matching_partitions() {
         .expect("insert");
     // Buffered rows are filtered like any others, but no file part is opened.
     assert_eq!(
-        count(&mut s, "SELECT count(*) FROM t WHERE ts >= '2026-11-15' AND ts < '2026-11-16'").await,
+        count(
+            &mut s,
+            "SELECT count(*) FROM t WHERE ts >= '2026-11-15' AND ts < '2026-11-16'"
+        )
+        .await,
         24
     );
     assert_eq!(s.scan_stats(), (0, 0));

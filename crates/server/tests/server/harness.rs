@@ -10,6 +10,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) port: u16,
     pub(crate) http_port: u16,
+    /// The log lines up to serving (recovery's progress, to explain a slow start).
+    pub(crate) startup_log: Vec<String>,
     /// Log lines after startup.
     log: mpsc::Receiver<String>,
 }
@@ -60,6 +62,7 @@ impl Server {
                 .and_then(|p| p.parse().ok())
         };
         let mut http_port = 0;
+        let mut startup_log = Vec::new();
         loop {
             let Ok(line) =
                 rx.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
@@ -68,6 +71,7 @@ impl Server {
                 let status = child.wait();
                 panic!("tidemark did not start serving (exit: {status:?})");
             };
+            startup_log.push(line.clone());
             if line.contains("serving HTTP") {
                 http_port = port_in(&line).expect("http port in the log line");
             }
@@ -77,6 +81,7 @@ impl Server {
                     child,
                     port,
                     http_port,
+                    startup_log,
                     log: rx,
                 };
             }

@@ -261,7 +261,10 @@ async fn transactions_portals_and_copy() {
         .expect("read back");
     assert_eq!(row.get::<_, i64>(0), 500);
     assert_eq!(row.get::<_, i64>(1), 250);
-    assert_eq!(row.get::<_, f64>(2), (0..500).map(|k| k as f64 * 0.5).sum::<f64>());
+    assert_eq!(
+        row.get::<_, f64>(2),
+        (0..500).map(|k| k as f64 * 0.5).sum::<f64>()
+    );
     assert_eq!(row.get::<_, SystemTime>(3), day);
     // A binary stream that is cut off commits nothing.
     let sink = client
@@ -269,9 +272,11 @@ async fn transactions_portals_and_copy() {
         .await
         .expect("copy in");
     futures::pin_mut!(sink);
-    sink.send(bytes::Bytes::from_static(b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0\0\x03\0\0"))
-        .await
-        .expect("send");
+    sink.send(bytes::Bytes::from_static(
+        b"PGCOPY\n\xff\r\n\0\0\0\0\0\0\0\0\0\0\x03\0\0",
+    ))
+    .await
+    .expect("send");
     let e = sink.finish().await.expect_err("cut off");
     assert_code(&e, "22P04");
     let e = client

@@ -351,7 +351,10 @@ pub(crate) fn write_run<C: Borrow<Column>>(
     for p in &parts[j + 1..=l] {
         append_columns(&mut merged, t.read_partition_raw(p, st.verified)?)?;
     }
-    append_columns(&mut merged, run.iter().map(|c| c.borrow().clone()).collect())?;
+    append_columns(
+        &mut merged,
+        run.iter().map(|c| c.borrow().clone()).collect(),
+    )?;
     if let Some(order) = sort_order(timestamps(&merged, tsi)?) {
         merged = merged.iter().map(|c| c.take(&order)).collect();
     }
@@ -537,4 +540,3 @@ fn retire_part(st: &mut Staging<'_>, t: &TableState, old: &PartitionMeta) -> Res
     }
     Ok(())
 }
-

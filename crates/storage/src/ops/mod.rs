@@ -198,11 +198,18 @@ impl<'a> Staging<'a> {
     /// entries the staged state sees; returns the dictionary. In a private
     /// staging the table's dictionary is first copied, so the shared one never
     /// holds a transaction's uncommitted strings.
-    pub(crate) fn add_symbols(&mut self, table: u64, column: u32, strings: &[String]) -> Result<Arc<SymbolDict>> {
+    pub(crate) fn add_symbols(
+        &mut self,
+        table: u64,
+        column: u32,
+        strings: &[String],
+    ) -> Result<Arc<SymbolDict>> {
         let private = self.private;
         let t = self.table_by_id(table)?;
         let shared = t.symbols.get(&column).cloned().ok_or_else(|| {
-            StorageError::InvalidState(format!("symbol dictionary for column id {column} is missing"))
+            StorageError::InvalidState(format!(
+                "symbol dictionary for column id {column} is missing"
+            ))
         })?;
         let fork = private && shared.has_file();
         let count = t.symbol_count(column);

@@ -15,7 +15,6 @@ use crate::table::column;
 use crate::table::meta::{ColumnMeta, TableMeta};
 use crate::types::{ColumnType, PartitionBy};
 
-
 /// A column in a `CREATE TABLE` or `ADD COLUMN`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnDef {
@@ -466,4 +465,3 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
         new_symbols,
     })
 }
-

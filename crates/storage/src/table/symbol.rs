@@ -265,7 +265,14 @@ mod tests {
         d.add(2, &["GOOG".into()]);
         assert_eq!(d.lookup("GOOG"), Some(2));
         assert_eq!(d.lookup("uncommitted"), None);
-        assert_eq!(SymbolDict::load(p.clone(), 2).expect("load").0.values(3).len(), 2);
+        assert_eq!(
+            SymbolDict::load(p.clone(), 2)
+                .expect("load")
+                .0
+                .values(3)
+                .len(),
+            2
+        );
         // Entries of a failed commit that were written already are overwritten.
         d.persist(3, &mut dirty).expect("persist");
         d.rollback(2);

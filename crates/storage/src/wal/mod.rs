@@ -88,109 +88,124 @@ pub(crate) fn read_record(data: &[u8], pos: usize) -> Option<(u64, &[u8], usize)
     Some((seq, &body[8..], pos + RECORD_HEADER + len))
 }
 
-/// One segment's records, as read at open.
-#[derive(Debug)]
-pub(crate) struct SegmentRecords {
-    pub(crate) path: PathBuf,
-    pub(crate) first_seq: u64,
-    pub(crate) records: Vec<(u64, Vec<u8>)>,
-}
-
-/// Reads every segment in `dir`, in order. A torn tail of the last segment is
-/// cut (and logged); any other damage is an error naming the file and offset.
-pub(crate) fn read_all(dir: &Path) -> Result<Vec<SegmentRecords>> {
+/// Reads the WAL in `dir` for recovery: `visit(segment, seq, payload)` for
+/// every record after commit `after`, in order, one segment in memory at a
+/// time. Segments holding only commits up to `after` (the next segment starts
+/// at or before `after + 1`) are not read at all: a WAL kept long (checkpoint
+/// mode keeps it whole) costs a restart nothing for what the table files hold.
+/// A torn tail of the last segment is cut (and logged); any other damage is an
+/// error naming the file and offset. Returns every segment as (first_seq, path).
+pub(crate) fn replay_segments(
+    dir: &Path,
+    after: u64,
+    mut visit: impl FnMut(&Path, u64, &[u8]) -> Result<()>,
+) -> Result<Vec<(u64, PathBuf)>> {
     let mut segments = list_segments(dir)?;
     segments.sort();
-    let mut out = Vec::with_capacity(segments.len());
+    let mut kept = Vec::with_capacity(segments.len());
     let last = segments.len().saturating_sub(1);
     // The record the next segment must start with (segments follow each other
     // without a gap: a missing one would silently drop commits).
     let mut next: Option<u64> = None;
-    for (i, (first_seq, path)) in segments.into_iter().enumerate() {
+    for (i, (first_seq, path)) in segments.iter().enumerate() {
+        let first_seq = *first_seq;
         if let Some(n) = next
             && first_seq != n
         {
             return Err(StorageError::corrupted(
-                &path,
-                format!("the WAL segment before this one ends at commit {}, this one starts at {first_seq}: a segment is missing", n.saturating_sub(1)),
+                path,
+                format!(
+                    "the WAL segment before this one ends at commit {}, this one starts at {first_seq}: a segment is missing",
+                    n.saturating_sub(1)
+                ),
             ));
         }
-        let data = fsutil::read_file(&path)?;
-        if data.len() < SEGMENT_HEADER || data[..SEGMENT_HEADER] != segment_header(first_seq)[..] {
-            if data.len() >= 10 && &data[..8] == SEGMENT_MAGIC {
-                let major = u16::from_le_bytes([data[8], data[9]]);
-                if major != FORMAT_MAJOR {
-                    return Err(StorageError::UnsupportedVersion {
-                        path,
-                        found: major,
-                        supported: FORMAT_MAJOR,
-                    });
-                }
-            }
-            if i == last
-                && data.len() < SEGMENT_HEADER
-                && segment_header(first_seq).starts_with(&data)
-            {
-                // Crashed while creating the segment: nothing in it was ever acknowledged.
-                tracing::warn!(
-                    "{}: incomplete segment header, removing the empty segment",
-                    path.display()
-                );
-                fsutil::remove_path(&path)?;
-                continue;
-            }
-            return Err(StorageError::corrupted(&path, "bad WAL segment header"));
+        if segments.get(i + 1).is_some_and(|(f, _)| *f <= after + 1) {
+            // Wholly in the table files; its successor's name says where it ends.
+            next = None;
+            kept.push((first_seq, path.clone()));
+            continue;
         }
-        let mut pos = SEGMENT_HEADER;
-        let mut records = Vec::new();
-        let mut expect = first_seq;
-        while pos < data.len() {
-            match read_record(&data, pos) {
-                Some((seq, payload, next)) => {
-                    if seq != expect {
-                        return Err(StorageError::corrupted(
-                            &path,
-                            format!("record at byte {pos} has sequence {seq}, expected {expect}"),
-                        ));
-                    }
-                    records.push((seq, payload.to_vec()));
-                    expect += 1;
-                    pos = next;
-                }
-                None => {
-                    let later = (pos + 1..data.len().saturating_sub(RECORD_HEADER))
-                        .find(|&p| read_record(&data, p).is_some_and(|(s, _, _)| s >= expect));
-                    if i != last || later.is_some() {
-                        return Err(StorageError::corrupted(
-                            &path,
-                            format!(
-                                "record at byte {pos} is damaged and valid records follow it{}; refusing to drop acknowledged commits",
-                                if i != last {
-                                    " (in a later segment)"
-                                } else {
-                                    ""
-                                }
-                            ),
-                        ));
-                    }
-                    tracing::warn!(
-                        "{}: cutting a torn tail of {} bytes at byte {pos} (an unacknowledged write)",
-                        path.display(),
-                        data.len() - pos
-                    );
-                    fsutil::truncate_to(&path, pos as u64)?;
-                    break;
-                }
+        match read_segment(path, first_seq, i == last, &mut visit)? {
+            Some(end) => {
+                next = Some(end);
+                kept.push((first_seq, path.clone()));
             }
+            None => next = None,
         }
-        next = Some(expect);
-        out.push(SegmentRecords {
-            path,
-            first_seq,
-            records,
-        });
     }
-    Ok(out)
+    Ok(kept)
+}
+
+/// Visits one segment's records; the commit the next segment must start with,
+/// or `None` when the segment was an empty leftover of a crash (removed).
+fn read_segment(
+    path: &Path,
+    first_seq: u64,
+    is_last: bool,
+    visit: &mut impl FnMut(&Path, u64, &[u8]) -> Result<()>,
+) -> Result<Option<u64>> {
+    let data = fsutil::read_file(path)?;
+    if data.len() < SEGMENT_HEADER || data[..SEGMENT_HEADER] != segment_header(first_seq)[..] {
+        if data.len() >= 10 && &data[..8] == SEGMENT_MAGIC {
+            let major = u16::from_le_bytes([data[8], data[9]]);
+            if major != FORMAT_MAJOR {
+                return Err(StorageError::UnsupportedVersion {
+                    path: path.to_path_buf(),
+                    found: major,
+                    supported: FORMAT_MAJOR,
+                });
+            }
+        }
+        if is_last && data.len() < SEGMENT_HEADER && segment_header(first_seq).starts_with(&data) {
+            // Crashed while creating the segment: nothing in it was ever acknowledged.
+            tracing::warn!(
+                "{}: incomplete segment header, removing the empty segment",
+                path.display()
+            );
+            fsutil::remove_path(path)?;
+            return Ok(None);
+        }
+        return Err(StorageError::corrupted(path, "bad WAL segment header"));
+    }
+    let mut pos = SEGMENT_HEADER;
+    let mut expect = first_seq;
+    while pos < data.len() {
+        match read_record(&data, pos) {
+            Some((seq, payload, next)) => {
+                if seq != expect {
+                    return Err(StorageError::corrupted(
+                        path,
+                        format!("record at byte {pos} has sequence {seq}, expected {expect}"),
+                    ));
+                }
+                visit(path, seq, payload)?;
+                expect += 1;
+                pos = next;
+            }
+            None => {
+                let later = (pos + 1..data.len().saturating_sub(RECORD_HEADER))
+                    .find(|&p| read_record(&data, p).is_some_and(|(s, _, _)| s >= expect));
+                if !is_last || later.is_some() {
+                    return Err(StorageError::corrupted(
+                        path,
+                        format!(
+                            "record at byte {pos} is damaged and valid records follow it{}; refusing to drop acknowledged commits",
+                            if is_last { "" } else { " (in a later segment)" }
+                        ),
+                    ));
+                }
+                tracing::warn!(
+                    "{}: cutting a torn tail of {} bytes at byte {pos} (an unacknowledged write)",
+                    path.display(),
+                    data.len() - pos
+                );
+                fsutil::truncate_to(path, pos as u64)?;
+                break;
+            }
+        }
+    }
+    Ok(Some(expect))
 }
 
 /// Cuts the WAL in `dir` right after commit `seq` (restore rewinds a copy to its
@@ -396,7 +411,12 @@ impl WalWriter {
 
     /// Appends `count` encoded ops to the record `r` being written. On failure
     /// the segment is cut back to where the record started.
-    pub(crate) fn write_ops(&mut self, r: &mut RecordWriter, bytes: &[u8], count: u32) -> Result<()> {
+    pub(crate) fn write_ops(
+        &mut self,
+        r: &mut RecordWriter,
+        bytes: &[u8],
+        count: u32,
+    ) -> Result<()> {
         if 8 + 4 + r.ops_len + bytes.len() >= MAX_RECORD {
             self.abandon(r);
             return Err(StorageError::InvalidData(format!(
@@ -483,6 +503,16 @@ impl WalWriter {
 mod tests {
     use super::*;
 
+    /// Every record in `dir`, as (seq, payload).
+    fn read_all(dir: &Path) -> Result<Vec<(u64, Vec<u8>)>> {
+        let mut out = Vec::new();
+        replay_segments(dir, 0, |_, seq, payload| {
+            out.push((seq, payload.to_vec()));
+            Ok(())
+        })?;
+        Ok(out)
+    }
+
     #[test]
     fn torn_tail_is_cut_but_mid_log_damage_is_refused() {
         let dir = tempfile::tempdir().expect("tempdir");
@@ -494,8 +524,8 @@ mod tests {
         let full = std::fs::read(&path).expect("read");
         // Torn: the last record lost its end.
         std::fs::write(&path, &full[..full.len() - 7]).expect("write");
-        let segs = read_all(dir.path()).expect("torn tail is cut");
-        assert_eq!(segs[0].records.len(), 2);
+        let records = read_all(dir.path()).expect("torn tail is cut");
+        assert_eq!(records.len(), 2);
         // Damage in the middle with a valid record after it.
         let mut bad = full.clone();
         bad[SEGMENT_HEADER + RECORD_HEADER + 20] ^= 1;
@@ -519,7 +549,7 @@ mod tests {
         let seqs: Vec<u64> = read_all(dir.path())
             .expect("read")
             .iter()
-            .flat_map(|s| s.records.iter().map(|r| r.0))
+            .map(|r| r.0)
             .collect();
         assert_eq!(seqs, vec![1, 2, 3, 4, 5]);
         assert_eq!(truncate_after(dir.path(), 5).expect("again"), (Some(5), 0));
@@ -548,8 +578,7 @@ mod tests {
         let mut r = w.begin(2).expect("begin");
         w.write_ops(&mut r, b"x", 1).expect("piece");
         w.finish(r).expect("finish");
-        let segs = read_all(dir.path()).expect("read");
-        let records = &segs[0].records;
+        let records = read_all(dir.path()).expect("read");
         assert_eq!(records.len(), 2);
         let mut first = 3u32.to_le_bytes().to_vec();
         first.extend_from_slice(b"abcdefg");
@@ -560,6 +589,42 @@ mod tests {
     }
 
     #[test]
+    fn replay_skips_segments_the_table_files_already_hold_without_reading_them() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let mut w = WalWriter::create(dir.path(), 1, 200, Vec::new()).expect("create");
+        for s in 1..=9 {
+            w.append(s, &[s as u8; 60]).expect("append");
+        }
+        drop(w);
+        let mut segs = list_segments(dir.path()).expect("list");
+        segs.sort();
+        assert!(segs.len() > 2, "{segs:?}");
+        // The first segment is damaged: a replay after its commits never reads it.
+        let first = &segs[0].1;
+        let mut data = std::fs::read(first).expect("read");
+        let n = data.len();
+        data[n - 5] ^= 0xff;
+        std::fs::write(first, &data).expect("write");
+        let after = segs[1].0; // wholly covers the first segment
+        let mut seen = Vec::new();
+        let listed = replay_segments(dir.path(), after, |_, seq, _| {
+            seen.push(seq);
+            Ok(())
+        })
+        .expect("replay");
+        assert_eq!(listed, segs, "every segment is still listed");
+        assert_eq!(
+            seen.first(),
+            Some(&segs[1].0),
+            "starts at the segment holding {}",
+            after + 1
+        );
+        assert_eq!(seen.last(), Some(&9));
+        // Reading from the start meets the damage.
+        assert!(replay_segments(dir.path(), 0, |_, _, _| Ok(())).is_err());
+    }
+
+    #[test]
     fn rotation_and_trim() {
         let dir = tempfile::tempdir().expect("tempdir");
         let mut w = WalWriter::create(dir.path(), 1, 200, Vec::new()).expect("create");
@@ -567,10 +632,10 @@ mod tests {
             w.append(s, &[0; 100]).expect("append");
         }
         assert!(w.segment_count() > 2);
-        let segs = read_all(dir.path()).expect("read");
-        let seqs: Vec<u64> = segs
+        let seqs: Vec<u64> = read_all(dir.path())
+            .expect("read")
             .iter()
-            .flat_map(|s| s.records.iter().map(|r| r.0))
+            .map(|r| r.0)
             .collect();
         assert_eq!(seqs, vec![1, 2, 3, 4, 5, 6]);
         w.trim(6).expect("trim");

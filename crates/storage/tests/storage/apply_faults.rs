@@ -59,13 +59,19 @@ fn check(db: &Database, commits: i64) {
         let ts = column_i64(db, t, "ts");
         let seq = column_i64(db, t, "seq");
         let mut got: Vec<(i64, i64)> = ts.into_iter().zip(seq).collect();
-        assert!(got.windows(2).all(|w| w[0].0 <= w[1].0), "{t}: timestamp order");
+        assert!(
+            got.windows(2).all(|w| w[0].0 <= w[1].0),
+            "{t}: timestamp order"
+        );
         got.sort();
         let mut want = expected.clone();
         want.sort();
         assert_eq!(got, want, "{t}: every committed row exactly once");
         let syms = read_table(db, t)[1].clone();
-        assert!(syms.iter().all(|s| s.starts_with('S')), "{t}: symbols decode");
+        assert!(
+            syms.iter().all(|s| s.starts_with('S')),
+            "{t}: symbols decode"
+        );
     }
 }
 
@@ -109,7 +115,8 @@ fn apply_fault_child() {
             // Stop in the middle of an apply, with files written but not installed.
             fail::cfg(point, "sleep(60000)").expect("failpoint");
             println!("applying");
-            db.apply_buffer().expect("unreachable: killed while applying");
+            db.apply_buffer()
+                .expect("unreachable: killed while applying");
         }
     }
 }
@@ -178,7 +185,11 @@ fn an_apply_killed_half_way_loses_and_duplicates_nothing() {
         db.close().expect("close");
         let db = open(dir.path());
         check(&db, 36);
-        assert_eq!(db.open_report().replayed_commits, 0, "a clean close left nothing to replay");
+        assert_eq!(
+            db.open_report().replayed_commits,
+            0,
+            "a clean close left nothing to replay"
+        );
         db.run_housekeeping().expect("housekeeping");
         let snap = db.snapshot();
         for t in snap.tables() {
@@ -187,7 +198,11 @@ fn an_apply_killed_half_way_loses_and_duplicates_nothing() {
             let table_dir = std::fs::read_dir(dir.path().join("db"))
                 .expect("db")
                 .flatten()
-                .find(|e| e.file_name().to_string_lossy().starts_with(&format!("{}~", t.name())))
+                .find(|e| {
+                    e.file_name()
+                        .to_string_lossy()
+                        .starts_with(&format!("{}~", t.name()))
+                })
                 .expect("table dir")
                 .path();
             let mut on_disk: Vec<String> = std::fs::read_dir(&table_dir)

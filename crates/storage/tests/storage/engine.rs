@@ -929,7 +929,13 @@ fn a_transaction_sees_its_own_writes_and_writes_no_file() {
         "the added column reads NULL"
     );
     assert_eq!(
-        strings(&view.table("n").expect("new table").read_all().expect("read")[3]),
+        strings(
+            &view
+                .table("n")
+                .expect("new table")
+                .read_all()
+                .expect("read")[3]
+        ),
         ["7"]
     );
     assert_eq!(
@@ -954,11 +960,19 @@ fn a_transaction_sees_its_own_writes_and_writes_no_file() {
         .collect();
     for (path, bytes) in &files_before {
         // Table states are replaced whole by flushes; column and symbol files grow.
-        if path.file_name().is_some_and(|n| n.to_string_lossy().starts_with('_')) {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('_'))
+        {
             continue;
         }
         let now = std::fs::read(path).expect("still there");
-        assert_eq!(&now[..bytes.len()], &bytes[..], "{} changed", path.display());
+        assert_eq!(
+            &now[..bytes.len()],
+            &bytes[..],
+            "{} changed",
+            path.display()
+        );
     }
     assert!(
         !after.iter().any(|p| p.to_string_lossy().contains("n~")),
@@ -1012,7 +1026,10 @@ fn a_full_write_buffer_slows_writers_down_and_holds_its_limit() {
                     let n = w * 1000 + i;
                     let ts: Vec<i64> = (0..20).map(|k| T0 + n * 100 + k).collect();
                     append_buffered(&db, "t", trades_batch(&ts, n * 20));
-                    highest.fetch_max(db.stats().buffered_bytes, std::sync::atomic::Ordering::Relaxed);
+                    highest.fetch_max(
+                        db.stats().buffered_bytes,
+                        std::sync::atomic::Ordering::Relaxed,
+                    );
                 }
             })
         })
@@ -1028,7 +1045,10 @@ fn a_full_write_buffer_slows_writers_down_and_holds_its_limit() {
         highest < 2 * limit,
         "the buffer grew to {highest} bytes over a limit of {limit}"
     );
-    assert_eq!(db.snapshot().table("t").expect("t").row_count(), 4 * 200 * 20);
+    assert_eq!(
+        db.snapshot().table("t").expect("t").row_count(),
+        4 * 200 * 20
+    );
     // Without the apply thread, a writer that meets a full buffer applies it itself.
     drop(db);
     let db = Database::open(
@@ -1044,5 +1064,8 @@ fn a_full_write_buffer_slows_writers_down_and_holds_its_limit() {
         append_buffered(&db, "t", trades_batch(&ts, 100_000 + i * 20));
         assert!(db.stats().buffered_bytes < 2 * limit);
     }
-    assert_eq!(db.snapshot().table("t").expect("t").row_count(), 4 * 200 * 20 + 2000);
+    assert_eq!(
+        db.snapshot().table("t").expect("t").row_count(),
+        4 * 200 * 20 + 2000
+    );
 }

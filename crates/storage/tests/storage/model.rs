@@ -175,7 +175,10 @@ fn check(db: &Database, model: &BTreeMap<usize, ModelTable>) -> Result<(), TestC
     check_snapshot(&db.snapshot(), model)
 }
 
-fn check_snapshot(snap: &Snapshot, model: &BTreeMap<usize, ModelTable>) -> Result<(), TestCaseError> {
+fn check_snapshot(
+    snap: &Snapshot,
+    model: &BTreeMap<usize, ModelTable>,
+) -> Result<(), TestCaseError> {
     for (i, name) in TABLES.iter().enumerate() {
         let Some(m) = model.get(&i) else {
             prop_assert!(snap.table(name).is_none(), "{name} should not exist");
