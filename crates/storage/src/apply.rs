@@ -101,13 +101,7 @@ pub(crate) fn write_buffered(st: &mut Staging<'_>, id: u64, upto: u64) -> Result
 
 /// Writes every table's buffered rows into its files (see [`write_buffered`]).
 pub(crate) fn write_all_buffered(st: &mut Staging<'_>) -> Result<Applied> {
-    let ids: Vec<u64> = st
-        .catalog
-        .tables
-        .values()
-        .filter(|t| !t.buffer.is_empty())
-        .map(|t| t.id)
-        .collect();
+    let ids = st.catalog.buffered_table_ids();
     let mut total = Applied::default();
     for id in ids {
         let a = write_buffered(st, id, u64::MAX)?;
@@ -194,12 +188,7 @@ impl Inner {
             &self.verified,
             self.options.split_min_rows,
         );
-        let ids: Vec<u64> = catalog
-            .tables
-            .values()
-            .filter(|t| !t.buffer.is_empty())
-            .map(|t| t.id)
-            .collect();
+        let ids = catalog.buffered_table_ids();
         let mut applied = Applied::default();
         let written = ids.iter().try_for_each(|id| {
             let a = write_buffered(&mut st, *id, frozen)?;

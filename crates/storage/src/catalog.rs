@@ -67,6 +67,15 @@ impl Catalog {
         self.tables.values().map(|t| t.buffer.rows()).sum()
     }
 
+    /// The tables with buffered rows.
+    pub(crate) fn buffered_table_ids(&self) -> Vec<u64> {
+        self.tables
+            .values()
+            .filter(|t| !t.buffer.is_empty())
+            .map(|t| t.id)
+            .collect()
+    }
+
     pub(crate) fn buffered_bytes(&self) -> u64 {
         self.tables.values().map(|t| t.buffer.bytes()).sum()
     }
