@@ -108,7 +108,7 @@ pub(crate) async fn run(
         let (schema, batches) = session
             .run_query_over(ast::Statement::Query(query), Some((NEWEST_ROWS, rows)))
             .await?;
-        return Ok(Output::Rows { schema, batches });
+        return Ok(Output::rows(schema, batches));
     }
     let condition = select
         .selection
@@ -136,7 +136,7 @@ pub(crate) async fn run(
         sample: None,
     };
     let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
-    Ok(Output::Rows { schema, batches })
+    Ok(Output::rows(schema, batches))
 }
 
 /// The name under which the statement sees the rows `newest_per_key` found.

@@ -10,7 +10,8 @@
 //! Modules: `session` (statement dispatch, transactions), `ddl`, `dml` (UPDATE,
 //! DELETE as copy-on-write of partitions), `provider`
 //! (DataFusion catalog and scans), `convert` (storage <-> Arrow), `system`
-//! (`tables()`, `table_partitions()`), `types`, `error` (SQLSTATE mapping).
+//! (`tables()`, `table_partitions()`), `types`, `error` (SQLSTATE mapping),
+//! `stream` (query results as streams the server sends as they come).
 
 mod checkpoint;
 mod convert;
@@ -28,15 +29,18 @@ mod rewrite;
 mod sample;
 mod session;
 mod settings;
+mod stream;
 mod system;
 pub mod text;
 pub mod types;
 mod values;
 
+pub use copy::CopyOut;
 pub use datafusion::arrow;
 pub use error::{ExecError, Result};
 pub use params::ParamValue;
 pub use session::{Output, Prepared, Session, TxStatus};
+pub use stream::RowStream;
 
 /// The PostgreSQL version Tidemark reports (`server_version`, `version()`):
 /// drivers pick protocol features by it.

@@ -298,7 +298,7 @@ pub(crate) async fn run(
             query.order_by = parse_query(&format!("SELECT 1 ORDER BY {bucket_sql}"))?.order_by;
         }
         let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
-        return Ok(Output::Rows { schema, batches });
+        return Ok(Output::rows(schema, batches));
     }
     // FILL: group without ORDER BY/LIMIT, fill the gaps, then order and limit.
     if let Some(tz) = &time_zone {
@@ -364,7 +364,7 @@ pub(crate) async fn run(
             Some(("__tidemark_fill", filled)),
         )
         .await?;
-    Ok(Output::Rows { schema, batches })
+    Ok(Output::rows(schema, batches))
 }
 
 /// The bucket expression, with `{ts}` standing for the timestamp.

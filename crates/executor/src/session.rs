@@ -11,33 +11,48 @@ use datafusion::sql::sqlparser::ast;
 use tidemark_parser::Statement;
 use tidemark_storage::{Database, Request, Transaction};
 
-use crate::copy::{CopyFormat, CopyIn};
+use crate::copy::{CopyFormat, CopyIn, CopyOut};
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::params::{self, ParamValue};
 use crate::provider::{ScanStats, SnapshotSchema};
 use crate::settings::{self, Settings};
+use crate::stream::RowStream;
 use crate::system;
 
 /// The result of one statement.
 #[derive(Debug)]
 pub enum Output {
     /// A result set.
-    Rows {
-        schema: SchemaRef,
-        batches: Vec<RecordBatch>,
-    },
+    Rows { schema: SchemaRef, rows: RowStream },
     /// A command's completion tag, as PostgreSQL sends it (`INSERT 0 3`, `CREATE TABLE`, ...),
     /// and a NOTICE to send before it.
     Command { tag: String, notice: Option<String> },
     /// `COPY ... FROM STDIN` started: the client now sends the data, which goes
     /// to [`CopyIn::feed`], and the copy ends with [`Session::finish_copy`].
     CopyIn(Box<CopyIn>),
-    /// `COPY ... TO STDOUT`: the rows, one encoded line each.
-    CopyOut { columns: usize, lines: Vec<Vec<u8>> },
+    /// `COPY ... TO STDOUT`: the rows, encoded line by line as they are read.
+    CopyOut(CopyOut),
 }
 
 impl Output {
+    /// A result already in memory.
+    pub(crate) fn rows(schema: SchemaRef, batches: Vec<RecordBatch>) -> Self {
+        Output::Rows {
+            schema,
+            rows: RowStream::from_batches(batches),
+        }
+    }
+
+    /// This output with a result's rows read into memory (each statement of a
+    /// script is finished before the next one runs).
+    async fn materialized(self) -> Result<Self> {
+        match self {
+            Output::Rows { schema, rows } => Ok(Output::rows(schema, rows.collect().await?)),
+            other => Ok(other),
+        }
+    }
+
     pub(crate) fn command(tag: impl Into<String>) -> Self {
         Output::Command {
             tag: tag.into(),
@@ -61,6 +76,9 @@ pub struct Session {
     db: Arc<Database>,
     tx: Option<Transaction>,
     failed: bool,
+    /// Set by a result stream of the open transaction that failed after its
+    /// statement returned (a new flag per transaction).
+    stream_failed: Arc<std::sync::atomic::AtomicBool>,
     scans: Arc<ScanStats>,
     settings: Settings,
     user: String,
@@ -117,6 +135,7 @@ impl Session {
             db,
             tx: None,
             failed: false,
+            stream_failed: Default::default(),
             scans: Arc::new(ScanStats::default()),
             settings: Settings::default(),
             user: "admin".into(),
@@ -154,8 +173,27 @@ impl Session {
         &self.db
     }
 
+    /// Whether the open transaction failed (a statement, or a result stream
+    /// after its statement returned): everything until ROLLBACK fails.
+    fn in_failed_tx(&self) -> bool {
+        self.tx.is_some()
+            && (self.failed || self.stream_failed.load(std::sync::atomic::Ordering::SeqCst))
+    }
+
+    /// A new transaction starts clean; streams of an earlier one set a flag
+    /// nothing reads any more.
+    fn clear_failure(&mut self) {
+        self.failed = false;
+        self.stream_failed = Default::default();
+    }
+
+    /// The flag a result stream sets when it fails, inside a transaction.
+    fn stream_failure_flag(&self) -> Option<Arc<std::sync::atomic::AtomicBool>> {
+        self.tx.as_ref().map(|_| self.stream_failed.clone())
+    }
+
     pub fn tx_status(&self) -> TxStatus {
-        match (&self.tx, self.failed) {
+        match (&self.tx, self.in_failed_tx()) {
             (None, _) => TxStatus::Idle,
             (Some(_), false) => TxStatus::InTransaction,
             (Some(_), true) => TxStatus::Failed,
@@ -173,29 +211,60 @@ impl Session {
 
     /// Runs the statements in `sql` until one fails: the outputs of those that
     /// ran, and the error that stopped the rest (what the simple query protocol sends).
+    /// Results are read into memory (see [`Session::parse_script`] for streaming).
     pub async fn execute_script(&mut self, sql: &str) -> (Vec<Output>, Option<ExecError>) {
         let mut out = Vec::new();
-        self.wants_catalog = crate::pg_catalog::mentions_catalog(sql);
-        let result = match parse(sql, self.wants_catalog) {
-            Ok(statements) => {
-                let mut result = Ok(());
-                for s in statements {
-                    match self.execute_statement(s).await {
-                        Ok(o) => out.push(o),
-                        Err(e) => {
-                            result = Err(e);
-                            break;
-                        }
-                    }
-                }
-                result
-            }
-            Err(e) => Err(e),
+        let statements = match self.parse_script(sql) {
+            Ok(statements) => statements,
+            Err(e) => return (out, Some(e)),
         };
-        match self.abort_tx_on_error(result) {
-            Ok(()) => (out, None),
-            Err(e) => (out, Some(e)),
+        for s in statements {
+            let output = match self.execute_one(s).await {
+                Ok(o) => o.materialized().await,
+                Err(e) => Err(e),
+            };
+            match self.abort_tx_on_error(output) {
+                Ok(o) => out.push(o),
+                Err(e) => return (out, Some(e)),
+            }
         }
+        (out, None)
+    }
+
+    /// The statements of a simple-query script, to run one by one with
+    /// [`Session::execute_one`], each result read to its end before the next
+    /// statement runs.
+    pub fn parse_script(&mut self, sql: &str) -> Result<Vec<Statement>> {
+        self.wants_catalog = crate::pg_catalog::mentions_catalog(sql);
+        let parsed = parse(sql, self.wants_catalog).and_then(|statements| {
+            let copy_in = |s: &Statement| {
+                matches!(s, Statement::Standard(s) if matches!(
+                    s.as_ref(),
+                    ast::Statement::Copy { to: false, target: ast::CopyTarget::Stdin, .. }
+                ))
+            };
+            // The data of a COPY FROM STDIN follows the whole query string.
+            let n = statements.len();
+            match statements
+                .iter()
+                .take(n.saturating_sub(1))
+                .find(|s| copy_in(s))
+            {
+                Some(_) => Err(ExecError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    "COPY FROM STDIN must be the last statement of a query string",
+                )),
+                None => Ok(statements),
+            }
+        });
+        self.abort_tx_on_error(parsed)
+    }
+
+    /// Runs one statement of a script. A query's rows stream: they are read
+    /// as the client takes them.
+    pub async fn execute_one(&mut self, s: Statement) -> Result<Output> {
+        let result = self.execute_statement(s).await;
+        self.abort_tx_on_error(result)
     }
 
     /// Runs every statement in `sql`, stopping at the first error.
@@ -422,7 +491,7 @@ impl Session {
     /// Whether this session may run `s` now: not in a failed transaction, and
     /// no writes for a read-only user.
     fn may_run(&self, s: &Statement) -> Result<()> {
-        if self.failed {
+        if self.in_failed_tx() {
             return Err(ExecError::new(
                 sqlstate::IN_FAILED_SQL_TRANSACTION,
                 "current transaction is aborted, commands ignored until end of transaction block",
@@ -584,10 +653,7 @@ impl Session {
             };
         let schema = Arc::new(schema);
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
-        Ok(Output::Rows {
-            schema,
-            batches: vec![batch],
-        })
+        Ok(Output::rows(schema, vec![batch]))
     }
 
     async fn copy(
@@ -668,13 +734,9 @@ impl Session {
                         ))?
                     }
                 };
-                let (schema, batches) = self.run_query(ast::Statement::Query(query)).await?;
+                let (schema, rows) = self.stream_query(ast::Statement::Query(query)).await?;
                 let names: Vec<String> = schema.fields().iter().map(|f| f.name().clone()).collect();
-                let lines = crate::copy::encode_rows(&format, &batches, Some(&names))?;
-                Ok(Output::CopyOut {
-                    columns: names.len(),
-                    lines,
-                })
+                Ok(Output::CopyOut(CopyOut::new(format, names, rows)))
             }
             (false, _) | (true, _) => Err(ExecError::new(
                 sqlstate::INSUFFICIENT_PRIVILEGE,
@@ -688,13 +750,14 @@ impl Session {
             TxControl::Begin => {
                 if self.tx.is_none() {
                     self.tx = Some(Transaction::new());
-                    self.failed = false;
+                    self.clear_failure();
                 }
                 Ok(Output::command("BEGIN"))
             }
             TxControl::Commit => {
+                let failed = self.in_failed_tx();
                 let tx = self.tx.take();
-                let failed = std::mem::take(&mut self.failed);
+                self.clear_failure();
                 match tx {
                     Some(_) if failed => Ok(Output::command("ROLLBACK")),
                     Some(tx) => {
@@ -706,7 +769,7 @@ impl Session {
             }
             TxControl::Rollback => {
                 self.tx = None;
-                self.failed = false;
+                self.clear_failure();
                 Ok(Output::command("ROLLBACK"))
             }
         }
@@ -892,8 +955,12 @@ impl Session {
         }
         let explain = matches!(s, ast::Statement::Explain { .. });
         self.scans.take_log();
+        if !explain {
+            let (schema, rows) = self.stream_query(s).await?;
+            return Ok(Output::Rows { schema, rows });
+        }
         let (schema, mut batches) = self.run_query(s).await?;
-        if explain {
+        {
             // Scans are planned (and pruned) during physical planning: show what
             // each opened, as rows of the EXPLAIN output.
             let log = self.scans.take_log();
@@ -907,7 +974,23 @@ impl Session {
                 )?);
             }
         }
-        Ok(Output::Rows { schema, batches })
+        Ok(Output::rows(schema, batches))
+    }
+
+    /// Plans a query and starts it: its rows stream (the snapshot it reads
+    /// stays pinned until the stream is dropped).
+    async fn stream_query(&self, s: ast::Statement) -> Result<(SchemaRef, RowStream)> {
+        use futures::TryStreamExt;
+        let ctx = self.context_with(None)?;
+        let s = self.adapt(s);
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(s)))
+            .await?;
+        let df = ctx.execute_logical_plan(plan).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.execute_stream().await?.map_err(ExecError::from);
+        Ok((schema, RowStream::new(batches, self.stream_failure_flag())))
     }
 }
 

@@ -638,6 +638,61 @@ fn for_each_csv_record(
 }
 
 /// Result rows as COPY TO STDOUT sends them: one CopyData message per row.
+/// `COPY ... TO STDOUT` under way: the query's rows, encoded line by line as
+/// the client reads them.
+#[derive(Debug)]
+pub struct CopyOut {
+    /// Columns per line.
+    pub columns: usize,
+    format: CopyFormat,
+    names: Vec<String>,
+    rows: crate::stream::RowStream,
+}
+
+impl CopyOut {
+    pub(crate) fn new(
+        format: CopyFormat,
+        names: Vec<String>,
+        rows: crate::stream::RowStream,
+    ) -> Self {
+        CopyOut {
+            columns: names.len(),
+            format,
+            names,
+            rows,
+        }
+    }
+
+    /// See [`crate::stream::RowStream::with_stop`].
+    pub fn with_stop(
+        mut self,
+        stop: impl std::future::Future<Output = ExecError> + Send + 'static,
+    ) -> Self {
+        self.rows = self.rows.with_stop(stop);
+        self
+    }
+
+    /// The lines to send, the header (when asked for) first.
+    pub fn lines(self) -> impl futures::Stream<Item = Result<Vec<u8>>> + Send {
+        use futures::StreamExt;
+        let CopyOut {
+            format,
+            names,
+            rows,
+            ..
+        } = self;
+        let header = encode_rows(&format, &[], Some(&names)).unwrap_or_default();
+        let body = rows.flat_map(move |batch| {
+            let lines = batch.and_then(|b| encode_rows(&format, &[b], None));
+            futures::stream::iter(match lines {
+                Ok(lines) => lines.into_iter().map(Ok).collect::<Vec<_>>(),
+                Err(e) => vec![Err(e)],
+            })
+        });
+        futures::stream::iter(header.into_iter().map(Ok)).chain(body)
+    }
+}
+
 pub fn encode_rows(
     format: &CopyFormat,
     batches: &[RecordBatch],

@@ -20,13 +20,14 @@ async fn session() -> (Session, tempfile::TempDir) {
 }
 
 async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
-    let out = s
+    let mut out = s
         .execute(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let Some(Output::Rows { batches, .. }) = out.last() else {
+    let Some(Output::Rows { rows, .. }) = out.pop() else {
         panic!("{sql}: {out:?}")
     };
+    let batches = rows.collect().await.expect("rows");
     batches
         .iter()
         .flat_map(|b| {

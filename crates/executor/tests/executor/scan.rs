@@ -23,12 +23,12 @@ async fn session() -> (Session, tempfile::TempDir) {
 }
 
 async fn count(s: &mut Session, sql: &str) -> i64 {
-    let out = s
+    let mut out = s
         .execute(sql)
         .await
         .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    match out.last() {
-        Some(Output::Rows { batches, .. }) => batches[0]
+    match out.pop() {
+        Some(Output::Rows { rows, .. }) => rows.collect().await.expect("rows")[0]
             .column(0)
             .as_any()
             .downcast_ref::<Int64Array>()
@@ -116,10 +116,11 @@ async fn projected_fixed_width_columns_are_not_copied() {
     .await
     .expect("insert");
     s.execute("CHECKPOINT").await.expect("checkpoint");
-    let out = s.execute("SELECT v FROM t").await.expect("select");
-    let Some(Output::Rows { batches, schema }) = out.last() else {
+    let mut out = s.execute("SELECT v FROM t").await.expect("select");
+    let Some(Output::Rows { rows, schema }) = out.pop() else {
         panic!("{out:?}")
     };
+    let batches = rows.collect().await.expect("rows");
     assert_eq!(schema.fields().len(), 1);
     let v = batches[0]
         .column(0)
@@ -183,10 +184,11 @@ async fn check_order(s: &mut Session, rows: usize) {
         "SELECT v FROM t WHERE v % 3 = 0",
         "SELECT ts, v * 2 AS w FROM t WHERE ts > '2026-11-21T00:10:00'",
     ] {
-        let out = s.execute(sql).await.expect("select");
-        let Some(Output::Rows { batches, .. }) = out.last() else {
+        let mut out = s.execute(sql).await.expect("select");
+        let Some(Output::Rows { rows: stream, .. }) = out.pop() else {
             panic!()
         };
+        let batches = stream.collect().await.expect("rows");
         let col = if sql.contains("SELECT v") { 0 } else { 1 };
         let values: Vec<i64> = batches
             .iter()
@@ -221,15 +223,16 @@ async fn explain_and_explain_analyze_show_partitions_scanned() {
         .expect("insert");
     s.execute("CHECKPOINT").await.expect("checkpoint");
     for explain in ["EXPLAIN", "EXPLAIN ANALYZE"] {
-        let out = s
+        let mut out = s
             .execute(&format!(
                 "{explain} SELECT v FROM t WHERE ts >= '2026-11-21' AND ts < '2026-11-22'"
             ))
             .await
             .expect("explain");
-        let Some(Output::Rows { batches, .. }) = out.last() else {
+        let Some(Output::Rows { rows, .. }) = out.pop() else {
             panic!()
         };
+        let batches = rows.collect().await.expect("rows");
         let text: Vec<String> = batches
             .iter()
             .flat_map(|b| {

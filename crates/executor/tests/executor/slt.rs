@@ -23,7 +23,8 @@ impl AsyncDB for Tidemark {
     async fn run(&mut self, sql: &str) -> Result<DBOutput<DefaultColumnType>, ExecError> {
         let outputs = self.session.execute(sql).await?;
         match outputs.into_iter().last() {
-            Some(Output::Rows { schema, batches }) => {
+            Some(Output::Rows { schema, rows }) => {
+                let batches = rows.collect().await?;
                 let mut rows = Vec::new();
                 for b in &batches {
                     for r in 0..b.num_rows() {
@@ -56,7 +57,7 @@ impl AsyncDB for Tidemark {
             }
             None => Ok(DBOutput::StatementComplete(0)),
             // COPY needs a client that sends or takes the data: the wire tests cover it.
-            Some(Output::CopyIn(_) | Output::CopyOut { .. }) => Err(ExecError::new(
+            Some(Output::CopyIn(_) | Output::CopyOut(_)) => Err(ExecError::new(
                 "0A000",
                 format!("COPY is not supported in .slt files: {sql}"),
             )),

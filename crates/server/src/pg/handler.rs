@@ -11,7 +11,7 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use futures::sink::{Sink, SinkExt};
-use futures::stream;
+use futures::{StreamExt, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
@@ -25,14 +25,17 @@ use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
+use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::Sync as PgSync;
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use tidemark_executor::arrow::datatypes::SchemaRef;
 use tidemark_executor::copy::CopyIn;
 use tidemark_executor::error::sqlstate;
-use tidemark_executor::{ExecError, Output, ParamValue, Prepared, Session, TxStatus};
+use tidemark_executor::{
+    CopyOut, ExecError, Output, ParamValue, Prepared, RowStream, Session, TxStatus,
+};
 use tokio::sync::Mutex;
 
 use super::Shared;
@@ -156,61 +159,109 @@ impl Connection {
         C: ClientInfo,
         F: for<'s> FnOnce(&'s mut Session) -> futures::future::BoxFuture<'s, Result<T, ExecError>>,
     {
+        Ok(self.run_stoppable(client, listen_for_cancel, work).await?.0)
+    }
+
+    /// [`Connection::run_with`], also returning what stops the statement, for
+    /// the rows it streams after `work` returns.
+    async fn run_stoppable<C, T, F>(
+        &self,
+        client: &C,
+        listen_for_cancel: bool,
+        work: F,
+    ) -> PgWireResult<(Result<T, ExecError>, Stop)>
+    where
+        C: ClientInfo,
+        F: for<'s> FnOnce(&'s mut Session) -> futures::future::BoxFuture<'s, Result<T, ExecError>>,
+    {
         let cancel = match client.session_extensions().get::<Arc<ConnectionHandle>>() {
             Some(handle) if listen_for_cancel => Some(handle.start_query().await),
             _ => None,
         };
         let mut guard = self.session(client).await?;
         let Some(session) = guard.as_mut() else {
-            return Ok(Err(ExecError::new(sqlstate::INTERNAL_ERROR, "no session")));
+            let e = ExecError::new(sqlstate::INTERNAL_ERROR, "no session");
+            return Ok((Err(e), Stop::default()));
         };
-        let timeout = session.statement_timeout();
-        let canceled = async {
-            match cancel {
-                Some(rx) => {
-                    if rx.await.is_err() {
-                        std::future::pending::<()>().await;
-                    }
-                }
-                None => std::future::pending::<()>().await,
-            }
-        };
-        let expired = async {
-            match timeout {
-                Some(t) => tokio::time::sleep(t).await,
-                None => std::future::pending::<()>().await,
-            }
+        let mut stop = Stop {
+            cancel,
+            deadline: session
+                .statement_timeout()
+                .map(|t| tokio::time::Instant::now() + t),
         };
         let result = tokio::select! {
             r = work(session) => r,
-            _ = canceled => Err(ExecError::new(
-                sqlstate::QUERY_CANCELED,
-                "canceling statement due to user request",
-            )),
-            _ = expired => Err(ExecError::new(
-                sqlstate::QUERY_CANCELED,
-                "canceling statement due to statement timeout",
-            )),
+            e = stop.wait() => Err(e),
         };
-        Ok(result)
+        Ok((result, stop))
     }
 
-    /// Runs a simple-query script: the outputs of the statements that ran and
-    /// the error that stopped the rest (a timeout or cancel included).
-    async fn run_script<C: ClientInfo>(
-        &self,
-        client: &C,
-        sql: String,
-    ) -> PgWireResult<(Vec<Output>, Option<ExecError>)> {
+    /// Runs a simple-query script statement by statement, sending each one's
+    /// result (rows as they are produced) before the next one runs. Returns
+    /// the error that stopped the script, to send before ReadyForQuery.
+    async fn run_simple<C>(&self, client: &mut C, sql: String) -> PgWireResult<Option<ExecError>>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
         if let Err(e) = self.within_limit(sql.len(), "a statement") {
-            return Ok((vec![], Some(e)));
+            return Ok(Some(e));
         }
-        let ran = self
-            .run(client, |s| {
-                Box::pin(async move { Ok(s.execute_script(&sql).await) })
-            })
+        let parsed = self
+            .run(client, |s| Box::pin(async move { s.parse_script(&sql) }))
             .await?;
-        Ok(ran.unwrap_or_else(|e| (vec![], Some(e))))
+        let statements = match parsed {
+            Ok(statements) => statements,
+            Err(e) => return Ok(Some(e)),
+        };
+        for statement in statements {
+            let (result, stop) = self
+                .run_stoppable(client, true, |s| {
+                    Box::pin(async move { s.execute_one(statement).await })
+                })
+                .await?;
+            let output = match result {
+                Ok(output) => output,
+                Err(e) => return Ok(Some(e)),
+            };
+            let sent = match output {
+                Output::Rows { schema, rows } => {
+                    let failure = Failure::default();
+                    let rows = rows.with_stop(stop.wait_owned());
+                    let response = rows_response(&schema, rows, &Format::UnifiedText, &failure);
+                    failure.outcome(send_query_response(client, response, true).await)?
+                }
+                Output::Command { tag, notice } => {
+                    self.shared.metrics.command(&tag);
+                    send_notice(client, notice).await?;
+                    send_execution_response(client, command_tag(&tag)).await?;
+                    Ok(())
+                }
+                Output::CopyOut(c) => {
+                    match send_copy_out(client, c.with_stop(stop.wait_owned())).await? {
+                        Ok(rows) => {
+                            let tag = Tag::new("COPY").with_rows(rows);
+                            client
+                                .feed(PgWireBackendMessage::CommandComplete(tag.into()))
+                                .await?;
+                            Ok(())
+                        }
+                        Err(e) => Err(e),
+                    }
+                }
+                Output::CopyIn(c) => {
+                    pgwire::api::copy::send_copy_in_response(client, copy_in(&c)).await?;
+                    *self.copy.lock().await = Some(Ok(c));
+                    client.set_state(PgWireConnectionState::CopyInProgress(false));
+                    Ok(())
+                }
+            };
+            if let Err(e) = sent {
+                return Ok(Some(e));
+            }
+        }
+        Ok(None)
     }
 
     /// Refuses `what` of `len` bytes over `server.max_message_mb` (54000).
@@ -272,20 +323,99 @@ fn fields(schema: &SchemaRef, formats: &Format) -> Arc<Vec<FieldInfo>> {
 
 fn rows_response(
     schema: &SchemaRef,
-    batches: Vec<tidemark_executor::arrow::record_batch::RecordBatch>,
+    rows: RowStream,
     formats: &Format,
+    failure: &Failure,
 ) -> QueryResponse {
-    let formats_for_fields = formats.clone();
+    let fields = fields(schema, formats);
     let formats = formats.clone();
-    let rows = batches.into_iter().flat_map(move |b| {
-        let formats = formats.clone();
-        (0..b.num_rows())
-            .map(move |r| data_row(b.columns(), r, &formats).map_err(|e| user_error(&e)))
+    let failure = failure.clone();
+    // One batch's rows are encoded at a time: memory holds a batch or two,
+    // whatever the size of the result.
+    let data = rows.flat_map(move |batch| {
+        let encoded: Vec<PgWireResult<DataRow>> = match batch {
+            Ok(b) => (0..b.num_rows())
+                .map(|r| data_row(b.columns(), r, &formats).map_err(|e| failure.record(e)))
+                .collect(),
+            Err(e) => vec![Err(failure.record(e))],
+        };
+        stream::iter(encoded)
     });
-    let fields = fields(schema, &formats_for_fields);
-    let mut response = QueryResponse::new(fields, stream::iter(rows.collect::<Vec<_>>()));
+    let mut response = QueryResponse::new(fields, data);
     response.set_command_tag("SELECT");
     response
+}
+
+/// The statement error that ended a result stream, told apart from a failure
+/// to write to the client (which ends the connection instead).
+#[derive(Clone, Default)]
+struct Failure(Arc<std::sync::Mutex<Option<ExecError>>>);
+
+impl Failure {
+    fn record(&self, e: ExecError) -> PgWireError {
+        let error = user_error(&e);
+        if let Ok(mut slot) = self.0.lock() {
+            slot.get_or_insert(e);
+        }
+        error
+    }
+
+    /// What sending the rows came to: the statement's error, or the
+    /// connection's.
+    fn outcome(&self, sent: PgWireResult<()>) -> PgWireResult<Result<(), ExecError>> {
+        match sent {
+            Ok(()) => Ok(Ok(())),
+            Err(e) => match self.0.lock().ok().and_then(|mut slot| slot.take()) {
+                Some(statement_error) => Ok(Err(statement_error)),
+                None => Err(e),
+            },
+        }
+    }
+}
+
+/// What stops a running statement, its streamed rows included: the client's
+/// CancelRequest, the statement timeout.
+#[derive(Default)]
+struct Stop {
+    cancel: Option<futures::channel::oneshot::Receiver<()>>,
+    deadline: Option<tokio::time::Instant>,
+}
+
+impl Stop {
+    /// Resolves to the error to report once the statement must stop.
+    async fn wait(&mut self) -> ExecError {
+        let deadline = self.deadline;
+        let canceled = async {
+            match self.cancel.as_mut() {
+                Some(rx) => {
+                    if rx.await.is_err() {
+                        std::future::pending::<()>().await;
+                    }
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        let expired = async {
+            match deadline {
+                Some(d) => tokio::time::sleep_until(d).await,
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = canceled => ExecError::new(
+                sqlstate::QUERY_CANCELED,
+                "canceling statement due to user request",
+            ),
+            _ = expired => ExecError::new(
+                sqlstate::QUERY_CANCELED,
+                "canceling statement due to statement timeout",
+            ),
+        }
+    }
+
+    async fn wait_owned(mut self) -> ExecError {
+        self.wait().await
+    }
 }
 
 /// A command tag as PostgreSQL sends it: "INSERT 0 3" is command "INSERT",
@@ -302,11 +432,48 @@ fn command_tag(tag: &str) -> Tag {
     }
 }
 
-fn copy_out(lines: Vec<Vec<u8>>, columns: usize) -> CopyResponse {
-    let data = lines
-        .into_iter()
-        .map(|l| Ok(CopyData::new(bytes::Bytes::from(l))));
-    CopyResponse::new(0, columns, stream::iter(data.collect::<Vec<_>>()))
+/// Sends a `COPY ... TO STDOUT` as its lines are encoded: CopyOutResponse,
+/// CopyData, CopyDone. Returns the rows sent, or the error that ended the
+/// copy (sent by the caller as an ErrorResponse, which ends copy-out mode, as
+/// PostgreSQL does).
+async fn send_copy_out<C>(client: &mut C, copy: CopyOut) -> PgWireResult<Result<usize, ExecError>>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let columns = copy.columns;
+    let response = CopyOutResponse::new(0, columns as i16, vec![0; columns]);
+    client
+        .feed(PgWireBackendMessage::CopyOutResponse(response))
+        .await?;
+    let mut lines = std::pin::pin!(copy.lines());
+    let mut rows = 0;
+    while let Some(line) = lines.next().await {
+        match line {
+            Ok(line) => {
+                rows += 1;
+                let data = CopyData::new(bytes::Bytes::from(line));
+                client.feed(PgWireBackendMessage::CopyData(data)).await?;
+            }
+            Err(e) => return Ok(Err(e)),
+        }
+    }
+    client
+        .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
+        .await?;
+    Ok(Ok(rows))
+}
+
+/// A COPY TO as pgwire sends it (only the unused default path: on an error
+/// pgwire sends CopyFail, which PostgreSQL clients do not expect from a server).
+fn copy_out_response(copy: CopyOut) -> CopyResponse {
+    let columns = copy.columns;
+    let data = copy.lines().map(|line| {
+        line.map(|l| CopyData::new(bytes::Bytes::from(l)))
+            .map_err(|e| user_error(&e))
+    });
+    CopyResponse::new(0, columns, data)
 }
 
 fn copy_in(c: &CopyIn) -> CopyResponse {
@@ -350,30 +517,8 @@ impl SimpleQueryHandler for Connection {
                 .await?;
         } else {
             let started = Instant::now();
-            let (outputs, error) = self.run_script(client, sql).await?;
+            let error = self.run_simple(client, sql).await?;
             self.record(error.as_ref().map_or(Ok(()), Err), started);
-            for output in outputs {
-                match output {
-                    Output::Rows { schema, batches } => {
-                        let r = rows_response(&schema, batches, &Format::UnifiedText);
-                        send_query_response(client, r, true).await?;
-                    }
-                    Output::Command { tag, notice } => {
-                        self.shared.metrics.command(&tag);
-                        send_notice(client, notice).await?;
-                        send_execution_response(client, command_tag(&tag)).await?;
-                    }
-                    Output::CopyOut { lines, columns } => {
-                        pgwire::api::copy::send_copy_out_response(client, copy_out(lines, columns))
-                            .await?;
-                    }
-                    Output::CopyIn(c) => {
-                        pgwire::api::copy::send_copy_in_response(client, copy_in(&c)).await?;
-                        *self.copy.lock().await = Some(Ok(c));
-                        client.set_state(PgWireConnectionState::CopyInProgress(false));
-                    }
-                }
-            }
             if let Some(e) = error {
                 client
                     .feed(PgWireBackendMessage::ErrorResponse(error_info(&e).into()))
@@ -398,16 +543,26 @@ impl SimpleQueryHandler for Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        // Only reached if pgwire's default on_query were used; ours answers itself.
-        let (outputs, error) = self.run_script(client, query.to_string()).await?;
+        // Only reached if pgwire's default on_query were used; ours answers
+        // itself, streaming. Here results are read whole.
+        let sql = query.to_string();
+        let (outputs, error) = self
+            .run(client, |s| {
+                Box::pin(async move { Ok(s.execute_script(&sql).await) })
+            })
+            .await?
+            .unwrap_or_else(|e| (vec![], Some(e)));
         let mut out: Vec<Response> = outputs
             .into_iter()
             .map(|o| match o {
-                Output::Rows { schema, batches } => {
-                    Response::Query(rows_response(&schema, batches, &Format::UnifiedText))
-                }
+                Output::Rows { schema, rows } => Response::Query(rows_response(
+                    &schema,
+                    rows,
+                    &Format::UnifiedText,
+                    &Failure::default(),
+                )),
                 Output::Command { tag, .. } => Response::Execution(command_tag(&tag)),
-                Output::CopyOut { lines, columns } => Response::CopyOut(copy_out(lines, columns)),
+                Output::CopyOut(c) => Response::CopyOut(copy_out_response(c)),
                 Output::CopyIn(c) => Response::CopyIn(copy_in(&c)),
             })
             .collect();
@@ -532,7 +687,7 @@ impl ExtendedQueryHandler for Extended {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        let result = self._on_execute(client, message).await;
+        let result = super::portal::execute(self, client, message).await;
         let tx = self.conn.tx_status().await;
         client.set_transaction_status(tx);
         result
@@ -647,26 +802,33 @@ impl ExtendedQueryHandler for Extended {
         }
         let values = decode_params(portal).map_err(|e| user_error(&e))?;
         let prepared = portal.statement.statement.clone();
-        // pgwire listens for a CancelRequest around Execute itself.
-        let result = self
+        let (result, stop) = self
             .conn
-            .run_with(client, false, |s| {
+            .run_stoppable(client, true, |s| {
                 Box::pin(async move { s.execute_prepared(&prepared, &values).await })
             })
             .await?;
         self.conn.record(result.as_ref().map(|_| ()), started);
+        // The rows are sent after this returns (pg/portal.rs): the stream
+        // carries the cancel listener and the timeout.
         match result.map_err(|e| user_error(&e))? {
-            Output::Rows { schema, batches } => Ok(Response::Query(rows_response(
+            Output::Rows { schema, rows } => Ok(Response::Query(rows_response(
                 &schema,
-                batches,
+                rows.with_stop(stop.wait_owned()),
                 &portal.result_column_format,
+                &Failure::default(),
             ))),
             Output::Command { tag, notice } => {
                 self.conn.shared.metrics.command(&tag);
                 send_notice(client, notice).await?;
                 Ok(Response::Execution(command_tag(&tag)))
             }
-            Output::CopyOut { lines, columns } => Ok(Response::CopyOut(copy_out(lines, columns))),
+            Output::CopyOut(c) => {
+                match send_copy_out(client, c.with_stop(stop.wait_owned())).await? {
+                    Ok(rows) => Ok(Response::Execution(Tag::new("COPY").with_rows(rows))),
+                    Err(e) => Err(user_error(&e)),
+                }
+            }
             Output::CopyIn(c) => {
                 let response = copy_in(&c);
                 *self.conn.copy.lock().await = Some(Ok(c));

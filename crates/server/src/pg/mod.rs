@@ -6,6 +6,7 @@
 mod auth;
 mod handler;
 pub(crate) mod password;
+mod portal;
 mod types;
 
 use std::sync::Arc;

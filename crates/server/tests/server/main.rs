@@ -13,4 +13,5 @@ mod hostile_values;
 mod load;
 mod protocol;
 mod slt;
+mod streaming;
 mod wire;
