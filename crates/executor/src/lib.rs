@@ -24,6 +24,7 @@ mod insert;
 mod latest;
 pub mod params;
 pub mod pg_catalog;
+mod prepare_sql;
 mod provider;
 mod rewrite;
 mod sample;

@@ -79,6 +79,8 @@ pub struct Session {
     /// Set by a result stream of the open transaction that failed after its
     /// statement returned (a new flag per transaction).
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
+    /// Prepared statements by name (SQL PREPARE, and the protocol's names).
+    prepared: crate::prepare_sql::PreparedStatements,
     scans: Arc<ScanStats>,
     settings: Settings,
     user: String,
@@ -136,6 +138,7 @@ impl Session {
             tx: None,
             failed: false,
             stream_failed: Default::default(),
+            prepared: Default::default(),
             scans: Arc::new(ScanStats::default()),
             settings: Settings::default(),
             user: "admin".into(),
@@ -167,6 +170,10 @@ impl Session {
     /// Applies a startup-packet option (`options=-c statement_timeout=100`, ...).
     pub fn set_startup_option(&mut self, name: &str, value: &str) -> Result<()> {
         self.settings.set(name, value)
+    }
+
+    pub(crate) fn prepared_mut(&mut self) -> &mut crate::prepare_sql::PreparedStatements {
+        &mut self.prepared
     }
 
     pub(crate) fn database(&self) -> &Arc<Database> {
@@ -554,6 +561,18 @@ impl Session {
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,
                 ast::Statement::Delete(d) => crate::dml::delete(self, d).await,
                 ast::Statement::Set(set) => self.set(set),
+                ast::Statement::Prepare {
+                    name, statement, ..
+                } => crate::prepare_sql::prepare(self, name, *statement).await,
+                ast::Statement::Execute {
+                    name,
+                    parameters,
+                    immediate: false,
+                    ..
+                } => crate::prepare_sql::execute(self, name, parameters).await,
+                ast::Statement::Deallocate { name, .. } => {
+                    crate::prepare_sql::deallocate(self, name)
+                }
                 ast::Statement::ShowVariable { variable } => self.show(&variable),
                 ast::Statement::Reset(r) => {
                     match r.reset {

@@ -65,6 +65,21 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
     conn.execute("CHECKPOINT RELEASE")
     assert any("no checkpoint" in n for n in notices), notices
 
+    # psycopg prepares statements it runs often and sends DEALLOCATE ALL after
+    # DROP or ALTER: the DDL succeeds and the queries go on, prepared anew.
+    conn.prepare_threshold = 0
+    conn.execute("CREATE TABLE drv_prep (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY")
+    for i in range(3):
+        conn.execute("INSERT INTO drv_prep VALUES (%s, %s)", (datetime.datetime(2026, 11, 21, 0, 0, i), i))
+        assert conn.execute("SELECT count(*) FROM drv_prep WHERE v >= %s", (0,)).fetchone() == (i + 1,)
+    conn.execute("ALTER TABLE drv_prep ADD COLUMN note VARCHAR")
+    assert conn.execute("SELECT count(*) FROM drv_prep WHERE v >= %s", (1,)).fetchone() == (2,)
+    conn.execute("INSERT INTO drv_prep VALUES (%s, %s, %s)", (datetime.datetime(2026, 11, 21, 0, 0, 9), 9, "n"))
+    conn.execute("DROP TABLE drv_prep")
+    conn.execute("DEALLOCATE ALL")
+    assert conn.execute("SELECT count(*) FROM drv_psycopg WHERE %s", (True,)).fetchone()[0] >= 0
+    conn.prepare_threshold = 5
+
     if sslmode == "require":
         assert conn.info.pgconn.ssl_in_use, "the connection is not encrypted"
 

@@ -27,7 +27,10 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::DataRow;
-use pgwire::messages::extendedquery::Sync as PgSync;
+use pgwire::messages::extendedquery::{
+    Close, CloseComplete, Parse, ParseComplete, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL,
+    TARGET_TYPE_BYTE_STATEMENT,
+};
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
 use tidemark_executor::arrow::datatypes::SchemaRef;
@@ -201,7 +204,8 @@ impl Connection {
     /// the error that stopped the script, to send before ReadyForQuery.
     async fn run_simple<C>(&self, client: &mut C, sql: String) -> PgWireResult<Option<ExecError>>
     where
-        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
@@ -221,6 +225,7 @@ impl Connection {
                     Box::pin(async move { s.execute_one(statement).await })
                 })
                 .await?;
+            self.drop_deallocated(client).await?;
             let output = match result {
                 Ok(output) => output,
                 Err(e) => return Ok(Some(e)),
@@ -262,6 +267,22 @@ impl Connection {
             }
         }
         Ok(None)
+    }
+
+    /// Drops from the protocol's store the statements SQL `DEALLOCATE` removed.
+    async fn drop_deallocated<C>(&self, client: &C) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore,
+        C::PortalStore: PortalStore,
+    {
+        let gone = match self.session.lock().await.as_mut() {
+            Some(session) => session.take_deallocated(),
+            None => return Ok(()),
+        };
+        for name in gone {
+            client.portal_store().rm_statement(&name);
+        }
+        Ok(())
     }
 
     /// Refuses `what` of `len` bytes over `server.max_message_mb` (54000).
@@ -676,6 +697,55 @@ impl ExtendedQueryHandler for Extended {
         })
     }
 
+    /// pgwire's Parse, and the statement's name noted in the session (SQL
+    /// `DEALLOCATE` shares the namespace).
+    async fn on_parse<C>(&self, client: &mut C, message: Parse) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.clone().unwrap_or_default();
+        match StoredStatement::parse(client, &message, self.query_parser()).await? {
+            Some(stmt) => client.portal_store().put_statement(Arc::new(stmt)),
+            None => client
+                .portal_store()
+                .put_empty_statement(message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME)),
+        }
+        if let Some(session) = self.conn.session(client).await?.as_mut() {
+            session.note_protocol_statement(&name);
+        }
+        client
+            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
+    async fn on_close<C>(&self, client: &mut C, message: Close) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => {
+                client.portal_store().rm_statement(name);
+                if let Some(session) = self.conn.session(client).await?.as_mut() {
+                    session.forget_protocol_statement(name);
+                }
+            }
+            TARGET_TYPE_BYTE_PORTAL => client.portal_store().rm_portal(name),
+            _ => {}
+        }
+        client
+            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .await?;
+        Ok(())
+    }
+
     async fn on_execute<C>(
         &self,
         client: &mut C,
@@ -809,6 +879,7 @@ impl ExtendedQueryHandler for Extended {
             })
             .await?;
         self.conn.record(result.as_ref().map(|_| ()), started);
+        self.conn.drop_deallocated(client).await?;
         // The rows are sent after this returns (pg/portal.rs): the stream
         // carries the cancel listener and the timeout.
         match result.map_err(|e| user_error(&e))? {

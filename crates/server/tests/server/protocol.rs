@@ -311,6 +311,55 @@ async fn transactions_portals_and_copy() {
         .expect("count")
         .get(0);
     assert_eq!(count, 1500);
+
+    // DEALLOCATE ALL removes the statements prepared by Parse too (psycopg
+    // sends it after DDL), as well as those of SQL PREPARE.
+    let count_rows = client
+        .prepare("SELECT count(*) FROM m")
+        .await
+        .expect("prepare");
+    let again = client
+        .prepare("SELECT count(*) FROM m WHERE v > $1")
+        .await
+        .expect("prepare");
+    assert_eq!(
+        client
+            .query_one(&count_rows, &[])
+            .await
+            .expect("run")
+            .get::<_, i64>(0),
+        1500
+    );
+    client
+        .batch_execute("PREPARE by_sql AS SELECT 1")
+        .await
+        .expect("SQL PREPARE");
+    assert_eq!(
+        client
+            .query_one(&again, &[&0.0f64])
+            .await
+            .expect("run")
+            .get::<_, i64>(0),
+        1498
+    );
+    client
+        .batch_execute("DEALLOCATE ALL")
+        .await
+        .expect("deallocate all");
+    let zero = 0.0f64;
+    let one_param: [&(dyn tokio_postgres::types::ToSql + Sync); 1] = [&zero];
+    for statement in [&count_rows, &again] {
+        let e = client
+            .query(statement, &one_param[..statement.params().len()])
+            .await
+            .expect_err("deallocated by ALL");
+        assert_code(&e, "26000");
+    }
+    let e = client
+        .batch_execute("EXECUTE by_sql")
+        .await
+        .expect_err("deallocated by ALL");
+    assert_code(&e, "26000");
 }
 
 #[tokio::test]
