@@ -16,6 +16,7 @@
 mod checkpoint;
 mod convert;
 pub mod copy;
+mod cursor;
 mod ddl;
 mod dml;
 pub mod error;

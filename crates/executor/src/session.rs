@@ -81,6 +81,7 @@ pub struct Session {
     stream_failed: Arc<std::sync::atomic::AtomicBool>,
     /// Prepared statements by name (SQL PREPARE, and the protocol's names).
     prepared: crate::prepare_sql::PreparedStatements,
+    cursors: crate::cursor::Cursors,
     scans: Arc<ScanStats>,
     settings: Settings,
     user: String,
@@ -120,6 +121,7 @@ impl Prepared {
     pub fn returns_rows(&self) -> bool {
         match self.statement.as_deref() {
             Some(Statement::Sample { .. } | Statement::Latest { .. }) => true,
+            Some(Statement::Fetch { move_only, .. }) => !move_only,
             Some(Statement::Standard(s)) => matches!(
                 s.as_ref(),
                 ast::Statement::Query(_)
@@ -139,6 +141,7 @@ impl Session {
             failed: false,
             stream_failed: Default::default(),
             prepared: Default::default(),
+            cursors: Default::default(),
             scans: Arc::new(ScanStats::default()),
             settings: Settings::default(),
             user: "admin".into(),
@@ -170,6 +173,20 @@ impl Session {
     /// Applies a startup-packet option (`options=-c statement_timeout=100`, ...).
     pub fn set_startup_option(&mut self, name: &str, value: &str) -> Result<()> {
         self.settings.set(name, value)
+    }
+
+    pub(crate) fn cursors(&mut self) -> &mut crate::cursor::Cursors {
+        &mut self.cursors
+    }
+
+    /// The columns of SQL cursor `name` (it is also a portal of that name to
+    /// the extended protocol's Describe).
+    pub fn cursor_schema(&self, name: &str) -> Option<SchemaRef> {
+        self.cursors.schema(name)
+    }
+
+    pub(crate) fn in_transaction(&self) -> bool {
+        self.tx.is_some()
     }
 
     pub(crate) fn prepared_mut(&mut self) -> &mut crate::prepare_sql::PreparedStatements {
@@ -330,6 +347,9 @@ impl Session {
             return Ok(None);
         };
         self.wants_catalog = prepared.wants_catalog;
+        if let Statement::Fetch { cursor, .. } = &statement {
+            return Ok(self.cursors.schema(cursor));
+        }
         match &mut statement {
             Statement::Standard(s) if matches!(s.as_ref(), ast::Statement::ShowVariable { .. }) => {
                 let out = self.execute_statement(statement).await?;
@@ -556,6 +576,11 @@ impl Session {
             Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
             Statement::Sample { query, sample } => crate::sample::run(self, query, sample).await,
             Statement::Checkpoint(action) => crate::checkpoint::run(self, action).await,
+            Statement::Fetch {
+                cursor,
+                count,
+                move_only,
+            } => crate::cursor::fetch(self, &cursor, count, move_only).await,
             Statement::Standard(s) => match *s {
                 ast::Statement::Insert(insert) => crate::insert::run(self, insert).await,
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,
@@ -573,6 +598,8 @@ impl Session {
                 ast::Statement::Deallocate { name, .. } => {
                     crate::prepare_sql::deallocate(self, name)
                 }
+                ast::Statement::Declare { stmts } => crate::cursor::declare(self, stmts).await,
+                ast::Statement::Close { cursor } => crate::cursor::close(self, cursor),
                 ast::Statement::ShowVariable { variable } => self.show(&variable),
                 ast::Statement::Reset(r) => {
                     match r.reset {
@@ -778,9 +805,14 @@ impl Session {
                 let tx = self.tx.take();
                 self.clear_failure();
                 match tx {
-                    Some(_) if failed => Ok(Output::command("ROLLBACK")),
+                    Some(_) if failed => {
+                        self.cursors.end_transaction(false);
+                        Ok(Output::command("ROLLBACK"))
+                    }
                     Some(tx) => {
-                        self.commit(tx).await?;
+                        let committed = self.commit(tx).await;
+                        self.cursors.end_transaction(committed.is_ok());
+                        committed?;
                         Ok(Output::command("COMMIT"))
                     }
                     None => Ok(Output::command("COMMIT")),
@@ -789,6 +821,7 @@ impl Session {
             TxControl::Rollback => {
                 self.tx = None;
                 self.clear_failure();
+                self.cursors.end_transaction(false);
                 Ok(Output::command("ROLLBACK"))
             }
         }
@@ -998,7 +1031,7 @@ impl Session {
 
     /// Plans a query and starts it: its rows stream (the snapshot it reads
     /// stays pinned until the stream is dropped).
-    async fn stream_query(&self, s: ast::Statement) -> Result<(SchemaRef, RowStream)> {
+    pub(crate) async fn stream_query(&self, s: ast::Statement) -> Result<(SchemaRef, RowStream)> {
         use futures::TryStreamExt;
         let ctx = self.context_with(None)?;
         let s = self.adapt(s);

@@ -8,6 +8,7 @@
 //! tokenizer, identifier rules and error positions.
 
 mod checkpoint;
+mod cursor;
 mod ddl;
 mod dialect;
 mod error;
@@ -28,7 +29,8 @@ pub fn interval_bounds(literal: &str) -> Result<(i64, i64), String> {
 }
 pub use sample::{Align, SampleBy, SampleUnit};
 pub use statement::{
-    AlterTable, CheckpointAction, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement,
+    AlterTable, CheckpointAction, ColumnSpec, CreateTable, FetchCount, PartitionUnit, SqlType,
+    Statement,
 };
 
 use sqlparser::parser::Parser;
@@ -141,6 +143,7 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Statement, ddl::DdlError> {
         "RENAME" => ddl::parse_rename_table(p),
         "ALTER" if ddl::peek_keywords(p, &["ALTER", "TABLE"]) => ddl::parse_alter_table(p),
         "CHECKPOINT" | "SNAPSHOT" => checkpoint::parse_checkpoint(p),
+        "FETCH" | "MOVE" => cursor::parse_fetch(p),
         _ => Ok(Statement::Standard(Box::new(p.parse_statement()?))),
     }
 }

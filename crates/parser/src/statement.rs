@@ -36,6 +36,23 @@ pub enum Statement {
     /// `CHECKPOINT CREATE | RELEASE` (`SNAPSHOT PREPARE | COMPLETE`), or plain
     /// `CHECKPOINT`.
     Checkpoint(CheckpointAction),
+    /// `FETCH` / `MOVE` on a cursor (the name as PostgreSQL folds it).
+    Fetch {
+        cursor: String,
+        count: FetchCount,
+        move_only: bool,
+    },
+}
+
+/// How far a FETCH or MOVE goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FetchCount {
+    Rows(u64),
+    All,
+    /// `RELATIVE n`: skips n - 1 rows and returns the nth.
+    Relative(u64),
+    /// A backward or absolute motion (its keyword).
+    Unsupported(&'static str),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -260,3 +260,47 @@ fn checkpoint_statements_and_their_legacy_spellings() {
         assert!(e.message.contains(says), "{sql}: {e}");
     }
 }
+
+#[test]
+fn fetch_and_move_in_postgresqls_forms() {
+    let fetch = |sql: &str| match one(sql) {
+        Statement::Fetch {
+            cursor,
+            count,
+            move_only,
+        } => (cursor, count, move_only),
+        s => panic!("{sql}: {s:?}"),
+    };
+    use FetchCount::*;
+    assert_eq!(fetch("FETCH c"), ("c".into(), Rows(1), false));
+    assert_eq!(fetch("FETCH NEXT FROM C"), ("c".into(), Rows(1), false));
+    assert_eq!(fetch("fetch 25 in c"), ("c".into(), Rows(25), false));
+    assert_eq!(
+        fetch("FETCH FORWARD 100 FROM \"Named\""),
+        ("Named".into(), Rows(100), false)
+    );
+    assert_eq!(fetch("FETCH FORWARD ALL FROM c"), ("c".into(), All, false));
+    assert_eq!(fetch("FETCH ALL c"), ("c".into(), All, false));
+    assert_eq!(
+        fetch("FETCH RELATIVE 3 FROM c"),
+        ("c".into(), Relative(3), false)
+    );
+    assert_eq!(fetch("MOVE 5 FROM c"), ("c".into(), Rows(5), true));
+    assert_eq!(
+        fetch("FETCH BACKWARD 2 FROM c"),
+        ("c".into(), Unsupported("BACKWARD"), false)
+    );
+    assert_eq!(
+        fetch("FETCH PRIOR FROM c"),
+        ("c".into(), Unsupported("PRIOR"), false)
+    );
+    for bad in [
+        "FETCH",
+        "FETCH 5 FROM",
+        "FETCH RELATIVE FROM c",
+        "FETCH -1 FROM c",
+    ] {
+        let e = parse(bad).expect_err(bad);
+        assert_eq!(e.sqlstate, "42601", "{bad}: {e}");
+    }
+}

@@ -75,6 +75,16 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
     conn.execute("ALTER TABLE drv_prep ADD COLUMN note VARCHAR")
     assert conn.execute("SELECT count(*) FROM drv_prep WHERE v >= %s", (1,)).fetchone() == (2,)
     conn.execute("INSERT INTO drv_prep VALUES (%s, %s, %s)", (datetime.datetime(2026, 11, 21, 0, 0, 9), 9, "n"))
+    # A server-side (named) cursor reads a result in pieces: DECLARE, Describe
+    # of the cursor's portal, FETCH FORWARD n.
+    with conn.transaction():
+        with conn.cursor(name="drv_named") as cur:
+            cur.itersize = 2
+            cur.execute("SELECT v FROM drv_prep ORDER BY ts")
+            assert [d.name for d in cur.description] == ["v"], cur.description
+            assert cur.fetchone() == (0,)
+            assert cur.fetchmany(2) == [(1,), (2,)]
+            assert list(cur) == [(9,)]
     conn.execute("DROP TABLE drv_prep")
     conn.execute("DEALLOCATE ALL")
     assert conn.execute("SELECT count(*) FROM drv_psycopg WHERE %s", (True,)).fetchone()[0] >= 0

@@ -28,7 +28,7 @@ use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
 use pgwire::messages::data::DataRow;
 use pgwire::messages::extendedquery::{
-    Close, CloseComplete, Parse, ParseComplete, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL,
+    Close, CloseComplete, Describe, Parse, ParseComplete, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL,
     TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
@@ -695,6 +695,32 @@ impl ExtendedQueryHandler for Extended {
         Arc::new(Parser {
             conn: self.conn.clone(),
         })
+    }
+
+    /// pgwire's Describe, and for a portal the store does not have, the SQL
+    /// cursor of that name (psycopg describes its named cursors so).
+    async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
+        if message.target_type == TARGET_TYPE_BYTE_PORTAL
+            && client.portal_store().get_portal(name).is_none()
+        {
+            let schema = match self.conn.session.lock().await.as_ref() {
+                Some(session) => session.cursor_schema(name),
+                None => None,
+            };
+            if let Some(schema) = schema {
+                let fields = fields(&schema, &Format::UnifiedText).as_ref().clone();
+                let response = DescribePortalResponse::new(fields);
+                return pgwire::api::query::send_describe_response(client, &response).await;
+            }
+        }
+        self._on_describe(client, message).await
     }
 
     /// pgwire's Parse, and the statement's name noted in the session (SQL

@@ -1,5 +1,5 @@
-//! Results stream: a full-table SELECT and a COPY TO of a table far larger
-//! than the memory bound leave the server's memory where it was; a statement
+//! Results stream: a full-table SELECT, a COPY TO and a cursor read of a
+//! table far larger than the memory bound leave the server's memory where it was; a statement
 //! timeout, a cancel and an error stop a result mid-way, and an error mid-way
 //! inside a transaction aborts it.
 //!
@@ -160,9 +160,33 @@ async fn large_results_stream_in_bounded_memory_and_stop_mid_way() {
             .count();
     }
     assert_eq!(lines, rows);
+    // And through a cursor, 10,000 rows a FETCH (psycopg's named cursors).
+    client
+        .batch_execute("BEGIN; DECLARE c CURSOR FOR SELECT * FROM big")
+        .await
+        .expect("declare");
+    let mut fetched = 0usize;
+    loop {
+        let got = client
+            .simple_query("FETCH FORWARD 10000 FROM c")
+            .await
+            .expect("fetch")
+            .iter()
+            .filter(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(_)))
+            .count();
+        if got == 0 {
+            break;
+        }
+        fetched += got;
+    }
+    assert_eq!(fetched, rows);
+    client
+        .batch_execute("CLOSE c; COMMIT")
+        .await
+        .expect("close");
     let other_peak = sampler.finish();
     eprintln!(
-        "streaming {rows} rows: anonymous RSS {} MiB before, peak {} MiB (SELECT), {} MiB (extended, COPY TO)",
+        "streaming {rows} rows: anonymous RSS {} MiB before, peak {} MiB (SELECT), {} MiB (extended, COPY TO, cursor)",
         baseline >> 20,
         select_peak >> 20,
         other_peak >> 20
