@@ -41,6 +41,12 @@ pub enum ParamValue {
 
 /// The number of parameters a statement uses (the highest `$n`).
 pub(crate) fn count(statement: &Statement) -> usize {
+    // PREPARE's `$n` are the prepared statement's, bound by a later EXECUTE.
+    if let Statement::Standard(s) = statement
+        && matches!(s.as_ref(), ast::Statement::Prepare { .. })
+    {
+        return 0;
+    }
     let mut highest = 0;
     for_each_expr(statement, |e| {
         if let Some(n) = placeholder_index(e) {

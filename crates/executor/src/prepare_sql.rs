@@ -11,6 +11,7 @@
 
 use std::collections::{HashMap, HashSet};
 
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::sql::sqlparser::ast;
 
 use crate::error::{ExecError, Result, sqlstate};
@@ -97,6 +98,24 @@ pub(crate) async fn execute(
         .map(param_value)
         .collect::<Result<Vec<_>>>()?;
     Box::pin(session.execute_prepared(&prepared, &values)).await
+}
+
+/// The columns `EXECUTE name (values)` returns (`None`: it returns no rows);
+/// values that are not literals (a driver's `$1`) are described as NULL.
+pub(crate) async fn describe(
+    session: &mut Session,
+    name: Option<&ast::ObjectName>,
+    parameters: &[ast::Expr],
+) -> Result<Option<SchemaRef>> {
+    let name = name.map(|n| n.to_string()).unwrap_or_default();
+    let Some(prepared) = session.prepared_mut().sql.get(&name).cloned() else {
+        return Ok(None);
+    };
+    let values: Vec<ParamValue> = parameters
+        .iter()
+        .map(|e| param_value(e).unwrap_or(ParamValue::Null))
+        .collect();
+    Box::pin(session.describe(&prepared, Some(&values))).await
 }
 
 /// `DEALLOCATE [PREPARE] name | ALL`.

@@ -127,6 +127,8 @@ impl Prepared {
                 ast::Statement::Query(_)
                     | ast::Statement::Explain { .. }
                     | ast::Statement::ShowVariable { .. }
+                    // Whether it does depends on the statement it names (see describe).
+                    | ast::Statement::Execute { .. }
             ),
             _ => false,
         }
@@ -349,6 +351,13 @@ impl Session {
         self.wants_catalog = prepared.wants_catalog;
         if let Statement::Fetch { cursor, .. } = &statement {
             return Ok(self.cursors.schema(cursor));
+        }
+        if let Statement::Standard(s) = &statement
+            && let ast::Statement::Execute {
+                name, parameters, ..
+            } = s.as_ref()
+        {
+            return crate::prepare_sql::describe(self, name.as_ref(), parameters).await;
         }
         match &mut statement {
             Statement::Standard(s) if matches!(s.as_ref(), ast::Statement::ShowVariable { .. }) => {

@@ -85,6 +85,12 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
             assert cur.fetchone() == (0,)
             assert cur.fetchmany(2) == [(1,), (2,)]
             assert list(cur) == [(9,)]
+    # SQL PREPARE / EXECUTE through the extended protocol (Describe of EXECUTE
+    # answers the prepared query's columns).
+    conn.execute("PREPARE drv_q AS SELECT v FROM drv_prep WHERE v > $1 ORDER BY v")
+    assert conn.execute("EXECUTE drv_q(%s)", (1,)).fetchall() == [(2,), (9,)]
+    assert conn.execute("EXECUTE drv_q(8)").fetchall() == [(9,)]
+    conn.execute("DEALLOCATE drv_q")
     conn.execute("DROP TABLE drv_prep")
     conn.execute("DEALLOCATE ALL")
     assert conn.execute("SELECT count(*) FROM drv_psycopg WHERE %s", (True,)).fetchone()[0] >= 0
