@@ -27,6 +27,10 @@ struct Queue {
     synced_seq: u64,
     syncing: bool,
     pending: VecDeque<Arc<Catalog>>,
+    /// The newest state an apply installed while commits in it were still
+    /// waiting for their fsync: published once they all are durable (unless a
+    /// later commit, whose state includes it, is published first).
+    deferred: Option<Arc<Catalog>>,
     failure: Option<String>,
     /// The newest commit an asynchronous waiter waits for (the sync thread's work).
     requested_seq: u64,
@@ -60,6 +64,7 @@ impl GroupCommit {
                 synced_seq: catalog.seq,
                 syncing: false,
                 pending: VecDeque::new(),
+                deferred: None,
                 failure: None,
                 requested_seq: 0,
                 wakers: Vec::new(),
@@ -101,6 +106,8 @@ impl GroupCommit {
     /// `visible_now` publishes at once (`async`/`nosync` modes).
     pub(crate) fn enqueue(&self, catalog: Arc<Catalog>, tail: WalTail, visible_now: bool) {
         let mut q = self.queue.lock();
+        // A commit's state includes every apply installed before it.
+        q.deferred = None;
         if visible_now {
             *self.published.write() = catalog;
         } else {
@@ -227,6 +234,11 @@ impl GroupCommit {
         while q.pending.front().is_some_and(|c| c.seq <= q.synced_seq) {
             newest = q.pending.pop_front();
         }
+        if q.pending.is_empty()
+            && let Some(applied) = q.deferred.take()
+        {
+            newest = Some(applied);
+        }
         if let Some(c) = newest {
             *self.published.write() = c;
         }
@@ -234,11 +246,13 @@ impl GroupCommit {
 
     /// Publishes `catalog`, a newer version of the newest commit's state (the
     /// apply moved rows to the files), unless commits are still waiting for
-    /// their fsync: the next of those to become durable publishes its successor.
+    /// their fsync: then it is published when the last of them is durable.
     pub(crate) fn publish_if_caught_up(&self, catalog: Arc<Catalog>) {
-        let q = self.queue.lock();
+        let mut q = self.queue.lock();
         if q.pending.is_empty() {
             *self.published.write() = catalog;
+        } else {
+            q.deferred = Some(catalog);
         }
     }
 
@@ -247,5 +261,45 @@ impl GroupCommit {
         self.synced.notify_all();
         self.requested.notify_all();
         self.wake_all();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn state(seq: u64, version: u64) -> Arc<Catalog> {
+        let mut c = Catalog::default();
+        c.seq = seq;
+        c.version = version;
+        Arc::new(c)
+    }
+
+    #[test]
+    fn an_apply_installed_while_commits_wait_is_published_once_they_are_durable() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let file = Arc::new(File::create(dir.path().join("wal")).expect("file"));
+        let tail = |seq| WalTail {
+            seq,
+            file: file.clone(),
+        };
+        let group = GroupCommit::new(state(0, 0), tail(0));
+        group.enqueue(state(1, 1), tail(1), false);
+        // The apply's state holds commit 1, not durable yet: not published.
+        group.publish_if_caught_up(state(1, 2));
+        assert_eq!(group.published().version, 0);
+        group.wait_durable(1).expect("sync");
+        assert_eq!(
+            group.published().version,
+            2,
+            "the applied state, not commit 1's"
+        );
+
+        // A commit after an apply carries the apply in its own state.
+        group.enqueue(state(2, 3), tail(2), false);
+        group.publish_if_caught_up(state(2, 4));
+        group.enqueue(state(3, 5), tail(3), false);
+        group.wait_durable(3).expect("sync");
+        assert_eq!(group.published().version, 5);
     }
 }
