@@ -992,16 +992,25 @@ impl Session {
             }
             None => None,
         };
+        let df = self.dataframe(s, extra).await?;
+        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
+        let batches = df.collect().await?;
+        Ok((schema, batches))
+    }
+
+    /// A standard statement planned by DataFusion over this session's view.
+    async fn dataframe(
+        &self,
+        s: ast::Statement,
+        extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
+    ) -> Result<datafusion::dataframe::DataFrame> {
         let ctx = self.context_with(extra)?;
         let s = self.adapt(s);
         let plan = ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(s)))
             .await?;
-        let df = ctx.execute_logical_plan(plan).await?;
-        let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
-        Ok((schema, batches))
+        Ok(ctx.execute_logical_plan(plan).await?)
     }
 
     async fn query(&self, s: ast::Statement) -> Result<Output> {
@@ -1042,13 +1051,7 @@ impl Session {
     /// stays pinned until the stream is dropped).
     pub(crate) async fn stream_query(&self, s: ast::Statement) -> Result<(SchemaRef, RowStream)> {
         use futures::TryStreamExt;
-        let ctx = self.context_with(None)?;
-        let s = self.adapt(s);
-        let plan = ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(s)))
-            .await?;
-        let df = ctx.execute_logical_plan(plan).await?;
+        let df = self.dataframe(s, None).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.execute_stream().await?.map_err(ExecError::from);
         Ok((schema, RowStream::new(batches, self.stream_failure_flag())))
