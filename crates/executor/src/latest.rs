@@ -135,8 +135,8 @@ pub(crate) async fn run(
         }),
         sample: None,
     };
-    let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
-    Ok(Output::rows(schema, batches))
+    let (schema, rows) = session.stream_query(ast::Statement::Query(query)).await?;
+    Ok(Output::Rows { schema, rows })
 }
 
 /// The name under which the statement sees the rows `newest_per_key` found.

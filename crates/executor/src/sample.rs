@@ -297,8 +297,8 @@ pub(crate) async fn run(
         if query.order_by.is_none() {
             query.order_by = parse_query(&format!("SELECT 1 ORDER BY {bucket_sql}"))?.order_by;
         }
-        let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
-        return Ok(Output::rows(schema, batches));
+        let (schema, rows) = session.stream_query(ast::Statement::Query(query)).await?;
+        return Ok(Output::Rows { schema, rows });
     }
     // FILL: group without ORDER BY/LIMIT, fill the gaps, then order and limit.
     if let Some(tz) = &time_zone {
