@@ -81,14 +81,12 @@ impl From<StorageError> for ExecError {
         let code = match (&e, e.kind()) {
             (StorageError::TableExists(_), _) => DUPLICATE_TABLE,
             (StorageError::ColumnExists { .. }, _) => DUPLICATE_COLUMN,
-            (StorageError::InvalidData(m), _) if m.contains("violates not-null constraint") => {
-                NOT_NULL_VIOLATION
-            }
             (_, ErrorKind::UndefinedTable) => UNDEFINED_TABLE,
             (_, ErrorKind::UndefinedColumn) => UNDEFINED_COLUMN,
             (_, ErrorKind::DuplicateObject) => DUPLICATE_TABLE,
             (_, ErrorKind::InvalidName) => INVALID_NAME,
             (_, ErrorKind::InvalidData) => INVALID_PARAMETER_VALUE,
+            (_, ErrorKind::NotNullViolation) => NOT_NULL_VIOLATION,
             (_, ErrorKind::InvalidState) => OBJECT_NOT_IN_PREREQUISITE_STATE,
             (_, ErrorKind::DiskFull) => DISK_FULL,
             (_, ErrorKind::Corrupted) => DATA_CORRUPTED,

@@ -19,8 +19,10 @@ pub enum ErrorKind {
     DuplicateObject,
     /// A name that cannot be used for a table or column.
     InvalidName,
-    /// A request that contradicts the schema (types, NOT NULL, designated timestamp).
+    /// A request that contradicts the schema (types, designated timestamp).
     InvalidData,
+    /// A NULL for a NOT NULL column (the designated timestamp among them).
+    NotNullViolation,
     /// A request that is not allowed in the current state.
     InvalidState,
     /// The disk is full.
@@ -83,6 +85,13 @@ pub enum StorageError {
 
     #[error("{0}")]
     InvalidData(String),
+    #[error("null value in {what} \"{column}\" of table \"{table}\" violates not-null constraint")]
+    NotNull {
+        /// "column" or "designated timestamp column".
+        what: &'static str,
+        column: String,
+        table: String,
+    },
 
     #[error("{0}")]
     InvalidState(String),
@@ -157,6 +166,7 @@ impl StorageError {
             StorageError::ColumnNotFound { .. } => ErrorKind::UndefinedColumn,
             StorageError::InvalidName { .. } => ErrorKind::InvalidName,
             StorageError::InvalidData(_) => ErrorKind::InvalidData,
+            StorageError::NotNull { .. } => ErrorKind::NotNullViolation,
             StorageError::InvalidState(_) | StorageError::CheckpointInProgress { .. } => {
                 ErrorKind::InvalidState
             }

@@ -401,10 +401,11 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
             } else {
                 "column"
             };
-            return Err(StorageError::InvalidData(format!(
-                "null value in {what} \"{}\" of table \"{}\" violates not-null constraint",
-                c.name, t.name
-            )));
+            return Err(StorageError::NotNull {
+                what,
+                column: c.name.clone(),
+                table: t.name.clone(),
+            });
         }
         let col = match (c.column_type, col.values) {
             (ColumnType::Symbol, Values::Symbol(v) | Values::Varchar(v)) => {

@@ -424,7 +424,7 @@ fn ddl_errors_name_the_object_and_change_nothing() {
                 table: "t".into(),
                 batch: Batch::new().with("seq", Column::bigints(vec![1])),
             },
-            ErrorKind::InvalidData,
+            ErrorKind::NotNullViolation,
             "null value in designated timestamp column \"ts\"",
         ),
         (
