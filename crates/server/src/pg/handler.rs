@@ -1,6 +1,7 @@
 //! One connection's query handling: the simple query protocol, the extended
 //! query protocol (Parse/Bind/Describe/Execute/Close/Sync, portals with row
-//! limits), COPY in and out, statement timeouts and cancellation.
+//! limits), COPY in, statement timeouts and cancellation. What is sent for a
+//! result is in `results.rs`, Execute's row streaming in `portal.rs`.
 //!
 //! Every statement runs in the connection's executor session. The session's
 //! own transaction state is what ReadyForQuery reports.
@@ -11,38 +12,37 @@ use std::time::Instant;
 
 use async_trait::async_trait;
 use futures::sink::{Sink, SinkExt};
-use futures::{StreamExt, stream};
 use pgwire::api::portal::{Format, Portal};
 use pgwire::api::query::{
     ExtendedQueryHandler, SimpleQueryHandler, send_execution_response, send_query_response,
 };
 use pgwire::api::results::{
-    CopyResponse, DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldFormat,
-    FieldInfo, QueryResponse, Response, Tag,
+    DescribePortalResponse, DescribeResponse, DescribeStatementResponse, FieldFormat, FieldInfo,
+    Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
 use pgwire::api::store::PortalStore;
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
-use pgwire::messages::copy::{CopyData, CopyDone, CopyFail, CopyOutResponse};
-use pgwire::messages::data::DataRow;
+use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::extendedquery::{
     Close, CloseComplete, Describe, Parse, ParseComplete, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL,
     TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
-use tidemark_executor::arrow::datatypes::SchemaRef;
 use tidemark_executor::copy::CopyIn;
 use tidemark_executor::error::sqlstate;
-use tidemark_executor::{
-    CopyOut, ExecError, Output, ParamValue, Prepared, RowStream, Session, TxStatus,
-};
+use tidemark_executor::{ExecError, Output, ParamValue, Prepared, Session, TxStatus};
 use tokio::sync::Mutex;
 
 use super::Shared;
-use super::types::{data_row, decode_param, format_for, param_type, pg_type};
+use super::results::{
+    Failure, command_tag, copy_in, copy_out_response, fields, rows_response, send_copy_out,
+    send_notice,
+};
+use super::types::{decode_param, format_for, param_type};
 use crate::metrics::Outcome;
 
 /// A connection's state, shared by its protocol handlers.
@@ -66,7 +66,7 @@ pub(crate) fn error_info(e: &ExecError) -> ErrorInfo {
     info
 }
 
-fn user_error(e: &ExecError) -> PgWireError {
+pub(super) fn user_error(e: &ExecError) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(e)))
 }
 
@@ -323,77 +323,6 @@ impl Connection {
     }
 }
 
-fn fields(schema: &SchemaRef, formats: &Format) -> Arc<Vec<FieldInfo>> {
-    Arc::new(
-        schema
-            .fields()
-            .iter()
-            .enumerate()
-            .map(|(i, f)| {
-                FieldInfo::new(
-                    f.name().clone(),
-                    None,
-                    None,
-                    pg_type(f.data_type()),
-                    format_for(formats, i),
-                )
-            })
-            .collect(),
-    )
-}
-
-fn rows_response(
-    schema: &SchemaRef,
-    rows: RowStream,
-    formats: &Format,
-    failure: &Failure,
-) -> QueryResponse {
-    let fields = fields(schema, formats);
-    let formats = formats.clone();
-    let failure = failure.clone();
-    // One batch's rows are encoded at a time: memory holds a batch or two,
-    // whatever the size of the result.
-    let data = rows.flat_map(move |batch| {
-        let encoded: Vec<PgWireResult<DataRow>> = match batch {
-            Ok(b) => (0..b.num_rows())
-                .map(|r| data_row(b.columns(), r, &formats).map_err(|e| failure.record(e)))
-                .collect(),
-            Err(e) => vec![Err(failure.record(e))],
-        };
-        stream::iter(encoded)
-    });
-    let mut response = QueryResponse::new(fields, data);
-    response.set_command_tag("SELECT");
-    response
-}
-
-/// The statement error that ended a result stream, told apart from a failure
-/// to write to the client (which ends the connection instead).
-#[derive(Clone, Default)]
-struct Failure(Arc<std::sync::Mutex<Option<ExecError>>>);
-
-impl Failure {
-    fn record(&self, e: ExecError) -> PgWireError {
-        let error = user_error(&e);
-        if let Ok(mut slot) = self.0.lock() {
-            slot.get_or_insert(e);
-        }
-        error
-    }
-
-    /// What sending the rows came to: the statement's error, or the
-    /// connection's.
-    fn outcome(&self, sent: PgWireResult<()>) -> PgWireResult<Result<(), ExecError>> {
-        match sent {
-            Ok(()) => Ok(Ok(())),
-            Err(e) => match self.0.lock().ok().and_then(|mut slot| slot.take()) {
-                Some(statement_error) => Ok(Err(statement_error)),
-                None => Err(e),
-            },
-        }
-    }
-}
-
 /// What stops a running statement, its streamed rows included: the client's
 /// CancelRequest, the statement timeout.
 #[derive(Default)]
@@ -437,83 +366,6 @@ impl Stop {
     async fn wait_owned(mut self) -> ExecError {
         self.wait().await
     }
-}
-
-/// A command tag as PostgreSQL sends it: "INSERT 0 3" is command "INSERT",
-/// oid 0, 3 rows.
-fn command_tag(tag: &str) -> Tag {
-    let mut parts = tag.rsplitn(2, ' ');
-    let last = parts.next().unwrap_or_default();
-    match (last.parse::<usize>(), parts.next()) {
-        (Ok(rows), Some(rest)) => match rest.strip_suffix(" 0") {
-            Some(cmd) => Tag::new(cmd).with_oid(0).with_rows(rows),
-            None => Tag::new(rest).with_rows(rows),
-        },
-        _ => Tag::new(tag),
-    }
-}
-
-/// Sends a `COPY ... TO STDOUT` as its lines are encoded: CopyOutResponse,
-/// CopyData, CopyDone. Returns the rows sent, or the error that ended the
-/// copy (sent by the caller as an ErrorResponse, which ends copy-out mode, as
-/// PostgreSQL does).
-async fn send_copy_out<C>(client: &mut C, copy: CopyOut) -> PgWireResult<Result<usize, ExecError>>
-where
-    C: Sink<PgWireBackendMessage> + Unpin,
-    C::Error: Debug,
-    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-{
-    let columns = copy.columns;
-    let response = CopyOutResponse::new(0, columns as i16, vec![0; columns]);
-    client
-        .feed(PgWireBackendMessage::CopyOutResponse(response))
-        .await?;
-    let mut lines = std::pin::pin!(copy.lines());
-    let mut rows = 0;
-    while let Some(line) = lines.next().await {
-        match line {
-            Ok(line) => {
-                rows += 1;
-                let data = CopyData::new(bytes::Bytes::from(line));
-                client.feed(PgWireBackendMessage::CopyData(data)).await?;
-            }
-            Err(e) => return Ok(Err(e)),
-        }
-    }
-    client
-        .feed(PgWireBackendMessage::CopyDone(CopyDone::new()))
-        .await?;
-    Ok(Ok(rows))
-}
-
-/// A COPY TO as pgwire sends it (only the unused default path: on an error
-/// pgwire sends CopyFail, which PostgreSQL clients do not expect from a server).
-fn copy_out_response(copy: CopyOut) -> CopyResponse {
-    let columns = copy.columns;
-    let data = copy.lines().map(|line| {
-        line.map(|l| CopyData::new(bytes::Bytes::from(l)))
-            .map_err(|e| user_error(&e))
-    });
-    CopyResponse::new(0, columns, data)
-}
-
-fn copy_in(c: &CopyIn) -> CopyResponse {
-    CopyResponse::new(c.format.wire_format(), c.columns(), stream::empty())
-}
-
-/// Sends a NOTICE (SQLSTATE 00000) before a command's completion.
-async fn send_notice<C>(client: &mut C, notice: Option<String>) -> PgWireResult<()>
-where
-    C: Sink<PgWireBackendMessage> + Unpin + Send,
-    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
-{
-    if let Some(message) = notice {
-        let info = ErrorInfo::new("NOTICE".into(), "00000".into(), message);
-        client
-            .feed(PgWireBackendMessage::NoticeResponse(info.into()))
-            .await?;
-    }
-    Ok(())
 }
 
 #[async_trait]

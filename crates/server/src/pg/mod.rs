@@ -7,6 +7,7 @@ mod auth;
 mod handler;
 pub(crate) mod password;
 mod portal;
+mod results;
 mod types;
 
 use std::sync::Arc;
