@@ -21,10 +21,6 @@ use crate::error::{ExecError, Result, sqlstate};
 use crate::session::{Output, Session};
 use crate::stream::RowStream;
 
-const INVALID_CURSOR_NAME: &str = "34000";
-const DUPLICATE_CURSOR: &str = "42P03";
-const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
-
 struct Cursor {
     schema: SchemaRef,
     /// `None` once the stream has ended. In a mutex only to make the session
@@ -103,13 +99,13 @@ pub(crate) async fn declare(session: &mut Session, mut stmts: Vec<ast::Declare>)
     let in_transaction = session.in_transaction();
     if !hold && !in_transaction {
         return Err(ExecError::new(
-            NO_ACTIVE_SQL_TRANSACTION,
+            sqlstate::NO_ACTIVE_SQL_TRANSACTION,
             "DECLARE CURSOR can only be used in transaction blocks",
         ));
     }
     if session.cursors().open.contains_key(&name) {
         return Err(ExecError::new(
-            DUPLICATE_CURSOR,
+            sqlstate::DUPLICATE_CURSOR,
             format!("cursor \"{name}\" already exists"),
         ));
     }
@@ -136,7 +132,7 @@ pub(crate) async fn fetch(
 ) -> Result<Output> {
     let Some(cursor) = session.cursors().open.get_mut(name) else {
         return Err(ExecError::new(
-            INVALID_CURSOR_NAME,
+            sqlstate::INVALID_CURSOR_NAME,
             format!("cursor \"{name}\" does not exist"),
         ));
     };
@@ -227,7 +223,7 @@ pub(crate) fn close(session: &mut Session, cursor: ast::CloseCursor) -> Result<O
             let name = folded(&name);
             if session.cursors().open.remove(&name).is_none() {
                 return Err(ExecError::new(
-                    INVALID_CURSOR_NAME,
+                    sqlstate::INVALID_CURSOR_NAME,
                     format!("cursor \"{name}\" does not exist"),
                 ));
             }

@@ -42,6 +42,11 @@ pub mod sqlstate {
     pub const INVALID_BINARY_REPRESENTATION: &str = "22P03";
     pub const CHARACTER_NOT_IN_REPERTOIRE: &str = "22021";
     pub const CACHED_PLAN_CHANGED: &str = "0A000";
+    pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
+    pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+    pub const INVALID_CURSOR_NAME: &str = "34000";
+    pub const DUPLICATE_CURSOR: &str = "42P03";
+    pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -18,9 +18,6 @@ use crate::error::{ExecError, Result, sqlstate};
 use crate::params::ParamValue;
 use crate::session::{Output, Prepared, Session};
 
-pub(crate) const INVALID_SQL_STATEMENT_NAME: &str = "26000";
-pub(crate) const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
-
 /// The session's prepared statements, by name.
 #[derive(Debug, Default)]
 pub(crate) struct PreparedStatements {
@@ -61,7 +58,7 @@ pub(crate) async fn prepare(
     let known = session.prepared_mut();
     if known.sql.contains_key(&name) || known.protocol.contains(&name) {
         return Err(ExecError::new(
-            DUPLICATE_PREPARED_STATEMENT,
+            sqlstate::DUPLICATE_PREPARED_STATEMENT,
             format!("prepared statement \"{name}\" already exists"),
         ));
     }
@@ -79,7 +76,7 @@ pub(crate) async fn execute(
     let name = name.map(|n| n.to_string()).unwrap_or_default();
     let Some(prepared) = session.prepared_mut().sql.get(&name).cloned() else {
         return Err(ExecError::new(
-            INVALID_SQL_STATEMENT_NAME,
+            sqlstate::INVALID_SQL_STATEMENT_NAME,
             format!("prepared statement \"{name}\" does not exist"),
         ));
     };
@@ -131,7 +128,7 @@ pub(crate) fn deallocate(session: &mut Session, name: ast::Ident) -> Result<Outp
     if known.sql.remove(&name).is_none() {
         if !known.protocol.remove(&name) {
             return Err(ExecError::new(
-                INVALID_SQL_STATEMENT_NAME,
+                sqlstate::INVALID_SQL_STATEMENT_NAME,
                 format!("prepared statement \"{name}\" does not exist"),
             ));
         }

@@ -245,11 +245,13 @@ impl Session {
             Err(e) => return (out, Some(e)),
         };
         for s in statements {
+            // A result that fails while it is read marks the transaction
+            // failed itself (its stream holds the flag).
             let output = match self.execute_one(s).await {
                 Ok(o) => o.materialized().await,
                 Err(e) => Err(e),
             };
-            match self.abort_tx_on_error(output) {
+            match output {
                 Ok(o) => out.push(o),
                 Err(e) => return (out, Some(e)),
             }

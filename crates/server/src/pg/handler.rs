@@ -70,6 +70,18 @@ pub(super) fn user_error(e: &ExecError) -> PgWireError {
     PgWireError::UserError(Box::new(error_info(e)))
 }
 
+/// Drops from the protocol's store the statements SQL `DEALLOCATE` removed
+/// (taken from the session in the same step as the statement that removed them).
+fn drop_statements<C>(client: &C, names: Vec<String>)
+where
+    C: ClientPortalStore,
+    C::PortalStore: PortalStore,
+{
+    for name in names {
+        client.portal_store().rm_statement(&name);
+    }
+}
+
 fn status(s: TxStatus) -> TransactionStatus {
     match s {
         TxStatus::Idle => TransactionStatus::Idle,
@@ -222,12 +234,17 @@ impl Connection {
         for statement in statements {
             let (result, stop) = self
                 .run_stoppable(client, true, |s| {
-                    Box::pin(async move { s.execute_one(statement).await })
+                    Box::pin(async move {
+                        let output = s.execute_one(statement).await?;
+                        Ok((output, s.take_deallocated()))
+                    })
                 })
                 .await?;
-            self.drop_deallocated(client).await?;
             let output = match result {
-                Ok(output) => output,
+                Ok((output, deallocated)) => {
+                    drop_statements(client, deallocated);
+                    output
+                }
                 Err(e) => return Ok(Some(e)),
             };
             let sent = match output {
@@ -267,22 +284,6 @@ impl Connection {
             }
         }
         Ok(None)
-    }
-
-    /// Drops from the protocol's store the statements SQL `DEALLOCATE` removed.
-    async fn drop_deallocated<C>(&self, client: &C) -> PgWireResult<()>
-    where
-        C: ClientInfo + ClientPortalStore,
-        C::PortalStore: PortalStore,
-    {
-        let gone = match self.session.lock().await.as_mut() {
-            Some(session) => session.take_deallocated(),
-            None => return Ok(()),
-        };
-        for name in gone {
-            client.portal_store().rm_statement(&name);
-        }
-        Ok(())
     }
 
     /// Refuses `what` of `len` bytes over `server.max_message_mb` (54000).
@@ -753,14 +754,18 @@ impl ExtendedQueryHandler for Extended {
         let (result, stop) = self
             .conn
             .run_stoppable(client, true, |s| {
-                Box::pin(async move { s.execute_prepared(&prepared, &values).await })
+                Box::pin(async move {
+                    let output = s.execute_prepared(&prepared, &values).await?;
+                    Ok((output, s.take_deallocated()))
+                })
             })
             .await?;
         self.conn.record(result.as_ref().map(|_| ()), started);
-        self.conn.drop_deallocated(client).await?;
+        let (output, deallocated) = result.map_err(|e| user_error(&e))?;
+        drop_statements(client, deallocated);
         // The rows are sent after this returns (pg/portal.rs): the stream
         // carries the cancel listener and the timeout.
-        match result.map_err(|e| user_error(&e))? {
+        match output {
             Output::Rows { schema, rows } => Ok(Response::Query(rows_response(
                 &schema,
                 rows.with_stop(stop.wait_owned()),

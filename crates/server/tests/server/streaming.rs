@@ -97,6 +97,41 @@ fn code(e: &tokio_postgres::Error) -> String {
         .unwrap_or_else(|| format!("no SQLSTATE: {e}"))
 }
 
+/// Reads the whole table slowly (a pause every 1,000 rows) until the result
+/// fails; the rows read and the error. With `cancel`, the cancel request is
+/// sent once 1,000 rows are in.
+async fn read_slowly_until_error(
+    client: &tokio_postgres::Client,
+    cancel: Option<&tokio_postgres::CancelToken>,
+) -> (usize, tokio_postgres::Error) {
+    let stream = client
+        .simple_query_raw("SELECT * FROM big")
+        .await
+        .expect("select");
+    futures::pin_mut!(stream);
+    let mut read = 0usize;
+    loop {
+        match stream.next().await {
+            Some(Ok(_)) => {
+                read += 1;
+                if read == 1000
+                    && let Some(token) = cancel
+                {
+                    token
+                        .cancel_query(tokio_postgres::NoTls)
+                        .await
+                        .expect("cancel");
+                }
+                if read.is_multiple_of(1000) {
+                    tokio::time::sleep(Duration::from_millis(20)).await;
+                }
+            }
+            Some(Err(e)) => return (read, e),
+            None => panic!("the read finished before it was stopped ({read} rows)"),
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn large_results_stream_in_bounded_memory_and_stop_mid_way() {
     let rows: usize = length_from_env("TIDEMARK_STREAM_ROWS", 600_000);
@@ -208,24 +243,7 @@ async fn large_results_stream_in_bounded_memory_and_stop_mid_way() {
         .batch_execute("SET statement_timeout = 300")
         .await
         .expect("set");
-    let stream = client
-        .simple_query_raw("SELECT * FROM big")
-        .await
-        .expect("select");
-    futures::pin_mut!(stream);
-    let mut read = 0usize;
-    let error = loop {
-        match stream.next().await {
-            Some(Ok(_)) => {
-                read += 1;
-                if read.is_multiple_of(1000) {
-                    tokio::time::sleep(Duration::from_millis(20)).await;
-                }
-            }
-            Some(Err(e)) => break e,
-            None => panic!("the slow read finished within the timeout ({read} rows)"),
-        }
-    };
+    let (read, error) = read_slowly_until_error(&client, None).await;
     assert_eq!(code(&error), "57014", "{error}");
     assert!(read > 0 && read < rows, "stopped mid-way ({read} rows)");
     client
@@ -235,30 +253,7 @@ async fn large_results_stream_in_bounded_memory_and_stop_mid_way() {
 
     // A cancel request does the same.
     let token = client.cancel_token();
-    let stream = client
-        .simple_query_raw("SELECT * FROM big")
-        .await
-        .expect("select");
-    futures::pin_mut!(stream);
-    let mut read = 0usize;
-    let error = loop {
-        match stream.next().await {
-            Some(Ok(_)) => {
-                read += 1;
-                if read == 1000 {
-                    token
-                        .cancel_query(tokio_postgres::NoTls)
-                        .await
-                        .expect("cancel");
-                }
-                if read.is_multiple_of(1000) {
-                    tokio::time::sleep(Duration::from_millis(5)).await;
-                }
-            }
-            Some(Err(e)) => break e,
-            None => panic!("the canceled read finished ({read} rows)"),
-        }
-    };
+    let (read, error) = read_slowly_until_error(&client, Some(&token)).await;
     assert_eq!(code(&error), "57014", "{error}");
     assert!(read < rows, "stopped mid-way ({read} rows)");
 
