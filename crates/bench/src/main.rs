@@ -58,13 +58,17 @@ struct Args {
     )]
     systems: Vec<String>,
     /// Run only these phases (for profiling one): copy, variants, insert, single,
-    /// checkpoint, queries. The COPY phase always loads the table the queries read.
+    /// checkpoint, queries, prepared. The COPY phase always loads the table the
+    /// queries and the prepared lookups read.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "copy,variants,insert,single,checkpoint,queries"
+        default_value = "copy,variants,insert,single,checkpoint,queries,prepared"
     )]
     phases: Vec<String>,
+    /// Executions of each prepared statement in the prepared phase.
+    #[arg(long, default_value_t = 5_000)]
+    prepared_runs: usize,
 }
 
 impl Args {
@@ -73,6 +77,10 @@ impl Args {
     }
     fn does(&self, phase: &str) -> bool {
         self.phases.iter().any(|p| p == phase)
+    }
+    /// Whether the trades table is loaded (and, on PostgreSQL, indexed) to be read.
+    fn reads(&self) -> bool {
+        self.does("queries") || self.does("prepared")
     }
 }
 
@@ -92,6 +100,9 @@ pub(crate) struct Figures {
     pub(crate) single_late_rows_s: f64,
     pub(crate) single_late_p99_ms: f64,
     pub(crate) queries_ms: Vec<(f64, usize)>,
+    /// Prepared `SELECT $1` and one-row lookup: (p50, p99) in microseconds.
+    pub(crate) prepared_select_us: (f64, f64),
+    pub(crate) prepared_lookup_us: (f64, f64),
     pub(crate) checkpoint_create_ms: f64,
     pub(crate) checkpoint_stall_ms: f64,
     pub(crate) rss_ingest: u64,
@@ -139,7 +150,7 @@ async fn run_in(
     base: &std::path::Path,
 ) -> Result<(), String> {
     let csv = base.join("trades.csv");
-    if args.does("copy") || args.does("queries") {
+    if args.does("copy") || args.reads() {
         eprintln!("generating {} rows into {}", args.rows, csv.display());
         data::write_csv(&csv, args.rows).map_err(|e| e.to_string())?;
     }
@@ -161,6 +172,12 @@ async fn run_in(
             }
             tidemark.rss_queries = query_peak.finish();
         }
+        if args.does("prepared") {
+            eprintln!("Tidemark: prepared statements");
+            let client = connect(&tm.conninfo()).await?;
+            (tidemark.prepared_select_us, tidemark.prepared_lookup_us) =
+                workload::prepared_latency(&client, args.rows, args.prepared_runs).await?;
+        }
     }
 
     let mut postgres = Figures::default();
@@ -172,7 +189,7 @@ async fn run_in(
         let ingest_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
         postgres = ingest(System::Postgres, &pg.conninfo(), &csv, args).await?;
         postgres.rss_ingest = ingest_peak.finish();
-        if args.does("queries") {
+        if args.reads() {
             let client = connect(&pg.conninfo()).await?;
             eprintln!("PostgreSQL: indexes (B-tree on trades, BRIN on a copy)");
             // One statement at a time: VACUUM refuses to run inside the implicit
@@ -189,17 +206,24 @@ async fn run_in(
                     .await
                     .map_err(|e| format!("{sql}: {e:?}"))?;
             }
-            eprintln!("PostgreSQL: queries");
-            let sampler_pg = pg.clone();
-            let query_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
-            for (_, _, sql) in QUERIES {
-                postgres
-                    .queries_ms
-                    .push(time_query(&client, &sql.replace("{t}", "trades")).await?);
-                brin.queries_ms
-                    .push(time_query(&client, &sql.replace("{t}", "trades_brin")).await?);
+            if args.does("queries") {
+                eprintln!("PostgreSQL: queries");
+                let sampler_pg = pg.clone();
+                let query_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
+                for (_, _, sql) in QUERIES {
+                    postgres
+                        .queries_ms
+                        .push(time_query(&client, &sql.replace("{t}", "trades")).await?);
+                    brin.queries_ms
+                        .push(time_query(&client, &sql.replace("{t}", "trades_brin")).await?);
+                }
+                postgres.rss_queries = query_peak.finish();
             }
-            postgres.rss_queries = query_peak.finish();
+            if args.does("prepared") {
+                eprintln!("PostgreSQL: prepared statements");
+                (postgres.prepared_select_us, postgres.prepared_lookup_us) =
+                    workload::prepared_latency(&client, args.rows, args.prepared_runs).await?;
+            }
         }
     }
 
@@ -246,7 +270,7 @@ async fn ingest(
             .map_err(|e| format!("{t}: {e}"))?;
     }
     let mut f = Figures::default();
-    if args.does("copy") || args.does("queries") {
+    if args.does("copy") || args.reads() {
         eprintln!("{system:?}: COPY");
         f.copy_rows_s = workload::copy_in(
             &client,

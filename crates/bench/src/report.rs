@@ -236,6 +236,37 @@ pub(crate) fn render(
             if met { "met" } else { "**missed**" }
         ));
     }
+    if args.does("prepared") {
+        s.push_str(&format!(
+            "\nPrepared one-row statements ({} executions each after a tenth as warm-up; one \
+             Bind/Execute/Sync round trip each, as drivers run a prepared statement):\n\n\
+             | prepared statement (µs) | Tidemark p50 / p99 | PostgreSQL p50 / p99 | Tidemark / PostgreSQL (p50) | goal (<= 2x PostgreSQL) |\n\
+             |---|---:|---:|---:|---|\n",
+            args.prepared_runs
+        ));
+        for (name, t, p) in [
+            ("`SELECT $1`", tm.prepared_select_us, pg.prepared_select_us),
+            (
+                "`SELECT * FROM trades WHERE ts = $1` (PG: B-tree on ts)",
+                tm.prepared_lookup_us,
+                pg.prepared_lookup_us,
+            ),
+        ] {
+            let judged = if p.0 > 0.0 && t.0 > 0.0 {
+                goal(t.0 <= 2.0 * p.0, "<= 2x")
+            } else {
+                "<= 2x: not measured".into()
+            };
+            s.push_str(&format!(
+                "| {name} | {:.0} / {:.0} | {:.0} / {:.0} | {} | {judged} |\n",
+                t.0,
+                t.1,
+                p.0,
+                p.1,
+                ratio(t.0, p.0)
+            ));
+        }
+    }
     s
 }
 

@@ -388,3 +388,69 @@ pub(crate) async fn time_query(client: &Client, sql: &str) -> Result<(f64, usize
     times.sort_by(f64::total_cmp);
     Ok((times[2], count))
 }
+
+/// Latency of prepared one-row statements, as a driver runs them: each is
+/// prepared once, then executed `runs` times (Bind, Execute, Sync: one round
+/// trip each). Two statements: `SELECT $1` (the protocol and executor alone)
+/// and a lookup of one row of `trades` by its timestamp (PostgreSQL: its B-tree
+/// on `ts`). Returns (p50, p99) in microseconds for each.
+pub(crate) async fn prepared_latency(
+    client: &Client,
+    rows: u64,
+    runs: usize,
+) -> Result<((f64, f64), (f64, f64))> {
+    let select = client
+        .prepare("SELECT $1")
+        .await
+        .map_err(err("prepare SELECT $1"))?;
+    let mut times = Vec::with_capacity(runs);
+    for i in 0..runs + runs / 10 {
+        let value = i.to_string();
+        let t = Instant::now();
+        let got = client
+            .query(&select, &[&value])
+            .await
+            .map_err(err("SELECT $1"))?;
+        let elapsed = t.elapsed();
+        let echoed: Option<&str> = got.first().and_then(|r| r.try_get(0).ok());
+        if echoed != Some(value.as_str()) {
+            return Err(format!("SELECT $1 returned {echoed:?}, not {value}"));
+        }
+        // The first tenth warms up.
+        if i >= runs / 10 {
+            times.push(elapsed);
+        }
+    }
+    let select_latency = percentiles(&mut times);
+
+    let lookup_sql = "SELECT * FROM trades WHERE ts = $1";
+    let lookup = client.prepare(lookup_sql).await.map_err(err(lookup_sql))?;
+    times.clear();
+    for i in 0..runs + runs / 10 {
+        // Spread over the whole table, so no two lookups read the same rows.
+        let row = data::row_with((i as u64).wrapping_mul(7_919) % rows.max(1), false);
+        let t = Instant::now();
+        let got = client
+            .query(&lookup, &[&row.ts])
+            .await
+            .map_err(err(lookup_sql))?;
+        let elapsed = t.elapsed();
+        if got.len() != 1 {
+            return Err(format!("{lookup_sql} returned {} rows, not 1", got.len()));
+        }
+        if i >= runs / 10 {
+            times.push(elapsed);
+        }
+    }
+    Ok((select_latency, percentiles(&mut times)))
+}
+
+/// (p50, p99) in microseconds.
+fn percentiles(times: &mut [Duration]) -> (f64, f64) {
+    if times.is_empty() {
+        return (0.0, 0.0);
+    }
+    times.sort();
+    let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
+    (at(0.5), at(0.99))
+}

@@ -11,7 +11,8 @@
 //! DELETE as copy-on-write of partitions), `provider`
 //! (DataFusion catalog and scans), `convert` (storage <-> Arrow), `system`
 //! (`tables()`, `table_partitions()`), `types`, `error` (SQLSTATE mapping),
-//! `stream` (query results as streams the server sends as they come).
+//! `stream` (query results as streams the server sends as they come),
+//! `plan_cache` (prepared queries planned once, bound at every execution).
 
 mod checkpoint;
 mod convert;
@@ -25,6 +26,7 @@ mod insert;
 mod latest;
 pub mod params;
 pub mod pg_catalog;
+mod plan_cache;
 mod prepare_sql;
 mod provider;
 mod rewrite;

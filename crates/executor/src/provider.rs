@@ -93,6 +93,11 @@ impl StorageTable {
             scans,
         }
     }
+
+    /// The table, as of the snapshot this provider reads.
+    pub(crate) fn reader(&self) -> &TableReader {
+        &self.reader
+    }
 }
 
 pub(crate) fn table_schema(reader: &TableReader) -> SchemaRef {

@@ -6,15 +6,17 @@ use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
 use datafusion::execution::context::{SessionConfig, SessionContext};
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::Statement;
-use tidemark_storage::{Database, Request, Transaction};
+use tidemark_storage::{Database, Request, Snapshot, Transaction};
 
 use crate::copy::{CopyFormat, CopyIn, CopyOut};
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::params::{self, ParamValue};
+use crate::plan_cache::{PlanSlot, PlannedQuery};
 use crate::provider::{ScanStats, SnapshotSchema};
 use crate::settings::{self, Settings};
 use crate::stream::RowStream;
@@ -90,6 +92,19 @@ pub struct Session {
     wants_catalog: bool,
     /// This session's `pg_catalog`, made when first needed.
     catalog: std::sync::OnceLock<crate::pg_catalog::SessionCatalog>,
+    /// DataFusion's context for this session's queries, made once: making one
+    /// registers some hundreds of functions, which was most of what a narrow
+    /// query cost. Each query gives it the snapshot it reads (`context_over`).
+    context: std::sync::OnceLock<QueryContext>,
+}
+
+/// The session's DataFusion context (which has no `Debug` of its own).
+struct QueryContext(SessionContext);
+
+impl std::fmt::Debug for QueryContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("QueryContext")
+    }
 }
 
 /// A statement parsed once and executed any number of times with bound
@@ -101,6 +116,8 @@ pub struct Prepared {
     wants_catalog: bool,
     /// An INSERT of parameters planned once, here (see `insert::PreparedInsert`).
     insert: Option<Arc<crate::insert::PreparedInsert>>,
+    /// A query's plan, kept between executions (see `plan_cache`).
+    plan: Option<Arc<PlanSlot>>,
     /// Inferred parameter types (`None`: unknown, sent as TEXT).
     pub param_types: Vec<Option<DataType>>,
 }
@@ -115,6 +132,11 @@ impl Prepared {
     /// straight into columns.
     pub fn is_planned_insert(&self) -> bool {
         self.insert.is_some()
+    }
+
+    /// Whether it is a query whose plan is kept from one execution to the next.
+    pub fn is_planned_query(&self) -> bool {
+        self.plan.is_some()
     }
 
     /// Whether executing it returns rows (and so Describe answers a row description).
@@ -150,6 +172,7 @@ impl Session {
             read_only: false,
             wants_catalog: false,
             catalog: std::sync::OnceLock::new(),
+            context: std::sync::OnceLock::new(),
         }
     }
 
@@ -319,19 +342,27 @@ impl Session {
                 statement: None,
                 wants_catalog,
                 insert: None,
+                plan: None,
                 param_types: vec![],
             });
         };
         self.wants_catalog = wants_catalog;
-        let param_types = self.infer_param_types(&statement).await;
+        let planned = self.plan_query(&statement).await;
+        let param_types = self.infer_param_types(&statement, planned.as_ref()).await;
         let insert = match &statement {
             Statement::Standard(s) => crate::insert::PreparedInsert::plan(s, self).map(Arc::new),
             _ => None,
         };
+        // Catalog queries read tables made for the statement: planned each time.
+        let plan = planned
+            .filter(|_| !wants_catalog)
+            .and_then(PlannedQuery::new)
+            .map(|p| Arc::new(PlanSlot::new(p)));
         Ok(Prepared {
             statement: Some(Arc::new(statement)),
             wants_catalog,
             insert,
+            plan,
             param_types,
         })
     }
@@ -368,6 +399,12 @@ impl Session {
                     Output::Rows { schema, .. } => Some(schema),
                     _ => None,
                 })
+            }
+            Statement::Standard(_)
+                if params.is_none()
+                    && let Some(planned) = self.current_plan(prepared, &self.view()?).await? =>
+            {
+                Ok(Some(Arc::new(planned.plan().schema().as_arrow().clone())))
             }
             Statement::Standard(s) => {
                 if let Some(values) = params {
@@ -409,6 +446,15 @@ impl Session {
                 return Ok(output);
             }
         }
+        if prepared.plan.is_some() {
+            let result = match self.may_run(planned) {
+                Ok(()) => self.execute_planned(prepared, values).await,
+                Err(e) => Err(e),
+            };
+            if let Some(output) = self.abort_tx_on_error(result)? {
+                return Ok(output);
+            }
+        }
         let mut statement = Statement::clone(planned);
         let result = match params::bind(&mut statement, values) {
             Ok(()) => self.execute_statement(statement).await,
@@ -438,9 +484,61 @@ impl Session {
         result
     }
 
+    /// A prepared query's plan, valid for `view`: the kept one, or a new one
+    /// when a table it reads has changed its columns since. `None`: the
+    /// statement keeps no plan (see `plan_cache`).
+    async fn current_plan(
+        &self,
+        prepared: &Prepared,
+        view: &Snapshot,
+    ) -> Result<Option<Arc<PlannedQuery>>> {
+        let (Some(slot), Some(Statement::Standard(s))) =
+            (&prepared.plan, prepared.statement.as_deref())
+        else {
+            return Ok(None);
+        };
+        if let Some(planned) = slot.get()
+            && planned.still_valid(view)
+        {
+            return Ok(Some(planned));
+        }
+        let ctx = self.context_over(view, None)?;
+        let plan = ctx
+            .state()
+            .statement_to_plan(DfStatement::Statement(Box::new(
+                self.adapt(s.as_ref().clone()),
+            )))
+            .await?;
+        let planned = PlannedQuery::new(plan).map(Arc::new);
+        slot.set(planned.clone());
+        Ok(planned)
+    }
+
+    /// Runs a prepared query from its kept plan; `None` when a value cannot be
+    /// bound to the plan, and the statement's text must be bound instead.
+    async fn execute_planned(
+        &mut self,
+        prepared: &Prepared,
+        values: &[ParamValue],
+    ) -> Result<Option<Output>> {
+        let view = self.view()?;
+        let Some(plan) = self
+            .current_plan(prepared, &view)
+            .await?
+            .and_then(|planned| planned.bind(values, &view, &self.scans))
+        else {
+            return Ok(None);
+        };
+        self.scans.take_log();
+        let ctx = self.context_over(&view, None)?;
+        let df = ctx.execute_logical_plan(plan).await?;
+        let (schema, rows) = self.stream_dataframe(df).await?;
+        Ok(Some(Output::Rows { schema, rows }))
+    }
+
     async fn plan_schema(&self, s: ast::Statement) -> Result<SchemaRef> {
         let s = self.adapt(s);
-        let ctx = self.context_with(None)?;
+        let ctx = self.context_over(&self.view()?, None)?;
         let plan = ctx
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(s)))
@@ -459,22 +557,37 @@ impl Session {
         s
     }
 
-    async fn infer_param_types(&self, statement: &Statement) -> Vec<Option<DataType>> {
+    /// A query's logical plan over this session's view, placeholders unbound
+    /// (`None`: not a query, or it does not plan).
+    async fn plan_query(&self, statement: &Statement) -> Option<LogicalPlan> {
+        let Statement::Standard(s) = statement else {
+            return None;
+        };
+        if !matches!(s.as_ref(), ast::Statement::Query(_)) {
+            return None;
+        }
+        let ctx = self.context_over(&self.view().ok()?, None).ok()?;
+        ctx.state()
+            .statement_to_plan(DfStatement::Statement(Box::new(
+                self.adapt(s.as_ref().clone()),
+            )))
+            .await
+            .ok()
+    }
+
+    /// The types of a statement's parameters; `plan` is its plan if it is a query.
+    async fn infer_param_types(
+        &self,
+        statement: &Statement,
+        plan: Option<&LogicalPlan>,
+    ) -> Vec<Option<DataType>> {
         let n = params::count(statement);
         if n == 0 {
             return vec![];
         }
         let mut found: std::collections::HashMap<usize, DataType> = Default::default();
         // Queries: what DataFusion's planner infers.
-        if let Statement::Standard(s) = statement
-            && matches!(s.as_ref(), ast::Statement::Query(_))
-            && let Ok(ctx) = self.context_with(None)
-            && let Ok(plan) = ctx
-                .state()
-                .statement_to_plan(DfStatement::Statement(Box::new(
-                    self.adapt(s.as_ref().clone()),
-                )))
-                .await
+        if let Some(plan) = plan
             && let Ok(types) = plan.get_parameter_types()
         {
             for (name, t) in types {
@@ -918,13 +1031,49 @@ impl Session {
         }
     }
 
-    /// A DataFusion context over a fresh snapshot of every table (plus `extra`,
-    /// a statement's own intermediate table).
-    fn context_with(
+    /// A DataFusion context over `snapshot` (plus `extra`, a statement's own
+    /// intermediate table). Plain queries share the session's context, given
+    /// this snapshot's tables; catalog queries get one of their own, with this
+    /// session's `pg_catalog` installed.
+    fn context_over(
         &self,
+        snapshot: &Snapshot,
         extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     ) -> Result<SessionContext> {
-        let snapshot = self.view()?;
+        let ctx = if self.wants_catalog {
+            self.new_context()
+        } else {
+            self.context
+                .get_or_init(|| QueryContext(self.new_context()))
+                .0
+                .clone()
+        };
+        let catalog = MemoryCatalogProvider::new();
+        catalog
+            .register_schema(
+                "public",
+                Arc::new(SnapshotSchema {
+                    snapshot: snapshot.clone(),
+                    scans: self.scans.clone(),
+                    extra,
+                }),
+            )
+            .map_err(ExecError::from)?;
+        ctx.register_catalog("tidemark", Arc::new(catalog));
+        system::register(&ctx, snapshot.clone());
+        if self.wants_catalog {
+            if self.catalog.get().is_none() {
+                let _ = self.catalog.set(crate::pg_catalog::SessionCatalog::new()?);
+            }
+            if let Some(c) = self.catalog.get() {
+                crate::pg_catalog::install(&ctx, c)?;
+            }
+        }
+        Ok(ctx)
+    }
+
+    /// A DataFusion context with this session's functions and no tables yet.
+    fn new_context(&self) -> SessionContext {
         let mut config = SessionConfig::new()
             .with_information_schema(true)
             .with_default_catalog_and_schema("tidemark", "public")
@@ -938,35 +1087,14 @@ impl Session {
             .optimizer
             .enable_round_robin_repartition = false;
         let ctx = SessionContext::new_with_config(config);
-        let catalog = MemoryCatalogProvider::new();
-        catalog
-            .register_schema(
-                "public",
-                Arc::new(SnapshotSchema {
-                    snapshot: snapshot.clone(),
-                    scans: self.scans.clone(),
-                    extra,
-                }),
-            )
-            .map_err(ExecError::from)?;
-        ctx.register_catalog("tidemark", Arc::new(catalog));
-        system::register(&ctx, snapshot);
         ctx.register_udtf(
             "checkpoint_status",
             Arc::new(crate::checkpoint::CheckpointStatusFunction {
                 db: self.db.clone(),
             }),
         );
-        if self.wants_catalog {
-            if self.catalog.get().is_none() {
-                let _ = self.catalog.set(crate::pg_catalog::SessionCatalog::new()?);
-            }
-            if let Some(c) = self.catalog.get() {
-                crate::pg_catalog::install(&ctx, c)?;
-            }
-        }
         crate::pg_catalog::register_session_functions(&ctx, &self.user);
-        Ok(ctx)
+        ctx
     }
 
     /// Plans and runs a standard statement with DataFusion.
@@ -1006,7 +1134,7 @@ impl Session {
         s: ast::Statement,
         extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     ) -> Result<datafusion::dataframe::DataFrame> {
-        let ctx = self.context_with(extra)?;
+        let ctx = self.context_over(&self.view()?, extra)?;
         let s = self.adapt(s);
         let plan = ctx
             .state()
@@ -1052,8 +1180,16 @@ impl Session {
     /// Plans a query and starts it: its rows stream (the snapshot it reads
     /// stays pinned until the stream is dropped).
     pub(crate) async fn stream_query(&self, s: ast::Statement) -> Result<(SchemaRef, RowStream)> {
-        use futures::TryStreamExt;
         let df = self.dataframe(s, None).await?;
+        self.stream_dataframe(df).await
+    }
+
+    /// Starts a planned query: its rows stream.
+    async fn stream_dataframe(
+        &self,
+        df: datafusion::dataframe::DataFrame,
+    ) -> Result<(SchemaRef, RowStream)> {
+        use futures::TryStreamExt;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
         let batches = df.execute_stream().await?.map_err(ExecError::from);
         Ok((schema, RowStream::new(batches, self.stream_failure_flag())))

@@ -172,3 +172,149 @@ async fn a_prepared_insert_binds_values_straight_into_columns() {
         vec![vec![Some("0".to_string())]]
     );
 }
+
+/// The rows of a prepared statement's execution, as text.
+async fn prepared_rows(
+    s: &mut Session,
+    p: &tidemark_executor::Prepared,
+    values: &[ParamValue],
+) -> Vec<Vec<Option<String>>> {
+    let out = s.execute_prepared(p, values).await.expect("execute");
+    let Output::Rows { rows, .. } = out else {
+        panic!("{out:?}")
+    };
+    let batches = rows.collect().await.expect("rows");
+    batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |r| {
+                (0..b.num_columns())
+                    .map(|c| {
+                        tidemark_executor::text::format_value(b.column(c), r)
+                            .ok()
+                            .flatten()
+                    })
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+fn text(v: &str) -> Option<String> {
+    Some(v.to_string())
+}
+
+#[tokio::test]
+async fn a_prepared_query_keeps_its_plan_and_reads_each_executions_snapshot() {
+    let (mut s, _dir) = session().await;
+    s.execute(
+        "CREATE TABLE q (ts TIMESTAMP, sym SYMBOL, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
+         INSERT INTO q VALUES ('2026-11-21 10:00:00', 'A', 1.5), ('2026-11-22 10:00:00', 'B', 2.5)",
+    )
+    .await
+    .expect("setup");
+    let p = s
+        .prepare("SELECT sym, price FROM q WHERE ts = $1")
+        .await
+        .expect("prepare");
+    assert!(p.is_planned_query(), "planned at Parse");
+    let day2 = ParamValue::Timestamp(1_795_341_600_000_000);
+    assert_eq!(
+        prepared_rows(&mut s, &p, std::slice::from_ref(&day2)).await,
+        vec![vec![text("B"), text("2.5")]]
+    );
+    // Text is read as the timestamp the planner expects.
+    assert_eq!(
+        prepared_rows(
+            &mut s,
+            &p,
+            &[ParamValue::Text("2026-11-21 10:00:00".into())]
+        )
+        .await,
+        vec![vec![text("A"), text("1.5")]]
+    );
+    // A commit after Parse is seen by the next execution, and by the
+    // session's own open transaction.
+    s.execute("INSERT INTO q VALUES ('2026-11-22 10:00:00', 'C', 3.5)")
+        .await
+        .expect("insert");
+    assert_eq!(
+        prepared_rows(&mut s, &p, std::slice::from_ref(&day2))
+            .await
+            .len(),
+        2
+    );
+    s.execute("BEGIN; INSERT INTO q VALUES ('2026-11-22 10:00:00', 'D', 4.5)")
+        .await
+        .expect("insert in tx");
+    assert_eq!(
+        prepared_rows(&mut s, &p, std::slice::from_ref(&day2))
+            .await
+            .len(),
+        3
+    );
+    s.execute("ROLLBACK").await.expect("rollback");
+    assert_eq!(
+        prepared_rows(&mut s, &p, std::slice::from_ref(&day2))
+            .await
+            .len(),
+        2
+    );
+    // A value the placeholder's type cannot take is the error it always was.
+    let err = s
+        .execute_prepared(&p, &[ParamValue::Text("not a time".into())])
+        .await
+        .expect_err("a bad timestamp");
+    assert!(err.to_string().contains("not a time"), "{err}");
+}
+
+#[tokio::test]
+async fn a_prepared_query_is_planned_again_after_its_table_changes() {
+    let (mut s, _dir) = session().await;
+    s.execute(
+        "CREATE TABLE r (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY;
+         INSERT INTO r VALUES ('2026-11-21 10:00:00', 1)",
+    )
+    .await
+    .expect("setup");
+    let p = s
+        .prepare("SELECT * FROM r WHERE v >= $1")
+        .await
+        .expect("prepare");
+    assert_eq!(
+        prepared_rows(&mut s, &p, &[ParamValue::Int(1)]).await,
+        vec![vec![text("2026-11-21 10:00:00"), text("1")]]
+    );
+    // A new column: `*` now has three.
+    s.execute("ALTER TABLE r ADD COLUMN note VARCHAR")
+        .await
+        .expect("alter");
+    assert_eq!(
+        prepared_rows(&mut s, &p, &[ParamValue::Int(1)]).await,
+        vec![vec![text("2026-11-21 10:00:00"), text("1"), None]]
+    );
+    // The same name, another table.
+    s.execute(
+        "DROP TABLE r; CREATE TABLE r (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY;
+         INSERT INTO r VALUES ('2026-11-23 10:00:00', 7)",
+    )
+    .await
+    .expect("recreate");
+    assert_eq!(
+        prepared_rows(&mut s, &p, &[ParamValue::Int(1)]).await,
+        vec![vec![text("2026-11-23 10:00:00"), text("7")]]
+    );
+    // A fraction is compared as the number it is, not rounded to the column's type.
+    assert!(
+        prepared_rows(&mut s, &p, &[ParamValue::Float(7.5)])
+            .await
+            .is_empty()
+    );
+    // Gone: the error says which relation.
+    s.execute("DROP TABLE r").await.expect("drop");
+    let err = s
+        .execute_prepared(&p, &[ParamValue::Int(1)])
+        .await
+        .expect_err("dropped");
+    assert_eq!(err.sqlstate, "42P01", "{err}");
+}

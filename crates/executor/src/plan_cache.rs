@@ -1,0 +1,199 @@
+//! Prepared queries planned once. Parse keeps the query's DataFusion logical
+//! plan, placeholders and all; each Execute checks that the tables the plan reads
+//! still have the columns it was planned against (else it plans again: a schema
+//! change costs a re-plan, never an error), binds the values as typed literals and
+//! points the plan's scans at the executing statement's snapshot. What is left
+//! per execution is DataFusion's optimizer and physical planner, not the SQL
+//! parser, name resolution or the rewrite of the statement as text.
+//!
+//! Only plans whose every table is a storage table are kept: a table function
+//! (`tables()`) or a catalog table holds the data of the snapshot it was planned
+//! on, so such queries are planned at every execution, as before.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, SchemaRef};
+use datafusion::catalog::TableProvider;
+use datafusion::common::ScalarValue;
+use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::logical_expr::LogicalPlan;
+use tidemark_storage::{Snapshot, TableReader};
+
+use crate::params::ParamValue;
+use crate::provider::{ScanStats, StorageTable};
+
+/// A query's logical plan with its placeholders, and what it was planned against.
+#[derive(Debug)]
+pub(crate) struct PlannedQuery {
+    plan: LogicalPlan,
+    /// Every storage table the plan reads, as it was at planning.
+    tables: Vec<PlannedTable>,
+    /// The type DataFusion inferred for each placeholder (`$1` -> Int64), if any.
+    param_types: HashMap<String, Option<DataType>>,
+}
+
+#[derive(Debug)]
+struct PlannedTable {
+    name: String,
+    id: u64,
+    schema: SchemaRef,
+}
+
+/// Where a prepared statement keeps its plan between executions: shared by the
+/// statement and every portal bound from it, replaced when a schema change
+/// makes it stale.
+#[derive(Debug, Default)]
+pub(crate) struct PlanSlot(parking_lot::Mutex<Option<Arc<PlannedQuery>>>);
+
+impl PlanSlot {
+    pub(crate) fn new(planned: PlannedQuery) -> Self {
+        PlanSlot(parking_lot::Mutex::new(Some(Arc::new(planned))))
+    }
+
+    pub(crate) fn get(&self) -> Option<Arc<PlannedQuery>> {
+        self.0.lock().clone()
+    }
+
+    pub(crate) fn set(&self, planned: Option<Arc<PlannedQuery>>) {
+        *self.0.lock() = planned;
+    }
+}
+
+impl PlannedQuery {
+    /// Keeps `plan` if every table it reads is a storage table (see the module
+    /// comment); `None` otherwise.
+    pub(crate) fn new(plan: LogicalPlan) -> Option<PlannedQuery> {
+        let mut tables = Vec::new();
+        let mut cacheable = true;
+        let walked = plan.apply_with_subqueries(|node| {
+            if let LogicalPlan::TableScan(scan) = node {
+                match scanned_table(&scan.source) {
+                    Some((reader, schema)) => tables.push(PlannedTable {
+                        name: reader.name().to_string(),
+                        id: reader.id(),
+                        schema,
+                    }),
+                    None => {
+                        cacheable = false;
+                        return Ok(TreeNodeRecursion::Stop);
+                    }
+                }
+            }
+            Ok(TreeNodeRecursion::Continue)
+        });
+        if walked.is_err() || !cacheable {
+            return None;
+        }
+        let param_types = plan.get_parameter_types().ok()?;
+        Some(PlannedQuery {
+            plan,
+            tables,
+            param_types,
+        })
+    }
+
+    /// The plan as planned (placeholders unbound).
+    pub(crate) fn plan(&self) -> &LogicalPlan {
+        &self.plan
+    }
+
+    /// Whether every table the plan reads is in `snapshot` with the same
+    /// identity and columns (a table dropped and created again is another table).
+    pub(crate) fn still_valid(&self, snapshot: &Snapshot) -> bool {
+        self.tables.iter().all(|t| {
+            snapshot.table(&t.name).is_some_and(|now| {
+                now.id() == t.id && *crate::provider::table_schema(&now) == *t.schema
+            })
+        })
+    }
+
+    /// The plan with `values` bound and its scans reading `snapshot`; `None`
+    /// when a value cannot be given the placeholder's type as a literal (the
+    /// caller then binds the statement's text instead, which reports the
+    /// error as it always has).
+    pub(crate) fn bind(
+        &self,
+        values: &[ParamValue],
+        snapshot: &Snapshot,
+        scans: &Arc<ScanStats>,
+    ) -> Option<LogicalPlan> {
+        let mut scalars = Vec::with_capacity(values.len());
+        for (i, v) in values.iter().enumerate() {
+            let wanted = self
+                .param_types
+                .get(&format!("${}", i + 1))
+                .and_then(|t| t.as_ref());
+            scalars.push(scalar(v, wanted)?);
+        }
+        let bound = self.plan.clone().with_param_values(scalars).ok()?;
+        let readers: HashMap<&str, TableReader> = self
+            .tables
+            .iter()
+            .map(|t| Some((t.name.as_str(), snapshot.table(&t.name)?)))
+            .collect::<Option<_>>()?;
+        bound
+            .transform_up_with_subqueries(|node| match node {
+                LogicalPlan::TableScan(mut scan) => {
+                    let planned = scanned_table(&scan.source);
+                    match planned.and_then(|(r, _)| readers.get(r.name()).cloned()) {
+                        Some(reader) => {
+                            scan.source = provider_as_source(Arc::new(StorageTable::new(
+                                reader,
+                                scans.clone(),
+                            )));
+                            Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                        }
+                        None => Err(datafusion::error::DataFusionError::Plan(format!(
+                            "table {} is not in the snapshot",
+                            scan.table_name
+                        ))),
+                    }
+                }
+                other => Ok(Transformed::no(other)),
+            })
+            .ok()
+            .map(|t| t.data)
+    }
+}
+
+/// The storage table a scan reads, with its columns, if it is one.
+fn scanned_table(
+    source: &Arc<dyn datafusion::logical_expr::TableSource>,
+) -> Option<(TableReader, SchemaRef)> {
+    let provider = source_as_provider(source).ok()?;
+    let table = provider.downcast_ref::<StorageTable>()?;
+    Some((table.reader().clone(), table.schema()))
+}
+
+/// A bound value as a literal of the placeholder's type (its own type when
+/// the planner left the placeholder untyped).
+fn scalar(v: &ParamValue, wanted: Option<&DataType>) -> Option<ScalarValue> {
+    let own = match v {
+        ParamValue::Null => {
+            return match wanted {
+                Some(t) => ScalarValue::try_from(t).ok(),
+                None => Some(ScalarValue::Null),
+            };
+        }
+        ParamValue::Bool(b) => ScalarValue::Boolean(Some(*b)),
+        ParamValue::Int(i) => ScalarValue::Int64(Some(*i)),
+        ParamValue::Float(f) => ScalarValue::Float64(Some(*f)),
+        ParamValue::Text(s) => ScalarValue::Utf8(Some(s.clone())),
+        ParamValue::Timestamp(us) => ScalarValue::TimestampMicrosecond(Some(*us), None),
+        ParamValue::Date(d) => ScalarValue::Date32(Some(*d)),
+        ParamValue::Bytes(b) => ScalarValue::Binary(Some(b.clone())),
+        ParamValue::Uuid(u) => ScalarValue::Utf8(Some(crate::text::uuid(u))),
+        // Text to be read as a SQL type: the statement's text says it best.
+        ParamValue::Typed { .. } => return None,
+    };
+    match wanted {
+        None => Some(own),
+        Some(t) if own.data_type() == *t => Some(own),
+        // A fraction is not rounded into an integer placeholder: the text
+        // path compares it as the number it is.
+        Some(t) if own.data_type().is_floating() && t.is_integer() => None,
+        Some(t) => own.cast_to(t).ok(),
+    }
+}
