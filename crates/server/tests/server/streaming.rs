@@ -1,5 +1,6 @@
-//! Results stream: a full-table SELECT, a COPY TO and a cursor read of a
-//! table far larger than the memory bound leave the server's memory where it was; a statement
+//! Results stream: a full-table SELECT, a COPY TO and cursor reads (SQL's, and
+//! psycopg's named cursor) of a table far larger than the memory bound leave the
+//! server's memory where it was; a statement
 //! timeout, a cancel and an error stop a result mid-way, and an error mid-way
 //! inside a transaction aborts it.
 //!
@@ -28,33 +29,52 @@ async fn load(client: &tokio_postgres::Client, rows: usize) {
         )
         .await
         .expect("create");
-    let sink = client
-        .copy_in("COPY big FROM STDIN")
-        .await
-        .expect("copy in");
-    futures::pin_mut!(sink);
-    let mut chunk = String::new();
-    for i in 0..rows {
-        let (s, us) = (i / 1000, i % 1000 * 1000);
-        chunk.push_str(&format!(
-            "2026-11-21 {:02}:{:02}:{:02}.{us:06}\tS{}\t{i}\t{NOTE}\n",
-            s / 3600,
-            s / 60 % 60,
-            s % 60,
-            i % 100
-        ));
-        if chunk.len() > 1 << 20 {
-            sink.send(bytes::Bytes::from(std::mem::take(&mut chunk)))
-                .await
-                .expect("send");
+    // A COPY is one transaction, one WAL record of at most 2 GiB: a large
+    // table comes in several.
+    const ROWS_PER_COPY: usize = 5_000_000;
+    for first in (0..rows).step_by(ROWS_PER_COPY) {
+        let last = rows.min(first + ROWS_PER_COPY);
+        let sink = client
+            .copy_in("COPY big FROM STDIN")
+            .await
+            .expect("copy in");
+        futures::pin_mut!(sink);
+        let mut chunk = String::new();
+        for i in first..last {
+            let (s, us) = (i / 1000, i % 1000 * 1000);
+            chunk.push_str(&format!(
+                "{} {:02}:{:02}:{:02}.{us:06}\tS{}\t{i}\t{NOTE}\n",
+                day(s / 86_400),
+                s / 3600 % 24,
+                s / 60 % 60,
+                s % 60,
+                i % 100
+            ));
+            if chunk.len() > 1 << 20 {
+                sink.send(bytes::Bytes::from(std::mem::take(&mut chunk)))
+                    .await
+                    .expect("send");
+            }
         }
+        sink.send(bytes::Bytes::from(chunk)).await.expect("send");
+        assert_eq!(sink.finish().await.expect("finish"), (last - first) as u64);
     }
-    sink.send(bytes::Bytes::from(chunk)).await.expect("send");
-    assert_eq!(sink.finish().await.expect("finish"), rows as u64);
     client
         .batch_execute("CHECKPOINT")
         .await
         .expect("checkpoint");
+}
+
+/// The date `n` days after 2026-11-21 (a thousand rows a second fill a day
+/// every 86.4 million rows; the table stays within November and December).
+fn day(n: usize) -> String {
+    let day_of_year = 325 + n; // 2026-11-21 is day 325 (1-based)
+    let (month, day) = if day_of_year <= 334 {
+        (11, day_of_year - 304)
+    } else {
+        (12, day_of_year - 334)
+    };
+    format!("2026-{month:02}-{day:02}")
 }
 
 /// Samples the server's anonymous RSS every 10 ms until dropped; the peak.
@@ -138,6 +158,7 @@ async fn large_results_stream_in_bounded_memory_and_stop_mid_way() {
     let dir = tempfile::tempdir().expect("tempdir");
     let server = Server::start(&dir.path().join("root"), &[]);
     let pid = server.child.id();
+    let server_port = server.port.to_string();
     let client = server.client().await;
     load(&client, rows).await;
 
@@ -219,16 +240,40 @@ async fn large_results_stream_in_bounded_memory_and_stop_mid_way() {
         .batch_execute("CLOSE c; COMMIT")
         .await
         .expect("close");
+    // And as an application reads it: psycopg's named cursor.
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../tests/drivers/python/stream_cursor.py");
+    let psycopg = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(script)
+            .args([
+                "127.0.0.1",
+                &server_port,
+                "admin",
+                "quest",
+                &rows.to_string(),
+            ])
+            .output()
+    })
+    .await
+    .expect("join")
+    .expect("python3 runs (scripts/install-test-deps.sh installs psycopg)");
+    assert!(
+        psycopg.status.success(),
+        "psycopg named cursor: {}{}",
+        String::from_utf8_lossy(&psycopg.stdout),
+        String::from_utf8_lossy(&psycopg.stderr)
+    );
     let other_peak = sampler.finish();
     eprintln!(
-        "streaming {rows} rows: anonymous RSS {} MiB before, peak {} MiB (SELECT), {} MiB (extended, COPY TO, cursor)",
+        "streaming {rows} rows: anonymous RSS {} MiB before, peak {} MiB (SELECT), {} MiB (extended, COPY TO, cursors)",
         baseline >> 20,
         select_peak >> 20,
         other_peak >> 20
     );
     for (what, peak) in [
         ("SELECT", select_peak),
-        ("extended and COPY TO", other_peak),
+        ("extended, COPY TO and cursors", other_peak),
     ] {
         assert!(
             peak < baseline + GROWTH_LIMIT,
