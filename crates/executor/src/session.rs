@@ -502,13 +502,7 @@ impl Session {
         {
             return Ok(Some(planned));
         }
-        let ctx = self.context_over(view, None)?;
-        let plan = ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(
-                self.adapt(s.as_ref().clone()),
-            )))
-            .await?;
+        let (_, plan) = self.plan(s.as_ref().clone(), view, None).await?;
         let planned = PlannedQuery::new(plan).map(Arc::new);
         slot.set(planned.clone());
         Ok(planned)
@@ -537,13 +531,24 @@ impl Session {
     }
 
     async fn plan_schema(&self, s: ast::Statement) -> Result<SchemaRef> {
-        let s = self.adapt(s);
-        let ctx = self.context_over(&self.view()?, None)?;
+        let (_, plan) = self.plan(s, &self.view()?, None).await?;
+        Ok(Arc::new(plan.schema().as_arrow().clone()))
+    }
+
+    /// A standard statement's logical plan over `view` (placeholders left
+    /// unbound), and the context that planned it.
+    async fn plan(
+        &self,
+        s: ast::Statement,
+        view: &Snapshot,
+        extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
+    ) -> Result<(SessionContext, LogicalPlan)> {
+        let ctx = self.context_over(view, extra)?;
         let plan = ctx
             .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(s)))
+            .statement_to_plan(DfStatement::Statement(Box::new(self.adapt(s))))
             .await?;
-        Ok(Arc::new(plan.schema().as_arrow().clone()))
+        Ok((ctx, plan))
     }
 
     /// Rewrites client catalog queries for DataFusion (when they mention it).
@@ -566,13 +571,9 @@ impl Session {
         if !matches!(s.as_ref(), ast::Statement::Query(_)) {
             return None;
         }
-        let ctx = self.context_over(&self.view().ok()?, None).ok()?;
-        ctx.state()
-            .statement_to_plan(DfStatement::Statement(Box::new(
-                self.adapt(s.as_ref().clone()),
-            )))
-            .await
-            .ok()
+        let view = self.view().ok()?;
+        let (_, plan) = self.plan(s.as_ref().clone(), &view, None).await.ok()?;
+        Some(plan)
     }
 
     /// The types of a statement's parameters; `plan` is its plan if it is a query.
@@ -1134,12 +1135,7 @@ impl Session {
         s: ast::Statement,
         extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     ) -> Result<datafusion::dataframe::DataFrame> {
-        let ctx = self.context_over(&self.view()?, extra)?;
-        let s = self.adapt(s);
-        let plan = ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(s)))
-            .await?;
+        let (ctx, plan) = self.plan(s, &self.view()?, extra).await?;
         Ok(ctx.execute_logical_plan(plan).await?)
     }
 
