@@ -19,15 +19,10 @@ async fn session() -> (Session, tempfile::TempDir) {
     (Session::new(Arc::new(db)), dir)
 }
 
-async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
-    let mut out = s
-        .execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let Some(Output::Rows { rows, .. }) = out.pop() else {
-        panic!("{sql}: {out:?}")
-    };
-    let batches = rows.collect().await.expect("rows");
+/// A result's values as text, row by row.
+fn text_rows(
+    batches: &[tidemark_executor::arrow::record_batch::RecordBatch],
+) -> Vec<Vec<Option<String>>> {
     batches
         .iter()
         .flat_map(|b| {
@@ -42,6 +37,17 @@ async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
             })
         })
         .collect()
+}
+
+async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
+    let mut out = s
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let Some(Output::Rows { rows, .. }) = out.pop() else {
+        panic!("{sql}: {out:?}")
+    };
+    text_rows(&rows.collect().await.expect("rows"))
 }
 
 #[tokio::test]
@@ -183,21 +189,7 @@ async fn prepared_rows(
     let Output::Rows { rows, .. } = out else {
         panic!("{out:?}")
     };
-    let batches = rows.collect().await.expect("rows");
-    batches
-        .iter()
-        .flat_map(|b| {
-            (0..b.num_rows()).map(move |r| {
-                (0..b.num_columns())
-                    .map(|c| {
-                        tidemark_executor::text::format_value(b.column(c), r)
-                            .ok()
-                            .flatten()
-                    })
-                    .collect()
-            })
-        })
-        .collect()
+    text_rows(&rows.collect().await.expect("rows"))
 }
 
 fn text(v: &str) -> Option<String> {
