@@ -6,6 +6,10 @@
 //! per execution is DataFusion's optimizer and physical planner, not the SQL
 //! parser, name resolution or the rewrite of the statement as text.
 //!
+//! A kept plan holds no snapshot: its scans name their tables (`UnboundTable`)
+//! until an execution binds them, so a statement a client keeps prepared does not
+//! pin old partition versions or buffered rows.
+//!
 //! Only plans whose every table is a storage table are kept: a table function
 //! (`tables()`) or a catalog table holds the data of the snapshot it was planned
 //! on, so such queries are planned at every execution, as before.
@@ -86,6 +90,22 @@ impl PlannedQuery {
         if walked.is_err() || !cacheable {
             return None;
         }
+        let plan = plan
+            .transform_up_with_subqueries(|node| match node {
+                LogicalPlan::TableScan(mut scan) => {
+                    let (reader, schema) = scanned_table(&scan.source).ok_or_else(|| {
+                        datafusion::error::DataFusionError::Internal("not a storage table".into())
+                    })?;
+                    scan.source = provider_as_source(Arc::new(UnboundTable {
+                        name: reader.name().to_string(),
+                        schema,
+                    }));
+                    Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+                }
+                other => Ok(Transformed::no(other)),
+            })
+            .ok()?
+            .data;
         let param_types = plan.get_parameter_types().ok()?;
         Some(PlannedQuery {
             plan,
@@ -136,8 +156,10 @@ impl PlannedQuery {
         bound
             .transform_up_with_subqueries(|node| match node {
                 LogicalPlan::TableScan(mut scan) => {
-                    let planned = scanned_table(&scan.source);
-                    match planned.and_then(|(r, _)| readers.get(r.name()).cloned()) {
+                    let name = source_as_provider(&scan.source)
+                        .ok()
+                        .and_then(|p| p.downcast_ref::<UnboundTable>().map(|t| t.name.clone()));
+                    match name.and_then(|n| readers.get(n.as_str()).cloned()) {
                         Some(reader) => {
                             scan.source = provider_as_source(Arc::new(StorageTable::new(
                                 reader,
@@ -165,6 +187,38 @@ fn scanned_table(
     let provider = source_as_provider(source).ok()?;
     let table = provider.downcast_ref::<StorageTable>()?;
     Some((table.reader().clone(), table.schema()))
+}
+
+/// A table in a kept plan: its name and columns, no data. Executions replace
+/// it with a `StorageTable` over their snapshot before anything is scanned.
+#[derive(Debug)]
+struct UnboundTable {
+    name: String,
+    schema: SchemaRef,
+}
+
+#[async_trait::async_trait]
+impl TableProvider for UnboundTable {
+    fn schema(&self) -> SchemaRef {
+        self.schema.clone()
+    }
+
+    fn table_type(&self) -> datafusion::datasource::TableType {
+        datafusion::datasource::TableType::Base
+    }
+
+    async fn scan(
+        &self,
+        _state: &dyn datafusion::catalog::Session,
+        _projection: Option<&Vec<usize>>,
+        _filters: &[datafusion::logical_expr::Expr],
+        _limit: Option<usize>,
+    ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
+        Err(datafusion::error::DataFusionError::Internal(format!(
+            "table {} of a kept plan was not bound to a snapshot",
+            self.name
+        )))
+    }
 }
 
 /// A bound value as a literal of the placeholder's type (its own type when

@@ -4,7 +4,7 @@ use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider};
+use datafusion::catalog::{CatalogProvider, MemoryCatalogProvider, MemoryCatalogProviderList};
 use datafusion::execution::context::{SessionConfig, SessionContext};
 use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::parser::Statement as DfStatement;
@@ -94,7 +94,8 @@ pub struct Session {
     catalog: std::sync::OnceLock<crate::pg_catalog::SessionCatalog>,
     /// DataFusion's context for this session's queries, made once: making one
     /// registers some hundreds of functions, which was most of what a narrow
-    /// query cost. Each query gives it the snapshot it reads (`context_over`).
+    /// query cost. It holds no tables: each statement plans on a copy given
+    /// the snapshot it reads (`context_over`), so an idle session pins nothing.
     context: std::sync::OnceLock<QueryContext>,
 }
 
@@ -524,8 +525,8 @@ impl Session {
             return Ok(None);
         };
         self.scans.take_log();
-        let ctx = self.context_over(&view, None)?;
-        let df = ctx.execute_logical_plan(plan).await?;
+        // The bound plan's scans carry their tables: no catalog is needed.
+        let df = self.base_context().execute_logical_plan(plan).await?;
         let (schema, rows) = self.stream_dataframe(df).await?;
         Ok(Some(Output::Rows { schema, rows }))
     }
@@ -1044,10 +1045,11 @@ impl Session {
         let ctx = if self.wants_catalog {
             self.new_context()
         } else {
-            self.context
-                .get_or_init(|| QueryContext(self.new_context()))
-                .0
-                .clone()
+            // A copy of the session's state with a catalog list of its own:
+            // this statement's tables go there, and go when it is done.
+            let mut state = self.base_context().state();
+            state.register_catalog_list(Arc::new(MemoryCatalogProviderList::new()));
+            SessionContext::new_with_state(state)
         };
         let catalog = MemoryCatalogProvider::new();
         catalog
@@ -1071,6 +1073,14 @@ impl Session {
             }
         }
         Ok(ctx)
+    }
+
+    /// The session's context: its functions, no tables.
+    fn base_context(&self) -> &SessionContext {
+        &self
+            .context
+            .get_or_init(|| QueryContext(self.new_context()))
+            .0
     }
 
     /// A DataFusion context with this session's functions and no tables yet.

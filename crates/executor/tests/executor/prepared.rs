@@ -310,3 +310,56 @@ async fn a_prepared_query_is_planned_again_after_its_table_changes() {
         .expect_err("dropped");
     assert_eq!(err.sqlstate, "42P01", "{err}");
 }
+
+#[tokio::test]
+async fn an_idle_session_and_a_kept_plan_pin_no_snapshot() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = Arc::new(
+        Database::open(
+            dir.path(),
+            StorageOptions {
+                background_housekeeping: false,
+                ..Default::default()
+            },
+        )
+        .expect("open"),
+    );
+    let mut s = Session::new(db.clone());
+    s.execute(
+        "CREATE TABLE g (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY;
+         INSERT INTO g VALUES ('2026-11-21 10:00:00', 1)",
+    )
+    .await
+    .expect("setup");
+    // A query read to the end, and a prepared query kept by its client.
+    assert_eq!(rows(&mut s, "SELECT * FROM g").await.len(), 1);
+    let p = s
+        .prepare("SELECT * FROM g WHERE v = $1")
+        .await
+        .expect("prepare");
+    assert_eq!(
+        prepared_rows(&mut s, &p, &[ParamValue::Int(1)]).await.len(),
+        1
+    );
+    // Another session drops the table: with `s` idle, nothing holds its files.
+    Session::new(db.clone())
+        .execute("DROP TABLE g")
+        .await
+        .expect("drop");
+    db.run_housekeeping().expect("housekeeping");
+    let left: Vec<String> = std::fs::read_dir(dir.path().join("db"))
+        .expect("db dir")
+        .filter_map(|e| e.ok())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with("g~"))
+        .collect();
+    assert!(
+        left.is_empty(),
+        "files of the dropped table still pinned: {left:?}"
+    );
+    let err = s
+        .execute_prepared(&p, &[ParamValue::Int(1)])
+        .await
+        .expect_err("dropped");
+    assert_eq!(err.sqlstate, "42P01", "{err}");
+}
