@@ -6,7 +6,7 @@
 #   eval "$(scripts/container-env.sh)"     # exports CONTAINERS_CONF, CONTAINERS_STORAGE_CONF
 #
 # Prints the exports on stdout; progress and errors on stderr. Exit 1 when no
-# container tool can work here (the caller prints why and skips).
+# container tool can work here (the container test then fails, saying why).
 set -euo pipefail
 W=${TIDEMARK_CONTAINER_DIR:-${TMPDIR:-/tmp}/tidemark-ctr}
 mkdir -p "$W"

@@ -161,7 +161,7 @@ pub(crate) async fn fetch(
             let rows = futures::stream::iter(pending).chain(futures::stream::iter(rest).flatten());
             Ok(Output::Rows {
                 schema,
-                rows: RowStream::new(rows, None),
+                rows: RowStream::new(rows, None).fetched(),
             })
         }
         _ => {
@@ -171,7 +171,10 @@ pub(crate) async fn fetch(
                 return Ok(Output::command(format!("MOVE {moved}")));
             }
             let (batches, _) = read(cursor, n, true).await?;
-            Ok(Output::rows(schema, batches))
+            Ok(Output::Rows {
+                schema,
+                rows: RowStream::from_batches(batches).fetched(),
+            })
         }
     }
 }

@@ -20,8 +20,11 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::catalog::TableProvider;
 use datafusion::common::ScalarValue;
-use datafusion::common::tree_node::{Transformed, TreeNodeRecursion};
+use datafusion::common::tree_node::Transformed;
 use datafusion::datasource::{provider_as_source, source_as_provider};
+use datafusion::error::DataFusionError;
+use datafusion::execution::context::{SessionContext, SessionState};
+use datafusion::execution::{SendableRecordBatchStream, TaskContext};
 use datafusion::logical_expr::LogicalPlan;
 use tidemark_storage::{Snapshot, TableReader};
 
@@ -67,39 +70,22 @@ impl PlanSlot {
 
 impl PlannedQuery {
     /// Keeps `plan` if every table it reads is a storage table (see the module
-    /// comment); `None` otherwise.
+    /// comment); `None` otherwise. Its scans are unbound on the way.
     pub(crate) fn new(plan: LogicalPlan) -> Option<PlannedQuery> {
         let mut tables = Vec::new();
-        let mut cacheable = true;
-        let walked = plan.apply_with_subqueries(|node| {
-            if let LogicalPlan::TableScan(scan) = node {
-                match scanned_table(&scan.source) {
-                    Some((reader, schema)) => tables.push(PlannedTable {
-                        name: reader.name().to_string(),
-                        id: reader.id(),
-                        schema,
-                    }),
-                    None => {
-                        cacheable = false;
-                        return Ok(TreeNodeRecursion::Stop);
-                    }
-                }
-            }
-            Ok(TreeNodeRecursion::Continue)
-        });
-        if walked.is_err() || !cacheable {
-            return None;
-        }
         let plan = plan
             .transform_up_with_subqueries(|node| match node {
                 LogicalPlan::TableScan(mut scan) => {
-                    let (reader, schema) = scanned_table(&scan.source).ok_or_else(|| {
-                        datafusion::error::DataFusionError::Internal("not a storage table".into())
-                    })?;
-                    scan.source = provider_as_source(Arc::new(UnboundTable {
-                        name: reader.name().to_string(),
-                        schema,
-                    }));
+                    // Any other table: the plan is not kept (the error ends the walk).
+                    let (reader, schema) = scanned_table(&scan.source)
+                        .ok_or_else(|| DataFusionError::Plan("not a storage table".into()))?;
+                    let name = reader.name().to_string();
+                    tables.push(PlannedTable {
+                        name: name.clone(),
+                        id: reader.id(),
+                        schema: schema.clone(),
+                    });
+                    scan.source = provider_as_source(Arc::new(UnboundTable { name, schema }));
                     Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
                 }
                 other => Ok(Transformed::no(other)),
@@ -119,14 +105,19 @@ impl PlannedQuery {
         &self.plan
     }
 
-    /// Whether every table the plan reads is in `snapshot` with the same
-    /// identity and columns (a table dropped and created again is another table).
-    pub(crate) fn still_valid(&self, snapshot: &Snapshot) -> bool {
-        self.tables.iter().all(|t| {
-            snapshot.table(&t.name).is_some_and(|now| {
-                now.id() == t.id && *crate::provider::table_schema(&now) == *t.schema
+    /// The readers of every table the plan reads, in `snapshot`, if each is
+    /// still the table the plan was made for, with the same columns (a table
+    /// dropped and created again is another table); `None`: the plan is stale.
+    pub(crate) fn readers(&self, snapshot: &Snapshot) -> Option<PlanReaders> {
+        self.tables
+            .iter()
+            .map(|t| {
+                let now = snapshot.table(&t.name)?;
+                let same = now.id() == t.id && *crate::provider::table_schema(&now) == *t.schema;
+                same.then(|| (t.name.clone(), now))
             })
-        })
+            .collect::<Option<_>>()
+            .map(PlanReaders)
     }
 
     /// The plan with `values` bound and its scans reading `snapshot`; `None`
@@ -136,7 +127,7 @@ impl PlannedQuery {
     pub(crate) fn bind(
         &self,
         values: &[ParamValue],
-        snapshot: &Snapshot,
+        readers: &PlanReaders,
         scans: &Arc<ScanStats>,
     ) -> Option<LogicalPlan> {
         let mut scalars = Vec::with_capacity(values.len());
@@ -148,18 +139,13 @@ impl PlannedQuery {
             scalars.push(scalar(v, wanted)?);
         }
         let bound = self.plan.clone().with_param_values(scalars).ok()?;
-        let readers: HashMap<&str, TableReader> = self
-            .tables
-            .iter()
-            .map(|t| Some((t.name.as_str(), snapshot.table(&t.name)?)))
-            .collect::<Option<_>>()?;
         bound
             .transform_up_with_subqueries(|node| match node {
                 LogicalPlan::TableScan(mut scan) => {
                     let name = source_as_provider(&scan.source)
                         .ok()
                         .and_then(|p| p.downcast_ref::<UnboundTable>().map(|t| t.name.clone()));
-                    match name.and_then(|n| readers.get(n.as_str()).cloned()) {
+                    match name.and_then(|n| readers.0.get(&n).cloned()) {
                         Some(reader) => {
                             scan.source = provider_as_source(Arc::new(StorageTable::new(
                                 reader,
@@ -167,7 +153,7 @@ impl PlannedQuery {
                             )));
                             Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
                         }
-                        None => Err(datafusion::error::DataFusionError::Plan(format!(
+                        None => Err(DataFusionError::Plan(format!(
                             "table {} is not in the snapshot",
                             scan.table_name
                         ))),
@@ -177,6 +163,46 @@ impl PlannedQuery {
             })
             .ok()
             .map(|t| t.data)
+    }
+}
+
+/// The tables a kept plan reads, as one execution's snapshot has them.
+#[derive(Debug)]
+pub(crate) struct PlanReaders(HashMap<String, TableReader>);
+
+/// What runs kept plans: a copy of the session context's state and its task
+/// context, made once. `SessionContext::execute_logical_plan` would copy both
+/// (several hundred function registrations each) on every execution.
+pub(crate) struct PlanRunner {
+    state: SessionState,
+    task: Arc<TaskContext>,
+}
+
+impl std::fmt::Debug for PlanRunner {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("PlanRunner")
+    }
+}
+
+impl PlanRunner {
+    /// `context` must hold no tables: a bound plan's scans carry their own.
+    pub(crate) fn new(context: &SessionContext) -> Self {
+        let state = context.state();
+        let task = Arc::new(TaskContext::from(&state));
+        PlanRunner { state, task }
+    }
+
+    /// Optimizes a bound plan, plans it physically and starts it.
+    pub(crate) async fn start(
+        &mut self,
+        plan: &LogicalPlan,
+    ) -> datafusion::error::Result<(SchemaRef, SendableRecordBatchStream)> {
+        // now() and friends read the statement's start.
+        self.state.mark_start_execution();
+        let physical = self.state.create_physical_plan(plan).await?;
+        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let stream = datafusion::physical_plan::execute_stream(physical, self.task.clone())?;
+        Ok((schema, stream))
     }
 }
 
@@ -214,7 +240,7 @@ impl TableProvider for UnboundTable {
         _filters: &[datafusion::logical_expr::Expr],
         _limit: Option<usize>,
     ) -> datafusion::error::Result<Arc<dyn datafusion::physical_plan::ExecutionPlan>> {
-        Err(datafusion::error::DataFusionError::Internal(format!(
+        Err(DataFusionError::Internal(format!(
             "table {} of a kept plan was not bound to a snapshot",
             self.name
         )))

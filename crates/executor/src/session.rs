@@ -16,7 +16,7 @@ use crate::copy::{CopyFormat, CopyIn, CopyOut};
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::params::{self, ParamValue};
-use crate::plan_cache::{PlanSlot, PlannedQuery};
+use crate::plan_cache::{PlanReaders, PlanRunner, PlanSlot, PlannedQuery};
 use crate::provider::{ScanStats, SnapshotSchema};
 use crate::settings::{self, Settings};
 use crate::stream::RowStream;
@@ -50,7 +50,10 @@ impl Output {
     /// script is finished before the next one runs).
     async fn materialized(self) -> Result<Self> {
         match self {
-            Output::Rows { schema, rows } => Ok(Output::rows(schema, rows.collect().await?)),
+            Output::Rows { schema, rows } => Ok(Output::Rows {
+                schema,
+                rows: rows.into_memory().await?,
+            }),
             other => Ok(other),
         }
     }
@@ -97,6 +100,8 @@ pub struct Session {
     /// query cost. It holds no tables: each statement plans on a copy given
     /// the snapshot it reads (`context_over`), so an idle session pins nothing.
     context: std::sync::OnceLock<QueryContext>,
+    /// Runs kept plans on a copy of `context`'s state, made once.
+    plan_runner: Option<PlanRunner>,
 }
 
 /// The session's DataFusion context (which has no `Debug` of its own).
@@ -174,6 +179,7 @@ impl Session {
             wants_catalog: false,
             catalog: std::sync::OnceLock::new(),
             context: std::sync::OnceLock::new(),
+            plan_runner: None,
         }
     }
 
@@ -403,7 +409,8 @@ impl Session {
             }
             Statement::Standard(_)
                 if params.is_none()
-                    && let Some(planned) = self.current_plan(prepared, &self.view()?).await? =>
+                    && let Some((planned, _)) =
+                        self.current_plan(prepared, &self.view()?).await? =>
             {
                 Ok(Some(Arc::new(planned.plan().schema().as_arrow().clone())))
             }
@@ -485,28 +492,32 @@ impl Session {
         result
     }
 
-    /// A prepared query's plan, valid for `view`: the kept one, or a new one
-    /// when a table it reads has changed its columns since. `None`: the
-    /// statement keeps no plan (see `plan_cache`).
+    /// A prepared query's plan, valid for `view`, with the readers of its
+    /// tables there: the kept plan, or a new one when a table it reads has
+    /// changed its columns since. `None`: the statement keeps no plan (see
+    /// `plan_cache`).
     async fn current_plan(
         &self,
         prepared: &Prepared,
         view: &Snapshot,
-    ) -> Result<Option<Arc<PlannedQuery>>> {
+    ) -> Result<Option<(Arc<PlannedQuery>, PlanReaders)>> {
         let (Some(slot), Some(Statement::Standard(s))) =
             (&prepared.plan, prepared.statement.as_deref())
         else {
             return Ok(None);
         };
         if let Some(planned) = slot.get()
-            && planned.still_valid(view)
+            && let Some(readers) = planned.readers(view)
         {
-            return Ok(Some(planned));
+            return Ok(Some((planned, readers)));
         }
         let (_, plan) = self.plan(s.as_ref().clone(), view, None).await?;
         let planned = PlannedQuery::new(plan).map(Arc::new);
         slot.set(planned.clone());
-        Ok(planned)
+        Ok(planned.and_then(|p| {
+            let readers = p.readers(view)?;
+            Some((p, readers))
+        }))
     }
 
     /// Runs a prepared query from its kept plan; `None` when a value cannot be
@@ -520,14 +531,20 @@ impl Session {
         let Some(plan) = self
             .current_plan(prepared, &view)
             .await?
-            .and_then(|planned| planned.bind(values, &view, &self.scans))
+            .and_then(|(planned, readers)| planned.bind(values, &readers, &self.scans))
         else {
             return Ok(None);
         };
         self.scans.take_log();
-        // The bound plan's scans carry their tables: no catalog is needed.
-        let df = self.base_context().execute_logical_plan(plan).await?;
-        let (schema, rows) = self.stream_dataframe(df).await?;
+        let mut runner = match self.plan_runner.take() {
+            Some(runner) => runner,
+            None => PlanRunner::new(self.base_context()),
+        };
+        let started = runner.start(&plan).await;
+        self.plan_runner = Some(runner);
+        use futures::TryStreamExt;
+        let (schema, batches) = started?;
+        let rows = RowStream::new(batches.map_err(ExecError::from), self.stream_failure_flag());
         Ok(Some(Output::Rows { schema, rows }))
     }
 

@@ -26,6 +26,8 @@ pub struct RowStream {
     /// The session's flag, set on failure (only for streams of a transaction).
     failed: Option<Arc<AtomicBool>>,
     done: bool,
+    /// The command tag's word for the rows (`SELECT n`, `FETCH n`).
+    verb: &'static str,
 }
 
 impl RowStream {
@@ -46,7 +48,19 @@ impl RowStream {
             stop: None,
             failed,
             done: false,
+            verb: "SELECT",
         }
+    }
+
+    /// The rows are a cursor's: their command tag is `FETCH n`.
+    pub(crate) fn fetched(mut self) -> Self {
+        self.verb = "FETCH";
+        self
+    }
+
+    /// The word of the command tag that ends these rows: `SELECT` or `FETCH`.
+    pub fn verb(&self) -> &'static str {
+        self.verb
     }
 
     /// Ends the stream with the error `stop` resolves to, if it resolves first
@@ -54,6 +68,14 @@ impl RowStream {
     pub fn with_stop(mut self, stop: impl Future<Output = ExecError> + Send + 'static) -> Self {
         self.stop = Some(stop.boxed());
         self
+    }
+
+    /// The same rows, read into memory now.
+    pub(crate) async fn into_memory(self) -> Result<RowStream> {
+        let verb = self.verb;
+        let mut rows = RowStream::from_batches(self.collect().await?);
+        rows.verb = verb;
+        Ok(rows)
     }
 
     /// Every batch (tests, and callers that need the whole result).

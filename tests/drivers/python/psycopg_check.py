@@ -85,6 +85,15 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
             assert cur.fetchone() == (0,)
             assert cur.fetchmany(2) == [(1,), (2,)]
             assert list(cur) == [(9,)]
+    # FETCH ends with the command tag PostgreSQL sends: FETCH n.
+    with conn.transaction():
+        conn.execute("DECLARE drv_c CURSOR FOR SELECT v FROM drv_prep ORDER BY ts")
+        cur = conn.execute("FETCH 2 FROM drv_c")
+        assert cur.fetchall() == [(0,), (1,)]
+        assert cur.statusmessage == "FETCH 2", cur.statusmessage
+        cur = conn.execute("FETCH ALL FROM drv_c")
+        assert cur.fetchall() == [(2,), (9,)]
+        assert cur.statusmessage == "FETCH 2", cur.statusmessage
     # SQL PREPARE / EXECUTE through the extended protocol (Describe of EXECUTE
     # answers the prepared query's columns).
     conn.execute("PREPARE drv_q AS SELECT v FROM drv_prep WHERE v > $1 ORDER BY v")

@@ -363,3 +363,19 @@ async fn an_idle_session_and_a_kept_plan_pin_no_snapshot() {
         .expect_err("dropped");
     assert_eq!(err.sqlstate, "42P01", "{err}");
 }
+
+#[tokio::test]
+async fn each_execution_of_a_kept_plan_has_its_own_statement_time() {
+    let (mut s, _dir) = session().await;
+    let clock = s.prepare("SELECT now()").await.expect("prepare");
+    assert!(clock.is_planned_query(), "planned at Parse");
+    let first = prepared_rows(&mut s, &clock, &[]).await;
+    tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    let second = prepared_rows(&mut s, &clock, &[]).await;
+    assert!(first[0][0].is_some(), "{first:?}");
+    // Text of the same format and width: later sorts after.
+    assert!(
+        second > first,
+        "now() is each execution's start: {first:?} then {second:?}"
+    );
+}

@@ -21,14 +21,14 @@ use pgwire::api::results::{
     Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::PortalStore;
+use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyFail};
 use pgwire::messages::extendedquery::{
-    Close, CloseComplete, Describe, Parse, ParseComplete, Sync as PgSync, TARGET_TYPE_BYTE_PORTAL,
-    TARGET_TYPE_BYTE_STATEMENT,
+    Bind, BindComplete, Close, CloseComplete, Describe, Parse, ParseComplete, Sync as PgSync,
+    TARGET_TYPE_BYTE_PORTAL, TARGET_TYPE_BYTE_STATEMENT,
 };
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
@@ -39,8 +39,8 @@ use tokio::sync::Mutex;
 
 use super::Shared;
 use super::results::{
-    Failure, command_tag, copy_in, copy_out_response, fields, rows_response, send_copy_out,
-    send_notice,
+    Failure, command_tag, copy_in, copy_out_response, feed_describe, fields, rows_response,
+    send_copy_out, send_notice,
 };
 use super::types::{decode_param, format_for, param_type};
 use crate::metrics::Outcome;
@@ -550,8 +550,9 @@ impl ExtendedQueryHandler for Extended {
         })
     }
 
-    /// pgwire's Describe, and for a portal the store does not have, the SQL
-    /// cursor of that name (psycopg describes its named cursors so).
+    /// Describe of a statement or portal, and for a portal the store does not
+    /// have, the SQL cursor of that name (psycopg describes its named cursors
+    /// so). The answer is queued until Sync or Flush, like PostgreSQL's.
     async fn on_describe<C>(&self, client: &mut C, message: Describe) -> PgWireResult<()>
     where
         C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
@@ -560,20 +561,83 @@ impl ExtendedQueryHandler for Extended {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let name = message.name.as_deref().unwrap_or(pgwire::api::DEFAULT_NAME);
-        if message.target_type == TARGET_TYPE_BYTE_PORTAL
-            && client.portal_store().get_portal(name).is_none()
-        {
-            let schema = match self.conn.session.lock().await.as_ref() {
-                Some(session) => session.cursor_schema(name),
-                None => None,
-            };
-            if let Some(schema) = schema {
-                let fields = fields(&schema, &Format::UnifiedText).as_ref().clone();
-                let response = DescribePortalResponse::new(fields);
-                return pgwire::api::query::send_describe_response(client, &response).await;
-            }
+        match message.target_type {
+            TARGET_TYPE_BYTE_STATEMENT => match client.portal_store().get_statement(name) {
+                Some(Entry::Value(statement)) => {
+                    let response = self.do_describe_statement(client, &statement).await?;
+                    feed_describe(client, &response).await
+                }
+                Some(Entry::Empty) => {
+                    feed_describe(client, &DescribeStatementResponse::no_data()).await
+                }
+                None => Err(PgWireError::StatementNotFound(name.to_owned())),
+            },
+            TARGET_TYPE_BYTE_PORTAL => match client.portal_store().get_portal(name) {
+                Some(Entry::Value(portal)) => {
+                    let response = self.do_describe_portal(client, &portal).await?;
+                    feed_describe(client, &response).await
+                }
+                Some(Entry::Empty) => {
+                    feed_describe(client, &DescribePortalResponse::no_data()).await
+                }
+                None => {
+                    let schema = match self.conn.session.lock().await.as_ref() {
+                        Some(session) => session.cursor_schema(name),
+                        None => None,
+                    };
+                    let Some(schema) = schema else {
+                        return Err(PgWireError::PortalNotFound(name.to_owned()));
+                    };
+                    let fields = fields(&schema, &Format::UnifiedText).as_ref().clone();
+                    feed_describe(client, &DescribePortalResponse::new(fields)).await
+                }
+            },
+            other => Err(PgWireError::InvalidTargetType(other)),
         }
-        self._on_describe(client, message).await
+    }
+
+    /// pgwire's Bind, with BindComplete queued until Sync or Flush (pgwire
+    /// flushes it at once: a second write, and a second wake-up of the
+    /// client, for every pipelined Bind/Execute/Sync).
+    async fn on_bind<C>(&self, client: &mut C, message: Bind) -> PgWireResult<()>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Prepared>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let statement_name = message
+            .statement_name
+            .as_deref()
+            .unwrap_or(pgwire::api::DEFAULT_NAME);
+        let portal_name = message
+            .portal_name
+            .as_deref()
+            .unwrap_or(pgwire::api::DEFAULT_NAME);
+        match client.portal_store().get_statement(statement_name) {
+            Some(Entry::Value(statement)) => {
+                let portal = Portal::try_new(&message, statement)?;
+                client.portal_store().put_portal(Arc::new(portal));
+            }
+            Some(Entry::Empty) => {
+                if !message.parameters.is_empty() {
+                    return Err(PgWireError::UserError(Box::new(ErrorInfo::new(
+                        "ERROR".to_owned(),
+                        sqlstate::PROTOCOL_VIOLATION.to_owned(),
+                        format!(
+                            "bind message supplies {} parameters, but prepared statement \"{statement_name}\" requires 0",
+                            message.parameters.len()
+                        ),
+                    ))));
+                }
+                client.portal_store().put_empty_portal(portal_name);
+            }
+            None => return Err(PgWireError::StatementNotFound(statement_name.to_owned())),
+        }
+        client
+            .feed(PgWireBackendMessage::BindComplete(BindComplete::new()))
+            .await?;
+        Ok(())
     }
 
     /// pgwire's Parse, and the statement's name noted in the session (SQL
@@ -595,8 +659,9 @@ impl ExtendedQueryHandler for Extended {
         if let Some(session) = self.conn.session(client).await?.as_mut() {
             session.note_protocol_statement(&name);
         }
+        // Queued until Sync or Flush, like every reply to Parse/Bind/Describe.
         client
-            .send(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
+            .feed(PgWireBackendMessage::ParseComplete(ParseComplete::new()))
             .await?;
         Ok(())
     }
@@ -620,7 +685,7 @@ impl ExtendedQueryHandler for Extended {
             _ => {}
         }
         client
-            .send(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
+            .feed(PgWireBackendMessage::CloseComplete(CloseComplete::new()))
             .await?;
         Ok(())
     }

@@ -8,11 +8,11 @@ use std::sync::Arc;
 use futures::sink::{Sink, SinkExt};
 use futures::{StreamExt, stream};
 use pgwire::api::portal::Format;
-use pgwire::api::results::{CopyResponse, FieldInfo, QueryResponse, Tag};
+use pgwire::api::results::{CopyResponse, DescribeResponse, FieldInfo, QueryResponse, Tag};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
-use pgwire::messages::data::DataRow;
+use pgwire::messages::data::{DataRow, NoData, ParameterDescription, RowDescription};
 use tidemark_executor::arrow::datatypes::SchemaRef;
 use tidemark_executor::copy::CopyIn;
 use tidemark_executor::{CopyOut, ExecError, RowStream};
@@ -48,6 +48,7 @@ pub(super) fn rows_response(
     let fields = fields(schema, formats);
     let formats = formats.clone();
     let failure = failure.clone();
+    let verb = rows.verb();
     // One batch's rows are encoded at a time: memory holds a batch or two,
     // whatever the size of the result.
     let data = rows.flat_map(move |batch| {
@@ -60,8 +61,42 @@ pub(super) fn rows_response(
         stream::iter(encoded)
     });
     let mut response = QueryResponse::new(fields, data);
-    response.set_command_tag("SELECT");
+    response.set_command_tag(verb);
     response
+}
+
+/// A Describe's answer (ParameterDescription for a statement, then
+/// RowDescription or NoData), queued: like PostgreSQL, the replies to Parse,
+/// Bind and Describe wait for Sync or Flush, so a pipelined statement costs
+/// the client one read.
+pub(super) async fn feed_describe<C, D>(client: &mut C, response: &D) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    D: DescribeResponse,
+{
+    if let Some(types) = response.parameters() {
+        let oids = types.iter().map(|t| t.oid()).collect();
+        client
+            .feed(PgWireBackendMessage::ParameterDescription(
+                ParameterDescription::new(oids),
+            ))
+            .await?;
+    }
+    if response.is_no_data() {
+        client
+            .feed(PgWireBackendMessage::NoData(NoData::new()))
+            .await?;
+    } else {
+        let fields = response.fields().iter().map(Into::into).collect();
+        client
+            .feed(PgWireBackendMessage::RowDescription(RowDescription::new(
+                fields,
+            )))
+            .await?;
+    }
+    Ok(())
 }
 
 /// The statement error that ended a result stream, told apart from a failure

@@ -1,7 +1,8 @@
-//! Hostile clients on raw sockets: garbage bytes, truncated and oversized messages, a
-//! startup without a user, a client that disconnects mid-query. Each such connection
-//! gets an error or is closed; the server keeps serving everyone else, which every
-//! case checks with a fresh, well-behaved connection.
+//! Clients on raw sockets. Hostile ones: garbage bytes, truncated and oversized
+//! messages, a startup without a user, a client that disconnects mid-query. Each such
+//! connection gets an error or is closed; the server keeps serving everyone else, which
+//! every case checks with a fresh, well-behaved connection. And a pipelining one: the
+//! extended protocol's replies are sent at Sync or Flush, as PostgreSQL sends them.
 
 use std::io::{ErrorKind, Read, Write};
 use std::net::TcpStream;
@@ -247,4 +248,51 @@ fn open_connections(server: &Server) -> u64 {
         .find_map(|l| l.strip_prefix("tidemark_connections "))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(u64::MAX)
+}
+
+#[test]
+fn extended_protocol_replies_wait_for_sync_or_flush() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[("TIDEMARK_AUTH_METHOD", "cleartext")]);
+    let mut s = logged_in(&server);
+    // Parse, Bind, Describe (portal) and Execute of SELECT 42, without Sync.
+    let pipeline = [
+        message(b'P', b"\0SELECT 42\0\0\0"),
+        message(b'B', b"\0\0\0\0\0\0\0\0"),
+        message(b'D', b"P\0"),
+        message(b'E', b"\0\0\0\0\0"),
+    ]
+    .concat();
+    s.write_all(&pipeline).expect("pipeline");
+    // Like PostgreSQL, nothing is sent yet: a pipelined statement costs the
+    // client one read, not one per message.
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    let mut byte = [0u8; 1];
+    match s.peek(&mut byte) {
+        Err(e) if matches!(e.kind(), ErrorKind::WouldBlock | ErrorKind::TimedOut) => {}
+        other => panic!("a reply was sent before Sync or Flush: {other:?}"),
+    }
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    // Flush sends everything queued, in order.
+    s.write_all(&message(b'H', b"")).expect("flush");
+    let tags: Vec<u8> = (0..5)
+        .map(|_| read_message(&mut s).expect("reply").0)
+        .collect();
+    assert_eq!(
+        String::from_utf8_lossy(&tags),
+        "12TDC",
+        "ParseComplete, BindComplete, RowDescription, DataRow, CommandComplete"
+    );
+    // Sync ends the pipeline with ReadyForQuery.
+    s.write_all(&message(b'S', b"")).expect("sync");
+    assert_eq!(read_message(&mut s).expect("ready").0, b'Z');
+    // A whole pipeline with Sync is answered at once.
+    s.write_all(&[pipeline, message(b'S', b"")].concat())
+        .expect("pipeline");
+    let tags: Vec<u8> = (0..6)
+        .map(|_| read_message(&mut s).expect("reply").0)
+        .collect();
+    assert_eq!(String::from_utf8_lossy(&tags), "12TDCZ");
 }
