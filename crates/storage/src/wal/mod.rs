@@ -183,26 +183,8 @@ fn read_segment(
                 expect += 1;
                 pos = next;
             }
-            None if data[pos..].iter().all(|&b| b == 0) => {
-                // The segment's preallocated rest (see `preallocate`): no record
-                // was written there, or none that reached the disk before a
-                // crash (unacknowledged). The newest segment is cut to its
-                // records: it is not written to again.
-                if is_last {
-                    tracing::debug!(
-                        "{}: releasing {} preallocated bytes after the last record",
-                        path.display(),
-                        data.len() - pos
-                    );
-                    fsutil::truncate_to(path, pos as u64)?;
-                }
-                break;
-            }
             None => {
-                // A record starts with its (non-zero) magic: none can start
-                // after the last non-zero byte.
-                let written = data.iter().rposition(|&b| b != 0).map_or(pos, |i| i + 1);
-                let later = (pos + 1..written)
+                let later = (pos + 1..data.len().saturating_sub(RECORD_HEADER))
                     .find(|&p| read_record(&data, p).is_some_and(|(s, _, _)| s >= expect));
                 if !is_last || later.is_some() {
                     return Err(StorageError::corrupted(
@@ -361,26 +343,6 @@ impl std::fmt::Debug for RecordStream {
     }
 }
 
-/// Reserves a new segment's blocks up to `bytes` (the file reads as zeros past
-/// its header). A commit's write then lands in allocated blocks inside the
-/// file's size, so its fdatasync has no size change or block allocation to put
-/// through the filesystem's journal: that halved the fsync's time and CPU on
-/// ext4 here. Readers take an all-zero rest of a segment as no records.
-/// Best effort: where the filesystem cannot preallocate (or is full), records
-/// extend the file as they are written.
-fn preallocate(file: &File, bytes: u64, path: &Path) {
-    use nix::fcntl::{FallocateFlags, fallocate};
-    let Ok(len) = i64::try_from(bytes) else {
-        return;
-    };
-    if let Err(e) = fallocate(file, FallocateFlags::empty(), 0, len) {
-        tracing::debug!(
-            "{}: cannot preallocate the WAL segment ({e}); it grows as records are written",
-            path.display()
-        );
-    }
-}
-
 /// The open segment commits append to.
 #[derive(Debug)]
 pub(crate) struct WalWriter {
@@ -410,7 +372,6 @@ impl WalWriter {
             .open(&path)
             .at(&path)?;
         f.write_all(&segment_header(next_seq)).at(&path)?;
-        preallocate(&f, segment_bytes, &path);
         f.sync_all().map_err(|e| StorageError::sync(&path, e))?;
         fsutil::sync_dir(dir)?;
         Ok(WalWriter {
@@ -494,8 +455,6 @@ impl WalWriter {
     pub(crate) fn abandon(&mut self, r: &RecordWriter) {
         if r.ops_len > 0 {
             let _ = self.file.set_len(r.start);
-            // The cut also released the preallocated rest of the segment.
-            preallocate(&self.file, self.segment_bytes, &self.path);
         }
     }
 
@@ -505,10 +464,8 @@ impl WalWriter {
     }
 
     fn rotate(&mut self, next_seq: u64) -> Result<()> {
-        // The old segment ends at its last record (its preallocated rest is
-        // released), and all of it must be durable before records go elsewhere,
+        // Everything in the old segment must be durable before records go elsewhere,
         // so that syncing the newest segment covers every earlier record.
-        self.file.set_len(self.len).at(&self.path)?;
         self.file
             .sync_data()
             .map_err(|e| StorageError::sync(&self.path, e))?;
@@ -564,70 +521,17 @@ mod tests {
             w.append(s, &[s as u8; 100]).expect("append");
         }
         let path = segment_path(dir.path(), 1);
-        let end = w.len as usize;
         let full = std::fs::read(&path).expect("read");
-        assert!(full.len() > end, "the segment is preallocated");
-        // Torn: the last record lost its end, where the preallocated zeros stayed.
-        let mut torn = full.clone();
-        torn[end - 7..end].fill(0);
-        std::fs::write(&path, &torn).expect("write");
-        let records = read_all(dir.path()).expect("torn tail is cut");
-        assert_eq!(records.len(), 2);
-        // The same in a segment that was not preallocated.
-        std::fs::write(&path, &full[..end - 7]).expect("write");
+        // Torn: the last record lost its end.
+        std::fs::write(&path, &full[..full.len() - 7]).expect("write");
         let records = read_all(dir.path()).expect("torn tail is cut");
         assert_eq!(records.len(), 2);
         // Damage in the middle with a valid record after it.
-        let mut bad = full[..end].to_vec();
+        let mut bad = full.clone();
         bad[SEGMENT_HEADER + RECORD_HEADER + 20] ^= 1;
         std::fs::write(&path, &bad).expect("write");
         let e = read_all(dir.path()).expect_err("mid-log damage");
         assert!(e.to_string().contains("valid records follow"), "{e}");
-    }
-
-    #[test]
-    fn a_segments_preallocated_rest_holds_no_records_after_a_crash_or_a_rotation() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let size = 1u64 << 20;
-        let mut w = WalWriter::create(dir.path(), 1, size, Vec::new()).expect("create");
-        for s in 1..=3 {
-            w.append(s, &[s as u8; 100]).expect("append");
-        }
-        let end = w.len;
-        let first = segment_path(dir.path(), 1);
-        let len = |p: &Path| std::fs::metadata(p).expect("metadata").len();
-        assert_eq!(len(&first), size, "preallocated, commits write inside it");
-        drop(w); // a crash: the segment keeps its preallocated rest
-
-        // The open after it reads the newest segment's records and releases the rest.
-        let seqs =
-            |dir: &Path| -> Vec<u64> { read_all(dir).expect("read").iter().map(|r| r.0).collect() };
-        assert_eq!(seqs(dir.path()), vec![1, 2, 3]);
-        assert_eq!(len(&first), end, "cut to its records");
-
-        // A crash before that release leaves the rest in a segment that is not
-        // the newest once the next open starts one: still no records, no error.
-        std::fs::OpenOptions::new()
-            .write(true)
-            .open(&first)
-            .expect("open")
-            .set_len(size)
-            .expect("extend");
-        let mut w = WalWriter::create(dir.path(), 4, 400, Vec::new()).expect("create");
-        for s in 4..=9 {
-            w.append(s, &[s as u8; 100]).expect("append");
-        }
-        assert!(w.segment_count() > 1, "rotated");
-        for (_, closed) in &w.closed {
-            let data = std::fs::read(closed).expect("read");
-            assert_ne!(
-                data.last(),
-                Some(&0),
-                "a rotated segment ends at its last record"
-            );
-        }
-        drop(w);
-        assert_eq!(seqs(dir.path()), (1..=9).collect::<Vec<_>>());
     }
 
     #[test]

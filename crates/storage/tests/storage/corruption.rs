@@ -25,18 +25,6 @@ fn build(dir: &Path, crash: bool) {
     }
 }
 
-/// Cuts `by` bytes off the end of a WAL segment's last record, and the
-/// preallocated zeros after it: what a crash in the middle of its write leaves.
-fn tear_last_record(path: &Path, by: u64) {
-    let data = std::fs::read(path).expect("read");
-    let written = data.iter().rposition(|&b| b != 0).map_or(0, |i| i + 1) as u64;
-    let f = std::fs::OpenOptions::new()
-        .write(true)
-        .open(path)
-        .expect("open");
-    f.set_len(written.saturating_sub(by)).expect("truncate");
-}
-
 fn flip(path: &Path, at: usize) {
     let mut b = std::fs::read(path).expect("read");
     let at = at.min(b.len() - 1);
@@ -197,7 +185,7 @@ fn wal_torn_tail_is_cut_and_mid_log_damage_refused() {
     // Torn tail: the last record (never durable in the table files) is cut.
     let dir = tempfile::tempdir().expect("tempdir");
     build(dir.path(), true);
-    tear_last_record(&wal_segment(dir.path()), 3);
+    truncate(&wal_segment(dir.path()), 3);
     let db = open(dir.path());
     assert_eq!(
         column_i64(&db, "t", "seq"),
