@@ -50,6 +50,7 @@ pub(crate) struct StorageSection {
     pub(crate) checkpoint_free_space_warn_mb: u64,
     pub(crate) write_buffer_mb: u64,
     pub(crate) apply_interval_ms: u64,
+    pub(crate) mapped_files: usize,
 }
 
 impl Default for StorageSection {
@@ -61,6 +62,7 @@ impl Default for StorageSection {
             checkpoint_free_space_warn_mb: 1024,
             write_buffer_mb: 256,
             apply_interval_ms: 500,
+            mapped_files: 4096,
         }
     }
 }

@@ -200,6 +200,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
             .saturating_mul(1 << 20),
         write_buffer_bytes: config.storage.write_buffer_mb.saturating_mul(1 << 20),
         apply_interval: Duration::from_millis(config.storage.apply_interval_ms),
+        mapped_files: config.storage.mapped_files,
         ..Default::default()
     };
     let root = config.server.root.clone();

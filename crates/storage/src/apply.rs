@@ -185,7 +185,7 @@ impl Inner {
             (*catalog).clone(),
             catalog.seq,
             self.root.db.clone(),
-            &self.verified,
+            &self.mapped,
             self.options.split_min_rows,
         );
         let ids = catalog.buffered_table_ids();

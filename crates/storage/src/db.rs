@@ -31,7 +31,7 @@ use crate::recovery;
 use crate::restore::{self, RestoreReport};
 use crate::root::Root;
 use crate::snapshot::{Pins, Snapshot};
-use crate::table::column::VerifiedFiles;
+use crate::table::files::MappedFiles;
 use crate::transaction::TxView;
 use crate::wal::{RecordStream, WalWriter};
 
@@ -245,7 +245,7 @@ pub(crate) struct Inner {
     pub(crate) buffer_space: Condvar,
     pub(crate) buffered_bytes: AtomicU64,
     pub(crate) pins: Arc<Pins>,
-    pub(crate) verified: Arc<VerifiedFiles>,
+    pub(crate) mapped: Arc<MappedFiles>,
     pub(crate) stop: Mutex<bool>,
     pub(crate) wake: Condvar,
     pub(crate) closed: AtomicBool,
@@ -279,10 +279,10 @@ impl Database {
             Some(c) => c.referenced_paths(&root.db, &cut_path(&root.path))?,
             None => Default::default(),
         };
-        let verified = Arc::new(VerifiedFiles::default());
+        let mapped = Arc::new(MappedFiles::new(options.mapped_files));
         // Earlier versions kept transactions' previews here; none survives a restart.
         fsutil::remove_path(&root.path.join("preview"))?;
-        let rec = recovery::recover(&root, &verified, &options, &protected)?;
+        let rec = recovery::recover(&root, &mapped, &options, &protected)?;
         let next_seq = rec.catalog.seq + 1;
         let new_segment = crate::wal::segment_path(&root.wal, next_seq);
         let closed: Vec<_> = rec
@@ -331,7 +331,7 @@ impl Database {
             apply_wake: Condvar::new(),
             buffer_space: Condvar::new(),
             pins: Arc::new(Pins::default()),
-            verified,
+            mapped,
             stop: Mutex::new(false),
             wake: Condvar::new(),
             closed: AtomicBool::new(false),
@@ -545,7 +545,7 @@ impl Database {
     /// A consistent view of all tables as of the newest visible commit.
     pub fn snapshot(&self) -> Snapshot {
         let (catalog, pin) = self.inner.pin_published();
-        Snapshot::new(catalog, self.inner.verified.clone(), pin)
+        Snapshot::new(catalog, self.inner.mapped.clone(), pin)
     }
 
     /// Moves every buffered row into the column files now (the apply thread
@@ -818,7 +818,7 @@ impl Inner {
             (*w.catalog).clone(),
             seq,
             self.root.db.clone(),
-            &self.verified,
+            &self.mapped,
             self.options.split_min_rows,
         );
         st.frozen = w.frozen;
@@ -851,7 +851,7 @@ impl Inner {
     pub(crate) fn abort(&self, st: Staging<'_>) {
         let created = st.abort_keeping_files();
         for p in created.iter().rev() {
-            self.verified.forget_under(p);
+            self.mapped.forget_under(p);
             if let Err(e) = fsutil::remove_path(p) {
                 tracing::warn!("could not remove {}: {e}", p.display());
             }

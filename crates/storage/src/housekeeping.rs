@@ -224,7 +224,7 @@ impl Inner {
             // Forget before deleting: once the name is free a commit may create a
             // new file at the same path, and a checksum remembered for the old
             // file would then be extended over the new one (a false mismatch).
-            self.verified.forget_under(&p);
+            self.mapped.forget_under(&p);
             match fsutil::remove_path(&p) {
                 Ok(()) => {
                     removed += 1;

@@ -62,6 +62,7 @@ pub use ops::{ColumnDef, PartitionSelector, Request, TableDef};
 pub use options::{CommitMode, StorageOptions};
 pub use restore::{RESTORE_TRIGGER, RestoreReport};
 pub use snapshot::{PartInfo, PartitionInfo, Piece, RowSource, ScanPlan, Snapshot, TableReader};
-pub use table::column::{ColumnChunk, Mapped};
+pub use table::column::ColumnChunk;
+pub use table::files::Mapped;
 pub use table::meta::{ColumnMeta, TableMeta};
 pub use types::{ColumnType, PartitionBy};

@@ -62,6 +62,9 @@ pub struct StorageOptions {
     pub apply_interval: Duration,
     /// Run the apply thread (tests turn it off to drive it by hand).
     pub background_apply: bool,
+    /// The most column file mappings kept between queries (each is one entry in
+    /// the process's memory map; 0 keeps none: every query maps its files).
+    pub mapped_files: usize,
 }
 
 impl Default for StorageOptions {
@@ -77,6 +80,7 @@ impl Default for StorageOptions {
             write_buffer_bytes: 256 << 20,
             apply_interval: Duration::from_millis(500),
             background_apply: true,
+            mapped_files: 4096,
         }
     }
 }

@@ -26,7 +26,8 @@ use crate::ops::{Staging, files, memory};
 use crate::options::StorageOptions;
 use crate::registry::{Registry, RegistryEntry};
 use crate::root::{REGISTRY_FILE, Root};
-use crate::table::column::{self, VerifiedFiles};
+use crate::table::column;
+use crate::table::files::MappedFiles;
 use crate::table::meta::TableMeta;
 use crate::table::symbol::SymbolDict;
 use crate::table::txn::TxnState;
@@ -74,7 +75,7 @@ fn remove_unreferenced(
 /// `protected`: paths the checkpoint in progress refers to (empty without one).
 pub(crate) fn recover(
     root: &Root,
-    verified: &VerifiedFiles,
+    mapped: &MappedFiles,
     options: &StorageOptions,
     protected: &HashSet<PathBuf>,
 ) -> Result<Recovered> {
@@ -142,7 +143,7 @@ pub(crate) fn recover(
         catalog,
         durable_seq,
         root.db.clone(),
-        verified,
+        mapped,
         options.split_min_rows,
     );
     let mut buffered_bytes = 0u64;

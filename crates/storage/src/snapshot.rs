@@ -20,7 +20,8 @@ use crate::error::{Result, StorageError};
 use crate::merge::merge_order;
 use crate::ops::null_column;
 use crate::table::TableState;
-use crate::table::column::{ColumnChunk, VerifiedFiles};
+use crate::table::column::ColumnChunk;
+use crate::table::files::MappedFiles;
 use crate::table::meta::{ColumnMeta, TableMeta};
 use crate::table::txn::PartitionMeta;
 use crate::types::{ColumnType, PartitionBy};
@@ -68,15 +69,15 @@ impl Drop for Pin {
 #[derive(Debug, Clone)]
 pub struct Snapshot {
     catalog: Arc<Catalog>,
-    verified: Arc<VerifiedFiles>,
+    mapped: Arc<MappedFiles>,
     pin: Arc<Pin>,
 }
 
 impl Snapshot {
-    pub(crate) fn new(catalog: Arc<Catalog>, verified: Arc<VerifiedFiles>, pin: Arc<Pin>) -> Self {
+    pub(crate) fn new(catalog: Arc<Catalog>, mapped: Arc<MappedFiles>, pin: Arc<Pin>) -> Self {
         Snapshot {
             catalog,
-            verified,
+            mapped,
             pin,
         }
     }
@@ -89,7 +90,7 @@ impl Snapshot {
                 .flat_map(|(start, runs)| runs.iter().map(move |r| (start, r.clone())))
                 .collect(),
             state: t.clone(),
-            verified: self.verified.clone(),
+            mapped: self.mapped.clone(),
             _pin: self.pin.clone(),
         }
     }
@@ -194,7 +195,7 @@ pub struct TableReader {
     state: Arc<TableState>,
     /// The buffered runs with their partition starts, in partition order.
     runs: Vec<(i64, Arc<Run>)>,
-    verified: Arc<VerifiedFiles>,
+    mapped: Arc<MappedFiles>,
     _pin: Arc<Pin>,
 }
 
@@ -347,7 +348,7 @@ impl TableReader {
     pub fn column_chunk(&self, part: usize, column: &str) -> Result<ColumnChunk> {
         let p = self.part(part)?;
         self.state
-            .column_chunk(p, self.column_meta(column)?, &self.verified)
+            .column_chunk(p, self.column_meta(column)?, &self.mapped)
     }
 
     /// Rows `rows` of a column of one part, decoded. SYMBOL values come back as text.
@@ -451,8 +452,8 @@ impl TableReader {
         if self.state.meta.timestamp_index().is_none() {
             return Ok(0..p.rows as usize);
         }
-        let a = self.state.rows_before(p, from, &self.verified)? as usize;
-        let b = (self.state.rows_before(p, to, &self.verified)? as usize).max(a);
+        let a = self.state.rows_before(p, from, &self.mapped)? as usize;
+        let b = (self.state.rows_before(p, to, &self.mapped)? as usize).max(a);
         Ok(a..b)
     }
 
@@ -566,7 +567,7 @@ impl TableReader {
         for (i, rows) in parts {
             let p = self.part(*i)?;
             let before = match cut.checked_add(1) {
-                Some(bound) => self.state.rows_before(p, bound, &self.verified)? as usize,
+                Some(bound) => self.state.rows_before(p, bound, &self.mapped)? as usize,
                 None => p.rows as usize,
             };
             let split = before.clamp(rows.start, rows.end);

@@ -80,13 +80,13 @@ impl Database {
             )?;
             return Ok(Snapshot::new(
                 Arc::new(staged),
-                self.inner.verified.clone(),
+                self.inner.mapped.clone(),
                 pin,
             ));
         }
         Ok(Snapshot::new(
             view.catalog.clone(),
-            self.inner.verified.clone(),
+            self.inner.mapped.clone(),
             view.pin.clone(),
         ))
     }
@@ -97,7 +97,7 @@ impl Database {
             (*view.catalog).clone(),
             view.catalog.seq + 1,
             self.inner.root.db.clone(),
-            &self.inner.verified,
+            &self.inner.mapped,
             self.inner.options.split_min_rows,
         );
         st.private = true;

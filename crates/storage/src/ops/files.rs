@@ -316,7 +316,7 @@ pub(crate) fn write_run<C: Borrow<Column>>(
         .ok_or_else(|| StorageError::InvalidState("merge without a timestamp".into()))?;
     // Rows of the head part up to (and including) the oldest new timestamp stay first.
     let k = match rmin.checked_add(1) {
-        Some(bound) => t.rows_before(head, bound, st.verified)?,
+        Some(bound) => t.rows_before(head, bound, st.mapped)?,
         None => head.rows,
     };
     let run_rows = run.first().map_or(0, |c| c.borrow().len()) as u64;
@@ -342,14 +342,14 @@ pub(crate) fn write_run<C: Borrow<Column>>(
     }
     let mut merged: Vec<Column> = Vec::new();
     for p in &parts[i..j] {
-        append_columns(&mut merged, t.read_partition_raw(p, st.verified)?)?;
+        append_columns(&mut merged, t.read_partition_raw(p, st.mapped)?)?;
     }
     append_columns(
         &mut merged,
-        t.read_rows_raw(head, from..head.rows as usize, st.verified)?,
+        t.read_rows_raw(head, from..head.rows as usize, st.mapped)?,
     )?;
     for p in &parts[j + 1..=l] {
-        append_columns(&mut merged, t.read_partition_raw(p, st.verified)?)?;
+        append_columns(&mut merged, t.read_partition_raw(p, st.mapped)?)?;
     }
     append_columns(
         &mut merged,
@@ -363,7 +363,7 @@ pub(crate) fn write_run<C: Borrow<Column>>(
         retire_part(st, t, p)?;
     }
     if keep_prefix {
-        let head_max = t.read_rows_raw(head, k as usize - 1..k as usize, st.verified)?;
+        let head_max = t.read_rows_raw(head, k as usize - 1..k as usize, st.mapped)?;
         replacement.push(prefix_view(st, t, head, k, timestamps(&head_max, tsi)?[0])?);
     } else {
         retire_part(st, t, head)?;
@@ -429,14 +429,7 @@ fn prefix_view(
         let ext = p.extent(c.id).copied().ok_or_else(|| {
             StorageError::InvalidState(format!("partition has no extent for column \"{}\"", c.name))
         })?;
-        columns.push(column::prefix_extent(
-            &dir,
-            c,
-            &ext,
-            p.rows,
-            k,
-            st.verified,
-        )?);
+        columns.push(column::prefix_extent(&dir, c, &ext, p.rows, k, st.mapped)?);
     }
     Ok(PartitionMeta {
         rows: k,

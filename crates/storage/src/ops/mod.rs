@@ -22,7 +22,7 @@ use crate::batch::Column;
 use crate::catalog::Catalog;
 use crate::error::{Result, StorageError};
 use crate::table::TableState;
-use crate::table::column::VerifiedFiles;
+use crate::table::files::MappedFiles;
 use crate::table::meta::{ColumnMeta, TableMeta};
 use crate::table::symbol::SymbolDict;
 
@@ -120,7 +120,7 @@ pub(crate) struct Staging<'a> {
     pub(crate) catalog: Catalog,
     pub(crate) seq: u64,
     pub(crate) db_dir: PathBuf,
-    pub(crate) verified: &'a VerifiedFiles,
+    pub(crate) mapped: &'a MappedFiles,
     /// Files and directories written, to fsync at the next flush.
     pub(crate) dirty: Vec<PathBuf>,
     /// Paths this commit created, removed if it fails.
@@ -144,14 +144,14 @@ impl<'a> Staging<'a> {
         catalog: Catalog,
         seq: u64,
         db_dir: PathBuf,
-        verified: &'a VerifiedFiles,
+        mapped: &'a MappedFiles,
         split_min_rows: u64,
     ) -> Self {
         Staging {
             catalog,
             seq,
             db_dir,
-            verified,
+            mapped,
             dirty: Vec::new(),
             created: Vec::new(),
             garbage: Vec::new(),
@@ -176,7 +176,7 @@ impl<'a> Staging<'a> {
     /// Removes a path this commit is about to write again, and forgets its
     /// checksum cache entry (the new file at that path has other bytes).
     fn remove_now(&self, path: &std::path::Path) -> Result<()> {
-        self.verified.forget_under(path);
+        self.mapped.forget_under(path);
         crate::fsutil::remove_path(path)
     }
 

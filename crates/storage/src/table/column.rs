@@ -12,18 +12,13 @@
 //! Appends only ever write past the committed length, and every file's committed
 //! bytes are covered by a CRC-32C kept in `_txn`, checked on first read.
 
-use std::collections::BTreeMap;
-use std::fs::File;
 use std::ops::Range;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-
-use memmap2::Mmap;
-use parking_lot::Mutex;
 
 use crate::batch::{Column, Values, VarData};
-use crate::error::{IoContext, Result, StorageError};
+use crate::error::{Result, StorageError};
 use crate::fsutil;
+use crate::table::files::{Mapped, MappedFiles};
 use crate::table::meta::ColumnMeta;
 use crate::table::txn::ColumnExtent;
 use crate::types::ColumnType;
@@ -112,9 +107,9 @@ pub(crate) fn prefix_extent(
     ext: &ColumnExtent,
     rows: u64,
     k: u64,
-    verified: &VerifiedFiles,
+    mapped: &MappedFiles,
 ) -> Result<ColumnExtent> {
-    let chunk = ColumnChunk::open(part_dir, col, ext, rows, verified)?;
+    let chunk = ColumnChunk::open(part_dir, col, ext, rows, mapped)?;
     let top = ext.top.min(k);
     let stored = (k - top) as usize;
     let data = chunk.data.as_slice();
@@ -216,121 +211,6 @@ fn encode(col: &ColumnMeta, column: &Column, var_base: u64) -> Result<(Vec<u8>, 
     Ok((data, aux))
 }
 
-/// A read-only, zero-copy view of the committed bytes of a file.
-#[derive(Clone, Default)]
-pub struct Mapped {
-    map: Option<Arc<Mmap>>,
-    len: usize,
-}
-
-impl std::fmt::Debug for Mapped {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        write!(f, "Mapped({} bytes)", self.len)
-    }
-}
-
-impl Mapped {
-    pub fn as_slice(&self) -> &[u8] {
-        match &self.map {
-            Some(m) => &m[..self.len],
-            None => &[],
-        }
-    }
-    /// The mapping itself, for handing to Arrow as a zero-copy buffer owner.
-    pub fn mmap(&self) -> Option<&Arc<Mmap>> {
-        self.map.as_ref()
-    }
-    pub fn len(&self) -> usize {
-        self.len
-    }
-    pub fn is_empty(&self) -> bool {
-        self.len == 0
-    }
-}
-
-/// Remembers which file prefixes have been checked against their CRC, so a
-/// file's bytes are checksummed once per process, and appends only extend the check.
-#[derive(Debug, Default)]
-pub(crate) struct VerifiedFiles {
-    /// Ordered by path, so the files under one directory are one contiguous range.
-    inner: Mutex<BTreeMap<PathBuf, (usize, u32)>>,
-}
-
-impl VerifiedFiles {
-    /// Forgets files under `prefix` (called when housekeeping deletes them, so a
-    /// later file at the same path is checked afresh).
-    pub(crate) fn forget_under(&self, prefix: &Path) {
-        // A range, not a scan: housekeeping forgets a directory per retired part, and
-        // scanning every verified file each time made commits with late rows slow.
-        let mut files = self.inner.lock();
-        let under: Vec<PathBuf> = files
-            .range(prefix.to_path_buf()..)
-            .map(|(p, _)| p)
-            .take_while(|p| p.starts_with(prefix))
-            .cloned()
-            .collect();
-        for p in under {
-            files.remove(&p);
-        }
-    }
-
-    fn verify(&self, path: &Path, bytes: &[u8], expected: u32) -> Result<()> {
-        let len = bytes.len();
-        let known = self.inner.lock().get(path).copied();
-        let crc = match known {
-            Some((l, c)) if l == len => c,
-            Some((l, c)) if l < len => crc32c::crc32c_append(c, &bytes[l..]),
-            _ => crc32c::crc32c(bytes),
-        };
-        if crc != expected {
-            return Err(StorageError::corrupted(
-                path,
-                format!(
-                    "checksum mismatch over the first {len} bytes: stored {expected:08x}, computed {crc:08x}"
-                ),
-            ));
-        }
-        let mut g = self.inner.lock();
-        match g.get(path) {
-            Some((l, _)) if *l > len => {}
-            _ => {
-                g.insert(path.to_path_buf(), (len, crc));
-            }
-        }
-        Ok(())
-    }
-}
-
-/// Maps the first `len` bytes of `path` and checks them against `crc`.
-pub(crate) fn map_verified(
-    path: &Path,
-    len: u64,
-    crc: u32,
-    verified: &VerifiedFiles,
-) -> Result<Mapped> {
-    if len == 0 {
-        return Ok(Mapped::default());
-    }
-    let file = File::open(path).at(path)?;
-    let actual = file.metadata().at(path)?.len();
-    if actual < len {
-        return Err(StorageError::corrupted(
-            path,
-            format!("file is truncated: {actual} bytes, the committed state needs {len}"),
-        ));
-    }
-    // SAFETY: Tidemark never modifies a file below its committed length while a
-    // snapshot can see it (invariant 1 of docs/architecture.md), and holds an
-    // exclusive lock on the root, so the mapped prefix stays valid and unchanged.
-    let map = unsafe { Mmap::map(&file) }.at(path)?;
-    let len = len as usize;
-    verified.verify(path, &map[..len], crc)?;
-    Ok(Mapped {
-        map: Some(Arc::new(map)),
-        len,
-    })
-}
-
 /// One column of one partition, as committed: zero-copy views of its files.
 #[derive(Debug, Clone)]
 pub struct ColumnChunk {
@@ -351,13 +231,13 @@ impl ColumnChunk {
         col: &ColumnMeta,
         ext: &ColumnExtent,
         rows: u64,
-        verified: &VerifiedFiles,
+        mapped: &MappedFiles,
     ) -> Result<ColumnChunk> {
         let stored = rows - ext.top;
         let (data_len, aux_len) = committed_lengths(col, ext, stored);
-        let data = map_verified(&data_path(part_dir, col), data_len, ext.data_crc, verified)?;
+        let data = mapped.map(&data_path(part_dir, col), data_len, ext.data_crc)?;
         let aux = match aux_path(part_dir, col) {
-            Some(p) => Some(map_verified(&p, aux_len, ext.aux_crc, verified)?),
+            Some(p) => Some(mapped.map(&p, aux_len, ext.aux_crc)?),
             None => None,
         };
         Ok(ColumnChunk {
@@ -494,30 +374,6 @@ mod tests {
     }
 
     #[test]
-    fn forgetting_a_directory_keeps_its_siblings() {
-        let verified = VerifiedFiles::default();
-        for p in [
-            "t/2026-11-21/a.d",
-            "t/2026-11-21/b.d",
-            "t/2026-11-21.5/a.d",
-            "t/2026-11-22/a.d",
-        ] {
-            verified
-                .verify(Path::new(p), b"x", crc32c::crc32c(b"x"))
-                .expect("crc matches");
-        }
-        verified.forget_under(Path::new("t/2026-11-21"));
-        let left: Vec<PathBuf> = verified.inner.lock().keys().cloned().collect();
-        assert_eq!(
-            left,
-            [
-                PathBuf::from("t/2026-11-21.5/a.d"),
-                PathBuf::from("t/2026-11-22/a.d")
-            ]
-        );
-    }
-
-    #[test]
     fn every_type_roundtrips_with_nulls_across_two_appends() {
         let dir = tempfile::tempdir().expect("tempdir");
         let cases: Vec<Values> = vec![
@@ -534,7 +390,7 @@ mod tests {
             Values::Binary(VarData::from_slices([&[0u8, 255][..], b"", b"x"])),
         ];
         for v in cases {
-            let verified = VerifiedFiles::default();
+            let mapped = MappedFiles::default();
             let t = v.column_type();
             let m = meta(t);
             let mut ext = ColumnExtent::empty(1, 0);
@@ -542,7 +398,7 @@ mod tests {
             let mut dirty = Vec::new();
             append(dir.path(), &m, &mut ext, 0, &c, &mut dirty).expect("append 1");
             append(dir.path(), &m, &mut ext, 3, &c, &mut dirty).expect("append 2");
-            let chunk = ColumnChunk::open(dir.path(), &m, &ext, 6, &verified).expect("open");
+            let chunk = ColumnChunk::open(dir.path(), &m, &ext, 6, &mapped).expect("open");
             let back = chunk.decode_raw(2..6, dir.path()).expect("decode");
             assert_eq!(back.len(), 4);
             let nulls: Vec<bool> = (0..4).map(|i| back.is_null(i)).collect();
@@ -576,7 +432,7 @@ mod tests {
         append(dir.path(), &m, &mut ext, 5, &plain, &mut dirty).expect("append");
         assert_eq!(ext.null_len, 5, "rows after the last NULL are not covered");
         let chunk =
-            ColumnChunk::open(dir.path(), &m, &ext, 8, &VerifiedFiles::default()).expect("open");
+            ColumnChunk::open(dir.path(), &m, &ext, 8, &MappedFiles::default()).expect("open");
         let back = chunk.decode_raw(0..8, dir.path()).expect("decode");
         let nulls: Vec<bool> = (0..8).map(|i| back.is_null(i)).collect();
         assert_eq!(
@@ -596,8 +452,8 @@ mod tests {
         let mut b = std::fs::read(&p).expect("read");
         b[3] ^= 1;
         std::fs::write(&p, b).expect("write");
-        let e = ColumnChunk::open(dir.path(), &m, &ext, 2, &VerifiedFiles::default())
-            .expect_err("flip");
+        let e =
+            ColumnChunk::open(dir.path(), &m, &ext, 2, &MappedFiles::default()).expect_err("flip");
         assert!(
             e.to_string().contains("c~1.d") && e.to_string().contains("checksum"),
             "{e}"
@@ -607,8 +463,8 @@ mod tests {
             .open(&p)
             .and_then(|f| f.set_len(8))
             .expect("truncate");
-        let e = ColumnChunk::open(dir.path(), &m, &ext, 2, &VerifiedFiles::default())
-            .expect_err("short");
+        let e =
+            ColumnChunk::open(dir.path(), &m, &ext, 2, &MappedFiles::default()).expect_err("short");
         assert!(e.to_string().contains("truncated"), "{e}");
     }
 }

@@ -1,6 +1,7 @@
 //! One table's in-memory committed state and its directory.
 
 pub(crate) mod column;
+pub(crate) mod files;
 pub(crate) mod meta;
 pub(crate) mod symbol;
 pub(crate) mod txn;
@@ -12,7 +13,8 @@ use std::sync::Arc;
 use crate::batch::Column;
 use crate::buffer::TableBuffer;
 use crate::error::Result;
-use crate::table::column::{ColumnChunk, VerifiedFiles};
+use crate::table::column::ColumnChunk;
+use crate::table::files::MappedFiles;
 use meta::TableMeta;
 use symbol::SymbolDict;
 use txn::{PartitionMeta, TxnState};
@@ -148,13 +150,13 @@ impl TableState {
         &self,
         p: &PartitionMeta,
         c: &meta::ColumnMeta,
-        verified: &VerifiedFiles,
+        mapped: &MappedFiles,
     ) -> Result<ColumnChunk> {
         let ext = p
             .extent(c.id)
             .copied()
             .unwrap_or(txn::ColumnExtent::empty(c.id, p.rows));
-        ColumnChunk::open(&self.partition_dir(p), c, &ext, p.rows, verified)
+        ColumnChunk::open(&self.partition_dir(p), c, &ext, p.rows, mapped)
     }
 
     /// The number of leading rows of part `p` whose designated timestamp is below
@@ -164,12 +166,12 @@ impl TableState {
         &self,
         p: &PartitionMeta,
         bound: i64,
-        verified: &VerifiedFiles,
+        mapped: &MappedFiles,
     ) -> Result<u64> {
         let Some(i) = self.meta.timestamp_index() else {
             return Ok(p.rows);
         };
-        let chunk = self.column_chunk(p, &self.meta.columns[i], verified)?;
+        let chunk = self.column_chunk(p, &self.meta.columns[i], mapped)?;
         if chunk.top != 0 {
             return Err(crate::error::StorageError::InvalidState(format!(
                 "designated timestamp of table \"{}\" is missing rows in {}",
@@ -203,9 +205,9 @@ impl TableState {
     pub(crate) fn read_partition_raw(
         &self,
         p: &PartitionMeta,
-        verified: &VerifiedFiles,
+        mapped: &MappedFiles,
     ) -> Result<Vec<Column>> {
-        self.read_rows_raw(p, 0..p.rows as usize, verified)
+        self.read_rows_raw(p, 0..p.rows as usize, mapped)
     }
 
     /// Rows `rows` of every column of part `p`, decoded (symbols as keys).
@@ -213,14 +215,14 @@ impl TableState {
         &self,
         p: &PartitionMeta,
         rows: std::ops::Range<usize>,
-        verified: &VerifiedFiles,
+        mapped: &MappedFiles,
     ) -> Result<Vec<Column>> {
         let dir = self.partition_dir(p);
         self.meta
             .columns
             .iter()
             .map(|c| {
-                self.column_chunk(p, c, verified)?
+                self.column_chunk(p, c, mapped)?
                     .decode_raw(rows.clone(), &dir)
             })
             .collect()
