@@ -18,7 +18,7 @@ use std::collections::HashSet;
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_empty_array};
 use datafusion::arrow::compute::concat;
-use datafusion::arrow::datatypes::Int32Type;
+use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::LatestOn;
@@ -31,11 +31,55 @@ use crate::error::{ExecError, Result, sqlstate};
 use crate::rewrite::{parse_query, quote_ident};
 use crate::session::{Output, Session};
 
+/// A LATEST ON query rewritten over its table: without a WHERE clause it reads
+/// `NEWEST_ROWS`, the newest row of every combination of the `newest_per` key
+/// columns; with one, a window keeps each key's last row among those it keeps.
+struct Rewritten {
+    query: Box<ast::Query>,
+    reader: TableReader,
+    newest_per: Option<Vec<usize>>,
+}
+
 pub(crate) async fn run(
     session: &Session,
-    mut query: Box<ast::Query>,
+    query: Box<ast::Query>,
     latest: LatestOn,
 ) -> Result<Output> {
+    let Rewritten {
+        query,
+        reader,
+        newest_per,
+    } = rewrite(session, query, latest)?;
+    let Some(keys) = newest_per else {
+        let (schema, rows) = session.stream_query(ast::Statement::Query(query)).await?;
+        return Ok(Output::Rows { schema, rows });
+    };
+    let rows = newest_per_key(&reader, &keys)?;
+    let (schema, batches) = session
+        .run_query_over(ast::Statement::Query(query), Some((NEWEST_ROWS, rows)))
+        .await?;
+    Ok(Output::rows(schema, batches))
+}
+
+/// The columns a LATEST ON query returns, planned without reading a row.
+pub(crate) async fn describe(
+    session: &Session,
+    query: Box<ast::Query>,
+    latest: LatestOn,
+) -> Result<SchemaRef> {
+    let Rewritten {
+        query,
+        reader,
+        newest_per,
+    } = rewrite(session, query, latest)?;
+    let newest = newest_per.map(|_| (NEWEST_ROWS, crate::provider::table_schema(&reader)));
+    session
+        .schema_over(ast::Statement::Query(query), newest)
+        .await
+}
+
+/// Rewrites the query over its table (see the module doc).
+fn rewrite(session: &Session, mut query: Box<ast::Query>, latest: LatestOn) -> Result<Rewritten> {
     let unsupported = |what: &str| {
         ExecError::new(
             sqlstate::FEATURE_NOT_SUPPORTED,
@@ -87,7 +131,6 @@ pub(crate) async fn run(
             .iter()
             .filter_map(|k| meta.column_index(k))
             .collect();
-        let rows = newest_per_key(&reader, &key_columns)?;
         *relation = ast::TableFactor::Table {
             name: ast::ObjectName::from(vec![ast::Ident::with_quote('"', NEWEST_ROWS)]),
             alias: Some(ast::TableAlias {
@@ -105,10 +148,11 @@ pub(crate) async fn run(
             sample: None,
             index_hints: Vec::new(),
         };
-        let (schema, batches) = session
-            .run_query_over(ast::Statement::Query(query), Some((NEWEST_ROWS, rows)))
-            .await?;
-        return Ok(Output::rows(schema, batches));
+        return Ok(Rewritten {
+            query,
+            reader,
+            newest_per: Some(key_columns),
+        });
     }
     let condition = select
         .selection
@@ -135,8 +179,11 @@ pub(crate) async fn run(
         }),
         sample: None,
     };
-    let (schema, rows) = session.stream_query(ast::Statement::Query(query)).await?;
-    Ok(Output::Rows { schema, rows })
+    Ok(Rewritten {
+        query,
+        reader,
+        newest_per: None,
+    })
 }
 
 /// The name under which the statement sees the rows `newest_per_key` found.

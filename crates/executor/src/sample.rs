@@ -18,7 +18,7 @@ use std::ops::ControlFlow;
 
 use datafusion::arrow::array::{Array, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::{Align, SampleBy, SampleUnit};
 
@@ -133,11 +133,94 @@ fn rewrite_first_last(e: &mut ast::Expr, ts: &str) -> Result<()> {
     failure.map_or(Ok(()), Err)
 }
 
+/// Whether the rewrite is for running the query or only for describing its columns.
+/// A description reads no rows: the values only data can give (the first
+/// observation, the FILL range) take placeholders that do not change the columns.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Purpose {
+    Run,
+    Describe,
+}
+
+/// A SAMPLE BY query as a grouped query, and the gaps to fill in its result.
+struct Grouped {
+    query: Box<ast::Query>,
+    fill: Option<FillGaps>,
+}
+
+/// FILL: the grouped query runs without its ORDER BY and LIMIT; the gaps are
+/// filled, and then the rows are ordered and limited.
+struct FillGaps {
+    ts_col: usize,
+    key_cols: Vec<usize>,
+    per_aggregate: Vec<(usize, Fill)>,
+    step: Step,
+    range: (Option<i64>, Option<i64>),
+    user_order: Option<ast::OrderBy>,
+    user_limit: Option<ast::LimitClause>,
+}
+
 pub(crate) async fn run(
+    session: &Session,
+    query: Box<ast::Query>,
+    sample: SampleBy,
+) -> Result<Output> {
+    let Grouped { query, fill: gaps } = group(session, query, sample, Purpose::Run).await?;
+    let Some(gaps) = gaps else {
+        let (schema, rows) = session.stream_query(ast::Statement::Query(query)).await?;
+        return Ok(Output::Rows { schema, rows });
+    };
+    let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
+    let filled = fill(
+        &schema,
+        &batches,
+        gaps.ts_col,
+        &gaps.key_cols,
+        &gaps.per_aggregate,
+        gaps.step,
+        gaps.range,
+    )?;
+    let mut outer = parse_query("SELECT * FROM \"__tidemark_fill\"")?;
+    outer.order_by = match gaps.user_order {
+        Some(o) => Some(o),
+        None => {
+            parse_query(&format!(
+                "SELECT 1 ORDER BY {}",
+                quote_ident(schema.field(gaps.ts_col).name())
+            ))?
+            .order_by
+        }
+    };
+    outer.limit_clause = gaps.user_limit;
+    let (schema, batches) = session
+        .run_query_over(
+            ast::Statement::Query(outer),
+            Some(("__tidemark_fill", filled)),
+        )
+        .await?;
+    Ok(Output::rows(schema, batches))
+}
+
+/// The columns a SAMPLE BY query returns, planned without reading a row (filling
+/// gaps keeps the grouped query's columns).
+pub(crate) async fn describe(
+    session: &Session,
+    query: Box<ast::Query>,
+    sample: SampleBy,
+) -> Result<SchemaRef> {
+    let grouped = group(session, query, sample, Purpose::Describe).await?;
+    session
+        .schema_over(ast::Statement::Query(grouped.query), None)
+        .await
+}
+
+/// Rewrites a SAMPLE BY query as a GROUP BY on the time bucket (see the module doc).
+async fn group(
     session: &Session,
     mut query: Box<ast::Query>,
     sample: SampleBy,
-) -> Result<Output> {
+    purpose: Purpose,
+) -> Result<Grouped> {
     let fills: Vec<Fill> = if sample.fill.iter().all(|f| f == "NONE") {
         Vec::new()
     } else {
@@ -215,6 +298,7 @@ pub(crate) async fn run(
         });
     }
     let origin = match sample.align {
+        Align::FirstObservation if purpose == Purpose::Describe => 0,
         Align::FirstObservation => {
             let condition = select
                 .selection
@@ -297,10 +381,8 @@ pub(crate) async fn run(
         if query.order_by.is_none() {
             query.order_by = parse_query(&format!("SELECT 1 ORDER BY {bucket_sql}"))?.order_by;
         }
-        let (schema, rows) = session.stream_query(ast::Statement::Query(query)).await?;
-        return Ok(Output::Rows { schema, rows });
+        return Ok(Grouped { query, fill: None });
     }
-    // FILL: group without ORDER BY/LIMIT, fill the gaps, then order and limit.
     if let Some(tz) = &time_zone {
         return Err(unsupported(&format!("FILL with TIME ZONE '{tz}'")));
     }
@@ -323,8 +405,8 @@ pub(crate) async fn run(
             ));
         }
     };
-    let range = match (&sample.from, &sample.to) {
-        (Some(from), Some(to)) => (
+    let range = match (&sample.from, &sample.to, purpose) {
+        (Some(from), Some(to), Purpose::Run) => (
             first_timestamp(
                 session,
                 &format!("SELECT {}", bucket_of(&format!("TIMESTAMP '{from}'"))),
@@ -336,35 +418,18 @@ pub(crate) async fn run(
     };
     let user_order = query.order_by.take();
     let user_limit = query.limit_clause.take();
-    let (schema, batches) = session.run_query(ast::Statement::Query(query)).await?;
-    let filled = fill(
-        &schema,
-        &batches,
-        ts_col,
-        &key_cols,
-        &per_aggregate,
-        step,
-        range,
-    )?;
-    let mut outer = parse_query("SELECT * FROM \"__tidemark_fill\"")?;
-    outer.order_by = match user_order {
-        Some(o) => Some(o),
-        None => {
-            parse_query(&format!(
-                "SELECT 1 ORDER BY {}",
-                quote_ident(schema.field(ts_col).name())
-            ))?
-            .order_by
-        }
-    };
-    outer.limit_clause = user_limit;
-    let (schema, batches) = session
-        .run_query_over(
-            ast::Statement::Query(outer),
-            Some(("__tidemark_fill", filled)),
-        )
-        .await?;
-    Ok(Output::rows(schema, batches))
+    Ok(Grouped {
+        query,
+        fill: Some(FillGaps {
+            ts_col,
+            key_cols,
+            per_aggregate,
+            step,
+            range,
+            user_order,
+            user_limit,
+        }),
+    })
 }
 
 /// The bucket expression, with `{ts}` standing for the timestamp.

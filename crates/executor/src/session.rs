@@ -376,7 +376,8 @@ impl Session {
 
     /// The columns a prepared statement returns (`None`: it returns no rows).
     /// With `params`, the statement is described as bound; without, parameters
-    /// are NULL. Queries are planned, not run; SAMPLE BY and LATEST ON run.
+    /// are NULL. Nothing is run: queries, SAMPLE BY and LATEST ON are planned
+    /// (SHOW, which reads only a setting, answers with its value's column).
     pub async fn describe(
         &mut self,
         prepared: &Prepared,
@@ -427,8 +428,13 @@ impl Session {
             _ => {
                 let nulls = vec![ParamValue::Null; params::count(&statement)];
                 params::bind(&mut statement, params.unwrap_or(&nulls))?;
-                Ok(match self.execute_statement(statement).await? {
-                    Output::Rows { schema, .. } => Some(schema),
+                Ok(match statement {
+                    Statement::Sample { query, sample } => {
+                        Some(crate::sample::describe(self, query, sample).await?)
+                    }
+                    Statement::Latest { query, latest } => {
+                        Some(crate::latest::describe(self, query, latest).await?)
+                    }
                     _ => None,
                 })
             }
@@ -549,7 +555,25 @@ impl Session {
     }
 
     async fn plan_schema(&self, s: ast::Statement) -> Result<SchemaRef> {
-        let (_, plan) = self.plan(s, &self.view()?, None).await?;
+        self.schema_over(s, None).await
+    }
+
+    /// The columns a statement returns, planned but not run; `extra` is an empty
+    /// in-memory table of the given columns visible to it (see `run_query_over`).
+    pub(crate) async fn schema_over(
+        &self,
+        s: ast::Statement,
+        extra: Option<(&str, SchemaRef)>,
+    ) -> Result<SchemaRef> {
+        let extra = match extra {
+            Some((name, schema)) => Some((
+                name.to_string(),
+                Arc::new(datafusion::datasource::empty::EmptyTable::new(schema))
+                    as Arc<dyn datafusion::catalog::TableProvider>,
+            )),
+            None => None,
+        };
+        let (_, plan) = self.plan(s, &self.view()?, extra).await?;
         Ok(Arc::new(plan.schema().as_arrow().clone()))
     }
 

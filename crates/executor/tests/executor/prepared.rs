@@ -379,3 +379,80 @@ async fn each_execution_of_a_kept_plan_has_its_own_statement_time() {
         "now() is each execution's start: {first:?} then {second:?}"
     );
 }
+
+/// Describe answers the columns of SAMPLE BY and LATEST ON statements without
+/// running them: no partition is read (running them reads some), and the
+/// columns are those the execution returns.
+#[tokio::test]
+async fn describe_plans_sample_by_and_latest_on_without_reading_rows() {
+    let (mut s, _dir) = session().await;
+    s.execute(
+        "CREATE TABLE d (ts TIMESTAMP, sym SYMBOL, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
+         INSERT INTO d VALUES ('2026-11-21 10:00:00', 'A', 1.5), ('2026-11-22 10:30:00', 'B', 2.5);
+         CHECKPOINT",
+    )
+    .await
+    .expect("setup (rows written to column files, where scans are counted)");
+    for (sql, columns) in [
+        (
+            "SELECT ts, sym, avg(price) AS p FROM d WHERE price > $1 SAMPLE BY 1h ALIGN TO FIRST OBSERVATION",
+            vec!["ts", "sym", "p"],
+        ),
+        (
+            "SELECT ts, max(price) FROM d WHERE price > $1 SAMPLE BY 1h FROM '2026-11-21' TO '2026-11-23' FILL(PREV)",
+            vec!["ts", "max(d.price)"],
+        ),
+        (
+            "SELECT sym, price FROM d WHERE price > $1 LATEST ON ts PARTITION BY sym",
+            vec!["sym", "price"],
+        ),
+        (
+            "SELECT * FROM d LATEST ON ts PARTITION BY sym",
+            vec!["ts", "sym", "price"],
+        ),
+    ] {
+        let p = s
+            .prepare(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"));
+        let before = s.scan_stats();
+        let described = s
+            .describe(&p, None)
+            .await
+            .unwrap_or_else(|e| panic!("describe {sql}: {e}"))
+            .unwrap_or_else(|| panic!("{sql} returns rows"));
+        assert_eq!(s.scan_stats(), before, "describe read partitions: {sql}");
+        let names: Vec<&str> = described
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, columns, "{sql}");
+        let values = vec![ParamValue::Text("0".into()); usize::from(sql.contains("$1"))];
+        let out = s
+            .execute_prepared(&p, &values)
+            .await
+            .unwrap_or_else(|e| panic!("execute {sql}: {e}"));
+        let Output::Rows { schema, rows } = out else {
+            panic!("{sql}: {out:?}")
+        };
+        assert!(!rows.collect().await.expect("rows").is_empty(), "{sql}");
+        let ran: Vec<(&str, _)> = schema
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type().clone()))
+            .collect();
+        let described: Vec<(&str, _)> = described
+            .fields()
+            .iter()
+            .map(|f| (f.name().as_str(), f.data_type().clone()))
+            .collect();
+        assert_eq!(ran, described, "{sql}");
+        if sql.contains("WHERE") {
+            assert!(
+                s.scan_stats().0 > before.0,
+                "running {sql} reads partitions"
+            );
+        }
+    }
+}
