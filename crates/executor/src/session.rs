@@ -565,14 +565,13 @@ impl Session {
         s: ast::Statement,
         extra: Option<(&str, SchemaRef)>,
     ) -> Result<SchemaRef> {
-        let extra = match extra {
-            Some((name, schema)) => Some((
+        let extra = extra.map(|(name, schema)| {
+            (
                 name.to_string(),
                 Arc::new(datafusion::datasource::empty::EmptyTable::new(schema))
                     as Arc<dyn datafusion::catalog::TableProvider>,
-            )),
-            None => None,
-        };
+            )
+        });
         let (_, plan) = self.plan(s, &self.view()?, extra).await?;
         Ok(Arc::new(plan.schema().as_arrow().clone()))
     }
