@@ -3,8 +3,16 @@
 //! still have the columns it was planned against (else it plans again: a schema
 //! change costs a re-plan, never an error), binds the values as typed literals and
 //! points the plan's scans at the executing statement's snapshot. What is left
-//! per execution is DataFusion's optimizer and physical planner, not the SQL
-//! parser, name resolution or the rewrite of the statement as text.
+//! per execution is DataFusion's physical planner, not the SQL parser, name
+//! resolution, the rewrite of the statement as text or (mostly) the optimizer.
+//!
+//! The logical optimizer runs once per combination of the values' types: the plan
+//! with its placeholders typed as the bound values are is optimized and kept, and
+//! each execution binds its values into that optimized plan. Filters reach the
+//! scans with their values either way (partition pruning is unchanged). A plan
+//! calling a function whose result depends on when or how often it runs (`now()`,
+//! `random()`) is optimized at every execution, as the optimizer folds `now()`
+//! into the time of the statement it optimizes.
 //!
 //! A kept plan holds no snapshot: its scans name their tables (`UnboundTable`)
 //! until an execution binds them, so a statement a client keeps prepared does not
@@ -39,6 +47,24 @@ pub(crate) struct PlannedQuery {
     tables: Vec<PlannedTable>,
     /// The type DataFusion inferred for each placeholder (`$1` -> Int64), if any.
     param_types: HashMap<String, Option<DataType>>,
+    /// Whether an optimized plan may serve several executions (see the module comment).
+    optimize_once: bool,
+    /// The plan optimized for the value types of recent executions.
+    optimized: parking_lot::Mutex<Option<Arc<OptimizedPlan>>>,
+}
+
+/// A kept plan optimized with its placeholders typed as `types`.
+#[derive(Debug)]
+struct OptimizedPlan {
+    types: Vec<DataType>,
+    plan: LogicalPlan,
+}
+
+/// A kept plan with one execution's values bound and its scans on that
+/// execution's snapshot; `optimized` when it came from an optimized plan.
+pub(crate) struct BoundPlan {
+    plan: LogicalPlan,
+    optimized: bool,
 }
 
 #[derive(Debug)]
@@ -93,10 +119,14 @@ impl PlannedQuery {
             .ok()?
             .data;
         let param_types = plan.get_parameter_types().ok()?;
+        let optimize_once = !matches!(plan, LogicalPlan::Explain(_) | LogicalPlan::Analyze(_))
+            && !calls_time_dependent_function(&plan);
         Some(PlannedQuery {
             plan,
             tables,
             param_types,
+            optimize_once,
+            optimized: parking_lot::Mutex::new(None),
         })
     }
 
@@ -129,7 +159,8 @@ impl PlannedQuery {
         values: &[ParamValue],
         readers: &PlanReaders,
         scans: &Arc<ScanStats>,
-    ) -> Option<LogicalPlan> {
+        runner: &PlanRunner,
+    ) -> Option<BoundPlan> {
         let mut scalars = Vec::with_capacity(values.len());
         for (i, v) in values.iter().enumerate() {
             let wanted = self
@@ -138,8 +169,12 @@ impl PlannedQuery {
                 .and_then(|t| t.as_ref());
             scalars.push(scalar(v, wanted)?);
         }
-        let bound = self.plan.clone().with_param_values(scalars).ok()?;
-        bound
+        let (plan, optimized) = match self.optimized_for(&scalars, runner) {
+            Some(o) => (o.plan.clone(), true),
+            None => (self.plan.clone(), false),
+        };
+        let bound = plan.with_param_values(scalars).ok()?;
+        let plan = bound
             .transform_up_with_subqueries(|node| match node {
                 LogicalPlan::TableScan(mut scan) => {
                     let name = source_as_provider(&scan.source)
@@ -161,9 +196,101 @@ impl PlannedQuery {
                 }
                 other => Ok(Transformed::no(other)),
             })
-            .ok()
-            .map(|t| t.data)
+            .ok()?
+            .data;
+        Some(BoundPlan { plan, optimized })
     }
+
+    /// The plan optimized for values of these scalars' types, kept for the next
+    /// executions; `None` when it may not be kept or the optimizer refused the
+    /// placeholders (the bound plan is then optimized as a whole).
+    fn optimized_for(
+        &self,
+        scalars: &[ScalarValue],
+        runner: &PlanRunner,
+    ) -> Option<Arc<OptimizedPlan>> {
+        if !self.optimize_once {
+            return None;
+        }
+        let types: Vec<DataType> = scalars.iter().map(ScalarValue::data_type).collect();
+        let mut kept = self.optimized.lock();
+        if let Some(o) = kept.as_ref()
+            && o.types == types
+        {
+            return Some(o.clone());
+        }
+        let typed = with_placeholder_types(&self.plan, &types).ok()?;
+        let plan = runner.state.optimize(&typed).ok()?;
+        let optimized = Arc::new(OptimizedPlan { types, plan });
+        *kept = Some(optimized.clone());
+        Some(optimized)
+    }
+}
+
+/// `plan` with every placeholder `$n` typed as `types[n - 1]`, keeping the names
+/// its expressions had (later nodes refer to them).
+fn with_placeholder_types(
+    plan: &LogicalPlan,
+    types: &[DataType],
+) -> datafusion::error::Result<LogicalPlan> {
+    use datafusion::arrow::datatypes::Field;
+    use datafusion::common::tree_node::TreeNode;
+    use datafusion::logical_expr::expr_rewriter::NamePreserver;
+    use datafusion::logical_expr::{Expr, expr::Placeholder};
+    Ok(plan
+        .clone()
+        .transform_up_with_subqueries(|node| {
+            let names = NamePreserver::new(&node);
+            node.map_expressions(|e| {
+                let name = names.save(&e);
+                let typed = e.transform_up(|e| match e {
+                    // A placeholder the planner typed keeps its field: the
+                    // bound value was cast to it.
+                    Expr::Placeholder(Placeholder { id, field: None }) => {
+                        let field = id
+                            .strip_prefix('$')
+                            .and_then(|n| n.parse::<usize>().ok())
+                            .and_then(|n| types.get(n.checked_sub(1)?))
+                            .map(|t| Arc::new(Field::new("", t.clone(), true)));
+                        Ok(Transformed::yes(Expr::Placeholder(Placeholder {
+                            id,
+                            field,
+                        })))
+                    }
+                    other => Ok(Transformed::no(other)),
+                })?;
+                Ok(typed.update_data(|e| name.restore(e)))
+            })?
+            .map_data(|node| node.recompute_schema())
+        })?
+        .data)
+}
+
+/// Whether the plan calls a scalar function that is not immutable: its value
+/// depends on when (`now()`) or how often (`random()`) it is called.
+fn calls_time_dependent_function(plan: &LogicalPlan) -> bool {
+    use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+    use datafusion::logical_expr::{Expr, Volatility};
+    let mut found = false;
+    let _ = plan.apply_with_subqueries(|node| {
+        node.apply_expressions(|e| {
+            e.apply(|x| {
+                if let Expr::ScalarFunction(f) = x
+                    && f.func.signature().volatility != Volatility::Immutable
+                {
+                    found = true;
+                    return Ok(TreeNodeRecursion::Stop);
+                }
+                Ok(TreeNodeRecursion::Continue)
+            })
+        })?;
+        Ok(if found {
+            TreeNodeRecursion::Stop
+        } else {
+            TreeNodeRecursion::Continue
+        })
+    });
+    found
 }
 
 /// The tables a kept plan reads, as one execution's snapshot has them.
@@ -192,14 +319,23 @@ impl PlanRunner {
         PlanRunner { state, task }
     }
 
-    /// Optimizes a bound plan, plans it physically and starts it.
+    /// Optimizes a bound plan (unless it came optimized), plans it physically
+    /// and starts it.
     pub(crate) async fn start(
         &mut self,
-        plan: &LogicalPlan,
+        bound: &BoundPlan,
     ) -> datafusion::error::Result<(SchemaRef, SendableRecordBatchStream)> {
         // now() and friends read the statement's start.
         self.state.mark_start_execution();
-        let physical = self.state.create_physical_plan(plan).await?;
+        let plan = &bound.plan;
+        let physical = if bound.optimized {
+            self.state
+                .query_planner()
+                .create_physical_plan(plan, &self.state)
+                .await?
+        } else {
+            self.state.create_physical_plan(plan).await?
+        };
         let schema = Arc::new(plan.schema().as_arrow().clone());
         let stream = datafusion::physical_plan::execute_stream(physical, self.task.clone())?;
         Ok((schema, stream))
@@ -231,6 +367,15 @@ impl TableProvider for UnboundTable {
 
     fn table_type(&self) -> datafusion::datasource::TableType {
         datafusion::datasource::TableType::Base
+    }
+
+    /// As the storage table answers, so that an optimized kept plan's filters
+    /// reach the scans the execution binds.
+    fn supports_filters_pushdown(
+        &self,
+        filters: &[&datafusion::logical_expr::Expr],
+    ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
+        Ok(crate::provider::filter_pushdown(filters))
     }
 
     async fn scan(
@@ -275,5 +420,100 @@ fn scalar(v: &ParamValue, wanted: Option<&DataType>) -> Option<ScalarValue> {
         // path compares it as the number it is.
         Some(t) if own.data_type().is_floating() && t.is_integer() => None,
         Some(t) => own.cast_to(t).ok(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::{Output, Session};
+
+    async fn session() -> (Session, tempfile::TempDir) {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = tidemark_storage::Database::open(
+            dir.path(),
+            tidemark_storage::StorageOptions {
+                background_housekeeping: false,
+                ..Default::default()
+            },
+        )
+        .expect("open");
+        (Session::new(Arc::new(db)), dir)
+    }
+
+    async fn run(s: &mut Session, p: &crate::session::Prepared, v: ParamValue) -> Vec<String> {
+        let out = s.execute_prepared(p, &[v]).await.expect("execute");
+        let Output::Rows { rows, .. } = out else {
+            panic!("{out:?}")
+        };
+        let batches = rows.collect().await.expect("rows");
+        batches
+            .iter()
+            .flat_map(|b| {
+                (0..b.num_rows()).map(move |r| {
+                    crate::text::format_value(b.column(0), r)
+                        .ok()
+                        .flatten()
+                        .unwrap_or_default()
+                })
+            })
+            .collect()
+    }
+
+    fn kept(p: &crate::session::Prepared) -> Option<Arc<OptimizedPlan>> {
+        p.kept_plan().expect("a kept plan").optimized.lock().clone()
+    }
+
+    /// The optimizer runs once per value types: later executions bind into the
+    /// optimized plan, still read their own values, and still prune partitions.
+    #[tokio::test]
+    async fn a_kept_plan_is_optimized_once_per_value_types() {
+        let (mut s, _dir) = session().await;
+        s.execute(
+            "CREATE TABLE q (ts TIMESTAMP, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
+             INSERT INTO q VALUES ('2026-11-21 10:00:00', 1.5), ('2026-11-22 10:00:00', 2.5),
+                                  ('2026-11-23 10:00:00', 3.5);
+             CHECKPOINT",
+        )
+        .await
+        .expect("setup");
+        let lookup = s
+            .prepare("SELECT price FROM q WHERE ts = $1")
+            .await
+            .expect("prepare");
+        assert!(
+            kept(&lookup).is_none(),
+            "nothing optimized before an execution"
+        );
+        let day = |d: i64| ParamValue::Timestamp(1_795_255_200_000_000 + d * 86_400_000_000);
+        let (scanned, _) = s.scan_stats();
+        assert_eq!(run(&mut s, &lookup, day(0)).await, vec!["1.5"]);
+        let first = kept(&lookup).expect("optimized at the first execution");
+        assert_eq!(run(&mut s, &lookup, day(1)).await, vec!["2.5"]);
+        assert_eq!(run(&mut s, &lookup, day(2)).await, vec!["3.5"]);
+        let later = kept(&lookup).expect("still kept");
+        assert!(Arc::ptr_eq(&first, &later), "optimized once for one type");
+        assert_eq!(s.scan_stats().0 - scanned, 3, "one partition per lookup");
+
+        // Values of another type are optimized for again, and answer as theirs.
+        let echo = s.prepare("SELECT $1").await.expect("prepare");
+        assert_eq!(run(&mut s, &echo, ParamValue::Int(5)).await, vec!["5"]);
+        assert_eq!(kept(&echo).expect("optimized").types, vec![DataType::Int64]);
+        assert_eq!(
+            run(&mut s, &echo, ParamValue::Text("x".into())).await,
+            vec!["x"]
+        );
+        assert_eq!(kept(&echo).expect("optimized").types, vec![DataType::Utf8]);
+
+        // A plan reading the clock is optimized at every execution.
+        let clock = s
+            .prepare("SELECT count(*) FROM q WHERE ts < now() AND price > $1")
+            .await
+            .expect("prepare");
+        assert_eq!(run(&mut s, &clock, ParamValue::Float(2.0)).await, vec!["2"]);
+        assert!(
+            kept(&clock).is_none(),
+            "now() is not folded into a kept plan"
+        );
     }
 }

@@ -129,6 +129,12 @@ pub struct Prepared {
 }
 
 impl Prepared {
+    /// The plan kept for this query, if any.
+    #[cfg(test)]
+    pub(crate) fn kept_plan(&self) -> Option<Arc<PlannedQuery>> {
+        self.plan.as_ref()?.get()
+    }
+
     /// An empty query string.
     pub fn is_empty(&self) -> bool {
         self.statement.is_none()
@@ -534,18 +540,18 @@ impl Session {
         values: &[ParamValue],
     ) -> Result<Option<Output>> {
         let view = self.view()?;
-        let Some(plan) = self
-            .current_plan(prepared, &view)
-            .await?
-            .and_then(|(planned, readers)| planned.bind(values, &readers, &self.scans))
-        else {
+        let Some((planned, readers)) = self.current_plan(prepared, &view).await? else {
             return Ok(None);
         };
-        self.scans.take_log();
         let mut runner = match self.plan_runner.take() {
             Some(runner) => runner,
             None => PlanRunner::new(self.base_context()),
         };
+        let Some(plan) = planned.bind(values, &readers, &self.scans, &runner) else {
+            self.plan_runner = Some(runner);
+            return Ok(None);
+        };
+        self.scans.take_log();
         let started = runner.start(&plan).await;
         self.plan_runner = Some(runner);
         use futures::TryStreamExt;
