@@ -67,6 +67,13 @@ pub(crate) struct BoundPlan {
     optimized: bool,
 }
 
+impl BoundPlan {
+    /// The columns it returns.
+    pub(crate) fn schema(&self) -> SchemaRef {
+        Arc::new(self.plan.schema().as_arrow().clone())
+    }
+}
+
 #[derive(Debug)]
 struct PlannedTable {
     name: String,
@@ -336,7 +343,7 @@ impl PlanRunner {
         } else {
             self.state.create_physical_plan(plan).await?
         };
-        let schema = Arc::new(plan.schema().as_arrow().clone());
+        let schema = bound.schema();
         let stream = datafusion::physical_plan::execute_stream(physical, self.task.clone())?;
         Ok((schema, stream))
     }
@@ -504,6 +511,23 @@ mod tests {
             vec!["x"]
         );
         assert_eq!(kept(&echo).expect("optimized").types, vec![DataType::Utf8]);
+
+        // Describing a portal (drivers do before each Execute) binds the kept
+        // plan: the columns have the bound value's type, and the Execute that
+        // follows finds the plan optimized.
+        let portal = s.prepare("SELECT $1 AS v").await.expect("prepare");
+        let described = s
+            .describe(&portal, Some(&[ParamValue::Float(2.5)]))
+            .await
+            .expect("describe")
+            .expect("rows");
+        assert_eq!(described.field(0).data_type(), &DataType::Float64);
+        assert_eq!(described.field(0).name(), "v");
+        assert_eq!(
+            kept(&portal).expect("optimized by the describe").types,
+            vec![DataType::Float64]
+        );
+        assert_eq!(run(&mut s, &portal, ParamValue::Float(2.5)).await, vec!["2.5"]);
 
         // A plan reading the clock is optimized at every execution.
         let clock = s

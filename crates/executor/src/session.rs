@@ -16,7 +16,7 @@ use crate::copy::{CopyFormat, CopyIn, CopyOut};
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::params::{self, ParamValue};
-use crate::plan_cache::{PlanReaders, PlanRunner, PlanSlot, PlannedQuery};
+use crate::plan_cache::{BoundPlan, PlanReaders, PlanRunner, PlanSlot, PlannedQuery};
 use crate::provider::{ScanStats, SnapshotSchema};
 use crate::settings::{self, Settings};
 use crate::stream::RowStream;
@@ -421,6 +421,15 @@ impl Session {
             {
                 Ok(Some(Arc::new(planned.plan().schema().as_arrow().clone())))
             }
+            // A portal of a kept plan: the plan with the portal's values bound,
+            // as its Execute will run it (drivers describe every portal they
+            // execute, so this must not plan the statement again).
+            Statement::Standard(_)
+                if let Some(values) = params
+                    && let Some(bound) = self.bind_kept_plan(prepared, values).await? =>
+            {
+                Ok(Some(bound.schema()))
+            }
             Statement::Standard(s) => {
                 if let Some(values) = params {
                     params::bind(&mut statement, values)?;
@@ -532,6 +541,27 @@ impl Session {
         }))
     }
 
+    /// A prepared query's kept plan with `values` bound and its scans on this
+    /// statement's snapshot; `None` when it has no kept plan or a value cannot
+    /// be bound to it (the statement's text is bound instead).
+    async fn bind_kept_plan(
+        &mut self,
+        prepared: &Prepared,
+        values: &[ParamValue],
+    ) -> Result<Option<BoundPlan>> {
+        let view = self.view()?;
+        let Some((planned, readers)) = self.current_plan(prepared, &view).await? else {
+            return Ok(None);
+        };
+        if self.plan_runner.is_none() {
+            self.plan_runner = Some(PlanRunner::new(self.base_context()));
+        }
+        let Some(runner) = &self.plan_runner else {
+            return Ok(None);
+        };
+        Ok(planned.bind(values, &readers, &self.scans, runner))
+    }
+
     /// Runs a prepared query from its kept plan; `None` when a value cannot be
     /// bound to the plan, and the statement's text must be bound instead.
     async fn execute_planned(
@@ -539,19 +569,14 @@ impl Session {
         prepared: &Prepared,
         values: &[ParamValue],
     ) -> Result<Option<Output>> {
-        let view = self.view()?;
-        let Some((planned, readers)) = self.current_plan(prepared, &view).await? else {
+        let Some(plan) = self.bind_kept_plan(prepared, values).await? else {
             return Ok(None);
         };
+        self.scans.take_log();
         let mut runner = match self.plan_runner.take() {
             Some(runner) => runner,
             None => PlanRunner::new(self.base_context()),
         };
-        let Some(plan) = planned.bind(values, &readers, &self.scans, &runner) else {
-            self.plan_runner = Some(runner);
-            return Ok(None);
-        };
-        self.scans.take_log();
         let started = runner.start(&plan).await;
         self.plan_runner = Some(runner);
         use futures::TryStreamExt;
