@@ -527,7 +527,10 @@ mod tests {
             kept(&portal).expect("optimized by the describe").types,
             vec![DataType::Float64]
         );
-        assert_eq!(run(&mut s, &portal, ParamValue::Float(2.5)).await, vec!["2.5"]);
+        assert_eq!(
+            run(&mut s, &portal, ParamValue::Float(2.5)).await,
+            vec!["2.5"]
+        );
 
         // A plan reading the clock is optimized at every execution.
         let clock = s

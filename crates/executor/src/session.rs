@@ -392,68 +392,66 @@ impl Session {
         if !prepared.returns_rows() {
             return Ok(None);
         }
-        let Some(mut statement) = prepared.statement.as_deref().cloned() else {
+        let Some(statement) = prepared.statement.as_deref() else {
             return Ok(None);
         };
         self.wants_catalog = prepared.wants_catalog;
-        if let Statement::Fetch { cursor, .. } = &statement {
-            return Ok(self.cursors.schema(cursor));
-        }
-        if let Statement::Standard(s) = &statement
-            && let ast::Statement::Execute {
-                name, parameters, ..
-            } = s.as_ref()
-        {
-            return crate::prepare_sql::describe(self, name.as_ref(), parameters).await;
-        }
-        match &mut statement {
-            Statement::Standard(s) if matches!(s.as_ref(), ast::Statement::ShowVariable { .. }) => {
-                let out = self.execute_statement(statement).await?;
-                Ok(match out {
-                    Output::Rows { schema, .. } => Some(schema),
-                    _ => None,
-                })
-            }
-            Statement::Standard(_)
-                if params.is_none()
-                    && let Some((planned, _)) =
-                        self.current_plan(prepared, &self.view()?).await? =>
-            {
-                Ok(Some(Arc::new(planned.plan().schema().as_arrow().clone())))
-            }
-            // A portal of a kept plan: the plan with the portal's values bound,
-            // as its Execute will run it (drivers describe every portal they
-            // execute, so this must not plan the statement again).
-            Statement::Standard(_)
-                if let Some(values) = params
-                    && let Some(bound) = self.bind_kept_plan(prepared, values).await? =>
-            {
-                Ok(Some(bound.schema()))
-            }
-            Statement::Standard(s) => {
-                if let Some(values) = params {
-                    params::bind(&mut statement, values)?;
-                    let Statement::Standard(s) = statement else {
-                        return Ok(None);
-                    };
-                    return Ok(Some(self.plan_schema(*s).await?));
+        match statement {
+            Statement::Fetch { cursor, .. } => return Ok(self.cursors.schema(cursor)),
+            Statement::Standard(s) => match s.as_ref() {
+                ast::Statement::Execute {
+                    name, parameters, ..
+                } => {
+                    return crate::prepare_sql::describe(self, name.as_ref(), parameters).await;
                 }
-                Ok(Some(self.plan_schema(s.as_ref().clone()).await?))
-            }
-            _ => {
-                let nulls = vec![ParamValue::Null; params::count(&statement)];
-                params::bind(&mut statement, params.unwrap_or(&nulls))?;
-                Ok(match statement {
-                    Statement::Sample { query, sample } => {
-                        Some(crate::sample::describe(self, query, sample).await?)
+                ast::Statement::ShowVariable { .. } => {
+                    return Ok(match self.execute_statement(statement.clone()).await? {
+                        Output::Rows { schema, .. } => Some(schema),
+                        _ => None,
+                    });
+                }
+                _ => {}
+            },
+            _ => {}
+        }
+        if matches!(statement, Statement::Standard(_)) {
+            match params {
+                None => {
+                    if let Some((planned, _)) = self.current_plan(prepared, &self.view()?).await? {
+                        return Ok(Some(Arc::new(planned.plan().schema().as_arrow().clone())));
                     }
-                    Statement::Latest { query, latest } => {
-                        Some(crate::latest::describe(self, query, latest).await?)
+                }
+                // A portal of a kept plan: the plan with the portal's values
+                // bound, as its Execute will run it (drivers describe every
+                // portal they execute, so this must not plan the statement again).
+                Some(values) => {
+                    if let Some(bound) = self.bind_kept_plan(prepared, values).await? {
+                        return Ok(Some(bound.schema()));
                     }
-                    _ => None,
-                })
+                }
             }
         }
+        // Bound as text: a standard statement's placeholders stay open when no
+        // values are given; SAMPLE BY and LATEST ON take NULLs.
+        let mut statement = statement.clone();
+        match params {
+            Some(values) => params::bind(&mut statement, values)?,
+            None if !matches!(statement, Statement::Standard(_)) => {
+                let nulls = vec![ParamValue::Null; params::count(&statement)];
+                params::bind(&mut statement, &nulls)?;
+            }
+            None => {}
+        }
+        Ok(match statement {
+            Statement::Standard(s) => Some(self.plan_schema(*s).await?),
+            Statement::Sample { query, sample } => {
+                Some(crate::sample::describe(self, query, sample).await?)
+            }
+            Statement::Latest { query, latest } => {
+                Some(crate::latest::describe(self, query, latest).await?)
+            }
+            _ => None,
+        })
     }
 
     /// Runs a prepared statement with its parameters bound.
