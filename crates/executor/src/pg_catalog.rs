@@ -25,24 +25,86 @@ use crate::error::{ExecError, Result, sqlstate};
 /// The database name clients see (`current_database()`, `\l`).
 pub const DATABASE: &str = "tidemark";
 
-/// Whether `sql` refers to the PostgreSQL catalog or its helper functions.
-pub(crate) fn mentions_catalog(sql: &str) -> bool {
-    let lower = sql.to_ascii_lowercase();
-    [
-        "pg_",
-        "information_schema",
-        "format_type",
-        "has_table_privilege",
-        "has_schema_privilege",
-        "has_database_privilege",
-        "current_schemas",
-        "quote_ident",
-        "::reg",
-        "array_upper",
-        "array_lower",
-    ]
-    .iter()
-    .any(|k| lower.contains(k))
+/// Functions of PostgreSQL's catalog that clients call, besides the `pg_*` ones.
+const CATALOG_FUNCTIONS: &[&str] = &[
+    "format_type",
+    "has_table_privilege",
+    "has_schema_privilege",
+    "has_database_privilege",
+    "current_schemas",
+    "quote_ident",
+    "array_upper",
+    "array_lower",
+];
+
+/// Whether the words of `sql` name the PostgreSQL catalog as `mentions_catalog`
+/// does, for a query Tidemark's parser refused (so there is no statement to walk):
+/// read with PostgreSQL's tokenizer, so a name inside a string literal does not count.
+pub(crate) fn words_mention_catalog(sql: &str) -> bool {
+    use datafusion::sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+    let Ok(tokens) = Tokenizer::new(&PostgreSqlDialect {}, sql).tokenize() else {
+        return false;
+    };
+    let mut after_cast = false;
+    tokens.iter().any(|t| {
+        let hit = match t {
+            Token::Word(w) => {
+                let word = w.value.to_ascii_lowercase();
+                word.starts_with("pg_")
+                    || word == "information_schema"
+                    || CATALOG_FUNCTIONS.contains(&word.as_str())
+                    || (after_cast && word.starts_with("reg"))
+            }
+            _ => false,
+        };
+        after_cast = matches!(t, Token::DoubleColon);
+        hit
+    })
+}
+
+/// Whether a parsed statement refers to the PostgreSQL catalog: a `pg_*` or
+/// `information_schema` relation, a catalog function, or a cast to a `reg*`
+/// type (`'t'::regclass`). Names in string literals do not count.
+pub(crate) fn mentions_catalog(statement: &ast::Statement) -> bool {
+    use std::ops::ControlFlow;
+    let catalog_name = |part: &str| {
+        let part = part.to_ascii_lowercase();
+        part.starts_with("pg_") || part == "information_schema"
+    };
+    let relations = ast::visit_relations(statement, |name| {
+        if name
+            .0
+            .iter()
+            .any(|p| p.as_ident().is_some_and(|i| catalog_name(&i.value)))
+        {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    });
+    if relations.is_break() {
+        return true;
+    }
+    ast::visit_expressions(statement, |e| {
+        let hit = match e {
+            ast::Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+                let name = i.value.to_ascii_lowercase();
+                name.starts_with("pg_") || CATALOG_FUNCTIONS.contains(&name.as_str())
+            }),
+            ast::Expr::Cast { data_type, .. } => data_type
+                .to_string()
+                .to_ascii_lowercase()
+                .starts_with("reg"),
+            _ => false,
+        };
+        if hit {
+            ControlFlow::Break(())
+        } else {
+            ControlFlow::Continue(())
+        }
+    })
+    .is_break()
 }
 
 fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
@@ -231,4 +293,39 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, user: &str) {
     ctx.register_udf(constant("current_database", DATABASE.to_string()));
     ctx.register_udf(constant("current_catalog", DATABASE.to_string()));
     ctx.register_udf(constant("current_schema", "public".to_string()));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn statement(sql: &str) -> ast::Statement {
+        match tidemark_parser::parse(sql).expect("parses").pop() {
+            Some(tidemark_parser::Statement::Standard(s)) => *s,
+            other => panic!("{sql}: {other:?}"),
+        }
+    }
+
+    /// The catalog is named by relations, functions and reg* casts; a string
+    /// that merely contains such a name is data.
+    #[test]
+    fn the_catalog_is_found_in_statements_not_in_strings() {
+        for (sql, mentions) in [
+            ("SELECT * FROM pg_catalog.pg_class", true),
+            ("SELECT relname FROM pg_class WHERE oid > 0", true),
+            ("SELECT * FROM information_schema.columns", true),
+            ("SELECT format_type(23, NULL)", true),
+            ("SELECT 'quotes'::regclass", true),
+            (
+                "SELECT x FROM t WHERE x IN (SELECT 1 FROM pg_catalog.pg_namespace)",
+                true,
+            ),
+            ("SELECT * FROM t WHERE name = 'pg_class'", false),
+            ("INSERT INTO t VALUES ('information_schema', 'x::regclass')", false),
+            ("SELECT count(*) FROM trades", false),
+        ] {
+            assert_eq!(mentions_catalog(&statement(sql)), mentions, "{sql}");
+            assert_eq!(words_mention_catalog(sql), mentions, "words of {sql}");
+        }
+    }
 }

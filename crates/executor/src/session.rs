@@ -299,8 +299,8 @@ impl Session {
     /// [`Session::execute_one`], each result read to its end before the next
     /// statement runs.
     pub fn parse_script(&mut self, sql: &str) -> Result<Vec<Statement>> {
-        self.wants_catalog = crate::pg_catalog::mentions_catalog(sql);
-        let parsed = parse(sql, self.wants_catalog).and_then(|statements| {
+        let parsed = parse(sql).and_then(|(statements, wants_catalog)| {
+            self.wants_catalog = wants_catalog;
             let copy_in = |s: &Statement| {
                 matches!(s, Statement::Standard(s) if matches!(
                     s.as_ref(),
@@ -342,8 +342,7 @@ impl Session {
     /// Parses one statement for the extended query protocol and infers the
     /// types of its parameters.
     pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
-        let wants_catalog = crate::pg_catalog::mentions_catalog(sql);
-        let mut statements = parse(sql, wants_catalog)?;
+        let (mut statements, wants_catalog) = parse(sql)?;
         if statements.len() > 1 {
             return Err(ExecError::new(
                 sqlstate::SYNTAX_ERROR,
@@ -1292,16 +1291,37 @@ fn transaction_control(s: &Statement) -> Option<TxControl> {
 
 /// Parses `sql`: a client tool's catalog query (psql's `\\d t`) with the
 /// catalog's compatibility parser, anything else with Tidemark's.
-fn parse(sql: &str, wants_catalog: bool) -> Result<Vec<Statement>> {
-    match wants_catalog
-        .then(|| crate::pg_catalog::parse_client_queries(sql))
-        .flatten()
-    {
-        Some(queries) => Ok(queries
-            .into_iter()
-            .map(|q| Statement::Standard(Box::new(q)))
-            .collect()),
-        None => Ok(tidemark_parser::parse(sql)?),
+/// Parses a query string, and says whether it reads PostgreSQL's catalog (then
+/// the session installs it, see `pg_catalog`). Statements that mention the catalog
+/// are parsed again as `datafusion-pg-catalog` parses clients' catalog queries (it
+/// replaces some of them whole), and so is a string Tidemark's parser refuses
+/// whose words name the catalog; any other refusal is Tidemark's parser's error.
+fn parse(sql: &str) -> Result<(Vec<Statement>, bool)> {
+    let client_queries = || {
+        crate::pg_catalog::parse_client_queries(sql).map(|queries| {
+            queries
+                .into_iter()
+                .map(|q| Statement::Standard(Box::new(q)))
+                .collect()
+        })
+    };
+    match tidemark_parser::parse(sql) {
+        Ok(statements) => {
+            let wants_catalog = statements.iter().any(
+                |s| matches!(s, Statement::Standard(s) if crate::pg_catalog::mentions_catalog(s)),
+            );
+            if wants_catalog && let Some(queries) = client_queries() {
+                return Ok((queries, true));
+            }
+            Ok((statements, wants_catalog))
+        }
+        Err(e) => match crate::pg_catalog::words_mention_catalog(sql)
+            .then(client_queries)
+            .flatten()
+        {
+            Some(queries) => Ok((queries, true)),
+            None => Err(e.into()),
+        },
     }
 }
 

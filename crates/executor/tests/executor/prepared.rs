@@ -456,3 +456,26 @@ async fn describe_plans_sample_by_and_latest_on_without_reading_rows() {
         }
     }
 }
+
+/// A query whose text merely contains a catalog name (in a string) is an
+/// ordinary query: its plan is kept like any other.
+#[tokio::test]
+async fn a_catalog_name_in_a_string_does_not_make_a_catalog_query() {
+    let (mut s, _dir) = session().await;
+    s.execute("CREATE TABLE n (ts TIMESTAMP, name VARCHAR) TIMESTAMP(ts) PARTITION BY DAY")
+        .await
+        .expect("create");
+    let p = s
+        .prepare("SELECT count(*) FROM n WHERE name <> 'pg_class' AND ts > $1")
+        .await
+        .expect("prepare");
+    assert!(p.is_planned_query(), "kept like any query");
+    let catalog = s
+        .prepare("SELECT count(*) FROM pg_catalog.pg_class WHERE relname = $1")
+        .await
+        .expect("prepare a catalog query");
+    assert!(
+        !catalog.is_planned_query(),
+        "catalog tables are made per snapshot: planned at each execution"
+    );
+}
