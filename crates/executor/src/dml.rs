@@ -7,43 +7,88 @@
 
 use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::common::ScalarValue;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast;
 use tidemark_storage::{Batch, Request, TableReader};
 
 use crate::convert::array_to_column;
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
-use crate::rewrite::quote_ident;
+use crate::rewrite::{parse_query, part, quote_ident, with_parts};
 use crate::session::{Output, Session};
 
 fn table_of(session: &Session, name: &ast::ObjectName) -> Result<TableReader> {
     session.table(&object_name(name)?)
 }
 
-/// (partition start, `[from, to)` filter on the designated timestamp, rows) per partition.
-fn partitions(reader: &TableReader) -> Vec<(i64, String, u64)> {
-    let ts = reader.meta().timestamp_name().map(quote_ident);
-    let mut out: Vec<(i64, String, u64)> = Vec::new();
+/// (partition start, end, rows) per partition: the partition is the rows with
+/// the designated timestamp in `[start, end)`.
+fn partitions(reader: &TableReader) -> Vec<(i64, i64, u64)> {
+    let mut out: Vec<(i64, i64, u64)> = Vec::new();
     for p in reader.partitions() {
         match out.last_mut() {
             Some(last) if last.0 == p.start => last.2 += p.rows,
-            _ => {
-                let range = match (&ts, p.start) {
-                    (Some(ts), start) if start != i64::MIN => format!(
-                        "{ts} >= to_timestamp_micros({start}) AND {ts} < to_timestamp_micros({})",
-                        p.end
-                    ),
-                    _ => "TRUE".to_string(),
-                };
-                out.push((p.start, range, p.rows));
-            }
+            _ => out.push((p.start, p.end, p.rows)),
         }
     }
     out
 }
 
-async fn select(session: &Session, sql: &str) -> Result<Vec<RecordBatch>> {
-    Ok(session.run_sql(sql).await?.1)
+/// A query over one table that a statement runs partition by partition:
+/// planned once, each partition's bounds bound to `$1` and `$2`.
+struct PartitionQuery {
+    ctx: SessionContext,
+    plan: LogicalPlan,
+    /// Whether the table has a designated timestamp to bound (else it is one
+    /// partition, read whole).
+    ranged: bool,
+}
+
+impl PartitionQuery {
+    /// `SELECT {select_list} FROM table WHERE <partition> AND {condition}`, where
+    /// the skeleton's `part(n)` identifiers stand for `parts[n]` (the user's
+    /// expressions, put in as they were parsed).
+    async fn plan(
+        session: &Session,
+        reader: &TableReader,
+        select_list: &str,
+        condition: &str,
+        parts: &[&ast::Expr],
+    ) -> Result<Self> {
+        let ts = reader.meta().timestamp_name().map(quote_ident);
+        let range = match &ts {
+            Some(ts) => format!("{ts} >= $1 AND {ts} < $2"),
+            None => "TRUE".to_string(),
+        };
+        let sql = format!(
+            "SELECT {select_list} FROM {} WHERE {range} AND {condition}",
+            quote_ident(reader.name())
+        );
+        let query = with_parts(parse_query(&sql)?, parts);
+        let (ctx, plan) = session
+            .plan(ast::Statement::Query(query), &session.view()?, None)
+            .await?;
+        Ok(PartitionQuery {
+            ctx,
+            plan,
+            ranged: ts.is_some(),
+        })
+    }
+
+    /// The query's rows in the partition `[start, end)`.
+    async fn rows(&self, start: i64, end: i64) -> Result<Vec<RecordBatch>> {
+        let at = |us: i64| ScalarValue::TimestampMicrosecond(Some(us), None);
+        let plan = if self.ranged {
+            self.plan
+                .clone()
+                .with_param_values(vec![at(start), at(end)])?
+        } else {
+            self.plan.clone()
+        };
+        Ok(self.ctx.execute_logical_plan(plan).await?.collect().await?)
+    }
 }
 
 /// A storage batch from query batches, one output column per table column.
@@ -93,18 +138,16 @@ pub(crate) async fn delete(session: &mut Session, d: ast::Delete) -> Result<Outp
         ));
     }
     let reader = table_of(session, name)?;
-    let cond = d
-        .selection
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| "TRUE".into());
+    // The rows that stay: those the condition does not hold for.
+    let (condition, parts) = match &d.selection {
+        Some(cond) => (format!("NOT coalesce(({}), false)", part(0)), vec![cond]),
+        None => ("FALSE".to_string(), Vec::new()),
+    };
+    let query = PartitionQuery::plan(session, &reader, "*", &condition, &parts).await?;
     let mut requests = Vec::new();
     let mut deleted = 0u64;
-    for (start, range, rows) in partitions(&reader) {
-        let sql = format!(
-            "SELECT * FROM {} WHERE {range} AND NOT coalesce(({cond}), false)",
-            quote_ident(reader.name())
-        );
-        let kept = select(session, &sql).await?;
+    for (start, end, rows) in partitions(&reader) {
+        let kept = query.rows(start, end).await?;
         let kept_rows: u64 = kept.iter().map(|b| b.num_rows() as u64).sum();
         if kept_rows == rows {
             continue;
@@ -139,6 +182,16 @@ pub(crate) async fn update(session: &mut Session, u: ast::Update) -> Result<Outp
     }
     let reader = table_of(session, name)?;
     let meta = reader.meta().clone();
+    // The user's expressions, named in the query by `part(n)`: the condition
+    // first, then the assigned values.
+    let mut parts: Vec<&ast::Expr> = Vec::new();
+    let hit = match &u.selection {
+        Some(cond) => {
+            parts.push(cond);
+            format!("coalesce(({}), false)", part(0))
+        }
+        None => "TRUE".to_string(),
+    };
     let mut assigned: Vec<Option<String>> = vec![None; meta.columns.len()];
     for a in &u.assignments {
         let ast::AssignmentTarget::ColumnName(target) = &a.target else {
@@ -171,14 +224,10 @@ pub(crate) async fn update(session: &mut Session, u: ast::Update) -> Result<Outp
                 format!("the designated timestamp column \"{col}\" cannot be updated"),
             ));
         }
-        assigned[i] = Some(a.value.to_string());
+        assigned[i] = Some(part(parts.len()));
+        parts.push(&a.value);
     }
-    let cond = u
-        .selection
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| "TRUE".into());
-    let hit = format!("coalesce(({cond}), false)");
-    let select_list: Vec<String> = meta
+    let mut select_list: Vec<String> = meta
         .columns
         .iter()
         .zip(&assigned)
@@ -190,15 +239,13 @@ pub(crate) async fn update(session: &mut Session, u: ast::Update) -> Result<Outp
             None => quote_ident(&c.name),
         })
         .collect();
+    select_list.push(format!("{hit} AS \"__tidemark_hit\""));
+    let query =
+        PartitionQuery::plan(session, &reader, &select_list.join(", "), "TRUE", &parts).await?;
     let mut requests = Vec::new();
     let mut updated = 0u64;
-    for (start, range, _) in partitions(&reader) {
-        let sql = format!(
-            "SELECT {}, {hit} AS \"__tidemark_hit\" FROM {} WHERE {range}",
-            select_list.join(", "),
-            quote_ident(reader.name())
-        );
-        let batches = select(session, &sql).await?;
+    for (start, end, _) in partitions(&reader) {
+        let batches = query.rows(start, end).await?;
         let hits: u64 = batches
             .iter()
             .map(|b| {

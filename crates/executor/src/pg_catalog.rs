@@ -321,7 +321,10 @@ mod tests {
                 true,
             ),
             ("SELECT * FROM t WHERE name = 'pg_class'", false),
-            ("INSERT INTO t VALUES ('information_schema', 'x::regclass')", false),
+            (
+                "INSERT INTO t VALUES ('information_schema', 'x::regclass')",
+                false,
+            ),
             ("SELECT count(*) FROM trades", false),
         ] {
             assert_eq!(mentions_catalog(&statement(sql)), mentions, "{sql}");

@@ -1,6 +1,8 @@
 //! Statements Tidemark writes for itself — the rewrites of SAMPLE BY, LATEST ON,
 //! UPDATE, DELETE and DROP PARTITION WHERE — are built as SQL text with quoted
-//! identifiers and parsed back into an AST here, with one parser.
+//! identifiers and parsed back into an AST here, with one parser. A user's own
+//! expressions are not written back as text: the skeleton names them by
+//! `part(n)` and `with_parts` puts their AST in place.
 
 use datafusion::sql::sqlparser::ast;
 
@@ -38,4 +40,25 @@ pub(crate) fn parse_expr(sql: &str) -> Result<ast::Expr> {
         },
         _ => Err(internal("produced no SELECT")),
     }
+}
+
+/// The identifier standing for the `n`-th user expression in a skeleton.
+pub(crate) fn part(n: usize) -> String {
+    format!("\"__tidemark_part_{n}\"")
+}
+
+/// `query` with every `part(n)` identifier replaced by `parts[n]`.
+pub(crate) fn with_parts(mut query: Box<ast::Query>, parts: &[&ast::Expr]) -> Box<ast::Query> {
+    use std::ops::ControlFlow;
+    let _ = ast::visit_expressions_mut(&mut query, |e| {
+        if let ast::Expr::Identifier(i) = e
+            && i.quote_style == Some('"')
+            && let Some(n) = i.value.strip_prefix("__tidemark_part_")
+            && let Some(part) = n.parse::<usize>().ok().and_then(|n| parts.get(n))
+        {
+            *e = (*part).clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    query
 }

@@ -606,7 +606,7 @@ impl Session {
 
     /// A standard statement's logical plan over `view` (placeholders left
     /// unbound), and the context that planned it.
-    async fn plan(
+    pub(crate) async fn plan(
         &self,
         s: ast::Statement,
         view: &Snapshot,
