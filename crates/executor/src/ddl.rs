@@ -7,6 +7,8 @@ use tidemark_storage::{Batch, ColumnDef, ColumnType, PartitionSelector, Request,
 
 use crate::convert::array_to_column;
 use crate::error::{ExecError, Result, sqlstate};
+use crate::partition_query::{PartitionQuery, partitions};
+use crate::rewrite::part;
 use crate::session::Session;
 use crate::types::{column_type, partition_by};
 
@@ -206,28 +208,26 @@ pub(crate) async fn alter_table(
             }]
         }
         AlterTable::DropPartitionWhere { condition } => {
-            let Some(ts) = reader.meta().timestamp_name().map(str::to_string) else {
+            if reader.meta().timestamp_name().is_none() {
                 return Err(ExecError::new(
                     sqlstate::INVALID_TABLE_DEFINITION,
                     format!(
                         "table \"{table}\" has no designated timestamp, so no partitions to drop"
                     ),
                 ));
-            };
+            }
             // A partition goes when every row in it satisfies the condition.
+            let query = PartitionQuery::plan(
+                session,
+                &reader,
+                "count(*)",
+                &format!("NOT coalesce(({}), false)", part(0)),
+                &[&condition],
+            )
+            .await?;
             let mut starts = Vec::new();
-            let mut seen = std::collections::HashSet::new();
-            for p in reader.partitions() {
-                if !seen.insert(p.start) {
-                    continue;
-                }
-                let sql = format!(
-                    "SELECT count(*) FROM \"{}\" WHERE \"{ts}\" >= to_timestamp_micros({}) AND \"{ts}\" < to_timestamp_micros({}) AND NOT coalesce({condition}, false)",
-                    reader.name().replace('"', "\"\""),
-                    p.start.max(i64::MIN + 1),
-                    p.end,
-                );
-                let (_, batches) = session.run_sql(&sql).await?;
+            for (start, end, _) in partitions(&reader) {
+                let batches = query.rows(start, end).await?;
                 let remaining = batches
                     .first()
                     .and_then(|b| {
@@ -238,7 +238,7 @@ pub(crate) async fn alter_table(
                     })
                     .unwrap_or(0);
                 if remaining == 0 {
-                    starts.push(p.start);
+                    starts.push(start);
                 }
             }
             if starts.is_empty() {

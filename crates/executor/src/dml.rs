@@ -7,88 +7,18 @@
 
 use datafusion::arrow::array::{Array, BooleanArray};
 use datafusion::arrow::record_batch::RecordBatch;
-use datafusion::common::ScalarValue;
-use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::LogicalPlan;
 use datafusion::sql::sqlparser::ast;
 use tidemark_storage::{Batch, Request, TableReader};
 
 use crate::convert::array_to_column;
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
-use crate::rewrite::{parse_query, part, quote_ident, with_parts};
+use crate::partition_query::{PartitionQuery, partitions};
+use crate::rewrite::{part, quote_ident};
 use crate::session::{Output, Session};
 
 fn table_of(session: &Session, name: &ast::ObjectName) -> Result<TableReader> {
     session.table(&object_name(name)?)
-}
-
-/// (partition start, end, rows) per partition: the partition is the rows with
-/// the designated timestamp in `[start, end)`.
-fn partitions(reader: &TableReader) -> Vec<(i64, i64, u64)> {
-    let mut out: Vec<(i64, i64, u64)> = Vec::new();
-    for p in reader.partitions() {
-        match out.last_mut() {
-            Some(last) if last.0 == p.start => last.2 += p.rows,
-            _ => out.push((p.start, p.end, p.rows)),
-        }
-    }
-    out
-}
-
-/// A query over one table that a statement runs partition by partition:
-/// planned once, each partition's bounds bound to `$1` and `$2`.
-struct PartitionQuery {
-    ctx: SessionContext,
-    plan: LogicalPlan,
-    /// Whether the table has a designated timestamp to bound (else it is one
-    /// partition, read whole).
-    ranged: bool,
-}
-
-impl PartitionQuery {
-    /// `SELECT {select_list} FROM table WHERE <partition> AND {condition}`, where
-    /// the skeleton's `part(n)` identifiers stand for `parts[n]` (the user's
-    /// expressions, put in as they were parsed).
-    async fn plan(
-        session: &Session,
-        reader: &TableReader,
-        select_list: &str,
-        condition: &str,
-        parts: &[&ast::Expr],
-    ) -> Result<Self> {
-        let ts = reader.meta().timestamp_name().map(quote_ident);
-        let range = match &ts {
-            Some(ts) => format!("{ts} >= $1 AND {ts} < $2"),
-            None => "TRUE".to_string(),
-        };
-        let sql = format!(
-            "SELECT {select_list} FROM {} WHERE {range} AND {condition}",
-            quote_ident(reader.name())
-        );
-        let query = with_parts(parse_query(&sql)?, parts);
-        let (ctx, plan) = session
-            .plan(ast::Statement::Query(query), &session.view()?, None)
-            .await?;
-        Ok(PartitionQuery {
-            ctx,
-            plan,
-            ranged: ts.is_some(),
-        })
-    }
-
-    /// The query's rows in the partition `[start, end)`.
-    async fn rows(&self, start: i64, end: i64) -> Result<Vec<RecordBatch>> {
-        let at = |us: i64| ScalarValue::TimestampMicrosecond(Some(us), None);
-        let plan = if self.ranged {
-            self.plan
-                .clone()
-                .with_param_values(vec![at(start), at(end)])?
-        } else {
-            self.plan.clone()
-        };
-        Ok(self.ctx.execute_logical_plan(plan).await?.collect().await?)
-    }
 }
 
 /// A storage batch from query batches, one output column per table column.

@@ -28,7 +28,7 @@ use tidemark_storage::{Piece, TableReader};
 use crate::convert::{read_piece_array, symbol_values};
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
-use crate::rewrite::{parse_query, quote_ident};
+use crate::rewrite::{parse_query, part, quote_ident, with_parts};
 use crate::session::{Output, Session};
 
 /// A LATEST ON query rewritten over its table: without a WHERE clause it reads
@@ -154,11 +154,13 @@ fn rewrite(session: &Session, mut query: Box<ast::Query>, latest: LatestOn) -> R
             newest_per: Some(key_columns),
         });
     }
-    let condition = select
-        .selection
-        .take()
-        .map(|c| format!(" WHERE {c}"))
-        .unwrap_or_default();
+    // The user's condition goes into the query as parsed, named by `part(0)`.
+    let selection = select.selection.take();
+    let parts: Vec<&ast::Expr> = selection.iter().collect();
+    let condition = match selection {
+        Some(_) => format!(" WHERE {}", part(0)),
+        None => String::new(),
+    };
     let sql = format!(
         "SELECT {cols} FROM (SELECT {cols}, row_number() OVER (PARTITION BY {keys} ORDER BY {ts} DESC) AS \"__tidemark_rn\" \
          FROM {table} AS {alias}{condition}) AS \"__tidemark_latest\" WHERE \"__tidemark_rn\" = 1",
@@ -167,7 +169,7 @@ fn rewrite(session: &Session, mut query: Box<ast::Query>, latest: LatestOn) -> R
         table = quote_ident(reader.name()),
         alias = quote_ident(&alias_name),
     );
-    let inner = parse_query(&sql)?;
+    let inner = with_parts(parse_query(&sql)?, &parts);
     *relation = ast::TableFactor::Derived {
         lateral: false,
         subquery: inner,

@@ -25,6 +25,7 @@ mod fill;
 mod insert;
 mod latest;
 pub mod params;
+mod partition_query;
 pub mod pg_catalog;
 mod plan_cache;
 mod prepare_sql;

@@ -47,10 +47,10 @@ pub(crate) fn part(n: usize) -> String {
     format!("\"__tidemark_part_{n}\"")
 }
 
-/// `query` with every `part(n)` identifier replaced by `parts[n]`.
-pub(crate) fn with_parts(mut query: Box<ast::Query>, parts: &[&ast::Expr]) -> Box<ast::Query> {
+/// A query or expression with every `part(n)` identifier replaced by `parts[n]`.
+pub(crate) fn with_parts<T: ast::VisitMut>(mut node: T, parts: &[&ast::Expr]) -> T {
     use std::ops::ControlFlow;
-    let _ = ast::visit_expressions_mut(&mut query, |e| {
+    let _ = ast::visit_expressions_mut(&mut node, |e| {
         if let ast::Expr::Identifier(i) = e
             && i.quote_style == Some('"')
             && let Some(n) = i.value.strip_prefix("__tidemark_part_")
@@ -60,5 +60,11 @@ pub(crate) fn with_parts(mut query: Box<ast::Query>, parts: &[&ast::Expr]) -> Bo
         }
         ControlFlow::<()>::Continue(())
     });
-    query
+    node
+}
+
+/// A string literal, to put into a skeleton with `with_parts` (its text is never
+/// spliced into SQL).
+pub(crate) fn string_literal(s: &str) -> ast::Expr {
+    ast::Expr::Value(ast::Value::SingleQuotedString(s.to_string()).into())
 }

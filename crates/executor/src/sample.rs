@@ -25,7 +25,7 @@ use tidemark_parser::{Align, SampleBy, SampleUnit};
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::fill::{Fill, Step, fill};
-use crate::rewrite::{parse_expr, parse_query, quote_ident};
+use crate::rewrite::{parse_expr, parse_query, part, quote_ident, string_literal, with_parts};
 use crate::session::{Output, Session};
 
 const AGGREGATES: &[&str] = &[
@@ -289,28 +289,34 @@ async fn group(
     }
     // FROM/TO bound the rows; with FILL they also bound the buckets produced.
     if let (Some(from), Some(to)) = (&sample.from, &sample.to) {
-        let range = parse_expr(&format!(
-            "{ts} >= TIMESTAMP '{from}' AND {ts} < TIMESTAMP '{to}'"
-        ))?;
+        let range = with_parts(
+            parse_expr(&format!(
+                "{ts} >= CAST({} AS TIMESTAMP) AND {ts} < CAST({} AS TIMESTAMP)",
+                part(0),
+                part(1)
+            ))?,
+            &[&string_literal(from), &string_literal(to)],
+        );
         select.selection = Some(match select.selection.take() {
-            Some(c) => parse_expr(&format!("({c}) AND ({range})"))?,
+            Some(c) => with_parts(
+                parse_expr(&format!("({}) AND ({})", part(0), part(1)))?,
+                &[&c, &range],
+            ),
             None => range,
         });
     }
     let origin = match sample.align {
         Align::FirstObservation if purpose == Purpose::Describe => 0,
         Align::FirstObservation => {
-            let condition = select
-                .selection
-                .as_ref()
-                .map(|c| format!(" WHERE {c}"))
-                .unwrap_or_default();
-            first_timestamp(
-                session,
-                &format!("SELECT min({ts}) FROM {from_sql}{condition}"),
-            )
-            .await?
-            .unwrap_or(0)
+            let parts: Vec<&ast::Expr> = select.selection.iter().collect();
+            let condition = match parts.first() {
+                Some(_) => format!(" WHERE {}", part(0)),
+                None => String::new(),
+            };
+            let query = parse_query(&format!("SELECT min({ts}) FROM {from_sql}{condition}"))?;
+            first_timestamp(session, with_parts(query, &parts))
+                .await?
+                .unwrap_or(0)
         }
         Align::Calendar { .. } => {
             let monday = if sample.unit == SampleUnit::Week {
@@ -406,14 +412,17 @@ async fn group(
         }
     };
     let range = match (&sample.from, &sample.to, purpose) {
-        (Some(from), Some(to), Purpose::Run) => (
-            first_timestamp(
-                session,
-                &format!("SELECT {}", bucket_of(&format!("TIMESTAMP '{from}'"))),
+        (Some(from), Some(to), Purpose::Run) => {
+            let at = |sql: &str, value: &str| -> Result<Box<ast::Query>> {
+                Ok(with_parts(parse_query(sql)?, &[&string_literal(value)]))
+            };
+            let cast = format!("CAST({} AS TIMESTAMP)", part(0));
+            (
+                first_timestamp(session, at(&format!("SELECT {}", bucket_of(&cast)), from)?)
+                    .await?,
+                first_timestamp(session, at(&format!("SELECT {cast}"), to)?).await?,
             )
-            .await?,
-            first_timestamp(session, &format!("SELECT TIMESTAMP '{to}'")).await?,
-        ),
+        }
         _ => (None, None),
     };
     let user_order = query.order_by.take();
@@ -484,8 +493,8 @@ fn bucket_template(sample: &SampleBy, offset: i64, origin: i64) -> Result<String
 }
 
 /// The first value of a one-row, one-column timestamp query, in microseconds.
-async fn first_timestamp(session: &Session, sql: &str) -> Result<Option<i64>> {
-    let (_, batches) = session.run_sql(sql).await?;
+async fn first_timestamp(session: &Session, query: Box<ast::Query>) -> Result<Option<i64>> {
+    let (_, batches) = session.run_query(ast::Statement::Query(query)).await?;
     let Some(b) = batches.iter().find(|b| b.num_rows() > 0) else {
         return Ok(None);
     };

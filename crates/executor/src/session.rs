@@ -1086,12 +1086,6 @@ impl Session {
         })
     }
 
-    /// Plans and runs a query written by Tidemark itself (see `rewrite`).
-    pub(crate) async fn run_sql(&self, sql: &str) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-        self.run_query(ast::Statement::Query(crate::rewrite::parse_query(sql)?))
-            .await
-    }
-
     /// What this session sees: the newest commit, plus its own open transaction's
     /// writes when one is open (see `tidemark_storage::transaction`).
     pub(crate) fn view(&self) -> Result<tidemark_storage::Snapshot> {
