@@ -550,13 +550,13 @@ impl Session {
         let Some((planned, readers)) = self.current_plan(prepared, &view).await? else {
             return Ok(None);
         };
-        if self.plan_runner.is_none() {
-            self.plan_runner = Some(PlanRunner::new(self.base_context()));
-        }
-        let Some(runner) = &self.plan_runner else {
-            return Ok(None);
+        let runner = match self.plan_runner.take() {
+            Some(runner) => runner,
+            None => PlanRunner::new(self.base_context()),
         };
-        Ok(planned.bind(values, &readers, &self.scans, runner))
+        let bound = planned.bind(values, &readers, &self.scans, &runner);
+        self.plan_runner = Some(runner);
+        Ok(bound)
     }
 
     /// Runs a prepared query from its kept plan; `None` when a value cannot be
