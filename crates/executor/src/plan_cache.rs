@@ -53,11 +53,12 @@ pub(crate) struct PlannedQuery {
     optimized: parking_lot::Mutex<Option<Arc<OptimizedPlan>>>,
 }
 
-/// A kept plan optimized with its placeholders typed as `types`.
+/// A kept plan optimized with its placeholders typed as `types` (`None`: the
+/// optimizer refused it with placeholders, so each bound plan is optimized whole).
 #[derive(Debug)]
 struct OptimizedPlan {
     types: Vec<DataType>,
-    plan: LogicalPlan,
+    plan: Option<LogicalPlan>,
 }
 
 /// A kept plan with one execution's values bound and its scans on that
@@ -176,8 +177,9 @@ impl PlannedQuery {
                 .and_then(|t| t.as_ref());
             scalars.push(scalar(v, wanted)?);
         }
-        let (plan, optimized) = match self.optimized_for(&scalars, runner) {
-            Some(o) => (o.plan.clone(), true),
+        let optimized = self.optimized_for(&scalars, runner);
+        let (plan, optimized) = match optimized.as_ref().and_then(|o| o.plan.as_ref()) {
+            Some(plan) => (plan.clone(), true),
             None => (self.plan.clone(), false),
         };
         let bound = plan.with_param_values(scalars).ok()?;
@@ -209,8 +211,8 @@ impl PlannedQuery {
     }
 
     /// The plan optimized for values of these scalars' types, kept for the next
-    /// executions; `None` when it may not be kept or the optimizer refused the
-    /// placeholders (the bound plan is then optimized as a whole).
+    /// executions (a refusal of the optimizer is kept too, so it is not asked
+    /// again); `None` when the plan may not be kept optimized.
     fn optimized_for(
         &self,
         scalars: &[ScalarValue],
@@ -226,8 +228,9 @@ impl PlannedQuery {
         {
             return Some(o.clone());
         }
-        let typed = with_placeholder_types(&self.plan, &types).ok()?;
-        let plan = runner.state.optimize(&typed).ok()?;
+        let plan = with_placeholder_types(&self.plan, &types)
+            .and_then(|typed| runner.state.optimize(&typed))
+            .ok();
         let optimized = Arc::new(OptimizedPlan { types, plan });
         *kept = Some(optimized.clone());
         Some(optimized)
@@ -467,8 +470,10 @@ mod tests {
             .collect()
     }
 
+    /// The optimized plan kept for the statement, if the optimizer made one.
     fn kept(p: &crate::session::Prepared) -> Option<Arc<OptimizedPlan>> {
-        p.kept_plan().expect("a kept plan").optimized.lock().clone()
+        let kept = p.kept_plan().expect("a kept plan").optimized.lock().clone();
+        kept.filter(|o| o.plan.is_some())
     }
 
     /// The optimizer runs once per value types: later executions bind into the
