@@ -15,12 +15,14 @@ use tidemark_storage::{Database, Request, Snapshot, Transaction};
 use crate::copy::{CopyFormat, CopyIn, CopyOut};
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
-use crate::params::{self, ParamValue};
-use crate::plan_cache::{BoundPlan, PlanReaders, PlanRunner, PlanSlot, PlannedQuery};
+use crate::plan_cache::PlanRunner;
 use crate::provider::{ScanStats, SnapshotSchema};
 use crate::settings::{self, Settings};
 use crate::stream::RowStream;
 use crate::system;
+
+mod prepared;
+pub use prepared::Prepared;
 
 /// The result of one statement.
 #[derive(Debug)]
@@ -110,62 +112,6 @@ struct QueryContext(SessionContext);
 impl std::fmt::Debug for QueryContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str("QueryContext")
-    }
-}
-
-/// A statement parsed once and executed any number of times with bound
-/// parameters (the extended query protocol's prepared statement).
-#[derive(Debug, Clone)]
-pub struct Prepared {
-    /// Shared: the protocol layer clones a prepared statement into every portal.
-    statement: Option<Arc<Statement>>,
-    wants_catalog: bool,
-    /// An INSERT of parameters planned once, here (see `insert::PreparedInsert`).
-    insert: Option<Arc<crate::insert::PreparedInsert>>,
-    /// A query's plan, kept between executions (see `plan_cache`).
-    plan: Option<Arc<PlanSlot>>,
-    /// Inferred parameter types (`None`: unknown, sent as TEXT).
-    pub param_types: Vec<Option<DataType>>,
-}
-
-impl Prepared {
-    /// The plan kept for this query, if any.
-    #[cfg(test)]
-    pub(crate) fn kept_plan(&self) -> Option<Arc<PlannedQuery>> {
-        self.plan.as_ref()?.get()
-    }
-
-    /// An empty query string.
-    pub fn is_empty(&self) -> bool {
-        self.statement.is_none()
-    }
-
-    /// Whether it is an INSERT planned at Parse, whose executions bind values
-    /// straight into columns.
-    pub fn is_planned_insert(&self) -> bool {
-        self.insert.is_some()
-    }
-
-    /// Whether it is a query whose plan is kept from one execution to the next.
-    pub fn is_planned_query(&self) -> bool {
-        self.plan.is_some()
-    }
-
-    /// Whether executing it returns rows (and so Describe answers a row description).
-    pub fn returns_rows(&self) -> bool {
-        match self.statement.as_deref() {
-            Some(Statement::Sample { .. } | Statement::Latest { .. }) => true,
-            Some(Statement::Fetch { move_only, .. }) => !move_only,
-            Some(Statement::Standard(s)) => matches!(
-                s.as_ref(),
-                ast::Statement::Query(_)
-                    | ast::Statement::Explain { .. }
-                    | ast::Statement::ShowVariable { .. }
-                    // Whether it does depends on the statement it names (see describe).
-                    | ast::Statement::Execute { .. }
-            ),
-            _ => false,
-        }
     }
 }
 
@@ -339,156 +285,6 @@ impl Session {
         }
     }
 
-    /// Parses one statement for the extended query protocol and infers the
-    /// types of its parameters.
-    pub async fn prepare(&mut self, sql: &str) -> Result<Prepared> {
-        let (mut statements, wants_catalog) = parse(sql)?;
-        if statements.len() > 1 {
-            return Err(ExecError::new(
-                sqlstate::SYNTAX_ERROR,
-                "cannot insert multiple commands into a prepared statement",
-            ));
-        }
-        let Some(statement) = statements.pop() else {
-            return Ok(Prepared {
-                statement: None,
-                wants_catalog,
-                insert: None,
-                plan: None,
-                param_types: vec![],
-            });
-        };
-        self.wants_catalog = wants_catalog;
-        let planned = self.plan_query(&statement).await;
-        let param_types = self.infer_param_types(&statement, planned.as_ref()).await;
-        let insert = match &statement {
-            Statement::Standard(s) => crate::insert::PreparedInsert::plan(s, self).map(Arc::new),
-            _ => None,
-        };
-        // Catalog queries read tables made for the statement: planned each time.
-        let plan = planned
-            .filter(|_| !wants_catalog)
-            .and_then(PlannedQuery::new)
-            .map(|p| Arc::new(PlanSlot::new(p)));
-        Ok(Prepared {
-            statement: Some(Arc::new(statement)),
-            wants_catalog,
-            insert,
-            plan,
-            param_types,
-        })
-    }
-
-    /// The columns a prepared statement returns (`None`: it returns no rows).
-    /// With `params`, the statement is described as bound; without, parameters
-    /// are NULL. Nothing is run: queries, SAMPLE BY and LATEST ON are planned
-    /// (SHOW, which reads only a setting, answers with its value's column).
-    pub async fn describe(
-        &mut self,
-        prepared: &Prepared,
-        params: Option<&[ParamValue]>,
-    ) -> Result<Option<SchemaRef>> {
-        if !prepared.returns_rows() {
-            return Ok(None);
-        }
-        let Some(statement) = prepared.statement.as_deref() else {
-            return Ok(None);
-        };
-        self.wants_catalog = prepared.wants_catalog;
-        match statement {
-            Statement::Fetch { cursor, .. } => return Ok(self.cursors.schema(cursor)),
-            Statement::Standard(s) => match s.as_ref() {
-                ast::Statement::Execute {
-                    name, parameters, ..
-                } => {
-                    return crate::prepare_sql::describe(self, name.as_ref(), parameters).await;
-                }
-                ast::Statement::ShowVariable { .. } => {
-                    return Ok(match self.execute_statement(statement.clone()).await? {
-                        Output::Rows { schema, .. } => Some(schema),
-                        _ => None,
-                    });
-                }
-                _ => {}
-            },
-            _ => {}
-        }
-        if matches!(statement, Statement::Standard(_)) {
-            match params {
-                None => {
-                    if let Some((planned, _)) = self.current_plan(prepared, &self.view()?).await? {
-                        return Ok(Some(Arc::new(planned.plan().schema().as_arrow().clone())));
-                    }
-                }
-                // A portal of a kept plan: the plan with the portal's values
-                // bound, as its Execute will run it (drivers describe every
-                // portal they execute, so this must not plan the statement again).
-                Some(values) => {
-                    if let Some(bound) = self.bind_kept_plan(prepared, values).await? {
-                        return Ok(Some(bound.schema()));
-                    }
-                }
-            }
-        }
-        // Bound as text: a standard statement's placeholders stay open when no
-        // values are given; SAMPLE BY and LATEST ON take NULLs.
-        let mut statement = statement.clone();
-        match params {
-            Some(values) => params::bind(&mut statement, values)?,
-            None if !matches!(statement, Statement::Standard(_)) => {
-                let nulls = vec![ParamValue::Null; params::count(&statement)];
-                params::bind(&mut statement, &nulls)?;
-            }
-            None => {}
-        }
-        Ok(match statement {
-            Statement::Standard(s) => Some(self.plan_schema(*s).await?),
-            Statement::Sample { query, sample } => {
-                Some(crate::sample::describe(self, query, sample).await?)
-            }
-            Statement::Latest { query, latest } => {
-                Some(crate::latest::describe(self, query, latest).await?)
-            }
-            _ => None,
-        })
-    }
-
-    /// Runs a prepared statement with its parameters bound.
-    pub async fn execute_prepared(
-        &mut self,
-        prepared: &Prepared,
-        values: &[ParamValue],
-    ) -> Result<Output> {
-        let Some(planned) = &prepared.statement else {
-            return Ok(Output::command(""));
-        };
-        self.wants_catalog = prepared.wants_catalog;
-        if let Some(insert) = &prepared.insert {
-            let result = match self.may_run(planned) {
-                Ok(()) => insert.execute(self, values).await,
-                Err(e) => Err(e),
-            };
-            if let Some(output) = self.abort_tx_on_error(result)? {
-                return Ok(output);
-            }
-        }
-        if prepared.plan.is_some() {
-            let result = match self.may_run(planned) {
-                Ok(()) => self.execute_planned(prepared, values).await,
-                Err(e) => Err(e),
-            };
-            if let Some(output) = self.abort_tx_on_error(result)? {
-                return Ok(output);
-            }
-        }
-        let mut statement = Statement::clone(planned);
-        let result = match params::bind(&mut statement, values) {
-            Ok(()) => self.execute_statement(statement).await,
-            Err(e) => Err(e),
-        };
-        self.abort_tx_on_error(result)
-    }
-
     /// Ends a COPY FROM STDIN: commits every row it carried (or adds them to
     /// the open transaction). Returns the number of rows.
     pub async fn finish_copy(&mut self, mut copy: CopyIn) -> Result<u64> {
@@ -508,78 +304,6 @@ impl Session {
             self.failed = true;
         }
         result
-    }
-
-    /// A prepared query's plan, valid for `view`, with the readers of its
-    /// tables there: the kept plan, or a new one when a table it reads has
-    /// changed its columns since. `None`: the statement keeps no plan (see
-    /// `plan_cache`).
-    async fn current_plan(
-        &self,
-        prepared: &Prepared,
-        view: &Snapshot,
-    ) -> Result<Option<(Arc<PlannedQuery>, PlanReaders)>> {
-        let (Some(slot), Some(Statement::Standard(s))) =
-            (&prepared.plan, prepared.statement.as_deref())
-        else {
-            return Ok(None);
-        };
-        if let Some(planned) = slot.get()
-            && let Some(readers) = planned.readers(view)
-        {
-            return Ok(Some((planned, readers)));
-        }
-        let (_, plan) = self.plan(s.as_ref().clone(), view, None).await?;
-        let planned = PlannedQuery::new(plan).map(Arc::new);
-        slot.set(planned.clone());
-        Ok(planned.and_then(|p| {
-            let readers = p.readers(view)?;
-            Some((p, readers))
-        }))
-    }
-
-    /// A prepared query's kept plan with `values` bound and its scans on this
-    /// statement's snapshot; `None` when it has no kept plan or a value cannot
-    /// be bound to it (the statement's text is bound instead).
-    async fn bind_kept_plan(
-        &mut self,
-        prepared: &Prepared,
-        values: &[ParamValue],
-    ) -> Result<Option<BoundPlan>> {
-        let view = self.view()?;
-        let Some((planned, readers)) = self.current_plan(prepared, &view).await? else {
-            return Ok(None);
-        };
-        let runner = match self.plan_runner.take() {
-            Some(runner) => runner,
-            None => PlanRunner::new(self.base_context()),
-        };
-        let bound = planned.bind(values, &readers, &self.scans, &runner);
-        self.plan_runner = Some(runner);
-        Ok(bound)
-    }
-
-    /// Runs a prepared query from its kept plan; `None` when a value cannot be
-    /// bound to the plan, and the statement's text must be bound instead.
-    async fn execute_planned(
-        &mut self,
-        prepared: &Prepared,
-        values: &[ParamValue],
-    ) -> Result<Option<Output>> {
-        let Some(plan) = self.bind_kept_plan(prepared, values).await? else {
-            return Ok(None);
-        };
-        self.scans.take_log();
-        let mut runner = match self.plan_runner.take() {
-            Some(runner) => runner,
-            None => PlanRunner::new(self.base_context()),
-        };
-        let started = runner.start(&plan).await;
-        self.plan_runner = Some(runner);
-        use futures::TryStreamExt;
-        let (schema, batches) = started?;
-        let rows = RowStream::new(batches.map_err(ExecError::from), self.stream_failure_flag());
-        Ok(Some(Output::Rows { schema, rows }))
     }
 
     async fn plan_schema(&self, s: ast::Statement) -> Result<SchemaRef> {
@@ -629,84 +353,6 @@ impl Session {
         };
         crate::pg_catalog::call_session_functions(&mut s);
         s
-    }
-
-    /// A query's logical plan over this session's view, placeholders unbound
-    /// (`None`: not a query, or it does not plan).
-    async fn plan_query(&self, statement: &Statement) -> Option<LogicalPlan> {
-        let Statement::Standard(s) = statement else {
-            return None;
-        };
-        if !matches!(s.as_ref(), ast::Statement::Query(_)) {
-            return None;
-        }
-        let view = self.view().ok()?;
-        let (_, plan) = self.plan(s.as_ref().clone(), &view, None).await.ok()?;
-        Some(plan)
-    }
-
-    /// The types of a statement's parameters; `plan` is its plan if it is a query.
-    async fn infer_param_types(
-        &self,
-        statement: &Statement,
-        plan: Option<&LogicalPlan>,
-    ) -> Vec<Option<DataType>> {
-        let n = params::count(statement);
-        if n == 0 {
-            return vec![];
-        }
-        let mut found: std::collections::HashMap<usize, DataType> = Default::default();
-        // Queries: what DataFusion's planner infers.
-        if let Some(plan) = plan
-            && let Ok(types) = plan.get_parameter_types()
-        {
-            for (name, t) in types {
-                if let (Some(i), Some(t)) = (name.strip_prefix('$').and_then(|i| i.parse().ok()), t)
-                {
-                    found.insert(i, t);
-                }
-            }
-        }
-        // Everything else (and what the planner left open): the columns the
-        // parameters meet.
-        if found.len() < n
-            && let Ok(view) = self.view()
-        {
-            let mut columns = std::collections::HashMap::new();
-            let mut insert_targets = Vec::new();
-            for name in referenced_tables(statement) {
-                if let Some(t) = view.table(&name) {
-                    for c in &t.meta().columns {
-                        columns.insert(c.name.to_lowercase(), value_type(c.column_type));
-                    }
-                    if let Statement::Standard(s) = statement
-                        && let ast::Statement::Insert(i) = s.as_ref()
-                    {
-                        insert_targets = if i.columns.is_empty() {
-                            t.meta()
-                                .columns
-                                .iter()
-                                .map(|c| value_type(c.column_type))
-                                .collect()
-                        } else {
-                            i.columns
-                                .iter()
-                                .map(|c| {
-                                    t.meta()
-                                        .column_index(&crate::insert::insert_column_name(c))
-                                        .map(|k| value_type(t.meta().columns[k].column_type))
-                                        .unwrap_or(DataType::Utf8)
-                                })
-                                .collect()
-                        };
-                    }
-                }
-            }
-            for (i, t) in params::infer_from_columns(statement, &columns, &insert_targets) {
-                found.entry(i).or_insert(t);
-            }
-        }
-        (1..=n).map(|i| found.remove(&i)).collect()
     }
 
     /// Whether this session may run `s` now: not in a failed transaction, and
@@ -1343,40 +989,6 @@ fn writes(s: &Statement) -> bool {
                 | ast::Statement::Copy { to: true, .. }
         ),
         _ => true,
-    }
-}
-
-/// The tables a statement names (for parameter type inference).
-fn referenced_tables(s: &Statement) -> Vec<String> {
-    let mut names = Vec::new();
-    let mut add = |n: &ast::ObjectName| {
-        if let Ok(name) = ddl::object_name(n) {
-            names.push(name);
-        }
-        std::ops::ControlFlow::<()>::Continue(())
-    };
-    match s {
-        Statement::Standard(s) => {
-            if let ast::Statement::Insert(i) = s.as_ref()
-                && let ast::TableObject::TableName(n) = &i.table
-            {
-                let _ = add(n);
-            }
-            let _ = ast::visit_relations(s.as_ref(), &mut add);
-        }
-        Statement::Sample { query, .. } | Statement::Latest { query, .. } => {
-            let _ = ast::visit_relations(query.as_ref(), &mut add);
-        }
-        _ => {}
-    }
-    names
-}
-
-/// The Arrow type of a column's values as clients bind them (SYMBOL is text).
-fn value_type(t: tidemark_storage::ColumnType) -> DataType {
-    match t {
-        tidemark_storage::ColumnType::Symbol => DataType::Utf8,
-        other => crate::types::arrow_type(other),
     }
 }
 
