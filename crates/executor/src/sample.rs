@@ -106,29 +106,42 @@ fn is_column(e: &ast::Expr, name: &str) -> bool {
     }
 }
 
-/// `first(x)` / `last(x)` -> `first_value(x ORDER BY ts)` / `last_value(x ORDER BY ts)`.
+/// `first(x)` / `last(x)` -> `first_value(x ORDER BY ts)` / `last_value(x ORDER BY ts)`
+/// (`x` put in as parsed).
 fn rewrite_first_last(e: &mut ast::Expr, ts: &str) -> Result<()> {
     let mut failure = None;
     let _ = ast::visit_expressions_mut(e, |x| {
         if let ast::Expr::Function(f) = x {
             let name = f.name.to_string().to_lowercase();
             if (name == "first" || name == "last") && f.over.is_none() {
-                let args = match &f.args {
+                let args: Vec<&ast::Expr> = match &f.args {
                     ast::FunctionArguments::List(l) => l
                         .args
                         .iter()
-                        .map(|a| a.to_string())
-                        .collect::<Vec<_>>()
-                        .join(", "),
-                    _ => String::new(),
+                        .filter_map(|a| match a {
+                            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                            _ => None,
+                        })
+                        .collect(),
+                    _ => Vec::new(),
                 };
-                match parse_expr(&format!("{name}_value({args} ORDER BY {ts})")) {
-                    Ok(new) => *x = new,
+                let [arg] = args.as_slice() else {
+                    failure = Some(ExecError::new(
+                        sqlstate::UNDEFINED_FUNCTION,
+                        format!(
+                            "function {name}() takes one column or expression, got {}",
+                            f.args
+                        ),
+                    ));
+                    return ControlFlow::Break(());
+                };
+                match parse_expr(&format!("{name}_value({} ORDER BY {ts})", part(0))) {
+                    Ok(new) => *x = with_parts(new, &[arg]),
                     Err(e) => failure = Some(e),
                 }
             }
         }
-        ControlFlow::<()>::Continue(())
+        ControlFlow::Continue(())
     });
     failure.map_or(Ok(()), Err)
 }
