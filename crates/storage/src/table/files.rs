@@ -148,7 +148,11 @@ impl MappedFiles {
                 ),
             ));
         }
-        self.remember(path, len, crc, is_new.then(|| map.clone()));
+        // A kept mapping whose bytes were checked this far leaves nothing to
+        // record (the common case of a repeated query: one lock, not two).
+        if is_new || known.is_none_or(|e| e.checked < len) {
+            self.remember(path, len, crc, is_new.then(|| map.clone()));
+        }
         Ok(Mapped {
             map: Some(map),
             len,
