@@ -109,7 +109,12 @@ pub(crate) async fn declare(session: &mut Session, mut stmts: Vec<ast::Declare>)
             format!("cursor \"{name}\" already exists"),
         ));
     }
+    let names = crate::column_names::ColumnNames::of_query(&query);
     let (schema, rows) = session.stream_query(ast::Statement::Query(query)).await?;
+    let schema = match names {
+        Some(names) => names.apply(&schema),
+        None => schema,
+    };
     session.cursors().open.insert(
         name,
         Cursor {

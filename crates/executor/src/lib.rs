@@ -14,7 +14,9 @@
 //! `stream` (query results as streams the server sends as they come),
 //! `plan_cache` (prepared queries planned once, bound at every execution).
 
+mod catalog_rewrite;
 mod checkpoint;
+mod column_names;
 mod convert;
 pub mod copy;
 mod cursor;
@@ -27,6 +29,7 @@ mod latest;
 pub mod params;
 mod partition_query;
 pub mod pg_catalog;
+mod pg_functions;
 mod plan_cache;
 mod prepare_sql;
 mod provider;

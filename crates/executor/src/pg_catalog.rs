@@ -35,6 +35,9 @@ const CATALOG_FUNCTIONS: &[&str] = &[
     "quote_ident",
     "array_upper",
     "array_lower",
+    "to_regtype",
+    "json_build_object",
+    "current_setting",
 ];
 
 /// Whether the words of `sql` name the PostgreSQL catalog as `mentions_catalog`
@@ -88,7 +91,8 @@ pub(crate) fn mentions_catalog(statement: &ast::Statement) -> bool {
     }
     ast::visit_expressions(statement, |e| {
         let hit = match e {
-            ast::Expr::Function(f) => f.name.0.last().and_then(|p| p.as_ident()).is_some_and(|i| {
+            // `pg_catalog.version()`: a qualifier names the catalog too.
+            ast::Expr::Function(f) => f.name.0.iter().filter_map(|p| p.as_ident()).any(|i| {
                 let name = i.value.to_ascii_lowercase();
                 name.starts_with("pg_") || CATALOG_FUNCTIONS.contains(&name.as_str())
             }),
@@ -205,6 +209,7 @@ pub(crate) fn install(ctx: &SessionContext, session: &SessionCatalog) -> Result<
     ] {
         ctx.register_udf(f);
     }
+    crate::pg_functions::register(ctx);
     ctx.register_udtf("pg_get_keywords", static_tables()?.pg_get_keywords.clone());
     {
         use datafusion::execution::session_state::SessionStateBuilder;
@@ -225,7 +230,10 @@ fn compatibility_parser() -> &'static PostgresCompatibilityParser {
 
 /// Rewrites what clients write against the catalog into what DataFusion
 /// plans (`pg_catalog.` qualifiers on functions, `::regclass` casts, ...).
-pub(crate) fn rewrite(statement: ast::Statement) -> ast::Statement {
+pub(crate) fn rewrite(mut statement: ast::Statement) -> ast::Statement {
+    // Ours first: `datafusion-pg-catalog`'s rules then see the subqueries
+    // ours brought out of CASE expressions.
+    crate::catalog_rewrite::rewrite(&mut statement);
     compatibility_parser().rewrite(statement)
 }
 
@@ -315,6 +323,7 @@ mod tests {
             ("SELECT relname FROM pg_class WHERE oid > 0", true),
             ("SELECT * FROM information_schema.columns", true),
             ("SELECT format_type(23, NULL)", true),
+            ("SELECT pg_catalog.version()", true),
             ("SELECT 'quotes'::regclass", true),
             (
                 "SELECT x FROM t WHERE x IN (SELECT 1 FROM pg_catalog.pg_namespace)",

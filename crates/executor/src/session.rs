@@ -12,6 +12,7 @@ use datafusion::sql::sqlparser::ast;
 use tidemark_parser::Statement;
 use tidemark_storage::{Database, Request, Snapshot, Transaction};
 
+use crate::column_names::ColumnNames;
 use crate::copy::{CopyFormat, CopyIn, CopyOut};
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
@@ -22,6 +23,7 @@ use crate::stream::RowStream;
 use crate::system;
 
 mod prepared;
+mod savepoints;
 pub use prepared::Prepared;
 
 /// The result of one statement.
@@ -60,6 +62,17 @@ impl Output {
         }
     }
 
+    /// A result's columns named as PostgreSQL names them (see `column_names`).
+    pub(crate) fn named(self, names: Option<&ColumnNames>) -> Self {
+        match (self, names) {
+            (Output::Rows { schema, rows }, Some(names)) => Output::Rows {
+                schema: names.apply(&schema),
+                rows,
+            },
+            (other, _) => other,
+        }
+    }
+
     pub(crate) fn command(tag: impl Into<String>) -> Self {
         Output::Command {
             tag: tag.into(),
@@ -82,6 +95,8 @@ pub enum TxStatus {
 pub struct Session {
     db: Arc<Database>,
     tx: Option<Transaction>,
+    /// The open transaction's savepoints, oldest first.
+    savepoints: Vec<(String, tidemark_storage::TxSavepoint)>,
     failed: bool,
     /// Set by a result stream of the open transaction that failed after its
     /// statement returned (a new flag per transaction).
@@ -120,6 +135,7 @@ impl Session {
         Session {
             db,
             tx: None,
+            savepoints: Vec::new(),
             failed: false,
             stream_failed: Default::default(),
             prepared: Default::default(),
@@ -193,6 +209,12 @@ impl Session {
     fn clear_failure(&mut self) {
         self.failed = false;
         self.stream_failed = Default::default();
+    }
+
+    /// Ends the open transaction's bookkeeping (its savepoints go with it).
+    fn end_transaction(&mut self) -> Option<Transaction> {
+        self.savepoints.clear();
+        self.tx.take()
     }
 
     /// The flag a result stream sets when it fails, inside a transaction.
@@ -347,7 +369,9 @@ impl Session {
     /// Rewrites client catalog queries for DataFusion (when they mention it).
     fn adapt(&self, s: ast::Statement) -> ast::Statement {
         let mut s = if self.wants_catalog {
-            crate::pg_catalog::rewrite(s)
+            let s = crate::pg_catalog::rewrite(s);
+            tracing::debug!(statement = %s, "catalog query as planned");
+            s
         } else {
             s
         };
@@ -374,6 +398,12 @@ impl Session {
     }
 
     async fn execute_statement(&mut self, s: Statement) -> Result<Output> {
+        let names = ColumnNames::of(&s);
+        let output = self.dispatch(s).await?;
+        Ok(output.named(names.as_ref()))
+    }
+
+    async fn dispatch(&mut self, s: Statement) -> Result<Output> {
         if let Some(end) = transaction_control(&s) {
             return self.transaction_control(end).await;
         }
@@ -426,6 +456,8 @@ impl Session {
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,
                 ast::Statement::Delete(d) => crate::dml::delete(self, d).await,
                 ast::Statement::Set(set) => self.set(set),
+                ast::Statement::Savepoint { name } => self.savepoint(name),
+                ast::Statement::ReleaseSavepoint { name } => self.release_savepoint(&name),
                 ast::Statement::Prepare {
                     name, statement, ..
                 } => crate::prepare_sql::prepare(self, name, *statement).await,
@@ -522,10 +554,12 @@ impl Session {
                     ],
                 )
             } else {
-                let name = if name.eq_ignore_ascii_case("time zone") {
-                    "timezone".to_string()
-                } else {
-                    name
+                // PostgreSQL's multi-word spellings (SQLAlchemy asks for the isolation
+                // level on every new connection).
+                let name = match name.to_ascii_lowercase().as_str() {
+                    "time zone" => "timezone".to_string(),
+                    "transaction isolation level" => "transaction_isolation".to_string(),
+                    _ => name,
                 };
                 let value = self.settings.get(&name)?;
                 (
@@ -636,13 +670,15 @@ impl Session {
             TxControl::Begin => {
                 if self.tx.is_none() {
                     self.tx = Some(Transaction::new());
+                    self.savepoints.clear();
                     self.clear_failure();
                 }
                 Ok(Output::command("BEGIN"))
             }
+            TxControl::RollbackTo(name) => self.rollback_to_savepoint(&name),
             TxControl::Commit => {
                 let failed = self.in_failed_tx();
-                let tx = self.tx.take();
+                let tx = self.end_transaction();
                 self.clear_failure();
                 match tx {
                     Some(_) if failed => {
@@ -659,7 +695,7 @@ impl Session {
                 }
             }
             TxControl::Rollback => {
-                self.tx = None;
+                self.end_transaction();
                 self.clear_failure();
                 self.cursors.end_transaction(false);
                 Ok(Output::command("ROLLBACK"))
@@ -779,6 +815,7 @@ impl Session {
             if let Some(c) = self.catalog.get() {
                 crate::pg_catalog::install(&ctx, c)?;
             }
+            crate::pg_functions::register_current_setting(&ctx, self.settings.clone());
         }
         Ok(ctx)
     }
@@ -910,11 +947,13 @@ impl Session {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 enum TxControl {
     Begin,
     Commit,
     Rollback,
+    /// `ROLLBACK TO [SAVEPOINT] name`: allowed in a failed transaction, and ends the failure.
+    RollbackTo(ast::Ident),
 }
 
 fn transaction_control(s: &Statement) -> Option<TxControl> {
@@ -922,6 +961,10 @@ fn transaction_control(s: &Statement) -> Option<TxControl> {
         Statement::Standard(s) => match s.as_ref() {
             ast::Statement::StartTransaction { .. } => Some(TxControl::Begin),
             ast::Statement::Commit { .. } => Some(TxControl::Commit),
+            ast::Statement::Rollback {
+                savepoint: Some(name),
+                ..
+            } => Some(TxControl::RollbackTo(name.clone())),
             ast::Statement::Rollback { .. } => Some(TxControl::Rollback),
             _ => None,
         },
@@ -987,6 +1030,8 @@ fn writes(s: &Statement) -> bool {
                 | ast::Statement::Set(_)
                 | ast::Statement::Reset(_)
                 | ast::Statement::Copy { to: true, .. }
+                | ast::Statement::Savepoint { .. }
+                | ast::Statement::ReleaseSavepoint { .. }
         ),
         _ => true,
     }

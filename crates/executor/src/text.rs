@@ -16,7 +16,8 @@ use crate::error::Result;
 
 /// The value at `row` as PostgreSQL text, `None` for NULL.
 pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
-    if array.is_null(row) {
+    // A NULL literal's array (type Null) has no validity bitmap: every row is NULL.
+    if array.is_null(row) || array.data_type() == &DataType::Null {
         return Ok(None);
     }
     macro_rules! prim {

@@ -4,6 +4,10 @@ use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use tidemark_parser::{PartitionUnit, SqlType};
 use tidemark_storage::{ColumnType, PartitionBy};
 
+/// Arrow field metadata naming the PostgreSQL type a text column is sent as
+/// when it is not plain `text` (`json` from `json_build_object`).
+pub const PG_TYPE_METADATA: &str = "tidemark.pg_type";
+
 pub(crate) fn column_type(t: SqlType) -> ColumnType {
     match t {
         SqlType::Boolean => ColumnType::Boolean,

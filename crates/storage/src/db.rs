@@ -56,6 +56,28 @@ impl Transaction {
         self.requests.push(r);
         self
     }
+
+    /// Where the transaction is now, to come back to (SQL's `SAVEPOINT`).
+    pub fn savepoint(&self) -> TxSavepoint {
+        TxSavepoint {
+            requests: self.requests.len(),
+            view: self.view.clone(),
+        }
+    }
+
+    /// Forgets every write since `mark` (SQL's `ROLLBACK TO SAVEPOINT`): its
+    /// requests and its staged view. Cheap: the view is shared, not restaged.
+    pub fn rollback_to(&mut self, mark: &TxSavepoint) {
+        self.requests.truncate(mark.requests);
+        self.view = mark.view.clone();
+    }
+}
+
+/// A point inside an open transaction (see [`Transaction::savepoint`]).
+#[derive(Debug, Clone)]
+pub struct TxSavepoint {
+    requests: usize,
+    view: Option<TxView>,
 }
 
 impl From<Vec<Request>> for Transaction {

@@ -55,7 +55,7 @@ mod wal;
 pub use batch::{Batch, Column, Values, VarData};
 pub use db::{
     CheckpointStatus, CommitReceipt, Database, DurableCommit, OpenReport, PendingCommit, Released,
-    StorageStats, Transaction,
+    StorageStats, Transaction, TxSavepoint,
 };
 pub use error::{ErrorKind, Result, StorageError};
 pub use ops::{ColumnDef, PartitionSelector, Request, TableDef};

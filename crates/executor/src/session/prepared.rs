@@ -11,6 +11,7 @@ use tidemark_parser::Statement;
 use tidemark_storage::Snapshot;
 
 use super::{Output, Session, parse};
+use crate::column_names::ColumnNames;
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::params::{self, ParamValue};
@@ -30,6 +31,8 @@ pub struct Prepared {
     plan: Option<Arc<PlanSlot>>,
     /// Inferred parameter types (`None`: unknown, sent as TEXT).
     pub param_types: Vec<Option<DataType>>,
+    /// Its result columns' names, where PostgreSQL's differ from the plan's.
+    names: Option<Arc<ColumnNames>>,
 }
 
 impl Prepared {
@@ -91,6 +94,7 @@ impl Session {
                 insert: None,
                 plan: None,
                 param_types: vec![],
+                names: None,
             });
         };
         self.wants_catalog = wants_catalog;
@@ -106,6 +110,7 @@ impl Session {
             .and_then(PlannedQuery::new)
             .map(|p| Arc::new(PlanSlot::new(p)));
         Ok(Prepared {
+            names: ColumnNames::of(&statement).map(Arc::new),
             statement: Some(Arc::new(statement)),
             wants_catalog,
             insert,
@@ -119,6 +124,19 @@ impl Session {
     /// are NULL. Nothing is run: queries, SAMPLE BY and LATEST ON are planned
     /// (SHOW, which reads only a setting, answers with its value's column).
     pub async fn describe(
+        &mut self,
+        prepared: &Prepared,
+        params: Option<&[ParamValue]>,
+    ) -> Result<Option<SchemaRef>> {
+        let schema = self.describe_planned(prepared, params).await?;
+        Ok(match (schema, &prepared.names) {
+            (Some(schema), Some(names)) => Some(names.apply(&schema)),
+            (schema, _) => schema,
+        })
+    }
+
+    /// The columns as planned, named as DataFusion names them.
+    async fn describe_planned(
         &mut self,
         prepared: &Prepared,
         params: Option<&[ParamValue]>,
@@ -293,7 +311,9 @@ impl Session {
         use futures::TryStreamExt;
         let (schema, batches) = started?;
         let rows = RowStream::new(batches.map_err(ExecError::from), self.stream_failure_flag());
-        Ok(Some(Output::Rows { schema, rows }))
+        Ok(Some(
+            Output::Rows { schema, rows }.named(prepared.names.as_deref()),
+        ))
     }
 
     /// A query's logical plan over this session's view, placeholders unbound

@@ -18,7 +18,7 @@ use tidemark_executor::copy::CopyIn;
 use tidemark_executor::{CopyOut, ExecError, RowStream};
 
 use super::handler::user_error;
-use super::types::{data_row, format_for, pg_type};
+use super::types::{data_row, field_type, format_for};
 
 pub(super) fn fields(schema: &SchemaRef, formats: &Format) -> Arc<Vec<FieldInfo>> {
     Arc::new(
@@ -31,7 +31,7 @@ pub(super) fn fields(schema: &SchemaRef, formats: &Format) -> Arc<Vec<FieldInfo>
                     f.name().clone(),
                     None,
                     None,
-                    pg_type(f.data_type()),
+                    field_type(f),
                     format_for(formats, i),
                 )
             })

@@ -44,6 +44,19 @@ pub(crate) fn pg_type(t: &DataType) -> Type {
     }
 }
 
+/// The PostgreSQL type a result column is sent as: its Arrow type's, unless
+/// the executor marked it as another text type (`json`).
+pub(crate) fn field_type(f: &tidemark_executor::arrow::datatypes::Field) -> Type {
+    match f
+        .metadata()
+        .get(tidemark_executor::types::PG_TYPE_METADATA)
+        .map(String::as_str)
+    {
+        Some("json") => Type::JSON,
+        _ => pg_type(f.data_type()),
+    }
+}
+
 /// The parameter type reported for an inferred Arrow type (unknown: TEXT).
 pub(crate) fn param_type(t: Option<&DataType>) -> Type {
     match t {
@@ -59,7 +72,8 @@ fn internal(what: &str) -> ExecError {
 
 /// Appends one value in binary format; `false` when it is NULL.
 fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, ExecError> {
-    if array.is_null(row) {
+    // A NULL literal's array (type Null) has no validity bitmap: every row is NULL.
+    if array.is_null(row) || array.data_type() == &DataType::Null {
         return Ok(false);
     }
     match array.data_type() {

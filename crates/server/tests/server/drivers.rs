@@ -37,7 +37,11 @@ fn run(server: &Server, program: &str, mut cmd: Command, sslmode: &str) {
 
 fn all_drivers(server: &Server, sslmode: &str) {
     let dir = drivers_dir();
-    for script in ["psycopg_check.py", "asyncpg_check.py"] {
+    for script in [
+        "psycopg_check.py",
+        "asyncpg_check.py",
+        "sqlalchemy_check.py",
+    ] {
         let mut cmd = Command::new("python3");
         cmd.current_dir(dir.join("python")).arg(script);
         run(server, script, cmd, sslmode);

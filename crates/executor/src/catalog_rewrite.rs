@@ -1,0 +1,295 @@
+//! Rewrites of client catalog queries that PostgreSQL runs and DataFusion
+//! cannot run as written, applied (after `datafusion-pg-catalog`'s own) only to
+//! statements that read the catalog. SQLAlchemy's table reflection (what
+//! pandas' `to_sql(if_exists="replace")` and `read_sql_table` do) needs them:
+//!
+//! - A scalar subquery guarded by `CASE WHEN c THEN (subquery) END`: the guard
+//!   moves into the subquery's WHERE (DataFusion cannot run a correlated
+//!   subquery inside CASE).
+//! - A correlated scalar subquery that is not an aggregate (`(SELECT
+//!   pg_get_expr(...) FROM pg_attrdef WHERE adrelid = attrelid ...)`):
+//!   DataFusion decorrelates only aggregated ones, so the single value is taken
+//!   with `first_value(...)`. PostgreSQL would fail if such a subquery found
+//!   two rows; catalog lookups by key find at most one.
+//! - `unnest(indkey)` and `generate_subscripts(indkey, 1)` over the catalog's
+//!   vector columns (`int2vector`/`oidvector`, which the catalog keeps as
+//!   space-separated text): unnested as integer lists.
+//! - `pg_class.reloptions` and `relacl`, which the catalog lacks: NULL, as
+//!   PostgreSQL has them for a table without storage options or grants.
+//! - `LIKE ... ESCAPE 'c'` with an escape character other than backslash
+//!   (SQLAlchemy escapes with `/`): the pattern's escapes become backslashes.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast;
+
+/// The catalog's vector columns, kept as space-separated numbers.
+const VECTOR_COLUMNS: &[&str] = &[
+    "indkey",
+    "indclass",
+    "indoption",
+    "indcollation",
+    "conkey",
+    "confkey",
+    "conpfeqop",
+    "conppeqop",
+    "conffeqop",
+];
+
+/// `pg_class` columns missing from the catalog, NULL for every Tidemark table
+/// (no storage options, default privileges).
+const UNSET_COLUMNS: &[&str] = &["reloptions", "relacl"];
+
+const AGGREGATES: &[&str] = &[
+    "count",
+    "sum",
+    "min",
+    "max",
+    "avg",
+    "array_agg",
+    "string_agg",
+    "bool_and",
+    "bool_or",
+    "every",
+    "first_value",
+    "last_value",
+    "json_agg",
+];
+
+/// Applies the rewrites above to every expression of `statement`.
+pub(crate) fn rewrite(statement: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        rewrite_expr(e);
+        ControlFlow::<()>::Continue(())
+    });
+}
+
+fn rewrite_expr(e: &mut ast::Expr) {
+    match e {
+        ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) if names_unset_column(e) => {
+            *e = ast::Expr::Value(ast::Value::Null.with_empty_span());
+        }
+        ast::Expr::Subquery(q) => aggregate_scalar_subquery(q),
+        ast::Expr::Case { .. } => {
+            if let Some(subquery) = guarded_subquery(e) {
+                *e = subquery;
+            }
+        }
+        ast::Expr::Function(f) => {
+            let Some(name) = function_name(f) else { return };
+            let Some(vector) = single_vector_argument(f) else {
+                return;
+            };
+            let replacement = match name.as_str() {
+                "unnest" => format!("unnest(CAST(string_to_array({vector}, ' ') AS INT[]))"),
+                "generate_subscripts" => format!(
+                    "unnest(range(1, CAST(array_length(string_to_array({vector}, ' '), 1) AS BIGINT) + 1))"
+                ),
+                _ => return,
+            };
+            if let Ok(new) = crate::rewrite::parse_expr(&replacement) {
+                *e = new;
+            }
+        }
+        ast::Expr::Like {
+            pattern,
+            escape_char,
+            ..
+        }
+        | ast::Expr::ILike {
+            pattern,
+            escape_char,
+            ..
+        } => {
+            let Some(ast::Value::SingleQuotedString(escape)) =
+                escape_char.as_ref().map(|v| v.value.clone())
+            else {
+                return;
+            };
+            if escape == "\\" || escape.chars().count() != 1 {
+                return;
+            }
+            // `\` in the pattern was a plain character: double it first.
+            let text = format!(
+                "replace(replace({pattern}, '\\', '\\\\'), {}, '\\')",
+                crate::rewrite::string_literal(&escape)
+            );
+            if let Ok(new) = crate::rewrite::parse_expr(&text) {
+                **pattern = new;
+                *escape_char = None;
+            }
+        }
+        _ => {}
+    }
+}
+
+/// Whether `e` names a catalog column the catalog does not have and that is
+/// NULL for every Tidemark relation (`pg_class.reloptions`, `pg_class.relacl`).
+fn names_unset_column(e: &ast::Expr) -> bool {
+    let last = match e {
+        ast::Expr::Identifier(i) => i,
+        ast::Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => i,
+            None => return false,
+        },
+        _ => return false,
+    };
+    UNSET_COLUMNS.contains(&last.value.to_ascii_lowercase().as_str())
+}
+
+/// `CASE WHEN c THEN (SELECT x FROM f WHERE w) [ELSE NULL] END` as the
+/// equivalent `(SELECT x FROM f WHERE c AND w)`: DataFusion decorrelates a
+/// scalar subquery in a projection, not one inside a CASE branch.
+fn guarded_subquery(e: &ast::Expr) -> Option<ast::Expr> {
+    let ast::Expr::Case {
+        operand: None,
+        conditions,
+        else_result,
+        ..
+    } = e
+    else {
+        return None;
+    };
+    let null_else = match else_result.as_deref() {
+        None => true,
+        Some(ast::Expr::Value(v)) => v.value == ast::Value::Null,
+        Some(_) => false,
+    };
+    let [when] = conditions.as_slice() else {
+        return None;
+    };
+    let ast::Expr::Subquery(q) = &when.result else {
+        return None;
+    };
+    if !null_else {
+        return None;
+    }
+    let mut q = q.clone();
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return None;
+    };
+    let guard = ast::Expr::Nested(Box::new(when.condition.clone()));
+    select.selection = Some(match select.selection.take() {
+        Some(w) => ast::Expr::BinaryOp {
+            left: Box::new(guard),
+            op: ast::BinaryOperator::And,
+            right: Box::new(ast::Expr::Nested(Box::new(w))),
+        },
+        None => guard,
+    });
+    Some(ast::Expr::Subquery(q))
+}
+
+/// `(SELECT x FROM ...)` → `(SELECT first_value(x) FROM ...)` when the
+/// subquery is a plain one-column SELECT without aggregation.
+fn aggregate_scalar_subquery(q: &mut ast::Query) {
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return;
+    };
+    let grouped = !matches!(&select.group_by, ast::GroupByExpr::Expressions(v, _) if v.is_empty());
+    if grouped || select.projection.len() != 1 || select.having.is_some() {
+        return;
+    }
+    let expr = match &mut select.projection[0] {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => e,
+        _ => return,
+    };
+    if contains_aggregate(expr) {
+        return;
+    }
+    let text = format!("first_value({expr})");
+    if let Ok(new) = crate::rewrite::parse_expr(&text) {
+        *expr = new;
+    }
+}
+
+fn contains_aggregate(e: &ast::Expr) -> bool {
+    ast::visit_expressions(e, |x| match x {
+        ast::Expr::Function(f)
+            if function_name(f).is_some_and(|n| AGGREGATES.contains(&n.as_str())) =>
+        {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+fn function_name(f: &ast::Function) -> Option<String> {
+    f.name
+        .0
+        .last()
+        .and_then(|p| p.as_ident())
+        .map(|i| i.value.to_ascii_lowercase())
+}
+
+/// The vector column a call's first argument names (`pg_index.indkey`).
+fn single_vector_argument(f: &ast::Function) -> Option<String> {
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))) = list.args.first() else {
+        return None;
+    };
+    let last = match arg {
+        ast::Expr::Identifier(i) => i,
+        ast::Expr::CompoundIdentifier(parts) => parts.last()?,
+        _ => return None,
+    };
+    VECTOR_COLUMNS
+        .contains(&last.value.to_ascii_lowercase().as_str())
+        .then(|| arg.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut s = match tidemark_parser::parse(sql).expect("parses").pop() {
+            Some(tidemark_parser::Statement::Standard(s)) => *s,
+            other => panic!("{other:?}"),
+        };
+        rewrite(&mut s);
+        s.to_string()
+    }
+
+    #[test]
+    fn client_catalog_queries_become_what_datafusion_plans() {
+        assert_eq!(
+            rewritten(
+                "SELECT (SELECT typname FROM pg_type WHERE oid = a.atttypid) FROM pg_attribute a"
+            ),
+            "SELECT (SELECT first_value(typname) FROM pg_type WHERE oid = a.atttypid) FROM pg_attribute a"
+        );
+        // Already aggregated: unchanged.
+        assert_eq!(
+            rewritten("SELECT (SELECT max(x) FROM t WHERE t.a = u.a) FROM u"),
+            "SELECT (SELECT max(x) FROM t WHERE t.a = u.a) FROM u"
+        );
+        assert_eq!(
+            rewritten("SELECT unnest(i.indkey), generate_subscripts(i.indkey, 1) FROM pg_index i"),
+            "SELECT unnest(CAST(string_to_array(i.indkey, ' ') AS INT[])), \
+             unnest(range(1, CAST(array_length(string_to_array(i.indkey, ' '), 1) AS BIGINT) + 1)) FROM pg_index i"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 WHERE n NOT LIKE 'pg/_' || '%' ESCAPE '/'"),
+            "SELECT 1 WHERE n NOT LIKE replace(replace('pg/_' || '%', '\\', '\\\\'), '/', '\\')"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT CASE WHEN a.h THEN (SELECT d FROM x WHERE x.i = a.i) ELSE NULL END FROM a"
+            ),
+            "SELECT (SELECT first_value(d) FROM x WHERE (a.h) AND (x.i = a.i)) FROM a"
+        );
+        assert_eq!(
+            rewritten("SELECT c.relname, c.reloptions FROM pg_class c"),
+            "SELECT c.relname, NULL FROM pg_class c"
+        );
+        // Unnest of anything else is left alone.
+        assert_eq!(
+            rewritten("SELECT unnest(ARRAY[1, 2])"),
+            "SELECT unnest(ARRAY[1, 2])"
+        );
+    }
+}

@@ -1,0 +1,395 @@
+//! PostgreSQL catalog functions that client libraries call on connect and
+//! when they reflect a table, and that `datafusion-pg-catalog` does not have:
+//!
+//! - `to_regtype(name)`: psycopg 3 looks types up by name (SQLAlchemy asks for
+//!   `hstore` on every new connection); the OID of a built-in type, NULL for a
+//!   type Tidemark does not have.
+//! - `pg_get_serial_sequence(table, column)`: SQLAlchemy's column reflection;
+//!   always NULL, since no Tidemark column is backed by a sequence.
+//! - `pg_get_indexdef(index [, column, pretty])`: SQLAlchemy's index
+//!   reflection; NULL, since Tidemark keeps no index definitions.
+//! - `pg_collation_is_visible(oid)`: true, there is one collation schema.
+//! - `json_build_object(key, value, ...)`: a JSON object as text.
+//! - `current_setting(name [, missing_ok])`: a setting of the session.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
+use datafusion::common::{Result as DfResult, exec_err};
+use datafusion::execution::context::SessionContext;
+
+use crate::settings::Settings;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility, create_udf,
+};
+
+/// `current_setting(name [, missing_ok])` over a copy of the session's
+/// settings as the statement starts (Grafana reads `search_path` with it):
+/// 42704 for an unknown name, NULL instead when `missing_ok` is true.
+pub(crate) fn register_current_setting(ctx: &SessionContext, settings: Settings) {
+    let settings = Arc::new(settings);
+    let one = move |args: &[ColumnarValue]| {
+        let args = ColumnarValue::values_to_arrays(args)?;
+        let names = text_arg(&args[0])?;
+        let missing_ok = args
+            .get(1)
+            .and_then(|a| a.as_any().downcast_ref::<BooleanArray>().cloned());
+        let mut values = Vec::with_capacity(names.len());
+        for row in 0..names.len() {
+            if names.is_null(row) {
+                values.push(None);
+                continue;
+            }
+            match settings.get(names.value(row)) {
+                Ok(v) => values.push(Some(v)),
+                Err(_) if missing_ok.as_ref().is_some_and(|m| m.value(row)) => values.push(None),
+                Err(e) => return Err(datafusion::error::DataFusionError::External(Box::new(e))),
+            }
+        }
+        Ok(ColumnarValue::Array(Arc::new(StringArray::from(values))))
+    };
+    ctx.register_udf(ScalarUDF::from(CurrentSetting {
+        signature: Signature::one_of(
+            vec![
+                datafusion::logical_expr::TypeSignature::Exact(vec![DataType::Utf8]),
+                datafusion::logical_expr::TypeSignature::Exact(vec![
+                    DataType::Utf8,
+                    DataType::Boolean,
+                ]),
+            ],
+            Volatility::Stable,
+        ),
+        run: Arc::new(one),
+    }));
+}
+
+type SettingLookup = dyn Fn(&[ColumnarValue]) -> DfResult<ColumnarValue> + Send + Sync;
+
+struct CurrentSetting {
+    signature: Signature,
+    run: Arc<SettingLookup>,
+}
+
+impl std::fmt::Debug for CurrentSetting {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("current_setting")
+    }
+}
+
+impl PartialEq for CurrentSetting {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.run, &other.run)
+    }
+}
+
+impl Eq for CurrentSetting {}
+
+impl std::hash::Hash for CurrentSetting {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        "current_setting".hash(state);
+    }
+}
+
+impl ScalarUDFImpl for CurrentSetting {
+    fn name(&self) -> &str {
+        "current_setting"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        (self.run)(&args.args)
+    }
+}
+
+/// Registers the functions above in `ctx`.
+pub(crate) fn register(ctx: &SessionContext) {
+    ctx.register_udf(create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let args = ColumnarValue::values_to_arrays(args)?;
+            let names = text_arg(&args[0])?;
+            let oids: Int32Array = names.iter().map(|n| n.and_then(builtin_type_oid)).collect();
+            Ok(ColumnarValue::Array(Arc::new(oids)))
+        }),
+    ));
+    // No Tidemark column is backed by a sequence, and Tidemark keeps no index
+    // definitions: what PostgreSQL answers for such objects is NULL.
+    ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_serial_sequence")));
+    ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_indexdef")));
+    ctx.register_udf(create_udf(
+        "pg_collation_is_visible",
+        vec![DataType::Int32],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let rows = ColumnarValue::values_to_arrays(args)?[0].len();
+            let all: BooleanArray = std::iter::repeat_n(Some(true), rows).collect();
+            Ok(ColumnarValue::Array(Arc::new(all)))
+        }),
+    ));
+    ctx.register_udf(ScalarUDF::from(JsonBuildObject::new()));
+}
+
+fn text_arg(a: &ArrayRef) -> DfResult<&StringArray> {
+    match a.as_any().downcast_ref::<StringArray>() {
+        Some(s) => Ok(s),
+        None => exec_err!("expected a text argument, got {}", a.data_type()),
+    }
+}
+
+/// The OID PostgreSQL gives a built-in type name (its `pg_type.oid`), for the
+/// types Tidemark has and their usual spellings.
+fn builtin_type_oid(name: &str) -> Option<i32> {
+    let name = name.trim().trim_start_matches("pg_catalog.").to_lowercase();
+    let name = name.split('(').next().unwrap_or(&name).trim();
+    Some(match name {
+        "bool" | "boolean" => 16,
+        "bytea" => 17,
+        "char" => 18,
+        "name" => 19,
+        "int8" | "bigint" => 20,
+        "int2" | "smallint" => 21,
+        "int4" | "int" | "integer" => 23,
+        "text" => 25,
+        "oid" => 26,
+        "json" => 114,
+        "float4" | "real" => 700,
+        "float8" | "double precision" => 701,
+        "bpchar" | "character" => 1042,
+        "varchar" | "character varying" => 1043,
+        "date" => 1082,
+        "time" | "time without time zone" => 1083,
+        "timestamp" | "timestamp without time zone" => 1114,
+        "timestamptz" | "timestamp with time zone" => 1184,
+        "interval" => 1186,
+        "numeric" | "decimal" => 1700,
+        "uuid" => 2950,
+        "jsonb" => 3802,
+        _ => return None,
+    })
+}
+
+/// A catalog function whose answer is always NULL text (see `register`).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct NullText {
+    name: &'static str,
+    signature: Signature,
+}
+
+impl NullText {
+    fn new(name: &'static str) -> Self {
+        NullText {
+            name,
+            signature: Signature::variadic_any(Volatility::Stable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for NullText {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        Ok(ColumnarValue::Array(Arc::new(StringArray::new_null(
+            args.number_rows,
+        ))))
+    }
+}
+
+/// `json_build_object(k1, v1, k2, v2, ...)`: keys as text, values as JSON
+/// (numbers and booleans bare, NULL as `null`, anything else as a string).
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonBuildObject {
+    signature: Signature,
+}
+
+impl JsonBuildObject {
+    fn new() -> Self {
+        JsonBuildObject {
+            signature: Signature::variadic_any(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for JsonBuildObject {
+    fn name(&self) -> &str {
+        "json_build_object"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    /// Text marked as `json`: drivers decode it (psycopg gives a dict).
+    fn return_field_from_args(
+        &self,
+        _args: datafusion::logical_expr::ReturnFieldArgs,
+    ) -> DfResult<datafusion::arrow::datatypes::FieldRef> {
+        let field = datafusion::arrow::datatypes::Field::new(self.name(), DataType::Utf8, true)
+            .with_metadata(
+                [(
+                    crate::types::PG_TYPE_METADATA.to_string(),
+                    "json".to_string(),
+                )]
+                .into(),
+            );
+        Ok(Arc::new(field))
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        if !args.args.len().is_multiple_of(2) {
+            return exec_err!("json_build_object: argument list must have even number of elements");
+        }
+        let rows = args.number_rows;
+        let arrays: Vec<ArrayRef> = args
+            .args
+            .iter()
+            .map(|a| a.to_array(rows))
+            .collect::<DfResult<_>>()?;
+        let options = FormatOptions::default();
+        let formatters: Vec<ArrayFormatter> = arrays
+            .iter()
+            .map(|a| ArrayFormatter::try_new(a.as_ref(), &options))
+            .collect::<Result<_, _>>()?;
+        let objects: StringArray = (0..rows)
+            .map(|row| {
+                let mut out = String::from("{");
+                for pair in 0..arrays.len() / 2 {
+                    let (k, v) = (2 * pair, 2 * pair + 1);
+                    if pair > 0 {
+                        out.push_str(", ");
+                    }
+                    if is_null(arrays[k].as_ref(), row) {
+                        return Err(datafusion::error::DataFusionError::Execution(
+                            "json_build_object: null value not allowed for object key".into(),
+                        ));
+                    }
+                    out.push_str(&json_string(&formatters[k].value(row).to_string()));
+                    out.push_str(" : ");
+                    let value = arrays[v].as_ref();
+                    if is_null(value, row) {
+                        out.push_str("null");
+                    } else if value.data_type().is_numeric()
+                        || value.data_type() == &DataType::Boolean
+                    {
+                        out.push_str(&formatters[v].value(row).to_string());
+                    } else {
+                        out.push_str(&json_string(&formatters[v].value(row).to_string()));
+                    }
+                }
+                out.push('}');
+                Ok(Some(out))
+            })
+            .collect::<DfResult<_>>()?;
+        Ok(ColumnarValue::Array(Arc::new(objects)))
+    }
+}
+
+/// Whether `a` is NULL at `row` (a NULL literal's array has no validity bitmap).
+fn is_null(a: &dyn Array, row: usize) -> bool {
+    a.logical_nulls().is_some_and(|n| n.is_null(row))
+}
+
+/// `s` as a JSON string literal.
+fn json_string(s: &str) -> String {
+    serde_json::Value::String(s.to_string()).to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    async fn one(sql: &str) -> String {
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let batches = ctx
+            .sql(sql)
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
+        let column = batches[0].column(0);
+        ArrayFormatter::try_new(column.as_ref(), &FormatOptions::default().with_null("NULL"))
+            .expect("formats")
+            .value(0)
+            .to_string()
+    }
+
+    #[tokio::test]
+    async fn current_setting_reads_the_sessions_settings() {
+        let ctx = SessionContext::new();
+        let mut settings = Settings::default();
+        settings
+            .set("application_name", "grafana")
+            .expect("settable");
+        register_current_setting(&ctx, settings);
+        let value = |sql: &'static str| {
+            let ctx = ctx.clone();
+            async move {
+                let batches = ctx.sql(sql).await?.collect().await?;
+                Ok::<_, datafusion::error::DataFusionError>(
+                    ArrayFormatter::try_new(
+                        batches[0].column(0).as_ref(),
+                        &FormatOptions::default().with_null("NULL"),
+                    )?
+                    .value(0)
+                    .to_string(),
+                )
+            }
+        };
+        assert_eq!(
+            value("SELECT current_setting('search_path')")
+                .await
+                .expect("runs"),
+            "public"
+        );
+        assert_eq!(
+            value("SELECT current_setting('application_name')")
+                .await
+                .expect("runs"),
+            "grafana"
+        );
+        assert_eq!(
+            value("SELECT current_setting('nope', true)")
+                .await
+                .expect("runs"),
+            "NULL"
+        );
+        let err = value("SELECT current_setting('nope')")
+            .await
+            .expect_err("unknown");
+        assert_eq!(crate::error::ExecError::from(err).sqlstate, "42704");
+    }
+
+    #[tokio::test]
+    async fn client_catalog_functions_answer_as_postgresql_does() {
+        assert_eq!(one("SELECT to_regtype('integer')").await, "23");
+        assert_eq!(
+            one("SELECT to_regtype('timestamp with time zone')").await,
+            "1184"
+        );
+        assert_eq!(one("SELECT to_regtype('hstore')").await, "NULL");
+        assert_eq!(one("SELECT pg_get_serial_sequence('t', 'x')").await, "NULL");
+        assert_eq!(one("SELECT pg_get_indexdef(1, 1, true)").await, "NULL");
+        assert_eq!(
+            one("SELECT json_build_object('a', 1, 'b', 'x\"y', 'c', NULL, 'd', true)").await,
+            r#"{"a" : 1, "b" : "x\"y", "c" : null, "d" : true}"#
+        );
+    }
+}

@@ -1,0 +1,133 @@
+"""SQLAlchemy 2 and pandas against Tidemark, with both PostgreSQL dialects
+(psycopg 3 and psycopg2), as their users write it: connect, browse tables,
+reflect, create, insert with bound parameters, nested transactions (savepoints),
+the ORM, read back into a DataFrame with PostgreSQL's column names, and one
+SQLSTATE.
+
+Usage: sqlalchemy_check.py HOST PORT USER PASSWORD [SSLMODE]. Exits non-zero with the reason on failure.
+"""
+import datetime
+import sys
+
+import pandas as pd
+import sqlalchemy as sa
+from sqlalchemy import exc, orm
+
+host, port, user, password = sys.argv[1:5]
+sslmode = sys.argv[5] if len(sys.argv) > 5 else "disable"
+
+for dialect in ("psycopg", "psycopg2"):
+    url = f"postgresql+{dialect}://{user}:{password}@{host}:{port}/tidemark?sslmode={sslmode}"
+    engine = sa.create_engine(url)
+    table = f"sa_{dialect}"
+    frame_table = f"pd_{dialect}"
+
+    # Connecting runs the dialect's start-up queries (version, isolation level,
+    # standard_conforming_strings, type lookups).
+    with engine.begin() as conn:
+        assert conn.execute(sa.text("SELECT 1")).scalar_one() == 1
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {table}"))
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {frame_table}"))
+        conn.execute(sa.text(
+            f"CREATE TABLE {table} (ts TIMESTAMP, sym SYMBOL, price DOUBLE, qty BIGINT) "
+            "TIMESTAMP(ts) PARTITION BY DAY"))
+
+    inspector = sa.inspect(engine)
+    assert table in inspector.get_table_names(), inspector.get_table_names()
+    assert inspector.has_table(table)
+    assert not inspector.has_table("no_such_table")
+    assert "public" in inspector.get_schema_names(), inspector.get_schema_names()
+
+    start = datetime.datetime(2026, 11, 21, 9, 0, 0)
+    rows = [{"ts": start + datetime.timedelta(minutes=i), "sym": "AAPL" if i % 2 else "MSFT",
+             "price": 100.0 + i, "qty": i} for i in range(10)]
+    insert = sa.text(f"INSERT INTO {table} (ts, sym, price, qty) VALUES (:ts, :sym, :price, :qty)")
+    with engine.begin() as conn:
+        conn.execute(insert, rows)  # executemany with bound parameters
+
+    # A nested transaction is a SAVEPOINT: rolling it back keeps the outer work.
+    with engine.connect() as conn:
+        with conn.begin():
+            conn.execute(insert, {"ts": start + datetime.timedelta(hours=1), "sym": "IBM",
+                                  "price": 1.0, "qty": 1})
+            nested = conn.begin_nested()
+            conn.execute(insert, {"ts": start + datetime.timedelta(hours=2), "sym": "IBM",
+                                  "price": 2.0, "qty": 2})
+            nested.rollback()
+        count = conn.execute(sa.text(f"SELECT count(*) FROM {table} WHERE sym = 'IBM'"))
+        assert count.scalar_one() == 1, "the savepoint's insert was not rolled back"
+
+    # Reflection: the columns with their types, as Table(autoload_with=...) reads them.
+    columns = {c["name"]: c for c in inspector.get_columns(table)}
+    assert list(columns) == ["ts", "sym", "price", "qty"], list(columns)
+    assert isinstance(columns["ts"]["type"], sa.TIMESTAMP), columns["ts"]
+    assert isinstance(columns["sym"]["type"], sa.TEXT), columns["sym"]
+    assert isinstance(columns["price"]["type"], sa.Float), columns["price"]
+    assert isinstance(columns["qty"]["type"], sa.BIGINT), columns["qty"]
+    assert inspector.get_pk_constraint(table)["constrained_columns"] == []
+    assert inspector.get_indexes(table) == []
+    reflected = sa.Table(table, sa.MetaData(), autoload_with=engine)
+    with engine.connect() as conn:
+        query = (sa.select(reflected.c.sym, sa.func.sum(reflected.c.qty).label("total"))
+                 .where(reflected.c.price > 104.5).group_by(reflected.c.sym)
+                 .order_by(reflected.c.sym))
+        got = conn.execute(query).all()
+        assert got == [("AAPL", 21), ("MSFT", 14)], got
+
+    # The ORM, with the mapper's own key (a time-series table has no primary key).
+    class Base(orm.DeclarativeBase):
+        pass
+
+    class Trade(Base):
+        __table__ = reflected
+        __mapper_args__ = {"primary_key": [reflected.c.ts, reflected.c.sym]}
+
+    with orm.Session(engine) as session:
+        session.add(Trade(ts=start + datetime.timedelta(days=1), sym="ORM", price=7.0, qty=7))
+        session.commit()
+        got = session.scalars(sa.select(Trade).where(Trade.sym == "ORM")).one()
+        assert (got.price, got.qty) == (7.0, 7), (got.price, got.qty)
+
+    # pandas: column names as PostgreSQL gives them, types as Python ones.
+    frame = pd.read_sql(
+        sa.text(f"SELECT sym, avg(price), count(*), max(ts) FROM {table} "
+                "WHERE ts < :until GROUP BY sym ORDER BY sym"),
+        engine, params={"until": start + datetime.timedelta(hours=1)})
+    assert list(frame.columns) == ["sym", "avg", "count", "max"], list(frame.columns)
+    assert frame["sym"].tolist() == ["AAPL", "MSFT"], frame
+    assert frame["count"].tolist() == [5, 5], frame
+    assert frame["avg"].tolist() == [105.0, 104.0], frame
+    assert frame["max"].iloc[0] == pd.Timestamp(start + datetime.timedelta(minutes=9)), frame
+    unnamed = pd.read_sql(sa.text("SELECT 1, 2 AS two, 'x'::text"), engine)
+    assert list(unnamed.columns) == ["?column?", "two", "text"], list(unnamed.columns)
+
+    # DataFrame.to_sql creates the table and appends to it.
+    df = pd.DataFrame({"ts": [start, start + datetime.timedelta(seconds=1)],
+                       "name": ["a", "b"], "value": [1.5, None]})
+    df.to_sql(frame_table, engine, index=False)
+    df.to_sql(frame_table, engine, index=False, if_exists="append")
+    back = pd.read_sql(sa.text(f"SELECT * FROM {frame_table} ORDER BY ts, name"), engine)
+    assert len(back) == 4, back
+    assert back["name"].tolist() == ["a", "a", "b", "b"], back
+    assert back["value"].isna().sum() == 2, back
+    # Replacing reflects the table to drop it, then creates it again.
+    df.to_sql(frame_table, engine, index=False, if_exists="replace")
+    whole = pd.read_sql_table(frame_table, engine)
+    assert list(whole.columns) == ["ts", "name", "value"], list(whole.columns)
+    assert len(whole) == 2, whole
+
+    try:
+        with engine.connect() as conn:
+            conn.execute(sa.text("SELECT * FROM no_such_table"))
+        raise SystemExit("expected an error for a missing table")
+    except exc.ProgrammingError as e:
+        code = getattr(e.orig, "sqlstate", None) or getattr(e.orig, "pgcode", None)
+        assert code == "42P01", code
+        assert "no_such_table" in str(e.orig), str(e.orig)
+
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {table}"))
+        conn.execute(sa.text(f"DROP TABLE {frame_table}"))
+    engine.dispose()
+
+print("sqlalchemy ok")
