@@ -16,6 +16,8 @@
 //!   space-separated text): unnested as integer lists.
 //! - `pg_class.reloptions` and `relacl`, which the catalog lacks: NULL, as
 //!   PostgreSQL has them for a table without storage options or grants.
+//! - `information_schema.columns` becomes a view of DataFusion's with
+//!   PostgreSQL's type names (`double precision`, not `Float64`) and `udt_name`.
 //! - `LIKE ... ESCAPE 'c'` with an escape character other than backslash
 //!   (SQLAlchemy escapes with `/`): the pattern's escapes become backslashes.
 
@@ -56,12 +58,66 @@ const AGGREGATES: &[&str] = &[
     "json_agg",
 ];
 
-/// Applies the rewrites above to every expression of `statement`.
+/// DataFusion's `information_schema.columns` with PostgreSQL's type names in
+/// `data_type` and a `udt_name` column (it gives Arrow's: `Float64`).
+const COLUMNS_VIEW: &str = "SELECT table_catalog, table_schema, table_name, column_name, \
+     ordinal_position, column_default, is_nullable, \
+     tidemark_sql_type_name(data_type) AS data_type, character_maximum_length, \
+     character_octet_length, numeric_precision, numeric_precision_radix, numeric_scale, \
+     datetime_precision, interval_type, tidemark_udt_name(data_type) AS udt_name, \
+     table_catalog AS udt_catalog, 'pg_catalog' AS udt_schema \
+     FROM tidemark.information_schema.columns";
+
+/// Applies the rewrites above to `statement`.
 pub(crate) fn rewrite(statement: &mut ast::Statement) {
+    let mut views = ColumnsView;
+    let _ = ast::VisitMut::visit(statement, &mut views);
     let _ = ast::visit_expressions_mut(statement, |e| {
         rewrite_expr(e);
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// Replaces `information_schema.columns` by `COLUMNS_VIEW`, keeping its alias.
+struct ColumnsView;
+
+impl ast::VisitorMut for ColumnsView {
+    type Break = ();
+
+    fn post_visit_table_factor(
+        &mut self,
+        factor: &mut ast::TableFactor,
+    ) -> ControlFlow<Self::Break> {
+        let ast::TableFactor::Table { name, alias, .. } = factor else {
+            return ControlFlow::Continue(());
+        };
+        let parts: Vec<String> = name
+            .0
+            .iter()
+            .filter_map(|p| p.as_ident())
+            .map(|i| i.value.to_ascii_lowercase())
+            .collect();
+        if parts != ["information_schema", "columns"] {
+            return ControlFlow::Continue(());
+        }
+        let Ok(subquery) = crate::rewrite::parse_query(COLUMNS_VIEW) else {
+            // A constant that parses: never taken.
+            return ControlFlow::Continue(());
+        };
+        let alias = alias.take().unwrap_or_else(|| ast::TableAlias {
+            explicit: true,
+            name: ast::Ident::new("columns"),
+            columns: vec![],
+            at: None,
+        });
+        *factor = ast::TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(alias),
+            sample: None,
+        };
+        ControlFlow::Continue(())
+    }
 }
 
 fn rewrite_expr(e: &mut ast::Expr) {
@@ -281,6 +337,20 @@ mod tests {
                 "SELECT CASE WHEN a.h THEN (SELECT d FROM x WHERE x.i = a.i) ELSE NULL END FROM a"
             ),
             "SELECT (SELECT first_value(d) FROM x WHERE (a.h) AND (x.i = a.i)) FROM a"
+        );
+        let view =
+            rewritten("SELECT data_type FROM information_schema.columns WHERE table_name = 't'");
+        assert!(
+            view.starts_with("SELECT data_type FROM (SELECT table_catalog")
+                && view.contains("tidemark_sql_type_name(data_type) AS data_type")
+                && view.ends_with(
+                    "FROM tidemark.information_schema.columns) AS columns WHERE table_name = 't'"
+                ),
+            "{view}"
+        );
+        assert!(
+            rewritten("SELECT c.udt_name FROM information_schema.columns c")
+                .ends_with("FROM tidemark.information_schema.columns) c"),
         );
         assert_eq!(
             rewritten("SELECT c.relname, c.reloptions FROM pg_class c"),

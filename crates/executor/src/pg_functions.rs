@@ -11,6 +11,9 @@
 //! - `pg_collation_is_visible(oid)`: true, there is one collation schema.
 //! - `json_build_object(key, value, ...)`: a JSON object as text.
 //! - `current_setting(name [, missing_ok])`: a setting of the session.
+//! - `tidemark_sql_type_name(arrow_type)`, `tidemark_udt_name(arrow_type)`:
+//!   PostgreSQL's names of a column's type, for `information_schema.columns`
+//!   (see `catalog_rewrite`).
 
 use std::sync::Arc;
 
@@ -107,8 +110,59 @@ impl ScalarUDFImpl for CurrentSetting {
     }
 }
 
+/// PostgreSQL's names of the type whose Arrow name is `arrow` (as DataFusion's
+/// `information_schema.columns.data_type` gives it): the SQL name that
+/// `information_schema` shows (`timestamp without time zone`) and the internal
+/// `udt_name` (`timestamp`). SYMBOL columns (dictionary-encoded) are `text`.
+fn pg_type_names(arrow: &str) -> (&'static str, &'static str) {
+    let base = arrow.split('(').next().unwrap_or(arrow);
+    match base {
+        "Boolean" => ("boolean", "bool"),
+        "Int8" | "Int16" | "UInt8" => ("smallint", "int2"),
+        "Int32" | "UInt16" => ("integer", "int4"),
+        "Int64" | "UInt32" | "UInt64" => ("bigint", "int8"),
+        "Float16" | "Float32" => ("real", "float4"),
+        "Float64" => ("double precision", "float8"),
+        "Utf8" | "LargeUtf8" | "Utf8View" | "Dictionary" => ("text", "text"),
+        "Date32" | "Date64" => ("date", "date"),
+        "Timestamp" if arrow.contains(',') => ("timestamp with time zone", "timestamptz"),
+        "Timestamp" => ("timestamp without time zone", "timestamp"),
+        "Time32" | "Time64" => ("time without time zone", "time"),
+        "Interval" | "Duration" => ("interval", "interval"),
+        "Decimal32" | "Decimal64" | "Decimal128" | "Decimal256" => ("numeric", "numeric"),
+        "FixedSizeBinary" if arrow == "FixedSizeBinary(16)" => ("uuid", "uuid"),
+        "Binary" | "LargeBinary" | "BinaryView" | "FixedSizeBinary" => ("bytea", "bytea"),
+        "List" | "LargeList" | "FixedSizeList" => ("ARRAY", "_text"),
+        _ => ("USER-DEFINED", "text"),
+    }
+}
+
 /// Registers the functions above in `ctx`.
 pub(crate) fn register(ctx: &SessionContext) {
+    for (name, udt) in [
+        ("tidemark_sql_type_name", false),
+        ("tidemark_udt_name", true),
+    ] {
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let args = ColumnarValue::values_to_arrays(args)?;
+                let names: StringArray = text_arg(&args[0])?
+                    .iter()
+                    .map(|t| {
+                        t.map(|t| {
+                            let (sql, udt_name) = pg_type_names(t);
+                            if udt { udt_name } else { sql }
+                        })
+                    })
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(names)))
+            }),
+        ));
+    }
     ctx.register_udf(create_udf(
         "to_regtype",
         vec![DataType::Utf8],
@@ -387,6 +441,22 @@ mod tests {
         assert_eq!(one("SELECT to_regtype('hstore')").await, "NULL");
         assert_eq!(one("SELECT pg_get_serial_sequence('t', 'x')").await, "NULL");
         assert_eq!(one("SELECT pg_get_indexdef(1, 1, true)").await, "NULL");
+        for (arrow, sql, udt) in [
+            ("Timestamp(µs)", "timestamp without time zone", "timestamp"),
+            (
+                "Timestamp(µs, \"UTC\")",
+                "timestamp with time zone",
+                "timestamptz",
+            ),
+            ("Dictionary(Int32, Utf8)", "text", "text"),
+            ("Float64", "double precision", "float8"),
+            ("Int16", "smallint", "int2"),
+            ("FixedSizeBinary(16)", "uuid", "uuid"),
+            ("Binary", "bytea", "bytea"),
+            ("Decimal128(10, 2)", "numeric", "numeric"),
+        ] {
+            assert_eq!(pg_type_names(arrow), (sql, udt), "{arrow}");
+        }
         assert_eq!(
             one("SELECT json_build_object('a', 1, 'b', 'x\"y', 'c', NULL, 'd', true)").await,
             r#"{"a" : 1, "b" : "x\"y", "c" : null, "d" : true}"#
