@@ -14,6 +14,7 @@
 //! - `unnest(indkey)` and `generate_subscripts(indkey, 1)` over the catalog's
 //!   vector columns (`int2vector`/`oidvector`, which the catalog keeps as
 //!   space-separated text): unnested as integer lists.
+//! - `ARRAY(subquery)`: the subquery aggregated with `array_agg`.
 //! - `pg_class.reloptions` and `relacl`, which the catalog lacks: NULL, as
 //!   PostgreSQL has them for a table without storage options or grants.
 //! - `information_schema.columns` becomes a view of DataFusion's with
@@ -131,6 +132,11 @@ fn rewrite_expr(e: &mut ast::Expr) {
                 *e = subquery;
             }
         }
+        ast::Expr::Function(f) if array_of_subquery(f).is_some() => {
+            if let Some(subquery) = array_of_subquery(f) {
+                *e = subquery;
+            }
+        }
         ast::Expr::Function(f) => {
             let Some(name) = function_name(f) else { return };
             let Some(vector) = single_vector_argument(f) else {
@@ -177,6 +183,31 @@ fn rewrite_expr(e: &mut ast::Expr) {
         }
         _ => {}
     }
+}
+
+/// `ARRAY(SELECT x FROM ...)` (psql's `\du`, `\d+`) as `(SELECT array_agg(x)
+/// FROM ...)`, which DataFusion plans; the subquery's ORDER BY is dropped.
+fn array_of_subquery(f: &ast::Function) -> Option<ast::Expr> {
+    if function_name(f).as_deref() != Some("array") {
+        return None;
+    }
+    let ast::FunctionArguments::Subquery(q) = &f.args else {
+        return None;
+    };
+    let mut q = q.clone();
+    q.order_by = None;
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return None;
+    };
+    let [item] = select.projection.as_mut_slice() else {
+        return None;
+    };
+    let (ast::SelectItem::UnnamedExpr(expr) | ast::SelectItem::ExprWithAlias { expr, .. }) = item
+    else {
+        return None;
+    };
+    *expr = crate::rewrite::parse_expr(&format!("array_agg({expr})")).ok()?;
+    Some(ast::Expr::Subquery(q))
 }
 
 /// Whether `e` names a catalog column the catalog does not have and that is
@@ -355,6 +386,10 @@ mod tests {
         assert_eq!(
             rewritten("SELECT c.relname, c.reloptions FROM pg_class c"),
             "SELECT c.relname, NULL FROM pg_class c"
+        );
+        assert_eq!(
+            rewritten("SELECT ARRAY(SELECT b.x FROM b WHERE b.k = a.k ORDER BY 1) AS m FROM a"),
+            "SELECT (SELECT array_agg(b.x) FROM b WHERE b.k = a.k) AS m FROM a"
         );
         // Unnest of anything else is left alone.
         assert_eq!(

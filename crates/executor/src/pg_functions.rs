@@ -8,7 +8,11 @@
 //!   always NULL, since no Tidemark column is backed by a sequence.
 //! - `pg_get_indexdef(index [, column, pretty])`: SQLAlchemy's index
 //!   reflection; NULL, since Tidemark keeps no index definitions.
-//! - `pg_collation_is_visible(oid)`: true, there is one collation schema.
+//! - `pg_get_function_result`/`pg_get_function_arguments`: psql's `\df`; NULL,
+//!   there are no user-defined functions.
+//! - `pg_size_pretty(bytes)`: psql's `\dt+`.
+//! - `pg_collation_is_visible(oid)`, `pg_function_is_visible(oid)`,
+//!   `pg_type_is_visible(oid)`: true, everything is on the search path.
 //! - `json_build_object(key, value, ...)`: a JSON object as text.
 //! - `current_setting(name [, missing_ok])`: a setting of the session.
 //! - `tidemark_sql_type_name(arrow_type)`, `tidemark_udt_name(arrow_type)`:
@@ -179,18 +183,63 @@ pub(crate) fn register(ctx: &SessionContext) {
     // definitions: what PostgreSQL answers for such objects is NULL.
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_serial_sequence")));
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_indexdef")));
+    // Tidemark has no user-defined functions; psql's `\df` lists none.
+    ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_function_result")));
+    ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_function_arguments")));
     ctx.register_udf(create_udf(
-        "pg_collation_is_visible",
-        vec![DataType::Int32],
-        DataType::Boolean,
-        Volatility::Stable,
+        "pg_size_pretty",
+        vec![DataType::Int64],
+        DataType::Utf8,
+        Volatility::Immutable,
         Arc::new(|args: &[ColumnarValue]| {
-            let rows = ColumnarValue::values_to_arrays(args)?[0].len();
-            let all: BooleanArray = std::iter::repeat_n(Some(true), rows).collect();
-            Ok(ColumnarValue::Array(Arc::new(all)))
+            let args = ColumnarValue::values_to_arrays(args)?;
+            let Some(sizes) = args[0]
+                .as_any()
+                .downcast_ref::<datafusion::arrow::array::Int64Array>()
+            else {
+                return exec_err!("pg_size_pretty expects a bigint");
+            };
+            let pretty: StringArray = sizes.iter().map(|n| n.map(size_pretty)).collect();
+            Ok(ColumnarValue::Array(Arc::new(pretty)))
         }),
     ));
+    // One schema of user objects and the catalog's: everything is visible.
+    for name in [
+        "pg_collation_is_visible",
+        "pg_function_is_visible",
+        "pg_type_is_visible",
+    ] {
+        ctx.register_udf(create_udf(
+            name,
+            vec![DataType::Int32],
+            DataType::Boolean,
+            Volatility::Stable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let rows = ColumnarValue::values_to_arrays(args)?[0].len();
+                let all: BooleanArray = std::iter::repeat_n(Some(true), rows).collect();
+                Ok(ColumnarValue::Array(Arc::new(all)))
+            }),
+        ));
+    }
     ctx.register_udf(ScalarUDF::from(JsonBuildObject::new()));
+}
+
+/// A byte count as PostgreSQL's `pg_size_pretty` writes it: bytes below 10 kB,
+/// then kB, MB, GB, TB, each unit while the value stays below 10,240 of it
+/// (rounded half away from zero).
+fn size_pretty(bytes: i64) -> String {
+    const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
+    if bytes.unsigned_abs() < 10 * 1024 {
+        return format!("{bytes} bytes");
+    }
+    let mut value = bytes as f64 / 1024.0;
+    for unit in UNITS {
+        if value.abs() < 10.0 * 1024.0 - 0.5 || unit == "PB" {
+            return format!("{} {unit}", value.round() as i64);
+        }
+        value /= 1024.0;
+    }
+    format!("{bytes} bytes")
 }
 
 fn text_arg(a: &ArrayRef) -> DfResult<&StringArray> {
@@ -441,6 +490,22 @@ mod tests {
         assert_eq!(one("SELECT to_regtype('hstore')").await, "NULL");
         assert_eq!(one("SELECT pg_get_serial_sequence('t', 'x')").await, "NULL");
         assert_eq!(one("SELECT pg_get_indexdef(1, 1, true)").await, "NULL");
+        assert_eq!(
+            one("SELECT pg_size_pretty(CAST(8192 AS BIGINT))").await,
+            "8192 bytes"
+        );
+        assert_eq!(
+            one("SELECT pg_size_pretty(CAST(10240 AS BIGINT))").await,
+            "10 kB"
+        );
+        assert_eq!(
+            one("SELECT pg_size_pretty(CAST(1048576000 AS BIGINT))").await,
+            "1000 MB"
+        );
+        assert_eq!(
+            one("SELECT pg_size_pretty(CAST(10737418240 AS BIGINT))").await,
+            "10 GB"
+        );
         for (arrow, sql, udt) in [
             ("Timestamp(µs)", "timestamp without time zone", "timestamp"),
             (

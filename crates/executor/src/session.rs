@@ -897,6 +897,14 @@ impl Session {
     async fn query(&self, s: ast::Statement) -> Result<Output> {
         match &s {
             ast::Statement::Query(_) | ast::Statement::Explain { .. } => {}
+            ast::Statement::CreateIndex(_) => {
+                return Err(ExecError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    "CREATE INDEX is not supported: queries on a time range prune partitions \
+                     and rows by the designated timestamp (TIMESTAMP(col)) without an index; \
+                     SYMBOL columns are dictionary-encoded",
+                ));
+            }
             _ => {
                 return Err(ExecError::new(
                     sqlstate::FEATURE_NOT_SUPPORTED,

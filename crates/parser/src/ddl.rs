@@ -25,6 +25,45 @@ impl From<ParserError> for DdlError {
 
 pub(crate) type Result<T> = std::result::Result<T, DdlError>;
 
+/// What a time-series table cannot honour (0A000), saying what to use instead.
+fn not_supported(message: impl Into<String>, at: &TokenWithSpan) -> DdlError {
+    DdlError::At {
+        message: message.into(),
+        at: at.span.start,
+        sqlstate: "0A000",
+    }
+}
+
+/// Constraints PostgreSQL tables take and Tidemark's do not: 0A000 naming the
+/// alternative, where a syntax error would leave the user guessing.
+fn refuse_constraint(p: &Parser<'_>) -> Result<()> {
+    let t = p.peek_token();
+    let Token::Word(w) = &t.token else {
+        return Ok(());
+    };
+    let message = match w.value.to_ascii_uppercase().as_str() {
+        "PRIMARY" | "UNIQUE" => {
+            "PRIMARY KEY and UNIQUE constraints are not supported: a Tidemark table keeps \
+             every row it is given, in designated-timestamp order (TIMESTAMP(col)); \
+             leave the constraint out"
+        }
+        "REFERENCES" | "FOREIGN" => {
+            "foreign keys are not supported: Tidemark does not check references between tables; \
+             leave the constraint out"
+        }
+        "CHECK" | "CONSTRAINT" | "EXCLUDE" => {
+            "table constraints are not supported: leave the constraint out"
+        }
+        "GENERATED" => {
+            "identity and generated columns are not supported: Tidemark has no sequences; \
+             use BIGINT and supply the values"
+        }
+        "DEFAULT" => "column defaults are not supported: supply the value in each INSERT",
+        _ => return Ok(()),
+    };
+    Err(not_supported(message, &t))
+}
+
 pub(crate) fn syntax(message: impl Into<String>, at: TokenWithSpan) -> DdlError {
     DdlError::At {
         message: message.into(),
@@ -192,6 +231,21 @@ fn partition_unit(p: &mut Parser<'_>) -> Result<PartitionUnit> {
 }
 
 fn column_spec(p: &mut Parser<'_>) -> Result<ColumnSpec> {
+    // A table constraint (`PRIMARY KEY (a)`, `CONSTRAINT c ...`) where a column goes.
+    let opens_constraint = match (&p.peek_token().token, &p.peek_nth_token(1).token) {
+        (Token::Word(w), next) => match w.value.to_ascii_uppercase().as_str() {
+            "PRIMARY" | "FOREIGN" => {
+                matches!(next, Token::Word(k) if k.value.eq_ignore_ascii_case("KEY"))
+            }
+            "UNIQUE" | "CHECK" | "EXCLUDE" => matches!(next, Token::LParen),
+            "CONSTRAINT" => true,
+            _ => false,
+        },
+        _ => false,
+    };
+    if opens_constraint {
+        refuse_constraint(p)?;
+    }
     let name = normalize(&p.parse_identifier()?);
     let data_type = sql_type(p)?;
     let mut not_null = false;
@@ -206,6 +260,7 @@ fn column_spec(p: &mut Parser<'_>) -> Result<ColumnSpec> {
         } else if consume_word(p, "CACHE") || consume_word(p, "NOCACHE") || consume_word(p, "INDEX")
         {
         } else {
+            refuse_constraint(p)?;
             break;
         }
     }
@@ -278,6 +333,34 @@ fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
         "symbol" => SqlType::Symbol,
         "uuid" => SqlType::Uuid,
         "binary" | "bytea" | "varbinary" => SqlType::Binary,
+        "serial" | "bigserial" | "smallserial" | "serial2" | "serial4" | "serial8" => {
+            return Err(not_supported(
+                format!(
+                    "type \"{}\" is not supported: Tidemark has no sequences; use BIGINT and \
+                     supply the values (rows are identified by the designated timestamp)",
+                    word
+                ),
+                &t,
+            ));
+        }
+        "numeric" | "decimal" => {
+            return Err(not_supported(
+                format!(
+                    "type \"{}\" is not supported yet: use DOUBLE, or BIGINT of the smallest unit",
+                    word
+                ),
+                &t,
+            ));
+        }
+        "json" | "jsonb" => {
+            return Err(not_supported(
+                format!(
+                    "type \"{}\" is not supported yet: use TEXT (VARCHAR) for the document",
+                    word
+                ),
+                &t,
+            ));
+        }
         _ => {
             return Err(DdlError::At {
                 message: format!("type \"{}\" does not exist", w.value),

@@ -519,7 +519,7 @@ fn psql_describes_tables() {
         .arg(server.conninfo("quest"))
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-c"])
         .arg("CREATE TABLE quotes (ts TIMESTAMP, sym SYMBOL, bid DOUBLE) TIMESTAMP(ts) PARTITION BY DAY")
-        .args(["-c", "\\dt", "-c", "\\d quotes", "-c", "\\dn", "-c", "\\l"])
+        .args(["-c", "\\dt", "-c", "\\d quotes", "-c", "\\dn", "-c", "\\l", "-c", "\\df"])
         .output()
         .expect("psql");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -535,6 +535,7 @@ fn psql_describes_tables() {
         " bid    | double precision",
         "List of schemas",
         "tidemark",
+        "List of functions",
     ] {
         assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
     }
