@@ -15,6 +15,12 @@
 //!   vector columns (`int2vector`/`oidvector`, which the catalog keeps as
 //!   space-separated text): unnested as integer lists.
 //! - `ARRAY(subquery)`: the subquery aggregated with `array_agg`.
+//! - A function in FROM with an alias: `generate_series(...) AS i` names its
+//!   column `i`; a scalar function (`string_to_array(...) s`) yields one row.
+//! - `x IN (subquery)` as a CASE condition: `array_has` of the aggregated
+//!   subquery (DataFusion runs IN subqueries only in WHERE).
+//! - ORDER BY an expression with a subquery (Grafana's table list), which
+//!   DataFusion cannot sort by: the keys become columns of an inner query.
 //! - `pg_class.reloptions` and `relacl`, which the catalog lacks: NULL, as
 //!   PostgreSQL has them for a table without storage options or grants.
 //! - `information_schema.columns` becomes a view of DataFusion's with
@@ -85,13 +91,29 @@ struct ColumnsView;
 impl ast::VisitorMut for ColumnsView {
     type Break = ();
 
+    fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<Self::Break> {
+        if let Some(ordered) = order_by_subquery_outside(query) {
+            *query = ordered;
+        }
+        ControlFlow::Continue(())
+    }
+
     fn post_visit_table_factor(
         &mut self,
         factor: &mut ast::TableFactor,
     ) -> ControlFlow<Self::Break> {
-        let ast::TableFactor::Table { name, alias, .. } = factor else {
+        let ast::TableFactor::Table {
+            name, alias, args, ..
+        } = factor
+        else {
             return ControlFlow::Continue(());
         };
+        if let Some(args) = args {
+            if let Some(replacement) = function_in_from(name, args, alias) {
+                *factor = replacement;
+            }
+            return ControlFlow::Continue(());
+        }
         let parts: Vec<String> = name
             .0
             .iter()
@@ -121,13 +143,139 @@ impl ast::VisitorMut for ColumnsView {
     }
 }
 
+/// `SELECT a, b FROM ... ORDER BY CASE WHEN x IN (subquery) ... END, 1` (Grafana's
+/// table list), which DataFusion cannot sort by, as
+/// `SELECT c0 AS a, c1 AS b FROM (SELECT a AS c0, b AS c1, CASE ... END AS o0
+/// FROM ...) ORDER BY o0, 1`: the sort keys become columns of an inner query.
+fn order_by_subquery_outside(query: &ast::Query) -> Option<ast::Query> {
+    let order = query.order_by.as_ref()?;
+    let ast::OrderByKind::Expressions(keys) = &order.kind else {
+        return None;
+    };
+    if !keys.iter().any(|k| contains_subquery(&k.expr)) {
+        return None;
+    }
+    let ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return None;
+    };
+    let ungrouped = matches!(&select.group_by, ast::GroupByExpr::Expressions(v, _) if v.is_empty());
+    if select.distinct.is_some() || !ungrouped {
+        return None;
+    }
+    let mut inner = select.as_ref().clone();
+    let mut outer_columns = Vec::new();
+    for (i, item) in inner.projection.iter_mut().enumerate() {
+        let column = format!("__tidemark_col_{i}");
+        let (expr, name) = match item {
+            ast::SelectItem::UnnamedExpr(e) => (e.clone(), None),
+            ast::SelectItem::ExprWithAlias { expr, alias } => {
+                (expr.clone(), Some(alias.to_string()))
+            }
+            _ => return None,
+        };
+        outer_columns.push(match name {
+            Some(alias) => format!("{column} AS {alias}"),
+            None => column.clone(),
+        });
+        *item = ast::SelectItem::ExprWithAlias {
+            expr,
+            alias: ast::Ident::new(column),
+        };
+    }
+    let mut outer_keys = Vec::new();
+    for (k, key) in keys.iter().enumerate() {
+        let mut key = key.clone();
+        let positional =
+            matches!(&key.expr, ast::Expr::Value(v) if matches!(v.value, ast::Value::Number(..)));
+        if !positional {
+            let column = format!("__tidemark_order_{k}");
+            inner.projection.push(ast::SelectItem::ExprWithAlias {
+                expr: key.expr.clone(),
+                alias: ast::Ident::new(column.clone()),
+            });
+            key.expr = ast::Expr::Identifier(ast::Ident::new(column));
+        }
+        outer_keys.push(key);
+    }
+    let text = format!(
+        "SELECT {} FROM ({inner}) AS __tidemark_ordered",
+        outer_columns.join(", ")
+    );
+    let mut outer = *crate::rewrite::parse_query(&text).ok()?;
+    outer.with = query.with.clone();
+    outer.order_by = Some(ast::OrderBy {
+        kind: ast::OrderByKind::Expressions(outer_keys),
+        interpolate: None,
+    });
+    outer.limit_clause = query.limit_clause.clone();
+    outer.fetch = query.fetch.clone();
+    Some(outer)
+}
+
+fn contains_subquery(e: &ast::Expr) -> bool {
+    ast::visit_expressions(e, |x| match x {
+        ast::Expr::Subquery(_) | ast::Expr::InSubquery { .. } | ast::Expr::Exists { .. } => {
+            ControlFlow::Break(())
+        }
+        _ => ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
+/// Scalar functions that clients call in FROM, as PostgreSQL allows (one row).
+const SCALAR_FUNCTIONS_IN_FROM: &[&str] =
+    &["string_to_array", "current_setting", "current_schemas"];
+
+/// A function in FROM with an alias, read as PostgreSQL reads it (Grafana's
+/// table list: `FROM generate_series(...) AS i, string_to_array(...) s`): the
+/// alias names the single column too (`i`, not DataFusion's `value`), and a
+/// scalar function yields one row.
+fn function_in_from(
+    name: &ast::ObjectName,
+    args: &ast::TableFunctionArgs,
+    alias: &mut Option<ast::TableAlias>,
+) -> Option<ast::TableFactor> {
+    let alias = alias.as_mut().filter(|a| a.columns.is_empty())?;
+    let function = name.0.last()?.as_ident()?.value.to_ascii_lowercase();
+    if function == "generate_series" {
+        alias.columns.push(ast::TableAliasColumnDef::from_name(
+            alias.name.value.clone(),
+        ));
+        return None;
+    }
+    if !SCALAR_FUNCTIONS_IN_FROM.contains(&function.as_str()) {
+        return None;
+    }
+    let call = format!(
+        "SELECT {name}({}) AS {}",
+        args.args
+            .iter()
+            .map(|a| a.to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        alias.name
+    );
+    let subquery = crate::rewrite::parse_query(&call).ok()?;
+    Some(ast::TableFactor::Derived {
+        lateral: false,
+        subquery,
+        alias: Some(alias.clone()),
+        sample: None,
+    })
+}
+
 fn rewrite_expr(e: &mut ast::Expr) {
     match e {
         ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) if names_unset_column(e) => {
             *e = ast::Expr::Value(ast::Value::Null.with_empty_span());
         }
         ast::Expr::Subquery(q) => aggregate_scalar_subquery(q),
-        ast::Expr::Case { .. } => {
+        ast::Expr::Case { conditions, .. } => {
+            for when in conditions.iter_mut() {
+                if let Some(membership) = membership_as_array(&when.condition) {
+                    when.condition = membership;
+                }
+            }
             if let Some(subquery) = guarded_subquery(e) {
                 *e = subquery;
             }
@@ -208,6 +356,35 @@ fn array_of_subquery(f: &ast::Function) -> Option<ast::Expr> {
     };
     *expr = crate::rewrite::parse_expr(&format!("array_agg({expr})")).ok()?;
     Some(ast::Expr::Subquery(q))
+}
+
+/// `x [NOT] IN (SELECT y FROM ...)` as a CASE condition (Grafana's table list),
+/// which DataFusion runs only in WHERE, as `[NOT] array_has((SELECT
+/// array_agg(y) FROM ...), x)`.
+fn membership_as_array(condition: &ast::Expr) -> Option<ast::Expr> {
+    let ast::Expr::InSubquery {
+        expr,
+        subquery,
+        negated,
+    } = condition
+    else {
+        return None;
+    };
+    let mut q = subquery.clone();
+    let ast::SetExpr::Select(select) = q.body.as_mut() else {
+        return None;
+    };
+    let [item] = select.projection.as_mut_slice() else {
+        return None;
+    };
+    let (ast::SelectItem::UnnamedExpr(value) | ast::SelectItem::ExprWithAlias { expr: value, .. }) =
+        item
+    else {
+        return None;
+    };
+    *value = crate::rewrite::parse_expr(&format!("array_agg({value})")).ok()?;
+    let not = if *negated { "NOT " } else { "" };
+    crate::rewrite::parse_expr(&format!("{not}array_has(({q}), {expr})")).ok()
 }
 
 /// Whether `e` names a catalog column the catalog does not have and that is
@@ -390,6 +567,18 @@ mod tests {
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT b.x FROM b WHERE b.k = a.k ORDER BY 1) AS m FROM a"),
             "SELECT (SELECT array_agg(b.x) FROM b WHERE b.k = a.k) AS m FROM a"
+        );
+        assert_eq!(
+            rewritten("SELECT s[i] FROM generate_series(1, 2) AS i, string_to_array('a,b', ',') s"),
+            "SELECT s[i] FROM generate_series(1, 2) AS i (i), (SELECT string_to_array('a,b', ',') AS s) s"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT a AS x, b FROM t ORDER BY CASE WHEN a IN (SELECT 1) THEN 0 ELSE 1 END, 1 LIMIT 5"
+            ),
+            "SELECT __tidemark_col_0 AS x, __tidemark_col_1 FROM (SELECT a AS __tidemark_col_0, \
+             b AS __tidemark_col_1, CASE WHEN array_has((SELECT array_agg(1)), a) THEN 0 ELSE 1 END \
+             AS __tidemark_order_0 FROM t) AS __tidemark_ordered ORDER BY __tidemark_order_0, 1 LIMIT 5"
         );
         // Unnest of anything else is left alone.
         assert_eq!(

@@ -111,6 +111,23 @@ pub(crate) fn mentions_catalog(statement: &ast::Statement) -> bool {
     .is_break()
 }
 
+/// Whether `statement` calls `current_setting(...)`.
+pub(crate) fn calls_current_setting(statement: &ast::Statement) -> bool {
+    ast::visit_expressions(statement, |e| match e {
+        ast::Expr::Function(f)
+            if f.name
+                .0
+                .last()
+                .and_then(|p| p.as_ident())
+                .is_some_and(|i| i.value.eq_ignore_ascii_case("current_setting")) =>
+        {
+            std::ops::ControlFlow::Break(())
+        }
+        _ => std::ops::ControlFlow::Continue(()),
+    })
+    .is_break()
+}
+
 fn static_tables() -> Result<Arc<PgCatalogStaticTables>> {
     static TABLES: OnceLock<std::result::Result<Arc<PgCatalogStaticTables>, String>> =
         OnceLock::new();

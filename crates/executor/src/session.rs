@@ -1001,7 +1001,16 @@ fn parse(sql: &str) -> Result<(Vec<Statement>, bool)> {
             let wants_catalog = statements.iter().any(
                 |s| matches!(s, Statement::Standard(s) if crate::pg_catalog::mentions_catalog(s)),
             );
-            if wants_catalog && let Some(queries) = client_queries() {
+            // Statements that call current_setting() skip the whole-query
+            // replacements: their one entry that does (Grafana's search_path
+            // lookup) stands in for current_setting(), which Tidemark has.
+            let replaceable = !statements.iter().any(
+                |s| matches!(s, Statement::Standard(s) if crate::pg_catalog::calls_current_setting(s)),
+            );
+            if wants_catalog
+                && replaceable
+                && let Some(queries) = client_queries()
+            {
                 return Ok((queries, true));
             }
             Ok((statements, wants_catalog))
