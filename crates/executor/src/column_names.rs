@@ -148,13 +148,13 @@ fn figure(e: &ast::Expr) -> (String, Strength) {
     let strong = |s: &str| (s.to_string(), Strength::Strong);
     let weak = |s: &str| (s.to_string(), Strength::Weak);
     match e {
-        Expr::Identifier(i) => (ident(i), Strength::Strong),
+        Expr::Identifier(i) => (tidemark_parser::normalize_ident(i), Strength::Strong),
         Expr::CompoundIdentifier(parts) => match parts.last() {
-            Some(i) => (ident(i), Strength::Strong),
+            Some(i) => (tidemark_parser::normalize_ident(i), Strength::Strong),
             None => (UNNAMED.into(), Strength::None),
         },
         Expr::Function(f) => match f.name.0.last().and_then(|p| p.as_ident()) {
-            Some(i) => (ident(i), Strength::Strong),
+            Some(i) => (tidemark_parser::normalize_ident(i), Strength::Strong),
             None => (UNNAMED.into(), Strength::None),
         },
         Expr::Nested(inner) | Expr::Collate { expr: inner, .. } => figure(inner),
@@ -175,7 +175,9 @@ fn figure(e: &ast::Expr) -> (String, Strength) {
         Expr::Array(_) => strong("array"),
         Expr::Tuple(_) => strong("row"),
         Expr::Subquery(q) => match leftmost_select(&q.body).and_then(|s| s.projection.first()) {
-            Some(ast::SelectItem::ExprWithAlias { alias, .. }) => (ident(alias), Strength::Strong),
+            Some(ast::SelectItem::ExprWithAlias { alias, .. }) => {
+                (tidemark_parser::normalize_ident(alias), Strength::Strong)
+            }
             Some(ast::SelectItem::UnnamedExpr(inner)) => figure(inner),
             _ => (UNNAMED.into(), Strength::None),
         },
@@ -188,14 +190,6 @@ fn figure(e: &ast::Expr) -> (String, Strength) {
         Expr::Overlay { .. } => strong("overlay"),
         Expr::AtTimeZone { .. } => strong("timezone"),
         _ => (UNNAMED.into(), Strength::None),
-    }
-}
-
-/// An identifier as PostgreSQL keeps it: unquoted names fold to lower case.
-fn ident(i: &ast::Ident) -> String {
-    match i.quote_style {
-        Some(_) => i.value.clone(),
-        None => i.value.to_lowercase(),
     }
 }
 

@@ -62,14 +62,6 @@ impl Cursors {
     }
 }
 
-/// PostgreSQL folds unquoted names to lower case.
-fn folded(name: &ast::Ident) -> String {
-    match name.quote_style {
-        Some(_) => name.value.clone(),
-        None => name.value.to_ascii_lowercase(),
-    }
-}
-
 fn not_supported(what: &str) -> ExecError {
     ExecError::new(
         sqlstate::FEATURE_NOT_SUPPORTED,
@@ -94,7 +86,7 @@ pub(crate) async fn declare(session: &mut Session, mut stmts: Vec<ast::Declare>)
     if d.scroll == Some(true) {
         return Err(not_supported("a SCROLL cursor (cursors only go forward)"));
     }
-    let name = folded(name);
+    let name = tidemark_parser::normalize_ident(name);
     let hold = d.hold == Some(true);
     let in_transaction = session.in_transaction();
     if !hold && !in_transaction {
@@ -228,7 +220,7 @@ pub(crate) fn close(session: &mut Session, cursor: ast::CloseCursor) -> Result<O
     match cursor {
         ast::CloseCursor::All => session.cursors().open.clear(),
         ast::CloseCursor::Specific { name } => {
-            let name = folded(&name);
+            let name = tidemark_parser::normalize_ident(&name);
             if session.cursors().open.remove(&name).is_none() {
                 return Err(ExecError::new(
                     sqlstate::INVALID_CURSOR_NAME,

@@ -144,7 +144,7 @@ fn identifier(p: &mut Parser<'_>) -> Result<String> {
 
 /// PostgreSQL's rule, which DataFusion applies to queries too: unquoted
 /// identifiers fold to lowercase, quoted ones keep their spelling.
-fn normalize(i: &datafusion_sql::sqlparser::ast::Ident) -> String {
+pub fn normalize(i: &datafusion_sql::sqlparser::ast::Ident) -> String {
     if i.quote_style.is_some() {
         i.value.clone()
     } else {

@@ -18,6 +18,7 @@ mod sample;
 mod statement;
 
 pub use datafusion_sql::sqlparser;
+pub use ddl::normalize as normalize_ident;
 pub use dialect::TidemarkDialect;
 pub use error::ParseError;
 pub use latest::LatestOn;

@@ -18,7 +18,8 @@ impl Session {
             return Err(outside_transaction("SAVEPOINT"));
         };
         let mark = tx.savepoint();
-        self.savepoints.push((normalized(&name), mark));
+        self.savepoints
+            .push((tidemark_parser::normalize_ident(&name), mark));
         Ok(Output::command("SAVEPOINT"))
     }
 
@@ -50,7 +51,7 @@ impl Session {
 
     /// The newest savepoint of that name (3B001 when there is none).
     fn find_savepoint(&self, name: &ast::Ident) -> Result<usize> {
-        let wanted = normalized(name);
+        let wanted = tidemark_parser::normalize_ident(name);
         self.savepoints
             .iter()
             .rposition(|(n, _)| *n == wanted)
@@ -60,14 +61,6 @@ impl Session {
                     format!("savepoint \"{wanted}\" does not exist"),
                 )
             })
-    }
-}
-
-/// A savepoint's name as PostgreSQL keeps it: unquoted names fold to lower case.
-fn normalized(name: &ast::Ident) -> String {
-    match name.quote_style {
-        Some(_) => name.value.clone(),
-        None => name.value.to_lowercase(),
     }
 }
 
