@@ -11,7 +11,7 @@
 //!   DataFusion decorrelates only aggregated ones, so the single value is taken
 //!   with `first_value(...)`. PostgreSQL would fail if such a subquery found
 //!   two rows; catalog lookups by key find at most one.
-//! - `unnest(indkey)` and `generate_subscripts(indkey, 1)` over the catalog's
+//! - `unnest(indkey)`, `generate_subscripts(indkey, 1)` and `conkey[i]` over the catalog's
 //!   vector columns (`int2vector`/`oidvector`, which the catalog keeps as
 //!   space-separated text): unnested as integer lists.
 //! - `ARRAY(subquery)`: the subquery aggregated with `array_agg`.
@@ -23,6 +23,7 @@
 //!   DataFusion cannot sort by: the keys become columns of an inner query.
 //! - `pg_class.reloptions` and `relacl`, which the catalog lacks: NULL, as
 //!   PostgreSQL has them for a table without storage options or grants.
+//! - `pg_settings` reads the session's settings (`pg_settings.rs`).
 //! - `information_schema.columns` becomes a view of DataFusion's with
 //!   PostgreSQL's type names (`double precision`, not `Float64`) and `udt_name`.
 //! - `LIKE ... ESCAPE 'c'` with an escape character other than backslash
@@ -85,7 +86,8 @@ pub(crate) fn rewrite(statement: &mut ast::Statement) {
     });
 }
 
-/// Replaces `information_schema.columns` by `COLUMNS_VIEW`, keeping its alias.
+/// Replaces `information_schema.columns` by `COLUMNS_VIEW` and `pg_settings` by
+/// the session's settings (`pg_settings.rs`), keeping their aliases.
 struct ColumnsView;
 
 impl ast::VisitorMut for ColumnsView {
@@ -120,16 +122,21 @@ impl ast::VisitorMut for ColumnsView {
             .filter_map(|p| p.as_ident())
             .map(|i| i.value.to_ascii_lowercase())
             .collect();
-        if parts != ["information_schema", "columns"] {
-            return ControlFlow::Continue(());
-        }
-        let Ok(subquery) = crate::rewrite::parse_query(COLUMNS_VIEW) else {
-            // A constant that parses: never taken.
+        let (view, default_alias) = match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
+            ["information_schema", "columns"] => (COLUMNS_VIEW.to_string(), "columns"),
+            ["pg_catalog", "pg_settings"] | ["pg_settings"] => (
+                format!("SELECT * FROM {}()", crate::pg_settings::FUNCTION),
+                "pg_settings",
+            ),
+            _ => return ControlFlow::Continue(()),
+        };
+        let Ok(subquery) = crate::rewrite::parse_query(&view) else {
+            // Constants that parse: never taken.
             return ControlFlow::Continue(());
         };
         let alias = alias.take().unwrap_or_else(|| ast::TableAlias {
             explicit: true,
-            name: ast::Ident::new("columns"),
+            name: ast::Ident::new(default_alias),
             columns: vec![],
             at: None,
         });
@@ -278,6 +285,34 @@ fn rewrite_expr(e: &mut ast::Expr) {
             }
             if let Some(subquery) = guarded_subquery(e) {
                 *e = subquery;
+            }
+        }
+        // `c.conkey[i]`: a subscript of a vector column reads it as an integer list.
+        ast::Expr::CompoundFieldAccess { root, access_chain } => {
+            // The name is the root and the dotted parts before the first subscript.
+            let dots = access_chain
+                .iter()
+                .take_while(|a| matches!(a, ast::AccessExpr::Dot(ast::Expr::Identifier(_))))
+                .count();
+            let mut parts: Vec<ast::Ident> = match root.as_ref() {
+                ast::Expr::Identifier(i) => vec![i.clone()],
+                ast::Expr::CompoundIdentifier(p) => p.clone(),
+                _ => return,
+            };
+            parts.extend(access_chain[..dots].iter().filter_map(|a| match a {
+                ast::AccessExpr::Dot(ast::Expr::Identifier(i)) => Some(i.clone()),
+                _ => None,
+            }));
+            let name = ast::Expr::CompoundIdentifier(parts);
+            if dots == access_chain.len() {
+                return;
+            }
+            if let Some(list) = vector_column(&name).and_then(|v| {
+                crate::rewrite::parse_expr(&format!("CAST(string_to_array({v}, ' ') AS INT[])"))
+                    .ok()
+            }) {
+                **root = list;
+                access_chain.drain(..dots);
             }
         }
         ast::Expr::Function(f) if array_of_subquery(f).is_some() => {
@@ -495,6 +530,11 @@ fn single_vector_argument(f: &ast::Function) -> Option<String> {
     let Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))) = list.args.first() else {
         return None;
     };
+    vector_column(arg)
+}
+
+/// `arg` as text when it names one of the catalog's vector columns.
+fn vector_column(arg: &ast::Expr) -> Option<String> {
     let last = match arg {
         ast::Expr::Identifier(i) => i,
         ast::Expr::CompoundIdentifier(parts) => parts.last()?,
@@ -579,6 +619,10 @@ mod tests {
             "SELECT __tidemark_col_0 AS x, __tidemark_col_1 FROM (SELECT a AS __tidemark_col_0, \
              b AS __tidemark_col_1, CASE WHEN array_has((SELECT array_agg(1)), a) THEN 0 ELSE 1 END \
              AS __tidemark_order_0 FROM t) AS __tidemark_ordered ORDER BY __tidemark_order_0, 1 LIMIT 5"
+        );
+        assert_eq!(
+            rewritten("SELECT c.conkey[1] FROM pg_constraint c"),
+            "SELECT CAST(string_to_array(c.conkey, ' ') AS INT[])[1] FROM pg_constraint c"
         );
         // Unnest of anything else is left alone.
         assert_eq!(

@@ -30,6 +30,7 @@ pub mod params;
 mod partition_query;
 pub mod pg_catalog;
 mod pg_functions;
+mod pg_settings;
 mod plan_cache;
 mod prepare_sql;
 mod provider;

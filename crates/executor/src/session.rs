@@ -816,6 +816,7 @@ impl Session {
                 crate::pg_catalog::install(&ctx, c)?;
             }
             crate::pg_functions::register_current_setting(&ctx, self.settings.clone());
+            crate::pg_settings::register(&ctx, &self.settings);
         }
         Ok(ctx)
     }

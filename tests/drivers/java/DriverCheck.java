@@ -1,5 +1,5 @@
 // pgJDBC against Tidemark: every type through bound parameters, read back with a fetch
-// size (portal suspension), one SQLSTATE.
+// size (portal suspension), DatabaseMetaData browsing, one SQLSTATE.
 // Run: java -cp /usr/share/java/postgresql.jar DriverCheck.java HOST PORT USER PASSWORD [SSLMODE]
 import java.sql.*;
 import java.time.LocalDate;
@@ -107,6 +107,40 @@ public class DriverCheck {
                 try (ResultSet rs = st.executeQuery("SELECT in_progress FROM checkpoint_status()")) {
                     check(rs.next() && !rs.getBoolean(1), "checkpoint released");
                 }
+            }
+
+            // DatabaseMetaData, as JDBC tools (DBeaver) browse with it.
+            DatabaseMetaData meta = conn.getMetaData();
+            boolean listed = false;
+            try (ResultSet rs = meta.getTables(null, "public", "%", new String[] {"TABLE"})) {
+                while (rs.next()) {
+                    listed |= rs.getString("TABLE_NAME").equals("drv_jdbc");
+                }
+            }
+            check(listed, "getTables lists drv_jdbc");
+            String[][] columns = {
+                {"ts", "timestamp"}, {"b", "bool"}, {"i2", "int2"}, {"i4", "int4"}, {"i8", "int8"},
+                {"f4", "float4"}, {"f8", "float8"}, {"d", "date"}, {"s", "text"}, {"sym", "text"},
+                // UUID columns show as bytea in pg_attribute (datafusion-pg-catalog's mapping).
+                {"u", null}, {"bin", "bytea"}};
+            try (ResultSet rs = meta.getColumns(null, "public", "drv_jdbc", "%")) {
+                for (String[] column : columns) {
+                    check(rs.next(), "getColumns: " + column[0]);
+                    check(rs.getString("COLUMN_NAME").equals(column[0]), "column " + rs.getString("COLUMN_NAME"));
+                    check(column[1] == null || rs.getString("TYPE_NAME").equals(column[1]),
+                            column[0] + " TYPE_NAME " + rs.getString("TYPE_NAME"));
+                }
+                check(!rs.next(), "getColumns: no more columns");
+            }
+            try (ResultSet rs = meta.getSchemas()) {
+                boolean found = false;
+                while (rs.next()) {
+                    found |= rs.getString("TABLE_SCHEM").equals("public");
+                }
+                check(found, "getSchemas lists public");
+            }
+            try (ResultSet rs = meta.getImportedKeys(null, "public", "drv_jdbc")) {
+                check(!rs.next(), "no foreign keys");
             }
 
             try (Statement st = conn.createStatement()) {
