@@ -78,19 +78,19 @@ const COLUMNS_VIEW: &str = "SELECT table_catalog, table_schema, table_name, colu
 
 /// Applies the rewrites above to `statement`.
 pub(crate) fn rewrite(statement: &mut ast::Statement) {
-    let mut views = ColumnsView;
-    let _ = ast::VisitMut::visit(statement, &mut views);
+    let _ = ast::VisitMut::visit(statement, &mut Relations);
     let _ = ast::visit_expressions_mut(statement, |e| {
         rewrite_expr(e);
         ControlFlow::<()>::Continue(())
     });
 }
 
-/// Replaces `information_schema.columns` by `COLUMNS_VIEW` and `pg_settings` by
-/// the session's settings (`pg_settings.rs`), keeping their aliases.
-struct ColumnsView;
+/// The rewrites of relations and whole queries: `information_schema.columns` by
+/// `COLUMNS_VIEW` and `pg_settings` by the session's settings (`pg_settings.rs`),
+/// keeping their aliases; functions in FROM; ORDER BY keys holding subqueries.
+struct Relations;
 
-impl ast::VisitorMut for ColumnsView {
+impl ast::VisitorMut for Relations {
     type Break = ();
 
     fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<Self::Break> {
