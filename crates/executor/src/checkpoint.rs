@@ -5,7 +5,7 @@ use std::sync::Arc;
 use std::time::UNIX_EPOCH;
 
 use datafusion::arrow::array::{
-    ArrayRef, BooleanArray, Int32Array, Int64Array, TimestampMicrosecondArray,
+    ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -68,6 +68,9 @@ impl TableFunctionImpl for CheckpointStatusFunction {
             Field::new("tables", DataType::Int32, false),
             Field::new("held_bytes", DataType::Int64, false),
             Field::new("free_bytes", DataType::Int64, false),
+            Field::new("phase", DataType::Utf8, false),
+            Field::new("reclaim_pending_paths", DataType::Int64, false),
+            Field::new("reclaim_pending_bytes", DataType::Int64, false),
         ]));
         let started_at = status.started_at.map(|t| {
             t.duration_since(UNIX_EPOCH)
@@ -84,6 +87,13 @@ impl TableFunctionImpl for CheckpointStatusFunction {
             ])),
             Arc::new(Int64Array::from(vec![
                 i64::try_from(status.free_bytes).unwrap_or(i64::MAX),
+            ])),
+            Arc::new(StringArray::from(vec![status.phase.as_str()])),
+            Arc::new(Int64Array::from(vec![
+                i64::try_from(status.reclaim_pending_paths).unwrap_or(i64::MAX),
+            ])),
+            Arc::new(Int64Array::from(vec![
+                i64::try_from(status.reclaim_pending_bytes).unwrap_or(i64::MAX),
             ])),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;

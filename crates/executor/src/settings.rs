@@ -170,9 +170,15 @@ fn normalise(name: &str, value: &str) -> Result<String> {
             .as_str()
         {
             "utf8" | "unicode" => Ok("UTF8".into()),
+            // PostgreSQL's "no conversion": psql in the C locale asks for it. Bytes
+            // pass through as they are; text must still be valid UTF-8 where
+            // Tidemark reads it (SQL, text parameters, COPY), as in a UTF8 database.
+            "sqlascii" => Ok("SQL_ASCII".into()),
             _ => Err(ExecError::new(
                 sqlstate::FEATURE_NOT_SUPPORTED,
-                format!("client_encoding \"{value}\" is not supported: Tidemark speaks UTF8 only"),
+                format!(
+                    "client_encoding \"{value}\" is not supported: Tidemark speaks UTF8 (and accepts SQL_ASCII, which passes bytes through)"
+                ),
             )),
         },
         "datestyle" => {
@@ -272,6 +278,9 @@ mod tests {
         assert_eq!(s.get("client_encoding").expect("test value"), "UTF8");
         s.set("client_encoding", "LATIN1")
             .expect_err("only UTF8 is spoken");
+        // psql in the C locale.
+        s.set("client_encoding", "SQL_ASCII").expect("test value");
+        assert_eq!(s.get("client_encoding").expect("test value"), "SQL_ASCII");
         assert_eq!(
             s.get("application_name").expect("test value"),
             "PostgreSQL JDBC Driver"

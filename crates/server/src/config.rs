@@ -50,6 +50,7 @@ pub(crate) struct StorageSection {
     pub(crate) checkpoint_free_space_warn_mb: u64,
     pub(crate) write_buffer_mb: u64,
     pub(crate) apply_interval_ms: u64,
+    pub(crate) reclaim_paths_per_second: u64,
     pub(crate) mapped_files: usize,
 }
 
@@ -62,6 +63,7 @@ impl Default for StorageSection {
             checkpoint_free_space_warn_mb: 1024,
             write_buffer_mb: 256,
             apply_interval_ms: 500,
+            reclaim_paths_per_second: 5_000,
             mapped_files: 4096,
         }
     }
@@ -148,6 +150,16 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let env: Vec<(String, String)> = env.collect();
+        for secret in SECRET_KEYS {
+            let plain = format!("TIDEMARK_AUTH_{}", secret.to_ascii_uppercase());
+            let file = format!("{plain}_FILE");
+            if env.iter().any(|(k, _)| *k == plain) && env.iter().any(|(k, _)| *k == file) {
+                return Err(ConfigError::Invalid(format!(
+                    "{plain} and {file} are both set: set only one (the file is for Docker and Kubernetes secrets)"
+                )));
+            }
+        }
         for (name, value) in env {
             let Some(rest) = name.strip_prefix("TIDEMARK_") else {
                 continue;
@@ -173,6 +185,11 @@ impl Config {
                 })?;
                 let text = text.strip_suffix('\n').unwrap_or(&text);
                 let text = text.strip_suffix('\r').unwrap_or(text);
+                if text.is_empty() {
+                    return Err(ConfigError::Invalid(format!(
+                        "{name}: {value} is empty: it must hold the password (or its SCRAM verifier)"
+                    )));
+                }
                 let entry = table
                     .entry(section)
                     .or_insert_with(|| toml::Value::Table(toml::Table::new()));
@@ -202,6 +219,11 @@ impl Config {
     }
 
     fn check(&self) -> Result<(), ConfigError> {
+        if self.auth.password.is_empty() {
+            return Err(ConfigError::Invalid(
+                "auth.password is empty: nobody could log in (set a password or its SCRAM verifier)".into(),
+            ));
+        }
         self.storage
             .commit_mode
             .parse::<tidemark_storage::CommitMode>()
@@ -368,6 +390,36 @@ mod tests {
                 && e.to_string().contains("/no/such/file"),
             "{e}"
         );
+        // An empty file (a secret that was never filled in) stops the start.
+        let empty = dir.path().join("empty");
+        std::fs::write(&empty, "\n").expect("write");
+        let e = Config::load(
+            None,
+            env(&[("TIDEMARK_AUTH_PASSWORD_FILE", &empty.display().to_string())]),
+        )
+        .expect_err("empty file");
+        assert!(e.to_string().contains("is empty"), "{e}");
+        // Both forms at once: which one wins would be a guess, so neither does.
+        let e = Config::load(
+            None,
+            env(&[
+                ("TIDEMARK_AUTH_PASSWORD", "plain"),
+                ("TIDEMARK_AUTH_PASSWORD_FILE", &path),
+            ]),
+        )
+        .expect_err("both set");
+        assert!(e.to_string().contains("both set"), "{e}");
+        // The environment overrides the configuration file.
+        let conf = dir.path().join("server.toml");
+        std::fs::write(&conf, "[auth]\npassword = \"from-the-file\"\n").expect("write");
+        let c = Config::load(Some(&conf), env(&[])).expect("load");
+        assert_eq!(c.auth.password, "from-the-file");
+        let c = Config::load(Some(&conf), env(&[("TIDEMARK_AUTH_PASSWORD_FILE", &path)]))
+            .expect("load");
+        assert_eq!(c.auth.password, "s3cret from a file");
+        std::fs::write(&conf, "[auth]\npassword = \"\"\n").expect("write");
+        let e = Config::load(Some(&conf), env(&[])).expect_err("empty password");
+        assert!(e.to_string().contains("auth.password is empty"), "{e}");
         // Only secrets have a _FILE form: TLS paths are file names already.
         let c =
             Config::load(None, env(&[("TIDEMARK_TLS_CERT_FILE", "/etc/cert.pem")])).expect("load");

@@ -194,6 +194,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
         commit_mode: config.storage.commit_mode.parse().map_err(|e: String| e)?,
         wal_segment_bytes: config.storage.wal_segment_mb << 20,
         housekeeping_interval: Duration::from_millis(config.storage.housekeeping_interval_ms),
+        reclaim_paths_per_second: config.storage.reclaim_paths_per_second,
         checkpoint_free_space_warn_bytes: config
             .storage
             .checkpoint_free_space_warn_mb
@@ -209,10 +210,16 @@ async fn serve(config: config::Config) -> Result<(), String> {
         tracing::info!(root = %root.display(), "found _restore: restoring the checkpoint before serving");
     }
     tracing::info!(root = %root.display(), "opening the root: lock, restore if asked, recovery");
-    let db = tokio::task::spawn_blocking(move || Database::open(&root, options))
-        .await
-        .map_err(|e| e.to_string())?
-        .map_err(|e| e.to_string())?;
+    let db = {
+        let root = root.clone();
+        tokio::task::spawn_blocking(move || Database::open(&root, options))
+    }
+    .await
+    .map_err(|e| e.to_string())?
+    .map_err(|e| match e.is_permission_denied() {
+        true => format!("{e}\n{}", ownership_hint(&root)),
+        false => e.to_string(),
+    })?;
     let report = db.open_report().clone();
     if let Some(r) = &report.restored {
         tracing::info!(
@@ -353,4 +360,20 @@ async fn shutdown_signal() {
         _ = term.recv() => tracing::info!("SIGTERM received"),
         _ = int.recv() => tracing::info!("SIGINT received"),
     }
+}
+
+/// What to do when the root is not writable for this process: which user the
+/// server runs as and who owns the directory (a bind mount of a host directory
+/// owned by root is the usual case in containers).
+fn ownership_hint(root: &std::path::Path) -> String {
+    use std::os::unix::fs::MetadataExt;
+    // /proc/self belongs to the process's effective user and group.
+    let (uid, gid) = std::fs::metadata("/proc/self").map_or((0, 0), |m| (m.uid(), m.gid()));
+    let owner = std::fs::metadata(root).map_or("unknown".into(), |m| format!("uid {}", m.uid()));
+    format!(
+        "the server runs as uid {uid} (gid {gid}) and may not write to {root} (owned by {owner}): \
+         make the directory and everything in it that user's, e.g. `chown -R {uid}:{gid} {root}` \
+         (the container image runs as uid 10001: for a bind mount, run that chown on the host)",
+        root = root.display()
+    )
 }

@@ -3,11 +3,10 @@
 //! latency and bytes on disk.
 
 use std::fmt::Write;
-use std::path::Path;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-use tidemark_storage::Database;
+use tidemark_storage::{CheckpointPhase, Database};
 
 /// Upper bounds of the latency histogram's buckets, in seconds.
 const BUCKETS: [f64; 12] = [
@@ -179,7 +178,7 @@ impl Metrics {
                 "tidemark_disk_bytes",
                 "gauge",
                 "Bytes of files under the root directory.",
-                &one(dir_bytes(db.root())),
+                &one(db.disk_bytes()),
             );
             let cp = db.checkpoint_status();
             metric(
@@ -205,6 +204,38 @@ impl Metrics {
                 &one(cp.held_bytes),
             );
             metric(
+                "tidemark_checkpoint_phase",
+                "gauge",
+                "1 for the checkpoint lifecycle's current phase (idle, creating, in_progress, releasing, reclaiming).",
+                &CheckpointPhase::ALL
+                    .iter()
+                    .map(|p| {
+                        (
+                            format!("{{phase=\"{}\"}}", p.as_str()),
+                            u64::from(*p == cp.phase).to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            metric(
+                "tidemark_reclaim_pending_paths",
+                "gauge",
+                "Files and directories nothing needs any more, waiting for housekeeping to delete them.",
+                &one(cp.reclaim_pending_paths),
+            );
+            metric(
+                "tidemark_reclaim_pending_bytes",
+                "gauge",
+                "Bytes of those paths, as housekeeping last measured them.",
+                &one(cp.reclaim_pending_bytes),
+            );
+            metric(
+                "tidemark_reclaimed_paths_total",
+                "counter",
+                "Files and directories housekeeping has deleted since start (paced by storage.reclaim_paths_per_second).",
+                &one(db.reclaimed_paths()),
+            );
+            metric(
                 "tidemark_free_bytes",
                 "gauge",
                 "Free bytes on the root's file system.",
@@ -213,20 +244,6 @@ impl Metrics {
         }
         out
     }
-}
-
-fn dir_bytes(path: &Path) -> u64 {
-    let Ok(entries) = std::fs::read_dir(path) else {
-        return 0;
-    };
-    entries
-        .flatten()
-        .map(|e| match e.file_type() {
-            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
-            Ok(_) => e.metadata().map(|m| m.len()).unwrap_or(0),
-            Err(_) => 0,
-        })
-        .sum()
 }
 
 #[cfg(test)]

@@ -19,11 +19,13 @@ use parking_lot::{Condvar, Mutex};
 
 use crate::apply::write_all_buffered;
 use crate::catalog::Catalog;
-use crate::checkpoint::{Cut, checkpoint_dir, cut_path};
+use crate::checkpoint::{Cut, cut_path};
+use crate::checkpoint_mode::{CheckpointPhase, CheckpointState, StatusBoard};
 use crate::commit::{GroupCommit, WalTail};
 use crate::error::{Result, StorageError};
 use crate::fsutil;
-use crate::housekeeping::Garbage;
+use crate::garbage::Garbage;
+use crate::housekeeping::ReclaimProgress;
 use crate::ops::request::resolve;
 use crate::ops::{Request, Staging, files, memory};
 use crate::options::{CommitMode, StorageOptions};
@@ -180,39 +182,6 @@ pub struct OpenReport {
     pub in_checkpoint: bool,
 }
 
-/// The checkpoint in progress.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct CheckpointState {
-    pub(crate) created: SystemTime,
-    pub(crate) seq: u64,
-    pub(crate) tables: usize,
-}
-
-/// What `checkpoint_status()` shows.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CheckpointStatus {
-    pub in_progress: bool,
-    /// When CHECKPOINT CREATE recorded the cut (None when idle).
-    pub started_at: Option<SystemTime>,
-    /// The commit the cut is at (None when idle).
-    pub seq: Option<u64>,
-    /// Tables in the cut.
-    pub tables: usize,
-    /// Bytes on disk kept only because housekeeping is paused for the checkpoint.
-    pub held_bytes: u64,
-    /// Free bytes on the root's file system (for unprivileged users).
-    pub free_bytes: u64,
-}
-
-/// What `CHECKPOINT RELEASE` found.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Released {
-    /// The checkpoint that was in progress, now ended.
-    Ended { seq: u64 },
-    /// There was no checkpoint.
-    NoCheckpoint,
-}
-
 #[derive(Debug)]
 pub(crate) struct Writer {
     pub(crate) catalog: Arc<Catalog>,
@@ -252,9 +221,10 @@ pub(crate) struct Inner {
     pub(crate) group: GroupCommit,
     pub(crate) flushed: Mutex<Flushed>,
     pub(crate) garbage: Arc<Garbage>,
-    /// Held while housekeeping deletes files, so CHECKPOINT CREATE can wait for a
-    /// round in progress: once it returns, no file under the root disappears until
-    /// RELEASE (`cp -a` and rsync fail on files that vanish mid-copy).
+    /// Held by housekeeping across each single unlink (it checks the pause
+    /// first), so CHECKPOINT CREATE waits for at most one: once it returns, no
+    /// file under the root disappears until RELEASE (`cp -a` and rsync fail on
+    /// files that vanish mid-copy).
     pub(crate) reclaiming: Mutex<()>,
     /// Held while buffered rows are written to the files: by the apply, and by
     /// commits that change more than rows (they need the files complete).
@@ -271,7 +241,9 @@ pub(crate) struct Inner {
     pub(crate) stop: Mutex<bool>,
     pub(crate) wake: Condvar,
     pub(crate) closed: AtomicBool,
-    pub(crate) checkpoint: Mutex<Option<CheckpointState>>,
+    /// Serialises CHECKPOINT CREATE and RELEASE (status never takes it).
+    pub(crate) checkpoint_lifecycle: Mutex<()>,
+    pub(crate) status: StatusBoard,
 }
 
 /// An open Tidemark root. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -304,7 +276,15 @@ impl Database {
         let mapped = Arc::new(MappedFiles::new(options.mapped_files));
         // Earlier versions kept transactions' previews here; none survives a restart.
         fsutil::remove_path(&root.path.join("preview"))?;
-        let rec = recovery::recover(&root, &mapped, &options, &protected)?;
+        let rec = recovery::recover(
+            &root,
+            &mapped,
+            &options,
+            &recovery::Leftovers {
+                protected: &protected,
+                in_checkpoint: cut.is_some(),
+            },
+        )?;
         let next_seq = rec.catalog.seq + 1;
         let new_segment = crate::wal::segment_path(&root.wal, next_seq);
         let closed: Vec<_> = rec
@@ -357,15 +337,23 @@ impl Database {
             stop: Mutex::new(false),
             wake: Condvar::new(),
             closed: AtomicBool::new(false),
-            checkpoint: Mutex::new(cut.as_ref().map(|c| CheckpointState {
-                created: c.created,
-                seq: c.seq,
-                tables: c.tables.len(),
-            })),
+            checkpoint_lifecycle: Mutex::new(()),
+            status: StatusBoard::default(),
             root,
             options,
         });
+        let durable_seq = inner.flushed.lock().seq;
+        inner
+            .status
+            .durable_seq
+            .store(durable_seq, Ordering::Relaxed);
         if let Some(c) = &cut {
+            inner.status.set_current(Some(CheckpointState {
+                created: c.created,
+                seq: c.seq,
+                tables: c.tables.len(),
+            }));
+            inner.status.set_phase(CheckpointPhase::InProgress);
             inner.garbage.pause();
             tracing::info!(
                 seq = c.seq,
@@ -376,8 +364,10 @@ impl Database {
         inner
             .garbage
             .add(catalog.version, rec.garbage.into_iter().map(|(_, p)| p));
+        // What recovery left to delete is measured and reclaimed by housekeeping,
+        // paced, not here: a start after a long checkpoint mode does not wait for it.
         inner.flush()?;
-        inner.reclaim()?;
+        inner.publish_backlog();
         let report = OpenReport {
             elapsed: started.elapsed(),
             ..report
@@ -419,10 +409,21 @@ impl Database {
                 Box::new(move || {
                     let interval = inner.options.housekeeping_interval;
                     let mut warned_at: Option<Instant> = None;
-                    while inner.sleep(interval) {
-                        if let Err(e) = inner.flush().and_then(|_| inner.reclaim()) {
-                            tracing::error!("housekeeping failed: {e}");
+                    let mut measured_disk_at: Option<Instant> = None;
+                    let mut progress = ReclaimProgress::default();
+                    let mut pause = interval;
+                    while inner.sleep(pause) {
+                        // A round reclaims for at most an interval, so the flush
+                        // keeps its pace; with more to delete the next round
+                        // follows at once (the pacing is per unlink).
+                        pause = interval;
+                        match inner.flush().and_then(|_| inner.reclaim(Some(interval))) {
+                            Ok(r) if r.more => pause = Duration::ZERO,
+                            Ok(_) => {}
+                            Err(e) => tracing::error!("housekeeping failed: {e}"),
                         }
+                        inner.measure(&mut measured_disk_at);
+                        progress.log(&inner, pause.is_zero());
                         inner.warn_if_space_runs_low(&mut warned_at);
                     }
                 }),
@@ -587,96 +588,9 @@ impl Database {
     /// Returns the number of paths removed.
     pub fn run_housekeeping(&self) -> Result<usize> {
         self.inner.flush()?;
-        self.inner.reclaim()
-    }
-
-    /// `CHECKPOINT CREATE`: records the cut (the newest commit, across all tables)
-    /// in `.checkpoint/`, and pauses housekeeping until
-    /// [`Database::checkpoint_release`]. The cut is the table files as far as
-    /// the apply has gone (made durable here) plus the WAL up to the newest
-    /// commit, which restore replays. Commits are held only while the newest
-    /// state is taken. Returns the commit the cut is at.
-    pub fn checkpoint_create(&self) -> Result<u64> {
-        let started = Instant::now();
-        let mut state = self.inner.checkpoint.lock();
-        if let Some(cp) = *state {
-            return Err(StorageError::CheckpointInProgress {
-                since: humane_time(cp.created),
-            });
-        }
-        self.inner.garbage.pause();
-        drop(self.inner.reclaiming.lock());
-        let outcome = self.inner.flush_and_take_catalog().and_then(|catalog| {
-            let cut = Cut::capture(&catalog, SystemTime::now());
-            cut.write(&self.inner.root.path)?;
-            Ok(cut)
-        });
-        let cut = match outcome {
-            Ok(cut) => cut,
-            Err(e) => {
-                let _ = fsutil::remove_path(&checkpoint_dir(&self.inner.root.path));
-                self.resume_housekeeping();
-                return Err(e);
-            }
-        };
-        *state = Some(CheckpointState {
-            created: cut.created,
-            seq: cut.seq,
-            tables: cut.tables.len(),
-        });
-        drop(state);
-        tracing::info!(
-            seq = cut.seq,
-            tables = cut.tables.len(),
-            wal_replay_from = cut.applied_seq(),
-            elapsed_ms = started.elapsed().as_millis() as u64,
-            "checkpoint created: the root can be copied; housekeeping is paused until CHECKPOINT RELEASE"
-        );
-        Ok(cut.seq)
-    }
-
-    /// `CHECKPOINT RELEASE`: leaves checkpoint mode and lets housekeeping reclaim
-    /// what the cut held.
-    pub fn checkpoint_release(&self) -> Result<Released> {
-        let mut state = self.inner.checkpoint.lock();
-        let Some(cp) = *state else {
-            return Ok(Released::NoCheckpoint);
-        };
-        let dir = checkpoint_dir(&self.inner.root.path);
-        fsutil::remove_path(&dir)?;
-        fsutil::sync_dir(&self.inner.root.path)?;
-        *state = None;
-        drop(state);
-        self.resume_housekeeping();
-        tracing::info!(
-            seq = cp.seq,
-            held_for_s = cp.created.elapsed().unwrap_or_default().as_secs(),
-            "checkpoint released: housekeeping resumes"
-        );
-        Ok(Released::Ended { seq: cp.seq })
-    }
-
-    /// The checkpoint state, for `checkpoint_status()` and metrics.
-    pub fn checkpoint_status(&self) -> CheckpointStatus {
-        let state = *self.inner.checkpoint.lock();
-        let held_bytes = match state {
-            Some(_) => self
-                .inner
-                .garbage
-                .pending()
-                .iter()
-                .map(|p| fsutil::disk_usage(p))
-                .sum(),
-            None => 0,
-        };
-        CheckpointStatus {
-            in_progress: state.is_some(),
-            started_at: state.map(|s| s.created),
-            seq: state.map(|s| s.seq),
-            tables: state.map_or(0, |s| s.tables),
-            held_bytes,
-            free_bytes: fsutil::free_bytes(&self.inner.root.path).unwrap_or(0),
-        }
+        let removed = self.inner.reclaim(None)?.removed;
+        self.inner.measure(&mut None);
+        Ok(removed)
     }
 
     /// Pauses reclaiming files and WAL segments (nests; see [`Database::resume_housekeeping`]).
@@ -704,16 +618,17 @@ impl Database {
         self.inner.group.synced_seq()
     }
 
-    /// Counters for monitoring.
+    /// Counters for monitoring. Takes no lock that a commit, flush or
+    /// checkpoint holds for long (a scrape must answer while they run).
     pub fn stats(&self) -> StorageStats {
         let (wal_fsyncs, wal_fsync_micros) = self.inner.group.fsync_stats();
-        let newest = self.inner.writer.lock().catalog.clone();
+        let newest = self.inner.group.published();
         let apply = self.inner.apply_state.lock();
         StorageStats {
             wal_fsyncs,
             wal_fsync_micros,
-            durable_seq: self.inner.flushed.lock().seq,
-            visible_seq: self.inner.group.published().seq,
+            durable_seq: self.inner.status.durable_seq.load(Ordering::Relaxed),
+            visible_seq: newest.seq,
             buffered_rows: newest.buffered_rows(),
             buffered_bytes: newest.buffered_bytes(),
             applies: apply.rounds,
@@ -771,8 +686,9 @@ impl Database {
             let guard = self.inner.applying.lock();
             self.inner.apply_buffer(&guard)?;
         }
+        // Garbage is left for the next start's housekeeping: deleting what a
+        // long checkpoint mode held could outlast a container's stop timeout.
         self.inner.flush()?;
-        self.inner.reclaim()?;
         tracing::info!(root = %self.inner.root.path.display(), "storage closed");
         Ok(())
     }

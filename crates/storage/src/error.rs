@@ -125,6 +125,16 @@ impl StorageError {
         matches!(self, StorageError::Io { source, .. } if is_disk_full(source))
     }
 
+    /// The process may not read or write a file or directory of the root
+    /// (typically a bind-mounted directory owned by another user).
+    pub fn is_permission_denied(&self) -> bool {
+        matches!(
+            self,
+            StorageError::Io { source, .. } | StorageError::Sync { source, .. }
+                if source.kind() == std::io::ErrorKind::PermissionDenied
+        )
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         StorageError::Io {
             path: path.into(),

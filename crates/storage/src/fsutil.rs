@@ -102,6 +102,46 @@ pub(crate) fn remove_path(path: &Path) -> Result<()> {
     }
 }
 
+/// Removes `path` (a file, or a directory and everything under it) one entry
+/// at a time, asking `permit` before each unlink and holding what it returns
+/// across that unlink. Returns false when `permit` says stop: what is left is
+/// removed by a later call, so a long removal can be interrupted between any
+/// two files.
+pub(crate) fn remove_path_stepwise<G>(
+    path: &Path,
+    permit: &mut impl FnMut() -> Option<G>,
+) -> Result<bool> {
+    let meta = match fs::symlink_metadata(path) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+        Err(e) => return Err(e).at(path),
+    };
+    if meta.is_dir() {
+        let entries = match fs::read_dir(path) {
+            Ok(rd) => rd,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(true),
+            Err(e) => return Err(e).at(path),
+        };
+        for e in entries {
+            if !remove_path_stepwise(&e.at(path)?.path(), permit)? {
+                return Ok(false);
+            }
+        }
+    }
+    let Some(_held) = permit() else {
+        return Ok(false);
+    };
+    let r = if meta.is_dir() {
+        fs::remove_dir(path)
+    } else {
+        fs::remove_file(path)
+    };
+    match r {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(e).at(path),
+        _ => Ok(true),
+    }
+}
+
 /// Total size in bytes of the regular files under `path`.
 pub(crate) fn disk_usage(path: &Path) -> u64 {
     let Ok(m) = fs::symlink_metadata(path) else {
@@ -120,4 +160,32 @@ pub(crate) fn free_bytes(path: &Path) -> Result<u64> {
     let st = nix::sys::statvfs::statvfs(path)
         .map_err(|e| crate::error::StorageError::io(path, e.into()))?;
     Ok((st.blocks_available() as u64).saturating_mul(st.fragment_size() as u64))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn stepwise_removal_stops_when_told_and_finishes_later() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let tree = dir.path().join("t");
+        std::fs::create_dir_all(tree.join("p")).expect("mkdir");
+        for name in ["a", "b", "p/c", "p/d"] {
+            std::fs::write(tree.join(name), b"x").expect("write");
+        }
+        let mut allowed = 2;
+        let mut permit = || {
+            if allowed == 0 {
+                return None;
+            }
+            allowed -= 1;
+            Some(())
+        };
+        assert!(!remove_path_stepwise(&tree, &mut permit).expect("removes"));
+        assert!(tree.exists(), "stopped after two unlinks");
+        assert!(remove_path_stepwise(&tree, &mut || Some(())).expect("removes"));
+        assert!(!tree.exists());
+        assert!(remove_path_stepwise(&tree, &mut || Some(())).expect("a missing path is removed"));
+    }
 }

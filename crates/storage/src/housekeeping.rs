@@ -16,14 +16,19 @@
 //!
 //! and never while housekeeping is paused (checkpoint mode pauses it; pauses
 //! nest, each `pause` needing its `resume`).
+//!
+//! Reclaiming is paced (`reclaim_paths_per_second`) and goes one unlink at a
+//! time, looking at the pause before each: CHECKPOINT CREATE waits for one
+//! unlink, never for a round, and shutdown stops it between two files (the
+//! next start finds the rest and carries on).
 
 use std::collections::{BTreeMap, HashSet};
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use parking_lot::Mutex;
+use parking_lot::MutexGuard;
 
 use crate::catalog::Catalog;
 use crate::db::{Flushed, Inner};
@@ -31,79 +36,27 @@ use crate::error::{Result, StorageError};
 use crate::fsutil;
 use crate::table::{META_FILE, META_PENDING_FILE, TXN_FILE, TableState};
 
-#[derive(Debug, Default)]
-pub(crate) struct Garbage {
-    items: Mutex<Vec<(u64, PathBuf)>>,
-    pauses: AtomicUsize,
-}
-
-impl Garbage {
-    pub(crate) fn add(&self, seq: u64, paths: impl IntoIterator<Item = PathBuf>) {
-        self.items
-            .lock()
-            .extend(paths.into_iter().map(|p| (seq, p)));
-    }
-
-    /// Takes the items retired at or before version `limit`.
-    pub(crate) fn take_reclaimable(&self, limit: u64) -> Vec<PathBuf> {
-        let mut g = self.items.lock();
-        let (ready, keep): (Vec<_>, Vec<_>) = g.drain(..).partition(|(s, _)| *s <= limit);
-        *g = keep;
-        ready.into_iter().map(|(_, p)| p).collect()
-    }
-
-    /// The paths retired up to version `version`: nothing from it on refers to them.
-    pub(crate) fn retired_by(&self, version: u64) -> HashSet<PathBuf> {
-        self.items
-            .lock()
-            .iter()
-            .filter(|(s, _)| *s <= version)
-            .map(|(_, p)| p.clone())
-            .collect()
-    }
-
-    pub(crate) fn pending(&self) -> Vec<PathBuf> {
-        self.items.lock().iter().map(|(_, p)| p.clone()).collect()
-    }
-
-    pub(crate) fn pause(&self) -> usize {
-        self.pauses.fetch_add(1, Ordering::SeqCst) + 1
-    }
-
-    pub(crate) fn resume(&self) -> usize {
-        let mut cur = self.pauses.load(Ordering::SeqCst);
-        loop {
-            let next = cur.saturating_sub(1);
-            match self
-                .pauses
-                .compare_exchange(cur, next, Ordering::SeqCst, Ordering::SeqCst)
-            {
-                Ok(_) => return next,
-                Err(c) => cur = c,
-            }
-        }
-    }
-
-    pub(crate) fn is_paused(&self) -> bool {
-        self.pauses.load(Ordering::SeqCst) > 0
-    }
-}
-
 impl Inner {
     pub(crate) fn flush(&self) -> Result<u64> {
-        if self.checkpoint.lock().is_some() {
+        let flushed = self.flushed.lock();
+        if self.status.holds_table_files() {
             // Checkpoint mode: table states are not rewritten, because their atomic
             // replace goes through a temporary file that would vanish under a copy.
             // The WAL, kept whole until RELEASE, makes every later commit durable.
-            return Ok(self.flushed.lock().seq);
+            // (Checked under the flush lock: CREATE sets the phase before its
+            // own flush takes it.)
+            return Ok(flushed.seq);
         }
-        self.flush_and_take_catalog().map(|c| c.applied_seq())
+        self.flush_locked(flushed).map(|c| c.applied_seq())
     }
 
     /// Makes the newest state durable: the WAL up to its commit, the table files
     /// as far as the apply has written them. Returns that state.
     pub(crate) fn flush_and_take_catalog(&self) -> Result<Arc<Catalog>> {
-        let mut flushed = self.flushed.lock();
+        self.flush_locked(self.flushed.lock())
+    }
+
+    fn flush_locked(&self, mut flushed: MutexGuard<'_, Flushed>) -> Result<Arc<Catalog>> {
         let (catalog, dirty) = {
             let mut w = self.writer.lock();
             (w.catalog.clone(), std::mem::take(&mut w.dirty))
@@ -170,6 +123,9 @@ impl Inner {
         fsutil::write_atomic(&reg_path, &registry.encode())?;
         flushed.tables = tables;
         flushed.seq = registry.seq;
+        self.status
+            .durable_seq
+            .store(registry.seq, Ordering::Relaxed);
         flushed.version = catalog.version;
         Ok(())
     }
@@ -178,7 +134,7 @@ impl Inner {
     /// free space is under the configured threshold.
     pub(crate) fn warn_if_space_runs_low(&self, warned_at: &mut Option<Instant>) {
         let threshold = self.options.checkpoint_free_space_warn_bytes;
-        if threshold == 0 || self.checkpoint.lock().is_none() {
+        if threshold == 0 || self.status.current().is_none() {
             return;
         }
         if warned_at.is_some_and(|t| t.elapsed() < Duration::from_secs(60)) {
@@ -196,20 +152,27 @@ impl Inner {
         }
     }
 
-    pub(crate) fn reclaim(&self) -> Result<usize> {
-        let _deleting = self.reclaiming.lock();
-        if self.garbage.is_paused() {
-            // Checkpoint mode: nothing is deleted, not even WAL segments no cut
-            // needs, so a copy of the root never meets a file that vanishes.
-            return Ok(0);
-        }
+    /// Deletes the garbage nothing can read any more and the WAL segments no
+    /// recovery needs, paced and a path at a time; stops early (keeping the
+    /// rest) when checkpoint mode pauses it, the database closes or `budget`
+    /// runs out (so that the housekeeping round's flush is not held up).
+    pub(crate) fn reclaim(&self, budget: Option<Duration>) -> Result<Reclaimed> {
+        let deadline = budget.map(|b| Instant::now() + b);
         let (durable_seq, durable_version) = {
             let f = self.flushed.lock();
             (f.seq, f.version)
         };
-        // The WAL up to the commit wholly in the durable table files is never
-        // needed (a checkpoint's cut replays only what follows it).
-        let trimmed = self.writer.lock().wal.trim(durable_seq)?;
+        let trimmed = {
+            let _deleting = self.reclaiming.lock();
+            if self.garbage.is_paused() {
+                // Checkpoint mode: nothing is deleted, not even WAL segments no cut
+                // needs, so a copy of the root never meets a file that vanishes.
+                return Ok(Reclaimed::default());
+            }
+            // The WAL up to the commit wholly in the durable table files is never
+            // needed (a checkpoint's cut replays only what follows it).
+            self.writer.lock().wal.trim(durable_seq)?
+        };
         let limit = {
             let pins = self.pins.pinned.lock();
             let published = self.group.published().version;
@@ -217,36 +180,181 @@ impl Inner {
                 .min(published)
                 .min(pins.keys().next().copied().unwrap_or(u64::MAX))
         };
-        let paths = self.garbage.take_reclaimable(limit);
+        let mut items = self.garbage.take_reclaimable(limit).into_iter();
+        let mut pacer = Pacer::new(self.options.reclaim_paths_per_second);
         let mut removed = 0;
-        let mut failed = Vec::new();
-        for p in paths {
+        let mut unlinked = 0u64;
+        let mut keep = Vec::new();
+        let mut out_of_time = false;
+        while let Some(item) = items.next() {
             // Forget before deleting: once the name is free a commit may create a
             // new file at the same path, and a checksum remembered for the old
             // file would then be extended over the new one (a false mismatch).
-            self.mapped.forget_under(&p);
-            match fsutil::remove_path(&p) {
-                Ok(()) => {
-                    removed += 1;
+            self.mapped.forget_under(&item.path);
+            let mut permit = || {
+                if deadline.is_some_and(|d| Instant::now() >= d) {
+                    out_of_time = true;
+                    return None;
+                }
+                if !pacer.wait(self) {
+                    return None;
+                }
+                let deleting = self.reclaiming.lock();
+                if self.garbage.is_paused() {
+                    return None;
+                }
+                unlinked += 1;
+                Some(deleting)
+            };
+            match fsutil::remove_path_stepwise(&item.path, &mut permit) {
+                Ok(true) => removed += 1,
+                Ok(false) => {
+                    // Paused by CHECKPOINT CREATE, closing, or out of time: the
+                    // rest waits.
+                    keep.push(item);
+                    keep.extend(items);
+                    break;
                 }
                 Err(e) => {
-                    tracing::warn!("could not remove {}: {e}", p.display());
-                    failed.push(p);
+                    // Deletion failed: try again next round.
+                    tracing::warn!("could not remove {}: {e}", item.path.display());
+                    keep.push(item);
                 }
             }
         }
-        if !failed.is_empty() {
-            // Deletion failed: try again next round.
-            self.garbage.add(limit, failed);
-        }
+        let stopped_early = !keep.is_empty();
+        self.garbage.put_back(keep);
+        self.status
+            .reclaimed_paths
+            .fetch_add(unlinked, Ordering::Relaxed);
         if removed + trimmed > 0 {
             tracing::debug!(
                 removed,
+                files_and_dirs_unlinked = unlinked,
                 wal_segments_removed = trimmed,
+                stopped_early,
                 "housekeeping reclaimed space"
             );
         }
-        Ok(removed + trimmed)
+        self.publish_backlog();
+        Ok(Reclaimed {
+            removed: removed + trimmed,
+            more: out_of_time,
+        })
+    }
+
+    /// Measures new garbage and, every few seconds, the whole root, for status
+    /// and metrics (which read the figures instead of walking the tree).
+    pub(crate) fn measure(&self, disk_measured_at: &mut Option<Instant>) {
+        self.garbage.measure(MEASURE_PER_ROUND);
+        self.publish_backlog();
+        if disk_measured_at.is_none_or(|t| t.elapsed() >= DISK_MEASURE_INTERVAL) {
+            self.status
+                .disk_bytes
+                .store(fsutil::disk_usage(&self.root.path), Ordering::Relaxed);
+            *disk_measured_at = Some(Instant::now());
+        }
+    }
+
+    pub(crate) fn publish_backlog(&self) {
+        let b = self.garbage.backlog();
+        self.status.pending_paths.store(b.paths, Ordering::Relaxed);
+        self.status.pending_bytes.store(b.bytes, Ordering::Relaxed);
+    }
+}
+
+/// What one reclaim did.
+#[derive(Debug, Default, Clone, Copy)]
+pub(crate) struct Reclaimed {
+    /// Paths and WAL segments removed.
+    pub(crate) removed: usize,
+    /// It ran out of time with reclaimable garbage left: go on without a pause.
+    pub(crate) more: bool,
+}
+
+/// Logs a long reclaim's progress every few seconds (after a long checkpoint
+/// mode it can take minutes, paced).
+#[derive(Debug, Default)]
+pub(crate) struct ReclaimProgress {
+    /// When the backlog started, and the unlink count then.
+    started: Option<(Instant, u64)>,
+    logged: Option<Instant>,
+}
+
+impl ReclaimProgress {
+    pub(crate) fn log(&mut self, inner: &Inner, more: bool) {
+        let unlinked = inner.status.reclaimed_paths.load(Ordering::Relaxed);
+        let remaining = inner.status.pending_paths.load(Ordering::Relaxed);
+        match (self.started, more) {
+            (None, true) => {
+                self.started = Some((Instant::now(), unlinked));
+                self.logged = Some(Instant::now());
+                tracing::info!(
+                    remaining_paths = remaining,
+                    "housekeeping: reclaiming unneeded files"
+                );
+            }
+            (Some((since, at)), true) => {
+                if self
+                    .logged
+                    .is_none_or(|t| t.elapsed() >= PROGRESS_LOG_INTERVAL)
+                {
+                    tracing::info!(
+                        remaining_paths = remaining,
+                        unlinked = unlinked - at,
+                        elapsed_s = since.elapsed().as_secs(),
+                        "housekeeping: reclaiming unneeded files"
+                    );
+                    self.logged = Some(Instant::now());
+                }
+            }
+            (Some((since, at)), false) => {
+                tracing::info!(
+                    unlinked = unlinked - at,
+                    elapsed_ms = since.elapsed().as_millis() as u64,
+                    "housekeeping: reclaim done"
+                );
+                *self = ReclaimProgress::default();
+            }
+            (None, false) => {}
+        }
+    }
+}
+
+const PROGRESS_LOG_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Garbage items measured per housekeeping round (each a directory walk).
+const MEASURE_PER_ROUND: usize = 20_000;
+/// How often housekeeping measures the whole root for `/metrics`.
+const DISK_MEASURE_INTERVAL: Duration = Duration::from_secs(10);
+
+/// Spaces unlinks out to at most `rate` a second (0: no limit).
+struct Pacer {
+    rate: u64,
+    started: Instant,
+    done: u64,
+}
+
+impl Pacer {
+    fn new(rate: u64) -> Pacer {
+        Pacer {
+            rate,
+            started: Instant::now(),
+            done: 0,
+        }
+    }
+
+    /// Waits until the next unlink is due; false when the database closes.
+    fn wait(&mut self, inner: &Inner) -> bool {
+        self.done += 1;
+        if self.rate == 0 {
+            return !inner.closed.load(Ordering::SeqCst);
+        }
+        let due = Duration::from_secs_f64(self.done as f64 / self.rate as f64);
+        match due.checked_sub(self.started.elapsed()) {
+            Some(ahead) if ahead > Duration::from_millis(1) => inner.sleep(ahead),
+            _ => !inner.closed.load(Ordering::SeqCst),
+        }
     }
 }
 
@@ -265,25 +373,4 @@ fn write_table_state(t: &TableState, meta_changed: bool) -> Result<()> {
         fsutil::sync_dir(&t.dir)?;
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn pauses_nest_and_reclaim_respects_the_limit() {
-        let g = Garbage::default();
-        assert_eq!(g.pause(), 1);
-        assert_eq!(g.pause(), 2);
-        assert_eq!(g.resume(), 1);
-        assert!(g.is_paused());
-        assert_eq!(g.resume(), 0);
-        assert_eq!(g.resume(), 0);
-        assert!(!g.is_paused());
-        g.add(5, [PathBuf::from("a")]);
-        g.add(9, [PathBuf::from("b")]);
-        assert_eq!(g.take_reclaimable(7), vec![PathBuf::from("a")]);
-        assert_eq!(g.pending(), vec![PathBuf::from("b")]);
-    }
 }

@@ -30,6 +30,7 @@ pub mod batch;
 mod buffer;
 mod catalog;
 mod checkpoint;
+pub mod checkpoint_mode;
 pub mod codec;
 mod commit;
 pub mod db;
@@ -37,6 +38,7 @@ pub mod error;
 mod fsutil;
 #[doc(hidden)]
 pub mod fuzz;
+mod garbage;
 mod housekeeping;
 pub mod merge;
 pub mod name;
@@ -53,9 +55,10 @@ pub mod types;
 mod wal;
 
 pub use batch::{Batch, Column, Values, VarData};
+pub use checkpoint_mode::{CheckpointPhase, CheckpointStatus, Released};
 pub use db::{
-    CheckpointStatus, CommitReceipt, Database, DurableCommit, OpenReport, PendingCommit, Released,
-    StorageStats, Transaction, TxSavepoint,
+    CommitReceipt, Database, DurableCommit, OpenReport, PendingCommit, StorageStats, Transaction,
+    TxSavepoint,
 };
 pub use error::{ErrorKind, Result, StorageError};
 pub use ops::{ColumnDef, PartitionSelector, Request, TableDef};

@@ -45,6 +45,11 @@ pub struct StorageOptions {
     pub async_sync_interval: Duration,
     /// Run the housekeeping thread (tests turn it off to drive it by hand).
     pub background_housekeeping: bool,
+    /// Housekeeping unlinks at most this many files and directories a second
+    /// when it deletes what nothing needs any more (after a long checkpoint
+    /// mode, hundreds of thousands), so it does not starve the foreground
+    /// load (0: no limit).
+    pub reclaim_paths_per_second: u64,
     /// Out-of-order rows rewrite the tail of a partition part; the untouched head
     /// is kept in place as its own part when it has at least this many rows
     /// (otherwise it is rewritten too). Smaller means less copying, more parts.
@@ -75,6 +80,7 @@ impl Default for StorageOptions {
             housekeeping_interval: Duration::from_millis(1000),
             async_sync_interval: Duration::from_millis(10),
             background_housekeeping: true,
+            reclaim_paths_per_second: 5_000,
             split_min_rows: 16_384,
             checkpoint_free_space_warn_bytes: 1 << 30,
             write_buffer_bytes: 256 << 20,

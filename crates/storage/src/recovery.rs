@@ -3,10 +3,13 @@
 //! 1. `_tables` lists the tables; each table's `_txn` (and the `_meta` it names)
 //!    is its durable state. A `_meta.pending` left by a flush that crashed between
 //!    writing `_txn` and renaming the new `_meta` into place is finished here.
-//! 2. Everything past the committed lengths is an uncommitted tail and is cut;
-//!    partition directories, table directories and files that no committed state
-//!    references are removed. A file *shorter* than its committed length, or one
-//!    that fails its checksum, is corruption: the open stops and names the file.
+//! 2. Everything past the committed lengths is an uncommitted tail and is cut.
+//!    Partition and table directories that no committed state references become
+//!    garbage for housekeeping (reclaimed paced, after the open); stray files are
+//!    removed, except in checkpoint mode, where recovery deletes nothing under
+//!    the root (a copy may be running across the restart). A file *shorter*
+//!    than its committed length, or one that fails its checksum, is corruption:
+//!    the open stops and names the file.
 //! 3. WAL records after the commit `_tables` names (the newest wholly in the
 //!    files) are applied again with the same code as live commits: rows go to
 //!    the write buffer, other ops to the files after the buffered rows. A table
@@ -51,16 +54,28 @@ pub(crate) struct Recovered {
     pub(crate) removed_paths: usize,
 }
 
-/// Removes `path`, which no committed state references, unless the checkpoint's
-/// cut still needs it: then it becomes garbage, reclaimed once the checkpoint is
-/// released.
-fn remove_unreferenced(
-    path: &Path,
-    protected: &HashSet<PathBuf>,
-    report: &mut Recovered,
-) -> Result<()> {
-    if protected.contains(path) {
+/// What recovery does with paths that no committed state references.
+#[derive(Debug)]
+pub(crate) struct Leftovers<'a> {
+    /// Paths the checkpoint in progress refers to (empty without one).
+    pub(crate) protected: &'a HashSet<PathBuf>,
+    /// A checkpoint is in progress: delete nothing under the root, since a
+    /// copy may be running across this restart.
+    pub(crate) in_checkpoint: bool,
+}
+
+/// Deals with `path`, which no committed state references. Directories (whole
+/// partition versions and tables, possibly many files) and whatever the
+/// checkpoint's cut needs become garbage, reclaimed by housekeeping, paced,
+/// once nothing needs them: the open does not wait for them. A stray file is
+/// removed at once, except in checkpoint mode, where it is left as it is (the
+/// writers cut any file to its committed length before they write to it).
+fn leave_unreferenced(path: &Path, left: &Leftovers<'_>, report: &mut Recovered) -> Result<()> {
+    if left.protected.contains(path) || path.is_dir() {
         report.garbage.push((0, path.to_path_buf()));
+        return Ok(());
+    }
+    if left.in_checkpoint {
         return Ok(());
     }
     tracing::debug!(
@@ -72,12 +87,11 @@ fn remove_unreferenced(
     Ok(())
 }
 
-/// `protected`: paths the checkpoint in progress refers to (empty without one).
 pub(crate) fn recover(
     root: &Root,
     mapped: &MappedFiles,
     options: &StorageOptions,
-    protected: &HashSet<PathBuf>,
+    left: &Leftovers<'_>,
 ) -> Result<Recovered> {
     let reg_path = root.registry_path();
     let registry = match fsutil::file_len(&reg_path)? {
@@ -119,7 +133,7 @@ pub(crate) fn recover(
     catalog.next_table_id = registry.next_table_id;
     let mut known_dirs = HashSet::new();
     for entry in &registry.tables {
-        let t = load_table(&root.db, entry, protected, &mut report)?;
+        let t = load_table(&root.db, entry, left, &mut report)?;
         report.durable_tables.insert(t.id, (t.txn.txn, t.meta.seq));
         catalog.seq = catalog.seq.max(t.txn.txn);
         known_dirs.insert(entry.dir.clone());
@@ -131,7 +145,7 @@ pub(crate) fn recover(
         if name == REGISTRY_FILE || known_dirs.contains(&name) {
             continue;
         }
-        remove_unreferenced(&e.path(), protected, &mut report)?;
+        leave_unreferenced(&e.path(), left, &mut report)?;
     }
     // A flush writes every table's `_txn` before `_tables`, and `_tables` records
     // the commit the flush was at: every commit up to `registry.seq` is on disk.
@@ -261,7 +275,7 @@ fn replay_record(
 fn load_table(
     db: &Path,
     entry: &RegistryEntry,
-    protected: &HashSet<PathBuf>,
+    left: &Leftovers<'_>,
     report: &mut Recovered,
 ) -> Result<TableState> {
     let dir = db.join(&entry.dir);
@@ -282,7 +296,10 @@ fn load_table(
                 fs::rename(&pending_path, &meta_path).at(&meta_path)?;
                 fsutil::sync_dir(&dir)?;
             }
-            Ok(_) | Err(_) => fsutil::remove_path(&pending_path)?,
+            // A schema the flush never committed; in checkpoint mode it stays
+            // (nothing is deleted), and the next flush writes over it.
+            Ok(_) | Err(_) if !left.in_checkpoint => fsutil::remove_path(&pending_path)?,
+            Ok(_) | Err(_) => {}
         }
     }
     let meta = TableMeta::decode(&fsutil::read_file(&meta_path)?, &meta_path)?;
@@ -370,14 +387,14 @@ fn load_table(
         for e in fs::read_dir(&pdir).at(&pdir)? {
             let e = e.at(&pdir)?;
             if !files.contains(&*e.file_name().to_string_lossy()) {
-                remove_unreferenced(&e.path(), protected, report)?;
+                leave_unreferenced(&e.path(), left, report)?;
             }
         }
     }
     for e in fs::read_dir(&dir).at(&dir)? {
         let e = e.at(&dir)?;
         if !keep.contains(&*e.file_name().to_string_lossy()) {
-            remove_unreferenced(&e.path(), protected, report)?;
+            leave_unreferenced(&e.path(), left, report)?;
         }
     }
     Ok(state)

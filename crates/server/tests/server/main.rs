@@ -2,6 +2,7 @@
 
 mod backup_guide;
 mod checkpoint;
+mod checkpoint_churn;
 mod checkpoint_loop;
 mod container;
 mod crash_loop;

@@ -541,6 +541,43 @@ fn psql_describes_tables() {
     }
 }
 
+/// psql in a C locale (a minimal container, cron) asks for `client_encoding=SQL_ASCII`
+/// (it derives the encoding from the locale when it runs on a terminal, so it runs
+/// under `script` here); PostgreSQL accepts it and passes bytes through, and so does
+/// Tidemark.
+#[test]
+fn psql_in_the_c_locale_connects_with_sql_ascii() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let psql = format!(
+        "psql '{}' -X -A -t -P pager=off -v ON_ERROR_STOP=1 -c 'SHOW client_encoding' \
+         -c \"CREATE TABLE notes (ts TIMESTAMP, note VARCHAR) TIMESTAMP(ts) PARTITION BY DAY\" \
+         -c \"INSERT INTO notes VALUES ('2026-11-21T00:00:00', 'plain ascii')\" \
+         -c 'SELECT note FROM notes'",
+        server.conninfo("quest")
+    );
+    let out = std::process::Command::new("script")
+        .args(["-q", "-e", "-c", &psql, "/dev/null"])
+        .env_remove("PGCLIENTENCODING")
+        .env("LC_ALL", "C")
+        .env("LANG", "C")
+        .output()
+        .expect("script (util-linux) running psql on a terminal");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: Vec<&str> = stdout
+        .lines()
+        .map(str::trim)
+        .filter(|l| !l.is_empty())
+        .collect();
+    assert_eq!(lines.first(), Some(&"SQL_ASCII"), "{stdout}");
+    assert!(lines.contains(&"plain ascii"), "{stdout}");
+}
+
 #[test]
 fn tls_with_psql_and_mandatory_tls() {
     let dir = tempfile::tempdir().expect("tempdir");

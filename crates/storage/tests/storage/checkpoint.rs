@@ -216,3 +216,164 @@ fn a_restore_interrupted_after_marking_itself_done_is_finished() {
     assert_eq!(column_i64(&db, "a", "seq"), vec![0]);
     assert!(!root.join(RESTORE_TRIGGER).exists() && !root.join(".checkpoint").exists());
 }
+
+/// Every path under `root`, except the WAL's (whose torn tail recovery may cut,
+/// never remove).
+fn all_paths(root: &Path) -> Vec<std::path::PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<std::path::PathBuf>) {
+        for e in std::fs::read_dir(p).expect("read_dir").flatten() {
+            let path = e.path();
+            out.push(path.clone());
+            if path.is_dir() {
+                walk(&path, out);
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(root, &mut out);
+    out.sort();
+    out
+}
+
+/// Out-of-order rows for `table`, applied to the files at once: each round
+/// rewrites a partition's tail into a new version and retires the old one.
+fn churn(db: &Database, table: &str, rounds: i64) {
+    for i in 0..rounds {
+        append(
+            db,
+            table,
+            trades_batch(&[T0 + 1000 + i, T0 + 10 + i], 100 + 2 * i),
+        );
+        db.apply_buffer().expect("apply");
+    }
+}
+
+#[test]
+fn a_restart_in_checkpoint_mode_deletes_nothing_under_the_root() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let db = open(&root);
+    for t in ["a", "b"] {
+        create(&db, trades_def(t));
+        append(&db, t, trades_batch(&[T0, T0 + 100_000, T0 + DAY], 0));
+    }
+    db.checkpoint_create().expect("create");
+    // During the mode: late rows rewrite partitions, a table is dropped and
+    // another created, a column added; then the process dies.
+    churn(&db, "a", 5);
+    db.commit(Transaction::new().with(Request::DropTable {
+        name: "b".into(),
+        if_exists: false,
+    }))
+    .expect("drop");
+    create(&db, trades_def("c"));
+    append(&db, "c", trades_batch(&[T0 + 3], 0));
+    db.commit(Transaction::new().with(Request::AddColumn {
+        table: "a".into(),
+        column: ColumnDef::new("late", ColumnType::Double),
+    }))
+    .expect("add column");
+    churn(&db, "a", 2);
+    let a_rows = read_table(&db, "a");
+    let before = all_paths(&root);
+    db.simulate_crash();
+
+    let db = open(&root);
+    assert!(db.open_report().in_checkpoint);
+    let missing: Vec<_> = before.iter().filter(|p| !p.exists()).collect();
+    assert!(
+        missing.is_empty(),
+        "recovery in checkpoint mode deleted {missing:?}"
+    );
+    assert_eq!(
+        read_table(&db, "a"),
+        a_rows,
+        "replay gave back every commit"
+    );
+    assert_eq!(table_names(&db), ["a", "c"]);
+    db.run_housekeeping().expect("housekeeping");
+    let missing: Vec<_> = before.iter().filter(|p| !p.exists()).collect();
+    assert!(
+        missing.is_empty(),
+        "housekeeping in checkpoint mode deleted {missing:?}"
+    );
+
+    // After RELEASE what nobody needs goes; the data stays.
+    db.checkpoint_release().expect("release");
+    db.run_housekeeping().expect("housekeeping");
+    assert_eq!(db.checkpoint_status().reclaim_pending_paths, 0);
+    assert!(
+        before.iter().any(|p| !p.exists()),
+        "garbage reclaimed after RELEASE"
+    );
+    assert_eq!(read_table(&db, "a"), a_rows);
+    db.close().expect("close");
+    let db = open(&root);
+    assert_eq!(read_table(&db, "a"), a_rows);
+    assert_eq!(table_names(&db), ["a", "c"]);
+}
+
+#[test]
+fn create_and_status_do_not_wait_for_a_long_reclaim() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    // Reclaiming slowed to 200 unlinks a second, so the backlog below takes
+    // seconds to delete.
+    let options = StorageOptions {
+        reclaim_paths_per_second: 200,
+        ..options()
+    };
+    let db = std::sync::Arc::new(Database::open(&root, options).expect("open"));
+    create(&db, trades_def("a"));
+    append(&db, "a", trades_batch(&[T0, T0 + 100_000], 0));
+    db.checkpoint_create().expect("create");
+    churn(&db, "a", 300);
+    // Measured in the mode (where housekeeping deletes nothing).
+    db.run_housekeeping().expect("measure");
+    db.checkpoint_release().expect("release");
+    let backlog = db.checkpoint_status();
+    assert!(backlog.reclaim_pending_paths >= 300, "{backlog:?}");
+    assert_eq!(backlog.phase, CheckpointPhase::Reclaiming);
+
+    let reclaimer = {
+        let db = db.clone();
+        std::thread::spawn(move || db.run_housekeeping().expect("housekeeping"))
+    };
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let started = std::time::Instant::now();
+    let status = db.checkpoint_status();
+    assert!(started.elapsed() < std::time::Duration::from_millis(100));
+    assert_eq!(status.phase, CheckpointPhase::Reclaiming, "{status:?}");
+    let started = std::time::Instant::now();
+    db.checkpoint_create().expect("create during the reclaim");
+    let took = started.elapsed();
+    assert!(
+        took < std::time::Duration::from_secs(1),
+        "CREATE waited {took:?} for housekeeping"
+    );
+    // The reclaim stops at the pause; what it had not deleted stays held.
+    reclaimer.join().expect("reclaimer");
+    let held = db.pending_garbage();
+    assert!(
+        !held.is_empty(),
+        "the reclaim was interrupted, not finished"
+    );
+    let status = db.checkpoint_status();
+    assert_eq!(status.phase, CheckpointPhase::InProgress);
+    assert!(
+        status.reclaim_pending_paths > 0 && status.held_bytes > 0,
+        "{status:?}"
+    );
+    db.run_housekeeping().expect("housekeeping in the mode");
+    assert!(
+        held.iter().all(|p| p.exists()),
+        "nothing deleted during the mode"
+    );
+    db.checkpoint_release().expect("release");
+    let unlimited = {
+        // The rest goes after RELEASE.
+        db.run_housekeeping().expect("housekeeping");
+        db.checkpoint_status()
+    };
+    assert!(unlimited.reclaim_pending_paths < status.reclaim_pending_paths);
+}
