@@ -279,4 +279,21 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
     let logs =
         String::from_utf8_lossy(&logs.stderr).into_owned() + &String::from_utf8_lossy(&logs.stdout);
     assert!(logs.contains("no checkpoint"), "{logs}");
+
+    // A bind mount of a host directory the image's user may not write (root's, as
+    // a freshly made host directory is): the container stops at once, naming the
+    // uid it runs as and the chown that fixes it.
+    let root_owned = dir.path().join("root-owned");
+    std::fs::create_dir_all(&root_owned).expect("mkdir");
+    let denied = format!("{name}-denied");
+    podman.start(&denied, &root_owned, free_port(), free_port());
+    let code = podman.ok(&["wait", &denied]);
+    assert_ne!(code, "0", "an unwritable root stops the server");
+    let logs = podman.run(&["logs", &denied]);
+    let logs =
+        String::from_utf8_lossy(&logs.stderr).into_owned() + &String::from_utf8_lossy(&logs.stdout);
+    assert!(
+        logs.contains("runs as uid 10001") && logs.contains("chown -R 10001:10001"),
+        "{logs}"
+    );
 }
