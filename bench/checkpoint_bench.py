@@ -308,10 +308,15 @@ def render(results, gb):
 
 
 def write_docs(table, gb):
+    write_section(f"### Checkpoint: {gb:g} GB", table)
+
+
+def write_section(heading, table):
+    """Replaces (or appends) `heading`'s section of docs/benchmarks.md with `table`
+    and a line saying where and when it was measured."""
     path = os.path.join(REPO, "docs", "benchmarks.md")
     with open(path) as f:
         text = f.read()
-    heading = f"### Checkpoint: {gb:g} GB"
     cpu = "unknown CPU"
     try:
         with open("/proc/cpuinfo") as f:

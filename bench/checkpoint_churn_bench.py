@@ -23,9 +23,7 @@ Tidemark only: PostgreSQL has no equivalent of a mode that holds garbage (its
 pg_backup_start is compared in the checkpoint benchmark, bench/checkpoint_bench.py).
 """
 import argparse
-import datetime
 import os
-import platform
 import re
 import shutil
 import statistics
@@ -39,7 +37,7 @@ import urllib.request
 import psycopg
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from checkpoint_bench import REPO, Tidemark, tidemark_binary  # noqa: E402
+from checkpoint_bench import Tidemark, tidemark_binary, write_section  # noqa: E402
 
 WRITERS = 4
 
@@ -271,27 +269,7 @@ def render(r, args):
 
 
 def write_docs(table):
-    path = os.path.join(REPO, "docs", "benchmarks.md")
-    with open(path) as f:
-        text = f.read()
-    heading = "### Checkpoint under churn: figures"
-    cpu = "unknown CPU"
-    try:
-        with open("/proc/cpuinfo") as f:
-            cpu = next(l.split(":", 1)[1].strip() for l in f if l.startswith("model name"))
-    except (OSError, StopIteration):
-        pass
-    section = (f"{heading}\n\nRun on {datetime.date.today()}, {os.cpu_count()} cores ({cpu}), "
-               f"{platform.system()} {platform.release()}:\n\n{table}\n")
-    if heading in text:
-        start = text.index(heading)
-        ends = [e for e in (text.find("\n## ", start + 1), text.find("\n### ", start + 1)) if e >= 0]
-        end = min(ends) + 1 if ends else len(text)
-        text = text[:start] + section + text[end:]
-    else:
-        text = text.rstrip("\n") + "\n\n" + section
-    with open(path, "w") as f:
-        f.write(text)
+    write_section("### Checkpoint under churn: figures", table)
 
 
 if __name__ == "__main__":

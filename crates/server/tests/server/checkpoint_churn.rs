@@ -22,7 +22,7 @@ use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use crate::harness::{Server, length_from_env};
+use crate::harness::{Server, length_from_env, seqs};
 
 const WRITERS: usize = 2;
 const ENV: &[(&str, &str)] = &[
@@ -199,16 +199,6 @@ fn assert_rsync_clean(child: std::process::Child, round: i64) {
         out.status.code(),
         String::from_utf8_lossy(&out.stderr)
     );
-}
-
-async fn seqs(client: &tokio_postgres::Client, table: &str) -> Vec<i64> {
-    client
-        .query(&format!("SELECT seq FROM {table} ORDER BY seq"), &[])
-        .await
-        .unwrap_or_else(|e| panic!("{table}: {e:?}"))
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 /// Restores `copy` and checks every writer's tables against the acknowledged

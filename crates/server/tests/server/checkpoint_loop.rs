@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::time::Duration;
 
-use crate::harness::{Server, length_from_env};
+use crate::harness::{Server, length_from_env, seqs};
 
 /// Transactions writing seq n into both `a` and `b`, n = 0, 1, 2, ...; every 6th
 /// row into the previous day. The number acknowledged so far is in `acked`.
@@ -37,16 +37,6 @@ fn start_writer(
             acked.store(n, Ordering::SeqCst);
         }
     })
-}
-
-async fn seqs(client: &tokio_postgres::Client, table: &str) -> Vec<i64> {
-    client
-        .query(&format!("SELECT seq FROM {table} ORDER BY seq"), &[])
-        .await
-        .unwrap_or_else(|e| panic!("{table}: {e:?}"))
-        .iter()
-        .map(|r| r.get(0))
-        .collect()
 }
 
 async fn table_names(client: &tokio_postgres::Client) -> Vec<String> {

@@ -56,6 +56,12 @@ impl Podman {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// A container's log (the server logs to stderr), both streams.
+    fn logs(&self, name: &str) -> String {
+        let out = self.run(&["logs", name]);
+        String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
+    }
+
     /// Starts the image on `volume` with the PostgreSQL protocol on `port`.
     fn start(&mut self, name: &str, volume: &Path, port: u16, http_port: u16) {
         let _ = self.run(&["rm", "-f", name]);
@@ -261,9 +267,7 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
     podman.start(&restored, &copy, port2, http2);
     let c2 = connect_when_ready(port2).await;
     assert_gapless_prefix(&c2, before, after).await;
-    let logs = podman.run(&["logs", &restored]);
-    let logs =
-        String::from_utf8_lossy(&logs.stderr).into_owned() + &String::from_utf8_lossy(&logs.stdout);
+    let logs = podman.logs(&restored);
     assert!(logs.contains("restore done"), "{logs}");
 
     // A restore that cannot work: the container exits non-zero, the reason in its logs.
@@ -275,9 +279,7 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
     podman.start(&failed, &broken, free_port(), free_port());
     let code = podman.ok(&["wait", &failed]);
     assert_ne!(code, "0", "a failed restore exits non-zero");
-    let logs = podman.run(&["logs", &failed]);
-    let logs =
-        String::from_utf8_lossy(&logs.stderr).into_owned() + &String::from_utf8_lossy(&logs.stdout);
+    let logs = podman.logs(&failed);
     assert!(logs.contains("no checkpoint"), "{logs}");
 
     // A bind mount of a host directory the image's user may not write (root's, as
@@ -289,9 +291,7 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
     podman.start(&denied, &root_owned, free_port(), free_port());
     let code = podman.ok(&["wait", &denied]);
     assert_ne!(code, "0", "an unwritable root stops the server");
-    let logs = podman.run(&["logs", &denied]);
-    let logs =
-        String::from_utf8_lossy(&logs.stderr).into_owned() + &String::from_utf8_lossy(&logs.stdout);
+    let logs = podman.logs(&denied);
     assert!(
         logs.contains("runs as uid 10001") && logs.contains("chown -R 10001:10001"),
         "{logs}"

@@ -274,3 +274,14 @@ pub(crate) async fn assert_gapless_prefix(
     );
     n
 }
+
+/// The `seq` column of `table`, in order.
+pub(crate) async fn seqs(client: &tokio_postgres::Client, table: &str) -> Vec<i64> {
+    client
+        .query(&format!("SELECT seq FROM {table} ORDER BY seq"), &[])
+        .await
+        .unwrap_or_else(|e| panic!("{table}: {e:?}"))
+        .iter()
+        .map(|r| r.get(0))
+        .collect()
+}
