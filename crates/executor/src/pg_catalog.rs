@@ -15,7 +15,7 @@ use datafusion::catalog::{CatalogProvider, CatalogProviderList, MemoryCatalogPro
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{ColumnarValue, ScalarUDF, Volatility, create_udf};
 use datafusion::sql::sqlparser::ast;
-use datafusion_pg_catalog::pg_catalog::context::EmptyContextProvider;
+use datafusion_pg_catalog::pg_catalog::context::{PgCatalogContextProvider, Role};
 use datafusion_pg_catalog::pg_catalog::{self as pgc, PgCatalogStaticTables};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use parking_lot::RwLock;
@@ -166,7 +166,40 @@ impl CatalogProviderList for CurrentCatalogs {
     }
 }
 
-type Provider = pgc::PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, EmptyContextProvider>;
+/// A user the server lets in, as `pg_roles` (psql's `\du`, DBeaver) shows it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogRole {
+    pub name: String,
+    /// The read-only user: no superuser, no CREATE.
+    pub read_only: bool,
+}
+
+/// The configured users, as the catalog's roles.
+#[derive(Debug, Clone)]
+struct ConfiguredRoles(Arc<Vec<CatalogRole>>);
+
+#[async_trait::async_trait]
+impl PgCatalogContextProvider for ConfiguredRoles {
+    async fn roles(&self) -> Vec<String> {
+        self.0.iter().map(|r| r.name.clone()).collect()
+    }
+
+    async fn role(&self, name: &str) -> Option<Role> {
+        self.0.iter().find(|r| r.name == name).map(|r| Role {
+            name: r.name.clone(),
+            is_superuser: !r.read_only,
+            can_login: true,
+            can_create_db: false,
+            can_create_role: false,
+            can_create_user: false,
+            can_replication: false,
+            grants: Vec::new(),
+            inherited_roles: Vec::new(),
+        })
+    }
+}
+
+type Provider = pgc::PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, ConfiguredRoles>;
 
 /// One session's `pg_catalog`.
 #[derive(Debug)]
@@ -176,13 +209,13 @@ pub(crate) struct SessionCatalog {
 }
 
 impl SessionCatalog {
-    pub(crate) fn new() -> Result<Self> {
+    pub(crate) fn new(roles: Arc<Vec<CatalogRole>>) -> Result<Self> {
         let current = Arc::new(CurrentCatalogs {
             inner: RwLock::new(Arc::new(MemoryCatalogProviderList::new())),
         });
         let list: Arc<dyn CatalogProviderList> = current.clone();
         let provider =
-            pgc::PgCatalogSchemaProvider::try_new(list, static_tables()?, EmptyContextProvider)?;
+            pgc::PgCatalogSchemaProvider::try_new(list, static_tables()?, ConfiguredRoles(roles))?;
         Ok(SessionCatalog {
             current,
             provider: Arc::new(provider),

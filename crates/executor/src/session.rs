@@ -112,6 +112,8 @@ pub struct Session {
     wants_catalog: bool,
     /// This session's `pg_catalog`, made when first needed.
     catalog: std::sync::OnceLock<crate::pg_catalog::SessionCatalog>,
+    /// The users the server lets in, for `pg_roles` (None: this session's user).
+    roles: Option<Arc<Vec<crate::pg_catalog::CatalogRole>>>,
     /// DataFusion's context for this session's queries, made once: making one
     /// registers some hundreds of functions, which was most of what a narrow
     /// query cost. It holds no tables: each statement plans on a copy given
@@ -146,6 +148,7 @@ impl Session {
             read_only: false,
             wants_catalog: false,
             catalog: std::sync::OnceLock::new(),
+            roles: None,
             context: std::sync::OnceLock::new(),
             plan_runner: None,
         }
@@ -163,6 +166,11 @@ impl Session {
         s.read_only = read_only;
         s.settings = Settings::with_default_timeout(default_statement_timeout);
         s
+    }
+
+    /// The users the server lets in, as `pg_catalog.pg_roles` lists them.
+    pub fn set_roles(&mut self, roles: Arc<Vec<crate::pg_catalog::CatalogRole>>) {
+        self.roles = Some(roles);
     }
 
     /// The statement timeout in force (SET statement_timeout), if any.
@@ -810,7 +818,15 @@ impl Session {
         system::register(&ctx, snapshot.clone());
         if self.wants_catalog {
             if self.catalog.get().is_none() {
-                let _ = self.catalog.set(crate::pg_catalog::SessionCatalog::new()?);
+                let roles = self.roles.clone().unwrap_or_else(|| {
+                    Arc::new(vec![crate::pg_catalog::CatalogRole {
+                        name: self.user.clone(),
+                        read_only: self.read_only,
+                    }])
+                });
+                let _ = self
+                    .catalog
+                    .set(crate::pg_catalog::SessionCatalog::new(roles)?);
             }
             if let Some(c) = self.catalog.get() {
                 crate::pg_catalog::install(&ctx, c)?;

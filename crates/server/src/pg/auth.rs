@@ -77,6 +77,17 @@ impl Users {
         self.users.iter().find(|u| Some(u.name.as_str()) == name)
     }
 
+    /// The users, as the catalog's roles (`pg_roles`, psql's `\du`).
+    pub(crate) fn catalog_roles(&self) -> Vec<tidemark_executor::pg_catalog::CatalogRole> {
+        self.users
+            .iter()
+            .map(|u| tidemark_executor::pg_catalog::CatalogRole {
+                name: u.name.clone(),
+                read_only: u.read_only,
+            })
+            .collect()
+    }
+
     /// Whether `name` is the read-only user.
     pub(crate) fn is_read_only(&self, name: &str) -> bool {
         self.find(Some(name)).is_some_and(|u| u.read_only)

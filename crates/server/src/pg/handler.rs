@@ -126,6 +126,7 @@ impl Connection {
                 self.shared.users.is_read_only(&user),
                 self.shared.statement_timeout,
             );
+            session.set_roles(Arc::new(self.shared.users.catalog_roles()));
             for key in STARTUP_SETTINGS {
                 if let Some(v) = meta.get(*key) {
                     session

@@ -520,6 +520,7 @@ fn psql_describes_tables() {
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-c"])
         .arg("CREATE TABLE quotes (ts TIMESTAMP, sym SYMBOL, bid DOUBLE) TIMESTAMP(ts) PARTITION BY DAY")
         .args(["-c", "\\dt", "-c", "\\d quotes", "-c", "\\dn", "-c", "\\l", "-c", "\\df"])
+        .args(["-c", "\\du"])
         .output()
         .expect("psql");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -536,6 +537,8 @@ fn psql_describes_tables() {
         "List of schemas",
         "tidemark",
         "List of functions",
+        "List of roles",
+        " admin     | Superuser",
     ] {
         assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
     }
