@@ -142,6 +142,19 @@ pub(crate) fn remove_path_stepwise<G>(
     }
 }
 
+/// `wanted`, or `wanted.N` for the first N = 1, 2, ... that names nothing in
+/// `dir`: a new directory never takes the name of one left on disk (garbage
+/// that housekeeping deletes later, perhaps under a checkpoint's copy).
+pub(crate) fn free_name(dir: &Path, wanted: &str) -> String {
+    if !dir.join(wanted).exists() {
+        return wanted.to_string();
+    }
+    (1u64..)
+        .map(|n| format!("{wanted}.{n}"))
+        .find(|name| !dir.join(name).exists())
+        .unwrap_or_else(|| wanted.to_string())
+}
+
 /// Total size in bytes of the regular files under `path`.
 pub(crate) fn disk_usage(path: &Path) -> u64 {
     let Ok(m) = fs::symlink_metadata(path) else {

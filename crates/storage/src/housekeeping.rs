@@ -236,15 +236,15 @@ impl Inner {
                 "housekeeping reclaimed space"
             );
         }
-        self.publish_backlog();
         Ok(Reclaimed {
             removed: removed + trimmed,
             more: out_of_time,
         })
     }
 
-    /// Measures new garbage and, every few seconds, the whole root, for status
-    /// and metrics (which read the figures instead of walking the tree).
+    /// Measures new garbage, publishes the backlog (every caller of `reclaim`
+    /// runs this after it) and, every few seconds, measures the whole root, for
+    /// status and metrics (which read the figures instead of walking the tree).
     pub(crate) fn measure(&self, disk_measured_at: &mut Option<Instant>) {
         self.garbage.measure(MEASURE_PER_ROUND);
         self.publish_backlog();

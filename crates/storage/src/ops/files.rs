@@ -43,7 +43,7 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             // A directory of that name left by a crash is garbage that recovery
             // handed to housekeeping (and may be under a checkpoint's copy):
             // the table takes another name rather than deleting it now.
-            let dir = &free_table_dir_name(&st.db_dir, dir);
+            let dir = &crate::fsutil::free_name(&st.db_dir, dir);
             let path = st.db_dir.join(dir);
             std::fs::create_dir(&path).map_err(|e| StorageError::io(&path, e))?;
             st.created.push(path.clone());
@@ -533,15 +533,4 @@ fn retire_part(st: &mut Staging<'_>, t: &TableState, old: &PartitionMeta) -> Res
         st.garbage.push(dir);
     }
     Ok(())
-}
-
-/// `wanted`, or `wanted.N` for the first N whose directory does not exist.
-fn free_table_dir_name(db: &std::path::Path, wanted: &str) -> String {
-    if !db.join(wanted).exists() {
-        return wanted.to_string();
-    }
-    (1u64..)
-        .map(|n| format!("{wanted}.{n}"))
-        .find(|name| !db.join(name).exists())
-        .unwrap_or_else(|| wanted.to_string())
 }

@@ -242,16 +242,8 @@ pub(crate) fn new_part_dir_name(
     if !table_dir.join(&name).exists() {
         return (name, 0);
     }
-    let versioned = format!("{name}.{seq}");
-    if !table_dir.join(&versioned).exists() {
-        return (versioned, seq);
-    }
-    let mut n = 1u64;
-    loop {
-        let candidate = format!("{name}.{seq}.{n}");
-        if !table_dir.join(&candidate).exists() {
-            return (candidate, seq);
-        }
-        n += 1;
-    }
+    (
+        crate::fsutil::free_name(table_dir, &format!("{name}.{seq}")),
+        seq,
+    )
 }
