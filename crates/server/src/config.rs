@@ -102,6 +102,40 @@ pub(crate) struct TlsSection {
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields, default)]
+pub(crate) struct IlpSection {
+    /// TCP address for line protocol; `None` means the default, which may be
+    /// taken by another process (then TCP ingest is off, with a warning);
+    /// `""` turns it off.
+    pub(crate) listen: Option<String>,
+    pub(crate) auto_create_tables: bool,
+    pub(crate) auto_create_columns: bool,
+    pub(crate) partition_by: String,
+    pub(crate) max_request_mb: u64,
+    pub(crate) max_line_kb: u64,
+    pub(crate) tcp_batch_kb: u64,
+    pub(crate) tcp_commit_interval_ms: u64,
+}
+
+/// Where line protocol over TCP listens unless `ilp.listen` says otherwise.
+pub(crate) const DEFAULT_ILP_LISTEN: &str = "127.0.0.1:9009";
+
+impl Default for IlpSection {
+    fn default() -> Self {
+        IlpSection {
+            listen: None,
+            auto_create_tables: true,
+            auto_create_columns: true,
+            partition_by: "DAY".into(),
+            max_request_mb: 64,
+            max_line_kb: 1024,
+            tcp_batch_kb: 1024,
+            tcp_commit_interval_ms: 100,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
 pub(crate) struct LogSection {
     pub(crate) level: String,
     pub(crate) format: String,
@@ -123,10 +157,11 @@ pub(crate) struct Config {
     pub(crate) storage: StorageSection,
     pub(crate) auth: AuthSection,
     pub(crate) tls: TlsSection,
+    pub(crate) ilp: IlpSection,
     pub(crate) log: LogSection,
 }
 
-const SECTIONS: [&str; 5] = ["server", "storage", "auth", "tls", "log"];
+const SECTIONS: [&str; 6] = ["server", "storage", "auth", "tls", "ilp", "log"];
 /// Keys that may also be given as `TIDEMARK_AUTH_<KEY>_FILE`, a file holding the value.
 const SECRET_KEYS: [&str; 2] = ["password", "readonly_password"];
 
@@ -288,6 +323,35 @@ impl Config {
             return Err(ConfigError::Invalid(
                 "tls.enabled and tls.required need tls.cert_file and tls.key_file".into(),
             ));
+        }
+        if let Some(listen) = self.ilp.listen.as_deref().filter(|l| !l.is_empty())
+            && listen.parse::<std::net::SocketAddr>().is_err()
+        {
+            return Err(ConfigError::Invalid(format!(
+                "ilp.listen: \"{listen}\" is not an address: expected HOST:PORT, e.g. {DEFAULT_ILP_LISTEN}, or \"\" for off"
+            )));
+        }
+        if crate::ilp::parse_partition_by(&self.ilp.partition_by).is_none() {
+            return Err(ConfigError::Invalid(format!(
+                "ilp.partition_by: \"{}\" is not one of NONE, HOUR, DAY, WEEK, MONTH, YEAR",
+                self.ilp.partition_by
+            )));
+        }
+        for (key, value, max) in [
+            ("max_request_mb", self.ilp.max_request_mb, 1023),
+            ("max_line_kb", self.ilp.max_line_kb, 1 << 20),
+            ("tcp_batch_kb", self.ilp.tcp_batch_kb, 1 << 20),
+            (
+                "tcp_commit_interval_ms",
+                self.ilp.tcp_commit_interval_ms,
+                3_600_000,
+            ),
+        ] {
+            if value == 0 || value > max {
+                return Err(ConfigError::Invalid(format!(
+                    "ilp.{key} must be between 1 and {max}"
+                )));
+            }
         }
         for (key, value) in [
             ("wal_segment_mb", self.storage.wal_segment_mb),

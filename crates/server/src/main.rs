@@ -7,6 +7,7 @@
 
 mod config;
 mod http;
+mod ilp;
 mod metrics;
 mod pg;
 mod tls;
@@ -45,6 +46,9 @@ enum Command {
         /// Address for HTTP /health and /metrics (overrides server.http_listen).
         #[arg(long)]
         http_listen: Option<String>,
+        /// Address for line protocol over TCP, "" for off (overrides ilp.listen).
+        #[arg(long)]
+        ilp_listen: Option<String>,
     },
     /// Read a password on standard input and print its SCRAM-SHA-256 verifier, to put
     /// in auth.password instead of the password itself.
@@ -63,13 +67,14 @@ enum Command {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let (config, root, pg_listen, http_listen) = match cli.command {
+    let (config, root, pg_listen, http_listen, ilp_listen) = match cli.command {
         Command::Serve {
             config,
             root,
             pg_listen,
             http_listen,
-        } => (config, root, pg_listen, http_listen),
+            ilp_listen,
+        } => (config, root, pg_listen, http_listen, ilp_listen),
         Command::HashPassword => return hash_password(),
         Command::Health {
             config,
@@ -91,6 +96,9 @@ fn main() -> std::process::ExitCode {
     }
     if let Some(l) = http_listen {
         config.server.http_listen = l;
+    }
+    if let Some(l) = ilp_listen {
+        config.ilp.listen = Some(l);
     }
     // The level was checked with the configuration.
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
@@ -171,7 +179,13 @@ fn hash_password() -> std::process::ExitCode {
 async fn serve(config: config::Config) -> Result<(), String> {
     let started = Instant::now();
     let users = Arc::new(pg::Users::new(&config.auth)?);
-    let status = Arc::new(http::Status::default());
+    let status = Arc::new(http::Status::new(
+        Arc::new(metrics::Metrics::default()),
+        users.clone(),
+        usize::try_from(config.ilp.max_request_mb)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1 << 20),
+    ));
     // HTTP first, so that /health answers 503 while the root is recovered.
     let http_listener = tokio::net::TcpListener::bind(&config.server.http_listen)
         .await
@@ -182,7 +196,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
             )
         })?;
     let http_addr = http_listener.local_addr().map_err(|e| e.to_string())?;
-    tracing::info!(addr = %http_addr, "serving HTTP (/health, /metrics)");
+    tracing::info!(addr = %http_addr, "serving HTTP (/health, /metrics, line protocol /write)");
     let http_task = tokio::spawn(http::serve(http_listener, status.clone()));
     let tls = if config.tls.enabled || config.tls.required {
         Some(tls::acceptor(&config.tls.cert_file, &config.tls.key_file)?)
@@ -245,6 +259,28 @@ async fn serve(config: config::Config) -> Result<(), String> {
     );
     let db = Arc::new(db);
     let _ = status.db.set(db.clone());
+    let ingest = Arc::new(ilp::Ingest::new(
+        db.clone(),
+        ilp_options(&config.ilp),
+        status.metrics.clone(),
+    ));
+    let _ = status.ingest.set(ingest.clone());
+    let (stop_ilp, ilp_stopped) = tokio::sync::watch::channel(false);
+    let ilp_task = match ilp_listener(&config.ilp).await? {
+        Some(listener) => Some(tokio::spawn(ilp::tcp::serve(
+            listener,
+            ingest.clone(),
+            ilp::tcp::Batching {
+                batch_bytes: usize::try_from(config.ilp.tcp_batch_kb)
+                    .unwrap_or(usize::MAX)
+                    .saturating_mul(1024),
+                commit_interval: Duration::from_millis(config.ilp.tcp_commit_interval_ms),
+            },
+            ilp_stopped,
+        ))),
+        None => None,
+    };
+    drop(ingest);
     let listener = tokio::net::TcpListener::bind(&config.server.pg_listen)
         .await
         .map_err(|e| {
@@ -331,6 +367,15 @@ async fn serve(config: config::Config) -> Result<(), String> {
     .await;
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+    // Line protocol over TCP: each connection commits the lines it has.
+    let _ = stop_ilp.send(true);
+    if let Some(task) = ilp_task
+        && tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .is_err()
+    {
+        tracing::warn!("line protocol connections did not finish committing within 5 s");
+    }
     http_task.abort();
     let _ = http_task.await;
     drop(shared);
@@ -345,6 +390,52 @@ async fn serve(config: config::Config) -> Result<(), String> {
     }
     tracing::info!("stopped");
     Ok(())
+}
+
+/// The line-protocol settings as the write path takes them.
+fn ilp_options(c: &config::IlpSection) -> ilp::IlpOptions {
+    ilp::IlpOptions {
+        rules: ilp::SchemaRules {
+            auto_create_tables: c.auto_create_tables,
+            auto_create_columns: c.auto_create_columns,
+            // Checked with the configuration.
+            partition_by: ilp::parse_partition_by(&c.partition_by)
+                .unwrap_or(tidemark_storage::PartitionBy::Day),
+        },
+        max_line_bytes: usize::try_from(c.max_line_kb)
+            .unwrap_or(usize::MAX)
+            .saturating_mul(1024),
+    }
+}
+
+/// The TCP listener for line protocol: `None` when `ilp.listen` is "" or when
+/// the default address is taken (another server on this host).
+async fn ilp_listener(c: &config::IlpSection) -> Result<Option<tokio::net::TcpListener>, String> {
+    let (addr, explicit) = match c.listen.as_deref() {
+        Some("") => return Ok(None),
+        Some(a) => (a, true),
+        None => (config::DEFAULT_ILP_LISTEN, false),
+    };
+    match tokio::net::TcpListener::bind(addr).await {
+        Ok(listener) => {
+            let local = listener.local_addr().map_err(|e| e.to_string())?;
+            if !local.ip().is_loopback() {
+                tracing::warn!(
+                    addr = %local,
+                    "line protocol over TCP has no authentication: anyone who reaches this address can write"
+                );
+            }
+            tracing::info!(addr = %local, "serving line protocol over TCP");
+            Ok(Some(listener))
+        }
+        Err(e) if !explicit => {
+            tracing::warn!(
+                "cannot listen on {addr} for line protocol over TCP ({e}): it is off; set ilp.listen to another address"
+            );
+            Ok(None)
+        }
+        Err(e) => Err(format!("cannot listen on {addr} (ilp.listen): {e}")),
+    }
 }
 
 async fn shutdown_signal() {

@@ -1,6 +1,6 @@
 //! Counters for `/metrics` (Prometheus text format): connections, queries by
 //! outcome, a query latency histogram, rows written, commits, WAL fsync
-//! latency and bytes on disk.
+//! latency, bytes on disk, and the line protocol's lines, rows and rejections.
 
 use std::fmt::Write;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -24,6 +24,66 @@ pub(crate) struct Metrics {
     latency_buckets: [AtomicU64; BUCKETS.len()],
     latency_sum_micros: AtomicU64,
     rows_written: AtomicU64,
+    ilp: [IlpCounters; IlpProtocol::ALL.len()],
+}
+
+/// The two ways line protocol comes in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum IlpProtocol {
+    Http = 0,
+    Tcp = 1,
+}
+
+impl IlpProtocol {
+    const ALL: [IlpProtocol; 2] = [IlpProtocol::Http, IlpProtocol::Tcp];
+    fn label(self) -> &'static str {
+        match self {
+            IlpProtocol::Http => "http",
+            IlpProtocol::Tcp => "tcp",
+        }
+    }
+}
+
+/// Why line-protocol data was refused.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// Not line protocol (or not UTF-8, or a bad parameter).
+    Parse = 0,
+    /// Does not fit the table: a type conflict, a missing column or table.
+    Schema = 1,
+    /// A request or line over its size limit.
+    Size = 2,
+    /// No, wrong or read-only credentials.
+    Auth = 3,
+    /// The engine failed to store it (disk full, I/O).
+    Storage = 4,
+}
+
+impl Rejection {
+    const ALL: [Rejection; 5] = [
+        Rejection::Parse,
+        Rejection::Schema,
+        Rejection::Size,
+        Rejection::Auth,
+        Rejection::Storage,
+    ];
+    fn label(self) -> &'static str {
+        match self {
+            Rejection::Parse => "parse",
+            Rejection::Schema => "schema",
+            Rejection::Size => "size",
+            Rejection::Auth => "auth",
+            Rejection::Storage => "storage",
+        }
+    }
+}
+
+#[derive(Debug, Default)]
+struct IlpCounters {
+    bytes: AtomicU64,
+    lines: AtomicU64,
+    rows: AtomicU64,
+    rejected: [AtomicU64; Rejection::ALL.len()],
 }
 
 /// How a statement ended.
@@ -62,6 +122,26 @@ impl Metrics {
         if let Some(n) = rows {
             self.rows_written.fetch_add(n, Ordering::Relaxed);
         }
+    }
+
+    /// Line-protocol bytes received (stored or not).
+    pub(crate) fn ilp_received(&self, protocol: IlpProtocol, bytes: u64) {
+        self.ilp[protocol as usize]
+            .bytes
+            .fetch_add(bytes, Ordering::Relaxed);
+    }
+
+    /// Line-protocol lines and rows committed.
+    pub(crate) fn ilp_stored(&self, protocol: IlpProtocol, lines: u64, rows: u64) {
+        let c = &self.ilp[protocol as usize];
+        c.lines.fetch_add(lines, Ordering::Relaxed);
+        c.rows.fetch_add(rows, Ordering::Relaxed);
+        self.rows_written.fetch_add(rows, Ordering::Relaxed);
+    }
+
+    /// A refused request (HTTP) or bad line (TCP).
+    pub(crate) fn ilp_rejected(&self, protocol: IlpProtocol, why: Rejection) {
+        self.ilp[protocol as usize].rejected[why as usize].fetch_add(1, Ordering::Relaxed);
     }
 
     /// The whole exposition.
@@ -124,8 +204,53 @@ impl Metrics {
         metric(
             "tidemark_rows_written_total",
             "counter",
-            "Rows written by INSERT and COPY.",
+            "Rows written by INSERT, COPY and the line protocol.",
             &one(get(&self.rows_written)),
+        );
+        let per_protocol = |f: &dyn Fn(&IlpCounters) -> u64| -> Vec<(String, String)> {
+            IlpProtocol::ALL
+                .iter()
+                .map(|p| {
+                    (
+                        format!("{{protocol=\"{}\"}}", p.label()),
+                        f(&self.ilp[*p as usize]).to_string(),
+                    )
+                })
+                .collect()
+        };
+        metric(
+            "tidemark_ilp_received_bytes_total",
+            "counter",
+            "Line-protocol bytes received (after gzip), stored or not.",
+            &per_protocol(&|c| get(&c.bytes)),
+        );
+        metric(
+            "tidemark_ilp_lines_total",
+            "counter",
+            "Line-protocol lines committed.",
+            &per_protocol(&|c| get(&c.lines)),
+        );
+        metric(
+            "tidemark_ilp_rows_total",
+            "counter",
+            "Rows committed through the line protocol.",
+            &per_protocol(&|c| get(&c.rows)),
+        );
+        let rejected: Vec<(String, String)> = IlpProtocol::ALL
+            .iter()
+            .flat_map(|p| Rejection::ALL.iter().map(move |r| (*p, *r)))
+            .map(|(p, r)| {
+                (
+                    format!("{{protocol=\"{}\",reason=\"{}\"}}", p.label(), r.label()),
+                    get(&self.ilp[p as usize].rejected[r as usize]).to_string(),
+                )
+            })
+            .collect();
+        metric(
+            "tidemark_ilp_rejected_total",
+            "counter",
+            "Line-protocol requests (HTTP) or connections (TCP) refused, by reason.",
+            &rejected,
         );
         if let Some(db) = db {
             let stats = db.stats();

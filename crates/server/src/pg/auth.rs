@@ -18,7 +18,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::{PgWireBackendMessage, PgWireFrontendMessage};
 
 use super::Shared;
-use super::password::{Credential, SCRAM_ITERATIONS, ScramKeys};
+use super::password::{Credential, SCRAM_ITERATIONS, ScramKeys, constant_time_eq};
 use crate::config::AuthSection;
 
 /// A user who may log in.
@@ -35,6 +35,16 @@ struct User {
 #[derive(Debug)]
 pub(crate) struct Users {
     users: Vec<User>,
+    /// Passwords that matched a user's SCRAM verifier: checking one costs
+    /// thousands of hash rounds, too much for every HTTP request.
+    verified: std::sync::Mutex<Vec<(String, String)>>,
+}
+
+/// Who an HTTP request's credentials name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Authenticated {
+    pub(crate) user: String,
+    pub(crate) read_only: bool,
 }
 
 impl Users {
@@ -70,7 +80,41 @@ impl Users {
                 })
             })
             .collect::<Result<_, String>>()?;
-        Ok(Users { users })
+        Ok(Users {
+            users,
+            verified: std::sync::Mutex::new(Vec::new()),
+        })
+    }
+
+    /// Checks a user name and password presented in clear (HTTP Basic, a
+    /// token, `u`/`p`), against the same users as the PostgreSQL side. May take
+    /// milliseconds (a SCRAM verifier is checked by hashing): call it off the
+    /// async threads.
+    pub(crate) fn check_password(&self, name: &str, password: &str) -> Option<Authenticated> {
+        let user = self.find(Some(name))?;
+        let known = |v: &Vec<(String, String)>| {
+            v.iter()
+                .any(|(n, p)| n == name && constant_time_eq(p.as_bytes(), password.as_bytes()))
+        };
+        let ok = match &user.credential {
+            Credential::Clear(_) => user.credential.matches(password),
+            Credential::Verifier(_) => {
+                let cached = self.verified.lock().map(|v| known(&v)).unwrap_or(false);
+                cached || {
+                    let ok = user.credential.matches(password);
+                    if ok && let Ok(mut v) = self.verified.lock() {
+                        // Bounded: one entry per user is all a correct client needs.
+                        v.retain(|(n, _)| n != name);
+                        v.push((name.to_string(), password.to_string()));
+                    }
+                    ok
+                }
+            }
+        };
+        ok.then(|| Authenticated {
+            user: user.name.clone(),
+            read_only: user.read_only,
+        })
     }
 
     fn find(&self, name: Option<&str>) -> Option<&User> {

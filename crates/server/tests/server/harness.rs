@@ -10,6 +10,8 @@ pub(crate) struct Server {
     pub(crate) child: Child,
     pub(crate) port: u16,
     pub(crate) http_port: u16,
+    /// Line protocol over TCP (0 when the test turned it off).
+    pub(crate) ilp_port: u16,
     /// The log lines up to serving (recovery's progress, to explain a slow start).
     pub(crate) startup_log: Vec<String>,
     /// Log lines after startup.
@@ -37,6 +39,7 @@ impl Server {
         cmd.args(["serve", "--root"])
             .arg(root)
             .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+            .args(["--ilp-listen", "127.0.0.1:0"])
             .env("TIDEMARK_LOG_LEVEL", "info")
             .stdout(Stdio::null())
             .stderr(Stdio::piped());
@@ -62,6 +65,7 @@ impl Server {
                 .and_then(|p| p.parse().ok())
         };
         let mut http_port = 0;
+        let mut ilp_port = 0;
         let mut startup_log = Vec::new();
         loop {
             let Ok(line) =
@@ -75,12 +79,16 @@ impl Server {
             if line.contains("serving HTTP") {
                 http_port = port_in(&line).expect("http port in the log line");
             }
+            if line.contains("serving line protocol over TCP") {
+                ilp_port = port_in(&line).expect("ilp port in the log line");
+            }
             if line.contains("serving the PostgreSQL protocol") {
                 let port = port_in(&line).expect("port in the log line");
                 return Server {
                     child,
                     port,
                     http_port,
+                    ilp_port,
                     startup_log,
                     log: rx,
                 };

@@ -11,6 +11,7 @@ mod drivers;
 mod harness;
 mod hostile;
 mod hostile_values;
+mod ilp;
 mod load;
 mod protocol;
 mod slt;

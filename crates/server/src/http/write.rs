@@ -1,0 +1,256 @@
+//! The InfluxDB write API: `POST /write` (v1: `db`, `precision`, `u`/`p`) and
+//! `POST /api/v2/write` (v2: `bucket`, `org`, `precision`), with gzip bodies,
+//! and `/ping`, `/ready` as clients probe them. One request is one
+//! transaction: 204 when all of its lines are durable, otherwise an error in
+//! InfluxDB's JSON shape and nothing of the request stored.
+
+use std::io::Read;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, LengthLimitError, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
+use hyper::{Request, StatusCode};
+use tidemark_storage::ErrorKind;
+
+use super::{Phase, Reply, Status, auth, json};
+use crate::ilp::{IlpError, Precision};
+use crate::metrics::{IlpProtocol, Rejection};
+
+/// How long a client may take to send a request's body.
+const BODY_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The InfluxDB version clients are told (the 1.8 API is what is served).
+const INFLUX_VERSION: &str = "1.8.10";
+
+/// InfluxDB's error shape: `code` and `message`, plus `line` and `text` for a
+/// bad line (`error` repeats the message for v1 clients, which read that key).
+fn error(status: StatusCode, code: &str, message: &str) -> Reply {
+    json(
+        status,
+        &serde_json::json!({ "code": code, "message": message, "error": message }),
+    )
+}
+
+/// `/ping` (v1 clients, Telegraf: 204) and `/ready` (v2 clients: 200 JSON).
+pub(super) fn ping(path: &str, status: &Status) -> Reply {
+    if status.phase() != Phase::Serving {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server is not serving yet (or is stopping)",
+        );
+    }
+    let mut r = if path == "/ready" {
+        json(StatusCode::OK, &serde_json::json!({ "status": "ready" }))
+    } else {
+        super::reply(StatusCode::NO_CONTENT, "text/plain", Bytes::new())
+    };
+    r.headers_mut().insert(
+        "X-Influxdb-Version",
+        HeaderValue::from_static(INFLUX_VERSION),
+    );
+    r.headers_mut()
+        .insert("X-Influxdb-Build", HeaderValue::from_static("OSS"));
+    r
+}
+
+pub(super) async fn write(req: Request<Incoming>, status: &Status) -> Reply {
+    let Some(ingest) = status
+        .ingest
+        .get()
+        .filter(|_| status.phase() == Phase::Serving)
+    else {
+        return error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            "the server is not serving yet (or is stopping)",
+        );
+    };
+    let (parts, body) = req.into_parts();
+    let query: Vec<(String, String)> = parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default();
+    let reject = |status_code, code, message: &str, why| {
+        status.metrics.ilp_rejected(IlpProtocol::Http, why);
+        error(status_code, code, message)
+    };
+
+    // Who is writing: the PostgreSQL side's users; the read-only one may not.
+    let presented = match auth::presented(&parts, &query) {
+        Ok(p) => p,
+        Err(why) => {
+            return reject(
+                StatusCode::UNAUTHORIZED,
+                "unauthorized",
+                &why,
+                Rejection::Auth,
+            );
+        }
+    };
+    let users = status.users.clone();
+    let checked = tokio::task::spawn_blocking(move || {
+        users.check_password(&presented.user, &presented.password)
+    })
+    .await
+    .ok()
+    .flatten();
+    let Some(user) = checked else {
+        return reject(
+            StatusCode::UNAUTHORIZED,
+            "unauthorized",
+            "authorization failed: unknown user or wrong password",
+            Rejection::Auth,
+        );
+    };
+    if user.read_only {
+        return reject(
+            StatusCode::FORBIDDEN,
+            "forbidden",
+            &format!("user \"{}\" is read-only and may not write", user.user),
+            Rejection::Auth,
+        );
+    }
+
+    let precision = query
+        .iter()
+        .find(|(k, _)| k == "precision")
+        .map_or(Ok(Precision::Nanos), |(_, v)| Precision::parse(v));
+    let precision = match precision {
+        Ok(p) => p,
+        Err(why) => return reject(StatusCode::BAD_REQUEST, "invalid", &why, Rejection::Parse),
+    };
+
+    let body = match read_body(&parts, body, status.max_request_bytes).await {
+        Ok(b) => b,
+        Err((code, why)) => {
+            let too_large = code == StatusCode::PAYLOAD_TOO_LARGE;
+            let kind = if too_large {
+                "request too large"
+            } else {
+                "invalid"
+            };
+            return reject(
+                code,
+                kind,
+                &why,
+                if too_large {
+                    Rejection::Size
+                } else {
+                    Rejection::Parse
+                },
+            );
+        }
+    };
+    match ingest.write(IlpProtocol::Http, &body, precision).await {
+        Ok(_) => super::reply(StatusCode::NO_CONTENT, "text/plain", Bytes::new()),
+        Err(e) => line_error(&e),
+    }
+}
+
+/// The answer to a write that was not stored.
+fn line_error(e: &IlpError) -> Reply {
+    match e {
+        IlpError::Line {
+            line, text, reason, ..
+        } => {
+            let message = format!("line {line}: {reason}");
+            json(
+                StatusCode::BAD_REQUEST,
+                &serde_json::json!({
+                    "code": "invalid",
+                    "message": message,
+                    "error": message,
+                    "line": line,
+                    "text": text,
+                }),
+            )
+        }
+        IlpError::Storage(s) => {
+            let (code, kind) = match s.kind() {
+                _ if e.is_client_error() => (StatusCode::BAD_REQUEST, "invalid"),
+                ErrorKind::DiskFull => (StatusCode::INSUFFICIENT_STORAGE, "internal error"),
+                ErrorKind::InvalidState => (StatusCode::SERVICE_UNAVAILABLE, "unavailable"),
+                _ => (StatusCode::INTERNAL_SERVER_ERROR, "internal error"),
+            };
+            error(code, kind, &s.to_string())
+        }
+        IlpError::Stopping => error(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            &e.to_string(),
+        ),
+    }
+}
+
+/// The request's body, gunzipped when it says so, at most `max` bytes either way.
+async fn read_body(
+    parts: &hyper::http::request::Parts,
+    body: Incoming,
+    max: usize,
+) -> Result<Vec<u8>, (StatusCode, String)> {
+    let too_large = || {
+        (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is larger than ilp.max_request_mb ({max} bytes)"),
+        )
+    };
+    let declared = parts
+        .headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > max as u64) {
+        return Err(too_large());
+    }
+    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await;
+    let raw: Bytes = match collected {
+        Err(_) => {
+            return Err((
+                StatusCode::REQUEST_TIMEOUT,
+                format!("the body did not arrive within {BODY_TIMEOUT:?}"),
+            ));
+        }
+        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
+        Ok(Err(e)) => {
+            return Err((
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the body: {e}"),
+            ));
+        }
+        Ok(Ok(c)) => c.to_bytes(),
+    };
+    let encoding = parts
+        .headers
+        .get(CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("identity")
+        .trim()
+        .to_ascii_lowercase();
+    match encoding.as_str() {
+        "identity" | "" => Ok(raw.to_vec()),
+        "gzip" | "x-gzip" => {
+            let mut out = Vec::new();
+            flate2::read::MultiGzDecoder::new(&raw[..])
+                .take(max as u64 + 1)
+                .read_to_end(&mut out)
+                .map_err(|e| {
+                    (
+                        StatusCode::BAD_REQUEST,
+                        format!("the gzip body is damaged: {e}"),
+                    )
+                })?;
+            if out.len() > max {
+                return Err(too_large());
+            }
+            Ok(out)
+        }
+        other => Err((
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            format!("Content-Encoding \"{other}\" is not supported: send the body plain or gzip"),
+        )),
+    }
+}

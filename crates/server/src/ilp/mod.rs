@@ -1,0 +1,231 @@
+//! Ingest over the InfluxDB line protocol (ILP): `lines` parses a body,
+//! `rows` turns its lines into one transaction (creating tables and columns as
+//! the data asks), and [`Ingest`] commits it. The HTTP endpoints (`/write`,
+//! `/api/v2/write`) and the TCP listener (`tcp`) are the two ways in.
+
+pub(crate) mod lines;
+mod rows;
+pub(crate) mod tcp;
+
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use tidemark_storage::{Database, ErrorKind, PartitionBy, StorageError};
+
+use crate::metrics::{IlpProtocol, Metrics, Rejection};
+pub(crate) use lines::Precision;
+pub(crate) use rows::SchemaRules;
+
+/// Why a request (or a TCP batch) was not stored.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum IlpError {
+    /// A line is not line protocol, or does not fit the table it names.
+    #[error("line {line}: {reason}: {text}")]
+    Line {
+        line: usize,
+        text: String,
+        reason: String,
+        rejection: Rejection,
+    },
+    /// The engine refused the transaction.
+    #[error("{0}")]
+    Storage(#[from] StorageError),
+    /// The blocking pool went away (the server is stopping).
+    #[error("the server is stopping")]
+    Stopping,
+}
+
+impl IlpError {
+    /// A line that is not line protocol (`rejection` refined by callers).
+    pub(crate) fn line(line: usize, text: &str, reason: impl Into<String>) -> IlpError {
+        IlpError::Line {
+            line,
+            text: lines::quote(text),
+            reason: reason.into(),
+            rejection: Rejection::Parse,
+        }
+    }
+
+    /// What `/metrics` counts this as.
+    pub(crate) fn rejection(&self) -> Rejection {
+        match self {
+            IlpError::Line { rejection, .. } => *rejection,
+            IlpError::Storage(e) if is_client_error(e) => Rejection::Schema,
+            IlpError::Storage(_) | IlpError::Stopping => Rejection::Storage,
+        }
+    }
+
+    /// Whether the client sent something wrong (HTTP 400) rather than the
+    /// server failing (HTTP 5xx).
+    pub(crate) fn is_client_error(&self) -> bool {
+        match self {
+            IlpError::Line { .. } => true,
+            IlpError::Storage(e) => is_client_error(e),
+            IlpError::Stopping => false,
+        }
+    }
+}
+
+fn is_client_error(e: &StorageError) -> bool {
+    matches!(
+        e.kind(),
+        ErrorKind::InvalidData
+            | ErrorKind::InvalidName
+            | ErrorKind::NotNullViolation
+            | ErrorKind::UndefinedColumn
+            | ErrorKind::UndefinedTable
+            | ErrorKind::DuplicateObject
+    )
+}
+
+/// The `[ilp]` settings the write path needs.
+#[derive(Debug, Clone)]
+pub(crate) struct IlpOptions {
+    pub(crate) rules: SchemaRules,
+    pub(crate) max_line_bytes: usize,
+}
+
+/// What one committed request stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Stored {
+    pub(crate) lines: u64,
+    pub(crate) rows: u64,
+}
+
+/// Commits line-protocol writes: shared by every HTTP request and TCP connection.
+#[derive(Debug)]
+pub(crate) struct Ingest {
+    db: Arc<Database>,
+    options: IlpOptions,
+    metrics: Arc<Metrics>,
+    /// Held by writes that create tables or columns, so that two requests
+    /// adding the same column one after the other see each other's change.
+    schema_changes: tokio::sync::Mutex<()>,
+}
+
+/// How often a write is planned again when a concurrent DDL (a SQL `DROP`,
+/// another writer's new column) got in between planning and committing.
+const SCHEMA_RETRIES: usize = 5;
+
+impl Ingest {
+    pub(crate) fn new(db: Arc<Database>, options: IlpOptions, metrics: Arc<Metrics>) -> Self {
+        Ingest {
+            db,
+            options,
+            metrics,
+            schema_changes: tokio::sync::Mutex::new(()),
+        }
+    }
+
+    pub(crate) fn options(&self) -> &IlpOptions {
+        &self.options
+    }
+
+    /// Parses `body` and commits all of its lines as one transaction, or none of
+    /// them; returns once the commit is durable.
+    pub(crate) async fn write(
+        &self,
+        protocol: IlpProtocol,
+        body: &[u8],
+        precision: Precision,
+    ) -> Result<Stored, IlpError> {
+        self.metrics.ilp_received(protocol, body.len() as u64);
+        let result = match lines::utf8(body) {
+            Ok(text) => self.write_inner(text, precision).await,
+            Err(e) => Err(e),
+        };
+        match &result {
+            Ok(stored) => self.metrics.ilp_stored(protocol, stored.lines, stored.rows),
+            Err(e) => self.metrics.ilp_rejected(protocol, e.rejection()),
+        }
+        result
+    }
+
+    pub(super) async fn write_inner(
+        &self,
+        body: &str,
+        precision: Precision,
+    ) -> Result<Stored, IlpError> {
+        let lines = lines::parse_body(body, self.options.max_line_bytes)?;
+        if lines.is_empty() {
+            return Ok(Stored { lines: 0, rows: 0 });
+        }
+        let now = now_micros();
+        let mut schema_guard = None;
+        let mut attempt = 0;
+        loop {
+            let planned = rows::plan(
+                &lines,
+                &self.db.snapshot(),
+                &self.options.rules,
+                precision,
+                now,
+            )
+            .map_err(|e| match e {
+                IlpError::Line {
+                    line, text, reason, ..
+                } => IlpError::Line {
+                    line,
+                    text,
+                    reason,
+                    rejection: Rejection::Schema,
+                },
+                other => other,
+            })?;
+            if planned.changes_schema && schema_guard.is_none() {
+                // Plan again under the lock: another writer may have just added
+                // what this one was about to add.
+                schema_guard = Some(self.schema_changes.lock().await);
+                continue;
+            }
+            let rows = planned.rows;
+            let db = self.db.clone();
+            let committed = tokio::task::spawn_blocking(move || db.start_commit(planned.tx))
+                .await
+                .map_err(|_| IlpError::Stopping)?;
+            let pending = match committed {
+                Ok(p) => p,
+                Err(e)
+                    if attempt < SCHEMA_RETRIES
+                        && matches!(
+                            e.kind(),
+                            ErrorKind::DuplicateObject
+                                | ErrorKind::UndefinedTable
+                                | ErrorKind::UndefinedColumn
+                        ) =>
+                {
+                    attempt += 1;
+                    tokio::time::sleep(Duration::from_millis(1 << attempt)).await;
+                    continue;
+                }
+                Err(e) => return Err(e.into()),
+            };
+            drop(schema_guard);
+            pending.durable().await?;
+            return Ok(Stored {
+                lines: lines.len() as u64,
+                rows,
+            });
+        }
+    }
+}
+
+fn now_micros() -> i64 {
+    SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+}
+
+/// `ilp.partition_by`: NONE, HOUR, DAY, WEEK, MONTH or YEAR.
+pub(crate) fn parse_partition_by(text: &str) -> Option<PartitionBy> {
+    [
+        PartitionBy::None,
+        PartitionBy::Hour,
+        PartitionBy::Day,
+        PartitionBy::Week,
+        PartitionBy::Month,
+        PartitionBy::Year,
+    ]
+    .into_iter()
+    .find(|p| p.name().eq_ignore_ascii_case(text))
+}

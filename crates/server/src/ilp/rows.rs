@@ -1,0 +1,396 @@
+//! Turning parsed lines into one transaction: rows grouped by table, columns
+//! matched to the tables as they are (or created: tags as SYMBOL, fields by
+//! their line-protocol type), values converted to the columns' types.
+
+use std::collections::HashMap;
+
+use influxdb_line_protocol::FieldValue;
+use tidemark_storage::name::name_key;
+use tidemark_storage::{
+    Batch, Column, ColumnDef, ColumnType, PartitionBy, Request, Snapshot, TableDef, TableMeta,
+    Transaction, Values,
+};
+
+use super::IlpError;
+use super::lines::{Line, Precision};
+
+/// The name of the designated timestamp of tables the line protocol creates.
+pub(crate) const TIMESTAMP_COLUMN: &str = "timestamp";
+
+/// What a request may do to the schema.
+#[derive(Debug, Clone)]
+pub(crate) struct SchemaRules {
+    pub(crate) auto_create_tables: bool,
+    pub(crate) auto_create_columns: bool,
+    pub(crate) partition_by: PartitionBy,
+}
+
+/// A request's lines as a transaction.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    pub(crate) tx: Transaction,
+    pub(crate) rows: u64,
+    /// Whether the transaction creates tables or columns.
+    pub(crate) changes_schema: bool,
+}
+
+/// Groups `lines` by table and builds the requests that store them. Lines
+/// without a timestamp get `now` (microseconds).
+pub(crate) fn plan(
+    lines: &[Line<'_>],
+    snapshot: &Snapshot,
+    rules: &SchemaRules,
+    precision: Precision,
+    now: i64,
+) -> Result<Planned, IlpError> {
+    let mut tables: Vec<TableRows> = Vec::new();
+    let mut by_name: HashMap<String, usize> = HashMap::new();
+    for line in lines {
+        let measurement = line.parsed.series.measurement.as_str();
+        let key = name_key(measurement);
+        let t = match by_name.get(&key) {
+            Some(&i) => i,
+            None => {
+                let t = match snapshot.table(measurement) {
+                    Some(reader) => TableRows::existing(reader.name(), reader.meta())
+                        .map_err(|reason| IlpError::line(line.number, line.text, reason))?,
+                    None if rules.auto_create_tables => TableRows::new_table(measurement),
+                    None => {
+                        return Err(IlpError::line(
+                            line.number,
+                            line.text,
+                            format!(
+                                "table \"{measurement}\" does not exist and ilp.auto_create_tables is off"
+                            ),
+                        ));
+                    }
+                };
+                tables.push(t);
+                by_name.insert(key, tables.len() - 1);
+                tables.len() - 1
+            }
+        };
+        tables[t]
+            .push_line(line, rules, precision, now)
+            .map_err(|reason| IlpError::line(line.number, line.text, reason))?;
+    }
+    let mut tx = Transaction::new();
+    let mut rows = 0;
+    let mut changes_schema = false;
+    for t in tables {
+        rows += t.rows as u64;
+        changes_schema |= t.is_new || t.columns.iter().any(|c| c.is_new);
+        t.into_requests(rules.partition_by, &mut tx);
+    }
+    Ok(Planned {
+        tx,
+        rows,
+        changes_schema,
+    })
+}
+
+/// One table's rows in this request.
+#[derive(Debug)]
+struct TableRows {
+    name: String,
+    is_new: bool,
+    timestamp_column: String,
+    timestamps: Vec<i64>,
+    columns: Vec<ColumnRows>,
+    by_name: HashMap<String, usize>,
+    rows: usize,
+}
+
+impl TableRows {
+    fn new_table(name: &str) -> TableRows {
+        TableRows {
+            name: name.to_string(),
+            is_new: true,
+            timestamp_column: TIMESTAMP_COLUMN.to_string(),
+            timestamps: Vec::new(),
+            columns: Vec::new(),
+            by_name: HashMap::new(),
+            rows: 0,
+        }
+    }
+
+    fn existing(name: &str, meta: &TableMeta) -> Result<TableRows, String> {
+        let Some(timestamp_column) = meta.timestamp_name() else {
+            return Err(format!(
+                "table \"{name}\" has no designated timestamp: the line protocol writes only to tables that have one"
+            ));
+        };
+        let mut t = TableRows::new_table(name);
+        t.is_new = false;
+        t.timestamp_column = timestamp_column.to_string();
+        for c in &meta.columns {
+            if c.name == t.timestamp_column {
+                continue;
+            }
+            t.by_name.insert(name_key(&c.name), t.columns.len());
+            t.columns
+                .push(ColumnRows::new(&c.name, c.column_type, false));
+        }
+        Ok(t)
+    }
+
+    /// The column `name` for a value of `kind`, added when the table lacks it.
+    fn column(&mut self, name: &str, kind: Kind, rules: &SchemaRules) -> Result<usize, String> {
+        let key = name_key(name);
+        if key == name_key(&self.timestamp_column) {
+            return Err(format!(
+                "\"{name}\" is the designated timestamp of table \"{}\": a line gives its time after the fields",
+                self.name
+            ));
+        }
+        if let Some(&i) = self.by_name.get(&key) {
+            return Ok(i);
+        }
+        if !self.is_new && !rules.auto_create_columns {
+            return Err(format!(
+                "column \"{name}\" does not exist in table \"{}\" and ilp.auto_create_columns is off",
+                self.name
+            ));
+        }
+        tidemark_storage::name::validate_name(name).map_err(|e| e.to_string())?;
+        self.by_name.insert(key, self.columns.len());
+        self.columns
+            .push(ColumnRows::new(name, kind.new_column_type(), true));
+        Ok(self.columns.len() - 1)
+    }
+
+    fn push_line(
+        &mut self,
+        line: &Line<'_>,
+        rules: &SchemaRules,
+        precision: Precision,
+        now: i64,
+    ) -> Result<(), String> {
+        let row = self.rows;
+        let series = &line.parsed.series;
+        for (name, value) in series.tag_set.iter().flatten() {
+            let c = self.column(name.as_str(), Kind::Tag, rules)?;
+            self.columns[c].push(row, Value::Text(value.as_str()), &self.name)?;
+        }
+        for (name, value) in &line.parsed.field_set {
+            let (kind, value) = match value {
+                FieldValue::I64(v) => (Kind::Integer, Value::I64(*v)),
+                FieldValue::U64(v) => (Kind::Unsigned, Value::U64(*v)),
+                FieldValue::F64(v) => (Kind::Float, Value::F64(*v)),
+                FieldValue::String(s) => (Kind::String, Value::Text(s.as_str())),
+                FieldValue::Boolean(b) => (Kind::Boolean, Value::Bool(*b)),
+            };
+            let c = self.column(name.as_str(), kind, rules)?;
+            self.columns[c].push(row, value, &self.name)?;
+        }
+        let ts = match line.parsed.timestamp {
+            None => now,
+            Some(ts) => precision.to_micros(ts).ok_or_else(|| {
+                format!("timestamp {ts} is out of range for precision {precision:?}")
+            })?,
+        };
+        self.timestamps.push(ts);
+        self.rows += 1;
+        Ok(())
+    }
+
+    fn into_requests(self, partition_by: PartitionBy, tx: &mut Transaction) {
+        let rows = self.rows;
+        let mut batch = Batch::new();
+        let mut defs = Vec::new();
+        for c in self.columns {
+            if c.is_new {
+                defs.push(ColumnDef::new(&c.name, c.column_type));
+            }
+            if c.values.is_some() {
+                batch = batch.with(c.name.clone(), c.finish(rows));
+            }
+        }
+        batch = batch.with(
+            self.timestamp_column.clone(),
+            Column::timestamps(self.timestamps),
+        );
+        if self.is_new {
+            let mut columns = defs;
+            columns.push(ColumnDef {
+                name: self.timestamp_column.clone(),
+                column_type: ColumnType::Timestamp,
+                not_null: true,
+            });
+            tx.push(Request::CreateTable {
+                def: TableDef {
+                    name: self.name.clone(),
+                    columns,
+                    timestamp: Some(self.timestamp_column),
+                    partition_by,
+                },
+                if_not_exists: false,
+            });
+        } else {
+            for column in defs {
+                tx.push(Request::AddColumn {
+                    table: self.name.clone(),
+                    column,
+                });
+            }
+        }
+        tx.push(Request::Append {
+            table: self.name,
+            batch,
+        });
+    }
+}
+
+/// What a line gives for a column.
+#[derive(Debug, Clone, Copy)]
+enum Kind {
+    Tag,
+    Integer,
+    Unsigned,
+    Float,
+    String,
+    Boolean,
+}
+
+impl Kind {
+    fn new_column_type(self) -> ColumnType {
+        match self {
+            Kind::Tag => ColumnType::Symbol,
+            Kind::Integer | Kind::Unsigned => ColumnType::BigInt,
+            Kind::Float => ColumnType::Double,
+            Kind::String => ColumnType::Varchar,
+            Kind::Boolean => ColumnType::Boolean,
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Value<'a> {
+    Text(&'a str),
+    I64(i64),
+    U64(u64),
+    F64(f64),
+    Bool(bool),
+}
+
+impl Value<'_> {
+    fn describe(&self) -> &'static str {
+        match self {
+            Value::Text(_) => "a string",
+            Value::I64(_) => "an integer",
+            Value::U64(_) => "an unsigned integer",
+            Value::F64(_) => "a float",
+            Value::Bool(_) => "a boolean",
+        }
+    }
+}
+
+/// One column's values in this request; rows that do not give it are NULL.
+#[derive(Debug)]
+struct ColumnRows {
+    name: String,
+    column_type: ColumnType,
+    is_new: bool,
+    /// `None` until a line gives the column.
+    values: Option<Values>,
+    nulls: Vec<bool>,
+}
+
+impl ColumnRows {
+    fn new(name: &str, column_type: ColumnType, is_new: bool) -> ColumnRows {
+        ColumnRows {
+            name: name.to_string(),
+            column_type,
+            is_new,
+            values: None,
+            nulls: Vec::new(),
+        }
+    }
+
+    /// Puts `value` at `row`, after NULLs for the rows before it that did not
+    /// give this column.
+    fn push(&mut self, row: usize, value: Value<'_>, table: &str) -> Result<(), String> {
+        let len = self.nulls.len();
+        if len > row {
+            return Err(format!("column \"{}\" is given twice", self.name));
+        }
+        let column_type = self.column_type;
+        let values = self
+            .values
+            .get_or_insert_with(|| Values::zeros(column_type, 0));
+        pad(values, row);
+        self.nulls.resize(row, true);
+        let mismatch = || {
+            format!(
+                "{} for column \"{}\" of table \"{table}\", which is {}",
+                value.describe(),
+                self.name,
+                column_type.name()
+            )
+        };
+        let out_of_range = |v: &dyn std::fmt::Display| {
+            format!(
+                "{v} is out of range for column \"{}\" of table \"{table}\" ({})",
+                self.name,
+                column_type.name()
+            )
+        };
+        match (values, value) {
+            (Values::Varchar(d) | Values::Symbol(d), Value::Text(s)) => d.push(s.as_bytes()),
+            (Values::Boolean(v), Value::Bool(b)) => v.push(b),
+            (Values::Double(v), Value::F64(x)) => v.push(x),
+            (Values::Double(v), Value::I64(x)) => v.push(x as f64),
+            (Values::Double(v), Value::U64(x)) => v.push(x as f64),
+            (Values::Real(v), Value::F64(x)) => v.push(x as f32),
+            (Values::Real(v), Value::I64(x)) => v.push(x as f32),
+            (Values::Real(v), Value::U64(x)) => v.push(x as f32),
+            (Values::BigInt(v), Value::I64(x)) => v.push(x),
+            (Values::BigInt(v), Value::U64(x)) => {
+                v.push(i64::try_from(x).map_err(|_| out_of_range(&x))?)
+            }
+            (Values::Int(v), Value::I64(x)) => {
+                v.push(i32::try_from(x).map_err(|_| out_of_range(&x))?)
+            }
+            (Values::Int(v), Value::U64(x)) => {
+                v.push(i32::try_from(x).map_err(|_| out_of_range(&x))?)
+            }
+            (Values::SmallInt(v), Value::I64(x)) => {
+                v.push(i16::try_from(x).map_err(|_| out_of_range(&x))?)
+            }
+            (Values::SmallInt(v), Value::U64(x)) => {
+                v.push(i16::try_from(x).map_err(|_| out_of_range(&x))?)
+            }
+            _ => return Err(mismatch()),
+        }
+        self.nulls.push(false);
+        Ok(())
+    }
+
+    fn finish(mut self, rows: usize) -> Column {
+        let mut values = self
+            .values
+            .take()
+            .unwrap_or_else(|| Values::zeros(self.column_type, 0));
+        pad(&mut values, rows);
+        self.nulls.resize(rows, true);
+        Column::with_nulls(values, self.nulls)
+    }
+}
+
+/// Extends `values` to `len` with placeholder values (the rows are NULL).
+fn pad(values: &mut Values, len: usize) {
+    match values {
+        Values::Boolean(v) => v.resize(len, false),
+        Values::SmallInt(v) => v.resize(len, 0),
+        Values::Int(v) | Values::Date(v) => v.resize(len, 0),
+        Values::BigInt(v) | Values::Timestamp(v) => v.resize(len, 0),
+        Values::Real(v) => v.resize(len, 0.0),
+        Values::Double(v) => v.resize(len, 0.0),
+        Values::Uuid(v) => v.resize(len, 0),
+        Values::Varchar(d) | Values::Symbol(d) | Values::Binary(d) => {
+            while d.len() < len {
+                d.push(b"");
+            }
+        }
+    }
+}
