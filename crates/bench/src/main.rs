@@ -10,6 +10,7 @@
 //! ```
 
 mod data;
+mod ilp;
 mod report;
 mod servers;
 mod workload;
@@ -58,12 +59,12 @@ struct Args {
     )]
     systems: Vec<String>,
     /// Run only these phases (for profiling one): copy, variants, insert, single,
-    /// checkpoint, queries, prepared. The COPY phase always loads the table the
-    /// queries and the prepared lookups read.
+    /// checkpoint, ilp (line protocol, Tidemark only), queries, prepared. The COPY
+    /// phase always loads the table the queries and the prepared lookups read.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "copy,variants,insert,single,checkpoint,queries,prepared"
+        default_value = "copy,variants,insert,single,checkpoint,ilp,queries,prepared"
     )]
     phases: Vec<String>,
     /// Executions of each prepared statement in the prepared phase.
@@ -103,6 +104,10 @@ pub(crate) struct Figures {
     /// Prepared `SELECT $1` and one-row lookup: (p50, p99) in microseconds.
     pub(crate) prepared_select_us: (f64, f64),
     pub(crate) prepared_lookup_us: (f64, f64),
+    /// Line protocol (`copy_variant_rows` rows each): one TCP connection, and
+    /// HTTP requests of 10,000 lines.
+    pub(crate) ilp_tcp_rows_s: f64,
+    pub(crate) ilp_http_rows_s: f64,
     pub(crate) checkpoint_create_ms: f64,
     pub(crate) checkpoint_stall_ms: f64,
     pub(crate) rss_ingest: u64,
@@ -162,6 +167,15 @@ async fn run_in(
         eprintln!("Tidemark: ingest (pid {tm_pid})");
         let ingest_peak = PeakSampler::start(move || rss_of(tm_pid));
         tidemark = ingest(System::Tidemark, &tm.conninfo(), &csv, args).await?;
+        if args.does("ilp") {
+            eprintln!("Tidemark: line protocol over TCP and HTTP");
+            let client = connect(&tm.conninfo()).await?;
+            let rows = args.copy_variant_rows;
+            tidemark.ilp_tcp_rows_s =
+                ilp::over_tcp(tm.ilp_port, &client, "trades_ilp_tcp", rows).await?;
+            tidemark.ilp_http_rows_s =
+                ilp::over_http(tm.http_port, "trades_ilp_http", rows).await?;
+        }
         tidemark.rss_ingest = ingest_peak.finish();
         if args.does("queries") {
             eprintln!("Tidemark: queries");

@@ -129,6 +129,26 @@ pub(crate) fn render(
         pg.copy_text_rows_s,
         versus(tm.copy_text_rows_s, pg.copy_text_rows_s, 3.0),
     );
+    // Line protocol beside COPY of the same rows (Tidemark's and PostgreSQL's).
+    let absolute = |t: f64, at_least: f64| {
+        goal(
+            t > 0.0,
+            t >= at_least,
+            &format!(">= {:.0}M rows/s", at_least / 1e6),
+        )
+    };
+    row(
+        "line protocol over TCP rows/s (1 connection; PG column: its COPY CSV)",
+        tm.ilp_tcp_rows_s,
+        pg.copy_text_rows_s,
+        absolute(tm.ilp_tcp_rows_s, 2e6),
+    );
+    row(
+        "line protocol over HTTP rows/s (10,000-line requests, 1 connection; PG: COPY CSV)",
+        tm.ilp_http_rows_s,
+        pg.copy_text_rows_s,
+        absolute(tm.ilp_http_rows_s, 1e6),
+    );
     row(
         "COPY rows/s, 10% of rows late by up to 1 min",
         tm.copy_late_rows_s,

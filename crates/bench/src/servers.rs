@@ -30,16 +30,20 @@ fn wait_for_port(port: u16, what: &str) -> Result<(), String> {
 pub(crate) struct Tidemark {
     child: Child,
     pub(crate) port: u16,
+    pub(crate) http_port: u16,
+    /// Line protocol over TCP.
+    pub(crate) ilp_port: u16,
 }
 
 impl Tidemark {
     pub(crate) fn start(binary: &Path, root: &Path) -> Result<Tidemark, String> {
-        let port = free_port()?;
+        let (port, http_port, ilp_port) = (free_port()?, free_port()?, free_port()?);
         let mut cmd = Command::new(binary);
         cmd.args(["serve", "--root"])
             .arg(root)
             .args(["--pg-listen", &format!("127.0.0.1:{port}")])
-            .args(["--http-listen", &format!("127.0.0.1:{}", free_port()?)])
+            .args(["--http-listen", &format!("127.0.0.1:{http_port}")])
+            .args(["--ilp-listen", &format!("127.0.0.1:{ilp_port}")])
             .env("TIDEMARK_LOG_LEVEL", "warn")
             .stdout(Stdio::null())
             .stderr(Stdio::inherit());
@@ -50,7 +54,12 @@ impl Tidemark {
             .spawn()
             .map_err(|e| format!("cannot start {}: {e}", binary.display()))?;
         wait_for_port(port, "tidemark")?;
-        Ok(Tidemark { child, port })
+        Ok(Tidemark {
+            child,
+            port,
+            http_port,
+            ilp_port,
+        })
     }
 
     pub(crate) fn conninfo(&self) -> String {

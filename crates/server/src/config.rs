@@ -491,6 +491,40 @@ mod tests {
     }
 
     #[test]
+    fn the_shipped_configuration_is_the_defaults() {
+        let shipped = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../conf/server.toml");
+        let c = Config::load(Some(&shipped), env(&[])).expect("conf/server.toml loads");
+        let d = Config::default();
+        assert_eq!(format!("{:?}", c.ilp), format!("{:?}", d.ilp));
+        assert_eq!(format!("{:?}", c.storage), format!("{:?}", d.storage));
+        assert_eq!(c.server.http_listen, d.server.http_listen);
+    }
+
+    #[test]
+    fn line_protocol_keys_are_checked() {
+        let c = Config::load(
+            None,
+            env(&[
+                ("TIDEMARK_ILP_LISTEN", ""),
+                ("TIDEMARK_ILP_PARTITION_BY", "hour"),
+                ("TIDEMARK_ILP_AUTO_CREATE_COLUMNS", "false"),
+            ]),
+        )
+        .expect("valid");
+        assert_eq!(c.ilp.listen.as_deref(), Some(""));
+        assert!(!c.ilp.auto_create_columns);
+        for (key, value, named) in [
+            ("TIDEMARK_ILP_LISTEN", "nowhere", "ilp.listen"),
+            ("TIDEMARK_ILP_PARTITION_BY", "FORTNIGHT", "ilp.partition_by"),
+            ("TIDEMARK_ILP_MAX_REQUEST_MB", "0", "ilp.max_request_mb"),
+            ("TIDEMARK_ILP_TCP_BATCH_KB", "0", "ilp.tcp_batch_kb"),
+        ] {
+            let e = Config::load(None, env(&[(key, value)])).expect_err(key);
+            assert!(e.to_string().contains(named), "{key}: {e}");
+        }
+    }
+
+    #[test]
     fn log_level_and_format_are_checked() {
         let c = Config::load(None, env(&[("TIDEMARK_LOG_FORMAT", "json")])).expect("load");
         assert_eq!(c.log.format, "json");

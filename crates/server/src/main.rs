@@ -182,6 +182,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
     let status = Arc::new(http::Status::new(
         Arc::new(metrics::Metrics::default()),
         users.clone(),
+        Duration::from_millis(config.server.statement_timeout_ms),
         usize::try_from(config.ilp.max_request_mb)
             .unwrap_or(usize::MAX)
             .saturating_mul(1 << 20),

@@ -3,10 +3,40 @@
 //! (v2 clients against InfluxDB 1.8's compatibility API, and Telegraf's
 //! `token`), `Bearer` likewise, or the v1 query parameters `u` and `p`.
 
+use std::sync::Arc;
+
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use hyper::header::AUTHORIZATION;
 use hyper::http::request::Parts;
+
+use crate::pg::{Authenticated, Users};
+
+/// The user a request's credentials name, checked against the configured
+/// users; otherwise why not (answered 401).
+pub(crate) async fn authenticate(
+    parts: &Parts,
+    query: &[(String, String)],
+    users: &Arc<Users>,
+) -> Result<Authenticated, String> {
+    let presented = presented(parts, query)?;
+    let users = users.clone();
+    // Checking a SCRAM verifier hashes thousands of rounds: off the async threads.
+    tokio::task::spawn_blocking(move || users.check_password(&presented.user, &presented.password))
+        .await
+        .ok()
+        .flatten()
+        .ok_or_else(|| "authorization failed: unknown user or wrong password".to_string())
+}
+
+/// The query string's parameters, decoded.
+pub(crate) fn query_pairs(parts: &Parts) -> Vec<(String, String)> {
+    parts
+        .uri
+        .query()
+        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
+        .unwrap_or_default()
+}
 
 /// A user name and password as presented.
 #[derive(Debug, PartialEq, Eq)]

@@ -1,9 +1,11 @@
 //! The HTTP listener (hyper, HTTP/1.1 with keep-alive): `GET /health` (200
 //! when serving, 503 while booting, restoring or stopping), `GET /metrics`
-//! (Prometheus text format), and the InfluxDB line-protocol endpoints of
-//! `write` (`POST /write`, `POST /api/v2/write`, `/ping`, `/ready`).
+//! (Prometheus text format), the InfluxDB line-protocol endpoints of `write`
+//! (`POST /write`, `POST /api/v2/write`, `/ping`, `/ready`), and the REST
+//! endpoints of `rest` (`GET /exec`, `GET /exp`).
 
 mod auth;
+mod rest;
 mod write;
 
 use std::convert::Infallible;
@@ -12,7 +14,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use bytes::Bytes;
-use http_body_util::Full;
+use http_body_util::combinators::UnsyncBoxBody;
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::header::{CONTENT_TYPE, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -42,13 +45,21 @@ pub(crate) struct Status {
     pub(crate) ingest: OnceLock<Arc<Ingest>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) users: Arc<Users>,
+    /// `server.statement_timeout_ms`, for `/exec` and `/exp` queries.
+    pub(crate) statement_timeout: Duration,
     /// `ilp.max_request_mb` in bytes: the largest body (after gzip) a write takes.
     pub(crate) max_request_bytes: usize,
 }
 
 impl Status {
-    pub(crate) fn new(metrics: Arc<Metrics>, users: Arc<Users>, max_request_bytes: usize) -> Self {
+    pub(crate) fn new(
+        metrics: Arc<Metrics>,
+        users: Arc<Users>,
+        statement_timeout: Duration,
+        max_request_bytes: usize,
+    ) -> Self {
         Status {
+            statement_timeout,
             phase: AtomicU8::new(Phase::Booting as u8),
             db: OnceLock::new(),
             ingest: OnceLock::new(),
@@ -112,11 +123,26 @@ async fn connection(socket: tokio::net::TcpStream, status: Arc<Status>) {
     }
 }
 
-pub(crate) type Reply = Response<Full<Bytes>>;
+/// A response body: whole, or streamed (query results); a streamed body that
+/// fails mid-way aborts the connection, so the client sees a truncated answer
+/// rather than a short one.
+pub(crate) type Body = UnsyncBoxBody<Bytes, Box<dyn std::error::Error + Send + Sync>>;
+pub(crate) type Reply = Response<Body>;
+
+fn whole(bytes: Bytes) -> Body {
+    Full::new(bytes)
+        .map_err(|never| match never {})
+        .boxed_unsync()
+}
 
 /// A response with `body` as `content_type`.
 pub(crate) fn reply(code: StatusCode, content_type: &'static str, body: impl Into<Bytes>) -> Reply {
-    let mut r = Response::new(Full::new(body.into()));
+    streamed(code, content_type, whole(body.into()))
+}
+
+/// A response whose body is sent as it is produced.
+pub(crate) fn streamed(code: StatusCode, content_type: &'static str, body: Body) -> Reply {
+    let mut r = Response::new(body);
     *r.status_mut() = code;
     r.headers_mut()
         .insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
@@ -143,18 +169,20 @@ async fn route(req: Request<Incoming>, status: &Status) -> Reply {
         ),
         (&Method::GET | &Method::HEAD, "/ping" | "/ready") => write::ping(&path, status),
         (&Method::POST, "/write" | "/api/v2/write") => write::write(req, status).await,
+        (&Method::GET, "/exec") => rest::exec(req, status).await,
+        (&Method::GET, "/exp") => rest::exp(req, status).await,
         (_, "/write" | "/api/v2/write") => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed: line protocol is written with POST\n",
         ),
         (&Method::GET | &Method::HEAD, _) => text(
             StatusCode::NOT_FOUND,
-            "not found: try /health, /metrics, /ping, or POST /write or /api/v2/write\n",
+            "not found: try /health, /metrics, /ping, /exec, /exp, or POST /write or /api/v2/write\n",
         ),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     };
     if method == Method::HEAD {
-        *response.body_mut() = Full::new(Bytes::new());
+        *response.body_mut() = whole(Bytes::new());
     }
     response
 }

@@ -69,19 +69,15 @@ pub(super) async fn write(req: Request<Incoming>, status: &Status) -> Reply {
         );
     };
     let (parts, body) = req.into_parts();
-    let query: Vec<(String, String)> = parts
-        .uri
-        .query()
-        .map(|q| form_urlencoded::parse(q.as_bytes()).into_owned().collect())
-        .unwrap_or_default();
+    let query = auth::query_pairs(&parts);
     let reject = |status_code, code, message: &str, why| {
         status.metrics.ilp_rejected(IlpProtocol::Http, why);
         error(status_code, code, message)
     };
 
     // Who is writing: the PostgreSQL side's users; the read-only one may not.
-    let presented = match auth::presented(&parts, &query) {
-        Ok(p) => p,
+    let user = match auth::authenticate(&parts, &query, &status.users).await {
+        Ok(u) => u,
         Err(why) => {
             return reject(
                 StatusCode::UNAUTHORIZED,
@@ -90,21 +86,6 @@ pub(super) async fn write(req: Request<Incoming>, status: &Status) -> Reply {
                 Rejection::Auth,
             );
         }
-    };
-    let users = status.users.clone();
-    let checked = tokio::task::spawn_blocking(move || {
-        users.check_password(&presented.user, &presented.password)
-    })
-    .await
-    .ok()
-    .flatten();
-    let Some(user) = checked else {
-        return reject(
-            StatusCode::UNAUTHORIZED,
-            "unauthorized",
-            "authorization failed: unknown user or wrong password",
-            Rejection::Auth,
-        );
     };
     if user.read_only {
         return reject(

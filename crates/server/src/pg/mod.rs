@@ -17,7 +17,7 @@ use pgwire::api::cancel::DefaultCancelHandler;
 use pgwire::api::{ConnectionManager, NoopHandler, PgWireServerHandlers};
 use tidemark_storage::Database;
 
-pub(crate) use auth::Users;
+pub(crate) use auth::{Authenticated, Users};
 
 use crate::metrics::Metrics;
 

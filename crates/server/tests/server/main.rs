@@ -14,6 +14,7 @@ mod hostile_values;
 mod ilp;
 mod load;
 mod protocol;
+mod rest;
 mod slt;
 mod streaming;
 mod wire;

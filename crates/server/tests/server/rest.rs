@@ -1,0 +1,233 @@
+//! The REST endpoints `/exec` (JSON) and `/exp` (CSV), as scripts call them
+//! with curl-like requests.
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+
+use crate::harness::Server;
+
+/// A GET of `path` with `query` parameters (form-encoded here) and optional
+/// Basic credentials; the status code, the Content-Type and the body.
+fn get(
+    port: u16,
+    path: &str,
+    params: &[(&str, &str)],
+    auth: Option<&str>,
+) -> (u16, String, String) {
+    let query: String = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(params)
+        .finish();
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("http connect");
+    let mut head = format!("GET {path}?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
+    if let Some(a) = auth {
+        head.push_str(&format!("Authorization: {a}\r\n"));
+    }
+    head.push_str("\r\n");
+    s.write_all(head.as_bytes()).expect("request");
+    let mut text = Vec::new();
+    s.read_to_end(&mut text).expect("response");
+    let text = String::from_utf8_lossy(&text).to_string();
+    let (head, body) = text.split_once("\r\n\r\n").expect("head");
+    let code = head
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    let content_type = head
+        .lines()
+        .find_map(|l| {
+            l.to_ascii_lowercase()
+                .strip_prefix("content-type: ")
+                .map(str::to_string)
+        })
+        .unwrap_or_default();
+    let body = if head
+        .to_ascii_lowercase()
+        .contains("transfer-encoding: chunked")
+    {
+        dechunk(body)
+    } else {
+        body.to_string()
+    };
+    (code, content_type, body)
+}
+
+/// The payload of a chunked body.
+fn dechunk(mut body: &str) -> String {
+    let mut out = String::new();
+    while let Some((size, rest)) = body.split_once("\r\n") {
+        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
+            break;
+        };
+        if n == 0 {
+            break;
+        }
+        out.push_str(&rest[..n]);
+        body = &rest[n + 2..];
+    }
+    out
+}
+
+const ADMIN: Option<&str> = Some("Basic YWRtaW46cXVlc3Q="); // admin:quest
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_answers_json_and_exp_streams_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TIDEMARK_AUTH_READONLY_USER", "reader"),
+            ("TIDEMARK_AUTH_READONLY_PASSWORD", "look"),
+        ],
+    );
+    let http = server.http_port;
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE t (ts TIMESTAMP, sym SYMBOL, price DOUBLE, n INT, note VARCHAR) TIMESTAMP(ts) PARTITION BY DAY;
+             INSERT INTO t VALUES ('2026-11-21T10:00:00', 'AAPL', 101.5, 1, 'a, \"quoted\" note'),
+                                  ('2026-11-21T10:00:01', 'MSFT', 402.25, NULL, NULL),
+                                  ('2026-11-21T10:00:02', 'AAPL', 102, 3, '')",
+        )
+        .await
+        .expect("setup");
+
+    // /exec: columns with types, rows as JSON values, the count.
+    let (code, ctype, body) = get(
+        http,
+        "/exec",
+        &[("query", "SELECT * FROM t ORDER BY ts")],
+        ADMIN,
+    );
+    assert_eq!((code, ctype.as_str()), (200, "application/json"), "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        v["columns"],
+        serde_json::json!([
+            {"name": "ts", "type": "TIMESTAMP"}, {"name": "sym", "type": "SYMBOL"},
+            {"name": "price", "type": "DOUBLE"}, {"name": "n", "type": "INT"},
+            {"name": "note", "type": "VARCHAR"}
+        ])
+    );
+    assert_eq!(
+        v["dataset"][1],
+        serde_json::json!(["2026-11-21 10:00:01", "MSFT", 402.25, null, null])
+    );
+    assert_eq!(v["count"], 3);
+
+    // limit=n and limit=lo,hi.
+    let (_, _, body) = get(
+        http,
+        "/exec",
+        &[("query", "SELECT n FROM t ORDER BY ts"), ("limit", "1,3")],
+        ADMIN,
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (v["dataset"].clone(), v["count"].clone()),
+        (serde_json::json!([[null], [3]]), serde_json::json!(2))
+    );
+
+    // Errors carry the SQLSTATE and, for syntax errors, the position.
+    let (code, _, body) = get(http, "/exec", &[("query", "SELECT nope FROM t")], ADMIN);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (code, v["sqlstate"].as_str()),
+        (400, Some("42703")),
+        "{body}"
+    );
+    assert!(
+        v["error"].as_str().unwrap_or_default().contains("nope"),
+        "{body}"
+    );
+    let (code, _, body) = get(
+        http,
+        "/exec",
+        &[("query", "SELECT 1 FROM t WHER sym")],
+        ADMIN,
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (code, v["sqlstate"].as_str()),
+        (400, Some("42601")),
+        "{body}"
+    );
+    assert_eq!(v["position"], 22, "{body}");
+    let (code, _, _) = get(http, "/exec", &[("query", "SELECT 1; SELECT 2")], ADMIN);
+    assert_eq!(code, 400);
+
+    // DDL and DML answer their command tag.
+    let (code, _, body) = get(
+        http,
+        "/exec",
+        &[(
+            "query",
+            "INSERT INTO t (ts, sym) VALUES ('2026-11-21T11:00:00', 'IBM')",
+        )],
+        ADMIN,
+    );
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("INSERT 0 1"), "{body}");
+
+    // The read-only user queries but may not write; no credentials: 401.
+    let reader = Some("Basic cmVhZGVyOmxvb2s="); // reader:look
+    assert_eq!(
+        get(
+            http,
+            "/exec",
+            &[("query", "SELECT count(*) FROM t")],
+            reader
+        )
+        .0,
+        200
+    );
+    let (code, _, body) = get(http, "/exec", &[("query", "DROP TABLE t")], reader);
+    assert_eq!(code, 400);
+    assert!(body.contains("42501"), "{body}");
+    assert_eq!(get(http, "/exec", &[("query", "SELECT 1")], None).0, 401);
+
+    // /exp: CSV as COPY writes it, with a header; limit; errors before any row.
+    let (code, ctype, body) = get(
+        http,
+        "/exp",
+        &[("query", "SELECT ts, sym, n, note FROM t ORDER BY ts;")],
+        ADMIN,
+    );
+    assert_eq!(
+        (code, ctype.as_str()),
+        (200, "text/csv; charset=utf-8"),
+        "{body}"
+    );
+    assert_eq!(
+        body,
+        "ts,sym,n,note\n\
+         2026-11-21 10:00:00,AAPL,1,\"a, \"\"quoted\"\" note\"\n\
+         2026-11-21 10:00:01,MSFT,,\n\
+         2026-11-21 10:00:02,AAPL,3,\"\"\n\
+         2026-11-21 11:00:00,IBM,,\n"
+    );
+    let (_, _, body) = get(
+        http,
+        "/exp",
+        &[("query", "SELECT sym FROM t ORDER BY ts"), ("limit", "1,2")],
+        ADMIN,
+    );
+    assert_eq!(body, "sym\nMSFT\n");
+    let (code, _, body) = get(http, "/exp", &[("query", "SELECT nope FROM t")], ADMIN);
+    assert_eq!(code, 400);
+    assert!(body.contains("42703"), "{body}");
+    // A position is the client's, not the wrapping COPY's.
+    let (code, _, body) = get(
+        http,
+        "/exp",
+        &[("query", "SELECT 1 FROM t WHER sym")],
+        ADMIN,
+    );
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (code, v["sqlstate"].as_str()),
+        (400, Some("42601")),
+        "{body}"
+    );
+    assert_eq!(v["position"], 22, "{body}");
+}
