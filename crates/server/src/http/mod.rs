@@ -2,9 +2,11 @@
 //! when serving, 503 while booting, restoring or stopping), `GET /metrics`
 //! (Prometheus text format), the InfluxDB line-protocol endpoints of `write`
 //! (`POST /write`, `POST /api/v2/write`, `/ping`, `/ready`), and the REST
-//! endpoints of `rest` (`GET /exec`, `GET /exp`).
+//! endpoints of `rest` (`GET /exec`, `GET /exp`) and `import` (`POST /imp`).
 
 mod auth;
+mod body;
+mod import;
 mod rest;
 mod write;
 
@@ -171,13 +173,14 @@ async fn route(req: Request<Incoming>, status: &Status) -> Reply {
         (&Method::POST, "/write" | "/api/v2/write") => write::write(req, status).await,
         (&Method::GET, "/exec") => rest::exec(req, status).await,
         (&Method::GET, "/exp") => rest::exp(req, status).await,
+        (&Method::POST, "/imp") => import::import(req, status).await,
         (_, "/write" | "/api/v2/write") => text(
             StatusCode::METHOD_NOT_ALLOWED,
             "method not allowed: line protocol is written with POST\n",
         ),
         (&Method::GET | &Method::HEAD, _) => text(
             StatusCode::NOT_FOUND,
-            "not found: try /health, /metrics, /ping, /exec, /exp, or POST /write or /api/v2/write\n",
+            "not found: try /health, /metrics, /ping, /exec, /exp, or POST /write, /api/v2/write, /imp\n",
         ),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     };

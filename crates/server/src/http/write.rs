@@ -4,22 +4,15 @@
 //! transaction: 204 when all of its lines are durable, otherwise an error in
 //! InfluxDB's JSON shape and nothing of the request stored.
 
-use std::io::Read;
-use std::time::Duration;
-
 use bytes::Bytes;
-use http_body_util::{BodyExt, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_ENCODING, CONTENT_LENGTH, HeaderValue};
+use hyper::header::HeaderValue;
 use hyper::{Request, StatusCode};
 use tidemark_storage::ErrorKind;
 
 use super::{Phase, Reply, Status, auth, json};
 use crate::ilp::{IlpError, Precision};
 use crate::metrics::{IlpProtocol, Rejection};
-
-/// How long a client may take to send a request's body.
-const BODY_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// The InfluxDB version clients are told (the 1.8 API is what is served).
 const INFLUX_VERSION: &str = "1.8.10";
@@ -105,7 +98,7 @@ pub(super) async fn write(req: Request<Incoming>, status: &Status) -> Reply {
         Err(why) => return reject(StatusCode::BAD_REQUEST, "invalid", &why, Rejection::Parse),
     };
 
-    let body = match read_body(&parts, body, status.max_request_bytes).await {
+    let body = match super::body::read_body(&parts, body, status.max_request_bytes).await {
         Ok(b) => b,
         Err((code, why)) => {
             let too_large = code == StatusCode::PAYLOAD_TOO_LARGE;
@@ -164,74 +157,5 @@ fn line_error(e: &IlpError) -> Reply {
             "unavailable",
             &e.to_string(),
         ),
-    }
-}
-
-/// The request's body, gunzipped when it says so, at most `max` bytes either way.
-async fn read_body(
-    parts: &hyper::http::request::Parts,
-    body: Incoming,
-    max: usize,
-) -> Result<Vec<u8>, (StatusCode, String)> {
-    let too_large = || {
-        (
-            StatusCode::PAYLOAD_TOO_LARGE,
-            format!("the request body is larger than ilp.max_request_mb ({max} bytes)"),
-        )
-    };
-    let declared = parts
-        .headers
-        .get(CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > max as u64) {
-        return Err(too_large());
-    }
-    let collected = tokio::time::timeout(BODY_TIMEOUT, Limited::new(body, max).collect()).await;
-    let raw: Bytes = match collected {
-        Err(_) => {
-            return Err((
-                StatusCode::REQUEST_TIMEOUT,
-                format!("the body did not arrive within {BODY_TIMEOUT:?}"),
-            ));
-        }
-        Ok(Err(e)) if e.downcast_ref::<LengthLimitError>().is_some() => return Err(too_large()),
-        Ok(Err(e)) => {
-            return Err((
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the body: {e}"),
-            ));
-        }
-        Ok(Ok(c)) => c.to_bytes(),
-    };
-    let encoding = parts
-        .headers
-        .get(CONTENT_ENCODING)
-        .and_then(|v| v.to_str().ok())
-        .unwrap_or("identity")
-        .trim()
-        .to_ascii_lowercase();
-    match encoding.as_str() {
-        "identity" | "" => Ok(raw.to_vec()),
-        "gzip" | "x-gzip" => {
-            let mut out = Vec::new();
-            flate2::read::MultiGzDecoder::new(&raw[..])
-                .take(max as u64 + 1)
-                .read_to_end(&mut out)
-                .map_err(|e| {
-                    (
-                        StatusCode::BAD_REQUEST,
-                        format!("the gzip body is damaged: {e}"),
-                    )
-                })?;
-            if out.len() > max {
-                return Err(too_large());
-            }
-            Ok(out)
-        }
-        other => Err((
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            format!("Content-Encoding \"{other}\" is not supported: send the body plain or gzip"),
-        )),
     }
 }

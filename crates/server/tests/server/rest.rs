@@ -52,6 +52,33 @@ fn get(
     (code, content_type, body)
 }
 
+/// A POST of `body` with `content_type`; the status code and the body.
+fn post(port: u16, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
+    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("http connect");
+    let head = format!(
+        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {}\r\n\
+         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
+        ADMIN.unwrap_or_default(),
+        body.len()
+    );
+    s.write_all(head.as_bytes()).expect("request");
+    s.write_all(body).expect("body");
+    let mut text = Vec::new();
+    s.read_to_end(&mut text).expect("response");
+    let text = String::from_utf8_lossy(&text).to_string();
+    let code = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0);
+    (
+        code,
+        text.split_once("\r\n\r\n")
+            .map_or("", |(_, b)| b)
+            .to_string(),
+    )
+}
+
 /// The payload of a chunked body.
 fn dechunk(mut body: &str) -> String {
     let mut out = String::new();
@@ -230,4 +257,111 @@ async fn exec_answers_json_and_exp_streams_csv() {
         "{body}"
     );
     assert_eq!(v["position"], 22, "{body}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn imp_creates_tables_from_csv_in_one_transaction() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let http = server.http_port;
+    let client = server.client().await;
+    let csv = "ts,sym,price,qty,note\n\
+               2026-11-21 10:00:00,AAPL,1.5,3,\"a, b\"\n\
+               2026-11-21 10:00:01,MSFT,2,,\n";
+
+    // multipart as `curl -F schema=... -F data=@trades.csv` sends it: the file
+    // names the table, the schema types one column, the rest are guessed.
+    let boundary = "XBOUNDARYX";
+    let multipart = format!(
+        "--{boundary}\r\nContent-Disposition: form-data; name=\"schema\"\r\n\r\n\
+         [{{\"name\":\"sym\",\"type\":\"SYMBOL\"}}]\r\n\
+         --{boundary}\r\nContent-Disposition: form-data; name=\"data\"; filename=\"trades.csv\"\r\n\
+         Content-Type: text/csv\r\n\r\n{csv}\r\n--{boundary}--\r\n"
+    );
+    let (code, body) = post(
+        http,
+        "/imp?timestamp=ts&partitionBy=DAY",
+        &format!("multipart/form-data; boundary={boundary}"),
+        multipart.as_bytes(),
+    );
+    assert_eq!(code, 200, "{body}");
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (v["status"].as_str(), v["rowsImported"].as_u64()),
+        (Some("OK"), Some(2))
+    );
+    let rows = client
+        .query("SELECT sym, price, qty, note FROM trades ORDER BY ts", &[])
+        .await
+        .expect("select");
+    let got: Vec<(String, f64, Option<i64>, Option<String>)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2), r.get(3)))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("AAPL".to_string(), 1.5, Some(3), Some("a, b".to_string())),
+            ("MSFT".to_string(), 2.0, None, None)
+        ]
+    );
+    let designated = client
+        .query_one(
+            "SELECT designated_timestamp FROM tables() WHERE table_name = 'trades'",
+            &[],
+        )
+        .await
+        .map(|r| r.get::<_, Option<String>>(0));
+    assert_eq!(designated.ok().flatten().as_deref(), Some("ts"));
+
+    // A plain CSV body into the existing table appends.
+    let (code, body) = post(http, "/imp?name=trades", "text/csv", csv.as_bytes());
+    assert_eq!(code, 200, "{body}");
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM trades", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 4);
+
+    // A bad value: nothing stored, not even the table the import would create.
+    let (code, body) = post(
+        http,
+        "/imp?name=fresh&timestamp=ts",
+        "text/csv",
+        b"ts,v\n2026-11-21 10:00:00,1\nnot a time,2\n",
+    );
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("22P02") || body.contains("22007"), "{body}");
+    let e = client
+        .query("SELECT * FROM fresh", &[])
+        .await
+        .expect_err("no table");
+    assert_eq!(e.code().map(|c| c.code()), Some("42P01"));
+
+    // A schema that is not a type, a partitionBy that is not a unit, no name.
+    let (code, _) = post(
+        http,
+        "/imp?name=x&schema=%5B%7B%22name%22%3A%22ts%22%2C%22type%22%3A%22INT%29%3B%20DROP%20TABLE%20trades%22%7D%5D",
+        "text/csv",
+        csv.as_bytes(),
+    );
+    assert_eq!(code, 400);
+    assert_eq!(
+        post(
+            http,
+            "/imp?name=x&partitionBy=DECADE",
+            "text/csv",
+            csv.as_bytes()
+        )
+        .0,
+        400
+    );
+    assert_eq!(post(http, "/imp", "text/csv", csv.as_bytes()).0, 400);
+    let n: i64 = client
+        .query_one("SELECT count(*) FROM trades", &[])
+        .await
+        .expect("count")
+        .get(0);
+    assert_eq!(n, 4);
 }
