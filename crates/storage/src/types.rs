@@ -134,17 +134,24 @@ impl PartitionBy {
         }
     }
 
+    pub const ALL: [PartitionBy; 6] = [
+        PartitionBy::None,
+        PartitionBy::Hour,
+        PartitionBy::Day,
+        PartitionBy::Week,
+        PartitionBy::Month,
+        PartitionBy::Year,
+    ];
+
     pub(crate) fn from_code(c: u8) -> Option<Self> {
-        [
-            PartitionBy::None,
-            PartitionBy::Hour,
-            PartitionBy::Day,
-            PartitionBy::Week,
-            PartitionBy::Month,
-            PartitionBy::Year,
-        ]
-        .into_iter()
-        .find(|p| p.code() == c)
+        Self::ALL.into_iter().find(|p| p.code() == c)
+    }
+
+    /// The unit named `name` (`DAY`, any case), as configuration spells it.
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL
+            .into_iter()
+            .find(|p| p.name().eq_ignore_ascii_case(name))
     }
 
     pub fn name(self) -> &'static str {

@@ -216,16 +216,8 @@ fn now_micros() -> i64 {
         .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }
 
-/// `ilp.partition_by`: NONE, HOUR, DAY, WEEK, MONTH or YEAR.
+/// `ilp.partition_by` (and `/imp`'s `partitionBy`): NONE, HOUR, DAY, WEEK,
+/// MONTH or YEAR.
 pub(crate) fn parse_partition_by(text: &str) -> Option<PartitionBy> {
-    [
-        PartitionBy::None,
-        PartitionBy::Hour,
-        PartitionBy::Day,
-        PartitionBy::Week,
-        PartitionBy::Month,
-        PartitionBy::Year,
-    ]
-    .into_iter()
-    .find(|p| p.name().eq_ignore_ascii_case(text))
+    PartitionBy::from_name(text)
 }

@@ -17,38 +17,10 @@ const READONLY: [(&str, &str); 2] = [
     ("TIDEMARK_AUTH_READONLY_PASSWORD", "look"),
 ];
 
-/// A POST over a fresh connection; the status code and the body.
+/// A POST; the status code and the body.
 fn post(port: u16, path: &str, headers: &[(&str, &str)], body: &[u8]) -> (u16, String) {
-    // A refused connection (the server was killed) reads as status 0.
-    let Ok(mut s) = TcpStream::connect(("127.0.0.1", port)) else {
-        return (0, String::new());
-    };
-    let mut head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Length: {}\r\n",
-        body.len()
-    );
-    for (k, v) in headers {
-        head.push_str(&format!("{k}: {v}\r\n"));
-    }
-    head.push_str("\r\n");
-    if s.write_all(head.as_bytes()).is_err() {
-        return (0, String::new());
-    }
-    // The server may answer (413) before the whole body is sent.
-    let _ = s.write_all(body);
-    let mut text = Vec::new();
-    let _ = s.read_to_end(&mut text);
-    let text = String::from_utf8_lossy(&text).to_string();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let body = text
-        .split_once("\r\n\r\n")
-        .map_or("", |(_, b)| b)
-        .to_string();
-    (code, body)
+    let answer = crate::harness::http(port, "POST", path, headers, body);
+    (answer.code, answer.body)
 }
 
 const ADMIN: (&str, &str) = ("Authorization", "Token admin:quest");
@@ -63,8 +35,13 @@ fn write(port: u16, body: &str) -> (u16, String) {
 }
 
 async fn query(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    let rows = client.simple_query(sql).await.expect(sql);
-    rows.iter()
+    rows_of(&client.simple_query(sql).await.expect(sql))
+}
+
+/// The rows of a simple query's answer, as text.
+fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
         .filter_map(|m| match m {
             tokio_postgres::SimpleQueryMessage::Row(r) => {
                 Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
@@ -84,15 +61,7 @@ async fn eventually(
     let mut got = Vec::new();
     for _ in 0..200 {
         if let Ok(rows) = client.simple_query(sql).await {
-            got = rows
-                .iter()
-                .filter_map(|m| match m {
-                    tokio_postgres::SimpleQueryMessage::Row(r) => {
-                        Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-                    }
-                    _ => None,
-                })
-                .collect();
+            got = rows_of(&rows);
             if got == want {
                 break;
             }

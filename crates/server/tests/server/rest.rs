@@ -1,13 +1,10 @@
 //! The REST endpoints `/exec` (JSON) and `/exp` (CSV), as scripts call them
 //! with curl-like requests.
 
-use std::io::{Read, Write};
-use std::net::TcpStream;
-
-use crate::harness::Server;
+use crate::harness::{Server, http};
 
 /// A GET of `path` with `query` parameters (form-encoded here) and optional
-/// Basic credentials; the status code, the Content-Type and the body.
+/// credentials; the status code, the Content-Type and the body.
 fn get(
     port: u16,
     path: &str,
@@ -17,82 +14,19 @@ fn get(
     let query: String = form_urlencoded::Serializer::new(String::new())
         .extend_pairs(params)
         .finish();
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("http connect");
-    let mut head = format!("GET {path}?{query} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n");
-    if let Some(a) = auth {
-        head.push_str(&format!("Authorization: {a}\r\n"));
-    }
-    head.push_str("\r\n");
-    s.write_all(head.as_bytes()).expect("request");
-    let mut text = Vec::new();
-    s.read_to_end(&mut text).expect("response");
-    let text = String::from_utf8_lossy(&text).to_string();
-    let (head, body) = text.split_once("\r\n\r\n").expect("head");
-    let code = head
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    let content_type = head
-        .lines()
-        .find_map(|l| {
-            l.to_ascii_lowercase()
-                .strip_prefix("content-type: ")
-                .map(str::to_string)
-        })
-        .unwrap_or_default();
-    let body = if head
-        .to_ascii_lowercase()
-        .contains("transfer-encoding: chunked")
-    {
-        dechunk(body)
-    } else {
-        body.to_string()
-    };
-    (code, content_type, body)
+    let headers: Vec<(&str, &str)> = auth.map(|a| ("Authorization", a)).into_iter().collect();
+    let answer = http(port, "GET", &format!("{path}?{query}"), &headers, b"");
+    (answer.code, answer.header("content-type"), answer.body)
 }
 
-/// A POST of `body` with `content_type`; the status code and the body.
+/// A POST of `body` as `content_type`, as admin; the status code and the body.
 fn post(port: u16, path: &str, content_type: &str, body: &[u8]) -> (u16, String) {
-    let mut s = TcpStream::connect(("127.0.0.1", port)).expect("http connect");
-    let head = format!(
-        "POST {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\nAuthorization: {}\r\n\
-         Content-Type: {content_type}\r\nContent-Length: {}\r\n\r\n",
-        ADMIN.unwrap_or_default(),
-        body.len()
-    );
-    s.write_all(head.as_bytes()).expect("request");
-    s.write_all(body).expect("body");
-    let mut text = Vec::new();
-    s.read_to_end(&mut text).expect("response");
-    let text = String::from_utf8_lossy(&text).to_string();
-    let code = text
-        .split_whitespace()
-        .nth(1)
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(0);
-    (
-        code,
-        text.split_once("\r\n\r\n")
-            .map_or("", |(_, b)| b)
-            .to_string(),
-    )
-}
-
-/// The payload of a chunked body.
-fn dechunk(mut body: &str) -> String {
-    let mut out = String::new();
-    while let Some((size, rest)) = body.split_once("\r\n") {
-        let Ok(n) = usize::from_str_radix(size.trim(), 16) else {
-            break;
-        };
-        if n == 0 {
-            break;
-        }
-        out.push_str(&rest[..n]);
-        body = &rest[n + 2..];
-    }
-    out
+    let headers = [
+        ("Authorization", ADMIN.unwrap_or_default()),
+        ("Content-Type", content_type),
+    ];
+    let answer = http(port, "POST", path, &headers, body);
+    (answer.code, answer.body)
 }
 
 const ADMIN: Option<&str> = Some("Basic YWRtaW46cXVlc3Q="); // admin:quest
