@@ -29,6 +29,17 @@ fn post(port: u16, path: &str, content_type: &str, body: &[u8]) -> (u16, String)
     (answer.code, answer.body)
 }
 
+/// `query` through `path` fails with 42601 at `position` (1-based, in `query`).
+fn syntax_error_at(port: u16, path: &str, query: &str, position: u64) {
+    let (code, _, body) = get(port, path, &[("query", query)], ADMIN);
+    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(
+        (code, v["sqlstate"].as_str(), v["position"].as_u64()),
+        (400, Some("42601"), Some(position)),
+        "{body}"
+    );
+}
+
 const ADMIN: Option<&str> = Some("Basic YWRtaW46cXVlc3Q="); // admin:quest
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -101,19 +112,7 @@ async fn exec_answers_json_and_exp_streams_csv() {
         v["error"].as_str().unwrap_or_default().contains("nope"),
         "{body}"
     );
-    let (code, _, body) = get(
-        http,
-        "/exec",
-        &[("query", "SELECT 1 FROM t WHER sym")],
-        ADMIN,
-    );
-    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(
-        (code, v["sqlstate"].as_str()),
-        (400, Some("42601")),
-        "{body}"
-    );
-    assert_eq!(v["position"], 22, "{body}");
+    syntax_error_at(http, "/exec", "SELECT 1 FROM t WHER sym", 22);
     let (code, _, _) = get(http, "/exec", &[("query", "SELECT 1; SELECT 2")], ADMIN);
     assert_eq!(code, 400);
 
@@ -178,19 +177,7 @@ async fn exec_answers_json_and_exp_streams_csv() {
     assert_eq!(code, 400);
     assert!(body.contains("42703"), "{body}");
     // A position is the client's, not the wrapping COPY's.
-    let (code, _, body) = get(
-        http,
-        "/exp",
-        &[("query", "SELECT 1 FROM t WHER sym")],
-        ADMIN,
-    );
-    let v: serde_json::Value = serde_json::from_str(&body).expect("json");
-    assert_eq!(
-        (code, v["sqlstate"].as_str()),
-        (400, Some("42601")),
-        "{body}"
-    );
-    assert_eq!(v["position"], 22, "{body}");
+    syntax_error_at(http, "/exp", "SELECT 1 FROM t WHER sym", 22);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
