@@ -101,22 +101,12 @@ pub(super) async fn write(req: Request<Incoming>, status: &Status) -> Reply {
     let body = match super::body::read_body(&parts, body, status.max_request_bytes).await {
         Ok(b) => b,
         Err((code, why)) => {
-            let too_large = code == StatusCode::PAYLOAD_TOO_LARGE;
-            let kind = if too_large {
-                "request too large"
+            let (kind, why_counted) = if code == StatusCode::PAYLOAD_TOO_LARGE {
+                ("request too large", Rejection::Size)
             } else {
-                "invalid"
+                ("invalid", Rejection::Parse)
             };
-            return reject(
-                code,
-                kind,
-                &why,
-                if too_large {
-                    Rejection::Size
-                } else {
-                    Rejection::Parse
-                },
-            );
+            return reject(code, kind, &why, why_counted);
         }
     };
     match ingest.write(IlpProtocol::Http, &body, precision).await {

@@ -36,13 +36,24 @@ pub(crate) enum IlpError {
 }
 
 impl IlpError {
-    /// A line that is not line protocol (`rejection` refined by callers).
+    /// A line that is not line protocol.
     pub(crate) fn line(line: usize, text: &str, reason: impl Into<String>) -> IlpError {
         IlpError::Line {
             line,
             text: lines::quote(text),
             reason: reason.into(),
             rejection: Rejection::Parse,
+        }
+    }
+
+    /// A line that does not fit the table it names (a type conflict, a missing
+    /// column or table, a value out of range).
+    pub(crate) fn schema(line: usize, text: &str, reason: impl Into<String>) -> IlpError {
+        IlpError::Line {
+            line,
+            text: lines::quote(text),
+            reason: reason.into(),
+            rejection: Rejection::Schema,
         }
     }
 
@@ -160,18 +171,7 @@ impl Ingest {
                 &self.options.rules,
                 precision,
                 now,
-            )
-            .map_err(|e| match e {
-                IlpError::Line {
-                    line, text, reason, ..
-                } => IlpError::Line {
-                    line,
-                    text,
-                    reason,
-                    rejection: Rejection::Schema,
-                },
-                other => other,
-            })?;
+            )?;
             if planned.changes_schema && schema_guard.is_none() {
                 // Plan again under the lock: another writer may have just added
                 // what this one was about to add.

@@ -5,7 +5,7 @@
 use std::collections::HashMap;
 
 use influxdb_line_protocol::FieldValue;
-use tidemark_storage::name::name_key;
+use tidemark_storage::name::{name_key, same_name};
 use tidemark_storage::{
     Batch, Column, ColumnDef, ColumnType, PartitionBy, Request, Snapshot, TableDef, TableMeta,
     Transaction, Values,
@@ -53,10 +53,10 @@ pub(crate) fn plan(
             None => {
                 let t = match snapshot.table(measurement) {
                     Some(reader) => TableRows::existing(reader.name(), reader.meta())
-                        .map_err(|reason| IlpError::line(line.number, line.text, reason))?,
+                        .map_err(|reason| IlpError::schema(line.number, line.text, reason))?,
                     None if rules.auto_create_tables => TableRows::new_table(measurement),
                     None => {
-                        return Err(IlpError::line(
+                        return Err(IlpError::schema(
                             line.number,
                             line.text,
                             format!(
@@ -72,7 +72,7 @@ pub(crate) fn plan(
         };
         tables[t]
             .push_line(line, rules, precision, now)
-            .map_err(|reason| IlpError::line(line.number, line.text, reason))?;
+            .map_err(|reason| IlpError::schema(line.number, line.text, reason))?;
     }
     let mut tx = Transaction::new();
     let mut rows = 0;
@@ -136,13 +136,13 @@ impl TableRows {
 
     /// The column `name` for a value of `kind`, added when the table lacks it.
     fn column(&mut self, name: &str, kind: Kind, rules: &SchemaRules) -> Result<usize, String> {
-        let key = name_key(name);
-        if key == name_key(&self.timestamp_column) {
+        if same_name(name, &self.timestamp_column) {
             return Err(format!(
                 "\"{name}\" is the designated timestamp of table \"{}\": a line gives its time after the fields",
                 self.name
             ));
         }
+        let key = name_key(name);
         if let Some(&i) = self.by_name.get(&key) {
             return Ok(i);
         }
