@@ -10,7 +10,7 @@ pub(crate) mod tcp;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use tidemark_storage::{Database, ErrorKind, PartitionBy, StorageError};
+use tidemark_storage::{Database, ErrorKind, PartitionBy, PendingCommit, StorageError};
 
 use crate::metrics::{IlpProtocol, Metrics, Rejection};
 pub(crate) use lines::Precision;
@@ -97,7 +97,7 @@ pub(crate) struct IlpOptions {
 }
 
 /// What one committed request stored.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(crate) struct Stored {
     pub(crate) lines: u64,
     pub(crate) rows: u64,
@@ -140,51 +140,93 @@ impl Ingest {
         body: &[u8],
         precision: Precision,
     ) -> Result<Stored, IlpError> {
+        let started = self.start(protocol, body, precision).await?;
+        self.finish(protocol, started).await
+    }
+
+    /// Parses `body` and decides its commit (all of its lines or none); the
+    /// rows are stored once [`Ingest::finish`] says the commit is durable.
+    /// A connection can read and parse its next lines meanwhile.
+    pub(crate) async fn start(
+        &self,
+        protocol: IlpProtocol,
+        body: &[u8],
+        precision: Precision,
+    ) -> Result<Started, IlpError> {
         self.metrics.ilp_received(protocol, body.len() as u64);
         let result = match lines::utf8(body) {
-            Ok(text) => self.write_inner(text, precision).await,
+            Ok(text) => self.start_commit(text, precision).await,
             Err(e) => Err(e),
         };
-        match &result {
-            Ok(stored) => self.metrics.ilp_stored(protocol, stored.lines, stored.rows),
-            Err(e) => self.metrics.ilp_rejected(protocol, e.rejection()),
+        if let Err(e) = &result {
+            self.metrics.ilp_rejected(protocol, e.rejection());
         }
         result
     }
 
-    pub(super) async fn write_inner(
+    /// Waits until the commit of `started` is durable.
+    pub(crate) async fn finish(
         &self,
-        body: &str,
-        precision: Precision,
+        protocol: IlpProtocol,
+        started: Started,
     ) -> Result<Stored, IlpError> {
-        let lines = lines::parse_body(body, self.options.max_line_bytes)?;
-        if lines.is_empty() {
-            return Ok(Stored { lines: 0, rows: 0 });
+        let result = match started.pending {
+            Some(pending) => pending.durable().await.map(|_| ()).map_err(IlpError::from),
+            None => Ok(()),
+        };
+        match result {
+            Ok(_) => {
+                let stored = started.stored;
+                self.metrics.ilp_stored(protocol, stored.lines, stored.rows);
+                Ok(stored)
+            }
+            Err(e) => {
+                self.metrics.ilp_rejected(protocol, e.rejection());
+                Err(e)
+            }
         }
+    }
+
+    async fn start_commit(&self, body: &str, precision: Precision) -> Result<Started, IlpError> {
         let now = now_micros();
         let mut schema_guard = None;
         let mut attempt = 0;
         loop {
             let planned = rows::plan(
-                &lines,
+                body,
+                self.options.max_line_bytes,
                 &self.db.snapshot(),
                 &self.options.rules,
                 precision,
                 now,
             )?;
+            let stored = Stored {
+                lines: planned.lines,
+                rows: planned.rows,
+            };
+            if planned.lines == 0 {
+                return Ok(Started {
+                    pending: None,
+                    stored,
+                });
+            }
             if planned.changes_schema && schema_guard.is_none() {
                 // Plan again under the lock: another writer may have just added
                 // what this one was about to add.
                 schema_guard = Some(self.schema_changes.lock().await);
                 continue;
             }
-            let rows = planned.rows;
             let db = self.db.clone();
             let committed = tokio::task::spawn_blocking(move || db.start_commit(planned.tx))
                 .await
                 .map_err(|_| IlpError::Stopping)?;
-            let pending = match committed {
-                Ok(p) => p,
+            match committed {
+                Ok(pending) => {
+                    return Ok(Started {
+                        pending: Some(pending),
+                        stored,
+                    });
+                }
                 Err(e)
                     if attempt < SCHEMA_RETRIES
                         && matches!(
@@ -196,18 +238,19 @@ impl Ingest {
                 {
                     attempt += 1;
                     tokio::time::sleep(Duration::from_millis(1 << attempt)).await;
-                    continue;
                 }
                 Err(e) => return Err(e.into()),
-            };
-            drop(schema_guard);
-            pending.durable().await?;
-            return Ok(Stored {
-                lines: lines.len() as u64,
-                rows,
-            });
+            }
         }
     }
+}
+
+/// A write whose commit is decided but maybe not yet durable.
+#[derive(Debug)]
+pub(crate) struct Started {
+    /// `None` when the body held no data lines.
+    pending: Option<PendingCommit>,
+    stored: Stored,
 }
 
 fn now_micros() -> i64 {

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 
-use influxdb_line_protocol::FieldValue;
 use tidemark_storage::name::{name_key, same_name};
 use tidemark_storage::{
     Batch, Column, ColumnDef, ColumnType, PartitionBy, Request, Snapshot, TableDef, TableMeta,
@@ -12,7 +11,7 @@ use tidemark_storage::{
 };
 
 use super::IlpError;
-use super::lines::{Line, Precision};
+use super::lines::{FieldValue, Line, LineReader, Precision};
 
 /// The name of the designated timestamp of tables the line protocol creates.
 pub(crate) const TIMESTAMP_COLUMN: &str = "timestamp";
@@ -29,49 +28,50 @@ pub(crate) struct SchemaRules {
 #[derive(Debug)]
 pub(crate) struct Planned {
     pub(crate) tx: Transaction,
+    /// Data lines (blank and comment lines not counted).
+    pub(crate) lines: u64,
     pub(crate) rows: u64,
     /// Whether the transaction creates tables or columns.
     pub(crate) changes_schema: bool,
 }
 
-/// Groups `lines` by table and builds the requests that store them. Lines
-/// without a timestamp get `now` (microseconds).
+/// Reads the lines of `body` and builds the requests that store them, rows
+/// grouped by table. Lines without a timestamp get `now` (microseconds).
 pub(crate) fn plan(
-    lines: &[Line<'_>],
+    body: &str,
+    max_line_bytes: usize,
     snapshot: &Snapshot,
     rules: &SchemaRules,
     precision: Precision,
     now: i64,
 ) -> Result<Planned, IlpError> {
+    let mut reader = LineReader::new(body, max_line_bytes);
+    let mut line = Line::default();
     let mut tables: Vec<TableRows> = Vec::new();
     let mut by_name: HashMap<String, usize> = HashMap::new();
-    for line in lines {
-        let measurement = line.parsed.series.measurement.as_str();
-        let key = name_key(measurement);
-        let t = match by_name.get(&key) {
-            Some(&i) => i,
-            None => {
-                let t = match snapshot.table(measurement) {
-                    Some(reader) => TableRows::existing(reader.name(), reader.meta())
-                        .map_err(|reason| IlpError::schema(line.number, line.text, reason))?,
-                    None if rules.auto_create_tables => TableRows::new_table(measurement),
+    // The table of the previous line: a body's lines mostly name one table.
+    let mut previous: Option<(String, usize)> = None;
+    let mut lines = 0;
+    while reader.next_line(&mut line)? {
+        lines += 1;
+        let measurement = &*line.measurement;
+        let t = match &previous {
+            Some((name, t)) if name == measurement => *t,
+            _ => {
+                let t = match by_name.get(&name_key(measurement)) {
+                    Some(&t) => t,
                     None => {
-                        return Err(IlpError::schema(
-                            line.number,
-                            line.text,
-                            format!(
-                                "table \"{measurement}\" does not exist and ilp.auto_create_tables is off"
-                            ),
-                        ));
+                        tables.push(table_for(&line, snapshot, rules)?);
+                        by_name.insert(name_key(measurement), tables.len() - 1);
+                        tables.len() - 1
                     }
                 };
-                tables.push(t);
-                by_name.insert(key, tables.len() - 1);
-                tables.len() - 1
+                previous = Some((measurement.to_string(), t));
+                t
             }
         };
         tables[t]
-            .push_line(line, rules, precision, now)
+            .push_line(&line, rules, precision, now)
             .map_err(|reason| IlpError::schema(line.number, line.text, reason))?;
     }
     let mut tx = Transaction::new();
@@ -84,9 +84,29 @@ pub(crate) fn plan(
     }
     Ok(Planned {
         tx,
+        lines,
         rows,
         changes_schema,
     })
+}
+
+/// The rows of the table `line` names: an existing table, or a new one.
+fn table_for(
+    line: &Line<'_>,
+    snapshot: &Snapshot,
+    rules: &SchemaRules,
+) -> Result<TableRows, IlpError> {
+    let measurement = &*line.measurement;
+    match snapshot.table(measurement) {
+        Some(reader) => TableRows::existing(reader.name(), reader.meta())
+            .map_err(|reason| IlpError::schema(line.number, line.text, reason)),
+        None if rules.auto_create_tables => Ok(TableRows::new_table(measurement)),
+        None => Err(IlpError::schema(
+            line.number,
+            line.text,
+            format!("table \"{measurement}\" does not exist and ilp.auto_create_tables is off"),
+        )),
+    }
 }
 
 /// One table's rows in this request.
@@ -98,6 +118,9 @@ struct TableRows {
     timestamps: Vec<i64>,
     columns: Vec<ColumnRows>,
     by_name: HashMap<String, usize>,
+    /// The column the `k`-th tag or field of the previous line went to, by
+    /// the name it gave: lines of one source give their names in one order.
+    seen: Vec<Option<(String, usize)>>,
     rows: usize,
 }
 
@@ -110,6 +133,7 @@ impl TableRows {
             timestamps: Vec::new(),
             columns: Vec::new(),
             by_name: HashMap::new(),
+            seen: Vec::new(),
             rows: 0,
         }
     }
@@ -132,6 +156,27 @@ impl TableRows {
                 .push(ColumnRows::new(&c.name, c.column_type, false));
         }
         Ok(t)
+    }
+
+    /// The column for the `position`-th tag or field of a line, named `name`.
+    fn column_at(
+        &mut self,
+        position: usize,
+        name: &str,
+        kind: Kind,
+        rules: &SchemaRules,
+    ) -> Result<usize, String> {
+        if let Some(Some((seen, c))) = self.seen.get(position)
+            && seen == name
+        {
+            return Ok(*c);
+        }
+        let c = self.column(name, kind, rules)?;
+        if self.seen.len() <= position {
+            self.seen.resize(position + 1, None);
+        }
+        self.seen[position] = Some((name.to_string(), c));
+        Ok(c)
     }
 
     /// The column `name` for a value of `kind`, added when the table lacks it.
@@ -167,23 +212,23 @@ impl TableRows {
         now: i64,
     ) -> Result<(), String> {
         let row = self.rows;
-        let series = &line.parsed.series;
-        for (name, value) in series.tag_set.iter().flatten() {
-            let c = self.column(name.as_str(), Kind::Tag, rules)?;
-            self.columns[c].push(row, Value::Text(value.as_str()), &self.name)?;
+        for (position, (name, value)) in line.tags.iter().enumerate() {
+            let c = self.column_at(position, name, Kind::Tag, rules)?;
+            self.columns[c].push(row, Value::Text(value), &self.name)?;
         }
-        for (name, value) in &line.parsed.field_set {
+        let tags = line.tags.len();
+        for (position, (name, value)) in line.fields.iter().enumerate() {
             let (kind, value) = match value {
                 FieldValue::I64(v) => (Kind::Integer, Value::I64(*v)),
                 FieldValue::U64(v) => (Kind::Unsigned, Value::U64(*v)),
                 FieldValue::F64(v) => (Kind::Float, Value::F64(*v)),
-                FieldValue::String(s) => (Kind::String, Value::Text(s.as_str())),
+                FieldValue::String(s) => (Kind::String, Value::Text(s)),
                 FieldValue::Boolean(b) => (Kind::Boolean, Value::Bool(*b)),
             };
-            let c = self.column(name.as_str(), kind, rules)?;
+            let c = self.column_at(tags + position, name, kind, rules)?;
             self.columns[c].push(row, value, &self.name)?;
         }
-        let ts = match line.parsed.timestamp {
+        let ts = match line.timestamp {
             None => now,
             Some(ts) => precision.to_micros(ts).ok_or_else(|| {
                 format!("timestamp {ts} is out of range for precision {precision:?}")

@@ -9,6 +9,8 @@
 //! the connection is closed; the bad line and whatever followed it on that
 //! connection are not stored.
 
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -17,7 +19,8 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::time::Instant;
 
-use super::{IlpError, Ingest, Precision};
+use super::lines::{complete_lines, count_lines, line_start, quote, utf8};
+use super::{IlpError, Ingest, Precision, Started, Stored};
 use crate::metrics::{IlpProtocol, Rejection};
 
 /// How a connection batches its lines.
@@ -77,12 +80,20 @@ async fn connection(
     let mut lines_before = 0;
     let mut first_line_at: Option<Instant> = None;
     let mut chunk = vec![0u8; 64 * 1024];
+    // The previous batch: committed, maybe not yet durable. The next one is
+    // read and parsed while the WAL sync makes it durable.
+    let mut in_flight: Option<InFlight<'_>> = None;
     loop {
         let deadline = first_line_at.map(|t| t + batching.commit_interval);
         let read = tokio::select! {
             r = socket.read(&mut chunk) => Some(r),
             _ = sleep_until(deadline) => None,
             _ = stopped(&mut stop) => Some(Ok(0)),
+            durable = wait_for(&mut in_flight), if in_flight.is_some() => {
+                in_flight = None;
+                durable?;
+                continue;
+            }
         };
         let eof = match read {
             Some(Ok(0)) => true,
@@ -102,11 +113,14 @@ async fn connection(
             complete + complete_lines(&buf[complete..])
         };
         if !eof && buf.len() - complete > max_line {
-            commit(ingest, &buf[..complete], &mut lines_before).await?;
+            let started = start_batch(ingest, &buf[..complete], &mut lines_before).await;
+            finish(&mut in_flight).await?;
+            in_flight = Some(Box::pin(ingest.finish(IlpProtocol::Tcp, started?)));
+            finish(&mut in_flight).await?;
             let shown = String::from_utf8_lossy(&buf[complete..complete + max_line.min(200)]);
             let e = IlpError::Line {
                 line: lines_before + 1,
-                text: super::lines::quote(&shown),
+                text: quote(&shown),
                 reason: format!(
                     "the line is longer than ilp.max_line_kb allows ({max_line} bytes)"
                 ),
@@ -122,13 +136,15 @@ async fn connection(
         }
         let due = first_line_at.is_some_and(|t| t.elapsed() >= batching.commit_interval);
         if complete > 0 && (eof || due || complete >= batching.batch_bytes) {
-            commit(ingest, &buf[..complete], &mut lines_before).await?;
+            let started = start_batch(ingest, &buf[..complete], &mut lines_before).await;
+            finish(&mut in_flight).await?;
+            in_flight = Some(Box::pin(ingest.finish(IlpProtocol::Tcp, started?)));
             buf.drain(..complete);
             complete = 0;
             first_line_at = None;
         }
         if eof {
-            return Ok(());
+            return finish(&mut in_flight).await;
         }
     }
 }
@@ -145,46 +161,21 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// How many leading bytes of `data` are whole lines (up to and including the
-/// last newline that ends a line; a newline inside a quoted string does not).
-fn complete_lines(data: &[u8]) -> usize {
-    // Only the bytes up to the last newline can hold whole lines, and they are
-    // text unless a line is bad (which the commit reports).
-    let Some(last_newline) = data.iter().rposition(|&b| b == b'\n') else {
-        return 0;
-    };
-    let Ok(text) = std::str::from_utf8(&data[..=last_newline]) else {
-        return last_newline + 1;
-    };
-    let mut pieces = influxdb_line_protocol::split_lines(text);
-    let mut end = 0;
-    let mut pos = 0;
-    // Every piece but the last was ended by a line-ending newline.
-    let mut previous = pieces.next();
-    for piece in pieces {
-        if let Some(p) = previous {
-            pos += p.len() + 1;
-            end = pos;
-        }
-        previous = Some(piece);
-    }
-    end
-}
-
-/// Commits `lines` (whole lines). When one is bad, the lines before it are
-/// committed and the error names the bad line's number on the connection.
-async fn commit(ingest: &Ingest, lines: &[u8], lines_before: &mut usize) -> Result<(), IlpError> {
-    if lines.is_empty() {
-        return Ok(());
-    }
-    let count = lines.iter().filter(|&&b| b == b'\n').count();
+/// Starts the commit of `lines` (whole lines). When one is bad, the lines
+/// before it are committed and the error names the bad line's number on the
+/// connection.
+async fn start_batch(
+    ingest: &Ingest,
+    lines: &[u8],
+    lines_before: &mut usize,
+) -> Result<Started, IlpError> {
     match ingest
-        .write(IlpProtocol::Tcp, lines, Precision::Nanos)
+        .start(IlpProtocol::Tcp, lines, Precision::Nanos)
         .await
     {
-        Ok(_) => {
-            *lines_before += count;
-            Ok(())
+        Ok(started) => {
+            *lines_before += count_lines(lines);
+            Ok(started)
         }
         Err(IlpError::Line {
             line,
@@ -192,14 +183,12 @@ async fn commit(ingest: &Ingest, lines: &[u8], lines_before: &mut usize) -> Resu
             reason,
             rejection,
         }) => {
-            // Keep what came before the bad line: find where that line starts.
-            let start = nth_line_start(lines, line);
+            // Keep what came before the bad line.
+            let start = line_start(lines, line);
             if start > 0 {
-                let kept = super::lines::utf8(&lines[..start])?;
-                let stored = ingest.write_inner(kept, Precision::Nanos).await?;
-                ingest
-                    .metrics
-                    .ilp_stored(IlpProtocol::Tcp, stored.lines, stored.rows);
+                let kept = utf8(&lines[..start])?;
+                let started = ingest.start_commit(kept, Precision::Nanos).await?;
+                ingest.finish(IlpProtocol::Tcp, started).await?;
             }
             Err(IlpError::Line {
                 line: *lines_before + line,
@@ -212,43 +201,21 @@ async fn commit(ingest: &Ingest, lines: &[u8], lines_before: &mut usize) -> Resu
     }
 }
 
-/// The byte offset where line `number` (1-based, as `lines::parse_body`
-/// numbers them) starts.
-fn nth_line_start(data: &[u8], number: usize) -> usize {
-    let Ok(text) = std::str::from_utf8(data) else {
-        // Not text: the error was UTF-8 on line `number`; count raw newlines.
-        return data
-            .iter()
-            .enumerate()
-            .filter(|(_, b)| **b == b'\n')
-            .nth(number.saturating_sub(2))
-            .map_or(0, |(i, _)| if number > 1 { i + 1 } else { 0 });
-    };
-    influxdb_line_protocol::split_lines(text)
-        .take(number.saturating_sub(1))
-        .map(|l| l.len() + 1)
-        .sum::<usize>()
-        .min(data.len())
+/// A batch whose commit is decided, becoming durable.
+type InFlight<'a> = Pin<Box<dyn Future<Output = Result<Stored, IlpError>> + Send + 'a>>;
+
+/// Waits until the batch in flight, if any, is durable.
+async fn finish(in_flight: &mut Option<InFlight<'_>>) -> Result<(), IlpError> {
+    match in_flight.take() {
+        Some(durable) => durable.await.map(|_| ()),
+        None => Ok(()),
+    }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn complete_lines_end_at_a_newline_outside_quotes() {
-        assert_eq!(complete_lines(b"a x=1\nb x=2"), 6);
-        assert_eq!(complete_lines(b"a x=1\nb x=2\n"), 12);
-        assert_eq!(complete_lines(b"a x=\"one\ntwo\"\n"), 14);
-        assert_eq!(complete_lines(b"a x=1\nb x=\"one\ntwo"), 6);
-        assert_eq!(complete_lines(b"no newline"), 0);
-    }
-
-    #[test]
-    fn line_starts_follow_the_parsers_numbering() {
-        let data = b"a x=1\nb x=2\nc x=3\n";
-        assert_eq!(nth_line_start(data, 1), 0);
-        assert_eq!(nth_line_start(data, 2), 6);
-        assert_eq!(nth_line_start(data, 3), 12);
+/// The batch in flight becoming durable; never resolves without one.
+async fn wait_for(in_flight: &mut Option<InFlight<'_>>) -> Result<Stored, IlpError> {
+    match in_flight {
+        Some(durable) => durable.await,
+        None => std::future::pending().await,
     }
 }
