@@ -142,7 +142,8 @@ fn line_error(e: &IlpError) -> Reply {
             };
             error(code, kind, &s.to_string())
         }
-        IlpError::Stopping => error(
+        // HTTP writes follow no earlier write, so are never abandoned.
+        IlpError::Stopping | IlpError::Abandoned => error(
             StatusCode::SERVICE_UNAVAILABLE,
             "unavailable",
             &e.to_string(),

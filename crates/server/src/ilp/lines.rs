@@ -381,39 +381,41 @@ impl<'a> LineReader<'a> {
     /// A measurement, tag key, tag value or field key, unescaped.
     fn name(&mut self, part: Part) -> Result<Cow<'a, str>, Bad> {
         let start = self.pos;
+        let stops = part.stops();
         let mut owned: Option<String> = None;
         // Bytes from `run` on are not yet in `owned`.
         let mut run = start;
-        while let Some(c) = self.peek() {
-            if c == b'\\' {
-                let Some(&next) = self.bytes.get(self.pos + 1) else {
-                    return Err(format!("{} ends with a backslash", part.describe()));
-                };
-                let out = owned.get_or_insert_with(String::new);
-                out.push_str(&self.text[run..self.pos]);
-                if part.escapes(next) {
-                    out.push(char::from(next));
-                    self.pos += 2;
-                    run = self.pos;
-                } else {
-                    // Any other character after a backslash is itself, and so
-                    // is the backslash (InfluxDB's rule).
-                    run = self.pos;
-                    self.pos += 2;
-                    // Keep a multi-byte character whole.
-                    while !self.text.is_char_boundary(self.pos) {
-                        self.pos += 1;
+        loop {
+            // Ordinary bytes are skipped a slice at a time: no per-byte bounds checks.
+            self.pos += self.bytes[self.pos..]
+                .iter()
+                .position(|&b| stops[usize::from(b)])
+                .unwrap_or(self.bytes.len() - self.pos);
+            match self.peek() {
+                Some(b'\\') => {
+                    let Some(&next) = self.bytes.get(self.pos + 1) else {
+                        return Err(format!("{} ends with a backslash", part.describe()));
+                    };
+                    let out = owned.get_or_insert_with(String::new);
+                    out.push_str(&self.text[run..self.pos]);
+                    if part.escapes(next) {
+                        out.push(char::from(next));
+                        self.pos += 2;
+                        run = self.pos;
+                    } else {
+                        // Any other character after a backslash is itself, and so
+                        // is the backslash (InfluxDB's rule).
+                        run = self.pos;
+                        self.pos += 2;
+                        // Keep a multi-byte character whole.
+                        while !self.text.is_char_boundary(self.pos) {
+                            self.pos += 1;
+                        }
                     }
                 }
-                continue;
+                Some(0) => return Err("a measurement may not hold a NUL character".into()),
+                _ => break,
             }
-            if part.ends_at(c) {
-                break;
-            }
-            if c == 0 && part == Part::Measurement {
-                return Err("a measurement may not hold a NUL character".into());
-            }
-            self.pos += 1;
         }
         if self.pos == start {
             return Err(self.unexpected(part.describe()));
@@ -448,10 +450,18 @@ impl<'a> LineReader<'a> {
     /// An unquoted field value: up to a comma, a space or the end of the line.
     fn value_token(&mut self) -> &'a str {
         let start = self.pos;
-        while !matches!(self.peek(), None | Some(b',' | b' ' | b'\n')) && !self.at_line_end() {
-            self.pos += 1;
+        loop {
+            self.pos += self.bytes[self.pos..]
+                .iter()
+                .position(|&b| VALUE_STOPS[usize::from(b)])
+                .unwrap_or(self.bytes.len() - self.pos);
+            // A `\r` ends the value only when it ends the line.
+            if self.peek() == Some(b'\r') && !self.at_line_end() {
+                self.pos += 1;
+                continue;
+            }
+            return &self.text[start..self.pos];
         }
-        &self.text[start..self.pos]
     }
 
     /// A quoted string field value: `\"` is a quote and `\\` a backslash; any
@@ -493,15 +503,55 @@ impl<'a> LineReader<'a> {
     }
 
     fn timestamp(&mut self) -> Result<i64, Bad> {
-        let token = self.value_token();
-        let digits = token.strip_prefix('-').unwrap_or(token);
-        if digits.is_empty() || !digits.bytes().all(|b| b.is_ascii_digit()) {
+        let start = self.pos;
+        let negative = self.peek() == Some(b'-');
+        let digits_from = start + usize::from(negative);
+        // Accumulated negatively so that i64::MIN fits.
+        let mut value: Option<i64> = Some(0);
+        let mut end = digits_from;
+        for &b in &self.bytes[digits_from..] {
+            if !b.is_ascii_digit() {
+                break;
+            }
+            value = value
+                .and_then(|v| v.checked_mul(10))
+                .and_then(|v| v.checked_sub(i64::from(b - b'0')));
+            end += 1;
+        }
+        self.pos = end;
+        let ends_here = matches!(self.peek(), Some(b' ')) || self.at_line_end();
+        if end == digits_from || !ends_here {
+            self.pos = start;
+            let token = self.value_token();
             return Err(format!("timestamp {token:?} is not an integer"));
         }
-        token
-            .parse()
-            .map_err(|_| format!("timestamp {token} is out of range"))
+        match value.and_then(|v| if negative { Some(v) } else { v.checked_neg() }) {
+            Some(v) => Ok(v),
+            None => Err(format!(
+                "timestamp {} is out of range",
+                &self.text[start..end]
+            )),
+        }
     }
+}
+
+/// Bytes that end an unquoted field value (`\r` only before a newline).
+const VALUE_STOPS: [bool; 256] = byte_set(b",\n\r ");
+/// Bytes that end or escape a measurement (a NUL is refused).
+const MEASUREMENT_STOPS: [bool; 256] = byte_set(b" \t\n,\\\0");
+/// Bytes that end or escape a tag or field key.
+const KEY_STOPS: [bool; 256] = byte_set(b" \t\n=\\");
+/// Bytes that end or escape a tag value.
+const TAG_VALUE_STOPS: [bool; 256] = byte_set(b" \t\n,\\");
+
+const fn byte_set(bytes: &[u8]) -> [bool; 256] {
+    let mut set = [false; 256];
+    let mut i = 0;
+    while i < bytes.len() {
+        set[bytes[i] as usize] = true;
+        i += 1;
+    }
+    set
 }
 
 /// The parts of a line that are names, and their escaping rules.
@@ -523,12 +573,13 @@ impl Part {
         }
     }
 
-    /// Whether an unescaped `c` ends this part.
-    fn ends_at(self, c: u8) -> bool {
+    /// The bytes at which reading this part stops: its ends (a space, tab or
+    /// newline, and `,` or `=` by part), a backslash, and for a measurement NUL.
+    fn stops(self) -> &'static [bool; 256] {
         match self {
-            Part::Measurement => matches!(c, b' ' | b'\t' | b'\n' | b','),
-            Part::TagKey | Part::FieldKey => matches!(c, b' ' | b'\t' | b'\n' | b'='),
-            Part::TagValue => matches!(c, b' ' | b'\t' | b'\n' | b','),
+            Part::Measurement => &MEASUREMENT_STOPS,
+            Part::TagKey | Part::FieldKey => &KEY_STOPS,
+            Part::TagValue => &TAG_VALUE_STOPS,
         }
     }
 

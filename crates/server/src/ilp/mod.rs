@@ -12,6 +12,8 @@ use std::time::{Duration, SystemTime};
 
 use tidemark_storage::{Database, ErrorKind, PartitionBy, PendingCommit, StorageError};
 
+use tokio::sync::oneshot;
+
 use crate::metrics::{IlpProtocol, Metrics, Rejection};
 pub(crate) use lines::Precision;
 pub(crate) use rows::SchemaRules;
@@ -33,6 +35,9 @@ pub(crate) enum IlpError {
     /// The blocking pool went away (the server is stopping).
     #[error("the server is stopping")]
     Stopping,
+    /// An earlier write this one was to follow failed (see [`Ingest::start`]).
+    #[error("an earlier batch of this connection was not stored")]
+    Abandoned,
 }
 
 impl IlpError {
@@ -62,7 +67,7 @@ impl IlpError {
         match self {
             IlpError::Line { rejection, .. } => *rejection,
             IlpError::Storage(e) if is_client_error(e) => Rejection::Schema,
-            IlpError::Storage(_) | IlpError::Stopping => Rejection::Storage,
+            IlpError::Storage(_) | IlpError::Stopping | IlpError::Abandoned => Rejection::Storage,
         }
     }
 
@@ -72,7 +77,7 @@ impl IlpError {
         match self {
             IlpError::Line { .. } => true,
             IlpError::Storage(e) => is_client_error(e),
-            IlpError::Stopping => false,
+            IlpError::Stopping | IlpError::Abandoned => false,
         }
     }
 }
@@ -140,26 +145,33 @@ impl Ingest {
         body: &[u8],
         precision: Precision,
     ) -> Result<Stored, IlpError> {
-        let started = self.start(protocol, body, precision).await?;
+        let started = self.start(protocol, body, precision, &mut None).await?;
         self.finish(protocol, started).await
     }
 
     /// Parses `body` and decides its commit (all of its lines or none); the
     /// rows are stored once [`Ingest::finish`] says the commit is durable.
     /// A connection can read and parse its next lines meanwhile.
+    ///
+    /// With `after`, the commit is decided only once that earlier write's has
+    /// been (`true`), so that one connection's writes commit in order; when
+    /// the earlier write failed (`false`), this one is abandoned. The lines
+    /// are parsed before waiting, in parallel with the earlier commit.
     pub(crate) async fn start(
         &self,
         protocol: IlpProtocol,
         body: &[u8],
         precision: Precision,
+        after: &mut Option<oneshot::Receiver<bool>>,
     ) -> Result<Started, IlpError> {
         self.metrics.ilp_received(protocol, body.len() as u64);
         let result = match lines::utf8(body) {
-            Ok(text) => self.start_commit(text, precision).await,
+            Ok(text) => self.start_commit(text, precision, after).await,
             Err(e) => Err(e),
         };
-        if let Err(e) = &result {
-            self.metrics.ilp_rejected(protocol, e.rejection());
+        match &result {
+            Err(IlpError::Abandoned) | Ok(_) => {}
+            Err(e) => self.metrics.ilp_rejected(protocol, e.rejection()),
         }
         result
     }
@@ -187,7 +199,12 @@ impl Ingest {
         }
     }
 
-    async fn start_commit(&self, body: &str, precision: Precision) -> Result<Started, IlpError> {
+    async fn start_commit(
+        &self,
+        body: &str,
+        precision: Precision,
+        after: &mut Option<oneshot::Receiver<bool>>,
+    ) -> Result<Started, IlpError> {
         let now = now_micros();
         let mut schema_guard = None;
         let mut attempt = 0;
@@ -200,6 +217,11 @@ impl Ingest {
                 precision,
                 now,
             )?;
+            if let Some(earlier) = after.take()
+                && !earlier.await.unwrap_or(false)
+            {
+                return Err(IlpError::Abandoned);
+            }
             let stored = Stored {
                 lines: planned.lines,
                 rows: planned.rows,

@@ -5,22 +5,26 @@
 //! `ilp.tcp_commit_interval_ms` has passed since the first of them, and when
 //! the client closes the connection or the server stops.
 //!
+//! Each batch is parsed and committed by a task of its own, so that a
+//! connection reads its next lines on one core while the previous batch is
+//! parsed on the other and the one before it is made durable; batches of one
+//! connection still commit in order.
+//!
 //! A bad line is logged and counted, every line before it is committed, and
 //! the connection is closed; the bad line and whatever followed it on that
 //! connection are not stored.
 
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::io::AsyncReadExt;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{oneshot, watch};
+use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use super::lines::{complete_lines, count_lines, line_start, quote, utf8};
-use super::{IlpError, Ingest, Precision, Started, Stored};
+use super::{IlpError, Ingest, Precision, Started};
 use crate::metrics::{IlpProtocol, Rejection};
 
 /// How a connection batches its lines.
@@ -68,7 +72,7 @@ pub(crate) async fn serve(
 /// Reads one connection's lines and commits them in batches.
 async fn connection(
     mut socket: TcpStream,
-    ingest: &Ingest,
+    ingest: &Arc<Ingest>,
     batching: Batching,
     mut stop: watch::Receiver<bool>,
 ) -> Result<(), IlpError> {
@@ -76,22 +80,22 @@ async fn connection(
     // Bytes received; `complete` of them are whole lines.
     let mut buf: Vec<u8> = Vec::with_capacity(batching.batch_bytes + 64 * 1024);
     let mut complete = 0;
-    // Lines of this connection committed so far (for error messages).
+    // Lines of this connection before `buf` (for error messages).
     let mut lines_before = 0;
     let mut first_line_at: Option<Instant> = None;
     let mut chunk = vec![0u8; 64 * 1024];
-    // The previous batch: committed, maybe not yet durable. The next one is
-    // read and parsed while the WAL sync makes it durable.
-    let mut in_flight: Option<InFlight<'_>> = None;
+    // The batch handed off last: being parsed, committed or made durable while
+    // the connection reads the next one.
+    let mut in_flight: Option<Batch> = None;
     loop {
         let deadline = first_line_at.map(|t| t + batching.commit_interval);
         let read = tokio::select! {
             r = socket.read(&mut chunk) => Some(r),
             _ = sleep_until(deadline) => None,
             _ = stopped(&mut stop) => Some(Ok(0)),
-            durable = wait_for(&mut in_flight), if in_flight.is_some() => {
+            done = wait_for(&mut in_flight), if in_flight.is_some() => {
                 in_flight = None;
-                durable?;
+                done?;
                 continue;
             }
         };
@@ -112,40 +116,101 @@ async fn connection(
         } else {
             complete + complete_lines(&buf[complete..])
         };
-        if !eof && buf.len() - complete > max_line {
-            let started = start_batch(ingest, &buf[..complete], &mut lines_before).await;
+        let too_long = !eof && buf.len() - complete > max_line;
+        if complete > 0 && first_line_at.is_none() {
+            first_line_at = Some(Instant::now());
+        }
+        let due = first_line_at.is_some_and(|t| t.elapsed() >= batching.commit_interval);
+        if complete > 0 && (eof || due || too_long || complete >= batching.batch_bytes) {
+            let rest = buf.split_off(complete);
+            let lines = std::mem::replace(&mut buf, rest);
+            let count = count_lines(&lines);
+            let (earlier_done, earlier_committed) = match in_flight.take() {
+                Some(b) => (Some(b.done), Some(b.committed)),
+                None => (None, None),
+            };
+            in_flight = Some(Batch::spawn(
+                ingest.clone(),
+                lines,
+                lines_before,
+                earlier_committed,
+            ));
+            lines_before += count;
+            complete = 0;
+            first_line_at = None;
+            // The earlier batch is made durable while this one is parsed.
+            if let Some(done) = earlier_done {
+                joined(done).await?;
+            }
+        }
+        if too_long {
             finish(&mut in_flight).await?;
-            in_flight = Some(Box::pin(ingest.finish(IlpProtocol::Tcp, started?)));
-            finish(&mut in_flight).await?;
-            let shown = String::from_utf8_lossy(&buf[complete..complete + max_line.min(200)]);
-            let e = IlpError::Line {
+            let shown = String::from_utf8_lossy(&buf[..max_line.min(200)]);
+            ingest
+                .metrics
+                .ilp_rejected(IlpProtocol::Tcp, Rejection::Size);
+            return Err(IlpError::Line {
                 line: lines_before + 1,
                 text: quote(&shown),
                 reason: format!(
                     "the line is longer than ilp.max_line_kb allows ({max_line} bytes)"
                 ),
                 rejection: Rejection::Size,
-            };
-            ingest
-                .metrics
-                .ilp_rejected(IlpProtocol::Tcp, Rejection::Size);
-            return Err(e);
-        }
-        if complete > 0 && first_line_at.is_none() {
-            first_line_at = Some(Instant::now());
-        }
-        let due = first_line_at.is_some_and(|t| t.elapsed() >= batching.commit_interval);
-        if complete > 0 && (eof || due || complete >= batching.batch_bytes) {
-            let started = start_batch(ingest, &buf[..complete], &mut lines_before).await;
-            finish(&mut in_flight).await?;
-            in_flight = Some(Box::pin(ingest.finish(IlpProtocol::Tcp, started?)));
-            buf.drain(..complete);
-            complete = 0;
-            first_line_at = None;
+            });
         }
         if eof {
             return finish(&mut in_flight).await;
         }
+    }
+}
+
+/// A batch of whole lines, parsed and committed by a task of its own.
+#[derive(Debug)]
+struct Batch {
+    /// Ends once the batch is durable, or with why it was not stored.
+    done: JoinHandle<Result<(), IlpError>>,
+    /// `true` once the batch's commit is decided; the connection's next batch
+    /// commits only after it (and not at all on `false`).
+    committed: oneshot::Receiver<bool>,
+}
+
+impl Batch {
+    /// `lines_before`: the lines of the connection before this batch;
+    /// `after`: the commit of the batch before it.
+    fn spawn(
+        ingest: Arc<Ingest>,
+        lines: Vec<u8>,
+        lines_before: usize,
+        mut after: Option<oneshot::Receiver<bool>>,
+    ) -> Batch {
+        let (decided, committed) = oneshot::channel();
+        let done = tokio::spawn(async move {
+            let started = start_batch(&ingest, &lines, lines_before, &mut after).await;
+            let _ = decided.send(started.is_ok());
+            ingest.finish(IlpProtocol::Tcp, started?).await.map(|_| ())
+        });
+        Batch { done, committed }
+    }
+}
+
+/// A batch task's outcome.
+async fn joined(done: JoinHandle<Result<(), IlpError>>) -> Result<(), IlpError> {
+    done.await.map_err(|_| IlpError::Stopping)?
+}
+
+/// Waits until the batch in flight, if any, is durable.
+async fn finish(in_flight: &mut Option<Batch>) -> Result<(), IlpError> {
+    match in_flight.take() {
+        Some(batch) => joined(batch.done).await,
+        None => Ok(()),
+    }
+}
+
+/// The batch in flight finishing; never resolves without one.
+async fn wait_for(in_flight: &mut Option<Batch>) -> Result<(), IlpError> {
+    match in_flight {
+        Some(batch) => (&mut batch.done).await.map_err(|_| IlpError::Stopping)?,
+        None => std::future::pending().await,
     }
 }
 
@@ -161,22 +226,19 @@ async fn sleep_until(deadline: Option<Instant>) {
     }
 }
 
-/// Starts the commit of `lines` (whole lines). When one is bad, the lines
-/// before it are committed and the error names the bad line's number on the
-/// connection.
+/// Starts the commit of `lines` (whole lines) after the commit `after`. When
+/// a line is bad, the lines before it are committed and the error names the
+/// bad line's number on the connection.
 async fn start_batch(
     ingest: &Ingest,
     lines: &[u8],
-    lines_before: &mut usize,
+    lines_before: usize,
+    after: &mut Option<oneshot::Receiver<bool>>,
 ) -> Result<Started, IlpError> {
     match ingest
-        .start(IlpProtocol::Tcp, lines, Precision::Nanos)
+        .start(IlpProtocol::Tcp, lines, Precision::Nanos, after)
         .await
     {
-        Ok(started) => {
-            *lines_before += count_lines(lines);
-            Ok(started)
-        }
         Err(IlpError::Line {
             line,
             text,
@@ -187,35 +249,16 @@ async fn start_batch(
             let start = line_start(lines, line);
             if start > 0 {
                 let kept = utf8(&lines[..start])?;
-                let started = ingest.start_commit(kept, Precision::Nanos).await?;
+                let started = ingest.start_commit(kept, Precision::Nanos, after).await?;
                 ingest.finish(IlpProtocol::Tcp, started).await?;
             }
             Err(IlpError::Line {
-                line: *lines_before + line,
+                line: lines_before + line,
                 text,
                 reason,
                 rejection,
             })
         }
-        Err(e) => Err(e),
-    }
-}
-
-/// A batch whose commit is decided, becoming durable.
-type InFlight<'a> = Pin<Box<dyn Future<Output = Result<Stored, IlpError>> + Send + 'a>>;
-
-/// Waits until the batch in flight, if any, is durable.
-async fn finish(in_flight: &mut Option<InFlight<'_>>) -> Result<(), IlpError> {
-    match in_flight.take() {
-        Some(durable) => durable.await.map(|_| ()),
-        None => Ok(()),
-    }
-}
-
-/// The batch in flight becoming durable; never resolves without one.
-async fn wait_for(in_flight: &mut Option<InFlight<'_>>) -> Result<Stored, IlpError> {
-    match in_flight {
-        Some(durable) => durable.await,
-        None => std::future::pending().await,
+        other => other,
     }
 }

@@ -372,6 +372,33 @@ async fn tcp_lines_commit_in_batches_and_a_bad_line_closes_the_connection() {
         "{metrics}"
     );
 
+    // A bad line in an early batch: batches after it, parsed while it was
+    // committed, are not stored either.
+    let mut s = TcpStream::connect(("127.0.0.1", server.ilp_port)).expect("ilp connect");
+    let mut text = String::new();
+    for i in 0..12_000 {
+        if i == 2_000 {
+            text.push_str("later v=oops\n");
+        }
+        text.push_str(&format!(
+            "later v={i}i {}\n",
+            1_700_000_000_000_000_000i64 + i
+        ));
+    }
+    // The server closes the connection while the rest is still being sent.
+    let _ = s.write_all(text.as_bytes());
+    let mut rest = Vec::new();
+    let _ = s.read_to_end(&mut rest);
+    let want = vec![some(&["2000", "1999"])];
+    let sql = "SELECT count(*), max(v) FROM later";
+    assert_eq!(eventually(&client, sql, &want).await, want);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert_eq!(
+        query(&client, sql).await,
+        want,
+        "nothing after the bad line"
+    );
+
     // SIGTERM commits what an open connection has sent.
     let mut s = TcpStream::connect(("127.0.0.1", server.ilp_port)).expect("ilp connect");
     s.write_all(b"at_stop v=1i 1700000000000000000\n")
