@@ -14,6 +14,7 @@
 //! the connection is closed; the bad line and whatever followed it on that
 //! connection are not stored.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,17 +85,16 @@ async fn connection(
     let mut lines_before = 0;
     let mut first_line_at: Option<Instant> = None;
     let mut chunk = vec![0u8; 64 * 1024];
-    // The batch handed off last: being parsed, committed or made durable while
-    // the connection reads the next one.
-    let mut in_flight: Option<Batch> = None;
+    // Batches handed off, oldest first: being parsed, committed or made
+    // durable while the connection reads the next one.
+    let mut in_flight = InFlight::default();
     loop {
         let deadline = first_line_at.map(|t| t + batching.commit_interval);
         let read = tokio::select! {
             r = socket.read(&mut chunk) => Some(r),
             _ = sleep_until(deadline) => None,
             _ = stopped(&mut stop) => Some(Ok(0)),
-            done = wait_for(&mut in_flight), if in_flight.is_some() => {
-                in_flight = None;
+            done = in_flight.oldest_done(), if !in_flight.is_empty() => {
                 done?;
                 continue;
             }
@@ -125,26 +125,13 @@ async fn connection(
             let rest = buf.split_off(complete);
             let lines = std::mem::replace(&mut buf, rest);
             let count = count_lines(&lines);
-            let (earlier_done, earlier_committed) = match in_flight.take() {
-                Some(b) => (Some(b.done), Some(b.committed)),
-                None => (None, None),
-            };
-            in_flight = Some(Batch::spawn(
-                ingest.clone(),
-                lines,
-                lines_before,
-                earlier_committed,
-            ));
+            in_flight.spawn(ingest.clone(), lines, lines_before).await?;
             lines_before += count;
             complete = 0;
             first_line_at = None;
-            // The earlier batch is made durable while this one is parsed.
-            if let Some(done) = earlier_done {
-                joined(done).await?;
-            }
         }
         if too_long {
-            finish(&mut in_flight).await?;
+            in_flight.finish().await?;
             let shown = String::from_utf8_lossy(&buf[..max_line.min(200)]);
             ingest
                 .metrics
@@ -159,58 +146,70 @@ async fn connection(
             });
         }
         if eof {
-            return finish(&mut in_flight).await;
+            return in_flight.finish().await;
         }
     }
 }
 
-/// A batch of whole lines, parsed and committed by a task of its own.
-#[derive(Debug)]
-struct Batch {
-    /// Ends once the batch is durable, or with why it was not stored.
-    done: JoinHandle<Result<(), IlpError>>,
-    /// `true` once the batch's commit is decided; the connection's next batch
+/// How many batches of a connection may be parsed, committed or made durable
+/// at once: one parsing while the one before it is made durable, and the
+/// connection reading the next.
+const MAX_IN_FLIGHT: usize = 2;
+
+/// A connection's batches of whole lines, each parsed and committed by a task
+/// of its own, committing in the order they were read.
+#[derive(Debug, Default)]
+struct InFlight {
+    /// Each ends once its batch is durable, or with why it was not stored.
+    tasks: VecDeque<JoinHandle<Result<(), IlpError>>>,
+    /// `true` once the newest batch's commit is decided; the next batch
     /// commits only after it (and not at all on `false`).
-    committed: oneshot::Receiver<bool>,
+    newest_committed: Option<oneshot::Receiver<bool>>,
 }
 
-impl Batch {
-    /// `lines_before`: the lines of the connection before this batch;
-    /// `after`: the commit of the batch before it.
-    fn spawn(
+impl InFlight {
+    fn is_empty(&self) -> bool {
+        self.tasks.is_empty()
+    }
+
+    /// Hands `lines` to a task of its own; first waits for the oldest batch
+    /// when `MAX_IN_FLIGHT` are in flight. `lines_before`: the lines of the
+    /// connection before these.
+    async fn spawn(
+        &mut self,
         ingest: Arc<Ingest>,
         lines: Vec<u8>,
         lines_before: usize,
-        mut after: Option<oneshot::Receiver<bool>>,
-    ) -> Batch {
+    ) -> Result<(), IlpError> {
         let (decided, committed) = oneshot::channel();
-        let done = tokio::spawn(async move {
+        let mut after = self.newest_committed.replace(committed);
+        self.tasks.push_back(tokio::spawn(async move {
             let started = start_batch(&ingest, &lines, lines_before, &mut after).await;
             let _ = decided.send(started.is_ok());
             ingest.finish(IlpProtocol::Tcp, started?).await.map(|_| ())
-        });
-        Batch { done, committed }
+        }));
+        while self.tasks.len() > MAX_IN_FLIGHT {
+            self.oldest_done().await?;
+        }
+        Ok(())
     }
-}
 
-/// A batch task's outcome.
-async fn joined(done: JoinHandle<Result<(), IlpError>>) -> Result<(), IlpError> {
-    done.await.map_err(|_| IlpError::Stopping)?
-}
-
-/// Waits until the batch in flight, if any, is durable.
-async fn finish(in_flight: &mut Option<Batch>) -> Result<(), IlpError> {
-    match in_flight.take() {
-        Some(batch) => joined(batch.done).await,
-        None => Ok(()),
+    /// Waits for the oldest batch; never resolves when there is none.
+    async fn oldest_done(&mut self) -> Result<(), IlpError> {
+        let Some(oldest) = self.tasks.front_mut() else {
+            return std::future::pending().await;
+        };
+        let outcome = oldest.await.map_err(|_| IlpError::Stopping);
+        self.tasks.pop_front();
+        outcome?
     }
-}
 
-/// The batch in flight finishing; never resolves without one.
-async fn wait_for(in_flight: &mut Option<Batch>) -> Result<(), IlpError> {
-    match in_flight {
-        Some(batch) => (&mut batch.done).await.map_err(|_| IlpError::Stopping)?,
-        None => std::future::pending().await,
+    /// Waits until every batch is durable; the first failure is the error.
+    async fn finish(&mut self) -> Result<(), IlpError> {
+        while !self.tasks.is_empty() {
+            self.oldest_done().await?;
+        }
+        Ok(())
     }
 }
 
