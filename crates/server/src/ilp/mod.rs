@@ -102,7 +102,7 @@ pub(crate) struct IlpOptions {
 }
 
 /// What one committed request stored.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Stored {
     pub(crate) lines: u64,
     pub(crate) rows: u64,
@@ -153,10 +153,10 @@ impl Ingest {
     /// rows are stored once [`Ingest::finish`] says the commit is durable.
     /// A connection can read and parse its next lines meanwhile.
     ///
-    /// With `after`, the commit is decided only once that earlier write's has
-    /// been (`true`), so that one connection's writes commit in order; when
-    /// the earlier write failed (`false`), this one is abandoned. The lines
-    /// are parsed before waiting, in parallel with the earlier commit.
+    /// With `after`, the commit is decided only after that earlier write's
+    /// commit was (`true`), so that one connection's writes commit in order;
+    /// when the earlier write failed (`false`), this one is abandoned. The
+    /// lines are parsed before waiting, in parallel with the earlier commit.
     pub(crate) async fn start(
         &self,
         protocol: IlpProtocol,
