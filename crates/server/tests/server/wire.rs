@@ -106,18 +106,14 @@ async fn simple_queries_errors_auth_and_restarts() {
         ])
         .arg("SELECT sym FROM trades LATEST ON ts PARTITION BY sym ORDER BY sym")
         .env("PGPASSWORD", "quest")
-        .output();
-    match out {
-        Ok(out) => {
-            assert!(
-                out.status.success(),
-                "psql: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            assert_eq!(String::from_utf8_lossy(&out.stdout), "AAPL\nMSFT\n");
-        }
-        Err(e) => eprintln!("psql not available, skipped: {e}"),
-    }
+        .output()
+        .expect("psql (scripts/install-test-deps.sh installs it)");
+    assert!(
+        out.status.success(),
+        "psql: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "AAPL\nMSFT\n");
     drop(client);
 
     // SIGTERM: a clean stop, exit 0; the data is there after a restart.
