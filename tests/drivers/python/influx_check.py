@@ -79,6 +79,14 @@ with influxdb_client.InfluxDBClient(url=url, token=f"{ro_user}:{ro_password}", o
 # v1 client: Basic auth, JSON points, precision, a wrong password refused.
 v1 = influxdb.InfluxDBClient(host=host, port=int(http_port), username=user, password=password, database="db")
 expect(bool(v1.ping()), True, "v1 ping")
+# What v1 writers (Telegraf's influxdb output too) send before writing.
+v1.create_database("db")
+try:
+    v1.query("SELECT * FROM v1_points")
+    raise SystemExit("InfluxQL was answered")
+except influxdb.exceptions.InfluxDBClientError as e:
+    expect(e.code, 400, "InfluxQL status")
+    expect("query with SQL" in str(e.content), True, f"InfluxQL message: {e.content}")
 ok = v1.write_points(
     [
         {

@@ -1,12 +1,14 @@
 //! The HTTP listener (hyper, HTTP/1.1 with keep-alive): `GET /health` (200
 //! when serving, 503 while booting, restoring or stopping), `GET /metrics`
 //! (Prometheus text format), the InfluxDB line-protocol endpoints of `write`
-//! (`POST /write`, `POST /api/v2/write`, `/ping`, `/ready`), and the REST
+//! (`POST /write`, `POST /api/v2/write`, `/ping`, `/ready`), `/query` of
+//! `influxql` (the `CREATE DATABASE` InfluxDB v1 writers send), and the REST
 //! endpoints of `rest` (`GET /exec`, `GET /exp`) and `import` (`POST /imp`).
 
 mod auth;
 mod body;
 mod import;
+mod influxql;
 mod rest;
 mod write;
 
@@ -171,6 +173,7 @@ async fn route(req: Request<Incoming>, status: &Status) -> Reply {
         ),
         (&Method::GET | &Method::HEAD, "/ping" | "/ready") => write::ping(&path, status),
         (&Method::POST, "/write" | "/api/v2/write") => write::write(req, status).await,
+        (&Method::GET | &Method::POST, "/query") => influxql::query(req, status).await,
         (&Method::GET, "/exec") => rest::exec(req, status).await,
         (&Method::GET, "/exp") => rest::exp(req, status).await,
         (&Method::POST, "/imp") => import::import(req, status).await,
@@ -180,7 +183,7 @@ async fn route(req: Request<Incoming>, status: &Status) -> Reply {
         ),
         (&Method::GET | &Method::HEAD, _) => text(
             StatusCode::NOT_FOUND,
-            "not found: try /health, /metrics, /ping, /exec, /exp, or POST /write, /api/v2/write, /imp\n",
+            "not found: try /health, /metrics, /ping, /exec, /exp, /query, or POST /write, /api/v2/write, /imp\n",
         ),
         _ => text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n"),
     };
