@@ -87,6 +87,12 @@ try:
 except influxdb.exceptions.InfluxDBClientError as e:
     expect(e.code, 400, "InfluxQL status")
     expect("query with SQL" in str(e.content), True, f"InfluxQL message: {e.content}")
+ro_v1 = influxdb.InfluxDBClient(host=host, port=int(http_port), username=ro_user, password=ro_password)
+try:
+    ro_v1.create_database("db")
+    raise SystemExit("the read-only user created a database")
+except influxdb.exceptions.InfluxDBClientError as e:
+    expect(e.code, 403, "read-only CREATE DATABASE status")
 ok = v1.write_points(
     [
         {
