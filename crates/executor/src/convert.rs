@@ -399,7 +399,11 @@ pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Re
                         if strings.is_null(i) {
                             Some(0)
                         } else {
-                            iso_timestamp_micros(strings.value(i))
+                            let text = strings.value(i);
+                            iso_timestamp_micros(text).or_else(|| {
+                                crate::timestamp_text::with_seconds(text)
+                                    .and_then(|t| iso_timestamp_micros(&t))
+                            })
                         }
                     })
                     .collect::<Option<Vec<i64>>>()

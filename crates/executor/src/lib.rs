@@ -41,6 +41,7 @@ mod settings;
 mod stream;
 mod system;
 pub mod text;
+mod timestamp_text;
 pub mod types;
 mod values;
 

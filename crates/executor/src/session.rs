@@ -860,6 +860,7 @@ impl Session {
             .optimizer
             .enable_round_robin_repartition = false;
         let ctx = SessionContext::new_with_config(config);
+        ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
         ctx.register_udtf(
             "checkpoint_status",
             Arc::new(crate::checkpoint::CheckpointStatusFunction {
