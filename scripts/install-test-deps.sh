@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the clients the end-to-end tests talk to the server with: psql, openssl, rsync
 # (Debian), pgJDBC (Debian), psycopg 3, psycopg2, asyncpg, SQLAlchemy, pandas and the
-# InfluxDB clients influxdb-client and influxdb (PyPI),
+# InfluxDB clients influxdb-client and influxdb, podman-compose for the compose file's
+# test (PyPI),
 # node-postgres (npm).
 # Idempotent and quick when everything is there; apt needs root (or sudo).
 set -euo pipefail
@@ -21,8 +22,8 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import psycopg, asyncpg, psycopg2, sqlalchemy, pandas, influxdb_client, influxdb' >/dev/null 2>&1; then
-    echo "installing Python drivers (tests/drivers/python/requirements.txt)"
+if ! python3 -c 'import psycopg, asyncpg, psycopg2, sqlalchemy, pandas, influxdb_client, influxdb, podman_compose' >/dev/null 2>&1; then
+    echo "installing Python drivers and tools (tests/drivers/python/requirements.txt)"
     python3 -m pip install -q --disable-pip-version-check -r tests/drivers/python/requirements.txt
 fi
 

@@ -3,6 +3,10 @@
 //! Debian base). The runtime stage gets the binary under test (`--target
 //! runtime-prebuilt`): the builder stage needs the `rust` image, which cannot be
 //! pulled here. Where no container tool works, the test fails saying why.
+//!
+//! The helpers here are shared with `compose.rs` (the compose file and the backup
+//! guide's Docker blocks); the two tests take turns (`serial`), as both use the
+//! image tag and podman's storage.
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,12 +16,21 @@ use tokio_postgres::NoTls;
 
 use crate::harness::{SeqWriter, assert_gapless_prefix};
 
-fn repo() -> PathBuf {
+/// The container tests one at a time: they share the image tag, and two image
+/// builds or server containers at once would mostly measure this 2-core machine.
+/// (An async lock: each test holds it across its awaits, and tokio's lock is not
+/// poisoned by a test that failed holding it.)
+pub(crate) async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static SERIAL: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    SERIAL.lock().await
+}
+
+pub(crate) fn repo() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
 /// `podman` with the environment `scripts/container-env.sh` prints, or why not.
-fn podman_env() -> Result<Vec<(String, String)>, String> {
+pub(crate) fn podman_env() -> Result<Vec<(String, String)>, String> {
     let out = Command::new("bash")
         .arg(repo().join("scripts/container-env.sh"))
         .output()
@@ -32,13 +45,26 @@ fn podman_env() -> Result<Vec<(String, String)>, String> {
         .collect())
 }
 
-struct Podman {
-    env: Vec<(String, String)>,
-    containers: Vec<String>,
+pub(crate) struct Podman {
+    pub(crate) env: Vec<(String, String)>,
+    pub(crate) containers: Vec<String>,
+    /// Named volumes the test made, removed with the containers.
+    pub(crate) volumes: Vec<String>,
 }
 
 impl Podman {
-    fn run(&self, args: &[&str]) -> Output {
+    /// Podman prepared by `scripts/container-env.sh`; a machine where no container
+    /// tool works fails the test, saying why: it is not passed unrun.
+    pub(crate) fn new() -> Podman {
+        let env = podman_env().unwrap_or_else(|why| panic!("no container tool works here: {why}"));
+        Podman {
+            env,
+            containers: Vec::new(),
+            volumes: Vec::new(),
+        }
+    }
+
+    pub(crate) fn run(&self, args: &[&str]) -> Output {
         Command::new("podman")
             .args(args)
             .envs(self.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
@@ -46,7 +72,7 @@ impl Podman {
             .expect("podman")
     }
 
-    fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let out = self.run(args);
         assert!(
             out.status.success(),
@@ -57,13 +83,13 @@ impl Podman {
     }
 
     /// A container's log (the server logs to stderr), both streams.
-    fn logs(&self, name: &str) -> String {
+    pub(crate) fn logs(&self, name: &str) -> String {
         let out = self.run(&["logs", name]);
         String::from_utf8_lossy(&out.stderr).into_owned() + &String::from_utf8_lossy(&out.stdout)
     }
 
     /// Starts the image on `volume` with the PostgreSQL protocol on `port`.
-    fn start(&mut self, name: &str, volume: &Path, port: u16, http_port: u16) {
+    pub(crate) fn start(&mut self, name: &str, volume: &Path, port: u16, http_port: u16) {
         let _ = self.run(&["rm", "-f", name]);
         self.ok(&[
             "run",
@@ -89,12 +115,16 @@ impl Drop for Podman {
         for c in &self.containers {
             let _ = self.run(&["rm", "-f", c]);
         }
+        for v in &self.volumes {
+            let _ = self.run(&["volume", "rm", "-f", v]);
+        }
         let _ = self.run(&["rmi", "-f", "tidemark:e2e"]);
+        let _ = self.run(&["rmi", "-f", "tidemark:latest"]);
         let _ = self.run(&["image", "prune", "-f"]);
     }
 }
 
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
@@ -102,7 +132,13 @@ fn free_port() -> u16 {
 }
 
 async fn connect_when_ready(port: u16) -> tokio_postgres::Client {
-    let conninfo = format!("host=127.0.0.1 port={port} user=admin password=quest dbname=tidemark");
+    connect_as_when_ready(port, "quest").await
+}
+
+/// A client of the server on `port` as admin with `password`, once it serves.
+pub(crate) async fn connect_as_when_ready(port: u16, password: &str) -> tokio_postgres::Client {
+    let conninfo =
+        format!("host=127.0.0.1 port={port} user=admin password={password} dbname=tidemark");
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         match tokio_postgres::connect(&conninfo, NoTls).await {
@@ -110,7 +146,7 @@ async fn connect_when_ready(port: u16) -> tokio_postgres::Client {
                 tokio::spawn(conn);
                 return client;
             }
-            Err(e) if Instant::now() > deadline => panic!("the container never served: {e}"),
+            Err(e) if Instant::now() > deadline => panic!("the container never served: {e:?}"),
             Err(_) => tokio::time::sleep(Duration::from_millis(100)).await,
         }
     }
@@ -118,9 +154,14 @@ async fn connect_when_ready(port: u16) -> tokio_postgres::Client {
 
 /// psql on the host against the container; its trimmed stdout.
 fn psql(port: u16, sql: &str) -> String {
+    psql_as(port, "quest", sql)
+}
+
+/// psql as admin with `password`; its trimmed stdout.
+pub(crate) fn psql_as(port: u16, password: &str, sql: &str) -> String {
     let out = Command::new("psql")
         .arg(format!(
-            "host=127.0.0.1 port={port} user=admin password=quest dbname=tidemark"
+            "host=127.0.0.1 port={port} user=admin password={password} dbname=tidemark"
         ))
         .args(["-X", "-At", "-v", "ON_ERROR_STOP=1", "-c", sql])
         .output()
@@ -133,7 +174,7 @@ fn psql(port: u16, sql: &str) -> String {
     String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
-fn chown_to_image_user(path: &Path) {
+pub(crate) fn chown_to_image_user(path: &Path) {
     let status = Command::new("chown")
         .arg("-R")
         .arg("10001:10001")
@@ -143,19 +184,12 @@ fn chown_to_image_user(path: &Path) {
     assert!(status.success());
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn image_serves_checkpoints_and_restores_a_copied_volume() {
-    // A machine where no container tool works fails this test, saying why: it
-    // is not passed unrun.
-    let env = podman_env().unwrap_or_else(|why| panic!("no container tool works here: {why}"));
-    let mut podman = Podman {
-        env,
-        containers: Vec::new(),
-    };
+/// Builds `tidemark:e2e` from the repository's Dockerfile (target
+/// `runtime-prebuilt`) with the binary under test, in a build context under `work`.
+pub(crate) fn build_image(podman: &Podman, work: &Path) {
     // The build context: the Dockerfile as it is in the repository, the default
     // configuration, and the binary under test.
-    let dir = tempfile::tempdir().expect("tempdir");
-    let ctx = dir.path().join("ctx");
+    let ctx = work.join("ctx");
     std::fs::create_dir_all(ctx.join("docker/prebuilt")).expect("mkdir");
     std::fs::create_dir_all(ctx.join("conf")).expect("mkdir");
     std::fs::copy(
@@ -168,17 +202,22 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
         ctx.join("conf/server.toml"),
     )
     .expect("cp");
-    // Without its debug info (a debug build carries about 1 GB of it).
+    // Without its debug info (a debug build carries about 1 GB of it; the release
+    // binary has none). TIDEMARK_TEST_SERVER_BIN puts another build in the image.
+    let source = std::env::var_os("TIDEMARK_TEST_SERVER_BIN").map_or_else(
+        || PathBuf::from(env!("CARGO_BIN_EXE_tidemark")),
+        PathBuf::from,
+    );
     let binary = ctx.join("docker/prebuilt/tidemark");
     let stripped = Command::new("strip")
         .arg("--strip-debug")
         .arg("-o")
         .arg(&binary)
-        .arg(env!("CARGO_BIN_EXE_tidemark"))
+        .arg(&source)
         .status()
         .is_ok_and(|s| s.success());
     if !stripped {
-        std::fs::copy(env!("CARGO_BIN_EXE_tidemark"), &binary).expect("cp binary");
+        std::fs::copy(&source, &binary).expect("cp binary");
     }
     let context = ctx.display().to_string();
     let dockerfile = ctx.join("docker/Dockerfile").display().to_string();
@@ -196,6 +235,16 @@ async fn image_serves_checkpoints_and_restores_a_copied_volume() {
         &dockerfile,
         &context,
     ]);
+    let size = podman.ok(&["image", "inspect", "tidemark:e2e", "--format", "{{.Size}}"]);
+    eprintln!("image tidemark:e2e: {size} bytes");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn image_serves_checkpoints_and_restores_a_copied_volume() {
+    let _serial = serial().await;
+    let mut podman = Podman::new();
+    let dir = tempfile::tempdir().expect("tempdir");
+    build_image(&podman, dir.path());
     let user = podman.ok(&[
         "image",
         "inspect",

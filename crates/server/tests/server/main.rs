@@ -4,6 +4,7 @@ mod backup_guide;
 mod checkpoint;
 mod checkpoint_churn;
 mod checkpoint_loop;
+mod compose;
 mod container;
 mod crash_loop;
 mod disk_full;
