@@ -9,12 +9,20 @@
 //! the result's schema only: the plan keeps DataFusion's own (unique) names,
 //! so `SELECT 1, 2` may answer two columns both called `?column?`, as
 //! PostgreSQL does.
+//!
+//! DataFusion refuses a select list whose items it would name alike (`SELECT
+//! ts::text, ts`, `SELECT *, ts`, `SELECT 1, 1`, `SELECT a AS x, b AS x`: a cast
+//! takes its operand's name), where PostgreSQL answers columns of the same name.
+//! `name_columns` gives such items unique internal aliases before planning and
+//! the names PostgreSQL gives them to the result.
 
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::Statement;
+
+use crate::error::{ExecError, Result, sqlstate};
 
 /// PostgreSQL's name for a column it cannot name otherwise.
 const UNNAMED: &str = "?column?";
@@ -47,7 +55,32 @@ impl ColumnNames {
     }
 
     pub(crate) fn of_query(query: &ast::Query) -> Option<Self> {
-        let select = leftmost_select(&query.body)?;
+        let names = Self::of_select(leftmost_select(&query.body)?);
+        names.renames().then_some(names)
+    }
+
+    /// Whether any column is named otherwise than DataFusion would.
+    fn renames(&self) -> bool {
+        self.leading
+            .iter()
+            .chain(self.trailing.iter().flatten())
+            .any(Option::is_some)
+    }
+
+    /// The name of the select item at `index` is `name` (an item between two
+    /// wildcards cannot be named: its position in the result is not known here).
+    fn set(&mut self, index: usize, name: String, items: &[ast::SelectItem]) {
+        if index < self.leading.len() {
+            self.leading[index] = Some(name);
+        } else if let Some(trailing) = &mut self.trailing {
+            let from_end = items.len() - index;
+            if let Some(slot) = trailing.len().checked_sub(from_end) {
+                trailing[slot] = Some(name);
+            }
+        }
+    }
+
+    fn of_select(select: &ast::Select) -> Self {
         let wildcard = |item: &ast::SelectItem| {
             matches!(
                 item,
@@ -60,7 +93,7 @@ impl ColumnNames {
         };
         let items = &select.projection;
         let first_wildcard = items.iter().position(wildcard);
-        let names = match first_wildcard {
+        match first_wildcard {
             None => ColumnNames {
                 leading: items.iter().map(name).collect(),
                 trailing: None,
@@ -72,13 +105,7 @@ impl ColumnNames {
                     trailing: Some(items[last + 1..].iter().map(name).collect()),
                 }
             }
-        };
-        let renames = names
-            .leading
-            .iter()
-            .chain(names.trailing.iter().flatten())
-            .any(Option::is_some);
-        renames.then_some(names)
+        }
     }
 
     /// `schema` with these names; unchanged when its column count does not fit
@@ -116,6 +143,199 @@ impl ColumnNames {
             })
             .collect();
         Arc::new(Schema::new_with_metadata(fields, schema.metadata().clone()))
+    }
+}
+
+/// The names of `statement`'s result columns (as `ColumnNames::of`), after
+/// giving the select items DataFusion would name alike unique aliases, in
+/// every branch of the outermost query (SAMPLE BY and LATEST ON rewrite their
+/// select lists and are left as they are). An ORDER BY naming such an item
+/// names its alias; one naming two of them is ambiguous, as in PostgreSQL.
+pub(crate) fn name_columns(statement: &mut Statement) -> Result<Option<ColumnNames>> {
+    match statement {
+        Statement::Standard(s) => match s.as_mut() {
+            ast::Statement::Query(q) => name_query_columns(q),
+            _ => Ok(None),
+        },
+        other => Ok(ColumnNames::of(other)),
+    }
+}
+
+/// `name_columns` for a query (a cursor's).
+pub(crate) fn name_query_columns(query: &mut ast::Query) -> Result<Option<ColumnNames>> {
+    let Some(select) = leftmost_select(&query.body) else {
+        return Ok(None);
+    };
+    let mut names = ColumnNames::of_select(select);
+    // Bare names ORDER BY sorts by: a cast of such a column in the list would
+    // share its name with the column DataFusion adds to sort by.
+    let order_names: Vec<String> = match query.order_by.as_ref().map(|o| &o.kind) {
+        Some(ast::OrderByKind::Expressions(keys)) => keys
+            .iter()
+            .filter_map(|k| match &k.expr {
+                ast::Expr::Identifier(i) => Some(tidemark_parser::normalize_ident(i)),
+                _ => None,
+            })
+            .collect(),
+        _ => Vec::new(),
+    };
+    let mut leftmost: Option<Vec<Renamed>> = None;
+    for_each_select(&mut query.body, &mut |select| {
+        let sorted_by: &[String] = if leftmost.is_none() {
+            &order_names
+        } else {
+            &[]
+        };
+        let renamed = alias_alike_items(&mut select.projection, sorted_by);
+        if leftmost.is_none() {
+            for r in &renamed {
+                names.set(r.index, r.name.clone(), &select.projection);
+            }
+            leftmost = Some(renamed);
+        }
+    });
+    let renamed = leftmost.unwrap_or_default();
+    if let Some(order_by) = &mut query.order_by
+        && let ast::OrderByKind::Expressions(keys) = &mut order_by.kind
+    {
+        for key in keys {
+            let ast::Expr::Identifier(ident) = &key.expr else {
+                continue;
+            };
+            // ORDER BY a name sorts by the output column of that name (as in
+            // PostgreSQL), ambiguous when two different items carry it.
+            let name = tidemark_parser::normalize_ident(ident);
+            let mut named = renamed.iter().filter(|r| r.name == name);
+            if let Some(first) = named.next() {
+                if named.any(|other| other.expr != first.expr) {
+                    return Err(ExecError::new(
+                        sqlstate::AMBIGUOUS_COLUMN,
+                        format!("ORDER BY \"{name}\" is ambiguous"),
+                    ));
+                }
+                key.expr = ast::Expr::Identifier(first.alias.clone());
+            }
+        }
+    }
+    Ok(names.renames().then_some(names))
+}
+
+/// A select item given an internal alias: where it is, the name its column
+/// takes, its expression and the internal alias.
+struct Renamed {
+    index: usize,
+    name: String,
+    expr: ast::Expr,
+    alias: ast::Ident,
+}
+
+/// Calls `f` on every SELECT of a set operation, the leftmost first.
+fn for_each_select(body: &mut ast::SetExpr, f: &mut dyn FnMut(&mut ast::Select)) {
+    match body {
+        ast::SetExpr::Select(s) => f(s),
+        ast::SetExpr::Query(q) => for_each_select(&mut q.body, f),
+        ast::SetExpr::SetOperation { left, right, .. } => {
+            for_each_select(left, f);
+            for_each_select(right, f);
+        }
+        _ => {}
+    }
+}
+
+/// Gives the items DataFusion would name alike an internal alias each.
+/// Alike: the same expression once casts are set aside (DataFusion names
+/// `CAST(x AS T)` `x`), the same column, or the same alias; next to a
+/// wildcard, every column and alias (the wildcard may hold a column of that
+/// name, which DataFusion refuses beside an unqualified one); and a cast of a
+/// column `sorted_by` names.
+fn alias_alike_items(items: &mut [ast::SelectItem], sorted_by: &[String]) -> Vec<Renamed> {
+    let wildcard = |item: &ast::SelectItem| {
+        matches!(
+            item,
+            ast::SelectItem::Wildcard(_) | ast::SelectItem::QualifiedWildcard(..)
+        )
+    };
+    let wildcards = items.iter().position(wildcard).map(|first| {
+        let last = items.iter().rposition(wildcard).unwrap_or(first);
+        first..=last
+    });
+    let keys: Vec<Option<(String, bool)>> = items
+        .iter()
+        .map(|item| match item {
+            ast::SelectItem::UnnamedExpr(e) => Some(planned_name(e)),
+            ast::SelectItem::ExprWithAlias { alias, .. } => {
+                Some((tidemark_parser::normalize_ident(alias), true))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut renamed = Vec::new();
+    for (index, item) in items.iter_mut().enumerate() {
+        let Some((key, column_like)) = &keys[index] else {
+            continue;
+        };
+        // Between two wildcards an item's place in the result is not known.
+        if wildcards.as_ref().is_some_and(|w| w.contains(&index)) {
+            continue;
+        }
+        let alike = keys
+            .iter()
+            .enumerate()
+            .any(|(other, k)| other != index && k.as_ref().is_some_and(|(k, _)| k == key));
+        let cast_of_sorted = *column_like
+            && matches!(item, ast::SelectItem::UnnamedExpr(e) if !is_column(e))
+            && sorted_by.contains(key);
+        if !(alike || cast_of_sorted || (wildcards.is_some() && *column_like)) {
+            continue;
+        }
+        let alias = ast::Ident::with_quote('"', format!("?tidemark column {index}?"));
+        let (expr, name) =
+            match std::mem::replace(item, ast::SelectItem::Wildcard(Default::default())) {
+                ast::SelectItem::UnnamedExpr(e) => {
+                    let name = figure(&e).0;
+                    (e, name)
+                }
+                ast::SelectItem::ExprWithAlias { expr, alias } => {
+                    (expr, tidemark_parser::normalize_ident(&alias))
+                }
+                other => {
+                    *item = other;
+                    continue;
+                }
+            };
+        *item = ast::SelectItem::ExprWithAlias {
+            expr: expr.clone(),
+            alias: alias.clone(),
+        };
+        renamed.push(Renamed {
+            index,
+            name,
+            expr,
+            alias,
+        });
+    }
+    renamed
+}
+
+fn is_column(e: &ast::Expr) -> bool {
+    matches!(
+        e,
+        ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
+    )
+}
+
+/// About the name DataFusion gives an unaliased item, and whether it is a
+/// column's: casts and parentheses set aside, a column by its last name part.
+fn planned_name(e: &ast::Expr) -> (String, bool) {
+    use ast::Expr;
+    match e {
+        Expr::Nested(inner) | Expr::Cast { expr: inner, .. } => planned_name(inner),
+        Expr::Identifier(i) => (tidemark_parser::normalize_ident(i), true),
+        Expr::CompoundIdentifier(parts) => match parts.last() {
+            Some(i) => (tidemark_parser::normalize_ident(i), true),
+            None => (String::new(), false),
+        },
+        other => (other.to_string().to_lowercase(), false),
     }
 }
 

@@ -73,7 +73,7 @@ pub(crate) async fn declare(session: &mut Session, mut stmts: Vec<ast::Declare>)
     let (Some(d), true) = (stmts.pop(), stmts.is_empty()) else {
         return Err(not_supported("DECLARE of several names"));
     };
-    let (Some(ast::DeclareType::Cursor), Some(query), [name]) =
+    let (Some(ast::DeclareType::Cursor), Some(mut query), [name]) =
         (&d.declare_type, d.for_query, d.names.as_slice())
     else {
         return Err(not_supported(
@@ -101,7 +101,7 @@ pub(crate) async fn declare(session: &mut Session, mut stmts: Vec<ast::Declare>)
             format!("cursor \"{name}\" already exists"),
         ));
     }
-    let names = crate::column_names::ColumnNames::of_query(&query);
+    let names = crate::column_names::name_query_columns(&mut query)?;
     let (schema, rows) = session.stream_query(ast::Statement::Query(query)).await?;
     let schema = match names {
         Some(names) => names.apply(&schema),

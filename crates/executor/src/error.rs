@@ -12,6 +12,7 @@ pub mod sqlstate {
     pub const SYNTAX_ERROR: &str = "42601";
     pub const UNDEFINED_TABLE: &str = "42P01";
     pub const UNDEFINED_COLUMN: &str = "42703";
+    pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const UNDEFINED_FUNCTION: &str = "42883";
     pub const DUPLICATE_TABLE: &str = "42P07";

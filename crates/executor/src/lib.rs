@@ -28,6 +28,7 @@ mod insert;
 mod latest;
 pub mod params;
 mod partition_query;
+mod pg_casts;
 pub mod pg_catalog;
 mod pg_functions;
 mod pg_settings;

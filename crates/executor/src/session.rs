@@ -405,8 +405,8 @@ impl Session {
         Ok(())
     }
 
-    async fn execute_statement(&mut self, s: Statement) -> Result<Output> {
-        let names = ColumnNames::of(&s);
+    async fn execute_statement(&mut self, mut s: Statement) -> Result<Output> {
+        let names = crate::column_names::name_columns(&mut s)?;
         let output = self.dispatch(s).await?;
         Ok(output.named(names.as_ref()))
     }
@@ -861,6 +861,7 @@ impl Session {
             .enable_round_robin_repartition = false;
         let ctx = SessionContext::new_with_config(config);
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
+        ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCasts));
         ctx.register_udtf(
             "checkpoint_status",
             Arc::new(crate::checkpoint::CheckpointStatusFunction {

@@ -4,6 +4,7 @@
 //! [`TimestampLiterals`] applies it to string literals cast to a timestamp (an
 //! explicit `::timestamp`, or the cast a comparison with a timestamp column
 //! gets), and INSERT's conversion applies it to values (`convert.rs`).
+//! (The other way, timestamps cast to text: `pg_casts`.)
 
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;

@@ -87,7 +87,7 @@ impl Session {
                 "cannot insert multiple commands into a prepared statement",
             ));
         }
-        let Some(statement) = statements.pop() else {
+        let Some(mut statement) = statements.pop() else {
             return Ok(Prepared {
                 statement: None,
                 wants_catalog,
@@ -98,6 +98,7 @@ impl Session {
             });
         };
         self.wants_catalog = wants_catalog;
+        let names = crate::column_names::name_columns(&mut statement)?.map(Arc::new);
         let planned = self.plan_query(&statement).await;
         let param_types = self.infer_param_types(&statement, planned.as_ref()).await;
         let insert = match &statement {
@@ -110,7 +111,7 @@ impl Session {
             .and_then(PlannedQuery::new)
             .map(|p| Arc::new(PlanSlot::new(p)));
         Ok(Prepared {
-            names: ColumnNames::of(&statement).map(Arc::new),
+            names,
             statement: Some(Arc::new(statement)),
             wants_catalog,
             insert,

@@ -479,3 +479,83 @@ async fn a_catalog_name_in_a_string_does_not_make_a_catalog_query() {
         "catalog tables are made per snapshot: planned at each execution"
     );
 }
+
+/// Select lists whose items DataFusion would name alike (a cast takes its
+/// operand's name; a wildcard holds the column) run, simple and prepared, and
+/// answer PostgreSQL's names, duplicates included, with the values in place.
+#[tokio::test]
+async fn select_items_of_the_same_name_run_as_in_postgres() {
+    let (mut s, _dir) = session().await;
+    s.execute(
+        "CREATE TABLE d (ts TIMESTAMP, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
+         INSERT INTO d VALUES ('2026-11-21 10:00:00', 1.5)",
+    )
+    .await
+    .expect("setup");
+    for (sql, columns, values) in [
+        (
+            "SELECT price::text, price FROM d",
+            vec!["price", "price"],
+            vec!["1.5", "1.5"],
+        ),
+        (
+            "SELECT *, price FROM d",
+            vec!["ts", "price", "price"],
+            vec!["2026-11-21 10:00:00", "1.5", "1.5"],
+        ),
+        ("SELECT 1, 1", vec!["?column?", "?column?"], vec!["1", "1"]),
+        (
+            "SELECT count(*), count(*) FROM d",
+            vec!["count", "count"],
+            vec!["1", "1"],
+        ),
+        (
+            "SELECT price AS x, price * 2 AS x FROM d",
+            vec!["x", "x"],
+            vec!["1.5", "3"],
+        ),
+        (
+            "SELECT price AS ts, * FROM d ORDER BY ts",
+            vec!["ts", "ts", "price"],
+            vec!["1.5", "2026-11-21 10:00:00", "1.5"],
+        ),
+        (
+            "SELECT 1, 1 UNION ALL SELECT 2, 2 ORDER BY 1",
+            vec!["?column?", "?column?"],
+            vec!["1", "1"],
+        ),
+    ] {
+        let out = s
+            .execute(sql)
+            .await
+            .unwrap_or_else(|e| panic!("{sql}: {e}"))
+            .pop()
+            .expect("one output");
+        let Output::Rows { schema, rows } = out else {
+            panic!("{sql}: {out:?}")
+        };
+        let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+        assert_eq!(names, columns, "{sql}");
+        let got = text_rows(&rows.collect().await.expect("rows"));
+        let values: Vec<Option<String>> = values.iter().map(|v| Some(v.to_string())).collect();
+        assert_eq!(got[0], values, "{sql}");
+
+        let p = s
+            .prepare(sql)
+            .await
+            .unwrap_or_else(|e| panic!("prepare {sql}: {e}"));
+        let described = s
+            .describe(&p, None)
+            .await
+            .unwrap_or_else(|e| panic!("describe {sql}: {e}"))
+            .unwrap_or_else(|| panic!("{sql} returns rows"));
+        let names: Vec<&str> = described
+            .fields()
+            .iter()
+            .map(|f| f.name().as_str())
+            .collect();
+        assert_eq!(names, columns, "described: {sql}");
+        let prepared = prepared_rows(&mut s, &p, &[]).await;
+        assert_eq!(prepared, got, "prepared: {sql}");
+    }
+}

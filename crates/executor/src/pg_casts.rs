@@ -1,0 +1,143 @@
+//! Casts that PostgreSQL does otherwise than Arrow, made to match after type
+//! coercion by one analyzer rule, [`PgCasts`]:
+//! - a timestamp cast to text (`ts::text`, `CAST(ts AS VARCHAR)`, the cast
+//!   `'at ' || ts` gets) reads as PostgreSQL and the wire protocol print it,
+//!   `2026-11-21 10:00:00.5`, not as Arrow's `2026-11-21T10:00:00.500`;
+//! - a float cast to an integer is rounded to the nearest integer, ties to
+//!   even (`1.5::int` is 2, `2.5::int` is 2), as PostgreSQL's `rint` does;
+//!   Arrow truncates.
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ExprSchema, Result, ScalarValue, exec_err};
+use datafusion::logical_expr::expr::Cast;
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarUDF, Volatility, create_udf,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct PgCasts;
+
+impl AnalyzerRule for PgCasts {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|p| {
+            // The schema the plan's expressions read (its inputs'; a scan's own).
+            let mut schema = DFSchema::empty();
+            for input in p.inputs() {
+                schema.merge(input.schema());
+            }
+            if p.inputs().is_empty() {
+                schema.merge(p.schema());
+            }
+            // A rewritten cast must not rename the column it makes.
+            let names = NamePreserver::new(&p);
+            p.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(|e| rewrite(e, &schema))?
+                    .update_data(|e| name.restore(e)))
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "tidemark_pg_casts"
+    }
+}
+
+fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
+    let Expr::Cast(Cast { expr, field }) = &e else {
+        return Ok(Transformed::no(e));
+    };
+    let to = field.data_type();
+    // An expression whose type cannot be told here keeps Arrow's cast.
+    let Ok(from) = expr.get_type(schema) else {
+        return Ok(Transformed::no(e));
+    };
+    let operand = expr.as_ref().clone();
+    Ok(match (&from, to) {
+        (
+            DataType::Timestamp(unit, None),
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8,
+        ) => {
+            let micros = match unit {
+                TimeUnit::Microsecond => operand,
+                _ => operand.cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None), schema)?,
+            };
+            let text = timestamp_text_udf().call(vec![micros]);
+            Transformed::yes(match to {
+                DataType::Utf8 => text,
+                other => text.cast_to(other, schema)?,
+            })
+        }
+        (
+            DataType::Float16 | DataType::Float32 | DataType::Float64,
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64,
+        ) => {
+            let float = operand.cast_to(&DataType::Float64, schema)?;
+            let rounded = rint_udf().call(vec![float]);
+            Transformed::yes(rounded.cast_to(to, schema)?)
+        }
+        _ => Transformed::no(e),
+    })
+}
+
+/// `tidemark_timestamp_text(ts)`: a microsecond timestamp as PostgreSQL's text.
+fn timestamp_text_udf() -> ScalarUDF {
+    static UDF: LazyLock<ScalarUDF> = LazyLock::new(|| {
+        create_udf(
+            "tidemark_timestamp_text",
+            vec![DataType::Timestamp(TimeUnit::Microsecond, None)],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| match args {
+                [ColumnarValue::Array(a)] => {
+                    let Some(ts) = a.as_primitive_opt::<TimestampMicrosecondType>() else {
+                        return exec_err!("tidemark_timestamp_text of {}", a.data_type());
+                    };
+                    let text: StringArray =
+                        ts.iter().map(|v| v.map(crate::text::timestamp)).collect();
+                    Ok(ColumnarValue::Array(Arc::new(text) as ArrayRef))
+                }
+                [ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(v, None))] => Ok(
+                    ColumnarValue::Scalar(ScalarValue::Utf8(v.map(crate::text::timestamp))),
+                ),
+                other => exec_err!("tidemark_timestamp_text of {other:?}"),
+            }),
+        )
+    });
+    UDF.clone()
+}
+
+/// `tidemark_rint(x)`: the nearest integer, ties to even (C's `rint`).
+fn rint_udf() -> ScalarUDF {
+    static UDF: LazyLock<ScalarUDF> = LazyLock::new(|| {
+        create_udf(
+            "tidemark_rint",
+            vec![DataType::Float64],
+            DataType::Float64,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| match args {
+                [ColumnarValue::Array(a)] => {
+                    let Some(x) = a.as_primitive_opt::<Float64Type>() else {
+                        return exec_err!("tidemark_rint of {}", a.data_type());
+                    };
+                    let rounded: Float64Array = x.unary(f64::round_ties_even);
+                    Ok(ColumnarValue::Array(Arc::new(rounded) as ArrayRef))
+                }
+                [ColumnarValue::Scalar(ScalarValue::Float64(v))] => Ok(ColumnarValue::Scalar(
+                    ScalarValue::Float64(v.map(f64::round_ties_even)),
+                )),
+                other => exec_err!("tidemark_rint of {other:?}"),
+            }),
+        )
+    });
+    UDF.clone()
+}
