@@ -22,10 +22,13 @@
 //! - ORDER BY an expression with a subquery (Grafana's table list), which
 //!   DataFusion cannot sort by: the keys become columns of an inner query.
 //! - `pg_class.reloptions` and `relacl`, which the catalog lacks: NULL, as
-//!   PostgreSQL has them for a table without storage options or grants.
+//!   PostgreSQL has them for a table without storage options or grants; and
+//!   `unnest` of them in FROM yields no row.
 //! - `pg_settings` reads the session's settings (`pg_settings.rs`).
 //! - `information_schema.columns` becomes a view of DataFusion's with
 //!   PostgreSQL's type names (`double precision`, not `Float64`) and `udt_name`.
+//! - `pg_table_size`, `pg_relation_size`, `pg_total_relation_size` of a
+//!   `pg_class` oid or a table's name: the table's bytes on disk.
 //! - `LIKE ... ESCAPE 'c'` with an escape character other than backslash
 //!   (SQLAlchemy escapes with `/`): the pattern's escapes become backslashes.
 
@@ -244,6 +247,21 @@ fn function_in_from(
 ) -> Option<ast::TableFactor> {
     let alias = alias.as_mut().filter(|a| a.columns.is_empty())?;
     let function = name.0.last()?.as_ident()?.value.to_ascii_lowercase();
+    // `unnest(tc.reloptions) x` (psql's `\d+`): the column is NULL for every
+    // Tidemark table, so the function yields no row.
+    if function == "unnest"
+        && let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = args.args.as_slice()
+        && names_unset_column(arg)
+    {
+        let empty = format!("SELECT CAST(NULL AS TEXT) AS {} WHERE false", alias.name);
+        let subquery = crate::rewrite::parse_query(&empty).ok()?;
+        return Some(ast::TableFactor::Derived {
+            lateral: false,
+            subquery,
+            alias: Some(alias.clone()),
+            sample: None,
+        });
+    }
     if function == "generate_series" {
         alias.columns.push(ast::TableAliasColumnDef::from_name(
             alias.name.value.clone(),
@@ -320,6 +338,11 @@ fn rewrite_expr(e: &mut ast::Expr) {
                 *e = subquery;
             }
         }
+        ast::Expr::Function(f) if relation_size_of(f).is_some() => {
+            if let Some(call) = relation_size_of(f) {
+                *e = call;
+            }
+        }
         ast::Expr::Function(f) => {
             let Some(name) = function_name(f) else { return };
             let Some(vector) = single_vector_argument(f) else {
@@ -366,6 +389,81 @@ fn rewrite_expr(e: &mut ast::Expr) {
         }
         _ => {}
     }
+}
+
+/// `pg_table_size(c.oid)` (psql's `\dt+`), `pg_relation_size('t')`,
+/// `pg_total_relation_size('t'::regclass)` as `tidemark_relation_size` of the
+/// table's name (`c.relname` for a `pg_class` row's oid): the bytes on disk.
+/// Tidemark has no indexes or TOAST, so the three are the same.
+fn relation_size_of(f: &ast::Function) -> Option<ast::Expr> {
+    let name = function_name(f)?;
+    if !matches!(
+        name.as_str(),
+        "pg_table_size" | "pg_relation_size" | "pg_total_relation_size"
+    ) {
+        return None;
+    }
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = list.args.as_slice() else {
+        return None;
+    };
+    let mut arg = arg;
+    while let ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) = arg {
+        arg = expr;
+    }
+    let relation = match arg {
+        ast::Expr::CompoundIdentifier(parts)
+            if parts.len() == 2 && parts[1].value.eq_ignore_ascii_case("oid") =>
+        {
+            format!("{}.relname", parts[0])
+        }
+        ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_)) => {
+            v.to_string()
+        }
+        // `'t'::regclass`, which datafusion-pg-catalog has made a lookup of
+        // `c.oid` in pg_class (taken with `first_value` above): the same
+        // lookup of `c.relname`.
+        ast::Expr::Subquery(q) => {
+            let mut q = q.clone();
+            let ast::SetExpr::Select(select) = q.body.as_mut() else {
+                return None;
+            };
+            let [ast::SelectItem::UnnamedExpr(item)] = select.projection.as_mut_slice() else {
+                return None;
+            };
+            let looked_up = match item {
+                ast::Expr::Function(f) if function_name(f).as_deref() == Some("first_value") => {
+                    match &mut f.args {
+                        ast::FunctionArguments::List(list) => match list.args.as_mut_slice() {
+                            [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] => arg,
+                            _ => return None,
+                        },
+                        _ => return None,
+                    }
+                }
+                other => other,
+            };
+            let ast::Expr::CompoundIdentifier(parts) = looked_up else {
+                return None;
+            };
+            let [_, column] = parts.as_mut_slice() else {
+                return None;
+            };
+            if !column.value.eq_ignore_ascii_case("oid") {
+                return None;
+            }
+            *column = ast::Ident::new("relname");
+            format!("({q})")
+        }
+        _ => return None,
+    };
+    crate::rewrite::parse_expr(&format!(
+        "{}(CAST({relation} AS TEXT))",
+        crate::system::RELATION_SIZE
+    ))
+    .ok()
 }
 
 /// `ARRAY(SELECT x FROM ...)` (psql's `\du`, `\d+`) as `(SELECT array_agg(x)
@@ -556,6 +654,23 @@ mod tests {
         };
         rewrite(&mut s);
         s.to_string()
+    }
+
+    #[test]
+    fn relation_sizes_and_storage_options_of_psql_describe() {
+        assert_eq!(
+            rewritten("SELECT pg_table_size(c.oid), pg_relation_size('t') FROM pg_class c"),
+            "SELECT tidemark_relation_size(CAST(c.relname AS TEXT)), \
+             tidemark_relation_size(CAST('t' AS TEXT)) FROM pg_class c"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT array(SELECT 'toast.' || x FROM pg_catalog.unnest(tc.reloptions) x) \
+                 FROM pg_class tc"
+            ),
+            "SELECT (SELECT array_agg('toast.' || x) FROM \
+             (SELECT CAST(NULL AS TEXT) AS x WHERE false) x) FROM pg_class tc"
+        );
     }
 
     #[test]

@@ -11,6 +11,8 @@
 //! - `pg_get_function_result`/`pg_get_function_arguments`: psql's `\df`; NULL,
 //!   there are no user-defined functions.
 //! - `pg_size_pretty(bytes)`: psql's `\dt+`.
+//! - `obj_description`, `col_description`, `shobj_description`: psql's `\d+`
+//!   and `\dt+`; NULL, Tidemark keeps no comments.
 //! - `pg_collation_is_visible(oid)`, `pg_function_is_visible(oid)`,
 //!   `pg_type_is_visible(oid)`: true, everything is on the search path.
 //! - `json_build_object(key, value, ...)`: a JSON object as text.
@@ -186,6 +188,11 @@ pub(crate) fn register(ctx: &SessionContext) {
     // Tidemark has no user-defined functions; psql's `\df` lists none.
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_function_result")));
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_function_arguments")));
+    // Tidemark keeps no comments (COMMENT ON): psql's `\d+` and `\dt+` show
+    // empty descriptions, as PostgreSQL does for objects without one.
+    for name in ["obj_description", "col_description", "shobj_description"] {
+        ctx.register_udf(ScalarUDF::from(NullText::new(name)));
+    }
     ctx.register_udf(create_udf(
         "pg_size_pretty",
         vec![DataType::Int64],

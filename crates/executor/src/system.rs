@@ -1,17 +1,22 @@
-//! System table functions: `tables()` and `table_partitions('t')`.
+//! System table functions: `tables()` and `table_partitions('t')`; and
+//! `tidemark_relation_size('t')`, what `pg_table_size`, `pg_relation_size` and
+//! `pg_total_relation_size` become (`catalog_rewrite.rs`): a table's bytes on
+//! disk, NULL for a name that is not a table.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, StringArray, TimestampMicrosecondArray,
+};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{TableFunctionImpl, TableProvider};
-use datafusion::common::{ScalarValue, plan_err};
+use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::Expr;
+use datafusion::logical_expr::{ColumnarValue, Expr, ScalarUDF, Volatility, create_udf};
 use tidemark_storage::Snapshot;
 
 use crate::error::{ExecError, sqlstate};
@@ -24,8 +29,46 @@ pub(crate) fn register(ctx: &SessionContext, snapshot: Snapshot) {
             snapshot: snapshot.clone(),
         }),
     );
-    ctx.register_udtf("table_partitions", Arc::new(TablePartitions { snapshot }));
+    ctx.register_udtf(
+        "table_partitions",
+        Arc::new(TablePartitions {
+            snapshot: snapshot.clone(),
+        }),
+    );
+    ctx.register_udf(relation_size(snapshot));
 }
+
+/// `tidemark_relation_size(name)`: the bytes on disk of the table `name` in
+/// the statement's snapshot (NULL for anything else: a view of the catalog).
+fn relation_size(snapshot: Snapshot) -> ScalarUDF {
+    create_udf(
+        RELATION_SIZE,
+        vec![DataType::Utf8],
+        DataType::Int64,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let size = |name: Option<&str>| {
+                name.and_then(|n| snapshot.table(n))
+                    .map(|t| i64::try_from(t.disk_size()).unwrap_or(i64::MAX))
+            };
+            match args {
+                [ColumnarValue::Array(a)] => {
+                    let Some(names) = a.as_string_opt::<i32>() else {
+                        return exec_err!("{RELATION_SIZE} of {}", a.data_type());
+                    };
+                    let sizes: Int64Array = names.iter().map(size).collect();
+                    Ok(ColumnarValue::Array(Arc::new(sizes) as ArrayRef))
+                }
+                [ColumnarValue::Scalar(ScalarValue::Utf8(name))] => Ok(ColumnarValue::Scalar(
+                    ScalarValue::Int64(size(name.as_deref())),
+                )),
+                other => exec_err!("{RELATION_SIZE} of {other:?}"),
+            }
+        }),
+    )
+}
+
+pub(crate) const RELATION_SIZE: &str = "tidemark_relation_size";
 
 fn ts_field(name: &str) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true)

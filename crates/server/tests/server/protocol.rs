@@ -525,6 +525,14 @@ fn psql_describes_tables() {
         .arg("CREATE TABLE quotes (ts TIMESTAMP, sym SYMBOL, bid DOUBLE) TIMESTAMP(ts) PARTITION BY DAY")
         .args(["-c", "\\dt", "-c", "\\d quotes", "-c", "\\dn", "-c", "\\l", "-c", "\\df"])
         .args(["-c", "\\du"])
+        .args(["-c", "INSERT INTO quotes VALUES ('2026-11-21T10:00:00', 'A', 1.5)"])
+        .args(["-c", "CHECKPOINT", "-c", "\\d+ quotes", "-c", "\\dt+"])
+        .args([
+            "-c",
+            "SELECT CASE WHEN pg_total_relation_size('quotes') > 0 \
+             AND pg_relation_size('quotes'::regclass) = pg_table_size('quotes') \
+             THEN 'sizes-ok' ELSE 'sizes-wrong' END",
+        ])
         .output()
         .expect("psql");
     let stdout = String::from_utf8_lossy(&out.stdout);
@@ -533,6 +541,21 @@ fn psql_describes_tables() {
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // \d+: the extra columns; \dt+: the table's size on disk, never "0 bytes".
+    assert!(
+        stdout.contains(" Stats target | Description"),
+        "\\d+ quotes in\n{stdout}"
+    );
+    let sized = stdout
+        .lines()
+        .find(|l| l.contains("quotes") && l.contains("permanent"));
+    assert!(
+        sized.is_some_and(
+            |l| (l.contains(" bytes") || l.contains(" kB")) && !l.contains("| 0 bytes")
+        ),
+        "\\dt+ gives the table's size in\n{stdout}"
+    );
+    assert!(stdout.contains("sizes-ok"), "relation sizes in\n{stdout}");
     for expected in [
         "public | quotes | table",
         "Table \"public.quotes\"",
