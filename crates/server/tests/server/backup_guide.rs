@@ -8,8 +8,9 @@ use tokio_postgres::NoTls;
 
 use crate::harness::{SeqWriter, Server, assert_gapless_prefix};
 
-/// The bash block that follows `<!-- procedure: NAME -->` in the guide.
-fn procedure(name: &str) -> String {
+/// The bash block that follows `<!-- procedure: NAME -->` in the guide (also
+/// the Docker blocks `compose.rs` runs).
+pub(crate) fn procedure(name: &str) -> String {
     let guide = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("../../docs/backup-guide.md"),
     )

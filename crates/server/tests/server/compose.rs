@@ -20,6 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::{Duration, Instant};
 
+use crate::backup_guide::procedure;
 use crate::container::{
     Podman, build_image, chown_to_image_user, connect_as_when_ready, free_port, psql_as, repo,
     serial,
@@ -128,25 +129,6 @@ fn wait_healthy(podman: &Podman, container: &str) {
     }
 }
 
-/// The bash block after `<!-- procedure: NAME -->` in the backup guide.
-fn guide_block(name: &str) -> String {
-    let guide =
-        std::fs::read_to_string(repo().join("docs/backup-guide.md")).expect("backup-guide.md");
-    let marker = format!("<!-- procedure: {name} -->");
-    let after = guide
-        .split_once(&marker)
-        .unwrap_or_else(|| panic!("the guide has no {marker}"))
-        .1;
-    let body = after
-        .split_once("```bash\n")
-        .expect("a bash block after the marker")
-        .1;
-    body.split_once("```")
-        .expect("the block ends")
-        .0
-        .to_string()
-}
-
 /// `docker` for the guide's blocks: podman, every `run` on the host network with
 /// the server's listen addresses on this test's ports (for the `tidemark` image;
 /// a `cp` container ignores them), published ports (`-p`) dropped.
@@ -190,7 +172,7 @@ fn run_guide_block(
     env: &[(&str, String)],
 ) -> String {
     let script = cwd.join(format!("{name}.sh"));
-    std::fs::write(&script, guide_block(name)).expect("write script");
+    std::fs::write(&script, procedure(name)).expect("write script");
     let path = format!(
         "{}:{}",
         bin.display(),
