@@ -915,11 +915,20 @@ mod tests {
                                 prop_assert_eq!(a.timestamp, b.timestamp);
                             }
                         } else {
+                            // A quoted string holding a newline: the reference's
+                            // splitter (InfluxDB's Go heuristic, which counts a comma
+                            // in a field key as a separator) may cut the line at that
+                            // newline; we read the string to its closing quote.
+                            let multiline_string = lines.iter().any(|l| {
+                                l.fields.iter().any(|(_, v)| {
+                                    matches!(v, FieldValue::String(s) if s.contains('\n'))
+                                })
+                            });
                             for l in theirs.iter().filter_map(|l| l.as_ref().err()) {
                                 let why = l.to_string();
                                 prop_assert!(
                                     why.contains("entire line") || why.contains("floating-point")
-                                        || why.contains("parsing error"),
+                                        || why.contains("parsing error") || multiline_string,
                                     "we accept what the reference refuses: {why}"
                                 );
                             }
