@@ -420,6 +420,11 @@ impl<'a> LineReader<'a> {
         if self.pos == start {
             return Err(self.unexpected(part.describe()));
         }
+        // A backslash kept as itself (`\\` before a separator) may not end a
+        // name: InfluxDB refuses it too.
+        if self.bytes[self.pos - 1] == b'\\' {
+            return Err(format!("{} ends with a backslash", part.describe()));
+        }
         Ok(match owned {
             Some(mut s) => {
                 s.push_str(&self.text[run..self.pos]);
@@ -738,6 +743,8 @@ mod tests {
         assert!(reason("cpu usage=1 1 2").contains("expected the end of the line"));
         assert!(reason("cpu s=\"open").contains("no closing quote"));
         assert!(reason("cpu\\").contains("ends with a backslash"));
+        assert!(reason("cpu\\\\,t=1 f=1").contains("ends with a backslash"));
+        assert!(reason("cpu usage\\\\=1").contains("ends with a backslash"));
         assert!(reason(",t=1 f=1").contains("expected a measurement"));
         assert!(reason("c\0pu f=1").contains("NUL"));
     }
