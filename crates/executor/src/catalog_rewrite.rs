@@ -31,6 +31,14 @@
 //!   `pg_class` oid or a table's name: the table's bytes on disk.
 //! - `LIKE ... ESCAPE 'c'` with an escape character other than backslash
 //!   (SQLAlchemy escapes with `/`): the pattern's escapes become backslashes.
+//! - `information_schema._pg_expandarray(indkey)` (pgJDBC's `getPrimaryKeys`,
+//!   `getIndexInfo`, `getBestRowIdentifier`): the unnested `{x, n}` rows of
+//!   `tidemark_expand_array`, and a record's field `(e).x` as `e['x']`.
+//!   Subscripts of `int2vector`/`oidvector` columns (`indoption[k]`, also through
+//!   an alias the query gives them) count from 0 as in PostgreSQL.
+//! - `typinput = 'pg_catalog.array_in'::regproc` (pgJDBC's type cache): the
+//!   catalog keeps `regproc` columns as the function's name, so the name is
+//!   compared.
 
 use std::ops::ControlFlow;
 
@@ -47,6 +55,22 @@ const VECTOR_COLUMNS: &[&str] = &[
     "conpfeqop",
     "conppeqop",
     "conffeqop",
+];
+
+/// The vector columns that are `int2vector`/`oidvector` in PostgreSQL, whose
+/// subscripts start at 0 (the others are arrays, from 1).
+const ZERO_BASED_VECTOR_COLUMNS: &[&str] = &["indkey", "indclass", "indoption", "indcollation"];
+
+/// `pg_type` columns of type `regproc`, which the catalog keeps as the name of
+/// the function.
+const REGPROC_COLUMNS: &[&str] = &[
+    "typinput",
+    "typoutput",
+    "typreceive",
+    "typsend",
+    "typmodin",
+    "typmodout",
+    "typanalyze",
 ];
 
 /// `pg_class` columns missing from the catalog, NULL for every Tidemark table
@@ -82,10 +106,73 @@ const COLUMNS_VIEW: &str = "SELECT table_catalog, table_schema, table_name, colu
 /// Applies the rewrites above to `statement`.
 pub(crate) fn rewrite(statement: &mut ast::Statement) {
     let _ = ast::VisitMut::visit(statement, &mut Relations);
+    let vectors = Vectors::of(statement);
     let _ = ast::visit_expressions_mut(statement, |e| {
-        rewrite_expr(e);
+        rewrite_expr(e, &vectors);
         ControlFlow::<()>::Continue(())
     });
+}
+
+/// The names under which a statement reads the catalog's vector columns: the
+/// columns themselves and the aliases its select lists give them (pgJDBC's
+/// `i.indoption AS I_INDOPTION`, subscripted by an outer query), each with
+/// whether its subscripts count from 0.
+struct Vectors {
+    aliases: Vec<(String, bool)>,
+}
+
+impl Vectors {
+    fn of(statement: &ast::Statement) -> Vectors {
+        struct Aliases(Vec<(String, bool)>);
+        impl ast::Visitor for Aliases {
+            type Break = ();
+            fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<()> {
+                if let ast::SetExpr::Select(select) = query.body.as_ref() {
+                    for item in &select.projection {
+                        if let ast::SelectItem::ExprWithAlias { expr, alias } = item
+                            && let Some(zero_based) = Vectors::column_zero_based(expr)
+                        {
+                            self.0.push((alias.value.to_ascii_lowercase(), zero_based));
+                        }
+                    }
+                }
+                ControlFlow::Continue(())
+            }
+        }
+        let mut aliases = Aliases(Vec::new());
+        let _ = ast::Visit::visit(statement, &mut aliases);
+        Vectors { aliases: aliases.0 }
+    }
+
+    /// Whether `e` names one of the catalog's vector columns, and if so whether
+    /// it is a 0-based one.
+    fn column_zero_based(e: &ast::Expr) -> Option<bool> {
+        let name = last_name(e)?;
+        VECTOR_COLUMNS
+            .contains(&name.as_str())
+            .then(|| ZERO_BASED_VECTOR_COLUMNS.contains(&name.as_str()))
+    }
+
+    /// Like `column_zero_based`, for a column or an alias of one.
+    fn zero_based(&self, e: &ast::Expr) -> Option<bool> {
+        Self::column_zero_based(e).or_else(|| {
+            let name = last_name(e)?;
+            self.aliases
+                .iter()
+                .find(|(alias, _)| *alias == name)
+                .map(|(_, zero_based)| *zero_based)
+        })
+    }
+}
+
+/// The last part of a (compound) identifier, lowercased.
+fn last_name(e: &ast::Expr) -> Option<String> {
+    let last = match e {
+        ast::Expr::Identifier(i) => i,
+        ast::Expr::CompoundIdentifier(parts) => parts.last()?,
+        _ => return None,
+    };
+    Some(last.value.to_ascii_lowercase())
 }
 
 /// The rewrites of relations and whole queries: `information_schema.columns` by
@@ -289,7 +376,7 @@ fn function_in_from(
     })
 }
 
-fn rewrite_expr(e: &mut ast::Expr) {
+fn rewrite_expr(e: &mut ast::Expr, vectors: &Vectors) {
     match e {
         ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) if names_unset_column(e) => {
             *e = ast::Expr::Value(ast::Value::Null.with_empty_span());
@@ -303,6 +390,28 @@ fn rewrite_expr(e: &mut ast::Expr) {
             }
             if let Some(subquery) = guarded_subquery(e) {
                 *e = subquery;
+            }
+        }
+        // `(e).x`, a field of a record: DataFusion reads a struct's field as `e['x']`.
+        ast::Expr::CompoundFieldAccess { root, access_chain }
+            if !matches!(
+                root.as_ref(),
+                ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
+            ) =>
+        {
+            for access in access_chain.iter_mut() {
+                if let ast::AccessExpr::Dot(ast::Expr::Identifier(field)) = access {
+                    let name = if field.quote_style.is_some() {
+                        field.value.clone()
+                    } else {
+                        field.value.to_ascii_lowercase()
+                    };
+                    *access = ast::AccessExpr::Subscript(ast::Subscript::Index {
+                        index: ast::Expr::Value(
+                            ast::Value::SingleQuotedString(name).with_empty_span(),
+                        ),
+                    });
+                }
             }
         }
         // `c.conkey[i]`: a subscript of a vector column reads it as an integer list.
@@ -325,12 +434,42 @@ fn rewrite_expr(e: &mut ast::Expr) {
             if dots == access_chain.len() {
                 return;
             }
-            if let Some(list) = vector_column(&name).and_then(|v| {
-                crate::rewrite::parse_expr(&format!("CAST(string_to_array({v}, ' ') AS INT[])"))
-                    .ok()
-            }) {
-                **root = list;
-                access_chain.drain(..dots);
+            let Some(zero_based) = vectors.zero_based(&name) else {
+                return;
+            };
+            let Ok(list) =
+                crate::rewrite::parse_expr(&format!("CAST(string_to_array({name}, ' ') AS INT[])"))
+            else {
+                return;
+            };
+            **root = list;
+            access_chain.drain(..dots);
+            // `indoption[0]` is the first element; DataFusion's lists count from 1.
+            if zero_based
+                && let Some(ast::AccessExpr::Subscript(ast::Subscript::Index { index })) =
+                    access_chain.first_mut()
+                && let Ok(shifted) = crate::rewrite::parse_expr(&format!("({index}) + 1"))
+            {
+                *index = shifted;
+            }
+        }
+        // `typinput = 'pg_catalog.array_in'::regproc`: the function's name.
+        ast::Expr::BinaryOp {
+            left,
+            op: ast::BinaryOperator::Eq | ast::BinaryOperator::NotEq,
+            right,
+        } => {
+            let regproc_column =
+                |e: &ast::Expr| last_name(e).is_some_and(|n| REGPROC_COLUMNS.contains(&n.as_str()));
+            let (column, other) = if regproc_column(left) {
+                (left, right)
+            } else {
+                (right, left)
+            };
+            if regproc_column(column)
+                && let Some(name) = regproc_literal(other)
+            {
+                **other = ast::Expr::Value(ast::Value::SingleQuotedString(name).with_empty_span());
             }
         }
         ast::Expr::Function(f) if array_of_subquery(f).is_some() => {
@@ -349,6 +488,9 @@ fn rewrite_expr(e: &mut ast::Expr) {
                 return;
             };
             let replacement = match name.as_str() {
+                "_pg_expandarray" => {
+                    format!("unnest({}({vector}))", crate::pg_functions::EXPAND_ARRAY)
+                }
                 "unnest" => format!("unnest(CAST(string_to_array({vector}, ' ') AS INT[]))"),
                 "generate_subscripts" => format!(
                     "unnest(range(1, CAST(array_length(string_to_array({vector}, ' '), 1) AS BIGINT) + 1))"
@@ -388,6 +530,64 @@ fn rewrite_expr(e: &mut ast::Expr) {
             }
         }
         _ => {}
+    }
+}
+
+/// The function name of `'schema.name'::regproc` (`name`), which is how the
+/// catalog shows a `regproc` value. `datafusion-pg-catalog`'s parser has
+/// already made the cast a lookup of the function's oid, `(SELECT oid FROM
+/// pg_catalog.pg_proc WHERE proname = 'schema.name')`; both forms are read.
+fn regproc_literal(e: &ast::Expr) -> Option<String> {
+    let name = match e {
+        ast::Expr::Cast {
+            expr, data_type, ..
+        } => {
+            let type_name = data_type.to_string().to_ascii_lowercase();
+            if type_name != "regproc" && type_name != "pg_catalog.regproc" {
+                return None;
+            }
+            string_literal(expr)?
+        }
+        ast::Expr::Subquery(query) => {
+            let ast::SetExpr::Select(select) = query.body.as_ref() else {
+                return None;
+            };
+            let [from] = select.from.as_slice() else {
+                return None;
+            };
+            let ast::TableFactor::Table { name: table, .. } = &from.relation else {
+                return None;
+            };
+            let reads_pg_proc = table
+                .0
+                .last()
+                .and_then(|part| part.as_ident())
+                .is_some_and(|t| t.value.eq_ignore_ascii_case("pg_proc"));
+            let Some(ast::Expr::BinaryOp {
+                left,
+                op: ast::BinaryOperator::Eq,
+                right,
+            }) = &select.selection
+            else {
+                return None;
+            };
+            if !reads_pg_proc || last_name(left).as_deref() != Some("proname") {
+                return None;
+            }
+            string_literal(right)?
+        }
+        _ => return None,
+    };
+    Some(name.rsplit('.').next().unwrap_or(name).to_string())
+}
+
+fn string_literal(e: &ast::Expr) -> Option<&str> {
+    match e {
+        ast::Expr::Value(v) => match &v.value {
+            ast::Value::SingleQuotedString(s) => Some(s),
+            _ => None,
+        },
+        _ => None,
     }
 }
 
@@ -633,14 +833,7 @@ fn single_vector_argument(f: &ast::Function) -> Option<String> {
 
 /// `arg` as text when it names one of the catalog's vector columns.
 fn vector_column(arg: &ast::Expr) -> Option<String> {
-    let last = match arg {
-        ast::Expr::Identifier(i) => i,
-        ast::Expr::CompoundIdentifier(parts) => parts.last()?,
-        _ => return None,
-    };
-    VECTOR_COLUMNS
-        .contains(&last.value.to_ascii_lowercase().as_str())
-        .then(|| arg.to_string())
+    Vectors::column_zero_based(arg).map(|_| arg.to_string())
 }
 
 #[cfg(test)]
@@ -738,6 +931,43 @@ mod tests {
         assert_eq!(
             rewritten("SELECT c.conkey[1] FROM pg_constraint c"),
             "SELECT CAST(string_to_array(c.conkey, ' ') AS INT[])[1] FROM pg_constraint c"
+        );
+        // pgJDBC's getPrimaryKeys: the rows of _pg_expandarray and their fields.
+        assert_eq!(
+            rewritten(
+                "SELECT r.a FROM (SELECT (information_schema._pg_expandarray(i.indkey)).n AS s, \
+                 information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS a \
+                 FROM pg_index i, pg_attribute a) r WHERE r.a = (r.KEYS).x"
+            ),
+            "SELECT r.a FROM (SELECT (unnest(tidemark_expand_array(i.indkey)))['n'] AS s, \
+             unnest(tidemark_expand_array(i.indkey)) AS KEYS, a.attnum AS a \
+             FROM pg_index i, pg_attribute a) r WHERE r.a = (r.KEYS)['x']"
+        );
+        // pgJDBC's getIndexInfo: an int2vector counts from 0, also through an alias.
+        assert_eq!(
+            rewritten(
+                "SELECT t.I_OPT[t.pos - 1] & 1, c.conkey[1] FROM \
+                 (SELECT i.indoption AS I_OPT, 1 AS pos FROM pg_index i) t, pg_constraint c"
+            ),
+            "SELECT CAST(string_to_array(t.I_OPT, ' ') AS INT[])[(t.pos - 1) + 1] & 1, \
+             CAST(string_to_array(c.conkey, ' ') AS INT[])[1] FROM \
+             (SELECT i.indoption AS I_OPT, 1 AS pos FROM pg_index i) t, pg_constraint c"
+        );
+        // pgJDBC's type cache: a regproc column holds the function's name.
+        assert_eq!(
+            rewritten(
+                "SELECT typinput = 'pg_catalog.array_in'::regproc AS is_array FROM pg_type \
+                 WHERE 'boolin'::regproc <> typinput"
+            ),
+            "SELECT typinput = 'array_in' AS is_array FROM pg_type WHERE 'boolin' <> typinput"
+        );
+        // ... also once `datafusion-pg-catalog`'s parser made the cast an oid lookup.
+        assert_eq!(
+            rewritten(
+                "SELECT typinput = (SELECT oid FROM pg_catalog.pg_proc \
+                 WHERE proname = 'pg_catalog.array_in') FROM pg_type"
+            ),
+            "SELECT typinput = 'array_in' FROM pg_type"
         );
         // Unnest of anything else is left alone.
         assert_eq!(

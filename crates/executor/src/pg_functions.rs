@@ -17,14 +17,22 @@
 //!   `pg_type_is_visible(oid)`: true, everything is on the search path.
 //! - `json_build_object(key, value, ...)`: a JSON object as text.
 //! - `current_setting(name [, missing_ok])`: a setting of the session.
+//! - `tidemark_expand_array(vector)`: the rows of PostgreSQL's
+//!   `information_schema._pg_expandarray` (pgJDBC's `getPrimaryKeys`,
+//!   `getIndexInfo`) as a list of `{x, n}` structs, which `catalog_rewrite`
+//!   unnests: each element of a catalog vector column (`pg_index.indkey`, kept
+//!   as space-separated numbers) with its 1-based position.
 //! - `tidemark_sql_type_name(arrow_type)`, `tidemark_udt_name(arrow_type)`:
 //!   PostgreSQL's names of a column's type, for `information_schema.columns`
 //!   (see `catalog_rewrite`).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, Int32Array, StringArray};
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::array::{
+    Array, ArrayRef, BooleanArray, Int32Array, ListArray, StringArray, StructArray,
+};
+use datafusion::arrow::buffer::{NullBuffer, OffsetBuffer};
+use datafusion::arrow::datatypes::{DataType, Field, Fields};
 use datafusion::arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::common::{Result as DfResult, exec_err};
 use datafusion::execution::context::SessionContext;
@@ -229,6 +237,73 @@ pub(crate) fn register(ctx: &SessionContext) {
         ));
     }
     ctx.register_udf(ScalarUDF::from(JsonBuildObject::new()));
+    ctx.register_udf(create_udf(
+        EXPAND_ARRAY,
+        vec![DataType::Utf8],
+        expanded_array_type(),
+        Volatility::Immutable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let args = ColumnarValue::values_to_arrays(args)?;
+            Ok(ColumnarValue::Array(Arc::new(expand_vectors(text_arg(
+                &args[0],
+            )?)?)))
+        }),
+    ));
+}
+
+/// The function `catalog_rewrite` calls for `information_schema._pg_expandarray`.
+pub(crate) const EXPAND_ARRAY: &str = "tidemark_expand_array";
+
+/// The fields of `_pg_expandarray`'s rows: an element and its 1-based position.
+fn expanded_array_fields() -> Fields {
+    Fields::from(vec![
+        Field::new("x", DataType::Int32, true),
+        Field::new("n", DataType::Int32, false),
+    ])
+}
+
+fn expanded_array_type() -> DataType {
+    DataType::new_list(DataType::Struct(expanded_array_fields()), true)
+}
+
+/// Each vector (`"1 3"`, as the catalog keeps `int2vector` columns) as the list
+/// `[{x: 1, n: 1}, {x: 3, n: 2}]`; NULL stays NULL, an element that is not a
+/// number is an error.
+fn expand_vectors(vectors: &StringArray) -> DfResult<ListArray> {
+    let mut elements = Vec::new();
+    let mut positions = Vec::new();
+    let mut offsets = vec![0i32];
+    let mut valid = Vec::with_capacity(vectors.len());
+    for vector in vectors.iter() {
+        if let Some(vector) = vector {
+            for (i, word) in vector.split_ascii_whitespace().enumerate() {
+                let Ok(element) = word.parse::<i32>() else {
+                    return exec_err!("_pg_expandarray: {word:?} is not an integer");
+                };
+                elements.push(element);
+                positions.push(i32::try_from(i + 1).unwrap_or(i32::MAX));
+            }
+        }
+        valid.push(vector.is_some());
+        offsets.push(i32::try_from(elements.len()).unwrap_or(i32::MAX));
+    }
+    let rows = StructArray::try_new(
+        expanded_array_fields(),
+        vec![
+            Arc::new(Int32Array::from(elements)) as ArrayRef,
+            Arc::new(Int32Array::from(positions)),
+        ],
+        None,
+    )?;
+    Ok(ListArray::try_new(
+        Arc::new(Field::new_list_field(
+            DataType::Struct(expanded_array_fields()),
+            true,
+        )),
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(rows),
+        Some(NullBuffer::from(valid)),
+    )?)
 }
 
 /// A byte count as PostgreSQL's `pg_size_pretty` writes it: bytes below 10 kB,
@@ -439,6 +514,36 @@ mod tests {
             .expect("formats")
             .value(0)
             .to_string()
+    }
+
+    #[tokio::test]
+    async fn expand_array_gives_each_element_with_its_position() {
+        assert_eq!(
+            one("SELECT tidemark_expand_array('3 1')").await,
+            "[{x: 3, n: 1}, {x: 1, n: 2}]"
+        );
+        assert_eq!(one("SELECT tidemark_expand_array('')").await, "[]");
+        assert_eq!(
+            one("SELECT tidemark_expand_array(CAST(NULL AS TEXT))").await,
+            "NULL"
+        );
+        // As the catalog rewrite uses it: one row per element, fields by name.
+        assert_eq!(
+            one("SELECT sum(e['x'] * e['n']) FROM \
+                 (SELECT unnest(tidemark_expand_array('3 1 2')) AS e)")
+            .await,
+            "11"
+        );
+        let ctx = SessionContext::new();
+        register(&ctx);
+        let run = async {
+            ctx.sql("SELECT tidemark_expand_array('1 x')")
+                .await?
+                .collect()
+                .await
+        };
+        let err = run.await.expect_err("not a number");
+        assert!(err.to_string().contains("\"x\" is not an integer"), "{err}");
     }
 
     #[tokio::test]

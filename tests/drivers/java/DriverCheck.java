@@ -142,6 +142,36 @@ public class DriverCheck {
             try (ResultSet rs = meta.getImportedKeys(null, "public", "drv_jdbc")) {
                 check(!rs.next(), "no foreign keys");
             }
+            // Tables have no primary key and no index (docs/sql.md, "Tables"): DBeaver's
+            // key and index tabs are empty, as for a PostgreSQL table without them.
+            try (ResultSet rs = meta.getPrimaryKeys(null, "public", "drv_jdbc")) {
+                check(!rs.next(), "no primary key");
+            }
+            try (ResultSet rs = meta.getIndexInfo(null, "public", "drv_jdbc", false, true)) {
+                check(!rs.next(), "no index");
+            }
+            try (ResultSet rs = meta.getBestRowIdentifier(null, "public", "drv_jdbc",
+                    DatabaseMetaData.bestRowSession, true)) {
+                check(!rs.next(), "no row identifier");
+            }
+            // pgJDBC answers ctid for every PostgreSQL table, from its type cache.
+            try (ResultSet rs = meta.getVersionColumns(null, "public", "drv_jdbc")) {
+                check(rs.next() && rs.getString("COLUMN_NAME").equals("ctid"), "version column");
+            }
+            try (ResultSet rs = meta.getTypeInfo()) {
+                java.util.Map<String, Integer> types = new java.util.HashMap<>();
+                while (rs.next()) {
+                    types.put(rs.getString("TYPE_NAME"), rs.getInt("DATA_TYPE"));
+                }
+                String[][] expected = {{"int4", "" + Types.INTEGER}, {"int8", "" + Types.BIGINT},
+                        {"float8", "" + Types.DOUBLE}, {"text", "" + Types.VARCHAR},
+                        {"timestamp", "" + Types.TIMESTAMP}, {"bool", "" + Types.BIT},
+                        {"bytea", "" + Types.BINARY}, {"date", "" + Types.DATE}};
+                for (String[] type : expected) {
+                    check(Integer.valueOf(type[1]).equals(types.get(type[0])),
+                            "getTypeInfo " + type[0] + ": " + types.get(type[0]));
+                }
+            }
 
             try (Statement st = conn.createStatement()) {
                 st.executeQuery("SELECT * FROM no_such_table");
