@@ -16,6 +16,8 @@
 //! - `pg_collation_is_visible(oid)`, `pg_function_is_visible(oid)`,
 //!   `pg_type_is_visible(oid)`: true, everything is on the search path.
 //! - `json_build_object(key, value, ...)`: a JSON object as text.
+//! - `pg_typeof(any)`: the PostgreSQL name of the argument's type
+//!   (`integer`, `timestamp without time zone`; SYMBOL is `text`).
 //! - `current_setting(name [, missing_ok])`: a setting of the session.
 //! - `tidemark_expand_array(vector)`: the rows of PostgreSQL's
 //!   `information_schema._pg_expandarray` (pgJDBC's `getPrimaryKeys`,
@@ -237,6 +239,7 @@ pub(crate) fn register(ctx: &SessionContext) {
         ));
     }
     ctx.register_udf(ScalarUDF::from(JsonBuildObject::new()));
+    ctx.register_udf(ScalarUDF::from(PgTypeof::new()));
     ctx.register_udf(create_udf(
         EXPAND_ARRAY,
         vec![DataType::Utf8],
@@ -393,6 +396,43 @@ impl ScalarUDFImpl for NullText {
         Ok(ColumnarValue::Array(Arc::new(StringArray::new_null(
             args.number_rows,
         ))))
+    }
+}
+
+/// `pg_typeof(value)`: PostgreSQL's name of the value's type, as
+/// `information_schema` names a column of that type. PostgreSQL returns a
+/// `regtype`, which prints as this name; here it is text.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct PgTypeof {
+    signature: Signature,
+}
+
+impl PgTypeof {
+    fn new() -> Self {
+        PgTypeof {
+            signature: Signature::any(1, Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for PgTypeof {
+    fn name(&self) -> &str {
+        "pg_typeof"
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let [value] = args.args.as_slice() else {
+            return exec_err!("pg_typeof takes one argument");
+        };
+        let (name, _) = pg_type_names(&value.data_type().to_string());
+        Ok(ColumnarValue::Scalar(
+            datafusion::common::ScalarValue::Utf8(Some(name.to_string())),
+        ))
     }
 }
 
@@ -638,5 +678,24 @@ mod tests {
             one("SELECT json_build_object('a', 1, 'b', 'x\"y', 'c', NULL, 'd', true)").await,
             r#"{"a" : 1, "b" : "x\"y", "c" : null, "d" : true}"#
         );
+        for (value, name) in [
+            ("CAST(1 AS INT)", "integer"),
+            ("CAST(1 AS BIGINT)", "bigint"),
+            ("1.5", "double precision"),
+            ("'x'", "text"),
+            ("true", "boolean"),
+            (
+                "CAST('2026-12-04' AS TIMESTAMP)",
+                "timestamp without time zone",
+            ),
+            ("CAST('2026-12-04' AS DATE)", "date"),
+            ("CAST(NULL AS INT)", "integer"),
+        ] {
+            assert_eq!(
+                one(&format!("SELECT pg_typeof({value})")).await,
+                name,
+                "{value}"
+            );
+        }
     }
 }

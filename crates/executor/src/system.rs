@@ -1,7 +1,8 @@
 //! System table functions: `tables()` and `table_partitions('t')`; and
 //! `tidemark_relation_size('t')`, what `pg_table_size`, `pg_relation_size` and
 //! `pg_total_relation_size` become (`catalog_rewrite.rs`): a table's bytes on
-//! disk, NULL for a name that is not a table.
+//! disk; NULL for a catalog relation, 42P01 for a name written in the statement
+//! that names no relation.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -59,9 +60,29 @@ fn relation_size(snapshot: Snapshot) -> ScalarUDF {
                     let sizes: Int64Array = names.iter().map(size).collect();
                     Ok(ColumnarValue::Array(Arc::new(sizes) as ArrayRef))
                 }
-                [ColumnarValue::Scalar(ScalarValue::Utf8(name))] => Ok(ColumnarValue::Scalar(
-                    ScalarValue::Int64(size(name.as_deref())),
-                )),
+                // A name written in the statement (`pg_relation_size('t')`)
+                // must name a relation, as PostgreSQL's regclass input demands.
+                [ColumnarValue::Scalar(ScalarValue::Utf8(Some(name)))] => {
+                    let table = name
+                        .strip_prefix("public.")
+                        .unwrap_or(name)
+                        .trim_matches('"');
+                    match size(Some(table)) {
+                        Some(bytes) => Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(bytes)))),
+                        None if is_catalog_relation(table) => {
+                            Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))
+                        }
+                        None => Err(datafusion::error::DataFusionError::External(Box::new(
+                            ExecError::new(
+                                sqlstate::UNDEFINED_TABLE,
+                                format!("relation \"{name}\" does not exist"),
+                            ),
+                        ))),
+                    }
+                }
+                [ColumnarValue::Scalar(ScalarValue::Utf8(None))] => {
+                    Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))
+                }
                 other => exec_err!("{RELATION_SIZE} of {other:?}"),
             }
         }),
@@ -69,6 +90,13 @@ fn relation_size(snapshot: Snapshot) -> ScalarUDF {
 }
 
 pub(crate) const RELATION_SIZE: &str = "tidemark_relation_size";
+
+/// Whether `name` is one of the catalog's relations (`pg_class`,
+/// `information_schema.columns`): they exist, but are views with no bytes on disk.
+fn is_catalog_relation(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    lower.starts_with("pg_") || lower.starts_with("information_schema.")
+}
 
 fn ts_field(name: &str) -> Field {
     Field::new(name, DataType::Timestamp(TimeUnit::Microsecond, None), true)
