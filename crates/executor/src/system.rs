@@ -18,6 +18,7 @@ use datafusion::datasource::MemTable;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{ColumnarValue, Expr, ScalarUDF, Volatility, create_udf};
+use datafusion::sql::sqlparser::ast;
 use tidemark_storage::Snapshot;
 
 use crate::error::{ExecError, sqlstate};
@@ -63,13 +64,10 @@ fn relation_size(snapshot: Snapshot) -> ScalarUDF {
                 // A name written in the statement (`pg_relation_size('t')`)
                 // must name a relation, as PostgreSQL's regclass input demands.
                 [ColumnarValue::Scalar(ScalarValue::Utf8(Some(name)))] => {
-                    let table = name
-                        .strip_prefix("public.")
-                        .unwrap_or(name)
-                        .trim_matches('"');
-                    match size(Some(table)) {
+                    let table = relation_name(name);
+                    match size(table.as_deref()) {
                         Some(bytes) => Ok(ColumnarValue::Scalar(ScalarValue::Int64(Some(bytes)))),
-                        None if is_catalog_relation(table) => {
+                        None if is_catalog_relation(table.as_deref().unwrap_or(name)) => {
                             Ok(ColumnarValue::Scalar(ScalarValue::Int64(None)))
                         }
                         None => Err(datafusion::error::DataFusionError::External(Box::new(
@@ -90,6 +88,18 @@ fn relation_size(snapshot: Snapshot) -> ScalarUDF {
 }
 
 pub(crate) const RELATION_SIZE: &str = "tidemark_relation_size";
+
+/// The table a relation name given as text names (`'t'`, `'public."T"'`), read
+/// as PostgreSQL's regclass input reads it: as an identifier, folded unless
+/// quoted. None when the text is no name of a table in `public`.
+fn relation_name(text: &str) -> Option<String> {
+    let parts = match crate::rewrite::parse_expr(text).ok()? {
+        ast::Expr::Identifier(ident) => vec![ident],
+        ast::Expr::CompoundIdentifier(parts) => parts,
+        _ => return None,
+    };
+    crate::ddl::object_name(&ast::ObjectName::from(parts)).ok()
+}
 
 /// Whether `name` is one of the catalog's relations (`pg_class`,
 /// `information_schema.columns`): they exist, but are views with no bytes on disk.
