@@ -56,11 +56,14 @@ def framed(path, magic):
 
 
 TYPES = {1: "BOOLEAN", 2: "SMALLINT", 3: "INT", 4: "BIGINT", 5: "REAL", 6: "DOUBLE",
-         7: "TIMESTAMP", 8: "DATE", 9: "VARCHAR", 10: "SYMBOL", 11: "UUID", 12: "BINARY"}
+         7: "TIMESTAMP", 8: "DATE", 9: "VARCHAR", 10: "SYMBOL", 11: "UUID", 12: "BINARY",
+         13: "TIMESTAMPTZ"}
 FIXED = {"BOOLEAN": ("B", 1), "SMALLINT": ("h", 2), "INT": ("i", 4), "BIGINT": ("q", 8),
          "REAL": ("f", 4), "DOUBLE": ("d", 8), "TIMESTAMP": ("q", 8), "DATE": ("i", 4),
+         "TIMESTAMPTZ": ("q", 8),
          "SYMBOL": ("i", 4), "UUID": (None, 16)}
-NULL_FILE_TYPES = {"SMALLINT", "INT", "BIGINT", "REAL", "DOUBLE", "TIMESTAMP", "DATE", "UUID"}
+NULL_FILE_TYPES = {"SMALLINT", "INT", "BIGINT", "REAL", "DOUBLE", "TIMESTAMP", "TIMESTAMPTZ",
+                   "DATE", "UUID"}
 
 
 def read_meta(path):

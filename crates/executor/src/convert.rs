@@ -49,6 +49,7 @@ pub(crate) fn read_array(
                 | ColumnType::Real
                 | ColumnType::Double
                 | ColumnType::Timestamp
+                | ColumnType::TimestampTz
                 | ColumnType::Date
                 | ColumnType::Symbol
         );
@@ -76,6 +77,12 @@ pub(crate) fn read_array(
         ColumnType::Timestamp => Arc::new(mapped_primitive::<
             datafusion::arrow::datatypes::TimestampMicrosecondType,
         >(&chunk, &stored)),
+        ColumnType::TimestampTz => Arc::new(
+            mapped_primitive::<datafusion::arrow::datatypes::TimestampMicrosecondType>(
+                &chunk, &stored,
+            )
+            .with_timezone(crate::types::UTC_OFFSET),
+        ),
         ColumnType::Date => {
             Arc::new(mapped_primitive::<datafusion::arrow::datatypes::Date32Type>(&chunk, &stored))
         }
@@ -228,6 +235,12 @@ pub(crate) fn column_to_array(col: &Column, t: ColumnType) -> Result<ArrayRef> {
             (0..n)
                 .map(|i| valid(i).then_some(v[i]))
                 .collect::<Float64Array>(),
+        ),
+        (Values::Timestamp(v), ColumnType::TimestampTz) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<TimestampMicrosecondArray>()
+                .with_timezone(crate::types::UTC_OFFSET),
         ),
         (Values::Timestamp(v), _) => Arc::new(
             (0..n)
@@ -382,7 +395,7 @@ pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Re
             source,
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
         ),
-        (s, ColumnType::Timestamp | ColumnType::Date) => !s.is_floating(),
+        (s, ColumnType::Timestamp | ColumnType::TimestampTz | ColumnType::Date) => !s.is_floating(),
         _ => can_cast_types(source, &target),
     };
     if !allowed || !can_cast_types(source, &target) {
@@ -393,7 +406,7 @@ pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Re
     if let Some(strings) = array.as_any().downcast_ref::<StringArray>() {
         let nulls = || (0..strings.len()).map(|i| strings.is_null(i)).collect();
         match t {
-            ColumnType::Timestamp => {
+            ColumnType::Timestamp | ColumnType::TimestampTz => {
                 if let Some(v) = (0..strings.len())
                     .map(|i| {
                         if strings.is_null(i) {
@@ -466,7 +479,9 @@ pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Re
         ColumnType::BigInt => prim!(Int64Array, BigInt),
         ColumnType::Real => prim!(Float32Array, Real),
         ColumnType::Double => prim!(Float64Array, Double),
-        ColumnType::Timestamp => prim!(TimestampMicrosecondArray, Timestamp),
+        ColumnType::Timestamp | ColumnType::TimestampTz => {
+            prim!(TimestampMicrosecondArray, Timestamp)
+        }
         ColumnType::Date => prim!(Date32Array, Date),
         ColumnType::Varchar | ColumnType::Symbol => {
             let a = cast.as_any().downcast_ref::<StringArray>().ok_or_else(|| {

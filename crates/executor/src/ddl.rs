@@ -99,11 +99,12 @@ pub(crate) async fn create_table(
                     ),
                 )
             })?;
-        if col.column_type != ColumnType::Timestamp {
+        if !col.column_type.is_timestamp() {
             return Err(ExecError::new(
                 sqlstate::INVALID_TABLE_DEFINITION,
                 format!(
-                    "designated timestamp column \"{ts}\" must be of type TIMESTAMP, not {}",
+                    "designated timestamp column \"{ts}\" must be of type TIMESTAMP or \
+                     TIMESTAMPTZ, not {}",
                     col.column_type
                 ),
             ));
@@ -146,7 +147,8 @@ fn column_type_of(t: &DataType, name: &str) -> Result<ColumnType> {
         | DataType::UInt64
         | DataType::Decimal128(..)
         | DataType::Decimal256(..) => ColumnType::Double,
-        DataType::Timestamp(..) => ColumnType::Timestamp,
+        DataType::Timestamp(_, None) => ColumnType::Timestamp,
+        DataType::Timestamp(_, Some(_)) => ColumnType::TimestampTz,
         DataType::Date32 | DataType::Date64 => ColumnType::Date,
         DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
             ColumnType::Varchar

@@ -355,7 +355,7 @@ fn direct_column(values: &[&ParamValue], t: ColumnType) -> Option<Column> {
             ParamValue::Float(f) => Some(*f),
             _ => None,
         }),
-        ColumnType::Timestamp => fixed!(Timestamp, 0, |v| match v {
+        ColumnType::Timestamp | ColumnType::TimestampTz => fixed!(Timestamp, 0, |v| match v {
             ParamValue::Timestamp(us) => Some(*us),
             _ => None,
         }),

@@ -5,7 +5,8 @@
 //!   `2026-11-21 10:00:00.5`, not as Arrow's `2026-11-21T10:00:00.500`;
 //! - a float cast to an integer is rounded to the nearest integer, ties to
 //!   even (`1.5::int` is 2, `2.5::int` is 2), as PostgreSQL's `rint` does;
-//!   Arrow truncates.
+//!   Arrow truncates;
+//! - `instant AT TIME ZONE 'zone'` is the local time there without a zone.
 
 use std::sync::{Arc, LazyLock};
 
@@ -64,18 +65,32 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
     let operand = expr.as_ref().clone();
     Ok(match (&from, to) {
         (
-            DataType::Timestamp(unit, None),
+            DataType::Timestamp(unit, zone),
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8,
         ) => {
-            let micros = match unit {
-                TimeUnit::Microsecond => operand,
+            // Both kinds are microseconds of UTC; the zone only decides the "+00".
+            let micros = match (unit, zone) {
+                (TimeUnit::Microsecond, None) => operand,
                 _ => operand.cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None), schema)?,
             };
-            let text = timestamp_text_udf().call(vec![micros]);
+            let udf = if zone.is_some() {
+                timestamptz_text_udf()
+            } else {
+                timestamp_text_udf()
+            };
+            let text = udf.call(vec![micros]);
             Transformed::yes(match to {
                 DataType::Utf8 => text,
                 other => text.cast_to(other, schema)?,
             })
+        }
+        // `instant AT TIME ZONE 'zone'` (planned as a cast to a timestamp of that
+        // zone) is the wall-clock time there, a plain timestamp, as in PostgreSQL.
+        // A cast to the session zone itself (`::timestamptz`) stays an instant.
+        (DataType::Timestamp(_, Some(_)), DataType::Timestamp(_, Some(zone)))
+            if zone.as_ref() != crate::types::UTC_OFFSET =>
+        {
+            Transformed::yes(datafusion::functions::datetime::to_local_time().call(vec![e]))
         }
         (
             DataType::Float16 | DataType::Float32 | DataType::Float64,
@@ -91,29 +106,39 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
 
 /// `tidemark_timestamp_text(ts)`: a microsecond timestamp as PostgreSQL's text.
 fn timestamp_text_udf() -> ScalarUDF {
-    static UDF: LazyLock<ScalarUDF> = LazyLock::new(|| {
-        create_udf(
-            "tidemark_timestamp_text",
-            vec![DataType::Timestamp(TimeUnit::Microsecond, None)],
-            DataType::Utf8,
-            Volatility::Immutable,
-            Arc::new(|args: &[ColumnarValue]| match args {
-                [ColumnarValue::Array(a)] => {
-                    let Some(ts) = a.as_primitive_opt::<TimestampMicrosecondType>() else {
-                        return exec_err!("tidemark_timestamp_text of {}", a.data_type());
-                    };
-                    let text: StringArray =
-                        ts.iter().map(|v| v.map(crate::text::timestamp)).collect();
-                    Ok(ColumnarValue::Array(Arc::new(text) as ArrayRef))
-                }
-                [ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(v, None))] => Ok(
-                    ColumnarValue::Scalar(ScalarValue::Utf8(v.map(crate::text::timestamp))),
-                ),
-                other => exec_err!("tidemark_timestamp_text of {other:?}"),
-            }),
-        )
-    });
+    static UDF: LazyLock<ScalarUDF> =
+        LazyLock::new(|| micros_text_udf("tidemark_timestamp_text", crate::text::timestamp));
     UDF.clone()
+}
+
+/// `tidemark_timestamptz_text(ts)`: the microseconds of a `timestamp with time zone`
+/// (as a plain timestamp of UTC) as PostgreSQL's text, with its `+00`.
+fn timestamptz_text_udf() -> ScalarUDF {
+    static UDF: LazyLock<ScalarUDF> =
+        LazyLock::new(|| micros_text_udf("tidemark_timestamptz_text", crate::text::timestamptz));
+    UDF.clone()
+}
+
+fn micros_text_udf(name: &'static str, format: fn(i64) -> String) -> ScalarUDF {
+    create_udf(
+        name,
+        vec![DataType::Timestamp(TimeUnit::Microsecond, None)],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| match args {
+            [ColumnarValue::Array(a)] => {
+                let Some(ts) = a.as_primitive_opt::<TimestampMicrosecondType>() else {
+                    return exec_err!("{name} of {}", a.data_type());
+                };
+                let text: StringArray = ts.iter().map(|v| v.map(format)).collect();
+                Ok(ColumnarValue::Array(Arc::new(text) as ArrayRef))
+            }
+            [ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(v, None))] => {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(v.map(format))))
+            }
+            other => exec_err!("{name} of {other:?}"),
+        }),
+    )
 }
 
 /// `tidemark_rint(x)`: the nearest integer, ties to even (C's `rint`).

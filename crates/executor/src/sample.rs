@@ -21,6 +21,7 @@ use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::{Align, SampleBy, SampleUnit};
+use tidemark_storage::ColumnType;
 
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
@@ -355,14 +356,30 @@ async fn group(
     let template = bucket_template(&sample, offset, origin)?;
     // With a time zone, buckets follow the local wall clock (a local day is 23 or
     // 25 hours across a DST change) and their starts are reported in UTC.
+    // Buckets are of the designated column's type: a TIMESTAMPTZ column gives
+    // instants (the template itself computes plain timestamps of UTC).
+    let zoned = reader
+        .meta()
+        .timestamp_column
+        .and_then(|id| reader.meta().columns.iter().find(|c| c.id == id))
+        .is_some_and(|c| c.column_type == ColumnType::TimestampTz);
+    let bucket_type = if zoned {
+        format!("Timestamp(µs, \"{}\")", crate::types::UTC_OFFSET)
+    } else {
+        "Timestamp(µs)".to_string()
+    };
     let bucket_of = |x: &str| match &time_zone {
+        None if zoned => format!(
+            "arrow_cast({}, '{bucket_type}')",
+            template.replace("{ts}", x)
+        ),
         None => template.replace("{ts}", x),
         Some(tz) => {
             let local = format!(
                 "to_local_time(arrow_cast(arrow_cast({x}, 'Timestamp(µs, \"UTC\")'), 'Timestamp(µs, \"{tz}\")'))"
             );
             let bucket = template.replace("{ts}", &local);
-            format!("arrow_cast(arrow_cast({bucket}, 'Timestamp(µs, \"{tz}\")'), 'Timestamp(µs)')")
+            format!("arrow_cast(arrow_cast({bucket}, 'Timestamp(µs, \"{tz}\")'), '{bucket_type}')")
         }
     };
     let bucket_sql = bucket_of(&ts);
@@ -500,7 +517,11 @@ fn bucket_template(sample: &SampleBy, offset: i64, origin: i64) -> Result<String
                 SampleUnit::Day => (n, "days"),
                 _ => (n * 7, "days"),
             };
-            format!("date_bin(INTERVAL '{count} {name}', {ts}, to_timestamp_micros({origin}))")
+            // The origin is a plain timestamp (`to_timestamp_micros` would give an
+            // instant of the session time zone and make every bucket one).
+            format!(
+                "date_bin(INTERVAL '{count} {name}', {ts}, arrow_cast({origin}, 'Timestamp(µs)'))"
+            )
         }
     })
 }

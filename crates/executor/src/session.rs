@@ -855,6 +855,9 @@ impl Session {
         // without ORDER BY keep that order: no splitting of scans and no
         // round-robin shuffles (hash-partitioned aggregation still runs in parallel).
         config.options_mut().optimizer.repartition_file_scans = false;
+        // The session time zone is UTC: `now()` and `::timestamptz` are instants
+        // (`timestamp with time zone`), as in PostgreSQL.
+        config.options_mut().execution.time_zone = Some(crate::types::UTC_OFFSET.into());
         config
             .options_mut()
             .optimizer

@@ -50,21 +50,29 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
             .downcast_ref::<StringArray>()
             .map(|a| a.value(row).to_string())
             .unwrap_or_default(),
-        DataType::Timestamp(TimeUnit::Microsecond, _) => timestamp(
-            array
-                .as_any()
-                .downcast_ref::<TimestampMicrosecondArray>()
-                .map(|a| a.value(row))
-                .unwrap_or_default(),
-        ),
-        DataType::Timestamp(..) => {
-            let a = cast(array, &DataType::Timestamp(TimeUnit::Microsecond, None))?;
-            timestamp(
+        DataType::Timestamp(unit, zone) => {
+            let micros = if *unit == TimeUnit::Microsecond {
+                array
+                    .as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .map(|a| a.value(row))
+                    .unwrap_or_default()
+            } else {
+                let a = cast(
+                    array,
+                    &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
+                )?;
                 a.as_any()
                     .downcast_ref::<TimestampMicrosecondArray>()
                     .map(|a| a.value(row))
-                    .unwrap_or_default(),
-            )
+                    .unwrap_or_default()
+            };
+            match zone {
+                // An instant: PostgreSQL shows it in the session time zone (UTC here)
+                // with its offset.
+                Some(_) => timestamptz(micros),
+                None => timestamp(micros),
+            }
         }
         DataType::Date32 => {
             let d = array
@@ -190,6 +198,14 @@ pub(crate) fn uuid(bytes: &[u8]) -> String {
     )
 }
 
+/// A `timestamp with time zone` as PostgreSQL prints it with `TimeZone` UTC:
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]+00`.
+pub(crate) fn timestamptz(us: i64) -> String {
+    let mut s = timestamp(us);
+    s.push_str("+00");
+    s
+}
+
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction trimmed.
 pub(crate) fn timestamp(us: i64) -> String {
     let days = us.div_euclid(MICROS_PER_DAY);
@@ -220,6 +236,7 @@ mod tests {
         assert_eq!(timestamp(0), "1970-01-01 00:00:00");
         assert_eq!(timestamp(1_500_000), "1970-01-01 00:00:01.5");
         assert_eq!(timestamp(-1), "1969-12-31 23:59:59.999999");
+        assert_eq!(timestamptz(1_500_000), "1970-01-01 00:00:01.5+00");
         assert_eq!(float(f64::NAN, false), "NaN");
         assert_eq!(float(0.1, false), "0.1");
         // As PostgreSQL prints them.

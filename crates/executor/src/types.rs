@@ -8,6 +8,10 @@ use tidemark_storage::{ColumnType, PartitionBy};
 /// when it is not plain `text` (`json` from `json_build_object`).
 pub const PG_TYPE_METADATA: &str = "tidemark.pg_type";
 
+/// The time zone of TIMESTAMPTZ values in Arrow (and of `now()`): the session
+/// time zone, which is always UTC here; the same spelling as DataFusion's `now()`.
+pub const UTC_OFFSET: &str = "+00:00";
+
 pub(crate) fn column_type(t: SqlType) -> ColumnType {
     match t {
         SqlType::Boolean => ColumnType::Boolean,
@@ -17,6 +21,7 @@ pub(crate) fn column_type(t: SqlType) -> ColumnType {
         SqlType::Real => ColumnType::Real,
         SqlType::Double => ColumnType::Double,
         SqlType::Timestamp => ColumnType::Timestamp,
+        SqlType::TimestampTz => ColumnType::TimestampTz,
         SqlType::Date => ColumnType::Date,
         SqlType::Varchar => ColumnType::Varchar,
         SqlType::Symbol => ColumnType::Symbol,
@@ -47,6 +52,9 @@ pub fn arrow_type(t: ColumnType) -> DataType {
         ColumnType::Real => DataType::Float32,
         ColumnType::Double => DataType::Float64,
         ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        ColumnType::TimestampTz => {
+            DataType::Timestamp(TimeUnit::Microsecond, Some(UTC_OFFSET.into()))
+        }
         ColumnType::Date => DataType::Date32,
         ColumnType::Varchar => DataType::Utf8,
         ColumnType::Symbol => {
@@ -67,6 +75,7 @@ pub(crate) fn pg_name(t: ColumnType) -> &'static str {
         ColumnType::Real => "real",
         ColumnType::Double => "double precision",
         ColumnType::Timestamp => "timestamp without time zone",
+        ColumnType::TimestampTz => "timestamp with time zone",
         ColumnType::Date => "date",
         ColumnType::Varchar => "text",
         ColumnType::Symbol => "symbol",

@@ -312,13 +312,22 @@ fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
             SqlType::Double
         }
         "float8" => SqlType::Double,
-        "timestamp" | "timestamptz" => {
+        "timestamptz" => {
             skip_args(p)?;
-            if consume_word(p, "WITHOUT") || consume_word(p, "WITH") {
+            SqlType::TimestampTz
+        }
+        "timestamp" => {
+            skip_args(p)?;
+            let with_zone = consume_word(p, "WITH");
+            if with_zone || consume_word(p, "WITHOUT") {
                 expect_word(p, "TIME")?;
                 expect_word(p, "ZONE")?;
             }
-            SqlType::Timestamp
+            if with_zone {
+                SqlType::TimestampTz
+            } else {
+                SqlType::Timestamp
+            }
         }
         "date" => SqlType::Date,
         "varchar" | "text" | "string" | "char" | "bpchar" => {

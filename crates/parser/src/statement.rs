@@ -74,6 +74,8 @@ pub enum SqlType {
     Real,
     Double,
     Timestamp,
+    /// `timestamptz`, `timestamp with time zone`.
+    TimestampTz,
     Date,
     Varchar,
     Symbol,

@@ -11,7 +11,8 @@ fn create_table_with_timestamp_and_partitioning() {
     let s = one(
         "CREATE TABLE IF NOT EXISTS trades (ts TIMESTAMP, sym SYMBOL CAPACITY 256 NOCACHE, \
          price DOUBLE PRECISION NOT NULL, qty int4, note character varying(20), flag bool, \
-         small int2, d date, id uuid, raw bytea, l LONG, s STRING, f FLOAT, tz timestamp with time zone) \
+         small int2, d date, id uuid, raw bytea, l LONG, s STRING, f FLOAT, tz timestamp with time zone, \
+         tz2 timestamptz(3), naive timestamp(6) without time zone) \
          TIMESTAMP(ts) PARTITION BY DAY;",
     );
     let Statement::CreateTable(c) = s else {
@@ -26,8 +27,22 @@ fn create_table_with_timestamp_and_partitioning() {
     assert_eq!(
         types,
         [
-            Timestamp, Symbol, Double, Int, Varchar, Boolean, SmallInt, Date, Uuid, Binary, BigInt,
-            Varchar, Real, Timestamp
+            Timestamp,
+            Symbol,
+            Double,
+            Int,
+            Varchar,
+            Boolean,
+            SmallInt,
+            Date,
+            Uuid,
+            Binary,
+            BigInt,
+            Varchar,
+            Real,
+            TimestampTz,
+            TimestampTz,
+            Timestamp
         ]
     );
     assert!(c.columns[2].not_null && !c.columns[0].not_null);

@@ -159,7 +159,7 @@ impl Values {
             ColumnType::BigInt => Values::BigInt(vec![0; n]),
             ColumnType::Real => Values::Real(vec![0.0; n]),
             ColumnType::Double => Values::Double(vec![0.0; n]),
-            ColumnType::Timestamp => Values::Timestamp(vec![0; n]),
+            ColumnType::Timestamp | ColumnType::TimestampTz => Values::Timestamp(vec![0; n]),
             ColumnType::Date => Values::Date(vec![0; n]),
             ColumnType::Uuid => Values::Uuid(vec![0; n]),
             ColumnType::Varchar => Values::Varchar(var()),

@@ -18,6 +18,9 @@ pub enum ColumnType {
     Double,
     /// Microseconds since 1970-01-01 UTC.
     Timestamp,
+    /// Microseconds since 1970-01-01 UTC, like TIMESTAMP; the SQL type is PostgreSQL's
+    /// `timestamp with time zone` (an instant, shown with its UTC offset).
+    TimestampTz,
     /// Days since 1970-01-01.
     Date,
     Varchar,
@@ -29,7 +32,7 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
-    pub const ALL: [ColumnType; 12] = [
+    pub const ALL: [ColumnType; 13] = [
         ColumnType::Boolean,
         ColumnType::SmallInt,
         ColumnType::Int,
@@ -42,6 +45,7 @@ impl ColumnType {
         ColumnType::Symbol,
         ColumnType::Uuid,
         ColumnType::Binary,
+        ColumnType::TimestampTz,
     ];
 
     /// Bytes per value in the `.d` file for fixed-width types; `None` for
@@ -51,7 +55,10 @@ impl ColumnType {
             ColumnType::Boolean => 1,
             ColumnType::SmallInt => 2,
             ColumnType::Int | ColumnType::Real | ColumnType::Date | ColumnType::Symbol => 4,
-            ColumnType::BigInt | ColumnType::Double | ColumnType::Timestamp => 8,
+            ColumnType::BigInt
+            | ColumnType::Double
+            | ColumnType::Timestamp
+            | ColumnType::TimestampTz => 8,
             ColumnType::Uuid => 16,
             ColumnType::Varchar | ColumnType::Binary => return None,
         })
@@ -65,6 +72,21 @@ impl ColumnType {
             self,
             ColumnType::Boolean | ColumnType::Symbol | ColumnType::Varchar | ColumnType::Binary
         )
+    }
+
+    /// The type whose values (`Values` variant, file layout) this type shares:
+    /// TIMESTAMPTZ is stored exactly as TIMESTAMP.
+    pub fn physical(self) -> ColumnType {
+        match self {
+            ColumnType::TimestampTz => ColumnType::Timestamp,
+            t => t,
+        }
+    }
+
+    /// Whether the type holds microseconds since the epoch (a designated timestamp
+    /// may be of either).
+    pub fn is_timestamp(self) -> bool {
+        self.physical() == ColumnType::Timestamp
     }
 
     pub(crate) fn code(self) -> u8 {
@@ -81,6 +103,7 @@ impl ColumnType {
             ColumnType::Symbol => 10,
             ColumnType::Uuid => 11,
             ColumnType::Binary => 12,
+            ColumnType::TimestampTz => 13,
         }
     }
 
@@ -102,6 +125,7 @@ impl ColumnType {
             ColumnType::Symbol => "SYMBOL",
             ColumnType::Uuid => "UUID",
             ColumnType::Binary => "BINARY",
+            ColumnType::TimestampTz => "TIMESTAMPTZ",
         }
     }
 }

@@ -4,6 +4,8 @@
 import java.sql.*;
 import java.time.LocalDate;
 import java.time.LocalDateTime;
+import java.time.OffsetDateTime;
+import java.time.ZoneOffset;
 import java.util.Arrays;
 import java.util.UUID;
 
@@ -22,12 +24,14 @@ public class DriverCheck {
                 st.execute("DROP TABLE IF EXISTS drv_jdbc");
                 st.execute("CREATE TABLE drv_jdbc (ts TIMESTAMP, b BOOLEAN, i2 SMALLINT, i4 INT,"
                         + " i8 BIGINT, f4 REAL, f8 DOUBLE, d DATE, s VARCHAR, sym SYMBOL, u UUID,"
-                        + " bin BYTEA) TIMESTAMP(ts) PARTITION BY DAY");
+                        + " bin BYTEA, tz TIMESTAMPTZ) TIMESTAMP(ts) PARTITION BY DAY");
             }
             LocalDateTime ts = LocalDateTime.of(2026, 11, 21, 10, 0, 0, 123456000);
             UUID uuid = UUID.fromString("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
             byte[] bin = {0, 1, (byte) 0xfe, (byte) 0xff};
-            String insert = "INSERT INTO drv_jdbc VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            // An instant given at +02:00 is stored as UTC and read back as the same instant.
+            OffsetDateTime tz = OffsetDateTime.of(2026, 11, 21, 12, 0, 0, 0, ZoneOffset.ofHours(2));
+            String insert = "INSERT INTO drv_jdbc VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
             try (PreparedStatement ps = conn.prepareStatement(insert)) {
                 // Enough executions that pgJDBC switches to a named server-side statement.
                 for (int i = 0; i < 8; i++) {
@@ -43,10 +47,11 @@ public class DriverCheck {
                     ps.setString(10, "AAPL");
                     ps.setObject(11, uuid);
                     ps.setBytes(12, bin);
+                    ps.setObject(13, tz);
                     check(ps.executeUpdate() == 1, "one row inserted");
                 }
                 ps.setObject(1, ts.plusDays(1));
-                for (int c = 2; c <= 12; c++) {
+                for (int c = 2; c <= 13; c++) {
                     ps.setNull(c, Types.NULL);
                 }
                 ps.executeUpdate();
@@ -75,8 +80,11 @@ public class DriverCheck {
                             check(rs.getString(10).equals("AAPL"), "symbol");
                             check(rs.getObject(11, UUID.class).equals(uuid), "uuid");
                             check(Arrays.equals(rs.getBytes(12), bin), "bytea");
+                            OffsetDateTime back = rs.getObject(13, OffsetDateTime.class);
+                            check(back.isEqual(tz) && back.getOffset().equals(ZoneOffset.UTC),
+                                    "timestamptz: " + back);
                         } else {
-                            for (int c = 2; c <= 12; c++) {
+                            for (int c = 2; c <= 13; c++) {
                                 rs.getObject(c);
                                 check(rs.wasNull(), "column " + c + " is NULL");
                             }
@@ -122,7 +130,7 @@ public class DriverCheck {
                 {"ts", "timestamp"}, {"b", "bool"}, {"i2", "int2"}, {"i4", "int4"}, {"i8", "int8"},
                 {"f4", "float4"}, {"f8", "float8"}, {"d", "date"}, {"s", "text"}, {"sym", "text"},
                 // UUID columns show as bytea in pg_attribute (datafusion-pg-catalog's mapping).
-                {"u", null}, {"bin", "bytea"}};
+                {"u", null}, {"bin", "bytea"}, {"tz", "timestamptz"}};
             try (ResultSet rs = meta.getColumns(null, "public", "drv_jdbc", "%")) {
                 for (String[] column : columns) {
                     check(rs.next(), "getColumns: " + column[0]);

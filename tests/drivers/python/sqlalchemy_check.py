@@ -116,6 +116,26 @@ for dialect in ("psycopg", "psycopg2"):
     assert list(whole.columns) == ["ts", "name", "value"], list(whole.columns)
     assert len(whole) == 2, whole
 
+    # Time-zone-aware datetimes make a TIMESTAMP WITH TIME ZONE column: instants come
+    # back aware and in UTC, and reflection says timezone=True.
+    zoned_table = f"tz_{dialect}"
+    zoned = pd.DataFrame({
+        "time": pd.to_datetime(["2026-03-01 10:00:00+02:00", "2026-03-01 11:00:00+00:00"],
+                               utc=True),
+        "v": [1.0, 2.0]})
+    zoned.to_sql(zoned_table, engine, index=False, if_exists="replace")
+    back = pd.read_sql(sa.text(f"SELECT * FROM {zoned_table} ORDER BY time"), engine)
+    assert str(back["time"].dt.tz) == "UTC", back.dtypes
+    assert back["time"].tolist() == [pd.Timestamp("2026-03-01 08:00:00+00:00"),
+                                     pd.Timestamp("2026-03-01 11:00:00+00:00")], back
+    reflected = {c["name"]: c["type"] for c in sa.inspect(engine).get_columns(zoned_table)}
+    assert getattr(reflected["time"], "timezone", False) is True, reflected
+    zt = sa.Table(zoned_table, sa.MetaData(), autoload_with=engine)
+    cut = datetime.datetime(2026, 3, 1, 10, 30, tzinfo=datetime.timezone(datetime.timedelta(hours=1)))
+    with engine.connect() as conn:
+        later = conn.execute(sa.select(zt.c.v).where(zt.c.time > cut)).scalars().all()
+    assert later == [2.0], later
+
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT * FROM no_such_table"))
@@ -128,6 +148,7 @@ for dialect in ("psycopg", "psycopg2"):
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE {table}"))
         conn.execute(sa.text(f"DROP TABLE {frame_table}"))
+        conn.execute(sa.text(f"DROP TABLE {zoned_table}"))
     engine.dispose()
 
 print("sqlalchemy ok")

@@ -168,9 +168,9 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                             table: def.name.clone(),
                             column: ts.clone(),
                         })?;
-                    if c.column_type != ColumnType::Timestamp {
+                    if !c.column_type.is_timestamp() {
                         return Err(StorageError::InvalidData(format!(
-                            "designated timestamp column \"{}\" must be of type TIMESTAMP, not {}",
+                            "designated timestamp column \"{}\" must be of type TIMESTAMP or TIMESTAMPTZ, not {}",
                             c.name, c.column_type
                         )));
                     }
@@ -377,7 +377,7 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
         col.check()
             .map_err(|e| StorageError::InvalidData(format!("column \"{}\": {e}", c.name)))?;
         let vt = col.values.column_type();
-        let compatible = vt == c.column_type
+        let compatible = vt == c.column_type.physical()
             || matches!(
                 (c.column_type, vt),
                 (ColumnType::Symbol, ColumnType::Varchar)

@@ -314,7 +314,7 @@ impl ColumnChunk {
             }
             ColumnType::Date => fixed!(i32, Date),
             ColumnType::BigInt => fixed!(i64, BigInt),
-            ColumnType::Timestamp => fixed!(i64, Timestamp),
+            ColumnType::Timestamp | ColumnType::TimestampTz => fixed!(i64, Timestamp),
             ColumnType::Real => fixed!(f32, Real),
             ColumnType::Double => fixed!(f64, Double),
             ColumnType::Uuid => fixed!(u128, Uuid),

@@ -131,6 +131,7 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
                         .collect(),
                 ),
                 ColumnType::Timestamp => Values::Timestamp(i(&|x| x as i64 - 5)),
+                ColumnType::TimestampTz => Values::Timestamp(i(&|x| x as i64 * 1_000_000 + k)),
                 ColumnType::Date => {
                     Values::Date(i(&|x| x as i64 * 400).iter().map(|&x| x as i32).collect())
                 }
