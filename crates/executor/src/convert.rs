@@ -356,6 +356,15 @@ pub(crate) fn iso_timestamp_micros(s: &str) -> Option<i64> {
 /// `name`, casting as PostgreSQL's assignment rules would: text parses into
 /// numbers, timestamps, dates and UUIDs; numbers must fit.
 pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> {
+    let column = convert_array(array, t, name)?;
+    if matches!(t, ColumnType::Json | ColumnType::Jsonb) {
+        crate::json::check_column(&column, t, name)?;
+    }
+    Ok(column)
+}
+
+/// [`array_to_column`] without the check of JSON documents.
+fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> {
     let target = match t {
         ColumnType::Symbol => DataType::Utf8,
         other => arrow_type(other),
@@ -424,7 +433,7 @@ pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Re
                     return Ok(Column::with_nulls(Values::Timestamp(v), nulls()));
                 }
             }
-            ColumnType::Varchar => {
+            ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb => {
                 return Ok(Column::with_nulls(
                     Values::Varchar(var_data(strings)),
                     nulls(),
@@ -483,7 +492,7 @@ pub(crate) fn array_to_column(array: &ArrayRef, t: ColumnType, name: &str) -> Re
             prim!(TimestampMicrosecondArray, Timestamp)
         }
         ColumnType::Date => prim!(Date32Array, Date),
-        ColumnType::Varchar | ColumnType::Symbol => {
+        ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb | ColumnType::Symbol => {
             let a = cast.as_any().downcast_ref::<StringArray>().ok_or_else(|| {
                 ExecError::new(
                     sqlstate::INTERNAL_ERROR,

@@ -369,6 +369,8 @@ fn direct_column(values: &[&ParamValue], t: ColumnType) -> Option<Column> {
         }),
         ColumnType::Varchar => text(false)?,
         ColumnType::Symbol => text(true)?,
+        // Documents are checked on the way in: the general path does that.
+        ColumnType::Json | ColumnType::Jsonb => return None,
         ColumnType::Binary => {
             let mut out = VarData::default();
             for v in values {

@@ -25,6 +25,7 @@ mod dml;
 pub mod error;
 mod fill;
 mod insert;
+mod json;
 mod latest;
 pub mod params;
 mod partition_query;

@@ -266,7 +266,9 @@ pub(crate) fn install(ctx: &SessionContext, session: &SessionCatalog) -> Result<
         let state = ctx.state_ref();
         let existing = state.read().clone();
         *state.write() = SessionStateBuilder::new_from_existing(existing)
-            .with_type_planner(Arc::new(oid_type_planner::PgOidTypePlanner))
+            .with_type_planner(Arc::new(crate::json::JsonTypesThen(Arc::new(
+                oid_type_planner::PgOidTypePlanner,
+            ))))
             .build();
     }
     generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);

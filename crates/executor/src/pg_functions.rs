@@ -429,9 +429,18 @@ impl ScalarUDFImpl for PgTypeof {
         let [value] = args.args.as_slice() else {
             return exec_err!("pg_typeof takes one argument");
         };
-        let (name, _) = pg_type_names(&value.data_type().to_string());
+        // Text marked as another PostgreSQL type (a JSON column) names that type.
+        let marked = args
+            .arg_fields
+            .first()
+            .and_then(|f| f.metadata().get(crate::types::PG_TYPE_METADATA))
+            .cloned();
+        let name = match marked {
+            Some(t) => t,
+            None => pg_type_names(&value.data_type().to_string()).0.to_string(),
+        };
         Ok(ColumnarValue::Scalar(
-            datafusion::common::ScalarValue::Utf8(Some(name.to_string())),
+            datafusion::common::ScalarValue::Utf8(Some(name)),
         ))
     }
 }

@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef};
 use datafusion::arrow::compute::concat;
-use datafusion::arrow::datatypes::{Field, Schema, SchemaRef};
+use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::ScalarValue;
@@ -23,7 +23,6 @@ use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
 use tidemark_storage::{Piece, RowSource, Snapshot, TableReader};
 
 use crate::convert::{read_piece_array, symbol_values};
-use crate::types::arrow_type;
 
 /// Rows per Arrow batch handed to DataFusion.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -106,7 +105,7 @@ pub(crate) fn table_schema(reader: &TableReader) -> SchemaRef {
             .meta()
             .columns
             .iter()
-            .map(|c| Field::new(&c.name, arrow_type(c.column_type), !c.not_null))
+            .map(|c| crate::types::column_field(&c.name, c.column_type, !c.not_null))
             .collect::<Vec<_>>(),
     ))
 }

@@ -862,7 +862,19 @@ impl Session {
             .options_mut()
             .optimizer
             .enable_round_robin_repartition = false;
-        let ctx = SessionContext::new_with_config(config);
+        let state = datafusion::execution::SessionStateBuilder::new()
+            .with_config(config)
+            .with_default_features()
+            .with_type_planner(Arc::new(crate::json::JsonTypes))
+            .build();
+        let mut ctx = SessionContext::new_with_state(state);
+        // `->`/`->>` before DataFusion's own planners, which do not take them.
+        {
+            use datafusion::execution::FunctionRegistry;
+            if let Err(e) = ctx.register_expr_planner(Arc::new(crate::json::JsonOperators)) {
+                tracing::warn!("the JSON operators are not available: {e}");
+            }
+        }
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCasts));
         ctx.register_udtf(

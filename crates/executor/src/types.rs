@@ -1,6 +1,6 @@
 //! Mapping between SQL type names, storage column types and Arrow types.
 
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
 use tidemark_parser::{PartitionUnit, SqlType};
 use tidemark_storage::{ColumnType, PartitionBy};
 
@@ -27,6 +27,8 @@ pub(crate) fn column_type(t: SqlType) -> ColumnType {
         SqlType::Symbol => ColumnType::Symbol,
         SqlType::Uuid => ColumnType::Uuid,
         SqlType::Binary => ColumnType::Binary,
+        SqlType::Json => ColumnType::Json,
+        SqlType::Jsonb => ColumnType::Jsonb,
     }
 }
 
@@ -56,7 +58,7 @@ pub fn arrow_type(t: ColumnType) -> DataType {
             DataType::Timestamp(TimeUnit::Microsecond, Some(UTC_OFFSET.into()))
         }
         ColumnType::Date => DataType::Date32,
-        ColumnType::Varchar => DataType::Utf8,
+        ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb => DataType::Utf8,
         ColumnType::Symbol => {
             DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
         }
@@ -81,5 +83,19 @@ pub(crate) fn pg_name(t: ColumnType) -> &'static str {
         ColumnType::Symbol => "symbol",
         ColumnType::Uuid => "uuid",
         ColumnType::Binary => "bytea",
+        ColumnType::Json => "json",
+        ColumnType::Jsonb => "jsonb",
+    }
+}
+
+/// A table column as an Arrow field: JSON and JSONB are text marked with
+/// [`PG_TYPE_METADATA`], so results keep the PostgreSQL type they are sent as.
+pub fn column_field(name: &str, t: ColumnType, nullable: bool) -> Field {
+    let field = Field::new(name, arrow_type(t), nullable);
+    match t {
+        ColumnType::Json | ColumnType::Jsonb => {
+            field.with_metadata([(PG_TYPE_METADATA.to_string(), pg_name(t).to_string())].into())
+        }
+        _ => field,
     }
 }

@@ -361,15 +361,8 @@ fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
                 &t,
             ));
         }
-        "json" | "jsonb" => {
-            return Err(not_supported(
-                format!(
-                    "type \"{}\" is not supported yet: use TEXT (VARCHAR) for the document",
-                    word
-                ),
-                &t,
-            ));
-        }
+        "json" => SqlType::Json,
+        "jsonb" => SqlType::Jsonb,
         _ => {
             return Err(DdlError::At {
                 message: format!("type \"{}\" does not exist", w.value),

@@ -81,6 +81,8 @@ pub enum SqlType {
     Symbol,
     Uuid,
     Binary,
+    Json,
+    Jsonb,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -12,7 +12,7 @@ fn create_table_with_timestamp_and_partitioning() {
         "CREATE TABLE IF NOT EXISTS trades (ts TIMESTAMP, sym SYMBOL CAPACITY 256 NOCACHE, \
          price DOUBLE PRECISION NOT NULL, qty int4, note character varying(20), flag bool, \
          small int2, d date, id uuid, raw bytea, l LONG, s STRING, f FLOAT, tz timestamp with time zone, \
-         tz2 timestamptz(3), naive timestamp(6) without time zone) \
+         tz2 timestamptz(3), naive timestamp(6) without time zone, j json, jb JSONB) \
          TIMESTAMP(ts) PARTITION BY DAY;",
     );
     let Statement::CreateTable(c) = s else {
@@ -42,7 +42,9 @@ fn create_table_with_timestamp_and_partitioning() {
             Real,
             TimestampTz,
             TimestampTz,
-            Timestamp
+            Timestamp,
+            Json,
+            Jsonb
         ]
     );
     assert!(c.columns[2].not_null && !c.columns[0].not_null);

@@ -160,6 +160,7 @@ impl Values {
             ColumnType::Real => Values::Real(vec![0.0; n]),
             ColumnType::Double => Values::Double(vec![0.0; n]),
             ColumnType::Timestamp | ColumnType::TimestampTz => Values::Timestamp(vec![0; n]),
+            ColumnType::Json | ColumnType::Jsonb => Values::Varchar(var()),
             ColumnType::Date => Values::Date(vec![0; n]),
             ColumnType::Uuid => Values::Uuid(vec![0; n]),
             ColumnType::Varchar => Values::Varchar(var()),

@@ -29,10 +29,15 @@ pub enum ColumnType {
     Symbol,
     Uuid,
     Binary,
+    /// PostgreSQL's `json`: the document's text, stored as VARCHAR (checked to be
+    /// valid JSON on the way in).
+    Json,
+    /// PostgreSQL's `jsonb`: stored as VARCHAR like JSON; only the SQL type differs.
+    Jsonb,
 }
 
 impl ColumnType {
-    pub const ALL: [ColumnType; 13] = [
+    pub const ALL: [ColumnType; 15] = [
         ColumnType::Boolean,
         ColumnType::SmallInt,
         ColumnType::Int,
@@ -46,6 +51,8 @@ impl ColumnType {
         ColumnType::Uuid,
         ColumnType::Binary,
         ColumnType::TimestampTz,
+        ColumnType::Json,
+        ColumnType::Jsonb,
     ];
 
     /// Bytes per value in the `.d` file for fixed-width types; `None` for
@@ -60,7 +67,9 @@ impl ColumnType {
             | ColumnType::Timestamp
             | ColumnType::TimestampTz => 8,
             ColumnType::Uuid => 16,
-            ColumnType::Varchar | ColumnType::Binary => return None,
+            ColumnType::Varchar | ColumnType::Binary | ColumnType::Json | ColumnType::Jsonb => {
+                return None;
+            }
         })
     }
 
@@ -70,15 +79,21 @@ impl ColumnType {
     pub fn needs_null_file(self) -> bool {
         !matches!(
             self,
-            ColumnType::Boolean | ColumnType::Symbol | ColumnType::Varchar | ColumnType::Binary
+            ColumnType::Boolean
+                | ColumnType::Symbol
+                | ColumnType::Varchar
+                | ColumnType::Binary
+                | ColumnType::Json
+                | ColumnType::Jsonb
         )
     }
 
     /// The type whose values (`Values` variant, file layout) this type shares:
-    /// TIMESTAMPTZ is stored exactly as TIMESTAMP.
+    /// TIMESTAMPTZ is stored exactly as TIMESTAMP, JSON and JSONB as VARCHAR.
     pub fn physical(self) -> ColumnType {
         match self {
             ColumnType::TimestampTz => ColumnType::Timestamp,
+            ColumnType::Json | ColumnType::Jsonb => ColumnType::Varchar,
             t => t,
         }
     }
@@ -104,6 +119,8 @@ impl ColumnType {
             ColumnType::Uuid => 11,
             ColumnType::Binary => 12,
             ColumnType::TimestampTz => 13,
+            ColumnType::Json => 14,
+            ColumnType::Jsonb => 15,
         }
     }
 
@@ -126,6 +143,8 @@ impl ColumnType {
             ColumnType::Uuid => "UUID",
             ColumnType::Binary => "BINARY",
             ColumnType::TimestampTz => "TIMESTAMPTZ",
+            ColumnType::Json => "JSON",
+            ColumnType::Jsonb => "JSONB",
         }
     }
 }

@@ -32,6 +32,31 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
             check_row(rows[0], ROW, f"psycopg binary={binary}")
             assert all(v is None for v in rows[1][1:]), rows[1]
 
+    # JSON and JSONB: documents in with psycopg's Json/Jsonb wrappers (text and
+    # binary, jsonb's binary form has a version byte), out as Python objects.
+    from psycopg.types.json import Json, Jsonb
+    conn.execute("DROP TABLE IF EXISTS drv_psycopg_json")
+    conn.execute("CREATE TABLE drv_psycopg_json (ts TIMESTAMP, doc JSON, tags JSONB) TIMESTAMP(ts)")
+    docs = [({"a": [1, 2.5, None]}, {"host": "h1", "up": True}), ([1, "x"], {"host": "h2"})]
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO drv_psycopg_json VALUES (%s, %s, %s)",
+                    (ROW[0], Json(docs[0][0]), Jsonb(docs[0][1])))
+        cur.execute("INSERT INTO drv_psycopg_json VALUES (%s, %s, %s)",
+                    (ROW[0] + datetime.timedelta(seconds=1), Json(docs[1][0]), Jsonb(docs[1][1])),
+                    binary=True)
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            cur.execute("SELECT doc, tags FROM drv_psycopg_json ORDER BY ts")
+            assert cur.fetchall() == docs, f"json binary={binary}"
+            cur.execute("SELECT tags ->> 'host' FROM drv_psycopg_json WHERE tags -> 'up' = 'true'")
+            assert cur.fetchall() == [("h1",)]
+    try:
+        conn.execute("INSERT INTO drv_psycopg_json (ts, doc) VALUES (%s, %s)", (ROW[0], "{oops"))
+        raise SystemExit("expected an error for a malformed document")
+    except errors.InvalidTextRepresentation as e:
+        assert "doc" in str(e), str(e)
+    conn.execute("DROP TABLE drv_psycopg_json")
+
     try:
         conn.execute("SELECT * FROM no_such_table")
         raise SystemExit("expected an error for a missing table")

@@ -22,6 +22,8 @@ const PG_EPOCH_DAYS: i32 = 10_957;
 #[derive(Debug)]
 pub(crate) struct ColumnBuilder {
     name: String,
+    /// The column's type (JSON and JSONB are checked, JSONB has a version byte).
+    column_type: ColumnType,
     values: Values,
     nulls: Vec<bool>,
 }
@@ -30,6 +32,7 @@ impl ColumnBuilder {
     pub(crate) fn new(name: &str, t: ColumnType) -> Self {
         ColumnBuilder {
             name: name.to_string(),
+            column_type: t,
             values: Values::zeros(t, 0),
             nulls: Vec::new(),
         }
@@ -129,6 +132,25 @@ impl ColumnBuilder {
                 fixed(16)?.try_into().map_err(|_| bad("length"))?,
             )),
             Values::Varchar(v) | Values::Symbol(v) => {
+                let field = match self.column_type {
+                    ColumnType::Jsonb => match field.split_first() {
+                        Some((1, text)) => text,
+                        _ => return Err(bad("unsupported jsonb version")),
+                    },
+                    _ => field,
+                };
+                if matches!(self.column_type, ColumnType::Json | ColumnType::Jsonb) {
+                    crate::json::check_document(field).map_err(|detail| {
+                        ExecError::new(
+                            sqlstate::INVALID_TEXT_REPRESENTATION,
+                            format!(
+                                "invalid input syntax for type {} in column \"{}\": {detail}",
+                                crate::types::pg_name(self.column_type),
+                                self.name
+                            ),
+                        )
+                    })?;
+                }
                 std::str::from_utf8(field).map_err(|e| {
                     ExecError::new(
                         sqlstate::CHARACTER_NOT_IN_REPERTOIRE,

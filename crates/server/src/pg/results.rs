@@ -47,6 +47,7 @@ pub(super) fn rows_response(
 ) -> QueryResponse {
     let fields = fields(schema, formats);
     let formats = formats.clone();
+    let jsonb = super::types::jsonb_columns(schema);
     let failure = failure.clone();
     let verb = rows.verb();
     // One batch's rows are encoded at a time: memory holds a batch or two,
@@ -54,7 +55,7 @@ pub(super) fn rows_response(
     let data = rows.flat_map(move |batch| {
         let encoded: Vec<PgWireResult<DataRow>> = match batch {
             Ok(b) => (0..b.num_rows())
-                .map(|r| data_row(b.columns(), r, &formats).map_err(|e| failure.record(e)))
+                .map(|r| data_row(b.columns(), r, &formats, &jsonb).map_err(|e| failure.record(e)))
                 .collect(),
             Err(e) => vec![Err(failure.record(e))],
         };

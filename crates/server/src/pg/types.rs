@@ -53,6 +53,7 @@ pub(crate) fn field_type(f: &tidemark_executor::arrow::datatypes::Field) -> Type
         .map(String::as_str)
     {
         Some("json") => Type::JSON,
+        Some("jsonb") => Type::JSONB,
         _ => pg_type(f.data_type()),
     }
 }
@@ -150,18 +151,37 @@ fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, 
     Ok(true)
 }
 
+/// Which result columns are `jsonb`: their binary form starts with a version byte.
+pub(crate) fn jsonb_columns(schema: &tidemark_executor::arrow::datatypes::Schema) -> Vec<bool> {
+    schema
+        .fields()
+        .iter()
+        .map(|f| field_type(f) == Type::JSONB)
+        .collect()
+}
+
 /// One DataRow: every column of `row`, each in the format the client asked for.
+/// `jsonb` flags the columns sent as `jsonb` ([`jsonb_columns`]).
 pub(crate) fn data_row(
     columns: &[ArrayRef],
     row: usize,
     formats: &Format,
+    jsonb: &[bool],
 ) -> Result<DataRow, ExecError> {
     let mut buf = BytesMut::with_capacity(16 * columns.len());
     for (i, array) in columns.iter().enumerate() {
         let len_at = buf.len();
         buf.put_i32(-1);
         let present = if format_for(formats, i) == FieldFormat::Binary {
-            put_binary(&mut buf, array, row)?
+            if jsonb.get(i).copied().unwrap_or(false) {
+                // jsonb's binary format: version 1, then the document's text.
+                buf.put_u8(1);
+            }
+            let present = put_binary(&mut buf, array, row)?;
+            if !present {
+                buf.truncate(len_at + 4);
+            }
+            present
         } else {
             match format_value(array, row)? {
                 Some(s) => {
@@ -287,6 +307,15 @@ fn decode_binary(n: usize, t: &Type, b: &[u8]) -> Result<ParamValue, ExecError> 
         ),
         Type::UUID => ParamValue::Uuid(fixed(n, t, b)?),
         Type::BYTEA => ParamValue::Bytes(b.to_vec()),
+        // jsonb's binary format: a version byte (1), then the document's text.
+        Type::JSONB => match b.split_first() {
+            Some((1, text)) => ParamValue::Text(
+                std::str::from_utf8(text)
+                    .map_err(|e| bad_param(n, t, e))?
+                    .to_string(),
+            ),
+            _ => return Err(bad_param(n, t, "unsupported jsonb version")),
+        },
         Type::TEXT | Type::VARCHAR | Type::BPCHAR | Type::NAME | Type::UNKNOWN | Type::JSON => {
             ParamValue::Text(
                 std::str::from_utf8(b)
@@ -345,7 +374,7 @@ mod tests {
     fn rows_mix_text_and_binary_columns() {
         let a: ArrayRef = Arc::new(Int32Array::from(vec![Some(5), None]));
         let row =
-            data_row(&[a.clone(), a], 0, &Format::Individual(vec![0, 1])).expect("test value");
+            data_row(&[a.clone(), a], 0, &Format::Individual(vec![0, 1]), &[]).expect("test value");
         assert_eq!(&row.data[..], &[0, 0, 0, 1, b'5', 0, 0, 0, 4, 0, 0, 0, 5]);
     }
 }

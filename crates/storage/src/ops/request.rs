@@ -379,7 +379,7 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
         let vt = col.values.column_type();
         let compatible = vt == c.column_type.physical()
             || matches!(
-                (c.column_type, vt),
+                (c.column_type.physical(), vt),
                 (ColumnType::Symbol, ColumnType::Varchar)
                     | (ColumnType::Varchar, ColumnType::Symbol)
             );
@@ -450,7 +450,7 @@ fn resolve_rows(t: &TableState, batch: Batch) -> Result<RowData> {
                     nulls: col.nulls,
                 }
             }
-            (ColumnType::Varchar, Values::Symbol(v)) => Column {
+            (t, Values::Symbol(v)) if t.physical() == ColumnType::Varchar => Column {
                 values: Values::Varchar(v),
                 nulls: col.nulls,
             },

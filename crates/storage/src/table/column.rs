@@ -318,7 +318,7 @@ impl ColumnChunk {
             ColumnType::Real => fixed!(f32, Real),
             ColumnType::Double => fixed!(f64, Double),
             ColumnType::Uuid => fixed!(u128, Uuid),
-            ColumnType::Varchar | ColumnType::Binary => {
+            ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb | ColumnType::Binary => {
                 let offs = self.aux.as_ref().map(|m| m.as_slice()).unwrap_or(&[]);
                 let entry = |i: usize| -> u64 {
                     let b = &offs[i * 8..i * 8 + 8];
@@ -347,7 +347,7 @@ impl ColumnChunk {
                     out.push(&data[start as usize..end as usize]);
                     start = end;
                 }
-                if t == ColumnType::Varchar {
+                if t.physical() == ColumnType::Varchar {
                     Values::Varchar(out)
                 } else {
                     Values::Binary(out)

@@ -349,7 +349,11 @@ fn decode_column(d: &mut Decoder<'_>) -> Result<Column> {
         ColumnType::Real => fixed!(f32, Real),
         ColumnType::Double => fixed!(f64, Double),
         ColumnType::Uuid => fixed!(u128, Uuid),
-        ColumnType::Varchar | ColumnType::Symbol | ColumnType::Binary => {
+        ColumnType::Varchar
+        | ColumnType::Json
+        | ColumnType::Jsonb
+        | ColumnType::Symbol
+        | ColumnType::Binary => {
             let lens = d.take(
                 n.checked_mul(4)
                     .ok_or_else(|| d.error("column too large"))?,
@@ -365,7 +369,7 @@ fn decode_column(d: &mut Decoder<'_>) -> Result<Column> {
                 .take(usize::try_from(total).map_err(|_| d.error("column too large"))?)?
                 .to_vec();
             let v = VarData { offsets, bytes };
-            match t {
+            match t.physical() {
                 ColumnType::Varchar => Values::Varchar(v),
                 ColumnType::Symbol => Values::Symbol(v),
                 _ => Values::Binary(v),

@@ -122,6 +122,11 @@ fn every_type_and_null_roundtrips_and_nan_is_not_null() {
                 ColumnType::Double => Values::Double(vec![f64::NAN, 0.0, 0.0]),
                 ColumnType::Timestamp => Values::Timestamp(vec![i64::MIN, 0, 0]),
                 ColumnType::TimestampTz => Values::Timestamp(vec![i64::MAX, 0, 0]),
+                ColumnType::Json | ColumnType::Jsonb => Values::Varchar(VarData::from_slices([
+                    &b"{}"[..],
+                    b"",
+                    "[\"\u{fc}\"]".as_bytes(),
+                ])),
                 ColumnType::Date => Values::Date(vec![-719_162, 0, 0]),
                 ColumnType::Varchar => {
                     Values::Varchar(VarData::from_slices([&b""[..], b"", "ü".as_bytes()]))

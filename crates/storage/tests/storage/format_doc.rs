@@ -135,7 +135,7 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
                 ColumnType::Date => {
                     Values::Date(i(&|x| x as i64 * 400).iter().map(|&x| x as i32).collect())
                 }
-                ColumnType::Varchar => {
+                ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb => {
                     Values::Varchar(VarData::from_slices(strs.iter().map(|s| s.as_bytes())))
                 }
                 ColumnType::Symbol => Values::Symbol(VarData::from_slices(

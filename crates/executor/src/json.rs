@@ -1,0 +1,259 @@
+//! JSON and JSONB columns: documents stored as their text (VARCHAR underneath),
+//! checked to be valid JSON on every way in, sent as PostgreSQL's `json` /
+//! `jsonb`, and read with PostgreSQL's operators:
+//! - `doc -> 'key'`, `doc -> 2`: the member or array element as a document;
+//! - `doc ->> 'key'`, `doc ->> 2`: the same as text (a JSON string without its
+//!   quotes, JSON `null` as SQL NULL);
+//! - `'...'::json`, `CAST(... AS JSONB)`: text marked as a document.
+//!
+//! A missing key or element, or a value of the wrong kind (a key into an array),
+//! is NULL, as in PostgreSQL. JSONB keeps the text as given (PostgreSQL would
+//! reorder keys and drop duplicates).
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, StringArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::common::{DFSchema, Result as DfResult, exec_err};
+use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr, TypePlanner};
+use datafusion::logical_expr::{
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    Volatility,
+};
+use datafusion::sql::sqlparser::ast;
+use tidemark_storage::{Column, ColumnType, Values};
+
+use crate::error::{ExecError, Result, sqlstate};
+use crate::types::PG_TYPE_METADATA;
+
+/// Checks that every value of `column` (a JSON or JSONB column named `name`) is
+/// one JSON document: 22P02 naming the column and the first bad row otherwise.
+pub(crate) fn check_column(column: &Column, t: ColumnType, name: &str) -> Result<()> {
+    let Values::Varchar(texts) = &column.values else {
+        return Ok(());
+    };
+    for row in 0..texts.len() {
+        if column.is_null(row) {
+            continue;
+        }
+        check_document(texts.get(row)).map_err(|detail| {
+            ExecError::new(
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                format!(
+                    "invalid input syntax for type {} in column \"{name}\": {detail}",
+                    crate::types::pg_name(t)
+                ),
+            )
+        })?;
+    }
+    Ok(())
+}
+
+/// `Err(why)` unless `text` is exactly one JSON document.
+pub(crate) fn check_document(text: &[u8]) -> std::result::Result<(), String> {
+    serde_json::from_slice::<serde::de::IgnoredAny>(text)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
+}
+
+/// The field of a text value that is sent as `pg_type` (`json` or `jsonb`).
+fn document_field(name: &str, pg_type: &str) -> Field {
+    Field::new(name, DataType::Utf8, true)
+        .with_metadata([(PG_TYPE_METADATA.to_string(), pg_type.to_string())].into())
+}
+
+/// Plans `json`/`jsonb` in casts as text marked with its PostgreSQL type.
+#[derive(Debug)]
+pub(crate) struct JsonTypes;
+
+impl TypePlanner for JsonTypes {
+    fn plan_type_field(&self, sql_type: &ast::DataType) -> DfResult<Option<FieldRef>> {
+        Ok(match sql_type {
+            ast::DataType::JSON => Some(Arc::new(document_field("", "json"))),
+            ast::DataType::JSONB => Some(Arc::new(document_field("", "jsonb"))),
+            _ => None,
+        })
+    }
+}
+
+/// [`JsonTypes`], then another planner for the types it does not know (the
+/// catalog's `regclass`, `oid`, ...): a context has one type planner.
+#[derive(Debug)]
+pub(crate) struct JsonTypesThen(pub(crate) Arc<dyn TypePlanner>);
+
+impl TypePlanner for JsonTypesThen {
+    fn plan_type_field(&self, sql_type: &ast::DataType) -> DfResult<Option<FieldRef>> {
+        match JsonTypes.plan_type_field(sql_type)? {
+            Some(field) => Ok(Some(field)),
+            None => self.0.plan_type_field(sql_type),
+        }
+    }
+}
+
+/// Plans `->` and `->>` as [`JsonGet`] calls.
+#[derive(Debug)]
+pub(crate) struct JsonOperators;
+
+impl ExprPlanner for JsonOperators {
+    fn plan_binary_op(
+        &self,
+        expr: RawBinaryExpr,
+        _schema: &DFSchema,
+    ) -> DfResult<PlannerResult<RawBinaryExpr>> {
+        let as_text = match expr.op {
+            ast::BinaryOperator::Arrow => false,
+            ast::BinaryOperator::LongArrow => true,
+            _ => return Ok(PlannerResult::Original(expr)),
+        };
+        let udf = ScalarUDF::from(JsonGet::new(as_text));
+        Ok(PlannerResult::Planned(
+            udf.call(vec![expr.left, expr.right]),
+        ))
+    }
+}
+
+/// `doc -> key` (`as_text` false) and `doc ->> key` (true).
+#[derive(Debug, PartialEq, Eq, Hash)]
+pub(crate) struct JsonGet {
+    as_text: bool,
+    signature: Signature,
+}
+
+impl JsonGet {
+    fn new(as_text: bool) -> Self {
+        JsonGet {
+            as_text,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for JsonGet {
+    fn name(&self) -> &str {
+        if self.as_text { "->>" } else { "->" }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> DfResult<Vec<DataType>> {
+        let [doc, key] = args else {
+            return exec_err!("{} takes a document and a key", self.name());
+        };
+        let doc = match doc {
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
+                DataType::Utf8
+            }
+            DataType::Dictionary(_, v) if v.is_string() => DataType::Utf8,
+            other => {
+                return datafusion::common::plan_err!(
+                    "operator does not exist: {other} {} unknown: the left side must be json or jsonb",
+                    self.name()
+                );
+            }
+        };
+        let key = if key.is_integer() {
+            DataType::Int64
+        } else {
+            DataType::Utf8
+        };
+        Ok(vec![doc, key])
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        if self.as_text {
+            return Ok(Arc::new(Field::new(self.name(), DataType::Utf8, true)));
+        }
+        // `jsonb -> k` is jsonb, `json -> k` (and text -> k) json.
+        let pg_type = args
+            .arg_fields
+            .first()
+            .and_then(|f| f.metadata().get(PG_TYPE_METADATA))
+            .filter(|t| t.as_str() == "jsonb")
+            .map_or("json", |_| "jsonb");
+        Ok(Arc::new(document_field(self.name(), pg_type)))
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [docs, keys] = arrays.as_slice() else {
+            return exec_err!("{} takes a document and a key", self.name());
+        };
+        let docs = docs.as_string::<i32>();
+        let out: StringArray = (0..rows)
+            .map(|i| {
+                if docs.is_null(i) || keys.is_null(i) {
+                    return Ok(None);
+                }
+                let doc: serde_json::Value = serde_json::from_str(docs.value(i)).map_err(|e| {
+                    datafusion::error::DataFusionError::Execution(format!(
+                        "invalid input syntax for type json: {e}"
+                    ))
+                })?;
+                let member = match keys.data_type() {
+                    DataType::Int64 => {
+                        let k = keys.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+                        element(&doc, k.value(i))
+                    }
+                    _ => doc.get(keys.as_string::<i32>().value(i)),
+                };
+                Ok(member.and_then(|v| self.render(v)))
+            })
+            .collect::<DfResult<_>>()?;
+        Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+    }
+}
+
+impl JsonGet {
+    fn render(&self, v: &serde_json::Value) -> Option<String> {
+        match v {
+            serde_json::Value::Null if self.as_text => None,
+            serde_json::Value::String(s) if self.as_text => Some(s.clone()),
+            other => Some(other.to_string()),
+        }
+    }
+}
+
+/// Array element `i` (negative counts from the end), as PostgreSQL's `-> int`.
+fn element(doc: &serde_json::Value, i: i64) -> Option<&serde_json::Value> {
+    let items = doc.as_array()?;
+    let at = if i < 0 {
+        items
+            .len()
+            .checked_sub(usize::try_from(i.unsigned_abs()).ok()?)?
+    } else {
+        usize::try_from(i).ok()?
+    };
+    items.get(at)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn documents_are_checked() {
+        assert!(check_document(br#"{"a": [1, 2.5, "x", null, true]}"#).is_ok());
+        assert!(check_document(b"3").is_ok());
+        assert!(check_document(b"\"s\"").is_ok());
+        assert!(check_document(b"{\"a\": }").is_err());
+        assert!(check_document(b"{} {}").is_err());
+        assert!(check_document(b"").is_err());
+    }
+
+    #[test]
+    fn elements_count_from_either_end() {
+        let doc: serde_json::Value = serde_json::from_str("[10, 20, 30]").expect("json");
+        assert_eq!(element(&doc, 0), Some(&serde_json::json!(10)));
+        assert_eq!(element(&doc, -1), Some(&serde_json::json!(30)));
+        assert_eq!(element(&doc, 3), None);
+        assert_eq!(element(&doc, -4), None);
+        assert_eq!(element(&serde_json::json!({"a": 1}), 0), None);
+    }
+}
