@@ -95,13 +95,29 @@ const AGGREGATES: &[&str] = &[
 
 /// DataFusion's `information_schema.columns` with PostgreSQL's type names in
 /// `data_type` and a `udt_name` column (it gives Arrow's: `Float64`).
+/// JSON, JSONB and UUID columns are named by their table column's type
+/// (`catalog_types.rs`), as the Arrow type does not tell them.
 const COLUMNS_VIEW: &str = "SELECT table_catalog, table_schema, table_name, column_name, \
      ordinal_position, column_default, is_nullable, \
-     tidemark_sql_type_name(data_type) AS data_type, character_maximum_length, \
+     tidemark_column_type_name(table_name, column_name, tidemark_sql_type_name(data_type), false) \
+     AS data_type, character_maximum_length, \
      character_octet_length, numeric_precision, numeric_precision_radix, numeric_scale, \
-     datetime_precision, interval_type, tidemark_udt_name(data_type) AS udt_name, \
-     table_catalog AS udt_catalog, 'pg_catalog' AS udt_schema \
+     datetime_precision, interval_type, \
+     tidemark_column_type_name(table_name, column_name, tidemark_udt_name(data_type), true) \
+     AS udt_name, table_catalog AS udt_catalog, 'pg_catalog' AS udt_schema \
      FROM tidemark.information_schema.columns";
+
+/// `pg_catalog.pg_attribute` with the type OIDs of JSON, JSONB and UUID columns
+/// (which `datafusion-pg-catalog` gives as `text` and `bytea`), looked up by
+/// relation name (`catalog_types.rs`).
+const ATTRIBUTE_VIEW: &str = "SELECT a.attrelid, a.attname, \
+     tidemark_attribute_type(c.relname, a.attname, a.atttypid) AS atttypid, a.attstattarget, \
+     a.attlen, a.attnum, a.attndims, a.attcacheoff, a.atttypmod, a.attbyval, a.attalign, \
+     a.attstorage, a.attcompression, a.attnotnull, a.atthasdef, a.atthasmissing, \
+     a.attidentity, a.attgenerated, a.attisdropped, a.attislocal, a.attinhcount, \
+     a.attcollation, a.attacl, a.attoptions, a.attfdwoptions, a.attmissingval \
+     FROM tidemark.pg_catalog.pg_attribute a \
+     LEFT JOIN tidemark.pg_catalog.pg_class c ON c.oid = a.attrelid";
 
 /// Applies the rewrites above to `statement`.
 pub(crate) fn rewrite(statement: &mut ast::Statement) {
@@ -214,6 +230,9 @@ impl ast::VisitorMut for Relations {
             .collect();
         let (view, default_alias) = match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
             ["information_schema", "columns"] => (COLUMNS_VIEW.to_string(), "columns"),
+            ["pg_catalog", "pg_attribute"] | ["pg_attribute"] => {
+                (ATTRIBUTE_VIEW.to_string(), "pg_attribute")
+            }
             ["pg_catalog", "pg_settings"] | ["pg_settings"] => (
                 format!("SELECT * FROM {}()", crate::pg_settings::FUNCTION),
                 "pg_settings",
@@ -869,10 +888,17 @@ mod tests {
     #[test]
     fn client_catalog_queries_become_what_datafusion_plans() {
         assert_eq!(
-            rewritten(
-                "SELECT (SELECT typname FROM pg_type WHERE oid = a.atttypid) FROM pg_attribute a"
-            ),
-            "SELECT (SELECT first_value(typname) FROM pg_type WHERE oid = a.atttypid) FROM pg_attribute a"
+            rewritten("SELECT (SELECT typname FROM pg_type WHERE oid = a.atttypid) FROM attrs a"),
+            "SELECT (SELECT first_value(typname) FROM pg_type WHERE oid = a.atttypid) FROM attrs a"
+        );
+        // pg_attribute is read through the view that knows JSON and UUID columns,
+        // under the query's alias.
+        let attributes = rewritten("SELECT a.atttypid FROM pg_catalog.pg_attribute a");
+        assert!(
+            attributes.starts_with("SELECT a.atttypid FROM (SELECT a.attrelid")
+                && attributes.contains("tidemark_attribute_type(c.relname, a.attname, a.atttypid)")
+                && attributes.ends_with(") a"),
+            "{attributes}"
         );
         // Already aggregated: unchanged.
         assert_eq!(
@@ -898,7 +924,7 @@ mod tests {
             rewritten("SELECT data_type FROM information_schema.columns WHERE table_name = 't'");
         assert!(
             view.starts_with("SELECT data_type FROM (SELECT table_catalog")
-                && view.contains("tidemark_sql_type_name(data_type) AS data_type")
+                && view.contains("tidemark_sql_type_name(data_type), false) AS data_type")
                 && view.ends_with(
                     "FROM tidemark.information_schema.columns) AS columns WHERE table_name = 't'"
                 ),
@@ -937,11 +963,11 @@ mod tests {
             rewritten(
                 "SELECT r.a FROM (SELECT (information_schema._pg_expandarray(i.indkey)).n AS s, \
                  information_schema._pg_expandarray(i.indkey) AS KEYS, a.attnum AS a \
-                 FROM pg_index i, pg_attribute a) r WHERE r.a = (r.KEYS).x"
+                 FROM pg_index i, attrs a) r WHERE r.a = (r.KEYS).x"
             ),
             "SELECT r.a FROM (SELECT (unnest(tidemark_expand_array(i.indkey)))['n'] AS s, \
              unnest(tidemark_expand_array(i.indkey)) AS KEYS, a.attnum AS a \
-             FROM pg_index i, pg_attribute a) r WHERE r.a = (r.KEYS)['x']"
+             FROM pg_index i, attrs a) r WHERE r.a = (r.KEYS)['x']"
         );
         // pgJDBC's getIndexInfo: an int2vector counts from 0, also through an alias.
         assert_eq!(

@@ -622,6 +622,20 @@ fn bytea_from_text(array: &ArrayRef, name: &str) -> Result<Column> {
     Ok(Column::with_nulls(values, nulls))
 }
 
+/// A UUID as PostgreSQL reads it: 32 hex digits, hyphens anywhere between
+/// groups of four, optionally in braces.
+pub(crate) fn parse_uuid(s: &str) -> Option<u128> {
+    let s = s.trim();
+    let s = s
+        .strip_prefix('{')
+        .and_then(|x| x.strip_suffix('}'))
+        .unwrap_or(s);
+    let hex: String = s.chars().filter(|c| *c != '-').collect();
+    (hex.len() == 32 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
+        .then(|| u128::from_str_radix(&hex, 16).ok())
+        .flatten()
+}
+
 fn uuid_from_text(array: &ArrayRef, name: &str) -> Result<Column> {
     let strings = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
     let a = strings
@@ -642,16 +656,12 @@ fn uuid_from_text(array: &ArrayRef, name: &str) -> Result<Column> {
             continue;
         }
         let s = a.value(i);
-        let hex: String = s.chars().filter(|c| *c != '-').collect();
-        let v = (hex.len() == 32)
-            .then(|| u128::from_str_radix(&hex, 16).ok())
-            .flatten()
-            .ok_or_else(|| {
-                ExecError::new(
-                    sqlstate::INVALID_TEXT_REPRESENTATION,
-                    format!("invalid input syntax for type uuid: \"{s}\" (column \"{name}\")"),
-                )
-            })?;
+        let v = parse_uuid(s).ok_or_else(|| {
+            ExecError::new(
+                sqlstate::INVALID_TEXT_REPRESENTATION,
+                format!("invalid input syntax for type uuid: \"{s}\" (column \"{name}\")"),
+            )
+        })?;
         values.push(v);
         nulls.push(false);
     }

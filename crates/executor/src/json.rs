@@ -62,7 +62,8 @@ fn document_field(name: &str, pg_type: &str) -> Field {
         .with_metadata([(PG_TYPE_METADATA.to_string(), pg_type.to_string())].into())
 }
 
-/// Plans `json`/`jsonb` in casts as text marked with its PostgreSQL type.
+/// Plans `json`/`jsonb` in casts as text marked with its PostgreSQL type, and
+/// `uuid` as text.
 #[derive(Debug)]
 pub(crate) struct JsonTypes;
 
@@ -71,6 +72,9 @@ impl TypePlanner for JsonTypes {
         Ok(match sql_type {
             ast::DataType::JSON => Some(Arc::new(document_field("", "json"))),
             ast::DataType::JSONB => Some(Arc::new(document_field("", "jsonb"))),
+            // `$1::uuid` (as SQLAlchemy binds UUIDs): the text form, which a UUID
+            // column parses on the way in; Arrow has no cast from text to UUID.
+            ast::DataType::Uuid => Some(Arc::new(Field::new("", DataType::Utf8, true))),
             _ => None,
         })
     }
@@ -90,7 +94,8 @@ impl TypePlanner for JsonTypesThen {
     }
 }
 
-/// Plans `->` and `->>` as [`JsonGet`] calls.
+/// Plans `->` and `->>` as [`JsonGet`] calls (and comparisons with UUIDs,
+/// `uuid_values.rs`: a context has one list of expression planners).
 #[derive(Debug)]
 pub(crate) struct JsonOperators;
 
@@ -98,12 +103,12 @@ impl ExprPlanner for JsonOperators {
     fn plan_binary_op(
         &self,
         expr: RawBinaryExpr,
-        _schema: &DFSchema,
+        schema: &DFSchema,
     ) -> DfResult<PlannerResult<RawBinaryExpr>> {
         let as_text = match expr.op {
             ast::BinaryOperator::Arrow => false,
             ast::BinaryOperator::LongArrow => true,
-            _ => return Ok(PlannerResult::Original(expr)),
+            _ => return crate::uuid_values::plan_comparison(expr, schema),
         };
         let udf = ScalarUDF::from(JsonGet::new(as_text));
         Ok(PlannerResult::Planned(

@@ -15,6 +15,7 @@
 //! `plan_cache` (prepared queries planned once, bound at every execution).
 
 mod catalog_rewrite;
+mod catalog_types;
 mod checkpoint;
 mod column_names;
 mod convert;
@@ -45,6 +46,7 @@ mod system;
 pub mod text;
 mod timestamp_text;
 pub mod types;
+mod uuid_values;
 mod values;
 
 pub use copy::CopyOut;

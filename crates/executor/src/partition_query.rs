@@ -2,6 +2,9 @@
 //! DELETE, ALTER TABLE DROP PARTITION WHERE): planned once, with each
 //! partition's bounds on the designated timestamp bound as values.
 
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::execution::context::SessionContext;
@@ -34,6 +37,10 @@ pub(crate) struct PartitionQuery {
     /// Whether the table has a designated timestamp to bound (else it is one
     /// partition, read whole).
     ranged: bool,
+    /// The time zone of the designated timestamp's Arrow type (TIMESTAMPTZ):
+    /// the bounds are given in it, as converting extreme plain bounds would
+    /// overflow.
+    zone: Option<Arc<str>>,
 }
 
 impl PartitionQuery {
@@ -48,6 +55,14 @@ impl PartitionQuery {
         parts: &[&ast::Expr],
     ) -> Result<Self> {
         let ts = reader.meta().timestamp_name().map(quote_ident);
+        let zone = reader
+            .meta()
+            .timestamp_index()
+            .map(|i| reader.meta().columns[i].column_type)
+            .and_then(|t| match crate::types::arrow_type(t) {
+                DataType::Timestamp(_, zone) => zone,
+                _ => None,
+            });
         let range = match &ts {
             Some(ts) => format!("{ts} >= $1 AND {ts} < $2"),
             None => "TRUE".to_string(),
@@ -64,12 +79,13 @@ impl PartitionQuery {
             ctx,
             plan,
             ranged: ts.is_some(),
+            zone,
         })
     }
 
     /// The query's rows in the partition `[start, end)`.
     pub(crate) async fn rows(&self, start: i64, end: i64) -> Result<Vec<RecordBatch>> {
-        let at = |us: i64| ScalarValue::TimestampMicrosecond(Some(us), None);
+        let at = |us: i64| ScalarValue::TimestampMicrosecond(Some(us), self.zone.clone());
         let plan = if self.ranged {
             self.plan
                 .clone()

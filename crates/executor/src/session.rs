@@ -831,6 +831,7 @@ impl Session {
             if let Some(c) = self.catalog.get() {
                 crate::pg_catalog::install(&ctx, c)?;
             }
+            crate::catalog_types::register(&ctx, snapshot);
             crate::pg_functions::register_current_setting(&ctx, self.settings.clone());
             crate::pg_settings::register(&ctx, &self.settings);
         }
@@ -862,9 +863,15 @@ impl Session {
             .options_mut()
             .optimizer
             .enable_round_robin_repartition = false;
+        // UUID literals and casts are settled before DataFusion's type coercion,
+        // which would refuse them (`uuid_values.rs`).
+        let mut analyzer_rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
+            vec![Arc::new(crate::uuid_values::UuidValues)];
+        analyzer_rules.extend(datafusion::optimizer::Analyzer::new().rules);
         let state = datafusion::execution::SessionStateBuilder::new()
             .with_config(config)
             .with_default_features()
+            .with_analyzer_rules(analyzer_rules)
             .with_type_planner(Arc::new(crate::json::JsonTypes))
             .build();
         let mut ctx = SessionContext::new_with_state(state);

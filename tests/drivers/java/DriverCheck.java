@@ -129,8 +129,7 @@ public class DriverCheck {
             String[][] columns = {
                 {"ts", "timestamp"}, {"b", "bool"}, {"i2", "int2"}, {"i4", "int4"}, {"i8", "int8"},
                 {"f4", "float4"}, {"f8", "float8"}, {"d", "date"}, {"s", "text"}, {"sym", "text"},
-                // UUID columns show as bytea in pg_attribute (datafusion-pg-catalog's mapping).
-                {"u", null}, {"bin", "bytea"}, {"tz", "timestamptz"}};
+                {"u", "uuid"}, {"bin", "bytea"}, {"tz", "timestamptz"}};
             try (ResultSet rs = meta.getColumns(null, "public", "drv_jdbc", "%")) {
                 for (String[] column : columns) {
                     check(rs.next(), "getColumns: " + column[0]);

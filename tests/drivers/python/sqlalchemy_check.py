@@ -8,6 +8,7 @@ Usage: sqlalchemy_check.py HOST PORT USER PASSWORD [SSLMODE]. Exits non-zero wit
 """
 import datetime
 import sys
+import uuid
 
 import pandas as pd
 import sqlalchemy as sa
@@ -135,6 +136,31 @@ for dialect in ("psycopg", "psycopg2"):
     with engine.connect() as conn:
         later = conn.execute(sa.select(zt.c.v).where(zt.c.time > cut)).scalars().all()
     assert later == [2.0], later
+
+    # UUID, JSON and JSONB columns reflect as their types; the ORM-style insert
+    # binds `::UUID`, `::JSON`, `::JSONB` casts and a lookup by UUID finds the row.
+    typed_table = f"typed_{dialect}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {typed_table}"))
+        conn.execute(sa.text(f"CREATE TABLE {typed_table} (ts TIMESTAMPTZ, id UUID, doc JSON, "
+                             "tags JSONB) TIMESTAMP(ts)"))
+    reflected = {c["name"]: type(c["type"]).__name__
+                 for c in sa.inspect(engine).get_columns(typed_table)}
+    assert reflected == {"ts": "TIMESTAMP", "id": "UUID", "doc": "JSON", "tags": "JSONB"}, reflected
+    tt = sa.Table(typed_table, sa.MetaData(), autoload_with=engine)
+    ident = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
+    with engine.begin() as conn:
+        conn.execute(tt.insert(), [
+            {"ts": datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc), "id": ident,
+             "doc": {"a": [1, 2]}, "tags": {"host": "h1"}},
+            {"ts": datetime.datetime(2026, 3, 2, tzinfo=datetime.timezone.utc), "id": uuid.uuid4(),
+             "doc": None, "tags": {"host": "h2"}}])
+        found = conn.execute(sa.select(tt.c.doc, tt.c.tags).where(tt.c.id == ident)).all()
+        assert found == [({"a": [1, 2]}, {"host": "h1"})], found
+        conn.execute(tt.delete().where(tt.c.id == ident))
+        left = conn.execute(sa.select(sa.func.count()).select_from(tt)).scalar_one()
+        assert left == 1, left
+        conn.execute(sa.text(f"DROP TABLE {typed_table}"))
 
     try:
         with engine.connect() as conn:

@@ -1,0 +1,94 @@
+//! The PostgreSQL types of table columns where the Arrow type does not tell
+//! them: JSON and JSONB columns are Arrow text, UUID columns 16-byte binary,
+//! which `datafusion-pg-catalog` lists as `text` and `bytea`. Catalog queries
+//! read `pg_attribute` and `information_schema.columns` through views
+//! (`catalog_rewrite.rs`) that ask the functions here, which look the column up
+//! in the statement's snapshot:
+//! - `tidemark_attribute_type(relname, attname, atttypid)`: the type OID;
+//! - `tidemark_column_type_name(table, column, fallback, udt)`: the SQL name
+//!   (`udt` false) or internal name (`udt` true), `fallback` otherwise.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{Array, AsArray, Int32Array, StringArray};
+use datafusion::arrow::datatypes::{DataType, Int32Type};
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+use tidemark_storage::{ColumnType, Snapshot};
+
+/// `(oid, SQL name, udt name)` of the types the Arrow type does not tell.
+fn marked_type(t: ColumnType) -> Option<(i32, &'static str, &'static str)> {
+    match t {
+        ColumnType::Json => Some((114, "json", "json")),
+        ColumnType::Jsonb => Some((3802, "jsonb", "jsonb")),
+        ColumnType::Uuid => Some((2950, "uuid", "uuid")),
+        _ => None,
+    }
+}
+
+fn column_type(snapshot: &Snapshot, table: &str, column: &str) -> Option<ColumnType> {
+    let reader = snapshot.table(table)?;
+    let meta = reader.meta();
+    meta.column_index(column)
+        .map(|i| meta.columns[i].column_type)
+}
+
+/// Registers the functions above in a catalog query's context over `snapshot`.
+pub(crate) fn register(ctx: &SessionContext, snapshot: &Snapshot) {
+    let view = snapshot.clone();
+    ctx.register_udf(create_udf(
+        "tidemark_attribute_type",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Int32],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let args = ColumnarValue::values_to_arrays(args)?;
+            let (tables, columns) = (args[0].as_string::<i32>(), args[1].as_string::<i32>());
+            let fallback = args[2].as_primitive::<Int32Type>();
+            let oids: Int32Array = (0..fallback.len())
+                .map(|i| {
+                    let marked = (!tables.is_null(i) && !columns.is_null(i))
+                        .then(|| column_type(&view, tables.value(i), columns.value(i)))
+                        .flatten()
+                        .and_then(marked_type);
+                    match marked {
+                        Some((oid, _, _)) => Some(oid),
+                        None => (!fallback.is_null(i)).then(|| fallback.value(i)),
+                    }
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(oids)))
+        }),
+    ));
+    let view = snapshot.clone();
+    ctx.register_udf(create_udf(
+        "tidemark_column_type_name",
+        vec![
+            DataType::Utf8,
+            DataType::Utf8,
+            DataType::Utf8,
+            DataType::Boolean,
+        ],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let args = ColumnarValue::values_to_arrays(args)?;
+            let (tables, columns) = (args[0].as_string::<i32>(), args[1].as_string::<i32>());
+            let fallback = args[2].as_string::<i32>();
+            let udt = args[3].as_boolean();
+            let names: StringArray = (0..fallback.len())
+                .map(|i| {
+                    let marked = (!tables.is_null(i) && !columns.is_null(i))
+                        .then(|| column_type(&view, tables.value(i), columns.value(i)))
+                        .flatten()
+                        .and_then(marked_type);
+                    match marked {
+                        Some((_, sql, udt_name)) => Some(if udt.value(i) { udt_name } else { sql }),
+                        None => (!fallback.is_null(i)).then(|| fallback.value(i)),
+                    }
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(names)))
+        }),
+    ));
+}

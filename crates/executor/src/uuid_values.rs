@@ -1,0 +1,225 @@
+//! UUID columns (Arrow `FixedSizeBinary(16)`) in expressions as PostgreSQL
+//! reads them, which Arrow's coercion cannot: a string literal compared with a
+//! UUID (`id = 'a0eebc99-...'`, `id IN ('...', '...')`) is that UUID, and a
+//! UUID cast to text (`id::text`) is its canonical text. The analyzer rule
+//! [`UuidValues`] runs before type coercion (which would refuse both).
+
+use std::sync::{Arc, LazyLock};
+
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, FixedSizeBinaryArray, StringArray};
+use datafusion::arrow::datatypes::DataType;
+use datafusion::common::config::ConfigOptions;
+use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::{DFSchema, ExprSchema, Result, ScalarValue, exec_err};
+use datafusion::logical_expr::expr::{Cast, InList};
+use datafusion::logical_expr::expr_rewriter::NamePreserver;
+use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
+use datafusion::logical_expr::{
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarUDF, Volatility, create_udf,
+};
+use datafusion::optimizer::AnalyzerRule;
+
+const UUID: DataType = DataType::FixedSizeBinary(16);
+
+/// See the module docs.
+#[derive(Debug, Default)]
+pub(crate) struct UuidValues;
+
+impl AnalyzerRule for UuidValues {
+    fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
+        plan.transform_up_with_subqueries(|p| {
+            let mut schema = DFSchema::empty();
+            for input in p.inputs() {
+                schema.merge(input.schema());
+            }
+            if p.inputs().is_empty() {
+                schema.merge(p.schema());
+            }
+            let names = NamePreserver::new(&p);
+            p.map_expressions(|e| {
+                let name = names.save(&e);
+                Ok(e.transform_up(|e| rewrite(e, &schema))?
+                    .update_data(|e| name.restore(e)))
+            })
+        })
+        .map(|t| t.data)
+    }
+
+    fn name(&self) -> &str {
+        "tidemark_uuid_values"
+    }
+}
+
+fn is_uuid(e: &Expr, schema: &dyn ExprSchema) -> bool {
+    e.get_type(schema).is_ok_and(|t| t == UUID)
+}
+
+/// A string literal as a UUID literal, another text expression (`$1::uuid`,
+/// planned as text) parsed as a UUID when it runs; others unchanged.
+fn as_uuid(e: Expr, schema: &dyn ExprSchema) -> Result<Expr> {
+    let Expr::Literal(value, meta) = &e else {
+        let text = e
+            .get_type(schema)
+            .is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8));
+        return Ok(if text {
+            text_uuid_udf().call(vec![e])
+        } else {
+            e
+        });
+    };
+    let Some(Some(text)) = value.try_as_str() else {
+        return Ok(e);
+    };
+    match crate::convert::parse_uuid(text) {
+        Some(u) => Ok(Expr::Literal(
+            ScalarValue::FixedSizeBinary(16, Some(u.to_be_bytes().to_vec())),
+            meta.clone(),
+        )),
+        None => Err(datafusion::error::DataFusionError::External(Box::new(
+            crate::error::ExecError::new(
+                crate::error::sqlstate::INVALID_TEXT_REPRESENTATION,
+                format!("invalid input syntax for type uuid: \"{text}\""),
+            ),
+        ))),
+    }
+}
+
+/// A comparison of a UUID with text, as the SQL planner meets it: the text
+/// becomes a UUID here already, because expressions built around the
+/// comparison (`coalesce(id = '...', false)`) need its type before the
+/// analyzer rule runs.
+pub(crate) fn plan_comparison(
+    expr: RawBinaryExpr,
+    schema: &DFSchema,
+) -> Result<PlannerResult<RawBinaryExpr>> {
+    use datafusion::sql::sqlparser::ast::BinaryOperator as Op;
+    let comparison = matches!(
+        expr.op,
+        Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq
+    );
+    let (left_uuid, right_uuid) = (is_uuid(&expr.left, schema), is_uuid(&expr.right, schema));
+    if !comparison || left_uuid == right_uuid {
+        return Ok(PlannerResult::Original(expr));
+    }
+    let RawBinaryExpr { op, left, right } = expr;
+    let (left, right) = if left_uuid {
+        (left, as_uuid(right, schema)?)
+    } else {
+        (as_uuid(left, schema)?, right)
+    };
+    Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }))
+}
+
+fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
+    Ok(match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right })
+            if is_uuid(&left, schema) != is_uuid(&right, schema) =>
+        {
+            let (left, right) = if is_uuid(&left, schema) {
+                (*left, as_uuid(*right, schema)?)
+            } else {
+                (as_uuid(*left, schema)?, *right)
+            };
+            Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(left),
+                op,
+                Box::new(right),
+            )))
+        }
+        Expr::InList(InList {
+            expr,
+            list,
+            negated,
+        }) if is_uuid(&expr, schema) => {
+            let list = list
+                .into_iter()
+                .map(|e| as_uuid(e, schema))
+                .collect::<Result<Vec<_>>>()?;
+            Transformed::yes(Expr::InList(InList {
+                expr,
+                list,
+                negated,
+            }))
+        }
+        Expr::Cast(Cast { expr, field })
+            if is_uuid(&expr, schema)
+                && matches!(
+                    field.data_type(),
+                    DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
+                ) =>
+        {
+            let text = uuid_text_udf().call(vec![*expr]);
+            Transformed::yes(match field.data_type() {
+                DataType::Utf8 => text,
+                other => text.cast_to(other, schema)?,
+            })
+        }
+        e => Transformed::no(e),
+    })
+}
+
+/// `tidemark_uuid_text(u)`: a UUID as PostgreSQL writes it.
+fn uuid_text_udf() -> ScalarUDF {
+    static UDF: LazyLock<ScalarUDF> = LazyLock::new(|| {
+        create_udf(
+            "tidemark_uuid_text",
+            vec![UUID],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let [a] = arrays.as_slice() else {
+                    return exec_err!("tidemark_uuid_text takes one argument");
+                };
+                let Some(ids) = a.as_fixed_size_binary_opt() else {
+                    return exec_err!("tidemark_uuid_text of {}", a.data_type());
+                };
+                let text: StringArray = (0..ids.len())
+                    .map(|i| (!ids.is_null(i)).then(|| crate::text::uuid(ids.value(i))))
+                    .collect();
+                Ok(ColumnarValue::Array(Arc::new(text) as ArrayRef))
+            }),
+        )
+    });
+    UDF.clone()
+}
+
+/// `tidemark_text_uuid(t)`: text parsed as a UUID (22P02 when it is none).
+fn text_uuid_udf() -> ScalarUDF {
+    static UDF: LazyLock<ScalarUDF> = LazyLock::new(|| {
+        create_udf(
+            "tidemark_text_uuid",
+            vec![DataType::Utf8],
+            UUID,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let arrays = ColumnarValue::values_to_arrays(args)?;
+                let [a] = arrays.as_slice() else {
+                    return exec_err!("tidemark_text_uuid takes one argument");
+                };
+                let texts = a.as_string::<i32>();
+                let ids = (0..texts.len())
+                    .map(|i| {
+                        if texts.is_null(i) {
+                            return Ok(None);
+                        }
+                        let text = texts.value(i);
+                        match crate::convert::parse_uuid(text) {
+                            Some(u) => Ok(Some(u.to_be_bytes())),
+                            None => Err(datafusion::error::DataFusionError::External(Box::new(
+                                crate::error::ExecError::new(
+                                    crate::error::sqlstate::INVALID_TEXT_REPRESENTATION,
+                                    format!("invalid input syntax for type uuid: \"{text}\""),
+                                ),
+                            ))),
+                        }
+                    })
+                    .collect::<Result<Vec<_>>>()?;
+                let array =
+                    FixedSizeBinaryArray::try_from_sparse_iter_with_size(ids.into_iter(), 16)?;
+                Ok(ColumnarValue::Array(Arc::new(array) as ArrayRef))
+            }),
+        )
+    });
+    UDF.clone()
+}
