@@ -32,8 +32,13 @@ pub enum Output {
     /// A result set.
     Rows { schema: SchemaRef, rows: RowStream },
     /// A command's completion tag, as PostgreSQL sends it (`INSERT 0 3`, `CREATE TABLE`, ...),
-    /// and a NOTICE to send before it.
-    Command { tag: String, notice: Option<String> },
+    /// a NOTICE to send before it, and the reported settings (name, value) the
+    /// command changed, which the server sends as ParameterStatus messages.
+    Command {
+        tag: String,
+        notice: Option<String>,
+        reports: Vec<(String, String)>,
+    },
     /// `COPY ... FROM STDIN` started: the client now sends the data, which goes
     /// to [`CopyIn::feed`], and the copy ends with [`Session::finish_copy`].
     CopyIn(Box<CopyIn>),
@@ -77,6 +82,7 @@ impl Output {
         Output::Command {
             tag: tag.into(),
             notice: None,
+            reports: Vec::new(),
         }
     }
 }
@@ -481,15 +487,15 @@ impl Session {
                 ast::Statement::Declare { stmts } => crate::cursor::declare(self, stmts).await,
                 ast::Statement::Close { cursor } => crate::cursor::close(self, cursor),
                 ast::Statement::ShowVariable { variable } => self.show(&variable),
-                ast::Statement::Reset(r) => {
+                ast::Statement::Reset(r) => self.reporting_changes(|s| {
                     match r.reset {
-                        ast::Reset::ALL => self.settings.reset(None)?,
+                        ast::Reset::ALL => s.settings.reset(None)?,
                         ast::Reset::ConfigurationParameter(p) => {
-                            self.settings.reset(Some(&p.to_string()))?
+                            s.settings.reset(Some(&p.to_string()))?
                         }
                     }
                     Ok(Output::command("RESET"))
-                }
+                }),
                 ast::Statement::Copy {
                     source,
                     to,
@@ -506,7 +512,30 @@ impl Session {
         }
     }
 
+    /// Runs `change` (a SET or RESET) and adds the reported settings whose
+    /// values it changed to its output.
+    fn reporting_changes(
+        &mut self,
+        change: impl FnOnce(&mut Self) -> Result<Output>,
+    ) -> Result<Output> {
+        let before = self.settings.reported();
+        let mut output = change(self)?;
+        if let Output::Command { reports, .. } = &mut output {
+            reports.extend(
+                self.settings
+                    .reported()
+                    .into_iter()
+                    .filter(|now| !before.contains(now)),
+            );
+        }
+        Ok(output)
+    }
+
     fn set(&mut self, set: ast::Set) -> Result<Output> {
+        self.reporting_changes(|s| s.apply_set(set))
+    }
+
+    fn apply_set(&mut self, set: ast::Set) -> Result<Output> {
         match set {
             ast::Set::SingleAssignment {
                 variable, values, ..

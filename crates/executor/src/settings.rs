@@ -37,6 +37,17 @@ const KNOWN: &[(&str, &str, bool)] = &[
     ("transaction_isolation", "read committed", false),
 ];
 
+/// The settable parameters PostgreSQL reports with ParameterStatus when they
+/// change (its GUC_REPORT ones): drivers decode text and timestamps by them.
+const REPORTED: &[&str] = &[
+    "application_name",
+    "client_encoding",
+    "datestyle",
+    "intervalstyle",
+    "standard_conforming_strings",
+    "timezone",
+];
+
 /// PostgreSQL's spelling of the names drivers display (SHOW DateStyle shows `DateStyle`).
 fn display_name(name: &str) -> &str {
     match name {
@@ -115,6 +126,15 @@ impl Settings {
             }
         }
         Ok(())
+    }
+
+    /// The parameters PostgreSQL reports to the client (ParameterStatus) at
+    /// start and whenever they change, with their values.
+    pub(crate) fn reported(&self) -> Vec<(String, String)> {
+        REPORTED
+            .iter()
+            .map(|n| (display_name(n).to_string(), self.get(n).unwrap_or_default()))
+            .collect()
     }
 
     /// Every known parameter with its value (SHOW ALL).

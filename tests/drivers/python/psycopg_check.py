@@ -32,6 +32,17 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
             check_row(rows[0], ROW, f"psycopg binary={binary}")
             assert all(v is None for v in rows[1][1:]), rows[1]
 
+    # Reported settings: ParameterStatus at start and after SET/RESET, as psycopg
+    # keeps them in conn.info (it decodes timestamps and text by them).
+    assert conn.info.parameter_status("TimeZone") == "UTC", conn.info.parameter_status("TimeZone")
+    conn.execute("SET application_name = 'drv_check'")
+    conn.execute("SET TIME ZONE 'Europe/Berlin'")
+    assert conn.info.parameter_status("application_name") == "drv_check"
+    assert conn.info.parameter_status("TimeZone") == "Europe/Berlin"
+    conn.execute("RESET ALL")
+    assert conn.info.parameter_status("TimeZone") == "UTC"
+    assert conn.info.parameter_status("application_name") == ""
+
     # JSON and JSONB: documents in with psycopg's Json/Jsonb wrappers (text and
     # binary, jsonb's binary form has a version byte), out as Python objects.
     from psycopg.types.json import Json, Jsonb

@@ -2,4 +2,5 @@
 
 mod prepared;
 mod scan;
+mod settings;
 mod slt;

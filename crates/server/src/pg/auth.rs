@@ -211,6 +211,8 @@ impl AuthSource for CleartextSource {
 
 fn server_parameters() -> Arc<DefaultServerParameterProvider> {
     let mut p = DefaultServerParameterProvider::default();
+    // As `SHOW TimeZone` says (and later ParameterStatus messages report).
+    p.time_zone = "UTC".to_string();
     p.server_version = format!(
         "{} (Tidemark {})",
         tidemark_executor::PG_SERVER_VERSION,

@@ -40,7 +40,7 @@ use tokio::sync::Mutex;
 use super::Shared;
 use super::results::{
     Failure, command_tag, copy_in, copy_out_response, feed_describe, fields, rows_response,
-    send_copy_out, send_notice,
+    send_copy_out, send_notice, send_parameter_statuses,
 };
 use super::types::{decode_param, format_for, param_type};
 use crate::metrics::Outcome;
@@ -255,9 +255,14 @@ impl Connection {
                     let response = rows_response(&schema, rows, &Format::UnifiedText, &failure);
                     failure.outcome(send_query_response(client, response, true).await)?
                 }
-                Output::Command { tag, notice } => {
+                Output::Command {
+                    tag,
+                    notice,
+                    reports,
+                } => {
                     self.shared.metrics.command(&tag);
                     send_notice(client, notice).await?;
+                    send_parameter_statuses(client, reports).await?;
                     send_execution_response(client, command_tag(&tag)).await?;
                     Ok(())
                 }
@@ -838,9 +843,14 @@ impl ExtendedQueryHandler for Extended {
                 &portal.result_column_format,
                 &Failure::default(),
             ))),
-            Output::Command { tag, notice } => {
+            Output::Command {
+                tag,
+                notice,
+                reports,
+            } => {
                 self.conn.shared.metrics.command(&tag);
                 send_notice(client, notice).await?;
+                send_parameter_statuses(client, reports).await?;
                 Ok(Response::Execution(command_tag(&tag)))
             }
             Output::CopyOut(c) => {

@@ -13,6 +13,7 @@ use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
 use pgwire::messages::copy::{CopyData, CopyDone, CopyOutResponse};
 use pgwire::messages::data::{DataRow, NoData, ParameterDescription, RowDescription};
+use pgwire::messages::startup::ParameterStatus;
 use tidemark_executor::arrow::datatypes::SchemaRef;
 use tidemark_executor::copy::CopyIn;
 use tidemark_executor::{CopyOut, ExecError, RowStream};
@@ -193,6 +194,27 @@ pub(super) fn copy_in(c: &CopyIn) -> CopyResponse {
 }
 
 /// Sends a NOTICE (SQLSTATE 00000) before a command's completion.
+/// ParameterStatus for each reported setting a command changed (`SET
+/// TimeZone`, `SET client_encoding`, ...), before its CommandComplete, as
+/// PostgreSQL sends them: drivers decode by these values.
+pub(super) async fn send_parameter_statuses<C>(
+    client: &mut C,
+    reports: Vec<(String, String)>,
+) -> PgWireResult<()>
+where
+    C: Sink<PgWireBackendMessage> + Unpin + Send,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    for (name, value) in reports {
+        client
+            .feed(PgWireBackendMessage::ParameterStatus(ParameterStatus::new(
+                name, value,
+            )))
+            .await?;
+    }
+    Ok(())
+}
+
 pub(super) async fn send_notice<C>(client: &mut C, notice: Option<String>) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
