@@ -206,6 +206,8 @@ type Provider = pgc::PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, Confi
 pub(crate) struct SessionCatalog {
     current: Arc<CurrentCatalogs>,
     provider: Arc<Provider>,
+    /// Who owns every table: the configured (not read-only) user.
+    owner: String,
 }
 
 impl SessionCatalog {
@@ -214,11 +216,18 @@ impl SessionCatalog {
             inner: RwLock::new(Arc::new(MemoryCatalogProviderList::new())),
         });
         let list: Arc<dyn CatalogProviderList> = current.clone();
+        let owner = roles
+            .iter()
+            .find(|r| !r.read_only)
+            .or(roles.first())
+            .map(|r| r.name.clone())
+            .unwrap_or_default();
         let provider =
             pgc::PgCatalogSchemaProvider::try_new(list, static_tables()?, ConfiguredRoles(roles))?;
         Ok(SessionCatalog {
             current,
             provider: Arc::new(provider),
+            owner,
         })
     }
 }
@@ -234,7 +243,7 @@ pub(crate) fn install(ctx: &SessionContext, session: &SessionCatalog) -> Result<
     use pgc::*;
     for f in [
         create_current_schemas_udf(),
-        create_pg_get_userbyid_udf(),
+        owner_name_udf(&session.owner),
         has_privilege_udf::create_has_privilege_udf("has_table_privilege"),
         has_privilege_udf::create_has_privilege_udf("has_schema_privilege"),
         has_privilege_udf::create_has_privilege_udf("has_database_privilege"),
@@ -273,6 +282,26 @@ pub(crate) fn install(ctx: &SessionContext, session: &SessionCatalog) -> Result<
     }
     generate_series_arg_coercion::CoerceIntArgsToBigInt::widen(ctx);
     Ok(())
+}
+
+/// `pg_get_userbyid(oid)`: the configured user that owns every table (every role
+/// and every `relowner` has OID 0 in datafusion-pg-catalog), where the catalog's
+/// own function says `postgres` (psql's `\dt` "Owner", `\l`).
+fn owner_name_udf(owner: &str) -> ScalarUDF {
+    let owner = owner.to_string();
+    create_udf(
+        "pg_get_userbyid",
+        vec![DataType::Int32],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let args = ColumnarValue::values_to_arrays(args)?;
+            let names: StringArray = (0..args[0].len())
+                .map(|i| (!args[0].is_null(i)).then_some(owner.as_str()))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(names) as ArrayRef))
+        }),
+    )
 }
 
 fn compatibility_parser() -> &'static PostgresCompatibilityParser {
