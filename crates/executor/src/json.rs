@@ -4,6 +4,7 @@
 //! - `doc -> 'key'`, `doc -> 2`: the member or array element as a document;
 //! - `doc ->> 'key'`, `doc ->> 2`: the same as text (a JSON string without its
 //!   quotes, JSON `null` as SQL NULL);
+//! - `doc #> '{a,0,b}'`, `doc #>> '{a,0,b}'`: the same along a path;
 //! - `'...'::json`, `CAST(... AS JSONB)`: text marked as a document.
 //!
 //! A missing key or element, or a value of the wrong kind (a key into an array),
@@ -105,29 +106,34 @@ impl ExprPlanner for JsonOperators {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> DfResult<PlannerResult<RawBinaryExpr>> {
-        let as_text = match expr.op {
-            ast::BinaryOperator::Arrow => false,
-            ast::BinaryOperator::LongArrow => true,
+        let (as_text, path) = match expr.op {
+            ast::BinaryOperator::Arrow => (false, false),
+            ast::BinaryOperator::LongArrow => (true, false),
+            ast::BinaryOperator::HashArrow => (false, true),
+            ast::BinaryOperator::HashLongArrow => (true, true),
             _ => return crate::uuid_values::plan_comparison(expr, schema),
         };
-        let udf = ScalarUDF::from(JsonGet::new(as_text));
+        let udf = ScalarUDF::from(JsonGet::new(as_text, path));
         Ok(PlannerResult::Planned(
             udf.call(vec![expr.left, expr.right]),
         ))
     }
 }
 
-/// `doc -> key` (`as_text` false) and `doc ->> key` (true).
+/// `doc -> key` (`as_text` false) and `doc ->> key` (true); with `path`,
+/// `doc #> '{a,0,b}'` and `doc #>> '{a,0,b}'`.
 #[derive(Debug, PartialEq, Eq, Hash)]
 pub(crate) struct JsonGet {
     as_text: bool,
+    path: bool,
     signature: Signature,
 }
 
 impl JsonGet {
-    fn new(as_text: bool) -> Self {
+    fn new(as_text: bool, path: bool) -> Self {
         JsonGet {
             as_text,
+            path,
             signature: Signature::user_defined(Volatility::Immutable),
         }
     }
@@ -135,7 +141,12 @@ impl JsonGet {
 
 impl ScalarUDFImpl for JsonGet {
     fn name(&self) -> &str {
-        if self.as_text { "->>" } else { "->" }
+        match (self.path, self.as_text) {
+            (false, false) => "->",
+            (false, true) => "->>",
+            (true, false) => "#>",
+            (true, true) => "#>>",
+        }
     }
 
     fn signature(&self) -> &Signature {
@@ -158,7 +169,7 @@ impl ScalarUDFImpl for JsonGet {
                 );
             }
         };
-        let key = if key.is_integer() {
+        let key = if key.is_integer() && !self.path {
             DataType::Int64
         } else {
             DataType::Utf8
@@ -206,6 +217,15 @@ impl ScalarUDFImpl for JsonGet {
                         let k = keys.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
                         element(&doc, k.value(i))
                     }
+                    _ if self.path => {
+                        let steps = path_steps(keys.as_string::<i32>().value(i))?;
+                        steps.iter().try_fold(&doc, |at, step| match at {
+                            serde_json::Value::Array(_) => {
+                                step.parse::<i64>().ok().and_then(|n| element(at, n))
+                            }
+                            _ => at.get(step.as_str()),
+                        })
+                    }
                     _ => doc.get(keys.as_string::<i32>().value(i)),
                 };
                 Ok(member.and_then(|v| self.render(v)))
@@ -220,9 +240,89 @@ impl JsonGet {
         match v {
             serde_json::Value::Null if self.as_text => None,
             serde_json::Value::String(s) if self.as_text => Some(s.clone()),
-            other => Some(other.to_string()),
+            other => Some(pg_text(other)),
         }
     }
+}
+
+/// A document as PostgreSQL prints a `jsonb`: `{"a": 1, "b": [1, 2]}`.
+fn pg_text(v: &serde_json::Value) -> String {
+    use serde::Serialize;
+    let mut out = Vec::new();
+    let mut ser = serde_json::Serializer::with_formatter(&mut out, PgFormatter);
+    match v.serialize(&mut ser) {
+        Ok(()) => String::from_utf8(out).unwrap_or_else(|_| v.to_string()),
+        Err(_) => v.to_string(),
+    }
+}
+
+/// serde_json's compact output with PostgreSQL's `", "` and `": "` separators.
+struct PgFormatter;
+
+impl serde_json::ser::Formatter for PgFormatter {
+    fn begin_array_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_key<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+        first: bool,
+    ) -> std::io::Result<()> {
+        if first {
+            Ok(())
+        } else {
+            writer.write_all(b", ")
+        }
+    }
+
+    fn begin_object_value<W: ?Sized + std::io::Write>(
+        &mut self,
+        writer: &mut W,
+    ) -> std::io::Result<()> {
+        writer.write_all(b": ")
+    }
+}
+
+/// The steps of a path given as PostgreSQL's text array (`{a,0,"b c"}`).
+fn path_steps(text: &str) -> DfResult<Vec<String>> {
+    let inner = text
+        .trim()
+        .strip_prefix('{')
+        .and_then(|t| t.strip_suffix('}'))
+        .ok_or_else(|| {
+            datafusion::error::DataFusionError::Execution(format!(
+                "malformed array literal: \"{text}\" (a JSON path is written '{{a,0,b}}')"
+            ))
+        })?;
+    if inner.trim().is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut steps = Vec::new();
+    let mut current = String::new();
+    let (mut quoted, mut escaped) = (false, false);
+    for c in inner.chars() {
+        match c {
+            _ if escaped => {
+                current.push(c);
+                escaped = false;
+            }
+            '\\' => escaped = true,
+            '"' => quoted = !quoted,
+            ',' if !quoted => steps.push(std::mem::take(&mut current).trim().to_string()),
+            c => current.push(c),
+        }
+    }
+    steps.push(current.trim().to_string());
+    Ok(steps)
 }
 
 /// Array element `i` (negative counts from the end), as PostgreSQL's `-> int`.
@@ -250,6 +350,24 @@ mod tests {
         assert!(check_document(b"{\"a\": }").is_err());
         assert!(check_document(b"{} {}").is_err());
         assert!(check_document(b"").is_err());
+    }
+
+    #[test]
+    fn documents_print_as_postgresql_prints_jsonb() {
+        let doc: serde_json::Value =
+            serde_json::from_str(r#"{"a":[1,{"b":null}],"c":"x"}"#).expect("json");
+        assert_eq!(pg_text(&doc), r#"{"a": [1, {"b": null}], "c": "x"}"#);
+        assert_eq!(pg_text(&serde_json::json!([])), "[]");
+    }
+
+    #[test]
+    fn paths_are_text_arrays() {
+        assert_eq!(
+            path_steps("{a, 0,\"b c\"}").expect("path"),
+            ["a", "0", "b c"]
+        );
+        assert_eq!(path_steps("{}").expect("path"), Vec::<String>::new());
+        assert!(path_steps("a,b").is_err());
     }
 
     #[test]

@@ -39,6 +39,24 @@ async function main([host, port, user, password, sslmode = 'disable']) {
     assert.ok(Buffer.from(got[11]).equals(row[11]), `bytea ${got[11]}`);
     assert.ok(Object.values(res.rows[1]).slice(1).every((v) => v === null), 'NULL row');
 
+    // TIMESTAMPTZ reads as a Date of the same instant; JSON and JSONB as objects.
+    await client.query('DROP TABLE IF EXISTS drv_node_docs');
+    await client.query(`CREATE TABLE drv_node_docs (ts TIMESTAMPTZ, doc JSON, tags JSONB)
+      TIMESTAMP(ts)`);
+    const at = new Date('2026-11-21T10:00:00.250Z');
+    await client.query('INSERT INTO drv_node_docs VALUES ($1, $2, $3)',
+      [at, JSON.stringify({ a: [1, null] }), { host: 'h1' }]);
+    const docs = await client.query("SELECT ts, doc, tags, tags ->> 'host' AS host FROM drv_node_docs");
+    assert.equal(docs.rows[0].ts.getTime(), at.getTime());
+    assert.deepEqual(docs.rows[0].doc, { a: [1, null] });
+    assert.deepEqual(docs.rows[0].tags, { host: 'h1' });
+    assert.equal(docs.rows[0].host, 'h1');
+    await assert.rejects(client.query('INSERT INTO drv_node_docs (ts, doc) VALUES ($1, $2)',
+      [at, '{oops']), (e) => {
+      assert.equal(e.code, '22P02');
+      return true;
+    });
+
     await assert.rejects(client.query('SELECT * FROM no_such_table'), (e) => {
       assert.equal(e.code, '42P01');
       assert.match(e.message, /no_such_table/);
