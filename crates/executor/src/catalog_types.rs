@@ -33,6 +33,19 @@ fn column_type(snapshot: &Snapshot, table: &str, column: &str) -> Option<ColumnT
         .map(|i| meta.columns[i].column_type)
 }
 
+/// The marked type of the column named in row `i` of `tables` and `columns`.
+fn marked_at(
+    snapshot: &Snapshot,
+    tables: &StringArray,
+    columns: &StringArray,
+    i: usize,
+) -> Option<(i32, &'static str, &'static str)> {
+    if tables.is_null(i) || columns.is_null(i) {
+        return None;
+    }
+    column_type(snapshot, tables.value(i), columns.value(i)).and_then(marked_type)
+}
+
 /// Registers the functions above in a catalog query's context over `snapshot`.
 pub(crate) fn register(ctx: &SessionContext, snapshot: &Snapshot) {
     let view = snapshot.clone();
@@ -46,15 +59,9 @@ pub(crate) fn register(ctx: &SessionContext, snapshot: &Snapshot) {
             let (tables, columns) = (args[0].as_string::<i32>(), args[1].as_string::<i32>());
             let fallback = args[2].as_primitive::<Int32Type>();
             let oids: Int32Array = (0..fallback.len())
-                .map(|i| {
-                    let marked = (!tables.is_null(i) && !columns.is_null(i))
-                        .then(|| column_type(&view, tables.value(i), columns.value(i)))
-                        .flatten()
-                        .and_then(marked_type);
-                    match marked {
-                        Some((oid, _, _)) => Some(oid),
-                        None => (!fallback.is_null(i)).then(|| fallback.value(i)),
-                    }
+                .map(|i| match marked_at(&view, tables, columns, i) {
+                    Some((oid, _, _)) => Some(oid),
+                    None => (!fallback.is_null(i)).then(|| fallback.value(i)),
                 })
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(oids)))
@@ -77,15 +84,9 @@ pub(crate) fn register(ctx: &SessionContext, snapshot: &Snapshot) {
             let fallback = args[2].as_string::<i32>();
             let udt = args[3].as_boolean();
             let names: StringArray = (0..fallback.len())
-                .map(|i| {
-                    let marked = (!tables.is_null(i) && !columns.is_null(i))
-                        .then(|| column_type(&view, tables.value(i), columns.value(i)))
-                        .flatten()
-                        .and_then(marked_type);
-                    match marked {
-                        Some((_, sql, udt_name)) => Some(if udt.value(i) { udt_name } else { sql }),
-                        None => (!fallback.is_null(i)).then(|| fallback.value(i)),
-                    }
+                .map(|i| match marked_at(&view, tables, columns, i) {
+                    Some((_, sql, udt_name)) => Some(if udt.value(i) { udt_name } else { sql }),
+                    None => (!fallback.is_null(i)).then(|| fallback.value(i)),
                 })
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(names)))

@@ -24,6 +24,7 @@ mod cursor;
 mod ddl;
 mod dml;
 pub mod error;
+mod expr_rules;
 mod fill;
 mod insert;
 mod json;

@@ -13,10 +13,9 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, StringArray};
 use datafusion::arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
-use datafusion::common::{DFSchema, ExprSchema, Result, ScalarValue, exec_err};
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{ExprSchema, Result, ScalarValue, exec_err};
 use datafusion::logical_expr::expr::Cast;
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarUDF, Volatility, create_udf,
 };
@@ -28,24 +27,7 @@ pub(crate) struct PgCasts;
 
 impl AnalyzerRule for PgCasts {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|p| {
-            // The schema the plan's expressions read (its inputs'; a scan's own).
-            let mut schema = DFSchema::empty();
-            for input in p.inputs() {
-                schema.merge(input.schema());
-            }
-            if p.inputs().is_empty() {
-                schema.merge(p.schema());
-            }
-            // A rewritten cast must not rename the column it makes.
-            let names = NamePreserver::new(&p);
-            p.map_expressions(|e| {
-                let name = names.save(&e);
-                Ok(e.transform_up(|e| rewrite(e, &schema))?
-                    .update_data(|e| name.restore(e)))
-            })
-        })
-        .map(|t| t.data)
+        crate::expr_rules::rewrite_expressions(plan, |e, schema| rewrite(e, schema))
     }
 
     fn name(&self) -> &str {

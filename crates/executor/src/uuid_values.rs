@@ -9,10 +9,9 @@ use std::sync::{Arc, LazyLock};
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, FixedSizeBinaryArray, StringArray};
 use datafusion::arrow::datatypes::DataType;
 use datafusion::common::config::ConfigOptions;
-use datafusion::common::tree_node::{Transformed, TreeNode};
+use datafusion::common::tree_node::Transformed;
 use datafusion::common::{DFSchema, ExprSchema, Result, ScalarValue, exec_err};
 use datafusion::logical_expr::expr::{Cast, InList};
-use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::planner::{PlannerResult, RawBinaryExpr};
 use datafusion::logical_expr::{
     BinaryExpr, ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarUDF, Volatility, create_udf,
@@ -27,22 +26,7 @@ pub(crate) struct UuidValues;
 
 impl AnalyzerRule for UuidValues {
     fn analyze(&self, plan: LogicalPlan, _config: &ConfigOptions) -> Result<LogicalPlan> {
-        plan.transform_up_with_subqueries(|p| {
-            let mut schema = DFSchema::empty();
-            for input in p.inputs() {
-                schema.merge(input.schema());
-            }
-            if p.inputs().is_empty() {
-                schema.merge(p.schema());
-            }
-            let names = NamePreserver::new(&p);
-            p.map_expressions(|e| {
-                let name = names.save(&e);
-                Ok(e.transform_up(|e| rewrite(e, &schema))?
-                    .update_data(|e| name.restore(e)))
-            })
-        })
-        .map(|t| t.data)
+        crate::expr_rules::rewrite_expressions(plan, |e, schema| rewrite(e, schema))
     }
 
     fn name(&self) -> &str {

@@ -6,19 +6,6 @@ use std::sync::Arc;
 use tidemark_executor::{Output, ParamValue, Session};
 use tidemark_storage::{Database, StorageOptions};
 
-async fn session() -> (Session, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Database::open(
-        dir.path(),
-        StorageOptions {
-            background_housekeeping: false,
-            ..Default::default()
-        },
-    )
-    .expect("open");
-    (Session::new(Arc::new(db)), dir)
-}
-
 /// A result's values as text, row by row.
 fn text_rows(
     batches: &[tidemark_executor::arrow::record_batch::RecordBatch],
@@ -52,7 +39,7 @@ async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
 
 #[tokio::test]
 async fn a_prepared_insert_binds_values_straight_into_columns() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute(
         "CREATE TABLE t (ts TIMESTAMP, sym SYMBOL, price DOUBLE, n BIGINT, note VARCHAR) TIMESTAMP(ts) PARTITION BY DAY",
     )
@@ -198,7 +185,7 @@ fn text(v: &str) -> Option<String> {
 
 #[tokio::test]
 async fn a_prepared_query_keeps_its_plan_and_reads_each_executions_snapshot() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute(
         "CREATE TABLE q (ts TIMESTAMP, sym SYMBOL, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
          INSERT INTO q VALUES ('2026-11-21 10:00:00', 'A', 1.5), ('2026-11-22 10:00:00', 'B', 2.5)",
@@ -262,7 +249,7 @@ async fn a_prepared_query_keeps_its_plan_and_reads_each_executions_snapshot() {
 
 #[tokio::test]
 async fn a_prepared_query_is_planned_again_after_its_table_changes() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute(
         "CREATE TABLE r (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY;
          INSERT INTO r VALUES ('2026-11-21 10:00:00', 1)",
@@ -366,7 +353,7 @@ async fn an_idle_session_and_a_kept_plan_pin_no_snapshot() {
 
 #[tokio::test]
 async fn each_execution_of_a_kept_plan_has_its_own_statement_time() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     let clock = s.prepare("SELECT now()").await.expect("prepare");
     assert!(clock.is_planned_query(), "planned at Parse");
     let first = prepared_rows(&mut s, &clock, &[]).await;
@@ -385,7 +372,7 @@ async fn each_execution_of_a_kept_plan_has_its_own_statement_time() {
 /// columns are those the execution returns.
 #[tokio::test]
 async fn describe_plans_sample_by_and_latest_on_without_reading_rows() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute(
         "CREATE TABLE d (ts TIMESTAMP, sym SYMBOL, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
          INSERT INTO d VALUES ('2026-11-21 10:00:00', 'A', 1.5), ('2026-11-22 10:30:00', 'B', 2.5);
@@ -461,7 +448,7 @@ async fn describe_plans_sample_by_and_latest_on_without_reading_rows() {
 /// ordinary query: its plan is kept like any other.
 #[tokio::test]
 async fn a_catalog_name_in_a_string_does_not_make_a_catalog_query() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute("CREATE TABLE n (ts TIMESTAMP, name VARCHAR) TIMESTAMP(ts) PARTITION BY DAY")
         .await
         .expect("create");
@@ -485,7 +472,7 @@ async fn a_catalog_name_in_a_string_does_not_make_a_catalog_query() {
 /// answer PostgreSQL's names, duplicates included, with the values in place.
 #[tokio::test]
 async fn select_items_of_the_same_name_run_as_in_postgres() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute(
         "CREATE TABLE d (ts TIMESTAMP, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
          INSERT INTO d VALUES ('2026-11-21 10:00:00', 1.5)",

@@ -2,25 +2,8 @@
 //! and rows still in the write buffer merged with the files in timestamp order.
 //! The apply runs only on plain `CHECKPOINT` here, so what is buffered is known.
 
-use std::sync::Arc;
-
 use tidemark_executor::arrow::array::{Array, Int64Array};
 use tidemark_executor::{Output, Session};
-use tidemark_storage::{Database, StorageOptions};
-
-async fn session() -> (Session, tempfile::TempDir) {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Database::open(
-        dir.path(),
-        StorageOptions {
-            background_housekeeping: false,
-            background_apply: false,
-            ..Default::default()
-        },
-    )
-    .expect("open");
-    (Session::new(Arc::new(db)), dir)
-}
 
 async fn count(s: &mut Session, sql: &str) -> i64 {
     let mut out = s
@@ -40,7 +23,7 @@ async fn count(s: &mut Session, sql: &str) -> i64 {
 
 #[tokio::test]
 async fn a_filter_on_the_designated_timestamp_opens_only_matching_partitions() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY")
         .await
         .expect("create");
@@ -106,7 +89,7 @@ async fn a_filter_on_the_designated_timestamp_opens_only_matching_partitions() {
 
 #[tokio::test]
 async fn projected_fixed_width_columns_are_not_copied() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT, w VARCHAR) TIMESTAMP(ts) PARTITION BY DAY")
         .await
         .expect("create");
@@ -153,7 +136,7 @@ async fn projected_fixed_width_columns_are_not_copied() {
 
 #[tokio::test]
 async fn rows_come_back_in_timestamp_order_across_many_batches() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR")
         .await
         .expect("create");
@@ -214,7 +197,7 @@ async fn check_order(s: &mut Session, rows: usize) {
 
 #[tokio::test]
 async fn explain_and_explain_analyze_show_partitions_scanned() {
-    let (mut s, _dir) = session().await;
+    let (mut s, _dir) = crate::session();
     s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY")
         .await
         .expect("create");
@@ -256,7 +239,7 @@ async fn explain_and_explain_analyze_show_partitions_scanned() {
 
 #[tokio::test]
 async fn planning_reads_no_data_and_damage_surfaces_as_a_named_error() {
-    let (mut s, dir) = session().await;
+    let (mut s, dir) = crate::session();
     s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY")
         .await
         .expect("create");

@@ -1,10 +1,7 @@
 //! SET and RESET report the settings PostgreSQL reports (ParameterStatus) when
 //! they change, and only those.
 
-use std::sync::Arc;
-
-use tidemark_executor::{Output, Session};
-use tidemark_storage::{Database, StorageOptions};
+use tidemark_executor::Output;
 
 fn reports(mut outputs: Vec<Output>) -> Vec<(String, String)> {
     match outputs.pop() {
@@ -15,16 +12,7 @@ fn reports(mut outputs: Vec<Output>) -> Vec<(String, String)> {
 
 #[tokio::test]
 async fn changed_reported_settings_are_reported() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let db = Database::open(
-        dir.path(),
-        StorageOptions {
-            background_housekeeping: false,
-            ..Default::default()
-        },
-    )
-    .expect("open");
-    let mut s = Session::new(Arc::new(db));
+    let (mut s, _dir) = crate::session();
     assert_eq!(
         reports(
             s.execute("SET TIME ZONE 'Europe/Berlin'")
