@@ -256,6 +256,15 @@ fn pg_text(v: &serde_json::Value) -> String {
     }
 }
 
+/// `", "` before every item of an array or object but the first.
+fn item_separator<W: ?Sized + std::io::Write>(writer: &mut W, first: bool) -> std::io::Result<()> {
+    if first {
+        Ok(())
+    } else {
+        writer.write_all(b", ")
+    }
+}
+
 /// serde_json's compact output with PostgreSQL's `", "` and `": "` separators.
 struct PgFormatter;
 
@@ -265,11 +274,7 @@ impl serde_json::ser::Formatter for PgFormatter {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        item_separator(writer, first)
     }
 
     fn begin_object_key<W: ?Sized + std::io::Write>(
@@ -277,11 +282,7 @@ impl serde_json::ser::Formatter for PgFormatter {
         writer: &mut W,
         first: bool,
     ) -> std::io::Result<()> {
-        if first {
-            Ok(())
-        } else {
-            writer.write_all(b", ")
-        }
+        item_separator(writer, first)
     }
 
     fn begin_object_value<W: ?Sized + std::io::Write>(
