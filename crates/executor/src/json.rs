@@ -5,6 +5,7 @@
 //! - `doc ->> 'key'`, `doc ->> 2`: the same as text (a JSON string without its
 //!   quotes, JSON `null` as SQL NULL);
 //! - `doc #> '{a,0,b}'`, `doc #>> '{a,0,b}'`: the same along a path;
+//! - `a @> b`, `a <@ b`: containment, `doc ? 'key'`: key existence (jsonb's);
 //! - `'...'::json`, `CAST(... AS JSONB)`: text marked as a document.
 //!
 //! A missing key or element, or a value of the wrong kind (a key into an array),
@@ -106,6 +107,18 @@ impl ExprPlanner for JsonOperators {
         expr: RawBinaryExpr,
         schema: &DFSchema,
     ) -> DfResult<PlannerResult<RawBinaryExpr>> {
+        let test = match expr.op {
+            ast::BinaryOperator::AtArrow => Some(JsonTest::Contains),
+            ast::BinaryOperator::ArrowAt => Some(JsonTest::ContainedIn),
+            ast::BinaryOperator::Question => Some(JsonTest::HasKey),
+            _ => None,
+        };
+        if let Some(test) = test {
+            let udf = ScalarUDF::from(JsonPredicate::new(test));
+            return Ok(PlannerResult::Planned(
+                udf.call(vec![expr.left, expr.right]),
+            ));
+        }
         let (as_text, path) = match expr.op {
             ast::BinaryOperator::Arrow => (false, false),
             ast::BinaryOperator::LongArrow => (true, false),
@@ -117,6 +130,133 @@ impl ExprPlanner for JsonOperators {
         Ok(PlannerResult::Planned(
             udf.call(vec![expr.left, expr.right]),
         ))
+    }
+}
+
+/// What a [`JsonPredicate`] tests.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum JsonTest {
+    /// `a @> b`: `a` contains `b`.
+    Contains,
+    /// `a <@ b`: `b` contains `a`.
+    ContainedIn,
+    /// `doc ? 'key'`: a top-level key of an object, or a string element of an array.
+    HasKey,
+}
+
+/// `@>`, `<@` and `?` on documents, as PostgreSQL's jsonb operators.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct JsonPredicate {
+    test: JsonTest,
+    signature: Signature,
+}
+
+impl JsonPredicate {
+    fn new(test: JsonTest) -> Self {
+        JsonPredicate {
+            test,
+            signature: Signature::user_defined(Volatility::Immutable),
+        }
+    }
+}
+
+impl ScalarUDFImpl for JsonPredicate {
+    fn name(&self) -> &str {
+        match self.test {
+            JsonTest::Contains => "@>",
+            JsonTest::ContainedIn => "<@",
+            JsonTest::HasKey => "?",
+        }
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> DfResult<Vec<DataType>> {
+        for t in args {
+            let text = matches!(
+                t,
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+            ) || matches!(t, DataType::Dictionary(_, v) if v.is_string());
+            if !text {
+                return datafusion::common::plan_err!(
+                    "operator does not exist: {t} {} ...: the operands must be jsonb (or text)",
+                    self.name()
+                );
+            }
+        }
+        Ok(vec![DataType::Utf8; args.len()])
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Boolean)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [left, right] = arrays.as_slice() else {
+            return exec_err!("{} takes two operands", self.name());
+        };
+        let (left, right) = (left.as_string::<i32>(), right.as_string::<i32>());
+        let parse = |text: &str| -> DfResult<serde_json::Value> {
+            serde_json::from_str(text).map_err(|e| {
+                datafusion::error::DataFusionError::Execution(format!(
+                    "invalid input syntax for type json: {e}"
+                ))
+            })
+        };
+        let out: datafusion::arrow::array::BooleanArray = (0..rows)
+            .map(|i| {
+                if left.is_null(i) || right.is_null(i) {
+                    return Ok(None);
+                }
+                let doc = parse(left.value(i))?;
+                Ok(Some(match self.test {
+                    JsonTest::HasKey => has_key(&doc, right.value(i)),
+                    JsonTest::Contains => contains(&doc, &parse(right.value(i))?),
+                    JsonTest::ContainedIn => contains(&parse(right.value(i))?, &doc),
+                }))
+            })
+            .collect::<DfResult<_>>()?;
+        Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+    }
+}
+
+/// PostgreSQL's jsonb containment: objects contain objects whose every member
+/// they contain, arrays contain arrays whose every element some element of
+/// theirs contains, scalars are equal; and, at the top only, an array contains
+/// a scalar it holds.
+fn contains(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    match (a, b) {
+        (serde_json::Value::Array(items), b) if !b.is_array() && !b.is_object() => {
+            items.iter().any(|mine| mine == b)
+        }
+        _ => contains_nested(a, b),
+    }
+}
+
+fn contains_nested(a: &serde_json::Value, b: &serde_json::Value) -> bool {
+    use serde_json::Value;
+    match (a, b) {
+        (Value::Object(a), Value::Object(b)) => b
+            .iter()
+            .all(|(k, v)| a.get(k).is_some_and(|mine| contains_nested(mine, v))),
+        (Value::Array(a), Value::Array(b)) => b
+            .iter()
+            .all(|v| a.iter().any(|mine| contains_nested(mine, v))),
+        (a, b) => a == b,
+    }
+}
+
+/// `doc ? key`.
+fn has_key(doc: &serde_json::Value, key: &str) -> bool {
+    match doc {
+        serde_json::Value::Object(o) => o.contains_key(key),
+        serde_json::Value::Array(items) => items.iter().any(|v| v.as_str() == Some(key)),
+        serde_json::Value::String(s) => s == key,
+        _ => false,
     }
 }
 
@@ -359,6 +499,21 @@ mod tests {
             serde_json::from_str(r#"{"a":[1,{"b":null}],"c":"x"}"#).expect("json");
         assert_eq!(pg_text(&doc), r#"{"a": [1, {"b": null}], "c": "x"}"#);
         assert_eq!(pg_text(&serde_json::json!([])), "[]");
+    }
+
+    #[test]
+    fn containment_as_postgresql_defines_it() {
+        let v = |t: &str| -> serde_json::Value { serde_json::from_str(t).expect("json") };
+        let doc = v(r#"{"host": "h1", "tags": ["a", "b"], "n": {"x": 1, "y": 2}}"#);
+        assert!(contains(&doc, &v(r#"{"host": "h1"}"#)));
+        assert!(contains(&doc, &v(r#"{"tags": ["b"], "n": {"x": 1}}"#)));
+        assert!(contains(&doc, &v("{}")));
+        assert!(!contains(&doc, &v(r#"{"host": "h2"}"#)));
+        assert!(!contains(&doc, &v(r#"{"tags": "a"}"#)));
+        assert!(contains(&v("[1, 2, [3]]"), &v("[[3], 1]")));
+        assert!(contains(&v(r#"["a", "b"]"#), &v(r#""a""#)));
+        assert!(has_key(&doc, "tags") && !has_key(&doc, "a"));
+        assert!(has_key(&v(r#"["a", "b"]"#), "a"));
     }
 
     #[test]
