@@ -359,12 +359,8 @@ impl ScalarUDFImpl for JsonGet {
                     }
                     _ if self.path => {
                         let steps = path_steps(keys.as_string::<i32>().value(i))?;
-                        steps.iter().try_fold(&doc, |at, step| match at {
-                            serde_json::Value::Array(_) => {
-                                step.parse::<i64>().ok().and_then(|n| element(at, n))
-                            }
-                            _ => at.get(step.as_str()),
-                        })
+                        let steps: Vec<&str> = steps.iter().map(String::as_str).collect();
+                        follow(&doc, &steps)
                     }
                     _ => doc.get(keys.as_string::<i32>().value(i)),
                 };
@@ -431,6 +427,153 @@ impl serde_json::ser::Formatter for PgFormatter {
     ) -> std::io::Result<()> {
         writer.write_all(b": ")
     }
+}
+
+/// Registers the JSON functions: `json[b]_typeof(doc)`, `json[b]_array_length(doc)`,
+/// `json[b]_extract_path(doc, key, ...)` and `json[b]_extract_path_text(doc, key, ...)`.
+pub(crate) fn register_functions(ctx: &datafusion::execution::context::SessionContext) {
+    for prefix in ["json", "jsonb"] {
+        ctx.register_udf(datafusion::logical_expr::create_udf(
+            &format!("{prefix}_typeof"),
+            vec![DataType::Utf8],
+            DataType::Utf8,
+            Volatility::Immutable,
+            Arc::new(|args: &[ColumnarValue]| {
+                let kinds = each_document(args, |doc| {
+                    Ok(match doc {
+                        serde_json::Value::Object(_) => "object",
+                        serde_json::Value::Array(_) => "array",
+                        serde_json::Value::String(_) => "string",
+                        serde_json::Value::Number(_) => "number",
+                        serde_json::Value::Bool(_) => "boolean",
+                        serde_json::Value::Null => "null",
+                    })
+                })?;
+                let kinds: StringArray = kinds.into_iter().collect();
+                Ok(ColumnarValue::Array(Arc::new(kinds) as ArrayRef))
+            }),
+        ));
+        let name = format!("{prefix}_array_length");
+        ctx.register_udf(datafusion::logical_expr::create_udf(
+            &name.clone(),
+            vec![DataType::Utf8],
+            DataType::Int32,
+            Volatility::Immutable,
+            Arc::new(move |args: &[ColumnarValue]| {
+                let lengths = each_document(args, |doc| match doc {
+                    serde_json::Value::Array(items) => Ok(i32::try_from(items.len()).ok()),
+                    _ => exec_err!("cannot get array length of a non-array ({name})"),
+                })?;
+                let lengths: datafusion::arrow::array::Int32Array =
+                    lengths.into_iter().map(Option::flatten).collect();
+                Ok(ColumnarValue::Array(Arc::new(lengths) as ArrayRef))
+            }),
+        ));
+        for as_text in [false, true] {
+            ctx.register_udf(ScalarUDF::from(ExtractPath::new(prefix, as_text)));
+        }
+    }
+}
+
+/// `f(doc)` for each document of the first argument (NULL stays NULL).
+fn each_document<T>(
+    args: &[ColumnarValue],
+    f: impl Fn(&serde_json::Value) -> DfResult<T>,
+) -> DfResult<Vec<Option<T>>> {
+    let arrays = ColumnarValue::values_to_arrays(args)?;
+    let Some(docs) = arrays.first() else {
+        return exec_err!("a JSON function takes a document");
+    };
+    let docs = docs.as_string::<i32>();
+    (0..docs.len())
+        .map(|i| {
+            if docs.is_null(i) {
+                return Ok(None);
+            }
+            f(&parse_document(docs.value(i))?).map(Some)
+        })
+        .collect()
+}
+
+fn parse_document(text: &str) -> DfResult<serde_json::Value> {
+    serde_json::from_str(text).map_err(|e| {
+        datafusion::error::DataFusionError::Execution(format!(
+            "invalid input syntax for type json: {e}"
+        ))
+    })
+}
+
+/// `json[b]_extract_path[_text](doc, key, ...)`: `#>` / `#>>` with the path as
+/// arguments.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct ExtractPath {
+    name: String,
+    /// Which operator it is.
+    get: JsonGet,
+}
+
+impl ExtractPath {
+    fn new(prefix: &str, as_text: bool) -> Self {
+        let suffix = if as_text { "_text" } else { "" };
+        ExtractPath {
+            name: format!("{prefix}_extract_path{suffix}"),
+            get: JsonGet {
+                as_text,
+                path: true,
+                signature: Signature::variadic_any(Volatility::Immutable),
+            },
+        }
+    }
+}
+
+impl ScalarUDFImpl for ExtractPath {
+    fn name(&self) -> &str {
+        &self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.get.signature
+    }
+
+    fn coerce_types(&self, args: &[DataType]) -> DfResult<Vec<DataType>> {
+        Ok(vec![DataType::Utf8; args.len()])
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Utf8)
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        self.get.return_field_from_args(args)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let Some((docs, keys)) = arrays.split_first() else {
+            return exec_err!("{} takes a document and keys", self.name);
+        };
+        let docs = docs.as_string::<i32>();
+        let keys: Vec<&StringArray> = keys.iter().map(|k| k.as_string::<i32>()).collect();
+        let out: StringArray = (0..args.number_rows)
+            .map(|i| {
+                if docs.is_null(i) || keys.iter().any(|k| k.is_null(i)) {
+                    return Ok(None);
+                }
+                let doc = parse_document(docs.value(i))?;
+                let steps: Vec<&str> = keys.iter().map(|k| k.value(i)).collect();
+                Ok(follow(&doc, &steps).and_then(|v| self.get.render(v)))
+            })
+            .collect::<DfResult<_>>()?;
+        Ok(ColumnarValue::Array(Arc::new(out) as ArrayRef))
+    }
+}
+
+/// The value at `steps` (keys, and array positions as numbers) inside `doc`.
+fn follow<'a>(doc: &'a serde_json::Value, steps: &[&str]) -> Option<&'a serde_json::Value> {
+    steps.iter().try_fold(doc, |at, step| match at {
+        serde_json::Value::Array(_) => step.parse::<i64>().ok().and_then(|n| element(at, n)),
+        _ => at.get(*step),
+    })
 }
 
 /// The steps of a path given as PostgreSQL's text array (`{a,0,"b c"}`).

@@ -911,6 +911,7 @@ impl Session {
                 tracing::warn!("the JSON operators are not available: {e}");
             }
         }
+        crate::json::register_functions(&ctx);
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCasts));
         ctx.register_udtf(
