@@ -52,7 +52,7 @@ pub(crate) fn check_column(column: &Column, t: ColumnType, name: &str) -> Result
 }
 
 /// `Err(why)` unless `text` is exactly one JSON document.
-pub(crate) fn check_document(text: &[u8]) -> std::result::Result<(), String> {
+pub fn check_document(text: &[u8]) -> std::result::Result<(), String> {
     serde_json::from_slice::<serde::de::IgnoredAny>(text)
         .map(|_| ())
         .map_err(|e| e.to_string())

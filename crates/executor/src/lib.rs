@@ -27,7 +27,7 @@ pub mod error;
 mod expr_rules;
 mod fill;
 mod insert;
-mod json;
+pub mod json;
 mod latest;
 pub mod params;
 mod partition_query;

@@ -381,7 +381,19 @@ impl ColumnRows {
             )
         };
         match (values, value) {
-            (Values::Varchar(d) | Values::Symbol(d), Value::Text(s)) => d.push(s.as_bytes()),
+            (Values::Varchar(d) | Values::Symbol(d), Value::Text(s)) => {
+                // A JSON or JSONB column takes documents only, as from SQL.
+                if matches!(column_type, ColumnType::Json | ColumnType::Jsonb) {
+                    tidemark_executor::json::check_document(s.as_bytes()).map_err(|e| {
+                        format!(
+                            "invalid input syntax for type {} in column \"{}\" of table \"{table}\": {e}",
+                            column_type.name().to_lowercase(),
+                            self.name
+                        )
+                    })?;
+                }
+                d.push(s.as_bytes())
+            }
             (Values::Boolean(v), Value::Bool(b)) => v.push(b),
             (Values::Double(v), Value::F64(x)) => v.push(x),
             (Values::Double(v), Value::I64(x)) => v.push(x as f64),

@@ -195,6 +195,26 @@ async fn a_request_is_one_transaction_with_the_schema_taken_from_the_data() {
     .await;
     assert_eq!(tables, vec![some(&["0"])]);
 
+    // A string into a JSON column must be a document, as from SQL.
+    client
+        .batch_execute("CREATE TABLE docs (timestamp TIMESTAMP, doc JSONB) TIMESTAMP(timestamp)")
+        .await
+        .expect("create docs");
+    assert_eq!(
+        write(http, r#"docs doc="{\"a\": [1, 2]}" 1700000000000000000"#).0,
+        204
+    );
+    let (code, body) = write(http, r#"docs doc="not json" 1700000001000000000"#);
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("type jsonb") && body.contains("doc"),
+        "{body}"
+    );
+    assert_eq!(
+        query(&client, "SELECT doc -> 'a' ->> 1 FROM docs").await,
+        vec![some(&["2"])]
+    );
+
     // Syntax errors name the line too.
     let (code, body) = write(http, "cpu v=1\ncpu v=1.2.3\n");
     assert_eq!(code, 400);
@@ -297,8 +317,8 @@ async fn a_request_is_one_transaction_with_the_schema_taken_from_the_data() {
     // What /metrics counts.
     let (_, metrics) = crate::protocol::http_get(http, "/metrics");
     for expected in [
-        "tidemark_ilp_rows_total{protocol=\"http\"} 7",
-        "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"schema\"} 5",
+        "tidemark_ilp_rows_total{protocol=\"http\"} 8",
+        "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"schema\"} 6",
         "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"parse\"} 2",
         "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"size\"} 3",
         "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"auth\"} 2",
