@@ -38,17 +38,23 @@ pub(crate) fn check_column(column: &Column, t: ColumnType, name: &str) -> Result
         if column.is_null(row) {
             continue;
         }
-        check_document(texts.get(row)).map_err(|detail| {
-            ExecError::new(
-                sqlstate::INVALID_TEXT_REPRESENTATION,
-                format!(
-                    "invalid input syntax for type {} in column \"{name}\": {detail}",
-                    crate::types::pg_name(t)
-                ),
-            )
-        })?;
+        check_value(texts.get(row), t, name)?;
     }
     Ok(())
+}
+
+/// Checks one value for JSON or JSONB column `name`: 22P02 naming the column
+/// unless it is one JSON document.
+pub(crate) fn check_value(text: &[u8], t: ColumnType, name: &str) -> Result<()> {
+    check_document(text).map_err(|detail| {
+        ExecError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!(
+                "invalid input syntax for type {} in column \"{name}\": {detail}",
+                crate::types::pg_name(t)
+            ),
+        )
+    })
 }
 
 /// `Err(why)` unless `text` is exactly one JSON document.
@@ -200,23 +206,16 @@ impl ScalarUDFImpl for JsonPredicate {
             return exec_err!("{} takes two operands", self.name());
         };
         let (left, right) = (left.as_string::<i32>(), right.as_string::<i32>());
-        let parse = |text: &str| -> DfResult<serde_json::Value> {
-            serde_json::from_str(text).map_err(|e| {
-                datafusion::error::DataFusionError::Execution(format!(
-                    "invalid input syntax for type json: {e}"
-                ))
-            })
-        };
         let out: datafusion::arrow::array::BooleanArray = (0..rows)
             .map(|i| {
                 if left.is_null(i) || right.is_null(i) {
                     return Ok(None);
                 }
-                let doc = parse(left.value(i))?;
+                let doc = parse_document(left.value(i))?;
                 Ok(Some(match self.test {
                     JsonTest::HasKey => has_key(&doc, right.value(i)),
-                    JsonTest::Contains => contains(&doc, &parse(right.value(i))?),
-                    JsonTest::ContainedIn => contains(&parse(right.value(i))?, &doc),
+                    JsonTest::Contains => contains(&doc, &parse_document(right.value(i))?),
+                    JsonTest::ContainedIn => contains(&parse_document(right.value(i))?, &doc),
                 }))
             })
             .collect::<DfResult<_>>()?;
@@ -347,11 +346,7 @@ impl ScalarUDFImpl for JsonGet {
                 if docs.is_null(i) || keys.is_null(i) {
                     return Ok(None);
                 }
-                let doc: serde_json::Value = serde_json::from_str(docs.value(i)).map_err(|e| {
-                    datafusion::error::DataFusionError::Execution(format!(
-                        "invalid input syntax for type json: {e}"
-                    ))
-                })?;
+                let doc = parse_document(docs.value(i))?;
                 let member = match keys.data_type() {
                     DataType::Int64 => {
                         let k = keys.as_primitive::<datafusion::arrow::datatypes::Int64Type>();

@@ -57,8 +57,7 @@ impl PartitionQuery {
         let ts = reader.meta().timestamp_name().map(quote_ident);
         let zone = reader
             .meta()
-            .timestamp_index()
-            .map(|i| reader.meta().columns[i].column_type)
+            .timestamp_type()
             .and_then(|t| match crate::types::arrow_type(t) {
                 DataType::Timestamp(_, zone) => zone,
                 _ => None,

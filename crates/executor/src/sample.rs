@@ -358,11 +358,7 @@ async fn group(
     // 25 hours across a DST change) and their starts are reported in UTC.
     // Buckets are of the designated column's type: a TIMESTAMPTZ column gives
     // instants (the template itself computes plain timestamps of UTC).
-    let zoned = reader
-        .meta()
-        .timestamp_column
-        .and_then(|id| reader.meta().columns.iter().find(|c| c.id == id))
-        .is_some_and(|c| c.column_type == ColumnType::TimestampTz);
+    let zoned = reader.meta().timestamp_type() == Some(ColumnType::TimestampTz);
     let bucket_type = if zoned {
         format!("Timestamp(µs, \"{}\")", crate::types::UTC_OFFSET)
     } else {

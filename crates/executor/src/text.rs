@@ -51,22 +51,18 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
             .map(|a| a.value(row).to_string())
             .unwrap_or_default(),
         DataType::Timestamp(unit, zone) => {
-            let micros = if *unit == TimeUnit::Microsecond {
-                array
-                    .as_any()
-                    .downcast_ref::<TimestampMicrosecondArray>()
-                    .map(|a| a.value(row))
-                    .unwrap_or_default()
-            } else {
-                let a = cast(
+            let micros_array = match unit {
+                TimeUnit::Microsecond => array.clone(),
+                _ => cast(
                     array,
                     &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
-                )?;
-                a.as_any()
-                    .downcast_ref::<TimestampMicrosecondArray>()
-                    .map(|a| a.value(row))
-                    .unwrap_or_default()
+                )?,
             };
+            let micros = micros_array
+                .as_any()
+                .downcast_ref::<TimestampMicrosecondArray>()
+                .map(|a| a.value(row))
+                .unwrap_or_default();
             match zone {
                 // An instant: PostgreSQL shows it in the session time zone (UTC here)
                 // with its offset.

@@ -59,13 +59,30 @@ fn as_uuid(e: Expr, schema: &dyn ExprSchema) -> Result<Expr> {
             ScalarValue::FixedSizeBinary(16, Some(u.to_be_bytes().to_vec())),
             meta.clone(),
         )),
-        None => Err(datafusion::error::DataFusionError::External(Box::new(
-            crate::error::ExecError::new(
-                crate::error::sqlstate::INVALID_TEXT_REPRESENTATION,
-                format!("invalid input syntax for type uuid: \"{text}\""),
-            ),
-        ))),
+        None => Err(invalid_uuid(text)),
     }
+}
+
+/// 22P02 for text that is no UUID.
+fn invalid_uuid(text: &str) -> datafusion::error::DataFusionError {
+    datafusion::error::DataFusionError::External(Box::new(crate::error::ExecError::new(
+        crate::error::sqlstate::INVALID_TEXT_REPRESENTATION,
+        format!("invalid input syntax for type uuid: \"{text}\""),
+    )))
+}
+
+/// The operands of a binary operator, with text on one side made a UUID when
+/// the other side is one (unchanged unless exactly one side is a UUID).
+fn uuid_operands(
+    left: Expr,
+    right: Expr,
+    schema: &dyn ExprSchema,
+) -> Result<Transformed<(Expr, Expr)>> {
+    Ok(match (is_uuid(&left, schema), is_uuid(&right, schema)) {
+        (true, false) => Transformed::yes((left, as_uuid(right, schema)?)),
+        (false, true) => Transformed::yes((as_uuid(left, schema)?, right)),
+        _ => Transformed::no((left, right)),
+    })
 }
 
 /// A comparison of a UUID with text, as the SQL planner meets it: the text
@@ -81,35 +98,20 @@ pub(crate) fn plan_comparison(
         expr.op,
         Op::Eq | Op::NotEq | Op::Lt | Op::LtEq | Op::Gt | Op::GtEq
     );
-    let (left_uuid, right_uuid) = (is_uuid(&expr.left, schema), is_uuid(&expr.right, schema));
-    if !comparison || left_uuid == right_uuid {
+    if !comparison {
         return Ok(PlannerResult::Original(expr));
     }
     let RawBinaryExpr { op, left, right } = expr;
-    let (left, right) = if left_uuid {
-        (left, as_uuid(right, schema)?)
-    } else {
-        (as_uuid(left, schema)?, right)
-    };
+    let (left, right) = uuid_operands(left, right, schema)?.data;
     Ok(PlannerResult::Original(RawBinaryExpr { op, left, right }))
 }
 
 fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
     Ok(match e {
-        Expr::BinaryExpr(BinaryExpr { left, op, right })
-            if is_uuid(&left, schema) != is_uuid(&right, schema) =>
-        {
-            let (left, right) = if is_uuid(&left, schema) {
-                (*left, as_uuid(*right, schema)?)
-            } else {
-                (as_uuid(*left, schema)?, *right)
-            };
-            Transformed::yes(Expr::BinaryExpr(BinaryExpr::new(
-                Box::new(left),
-                op,
-                Box::new(right),
-            )))
-        }
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => uuid_operands(*left, *right, schema)?
+            .update_data(|(left, right)| {
+                Expr::BinaryExpr(BinaryExpr::new(Box::new(left), op, Box::new(right)))
+            }),
         Expr::InList(InList {
             expr,
             list,
@@ -190,12 +192,7 @@ fn text_uuid_udf() -> ScalarUDF {
                         let text = texts.value(i);
                         match crate::convert::parse_uuid(text) {
                             Some(u) => Ok(Some(u.to_be_bytes())),
-                            None => Err(datafusion::error::DataFusionError::External(Box::new(
-                                crate::error::ExecError::new(
-                                    crate::error::sqlstate::INVALID_TEXT_REPRESENTATION,
-                                    format!("invalid input syntax for type uuid: \"{text}\""),
-                                ),
-                            ))),
+                            None => Err(invalid_uuid(text)),
                         }
                     })
                     .collect::<Result<Vec<_>>>()?;

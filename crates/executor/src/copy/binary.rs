@@ -140,16 +140,7 @@ impl ColumnBuilder {
                     _ => field,
                 };
                 if matches!(self.column_type, ColumnType::Json | ColumnType::Jsonb) {
-                    crate::json::check_document(field).map_err(|detail| {
-                        ExecError::new(
-                            sqlstate::INVALID_TEXT_REPRESENTATION,
-                            format!(
-                                "invalid input syntax for type {} in column \"{}\": {detail}",
-                                crate::types::pg_name(self.column_type),
-                                self.name
-                            ),
-                        )
-                    })?;
+                    crate::json::check_value(field, self.column_type, &self.name)?;
                 }
                 std::str::from_utf8(field).map_err(|e| {
                     ExecError::new(

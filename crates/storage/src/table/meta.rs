@@ -50,6 +50,11 @@ impl TableMeta {
         self.columns.iter().position(|c| c.id == id)
     }
 
+    /// The designated timestamp's type (TIMESTAMP or TIMESTAMPTZ).
+    pub fn timestamp_type(&self) -> Option<ColumnType> {
+        self.timestamp_index().map(|i| self.columns[i].column_type)
+    }
+
     pub fn timestamp_name(&self) -> Option<&str> {
         self.timestamp_index()
             .map(|i| self.columns[i].name.as_str())
