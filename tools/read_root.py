@@ -6,7 +6,7 @@
 Output: one JSON object per table: {"table", "columns": [[name, type], ...],
 "rows": [[value, ...], ...]} with rows in storage order; NULL is null, REAL and
 DOUBLE as the hex digits of their bits (so no decimal rendering gets in the way),
-UUIDs as 32 hex digits, binary as hex. Checks every checksum the
+UUIDs as 32 hex digits, binary as hex, DECIMAL(p,s) as text with s decimals. Checks every checksum the
 format defines and exits non-zero, naming the file, on any mismatch.
 """
 import json
@@ -57,13 +57,13 @@ def framed(path, magic):
 
 TYPES = {1: "BOOLEAN", 2: "SMALLINT", 3: "INT", 4: "BIGINT", 5: "REAL", 6: "DOUBLE",
          7: "TIMESTAMP", 8: "DATE", 9: "VARCHAR", 10: "SYMBOL", 11: "UUID", 12: "BINARY",
-         13: "TIMESTAMPTZ", 14: "JSON", 15: "JSONB"}
+         13: "TIMESTAMPTZ", 14: "JSON", 15: "JSONB", 16: "DECIMAL"}
 FIXED = {"BOOLEAN": ("B", 1), "SMALLINT": ("h", 2), "INT": ("i", 4), "BIGINT": ("q", 8),
          "REAL": ("f", 4), "DOUBLE": ("d", 8), "TIMESTAMP": ("q", 8), "DATE": ("i", 4),
          "TIMESTAMPTZ": ("q", 8),
-         "SYMBOL": ("i", 4), "UUID": (None, 16)}
+         "SYMBOL": ("i", 4), "UUID": (None, 16), "DECIMAL": (None, 16)}
 NULL_FILE_TYPES = {"SMALLINT", "INT", "BIGINT", "REAL", "DOUBLE", "TIMESTAMP", "TIMESTAMPTZ",
-                   "DATE", "UUID"}
+                   "DATE", "UUID", "DECIMAL"}
 
 
 def read_meta(path):
@@ -71,8 +71,14 @@ def read_meta(path):
     seq, _pb, _ts, _next = r.u64(), r.u8(), r.u32(), r.u32()
     cols = []
     for _ in range(r.u32()):
-        cid, name, t, not_null, stem = r.u32(), r.str(), TYPES[r.u8()], r.bool(), r.str()
-        cols.append({"id": cid, "name": name, "type": t, "not_null": not_null, "stem": stem})
+        cid, name, t = r.u32(), r.str(), TYPES[r.u8()]
+        shown, scale = t, None
+        if t == "DECIMAL":
+            precision, scale = r.u8(), r.u8()
+            shown = f"DECIMAL({precision},{scale})"
+        not_null, stem = r.bool(), r.str()
+        cols.append({"id": cid, "name": name, "type": t, "shown": shown, "scale": scale,
+                     "not_null": not_null, "stem": stem})
     return seq, cols
 
 
@@ -117,6 +123,14 @@ def committed(path, length, crc):
     return data
 
 
+def decimal_text(unscaled, scale):
+    digits = str(abs(unscaled)).rjust(scale + 1, "0")
+    sign = "-" if unscaled < 0 else ""
+    if scale == 0:
+        return sign + digits
+    return f"{sign}{digits[:-scale]}.{digits[-scale:]}"
+
+
 def read_column(pdir, col, ext, rows, symbols):
     top, stored = ext["top"], rows - ext["top"]
     out = [None] * top
@@ -145,6 +159,8 @@ def read_column(pdir, col, ext, rows, symbols):
             out.append(None)
         elif t == "UUID":
             out.append("%032x" % int.from_bytes(raw, "little"))
+        elif t == "DECIMAL":
+            out.append(decimal_text(int.from_bytes(raw, "little", signed=True), col["scale"]))
         else:
             (v,) = struct.unpack("<" + fmt, raw)
             if t == "BOOLEAN":
@@ -175,7 +191,7 @@ def main(root):
             for k, c in enumerate(cols):
                 columns[k] += read_column(pdir, c, p["ext"][c["id"]], p["rows"], symbols.get(c["id"]))
         rows = [list(r) for r in zip(*columns)]
-        out = {"table": name, "columns": [[c["name"], c["type"]] for c in cols], "rows": rows}
+        out = {"table": name, "columns": [[c["name"], c["shown"]] for c in cols], "rows": rows}
         print(json.dumps(out, ensure_ascii=False, separators=(",", ":")))
 
 

@@ -108,11 +108,14 @@ const COLUMNS_VIEW: &str = "SELECT table_catalog, table_schema, table_name, colu
      FROM tidemark.information_schema.columns";
 
 /// `pg_catalog.pg_attribute` with the type OIDs of JSON, JSONB and UUID columns
-/// (which `datafusion-pg-catalog` gives as `text` and `bytea`), looked up by
-/// relation name (`catalog_types.rs`).
+/// (which `datafusion-pg-catalog` gives as `text` and `bytea`) and the type
+/// modifiers of NUMERIC columns (it gives -1), looked up by relation name
+/// (`catalog_types.rs`).
 const ATTRIBUTE_VIEW: &str = "SELECT a.attrelid, a.attname, \
      tidemark_attribute_type(c.relname, a.attname, a.atttypid) AS atttypid, a.attstattarget, \
-     a.attlen, a.attnum, a.attndims, a.attcacheoff, a.atttypmod, a.attbyval, a.attalign, \
+     a.attlen, a.attnum, a.attndims, a.attcacheoff, \
+     tidemark_attribute_typmod(c.relname, a.attname, a.atttypmod) AS atttypmod, \
+     a.attbyval, a.attalign, \
      a.attstorage, a.attcompression, a.attnotnull, a.atthasdef, a.atthasmissing, \
      a.attidentity, a.attgenerated, a.attisdropped, a.attislocal, a.attinhcount, \
      a.attcollation, a.attacl, a.attoptions, a.attfdwoptions, a.attmissingval \

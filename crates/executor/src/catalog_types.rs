@@ -6,7 +6,10 @@
 //! in the statement's snapshot:
 //! - `tidemark_attribute_type(relname, attname, atttypid)`: the type OID;
 //! - `tidemark_column_type_name(table, column, fallback, udt)`: the SQL name
-//!   (`udt` false) or internal name (`udt` true), `fallback` otherwise.
+//!   (`udt` false) or internal name (`udt` true), `fallback` otherwise;
+//! - `tidemark_attribute_typmod(relname, attname, atttypmod)`: the type modifier,
+//!   which says a NUMERIC column's precision and scale (`format_type`, JDBC's
+//!   column size and decimal digits read it).
 
 use std::sync::Arc;
 
@@ -46,8 +49,40 @@ fn marked_at(
     column_type(snapshot, tables.value(i), columns.value(i)).and_then(marked_type)
 }
 
+/// PostgreSQL's `atttypmod` of a NUMERIC(precision, scale) column.
+fn numeric_typmod(t: ColumnType) -> Option<i32> {
+    match t {
+        ColumnType::Decimal { precision, scale } => {
+            Some(((i32::from(precision) << 16) | i32::from(scale)) + 4)
+        }
+        _ => None,
+    }
+}
+
 /// Registers the functions above in a catalog query's context over `snapshot`.
 pub(crate) fn register(ctx: &SessionContext, snapshot: &Snapshot) {
+    let view = snapshot.clone();
+    ctx.register_udf(create_udf(
+        "tidemark_attribute_typmod",
+        vec![DataType::Utf8, DataType::Utf8, DataType::Int32],
+        DataType::Int32,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let args = ColumnarValue::values_to_arrays(args)?;
+            let (tables, columns) = (args[0].as_string::<i32>(), args[1].as_string::<i32>());
+            let fallback = args[2].as_primitive::<Int32Type>();
+            let typmods: Int32Array = (0..fallback.len())
+                .map(|i| {
+                    let typmod = (!tables.is_null(i) && !columns.is_null(i))
+                        .then(|| column_type(&view, tables.value(i), columns.value(i)))
+                        .flatten()
+                        .and_then(numeric_typmod);
+                    typmod.or_else(|| (!fallback.is_null(i)).then(|| fallback.value(i)))
+                })
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(typmods)))
+        }),
+    ));
     let view = snapshot.clone();
     ctx.register_udf(create_udf(
         "tidemark_attribute_type",

@@ -10,14 +10,18 @@ use datafusion::arrow::array::{
     Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, PrimitiveArray, StringArray,
     TimestampMicrosecondArray,
 };
+use datafusion::arrow::array::{AsArray, Decimal128Array};
 use datafusion::arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
 use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options};
-use datafusion::arrow::datatypes::{ArrowPrimitiveType, DataType, Int32Type};
+use datafusion::arrow::datatypes::{
+    ArrowPrimitiveType, DataType, Decimal128Type, Float64Type, Int32Type,
+};
 use tidemark_storage::{
     Column, ColumnChunk, ColumnType, Mapped, Piece, RowSource, TableReader, Values, VarData,
 };
 
 use crate::error::{ExecError, Result, sqlstate};
+use crate::numeric::{self, NumericError};
 use crate::types::{arrow_type, pg_name};
 
 /// The dictionary of SYMBOL column `name` as the snapshot sees it (the values of
@@ -51,6 +55,7 @@ pub(crate) fn read_array(
                 | ColumnType::Timestamp
                 | ColumnType::TimestampTz
                 | ColumnType::Date
+                | ColumnType::Decimal { .. }
                 | ColumnType::Symbol
         );
     if !zero_copy {
@@ -86,6 +91,9 @@ pub(crate) fn read_array(
         ColumnType::Date => {
             Arc::new(mapped_primitive::<datafusion::arrow::datatypes::Date32Type>(&chunk, &stored))
         }
+        ColumnType::Decimal { .. } => Arc::new(
+            mapped_primitive::<Decimal128Type>(&chunk, &stored).with_data_type(arrow_type(t)),
+        ),
         _ => {
             // SYMBOL: the stored keys are the dictionary keys; -1 marks NULL.
             let keys_raw = mapped_buffer(&chunk.data, stored.start * 4..stored.end * 4);
@@ -261,6 +269,12 @@ pub(crate) fn column_to_array(col: &Column, t: ColumnType) -> Result<ArrayRef> {
                 .map(|i| valid(i).then(|| v.get(i)))
                 .collect::<BinaryArray>(),
         ),
+        (Values::Decimal(v), t) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<Decimal128Array>()
+                .with_data_type(arrow_type(t)),
+        ),
         (Values::Varchar(v) | Values::Symbol(v), ColumnType::Symbol) => {
             let strings: StringArray = (0..n)
                 .map(|i| valid(i).then(|| std::str::from_utf8(v.get(i)).unwrap_or_default()))
@@ -370,6 +384,9 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
         other => arrow_type(other),
     };
     let source = array.data_type();
+    if let ColumnType::Decimal { precision, scale } = t {
+        return decimal_from_array(array, precision, scale, name);
+    }
     if t == ColumnType::Binary
         && matches!(
             source,
@@ -412,6 +429,9 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
     }
     // Text the common way round goes straight to storage values: timestamps in
     // ISO form (what COPY and text parameters carry) and strings themselves.
+    // Timestamps in other forms take the general cast, minutes-only ones
+    // completed with seconds first (which Arrow's parser needs).
+    let mut completed: Option<ArrayRef> = None;
     if let Some(strings) = array.as_any().downcast_ref::<StringArray>() {
         let nulls = || (0..strings.len()).map(|i| strings.is_null(i)).collect();
         match t {
@@ -432,6 +452,17 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
                 {
                     return Ok(Column::with_nulls(Values::Timestamp(v), nulls()));
                 }
+                completed = Some(Arc::new(
+                    strings
+                        .iter()
+                        .map(|text| {
+                            text.map(|text| {
+                                crate::timestamp_text::with_seconds(text)
+                                    .unwrap_or_else(|| text.to_string())
+                            })
+                        })
+                        .collect::<StringArray>(),
+                ));
             }
             ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb => {
                 return Ok(Column::with_nulls(
@@ -452,6 +483,7 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
         safe: false,
         ..Default::default()
     };
+    let array = completed.as_ref().unwrap_or(array);
     let cast = cast_with_options(array, &target, &options).map_err(|e| {
         let mut err = ExecError::from(e);
         err.message = format!("column \"{name}\" ({}): {}", pg_name(t), err.message);
@@ -471,6 +503,12 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
         }};
     }
     let values = match t {
+        ColumnType::Decimal { .. } => {
+            return Err(ExecError::new(
+                sqlstate::INTERNAL_ERROR,
+                "DECIMAL columns convert in decimal_from_array",
+            ));
+        }
         ColumnType::Boolean => {
             let a = cast
                 .as_any()
@@ -547,6 +585,77 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
         }
     };
     Ok(Column::with_nulls(values, nulls))
+}
+
+/// The 22P02/22003 error for a value that cannot be a NUMERIC of column `name`.
+pub(crate) fn numeric_error(e: NumericError, text: &str, name: &str) -> ExecError {
+    match e {
+        NumericError::Syntax => ExecError::new(
+            sqlstate::INVALID_TEXT_REPRESENTATION,
+            format!("invalid input syntax for type numeric: \"{text}\" (column \"{name}\")"),
+        ),
+        other => ExecError::new(
+            sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+            format!("{other} (column \"{name}\")"),
+        ),
+    }
+}
+
+/// Any array as NUMERIC(precision, scale) values, as PostgreSQL assigns them:
+/// decimals rescale, integers and text convert exactly, floats by their
+/// shortest text (so `12.345::float8` is 12.35 at scale 2, as in PostgreSQL, not
+/// the 12.34 its binary fraction would give); every value rounds half away from
+/// zero and must fit the precision.
+fn decimal_from_array(array: &ArrayRef, precision: u8, scale: u8, name: &str) -> Result<Column> {
+    let n = array.len();
+    let nulls: Vec<bool> = (0..n).map(|i| array.is_null(i)).collect();
+    // Every non-NULL row through `convert`; NULL rows hold 0.
+    let each = |convert: &dyn Fn(usize) -> Result<i128>| -> Result<Vec<i128>> {
+        (0..n)
+            .map(|i| if nulls[i] { Ok(0) } else { convert(i) })
+            .collect()
+    };
+    let from_text = |text: &str| {
+        numeric::parse(text, precision, scale).map_err(|e| numeric_error(e, text, name))
+    };
+    let values = match array.data_type() {
+        DataType::Null => vec![0; n],
+        DataType::Decimal128(_, from) => {
+            let a = array.as_primitive::<Decimal128Type>();
+            each(&|i| {
+                let v = a.value(i);
+                numeric::rescale(v, *from, precision, scale)
+                    .map_err(|e| numeric_error(e, &numeric::to_text(v, (*from).max(0) as u8), name))
+            })?
+        }
+        DataType::Float32 | DataType::Float64 => {
+            let a = datafusion::arrow::compute::cast(array, &DataType::Float64)?;
+            let a = a.as_primitive::<Float64Type>();
+            each(&|i| from_text(&a.value(i).to_string()))?
+        }
+        source
+            if source.is_integer()
+                || matches!(
+                    source,
+                    DataType::Utf8
+                        | DataType::LargeUtf8
+                        | DataType::Utf8View
+                        | DataType::Decimal256(..)
+                )
+                || matches!(source, DataType::Dictionary(_, v) if v.as_ref() == &DataType::Utf8) =>
+        {
+            let text = datafusion::arrow::compute::cast(array, &DataType::Utf8)?;
+            let text = text.as_string::<i32>();
+            each(&|i| from_text(text.value(i)))?
+        }
+        source => {
+            return Err(ExecError::new(
+                sqlstate::DATATYPE_MISMATCH,
+                format!("column \"{name}\" is of type numeric but expression is of type {source}"),
+            ));
+        }
+    };
+    Ok(Column::with_nulls(Values::Decimal(values), nulls))
 }
 
 /// PostgreSQL's bytea input: `\x` then hex digits, or the escape form where

@@ -143,6 +143,19 @@ fn column_type_of(t: &DataType, name: &str) -> Result<ColumnType> {
         DataType::Int32 | DataType::UInt16 => ColumnType::Int,
         DataType::Int64 | DataType::UInt32 => ColumnType::BigInt,
         DataType::Float16 | DataType::Float32 => ColumnType::Real,
+        // A decimal keeps its precision and scale where a DECIMAL column can hold
+        // them (a negative scale, or more than 38 digits, becomes DOUBLE).
+        DataType::Decimal128(p, s) | DataType::Decimal256(p, s)
+            if u8::try_from(*s)
+                .ok()
+                .and_then(|s| ColumnType::decimal(*p, s))
+                .is_some() =>
+        {
+            ColumnType::Decimal {
+                precision: *p,
+                scale: *s as u8,
+            }
+        }
         DataType::Float64
         | DataType::UInt64
         | DataType::Decimal128(..)

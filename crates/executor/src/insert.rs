@@ -42,7 +42,11 @@ pub(crate) async fn run(session: &mut Session, insert: ast::Insert) -> Result<Ou
     };
     let targets = target_columns(&reader, &insert.columns, width)?;
     // Literal VALUES skip query planning; anything else is planned by DataFusion.
-    let batches = match literal_rows(&source, targets.len()) {
+    let exact: Vec<bool> = targets
+        .iter()
+        .map(|&i| matches!(meta.columns[i].column_type, ColumnType::Decimal { .. }))
+        .collect();
+    let batches = match literal_rows(&source, &exact) {
         Some(arrays) => vec![record_batch(arrays)?],
         None => {
             let mut source = source;
@@ -365,6 +369,12 @@ fn direct_column(values: &[&ParamValue], t: ColumnType) -> Option<Column> {
         }),
         ColumnType::Uuid => fixed!(Uuid, 0, |v| match v {
             ParamValue::Uuid(u) => Some(u128::from_be_bytes(*u)),
+            _ => None,
+        }),
+        // An integer that fits goes in exactly; anything else (and the error for
+        // an integer that does not fit) takes the general path.
+        ColumnType::Decimal { precision, scale } => fixed!(Decimal, 0, |v| match v {
+            ParamValue::Int(i) => crate::numeric::rescale(i128::from(*i), 0, precision, scale).ok(),
             _ => None,
         }),
         ColumnType::Varchar => text(false)?,

@@ -29,6 +29,7 @@ mod fill;
 mod insert;
 pub mod json;
 mod latest;
+pub mod numeric;
 pub mod params;
 mod partition_query;
 mod pg_casts;

@@ -29,6 +29,7 @@ pub(crate) fn column_type(t: SqlType) -> ColumnType {
         SqlType::Binary => ColumnType::Binary,
         SqlType::Json => ColumnType::Json,
         SqlType::Jsonb => ColumnType::Jsonb,
+        SqlType::Decimal { precision, scale } => ColumnType::Decimal { precision, scale },
     }
 }
 
@@ -64,6 +65,7 @@ pub fn arrow_type(t: ColumnType) -> DataType {
         }
         ColumnType::Uuid => DataType::FixedSizeBinary(16),
         ColumnType::Binary => DataType::Binary,
+        ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale as i8),
     }
 }
 
@@ -85,6 +87,7 @@ pub(crate) fn pg_name(t: ColumnType) -> &'static str {
         ColumnType::Binary => "bytea",
         ColumnType::Json => "json",
         ColumnType::Jsonb => "jsonb",
+        ColumnType::Decimal { .. } => "numeric",
     }
 }
 

@@ -55,7 +55,10 @@ pub(crate) fn literal_param(e: &ast::Expr) -> Option<crate::params::ParamValue> 
 
 /// One Arrow array per column for `VALUES (...), (...)` made only of literals;
 /// `None` when anything else appears (the caller plans the query instead).
-pub(crate) fn literal_rows(source: &ast::Query, columns: usize) -> Option<Vec<ArrayRef>> {
+/// `exact[c]` says column `c` keeps numbers as written (text), for a NUMERIC
+/// target that must not see them through a binary float.
+pub(crate) fn literal_rows(source: &ast::Query, exact: &[bool]) -> Option<Vec<ArrayRef>> {
+    let columns = exact.len();
     if source.with.is_some() || source.order_by.is_some() || source.limit_clause.is_some() {
         return None;
     }
@@ -72,13 +75,14 @@ pub(crate) fn literal_rows(source: &ast::Query, columns: usize) -> Option<Vec<Ar
             .iter()
             .map(|r| literal(&r[c]))
             .collect::<Option<_>>()?;
-        out.push(column(&lits));
+        out.push(column(&lits, exact[c]));
     }
     Some(out)
 }
 
-/// The narrowest Arrow array that holds a column of literals as written.
-fn column(lits: &[Lit]) -> ArrayRef {
+/// The narrowest Arrow array that holds a column of literals as written
+/// (with `exact`, fractions stay text).
+fn column(lits: &[Lit], exact: bool) -> ArrayRef {
     let all = |f: fn(&Lit) -> bool| lits.iter().all(|l| matches!(l, Lit::Null) || f(l));
     if lits.iter().all(|l| matches!(l, Lit::Null)) {
         return Arc::new(NullArray::new(lits.len()));
@@ -103,7 +107,7 @@ fn column(lits: &[Lit]) -> ArrayRef {
                 .collect::<Int64Array>(),
         );
     }
-    if all(|l| matches!(l, Lit::Number(n) if n.parse::<f64>().is_ok())) {
+    if !exact && all(|l| matches!(l, Lit::Number(n) if n.parse::<f64>().is_ok())) {
         return Arc::new(
             lits.iter()
                 .map(|l| {
@@ -146,7 +150,7 @@ mod tests {
     fn literal_values_skip_planning_and_keep_their_kind() {
         let q =
             source("INSERT INTO t VALUES (1, -2.5, 'x', true, NULL), (2, 3, NULL, false, NULL)");
-        let arrays = literal_rows(&q, 5).expect("all literals");
+        let arrays = literal_rows(&q, &[false; 5]).expect("all literals");
         let types: Vec<DataType> = arrays.iter().map(|a| a.data_type().clone()).collect();
         assert_eq!(
             types,
@@ -159,16 +163,24 @@ mod tests {
             ]
         );
         assert!(
-            literal_rows(&source("INSERT INTO t VALUES (1 + 1)"), 1).is_none(),
+            literal_rows(&source("INSERT INTO t VALUES (1 + 1)"), &[false]).is_none(),
             "expressions are planned"
         );
         assert!(
-            literal_rows(&source("INSERT INTO t SELECT 1"), 1).is_none(),
+            literal_rows(&source("INSERT INTO t SELECT 1"), &[false]).is_none(),
             "queries are planned"
         );
         assert!(
-            literal_rows(&source("INSERT INTO t VALUES (1, 2)"), 1).is_none(),
+            literal_rows(&source("INSERT INTO t VALUES (1, 2)"), &[false]).is_none(),
             "count mismatch is reported by the planner"
         );
+        let exact = literal_rows(&source("INSERT INTO t VALUES (12.345, 7)"), &[true, true])
+            .expect("all literals");
+        assert_eq!(
+            exact[0].data_type(),
+            &DataType::Utf8,
+            "a fraction stays as written"
+        );
+        assert_eq!(exact[1].data_type(), &DataType::Int64);
     }
 }

@@ -352,15 +352,7 @@ fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
                 &t,
             ));
         }
-        "numeric" | "decimal" => {
-            return Err(not_supported(
-                format!(
-                    "type \"{}\" is not supported yet: use DOUBLE, or BIGINT of the smallest unit",
-                    word
-                ),
-                &t,
-            ));
-        }
+        "numeric" | "decimal" => numeric_args(p, &word)?,
         "json" => SqlType::Json,
         "jsonb" => SqlType::Jsonb,
         _ => {
@@ -372,6 +364,64 @@ fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
         }
     };
     Ok(ty)
+}
+
+/// The optional `(precision [, scale])` after NUMERIC/DECIMAL, checked as PostgreSQL
+/// checks it (22023), and against the 38 digits Tidemark stores (0A000).
+fn numeric_args(p: &mut Parser<'_>, word: &str) -> Result<SqlType> {
+    if !p.consume_token(&Token::LParen) {
+        return Ok(SqlType::DEFAULT_NUMERIC);
+    }
+    let number = |p: &mut Parser<'_>| -> Result<(u64, TokenWithSpan)> {
+        let at = p.peek_token();
+        if at.token == Token::Minus {
+            return Err(not_supported(
+                format!("a negative {} scale is not supported", word.to_uppercase()),
+                &at,
+            ));
+        }
+        Ok((p.parse_literal_uint()?, at))
+    };
+    let (precision, at) = number(p)?;
+    let scale = if p.consume_token(&Token::Comma) {
+        Some(number(p)?)
+    } else {
+        None
+    };
+    p.expect_token(&Token::RParen)?;
+    let name = word.to_uppercase();
+    if precision == 0 || precision > 1000 {
+        return Err(DdlError::At {
+            message: format!("{name} precision {precision} must be between 1 and 1000"),
+            at: at.span.start,
+            sqlstate: "22023",
+        });
+    }
+    if precision > u64::from(SqlType::MAX_NUMERIC_PRECISION) {
+        return Err(not_supported(
+            format!(
+                "{name} precision {precision} is not supported: Tidemark stores at most {} \
+                 digits; use DOUBLE PRECISION for wider values",
+                SqlType::MAX_NUMERIC_PRECISION
+            ),
+            &at,
+        ));
+    }
+    let scale = match scale {
+        None => 0,
+        Some((s, at)) if s > precision => {
+            return Err(DdlError::At {
+                message: format!("{name} scale {s} must be between 0 and precision {precision}"),
+                at: at.span.start,
+                sqlstate: "22023",
+            });
+        }
+        Some((s, _)) => s,
+    };
+    Ok(SqlType::Decimal {
+        precision: precision as u8,
+        scale: scale as u8,
+    })
 }
 
 pub(crate) fn parse_drop_table(p: &mut Parser<'_>) -> Result<Statement> {

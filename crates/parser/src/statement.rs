@@ -83,6 +83,23 @@ pub enum SqlType {
     Binary,
     Json,
     Jsonb,
+    /// `NUMERIC(precision, scale)` / `DECIMAL(...)`; bare `NUMERIC` is
+    /// [`SqlType::DEFAULT_NUMERIC`].
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
+}
+
+impl SqlType {
+    /// The largest NUMERIC precision: 38 digits fit the 16 bytes a value is stored in.
+    pub const MAX_NUMERIC_PRECISION: u8 = 38;
+    /// `NUMERIC` without a precision: PostgreSQL's is unbounded; Tidemark's is the
+    /// widest precision with 10 decimals, the type DataFusion gives `::numeric`.
+    pub const DEFAULT_NUMERIC: SqlType = SqlType::Decimal {
+        precision: 38,
+        scale: 10,
+    };
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -101,6 +101,8 @@ pub enum Values {
     Symbol(VarData),
     Uuid(Vec<u128>),
     Binary(VarData),
+    /// DECIMAL's unscaled values (the column's type says the scale).
+    Decimal(Vec<i128>),
 }
 
 macro_rules! each_values {
@@ -115,6 +117,7 @@ macro_rules! each_values {
             Values::Timestamp($x) => $fixed,
             Values::Date($x) => $fixed,
             Values::Uuid($x) => $fixed,
+            Values::Decimal($x) => $fixed,
             Values::Varchar($var) | Values::Symbol($var) | Values::Binary($var) => $varexpr,
         }
     };
@@ -135,6 +138,7 @@ impl Values {
             Values::Symbol(_) => ColumnType::Symbol,
             Values::Uuid(_) => ColumnType::Uuid,
             Values::Binary(_) => ColumnType::Binary,
+            Values::Decimal(_) => ColumnType::DECIMAL_STORED,
         }
     }
 
@@ -163,6 +167,7 @@ impl Values {
             ColumnType::Json | ColumnType::Jsonb => Values::Varchar(var()),
             ColumnType::Date => Values::Date(vec![0; n]),
             ColumnType::Uuid => Values::Uuid(vec![0; n]),
+            ColumnType::Decimal { .. } => Values::Decimal(vec![0; n]),
             ColumnType::Varchar => Values::Varchar(var()),
             ColumnType::Symbol => Values::Symbol(var()),
             ColumnType::Binary => Values::Binary(var()),
@@ -183,6 +188,7 @@ impl Values {
             Values::Timestamp(v) => Values::Timestamp(t(v, idx)),
             Values::Date(v) => Values::Date(t(v, idx)),
             Values::Uuid(v) => Values::Uuid(t(v, idx)),
+            Values::Decimal(v) => Values::Decimal(t(v, idx)),
             Values::Varchar(v) => Values::Varchar(v.take(idx)),
             Values::Symbol(v) => Values::Symbol(v.take(idx)),
             Values::Binary(v) => Values::Binary(v.take(idx)),
@@ -205,6 +211,7 @@ impl Values {
             (Values::Timestamp(a), Values::Timestamp(b)) => a.extend_from_slice(&b[rows]),
             (Values::Date(a), Values::Date(b)) => a.extend_from_slice(&b[rows]),
             (Values::Uuid(a), Values::Uuid(b)) => a.extend_from_slice(&b[rows]),
+            (Values::Decimal(a), Values::Decimal(b)) => a.extend_from_slice(&b[rows]),
             (Values::Varchar(a), Values::Varchar(b))
             | (Values::Symbol(a), Values::Symbol(b))
             | (Values::Binary(a), Values::Binary(b)) => a.extend_range(b, rows),
@@ -236,6 +243,7 @@ impl Values {
             (Values::Timestamp(a), Values::Timestamp(b)) => a.extend_from_slice(b),
             (Values::Date(a), Values::Date(b)) => a.extend_from_slice(b),
             (Values::Uuid(a), Values::Uuid(b)) => a.extend_from_slice(b),
+            (Values::Decimal(a), Values::Decimal(b)) => a.extend_from_slice(b),
             (Values::Varchar(a), Values::Varchar(b))
             | (Values::Symbol(a), Values::Symbol(b))
             | (Values::Binary(a), Values::Binary(b)) => a.extend(b),

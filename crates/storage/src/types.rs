@@ -3,6 +3,9 @@
 
 use std::fmt;
 
+use crate::codec::{Decoder, Encoder};
+use crate::error::Result;
+
 /// Microseconds in common units.
 pub const MICROS_PER_SECOND: i64 = 1_000_000;
 pub const MICROS_PER_HOUR: i64 = 3_600 * MICROS_PER_SECOND;
@@ -34,10 +37,22 @@ pub enum ColumnType {
     Json,
     /// PostgreSQL's `jsonb`: stored as VARCHAR like JSON; only the SQL type differs.
     Jsonb,
+    /// `NUMERIC(precision, scale)`: exact decimals, stored as their unscaled value
+    /// (`value * 10^scale`) in a 16-byte two's-complement integer. Precision is
+    /// 1..=[`MAX_DECIMAL_PRECISION`], scale 0..=precision.
+    Decimal {
+        precision: u8,
+        scale: u8,
+    },
 }
 
+/// The largest DECIMAL precision: what an `i128` holds (Arrow's Decimal128).
+pub const MAX_DECIMAL_PRECISION: u8 = 38;
+
 impl ColumnType {
-    pub const ALL: [ColumnType; 15] = [
+    /// One of each type (DECIMAL with one precision and scale; all decimals share
+    /// a layout).
+    pub const ALL: [ColumnType; 16] = [
         ColumnType::Boolean,
         ColumnType::SmallInt,
         ColumnType::Int,
@@ -53,7 +68,25 @@ impl ColumnType {
         ColumnType::TimestampTz,
         ColumnType::Json,
         ColumnType::Jsonb,
+        ColumnType::Decimal {
+            precision: 18,
+            scale: 4,
+        },
     ];
+
+    /// The type a DECIMAL's values are decoded as when only the layout is known (in
+    /// WAL row data): the widest precision, scale 0. Every DECIMAL's
+    /// [`physical`](Self::physical) type is this one.
+    pub const DECIMAL_STORED: ColumnType = ColumnType::Decimal {
+        precision: MAX_DECIMAL_PRECISION,
+        scale: 0,
+    };
+
+    /// A DECIMAL type, if `precision` and `scale` are within bounds.
+    pub fn decimal(precision: u8, scale: u8) -> Option<ColumnType> {
+        ((1..=MAX_DECIMAL_PRECISION).contains(&precision) && scale <= precision)
+            .then_some(ColumnType::Decimal { precision, scale })
+    }
 
     /// Bytes per value in the `.d` file for fixed-width types; `None` for
     /// variable-size types (VARCHAR, BINARY), which have `.d` data and `.i` offsets.
@@ -66,7 +99,7 @@ impl ColumnType {
             | ColumnType::Double
             | ColumnType::Timestamp
             | ColumnType::TimestampTz => 8,
-            ColumnType::Uuid => 16,
+            ColumnType::Uuid | ColumnType::Decimal { .. } => 16,
             ColumnType::Varchar | ColumnType::Binary | ColumnType::Json | ColumnType::Jsonb => {
                 return None;
             }
@@ -89,11 +122,13 @@ impl ColumnType {
     }
 
     /// The type whose values (`Values` variant, file layout) this type shares:
-    /// TIMESTAMPTZ is stored exactly as TIMESTAMP, JSON and JSONB as VARCHAR.
+    /// TIMESTAMPTZ is stored exactly as TIMESTAMP, JSON and JSONB as VARCHAR, every
+    /// DECIMAL as [`DECIMAL_STORED`](Self::DECIMAL_STORED).
     pub fn physical(self) -> ColumnType {
         match self {
             ColumnType::TimestampTz => ColumnType::Timestamp,
             ColumnType::Json | ColumnType::Jsonb => ColumnType::Varchar,
+            ColumnType::Decimal { .. } => ColumnType::DECIMAL_STORED,
             t => t,
         }
     }
@@ -121,11 +156,43 @@ impl ColumnType {
             ColumnType::TimestampTz => 13,
             ColumnType::Json => 14,
             ColumnType::Jsonb => 15,
+            ColumnType::Decimal { .. } => 16,
         }
     }
 
+    /// The type with code `c`; a DECIMAL comes back as
+    /// [`DECIMAL_STORED`](Self::DECIMAL_STORED) (schemas follow the code with the
+    /// precision and scale: see [`encode_schema`](Self::encode_schema)).
     pub(crate) fn from_code(c: u8) -> Option<Self> {
+        if c == 16 {
+            return Some(ColumnType::DECIMAL_STORED);
+        }
         ColumnType::ALL.into_iter().find(|t| t.code() == c)
+    }
+
+    /// A column's type in a schema (`_meta`, the WAL's ADD COLUMN): the code, and
+    /// for DECIMAL then `precision u8 | scale u8`.
+    pub(crate) fn encode_schema(self, e: &mut Encoder) {
+        e.u8(self.code());
+        if let ColumnType::Decimal { precision, scale } = self {
+            e.u8(precision);
+            e.u8(scale);
+        }
+    }
+
+    /// Reads what [`encode_schema`](Self::encode_schema) wrote.
+    pub(crate) fn decode_schema(d: &mut Decoder<'_>) -> Result<Self> {
+        let tc = d.u8()?;
+        match ColumnType::from_code(tc) {
+            Some(ColumnType::Decimal { .. }) => {
+                let (precision, scale) = (d.u8()?, d.u8()?);
+                ColumnType::decimal(precision, scale).ok_or_else(|| {
+                    d.error(format!("bad DECIMAL precision {precision} / scale {scale}"))
+                })
+            }
+            Some(t) => Ok(t),
+            None => Err(d.error(format!("unknown column type {tc}"))),
+        }
     }
 
     pub fn name(self) -> &'static str {
@@ -145,13 +212,20 @@ impl ColumnType {
             ColumnType::TimestampTz => "TIMESTAMPTZ",
             ColumnType::Json => "JSON",
             ColumnType::Jsonb => "JSONB",
+            ColumnType::Decimal { .. } => "DECIMAL",
         }
     }
 }
 
+/// The type as SQL spells it: the name, with precision and scale for DECIMAL.
 impl fmt::Display for ColumnType {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.name())
+        match self {
+            ColumnType::Decimal { precision, scale } => {
+                write!(f, "DECIMAL({precision},{scale})")
+            }
+            t => f.write_str(t.name()),
+        }
     }
 }
 

@@ -54,6 +54,7 @@ impl ColumnBuilder {
             Values::Real(v) => v.push(0.0),
             Values::Double(v) => v.push(0.0),
             Values::Uuid(v) => v.push(0),
+            Values::Decimal(v) => v.push(0),
             Values::Varchar(v) | Values::Symbol(v) | Values::Binary(v) => v.push(b""),
         }
         self.nulls.push(true);
@@ -154,6 +155,19 @@ impl ColumnBuilder {
                 v.push(field)
             }
             Values::Binary(v) => v.push(field),
+            Values::Decimal(v) => {
+                let ColumnType::Decimal { precision, scale } = self.column_type else {
+                    return Err(bad("decimal values for a column of another type"));
+                };
+                v.push(
+                    crate::numeric::decode_binary(field, precision, scale).map_err(
+                        |e| match e {
+                            crate::numeric::NumericError::Syntax => bad("not a binary numeric"),
+                            e => crate::convert::numeric_error(e, "", &self.name),
+                        },
+                    )?,
+                )
+            }
         }
         self.nulls.push(false);
         Ok(())

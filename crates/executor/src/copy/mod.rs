@@ -359,7 +359,14 @@ impl CopyIn {
             }
         } else {
             for line in text.split_terminator('\n') {
-                let fields = text_fields(line.strip_suffix('\r').unwrap_or(line), &self.format);
+                let line = line.strip_suffix('\r').unwrap_or(line);
+                // The end-of-data marker psql sends, checked before unescaping
+                // (which would make it ".").
+                if line == "\\." {
+                    self.line += 1;
+                    continue;
+                }
+                let fields = text_fields(line, &self.format);
                 match fields {
                     Ok(fields) => {
                         let fields: Vec<Option<&str>> =

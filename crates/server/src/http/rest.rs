@@ -298,6 +298,13 @@ fn json_value(array: &ArrayRef, row: usize) -> Result<serde_json::Value, ExecErr
 
 /// A result column's type as Tidemark's SQL names it.
 fn type_name(t: &DataType) -> String {
+    if let DataType::Decimal128(p, s) = t
+        && let Some(decimal) = u8::try_from(*s)
+            .ok()
+            .and_then(|s| ColumnType::decimal(*p, s))
+    {
+        return decimal.to_string();
+    }
     ColumnType::ALL
         .iter()
         .find(|c| tidemark_executor::types::arrow_type(**c) == *t)

@@ -370,14 +370,13 @@ impl ColumnRows {
                 "{} for column \"{}\" of table \"{table}\", which is {}",
                 value.describe(),
                 self.name,
-                column_type.name()
+                column_type
             )
         };
         let out_of_range = |v: &dyn std::fmt::Display| {
             format!(
                 "{v} is out of range for column \"{}\" of table \"{table}\" ({})",
-                self.name,
-                column_type.name()
+                self.name, column_type
             )
         };
         match (values, value) {
@@ -417,6 +416,23 @@ impl ColumnRows {
             (Values::SmallInt(v), Value::U64(x)) => {
                 v.push(i16::try_from(x).map_err(|_| out_of_range(&x))?)
             }
+            // A number into a DECIMAL column: by its shortest text (as from SQL),
+            // rounded to the column's scale; one that does not fit is refused.
+            (Values::Decimal(v), number @ (Value::F64(_) | Value::I64(_) | Value::U64(_))) => {
+                let ColumnType::Decimal { precision, scale } = column_type else {
+                    return Err(mismatch());
+                };
+                let text = match number {
+                    Value::F64(x) => x.to_string(),
+                    Value::I64(x) => x.to_string(),
+                    Value::U64(x) => x.to_string(),
+                    _ => return Err(mismatch()),
+                };
+                v.push(
+                    tidemark_executor::numeric::parse(&text, precision, scale)
+                        .map_err(|_| out_of_range(&text))?,
+                )
+            }
             _ => return Err(mismatch()),
         }
         self.nulls.push(false);
@@ -444,6 +460,7 @@ fn pad(values: &mut Values, len: usize) {
         Values::Real(v) => v.resize(len, 0.0),
         Values::Double(v) => v.resize(len, 0.0),
         Values::Uuid(v) => v.resize(len, 0),
+        Values::Decimal(v) => v.resize(len, 0),
         Values::Varchar(d) | Values::Symbol(d) | Values::Binary(d) => {
             while d.len() < len {
                 d.push(b"");

@@ -11,11 +11,13 @@ use tidemark_executor::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, FixedSizeBinaryArray,
     StringArray, TimestampMicrosecondArray,
 };
+use tidemark_executor::arrow::datatypes::Decimal128Type;
 use tidemark_executor::arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
     UInt8Type, UInt16Type, UInt32Type,
 };
 use tidemark_executor::error::sqlstate;
+use tidemark_executor::numeric;
 use tidemark_executor::text::format_value;
 use tidemark_executor::{ExecError, ParamValue};
 
@@ -38,7 +40,8 @@ pub(crate) fn pg_type(t: &DataType) -> Type {
         DataType::Date32 | DataType::Date64 => Type::DATE,
         DataType::FixedSizeBinary(16) => Type::UUID,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
-        // Everything else (text, symbols, decimals, intervals, lists) travels as
+        DataType::Decimal128(..) => Type::NUMERIC,
+        // Everything else (text, symbols, wider decimals, intervals, lists) travels as
         // its PostgreSQL text form, in both formats.
         _ => Type::TEXT,
     }
@@ -134,6 +137,12 @@ fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, 
                 .downcast_ref::<BinaryArray>()
                 .ok_or_else(|| internal("a bytea"))?;
             buf.put_slice(a.value(row));
+        }
+        DataType::Decimal128(_, scale) => {
+            let v = array.as_primitive::<Decimal128Type>().value(row);
+            let mut out = Vec::with_capacity(16);
+            numeric::encode_binary(v, (*scale).max(0) as u8, &mut out);
+            buf.put_slice(&out);
         }
         DataType::Utf8 => {
             let a = array
@@ -254,10 +263,7 @@ pub(crate) fn decode_param(
             };
             ParamValue::Float(v)
         }
-        Type::NUMERIC => ParamValue::Typed {
-            type_name: "DOUBLE",
-            text: text.to_string(),
-        },
+        Type::NUMERIC => numeric_param(text.to_string()),
         Type::TIMESTAMP | Type::TIMESTAMPTZ => ParamValue::Typed {
             type_name: "TIMESTAMP",
             text: text.to_string(),
@@ -277,6 +283,22 @@ pub(crate) fn decode_param(
         },
         _ => ParamValue::Text(text.to_string()),
     })
+}
+
+/// A NUMERIC parameter: read as SQL's NUMERIC where that is exact, as DOUBLE for
+/// NaN and the infinities (which only a float holds).
+fn numeric_param(text: String) -> ParamValue {
+    let finite = !matches!(
+        text.trim()
+            .trim_start_matches(['+', '-'])
+            .to_ascii_lowercase()
+            .as_str(),
+        "nan" | "infinity" | "inf"
+    );
+    ParamValue::Typed {
+        type_name: if finite { "NUMERIC" } else { "DOUBLE" },
+        text,
+    }
 }
 
 fn fixed<const N: usize>(n: usize, t: &Type, b: &[u8]) -> Result<[u8; N], ExecError> {
@@ -307,6 +329,9 @@ fn decode_binary(n: usize, t: &Type, b: &[u8]) -> Result<ParamValue, ExecError> 
         ),
         Type::UUID => ParamValue::Uuid(fixed(n, t, b)?),
         Type::BYTEA => ParamValue::Bytes(b.to_vec()),
+        Type::NUMERIC => {
+            numeric_param(numeric::binary_to_text(b).map_err(|_| bad_param(n, t, "not a numeric"))?)
+        }
         // jsonb's binary format: a version byte (1), then the document's text.
         Type::JSONB => match b.split_first() {
             Some((1, text)) => ParamValue::Text(

@@ -184,6 +184,7 @@ fn encode(col: &ColumnMeta, column: &Column, var_base: u64) -> Result<(Vec<u8>, 
         Values::Real(v) => fixed!(v),
         Values::Double(v) => fixed!(v),
         Values::Uuid(v) => fixed!(v),
+        Values::Decimal(v) => fixed!(v),
         Values::Varchar(v) | Values::Binary(v) => {
             let mut offsets = Vec::with_capacity(n * 8);
             let mut data = Vec::with_capacity(v.bytes.len());
@@ -318,6 +319,7 @@ impl ColumnChunk {
             ColumnType::Real => fixed!(f32, Real),
             ColumnType::Double => fixed!(f64, Double),
             ColumnType::Uuid => fixed!(u128, Uuid),
+            ColumnType::Decimal { .. } => fixed!(i128, Decimal),
             ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb | ColumnType::Binary => {
                 let offs = self.aux.as_ref().map(|m| m.as_slice()).unwrap_or(&[]);
                 let entry = |i: usize| -> u64 {
@@ -386,6 +388,7 @@ mod tests {
             Values::Timestamp(vec![i64::MIN, 0, 1]),
             Values::Date(vec![-1, 0, 1]),
             Values::Uuid(vec![u128::MAX, 0, 7]),
+            Values::Decimal(vec![i128::MIN, 0, i128::MAX]),
             Values::Varchar(VarData::from_slices([&b"a"[..], b"", "ü".as_bytes()])),
             Values::Binary(VarData::from_slices([&[0u8, 255][..], b"", b"x"])),
         ];

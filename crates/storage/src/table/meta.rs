@@ -2,7 +2,8 @@
 //!
 //! Body: `seq u64` (the commit that last changed the schema) | `partition_by u8` |
 //! `timestamp_column_id u32` (`u32::MAX` when the table has none) | `next_column_id u32` |
-//! `count u32` then per column: `id u32 | name str | type u8 | not_null bool | file_stem str`.
+//! `count u32` then per column: `id u32 | name str | type | not_null bool | file_stem str`,
+//! where `type` is a code `u8`, followed for DECIMAL by `precision u8 | scale u8`.
 //! Framed with magic `TMMETA01` (see `codec`).
 
 use std::path::Path;
@@ -70,7 +71,7 @@ impl TableMeta {
         for c in &self.columns {
             e.u32(c.id);
             e.str(&c.name);
-            e.u8(c.column_type.code());
+            c.column_type.encode_schema(&mut e);
             e.bool(c.not_null);
             e.str(&c.file_stem);
         }
@@ -91,9 +92,7 @@ impl TableMeta {
         for _ in 0..n {
             let id = d.u32()?;
             let name = d.str()?.to_string();
-            let tc = d.u8()?;
-            let column_type = ColumnType::from_code(tc)
-                .ok_or_else(|| d.error(format!("unknown column type {tc}")))?;
+            let column_type = ColumnType::decode_schema(&mut d)?;
             let not_null = d.bool()?;
             let file_stem = d.str()?.to_string();
             if file_stem.is_empty() || file_stem.contains('/') || file_stem.starts_with('.') {
@@ -162,5 +161,34 @@ mod tests {
         let p = Path::new("_meta");
         assert_eq!(TableMeta::decode(&m.encode(), p).expect("roundtrip"), m);
         assert_eq!(m.column_index("sym ✓"), Some(1));
+    }
+
+    #[test]
+    fn decimal_precision_and_scale_roundtrip_and_bad_ones_are_corruption() {
+        let column = |column_type| ColumnMeta {
+            id: 0,
+            name: "price".into(),
+            column_type,
+            not_null: false,
+            file_stem: "price~0".into(),
+        };
+        let meta = |column_type| TableMeta {
+            seq: 1,
+            partition_by: PartitionBy::None,
+            timestamp_column: None,
+            next_column_id: 1,
+            columns: vec![column(column_type)],
+        };
+        let p = Path::new("_meta");
+        for (precision, scale) in [(1, 0), (10, 2), (38, 38)] {
+            let m = meta(ColumnType::decimal(precision, scale).expect("in range"));
+            assert_eq!(TableMeta::decode(&m.encode(), p).expect("roundtrip"), m);
+        }
+        // Precision 39 cannot be held in 16 bytes; scale above precision is no type.
+        for (precision, scale) in [(39, 0), (5, 6), (0, 0)] {
+            let m = meta(ColumnType::Decimal { precision, scale });
+            let err = TableMeta::decode(&m.encode(), p).expect_err("refused");
+            assert!(err.to_string().contains("DECIMAL"), "{err}");
+        }
     }
 }

@@ -94,7 +94,7 @@ impl OpsEncoder {
                 e.u64(*table);
                 e.u32(column.id);
                 e.str(&column.name);
-                e.u8(column.column_type.code());
+                column.column_type.encode_schema(e);
                 e.bool(column.not_null);
                 e.str(&column.file_stem);
             }
@@ -171,9 +171,7 @@ pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
                 let table = d.u64()?;
                 let id = d.u32()?;
                 let name = d.str()?.to_string();
-                let tc = d.u8()?;
-                let column_type = ColumnType::from_code(tc)
-                    .ok_or_else(|| d.error(format!("unknown column type {tc}")))?;
+                let column_type = ColumnType::decode_schema(&mut d)?;
                 let not_null = d.bool()?;
                 let file_stem = d.str()?.to_string();
                 Op::AddColumn {
@@ -297,6 +295,7 @@ fn encode_column(e: &mut Encoder, c: &Column) {
         Values::Real(v) => fixed!(v),
         Values::Double(v) => fixed!(v),
         Values::Uuid(v) => fixed!(v),
+        Values::Decimal(v) => fixed!(v),
         Values::Varchar(v) | Values::Symbol(v) | Values::Binary(v) => {
             for w in v.offsets.windows(2) {
                 e.u32((w[1] - w[0]) as u32);
@@ -349,6 +348,7 @@ fn decode_column(d: &mut Decoder<'_>) -> Result<Column> {
         ColumnType::Real => fixed!(f32, Real),
         ColumnType::Double => fixed!(f64, Double),
         ColumnType::Uuid => fixed!(u128, Uuid),
+        ColumnType::Decimal { .. } => fixed!(i128, Decimal),
         ColumnType::Varchar
         | ColumnType::Json
         | ColumnType::Jsonb

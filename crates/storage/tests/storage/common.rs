@@ -98,6 +98,7 @@ pub(crate) fn strings(c: &Column) -> Vec<String> {
                 Values::Real(v) => format!("{:?}", v[i]),
                 Values::Double(v) => format!("{:?}", v[i]),
                 Values::Uuid(v) => format!("{:032x}", v[i]),
+                Values::Decimal(v) => v[i].to_string(),
                 Values::Varchar(v) | Values::Symbol(v) => {
                     String::from_utf8_lossy(v.get(i)).into_owned()
                 }

@@ -133,6 +133,7 @@ fn every_type_and_null_roundtrips_and_nan_is_not_null() {
                 }
                 ColumnType::Symbol => Values::Symbol(VarData::from_slices([&b""[..], b"", b"x"])),
                 ColumnType::Uuid => Values::Uuid(vec![u128::MAX, 0, 0]),
+                ColumnType::Decimal { .. } => Values::Decimal(vec![i128::MIN, 0, -1]),
                 ColumnType::Binary => Values::Binary(VarData::from_slices([&[0u8][..], b"", b""])),
             };
             assert_eq!(values.len(), n);
@@ -163,6 +164,10 @@ fn every_type_and_null_roundtrips_and_nan_is_not_null() {
             "00000000000000000000000000000000",
         ],
         ["[0]", "NULL", "[]"],
+        ["9223372036854775807", "NULL", "0"],
+        ["{}", "NULL", "[\"ü\"]"],
+        ["{}", "NULL", "[\"ü\"]"],
+        ["-170141183460469231731687303715884105728", "NULL", "-1"],
     ];
     for (i, e) in expect.iter().enumerate() {
         assert_eq!(rows[i], e.to_vec(), "column {}", types[i]);

@@ -25,7 +25,7 @@ fn json_str(s: &str) -> String {
 }
 
 /// One cell rendered the way the Python reader renders it.
-fn cell(c: &Column, i: usize) -> String {
+fn cell(c: &Column, t: ColumnType, i: usize) -> String {
     if c.is_null(i) {
         return "null".into();
     }
@@ -37,6 +37,12 @@ fn cell(c: &Column, i: usize) -> String {
         Values::Real(v) => json_str(&format!("{:08x}", v[i].to_bits())),
         Values::Double(v) => json_str(&format!("{:016x}", v[i].to_bits())),
         Values::Uuid(v) => json_str(&format!("{:032x}", v[i])),
+        Values::Decimal(v) => {
+            let ColumnType::Decimal { scale, .. } = t else {
+                panic!("decimal values in a {t} column")
+            };
+            json_str(&decimal_text(v[i], scale as u32))
+        }
         Values::Varchar(v) | Values::Symbol(v) => json_str(&String::from_utf8_lossy(v.get(i))),
         Values::Binary(v) => json_str(
             &v.get(i)
@@ -44,6 +50,19 @@ fn cell(c: &Column, i: usize) -> String {
                 .map(|b| format!("{b:02x}"))
                 .collect::<String>(),
         ),
+    }
+}
+
+/// An unscaled decimal as text with `scale` fractional digits (`-1.2300`).
+fn decimal_text(unscaled: i128, scale: u32) -> String {
+    let digits = unscaled.unsigned_abs().to_string();
+    let digits = format!("{digits:0>width$}", width = scale as usize + 1);
+    let (int, frac) = digits.split_at(digits.len() - scale as usize);
+    let sign = if unscaled < 0 { "-" } else { "" };
+    if scale == 0 {
+        format!("{sign}{int}")
+    } else {
+        format!("{sign}{int}.{frac}")
     }
 }
 
@@ -57,14 +76,21 @@ fn engine_view(db: &Database) -> Vec<String> {
                 .meta()
                 .columns
                 .iter()
-                .map(|c| format!("[{},{}]", json_str(&c.name), json_str(c.column_type.name())))
+                .map(|c| {
+                    format!(
+                        "[{},{}]",
+                        json_str(&c.name),
+                        json_str(&c.column_type.to_string())
+                    )
+                })
                 .collect();
             let rows: Vec<String> = (0..t.row_count() as usize)
                 .map(|r| {
                     format!(
                         "[{}]",
                         cols.iter()
-                            .map(|c| cell(c, r))
+                            .zip(&t.meta().columns)
+                            .map(|(c, m)| cell(c, m.column_type, r))
                             .collect::<Vec<_>>()
                             .join(",")
                     )
@@ -142,6 +168,11 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
                     strs.iter().map(|s| &s.as_bytes()[..2]),
                 )),
                 ColumnType::Uuid => Values::Uuid((0..n).map(|x| (x as u128) << 100 | 7).collect()),
+                ColumnType::Decimal { .. } => Values::Decimal(
+                    (0..n)
+                        .map(|x| (x as i128 - 2) * 98_765_432_109_876_543_210 + k as i128)
+                        .collect(),
+                ),
                 ColumnType::Binary => {
                     Values::Binary(VarData::from_slices(strs.iter().map(|s| s.as_bytes())))
                 }
