@@ -8,6 +8,7 @@ import java.time.OffsetDateTime;
 import java.time.ZoneOffset;
 import java.util.Arrays;
 import java.util.UUID;
+import java.math.BigDecimal;
 
 public class DriverCheck {
     static void check(boolean ok, String what) {
@@ -24,14 +25,15 @@ public class DriverCheck {
                 st.execute("DROP TABLE IF EXISTS drv_jdbc");
                 st.execute("CREATE TABLE drv_jdbc (ts TIMESTAMP, b BOOLEAN, i2 SMALLINT, i4 INT,"
                         + " i8 BIGINT, f4 REAL, f8 DOUBLE, d DATE, s VARCHAR, sym SYMBOL, u UUID,"
-                        + " bin BYTEA, tz TIMESTAMPTZ) TIMESTAMP(ts) PARTITION BY DAY");
+                        + " bin BYTEA, tz TIMESTAMPTZ, n NUMERIC(12,4)) TIMESTAMP(ts) PARTITION BY DAY");
             }
             LocalDateTime ts = LocalDateTime.of(2026, 11, 21, 10, 0, 0, 123456000);
             UUID uuid = UUID.fromString("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11");
             byte[] bin = {0, 1, (byte) 0xfe, (byte) 0xff};
             // An instant given at +02:00 is stored as UTC and read back as the same instant.
             OffsetDateTime tz = OffsetDateTime.of(2026, 11, 21, 12, 0, 0, 0, ZoneOffset.ofHours(2));
-            String insert = "INSERT INTO drv_jdbc VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
+            BigDecimal amount = new BigDecimal("-12345678.9012");
+            String insert = "INSERT INTO drv_jdbc VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)";
             try (PreparedStatement ps = conn.prepareStatement(insert)) {
                 // Enough executions that pgJDBC switches to a named server-side statement.
                 for (int i = 0; i < 8; i++) {
@@ -48,10 +50,11 @@ public class DriverCheck {
                     ps.setObject(11, uuid);
                     ps.setBytes(12, bin);
                     ps.setObject(13, tz);
+                    ps.setBigDecimal(14, amount);
                     check(ps.executeUpdate() == 1, "one row inserted");
                 }
                 ps.setObject(1, ts.plusDays(1));
-                for (int c = 2; c <= 13; c++) {
+                for (int c = 2; c <= 14; c++) {
                     ps.setNull(c, Types.NULL);
                 }
                 ps.executeUpdate();
@@ -83,8 +86,9 @@ public class DriverCheck {
                             OffsetDateTime back = rs.getObject(13, OffsetDateTime.class);
                             check(back.isEqual(tz) && back.getOffset().equals(ZoneOffset.UTC),
                                     "timestamptz: " + back);
+                            check(rs.getBigDecimal(14).equals(amount), "numeric: " + rs.getBigDecimal(14));
                         } else {
-                            for (int c = 2; c <= 13; c++) {
+                            for (int c = 2; c <= 14; c++) {
                                 rs.getObject(c);
                                 check(rs.wasNull(), "column " + c + " is NULL");
                             }
@@ -129,13 +133,19 @@ public class DriverCheck {
             String[][] columns = {
                 {"ts", "timestamp"}, {"b", "bool"}, {"i2", "int2"}, {"i4", "int4"}, {"i8", "int8"},
                 {"f4", "float4"}, {"f8", "float8"}, {"d", "date"}, {"s", "text"}, {"sym", "text"},
-                {"u", "uuid"}, {"bin", "bytea"}, {"tz", "timestamptz"}};
+                {"u", "uuid"}, {"bin", "bytea"}, {"tz", "timestamptz"}, {"n", "numeric"}};
             try (ResultSet rs = meta.getColumns(null, "public", "drv_jdbc", "%")) {
                 for (String[] column : columns) {
                     check(rs.next(), "getColumns: " + column[0]);
                     check(rs.getString("COLUMN_NAME").equals(column[0]), "column " + rs.getString("COLUMN_NAME"));
                     check(column[1] == null || rs.getString("TYPE_NAME").equals(column[1]),
                             column[0] + " TYPE_NAME " + rs.getString("TYPE_NAME"));
+                    if (column[0].equals("n")) {
+                        // Precision and scale, as a tool shows them (from atttypmod).
+                        check(rs.getInt("DATA_TYPE") == Types.NUMERIC && rs.getInt("COLUMN_SIZE") == 12
+                                && rs.getInt("DECIMAL_DIGITS") == 4,
+                                "numeric(12,4) size " + rs.getInt("COLUMN_SIZE") + "," + rs.getInt("DECIMAL_DIGITS"));
+                    }
                 }
                 check(!rs.next(), "getColumns: no more columns");
             }

@@ -16,14 +16,14 @@ async function main([host, port, user, password, sslmode = 'disable']) {
   try {
     await client.query('DROP TABLE IF EXISTS drv_node');
     await client.query(`CREATE TABLE drv_node (ts TIMESTAMP, b BOOLEAN, i2 SMALLINT, i4 INT,
-      i8 BIGINT, f4 REAL, f8 DOUBLE, d DATE, s VARCHAR, sym SYMBOL, u UUID, bin BYTEA)
-      TIMESTAMP(ts) PARTITION BY DAY`);
+      i8 BIGINT, f4 REAL, f8 DOUBLE, d DATE, s VARCHAR, sym SYMBOL, u UUID, bin BYTEA,
+      n NUMERIC(12,4)) TIMESTAMP(ts) PARTITION BY DAY`);
     const row = ['2026-11-21 10:00:00.123456', true, -32768, 2147483647, '-9223372036854775808',
       1.5, -2.25e300, '2026-11-21', "héllo, 'world'", 'AAPL',
-      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', Buffer.from([0, 1, 0xfe, 0xff])];
+      'a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11', Buffer.from([0, 1, 0xfe, 0xff]), '-12345678.9012'];
     const insert = {
       name: 'insert_drv',  // a named prepared statement, reused below
-      text: 'INSERT INTO drv_node VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)',
+      text: 'INSERT INTO drv_node VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)',
     };
     assert.equal((await client.query({ ...insert, values: row })).rowCount, 1);
     const nulls = ['2026-11-21 10:00:01', ...Array(row.length - 1).fill(null)];
@@ -37,6 +37,7 @@ async function main([host, port, user, password, sslmode = 'disable']) {
     assert.equal(got[4], row[4]);                 // BIGINT arrives as text in node-postgres
     assert.deepEqual(got.slice(5, 11), row.slice(5, 11));
     assert.ok(Buffer.from(got[11]).equals(row[11]), `bytea ${got[11]}`);
+    assert.equal(got[12], row[12]);               // NUMERIC arrives as its exact text
     assert.ok(Object.values(res.rows[1]).slice(1).every((v) => v === null), 'NULL row');
 
     // TIMESTAMPTZ reads as a Date of the same instant; JSON and JSONB as objects.

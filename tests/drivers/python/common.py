@@ -1,10 +1,11 @@
 """The table and the row both Python driver checks write and read back."""
 import datetime
+import decimal
 import uuid
 
 CREATE = """CREATE TABLE {name} (
     ts TIMESTAMP, b BOOLEAN, i2 SMALLINT, i4 INT, i8 BIGINT, f4 REAL, f8 DOUBLE,
-    d DATE, s VARCHAR, sym SYMBOL, u UUID, bin BYTEA
+    d DATE, s VARCHAR, sym SYMBOL, u UUID, bin BYTEA, n NUMERIC(12,4)
 ) TIMESTAMP(ts) PARTITION BY DAY"""
 
 ROW = (
@@ -20,6 +21,7 @@ ROW = (
     "AAPL",
     uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11"),
     b"\x00\x01\xfe\xff",
+    decimal.Decimal("-12345678.9012"),
 )
 
 

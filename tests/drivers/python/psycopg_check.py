@@ -32,6 +32,22 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
             check_row(rows[0], ROW, f"psycopg binary={binary}")
             assert all(v is None for v in rows[1][1:]), rows[1]
 
+    # COPY in binary format, as psycopg's copy writer sends it: NUMERIC in its
+    # base-10000 binary form, rounded to the column's scale.
+    import decimal
+    conn.execute("DROP TABLE IF EXISTS drv_psycopg_copy")
+    conn.execute("CREATE TABLE drv_psycopg_copy (ts TIMESTAMP, n NUMERIC(12,4)) TIMESTAMP(ts)")
+    copied = [decimal.Decimal("0.00005"), decimal.Decimal("-99999999.99994"), None]
+    with conn.cursor() as cur:
+        with cur.copy("COPY drv_psycopg_copy (ts, n) FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["timestamp", "numeric"])
+            for i, value in enumerate(copied):
+                copy.write_row((ROW[0] + datetime.timedelta(seconds=i), value))
+        cur.execute("SELECT n FROM drv_psycopg_copy ORDER BY ts")
+        got = [r[0] for r in cur.fetchall()]
+        assert got == [decimal.Decimal("0.0001"), decimal.Decimal("-99999999.9999"), None], got
+    conn.execute("DROP TABLE drv_psycopg_copy")
+
     # Reported settings: ParameterStatus at start and after SET/RESET, as psycopg
     # keeps them in conn.info (it decodes timestamps and text by them).
     assert conn.info.parameter_status("TimeZone") == "UTC", conn.info.parameter_status("TimeZone")

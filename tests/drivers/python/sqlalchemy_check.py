@@ -7,6 +7,7 @@ SQLSTATE.
 Usage: sqlalchemy_check.py HOST PORT USER PASSWORD [SSLMODE]. Exits non-zero with the reason on failure.
 """
 import datetime
+import decimal
 import sys
 import uuid
 
@@ -143,20 +144,26 @@ for dialect in ("psycopg", "psycopg2"):
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE IF EXISTS {typed_table}"))
         conn.execute(sa.text(f"CREATE TABLE {typed_table} (ts TIMESTAMPTZ, id UUID, doc JSON, "
-                             "tags JSONB) TIMESTAMP(ts)"))
-    reflected = {c["name"]: type(c["type"]).__name__
-                 for c in sa.inspect(engine).get_columns(typed_table)}
-    assert reflected == {"ts": "TIMESTAMP", "id": "UUID", "doc": "JSON", "tags": "JSONB"}, reflected
+                             "tags JSONB, amount NUMERIC(10,2)) TIMESTAMP(ts)"))
+    columns = sa.inspect(engine).get_columns(typed_table)
+    reflected = {c["name"]: type(c["type"]).__name__ for c in columns}
+    assert reflected == {"ts": "TIMESTAMP", "id": "UUID", "doc": "JSON", "tags": "JSONB",
+                         "amount": "NUMERIC"}, reflected
+    amount = next(c["type"] for c in columns if c["name"] == "amount")
+    assert (amount.precision, amount.scale) == (10, 2), (amount.precision, amount.scale)
     tt = sa.Table(typed_table, sa.MetaData(), autoload_with=engine)
     ident = uuid.UUID("a0eebc99-9c0b-4ef8-bb6d-6bb9bd380a11")
     with engine.begin() as conn:
         conn.execute(tt.insert(), [
             {"ts": datetime.datetime(2026, 3, 1, tzinfo=datetime.timezone.utc), "id": ident,
-             "doc": {"a": [1, 2]}, "tags": {"host": "h1"}},
+             "doc": {"a": [1, 2]}, "tags": {"host": "h1"}, "amount": decimal.Decimal("19.99")},
             {"ts": datetime.datetime(2026, 3, 2, tzinfo=datetime.timezone.utc), "id": uuid.uuid4(),
-             "doc": None, "tags": {"host": "h2"}}])
-        found = conn.execute(sa.select(tt.c.doc, tt.c.tags).where(tt.c.id == ident)).all()
-        assert found == [({"a": [1, 2]}, {"host": "h1"})], found
+             "doc": None, "tags": {"host": "h2"}, "amount": None}])
+        found = conn.execute(
+            sa.select(tt.c.doc, tt.c.tags, tt.c.amount).where(tt.c.id == ident)).all()
+        assert found == [({"a": [1, 2]}, {"host": "h1"}, decimal.Decimal("19.99"))], found
+        total = conn.execute(sa.select(sa.func.sum(tt.c.amount))).scalar_one()
+        assert total == decimal.Decimal("19.99") and isinstance(total, decimal.Decimal), total
         conn.execute(tt.delete().where(tt.c.id == ident))
         left = conn.execute(sa.select(sa.func.count()).select_from(tt)).scalar_one()
         assert left == 1, left

@@ -215,6 +215,32 @@ async fn a_request_is_one_transaction_with_the_schema_taken_from_the_data() {
         vec![some(&["2"])]
     );
 
+    // Numbers into a NUMERIC column round to its scale; one too wide is refused.
+    client
+        .batch_execute(
+            "CREATE TABLE fills (timestamp TIMESTAMP, price NUMERIC(6,2)) TIMESTAMP(timestamp)",
+        )
+        .await
+        .expect("create fills");
+    assert_eq!(
+        write(
+            http,
+            "fills price=12.345 1700000000000000000\nfills price=7i 1700000001000000000"
+        )
+        .0,
+        204
+    );
+    let (code, body) = write(http, "fills price=123456.0 1700000002000000000");
+    assert_eq!(code, 400, "{body}");
+    assert!(
+        body.contains("123456") && body.contains("price") && body.contains("DECIMAL(6,2)"),
+        "{body}"
+    );
+    assert_eq!(
+        query(&client, "SELECT price FROM fills ORDER BY timestamp").await,
+        vec![some(&["12.35"]), some(&["7.00"])]
+    );
+
     // Syntax errors name the line too.
     let (code, body) = write(http, "cpu v=1\ncpu v=1.2.3\n");
     assert_eq!(code, 400);
@@ -317,8 +343,8 @@ async fn a_request_is_one_transaction_with_the_schema_taken_from_the_data() {
     // What /metrics counts.
     let (_, metrics) = crate::protocol::http_get(http, "/metrics");
     for expected in [
-        "tidemark_ilp_rows_total{protocol=\"http\"} 8",
-        "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"schema\"} 6",
+        "tidemark_ilp_rows_total{protocol=\"http\"} 10",
+        "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"schema\"} 7",
         "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"parse\"} 2",
         "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"size\"} 3",
         "tidemark_ilp_rejected_total{protocol=\"http\",reason=\"auth\"} 2",

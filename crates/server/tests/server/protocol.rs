@@ -522,10 +522,27 @@ fn psql_describes_tables() {
     let out = std::process::Command::new("psql")
         .arg(server.conninfo("quest"))
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-c"])
-        .arg("CREATE TABLE quotes (ts TIMESTAMP, sym SYMBOL, bid DOUBLE) TIMESTAMP(ts) PARTITION BY DAY")
-        .args(["-c", "\\dt", "-c", "\\d quotes", "-c", "\\dn", "-c", "\\l", "-c", "\\df"])
+        .arg(
+            "CREATE TABLE quotes (ts TIMESTAMP, sym SYMBOL, bid DOUBLE, amount NUMERIC(10,2)) \
+             TIMESTAMP(ts) PARTITION BY DAY",
+        )
+        .args([
+            "-c",
+            "\\dt",
+            "-c",
+            "\\d quotes",
+            "-c",
+            "\\dn",
+            "-c",
+            "\\l",
+            "-c",
+            "\\df",
+        ])
         .args(["-c", "\\du"])
-        .args(["-c", "INSERT INTO quotes VALUES ('2026-11-21T10:00:00', 'A', 1.5)"])
+        .args([
+            "-c",
+            "INSERT INTO quotes VALUES ('2026-11-21T10:00:00', 'A', 1.5, 2.5)",
+        ])
         .args(["-c", "CHECKPOINT", "-c", "\\d+ quotes", "-c", "\\dt+"])
         .args([
             "-c",
@@ -561,6 +578,7 @@ fn psql_describes_tables() {
         "Table \"public.quotes\"",
         " ts     | timestamp without time zone",
         " bid    | double precision",
+        " amount | numeric(10,2)",
         "List of schemas",
         "tidemark",
         "List of functions",
@@ -569,6 +587,38 @@ fn psql_describes_tables() {
     ] {
         assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
     }
+}
+
+/// A psql script with `\copy ... from stdin`: the rows follow the command and end
+/// at `\.`, which psql sends on to the server; the script then goes on.
+#[test]
+fn psql_copies_rows_inline_in_a_script() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let script = dir.path().join("load.sql");
+    std::fs::write(
+        &script,
+        "CREATE TABLE fills (ts TIMESTAMP, price NUMERIC(8,3)) TIMESTAMP(ts);\n\
+         \\copy fills from stdin\n\
+         2026-11-21 10:00:00\t12.3456\n\
+         2026-11-21 10:00:01\t\\N\n\
+         \\.\n\
+         SELECT 'sum=' || sum(price) FROM fills;\n",
+    )
+    .expect("script");
+    let out = std::process::Command::new("psql")
+        .arg(server.conninfo("quest"))
+        .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f"])
+        .arg(&script)
+        .output()
+        .expect("psql");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout}\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("sum=12.346"), "{stdout}");
 }
 
 /// psql in a C locale (a minimal container, cron) asks for `client_encoding=SQL_ASCII`
