@@ -375,13 +375,14 @@ impl Session {
         let ctx = self.context_over(view, extra)?;
         let plan = ctx
             .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(self.adapt(s))))
+            .statement_to_plan(DfStatement::Statement(Box::new(self.adapt(s)?)))
             .await?;
         Ok((ctx, plan))
     }
 
-    /// Rewrites client catalog queries for DataFusion (when they mention it).
-    fn adapt(&self, s: ast::Statement) -> ast::Statement {
+    /// Rewrites client catalog queries for DataFusion (when they mention it) and
+    /// QuestDB's generators (`generators.rs`).
+    fn adapt(&self, s: ast::Statement) -> Result<ast::Statement> {
         let mut s = if self.wants_catalog {
             let s = crate::pg_catalog::rewrite(s);
             tracing::debug!(statement = %s, "catalog query as planned");
@@ -390,7 +391,8 @@ impl Session {
             s
         };
         crate::pg_catalog::call_session_functions(&mut s);
-        s
+        crate::generators::rewrite(&mut s)?;
+        Ok(s)
     }
 
     /// Whether this session may run `s` now: not in a failed transaction, and
@@ -507,7 +509,10 @@ impl Session {
                     self.copy(source, to, target, &options, &legacy_options)
                         .await
                 }
-                other => self.query(other).await,
+                other => match crate::show::run(&other, &self.view()?) {
+                    Some(output) => output,
+                    None => self.query(other).await,
+                },
             },
         }
     }
@@ -912,6 +917,7 @@ impl Session {
             }
         }
         crate::json::register_functions(&ctx);
+        crate::rnd::register(&ctx);
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCasts));
         ctx.register_udtf(

@@ -1,4 +1,5 @@
-//! System table functions: `tables()` and `table_partitions('t')`; and
+//! System table functions: `tables()`, `table_columns('t')` and
+//! `table_partitions('t')`; and
 //! `tidemark_relation_size('t')`, what `pg_table_size`, `pg_relation_size` and
 //! `pg_total_relation_size` become (`catalog_rewrite.rs`): a table's bytes on
 //! disk; NULL for a catalog relation, 42P01 for a name written in the statement
@@ -8,7 +9,7 @@ use std::collections::BTreeMap;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, StringArray, TimestampMicrosecondArray,
+    Array, ArrayRef, AsArray, BooleanArray, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
@@ -19,7 +20,7 @@ use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{ColumnarValue, Expr, ScalarUDF, Volatility, create_udf};
 use datafusion::sql::sqlparser::ast;
-use tidemark_storage::Snapshot;
+use tidemark_storage::{Snapshot, TableReader};
 
 use crate::error::{ExecError, sqlstate};
 use crate::provider::to_df;
@@ -28,6 +29,12 @@ pub(crate) fn register(ctx: &SessionContext, snapshot: Snapshot) {
     ctx.register_udtf(
         "tables",
         Arc::new(Tables {
+            snapshot: snapshot.clone(),
+        }),
+    );
+    ctx.register_udtf(
+        "table_columns",
+        Arc::new(TableColumns {
             snapshot: snapshot.clone(),
         }),
     );
@@ -169,6 +176,76 @@ impl TableFunctionImpl for Tables {
     }
 }
 
+/// The table named by the one text argument of a table function.
+fn table_argument(snapshot: &Snapshot, function: &str, args: &[Expr]) -> DfResult<TableReader> {
+    let name = match args {
+        [
+            Expr::Literal(
+                ScalarValue::Utf8(Some(s))
+                | ScalarValue::Utf8View(Some(s))
+                | ScalarValue::LargeUtf8(Some(s)),
+                _,
+            ),
+        ] => s.clone(),
+        _ => return plan_err!("{function}() takes one argument: a table name as text"),
+    };
+    snapshot.table(&name).ok_or_else(|| {
+        to_df(ExecError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        ))
+    })
+}
+
+/// A table's columns as QuestDB's `table_columns('t')` and `SHOW COLUMNS` list them:
+/// name, type as Tidemark's SQL spells it, whether indexed (no column is: scans
+/// prune by the designated timestamp), whether the designated timestamp, whether a
+/// deduplication key (none are), and NOT NULL.
+pub(crate) fn columns_batch(table: &TableReader) -> DfResult<RecordBatch> {
+    let meta = table.meta();
+    let designated = meta.timestamp_column;
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("column", DataType::Utf8, false),
+        Field::new("type", DataType::Utf8, false),
+        Field::new("indexed", DataType::Boolean, false),
+        Field::new("designated", DataType::Boolean, false),
+        Field::new("upsertKey", DataType::Boolean, false),
+        Field::new("not_null", DataType::Boolean, false),
+    ]));
+    let c = &meta.columns;
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            c.iter().map(|c| c.name.as_str()),
+        )),
+        Arc::new(StringArray::from_iter_values(
+            c.iter().map(|c| c.column_type.to_string()),
+        )),
+        Arc::new(BooleanArray::from(vec![false; c.len()])),
+        Arc::new(BooleanArray::from_iter(
+            c.iter().map(|c| Some(designated == Some(c.id))),
+        )),
+        Arc::new(BooleanArray::from(vec![false; c.len()])),
+        Arc::new(BooleanArray::from_iter(c.iter().map(|c| Some(c.not_null)))),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+#[derive(Debug)]
+struct TableColumns {
+    snapshot: Snapshot,
+}
+
+impl TableFunctionImpl for TableColumns {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        let table = table_argument(&self.snapshot, "table_columns", args)?;
+        let batch = columns_batch(&table)?;
+        Ok(Arc::new(MemTable::try_new(
+            batch.schema(),
+            vec![vec![batch]],
+        )?))
+    }
+}
+
 #[derive(Debug)]
 struct TablePartitions {
     snapshot: Snapshot,
@@ -176,23 +253,7 @@ struct TablePartitions {
 
 impl TableFunctionImpl for TablePartitions {
     fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
-        let name = match args {
-            [
-                Expr::Literal(
-                    ScalarValue::Utf8(Some(s))
-                    | ScalarValue::Utf8View(Some(s))
-                    | ScalarValue::LargeUtf8(Some(s)),
-                    _,
-                ),
-            ] => s.clone(),
-            _ => return plan_err!("table_partitions() takes one argument: a table name as text"),
-        };
-        let table = self.snapshot.table(&name).ok_or_else(|| {
-            to_df(ExecError::new(
-                sqlstate::UNDEFINED_TABLE,
-                format!("relation \"{name}\" does not exist"),
-            ))
-        })?;
+        let table = table_argument(&self.snapshot, "table_partitions", args)?;
         // One row per partition, its parts and buffered rows shown whole.
         struct Row {
             min: i64,

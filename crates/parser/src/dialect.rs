@@ -52,6 +52,10 @@ impl Dialect for TidemarkDialect {
     fn supports_listen_notify(&self) -> bool {
         self.pg.supports_listen_notify()
     }
+    /// QuestDB's `LIMIT lo, hi` (the executor gives it QuestDB's meaning).
+    fn supports_limit_comma(&self) -> bool {
+        true
+    }
     fn supports_factorial_operator(&self) -> bool {
         self.pg.supports_factorial_operator()
     }

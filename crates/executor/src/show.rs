@@ -1,0 +1,109 @@
+//! The SHOW statements QuestDB users run: `SHOW TABLES`, `SHOW COLUMNS FROM t`
+//! (the rows of `table_columns('t')`) and `SHOW CREATE TABLE t` (the DDL that makes
+//! the table again, in Tidemark's SQL), answered from the session's snapshot.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::StringArray;
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::sql::sqlparser::ast;
+use tidemark_storage::{PartitionBy, Snapshot, TableMeta};
+
+use crate::error::{ExecError, Result, sqlstate};
+use crate::rewrite::quote_ident;
+use crate::session::Output;
+
+/// The output of `statement` if it is one of the SHOW statements above.
+pub(crate) fn run(statement: &ast::Statement, snapshot: &Snapshot) -> Option<Result<Output>> {
+    Some(match statement {
+        ast::Statement::ShowTables { .. } => tables(snapshot),
+        ast::Statement::ShowColumns { show_options, .. } => {
+            match show_options
+                .show_in
+                .as_ref()
+                .and_then(|i| i.parent_name.as_ref())
+            {
+                Some(name) => columns(snapshot, name),
+                None => Err(ExecError::new(
+                    sqlstate::SYNTAX_ERROR,
+                    "SHOW COLUMNS needs a table: SHOW COLUMNS FROM t",
+                )),
+            }
+        }
+        ast::Statement::ShowCreate {
+            obj_type: ast::ShowCreateObject::Table,
+            obj_name,
+        } => create_table(snapshot, obj_name),
+        _ => return None,
+    })
+}
+
+fn one_text_column(name: &str, values: Vec<String>) -> Result<Output> {
+    let schema = Arc::new(Schema::new(vec![Field::new(name, DataType::Utf8, false)]));
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![Arc::new(StringArray::from_iter_values(values))],
+    )?;
+    Ok(Output::rows(schema, vec![batch]))
+}
+
+fn tables(snapshot: &Snapshot) -> Result<Output> {
+    let mut names: Vec<String> = snapshot
+        .tables()
+        .iter()
+        .map(|t| t.name().to_string())
+        .collect();
+    names.sort();
+    one_text_column("table_name", names)
+}
+
+fn table(snapshot: &Snapshot, name: &ast::ObjectName) -> Result<tidemark_storage::TableReader> {
+    let name = crate::ddl::object_name(name)?;
+    snapshot.table(&name).ok_or_else(|| {
+        ExecError::new(
+            sqlstate::UNDEFINED_TABLE,
+            format!("relation \"{name}\" does not exist"),
+        )
+    })
+}
+
+fn columns(snapshot: &Snapshot, name: &ast::ObjectName) -> Result<Output> {
+    let batch = crate::system::columns_batch(&table(snapshot, name)?)?;
+    Ok(Output::rows(batch.schema(), vec![batch]))
+}
+
+fn create_table(snapshot: &Snapshot, name: &ast::ObjectName) -> Result<Output> {
+    let table = table(snapshot, name)?;
+    one_text_column("ddl", vec![ddl(table.name(), table.meta())])
+}
+
+/// The CREATE TABLE statement for a table of this name and schema.
+pub(crate) fn ddl(name: &str, meta: &TableMeta) -> String {
+    let designated = meta.timestamp_column;
+    let columns: Vec<String> = meta
+        .columns
+        .iter()
+        .map(|c| {
+            // The designated timestamp is NOT NULL implicitly.
+            let not_null = if c.not_null && designated != Some(c.id) {
+                " NOT NULL"
+            } else {
+                ""
+            };
+            format!("{} {}{not_null}", quote_ident(&c.name), c.column_type)
+        })
+        .collect();
+    let mut out = format!(
+        "CREATE TABLE {} ({})",
+        quote_ident(name),
+        columns.join(", ")
+    );
+    if let Some(ts) = meta.timestamp_name() {
+        out.push_str(&format!(" TIMESTAMP({})", quote_ident(ts)));
+        if meta.partition_by != PartitionBy::None {
+            out.push_str(&format!(" PARTITION BY {}", meta.partition_by.name()));
+        }
+    }
+    out
+}
