@@ -6,25 +6,35 @@
 //!   microseconds more for each following row (a row number over the result);
 //! - `LIMIT lo, hi`: the rows `lo + 1 ..= hi` (QuestDB's bounds, not MySQL's offset
 //!   and count). QuestDB's `LIMIT -n` (the last n rows) is refused with the
-//!   spelling that reads only n rows.
+//!   spelling that reads only n rows;
+//! - `first(x)`/`last(x)` outside SAMPLE BY: the value of the first/last row by the
+//!   table's designated timestamp (`first_value(x ORDER BY ts)`);
+//! - `systimestamp()`: `now()`; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')` with
+//!   QuestDB's pattern letters (a pattern with `%` is chrono's and stays).
 
 use std::ops::ControlFlow;
 
 use datafusion::sql::sqlparser::ast::{self, VisitMut, VisitorMut};
 
+use tidemark_storage::Snapshot;
+
 use crate::error::{ExecError, Result, sqlstate};
 use crate::rewrite::{parse_expr, parse_query, part, with_parts};
 
-/// Applies the rewrites above to `statement`.
-pub(crate) fn rewrite(statement: &mut ast::Statement) -> Result<()> {
-    let mut generators = Generators { error: None };
+/// Applies the rewrites above to `statement`, reading tables' designated
+/// timestamps in `snapshot`.
+pub(crate) fn rewrite(statement: &mut ast::Statement, snapshot: &Snapshot) -> Result<()> {
+    let mut generators = Generators {
+        error: None,
+        snapshot,
+    };
     let _ = statement.visit(&mut generators);
     if let Some(e) = generators.error {
         return Err(e);
     }
     let mut error = None;
     let _ = ast::visit_expressions_mut(statement, |e| {
-        match timestamp_sequence(e) {
+        match questdb_function(e) {
             Ok(Some(replaced)) => *e = replaced,
             Ok(None) => {}
             Err(err) => {
@@ -37,12 +47,23 @@ pub(crate) fn rewrite(statement: &mut ast::Statement) -> Result<()> {
     error.map_or(Ok(()), Err)
 }
 
-struct Generators {
+struct Generators<'a> {
     error: Option<ExecError>,
+    snapshot: &'a Snapshot,
 }
 
-impl VisitorMut for Generators {
+impl VisitorMut for Generators<'_> {
     type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        if let ast::SetExpr::Select(select) = query.body.as_mut()
+            && let Err(e) = first_last(select, self.snapshot)
+        {
+            self.error = Some(e);
+            return ControlFlow::Break(());
+        }
+        ControlFlow::Continue(())
+    }
 
     fn pre_visit_table_factor(&mut self, factor: &mut ast::TableFactor) -> ControlFlow<()> {
         match long_sequence(factor) {
@@ -125,20 +146,130 @@ fn long_sequence(factor: &ast::TableFactor) -> Result<Option<ast::TableFactor>> 
     Ok(Some(derived))
 }
 
-/// `timestamp_sequence(start, step)` as the start plus `step` microseconds per row
-/// before this one. A numeric start is microseconds since the epoch.
-fn timestamp_sequence(e: &ast::Expr) -> Result<Option<ast::Expr>> {
+/// `first(x)`/`last(x)` in a SELECT over one table, ordered by its designated
+/// timestamp (by the rows' order when it has none, or the FROM is not one table).
+fn first_last(select: &mut ast::Select, snapshot: &Snapshot) -> Result<()> {
+    let ts = match select.from.as_slice() {
+        [
+            ast::TableWithJoins {
+                relation:
+                    ast::TableFactor::Table {
+                        name, args: None, ..
+                    },
+                joins,
+            },
+        ] if joins.is_empty() => crate::ddl::object_name(name)
+            .ok()
+            .and_then(|n| snapshot.table(&n))
+            .and_then(|t| t.meta().timestamp_name().map(crate::rewrite::quote_ident))
+            .unwrap_or_default(),
+        _ => String::new(),
+    };
+    for item in &mut select.projection {
+        match item {
+            ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+                crate::sample::rewrite_first_last(e, &ts)?
+            }
+            _ => {}
+        }
+    }
+    if let Some(having) = &mut select.having {
+        crate::sample::rewrite_first_last(having, &ts)?;
+    }
+    Ok(())
+}
+
+/// QuestDB's scalar functions written in DataFusion's terms (see the module docs).
+fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
     let ast::Expr::Function(f) = e else {
         return Ok(None);
     };
-    if !is_function(&f.name, "timestamp_sequence") {
-        return Ok(None);
-    }
-    let ast::FunctionArguments::List(list) = &f.args else {
-        return Err(arguments());
+    let args = match &f.args {
+        ast::FunctionArguments::List(list) => list.args.as_slice(),
+        _ => &[],
     };
-    let args = unnamed_args(&list.args, "timestamp_sequence")?;
-    let [start, step] = args.as_slice() else {
+    if is_function(&f.name, "timestamp_sequence") {
+        return timestamp_sequence(&unnamed_args(args, "timestamp_sequence")?).map(Some);
+    }
+    if is_function(&f.name, "systimestamp") && args.is_empty() {
+        return parse_expr("now()").map(Some);
+    }
+    if is_function(&f.name, "to_timestamp")
+        && let [
+            value,
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(pattern)),
+        ] = args
+        && let ast::Expr::Value(v) = pattern
+        && let ast::Value::SingleQuotedString(p) = &v.value
+        && !p.contains('%')
+        && let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)) = value
+    {
+        let skeleton = parse_expr(&format!(
+            "arrow_cast(to_timestamp({}, {}), 'Timestamp(Microsecond, None)')",
+            part(0),
+            part(1)
+        ))?;
+        let chrono = crate::rewrite::string_literal(&chrono_pattern(p));
+        return Ok(Some(with_parts(skeleton, &[value, &chrono])));
+    }
+    Ok(None)
+}
+
+/// A QuestDB date pattern (`yyyy-MM-ddTHH:mm:ss.SSSUUU`) as a chrono format.
+fn chrono_pattern(pattern: &str) -> String {
+    const LETTERS: [(&str, &str); 21] = [
+        // Fractions after a point: chrono's `%.6f` takes the point with them.
+        (".SSSUUU", "%.6f"),
+        (".SSS", "%.3f"),
+        ("yyyy", "%Y"),
+        ("yy", "%y"),
+        ("MMMM", "%B"),
+        ("MMM", "%b"),
+        ("MM", "%m"),
+        ("M", "%m"),
+        ("dd", "%d"),
+        ("d", "%d"),
+        ("HH", "%H"),
+        ("H", "%H"),
+        ("hh", "%I"),
+        ("mm", "%M"),
+        ("ss", "%S"),
+        ("SSSUUU", "%6f"),
+        ("SSS", "%3f"),
+        ("EEEE", "%A"),
+        ("E", "%a"),
+        ("a", "%p"),
+        ("Z", "%z"),
+    ];
+    let mut out = String::new();
+    let mut rest = pattern;
+    while let Some(c) = rest.chars().next() {
+        if c == '\'' {
+            // A quoted literal: 'T'.
+            let body = &rest[1..];
+            let (literal, after) = match body.find('\'') {
+                Some(i) => (&body[..i], &body[i + 1..]),
+                None => (body, ""),
+            };
+            out.push_str(literal);
+            rest = after;
+            continue;
+        }
+        if let Some((from, to)) = LETTERS.iter().find(|(from, _)| rest.starts_with(from)) {
+            out.push_str(to);
+            rest = &rest[from.len()..];
+            continue;
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// `timestamp_sequence(start, step)` as the start plus `step` microseconds per row
+/// before this one. A numeric start is microseconds since the epoch.
+fn timestamp_sequence(args: &[ast::Expr]) -> Result<ast::Expr> {
+    let [start, step] = args else {
         return Err(arguments());
     };
     let numeric_start =
@@ -156,7 +287,7 @@ fn timestamp_sequence(e: &ast::Expr) -> Result<Option<ast::Expr>> {
          CAST({} AS BIGINT)), 'Timestamp(Microsecond, None)')",
         part(1)
     ))?;
-    Ok(Some(with_parts(skeleton, &[start, step])))
+    Ok(with_parts(skeleton, &[start, step]))
 }
 
 fn arguments() -> ExecError {
@@ -235,4 +366,20 @@ fn questdb_limit(query: &mut ast::Query) -> Result<()> {
         _ => {}
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn questdb_patterns_become_chrono_formats() {
+        assert_eq!(
+            super::chrono_pattern("yyyy-MM-dd'T'HH:mm:ss.SSSUUUZ"),
+            "%Y-%m-%dT%H:%M:%S%.6f%z"
+        );
+        assert_eq!(
+            super::chrono_pattern("dd/MM/yy hh:mm a"),
+            "%d/%m/%y %I:%M %p"
+        );
+        assert_eq!(super::chrono_pattern("yyyy 'at' HH"), "%Y at %H");
+    }
 }

@@ -40,6 +40,7 @@ mod pg_settings;
 mod plan_cache;
 mod prepare_sql;
 mod provider;
+mod questdb_time;
 mod rewrite;
 mod rnd;
 mod sample;

@@ -108,8 +108,8 @@ fn is_column(e: &ast::Expr, name: &str) -> bool {
 }
 
 /// `first(x)` / `last(x)` -> `first_value(x ORDER BY ts)` / `last_value(x ORDER BY ts)`
-/// (`x` put in as parsed).
-fn rewrite_first_last(e: &mut ast::Expr, ts: &str) -> Result<()> {
+/// (`x` put in as parsed; `ts` a quoted identifier, or empty for the rows' own order).
+pub(crate) fn rewrite_first_last(e: &mut ast::Expr, ts: &str) -> Result<()> {
     let mut failure = None;
     let _ = ast::visit_expressions_mut(e, |x| {
         if let ast::Expr::Function(f) = x {
@@ -136,7 +136,12 @@ fn rewrite_first_last(e: &mut ast::Expr, ts: &str) -> Result<()> {
                     ));
                     return ControlFlow::Break(());
                 };
-                match parse_expr(&format!("{name}_value({} ORDER BY {ts})", part(0))) {
+                let order = if ts.is_empty() {
+                    String::new()
+                } else {
+                    format!(" ORDER BY {ts}")
+                };
+                match parse_expr(&format!("{name}_value({}{order})", part(0))) {
                     Ok(new) => *x = with_parts(new, &[arg]),
                     Err(e) => failure = Some(e),
                 }

@@ -375,14 +375,14 @@ impl Session {
         let ctx = self.context_over(view, extra)?;
         let plan = ctx
             .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(self.adapt(s)?)))
+            .statement_to_plan(DfStatement::Statement(Box::new(self.adapt(s, view)?)))
             .await?;
         Ok((ctx, plan))
     }
 
     /// Rewrites client catalog queries for DataFusion (when they mention it) and
     /// QuestDB's generators (`generators.rs`).
-    fn adapt(&self, s: ast::Statement) -> Result<ast::Statement> {
+    fn adapt(&self, s: ast::Statement, view: &Snapshot) -> Result<ast::Statement> {
         let mut s = if self.wants_catalog {
             let s = crate::pg_catalog::rewrite(s);
             tracing::debug!(statement = %s, "catalog query as planned");
@@ -391,7 +391,7 @@ impl Session {
             s
         };
         crate::pg_catalog::call_session_functions(&mut s);
-        crate::generators::rewrite(&mut s)?;
+        crate::generators::rewrite(&mut s, view)?;
         Ok(s)
     }
 
@@ -918,6 +918,7 @@ impl Session {
         }
         crate::json::register_functions(&ctx);
         crate::rnd::register(&ctx);
+        crate::questdb_time::register(&ctx);
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCasts));
         ctx.register_udtf(
