@@ -40,6 +40,8 @@ const AGGREGATES: &[&str] = &[
     "last_value",
     "first",
     "last",
+    "first_not_null",
+    "last_not_null",
     "stddev",
     "stddev_pop",
     "stddev_samp",
@@ -107,14 +109,19 @@ fn is_column(e: &ast::Expr, name: &str) -> bool {
     }
 }
 
-/// `first(x)` / `last(x)` -> `first_value(x ORDER BY ts)` / `last_value(x ORDER BY ts)`
-/// (`x` put in as parsed; `ts` a quoted identifier, or empty for the rows' own order).
+/// `first(x)` / `last(x)` -> `first_value(x ORDER BY ts)` / `last_value(x ORDER BY ts)`,
+/// and `first_not_null(x)` / `last_not_null(x)` the same `IGNORE NULLS` (`x` put in
+/// as parsed; `ts` a quoted identifier, or empty for the rows' own order).
 pub(crate) fn rewrite_first_last(e: &mut ast::Expr, ts: &str) -> Result<()> {
     let mut failure = None;
     let _ = ast::visit_expressions_mut(e, |x| {
         if let ast::Expr::Function(f) = x {
             let name = f.name.to_string().to_lowercase();
-            if (name == "first" || name == "last") && f.over.is_none() {
+            let (base, ignore_nulls) = match name.strip_suffix("_not_null") {
+                Some(base) => (base, " IGNORE NULLS"),
+                None => (name.as_str(), ""),
+            };
+            if (base == "first" || base == "last") && f.over.is_none() {
                 let args: Vec<&ast::Expr> = match &f.args {
                     ast::FunctionArguments::List(l) => l
                         .args
@@ -141,7 +148,7 @@ pub(crate) fn rewrite_first_last(e: &mut ast::Expr, ts: &str) -> Result<()> {
                 } else {
                     format!(" ORDER BY {ts}")
                 };
-                match parse_expr(&format!("{name}_value({}{order})", part(0))) {
+                match parse_expr(&format!("{base}_value({}{order}){ignore_nulls}", part(0))) {
                     Ok(new) => *x = with_parts(new, &[arg]),
                     Err(e) => failure = Some(e),
                 }
