@@ -26,6 +26,16 @@ mod prepared;
 mod savepoints;
 pub use prepared::Prepared;
 
+/// `t` in `zone` if it is an instant type (TIMESTAMPTZ) in another zone.
+fn zoned(t: &DataType, zone: &Arc<str>) -> Option<DataType> {
+    match t {
+        DataType::Timestamp(unit, Some(z)) if z != zone => {
+            Some(DataType::Timestamp(*unit, Some(zone.clone())))
+        }
+        _ => None,
+    }
+}
+
 /// The result of one statement.
 #[derive(Debug)]
 pub enum Output {
@@ -65,6 +75,60 @@ impl Output {
             }),
             other => Ok(other),
         }
+    }
+
+    /// A result's TIMESTAMPTZ columns in `zone` (the session's TimeZone): the same
+    /// instants, which text output then shows with that zone's offset (also those
+    /// DataFusion typed in another zone: `naive AT TIME ZONE 'Europe/Berlin'`).
+    pub(crate) fn in_time_zone(self, zone: Arc<str>) -> Self {
+        let Output::Rows { schema, rows } = self else {
+            return self;
+        };
+        if !schema
+            .fields()
+            .iter()
+            .any(|f| zoned(f.data_type(), &zone).is_some())
+        {
+            return Output::Rows { schema, rows };
+        }
+        let fields: Vec<_> = schema
+            .fields()
+            .iter()
+            .map(|f| match zoned(f.data_type(), &zone) {
+                Some(t) => Arc::new(f.as_ref().clone().with_data_type(t)),
+                None => f.clone(),
+            })
+            .collect();
+        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
+            fields,
+            schema.metadata().clone(),
+        ));
+        // Each batch by its own types (which may differ from the planned schema's
+        // in a time zone).
+        let rows = rows.map_batches(move |batch| {
+            let fields: Vec<_> = batch
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| match zoned(f.data_type(), &zone) {
+                    Some(t) => Arc::new(f.as_ref().clone().with_data_type(t)),
+                    None => f.clone(),
+                })
+                .collect();
+            let columns = batch
+                .columns()
+                .iter()
+                .map(|c| match zoned(c.data_type(), &zone) {
+                    Some(t) => Ok(datafusion::arrow::compute::cast(c, &t)?),
+                    None => Ok(c.clone()),
+                })
+                .collect::<Result<Vec<_>>>()?;
+            Ok(RecordBatch::try_new(
+                Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+                columns,
+            )?)
+        });
+        Output::Rows { schema, rows }
     }
 
     /// A result's columns named as PostgreSQL names them (see `column_names`).
@@ -416,7 +480,16 @@ impl Session {
     async fn execute_statement(&mut self, mut s: Statement) -> Result<Output> {
         let names = crate::column_names::name_columns(&mut s)?;
         let output = self.dispatch(s).await?;
-        Ok(output.named(names.as_ref()))
+        Ok(output
+            .named(names.as_ref())
+            .in_time_zone(self.display_zone()))
+    }
+
+    /// The zone TIMESTAMPTZ results are shown in (`SET TimeZone`; UTC for a
+    /// setting that names no zone Tidemark knows).
+    pub(crate) fn display_zone(&self) -> Arc<str> {
+        let zone = self.settings.get("timezone").unwrap_or_default();
+        crate::text::display_zone(&zone)
     }
 
     async fn dispatch(&mut self, s: Statement) -> Result<Output> {
@@ -509,10 +582,15 @@ impl Session {
                     self.copy(source, to, target, &options, &legacy_options)
                         .await
                 }
-                other => match crate::show::run(&other, &self.view()?) {
-                    Some(output) => output,
-                    None => self.query(other).await,
-                },
+                other => {
+                    // The SHOW statements read the snapshot, which is let go
+                    // before any query runs.
+                    let shown = crate::show::run(&other, &self.view()?);
+                    match shown {
+                        Some(output) => output,
+                        None => self.query(other).await,
+                    }
+                }
             },
         }
     }

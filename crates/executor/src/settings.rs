@@ -229,15 +229,23 @@ fn normalise(name: &str, value: &str) -> Result<String> {
         "statement_timeout" | "lock_timeout" => parse_duration_ms(&lower)
             .map(|ms| ms.to_string())
             .map_err(|()| invalid(name, value, "milliseconds, or a number with ms, s, min, h")),
+        // A zone name Arrow's zone database knows, or an offset spelling
+        // (`+02:00`, `UTC+3`, `GMT+03:00`, `-5`); instants show in named zones and
+        // in `+hh:mm` offsets, in UTC otherwise (`text::display_zone`).
         "timezone" => {
-            if value.trim().is_empty() {
+            let v = value.trim();
+            let offset_like = !v.is_empty()
+                && v.trim_start_matches(|c: char| c.is_ascii_alphabetic())
+                    .chars()
+                    .all(|c| c.is_ascii_digit() || matches!(c, '+' | '-' | ':'));
+            if v.parse::<datafusion::arrow::array::timezone::Tz>().is_err() && !offset_like {
                 return Err(invalid(
                     name,
                     value,
                     "a time zone name such as UTC or Europe/Paris",
                 ));
             }
-            Ok(value.trim().to_string())
+            Ok(v.to_string())
         }
         _ => Ok(value.to_string()),
     }

@@ -52,6 +52,15 @@ impl RowStream {
         }
     }
 
+    /// The same rows, each batch passed through `f` as it arrives.
+    pub(crate) fn map_batches(
+        mut self,
+        f: impl Fn(RecordBatch) -> Result<RecordBatch> + Send + 'static,
+    ) -> Self {
+        self.batches = self.batches.map(move |b| b.and_then(&f)).boxed();
+        self
+    }
+
     /// The rows are a cursor's: their command tag is `FETCH n`.
     pub(crate) fn fetched(mut self) -> Self {
         self.verb = "FETCH";

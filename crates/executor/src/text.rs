@@ -1,6 +1,8 @@
 //! PostgreSQL's text representation of values (what psql shows and what the
 //! wire protocol's text format carries).
 
+use chrono::{Offset, TimeZone};
+use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, FixedSizeBinaryArray,
     StringArray, TimestampMicrosecondArray,
@@ -64,9 +66,9 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
                 .map(|a| a.value(row))
                 .unwrap_or_default();
             match zone {
-                // An instant: PostgreSQL shows it in the session time zone (UTC here)
-                // with its offset.
-                Some(_) => timestamptz(micros),
+                // An instant: PostgreSQL shows it in the session time zone with its
+                // offset (results carry that zone: `Output::in_time_zone`).
+                Some(zone) => timestamptz_in(micros, zone),
                 None => timestamp(micros),
             }
         }
@@ -199,6 +201,52 @@ pub(crate) fn uuid(bytes: &[u8]) -> String {
 pub(crate) fn timestamptz(us: i64) -> String {
     let mut s = timestamp(us);
     s.push_str("+00");
+    s
+}
+
+/// The zone a TimeZone setting names, for showing instants in it: UTC (as
+/// `+00:00`, the zone of TIMESTAMPTZ columns) for UTC's spellings and for names no
+/// zone database entry matches (`UTC+3`: POSIX spellings are accepted, shown in UTC).
+pub(crate) fn display_zone(setting: &str) -> std::sync::Arc<str> {
+    let name = setting.trim();
+    let utc = [
+        "UTC", "Etc/UTC", "GMT", "Etc/GMT", "Z", "+00:00", "UCT", "Zulu", "",
+    ]
+    .iter()
+    .any(|u| u.eq_ignore_ascii_case(name));
+    if utc || name.parse::<Tz>().is_err() {
+        return crate::types::UTC_OFFSET.into();
+    }
+    name.into()
+}
+
+/// An instant as PostgreSQL shows it in `zone`: the local time there and its
+/// offset (`2026-11-21 11:00:00+01`, `+05:30`). A zone Arrow cannot read is UTC.
+fn timestamptz_in(us: i64, zone: &str) -> String {
+    if zone == crate::types::UTC_OFFSET {
+        return timestamptz(us);
+    }
+    let offset = zone
+        .parse::<Tz>()
+        .ok()
+        .and_then(|tz| {
+            let utc = chrono::DateTime::from_timestamp_micros(us)?.naive_utc();
+            Some(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc())
+        })
+        .unwrap_or(0);
+    let mut s = timestamp(us.saturating_add(i64::from(offset) * 1_000_000));
+    let (sign, abs) = if offset < 0 {
+        ('-', -offset)
+    } else {
+        ('+', offset)
+    };
+    s.push_str(&format!("{sign}{:02}", abs / 3600));
+    if abs % 3600 != 0 {
+        s.push_str(&format!(":{:02}", abs / 60 % 60));
+    }
+    if abs % 60 != 0 {
+        s.push_str(&format!(":{:02}", abs % 60));
+    }
     s
 }
 

@@ -113,8 +113,11 @@ fn main() -> std::process::ExitCode {
     } else {
         logs.with_ansi(std::io::stderr().is_terminal()).init();
     }
+    // Statements are planned and run on the worker threads: DataFusion's planner
+    // and optimizer recurse over deep plans, so give them more than 2 MiB.
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .thread_stack_size(8 * 1024 * 1024)
         .build()
     {
         Ok(r) => r,

@@ -313,7 +313,9 @@ impl Session {
         let (schema, batches) = started?;
         let rows = RowStream::new(batches.map_err(ExecError::from), self.stream_failure_flag());
         Ok(Some(
-            Output::Rows { schema, rows }.named(prepared.names.as_deref()),
+            Output::Rows { schema, rows }
+                .named(prepared.names.as_deref())
+                .in_time_zone(self.display_zone()),
         ))
     }
 
