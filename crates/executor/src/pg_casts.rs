@@ -5,7 +5,8 @@
 //!   `2026-11-21 10:00:00.5`, not as Arrow's `2026-11-21T10:00:00.500`;
 //! - a float cast to an integer is rounded to the nearest integer, ties to
 //!   even (`1.5::int` is 2, `2.5::int` is 2), as PostgreSQL's `rint` does;
-//!   Arrow truncates;
+//!   Arrow truncates; a NUMERIC cast to an integer is rounded half away from
+//!   zero (`2.5::numeric::int` is 3), as PostgreSQL rounds numerics;
 //! - `instant AT TIME ZONE 'zone'` is the local time there without a zone.
 
 use std::sync::{Arc, LazyLock};
@@ -73,6 +74,14 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
             if zone.as_ref() != crate::types::UTC_OFFSET =>
         {
             Transformed::yes(datafusion::functions::datetime::to_local_time().call(vec![e]))
+        }
+        // Arrow's scale-down of a decimal rounds half away from zero.
+        (
+            DataType::Decimal128(_, scale),
+            DataType::Int8 | DataType::Int16 | DataType::Int32 | DataType::Int64,
+        ) if *scale > 0 => {
+            let whole = operand.cast_to(&DataType::Decimal128(38, 0), schema)?;
+            Transformed::yes(whole.cast_to(to, schema)?)
         }
         (
             DataType::Float16 | DataType::Float32 | DataType::Float64,
