@@ -5,8 +5,7 @@
 //! - `timestamp_sequence(start, step)`: `start` for the first row, then `step`
 //!   microseconds more for each following row (a row number over the result);
 //! - `LIMIT lo, hi`: the rows `lo + 1 ..= hi` (QuestDB's bounds, not MySQL's offset
-//!   and count). QuestDB's `LIMIT -n` (the last n rows) is refused with the
-//!   spelling that reads only n rows;
+//!   and count); `LIMIT -n`: the last n rows, in order (`last_rows`);
 //! - `first(x)`/`last(x)` outside SAMPLE BY: the value of the first/last row by the
 //!   table's designated timestamp (`first_value(x ORDER BY ts)`);
 //! - `systimestamp()`: `now()`; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')` with
@@ -78,7 +77,7 @@ impl VisitorMut for Generators<'_> {
     }
 
     fn post_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
-        if let Err(e) = questdb_limit(query) {
+        if let Err(e) = questdb_limit(query, self.snapshot) {
             self.error = Some(e);
             return ControlFlow::Break(());
         }
@@ -320,8 +319,8 @@ fn integer(e: &ast::Expr) -> Option<i64> {
     }
 }
 
-/// QuestDB's `LIMIT lo, hi` (rows lo+1 through hi); `LIMIT -n` is refused.
-fn questdb_limit(query: &mut ast::Query) -> Result<()> {
+/// QuestDB's `LIMIT lo, hi` (rows lo+1 through hi) and `LIMIT -n` (the last n).
+fn questdb_limit(query: &mut ast::Query, snapshot: &Snapshot) -> Result<()> {
     let Some(clause) = &query.limit_clause else {
         return Ok(());
     };
@@ -349,22 +348,142 @@ fn questdb_limit(query: &mut ast::Query) -> Result<()> {
                 limit_by: Vec::new(),
             });
         }
-        // The last n rows would need the whole result counted or held; refused
-        // with the way to say it that reads only n rows.
         ast::LimitClause::LimitOffset {
-            limit: Some(limit), ..
+            limit: Some(limit),
+            offset: None,
+            ..
         } if integer(limit).is_some_and(|v| v < 0) => {
-            return Err(ExecError::new(
-                sqlstate::FEATURE_NOT_SUPPORTED,
-                format!(
-                    "LIMIT {limit} (QuestDB's last rows) is not supported: use ORDER BY the \
-                     designated timestamp DESC LIMIT {}",
-                    integer(limit).map_or(0, |v| v.unsigned_abs())
-                ),
-            ));
+            let n = integer(limit).map_or(0, |v| v.unsigned_abs());
+            last_rows(query, n, snapshot)?;
         }
         _ => {}
     }
+    Ok(())
+}
+
+/// `query` limited to its last `n` rows in its own order (its ORDER BY, or the
+/// table's designated timestamp): the first n in the reverse order (a top-n
+/// sort, n rows in memory), put back in order by keys carried as hidden columns.
+/// For a plain SELECT over one table; anything else (aggregates, joins, set
+/// operations) is refused with the spelling to use instead.
+fn last_rows(query: &mut ast::Query, n: u64, snapshot: &Snapshot) -> Result<()> {
+    let refuse = || {
+        ExecError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!(
+                "LIMIT -{n} (the last rows) works on a plain SELECT over one table: for \
+                 this query use ORDER BY ... DESC LIMIT {n}"
+            ),
+        )
+    };
+    let ast::SetExpr::Select(select) = query.body.as_ref() else {
+        return Err(refuse());
+    };
+    let grouped = match &select.group_by {
+        ast::GroupByExpr::Expressions(e, _) => !e.is_empty(),
+        ast::GroupByExpr::All(_) => true,
+    };
+    let aggregated = select.projection.iter().any(|item| match item {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+            crate::sample::is_aggregate(e)
+        }
+        _ => false,
+    });
+    if grouped || aggregated || select.distinct.is_some() || select.having.is_some() {
+        return Err(refuse());
+    }
+    let [
+        ast::TableWithJoins {
+            relation: ast::TableFactor::Table {
+                name, args: None, ..
+            },
+            joins,
+        },
+    ] = select.from.as_slice()
+    else {
+        return Err(refuse());
+    };
+    if !joins.is_empty() {
+        return Err(refuse());
+    }
+    // The order the rows are counted in.
+    let keys: Vec<ast::OrderByExpr> = match query.order_by.as_ref().map(|o| &o.kind) {
+        Some(ast::OrderByKind::Expressions(list)) if !list.is_empty() => list.clone(),
+        Some(_) => return Err(refuse()),
+        None => {
+            let ts = crate::ddl::object_name(name)
+                .ok()
+                .and_then(|n| snapshot.table(&n))
+                .and_then(|t| t.meta().timestamp_name().map(str::to_string))
+                .ok_or_else(refuse)?;
+            vec![ast::OrderByExpr {
+                expr: ast::Expr::Identifier(ast::Ident::with_quote('"', ts)),
+                options: ast::OrderByOptions {
+                    asc: None,
+                    nulls_first: None,
+                },
+                with_fill: None,
+            }]
+        }
+    };
+    let key_name = |i: usize| format!("__tidemark_last_key_{i}");
+    let mut inner = query.clone();
+    inner.order_by = None;
+    inner.limit_clause = None;
+    let ast::SetExpr::Select(inner_select) = inner.body.as_mut() else {
+        return Err(refuse());
+    };
+    let mut reversed = Vec::with_capacity(keys.len());
+    let mut outer_order = Vec::with_capacity(keys.len());
+    for (i, key) in keys.iter().enumerate() {
+        inner_select
+            .projection
+            .push(ast::SelectItem::ExprWithAlias {
+                expr: key.expr.clone(),
+                alias: ast::Ident::new(key_name(i)),
+            });
+        let asc = key.options.asc.unwrap_or(true);
+        // PostgreSQL's default: NULLs last ascending, first descending.
+        let nulls_first = key.options.nulls_first.unwrap_or(!asc);
+        let direction = |asc: bool, nulls_first: bool| {
+            format!(
+                "{} NULLS {}",
+                if asc { "ASC" } else { "DESC" },
+                if nulls_first { "FIRST" } else { "LAST" }
+            )
+        };
+        reversed.push(format!("{} {}", part(i), direction(!asc, !nulls_first)));
+        outer_order.push(format!("{} {}", key_name(i), direction(asc, nulls_first)));
+    }
+    // The reversed order over the user's key expressions, then the first n.
+    let key_exprs: Vec<&ast::Expr> = keys.iter().map(|k| &k.expr).collect();
+    let skeleton = parse_query(&format!(
+        "SELECT 1 ORDER BY {} LIMIT {n}",
+        reversed.join(", ")
+    ))?;
+    let skeleton = with_parts(*skeleton, &key_exprs);
+    inner.order_by = skeleton.order_by;
+    inner.limit_clause = skeleton.limit_clause;
+    let mut outer = *parse_query(&format!(
+        "SELECT * FROM (SELECT 1) AS __tidemark_last ORDER BY {}",
+        outer_order.join(", ")
+    ))?;
+    let ast::SetExpr::Select(outer_select) = outer.body.as_mut() else {
+        return Err(refuse());
+    };
+    outer_select.projection = vec![ast::SelectItem::Wildcard(ast::WildcardAdditionalOptions {
+        opt_exclude: Some(ast::ExcludeSelectItem::Multiple(
+            (0..keys.len())
+                .map(|i| ast::ObjectName::from(vec![ast::Ident::new(key_name(i))]))
+                .collect(),
+        )),
+        ..Default::default()
+    })];
+    match outer_select.from.first_mut().map(|t| &mut t.relation) {
+        Some(ast::TableFactor::Derived { subquery, .. }) => *subquery = Box::new(inner),
+        _ => return Err(refuse()),
+    }
+    *query = outer;
     Ok(())
 }
 

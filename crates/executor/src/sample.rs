@@ -81,7 +81,7 @@ fn unsupported(what: &str) -> ExecError {
     )
 }
 
-fn is_aggregate(e: &ast::Expr) -> bool {
+pub(crate) fn is_aggregate(e: &ast::Expr) -> bool {
     ast::visit_expressions(e, |x| match x {
         ast::Expr::Function(f)
             if AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str())
