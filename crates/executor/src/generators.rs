@@ -480,7 +480,7 @@ fn last_rows(query: &mut ast::Query, n: u64, snapshot: &Snapshot) -> Result<()> 
         ..Default::default()
     })];
     match outer_select.from.first_mut().map(|t| &mut t.relation) {
-        Some(ast::TableFactor::Derived { subquery, .. }) => *subquery = Box::new(inner),
+        Some(ast::TableFactor::Derived { subquery, .. }) => **subquery = inner,
         _ => return Err(refuse()),
     }
     *query = outer;
