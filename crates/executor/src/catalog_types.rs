@@ -59,11 +59,16 @@ fn numeric_typmod(t: ColumnType) -> Option<i32> {
     }
 }
 
-/// Registers the functions above in a catalog query's context over `snapshot`.
-pub(crate) fn register(ctx: &SessionContext, snapshot: &Snapshot) {
+/// `name(relname, attname, fallback)`: `value` of the named column's type, or
+/// `fallback` where it has none (or names no table column).
+fn int_of_column(
+    name: &'static str,
+    snapshot: &Snapshot,
+    value: fn(ColumnType) -> Option<i32>,
+) -> datafusion::logical_expr::ScalarUDF {
     let view = snapshot.clone();
-    ctx.register_udf(create_udf(
-        "tidemark_attribute_typmod",
+    create_udf(
+        name,
         vec![DataType::Utf8, DataType::Utf8, DataType::Int32],
         DataType::Int32,
         Volatility::Stable,
@@ -71,37 +76,30 @@ pub(crate) fn register(ctx: &SessionContext, snapshot: &Snapshot) {
             let args = ColumnarValue::values_to_arrays(args)?;
             let (tables, columns) = (args[0].as_string::<i32>(), args[1].as_string::<i32>());
             let fallback = args[2].as_primitive::<Int32Type>();
-            let typmods: Int32Array = (0..fallback.len())
+            let values: Int32Array = (0..fallback.len())
                 .map(|i| {
-                    let typmod = (!tables.is_null(i) && !columns.is_null(i))
+                    let own = (!tables.is_null(i) && !columns.is_null(i))
                         .then(|| column_type(&view, tables.value(i), columns.value(i)))
                         .flatten()
-                        .and_then(numeric_typmod);
-                    typmod.or_else(|| (!fallback.is_null(i)).then(|| fallback.value(i)))
+                        .and_then(value);
+                    own.or_else(|| (!fallback.is_null(i)).then(|| fallback.value(i)))
                 })
                 .collect();
-            Ok(ColumnarValue::Array(Arc::new(typmods)))
+            Ok(ColumnarValue::Array(Arc::new(values)))
         }),
+    )
+}
+
+/// Registers the functions above in a catalog query's context over `snapshot`.
+pub(crate) fn register(ctx: &SessionContext, snapshot: &Snapshot) {
+    ctx.register_udf(int_of_column(
+        "tidemark_attribute_typmod",
+        snapshot,
+        numeric_typmod,
     ));
-    let view = snapshot.clone();
-    ctx.register_udf(create_udf(
-        "tidemark_attribute_type",
-        vec![DataType::Utf8, DataType::Utf8, DataType::Int32],
-        DataType::Int32,
-        Volatility::Stable,
-        Arc::new(move |args: &[ColumnarValue]| {
-            let args = ColumnarValue::values_to_arrays(args)?;
-            let (tables, columns) = (args[0].as_string::<i32>(), args[1].as_string::<i32>());
-            let fallback = args[2].as_primitive::<Int32Type>();
-            let oids: Int32Array = (0..fallback.len())
-                .map(|i| match marked_at(&view, tables, columns, i) {
-                    Some((oid, _, _)) => Some(oid),
-                    None => (!fallback.is_null(i)).then(|| fallback.value(i)),
-                })
-                .collect();
-            Ok(ColumnarValue::Array(Arc::new(oids)))
-        }),
-    ));
+    ctx.register_udf(int_of_column("tidemark_attribute_type", snapshot, |t| {
+        marked_type(t).map(|(oid, _, _)| oid)
+    }));
     let view = snapshot.clone();
     ctx.register_udf(create_udf(
         "tidemark_column_type_name",

@@ -36,6 +36,22 @@ fn zoned(t: &DataType, zone: &Arc<str>) -> Option<DataType> {
     }
 }
 
+/// `schema` with its instant columns in `zone`.
+fn zoned_schema(
+    schema: &datafusion::arrow::datatypes::Schema,
+    zone: &Arc<str>,
+) -> datafusion::arrow::datatypes::Schema {
+    let fields: Vec<_> = schema
+        .fields()
+        .iter()
+        .map(|f| match zoned(f.data_type(), zone) {
+            Some(t) => Arc::new(f.as_ref().clone().with_data_type(t)),
+            None => f.clone(),
+        })
+        .collect();
+    datafusion::arrow::datatypes::Schema::new_with_metadata(fields, schema.metadata().clone())
+}
+
 /// The result of one statement.
 #[derive(Debug)]
 pub enum Output {
@@ -91,30 +107,10 @@ impl Output {
         {
             return Output::Rows { schema, rows };
         }
-        let fields: Vec<_> = schema
-            .fields()
-            .iter()
-            .map(|f| match zoned(f.data_type(), &zone) {
-                Some(t) => Arc::new(f.as_ref().clone().with_data_type(t)),
-                None => f.clone(),
-            })
-            .collect();
-        let schema = Arc::new(datafusion::arrow::datatypes::Schema::new_with_metadata(
-            fields,
-            schema.metadata().clone(),
-        ));
+        let schema = Arc::new(zoned_schema(&schema, &zone));
         // Each batch by its own types (which may differ from the planned schema's
         // in a time zone).
         let rows = rows.map_batches(move |batch| {
-            let fields: Vec<_> = batch
-                .schema()
-                .fields()
-                .iter()
-                .map(|f| match zoned(f.data_type(), &zone) {
-                    Some(t) => Arc::new(f.as_ref().clone().with_data_type(t)),
-                    None => f.clone(),
-                })
-                .collect();
             let columns = batch
                 .columns()
                 .iter()
@@ -124,7 +120,7 @@ impl Output {
                 })
                 .collect::<Result<Vec<_>>>()?;
             Ok(RecordBatch::try_new(
-                Arc::new(datafusion::arrow::datatypes::Schema::new(fields)),
+                Arc::new(zoned_schema(&batch.schema(), &zone)),
                 columns,
             )?)
         });
