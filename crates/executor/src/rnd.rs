@@ -78,41 +78,31 @@ struct RandomValues {
     signature: Signature,
 }
 
-/// The argument counts each generator takes, and what they mean (for errors).
-fn forms(kind: Kind) -> (&'static [usize], &'static str) {
+/// Whether a generator takes `n` arguments, and its forms as an error spells them.
+fn arity(kind: Kind, n: usize) -> (bool, &'static str) {
     match kind {
-        Kind::Boolean | Kind::Char | Kind::Uuid => (&[0], "()"),
-        Kind::Byte | Kind::Short => (&[0, 2], "() or (min, max)"),
-        Kind::Int | Kind::Long => (&[0, 3], "() or (min, max, null_rate)"),
-        Kind::Float | Kind::Double => (&[0, 1], "() or (null_rate)"),
-        Kind::Timestamp => (&[3], "(min, max, null_rate)"),
-        Kind::Bin => (&[0, 3], "() or (min_length, max_length, null_rate)"),
-        Kind::Str | Kind::Symbol => (&[], ""),
+        Kind::Boolean | Kind::Char | Kind::Uuid => (n == 0, "()"),
+        Kind::Byte | Kind::Short => (n == 0 || n == 2, "() or (min, max)"),
+        Kind::Int | Kind::Long => (n == 0 || n == 3, "() or (min, max, null_rate)"),
+        Kind::Float | Kind::Double => (n <= 1, "() or (null_rate)"),
+        Kind::Timestamp => (n == 3, "(min, max, null_rate)"),
+        Kind::Bin => (
+            n == 0 || n == 3,
+            "() or (min_length, max_length, null_rate)",
+        ),
+        // rnd_str also takes (min_length, max_length, null_rate).
+        Kind::Str | Kind::Symbol => (
+            n >= 1,
+            "a list of values or (count, min_length, max_length, null_rate)",
+        ),
     }
 }
 
 impl RandomValues {
     fn check_arity(&self, n: usize) -> DfResult<()> {
-        let (counts, spelled) = forms(self.kind);
-        let ok = match self.kind {
-            // A list of values, or (count, min_length, max_length, null_rate); rnd_str
-            // also (min_length, max_length, null_rate).
-            Kind::Str => n >= 1,
-            Kind::Symbol => n >= 1,
-            _ => counts.contains(&n),
-        };
-        if ok {
-            Ok(())
-        } else {
-            plan_err!(
-                "{} takes {} ({n} arguments given)",
-                self.name,
-                if spelled.is_empty() {
-                    "a list of values or (count, min_length, max_length, null_rate)"
-                } else {
-                    spelled
-                }
-            )
+        match arity(self.kind, n) {
+            (true, _) => Ok(()),
+            (false, forms) => plan_err!("{} takes {forms} ({n} arguments given)", self.name),
         }
     }
 }
