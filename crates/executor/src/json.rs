@@ -117,6 +117,8 @@ impl ExprPlanner for JsonOperators {
             ast::BinaryOperator::AtArrow => Some(JsonTest::Contains),
             ast::BinaryOperator::ArrowAt => Some(JsonTest::ContainedIn),
             ast::BinaryOperator::Question => Some(JsonTest::HasKey),
+            ast::BinaryOperator::QuestionPipe => Some(JsonTest::HasAnyKey),
+            ast::BinaryOperator::QuestionAnd => Some(JsonTest::HasAllKeys),
             _ => None,
         };
         if let Some(test) = test {
@@ -148,6 +150,10 @@ enum JsonTest {
     ContainedIn,
     /// `doc ? 'key'`: a top-level key of an object, or a string element of an array.
     HasKey,
+    /// `doc ?| keys`: any of the keys (a text array) is a key of `doc`.
+    HasAnyKey,
+    /// `doc ?& keys`: all of them are.
+    HasAllKeys,
 }
 
 /// `@>`, `<@` and `?` on documents, as PostgreSQL's jsonb operators.
@@ -172,6 +178,8 @@ impl ScalarUDFImpl for JsonPredicate {
             JsonTest::Contains => "@>",
             JsonTest::ContainedIn => "<@",
             JsonTest::HasKey => "?",
+            JsonTest::HasAnyKey => "?|",
+            JsonTest::HasAllKeys => "?&",
         }
     }
 
@@ -180,6 +188,14 @@ impl ScalarUDFImpl for JsonPredicate {
     }
 
     fn coerce_types(&self, args: &[DataType]) -> DfResult<Vec<DataType>> {
+        let keys = matches!(self.test, JsonTest::HasAnyKey | JsonTest::HasAllKeys);
+        if keys && let [_, DataType::List(_)] = args {
+            // `doc ?| array['a', 'b']`: the keys as a list of text.
+            return Ok(vec![
+                DataType::Utf8,
+                DataType::List(Arc::new(Field::new_list_field(DataType::Utf8, true))),
+            ]);
+        }
         for t in args {
             let text = matches!(
                 t,
@@ -205,17 +221,31 @@ impl ScalarUDFImpl for JsonPredicate {
         let [left, right] = arrays.as_slice() else {
             return exec_err!("{} takes two operands", self.name());
         };
-        let (left, right) = (left.as_string::<i32>(), right.as_string::<i32>());
+        let left = left.as_string::<i32>();
+        // The keys of `?|`/`?&`: a list of text, or PostgreSQL's array text ('{a,b}').
+        let keys = |i: usize| -> DfResult<Vec<String>> {
+            match right.as_list_opt::<i32>() {
+                Some(list) => {
+                    let values = list.value(i);
+                    let values = values.as_string::<i32>();
+                    Ok(values.iter().flatten().map(str::to_string).collect())
+                }
+                None => path_steps(right.as_string::<i32>().value(i)),
+            }
+        };
         let out: datafusion::arrow::array::BooleanArray = (0..rows)
             .map(|i| {
                 if left.is_null(i) || right.is_null(i) {
                     return Ok(None);
                 }
                 let doc = parse_document(left.value(i))?;
+                let text = || right.as_string::<i32>().value(i);
                 Ok(Some(match self.test {
-                    JsonTest::HasKey => has_key(&doc, right.value(i)),
-                    JsonTest::Contains => contains(&doc, &parse_document(right.value(i))?),
-                    JsonTest::ContainedIn => contains(&parse_document(right.value(i))?, &doc),
+                    JsonTest::HasAnyKey => keys(i)?.iter().any(|k| has_key(&doc, k)),
+                    JsonTest::HasAllKeys => keys(i)?.iter().all(|k| has_key(&doc, k)),
+                    JsonTest::HasKey => has_key(&doc, text()),
+                    JsonTest::Contains => contains(&doc, &parse_document(text())?),
+                    JsonTest::ContainedIn => contains(&parse_document(text())?, &doc),
                 }))
             })
             .collect::<DfResult<_>>()?;
