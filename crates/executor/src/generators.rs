@@ -214,9 +214,19 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
     Ok(None)
 }
 
-/// A QuestDB date pattern (`yyyy-MM-ddTHH:mm:ss.SSSUUU`) as a chrono format.
+/// A QuestDB date pattern (`yyyy-MM-ddTHH:mm:ss.SSSUUU`), or PostgreSQL's
+/// (`YYYY-MM-DD HH24:MI:SS`), as a chrono format.
 fn chrono_pattern(pattern: &str) -> String {
-    const LETTERS: [(&str, &str); 21] = [
+    const LETTERS: [(&str, &str); 29] = [
+        // PostgreSQL's template patterns, which do not clash with QuestDB's.
+        ("YYYY", "%Y"),
+        ("DD", "%d"),
+        ("HH24", "%H"),
+        ("HH12", "%I"),
+        ("MI", "%M"),
+        ("SS", "%S"),
+        ("MS", "%3f"),
+        ("US", "%6f"),
         // Fractions after a point: chrono's `%.6f` takes the point with them.
         (".SSSUUU", "%.6f"),
         (".SSS", "%.3f"),
@@ -254,7 +264,12 @@ fn chrono_pattern(pattern: &str) -> String {
             rest = after;
             continue;
         }
-        if let Some((from, to)) = LETTERS.iter().find(|(from, _)| rest.starts_with(from)) {
+        // The longest pattern that starts here (`SSS` before `SS`, `HH24` before `HH`).
+        if let Some((from, to)) = LETTERS
+            .iter()
+            .filter(|(from, _)| rest.starts_with(from))
+            .max_by_key(|(from, _)| from.len())
+        {
             out.push_str(to);
             rest = &rest[from.len()..];
             continue;
@@ -500,5 +515,10 @@ mod tests {
             "%d/%m/%y %I:%M %p"
         );
         assert_eq!(super::chrono_pattern("yyyy 'at' HH"), "%Y at %H");
+        // PostgreSQL's spelling works too.
+        assert_eq!(
+            super::chrono_pattern("YYYY-MM-DD HH24:MI:SS"),
+            "%Y-%m-%d %H:%M:%S"
+        );
     }
 }
