@@ -550,14 +550,8 @@ fn psql_describes_tables() {
              AND pg_relation_size('quotes'::regclass) = pg_table_size('quotes') \
              THEN 'sizes-ok' ELSE 'sizes-wrong' END",
         ])
-        .output()
-        .expect("psql");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{stdout}\n{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        .output();
+    let stdout = psql_stdout(out);
     // \d+: the extra columns; \dt+: the table's size on disk, never "0 bytes".
     assert!(
         stdout.contains(" Stats target | Description"),
@@ -610,15 +604,21 @@ fn psql_copies_rows_inline_in_a_script() {
         .arg(server.conninfo("quest"))
         .args(["-X", "-A", "-t", "-v", "ON_ERROR_STOP=1", "-f"])
         .arg(&script)
-        .output()
-        .expect("psql");
-    let stdout = String::from_utf8_lossy(&out.stdout);
+        .output();
+    let stdout = psql_stdout(out);
+    assert!(stdout.contains("sum=12.346"), "{stdout}");
+}
+
+/// What psql printed, once it has run and succeeded (its output on failure).
+fn psql_stdout(out: std::io::Result<std::process::Output>) -> String {
+    let out = out.expect("psql runs");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(
         out.status.success(),
         "{stdout}\n{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("sum=12.346"), "{stdout}");
+    stdout
 }
 
 /// psql in a C locale (a minimal container, cron) asks for `client_encoding=SQL_ASCII`
