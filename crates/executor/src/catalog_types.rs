@@ -36,17 +36,17 @@ fn column_type(snapshot: &Snapshot, table: &str, column: &str) -> Option<ColumnT
         .map(|i| meta.columns[i].column_type)
 }
 
-/// The marked type of the column named in row `i` of `tables` and `columns`.
-fn marked_at(
+/// The type of the table column named in row `i` of `tables` and `columns`.
+fn type_at(
     snapshot: &Snapshot,
     tables: &StringArray,
     columns: &StringArray,
     i: usize,
-) -> Option<(i32, &'static str, &'static str)> {
+) -> Option<ColumnType> {
     if tables.is_null(i) || columns.is_null(i) {
         return None;
     }
-    column_type(snapshot, tables.value(i), columns.value(i)).and_then(marked_type)
+    column_type(snapshot, tables.value(i), columns.value(i))
 }
 
 /// PostgreSQL's `atttypmod` of a NUMERIC(precision, scale) column.
@@ -78,11 +78,9 @@ fn int_of_column(
             let fallback = args[2].as_primitive::<Int32Type>();
             let values: Int32Array = (0..fallback.len())
                 .map(|i| {
-                    let own = (!tables.is_null(i) && !columns.is_null(i))
-                        .then(|| column_type(&view, tables.value(i), columns.value(i)))
-                        .flatten()
-                        .and_then(value);
-                    own.or_else(|| (!fallback.is_null(i)).then(|| fallback.value(i)))
+                    type_at(&view, tables, columns, i)
+                        .and_then(value)
+                        .or_else(|| (!fallback.is_null(i)).then(|| fallback.value(i)))
                 })
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(values)))
@@ -117,10 +115,12 @@ pub(crate) fn register(ctx: &SessionContext, snapshot: &Snapshot) {
             let fallback = args[2].as_string::<i32>();
             let udt = args[3].as_boolean();
             let names: StringArray = (0..fallback.len())
-                .map(|i| match marked_at(&view, tables, columns, i) {
-                    Some((_, sql, udt_name)) => Some(if udt.value(i) { udt_name } else { sql }),
-                    None => (!fallback.is_null(i)).then(|| fallback.value(i)),
-                })
+                .map(
+                    |i| match type_at(&view, tables, columns, i).and_then(marked_type) {
+                        Some((_, sql, udt_name)) => Some(if udt.value(i) { udt_name } else { sql }),
+                        None => (!fallback.is_null(i)).then(|| fallback.value(i)),
+                    },
+                )
                 .collect();
             Ok(ColumnarValue::Array(Arc::new(names)))
         }),

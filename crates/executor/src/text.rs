@@ -220,15 +220,33 @@ pub(crate) fn display_zone(setting: &str) -> std::sync::Arc<str> {
     name.into()
 }
 
+/// The zone named `name`, parsed once per thread while the name stays the same:
+/// results are formatted a value at a time, all in the session's zone.
+fn parsed_zone(name: &str) -> Option<Tz> {
+    thread_local! {
+        static LAST: std::cell::RefCell<Option<(String, Option<Tz>)>> =
+            const { std::cell::RefCell::new(None) };
+    }
+    LAST.with(|last| {
+        let mut last = last.borrow_mut();
+        if let Some((cached, tz)) = last.as_ref()
+            && cached == name
+        {
+            return *tz;
+        }
+        let tz = name.parse::<Tz>().ok();
+        *last = Some((name.to_string(), tz));
+        tz
+    })
+}
+
 /// An instant as PostgreSQL shows it in `zone`: the local time there and its
 /// offset (`2026-11-21 11:00:00+01`, `+05:30`). A zone Arrow cannot read is UTC.
 fn timestamptz_in(us: i64, zone: &str) -> String {
     if zone == crate::types::UTC_OFFSET {
         return timestamptz(us);
     }
-    let offset = zone
-        .parse::<Tz>()
-        .ok()
+    let offset = parsed_zone(zone)
         .and_then(|tz| {
             let utc = chrono::DateTime::from_timestamp_micros(us)?.naive_utc();
             Some(tz.offset_from_utc_datetime(&utc).fix().local_minus_utc())
