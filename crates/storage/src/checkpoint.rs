@@ -235,6 +235,47 @@ impl Cut {
     }
 }
 
+impl Cut {
+    /// Every file a copy of the root needs to be restored to this cut, relative
+    /// to the root: the cut itself, the files of its tables it refers to (those
+    /// that exist: a symbol file only where the column has one), and the WAL
+    /// segments from the one holding the first commit to replay on. What else
+    /// lies under the root is left over or newer than the cut: restore and
+    /// recovery would remove it.
+    pub(crate) fn needed_files(&self, root: &Path, db: &Path, wal: &Path) -> Result<Vec<PathBuf>> {
+        let cut_file = cut_path(root);
+        let mut files: Vec<PathBuf> = self
+            .referenced_paths(db, &cut_file)?
+            .into_iter()
+            .filter(|p| p.is_file())
+            .collect();
+        files.push(cut_file);
+        let mut segments = crate::wal::list_segments(wal)?;
+        segments.sort();
+        let first_replayed = self.applied_seq() + 1;
+        let start = segments
+            .iter()
+            .rposition(|(first, _)| *first <= first_replayed)
+            .unwrap_or(0);
+        files.extend(segments.into_iter().skip(start).map(|(_, p)| p));
+        let mut relative = Vec::with_capacity(files.len());
+        for f in files {
+            match f.strip_prefix(root) {
+                Ok(r) => relative.push(r.to_path_buf()),
+                Err(_) => {
+                    return Err(StorageError::InvalidState(format!(
+                        "{} is not under the root {}",
+                        f.display(),
+                        root.display()
+                    )));
+                }
+            }
+        }
+        relative.sort();
+        Ok(relative)
+    }
+}
+
 impl CutTable {
     pub(crate) fn states(&self, path: &Path) -> Result<(TableMeta, TxnState)> {
         let meta = TableMeta::decode(&self.meta, path)?;

@@ -114,6 +114,19 @@ pub enum Released {
     NoCheckpoint,
 }
 
+/// What a copy of the root needs for the checkpoint in progress (see
+/// [`Database::checkpoint_files`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CheckpointFiles {
+    /// The commit the cut is at.
+    pub seq: u64,
+    /// When CHECKPOINT CREATE recorded it.
+    pub created: SystemTime,
+    /// Files relative to the root, sorted. A copy of these files, taken while
+    /// the checkpoint is in progress, restores to the cut (`_restore`).
+    pub files: Vec<std::path::PathBuf>,
+}
+
 /// State that status, metrics and health read; written by the lifecycle and
 /// by housekeeping, each lock held only to copy a few words.
 #[derive(Debug, Default)]
@@ -261,6 +274,28 @@ impl Database {
             reclaim_pending_bytes: pending_bytes,
             free_bytes: fsutil::free_bytes(&self.inner.root.path).unwrap_or(0),
         }
+    }
+
+    /// The files that a copy must hold to be restored to the checkpoint in
+    /// progress (None outside checkpoint mode). Built-in backups copy these
+    /// instead of the whole root: partition versions, tables and WAL segments
+    /// the cut does not need are left behind. A file's bytes past its committed
+    /// length (appended after the cut) are harmless: restore cuts them off.
+    pub fn checkpoint_files(&self) -> Result<Option<CheckpointFiles>> {
+        let inner = &self.inner;
+        let _lifecycle = inner.checkpoint_lifecycle.lock();
+        if inner.status.current().is_none() {
+            return Ok(None);
+        }
+        let Some(cut) = Cut::load(&inner.root.path)? else {
+            return Ok(None);
+        };
+        let files = cut.needed_files(&inner.root.path, &inner.root.db, &inner.root.wal)?;
+        Ok(Some(CheckpointFiles {
+            seq: cut.seq,
+            created: cut.created,
+            files,
+        }))
     }
 
     /// Bytes of the files under the root, as housekeeping last measured them

@@ -55,7 +55,7 @@ pub mod types;
 mod wal;
 
 pub use batch::{Batch, Column, Values, VarData};
-pub use checkpoint_mode::{CheckpointPhase, CheckpointStatus, Released};
+pub use checkpoint_mode::{CheckpointFiles, CheckpointPhase, CheckpointStatus, Released};
 pub use db::{
     CommitReceipt, Database, DurableCommit, OpenReport, PendingCommit, StorageStats, Transaction,
     TxSavepoint,

@@ -1,0 +1,363 @@
+//! One backup run: upload the files of the held checkpoint cut, release the
+//! checkpoint, write the manifest.
+//!
+//! Every file of the cut ends up in the upload log (`state.rs`) with the object
+//! that holds it, which is one of three:
+//! - already uploaded by an interrupted run of the same backup (the log says
+//!   so and the object is there with that size): nothing to do;
+//! - unchanged since the base backup (same size and modification time: the
+//!   files are append-only or copy-on-write, so a file whose size did not
+//!   change was not written): the base's object is referenced;
+//! - otherwise read, checksummed and uploaded to `backups/<id>/data/<path>`.
+//!
+//! Reads and uploads are streamed in chunks, so memory is bounded by
+//! `concurrency` x a few chunks whatever the file sizes.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bytes::Bytes;
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStoreExt;
+use object_store::buffered::BufWriter;
+use parking_lot::Mutex;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+use crate::destination::Destination;
+use crate::error::{BackupError, Result};
+use crate::manifest::{FORMAT_VERSION, FileEntry, Manifest, data_key, manifest_key, read_manifest};
+use crate::state::{BackupState, Phase, UploadLog};
+use crate::status::{BackupPhase, StatusBoard};
+use crate::{BackupOptions, Checkpoints};
+
+/// Bytes read from a file per step (and the multipart threshold is twice it).
+const CHUNK: usize = 4 << 20;
+
+pub(crate) struct Job {
+    pub(crate) checkpoints: Arc<Checkpoints>,
+    pub(crate) dest: Destination,
+    pub(crate) status: Arc<StatusBoard>,
+    pub(crate) abort: Arc<AtomicBool>,
+    pub(crate) options: BackupOptions,
+}
+
+/// What one file's upload needs, shared by the concurrent uploads.
+struct Shared<'a> {
+    job: &'a Job,
+    id: &'a str,
+    done: HashMap<String, FileEntry>,
+    base: HashMap<String, FileEntry>,
+    log: Arc<Mutex<UploadLog>>,
+    throttle: Throttle,
+}
+
+impl Job {
+    /// Runs the backup described by `state` to its end.
+    pub(crate) async fn run(&self, mut state: BackupState) -> Result<Manifest> {
+        let root = self.checkpoints.root().to_path_buf();
+        if state.phase == Phase::Uploading {
+            self.status.set_phase(BackupPhase::Uploading);
+            self.upload_files(&root, &state).await?;
+            state.phase = Phase::Uploaded;
+            let r = root.clone();
+            let saved = state.clone();
+            blocking(move || saved.save(&r)).await?;
+            let cps = self.checkpoints.clone();
+            let seq = state.cut_seq;
+            blocking(move || cps.release_for_backup(seq)).await?;
+        }
+        self.status.set_phase(BackupPhase::WritingManifest);
+        let r = root.clone();
+        let (_, entries) = blocking(move || UploadLog::open(&r)).await?;
+        let mut files: Vec<FileEntry> = entries.into_values().collect();
+        files.sort_by(|a, b| a.path.cmp(&b.path));
+        let uploaded_bytes = files
+            .iter()
+            .filter(|f| f.object == data_key(&state.id, &f.path))
+            .map(|f| f.size)
+            .sum();
+        let manifest = Manifest {
+            format: FORMAT_VERSION,
+            id: state.id.clone(),
+            server_version: env!("CARGO_PKG_VERSION").to_string(),
+            cut_at: state.cut_at.clone(),
+            cut_seq: state.cut_seq,
+            base: state.base.clone(),
+            completed_at: rfc3339(SystemTime::now()),
+            total_bytes: files.iter().map(|f| f.size).sum(),
+            uploaded_bytes,
+            files,
+        };
+        let key = manifest_key(&state.id);
+        let object = self.dest.object(&key)?;
+        self.dest
+            .store()
+            .put(&object, manifest.encode()?.into())
+            .await
+            .map_err(|e| BackupError::store(self.dest.describe(&key), e))?;
+        blocking(move || BackupState::remove(&root)).await?;
+        Ok(manifest)
+    }
+
+    async fn upload_files(&self, root: &Path, state: &BackupState) -> Result<()> {
+        let cps = self.checkpoints.clone();
+        let cut = blocking(move || cps.files()).await?;
+        let cut = match cut {
+            Some(c) if c.seq == state.cut_seq => c,
+            _ => {
+                return Err(BackupError::Refused(format!(
+                    "the checkpoint of backup {} (commit {}) is no longer held: start a new \
+                     backup (BACKUP ABORT, then BACKUP DATABASE)",
+                    state.id, state.cut_seq
+                )));
+            }
+        };
+        let r = root.to_path_buf();
+        let (log, done) = blocking(move || UploadLog::open(&r)).await?;
+        let base = match &state.base {
+            Some(b) => read_manifest(&self.dest, b)
+                .await?
+                .files
+                .into_iter()
+                .map(|f| (f.path.clone(), f))
+                .collect(),
+            None => HashMap::new(),
+        };
+        let mut files = Vec::with_capacity(cut.files.len());
+        for rel in &cut.files {
+            let path = root.join(rel);
+            let meta = std::fs::metadata(&path).map_err(|e| BackupError::io(&path, e))?;
+            let key = rel_key(rel)?;
+            self.status
+                .bytes_total
+                .fetch_add(meta.len(), Ordering::Relaxed);
+            files.push((key, path, meta.len(), mtime_ns(&meta)));
+        }
+        self.status
+            .files_total
+            .store(files.len() as u64, Ordering::Relaxed);
+        tracing::info!(
+            backup = %state.id,
+            files = files.len(),
+            bytes = self.status.bytes_total.load(Ordering::Relaxed),
+            already_uploaded = done.len(),
+            base = state.base.as_deref().unwrap_or("none (full backup)"),
+            "backup: uploading the checkpoint's files"
+        );
+        let shared = Shared {
+            job: self,
+            id: &state.id,
+            done,
+            base,
+            log: Arc::new(Mutex::new(log)),
+            throttle: Throttle::new(self.options.max_bytes_per_second),
+        };
+        let progress = Progress::new(&self.status, &state.id);
+        futures::stream::iter(files)
+            .map(|(key, path, size, mtime)| {
+                let shared = &shared;
+                let progress = &progress;
+                async move {
+                    shared.one_file(key, path, size, mtime).await?;
+                    progress.tick();
+                    Ok::<(), BackupError>(())
+                }
+            })
+            .buffer_unordered(self.options.concurrency.max(1))
+            .try_collect::<()>()
+            .await
+    }
+}
+
+impl Shared<'_> {
+    async fn one_file(&self, key: String, path: PathBuf, size: u64, mtime_ns: u64) -> Result<()> {
+        let status = &self.job.status;
+        if self.job.abort.load(Ordering::Relaxed) {
+            return Err(BackupError::Aborted);
+        }
+        if let Some(e) = self.done.get(&key) {
+            let object = self.job.dest.object(&e.object)?;
+            match self.job.dest.store().head(&object).await {
+                Ok(meta) if meta.size == e.size => {
+                    status.files_done.fetch_add(1, Ordering::Relaxed);
+                    status.bytes_done.fetch_add(e.size, Ordering::Relaxed);
+                    return Ok(());
+                }
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(BackupError::store(object, e)),
+            }
+        }
+        let entry = match self.base.get(&key) {
+            Some(e) if e.size == size && e.mtime_ns == mtime_ns => {
+                status.files_reused.fetch_add(1, Ordering::Relaxed);
+                status.bytes_done.fetch_add(size, Ordering::Relaxed);
+                e.clone()
+            }
+            _ => self.upload(&key, &path, mtime_ns).await?,
+        };
+        let log = self.log.clone();
+        blocking(move || log.lock().record(&entry)).await?;
+        status.files_done.fetch_add(1, Ordering::Relaxed);
+        Ok(())
+    }
+
+    /// Streams one file to `backups/<id>/data/<key>`; the object appears only
+    /// once it is complete (`BufWriter` completes the multipart upload at
+    /// shutdown, or aborts it).
+    async fn upload(&self, key: &str, path: &Path, mtime_ns: u64) -> Result<FileEntry> {
+        let dest = &self.job.dest;
+        let status = &self.job.status;
+        let object_key = data_key(self.id, key);
+        let object = dest.object(&object_key)?;
+        let mut file = tokio::fs::File::open(path)
+            .await
+            .map_err(|e| BackupError::io(path, e))?;
+        let mut writer = BufWriter::with_capacity(dest.store().clone(), object, 2 * CHUNK)
+            .with_max_concurrency(2);
+        let mut crc = 0u32;
+        let mut size = 0u64;
+        let streamed: Result<()> = async {
+            loop {
+                if self.job.abort.load(Ordering::Relaxed) {
+                    return Err(BackupError::Aborted);
+                }
+                let mut buf = vec![0u8; CHUNK];
+                let n = file
+                    .read(&mut buf)
+                    .await
+                    .map_err(|e| BackupError::io(path, e))?;
+                if n == 0 {
+                    return Ok(());
+                }
+                buf.truncate(n);
+                crc = crc32c::crc32c_append(crc, &buf);
+                size += n as u64;
+                writer
+                    .put(Bytes::from(buf))
+                    .await
+                    .map_err(|e| BackupError::store(dest.describe(&object_key), e))?;
+                status.bytes_done.fetch_add(n as u64, Ordering::Relaxed);
+                status.bytes_uploaded.fetch_add(n as u64, Ordering::Relaxed);
+                self.throttle.spend(n as u64).await;
+            }
+        }
+        .await;
+        if let Err(e) = streamed {
+            // Nothing becomes visible: the staged upload is dropped.
+            let _ = writer.abort().await;
+            return Err(e);
+        }
+        // A failed shutdown has already given up the upload (and `abort` after
+        // a shutdown is not allowed).
+        writer
+            .shutdown()
+            .await
+            .map_err(|e| BackupError::io(PathBuf::from(dest.describe(&object_key)), e))?;
+        Ok(FileEntry {
+            path: key.to_string(),
+            size,
+            crc32c: crc,
+            mtime_ns,
+            object: object_key,
+        })
+    }
+}
+
+/// Logs progress about every ten seconds, so a long backup shows it is moving.
+struct Progress<'a> {
+    status: &'a StatusBoard,
+    id: &'a str,
+    last: Mutex<Instant>,
+}
+
+impl<'a> Progress<'a> {
+    fn new(status: &'a StatusBoard, id: &'a str) -> Self {
+        Progress {
+            status,
+            id,
+            last: Mutex::new(Instant::now()),
+        }
+    }
+
+    fn tick(&self) {
+        let mut last = self.last.lock();
+        if last.elapsed() < Duration::from_secs(10) {
+            return;
+        }
+        *last = Instant::now();
+        let s = self.status.snapshot();
+        tracing::info!(
+            backup = self.id,
+            files_done = s.files_done,
+            files_total = s.files_total,
+            bytes_done = s.bytes_done,
+            bytes_total = s.bytes_total,
+            "backup: progress"
+        );
+    }
+}
+
+/// Paces uploads to `max_bytes_per_second` (0: as fast as they go).
+struct Throttle {
+    rate: u64,
+    started: Instant,
+    sent: AtomicU64,
+}
+
+impl Throttle {
+    fn new(rate: u64) -> Self {
+        Throttle {
+            rate,
+            started: Instant::now(),
+            sent: AtomicU64::new(0),
+        }
+    }
+
+    async fn spend(&self, bytes: u64) {
+        if self.rate == 0 {
+            return;
+        }
+        let sent = self.sent.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let due = Duration::from_secs_f64(sent as f64 / self.rate as f64);
+        let elapsed = self.started.elapsed();
+        if due > elapsed {
+            tokio::time::sleep(due - elapsed).await;
+        }
+    }
+}
+
+/// A root-relative path as an object key (`/`-separated, UTF-8).
+fn rel_key(rel: &Path) -> Result<String> {
+    let parts: Option<Vec<&str>> = rel.components().map(|c| c.as_os_str().to_str()).collect();
+    match parts {
+        Some(p) => Ok(p.join("/")),
+        None => Err(BackupError::Refused(format!(
+            "{} is not a UTF-8 path and cannot be an object name",
+            rel.display()
+        ))),
+    }
+}
+
+fn mtime_ns(meta: &std::fs::Metadata) -> u64 {
+    meta.modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| u64::try_from(d.as_nanos()).unwrap_or(u64::MAX))
+}
+
+pub(crate) fn rfc3339(t: SystemTime) -> String {
+    chrono::DateTime::<chrono::Utc>::from(t).to_rfc3339_opts(chrono::SecondsFormat::Micros, true)
+}
+
+/// Runs blocking file work off the async threads.
+pub(crate) async fn blocking<T: Send + 'static>(
+    f: impl FnOnce() -> Result<T> + Send + 'static,
+) -> Result<T> {
+    match tokio::task::spawn_blocking(f).await {
+        Ok(r) => r,
+        Err(e) => Err(BackupError::Refused(format!("a backup task failed: {e}"))),
+    }
+}

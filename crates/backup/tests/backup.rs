@@ -1,0 +1,328 @@
+//! Backups of a storage engine to a `file://` destination, restored into new
+//! roots and compared table by table; incremental uploads, resume after a
+//! destination error, abort, and damaged objects.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Duration;
+
+use tidemark_backup::restore;
+use tidemark_backup::{BackupError, BackupOptions, BackupPhase, Backups, Destination, S3Options};
+use tidemark_storage::*;
+
+const T0: i64 = 1_795_219_200_000_000;
+const DAY: i64 = 86_400_000_000;
+
+fn open(root: &Path) -> Arc<Database> {
+    Arc::new(Database::open(root, StorageOptions::default()).expect("open"))
+}
+
+fn create(db: &Database, name: &str) {
+    db.commit(Transaction::new().with(Request::CreateTable {
+        def: TableDef {
+            name: name.into(),
+            columns: vec![
+                ColumnDef::new("ts", ColumnType::Timestamp),
+                ColumnDef::new("sym", ColumnType::Symbol),
+                ColumnDef::new("v", ColumnType::BigInt),
+            ],
+            timestamp: Some("ts".into()),
+            partition_by: PartitionBy::Day,
+        },
+        if_not_exists: false,
+    }))
+    .expect("create");
+}
+
+fn append(db: &Database, table: &str, ts: &[i64], v0: i64) {
+    let syms: Vec<String> = (0..ts.len()).map(|i| format!("S{}", i % 3)).collect();
+    let batch = Batch::new()
+        .with("ts", Column::timestamps(ts.to_vec()))
+        .with("sym", Column::symbols(&syms))
+        .with(
+            "v",
+            Column::bigints((0..ts.len() as i64).map(|i| v0 + i).collect()),
+        );
+    db.commit(Transaction::new().with(Request::Append {
+        table: table.into(),
+        batch,
+    }))
+    .expect("append");
+}
+
+/// Every table's rows, as debug strings, sorted by table name.
+fn contents(db: &Database) -> Vec<(String, Vec<String>)> {
+    let snap = db.snapshot();
+    let mut out: Vec<(String, Vec<String>)> = snap
+        .tables()
+        .iter()
+        .map(|t| {
+            let cols = t.read_all().expect("read");
+            (
+                t.name().to_string(),
+                cols.iter().map(|c| format!("{:?}", c.values)).collect(),
+            )
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+fn destination(dir: &Path) -> (Destination, String) {
+    let url = format!("file://{}", dir.display());
+    (
+        Destination::open(&url, &S3Options::default()).expect("destination"),
+        url,
+    )
+}
+
+async fn wait_for_end(b: &Backups) -> tidemark_backup::BackupStatus {
+    for _ in 0..600 {
+        let s = b.status();
+        if matches!(
+            s.phase,
+            BackupPhase::Done | BackupPhase::Failed | BackupPhase::Aborted
+        ) {
+            return s;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    panic!("the backup did not end: {:?}", b.status());
+}
+
+async fn restore_into(
+    dest: &Destination,
+    root: &Path,
+    id: Option<&str>,
+) -> Vec<(String, Vec<String>)> {
+    restore::restore(dest, root, id, 4).await.expect("restore");
+    let db = open(root);
+    let c = contents(&db);
+    assert!(
+        !db.open_report().in_checkpoint,
+        "a restored root is not in checkpoint mode"
+    );
+    c
+}
+
+fn files_under(dir: &Path) -> Vec<PathBuf> {
+    fn walk(p: &Path, out: &mut Vec<PathBuf>) {
+        if let Ok(rd) = std::fs::read_dir(p) {
+            for e in rd.flatten() {
+                let path = e.path();
+                if path.is_dir() {
+                    walk(&path, out);
+                } else {
+                    out.push(path);
+                }
+            }
+        }
+    }
+    let mut out = Vec::new();
+    walk(dir, &mut out);
+    out
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn full_and_incremental_backups_restore_to_their_cuts() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let (dest, _) = destination(&dir.path().join("dest"));
+    let db = open(&root);
+    create(&db, "a");
+    create(&db, "b");
+    append(&db, "a", &[T0, T0 + 1, T0 + DAY], 0);
+    append(&db, "b", &[T0 + 5], 10);
+    db.apply_buffer().expect("apply");
+    append(&db, "a", &[T0 + DAY + 9], 20); // in the write buffer at the cut
+    let first_state = contents(&db);
+    let backups = Backups::new(db.clone(), Some(dest.clone()), BackupOptions::default());
+
+    let started = backups.start().await.expect("start");
+    assert!(!started.resumed);
+    // Writes go on during the backup; they are not in it.
+    append(&db, "a", &[T0 + 2 * DAY], 30);
+    let s = wait_for_end(&backups).await;
+    assert_eq!(s.phase, BackupPhase::Done, "{s:?}");
+    assert_eq!(s.files_done, s.files_total);
+    assert_eq!(s.files_reused, 0, "a first backup is full");
+    assert!(
+        !db.checkpoint_status().in_progress,
+        "the backup released its checkpoint"
+    );
+    assert!(!root.join(".backup").exists(), "the local state is gone");
+
+    // An incremental backup after more writes: only new and grown files go up.
+    db.apply_buffer().expect("apply");
+    append(&db, "b", &[T0 + 3 * DAY], 40);
+    db.apply_buffer().expect("apply");
+    let second_state = contents(&db);
+    let second = backups.start().await.expect("second");
+    let s = wait_for_end(&backups).await;
+    assert_eq!(s.phase, BackupPhase::Done, "{s:?}");
+    assert_eq!(s.base.as_deref(), Some(started.id.as_str()));
+    assert!(s.files_reused > 0, "unchanged files are referenced: {s:?}");
+    assert!(s.bytes_uploaded < s.bytes_total, "{s:?}");
+    let uploaded_objects = files_under(
+        &dir.path()
+            .join("dest/backups")
+            .join(&second.id)
+            .join("data"),
+    );
+    assert_eq!(
+        uploaded_objects.len() as u64,
+        s.files_total - s.files_reused,
+        "{uploaded_objects:?}"
+    );
+
+    let (list, incomplete) = restore::list(&dest).await.expect("list");
+    assert_eq!(list.len(), 2);
+    assert_eq!(incomplete, 0);
+    assert_eq!(list[1].base.as_deref(), Some(started.id.as_str()));
+    restore::verify(&dest, None).await.expect("verify");
+
+    // Each backup restores to exactly its own cut.
+    let r1 = restore_into(&dest, &dir.path().join("r1"), Some(&started.id)).await;
+    assert_eq!(r1, first_state);
+    let r2 = restore_into(&dest, &dir.path().join("r2"), None).await;
+    assert_eq!(r2, second_state);
+
+    // A root that is not empty is refused.
+    let err = restore::restore(&dest, &root, None, 2)
+        .await
+        .expect_err("non-empty root");
+    assert!(err.to_string().contains("not empty"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_failed_backup_keeps_its_checkpoint_and_resumes_where_it_stopped() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let dest_dir = dir.path().join("dest");
+    let (dest, _) = destination(&dest_dir);
+    let db = open(&root);
+    create(&db, "a");
+    append(&db, "a", &[T0, T0 + DAY], 0);
+    db.apply_buffer().expect("apply");
+    append(&db, "a", &[T0 + 3], 5);
+    let state = contents(&db);
+    // One file at a time, slowly: the WAL (uploaded last) meets the obstacle below.
+    let options = BackupOptions {
+        concurrency: 1,
+        max_bytes_per_second: 2_000,
+    };
+    let backups = Backups::new(db.clone(), Some(dest.clone()), options);
+    let started = backups.start().await.expect("start");
+    let blocker = dest_dir.join("backups").join(&started.id).join("data/wal");
+    std::fs::create_dir_all(blocker.parent().expect("parent")).expect("mkdir");
+    std::fs::write(&blocker, b"in the way").expect("blocker");
+
+    let s = wait_for_end(&backups).await;
+    assert_eq!(s.phase, BackupPhase::Failed, "{s:?}");
+    assert!(
+        s.last_error.as_deref().is_some_and(|e| e.contains("wal")),
+        "{s:?}"
+    );
+    assert!(s.files_done > 0 && s.files_done < s.files_total, "{s:?}");
+    let first_run_bytes = s.bytes_uploaded;
+    // The checkpoint stays held for the resume, and the operator cannot release it.
+    assert!(db.checkpoint_status().in_progress);
+    let err = backups
+        .checkpoints()
+        .release()
+        .expect_err("held by the backup");
+    assert!(matches!(err, BackupError::CheckpointHeld { .. }), "{err}");
+    assert!(
+        restore::list(&dest).await.expect("list").0.is_empty(),
+        "no manifest yet"
+    );
+
+    std::fs::remove_file(&blocker).expect("rm blocker");
+    let resumed = backups.start().await.expect("resume");
+    assert!(resumed.resumed);
+    assert_eq!(resumed.id, started.id);
+    let s = wait_for_end(&backups).await;
+    assert_eq!(s.phase, BackupPhase::Done, "{s:?}");
+    assert!(
+        s.bytes_uploaded + first_run_bytes >= s.bytes_total && s.bytes_uploaded < s.bytes_total,
+        "the resume uploaded only what was missing: {s:?}, first run {first_run_bytes}"
+    );
+    assert!(!db.checkpoint_status().in_progress);
+    let r = restore_into(&dest, &dir.path().join("r"), None).await;
+    assert_eq!(r, state);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn abort_releases_the_checkpoint_and_removes_the_uploads() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let dest_dir = dir.path().join("dest");
+    let (dest, _) = destination(&dest_dir);
+    let db = open(&root);
+    create(&db, "a");
+    append(&db, "a", &[T0, T0 + DAY], 0);
+    let options = BackupOptions {
+        concurrency: 1,
+        max_bytes_per_second: 500,
+    };
+    let backups = Backups::new(db.clone(), Some(dest.clone()), options);
+    let started = backups.start().await.expect("start");
+    let err = backups.start().await.expect_err("one at a time");
+    assert!(matches!(err, BackupError::AlreadyRunning { .. }), "{err}");
+    let err = backups.checkpoints().create().expect_err("checkpoint held");
+    assert!(matches!(err, BackupError::CheckpointHeld { .. }), "{err}");
+
+    assert_eq!(
+        backups.abort().await.expect("abort"),
+        Some(started.id.clone())
+    );
+    assert_eq!(backups.status().phase, BackupPhase::Aborted);
+    assert!(!db.checkpoint_status().in_progress);
+    assert!(!root.join(".backup").exists());
+    assert!(files_under(&dest_dir.join("backups").join(&started.id)).is_empty());
+    assert_eq!(backups.abort().await.expect("again"), None);
+    // The operator's checkpoint works again.
+    backups.checkpoints().create().expect("create");
+    let err = backups.start().await.expect_err("operator's checkpoint");
+    assert!(
+        matches!(err, BackupError::CheckpointInProgress { .. }),
+        "{err}"
+    );
+    backups.checkpoints().release().expect("release");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_damaged_object_is_refused_by_verify_and_restore() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let dest_dir = dir.path().join("dest");
+    let (dest, _) = destination(&dest_dir);
+    let db = open(&root);
+    create(&db, "a");
+    append(&db, "a", &[T0, T0 + 1], 0);
+    db.apply_buffer().expect("apply");
+    let backups = Backups::new(db.clone(), Some(dest.clone()), BackupOptions::default());
+    let started = backups.start().await.expect("start");
+    assert_eq!(wait_for_end(&backups).await.phase, BackupPhase::Done);
+
+    let victim = files_under(&dest_dir.join("backups").join(&started.id).join("data"))
+        .into_iter()
+        .find(|p| p.to_string_lossy().ends_with("/v~2.d"))
+        .expect("a column file");
+    let mut bytes = std::fs::read(&victim).expect("read");
+    bytes[0] ^= 0x40;
+    std::fs::write(&victim, &bytes).expect("damage");
+
+    let err = restore::verify(&dest, None).await.expect_err("damaged");
+    assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
+    assert!(err.to_string().contains("v~2.d"), "names the object: {err}");
+    let err = restore::restore(&dest, &dir.path().join("r"), None, 2)
+        .await
+        .expect_err("restore refuses");
+    assert!(err.to_string().contains("v~2.d"), "{err}");
+
+    let err = restore::restore(&dest, &dir.path().join("r2"), Some("nope"), 2)
+        .await
+        .expect_err("unknown backup");
+    assert!(matches!(err, BackupError::NotFound(_)), "{err}");
+}
