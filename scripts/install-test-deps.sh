@@ -22,7 +22,7 @@ if [ "${#apt_packages[@]}" -gt 0 ]; then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${apt_packages[@]}" >/dev/null
 fi
 
-if ! python3 -c 'import psycopg, asyncpg, psycopg2, sqlalchemy, pandas, influxdb_client, influxdb, podman_compose' >/dev/null 2>&1; then
+if ! python3 -c 'import psycopg, asyncpg, psycopg2, sqlalchemy, pandas, influxdb_client, influxdb, podman_compose, moto.server' >/dev/null 2>&1; then
     echo "installing Python drivers and tools (tests/drivers/python/requirements.txt)"
     python3 -m pip install -q --disable-pip-version-check -r tests/drivers/python/requirements.txt
 fi

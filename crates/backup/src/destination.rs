@@ -58,6 +58,24 @@ pub struct Destination {
 const RETRY_TIMEOUT: Duration = Duration::from_secs(30);
 
 impl Destination {
+    /// Checks `url`'s form without touching the destination (configuration).
+    pub fn check_url(url: &str) -> std::result::Result<(), String> {
+        let parsed = url::Url::parse(url).map_err(|e| format!("{url:?}: {e}"))?;
+        match parsed.scheme() {
+            "file" => parsed
+                .to_file_path()
+                .map(|_| ())
+                .map_err(|_| format!("{url:?}: a file URL needs an absolute path: file:///dir")),
+            "s3" if parsed.host_str().is_some_and(|b| !b.is_empty()) => Ok(()),
+            "s3" => Err(format!(
+                "{url:?}: an S3 URL names a bucket: s3://bucket/prefix"
+            )),
+            other => Err(format!(
+                "{url:?}: scheme {other}:// is not supported (file:// and s3:// are)"
+            )),
+        }
+    }
+
     /// Opens `url` (`file:///absolute/dir` or `s3://bucket[/prefix]`). A local
     /// directory is created if missing.
     pub fn open(url: &str, s3: &S3Options) -> Result<Destination> {

@@ -168,7 +168,44 @@ impl Job {
             })
             .buffer_unordered(self.options.concurrency.max(1))
             .try_collect::<()>()
-            .await
+            .await?;
+        self.check_uploads(root).await
+    }
+
+    /// Whether the destination holds `e`'s object with its size.
+    async fn has_object(&self, e: &FileEntry) -> Result<bool> {
+        let object = self.dest.object(&e.object)?;
+        match self.dest.store().head(&object).await {
+            Ok(meta) => Ok(meta.size == e.size),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
+            Err(err) => Err(BackupError::store(self.dest.describe(&e.object), err)),
+        }
+    }
+
+    /// Before the checkpoint is released: every object the manifest will name
+    /// is in the destination. A destination that lost objects during the run
+    /// (or an earlier backup's object removed since) fails the backup while
+    /// its files can still be read; the resume uploads what is missing.
+    async fn check_uploads(&self, root: &Path) -> Result<()> {
+        let r = root.to_path_buf();
+        let (_, entries) = blocking(move || UploadLog::open(&r)).await?;
+        let missing: Vec<String> = futures::stream::iter(entries.into_values())
+            .map(|e| async move {
+                Ok::<_, BackupError>((!self.has_object(&e).await?).then_some(e.object))
+            })
+            .buffer_unordered(16)
+            .try_filter_map(|m| async move { Ok(m) })
+            .try_collect()
+            .await?;
+        match missing.first() {
+            None => Ok(()),
+            Some(first) => Err(BackupError::NotFound(format!(
+                "{} object(s) the backup uploaded or refers to are not in the destination \
+                 (first: {}): BACKUP DATABASE resumes the backup and uploads them again",
+                missing.len(),
+                self.dest.describe(first)
+            ))),
+        }
     }
 }
 
@@ -178,20 +215,20 @@ impl Shared<'_> {
         if self.job.abort.load(Ordering::Relaxed) {
             return Err(BackupError::Aborted);
         }
-        if let Some(e) = self.done.get(&key) {
-            let object = self.job.dest.object(&e.object)?;
-            match self.job.dest.store().head(&object).await {
-                Ok(meta) if meta.size == e.size => {
-                    status.files_done.fetch_add(1, Ordering::Relaxed);
-                    status.bytes_done.fetch_add(e.size, Ordering::Relaxed);
-                    return Ok(());
-                }
-                Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(BackupError::store(object, e)),
-            }
+        if let Some(e) = self.done.get(&key)
+            && self.job.has_object(e).await?
+        {
+            status.files_done.fetch_add(1, Ordering::Relaxed);
+            status.bytes_done.fetch_add(e.size, Ordering::Relaxed);
+            return Ok(());
         }
-        let entry = match self.base.get(&key) {
-            Some(e) if e.size == size && e.mtime_ns == mtime_ns => {
+        let unchanged = self
+            .base
+            .get(&key)
+            .filter(|e| e.size == size && e.mtime_ns == mtime_ns);
+        let entry = match unchanged {
+            // Referenced only while the earlier backup's object is there.
+            Some(e) if self.job.has_object(e).await? => {
                 status.files_reused.fetch_add(1, Ordering::Relaxed);
                 status.bytes_done.fetch_add(size, Ordering::Relaxed);
                 e.clone()

@@ -308,6 +308,19 @@ impl Backups {
         }
     }
 
+    /// Server shutdown: stops the running backup where it is. Its checkpoint
+    /// and local state stay, so the next start resumes it.
+    pub async fn stop(&self) {
+        let mut running = self.running.lock().await;
+        if let Some(r) = running.take()
+            && !r.handle.is_finished()
+        {
+            r.abort.store(true, Ordering::Relaxed);
+            let _ = r.handle.await;
+            tracing::info!(backup = %r.id, "backup stopped by the shutdown: it resumes at the next start");
+        }
+    }
+
     /// `BACKUP ABORT`: stops the running backup (or forgets a failed one),
     /// releases its checkpoint and removes what it uploaded. Returns the
     /// backup's id, or None when there was none.

@@ -24,6 +24,16 @@ pub enum BackupPhase {
 }
 
 impl BackupPhase {
+    pub const ALL: [BackupPhase; 7] = [
+        BackupPhase::Idle,
+        BackupPhase::Starting,
+        BackupPhase::Uploading,
+        BackupPhase::WritingManifest,
+        BackupPhase::Done,
+        BackupPhase::Failed,
+        BackupPhase::Aborted,
+    ];
+
     pub fn as_str(self) -> &'static str {
         match self {
             BackupPhase::Idle => "idle",

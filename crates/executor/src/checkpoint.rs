@@ -22,6 +22,9 @@ use crate::session::{Output, Session, run_blocking};
 
 pub(crate) async fn run(session: &mut Session, action: CheckpointAction) -> Result<Output> {
     let db = session.database().clone();
+    // CREATE and RELEASE go through the backups' arbiter: neither the operator
+    // nor a backup ends the other's checkpoint.
+    let backups = session.backups().clone();
     match action {
         CheckpointAction::Flush => {
             // As in PostgreSQL: everything committed goes to the data files (here:
@@ -30,11 +33,11 @@ pub(crate) async fn run(session: &mut Session, action: CheckpointAction) -> Resu
             Ok(Output::command("CHECKPOINT"))
         }
         CheckpointAction::Create => {
-            run_blocking(move || db.checkpoint_create()).await?;
+            run_blocking(move || backups.checkpoints().create()).await?;
             Ok(Output::command("CHECKPOINT CREATE"))
         }
         CheckpointAction::Release => {
-            let notice = match run_blocking(move || db.checkpoint_release()).await? {
+            let notice = match run_blocking(move || backups.checkpoints().release()).await? {
                 Released::Ended { .. } => None,
                 Released::NoCheckpoint => Some("there is no checkpoint to release".to_string()),
             };

@@ -104,6 +104,24 @@ impl From<StorageError> for ExecError {
     }
 }
 
+impl From<tidemark_backup::BackupError> for ExecError {
+    fn from(e: tidemark_backup::BackupError) -> Self {
+        use sqlstate::*;
+        use tidemark_backup::{BackupError, ErrorKind};
+        let code = match e {
+            BackupError::Storage(s) => return ExecError::from(s),
+            ref e => match e.kind() {
+                ErrorKind::InvalidState => OBJECT_NOT_IN_PREREQUISITE_STATE,
+                ErrorKind::InvalidParameter => INVALID_PARAMETER_VALUE,
+                ErrorKind::Io => IO_ERROR,
+                ErrorKind::Corrupted => DATA_CORRUPTED,
+                ErrorKind::NotFound => UNDEFINED_OBJECT,
+            },
+        };
+        ExecError::new(code, e.to_string())
+    }
+}
+
 impl From<ArrowError> for ExecError {
     fn from(e: ArrowError) -> Self {
         use sqlstate::*;

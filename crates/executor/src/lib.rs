@@ -14,6 +14,7 @@
 //! `stream` (query results as streams the server sends as they come),
 //! `plan_cache` (prepared queries planned once, bound at every execution).
 
+mod backup;
 mod catalog_rewrite;
 mod catalog_types;
 mod checkpoint;

@@ -160,6 +160,8 @@ pub enum TxStatus {
 #[derive(Debug)]
 pub struct Session {
     db: Arc<Database>,
+    /// The server's backups (and the arbiter of checkpoint mode).
+    backups: Arc<tidemark_backup::Backups>,
     tx: Option<Transaction>,
     /// The open transaction's savepoints, oldest first.
     savepoints: Vec<(String, tidemark_storage::TxSavepoint)>,
@@ -201,6 +203,11 @@ impl std::fmt::Debug for QueryContext {
 impl Session {
     pub fn new(db: Arc<Database>) -> Self {
         Session {
+            backups: Arc::new(tidemark_backup::Backups::new(
+                db.clone(),
+                None,
+                Default::default(),
+            )),
             db,
             tx: None,
             savepoints: Vec::new(),
@@ -232,6 +239,16 @@ impl Session {
         s.read_only = read_only;
         s.settings = Settings::with_default_timeout(default_statement_timeout);
         s
+    }
+
+    /// The server's backups: BACKUP DATABASE, backup_status() and checkpoint
+    /// mode go through them (a session made without has no destination).
+    pub fn set_backups(&mut self, backups: Arc<tidemark_backup::Backups>) {
+        self.backups = backups;
+    }
+
+    pub(crate) fn backups(&self) -> &Arc<tidemark_backup::Backups> {
+        &self.backups
     }
 
     /// The users the server lets in, as `pg_catalog.pg_roles` lists them.
@@ -531,6 +548,7 @@ impl Session {
             Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
             Statement::Sample { query, sample } => crate::sample::run(self, query, sample).await,
             Statement::Checkpoint(action) => crate::checkpoint::run(self, action).await,
+            Statement::Backup(action) => crate::backup::run(self, action).await,
             Statement::Fetch {
                 cursor,
                 count,
@@ -996,6 +1014,12 @@ impl Session {
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCasts));
         ctx.register_udtf(
+            "backup_status",
+            Arc::new(crate::backup::BackupStatusFunction {
+                backups: self.backups.clone(),
+            }),
+        );
+        ctx.register_udtf(
             "checkpoint_status",
             Arc::new(crate::checkpoint::CheckpointStatusFunction {
                 db: self.db.clone(),
@@ -1178,13 +1202,13 @@ fn parse(sql: &str) -> Result<(Vec<Statement>, bool)> {
 }
 
 /// Runs blocking storage work (a commit waits for its fsync) on the blocking pool.
-pub(crate) async fn run_blocking<T: Send + 'static>(
-    f: impl FnOnce() -> tidemark_storage::Result<T> + Send + 'static,
+pub(crate) async fn run_blocking<T: Send + 'static, E: Into<ExecError> + Send + 'static>(
+    f: impl FnOnce() -> std::result::Result<T, E> + Send + 'static,
 ) -> Result<T> {
     tokio::task::spawn_blocking(f)
         .await
         .map_err(|e| ExecError::new(sqlstate::INTERNAL_ERROR, format!("commit task failed: {e}")))?
-        .map_err(ExecError::from)
+        .map_err(Into::into)
 }
 
 /// Whether a statement changes data or schema (refused to read-only users).

@@ -7,6 +7,7 @@
 //! first tokens and parsed with sqlparser's parser primitives, so they share its
 //! tokenizer, identifier rules and error positions.
 
+mod backup;
 mod checkpoint;
 mod cursor;
 mod ddl;
@@ -30,8 +31,8 @@ pub fn interval_bounds(literal: &str) -> Result<(i64, i64), String> {
 }
 pub use sample::{Align, SampleBy, SampleUnit};
 pub use statement::{
-    AlterTable, CheckpointAction, ColumnSpec, CreateTable, FetchCount, PartitionUnit, SqlType,
-    Statement,
+    AlterTable, BackupAction, CheckpointAction, ColumnSpec, CreateTable, FetchCount, PartitionUnit,
+    SqlType, Statement,
 };
 
 use sqlparser::parser::Parser;
@@ -144,6 +145,7 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Statement, ddl::DdlError> {
         "RENAME" => ddl::parse_rename_table(p),
         "ALTER" if ddl::peek_keywords(p, &["ALTER", "TABLE"]) => ddl::parse_alter_table(p),
         "CHECKPOINT" | "SNAPSHOT" => checkpoint::parse_checkpoint(p),
+        "BACKUP" => backup::parse_backup(p),
         "FETCH" | "MOVE" => cursor::parse_fetch(p),
         _ => Ok(Statement::Standard(Box::new(p.parse_statement()?))),
     }

@@ -36,6 +36,8 @@ pub enum Statement {
     /// `CHECKPOINT CREATE | RELEASE` (`SNAPSHOT PREPARE | COMPLETE`), or plain
     /// `CHECKPOINT`.
     Checkpoint(CheckpointAction),
+    /// `BACKUP DATABASE` or `BACKUP ABORT`.
+    Backup(BackupAction),
     /// `FETCH` / `MOVE` on a cursor (the name as PostgreSQL folds it).
     Fetch {
         cursor: String,
@@ -53,6 +55,14 @@ pub enum FetchCount {
     Relative(u64),
     /// A backward or absolute motion (its keyword).
     Unsupported(&'static str),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BackupAction {
+    /// Start a backup to the configured destination, or resume the unfinished one.
+    Database,
+    /// Stop the running (or failed) backup and release its checkpoint.
+    Abort,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

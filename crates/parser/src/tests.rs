@@ -279,6 +279,28 @@ fn checkpoint_statements_and_their_legacy_spellings() {
 }
 
 #[test]
+fn backup_statements() {
+    use crate::BackupAction::{Abort, Database};
+    for (sql, action) in [
+        ("BACKUP DATABASE", Database),
+        ("backup database;", Database),
+        ("BACKUP ABORT", Abort),
+    ] {
+        assert_eq!(
+            parse(sql).expect("parse"),
+            vec![Statement::Backup(action)],
+            "{sql}"
+        );
+    }
+    for sql in ["BACKUP", "BACKUP TABLE t", "BACKUP DATABASE now"] {
+        let e = parse(sql).expect_err("must fail");
+        assert_eq!(e.sqlstate, "42601", "{sql}");
+    }
+    let e = parse("BACKUP TABLE t").expect_err("must fail");
+    assert!(e.message.contains("expected DATABASE or ABORT"), "{e}");
+}
+
+#[test]
 fn fetch_and_move_in_postgresqls_forms() {
     let fetch = |sql: &str| match one(sql) {
         Statement::Fetch {

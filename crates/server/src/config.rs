@@ -150,6 +150,70 @@ impl Default for LogSection {
     }
 }
 
+/// Built-in backups (`BACKUP DATABASE`, `tidemark restore`).
+#[derive(Clone, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub(crate) struct BackupSection {
+    /// `file:///dir` or `s3://bucket/prefix`; "" turns BACKUP DATABASE off.
+    pub(crate) destination: String,
+    pub(crate) s3_endpoint: String,
+    pub(crate) s3_region: String,
+    pub(crate) s3_access_key_id: String,
+    pub(crate) s3_secret_access_key: String,
+    pub(crate) s3_allow_http: bool,
+    pub(crate) s3_virtual_hosted_style: bool,
+    pub(crate) concurrency: u64,
+    pub(crate) max_mb_per_second: f64,
+}
+
+impl Default for BackupSection {
+    fn default() -> Self {
+        BackupSection {
+            destination: String::new(),
+            s3_endpoint: String::new(),
+            s3_region: String::new(),
+            s3_access_key_id: String::new(),
+            s3_secret_access_key: String::new(),
+            s3_allow_http: false,
+            s3_virtual_hosted_style: false,
+            concurrency: 4,
+            max_mb_per_second: 0.0,
+        }
+    }
+}
+
+impl std::fmt::Debug for BackupSection {
+    // The secret stays out of logs.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BackupSection")
+            .field("destination", &self.destination)
+            .field("s3_endpoint", &self.s3_endpoint)
+            .field("concurrency", &self.concurrency)
+            .field("max_mb_per_second", &self.max_mb_per_second)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BackupSection {
+    pub(crate) fn s3(&self) -> tidemark_backup::S3Options {
+        tidemark_backup::S3Options {
+            endpoint: self.s3_endpoint.clone(),
+            region: self.s3_region.clone(),
+            access_key_id: self.s3_access_key_id.clone(),
+            secret_access_key: self.s3_secret_access_key.clone(),
+            allow_http: self.s3_allow_http,
+            virtual_hosted_style: self.s3_virtual_hosted_style,
+        }
+    }
+
+    pub(crate) fn options(&self) -> tidemark_backup::BackupOptions {
+        tidemark_backup::BackupOptions {
+            concurrency: usize::try_from(self.concurrency).unwrap_or(64),
+            max_bytes_per_second: (self.max_mb_per_second * 1_048_576.0) as u64,
+        }
+    }
+}
+
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
@@ -159,11 +223,17 @@ pub(crate) struct Config {
     pub(crate) tls: TlsSection,
     pub(crate) ilp: IlpSection,
     pub(crate) log: LogSection,
+    pub(crate) backup: BackupSection,
 }
 
-const SECTIONS: [&str; 6] = ["server", "storage", "auth", "tls", "ilp", "log"];
-/// Keys that may also be given as `TIDEMARK_AUTH_<KEY>_FILE`, a file holding the value.
-const SECRET_KEYS: [&str; 2] = ["password", "readonly_password"];
+const SECTIONS: [&str; 7] = ["server", "storage", "auth", "tls", "ilp", "log", "backup"];
+/// Keys that may also be given as `TIDEMARK_<SECTION>_<KEY>_FILE`, a file
+/// holding the value (Docker and Kubernetes secrets).
+const SECRET_KEYS: [(&str, &str); 3] = [
+    ("auth", "password"),
+    ("auth", "readonly_password"),
+    ("backup", "s3_secret_access_key"),
+];
 
 impl Config {
     /// Loads `file` (if given, or `conf/server.toml` when it exists) and applies
@@ -186,8 +256,12 @@ impl Config {
             None => toml::Table::new(),
         };
         let env: Vec<(String, String)> = env.collect();
-        for secret in SECRET_KEYS {
-            let plain = format!("TIDEMARK_AUTH_{}", secret.to_ascii_uppercase());
+        for (section, secret) in SECRET_KEYS {
+            let plain = format!(
+                "TIDEMARK_{}_{}",
+                section.to_ascii_uppercase(),
+                secret.to_ascii_uppercase()
+            );
             let file = format!("{plain}_FILE");
             if env.iter().any(|(k, _)| *k == plain) && env.iter().any(|(k, _)| *k == file) {
                 return Err(ConfigError::Invalid(format!(
@@ -213,7 +287,7 @@ impl Config {
             // content (Docker and Kubernetes secrets), without its final newline.
             if let Some(secret) = key
                 .strip_suffix("_file")
-                .filter(|k| section == "auth" && SECRET_KEYS.contains(k))
+                .filter(|k| SECRET_KEYS.contains(&(section, *k)))
             {
                 let text = std::fs::read_to_string(&value).map_err(|source| {
                     ConfigError::Invalid(format!("{name}: cannot read {value}: {source}"))
@@ -222,7 +296,12 @@ impl Config {
                 let text = text.strip_suffix('\r').unwrap_or(text);
                 if text.is_empty() {
                     return Err(ConfigError::Invalid(format!(
-                        "{name}: {value} is empty: it must hold the password (or its SCRAM verifier)"
+                        "{name}: {value} is empty: it must hold the {}",
+                        if section == "auth" {
+                            "password (or its SCRAM verifier)"
+                        } else {
+                            "secret"
+                        }
                     )));
                 }
                 let entry = table
@@ -352,6 +431,20 @@ impl Config {
                     "ilp.{key} must be between 1 and {max}"
                 )));
             }
+        }
+        if !self.backup.destination.is_empty() {
+            tidemark_backup::Destination::check_url(&self.backup.destination)
+                .map_err(|e| ConfigError::Invalid(format!("backup.destination: {e}")))?;
+        }
+        if self.backup.concurrency == 0 || self.backup.concurrency > 64 {
+            return Err(ConfigError::Invalid(
+                "backup.concurrency must be between 1 and 64".into(),
+            ));
+        }
+        if !(self.backup.max_mb_per_second >= 0.0 && self.backup.max_mb_per_second.is_finite()) {
+            return Err(ConfigError::Invalid(
+                "backup.max_mb_per_second must be 0 (no limit) or a positive number".into(),
+            ));
         }
         for (key, value) in [
             ("wal_segment_mb", self.storage.wal_segment_mb),
@@ -521,6 +614,52 @@ mod tests {
         ] {
             let e = Config::load(None, env(&[(key, value)])).expect_err(key);
             assert!(e.to_string().contains(named), "{key}: {e}");
+        }
+    }
+
+    #[test]
+    fn backup_keys_are_checked_and_the_secret_may_come_from_a_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let secret = dir.path().join("s3");
+        std::fs::write(&secret, "s3cr3t\n").expect("write");
+        let c = Config::load(
+            None,
+            env(&[
+                ("TIDEMARK_BACKUP_DESTINATION", "s3://bucket/prefix"),
+                ("TIDEMARK_BACKUP_MAX_MB_PER_SECOND", "2"),
+                (
+                    "TIDEMARK_BACKUP_S3_SECRET_ACCESS_KEY_FILE",
+                    &secret.display().to_string(),
+                ),
+            ]),
+        )
+        .expect("load");
+        assert_eq!(c.backup.s3_secret_access_key, "s3cr3t");
+        assert_eq!(c.backup.options().max_bytes_per_second, 2 << 20);
+        assert!(
+            !format!("{:?}", c.backup).contains("s3cr3t"),
+            "the secret stays out of logs"
+        );
+        for (key, value, named) in [
+            (
+                "TIDEMARK_BACKUP_DESTINATION",
+                "ftp://host/x",
+                "backup.destination",
+            ),
+            (
+                "TIDEMARK_BACKUP_DESTINATION",
+                "s3:///x",
+                "backup.destination",
+            ),
+            ("TIDEMARK_BACKUP_CONCURRENCY", "0", "backup.concurrency"),
+            (
+                "TIDEMARK_BACKUP_MAX_MB_PER_SECOND",
+                "-1",
+                "backup.max_mb_per_second",
+            ),
+        ] {
+            let e = Config::load(None, env(&[(key, value)])).expect_err(key);
+            assert!(e.to_string().contains(named), "{key}={value}: {e}");
         }
     }
 

@@ -5,6 +5,7 @@
 //! accepting, give running statements a bounded time to finish, make
 //! everything durable, release the root, exit 0.
 
+mod backup_cli;
 mod config;
 mod http;
 mod ilp;
@@ -53,6 +54,26 @@ enum Command {
     /// Read a password on standard input and print its SCRAM-SHA-256 verifier, to put
     /// in auth.password instead of the password itself.
     HashPassword,
+    /// Restore a built-in backup into a new root (then `tidemark serve --root <dir>`).
+    Restore {
+        /// Configuration file (its [backup] S3 settings are used).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the backups are (default: backup.destination).
+        #[arg(long)]
+        from: Option<String>,
+        /// The root to create: an empty or new directory.
+        #[arg(long)]
+        root: PathBuf,
+        /// The backup to restore (default: the newest complete one).
+        #[arg(long = "backup", alias = "to-backup")]
+        backup: Option<String>,
+    },
+    /// List or verify the backups at a destination.
+    Backup {
+        #[command(subcommand)]
+        action: BackupCommand,
+    },
     /// Ask the server configured here for GET /health: exit 0 when it serves (for
     /// container health checks; the slim image has no curl).
     Health {
@@ -62,6 +83,28 @@ enum Command {
         /// Address of the HTTP listener (overrides server.http_listen).
         #[arg(long)]
         http_listen: Option<String>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum BackupCommand {
+    /// The complete backups, oldest first (tab-separated).
+    List {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Where the backups are (default: backup.destination).
+        #[arg(long)]
+        from: Option<String>,
+    },
+    /// Read every object of a backup and check it against the manifest.
+    Verify {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        from: Option<String>,
+        /// The backup to check (default: the newest complete one).
+        #[arg(long)]
+        backup: Option<String>,
     },
 }
 
@@ -76,6 +119,24 @@ fn main() -> std::process::ExitCode {
             ilp_listen,
         } => (config, root, pg_listen, http_listen, ilp_listen),
         Command::HashPassword => return hash_password(),
+        Command::Restore {
+            config,
+            from,
+            root,
+            backup,
+        } => return backup_cli::restore_command(config.as_deref(), from, &root, backup),
+        Command::Backup { action } => {
+            return match action {
+                BackupCommand::List { config, from } => {
+                    backup_cli::list_command(config.as_deref(), from)
+                }
+                BackupCommand::Verify {
+                    config,
+                    from,
+                    backup,
+                } => backup_cli::verify_command(config.as_deref(), from, backup),
+            };
+        }
         Command::Health {
             config,
             http_listen,
@@ -263,6 +324,8 @@ async fn serve(config: config::Config) -> Result<(), String> {
     );
     let db = Arc::new(db);
     let _ = status.db.set(db.clone());
+    let backups = Arc::new(backup_cli::server_backups(&config.backup, db.clone())?);
+    let _ = status.backups.set(backups.clone());
     let ingest = Arc::new(ilp::Ingest::new(
         db.clone(),
         ilp_options(&config.ilp),
@@ -303,6 +366,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
     }
     let shared = Arc::new(pg::Shared {
         db: db.clone(),
+        backups: backups.clone(),
         users,
         auth_method: config.auth.method.clone(),
         max_connections: config.server.max_connections,
@@ -315,6 +379,11 @@ async fn serve(config: config::Config) -> Result<(), String> {
         manager: Arc::new(pgwire::api::ConnectionManager::new()),
     });
     status.set_phase(http::Phase::Serving);
+    // A backup a crash or a stop interrupted goes on by itself.
+    {
+        let backups = backups.clone();
+        tokio::spawn(async move { backups.resume_unfinished().await });
+    }
     tracing::info!(%addr, tls = tls.is_some(), boot_ms = started.elapsed().as_millis() as u64, "serving the PostgreSQL protocol");
     let mut connections = tokio::task::JoinSet::new();
     let shutdown = shutdown_signal();
@@ -382,6 +451,8 @@ async fn serve(config: config::Config) -> Result<(), String> {
     }
     http_task.abort();
     let _ = http_task.await;
+    backups.stop().await;
+    drop(backups);
     drop(shared);
     drop(status);
     let db = Arc::try_unwrap(db).map_err(|_| "connections still hold the database".to_string());

@@ -145,7 +145,11 @@ impl Metrics {
     }
 
     /// The whole exposition.
-    pub(crate) fn render(&self, db: Option<&Database>) -> String {
+    pub(crate) fn render(
+        &self,
+        db: Option<&Database>,
+        backups: Option<&tidemark_backup::Backups>,
+    ) -> String {
         let mut out = String::new();
         let get = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut metric = |name: &str, kind: &str, help: &str, lines: &[(String, String)]| {
@@ -367,6 +371,57 @@ impl Metrics {
                 &one(cp.free_bytes),
             );
         }
+        if let Some(b) = backups {
+            let s = b.status();
+            metric(
+                "tidemark_backup_phase",
+                "gauge",
+                "1 for the phase of the last backup since start (idle, starting, uploading, writing_manifest, done, failed, aborted).",
+                &tidemark_backup::BackupPhase::ALL
+                    .iter()
+                    .map(|p| {
+                        (
+                            format!("{{phase=\"{}\"}}", p.as_str()),
+                            u64::from(*p == s.phase).to_string(),
+                        )
+                    })
+                    .collect::<Vec<_>>(),
+            );
+            for (name, help, value) in [
+                (
+                    "files_total",
+                    "Files of the backup's checkpoint cut.",
+                    s.files_total,
+                ),
+                (
+                    "files_done",
+                    "Files of the backup in the destination.",
+                    s.files_done,
+                ),
+                (
+                    "bytes_total",
+                    "Bytes of the backup's checkpoint cut.",
+                    s.bytes_total,
+                ),
+                (
+                    "bytes_done",
+                    "Bytes of the backup in the destination (uploaded or reused).",
+                    s.bytes_done,
+                ),
+                (
+                    "bytes_uploaded",
+                    "Bytes the backup's current run uploaded.",
+                    s.bytes_uploaded,
+                ),
+            ] {
+                metric(
+                    &format!("tidemark_backup_{name}"),
+                    "gauge",
+                    help,
+                    &one(value),
+                );
+            }
+        }
         out
     }
 }
@@ -383,7 +438,7 @@ mod tests {
         m.command("INSERT 0 5");
         m.command("COPY 7");
         m.command("DELETE 3");
-        let text = m.render(None);
+        let text = m.render(None, None);
         assert!(
             text.contains("tidemark_queries_total{outcome=\"ok\"} 1"),
             "{text}"

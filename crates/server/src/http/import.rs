@@ -103,12 +103,7 @@ pub(super) async fn import(req: Request<Incoming>, status: &Status) -> Reply {
         Ok(p) => p,
         Err(why) => return bad(why),
     };
-    let mut session = Session::for_user(
-        db.clone(),
-        &user.user,
-        user.read_only,
-        status.statement_timeout,
-    );
+    let mut session = status.session(db, &user.user, user.read_only);
     let exists = db.snapshot().table(&table).is_some();
     let loaded = load(
         &mut session,

@@ -47,6 +47,7 @@ pub(crate) struct Status {
     phase: AtomicU8,
     pub(crate) db: OnceLock<Arc<Database>>,
     pub(crate) ingest: OnceLock<Arc<Ingest>>,
+    pub(crate) backups: OnceLock<Arc<tidemark_backup::Backups>>,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) users: Arc<Users>,
     /// `server.statement_timeout_ms`, for `/exec` and `/exp` queries.
@@ -67,10 +68,30 @@ impl Status {
             phase: AtomicU8::new(Phase::Booting as u8),
             db: OnceLock::new(),
             ingest: OnceLock::new(),
+            backups: OnceLock::new(),
             metrics,
             users,
             max_request_bytes,
         }
+    }
+
+    /// A session for an HTTP request by `user` (SQL over /exec, /imp).
+    pub(crate) fn session(
+        &self,
+        db: &Arc<Database>,
+        user: &str,
+        read_only: bool,
+    ) -> tidemark_executor::Session {
+        let mut session = tidemark_executor::Session::for_user(
+            db.clone(),
+            user,
+            read_only,
+            self.statement_timeout,
+        );
+        if let Some(b) = self.backups.get() {
+            session.set_backups(b.clone());
+        }
+        session
     }
 
     pub(crate) fn set_phase(&self, p: Phase) {
@@ -169,7 +190,10 @@ async fn route(req: Request<Incoming>, status: &Status) -> Reply {
         (&Method::GET | &Method::HEAD, "/metrics") => reply(
             StatusCode::OK,
             "text/plain; version=0.0.4",
-            status.metrics.render(status.db.get().map(|d| d.as_ref())),
+            status.metrics.render(
+                status.db.get().map(|d| d.as_ref()),
+                status.backups.get().map(|b| b.as_ref()),
+            ),
         ),
         (&Method::GET | &Method::HEAD, "/ping" | "/ready") => write::ping(&path, status),
         (&Method::POST, "/write" | "/api/v2/write") => write::write(req, status).await,

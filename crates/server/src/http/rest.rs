@@ -14,7 +14,7 @@ use tidemark_executor::arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type,
 };
 use tidemark_executor::arrow::record_batch::RecordBatch;
-use tidemark_executor::{ExecError, Output, Session};
+use tidemark_executor::{ExecError, Output};
 use tidemark_storage::ColumnType;
 
 use super::{Phase, Reply, Status, auth, json, streamed};
@@ -120,12 +120,7 @@ async fn run(
     }
     let window =
         Window::parse(param("limit").as_deref()).map_err(|why| bad_request(&sql, "22023", why))?;
-    let mut session = Session::for_user(
-        db.clone(),
-        &user.user,
-        user.read_only,
-        status.statement_timeout,
-    );
+    let mut session = status.session(db, &user.user, user.read_only);
     let (text, shift) = if export {
         let query = sql.trim_end().trim_end_matches(';');
         match window.take {

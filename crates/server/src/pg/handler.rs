@@ -127,6 +127,7 @@ impl Connection {
                 self.shared.statement_timeout,
             );
             session.set_roles(Arc::new(self.shared.users.catalog_roles()));
+            session.set_backups(self.shared.backups.clone());
             for key in STARTUP_SETTINGS {
                 if let Some(v) = meta.get(*key) {
                     session

@@ -25,6 +25,7 @@ use crate::metrics::Metrics;
 #[derive(Debug)]
 pub(crate) struct Shared {
     pub(crate) db: Arc<Database>,
+    pub(crate) backups: Arc<tidemark_backup::Backups>,
     pub(crate) users: Arc<Users>,
     pub(crate) auth_method: String,
     pub(crate) max_connections: usize,

@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `tidemark` binary on a temp root, real clients.
 
+mod backup;
 mod backup_guide;
 mod checkpoint;
 mod checkpoint_churn;

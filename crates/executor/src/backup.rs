@@ -1,0 +1,121 @@
+//! `BACKUP DATABASE`, `BACKUP ABORT` and the `backup_status()` table function
+//! (the backups themselves are `tidemark-backup`'s).
+
+use std::sync::Arc;
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
+use datafusion::catalog::{TableFunctionImpl, TableProvider};
+use datafusion::common::plan_err;
+use datafusion::datasource::MemTable;
+use datafusion::error::Result as DfResult;
+use datafusion::logical_expr::Expr;
+use tidemark_backup::Backups;
+use tidemark_parser::BackupAction;
+
+use crate::error::Result;
+use crate::session::{Output, Session};
+
+/// `BACKUP DATABASE` answers at once with the backup's id (and whether an
+/// unfinished one was resumed); the upload runs in the background, and
+/// `backup_status()` follows it. `BACKUP ABORT` answers once it has stopped.
+pub(crate) async fn run(session: &mut Session, action: BackupAction) -> Result<Output> {
+    let backups = session.backups().clone();
+    match action {
+        BackupAction::Database => {
+            let started = backups.start().await?;
+            let notice = Some(if started.resumed {
+                format!(
+                    "backup {} resumed: files already uploaded are not sent again; \
+                     backup_status() follows it",
+                    started.id
+                )
+            } else {
+                format!("backup {} started: backup_status() follows it", started.id)
+            });
+            Ok(Output::Command {
+                tag: "BACKUP DATABASE".into(),
+                notice,
+                reports: Vec::new(),
+            })
+        }
+        BackupAction::Abort => {
+            let notice = match backups.abort().await? {
+                Some(id) => format!(
+                    "backup {id} aborted: its checkpoint is released and its uploads removed"
+                ),
+                None => "there is no backup to abort".to_string(),
+            };
+            Ok(Output::Command {
+                tag: "BACKUP ABORT".into(),
+                notice: Some(notice),
+                reports: Vec::new(),
+            })
+        }
+    }
+}
+
+/// `backup_status()`: one row, read when the query is planned.
+#[derive(Debug)]
+pub(crate) struct BackupStatusFunction {
+    pub(crate) backups: Arc<Backups>,
+}
+
+fn micros(t: Option<SystemTime>) -> Option<i64> {
+    t.map(|t| {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+    })
+}
+
+fn int(v: u64) -> ArrayRef {
+    Arc::new(Int64Array::from(vec![i64::try_from(v).unwrap_or(i64::MAX)]))
+}
+
+fn text(v: Option<&str>) -> ArrayRef {
+    Arc::new(StringArray::from(vec![v]))
+}
+
+impl TableFunctionImpl for BackupStatusFunction {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        if !args.is_empty() {
+            return plan_err!("backup_status() takes no arguments");
+        }
+        let s = self.backups.status();
+        let ts = || DataType::Timestamp(TimeUnit::Microsecond, None);
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("phase", DataType::Utf8, false),
+            Field::new("backup_id", DataType::Utf8, true),
+            Field::new("destination", DataType::Utf8, true),
+            Field::new("base", DataType::Utf8, true),
+            Field::new("started_at", ts(), true),
+            Field::new("finished_at", ts(), true),
+            Field::new("files_total", DataType::Int64, false),
+            Field::new("files_done", DataType::Int64, false),
+            Field::new("files_reused", DataType::Int64, false),
+            Field::new("bytes_total", DataType::Int64, false),
+            Field::new("bytes_done", DataType::Int64, false),
+            Field::new("bytes_uploaded", DataType::Int64, false),
+            Field::new("last_error", DataType::Utf8, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            text(Some(s.phase.as_str())),
+            text(s.backup_id.as_deref()),
+            text(s.destination.as_deref()),
+            text(s.base.as_deref()),
+            Arc::new(TimestampMicrosecondArray::from(vec![micros(s.started_at)])),
+            Arc::new(TimestampMicrosecondArray::from(vec![micros(s.finished_at)])),
+            int(s.files_total),
+            int(s.files_done),
+            int(s.files_reused),
+            int(s.bytes_total),
+            int(s.bytes_done),
+            int(s.bytes_uploaded),
+            text(s.last_error.as_deref()),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}

@@ -1,0 +1,150 @@
+//! The server's side of built-in backups: the destination from `[backup]`,
+//! and the commands `tidemark restore` and `tidemark backup list|verify`.
+
+use std::path::Path;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use tidemark_backup::{Backups, Destination, restore};
+use tidemark_storage::Database;
+
+use crate::config::{BackupSection, Config};
+
+/// The backups of the served database (no destination: BACKUP DATABASE says
+/// how to configure one).
+pub(crate) fn server_backups(c: &BackupSection, db: Arc<Database>) -> Result<Backups, String> {
+    let dest = if c.destination.is_empty() {
+        None
+    } else {
+        let d = Destination::open(&c.destination, &c.s3()).map_err(|e| e.to_string())?;
+        tracing::info!(destination = %c.destination, "backups go to the configured destination");
+        Some(d)
+    };
+    Ok(Backups::new(db, dest, c.options()))
+}
+
+fn destination(c: &BackupSection, from: Option<&str>) -> Result<Destination, String> {
+    let url = match from {
+        Some(f) => f,
+        None if !c.destination.is_empty() => &c.destination,
+        None => {
+            return Err(
+                "no backup destination: give --from <file:///dir | s3://bucket/prefix> \
+                 or set backup.destination"
+                    .into(),
+            );
+        }
+    };
+    Destination::open(url, &c.s3()).map_err(|e| e.to_string())
+}
+
+/// What the commands share: configuration, logs to stderr, a runtime.
+fn run<F>(config: Option<&Path>, work: impl FnOnce(Config) -> F) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), String>>,
+{
+    let config = match Config::load(config, std::env::vars()) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("tidemark: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("tidemark: cannot start the runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(work(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("tidemark: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// `tidemark restore --from <destination> --root <dir> [--backup <id>]`.
+pub(crate) fn restore_command(
+    config: Option<&Path>,
+    from: Option<String>,
+    root: &Path,
+    backup: Option<String>,
+) -> ExitCode {
+    run(config, |config| async move {
+        let dest = destination(&config.backup, from.as_deref())?;
+        let concurrency = config.backup.options().concurrency;
+        let s = restore::restore(&dest, root, backup.as_deref(), concurrency)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "restored backup {} (commit {}, cut at {}): {} tables, {} files, {} bytes in {:.1} s into {}",
+            s.backup_id,
+            s.cut_seq,
+            s.cut_at,
+            s.tables,
+            s.files,
+            s.bytes,
+            s.elapsed.as_secs_f64(),
+            root.display()
+        );
+        Ok(())
+    })
+}
+
+/// `tidemark backup list --from <destination>`.
+pub(crate) fn list_command(config: Option<&Path>, from: Option<String>) -> ExitCode {
+    run(config, |config| async move {
+        let dest = destination(&config.backup, from.as_deref())?;
+        let (backups, incomplete) = restore::list(&dest).await.map_err(|e| e.to_string())?;
+        println!("id\tcut_at\tcut_seq\tfiles\ttotal_bytes\tuploaded_bytes\tbase");
+        for m in &backups {
+            println!(
+                "{}\t{}\t{}\t{}\t{}\t{}\t{}",
+                m.id,
+                m.cut_at,
+                m.cut_seq,
+                m.files.len(),
+                m.total_bytes,
+                m.uploaded_bytes,
+                m.base.as_deref().unwrap_or("-")
+            );
+        }
+        if incomplete > 0 {
+            eprintln!(
+                "{incomplete} incomplete backup(s) (under way, interrupted or aborted) not listed"
+            );
+        }
+        Ok(())
+    })
+}
+
+/// `tidemark backup verify --from <destination> [--backup <id>]`.
+pub(crate) fn verify_command(
+    config: Option<&Path>,
+    from: Option<String>,
+    backup: Option<String>,
+) -> ExitCode {
+    run(config, |config| async move {
+        let dest = destination(&config.backup, from.as_deref())?;
+        let s = restore::verify(&dest, backup.as_deref())
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "backup {}: {} files, {} bytes, every object matches its size and CRC-32C",
+            s.backup_id, s.files, s.bytes
+        );
+        Ok(())
+    })
+}

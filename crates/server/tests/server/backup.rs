@@ -1,0 +1,367 @@
+//! Built-in backups as operators run them: `BACKUP DATABASE` from a client
+//! while writes go on, `backup_status()`, a SIGKILL in the middle and the
+//! resume at the next start, an incremental backup, `tidemark backup
+//! list|verify`, and `tidemark restore` into a new root that a server then
+//! serves — to a `file://` directory and to a real S3-protocol server (moto,
+//! from PyPI: the S3 API as AWS's own SDK tests use it, started here on a
+//! loopback port; scripts/install-test-deps.sh installs it).
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use tokio_postgres::SimpleQueryMessage;
+
+use crate::harness::{SeqWriter, Server, assert_gapless_prefix, http, tidemark};
+
+async fn status_row(client: &tokio_postgres::Client) -> Vec<Option<String>> {
+    let sql = "SELECT phase, backup_id, files_total, files_done, files_reused, bytes_total, \
+               bytes_done, bytes_uploaded, last_error FROM backup_status()";
+    client
+        .simple_query(sql)
+        .await
+        .expect("backup_status()")
+        .into_iter()
+        .find_map(|m| match m {
+            SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .expect("one row")
+}
+
+fn num(row: &[Option<String>], i: usize) -> i64 {
+    row[i]
+        .as_deref()
+        .expect("a value")
+        .parse()
+        .expect("a number")
+}
+
+/// Polls backup_status() until `done` says so (two minutes at most).
+async fn wait_status(
+    client: &tokio_postgres::Client,
+    what: &str,
+    done: impl Fn(&[Option<String>]) -> bool,
+) -> Vec<Option<String>> {
+    for _ in 0..1200 {
+        let row = status_row(client).await;
+        if done(&row) {
+            return row;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "timed out waiting until {what}: {:?}",
+        status_row(client).await
+    );
+}
+
+fn phase_is(p: &'static str) -> impl Fn(&[Option<String>]) -> bool {
+    move |row| row[0].as_deref() == Some(p)
+}
+
+/// Runs `tidemark <args>` with `env`; stdout, after asserting success.
+fn cli(args: &[&str], env: &[(&str, &str)]) -> String {
+    let mut cmd = tidemark();
+    cmd.args(args).env("TIDEMARK_LOG_LEVEL", "warn");
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out = cmd.output().expect("run tidemark");
+    assert!(
+        out.status.success(),
+        "tidemark {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+async fn load(client: &tokio_postgres::Client) {
+    client
+        .batch_execute(
+            "CREATE TABLE ticks (ts TIMESTAMP, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY;
+             CREATE TABLE bulk (ts TIMESTAMP, s SYMBOL, v DOUBLE, n NUMERIC(12,2)) TIMESTAMP(ts) PARTITION BY DAY;
+             INSERT INTO bulk SELECT ts, 's' || (x % 50), x * 0.5, x / 4.0
+               FROM (SELECT x, timestamp_sequence('2026-11-01', 10000000) ts FROM long_sequence(200000)) q;
+             CHECKPOINT;",
+        )
+        .await
+        .expect("load");
+}
+
+async fn bulk_digest(client: &tokio_postgres::Client) -> String {
+    let rows = client
+        .query(
+            "SELECT count(*)::text || '/' || sum(v)::text || '/' || sum(n)::text || '/' || \
+             count(DISTINCT s)::text FROM bulk",
+            &[],
+        )
+        .await
+        .expect("digest");
+    rows[0].get(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_under_writes_survives_sigkill_resumes_and_restores_to_its_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let dest = format!("file://{}", dir.path().join("dest").display());
+    // Slow enough to be killed in the middle: about 6 MB at 1.5 MiB/s.
+    let env = [
+        ("TIDEMARK_BACKUP_DESTINATION", dest.as_str()),
+        ("TIDEMARK_BACKUP_MAX_MB_PER_SECOND", "1.5"),
+        ("TIDEMARK_BACKUP_CONCURRENCY", "2"),
+    ];
+    let server = Server::start(&root, &env);
+    let admin = server.client().await;
+    load(&admin).await;
+    let digest = bulk_digest(&admin).await;
+    let writer = SeqWriter::start(server.client().await);
+    writer.wait_for(20).await;
+    let before = writer.acked();
+    admin
+        .batch_execute("BACKUP DATABASE")
+        .await
+        .expect("backup");
+    let after = writer.acked();
+    let row = status_row(&admin).await;
+    let id = row[1].clone().expect("an id");
+    // The checkpoint is the backup's: the operator cannot release it, nor start another.
+    let err = admin
+        .batch_execute("CHECKPOINT RELEASE")
+        .await
+        .expect_err("held by the backup");
+    assert_eq!(err.code().map(|c| c.code()), Some("55000"), "{err:?}");
+    assert!(
+        err.to_string().contains("holds the checkpoint")
+            || format!("{err:?}").contains("holds the checkpoint"),
+        "{err:?}"
+    );
+    let err = admin
+        .batch_execute("BACKUP DATABASE")
+        .await
+        .expect_err("one at a time");
+    assert_eq!(err.code().map(|c| c.code()), Some("55000"), "{err:?}");
+
+    wait_status(&admin, "part of the files are uploaded", |r| {
+        num(r, 6) > 0 && num(r, 6) < num(r, 5) / 2
+    })
+    .await;
+    writer.finish().await;
+    // Killed in the middle of the upload.
+    drop(server);
+
+    let server = Server::start(&root, &env);
+    assert!(
+        server
+            .wait_for_log("resuming the backup", Duration::from_secs(10))
+            .is_some(),
+        "the interrupted backup resumes by itself"
+    );
+    let admin = server.client().await;
+    let row = wait_status(&admin, "the resumed backup is done", phase_is("done")).await;
+    assert_eq!(
+        row[1].as_deref(),
+        Some(id.as_str()),
+        "the same backup, resumed"
+    );
+    assert!(
+        num(&row, 7) < num(&row, 5),
+        "the resume sent only what was missing: {row:?}"
+    );
+    let cp = admin
+        .simple_query("SELECT in_progress FROM checkpoint_status()")
+        .await
+        .expect("status");
+    assert!(
+        matches!(&cp[1], SimpleQueryMessage::Row(r) if r.get(0) == Some("f")),
+        "the checkpoint is released"
+    );
+
+    // An incremental backup after more writes uploads only new and grown files.
+    admin
+        .batch_execute(
+            "INSERT INTO bulk VALUES ('2026-12-01T00:00:00', 'new', 1, 1); CHECKPOINT; \
+             BACKUP DATABASE",
+        )
+        .await
+        .expect("second backup");
+    let row = wait_status(&admin, "the incremental backup is done", phase_is("done")).await;
+    assert!(num(&row, 4) > 0, "unchanged files are reused: {row:?}");
+    assert!(num(&row, 7) * 4 < num(&row, 5), "a small upload: {row:?}");
+    let digest2 = bulk_digest(&admin).await;
+    drop(server);
+
+    let list = cli(&["backup", "list", "--from", &dest], &[]);
+    assert_eq!(list.lines().count(), 3, "a header and two backups:\n{list}");
+    assert!(list.contains(&id), "{list}");
+    let verified = cli(&["backup", "verify", "--from", &dest, "--backup", &id], &[]);
+    assert!(verified.contains("every object matches"), "{verified}");
+
+    // Each backup restores to its own cut, as a root a server serves.
+    let copy = dir.path().join("copy");
+    let said = cli(
+        &[
+            "restore",
+            "--from",
+            &dest,
+            "--root",
+            &copy.display().to_string(),
+            "--backup",
+            &id,
+        ],
+        &[],
+    );
+    assert!(said.contains(&id), "{said}");
+    let restored = Server::start(&copy, &[]);
+    let c = restored.client().await;
+    assert_gapless_prefix(&c, before, after).await;
+    assert_eq!(bulk_digest(&c).await, digest);
+    drop(restored);
+    let copy2 = dir.path().join("copy2");
+    cli(
+        &[
+            "restore",
+            "--from",
+            &dest,
+            "--root",
+            &copy2.display().to_string(),
+        ],
+        &[],
+    );
+    let restored = Server::start(&copy2, &[]);
+    assert_eq!(bulk_digest(&restored.client().await).await, digest2);
+
+    // A root that is not empty is refused, naming it.
+    let out = tidemark()
+        .args(["restore", "--from", &dest, "--root"])
+        .arg(&root)
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+}
+
+/// moto's S3 server on a free loopback port.
+struct S3Server {
+    child: Child,
+}
+
+impl S3Server {
+    fn start(port: u16) -> S3Server {
+        let child = Command::new("python3")
+            .args([
+                "-m",
+                "moto.server",
+                "-H",
+                "127.0.0.1",
+                "-p",
+                &port.to_string(),
+            ])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("python3 -m moto.server (scripts/install-test-deps.sh installs moto[server])");
+        let s = S3Server { child };
+        for _ in 0..300 {
+            if http(port, "PUT", "/backups", &[], b"").code == 200 {
+                return s;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("moto did not start on port {port}");
+    }
+}
+
+impl Drop for S3Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("a free port")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_to_s3_completes_across_an_s3_outage_and_restores() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let port = free_port();
+    let s3 = S3Server::start(port);
+    let endpoint = format!("http://127.0.0.1:{port}");
+    let s3_env = [
+        ("TIDEMARK_BACKUP_S3_ENDPOINT", endpoint.as_str()),
+        ("TIDEMARK_BACKUP_S3_ALLOW_HTTP", "true"),
+        ("TIDEMARK_BACKUP_S3_REGION", "us-east-1"),
+        ("TIDEMARK_BACKUP_S3_ACCESS_KEY_ID", "test"),
+        ("TIDEMARK_BACKUP_S3_SECRET_ACCESS_KEY", "test"),
+    ];
+    let dest = "s3://backups/tidemark";
+    let mut env = s3_env.to_vec();
+    env.push(("TIDEMARK_BACKUP_DESTINATION", dest));
+    env.push(("TIDEMARK_BACKUP_MAX_MB_PER_SECOND", "2"));
+    let server = Server::start(&root, &env);
+    let admin = server.client().await;
+    load(&admin).await;
+    let digest = bulk_digest(&admin).await;
+    let writer = SeqWriter::start(server.client().await);
+    writer.wait_for(20).await;
+    let before = writer.acked();
+    admin
+        .batch_execute("BACKUP DATABASE")
+        .await
+        .expect("backup");
+    let after = writer.acked();
+    wait_status(&admin, "part of the files are uploaded", |r| num(r, 6) > 0).await;
+
+    // The S3 server goes away mid-backup and comes back empty: the backup
+    // fails or stalls, and BACKUP DATABASE resumes it to the end.
+    drop(s3);
+    std::thread::sleep(Duration::from_millis(500));
+    let _s3 = S3Server::start(port);
+    let mut resumed = 0;
+    let row = loop {
+        let row = wait_status(&admin, "the backup ends", |r| {
+            matches!(r[0].as_deref(), Some("done" | "failed"))
+        })
+        .await;
+        if row[0].as_deref() == Some("done") {
+            break row;
+        }
+        assert!(row[8].is_some(), "a failed backup says why: {row:?}");
+        resumed += 1;
+        assert!(resumed <= 3, "the backup does not complete: {row:?}");
+        admin
+            .batch_execute("BACKUP DATABASE")
+            .await
+            .expect("resume");
+    };
+    assert_eq!(num(&row, 3), num(&row, 2), "every file: {row:?}");
+    writer.finish().await;
+    drop(server);
+
+    let copy = dir.path().join("copy");
+    let said = cli(
+        &[
+            "restore",
+            "--from",
+            dest,
+            "--root",
+            &copy.display().to_string(),
+        ],
+        &s3_env,
+    );
+    assert!(said.contains("restored backup"), "{said}");
+    let restored = Server::start(&copy, &[]);
+    let c = restored.client().await;
+    assert_gapless_prefix(&c, before, after).await;
+    assert_eq!(bulk_digest(&c).await, digest);
+    let verified = cli(&["backup", "verify", "--from", dest], &s3_env);
+    assert!(verified.contains("every object matches"), "{verified}");
+}
