@@ -2,9 +2,8 @@
 //! (the backups themselves are `tidemark-backup`'s).
 
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
-use datafusion::arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use datafusion::arrow::array::{ArrayRef, StringArray, TimestampMicrosecondArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{TableFunctionImpl, TableProvider};
@@ -15,6 +14,7 @@ use datafusion::logical_expr::Expr;
 use tidemark_backup::Backups;
 use tidemark_parser::BackupAction;
 
+use crate::checkpoint::{one_int, unix_micros};
 use crate::error::Result;
 use crate::session::{Output, Session};
 
@@ -63,17 +63,6 @@ pub(crate) struct BackupStatusFunction {
     pub(crate) backups: Arc<Backups>,
 }
 
-fn micros(t: Option<SystemTime>) -> Option<i64> {
-    t.map(|t| {
-        t.duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-    })
-}
-
-fn int(v: u64) -> ArrayRef {
-    Arc::new(Int64Array::from(vec![i64::try_from(v).unwrap_or(i64::MAX)]))
-}
-
 fn text(v: Option<&str>) -> ArrayRef {
     Arc::new(StringArray::from(vec![v]))
 }
@@ -105,14 +94,18 @@ impl TableFunctionImpl for BackupStatusFunction {
             text(s.backup_id.as_deref()),
             text(s.destination.as_deref()),
             text(s.base.as_deref()),
-            Arc::new(TimestampMicrosecondArray::from(vec![micros(s.started_at)])),
-            Arc::new(TimestampMicrosecondArray::from(vec![micros(s.finished_at)])),
-            int(s.files_total),
-            int(s.files_done),
-            int(s.files_reused),
-            int(s.bytes_total),
-            int(s.bytes_done),
-            int(s.bytes_uploaded),
+            Arc::new(TimestampMicrosecondArray::from(vec![unix_micros(
+                s.started_at,
+            )])),
+            Arc::new(TimestampMicrosecondArray::from(vec![unix_micros(
+                s.finished_at,
+            )])),
+            one_int(s.files_total),
+            one_int(s.files_done),
+            one_int(s.files_reused),
+            one_int(s.bytes_total),
+            one_int(s.bytes_done),
+            one_int(s.bytes_uploaded),
             text(s.last_error.as_deref()),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;

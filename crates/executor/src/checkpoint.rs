@@ -2,7 +2,7 @@
 //! `checkpoint_status()` table function.
 
 use std::sync::Arc;
-use std::time::UNIX_EPOCH;
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use datafusion::arrow::array::{
     ArrayRef, BooleanArray, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
@@ -50,6 +50,19 @@ pub(crate) async fn run(session: &mut Session, action: CheckpointAction) -> Resu
     }
 }
 
+/// A time as a TIMESTAMP column's microseconds since 1970 (status functions).
+pub(crate) fn unix_micros(t: Option<SystemTime>) -> Option<i64> {
+    t.map(|t| {
+        t.duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+    })
+}
+
+/// A one-row BIGINT column from a count (saturating).
+pub(crate) fn one_int(v: u64) -> ArrayRef {
+    Arc::new(Int64Array::from(vec![i64::try_from(v).unwrap_or(i64::MAX)]))
+}
+
 /// `checkpoint_status()`: one row, read when the query is planned.
 #[derive(Debug)]
 pub(crate) struct CheckpointStatusFunction {
@@ -76,29 +89,19 @@ impl TableFunctionImpl for CheckpointStatusFunction {
             Field::new("reclaim_pending_paths", DataType::Int64, false),
             Field::new("reclaim_pending_bytes", DataType::Int64, false),
         ]));
-        let started_at = status.started_at.map(|t| {
-            t.duration_since(UNIX_EPOCH)
-                .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
-        });
         let columns: Vec<ArrayRef> = vec![
             Arc::new(BooleanArray::from(vec![status.in_progress])),
-            Arc::new(TimestampMicrosecondArray::from(vec![started_at])),
+            Arc::new(TimestampMicrosecondArray::from(vec![unix_micros(
+                status.started_at,
+            )])),
             Arc::new(Int32Array::from(vec![
                 i32::try_from(status.tables).unwrap_or(i32::MAX),
             ])),
-            Arc::new(Int64Array::from(vec![
-                i64::try_from(status.held_bytes).unwrap_or(i64::MAX),
-            ])),
-            Arc::new(Int64Array::from(vec![
-                i64::try_from(status.free_bytes).unwrap_or(i64::MAX),
-            ])),
+            one_int(status.held_bytes),
+            one_int(status.free_bytes),
             Arc::new(StringArray::from(vec![status.phase.as_str()])),
-            Arc::new(Int64Array::from(vec![
-                i64::try_from(status.reclaim_pending_paths).unwrap_or(i64::MAX),
-            ])),
-            Arc::new(Int64Array::from(vec![
-                i64::try_from(status.reclaim_pending_bytes).unwrap_or(i64::MAX),
-            ])),
+            one_int(status.reclaim_pending_paths),
+            one_int(status.reclaim_pending_bytes),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
