@@ -97,7 +97,12 @@ impl Server {
     }
 
     /// Waits up to `limit` for a log line containing `needle`; the line.
+    /// Lines logged before "serving the PostgreSQL protocol" count too: work
+    /// the server starts on its own (a resumed backup) may log before it.
     pub(crate) fn wait_for_log(&self, needle: &str, limit: Duration) -> Option<String> {
+        if let Some(line) = self.startup_log.iter().find(|l| l.contains(needle)) {
+            return Some(line.clone());
+        }
         let deadline = std::time::Instant::now() + limit;
         loop {
             let left = deadline.saturating_duration_since(std::time::Instant::now());
