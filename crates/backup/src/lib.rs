@@ -9,14 +9,20 @@
 //! the server starts), uploading only what is not there yet. `tidemark restore`
 //! downloads a backup into an empty root and restores it to the cut.
 //!
+//! With `log_backup` on, every durable WAL record is shipped to the
+//! destination's `log/` within `log_flush_interval_ms` (`log`), and
+//! `tidemark restore --to-time` replays it on top of the newest backup before
+//! that time: point-in-time restore.
+//!
 //! Module map: [`destination`] (object stores), [`manifest`] (the manifest and
 //! the destination's layout), `state` (the local record that makes a backup
-//! resumable), `job` (one run), [`status`] (`backup_status()`), [`restore`]
-//! (restore, verify, list).
+//! resumable), `job` (one run), `log` (the log backup), [`status`]
+//! (`backup_status()`), [`restore`] (restore, verify, list).
 
 pub mod destination;
 pub mod error;
 mod job;
+mod log;
 pub mod manifest;
 pub mod restore;
 mod state;
@@ -32,10 +38,12 @@ use tidemark_storage::{CheckpointFiles, Database, Released};
 
 pub use destination::{Destination, S3Options};
 pub use error::{BackupError, ErrorKind, Result};
+pub use log::LogStatus;
 pub use manifest::{FileEntry, Manifest};
 pub use status::{BackupPhase, BackupStatus};
 
 use crate::job::{Job, blocking, rfc3339};
+use crate::log::{LogArchiver, LogBoard};
 use crate::state::{BackupState, Phase};
 use crate::status::StatusBoard;
 
@@ -46,6 +54,8 @@ pub struct BackupOptions {
     pub concurrency: usize,
     /// Upload pace in bytes per second (0: no limit).
     pub max_bytes_per_second: u64,
+    /// Continuous log backup: each commit is shipped within this time (None: off).
+    pub log_flush_interval: Option<std::time::Duration>,
 }
 
 impl Default for BackupOptions {
@@ -53,6 +63,7 @@ impl Default for BackupOptions {
         BackupOptions {
             concurrency: 4,
             max_bytes_per_second: 0,
+            log_flush_interval: None,
         }
     }
 }
@@ -197,6 +208,8 @@ pub struct Backups {
     options: BackupOptions,
     status: Arc<StatusBoard>,
     running: tokio::sync::Mutex<Option<Running>>,
+    log_board: Arc<LogBoard>,
+    log: Mutex<Option<Arc<LogArchiver>>>,
 }
 
 impl Backups {
@@ -208,7 +221,32 @@ impl Backups {
             options,
             status: Arc::new(StatusBoard::default()),
             running: tokio::sync::Mutex::new(None),
+            log_board: Arc::new(LogBoard::default()),
+            log: Mutex::new(None),
         }
+    }
+
+    /// Starts the log backup when it is configured (at server start; the
+    /// database must have been opened with `keep_wal_for_log_backup`).
+    pub fn start_log_backup(&self) {
+        let (Some(interval), Some(dest)) = (self.options.log_flush_interval, self.dest.clone())
+        else {
+            return;
+        };
+        let mut log = self.log.lock();
+        if log.is_none() {
+            *log = Some(Arc::new(LogArchiver::start(
+                self.checkpoints.db.clone(),
+                dest,
+                interval,
+                self.log_board.clone(),
+            )));
+        }
+    }
+
+    /// The log backup's progress.
+    pub fn log_status(&self) -> LogStatus {
+        self.log_board.snapshot()
     }
 
     pub fn checkpoints(&self) -> &Checkpoints {
@@ -308,9 +346,14 @@ impl Backups {
         }
     }
 
-    /// Server shutdown: stops the running backup where it is. Its checkpoint
-    /// and local state stay, so the next start resumes it.
+    /// Server shutdown: the log backup ships what is durable (one try) and
+    /// stops; the running backup stops where it is. Its checkpoint and local
+    /// state stay, so the next start resumes it.
     pub async fn stop(&self) {
+        let log = self.log.lock().take();
+        if let Some(log) = log {
+            log.stop().await;
+        }
         let mut running = self.running.lock().await;
         if let Some(r) = running.take()
             && !r.handle.is_finished()

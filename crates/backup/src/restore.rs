@@ -6,6 +6,12 @@
 //! backup's checkpoint cut (the `_restore` boot step) and closes it: the result
 //! is an ordinary root that `tidemark serve` opens. A restore that was stopped
 //! half-way is finished by running it again on the same root.
+//!
+//! Point-in-time restore (`--to-time`) starts from the newest backup whose cut
+//! is at or before the time, then takes the log backup's runs that follow the
+//! cut, checks each (a missing run or a damaged one stops the restore, naming
+//! the object), writes the records committed at or before the time into the
+//! root's WAL and lets recovery replay them.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -13,16 +19,40 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use parking_lot::Mutex;
-use tidemark_storage::{Database, RESTORE_TRIGGER, StorageOptions};
+use tidemark_storage::{Database, LogRun, LogSegmentWriter, RESTORE_TRIGGER, StorageOptions};
 use tokio::io::AsyncWriteExt;
 
 use crate::destination::Destination;
 use crate::error::{BackupError, Result};
 use crate::job::blocking;
+use crate::log::list_runs;
 use crate::manifest::{FileEntry, Manifest, backup_ids, read_manifest};
 
 /// Marks a root that a restore is filling: a rerun may continue on it.
 const RESTORING_MARKER: &str = "_restoring_backup";
+
+/// What a restore restores.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RestoreTarget {
+    /// The newest complete backup.
+    Newest,
+    /// This backup, to its cut.
+    Backup(String),
+    /// The last commit at or before this time: the newest backup before it,
+    /// then the log backup up to it.
+    Time(chrono::DateTime<chrono::Utc>),
+}
+
+impl RestoreTarget {
+    /// `--to-time`: an RFC 3339 time.
+    pub fn at_time(text: &str) -> std::result::Result<RestoreTarget, String> {
+        chrono::DateTime::parse_from_rfc3339(text)
+            .map(|t| RestoreTarget::Time(t.to_utc()))
+            .map_err(|e| {
+                format!("--to-time {text:?}: {e} (an RFC 3339 time such as 2026-12-05T10:30:00Z)")
+            })
+    }
+}
 
 /// What a restore did.
 #[derive(Debug, Clone)]
@@ -33,7 +63,23 @@ pub struct RestoreSummary {
     pub files: usize,
     pub bytes: u64,
     pub tables: usize,
+    /// Point-in-time restore: what the log added after the cut.
+    pub log: Option<LogReplay>,
     pub elapsed: Duration,
+}
+
+/// The log replayed on top of a backup's cut.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogReplay {
+    /// Commits after the cut that were replayed.
+    pub commits: u64,
+    /// The newest commit restored, and when it was committed (RFC 3339).
+    pub last_seq: u64,
+    pub last_commit_at: Option<String>,
+    /// Set when the log ends before the target time: the newest commit it
+    /// holds (later commits, if there were any, were not shipped).
+    pub log_ends_before_target: bool,
+    pub runs_read: usize,
 }
 
 /// The backup to restore: `id`, or the newest complete one.
@@ -59,11 +105,15 @@ pub async fn choose(dest: &Destination, id: Option<&str>) -> Result<Manifest> {
 pub async fn restore(
     dest: &Destination,
     root: &Path,
-    id: Option<&str>,
+    target: &RestoreTarget,
     concurrency: usize,
 ) -> Result<RestoreSummary> {
     let started = Instant::now();
-    let manifest = choose(dest, id).await?;
+    let manifest = match target {
+        RestoreTarget::Newest => choose(dest, None).await?,
+        RestoreTarget::Backup(id) => choose(dest, Some(id)).await?,
+        RestoreTarget::Time(t) => newest_before(dest, *t).await?,
+    };
     prepare_root(root, &manifest.id)?;
     let total: u64 = manifest.files.iter().map(|f| f.size).sum();
     tracing::info!(
@@ -104,11 +154,15 @@ pub async fn restore(
         let db = Database::open(&root_buf, StorageOptions::default())?;
         let tables = db.open_report().tables;
         db.close()?;
-        let marker = root_buf.join(RESTORING_MARKER);
-        std::fs::remove_file(&marker).map_err(|e| BackupError::io(&marker, e))?;
         Ok(tables)
     })
     .await?;
+    let log = match target {
+        RestoreTarget::Time(t) => Some(replay_log(dest, root, manifest.cut_seq, *t).await?),
+        _ => None,
+    };
+    let marker = root.join(RESTORING_MARKER);
+    std::fs::remove_file(&marker).map_err(|e| BackupError::io(&marker, e))?;
     Ok(RestoreSummary {
         backup_id: manifest.id.clone(),
         cut_seq: manifest.cut_seq,
@@ -116,8 +170,141 @@ pub async fn restore(
         files: manifest.files.len(),
         bytes: total,
         tables,
+        log,
         elapsed: started.elapsed(),
     })
+}
+
+/// The newest complete backup whose cut is at or before `t`.
+async fn newest_before(dest: &Destination, t: chrono::DateTime<chrono::Utc>) -> Result<Manifest> {
+    let (manifests, _) = list(dest).await?;
+    let oldest = manifests.first().map(|m| m.cut_at.clone());
+    manifests
+        .into_iter()
+        .rev()
+        .find(|m| chrono::DateTime::parse_from_rfc3339(&m.cut_at).is_ok_and(|c| c <= t))
+        .ok_or_else(|| {
+            BackupError::NotFound(match oldest {
+                Some(o) => format!(
+                    "no backup at {} was taken at or before {}: the oldest is from {o}",
+                    dest.url(),
+                    t.to_rfc3339()
+                ),
+                None => format!("there is no complete backup at {}", dest.url()),
+            })
+        })
+}
+
+/// Replays the log backup after commit `cut` up to the last commit at or
+/// before `t` into the restored root at `root`.
+async fn replay_log(
+    dest: &Destination,
+    root: &Path,
+    cut: u64,
+    t: chrono::DateTime<chrono::Utc>,
+) -> Result<LogReplay> {
+    let until = t.timestamp_micros();
+    let runs: Vec<_> = list_runs(dest)
+        .await?
+        .into_iter()
+        .filter(|(_, last, _)| *last > cut)
+        .collect();
+    tracing::info!(
+        runs = runs.len(),
+        after_commit = cut,
+        to_time = %t.to_rfc3339(),
+        "restore: replaying the log backup"
+    );
+    let root_buf = root.to_path_buf();
+    let mut writer = blocking(move || Ok(LogSegmentWriter::create(&root_buf, cut)?)).await?;
+    let mut replay = LogReplay {
+        commits: 0,
+        last_seq: cut,
+        last_commit_at: None,
+        log_ends_before_target: true,
+        runs_read: 0,
+    };
+    let mut last_log = Instant::now();
+    'runs: for (first, last, key) in runs {
+        let next = writer.next_seq();
+        if last < next {
+            // Shipped again after a restart (its commits are already in).
+            continue;
+        }
+        if first > next {
+            return Err(BackupError::NotFound(format!(
+                "the log backup at {} misses commits {next} to {}: the run after the gap is {}                  (restore to a time before commit {next}, or from a backup taken after the gap)",
+                dest.url(),
+                first - 1,
+                dest.describe(&key)
+            )));
+        }
+        let named = dest.describe(&key);
+        let object = dest.object(&key)?;
+        let bytes = match dest.store().get(&object).await {
+            Ok(g) => g.bytes().await.map_err(|e| BackupError::store(&named, e))?,
+            Err(e) => return Err(BackupError::store(&named, e)),
+        };
+        let run = LogRun::decode(bytes.to_vec(), &named).map_err(|e| BackupError::Corrupt {
+            object: named.clone(),
+            reason: e.to_string(),
+        })?;
+        if (run.first_seq(), run.last_seq()) != (first, last) {
+            return Err(BackupError::Corrupt {
+                object: named,
+                reason: format!(
+                    "it holds commits {} to {}, its name says {first} to {last}",
+                    run.first_seq(),
+                    run.last_seq()
+                ),
+            });
+        }
+        replay.runs_read += 1;
+        for r in run.records() {
+            if r.seq < writer.next_seq() {
+                continue;
+            }
+            let Some(at) = r.commit_micros else {
+                return Err(BackupError::Refused(format!(
+                    "commit {} in {named} has no commit time (written by a Tidemark older than                      point-in-time restore): restore a backup instead",
+                    r.seq
+                )));
+            };
+            if at > until {
+                replay.log_ends_before_target = false;
+                break 'runs;
+            }
+            writer.append(&r)?;
+            replay.commits += 1;
+            replay.last_seq = r.seq;
+            replay.last_commit_at = chrono::DateTime::from_timestamp_micros(at)
+                .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));
+        }
+        if last_log.elapsed() >= Duration::from_secs(5) {
+            last_log = Instant::now();
+            tracing::info!(
+                commits = replay.commits,
+                at_commit = replay.last_seq,
+                "restore: log replay"
+            );
+        }
+    }
+    let root_buf = root.to_path_buf();
+    blocking(move || {
+        writer.finish()?;
+        // Recovery replays the records now, and checks they apply.
+        let db = Database::open(&root_buf, StorageOptions::default())?;
+        db.close()?;
+        Ok(())
+    })
+    .await?;
+    tracing::info!(
+        commits = replay.commits,
+        last_seq = replay.last_seq,
+        last_commit_at = replay.last_commit_at.as_deref().unwrap_or("-"),
+        "restore: log replayed"
+    );
+    Ok(replay)
 }
 
 /// Refuses a root that holds anything but an unfinished restore of `id`.

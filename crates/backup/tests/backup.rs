@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tidemark_backup::restore;
+use tidemark_backup::restore::RestoreTarget;
 use tidemark_backup::{BackupError, BackupOptions, BackupPhase, Backups, Destination, S3Options};
 use tidemark_storage::*;
 
@@ -95,7 +96,10 @@ async fn restore_into(
     root: &Path,
     id: Option<&str>,
 ) -> Vec<(String, Vec<String>)> {
-    restore::restore(dest, root, id, 4).await.expect("restore");
+    let target = id.map_or(RestoreTarget::Newest, |id| RestoreTarget::Backup(id.into()));
+    restore::restore(dest, root, &target, 4)
+        .await
+        .expect("restore");
     let db = open(root);
     let c = contents(&db);
     assert!(
@@ -188,7 +192,7 @@ async fn full_and_incremental_backups_restore_to_their_cuts() {
     assert_eq!(r2, second_state);
 
     // A root that is not empty is refused.
-    let err = restore::restore(&dest, &root, None, 2)
+    let err = restore::restore(&dest, &root, &RestoreTarget::Newest, 2)
         .await
         .expect_err("non-empty root");
     assert!(err.to_string().contains("not empty"), "{err}");
@@ -210,6 +214,7 @@ async fn a_failed_backup_keeps_its_checkpoint_and_resumes_where_it_stopped() {
     let options = BackupOptions {
         concurrency: 1,
         max_bytes_per_second: 2_000,
+        ..Default::default()
     };
     let backups = Backups::new(db.clone(), Some(dest.clone()), options);
     let started = backups.start().await.expect("start");
@@ -264,6 +269,7 @@ async fn abort_releases_the_checkpoint_and_removes_the_uploads() {
     let options = BackupOptions {
         concurrency: 1,
         max_bytes_per_second: 500,
+        ..Default::default()
     };
     let backups = Backups::new(db.clone(), Some(dest.clone()), options);
     let started = backups.start().await.expect("start");
@@ -316,13 +322,131 @@ async fn a_damaged_object_is_refused_by_verify_and_restore() {
     let err = restore::verify(&dest, None).await.expect_err("damaged");
     assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
     assert!(err.to_string().contains("v~2.d"), "names the object: {err}");
-    let err = restore::restore(&dest, &dir.path().join("r"), None, 2)
+    let err = restore::restore(&dest, &dir.path().join("r"), &RestoreTarget::Newest, 2)
         .await
         .expect_err("restore refuses");
     assert!(err.to_string().contains("v~2.d"), "{err}");
 
-    let err = restore::restore(&dest, &dir.path().join("r2"), Some("nope"), 2)
-        .await
-        .expect_err("unknown backup");
+    let err = restore::restore(
+        &dest,
+        &dir.path().join("r2"),
+        &RestoreTarget::Backup("nope".into()),
+        2,
+    )
+    .await
+    .expect_err("unknown backup");
     assert!(matches!(err, BackupError::NotFound(_)), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_backup_restores_any_time_after_a_backup_and_refuses_a_gap_or_damage() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let (dest, _) = destination(&dir.path().join("dest"));
+    let db = Arc::new(
+        Database::open(
+            &root,
+            StorageOptions {
+                keep_wal_for_log_backup: true,
+                wal_segment_bytes: 4096,
+                housekeeping_interval: Duration::from_millis(50),
+                ..Default::default()
+            },
+        )
+        .expect("open"),
+    );
+    create(&db, "a");
+    append(&db, "a", &[T0, T0 + 1], 0);
+    let backups = Backups::new(
+        db.clone(),
+        Some(dest.clone()),
+        BackupOptions {
+            log_flush_interval: Some(Duration::from_millis(200)),
+            ..Default::default()
+        },
+    );
+    backups.start_log_backup();
+    backups.start().await.expect("backup");
+    assert_eq!(wait_for_end(&backups).await.phase, BackupPhase::Done);
+
+    // Commits after the backup; after each, a time and what it shows.
+    let mut points = Vec::new();
+    for i in 0..30 {
+        append(&db, "a", &[T0 + 10 + i], 100 + i);
+        if i % 4 == 0 {
+            db.apply_buffer().expect("apply");
+        }
+        if i == 12 {
+            create(&db, "b");
+            append(&db, "b", &[T0 + DAY], 7);
+        }
+        points.push((chrono::Utc::now(), contents(&db)));
+        tokio::time::sleep(Duration::from_millis(15)).await;
+    }
+    let newest = db.stats().visible_seq;
+    for _ in 0..200 {
+        if backups.log_status().archived_seq >= newest {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let log = backups.log_status();
+    assert!(log.enabled && log.archived_seq >= newest, "{log:?}");
+    assert!(log.last_error.is_none(), "{log:?}");
+    assert!(log.objects_uploaded > 1, "{log:?}");
+    backups.stop().await;
+
+    for (n, i) in [0usize, 11, 12, 29].into_iter().enumerate() {
+        let (t, expected) = &points[i];
+        let into = dir.path().join(format!("pitr{n}"));
+        let s = restore::restore(&dest, &into, &RestoreTarget::Time(*t), 2)
+            .await
+            .expect("point-in-time restore");
+        let log = s.log.expect("the log was replayed");
+        assert!(log.commits > 0, "{log:?}");
+        assert_eq!(&contents(&open(&into)), expected, "restored to point {i}");
+    }
+    // Before the first backup there is nothing to start from.
+    let err = restore::restore(
+        &dest,
+        &dir.path().join("early"),
+        &RestoreTarget::Time(points[0].0 - chrono::Duration::hours(1)),
+        2,
+    )
+    .await
+    .expect_err("no backup that early");
+    assert!(err.to_string().contains("no backup"), "{err}");
+
+    // A damaged run stops the restore, naming it; so does a missing one.
+    let mut runs: Vec<PathBuf> = files_under(&dir.path().join("dest/log"));
+    runs.sort();
+    assert!(runs.len() > 2, "{runs:?}");
+    let victim = &runs[runs.len() / 2];
+    let mut bytes = std::fs::read(victim).expect("read");
+    let at = bytes.len() - 2;
+    bytes[at] ^= 1;
+    std::fs::write(victim, &bytes).expect("write");
+    let name = victim.file_name().and_then(|n| n.to_str()).expect("name");
+    let err = restore::restore(
+        &dest,
+        &dir.path().join("damaged"),
+        &RestoreTarget::Time(points[29].0),
+        2,
+    )
+    .await
+    .expect_err("damaged");
+    assert!(
+        matches!(err, BackupError::Corrupt { .. }) && err.to_string().contains(name),
+        "{err}"
+    );
+    std::fs::remove_file(victim).expect("remove");
+    let err = restore::restore(
+        &dest,
+        &dir.path().join("gap"),
+        &RestoreTarget::Time(points[29].0),
+        2,
+    )
+    .await
+    .expect_err("gap");
+    assert!(err.to_string().contains("misses commits"), "{err}");
 }

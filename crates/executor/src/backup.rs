@@ -88,7 +88,19 @@ impl TableFunctionImpl for BackupStatusFunction {
             Field::new("bytes_done", DataType::Int64, false),
             Field::new("bytes_uploaded", DataType::Int64, false),
             Field::new("last_error", DataType::Utf8, true),
+            Field::new("log_backup", DataType::Utf8, false),
+            Field::new("log_archived_seq", DataType::Int64, false),
+            Field::new("log_archived_at", ts(), true),
+            Field::new("log_lag_ms", DataType::Int64, false),
+            Field::new("log_last_error", DataType::Utf8, true),
         ]));
+        let log = self.backups.log_status();
+        let log_state = match (log.enabled, &log.last_error) {
+            (true, None) => "running",
+            (true, Some(_)) => "retrying",
+            (false, Some(_)) => "failed",
+            (false, None) => "off",
+        };
         let columns: Vec<ArrayRef> = vec![
             text(Some(s.phase.as_str())),
             text(s.backup_id.as_deref()),
@@ -107,6 +119,13 @@ impl TableFunctionImpl for BackupStatusFunction {
             one_int(s.bytes_done),
             one_int(s.bytes_uploaded),
             text(s.last_error.as_deref()),
+            text(Some(log_state)),
+            one_int(log.archived_seq),
+            Arc::new(TimestampMicrosecondArray::from(vec![unix_micros(
+                log.archived_commit_at,
+            )])),
+            one_int(u64::try_from(log.lag.as_millis()).unwrap_or(u64::MAX)),
+            text(log.last_error.as_deref()),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))

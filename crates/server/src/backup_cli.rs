@@ -5,7 +5,8 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tidemark_backup::{Backups, Destination, restore};
+use tidemark_backup::restore::{self, RestoreTarget};
+use tidemark_backup::{Backups, Destination};
 use tidemark_storage::Database;
 
 use crate::config::{BackupSection, Config};
@@ -75,17 +76,23 @@ where
     }
 }
 
-/// `tidemark restore --from <destination> --root <dir> [--backup <id>]`.
+/// `tidemark restore --from <destination> --root <dir> [--backup <id> | --to-time <time>]`.
 pub(crate) fn restore_command(
     config: Option<&Path>,
     from: Option<String>,
     root: &Path,
     backup: Option<String>,
+    to_time: Option<String>,
 ) -> ExitCode {
     run(config, |config| async move {
+        let target = match (backup, to_time) {
+            (Some(id), _) => RestoreTarget::Backup(id),
+            (None, Some(t)) => RestoreTarget::at_time(&t)?,
+            (None, None) => RestoreTarget::Newest,
+        };
         let dest = destination(&config.backup, from.as_deref())?;
         let concurrency = config.backup.options().concurrency;
-        let s = restore::restore(&dest, root, backup.as_deref(), concurrency)
+        let s = restore::restore(&dest, root, &target, concurrency)
             .await
             .map_err(|e| e.to_string())?;
         println!(
@@ -99,6 +106,19 @@ pub(crate) fn restore_command(
             s.elapsed.as_secs_f64(),
             root.display()
         );
+        if let Some(log) = &s.log {
+            println!(
+                "replayed {} commits of the log backup after the cut: the root is at commit {}, committed at {}",
+                log.commits,
+                log.last_seq,
+                log.last_commit_at.as_deref().unwrap_or(&s.cut_at)
+            );
+            if log.log_ends_before_target {
+                println!(
+                    "note: the log backup ends there; commits after it, if any, were not shipped"
+                );
+            }
+        }
         Ok(())
     })
 }

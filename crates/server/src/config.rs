@@ -164,6 +164,9 @@ pub(crate) struct BackupSection {
     pub(crate) s3_virtual_hosted_style: bool,
     pub(crate) concurrency: u64,
     pub(crate) max_mb_per_second: f64,
+    /// Ship every commit to `<destination>/log/` (point-in-time restore).
+    pub(crate) log_backup: bool,
+    pub(crate) log_flush_interval_ms: u64,
 }
 
 impl Default for BackupSection {
@@ -178,6 +181,8 @@ impl Default for BackupSection {
             s3_virtual_hosted_style: false,
             concurrency: 4,
             max_mb_per_second: 0.0,
+            log_backup: false,
+            log_flush_interval_ms: 1000,
         }
     }
 }
@@ -190,6 +195,8 @@ impl std::fmt::Debug for BackupSection {
             .field("s3_endpoint", &self.s3_endpoint)
             .field("concurrency", &self.concurrency)
             .field("max_mb_per_second", &self.max_mb_per_second)
+            .field("log_backup", &self.log_backup)
+            .field("log_flush_interval_ms", &self.log_flush_interval_ms)
             .finish_non_exhaustive()
     }
 }
@@ -210,6 +217,9 @@ impl BackupSection {
         tidemark_backup::BackupOptions {
             concurrency: usize::try_from(self.concurrency).unwrap_or(64),
             max_bytes_per_second: (self.max_mb_per_second * 1_048_576.0) as u64,
+            log_flush_interval: self
+                .log_backup
+                .then(|| std::time::Duration::from_millis(self.log_flush_interval_ms)),
         }
     }
 }
@@ -436,6 +446,16 @@ impl Config {
             tidemark_backup::Destination::check_url(&self.backup.destination)
                 .map_err(|e| ConfigError::Invalid(format!("backup.destination: {e}")))?;
         }
+        if self.backup.log_backup && self.backup.destination.is_empty() {
+            return Err(ConfigError::Invalid(
+                "backup.log_backup needs backup.destination (where the log goes)".into(),
+            ));
+        }
+        if self.backup.log_flush_interval_ms == 0 || self.backup.log_flush_interval_ms > 3_600_000 {
+            return Err(ConfigError::Invalid(
+                "backup.log_flush_interval_ms must be between 1 and 3600000".into(),
+            ));
+        }
         if self.backup.concurrency == 0 || self.backup.concurrency > 64 {
             return Err(ConfigError::Invalid(
                 "backup.concurrency must be between 1 and 64".into(),
@@ -652,6 +672,12 @@ mod tests {
                 "backup.destination",
             ),
             ("TIDEMARK_BACKUP_CONCURRENCY", "0", "backup.concurrency"),
+            ("TIDEMARK_BACKUP_LOG_BACKUP", "true", "backup.log_backup"),
+            (
+                "TIDEMARK_BACKUP_LOG_FLUSH_INTERVAL_MS",
+                "0",
+                "backup.log_flush_interval_ms",
+            ),
             (
                 "TIDEMARK_BACKUP_MAX_MB_PER_SECOND",
                 "-1",

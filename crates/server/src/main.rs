@@ -66,8 +66,12 @@ enum Command {
         #[arg(long)]
         root: PathBuf,
         /// The backup to restore (default: the newest complete one).
-        #[arg(long = "backup", alias = "to-backup")]
+        #[arg(long = "backup", alias = "to-backup", conflicts_with = "to_time")]
         backup: Option<String>,
+        /// Point-in-time restore: the state after the last commit at or before
+        /// this RFC 3339 time (the newest backup before it, then the log backup).
+        #[arg(long = "to-time")]
+        to_time: Option<String>,
     },
     /// List or verify the backups at a destination.
     Backup {
@@ -124,7 +128,8 @@ fn main() -> std::process::ExitCode {
             from,
             root,
             backup,
-        } => return backup_cli::restore_command(config.as_deref(), from, &root, backup),
+            to_time,
+        } => return backup_cli::restore_command(config.as_deref(), from, &root, backup, to_time),
         Command::Backup { action } => {
             return match action {
                 BackupCommand::List { config, from } => {
@@ -281,6 +286,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
         write_buffer_bytes: config.storage.write_buffer_mb.saturating_mul(1 << 20),
         apply_interval: Duration::from_millis(config.storage.apply_interval_ms),
         mapped_files: config.storage.mapped_files,
+        keep_wal_for_log_backup: config.backup.log_backup,
         ..Default::default()
     };
     let root = config.server.root.clone();
@@ -379,6 +385,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
         manager: Arc::new(pgwire::api::ConnectionManager::new()),
     });
     status.set_phase(http::Phase::Serving);
+    backups.start_log_backup();
     // A backup a crash or a stop interrupted goes on by itself.
     {
         let backups = backups.clone();

@@ -421,6 +421,33 @@ impl Metrics {
                     &one(value),
                 );
             }
+            let log = b.log_status();
+            if log.enabled {
+                metric(
+                    "tidemark_backup_log_archived_seq",
+                    "gauge",
+                    "The newest commit the log backup has shipped to the destination.",
+                    &one(log.archived_seq),
+                );
+                metric(
+                    "tidemark_backup_log_lag_seconds",
+                    "gauge",
+                    "How long the oldest commit the log backup has not shipped yet has waited (0: none waits).",
+                    &[(String::new(), format!("{:.3}", log.lag.as_secs_f64()))],
+                );
+                metric(
+                    "tidemark_backup_log_bytes_total",
+                    "counter",
+                    "Bytes of WAL the log backup has shipped since start.",
+                    &one(log.bytes_uploaded),
+                );
+                metric(
+                    "tidemark_backup_log_failing",
+                    "gauge",
+                    "1 while the log backup's last upload failed (it retries with back-off).",
+                    &one(u64::from(log.last_error.is_some())),
+                );
+            }
         }
         out
     }

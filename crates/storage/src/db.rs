@@ -244,6 +244,9 @@ pub(crate) struct Inner {
     /// Serialises CHECKPOINT CREATE and RELEASE (status never takes it).
     pub(crate) checkpoint_lifecycle: Mutex<()>,
     pub(crate) status: StatusBoard,
+    /// The newest commit the log backup has shipped: WAL segments with later
+    /// commits are kept (u64::MAX when there is no log backup).
+    pub(crate) log_archived: AtomicU64,
 }
 
 /// An open Tidemark root. Cheap to share behind an `Arc`; all methods take `&self`.
@@ -339,6 +342,11 @@ impl Database {
             closed: AtomicBool::new(false),
             checkpoint_lifecycle: Mutex::new(()),
             status: StatusBoard::default(),
+            log_archived: AtomicU64::new(if options.keep_wal_for_log_backup {
+                0
+            } else {
+                u64::MAX
+            }),
             root,
             options,
         });
@@ -510,7 +518,8 @@ impl Database {
             let mut st = self.inner.staging(&w, seq);
             // Each operation is encoded for the WAL as soon as it is resolved,
             // and written in chunks: a large COPY never holds its rows twice over.
-            let mut record = RecordStream::new(seq);
+            let commit_micros = w.wal.commit_time();
+            let mut record = RecordStream::new(seq, commit_micros);
             let outcome = stage_requests(tx.requests, &mut st, &mut w.wal, &mut record, rows_only);
             let outcome = match outcome {
                 Ok(()) => record.finish(&mut w.wal),
@@ -634,6 +643,18 @@ impl Database {
             applies: apply.rounds,
             applied_rows: apply.rows,
         }
+    }
+
+    /// Reads the durable WAL after commit `after`, for a log backup.
+    pub fn log_reader(&self, after: u64) -> crate::wal::archive::LogReader {
+        crate::wal::archive::LogReader::new(self.inner.clone(), after)
+    }
+
+    /// The log backup has shipped every commit up to `seq`: WAL segments
+    /// holding only those may be recycled (with
+    /// [`StorageOptions::keep_wal_for_log_backup`], none is before this says so).
+    pub fn set_log_archived(&self, seq: u64) {
+        self.inner.log_archived.store(seq, Ordering::Relaxed);
     }
 
     /// Number of WAL segment files.

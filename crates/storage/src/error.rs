@@ -109,6 +109,12 @@ pub enum StorageError {
     /// writer is refused instead of waiting without end.
     #[error("the write buffer is full and writing it to the table files fails: {reason}")]
     ApplyFailed { reason: String, disk_full: bool },
+
+    /// The log backup asked for commits the WAL no longer holds.
+    #[error(
+        "the WAL no longer holds commit {wanted} (its oldest is {oldest}): those commits were recycled before the log backup took them"
+    )]
+    LogGap { wanted: u64, oldest: u64 },
 }
 
 impl StorageError {
@@ -177,9 +183,9 @@ impl StorageError {
             StorageError::InvalidName { .. } => ErrorKind::InvalidName,
             StorageError::InvalidData(_) => ErrorKind::InvalidData,
             StorageError::NotNull { .. } => ErrorKind::NotNullViolation,
-            StorageError::InvalidState(_) | StorageError::CheckpointInProgress { .. } => {
-                ErrorKind::InvalidState
-            }
+            StorageError::InvalidState(_)
+            | StorageError::CheckpointInProgress { .. }
+            | StorageError::LogGap { .. } => ErrorKind::InvalidState,
         }
     }
 }

@@ -170,8 +170,10 @@ impl Inner {
                 return Ok(Reclaimed::default());
             }
             // The WAL up to the commit wholly in the durable table files is never
-            // needed (a checkpoint's cut replays only what follows it).
-            self.writer.lock().wal.trim(durable_seq)?
+            // needed (a checkpoint's cut replays only what follows it), once the
+            // log backup, if any, has shipped it.
+            let shipped = self.log_archived.load(std::sync::atomic::Ordering::Relaxed);
+            self.writer.lock().wal.trim(durable_seq.min(shipped))?
         };
         let limit = {
             let pins = self.pins.pinned.lock();

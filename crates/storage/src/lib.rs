@@ -69,3 +69,4 @@ pub use table::column::ColumnChunk;
 pub use table::files::Mapped;
 pub use table::meta::{ColumnMeta, TableMeta};
 pub use types::{ColumnType, PartitionBy};
+pub use wal::archive::{LogReader, LogRecord, LogRun, LogSegmentWriter};

@@ -70,6 +70,9 @@ pub struct StorageOptions {
     /// The most column file mappings kept between queries (each is one entry in
     /// the process's memory map; 0 keeps none: every query maps its files).
     pub mapped_files: usize,
+    /// A log backup ships the WAL: no segment is recycled before it has been
+    /// shipped (see [`crate::Database::set_log_archived`]).
+    pub keep_wal_for_log_backup: bool,
 }
 
 impl Default for StorageOptions {
@@ -87,6 +90,7 @@ impl Default for StorageOptions {
             apply_interval: Duration::from_millis(500),
             background_apply: true,
             mapped_files: 4096,
+            keep_wal_for_log_backup: false,
         }
     }
 }

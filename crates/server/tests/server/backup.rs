@@ -390,3 +390,237 @@ async fn a_backup_to_s3_completes_across_an_s3_outage_and_restores() {
     let verified = cli(&["backup", "verify", "--from", dest], &s3_env);
     assert!(verified.contains("every object matches"), "{verified}");
 }
+
+/// A TCP relay to the S3 server that the test can cut (a network outage:
+/// open connections are dropped, new ones refused) and restore, the S3
+/// server keeping its objects meanwhile.
+struct Relay {
+    port: u16,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    connections: std::sync::Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    accept: tokio::task::JoinHandle<()>,
+}
+
+impl Relay {
+    async fn start(target: u16) -> Relay {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let connections = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let accept = {
+            let (up, connections) = (up.clone(), connections.clone());
+            tokio::spawn(async move {
+                while let Ok((mut inbound, _)) = listener.accept().await {
+                    if !up.load(Ordering::SeqCst) {
+                        continue; // dropped: the connection is reset
+                    }
+                    let relay = tokio::spawn(async move {
+                        if let Ok(mut outbound) =
+                            tokio::net::TcpStream::connect(("127.0.0.1", target)).await
+                        {
+                            let _ =
+                                tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+                        }
+                    });
+                    connections.lock().expect("lock").push(relay);
+                }
+            })
+        };
+        Relay {
+            port,
+            up,
+            connections,
+            accept,
+        }
+    }
+
+    fn cut(&self) {
+        self.up.store(false, std::sync::atomic::Ordering::SeqCst);
+        for c in self.connections.lock().expect("lock").drain(..) {
+            c.abort();
+        }
+    }
+
+    fn restore(&self) {
+        self.up.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+impl Drop for Relay {
+    fn drop(&mut self) {
+        self.cut();
+        self.accept.abort();
+    }
+}
+
+/// The log backup's columns of backup_status(): state, archived seq, the
+/// archived commit's time, lag in ms, last error.
+async fn log_row(client: &tokio_postgres::Client) -> Vec<Option<String>> {
+    let sql = "SELECT log_backup, log_archived_seq, log_archived_at, log_lag_ms, log_last_error \
+               FROM backup_status()";
+    match &client.simple_query(sql).await.expect("backup_status()")[1] {
+        SimpleQueryMessage::Row(r) => (0..r.len()).map(|i| r.get(i).map(str::to_string)).collect(),
+        other => panic!("{other:?}"),
+    }
+}
+
+/// Waits until the log backup has shipped a commit made after `t` (and so
+/// every commit before it).
+async fn wait_shipped(client: &tokio_postgres::Client, t: chrono::DateTime<chrono::Utc>) {
+    let sql = format!(
+        "SELECT log_archived_at >= '{}'::timestamp FROM backup_status()",
+        t.format("%Y-%m-%dT%H:%M:%S%.6f")
+    );
+    for _ in 0..600 {
+        if let SimpleQueryMessage::Row(r) = &client.simple_query(&sql).await.expect("status")[1]
+            && r.get(0) == Some("t")
+        {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!(
+        "the log backup did not catch up: {:?}",
+        log_row(client).await
+    );
+}
+
+/// A row inserted in a commit of its own: the time just before it was sent,
+/// the time just after (a point between it and the next commit), the row.
+type Point = (
+    chrono::DateTime<chrono::Utc>,
+    chrono::DateTime<chrono::Utc>,
+    i64,
+);
+
+/// Inserts rows `from..=to` into `t`, one commit each.
+async fn insert_points(
+    client: &tokio_postgres::Client,
+    from: i64,
+    to: i64,
+    points: &mut Vec<Point>,
+) {
+    for i in from..=to {
+        let before = chrono::Utc::now();
+        let started = std::time::Instant::now();
+        client
+            .batch_execute(&format!("INSERT INTO t VALUES (now(), {i})"))
+            .await
+            .expect("insert");
+        assert!(
+            started.elapsed() < Duration::from_secs(2),
+            "a commit waited {:?}: the log backup must not hold commits up",
+            started.elapsed()
+        );
+        points.push((before, chrono::Utc::now(), i));
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_log_backup_ships_every_commit_across_an_s3_outage_and_sigkill_and_restores_to_points_in_time()
+ {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let s3_port = free_port();
+    let _s3 = S3Server::start(s3_port);
+    let relay = Relay::start(s3_port).await;
+    let endpoint = format!("http://127.0.0.1:{}", relay.port);
+    let s3_env = [
+        ("TIDEMARK_BACKUP_S3_ENDPOINT", endpoint.as_str()),
+        ("TIDEMARK_BACKUP_S3_ALLOW_HTTP", "true"),
+        ("TIDEMARK_BACKUP_S3_REGION", "us-east-1"),
+        ("TIDEMARK_BACKUP_S3_ACCESS_KEY_ID", "test"),
+        ("TIDEMARK_BACKUP_S3_SECRET_ACCESS_KEY", "test"),
+    ];
+    let dest = "s3://backups/pitr";
+    let mut env = s3_env.to_vec();
+    env.extend([
+        ("TIDEMARK_BACKUP_DESTINATION", dest),
+        ("TIDEMARK_BACKUP_LOG_BACKUP", "true"),
+        ("TIDEMARK_BACKUP_LOG_FLUSH_INTERVAL_MS", "200"),
+        // Small WAL segments, recycled often: they must wait until shipped.
+        ("TIDEMARK_STORAGE_WAL_SEGMENT_MB", "1"),
+        ("TIDEMARK_STORAGE_HOUSEKEEPING_INTERVAL_MS", "100"),
+    ]);
+    let server = Server::start(&root, &env);
+    let admin = server.client().await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t (ts TIMESTAMP, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY; \
+             INSERT INTO t VALUES (now(), 0); BACKUP DATABASE",
+        )
+        .await
+        .expect("backup");
+    wait_status(&admin, "the backup is done", phase_is("done")).await;
+    let mut points = Vec::new();
+    insert_points(&admin, 1, 20, &mut points).await;
+    wait_shipped(&admin, points[19].0).await;
+    assert_eq!(log_row(&admin).await[0].as_deref(), Some("running"));
+
+    // The S3 server is out of reach: commits go on, the log falls behind.
+    relay.cut();
+    insert_points(&admin, 21, 40, &mut points).await;
+    let mut row = log_row(&admin).await;
+    for _ in 0..300 {
+        if row[0].as_deref() == Some("retrying") && num(&row, 3) > 300 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        row = log_row(&admin).await;
+    }
+    assert_eq!(row[0].as_deref(), Some("retrying"), "{row:?}");
+    assert!(num(&row, 3) > 300, "the lag shows: {row:?}");
+    assert!(row[4].is_some(), "the error shows: {row:?}");
+    // Back: the log catches up by itself.
+    relay.restore();
+    wait_shipped(&admin, points[39].0).await;
+
+    // Killed with commits not shipped yet (the S3 server out of reach again):
+    // the restart ships them.
+    relay.cut();
+    insert_points(&admin, 41, 50, &mut points).await;
+    drop(server);
+    relay.restore();
+    let server = Server::start(&root, &env);
+    let admin = server.client().await;
+    wait_shipped(&admin, points[49].0).await;
+    insert_points(&admin, 51, 55, &mut points).await;
+    wait_shipped(&admin, points[54].0).await;
+    drop(server);
+
+    // Each point restores exactly the commits up to it.
+    for (n, i) in [4usize, 29, 44, 49, 54].into_iter().enumerate() {
+        let (_, at, last) = points[i];
+        let copy = dir.path().join(format!("pitr{n}"));
+        let said = cli(
+            &[
+                "restore",
+                "--from",
+                dest,
+                "--root",
+                &copy.display().to_string(),
+                "--to-time",
+                &at.to_rfc3339(),
+            ],
+            &s3_env,
+        );
+        assert!(said.contains("replayed"), "{said}");
+        let restored = Server::start(&copy, &[]);
+        let rows = restored
+            .client()
+            .await
+            .query("SELECT count(*), max(seq) FROM t", &[])
+            .await
+            .expect("count");
+        let (count, max): (i64, i64) = (rows[0].get(0), rows[0].get(1));
+        assert_eq!(
+            (count, max),
+            (last + 1, last),
+            "restored to {at} (row {last})"
+        );
+    }
+}

@@ -14,6 +14,7 @@
 //! record that fails its checksum at the very end of the last segment is a torn
 //! write and is cut; anything else that fails is corruption and stops the open.
 
+pub(crate) mod archive;
 pub(crate) mod record;
 
 use std::fs::{self, File, OpenOptions};
@@ -281,21 +282,28 @@ pub(crate) struct RecordStream {
     seq: u64,
     encoder: record::OpsEncoder,
     record: Option<RecordWriter>,
+    /// Whether an op other than the commit time was pushed.
+    has_ops: bool,
 }
 
 impl RecordStream {
     const CHUNK: usize = 4 << 20;
 
-    pub(crate) fn new(seq: u64) -> Self {
+    /// Record `seq`, committed at `commit_micros` (see [`WalWriter::commit_time`]).
+    pub(crate) fn new(seq: u64, commit_micros: i64) -> Self {
+        let mut encoder = record::OpsEncoder::new();
+        encoder.commit_time(commit_micros);
         RecordStream {
             seq,
-            encoder: record::OpsEncoder::new(),
+            encoder,
             record: None,
+            has_ops: false,
         }
     }
 
     /// Encodes `op`; writes the encoded ops to the log once they fill a chunk.
     pub(crate) fn push(&mut self, wal: &mut WalWriter, op: &crate::ops::Op) -> Result<()> {
+        self.has_ops = true;
         self.encoder.push(op);
         if self.encoder.len() >= Self::CHUNK {
             self.flush(wal)?;
@@ -322,6 +330,10 @@ impl RecordStream {
     /// Writes the rest and completes the record; false when there were no ops
     /// (nothing was written).
     pub(crate) fn finish(mut self, wal: &mut WalWriter) -> Result<bool> {
+        if !self.has_ops {
+            self.abandon(wal);
+            return Ok(false);
+        }
         self.flush(wal)?;
         match self.record.take() {
             Some(r) => wal.finish(r).map(|()| true),
@@ -354,6 +366,9 @@ pub(crate) struct WalWriter {
     /// Segments older than the current one, oldest first: (first_seq, path).
     pub(crate) closed: Vec<(u64, PathBuf)>,
     first_seq: u64,
+    /// The commit time given last: commit times never go back while a
+    /// process runs, even when the clock does.
+    last_commit_micros: i64,
 }
 
 impl WalWriter {
@@ -382,7 +397,18 @@ impl WalWriter {
             segment_bytes,
             closed,
             first_seq: next_seq,
+            last_commit_micros: 0,
         })
+    }
+
+    /// The commit time of the next record: now, in microseconds since the
+    /// Unix epoch, and never earlier than the one before.
+    pub(crate) fn commit_time(&mut self) -> i64 {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        self.last_commit_micros = self.last_commit_micros.max(now);
+        self.last_commit_micros
     }
 
     /// Writes a whole record (no fsync): `payload` is the op count and the ops.
@@ -472,6 +498,7 @@ impl WalWriter {
         let next = WalWriter::create(&self.dir, next_seq, self.segment_bytes, Vec::new())?;
         let old = std::mem::replace(self, next);
         self.closed = old.closed;
+        self.last_commit_micros = old.last_commit_micros;
         self.closed.push((old.first_seq, old.path));
         Ok(())
     }

@@ -11,6 +11,9 @@
 //! - 8 DropPartitions: `table u64 | count u32 | start i64...`
 //! - 9 Append: `table u64 | rows`
 //! - 10 ReplacePartition: `table u64 | start i64 | rows`
+//! - 11 CommitTime: `micros i64` (the first op of every record written since
+//!   point-in-time restore came: when the commit was made; not an operation,
+//!   replay skips it; older records have none)
 //!
 //! `rows` = `count u32` columns, each `column_id u32 | column`, then `count u32`
 //! symbol additions, each `column_id u32 | count u32 | str...`.
@@ -62,6 +65,14 @@ impl OpsEncoder {
         let mut payload = count.to_le_bytes().to_vec();
         payload.extend_from_slice(&bytes);
         payload
+    }
+
+    /// The record's commit time (microseconds since the Unix epoch): the first
+    /// thing in every record.
+    pub(crate) fn commit_time(&mut self, micros: i64) {
+        self.count += 1;
+        self.e.u8(COMMIT_TIME_TAG);
+        self.e.i64(micros);
     }
 
     pub(crate) fn push(&mut self, op: &Op) {
@@ -149,12 +160,27 @@ pub(crate) fn encode_ops(ops: &[Op]) -> Vec<u8> {
     encoder.finish()
 }
 
+const COMMIT_TIME_TAG: u8 = 11;
+
+/// The commit time a record payload (`count u32 | ops`) starts with; None for
+/// records written before commit times were recorded.
+pub(crate) fn commit_time(payload: &[u8]) -> Option<i64> {
+    match payload.get(4..13) {
+        Some([COMMIT_TIME_TAG, micros @ ..]) => Some(i64::from_le_bytes(micros.try_into().ok()?)),
+        _ => None,
+    }
+}
+
 pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
     let mut d = Decoder::new(payload, path);
     let n = d.count(9)?;
     let mut ops = Vec::with_capacity(n);
     for _ in 0..n {
         let tag = d.u8()?;
+        if tag == COMMIT_TIME_TAG {
+            d.i64()?;
+            continue;
+        }
         ops.push(match tag {
             1 => Op::CreateTable {
                 id: d.u64()?,

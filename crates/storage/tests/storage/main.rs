@@ -8,4 +8,5 @@ mod crash;
 mod decoders;
 mod engine;
 mod format_doc;
+mod log_backup;
 mod model;
