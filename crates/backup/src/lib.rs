@@ -17,13 +17,15 @@
 //! Module map: [`destination`] (object stores), [`manifest`] (the manifest and
 //! the destination's layout), `state` (the local record that makes a backup
 //! resumable), `job` (one run), `log` (the log backup), [`status`]
-//! (`backup_status()`), [`restore`] (restore, verify, list).
+//! (`backup_status()`), [`restore`] (restore, verify, list), [`prune`]
+//! (retention).
 
 pub mod destination;
 pub mod error;
 mod job;
 mod log;
 pub mod manifest;
+pub mod prune;
 pub mod restore;
 mod state;
 pub mod status;
@@ -56,6 +58,9 @@ pub struct BackupOptions {
     pub max_bytes_per_second: u64,
     /// Continuous log backup: each commit is shipped within this time (None: off).
     pub log_flush_interval: Option<std::time::Duration>,
+    /// After each complete backup, prune what only restores to times older
+    /// than this need (None: keep everything).
+    pub retention: Option<std::time::Duration>,
 }
 
 impl Default for BackupOptions {
@@ -64,6 +69,7 @@ impl Default for BackupOptions {
             concurrency: 4,
             max_bytes_per_second: 0,
             log_flush_interval: None,
+            retention: None,
         }
     }
 }
@@ -281,6 +287,7 @@ impl Backups {
             "backup started"
         );
         let abort = Arc::new(AtomicBool::new(false));
+        let retention = self.options.retention.map(|keep| (dest.clone(), keep));
         let job = Job {
             checkpoints: self.checkpoints.clone(),
             dest,
@@ -307,6 +314,9 @@ impl Backups {
                         uploaded_bytes = m.uploaded_bytes,
                         "backup complete"
                     );
+                    if let Some((dest, keep)) = retention {
+                        apply_retention(&dest, keep).await;
+                    }
                 }
                 Err(BackupError::Aborted) => status.finish(BackupPhase::Aborted, None),
                 Err(e) => {
@@ -403,5 +413,29 @@ impl Backups {
         }
         self.status.finish(BackupPhase::Aborted, None);
         Ok(Some(state.id))
+    }
+}
+
+/// `retention_days`: after a backup, prune what only older restores need.
+async fn apply_retention(dest: &Destination, keep: std::time::Duration) {
+    let Some(before) = chrono::Duration::from_std(keep)
+        .ok()
+        .and_then(|keep| chrono::Utc::now().checked_sub_signed(keep))
+    else {
+        return;
+    };
+    match prune::prune(dest, before).await {
+        Ok(s) => tracing::info!(
+            backups_removed = s.backups_removed.len(),
+            objects_removed = s.objects_removed,
+            bytes_removed = s.bytes_removed,
+            log_runs_removed = s.log_runs_removed,
+            oldest_kept = s.oldest_kept.as_deref().unwrap_or("-"),
+            "retention: pruned backups older than {}",
+            before.to_rfc3339()
+        ),
+        Err(e) => tracing::warn!(
+            "retention: pruning the destination failed (the next backup tries again): {e}"
+        ),
     }
 }

@@ -66,6 +66,13 @@ pub(crate) fn data_key(id: &str, path: &str) -> String {
 }
 
 impl Manifest {
+    /// When the cut was taken (None if `cut_at` does not parse).
+    pub fn cut_time(&self) -> Option<chrono::DateTime<chrono::Utc>> {
+        chrono::DateTime::parse_from_rfc3339(&self.cut_at)
+            .ok()
+            .map(|t| t.to_utc())
+    }
+
     pub(crate) fn encode(&self) -> Result<Vec<u8>> {
         let mut out = serde_json::to_vec_pretty(self)
             .map_err(|e| BackupError::Refused(format!("cannot encode the manifest: {e}")))?;

@@ -46,12 +46,20 @@ pub enum RestoreTarget {
 impl RestoreTarget {
     /// `--to-time`: an RFC 3339 time.
     pub fn at_time(text: &str) -> std::result::Result<RestoreTarget, String> {
-        chrono::DateTime::parse_from_rfc3339(text)
-            .map(|t| RestoreTarget::Time(t.to_utc()))
-            .map_err(|e| {
-                format!("--to-time {text:?}: {e} (an RFC 3339 time such as 2026-12-05T10:30:00Z)")
-            })
+        parse_time("--to-time", text).map(RestoreTarget::Time)
     }
+}
+
+/// A command-line time (`flag` names it in the error): RFC 3339.
+pub fn parse_time(
+    flag: &str,
+    text: &str,
+) -> std::result::Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(text)
+        .map(|t| t.to_utc())
+        .map_err(|e| {
+            format!("{flag} {text:?}: {e} (an RFC 3339 time such as 2026-12-05T10:30:00Z)")
+        })
 }
 
 /// What a restore did.

@@ -450,3 +450,109 @@ async fn the_log_backup_restores_any_time_after_a_backup_and_refuses_a_gap_or_da
     .expect_err("gap");
     assert!(err.to_string().contains("misses commits"), "{err}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn prune_removes_only_what_restores_before_the_limit_need() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let (dest, _) = destination(&dir.path().join("dest"));
+    let db = Arc::new(
+        Database::open(
+            &root,
+            StorageOptions {
+                keep_wal_for_log_backup: true,
+                ..Default::default()
+            },
+        )
+        .expect("open"),
+    );
+    create(&db, "a");
+    create(&db, "cold"); // never written again: every backup refers to the first's objects
+    append(&db, "cold", &[T0], 1);
+    append(&db, "a", &[T0 + 1], 0);
+    db.apply_buffer().expect("apply");
+    let backups = Backups::new(
+        db.clone(),
+        Some(dest.clone()),
+        BackupOptions {
+            log_flush_interval: Some(Duration::from_millis(50)),
+            ..Default::default()
+        },
+    );
+    backups.start_log_backup();
+    let mut ids = Vec::new();
+    let mut limit = None;
+    for round in 0..3i64 {
+        ids.push(backups.start().await.expect("backup").id);
+        assert_eq!(wait_for_end(&backups).await.phase, BackupPhase::Done);
+        append(&db, "a", &[T0 + DAY * (round + 1)], 10 * round);
+        db.apply_buffer().expect("apply");
+        if round == 1 {
+            // Between the second and third backups: what a restore to here shows.
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            limit = Some((chrono::Utc::now(), contents(&db)));
+            tokio::time::sleep(Duration::from_millis(5)).await;
+            append(&db, "a", &[T0 + 2 * DAY + 5], 99);
+        }
+    }
+    let newest = db.stats().visible_seq;
+    for _ in 0..200 {
+        if backups.log_status().archived_seq >= newest {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(25)).await;
+    }
+    backups.stop().await;
+    let (limit, at_limit) = limit.expect("limit");
+    let runs_before = files_under(&dir.path().join("dest/log")).len();
+
+    let s = tidemark_backup::prune::prune(&dest, limit)
+        .await
+        .expect("prune");
+    assert_eq!(s.backups_removed, vec![ids[0].clone()], "{s:?}");
+    assert_eq!(s.oldest_kept.as_deref(), Some(ids[1].as_str()));
+    assert!(s.objects_removed > 1 && s.bytes_removed > 0, "{s:?}");
+    assert!(s.log_runs_removed > 0, "{s:?}");
+    assert_eq!(
+        files_under(&dir.path().join("dest/log")).len(),
+        runs_before - s.log_runs_removed
+    );
+    // The first backup's objects that later ones refer to are still there.
+    assert!(
+        !files_under(&dir.path().join("dest/backups").join(&ids[0])).is_empty(),
+        "the cold table's objects stay"
+    );
+    let (list, _) = restore::list(&dest).await.expect("list");
+    assert_eq!(
+        list.iter().map(|m| m.id.clone()).collect::<Vec<_>>(),
+        ids[1..].to_vec()
+    );
+    for id in &ids[1..] {
+        restore::verify(&dest, Some(id))
+            .await
+            .expect("kept backups are whole");
+    }
+    // A restore to the limit still works; one before the oldest kept backup does not.
+    let into = dir.path().join("at_limit");
+    restore::restore(&dest, &into, &RestoreTarget::Time(limit), 2)
+        .await
+        .expect("restore to the limit");
+    assert_eq!(contents(&open(&into)), at_limit);
+    let err = restore::restore(
+        &dest,
+        &dir.path().join("too_early"),
+        &RestoreTarget::Backup(ids[0].clone()),
+        2,
+    )
+    .await
+    .expect_err("pruned");
+    assert!(err.to_string().contains(&ids[0]), "{err}");
+    // Pruning again removes nothing more.
+    let again = tidemark_backup::prune::prune(&dest, limit)
+        .await
+        .expect("prune again");
+    assert!(
+        again.backups_removed.is_empty() && again.log_runs_removed == 0,
+        "{again:?}"
+    );
+}

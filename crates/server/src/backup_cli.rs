@@ -168,3 +168,31 @@ pub(crate) fn verify_command(
         Ok(())
     })
 }
+
+/// `tidemark backup prune --from <destination> --before <time>`.
+pub(crate) fn prune_command(config: Option<&Path>, from: Option<String>, before: &str) -> ExitCode {
+    let before = match restore::parse_time("--before", before) {
+        Ok(t) => t,
+        Err(e) => {
+            eprintln!("tidemark: {e}");
+            return ExitCode::from(2);
+        }
+    };
+    run(config, |config| async move {
+        let dest = destination(&config.backup, from.as_deref())?;
+        let s = tidemark_backup::prune::prune(&dest, before)
+            .await
+            .map_err(|e| e.to_string())?;
+        println!(
+            "removed {} backup(s) ({} objects, {} bytes) and {} log run(s); the oldest backup kept is {}",
+            s.backups_removed.len(),
+            s.objects_removed,
+            s.bytes_removed,
+            s.log_runs_removed,
+            s.oldest_kept
+                .as_deref()
+                .unwrap_or("none (there is no backup)")
+        );
+        Ok(())
+    })
+}

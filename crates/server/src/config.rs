@@ -167,6 +167,8 @@ pub(crate) struct BackupSection {
     /// Ship every commit to `<destination>/log/` (point-in-time restore).
     pub(crate) log_backup: bool,
     pub(crate) log_flush_interval_ms: u64,
+    /// Days of restorable history kept after each backup (0: keep everything).
+    pub(crate) retention_days: u64,
 }
 
 impl Default for BackupSection {
@@ -183,6 +185,7 @@ impl Default for BackupSection {
             max_mb_per_second: 0.0,
             log_backup: false,
             log_flush_interval_ms: 1000,
+            retention_days: 0,
         }
     }
 }
@@ -197,6 +200,7 @@ impl std::fmt::Debug for BackupSection {
             .field("max_mb_per_second", &self.max_mb_per_second)
             .field("log_backup", &self.log_backup)
             .field("log_flush_interval_ms", &self.log_flush_interval_ms)
+            .field("retention_days", &self.retention_days)
             .finish_non_exhaustive()
     }
 }
@@ -220,6 +224,8 @@ impl BackupSection {
             log_flush_interval: self
                 .log_backup
                 .then(|| std::time::Duration::from_millis(self.log_flush_interval_ms)),
+            retention: (self.retention_days > 0)
+                .then(|| std::time::Duration::from_secs(self.retention_days * 86_400)),
         }
     }
 }
@@ -456,6 +462,11 @@ impl Config {
                 "backup.log_flush_interval_ms must be between 1 and 3600000".into(),
             ));
         }
+        if self.backup.retention_days > 36_500 {
+            return Err(ConfigError::Invalid(
+                "backup.retention_days must be between 0 (keep everything) and 36500".into(),
+            ));
+        }
         if self.backup.concurrency == 0 || self.backup.concurrency > 64 {
             return Err(ConfigError::Invalid(
                 "backup.concurrency must be between 1 and 64".into(),
@@ -673,6 +684,11 @@ mod tests {
             ),
             ("TIDEMARK_BACKUP_CONCURRENCY", "0", "backup.concurrency"),
             ("TIDEMARK_BACKUP_LOG_BACKUP", "true", "backup.log_backup"),
+            (
+                "TIDEMARK_BACKUP_RETENTION_DAYS",
+                "100000",
+                "backup.retention_days",
+            ),
             (
                 "TIDEMARK_BACKUP_LOG_FLUSH_INTERVAL_MS",
                 "0",

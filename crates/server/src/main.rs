@@ -110,6 +110,17 @@ enum BackupCommand {
         #[arg(long)]
         backup: Option<String>,
     },
+    /// Remove what only restores to times before --before need: older backups
+    /// (the newest one before the time stays) and the log before the oldest kept.
+    Prune {
+        #[arg(long)]
+        config: Option<PathBuf>,
+        #[arg(long)]
+        from: Option<String>,
+        /// An RFC 3339 time: restores to it and later stay possible.
+        #[arg(long)]
+        before: String,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -140,6 +151,11 @@ fn main() -> std::process::ExitCode {
                     from,
                     backup,
                 } => backup_cli::verify_command(config.as_deref(), from, backup),
+                BackupCommand::Prune {
+                    config,
+                    from,
+                    before,
+                } => backup_cli::prune_command(config.as_deref(), from, &before),
             };
         }
         Command::Health {

@@ -261,6 +261,23 @@ async fn a_backup_under_writes_survives_sigkill_resumes_and_restores_to_its_cut(
     );
     let restored = Server::start(&copy2, &[]);
     assert_eq!(bulk_digest(&restored.client().await).await, digest2);
+    drop(restored);
+
+    // Retention: pruning before now keeps the newest backup only, whole.
+    let now = chrono::Utc::now().to_rfc3339();
+    let pruned = cli(&["backup", "prune", "--from", &dest, "--before", &now], &[]);
+    assert!(pruned.contains("removed 1 backup(s)"), "{pruned}");
+    let list = cli(&["backup", "list", "--from", &dest], &[]);
+    assert_eq!(list.lines().count(), 2, "{list}");
+    assert!(!list.lines().any(|l| l.starts_with(&id)), "{list}");
+    let verified = cli(&["backup", "verify", "--from", &dest], &[]);
+    assert!(verified.contains("every object matches"), "{verified}");
+    let out = tidemark()
+        .args(["backup", "prune", "--from", &dest, "--before", "yesterday"])
+        .output()
+        .expect("run");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--before \"yesterday\""));
 
     // A root that is not empty is refused, naming it.
     let out = tidemark()
