@@ -62,6 +62,15 @@ pub fn parse_time(
         })
 }
 
+/// A restore's progress as it goes, for a progress bar.
+#[derive(Debug, Default)]
+pub struct RestoreProgress {
+    pub bytes_total: std::sync::atomic::AtomicU64,
+    pub bytes_done: std::sync::atomic::AtomicU64,
+    /// Commits of the log replayed so far (point-in-time restore).
+    pub log_commits: std::sync::atomic::AtomicU64,
+}
+
 /// What a restore did.
 #[derive(Debug, Clone)]
 pub struct RestoreSummary {
@@ -116,6 +125,18 @@ pub async fn restore(
     target: &RestoreTarget,
     concurrency: usize,
 ) -> Result<RestoreSummary> {
+    restore_with_progress(dest, root, target, concurrency, &RestoreProgress::default()).await
+}
+
+/// [`restore`], reporting its progress in `progress` as it goes.
+pub async fn restore_with_progress(
+    dest: &Destination,
+    root: &Path,
+    target: &RestoreTarget,
+    concurrency: usize,
+    progress_out: &RestoreProgress,
+) -> Result<RestoreSummary> {
+    use std::sync::atomic::Ordering::Relaxed;
     let started = Instant::now();
     let manifest = match target {
         RestoreTarget::Newest => choose(dest, None).await?,
@@ -124,6 +145,7 @@ pub async fn restore(
     };
     prepare_root(root, &manifest.id)?;
     let total: u64 = manifest.files.iter().map(|f| f.size).sum();
+    progress_out.bytes_total.store(total, Relaxed);
     tracing::info!(
         backup = %manifest.id,
         files = manifest.files.len(),
@@ -137,6 +159,7 @@ pub async fn restore(
             let progress = &progress;
             async move {
                 download(dest, f, &root.join(&f.path)).await?;
+                progress_out.bytes_done.fetch_add(f.size, Relaxed);
                 let mut p = progress.lock();
                 p.0 += f.size;
                 if p.1.elapsed() >= Duration::from_secs(5) {
@@ -166,7 +189,9 @@ pub async fn restore(
     })
     .await?;
     let log = match target {
-        RestoreTarget::Time(t) => Some(replay_log(dest, root, manifest.cut_seq, *t).await?),
+        RestoreTarget::Time(t) => {
+            Some(replay_log(dest, root, manifest.cut_seq, *t, &progress_out.log_commits).await?)
+        }
         _ => None,
     };
     let marker = root.join(RESTORING_MARKER);
@@ -210,6 +235,7 @@ async fn replay_log(
     root: &Path,
     cut: u64,
     t: chrono::DateTime<chrono::Utc>,
+    commits_out: &std::sync::atomic::AtomicU64,
 ) -> Result<LogReplay> {
     let until = t.timestamp_micros();
     let runs: Vec<_> = list_runs(dest)
@@ -284,6 +310,7 @@ async fn replay_log(
             }
             writer.append(&r)?;
             replay.commits += 1;
+            commits_out.store(replay.commits, std::sync::atomic::Ordering::Relaxed);
             replay.last_seq = r.seq;
             replay.last_commit_at = chrono::DateTime::from_timestamp_micros(at)
                 .map(|d| d.to_rfc3339_opts(chrono::SecondsFormat::Micros, true));

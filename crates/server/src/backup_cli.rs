@@ -5,7 +5,9 @@ use std::path::Path;
 use std::process::ExitCode;
 use std::sync::Arc;
 
-use tidemark_backup::restore::{self, RestoreTarget};
+use std::io::IsTerminal;
+
+use tidemark_backup::restore::{self, RestoreProgress, RestoreTarget};
 use tidemark_backup::{Backups, Destination};
 use tidemark_storage::Database;
 
@@ -92,9 +94,17 @@ pub(crate) fn restore_command(
         };
         let dest = destination(&config.backup, from.as_deref())?;
         let concurrency = config.backup.options().concurrency;
-        let s = restore::restore(&dest, root, &target, concurrency)
-            .await
-            .map_err(|e| e.to_string())?;
+        let progress = Arc::new(RestoreProgress::default());
+        let bar = std::io::stderr()
+            .is_terminal()
+            .then(|| progress_bar(progress.clone()));
+        let restored =
+            restore::restore_with_progress(&dest, root, &target, concurrency, &progress).await;
+        if let Some((bar, ticker)) = bar {
+            ticker.abort();
+            bar.finish_and_clear();
+        }
+        let s = restored.map_err(|e| e.to_string())?;
         println!(
             "restored backup {} (commit {}, cut at {}): {} tables, {} files, {} bytes in {:.1} s into {}",
             s.backup_id,
@@ -121,6 +131,38 @@ pub(crate) fn restore_command(
         }
         Ok(())
     })
+}
+
+/// A progress bar on the terminal (stderr) following `progress`: bytes
+/// downloaded, then commits of the log replayed.
+fn progress_bar(
+    progress: Arc<RestoreProgress>,
+) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
+    use std::sync::atomic::Ordering::Relaxed;
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message("downloading");
+    let ticker = {
+        let bar = bar.clone();
+        tokio::spawn(async move {
+            loop {
+                bar.set_length(progress.bytes_total.load(Relaxed));
+                bar.set_position(progress.bytes_done.load(Relaxed));
+                let commits = progress.log_commits.load(Relaxed);
+                if commits > 0 {
+                    bar.set_message(format!("replaying the log: {commits} commits"));
+                }
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        })
+    };
+    (bar, ticker)
 }
 
 /// `tidemark backup list --from <destination>`.
