@@ -18,6 +18,15 @@ fn open(root: &Path) -> Arc<Database> {
     Arc::new(Database::open(root, StorageOptions::default()).expect("open"))
 }
 
+/// A database whose WAL waits for the log backup.
+fn open_for_log_backup(root: &Path, options: StorageOptions) -> Arc<Database> {
+    let options = StorageOptions {
+        keep_wal_for_log_backup: true,
+        ..options
+    };
+    Arc::new(Database::open(root, options).expect("open"))
+}
+
 fn create(db: &Database, name: &str) {
     db.commit(Transaction::new().with(Request::CreateTable {
         def: TableDef {
@@ -343,17 +352,13 @@ async fn the_log_backup_restores_any_time_after_a_backup_and_refuses_a_gap_or_da
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     let (dest, _) = destination(&dir.path().join("dest"));
-    let db = Arc::new(
-        Database::open(
-            &root,
-            StorageOptions {
-                keep_wal_for_log_backup: true,
-                wal_segment_bytes: 4096,
-                housekeeping_interval: Duration::from_millis(50),
-                ..Default::default()
-            },
-        )
-        .expect("open"),
+    let db = open_for_log_backup(
+        &root,
+        StorageOptions {
+            wal_segment_bytes: 4096,
+            housekeeping_interval: Duration::from_millis(50),
+            ..Default::default()
+        },
     );
     create(&db, "a");
     append(&db, "a", &[T0, T0 + 1], 0);
@@ -456,16 +461,7 @@ async fn prune_removes_only_what_restores_before_the_limit_need() {
     let dir = tempfile::tempdir().expect("tempdir");
     let root = dir.path().join("root");
     let (dest, _) = destination(&dir.path().join("dest"));
-    let db = Arc::new(
-        Database::open(
-            &root,
-            StorageOptions {
-                keep_wal_for_log_backup: true,
-                ..Default::default()
-            },
-        )
-        .expect("open"),
-    );
+    let db = open_for_log_backup(&root, StorageOptions::default());
     create(&db, "a");
     create(&db, "cold"); // never written again: every backup refers to the first's objects
     append(&db, "cold", &[T0], 1);

@@ -327,6 +327,17 @@ impl Drop for S3Server {
     }
 }
 
+/// The [backup] S3 settings for moto at `endpoint`.
+fn s3_settings(endpoint: &str) -> [(&'static str, &str); 5] {
+    [
+        ("TIDEMARK_BACKUP_S3_ENDPOINT", endpoint),
+        ("TIDEMARK_BACKUP_S3_ALLOW_HTTP", "true"),
+        ("TIDEMARK_BACKUP_S3_REGION", "us-east-1"),
+        ("TIDEMARK_BACKUP_S3_ACCESS_KEY_ID", "test"),
+        ("TIDEMARK_BACKUP_S3_SECRET_ACCESS_KEY", "test"),
+    ]
+}
+
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")
         .and_then(|l| l.local_addr())
@@ -341,13 +352,7 @@ async fn a_backup_to_s3_completes_across_an_s3_outage_and_restores() {
     let port = free_port();
     let s3 = S3Server::start(port);
     let endpoint = format!("http://127.0.0.1:{port}");
-    let s3_env = [
-        ("TIDEMARK_BACKUP_S3_ENDPOINT", endpoint.as_str()),
-        ("TIDEMARK_BACKUP_S3_ALLOW_HTTP", "true"),
-        ("TIDEMARK_BACKUP_S3_REGION", "us-east-1"),
-        ("TIDEMARK_BACKUP_S3_ACCESS_KEY_ID", "test"),
-        ("TIDEMARK_BACKUP_S3_SECRET_ACCESS_KEY", "test"),
-    ];
+    let s3_env = s3_settings(&endpoint);
     let dest = "s3://backups/tidemark";
     let mut env = s3_env.to_vec();
     env.push(("TIDEMARK_BACKUP_DESTINATION", dest));
@@ -546,13 +551,7 @@ async fn the_log_backup_ships_every_commit_across_an_s3_outage_and_sigkill_and_r
     let _s3 = S3Server::start(s3_port);
     let relay = Relay::start(s3_port).await;
     let endpoint = format!("http://127.0.0.1:{}", relay.port);
-    let s3_env = [
-        ("TIDEMARK_BACKUP_S3_ENDPOINT", endpoint.as_str()),
-        ("TIDEMARK_BACKUP_S3_ALLOW_HTTP", "true"),
-        ("TIDEMARK_BACKUP_S3_REGION", "us-east-1"),
-        ("TIDEMARK_BACKUP_S3_ACCESS_KEY_ID", "test"),
-        ("TIDEMARK_BACKUP_S3_SECRET_ACCESS_KEY", "test"),
-    ];
+    let s3_env = s3_settings(&endpoint);
     let dest = "s3://backups/pitr";
     let mut env = s3_env.to_vec();
     env.extend([
