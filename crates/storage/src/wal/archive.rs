@@ -252,6 +252,11 @@ impl LogReader {
         }
         // Only what a crash cannot take back leaves the machine.
         self.inner.group.wait_durable(target)?;
+        // What the cursor buffered before may hold a record still being
+        // written then: read the segment afresh from here.
+        if let Some(c) = self.cursor.as_mut() {
+            c.file.seek(SeekFrom::Start(c.offset)).at(&c.path)?;
+        }
         let mut run = LogRun::start(self.next_seq);
         let mut record = Vec::new();
         let wal_dir = self.wal_dir();

@@ -208,3 +208,42 @@ fn a_damaged_run_is_refused_naming_it_and_a_recycled_wal_is_a_gap() {
     assert_eq!(runs.first().map(LogRun::first_seq), Some(oldest));
     db.close().expect("close");
 }
+
+#[test]
+fn a_reader_keeps_up_with_concurrent_commits_without_a_false_end() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = std::sync::Arc::new(
+        Database::open(
+            &dir.path().join("root"),
+            StorageOptions {
+                wal_segment_bytes: 64 << 10,
+                ..log_options()
+            },
+        )
+        .expect("open"),
+    );
+    create(&db, trades_def("a"));
+    let writer = {
+        let db = db.clone();
+        std::thread::spawn(move || {
+            for i in 0..3000 {
+                append_buffered(&db, "a", trades_batch(&[T0 + i], i));
+            }
+        })
+    };
+    // Reading while records are being written: a buffer that caught a record
+    // half-written must not end the segment early or skip a commit.
+    let mut reader = db.log_reader(0);
+    let mut next = 1;
+    while !writer.is_finished() || reader.has_more() {
+        match reader.read(4096).expect("read while writing") {
+            Some(run) => {
+                assert_eq!(run.first_seq(), next);
+                next = run.last_seq() + 1;
+            }
+            None => std::thread::yield_now(),
+        }
+    }
+    writer.join().expect("writer");
+    assert_eq!(next, db.stats().visible_seq + 1);
+}
