@@ -214,7 +214,7 @@ fn a_reader_keeps_up_with_concurrent_commits_without_a_false_end() {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = std::sync::Arc::new(
         Database::open(
-            &dir.path().join("root"),
+            dir.path().join("root"),
             StorageOptions {
                 wal_segment_bytes: 64 << 10,
                 ..log_options()
