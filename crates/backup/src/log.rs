@@ -247,7 +247,7 @@ impl Shipper {
                     .is_some_and(|t| t.elapsed() >= self.interval / 2)
             };
             if waiting && (due || stopping) {
-                reader = match self.ship_all(reader).await {
+                reader = match self.ship(reader).await {
                     Some(r) => r,
                     None => return,
                 };
@@ -298,10 +298,10 @@ impl Shipper {
         Ok(reader)
     }
 
-    /// Reads and uploads runs until every durable commit is shipped; retries a
-    /// failed upload with back-off until it succeeds or the server stops
-    /// (None: stopped with commits unshipped).
-    async fn ship_all(&self, mut reader: LogReader) -> Option<LogReader> {
+    /// Reads and uploads a run, and more while they come full (a backlog);
+    /// retries a failed upload with back-off until it succeeds or the server
+    /// stops (None: stopped with commits unshipped).
+    async fn ship(&self, mut reader: LogReader) -> Option<LogReader> {
         loop {
             let read_at = Instant::now();
             let (back, read) = match tokio::task::spawn_blocking(move || {
@@ -347,8 +347,12 @@ impl Shipper {
             if !self.upload(&run).await {
                 return None;
             }
-            // Commits that came after this run was read have waited since then at most.
+            // Commits that came after this run was read have waited since then at
+            // most: they go when due, in one run, unless a backlog fills runs.
             self.board.0.lock().pending_since = reader.has_more().then_some(read_at);
+            if run.bytes().len() < MAX_RUN_BYTES {
+                return Some(reader);
+            }
         }
     }
 
