@@ -40,7 +40,6 @@ pub struct LogRun {
     bytes: Vec<u8>,
     first_seq: u64,
     last_seq: u64,
-    first_commit_micros: Option<i64>,
     last_commit_micros: Option<i64>,
 }
 
@@ -61,9 +60,6 @@ impl LogRun {
     }
     pub fn last_seq(&self) -> u64 {
         self.last_seq
-    }
-    pub fn first_commit_micros(&self) -> Option<i64> {
-        self.first_commit_micros
     }
     pub fn last_commit_micros(&self) -> Option<i64> {
         self.last_commit_micros
@@ -98,7 +94,6 @@ impl LogRun {
             bytes: Vec::new(),
             first_seq,
             last_seq: 0,
-            first_commit_micros: None,
             last_commit_micros: None,
         };
         let mut pos = RUN_HEADER;
@@ -114,11 +109,7 @@ impl LogRun {
                     "commit {seq} at byte {pos} where commit {expect} belongs"
                 )));
             }
-            let t = record::commit_time(payload);
-            if seq == first_seq {
-                run.first_commit_micros = t;
-            }
-            run.last_commit_micros = t;
+            run.last_commit_micros = record::commit_time(payload);
             run.last_seq = seq;
             expect += 1;
             pos = end;
@@ -156,18 +147,13 @@ impl LogRun {
             bytes: vec![0; RUN_HEADER],
             first_seq,
             last_seq: first_seq.saturating_sub(1),
-            first_commit_micros: None,
             last_commit_micros: None,
         }
     }
 
-    fn push(&mut self, seq: u64, record_bytes: &[u8]) {
-        let t = read_record(record_bytes, 0).and_then(|(_, p, _)| record::commit_time(p));
-        if self.bytes.len() == RUN_HEADER {
-            self.first_commit_micros = t;
-        }
-        self.last_commit_micros = t;
-        self.last_seq = seq;
+    fn push(&mut self, record: &ReadRecord, record_bytes: &[u8]) {
+        self.last_commit_micros = record.commit_micros;
+        self.last_seq = record.seq;
         self.bytes.extend_from_slice(record_bytes);
     }
 
@@ -266,17 +252,17 @@ impl LogReader {
                 None => self.cursor.insert(self.locate()?),
             };
             match read_record_from(cursor, &mut record)? {
-                Some(seq) if seq < self.next_seq => {}
-                Some(seq) if seq == self.next_seq => {
-                    run.push(seq, &record);
+                Some(r) if r.seq < self.next_seq => {}
+                Some(r) if r.seq == self.next_seq => {
+                    run.push(&r, &record);
                     self.next_seq += 1;
                 }
-                Some(seq) => {
+                Some(r) => {
                     return Err(StorageError::corrupted(
                         &cursor.path,
                         format!(
-                            "commit {seq} at byte {} where commit {} belongs",
-                            cursor.offset, self.next_seq
+                            "commit {} at byte {} where commit {} belongs",
+                            r.seq, cursor.offset, self.next_seq
                         ),
                     ));
                 }
@@ -332,9 +318,15 @@ fn open_segment(path: &Path, first_seq: u64) -> Result<SegmentCursor> {
     })
 }
 
-/// Reads the whole record at the cursor into `out`; its sequence number, or
-/// None (the cursor staying put) where no complete record is.
-fn read_record_from(c: &mut SegmentCursor, out: &mut Vec<u8>) -> Result<Option<u64>> {
+/// What [`read_record_from`] found.
+struct ReadRecord {
+    seq: u64,
+    commit_micros: Option<i64>,
+}
+
+/// Reads the whole record at the cursor into `out` (checking it); None (the
+/// cursor staying put) where no complete record is.
+fn read_record_from(c: &mut SegmentCursor, out: &mut Vec<u8>) -> Result<Option<ReadRecord>> {
     out.clear();
     out.resize(RECORD_HEADER, 0);
     let complete = match c.file.read_exact(out) {
@@ -342,7 +334,10 @@ fn read_record_from(c: &mut SegmentCursor, out: &mut Vec<u8>) -> Result<Option<u
             let len = u32::from_le_bytes([out[4], out[5], out[6], out[7]]) as usize;
             out.resize(RECORD_HEADER + len.min(super::MAX_RECORD), 0);
             match c.file.read_exact(&mut out[RECORD_HEADER..]) {
-                Ok(()) => read_record(out, 0).map(|(seq, _, end)| (seq, end)),
+                Ok(()) => read_record(out, 0).map(|(seq, payload, end)| {
+                    let commit_micros = record::commit_time(payload);
+                    (ReadRecord { seq, commit_micros }, end)
+                }),
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => None,
                 Err(e) => return Err(StorageError::io(&c.path, e)),
             }
@@ -351,9 +346,9 @@ fn read_record_from(c: &mut SegmentCursor, out: &mut Vec<u8>) -> Result<Option<u
         Err(e) => return Err(StorageError::io(&c.path, e)),
     };
     match complete {
-        Some((seq, end)) => {
+        Some((found, end)) => {
             c.offset += end as u64;
-            Ok(Some(seq))
+            Ok(Some(found))
         }
         None => {
             c.file.seek(SeekFrom::Start(c.offset)).at(&c.path)?;
@@ -431,10 +426,9 @@ impl LogSegmentWriter {
             .file
             .into_inner()
             .map_err(|e| StorageError::io(&path, e.into_error()))?;
-        let header_only = file.metadata().at(&path)?.len() == SEGMENT_HEADER as u64;
         file.sync_all().map_err(|e| StorageError::sync(&path, e))?;
         drop(file);
-        if header_only {
+        if self.next_seq == self.first_seq {
             fsutil::remove_path(&path)?;
         }
         if let Some(dir) = path.parent() {
