@@ -402,8 +402,8 @@ impl Backups {
                 self.status.finish(BackupPhase::Done, None);
                 return Ok(None);
             }
-            match manifest::remove_backup_objects(dest, &state.id).await {
-                Ok(n) => {
+            match manifest::remove_backup_objects(dest, &state.id, &Default::default()).await {
+                Ok((n, _)) => {
                     tracing::info!(backup = %state.id, objects = n, "backup aborted; its uploads removed")
                 }
                 Err(e) => {

@@ -12,6 +12,8 @@
 //! `crc32c <hex>` over the JSON bytes, so a damaged or cut-off manifest is
 //! refused rather than half-read.
 
+use std::collections::HashSet;
+
 use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 use serde::{Deserialize, Serialize};
@@ -168,23 +170,37 @@ pub async fn latest(dest: &Destination) -> Result<Option<Manifest>> {
     }
 }
 
-/// Removes every object under `backups/<id>/` (an aborted backup's uploads).
-pub(crate) async fn remove_backup_objects(dest: &Destination, id: &str) -> Result<usize> {
-    let prefix = dest.object(&format!("{BACKUPS_DIR}/{id}"))?;
+/// Removes the objects under `backups/<id>/` that `keep` does not name (an
+/// aborted backup's uploads: all of them; a pruned one's: those no kept
+/// backup refers to). Returns how many were removed and their bytes.
+pub(crate) async fn remove_backup_objects(
+    dest: &Destination,
+    id: &str,
+    keep: &HashSet<String>,
+) -> Result<(usize, u64)> {
+    let key = format!("{BACKUPS_DIR}/{id}");
+    let prefix = dest.object(&key)?;
     let objects: Vec<_> = dest
         .store()
         .list(Some(&prefix))
-        .map_ok(|m| m.location)
         .try_collect()
         .await
-        .map_err(|e| BackupError::store(dest.describe(&format!("{BACKUPS_DIR}/{id}")), e))?;
-    for o in &objects {
-        match dest.store().delete(o).await {
-            Ok(()) | Err(object_store::Error::NotFound { .. }) => {}
-            Err(e) => return Err(BackupError::store(o, e)),
+        .map_err(|e| BackupError::store(dest.describe(&key), e))?;
+    let (mut removed, mut bytes) = (0, 0);
+    for o in objects {
+        if keep.contains(o.location.as_ref()) {
+            continue;
+        }
+        match dest.store().delete(&o.location).await {
+            Ok(()) => {
+                removed += 1;
+                bytes += o.size;
+            }
+            Err(object_store::Error::NotFound { .. }) => {}
+            Err(e) => return Err(BackupError::store(&o.location, e)),
         }
     }
-    Ok(objects.len())
+    Ok((removed, bytes))
 }
 
 #[cfg(test)]

@@ -11,13 +11,12 @@
 
 use std::collections::HashSet;
 
-use futures::TryStreamExt;
 use object_store::ObjectStoreExt;
 
 use crate::destination::Destination;
 use crate::error::{BackupError, Result};
 use crate::log::list_runs;
-use crate::manifest::{BACKUPS_DIR, manifest_key};
+use crate::manifest::{manifest_key, remove_backup_objects};
 use crate::restore::list;
 
 /// What a prune removed.
@@ -59,27 +58,9 @@ pub async fn prune(
             summary.objects_removed += 1;
             summary.bytes_removed += size;
         }
-        let prefix_key = format!("{BACKUPS_DIR}/{}", m.id);
-        let prefix = dest.object(&prefix_key)?;
-        let objects: Vec<_> = dest
-            .store()
-            .list(Some(&prefix))
-            .try_collect()
-            .await
-            .map_err(|e| BackupError::store(dest.describe(&prefix_key), e))?;
-        for o in objects {
-            if needed.contains(o.location.as_ref()) {
-                continue;
-            }
-            match dest.store().delete(&o.location).await {
-                Ok(()) => {
-                    summary.objects_removed += 1;
-                    summary.bytes_removed += o.size;
-                }
-                Err(object_store::Error::NotFound { .. }) => {}
-                Err(e) => return Err(BackupError::store(&o.location, e)),
-            }
-        }
+        let (removed, bytes) = remove_backup_objects(dest, &m.id, &needed).await?;
+        summary.objects_removed += removed;
+        summary.bytes_removed += bytes;
         tracing::info!(backup = %m.id, "prune: backup removed");
         summary.backups_removed.push(m.id.clone());
     }

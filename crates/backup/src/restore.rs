@@ -96,7 +96,6 @@ pub struct LogReplay {
     /// Set when the log ends before the target time: the newest commit it
     /// holds (later commits, if there were any, were not shipped).
     pub log_ends_before_target: bool,
-    pub runs_read: usize,
 }
 
 /// The backup to restore: `id`, or the newest complete one.
@@ -153,22 +152,21 @@ pub async fn restore_with_progress(
         root = %root.display(),
         "restore: downloading"
     );
-    let progress = Mutex::new((0u64, Instant::now()));
+    let last_log = Mutex::new(Instant::now());
     futures::stream::iter(manifest.files.iter())
         .map(|f| {
-            let progress = &progress;
+            let last_log = &last_log;
             async move {
                 download(dest, f, &root.join(&f.path)).await?;
-                progress_out.bytes_done.fetch_add(f.size, Relaxed);
-                let mut p = progress.lock();
-                p.0 += f.size;
-                if p.1.elapsed() >= Duration::from_secs(5) {
-                    p.1 = Instant::now();
+                let done = progress_out.bytes_done.fetch_add(f.size, Relaxed) + f.size;
+                let mut last = last_log.lock();
+                if last.elapsed() >= Duration::from_secs(5) {
+                    *last = Instant::now();
                     tracing::info!(
-                        done_bytes = p.0,
+                        done_bytes = done,
                         total_bytes = total,
                         "restore: {}% downloaded",
-                        p.0 * 100 / total.max(1)
+                        done * 100 / total.max(1)
                     );
                 }
                 Ok::<(), BackupError>(())
@@ -215,7 +213,7 @@ async fn newest_before(dest: &Destination, t: chrono::DateTime<chrono::Utc>) -> 
     manifests
         .into_iter()
         .rev()
-        .find(|m| chrono::DateTime::parse_from_rfc3339(&m.cut_at).is_ok_and(|c| c <= t))
+        .find(|m| m.cut_time().is_some_and(|c| c <= t))
         .ok_or_else(|| {
             BackupError::NotFound(match oldest {
                 Some(o) => format!(
@@ -256,7 +254,6 @@ async fn replay_log(
         last_seq: cut,
         last_commit_at: None,
         log_ends_before_target: true,
-        runs_read: 0,
     };
     let mut last_log = Instant::now();
     'runs: for (first, last, key) in runs {
@@ -293,7 +290,6 @@ async fn replay_log(
                 ),
             });
         }
-        replay.runs_read += 1;
         for r in run.records() {
             if r.seq < writer.next_seq() {
                 continue;
