@@ -42,7 +42,7 @@ fn destination(c: &BackupSection, from: Option<&str>) -> Result<Destination, Str
 }
 
 /// What the commands share: configuration, logs to stderr, a runtime.
-fn run<F>(config: Option<&Path>, work: impl FnOnce(Config) -> F) -> ExitCode
+pub(crate) fn run<F>(config: Option<&Path>, work: impl FnOnce(Config) -> F) -> ExitCode
 where
     F: std::future::Future<Output = Result<(), String>>,
 {
@@ -139,15 +139,7 @@ fn progress_bar(
     progress: Arc<RestoreProgress>,
 ) -> (indicatif::ProgressBar, tokio::task::JoinHandle<()>) {
     use std::sync::atomic::Ordering::Relaxed;
-    let bar = indicatif::ProgressBar::new(0);
-    bar.set_style(
-        indicatif::ProgressStyle::with_template(
-            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
-        )
-        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-        .progress_chars("=> "),
-    );
-    bar.set_message("downloading");
+    let bar = bytes_bar("downloading");
     let ticker = {
         let bar = bar.clone();
         tokio::spawn(async move {
@@ -163,6 +155,20 @@ fn progress_bar(
         })
     };
     (bar, ticker)
+}
+
+/// A terminal progress bar counting bytes, with `message` before it.
+pub(crate) fn bytes_bar(message: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template(
+            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+        )
+        .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    bar.set_message(message);
+    bar
 }
 
 /// `tidemark backup list --from <destination>`.

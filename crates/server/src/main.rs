@@ -6,6 +6,7 @@
 //! everything durable, release the root, exit 0.
 
 mod backup_cli;
+mod backup_client;
 mod config;
 mod http;
 mod ilp;
@@ -73,10 +74,15 @@ enum Command {
         #[arg(long = "to-time")]
         to_time: Option<String>,
     },
-    /// List or verify the backups at a destination.
+    /// Take a backup of a running server (`tidemark backup --server host:port`:
+    /// BACKUP DATABASE, then wait until it ends; exit 0 when it is complete), or
+    /// list, verify or prune the backups at a destination.
+    #[command(args_conflicts_with_subcommands = true)]
     Backup {
         #[command(subcommand)]
-        action: BackupCommand,
+        action: Option<BackupCommand>,
+        #[command(flatten)]
+        take: backup_client::ServerBackupArgs,
     },
     /// Ask the server configured here for GET /health: exit 0 when it serves (for
     /// container health checks; the slim image has no curl).
@@ -141,21 +147,22 @@ fn main() -> std::process::ExitCode {
             backup,
             to_time,
         } => return backup_cli::restore_command(config.as_deref(), from, &root, backup, to_time),
-        Command::Backup { action } => {
+        Command::Backup { action, take } => {
             return match action {
-                BackupCommand::List { config, from } => {
+                None => backup_client::server_backup_command(take),
+                Some(BackupCommand::List { config, from }) => {
                     backup_cli::list_command(config.as_deref(), from)
                 }
-                BackupCommand::Verify {
+                Some(BackupCommand::Verify {
                     config,
                     from,
                     backup,
-                } => backup_cli::verify_command(config.as_deref(), from, backup),
-                BackupCommand::Prune {
+                }) => backup_cli::verify_command(config.as_deref(), from, backup),
+                Some(BackupCommand::Prune {
                     config,
                     from,
                     before,
-                } => backup_cli::prune_command(config.as_deref(), from, &before),
+                }) => backup_cli::prune_command(config.as_deref(), from, &before),
             };
         }
         Command::Health {

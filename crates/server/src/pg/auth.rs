@@ -302,10 +302,22 @@ impl StartupHandler for Startup {
                 ));
             }
         }
-        match &self.method {
+        let result = match &self.method {
             Method::Scram(h) => h.on_startup(client, message).await,
             Method::Md5(h) => h.on_startup(client, message).await,
             Method::Cleartext(h) => h.on_startup(client, message).await,
-        }
+        };
+        result.map_err(|e| match e {
+            // SCRAM names the user of its own messages, which libpq leaves empty
+            // (the user is in the startup packet): name the one who logged in.
+            PgWireError::InvalidPassword(user) if user.is_empty() => PgWireError::InvalidPassword(
+                client
+                    .metadata()
+                    .get(pgwire::api::METADATA_USER)
+                    .cloned()
+                    .unwrap_or_default(),
+            ),
+            e => e,
+        })
     }
 }

@@ -208,15 +208,21 @@ async fn a_backup_under_writes_survives_sigkill_resumes_and_restores_to_its_cut(
         "the checkpoint is released"
     );
 
-    // An incremental backup after more writes uploads only new and grown files.
+    // An incremental backup after more writes uploads only new and grown files;
+    // this one as a cron job takes it: `tidemark backup --server` returns when it is done.
     admin
-        .batch_execute(
-            "INSERT INTO bulk VALUES ('2026-12-01T00:00:00', 'new', 1, 1); CHECKPOINT; \
-             BACKUP DATABASE",
-        )
+        .batch_execute("INSERT INTO bulk VALUES ('2026-12-01T00:00:00', 'new', 1, 1); CHECKPOINT")
         .await
-        .expect("second backup");
-    let row = wait_status(&admin, "the incremental backup is done", phase_is("done")).await;
+        .expect("more writes");
+    let address = format!("127.0.0.1:{}", server.port);
+    let said = cli(
+        &["backup", "--server", &address],
+        &[("PGUSER", "admin"), ("PGPASSWORD", "quest")],
+    );
+    assert!(said.contains(" done in "), "{said}");
+    let row = status_row(&admin).await;
+    assert_eq!(row[0].as_deref(), Some("done"), "{row:?}");
+    assert!(said.contains(row[1].as_deref().expect("an id")), "{said}");
     assert!(num(&row, 4) > 0, "unchanged files are reused: {row:?}");
     assert!(num(&row, 7) * 4 < num(&row, 5), "a small upload: {row:?}");
     let digest2 = bulk_digest(&admin).await;
@@ -287,6 +293,90 @@ async fn a_backup_under_writes_survives_sigkill_resumes_and_restores_to_its_cut(
         .expect("run");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("not empty"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tidemark_backup_server_exits_non_zero_when_the_backup_does_not_complete() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let dest_dir = dir.path().join("dest");
+    let dest = format!("file://{}", dest_dir.display());
+    // Slow, so that the backup can be aborted while the command waits for it.
+    let server = Server::start(
+        &dir.path().join("root"),
+        &[
+            ("TIDEMARK_BACKUP_DESTINATION", dest.as_str()),
+            ("TIDEMARK_BACKUP_MAX_MB_PER_SECOND", "0.5"),
+        ],
+    );
+    let admin = server.client().await;
+    admin
+        .batch_execute(
+            "CREATE TABLE t (ts TIMESTAMP, v DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
+             INSERT INTO t SELECT timestamp_sequence('2026-11-01', 1000000), x * 1.0
+               FROM long_sequence(300000);
+             CHECKPOINT",
+        )
+        .await
+        .expect("load");
+    let address = format!("127.0.0.1:{}", server.port);
+    let command = |args: &[&str], password: &str| {
+        let mut cmd = tidemark();
+        cmd.args(args)
+            .env("TIDEMARK_LOG_LEVEL", "warn")
+            .env("PGUSER", "admin")
+            .env("PGPASSWORD", password)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        cmd
+    };
+    let outcome = |child: Child| {
+        let out = child.wait_with_output().expect("wait for tidemark");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // BACKUP ABORT while the command waits: exit 1, saying so.
+    let waiting = command(&["backup", "--server", &address], "quest")
+        .spawn()
+        .expect("run tidemark");
+    wait_status(&admin, "the backup uploads", |r| {
+        r[0].as_deref() == Some("uploading") && num(r, 6) > 0
+    })
+    .await;
+    admin.batch_execute("BACKUP ABORT").await.expect("abort");
+    let (code, stdout, stderr) = outcome(waiting);
+    assert_eq!(code, Some(1), "{stdout}{stderr}");
+    assert!(stdout.contains("started on"), "{stdout}");
+    assert!(stderr.contains("was aborted"), "{stderr}");
+
+    // A backup that cannot be asked for: exit 2, with the server's error
+    // (here the destination became a file), a refused login, a bad address.
+    std::fs::remove_dir_all(&dest_dir).expect("remove the destination");
+    std::fs::write(&dest_dir, b"not a directory").expect("write");
+    let run = |args: &[&str], password: &str| {
+        outcome(command(args, password).spawn().expect("run tidemark"))
+    };
+    let (code, _, stderr) = run(&["backup", "--server", &address], "quest");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("58030"), "{stderr}");
+    assert!(
+        stderr.contains("dest"),
+        "the error names the path: {stderr}"
+    );
+    let (code, _, stderr) = run(&["backup", "--server", &address], "wrong");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("28P01"), "{stderr}");
+    assert!(stderr.contains("user \"admin\""), "names the user: {stderr}");
+    let (code, _, stderr) = run(&["backup", "--server", "localhost"], "quest");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("expected host:port"), "{stderr}");
+    drop(server);
+    let (code, _, stderr) = run(&["backup", "--server", &address], "quest");
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("cannot log in"), "{stderr}");
 }
 
 /// moto's S3 server on a free loopback port.
