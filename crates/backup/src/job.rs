@@ -8,7 +8,12 @@
 //! - unchanged since the base backup (same size and modification time: the
 //!   files are append-only or copy-on-write, so a file whose size did not
 //!   change was not written): the base's object is referenced;
-//! - otherwise read, checksummed and uploaded to `backups/<id>/data/<path>`.
+//! - grown since the base backup with its first bytes still the base's (the
+//!   column files of the newest partition, a WAL segment: appended to): the
+//!   base's parts are referenced and only the bytes after them uploaded, to
+//!   `backups/<id>/data/<path>`, as one more part (at most `MAX_PARTS`, then the
+//!   file goes up whole again, so a restore does not read long chains);
+//! - otherwise read, checksummed and uploaded whole to `backups/<id>/data/<path>`.
 //!
 //! Reads and uploads are streamed in chunks, so memory is bounded by
 //! `concurrency` x a few chunks whatever the file sizes.
@@ -24,17 +29,22 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
 
 use crate::destination::Destination;
 use crate::error::{BackupError, Result};
-use crate::manifest::{FORMAT_VERSION, FileEntry, Manifest, data_key, manifest_key, read_manifest};
+use crate::manifest::{
+    FORMAT_VERSION, FileEntry, Manifest, Part, data_key, data_prefix, manifest_key, read_manifest,
+};
 use crate::state::{BackupState, Phase, UploadLog};
 use crate::status::{BackupPhase, StatusBoard};
 use crate::{BackupOptions, Checkpoints};
 
 /// Bytes read from a file per step (and the multipart threshold is twice it).
 const CHUNK: usize = 4 << 20;
+/// The most objects one file is held in: a file appended to between many
+/// backups is uploaded whole again after this many.
+const MAX_PARTS: usize = 16;
 
 pub(crate) struct Job {
     pub(crate) checkpoints: Arc<Checkpoints>,
@@ -74,11 +84,8 @@ impl Job {
         let (_, entries) = blocking(move || UploadLog::open(&r)).await?;
         let mut files: Vec<FileEntry> = entries.into_values().collect();
         files.sort_by(|a, b| a.path.cmp(&b.path));
-        let uploaded_bytes = files
-            .iter()
-            .filter(|f| f.object == data_key(&state.id, &f.path))
-            .map(|f| f.size)
-            .sum();
+        let ours = data_prefix(&state.id);
+        let uploaded_bytes = files.iter().map(|f| f.bytes_under(&ours)).sum();
         let manifest = Manifest {
             format: FORMAT_VERSION,
             id: state.id.clone(),
@@ -172,14 +179,25 @@ impl Job {
         self.check_uploads(root).await
     }
 
-    /// Whether the destination holds `e`'s object with its size.
-    async fn has_object(&self, e: &FileEntry) -> Result<bool> {
-        let object = self.dest.object(&e.object)?;
-        match self.dest.store().head(&object).await {
-            Ok(meta) => Ok(meta.size == e.size),
-            Err(object_store::Error::NotFound { .. }) => Ok(false),
-            Err(err) => Err(BackupError::store(self.dest.describe(&e.object), err)),
+    /// The first of `e`'s objects that the destination does not hold with its
+    /// size, if any.
+    async fn missing_part(&self, e: &FileEntry) -> Result<Option<String>> {
+        for part in &e.parts {
+            let object = self.dest.object(&part.object)?;
+            match self.dest.store().head(&object).await {
+                Ok(meta) if meta.size == part.size => {}
+                Ok(_) | Err(object_store::Error::NotFound { .. }) => {
+                    return Ok(Some(part.object.clone()));
+                }
+                Err(err) => return Err(BackupError::store(self.dest.describe(&part.object), err)),
+            }
         }
+        Ok(None)
+    }
+
+    /// Whether the destination holds all of `e`'s objects.
+    async fn has_objects(&self, e: &FileEntry) -> Result<bool> {
+        Ok(self.missing_part(e).await?.is_none())
     }
 
     /// Before the checkpoint is released: every object the manifest will name
@@ -190,9 +208,7 @@ impl Job {
         let r = root.to_path_buf();
         let (_, entries) = blocking(move || UploadLog::open(&r)).await?;
         let missing: Vec<String> = futures::stream::iter(entries.into_values())
-            .map(|e| async move {
-                Ok::<_, BackupError>((!self.has_object(&e).await?).then_some(e.object))
-            })
+            .map(|e| async move { self.missing_part(&e).await })
             .buffer_unordered(16)
             .try_filter_map(|m| async move { Ok(m) })
             .try_collect()
@@ -216,24 +232,32 @@ impl Shared<'_> {
             return Err(BackupError::Aborted);
         }
         if let Some(e) = self.done.get(&key)
-            && self.job.has_object(e).await?
+            && self.job.has_objects(e).await?
         {
             status.files_done.fetch_add(1, Ordering::Relaxed);
             status.bytes_done.fetch_add(e.size, Ordering::Relaxed);
             return Ok(());
         }
-        let unchanged = self
-            .base
-            .get(&key)
-            .filter(|e| e.size == size && e.mtime_ns == mtime_ns);
+        let base = self.base.get(&key);
+        let unchanged = base.filter(|e| e.size == size && e.mtime_ns == mtime_ns);
         let entry = match unchanged {
-            // Referenced only while the earlier backup's object is there.
-            Some(e) if self.job.has_object(e).await? => {
+            // Referenced only while the earlier backup's objects are there.
+            Some(e) if self.job.has_objects(e).await? => {
                 status.files_reused.fetch_add(1, Ordering::Relaxed);
                 status.bytes_done.fetch_add(size, Ordering::Relaxed);
                 e.clone()
             }
-            _ => self.upload(&key, &path, mtime_ns).await?,
+            _ => {
+                let extendable = match base {
+                    Some(b)
+                        if b.size <= size && b.parts.len() < MAX_PARTS && b.blake3.is_some() =>
+                    {
+                        self.job.has_objects(b).await?.then_some(b)
+                    }
+                    _ => None,
+                };
+                self.upload(&key, &path, mtime_ns, extendable).await?
+            }
         };
         let log = self.log.clone();
         blocking(move || log.lock().record(&entry)).await?;
@@ -241,21 +265,50 @@ impl Shared<'_> {
         Ok(())
     }
 
-    /// Streams one file to `backups/<id>/data/<key>`; the object appears only
-    /// once it is complete (`BufWriter` completes the multipart upload at
-    /// shutdown, or aborts it).
-    async fn upload(&self, key: &str, path: &Path, mtime_ns: u64) -> Result<FileEntry> {
+    /// Streams one file to `backups/<id>/data/<key>`: all of it, or, when its
+    /// first bytes are still `base`'s, only the bytes after them. The object
+    /// appears only once it is complete (`BufWriter` completes the multipart
+    /// upload at shutdown, or aborts it).
+    async fn upload(
+        &self,
+        key: &str,
+        path: &Path,
+        mtime_ns: u64,
+        base: Option<&FileEntry>,
+    ) -> Result<FileEntry> {
         let dest = &self.job.dest;
         let status = &self.job.status;
-        let object_key = data_key(self.id, key);
-        let object = dest.object(&object_key)?;
         let mut file = tokio::fs::File::open(path)
             .await
             .map_err(|e| BackupError::io(path, e))?;
+        let mut hasher = blake3::Hasher::new();
+        let extends = match base {
+            Some(b)
+                if b.blake3.is_some()
+                    && hash_prefix(&mut file, path, b.size, &mut hasher).await? == b.blake3 =>
+            {
+                Some(b)
+            }
+            _ => {
+                file.seek(std::io::SeekFrom::Start(0))
+                    .await
+                    .map_err(|e| BackupError::io(path, e))?;
+                hasher.reset();
+                None
+            }
+        };
+        if let Some(b) = extends {
+            status.bytes_done.fetch_add(b.size, Ordering::Relaxed);
+        }
+        let object_key = data_key(self.id, key);
+        let object = dest.object(&object_key)?;
         let mut writer = BufWriter::with_capacity(dest.store().clone(), object, 2 * CHUNK)
             .with_max_concurrency(2);
-        let mut crc = 0u32;
-        let mut size = 0u64;
+        let mut part = Part {
+            object: object_key.clone(),
+            size: 0,
+            crc32c: 0,
+        };
         let streamed: Result<()> = async {
             loop {
                 if self.job.abort.load(Ordering::Relaxed) {
@@ -270,8 +323,9 @@ impl Shared<'_> {
                     return Ok(());
                 }
                 buf.truncate(n);
-                crc = crc32c::crc32c_append(crc, &buf);
-                size += n as u64;
+                part.crc32c = crc32c::crc32c_append(part.crc32c, &buf);
+                hasher.update(&buf);
+                part.size += n as u64;
                 writer
                     .put(Bytes::from(buf))
                     .await
@@ -282,10 +336,27 @@ impl Shared<'_> {
             }
         }
         .await;
-        if let Err(e) = streamed {
+        let nothing_new = extends.is_some() && part.size == 0;
+        if streamed.is_err() || nothing_new {
             // Nothing becomes visible: the staged upload is dropped.
             let _ = writer.abort().await;
-            return Err(e);
+        }
+        streamed?;
+        let Some(base) = extends else {
+            writer
+                .shutdown()
+                .await
+                .map_err(|e| BackupError::io(PathBuf::from(dest.describe(&object_key)), e))?;
+            let mut entry = FileEntry::whole(key, part.size, part.crc32c, mtime_ns, object_key);
+            entry.blake3 = Some(hasher.finalize().to_hex().to_string());
+            return Ok(entry);
+        };
+        let mut entry = base.clone();
+        entry.mtime_ns = mtime_ns;
+        if nothing_new {
+            // Touched, not changed.
+            status.files_reused.fetch_add(1, Ordering::Relaxed);
+            return Ok(entry);
         }
         // A failed shutdown has already given up the upload (and `abort` after
         // a shutdown is not allowed).
@@ -293,14 +364,37 @@ impl Shared<'_> {
             .shutdown()
             .await
             .map_err(|e| BackupError::io(PathBuf::from(dest.describe(&object_key)), e))?;
-        Ok(FileEntry {
-            path: key.to_string(),
-            size,
-            crc32c: crc,
-            mtime_ns,
-            object: object_key,
-        })
+        entry.size += part.size;
+        entry.crc32c = crc32c::crc32c_combine(entry.crc32c, part.crc32c, part.size as usize);
+        entry.blake3 = Some(hasher.finalize().to_hex().to_string());
+        entry.parts.push(part);
+        Ok(entry)
     }
+}
+
+/// Feeds the first `len` bytes of `file` to `hasher` and returns their BLAKE3
+/// (hex; None if the file is shorter), leaving the file positioned after them.
+async fn hash_prefix(
+    file: &mut tokio::fs::File,
+    path: &Path,
+    len: u64,
+    hasher: &mut blake3::Hasher,
+) -> Result<Option<String>> {
+    let mut left = len;
+    let mut buf = vec![0u8; CHUNK];
+    while left > 0 {
+        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+        let n = file
+            .read(&mut buf[..want])
+            .await
+            .map_err(|e| BackupError::io(path, e))?;
+        if n == 0 {
+            return Ok(None);
+        }
+        hasher.update(&buf[..n]);
+        left -= n as u64;
+    }
+    Ok(Some(hasher.finalize().to_hex().to_string()))
 }
 
 /// Logs progress about every ten seconds, so a long backup shows it is moving.

@@ -23,21 +23,104 @@ use crate::error::{BackupError, Result};
 
 pub(crate) const BACKUPS_DIR: &str = "backups";
 const MANIFEST: &str = "manifest";
-/// Bumped when a manifest written by this version cannot be read by older ones.
-pub const FORMAT_VERSION: u32 = 1;
+/// Bumped when a manifest written by this version cannot be read by older ones
+/// (2: a file is a list of parts; format 1 manifests are still read).
+pub const FORMAT_VERSION: u32 = 2;
 
 /// One file of a backup.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(from = "StoredFileEntry")]
 pub struct FileEntry {
     /// Relative to the root, `/`-separated.
     pub path: String,
     pub size: u64,
+    /// Of the whole file.
     pub crc32c: u32,
     /// The local file's modification time when it was read (nanoseconds since
     /// 1970): with the size, how the next backup knows the file is unchanged.
     pub mtime_ns: u64,
-    /// The object holding the bytes, relative to the destination.
+    /// BLAKE3 of the whole file (hex): how the next backup knows that a grown
+    /// file still begins with these bytes. (Not the CRC: a file that ends with
+    /// its own CRC-32C has the same CRC-32C whatever it holds.) Absent in
+    /// backups of Tidemark before manifest format 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blake3: Option<String>,
+    /// The objects holding the bytes, in order: one for a file uploaded whole;
+    /// for a file that grew since the base backup, the base's parts and then
+    /// one with the bytes appended since.
+    pub parts: Vec<Part>,
+}
+
+/// One object holding a stretch of a file's bytes.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Part {
+    /// Relative to the destination.
     pub object: String,
+    pub size: u64,
+    pub crc32c: u32,
+}
+
+/// A file entry as stored: format 1 named one `object` for the whole file.
+#[derive(Deserialize)]
+struct StoredFileEntry {
+    path: String,
+    size: u64,
+    crc32c: u32,
+    mtime_ns: u64,
+    #[serde(default)]
+    blake3: Option<String>,
+    #[serde(default)]
+    object: Option<String>,
+    #[serde(default)]
+    parts: Vec<Part>,
+}
+
+impl From<StoredFileEntry> for FileEntry {
+    fn from(e: StoredFileEntry) -> Self {
+        let mut parts = e.parts;
+        if let (true, Some(object)) = (parts.is_empty(), e.object) {
+            parts.push(Part {
+                object,
+                size: e.size,
+                crc32c: e.crc32c,
+            });
+        }
+        FileEntry {
+            path: e.path,
+            size: e.size,
+            crc32c: e.crc32c,
+            mtime_ns: e.mtime_ns,
+            blake3: e.blake3,
+            parts,
+        }
+    }
+}
+
+impl FileEntry {
+    /// A file held whole by `object`.
+    pub fn whole(path: &str, size: u64, crc32c: u32, mtime_ns: u64, object: String) -> Self {
+        FileEntry {
+            path: path.to_string(),
+            size,
+            crc32c,
+            mtime_ns,
+            blake3: None,
+            parts: vec![Part {
+                object,
+                size,
+                crc32c,
+            }],
+        }
+    }
+
+    /// Bytes held by objects under `prefix` (e.g. those one backup uploaded).
+    pub fn bytes_under(&self, prefix: &str) -> u64 {
+        self.parts
+            .iter()
+            .filter(|p| p.object.starts_with(prefix))
+            .map(|p| p.size)
+            .sum()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,8 +146,15 @@ pub(crate) fn manifest_key(id: &str) -> String {
     format!("{BACKUPS_DIR}/{id}/{MANIFEST}")
 }
 
+/// The object holding what backup `id` uploaded of `path`: the whole file, or
+/// the bytes appended to it since the base backup.
 pub(crate) fn data_key(id: &str, path: &str) -> String {
-    format!("{BACKUPS_DIR}/{id}/data/{path}")
+    format!("{}{path}", data_prefix(id))
+}
+
+/// Where backup `id`'s uploads are.
+pub(crate) fn data_prefix(id: &str) -> String {
+    format!("{BACKUPS_DIR}/{id}/data/")
 }
 
 impl Manifest {
@@ -218,13 +308,13 @@ mod tests {
             completed_at: "2026-12-04T10:15:03Z".into(),
             total_bytes: 10,
             uploaded_bytes: 10,
-            files: vec![FileEntry {
-                path: "db/t~1/_meta".into(),
-                size: 10,
-                crc32c: 7,
-                mtime_ns: 1,
-                object: data_key("20261204T101500Z-42", "db/t~1/_meta"),
-            }],
+            files: vec![FileEntry::whole(
+                "db/t~1/_meta",
+                10,
+                7,
+                1,
+                data_key("20261204T101500Z-42", "db/t~1/_meta"),
+            )],
         }
     }
 
@@ -242,6 +332,20 @@ mod tests {
             );
         }
         assert!(Manifest::decode(&bytes[..bytes.len() / 2], "m").is_err());
+    }
+
+    #[test]
+    fn format_1_entries_read_as_one_part() {
+        let v1 =
+            r#"{"path":"db/a","size":3,"crc32c":9,"mtime_ns":5,"object":"backups/x/data/db/a"}"#;
+        let e: FileEntry = serde_json::from_str(v1).expect("parses");
+        assert_eq!(
+            e,
+            FileEntry::whole("db/a", 3, 9, 5, "backups/x/data/db/a".into())
+        );
+        let again: FileEntry =
+            serde_json::from_str(&serde_json::to_string(&e).expect("encodes")).expect("parses");
+        assert_eq!(again, e);
     }
 
     #[test]

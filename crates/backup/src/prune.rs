@@ -50,8 +50,12 @@ pub async fn prune(
     };
     summary.oldest_kept = Some(oldest_kept.id.clone());
     let mut needed = HashSet::new();
-    for f in kept.iter().flat_map(|m| m.files.iter()) {
-        needed.insert(dest.object(&f.object)?.to_string());
+    for p in kept
+        .iter()
+        .flat_map(|m| m.files.iter())
+        .flat_map(|f| &f.parts)
+    {
+        needed.insert(dest.object(&p.object)?.to_string());
     }
     for m in old {
         if let Some(size) = delete(dest, &manifest_key(&m.id)).await? {

@@ -364,8 +364,6 @@ fn prepare_root(root: &Path, id: &str) -> Result<()> {
 /// Downloads one file to `target` through a temporary name, checking its size
 /// and checksum before the rename.
 async fn download(dest: &Destination, f: &FileEntry, target: &Path) -> Result<()> {
-    let object = dest.object(&f.object)?;
-    let named = dest.describe(&f.object);
     if let Some(dir) = target.parent() {
         tokio::fs::create_dir_all(dir)
             .await
@@ -375,13 +373,42 @@ async fn download(dest: &Destination, f: &FileEntry, target: &Path) -> Result<()
     let mut out = tokio::fs::File::create(&tmp)
         .await
         .map_err(|e| BackupError::io(&tmp, e))?;
-    let (size, crc) = read_object(dest, &object, &named, Some((&mut out, &tmp))).await?;
-    check(f, &named, size, crc)?;
+    read_file(dest, f, Some((&mut out, &tmp))).await?;
     out.sync_all().await.map_err(|e| BackupError::io(&tmp, e))?;
     drop(out);
     tokio::fs::rename(&tmp, target)
         .await
         .map_err(|e| BackupError::io(target, e))
+}
+
+/// Reads a file's parts in order (into `sink` when given), checking each
+/// object and then the whole file against the manifest.
+async fn read_file(
+    dest: &Destination,
+    f: &FileEntry,
+    mut sink: Option<(&mut tokio::fs::File, &Path)>,
+) -> Result<()> {
+    let (mut size, mut crc) = (0u64, 0u32);
+    for part in &f.parts {
+        let named = dest.describe(&part.object);
+        let object = dest.object(&part.object)?;
+        let sink = sink.as_mut().map(|(out, path)| (&mut **out, *path));
+        let (got_size, got_crc) = read_object(dest, &object, &named, sink).await?;
+        check(
+            &named,
+            &f.path,
+            (got_size, got_crc),
+            (part.size, part.crc32c),
+        )?;
+        size += got_size;
+        crc = crc32c::crc32c_combine(crc, got_crc, got_size as usize);
+    }
+    // The parts are right one by one; together they must be the file.
+    let named = match f.parts.as_slice() {
+        [one] => dest.describe(&one.object),
+        parts => format!("the {} parts of {}", parts.len(), f.path),
+    };
+    check(&named, &f.path, (size, crc), (f.size, f.crc32c))
 }
 
 /// Streams an object (into `sink` when given), returning its size and CRC-32C.
@@ -415,19 +442,20 @@ async fn read_object(
     Ok((size, crc))
 }
 
-fn check(f: &FileEntry, named: &str, size: u64, crc: u32) -> Result<()> {
-    if size != f.size {
+/// `(size, crc)` read from `named` against what the manifest says for it.
+fn check(named: &str, path: &str, got: (u64, u32), expected: (u64, u32)) -> Result<()> {
+    if got.0 != expected.0 {
         return Err(BackupError::Corrupt {
             object: named.to_string(),
-            reason: format!("{size} bytes, the manifest says {}", f.size),
+            reason: format!("{} bytes, the manifest says {}", got.0, expected.0),
         });
     }
-    if crc != f.crc32c {
+    if got.1 != expected.1 {
         return Err(BackupError::Corrupt {
             object: named.to_string(),
             reason: format!(
-                "CRC-32C {crc:08x}, the manifest says {:08x} (file {})",
-                f.crc32c, f.path
+                "CRC-32C {:08x}, the manifest says {:08x} (file {path})",
+                got.1, expected.1
             ),
         });
     }
@@ -447,12 +475,7 @@ pub struct VerifySummary {
 pub async fn verify(dest: &Destination, id: Option<&str>) -> Result<VerifySummary> {
     let manifest = choose(dest, id).await?;
     futures::stream::iter(manifest.files.iter())
-        .map(|f| async move {
-            let object = dest.object(&f.object)?;
-            let named = dest.describe(&f.object);
-            let (size, crc) = read_object(dest, &object, &named, None).await?;
-            check(f, &named, size, crc)
-        })
+        .map(|f| read_file(dest, f, None))
         .buffer_unordered(4)
         .try_collect::<()>()
         .await?;

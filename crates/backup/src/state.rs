@@ -147,13 +147,7 @@ mod tests {
     use super::*;
 
     fn entry(path: &str) -> FileEntry {
-        FileEntry {
-            path: path.into(),
-            size: 3,
-            crc32c: 9,
-            mtime_ns: 5,
-            object: format!("backups/x/data/{path}"),
-        }
+        FileEntry::whole(path, 3, 9, 5, format!("backups/x/data/{path}"))
     }
 
     #[test]

@@ -118,6 +118,24 @@ async fn restore_into(
     c
 }
 
+/// Where two `contents` differ, briefly (large tables print unreadably).
+fn first_difference(got: &[(String, Vec<String>)], expected: &[(String, Vec<String>)]) -> String {
+    for ((t, got), (_, want)) in got.iter().zip(expected) {
+        for (i, (g, w)) in got.iter().zip(want).enumerate() {
+            if g != w {
+                let at = g.bytes().zip(w.bytes()).take_while(|(a, b)| a == b).count();
+                let from = at.saturating_sub(40);
+                return format!(
+                    "table {t} column {i} differs at character {at}: got ...{}... expected ...{}...",
+                    &g[from..(at + 60).min(g.len())],
+                    &w[from..(at + 60).min(w.len())]
+                );
+            }
+        }
+    }
+    format!("{} tables vs {}", got.len(), expected.len())
+}
+
 fn files_under(dir: &Path) -> Vec<PathBuf> {
     fn walk(p: &Path, out: &mut Vec<PathBuf>) {
         if let Ok(rd) = std::fs::read_dir(p) {
@@ -550,5 +568,94 @@ async fn prune_removes_only_what_restores_before_the_limit_need() {
     assert!(
         again.backups_removed.is_empty() && again.log_runs_removed == 0,
         "{again:?}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grown_file_uploads_only_its_appended_bytes() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let dest_dir = dir.path().join("dest");
+    let (dest, _) = destination(&dest_dir);
+    let db = open(&root);
+    create(&db, "a");
+    let first: Vec<i64> = (0..20_000).map(|i| T0 + i).collect();
+    append(&db, "a", &first, 0);
+    db.apply_buffer().expect("apply");
+    let first_state = contents(&db);
+    let backups = Backups::new(db.clone(), Some(dest.clone()), BackupOptions::default());
+    let one = backups.start().await.expect("start");
+    assert_eq!(wait_for_end(&backups).await.phase, BackupPhase::Done);
+
+    // 1% more rows, appended to the same day partition: its column files grow.
+    let more: Vec<i64> = (20_000..20_200).map(|i| T0 + i).collect();
+    append(&db, "a", &more, 20_000);
+    db.apply_buffer().expect("apply");
+    let second_state = contents(&db);
+    let two = backups.start().await.expect("second");
+    let s = wait_for_end(&backups).await;
+    assert_eq!(s.phase, BackupPhase::Done, "{s:?}");
+    let (list, _) = restore::list(&dest).await.expect("list");
+    let manifest = list.iter().find(|m| m.id == two.id).expect("manifest");
+    let column = manifest
+        .files
+        .iter()
+        .find(|f| f.path.ends_with("/v~2.d"))
+        .expect("the v column");
+    assert_eq!(column.parts.len(), 2, "{column:?}");
+    assert!(column.parts[0].object.contains(&one.id), "{column:?}");
+    assert!(column.parts[1].object.contains(&two.id), "{column:?}");
+    assert_eq!(column.parts[1].size, 200 * 8, "only the appended values");
+    assert!(
+        s.bytes_uploaded * 20 < s.bytes_total,
+        "an incremental backup after 1% more rows uploads about 1%: {s:?}"
+    );
+
+    restore::verify(&dest, None).await.expect("verify");
+    for m in &list {
+        for f in &m.files {
+            eprintln!(
+                "DBG {} {} {} {:?}",
+                m.id,
+                f.path,
+                f.size,
+                f.parts
+                    .iter()
+                    .map(|p| (&p.object, p.size))
+                    .collect::<Vec<_>>()
+            );
+        }
+    }
+    let r2 = restore_into(&dest, &dir.path().join("r2"), Some(&two.id)).await;
+    assert!(
+        r2 == second_state,
+        "{}",
+        first_difference(&r2, &second_state)
+    );
+    let r1 = restore_into(&dest, &dir.path().join("r1"), Some(&one.id)).await;
+    assert!(r1 == first_state, "{}", first_difference(&r1, &first_state));
+
+    // Pruning the older backup keeps the objects the newer one is made of.
+    let pruned = tidemark_backup::prune::prune(&dest, chrono::Utc::now())
+        .await
+        .expect("prune");
+    assert_eq!(pruned.backups_removed, vec![one.id.clone()]);
+    restore::verify(&dest, Some(&two.id))
+        .await
+        .expect("the kept backup is whole");
+
+    // The older backup's part is part of the newer backup: damage to it is
+    // found there too, naming that object.
+    let base_part = dest_dir.join(&column.parts[0].object);
+    let mut bytes = std::fs::read(&base_part).expect("read");
+    bytes[8] ^= 0x01;
+    std::fs::write(&base_part, &bytes).expect("damage");
+    let err = restore::verify(&dest, Some(&two.id))
+        .await
+        .expect_err("damaged");
+    assert!(matches!(err, BackupError::Corrupt { .. }), "{err}");
+    assert!(
+        err.to_string().contains(&column.parts[0].object),
+        "names the base's object: {err}"
     );
 }

@@ -369,7 +369,10 @@ async fn tidemark_backup_server_exits_non_zero_when_the_backup_does_not_complete
     let (code, _, stderr) = run(&["backup", "--server", &address], "wrong");
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("28P01"), "{stderr}");
-    assert!(stderr.contains("user \"admin\""), "names the user: {stderr}");
+    assert!(
+        stderr.contains("user \"admin\""),
+        "names the user: {stderr}"
+    );
     let (code, _, stderr) = run(&["backup", "--server", "localhost"], "quest");
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("expected host:port"), "{stderr}");
