@@ -41,10 +41,24 @@ fn destination(c: &BackupSection, from: Option<&str>) -> Result<Destination, Str
     Destination::open(url, &c.s3()).map_err(|e| e.to_string())
 }
 
-/// What the commands share: configuration, logs to stderr, a runtime.
+/// What the commands share: configuration, logs to stderr, a runtime. An
+/// error is printed and exits 1.
 pub(crate) fn run<F>(config: Option<&Path>, work: impl FnOnce(Config) -> F) -> ExitCode
 where
     F: std::future::Future<Output = Result<(), String>>,
+{
+    run_with_exit_codes(config, |config| async move {
+        work(config).await.map_err(|e| (ExitCode::FAILURE, e))
+    })
+}
+
+/// `run` for a command whose errors carry their own exit status.
+pub(crate) fn run_with_exit_codes<F>(
+    config: Option<&Path>,
+    work: impl FnOnce(Config) -> F,
+) -> ExitCode
+where
+    F: std::future::Future<Output = Result<(), (ExitCode, String)>>,
 {
     let config = match Config::load(config, std::env::vars()) {
         Ok(c) => c,
@@ -53,8 +67,12 @@ where
             return ExitCode::from(2);
         }
     };
-    let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
+    let mut filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    // The notices of a server we talk to (`tidemark backup --server`) are not news.
+    if let Ok(quiet) = "tokio_postgres=warn".parse() {
+        filter = filter.add_directive(quiet);
+    }
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
@@ -71,9 +89,9 @@ where
     };
     match runtime.block_on(work(config)) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(e) => {
+        Err((code, e)) => {
             eprintln!("tidemark: {e}");
-            ExitCode::FAILURE
+            code
         }
     }
 }

@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 
 use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
 
-use crate::backup_cli::{bytes_bar, run};
+use crate::backup_cli::{bytes_bar, run_with_exit_codes};
 use crate::config::Config;
 
 /// How often `backup_status()` is read while waiting.
@@ -63,29 +63,20 @@ enum Failure {
     Backup(String),
 }
 
-pub(crate) fn server_backup_command(args: ServerBackupArgs) -> ExitCode {
-    let config_path = args.config.clone();
-    let mut failure = None;
-    let code = run(config_path.as_deref(), |config| {
-        let failure = &mut failure;
-        async move {
-            match take_backup(&config, args).await {
-                Ok(()) => Ok(()),
-                Err(f) => {
-                    let message = match &f {
-                        Failure::Request(m) | Failure::Backup(m) => m.clone(),
-                    };
-                    *failure = Some(f);
-                    Err(message)
-                }
-            }
+impl From<Failure> for (ExitCode, String) {
+    fn from(f: Failure) -> Self {
+        match f {
+            Failure::Request(m) => (ExitCode::from(2), m),
+            Failure::Backup(m) => (ExitCode::FAILURE, m),
         }
-    });
-    match failure {
-        Some(Failure::Request(_)) => ExitCode::from(2),
-        Some(Failure::Backup(_)) => ExitCode::FAILURE,
-        None => code,
     }
+}
+
+pub(crate) fn server_backup_command(args: ServerBackupArgs) -> ExitCode {
+    let config = args.config.clone();
+    run_with_exit_codes(config.as_deref(), |config| async move {
+        take_backup(&config, args).await.map_err(Into::into)
+    })
 }
 
 async fn take_backup(config: &Config, args: ServerBackupArgs) -> Result<(), Failure> {
