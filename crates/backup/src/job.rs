@@ -105,6 +105,7 @@ impl Job {
             .put(&object, manifest.encode()?.into())
             .await
             .map_err(|e| BackupError::store(self.dest.describe(&key), e))?;
+        self.dest.sync_object(&key).await?;
         blocking(move || BackupState::remove(&root)).await?;
         Ok(manifest)
     }
@@ -347,6 +348,7 @@ impl Shared<'_> {
                 .shutdown()
                 .await
                 .map_err(|e| BackupError::io(PathBuf::from(dest.describe(&object_key)), e))?;
+            dest.sync_object(&object_key).await?;
             let mut entry = FileEntry::whole(key, part.size, part.crc32c, mtime_ns, object_key);
             entry.blake3 = Some(hasher.finalize().to_hex().to_string());
             return Ok(entry);
@@ -364,6 +366,7 @@ impl Shared<'_> {
             .shutdown()
             .await
             .map_err(|e| BackupError::io(PathBuf::from(dest.describe(&object_key)), e))?;
+        dest.sync_object(&object_key).await?;
         entry.size += part.size;
         entry.crc32c = crc32c::crc32c_combine(entry.crc32c, part.crc32c, part.size as usize);
         entry.blake3 = Some(hasher.finalize().to_hex().to_string());

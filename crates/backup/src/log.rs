@@ -372,6 +372,11 @@ impl Shipper {
                     .map_err(|e| BackupError::store(self.dest.describe(&key), e)),
                 Err(e) => Err(e),
             };
+            // Shipped once durable: only then may the WAL it holds be recycled.
+            let put = match put {
+                Ok(()) => self.dest.sync_object(&key).await,
+                Err(e) => Err(e),
+            };
             match put {
                 Ok(()) => {
                     self.shipped(run);
