@@ -176,7 +176,19 @@ pub async fn restore_with_progress(
         .try_collect::<()>()
         .await?;
     let root_buf = root.to_path_buf();
+    // Each file was fsynced before its rename; the renames are durable once
+    // their directories are.
+    let dirs: std::collections::BTreeSet<PathBuf> = manifest
+        .files
+        .iter()
+        .filter_map(|f| root.join(&f.path).parent().map(Path::to_path_buf))
+        .collect();
     let tables = blocking(move || {
+        for dir in &dirs {
+            std::fs::File::open(dir)
+                .and_then(|d| d.sync_all())
+                .map_err(|e| BackupError::io(dir, e))?;
+        }
         let trigger = root_buf.join(RESTORE_TRIGGER);
         std::fs::write(&trigger, b"").map_err(|e| BackupError::io(&trigger, e))?;
         tracing::info!("restore: files downloaded and verified; rewinding to the backup's cut");
