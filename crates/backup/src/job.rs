@@ -29,7 +29,7 @@ use futures::{StreamExt, TryStreamExt};
 use object_store::ObjectStoreExt;
 use object_store::buffered::BufWriter;
 use parking_lot::Mutex;
-use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 
 use crate::destination::Destination;
 use crate::error::{BackupError, Result};
@@ -279,22 +279,11 @@ impl Shared<'_> {
     ) -> Result<FileEntry> {
         let dest = &self.job.dest;
         let status = &self.job.status;
-        let mut file = tokio::fs::File::open(path)
-            .await
-            .map_err(|e| BackupError::io(path, e))?;
-        let mut hasher = blake3::Hasher::new();
+        let mut file = HashingReader::open(path).await?;
         let extends = match base {
-            Some(b)
-                if b.blake3.is_some()
-                    && hash_prefix(&mut file, path, b.size, &mut hasher).await? == b.blake3 =>
-            {
-                Some(b)
-            }
+            Some(b) if b.blake3.is_some() && file.hash_prefix(b.size).await? == b.blake3 => Some(b),
             _ => {
-                file.seek(std::io::SeekFrom::Start(0))
-                    .await
-                    .map_err(|e| BackupError::io(path, e))?;
-                hasher.reset();
+                file.rewind().await?;
                 None
             }
         };
@@ -315,17 +304,12 @@ impl Shared<'_> {
                 if self.job.abort.load(Ordering::Relaxed) {
                     return Err(BackupError::Aborted);
                 }
-                let mut buf = vec![0u8; CHUNK];
-                let n = file
-                    .read(&mut buf)
-                    .await
-                    .map_err(|e| BackupError::io(path, e))?;
+                let (buf, crc) = file.next_chunk(CHUNK).await?;
+                let n = buf.len();
                 if n == 0 {
                     return Ok(());
                 }
-                buf.truncate(n);
-                part.crc32c = crc32c::crc32c_append(part.crc32c, &buf);
-                hasher.update(&buf);
+                part.crc32c = crc32c::crc32c_combine(part.crc32c, crc, n);
                 part.size += n as u64;
                 writer
                     .put(Bytes::from(buf))
@@ -350,7 +334,7 @@ impl Shared<'_> {
                 .map_err(|e| BackupError::io(PathBuf::from(dest.describe(&object_key)), e))?;
             dest.sync_object(&object_key).await?;
             let mut entry = FileEntry::whole(key, part.size, part.crc32c, mtime_ns, object_key);
-            entry.blake3 = Some(hasher.finalize().to_hex().to_string());
+            entry.blake3 = Some(file.digest());
             return Ok(entry);
         };
         let mut entry = base.clone();
@@ -369,35 +353,97 @@ impl Shared<'_> {
         dest.sync_object(&object_key).await?;
         entry.size += part.size;
         entry.crc32c = crc32c::crc32c_combine(entry.crc32c, part.crc32c, part.size as usize);
-        entry.blake3 = Some(hasher.finalize().to_hex().to_string());
+        entry.blake3 = Some(file.digest());
         entry.parts.push(part);
         Ok(entry)
     }
 }
 
-/// Feeds the first `len` bytes of `file` to `hasher` and returns their BLAKE3
-/// (hex; None if the file is shorter), leaving the file positioned after them.
-async fn hash_prefix(
-    file: &mut tokio::fs::File,
-    path: &Path,
-    len: u64,
-    hasher: &mut blake3::Hasher,
-) -> Result<Option<String>> {
-    let mut left = len;
-    let mut buf = vec![0u8; CHUNK];
-    while left > 0 {
-        let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
-        let n = file
-            .read(&mut buf[..want])
-            .await
-            .map_err(|e| BackupError::io(path, e))?;
-        if n == 0 {
-            return Ok(None);
-        }
-        hasher.update(&buf[..n]);
-        left -= n as u64;
+/// Reads a file in chunks on the blocking threads (hashing 4 MiB takes a few
+/// milliseconds, too long for an async worker), feeding everything it reads
+/// to a BLAKE3 hasher.
+struct HashingReader {
+    path: PathBuf,
+    /// Lent to the blocking task while it reads.
+    state: Option<(std::fs::File, blake3::Hasher)>,
+}
+
+impl HashingReader {
+    async fn open(path: &Path) -> Result<Self> {
+        let p = path.to_path_buf();
+        let file =
+            blocking(move || std::fs::File::open(&p).map_err(|e| BackupError::io(&p, e))).await?;
+        Ok(HashingReader {
+            path: path.to_path_buf(),
+            state: Some((file, blake3::Hasher::new())),
+        })
     }
-    Ok(Some(hasher.finalize().to_hex().to_string()))
+
+    /// The next at most `max` bytes (empty at the end of the file) and their
+    /// CRC-32C.
+    async fn next_chunk(&mut self, max: usize) -> Result<(Vec<u8>, u32)> {
+        let (mut file, mut hasher) = self.state.take().ok_or_else(|| self.lost())?;
+        let path = self.path.clone();
+        let (file, hasher, buf, crc) = blocking(move || {
+            use std::io::Read;
+            let mut buf = Vec::with_capacity(max);
+            (&mut file)
+                .take(max as u64)
+                .read_to_end(&mut buf)
+                .map_err(|e| BackupError::io(&path, e))?;
+            hasher.update(&buf);
+            let crc = crc32c::crc32c(&buf);
+            Ok((file, hasher, buf, crc))
+        })
+        .await?;
+        self.state = Some((file, hasher));
+        Ok((buf, crc))
+    }
+
+    /// Reads the first `len` bytes and returns their BLAKE3 (hex; None if the
+    /// file is shorter); reading goes on after them.
+    async fn hash_prefix(&mut self, len: u64) -> Result<Option<String>> {
+        let mut left = len;
+        while left > 0 {
+            let want = usize::try_from(left).unwrap_or(CHUNK).min(CHUNK);
+            let n = self.next_chunk(want).await?.0.len();
+            if n == 0 {
+                return Ok(None);
+            }
+            left -= n as u64;
+        }
+        Ok(Some(self.digest()))
+    }
+
+    /// Back to the start, with a new hasher.
+    async fn rewind(&mut self) -> Result<()> {
+        let (mut file, _) = self.state.take().ok_or_else(|| self.lost())?;
+        let path = self.path.clone();
+        let file = blocking(move || {
+            use std::io::Seek;
+            file.seek(std::io::SeekFrom::Start(0))
+                .map_err(|e| BackupError::io(&path, e))?;
+            Ok(file)
+        })
+        .await?;
+        self.state = Some((file, blake3::Hasher::new()));
+        Ok(())
+    }
+
+    /// BLAKE3 (hex) of what was read since the start.
+    fn digest(&self) -> String {
+        self.state
+            .as_ref()
+            .map(|(_, h)| h.finalize().to_hex().to_string())
+            .unwrap_or_default()
+    }
+
+    fn lost(&self) -> BackupError {
+        BackupError::Refused(format!(
+            "reading {} failed earlier in this backup",
+            self.path.display()
+        ))
+    }
 }
 
 /// Logs progress about every ten seconds, so a long backup shows it is moving.
