@@ -13,7 +13,11 @@
 //! Where to go on after a restart: `<root>/.backup/log` records the newest
 //! shipped commit (and the destination it went to); without it the newest
 //! object in `log/` tells. A destination whose log is ahead of this root's
-//! commits belongs to another history (a restored copy): it is refused.
+//! commits belongs to another history (a restored copy): it is refused, and the
+//! refusal is recorded there too, so that it stands after the copy's own
+//! commits have passed the log's end (shipping them would splice two
+//! histories). A root rewound from a copy (`_restore`) forgets the state it
+//! was copied with: it is another history from then on.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -112,21 +116,39 @@ impl LogBoard {
 struct LogState {
     destination: String,
     archived_seq: u64,
+    /// Why this root may not ship to `destination` (another history's log).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    refused: Option<String>,
+}
+
+/// What `<root>/.backup/log` says about a destination.
+enum Recorded {
+    Shipped(u64),
+    Refused(String),
 }
 
 fn log_state_path(root: &Path) -> PathBuf {
     state_dir(root).join(LOG_STATE_FILE)
 }
 
-fn load_log_state(root: &Path, destination: &str) -> Option<u64> {
+fn load_log_state(root: &Path, destination: &str) -> Option<Recorded> {
     let data = std::fs::read(log_state_path(root)).ok()?;
     let state: LogState = serde_json::from_slice(&data).ok()?;
-    (state.destination == destination).then_some(state.archived_seq)
+    let recorded = match state.refused {
+        Some(why) => Recorded::Refused(why),
+        None => Recorded::Shipped(state.archived_seq),
+    };
+    (state.destination == destination).then_some(recorded)
 }
 
 /// Not fsynced: after a power loss the archiver may ship a few commits again,
 /// in a run that overlaps the last one, which restore takes in its stride.
-fn save_log_state(root: &Path, destination: &str, archived_seq: u64) -> Result<()> {
+fn save_log_state(
+    root: &Path,
+    destination: &str,
+    archived_seq: u64,
+    refused: Option<String>,
+) -> Result<()> {
     let dir = state_dir(root);
     std::fs::create_dir_all(&dir).map_err(|e| BackupError::io(&dir, e))?;
     let path = log_state_path(root);
@@ -134,6 +156,7 @@ fn save_log_state(root: &Path, destination: &str, archived_seq: u64) -> Result<(
     let data = serde_json::to_vec(&LogState {
         destination: destination.to_string(),
         archived_seq,
+        refused,
     })
     .map_err(|e| BackupError::Refused(format!("cannot encode the log backup state: {e}")))?;
     std::fs::write(&tmp, data).map_err(|e| BackupError::io(&tmp, e))?;
@@ -268,20 +291,42 @@ impl Shipper {
     async fn position(&self) -> Result<LogReader> {
         let root = self.db.root().to_path_buf();
         let url = self.dest.url().to_string();
-        let local = blocking(move || Ok(load_log_state(&root, &url))).await?;
+        let rewound = self.db.open_report().restored.is_some();
+        let local = blocking(move || {
+            if rewound {
+                let path = log_state_path(&root);
+                if let Err(e) = std::fs::remove_file(&path)
+                    && e.kind() != std::io::ErrorKind::NotFound
+                {
+                    return Err(BackupError::io(&path, e));
+                }
+            }
+            Ok(load_log_state(&root, &url))
+        })
+        .await?;
         let newest_commit = self.db.stats().visible_seq;
         let after = match local {
-            Some(seq) => seq,
+            Some(Recorded::Shipped(seq)) => seq,
+            Some(Recorded::Refused(why)) => return Err(BackupError::Refused(why)),
             None => {
                 let runs = list_runs(&self.dest).await?;
                 match runs.iter().map(|r| r.1).max() {
                     Some(last) if last > newest_commit => {
-                        return Err(BackupError::Refused(format!(
+                        let why = format!(
                             "the log in {} reaches commit {last}, past this database's newest \
-                             commit {newest_commit}: it is another database's log (a restored \
-                             copy?); give this server a destination of its own",
-                            self.dest.url()
-                        )));
+                             commit {newest_commit} when the log backup first started here: it is \
+                             another database's log (a restored copy?); give this server a \
+                             destination of its own (the refusal is kept in {})",
+                            self.dest.url(),
+                            log_state_path(self.db.root()).display()
+                        );
+                        let (root, url, kept) = (
+                            self.db.root().to_path_buf(),
+                            self.dest.url().to_string(),
+                            why.clone(),
+                        );
+                        blocking(move || save_log_state(&root, &url, 0, Some(kept))).await?;
+                        return Err(BackupError::Refused(why));
                     }
                     Some(last) => last,
                     None => 0,
@@ -429,7 +474,7 @@ impl Shipper {
     fn shipped(&self, run: &LogRun) {
         let last = run.last_seq();
         self.db.set_log_archived(last);
-        if let Err(e) = save_log_state(self.db.root(), self.dest.url(), last) {
+        if let Err(e) = save_log_state(self.db.root(), self.dest.url(), last, None) {
             tracing::warn!("cannot record the log backup's progress: {e}");
         }
         let mut b = self.board.0.lock();

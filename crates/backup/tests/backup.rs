@@ -429,6 +429,47 @@ async fn the_log_backup_restores_any_time_after_a_backup_and_refuses_a_gap_or_da
         assert!(log.commits > 0, "{log:?}");
         assert_eq!(&contents(&open(&into)), expected, "restored to point {i}");
     }
+    // A copy restored to an earlier time is another history: with the same
+    // destination its log backup is refused, and stays refused after its own
+    // commits pass the end of the log (shipping them would splice the two).
+    let copy_root = dir.path().join("pitr1");
+    let runs_before = files_under(&dir.path().join("dest/log")).len();
+    for round in 0..2 {
+        let copy = open_for_log_backup(&copy_root, StorageOptions::default());
+        let copy_backups = Backups::new(
+            copy.clone(),
+            Some(dest.clone()),
+            BackupOptions {
+                log_flush_interval: Some(Duration::from_millis(200)),
+                ..Default::default()
+            },
+        );
+        copy_backups.start_log_backup();
+        let mut status = copy_backups.log_status();
+        for _ in 0..100 {
+            if status.last_error.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+            status = copy_backups.log_status();
+        }
+        assert!(!status.enabled, "round {round}: {status:?}");
+        let why = status.last_error.unwrap_or_default();
+        assert!(why.contains("another database's log"), "round {round}: {why}");
+        if round == 0 {
+            for i in 0..40 {
+                append(&copy, "a", &[T0 + 1000 + i], 1000 + i);
+            }
+            assert!(copy.stats().visible_seq > newest, "the copy is now past the log");
+        }
+        copy_backups.stop().await;
+    }
+    assert_eq!(
+        files_under(&dir.path().join("dest/log")).len(),
+        runs_before,
+        "the copy shipped nothing"
+    );
+
     // Before the first backup there is nothing to start from.
     let err = restore::restore(
         &dest,
