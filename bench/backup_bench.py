@@ -139,7 +139,9 @@ def main():
         dest_dir = os.path.join(work, "dest")
         server = Server(bin_, root, {"TIDEMARK_BACKUP_DESTINATION": f"file://{dest_dir}"})
         rows = int(args.gb * 1e9 / ROW_BYTES / TABLES)
-        step = max(1, 86_400_000_000 // rows)
+        # The rows fill the first half of a day, so that later rows can be
+        # appended to the same day partition.
+        step = max(1, 43_200_000_000 // rows)
         for i in range(TABLES):
             server.conn.execute(f"CREATE TABLE t{i} (ts TIMESTAMP, price DOUBLE, amount DOUBLE) "
                                 "TIMESTAMP(ts) PARTITION BY DAY")
@@ -173,17 +175,25 @@ def main():
         results.append(("tidemark restore from file://", row[3], secs))
         shutil.rmtree(os.path.join(work, "r1"))
 
-        # About 1% more rows: into t0's day and a new day of t1.
+        # About 1% more rows as time series grow: appended in time order to
+        # t0's day (its column files grow) and into a new day of t1.
         extra = max(1, rows * TABLES // 100)
         server.conn.execute(
-            f"INSERT INTO t0 SELECT to_timestamp_micros(1795219200000000 + x * {step} + 1), 1, 1 "
-            f"FROM long_sequence({extra // 2}) q")
+            f"INSERT INTO t0 SELECT to_timestamp_micros(1795219200000000 + ({rows} + x) * {step}), "
+            f"1, 1 FROM long_sequence({extra // 2}) q")
         server.conn.execute(
             f"INSERT INTO t1 SELECT to_timestamp_micros(1795305600000000 + x * {step}), 1, 1 "
             f"FROM long_sequence({extra // 2}) q")
         server.conn.execute("CHECKPOINT")
-        secs, row = backup(server)
-        incremental = (secs, row)
+        incrementals = [("appended in time order (t0's day grows, t1 gets a new day)",
+                         extra // 2 * 2, *backup(server))]
+        # About 1% more rows out of order, between t2's existing rows: its day
+        # partition is rewritten (copy-on-write), so all of it goes up again.
+        server.conn.execute(
+            f"INSERT INTO t2 SELECT to_timestamp_micros(1795219200000000 + x * {step * 100} + 1), "
+            f"1, 1 FROM long_sequence({extra}) q")
+        server.conn.execute("CHECKPOINT")
+        incrementals.append(("out of order into t2's existing day", extra, *backup(server)))
         server.stop()
         shutil.rmtree(dest_dir)
 
@@ -210,9 +220,12 @@ def main():
             print(f"| {name} | {nbytes:,} | {secs:.2f} | {mbps(nbytes, secs):.0f} | "
                   f"{mbps(nbytes, secs) / mbps(size, cp_s):.2f}x | "
                   f"{mbps(nbytes, secs) / mbps(size, cp_sync_s):.2f}x |")
-        secs, row = incremental
-        print(f"\nincremental after {2 * (extra // 2):,} more rows (~1%): {secs:.2f} s, "
-              f"{row[4]:,} of {row[3]:,} bytes uploaded, {row[2]} of {row[1]} files reused")
+        print("\n| incremental backup after ~1% more rows | rows | seconds | bytes uploaded | "
+              "of the cut's bytes | % | files reused |")
+        print("|---|---:|---:|---:|---:|---:|---:|")
+        for name, nrows, secs, row in incrementals:
+            print(f"| {name} | {nrows:,} | {secs:.2f} | {row[4]:,} | {row[3]:,} | "
+                  f"{100 * row[4] / row[3]:.1f}% | {row[2]} of {row[1]} |")
     finally:
         shutil.rmtree(work, ignore_errors=True)
 

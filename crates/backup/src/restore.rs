@@ -17,10 +17,9 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use futures::{StreamExt, TryStreamExt};
-use object_store::ObjectStoreExt;
+use object_store::{GetResultPayload, ObjectStoreExt};
 use parking_lot::Mutex;
 use tidemark_storage::{Database, LogRun, LogSegmentWriter, RESTORE_TRIGGER, StorageOptions};
-use tokio::io::AsyncWriteExt;
 
 use crate::destination::Destination;
 use crate::error::{BackupError, Result};
@@ -376,36 +375,38 @@ fn prepare_root(root: &Path, id: &str) -> Result<()> {
 /// Downloads one file to `target` through a temporary name, checking its size
 /// and checksum before the rename.
 async fn download(dest: &Destination, f: &FileEntry, target: &Path) -> Result<()> {
-    if let Some(dir) = target.parent() {
-        tokio::fs::create_dir_all(dir)
-            .await
-            .map_err(|e| BackupError::io(dir, e))?;
-    }
     let tmp = PathBuf::from(format!("{}.download", target.display()));
-    let mut out = tokio::fs::File::create(&tmp)
-        .await
-        .map_err(|e| BackupError::io(&tmp, e))?;
-    read_file(dest, f, Some((&mut out, &tmp))).await?;
-    out.sync_all().await.map_err(|e| BackupError::io(&tmp, e))?;
-    drop(out);
-    tokio::fs::rename(&tmp, target)
-        .await
-        .map_err(|e| BackupError::io(target, e))
+    let (t, dir) = (tmp.clone(), target.parent().map(Path::to_path_buf));
+    let file = blocking(move || {
+        if let Some(dir) = dir {
+            std::fs::create_dir_all(&dir).map_err(|e| BackupError::io(&dir, e))?;
+        }
+        std::fs::File::create(&t).map_err(|e| BackupError::io(&t, e))
+    })
+    .await?;
+    let mut sink = Sink {
+        file: Some(file),
+        path: tmp.clone(),
+    };
+    read_file(dest, f, Some(&mut sink)).await?;
+    let file = sink.take()?;
+    let target = target.to_path_buf();
+    blocking(move || {
+        file.sync_all().map_err(|e| BackupError::io(&tmp, e))?;
+        drop(file);
+        std::fs::rename(&tmp, &target).map_err(|e| BackupError::io(&target, e))
+    })
+    .await
 }
 
 /// Reads a file's parts in order (into `sink` when given), checking each
 /// object and then the whole file against the manifest.
-async fn read_file(
-    dest: &Destination,
-    f: &FileEntry,
-    mut sink: Option<(&mut tokio::fs::File, &Path)>,
-) -> Result<()> {
+async fn read_file(dest: &Destination, f: &FileEntry, mut sink: Option<&mut Sink>) -> Result<()> {
     let (mut size, mut crc) = (0u64, 0u32);
     for part in &f.parts {
         let named = dest.describe(&part.object);
         let object = dest.object(&part.object)?;
-        let sink = sink.as_mut().map(|(out, path)| (&mut **out, *path));
-        let (got_size, got_crc) = read_object(dest, &object, &named, sink).await?;
+        let (got_size, got_crc) = read_object(dest, &object, &named, sink.as_deref_mut()).await?;
         check(
             &named,
             &f.path,
@@ -423,12 +424,50 @@ async fn read_file(
     check(&named, &f.path, (size, crc), (f.size, f.crc32c))
 }
 
-/// Streams an object (into `sink` when given), returning its size and CRC-32C.
+/// Bytes per read of a local object.
+const LOCAL_READ: usize = 1 << 20;
+/// Bytes of a streamed object gathered before one write.
+const WRITE_BATCH: usize = 4 << 20;
+
+/// A file being written on the blocking threads, a large piece at a time
+/// (lent to the blocking task while it writes).
+struct Sink {
+    file: Option<std::fs::File>,
+    path: PathBuf,
+}
+
+impl Sink {
+    fn take(&mut self) -> Result<std::fs::File> {
+        self.file.take().ok_or_else(|| {
+            BackupError::Refused(format!(
+                "writing {} failed earlier in this restore",
+                self.path.display()
+            ))
+        })
+    }
+
+    async fn write(&mut self, data: Vec<u8>) -> Result<()> {
+        use std::io::Write;
+        let mut file = self.take()?;
+        let path = self.path.clone();
+        self.file = Some(
+            blocking(move || {
+                file.write_all(&data)
+                    .map_err(|e| BackupError::io(&path, e))?;
+                Ok(file)
+            })
+            .await?,
+        );
+        Ok(())
+    }
+}
+
+/// Reads an object (into `sink` when given), returning its size and CRC-32C.
 async fn read_object(
     dest: &Destination,
     object: &object_store::path::Path,
     named: &str,
-    mut sink: Option<(&mut tokio::fs::File, &Path)>,
+    mut sink: Option<&mut Sink>,
 ) -> Result<(u64, u32)> {
     let got = match dest.store().get(object).await {
         Ok(g) => g,
@@ -439,19 +478,60 @@ async fn read_object(
         }
         Err(e) => return Err(BackupError::store(named, e)),
     };
-    let mut stream = got.into_stream();
     let (mut size, mut crc) = (0u64, 0u32);
-    while let Some(chunk) = stream.next().await {
-        let chunk = chunk.map_err(|e| BackupError::store(named, e))?;
-        size += chunk.len() as u64;
-        crc = crc32c::crc32c_append(crc, &chunk);
-        if let Some((out, path)) = sink.as_mut() {
-            out.write_all(&chunk)
-                .await
-                .map_err(|e| BackupError::io(*path, e))?;
+    match got.payload {
+        // A local object: copied in large reads on one blocking thread
+        // (object_store would stream it 8 KiB at a time).
+        GetResultPayload::File(mut source, source_path) => {
+            let mut out = match sink.as_deref_mut() {
+                Some(s) => Some((s.take()?, s.path.clone())),
+                None => None,
+            };
+            let (size, crc, out) = blocking(move || {
+                use std::io::{Read, Write};
+                let mut buf = vec![0u8; LOCAL_READ];
+                loop {
+                    let n = source
+                        .read(&mut buf)
+                        .map_err(|e| BackupError::io(&source_path, e))?;
+                    if n == 0 {
+                        return Ok((size, crc, out));
+                    }
+                    size += n as u64;
+                    crc = crc32c::crc32c_append(crc, &buf[..n]);
+                    if let Some((file, path)) = out.as_mut() {
+                        file.write_all(&buf[..n])
+                            .map_err(|e| BackupError::io(&*path, e))?;
+                    }
+                }
+            })
+            .await?;
+            if let (Some(s), Some((file, _))) = (sink, out) {
+                s.file = Some(file);
+            }
+            Ok((size, crc))
+        }
+        GetResultPayload::Stream(mut stream) => {
+            let mut pending = Vec::new();
+            while let Some(chunk) = stream.next().await {
+                let chunk = chunk.map_err(|e| BackupError::store(named, e))?;
+                size += chunk.len() as u64;
+                crc = crc32c::crc32c_append(crc, &chunk);
+                if let Some(s) = sink.as_deref_mut() {
+                    pending.extend_from_slice(&chunk);
+                    if pending.len() >= WRITE_BATCH {
+                        s.write(std::mem::take(&mut pending)).await?;
+                    }
+                }
+            }
+            if let Some(s) = sink
+                && !pending.is_empty()
+            {
+                s.write(pending).await?;
+            }
+            Ok((size, crc))
         }
     }
-    Ok((size, crc))
 }
 
 /// `(size, crc)` read from `named` against what the manifest says for it.

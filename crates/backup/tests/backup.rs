@@ -455,12 +455,18 @@ async fn the_log_backup_restores_any_time_after_a_backup_and_refuses_a_gap_or_da
         }
         assert!(!status.enabled, "round {round}: {status:?}");
         let why = status.last_error.unwrap_or_default();
-        assert!(why.contains("another database's log"), "round {round}: {why}");
+        assert!(
+            why.contains("another database's log"),
+            "round {round}: {why}"
+        );
         if round == 0 {
             for i in 0..40 {
                 append(&copy, "a", &[T0 + 1000 + i], 1000 + i);
             }
-            assert!(copy.stats().visible_seq > newest, "the copy is now past the log");
+            assert!(
+                copy.stats().visible_seq > newest,
+                "the copy is now past the log"
+            );
         }
         copy_backups.stop().await;
     }
