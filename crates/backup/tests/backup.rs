@@ -86,6 +86,20 @@ fn destination(dir: &Path) -> (Destination, String) {
     )
 }
 
+/// The backups of `db` to `dest`, with the log backup running (200 ms interval).
+fn with_log_backup(db: &Arc<Database>, dest: &Destination) -> Backups {
+    let backups = Backups::new(
+        db.clone(),
+        Some(dest.clone()),
+        BackupOptions {
+            log_flush_interval: Some(Duration::from_millis(200)),
+            ..Default::default()
+        },
+    );
+    backups.start_log_backup();
+    backups
+}
+
 async fn wait_for_end(b: &Backups) -> tidemark_backup::BackupStatus {
     for _ in 0..600 {
         let s = b.status();
@@ -380,15 +394,7 @@ async fn the_log_backup_restores_any_time_after_a_backup_and_refuses_a_gap_or_da
     );
     create(&db, "a");
     append(&db, "a", &[T0, T0 + 1], 0);
-    let backups = Backups::new(
-        db.clone(),
-        Some(dest.clone()),
-        BackupOptions {
-            log_flush_interval: Some(Duration::from_millis(200)),
-            ..Default::default()
-        },
-    );
-    backups.start_log_backup();
+    let backups = with_log_backup(&db, &dest);
     backups.start().await.expect("backup");
     assert_eq!(wait_for_end(&backups).await.phase, BackupPhase::Done);
 
@@ -436,15 +442,7 @@ async fn the_log_backup_restores_any_time_after_a_backup_and_refuses_a_gap_or_da
     let runs_before = files_under(&dir.path().join("dest/log")).len();
     for round in 0..2 {
         let copy = open_for_log_backup(&copy_root, StorageOptions::default());
-        let copy_backups = Backups::new(
-            copy.clone(),
-            Some(dest.clone()),
-            BackupOptions {
-                log_flush_interval: Some(Duration::from_millis(200)),
-                ..Default::default()
-            },
-        );
-        copy_backups.start_log_backup();
+        let copy_backups = with_log_backup(&copy, &dest);
         let mut status = copy_backups.log_status();
         for _ in 0..100 {
             if status.last_error.is_some() {
