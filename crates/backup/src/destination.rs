@@ -22,6 +22,7 @@ use object_store::path::Path as ObjectPath;
 use object_store::{BackoffConfig, ObjectStore, RetryConfig};
 
 use crate::error::{BackupError, Result};
+use crate::job::{blocking, fsync};
 
 /// S3 settings of the `[backup]` section. Empty strings leave a setting to the
 /// environment (`AWS_ACCESS_KEY_ID`, `AWS_SECRET_ACCESS_KEY`, `AWS_REGION`,
@@ -176,23 +177,11 @@ impl Destination {
             return Ok(());
         };
         let file = dir.join(key);
-        let sync = move || -> std::result::Result<(), (PathBuf, std::io::Error)> {
-            let fsync = |p: &std::path::Path| {
-                std::fs::File::open(p)
-                    .and_then(|f| f.sync_all())
-                    .map_err(|e| (p.to_path_buf(), e))
-            };
+        blocking(move || {
             fsync(&file)?;
-            match file.parent() {
-                Some(parent) => fsync(parent),
-                None => Ok(()),
-            }
-        };
-        match tokio::task::spawn_blocking(sync).await {
-            Ok(Ok(())) => Ok(()),
-            Ok(Err((path, e))) => Err(BackupError::io(&path, e)),
-            Err(e) => Err(BackupError::Refused(format!("a backup task failed: {e}"))),
-        }
+            file.parent().map_or(Ok(()), fsync)
+        })
+        .await
     }
 
     /// A key as the destination shows it (for messages): `url/key`.

@@ -23,7 +23,7 @@ use tidemark_storage::{Database, LogRun, LogSegmentWriter, RESTORE_TRIGGER, Stor
 
 use crate::destination::Destination;
 use crate::error::{BackupError, Result};
-use crate::job::blocking;
+use crate::job::{blocking, fsync};
 use crate::log::list_runs;
 use crate::manifest::{FileEntry, Manifest, backup_ids, read_manifest};
 
@@ -184,9 +184,7 @@ pub async fn restore_with_progress(
         .collect();
     let tables = blocking(move || {
         for dir in &dirs {
-            std::fs::File::open(dir)
-                .and_then(|d| d.sync_all())
-                .map_err(|e| BackupError::io(dir, e))?;
+            fsync(dir)?;
         }
         let trigger = root_buf.join(RESTORE_TRIGGER);
         std::fs::write(&trigger, b"").map_err(|e| BackupError::io(&trigger, e))?;
