@@ -86,13 +86,13 @@ fn destination(dir: &Path) -> (Destination, String) {
     )
 }
 
-/// The backups of `db` to `dest`, with the log backup running (200 ms interval).
-fn with_log_backup(db: &Arc<Database>, dest: &Destination) -> Backups {
+/// The backups of `db` to `dest`, with the log backup running.
+fn with_log_backup(db: &Arc<Database>, dest: &Destination, interval: Duration) -> Backups {
     let backups = Backups::new(
         db.clone(),
         Some(dest.clone()),
         BackupOptions {
-            log_flush_interval: Some(Duration::from_millis(200)),
+            log_flush_interval: Some(interval),
             ..Default::default()
         },
     );
@@ -394,7 +394,7 @@ async fn the_log_backup_restores_any_time_after_a_backup_and_refuses_a_gap_or_da
     );
     create(&db, "a");
     append(&db, "a", &[T0, T0 + 1], 0);
-    let backups = with_log_backup(&db, &dest);
+    let backups = with_log_backup(&db, &dest, Duration::from_millis(200));
     backups.start().await.expect("backup");
     assert_eq!(wait_for_end(&backups).await.phase, BackupPhase::Done);
 
@@ -442,7 +442,7 @@ async fn the_log_backup_restores_any_time_after_a_backup_and_refuses_a_gap_or_da
     let runs_before = files_under(&dir.path().join("dest/log")).len();
     for round in 0..2 {
         let copy = open_for_log_backup(&copy_root, StorageOptions::default());
-        let copy_backups = with_log_backup(&copy, &dest);
+        let copy_backups = with_log_backup(&copy, &dest, Duration::from_millis(200));
         let mut status = copy_backups.log_status();
         for _ in 0..100 {
             if status.last_error.is_some() {
@@ -530,15 +530,7 @@ async fn prune_removes_only_what_restores_before_the_limit_need() {
     append(&db, "cold", &[T0], 1);
     append(&db, "a", &[T0 + 1], 0);
     db.apply_buffer().expect("apply");
-    let backups = Backups::new(
-        db.clone(),
-        Some(dest.clone()),
-        BackupOptions {
-            log_flush_interval: Some(Duration::from_millis(50)),
-            ..Default::default()
-        },
-    );
-    backups.start_log_backup();
+    let backups = with_log_backup(&db, &dest, Duration::from_millis(50));
     let mut ids = Vec::new();
     let mut limit = None;
     for round in 0..3i64 {
