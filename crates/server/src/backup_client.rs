@@ -8,10 +8,12 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::{Duration, Instant};
 
-use tokio_postgres::{Client, NoTls, SimpleQueryMessage};
+use clap::ValueEnum;
+use tokio_postgres::{Client, SimpleQueryMessage};
 
 use crate::backup_cli::{bytes_bar, run_with_exit_codes};
 use crate::config::Config;
+use crate::tls::{SslMode, client_connector};
 
 /// How often `backup_status()` is read while waiting.
 const POLL: Duration = Duration::from_millis(500);
@@ -33,6 +35,13 @@ pub(crate) struct ServerBackupArgs {
     /// Start the backup and return at once, without waiting for it to end.
     #[arg(long)]
     no_wait: bool,
+    /// TLS, as libpq's sslmode (default: $PGSSLMODE, then prefer).
+    #[arg(long, value_enum)]
+    sslmode: Option<SslMode>,
+    /// PEM file of the certificates that sslmode verify-full trusts (default:
+    /// $PGSSLROOTCERT).
+    #[arg(long)]
+    sslrootcert: Option<PathBuf>,
 }
 
 /// One reading of `backup_status()`.
@@ -82,8 +91,9 @@ pub(crate) fn server_backup_command(args: ServerBackupArgs) -> ExitCode {
 async fn take_backup(config: &Config, args: ServerBackupArgs) -> Result<(), Failure> {
     let address = args
         .server
+        .clone()
         .unwrap_or_else(|| config.server.pg_listen.clone());
-    let client = connect(config, &address, args.user).await?;
+    let client = connect(config, &address, &args).await?;
     client
         .simple_query("BACKUP DATABASE")
         .await
@@ -141,11 +151,32 @@ async fn take_backup(config: &Config, args: ServerBackupArgs) -> Result<(), Fail
     }
 }
 
-/// Logs in at `address` as the user and password the arguments, the
-/// environment or the configuration give.
-async fn connect(config: &Config, address: &str, user: Option<String>) -> Result<Client, Failure> {
+/// Logs in at `address` as the user and password, with the TLS, that the
+/// arguments, the environment or the configuration give.
+async fn connect(
+    config: &Config,
+    address: &str,
+    args: &ServerBackupArgs,
+) -> Result<Client, Failure> {
     let (host, port) = split_address(address).map_err(Failure::Request)?;
-    let user = user
+    let sslmode = match (args.sslmode, std::env::var("PGSSLMODE")) {
+        (Some(mode), _) => mode,
+        (None, Ok(name)) if !name.is_empty() => SslMode::from_str(&name, true).map_err(|_| {
+            Failure::Request(format!(
+                "PGSSLMODE={name:?}: expected disable, prefer, require or verify-full"
+            ))
+        })?,
+        (None, _) => SslMode::Prefer,
+    };
+    let root_cert = args.sslrootcert.clone().or_else(|| {
+        std::env::var_os("PGSSLROOTCERT")
+            .filter(|f| !f.is_empty())
+            .map(PathBuf::from)
+    });
+    let tls = client_connector(sslmode, root_cert.as_deref()).map_err(Failure::Request)?;
+    let user = args
+        .user
+        .clone()
         .or_else(|| std::env::var("PGUSER").ok().filter(|u| !u.is_empty()))
         .unwrap_or_else(|| config.auth.user.clone());
     let password = match std::env::var("PGPASSWORD") {
@@ -166,8 +197,9 @@ async fn connect(config: &Config, address: &str, user: Option<String>) -> Result
         .password(password)
         .dbname("tidemark")
         .application_name("tidemark backup")
+        .ssl_mode(sslmode.negotiation())
         .connect_timeout(Duration::from_secs(10));
-    let (client, connection) = pg.connect(NoTls).await.map_err(|e| {
+    let (client, connection) = pg.connect(tls).await.map_err(|e| {
         Failure::Request(format!(
             "cannot log in to {address} as {user}: {}",
             describe(&e)
@@ -197,11 +229,22 @@ fn split_address(address: &str) -> Result<(String, u16), String> {
 }
 
 /// A server error as psql prints it: severity, SQLSTATE and message.
+/// Other errors with their causes (a TLS handshake's says what was wrong with
+/// the certificate).
 fn describe(e: &tokio_postgres::Error) -> String {
-    match e.as_db_error() {
-        Some(db) => format!("{} {}: {}", db.severity(), db.code().code(), db.message()),
-        None => e.to_string(),
+    if let Some(db) = e.as_db_error() {
+        return format!("{} {}: {}", db.severity(), db.code().code(), db.message());
     }
+    let mut text = e.to_string();
+    let mut cause = std::error::Error::source(e);
+    while let Some(c) = cause {
+        let more = c.to_string();
+        if !text.contains(&more) {
+            text = format!("{text}: {more}");
+        }
+        cause = c.source();
+    }
+    text
 }
 
 async fn status(client: &Client) -> Result<Status, String> {

@@ -11,7 +11,9 @@ use std::time::Duration;
 
 use tokio_postgres::SimpleQueryMessage;
 
-use crate::harness::{SeqWriter, Server, assert_gapless_prefix, http, tidemark};
+use crate::harness::{
+    SeqWriter, Server, assert_gapless_prefix, ca_signed_cert, http, self_signed_cert, tidemark,
+};
 
 async fn status_row(client: &tokio_postgres::Client) -> Vec<Option<String>> {
     let sql = "SELECT phase, backup_id, files_total, files_done, files_reused, bytes_total, \
@@ -325,6 +327,8 @@ async fn tidemark_backup_server_exits_non_zero_when_the_backup_does_not_complete
             .env("TIDEMARK_LOG_LEVEL", "warn")
             .env("PGUSER", "admin")
             .env("PGPASSWORD", password)
+            .env_remove("PGSSLMODE")
+            .env_remove("PGSSLROOTCERT")
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
         cmd
@@ -376,10 +380,103 @@ async fn tidemark_backup_server_exits_non_zero_when_the_backup_does_not_complete
     let (code, _, stderr) = run(&["backup", "--server", "localhost"], "quest");
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("expected host:port"), "{stderr}");
+    // This server has no TLS: sslmode require refuses to go on without it.
+    let (code, _, stderr) = run(
+        &["backup", "--server", &address, "--sslmode", "require"],
+        "quest",
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("TLS"), "{stderr}");
     drop(server);
     let (code, _, stderr) = run(&["backup", "--server", &address], "quest");
     assert_eq!(code, Some(2), "{stderr}");
     assert!(stderr.contains("cannot log in"), "{stderr}");
+}
+
+#[test]
+fn tidemark_backup_server_uses_tls_as_its_sslmode_says() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let (ca, cert, key) = ca_signed_cert(dir.path());
+    let other_dir = dir.path().join("other");
+    std::fs::create_dir(&other_dir).expect("mkdir");
+    let (other_ca, _) = self_signed_cert(&other_dir);
+    let dest = format!("file://{}", dir.path().join("dest").display());
+    let server = Server::start(
+        &dir.path().join("root"),
+        &[
+            ("TIDEMARK_TLS_REQUIRED", "true"),
+            ("TIDEMARK_TLS_CERT_FILE", cert.as_str()),
+            ("TIDEMARK_TLS_KEY_FILE", key.as_str()),
+            ("TIDEMARK_BACKUP_DESTINATION", dest.as_str()),
+        ],
+    );
+    let backup = |host: &str, args: &[&str], env: &[(&str, &str)]| {
+        let mut cmd = tidemark();
+        cmd.args(["backup", "--server", &format!("{host}:{}", server.port)])
+            .args(args)
+            .env("TIDEMARK_LOG_LEVEL", "warn")
+            .env("PGUSER", "admin")
+            .env("PGPASSWORD", "quest")
+            .env_remove("PGSSLMODE")
+            .env_remove("PGSSLROOTCERT");
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let out = cmd.output().expect("run tidemark");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+
+    // By default (prefer, as libpq) it takes the TLS the server asks for.
+    let (code, stdout, stderr) = backup("127.0.0.1", &[], &[]);
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    assert!(stdout.contains(" done in "), "{stdout}");
+    // verify-full: the certificate chains to the given CA and names the host.
+    let (code, stdout, stderr) = backup(
+        "localhost",
+        &["--sslmode", "verify-full", "--sslrootcert", &ca],
+        &[],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let (code, stdout, stderr) = backup(
+        "127.0.0.1",
+        &[],
+        &[("PGSSLMODE", "verify-full"), ("PGSSLROOTCERT", ca.as_str())],
+    );
+    assert_eq!(code, Some(0), "{stdout}{stderr}");
+    let listed = cli(&["backup", "list", "--from", &dest], &[]);
+    assert_eq!(
+        listed.lines().count(),
+        1 + 3,
+        "a header and three backups: {listed}"
+    );
+
+    // Refusals: exit 2, saying why.
+    let (code, _, stderr) = backup("127.0.0.1", &["--sslmode", "disable"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(
+        stderr.contains("28000") && stderr.contains("requires SSL"),
+        "{stderr}"
+    );
+    let (code, _, stderr) = backup(
+        "localhost",
+        &[],
+        &[
+            ("PGSSLMODE", "verify-full"),
+            ("PGSSLROOTCERT", other_ca.as_str()),
+        ],
+    );
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("invalid peer certificate"), "{stderr}");
+    let (code, _, stderr) = backup("localhost", &["--sslmode", "verify-full"], &[]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("needs --sslrootcert"), "{stderr}");
+    let (code, _, stderr) = backup("localhost", &[], &[("PGSSLMODE", "verify-ca")]);
+    assert_eq!(code, Some(2), "{stderr}");
+    assert!(stderr.contains("PGSSLMODE=\"verify-ca\""), "{stderr}");
 }
 
 /// moto's S3 server on a free loopback port.

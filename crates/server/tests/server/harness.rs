@@ -209,6 +209,77 @@ pub(crate) fn self_signed_cert(dir: &Path) -> (String, String) {
     (cert.display().to_string(), key.display().to_string())
 }
 
+/// A test CA and a server certificate it signed for `localhost` and 127.0.0.1
+/// (what `sslmode=verify-full` checks), written into `dir` by openssl; the
+/// paths of the CA's certificate, the server's certificate and its key.
+pub(crate) fn ca_signed_cert(dir: &Path) -> (String, String, String) {
+    let path = |name: &str| dir.join(name).display().to_string();
+    let (ca, ca_key, csr, ext) = (
+        path("ca.pem"),
+        path("ca.key"),
+        path("server.csr"),
+        path("ext"),
+    );
+    let (cert, key) = (path("server.pem"), path("server.key"));
+    std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("write ext");
+    let openssl = |args: &[&str]| {
+        let made = Command::new("openssl")
+            .args(args)
+            .output()
+            .expect("openssl (scripts/install-test-deps.sh installs it)");
+        assert!(
+            made.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&made.stderr)
+        );
+    };
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+    ]);
+    openssl(&[
+        "req",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        &ext,
+        "-out",
+        &cert,
+    ]);
+    (ca, cert, key)
+}
+
 /// A client that commits `ticks` rows with seq 0, 1, 2, ... one after the other, so
 /// that what a copy holds can be checked as "a gapless prefix between what was
 /// acknowledged before and after the cut". Every 7th row goes into the previous day
