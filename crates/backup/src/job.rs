@@ -31,6 +31,8 @@ use object_store::buffered::BufWriter;
 use parking_lot::Mutex;
 use tokio::io::AsyncWriteExt;
 
+use tidemark_storage::sliced_io::WRITE_SLICE;
+
 use crate::destination::Destination;
 use crate::error::{BackupError, Result};
 use crate::manifest::{
@@ -311,10 +313,16 @@ impl Shared<'_> {
                 }
                 part.crc32c = crc32c::crc32c_combine(part.crc32c, crc, n);
                 part.size += n as u64;
-                writer
-                    .put(Bytes::from(buf))
-                    .await
-                    .map_err(|e| BackupError::store(dest.describe(&object_key), e))?;
+                // In slices: a local destination writes each as one write(2)
+                // (see `sliced_io`); the bytes are not copied.
+                let mut chunk = Bytes::from(buf);
+                while !chunk.is_empty() {
+                    let slice = chunk.split_to(chunk.len().min(WRITE_SLICE));
+                    writer
+                        .put(slice)
+                        .await
+                        .map_err(|e| BackupError::store(dest.describe(&object_key), e))?;
+                }
                 status.bytes_done.fetch_add(n as u64, Ordering::Relaxed);
                 status.bytes_uploaded.fetch_add(n as u64, Ordering::Relaxed);
                 self.throttle.spend(n as u64).await;

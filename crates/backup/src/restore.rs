@@ -19,7 +19,9 @@ use std::time::{Duration, Instant};
 use futures::{StreamExt, TryStreamExt};
 use object_store::{GetResultPayload, ObjectStoreExt};
 use parking_lot::Mutex;
-use tidemark_storage::{Database, LogRun, LogSegmentWriter, RESTORE_TRIGGER, StorageOptions};
+use tidemark_storage::{
+    Database, LogRun, LogSegmentWriter, RESTORE_TRIGGER, StorageOptions, sliced_io,
+};
 
 use crate::destination::Destination;
 use crate::error::{BackupError, Result};
@@ -445,13 +447,11 @@ impl Sink {
     }
 
     async fn write(&mut self, data: Vec<u8>) -> Result<()> {
-        use std::io::Write;
         let mut file = self.take()?;
         let path = self.path.clone();
         self.file = Some(
             blocking(move || {
-                file.write_all(&data)
-                    .map_err(|e| BackupError::io(&path, e))?;
+                sliced_io::write_all(&mut file, &data).map_err(|e| BackupError::io(&path, e))?;
                 Ok(file)
             })
             .await?,
@@ -486,7 +486,7 @@ async fn read_object(
                 None => None,
             };
             let (size, crc, out) = blocking(move || {
-                use std::io::{Read, Write};
+                use std::io::Read;
                 let mut buf = vec![0u8; LOCAL_READ];
                 loop {
                     let n = source
@@ -498,7 +498,7 @@ async fn read_object(
                     size += n as u64;
                     crc = crc32c::crc32c_append(crc, &buf[..n]);
                     if let Some((file, path)) = out.as_mut() {
-                        file.write_all(&buf[..n])
+                        sliced_io::write_all(file, &buf[..n])
                             .map_err(|e| BackupError::io(&*path, e))?;
                     }
                 }

@@ -1,11 +1,10 @@
 //! Small file-system helpers with the durability steps spelled out once.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::Write;
-use std::os::unix::fs::FileExt;
 use std::path::Path;
 
 use crate::error::{IoContext, Result, StorageError};
+use crate::sliced_io;
 
 /// fsyncs `f`; a failure is a [`StorageError::Sync`].
 fn sync_file(f: &File, path: &Path) -> Result<()> {
@@ -24,7 +23,7 @@ pub(crate) fn write_atomic(path: &Path, data: &[u8]) -> Result<()> {
 /// Writes `data` to a new file at `path` (replacing any) and fsyncs the file.
 pub(crate) fn write_synced(path: &Path, data: &[u8]) -> Result<()> {
     let mut f = File::create(path).at(path)?;
-    f.write_all(data).at(path)?;
+    sliced_io::write_all(&mut f, data).at(path)?;
     sync_file(&f, path)
 }
 
@@ -62,7 +61,7 @@ pub(crate) fn write_at(path: &Path, offset: u64, data: &[u8]) -> Result<()> {
     if len != offset {
         f.set_len(offset).at(path)?;
     }
-    f.write_all_at(data, offset).at(path)
+    sliced_io::write_all_at(&f, data, offset).at(path)
 }
 
 /// Cuts `path` to `len` bytes if it is longer. Returns the bytes removed.

@@ -23,7 +23,8 @@
 //! - `wal`: segments and record encoding; `table`: `_meta`, `_txn`, column and
 //!   symbol files; `registry`: `_tables`; `root`: layout and lock;
 //! - `batch`: in-memory columns; `types`: column types and partitioning; `name`:
-//!   name rules; `codec`/`fsutil`: file framing and durable file operations.
+//!   name rules; `codec`/`fsutil`: file framing and durable file operations;
+//!   [`sliced_io`]: bulk writes in slices the kernel copies fast.
 
 mod apply;
 pub mod batch;
@@ -48,6 +49,7 @@ mod recovery;
 mod registry;
 pub mod restore;
 mod root;
+pub mod sliced_io;
 pub mod snapshot;
 mod table;
 pub mod transaction;

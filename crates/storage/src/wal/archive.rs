@@ -413,7 +413,7 @@ impl LogSegmentWriter {
                 r.seq, self.next_seq
             )));
         }
-        self.file.write_all(r.bytes).at(&self.path)?;
+        crate::sliced_io::write_all(&mut self.file, r.bytes).at(&self.path)?;
         self.next_seq += 1;
         Ok(())
     }

@@ -451,9 +451,8 @@ impl WalWriter {
                 MAX_RECORD - 12
             )));
         }
-        use std::os::unix::fs::FileExt;
         let at = r.start + (RECORD_HEAD + r.ops_len) as u64;
-        if let Err(e) = self.file.write_all_at(bytes, at) {
+        if let Err(e) = crate::sliced_io::write_all_at(&self.file, bytes, at) {
             self.abandon(r);
             return Err(StorageError::io(&self.path, e));
         }
