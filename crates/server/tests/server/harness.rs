@@ -191,22 +191,36 @@ pub(crate) fn length_from_env<T: std::str::FromStr>(name: &str, default: T) -> T
 /// A self-signed certificate and its key, written into `dir` by openssl; their paths.
 pub(crate) fn self_signed_cert(dir: &Path) -> (String, String) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let (cert, key) = (cert.display().to_string(), key.display().to_string());
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=localhost",
+        "-keyout",
+        &key,
+        "-out",
+        &cert,
+    ]);
+    (cert, key)
+}
+
+/// Runs openssl with `args`, asserting that it succeeds.
+fn openssl(args: &[&str]) {
     let made = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args(["-subj", "/CN=localhost", "-keyout"])
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
+        .args(args)
         .output()
         .expect("openssl (scripts/install-test-deps.sh installs it)");
     assert!(
         made.status.success(),
-        "{}",
+        "openssl {args:?}: {}",
         String::from_utf8_lossy(&made.stderr)
     );
-    (cert.display().to_string(), key.display().to_string())
 }
 
 /// A test CA and a server certificate it signed for `localhost` and 127.0.0.1
@@ -222,17 +236,6 @@ pub(crate) fn ca_signed_cert(dir: &Path) -> (String, String, String) {
     );
     let (cert, key) = (path("server.pem"), path("server.key"));
     std::fs::write(&ext, "subjectAltName=DNS:localhost,IP:127.0.0.1\n").expect("write ext");
-    let openssl = |args: &[&str]| {
-        let made = Command::new("openssl")
-            .args(args)
-            .output()
-            .expect("openssl (scripts/install-test-deps.sh installs it)");
-        assert!(
-            made.status.success(),
-            "openssl {args:?}: {}",
-            String::from_utf8_lossy(&made.stderr)
-        );
-    };
     openssl(&[
         "req",
         "-x509",
