@@ -38,6 +38,9 @@ impl Encoder {
     pub(crate) fn u8(&mut self, v: u8) {
         self.buf.push(v);
     }
+    pub(crate) fn zeros(&mut self, n: usize) {
+        self.buf.resize(self.buf.len() + n, 0);
+    }
     pub(crate) fn u32(&mut self, v: u32) {
         self.buf.extend_from_slice(&v.to_le_bytes());
     }

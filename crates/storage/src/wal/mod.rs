@@ -51,23 +51,29 @@ fn segment_header(first_seq: u64) -> Vec<u8> {
 /// Bytes of a record before its ops: header, sequence number, op count.
 const RECORD_HEAD: usize = RECORD_HEADER + 8 + 4;
 
-/// A record's header and the start of its body (sequence number, op count),
-/// given the CRC and length of its op bytes, which are written apart (after it,
-/// possibly in many pieces): a large transaction's ops are never gathered in
-/// one buffer.
-fn record_head(seq: u64, count: u32, ops_crc: u32, ops_len: usize) -> [u8; RECORD_HEAD] {
+/// Fills `head` with a record's header and the start of its body (sequence
+/// number, op count) for `ops_len` bytes of ops. The record's CRC is
+/// crc32c(body_len ++ seq ++ count ++ ops): `add_ops` carries the CRC of
+/// the head's part over the ops (appending them when they are at hand,
+/// combining their own CRC when they were written apart).
+fn fill_record_head(
+    head: &mut [u8],
+    seq: u64,
+    count: u32,
+    ops_len: usize,
+    add_ops: impl FnOnce(u32) -> u32,
+) {
     let body_len = (8 + 4 + ops_len) as u32;
-    let mut head = [0u8; RECORD_HEAD];
     head[..4].copy_from_slice(&RECORD_MAGIC.to_le_bytes());
     head[4..8].copy_from_slice(&body_len.to_le_bytes());
     head[RECORD_HEADER..RECORD_HEADER + 8].copy_from_slice(&seq.to_le_bytes());
-    head[RECORD_HEADER + 8..].copy_from_slice(&count.to_le_bytes());
-    // crc32c(body_len ++ seq ++ count ++ ops), the ops' part combined in.
+    head[RECORD_HEADER + 8..RECORD_HEAD].copy_from_slice(&count.to_le_bytes());
     let crc = crc32c::crc32c(&head[4..8]);
-    let crc = crc32c::crc32c_append(crc, &head[RECORD_HEADER..]);
-    let crc = crc32c::crc32c_combine(crc, ops_crc, ops_len);
+    let crc = add_ops(crc32c::crc32c_append(
+        crc,
+        &head[RECORD_HEADER..RECORD_HEAD],
+    ));
     head[8..12].copy_from_slice(&crc.to_le_bytes());
-    head
 }
 
 /// Tries to read a record at `pos`: `Some((seq, payload, next_pos))` when a whole,
@@ -291,7 +297,7 @@ impl RecordStream {
 
     /// Record `seq`, committed at `commit_micros` (see [`WalWriter::commit_time`]).
     pub(crate) fn new(seq: u64, commit_micros: i64) -> Self {
-        let mut encoder = record::OpsEncoder::new();
+        let mut encoder = record::OpsEncoder::with_front(RECORD_HEAD);
         encoder.commit_time(commit_micros);
         RecordStream {
             seq,
@@ -312,7 +318,7 @@ impl RecordStream {
     }
 
     fn flush(&mut self, wal: &mut WalWriter) -> Result<()> {
-        let (bytes, count) = self.encoder.take();
+        let (bytes, front, count) = self.encoder.take();
         if count == 0 {
             return Ok(());
         }
@@ -320,7 +326,7 @@ impl RecordStream {
             Some(r) => r,
             None => self.record.insert(wal.begin(self.seq)?),
         };
-        let written = wal.write_ops(r, &bytes, count);
+        let written = wal.write_ops(r, &bytes[front..], count);
         if written.is_err() {
             self.record = None;
         }
@@ -333,6 +339,13 @@ impl RecordStream {
         if !self.has_ops {
             self.abandon(wal);
             return Ok(false);
+        }
+        if self.record.is_none() {
+            // Every op is still in the encoder's first buffer, after room for
+            // the header: the whole record is one write (most commits).
+            let (buf, front, count) = self.encoder.take();
+            debug_assert_eq!(front, RECORD_HEAD);
+            return wal.write_whole(self.seq, buf, count).map(|()| true);
         }
         self.flush(wal)?;
         match self.record.take() {
@@ -435,6 +448,36 @@ impl WalWriter {
         })
     }
 
+    /// Appends record `seq` in one write: `buf` holds [`RECORD_HEAD`] bytes of
+    /// room for its header, then its `count` encoded ops. On failure the
+    /// segment is cut back to where the record started.
+    pub(crate) fn write_whole(&mut self, seq: u64, mut buf: Vec<u8>, count: u32) -> Result<()> {
+        let ops_len = buf.len() - RECORD_HEAD;
+        let mut r = self.begin(seq)?;
+        if 8 + 4 + ops_len >= MAX_RECORD {
+            return Err(Self::too_large());
+        }
+        let (head, ops) = buf.split_at_mut(RECORD_HEAD);
+        fill_record_head(head, seq, count, ops_len, |crc| {
+            crc32c::crc32c_append(crc, ops)
+        });
+        r.ops_len = ops_len;
+        if let Err(e) = crate::sliced_io::write_all_at(&self.file, &buf, r.start) {
+            self.abandon(&r);
+            return Err(StorageError::io(&self.path, e));
+        }
+        self.len = r.start + buf.len() as u64;
+        Ok(())
+    }
+
+    fn too_large() -> StorageError {
+        StorageError::InvalidData(format!(
+            "a transaction of more than {} bytes is larger than one WAL record can hold: \
+             split it (for COPY: several COPY statements)",
+            MAX_RECORD - 12
+        ))
+    }
+
     /// Appends `count` encoded ops to the record `r` being written. On failure
     /// the segment is cut back to where the record started.
     pub(crate) fn write_ops(
@@ -445,11 +488,7 @@ impl WalWriter {
     ) -> Result<()> {
         if 8 + 4 + r.ops_len + bytes.len() >= MAX_RECORD {
             self.abandon(r);
-            return Err(StorageError::InvalidData(format!(
-                "a transaction of more than {} bytes is larger than one WAL record can hold: \
-                 split it (for COPY: several COPY statements)",
-                MAX_RECORD - 12
-            )));
+            return Err(Self::too_large());
         }
         let at = r.start + (RECORD_HEAD + r.ops_len) as u64;
         if let Err(e) = crate::sliced_io::write_all_at(&self.file, bytes, at) {
@@ -465,7 +504,10 @@ impl WalWriter {
     /// Completes record `r`: its header goes in front of its ops, and the log
     /// grows past it. On failure the segment is cut back to where it started.
     pub(crate) fn finish(&mut self, r: RecordWriter) -> Result<()> {
-        let head = record_head(r.seq, r.count, r.ops_crc, r.ops_len);
+        let mut head = [0u8; RECORD_HEAD];
+        fill_record_head(&mut head, r.seq, r.count, r.ops_len, |crc| {
+            crc32c::crc32c_combine(crc, r.ops_crc, r.ops_len)
+        });
         use std::os::unix::fs::FileExt;
         if let Err(e) = self.file.write_all_at(&head, r.start) {
             self.abandon(&r);
@@ -588,6 +630,26 @@ mod tests {
             let e = read_all(dir.path()).expect_err("gap");
             assert!(e.to_string().contains("segment is missing"), "{e}");
         }
+    }
+
+    #[test]
+    fn a_record_written_whole_is_byte_for_byte_the_one_written_in_pieces() {
+        let pieces = tempfile::tempdir().expect("tempdir");
+        let mut w = WalWriter::create(pieces.path(), 1, 1 << 20, Vec::new()).expect("create");
+        let mut r = w.begin(1).expect("begin");
+        w.write_ops(&mut r, b"abc", 1).expect("piece");
+        w.write_ops(&mut r, b"defg", 2).expect("piece");
+        w.finish(r).expect("finish");
+        let whole = tempfile::tempdir().expect("tempdir");
+        let mut w = WalWriter::create(whole.path(), 1, 1 << 20, Vec::new()).expect("create");
+        let mut buf = vec![0xee; RECORD_HEAD];
+        buf.extend_from_slice(b"abcdefg");
+        w.write_whole(1, buf, 3).expect("whole");
+        let bytes = |dir: &Path| std::fs::read(segment_path(dir, 1)).expect("segment");
+        assert_eq!(bytes(whole.path()), bytes(pieces.path()));
+        let mut payload = 3u32.to_le_bytes().to_vec();
+        payload.extend_from_slice(b"abcdefg");
+        assert_eq!(read_all(whole.path()).expect("read"), vec![(1, payload)]);
     }
 
     #[test]

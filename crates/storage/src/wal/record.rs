@@ -36,34 +36,44 @@ use crate::types::ColumnType;
 pub(crate) struct OpsEncoder {
     e: Encoder,
     count: u32,
+    /// Bytes kept free in front of the ops until the first `take` (room for
+    /// the record's header, so a record written whole is one write).
+    front: usize,
 }
 
 impl OpsEncoder {
+    #[cfg(test)]
     pub(crate) fn new() -> Self {
-        OpsEncoder {
-            e: Encoder::with_capacity(256),
-            count: 0,
-        }
+        Self::with_front(0)
     }
 
-    /// Bytes encoded since the last `take`.
+    /// An encoder whose first buffer keeps `front` bytes free before the ops.
+    pub(crate) fn with_front(front: usize) -> Self {
+        let mut e = Encoder::with_capacity(256.max(2 * front));
+        e.zeros(front);
+        OpsEncoder { e, count: 0, front }
+    }
+
+    /// Bytes of ops encoded since the last `take`.
     pub(crate) fn len(&self) -> usize {
-        self.e.len()
+        self.e.len() - self.front
     }
 
-    /// The ops encoded since the last `take` (their bytes and how many), the
-    /// encoder starting over.
-    pub(crate) fn take(&mut self) -> (Vec<u8>, u32) {
+    /// The ops encoded since the last `take`: a buffer whose ops start at the
+    /// returned offset (the free front, the first time; 0 after), and how
+    /// many there are. The encoder starts over, without a free front.
+    pub(crate) fn take(&mut self) -> (Vec<u8>, usize, u32) {
         let bytes = std::mem::replace(&mut self.e, Encoder::with_capacity(256)).into_inner();
-        (bytes, std::mem::take(&mut self.count))
+        let front = std::mem::take(&mut self.front);
+        (bytes, front, std::mem::take(&mut self.count))
     }
 
     /// A whole payload: the op count, then the ops.
     #[cfg(test)]
     pub(crate) fn finish(mut self) -> Vec<u8> {
-        let (bytes, count) = self.take();
+        let (bytes, front, count) = self.take();
         let mut payload = count.to_le_bytes().to_vec();
-        payload.extend_from_slice(&bytes);
+        payload.extend_from_slice(&bytes[front..]);
         payload
     }
 
