@@ -6,6 +6,7 @@
 //!   quotes, JSON `null` as SQL NULL);
 //! - `doc #> '{a,0,b}'`, `doc #>> '{a,0,b}'`: the same along a path;
 //! - `a @> b`, `a <@ b`: containment, `doc ? 'key'`: key existence (jsonb's);
+//! - `a || b`, `doc - key`, `doc #- path`: jsonb's edits (`json_edit.rs`);
 //! - `'...'::json`, `CAST(... AS JSONB)`: text marked as a document.
 //!
 //! A missing key or element, or a value of the wrong kind (a key into an array),
@@ -19,13 +20,14 @@ use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
 use datafusion::common::{DFSchema, Result as DfResult, exec_err};
 use datafusion::logical_expr::planner::{ExprPlanner, PlannerResult, RawBinaryExpr, TypePlanner};
 use datafusion::logical_expr::{
-    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
-    Volatility,
+    ColumnarValue, Expr, ExprSchemable, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF,
+    ScalarUDFImpl, Signature, Volatility,
 };
 use datafusion::sql::sqlparser::ast;
 use tidemark_storage::{Column, ColumnType, Values};
 
 use crate::error::{ExecError, Result, sqlstate};
+use crate::json_edit::{Edit, JsonEdit};
 use crate::types::PG_TYPE_METADATA;
 
 /// Checks that every value of `column` (a JSON or JSONB column named `name`) is
@@ -65,7 +67,7 @@ pub fn check_document(text: &[u8]) -> std::result::Result<(), String> {
 }
 
 /// The field of a text value that is sent as `pg_type` (`json` or `jsonb`).
-fn document_field(name: &str, pg_type: &str) -> Field {
+pub(crate) fn document_field(name: &str, pg_type: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
         .with_metadata([(PG_TYPE_METADATA.to_string(), pg_type.to_string())].into())
 }
@@ -127,6 +129,20 @@ impl ExprPlanner for JsonOperators {
                 udf.call(vec![expr.left, expr.right]),
             ));
         }
+        let edit = match expr.op {
+            ast::BinaryOperator::StringConcat => Some(Edit::Concat),
+            ast::BinaryOperator::Minus => Some(Edit::Delete),
+            ast::BinaryOperator::HashMinus => Some(Edit::DeletePath),
+            _ => None,
+        };
+        if let Some(edit) = edit
+            && edits_jsonb(edit, &expr, schema)
+        {
+            let udf = ScalarUDF::from(JsonEdit::new(edit));
+            return Ok(PlannerResult::Planned(
+                udf.call(vec![expr.left, expr.right]),
+            ));
+        }
         let (as_text, path) = match expr.op {
             ast::BinaryOperator::Arrow => (false, false),
             ast::BinaryOperator::LongArrow => (true, false),
@@ -138,6 +154,27 @@ impl ExprPlanner for JsonOperators {
         Ok(PlannerResult::Planned(
             udf.call(vec![expr.left, expr.right]),
         ))
+    }
+}
+
+/// Whether `expr` is one of jsonb's editing operators: its left side is jsonb
+/// (for `||`, also a string literal before a jsonb, which PostgreSQL reads as
+/// jsonb); `#-` always is, as PostgreSQL has it for jsonb only.
+fn edits_jsonb(edit: Edit, expr: &RawBinaryExpr, schema: &DFSchema) -> bool {
+    let is_jsonb = |e: &Expr| {
+        e.to_field(schema).is_ok_and(|(_, f)| {
+            f.metadata()
+                .get(PG_TYPE_METADATA)
+                .is_some_and(|t| t == "jsonb")
+        })
+    };
+    match edit {
+        Edit::DeletePath => true,
+        Edit::Delete => is_jsonb(&expr.left),
+        Edit::Concat => {
+            is_jsonb(&expr.left)
+                || (matches!(expr.left, Expr::Literal(..)) && is_jsonb(&expr.right))
+        }
     }
 }
 
@@ -407,13 +444,42 @@ impl JsonGet {
 }
 
 /// A document as PostgreSQL prints a `jsonb`: `{"a": 1, "b": [1, 2]}`.
-fn pg_text(v: &serde_json::Value) -> String {
+pub(crate) fn pg_text(v: &serde_json::Value) -> String {
     use serde::Serialize;
     let mut out = Vec::new();
     let mut ser = serde_json::Serializer::with_formatter(&mut out, PgFormatter);
-    match v.serialize(&mut ser) {
+    match JsonbOrder(v).serialize(&mut ser) {
         Ok(()) => String::from_utf8(out).unwrap_or_else(|_| v.to_string()),
         Err(_) => v.to_string(),
+    }
+}
+
+/// A document serialized with its object keys in jsonb's order: shorter keys
+/// first, keys of one length by their bytes (`{"b": 1, "aa": 2}`).
+struct JsonbOrder<'a>(&'a serde_json::Value);
+
+impl serde::Serialize for JsonbOrder<'_> {
+    fn serialize<S: serde::Serializer>(&self, ser: S) -> std::result::Result<S::Ok, S::Error> {
+        use serde::ser::{SerializeMap, SerializeSeq};
+        match self.0 {
+            serde_json::Value::Object(members) => {
+                let mut keys: Vec<&String> = members.keys().collect();
+                keys.sort_by(|a, b| a.len().cmp(&b.len()).then_with(|| a.cmp(b)));
+                let mut map = ser.serialize_map(Some(keys.len()))?;
+                for k in keys {
+                    map.serialize_entry(k, &JsonbOrder(&members[k]))?;
+                }
+                map.end()
+            }
+            serde_json::Value::Array(items) => {
+                let mut seq = ser.serialize_seq(Some(items.len()))?;
+                for item in items {
+                    seq.serialize_element(&JsonbOrder(item))?;
+                }
+                seq.end()
+            }
+            scalar => scalar.serialize(ser),
+        }
     }
 }
 
@@ -520,7 +586,7 @@ fn each_document<T>(
         .collect()
 }
 
-fn parse_document(text: &str) -> DfResult<serde_json::Value> {
+pub(crate) fn parse_document(text: &str) -> DfResult<serde_json::Value> {
     serde_json::from_str(text).map_err(|e| {
         datafusion::error::DataFusionError::Execution(format!(
             "invalid input syntax for type json: {e}"
@@ -602,7 +668,7 @@ fn follow<'a>(doc: &'a serde_json::Value, steps: &[&str]) -> Option<&'a serde_js
 }
 
 /// The steps of a path given as PostgreSQL's text array (`{a,0,"b c"}`).
-fn path_steps(text: &str) -> DfResult<Vec<String>> {
+pub(crate) fn path_steps(text: &str) -> DfResult<Vec<String>> {
     let inner = text
         .trim()
         .strip_prefix('{')

@@ -30,6 +30,7 @@ mod fill;
 mod generators;
 mod insert;
 pub mod json;
+mod json_edit;
 mod latest;
 pub mod numeric;
 pub mod params;
