@@ -8,8 +8,8 @@
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
-    ArrayRef, BinaryArray, BooleanArray, FixedSizeBinaryArray, Float32Array, Float64Array,
-    Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
+    ArrayRef, BinaryArray, BooleanArray, Date32Array, FixedSizeBinaryArray, Float32Array,
+    Float64Array, Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
 use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::common::{Result as DfResult, ScalarValue, exec_err, plan_err};
@@ -32,6 +32,7 @@ enum Kind {
     Float,
     Double,
     Timestamp,
+    Date,
     Char,
     Str,
     Symbol,
@@ -39,7 +40,7 @@ enum Kind {
     Bin,
 }
 
-const GENERATORS: [(&str, Kind); 14] = [
+const GENERATORS: [(&str, Kind); 15] = [
     ("rnd_boolean", Kind::Boolean),
     ("rnd_byte", Kind::Byte),
     ("rnd_short", Kind::Short),
@@ -48,6 +49,7 @@ const GENERATORS: [(&str, Kind); 14] = [
     ("rnd_float", Kind::Float),
     ("rnd_double", Kind::Double),
     ("rnd_timestamp", Kind::Timestamp),
+    ("rnd_date", Kind::Date),
     ("rnd_char", Kind::Char),
     ("rnd_str", Kind::Str),
     ("rnd_varchar", Kind::Str),
@@ -86,6 +88,7 @@ fn arity(kind: Kind, n: usize) -> (bool, &'static str) {
         Kind::Int | Kind::Long => (n == 0 || n == 3, "() or (min, max, null_rate)"),
         Kind::Float | Kind::Double => (n <= 1, "() or (null_rate)"),
         Kind::Timestamp => (n == 3, "(min, max, null_rate)"),
+        Kind::Date => (n == 0 || n == 3, "() or (min, max, null_rate)"),
         Kind::Bin => (
             n == 0 || n == 3,
             "() or (min_length, max_length, null_rate)",
@@ -126,6 +129,7 @@ impl ScalarUDFImpl for RandomValues {
             Kind::Float => DataType::Float32,
             Kind::Double => DataType::Float64,
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+            Kind::Date => DataType::Date32,
             Kind::Char | Kind::Str => DataType::Utf8,
             // Dictionary-encoded, so CREATE TABLE AS makes a SYMBOL column.
             Kind::Symbol => symbol_type(),
@@ -187,6 +191,22 @@ fn timestamp_arg(name: &str, args: &[ScalarValue], i: usize) -> DfResult<i64> {
         }
         Some(ScalarValue::Int32(Some(v))) => Ok(i64::from(v)),
         _ => exec_err!("argument {} of {name} must be a non-NULL timestamp", i + 1),
+    }
+}
+
+/// Days from 1970-01-01 to 2100-01-01.
+const DAYS_1970_TO_2100: i32 = 47_482;
+
+/// A date argument (a DATE, or text or a timestamp that casts to one), as days
+/// since 1970-01-01.
+fn date_arg(name: &str, args: &[ScalarValue], i: usize) -> DfResult<i32> {
+    match args
+        .get(i)
+        .map(|v| v.cast_to(&DataType::Date32))
+        .transpose()
+    {
+        Ok(Some(ScalarValue::Date32(Some(v)))) => Ok(v),
+        _ => exec_err!("argument {} of {name} must be a non-NULL date", i + 1),
     }
 }
 
@@ -343,6 +363,29 @@ fn generate(
                         (!null_at(rng, rate)).then_some(v)
                     })
                     .collect::<TimestampMicrosecondArray>(),
+            )
+        }
+        Kind::Date => {
+            // Without bounds: any day from 1970 through 2099.
+            let (lo, hi, rate) = match args.len() {
+                0 => (0, DAYS_1970_TO_2100 - 1, 0),
+                _ => (
+                    date_arg(name, args, 0)?,
+                    date_arg(name, args, 1)?,
+                    int_arg(name, args, 2)?,
+                ),
+            };
+            if lo > hi {
+                let day = |d| ScalarValue::Date32(Some(d));
+                return exec_err!("{name}: min {} is above max {}", day(lo), day(hi));
+            }
+            Arc::new(
+                (0..rows)
+                    .map(|_| {
+                        let v = rng.random_range(lo..=hi);
+                        (!null_at(rng, rate)).then_some(v)
+                    })
+                    .collect::<Date32Array>(),
             )
         }
         Kind::Char => Arc::new(
