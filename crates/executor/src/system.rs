@@ -1,5 +1,5 @@
-//! System table functions: `tables()`, `table_columns('t')` and
-//! `table_partitions('t')`; and
+//! System table functions: `tables()`, `table_columns('t')`,
+//! `table_partitions('t')` and `wal_tables()`; and
 //! `tidemark_relation_size('t')`, what `pg_table_size`, `pg_relation_size` and
 //! `pg_total_relation_size` become (`catalog_rewrite.rs`): a table's bytes on
 //! disk; NULL for a catalog relation, 42P01 for a name written in the statement
@@ -41,6 +41,12 @@ pub(crate) fn register(ctx: &SessionContext, snapshot: Snapshot) {
     ctx.register_udtf(
         "table_partitions",
         Arc::new(TablePartitions {
+            snapshot: snapshot.clone(),
+        }),
+    );
+    ctx.register_udtf(
+        "wal_tables",
+        Arc::new(WalTables {
             snapshot: snapshot.clone(),
         }),
     );
@@ -169,6 +175,52 @@ impl TableFunctionImpl for Tables {
             )),
             Arc::new(Int64Array::from_iter_values(
                 tables.iter().map(|t| t.buffered_rows() as i64),
+            )),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+/// QuestDB's `wal_tables()`: per table, whether it is suspended (never: a
+/// failed apply is retried), `writerTxn` (the newest commit whose changes are
+/// all in the table's files), `sequencerTxn` (the newest commit that changed
+/// it) and the rows between them, still in the write buffer. Commits are
+/// visible to queries as soon as they are durable, applied or not; the two
+/// numbers meet once the background apply has caught up. The column names are
+/// folded to lower case, so that `writerTxn` written unquoted finds them.
+#[derive(Debug)]
+struct WalTables {
+    snapshot: Snapshot,
+}
+
+impl TableFunctionImpl for WalTables {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        if !args.is_empty() {
+            return plan_err!("wal_tables() takes no arguments");
+        }
+        let tables = self.snapshot.tables();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("name", DataType::Utf8, false),
+            Field::new("suspended", DataType::Boolean, false),
+            Field::new("writertxn", DataType::Int64, false),
+            Field::new("sequencertxn", DataType::Int64, false),
+            Field::new("buffered_rows", DataType::Int64, false),
+        ]));
+        let seq = |v: u64| i64::try_from(v).unwrap_or(i64::MAX);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                tables.iter().map(|t| t.name().to_string()),
+            )),
+            Arc::new(BooleanArray::from(vec![false; tables.len()])),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| seq(t.txn())),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| seq(t.newest_txn())),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| seq(t.buffered_rows())),
             )),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;

@@ -225,6 +225,15 @@ impl TableReader {
         self.state.txn.txn
     }
 
+    /// The newest commit that changed this table: [`TableReader::txn`], or a
+    /// later one whose rows are still in the write buffer.
+    pub fn newest_txn(&self) -> u64 {
+        self.runs
+            .iter()
+            .map(|(_, r)| r.max_seq)
+            .fold(self.txn(), u64::max)
+    }
+
     /// The partitions that hold rows, in time order.
     pub fn partitions(&self) -> Vec<PartitionInfo> {
         let pb = self.state.meta.partition_by;
