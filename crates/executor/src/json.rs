@@ -66,6 +66,15 @@ pub fn check_document(text: &[u8]) -> std::result::Result<(), String> {
         .map_err(|e| e.to_string())
 }
 
+/// Whether values of type `t` can be read as a document's text (any string
+/// type, a dictionary of strings such as a SYMBOL, or NULL).
+pub(crate) fn is_text(t: &DataType) -> bool {
+    matches!(
+        t,
+        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
+    ) || matches!(t, DataType::Dictionary(_, v) if v.is_string())
+}
+
 /// The field of a text value that is sent as `pg_type` (`json` or `jsonb`).
 pub(crate) fn document_field(name: &str, pg_type: &str) -> Field {
     Field::new(name, DataType::Utf8, true)
@@ -234,11 +243,7 @@ impl ScalarUDFImpl for JsonPredicate {
             ]);
         }
         for t in args {
-            let text = matches!(
-                t,
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
-            ) || matches!(t, DataType::Dictionary(_, v) if v.is_string());
-            if !text {
+            if !is_text(t) {
                 return datafusion::common::plan_err!(
                     "operator does not exist: {t} {} ...: the operands must be jsonb (or text)",
                     self.name()
@@ -364,10 +369,7 @@ impl ScalarUDFImpl for JsonGet {
             return exec_err!("{} takes a document and a key", self.name());
         };
         let doc = match doc {
-            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null => {
-                DataType::Utf8
-            }
-            DataType::Dictionary(_, v) if v.is_string() => DataType::Utf8,
+            t if is_text(t) => DataType::Utf8,
             other => {
                 return datafusion::common::plan_err!(
                     "operator does not exist: {other} {} unknown: the left side must be json or jsonb",

@@ -21,7 +21,7 @@ use datafusion::logical_expr::{
 use serde_json::Value;
 
 use crate::error::{ExecError, sqlstate};
-use crate::json::{document_field, parse_document, path_steps, pg_text};
+use crate::json::{document_field, is_text, parse_document, path_steps, pg_text};
 
 /// Which edit a [`JsonEdit`] makes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -48,13 +48,6 @@ impl JsonEdit {
             signature: Signature::user_defined(Volatility::Immutable),
         }
     }
-}
-
-fn is_text(t: &DataType) -> bool {
-    matches!(
-        t,
-        DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View | DataType::Null
-    ) || matches!(t, DataType::Dictionary(_, v) if v.is_string())
 }
 
 fn text_list() -> DataType {
