@@ -140,11 +140,12 @@ impl Job {
         for rel in &cut.files {
             let path = root.join(rel);
             let meta = std::fs::metadata(&path).map_err(|e| BackupError::io(&path, e))?;
+            // What the cut needs of it (the open WAL segment's zeros written
+            // ahead are not its records yet); bytes appended later are left.
+            let size = tidemark_storage::Database::copy_len(&path)?;
             let key = rel_key(rel)?;
-            self.status
-                .bytes_total
-                .fetch_add(meta.len(), Ordering::Relaxed);
-            files.push((key, path, meta.len(), mtime_ns(&meta)));
+            self.status.bytes_total.fetch_add(size, Ordering::Relaxed);
+            files.push((key, path, size, mtime_ns(&meta)));
         }
         self.status
             .files_total
@@ -259,7 +260,7 @@ impl Shared<'_> {
                     }
                     _ => None,
                 };
-                self.upload(&key, &path, mtime_ns, extendable).await?
+                self.upload(&key, &path, size, mtime_ns, extendable).await?
             }
         };
         let log = self.log.clone();
@@ -268,20 +269,22 @@ impl Shared<'_> {
         Ok(())
     }
 
-    /// Streams one file to `backups/<id>/data/<key>`: all of it, or, when its
-    /// first bytes are still `base`'s, only the bytes after them. The object
+    /// Streams the first `size` bytes of one file to `backups/<id>/data/<key>`:
+    /// all of them, or, when its first bytes are still `base`'s, only the bytes
+    /// after those. The object
     /// appears only once it is complete (`BufWriter` completes the multipart
     /// upload at shutdown, or aborts it).
     async fn upload(
         &self,
         key: &str,
         path: &Path,
+        size: u64,
         mtime_ns: u64,
         base: Option<&FileEntry>,
     ) -> Result<FileEntry> {
         let dest = &self.job.dest;
         let status = &self.job.status;
-        let mut file = HashingReader::open(path).await?;
+        let mut file = HashingReader::open(path, size).await?;
         let extends = match base {
             Some(b) if b.blake3.is_some() && file.hash_prefix(b.size).await? == b.blake3 => Some(b),
             _ => {
@@ -372,24 +375,31 @@ impl Shared<'_> {
 /// to a BLAKE3 hasher.
 struct HashingReader {
     path: PathBuf,
+    /// How many bytes it reads in all, and how many of them are left.
+    limit: u64,
+    left: u64,
     /// Lent to the blocking task while it reads.
     state: Option<(std::fs::File, blake3::Hasher)>,
 }
 
 impl HashingReader {
-    async fn open(path: &Path) -> Result<Self> {
+    /// Reads the first `limit` bytes of `path` (fewer if it is shorter).
+    async fn open(path: &Path, limit: u64) -> Result<Self> {
         let p = path.to_path_buf();
         let file =
             blocking(move || std::fs::File::open(&p).map_err(|e| BackupError::io(&p, e))).await?;
         Ok(HashingReader {
             path: path.to_path_buf(),
+            limit,
+            left: limit,
             state: Some((file, blake3::Hasher::new())),
         })
     }
 
-    /// The next at most `max` bytes (empty at the end of the file) and their
-    /// CRC-32C.
+    /// The next at most `max` bytes (empty at the end of the file or of the
+    /// limit) and their CRC-32C.
     async fn next_chunk(&mut self, max: usize) -> Result<(Vec<u8>, u32)> {
+        let max = usize::try_from(self.left).map_or(max, |left| left.min(max));
         let (mut file, mut hasher) = self.state.take().ok_or_else(|| self.lost())?;
         let path = self.path.clone();
         let (file, hasher, buf, crc) = blocking(move || {
@@ -405,6 +415,7 @@ impl HashingReader {
         })
         .await?;
         self.state = Some((file, hasher));
+        self.left -= buf.len() as u64;
         Ok((buf, crc))
     }
 
@@ -435,6 +446,7 @@ impl HashingReader {
         })
         .await?;
         self.state = Some((file, blake3::Hasher::new()));
+        self.left = self.limit;
         Ok(())
     }
 

@@ -298,6 +298,18 @@ impl Database {
         }))
     }
 
+    /// How many bytes of `path`, a file of [`Database::checkpoint_files`], a
+    /// copy needs: its length, but for a WAL segment only its records (the
+    /// open segment has zeros written ahead that records later overwrite, so
+    /// its bytes past them are not yet what they will be).
+    pub fn copy_len(path: &std::path::Path) -> Result<u64> {
+        if path.extension().is_some_and(|x| x == "wal") {
+            return crate::wal::records_end(path);
+        }
+        fsutil::file_len(path)?
+            .ok_or_else(|| StorageError::InvalidState(format!("{} is gone", path.display())))
+    }
+
     /// Bytes of the files under the root, as housekeeping last measured them
     /// (it walks the tree every few seconds, not per request).
     pub fn disk_bytes(&self) -> u64 {

@@ -182,17 +182,32 @@ fn symbol_file_damage() {
 
 #[test]
 fn wal_torn_tail_is_cut_and_mid_log_damage_refused() {
-    // Torn tail: the last record (never durable in the table files) is cut.
-    let dir = tempfile::tempdir().expect("tempdir");
-    build(dir.path(), true);
-    truncate(&wal_segment(dir.path()), 3);
-    let db = open(dir.path());
-    assert_eq!(
-        column_i64(&db, "t", "seq"),
-        vec![0, 3, 1, 2, 4],
-        "commit 5's record was torn, the rest replayed"
-    );
-    db.close().expect("close");
+    // Torn tail: the last record (never durable in the table files) is cut,
+    // whether the zeros written ahead of it reached the disk or not.
+    for keep_zeros in [false, true] {
+        let dir = tempfile::tempdir().expect("tempdir");
+        build(dir.path(), true);
+        let seg = wal_segment(dir.path());
+        let mut bytes = std::fs::read(&seg).expect("read");
+        let end = bytes.iter().rposition(|&b| b != 0).expect("records") + 1;
+        assert!(
+            end < bytes.len(),
+            "the open segment has zeros written ahead"
+        );
+        if keep_zeros {
+            bytes[end - 3..end].fill(0);
+        } else {
+            bytes.truncate(end - 3);
+        }
+        std::fs::write(&seg, &bytes).expect("write");
+        let db = open(dir.path());
+        assert_eq!(
+            column_i64(&db, "t", "seq"),
+            vec![0, 3, 1, 2, 4],
+            "commit 5's record was torn, the rest replayed (zeros kept: {keep_zeros})"
+        );
+        db.close().expect("close");
+    }
 
     // A flipped byte in a record that has valid records after it.
     let dir = tempfile::tempdir().expect("tempdir");
