@@ -535,7 +535,8 @@ async fn prune_removes_only_what_restores_before_the_limit_need() {
     let mut limit = None;
     for round in 0..3i64 {
         ids.push(backups.start().await.expect("backup").id);
-        assert_eq!(wait_for_end(&backups).await.phase, BackupPhase::Done);
+        let end = wait_for_end(&backups).await;
+        assert_eq!(end.phase, BackupPhase::Done, "{end:?}");
         append(&db, "a", &[T0 + DAY * (round + 1)], 10 * round);
         db.apply_buffer().expect("apply");
         if round == 1 {

@@ -7,7 +7,7 @@ use crate::error::{IoContext, Result, StorageError};
 use crate::sliced_io;
 
 /// fsyncs `f`; a failure is a [`StorageError::Sync`].
-fn sync_file(f: &File, path: &Path) -> Result<()> {
+pub(crate) fn sync_file(f: &File, path: &Path) -> Result<()> {
     f.sync_all().map_err(|e| StorageError::sync(path, e))
 }
 

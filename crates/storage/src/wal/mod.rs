@@ -245,7 +245,7 @@ pub(crate) fn records_end(path: &Path) -> Result<u64> {
 
 /// Cuts the WAL in `dir` right after commit `seq` (restore rewinds a copy to its
 /// checkpoint's cut): later segments are removed and the segment holding `seq`
-/// is truncated after its record. Returns the newest commit left and the number
+/// is zeroed after its record. Returns the newest commit left and the number
 /// of segments removed. Idempotent.
 pub(crate) fn truncate_after(dir: &Path, seq: u64) -> Result<(Option<u64>, usize)> {
     let mut segments = list_segments(dir)?;
@@ -270,12 +270,34 @@ pub(crate) fn truncate_after(dir: &Path, seq: u64) -> Result<(Option<u64>, usize
             newest = Some(s);
             pos = end;
         }
-        if pos < data.len() {
-            fsutil::truncate_to(&path, pos as u64)?;
+        if data[pos..].iter().any(|&b| b != 0) {
+            zero_from(&path, pos as u64, data.len() - pos)?;
         }
     }
     fsutil::sync_dir(dir)?;
     Ok((newest, removed))
+}
+
+/// Overwrites `len` bytes of the segment at `path` from `at` with zeros, which
+/// read as the segment's end. The file keeps its size: a rewind needs no free
+/// space (restore may run on a full disk; zeros over written blocks allocate
+/// none) and, like every WAL file, a segment never shrinks.
+fn zero_from(path: &Path, at: u64, len: usize) -> Result<()> {
+    let f = fs::OpenOptions::new().write(true).open(path).at(path)?;
+    write_zeros(&f, at, at + len as u64).at(path)?;
+    fsutil::sync_file(&f, path)
+}
+
+/// Writes zeros over `from..to` of `file`.
+fn write_zeros(file: &File, from: u64, to: u64) -> std::io::Result<()> {
+    static ZEROS: [u8; crate::sliced_io::WRITE_SLICE] = [0; crate::sliced_io::WRITE_SLICE];
+    let mut at = from;
+    while at < to {
+        let n = (to - at).min(ZEROS.len() as u64) as usize;
+        crate::sliced_io::write_all_at(file, &ZEROS[..n], at)?;
+        at += n as u64;
+    }
+    Ok(())
 }
 
 pub(crate) fn list_segments(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
@@ -520,14 +542,8 @@ impl WalWriter {
         if end <= self.zeroed_to || end - self.zeroed_to >= ZERO_AHEAD {
             return Ok(());
         }
-        static ZEROS: [u8; crate::sliced_io::WRITE_SLICE] = [0; crate::sliced_io::WRITE_SLICE];
         let to = self.zeroed_to + ZERO_AHEAD;
-        let mut at = self.zeroed_to;
-        while at < to {
-            let n = (to - at).min(ZEROS.len() as u64) as usize;
-            crate::sliced_io::write_all_at(&self.file, &ZEROS[..n], at)?;
-            at += n as u64;
-        }
+        write_zeros(&self.file, self.zeroed_to, to)?;
         self.zeroed_to = to;
         Ok(())
     }
@@ -720,9 +736,21 @@ mod tests {
         }
         assert!(w.segment_count() > 2);
         drop(w);
+        let sizes = |dir: &Path| -> Vec<(u64, u64)> {
+            let mut segs = list_segments(dir).expect("list");
+            segs.sort();
+            segs.iter()
+                .map(|(seq, p)| (*seq, std::fs::metadata(p).expect("segment").len()))
+                .collect()
+        };
+        let before = sizes(dir.path());
         let (newest, removed) = truncate_after(dir.path(), 5).expect("truncate");
         assert_eq!(newest, Some(5));
         assert!(removed > 0);
+        // The segments kept keep their sizes (zeros end the one holding the
+        // cut): a rewind needs no free space.
+        let after = sizes(dir.path());
+        assert_eq!(after[..], before[..after.len()]);
         let seqs: Vec<u64> = read_all(dir.path())
             .expect("read")
             .iter()
