@@ -3,14 +3,16 @@
 use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::{AlterTable, CreateTable, PartitionUnit};
-use tidemark_storage::{Batch, ColumnDef, ColumnType, PartitionSelector, Request, TableDef};
+use tidemark_storage::{
+    Batch, ColumnDef, ColumnType, PartitionBy, PartitionSelector, Request, TableDef, Ttl,
+};
 
 use crate::convert::array_to_column;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::partition_query::{PartitionQuery, partitions};
 use crate::rewrite::part;
 use crate::session::Session;
-use crate::types::{column_type, partition_by};
+use crate::types::{column_type, partition_by, ttl};
 
 /// A table name from an object name (`t` or `public.t`), quoted parts as written,
 /// unquoted folded to lowercase.
@@ -110,19 +112,32 @@ pub(crate) async fn create_table(
             ));
         }
     }
+    let by = c
+        .partition_by
+        .map(partition_by)
+        .unwrap_or(PartitionBy::None);
+    let table_ttl = c.ttl.and_then(ttl);
+    if let Some(t) = table_ttl {
+        check_ttl(&c.name, t, by)?;
+    }
+    // CREATE TABLE IF NOT EXISTS leaves a table that exists as it is, TTL too.
+    let creates = !(c.if_not_exists && session.table(&c.name).is_ok());
     let def = TableDef {
         name: c.name.clone(),
         columns,
         timestamp: c.timestamp,
-        partition_by: c
-            .partition_by
-            .map(partition_by)
-            .unwrap_or(tidemark_storage::PartitionBy::None),
+        partition_by: by,
     };
     let mut requests = vec![Request::CreateTable {
         def,
         if_not_exists: c.if_not_exists,
     }];
+    if creates && table_ttl.is_some() {
+        requests.push(Request::SetTtl {
+            table: c.name.clone(),
+            ttl: table_ttl,
+        });
+    }
     match rows {
         Some((batches, n)) => {
             requests.extend(batches.into_iter().map(|batch| Request::Append {
@@ -178,6 +193,18 @@ fn column_type_of(t: &DataType, name: &str) -> Result<ColumnType> {
     })
 }
 
+/// Refuses a TTL the table's partitions cannot hold (whole partitions are
+/// dropped, so the TTL is a whole number of them).
+fn check_ttl(table: &str, t: Ttl, by: PartitionBy) -> Result<()> {
+    match t.misfit(by) {
+        Some(why) => Err(ExecError::new(
+            sqlstate::INVALID_TABLE_DEFINITION,
+            format!("table \"{table}\": {why}"),
+        )),
+        None => Ok(()),
+    }
+}
+
 pub(crate) async fn alter_table(
     session: &Session,
     table: String,
@@ -212,6 +239,13 @@ pub(crate) async fn alter_table(
         }
         AlterTable::RenameColumn { from, to } => vec![Request::RenameColumn { table, from, to }],
         AlterTable::RenameTo { to } => vec![Request::RenameTable { from: table, to }],
+        AlterTable::SetTtl { ttl: spec } => {
+            let t = ttl(spec);
+            if let Some(t) = t {
+                check_ttl(&table, t, reader.meta().partition_by)?;
+            }
+            vec![Request::SetTtl { table, ttl: t }]
+        }
         AlterTable::DropPartitionList { names } => {
             let starts = names
                 .iter()

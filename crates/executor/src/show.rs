@@ -105,5 +105,8 @@ pub(crate) fn ddl(name: &str, meta: &TableMeta) -> String {
             out.push_str(&format!(" PARTITION BY {}", meta.partition_by.name()));
         }
     }
+    if let Some(ttl) = meta.ttl {
+        out.push_str(&format!(" TTL {ttl}"));
+    }
     out
 }

@@ -148,6 +148,8 @@ impl TableFunctionImpl for Tables {
             Field::new("partitions", DataType::Int64, false),
             Field::new("disk_size", DataType::Int64, false),
             Field::new("buffered_rows", DataType::Int64, false),
+            Field::new("ttl_value", DataType::Int64, false),
+            Field::new("ttl_unit", DataType::Utf8, true),
         ]));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
@@ -175,6 +177,17 @@ impl TableFunctionImpl for Tables {
             )),
             Arc::new(Int64Array::from_iter_values(
                 tables.iter().map(|t| t.buffered_rows() as i64),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                tables
+                    .iter()
+                    .map(|t| t.meta().ttl.map_or(0, |ttl| i64::from(ttl.count))),
+            )),
+            Arc::new(StringArray::from(
+                tables
+                    .iter()
+                    .map(|t| t.meta().ttl.map(|ttl| ttl.unit.name()))
+                    .collect::<Vec<_>>(),
             )),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;

@@ -1,8 +1,8 @@
 //! Mapping between SQL type names, storage column types and Arrow types.
 
 use datafusion::arrow::datatypes::{DataType, Field, TimeUnit};
-use tidemark_parser::{PartitionUnit, SqlType};
-use tidemark_storage::{ColumnType, PartitionBy};
+use tidemark_parser::{PartitionUnit, SqlType, TtlSpec};
+use tidemark_storage::{ColumnType, PartitionBy, Ttl, TtlUnit};
 
 /// Arrow field metadata naming the PostgreSQL type a text column is sent as
 /// when it is not plain `text` (`json` from `json_build_object`).
@@ -42,6 +42,22 @@ pub(crate) fn partition_by(u: PartitionUnit) -> PartitionBy {
         PartitionUnit::Month => PartitionBy::Month,
         PartitionUnit::Year => PartitionBy::Year,
     }
+}
+
+/// The storage TTL for `TTL n UNIT` (none for `TTL 0`).
+pub(crate) fn ttl(spec: TtlSpec) -> Option<Ttl> {
+    use tidemark_parser::TtlUnit as Sql;
+    let unit = match spec.unit {
+        Sql::Hour => TtlUnit::Hour,
+        Sql::Day => TtlUnit::Day,
+        Sql::Week => TtlUnit::Week,
+        Sql::Month => TtlUnit::Month,
+        Sql::Year => TtlUnit::Year,
+    };
+    (spec.count > 0).then_some(Ttl {
+        count: spec.count,
+        unit,
+    })
 }
 
 /// The Arrow type a column is scanned as. SYMBOL columns are dictionary arrays

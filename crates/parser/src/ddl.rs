@@ -4,7 +4,9 @@ use datafusion_sql::sqlparser::keywords::Keyword;
 use datafusion_sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
-use crate::statement::{AlterTable, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement};
+use crate::statement::{
+    AlterTable, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement, TtlSpec, TtlUnit,
+};
 
 /// A parse failure of ours: a message, where, and the SQLSTATE it deserves.
 #[derive(Debug)]
@@ -178,6 +180,7 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
     }
     let mut timestamp = None;
     let mut partition_by = None;
+    let mut ttl = None;
     loop {
         if timestamp.is_none() && consume_word(p, "TIMESTAMP") {
             p.expect_token(&Token::LParen)?;
@@ -187,6 +190,8 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
             p.next_token();
             p.next_token();
             partition_by = Some(partition_unit(p)?);
+        } else if ttl.is_none() && consume_word(p, "TTL") {
+            ttl = Some(ttl_spec(p)?);
         } else if consume_word(p, "BYPASS") {
             expect_word(p, "WAL")?;
         } else if consume_word(p, "WAL") {
@@ -202,7 +207,69 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
         as_query,
         timestamp,
         partition_by,
+        ttl,
     })))
+}
+
+/// `n UNIT` after TTL: `7 DAYS`, `1 MONTH`, or QuestDB's shorthand `2w`,
+/// `12h`, `3M` (the tokenizer splits it into the number and the letter).
+fn ttl_spec(p: &mut Parser<'_>) -> Result<TtlSpec> {
+    let t = p.next_token();
+    let Token::Number(text, _) = &t.token else {
+        return Err(syntax(
+            format!(
+                "syntax error at or near \"{}\": expected the number of HOURS, DAYS, WEEKS, \
+                 MONTHS or YEARS the table keeps",
+                t.token
+            ),
+            t,
+        ));
+    };
+    let Ok(count) = text.parse::<u32>() else {
+        return Err(DdlError::At {
+            message: format!("TTL {text} is not a whole number from 0 to {}", u32::MAX),
+            at: t.span.start,
+            sqlstate: "22023",
+        });
+    };
+    let u = p.next_token();
+    let unit = match &u.token {
+        Token::Word(w) => ttl_unit(&w.value),
+        _ => None,
+    };
+    match unit {
+        Some(unit) => Ok(TtlSpec { count, unit }),
+        None => Err(syntax(
+            format!(
+                "syntax error at or near \"{}\": expected HOURS, DAYS, WEEKS, MONTHS or YEARS \
+                 (or h, d, w, M, y)",
+                u.token
+            ),
+            u,
+        )),
+    }
+}
+
+/// `DAY`/`DAYS` in any case, or the shorthand `h`, `d`, `w`, `M` (month;
+/// `m` is no unit), `y`.
+fn ttl_unit(word: &str) -> Option<TtlUnit> {
+    let short = match word {
+        "h" | "H" => Some(TtlUnit::Hour),
+        "d" | "D" => Some(TtlUnit::Day),
+        "w" | "W" => Some(TtlUnit::Week),
+        "M" => Some(TtlUnit::Month),
+        "y" | "Y" => Some(TtlUnit::Year),
+        _ => None,
+    };
+    let upper = word.to_ascii_uppercase();
+    short.or(match upper.strip_suffix('S').unwrap_or(&upper) {
+        "HOUR" => Some(TtlUnit::Hour),
+        "DAY" => Some(TtlUnit::Day),
+        "WEEK" => Some(TtlUnit::Week),
+        "MONTH" => Some(TtlUnit::Month),
+        "YEAR" => Some(TtlUnit::Year),
+        _ => None,
+    })
 }
 
 fn partition_unit(p: &mut Parser<'_>) -> Result<PartitionUnit> {
@@ -488,6 +555,10 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
                 t,
             ));
         }
+    } else if peek_keywords(p, &["SET", "TTL"]) {
+        p.next_token();
+        p.next_token();
+        AlterTable::SetTtl { ttl: ttl_spec(p)? }
     } else if consume_word(p, "DROP") {
         consume_word(p, "COLUMN");
         let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
@@ -512,7 +583,7 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
         let t = p.peek_token();
         return Err(syntax(
             format!(
-                "syntax error at or near \"{}\": expected ADD, DROP or RENAME",
+                "syntax error at or near \"{}\": expected ADD, DROP, RENAME or SET TTL",
                 t.token
             ),
             t,

@@ -32,7 +32,7 @@ pub fn interval_bounds(literal: &str) -> Result<(i64, i64), String> {
 pub use sample::{Align, SampleBy, SampleUnit};
 pub use statement::{
     AlterTable, BackupAction, CheckpointAction, ColumnSpec, CreateTable, FetchCount, PartitionUnit,
-    SqlType, Statement,
+    SqlType, Statement, TtlSpec, TtlUnit,
 };
 
 use sqlparser::parser::Parser;

@@ -122,6 +122,22 @@ pub enum PartitionUnit {
     Year,
 }
 
+/// `TTL n UNIT`: `count` 0 means no TTL (`SET TTL 0` removes one).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TtlSpec {
+    pub count: u32,
+    pub unit: TtlUnit,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlUnit {
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ColumnSpec {
     pub name: String,
@@ -138,6 +154,7 @@ pub struct CreateTable {
     pub as_query: Option<Box<ast::Query>>,
     pub timestamp: Option<String>,
     pub partition_by: Option<PartitionUnit>,
+    pub ttl: Option<TtlSpec>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -164,5 +181,9 @@ pub enum AlterTable {
     /// `DROP PARTITION WHERE <condition on the designated timestamp>`
     DropPartitionWhere {
         condition: Box<ast::Expr>,
+    },
+    /// `SET TTL n UNIT`
+    SetTtl {
+        ttl: TtlSpec,
     },
 }

@@ -343,3 +343,48 @@ fn fetch_and_move_in_postgresqls_forms() {
         assert_eq!(e.sqlstate, "42601", "{bad}: {e}");
     }
 }
+
+#[test]
+fn ttl_on_create_and_alter_in_words_or_questdb_shorthand() {
+    let ttl_of = |sql: &str| match one(sql) {
+        Statement::CreateTable(c) => c.ttl,
+        Statement::AlterTable { op, .. } => match *op {
+            AlterTable::SetTtl { ttl } => Some(ttl),
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    let spec = |count, unit| Some(TtlSpec { count, unit });
+    assert_eq!(
+        ttl_of("CREATE TABLE t (ts TIMESTAMP) TIMESTAMP(ts) PARTITION BY DAY TTL 7 DAYS WAL"),
+        spec(7, TtlUnit::Day)
+    );
+    assert_eq!(
+        ttl_of("CREATE TABLE t (ts TIMESTAMP) TTL 1 month TIMESTAMP(ts) PARTITION BY DAY"),
+        spec(1, TtlUnit::Month)
+    );
+    assert_eq!(ttl_of("CREATE TABLE t (ts TIMESTAMP)"), None);
+    assert_eq!(ttl_of("ALTER TABLE t SET TTL 2w"), spec(2, TtlUnit::Week));
+    assert_eq!(ttl_of("ALTER TABLE t SET TTL 12h"), spec(12, TtlUnit::Hour));
+    assert_eq!(ttl_of("ALTER TABLE t SET TTL 3M"), spec(3, TtlUnit::Month));
+    assert_eq!(
+        ttl_of("ALTER TABLE t SET TTL 1 YEAR"),
+        spec(1, TtlUnit::Year)
+    );
+    assert_eq!(
+        ttl_of("alter table t set ttl 0 hours"),
+        spec(0, TtlUnit::Hour)
+    );
+    let e = parse("ALTER TABLE t SET TTL 3m").expect_err("minutes");
+    assert_eq!(e.sqlstate, "42601");
+    assert!(
+        e.message.contains("\"m\"") && e.message.contains("expected HOURS"),
+        "{e}"
+    );
+    assert_eq!(e.position, Some(24));
+    let e = parse("ALTER TABLE t SET TTL forever").expect_err("no number");
+    assert!(e.message.contains("forever"), "{e}");
+    let e = parse("ALTER TABLE t SET TTL 99999999999 DAYS").expect_err("too many");
+    assert_eq!(e.sqlstate, "22023");
+    assert!(e.message.contains("99999999999"), "{e}");
+}

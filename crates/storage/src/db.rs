@@ -425,6 +425,9 @@ impl Database {
                         // keeps its pace; with more to delete the next round
                         // follows at once (the pacing is per unlink).
                         pause = interval;
+                        if let Err(e) = inner.drop_expired_partitions(now_micros()) {
+                            tracing::error!("TTL: dropping expired partitions failed: {e}");
+                        }
                         match inner.flush().and_then(|_| inner.reclaim(Some(interval))) {
                             Ok(r) if r.more => pause = Duration::ZERO,
                             Ok(_) => {}
@@ -495,77 +498,7 @@ impl Database {
     /// the apply (see [`Database::write_buffer_full`]). Other commits first move
     /// buffered rows to the files.
     pub fn start_commit(&self, tx: Transaction) -> Result<PendingCommit> {
-        self.inner.check_open()?;
-        let rows_only = tx
-            .requests
-            .iter()
-            .all(|r| matches!(r, Request::Append { .. }));
-        let applying = if rows_only {
-            self.inner.wait_for_buffer_space()?;
-            None
-        } else {
-            // The files must hold every committed row before this commit changes
-            // them. Most buffered rows go there before the writer lock is taken,
-            // so that other commits wait only for the few that arrive meanwhile.
-            let guard = self.inner.applying.lock();
-            self.inner.apply_buffer(&guard)?;
-            Some(guard)
-        };
-        let mode = self.inner.options.commit_mode;
-        let (seq, rows) = {
-            let mut w = self.inner.writer.lock();
-            let seq = w.catalog.seq + 1;
-            let mut st = self.inner.staging(&w, seq);
-            // Each operation is encoded for the WAL as soon as it is resolved,
-            // and written in chunks: a large COPY never holds its rows twice over.
-            let commit_micros = w.wal.commit_time();
-            let mut record = RecordStream::new(seq, commit_micros);
-            let outcome = stage_requests(tx.requests, &mut st, &mut w.wal, &mut record, rows_only);
-            let outcome = match outcome {
-                Ok(()) => record.finish(&mut w.wal),
-                Err(e) => {
-                    record.abandon(&mut w.wal);
-                    Err(e)
-                }
-            };
-            let empty = !matches!(outcome, Ok(true));
-            if let Err(e) = outcome {
-                self.inner.abort(st);
-                if matches!(e, StorageError::Sync { .. }) {
-                    self.inner.group.poison(format!("{e}"));
-                }
-                return Err(e);
-            }
-            if empty {
-                self.inner.abort(st);
-                return Ok(PendingCommit {
-                    inner: None,
-                    receipt: CommitReceipt {
-                        seq: None,
-                        rows_written: 0,
-                    },
-                });
-            }
-            let rows = st.rows_written;
-            let catalog = self.inner.install(&mut w, st, seq);
-            let tail = WalTail {
-                seq,
-                file: w.wal.current_file(),
-            };
-            self.inner
-                .group
-                .enqueue(catalog, tail, mode != CommitMode::Sync);
-            (seq, rows)
-        };
-        drop(applying);
-        self.inner.request_apply_if_filling();
-        Ok(PendingCommit {
-            inner: Some(self.inner.clone()).filter(|_| mode == CommitMode::Sync),
-            receipt: CommitReceipt {
-                seq: Some(seq),
-                rows_written: rows,
-            },
-        })
+        self.inner.start_commit(tx)
     }
 
     /// Whether the write buffer is over its limit: a commit of rows would wait
@@ -600,6 +533,12 @@ impl Database {
         let removed = self.inner.reclaim(None)?.removed;
         self.inner.measure(&mut None);
         Ok(removed)
+    }
+
+    /// Drops the partitions past their table's TTL now (housekeeping does
+    /// this every round); returns how many went. Does nothing in checkpoint mode.
+    pub fn drop_expired_partitions(&self) -> Result<usize> {
+        self.inner.drop_expired_partitions(now_micros())
     }
 
     /// Pauses reclaiming files and WAL segments (nests; see [`Database::resume_housekeeping`]).
@@ -752,6 +691,79 @@ fn stage_requests(
 }
 
 impl Inner {
+    /// See [`Database::start_commit`] (housekeeping commits TTL drops with it).
+    pub(crate) fn start_commit(self: &Arc<Self>, tx: Transaction) -> Result<PendingCommit> {
+        self.check_open()?;
+        let rows_only = tx
+            .requests
+            .iter()
+            .all(|r| matches!(r, Request::Append { .. }));
+        let applying = if rows_only {
+            self.wait_for_buffer_space()?;
+            None
+        } else {
+            // The files must hold every committed row before this commit changes
+            // them. Most buffered rows go there before the writer lock is taken,
+            // so that other commits wait only for the few that arrive meanwhile.
+            let guard = self.applying.lock();
+            self.apply_buffer(&guard)?;
+            Some(guard)
+        };
+        let mode = self.options.commit_mode;
+        let (seq, rows) = {
+            let mut w = self.writer.lock();
+            let seq = w.catalog.seq + 1;
+            let mut st = self.staging(&w, seq);
+            // Each operation is encoded for the WAL as soon as it is resolved,
+            // and written in chunks: a large COPY never holds its rows twice over.
+            let commit_micros = w.wal.commit_time();
+            let mut record = RecordStream::new(seq, commit_micros);
+            let outcome = stage_requests(tx.requests, &mut st, &mut w.wal, &mut record, rows_only);
+            let outcome = match outcome {
+                Ok(()) => record.finish(&mut w.wal),
+                Err(e) => {
+                    record.abandon(&mut w.wal);
+                    Err(e)
+                }
+            };
+            let empty = !matches!(outcome, Ok(true));
+            if let Err(e) = outcome {
+                self.abort(st);
+                if matches!(e, StorageError::Sync { .. }) {
+                    self.group.poison(format!("{e}"));
+                }
+                return Err(e);
+            }
+            if empty {
+                self.abort(st);
+                return Ok(PendingCommit {
+                    inner: None,
+                    receipt: CommitReceipt {
+                        seq: None,
+                        rows_written: 0,
+                    },
+                });
+            }
+            let rows = st.rows_written;
+            let catalog = self.install(&mut w, st, seq);
+            let tail = WalTail {
+                seq,
+                file: w.wal.current_file(),
+            };
+            self.group.enqueue(catalog, tail, mode != CommitMode::Sync);
+            (seq, rows)
+        };
+        drop(applying);
+        self.request_apply_if_filling();
+        Ok(PendingCommit {
+            inner: Some(self.clone()).filter(|_| mode == CommitMode::Sync),
+            receipt: CommitReceipt {
+                seq: Some(seq),
+                rows_written: rows,
+            },
+        })
+    }
+
     /// Sleeps up to `d`; false when asked to stop.
     pub(crate) fn sleep(&self, d: Duration) -> bool {
         let mut stop = self.stop.lock();
@@ -842,4 +854,11 @@ pub(crate) fn humane_time(t: SystemTime) -> String {
         rem % 3600 / 60,
         rem % 60
     )
+}
+
+/// The wall clock in microseconds since the epoch.
+pub(crate) fn now_micros() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
 }

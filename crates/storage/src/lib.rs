@@ -53,6 +53,7 @@ pub mod sliced_io;
 pub mod snapshot;
 mod table;
 pub mod transaction;
+mod ttl;
 pub mod types;
 mod wal;
 
@@ -70,5 +71,5 @@ pub use snapshot::{PartInfo, PartitionInfo, Piece, RowSource, ScanPlan, Snapshot
 pub use table::column::ColumnChunk;
 pub use table::files::Mapped;
 pub use table::meta::{ColumnMeta, TableMeta};
-pub use types::{ColumnType, PartitionBy};
+pub use types::{ColumnType, PartitionBy, Ttl, TtlUnit};
 pub use wal::archive::{LogReader, LogRecord, LogRun, LogSegmentWriter};

@@ -352,6 +352,132 @@ impl PartitionBy {
     }
 }
 
+/// How long a table keeps its partitions (`TTL n UNIT`): housekeeping drops
+/// a partition once all of its time range is older than this behind the
+/// table's newest row (see `ttl.rs`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ttl {
+    /// At least 1 (`TTL 0` means no TTL).
+    pub count: u32,
+    pub unit: TtlUnit,
+}
+
+/// The unit of a [`Ttl`]: hours, days and weeks are fixed lengths, months
+/// and years calendar ones (a month back from March 31 is February's last day).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TtlUnit {
+    Hour,
+    Day,
+    Week,
+    Month,
+    Year,
+}
+
+impl TtlUnit {
+    pub const ALL: [TtlUnit; 5] = [
+        TtlUnit::Hour,
+        TtlUnit::Day,
+        TtlUnit::Week,
+        TtlUnit::Month,
+        TtlUnit::Year,
+    ];
+
+    pub(crate) fn code(self) -> u8 {
+        match self {
+            TtlUnit::Hour => 1,
+            TtlUnit::Day => 2,
+            TtlUnit::Week => 3,
+            TtlUnit::Month => 4,
+            TtlUnit::Year => 5,
+        }
+    }
+
+    pub(crate) fn from_code(c: u8) -> Option<Self> {
+        Self::ALL.into_iter().find(|u| u.code() == c)
+    }
+
+    /// `HOUR`, `DAY`, ... as SQL spells it (singular).
+    pub fn name(self) -> &'static str {
+        match self {
+            TtlUnit::Hour => "HOUR",
+            TtlUnit::Day => "DAY",
+            TtlUnit::Week => "WEEK",
+            TtlUnit::Month => "MONTH",
+            TtlUnit::Year => "YEAR",
+        }
+    }
+}
+
+impl Ttl {
+    /// `at` moved back by the TTL. Months and years keep the time of day and
+    /// clamp the day of the month.
+    pub fn before(self, at: i64) -> i64 {
+        let count = i64::from(self.count);
+        let fixed = |unit: i64| at.saturating_sub(count.saturating_mul(unit));
+        let months = match self.unit {
+            TtlUnit::Hour => return fixed(MICROS_PER_HOUR),
+            TtlUnit::Day => return fixed(MICROS_PER_DAY),
+            TtlUnit::Week => return fixed(7 * MICROS_PER_DAY),
+            TtlUnit::Month => count,
+            TtlUnit::Year => count * 12,
+        };
+        let days = at.div_euclid(MICROS_PER_DAY);
+        let time_of_day = at.rem_euclid(MICROS_PER_DAY);
+        let (y, m, d) = civil_from_days(days);
+        let index = y * 12 + i64::from(m) - 1 - months;
+        let (ny, nm) = (index.div_euclid(12), index.rem_euclid(12) as u32 + 1);
+        let next_month = if nm == 12 { (ny + 1, 1) } else { (ny, nm + 1) };
+        let month_days =
+            days_from_civil(next_month.0, next_month.1, 1) - days_from_civil(ny, nm, 1);
+        let nd = d.min(month_days as u32);
+        days_from_civil(ny, nm, nd)
+            .saturating_mul(MICROS_PER_DAY)
+            .saturating_add(time_of_day)
+    }
+
+    /// Why a table partitioned by `by` cannot keep this TTL, if it cannot:
+    /// partitions are dropped whole, so the TTL is a whole number of them.
+    pub fn misfit(self, by: PartitionBy) -> Option<String> {
+        let hours_per = |unit: TtlUnit| match unit {
+            TtlUnit::Hour => Some(1),
+            TtlUnit::Day => Some(24),
+            TtlUnit::Week => Some(168),
+            TtlUnit::Month | TtlUnit::Year => None,
+        };
+        let fits = match by {
+            PartitionBy::None => {
+                return Some("TTL needs a table partitioned by time (PARTITION BY ...)".into());
+            }
+            PartitionBy::Hour => true,
+            PartitionBy::Day | PartitionBy::Week => {
+                let partition_hours = if by == PartitionBy::Day { 24 } else { 168 };
+                match hours_per(self.unit) {
+                    Some(h) => (u64::from(self.count) * h).is_multiple_of(partition_hours),
+                    // A month is whole days, not whole weeks.
+                    None => by == PartitionBy::Day,
+                }
+            }
+            PartitionBy::Month => matches!(self.unit, TtlUnit::Month | TtlUnit::Year),
+            PartitionBy::Year => {
+                self.unit == TtlUnit::Year || (self.unit == TtlUnit::Month && self.count.is_multiple_of(12))
+            }
+        };
+        (!fits).then(|| {
+            format!(
+                "TTL {self} is not a whole number of the table's {} partitions",
+                by.name()
+            )
+        })
+    }
+}
+
+impl fmt::Display for Ttl {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plural = if self.count == 1 { "" } else { "S" };
+        write!(f, "{} {}{plural}", self.count, self.unit.name())
+    }
+}
+
 impl fmt::Display for PartitionBy {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
@@ -391,6 +517,42 @@ mod tests {
 
     fn ts(y: i64, m: u32, d: u32, h: i64) -> i64 {
         days_from_civil(y, m, d) * MICROS_PER_DAY + h * MICROS_PER_HOUR
+    }
+
+    #[test]
+    fn a_ttl_goes_back_in_fixed_or_calendar_units() {
+        let ttl = |count, unit| Ttl { count, unit };
+        let at = ts(2026, 3, 31, 10) + 7;
+        assert_eq!(ttl(36, TtlUnit::Hour).before(at), ts(2026, 3, 29, 22) + 7);
+        assert_eq!(ttl(2, TtlUnit::Week).before(at), ts(2026, 3, 17, 10) + 7);
+        // A month back from March 31 is February's last day, time kept.
+        assert_eq!(ttl(1, TtlUnit::Month).before(at), ts(2026, 2, 28, 10) + 7);
+        assert_eq!(ttl(13, TtlUnit::Month).before(at), ts(2025, 2, 28, 10) + 7);
+        assert_eq!(
+            ttl(2, TtlUnit::Year).before(ts(2028, 2, 29, 0)),
+            ts(2026, 2, 28, 0)
+        );
+        assert_eq!(ttl(1, TtlUnit::Day).before(i64::MIN + 1), i64::MIN);
+        assert_eq!(ttl(1, TtlUnit::Day).to_string(), "1 DAY");
+        assert_eq!(ttl(3, TtlUnit::Month).to_string(), "3 MONTHS");
+    }
+
+    #[test]
+    fn a_ttl_must_be_whole_partitions() {
+        let ttl = |count, unit| Ttl { count, unit };
+        let fits = |t: Ttl, by| t.misfit(by).is_none();
+        assert!(fits(ttl(36, TtlUnit::Hour), PartitionBy::Hour));
+        assert!(fits(ttl(48, TtlUnit::Hour), PartitionBy::Day));
+        assert!(!fits(ttl(36, TtlUnit::Hour), PartitionBy::Day));
+        assert!(fits(ttl(3, TtlUnit::Month), PartitionBy::Day));
+        assert!(fits(ttl(14, TtlUnit::Day), PartitionBy::Week));
+        assert!(!fits(ttl(10, TtlUnit::Day), PartitionBy::Week));
+        assert!(!fits(ttl(1, TtlUnit::Month), PartitionBy::Week));
+        assert!(!fits(ttl(30, TtlUnit::Day), PartitionBy::Month));
+        assert!(fits(ttl(2, TtlUnit::Year), PartitionBy::Month));
+        assert!(fits(ttl(24, TtlUnit::Month), PartitionBy::Year));
+        assert!(!fits(ttl(18, TtlUnit::Month), PartitionBy::Year));
+        assert!(!fits(ttl(1, TtlUnit::Year), PartitionBy::None));
     }
 
     #[test]

@@ -159,6 +159,13 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             meta.seq = seq;
             Arc::make_mut(&mut t.txn).meta_seq = seq;
         }
+        Op::SetTtl { table, ttl } => {
+            let t = st.table_by_id(*table)?;
+            let meta = Arc::make_mut(&mut t.meta);
+            meta.ttl = *ttl;
+            meta.seq = seq;
+            Arc::make_mut(&mut t.txn).meta_seq = seq;
+        }
         Op::Truncate { table } => {
             let t = st.table_by_id(*table)?;
             let dirs: Vec<PathBuf> = t

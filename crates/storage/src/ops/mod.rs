@@ -64,6 +64,10 @@ pub(crate) enum Op {
         table: u64,
         starts: Vec<i64>,
     },
+    SetTtl {
+        table: u64,
+        ttl: Option<crate::types::Ttl>,
+    },
     Append {
         table: u64,
         data: RowData,
@@ -86,6 +90,7 @@ impl Op {
             | Op::RenameColumn { table, .. }
             | Op::Truncate { table }
             | Op::DropPartitions { table, .. }
+            | Op::SetTtl { table, .. }
             | Op::Append { table, .. }
             | Op::ReplacePartition { table, .. } => Some(*table),
         }

@@ -86,6 +86,11 @@ pub enum Request {
         table: String,
         which: PartitionSelector,
     },
+    /// Sets (or with `None` removes) the table's TTL.
+    SetTtl {
+        table: String,
+        ttl: Option<crate::types::Ttl>,
+    },
     /// Adds rows; out-of-order rows are merged into the partitions they belong to.
     Append {
         table: String,
@@ -185,6 +190,7 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 timestamp_column,
                 next_column_id: columns.len() as u32,
                 columns,
+                ttl: None,
             };
             Op::CreateTable {
                 id,
@@ -307,6 +313,24 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 table: t.id,
                 starts,
             }
+        }
+        Request::SetTtl { table, ttl } => {
+            let t = st.table(&table)?;
+            if let Some(ttl) = ttl {
+                if t.meta.timestamp_column.is_none() {
+                    return Err(StorageError::InvalidData(format!(
+                        "table \"{}\" has no designated timestamp: TTL needs one (TIMESTAMP(column))",
+                        t.name
+                    )));
+                }
+                if let Some(why) = ttl.misfit(t.meta.partition_by) {
+                    return Err(StorageError::InvalidData(format!(
+                        "table \"{}\": {why}",
+                        t.name
+                    )));
+                }
+            }
+            Op::SetTtl { table: t.id, ttl }
         }
         Request::Append { table, batch } => {
             let t = st.table(&table)?.clone();

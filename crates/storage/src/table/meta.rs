@@ -3,14 +3,16 @@
 //! Body: `seq u64` (the commit that last changed the schema) | `partition_by u8` |
 //! `timestamp_column_id u32` (`u32::MAX` when the table has none) | `next_column_id u32` |
 //! `count u32` then per column: `id u32 | name str | type | not_null bool | file_stem str`,
-//! where `type` is a code `u8`, followed for DECIMAL by `precision u8 | scale u8`.
+//! where `type` is a code `u8`, followed for DECIMAL by `precision u8 | scale u8`;
+//! then, only for a table with a TTL, `ttl_unit u8 | ttl_count u32` (unit codes:
+//! 1 hour, 2 day, 3 week, 4 month, 5 year).
 //! Framed with magic `TMMETA01` (see `codec`).
 
 use std::path::Path;
 
 use crate::codec::{Decoder, Encoder, frame, unframe};
 use crate::error::{Result, StorageError};
-use crate::types::{ColumnType, PartitionBy};
+use crate::types::{ColumnType, PartitionBy, Ttl, TtlUnit};
 
 pub(crate) const META_MAGIC: &[u8; 8] = b"TMMETA01";
 const NO_TIMESTAMP: u32 = u32::MAX;
@@ -33,6 +35,8 @@ pub struct TableMeta {
     pub timestamp_column: Option<u32>,
     pub next_column_id: u32,
     pub columns: Vec<ColumnMeta>,
+    /// Partitions older than this behind the newest row are dropped.
+    pub ttl: Option<Ttl>,
 }
 
 impl TableMeta {
@@ -75,6 +79,10 @@ impl TableMeta {
             e.bool(c.not_null);
             e.str(&c.file_stem);
         }
+        if let Some(ttl) = self.ttl {
+            e.u8(ttl.unit.code());
+            e.u32(ttl.count);
+        }
         frame(META_MAGIC, &e.into_inner())
     }
 
@@ -106,6 +114,18 @@ impl TableMeta {
                 file_stem,
             });
         }
+        let ttl = if d.remaining() > 0 {
+            let code = d.u8()?;
+            let unit = TtlUnit::from_code(code)
+                .ok_or_else(|| d.error(format!("unknown TTL unit {code}")))?;
+            let count = d.u32()?;
+            if count == 0 {
+                return Err(d.error("a TTL of 0"));
+            }
+            Some(Ttl { count, unit })
+        } else {
+            None
+        };
         d.finish()?;
         let meta = TableMeta {
             seq,
@@ -113,6 +133,7 @@ impl TableMeta {
             timestamp_column: (ts != NO_TIMESTAMP).then_some(ts),
             next_column_id,
             columns,
+            ttl,
         };
         if meta.timestamp_column.is_some() && meta.timestamp_index().is_none() {
             return Err(StorageError::corrupted(
@@ -157,10 +178,23 @@ mod tests {
                     file_stem: "sym%20~1".into(),
                 },
             ],
+            ttl: None,
         };
         let p = Path::new("_meta");
         assert_eq!(TableMeta::decode(&m.encode(), p).expect("roundtrip"), m);
         assert_eq!(m.column_index("sym ✓"), Some(1));
+        // A TTL is written after the columns; a table without one keeps the
+        // bytes it always had.
+        let with_ttl = TableMeta {
+            ttl: Some(Ttl {
+                count: 3,
+                unit: TtlUnit::Month,
+            }),
+            ..m.clone()
+        };
+        let bytes = with_ttl.encode();
+        assert_eq!(bytes.len(), m.encode().len() + 5);
+        assert_eq!(TableMeta::decode(&bytes, p).expect("ttl"), with_ttl);
     }
 
     #[test]
@@ -178,6 +212,7 @@ mod tests {
             timestamp_column: None,
             next_column_id: 1,
             columns: vec![column(column_type)],
+            ttl: None,
         };
         let p = Path::new("_meta");
         for (precision, scale) in [(1, 0), (10, 2), (38, 38)] {

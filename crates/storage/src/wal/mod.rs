@@ -471,9 +471,7 @@ impl WalWriter {
     /// The commit time of the next record: now, in microseconds since the
     /// Unix epoch, and never earlier than the one before.
     pub(crate) fn commit_time(&mut self) -> i64 {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        let now = crate::db::now_micros();
         self.last_commit_micros = self.last_commit_micros.max(now);
         self.last_commit_micros
     }

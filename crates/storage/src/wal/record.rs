@@ -14,6 +14,8 @@
 //! - 11 CommitTime: `micros i64` (the first op of every record written since
 //!   point-in-time restore came: when the commit was made; not an operation,
 //!   replay skips it; older records have none)
+//! - 12 SetTtl: `table u64 | unit u8 | count u32` (unit 0 and count 0: no TTL;
+//!   unit codes as in `_meta`)
 //!
 //! `rows` = `count u32` columns, each `column_id u32 | column`, then `count u32`
 //! symbol additions, each `column_id u32 | count u32 | str...`.
@@ -28,7 +30,7 @@ use crate::codec::{Decoder, Encoder};
 use crate::error::Result;
 use crate::ops::{Op, RowData};
 use crate::table::meta::{ColumnMeta, TableMeta};
-use crate::types::ColumnType;
+use crate::types::{ColumnType, Ttl, TtlUnit};
 
 /// A WAL record's ops, encoded one operation at a time: a commit streams them
 /// to the log in chunks (`wal::RecordStream`), so a large COPY is never held in
@@ -157,6 +159,12 @@ impl OpsEncoder {
                 e.i64(*start);
                 encode_rows(e, data);
             }
+            Op::SetTtl { table, ttl } => {
+                e.u8(12);
+                e.u64(*table);
+                e.u8(ttl.map_or(0, |t| t.unit.code()));
+                e.u32(ttl.map_or(0, |t| t.count));
+            }
         }
     }
 }
@@ -249,6 +257,21 @@ pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
                 start: d.i64()?,
                 data: decode_rows(&mut d)?,
             },
+            12 => {
+                let table = d.u64()?;
+                let code = d.u8()?;
+                let count = d.u32()?;
+                let ttl = match (code, count) {
+                    (0, 0) => None,
+                    (code, count) if count > 0 => Some(Ttl {
+                        count,
+                        unit: TtlUnit::from_code(code)
+                            .ok_or_else(|| d.error(format!("unknown TTL unit {code}")))?,
+                    }),
+                    _ => return Err(d.error("a TTL of 0")),
+                };
+                Op::SetTtl { table, ttl }
+            }
             t => return Err(d.error(format!("unknown WAL op tag {t}"))),
         });
     }
@@ -436,6 +459,7 @@ mod tests {
                 not_null: true,
                 file_stem: "ts~0".into(),
             }],
+            ttl: None,
         };
         let ops = vec![
             Op::CreateTable {
@@ -469,6 +493,17 @@ mod tests {
                 table: 1,
                 column: 0,
                 name: "when".into(),
+            },
+            Op::SetTtl {
+                table: 1,
+                ttl: Some(Ttl {
+                    count: 7,
+                    unit: TtlUnit::Day,
+                }),
+            },
+            Op::SetTtl {
+                table: 1,
+                ttl: None,
             },
         ];
         let enc = encode_ops(&ops);

@@ -10,3 +10,4 @@ mod engine;
 mod format_doc;
 mod log_backup;
 mod model;
+mod ttl;
