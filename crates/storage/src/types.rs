@@ -459,7 +459,8 @@ impl Ttl {
             }
             PartitionBy::Month => matches!(self.unit, TtlUnit::Month | TtlUnit::Year),
             PartitionBy::Year => {
-                self.unit == TtlUnit::Year || (self.unit == TtlUnit::Month && self.count.is_multiple_of(12))
+                self.unit == TtlUnit::Year
+                    || (self.unit == TtlUnit::Month && self.count.is_multiple_of(12))
             }
         };
         (!fits).then(|| {

@@ -68,6 +68,9 @@ impl Prepared {
                 ast::Statement::Query(_)
                     | ast::Statement::Explain { .. }
                     | ast::Statement::ShowVariable { .. }
+                    | ast::Statement::ShowTables { .. }
+                    | ast::Statement::ShowColumns { .. }
+                    | ast::Statement::ShowCreate { .. }
                     // Whether it does depends on the statement it names (see describe).
                     | ast::Statement::Execute { .. }
             ),
@@ -123,7 +126,7 @@ impl Session {
     /// The columns a prepared statement returns (`None`: it returns no rows).
     /// With `params`, the statement is described as bound; without, parameters
     /// are NULL. Nothing is run: queries, SAMPLE BY and LATEST ON are planned
-    /// (SHOW, which reads only a setting, answers with its value's column).
+    /// (SHOW, which reads a setting or the snapshot, answers with its columns).
     pub async fn describe(
         &mut self,
         prepared: &Prepared,
@@ -157,7 +160,11 @@ impl Session {
                 } => {
                     return crate::prepare_sql::describe(self, name.as_ref(), parameters).await;
                 }
-                ast::Statement::ShowVariable { .. } => {
+                // SHOW reads a setting or the snapshot: answered, not planned.
+                ast::Statement::ShowVariable { .. }
+                | ast::Statement::ShowTables { .. }
+                | ast::Statement::ShowColumns { .. }
+                | ast::Statement::ShowCreate { .. } => {
                     return Ok(match self.execute_statement(statement.clone()).await? {
                         Output::Rows { schema, .. } => Some(schema),
                         _ => None,

@@ -19,4 +19,5 @@ mod protocol;
 mod rest;
 mod slt;
 mod streaming;
+mod ttl;
 mod wire;
