@@ -20,6 +20,7 @@ use crate::manifest::FileEntry;
 pub(crate) const STATE_DIR: &str = ".backup";
 const STATE_FILE: &str = "state";
 const UPLOADED_FILE: &str = "uploaded";
+const STATE_TMP_FILE: &str = "state.tmp";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -73,7 +74,7 @@ impl BackupState {
         let data = serde_json::to_vec(self)
             .map_err(|e| BackupError::Refused(format!("cannot encode the backup state: {e}")))?;
         let path = dir.join(STATE_FILE);
-        let tmp = dir.join("state.tmp");
+        let tmp = dir.join(STATE_TMP_FILE);
         let write = || -> std::io::Result<()> {
             let mut f = File::create(&tmp)?;
             f.write_all(&data)?;
@@ -84,14 +85,22 @@ impl BackupState {
         write().map_err(|e| BackupError::io(&path, e))
     }
 
-    /// Forgets the backup (done or aborted).
+    /// Forgets the backup (done or aborted): its own files only. The log
+    /// backup keeps its position in the same directory, written while backups
+    /// run, so the directory stays while that is there.
     pub(crate) fn remove(root: &Path) -> Result<()> {
         let dir = state_dir(root);
-        match fs::remove_dir_all(&dir) {
-            Ok(()) => Ok(()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
-            Err(e) => Err(BackupError::io(&dir, e)),
+        for name in [STATE_FILE, UPLOADED_FILE, STATE_TMP_FILE] {
+            let path = dir.join(name);
+            match fs::remove_file(&path) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(BackupError::io(&path, e)),
+            }
         }
+        // Gone when nothing else is in it (no log backup).
+        let _ = fs::remove_dir(&dir);
+        Ok(())
     }
 }
 
