@@ -376,70 +376,53 @@ fn questdb_limit(query: &mut ast::Query, snapshot: &Snapshot) -> Result<()> {
     Ok(())
 }
 
-/// `query` limited to its last `n` rows in its own order (its ORDER BY, or the
-/// table's designated timestamp): the first n in the reverse order (a top-n
-/// sort, n rows in memory), put back in order by keys carried as hidden columns.
-/// For a plain SELECT over one table; anything else (aggregates, joins, set
-/// operations) is refused with the spelling to use instead.
+/// `query` limited to its last `n` rows in its own order (its ORDER BY, or for
+/// a plain SELECT over one table the table's designated timestamp): the first
+/// n in the reverse order (a top-n sort, n rows in memory), put back in order
+/// by keys carried as hidden columns. Works for joins, GROUP BY and aggregates
+/// with an ORDER BY (keys may name output aliases or positions); DISTINCT and
+/// set operations are refused with the spelling to use instead.
 fn last_rows(query: &mut ast::Query, n: u64, snapshot: &Snapshot) -> Result<()> {
     let refuse = || {
         ExecError::new(
             sqlstate::FEATURE_NOT_SUPPORTED,
             format!(
-                "LIMIT -{n} (the last rows) works on a plain SELECT over one table: for \
-                 this query use ORDER BY ... DESC LIMIT {n}"
+                "LIMIT -{n} (the last rows) needs an order: an ORDER BY, or a plain SELECT over \
+                 one table with a designated timestamp (and no DISTINCT); for this query use \
+                 ORDER BY ... DESC LIMIT {n}"
             ),
         )
     };
     let ast::SetExpr::Select(select) = query.body.as_ref() else {
         return Err(refuse());
     };
-    let grouped = match &select.group_by {
-        ast::GroupByExpr::Expressions(e, _) => !e.is_empty(),
-        ast::GroupByExpr::All(_) => true,
-    };
-    let aggregated = select.projection.iter().any(|item| match item {
-        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
-            crate::sample::is_aggregate(e)
-        }
-        _ => false,
-    });
-    if grouped || aggregated || select.distinct.is_some() || select.having.is_some() {
-        return Err(refuse());
-    }
-    let [
-        ast::TableWithJoins {
-            relation: ast::TableFactor::Table {
-                name, args: None, ..
-            },
-            joins,
-        },
-    ] = select.from.as_slice()
-    else {
-        return Err(refuse());
-    };
-    if !joins.is_empty() {
+    if select.distinct.is_some() {
         return Err(refuse());
     }
     // The order the rows are counted in.
     let keys: Vec<ast::OrderByExpr> = match query.order_by.as_ref().map(|o| &o.kind) {
-        Some(ast::OrderByKind::Expressions(list)) if !list.is_empty() => list.clone(),
+        Some(ast::OrderByKind::Expressions(list)) if !list.is_empty() => list
+            .iter()
+            .map(|key| {
+                let expr = output_expr(&select.projection, &key.expr).ok_or_else(refuse)?;
+                Ok(ast::OrderByExpr {
+                    expr,
+                    ..key.clone()
+                })
+            })
+            .collect::<Result<_>>()?,
         Some(_) => return Err(refuse()),
-        None => {
-            let ts = crate::ddl::object_name(name)
-                .ok()
-                .and_then(|n| snapshot.table(&n))
-                .and_then(|t| t.meta().timestamp_name().map(str::to_string))
-                .ok_or_else(refuse)?;
-            vec![ast::OrderByExpr {
-                expr: ast::Expr::Identifier(ast::Ident::with_quote('"', ts)),
-                options: ast::OrderByOptions {
-                    asc: None,
-                    nulls_first: None,
-                },
-                with_fill: None,
-            }]
-        }
+        None => vec![ast::OrderByExpr {
+            expr: ast::Expr::Identifier(ast::Ident::with_quote(
+                '"',
+                default_order(select, snapshot).ok_or_else(refuse)?,
+            )),
+            options: ast::OrderByOptions {
+                asc: None,
+                nulls_first: None,
+            },
+            with_fill: None,
+        }],
     };
     let key_name = |i: usize| format!("__tidemark_last_key_{i}");
     let mut inner = query.clone();
@@ -500,6 +483,74 @@ fn last_rows(query: &mut ast::Query, n: u64, snapshot: &Snapshot) -> Result<()> 
     }
     *query = outer;
     Ok(())
+}
+
+/// The expression an ORDER BY key stands for in the SELECT list: an output
+/// alias or a position is replaced by what it names (the key is projected
+/// again, as a hidden column, beside it). None for a position past the list
+/// or on a `*`.
+fn output_expr(projection: &[ast::SelectItem], key: &ast::Expr) -> Option<ast::Expr> {
+    if let Some(position) = integer(key) {
+        return match usize::try_from(position)
+            .ok()?
+            .checked_sub(1)
+            .map(|i| projection.get(i))?
+        {
+            Some(
+                ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. },
+            ) => Some(e.clone()),
+            _ => None,
+        };
+    }
+    if let ast::Expr::Identifier(ident) = key {
+        let aliased = projection.iter().find_map(|item| match item {
+            ast::SelectItem::ExprWithAlias { expr, alias }
+                if tidemark_parser::normalize_ident(alias)
+                    == tidemark_parser::normalize_ident(ident) =>
+            {
+                Some(expr.clone())
+            }
+            _ => None,
+        });
+        if aliased.is_some() {
+            return aliased;
+        }
+    }
+    Some(key.clone())
+}
+
+/// The designated timestamp of a plain SELECT over one table (no GROUP BY,
+/// aggregates or joins): the order `LIMIT -n` counts in without an ORDER BY.
+fn default_order(select: &ast::Select, snapshot: &Snapshot) -> Option<String> {
+    let grouped = match &select.group_by {
+        ast::GroupByExpr::Expressions(e, _) => !e.is_empty(),
+        ast::GroupByExpr::All(_) => true,
+    };
+    let aggregated = select.projection.iter().any(|item| match item {
+        ast::SelectItem::UnnamedExpr(e) | ast::SelectItem::ExprWithAlias { expr: e, .. } => {
+            crate::sample::is_aggregate(e)
+        }
+        _ => false,
+    });
+    if grouped || aggregated || select.having.is_some() {
+        return None;
+    }
+    let [
+        ast::TableWithJoins {
+            relation: ast::TableFactor::Table {
+                name, args: None, ..
+            },
+            joins,
+        },
+    ] = select.from.as_slice()
+    else {
+        return None;
+    };
+    if !joins.is_empty() {
+        return None;
+    }
+    let table = snapshot.table(&crate::ddl::object_name(name).ok()?)?;
+    table.meta().timestamp_name().map(str::to_string)
 }
 
 #[cfg(test)]
