@@ -419,14 +419,24 @@ impl Database {
                     let mut warned_at: Option<Instant> = None;
                     let mut measured_disk_at: Option<Instant> = None;
                     let mut progress = ReclaimProgress::default();
+                    let mut ttl_failed_at: Option<Instant> = None;
                     let mut pause = interval;
                     while inner.sleep(pause) {
                         // A round reclaims for at most an interval, so the flush
                         // keeps its pace; with more to delete the next round
                         // follows at once (the pacing is per unlink).
                         pause = interval;
-                        if let Err(e) = inner.drop_expired_partitions(now_micros()) {
-                            tracing::error!("TTL: dropping expired partitions failed: {e}");
+                        // After a failed drop (a full disk, say) the next try
+                        // waits a minute, rather than logging every round.
+                        if ttl_failed_at.is_none_or(|t| t.elapsed() >= TTL_RETRY) {
+                            ttl_failed_at = None;
+                            if let Err(e) = inner.drop_expired_partitions(now_micros()) {
+                                tracing::error!(
+                                    "TTL: dropping expired partitions failed (retried in {}s): {e}",
+                                    TTL_RETRY.as_secs()
+                                );
+                                ttl_failed_at = Some(Instant::now());
+                            }
                         }
                         match inner.flush().and_then(|_| inner.reclaim(Some(interval))) {
                             Ok(r) if r.more => pause = Duration::ZERO,
@@ -855,6 +865,9 @@ pub(crate) fn humane_time(t: SystemTime) -> String {
         rem % 60
     )
 }
+
+/// How long housekeeping waits after a failed TTL drop before trying again.
+const TTL_RETRY: Duration = Duration::from_secs(60);
 
 /// The wall clock in microseconds since the epoch.
 pub(crate) fn now_micros() -> i64 {
