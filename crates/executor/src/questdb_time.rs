@@ -77,24 +77,11 @@ fn from_civil(y: i64, m: u32, d: u32, in_day: i64) -> Option<i64> {
         .checked_add(in_day)
 }
 
-fn days_in_month(y: i64, m: u32) -> u32 {
-    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
-    (tidemark_storage::types::days_from_civil(ny, nm, 1)
-        - tidemark_storage::types::days_from_civil(y, m, 1)) as u32
-}
-
-fn add_months(us: i64, months: i64) -> Option<i64> {
-    let (y, m, d, in_day) = civil(us);
-    let total = (y * 12 + i64::from(m) - 1).checked_add(months)?;
-    let (ny, nm) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
-    from_civil(ny, nm, d.min(days_in_month(ny, nm)), in_day)
-}
-
 fn add(us: i64, n: i64, unit: Unit) -> Option<i64> {
     match unit {
         Unit::Fixed(len) => us.checked_add(n.checked_mul(len)?),
-        Unit::Month => add_months(us, n),
-        Unit::Year => add_months(us, n.checked_mul(12)?),
+        Unit::Month => tidemark_storage::types::add_months(us, n),
+        Unit::Year => tidemark_storage::types::add_months(us, n.checked_mul(12)?),
     }
 }
 

@@ -409,8 +409,8 @@ impl TtlUnit {
 }
 
 impl Ttl {
-    /// `at` moved back by the TTL. Months and years keep the time of day and
-    /// clamp the day of the month.
+    /// `at` moved back by the TTL (months and years as [`add_months`] counts
+    /// them), saturating at the range of i64.
     pub fn before(self, at: i64) -> i64 {
         let count = i64::from(self.count);
         let fixed = |unit: i64| at.saturating_sub(count.saturating_mul(unit));
@@ -421,18 +421,7 @@ impl Ttl {
             TtlUnit::Month => count,
             TtlUnit::Year => count * 12,
         };
-        let days = at.div_euclid(MICROS_PER_DAY);
-        let time_of_day = at.rem_euclid(MICROS_PER_DAY);
-        let (y, m, d) = civil_from_days(days);
-        let index = y * 12 + i64::from(m) - 1 - months;
-        let (ny, nm) = (index.div_euclid(12), index.rem_euclid(12) as u32 + 1);
-        let next_month = if nm == 12 { (ny + 1, 1) } else { (ny, nm + 1) };
-        let month_days =
-            days_from_civil(next_month.0, next_month.1, 1) - days_from_civil(ny, nm, 1);
-        let nd = d.min(month_days as u32);
-        days_from_civil(ny, nm, nd)
-            .saturating_mul(MICROS_PER_DAY)
-            .saturating_add(time_of_day)
+        add_months(at, -months).unwrap_or(i64::MIN)
     }
 
     /// Why a table partitioned by `by` cannot keep this TTL, if it cannot:
@@ -470,6 +459,23 @@ impl Ttl {
             )
         })
     }
+}
+
+/// `us` moved by `months` calendar months, keeping the time of day and
+/// clamping the day to the month's length (January 31 plus a month is the
+/// end of February); None past the range of i64.
+pub fn add_months(us: i64, months: i64) -> Option<i64> {
+    let (y, m, d) = civil_from_days(us.div_euclid(MICROS_PER_DAY));
+    let total = (y * 12 + i64::from(m) - 1).checked_add(months)?;
+    let (ny, nm) = (total.div_euclid(12), (total.rem_euclid(12) + 1) as u32);
+    days_from_civil(ny, nm, d.min(days_in_month(ny, nm)))
+        .checked_mul(MICROS_PER_DAY)?
+        .checked_add(us.rem_euclid(MICROS_PER_DAY))
+}
+
+fn days_in_month(y: i64, m: u32) -> u32 {
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    (days_from_civil(ny, nm, 1) - days_from_civil(y, m, 1)) as u32
 }
 
 impl fmt::Display for Ttl {
