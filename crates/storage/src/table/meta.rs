@@ -79,9 +79,8 @@ impl TableMeta {
             e.bool(c.not_null);
             e.str(&c.file_stem);
         }
-        if let Some(ttl) = self.ttl {
-            e.u8(ttl.unit.code());
-            e.u32(ttl.count);
+        if self.ttl.is_some() {
+            encode_ttl(&mut e, self.ttl);
         }
         frame(META_MAGIC, &e.into_inner())
     }
@@ -115,14 +114,11 @@ impl TableMeta {
             });
         }
         let ttl = if d.remaining() > 0 {
-            let code = d.u8()?;
-            let unit = TtlUnit::from_code(code)
-                .ok_or_else(|| d.error(format!("unknown TTL unit {code}")))?;
-            let count = d.u32()?;
-            if count == 0 {
-                return Err(d.error("a TTL of 0"));
+            // Written only for a table with a TTL: "none" here is damage.
+            match decode_ttl(&mut d)? {
+                None => return Err(d.error("a TTL of 0")),
+                ttl => ttl,
             }
-            Some(Ttl { count, unit })
         } else {
             None
         };
@@ -148,6 +144,29 @@ impl TableMeta {
             ));
         }
         Ok(meta)
+    }
+}
+
+/// A TTL as `_meta` and the WAL's SetTtl op write it: `unit u8 | count u32`,
+/// `0 | 0` for none.
+pub(crate) fn encode_ttl(e: &mut Encoder, ttl: Option<Ttl>) {
+    e.u8(ttl.map_or(0, |t| t.unit.code()));
+    e.u32(ttl.map_or(0, |t| t.count));
+}
+
+/// Reads what [`encode_ttl`] wrote; a unit without a count, or the reverse,
+/// is damage.
+pub(crate) fn decode_ttl(d: &mut Decoder<'_>) -> Result<Option<Ttl>> {
+    let code = d.u8()?;
+    let count = d.u32()?;
+    match (code, count) {
+        (0, 0) => Ok(None),
+        (_, 0) => Err(d.error("a TTL of 0")),
+        (code, count) => {
+            let unit = TtlUnit::from_code(code)
+                .ok_or_else(|| d.error(format!("unknown TTL unit {code}")))?;
+            Ok(Some(Ttl { count, unit }))
+        }
     }
 }
 

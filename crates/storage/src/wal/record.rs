@@ -29,8 +29,8 @@ use crate::batch::{Column, Values, VarData};
 use crate::codec::{Decoder, Encoder};
 use crate::error::Result;
 use crate::ops::{Op, RowData};
-use crate::table::meta::{ColumnMeta, TableMeta};
-use crate::types::{ColumnType, Ttl, TtlUnit};
+use crate::table::meta::{ColumnMeta, TableMeta, decode_ttl, encode_ttl};
+use crate::types::ColumnType;
 
 /// A WAL record's ops, encoded one operation at a time: a commit streams them
 /// to the log in chunks (`wal::RecordStream`), so a large COPY is never held in
@@ -162,8 +162,7 @@ impl OpsEncoder {
             Op::SetTtl { table, ttl } => {
                 e.u8(12);
                 e.u64(*table);
-                e.u8(ttl.map_or(0, |t| t.unit.code()));
-                e.u32(ttl.map_or(0, |t| t.count));
+                encode_ttl(e, *ttl);
             }
         }
     }
@@ -257,21 +256,10 @@ pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
                 start: d.i64()?,
                 data: decode_rows(&mut d)?,
             },
-            12 => {
-                let table = d.u64()?;
-                let code = d.u8()?;
-                let count = d.u32()?;
-                let ttl = match (code, count) {
-                    (0, 0) => None,
-                    (code, count) if count > 0 => Some(Ttl {
-                        count,
-                        unit: TtlUnit::from_code(code)
-                            .ok_or_else(|| d.error(format!("unknown TTL unit {code}")))?,
-                    }),
-                    _ => return Err(d.error("a TTL of 0")),
-                };
-                Op::SetTtl { table, ttl }
-            }
+            12 => Op::SetTtl {
+                table: d.u64()?,
+                ttl: decode_ttl(&mut d)?,
+            },
             t => return Err(d.error(format!("unknown WAL op tag {t}"))),
         });
     }
@@ -443,7 +431,7 @@ fn decode_column(d: &mut Decoder<'_>) -> Result<Column> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::types::PartitionBy;
+    use crate::types::{PartitionBy, Ttl, TtlUnit};
 
     #[test]
     fn ops_roundtrip() {
