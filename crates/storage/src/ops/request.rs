@@ -316,19 +316,13 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
         }
         Request::SetTtl { table, ttl } => {
             let t = st.table(&table)?;
-            if let Some(ttl) = ttl {
-                if t.meta.timestamp_column.is_none() {
-                    return Err(StorageError::InvalidData(format!(
-                        "table \"{}\" has no designated timestamp: TTL needs one (TIMESTAMP(column))",
-                        t.name
-                    )));
-                }
-                if let Some(why) = ttl.misfit(t.meta.partition_by) {
-                    return Err(StorageError::InvalidData(format!(
-                        "table \"{}\": {why}",
-                        t.name
-                    )));
-                }
+            // A table without a designated timestamp is not partitioned (see
+            // CreateTable; it cannot be dropped), so `misfit` covers it too.
+            if let Some(why) = ttl.and_then(|ttl| ttl.misfit(t.meta.partition_by)) {
+                return Err(StorageError::InvalidData(format!(
+                    "table \"{}\": {why}",
+                    t.name
+                )));
             }
             Op::SetTtl { table: t.id, ttl }
         }
