@@ -15,6 +15,7 @@ use crate::db::{Inner, Transaction};
 use crate::error::{Result, StorageError};
 use crate::ops::{PartitionSelector, Request};
 use crate::table::TableState;
+use crate::types::Ttl;
 
 impl Inner {
     /// Drops every partition past its table's TTL; returns how many went.
@@ -28,7 +29,7 @@ impl Inner {
                 // next round after RELEASE drops.
                 return Ok(dropped);
             }
-            let Some(starts) = expired_partitions(table, now_micros) else {
+            let Some((ttl, starts)) = expired_partitions(table, now_micros) else {
                 continue;
             };
             let names: Vec<String> = starts
@@ -44,7 +45,7 @@ impl Inner {
                 Ok(_) => {
                     tracing::info!(
                         table = %table.name,
-                        ttl = %table.meta.ttl.map(|t| t.to_string()).unwrap_or_default(),
+                        %ttl,
                         partitions = ?names,
                         "TTL: dropped partitions older than the table keeps"
                     );
@@ -60,8 +61,9 @@ impl Inner {
     }
 }
 
-/// The starts of `table`'s partitions past its TTL, if it has a TTL and any.
-fn expired_partitions(table: &TableState, now_micros: i64) -> Option<Vec<i64>> {
+/// `table`'s TTL and the starts of its partitions past it, if it has a TTL
+/// and any.
+fn expired_partitions(table: &TableState, now_micros: i64) -> Option<(Ttl, Vec<i64>)> {
     let ttl = table.meta.ttl?;
     let by = table.meta.partition_by;
     let starts = table.partition_starts();
@@ -74,5 +76,5 @@ fn expired_partitions(table: &TableState, now_micros: i64) -> Option<Vec<i64>> {
         .into_iter()
         .filter(|&s| by.partition_end(s) <= cutoff)
         .collect();
-    (!expired.is_empty()).then_some(expired)
+    (!expired.is_empty()).then_some((ttl, expired))
 }
