@@ -271,20 +271,20 @@ pub(crate) fn truncate_after(dir: &Path, seq: u64) -> Result<(Option<u64>, usize
             pos = end;
         }
         if data[pos..].iter().any(|&b| b != 0) {
-            zero_from(&path, pos as u64, data.len() - pos)?;
+            zero_range(&path, pos as u64, data.len() as u64)?;
         }
     }
     fsutil::sync_dir(dir)?;
     Ok((newest, removed))
 }
 
-/// Overwrites `len` bytes of the segment at `path` from `at` with zeros, which
-/// read as the segment's end. The file keeps its size: a rewind needs no free
-/// space (restore may run on a full disk; zeros over written blocks allocate
-/// none) and, like every WAL file, a segment never shrinks.
-fn zero_from(path: &Path, at: u64, len: usize) -> Result<()> {
+/// Overwrites `from..to` of the segment at `path` with zeros, which read as
+/// the segment's end, and syncs it. The file keeps its size: a rewind needs no
+/// free space (restore may run on a full disk; zeros over written blocks
+/// allocate none) and, like every WAL file, a segment never shrinks.
+fn zero_range(path: &Path, from: u64, to: u64) -> Result<()> {
     let f = fs::OpenOptions::new().write(true).open(path).at(path)?;
-    write_zeros(&f, at, at + len as u64).at(path)?;
+    write_zeros(&f, from, to).at(path)?;
     fsutil::sync_file(&f, path)
 }
 
