@@ -117,9 +117,7 @@ pub(crate) async fn create_table(
         .map(partition_by)
         .unwrap_or(PartitionBy::None);
     let table_ttl = c.ttl.and_then(ttl);
-    if let Some(t) = table_ttl {
-        check_ttl(&c.name, t, by)?;
-    }
+    check_ttl(&c.name, table_ttl, by)?;
     // CREATE TABLE IF NOT EXISTS leaves a table that exists as it is, TTL too.
     let creates = !(c.if_not_exists && session.table(&c.name).is_ok());
     let def = TableDef {
@@ -194,9 +192,10 @@ fn column_type_of(t: &DataType, name: &str) -> Result<ColumnType> {
 }
 
 /// Refuses a TTL the table's partitions cannot hold (whole partitions are
-/// dropped, so the TTL is a whole number of them).
-fn check_ttl(table: &str, t: Ttl, by: PartitionBy) -> Result<()> {
-    match t.misfit(by) {
+/// dropped, so the TTL is a whole number of them), with 42P16 (storage
+/// refuses it too, as a bad value).
+fn check_ttl(table: &str, ttl: Option<Ttl>, by: PartitionBy) -> Result<()> {
+    match ttl.and_then(|t| t.misfit(by)) {
         Some(why) => Err(ExecError::new(
             sqlstate::INVALID_TABLE_DEFINITION,
             format!("table \"{table}\": {why}"),
@@ -241,9 +240,7 @@ pub(crate) async fn alter_table(
         AlterTable::RenameTo { to } => vec![Request::RenameTable { from: table, to }],
         AlterTable::SetTtl { ttl: spec } => {
             let t = ttl(spec);
-            if let Some(t) = t {
-                check_ttl(&table, t, reader.meta().partition_by)?;
-            }
+            check_ttl(&table, t, reader.meta().partition_by)?;
             vec![Request::SetTtl { table, ttl: t }]
         }
         AlterTable::DropPartitionList { names } => {
