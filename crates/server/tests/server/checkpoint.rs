@@ -11,7 +11,7 @@ use std::time::Duration;
 
 use tokio_postgres::{NoTls, SimpleQueryMessage};
 
-use crate::harness::{Server, tidemark};
+use crate::harness::{Server, refused_start, tidemark};
 
 const WRITERS: i64 = 2;
 
@@ -375,18 +375,6 @@ async fn low_free_space_during_checkpoint_mode_is_logged() {
     c.batch_execute("CHECKPOINT CREATE").await.expect("create");
     let line = server.wait_for_log("free space is running low", Duration::from_secs(10));
     assert!(line.is_some_and(|l| l.contains("WARN") && l.contains("CHECKPOINT RELEASE")));
-}
-
-/// Runs `tidemark serve` on `root` expecting it to refuse to start; its stderr.
-fn refused_start(root: &Path) -> String {
-    let out = tidemark()
-        .args(["serve", "--root"])
-        .arg(root)
-        .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .output()
-        .expect("run");
-    assert!(!out.status.success(), "the server started");
-    String::from_utf8_lossy(&out.stderr).into_owned()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

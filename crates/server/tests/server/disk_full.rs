@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use crate::harness::{Server, tidemark};
+use crate::harness::{Server, refused_start};
 
 /// A tmpfs mounted for one test, unmounted when dropped.
 struct SmallDisk {
@@ -236,12 +236,8 @@ async fn a_restore_that_finds_the_disk_full_refuses_and_succeeds_once_space_is_f
     drop(server);
     std::fs::write(root.join("_restore"), b"").expect("touch _restore");
     disk.fill_leaving(0);
-    let out = serve_expecting_exit(&root, Duration::from_secs(60));
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        !out.status.success(),
-        "restore on a full disk must refuse: {stderr}"
-    );
+    // Restore on a full disk must refuse.
+    let stderr = refused_start(&root);
     assert!(
         stderr.contains("No space left"),
         "the reason is printed: {stderr}"
@@ -255,32 +251,4 @@ async fn a_restore_that_finds_the_disk_full_refuses_and_succeeds_once_space_is_f
     let client = server.client().await;
     assert_eq!(count(&client).await, 1000, "back at the cut");
     assert!(!root.join("_restore").exists());
-}
-
-/// Runs `tidemark serve` on `root`, which is expected to exit by itself (a
-/// refused start); one still running after `limit` is killed and fails the
-/// test rather than hanging it.
-fn serve_expecting_exit(root: &Path, limit: Duration) -> std::process::Output {
-    let mut child = tidemark()
-        .args(["serve", "--root"])
-        .arg(root)
-        .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
-        .args(["--ilp-listen", ""])
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("run tidemark");
-    let deadline = Instant::now() + limit;
-    while child.try_wait().expect("wait").is_none() {
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let out = child.wait_with_output().expect("output");
-            panic!(
-                "tidemark serve still running after {limit:?}: {}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-        }
-        std::thread::sleep(Duration::from_millis(50));
-    }
-    child.wait_with_output().expect("output")
 }

@@ -32,6 +32,38 @@ pub(crate) fn tidemark() -> Command {
     cmd
 }
 
+/// Runs `tidemark serve` on `root` expecting it to refuse to start; its
+/// stderr. A server still running after a minute is killed and fails the
+/// test rather than hanging it.
+pub(crate) fn refused_start(root: &Path) -> String {
+    let limit = Duration::from_secs(60);
+    let mut child = tidemark()
+        .args(["serve", "--root"])
+        .arg(root)
+        .args(["--pg-listen", "127.0.0.1:0", "--http-listen", "127.0.0.1:0"])
+        .args(["--ilp-listen", ""])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run tidemark");
+    let deadline = std::time::Instant::now() + limit;
+    while child.try_wait().expect("wait").is_none() {
+        if std::time::Instant::now() > deadline {
+            let _ = child.kill();
+            let out = child.wait_with_output().expect("output");
+            panic!(
+                "tidemark serve still running after {limit:?}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let out = child.wait_with_output().expect("output");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(!out.status.success(), "the server started: {stderr}");
+    stderr
+}
+
 impl Server {
     /// Starts `tidemark serve` on `root`, on a free loopback port, and waits until it serves.
     pub(crate) fn start(root: &Path, env: &[(&str, &str)]) -> Server {
