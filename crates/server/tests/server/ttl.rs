@@ -8,14 +8,26 @@ use crate::harness::Server;
 
 const ENV: [(&str, &str); 1] = [("TIDEMARK_STORAGE_HOUSEKEEPING_INTERVAL_MS", "100")];
 
-async fn partitions(client: &tokio_postgres::Client) -> Vec<String> {
+/// The first column of `sql`'s rows.
+async fn first_column<T: for<'a> tokio_postgres::types::FromSql<'a>>(
+    client: &tokio_postgres::Client,
+    sql: &str,
+) -> Vec<T> {
     client
-        .query("SELECT name FROM table_partitions('m') ORDER BY name", &[])
+        .query(sql, &[])
         .await
-        .expect("partitions")
+        .unwrap_or_else(|e| panic!("{sql}: {e}"))
         .iter()
         .map(|r| r.get(0))
         .collect()
+}
+
+async fn partitions(client: &tokio_postgres::Client) -> Vec<String> {
+    first_column(
+        client,
+        "SELECT name FROM table_partitions('m') ORDER BY name",
+    )
+    .await
 }
 
 async fn wait_for_partitions(client: &tokio_postgres::Client, want: &[&str]) {
@@ -77,13 +89,7 @@ async fn ttl_drops_old_partitions_by_itself_keeps_them_in_checkpoint_mode_and_af
     let server = Server::start(&root, &ENV);
     let client = server.client().await;
     assert_eq!(partitions(&client).await, ["2026-11-25", "2026-11-27"]);
-    let rows: Vec<i64> = client
-        .query("SELECT v FROM m ORDER BY ts", &[])
-        .await
-        .expect("rows")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let rows: Vec<i64> = first_column(&client, "SELECT v FROM m ORDER BY ts").await;
     assert_eq!(rows, [4, 6]);
     let ttl: String = client
         .query_one("SHOW CREATE TABLE m", &[])
@@ -93,13 +99,7 @@ async fn ttl_drops_old_partitions_by_itself_keeps_them_in_checkpoint_mode_and_af
     assert!(ttl.ends_with("TTL 2 DAYS"), "{ttl}");
     // The SHOW statements answer drivers' extended protocol too (Describe
     // gives the columns the rows have).
-    let tables: Vec<String> = client
-        .query("SHOW TABLES", &[])
-        .await
-        .expect("show tables")
-        .iter()
-        .map(|r| r.get(0))
-        .collect();
+    let tables: Vec<String> = first_column(&client, "SHOW TABLES").await;
     assert_eq!(tables, ["m"]);
     let columns = client
         .query("SHOW COLUMNS FROM m", &[])
