@@ -12,7 +12,8 @@
 //! (DataFusion catalog and scans), `convert` (storage <-> Arrow), `system`
 //! (`tables()`, `table_partitions()`), `types`, `error` (SQLSTATE mapping),
 //! `stream` (query results as streams the server sends as they come),
-//! `plan_cache` (prepared queries planned once, bound at every execution).
+//! `plan_cache` (prepared queries planned once, bound at every execution),
+//! `temporal_join` (ASOF and LT JOIN: AST rewrite, plan node, operator).
 
 mod backup;
 mod catalog_rewrite;
@@ -51,6 +52,7 @@ mod settings;
 mod show;
 mod stream;
 mod system;
+mod temporal_join;
 pub mod text;
 mod timestamp_text;
 pub mod types;

@@ -454,6 +454,7 @@ impl Session {
             .state()
             .statement_to_plan(DfStatement::Statement(Box::new(self.adapt(s, view)?)))
             .await?;
+        let plan = crate::temporal_join::plan_temporal_joins(plan)?;
         Ok((ctx, plan))
     }
 
@@ -469,6 +470,7 @@ impl Session {
         };
         crate::pg_catalog::call_session_functions(&mut s);
         crate::generators::rewrite(&mut s, view)?;
+        crate::temporal_join::rewrite(&mut s, view)?;
         Ok(s)
     }
 
@@ -999,6 +1001,7 @@ impl Session {
             .with_default_features()
             .with_analyzer_rules(analyzer_rules)
             .with_type_planner(Arc::new(crate::json::JsonTypes))
+            .with_query_planner(Arc::new(crate::temporal_join::TemporalJoinPlanner))
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         // `->`/`->>` before DataFusion's own planners, which do not take them.
@@ -1011,6 +1014,7 @@ impl Session {
         crate::json::register_functions(&ctx);
         crate::rnd::register(&ctx);
         crate::questdb_time::register(&ctx);
+        crate::temporal_join::register_marker(&ctx);
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCasts));
         ctx.register_udtf(

@@ -17,12 +17,14 @@ mod interval;
 mod latest;
 mod sample;
 mod statement;
+mod temporal_join;
 
 pub use datafusion_sql::sqlparser;
 pub use ddl::normalize as normalize_ident;
 pub use dialect::TidemarkDialect;
 pub use error::ParseError;
 pub use latest::LatestOn;
+pub use temporal_join::MARKER as TEMPORAL_JOIN_MARKER;
 
 /// The `[start, end)` microseconds an interval literal such as `'2026-11'` or
 /// `'2026-11-21T10:00;6h'` covers (what `ts IN '...'` means).
@@ -46,6 +48,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
         .map_err(|e| ParseError::from_tokenizer(e, sql))?;
     let tokens = interval::rewrite(tokens)
         .map_err(|b| ParseError::at(b.message, sql, b.at.span.start).with_sqlstate("22007"))?;
+    let tokens = temporal_join::rewrite(tokens)
+        .map_err(|b| ParseError::at(b.message, sql, b.at.span.start))?;
     // Statements with a top-level LATEST ON or SAMPLE BY are cut out and parsed on their own.
     let mut out = Vec::new();
     let mut rest = Vec::new();

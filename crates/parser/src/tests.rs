@@ -388,3 +388,69 @@ fn ttl_on_create_and_alter_in_words_or_questdb_shorthand() {
     assert_eq!(e.sqlstate, "22023");
     assert!(e.message.contains("99999999999"), "{e}");
 }
+
+/// The join operator and the SQL text of a query's first join.
+fn first_join(sql: &str) -> String {
+    let Statement::Standard(s) = one(sql) else {
+        panic!("{sql}: not standard")
+    };
+    let sqlparser::ast::Statement::Query(q) = *s else {
+        panic!("{sql}: not a query")
+    };
+    let sqlparser::ast::SetExpr::Select(select) = *q.body else {
+        panic!("{sql}: not a select")
+    };
+    select.from[0].joins[0].to_string()
+}
+
+#[test]
+fn temporal_joins_become_asof_joins_with_a_marker() {
+    assert_eq!(
+        first_join(
+            "SELECT * FROM trades t ASOF JOIN quotes q ON (sym) TOLERANCE 10s WHERE t.x > 1"
+        ),
+        "ASOF JOIN quotes q MATCH_CONDITION (__tidemark_temporal_join('asof', 10000000, '')) ON (sym)"
+    );
+    assert_eq!(
+        first_join("SELECT * FROM trades LT JOIN quotes"),
+        "ASOF JOIN quotes MATCH_CONDITION (__tidemark_temporal_join('lt', NULL, ''))"
+    );
+    // A subquery may hold its own temporal join; TOLERANCE with a spaced unit.
+    assert_eq!(
+        first_join(
+            "SELECT * FROM a SPLICE JOIN (SELECT * FROM b LT JOIN c ON (k)) AS s ON (k) TOLERANCE 2 h"
+        ),
+        "ASOF JOIN (SELECT * FROM b ASOF JOIN c MATCH_CONDITION (__tidemark_temporal_join('lt', NULL, '')) \
+         ON (k)) AS s MATCH_CONDITION (__tidemark_temporal_join('splice', 7200000000, '')) ON (k)"
+    );
+    // DuckDB's ASOF LEFT JOIN is marked as written outer.
+    assert_eq!(
+        first_join("SELECT * FROM t ASOF LEFT JOIN q ON t.k = q.k AND t.ts >= q.ts"),
+        "ASOF JOIN q MATCH_CONDITION (__tidemark_temporal_join('asof', NULL, 'left')) ON t.k = q.k AND t.ts >= q.ts"
+    );
+    // Snowflake's own spelling is left as written.
+    assert_eq!(
+        first_join("SELECT * FROM t ASOF JOIN q MATCH_CONDITION (t.ts >= q.ts) ON t.k = q.k"),
+        "ASOF JOIN q MATCH_CONDITION (t.ts >= q.ts) ON t.k = q.k"
+    );
+    // `lt` as a column name is no join.
+    assert!(parse("SELECT lt FROM t WHERE lt > 1").is_ok());
+}
+
+#[test]
+fn a_bad_tolerance_names_what_it_found() {
+    for (sql, found) in [
+        ("SELECT * FROM t ASOF JOIN q ON (k) TOLERANCE 3M", "3M"),
+        ("SELECT * FROM t ASOF JOIN q ON (k) TOLERANCE 0s", "0s"),
+        ("SELECT * FROM t ASOF JOIN q ON (k) TOLERANCE soon", "soon"),
+    ] {
+        let e = parse(sql).expect_err(sql);
+        assert_eq!(e.sqlstate, "42601", "{sql}");
+        assert!(
+            e.message.contains(&format!("found \"{found}\"")),
+            "{sql}: {}",
+            e.message
+        );
+        assert!(e.position.is_some(), "{sql}");
+    }
+}
