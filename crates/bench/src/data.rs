@@ -124,6 +124,27 @@ pub(crate) fn write_csv(path: &Path, rows: u64) -> std::io::Result<()> {
     w.flush()
 }
 
+/// Quote `i` of the ASOF JOIN phase as a CSV line `ts,sym,bid`: one quote every
+/// 100 ms (a tenth as many as trades), 3 ms into its slot, on the same symbols.
+pub(crate) fn quote_csv_line(i: u64) -> String {
+    let r = mix(i ^ 0x0A50F);
+    let sym = r % SYMBOLS;
+    let ts = UNIX_EPOCH
+        + Duration::from_secs(T0_SECS)
+        + Duration::from_micros(i * 10 * STEP_MICROS + 3_000);
+    let bid = 50.0 + sym as f64 + ((r >> 16) % 10_000) as f64 / 100.0;
+    format!("{},S{sym},{bid}\n", ts_text(ts))
+}
+
+/// Writes `rows` quotes to `path` as CSV (no header).
+pub(crate) fn write_quotes_csv(path: &Path, rows: u64) -> std::io::Result<()> {
+    let mut w = BufWriter::with_capacity(1 << 20, std::fs::File::create(path)?);
+    for i in 0..rows {
+        w.write_all(quote_csv_line(i).as_bytes())?;
+    }
+    w.flush()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -59,12 +59,14 @@ struct Args {
     )]
     systems: Vec<String>,
     /// Run only these phases (for profiling one): copy, variants, insert, single,
-    /// checkpoint, ilp (line protocol, Tidemark only), queries, prepared. The COPY
-    /// phase always loads the table the queries and the prepared lookups read.
+    /// checkpoint, ilp (line protocol, Tidemark only), queries, prepared, asof
+    /// (ASOF JOIN of the trades to a tenth as many quotes, Tidemark and DuckDB).
+    /// The COPY phase always loads the table the queries, the prepared lookups
+    /// and the ASOF JOIN read.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "copy,variants,insert,single,checkpoint,ilp,queries,prepared"
+        default_value = "copy,variants,insert,single,checkpoint,ilp,queries,prepared,asof"
     )]
     phases: Vec<String>,
     /// Executions of each prepared statement in the prepared phase.
@@ -81,7 +83,7 @@ impl Args {
     }
     /// Whether the trades table is loaded (and, on PostgreSQL, indexed) to be read.
     fn reads(&self) -> bool {
-        self.does("queries") || self.does("prepared")
+        self.does("queries") || self.does("prepared") || self.does("asof")
     }
 }
 
@@ -101,6 +103,9 @@ pub(crate) struct Figures {
     pub(crate) single_late_rows_s: f64,
     pub(crate) single_late_p99_ms: f64,
     pub(crate) queries_ms: Vec<(f64, usize)>,
+    /// The ASOF JOIN phase: (median ms, rows) per query, and the first query's answer.
+    pub(crate) asof_ms: Vec<(f64, usize)>,
+    pub(crate) asof_answer: String,
     /// Prepared `SELECT $1` and one-row lookup: (p50, p99) in microseconds.
     pub(crate) prepared_select_us: (f64, f64),
     pub(crate) prepared_lookup_us: (f64, f64),
@@ -159,6 +164,10 @@ async fn run_in(
         eprintln!("generating {} rows into {}", args.rows, csv.display());
         data::write_csv(&csv, args.rows).map_err(|e| e.to_string())?;
     }
+    let quotes_csv = base.join("quotes.csv");
+    if args.does("asof") {
+        data::write_quotes_csv(&quotes_csv, args.rows / 10).map_err(|e| e.to_string())?;
+    }
 
     let mut tidemark = Figures::default();
     if args.runs("tidemark") {
@@ -185,6 +194,31 @@ async fn run_in(
                 tidemark.queries_ms.push(time_query(&client, sql).await?);
             }
             tidemark.rss_queries = query_peak.finish();
+        }
+        if args.does("asof") {
+            eprintln!("Tidemark: ASOF JOIN");
+            let client = connect(&tm.conninfo()).await?;
+            client
+                .batch_execute(
+                    "CREATE TABLE quotes (ts TIMESTAMP, sym SYMBOL, bid DOUBLE) \
+                     TIMESTAMP(ts) PARTITION BY DAY",
+                )
+                .await
+                .map_err(|e| format!("quotes: {e}"))?;
+            let quote_rows = args.rows / 10;
+            workload::copy_in(
+                &client,
+                "quotes",
+                &quotes_csv,
+                quote_rows,
+                quote_rows.max(1),
+            )
+            .await?;
+            for (_, sql, _) in workload::ASOF_QUERIES {
+                tidemark.asof_ms.push(time_query(&client, sql).await?);
+            }
+            tidemark.asof_answer =
+                workload::first_row(&client, workload::ASOF_QUERIES[0].1).await?;
         }
         if args.does("prepared") {
             eprintln!("Tidemark: prepared statements");
@@ -241,15 +275,11 @@ async fn run_in(
         }
     }
 
-    let duck = if args.runs("duckdb") && args.does("queries") {
+    let duck = if args.runs("duckdb") && (args.does("queries") || args.does("asof")) {
         eprintln!("DuckDB: load and queries");
-        duckdb(&csv)?
+        duckdb(&csv, args.does("asof").then_some(quotes_csv.as_path()))?
     } else {
-        Duck {
-            load_s: 0.0,
-            rss: 0,
-            queries_ms: Vec::new(),
-        }
+        Duck::default()
     };
     let table = report::render(args, &tidemark, &postgres, &brin, &duck);
     println!("{table}");
@@ -333,13 +363,19 @@ async fn ingest(
 }
 
 /// DuckDB's load time, peak RSS and query medians from bench/duckdb_queries.py.
+#[derive(Default)]
 pub(crate) struct Duck {
     pub(crate) load_s: f64,
     pub(crate) rss: u64,
     pub(crate) queries_ms: Vec<(f64, usize)>,
+    /// The ASOF JOIN phase, as in `Figures`.
+    pub(crate) asof_ms: Vec<(f64, usize)>,
+    pub(crate) asof_answer: String,
 }
 
-fn duckdb(csv: &std::path::Path) -> Result<Duck, String> {
+/// DuckDB runs the query suite on the trades CSV and, given the quotes CSV,
+/// the ASOF JOIN suite too.
+fn duckdb(csv: &std::path::Path, quotes: Option<&std::path::Path>) -> Result<Duck, String> {
     use std::io::Write;
     let script =
         std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../bench/duckdb_queries.py");
@@ -353,10 +389,21 @@ fn duckdb(csv: &std::path::Path) -> Result<Duck, String> {
             )
         })
         .collect();
+    let asof: Vec<String> = match quotes {
+        Some(_) => workload::ASOF_QUERIES
+            .iter()
+            .map(|(name, _, sql)| format!("[{}, {}]", json_string(name), json_string(sql)))
+            .collect(),
+        None => Vec::new(),
+    };
     let input = format!(
-        "{{\"csv\": {}, \"queries\": [{}]}}",
+        "{{\"csv\": {}, \"queries\": [{}], \"quotes_csv\": {}, \"asof\": [{}]}}",
         json_string(&csv.display().to_string()),
-        queries.join(", ")
+        queries.join(", "),
+        quotes.map_or("null".to_string(), |q| json_string(
+            &q.display().to_string()
+        )),
+        asof.join(", ")
     );
     let mut child = std::process::Command::new("python3")
         .arg(&script)

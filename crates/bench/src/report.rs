@@ -1,14 +1,10 @@
 //! The result table, and its place in docs/benchmarks.md.
 
-use crate::workload::QUERIES;
+use crate::workload::{ASOF_QUERIES, QUERIES};
 use crate::{Args, Duck, Figures};
 
 pub(crate) fn parse_duck(out: &str) -> Result<Duck, String> {
-    let mut duck = Duck {
-        load_s: 0.0,
-        rss: 0,
-        queries_ms: Vec::new(),
-    };
+    let mut duck = Duck::default();
     for line in out.lines() {
         let w: Vec<&str> = line.split_whitespace().collect();
         match w.as_slice() {
@@ -20,7 +16,15 @@ pub(crate) fn parse_duck(out: &str) -> Result<Duck, String> {
                 ms.parse().map_err(|_| format!("bad line {line}"))?,
                 rows.parse().map_err(|_| format!("bad line {line}"))?,
             )),
-            _ => {}
+            ["asof", _, ms, rows] => duck.asof_ms.push((
+                ms.parse().map_err(|_| format!("bad line {line}"))?,
+                rows.parse().map_err(|_| format!("bad line {line}"))?,
+            )),
+            _ => {
+                if let Some(answer) = line.strip_prefix("asof_answer ") {
+                    duck.asof_answer = answer.to_string();
+                }
+            }
         }
     }
     if duck.queries_ms.len() != QUERIES.len() {
@@ -302,6 +306,29 @@ pub(crate) fn render(
             ));
         }
     }
+    if args.does("asof") {
+        s.push_str(&format!(
+            "\nASOF JOIN of the {} trades to {} quotes (one every 100 ms, same symbols) on \
+             symbol; PostgreSQL has no ASOF JOIN:\n\n\
+             | ASOF JOIN (median of 5, ms) | Tidemark | DuckDB | Tidemark vs DuckDB | goal (<= 1.5x DuckDB) |\n\
+             |---|---:|---:|---:|---|\n",
+            args.rows,
+            args.rows / 10
+        ));
+        for (i, (name, _, _)) in ASOF_QUERIES.iter().enumerate() {
+            let at = |v: &[(f64, usize)]| v.get(i).map_or(0.0, |q| q.0);
+            let (t, d) = (at(&tm.asof_ms), at(&duck.asof_ms));
+            s.push_str(&format!(
+                "| {name} | {t:.1} | {d:.1} | {} | {} |\n",
+                compare(t, d),
+                goal(t > 0.0 && d > 0.0, t <= 1.5 * d, "<= 1.5x")
+            ));
+        }
+        s.push_str(&format!(
+            "\nThe aggregate's answer (rows, matched rows, mean price - bid): Tidemark `{}`, DuckDB `{}`.\n",
+            tm.asof_answer, duck.asof_answer
+        ));
+    }
     s
 }
 
@@ -362,11 +389,7 @@ mod tests {
             copy_rows_s: 600_000.0,
             ..Figures::default()
         };
-        let duck = Duck {
-            load_s: 0.0,
-            rss: 0,
-            queries_ms: Vec::new(),
-        };
+        let duck = Duck::default();
         let table = render(&args, &tm, &pg, &Figures::default(), &duck);
         let line = |start: &str| {
             table

@@ -372,6 +372,41 @@ pub(crate) const QUERIES: [(&str, &str, &str); 6] = [
     ),
 ];
 
+/// The ASOF JOIN phase (Tidemark and DuckDB; PostgreSQL has no ASOF JOIN):
+/// name, Tidemark SQL (QuestDB's spelling), DuckDB SQL. Trades without an
+/// earlier quote of their symbol keep NULLs on both.
+pub(crate) const ASOF_QUERIES: [(&str, &str, &str); 2] = [
+    (
+        "ASOF JOIN every trade to its symbol's latest quote, aggregated",
+        "SELECT count(*), count(q.bid), round(avg(t.price - q.bid), 6) FROM trades t \
+         ASOF JOIN quotes q ON (sym)",
+        "SELECT count(*), count(q.bid), round(avg(t.price - q.bid), 6) FROM trades t \
+         ASOF LEFT JOIN quotes q ON t.sym = q.sym AND t.ts >= q.ts",
+    ),
+    (
+        "ASOF JOIN one symbol's trades in one hour, every row",
+        "SELECT t.ts, t.price, q.bid FROM trades t ASOF JOIN quotes q ON (sym) \
+         WHERE t.sym = 'S7' AND t.ts IN '2026-11-21T10'",
+        "SELECT t.ts, t.price, q.bid FROM trades t ASOF LEFT JOIN quotes q \
+         ON t.sym = q.sym AND t.ts >= q.ts WHERE t.sym = 'S7' \
+         AND t.ts >= '2026-11-21 10:00:00' AND t.ts < '2026-11-21 11:00:00'",
+    ),
+];
+
+/// The first row of `sql`'s result as text, columns joined by spaces.
+pub(crate) async fn first_row(client: &Client, sql: &str) -> Result<String> {
+    let rows = client.simple_query(sql).await.map_err(err(sql))?;
+    for m in rows {
+        if let tokio_postgres::SimpleQueryMessage::Row(r) = m {
+            return Ok((0..r.len())
+                .map(|i| r.get(i).unwrap_or("NULL").to_string())
+                .collect::<Vec<_>>()
+                .join(" "));
+        }
+    }
+    Ok(String::new())
+}
+
 /// Runs `sql` once to warm up, then 5 times; the median in milliseconds and the row count.
 pub(crate) async fn time_query(client: &Client, sql: &str) -> Result<(f64, usize)> {
     let rows = client.simple_query(sql).await.map_err(err(sql))?;

@@ -6,15 +6,15 @@ use std::fmt;
 use std::sync::Arc;
 
 use datafusion::arrow::datatypes::DataType;
-use datafusion::common::tree_node::Transformed;
+use datafusion::common::tree_node::{Transformed, TreeNode};
 use datafusion::common::{
     Column, DFSchema, DFSchemaRef, Result as DfResult, ScalarValue, exec_err,
 };
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::utils::split_conjunction;
+use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Extension, JoinType, LogicalPlan, Operator,
-    ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, UserDefinedLogicalNodeCore,
+    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Extension, Filter, JoinType, LogicalPlan,
+    Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, UserDefinedLogicalNodeCore,
     Volatility,
 };
 
@@ -197,6 +197,9 @@ pub(crate) fn plan_temporal_joins(plan: LogicalPlan) -> Result<LogicalPlan> {
     let mut error = None;
     let plan = plan
         .transform_up_with_subqueries(|node| {
+            if let LogicalPlan::Filter(filter) = &node {
+                return Ok(filter_left_side(filter).map_or(Transformed::no(node), Transformed::yes));
+            }
             let LogicalPlan::Join(join) = &node else {
                 return Ok(Transformed::no(node));
             };
@@ -218,6 +221,52 @@ pub(crate) fn plan_temporal_joins(plan: LogicalPlan) -> Result<LogicalPlan> {
         })?
         .data;
     error.map_or(Ok(plan), Err)
+}
+
+/// A filter over a temporal join with its conditions on left columns alone moved
+/// below the join (where the scan prunes partitions by them), or `None`.
+/// Each left row gives at most one output row whatever the right side holds,
+/// so filtering left rows first gives the same rows. Conditions on right
+/// columns stay above: below, they would pick other matches.
+fn filter_left_side(filter: &Filter) -> Option<LogicalPlan> {
+    let LogicalPlan::Extension(ext) = filter.input.as_ref() else {
+        return None;
+    };
+    let join = ext.node.as_any().downcast_ref::<TemporalJoin>()?;
+    let left_schema = join.left.schema();
+    let (down, stay): (Vec<Expr>, Vec<Expr>) = split_conjunction(&filter.predicate)
+        .into_iter()
+        .cloned()
+        .partition(|e| {
+            let columns = e.column_refs();
+            !columns.is_empty()
+                && columns.iter().all(|c| left_schema.has_column(c))
+                && !e
+                    .exists(|e| {
+                        Ok(matches!(
+                            e,
+                            Expr::ScalarSubquery(_)
+                                | Expr::Exists(_)
+                                | Expr::InSubquery(_)
+                                | Expr::OuterReferenceColumn(..)
+                        ))
+                    })
+                    .unwrap_or(true)
+        });
+    let down = conjunction(down)?;
+    let left = Filter::try_new(down, Arc::new(join.left.clone())).ok()?;
+    let pushed = LogicalPlan::Extension(Extension {
+        node: Arc::new(TemporalJoin {
+            left: LogicalPlan::Filter(left),
+            ..join.clone()
+        }),
+    });
+    match conjunction(stay) {
+        Some(rest) => Filter::try_new(rest, Arc::new(pushed))
+            .ok()
+            .map(LogicalPlan::Filter),
+        None => Some(pushed),
+    }
 }
 
 fn is_marker(e: &Expr) -> bool {
