@@ -19,5 +19,6 @@ mod protocol;
 mod rest;
 mod slt;
 mod streaming;
+mod temporal_join;
 mod ttl;
 mod wire;
