@@ -11,11 +11,12 @@ use datafusion::common::{
     Column, DFSchema, DFSchemaRef, Result as DfResult, ScalarValue, exec_err,
 };
 use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::expr::InList;
 use datafusion::logical_expr::utils::{conjunction, split_conjunction};
 use datafusion::logical_expr::{
-    BinaryExpr, ColumnarValue, Expr, ExprSchemable, Extension, Filter, JoinType, LogicalPlan,
-    Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, UserDefinedLogicalNodeCore,
-    Volatility,
+    Between, BinaryExpr, ColumnarValue, Expr, ExprSchemable, Extension, Filter, JoinType,
+    LogicalPlan, Operator, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    UserDefinedLogicalNodeCore, Volatility,
 };
 
 use super::MARKER;
@@ -227,7 +228,8 @@ pub(crate) fn plan_temporal_joins(plan: LogicalPlan) -> Result<LogicalPlan> {
 /// below the join (where the scan prunes partitions by them), or `None`.
 /// Each left row gives at most one output row whatever the right side holds,
 /// so filtering left rows first gives the same rows. Conditions on right
-/// columns stay above: below, they would pick other matches.
+/// columns stay above: below, they would pick other matches. Some left
+/// conditions also bound the right side (`right_side_condition`).
 fn filter_left_side(filter: &Filter) -> Option<LogicalPlan> {
     let LogicalPlan::Extension(ext) = filter.input.as_ref() else {
         return None;
@@ -253,11 +255,21 @@ fn filter_left_side(filter: &Filter) -> Option<LogicalPlan> {
                     })
                     .unwrap_or(true)
         });
-    let down = conjunction(down)?;
-    let left = Filter::try_new(down, Arc::new(join.left.clone())).ok()?;
+    let right_bounds: Vec<Expr> = down
+        .iter()
+        .filter_map(|e| right_side_condition(e, join))
+        .collect();
+    let left = Filter::try_new(conjunction(down)?, Arc::new(join.left.clone())).ok()?;
+    let right = match conjunction(right_bounds) {
+        Some(bound) => {
+            LogicalPlan::Filter(Filter::try_new(bound, Arc::new(join.right.clone())).ok()?)
+        }
+        None => join.right.clone(),
+    };
     let pushed = LogicalPlan::Extension(Extension {
         node: Arc::new(TemporalJoin {
             left: LogicalPlan::Filter(left),
+            right,
             ..join.clone()
         }),
     });
@@ -266,6 +278,73 @@ fn filter_left_side(filter: &Filter) -> Option<LogicalPlan> {
             .ok()
             .map(LogicalPlan::Filter),
         None => Some(pushed),
+    }
+}
+
+/// A constant as far as one execution goes: a literal or a bound parameter.
+fn is_constant(e: &Expr) -> bool {
+    match e {
+        Expr::Literal(..) | Expr::Placeholder(_) => true,
+        Expr::Cast(c) => is_constant(&c.expr),
+        Expr::TryCast(c) => is_constant(&c.expr),
+        _ => false,
+    }
+}
+
+/// What a condition on left rows says about the right rows they can meet:
+/// a key equal to a constant (or in a list of them) means the same of the
+/// right key, and a timestamp below a bound means the match is below it too
+/// (it is at or before the left row's). `None` when it says nothing.
+fn right_side_condition(e: &Expr, join: &TemporalJoin) -> Option<Expr> {
+    let right_key = |left: &Expr| {
+        join.left_keys
+            .iter()
+            .position(|k| k == left)
+            .and_then(|i| join.right_keys.get(i).cloned())
+    };
+    match e {
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            let (column, op, value) = if is_constant(right) {
+                (left.as_ref(), *op, right.as_ref())
+            } else if is_constant(left) {
+                (right.as_ref(), op.swap()?, left.as_ref())
+            } else {
+                return None;
+            };
+            match op {
+                Operator::Eq => Some(Expr::BinaryExpr(BinaryExpr::new(
+                    Box::new(right_key(column)?),
+                    Operator::Eq,
+                    Box::new(value.clone()),
+                ))),
+                Operator::Lt | Operator::LtEq if column == &join.left_ts => Some(Expr::BinaryExpr(
+                    BinaryExpr::new(Box::new(join.right_ts.clone()), op, Box::new(value.clone())),
+                )),
+                _ => None,
+            }
+        }
+        Expr::InList(InList {
+            expr,
+            list,
+            negated: false,
+        }) if list.iter().all(is_constant) => Some(Expr::InList(InList::new(
+            Box::new(right_key(expr)?),
+            list.clone(),
+            false,
+        ))),
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            high,
+            ..
+        }) if expr.as_ref() == &join.left_ts && is_constant(high) => {
+            Some(Expr::BinaryExpr(BinaryExpr::new(
+                Box::new(join.right_ts.clone()),
+                Operator::LtEq,
+                high.clone(),
+            )))
+        }
+        _ => None,
     }
 }
 
