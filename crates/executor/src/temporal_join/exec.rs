@@ -9,18 +9,13 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, UInt32Array, UInt32Builder};
-use datafusion::arrow::buffer::NullBuffer;
-use datafusion::arrow::compute::{cast, concat_batches, take};
-use datafusion::arrow::datatypes::{
-    DataType, Field, Schema, SchemaRef, TimeUnit, TimestampMicrosecondType,
-};
-use datafusion::arrow::row::{RowConverter, SortField};
+use datafusion::arrow::compute::take;
+use datafusion::arrow::datatypes::{Field, Schema, SchemaRef, TimestampMicrosecondType};
 use datafusion::catalog::Session;
 use datafusion::common::tree_node::TreeNodeRecursion;
-use datafusion::common::{DataFusionError, HashMap, Result as DfResult, exec_err};
+use datafusion::common::{DataFusionError, Result as DfResult, exec_err};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::{QueryPlanner, TaskContext};
-use datafusion::execution::memory_pool::{MemoryConsumer, MemoryReservation};
 use datafusion::logical_expr::physical_planning_context::PhysicalPlanningContext;
 use datafusion::logical_expr::{LogicalPlan, UserDefinedLogicalNode};
 use datafusion::physical_expr::{EquivalenceProperties, PhysicalExpr};
@@ -33,6 +28,7 @@ use datafusion::physical_plan::{
 use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, PhysicalPlanner};
 use futures::{StreamExt, TryStreamExt};
 
+use super::index::{SideIndex, evaluate, key_validity, latest, micros};
 use super::logical::{Kind, TemporalJoin};
 
 /// Tidemark's query planner: DataFusion's, plus the temporal join.
@@ -122,7 +118,7 @@ pub(crate) struct TemporalJoinExec {
     schema: SchemaRef,
     properties: Arc<PlanProperties>,
     /// The indexed right side, built by whichever left partition asks first.
-    build: Arc<tokio::sync::OnceCell<Arc<BuildSide>>>,
+    build: Arc<tokio::sync::OnceCell<Arc<SideIndex>>>,
 }
 
 impl TemporalJoinExec {
@@ -131,11 +127,13 @@ impl TemporalJoinExec {
         right: Arc<dyn ExecutionPlan>,
         probe: Probe,
     ) -> DfResult<Self> {
+        // SPLICE JOIN has right rows without a left row too.
+        let splice = probe.kind == Kind::Splice;
         let mut fields: Vec<Field> = left
             .schema()
             .fields()
             .iter()
-            .map(|f| f.as_ref().clone())
+            .map(|f| f.as_ref().clone().with_nullable(f.is_nullable() || splice))
             .collect();
         fields.extend(
             right
@@ -145,14 +143,20 @@ impl TemporalJoinExec {
                 .map(|f| f.as_ref().clone().with_nullable(true)),
         );
         let schema = Arc::new(Schema::new(fields));
-        // Left columns keep their positions, so the left order still holds.
-        let orderings = left
-            .output_ordering()
-            .map(|o| vec![o.iter().cloned().collect::<Vec<_>>()])
-            .unwrap_or_default();
+        // Left columns keep their positions, so the left order still holds
+        // (SPLICE JOIN's output is one stream in timestamp order of both sides).
+        let orderings = match left.output_ordering() {
+            Some(o) if !splice => vec![o.iter().cloned().collect::<Vec<_>>()],
+            _ => Vec::new(),
+        };
+        let partitions = if splice {
+            1
+        } else {
+            left.output_partitioning().partition_count()
+        };
         let properties = PlanProperties::new(
             EquivalenceProperties::new_with_orderings(schema.clone(), orderings),
-            Partitioning::UnknownPartitioning(left.output_partitioning().partition_count()),
+            Partitioning::UnknownPartitioning(partitions),
             EmissionType::Incremental,
             Boundedness::Bounded,
         );
@@ -170,10 +174,7 @@ impl TemporalJoinExec {
 impl DisplayAs for TemporalJoinExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let p = &self.probe;
-        let kind = match p.kind {
-            Kind::Asof => "ASOF",
-            Kind::Lt => "LT",
-        };
+        let kind = p.kind.name();
         write!(
             f,
             "TemporalJoinExec: {kind} {} <- {}",
@@ -203,14 +204,16 @@ impl ExecutionPlan for TemporalJoinExec {
     }
 
     fn required_input_distribution(&self) -> Vec<Distribution> {
-        vec![
-            Distribution::UnspecifiedDistribution,
-            Distribution::SinglePartition,
-        ]
+        let left = if self.probe.kind == Kind::Splice {
+            Distribution::SinglePartition
+        } else {
+            Distribution::UnspecifiedDistribution
+        };
+        vec![left, Distribution::SinglePartition]
     }
 
     fn maintains_input_order(&self) -> Vec<bool> {
-        vec![true, false]
+        vec![self.probe.kind != Kind::Splice, false]
     }
 
     fn apply_expressions(
@@ -262,15 +265,28 @@ impl ExecutionPlan for TemporalJoinExec {
         partition: usize,
         context: Arc<TaskContext>,
     ) -> DfResult<SendableRecordBatchStream> {
-        let left = self.left.execute(partition, context.clone())?;
         let right = self.right.clone();
-        let cell = self.build.clone();
         let probe = self.probe.clone();
         let schema = self.schema.clone();
         let out_schema = schema.clone();
+        if probe.kind == Kind::Splice {
+            let left = self.left.clone();
+            let stream = futures::stream::once(async move {
+                let batches = splice(left, right, &probe, context, &out_schema).await?;
+                Ok::<_, DataFusionError>(futures::stream::iter(batches))
+            })
+            .try_flatten();
+            return Ok(Box::pin(RecordBatchStreamAdapter::new(schema, stream)));
+        }
+        let left = self.left.execute(partition, context.clone())?;
+        let cell = self.build.clone();
         let stream = futures::stream::once(async move {
             let build = cell
-                .get_or_try_init(|| BuildSide::read(right, probe.clone(), context))
+                .get_or_try_init(|| async {
+                    SideIndex::read(right, &probe.right_keys, &probe.right_ts, context)
+                        .await
+                        .map(Arc::new)
+                })
                 .await?
                 .clone();
             Ok::<_, DataFusionError>(left.map(move |batch| probe.join(&build, batch?, &out_schema)))
@@ -280,135 +296,11 @@ impl ExecutionPlan for TemporalJoinExec {
     }
 }
 
-/// The right side, indexed: for each key, its rows' (timestamp, row) in
-/// timestamp order (input order among equal timestamps).
-#[derive(Debug)]
-struct BuildSide {
-    rows: RecordBatch,
-    by_key: HashMap<Box<[u8]>, Vec<(i64, u32)>>,
-    converter: Option<RowConverter>,
-    _reservation: MemoryReservation,
-}
-
-/// `array` as microseconds since the epoch.
-fn micros(array: ArrayRef) -> DfResult<ArrayRef> {
-    Ok(cast(
-        &array,
-        &DataType::Timestamp(TimeUnit::Microsecond, None),
-    )?)
-}
-
-fn evaluate(exprs: &[Arc<dyn PhysicalExpr>], batch: &RecordBatch) -> DfResult<Vec<ArrayRef>> {
-    exprs
-        .iter()
-        .map(|e| e.evaluate(batch)?.into_array(batch.num_rows()))
-        .collect()
-}
-
-/// Rows whose keys are all non-null (a NULL key matches nothing).
-fn key_validity(keys: &[ArrayRef]) -> Option<NullBuffer> {
-    keys.iter().fold(None, |acc, k| {
-        NullBuffer::union(acc.as_ref(), k.logical_nulls().as_ref())
-    })
-}
-
-impl BuildSide {
-    async fn read(
-        right: Arc<dyn ExecutionPlan>,
-        probe: Arc<Probe>,
-        context: Arc<TaskContext>,
-    ) -> DfResult<Arc<BuildSide>> {
-        let reservation =
-            MemoryConsumer::new("TemporalJoin right side").register(context.memory_pool());
-        let schema = right.schema();
-        let mut stream = right.execute(0, context)?;
-        let mut batches = Vec::new();
-        let mut by_key: HashMap<Box<[u8]>, Vec<(i64, u32)>> = HashMap::new();
-        let mut converter = None;
-        let mut row_count: usize = 0;
-        while let Some(batch) = stream.next().await {
-            let batch = batch?;
-            reservation.try_grow(batch.get_array_memory_size() + batch.num_rows() * 16)?;
-            let ts = micros(
-                probe
-                    .right_ts
-                    .evaluate(&batch)?
-                    .into_array(batch.num_rows())?,
-            )?;
-            let ts = ts.as_primitive::<TimestampMicrosecondType>();
-            let keys = evaluate(&probe.right_keys, &batch)?;
-            let valid = key_validity(&keys);
-            let rows = if keys.is_empty() {
-                None
-            } else {
-                let converter = match &mut converter {
-                    Some(c) => c,
-                    None => converter.insert(RowConverter::new(
-                        keys.iter()
-                            .map(|k| SortField::new(k.data_type().clone()))
-                            .collect(),
-                    )?),
-                };
-                Some(converter.convert_columns(&keys)?)
-            };
-            for i in 0..batch.num_rows() {
-                if ts.is_null(i) || valid.as_ref().is_some_and(|v| v.is_null(i)) {
-                    continue;
-                }
-                let row = u32::try_from(row_count + i).map_err(|_| {
-                    DataFusionError::ResourcesExhausted(
-                        "a temporal join's right side holds more than 4 billion rows".into(),
-                    )
-                })?;
-                let key: &[u8] = rows.as_ref().map_or(&[], |r| r.row(i).data());
-                match by_key.get_mut(key) {
-                    Some(group) => group.push((ts.value(i), row)),
-                    None => {
-                        reservation.try_grow(key.len() + 64)?;
-                        by_key.insert(key.into(), vec![(ts.value(i), row)]);
-                    }
-                }
-            }
-            row_count += batch.num_rows();
-            batches.push(batch);
-        }
-        // Usually already in order (a table scans in timestamp order): the
-        // stable sort then only checks it.
-        for group in by_key.values_mut() {
-            group.sort_by_key(|(ts, _)| *ts);
-        }
-        let rows = concat_batches(&schema, &batches)?;
-        drop(batches);
-        // The left side's keys are converted with a converter of the same types.
-        let converter = match converter {
-            Some(c) => Some(c),
-            None if probe.left_keys.is_empty() => None,
-            None => Some(RowConverter::new(
-                probe
-                    .right_keys
-                    .iter()
-                    .map(|k| k.data_type(&schema).map(SortField::new))
-                    .collect::<DfResult<Vec<_>>>()?,
-            )?),
-        };
-        Ok(Arc::new(BuildSide {
-            rows,
-            by_key,
-            converter,
-            _reservation: reservation,
-        }))
-    }
-}
-
 impl Probe {
     /// The right row (index into the build side) that a left row at `ts` meets
     /// among one key's rows.
     fn find(&self, group: &[(i64, u32)], ts: i64) -> Option<u32> {
-        let end = match self.kind {
-            Kind::Asof => group.partition_point(|(t, _)| *t <= ts),
-            Kind::Lt => group.partition_point(|(t, _)| *t < ts),
-        };
-        let (t, row) = *group.get(end.checked_sub(1)?)?;
+        let (t, row) = latest(group, ts, self.kind == Kind::Lt)?;
         match self.tolerance {
             Some(tolerance) if ts.saturating_sub(t) > tolerance => None,
             _ => Some(row),
@@ -418,7 +310,7 @@ impl Probe {
     /// One left batch with its matches.
     fn join(
         &self,
-        build: &BuildSide,
+        build: &SideIndex,
         batch: RecordBatch,
         schema: &SchemaRef,
     ) -> DfResult<RecordBatch> {
@@ -467,4 +359,60 @@ impl Probe {
         }
         Ok(RecordBatch::try_new(schema.clone(), columns)?)
     }
+}
+
+/// Rows of SPLICE JOIN output per batch.
+const SPLICE_BATCH_ROWS: usize = 8192;
+
+/// SPLICE JOIN: every row of both sides in timestamp order (left before right
+/// at equal timestamps, then input order), each with the latest row of equal
+/// keys of the other side at or before it. Both sides are read into memory.
+async fn splice(
+    left: Arc<dyn ExecutionPlan>,
+    right: Arc<dyn ExecutionPlan>,
+    probe: &Probe,
+    context: Arc<TaskContext>,
+    schema: &SchemaRef,
+) -> DfResult<Vec<DfResult<RecordBatch>>> {
+    let l = SideIndex::read(left, &probe.left_keys, &probe.left_ts, context.clone()).await?;
+    let r = SideIndex::read(right, &probe.right_keys, &probe.right_ts, context).await?;
+    // (timestamp, side (0 left, 1 right), the row, its partner on the other side).
+    let mut events: Vec<(Option<i64>, u8, u32, Option<u32>)> =
+        Vec::with_capacity(l.rows.num_rows() + r.rows.num_rows());
+    for (side, own, other) in [(0, &l, &r), (1, &r, &l)] {
+        for (key, group) in &own.by_key {
+            let other = other.by_key.get(key);
+            for &(ts, row) in group {
+                let partner = other.and_then(|g| latest(g, ts, false)).map(|(_, row)| row);
+                events.push((Some(ts), side, row, partner));
+            }
+        }
+        events.extend(own.unindexed.iter().map(|&(ts, row)| (ts, side, row, None)));
+    }
+    events.sort_unstable_by_key(|&(ts, side, row, _)| (ts, side, row));
+    Ok(events
+        .chunks(SPLICE_BATCH_ROWS)
+        .map(|chunk| {
+            let (left_rows, right_rows): (Vec<Option<u32>>, Vec<Option<u32>>) = chunk
+                .iter()
+                .map(|&(_, side, row, partner)| {
+                    if side == 0 {
+                        (Some(row), partner)
+                    } else {
+                        (partner, Some(row))
+                    }
+                })
+                .unzip();
+            let (left_rows, right_rows) =
+                (UInt32Array::from(left_rows), UInt32Array::from(right_rows));
+            let mut columns = Vec::with_capacity(schema.fields().len());
+            for c in l.rows.columns() {
+                columns.push(take(c.as_ref(), &left_rows, None)?);
+            }
+            for c in r.rows.columns() {
+                columns.push(take(c.as_ref(), &right_rows, None)?);
+            }
+            Ok(RecordBatch::try_new(schema.clone(), columns)?)
+        })
+        .collect())
 }

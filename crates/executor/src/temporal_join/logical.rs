@@ -29,6 +29,19 @@ pub(crate) enum Kind {
     Asof,
     /// The latest right row strictly before it.
     Lt,
+    /// Every row of both sides in timestamp order, each with the latest row of
+    /// the other side at or before it (QuestDB's full ASOF join).
+    Splice,
+}
+
+impl Kind {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Kind::Asof => "ASOF",
+            Kind::Lt => "LT",
+            Kind::Splice => "SPLICE",
+        }
+    }
 }
 
 /// A temporal join of `left` and `right`: every left row (in left order) with
@@ -99,10 +112,7 @@ impl UserDefinedLogicalNodeCore for TemporalJoin {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let kind = match self.kind {
-            Kind::Asof => "ASOF",
-            Kind::Lt => "LT",
-        };
+        let kind = self.kind.name();
         write!(
             f,
             "TemporalJoin: {kind} {} <- {}",
@@ -235,6 +245,10 @@ fn filter_left_side(filter: &Filter) -> Option<LogicalPlan> {
         return None;
     };
     let join = ext.node.as_any().downcast_ref::<TemporalJoin>()?;
+    // In a SPLICE JOIN left rows are also the partners of right rows.
+    if join.kind == Kind::Splice {
+        return None;
+    }
     let left_schema = join.left.schema();
     let (down, stay): (Vec<Expr>, Vec<Expr>) = split_conjunction(&filter.predicate)
         .into_iter()
@@ -366,8 +380,8 @@ fn temporal_join(join: &datafusion::logical_expr::Join) -> Result<TemporalJoin> 
             format!("temporal join marker: {what}"),
         )
     };
-    if join.join_type != JoinType::Left {
-        return Err(internal("not on a LEFT JOIN"));
+    if join.join_type != JoinType::Left && join.join_type != JoinType::Full {
+        return Err(internal("not on a LEFT or FULL JOIN"));
     }
     let left_schema = join.left.schema();
     let right_schema = join.right.schema();
@@ -438,6 +452,7 @@ fn temporal_join(join: &datafusion::logical_expr::Join) -> Result<TemporalJoin> 
     let kind = match text(kind) {
         Some("asof") => Kind::Asof,
         Some("lt") => Kind::Lt,
+        Some("splice") => Kind::Splice,
         _ => return Err(internal("unknown kind")),
     };
     let tolerance = match tolerance {

@@ -12,6 +12,7 @@
 //!   in timestamp order and streams the left side through it.
 
 mod exec;
+mod index;
 mod logical;
 
 use std::ops::ControlFlow;
@@ -94,8 +95,14 @@ impl TemporalJoins<'_> {
             } = &join.join_operator
             {
                 let right = Side::of(&join.relation, self.snapshot);
-                let on = marked_condition(&master, &right, match_condition, constraint)?;
-                join.join_operator = ast::JoinOperator::LeftOuter(ast::JoinConstraint::On(on));
+                let (on, splice) = marked_condition(&master, &right, match_condition, constraint)?;
+                let on = ast::JoinConstraint::On(on);
+                // SPLICE JOIN returns right rows without a left partner too.
+                join.join_operator = if splice {
+                    ast::JoinOperator::FullOuter(on)
+                } else {
+                    ast::JoinOperator::LeftOuter(on)
+                };
             }
         }
         Ok(())
@@ -269,13 +276,14 @@ fn timestamp_condition(
     }
 }
 
-/// The ON condition of the LEFT JOIN a temporal join becomes.
+/// The ON condition of the LEFT JOIN (FULL JOIN for SPLICE, the second
+/// value) a temporal join becomes.
 fn marked_condition(
     master: &Side,
     right: &Side,
     match_condition: &ast::Expr,
     constraint: &ast::JoinConstraint,
-) -> Result<ast::Expr> {
+) -> Result<(ast::Expr, bool)> {
     let not_supported = |what: String| ExecError::new(sqlstate::FEATURE_NOT_SUPPORTED, what);
     // The parser's marker, or Snowflake's own MATCH_CONDITION (a.ts >= b.ts).
     let (mut kind, tolerance, outer_written, mut timestamps) = match read_marker(match_condition) {
@@ -290,11 +298,6 @@ fn marked_condition(
             }
         },
     };
-    if kind == "splice" {
-        return Err(not_supported(
-            "SPLICE JOIN is not supported; ASOF JOIN and LT JOIN are".into(),
-        ));
-    }
     let mut conditions = Vec::new();
     let key = |name: &ast::Ident| ast::Expr::BinaryOp {
         left: Box::new(master.column(name.clone())),
@@ -358,6 +361,17 @@ fn marked_condition(
             }
         }
     }
+    if kind == "splice" && timestamps.is_some() {
+        return Err(not_supported(
+            "SPLICE JOIN joins on the designated timestamps and takes no timestamp condition"
+                .into(),
+        ));
+    }
+    if kind == "splice"
+        && !matches!(tolerance, ast::Expr::Value(ref v) if v.value == ast::Value::Null)
+    {
+        return Err(not_supported("SPLICE JOIN takes no TOLERANCE".into()));
+    }
     // DuckDB's `ASOF JOIN ... ON ... AND a.ts >= b.ts` drops unmatched left rows
     // unless written `ASOF LEFT JOIN`; QuestDB's ASOF JOIN always keeps them.
     let keep_unmatched = match (&timestamps, read_marker(match_condition)) {
@@ -375,6 +389,7 @@ fn marked_condition(
         crate::rewrite::part(4),
     ))?;
     let mode = string(if keep_unmatched { "left" } else { "inner" });
+    let splice = kind == "splice";
     let kind = string(&kind);
     conditions.push(crate::rewrite::with_parts(
         marker,
@@ -388,7 +403,7 @@ fn marked_condition(
             right: Box::new(c),
         };
     }
-    Ok(on)
+    Ok((on, splice))
 }
 
 /// The conjuncts of `expr`, looking through parentheses around ANDs.
