@@ -35,6 +35,7 @@ pub mod checkpoint_mode;
 pub mod codec;
 mod commit;
 pub mod db;
+mod dedup;
 pub mod error;
 mod fsutil;
 #[doc(hidden)]

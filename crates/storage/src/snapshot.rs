@@ -16,6 +16,7 @@ use parking_lot::Mutex;
 use crate::batch::{Column, Values, VarData};
 use crate::buffer::Run;
 use crate::catalog::Catalog;
+use crate::dedup::{KeyColumn, kept_rows};
 use crate::error::{Result, StorageError};
 use crate::merge::merge_order;
 use crate::ops::null_column;
@@ -212,8 +213,16 @@ impl TableReader {
     pub fn partition_by(&self) -> PartitionBy {
         self.state.meta.partition_by
     }
-    /// Rows in the files and the buffer.
+    /// Rows in the files and the buffer. With upsert keys, buffered rows that
+    /// replace others are counted once (found by planning a scan; should that
+    /// fail, the count includes them).
     pub fn row_count(&self) -> u64 {
+        if !self.state.meta.dedup_keys.is_empty()
+            && !self.runs.is_empty()
+            && let Ok(plan) = self.scan(i64::MIN, i64::MAX)
+        {
+            return plan.rows() as u64;
+        }
         self.state.row_count()
     }
     /// Rows committed but not yet in the column files.
@@ -572,10 +581,14 @@ impl TableReader {
             .min()
             .copied()
             .unwrap_or(i64::MAX);
+        // With upsert keys, file rows at the oldest buffered timestamp may be
+        // replaced by buffered ones, so they join the merge.
+        let dedup = !self.state.meta.dedup_keys.is_empty();
         let mut tails: Vec<(usize, Range<usize>, Vec<i64>)> = Vec::new();
         for (i, rows) in parts {
             let p = self.part(*i)?;
             let before = match cut.checked_add(1) {
+                _ if dedup => self.state.rows_before(p, cut, &self.mapped)? as usize,
                 Some(bound) => self.state.rows_before(p, bound, &self.mapped)? as usize,
                 None => p.rows as usize,
             };
@@ -590,7 +603,11 @@ impl TableReader {
         }
         let mut sources: Vec<&[i64]> = tails.iter().map(|(_, _, ts)| ts.as_slice()).collect();
         sources.extend(run_ts.iter().copied());
-        for (s, rows) in merge_order(&sources) {
+        let mut order = merge_order(&sources);
+        if dedup {
+            order = self.without_replaced_rows(&tails, runs, &sources, order)?;
+        }
+        for (s, rows) in order {
             out.push(if s < tails.len() {
                 let (part, range, _) = &tails[s];
                 piece(
@@ -606,6 +623,89 @@ impl TableReader {
             });
         }
         Ok(())
+    }
+
+    /// `order` (see [`merge_order`]) without the rows that newer rows with the
+    /// same upsert keys replace (see `dedup`). Sources are the file tails, then
+    /// the buffered runs, as in `plan_partition`.
+    fn without_replaced_rows(
+        &self,
+        tails: &[(usize, Range<usize>, Vec<i64>)],
+        runs: &[(usize, Range<usize>)],
+        ts_sources: &[&[i64]],
+        order: Vec<(usize, Range<usize>)>,
+    ) -> Result<Vec<(usize, Range<usize>)>> {
+        let meta = &self.state.meta;
+        let ts_index = meta.timestamp_index();
+        let keys: Vec<&ColumnMeta> = meta
+            .dedup_key_indexes()
+            .into_iter()
+            .filter(|i| Some(*i) != ts_index)
+            .map(|i| &meta.columns[i])
+            .collect();
+        // Each source's key values (SYMBOL as dictionary keys), then in merged order.
+        let mut per_source: Vec<Vec<Column>> = Vec::with_capacity(ts_sources.len());
+        for (part, rows, _) in tails {
+            let p = self.part(*part)?;
+            let dir = self.state.partition_dir(p);
+            per_source.push(
+                keys.iter()
+                    .map(|c| {
+                        self.state
+                            .column_chunk(p, c, &self.mapped)?
+                            .decode_raw(rows.clone(), &dir)
+                    })
+                    .collect::<Result<_>>()?,
+            );
+        }
+        for (run, rows) in runs {
+            per_source.push(
+                keys.iter()
+                    .map(|c| self.run_column_raw(*run, &c.name, rows.clone()))
+                    .collect::<Result<_>>()?,
+            );
+        }
+        let refs: Vec<Vec<&Column>> = per_source.iter().map(|s| s.iter().collect()).collect();
+        let merged_keys = crate::merge::gather(&refs, &order)?;
+        let key_columns: Vec<KeyColumn<'_>> = merged_keys
+            .iter()
+            .zip(&keys)
+            .map(|(column, c)| KeyColumn {
+                column,
+                symbol_keys: c.column_type == ColumnType::Symbol,
+            })
+            .collect();
+        let ts: Vec<i64> = order
+            .iter()
+            .flat_map(|(s, rows)| ts_sources[*s][rows.clone()].iter().copied())
+            .collect();
+        let Some(keep) = kept_rows(&ts, &key_columns) else {
+            return Ok(order);
+        };
+        // Cut each stretch of `order` into the stretches of rows it keeps.
+        let mut out = Vec::with_capacity(order.len());
+        let mut kept = keep.iter().map(|&k| k as usize).peekable();
+        let mut at = 0;
+        for (s, rows) in order {
+            let end = at + rows.len();
+            let mut stretch: Option<Range<usize>> = None;
+            while let Some(k) = kept.next_if(|&k| k < end) {
+                let row = rows.start + (k - at);
+                match &mut stretch {
+                    Some(r) if r.end == row => r.end += 1,
+                    _ => {
+                        if let Some(r) = stretch.replace(row..row + 1) {
+                            out.push((s, r));
+                        }
+                    }
+                }
+            }
+            if let Some(r) = stretch {
+                out.push((s, r));
+            }
+            at = end;
+        }
+        Ok(out)
     }
 
     /// The designated timestamps of rows `rows` of part `part`.

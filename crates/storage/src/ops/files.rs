@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::batch::{Column, Values};
+use crate::dedup;
 use crate::error::{Result, StorageError};
 use crate::ops::memory::split_by_partition;
 use crate::ops::{Op, RowData, Staging};
@@ -166,6 +167,13 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             meta.seq = seq;
             Arc::make_mut(&mut t.txn).meta_seq = seq;
         }
+        Op::SetDedup { table, keys } => {
+            let t = st.table_by_id(*table)?;
+            let meta = Arc::make_mut(&mut t.meta);
+            meta.dedup_keys = keys.clone();
+            meta.seq = seq;
+            Arc::make_mut(&mut t.txn).meta_seq = seq;
+        }
         Op::Truncate { table } => {
             let t = st.table_by_id(*table)?;
             let dirs: Vec<PathBuf> = t
@@ -274,6 +282,10 @@ fn append_rows(st: &mut Staging<'_>, table: u64, data: &RowData) -> Result<()> {
 /// `split_min_rows` rows or twice the rows rewritten; a head rewritten whole takes
 /// small neighbours before it along (fewer, larger parts). Committed bytes are
 /// never modified.
+///
+/// A table with upsert keys (`DEDUP`) keeps the last of the rows with equal
+/// keys, among the new rows and against the stored ones: rows at the newest
+/// stored timestamp are then merged rather than appended.
 pub(crate) fn write_run<C: Borrow<Column>>(
     st: &mut Staging<'_>,
     t: &TableState,
@@ -281,6 +293,25 @@ pub(crate) fn write_run<C: Borrow<Column>>(
     run: &[C],
     ts: Option<&[i64]>,
 ) -> Result<()> {
+    if let (Some(ts), Some(tsi)) = (ts, t.meta.timestamp_index())
+        && !t.meta.dedup_keys.is_empty()
+        && let Some(keep) = dedup::kept_rows(ts, &dedup::key_columns(&t.meta, run))
+    {
+        let run: Vec<Column> = run.iter().map(|c| c.borrow().take(&keep)).collect();
+        return write_unique_run(st, t, key, &run, Some(timestamps(&run, tsi)?));
+    }
+    write_unique_run(st, t, key, run, ts)
+}
+
+/// [`write_run`] of rows without duplicate upsert keys among themselves.
+fn write_unique_run<C: Borrow<Column>>(
+    st: &mut Staging<'_>,
+    t: &TableState,
+    key: i64,
+    run: &[C],
+    ts: Option<&[i64]>,
+) -> Result<()> {
+    let dedup = !t.meta.dedup_keys.is_empty();
     let parts: Vec<PartitionMeta> = t
         .txn
         .partitions
@@ -296,10 +327,12 @@ pub(crate) fn write_run<C: Borrow<Column>>(
         Some(ts) => (ts[0], ts[ts.len() - 1]),
         None => (i64::MIN, i64::MIN),
     };
-    // The first part holding a row newer than the oldest new row: it and what
-    // follows it within the run's range must be merged.
+    // The first part holding a row newer than the oldest new row (or as new,
+    // with dedup): it and what follows it within the run's range must be merged.
     let first = if ts.is_none() {
         None
+    } else if dedup {
+        parts.iter().position(|p| p.max_ts >= rmin)
     } else {
         parts.iter().position(|p| p.max_ts > rmin)
     };
@@ -322,8 +355,10 @@ pub(crate) fn write_run<C: Borrow<Column>>(
         .meta
         .timestamp_index()
         .ok_or_else(|| StorageError::InvalidState("merge without a timestamp".into()))?;
-    // Rows of the head part up to (and including) the oldest new timestamp stay first.
+    // Rows of the head part up to (and including, without dedup) the oldest new
+    // timestamp stay first.
     let k = match rmin.checked_add(1) {
+        _ if dedup => t.rows_before(head, rmin, st.mapped)?,
         Some(bound) => t.rows_before(head, bound, st.mapped)?,
         None => head.rows,
     };
@@ -365,6 +400,14 @@ pub(crate) fn write_run<C: Borrow<Column>>(
     )?;
     if let Some(order) = sort_order(timestamps(&merged, tsi)?) {
         merged = merged.iter().map(|c| c.take(&order)).collect();
+    }
+    if dedup
+        && let Some(keep) = dedup::kept_rows(
+            timestamps(&merged, tsi)?,
+            &dedup::key_columns(&t.meta, &merged),
+        )
+    {
+        merged = merged.iter().map(|c| c.take(&keep)).collect();
     }
     let mut replacement = Vec::new();
     for p in &parts[i..j] {

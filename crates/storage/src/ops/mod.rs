@@ -68,6 +68,11 @@ pub(crate) enum Op {
         table: u64,
         ttl: Option<crate::types::Ttl>,
     },
+    /// Upsert keys by column id (empty: dedup off).
+    SetDedup {
+        table: u64,
+        keys: Vec<u32>,
+    },
     Append {
         table: u64,
         data: RowData,
@@ -91,6 +96,7 @@ impl Op {
             | Op::Truncate { table }
             | Op::DropPartitions { table, .. }
             | Op::SetTtl { table, .. }
+            | Op::SetDedup { table, .. }
             | Op::Append { table, .. }
             | Op::ReplacePartition { table, .. } => Some(*table),
         }

@@ -91,6 +91,13 @@ pub enum Request {
         table: String,
         ttl: Option<crate::types::Ttl>,
     },
+    /// `DEDUP UPSERT KEYS (...)` (empty `keys`: `DEDUP DISABLE`): from then
+    /// on a row whose keys equal a stored row's replaces it. The keys must
+    /// include the designated timestamp.
+    SetDedup {
+        table: String,
+        keys: Vec<String>,
+    },
     /// Adds rows; out-of-order rows are merged into the partitions they belong to.
     Append {
         table: String,
@@ -191,6 +198,7 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 next_column_id: columns.len() as u32,
                 columns,
                 ttl: None,
+                dedup_keys: Vec::new(),
             };
             Op::CreateTable {
                 id,
@@ -241,6 +249,12 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 return Err(StorageError::InvalidData(format!(
                     "cannot drop the designated timestamp column \"{}\" of table \"{}\"",
                     c.name, t.name
+                )));
+            }
+            if t.meta.dedup_keys.contains(&c.id) {
+                return Err(StorageError::InvalidData(format!(
+                    "cannot drop column \"{}\": it is an upsert key of table \"{}\" (ALTER TABLE {} DEDUP DISABLE first)",
+                    c.name, t.name, t.name
                 )));
             }
             if t.meta.columns.len() == 1 {
@@ -325,6 +339,35 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 )));
             }
             Op::SetTtl { table: t.id, ttl }
+        }
+        Request::SetDedup { table, keys } => {
+            let t = st.table(&table)?;
+            let mut ids = Vec::with_capacity(keys.len());
+            for k in &keys {
+                let id = t.meta.columns[column_index(t, k)?].id;
+                if !ids.contains(&id) {
+                    ids.push(id);
+                }
+            }
+            if !ids.is_empty() {
+                let Some(ts) = t.meta.timestamp_column else {
+                    return Err(StorageError::InvalidData(format!(
+                        "table \"{}\" has no designated timestamp: DEDUP needs one",
+                        t.name
+                    )));
+                };
+                if !ids.contains(&ts) {
+                    return Err(StorageError::InvalidData(format!(
+                        "the upsert keys of table \"{}\" must include its designated timestamp \"{}\"",
+                        t.name,
+                        t.meta.timestamp_name().unwrap_or_default()
+                    )));
+                }
+            }
+            Op::SetDedup {
+                table: t.id,
+                keys: ids,
+            }
         }
         Request::Append { table, batch } => {
             let t = st.table(&table)?.clone();

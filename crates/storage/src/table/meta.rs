@@ -4,8 +4,11 @@
 //! `timestamp_column_id u32` (`u32::MAX` when the table has none) | `next_column_id u32` |
 //! `count u32` then per column: `id u32 | name str | type | not_null bool | file_stem str`,
 //! where `type` is a code `u8`, followed for DECIMAL by `precision u8 | scale u8`;
-//! then, only for a table with a TTL, `ttl_unit u8 | ttl_count u32` (unit codes:
-//! 1 hour, 2 day, 3 week, 4 month, 5 year).
+//! then, only for a table with a TTL or upsert keys, `ttl_unit u8 | ttl_count u32`
+//! (unit codes: 1 hour, 2 day, 3 week, 4 month, 5 year; `0 | 0`: no TTL), and
+//! only for a table with upsert keys (`DEDUP UPSERT KEYS`), `count u32` then
+//! `column_id u32` per key. A table with neither keeps the bytes older versions
+//! wrote.
 //! Framed with magic `TMMETA01` (see `codec`).
 
 use std::path::Path;
@@ -37,6 +40,9 @@ pub struct TableMeta {
     pub columns: Vec<ColumnMeta>,
     /// Partitions older than this behind the newest row are dropped.
     pub ttl: Option<Ttl>,
+    /// `DEDUP UPSERT KEYS`: column ids (the designated timestamp among them);
+    /// a row whose keys equal a stored row's replaces it. Empty: no dedup.
+    pub dedup_keys: Vec<u32>,
 }
 
 impl TableMeta {
@@ -65,6 +71,14 @@ impl TableMeta {
             .map(|i| self.columns[i].name.as_str())
     }
 
+    /// The positions of the upsert keys in `columns` (empty without dedup).
+    pub fn dedup_key_indexes(&self) -> Vec<usize> {
+        self.dedup_keys
+            .iter()
+            .filter_map(|id| self.columns.iter().position(|c| c.id == *id))
+            .collect()
+    }
+
     pub(crate) fn encode(&self) -> Vec<u8> {
         let mut e = Encoder::new();
         e.u64(self.seq);
@@ -79,8 +93,14 @@ impl TableMeta {
             e.bool(c.not_null);
             e.str(&c.file_stem);
         }
-        if self.ttl.is_some() {
+        if self.ttl.is_some() || !self.dedup_keys.is_empty() {
             encode_ttl(&mut e, self.ttl);
+        }
+        if !self.dedup_keys.is_empty() {
+            e.u32(self.dedup_keys.len() as u32);
+            for id in &self.dedup_keys {
+                e.u32(*id);
+            }
         }
         frame(META_MAGIC, &e.into_inner())
     }
@@ -113,15 +133,25 @@ impl TableMeta {
                 file_stem,
             });
         }
-        let ttl = if d.remaining() > 0 {
-            // Written only for a table with a TTL: "none" here is damage.
-            match decode_ttl(&mut d)? {
-                None => return Err(d.error("a TTL of 0")),
-                ttl => ttl,
-            }
+        let has_trailer = d.remaining() > 0;
+        let ttl = if has_trailer {
+            decode_ttl(&mut d)?
         } else {
             None
         };
+        let mut dedup_keys = Vec::new();
+        if d.remaining() > 0 {
+            let n = d.count(4)?;
+            for _ in 0..n {
+                dedup_keys.push(d.u32()?);
+            }
+            if dedup_keys.is_empty() {
+                return Err(d.error("an empty list of upsert keys"));
+            }
+        } else if has_trailer && ttl.is_none() {
+            // Written only for a table with a TTL or upsert keys.
+            return Err(d.error("a TTL of 0"));
+        }
         d.finish()?;
         let meta = TableMeta {
             seq,
@@ -130,11 +160,23 @@ impl TableMeta {
             next_column_id,
             columns,
             ttl,
+            dedup_keys,
         };
         if meta.timestamp_column.is_some() && meta.timestamp_index().is_none() {
             return Err(StorageError::corrupted(
                 path,
                 "designated timestamp column is not among the columns",
+            ));
+        }
+        if !meta.dedup_keys.is_empty()
+            && (meta.dedup_key_indexes().len() != meta.dedup_keys.len()
+                || meta
+                    .timestamp_column
+                    .is_none_or(|ts| !meta.dedup_keys.contains(&ts)))
+        {
+            return Err(StorageError::corrupted(
+                path,
+                "upsert keys are not columns of the table, or lack the designated timestamp",
             ));
         }
         if meta.columns.iter().any(|c| c.id >= next_column_id) {
@@ -198,6 +240,7 @@ mod tests {
                 },
             ],
             ttl: None,
+            dedup_keys: Vec::new(),
         };
         let p = Path::new("_meta");
         assert_eq!(TableMeta::decode(&m.encode(), p).expect("roundtrip"), m);
@@ -214,6 +257,25 @@ mod tests {
         let bytes = with_ttl.encode();
         assert_eq!(bytes.len(), m.encode().len() + 5);
         assert_eq!(TableMeta::decode(&bytes, p).expect("ttl"), with_ttl);
+        // Upsert keys follow the TTL (none written as 0 | 0).
+        for ttl in [None, with_ttl.ttl] {
+            let dedup = TableMeta {
+                ttl,
+                dedup_keys: vec![0, 1],
+                ..m.clone()
+            };
+            assert_eq!(TableMeta::decode(&dedup.encode(), p).expect("dedup"), dedup);
+            assert_eq!(dedup.dedup_key_indexes(), vec![0, 1]);
+        }
+        // Keys without the designated timestamp, or naming no column, are damage.
+        for keys in [vec![1], vec![0, 9]] {
+            let bad = TableMeta {
+                dedup_keys: keys,
+                ..m.clone()
+            };
+            let err = TableMeta::decode(&bad.encode(), p).expect_err("refused");
+            assert!(err.to_string().contains("upsert keys"), "{err}");
+        }
     }
 
     #[test]
@@ -232,6 +294,7 @@ mod tests {
             next_column_id: 1,
             columns: vec![column(column_type)],
             ttl: None,
+            dedup_keys: Vec::new(),
         };
         let p = Path::new("_meta");
         for (precision, scale) in [(1, 0), (10, 2), (38, 38)] {

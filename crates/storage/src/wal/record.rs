@@ -16,6 +16,7 @@
 //!   replay skips it; older records have none)
 //! - 12 SetTtl: `table u64 | unit u8 | count u32` (unit 0 and count 0: no TTL;
 //!   unit codes as in `_meta`)
+//! - 13 SetDedup: `table u64 | count u32 | column_id u32...` (count 0: dedup off)
 //!
 //! `rows` = `count u32` columns, each `column_id u32 | column`, then `count u32`
 //! symbol additions, each `column_id u32 | count u32 | str...`.
@@ -164,6 +165,14 @@ impl OpsEncoder {
                 e.u64(*table);
                 encode_ttl(e, *ttl);
             }
+            Op::SetDedup { table, keys } => {
+                e.u8(13);
+                e.u64(*table);
+                e.u32(keys.len() as u32);
+                for k in keys {
+                    e.u32(*k);
+                }
+            }
         }
     }
 }
@@ -260,6 +269,12 @@ pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
                 table: d.u64()?,
                 ttl: decode_ttl(&mut d)?,
             },
+            13 => {
+                let table = d.u64()?;
+                let n = d.count(4)?;
+                let keys = (0..n).map(|_| d.u32()).collect::<Result<Vec<u32>>>()?;
+                Op::SetDedup { table, keys }
+            }
             t => return Err(d.error(format!("unknown WAL op tag {t}"))),
         });
     }
@@ -448,6 +463,7 @@ mod tests {
                 file_stem: "ts~0".into(),
             }],
             ttl: None,
+            dedup_keys: vec![0],
         };
         let ops = vec![
             Op::CreateTable {
@@ -492,6 +508,14 @@ mod tests {
             Op::SetTtl {
                 table: 1,
                 ttl: None,
+            },
+            Op::SetDedup {
+                table: 1,
+                keys: vec![0, 2],
+            },
+            Op::SetDedup {
+                table: 1,
+                keys: Vec::new(),
             },
         ];
         let enc = encode_ops(&ops);

@@ -1,6 +1,7 @@
 //! Model-based property test: random sequences of appends (in order and out of
 //! order), DDL, housekeeping and reopens, checked after every step against a
-//! plain in-memory model of what the tables must contain.
+//! plain in-memory model of what the tables must contain. The second table has
+//! upsert keys (ts, sym): a row replaces the stored row of equal keys.
 
 use std::collections::BTreeMap;
 
@@ -104,14 +105,17 @@ struct ModelTable {
     /// Rows: ts, sym, v, extras (as display strings, "NULL" for NULL).
     rows: Vec<Vec<String>>,
     next_col: usize,
+    /// DEDUP UPSERT KEYS (ts, sym).
+    dedup: bool,
 }
 
 impl ModelTable {
-    fn new() -> Self {
+    fn new(table: usize) -> Self {
         ModelTable {
             extra: Vec::new(),
             rows: Vec::new(),
             next_col: 0,
+            dedup: table == 1,
         }
     }
     fn column_names(&self) -> Vec<String> {
@@ -136,6 +140,22 @@ fn def(name: &str) -> TableDef {
         timestamp: Some("ts".into()),
         partition_by: PartitionBy::Day,
     }
+}
+
+/// The requests creating table `table` as the model has it.
+fn create_requests(table: usize) -> Vec<Request> {
+    let name = TABLES[table];
+    let mut requests = vec![Request::CreateTable {
+        def: def(name),
+        if_not_exists: false,
+    }];
+    if table == 1 {
+        requests.push(Request::SetDedup {
+            table: name.into(),
+            keys: vec!["ts".into(), "sym".into()],
+        });
+    }
+    requests
 }
 
 fn batch(rows: &[(i64, Option<u8>, i64)]) -> Batch {
@@ -164,6 +184,9 @@ fn model_append(m: &mut ModelTable, rows: &[(i64, Option<u8>, i64)]) {
             r.2.to_string(),
         ];
         row.extend(m.extra.iter().map(|_| "NULL".to_string()));
+        if m.dedup {
+            m.rows.retain(|r| r[..2] != row[..2]);
+        }
         m.rows.push(row);
     }
     // Stable: equal timestamps keep commit order, then batch order.
@@ -211,9 +234,16 @@ fn run(steps: Vec<Step>, split_min_rows: u64) -> Result<(), TestCaseError> {
     let open = |p: &std::path::Path| Database::open(p, opts.clone()).expect("open");
     let mut db = Some(open(dir.path()));
     let mut model: BTreeMap<usize, ModelTable> = BTreeMap::new();
-    for (i, name) in TABLES.iter().enumerate() {
-        create(db.as_ref().expect("db"), def(name));
-        model.insert(i, ModelTable::new());
+    for i in 0..TABLES.len() {
+        let mut tx = Transaction::new();
+        for r in create_requests(i) {
+            tx.push(r);
+        }
+        db.as_ref()
+            .expect("db")
+            .commit(tx)
+            .map_err(|e| TestCaseError::fail(e.to_string()))?;
+        model.insert(i, ModelTable::new(i));
     }
     for step in steps {
         let d = db.as_ref().expect("db");
@@ -359,19 +389,16 @@ fn run(steps: Vec<Step>, split_min_rows: u64) -> Result<(), TestCaseError> {
             }
             Step::DropAndRecreate { table } => {
                 let name = TABLES[*table];
-                d.commit(
-                    Transaction::new()
-                        .with(Request::DropTable {
-                            name: name.into(),
-                            if_exists: false,
-                        })
-                        .with(Request::CreateTable {
-                            def: def(name),
-                            if_not_exists: false,
-                        }),
-                )
-                .map_err(|e| TestCaseError::fail(e.to_string()))?;
-                model.insert(*table, ModelTable::new());
+                let mut tx = Transaction::new().with(Request::DropTable {
+                    name: name.into(),
+                    if_exists: false,
+                });
+                for r in create_requests(*table) {
+                    tx.push(r);
+                }
+                d.commit(tx)
+                    .map_err(|e| TestCaseError::fail(e.to_string()))?;
+                model.insert(*table, ModelTable::new(*table));
             }
             Step::Housekeeping => {
                 d.run_housekeeping()
