@@ -13,6 +13,7 @@ use crate::partition_query::{PartitionQuery, partitions};
 use crate::rewrite::part;
 use crate::session::Session;
 use crate::types::{column_type, partition_by, ttl};
+use tidemark_storage::name::same_name;
 
 /// A table name from an object name (`t` or `public.t`), quoted parts as written,
 /// unquoted folded to lowercase.
@@ -118,6 +119,8 @@ pub(crate) async fn create_table(
         .unwrap_or(PartitionBy::None);
     let table_ttl = c.ttl.and_then(ttl);
     check_ttl(&c.name, table_ttl, by)?;
+    let names: Vec<&str> = columns.iter().map(|d| d.name.as_str()).collect();
+    check_upsert_keys(&c.name, &c.dedup_keys, &names, c.timestamp.as_deref())?;
     // CREATE TABLE IF NOT EXISTS leaves a table that exists as it is, TTL too.
     let creates = !(c.if_not_exists && session.table(&c.name).is_ok());
     let def = TableDef {
@@ -134,6 +137,12 @@ pub(crate) async fn create_table(
         requests.push(Request::SetTtl {
             table: c.name.clone(),
             ttl: table_ttl,
+        });
+    }
+    if creates && !c.dedup_keys.is_empty() {
+        requests.push(Request::SetDedup {
+            table: c.name.clone(),
+            keys: c.dedup_keys.clone(),
         });
     }
     match rows {
@@ -204,6 +213,44 @@ fn check_ttl(table: &str, ttl: Option<Ttl>, by: PartitionBy) -> Result<()> {
     }
 }
 
+/// Refuses upsert keys that are not columns (42703) or lack the designated
+/// timestamp (42P16): rows can only replace rows of the same timestamp.
+fn check_upsert_keys(
+    table: &str,
+    keys: &[String],
+    columns: &[&str],
+    timestamp: Option<&str>,
+) -> Result<()> {
+    if keys.is_empty() {
+        return Ok(());
+    }
+    if let Some(k) = keys
+        .iter()
+        .find(|k| !columns.iter().any(|c| same_name(c, k)))
+    {
+        return Err(ExecError::new(
+            sqlstate::UNDEFINED_COLUMN,
+            format!("upsert key \"{k}\" is not a column of table \"{table}\""),
+        ));
+    }
+    match timestamp {
+        None => Err(ExecError::new(
+            sqlstate::INVALID_TABLE_DEFINITION,
+            format!(
+                "table \"{table}\" has no designated timestamp: DEDUP UPSERT KEYS needs one \
+                 (TIMESTAMP(col)), and it must be among the keys"
+            ),
+        )),
+        Some(ts) if !keys.iter().any(|k| same_name(k, ts)) => Err(ExecError::new(
+            sqlstate::INVALID_TABLE_DEFINITION,
+            format!(
+                "the upsert keys of table \"{table}\" must include its designated timestamp \"{ts}\""
+            ),
+        )),
+        Some(_) => Ok(()),
+    }
+}
+
 pub(crate) async fn alter_table(
     session: &Session,
     table: String,
@@ -228,8 +275,25 @@ pub(crate) async fn alter_table(
             }]
         }
         AlterTable::DropColumn { name, if_exists } => {
-            if if_exists && reader.meta().column_index(&name).is_none() {
-                return Ok(Vec::new());
+            let meta = reader.meta();
+            let Some(i) = meta.column_index(&name) else {
+                if if_exists {
+                    return Ok(Vec::new());
+                }
+                return Ok(vec![Request::DropColumn {
+                    table,
+                    column: name,
+                }]);
+            };
+            if meta.dedup_keys.contains(&meta.columns[i].id) {
+                return Err(ExecError::new(
+                    sqlstate::DEPENDENT_OBJECTS_STILL_EXIST,
+                    format!(
+                        "cannot drop column \"{}\": it is an upsert key of table \"{table}\" \
+                         (ALTER TABLE {table} DEDUP DISABLE first, or enable dedup without it)",
+                        meta.columns[i].name
+                    ),
+                ));
             }
             vec![Request::DropColumn {
                 table,
@@ -242,6 +306,12 @@ pub(crate) async fn alter_table(
             let t = ttl(spec);
             check_ttl(&table, t, reader.meta().partition_by)?;
             vec![Request::SetTtl { table, ttl: t }]
+        }
+        AlterTable::SetDedup { keys } => {
+            let meta = reader.meta();
+            let names: Vec<&str> = meta.columns.iter().map(|c| c.name.as_str()).collect();
+            check_upsert_keys(&table, &keys, &names, meta.timestamp_name())?;
+            vec![Request::SetDedup { table, keys }]
         }
         AlterTable::DropPartitionList { names } => {
             let starts = names

@@ -50,6 +50,7 @@ pub mod sqlstate {
     pub const DUPLICATE_CURSOR: &str = "42P03";
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
+    pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -108,5 +108,13 @@ pub(crate) fn ddl(name: &str, meta: &TableMeta) -> String {
     if let Some(ttl) = meta.ttl {
         out.push_str(&format!(" TTL {ttl}"));
     }
+    if !meta.dedup_keys.is_empty() {
+        let keys: Vec<String> = meta
+            .dedup_key_indexes()
+            .into_iter()
+            .map(|i| quote_ident(&meta.columns[i].name))
+            .collect();
+        out.push_str(&format!(" DEDUP UPSERT KEYS({})", keys.join(", ")));
+    }
     out
 }

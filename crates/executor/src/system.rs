@@ -150,6 +150,7 @@ impl TableFunctionImpl for Tables {
             Field::new("buffered_rows", DataType::Int64, false),
             Field::new("ttl_value", DataType::Int64, false),
             Field::new("ttl_unit", DataType::Utf8, true),
+            Field::new("dedup", DataType::Boolean, false),
         ]));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
@@ -188,6 +189,9 @@ impl TableFunctionImpl for Tables {
                     .iter()
                     .map(|t| t.meta().ttl.map(|ttl| ttl.unit.name()))
                     .collect::<Vec<_>>(),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                tables.iter().map(|t| Some(!t.meta().dedup_keys.is_empty())),
             )),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
@@ -265,7 +269,7 @@ fn table_argument(snapshot: &Snapshot, function: &str, args: &[Expr]) -> DfResul
 /// A table's columns as QuestDB's `table_columns('t')` and `SHOW COLUMNS` list them:
 /// name, type as Tidemark's SQL spells it, whether indexed (no column is: scans
 /// prune by the designated timestamp), whether the designated timestamp, whether a
-/// deduplication key (none are), and NOT NULL.
+/// deduplication key (`DEDUP UPSERT KEYS`), and NOT NULL.
 pub(crate) fn columns_batch(table: &TableReader) -> DfResult<RecordBatch> {
     let meta = table.meta();
     let designated = meta.timestamp_column;
@@ -289,7 +293,9 @@ pub(crate) fn columns_batch(table: &TableReader) -> DfResult<RecordBatch> {
         Arc::new(BooleanArray::from_iter(
             c.iter().map(|c| Some(designated == Some(c.id))),
         )),
-        Arc::new(BooleanArray::from(vec![false; c.len()])),
+        Arc::new(BooleanArray::from_iter(
+            c.iter().map(|c| Some(meta.dedup_keys.contains(&c.id))),
+        )),
         Arc::new(BooleanArray::from_iter(c.iter().map(|c| Some(c.not_null)))),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)

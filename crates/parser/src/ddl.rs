@@ -181,6 +181,7 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
     let mut timestamp = None;
     let mut partition_by = None;
     let mut ttl = None;
+    let mut dedup_keys = Vec::new();
     loop {
         if timestamp.is_none() && consume_word(p, "TIMESTAMP") {
             p.expect_token(&Token::LParen)?;
@@ -192,6 +193,8 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
             partition_by = Some(partition_unit(p)?);
         } else if ttl.is_none() && consume_word(p, "TTL") {
             ttl = Some(ttl_spec(p)?);
+        } else if dedup_keys.is_empty() && consume_word(p, "DEDUP") {
+            dedup_keys = upsert_keys(p)?;
         } else if consume_word(p, "BYPASS") {
             expect_word(p, "WAL")?;
         } else if consume_word(p, "WAL") {
@@ -208,7 +211,21 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
         timestamp,
         partition_by,
         ttl,
+        dedup_keys,
     })))
+}
+
+/// `UPSERT KEYS (a, b, ...)` after DEDUP (or DEDUP ENABLE).
+fn upsert_keys(p: &mut Parser<'_>) -> Result<Vec<String>> {
+    expect_word(p, "UPSERT")?;
+    expect_word(p, "KEYS")?;
+    p.expect_token(&Token::LParen)?;
+    let mut keys = vec![identifier(p)?];
+    while p.consume_token(&Token::Comma) {
+        keys.push(identifier(p)?);
+    }
+    p.expect_token(&Token::RParen)?;
+    Ok(keys)
 }
 
 /// `n UNIT` after TTL: `7 DAYS`, `1 MONTH`, or QuestDB's shorthand `2w`,
@@ -555,6 +572,15 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
                 t,
             ));
         }
+    } else if consume_word(p, "DEDUP") {
+        if consume_word(p, "DISABLE") {
+            AlterTable::SetDedup { keys: Vec::new() }
+        } else {
+            expect_word(p, "ENABLE")?;
+            AlterTable::SetDedup {
+                keys: upsert_keys(p)?,
+            }
+        }
     } else if peek_keywords(p, &["SET", "TTL"]) {
         p.next_token();
         p.next_token();
@@ -583,7 +609,7 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
         let t = p.peek_token();
         return Err(syntax(
             format!(
-                "syntax error at or near \"{}\": expected ADD, DROP, RENAME or SET TTL",
+                "syntax error at or near \"{}\": expected ADD, DROP, RENAME, SET TTL or DEDUP",
                 t.token
             ),
             t,

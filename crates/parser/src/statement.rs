@@ -155,6 +155,8 @@ pub struct CreateTable {
     pub timestamp: Option<String>,
     pub partition_by: Option<PartitionUnit>,
     pub ttl: Option<TtlSpec>,
+    /// `DEDUP UPSERT KEYS (ts, k, ...)`; empty without.
+    pub dedup_keys: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -185,5 +187,9 @@ pub enum AlterTable {
     /// `SET TTL n UNIT`
     SetTtl {
         ttl: TtlSpec,
+    },
+    /// `DEDUP ENABLE UPSERT KEYS (ts, k, ...)`, or with no keys `DEDUP DISABLE`.
+    SetDedup {
+        keys: Vec<String>,
     },
 }

@@ -454,3 +454,37 @@ fn a_bad_tolerance_names_what_it_found() {
         assert!(e.position.is_some(), "{sql}");
     }
 }
+
+#[test]
+fn dedup_upsert_keys_on_create_and_alter() {
+    let keys_of = |sql: &str| match one(sql) {
+        Statement::CreateTable(c) => c.dedup_keys,
+        Statement::AlterTable { op, .. } => match *op {
+            AlterTable::SetDedup { keys } => keys,
+            other => panic!("{other:?}"),
+        },
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        keys_of(
+            "CREATE TABLE t (ts TIMESTAMP, sym SYMBOL) TIMESTAMP(ts) PARTITION BY DAY WAL \
+             DEDUP UPSERT KEYS(ts, \"Sym\")"
+        ),
+        vec!["ts".to_string(), "Sym".into()]
+    );
+    assert!(keys_of("CREATE TABLE t (ts TIMESTAMP)").is_empty());
+    assert_eq!(
+        keys_of("alter table t dedup enable upsert keys (ts)"),
+        vec!["ts".to_string()]
+    );
+    assert!(keys_of("ALTER TABLE t DEDUP DISABLE").is_empty());
+    for bad in [
+        "ALTER TABLE t DEDUP ENABLE KEYS(ts)",
+        "ALTER TABLE t DEDUP ENABLE UPSERT KEYS()",
+        "ALTER TABLE t DEDUP",
+        "CREATE TABLE t (ts TIMESTAMP) TIMESTAMP(ts) DEDUP UPSERT KEYS(ts",
+    ] {
+        let e = parse(bad).expect_err(bad);
+        assert_eq!(e.sqlstate, "42601", "{bad}: {e}");
+    }
+}
