@@ -8,6 +8,7 @@ mod checkpoint_loop;
 mod compose;
 mod container;
 mod crash_loop;
+mod dedup;
 mod disk_full;
 mod drivers;
 mod harness;
