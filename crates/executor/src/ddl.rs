@@ -52,7 +52,8 @@ pub(crate) async fn create_table(
             ),
         ));
     }
-    let (columns, rows) = match c.as_query {
+    let upsert_keys = upsert_keys_of(&c)?;
+    let (mut columns, rows) = match c.as_query {
         Some(q) => {
             let (schema, batches) = session.run_query(ast::Statement::Query(q)).await?;
             let mut columns = Vec::new();
@@ -120,7 +121,15 @@ pub(crate) async fn create_table(
     let table_ttl = c.ttl.and_then(ttl);
     check_ttl(&c.name, table_ttl, by)?;
     let names: Vec<&str> = columns.iter().map(|d| d.name.as_str()).collect();
-    check_upsert_keys(&c.name, &c.dedup_keys, &names, c.timestamp.as_deref())?;
+    check_upsert_keys(&c.name, &upsert_keys, &names, c.timestamp.as_deref())?;
+    // Key columns are NOT NULL, as a PRIMARY KEY's are in PostgreSQL.
+    if c.dedup_keys.is_empty() {
+        for d in &mut columns {
+            if upsert_keys.iter().any(|k| same_name(k, &d.name)) {
+                d.not_null = true;
+            }
+        }
+    }
     // CREATE TABLE IF NOT EXISTS leaves a table that exists as it is, TTL too.
     let creates = !(c.if_not_exists && session.table(&c.name).is_ok());
     let def = TableDef {
@@ -139,10 +148,10 @@ pub(crate) async fn create_table(
             ttl: table_ttl,
         });
     }
-    if creates && !c.dedup_keys.is_empty() {
+    if creates && !upsert_keys.is_empty() {
         requests.push(Request::SetDedup {
             table: c.name.clone(),
-            keys: c.dedup_keys.clone(),
+            keys: upsert_keys,
         });
     }
     match rows {
@@ -213,6 +222,66 @@ fn check_ttl(table: &str, ttl: Option<Ttl>, by: PartitionBy) -> Result<()> {
     }
 }
 
+/// The table's upsert keys: `DEDUP UPSERT KEYS`, or a PRIMARY KEY (on the
+/// columns or as a table constraint) that includes the designated timestamp.
+/// A PRIMARY KEY without it is refused (0A000): a time-series table keeps every
+/// row, and only rows of one timestamp can replace one another.
+fn upsert_keys_of(c: &CreateTable) -> Result<Vec<String>> {
+    let on_columns: Vec<String> = c
+        .columns
+        .iter()
+        .filter(|s| s.primary_key)
+        .map(|s| s.name.clone())
+        .collect();
+    if on_columns.len() > 1 || (!on_columns.is_empty() && !c.primary_key.is_empty()) {
+        return Err(ExecError::new(
+            sqlstate::INVALID_TABLE_DEFINITION,
+            format!(
+                "multiple primary keys for table \"{}\" are not allowed",
+                c.name
+            ),
+        ));
+    }
+    let primary_key = if on_columns.is_empty() {
+        c.primary_key.clone()
+    } else {
+        on_columns
+    };
+    if primary_key.is_empty() {
+        return Ok(c.dedup_keys.clone());
+    }
+    let listed = format!("PRIMARY KEY ({})", primary_key.join(", "));
+    let has_timestamp = c
+        .timestamp
+        .as_deref()
+        .is_some_and(|ts| primary_key.iter().any(|k| same_name(k, ts)));
+    if !has_timestamp {
+        return Err(ExecError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            format!(
+                "{listed} of table \"{}\" does not include the designated timestamp: a Tidemark \
+                 table keeps every row, in designated-timestamp order (TIMESTAMP(col)); a \
+                 primary key that includes that column makes rows with equal keys replace \
+                 each other (DEDUP UPSERT KEYS), otherwise leave it out",
+                c.name
+            ),
+        ));
+    }
+    let same = |a: &[String], b: &[String]| a.iter().all(|k| b.iter().any(|x| same_name(k, x)));
+    let differ = !same(&c.dedup_keys, &primary_key) || !same(&primary_key, &c.dedup_keys);
+    if !c.dedup_keys.is_empty() && differ {
+        return Err(ExecError::new(
+            sqlstate::INVALID_TABLE_DEFINITION,
+            format!(
+                "{listed} and DEDUP UPSERT KEYS ({}) of table \"{}\" differ: give one of them",
+                c.dedup_keys.join(", "),
+                c.name
+            ),
+        ));
+    }
+    Ok(primary_key)
+}
+
 /// Refuses upsert keys that are not columns (42703) or lack the designated
 /// timestamp (42P16): rows can only replace rows of the same timestamp.
 fn check_upsert_keys(
@@ -262,6 +331,16 @@ pub(crate) async fn alter_table(
             column,
             if_not_exists,
         } => {
+            if column.primary_key {
+                return Err(ExecError::new(
+                    sqlstate::FEATURE_NOT_SUPPORTED,
+                    format!(
+                        "a PRIMARY KEY cannot be added with ADD COLUMN: use ALTER TABLE {table} \
+                         DEDUP ENABLE UPSERT KEYS(<timestamp>, {})",
+                        column.name
+                    ),
+                ));
+            }
             if if_not_exists && reader.meta().column_index(&column.name).is_some() {
                 return Ok(Vec::new());
             }

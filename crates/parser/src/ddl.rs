@@ -44,10 +44,15 @@ fn refuse_constraint(p: &Parser<'_>) -> Result<()> {
         return Ok(());
     };
     let message = match w.value.to_ascii_uppercase().as_str() {
-        "PRIMARY" | "UNIQUE" => {
-            "PRIMARY KEY and UNIQUE constraints are not supported: a Tidemark table keeps \
-             every row it is given, in designated-timestamp order (TIMESTAMP(col)); \
-             leave the constraint out"
+        "UNIQUE" => {
+            "UNIQUE constraints are not supported: a Tidemark table keeps every row it is \
+             given, in designated-timestamp order (TIMESTAMP(col)); leave the constraint out, \
+             or make rows with equal keys replace each other with a PRIMARY KEY (or DEDUP \
+             UPSERT KEYS) that includes the designated timestamp"
+        }
+        "PRIMARY" => {
+            "a PRIMARY KEY is declared in CREATE TABLE, on the columns or as a table \
+             constraint, and must include the designated timestamp (it becomes DEDUP UPSERT KEYS)"
         }
         "REFERENCES" | "FOREIGN" => {
             "foreign keys are not supported: Tidemark does not check references between tables; \
@@ -76,10 +81,15 @@ pub(crate) fn syntax(message: impl Into<String>, at: TokenWithSpan) -> DdlError 
 
 /// Whether the next tokens are these words (case-insensitive).
 pub(crate) fn peek_keywords(p: &Parser<'_>, words: &[&str]) -> bool {
+    peek_nth_keywords(p, 0, words)
+}
+
+/// Whether the tokens from the `n`th ahead on are these words.
+fn peek_nth_keywords(p: &Parser<'_>, n: usize, words: &[&str]) -> bool {
     words
         .iter()
         .enumerate()
-        .all(|(i, w)| match p.peek_nth_token(i).token {
+        .all(|(i, w)| match p.peek_nth_token(n + i).token {
             Token::Word(ref x) => x.value.eq_ignore_ascii_case(w),
             _ => false,
         })
@@ -160,6 +170,7 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
     let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
     let name = table_name(p)?;
     let mut columns = Vec::new();
+    let mut primary_key = Vec::new();
     let mut as_query = None;
     if p.parse_keyword(Keyword::AS) {
         if p.consume_token(&Token::LParen) {
@@ -171,7 +182,15 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
     } else {
         p.expect_token(&Token::LParen)?;
         loop {
-            columns.push(column_spec(p)?);
+            match table_primary_key(p)? {
+                Some(keys) => {
+                    if !primary_key.is_empty() {
+                        return Err(multiple_primary_keys(p));
+                    }
+                    primary_key = keys;
+                }
+                None => columns.push(column_spec(p)?),
+            }
             if !p.consume_token(&Token::Comma) {
                 break;
             }
@@ -212,7 +231,41 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
         partition_by,
         ttl,
         dedup_keys,
+        primary_key,
     })))
+}
+
+/// The table constraint `[CONSTRAINT name] PRIMARY KEY (a, b, ...)` where a
+/// column definition could start; `None` (nothing consumed) otherwise.
+fn table_primary_key(p: &mut Parser<'_>) -> Result<Option<Vec<String>>> {
+    let named = peek_keywords(p, &["CONSTRAINT"])
+        && matches!(p.peek_nth_token(1).token, Token::Word(_))
+        && peek_nth_keywords(p, 2, &["PRIMARY", "KEY"]);
+    if !named && !peek_keywords(p, &["PRIMARY", "KEY"]) {
+        return Ok(None);
+    }
+    if named {
+        p.next_token();
+        p.next_token();
+    }
+    p.next_token();
+    p.next_token();
+    p.expect_token(&Token::LParen)?;
+    let mut keys = vec![identifier(p)?];
+    while p.consume_token(&Token::Comma) {
+        keys.push(identifier(p)?);
+    }
+    p.expect_token(&Token::RParen)?;
+    Ok(Some(keys))
+}
+
+/// PostgreSQL's error for a second PRIMARY KEY.
+fn multiple_primary_keys(p: &Parser<'_>) -> DdlError {
+    DdlError::At {
+        message: "multiple primary keys for a table are not allowed".into(),
+        at: p.peek_token().span.start,
+        sqlstate: "42P16",
+    }
 }
 
 /// `UPSERT KEYS (a, b, ...)` after DEDUP (or DEDUP ENABLE).
@@ -333,9 +386,14 @@ fn column_spec(p: &mut Parser<'_>) -> Result<ColumnSpec> {
     let name = normalize(&p.parse_identifier()?);
     let data_type = sql_type(p)?;
     let mut not_null = false;
+    let mut primary_key = false;
     loop {
         if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
             not_null = true;
+        } else if !primary_key && peek_keywords(p, &["PRIMARY", "KEY"]) {
+            p.next_token();
+            p.next_token();
+            primary_key = true;
         } else if p.parse_keyword(Keyword::NULL) {
             not_null = false;
         } else if consume_word(p, "CAPACITY") {
@@ -352,6 +410,7 @@ fn column_spec(p: &mut Parser<'_>) -> Result<ColumnSpec> {
         name,
         data_type,
         not_null,
+        primary_key,
     })
 }
 

@@ -143,6 +143,8 @@ pub struct ColumnSpec {
     pub name: String,
     pub data_type: SqlType,
     pub not_null: bool,
+    /// Declared `PRIMARY KEY` on the column itself.
+    pub primary_key: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -157,6 +159,9 @@ pub struct CreateTable {
     pub ttl: Option<TtlSpec>,
     /// `DEDUP UPSERT KEYS (ts, k, ...)`; empty without.
     pub dedup_keys: Vec<String>,
+    /// The table constraint `[CONSTRAINT name] PRIMARY KEY (a, b, ...)`, or the
+    /// columns declared `PRIMARY KEY` (more than one is refused when executed).
+    pub primary_key: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

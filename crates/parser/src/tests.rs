@@ -488,3 +488,26 @@ fn dedup_upsert_keys_on_create_and_alter() {
         assert_eq!(e.sqlstate, "42601", "{bad}: {e}");
     }
 }
+
+#[test]
+fn primary_keys_on_columns_or_as_a_table_constraint() {
+    let Statement::CreateTable(c) = one(
+        "CREATE TABLE t (ts TIMESTAMP, id INT, CONSTRAINT t_pk PRIMARY KEY (ts, id)) TIMESTAMP(ts)",
+    ) else {
+        panic!("not CREATE TABLE")
+    };
+    assert_eq!(c.primary_key, vec!["ts".to_string(), "id".into()]);
+    assert_eq!(c.columns.len(), 2);
+    let Statement::CreateTable(c) =
+        one("CREATE TABLE t (ts TIMESTAMP PRIMARY KEY NOT NULL, v INT)")
+    else {
+        panic!("not CREATE TABLE")
+    };
+    assert!(c.columns[0].primary_key && c.columns[0].not_null);
+    assert!(!c.columns[1].primary_key);
+    let e = parse("CREATE TABLE t (ts TIMESTAMP, PRIMARY KEY (ts), PRIMARY KEY (ts))")
+        .expect_err("two");
+    assert_eq!(e.sqlstate, "42P16", "{e}");
+    let e = parse("CREATE TABLE t (ts TIMESTAMP, UNIQUE (ts))").expect_err("unique");
+    assert_eq!(e.sqlstate, "0A000", "{e}");
+}
