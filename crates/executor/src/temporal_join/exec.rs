@@ -29,7 +29,7 @@ use datafusion::physical_planner::{DefaultPhysicalPlanner, ExtensionPlanner, Phy
 use futures::{StreamExt, TryStreamExt};
 
 use super::index::{SideIndex, evaluate, key_validity, latest, micros};
-use super::logical::{Kind, TemporalJoin};
+use super::logical::{Kind, TemporalJoin, describe};
 
 /// Tidemark's query planner: DataFusion's, plus the temporal join.
 #[derive(Debug)]
@@ -174,19 +174,15 @@ impl TemporalJoinExec {
 impl DisplayAs for TemporalJoinExec {
     fn fmt_as(&self, _t: DisplayFormatType, f: &mut fmt::Formatter) -> fmt::Result {
         let p = &self.probe;
-        let kind = p.kind.name();
-        write!(
+        write!(f, "TemporalJoinExec: ")?;
+        describe(
             f,
-            "TemporalJoinExec: {kind} {} <- {}",
-            p.left_ts, p.right_ts
-        )?;
-        for (l, r) in p.left_keys.iter().zip(&p.right_keys) {
-            write!(f, ", {l} = {r}")?;
-        }
-        if let Some(t) = p.tolerance {
-            write!(f, ", tolerance {t}us")?;
-        }
-        Ok(())
+            p.kind,
+            (&p.left_ts, &p.right_ts),
+            (&p.left_keys, &p.right_keys),
+            p.tolerance,
+            p.keep_unmatched,
+        )
     }
 }
 

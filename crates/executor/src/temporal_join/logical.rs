@@ -62,6 +62,29 @@ pub(crate) struct TemporalJoin {
     pub(crate) schema: DFSchemaRef,
 }
 
+/// What EXPLAIN shows of a temporal join, at either plan level: the kind, the
+/// timestamps and keys matched, the tolerance, and whether unmatched left rows go.
+pub(super) fn describe<T: fmt::Display>(
+    f: &mut fmt::Formatter,
+    kind: Kind,
+    (left_ts, right_ts): (&T, &T),
+    (left_keys, right_keys): (&[T], &[T]),
+    tolerance: Option<i64>,
+    keep_unmatched: bool,
+) -> fmt::Result {
+    write!(f, "{} {left_ts} <- {right_ts}", kind.name())?;
+    for (l, r) in left_keys.iter().zip(right_keys) {
+        write!(f, ", {l} = {r}")?;
+    }
+    if let Some(t) = tolerance {
+        write!(f, ", tolerance {t}us")?;
+    }
+    if !keep_unmatched {
+        write!(f, ", matched only")?;
+    }
+    Ok(())
+}
+
 impl PartialOrd for TemporalJoin {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         (
@@ -112,22 +135,15 @@ impl UserDefinedLogicalNodeCore for TemporalJoin {
     }
 
     fn fmt_for_explain(&self, f: &mut fmt::Formatter) -> fmt::Result {
-        let kind = self.kind.name();
-        write!(
+        write!(f, "TemporalJoin: ")?;
+        describe(
             f,
-            "TemporalJoin: {kind} {} <- {}",
-            self.left_ts, self.right_ts
-        )?;
-        for (l, r) in self.left_keys.iter().zip(&self.right_keys) {
-            write!(f, ", {l} = {r}")?;
-        }
-        if let Some(t) = self.tolerance {
-            write!(f, ", tolerance {t}us")?;
-        }
-        if !self.keep_unmatched {
-            write!(f, ", matched only")?;
-        }
-        Ok(())
+            self.kind,
+            (&self.left_ts, &self.right_ts),
+            (&self.left_keys, &self.right_keys),
+            self.tolerance,
+            self.keep_unmatched,
+        )
     }
 
     fn with_exprs_and_inputs(&self, exprs: Vec<Expr>, inputs: Vec<LogicalPlan>) -> DfResult<Self> {

@@ -286,7 +286,9 @@ fn marked_condition(
 ) -> Result<(ast::Expr, bool)> {
     let not_supported = |what: String| ExecError::new(sqlstate::FEATURE_NOT_SUPPORTED, what);
     // The parser's marker, or Snowflake's own MATCH_CONDITION (a.ts >= b.ts).
-    let (mut kind, tolerance, outer_written, mut timestamps) = match read_marker(match_condition) {
+    let marker = read_marker(match_condition);
+    let parser_marked = marker.is_some();
+    let (mut kind, tolerance, outer_written, mut timestamps) = match marker {
         Some(m) => (m.kind, m.tolerance, m.outer_written, None),
         None => match timestamp_condition(match_condition, right) {
             Some((l, r, kind)) => (kind.to_string(), null(), true, Some((l, r))),
@@ -374,10 +376,7 @@ fn marked_condition(
     }
     // DuckDB's `ASOF JOIN ... ON ... AND a.ts >= b.ts` drops unmatched left rows
     // unless written `ASOF LEFT JOIN`; QuestDB's ASOF JOIN always keeps them.
-    let keep_unmatched = match (&timestamps, read_marker(match_condition)) {
-        (Some(_), Some(_)) => outer_written,
-        _ => true,
-    };
+    let keep_unmatched = !(timestamps.is_some() && parser_marked) || outer_written;
     let (left_ts, right_ts) =
         timestamps.unwrap_or_else(|| (master.timestamp_expr(), right.timestamp_expr()));
     let marker = crate::rewrite::parse_expr(&format!(
