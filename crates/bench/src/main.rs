@@ -59,14 +59,15 @@ struct Args {
     )]
     systems: Vec<String>,
     /// Run only these phases (for profiling one): copy, variants, insert, single,
-    /// checkpoint, ilp (line protocol, Tidemark only), queries, prepared, asof
+    /// checkpoint, ilp (line protocol, Tidemark only), upsert (COPY into a table
+    /// keyed on (ts, sym), then the same rows again), queries, prepared, asof
     /// (ASOF JOIN of the trades to a tenth as many quotes, Tidemark and DuckDB).
     /// The COPY phase always loads the table the queries, the prepared lookups
     /// and the ASOF JOIN read.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "copy,variants,insert,single,checkpoint,ilp,queries,prepared,asof"
+        default_value = "copy,variants,insert,single,checkpoint,ilp,upsert,queries,prepared,asof"
     )]
     phases: Vec<String>,
     /// Executions of each prepared statement in the prepared phase.
@@ -113,6 +114,10 @@ pub(crate) struct Figures {
     /// HTTP requests of 10,000 lines.
     pub(crate) ilp_tcp_rows_s: f64,
     pub(crate) ilp_http_rows_s: f64,
+    /// COPY (`copy_variant_rows` rows) into a table keyed on (ts, sym), then the
+    /// same rows again, each replacing one (`workload::upsert_load`).
+    pub(crate) upsert_first_rows_s: f64,
+    pub(crate) upsert_again_rows_s: f64,
     pub(crate) checkpoint_create_ms: f64,
     pub(crate) checkpoint_stall_ms: f64,
     pub(crate) rss_ingest: u64,
@@ -353,6 +358,12 @@ async fn ingest(
         let (rate, _, p99) =
             workload::single_row_inserts(conninfo, "trades_one_late", 16, seconds, true).await?;
         (f.single_late_rows_s, f.single_late_p99_ms) = (rate, p99);
+    }
+    if args.does("upsert") {
+        eprintln!("{system:?}: upserts");
+        (f.upsert_first_rows_s, f.upsert_again_rows_s) =
+            workload::upsert_load(&client, system, "trades_upsert", 0..args.copy_variant_rows)
+                .await?;
     }
     if args.does("checkpoint") {
         eprintln!("{system:?}: checkpoint under load");

@@ -167,6 +167,18 @@ pub(crate) fn render(
         ),
     );
     row(
+        "COPY rows/s into a table keyed on (ts, sym) (DEDUP UPSERT KEYS / PRIMARY KEY)",
+        tm.upsert_first_rows_s,
+        pg.upsert_first_rows_s,
+        versus(tm.upsert_first_rows_s, pg.upsert_first_rows_s, 3.0),
+    );
+    row(
+        "the same rows again, each replacing one (COPY / COPY + INSERT ON CONFLICT)",
+        tm.upsert_again_rows_s,
+        pg.upsert_again_rows_s,
+        versus(tm.upsert_again_rows_s, pg.upsert_again_rows_s, 3.0),
+    );
+    row(
         "COPY rows/s, binary format",
         tm.copy_binary_rows_s,
         pg.copy_binary_rows_s,

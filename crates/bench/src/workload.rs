@@ -489,3 +489,59 @@ fn percentiles(times: &mut [Duration]) -> (f64, f64) {
     let at = |q: f64| times[((times.len() - 1) as f64 * q) as usize].as_secs_f64() * 1e6;
     (at(0.5), at(0.99))
 }
+
+/// Upserts: the generated rows `rows` loaded by COPY into a table keyed on
+/// (ts, sym) — Tidemark's `DEDUP UPSERT KEYS(ts, sym)`, PostgreSQL's `PRIMARY
+/// KEY (ts, sym)` — then the same rows again, each replacing the stored one:
+/// on Tidemark one more COPY, on PostgreSQL COPY into an unlogged staging table
+/// and `INSERT ... ON CONFLICT DO UPDATE` (its bulk upsert). Rows per second of
+/// the first load and of the second; the table must hold each row once.
+pub(crate) async fn upsert_load(
+    client: &Client,
+    system: System,
+    table: &str,
+    rows: std::ops::Range<u64>,
+) -> Result<(f64, f64)> {
+    let n = rows.end - rows.start;
+    let create = match system {
+        System::Tidemark => format!(
+            "CREATE TABLE {table} (ts TIMESTAMP, sym SYMBOL, side SYMBOL, price DOUBLE, \
+             amount DOUBLE) TIMESTAMP(ts) PARTITION BY DAY DEDUP UPSERT KEYS(ts, sym)"
+        ),
+        System::Postgres => format!(
+            "CREATE TABLE {table} (ts TIMESTAMP, sym TEXT, side TEXT, price DOUBLE PRECISION, \
+             amount DOUBLE PRECISION, PRIMARY KEY (ts, sym))"
+        ),
+    };
+    client.batch_execute(&create).await.map_err(err("CREATE"))?;
+    let first = copy_generated(client, table, rows.clone(), false, false).await?;
+    let again = match system {
+        System::Tidemark => copy_generated(client, table, rows, false, false).await?,
+        System::Postgres => {
+            let stage = format!("{table}_stage");
+            client
+                .batch_execute(&format!(
+                    "CREATE UNLOGGED TABLE {stage} (LIKE {table} INCLUDING DEFAULTS)"
+                ))
+                .await
+                .map_err(err("CREATE staging"))?;
+            let started = Instant::now();
+            copy_generated(client, &stage, rows, false, false).await?;
+            client
+                .batch_execute(&format!(
+                    "INSERT INTO {table} SELECT * FROM {stage} ON CONFLICT (ts, sym) DO UPDATE \
+                     SET side = EXCLUDED.side, price = EXCLUDED.price, amount = EXCLUDED.amount"
+                ))
+                .await
+                .map_err(err("INSERT ... ON CONFLICT"))?;
+            n as f64 / started.elapsed().as_secs_f64()
+        }
+    };
+    let count = first_row(client, &format!("SELECT count(*) FROM {table}")).await?;
+    if count != n.to_string() {
+        return Err(format!(
+            "{system:?}: {table} holds {count} rows after the upserts, expected {n}"
+        ));
+    }
+    Ok((first, again))
+}
