@@ -86,6 +86,8 @@ pub(crate) fn document_field(name: &str, pg_type: &str) -> Field {
 #[derive(Debug)]
 pub(crate) struct JsonTypes;
 
+/// Also QuestDB's type names in casts (`questdb_types`): a context has one
+/// type planner, and this is the one every query context uses.
 impl TypePlanner for JsonTypes {
     fn plan_type_field(&self, sql_type: &ast::DataType) -> DfResult<Option<FieldRef>> {
         Ok(match sql_type {
@@ -94,7 +96,7 @@ impl TypePlanner for JsonTypes {
             // `$1::uuid` (as SQLAlchemy binds UUIDs): the text form, which a UUID
             // column parses on the way in; Arrow has no cast from text to UUID.
             ast::DataType::Uuid => Some(Arc::new(Field::new("", DataType::Utf8, true))),
-            _ => None,
+            other => crate::questdb_types::plan_cast_type(other),
         })
     }
 }

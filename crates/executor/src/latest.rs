@@ -114,7 +114,19 @@ fn rewrite(session: &Session, mut query: Box<ast::Query>, latest: LatestOn) -> R
                 )
             })
     };
-    let ts = column(&latest.timestamp)?;
+    let ts = match &latest.timestamp {
+        Some(ts) => column(ts)?,
+        None => meta.timestamp_name().map(quote_ident).ok_or_else(|| {
+            ExecError::new(
+                sqlstate::INVALID_TABLE_DEFINITION,
+                format!(
+                    "LATEST BY needs a designated timestamp, and table \"{}\" has none: \
+                     write LATEST ON <timestamp column> PARTITION BY ...",
+                    reader.name()
+                ),
+            )
+        })?,
+    };
     let keys = latest
         .partition_by
         .iter()

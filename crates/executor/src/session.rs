@@ -450,9 +450,13 @@ impl Session {
         extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     ) -> Result<(SessionContext, LogicalPlan)> {
         let ctx = self.context_over(view, extra)?;
-        let plan = ctx
-            .state()
-            .statement_to_plan(DfStatement::Statement(Box::new(self.adapt(s, view)?)))
+        let state = ctx.state();
+        let mut s = self.adapt(s, view)?;
+        crate::implicit_group_by::rewrite(&mut s, &|name| {
+            datafusion::execution::FunctionRegistry::udaf(&state, name).is_ok()
+        });
+        let plan = state
+            .statement_to_plan(DfStatement::Statement(Box::new(s)))
             .await?;
         let plan = crate::temporal_join::plan_temporal_joins(plan)?;
         Ok((ctx, plan))
@@ -470,6 +474,7 @@ impl Session {
         };
         crate::pg_catalog::call_session_functions(&mut s);
         crate::generators::rewrite(&mut s, view)?;
+        crate::questdb_functions::rewrite(&mut s)?;
         crate::temporal_join::rewrite(&mut s, view)?;
         Ok(s)
     }

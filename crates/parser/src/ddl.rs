@@ -601,6 +601,28 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
     expect_word(p, "ALTER")?;
     expect_word(p, "TABLE")?;
     let table = table_name(p)?;
+    if peek_keywords(p, &["ALTER", "COLUMN"]) {
+        // QuestDB's ALTER COLUMN c ADD INDEX / DROP INDEX / SYMBOL CAPACITY / CACHE,
+        // PostgreSQL's ALTER COLUMN c TYPE / SET ...: named, not a syntax error.
+        let at = p.peek_token();
+        p.next_token();
+        p.next_token();
+        let column = identifier(p)?;
+        let index = peek_keywords(p, &["ADD", "INDEX"]) || peek_keywords(p, &["DROP", "INDEX"]);
+        let message = if index {
+            format!(
+                "ALTER TABLE {table} ALTER COLUMN {column} ... INDEX is not supported: Tidemark \
+                 has no column indexes; queries on a time range prune partitions and rows by the \
+                 designated timestamp, and SYMBOL columns are dictionary-encoded"
+            )
+        } else {
+            format!(
+                "ALTER TABLE {table} ALTER COLUMN {column} is not supported: add a column of the \
+                 type wanted, fill it with UPDATE, and drop the old one"
+            )
+        };
+        return Err(not_supported(message, &at));
+    }
     let op = if consume_word(p, "ADD") {
         consume_word(p, "COLUMN");
         let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);

@@ -7,6 +7,10 @@
 //! tokens `IN '<interval>'` are rewritten to
 //! `BETWEEN TIMESTAMP '<first µs>' AND TIMESTAMP '<last µs>'`, which DataFusion
 //! plans and the storage scan turns into partition pruning.
+//!
+//! QuestDB's `IN today()`, `IN yesterday()` and `IN tomorrow()` (the UTC day of
+//! the statement's `now()`, or the day before or after) become a `BETWEEN` of
+//! expressions on `now()` likewise, evaluated when the statement runs.
 
 use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
 
@@ -29,6 +33,16 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
             let mut j = i + 1;
             while j < tokens.len() && matches!(tokens[j].token, Token::Whitespace(_)) {
                 j += 1;
+            }
+            if let Some(days) = day_function(&tokens[j..]) {
+                out.extend(day_between(days, t.span));
+                // IN, the name, `(` and `)`, with any spaces between them.
+                let mut k = j + 1;
+                while k < tokens.len() && tokens[k].token != Token::RParen {
+                    k += 1;
+                }
+                i = k + 1;
+                continue;
             }
             if let Some(Token::SingleQuotedString(s)) = tokens.get(j).map(|x| &x.token) {
                 let (lo, hi) = parse(s).map_err(|m| BadInterval {
@@ -59,6 +73,44 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
         i += 1;
     }
     Ok(out)
+}
+
+/// Days from today when `tokens` start with `today()`, `yesterday()` or
+/// `tomorrow()` (spaces allowed before and inside the parentheses).
+fn day_function(tokens: &[TokenWithSpan]) -> Option<i64> {
+    let Token::Word(w) = &tokens.first()?.token else {
+        return None;
+    };
+    if w.quote_style.is_some() {
+        return None;
+    }
+    let days = match w.value.to_ascii_lowercase().as_str() {
+        "yesterday" => -1,
+        "today" => 0,
+        "tomorrow" => 1,
+        _ => return None,
+    };
+    let mut solid = tokens[1..]
+        .iter()
+        .filter(|t| !matches!(t.token, Token::Whitespace(_)))
+        .map(|t| &t.token);
+    (solid.next() == Some(&Token::LParen) && solid.next() == Some(&Token::RParen)).then_some(days)
+}
+
+/// `BETWEEN <day start> AND <day end - 1 µs>` for the UTC day `days` from
+/// today, as tokens placed at `span`.
+fn day_between(days: i64, span: datafusion_sql::sqlparser::tokenizer::Span) -> Vec<TokenWithSpan> {
+    let start = format!("(CAST(date_trunc('day', now()) AS TIMESTAMP) + INTERVAL '{days} day')");
+    let text = format!("BETWEEN {start} AND {start} + INTERVAL '1 day' - INTERVAL '1 microsecond'");
+    let dialect = crate::dialect::TidemarkDialect::default();
+    // The text is ours and tokenizes; no tokens (an impossible failure) leaves
+    // the statement to fail where BETWEEN lacks its bounds.
+    datafusion_sql::sqlparser::tokenizer::Tokenizer::new(&dialect, &text)
+        .tokenize()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|token| TokenWithSpan { token, span })
+        .collect()
 }
 
 /// `[lo, hi)` in microseconds.

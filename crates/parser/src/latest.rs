@@ -1,5 +1,6 @@
 //! `SELECT ... FROM t [WHERE ...] LATEST ON ts PARTITION BY k1[, k2] [ORDER BY ...] [LIMIT ...]`:
 //! the last row (by `ts`) of each `k1, k2` group among the rows the WHERE keeps.
+//! QuestDB's older `LATEST BY k1[, k2]` is the same on the designated timestamp.
 //!
 //! The clause is cut out of the top-level token stream (outside parentheses);
 //! the rest is parsed as a standard query, and the executor, which knows the
@@ -10,10 +11,11 @@ use datafusion_sql::sqlparser::dialect::Dialect;
 use datafusion_sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
-/// `LATEST ON <timestamp> PARTITION BY <columns>`.
+/// `LATEST ON <timestamp> PARTITION BY <columns>`, or `LATEST BY <columns>`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LatestOn {
-    pub timestamp: String,
+    /// `None` for `LATEST BY`: the table's designated timestamp.
+    pub timestamp: Option<String>,
     pub partition_by: Vec<String>,
 }
 
@@ -53,7 +55,7 @@ pub(crate) fn split(
         }
         let next = tokens.get(next_solid(tokens, i + 1));
         if depth == 0
-            && ((word(t, "LATEST") && next.is_some_and(|n| word(n, "ON")))
+            && ((word(t, "LATEST") && next.is_some_and(|n| word(n, "ON") || word(n, "BY")))
                 || (word(t, "SAMPLE") && next.is_some_and(|n| word(n, "BY"))))
         {
             start = Some(i);
@@ -105,12 +107,16 @@ pub(crate) fn split(
         })
     };
     p.next_token(); // LATEST
-    p.next_token(); // ON
-    let timestamp = ident(&mut p)?;
-    let by = p.next_token();
-    if !word(&by, "PARTITION") || !word(&p.next_token(), "BY") {
-        return p.expected("PARTITION BY", by);
-    }
+    let timestamp = if word(&p.next_token(), "ON") {
+        let timestamp = ident(&mut p)?;
+        let by = p.next_token();
+        if !word(&by, "PARTITION") || !word(&p.next_token(), "BY") {
+            return p.expected("PARTITION BY", by);
+        }
+        Some(timestamp)
+    } else {
+        None
+    };
     let mut partition_by = vec![ident(&mut p)?];
     while p.consume_token(&Token::Comma) {
         partition_by.push(ident(&mut p)?);

@@ -230,8 +230,19 @@ fn latest_on_is_cut_out_of_the_query() {
     assert_eq!(
         latest,
         &LatestOn {
-            timestamp: "ts".into(),
+            timestamp: Some("ts".into()),
             partition_by: vec!["sym".into(), "Side".into()]
+        }
+    );
+    let Statement::Latest { latest, .. } = one("SELECT * FROM t LATEST BY sym, side LIMIT 3")
+    else {
+        panic!("LATEST BY")
+    };
+    assert_eq!(
+        latest,
+        LatestOn {
+            timestamp: None,
+            partition_by: vec!["sym".into(), "side".into()]
         }
     );
     assert_eq!(
@@ -510,4 +521,35 @@ fn primary_keys_on_columns_or_as_a_table_constraint() {
     assert_eq!(e.sqlstate, "42P16", "{e}");
     let e = parse("CREATE TABLE t (ts TIMESTAMP, UNIQUE (ts))").expect_err("unique");
     assert_eq!(e.sqlstate, "0A000", "{e}");
+}
+
+#[test]
+fn in_today_yesterday_tomorrow_become_a_range_on_now() {
+    let Statement::Standard(s) = one("SELECT * FROM t WHERE ts IN yesterday() AND x IN (1, 2)")
+    else {
+        panic!("standard")
+    };
+    let text = s.to_string();
+    assert!(
+        text.contains(
+            "ts BETWEEN (CAST(date_trunc('day', now()) AS TIMESTAMP) + INTERVAL '-1 day')"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("x IN (1, 2)"), "{text}");
+    // A call with arguments, or another function, is not rewritten.
+    assert!(parse("SELECT * FROM t WHERE ts IN today('UTC')").is_err());
+}
+
+#[test]
+fn alter_column_is_named_as_not_supported() {
+    for sql in [
+        "ALTER TABLE t ALTER COLUMN sym ADD INDEX",
+        "ALTER TABLE t ALTER COLUMN sym DROP INDEX",
+        "ALTER TABLE t ALTER COLUMN v TYPE BIGINT",
+    ] {
+        let e = parse(sql).expect_err(sql);
+        assert_eq!(e.sqlstate, "0A000", "{sql}: {e}");
+        assert!(e.message.contains("ALTER COLUMN"), "{e}");
+    }
 }

@@ -1,0 +1,90 @@
+//! QuestDB aggregate functions that are other aggregates in disguise, written
+//! out before planning: `count_distinct(x)` is `count(DISTINCT x)`, and
+//! `vwap(price, amount)` (volume-weighted average price) is
+//! `sum(price * amount) / sum(amount)`.
+
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast;
+
+use crate::error::Result;
+use crate::rewrite::{parse_expr, part, with_parts};
+
+/// Rewrites the calls in `statement` (window calls, `OVER`, are left alone:
+/// neither has a window form in QuestDB).
+pub(crate) fn rewrite(statement: &mut ast::Statement) -> Result<()> {
+    let count = parse_expr(&format!("count(DISTINCT {})", part(0)))?;
+    let vwap = parse_expr(&format!(
+        "sum(({a}) * ({b})) / sum({b})",
+        a = part(0),
+        b = part(1)
+    ))?;
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        let ast::Expr::Function(f) = e else {
+            return ControlFlow::<()>::Continue(());
+        };
+        let Some(name) = f.name.0.last().and_then(|p| p.as_ident()) else {
+            return ControlFlow::Continue(());
+        };
+        let skeleton = match name.value.to_ascii_lowercase().as_str() {
+            "count_distinct" => &count,
+            "vwap" => &vwap,
+            _ => return ControlFlow::Continue(()),
+        };
+        if f.over.is_some() {
+            return ControlFlow::Continue(());
+        }
+        let args = plain_args(f);
+        let wanted = if std::ptr::eq(skeleton, &count) { 1 } else { 2 };
+        if args.len() == wanted {
+            let refs: Vec<&ast::Expr> = args.iter().collect();
+            *e = with_parts(skeleton.clone(), &refs);
+        }
+        // Another arity stays as written: the planner names the function
+        // and its arguments in the error.
+        ControlFlow::Continue(())
+    });
+    Ok(())
+}
+
+/// The call's arguments when they are all plain expressions.
+fn plain_args(f: &ast::Function) -> Vec<ast::Expr> {
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return Vec::new();
+    };
+    if list.duplicate_treatment.is_some() {
+        return Vec::new();
+    }
+    list.args
+        .iter()
+        .map_while(|a| match a {
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            _ => None,
+        })
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn rewritten(sql: &str) -> String {
+        let mut s = ast::Statement::Query(crate::rewrite::parse_query(sql).expect(sql));
+        rewrite(&mut s).expect("rewrite");
+        s.to_string()
+    }
+
+    #[test]
+    fn count_distinct_and_vwap_become_standard_aggregates() {
+        assert_eq!(
+            rewritten("SELECT count_distinct(sym), vwap(price, amount) FROM t"),
+            "SELECT count(DISTINCT sym), sum((price) * (amount)) / sum(amount) FROM t"
+        );
+        assert_eq!(
+            rewritten("SELECT vwap(a + 1, b) FROM t"),
+            "SELECT sum((a + 1) * (b)) / sum(b) FROM t"
+        );
+        // A wrong arity is left for the planner's error.
+        assert_eq!(rewritten("SELECT vwap(a) FROM t"), "SELECT vwap(a) FROM t");
+    }
+}
