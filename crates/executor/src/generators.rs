@@ -8,8 +8,9 @@
 //!   and count); `LIMIT -n`: the last n rows, in order (`last_rows`);
 //! - `first(x)`/`last(x)` outside SAMPLE BY: the value of the first/last row by the
 //!   table's designated timestamp (`first_value(x ORDER BY ts)`);
-//! - `systimestamp()`: `now()`; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')` with
-//!   QuestDB's pattern letters (a pattern with `%` is chrono's and stays).
+//! - `systimestamp()`, `sysdate()`: `now()`; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')`
+//!   and `to_str(ts, 'yyyy-MM-dd')` with QuestDB's pattern letters (a pattern
+//!   with `%` is chrono's and stays).
 
 use std::ops::ControlFlow;
 
@@ -190,7 +191,8 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
     if is_function(&f.name, "timestamp_sequence") {
         return timestamp_sequence(&unnamed_args(args, "timestamp_sequence")?).map(Some);
     }
-    if is_function(&f.name, "systimestamp") && args.is_empty() {
+    if (is_function(&f.name, "systimestamp") || is_function(&f.name, "sysdate")) && args.is_empty()
+    {
         return parse_expr("now()").map(Some);
     }
     if is_function(&f.name, "to_timestamp")
@@ -209,6 +211,23 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
             part(1)
         ))?;
         let chrono = crate::rewrite::string_literal(&chrono_pattern(p));
+        return Ok(Some(with_parts(skeleton, &[value, &chrono])));
+    }
+    if is_function(&f.name, "to_str")
+        && let [
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)),
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(pattern)),
+        ] = args
+        && let ast::Expr::Value(v) = pattern
+        && let ast::Value::SingleQuotedString(p) = &v.value
+    {
+        let skeleton = parse_expr(&format!("to_char({}, {})", part(0), part(1)))?;
+        let chrono = if p.contains('%') {
+            p.clone()
+        } else {
+            chrono_pattern(p)
+        };
+        let chrono = crate::rewrite::string_literal(&chrono);
         return Ok(Some(with_parts(skeleton, &[value, &chrono])));
     }
     Ok(None)
