@@ -25,6 +25,7 @@ pub mod copy;
 mod cursor;
 mod ddl;
 mod dml;
+mod dynamic_timestamp;
 pub mod error;
 mod expr_rules;
 mod fill;

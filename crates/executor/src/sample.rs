@@ -240,6 +240,124 @@ pub(crate) async fn describe(
         .await
 }
 
+/// What SAMPLE BY samples: the FROM clause as SQL, the timestamp column that
+/// makes the buckets, and whether it is a TIMESTAMPTZ.
+struct Sampled {
+    from_sql: String,
+    ts_name: String,
+    zoned: bool,
+}
+
+/// The relation SAMPLE BY reads: a table, by its designated timestamp, or a
+/// subquery, by the column QuestDB's dynamic timestamp names (`(query)
+/// timestamp(ts)`, also after a table) or else by its one timestamp column.
+async fn sampled(session: &Session, relation: &mut ast::TableFactor) -> Result<Sampled> {
+    match relation {
+        ast::TableFactor::Table { name, alias, .. } => {
+            let designated = crate::dynamic_timestamp::take(alias);
+            let table = object_name(name)?;
+            let from_sql = match alias {
+                Some(a) => format!("{} AS {}", quote_ident(&table), quote_ident(&a.name.value)),
+                None => quote_ident(&table),
+            };
+            let reader = session.table(&table)?;
+            let meta = reader.meta();
+            let column = match &designated {
+                Some(d) => Some(meta.column_index(&d.value).ok_or_else(|| {
+                    ExecError::new(
+                        sqlstate::UNDEFINED_COLUMN,
+                        format!(
+                            "column \"{}\" of relation \"{}\" does not exist",
+                            d.value,
+                            reader.name()
+                        ),
+                    )
+                })?),
+                None => meta.timestamp_index(),
+            };
+            let column = column.map(|i| &meta.columns[i]).ok_or_else(|| {
+                ExecError::new(
+                    sqlstate::INVALID_TABLE_DEFINITION,
+                    format!(
+                        "SAMPLE BY needs a designated timestamp, and table \"{}\" has none \
+                         (name one: FROM {} timestamp(<column>))",
+                        reader.name(),
+                        reader.name()
+                    ),
+                )
+            })?;
+            if !column.column_type.is_timestamp() {
+                return Err(not_a_timestamp(&column.name));
+            }
+            Ok(Sampled {
+                from_sql,
+                ts_name: column.name.clone(),
+                zoned: column.column_type == ColumnType::TimestampTz,
+            })
+        }
+        ast::TableFactor::Derived {
+            subquery, alias, ..
+        } => {
+            let designated = crate::dynamic_timestamp::take(alias);
+            let schema = session
+                .schema_over(ast::Statement::Query(subquery.clone()), None)
+                .await?;
+            let is_ts = |t: &DataType| matches!(t, DataType::Timestamp(..));
+            let field = match &designated {
+                Some(d) => {
+                    let f = schema
+                        .fields()
+                        .iter()
+                        .find(|f| match d.quote_style {
+                            Some(_) => f.name() == &d.value,
+                            None => f.name().eq_ignore_ascii_case(&d.value),
+                        })
+                        .ok_or_else(|| {
+                            ExecError::new(
+                                sqlstate::UNDEFINED_COLUMN,
+                                format!("column \"{}\" does not exist in the subquery", d.value),
+                            )
+                        })?;
+                    if !is_ts(f.data_type()) {
+                        return Err(not_a_timestamp(f.name()));
+                    }
+                    f
+                }
+                None => {
+                    let mut ts = schema.fields().iter().filter(|f| is_ts(f.data_type()));
+                    match (ts.next(), ts.next()) {
+                        (Some(f), None) => f,
+                        _ => {
+                            return Err(ExecError::new(
+                                sqlstate::INVALID_TABLE_DEFINITION,
+                                "SAMPLE BY over a subquery needs its timestamp column: the \
+                                 subquery has none or several; name it with \
+                                 (subquery) timestamp(<column>)",
+                            ));
+                        }
+                    }
+                }
+            };
+            let alias = alias
+                .as_ref()
+                .map_or("__tidemark_sampled".to_string(), |a| a.name.value.clone());
+            Ok(Sampled {
+                from_sql: format!("({subquery}) AS {}", quote_ident(&alias)),
+                ts_name: field.name().clone(),
+                zoned: matches!(field.data_type(), DataType::Timestamp(_, Some(_))),
+            })
+        }
+        _ => Err(unsupported("over a table function")),
+    }
+}
+
+fn not_a_timestamp(column: &str) -> ExecError {
+    ExecError::new(
+        sqlstate::DATATYPE_MISMATCH,
+        format!("SAMPLE BY needs a TIMESTAMP column, and \"{column}\" is not one"),
+    )
+}
+
 /// Rewrites a SAMPLE BY query as a GROUP BY on the time bucket (see the module doc).
 async fn group(
     session: &Session,
@@ -259,43 +377,23 @@ async fn group(
     let ast::SetExpr::Select(select) = query.body.as_mut() else {
         return Err(unsupported("on a set operation"));
     };
-    let [
-        ast::TableWithJoins {
-            relation: ast::TableFactor::Table { name, alias, .. },
-            joins,
-        },
-    ] = select.from.as_slice()
-    else {
-        return Err(unsupported("over several tables or a subquery"));
+    let [ast::TableWithJoins { relation, joins }] = select.from.as_mut_slice() else {
+        return Err(unsupported("over several tables"));
     };
     if !joins.is_empty() {
         return Err(unsupported("with joins"));
     }
+    let Sampled {
+        from_sql,
+        ts_name,
+        zoned,
+    } = sampled(session, relation).await?;
     if !matches!(&select.group_by, ast::GroupByExpr::Expressions(v, _) if v.is_empty()) {
         return Err(ExecError::new(
             sqlstate::SYNTAX_ERROR,
             "SAMPLE BY groups by time and by the other selected columns: remove GROUP BY",
         ));
     }
-    let table = object_name(name)?;
-    let from_sql = match alias {
-        Some(a) => format!("{} AS {}", quote_ident(&table), quote_ident(&a.name.value)),
-        None => quote_ident(&table),
-    };
-    let reader = session.table(&table)?;
-    let ts_name = reader
-        .meta()
-        .timestamp_name()
-        .map(str::to_string)
-        .ok_or_else(|| {
-            ExecError::new(
-                sqlstate::INVALID_TABLE_DEFINITION,
-                format!(
-                    "SAMPLE BY needs a designated timestamp, and table \"{}\" has none",
-                    reader.name()
-                ),
-            )
-        })?;
     let ts = quote_ident(&ts_name);
     let (offset, time_zone) = match &sample.align {
         Align::Calendar {
@@ -370,7 +468,6 @@ async fn group(
     // 25 hours across a DST change) and their starts are reported in UTC.
     // Buckets are of the designated column's type: a TIMESTAMPTZ column gives
     // instants (the template itself computes plain timestamps of UTC).
-    let zoned = reader.meta().timestamp_type() == Some(ColumnType::TimestampTz);
     let bucket_type = if zoned {
         format!("Timestamp(µs, \"{}\")", crate::types::UTC_OFFSET)
     } else {

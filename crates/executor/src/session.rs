@@ -476,6 +476,7 @@ impl Session {
         crate::generators::rewrite(&mut s, view)?;
         crate::questdb_functions::rewrite(&mut s)?;
         crate::temporal_join::rewrite(&mut s, view)?;
+        crate::dynamic_timestamp::strip(&mut s);
         Ok(s)
     }
 

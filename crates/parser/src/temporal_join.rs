@@ -110,6 +110,12 @@ fn past_relation(tokens: &[TokenWithSpan], start: usize) -> usize {
         && !is_clause_word(tokens.get(alias))
     {
         i = alias + 1;
+        // QuestDB's dynamic timestamp, `timestamp(ts)`, reads as an alias with
+        // a column list.
+        let list = next_solid(tokens, i);
+        if tokens.get(list).map(|t| &t.token) == Some(&Token::LParen) {
+            i = past_parens(tokens, list);
+        }
     }
     i
 }

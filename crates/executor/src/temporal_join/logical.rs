@@ -536,7 +536,8 @@ fn timestamp_of(named: &Expr, schema: &DFSchema, side: &str) -> Result<Expr> {
                 _ => {
                     return Err(not_supported(format!(
                         "the {side} side of a temporal join has several timestamp columns \
-                         ({}); name the one to join on with ON ... AND left.ts >= right.ts",
+                         ({}); name the one to join on with (subquery) timestamp(col), or with \
+                         ON ... AND left.ts >= right.ts",
                         candidates
                             .iter()
                             .map(|c| c.flat_name())

@@ -81,8 +81,8 @@ impl TemporalJoins<'_> {
         }
         // QuestDB joins every temporal join's keys and timestamp to the first
         // relation (the "master"), however many joins follow it.
-        let master = Side::of(&from.relation, self.snapshot);
-        for join in &mut from.joins {
+        let master = Side::of(&mut from.relation, self.snapshot, 0);
+        for (n, join) in from.joins.iter_mut().enumerate() {
             if let ast::TableFactor::NestedJoin {
                 table_with_joins, ..
             } = &mut join.relation
@@ -94,7 +94,7 @@ impl TemporalJoins<'_> {
                 constraint,
             } = &join.join_operator
             {
-                let right = Side::of(&join.relation, self.snapshot);
+                let right = Side::of(&mut join.relation, self.snapshot, n + 1);
                 let (on, splice) = marked_condition(&master, &right, match_condition, constraint)?;
                 let on = ast::JoinConstraint::On(on);
                 // SPLICE JOIN returns right rows without a left partner too.
@@ -117,7 +117,27 @@ struct Side {
 }
 
 impl Side {
-    fn of(factor: &ast::TableFactor, snapshot: &Snapshot) -> Side {
+    /// The side `factor` is, the `n`th relation of its FROM item. A dynamic
+    /// timestamp (`(subquery) timestamp(ts)`) names a subquery's timestamp and
+    /// is taken out; an unnamed subquery gets a name, so its columns (keys,
+    /// timestamp) can be written qualified.
+    fn of(factor: &mut ast::TableFactor, snapshot: &Snapshot, n: usize) -> Side {
+        if let ast::TableFactor::Derived { alias, .. } = factor {
+            let timestamp = crate::dynamic_timestamp::take(alias).map(|ts| match ts.quote_style {
+                Some(_) => ts.value,
+                None => ts.value.to_lowercase(),
+            });
+            let name = alias.get_or_insert_with(|| ast::TableAlias {
+                explicit: true,
+                name: ast::Ident::new(format!("__tidemark_side_{n}")),
+                columns: Vec::new(),
+                at: None,
+            });
+            return Side {
+                qualifier: Some(vec![name.name.clone()]),
+                timestamp,
+            };
+        }
         match factor {
             ast::TableFactor::Table { name, alias, .. } => {
                 let timestamp = crate::ddl::object_name(name)
@@ -138,12 +158,12 @@ impl Side {
                     timestamp,
                 }
             }
-            ast::TableFactor::Derived { alias, .. }
-            | ast::TableFactor::Function { alias, .. }
-            | ast::TableFactor::UNNEST { alias, .. } => Side {
-                qualifier: alias.as_ref().map(|a| vec![a.name.clone()]),
-                timestamp: None,
-            },
+            ast::TableFactor::Function { alias, .. } | ast::TableFactor::UNNEST { alias, .. } => {
+                Side {
+                    qualifier: alias.as_ref().map(|a| vec![a.name.clone()]),
+                    timestamp: None,
+                }
+            }
             _ => Side {
                 qualifier: None,
                 timestamp: None,
