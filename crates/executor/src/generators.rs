@@ -8,6 +8,9 @@
 //!   and count); `LIMIT -n`: the last n rows, in order (`last_rows`);
 //! - `first(x)`/`last(x)` outside SAMPLE BY: the value of the first/last row by the
 //!   table's designated timestamp (`first_value(x ORDER BY ts)`);
+//! - `year(ts)`, `month`, `day`, `hour`, `minute`, `second`, `millis`, `micros`,
+//!   `day_of_week` (1 Monday .. 7 Sunday), `day_of_week_sunday_first` (1 Sunday),
+//!   `week_of_year`, `days_in_month`, `is_leap_year`: `date_part` arithmetic;
 //! - `systimestamp()`, `sysdate()`: `now()`; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')`
 //!   and `to_str(ts, 'yyyy-MM-dd')` with QuestDB's pattern letters (a pattern
 //!   with `%` is chrono's and stays).
@@ -213,6 +216,18 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         let chrono = crate::rewrite::string_literal(&chrono_pattern(p));
         return Ok(Some(with_parts(skeleton, &[value, &chrono])));
     }
+    if let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value))] = args
+        && let Some(template) = f
+            .name
+            .0
+            .last()
+            .and_then(|p| p.as_ident())
+            .filter(|_| f.name.0.len() == 1 && f.over.is_none())
+            .and_then(|i| date_part_template(&i.value.to_ascii_lowercase()))
+    {
+        let skeleton = parse_expr(&template.replace("{ts}", &format!("({})", part(0))))?;
+        return Ok(Some(with_parts(skeleton, &[value])));
+    }
     if is_function(&f.name, "to_str")
         && let [
             ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)),
@@ -231,6 +246,32 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         return Ok(Some(with_parts(skeleton, &[value, &chrono])));
     }
     Ok(None)
+}
+
+/// QuestDB's date-part function `name` in DataFusion's terms, `{ts}` standing
+/// for the argument (INT results, as QuestDB's).
+fn date_part_template(name: &str) -> Option<&'static str> {
+    Some(match name {
+        "year" => "CAST(date_part('year', {ts}) AS INT)",
+        "month" => "CAST(date_part('month', {ts}) AS INT)",
+        "day" => "CAST(date_part('day', {ts}) AS INT)",
+        "hour" => "CAST(date_part('hour', {ts}) AS INT)",
+        "minute" => "CAST(date_part('minute', {ts}) AS INT)",
+        "second" => "CAST(floor(date_part('second', {ts})) AS INT)",
+        // Within the second and within the millisecond.
+        "millis" => "CAST(date_part('millisecond', {ts}) AS INT) % 1000",
+        "micros" => "CAST(date_part('microsecond', {ts}) AS INT) % 1000",
+        "day_of_week" => "(CAST(date_part('dow', {ts}) AS INT) + 6) % 7 + 1",
+        "day_of_week_sunday_first" => "CAST(date_part('dow', {ts}) AS INT) + 1",
+        "week_of_year" => "CAST(date_part('week', {ts}) AS INT)",
+        "days_in_month" => {
+            "CAST(date_part('day', date_trunc('month', {ts}) + INTERVAL '1 month' - INTERVAL '1 day') AS INT)"
+        }
+        "is_leap_year" => {
+            "(CAST(date_part('year', {ts}) AS INT) % 4 = 0 AND (CAST(date_part('year', {ts}) AS INT) % 100 <> 0 OR CAST(date_part('year', {ts}) AS INT) % 400 = 0))"
+        }
+        _ => return None,
+    })
 }
 
 /// A QuestDB date pattern (`yyyy-MM-ddTHH:mm:ss.SSSUUU`), or PostgreSQL's
