@@ -11,6 +11,8 @@
 //! - `year(ts)`, `month`, `day`, `hour`, `minute`, `second`, `millis`, `micros`,
 //!   `day_of_week` (1 Monday .. 7 Sunday), `day_of_week_sunday_first` (1 Sunday),
 //!   `week_of_year`, `days_in_month`, `is_leap_year`: `date_part` arithmetic;
+//! - `to_timezone(ts, 'Europe/Berlin')` (UTC to that zone's wall clock) and
+//!   `to_utc(ts, 'Europe/Berlin')` (the reverse), for a zone written as a literal;
 //! - `systimestamp()`, `sysdate()`: `now()`; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')`
 //!   and `to_str(ts, 'yyyy-MM-dd')` with QuestDB's pattern letters (a pattern
 //!   with `%` is chrono's and stays).
@@ -227,6 +229,40 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
     {
         let skeleton = parse_expr(&template.replace("{ts}", &format!("({})", part(0))))?;
         return Ok(Some(with_parts(skeleton, &[value])));
+    }
+    let zone_function = is_function(&f.name, "to_timezone") || is_function(&f.name, "to_utc");
+    if zone_function
+        && let [
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)),
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(zone)),
+        ] = args
+        && let ast::Expr::Value(v) = zone
+        && let ast::Value::SingleQuotedString(zone) = &v.value
+    {
+        // The zone goes into an Arrow type name: it must be one Arrow knows (an
+        // IANA name or an offset), which also keeps quotes out.
+        if zone
+            .parse::<datafusion::arrow::array::timezone::Tz>()
+            .is_err()
+        {
+            return Err(ExecError::new(
+                sqlstate::INVALID_PARAMETER_VALUE,
+                format!("time zone \"{zone}\" not recognized"),
+            ));
+        }
+        let in_zone = format!("'Timestamp(Microsecond, Some(\"{zone}\"))'");
+        let sql = if is_function(&f.name, "to_timezone") {
+            format!(
+                "to_local_time(arrow_cast(arrow_cast({}, 'Timestamp(Microsecond, Some(\"UTC\"))'), {in_zone}))",
+                part(0)
+            )
+        } else {
+            format!(
+                "arrow_cast(arrow_cast({}, {in_zone}), 'Timestamp(Microsecond, None)')",
+                part(0)
+            )
+        };
+        return Ok(Some(with_parts(parse_expr(&sql)?, &[value])));
     }
     if is_function(&f.name, "to_str")
         && let [
