@@ -43,6 +43,9 @@ pub(crate) async fn create_table(
     session: &Session,
     c: CreateTable,
 ) -> Result<(Vec<Request>, String)> {
+    if let Some(source) = &c.like {
+        return create_like(session, &c, source);
+    }
     if c.timestamp.is_none() && c.partition_by.is_some_and(|p| p != PartitionUnit::None) {
         return Err(ExecError::new(
             sqlstate::INVALID_TABLE_DEFINITION,
@@ -220,6 +223,63 @@ fn check_ttl(table: &str, ttl: Option<Ttl>, by: PartitionBy) -> Result<()> {
         )),
         None => Ok(()),
     }
+}
+
+/// QuestDB's `CREATE TABLE t (LIKE source)`: a new, empty table with the
+/// source's columns, designated timestamp, partitioning, TTL and upsert keys.
+fn create_like(session: &Session, c: &CreateTable, source: &str) -> Result<(Vec<Request>, String)> {
+    if c.timestamp.is_some()
+        || c.partition_by.is_some()
+        || c.ttl.is_some()
+        || !c.dedup_keys.is_empty()
+    {
+        return Err(ExecError::new(
+            sqlstate::SYNTAX_ERROR,
+            format!(
+                "CREATE TABLE {} (LIKE {source}) copies the definition whole: \
+                 leave out TIMESTAMP, PARTITION BY, TTL and DEDUP",
+                c.name
+            ),
+        ));
+    }
+    let reader = session.table(source)?;
+    let meta = reader.meta();
+    let def = TableDef {
+        name: c.name.clone(),
+        columns: meta
+            .columns
+            .iter()
+            .map(|col| ColumnDef {
+                name: col.name.clone(),
+                column_type: col.column_type,
+                not_null: col.not_null,
+            })
+            .collect(),
+        timestamp: meta.timestamp_name().map(str::to_string),
+        partition_by: meta.partition_by,
+    };
+    let creates = !(c.if_not_exists && session.table(&c.name).is_ok());
+    let mut requests = vec![Request::CreateTable {
+        def,
+        if_not_exists: c.if_not_exists,
+    }];
+    if creates && meta.ttl.is_some() {
+        requests.push(Request::SetTtl {
+            table: c.name.clone(),
+            ttl: meta.ttl,
+        });
+    }
+    if creates && !meta.dedup_keys.is_empty() {
+        requests.push(Request::SetDedup {
+            table: c.name.clone(),
+            keys: meta
+                .dedup_key_indexes()
+                .into_iter()
+                .map(|i| meta.columns[i].name.clone())
+                .collect(),
+        });
+    }
+    Ok((requests, "CREATE TABLE".into()))
 }
 
 /// The table's upsert keys: `DEDUP UPSERT KEYS`, or a PRIMARY KEY (on the

@@ -583,7 +583,12 @@ impl Session {
                 }
                 ast::Statement::Declare { stmts } => crate::cursor::declare(self, stmts).await,
                 ast::Statement::Close { cursor } => crate::cursor::close(self, cursor),
-                ast::Statement::ShowVariable { variable } => self.show(&variable),
+                ast::Statement::ShowVariable { variable } => {
+                    match crate::show::partitions(&variable, &self.view()?) {
+                        Some(output) => output,
+                        None => self.show(&variable),
+                    }
+                }
                 ast::Statement::Reset(r) => self.reporting_changes(|s| {
                     match r.reset {
                         ast::Reset::ALL => s.settings.reset(None)?,

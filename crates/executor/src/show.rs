@@ -1,6 +1,7 @@
 //! The SHOW statements QuestDB users run: `SHOW TABLES`, `SHOW COLUMNS FROM t`
-//! (the rows of `table_columns('t')`) and `SHOW CREATE TABLE t` (the DDL that makes
-//! the table again, in Tidemark's SQL), answered from the session's snapshot.
+//! (the rows of `table_columns('t')`), `SHOW PARTITIONS FROM t` (those of
+//! `table_partitions('t')`) and `SHOW CREATE TABLE t` (the DDL that makes the
+//! table again, in Tidemark's SQL), answered from the session's snapshot.
 
 use std::sync::Arc;
 
@@ -37,6 +38,22 @@ pub(crate) fn run(statement: &ast::Statement, snapshot: &Snapshot) -> Option<Res
         } => create_table(snapshot, obj_name),
         _ => return None,
     })
+}
+
+/// QuestDB's `SHOW PARTITIONS FROM t` (which the grammar reads as SHOW of a
+/// setting named `partitions from t`): the rows of `table_partitions('t')`.
+pub(crate) fn partitions(variable: &[ast::Ident], snapshot: &Snapshot) -> Option<Result<Output>> {
+    let [first, from, name @ ..] = variable else {
+        return None;
+    };
+    if !first.value.eq_ignore_ascii_case("partitions") || !from.value.eq_ignore_ascii_case("from") {
+        return None;
+    }
+    let name = ast::ObjectName::from(name.to_vec());
+    Some(table(snapshot, &name).and_then(|t| {
+        let batch = crate::system::partitions_batch(&t)?;
+        Ok(Output::rows(batch.schema(), vec![batch]))
+    }))
 }
 
 fn one_text_column(name: &str, values: Vec<String>) -> Result<Output> {

@@ -325,76 +325,84 @@ struct TablePartitions {
 impl TableFunctionImpl for TablePartitions {
     fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
         let table = table_argument(&self.snapshot, "table_partitions", args)?;
-        // One row per partition, its parts and buffered rows shown whole.
-        struct Row {
-            min: i64,
-            max: i64,
-            rows: i64,
-            size: i64,
-            version: i64,
-            parts: i64,
-            buffered: i64,
-        }
-        let parts = table.parts();
-        let rows: BTreeMap<i64, (String, Row)> = table
-            .partitions()
-            .into_iter()
-            .map(|p| {
-                let size = parts
-                    .iter()
-                    .enumerate()
-                    .filter(|(_, part)| part.start == p.start)
-                    .map(|(i, _)| table.part_disk_size(i) as i64)
-                    .sum();
-                (
-                    p.start,
-                    (
-                        p.name,
-                        Row {
-                            min: p.min_ts,
-                            max: p.max_ts,
-                            rows: p.rows as i64,
-                            size,
-                            version: p.version as i64,
-                            parts: p.parts as i64,
-                            buffered: p.buffered_rows as i64,
-                        },
-                    ),
-                )
-            })
-            .collect();
-        let schema = Arc::new(Schema::new(vec![
-            Field::new("name", DataType::Utf8, false),
-            ts_field("min_timestamp"),
-            ts_field("max_timestamp"),
-            Field::new("row_count", DataType::Int64, false),
-            Field::new("disk_size", DataType::Int64, false),
-            Field::new("version", DataType::Int64, false),
-            Field::new("parts", DataType::Int64, false),
-            Field::new("buffered_rows", DataType::Int64, false),
-        ]));
-        let r: Vec<&(String, Row)> = rows.values().collect();
-        let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(
-                r.iter().map(|(n, _)| n.clone()),
-            )),
-            Arc::new(TimestampMicrosecondArray::from(
-                r.iter().map(|(_, x)| ts_or_null(x.min)).collect::<Vec<_>>(),
-            )),
-            Arc::new(TimestampMicrosecondArray::from(
-                r.iter().map(|(_, x)| ts_or_null(x.max)).collect::<Vec<_>>(),
-            )),
-            Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.rows))),
-            Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.size))),
-            Arc::new(Int64Array::from_iter_values(
-                r.iter().map(|(_, x)| x.version),
-            )),
-            Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.parts))),
-            Arc::new(Int64Array::from_iter_values(
-                r.iter().map(|(_, x)| x.buffered),
-            )),
-        ];
-        let batch = RecordBatch::try_new(schema.clone(), columns)?;
-        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+        let batch = partitions_batch(&table)?;
+        Ok(Arc::new(MemTable::try_new(
+            batch.schema(),
+            vec![vec![batch]],
+        )?))
     }
+}
+
+/// A table's partitions as `table_partitions('t')` and `SHOW PARTITIONS FROM t`
+/// list them: one row per partition, its parts and buffered rows shown whole.
+pub(crate) fn partitions_batch(table: &TableReader) -> DfResult<RecordBatch> {
+    struct Row {
+        min: i64,
+        max: i64,
+        rows: i64,
+        size: i64,
+        version: i64,
+        parts: i64,
+        buffered: i64,
+    }
+    let parts = table.parts();
+    let rows: BTreeMap<i64, (String, Row)> = table
+        .partitions()
+        .into_iter()
+        .map(|p| {
+            let size = parts
+                .iter()
+                .enumerate()
+                .filter(|(_, part)| part.start == p.start)
+                .map(|(i, _)| table.part_disk_size(i) as i64)
+                .sum();
+            (
+                p.start,
+                (
+                    p.name,
+                    Row {
+                        min: p.min_ts,
+                        max: p.max_ts,
+                        rows: p.rows as i64,
+                        size,
+                        version: p.version as i64,
+                        parts: p.parts as i64,
+                        buffered: p.buffered_rows as i64,
+                    },
+                ),
+            )
+        })
+        .collect();
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("name", DataType::Utf8, false),
+        ts_field("min_timestamp"),
+        ts_field("max_timestamp"),
+        Field::new("row_count", DataType::Int64, false),
+        Field::new("disk_size", DataType::Int64, false),
+        Field::new("version", DataType::Int64, false),
+        Field::new("parts", DataType::Int64, false),
+        Field::new("buffered_rows", DataType::Int64, false),
+    ]));
+    let r: Vec<&(String, Row)> = rows.values().collect();
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from_iter_values(
+            r.iter().map(|(n, _)| n.clone()),
+        )),
+        Arc::new(TimestampMicrosecondArray::from(
+            r.iter().map(|(_, x)| ts_or_null(x.min)).collect::<Vec<_>>(),
+        )),
+        Arc::new(TimestampMicrosecondArray::from(
+            r.iter().map(|(_, x)| ts_or_null(x.max)).collect::<Vec<_>>(),
+        )),
+        Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.rows))),
+        Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.size))),
+        Arc::new(Int64Array::from_iter_values(
+            r.iter().map(|(_, x)| x.version),
+        )),
+        Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.parts))),
+        Arc::new(Int64Array::from_iter_values(
+            r.iter().map(|(_, x)| x.buffered),
+        )),
+    ];
+    Ok(RecordBatch::try_new(schema, columns)?)
 }

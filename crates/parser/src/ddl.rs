@@ -171,6 +171,7 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
     let name = table_name(p)?;
     let mut columns = Vec::new();
     let mut primary_key = Vec::new();
+    let mut like = None;
     let mut as_query = None;
     if p.parse_keyword(Keyword::AS) {
         if p.consume_token(&Token::LParen) {
@@ -179,6 +180,15 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
         } else {
             as_query = Some(p.parse_query()?);
         }
+    } else if p.peek_token().token == Token::LParen
+        && matches!(&p.peek_nth_token(1).token,
+            Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("LIKE"))
+    {
+        // QuestDB's `CREATE TABLE t (LIKE other)` (a column named like is quoted).
+        p.next_token();
+        p.next_token();
+        like = Some(table_name(p)?);
+        p.expect_token(&Token::RParen)?;
     } else {
         p.expect_token(&Token::LParen)?;
         loop {
@@ -232,6 +242,7 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
         ttl,
         dedup_keys,
         primary_key,
+        like,
     })))
 }
 

@@ -162,6 +162,8 @@ pub struct CreateTable {
     /// The table constraint `[CONSTRAINT name] PRIMARY KEY (a, b, ...)`, or the
     /// columns declared `PRIMARY KEY` (more than one is refused when executed).
     pub primary_key: Vec<String>,
+    /// `CREATE TABLE t (LIKE other)`: the table whose definition is copied.
+    pub like: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]

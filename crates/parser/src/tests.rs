@@ -553,3 +553,18 @@ fn alter_column_is_named_as_not_supported() {
         assert!(e.message.contains("ALTER COLUMN"), "{e}");
     }
 }
+
+#[test]
+fn create_table_like_names_the_source() {
+    let Statement::CreateTable(c) = one("CREATE TABLE IF NOT EXISTS t2 (LIKE \"Trades\")") else {
+        panic!("not CREATE TABLE")
+    };
+    assert_eq!(c.like.as_deref(), Some("Trades"));
+    assert!(c.if_not_exists && c.columns.is_empty());
+    // A column named like is still a column.
+    let Statement::CreateTable(c) = one("CREATE TABLE t (\"like\" INT)") else {
+        panic!("not CREATE TABLE")
+    };
+    assert_eq!(c.like, None);
+    assert_eq!(c.columns.len(), 1);
+}
