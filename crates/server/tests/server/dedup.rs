@@ -6,21 +6,10 @@ use std::time::Duration;
 
 use futures::SinkExt;
 
-use crate::harness::Server;
+use crate::harness::{Server, rows_of};
 
 async fn rows(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
-    client
-        .simple_query(sql)
-        .await
-        .expect(sql)
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect()
+    rows_of(&client.simple_query(sql).await.expect(sql))
 }
 
 fn row(v: &[&str]) -> Vec<Option<String>> {

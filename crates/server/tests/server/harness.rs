@@ -497,3 +497,16 @@ fn dechunk(mut body: &str) -> String {
     }
     out
 }
+
+/// The rows of a simple query's answer, as text.
+pub(crate) fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
+    messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => {
+                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
+            }
+            _ => None,
+        })
+        .collect()
+}

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
-use crate::harness::Server;
+use crate::harness::{Server, rows_of};
 
 const READONLY: [(&str, &str); 2] = [
     ("TIDEMARK_AUTH_READONLY_USER", "reader"),
@@ -36,19 +36,6 @@ fn write(port: u16, body: &str) -> (u16, String) {
 
 async fn query(client: &tokio_postgres::Client, sql: &str) -> Vec<Vec<Option<String>>> {
     rows_of(&client.simple_query(sql).await.expect(sql))
-}
-
-/// The rows of a simple query's answer, as text.
-fn rows_of(messages: &[tokio_postgres::SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
-    messages
-        .iter()
-        .filter_map(|m| match m {
-            tokio_postgres::SimpleQueryMessage::Row(r) => {
-                Some((0..r.len()).map(|i| r.get(i).map(str::to_string)).collect())
-            }
-            _ => None,
-        })
-        .collect()
 }
 
 /// Polls `sql` until it returns `want` (TCP lines have no acknowledgement);
