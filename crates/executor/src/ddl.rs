@@ -388,30 +388,34 @@ pub(crate) async fn alter_table(
     let reader = session.table(&table)?;
     Ok(match op {
         AlterTable::AddColumn {
-            column,
+            columns,
             if_not_exists,
         } => {
-            if column.primary_key {
-                return Err(ExecError::new(
-                    sqlstate::FEATURE_NOT_SUPPORTED,
-                    format!(
-                        "a PRIMARY KEY cannot be added with ADD COLUMN: use ALTER TABLE {table} \
-                         DEDUP ENABLE UPSERT KEYS(<timestamp>, {})",
-                        column.name
-                    ),
-                ));
+            let mut requests = Vec::with_capacity(columns.len());
+            for column in columns {
+                if column.primary_key {
+                    return Err(ExecError::new(
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        format!(
+                            "a PRIMARY KEY cannot be added with ADD COLUMN: use ALTER TABLE \
+                             {table} DEDUP ENABLE UPSERT KEYS(<timestamp>, {})",
+                            column.name
+                        ),
+                    ));
+                }
+                if if_not_exists && reader.meta().column_index(&column.name).is_some() {
+                    continue;
+                }
+                requests.push(Request::AddColumn {
+                    table: table.clone(),
+                    column: ColumnDef {
+                        name: column.name,
+                        column_type: column_type(column.data_type),
+                        not_null: column.not_null,
+                    },
+                });
             }
-            if if_not_exists && reader.meta().column_index(&column.name).is_some() {
-                return Ok(Vec::new());
-            }
-            vec![Request::AddColumn {
-                table,
-                column: ColumnDef {
-                    name: column.name,
-                    column_type: column_type(column.data_type),
-                    not_null: column.not_null,
-                },
-            }]
+            requests
         }
         AlterTable::DropColumn { name, if_exists } => {
             let meta = reader.meta();

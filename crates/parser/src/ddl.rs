@@ -453,6 +453,8 @@ fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
     let ty = match word.as_str() {
         "boolean" | "bool" => SqlType::Boolean,
         "smallint" | "int2" | "short" => SqlType::SmallInt,
+        // QuestDB's BYTE: no one-byte integer here, the next size up.
+        "byte" => SqlType::SmallInt,
         "int" | "integer" | "int4" => SqlType::Int,
         "bigint" | "int8" | "long" => SqlType::BigInt,
         "real" | "float4" => SqlType::Real,
@@ -637,8 +639,16 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
     let op = if consume_word(p, "ADD") {
         consume_word(p, "COLUMN");
         let if_not_exists = p.parse_keywords(&[Keyword::IF, Keyword::NOT, Keyword::EXISTS]);
+        let mut columns = vec![column_spec(p)?];
+        while p.consume_token(&Token::Comma) {
+            // PostgreSQL repeats the action: `, ADD [COLUMN] b T`.
+            if consume_word(p, "ADD") {
+                consume_word(p, "COLUMN");
+            }
+            columns.push(column_spec(p)?);
+        }
         AlterTable::AddColumn {
-            column: column_spec(p)?,
+            columns,
             if_not_exists,
         }
     } else if peek_keywords(p, &["DROP", "PARTITION"]) {

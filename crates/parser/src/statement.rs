@@ -168,8 +168,10 @@ pub struct CreateTable {
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum AlterTable {
+    /// `ADD COLUMN a T [, b T ...]` (QuestDB's list; PostgreSQL's
+    /// `ADD COLUMN a T, ADD COLUMN b T` too): one commit.
     AddColumn {
-        column: ColumnSpec,
+        columns: Vec<ColumnSpec>,
         if_not_exists: bool,
     },
     DropColumn {
