@@ -119,6 +119,8 @@ pub(crate) fn parse(s: &str) -> Result<(i64, i64), String> {
         Some((a, d)) => (a.trim(), Some(d.trim())),
         None => (s.trim(), None),
     };
+    // QuestDB writes UTC timestamps with a `Z`; every interval here is UTC.
+    let start = start.strip_suffix('Z').unwrap_or(start);
     let (lo, hi) = prefix(start)?;
     match duration {
         None => Ok((lo, hi)),
@@ -312,6 +314,19 @@ mod tests {
         }
         assert!(parse("9999-11;1M").is_ok());
         assert!(parse("0001").is_ok());
+    }
+
+    #[test]
+    fn a_trailing_z_means_utc_as_everywhere() {
+        assert_eq!(
+            iv("2024-01-01T00:00:00.000000Z"),
+            (
+                "2024-01-01 00:00:00.000000".into(),
+                "2024-01-01 00:00:00.000001".into()
+            )
+        );
+        assert_eq!(iv("2024-01-01Z;1h"), iv("2024-01-01;1h"));
+        assert!(parse("Z").is_err());
     }
 
     #[test]
