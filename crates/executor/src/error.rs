@@ -51,6 +51,7 @@ pub mod sqlstate {
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
+    pub const OUT_OF_MEMORY: &str = "53200";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -170,6 +171,7 @@ impl From<DataFusionError> for ExecError {
                 _ => SYNTAX_ERROR,
             },
             DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
+            DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
             _ if lower.contains("divide by zero") || lower.contains("division by zero") => {
                 DIVISION_BY_ZERO
             }

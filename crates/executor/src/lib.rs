@@ -65,9 +65,11 @@ mod values;
 
 pub use copy::CopyOut;
 pub use datafusion::arrow;
+/// The query runtime type sessions share (see [`query_runtime`]).
+pub use datafusion::execution::runtime_env::RuntimeEnv;
 pub use error::{ExecError, Result};
 pub use params::ParamValue;
-pub use session::{Output, Prepared, Session, TxStatus};
+pub use session::{Output, Prepared, Session, TxStatus, query_runtime};
 pub use stream::RowStream;
 
 /// The PostgreSQL version Tidemark reports (`server_version`, `version()`):

@@ -189,6 +189,27 @@ pub struct Session {
     context: std::sync::OnceLock<QueryContext>,
     /// Runs kept plans on a copy of `context`'s state, made once.
     plan_runner: Option<PlanRunner>,
+    /// The server's query memory pool and spill files, shared by all sessions
+    /// (`query_runtime`); `None`: DataFusion's own, unbounded.
+    runtime: Option<Arc<datafusion::execution::runtime_env::RuntimeEnv>>,
+}
+
+/// The runtime all sessions' queries share: a memory pool of `limit_bytes`
+/// (`None`: unbounded) divided fairly among the operators that can spill
+/// (sorts, aggregations spill to temporary files past their share); operators
+/// that cannot (a hash join's build side, a temporal join's right side) fail
+/// with SQLSTATE 53200 past it, and the server goes on.
+pub fn query_runtime(
+    limit_bytes: Option<usize>,
+) -> Result<Arc<datafusion::execution::runtime_env::RuntimeEnv>> {
+    use datafusion::execution::memory_pool::FairSpillPool;
+    use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+    let builder = RuntimeEnvBuilder::new();
+    let builder = match limit_bytes {
+        Some(limit) => builder.with_memory_pool(Arc::new(FairSpillPool::new(limit))),
+        None => builder,
+    };
+    Ok(builder.build_arc()?)
 }
 
 /// The session's DataFusion context (which has no `Debug` of its own).
@@ -224,7 +245,16 @@ impl Session {
             roles: None,
             context: std::sync::OnceLock::new(),
             plan_runner: None,
+            runtime: None,
         }
+    }
+
+    /// Runs this session's queries in `runtime` (see [`query_runtime`]).
+    pub fn set_query_runtime(
+        &mut self,
+        runtime: Arc<datafusion::execution::runtime_env::RuntimeEnv>,
+    ) {
+        self.runtime = Some(runtime);
     }
 
     /// A session for `user`; a read-only user may only query (42501 otherwise).
@@ -1007,7 +1037,12 @@ impl Session {
         let mut analyzer_rules: Vec<Arc<dyn datafusion::optimizer::AnalyzerRule + Send + Sync>> =
             vec![Arc::new(crate::uuid_values::UuidValues)];
         analyzer_rules.extend(datafusion::optimizer::Analyzer::new().rules);
-        let state = datafusion::execution::SessionStateBuilder::new()
+        let builder = datafusion::execution::SessionStateBuilder::new();
+        let builder = match &self.runtime {
+            Some(runtime) => builder.with_runtime_env(runtime.clone()),
+            None => builder,
+        };
+        let state = builder
             .with_config(config)
             .with_default_features()
             .with_analyzer_rules(analyzer_rules)

@@ -26,6 +26,7 @@ pub(crate) struct ServerSection {
     pub(crate) max_connections: usize,
     pub(crate) statement_timeout_ms: u64,
     pub(crate) max_message_mb: u64,
+    pub(crate) query_memory_mb: u64,
 }
 
 impl Default for ServerSection {
@@ -37,6 +38,7 @@ impl Default for ServerSection {
             max_connections: 100,
             statement_timeout_ms: 0,
             max_message_mb: 64,
+            query_memory_mb: 4096,
         }
     }
 }

@@ -271,6 +271,16 @@ fn hash_password() -> std::process::ExitCode {
 async fn serve(config: config::Config) -> Result<(), String> {
     let started = Instant::now();
     let users = Arc::new(pg::Users::new(&config.auth)?);
+    let query_memory = match config.server.query_memory_mb {
+        0 => None,
+        mb => Some(
+            usize::try_from(mb)
+                .unwrap_or(usize::MAX)
+                .saturating_mul(1 << 20),
+        ),
+    };
+    let query_runtime = tidemark_executor::query_runtime(query_memory)
+        .map_err(|e| format!("the query memory pool: {e}"))?;
     let status = Arc::new(http::Status::new(
         Arc::new(metrics::Metrics::default()),
         users.clone(),
@@ -278,6 +288,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
         usize::try_from(config.ilp.max_request_mb)
             .unwrap_or(usize::MAX)
             .saturating_mul(1 << 20),
+        query_runtime.clone(),
     ));
     // HTTP first, so that /health answers 503 while the root is recovered.
     let http_listener = tokio::net::TcpListener::bind(&config.server.http_listen)
@@ -406,6 +417,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
         tls_required: config.tls.required,
         metrics: status.metrics.clone(),
         manager: Arc::new(pgwire::api::ConnectionManager::new()),
+        query_runtime,
     });
     status.set_phase(http::Phase::Serving);
     backups.start_log_backup();

@@ -16,6 +16,7 @@ use std::convert::Infallible;
 use std::sync::atomic::{AtomicU8, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Duration;
+use tidemark_executor::RuntimeEnv;
 
 use bytes::Bytes;
 use http_body_util::combinators::UnsyncBoxBody;
@@ -54,6 +55,8 @@ pub(crate) struct Status {
     pub(crate) statement_timeout: Duration,
     /// `ilp.max_request_mb` in bytes: the largest body (after gzip) a write takes.
     pub(crate) max_request_bytes: usize,
+    /// The query memory pool every session shares (`server.query_memory_mb`).
+    pub(crate) query_runtime: Arc<RuntimeEnv>,
 }
 
 impl Status {
@@ -62,8 +65,10 @@ impl Status {
         users: Arc<Users>,
         statement_timeout: Duration,
         max_request_bytes: usize,
+        query_runtime: Arc<RuntimeEnv>,
     ) -> Self {
         Status {
+            query_runtime,
             statement_timeout,
             phase: AtomicU8::new(Phase::Booting as u8),
             db: OnceLock::new(),
@@ -91,6 +96,7 @@ impl Status {
         if let Some(b) = self.backups.get() {
             session.set_backups(b.clone());
         }
+        session.set_query_runtime(self.query_runtime.clone());
         session
     }
 

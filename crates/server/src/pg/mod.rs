@@ -35,6 +35,8 @@ pub(crate) struct Shared {
     pub(crate) tls_required: bool,
     pub(crate) metrics: Arc<Metrics>,
     pub(crate) manager: Arc<ConnectionManager>,
+    /// The query memory pool every session shares (`server.query_memory_mb`).
+    pub(crate) query_runtime: Arc<tidemark_executor::RuntimeEnv>,
 }
 
 /// One connection's handlers.

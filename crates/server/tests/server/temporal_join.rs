@@ -64,3 +64,40 @@ async fn asof_join_prepared_with_parameters_returns_typed_rows_in_left_order() {
         .expect_err("SPLICE JOIN takes no TOLERANCE");
     assert_eq!(e.code().map(|c| c.code()), Some("0A000"), "{e:?}");
 }
+
+/// `server.query_memory_mb` bounds what queries hold: a temporal join whose
+/// right side does not fit fails with 53200 (out of memory), and the server
+/// goes on serving, that session included.
+#[tokio::test]
+async fn a_right_side_past_the_query_memory_limit_is_53200_and_the_server_goes_on() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        &dir.path().join("root"),
+        &[("TIDEMARK_SERVER_QUERY_MEMORY_MB", "1")],
+    );
+    let client = server.client().await;
+    client
+        .batch_execute(
+            "CREATE TABLE quotes AS (SELECT timestamp_sequence('2026-03-01', 10000L) ts, \
+               rnd_symbol('A', 'B', 'C') sym, rnd_double() bid FROM long_sequence(300000)) \
+               TIMESTAMP(ts) PARTITION BY DAY; \
+             CREATE TABLE trades (ts TIMESTAMP, sym SYMBOL) TIMESTAMP(ts) PARTITION BY DAY; \
+             INSERT INTO trades VALUES ('2026-03-01T00:10:00', 'A')",
+        )
+        .await
+        .expect("tables");
+    let err = client
+        .simple_query("SELECT count(*) FROM trades t ASOF JOIN quotes q ON (sym)")
+        .await
+        .expect_err("over the limit");
+    let db = err.as_db_error().expect("a database error");
+    assert_eq!(db.code().code(), "53200", "{db:?}");
+    let rows = client
+        .simple_query("SELECT count(*) FROM quotes")
+        .await
+        .expect("the session goes on");
+    assert!(
+        rows.iter().any(|m| matches!(m, tokio_postgres::SimpleQueryMessage::Row(r) if r.get(0) == Some("300000"))),
+        "{rows:?}"
+    );
+}
