@@ -7,7 +7,9 @@
 //!   even (`1.5::int` is 2, `2.5::int` is 2), as PostgreSQL's `rint` does;
 //!   Arrow truncates; a NUMERIC cast to an integer is rounded half away from
 //!   zero (`2.5::numeric::int` is 3), as PostgreSQL rounds numerics;
-//! - `instant AT TIME ZONE 'zone'` is the local time there without a zone.
+//! - `instant AT TIME ZONE 'zone'` is the local time there without a zone;
+//! - an integer cast to a timestamp counts microseconds since the epoch
+//!   (QuestDB's meaning; PostgreSQL refuses the cast, DataFusion reads seconds).
 
 use std::sync::{Arc, LazyLock};
 
@@ -74,6 +76,23 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
             if zone.as_ref() != crate::types::UTC_OFFSET =>
         {
             Transformed::yes(datafusion::functions::datetime::to_local_time().call(vec![e]))
+        }
+        // An integer cast to a timestamp counts microseconds since the epoch, as
+        // in QuestDB (PostgreSQL has no such cast). DataFusion plans it through
+        // a cast to whole seconds, which this replaces.
+        (DataType::Timestamp(TimeUnit::Second, _), DataType::Timestamp(..))
+            if matches!(expr.as_ref(), Expr::Cast(Cast { expr: int, .. })
+                if int.get_type(schema).is_ok_and(|t| t.is_integer())) =>
+        {
+            let Expr::Cast(Cast { expr: int, .. }) = expr.as_ref() else {
+                return Ok(Transformed::no(e));
+            };
+            let micros = int
+                .as_ref()
+                .clone()
+                .cast_to(&DataType::Int64, schema)?
+                .cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None), schema)?;
+            Transformed::yes(micros.cast_to(to, schema)?)
         }
         // Arrow's scale-down of a decimal rounds half away from zero.
         (
