@@ -201,14 +201,8 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         return parse_expr("now()").map(Some);
     }
     if is_function(&f.name, "to_timestamp")
-        && let [
-            value,
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(pattern)),
-        ] = args
-        && let ast::Expr::Value(v) = pattern
-        && let ast::Value::SingleQuotedString(p) = &v.value
+        && let Some((value, p)) = value_and_text(args)
         && !p.contains('%')
-        && let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)) = value
     {
         let skeleton = parse_expr(&format!(
             "arrow_cast(to_timestamp({}, {}), 'Timestamp(Microsecond, None)')",
@@ -231,14 +225,7 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         return Ok(Some(with_parts(skeleton, &[value])));
     }
     let zone_function = is_function(&f.name, "to_timezone") || is_function(&f.name, "to_utc");
-    if zone_function
-        && let [
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)),
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(zone)),
-        ] = args
-        && let ast::Expr::Value(v) = zone
-        && let ast::Value::SingleQuotedString(zone) = &v.value
-    {
+    if zone_function && let Some((value, zone)) = value_and_text(args) {
         // The zone goes into an Arrow type name: it must be one Arrow knows (an
         // IANA name or an offset), which also keeps quotes out.
         if zone
@@ -265,16 +252,11 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         return Ok(Some(with_parts(parse_expr(&sql)?, &[value])));
     }
     if is_function(&f.name, "to_str")
-        && let [
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)),
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(pattern)),
-        ] = args
-        && let ast::Expr::Value(v) = pattern
-        && let ast::Value::SingleQuotedString(p) = &v.value
+        && let Some((value, p)) = value_and_text(args)
     {
         let skeleton = parse_expr(&format!("to_char({}, {})", part(0), part(1)))?;
         let chrono = if p.contains('%') {
-            p.clone()
+            p.to_string()
         } else {
             chrono_pattern(p)
         };
@@ -282,6 +264,22 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         return Ok(Some(with_parts(skeleton, &[value, &chrono])));
     }
     Ok(None)
+}
+
+/// The arguments of a call `f(value, 'text')`: the value and the literal text
+/// (`to_timestamp`, `to_str`, `to_timezone` take their pattern or zone so).
+fn value_and_text(args: &[ast::FunctionArg]) -> Option<(&ast::Expr, &str)> {
+    let [
+        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value)),
+        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(ast::Expr::Value(text))),
+    ] = args
+    else {
+        return None;
+    };
+    match &text.value {
+        ast::Value::SingleQuotedString(t) => Some((value, t)),
+        _ => None,
+    }
 }
 
 /// QuestDB's date-part function `name` in DataFusion's terms, `{ts}` standing
