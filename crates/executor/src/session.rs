@@ -564,6 +564,20 @@ impl Session {
                 .await?;
                 Ok(Output::command("DROP TABLE"))
             }
+            Statement::DropAllTables => {
+                let names = self.view()?.table_names();
+                self.submit(
+                    names
+                        .into_iter()
+                        .map(|name| Request::DropTable {
+                            name,
+                            if_exists: true,
+                        })
+                        .collect(),
+                )
+                .await?;
+                Ok(Output::command("DROP TABLE"))
+            }
             Statement::Truncate { names } => {
                 self.submit(
                     names

@@ -145,6 +145,12 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Statement, ddl::DdlError> {
     match word.as_str() {
         "CREATE" if ddl::peek_keywords(p, &["CREATE", "TABLE"]) => ddl::parse_create_table(p),
         "DROP" if ddl::peek_keywords(p, &["DROP", "TABLE"]) => ddl::parse_drop_table(p),
+        "DROP" if ddl::peek_keywords(p, &["DROP", "ALL", "TABLES"]) => {
+            for _ in 0..3 {
+                p.next_token();
+            }
+            Ok(Statement::DropAllTables)
+        }
         "TRUNCATE" => ddl::parse_truncate(p),
         "RENAME" => ddl::parse_rename_table(p),
         "ALTER" if ddl::peek_keywords(p, &["ALTER", "TABLE"]) => ddl::parse_alter_table(p),

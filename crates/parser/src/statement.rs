@@ -12,6 +12,8 @@ pub enum Statement {
         names: Vec<String>,
         if_exists: bool,
     },
+    /// QuestDB's `DROP ALL TABLES`: every table, in one commit.
+    DropAllTables,
     Truncate {
         names: Vec<String>,
     },

@@ -568,3 +568,12 @@ fn create_table_like_names_the_source() {
     assert_eq!(c.like, None);
     assert_eq!(c.columns.len(), 1);
 }
+
+#[test]
+fn drop_all_tables_is_its_own_statement() {
+    assert_eq!(one("drop all tables"), Statement::DropAllTables);
+    assert!(matches!(
+        one("DROP TABLE all_x"),
+        Statement::DropTable { .. }
+    ));
+}
