@@ -145,17 +145,8 @@ pub(crate) async fn create_table(
         def,
         if_not_exists: c.if_not_exists,
     }];
-    if creates && table_ttl.is_some() {
-        requests.push(Request::SetTtl {
-            table: c.name.clone(),
-            ttl: table_ttl,
-        });
-    }
-    if creates && !upsert_keys.is_empty() {
-        requests.push(Request::SetDedup {
-            table: c.name.clone(),
-            keys: upsert_keys,
-        });
+    if creates {
+        requests.extend(table_settings(&c.name, table_ttl, upsert_keys));
     }
     match rows {
         Some((batches, n)) => {
@@ -263,23 +254,34 @@ fn create_like(session: &Session, c: &CreateTable, source: &str) -> Result<(Vec<
         def,
         if_not_exists: c.if_not_exists,
     }];
-    if creates && meta.ttl.is_some() {
-        requests.push(Request::SetTtl {
-            table: c.name.clone(),
-            ttl: meta.ttl,
-        });
-    }
-    if creates && !meta.dedup_keys.is_empty() {
-        requests.push(Request::SetDedup {
-            table: c.name.clone(),
-            keys: meta
-                .dedup_key_indexes()
-                .into_iter()
-                .map(|i| meta.columns[i].name.clone())
-                .collect(),
-        });
+    if creates {
+        let keys = meta
+            .dedup_key_indexes()
+            .into_iter()
+            .map(|i| meta.columns[i].name.clone())
+            .collect();
+        requests.extend(table_settings(&c.name, meta.ttl, keys));
     }
     Ok((requests, "CREATE TABLE".into()))
+}
+
+/// The requests that give a table created in the same commit its TTL and
+/// upsert keys (none for those it does not have).
+fn table_settings(table: &str, ttl: Option<Ttl>, upsert_keys: Vec<String>) -> Vec<Request> {
+    let mut requests = Vec::new();
+    if ttl.is_some() {
+        requests.push(Request::SetTtl {
+            table: table.to_string(),
+            ttl,
+        });
+    }
+    if !upsert_keys.is_empty() {
+        requests.push(Request::SetDedup {
+            table: table.to_string(),
+            keys: upsert_keys,
+        });
+    }
+    requests
 }
 
 /// The table's upsert keys: `DEDUP UPSERT KEYS`, or a PRIMARY KEY (on the

@@ -261,13 +261,7 @@ fn table_primary_key(p: &mut Parser<'_>) -> Result<Option<Vec<String>>> {
     }
     p.next_token();
     p.next_token();
-    p.expect_token(&Token::LParen)?;
-    let mut keys = vec![identifier(p)?];
-    while p.consume_token(&Token::Comma) {
-        keys.push(identifier(p)?);
-    }
-    p.expect_token(&Token::RParen)?;
-    Ok(Some(keys))
+    Ok(Some(identifier_list(p)?))
 }
 
 /// PostgreSQL's error for a second PRIMARY KEY.
@@ -283,13 +277,18 @@ fn multiple_primary_keys(p: &Parser<'_>) -> DdlError {
 fn upsert_keys(p: &mut Parser<'_>) -> Result<Vec<String>> {
     expect_word(p, "UPSERT")?;
     expect_word(p, "KEYS")?;
+    identifier_list(p)
+}
+
+/// `(a, b, ...)`: one or more column names in parentheses.
+fn identifier_list(p: &mut Parser<'_>) -> Result<Vec<String>> {
     p.expect_token(&Token::LParen)?;
-    let mut keys = vec![identifier(p)?];
+    let mut names = vec![identifier(p)?];
     while p.consume_token(&Token::Comma) {
-        keys.push(identifier(p)?);
+        names.push(identifier(p)?);
     }
     p.expect_token(&Token::RParen)?;
-    Ok(keys)
+    Ok(names)
 }
 
 /// `n UNIT` after TTL: `7 DAYS`, `1 MONTH`, or QuestDB's shorthand `2w`,

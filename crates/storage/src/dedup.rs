@@ -25,16 +25,24 @@ pub(crate) struct KeyColumn<'a> {
     pub(crate) symbol_keys: bool,
 }
 
+/// The positions in `meta.columns` of the upsert keys other than the
+/// designated timestamp (equal timestamps are what dedup groups by).
+pub(crate) fn key_indexes(meta: &TableMeta) -> Vec<usize> {
+    let ts = meta.timestamp_index();
+    meta.dedup_key_indexes()
+        .into_iter()
+        .filter(|i| Some(*i) != ts)
+        .collect()
+}
+
 /// The upsert keys of `meta` other than the designated timestamp, taken from
 /// `columns` (one per table column, in `meta` order, SYMBOL as dictionary keys).
 pub(crate) fn key_columns<'a, C: Borrow<Column>>(
     meta: &TableMeta,
     columns: &'a [C],
 ) -> Vec<KeyColumn<'a>> {
-    let ts = meta.timestamp_index();
-    meta.dedup_key_indexes()
+    key_indexes(meta)
         .into_iter()
-        .filter(|i| Some(*i) != ts)
         .filter_map(|i| {
             Some(KeyColumn {
                 column: columns.get(i)?.borrow(),

@@ -636,11 +636,8 @@ impl TableReader {
         order: Vec<(usize, Range<usize>)>,
     ) -> Result<Vec<(usize, Range<usize>)>> {
         let meta = &self.state.meta;
-        let ts_index = meta.timestamp_index();
-        let keys: Vec<&ColumnMeta> = meta
-            .dedup_key_indexes()
+        let keys: Vec<&ColumnMeta> = crate::dedup::key_indexes(meta)
             .into_iter()
-            .filter(|i| Some(*i) != ts_index)
             .map(|i| &meta.columns[i])
             .collect();
         // Each source's key values (SYMBOL as dictionary keys), then in merged order.

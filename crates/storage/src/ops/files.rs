@@ -160,19 +160,9 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             meta.seq = seq;
             Arc::make_mut(&mut t.txn).meta_seq = seq;
         }
-        Op::SetTtl { table, ttl } => {
-            let t = st.table_by_id(*table)?;
-            let meta = Arc::make_mut(&mut t.meta);
-            meta.ttl = *ttl;
-            meta.seq = seq;
-            Arc::make_mut(&mut t.txn).meta_seq = seq;
-        }
+        Op::SetTtl { table, ttl } => st.change_meta(*table, |meta| meta.ttl = *ttl)?,
         Op::SetDedup { table, keys } => {
-            let t = st.table_by_id(*table)?;
-            let meta = Arc::make_mut(&mut t.meta);
-            meta.dedup_keys = keys.clone();
-            meta.seq = seq;
-            Arc::make_mut(&mut t.txn).meta_seq = seq;
+            st.change_meta(*table, |meta| meta.dedup_keys = keys.clone())?
         }
         Op::Truncate { table } => {
             let t = st.table_by_id(*table)?;

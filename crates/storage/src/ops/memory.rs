@@ -130,20 +130,8 @@ pub(crate) fn stage(op: Op, st: &mut Staging<'_>) -> Result<()> {
             meta.seq = seq;
             Arc::make_mut(&mut t.txn).meta_seq = seq;
         }
-        Op::SetTtl { table, ttl } => {
-            let t = st.table_by_id(table)?;
-            let meta = Arc::make_mut(&mut t.meta);
-            meta.ttl = ttl;
-            meta.seq = seq;
-            Arc::make_mut(&mut t.txn).meta_seq = seq;
-        }
-        Op::SetDedup { table, keys } => {
-            let t = st.table_by_id(table)?;
-            let meta = Arc::make_mut(&mut t.meta);
-            meta.dedup_keys = keys;
-            meta.seq = seq;
-            Arc::make_mut(&mut t.txn).meta_seq = seq;
-        }
+        Op::SetTtl { table, ttl } => st.change_meta(table, |meta| meta.ttl = ttl)?,
+        Op::SetDedup { table, keys } => st.change_meta(table, |meta| meta.dedup_keys = keys)?,
     }
     Ok(())
 }

@@ -197,6 +197,21 @@ impl<'a> Staging<'a> {
             .ok_or_else(|| StorageError::TableNotFound(name.to_string()))
     }
 
+    /// Changes table `id`'s schema (`_meta`) with `change`, as of this commit.
+    pub(crate) fn change_meta(
+        &mut self,
+        id: u64,
+        change: impl FnOnce(&mut TableMeta),
+    ) -> Result<()> {
+        let seq = self.seq;
+        let t = self.table_by_id(id)?;
+        let meta = Arc::make_mut(&mut t.meta);
+        change(meta);
+        meta.seq = seq;
+        Arc::make_mut(&mut t.txn).meta_seq = seq;
+        Ok(())
+    }
+
     pub(crate) fn table_by_id(&mut self, id: u64) -> Result<&mut TableState> {
         self.catalog
             .tables
