@@ -7,25 +7,16 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
-use datafusion::arrow::array::{Array, ArrayRef};
-use datafusion::arrow::compute::concat;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::execution::TaskContext;
 use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
-use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
-use datafusion::physical_plan::streaming::{PartitionStream, StreamingTableExec};
-use datafusion::physical_plan::{ExecutionPlan, SendableRecordBatchStream};
-use tidemark_storage::{Piece, RowSource, Snapshot, TableReader};
+use datafusion::physical_plan::ExecutionPlan;
+use tidemark_storage::{RowSource, Snapshot, TableReader};
 
-use crate::convert::{read_piece_array, symbol_values};
-
-/// Rows per Arrow batch handed to DataFusion.
-const BATCH_ROWS: usize = 64 * 1024;
+use crate::scan::StorageScanExec;
 
 /// All tables of one snapshot; names resolve case-insensitively.
 #[derive(Debug)]
@@ -176,122 +167,12 @@ impl TableProvider for StorageTable {
             plan.rows(),
             names.join(", ")
         ));
-        let stream = PartScan {
-            reader: self.reader.clone(),
-            schema: projected.clone(),
-            names,
-            pieces: plan.pieces,
-        };
-        Ok(Arc::new(StreamingTableExec::try_new(
+        Ok(Arc::new(StorageScanExec::new(
+            self.reader.clone(),
             projected,
-            vec![Arc::new(stream)],
-            None,
-            Vec::new(),
-            false,
-            None,
-        )?))
-    }
-}
-
-/// The rows one scan reads, as a lazily produced stream of batches.
-#[derive(Debug)]
-struct PartScan {
-    reader: TableReader,
-    schema: SchemaRef,
-    names: Vec<String>,
-    /// The pieces of parts and buffered runs, in timestamp order.
-    pieces: Vec<Piece>,
-}
-
-/// `pieces` cut and grouped into batches of at most `BATCH_ROWS` rows: a long
-/// piece becomes several batches, short neighbours share one.
-fn batches_of(pieces: &[Piece]) -> Vec<Vec<Piece>> {
-    let mut out: Vec<Vec<Piece>> = Vec::new();
-    let mut current: Vec<Piece> = Vec::new();
-    let mut rows = 0;
-    for p in pieces {
-        let mut start = p.rows.start;
-        while start < p.rows.end {
-            let take = (p.rows.end - start).min(BATCH_ROWS - rows);
-            current.push(Piece {
-                source: p.source,
-                rows: start..start + take,
-            });
-            rows += take;
-            start += take;
-            if rows == BATCH_ROWS {
-                out.push(std::mem::take(&mut current));
-                rows = 0;
-            }
-        }
-    }
-    if !current.is_empty() {
-        out.push(current);
-    }
-    out
-}
-
-impl PartitionStream for PartScan {
-    fn schema(&self) -> &SchemaRef {
-        &self.schema
-    }
-
-    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
-        let batches = batches_of(&self.pieces);
-        let (reader, schema, names) =
-            (self.reader.clone(), self.schema.clone(), self.names.clone());
-        // SYMBOL dictionaries are the same for every batch of the scan: build them once.
-        let dictionaries: crate::error::Result<Vec<Option<ArrayRef>>> = self
-            .schema
-            .fields()
-            .iter()
-            .zip(&names)
-            .map(|(f, n)| match f.data_type() {
-                datafusion::arrow::datatypes::DataType::Dictionary(..) => {
-                    symbol_values(&reader, n).map(Some)
-                }
-                _ => Ok(None),
-            })
-            .collect();
-        let batches = batches
-            .into_iter()
-            .map(move |pieces| -> DfResult<RecordBatch> {
-                let dictionaries = dictionaries.as_ref().map_err(|e| to_df(e.clone()))?;
-                let rows: usize = pieces.iter().map(|p| p.rows.len()).sum();
-                let arrays = names
-                    .iter()
-                    .zip(dictionaries)
-                    .map(|(n, d)| {
-                        let parts = pieces
-                            .iter()
-                            .map(|p| read_piece_array(&reader, p, n, d.as_ref()))
-                            .collect::<crate::error::Result<Vec<_>>>()
-                            .map_err(to_df)?;
-                        match parts.as_slice() {
-                            [one] => Ok(one.clone()),
-                            many => {
-                                let refs: Vec<&dyn Array> =
-                                    many.iter().map(|a| a.as_ref()).collect();
-                                Ok(concat(&refs)?)
-                            }
-                        }
-                    })
-                    .collect::<DfResult<Vec<_>>>()?;
-                if arrays.is_empty() {
-                    let options = datafusion::arrow::record_batch::RecordBatchOptions::new()
-                        .with_row_count(Some(rows));
-                    return Ok(RecordBatch::try_new_with_options(
-                        schema.clone(),
-                        arrays,
-                        &options,
-                    )?);
-                }
-                Ok(RecordBatch::try_new(schema.clone(), arrays)?)
-            });
-        Box::pin(RecordBatchStreamAdapter::new(
-            self.schema.clone(),
-            futures::stream::iter(batches),
-        ))
+            names,
+            plan.pieces,
+        )))
     }
 }
 

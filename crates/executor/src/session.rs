@@ -1037,7 +1037,9 @@ impl Session {
             .with_create_default_catalog_and_schema(false);
         // A table scan is one stream in designated-timestamp order, and results
         // without ORDER BY keep that order: no splitting of scans and no
-        // round-robin shuffles (hash-partitioned aggregation still runs in parallel).
+        // round-robin shuffles (hash-partitioned aggregation still runs in
+        // parallel, and `parallel_aggregate.rs` splits scans under aggregates
+        // that do not need the order).
         config.options_mut().optimizer.repartition_file_scans = false;
         // The session time zone is UTC: `now()` and `::timestamptz` are instants
         // (`timestamp with time zone`), as in PostgreSQL.
@@ -1062,6 +1064,7 @@ impl Session {
             .with_analyzer_rules(analyzer_rules)
             .with_type_planner(Arc::new(crate::json::JsonTypes))
             .with_query_planner(Arc::new(crate::temporal_join::TemporalJoinPlanner))
+            .with_physical_optimizer_rule(Arc::new(crate::parallel_aggregate::ParallelAggregate))
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         // `->`/`->>` before DataFusion's own planners, which do not take them.

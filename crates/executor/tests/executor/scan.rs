@@ -268,3 +268,108 @@ async fn planning_reads_no_data_and_damage_surfaces_as_a_named_error() {
         .await
         .expect("undamaged columns stay readable");
 }
+
+/// The rows of `sql`'s first result, each column printed as text.
+async fn text_rows(s: &mut Session, sql: &str) -> Vec<Vec<String>> {
+    let mut out = s
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let Some(Output::Rows { rows, .. }) = out.pop() else {
+        panic!("{sql}: no rows")
+    };
+    let batches = rows.collect().await.expect("rows");
+    let mut lines = Vec::new();
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            lines.push(
+                b.columns()
+                    .iter()
+                    .map(|c| {
+                        tidemark_executor::text::format_value(c, r)
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| "NULL".into())
+                    })
+                    .collect(),
+            );
+        }
+    }
+    lines
+}
+
+/// The partition count EXPLAIN shows for the scan of `sql`.
+async fn scan_partitions(s: &mut Session, sql: &str) -> usize {
+    let plan = text_rows(s, &format!("EXPLAIN {sql}")).await;
+    let line = plan
+        .iter()
+        .flatten()
+        .flat_map(|cell| cell.lines())
+        .find(|l| l.contains("StorageScanExec"))
+        .unwrap_or_else(|| panic!("{sql}: no scan in {plan:#?}"))
+        .to_string();
+    line.split("partitions=")
+        .nth(1)
+        .and_then(|rest| rest.split(',').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("{sql}: {line}"))
+}
+
+#[tokio::test]
+async fn order_insensitive_aggregates_scan_on_every_core_and_agree() {
+    let cores = std::thread::available_parallelism().map_or(1, |n| n.get());
+    let (mut s, _dir) = crate::session();
+    s.execute("CREATE TABLE t (ts TIMESTAMP, k BIGINT, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR")
+        .await
+        .expect("create");
+    // 300,000 rows over several partitions, v = 1..300000, k = v % 3.
+    s.execute(
+        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 40000), value % 3, value FROM generate_series(1, 300000)",
+    )
+    .await
+    .expect("insert");
+    s.execute("CHECKPOINT").await.expect("checkpoint");
+    // 1,000 late rows, each just before a stored one, stay buffered and are
+    // read with the files.
+    s.execute(
+        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 12000000 - 1), 7, 1 FROM generate_series(1, 1000)",
+    )
+    .await
+    .expect("late rows");
+    let totals = "SELECT count(*), sum(v), min(v), max(v) FROM t WHERE v > 0";
+    let per_key = "SELECT k, count(*), sum(v), max(v) FROM t GROUP BY k ORDER BY k";
+    let expected_split = cores.min(301_000 / (128 * 1024));
+    assert!(
+        expected_split >= 2 || cores < 2,
+        "the table is large enough to split"
+    );
+    assert_eq!(scan_partitions(&mut s, totals).await, expected_split.max(1));
+    assert_eq!(
+        scan_partitions(&mut s, per_key).await,
+        expected_split.max(1)
+    );
+    assert_eq!(
+        text_rows(&mut s, totals).await,
+        vec![vec!["301000", "45000151000", "1", "300000"]]
+    );
+    assert_eq!(
+        text_rows(&mut s, per_key).await,
+        vec![
+            vec!["0", "100000", "15000150000", "300000"],
+            vec!["1", "100000", "14999950000", "299998"],
+            vec!["2", "100000", "15000050000", "299999"],
+            vec!["7", "1000", "1000", "1"],
+        ]
+    );
+    // What depends on the order of rows keeps the single ordered stream: the
+    // first rows of a bare scan, and QuestDB's first/last.
+    let head = "SELECT v FROM t LIMIT 3";
+    assert_eq!(scan_partitions(&mut s, head).await, 1);
+    assert_eq!(
+        text_rows(&mut s, head).await,
+        vec![vec!["1"], vec!["2"], vec!["3"]]
+    );
+    let ends = "SELECT first(v), last(v) FROM t";
+    assert_eq!(scan_partitions(&mut s, ends).await, 1);
+    assert_eq!(text_rows(&mut s, ends).await, vec![vec!["1", "300000"]]);
+}
