@@ -22,3 +22,37 @@ pub(crate) fn session() -> (tidemark_executor::Session, tempfile::TempDir) {
         dir,
     )
 }
+
+/// A result's values as text, row by row.
+pub(crate) fn text_rows(
+    batches: &[tidemark_executor::arrow::record_batch::RecordBatch],
+) -> Vec<Vec<Option<String>>> {
+    batches
+        .iter()
+        .flat_map(|b| {
+            (0..b.num_rows()).map(move |r| {
+                (0..b.num_columns())
+                    .map(|c| {
+                        tidemark_executor::text::format_value(b.column(c), r)
+                            .ok()
+                            .flatten()
+                    })
+                    .collect()
+            })
+        })
+        .collect()
+}
+
+pub(crate) async fn rows(
+    s: &mut tidemark_executor::Session,
+    sql: &str,
+) -> Vec<Vec<Option<String>>> {
+    let mut out = s
+        .execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+    let Some(tidemark_executor::Output::Rows { rows, .. }) = out.pop() else {
+        panic!("{sql}: {out:?}")
+    };
+    text_rows(&rows.collect().await.expect("rows"))
+}

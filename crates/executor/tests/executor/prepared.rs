@@ -4,38 +4,9 @@
 use std::sync::Arc;
 
 use tidemark_executor::{Output, ParamValue, Session};
+
+use crate::{rows, text_rows};
 use tidemark_storage::{Database, StorageOptions};
-
-/// A result's values as text, row by row.
-fn text_rows(
-    batches: &[tidemark_executor::arrow::record_batch::RecordBatch],
-) -> Vec<Vec<Option<String>>> {
-    batches
-        .iter()
-        .flat_map(|b| {
-            (0..b.num_rows()).map(move |r| {
-                (0..b.num_columns())
-                    .map(|c| {
-                        tidemark_executor::text::format_value(b.column(c), r)
-                            .ok()
-                            .flatten()
-                    })
-                    .collect()
-            })
-        })
-        .collect()
-}
-
-async fn rows(s: &mut Session, sql: &str) -> Vec<Vec<Option<String>>> {
-    let mut out = s
-        .execute(sql)
-        .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let Some(Output::Rows { rows, .. }) = out.pop() else {
-        panic!("{sql}: {out:?}")
-    };
-    text_rows(&rows.collect().await.expect("rows"))
-}
 
 #[tokio::test]
 async fn a_prepared_insert_binds_values_straight_into_columns() {

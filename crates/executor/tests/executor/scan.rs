@@ -269,33 +269,17 @@ async fn planning_reads_no_data_and_damage_surfaces_as_a_named_error() {
         .expect("undamaged columns stay readable");
 }
 
-/// The rows of `sql`'s first result, each column printed as text.
+/// The rows of `sql`'s result as text (NULL spelled out).
 async fn text_rows(s: &mut Session, sql: &str) -> Vec<Vec<String>> {
-    let mut out = s
-        .execute(sql)
+    crate::rows(s, sql)
         .await
-        .unwrap_or_else(|e| panic!("{sql}: {e}"));
-    let Some(Output::Rows { rows, .. }) = out.pop() else {
-        panic!("{sql}: no rows")
-    };
-    let batches = rows.collect().await.expect("rows");
-    let mut lines = Vec::new();
-    for b in &batches {
-        for r in 0..b.num_rows() {
-            lines.push(
-                b.columns()
-                    .iter()
-                    .map(|c| {
-                        tidemark_executor::text::format_value(c, r)
-                            .ok()
-                            .flatten()
-                            .unwrap_or_else(|| "NULL".into())
-                    })
-                    .collect(),
-            );
-        }
-    }
-    lines
+        .into_iter()
+        .map(|r| {
+            r.into_iter()
+                .map(|v| v.unwrap_or_else(|| "NULL".into()))
+                .collect()
+        })
+        .collect()
 }
 
 /// The partition count EXPLAIN shows for the scan of `sql`.
