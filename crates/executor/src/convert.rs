@@ -97,19 +97,42 @@ pub(crate) fn read_array(
         _ => {
             // SYMBOL: the stored keys are the dictionary keys; -1 marks NULL.
             let keys_raw = mapped_buffer(&chunk.data, stored.start * 4..stored.end * 4);
-            let keys_scalar = ScalarBuffer::<i32>::new(keys_raw, 0, stored.len());
-            let nulls = NullBuffer::from_iter(keys_scalar.iter().map(|&k| k >= 0));
-            let keys = PrimitiveArray::<Int32Type>::new(
-                keys_scalar,
-                Some(nulls).filter(|n| n.null_count() > 0),
-            );
+            let keys = ScalarBuffer::<i32>::new(keys_raw, 0, stored.len());
             let values = match dictionary {
                 Some(d) => d.clone(),
                 None => symbol_values(reader, name)?,
             };
-            Arc::new(DictionaryArray::<Int32Type>::try_new(keys, values)?)
+            symbol_array(keys, values, name)?
         }
     })
+}
+
+/// Stored SYMBOL keys (-1 is NULL) as a dictionary array over `values`. One
+/// pass finds the smallest and largest key: it says whether a null bitmap is
+/// needed at all and proves every key lies in the dictionary, so Arrow's own
+/// key-by-key validation (a second pass over every row) is skipped.
+fn symbol_array(keys: ScalarBuffer<i32>, values: ArrayRef, name: &str) -> Result<ArrayRef> {
+    let (lowest, highest) = keys
+        .iter()
+        .fold((0i32, -1i32), |(lo, hi), &k| (lo.min(k), hi.max(k)));
+    let in_dictionary = usize::try_from(highest).map_or(true, |h| h < values.len());
+    if lowest < -1 || !in_dictionary {
+        let key = if lowest < -1 { lowest } else { highest };
+        return Err(ExecError::new(
+            sqlstate::DATA_CORRUPTED,
+            format!(
+                "column \"{name}\": stored SYMBOL key {key} is outside its dictionary of {} values",
+                values.len()
+            ),
+        ));
+    }
+    let nulls = (lowest < 0).then(|| NullBuffer::from_iter(keys.iter().map(|&k| k >= 0)));
+    let keys = PrimitiveArray::<Int32Type>::new(keys, nulls);
+    // SAFETY: every key is -1 (a NULL slot) or in 0..values.len(), checked
+    // above, which is all `DictionaryArray::try_new` verifies.
+    Ok(Arc::new(unsafe {
+        DictionaryArray::<Int32Type>::new_unchecked(keys, values)
+    }))
 }
 
 /// Rows `rows` of column `name` of buffered run `run`, as an Arrow array of the
@@ -780,6 +803,31 @@ fn uuid_from_text(array: &ArrayRef, name: &str) -> Result<Column> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn stored_symbol_keys_become_a_dictionary_and_bad_keys_an_error() {
+        let values: ArrayRef = Arc::new(StringArray::from(vec!["a", "b"]));
+        let array = symbol_array(ScalarBuffer::from(vec![1, -1, 0]), values.clone(), "s")
+            .expect("valid keys");
+        let text =
+            cast_with_options(&array, &DataType::Utf8, &CastOptions::default()).expect("cast");
+        let text = text.as_string::<i32>();
+        assert_eq!(
+            (0..3)
+                .map(|i| text.is_valid(i).then(|| text.value(i)))
+                .collect::<Vec<_>>(),
+            vec![Some("b"), None, Some("a")]
+        );
+        assert_eq!(array.null_count(), 1);
+        let no_nulls =
+            symbol_array(ScalarBuffer::from(vec![0, 1]), values.clone(), "s").expect("valid keys");
+        assert!(no_nulls.nulls().is_none());
+        for bad in [vec![0, 2], vec![-2, 0]] {
+            let e = symbol_array(ScalarBuffer::from(bad), values.clone(), "s")
+                .expect_err("a key outside the dictionary is corruption");
+            assert_eq!(e.sqlstate, sqlstate::DATA_CORRUPTED, "{e}");
+        }
+    }
 
     #[test]
     fn iso_timestamps_parse_as_the_general_parser_does() {
