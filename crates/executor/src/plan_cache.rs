@@ -380,12 +380,13 @@ impl TableProvider for UnboundTable {
     }
 
     /// As the storage table answers, so that an optimized kept plan's filters
-    /// reach the scans the execution binds.
+    /// reach the scans the execution binds; none is exact here, because the
+    /// unbound table does not know which column is the designated timestamp.
     fn supports_filters_pushdown(
         &self,
         filters: &[&datafusion::logical_expr::Expr],
     ) -> datafusion::error::Result<Vec<datafusion::logical_expr::TableProviderFilterPushDown>> {
-        Ok(crate::provider::filter_pushdown(filters))
+        Ok(crate::provider::filter_pushdown(filters, None))
     }
 
     async fn scan(

@@ -115,7 +115,10 @@ impl TableProvider for StorageTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(filter_pushdown(filters))
+        Ok(filter_pushdown(
+            filters,
+            self.reader.meta().timestamp_name(),
+        ))
     }
 
     async fn scan(
@@ -265,9 +268,48 @@ fn micros(e: &Expr) -> Option<(i64, i64)> {
     }
 }
 
-/// How a storage table takes filters: those on the designated timestamp prune
-/// partitions and rows, but DataFusion still applies every filter to what a scan
-/// returns.
-pub(crate) fn filter_pushdown(filters: &[&Expr]) -> Vec<TableProviderFilterPushDown> {
-    vec![TableProviderFilterPushDown::Inexact; filters.len()]
+/// How a storage table takes filters: a comparison of the designated
+/// timestamp with a timestamp literal (or an AND or BETWEEN of such) is exact,
+/// because the scan reads exactly the rows of the `[lo, hi)` range it gives
+/// (`TableReader::scan` cuts every part and buffered run by binary search), so
+/// DataFusion need not test it again row by row. Every other filter is applied
+/// by DataFusion to what the scan returns. `ts` is `None` where the table is
+/// not known yet (a kept plan's unbound table): then nothing is exact.
+pub(crate) fn filter_pushdown(
+    filters: &[&Expr],
+    ts: Option<&str>,
+) -> Vec<TableProviderFilterPushDown> {
+    filters
+        .iter()
+        .map(|f| match ts {
+            Some(ts) if within_bounds(f, ts) => TableProviderFilterPushDown::Exact,
+            _ => TableProviderFilterPushDown::Inexact,
+        })
+        .collect()
+}
+
+/// Whether `bound` takes all of `e`: the rows of the range it gives are
+/// exactly the rows `e` keeps.
+fn within_bounds(e: &Expr, ts: &str) -> bool {
+    match e {
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::And,
+            right,
+        }) => within_bounds(left, ts) && within_bounds(right, ts),
+        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
+            matches!(
+                op,
+                Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq | Operator::Eq
+            ) && ((is_ts(left, ts) && micros(right).is_some())
+                || (is_ts(right, ts) && micros(left).is_some()))
+        }
+        Expr::Between(Between {
+            expr,
+            negated: false,
+            low,
+            high,
+        }) => is_ts(expr, ts) && micros(low).is_some() && micros(high).is_some(),
+        _ => false,
+    }
 }

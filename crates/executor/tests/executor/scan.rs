@@ -357,3 +357,58 @@ async fn order_insensitive_aggregates_scan_on_every_core_and_agree() {
     assert_eq!(scan_partitions(&mut s, ends).await, 1);
     assert_eq!(text_rows(&mut s, ends).await, vec![vec!["1", "300000"]]);
 }
+
+#[tokio::test]
+async fn timestamp_ranges_are_cut_by_the_scan_alone_and_keep_their_edges() {
+    let (mut s, _dir) = crate::session();
+    s.execute("CREATE TABLE t (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY")
+        .await
+        .expect("create");
+    s.execute(
+        "INSERT INTO t VALUES ('2026-11-21T00:00:00', 1), ('2026-11-21T10:00:00', 2), ('2026-11-21T11:00:00', 3), ('2026-11-22T00:00:00', 4)",
+    )
+    .await
+    .expect("insert");
+    s.execute("CHECKPOINT").await.expect("checkpoint");
+    // Buffered rows on the edges too.
+    s.execute("INSERT INTO t VALUES ('2026-11-21T10:00:00', 20), ('2026-11-21T10:59:59.999999', 29), ('2026-11-21T11:00:00', 30)")
+        .await
+        .expect("late rows");
+    let cases: [(&str, Vec<&str>); 5] = [
+        (
+            "ts >= '2026-11-21T10:00:00' AND ts < '2026-11-21T11:00:00'",
+            vec!["2", "20", "29"],
+        ),
+        (
+            "ts > '2026-11-21T10:00:00' AND ts <= '2026-11-21T11:00:00'",
+            vec!["29", "3", "30"],
+        ),
+        ("ts = '2026-11-21T11:00:00'", vec!["3", "30"]),
+        (
+            "ts BETWEEN '2026-11-21T10:59:59.999999' AND '2026-11-21T11:00:00'",
+            vec!["29", "3", "30"],
+        ),
+        ("'2026-11-22' <= ts", vec!["4"]),
+    ];
+    for (condition, expected) in cases {
+        let sql = format!("SELECT v FROM t WHERE {condition}");
+        let got: Vec<String> = text_rows(&mut s, &sql)
+            .await
+            .into_iter()
+            .flatten()
+            .collect();
+        assert_eq!(got, expected, "{sql}");
+        let plan = text_rows(&mut s, &format!("EXPLAIN {sql}")).await;
+        assert!(
+            !plan
+                .iter()
+                .flatten()
+                .any(|cell| cell.contains("FilterExec")),
+            "{sql}: the scan's range is exact, no row filter is needed: {plan:#?}"
+        );
+    }
+    // A condition the range cannot express still filters rows.
+    let sql = "SELECT v FROM t WHERE ts <> '2026-11-21T10:00:00' AND ts < '2026-11-21T11:00:00'";
+    let got: Vec<String> = text_rows(&mut s, sql).await.into_iter().flatten().collect();
+    assert_eq!(got, vec!["1", "29"], "{sql}");
+}
