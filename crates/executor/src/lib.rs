@@ -20,6 +20,7 @@ mod catalog_rewrite;
 mod catalog_types;
 mod checkpoint;
 mod column_names;
+mod compensated_sum;
 mod convert;
 pub mod copy;
 mod cursor;

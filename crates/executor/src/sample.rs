@@ -32,6 +32,8 @@ use crate::session::{Output, Session};
 const AGGREGATES: &[&str] = &[
     "count",
     "sum",
+    "ksum",
+    "nsum",
     "avg",
     "mean",
     "min",

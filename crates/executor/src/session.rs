@@ -1076,6 +1076,7 @@ impl Session {
         }
         crate::json::register_functions(&ctx);
         crate::rnd::register(&ctx);
+        crate::compensated_sum::register(&ctx);
         crate::questdb_time::register(&ctx);
         crate::temporal_join::register_marker(&ctx);
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
