@@ -79,10 +79,16 @@ impl CompensatedSum {
 
     /// The sum with the compensation applied.
     fn total(&self) -> f64 {
-        match self.method {
-            Method::Kahan => self.sum - self.compensation,
-            Method::Neumaier => self.sum + self.compensation,
-        }
+        self.sum + correction(self.method, self.compensation)
+    }
+}
+
+/// What a sum's `compensation` adds to its running `sum`: Kahan keeps the
+/// lost bits negated, Neumaier as they are.
+fn correction(method: Method, compensation: f64) -> f64 {
+    match method {
+        Method::Kahan => -compensation,
+        Method::Neumaier => compensation,
     }
 }
 
@@ -132,15 +138,11 @@ impl Accumulator for CompensatedSum {
         };
         for i in 0..seen.len() {
             if seen.is_valid(i) && seen.value(i) {
-                // Both parts of the other sum, each added with compensation.
-                let other = CompensatedSum {
-                    method: self.method,
-                    sum: sums.value(i),
-                    compensation: compensations.value(i),
-                    seen: true,
-                };
-                self.add(other.sum);
-                self.add(other.total() - other.sum);
+                // Both parts of the other sum, each added with compensation
+                // (the correction taken as stored, not as a difference of
+                // totals, which would round it away next to a large sum).
+                self.add(sums.value(i));
+                self.add(correction(self.method, compensations.value(i)));
             }
         }
         Ok(())
@@ -170,6 +172,37 @@ mod tests {
         assert_ne!(tenths.iter().sum::<f64>(), 1_000_000.0);
         assert_eq!(sum_of(Method::Kahan, &tenths), 1_000_000.0);
         assert_eq!(sum_of(Method::Neumaier, &tenths), 1_000_000.0);
+    }
+
+    #[test]
+    fn a_merge_keeps_a_correction_far_below_the_sum() {
+        for method in [Method::Kahan, Method::Neumaier] {
+            let mut left = CompensatedSum::new(method);
+            let mut right = CompensatedSum::new(method);
+            right.add(1e6);
+            right.add(1e-12);
+            right.add(1e-12);
+            let state: Vec<ArrayRef> = right
+                .state()
+                .expect("state")
+                .into_iter()
+                .map(|v| v.to_array().expect("array"))
+                .collect();
+            left.merge_batch(&state).expect("merge");
+            // The bits 1e6 could not hold arrive with the merged sum.
+            assert_eq!(correction(method, left.compensation), 2e-12, "{method:?}");
+        }
+        // Neumaier's correction also survives a large addend that cancels the sum.
+        let mut merged = CompensatedSum::new(Method::Neumaier);
+        merged
+            .merge_batch(&[
+                Arc::new(datafusion::arrow::array::Float64Array::from(vec![1e6])) as ArrayRef,
+                Arc::new(datafusion::arrow::array::Float64Array::from(vec![2e-12])),
+                Arc::new(datafusion::arrow::array::BooleanArray::from(vec![true])),
+            ])
+            .expect("merge");
+        merged.add(-1e6);
+        assert_eq!(merged.total(), 2e-12);
     }
 
     #[test]
