@@ -193,15 +193,19 @@ fn timestamp_bounds(filters: &[Expr], ts: &str) -> (i64, i64) {
     (lo, hi)
 }
 
-fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) {
+/// Narrows `[lo, hi)` by what `e` says of the designated timestamp; true when
+/// the narrowed range expresses all of `e` (the rows in it are exactly the rows
+/// `e` keeps), so the filter need not be tested again row by row.
+fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) -> bool {
     match e {
         Expr::BinaryExpr(BinaryExpr {
             left,
             op: Operator::And,
             right,
         }) => {
-            bound(left, ts, lo, hi);
-            bound(right, ts, lo, hi);
+            // Both sides narrow the range, whatever the first one answers.
+            let left = bound(left, ts, lo, hi);
+            bound(right, ts, lo, hi) && left
         }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (op, v) = match (
@@ -213,9 +217,9 @@ fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) {
                 (true, Some(v), _, _) => (*op, v),
                 (_, _, true, Some(v)) => match op.swap() {
                     Some(o) => (o, v),
-                    None => return,
+                    None => return false,
                 },
-                _ => return,
+                _ => return false,
             };
             // `v` is (floor, ceil) of the literal in microseconds (equal when it is
             // a whole microsecond): the bounds keep exactly the rows that can match.
@@ -228,8 +232,9 @@ fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) {
                     *lo = (*lo).max(v.1);
                     *hi = (*hi).min(v.0.saturating_add(1));
                 }
-                _ => {}
+                _ => return false,
             }
+            true
         }
         Expr::Between(Between {
             expr,
@@ -237,12 +242,14 @@ fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) {
             low,
             high,
         }) if is_ts(expr, ts) => {
-            if let (Some(a), Some(b)) = (micros(low), micros(high)) {
-                *lo = (*lo).max(a.1);
-                *hi = (*hi).min(b.0.saturating_add(1));
-            }
+            let (Some(a), Some(b)) = (micros(low), micros(high)) else {
+                return false;
+            };
+            *lo = (*lo).max(a.1);
+            *hi = (*hi).min(b.0.saturating_add(1));
+            true
         }
-        _ => {}
+        _ => false,
     }
 }
 
@@ -281,35 +288,12 @@ pub(crate) fn filter_pushdown(
 ) -> Vec<TableProviderFilterPushDown> {
     filters
         .iter()
-        .map(|f| match ts {
-            Some(ts) if within_bounds(f, ts) => TableProviderFilterPushDown::Exact,
-            _ => TableProviderFilterPushDown::Inexact,
+        .map(|f| {
+            let (mut lo, mut hi) = (i64::MIN, i64::MAX);
+            match ts {
+                Some(ts) if bound(f, ts, &mut lo, &mut hi) => TableProviderFilterPushDown::Exact,
+                _ => TableProviderFilterPushDown::Inexact,
+            }
         })
         .collect()
-}
-
-/// Whether `bound` takes all of `e`: the rows of the range it gives are
-/// exactly the rows `e` keeps.
-fn within_bounds(e: &Expr, ts: &str) -> bool {
-    match e {
-        Expr::BinaryExpr(BinaryExpr {
-            left,
-            op: Operator::And,
-            right,
-        }) => within_bounds(left, ts) && within_bounds(right, ts),
-        Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
-            matches!(
-                op,
-                Operator::Gt | Operator::GtEq | Operator::Lt | Operator::LtEq | Operator::Eq
-            ) && ((is_ts(left, ts) && micros(right).is_some())
-                || (is_ts(right, ts) && micros(left).is_some()))
-        }
-        Expr::Between(Between {
-            expr,
-            negated: false,
-            low,
-            high,
-        }) => is_ts(expr, ts) && micros(low).is_some() && micros(high).is_some(),
-        _ => false,
-    }
 }
