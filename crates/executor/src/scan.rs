@@ -96,11 +96,12 @@ impl StorageScanExec {
         let [pieces] = self.partitions.as_slice() else {
             return None;
         };
-        let n = n.min(self.rows() / MIN_ROWS_PER_SPLIT);
+        let rows = self.rows();
+        let n = n.min(rows / MIN_ROWS_PER_SPLIT);
         if n < 2 {
             return None;
         }
-        let partitions = cut_into(pieces, self.rows().div_ceil(n));
+        let partitions = cut_into(pieces, rows.div_ceil(n));
         Some(Self::with_partitions(
             self.reader.clone(),
             self.schema.clone(),
