@@ -58,6 +58,7 @@ mod session;
 mod settings;
 mod show;
 mod stream;
+mod symbol_grouping;
 mod system;
 mod temporal_join;
 pub mod text;

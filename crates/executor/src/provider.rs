@@ -7,16 +7,20 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use async_trait::async_trait;
+use datafusion::arrow::datatypes::DataType;
 use datafusion::arrow::datatypes::{Schema, SchemaRef};
 use datafusion::catalog::{SchemaProvider, Session, TableProvider};
 use datafusion::common::ScalarValue;
 use datafusion::datasource::TableType;
 use datafusion::error::{DataFusionError, Result as DfResult};
-use datafusion::logical_expr::{Between, BinaryExpr, Expr, Operator, TableProviderFilterPushDown};
+use datafusion::logical_expr::expr::InList;
+use datafusion::logical_expr::{
+    Between, BinaryExpr, Cast, Expr, Operator, TableProviderFilterPushDown, TryCast,
+};
 use datafusion::physical_plan::ExecutionPlan;
-use tidemark_storage::{RowSource, Snapshot, TableReader};
+use tidemark_storage::{ColumnType, RowSource, Snapshot, TableReader};
 
-use crate::scan::StorageScanExec;
+use crate::scan::{StorageScanExec, SymbolFilter};
 
 /// All tables of one snapshot; names resolve case-insensitively.
 #[derive(Debug)]
@@ -175,6 +179,7 @@ impl TableProvider for StorageTable {
             projected,
             names,
             plan.pieces,
+            symbol_filters(filters, &self.reader),
         )))
     }
 }
@@ -271,6 +276,97 @@ fn micros(e: &Expr) -> Option<(i64, i64)> {
             ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000).and_then(exact),
             _ => None,
         },
+        _ => None,
+    }
+}
+
+/// The filters among `filters` that keep rows whose SYMBOL column equals one
+/// of some strings (`sym = 'A'`, `sym IN ('A', 'B')`): the scan tests those on
+/// the stored keys (`scan.rs`).
+fn symbol_filters(filters: &[Expr], reader: &TableReader) -> Vec<SymbolFilter> {
+    let symbol_column = |e: &Expr| -> Option<String> {
+        let name = column_name(e)?;
+        let meta = reader.meta();
+        let i = meta.column_index(name)?;
+        (meta.columns[i].column_type == ColumnType::Symbol).then(|| meta.columns[i].name.clone())
+    };
+    // `sym = 'A'`, `sym IN (...)`, and ORs of them (DataFusion writes a short
+    // IN list as ORs): the column and the values.
+    fn wanted(
+        e: &Expr,
+        symbol_column: &dyn Fn(&Expr) -> Option<String>,
+    ) -> Option<(String, Vec<String>)> {
+        match e {
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Eq,
+                right,
+            }) => match (symbol_column(left), string(right)) {
+                (Some(c), Some(v)) => Some((c, vec![v])),
+                _ => Some((symbol_column(right)?, vec![string(left)?])),
+            },
+            Expr::InList(InList {
+                expr,
+                list,
+                negated: false,
+            }) => Some((
+                symbol_column(expr)?,
+                list.iter().map(string).collect::<Option<Vec<_>>>()?,
+            )),
+            Expr::BinaryExpr(BinaryExpr {
+                left,
+                op: Operator::Or,
+                right,
+            }) => {
+                let (column, mut values) = wanted(left, symbol_column)?;
+                let (other, more) = wanted(right, symbol_column)?;
+                (column == other).then(|| {
+                    values.extend(more);
+                    (column, values)
+                })
+            }
+            _ => None,
+        }
+    }
+    filters
+        .iter()
+        .filter_map(|f| wanted(f, &symbol_column))
+        .map(|(column, values)| SymbolFilter { column, values })
+        .collect()
+}
+
+/// The column `e` reads, through casts to text.
+fn column_name(e: &Expr) -> Option<&str> {
+    match e {
+        Expr::Column(c) => Some(&c.name),
+        Expr::Cast(Cast { expr, field }) | Expr::TryCast(TryCast { expr, field })
+            if matches!(
+                field.data_type(),
+                DataType::Utf8
+                    | DataType::LargeUtf8
+                    | DataType::Utf8View
+                    | DataType::Dictionary(..)
+            ) =>
+        {
+            column_name(expr)
+        }
+        _ => None,
+    }
+}
+
+/// A non-NULL text literal.
+fn string(e: &Expr) -> Option<String> {
+    fn text(v: &ScalarValue) -> Option<String> {
+        match v {
+            ScalarValue::Utf8(Some(s))
+            | ScalarValue::LargeUtf8(Some(s))
+            | ScalarValue::Utf8View(Some(s)) => Some(s.clone()),
+            ScalarValue::Dictionary(_, v) => text(v),
+            _ => None,
+        }
+    }
+    match e {
+        Expr::Literal(v, _) => text(v),
         _ => None,
     }
 }

@@ -9,8 +9,9 @@
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::array::{Array, ArrayRef};
-use datafusion::arrow::compute::concat;
+use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, BooleanBufferBuilder};
+use datafusion::arrow::buffer::BooleanBuffer;
+use datafusion::arrow::compute::{concat, filter_record_batch};
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -23,7 +24,7 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use tidemark_storage::{Piece, TableReader};
+use tidemark_storage::{Piece, RowSource, TableReader, Values};
 
 use crate::convert::{read_piece_array, symbol_values};
 use crate::provider::to_df;
@@ -35,8 +36,176 @@ const BATCH_ROWS: usize = 64 * 1024;
 const MIN_ROWS_PER_SPLIT: usize = 2 * BATCH_ROWS;
 
 /// The SYMBOL dictionaries of a scan's columns (`None` for other columns), built
-/// once and shared by every partition of the scan.
-type Dictionaries = Arc<OnceLock<crate::error::Result<Vec<Option<ArrayRef>>>>>;
+/// on first use and shared by every partition of the scan, and by the plan
+/// nodes above it that read SYMBOL keys (`symbol_grouping.rs`): every SYMBOL
+/// array the scan yields has these values, so its keys mean the same in
+/// every batch.
+#[derive(Debug)]
+pub(crate) struct SymbolDictionaries {
+    reader: TableReader,
+    schema: SchemaRef,
+    names: Vec<String>,
+    built: OnceLock<crate::error::Result<Vec<Option<ArrayRef>>>>,
+}
+
+impl SymbolDictionaries {
+    fn all(&self) -> crate::error::Result<&[Option<ArrayRef>]> {
+        self.built
+            .get_or_init(|| {
+                self.schema
+                    .fields()
+                    .iter()
+                    .zip(&self.names)
+                    .map(|(f, n)| match f.data_type() {
+                        DataType::Dictionary(..) => symbol_values(&self.reader, n).map(Some),
+                        _ => Ok(None),
+                    })
+                    .collect()
+            })
+            .as_ref()
+            .map(Vec::as_slice)
+            .map_err(Clone::clone)
+    }
+
+    /// The dictionary values of the scan's column `column`, a SYMBOL column.
+    pub(crate) fn values(&self, column: usize) -> crate::error::Result<&ArrayRef> {
+        self.all()?
+            .get(column)
+            .and_then(Option::as_ref)
+            .ok_or_else(|| {
+                crate::error::ExecError::new(
+                    crate::error::sqlstate::INTERNAL_ERROR,
+                    format!(
+                        "scan column {column} of table {} is not a SYMBOL column",
+                        self.reader.name()
+                    ),
+                )
+            })
+    }
+}
+
+type Dictionaries = Arc<SymbolDictionaries>;
+
+/// A filter the scan applies itself: SYMBOL column `column` equal to one of
+/// `values` (`sym = 'A'`, `sym IN ('A', 'B')`), tested on the stored keys
+/// before any other column is read, so rows of other symbols are never
+/// decoded. DataFusion still applies the filter above the scan (it is pushed
+/// down as inexact): this only drops rows the filter drops anyway.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct SymbolFilter {
+    pub(crate) column: String,
+    pub(crate) values: Vec<String>,
+}
+
+/// A [`SymbolFilter`] resolved against the snapshot's dictionary: which keys
+/// it keeps.
+#[derive(Debug)]
+struct KeyFilter {
+    column: String,
+    /// `kept[k]`: rows with key `k` pass.
+    kept: Vec<bool>,
+}
+
+impl KeyFilter {
+    fn resolve(reader: &TableReader, filter: &SymbolFilter) -> crate::error::Result<KeyFilter> {
+        let (dictionary, _) = reader.symbol_dictionary(&filter.column)?;
+        Ok(KeyFilter {
+            column: filter.column.clone(),
+            kept: dictionary
+                .iter()
+                .map(|v| filter.values.iter().any(|f| **f == **v))
+                .collect(),
+        })
+    }
+
+    fn keeps(&self, key: i32) -> bool {
+        usize::try_from(key)
+            .ok()
+            .and_then(|k| self.kept.get(k))
+            .is_some_and(|&kept| kept)
+    }
+
+    /// Which rows of `piece` pass, from the stored keys alone (a row before
+    /// the column existed, or NULL, never does).
+    fn rows_kept(
+        &self,
+        reader: &TableReader,
+        piece: &Piece,
+    ) -> crate::error::Result<BooleanBuffer> {
+        let rows = piece.rows.clone();
+        match piece.source {
+            RowSource::Part(part) => {
+                let chunk = reader.column_chunk(part, &self.column)?;
+                // Rows before `top` predate the column: NULL, not stored.
+                let first = rows.start.max(chunk.top);
+                if first >= rows.end {
+                    return Ok(BooleanBuffer::new_unset(rows.len()));
+                }
+                let bytes = chunk
+                    .data
+                    .as_slice()
+                    .get((first - chunk.top) * 4..(rows.end - chunk.top) * 4)
+                    .ok_or_else(|| {
+                        crate::error::ExecError::new(
+                            crate::error::sqlstate::DATA_CORRUPTED,
+                            format!(
+                                "column \"{}\" of table {}: the SYMBOL key file is shorter than its {} rows",
+                                self.column,
+                                reader.name(),
+                                chunk.rows
+                            ),
+                        )
+                    })?;
+                let before = first - rows.start;
+                Ok(BooleanBuffer::collect_bool(rows.len(), |i| {
+                    i >= before && {
+                        let at = (i - before) * 4;
+                        self.keeps(i32::from_le_bytes([
+                            bytes[at],
+                            bytes[at + 1],
+                            bytes[at + 2],
+                            bytes[at + 3],
+                        ]))
+                    }
+                }))
+            }
+            RowSource::Run(run) => {
+                let raw = reader.run_column_raw(run, &self.column, rows.clone())?;
+                let Values::Int(keys) = &raw.values else {
+                    return Err(crate::error::ExecError::new(
+                        crate::error::sqlstate::INTERNAL_ERROR,
+                        format!("buffered SYMBOL column \"{}\" holds no keys", self.column),
+                    ));
+                };
+                Ok(BooleanBuffer::collect_bool(keys.len(), |i| {
+                    !raw.is_null(i) && self.keeps(keys[i])
+                }))
+            }
+        }
+    }
+}
+
+/// The rows of `pieces` that pass every filter, or `None` when there are no
+/// filters.
+fn rows_kept(
+    reader: &TableReader,
+    filters: &[KeyFilter],
+    pieces: &[Piece],
+) -> crate::error::Result<Option<BooleanBuffer>> {
+    let mut kept: Option<BooleanBuffer> = None;
+    for filter in filters {
+        let mut rows = BooleanBufferBuilder::new(pieces.iter().map(|p| p.rows.len()).sum());
+        for piece in pieces {
+            rows.append_buffer(&filter.rows_kept(reader, piece)?);
+        }
+        let rows = rows.finish();
+        kept = Some(match kept {
+            Some(k) => &k & &rows,
+            None => rows,
+        });
+    }
+    Ok(kept)
+}
 
 #[derive(Debug)]
 pub(crate) struct StorageScanExec {
@@ -48,40 +217,51 @@ pub(crate) struct StorageScanExec {
     /// partitions follow each other in timestamp order too.
     partitions: Vec<Vec<Piece>>,
     dictionaries: Dictionaries,
+    symbol_filters: Vec<SymbolFilter>,
+    /// `symbol_filters` resolved to keys, once, for every partition.
+    key_filters: Arc<OnceLock<crate::error::Result<Vec<KeyFilter>>>>,
     properties: Arc<PlanProperties>,
 }
 
 impl StorageScanExec {
-    /// One partition reading `pieces` (in timestamp order).
+    /// One partition reading `pieces` (in timestamp order), keeping the rows
+    /// that pass `symbol_filters`.
     pub(crate) fn new(
         reader: TableReader,
         schema: SchemaRef,
         names: Vec<String>,
         pieces: Vec<Piece>,
+        symbol_filters: Vec<SymbolFilter>,
     ) -> Self {
-        Self::with_partitions(reader, schema, names, vec![pieces], Arc::default())
-    }
-
-    fn with_partitions(
-        reader: TableReader,
-        schema: SchemaRef,
-        names: Vec<String>,
-        partitions: Vec<Vec<Piece>>,
-        dictionaries: Dictionaries,
-    ) -> Self {
-        let properties = Arc::new(PlanProperties::new(
-            EquivalenceProperties::new(schema.clone()),
-            Partitioning::UnknownPartitioning(partitions.len()),
-            EmissionType::Incremental,
-            Boundedness::Bounded,
-        ));
+        let dictionaries = Arc::new(SymbolDictionaries {
+            reader: reader.clone(),
+            schema: schema.clone(),
+            names: names.clone(),
+            built: OnceLock::new(),
+        });
         StorageScanExec {
+            properties: plan_properties(&schema, 1),
             reader,
             schema,
             names,
-            partitions,
+            partitions: vec![pieces],
             dictionaries,
-            properties,
+            symbol_filters,
+            key_filters: Arc::default(),
+        }
+    }
+
+    /// The same scan reading `partitions`.
+    fn with_partitions(&self, partitions: Vec<Vec<Piece>>) -> Self {
+        StorageScanExec {
+            properties: plan_properties(&self.schema, partitions.len()),
+            reader: self.reader.clone(),
+            schema: self.schema.clone(),
+            names: self.names.clone(),
+            partitions,
+            dictionaries: self.dictionaries.clone(),
+            symbol_filters: self.symbol_filters.clone(),
+            key_filters: self.key_filters.clone(),
         }
     }
 
@@ -101,31 +281,24 @@ impl StorageScanExec {
         if n < 2 {
             return None;
         }
-        let partitions = cut_into(pieces, rows.div_ceil(n));
-        Some(Self::with_partitions(
-            self.reader.clone(),
-            self.schema.clone(),
-            self.names.clone(),
-            partitions,
-            self.dictionaries.clone(),
-        ))
+        Some(self.with_partitions(cut_into(pieces, rows.div_ceil(n))))
     }
 
-    fn dictionaries(&self) -> crate::error::Result<Vec<Option<ArrayRef>>> {
-        self.dictionaries
-            .get_or_init(|| {
-                self.schema
-                    .fields()
-                    .iter()
-                    .zip(&self.names)
-                    .map(|(f, n)| match f.data_type() {
-                        DataType::Dictionary(..) => symbol_values(&self.reader, n).map(Some),
-                        _ => Ok(None),
-                    })
-                    .collect()
-            })
-            .clone()
+    /// The SYMBOL dictionaries this scan's arrays are built on.
+    pub(crate) fn dictionaries(&self) -> &Dictionaries {
+        &self.dictionaries
     }
+}
+
+/// A scan of `partitions` unordered streams (`EXPLAIN` and DataFusion's
+/// planning read these).
+fn plan_properties(schema: &SchemaRef, partitions: usize) -> Arc<PlanProperties> {
+    Arc::new(PlanProperties::new(
+        EquivalenceProperties::new(schema.clone()),
+        Partitioning::UnknownPartitioning(partitions),
+        EmissionType::Incremental,
+        Boundedness::Bounded,
+    ))
 }
 
 /// `pieces` cut into groups of at most `limit` rows, in order; a piece longer
@@ -166,7 +339,16 @@ impl DisplayAs for StorageScanExec {
             self.partitions.len(),
             self.rows(),
             self.names.join(", ")
-        )
+        )?;
+        for filter in &self.symbol_filters {
+            write!(
+                f,
+                ", symbol filter: {} IN ({} values)",
+                filter.column,
+                filter.values.len()
+            )?;
+        }
+        Ok(())
     }
 }
 
@@ -217,12 +399,40 @@ impl ExecutionPlan for StorageScanExec {
             ))
         })?;
         let batches = cut_into(pieces, BATCH_ROWS);
-        let dictionaries = self.dictionaries();
+        let dictionaries = self.dictionaries.clone();
+        let key_filters = self.key_filters.clone();
+        let symbol_filters = self.symbol_filters.clone();
         let (reader, schema, names) =
             (self.reader.clone(), self.schema.clone(), self.names.clone());
-        let batches = batches.into_iter().map(move |pieces| {
-            let dictionaries = dictionaries.as_ref().map_err(|e| to_df(e.clone()))?;
-            read_batch(&reader, &schema, &names, dictionaries, &pieces)
+        let batches = batches.into_iter().filter_map(move |pieces| {
+            let key_filters = key_filters
+                .get_or_init(|| {
+                    symbol_filters
+                        .iter()
+                        .map(|f| KeyFilter::resolve(&reader, f))
+                        .collect()
+                })
+                .as_ref()
+                .map_err(|e| to_df(e.clone()));
+            let kept = match key_filters.and_then(|f| rows_kept(&reader, f, &pieces).map_err(to_df))
+            {
+                Ok(kept) => kept,
+                Err(e) => return Some(Err(e)),
+            };
+            // A batch without a row of the wanted symbols reads nothing more.
+            if kept.as_ref().is_some_and(|k| k.count_set_bits() == 0) {
+                return None;
+            }
+            let batch = dictionaries
+                .all()
+                .map_err(to_df)
+                .and_then(|d| read_batch(&reader, &schema, &names, d, &pieces));
+            Some(match (batch, kept) {
+                (Ok(batch), Some(kept)) if kept.count_set_bits() < kept.len() => {
+                    filter_record_batch(&batch, &BooleanArray::new(kept, None)).map_err(Into::into)
+                }
+                (batch, _) => batch,
+            })
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),

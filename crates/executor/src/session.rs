@@ -1065,6 +1065,7 @@ impl Session {
             .with_type_planner(Arc::new(crate::json::JsonTypes))
             .with_query_planner(Arc::new(crate::temporal_join::TemporalJoinPlanner))
             .with_physical_optimizer_rule(Arc::new(crate::parallel_aggregate::ParallelAggregate))
+            .with_physical_optimizer_rule(Arc::new(crate::symbol_grouping::SymbolKeyGrouping))
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         // `->`/`->>` before DataFusion's own planners, which do not take them.

@@ -8,15 +8,27 @@ mod slt;
 /// A session over a fresh database (housekeeping off); the directory lives as
 /// long as the returned guard.
 pub(crate) fn session() -> (tidemark_executor::Session, tempfile::TempDir) {
+    session_with(tidemark_storage::StorageOptions {
+        background_housekeeping: false,
+        ..Default::default()
+    })
+}
+
+/// A session whose inserted rows stay in the write buffer until `CHECKPOINT`
+/// (no background apply), so scans read files and buffered rows together.
+pub(crate) fn buffered_session() -> (tidemark_executor::Session, tempfile::TempDir) {
+    session_with(tidemark_storage::StorageOptions {
+        background_housekeeping: false,
+        background_apply: false,
+        ..Default::default()
+    })
+}
+
+fn session_with(
+    options: tidemark_storage::StorageOptions,
+) -> (tidemark_executor::Session, tempfile::TempDir) {
     let dir = tempfile::tempdir().expect("tempdir");
-    let db = tidemark_storage::Database::open(
-        dir.path(),
-        tidemark_storage::StorageOptions {
-            background_housekeeping: false,
-            ..Default::default()
-        },
-    )
-    .expect("open");
+    let db = tidemark_storage::Database::open(dir.path(), options).expect("open");
     (
         tidemark_executor::Session::new(std::sync::Arc::new(db)),
         dir,
