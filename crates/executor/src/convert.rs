@@ -44,6 +44,17 @@ pub(crate) fn read_array(
 ) -> Result<ArrayRef> {
     let chunk = reader.column_chunk(part, name)?;
     let t = chunk.column_type;
+    if t == ColumnType::Symbol {
+        let piece = Piece {
+            source: RowSource::Part(part),
+            rows,
+        };
+        let values = match dictionary {
+            Some(d) => d.clone(),
+            None => symbol_values(reader, name)?,
+        };
+        return symbol_array(symbol_keys(reader, &piece, name)?, values, name);
+    }
     let zero_copy = rows.start >= chunk.top
         && matches!(
             t,
@@ -56,7 +67,6 @@ pub(crate) fn read_array(
                 | ColumnType::TimestampTz
                 | ColumnType::Date
                 | ColumnType::Decimal { .. }
-                | ColumnType::Symbol
         );
     if !zero_copy {
         let col = reader.read_column(part, name, rows)?;
@@ -94,17 +104,63 @@ pub(crate) fn read_array(
         ColumnType::Decimal { .. } => Arc::new(
             mapped_primitive::<Decimal128Type>(&chunk, &stored).with_data_type(arrow_type(t)),
         ),
-        _ => {
-            // SYMBOL: the stored keys are the dictionary keys; -1 marks NULL.
-            let keys_raw = mapped_buffer(&chunk.data, stored.start * 4..stored.end * 4);
-            let keys = ScalarBuffer::<i32>::new(keys_raw, 0, stored.len());
-            let values = match dictionary {
-                Some(d) => d.clone(),
-                None => symbol_values(reader, name)?,
-            };
-            symbol_array(keys, values, name)?
-        }
+        _ => column_to_array(&reader.read_column(part, name, rows)?, t)?,
     })
+}
+
+/// The SYMBOL keys of the rows of `piece` (-1 for NULL): the mapped key file
+/// itself for rows of a part, a copy for buffered rows and for rows stored
+/// before the column existed (NULL, not stored).
+pub(crate) fn symbol_keys(
+    reader: &TableReader,
+    piece: &Piece,
+    name: &str,
+) -> Result<ScalarBuffer<i32>> {
+    let rows = piece.rows.clone();
+    match piece.source {
+        RowSource::Part(part) => {
+            let chunk = reader.column_chunk(part, name)?;
+            let first = rows.start.max(chunk.top).min(rows.end);
+            let stored = first.saturating_sub(chunk.top)..rows.end.saturating_sub(chunk.top);
+            let nulls_before = first - rows.start;
+            if stored.is_empty() {
+                return Ok(vec![-1; nulls_before].into());
+            }
+            let bytes = stored.start * 4..stored.end * 4;
+            if chunk.data.as_slice().len() < bytes.end {
+                return Err(ExecError::new(
+                    sqlstate::DATA_CORRUPTED,
+                    format!(
+                        "column \"{name}\" of table {}: the SYMBOL key file is shorter than its {} rows",
+                        reader.name(),
+                        chunk.rows
+                    ),
+                ));
+            }
+            let keys = ScalarBuffer::<i32>::new(mapped_buffer(&chunk.data, bytes), 0, stored.len());
+            if nulls_before == 0 {
+                return Ok(keys);
+            }
+            let mut all = vec![-1; nulls_before];
+            all.extend_from_slice(&keys);
+            Ok(all.into())
+        }
+        RowSource::Run(run) => {
+            let raw = reader.run_column_raw(run, name, rows)?;
+            let Values::Int(keys) = &raw.values else {
+                return Err(ExecError::new(
+                    sqlstate::INTERNAL_ERROR,
+                    format!("buffered SYMBOL column \"{name}\" holds no keys"),
+                ));
+            };
+            Ok(keys
+                .iter()
+                .enumerate()
+                .map(|(i, &k)| if raw.is_null(i) { -1 } else { k })
+                .collect::<Vec<i32>>()
+                .into())
+        }
+    }
 }
 
 /// Stored SYMBOL keys (-1 is NULL) as a dictionary array over `values`. One
@@ -144,7 +200,6 @@ pub(crate) fn read_run_array(
     rows: Range<usize>,
     dictionary: Option<&ArrayRef>,
 ) -> Result<ArrayRef> {
-    let raw = reader.run_column_raw(run, name, rows)?;
     let t = reader
         .meta()
         .column_index(name)
@@ -156,27 +211,17 @@ pub(crate) fn read_run_array(
             )
         })?;
     if t != ColumnType::Symbol {
-        return column_to_array(&raw, t);
+        return column_to_array(&reader.run_column_raw(run, name, rows)?, t);
     }
-    // SYMBOL: the buffered keys are the dictionary keys; -1 or a NULL flag is NULL.
-    let Values::Int(keys) = &raw.values else {
-        return Err(ExecError::new(
-            sqlstate::INTERNAL_ERROR,
-            format!("buffered SYMBOL column \"{name}\" holds no keys"),
-        ));
-    };
-    let keys = PrimitiveArray::<Int32Type>::from_iter(
-        keys.iter()
-            .enumerate()
-            .map(|(i, &k)| (k >= 0 && !raw.is_null(i)).then_some(k)),
-    );
     let values = match dictionary {
         Some(d) => d.clone(),
         None => symbol_values(reader, name)?,
     };
-    Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
-        keys, values,
-    )?))
+    let piece = Piece {
+        source: RowSource::Run(run),
+        rows,
+    };
+    symbol_array(symbol_keys(reader, &piece, name)?, values, name)
 }
 
 /// Rows of column `name` of one scan piece, as an Arrow array.

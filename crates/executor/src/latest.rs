@@ -16,16 +16,16 @@
 
 use std::collections::HashSet;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, RecordBatch, new_empty_array};
+use datafusion::arrow::array::{Array, ArrayRef, RecordBatch, new_empty_array};
 use datafusion::arrow::compute::concat;
-use datafusion::arrow::datatypes::{Int32Type, SchemaRef};
+use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::LatestOn;
 use tidemark_storage::types::ColumnType;
 use tidemark_storage::{Piece, TableReader};
 
-use crate::convert::{read_piece_array, symbol_values};
+use crate::convert::{read_piece_array, symbol_keys, symbol_values};
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::rewrite::{parse_query, part, quote_ident, with_parts};
@@ -208,8 +208,7 @@ const STEP_ROWS: usize = 64 * 1024;
 
 /// The last row of every distinct `keys` combination (NULL is a key like any
 /// other), in timestamp order. Reads only the key columns, from the newest row
-/// backwards, and stops early when a single SYMBOL key has shown every value of
-/// its dictionary and NULL.
+/// backwards; a single SYMBOL key stops early (`newest_per_symbol`).
 fn newest_per_key(reader: &TableReader, keys: &[usize]) -> Result<RecordBatch> {
     let meta = reader.meta();
     let schema = crate::provider::table_schema(reader);
@@ -224,65 +223,13 @@ fn newest_per_key(reader: &TableReader, keys: &[usize]) -> Result<RecordBatch> {
             _ => Ok(None),
         })
         .collect::<Result<_>>()?;
-    let single_symbol = match (keys, dictionaries.as_slice()) {
-        ([_], [Some(d)]) => Some(d.len()),
-        _ => None,
-    };
-    let converter = RowConverter::new(
-        keys.iter()
-            .map(|&k| SortField::new(schema.field(k).data_type().clone()))
-            .collect(),
-    )?;
-    // A single SYMBOL key is its dictionary key: one flag per value, plus NULL.
-    let mut symbol_seen = vec![false; single_symbol.map_or(0, |n| n + 1)];
-    let mut seen_rows: HashSet<Vec<u8>> = HashSet::new();
-    let mut found = 0usize;
-    let mut picks: Vec<(usize, usize)> = Vec::new();
     // The table's rows in timestamp order (files and buffered rows), walked
     // from the newest piece backwards.
     let pieces = reader.scan(i64::MIN, i64::MAX)?.pieces;
-    'pieces: for (index, piece) in pieces.iter().enumerate().rev() {
-        let mut end = piece.rows.end;
-        while end > piece.rows.start {
-            let start = end.saturating_sub(STEP_ROWS).max(piece.rows.start);
-            let step = Piece {
-                source: piece.source,
-                rows: start..end,
-            };
-            let arrays = names
-                .iter()
-                .zip(&dictionaries)
-                .map(|(n, d)| read_piece_array(reader, &step, n, d.as_ref()))
-                .collect::<Result<Vec<_>>>()?;
-            if let Some(values) = single_symbol {
-                let dictionary = arrays[0].as_dictionary::<Int32Type>();
-                for i in (0..dictionary.len()).rev() {
-                    let slot = if dictionary.is_null(i) {
-                        values
-                    } else {
-                        usize::try_from(dictionary.keys().value(i))
-                            .map_or(values, |k| k.min(values))
-                    };
-                    if !symbol_seen[slot] {
-                        symbol_seen[slot] = true;
-                        found += 1;
-                        picks.push((index, start + i));
-                        if found == values + 1 {
-                            break 'pieces;
-                        }
-                    }
-                }
-            } else {
-                let rows = converter.convert_columns(&arrays)?;
-                for i in (0..rows.num_rows()).rev() {
-                    if seen_rows.insert(rows.row(i).as_ref().to_vec()) {
-                        picks.push((index, start + i));
-                    }
-                }
-            }
-            end = start;
-        }
-    }
+    let mut picks = match (keys, dictionaries.as_slice()) {
+        ([_], [Some(d)]) => newest_per_symbol(reader, &pieces, names[0], d.len())?,
+        _ => newest_per_row_key(reader, &pieces, &names, &dictionaries, &schema, keys)?,
+    };
     picks.sort_unstable();
     let columns = schema
         .fields()
@@ -311,4 +258,97 @@ fn newest_per_key(reader: &TableReader, keys: &[usize]) -> Result<RecordBatch> {
         })
         .collect::<Result<Vec<ArrayRef>>>()?;
     Ok(RecordBatch::try_new(schema, columns)?)
+}
+
+/// Rows searched at a time for the newest NULL once every value of a SYMBOL
+/// key has been found.
+const NULL_SEARCH_ROWS: usize = 4096;
+
+/// The newest row of each of the `values` values of SYMBOL column `name`, and
+/// of NULL, as (piece, row) picks. Reads only the stored keys, from the newest
+/// row backwards, and stops when every value and NULL has been found; once
+/// only NULL is missing, blocks without a NULL key are skipped whole.
+fn newest_per_symbol(
+    reader: &TableReader,
+    pieces: &[Piece],
+    name: &str,
+    values: usize,
+) -> Result<Vec<(usize, usize)>> {
+    // Slot `values` stands for NULL.
+    let mut seen = vec![false; values + 1];
+    let mut missing = values + 1;
+    let mut picks = Vec::new();
+    for (index, piece) in pieces.iter().enumerate().rev() {
+        let keys = symbol_keys(reader, piece, name)?;
+        let mut end = keys.len();
+        while end > 0 {
+            if missing == 1 && !seen[values] {
+                let start = end.saturating_sub(NULL_SEARCH_ROWS);
+                let block = &keys[start..end];
+                // A minimum over the block vectorizes; a NULL key is -1.
+                if block.iter().copied().min().is_some_and(|k| k >= 0) {
+                    end = start;
+                    continue;
+                }
+                if let Some(at) = block.iter().rposition(|&k| k < 0) {
+                    picks.push((index, piece.rows.start + start + at));
+                }
+                return Ok(picks);
+            }
+            end -= 1;
+            let slot = usize::try_from(keys[end]).map_or(values, |k| k.min(values));
+            if !seen[slot] {
+                seen[slot] = true;
+                missing -= 1;
+                picks.push((index, piece.rows.start + end));
+                if missing == 0 {
+                    return Ok(picks);
+                }
+            }
+        }
+    }
+    Ok(picks)
+}
+
+/// The newest row of each distinct combination of the key columns `names`
+/// (any types), as (piece, row) picks: every row is read, from the newest
+/// backwards, a step at a time.
+fn newest_per_row_key(
+    reader: &TableReader,
+    pieces: &[Piece],
+    names: &[&str],
+    dictionaries: &[Option<ArrayRef>],
+    schema: &SchemaRef,
+    keys: &[usize],
+) -> Result<Vec<(usize, usize)>> {
+    let converter = RowConverter::new(
+        keys.iter()
+            .map(|&k| SortField::new(schema.field(k).data_type().clone()))
+            .collect(),
+    )?;
+    let mut seen_rows: HashSet<Vec<u8>> = HashSet::new();
+    let mut picks = Vec::new();
+    for (index, piece) in pieces.iter().enumerate().rev() {
+        let mut end = piece.rows.end;
+        while end > piece.rows.start {
+            let start = end.saturating_sub(STEP_ROWS).max(piece.rows.start);
+            let step = Piece {
+                source: piece.source,
+                rows: start..end,
+            };
+            let arrays = names
+                .iter()
+                .zip(dictionaries)
+                .map(|(n, d)| read_piece_array(reader, &step, n, d.as_ref()))
+                .collect::<Result<Vec<_>>>()?;
+            let rows = converter.convert_columns(&arrays)?;
+            for i in (0..rows.num_rows()).rev() {
+                if seen_rows.insert(rows.row(i).as_ref().to_vec()) {
+                    picks.push((index, start + i));
+                }
+            }
+            end = start;
+        }
+    }
+    Ok(picks)
 }

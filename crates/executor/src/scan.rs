@@ -24,9 +24,9 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use tidemark_storage::{Piece, RowSource, TableReader, Values};
+use tidemark_storage::{Piece, TableReader};
 
-use crate::convert::{read_piece_array, symbol_values};
+use crate::convert::{read_piece_array, symbol_keys, symbol_values};
 use crate::provider::to_df;
 
 /// Rows per Arrow batch handed to DataFusion.
@@ -125,63 +125,16 @@ impl KeyFilter {
             .is_some_and(|&kept| kept)
     }
 
-    /// Which rows of `piece` pass, from the stored keys alone (a row before
-    /// the column existed, or NULL, never does).
+    /// Which rows of `piece` pass, from the stored keys alone (NULL never does).
     fn rows_kept(
         &self,
         reader: &TableReader,
         piece: &Piece,
     ) -> crate::error::Result<BooleanBuffer> {
-        let rows = piece.rows.clone();
-        match piece.source {
-            RowSource::Part(part) => {
-                let chunk = reader.column_chunk(part, &self.column)?;
-                // Rows before `top` predate the column: NULL, not stored.
-                let first = rows.start.max(chunk.top);
-                if first >= rows.end {
-                    return Ok(BooleanBuffer::new_unset(rows.len()));
-                }
-                let bytes = chunk
-                    .data
-                    .as_slice()
-                    .get((first - chunk.top) * 4..(rows.end - chunk.top) * 4)
-                    .ok_or_else(|| {
-                        crate::error::ExecError::new(
-                            crate::error::sqlstate::DATA_CORRUPTED,
-                            format!(
-                                "column \"{}\" of table {}: the SYMBOL key file is shorter than its {} rows",
-                                self.column,
-                                reader.name(),
-                                chunk.rows
-                            ),
-                        )
-                    })?;
-                let before = first - rows.start;
-                Ok(BooleanBuffer::collect_bool(rows.len(), |i| {
-                    i >= before && {
-                        let at = (i - before) * 4;
-                        self.keeps(i32::from_le_bytes([
-                            bytes[at],
-                            bytes[at + 1],
-                            bytes[at + 2],
-                            bytes[at + 3],
-                        ]))
-                    }
-                }))
-            }
-            RowSource::Run(run) => {
-                let raw = reader.run_column_raw(run, &self.column, rows.clone())?;
-                let Values::Int(keys) = &raw.values else {
-                    return Err(crate::error::ExecError::new(
-                        crate::error::sqlstate::INTERNAL_ERROR,
-                        format!("buffered SYMBOL column \"{}\" holds no keys", self.column),
-                    ));
-                };
-                Ok(BooleanBuffer::collect_bool(keys.len(), |i| {
-                    !raw.is_null(i) && self.keeps(keys[i])
-                }))
-            }
-        }
+        let keys = symbol_keys(reader, piece, &self.column)?;
+        Ok(BooleanBuffer::collect_bool(keys.len(), |i| {
+            self.keeps(keys[i])
+        }))
     }
 }
 

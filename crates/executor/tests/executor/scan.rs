@@ -616,3 +616,72 @@ async fn symbol_equality_filters_skip_other_symbols_in_the_scan() {
         ]
     );
 }
+
+#[tokio::test]
+async fn latest_on_a_symbol_finds_an_old_null_and_stops_without_one() {
+    let (mut s, _dir) = crate::buffered_session();
+    s.execute(
+        "CREATE TABLE t (ts TIMESTAMP, sym SYMBOL, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR",
+    )
+    .await
+    .expect("create");
+    // 20,000 rows a second apart (six partitions); the only NULL symbol is v = 100.
+    s.execute(
+        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), CASE WHEN value = 100 THEN NULL ELSE 'S' || (value % 5) END, value FROM generate_series(1, 20000)",
+    )
+    .await
+    .expect("insert");
+    // A SYMBOL column added later is NULL in every row stored before it.
+    s.execute("ALTER TABLE t ADD COLUMN tag SYMBOL")
+        .await
+        .expect("add column");
+    s.execute("CHECKPOINT").await.expect("checkpoint");
+    // Newer rows that stay buffered.
+    s.execute(
+        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S1', value, 'x' FROM generate_series(20001, 20010)",
+    )
+    .await
+    .expect("buffered rows");
+    assert_eq!(
+        text_rows(
+            &mut s,
+            "SELECT sym, v FROM t LATEST ON ts PARTITION BY sym ORDER BY v"
+        )
+        .await,
+        vec![
+            vec!["NULL", "100"],
+            vec!["S2", "19997"],
+            vec!["S3", "19998"],
+            vec!["S4", "19999"],
+            vec!["S0", "20000"],
+            vec!["S1", "20010"],
+        ]
+    );
+    assert_eq!(
+        text_rows(
+            &mut s,
+            "SELECT tag, v FROM t LATEST ON ts PARTITION BY tag ORDER BY v"
+        )
+        .await,
+        vec![vec!["NULL", "20000"], vec!["x", "20010"]]
+    );
+    // Without any NULL the walk reads the whole table and answers the values.
+    s.execute(
+        "CREATE TABLE u (ts TIMESTAMP, sym SYMBOL, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR",
+    )
+    .await
+    .expect("create");
+    s.execute(
+        "INSERT INTO u SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S' || (value % 3), value FROM generate_series(1, 10000)",
+    )
+    .await
+    .expect("insert");
+    assert_eq!(
+        text_rows(
+            &mut s,
+            "SELECT sym, v FROM u LATEST ON ts PARTITION BY sym ORDER BY v"
+        )
+        .await,
+        vec![vec!["S2", "9998"], vec!["S0", "9999"], vec!["S1", "10000"]]
+    );
+}
