@@ -6,6 +6,7 @@
 //! consecutive stretches of rows, one per core, for plans that do not need
 //! that order (`parallel_aggregate.rs` decides where).
 
+use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -109,12 +110,10 @@ struct KeyFilter {
 impl KeyFilter {
     fn resolve(reader: &TableReader, filter: &SymbolFilter) -> crate::error::Result<KeyFilter> {
         let (dictionary, _) = reader.symbol_dictionary(&filter.column)?;
+        let wanted: HashSet<&str> = filter.values.iter().map(String::as_str).collect();
         Ok(KeyFilter {
             column: filter.column.clone(),
-            kept: dictionary
-                .iter()
-                .map(|v| filter.values.iter().any(|f| **f == **v))
-                .collect(),
+            kept: dictionary.iter().map(|v| wanted.contains(&**v)).collect(),
         })
     }
 
