@@ -153,19 +153,16 @@ fn keyed_group_by(
             .and_then(|c| symbol_source(aggregate.input(), c.index()));
         match source {
             Some((dictionaries, column)) => {
-                exprs.push((
-                    Arc::new(SymbolKey {
-                        symbol: expr.clone(),
-                        dictionaries: dictionaries.clone(),
-                        column,
-                    }) as Arc<dyn PhysicalExpr>,
-                    name.clone(),
-                ));
-                keyed.push(KeyedGroup {
+                let source = KeyedGroup {
                     position,
                     dictionaries,
                     column,
-                });
+                };
+                exprs.push((
+                    SymbolKeyExpr::over(expr.clone(), Direction::ToKey, &source),
+                    name.clone(),
+                ));
+                keyed.push(source);
             }
             None => exprs.push((expr.clone(), name.clone())),
         }
@@ -239,11 +236,7 @@ fn decoded(
     let exprs = schema.fields().iter().enumerate().map(|(i, field)| {
         let key = Arc::new(Column::new(field.name(), i)) as Arc<dyn PhysicalExpr>;
         let expr = match keyed.iter().find(|k| k.position == i) {
-            Some(k) => Arc::new(SymbolValue {
-                key,
-                dictionaries: k.dictionaries.clone(),
-                column: k.column,
-            }) as Arc<dyn PhysicalExpr>,
+            Some(k) => SymbolKeyExpr::over(key, Direction::ToValue, k),
             None => key,
         };
         (expr, field.name().clone())
@@ -251,49 +244,67 @@ fn decoded(
     Ok(Arc::new(ProjectionExec::try_new(exprs, grouped)?))
 }
 
-/// The `Int32` keys of a SYMBOL column read by a scan.
+/// Which way a [`SymbolKeyExpr`] converts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+enum Direction {
+    /// A SYMBOL column read by the scan to its `Int32` keys.
+    ToKey,
+    /// Grouped keys back to SYMBOL values (the same dictionary array type).
+    ToValue,
+}
+
+/// Converts between a scan's SYMBOL column and its keys, over the scan's own
+/// dictionary (scan column `column` of `dictionaries`).
 #[derive(Debug)]
-struct SymbolKey {
-    symbol: Arc<dyn PhysicalExpr>,
+struct SymbolKeyExpr {
+    input: Arc<dyn PhysicalExpr>,
+    direction: Direction,
     dictionaries: Arc<SymbolDictionaries>,
     column: usize,
 }
 
-/// The SYMBOL values of keys grouped by [`SymbolKey`].
-#[derive(Debug)]
-struct SymbolValue {
-    key: Arc<dyn PhysicalExpr>,
-    dictionaries: Arc<SymbolDictionaries>,
-    column: usize,
-}
-
-impl SymbolKey {
-    fn keys(&self, symbols: &dyn Array) -> DfResult<ArrayRef> {
-        let dictionary = symbols
-            .as_dictionary_opt::<Int32Type>()
-            .ok_or_else(|| internal("a SYMBOL group column is not a dictionary array"))?;
-        let expected = self.dictionaries.values(self.column).map_err(to_df)?;
-        // Keys mean the same in every batch only over the scan's dictionary;
-        // anything else would group wrongly, so it is refused, not guessed at.
-        if !dictionary.values().to_data().ptr_eq(&expected.to_data()) {
-            return Err(internal(
-                "a SYMBOL group column does not carry its scan's dictionary",
-            ));
-        }
-        Ok(Arc::new(dictionary.keys().clone()))
+impl SymbolKeyExpr {
+    /// `input` converted `direction` over the dictionary of `source`.
+    fn over(
+        input: Arc<dyn PhysicalExpr>,
+        direction: Direction,
+        source: &KeyedGroup,
+    ) -> Arc<dyn PhysicalExpr> {
+        Arc::new(SymbolKeyExpr {
+            input,
+            direction,
+            dictionaries: source.dictionaries.clone(),
+            column: source.column,
+        })
     }
-}
 
-impl SymbolValue {
-    fn values(&self, keys: &dyn Array) -> DfResult<ArrayRef> {
-        let keys = keys
-            .as_primitive_opt::<Int32Type>()
-            .ok_or_else(|| internal("grouped SYMBOL keys are not Int32"))?;
+    fn convert(&self, input: &dyn Array) -> DfResult<ArrayRef> {
         let values = self.dictionaries.values(self.column).map_err(to_df)?;
-        Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
-            keys.clone(),
-            values.clone(),
-        )?))
+        match self.direction {
+            Direction::ToKey => {
+                let dictionary = input
+                    .as_dictionary_opt::<Int32Type>()
+                    .ok_or_else(|| internal("a SYMBOL group column is not a dictionary array"))?;
+                // Keys mean the same in every batch only over the scan's
+                // dictionary; anything else would group wrongly, so it is
+                // refused, not guessed at.
+                if !dictionary.values().to_data().ptr_eq(&values.to_data()) {
+                    return Err(internal(
+                        "a SYMBOL group column does not carry its scan's dictionary",
+                    ));
+                }
+                Ok(Arc::new(dictionary.keys().clone()))
+            }
+            Direction::ToValue => {
+                let keys = input
+                    .as_primitive_opt::<Int32Type>()
+                    .ok_or_else(|| internal("grouped SYMBOL keys are not Int32"))?;
+                Ok(Arc::new(DictionaryArray::<Int32Type>::try_new(
+                    keys.clone(),
+                    values.clone(),
+                )?))
+            }
+        }
     }
 }
 
@@ -301,134 +312,74 @@ fn internal(message: &str) -> DataFusionError {
     DataFusionError::Internal(message.to_string())
 }
 
-/// Evaluates `expr` on `batch` and hands its array to `f`.
-fn map_array(
-    expr: &Arc<dyn PhysicalExpr>,
-    batch: &RecordBatch,
-    f: impl FnOnce(&dyn Array) -> DfResult<ArrayRef>,
-) -> DfResult<ColumnarValue> {
-    let array = expr.evaluate(batch)?.into_array(batch.num_rows())?;
-    Ok(ColumnarValue::Array(f(array.as_ref())?))
-}
-
-impl PhysicalExpr for SymbolKey {
+impl PhysicalExpr for SymbolKeyExpr {
     fn data_type(&self, _input_schema: &Schema) -> DfResult<DataType> {
-        Ok(DataType::Int32)
+        Ok(match self.direction {
+            Direction::ToKey => DataType::Int32,
+            Direction::ToValue => {
+                DataType::Dictionary(Box::new(DataType::Int32), Box::new(DataType::Utf8))
+            }
+        })
     }
 
     fn nullable(&self, input_schema: &Schema) -> DfResult<bool> {
-        self.symbol.nullable(input_schema)
+        self.input.nullable(input_schema)
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
-        map_array(&self.symbol, batch, |a| self.keys(a))
+        let input = self.input.evaluate(batch)?.into_array(batch.num_rows())?;
+        Ok(ColumnarValue::Array(self.convert(input.as_ref())?))
     }
 
     fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        vec![&self.symbol]
+        vec![&self.input]
     }
 
     fn with_new_children(
         self: Arc<Self>,
         children: Vec<Arc<dyn PhysicalExpr>>,
     ) -> DfResult<Arc<dyn PhysicalExpr>> {
-        let [symbol] =
-            <[_; 1]>::try_from(children).map_err(|_| internal("symbol_key takes one argument"))?;
-        Ok(Arc::new(SymbolKey {
-            symbol,
+        let [input] = <[_; 1]>::try_from(children)
+            .map_err(|_| internal("a SYMBOL key conversion takes one argument"))?;
+        Ok(Arc::new(SymbolKeyExpr {
+            input,
+            direction: self.direction,
             dictionaries: self.dictionaries.clone(),
             column: self.column,
         }))
     }
 
     fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "symbol_key({})", self.symbol)
+        match self.direction {
+            Direction::ToKey => write!(f, "symbol_key({})", self.input),
+            Direction::ToValue => write!(f, "symbol_value({})", self.input),
+        }
     }
 }
 
-impl PhysicalExpr for SymbolValue {
-    fn data_type(&self, _input_schema: &Schema) -> DfResult<DataType> {
-        Ok(DataType::Dictionary(
-            Box::new(DataType::Int32),
-            Box::new(DataType::Utf8),
-        ))
-    }
-
-    fn nullable(&self, input_schema: &Schema) -> DfResult<bool> {
-        self.key.nullable(input_schema)
-    }
-
-    fn evaluate(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
-        map_array(&self.key, batch, |a| self.values(a))
-    }
-
-    fn children(&self) -> Vec<&Arc<dyn PhysicalExpr>> {
-        vec![&self.key]
-    }
-
-    fn with_new_children(
-        self: Arc<Self>,
-        children: Vec<Arc<dyn PhysicalExpr>>,
-    ) -> DfResult<Arc<dyn PhysicalExpr>> {
-        let [key] = <[_; 1]>::try_from(children)
-            .map_err(|_| internal("symbol_value takes one argument"))?;
-        Ok(Arc::new(SymbolValue {
-            key,
-            dictionaries: self.dictionaries.clone(),
-            column: self.column,
-        }))
-    }
-
-    fn fmt_sql(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "symbol_value({})", self.key)
-    }
-}
-
-impl fmt::Display for SymbolKey {
+impl fmt::Display for SymbolKeyExpr {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         self.fmt_sql(f)
     }
 }
 
-impl fmt::Display for SymbolValue {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        self.fmt_sql(f)
-    }
-}
-
-// Two expressions are the same when they read the same column of the same
-// scan's dictionaries.
-impl PartialEq for SymbolKey {
+// Two conversions are the same when they convert the same input the same way
+// over the same scan's dictionary.
+impl PartialEq for SymbolKeyExpr {
     fn eq(&self, other: &Self) -> bool {
-        self.symbol.eq(&other.symbol)
+        self.input.eq(&other.input)
+            && self.direction == other.direction
             && Arc::ptr_eq(&self.dictionaries, &other.dictionaries)
             && self.column == other.column
     }
 }
 
-impl Eq for SymbolKey {}
+impl Eq for SymbolKeyExpr {}
 
-impl Hash for SymbolKey {
+impl Hash for SymbolKeyExpr {
     fn hash<H: Hasher>(&self, state: &mut H) {
-        self.symbol.hash(state);
-        Arc::as_ptr(&self.dictionaries).hash(state);
-        self.column.hash(state);
-    }
-}
-
-impl PartialEq for SymbolValue {
-    fn eq(&self, other: &Self) -> bool {
-        self.key.eq(&other.key)
-            && Arc::ptr_eq(&self.dictionaries, &other.dictionaries)
-            && self.column == other.column
-    }
-}
-
-impl Eq for SymbolValue {}
-
-impl Hash for SymbolValue {
-    fn hash<H: Hasher>(&self, state: &mut H) {
-        self.key.hash(state);
+        self.input.hash(state);
+        self.direction.hash(state);
         Arc::as_ptr(&self.dictionaries).hash(state);
         self.column.hash(state);
     }

@@ -55,6 +55,13 @@ pub(crate) fn text_rows(
         .collect()
 }
 
+/// Runs `sql`, failing the test with its error.
+pub(crate) async fn execute(s: &mut tidemark_executor::Session, sql: &str) {
+    s.execute(sql)
+        .await
+        .unwrap_or_else(|e| panic!("{sql}: {e}"));
+}
+
 pub(crate) async fn rows(
     s: &mut tidemark_executor::Session,
     sql: &str,

@@ -416,23 +416,13 @@ async fn timestamp_ranges_are_cut_by_the_scan_alone_and_keep_their_edges() {
 #[tokio::test]
 async fn grouping_by_a_symbol_column_groups_its_keys_and_answers_its_values() {
     let (mut s, _dir) = crate::buffered_session();
-    s.execute("CREATE TABLE t (ts TIMESTAMP, sym SYMBOL, k BIGINT, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR")
-        .await
-        .expect("create");
+    crate::execute(&mut s, "CREATE TABLE t (ts TIMESTAMP, sym SYMBOL, k BIGINT, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR").await;
     // 300,000 rows: v = 1..300000, sym = 'S' || v % 3 except NULL where
     // v % 5 = 0, k = v % 2.
-    s.execute(
-        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 40000), CASE WHEN value % 5 = 0 THEN NULL ELSE 'S' || (value % 3) END, value % 2, value FROM generate_series(1, 300000)",
-    )
-    .await
-    .expect("insert");
-    s.execute("CHECKPOINT").await.expect("checkpoint");
+    crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 40000), CASE WHEN value % 5 = 0 THEN NULL ELSE 'S' || (value % 3) END, value % 2, value FROM generate_series(1, 300000)").await;
+    crate::execute(&mut s, "CHECKPOINT").await;
     // Late rows, still buffered: a symbol only they carry, and a known one.
-    s.execute(
-        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 12000000 - 1), CASE WHEN value % 2 = 0 THEN 'late' ELSE 'S1' END, 0, 1 FROM generate_series(1, 1000)",
-    )
-    .await
-    .expect("late rows");
+    crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 12000000 - 1), CASE WHEN value % 2 = 0 THEN 'late' ELSE 'S1' END, 0, 1 FROM generate_series(1, 1000)").await;
     // Expected answers, computed here row by row.
     let mut expected: std::collections::BTreeMap<(String, i64), (i64, i64, i64)> =
         Default::default();
@@ -532,28 +522,18 @@ async fn grouping_by_a_symbol_column_groups_its_keys_and_answers_its_values() {
 #[tokio::test]
 async fn symbol_equality_filters_skip_other_symbols_in_the_scan() {
     let (mut s, _dir) = crate::buffered_session();
-    s.execute(
+    crate::execute(
+        &mut s,
         "CREATE TABLE t (ts TIMESTAMP, sym SYMBOL, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR",
     )
-    .await
-    .expect("create");
+    .await;
     // 200,000 rows over several partitions: sym = 'S' || v % 4, NULL where v % 7 = 0.
-    s.execute(
-        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 40000), CASE WHEN value % 7 = 0 THEN NULL ELSE 'S' || (value % 4) END, value FROM generate_series(1, 200000)",
-    )
-    .await
-    .expect("insert");
+    crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 40000), CASE WHEN value % 7 = 0 THEN NULL ELSE 'S' || (value % 4) END, value FROM generate_series(1, 200000)").await;
     // A SYMBOL column added later: NULL in every row stored before it.
-    s.execute("ALTER TABLE t ADD COLUMN tag SYMBOL")
-        .await
-        .expect("add column");
-    s.execute("CHECKPOINT").await.expect("checkpoint");
+    crate::execute(&mut s, "ALTER TABLE t ADD COLUMN tag SYMBOL").await;
+    crate::execute(&mut s, "CHECKPOINT").await;
     // Buffered late rows: one symbol only they carry, one known, and tags.
-    s.execute(
-        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 8000000 - 1), CASE WHEN value % 2 = 0 THEN 'late' ELSE 'S1' END, 1, 'x' FROM generate_series(1, 1000)",
-    )
-    .await
-    .expect("late rows");
+    crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 8000000 - 1), CASE WHEN value % 2 = 0 THEN 'late' ELSE 'S1' END, 1, 'x' FROM generate_series(1, 1000)").await;
     let stored = |keep: &dyn Fn(i64) -> bool| -> (i64, i64) {
         (1..=200_000i64)
             .filter(|&v| keep(v))
@@ -620,28 +600,18 @@ async fn symbol_equality_filters_skip_other_symbols_in_the_scan() {
 #[tokio::test]
 async fn latest_on_a_symbol_finds_an_old_null_and_stops_without_one() {
     let (mut s, _dir) = crate::buffered_session();
-    s.execute(
+    crate::execute(
+        &mut s,
         "CREATE TABLE t (ts TIMESTAMP, sym SYMBOL, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR",
     )
-    .await
-    .expect("create");
+    .await;
     // 20,000 rows a second apart (six partitions); the only NULL symbol is v = 100.
-    s.execute(
-        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), CASE WHEN value = 100 THEN NULL ELSE 'S' || (value % 5) END, value FROM generate_series(1, 20000)",
-    )
-    .await
-    .expect("insert");
+    crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), CASE WHEN value = 100 THEN NULL ELSE 'S' || (value % 5) END, value FROM generate_series(1, 20000)").await;
     // A SYMBOL column added later is NULL in every row stored before it.
-    s.execute("ALTER TABLE t ADD COLUMN tag SYMBOL")
-        .await
-        .expect("add column");
-    s.execute("CHECKPOINT").await.expect("checkpoint");
+    crate::execute(&mut s, "ALTER TABLE t ADD COLUMN tag SYMBOL").await;
+    crate::execute(&mut s, "CHECKPOINT").await;
     // Newer rows that stay buffered.
-    s.execute(
-        "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S1', value, 'x' FROM generate_series(20001, 20010)",
-    )
-    .await
-    .expect("buffered rows");
+    crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S1', value, 'x' FROM generate_series(20001, 20010)").await;
     assert_eq!(
         text_rows(
             &mut s,
@@ -666,16 +636,12 @@ async fn latest_on_a_symbol_finds_an_old_null_and_stops_without_one() {
         vec![vec!["NULL", "20000"], vec!["x", "20010"]]
     );
     // Without any NULL the walk reads the whole table and answers the values.
-    s.execute(
+    crate::execute(
+        &mut s,
         "CREATE TABLE u (ts TIMESTAMP, sym SYMBOL, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR",
     )
-    .await
-    .expect("create");
-    s.execute(
-        "INSERT INTO u SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S' || (value % 3), value FROM generate_series(1, 10000)",
-    )
-    .await
-    .expect("insert");
+    .await;
+    crate::execute(&mut s, "INSERT INTO u SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S' || (value % 3), value FROM generate_series(1, 10000)").await;
     assert_eq!(
         text_rows(
             &mut s,
