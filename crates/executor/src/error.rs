@@ -183,6 +183,15 @@ impl From<DataFusionError> for ExecError {
             DataFusionError::Plan(_) if lower.contains("cannot") && lower.contains("coerce") => {
                 DATATYPE_MISMATCH
             }
+            // No function of that name, or none taking these argument types:
+            // PostgreSQL's "function f(text) does not exist".
+            DataFusionError::Plan(_)
+                if lower.contains("invalid function '")
+                    || lower.contains("no function matches")
+                    || lower.contains("failed to coerce arguments to satisfy a call to") =>
+            {
+                UNDEFINED_FUNCTION
+            }
             DataFusionError::Plan(_) => SYNTAX_ERROR,
             _ => INTERNAL_ERROR,
         };
