@@ -11,8 +11,8 @@ use datafusion::arrow::array::{
     TimestampMicrosecondArray,
 };
 use datafusion::arrow::array::{AsArray, Decimal128Array};
-use datafusion::arrow::buffer::{Buffer, NullBuffer, ScalarBuffer};
-use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options};
+use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
+use datafusion::arrow::compute::{CastOptions, can_cast_types, cast_with_options, filter};
 use datafusion::arrow::datatypes::{
     ArrowPrimitiveType, DataType, Decimal128Type, Float64Type, Int32Type,
 };
@@ -234,6 +234,34 @@ pub(crate) fn read_piece_array(
     match piece.source {
         RowSource::Part(p) => read_array(reader, p, name, piece.rows.clone(), dictionary),
         RowSource::Run(r) => read_run_array(reader, r, name, piece.rows.clone(), dictionary),
+    }
+}
+
+/// The rows of column `name` of one scan piece that `kept` marks (one flag per
+/// row of the piece). A SYMBOL column's keys are filtered before its
+/// dictionary array is built, so rows not kept are never checked or copied.
+pub(crate) fn read_piece_rows(
+    reader: &TableReader,
+    piece: &Piece,
+    name: &str,
+    dictionary: Option<&ArrayRef>,
+    kept: &BooleanBuffer,
+) -> Result<ArrayRef> {
+    let kept = BooleanArray::new(kept.clone(), None);
+    match dictionary {
+        Some(values) => {
+            let keys = Int32Array::new(symbol_keys(reader, piece, name)?, None);
+            let keys = filter(&keys, &kept)?;
+            symbol_array(
+                keys.as_primitive::<Int32Type>().values().clone(),
+                values.clone(),
+                name,
+            )
+        }
+        None => Ok(filter(
+            &read_piece_array(reader, piece, name, None)?,
+            &kept,
+        )?),
     }
 }
 

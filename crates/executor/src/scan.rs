@@ -10,9 +10,10 @@ use std::collections::HashSet;
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
-use datafusion::arrow::array::{Array, ArrayRef, BooleanArray, BooleanBufferBuilder};
+use datafusion::arrow::array::{Array, ArrayRef, BooleanBufferBuilder, Int32Array};
 use datafusion::arrow::buffer::BooleanBuffer;
-use datafusion::arrow::compute::{concat, filter_record_batch};
+use datafusion::arrow::compute::concat;
+use datafusion::arrow::compute::kernels::cmp::eq;
 use datafusion::arrow::datatypes::{DataType, SchemaRef};
 use datafusion::arrow::record_batch::{RecordBatch, RecordBatchOptions};
 use datafusion::common::tree_node::TreeNodeRecursion;
@@ -27,7 +28,7 @@ use datafusion::physical_plan::{
 };
 use tidemark_storage::{Piece, TableReader};
 
-use crate::convert::{read_piece_array, symbol_keys, symbol_values};
+use crate::convert::{read_piece_array, read_piece_rows, symbol_keys, symbol_values};
 use crate::provider::to_df;
 
 /// Rows per Arrow batch handed to DataFusion.
@@ -103,37 +104,53 @@ pub(crate) struct SymbolFilter {
 #[derive(Debug)]
 struct KeyFilter {
     column: String,
-    /// `kept[k]`: rows with key `k` pass.
+    /// The keys kept, for a short list (compared with Arrow's vectorized
+    /// kernel, one pass per key).
+    keys: Vec<i32>,
+    /// `kept[k]`: rows with key `k` pass (for a long list, one lookup a row).
     kept: Vec<bool>,
 }
+
+/// Up to this many wanted keys, a filter compares each row with each key.
+const COMPARED_KEYS: usize = 4;
 
 impl KeyFilter {
     fn resolve(reader: &TableReader, filter: &SymbolFilter) -> crate::error::Result<KeyFilter> {
         let (dictionary, _) = reader.symbol_dictionary(&filter.column)?;
         let wanted: HashSet<&str> = filter.values.iter().map(String::as_str).collect();
+        let kept: Vec<bool> = dictionary.iter().map(|v| wanted.contains(&**v)).collect();
+        let keys = (0..kept.len())
+            .filter(|&k| kept[k])
+            .filter_map(|k| i32::try_from(k).ok())
+            .collect();
         Ok(KeyFilter {
             column: filter.column.clone(),
-            kept: dictionary.iter().map(|v| wanted.contains(&**v)).collect(),
+            keys,
+            kept,
         })
     }
 
-    fn keeps(&self, key: i32) -> bool {
-        usize::try_from(key)
-            .ok()
-            .and_then(|k| self.kept.get(k))
-            .is_some_and(|&kept| kept)
-    }
-
-    /// Which rows of `piece` pass, from the stored keys alone (NULL never does).
+    /// Which rows of `piece` pass, from the stored keys alone (NULL, key -1,
+    /// never does).
     fn rows_kept(
         &self,
         reader: &TableReader,
         piece: &Piece,
     ) -> crate::error::Result<BooleanBuffer> {
-        let keys = symbol_keys(reader, piece, &self.column)?;
-        Ok(BooleanBuffer::collect_bool(keys.len(), |i| {
-            self.keeps(keys[i])
-        }))
+        let keys = Int32Array::new(symbol_keys(reader, piece, &self.column)?, None);
+        if self.keys.len() > COMPARED_KEYS {
+            let kept =
+                |k: i32| usize::try_from(k).ok().and_then(|k| self.kept.get(k)) == Some(&true);
+            return Ok(BooleanBuffer::collect_bool(keys.len(), |i| {
+                kept(keys.value(i))
+            }));
+        }
+        let mut rows = BooleanBuffer::new_unset(keys.len());
+        for &key in &self.keys {
+            let hits = eq(&keys, &Int32Array::new_scalar(key))?;
+            rows = &rows | hits.values();
+        }
+        Ok(rows)
     }
 }
 
@@ -375,16 +392,14 @@ impl ExecutionPlan for StorageScanExec {
             if kept.as_ref().is_some_and(|k| k.count_set_bits() == 0) {
                 return None;
             }
-            let batch = dictionaries
-                .all()
-                .map_err(to_df)
-                .and_then(|d| read_batch(&reader, &schema, &names, d, &pieces));
-            Some(match (batch, kept) {
-                (Ok(batch), Some(kept)) if kept.count_set_bits() < kept.len() => {
-                    filter_record_batch(&batch, &BooleanArray::new(kept, None)).map_err(Into::into)
-                }
-                (batch, _) => batch,
-            })
+            // Every row kept: no filtering to do.
+            let kept = kept.filter(|k| k.count_set_bits() < k.len());
+            Some(
+                dictionaries
+                    .all()
+                    .map_err(to_df)
+                    .and_then(|d| read_batch(&reader, &schema, &names, d, &pieces, kept.as_ref())),
+            )
         });
         Ok(Box::pin(RecordBatchStreamAdapter::new(
             self.schema.clone(),
@@ -393,22 +408,35 @@ impl ExecutionPlan for StorageScanExec {
     }
 }
 
-/// One batch: the projected columns of `pieces`, concatenated.
+/// One batch: the projected columns of `pieces`, concatenated; only the rows
+/// `kept` marks, when given (one flag per row of `pieces`).
 fn read_batch(
     reader: &TableReader,
     schema: &SchemaRef,
     names: &[String],
     dictionaries: &[Option<ArrayRef>],
     pieces: &[Piece],
+    kept: Option<&BooleanBuffer>,
 ) -> DfResult<RecordBatch> {
-    let rows: usize = pieces.iter().map(|p| p.rows.len()).sum();
+    let rows = match kept {
+        Some(k) => k.count_set_bits(),
+        None => pieces.iter().map(|p| p.rows.len()).sum(),
+    };
     let arrays = names
         .iter()
         .zip(dictionaries)
         .map(|(n, d)| {
+            let mut offset = 0;
             let parts = pieces
                 .iter()
-                .map(|p| read_piece_array(reader, p, n, d.as_ref()))
+                .map(|p| {
+                    let rows_of_piece = kept.map(|k| k.slice(offset, p.rows.len()));
+                    offset += p.rows.len();
+                    match rows_of_piece {
+                        Some(k) => read_piece_rows(reader, p, n, d.as_ref(), &k),
+                        None => read_piece_array(reader, p, n, d.as_ref()),
+                    }
+                })
                 .collect::<crate::error::Result<Vec<_>>>()
                 .map_err(to_df)?;
             match parts.as_slice() {

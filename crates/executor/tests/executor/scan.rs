@@ -554,6 +554,11 @@ async fn symbol_equality_filters_skip_other_symbols_in_the_scan() {
             "sym IN ('S0', 'late', 'nowhere')",
             vec![(n0 + 500).to_string(), (sum0 + 500).to_string()],
         ),
+        // More values than are compared one by one: a lookup per row.
+        ("sym IN ('S0', 'S1', 'S2', 'S3', 'late', 'nowhere')", {
+            let (n, sum) = stored(&|v| v % 7 != 0);
+            vec![(n + 1000).to_string(), (sum + 1000).to_string()]
+        }),
         ("sym = 'late' AND v = 1", vec!["500".into(), "500".into()]),
         ("sym = 'nowhere'", vec!["0".into(), "NULL".into()]),
         ("tag = 'x'", vec!["1000".into(), "1000".into()]),
