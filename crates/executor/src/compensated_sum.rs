@@ -174,6 +174,16 @@ mod tests {
         assert_eq!(sum_of(Method::Neumaier, &tenths), 1_000_000.0);
     }
 
+    /// A partial sum's state as the arrays a merge receives.
+    fn state_arrays(partial: &mut CompensatedSum) -> Vec<ArrayRef> {
+        partial
+            .state()
+            .expect("state")
+            .into_iter()
+            .map(|v| v.to_array().expect("array"))
+            .collect()
+    }
+
     #[test]
     fn a_merge_keeps_a_correction_far_below_the_sum() {
         for method in [Method::Kahan, Method::Neumaier] {
@@ -182,13 +192,7 @@ mod tests {
             right.add(1e6);
             right.add(1e-12);
             right.add(1e-12);
-            let state: Vec<ArrayRef> = right
-                .state()
-                .expect("state")
-                .into_iter()
-                .map(|v| v.to_array().expect("array"))
-                .collect();
-            left.merge_batch(&state).expect("merge");
+            left.merge_batch(&state_arrays(&mut right)).expect("merge");
             // The bits 1e6 could not hold arrive with the merged sum.
             assert_eq!(correction(method, left.compensation), 2e-12, "{method:?}");
         }
@@ -219,13 +223,7 @@ mod tests {
                     right.add(v)
                 }
             }
-            let state: Vec<ArrayRef> = right
-                .state()
-                .expect("state")
-                .into_iter()
-                .map(|v| v.to_array().expect("array"))
-                .collect();
-            left.merge_batch(&state).expect("merge");
+            left.merge_batch(&state_arrays(&mut right)).expect("merge");
             assert!((left.total() - whole).abs() <= whole * 1e-15, "{method:?}");
         }
     }

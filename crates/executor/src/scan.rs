@@ -388,12 +388,13 @@ impl ExecutionPlan for StorageScanExec {
                 Ok(kept) => kept,
                 Err(e) => return Some(Err(e)),
             };
-            // A batch without a row of the wanted symbols reads nothing more.
-            if kept.as_ref().is_some_and(|k| k.count_set_bits() == 0) {
-                return None;
-            }
-            // Every row kept: no filtering to do.
-            let kept = kept.filter(|k| k.count_set_bits() < k.len());
+            let kept = match kept.as_ref().map(|k| (k.count_set_bits(), k.len())) {
+                // A batch without a row of the wanted symbols reads nothing more.
+                Some((0, _)) => return None,
+                // Every row kept: no filtering to do.
+                Some((n, len)) if n == len => None,
+                _ => kept,
+            };
             Some(
                 dictionaries
                     .all()
