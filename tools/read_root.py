@@ -76,9 +76,10 @@ def read_meta(path):
         if t == "DECIMAL":
             precision, scale = r.u8(), r.u8()
             shown = f"DECIMAL({precision},{scale})"
-        not_null, stem = r.bool(), r.str()
+        flags, stem = r.u8(), r.str()
+        index = (r.u64(), r.str()) if flags & 2 else None
         cols.append({"id": cid, "name": name, "type": t, "shown": shown, "scale": scale,
-                     "not_null": not_null, "stem": stem})
+                     "not_null": bool(flags & 1), "stem": stem, "index": index})
     return seq, cols
 
 
@@ -123,6 +124,35 @@ def committed(path, length, crc):
     return data
 
 
+def check_index(pdir, col, ext, rows, keys):
+    """The symbol index of an indexed SYMBOL column must list, per key, exactly
+    the rows holding it: blocks cover rows top.. without gaps."""
+    seq, _name = col["index"]
+    path = os.path.join(pdir, f"{col['stem']}.{seq}.k")
+    data = committed(path, ext["var_len"], ext["aux_crc"])
+    pos, next_row, found = 0, ext["top"], {}
+    while pos < len(data):
+        first, n, nkeys = struct.unpack("<QII", data[pos:pos + 16])
+        if first != next_row:
+            sys.exit(f"{path}: a block starts at row {first}, not {next_row}")
+        directory = pos + 16
+        offsets = directory + 8 * nkeys
+        start = 0
+        for i in range(nkeys):
+            key, end = struct.unpack("<iI", data[directory + 8 * i:directory + 8 * i + 8])
+            for j in range(start, end):
+                (off,) = struct.unpack("<I", data[offsets + 4 * j:offsets + 4 * j + 4])
+                found[first + off] = key
+            start = end
+        next_row = first + n
+        pos = offsets + 4 * n
+    if next_row < rows:
+        sys.exit(f"{path}: the index covers rows up to {next_row}, not {rows}")
+    for row in range(ext["top"], rows):
+        if found.get(row) != keys[row - ext["top"]]:
+            sys.exit(f"{path}: row {row} has key {keys[row - ext['top']]}, the index says {found.get(row)}")
+
+
 def decimal_text(unscaled, scale):
     digits = str(abs(unscaled)).rjust(scale + 1, "0")
     sign = "-" if unscaled < 0 else ""
@@ -150,6 +180,8 @@ def read_column(pdir, col, ext, rows, symbols):
         return out
     fmt, w = FIXED[t]
     data = committed(os.path.join(pdir, stem + ".d"), w * stored, ext["data_crc"])
+    if col["index"]:
+        check_index(pdir, col, ext, rows, [k for (k,) in struct.iter_unpack("<i", data)])
     nulls = b""
     if t in NULL_FILE_TYPES and not col["not_null"]:
         nulls = committed(os.path.join(pdir, stem + ".n"), ext["null_len"], ext["aux_crc"])

@@ -9,13 +9,14 @@ fuzz_target!(|data: &[u8]| {
     let Some((which, file)) = data.split_first() else {
         return;
     };
-    match which % 7 {
+    match which % 8 {
         0 => drop(fuzz::txn_file(file)),
         1 => drop(fuzz::meta_file(file)),
         2 => drop(fuzz::registry_file(file)),
         3 => drop(fuzz::checkpoint_cut(file)),
         4 => drop(fuzz::wal_segment(file)),
         5 => drop(fuzz::wal_ops(file)),
-        _ => drop(fuzz::symbol_file(file)),
+        6 => drop(fuzz::symbol_file(file)),
+        _ => drop(fuzz::symbol_index_file(file)),
     }
 });

@@ -4,7 +4,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::{AlterTable, CreateTable, PartitionUnit};
 use tidemark_storage::{
-    Batch, ColumnDef, ColumnType, PartitionBy, PartitionSelector, Request, TableDef, Ttl,
+    Batch, ColumnDef, ColumnType, IndexTarget, PartitionBy, PartitionSelector, Request, TableDef,
+    Ttl,
 };
 
 use crate::convert::array_to_column;
@@ -88,6 +89,7 @@ pub(crate) async fn create_table(
                     name: s.name.clone(),
                     column_type: column_type(s.data_type),
                     not_null: s.not_null,
+                    indexed: s.indexed,
                 })
                 .collect(),
             None,
@@ -244,6 +246,7 @@ fn create_like(session: &Session, c: &CreateTable, source: &str) -> Result<(Vec<
                 name: col.name.clone(),
                 column_type: col.column_type,
                 not_null: col.not_null,
+                indexed: col.index.is_some(),
             })
             .collect(),
         timestamp: meta.timestamp_name().map(str::to_string),
@@ -414,6 +417,7 @@ pub(crate) async fn alter_table(
                         name: column.name,
                         column_type: column_type(column.data_type),
                         not_null: column.not_null,
+                        indexed: column.indexed,
                     },
                 });
             }
@@ -445,6 +449,16 @@ pub(crate) async fn alter_table(
                 column: name,
             }]
         }
+        AlterTable::AddIndex { column } => vec![Request::AddIndex {
+            table,
+            column,
+            name: None,
+            if_not_exists: false,
+        }],
+        AlterTable::DropIndex { column } => vec![Request::DropIndex {
+            target: IndexTarget::Column { table, column },
+            if_exists: false,
+        }],
         AlterTable::RenameColumn { from, to } => vec![Request::RenameColumn { table, from, to }],
         AlterTable::RenameTo { to } => vec![Request::RenameTable { from: table, to }],
         AlterTable::SetTtl { ttl: spec } => {

@@ -91,8 +91,10 @@ impl From<StorageError> for ExecError {
         let code = match (&e, e.kind()) {
             (StorageError::TableExists(_), _) => DUPLICATE_TABLE,
             (StorageError::ColumnExists { .. }, _) => DUPLICATE_COLUMN,
+            (StorageError::NotIndexable { .. }, _) => FEATURE_NOT_SUPPORTED,
             (_, ErrorKind::UndefinedTable) => UNDEFINED_TABLE,
             (_, ErrorKind::UndefinedColumn) => UNDEFINED_COLUMN,
+            (_, ErrorKind::UndefinedObject) => UNDEFINED_OBJECT,
             (_, ErrorKind::DuplicateObject) => DUPLICATE_TABLE,
             (_, ErrorKind::InvalidName) => INVALID_NAME,
             (_, ErrorKind::InvalidData) => INVALID_PARAMETER_VALUE,

@@ -32,6 +32,7 @@ mod expr_rules;
 mod fill;
 mod generators;
 mod implicit_group_by;
+mod index_ddl;
 mod insert;
 pub mod json;
 mod json_edit;

@@ -607,6 +607,21 @@ impl Session {
                 move_only,
             } => crate::cursor::fetch(self, &cursor, count, move_only).await,
             Statement::Standard(s) => match *s {
+                ast::Statement::CreateIndex(c) => {
+                    self.submit(vec![crate::index_ddl::create_index(&c)?])
+                        .await?;
+                    Ok(Output::command("CREATE INDEX"))
+                }
+                ast::Statement::Drop {
+                    object_type: ast::ObjectType::Index,
+                    names,
+                    if_exists,
+                    ..
+                } => {
+                    self.submit(crate::index_ddl::drop_index(&names, if_exists)?)
+                        .await?;
+                    Ok(Output::command("DROP INDEX"))
+                }
                 ast::Statement::Insert(insert) => crate::insert::run(self, insert).await,
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,
                 ast::Statement::Delete(d) => crate::dml::delete(self, d).await,
@@ -1142,14 +1157,6 @@ impl Session {
     async fn query(&self, s: ast::Statement) -> Result<Output> {
         match &s {
             ast::Statement::Query(_) | ast::Statement::Explain { .. } => {}
-            ast::Statement::CreateIndex(_) => {
-                return Err(ExecError::new(
-                    sqlstate::FEATURE_NOT_SUPPORTED,
-                    "CREATE INDEX is not supported: queries on a time range prune partitions \
-                     and rows by the designated timestamp (TIMESTAMP(col)) without an index; \
-                     SYMBOL columns are dictionary-encoded",
-                ));
-            }
             _ => {
                 return Err(ExecError::new(
                     sqlstate::FEATURE_NOT_SUPPORTED,

@@ -108,7 +108,13 @@ pub(crate) fn ddl(name: &str, meta: &TableMeta) -> String {
             } else {
                 ""
             };
-            format!("{} {}{not_null}", quote_ident(&c.name), c.column_type)
+            // QuestDB's spelling of a symbol index (its name is not part of it).
+            let index = if c.index.is_some() { " INDEX" } else { "" };
+            format!(
+                "{} {}{index}{not_null}",
+                quote_ident(&c.name),
+                c.column_type
+            )
         })
         .collect();
     let mut out = format!(

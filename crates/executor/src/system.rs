@@ -267,9 +267,9 @@ fn table_argument(snapshot: &Snapshot, function: &str, args: &[Expr]) -> DfResul
 }
 
 /// A table's columns as QuestDB's `table_columns('t')` and `SHOW COLUMNS` list them:
-/// name, type as Tidemark's SQL spells it, whether indexed (no column is: scans
-/// prune by the designated timestamp), whether the designated timestamp, whether a
-/// deduplication key (`DEDUP UPSERT KEYS`), and NOT NULL.
+/// name, type as Tidemark's SQL spells it, whether it has a symbol index, whether
+/// the designated timestamp, whether a deduplication key (`DEDUP UPSERT KEYS`),
+/// and NOT NULL.
 pub(crate) fn columns_batch(table: &TableReader) -> DfResult<RecordBatch> {
     let meta = table.meta();
     let designated = meta.timestamp_column;
@@ -289,7 +289,9 @@ pub(crate) fn columns_batch(table: &TableReader) -> DfResult<RecordBatch> {
         Arc::new(StringArray::from_iter_values(
             c.iter().map(|c| c.column_type.to_string()),
         )),
-        Arc::new(BooleanArray::from(vec![false; c.len()])),
+        Arc::new(BooleanArray::from_iter(
+            c.iter().map(|c| Some(c.index.is_some())),
+        )),
         Arc::new(BooleanArray::from_iter(
             c.iter().map(|c| Some(designated == Some(c.id))),
         )),

@@ -397,6 +397,7 @@ fn column_spec(p: &mut Parser<'_>) -> Result<ColumnSpec> {
     let data_type = sql_type(p)?;
     let mut not_null = false;
     let mut primary_key = false;
+    let mut indexed = false;
     loop {
         if p.parse_keywords(&[Keyword::NOT, Keyword::NULL]) {
             not_null = true;
@@ -409,8 +410,12 @@ fn column_spec(p: &mut Parser<'_>) -> Result<ColumnSpec> {
         } else if consume_word(p, "CAPACITY") {
             // QuestDB symbol options: accepted, no effect (dictionaries grow as needed).
             p.parse_literal_uint()?;
-        } else if consume_word(p, "CACHE") || consume_word(p, "NOCACHE") || consume_word(p, "INDEX")
-        {
+        } else if consume_word(p, "CACHE") || consume_word(p, "NOCACHE") {
+            // QuestDB symbol options: accepted, no effect.
+        } else if consume_word(p, "INDEX") {
+            // QuestDB's `SYMBOL INDEX [CAPACITY n]`: a symbol index (the
+            // capacity, a block size there, has no meaning here).
+            indexed = true;
         } else {
             refuse_constraint(p)?;
             break;
@@ -421,6 +426,7 @@ fn column_spec(p: &mut Parser<'_>) -> Result<ColumnSpec> {
         data_type,
         not_null,
         primary_key,
+        indexed,
     })
 }
 
@@ -614,26 +620,43 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
     expect_word(p, "TABLE")?;
     let table = table_name(p)?;
     if peek_keywords(p, &["ALTER", "COLUMN"]) {
-        // QuestDB's ALTER COLUMN c ADD INDEX / DROP INDEX / SYMBOL CAPACITY / CACHE,
-        // PostgreSQL's ALTER COLUMN c TYPE / SET ...: named, not a syntax error.
+        // QuestDB's ALTER COLUMN c ADD INDEX / DROP INDEX; its SYMBOL CAPACITY /
+        // CACHE and PostgreSQL's ALTER COLUMN c TYPE / SET ...: named, not a
+        // syntax error.
         let at = p.peek_token();
         p.next_token();
         p.next_token();
         let column = identifier(p)?;
-        let index = peek_keywords(p, &["ADD", "INDEX"]) || peek_keywords(p, &["DROP", "INDEX"]);
-        let message = if index {
-            format!(
-                "ALTER TABLE {table} ALTER COLUMN {column} ... INDEX is not supported: Tidemark \
-                 has no column indexes; queries on a time range prune partitions and rows by the \
-                 designated timestamp, and SYMBOL columns are dictionary-encoded"
-            )
+        let op = if peek_keywords(p, &["ADD", "INDEX"]) {
+            Some(AlterTable::AddIndex {
+                column: column.clone(),
+            })
+        } else if peek_keywords(p, &["DROP", "INDEX"]) {
+            Some(AlterTable::DropIndex {
+                column: column.clone(),
+            })
         } else {
-            format!(
-                "ALTER TABLE {table} ALTER COLUMN {column} is not supported: add a column of the \
-                 type wanted, fill it with UPDATE, and drop the old one"
-            )
+            None
         };
-        return Err(not_supported(message, &at));
+        let Some(op) = op else {
+            return Err(not_supported(
+                format!(
+                    "ALTER TABLE {table} ALTER COLUMN {column} is not supported: add a column \
+                     of the type wanted, fill it with UPDATE, and drop the old one"
+                ),
+                &at,
+            ));
+        };
+        p.next_token();
+        p.next_token();
+        // QuestDB's `ADD INDEX CAPACITY n`: a block size there, no meaning here.
+        if matches!(op, AlterTable::AddIndex { .. }) && consume_word(p, "CAPACITY") {
+            p.parse_literal_uint()?;
+        }
+        return Ok(Statement::AlterTable {
+            table,
+            op: Box::new(op),
+        });
     }
     let op = if consume_word(p, "ADD") {
         consume_word(p, "COLUMN");

@@ -147,6 +147,8 @@ pub struct ColumnSpec {
     pub not_null: bool,
     /// Declared `PRIMARY KEY` on the column itself.
     pub primary_key: bool,
+    /// QuestDB's `SYMBOL INDEX`: the column gets a symbol index.
+    pub indexed: bool,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -202,5 +204,13 @@ pub enum AlterTable {
     /// `DEDUP ENABLE UPSERT KEYS (ts, k, ...)`, or with no keys `DEDUP DISABLE`.
     SetDedup {
         keys: Vec<String>,
+    },
+    /// QuestDB's `ALTER COLUMN c ADD INDEX [CAPACITY n]`.
+    AddIndex {
+        column: String,
+    },
+    /// QuestDB's `ALTER COLUMN c DROP INDEX`.
+    DropIndex {
+        column: String,
     },
 }

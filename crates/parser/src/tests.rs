@@ -542,11 +542,47 @@ fn in_today_yesterday_tomorrow_become_a_range_on_now() {
 }
 
 #[test]
+fn alter_column_add_and_drop_index_parse() {
+    for (sql, expected) in [
+        (
+            "ALTER TABLE t ALTER COLUMN sym ADD INDEX",
+            AlterTable::AddIndex {
+                column: "sym".into(),
+            },
+        ),
+        (
+            "alter table t alter column \"Sym\" add index capacity 256",
+            AlterTable::AddIndex {
+                column: "Sym".into(),
+            },
+        ),
+        (
+            "ALTER TABLE t ALTER COLUMN sym DROP INDEX",
+            AlterTable::DropIndex {
+                column: "sym".into(),
+            },
+        ),
+    ] {
+        let Statement::AlterTable { table, op } = one(sql) else {
+            panic!("{sql}: not ALTER TABLE")
+        };
+        assert_eq!(table, "t");
+        assert_eq!(*op, expected, "{sql}");
+    }
+    let Statement::CreateTable(c) = one(
+        "CREATE TABLE t (ts TIMESTAMP, s SYMBOL CAPACITY 64 CACHE INDEX CAPACITY 128, v SYMBOL)",
+    ) else {
+        panic!("not CREATE TABLE")
+    };
+    let indexed: Vec<bool> = c.columns.iter().map(|c| c.indexed).collect();
+    assert_eq!(indexed, vec![false, true, false]);
+}
+
+#[test]
 fn alter_column_is_named_as_not_supported() {
     for sql in [
-        "ALTER TABLE t ALTER COLUMN sym ADD INDEX",
-        "ALTER TABLE t ALTER COLUMN sym DROP INDEX",
         "ALTER TABLE t ALTER COLUMN v TYPE BIGINT",
+        "ALTER TABLE t ALTER COLUMN v SET NOT NULL",
     ] {
         let e = parse(sql).expect_err(sql);
         assert_eq!(e.sqlstate, "0A000", "{sql}: {e}");

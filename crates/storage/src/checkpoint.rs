@@ -226,6 +226,7 @@ impl Cut {
                 for c in &meta.columns {
                     out.insert(column::data_path(&pdir, c));
                     out.extend(column::aux_path(&pdir, c));
+                    out.extend(column::index_path(&pdir, c));
                 }
                 out.insert(pdir);
             }

@@ -15,6 +15,8 @@ pub enum ErrorKind {
     UndefinedTable,
     /// The named column does not exist.
     UndefinedColumn,
+    /// Another named object (an index) does not exist.
+    UndefinedObject,
     /// A table (or column) with that name already exists.
     DuplicateObject,
     /// A name that cannot be used for a table or column.
@@ -79,6 +81,31 @@ pub enum StorageError {
 
     #[error("column \"{column}\" of table \"{table}\" already exists")]
     ColumnExists { table: String, column: String },
+
+    #[error("index \"{0}\" already exists")]
+    IndexExists(String),
+
+    #[error("index \"{0}\" does not exist")]
+    IndexNotFound(String),
+
+    #[error("column \"{column}\" of table \"{table}\" is already indexed (index \"{index}\")")]
+    AlreadyIndexed {
+        table: String,
+        column: String,
+        index: String,
+    },
+
+    #[error("column \"{column}\" of table \"{table}\" has no index")]
+    NotIndexed { table: String, column: String },
+
+    #[error(
+        "column \"{column}\" of table \"{table}\" is {column_type}: only SYMBOL columns can be indexed"
+    )]
+    NotIndexable {
+        table: String,
+        column: String,
+        column_type: String,
+    },
 
     #[error("invalid name \"{name}\": {reason}")]
     InvalidName { name: String, reason: String },
@@ -176,12 +203,18 @@ impl StorageError {
             StorageError::TableNotFound(_) | StorageError::PartitionNotFound { .. } => {
                 ErrorKind::UndefinedTable
             }
-            StorageError::TableExists(_) | StorageError::ColumnExists { .. } => {
-                ErrorKind::DuplicateObject
+            StorageError::TableExists(_)
+            | StorageError::ColumnExists { .. }
+            | StorageError::IndexExists(_)
+            | StorageError::AlreadyIndexed { .. } => ErrorKind::DuplicateObject,
+            StorageError::IndexNotFound(_) | StorageError::NotIndexed { .. } => {
+                ErrorKind::UndefinedObject
             }
             StorageError::ColumnNotFound { .. } => ErrorKind::UndefinedColumn,
             StorageError::InvalidName { .. } => ErrorKind::InvalidName,
-            StorageError::InvalidData(_) => ErrorKind::InvalidData,
+            StorageError::InvalidData(_) | StorageError::NotIndexable { .. } => {
+                ErrorKind::InvalidData
+            }
             StorageError::NotNull { .. } => ErrorKind::NotNullViolation,
             StorageError::InvalidState(_)
             | StorageError::CheckpointInProgress { .. }

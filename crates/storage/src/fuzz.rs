@@ -58,3 +58,8 @@ pub fn symbol_file(data: &[u8]) -> bool {
     };
     SymbolDict::parse(PathBuf::from("sym.sym"), body, count).is_ok()
 }
+
+/// A part's symbol index file (its first block starting at row 0).
+pub fn symbol_index_file(data: &[u8]) -> bool {
+    crate::table::symbol_index::parse(data, 0, Path::new("sym~1.2.k")).is_ok()
+}

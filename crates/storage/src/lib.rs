@@ -65,12 +65,13 @@ pub use db::{
     TxSavepoint,
 };
 pub use error::{ErrorKind, Result, StorageError};
-pub use ops::{ColumnDef, PartitionSelector, Request, TableDef};
+pub use ops::{ColumnDef, IndexTarget, PartitionSelector, Request, TableDef};
 pub use options::{CommitMode, StorageOptions};
 pub use restore::{RESTORE_TRIGGER, RestoreReport};
 pub use snapshot::{PartInfo, PartitionInfo, Piece, RowSource, ScanPlan, Snapshot, TableReader};
 pub use table::column::ColumnChunk;
 pub use table::files::Mapped;
-pub use table::meta::{ColumnMeta, TableMeta};
+pub use table::meta::{ColumnMeta, SymbolIndexMeta, TableMeta};
+pub use table::symbol_index::PartIndex;
 pub use types::{ColumnType, PartitionBy, Ttl, TtlUnit};
 pub use wal::archive::{LogReader, LogRecord, LogRun, LogSegmentWriter};

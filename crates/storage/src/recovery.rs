@@ -383,6 +383,9 @@ fn load_table(
             if let Some(a) = column::aux_path(&pdir, c) {
                 check(a, alen)?;
             }
+            if let Some(i) = column::index_path(&pdir, c) {
+                check(i, column::index_len(c, ext))?;
+            }
         }
         for e in fs::read_dir(&pdir).at(&pdir)? {
             let e = e.at(&pdir)?;

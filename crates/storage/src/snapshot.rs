@@ -21,9 +21,10 @@ use crate::error::{Result, StorageError};
 use crate::merge::merge_order;
 use crate::ops::null_column;
 use crate::table::TableState;
-use crate::table::column::ColumnChunk;
+use crate::table::column::{self, ColumnChunk};
 use crate::table::files::MappedFiles;
 use crate::table::meta::{ColumnMeta, TableMeta};
+use crate::table::symbol_index::PartIndex;
 use crate::table::txn::PartitionMeta;
 use crate::types::{ColumnType, PartitionBy};
 
@@ -367,6 +368,29 @@ impl TableReader {
         let p = self.part(part)?;
         self.state
             .column_chunk(p, self.column_meta(column)?, &self.mapped)
+    }
+
+    /// The symbol index of SYMBOL column `column` in part `part`, when the
+    /// column is indexed and the part's index covers its rows (a transaction's
+    /// own view of a new index has no files yet). Checks the file's checksum
+    /// on first use.
+    pub fn symbol_index(&self, part: usize, column: &str) -> Result<Option<PartIndex>> {
+        let p = self.part(part)?;
+        let c = self.column_meta(column)?;
+        let dir = self.state.partition_dir(p);
+        let Some(path) = column::index_path(&dir, c) else {
+            return Ok(None);
+        };
+        let ext = p.extent(c.id).ok_or_else(|| {
+            StorageError::corrupted(
+                &dir,
+                format!("_txn has no extent for column \"{}\"", c.name),
+            )
+        })?;
+        let data = self
+            .mapped
+            .map(&path, column::index_len(c, ext), ext.aux_crc)?;
+        PartIndex::open(data, ext.top, p.rows, &path)
     }
 
     /// Rows `rows` of a column of one part, decoded. SYMBOL values come back as text.

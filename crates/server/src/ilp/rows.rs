@@ -261,6 +261,7 @@ impl TableRows {
                 name: self.timestamp_column.clone(),
                 column_type: ColumnType::Timestamp,
                 not_null: true,
+                indexed: false,
             });
             tx.push(Request::CreateTable {
                 def: TableDef {

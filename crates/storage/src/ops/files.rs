@@ -126,6 +126,7 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
                 let dir = t.partition_dir(p);
                 garbage.push(column::data_path(&dir, &c));
                 garbage.extend(column::aux_path(&dir, &c));
+                garbage.extend(column::index_path(&dir, &c));
             }
             if let Some(d) = t.symbols.remove(&c.id) {
                 garbage.push(d.path().to_path_buf());
@@ -164,6 +165,12 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
         Op::SetDedup { table, keys } => {
             st.change_meta(*table, |meta| meta.dedup_keys = keys.clone())?
         }
+        Op::AddIndex {
+            table,
+            column,
+            name,
+        } => add_index(st, *table, *column, name)?,
+        Op::DropIndex { table, column } => drop_index(st, *table, *column)?,
         Op::Truncate { table } => {
             let t = st.table_by_id(*table)?;
             let dirs: Vec<PathBuf> = t
@@ -215,6 +222,83 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
         Arc::make_mut(&mut st.table_by_id(id)?.txn).txn = seq;
     }
     Ok(())
+}
+
+/// Indexes column `column` as of this commit: writes the index file of every
+/// part from its stored keys.
+fn add_index(st: &mut Staging<'_>, table: u64, column: u32, name: &str) -> Result<()> {
+    let seq = st.seq;
+    st.change_meta(table, |meta| {
+        crate::ops::memory::set_index(meta, column, Some((seq, name.to_string())))
+    })?;
+    let t = st.table_by_id(table)?;
+    let col =
+        t.meta.column_by_id(column).cloned().ok_or_else(|| {
+            StorageError::InvalidState(format!("column id {column} does not exist"))
+        })?;
+    let dirs: Vec<PathBuf> = t
+        .txn
+        .partitions
+        .iter()
+        .map(|p| t.partition_dir(p))
+        .collect();
+    let mut partitions = t.txn.partitions.clone();
+    let mut dirty = Vec::new();
+    for (p, dir) in partitions.iter_mut().zip(&dirs) {
+        let rows = p.rows;
+        let ext = p.extent_mut(column).ok_or_else(|| {
+            StorageError::InvalidState(format!(
+                "partition has no extent for column \"{}\"",
+                col.name
+            ))
+        })?;
+        column::build_index(dir, &col, ext, rows, st.mapped, &mut dirty)?;
+    }
+    st.created.extend(dirty.iter().cloned());
+    st.dirty.extend(dirty);
+    let t = st.table_by_id(table)?;
+    Arc::make_mut(&mut t.txn).partitions = partitions;
+    Ok(())
+}
+
+/// Drops column `column`'s index: its files become garbage (a checkpoint may
+/// still need them), or go at once when this same commit wrote them.
+fn drop_index(st: &mut Staging<'_>, table: u64, column: u32) -> Result<()> {
+    let t = st.table_by_id(table)?;
+    let Some(col) = t.meta.column_by_id(column).cloned() else {
+        return Err(StorageError::InvalidState(format!(
+            "column id {column} does not exist"
+        )));
+    };
+    let files: Vec<PathBuf> = t
+        .txn
+        .partitions
+        .iter()
+        .filter_map(|p| column::index_path(&t.partition_dir(p), &col))
+        .collect();
+    clear_index_extents(Arc::make_mut(&mut t.txn), column);
+    st.change_meta(table, |meta| {
+        crate::ops::memory::set_index(meta, column, None)
+    })?;
+    for f in files {
+        if st.created.contains(&f) {
+            st.remove_now(&f)?;
+            st.created.retain(|p| p != &f);
+        } else {
+            st.garbage.push(f);
+        }
+    }
+    Ok(())
+}
+
+/// Forgets the index file lengths and CRCs of column `column` in every part.
+pub(crate) fn clear_index_extents(txn: &mut crate::table::txn::TxnState, column: u32) {
+    for p in &mut txn.partitions {
+        if let Some(ext) = p.extent_mut(column) {
+            ext.var_len = 0;
+            ext.aux_crc = 0;
+        }
+    }
 }
 
 /// Adds an op's new symbols to the dictionaries and writes them to the files

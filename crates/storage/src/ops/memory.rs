@@ -20,6 +20,14 @@ use crate::table::symbol::SymbolDict;
 use crate::table::txn::ColumnExtent;
 use crate::types::ColumnType;
 
+/// Sets (or with `None` removes) the index of column `column`: made by commit
+/// `seq`, called `name`.
+pub(crate) fn set_index(meta: &mut TableMeta, column: u32, index: Option<(u64, String)>) {
+    if let Some(c) = meta.columns.iter_mut().find(|c| c.id == column) {
+        c.index = index.map(|(seq, name)| crate::table::meta::SymbolIndexMeta { seq, name });
+    }
+}
+
 /// Applies `op` to the staged state in memory. Outside a private staging only
 /// ops that add rows come here (see `Op::adds_rows_only`).
 pub(crate) fn stage(op: Op, st: &mut Staging<'_>) -> Result<()> {
@@ -132,6 +140,22 @@ pub(crate) fn stage(op: Op, st: &mut Staging<'_>) -> Result<()> {
         }
         Op::SetTtl { table, ttl } => st.change_meta(table, |meta| meta.ttl = ttl)?,
         Op::SetDedup { table, keys } => st.change_meta(table, |meta| meta.dedup_keys = keys)?,
+        // A transaction's own view: the schema says indexed, the parts have no
+        // index files, so its scans read the keys (see `PartIndex::open`).
+        Op::AddIndex {
+            table,
+            column,
+            name,
+        } => {
+            st.change_meta(table, |meta| set_index(meta, column, Some((seq, name))))?;
+            let t = st.table_by_id(table)?;
+            crate::ops::files::clear_index_extents(Arc::make_mut(&mut t.txn), column);
+        }
+        Op::DropIndex { table, column } => {
+            st.change_meta(table, |meta| set_index(meta, column, None))?;
+            let t = st.table_by_id(table)?;
+            crate::ops::files::clear_index_extents(Arc::make_mut(&mut t.txn), column);
+        }
     }
     Ok(())
 }

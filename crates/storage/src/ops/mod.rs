@@ -26,7 +26,7 @@ use crate::table::files::MappedFiles;
 use crate::table::meta::{ColumnMeta, TableMeta};
 use crate::table::symbol::SymbolDict;
 
-pub use request::{ColumnDef, PartitionSelector, Request, TableDef};
+pub use request::{ColumnDef, IndexTarget, PartitionSelector, Request, TableDef};
 
 /// A resolved, WAL-logged operation.
 #[derive(Debug, Clone, PartialEq)]
@@ -73,6 +73,17 @@ pub(crate) enum Op {
         table: u64,
         keys: Vec<u32>,
     },
+    /// Indexes SYMBOL column `column`; the index's files are named after the
+    /// op's commit.
+    AddIndex {
+        table: u64,
+        column: u32,
+        name: String,
+    },
+    DropIndex {
+        table: u64,
+        column: u32,
+    },
     Append {
         table: u64,
         data: RowData,
@@ -97,6 +108,8 @@ impl Op {
             | Op::DropPartitions { table, .. }
             | Op::SetTtl { table, .. }
             | Op::SetDedup { table, .. }
+            | Op::AddIndex { table, .. }
+            | Op::DropIndex { table, .. }
             | Op::Append { table, .. }
             | Op::ReplacePartition { table, .. } => Some(*table),
         }

@@ -12,7 +12,7 @@ use crate::name::{fs_name, name_key, validate_name};
 use crate::ops::{Op, RowData, Staging};
 use crate::table::TableState;
 use crate::table::column;
-use crate::table::meta::{ColumnMeta, TableMeta};
+use crate::table::meta::{ColumnMeta, SymbolIndexMeta, TableMeta};
 use crate::types::{ColumnType, PartitionBy};
 
 /// A column in a `CREATE TABLE` or `ADD COLUMN`.
@@ -21,6 +21,8 @@ pub struct ColumnDef {
     pub name: String,
     pub column_type: ColumnType,
     pub not_null: bool,
+    /// A SYMBOL column created with a symbol index (QuestDB's `SYMBOL INDEX`).
+    pub indexed: bool,
 }
 
 impl ColumnDef {
@@ -29,8 +31,18 @@ impl ColumnDef {
             name: name.into(),
             column_type,
             not_null: false,
+            indexed: false,
         }
     }
+}
+
+/// Which symbol index a `DropIndex` request removes.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexTarget {
+    /// `ALTER TABLE t ALTER COLUMN c DROP INDEX`.
+    Column { table: String, column: String },
+    /// `DROP INDEX name`.
+    Name(String),
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -98,6 +110,18 @@ pub enum Request {
         table: String,
         keys: Vec<String>,
     },
+    /// Indexes SYMBOL column `column`: the rows of each key, per part, kept
+    /// from then on. `name` defaults to `<table>_<column>_idx`.
+    AddIndex {
+        table: String,
+        column: String,
+        name: Option<String>,
+        if_not_exists: bool,
+    },
+    DropIndex {
+        target: IndexTarget,
+        if_exists: bool,
+    },
     /// Adds rows; out-of-order rows are merged into the partitions they belong to.
     Append {
         table: String,
@@ -121,15 +145,77 @@ fn column_index(t: &TableState, name: &str) -> Result<usize> {
         })
 }
 
-fn new_column_meta(id: u32, def: &ColumnDef) -> Result<ColumnMeta> {
+/// A new column `def` with id `id` of table `table`, made by commit `seq`.
+fn new_column_meta(
+    st: &Staging<'_>,
+    table: &str,
+    id: u32,
+    def: &ColumnDef,
+    taken: &[String],
+) -> Result<ColumnMeta> {
     validate_name(&def.name)?;
+    let index = if def.indexed {
+        symbol_only(table, &def.name, def.column_type)?;
+        Some(SymbolIndexMeta {
+            seq: st.seq,
+            name: free_index_name(st, table, &def.name, taken),
+        })
+    } else {
+        None
+    };
     Ok(ColumnMeta {
         id,
         name: def.name.clone(),
         column_type: def.column_type,
         not_null: def.not_null,
         file_stem: format!("{}~{id}", fs_name(&def.name)),
+        index,
     })
+}
+
+/// Only SYMBOL columns have indexes.
+fn symbol_only(table: &str, column: &str, t: ColumnType) -> Result<()> {
+    if t == ColumnType::Symbol {
+        return Ok(());
+    }
+    Err(StorageError::NotIndexable {
+        table: table.to_string(),
+        column: column.to_string(),
+        column_type: t.to_string(),
+    })
+}
+
+/// The (table id, column) of the index called `name`, if one is.
+fn index_named<'s>(st: &'s Staging<'_>, name: &str) -> Option<(&'s TableState, &'s ColumnMeta)> {
+    st.catalog.tables.values().find_map(|t| {
+        t.meta
+            .columns
+            .iter()
+            .find(|c| {
+                c.index
+                    .as_ref()
+                    .is_some_and(|i| name_key(&i.name) == name_key(name))
+            })
+            .map(|c| (&**t, c))
+    })
+}
+
+/// `<table>_<column>_idx`, with a number after it when that name is taken
+/// (by an existing index or one of `taken`), as PostgreSQL names indexes.
+fn free_index_name(st: &Staging<'_>, table: &str, column: &str, taken: &[String]) -> String {
+    let base = format!("{table}_{column}_idx");
+    let free =
+        |n: &str| index_named(st, n).is_none() && !taken.iter().any(|t| name_key(t) == name_key(n));
+    (0..)
+        .map(|i| {
+            if i == 0 {
+                base.clone()
+            } else {
+                format!("{base}{i}")
+            }
+        })
+        .find(|n| free(n))
+        .unwrap_or(base)
 }
 
 /// Turns a request into an op against the staged state; `None` when there is
@@ -161,7 +247,12 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                         column: c.name.clone(),
                     });
                 }
-                columns.push(new_column_meta(i as u32, c)?);
+                let taken: Vec<String> = columns
+                    .iter()
+                    .filter_map(|c| c.index.as_ref().map(|i| i.name.clone()))
+                    .collect();
+                let column = new_column_meta(st, &def.name, i as u32, c, &taken)?;
+                columns.push(column);
             }
             let timestamp_column = match &def.timestamp {
                 None if def.partition_by != PartitionBy::None => {
@@ -238,7 +329,7 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
             }
             Op::AddColumn {
                 table: t.id,
-                column: new_column_meta(t.meta.next_column_id, &column)?,
+                column: new_column_meta(st, &t.name, t.meta.next_column_id, &column, &[])?,
             }
         }
         Request::DropColumn { table, column } => {
@@ -326,6 +417,73 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
             Op::DropPartitions {
                 table: t.id,
                 starts,
+            }
+        }
+        Request::AddIndex {
+            table,
+            column,
+            name,
+            if_not_exists,
+        } => {
+            let t = st.table(&table)?;
+            let c = &t.meta.columns[column_index(t, &column)?];
+            symbol_only(&t.name, &c.name, c.column_type)?;
+            if let Some(existing) = &c.index {
+                if if_not_exists {
+                    return Ok(None);
+                }
+                return Err(StorageError::AlreadyIndexed {
+                    table: t.name.clone(),
+                    column: c.name.clone(),
+                    index: existing.name.clone(),
+                });
+            }
+            let name = match name {
+                Some(n) => {
+                    validate_name(&n)?;
+                    if index_named(st, &n).is_some() {
+                        if if_not_exists {
+                            return Ok(None);
+                        }
+                        return Err(StorageError::IndexExists(n));
+                    }
+                    n
+                }
+                None => free_index_name(st, &t.name, &c.name, &[]),
+            };
+            Op::AddIndex {
+                table: t.id,
+                column: c.id,
+                name,
+            }
+        }
+        Request::DropIndex { target, if_exists } => {
+            let found = match &target {
+                IndexTarget::Name(n) => index_named(st, n),
+                IndexTarget::Column { table, column } => {
+                    let t = st.table(table)?;
+                    let c = &t.meta.columns[column_index(t, column)?];
+                    if c.index.is_none() && !if_exists {
+                        return Err(StorageError::NotIndexed {
+                            table: t.name.clone(),
+                            column: c.name.clone(),
+                        });
+                    }
+                    c.index.is_some().then_some((&**t, c))
+                }
+            };
+            match found {
+                Some((t, c)) => Op::DropIndex {
+                    table: t.id,
+                    column: c.id,
+                },
+                None if if_exists => return Ok(None),
+                None => {
+                    let IndexTarget::Name(n) = target else {
+                        return Ok(None);
+                    };
+                    return Err(StorageError::IndexNotFound(n));
+                }
             }
         }
         Request::SetTtl { table, ttl } => {

@@ -20,6 +20,7 @@ use crate::error::{Result, StorageError};
 use crate::fsutil;
 use crate::table::files::{Mapped, MappedFiles};
 use crate::table::meta::ColumnMeta;
+use crate::table::symbol_index;
 use crate::table::txn::ColumnExtent;
 use crate::types::ColumnType;
 
@@ -40,6 +41,19 @@ pub(crate) fn aux_path(part_dir: &Path, col: &ColumnMeta) -> Option<PathBuf> {
     } else {
         None
     }
+}
+
+/// The symbol index file of an indexed SYMBOL column (see `symbol_index`):
+/// its committed length and CRC are the extent's `var_len` and `aux_crc`,
+/// which a SYMBOL column does not otherwise use.
+pub(crate) fn index_path(part_dir: &Path, col: &ColumnMeta) -> Option<PathBuf> {
+    let index = col.index.as_ref()?;
+    Some(part_dir.join(format!("{}.{}.k", col.file_stem, index.seq)))
+}
+
+/// The committed length of a column's index file (0 without an index).
+pub(crate) fn index_len(col: &ColumnMeta, ext: &ColumnExtent) -> u64 {
+    if col.index.is_some() { ext.var_len } else { 0 }
 }
 
 /// Committed lengths of a column's `.d` and aux files for `stored` rows.
@@ -95,6 +109,67 @@ pub(crate) fn append(
     if col.column_type.fixed_width().is_none() {
         ext.var_len += data.len() as u64;
     }
+    if let (Some(path), Values::Int(keys)) = (index_path(part_dir, col), &column.values) {
+        append_index(&path, ext, ext.top + stored, keys, column, dirty)?;
+    }
+    Ok(())
+}
+
+/// Appends the index block of rows `first_row..` (keys `keys`, NULL where
+/// `column` says so) to an indexed column's index file.
+fn append_index(
+    path: &Path,
+    ext: &mut ColumnExtent,
+    first_row: u64,
+    keys: &[i32],
+    column: &Column,
+    dirty: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let keys: Vec<i32> = keys
+        .iter()
+        .enumerate()
+        .map(|(i, &k)| if column.is_null(i) { SYMBOL_NULL } else { k })
+        .collect();
+    let block = symbol_index::encode(first_row, &keys);
+    fsutil::write_at(path, ext.var_len, &block)?;
+    ext.aux_crc = crc32c::crc32c_append(ext.aux_crc, &block);
+    ext.var_len += block.len() as u64;
+    dirty.push(path.to_path_buf());
+    Ok(())
+}
+
+/// Writes the index file of column `col` of a part as a whole, from its
+/// stored keys (rows `top..`), and records it in `ext`. For `ADD INDEX` on a
+/// column with rows.
+pub(crate) fn build_index(
+    part_dir: &Path,
+    col: &ColumnMeta,
+    ext: &mut ColumnExtent,
+    rows: u64,
+    mapped: &MappedFiles,
+    dirty: &mut Vec<PathBuf>,
+) -> Result<()> {
+    let Some(path) = index_path(part_dir, col) else {
+        return Ok(());
+    };
+    ext.var_len = 0;
+    ext.aux_crc = 0;
+    let chunk = ColumnChunk::open(part_dir, col, ext, rows, mapped)?;
+    let keys: Vec<i32> = chunk
+        .data
+        .as_slice()
+        .chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect();
+    if keys.is_empty() {
+        return Ok(());
+    }
+    let block = symbol_index::encode(ext.top, &keys);
+    // Anything at that path is a crashed attempt at this same commit.
+    fsutil::write_at(&path, 0, &block)?;
+    ext.aux_crc = crc32c::crc32c(&block);
+    ext.var_len = block.len() as u64;
+    dirty.push(path);
     Ok(())
 }
 
@@ -140,17 +215,21 @@ pub(crate) fn prefix_extent(
             format!("column \"{}\" is shorter than its rows", col.name),
         ));
     }
+    // An index is kept whole: its blocks past the prefix are not read.
+    let (var_len, aux_crc) = if col.index.is_some() {
+        (ext.var_len, ext.aux_crc)
+    } else if chunk.aux.is_some() {
+        (var_len, crc32c::crc32c(&aux[..aux_len]))
+    } else {
+        (var_len, 0)
+    };
     Ok(ColumnExtent {
         column_id: ext.column_id,
         top,
         var_len,
         null_len: if aux_is_nulls(col) { aux_len as u64 } else { 0 },
         data_crc: crc32c::crc32c(&data[..data_len]),
-        aux_crc: if chunk.aux.is_some() {
-            crc32c::crc32c(&aux[..aux_len])
-        } else {
-            0
-        },
+        aux_crc,
     })
 }
 
@@ -372,6 +451,7 @@ mod tests {
             column_type: t,
             not_null: false,
             file_stem: "c~1".into(),
+            index: None,
         }
     }
 

@@ -2,8 +2,10 @@
 //!
 //! Body: `seq u64` (the commit that last changed the schema) | `partition_by u8` |
 //! `timestamp_column_id u32` (`u32::MAX` when the table has none) | `next_column_id u32` |
-//! `count u32` then per column: `id u32 | name str | type | not_null bool | file_stem str`,
-//! where `type` is a code `u8`, followed for DECIMAL by `precision u8 | scale u8`;
+//! `count u32` then per column: `id u32 | name str | type | flags u8 | file_stem str`
+//! `[| index_seq u64 | index_name str]`, where `type` is a code `u8`, followed for
+//! DECIMAL by `precision u8 | scale u8`, and `flags` has bit 0 for NOT NULL and
+//! bit 1 for a symbol index, whose commit and name then follow;
 //! then, only for a table with a TTL or upsert keys, `ttl_unit u8 | ttl_count u32`
 //! (unit codes: 1 hour, 2 day, 3 week, 4 month, 5 year; `0 | 0`: no TTL), and
 //! only for a table with upsert keys (`DEDUP UPSERT KEYS`), `count u32` then
@@ -29,6 +31,76 @@ pub struct ColumnMeta {
     pub not_null: bool,
     /// File name stem in partition directories (`<fs-safe name at creation>~<id>`).
     pub file_stem: String,
+    /// The symbol index of a SYMBOL column, if it has one.
+    pub index: Option<SymbolIndexMeta>,
+}
+
+/// A SYMBOL column's index: its files are `<stem>.<seq>.k` in each part.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SymbolIndexMeta {
+    /// The commit that created the index (a new index never reuses a dropped
+    /// one's files, which a checkpoint may still need).
+    pub seq: u64,
+    /// `CREATE INDEX name`, or `<table>_<column>_idx` as given at creation.
+    pub name: String,
+}
+
+const NOT_NULL_FLAG: u8 = 1;
+const INDEXED_FLAG: u8 = 2;
+
+impl ColumnMeta {
+    /// The column as `_meta` and the WAL's AddColumn op write it.
+    pub(crate) fn encode(&self, e: &mut Encoder) {
+        e.u32(self.id);
+        e.str(&self.name);
+        self.column_type.encode_schema(e);
+        let flags = if self.not_null { NOT_NULL_FLAG } else { 0 }
+            | if self.index.is_some() {
+                INDEXED_FLAG
+            } else {
+                0
+            };
+        e.u8(flags);
+        e.str(&self.file_stem);
+        if let Some(index) = &self.index {
+            e.u64(index.seq);
+            e.str(&index.name);
+        }
+    }
+
+    /// Reads what [`ColumnMeta::encode`] wrote.
+    pub(crate) fn decode(d: &mut Decoder<'_>) -> Result<ColumnMeta> {
+        let id = d.u32()?;
+        let name = d.str()?.to_string();
+        let column_type = ColumnType::decode_schema(d)?;
+        let flags = d.u8()?;
+        if flags & !(NOT_NULL_FLAG | INDEXED_FLAG) != 0 {
+            return Err(d.error(format!("unknown column flags {flags:#04x}")));
+        }
+        let file_stem = d.str()?.to_string();
+        if file_stem.is_empty() || file_stem.contains('/') || file_stem.starts_with('.') {
+            return Err(d.error(format!("unsafe column file name {file_stem:?}")));
+        }
+        let index = if flags & INDEXED_FLAG != 0 {
+            if column_type != ColumnType::Symbol {
+                return Err(d.error(format!("column \"{name}\" is indexed but not a SYMBOL")));
+            }
+            Some(SymbolIndexMeta {
+                seq: d.u64()?,
+                name: d.str()?.to_string(),
+            })
+        } else {
+            None
+        };
+        Ok(ColumnMeta {
+            id,
+            name,
+            column_type,
+            not_null: flags & NOT_NULL_FLAG != 0,
+            file_stem,
+            index,
+        })
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -87,11 +159,7 @@ impl TableMeta {
         e.u32(self.next_column_id);
         e.u32(self.columns.len() as u32);
         for c in &self.columns {
-            e.u32(c.id);
-            e.str(&c.name);
-            c.column_type.encode_schema(&mut e);
-            e.bool(c.not_null);
-            e.str(&c.file_stem);
+            c.encode(&mut e);
         }
         if self.ttl.is_some() || !self.dedup_keys.is_empty() {
             encode_ttl(&mut e, self.ttl);
@@ -117,21 +185,7 @@ impl TableMeta {
         let n = d.count(10)?;
         let mut columns = Vec::with_capacity(n);
         for _ in 0..n {
-            let id = d.u32()?;
-            let name = d.str()?.to_string();
-            let column_type = ColumnType::decode_schema(&mut d)?;
-            let not_null = d.bool()?;
-            let file_stem = d.str()?.to_string();
-            if file_stem.is_empty() || file_stem.contains('/') || file_stem.starts_with('.') {
-                return Err(d.error(format!("unsafe column file name {file_stem:?}")));
-            }
-            columns.push(ColumnMeta {
-                id,
-                name,
-                column_type,
-                not_null,
-                file_stem,
-            });
+            columns.push(ColumnMeta::decode(&mut d)?);
         }
         let has_trailer = d.remaining() > 0;
         let ttl = if has_trailer {
@@ -230,6 +284,7 @@ mod tests {
                     column_type: ColumnType::Timestamp,
                     not_null: true,
                     file_stem: "ts~0".into(),
+                    index: None,
                 },
                 ColumnMeta {
                     id: 1,
@@ -237,6 +292,10 @@ mod tests {
                     column_type: ColumnType::Symbol,
                     not_null: false,
                     file_stem: "sym%20~1".into(),
+                    index: Some(SymbolIndexMeta {
+                        seq: 3,
+                        name: "t_sym_idx".into(),
+                    }),
                 },
             ],
             ttl: None,
@@ -276,6 +335,14 @@ mod tests {
             let err = TableMeta::decode(&bad.encode(), p).expect_err("refused");
             assert!(err.to_string().contains("upsert keys"), "{err}");
         }
+        // An index on a column that is not a SYMBOL is damage.
+        let mut bad = m.clone();
+        bad.columns[0].index = bad.columns[1].index.clone();
+        let err = TableMeta::decode(&bad.encode(), p).expect_err("refused");
+        assert!(
+            err.to_string().contains("indexed but not a SYMBOL"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -286,6 +353,7 @@ mod tests {
             column_type,
             not_null: false,
             file_stem: "price~0".into(),
+            index: None,
         };
         let meta = |column_type| TableMeta {
             seq: 1,

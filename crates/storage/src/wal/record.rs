@@ -4,7 +4,7 @@
 //! - 1 CreateTable: `id u64 | name str | dir str | meta bytes` (meta as in `_meta`)
 //! - 2 DropTable: `id u64`
 //! - 3 RenameTable: `id u64 | name str`
-//! - 4 AddColumn: `table u64 | id u32 | name str | type u8 | not_null bool | file_stem str`
+//! - 4 AddColumn: `table u64 | column` (the column as in `_meta`)
 //! - 5 DropColumn: `table u64 | column u32`
 //! - 6 RenameColumn: `table u64 | column u32 | name str`
 //! - 7 Truncate: `table u64`
@@ -17,6 +17,9 @@
 //! - 12 SetTtl: `table u64 | unit u8 | count u32` (unit 0 and count 0: no TTL;
 //!   unit codes as in `_meta`)
 //! - 13 SetDedup: `table u64 | count u32 | column_id u32...` (count 0: dedup off)
+//! - 14 AddIndex: `table u64 | column_id u32 | name str` (the index's files are
+//!   named after the record's seq)
+//! - 15 DropIndex: `table u64 | column_id u32`
 //!
 //! `rows` = `count u32` columns, each `column_id u32 | column`, then `count u32`
 //! symbol additions, each `column_id u32 | count u32 | str...`.
@@ -116,11 +119,7 @@ impl OpsEncoder {
             Op::AddColumn { table, column } => {
                 e.u8(4);
                 e.u64(*table);
-                e.u32(column.id);
-                e.str(&column.name);
-                column.column_type.encode_schema(e);
-                e.bool(column.not_null);
-                e.str(&column.file_stem);
+                column.encode(e);
             }
             Op::DropColumn { table, column } => {
                 e.u8(5);
@@ -173,6 +172,21 @@ impl OpsEncoder {
                     e.u32(*k);
                 }
             }
+            Op::AddIndex {
+                table,
+                column,
+                name,
+            } => {
+                e.u8(14);
+                e.u64(*table);
+                e.u32(*column);
+                e.str(name);
+            }
+            Op::DropIndex { table, column } => {
+                e.u8(15);
+                e.u64(*table);
+                e.u32(*column);
+            }
         }
     }
 }
@@ -221,20 +235,9 @@ pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
             },
             4 => {
                 let table = d.u64()?;
-                let id = d.u32()?;
-                let name = d.str()?.to_string();
-                let column_type = ColumnType::decode_schema(&mut d)?;
-                let not_null = d.bool()?;
-                let file_stem = d.str()?.to_string();
                 Op::AddColumn {
                     table,
-                    column: ColumnMeta {
-                        id,
-                        name,
-                        column_type,
-                        not_null,
-                        file_stem,
-                    },
+                    column: ColumnMeta::decode(&mut d)?,
                 }
             }
             5 => Op::DropColumn {
@@ -275,6 +278,15 @@ pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
                 let keys = (0..n).map(|_| d.u32()).collect::<Result<Vec<u32>>>()?;
                 Op::SetDedup { table, keys }
             }
+            14 => Op::AddIndex {
+                table: d.u64()?,
+                column: d.u32()?,
+                name: d.str()?.to_string(),
+            },
+            15 => Op::DropIndex {
+                table: d.u64()?,
+                column: d.u32()?,
+            },
             t => return Err(d.error(format!("unknown WAL op tag {t}"))),
         });
     }
@@ -461,6 +473,7 @@ mod tests {
                 column_type: ColumnType::Timestamp,
                 not_null: true,
                 file_stem: "ts~0".into(),
+                index: None,
             }],
             ttl: None,
             dedup_keys: vec![0],
@@ -516,6 +529,29 @@ mod tests {
             Op::SetDedup {
                 table: 1,
                 keys: Vec::new(),
+            },
+            Op::AddIndex {
+                table: 1,
+                column: 2,
+                name: "t_sym_idx".into(),
+            },
+            Op::DropIndex {
+                table: 1,
+                column: 2,
+            },
+            Op::AddColumn {
+                table: 1,
+                column: ColumnMeta {
+                    id: 3,
+                    name: "venue".into(),
+                    column_type: ColumnType::Symbol,
+                    not_null: false,
+                    file_stem: "venue~3".into(),
+                    index: Some(crate::table::meta::SymbolIndexMeta {
+                        seq: 9,
+                        name: "t_venue_idx".into(),
+                    }),
+                },
             },
         ];
         let enc = encode_ops(&ops);

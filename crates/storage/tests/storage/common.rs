@@ -37,6 +37,58 @@ pub(crate) fn trades_def(name: &str) -> TableDef {
     }
 }
 
+/// `def` with its `sym` column indexed.
+pub(crate) fn indexed(mut def: TableDef) -> TableDef {
+    for c in &mut def.columns {
+        c.indexed = c.name == "sym";
+    }
+    def
+}
+
+/// Asserts that every part's index of `column` finds exactly the rows of
+/// each key that the stored keys hold, and each key's newest row.
+pub(crate) fn assert_index_matches_keys(db: &Database, table: &str, column: &str) {
+    let snap = db.snapshot();
+    let t = snap.table(table).expect("table exists");
+    for (part, info) in t.parts().iter().enumerate() {
+        let index = t
+            .symbol_index(part, column)
+            .expect("index readable")
+            .unwrap_or_else(|| panic!("part {} of {table} has a whole index", info.dir_name));
+        let chunk = t.column_chunk(part, column).expect("keys");
+        let mut keys: Vec<i32> = vec![-1; chunk.top];
+        keys.extend(
+            chunk
+                .data
+                .as_slice()
+                .chunks_exact(4)
+                .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]])),
+        );
+        keys.truncate(chunk.rows);
+        assert_eq!(keys.len(), chunk.rows);
+        let mut distinct: Vec<i32> = keys.clone();
+        distinct.sort_unstable();
+        distinct.dedup();
+        let mut newest = std::collections::BTreeMap::new();
+        index.newest_rows(0..chunk.rows, |k, r| {
+            newest.entry(k).or_insert(r);
+            true
+        });
+        for k in distinct {
+            let rows: Vec<usize> = (index.top() as usize..keys.len())
+                .filter(|&r| keys[r] == k)
+                .collect();
+            assert_eq!(
+                index.rows_with(&[k], 0..chunk.rows).expect("rows"),
+                rows,
+                "key {k} in part {}",
+                info.dir_name
+            );
+            assert_eq!(newest.get(&k).copied(), rows.last().copied(), "newest {k}");
+        }
+    }
+}
+
 pub(crate) fn create(db: &Database, def: TableDef) {
     db.commit(Transaction::new().with(Request::CreateTable {
         def,

@@ -48,8 +48,14 @@ fn writer_child() {
     let db = Database::open(&root, child_options()).expect("child open");
     let mut setup = Transaction::new();
     for t in ["a", "b", "c"] {
+        // Table a's symbols are indexed: the index is written with every apply.
+        let def = if t == "a" {
+            indexed(trades_def(t))
+        } else {
+            trades_def(t)
+        };
         setup.push(Request::CreateTable {
-            def: trades_def(t),
+            def,
             if_not_exists: true,
         });
     }
@@ -73,6 +79,22 @@ fn writer_child() {
         }
         if n % 11 == 0 {
             tx.push(Request::Truncate { table: "c".into() });
+        }
+        if n % 13 == 0 {
+            // The index is rebuilt (new files) in the same commit as rows.
+            tx.push(Request::DropIndex {
+                target: IndexTarget::Column {
+                    table: "a".into(),
+                    column: "sym".into(),
+                },
+                if_exists: false,
+            });
+            tx.push(Request::AddIndex {
+                table: "a".into(),
+                column: "sym".into(),
+                name: None,
+                if_not_exists: false,
+            });
         }
         tx.push(Request::Append {
             table: "c".into(),
@@ -121,6 +143,11 @@ fn check_root(root: &Path, last_ack: i64) -> i64 {
         (since.max(1)..=k).collect::<Vec<_>>(),
         "TRUNCATE and appends to c are atomic"
     );
+    // The index of every part as recovery left it, and after the replayed
+    // rows are applied.
+    assert_index_matches_keys(&db, "a", "sym");
+    db.apply_buffer().expect("apply");
+    assert_index_matches_keys(&db, "a", "sym");
     // Rows come back in timestamp order.
     let ts = column_i64(&db, "a", "ts");
     assert!(ts.windows(2).all(|w| w[0] <= w[1]));

@@ -1,5 +1,5 @@
 //! Every decoder of what the engine reads from disk (`_txn`, `_meta`, `_tables`,
-//! the checkpoint cut, WAL segments and records, symbol files) fed real files
+//! the checkpoint cut, WAL segments and records, symbol files and indexes) fed real files
 //! with random damage — flipped bytes, cuts, inserted bytes — and plain random
 //! bytes: each must answer with a value or an error, never panic. This is the
 //! short run of the fuzz targets in `fuzz/` (same entry points,
@@ -25,7 +25,7 @@ fn samples() -> &'static [Sample] {
 fn make_samples() -> Vec<Sample> {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = open(dir.path());
-    create(&db, trades_def("t"));
+    create(&db, indexed(trades_def("t")));
     let ts: Vec<i64> = (0..50).map(|i| T0 + i * 1000).collect();
     append(&db, "t", trades_batch(&ts, 0));
     append(&db, "t", trades_batch(&[T0 + 500, T0 - DAY], 50));
@@ -44,6 +44,12 @@ fn make_samples() -> Vec<Sample> {
         .map(|e| e.path())
         .find(|p| p.extension().is_some_and(|x| x == "sym"))
         .expect("a symbol file");
+    let index = std::fs::read_dir(table.join("2026-11-21"))
+        .expect("partition dir")
+        .flatten()
+        .map(|e| e.path())
+        .find(|p| p.extension().is_some_and(|x| x == "k"))
+        .expect("a symbol index file");
     let mut symbols = 3u16.to_le_bytes().to_vec();
     symbols.extend(read(&sym));
     let samples: Vec<Sample> = vec![
@@ -60,6 +66,7 @@ fn make_samples() -> Vec<Sample> {
             fuzz::checkpoint_cut,
         ),
         ("symbols", symbols, fuzz::symbol_file),
+        ("symbol index", read(&index), fuzz::symbol_index_file),
         ("wal", read(&wal), |d| fuzz::wal_segment(d) > 0),
     ];
     db.close().expect("close");

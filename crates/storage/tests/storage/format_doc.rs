@@ -1,6 +1,7 @@
 //! `docs/storage-format.md` is complete enough to write a reader: an independent
 //! reader written from it alone (`tools/read_root.py`) reads a root this engine
-//! wrote — every type, NULLs, added and dropped columns, split parts, symbols —
+//! wrote — every type, NULLs, added and dropped columns, split parts, symbols
+//! and symbol indexes —
 //! and finds exactly what the engine's own reader returns.
 
 use std::path::Path;
@@ -119,7 +120,11 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
     .expect("open");
     let mut columns: Vec<ColumnDef> = ColumnType::ALL
         .iter()
-        .map(|t| ColumnDef::new(format!("c {}", t.name().to_lowercase()), *t))
+        .map(|t| ColumnDef {
+            // The SYMBOL column's index is checked by the reader too.
+            indexed: *t == ColumnType::Symbol,
+            ..ColumnDef::new(format!("c {}", t.name().to_lowercase()), *t)
+        })
         .collect();
     columns.push(ColumnDef::new("ts", ColumnType::Timestamp));
     create(
@@ -210,7 +215,7 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
         from: "c varchar".into(),
         to: "renamed".into(),
     });
-    create(&db, trades_def("trades"));
+    create(&db, indexed(trades_def("trades")));
     append(&db, "trades", trades_batch(&[T0, T0 + 1], 0));
     let parts = db.snapshot().table(table).expect("t").parts();
     assert!(parts.len() >= 3, "the root has split parts: {parts:?}");

@@ -10,4 +10,5 @@ mod engine;
 mod format_doc;
 mod log_backup;
 mod model;
+mod symbol_index;
 mod ttl;
