@@ -23,7 +23,7 @@ use datafusion::arrow::row::{RowConverter, SortField};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::LatestOn;
 use tidemark_storage::types::ColumnType;
-use tidemark_storage::{Piece, TableReader};
+use tidemark_storage::{Piece, RowSource, TableReader};
 
 use crate::convert::{read_piece_array, symbol_keys, symbol_values};
 use crate::ddl::object_name;
@@ -265,9 +265,10 @@ fn newest_per_key(reader: &TableReader, keys: &[usize]) -> Result<RecordBatch> {
 const NULL_SEARCH_ROWS: usize = 4096;
 
 /// The newest row of each of the `values` values of SYMBOL column `name`, and
-/// of NULL, as (piece, row) picks. Reads only the stored keys, from the newest
-/// row backwards, and stops when every value and NULL has been found; once
-/// only NULL is missing, blocks without a NULL key are skipped whole.
+/// of NULL, as (piece, row) picks. Reads a part's symbol index when it has
+/// one, else its stored keys from the newest row backwards; stops when every
+/// value and NULL has been found. Once only NULL is missing, blocks of keys
+/// without a NULL are skipped whole.
 fn newest_per_symbol(
     reader: &TableReader,
     pieces: &[Piece],
@@ -279,6 +280,32 @@ fn newest_per_symbol(
     let mut missing = values + 1;
     let mut picks = Vec::new();
     for (index, piece) in pieces.iter().enumerate().rev() {
+        if let RowSource::Part(part) = piece.source
+            && let Some(symbol_index) = reader.symbol_index(part, name)?
+        {
+            // Each key's newest row per index block, newest block first:
+            // nothing but the index is read.
+            symbol_index.newest_rows(piece.rows.clone(), |key, row| {
+                let slot = usize::try_from(key).map_or(values, |k| k.min(values));
+                if !seen[slot] {
+                    seen[slot] = true;
+                    missing -= 1;
+                    picks.push((index, row));
+                }
+                missing > 0
+            });
+            // Rows before the column's top are NULL, older than every indexed row.
+            let nulls_end = (symbol_index.top() as usize).min(piece.rows.end);
+            if missing > 0 && !seen[values] && nulls_end > piece.rows.start {
+                seen[values] = true;
+                missing -= 1;
+                picks.push((index, nulls_end - 1));
+            }
+            if missing == 0 {
+                return Ok(picks);
+            }
+            continue;
+        }
         let keys = symbol_keys(reader, piece, name)?;
         let mut end = keys.len();
         while end > 0 {

@@ -6,7 +6,7 @@
 //! consecutive stretches of rows, one per core, for plans that do not need
 //! that order (`parallel_aggregate.rs` decides where).
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::sync::{Arc, OnceLock};
 
@@ -26,7 +26,8 @@ use datafusion::physical_plan::{
     DisplayAs, DisplayFormatType, ExecutionPlan, Partitioning, PlanProperties,
     SendableRecordBatchStream,
 };
-use tidemark_storage::{Piece, TableReader};
+use parking_lot::Mutex;
+use tidemark_storage::{PartIndex, Piece, RowSource, TableReader};
 
 use crate::convert::{read_piece_array, read_piece_rows, symbol_keys, symbol_values};
 use crate::provider::to_df;
@@ -104,11 +105,14 @@ pub(crate) struct SymbolFilter {
 #[derive(Debug)]
 struct KeyFilter {
     column: String,
-    /// The keys kept, for a short list (compared with Arrow's vectorized
+    /// The keys kept (for a short list compared with Arrow's vectorized
     /// kernel, one pass per key).
     keys: Vec<i32>,
     /// `kept[k]`: rows with key `k` pass (for a long list, one lookup a row).
     kept: Vec<bool>,
+    /// The column's symbol index in each part that has one (`None`: read the
+    /// keys), opened once per scan.
+    indexes: Mutex<HashMap<usize, Option<Arc<PartIndex>>>>,
 }
 
 /// Up to this many wanted keys, a filter compares each row with each key.
@@ -127,16 +131,41 @@ impl KeyFilter {
             column: filter.column.clone(),
             keys,
             kept,
+            indexes: Mutex::default(),
         })
     }
 
-    /// Which rows of `piece` pass, from the stored keys alone (NULL, key -1,
-    /// never does).
+    /// Part `part`'s symbol index of the column, if it has one.
+    fn index(
+        &self,
+        reader: &TableReader,
+        part: usize,
+    ) -> crate::error::Result<Option<Arc<PartIndex>>> {
+        if let Some(known) = self.indexes.lock().get(&part) {
+            return Ok(known.clone());
+        }
+        let index = reader.symbol_index(part, &self.column)?.map(Arc::new);
+        self.indexes.lock().insert(part, index.clone());
+        Ok(index)
+    }
+
+    /// Which rows of `piece` pass, from the symbol index of its part when
+    /// there is one, else from the stored keys (NULL, key -1, never passes).
     fn rows_kept(
         &self,
         reader: &TableReader,
         piece: &Piece,
     ) -> crate::error::Result<BooleanBuffer> {
+        if let RowSource::Part(part) = piece.source
+            && let Some(index) = self.index(reader, part)?
+        {
+            let mut rows = BooleanBufferBuilder::new(piece.rows.len());
+            rows.append_n(piece.rows.len(), false);
+            for row in index.rows_with(&self.keys, piece.rows.clone())? {
+                rows.set_bit(row - piece.rows.start, true);
+            }
+            return Ok(rows.finish());
+        }
         let keys = Int32Array::new(symbol_keys(reader, piece, &self.column)?, None);
         if self.keys.len() > COMPARED_KEYS {
             let kept =
@@ -309,12 +338,17 @@ impl DisplayAs for StorageScanExec {
             self.rows(),
             self.names.join(", ")
         )?;
+        let meta = self.reader.meta();
         for filter in &self.symbol_filters {
+            let indexed = meta
+                .column_index(&filter.column)
+                .is_some_and(|i| meta.columns[i].index.is_some());
             write!(
                 f,
-                ", symbol filter: {} IN ({} values)",
+                ", symbol filter: {} IN ({} values){}",
                 filter.column,
-                filter.values.len()
+                filter.values.len(),
+                if indexed { " by index" } else { "" }
             )?;
         }
         Ok(())

@@ -573,21 +573,51 @@ async fn symbol_equality_filters_skip_other_symbols_in_the_scan() {
             vec![n.to_string(), sum.to_string()]
         }),
     ];
-    for (condition, expected) in cases {
+    for (condition, expected) in &cases {
         let sql = format!("SELECT count(*), sum(v) FROM t WHERE {condition}");
-        assert_eq!(text_rows(&mut s, &sql).await, vec![expected], "{sql}");
+        assert_eq!(
+            text_rows(&mut s, &sql).await,
+            vec![expected.clone()],
+            "{sql}"
+        );
     }
     let plan = text_rows(&mut s, "EXPLAIN SELECT v FROM t WHERE sym IN ('S0', 'S1')").await;
     assert!(
         plan.iter()
             .flatten()
-            .any(|c| c.contains("symbol filter: sym IN (2 values)")),
+            .any(|c| c.contains("symbol filter: sym IN (2 values)\n")),
         "the scan tests the keys itself: {plan:#?}"
     );
     assert!(
         plan.iter().flatten().any(|c| c.contains("(1000 buffered)")),
         "the late rows are read from the write buffer: {plan:#?}"
     );
+    // The same answers from symbol indexes: built over the stored rows (the
+    // buffered ones are applied first), then with late rows merged into
+    // parts whose index is rewritten with them.
+    crate::execute(&mut s, "CREATE INDEX ON t (sym)").await;
+    crate::execute(&mut s, "ALTER TABLE t ALTER COLUMN tag ADD INDEX").await;
+    let plan = text_rows(&mut s, "EXPLAIN SELECT v FROM t WHERE sym IN ('S0', 'S1')").await;
+    assert!(
+        plan.iter()
+            .flatten()
+            .any(|c| c.contains("symbol filter: sym IN (2 values) by index")),
+        "the scan reads the index: {plan:#?}"
+    );
+    for round in ["indexed", "indexed, more late rows"] {
+        for (condition, expected) in &cases {
+            let sql = format!("SELECT count(*), sum(v) FROM t WHERE {condition}");
+            assert_eq!(
+                text_rows(&mut s, &sql).await,
+                vec![expected.clone()],
+                "{round}: {sql}"
+            );
+        }
+        // Late rows of a symbol no case counts, then applied: every part
+        // they land in is rewritten, its index with it.
+        crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 4000000 + 1), 'other', 0, 'y' FROM generate_series(1, 2000)").await;
+        crate::execute(&mut s, "CHECKPOINT").await;
+    }
     // Rows come back whole and in timestamp order.
     assert_eq!(
         text_rows(
@@ -647,6 +677,43 @@ async fn latest_on_a_symbol_finds_an_old_null_and_stops_without_one() {
     )
     .await;
     crate::execute(&mut s, "INSERT INTO u SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S' || (value % 3), value FROM generate_series(1, 10000)").await;
+    assert_eq!(
+        text_rows(
+            &mut s,
+            "SELECT sym, v FROM u LATEST ON ts PARTITION BY sym ORDER BY v"
+        )
+        .await,
+        vec![vec!["S2", "9998"], vec!["S0", "9999"], vec!["S1", "10000"]]
+    );
+    // From symbol indexes, the same rows: the buffered ones read as before,
+    // the parts' from their indexes (with the NULLs before a column's top).
+    crate::execute(&mut s, "CREATE INDEX ON t (sym)").await;
+    crate::execute(&mut s, "CREATE INDEX ON t (tag)").await;
+    crate::execute(&mut s, "CREATE INDEX ON u (sym)").await;
+    crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S1', value, 'x' FROM generate_series(20011, 20012)").await;
+    assert_eq!(
+        text_rows(
+            &mut s,
+            "SELECT sym, v FROM t LATEST ON ts PARTITION BY sym ORDER BY v"
+        )
+        .await,
+        vec![
+            vec!["NULL", "100"],
+            vec!["S2", "19997"],
+            vec!["S3", "19998"],
+            vec!["S4", "19999"],
+            vec!["S0", "20000"],
+            vec!["S1", "20012"],
+        ]
+    );
+    assert_eq!(
+        text_rows(
+            &mut s,
+            "SELECT tag, v FROM t LATEST ON ts PARTITION BY tag ORDER BY v"
+        )
+        .await,
+        vec![vec!["NULL", "20000"], vec!["x", "20012"]]
+    );
     assert_eq!(
         text_rows(
             &mut s,

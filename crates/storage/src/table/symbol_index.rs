@@ -157,7 +157,7 @@ impl PartIndex {
     /// `visit` returns `false`. A key may be visited again for older blocks.
     pub fn newest_rows(&self, range: Range<usize>, mut visit: impl FnMut(i32, usize) -> bool) {
         let bytes = self.data.as_slice();
-        for b in self.blocks_in(&range).rev() {
+        for b in self.blocks_in(&range).iter().rev() {
             for i in 0..b.keys {
                 let start = if i == 0 { 0 } else { entry(bytes, b, i - 1).1 };
                 let (key, end) = entry(bytes, b, i);
@@ -171,14 +171,14 @@ impl PartIndex {
         }
     }
 
-    fn blocks_in<'s>(
-        &'s self,
-        range: &Range<usize>,
-    ) -> impl DoubleEndedIterator<Item = &'s Block> + 's {
+    /// The blocks holding rows of `range` (blocks are in row order).
+    fn blocks_in(&self, range: &Range<usize>) -> &[Block] {
         let (lo, hi) = (range.start as u64, range.end as u64);
-        self.blocks
-            .iter()
-            .filter(move |b| b.first_row < hi && b.first_row + u64::from(b.rows) > lo)
+        let from = self
+            .blocks
+            .partition_point(|b| b.first_row + u64::from(b.rows) <= lo);
+        let to = self.blocks.partition_point(|b| b.first_row < hi);
+        &self.blocks[from..to.max(from)]
     }
 
     /// The entries `entries` of block `b` whose rows lie in `range`.
