@@ -13,6 +13,7 @@ mod data;
 mod ilp;
 mod report;
 mod servers;
+mod symbol_index;
 mod workload;
 
 use std::path::PathBuf;
@@ -61,13 +62,15 @@ struct Args {
     /// Run only these phases (for profiling one): copy, variants, insert, single,
     /// checkpoint, ilp (line protocol, Tidemark only), upsert (COPY into a table
     /// keyed on (ts, sym), then the same rows again), queries, prepared, asof
-    /// (ASOF JOIN of the trades to a tenth as many quotes, Tidemark and DuckDB).
+    /// (ASOF JOIN of the trades to a tenth as many quotes, Tidemark and DuckDB),
+    /// index (a symbol index on Tidemark: its ingest and build cost, queries
+    /// by symbol before and after; PostgreSQL with a B-tree on (sym, ts)).
     /// The COPY phase always loads the table the queries, the prepared lookups
     /// and the ASOF JOIN read.
     #[arg(
         long,
         value_delimiter = ',',
-        default_value = "copy,variants,insert,single,checkpoint,ilp,upsert,queries,prepared,asof"
+        default_value = "copy,variants,insert,single,checkpoint,ilp,upsert,queries,prepared,asof,index"
     )]
     phases: Vec<String>,
     /// Executions of each prepared statement in the prepared phase.
@@ -84,7 +87,7 @@ impl Args {
     }
     /// Whether the trades table is loaded (and, on PostgreSQL, indexed) to be read.
     fn reads(&self) -> bool {
-        self.does("queries") || self.does("prepared") || self.does("asof")
+        self.does("queries") || self.does("prepared") || self.does("asof") || self.does("index")
     }
 }
 
@@ -122,6 +125,9 @@ pub(crate) struct Figures {
     pub(crate) checkpoint_stall_ms: f64,
     pub(crate) rss_ingest: u64,
     pub(crate) rss_queries: u64,
+    /// The symbol index phase (Tidemark's figures; PostgreSQL's queries in
+    /// `index.after_ms`).
+    pub(crate) index: symbol_index::IndexFigures,
 }
 
 fn main() -> std::process::ExitCode {
@@ -231,6 +237,14 @@ async fn run_in(
             (tidemark.prepared_select_us, tidemark.prepared_lookup_us) =
                 workload::prepared_latency(&client, args.rows, args.prepared_runs).await?;
         }
+        // Last: it indexes the table the phases above read unindexed.
+        if args.does("index") {
+            eprintln!("Tidemark: symbol index");
+            let client = connect(&tm.conninfo()).await?;
+            tidemark.index =
+                symbol_index::tidemark(&client, &base.join("tidemark"), args.copy_variant_rows)
+                    .await?;
+        }
     }
 
     let mut postgres = Figures::default();
@@ -276,6 +290,10 @@ async fn run_in(
                 eprintln!("PostgreSQL: prepared statements");
                 (postgres.prepared_select_us, postgres.prepared_lookup_us) =
                     workload::prepared_latency(&client, args.rows, args.prepared_runs).await?;
+            }
+            if args.does("index") {
+                eprintln!("PostgreSQL: B-tree on (sym, ts)");
+                postgres.index.after_ms = symbol_index::postgres(&client).await?;
             }
         }
     }

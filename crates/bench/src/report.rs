@@ -1,5 +1,6 @@
 //! The result table, and its place in docs/benchmarks.md.
 
+use crate::symbol_index::{INDEX_QUERIES, IndexFigures};
 use crate::workload::{ASOF_QUERIES, QUERIES};
 use crate::{Args, Duck, Figures};
 
@@ -339,6 +340,41 @@ pub(crate) fn render(
         s.push_str(&format!(
             "\nThe aggregate's answer (rows, matched rows, mean price - bid): Tidemark `{}`, DuckDB `{}`.\n",
             tm.asof_answer, duck.asof_answer
+        ));
+    }
+    if args.does("index") {
+        s.push_str(&index_section(args, &tm.index, &pg.index.after_ms));
+    }
+    s
+}
+
+/// The symbol index phase: Tidemark before and after `CREATE INDEX ON trades
+/// (sym)`, PostgreSQL with a B-tree on (sym, ts).
+fn index_section(args: &Args, f: &IndexFigures, pg: &[(f64, usize)]) -> String {
+    let mut s = format!(
+        "\nSymbol index on `trades.sym`: COPY of {} generated rows then CHECKPOINT (the apply \
+         that writes the files and the index), {:.0} rows/s into a table without an index and \
+         {:.0} rows/s with one ({} the rate); `CREATE INDEX ON trades (sym)` over the {} loaded \
+         rows took {:.0} ms; the index takes {} on disk beside the column's {} of keys. \
+         PostgreSQL has a B-tree on (sym, ts) for these queries:\n\n\
+         | query (median of 5, ms) | Tidemark, no index | Tidemark, symbol index | PostgreSQL (sym, ts) | index vs none | indexed vs PG |\n\
+         |---|---:|---:|---:|---:|---:|\n",
+        args.copy_variant_rows,
+        f.copy_plain_rows_s,
+        f.copy_indexed_rows_s,
+        ratio(f.copy_indexed_rows_s, f.copy_plain_rows_s),
+        args.rows,
+        f.build_ms,
+        mib(f.index_bytes),
+        mib(f.key_bytes),
+    );
+    for (i, (name, _, _)) in INDEX_QUERIES.iter().enumerate() {
+        let at = |v: &[(f64, usize)]| v.get(i).map_or(0.0, |q| q.0);
+        let (before, after, p) = (at(&f.before_ms), at(&f.after_ms), at(pg));
+        s.push_str(&format!(
+            "| {name} | {before:.1} | {after:.1} | {p:.1} | {} | {} |\n",
+            compare(after, before),
+            compare(after, p)
         ));
     }
     s

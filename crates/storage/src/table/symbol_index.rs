@@ -143,7 +143,13 @@ impl PartIndex {
                     continue;
                 };
                 let within = self.within(b, entries, &range);
-                out.extend(within.map(|i| b.first_row as usize + offset(bytes, b, i) as usize));
+                // Offsets are ascending in a sound file; a damaged one (that
+                // passed its CRC) still never yields a row outside `range`.
+                out.extend(
+                    within
+                        .map(|i| b.first_row as usize + offset(bytes, b, i) as usize)
+                        .filter(|r| range.contains(r)),
+                );
             }
         }
         if keys.len() > 1 {
@@ -162,8 +168,12 @@ impl PartIndex {
                 let start = if i == 0 { 0 } else { entry(bytes, b, i - 1).1 };
                 let (key, end) = entry(bytes, b, i);
                 let mut within = self.within(b, start as usize..end as usize, &range);
-                if let Some(last) = within.next_back()
-                    && !visit(key, b.first_row as usize + offset(bytes, b, last) as usize)
+                let newest = within
+                    .next_back()
+                    .map(|last| b.first_row as usize + offset(bytes, b, last) as usize)
+                    .filter(|r| range.contains(r));
+                if let Some(row) = newest
+                    && !visit(key, row)
                 {
                     return;
                 }
