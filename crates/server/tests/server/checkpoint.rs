@@ -560,3 +560,93 @@ fn checkpoint_statements_over_psql_and_the_read_only_user() {
     );
     assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "f|t|0");
 }
+
+/// A symbol index through the real server: SIGKILL with indexed rows only in
+/// the WAL, recovery, then a copy taken in checkpoint mode restored with the
+/// index of its cut while the original dropped it.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_symbol_index_survives_sigkill_and_restores_with_its_cut() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let root = dir.path().join("root");
+    let count = "SELECT count(*) FROM t WHERE sym = 'S7'";
+    let explain = "EXPLAIN SELECT price FROM t WHERE sym = 'S7'";
+    let indexed = "SELECT indexed FROM table_columns('t') WHERE \"column\" = 'sym'";
+    {
+        let server = Server::start(&root, &[]);
+        let client = server.client().await;
+        client
+            .batch_execute(
+                "CREATE TABLE t (ts TIMESTAMP, sym SYMBOL INDEX, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY; \
+                 INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), \
+                 'S' || (value % 13)::varchar, value FROM generate_series(0, 199999); \
+                 CHECKPOINT",
+            )
+            .await
+            .expect("load");
+        // Late and new rows, acknowledged, then SIGKILL before any apply
+        // could be trusted to have run.
+        client
+            .batch_execute(
+                "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 7000000 + 1), 'S7', -1 \
+                 FROM generate_series(0, 999)",
+            )
+            .await
+            .expect("late rows");
+        server.signal("KILL");
+        server.wait(Duration::from_secs(10));
+    }
+    let expected = (200_000 / 13 + 1 + 1000).to_string();
+    let server = Server::start(&root, &[]);
+    let client = server.client().await;
+    assert_eq!(column(&client, count).await, vec![Some(expected.clone())]);
+    client.batch_execute("CHECKPOINT").await.expect("apply");
+    assert_eq!(column(&client, count).await, vec![Some(expected.clone())]);
+    let plan = explained(&client, explain).await;
+    assert!(
+        plan.contains("symbol filter: sym IN (1 values) by index"),
+        "{plan}"
+    );
+    // Checkpoint mode: rows and DROP INDEX after the cut; a copy restores the cut.
+    client
+        .batch_execute("CHECKPOINT CREATE")
+        .await
+        .expect("create");
+    client
+        .batch_execute(
+            "INSERT INTO t VALUES ('2026-11-21T00:00:00.5', 'S7', 0); DROP INDEX t_sym_idx; CHECKPOINT",
+        )
+        .await
+        .expect("after the cut");
+    let copy = dir.path().join("copy");
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(&root)
+        .arg(&copy)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+    client
+        .batch_execute("CHECKPOINT RELEASE")
+        .await
+        .expect("release");
+    assert_eq!(column(&client, indexed).await, vec![Some("f".into())]);
+    drop(server);
+    std::fs::write(copy.join("_restore"), b"").expect("touch _restore");
+    let restored = Server::start(&copy, &[]);
+    let client = restored.client().await;
+    assert_eq!(column(&client, indexed).await, vec![Some("t".into())]);
+    assert_eq!(column(&client, count).await, vec![Some(expected)]);
+    let plan = explained(&client, explain).await;
+    assert!(plan.contains("by index"), "{plan}");
+}
+
+/// Every cell of `sql`'s result (an EXPLAIN), joined.
+async fn explained(client: &tokio_postgres::Client, sql: &str) -> String {
+    let messages = client.simple_query(sql).await.expect("explain");
+    crate::harness::rows_of(&messages)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .collect::<Vec<_>>()
+        .join("\n")
+}
