@@ -645,81 +645,60 @@ async fn latest_on_a_symbol_finds_an_old_null_and_stops_without_one() {
     // A SYMBOL column added later is NULL in every row stored before it.
     crate::execute(&mut s, "ALTER TABLE t ADD COLUMN tag SYMBOL").await;
     crate::execute(&mut s, "CHECKPOINT").await;
-    // Newer rows that stay buffered.
-    crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S1', value, 'x' FROM generate_series(20001, 20010)").await;
-    assert_eq!(
-        text_rows(
-            &mut s,
-            "SELECT sym, v FROM t LATEST ON ts PARTITION BY sym ORDER BY v"
-        )
-        .await,
-        vec![
-            vec!["NULL", "100"],
-            vec!["S2", "19997"],
-            vec!["S3", "19998"],
-            vec!["S4", "19999"],
-            vec!["S0", "20000"],
-            vec!["S1", "20010"],
-        ]
-    );
-    assert_eq!(
-        text_rows(
-            &mut s,
-            "SELECT tag, v FROM t LATEST ON ts PARTITION BY tag ORDER BY v"
-        )
-        .await,
-        vec![vec!["NULL", "20000"], vec!["x", "20010"]]
-    );
-    // Without any NULL the walk reads the whole table and answers the values.
     crate::execute(
         &mut s,
         "CREATE TABLE u (ts TIMESTAMP, sym SYMBOL, v BIGINT) TIMESTAMP(ts) PARTITION BY HOUR",
     )
     .await;
     crate::execute(&mut s, "INSERT INTO u SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S' || (value % 3), value FROM generate_series(1, 10000)").await;
-    assert_eq!(
-        text_rows(
-            &mut s,
-            "SELECT sym, v FROM u LATEST ON ts PARTITION BY sym ORDER BY v"
-        )
-        .await,
-        vec![vec!["S2", "9998"], vec!["S0", "9999"], vec!["S1", "10000"]]
-    );
-    // From symbol indexes, the same rows: the buffered ones read as before,
-    // the parts' from their indexes (with the NULLs before a column's top).
-    crate::execute(&mut s, "CREATE INDEX ON t (sym)").await;
-    crate::execute(&mut s, "CREATE INDEX ON t (tag)").await;
-    crate::execute(&mut s, "CREATE INDEX ON u (sym)").await;
-    crate::execute(&mut s, "INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S1', value, 'x' FROM generate_series(20011, 20012)").await;
-    assert_eq!(
-        text_rows(
-            &mut s,
-            "SELECT sym, v FROM t LATEST ON ts PARTITION BY sym ORDER BY v"
-        )
-        .await,
-        vec![
-            vec!["NULL", "100"],
-            vec!["S2", "19997"],
-            vec!["S3", "19998"],
-            vec!["S4", "19999"],
-            vec!["S0", "20000"],
-            vec!["S1", "20012"],
-        ]
-    );
-    assert_eq!(
-        text_rows(
-            &mut s,
-            "SELECT tag, v FROM t LATEST ON ts PARTITION BY tag ORDER BY v"
-        )
-        .await,
-        vec![vec!["NULL", "20000"], vec!["x", "20012"]]
-    );
-    assert_eq!(
-        text_rows(
-            &mut s,
-            "SELECT sym, v FROM u LATEST ON ts PARTITION BY sym ORDER BY v"
-        )
-        .await,
-        vec![vec!["S2", "9998"], vec!["S0", "9999"], vec!["S1", "10000"]]
-    );
+    // First the keys are read, then symbol indexes: the same rows. Each round
+    // adds newer rows that stay buffered (read as before), up to `last`.
+    for (round, last) in [("keys", 20010), ("indexes", 20012)] {
+        if round == "indexes" {
+            crate::execute(&mut s, "CREATE INDEX ON t (sym)").await;
+            crate::execute(&mut s, "CREATE INDEX ON t (tag)").await;
+            crate::execute(&mut s, "CREATE INDEX ON u (sym)").await;
+        }
+        let from = last - if round == "keys" { 9 } else { 1 };
+        crate::execute(&mut s, &format!("INSERT INTO t SELECT to_timestamp_micros(1795219200000000 + value * 1000000), 'S1', value, 'x' FROM generate_series({from}, {last})")).await;
+        let last = last.to_string();
+        assert_eq!(
+            text_rows(
+                &mut s,
+                "SELECT sym, v FROM t LATEST ON ts PARTITION BY sym ORDER BY v"
+            )
+            .await,
+            vec![
+                vec!["NULL", "100"],
+                vec!["S2", "19997"],
+                vec!["S3", "19998"],
+                vec!["S4", "19999"],
+                vec!["S0", "20000"],
+                vec!["S1", last.as_str()],
+            ],
+            "{round}"
+        );
+        // A column added later: its index starts at the part's top, the
+        // NULLs before it are the column's.
+        assert_eq!(
+            text_rows(
+                &mut s,
+                "SELECT tag, v FROM t LATEST ON ts PARTITION BY tag ORDER BY v"
+            )
+            .await,
+            vec![vec!["NULL", "20000"], vec!["x", last.as_str()]],
+            "{round}"
+        );
+        // Without any NULL the walk reads the whole table (or every index
+        // block) and answers the values.
+        assert_eq!(
+            text_rows(
+                &mut s,
+                "SELECT sym, v FROM u LATEST ON ts PARTITION BY sym ORDER BY v"
+            )
+            .await,
+            vec![vec!["S2", "9998"], vec!["S0", "9999"], vec!["S1", "10000"]],
+            "{round}"
+        );
+    }
 }

@@ -262,7 +262,8 @@ fn add_index(st: &mut Staging<'_>, table: u64, column: u32, name: &str) -> Resul
 }
 
 /// Drops column `column`'s index: its files become garbage (a checkpoint may
-/// still need them), or go at once when this same commit wrote them.
+/// still need them), or go at once when this same commit wrote them
+/// (`retire_path`).
 fn drop_index(st: &mut Staging<'_>, table: u64, column: u32) -> Result<()> {
     let t = st.table_by_id(table)?;
     let Some(col) = t.meta.column_by_id(column).cloned() else {
@@ -281,12 +282,7 @@ fn drop_index(st: &mut Staging<'_>, table: u64, column: u32) -> Result<()> {
         crate::ops::memory::set_index(meta, column, None)
     })?;
     for f in files {
-        if st.created.contains(&f) {
-            st.remove_now(&f)?;
-            st.created.retain(|p| p != &f);
-        } else {
-            st.garbage.push(f);
-        }
+        retire_path(st, f)?;
     }
     Ok(())
 }
@@ -649,12 +645,17 @@ fn replace_partition(st: &mut Staging<'_>, table: u64, start: i64, data: &RowDat
 /// disk as garbage (readers and checkpoints may still need it); one written
 /// earlier in this same commit is removed at once.
 fn retire_part(st: &mut Staging<'_>, t: &TableState, old: &PartitionMeta) -> Result<()> {
-    let dir = t.partition_dir(old);
-    if st.created.contains(&dir) {
-        st.remove_now(&dir)?;
-        st.created.retain(|p| p != &dir);
+    retire_path(st, t.partition_dir(old))
+}
+
+/// A file or directory leaves the committed state: garbage for housekeeping
+/// when an earlier commit wrote it, removed at once when this one did.
+fn retire_path(st: &mut Staging<'_>, path: PathBuf) -> Result<()> {
+    if st.created.contains(&path) {
+        st.remove_now(&path)?;
+        st.created.retain(|p| p != &path);
     } else {
-        st.garbage.push(dir);
+        st.garbage.push(path);
     }
     Ok(())
 }
