@@ -161,7 +161,7 @@ impl KeyFilter {
         {
             let mut rows = BooleanBufferBuilder::new(piece.rows.len());
             rows.append_n(piece.rows.len(), false);
-            for row in index.rows_with(&self.keys, piece.rows.clone())? {
+            for row in index.rows_with(&self.keys, piece.rows.clone()) {
                 rows.set_bit(row - piece.rows.start, true);
             }
             return Ok(rows.finish());

@@ -618,13 +618,7 @@ async fn a_symbol_index_survives_sigkill_and_restores_with_its_cut() {
         .await
         .expect("after the cut");
     let copy = dir.path().join("copy");
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&root)
-        .arg(&copy)
-        .status()
-        .expect("cp");
-    assert!(status.success());
+    copy_root("cp", &root, &copy);
     client
         .batch_execute("CHECKPOINT RELEASE")
         .await

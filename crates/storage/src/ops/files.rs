@@ -227,15 +227,9 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
 /// Indexes column `column` as of this commit: writes the index file of every
 /// part from its stored keys.
 fn add_index(st: &mut Staging<'_>, table: u64, column: u32, name: &str) -> Result<()> {
-    let seq = st.seq;
-    st.change_meta(table, |meta| {
-        crate::ops::memory::set_index(meta, column, Some((seq, name.to_string())))
-    })?;
+    st.set_index(table, column, Some(name.to_string()))?;
     let t = st.table_by_id(table)?;
-    let col =
-        t.meta.column_by_id(column).cloned().ok_or_else(|| {
-            StorageError::InvalidState(format!("column id {column} does not exist"))
-        })?;
+    let col = column_of(t, column)?;
     let dirs: Vec<PathBuf> = t
         .txn
         .partitions
@@ -266,35 +260,26 @@ fn add_index(st: &mut Staging<'_>, table: u64, column: u32, name: &str) -> Resul
 /// (`retire_path`).
 fn drop_index(st: &mut Staging<'_>, table: u64, column: u32) -> Result<()> {
     let t = st.table_by_id(table)?;
-    let Some(col) = t.meta.column_by_id(column).cloned() else {
-        return Err(StorageError::InvalidState(format!(
-            "column id {column} does not exist"
-        )));
-    };
+    let col = column_of(t, column)?;
     let files: Vec<PathBuf> = t
         .txn
         .partitions
         .iter()
         .filter_map(|p| column::index_path(&t.partition_dir(p), &col))
         .collect();
-    clear_index_extents(Arc::make_mut(&mut t.txn), column);
-    st.change_meta(table, |meta| {
-        crate::ops::memory::set_index(meta, column, None)
-    })?;
+    st.set_index(table, column, None)?;
     for f in files {
         retire_path(st, f)?;
     }
     Ok(())
 }
 
-/// Forgets the index file lengths and CRCs of column `column` in every part.
-pub(crate) fn clear_index_extents(txn: &mut crate::table::txn::TxnState, column: u32) {
-    for p in &mut txn.partitions {
-        if let Some(ext) = p.extent_mut(column) {
-            ext.var_len = 0;
-            ext.aux_crc = 0;
-        }
-    }
+/// The schema of column id `column` of table `t`.
+fn column_of(t: &TableState, column: u32) -> Result<crate::table::meta::ColumnMeta> {
+    t.meta
+        .column_by_id(column)
+        .cloned()
+        .ok_or_else(|| StorageError::InvalidState(format!("column id {column} does not exist")))
 }
 
 /// Adds an op's new symbols to the dictionaries and writes them to the files

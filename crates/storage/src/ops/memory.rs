@@ -20,14 +20,6 @@ use crate::table::symbol::SymbolDict;
 use crate::table::txn::ColumnExtent;
 use crate::types::ColumnType;
 
-/// Sets (or with `None` removes) the index of column `column`: made by commit
-/// `seq`, called `name`.
-pub(crate) fn set_index(meta: &mut TableMeta, column: u32, index: Option<(u64, String)>) {
-    if let Some(c) = meta.columns.iter_mut().find(|c| c.id == column) {
-        c.index = index.map(|(seq, name)| crate::table::meta::SymbolIndexMeta { seq, name });
-    }
-}
-
 /// Applies `op` to the staged state in memory. Outside a private staging only
 /// ops that add rows come here (see `Op::adds_rows_only`).
 pub(crate) fn stage(op: Op, st: &mut Staging<'_>) -> Result<()> {
@@ -146,16 +138,8 @@ pub(crate) fn stage(op: Op, st: &mut Staging<'_>) -> Result<()> {
             table,
             column,
             name,
-        } => {
-            st.change_meta(table, |meta| set_index(meta, column, Some((seq, name))))?;
-            let t = st.table_by_id(table)?;
-            crate::ops::files::clear_index_extents(Arc::make_mut(&mut t.txn), column);
-        }
-        Op::DropIndex { table, column } => {
-            st.change_meta(table, |meta| set_index(meta, column, None))?;
-            let t = st.table_by_id(table)?;
-            crate::ops::files::clear_index_extents(Arc::make_mut(&mut t.txn), column);
-        }
+        } => st.set_index(table, column, Some(name))?,
+        Op::DropIndex { table, column } => st.set_index(table, column, None)?,
     }
     Ok(())
 }

@@ -23,7 +23,7 @@ use crate::catalog::Catalog;
 use crate::error::{Result, StorageError};
 use crate::table::TableState;
 use crate::table::files::MappedFiles;
-use crate::table::meta::{ColumnMeta, TableMeta};
+use crate::table::meta::{ColumnMeta, SymbolIndexMeta, TableMeta};
 use crate::table::symbol::SymbolDict;
 
 pub use request::{ColumnDef, IndexTarget, PartitionSelector, Request, TableDef};
@@ -222,6 +222,31 @@ impl<'a> Staging<'a> {
         change(meta);
         meta.seq = seq;
         Arc::make_mut(&mut t.txn).meta_seq = seq;
+        Ok(())
+    }
+
+    /// Gives column `column` of table `table` the index `name` as of this
+    /// commit (`None` removes it), and forgets every part's index file length
+    /// and CRC: a new index's files are written after this, a dropped one's are
+    /// no longer read.
+    pub(crate) fn set_index(
+        &mut self,
+        table: u64,
+        column: u32,
+        name: Option<String>,
+    ) -> Result<()> {
+        let seq = self.seq;
+        self.change_meta(table, |meta| {
+            if let Some(c) = meta.columns.iter_mut().find(|c| c.id == column) {
+                c.index = name.map(|name| SymbolIndexMeta { seq, name });
+            }
+        })?;
+        for p in &mut Arc::make_mut(&mut self.table_by_id(table)?.txn).partitions {
+            if let Some(ext) = p.extent_mut(column) {
+                ext.var_len = 0;
+                ext.aux_crc = 0;
+            }
+        }
         Ok(())
     }
 

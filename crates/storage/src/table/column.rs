@@ -109,28 +109,30 @@ pub(crate) fn append(
     if col.column_type.fixed_width().is_none() {
         ext.var_len += data.len() as u64;
     }
-    if let (Some(path), Values::Int(keys)) = (index_path(part_dir, col), &column.values) {
-        append_index(&path, ext, ext.top + stored, keys, column, dirty)?;
+    if let Some(path) = index_path(part_dir, col) {
+        // The keys as just written, NULL as -1.
+        append_index(&path, ext, ext.top + stored, &stored_keys(&data), dirty)?;
     }
     Ok(())
 }
 
-/// Appends the index block of rows `first_row..` (keys `keys`, NULL where
-/// `column` says so) to an indexed column's index file.
+/// The `i32` keys of a SYMBOL column's `.d` bytes.
+fn stored_keys(data: &[u8]) -> Vec<i32> {
+    data.chunks_exact(4)
+        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+/// Appends the index block of rows `first_row..` (stored keys `keys`) to an
+/// indexed column's index file.
 fn append_index(
     path: &Path,
     ext: &mut ColumnExtent,
     first_row: u64,
     keys: &[i32],
-    column: &Column,
     dirty: &mut Vec<PathBuf>,
 ) -> Result<()> {
-    let keys: Vec<i32> = keys
-        .iter()
-        .enumerate()
-        .map(|(i, &k)| if column.is_null(i) { SYMBOL_NULL } else { k })
-        .collect();
-    let block = symbol_index::encode(first_row, &keys);
+    let block = symbol_index::encode(first_row, keys);
     fsutil::write_at(path, ext.var_len, &block)?;
     ext.aux_crc = crc32c::crc32c_append(ext.aux_crc, &block);
     ext.var_len += block.len() as u64;
@@ -155,12 +157,7 @@ pub(crate) fn build_index(
     ext.var_len = 0;
     ext.aux_crc = 0;
     let chunk = ColumnChunk::open(part_dir, col, ext, rows, mapped)?;
-    let keys: Vec<i32> = chunk
-        .data
-        .as_slice()
-        .chunks_exact(4)
-        .map(|b| i32::from_le_bytes([b[0], b[1], b[2], b[3]]))
-        .collect();
+    let keys = stored_keys(chunk.data.as_slice());
     if keys.is_empty() {
         return Ok(());
     }

@@ -134,7 +134,7 @@ impl PartIndex {
 
     /// The rows in `range` (part row numbers) whose key is one of `keys`,
     /// ascending.
-    pub fn rows_with(&self, keys: &[i32], range: Range<usize>) -> Result<Vec<usize>> {
+    pub fn rows_with(&self, keys: &[i32], range: Range<usize>) -> Vec<usize> {
         let bytes = self.data.as_slice();
         let mut out = Vec::new();
         for b in self.blocks_in(&range) {
@@ -155,7 +155,7 @@ impl PartIndex {
         if keys.len() > 1 {
             out.sort_unstable();
         }
-        Ok(out)
+        out
     }
 
     /// Visits blocks from the newest back: for every key with a row in
@@ -349,15 +349,15 @@ mod tests {
     fn rows_of_keys_come_back_in_row_order_across_blocks() {
         let (_d, ix) = index(2, &[vec![3, -1, 3, 0], vec![0, 3, 5]]);
         let ix = ix.expect("covers every row");
-        assert_eq!(ix.rows_with(&[3], 0..9).expect("rows"), vec![2, 4, 7]);
-        assert_eq!(ix.rows_with(&[0, 5], 0..9).expect("rows"), vec![5, 6, 8]);
-        assert_eq!(ix.rows_with(&[3], 3..7).expect("rows"), vec![4]);
-        assert_eq!(ix.rows_with(&[-1], 0..9).expect("rows"), vec![3]);
-        assert!(ix.rows_with(&[9], 0..9).expect("rows").is_empty());
+        assert_eq!(ix.rows_with(&[3], 0..9), vec![2, 4, 7]);
+        assert_eq!(ix.rows_with(&[0, 5], 0..9), vec![5, 6, 8]);
+        assert_eq!(ix.rows_with(&[3], 3..7), vec![4]);
+        assert_eq!(ix.rows_with(&[-1], 0..9), vec![3]);
+        assert!(ix.rows_with(&[9], 0..9).is_empty());
         // A block of NULLs only.
         let (_d, ix) = index(0, &[vec![-1, -1]]);
         let ix = ix.expect("covers every row");
-        assert_eq!(ix.rows_with(&[-1], 0..2).expect("rows"), vec![0, 1]);
+        assert_eq!(ix.rows_with(&[-1], 0..2), vec![0, 1]);
     }
 
     #[test]
@@ -421,7 +421,7 @@ mod tests {
                 .clone()
                 .filter(|&r| r as u64 >= top && wanted.contains(&keys[r]))
                 .collect();
-            prop_assert_eq!(ix.rows_with(&wanted, range.clone()).expect("rows"), expected);
+            prop_assert_eq!(ix.rows_with(&wanted, range.clone()), expected);
             let mut newest = std::collections::BTreeMap::new();
             ix.newest_rows(range.clone(), |k, r| {
                 newest.entry(k).or_insert(r);

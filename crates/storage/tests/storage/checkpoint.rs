@@ -2,25 +2,10 @@
 //! keeps during the mode, the mode surviving a restart, and restoring a copy.
 
 use std::path::Path;
-use std::process::Command;
 
 use tidemark_storage::*;
 
 use crate::common::*;
-
-fn copy_root(from: &Path, to: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(from)
-        .arg(to)
-        .status()
-        .expect("cp");
-    assert!(status.success());
-}
-
-fn touch_restore(root: &Path) {
-    std::fs::write(root.join(RESTORE_TRIGGER), b"").expect("touch _restore");
-}
 
 fn table_names(db: &Database) -> Vec<String> {
     let mut names: Vec<String> = db

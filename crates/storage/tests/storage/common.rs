@@ -1,6 +1,7 @@
 //! Helpers shared by the storage tests.
 
 use std::path::Path;
+use std::process::Command;
 use std::time::Duration;
 
 use tidemark_storage::*;
@@ -79,7 +80,7 @@ pub(crate) fn assert_index_matches_keys(db: &Database, table: &str, column: &str
                 .filter(|&r| keys[r] == k)
                 .collect();
             assert_eq!(
-                index.rows_with(&[k], 0..chunk.rows).expect("rows"),
+                index.rows_with(&[k], 0..chunk.rows),
                 rows,
                 "key {k} in part {}",
                 info.dir_name
@@ -175,6 +176,22 @@ pub(crate) fn column_i64(db: &Database, table: &str, column: &str) -> Vec<i64> {
         Values::BigInt(v) | Values::Timestamp(v) => v.clone(),
         other => panic!("not an i64 column: {other:?}"),
     }
+}
+
+/// `cp -a` of a root (the copy an operator takes in checkpoint mode).
+pub(crate) fn copy_root(from: &Path, to: &Path) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(from)
+        .arg(to)
+        .status()
+        .expect("cp");
+    assert!(status.success());
+}
+
+/// The operator's `touch <root>/_restore`.
+pub(crate) fn touch_restore(root: &Path) {
+    std::fs::write(root.join(RESTORE_TRIGGER), b"").expect("touch _restore");
 }
 
 pub(crate) fn wait_until(mut f: impl FnMut() -> bool, what: &str) {

@@ -211,16 +211,10 @@ fn a_copy_in_checkpoint_mode_restores_the_index_of_the_cut() {
     db.run_housekeeping()
         .expect("housekeeping keeps what the cut needs");
     let copy = dir.path().join("copy");
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&root)
-        .arg(&copy)
-        .status()
-        .expect("cp");
-    assert!(status.success());
+    copy_root(&root, &copy);
     db.checkpoint_release().expect("release");
     db.close().expect("close");
-    std::fs::write(copy.join(RESTORE_TRIGGER), b"").expect("touch _restore");
+    touch_restore(&copy);
     let restored = open(&copy);
     assert_eq!(read_table(&restored, "t"), cut);
     assert_index_matches_keys(&restored, "t", "sym");
