@@ -25,6 +25,7 @@
 //!   PostgreSQL has them for a table without storage options or grants; and
 //!   `unnest` of them in FROM yields no row.
 //! - `pg_settings` reads the session's settings (`pg_settings.rs`).
+//! - `pg_indexes` is qualified with `pg_catalog` (`catalog_indexes.rs` adds it).
 //! - `information_schema.columns` becomes a view of DataFusion's with
 //!   PostgreSQL's type names (`double precision`, not `Float64`) and `udt_name`.
 //! - `pg_table_size`, `pg_relation_size`, `pg_total_relation_size` of a
@@ -231,6 +232,15 @@ impl ast::VisitorMut for Relations {
             .filter_map(|p| p.as_ident())
             .map(|i| i.value.to_ascii_lowercase())
             .collect();
+        // `pg_indexes` (catalog_indexes.rs) is not among the names the
+        // catalog crate finds on the search path: qualify it.
+        if parts == ["pg_indexes"] {
+            name.0.insert(
+                0,
+                ast::ObjectNamePart::Identifier(ast::Ident::new("pg_catalog")),
+            );
+            return ControlFlow::Continue(());
+        }
         let (view, default_alias) = match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
             ["information_schema", "columns"] => (COLUMNS_VIEW.to_string(), "columns"),
             ["pg_catalog", "pg_attribute"] | ["pg_attribute"] => {

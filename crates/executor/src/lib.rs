@@ -16,6 +16,7 @@
 //! `temporal_join` (ASOF and LT JOIN: AST rewrite, plan node, operator).
 
 mod backup;
+mod catalog_indexes;
 mod catalog_rewrite;
 mod catalog_types;
 mod checkpoint;

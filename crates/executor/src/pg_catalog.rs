@@ -20,6 +20,9 @@ use datafusion_pg_catalog::pg_catalog::{self as pgc, PgCatalogStaticTables};
 use datafusion_pg_catalog::sql::PostgresCompatibilityParser;
 use parking_lot::RwLock;
 
+use tidemark_storage::Snapshot;
+
+use crate::catalog_indexes::{CatalogWithIndexes, IndexOids, indexes_of};
 use crate::error::{ExecError, Result, sqlstate};
 
 /// The database name clients see (`current_database()`, `\l`).
@@ -176,7 +179,7 @@ pub struct CatalogRole {
 
 /// The configured users, as the catalog's roles.
 #[derive(Debug, Clone)]
-struct ConfiguredRoles(Arc<Vec<CatalogRole>>);
+pub(crate) struct ConfiguredRoles(Arc<Vec<CatalogRole>>);
 
 #[async_trait::async_trait]
 impl PgCatalogContextProvider for ConfiguredRoles {
@@ -199,13 +202,15 @@ impl PgCatalogContextProvider for ConfiguredRoles {
     }
 }
 
-type Provider = pgc::PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, ConfiguredRoles>;
+pub(crate) type Provider =
+    pgc::PgCatalogSchemaProvider<Arc<dyn CatalogProviderList>, ConfiguredRoles>;
 
 /// One session's `pg_catalog`.
 #[derive(Debug)]
 pub(crate) struct SessionCatalog {
     current: Arc<CurrentCatalogs>,
-    provider: Arc<Provider>,
+    provider: Arc<CatalogWithIndexes>,
+    index_oids: IndexOids,
     /// Who owns every table: the configured (not read-only) user.
     owner: String,
 }
@@ -226,16 +231,23 @@ impl SessionCatalog {
             pgc::PgCatalogSchemaProvider::try_new(list, static_tables()?, ConfiguredRoles(roles))?;
         Ok(SessionCatalog {
             current,
-            provider: Arc::new(provider),
+            provider: Arc::new(CatalogWithIndexes::new(Arc::new(provider))),
+            index_oids: IndexOids::default(),
             owner,
         })
     }
 }
 
 /// Adds `pg_catalog` and the catalog's functions to `ctx` (whose default
-/// catalog is [`DATABASE`]).
-pub(crate) fn install(ctx: &SessionContext, session: &SessionCatalog) -> Result<()> {
+/// catalog is [`DATABASE`]), showing the indexes of `snapshot`'s tables.
+pub(crate) fn install(
+    ctx: &SessionContext,
+    session: &SessionCatalog,
+    snapshot: &Snapshot,
+) -> Result<()> {
     *session.current.inner.write() = ctx.state().catalog_list().clone();
+    let indexes = Arc::new(indexes_of(snapshot, &session.index_oids));
+    session.provider.set_indexes(indexes.clone());
     let catalog = ctx.catalog(DATABASE).ok_or_else(|| {
         ExecError::new(sqlstate::INTERNAL_ERROR, "the tidemark catalog is missing")
     })?;
@@ -269,6 +281,7 @@ pub(crate) fn install(ctx: &SessionContext, session: &SessionCatalog) -> Result<
         ctx.register_udf(f);
     }
     crate::pg_functions::register(ctx);
+    crate::catalog_indexes::register_functions(ctx, &indexes);
     ctx.register_udtf("pg_get_keywords", static_tables()?.pg_get_keywords.clone());
     {
         use datafusion::execution::session_state::SessionStateBuilder;

@@ -1027,7 +1027,7 @@ impl Session {
                     .set(crate::pg_catalog::SessionCatalog::new(roles)?);
             }
             if let Some(c) = self.catalog.get() {
-                crate::pg_catalog::install(&ctx, c)?;
+                crate::pg_catalog::install(&ctx, c, snapshot)?;
             }
             crate::catalog_types::register(&ctx, snapshot);
             crate::pg_functions::register_current_setting(&ctx, self.settings.clone());
