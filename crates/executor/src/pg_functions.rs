@@ -6,8 +6,9 @@
 //!   type Tidemark does not have.
 //! - `pg_get_serial_sequence(table, column)`: SQLAlchemy's column reflection;
 //!   always NULL, since no Tidemark column is backed by a sequence.
-//! - `pg_get_indexdef(index [, column, pretty])`: SQLAlchemy's index
-//!   reflection; NULL, since Tidemark keeps no index definitions.
+//! - `pg_get_indexdef(index [, column, pretty])`: NULL here; a catalog
+//!   query's context replaces it with `catalog_indexes`' own, which describes
+//!   symbol indexes and primary keys (NULL for any other OID).
 //! - `pg_get_function_result`/`pg_get_function_arguments`: psql's `\df`; NULL,
 //!   there are no user-defined functions.
 //! - `pg_size_pretty(bytes)`: psql's `\dt+`.

@@ -159,8 +159,8 @@ public class DriverCheck {
             try (ResultSet rs = meta.getImportedKeys(null, "public", "drv_jdbc")) {
                 check(!rs.next(), "no foreign keys");
             }
-            // Tables have no primary key and no index (docs/sql.md, "Tables"): DBeaver's
-            // key and index tabs are empty, as for a PostgreSQL table without them.
+            // A table without upsert keys or symbol indexes has no primary key and no
+            // index: DBeaver's key and index tabs are empty, as in PostgreSQL.
             try (ResultSet rs = meta.getPrimaryKeys(null, "public", "drv_jdbc")) {
                 check(!rs.next(), "no primary key");
             }
@@ -188,6 +188,54 @@ public class DriverCheck {
                     check(Integer.valueOf(type[1]).equals(types.get(type[0])),
                             "getTypeInfo " + type[0] + ": " + types.get(type[0]));
                 }
+            }
+
+            // A table with a primary key (its upsert keys) and a symbol index: DBeaver's
+            // key and index tabs read them through getPrimaryKeys and getIndexInfo.
+            try (Statement st = conn.createStatement()) {
+                st.execute("DROP TABLE IF EXISTS drv_jdbc_keyed");
+                st.execute("CREATE TABLE drv_jdbc_keyed (ts TIMESTAMP, id BIGINT, sym SYMBOL, "
+                        + "PRIMARY KEY (ts, id)) TIMESTAMP(ts) PARTITION BY DAY");
+                st.execute("CREATE INDEX drv_jdbc_keyed_sym ON drv_jdbc_keyed (sym)");
+            }
+            try (ResultSet rs = meta.getPrimaryKeys(null, "public", "drv_jdbc_keyed")) {
+                for (String column : new String[] {"ts", "id"}) {
+                    check(rs.next(), "getPrimaryKeys: " + column);
+                    check(rs.getString("COLUMN_NAME").equals(column)
+                            && rs.getString("PK_NAME").equals("drv_jdbc_keyed_pkey"),
+                            "primary key column " + rs.getString("COLUMN_NAME") + " of "
+                                    + rs.getString("PK_NAME") + " seq " + rs.getInt("KEY_SEQ"));
+                }
+                check(!rs.next(), "getPrimaryKeys: two columns");
+            }
+            try (ResultSet rs = meta.getIndexInfo(null, "public", "drv_jdbc_keyed", false, true)) {
+                // Ordered by NON_UNIQUE, TYPE, INDEX_NAME, ORDINAL_POSITION.
+                String[][] expected = {{"false", "drv_jdbc_keyed_pkey", "ts"},
+                        {"false", "drv_jdbc_keyed_pkey", "id"}, {"true", "drv_jdbc_keyed_sym", "sym"}};
+                for (String[] row : expected) {
+                    check(rs.next(), "getIndexInfo: " + row[1] + " " + row[2]);
+                    String got = rs.getBoolean("NON_UNIQUE") + " " + rs.getString("INDEX_NAME") + " "
+                            + rs.getString("COLUMN_NAME");
+                    check(got.equals(String.join(" ", row)), "getIndexInfo row " + got);
+                }
+                check(!rs.next(), "getIndexInfo: three rows");
+            }
+            try (ResultSet rs = meta.getIndexInfo(null, "public", "drv_jdbc_keyed", true, true)) {
+                int unique = 0;
+                while (rs.next()) {
+                    check(!rs.getBoolean("NON_UNIQUE"), "unique only: " + rs.getString("INDEX_NAME"));
+                    unique++;
+                }
+                check(unique == 2, "getIndexInfo(unique): the primary key's two columns, got " + unique);
+            }
+            try (ResultSet rs = meta.getBestRowIdentifier(null, "public", "drv_jdbc_keyed",
+                    DatabaseMetaData.bestRowSession, true)) {
+                java.util.Set<String> names = new java.util.TreeSet<>();
+                while (rs.next()) {
+                    names.add(rs.getString("COLUMN_NAME"));
+                }
+                check(names.equals(new java.util.TreeSet<>(java.util.List.of("id", "ts"))),
+                        "best row identifier " + names);
             }
 
             try (Statement st = conn.createStatement()) {

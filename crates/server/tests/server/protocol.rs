@@ -539,6 +539,16 @@ fn psql_describes_tables() {
             "\\df",
         ])
         .args(["-c", "\\du"])
+        // A primary key (upsert keys) and a symbol index: \d lists them, \di too.
+        .args([
+            "-c",
+            "CREATE TABLE keyed (ts TIMESTAMP, id BIGINT, sym SYMBOL INDEX, \
+             PRIMARY KEY (ts, id)) TIMESTAMP(ts)",
+            "-c",
+            "\\d keyed",
+            "-c",
+            "\\di",
+        ])
         .args([
             "-c",
             "INSERT INTO quotes VALUES ('2026-11-21T10:00:00', 'A', 1.5, 2.5)",
@@ -578,6 +588,11 @@ fn psql_describes_tables() {
         "List of functions",
         "List of roles",
         " admin     | Superuser",
+        "Indexes:",
+        "    \"keyed_pkey\" PRIMARY KEY, btree (ts, id)",
+        "    \"keyed_sym_idx\" hash (sym)",
+        "List of relations",
+        " public | keyed_sym_idx | index | admin | keyed",
     ] {
         assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
     }
