@@ -401,6 +401,22 @@ fn text_column<'a>(batch: &'a RecordBatch, name: &str) -> DfResult<&'a StringArr
     }
 }
 
+/// The crate's `pg_class` rows and the indexes of the tables it lists, each with
+/// where its table is.
+async fn located<'a>(
+    inner: &Provider,
+    indexes: &'a [CatalogIndex],
+    ctx: Arc<TaskContext>,
+) -> DfResult<(RecordBatch, Vec<(&'a CatalogIndex, TableOid)>)> {
+    let class = crate_rows(inner, "pg_class", ctx).await?;
+    let tables = table_oids(&class)?;
+    let shown = indexes
+        .iter()
+        .filter_map(|x| tables.get(&x.table).map(|t| (x, *t)))
+        .collect();
+    Ok((class, shown))
+}
+
 async fn rows(
     table: Table,
     schema: &SchemaRef,
@@ -408,20 +424,15 @@ async fn rows(
     indexes: &[CatalogIndex],
     ctx: Arc<TaskContext>,
 ) -> DfResult<RecordBatch> {
-    let class = crate_rows(inner, "pg_class", ctx.clone()).await?;
-    let tables = table_oids(&class)?;
-    // Indexes of tables the catalog lists, with where their table is.
-    let shown: Vec<(&CatalogIndex, TableOid)> = indexes
-        .iter()
-        .filter_map(|x| tables.get(&x.table).map(|t| (x, *t)))
-        .collect();
     match table {
         Table::Class => {
+            let (class, shown) = located(inner, indexes, ctx).await?;
             let class = with_index_flags(class, &shown)?;
             let rows = shown.iter().map(|(x, t)| class_row(x, *t)).collect();
             append_rows(&class, rows)
         }
         Table::Index => {
+            let (_, shown) = located(inner, indexes, ctx.clone()).await?;
             let opclasses = crate_rows(inner, "pg_opclass", ctx.clone()).await?;
             let opclasses = default_opclasses(&opclasses)?;
             let base = crate_rows(inner, "pg_index", ctx).await?;
@@ -432,6 +443,7 @@ async fn rows(
             append_rows(&base, rows)
         }
         Table::Constraint => {
+            let (_, shown) = located(inner, indexes, ctx.clone()).await?;
             let base = crate_rows(inner, "pg_constraint", ctx).await?;
             let rows = shown
                 .iter()
@@ -439,10 +451,10 @@ async fn rows(
                 .collect();
             append_rows(&base, rows)
         }
+        // Named by table name only: no pg_class OIDs needed.
         Table::Indexes => {
             let empty = RecordBatch::new_empty(schema.clone());
-            let rows = shown.iter().map(|(x, _)| pg_indexes_row(x)).collect();
-            append_rows(&empty, rows)
+            append_rows(&empty, indexes.iter().map(pg_indexes_row).collect())
         }
     }
 }
@@ -649,8 +661,7 @@ impl std::hash::Hash for Definition {
 impl Definition {
     fn text_of(&self, oid: Option<i64>, column: Option<i64>) -> Option<String> {
         // Strict, as PostgreSQL's: NULL in, NULL out.
-        let oid = Some(i32::try_from(oid?).ok());
-        let oid = oid.flatten();
+        let oid = i32::try_from(oid?).ok();
         if self.name == "pg_get_constraintdef" {
             let found = self
                 .indexes
@@ -724,5 +735,27 @@ pub(crate) fn register_functions(
             signature: Signature::variadic_any(Volatility::Stable),
             indexes: indexes.clone(),
         }));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An OID that is no index of the snapshot: NULL, as PostgreSQL answers for
+    /// an object without a definition.
+    #[tokio::test]
+    async fn definitions_of_other_oids_are_null() {
+        let ctx = datafusion::execution::context::SessionContext::new();
+        register_functions(&ctx, &Arc::new(Vec::new()));
+        let batches = ctx
+            .sql("SELECT pg_get_indexdef(1, 1, true), pg_get_constraintdef(NULL)")
+            .await
+            .expect("plans")
+            .collect()
+            .await
+            .expect("runs");
+        assert!(batches[0].column(0).is_null(0));
+        assert!(batches[0].column(1).is_null(0));
     }
 }

@@ -271,7 +271,6 @@ pub(crate) fn install(
         create_pg_relation_size_udf(),
         create_pg_total_relation_size_udf(),
         create_pg_stat_get_numscans(),
-        create_pg_get_constraintdef(),
         create_pg_get_partition_ancestors_udf(),
         quote_ident_udf::create_quote_ident_udf(),
         quote_ident_udf::create_parse_ident_udf(),

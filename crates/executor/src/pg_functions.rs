@@ -6,9 +6,6 @@
 //!   type Tidemark does not have.
 //! - `pg_get_serial_sequence(table, column)`: SQLAlchemy's column reflection;
 //!   always NULL, since no Tidemark column is backed by a sequence.
-//! - `pg_get_indexdef(index [, column, pretty])`: NULL here; a catalog
-//!   query's context replaces it with `catalog_indexes`' own, which describes
-//!   symbol indexes and primary keys (NULL for any other OID).
 //! - `pg_get_function_result`/`pg_get_function_arguments`: psql's `\df`; NULL,
 //!   there are no user-defined functions.
 //! - `pg_size_pretty(bytes)`: psql's `\dt+`.
@@ -192,10 +189,8 @@ pub(crate) fn register(ctx: &SessionContext) {
             Ok(ColumnarValue::Array(Arc::new(oids)))
         }),
     ));
-    // No Tidemark column is backed by a sequence, and Tidemark keeps no index
-    // definitions: what PostgreSQL answers for such objects is NULL.
+    // No Tidemark column is backed by a sequence: PostgreSQL answers NULL.
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_serial_sequence")));
-    ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_indexdef")));
     // Tidemark has no user-defined functions; psql's `\df` lists none.
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_function_result")));
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_function_arguments")));
@@ -651,7 +646,6 @@ mod tests {
         );
         assert_eq!(one("SELECT to_regtype('hstore')").await, "NULL");
         assert_eq!(one("SELECT pg_get_serial_sequence('t', 'x')").await, "NULL");
-        assert_eq!(one("SELECT pg_get_indexdef(1, 1, true)").await, "NULL");
         assert_eq!(
             one("SELECT pg_size_pretty(CAST(8192 AS BIGINT))").await,
             "8192 bytes"
