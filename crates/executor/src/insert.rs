@@ -483,6 +483,21 @@ fn param_text(v: &ParamValue) -> Option<String> {
             format!("\\x{hex}")
         }
         ParamValue::Uuid(u) => crate::text::uuid(u),
+        ParamValue::Array { items, .. } => {
+            let mut out = String::from("{");
+            for (i, item) in items.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                match (item, param_text(item)) {
+                    (ParamValue::Array { .. }, Some(inner)) => out.push_str(&inner),
+                    (_, Some(text)) => crate::text::push_array_element(&text, &mut out),
+                    (_, None) => out.push_str("NULL"),
+                }
+            }
+            out.push('}');
+            out
+        }
     })
 }
 

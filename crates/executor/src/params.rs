@@ -37,6 +37,140 @@ pub enum ParamValue {
         type_name: &'static str,
         text: String,
     },
+    /// An array (`= ANY($1)`): its elements (NULL, values, or the sub-arrays of a
+    /// multi-dimensional array) and the SQL name of its element type (`BIGINT`).
+    Array {
+        element_type: &'static str,
+        items: Vec<ParamValue>,
+    },
+}
+
+/// Reads PostgreSQL's text form of an array (`{1,2,NULL}`, `{{a,b},{"c d",e}}`) into
+/// an [`ParamValue::Array`] of text elements (which the element type then parses, as
+/// it would literals). The error says what is malformed.
+pub fn parse_array_text(
+    text: &str,
+    element_type: &'static str,
+) -> std::result::Result<ParamValue, String> {
+    let mut chars = text.trim_start().chars().peekable();
+    match chars.next() {
+        Some('{') => {}
+        Some('[') => return Err("array dimension decorations are not supported".into()),
+        _ => {
+            return Err(format!(
+                "malformed array literal \"{text}\": it must start with \"{{\""
+            ));
+        }
+    }
+    let value = read_array_items(&mut chars, element_type, text)?;
+    if chars.any(|c| !c.is_whitespace()) {
+        return Err(format!(
+            "malformed array literal \"{text}\": junk after closing right brace"
+        ));
+    }
+    Ok(value)
+}
+
+/// The items of one `{...}` whose `{` has been read, through its `}`.
+fn read_array_items(
+    chars: &mut std::iter::Peekable<std::str::Chars>,
+    element_type: &'static str,
+    text: &str,
+) -> std::result::Result<ParamValue, String> {
+    let malformed = |what: &str| format!("malformed array literal \"{text}\": {what}");
+    let mut items = Vec::new();
+    loop {
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        if items.is_empty() && chars.next_if_eq(&'}').is_some() {
+            return Ok(ParamValue::Array {
+                element_type,
+                items,
+            });
+        }
+        match chars.peek() {
+            Some('{') => {
+                chars.next();
+                items.push(read_array_items(chars, element_type, text)?);
+            }
+            Some('"') => {
+                chars.next();
+                let mut item = String::new();
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => item.push(
+                            chars
+                                .next()
+                                .ok_or_else(|| malformed("unexpected end of input"))?,
+                        ),
+                        Some(c) => item.push(c),
+                        None => return Err(malformed("unexpected end of input")),
+                    }
+                }
+                items.push(ParamValue::Text(item));
+            }
+            Some(_) => {
+                let mut item = String::new();
+                let mut escaped = false;
+                while let Some(c) = chars.next_if(|c| *c != ',' && *c != '}') {
+                    match c {
+                        '\\' => {
+                            item.push(
+                                chars
+                                    .next()
+                                    .ok_or_else(|| malformed("unexpected end of input"))?,
+                            );
+                            escaped = true;
+                        }
+                        '{' | '"' => {
+                            return Err(malformed(&format!("unexpected \"{c}\" character")));
+                        }
+                        c => item.push(c),
+                    }
+                }
+                let item = item.trim_end();
+                if item.is_empty() {
+                    return Err(malformed("empty element"));
+                }
+                items.push(if !escaped && item.eq_ignore_ascii_case("NULL") {
+                    ParamValue::Null
+                } else {
+                    ParamValue::Text(item.to_string())
+                });
+            }
+            None => return Err(malformed("unexpected end of input")),
+        }
+        while chars.next_if(|c| c.is_whitespace()).is_some() {}
+        match chars.next() {
+            Some(',') => {}
+            Some('}') => {
+                return Ok(ParamValue::Array {
+                    element_type,
+                    items,
+                });
+            }
+            Some(c) => return Err(malformed(&format!("unexpected \"{c}\" character"))),
+            None => return Err(malformed("unexpected end of input")),
+        }
+    }
+}
+
+/// `ARRAY[...]` of an array value's items (nested for sub-arrays) and its number of
+/// dimensions.
+fn array_constructor(items: &[ParamValue]) -> Result<(String, usize)> {
+    let mut parts = Vec::with_capacity(items.len());
+    let mut depth = 1;
+    for item in items {
+        match item {
+            ParamValue::Array { items, .. } => {
+                let (sql, inner) = array_constructor(items)?;
+                depth = depth.max(inner + 1);
+                parts.push(sql);
+            }
+            item => parts.push(literal(item, false)?.to_string()),
+        }
+    }
+    Ok((format!("ARRAY[{}]", parts.join(", ")), depth))
 }
 
 /// The number of parameters a statement uses (the highest `$n`).
@@ -209,12 +343,57 @@ fn literal(v: &ParamValue, in_values: bool) -> Result<ast::Expr> {
                 parse_expr(&format!("{type_name} '{}'", escape(text)))?
             }
         }
+        // Cast as a whole: text elements parse as the element type, and an empty
+        // array still has it.
+        ParamValue::Array {
+            element_type,
+            items,
+        } => {
+            let (constructor, depth) = array_constructor(items)?;
+            parse_expr(&format!(
+                "CAST({constructor} AS {element_type}{})",
+                "[]".repeat(depth)
+            ))?
+        }
     })
+}
+
+/// The Arrow type of a SQL type name, for the types array parameters take
+/// (`BIGINT[]`, `TEXT[][]`); `None` for others.
+fn sql_array_type(t: &ast::DataType) -> Option<DataType> {
+    use ast::DataType as Sql;
+    Some(match t {
+        Sql::Array(
+            ast::ArrayElemTypeDef::SquareBracket(element, _)
+            | ast::ArrayElemTypeDef::AngleBracket(element)
+            | ast::ArrayElemTypeDef::Parenthesis(element),
+        ) => DataType::new_list(sql_array_type(element)?, true),
+        Sql::Bool | Sql::Boolean => DataType::Boolean,
+        Sql::SmallInt(_) | Sql::Int2(_) => DataType::Int16,
+        Sql::Int(_) | Sql::Integer(_) | Sql::Int4(_) => DataType::Int32,
+        Sql::BigInt(_) | Sql::Int8(_) => DataType::Int64,
+        Sql::Real | Sql::Float4 => DataType::Float32,
+        Sql::Double(_) | Sql::DoublePrecision | Sql::Float8 => DataType::Float64,
+        Sql::Text | Sql::Varchar(_) | Sql::String(_) => DataType::Utf8,
+        Sql::Timestamp(..) => {
+            DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None)
+        }
+        Sql::Date => DataType::Date32,
+        _ => return None,
+    })
+}
+
+/// `e` without the parentheses around it.
+fn unnested(mut e: &ast::Expr) -> &ast::Expr {
+    while let ast::Expr::Nested(inner) = e {
+        e = inner;
+    }
+    e
 }
 
 /// Parameter types from the columns they meet in the statement: the target
 /// column of an INSERT VALUES position or an UPDATE assignment, or the column a
-/// comparison, BETWEEN or IN puts them against. `columns` maps column names
+/// comparison, BETWEEN or IN puts them against (an array of it for `= ANY($n)`). `columns` maps column names
 /// (lowercase) of the tables in the statement to their types.
 pub(crate) fn infer_from_columns(
     statement: &Statement,
@@ -288,6 +467,25 @@ pub(crate) fn infer_from_columns(
                 types.entry(n).or_insert(t);
             }
         }
+        // `$1::bigint[]`: the array type it is cast to (DataFusion's planner
+        // infers nothing from a cast).
+        if let ast::Expr::Cast {
+            expr, data_type, ..
+        } = e
+            && let Some(n) = placeholder_index(expr)
+            && let ast::DataType::Array(_) = data_type
+            && let Some(t) = sql_array_type(data_type)
+        {
+            types.entry(n).or_insert(t);
+        }
+        // `col = ANY($1)`: an array of the column's type.
+        if let ast::Expr::AnyOp { left, right, .. } | ast::Expr::AllOp { left, right, .. } = e
+            && let (Some(n), Some(t)) = (placeholder_index(unnested(right)), column_type(left))
+        {
+            types
+                .entry(n)
+                .or_insert_with(|| DataType::new_list(t, true));
+        }
     });
     types
 }
@@ -343,6 +541,52 @@ mod tests {
     }
 
     #[test]
+    fn arrays_read_postgres_text_and_bind_as_casts() {
+        let text = |s: &str| ParamValue::Text(s.into());
+        let array = |items| ParamValue::Array {
+            element_type: "BIGINT",
+            items,
+        };
+        assert_eq!(
+            parse_array_text(r#" { 1 , NULL,"NULL" ,"a \"b\"", c\,d } "#, "BIGINT"),
+            Ok(array(vec![
+                text("1"),
+                ParamValue::Null,
+                text("NULL"),
+                text("a \"b\""),
+                text("c,d")
+            ]))
+        );
+        assert_eq!(
+            parse_array_text("{{1,2},{3,4}}", "BIGINT"),
+            Ok(array(vec![
+                array(vec![text("1"), text("2")]),
+                array(vec![text("3"), text("4")])
+            ]))
+        );
+        assert_eq!(parse_array_text("{}", "BIGINT"), Ok(array(vec![])));
+        for bad in ["1,2", "{1,2", "{1,,2}", "{1}x", "[1:2]={1,2}", "{\"a}"] {
+            assert!(parse_array_text(bad, "BIGINT").is_err(), "{bad}");
+        }
+
+        let mut s = parse("SELECT * FROM t WHERE id = ANY($1) OR id = ANY($2)");
+        bind(
+            &mut s,
+            &[
+                parse_array_text("{1,NULL}", "BIGINT").expect("valid"),
+                parse_array_text("{{1},{2}}", "BIGINT").expect("valid"),
+            ],
+        )
+        .expect("test value");
+        let Statement::Standard(q) = &s else { panic!() };
+        assert_eq!(
+            q.to_string(),
+            "SELECT * FROM t WHERE id = ANY(CAST(ARRAY['1', NULL] AS BIGINT[])) \
+             OR id = ANY(CAST(ARRAY[ARRAY['1'], ARRAY['2']] AS BIGINT[][]))"
+        );
+    }
+
+    #[test]
     fn too_few_values_is_a_protocol_error() {
         let mut s = parse("SELECT $1 + $2");
         let e = bind(&mut s, &[ParamValue::Int(1)]).expect_err("must fail");
@@ -361,6 +605,22 @@ mod tests {
         assert_eq!(t.get(&1), Some(&DataType::Float64));
         assert_eq!(t.get(&2), Some(&DataType::Utf8));
         assert_eq!(t.get(&3), Some(&DataType::Float64));
+        let s = parse(
+            "SELECT * FROM t WHERE sym = ANY($1) AND price <> ALL(($2)) OR $3::int[][] IS NULL",
+        );
+        let t = infer_from_columns(&s, &columns, &[]);
+        assert_eq!(
+            t.get(&3),
+            Some(&DataType::new_list(
+                DataType::new_list(DataType::Int32, true),
+                true
+            ))
+        );
+        assert_eq!(t.get(&1), Some(&DataType::new_list(DataType::Utf8, true)));
+        assert_eq!(
+            t.get(&2),
+            Some(&DataType::new_list(DataType::Float64, true))
+        );
         let s = parse("INSERT INTO t VALUES ($1, $2)");
         let t = infer_from_columns(&s, &columns, &[DataType::Int64, DataType::Boolean]);
         assert_eq!(t.get(&2), Some(&DataType::Boolean));

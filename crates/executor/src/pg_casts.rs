@@ -9,7 +9,10 @@
 //!   zero (`2.5::numeric::int` is 3), as PostgreSQL rounds numerics;
 //! - `instant AT TIME ZONE 'zone'` is the local time there without a zone;
 //! - an integer cast to a timestamp counts microseconds since the epoch
-//!   (QuestDB's meaning; PostgreSQL refuses the cast, DataFusion reads seconds).
+//!   (QuestDB's meaning; PostgreSQL refuses the cast, DataFusion reads seconds);
+//! - a text literal cast to an array type (`'{1,2}'::int[]`, and a text-bound
+//!   array parameter `$1::text[]`) is read as PostgreSQL's array text, its
+//!   elements then cast to the element type.
 
 use std::sync::{Arc, LazyLock};
 
@@ -110,8 +113,62 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
             let rounded = rint_udf().call(vec![float]);
             Transformed::yes(rounded.cast_to(to, schema)?)
         }
+        (
+            DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8,
+            DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..),
+        ) => match &operand {
+            Expr::Literal(
+                ScalarValue::Utf8(Some(text))
+                | ScalarValue::Utf8View(Some(text))
+                | ScalarValue::LargeUtf8(Some(text)),
+                _,
+            ) => {
+                let array = crate::params::parse_array_text(text, "TEXT").map_err(|message| {
+                    datafusion::error::DataFusionError::from(
+                        datafusion::arrow::error::ArrowError::CastError(message),
+                    )
+                })?;
+                Transformed::yes(
+                    Expr::Literal(text_array_scalar(&array)?, None).cast_to(to, schema)?,
+                )
+            }
+            _ => Transformed::no(e),
+        },
         _ => Transformed::no(e),
     })
+}
+
+/// An array read from text as a list of text (of lists of text, for more
+/// dimensions), for a cast to give the element type.
+fn text_array_scalar(array: &crate::params::ParamValue) -> Result<ScalarValue> {
+    use crate::params::ParamValue;
+    let ParamValue::Array { items, .. } = array else {
+        return exec_err!("not an array");
+    };
+    let mut values = Vec::with_capacity(items.len());
+    for item in items {
+        values.push(match item {
+            ParamValue::Array { .. } => text_array_scalar(item)?,
+            ParamValue::Text(t) => ScalarValue::Utf8(Some(t.clone())),
+            _ => ScalarValue::Utf8(None),
+        });
+    }
+    // Sub-arrays make this a list of lists; a NULL beside them is a NULL list.
+    let element = values
+        .iter()
+        .find(|v| !matches!(v, ScalarValue::Utf8(_)))
+        .map_or(DataType::Utf8, ScalarValue::data_type);
+    let values = values
+        .into_iter()
+        .map(|v| match v {
+            ScalarValue::Utf8(None) => ScalarValue::try_from(&element),
+            v if v.data_type() == element => Ok(v),
+            _ => exec_err!("multidimensional arrays must have sub-arrays with matching dimensions"),
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(ScalarValue::List(ScalarValue::new_list_nullable(
+        &values, &element,
+    )))
 }
 
 /// `tidemark_timestamp_text(ts)`: a microsecond timestamp as PostgreSQL's text.

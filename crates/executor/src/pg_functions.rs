@@ -433,7 +433,17 @@ impl ScalarUDFImpl for PgTypeof {
             .cloned();
         let name = match marked {
             Some(t) => t,
-            None => pg_type_names(&value.data_type().to_string()).0.to_string(),
+            None => {
+                let t = value.data_type();
+                let element = crate::types::innermost_element(&t);
+                let name = pg_type_names(&element.to_string()).0;
+                // An array names its element type: `bigint[]`, however many dimensions.
+                if element == &t {
+                    name.to_string()
+                } else {
+                    format!("{name}[]")
+                }
+            }
         };
         Ok(ColumnarValue::Scalar(
             datafusion::common::ScalarValue::Utf8(Some(name)),
@@ -694,6 +704,8 @@ mod tests {
             ),
             ("CAST('2026-12-04' AS DATE)", "date"),
             ("CAST(NULL AS INT)", "integer"),
+            ("make_array(1, 2)", "bigint[]"),
+            ("make_array(make_array('a'))", "text[]"),
         ] {
             assert_eq!(
                 one(&format!("SELECT pg_typeof({value})")).await,

@@ -421,8 +421,8 @@ fn scalar(v: &ParamValue, wanted: Option<&DataType>) -> Option<ScalarValue> {
         ParamValue::Date(d) => ScalarValue::Date32(Some(*d)),
         ParamValue::Bytes(b) => ScalarValue::Binary(Some(b.clone())),
         ParamValue::Uuid(u) => ScalarValue::Utf8(Some(crate::text::uuid(u))),
-        // Text to be read as a SQL type: the statement's text says it best.
-        ParamValue::Typed { .. } => return None,
+        // Text to be read as a SQL type, and arrays: the statement's text says it best.
+        ParamValue::Typed { .. } | ParamValue::Array { .. } => return None,
     };
     match wanted {
         None => Some(own),

@@ -109,6 +109,14 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
                 _ => Ok(None),
             };
         }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            let mut out = String::new();
+            match list_value(array, row) {
+                Some(elements) => write_array_literal(&elements, &mut out)?,
+                None => return Ok(None),
+            }
+            out
+        }
         _ => {
             let a = cast(array, &DataType::Utf8)?;
             a.as_any()
@@ -117,6 +125,61 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
                 .unwrap_or_default()
         }
     }))
+}
+
+/// The elements of the list at `row` of a list array (any of Arrow's three list
+/// layouts), `None` when the array is not a list.
+pub fn list_value(array: &dyn Array, row: usize) -> Option<ArrayRef> {
+    match array.data_type() {
+        DataType::List(_) => Some(array.as_list::<i32>().value(row)),
+        DataType::LargeList(_) => Some(array.as_list::<i64>().value(row)),
+        DataType::FixedSizeList(..) => Some(array.as_fixed_size_list().value(row)),
+        _ => None,
+    }
+}
+
+/// PostgreSQL's array literal of `elements`: `{1,2,NULL}`, `{{1,2},{3,4}}` for a
+/// list of lists, `{"a b","x\"y"}` with the elements array_out quotes.
+fn write_array_literal(elements: &ArrayRef, out: &mut String) -> Result<()> {
+    out.push('{');
+    for i in 0..elements.len() {
+        if i > 0 {
+            out.push(',');
+        }
+        if elements.is_null(i) || elements.data_type() == &DataType::Null {
+            out.push_str("NULL");
+        } else if let Some(inner) = list_value(elements.as_ref(), i) {
+            write_array_literal(&inner, out)?;
+        } else {
+            let text = format_value(elements, i)?.unwrap_or_default();
+            push_array_element(&text, out);
+        }
+    }
+    out.push('}');
+    Ok(())
+}
+
+/// One element of an array literal, double-quoted (with `"` and `\` escaped) where
+/// array_out quotes it: empty, `NULL` in any case, or holding a delimiter, brace,
+/// quote, backslash or white space.
+pub(crate) fn push_array_element(text: &str, out: &mut String) {
+    let quote = text.is_empty()
+        || text.eq_ignore_ascii_case("NULL")
+        || text.chars().any(|c| {
+            matches!(c, '{' | '}' | ',' | '"' | '\\') || c.is_ascii_whitespace() || c == '\x0b'
+        });
+    if !quote {
+        out.push_str(text);
+        return;
+    }
+    out.push('"');
+    for c in text.chars() {
+        if c == '"' || c == '\\' {
+            out.push('\\');
+        }
+        out.push(c);
+    }
+    out.push('"');
 }
 
 /// The dictionary key at `row`, whatever integer type the keys have.
@@ -312,6 +375,49 @@ mod tests {
         assert_eq!(float(3.4e38, true), "3.4e+38");
         assert_eq!(float(123456.0, true), "123456");
         assert_eq!(float(1234567.0, true), "1.234567e+06");
+    }
+
+    #[test]
+    fn lists_format_as_postgres_arrays() {
+        use datafusion::arrow::array::{ListArray, ListBuilder, StringBuilder};
+        use datafusion::arrow::datatypes::Int64Type as I64;
+        use std::sync::Arc;
+        let ints: ArrayRef = Arc::new(ListArray::from_iter_primitive::<I64, _, _>(vec![
+            Some(vec![Some(1), None, Some(-3)]),
+            Some(vec![]),
+            None,
+        ]));
+        let texts: Vec<Option<String>> = (0..3)
+            .map(|r| format_value(&ints, r).expect("formats"))
+            .collect();
+        assert_eq!(texts, [Some("{1,NULL,-3}".into()), Some("{}".into()), None]);
+
+        let mut strings = ListBuilder::new(StringBuilder::new());
+        for s in ["plain", "", "null", "a b", "x\"y", "back\\slash", "{c,d}"] {
+            strings.values().append_value(s);
+        }
+        strings.append(true);
+        let strings: ArrayRef = Arc::new(strings.finish());
+        assert_eq!(
+            format_value(&strings, 0).expect("formats").as_deref(),
+            Some(r#"{plain,"","null","a b","x\"y","back\\slash","{c,d}"}"#)
+        );
+
+        let mut nested = ListBuilder::new(ListBuilder::new(
+            datafusion::arrow::array::Float64Builder::new(),
+        ));
+        for row in [[1.5, 2.0], [3.0, f64::NAN]] {
+            for v in row {
+                nested.values().values().append_value(v);
+            }
+            nested.values().append(true);
+        }
+        nested.append(true);
+        let nested: ArrayRef = Arc::new(nested.finish());
+        assert_eq!(
+            format_value(&nested, 0).expect("formats").as_deref(),
+            Some("{{1.5,2},{3,NaN}}")
+        );
     }
 
     #[test]

@@ -60,6 +60,15 @@ pub(crate) fn ttl(spec: TtlSpec) -> Option<Ttl> {
     })
 }
 
+/// The type of the values inside a list type, however deeply nested (a type that is
+/// not a list is its own element type).
+pub fn innermost_element(mut t: &DataType) -> &DataType {
+    while let DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) = t {
+        t = f.data_type();
+    }
+    t
+}
+
 /// The Arrow type a column is scanned as. SYMBOL columns are dictionary arrays
 /// (keys are the stored symbol keys, values the dictionary).
 pub fn arrow_type(t: ColumnType) -> DataType {

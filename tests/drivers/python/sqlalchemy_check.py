@@ -169,6 +169,48 @@ for dialect in ("psycopg", "psycopg2"):
         assert left == 1, left
         conn.execute(sa.text(f"DROP TABLE {typed_table}"))
 
+    # A table with a primary key (its upsert keys) and a symbol index reflects both
+    # (SQLAlchemy reads them through array_agg: arrays in PostgreSQL's format), so an
+    # ORM class maps the reflected table without naming its key, session.get finds
+    # a row by (ts, id), and a Python list binds as an array for = ANY(...).
+    keyed_table = f"keyed_{dialect}"
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE IF EXISTS {keyed_table}"))
+        conn.execute(sa.text(f"CREATE TABLE {keyed_table} (ts TIMESTAMP, id INT, sym SYMBOL, "
+                             "px DOUBLE, PRIMARY KEY (ts, id)) TIMESTAMP(ts) PARTITION BY DAY"))
+        conn.execute(sa.text(f"CREATE INDEX {keyed_table}_sym ON {keyed_table} (sym)"))
+        conn.execute(sa.text(f"INSERT INTO {keyed_table} VALUES (:ts, :id, :sym, :px)"), [
+            {"ts": datetime.datetime(2026, 1, 1), "id": 1, "sym": "a", "px": 1.5},
+            {"ts": datetime.datetime(2026, 1, 1, 0, 0, 1), "id": 2, "sym": "b c", "px": 2.0}])
+    inspector = sa.inspect(engine)
+    pk = inspector.get_pk_constraint(keyed_table)
+    assert pk["constrained_columns"] == ["ts", "id"], pk
+    assert pk["name"] == f"{keyed_table}_pkey", pk
+    indexes = inspector.get_indexes(keyed_table)
+    assert [(i["name"], i["column_names"], i["unique"]) for i in indexes] == [
+        (f"{keyed_table}_sym", ["sym"], False)], indexes
+    kt = sa.Table(keyed_table, sa.MetaData(), autoload_with=engine)
+    assert [c.name for c in kt.primary_key.columns] == ["ts", "id"], kt.primary_key
+
+    class Base(orm.DeclarativeBase):
+        pass
+
+    class Keyed(Base):
+        __table__ = kt
+
+    with orm.Session(engine) as session:
+        row = session.get(Keyed, (datetime.datetime(2026, 1, 1, 0, 0, 1), 2))
+        assert row is not None and (row.sym, row.px) == ("b c", 2.0), row
+    with engine.connect() as conn:
+        ids = conn.execute(sa.text(f"SELECT id FROM {keyed_table} WHERE sym = ANY(:syms) "
+                                   "ORDER BY id"), {"syms": ["b c", "zz"]}).scalars().all()
+        assert ids == [2], ids
+        aggregated = conn.execute(sa.text(
+            f"SELECT array_agg(sym ORDER BY ts), array_agg(px ORDER BY ts) FROM {keyed_table}")).one()
+        assert tuple(aggregated) == (["a", "b c"], [1.5, 2.0]), aggregated
+    with engine.begin() as conn:
+        conn.execute(sa.text(f"DROP TABLE {keyed_table}"))
+
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT * FROM no_such_table"))

@@ -18,7 +18,8 @@ use tidemark_executor::arrow::datatypes::{
 };
 use tidemark_executor::error::sqlstate;
 use tidemark_executor::numeric;
-use tidemark_executor::text::format_value;
+use tidemark_executor::text::{format_value, list_value};
+use tidemark_executor::types::innermost_element;
 use tidemark_executor::{ExecError, ParamValue};
 
 /// Microseconds from 1970-01-01 to 2000-01-01, PostgreSQL's binary epoch.
@@ -41,10 +42,52 @@ pub(crate) fn pg_type(t: &DataType) -> Type {
         DataType::FixedSizeBinary(16) => Type::UUID,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
         DataType::Decimal128(..) => Type::NUMERIC,
-        // Everything else (text, symbols, wider decimals, intervals, lists) travels as
-        // its PostgreSQL text form, in both formats.
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            array_of(&pg_type(innermost_element(t)))
+        }
+        // Everything else (text, symbols, wider decimals, intervals) travels as its
+        // PostgreSQL text form, in both formats.
         _ => Type::TEXT,
     }
+}
+
+/// Array types: each element type, its array type, and the SQL name array
+/// parameters of that type are cast to (`CAST(ARRAY[...] AS BIGINT[])`).
+const ARRAY_TYPES: &[(Type, Type, &str)] = &[
+    (Type::BOOL, Type::BOOL_ARRAY, "BOOLEAN"),
+    (Type::INT2, Type::INT2_ARRAY, "SMALLINT"),
+    (Type::INT4, Type::INT4_ARRAY, "INT"),
+    (Type::INT8, Type::INT8_ARRAY, "BIGINT"),
+    (Type::FLOAT4, Type::FLOAT4_ARRAY, "REAL"),
+    (Type::FLOAT8, Type::FLOAT8_ARRAY, "DOUBLE"),
+    (Type::NUMERIC, Type::NUMERIC_ARRAY, "NUMERIC"),
+    (Type::TEXT, Type::TEXT_ARRAY, "TEXT"),
+    (Type::VARCHAR, Type::VARCHAR_ARRAY, "TEXT"),
+    (Type::BPCHAR, Type::BPCHAR_ARRAY, "TEXT"),
+    (Type::NAME, Type::NAME_ARRAY, "TEXT"),
+    (Type::TIMESTAMP, Type::TIMESTAMP_ARRAY, "TIMESTAMP"),
+    (Type::TIMESTAMPTZ, Type::TIMESTAMPTZ_ARRAY, "TIMESTAMP"),
+    (Type::DATE, Type::DATE_ARRAY, "DATE"),
+    (Type::UUID, Type::UUID_ARRAY, "UUID"),
+    (Type::BYTEA, Type::BYTEA_ARRAY, "BYTEA"),
+];
+
+/// The array type whose elements are `element` (a list of lists is the same
+/// multi-dimensional array type as a list: PostgreSQL arrays carry their
+/// dimensions in the value, not the type).
+fn array_of(element: &Type) -> Type {
+    ARRAY_TYPES
+        .iter()
+        .find(|(e, ..)| e == element)
+        .map_or(Type::TEXT_ARRAY, |(_, array, _)| array.clone())
+}
+
+/// The element type and its SQL name when `t` is an array type parameters can have.
+fn element_of(t: &Type) -> Option<(&'static Type, &'static str)> {
+    ARRAY_TYPES
+        .iter()
+        .find(|(_, array, _)| array == t)
+        .map(|(element, _, name)| (element, *name))
 }
 
 /// The PostgreSQL type a result column is sent as: its Arrow type's, unless
@@ -151,6 +194,10 @@ fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, 
                 .ok_or_else(|| internal("a text"))?;
             buf.put_slice(a.value(row).as_bytes());
         }
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
+            let elements = list_value(array.as_ref(), row).ok_or_else(|| internal("a list"))?;
+            put_binary_array(buf, elements)?;
+        }
         // Sent as TEXT: the binary form of text is its UTF-8 bytes.
         _ => match format_value(array, row)? {
             Some(s) => buf.put_slice(s.as_bytes()),
@@ -158,6 +205,85 @@ fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, 
         },
     }
     Ok(true)
+}
+
+/// A list in PostgreSQL's binary array format: the number of dimensions, whether any
+/// element is NULL, the element type, each dimension's length and lower bound (1),
+/// then every element (length-prefixed, -1 for NULL) in row-major order. A list of
+/// lists must be rectangular, as PostgreSQL's arrays are.
+fn put_binary_array(buf: &mut BytesMut, elements: ArrayRef) -> Result<(), ExecError> {
+    let element_type = pg_type(innermost_element(elements.data_type()));
+    let mut dims = Vec::new();
+    let mut leaves = Vec::new();
+    array_shape(elements, 0, &mut dims, &mut leaves)?;
+    if dims.contains(&0) {
+        // An empty array has no dimensions.
+        buf.put_i32(0);
+        buf.put_i32(0);
+        buf.put_u32(element_type.oid());
+        return Ok(());
+    }
+    let has_null = leaves.iter().any(|leaf| leaf.null_count() > 0);
+    buf.put_i32(dims.len() as i32);
+    buf.put_i32(has_null as i32);
+    buf.put_u32(element_type.oid());
+    for d in &dims {
+        buf.put_i32(*d);
+        buf.put_i32(1);
+    }
+    for leaf in &leaves {
+        for i in 0..leaf.len() {
+            let len_at = buf.len();
+            buf.put_i32(-1);
+            if put_binary(buf, leaf, i)? {
+                let len = (buf.len() - len_at - 4) as i32;
+                buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+            } else {
+                buf.truncate(len_at + 4);
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Walks a (nested) list value: the length of each dimension into `dims` and the
+/// innermost element arrays, in order, into `leaves`. Errors on sub-lists of unequal
+/// length or NULL sub-lists, which a PostgreSQL array cannot hold.
+fn array_shape(
+    elements: ArrayRef,
+    depth: usize,
+    dims: &mut Vec<i32>,
+    leaves: &mut Vec<ArrayRef>,
+) -> Result<(), ExecError> {
+    let len = i32::try_from(elements.len()).map_err(|_| internal("an array this long"))?;
+    match dims.get(depth) {
+        None => dims.push(len),
+        Some(d) if *d == len => {}
+        Some(_) => return Err(ragged_array()),
+    }
+    if !matches!(
+        elements.data_type(),
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+    ) {
+        leaves.push(elements);
+        return Ok(());
+    }
+    for i in 0..elements.len() {
+        match list_value(elements.as_ref(), i) {
+            Some(inner) if !elements.is_null(i) => array_shape(inner, depth + 1, dims, leaves)?,
+            _ => return Err(ragged_array()),
+        }
+    }
+    Ok(())
+}
+
+fn ragged_array() -> ExecError {
+    ExecError::new(
+        sqlstate::ARRAY_SUBSCRIPT_ERROR,
+        "multidimensional arrays must have sub-arrays with matching dimensions \
+         (a list of lists of unequal lengths or with NULL lists has no binary array form; \
+         request the column in text format)",
+    )
 }
 
 /// Which result columns are `jsonb`: their binary form starts with a version byte.
@@ -241,6 +367,10 @@ pub(crate) fn decode_param(
         return decode_binary(n, t, b);
     }
     let text = std::str::from_utf8(b).map_err(|e| bad_param(n, t, e))?;
+    if let Some((_, element_type)) = element_of(t) {
+        return tidemark_executor::params::parse_array_text(text, element_type)
+            .map_err(|e| bad_param(n, t, e));
+    }
     Ok(match *t {
         Type::BOOL => match text.trim().to_ascii_lowercase().as_str() {
             "t" | "true" | "yes" | "on" | "1" | "y" => ParamValue::Bool(true),
@@ -307,6 +437,9 @@ fn fixed<const N: usize>(n: usize, t: &Type, b: &[u8]) -> Result<[u8; N], ExecEr
 }
 
 fn decode_binary(n: usize, t: &Type, b: &[u8]) -> Result<ParamValue, ExecError> {
+    if let Some((element, element_type)) = element_of(t) {
+        return decode_binary_array(n, t, element, element_type, b);
+    }
     Ok(match *t {
         Type::BOOL => ParamValue::Bool(fixed::<1>(n, t, b)?[0] != 0),
         Type::INT2 => ParamValue::Int(i16::from_be_bytes(fixed(n, t, b)?) as i64),
@@ -360,6 +493,86 @@ fn decode_binary(n: usize, t: &Type, b: &[u8]) -> Result<ParamValue, ExecError> 
     })
 }
 
+/// The most dimensions an array parameter may have (PostgreSQL's MAXDIM).
+const MAX_ARRAY_DIMENSIONS: usize = 6;
+
+/// An array parameter in binary format (the layout [`put_binary_array`] writes):
+/// each element decoded as `element`, sub-arrays for every dimension after the first.
+fn decode_binary_array(
+    n: usize,
+    t: &Type,
+    element: &Type,
+    element_type: &'static str,
+    mut b: &[u8],
+) -> Result<ParamValue, ExecError> {
+    let truncated = || bad_param(n, t, "truncated array");
+    let word = |b: &mut &[u8]| -> Result<i32, ExecError> {
+        let (head, rest) = b.split_first_chunk::<4>().ok_or_else(truncated)?;
+        *b = rest;
+        Ok(i32::from_be_bytes(*head))
+    };
+    let dimensions = usize::try_from(word(&mut b)?)
+        .ok()
+        .filter(|d| *d <= MAX_ARRAY_DIMENSIONS)
+        .ok_or_else(|| bad_param(n, t, "invalid number of array dimensions"))?;
+    let _has_nulls = word(&mut b)?;
+    if word(&mut b)? as u32 != element.oid() {
+        return Err(bad_param(n, t, "wrong element type"));
+    }
+    let mut lengths = Vec::with_capacity(dimensions);
+    for _ in 0..dimensions {
+        let length =
+            usize::try_from(word(&mut b)?).map_err(|_| bad_param(n, t, "negative length"))?;
+        let _lower_bound = word(&mut b)?;
+        lengths.push(length);
+    }
+    let empty = ParamValue::Array {
+        element_type,
+        items: Vec::new(),
+    };
+    // Every element takes at least its 4-byte length: a count beyond that is a lie
+    // (checked before anything is sized by it).
+    let count = match lengths
+        .iter()
+        .try_fold(1usize, |acc, l| acc.checked_mul(*l))
+    {
+        _ if dimensions == 0 => return Ok(empty),
+        Some(0) => return Ok(empty),
+        Some(count) if count.saturating_mul(4) <= b.len() => count,
+        _ => return Err(bad_param(n, t, "array larger than its message")),
+    };
+    let mut elements = Vec::with_capacity(count);
+    for _ in 0..count {
+        let Ok(length) = usize::try_from(word(&mut b)?) else {
+            elements.push(ParamValue::Null);
+            continue;
+        };
+        let (value, rest) = b
+            .split_at_checked(length)
+            .ok_or_else(|| bad_param(n, t, "truncated array element"))?;
+        b = rest;
+        elements.push(decode_binary(n, element, value)?);
+    }
+    if !b.is_empty() {
+        return Err(bad_param(n, t, "bytes after the last array element"));
+    }
+    // Group the row-major elements into sub-arrays, innermost dimension first
+    // (no length is 0 here: the count would be).
+    for length in lengths.iter().skip(1).rev() {
+        elements = elements
+            .chunks(*length)
+            .map(|chunk| ParamValue::Array {
+                element_type,
+                items: chunk.to_vec(),
+            })
+            .collect();
+    }
+    Ok(ParamValue::Array {
+        element_type,
+        items: elements,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -401,5 +614,118 @@ mod tests {
         let row =
             data_row(&[a.clone(), a], 0, &Format::Individual(vec![0, 1]), &[]).expect("test value");
         assert_eq!(&row.data[..], &[0, 0, 0, 1, b'5', 0, 0, 0, 4, 0, 0, 0, 5]);
+    }
+
+    #[test]
+    fn lists_are_postgres_arrays_in_both_formats() {
+        use tidemark_executor::arrow::array::{ListArray, ListBuilder, StringBuilder};
+        let ints: ArrayRef = Arc::new(ListArray::from_iter_primitive::<Int32Type, _, _>(vec![
+            Some(vec![Some(7), None]),
+            Some(vec![]),
+        ]));
+        assert_eq!(pg_type(ints.data_type()), Type::INT4_ARRAY);
+        let row =
+            data_row(std::slice::from_ref(&ints), 0, &Format::UnifiedBinary, &[]).expect("encodes");
+        let mut expected = vec![0, 0, 0, 32];
+        for word in [1i32, 1, 23, 2, 1, 4, 7, -1] {
+            expected.extend_from_slice(&word.to_be_bytes());
+        }
+        assert_eq!(&row.data[..], &expected[..]);
+        // The empty array: no dimensions, the element type still named.
+        let row =
+            data_row(std::slice::from_ref(&ints), 1, &Format::UnifiedBinary, &[]).expect("encodes");
+        let mut expected = vec![0, 0, 0, 12];
+        for word in [0i32, 0, 23] {
+            expected.extend_from_slice(&word.to_be_bytes());
+        }
+        assert_eq!(&row.data[..], &expected[..]);
+        let row = data_row(&[ints], 0, &Format::UnifiedText, &[]).expect("encodes");
+        assert_eq!(&row.data[4..], b"{7,NULL}");
+
+        // Text arrays (what array_agg of names gives).
+        let mut names = ListBuilder::new(StringBuilder::new());
+        names.values().append_value("ts");
+        names.values().append_value("id");
+        names.append(true);
+        let names: ArrayRef = Arc::new(names.finish());
+        assert_eq!(pg_type(names.data_type()), Type::TEXT_ARRAY);
+
+        // A list of lists is one two-dimensional array; a ragged one has no binary form.
+        let mut nested = ListBuilder::new(ListBuilder::new(
+            tidemark_executor::arrow::array::Int64Builder::new(),
+        ));
+        for row in [vec![vec![1i64, 2], vec![3, 4]], vec![vec![1], vec![2, 3]]] {
+            for inner in row {
+                for v in inner {
+                    nested.values().values().append_value(v);
+                }
+                nested.values().append(true);
+            }
+            nested.append(true);
+        }
+        let nested: ArrayRef = Arc::new(nested.finish());
+        assert_eq!(pg_type(nested.data_type()), Type::INT8_ARRAY);
+        let row = data_row(
+            std::slice::from_ref(&nested),
+            0,
+            &Format::UnifiedBinary,
+            &[],
+        )
+        .expect("encodes");
+        let mut expected = Vec::new();
+        for word in [2i32, 0, 20, 2, 1, 2, 1] {
+            expected.extend_from_slice(&word.to_be_bytes());
+        }
+        for v in [1i64, 2, 3, 4] {
+            expected.extend_from_slice(&8i32.to_be_bytes());
+            expected.extend_from_slice(&v.to_be_bytes());
+        }
+        assert_eq!(&row.data[4..], &expected[..]);
+        let err = data_row(&[nested], 1, &Format::UnifiedBinary, &[]).expect_err("ragged");
+        assert_eq!(err.sqlstate, "2202E");
+    }
+
+    #[test]
+    fn array_params_decode_from_text_and_binary() {
+        let text = decode_param(1, &Type::INT8_ARRAY, Some(b"{1,NULL}"), false).expect("valid");
+        let expected = ParamValue::Array {
+            element_type: "BIGINT",
+            items: vec![ParamValue::Text("1".into()), ParamValue::Null],
+        };
+        assert_eq!(text, expected);
+
+        let mut binary = Vec::new();
+        for word in [2i32, 0, 23, 2, 1, 1, 1, 4, 1, 4, 2] {
+            binary.extend_from_slice(&word.to_be_bytes());
+        }
+        assert_eq!(
+            decode_param(1, &Type::INT4_ARRAY, Some(&binary), true).expect("valid"),
+            ParamValue::Array {
+                element_type: "INT",
+                items: vec![
+                    ParamValue::Array {
+                        element_type: "INT",
+                        items: vec![ParamValue::Int(1)]
+                    },
+                    ParamValue::Array {
+                        element_type: "INT",
+                        items: vec![ParamValue::Int(2)]
+                    },
+                ]
+            }
+        );
+        // Lengths that promise more than the message holds, a truncated element,
+        // and malformed text are errors naming the parameter, not panics.
+        let mut lying = Vec::new();
+        for word in [1i32, 0, 23, i32::MAX, 1] {
+            lying.extend_from_slice(&word.to_be_bytes());
+        }
+        for bad in [&lying[..], &binary[..binary.len() - 1], &binary[..6]] {
+            let e = decode_param(3, &Type::INT4_ARRAY, Some(bad), true).expect_err("invalid");
+            assert_eq!(e.sqlstate, "22P02");
+            assert!(e.message.contains("$3"), "{}", e.message);
+        }
+        let e = decode_param(1, &Type::TEXT_ARRAY, Some(b"{a"), false).expect_err("invalid");
+        assert_eq!(e.sqlstate, "22P02");
     }
 }
