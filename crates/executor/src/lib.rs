@@ -17,6 +17,7 @@
 
 mod backup;
 mod catalog_indexes;
+mod catalog_replacements;
 mod catalog_rewrite;
 mod catalog_types;
 mod checkpoint;
@@ -57,6 +58,7 @@ mod rnd;
 mod sample;
 mod scan;
 mod session;
+mod set_config;
 mod settings;
 mod show;
 mod stream;

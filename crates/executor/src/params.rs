@@ -379,6 +379,13 @@ fn sql_array_type(t: &ast::DataType) -> Option<DataType> {
             DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None)
         }
         Sql::Date => DataType::Date32,
+        // Object identifiers are unsigned 32-bit numbers; the server describes
+        // a UInt32 parameter as `oid` (asyncpg's introspection takes `$1::oid[]`).
+        Sql::Custom(name, modifiers)
+            if modifiers.is_empty() && name.to_string().eq_ignore_ascii_case("oid") =>
+        {
+            DataType::UInt32
+        }
         _ => return None,
     })
 }

@@ -12,7 +12,8 @@
 //!   (QuestDB's meaning; PostgreSQL refuses the cast, DataFusion reads seconds);
 //! - a text literal cast to an array type (`'{1,2}'::int[]`, and a text-bound
 //!   array parameter `$1::text[]`) is read as PostgreSQL's array text, its
-//!   elements then cast to the element type.
+//!   elements then cast to the element type (and, before planning, given as
+//!   many dimensions as the text has: `match_array_literal_dimensions`).
 
 use std::sync::{Arc, LazyLock};
 
@@ -26,6 +27,7 @@ use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, LogicalPlan, ScalarUDF, Volatility, create_udf,
 };
 use datafusion::optimizer::AnalyzerRule;
+use datafusion::sql::sqlparser::ast;
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -136,6 +138,52 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
         },
         _ => Transformed::no(e),
     })
+}
+
+/// PostgreSQL's array types do not count dimensions (`'{{1,2},{3,4}}'::int[]`
+/// is a two-dimensional `integer[]`); Arrow's list types do. A text literal cast
+/// to an array type gets as many `[]` as the literal has dimensions, before
+/// planning (the analyzer rule above cannot change a type).
+pub(crate) fn match_array_literal_dimensions(statement: &mut ast::Statement) {
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        if let ast::Expr::Cast {
+            expr, data_type, ..
+        } = e
+            && let ast::Expr::Value(v) = expr.as_ref()
+            && let ast::Value::SingleQuotedString(text) | ast::Value::EscapedStringLiteral(text) =
+                &v.value
+            && matches!(data_type, ast::DataType::Array(_))
+        {
+            let dimensions = text
+                .trim_start()
+                .chars()
+                .take_while(|c| *c == '{' || c.is_whitespace())
+                .filter(|c| *c == '{')
+                .count();
+            while array_depth(data_type) < dimensions {
+                let inner = std::mem::replace(data_type, ast::DataType::Text);
+                *data_type = ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(
+                    Box::new(inner),
+                    None,
+                ));
+            }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+fn array_depth(mut t: &ast::DataType) -> usize {
+    let mut depth = 0;
+    while let ast::DataType::Array(
+        ast::ArrayElemTypeDef::SquareBracket(inner, _)
+        | ast::ArrayElemTypeDef::AngleBracket(inner)
+        | ast::ArrayElemTypeDef::Parenthesis(inner),
+    ) = t
+    {
+        depth += 1;
+        t = inner;
+    }
+    depth
 }
 
 /// An array read from text as a list of text (of lists of text, for more

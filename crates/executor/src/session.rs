@@ -503,6 +503,9 @@ impl Session {
             s
         };
         crate::pg_catalog::call_session_functions(&mut s);
+        // The session applies the changes after planning (see `dispatch`).
+        crate::set_config::resolve(&mut s, &self.settings)?;
+        crate::pg_casts::match_array_literal_dimensions(&mut s);
         crate::generators::rewrite(&mut s, view)?;
         crate::questdb_functions::rewrite(&mut s)?;
         crate::temporal_join::rewrite(&mut s, view)?;
@@ -672,10 +675,21 @@ impl Session {
                     // The SHOW statements read the snapshot, which is let go
                     // before any query runs.
                     let shown = crate::show::run(&other, &self.view()?);
-                    match shown {
-                        Some(output) => output,
-                        None => self.query(other).await,
+                    if let Some(output) = shown {
+                        return output;
                     }
+                    // `set_config(...)` calls change the session once the
+                    // statement is planned and started.
+                    let changes = if crate::set_config::calls_set_config(&other) {
+                        crate::set_config::resolve(&mut other.clone(), &self.settings)?
+                    } else {
+                        Vec::new()
+                    };
+                    let output = self.query(other).await?;
+                    for change in changes {
+                        self.settings.set(&change.name, &change.value)?;
+                    }
+                    Ok(output)
                 }
             },
         }
@@ -1232,14 +1246,29 @@ fn transaction_control(s: &Statement) -> Option<TxControl> {
     }
 }
 
-/// Parses `sql`: a client tool's catalog query (psql's `\\d t`) with the
-/// catalog's compatibility parser, anything else with Tidemark's.
 /// Parses a query string, and says whether it reads PostgreSQL's catalog (then
 /// the session installs it, see `pg_catalog`). Statements that mention the catalog
 /// are parsed again as `datafusion-pg-catalog` parses clients' catalog queries (it
 /// replaces some of them whole), and so is a string Tidemark's parser refuses
 /// whose words name the catalog; any other refusal is Tidemark's parser's error.
+/// Client queries Tidemark recognises are then replaced by its own
+/// (`catalog_replacements`), before parameters are typed or bound.
 fn parse(sql: &str) -> Result<(Vec<Statement>, bool)> {
+    let (mut statements, wants_catalog) = parse_as_written(sql)?;
+    if wants_catalog {
+        for s in &mut statements {
+            if let Statement::Standard(q) = s
+                && let Some(replacement) = crate::catalog_replacements::replacement(q)
+            {
+                **q = replacement;
+            }
+        }
+    }
+    Ok((statements, wants_catalog))
+}
+
+/// `parse`, before the replacement of client queries (`catalog_replacements`).
+fn parse_as_written(sql: &str) -> Result<(Vec<Statement>, bool)> {
     let client_queries = || {
         crate::pg_catalog::parse_client_queries(sql).map(|queries| {
             queries

@@ -1,4 +1,5 @@
-"""asyncpg against Tidemark: every type through bound (binary) parameters, read back, one SQLSTATE.
+"""asyncpg against Tidemark: every type through bound (binary) parameters, read back, arrays
+both ways, set_config, SQLSTATEs.
 
 asyncpg prepares every statement and binds in binary by the parameter types the server
 describes, so this checks the server's parameter type inference too.
@@ -33,6 +34,31 @@ async def main(host, port, user, password, sslmode="disable"):
         stmt = await conn.prepare("SELECT count(*) FROM drv_asyncpg WHERE i4 = $1")
         assert await stmt.fetchval(ROW[3]) == 1
         assert await stmt.fetchval(0) == 0
+
+        # Arrays: asyncpg introspects every array type before it decodes one.
+        arrays = await conn.fetchrow(
+            "SELECT array_agg(i4 ORDER BY ts) AS ints, ARRAY['a', NULL, 'b c'] AS texts, "
+            "ARRAY[1.5, 2.25] AS doubles, ARRAY[true, false] AS bools, "
+            "'{{1,2},{3,4}}'::bigint[] AS grid FROM drv_asyncpg")
+        assert arrays["ints"] == [ROW[3], None], arrays
+        assert arrays["texts"] == ["a", None, "b c"], arrays
+        assert arrays["doubles"] == [1.5, 2.25], arrays
+        assert arrays["bools"] == [True, False], arrays
+        assert arrays["grid"] == [[1, 2], [3, 4]], arrays
+        # A list bound to an array parameter (binary).
+        found = await conn.fetchval(
+            "SELECT count(*) FROM drv_asyncpg WHERE i4 = ANY($1)", [ROW[3], -7])
+        assert found == 1, found
+        assert await conn.fetchval("SELECT $1::bigint[]", [3, None, 5]) == [3, None, 5]
+
+        # set_config changes the session as SET does, and returns the value.
+        assert await conn.fetchval("SELECT set_config('application_name', 'tm', false)") == "tm"
+        assert await conn.fetchval("SHOW application_name") == "tm"
+        try:
+            await conn.fetchval("SELECT set_config('no_such_setting', 'x', false)")
+            raise SystemExit("expected an error for an unknown setting")
+        except asyncpg.exceptions.UndefinedObjectError as e:
+            assert e.sqlstate == "42704", e.sqlstate
 
         try:
             await conn.fetch("SELECT * FROM no_such_table")

@@ -108,9 +108,12 @@ impl Session {
             Statement::Standard(s) => crate::insert::PreparedInsert::plan(s, self).map(Arc::new),
             _ => None,
         };
-        // Catalog queries read tables made for the statement: planned each time.
+        // Catalog queries read tables made for the statement, and a
+        // `set_config` call changes the session: planned each time.
+        let changes_settings =
+            matches!(&statement, Statement::Standard(s) if crate::set_config::calls_set_config(s));
         let plan = planned
-            .filter(|_| !wants_catalog)
+            .filter(|_| !wants_catalog && !changes_settings)
             .and_then(PlannedQuery::new)
             .map(|p| Arc::new(PlanSlot::new(p)));
         Ok(Prepared {

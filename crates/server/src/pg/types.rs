@@ -33,7 +33,9 @@ pub(crate) fn pg_type(t: &DataType) -> Type {
         DataType::Boolean => Type::BOOL,
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
         DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 | DataType::UInt32 => Type::INT8,
+        DataType::Int64 => Type::INT8,
+        // PostgreSQL's unsigned 32-bit number is the object identifier.
+        DataType::UInt32 => Type::OID,
         DataType::Float16 | DataType::Float32 => Type::FLOAT4,
         DataType::Float64 => Type::FLOAT8,
         DataType::Timestamp(_, None) => Type::TIMESTAMP,
@@ -70,6 +72,7 @@ const ARRAY_TYPES: &[(Type, Type, &str)] = &[
     (Type::DATE, Type::DATE_ARRAY, "DATE"),
     (Type::UUID, Type::UUID_ARRAY, "UUID"),
     (Type::BYTEA, Type::BYTEA_ARRAY, "BYTEA"),
+    (Type::OID, Type::OID_ARRAY, "BIGINT"),
 ];
 
 /// The array type whose elements are `element` (a list of lists is the same
@@ -136,7 +139,7 @@ fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, 
         DataType::Int16 => buf.put_i16(array.as_primitive::<Int16Type>().value(row)),
         DataType::UInt16 => buf.put_i32(array.as_primitive::<UInt16Type>().value(row) as i32),
         DataType::Int32 => buf.put_i32(array.as_primitive::<Int32Type>().value(row)),
-        DataType::UInt32 => buf.put_i64(array.as_primitive::<UInt32Type>().value(row) as i64),
+        DataType::UInt32 => buf.put_u32(array.as_primitive::<UInt32Type>().value(row)),
         DataType::Int64 => buf.put_i64(array.as_primitive::<Int64Type>().value(row)),
         DataType::Float32 => buf.put_f32(array.as_primitive::<Float32Type>().value(row)),
         DataType::Float64 => buf.put_f64(array.as_primitive::<Float64Type>().value(row)),
@@ -614,6 +617,20 @@ mod tests {
         let row =
             data_row(&[a.clone(), a], 0, &Format::Individual(vec![0, 1]), &[]).expect("test value");
         assert_eq!(&row.data[..], &[0, 0, 0, 1, b'5', 0, 0, 0, 4, 0, 0, 0, 5]);
+    }
+
+    #[test]
+    fn unsigned_32_bit_numbers_are_oids() {
+        use tidemark_executor::arrow::array::{ListArray, UInt32Array};
+        assert_eq!(pg_type(&DataType::UInt32), Type::OID);
+        let oids: ArrayRef = Arc::new(UInt32Array::from(vec![3_000_000_000u32]));
+        let row = data_row(&[oids], 0, &Format::UnifiedBinary, &[]).expect("test value");
+        assert_eq!(&row.data[..], &[0, 0, 0, 4, 0xB2, 0xD0, 0x5E, 0x00]);
+        let list: ArrayRef = Arc::new(ListArray::from_iter_primitive::<UInt32Type, _, _>(vec![
+            Some(vec![Some(20)]),
+        ]));
+        assert_eq!(pg_type(list.data_type()), Type::OID_ARRAY);
+        assert_eq!(param_type(Some(list.data_type())), Type::OID_ARRAY);
     }
 
     #[test]
