@@ -57,7 +57,7 @@ def framed(path, magic):
 
 TYPES = {1: "BOOLEAN", 2: "SMALLINT", 3: "INT", 4: "BIGINT", 5: "REAL", 6: "DOUBLE",
          7: "TIMESTAMP", 8: "DATE", 9: "VARCHAR", 10: "SYMBOL", 11: "UUID", 12: "BINARY",
-         13: "TIMESTAMPTZ", 14: "JSON", 15: "JSONB", 16: "DECIMAL"}
+         13: "TIMESTAMPTZ", 14: "JSON", 15: "JSONB", 16: "DECIMAL", 17: "DOUBLE[]"}
 FIXED = {"BOOLEAN": ("B", 1), "SMALLINT": ("h", 2), "INT": ("i", 4), "BIGINT": ("q", 8),
          "REAL": ("f", 4), "DOUBLE": ("d", 8), "TIMESTAMP": ("q", 8), "DATE": ("i", 4),
          "TIMESTAMPTZ": ("q", 8),
@@ -76,6 +76,8 @@ def read_meta(path):
         if t == "DECIMAL":
             precision, scale = r.u8(), r.u8()
             shown = f"DECIMAL({precision},{scale})"
+        elif t == "DOUBLE[]":
+            shown = "DOUBLE" + "[]" * r.u8()
         flags, stem = r.u8(), r.str()
         index = (r.u64(), r.str()) if flags & 2 else None
         cols.append({"id": cid, "name": name, "type": t, "shown": shown, "scale": scale,
@@ -167,7 +169,7 @@ def read_column(pdir, col, ext, rows, symbols):
     t, stem = col["type"], col["stem"]
     if stored == 0:
         return out
-    if t in ("VARCHAR", "BINARY", "JSON", "JSONB"):
+    if t in ("VARCHAR", "BINARY", "JSON", "JSONB", "DOUBLE[]"):
         offs = committed(os.path.join(pdir, stem + ".i"), 8 * stored, ext["aux_crc"])
         data = committed(os.path.join(pdir, stem + ".d"), ext["var_len"], ext["data_crc"])
         start = 0
@@ -175,7 +177,7 @@ def read_column(pdir, col, ext, rows, symbols):
             (e,) = struct.unpack("<Q", offs[8 * i:8 * i + 8])
             end = e & ~(1 << 63)
             v = data[start:end]
-            out.append(None if e >> 63 else (v.hex() if t == "BINARY" else v.decode("utf-8")))
+            out.append(None if e >> 63 else (v.hex() if t in ("BINARY", "DOUBLE[]") else v.decode("utf-8")))
             start = end
         return out
     fmt, w = FIXED[t]

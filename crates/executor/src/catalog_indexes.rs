@@ -214,7 +214,10 @@ fn type_oid(t: ColumnType) -> Option<i32> {
         ColumnType::Varchar | ColumnType::Symbol => 25,
         ColumnType::Uuid => 2950,
         ColumnType::Decimal { .. } => 1700,
-        ColumnType::Binary | ColumnType::Json | ColumnType::Jsonb => return None,
+        ColumnType::Binary
+        | ColumnType::Json
+        | ColumnType::Jsonb
+        | ColumnType::DoubleArray { .. } => return None,
     })
 }
 

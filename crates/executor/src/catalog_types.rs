@@ -1,6 +1,7 @@
 //! The PostgreSQL types of table columns where the Arrow type does not tell
 //! them: JSON and JSONB columns are Arrow text, UUID columns 16-byte binary,
-//! which `datafusion-pg-catalog` lists as `text` and `bytea`. Catalog queries
+//! which `datafusion-pg-catalog` lists as `text` and `bytea`, and `DOUBLE[]`
+//! columns lists, which it lists as `text`. Catalog queries
 //! read `pg_attribute` and `information_schema.columns` through views
 //! (`catalog_rewrite.rs`) that ask the functions here, which look the column up
 //! in the statement's snapshot:
@@ -25,6 +26,9 @@ fn marked_type(t: ColumnType) -> Option<(i32, &'static str, &'static str)> {
         ColumnType::Json => Some((114, "json", "json")),
         ColumnType::Jsonb => Some((3802, "jsonb", "jsonb")),
         ColumnType::Uuid => Some((2950, "uuid", "uuid")),
+        // `double precision[]`, however many dimensions (PostgreSQL's array
+        // types do not count them); information_schema says ARRAY.
+        ColumnType::DoubleArray { .. } => Some((1022, "ARRAY", "_float8")),
         _ => None,
     }
 }

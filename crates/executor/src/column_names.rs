@@ -378,6 +378,14 @@ fn figure(e: &ast::Expr) -> (String, Strength) {
             None => (UNNAMED.into(), Strength::None),
         },
         Expr::Nested(inner) | Expr::Collate { expr: inner, .. } => figure(inner),
+        // `bids[1]`, `grid[1][2]`, `bids[2:3]`: named after the array, as in PostgreSQL.
+        Expr::CompoundFieldAccess { root, access_chain }
+            if access_chain
+                .iter()
+                .all(|a| matches!(a, ast::AccessExpr::Subscript(_))) =>
+        {
+            figure(root)
+        }
         Expr::Cast {
             expr, data_type, ..
         } => {

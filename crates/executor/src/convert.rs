@@ -360,6 +360,9 @@ pub(crate) fn column_to_array(col: &Column, t: ColumnType) -> Result<ArrayRef> {
             (0..n).map(|i| valid(i).then(|| v[i].to_be_bytes())),
             16,
         )?),
+        (Values::Binary(v), ColumnType::DoubleArray { dims }) => {
+            crate::double_array::array_from_stored(v, valid, dims)?
+        }
         (Values::Binary(v), _) => Arc::new(
             (0..n)
                 .map(|i| valid(i).then(|| v.get(i)))
@@ -483,6 +486,9 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
     if let ColumnType::Decimal { precision, scale } = t {
         return decimal_from_array(array, precision, scale, name);
     }
+    if let ColumnType::DoubleArray { dims } = t {
+        return crate::double_array::column_from_array(array, dims, name);
+    }
     if t == ColumnType::Binary
         && matches!(
             source,
@@ -599,10 +605,10 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
         }};
     }
     let values = match t {
-        ColumnType::Decimal { .. } => {
+        ColumnType::Decimal { .. } | ColumnType::DoubleArray { .. } => {
             return Err(ExecError::new(
                 sqlstate::INTERNAL_ERROR,
-                "DECIMAL columns convert in decimal_from_array",
+                "DECIMAL and DOUBLE[] columns convert before the cast",
             ));
         }
         ColumnType::Boolean => {

@@ -196,6 +196,20 @@ fn column_type_of(t: &DataType, name: &str) -> Result<ColumnType> {
         DataType::Dictionary(_, v) if matches!(v.as_ref(), DataType::Utf8) => ColumnType::Symbol,
         DataType::FixedSizeBinary(16) => ColumnType::Uuid,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => ColumnType::Binary,
+        // A list of numbers (of lists of numbers, ...) is a DOUBLE[] column.
+        DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
+            if crate::types::innermost_element(t).is_numeric() =>
+        {
+            u8::try_from(crate::double_array::depth(t))
+                .ok()
+                .and_then(ColumnType::double_array)
+                .ok_or_else(|| {
+                    ExecError::new(
+                        sqlstate::PROGRAM_LIMIT_EXCEEDED,
+                        format!("column \"{name}\" would be an array of more than 6 dimensions"),
+                    )
+                })?
+        }
         other => {
             return Err(ExecError::new(
                 sqlstate::FEATURE_NOT_SUPPORTED,

@@ -379,8 +379,8 @@ fn direct_column(values: &[&ParamValue], t: ColumnType) -> Option<Column> {
         }),
         ColumnType::Varchar => text(false)?,
         ColumnType::Symbol => text(true)?,
-        // Documents are checked on the way in: the general path does that.
-        ColumnType::Json | ColumnType::Jsonb => return None,
+        // Documents are checked on the way in, arrays shaped: the general path does that.
+        ColumnType::Json | ColumnType::Jsonb | ColumnType::DoubleArray { .. } => return None,
         ColumnType::Binary => {
             let mut out = VarData::default();
             for v in values {

@@ -28,6 +28,7 @@ pub mod copy;
 mod cursor;
 mod ddl;
 mod dml;
+mod double_array;
 mod dynamic_timestamp;
 pub mod error;
 mod expr_rules;

@@ -146,6 +146,8 @@ fn pg_type_names(arrow: &str) -> (&'static str, &'static str) {
         "Decimal32" | "Decimal64" | "Decimal128" | "Decimal256" => ("numeric", "numeric"),
         "FixedSizeBinary" if arrow == "FixedSizeBinary(16)" => ("uuid", "uuid"),
         "Binary" | "LargeBinary" | "BinaryView" | "FixedSizeBinary" => ("bytea", "bytea"),
+        // DOUBLE[] columns (lists of Float64, however nested); other lists are results.
+        "List" | "LargeList" | "FixedSizeList" if arrow.contains("Float64") => ("ARRAY", "_float8"),
         "List" | "LargeList" | "FixedSizeList" => ("ARRAY", "_text"),
         _ => ("USER-DEFINED", "text"),
     }

@@ -30,6 +30,7 @@ pub(crate) fn column_type(t: SqlType) -> ColumnType {
         SqlType::Json => ColumnType::Json,
         SqlType::Jsonb => ColumnType::Jsonb,
         SqlType::Decimal { precision, scale } => ColumnType::Decimal { precision, scale },
+        SqlType::DoubleArray { dims } => ColumnType::DoubleArray { dims },
     }
 }
 
@@ -91,6 +92,7 @@ pub fn arrow_type(t: ColumnType) -> DataType {
         ColumnType::Uuid => DataType::FixedSizeBinary(16),
         ColumnType::Binary => DataType::Binary,
         ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale as i8),
+        ColumnType::DoubleArray { dims } => crate::double_array::arrow_type(dims),
     }
 }
 
@@ -113,6 +115,7 @@ pub(crate) fn pg_name(t: ColumnType) -> &'static str {
         ColumnType::Json => "json",
         ColumnType::Jsonb => "jsonb",
         ColumnType::Decimal { .. } => "numeric",
+        ColumnType::DoubleArray { .. } => "double precision[]",
     }
 }
 

@@ -524,7 +524,43 @@ fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
             });
         }
     };
-    Ok(ty)
+    array_of(p, ty, &t)
+}
+
+/// `ty` followed by `[]` pairs: an array type. Only `DOUBLE[]` (QuestDB's array
+/// type) is a column type, with at most six dimensions as in PostgreSQL.
+fn array_of(p: &mut Parser<'_>, ty: SqlType, at: &TokenWithSpan) -> Result<SqlType> {
+    let mut dims: u8 = 0;
+    while p.consume_token(&Token::LBracket) {
+        // PostgreSQL accepts (and ignores) a length: `DOUBLE[3]`.
+        if !p.consume_token(&Token::RBracket) {
+            p.parse_literal_uint()?;
+            p.expect_token(&Token::RBracket)?;
+        }
+        dims = dims.saturating_add(1);
+    }
+    if dims == 0 {
+        return Ok(ty);
+    }
+    if ty != SqlType::Double {
+        return Err(not_supported(
+            "array columns are DOUBLE[] only (QuestDB's array type); \
+             store other lists as separate columns or as JSON"
+                .to_string(),
+            at,
+        ));
+    }
+    if dims > SqlType::MAX_ARRAY_DIMS {
+        return Err(DdlError::At {
+            message: format!(
+                "number of array dimensions ({dims}) exceeds the maximum allowed ({})",
+                SqlType::MAX_ARRAY_DIMS
+            ),
+            at: at.span.start,
+            sqlstate: "54000",
+        });
+    }
+    Ok(SqlType::DoubleArray { dims })
 }
 
 /// The optional `(precision [, scale])` after NUMERIC/DECIMAL, checked as PostgreSQL

@@ -101,11 +101,17 @@ pub enum SqlType {
         precision: u8,
         scale: u8,
     },
+    /// QuestDB's array type: `DOUBLE[]`, `DOUBLE[][]`, ... (`dims` pairs of brackets).
+    DoubleArray {
+        dims: u8,
+    },
 }
 
 impl SqlType {
     /// The largest NUMERIC precision: 38 digits fit the 16 bytes a value is stored in.
     pub const MAX_NUMERIC_PRECISION: u8 = 38;
+    /// The most dimensions of a `DOUBLE[]` column (PostgreSQL's limit for arrays).
+    pub const MAX_ARRAY_DIMS: u8 = 6;
     /// `NUMERIC` without a precision: PostgreSQL's is unbounded; Tidemark's is the
     /// widest precision with 10 decimals, the type DataFusion gives `::numeric`.
     pub const DEFAULT_NUMERIC: SqlType = SqlType::Decimal {

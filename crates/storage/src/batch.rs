@@ -170,7 +170,7 @@ impl Values {
             ColumnType::Decimal { .. } => Values::Decimal(vec![0; n]),
             ColumnType::Varchar => Values::Varchar(var()),
             ColumnType::Symbol => Values::Symbol(var()),
-            ColumnType::Binary => Values::Binary(var()),
+            ColumnType::Binary | ColumnType::DoubleArray { .. } => Values::Binary(var()),
         }
     }
 

@@ -44,7 +44,16 @@ pub enum ColumnType {
         precision: u8,
         scale: u8,
     },
+    /// QuestDB's `DOUBLE[]` with `dims` dimensions (1..=[`MAX_ARRAY_DIMS`]):
+    /// each value an array of doubles, stored as BINARY (the encoding of a
+    /// value is the executor's: shape, NULL bitmap, elements).
+    DoubleArray {
+        dims: u8,
+    },
 }
+
+/// The most dimensions a `DOUBLE[]` column has (PostgreSQL's arrays have at most 6).
+pub const MAX_ARRAY_DIMS: u8 = 6;
 
 /// The largest DECIMAL precision: what an `i128` holds (Arrow's Decimal128).
 pub const MAX_DECIMAL_PRECISION: u8 = 38;
@@ -52,7 +61,7 @@ pub const MAX_DECIMAL_PRECISION: u8 = 38;
 impl ColumnType {
     /// One of each type (DECIMAL with one precision and scale; all decimals share
     /// a layout).
-    pub const ALL: [ColumnType; 16] = [
+    pub const ALL: [ColumnType; 17] = [
         ColumnType::Boolean,
         ColumnType::SmallInt,
         ColumnType::Int,
@@ -72,6 +81,7 @@ impl ColumnType {
             precision: 18,
             scale: 4,
         },
+        ColumnType::DoubleArray { dims: 1 },
     ];
 
     /// The type a DECIMAL's values are decoded as when only the layout is known (in
@@ -81,6 +91,17 @@ impl ColumnType {
         precision: MAX_DECIMAL_PRECISION,
         scale: 0,
     };
+
+    /// The type a `DOUBLE[]` is decoded as when only the code is known (schemas
+    /// follow the code with the dimensions).
+    pub const DOUBLE_ARRAY_STORED: ColumnType = ColumnType::DoubleArray { dims: 1 };
+
+    /// A `DOUBLE[]` type, if `dims` is within bounds.
+    pub fn double_array(dims: u8) -> Option<ColumnType> {
+        (1..=MAX_ARRAY_DIMS)
+            .contains(&dims)
+            .then_some(ColumnType::DoubleArray { dims })
+    }
 
     /// A DECIMAL type, if `precision` and `scale` are within bounds.
     pub fn decimal(precision: u8, scale: u8) -> Option<ColumnType> {
@@ -100,7 +121,11 @@ impl ColumnType {
             | ColumnType::Timestamp
             | ColumnType::TimestampTz => 8,
             ColumnType::Uuid | ColumnType::Decimal { .. } => 16,
-            ColumnType::Varchar | ColumnType::Binary | ColumnType::Json | ColumnType::Jsonb => {
+            ColumnType::Varchar
+            | ColumnType::Binary
+            | ColumnType::Json
+            | ColumnType::Jsonb
+            | ColumnType::DoubleArray { .. } => {
                 return None;
             }
         })
@@ -118,16 +143,18 @@ impl ColumnType {
                 | ColumnType::Binary
                 | ColumnType::Json
                 | ColumnType::Jsonb
+                | ColumnType::DoubleArray { .. }
         )
     }
 
     /// The type whose values (`Values` variant, file layout) this type shares:
     /// TIMESTAMPTZ is stored exactly as TIMESTAMP, JSON and JSONB as VARCHAR, every
-    /// DECIMAL as [`DECIMAL_STORED`](Self::DECIMAL_STORED).
+    /// DECIMAL as [`DECIMAL_STORED`](Self::DECIMAL_STORED), `DOUBLE[]` as BINARY.
     pub fn physical(self) -> ColumnType {
         match self {
             ColumnType::TimestampTz => ColumnType::Timestamp,
             ColumnType::Json | ColumnType::Jsonb => ColumnType::Varchar,
+            ColumnType::DoubleArray { .. } => ColumnType::Binary,
             ColumnType::Decimal { .. } => ColumnType::DECIMAL_STORED,
             t => t,
         }
@@ -157,6 +184,7 @@ impl ColumnType {
             ColumnType::Json => 14,
             ColumnType::Jsonb => 15,
             ColumnType::Decimal { .. } => 16,
+            ColumnType::DoubleArray { .. } => 17,
         }
     }
 
@@ -167,16 +195,23 @@ impl ColumnType {
         if c == 16 {
             return Some(ColumnType::DECIMAL_STORED);
         }
+        if c == 17 {
+            return Some(ColumnType::DOUBLE_ARRAY_STORED);
+        }
         ColumnType::ALL.into_iter().find(|t| t.code() == c)
     }
 
     /// A column's type in a schema (`_meta`, the WAL's ADD COLUMN): the code, and
-    /// for DECIMAL then `precision u8 | scale u8`.
+    /// for DECIMAL then `precision u8 | scale u8`, for `DOUBLE[]` then `dims u8`.
     pub(crate) fn encode_schema(self, e: &mut Encoder) {
         e.u8(self.code());
-        if let ColumnType::Decimal { precision, scale } = self {
-            e.u8(precision);
-            e.u8(scale);
+        match self {
+            ColumnType::Decimal { precision, scale } => {
+                e.u8(precision);
+                e.u8(scale);
+            }
+            ColumnType::DoubleArray { dims } => e.u8(dims),
+            _ => {}
         }
     }
 
@@ -189,6 +224,11 @@ impl ColumnType {
                 ColumnType::decimal(precision, scale).ok_or_else(|| {
                     d.error(format!("bad DECIMAL precision {precision} / scale {scale}"))
                 })
+            }
+            Some(ColumnType::DoubleArray { .. }) => {
+                let dims = d.u8()?;
+                ColumnType::double_array(dims)
+                    .ok_or_else(|| d.error(format!("bad DOUBLE[] dimensions {dims}")))
             }
             Some(t) => Ok(t),
             None => Err(d.error(format!("unknown column type {tc}"))),
@@ -213,6 +253,7 @@ impl ColumnType {
             ColumnType::Json => "JSON",
             ColumnType::Jsonb => "JSONB",
             ColumnType::Decimal { .. } => "DECIMAL",
+            ColumnType::DoubleArray { .. } => "DOUBLE[]",
         }
     }
 }
@@ -223,6 +264,10 @@ impl fmt::Display for ColumnType {
         match self {
             ColumnType::Decimal { precision, scale } => {
                 write!(f, "DECIMAL({precision},{scale})")
+            }
+            ColumnType::DoubleArray { dims } => {
+                f.write_str("DOUBLE")?;
+                (0..*dims).try_for_each(|_| f.write_str("[]"))
             }
             t => f.write_str(t.name()),
         }

@@ -154,7 +154,12 @@ impl ColumnBuilder {
                 })?;
                 v.push(field)
             }
-            Values::Binary(v) => v.push(field),
+            Values::Binary(v) => match self.column_type {
+                ColumnType::DoubleArray { dims } => v.push(&crate::double_array::from_pg_binary(
+                    field, dims, &self.name,
+                )?),
+                _ => v.push(field),
+            },
             Values::Decimal(v) => {
                 let ColumnType::Decimal { precision, scale } = self.column_type else {
                     return Err(bad("decimal values for a column of another type"));

@@ -14,7 +14,7 @@ use tidemark_executor::arrow::array::{
 use tidemark_executor::arrow::datatypes::Decimal128Type;
 use tidemark_executor::arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
-    UInt8Type, UInt16Type, UInt32Type,
+    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
 };
 use tidemark_executor::error::sqlstate;
 use tidemark_executor::numeric;
@@ -33,7 +33,8 @@ pub(crate) fn pg_type(t: &DataType) -> Type {
         DataType::Boolean => Type::BOOL,
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => Type::INT2,
         DataType::Int32 | DataType::UInt16 => Type::INT4,
-        DataType::Int64 => Type::INT8,
+        // DataFusion's counts (`array_length`, `row_number()`) are UInt64.
+        DataType::Int64 | DataType::UInt64 => Type::INT8,
         // PostgreSQL's unsigned 32-bit number is the object identifier.
         DataType::UInt32 => Type::OID,
         DataType::Float16 | DataType::Float32 => Type::FLOAT4,
@@ -111,7 +112,6 @@ pub(crate) fn field_type(f: &tidemark_executor::arrow::datatypes::Field) -> Type
 pub(crate) fn param_type(t: Option<&DataType>) -> Type {
     match t {
         None => Type::TEXT,
-        Some(DataType::UInt64) => Type::INT8,
         Some(t) => pg_type(t),
     }
 }
@@ -140,6 +140,15 @@ fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, 
         DataType::UInt16 => buf.put_i32(array.as_primitive::<UInt16Type>().value(row) as i32),
         DataType::Int32 => buf.put_i32(array.as_primitive::<Int32Type>().value(row)),
         DataType::UInt32 => buf.put_u32(array.as_primitive::<UInt32Type>().value(row)),
+        DataType::UInt64 => {
+            let v = array.as_primitive::<UInt64Type>().value(row);
+            buf.put_i64(i64::try_from(v).map_err(|_| {
+                ExecError::new(
+                    sqlstate::NUMERIC_VALUE_OUT_OF_RANGE,
+                    format!("value {v} is out of range for type bigint"),
+                )
+            })?)
+        }
         DataType::Int64 => buf.put_i64(array.as_primitive::<Int64Type>().value(row)),
         DataType::Float32 => buf.put_f32(array.as_primitive::<Float32Type>().value(row)),
         DataType::Float64 => buf.put_f64(array.as_primitive::<Float64Type>().value(row)),

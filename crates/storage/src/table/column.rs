@@ -396,7 +396,11 @@ impl ColumnChunk {
             ColumnType::Double => fixed!(f64, Double),
             ColumnType::Uuid => fixed!(u128, Uuid),
             ColumnType::Decimal { .. } => fixed!(i128, Decimal),
-            ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb | ColumnType::Binary => {
+            ColumnType::Varchar
+            | ColumnType::Json
+            | ColumnType::Jsonb
+            | ColumnType::Binary
+            | ColumnType::DoubleArray { .. } => {
                 let offs = self.aux.as_ref().map(|m| m.as_slice()).unwrap_or(&[]);
                 let entry = |i: usize| -> u64 {
                     let b = &offs[i * 8..i * 8 + 8];

@@ -427,7 +427,8 @@ fn decode_column(d: &mut Decoder<'_>) -> Result<Column> {
         | ColumnType::Json
         | ColumnType::Jsonb
         | ColumnType::Symbol
-        | ColumnType::Binary => {
+        | ColumnType::Binary
+        | ColumnType::DoubleArray { .. } => {
             let lens = d.take(
                 n.checked_mul(4)
                     .ok_or_else(|| d.error("column too large"))?,

@@ -134,7 +134,9 @@ fn every_type_and_null_roundtrips_and_nan_is_not_null() {
                 ColumnType::Symbol => Values::Symbol(VarData::from_slices([&b""[..], b"", b"x"])),
                 ColumnType::Uuid => Values::Uuid(vec![u128::MAX, 0, 0]),
                 ColumnType::Decimal { .. } => Values::Decimal(vec![i128::MIN, 0, -1]),
-                ColumnType::Binary => Values::Binary(VarData::from_slices([&[0u8][..], b"", b""])),
+                ColumnType::Binary | ColumnType::DoubleArray { .. } => {
+                    Values::Binary(VarData::from_slices([&[0u8][..], b"", b""]))
+                }
             };
             assert_eq!(values.len(), n);
             batch = batch.with(

@@ -178,7 +178,7 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
                         .map(|x| (x as i128 - 2) * 98_765_432_109_876_543_210 + k as i128)
                         .collect(),
                 ),
-                ColumnType::Binary => {
+                ColumnType::Binary | ColumnType::DoubleArray { .. } => {
                     Values::Binary(VarData::from_slices(strs.iter().map(|s| s.as_bytes())))
                 }
             };
