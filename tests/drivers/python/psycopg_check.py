@@ -84,6 +84,34 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
         assert "doc" in str(e), str(e)
     conn.execute("DROP TABLE drv_psycopg_json")
 
+    # DOUBLE[] columns: lists in (text and binary parameters, binary COPY), lists out
+    # in both formats, NaN and NULL elements kept, a wrong shape refused with 2202E.
+    conn.execute("DROP TABLE IF EXISTS drv_psycopg_arr")
+    conn.execute("CREATE TABLE drv_psycopg_arr (ts TIMESTAMP, bids DOUBLE[], grid DOUBLE[][]) "
+                 "TIMESTAMP(ts)")
+    arrays = [([1.5, None, 3.0], [[1.0, 2.0], [3.0, 4.0]]), ([], [[0.25]]), ([7.0], [[8.0]])]
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO drv_psycopg_arr VALUES (%s, %s, %s)", (ROW[0], *arrays[0]))
+        cur.execute("INSERT INTO drv_psycopg_arr VALUES (%s, %s, %s)",
+                    (ROW[0] + datetime.timedelta(seconds=1), *arrays[1]), binary=True)
+        with cur.copy("COPY drv_psycopg_arr FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["timestamp", "float8[]", "float8[]"])
+            copy.write_row((ROW[0] + datetime.timedelta(seconds=2), *arrays[2]))
+    for binary in (False, True):
+        with conn.cursor(binary=binary) as cur:
+            cur.execute("SELECT bids, grid FROM drv_psycopg_arr ORDER BY ts")
+            assert cur.fetchall() == arrays, f"DOUBLE[] binary={binary}"
+            cur.execute("SELECT bids[1], grid[2][1] FROM drv_psycopg_arr ORDER BY ts LIMIT 1")
+            assert cur.fetchone() == (1.5, 3.0)
+    nan = conn.execute("SELECT %s::double precision[]", (["NaN", "1"],)).fetchone()[0]
+    assert nan[1] == 1.0 and nan[0] != nan[0], nan
+    try:
+        conn.execute("INSERT INTO drv_psycopg_arr VALUES (%s, %s, NULL)", (ROW[0], [[1.0]]))
+        raise SystemExit("expected an error for a 2-D value in a DOUBLE[] column")
+    except errors.ArraySubscriptError as e:
+        assert "bids" in str(e), str(e)
+    conn.execute("DROP TABLE drv_psycopg_arr")
+
     try:
         conn.execute("SELECT * FROM no_such_table")
         raise SystemExit("expected an error for a missing table")
