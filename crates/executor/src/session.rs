@@ -1108,6 +1108,7 @@ impl Session {
         crate::rnd::register(&ctx);
         crate::compensated_sum::register(&ctx);
         crate::questdb_time::register(&ctx);
+        crate::questdb_arrays::register(&ctx);
         crate::temporal_join::register_marker(&ctx);
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCasts));

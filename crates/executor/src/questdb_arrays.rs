@@ -1,0 +1,310 @@
+//! QuestDB's functions over `DOUBLE[]` arrays, with QuestDB's meaning: they
+//! read every element of an array of any number of dimensions (row-major), and
+//! since QuestDB stores a NULL double as NaN, NULL and NaN elements count as
+//! missing.
+//!
+//! - `array_max(a)`, `array_min(a)`: over the finite elements; NULL if none.
+//! - `array_sum(a)`, `array_avg(a)`: over the elements that are not NULL or NaN;
+//!   NULL if none.
+//! - `array_count(a)`: how many elements are finite.
+//! - `array_cum_sum(a)`: the running sums, a one-dimensional array as long as
+//!   `a` has elements (a missing element adds 0).
+//! - `dim_length(a, d)`: the length of dimension `d` (from 1).
+//! - `dot_product(a, b)`: the sum of the products of corresponding elements
+//!   (row-major) of two arrays with the same dimensions and number of elements
+//!   (a missing element makes it NaN, as in QuestDB).
+//!
+//! `array_max`, `array_min`, `array_sum` and `array_avg` are also DataFusion's
+//! list functions: for a list whose elements are not numbers (`array_max` of a
+//! `text[]`), DataFusion's function answers.
+
+use std::sync::Arc;
+
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, ListArray,
+};
+use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::common::{Result as DfResult, exec_err};
+use datafusion::execution::FunctionRegistry;
+use datafusion::execution::context::SessionContext;
+use datafusion::logical_expr::{
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+};
+
+use crate::double_array::depth;
+
+type Run = fn(&[ArrayRef]) -> DfResult<ArrayRef>;
+
+/// Registers the functions, over DataFusion's of the same names.
+pub(crate) fn register(ctx: &SessionContext) {
+    let functions: [(&'static str, usize, DataType, Run); 8] = [
+        ("array_max", 1, DataType::Float64, |a| reduce(a, maximum)),
+        ("array_min", 1, DataType::Float64, |a| reduce(a, minimum)),
+        ("array_sum", 1, DataType::Float64, |a| reduce(a, sum)),
+        ("array_avg", 1, DataType::Float64, |a| reduce(a, average)),
+        ("array_count", 1, DataType::Int64, count),
+        (
+            "array_cum_sum",
+            1,
+            DataType::new_list(DataType::Float64, true),
+            cumulative_sum,
+        ),
+        ("dim_length", 2, DataType::Int32, dim_length),
+        ("dot_product", 2, DataType::Float64, dot_product),
+    ];
+    for (name, arity, returns, run) in functions {
+        let fallback = ctx.udf(name).ok();
+        ctx.register_udf(ScalarUDF::from(ArrayFunction {
+            name,
+            signature: Signature::any(arity, Volatility::Immutable),
+            returns,
+            run,
+            fallback,
+        }));
+    }
+}
+
+#[derive(Debug)]
+struct ArrayFunction {
+    name: &'static str,
+    signature: Signature,
+    returns: DataType,
+    run: Run,
+    /// DataFusion's function of the same name, for lists of other elements.
+    fallback: Option<Arc<ScalarUDF>>,
+}
+
+/// One function per name: the name tells them apart.
+impl PartialEq for ArrayFunction {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for ArrayFunction {}
+
+impl std::hash::Hash for ArrayFunction {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ArrayFunction {
+    /// Whether DataFusion's function answers for these argument types.
+    fn falls_back(&self, args: &[DataType]) -> bool {
+        self.fallback.is_some()
+            && args
+                .first()
+                .is_some_and(|t| depth(t) > 0 && !crate::types::innermost_element(t).is_numeric())
+    }
+}
+
+impl ScalarUDFImpl for ArrayFunction {
+    fn name(&self) -> &str {
+        self.name
+    }
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        match &self.fallback {
+            Some(f) if self.falls_back(args) => f.return_type(args),
+            _ => match args.first() {
+                Some(t) if depth(t) > 0 || t.is_null() => Ok(self.returns.clone()),
+                other => exec_err!(
+                    "{} takes an array of numbers (DOUBLE[]), not {other:?}",
+                    self.name
+                ),
+            },
+        }
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let types: Vec<DataType> = args.args.iter().map(|a| a.data_type()).collect();
+        if let Some(f) = &self.fallback
+            && self.falls_back(&types)
+        {
+            return f.invoke_with_args(args);
+        }
+        let scalar = args
+            .args
+            .iter()
+            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let out = (self.run)(&arrays)?;
+        Ok(if scalar && out.len() == 1 {
+            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
+        } else {
+            ColumnarValue::Array(out)
+        })
+    }
+}
+
+/// The elements of each row of a list array (of any nesting), row-major, as
+/// doubles; `None` for a NULL row.
+fn rows_of(array: &ArrayRef) -> DfResult<Vec<Option<Vec<Option<f64>>>>> {
+    if array.data_type().is_null() {
+        return Ok(vec![None; array.len()]);
+    }
+    let dims = depth(array.data_type());
+    if dims == 0 {
+        return exec_err!("expected an array, got {}", array.data_type());
+    }
+    let doubles = cast(array, &crate::double_array::arrow_type(dims as u8))?;
+    let lists = doubles.as_list::<i32>();
+    Ok((0..lists.len())
+        .map(|row| {
+            (!lists.is_null(row)).then(|| {
+                let mut out = Vec::new();
+                flatten(&lists.value(row), &mut out);
+                out
+            })
+        })
+        .collect())
+}
+
+fn flatten(elements: &ArrayRef, out: &mut Vec<Option<f64>>) {
+    match elements.data_type() {
+        DataType::List(_) => {
+            let lists = elements.as_list::<i32>();
+            for i in 0..lists.len() {
+                if !lists.is_null(i) {
+                    flatten(&lists.value(i), out);
+                }
+            }
+        }
+        _ => out.extend(elements.as_primitive::<datafusion::arrow::datatypes::Float64Type>()),
+    }
+}
+
+/// NULL and NaN are missing (QuestDB's NULL double is NaN).
+fn present(v: &Option<f64>) -> Option<f64> {
+    v.filter(|x| !x.is_nan())
+}
+
+fn reduce(args: &[ArrayRef], f: fn(&[Option<f64>]) -> Option<f64>) -> DfResult<ArrayRef> {
+    let rows = rows_of(&args[0])?;
+    Ok(Arc::new(
+        rows.iter()
+            .map(|r| r.as_deref().and_then(f))
+            .collect::<Float64Array>(),
+    ))
+}
+
+fn maximum(v: &[Option<f64>]) -> Option<f64> {
+    finite(v).reduce(f64::max)
+}
+
+fn minimum(v: &[Option<f64>]) -> Option<f64> {
+    finite(v).reduce(f64::min)
+}
+
+fn finite(v: &[Option<f64>]) -> impl Iterator<Item = f64> + '_ {
+    v.iter().filter_map(|x| x.filter(|x| x.is_finite()))
+}
+
+fn sum(v: &[Option<f64>]) -> Option<f64> {
+    v.iter().filter_map(present).reduce(|a, b| a + b)
+}
+
+fn average(v: &[Option<f64>]) -> Option<f64> {
+    let (total, n) = v
+        .iter()
+        .filter_map(present)
+        .fold((0.0, 0u64), |(t, n), x| (t + x, n + 1));
+    (n > 0).then(|| total / n as f64)
+}
+
+fn count(args: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let rows = rows_of(&args[0])?;
+    Ok(Arc::new(
+        rows.iter()
+            .map(|r| r.as_ref().map(|v| finite(v).count() as i64))
+            .collect::<Int64Array>(),
+    ))
+}
+
+fn cumulative_sum(args: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let rows = rows_of(&args[0])?;
+    let mut offsets = vec![0i32];
+    let mut values = Vec::new();
+    let mut valid = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let mut running = 0.0;
+        for x in r.iter().flatten() {
+            running += present(x).unwrap_or(0.0);
+            values.push(running);
+        }
+        let end = i32::try_from(values.len()).map_err(|_| {
+            datafusion::error::DataFusionError::Execution(
+                "array_cum_sum: more than 2^31 elements in a batch".into(),
+            )
+        })?;
+        offsets.push(end);
+        valid.push(r.is_some());
+    }
+    Ok(Arc::new(ListArray::try_new(
+        Arc::new(Field::new_list_field(DataType::Float64, true)),
+        OffsetBuffer::new(offsets.into()),
+        Arc::new(Float64Array::from(values)),
+        Some(valid.into()),
+    )?))
+}
+
+fn dim_length(args: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let dims = depth(args[0].data_type());
+    let which = cast(&args[1], &DataType::Int64)?;
+    let which = which.as_primitive::<datafusion::arrow::datatypes::Int64Type>();
+    let mut out = Vec::with_capacity(args[0].len());
+    for row in 0..args[0].len() {
+        if args[0].is_null(row) || which.is_null(row) {
+            out.push(None);
+            continue;
+        }
+        let d = which.value(row);
+        if d < 1 || d as usize > dims {
+            return exec_err!("dim_length: dimension {d} is out of range (the array has {dims})");
+        }
+        // Walk down the first element of each level to the asked dimension.
+        let mut level: ArrayRef = args[0].slice(row, 1);
+        let mut len = 0usize;
+        for _ in 0..d {
+            let lists = level.as_list_opt::<i32>();
+            let Some(lists) = lists else {
+                return exec_err!("dim_length of a non-array");
+            };
+            let inner = lists.value(0);
+            len = inner.len();
+            if inner.is_empty() {
+                break;
+            }
+            level = inner.slice(0, 1);
+        }
+        out.push(Some(i32::try_from(len).unwrap_or(i32::MAX)));
+    }
+    Ok(Arc::new(Int32Array::from(out)))
+}
+
+fn dot_product(args: &[ArrayRef]) -> DfResult<ArrayRef> {
+    if depth(args[0].data_type()) != depth(args[1].data_type()) {
+        return exec_err!("dot_product: the arrays have different numbers of dimensions");
+    }
+    let (a, b) = (rows_of(&args[0])?, rows_of(&args[1])?);
+    let mut out = Vec::with_capacity(a.len());
+    for (x, y) in a.iter().zip(&b) {
+        out.push(match (x, y) {
+            (Some(x), Some(y)) if x.len() == y.len() => Some(
+                x.iter()
+                    .zip(y)
+                    .map(|(p, q)| p.unwrap_or(f64::NAN) * q.unwrap_or(f64::NAN))
+                    .sum(),
+            ),
+            (Some(_), Some(_)) => {
+                return exec_err!("dot_product: the arrays have different shapes");
+            }
+            _ => None,
+        });
+    }
+    Ok(Arc::new(Float64Array::from(out)))
+}
