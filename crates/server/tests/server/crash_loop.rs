@@ -58,7 +58,7 @@ async fn ledger(client: tokio_postgres::Client, model: Arc<Mutex<Model>>, stop: 
             n
         };
         let sql = format!(
-            "BEGIN; INSERT INTO a VALUES ('{t}', {n}); INSERT INTO b VALUES ('{t}', {n}, 'row {n}'); COMMIT",
+            "BEGIN; INSERT INTO a VALUES ('{t}', {n}); INSERT INTO b VALUES ('{t}', {n}, 'row {n}', ARRAY[{n}, {n}.5]); COMMIT",
             t = ts(n)
         );
         if client.batch_execute(&sql).await.is_err() {
@@ -187,6 +187,14 @@ async fn check(client: &tokio_postgres::Client, model: &Mutex<Model>, kill: usiz
         a, b,
         "kill {kill}: both tables of every transaction, or neither"
     );
+    // Variable-size values (text, DOUBLE[]) come back whole with their row.
+    let torn = column(
+        client,
+        "SELECT count(*) FROM b WHERE (note IS DISTINCT FROM ('row ' || seq)) \
+         OR depth IS NULL OR cardinality(depth) <> 2 OR depth[1] <> seq OR depth[2] <> seq + 0.5",
+    )
+    .await;
+    assert_eq!(torn, [0], "kill {kill}: rows of b with torn values");
     {
         let mut m = model.lock();
         let mut expected = m.ledger_acked.clone();
@@ -262,7 +270,7 @@ async fn acknowledged_commits_survive_sigkill_under_mixed_load() {
         client
             .batch_execute(
                 "CREATE TABLE a (ts TIMESTAMP, seq BIGINT) TIMESTAMP(ts) PARTITION BY DAY; \
-                 CREATE TABLE b (ts TIMESTAMP, seq BIGINT, note VARCHAR) TIMESTAMP(ts) PARTITION BY DAY; \
+                 CREATE TABLE b (ts TIMESTAMP, seq BIGINT, note VARCHAR, depth DOUBLE[]) TIMESTAMP(ts) PARTITION BY DAY; \
                  CREATE TABLE c (ts TIMESTAMP, k BIGINT, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY",
             )
             .await
