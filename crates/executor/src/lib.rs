@@ -27,6 +27,7 @@ mod convert;
 pub mod copy;
 mod cursor;
 mod ddl;
+mod distinct_from;
 mod dml;
 mod double_array;
 mod dynamic_timestamp;
