@@ -51,6 +51,17 @@ async def main(host, port, user, password, sslmode="disable"):
         assert found == 1, found
         assert await conn.fetchval("SELECT $1::bigint[]", [3, None, 5]) == [3, None, 5]
 
+        # A DOUBLE[] column: lists bound in binary (float8[]), read back as lists.
+        await conn.execute("DROP TABLE IF EXISTS drv_asyncpg_arr")
+        await conn.execute("CREATE TABLE drv_asyncpg_arr (ts TIMESTAMP, grid DOUBLE[][]) TIMESTAMP(ts)")
+        await conn.executemany("INSERT INTO drv_asyncpg_arr VALUES ($1, $2)",
+                               [(ROW[0], [[1.5, None], [3.0, 4.0]]), (nulls[0], None)])
+        grids = [r["grid"] for r in await conn.fetch("SELECT grid FROM drv_asyncpg_arr ORDER BY ts")]
+        assert grids == [[[1.5, None], [3.0, 4.0]], None], grids
+        assert await conn.fetchval("SELECT array_sum(grid) FROM drv_asyncpg_arr WHERE ts = $1",
+                                   ROW[0]) == 8.5
+        await conn.execute("DROP TABLE drv_asyncpg_arr")
+
         # set_config changes the session as SET does, and returns the value.
         assert await conn.fetchval("SELECT set_config('application_name', 'tm', false)") == "tm"
         assert await conn.fetchval("SHOW application_name") == "tm"
