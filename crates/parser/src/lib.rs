@@ -17,6 +17,7 @@ mod interval;
 mod latest;
 mod sample;
 mod statement;
+mod subscripts;
 mod temporal_join;
 
 pub use datafusion_sql::sqlparser;
@@ -50,6 +51,8 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
         .map_err(|b| ParseError::at(b.message, sql, b.at.span.start).with_sqlstate("22007"))?;
     let tokens = temporal_join::rewrite(tokens)
         .map_err(|b| ParseError::at(b.message, sql, b.at.span.start))?;
+    let tokens = subscripts::rewrite(tokens)
+        .map_err(|b| ParseError::at(b.message, sql, b.at.span.start).with_sqlstate("0A000"))?;
     // Statements with a top-level LATEST ON or SAMPLE BY are cut out and parsed on their own.
     let mut out = Vec::new();
     let mut rest = Vec::new();

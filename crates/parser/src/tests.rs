@@ -613,3 +613,36 @@ fn drop_all_tables_is_its_own_statement() {
         Statement::DropTable { .. }
     ));
 }
+
+#[test]
+fn double_array_columns_and_questdb_subscripts() {
+    let Statement::CreateTable(c) =
+        one("CREATE TABLE b (ts TIMESTAMP, bids DOUBLE[], grid double precision[][], v float8[3])")
+    else {
+        panic!("a CREATE TABLE")
+    };
+    let types: Vec<SqlType> = c.columns.iter().map(|c| c.data_type).collect();
+    assert_eq!(
+        types,
+        [
+            SqlType::Timestamp,
+            SqlType::DoubleArray { dims: 1 },
+            SqlType::DoubleArray { dims: 2 },
+            SqlType::DoubleArray { dims: 1 }
+        ]
+    );
+    let e = parse("CREATE TABLE b (ts TIMESTAMP, x INT[])").expect_err("INT[] is refused");
+    assert_eq!(e.sqlstate, "0A000");
+    // arr[i, j] is arr[i][j]; array constructors keep their commas.
+    let shown = |sql: &str| match one(sql) {
+        Statement::Standard(s) => s.to_string(),
+        other => panic!("{other:?}"),
+    };
+    assert_eq!(
+        shown("SELECT g[2, 1], g[1, 2:3], ARRAY[1, 2], ARRAY[[1, 2], [3, 4]][1, 2] FROM t"),
+        shown("SELECT g[2][1], g[1][2:3], ARRAY[1, 2], ARRAY[[1, 2], [3, 4]][1][2] FROM t")
+    );
+    let e = parse("SELECT g[1:2, 1] FROM t").expect_err("a slice before an index");
+    assert_eq!(e.sqlstate, "0A000");
+    assert_eq!(e.position, Some(13));
+}
