@@ -13,7 +13,8 @@
 //! - a text literal cast to an array type (`'{1,2}'::int[]`, and a text-bound
 //!   array parameter `$1::text[]`) is read as PostgreSQL's array text, its
 //!   elements then cast to the element type (and, before planning, given as
-//!   many dimensions as the text has: `match_array_literal_dimensions`).
+//!   many dimensions as the text has: `match_array_literal_dimensions`); text
+//!   that is not a literal (a column) is read row by row by `tidemark_text_array_<n>`.
 
 use std::sync::{Arc, LazyLock};
 
@@ -134,7 +135,12 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
                     Expr::Literal(text_array_scalar(&array)?, None).cast_to(to, schema)?,
                 )
             }
-            _ => Transformed::no(e),
+            // Text of each row (a column, a parameter bound late): read as it runs.
+            _ => {
+                let text = operand.cast_to(&DataType::Utf8, schema)?;
+                let lists = text_array_udf(crate::double_array::depth(to)).call(vec![text]);
+                Transformed::yes(lists.cast_to(to, schema)?)
+            }
         },
         _ => Transformed::no(e),
     })
@@ -184,6 +190,63 @@ fn array_depth(mut t: &ast::DataType) -> usize {
         t = inner;
     }
     depth
+}
+
+/// `tidemark_text_array_<depth>(text)`: each row's PostgreSQL array text as a
+/// list of text nested `depth` deep (NULL text is a NULL array). A row whose
+/// array has another number of dimensions fails (22P02): an Arrow list type has
+/// one depth, and the cast's type gave it.
+fn text_array_udf(depth: usize) -> ScalarUDF {
+    let list_type = (0..depth).fold(DataType::Utf8, |t, _| DataType::new_list(t, true));
+    let returns = list_type.clone();
+    create_udf(
+        &format!("tidemark_text_array_{depth}"),
+        vec![DataType::Utf8],
+        returns,
+        Volatility::Immutable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let text = ColumnarValue::values_to_arrays(args)?;
+            let Some(text) = text.first().and_then(|a| a.as_string_opt::<i32>()) else {
+                return exec_err!("tidemark_text_array takes text");
+            };
+            let null = ScalarValue::try_from(&list_type)?;
+            let mut rows = Vec::with_capacity(text.len());
+            for value in text.iter() {
+                let Some(value) = value else {
+                    rows.push(null.clone());
+                    continue;
+                };
+                let parsed = crate::params::parse_array_text(value, "TEXT").map_err(|m| {
+                    datafusion::error::DataFusionError::from(
+                        datafusion::arrow::error::ArrowError::CastError(m),
+                    )
+                })?;
+                let empty = matches!(&parsed, crate::params::ParamValue::Array { items, .. } if items.is_empty());
+                let row = if empty {
+                    ScalarValue::List(ScalarValue::new_list_nullable(
+                        &[],
+                        match &list_type {
+                            DataType::List(f) => f.data_type(),
+                            other => other,
+                        },
+                    ))
+                } else {
+                    text_array_scalar(&parsed)?
+                };
+                if row.data_type() != list_type {
+                    return Err(datafusion::error::DataFusionError::from(
+                        datafusion::arrow::error::ArrowError::CastError(format!(
+                            "malformed array literal: \"{value}\": it has {} dimension(s), the \
+                             cast's type {depth}",
+                            crate::double_array::depth(&row.data_type())
+                        )),
+                    ));
+                }
+                rows.push(row);
+            }
+            Ok(ColumnarValue::Array(ScalarValue::iter_to_array(rows)?))
+        }),
+    )
 }
 
 /// An array read from text as a list of text (of lists of text, for more
