@@ -40,6 +40,22 @@ struct Shaped {
 }
 
 impl Shaped {
+    /// Records that a (sub-)array at `level` has `len` elements: the first at
+    /// a level sets its length, the others must match it (rectangular arrays).
+    fn measure(&mut self, level: usize, len: u32, name: &str) -> Result<()> {
+        match self.lens.get(level) {
+            None => self.lens.push(len),
+            Some(l) if *l == len => {}
+            Some(_) => {
+                return Err(shape_error(
+                    name,
+                    "multidimensional arrays must have sub-arrays with matching dimensions",
+                ));
+            }
+        }
+        Ok(())
+    }
+
     fn encode(&self, out: &mut Vec<u8>) {
         // Every array with a zero length is the empty array (`{}`, as PostgreSQL
         // has it): stored with all lengths 0, the one shape lists can give back.
@@ -188,16 +204,7 @@ pub(crate) fn column_from_array(array: &ArrayRef, dims: u8, name: &str) -> Resul
 /// every sub-array of a level has the same length.
 fn walk(elements: &ArrayRef, level: usize, s: &mut Shaped, name: &str) -> Result<()> {
     let len = u32::try_from(elements.len()).map_err(|_| shape_error(name, "an array this long"))?;
-    match s.lens.get(level) {
-        None => s.lens.push(len),
-        Some(l) if *l == len => {}
-        Some(_) => {
-            return Err(shape_error(
-                name,
-                "multidimensional arrays must have sub-arrays with matching dimensions",
-            ));
-        }
-    }
+    s.measure(level, len, name)?;
     match elements.data_type() {
         DataType::List(_) => {
             let lists = elements.as_list::<i32>();
@@ -254,16 +261,7 @@ fn walk_text(
         ));
     }
     let len = u32::try_from(items.len()).map_err(|_| shape_error(name, "an array this long"))?;
-    match s.lens.get(level) {
-        None => s.lens.push(len),
-        Some(l) if *l == len => {}
-        Some(_) => {
-            return Err(shape_error(
-                name,
-                "multidimensional arrays must have sub-arrays with matching dimensions",
-            ));
-        }
-    }
+    s.measure(level, len, name)?;
     for item in items {
         if level + 1 < dims {
             walk_text(item, level + 1, dims, s, name)?;

@@ -68,3 +68,20 @@ pub(crate) fn with_parts<T: ast::VisitMut>(mut node: T, parts: &[&ast::Expr]) ->
 pub(crate) fn string_literal(s: &str) -> ast::Expr {
     ast::Expr::Value(ast::Value::SingleQuotedString(s.to_string()).into())
 }
+
+/// The arguments of a call when they are all plain, unnamed expressions
+/// (`f(a, b)`; not `f(*)`, `f(x => 1)` or `f()` without a list).
+pub(crate) fn unnamed_args(f: &ast::Function) -> Option<Vec<&ast::Expr>> {
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    Some(
+        list.args
+            .iter()
+            .filter_map(|a| match a {
+                ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                _ => None,
+            })
+            .collect(),
+    )
+}

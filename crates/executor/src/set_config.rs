@@ -91,17 +91,9 @@ fn is_set_config(f: &ast::Function) -> bool {
 
 /// The name and value of a call with constant arguments.
 fn change_of(f: &ast::Function) -> Result<SettingChange> {
-    let ast::FunctionArguments::List(list) = &f.args else {
+    let Some(args) = crate::rewrite::unnamed_args(f) else {
         return Err(usage());
     };
-    let args: Vec<&ast::Expr> = list
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
-            _ => None,
-        })
-        .collect();
     let [name, value, is_local] = args.as_slice() else {
         return Err(usage());
     };

@@ -233,17 +233,7 @@ fn read_marker(match_condition: &ast::Expr) -> Option<Marker> {
     {
         return None;
     }
-    let ast::FunctionArguments::List(list) = &f.args else {
-        return None;
-    };
-    let args: Vec<&ast::Expr> = list
-        .args
-        .iter()
-        .filter_map(|a| match a {
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
-            _ => None,
-        })
-        .collect();
+    let args = crate::rewrite::unnamed_args(f)?;
     let text = |e: &ast::Expr| match e {
         ast::Expr::Value(v) => match &v.value {
             ast::Value::SingleQuotedString(s) => Some(s.clone()),
