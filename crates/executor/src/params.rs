@@ -358,16 +358,17 @@ fn literal(v: &ParamValue, in_values: bool) -> Result<ast::Expr> {
     })
 }
 
-/// The Arrow type of a SQL type name, for the types array parameters take
-/// (`BIGINT[]`, `TEXT[][]`); `None` for others.
-fn sql_array_type(t: &ast::DataType) -> Option<DataType> {
+/// The Arrow type of a SQL type name a parameter is cast to (`$1::bigint`,
+/// `$1::uuid`, `$1::text[][]`), whose PostgreSQL type the server describes;
+/// `None` for types this does not know (the parameter is then text).
+fn sql_param_type(t: &ast::DataType) -> Option<DataType> {
     use ast::DataType as Sql;
     Some(match t {
         Sql::Array(
             ast::ArrayElemTypeDef::SquareBracket(element, _)
             | ast::ArrayElemTypeDef::AngleBracket(element)
             | ast::ArrayElemTypeDef::Parenthesis(element),
-        ) => DataType::new_list(sql_array_type(element)?, true),
+        ) => DataType::new_list(sql_param_type(element)?, true),
         Sql::Bool | Sql::Boolean => DataType::Boolean,
         Sql::SmallInt(_) | Sql::Int2(_) => DataType::Int16,
         Sql::Int(_) | Sql::Integer(_) | Sql::Int4(_) => DataType::Int32,
@@ -375,10 +376,19 @@ fn sql_array_type(t: &ast::DataType) -> Option<DataType> {
         Sql::Real | Sql::Float4 => DataType::Float32,
         Sql::Double(_) | Sql::DoublePrecision | Sql::Float8 => DataType::Float64,
         Sql::Text | Sql::Varchar(_) | Sql::String(_) => DataType::Utf8,
+        Sql::Timestamp(_, ast::TimezoneInfo::WithTimeZone | ast::TimezoneInfo::Tz) => {
+            DataType::Timestamp(
+                datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                Some(crate::types::UTC_OFFSET.into()),
+            )
+        }
         Sql::Timestamp(..) => {
             DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None)
         }
         Sql::Date => DataType::Date32,
+        Sql::Uuid => DataType::FixedSizeBinary(16),
+        Sql::Bytea => DataType::Binary,
+        Sql::Numeric(_) | Sql::Decimal(_) => DataType::Decimal128(38, 10),
         // Object identifiers are unsigned 32-bit numbers; the server describes
         // a UInt32 parameter as `oid` (asyncpg's introspection takes `$1::oid[]`).
         Sql::Custom(name, modifiers)
@@ -474,14 +484,13 @@ pub(crate) fn infer_from_columns(
                 types.entry(n).or_insert(t);
             }
         }
-        // `$1::bigint[]`: the array type it is cast to (DataFusion's planner
-        // infers nothing from a cast).
+        // `$1::bigint`, `$1::uuid`, `$1::bigint[]`: the type it is cast to
+        // (DataFusion's planner infers nothing from a cast).
         if let ast::Expr::Cast {
             expr, data_type, ..
         } = e
             && let Some(n) = placeholder_index(expr)
-            && let ast::DataType::Array(_) = data_type
-            && let Some(t) = sql_array_type(data_type)
+            && let Some(t) = sql_param_type(data_type)
         {
             types.entry(n).or_insert(t);
         }
@@ -631,5 +640,16 @@ mod tests {
         let s = parse("INSERT INTO t VALUES ($1, $2)");
         let t = infer_from_columns(&s, &columns, &[DataType::Int64, DataType::Boolean]);
         assert_eq!(t.get(&2), Some(&DataType::Boolean));
+        // A cast types its parameter, as PostgreSQL describes it (asyncpg encodes by it).
+        let s = parse("SELECT $1::bigint, $2::uuid, $3::timestamptz, $4::numeric(5,2), $5::json");
+        let t = infer_from_columns(&s, &columns, &[]);
+        assert_eq!(t.get(&1), Some(&DataType::Int64));
+        assert_eq!(t.get(&2), Some(&DataType::FixedSizeBinary(16)));
+        assert!(
+            matches!(t.get(&3), Some(DataType::Timestamp(_, Some(_)))),
+            "{t:?}"
+        );
+        assert_eq!(t.get(&4), Some(&DataType::Decimal128(38, 10)));
+        assert_eq!(t.get(&5), None);
     }
 }

@@ -35,6 +35,23 @@ async def main(host, port, user, password, sslmode="disable"):
         assert await stmt.fetchval(ROW[3]) == 1
         assert await stmt.fetchval(0) == 0
 
+        # Parameters typed by a cast are described with that type, so asyncpg
+        # encodes Python values for them (it refuses anything but str for text).
+        import decimal
+        import uuid
+        u = uuid.uuid4()
+        casts = [("$1::bigint", 5), ("$1::int", 5), ("$1::double precision", 1.5),
+                 ("$1::boolean", True), ("$1::date", datetime.date(2026, 1, 2)),
+                 ("$1::timestamp", datetime.datetime(2026, 1, 2, 3, 4, 5, 6)),
+                 ("$1::numeric", decimal.Decimal("12.5")), ("$1::bytea", b"\x00ab")]
+        for expr, value in casts:
+            got = await conn.fetchval(f"SELECT {expr}", value)
+            assert got == value, (expr, got, value)
+        # A UUID parameter binds as uuid (a ::uuid cast's result is text in Tidemark).
+        assert str(await conn.fetchval("SELECT $1::uuid", u)) == str(u)
+        zoned = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
+        assert await conn.fetchval("SELECT $1::timestamptz", zoned) == zoned
+
         # Arrays: asyncpg introspects every array type before it decodes one.
         arrays = await conn.fetchrow(
             "SELECT array_agg(i4 ORDER BY ts) AS ints, ARRAY['a', NULL, 'b c'] AS texts, "

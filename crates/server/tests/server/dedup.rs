@@ -63,9 +63,11 @@ async fn upserts_through_insert_copy_and_line_protocol_survive_sigkill() {
         .prepare("INSERT INTO readings VALUES ($1::timestamp, $2, $3)")
         .await
         .expect("prepare");
+    // `$1::timestamp` is described as a timestamp, as PostgreSQL describes it.
+    let at = std::time::SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_219_260); // 2026-11-21 00:01
     for v in [1.5f64, 2.5] {
         client
-            .execute(&insert, &[&"2026-11-21 00:01:00", &"s3", &v])
+            .execute(&insert, &[&at, &"s3", &v])
             .await
             .expect("insert");
     }
