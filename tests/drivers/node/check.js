@@ -58,6 +58,17 @@ async function main([host, port, user, password, sslmode = 'disable']) {
       return true;
     });
 
+    // A DOUBLE[] column: JavaScript arrays in (node-postgres sends array text), numbers out.
+    await client.query('DROP TABLE IF EXISTS drv_node_arr');
+    await client.query('CREATE TABLE drv_node_arr (ts TIMESTAMP, bids DOUBLE[], grid DOUBLE[][]) TIMESTAMP(ts)');
+    await client.query('INSERT INTO drv_node_arr VALUES ($1, $2, $3)',
+      [row[0], [1.5, null, 3], [[1, 2], [3, 4]]]);
+    const arr = await client.query('SELECT bids, grid, bids[1] AS first FROM drv_node_arr');
+    assert.deepEqual(arr.rows[0].bids, [1.5, null, 3]);
+    assert.deepEqual(arr.rows[0].grid, [[1, 2], [3, 4]]);
+    assert.equal(arr.rows[0].first, 1.5);
+    await client.query('DROP TABLE drv_node_arr');
+
     await assert.rejects(client.query('SELECT * FROM no_such_table'), (e) => {
       assert.equal(e.code, '42P01');
       assert.match(e.message, /no_such_table/);
