@@ -200,7 +200,7 @@ fn column_type_of(t: &DataType, name: &str) -> Result<ColumnType> {
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..)
             if crate::types::innermost_element(t).is_numeric() =>
         {
-            u8::try_from(crate::double_array::depth(t))
+            u8::try_from(crate::types::list_depth(t))
                 .ok()
                 .and_then(ColumnType::double_array)
                 .ok_or_else(|| {

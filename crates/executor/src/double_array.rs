@@ -16,20 +16,11 @@ use tidemark_storage::{Column, Values, VarData};
 
 use crate::error::{ExecError, Result, sqlstate};
 use crate::params::ParamValue;
+use crate::types::list_depth as depth;
 
 /// The Arrow type of a `DOUBLE[]` column of `dims` dimensions.
 pub(crate) fn arrow_type(dims: u8) -> DataType {
     (0..dims).fold(DataType::Float64, |t, _| DataType::new_list(t, true))
-}
-
-/// How many levels of lists `t` has.
-pub(crate) fn depth(mut t: &DataType) -> usize {
-    let mut n = 0;
-    while let DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) = t {
-        n += 1;
-        t = f.data_type();
-    }
-    n
 }
 
 /// One array value: the length of each dimension and the elements, row-major.
@@ -269,7 +260,7 @@ fn walk_text(
         }
         s.values.push(match item {
             ParamValue::Null => None,
-            ParamValue::Text(t) => Some(parse_double(t).ok_or_else(|| {
+            ParamValue::Text(t) => Some(crate::text::parse_float8(t).ok_or_else(|| {
                 ExecError::new(
                     sqlstate::INVALID_TEXT_REPRESENTATION,
                     format!("invalid input syntax for type double precision: \"{t}\" (column \"{name}\")"),
@@ -367,17 +358,6 @@ pub(crate) fn from_pg_binary(field: &[u8], dims: u8, name: &str) -> Result<Vec<u
     let mut out = Vec::new();
     s.encode(&mut out);
     Ok(out)
-}
-
-/// A double as PostgreSQL reads one (`NaN`, `Infinity`, `-Infinity` too).
-fn parse_double(t: &str) -> Option<f64> {
-    let t = t.trim();
-    match t.to_ascii_lowercase().as_str() {
-        "nan" => Some(f64::NAN),
-        "infinity" | "inf" | "+infinity" => Some(f64::INFINITY),
-        "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
-        _ => t.parse().ok(),
-    }
 }
 
 /// The stored values of a `DOUBLE[]` column as nested Arrow lists (`valid(i)`:

@@ -138,7 +138,7 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
             // Text of each row (a column, a parameter bound late): read as it runs.
             _ => {
                 let text = operand.cast_to(&DataType::Utf8, schema)?;
-                let lists = text_array_udf(crate::double_array::depth(to)).call(vec![text]);
+                let lists = text_array_udf(crate::types::list_depth(to)).call(vec![text]);
                 Transformed::yes(lists.cast_to(to, schema)?)
             }
         },
@@ -238,7 +238,7 @@ fn text_array_udf(depth: usize) -> ScalarUDF {
                         datafusion::arrow::error::ArrowError::CastError(format!(
                             "malformed array literal: \"{value}\": it has {} dimension(s), the \
                              cast's type {depth}",
-                            crate::double_array::depth(&row.data_type())
+                            crate::types::list_depth(&row.data_type())
                         )),
                     ));
                 }

@@ -33,7 +33,7 @@ use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
 };
 
-use crate::double_array::depth;
+use crate::types::list_depth as depth;
 
 type Run = fn(&[ArrayRef]) -> DfResult<ArrayRef>;
 

@@ -202,6 +202,18 @@ fn dictionary_key(keys: &dyn Array, row: usize) -> Option<usize> {
     }
 }
 
+/// A `double precision` read from PostgreSQL's text form (what `float` writes):
+/// `NaN`, `Infinity` and `-Infinity` in any case, `inf` too, or a number.
+pub fn parse_float8(text: &str) -> Option<f64> {
+    let text = text.trim();
+    match text.to_ascii_lowercase().as_str() {
+        "nan" => Some(f64::NAN),
+        "infinity" | "inf" | "+infinity" => Some(f64::INFINITY),
+        "-infinity" | "-inf" => Some(f64::NEG_INFINITY),
+        _ => text.parse().ok(),
+    }
+}
+
 fn float(v: f64, single: bool) -> String {
     if v.is_nan() {
         "NaN".into()

@@ -70,6 +70,16 @@ pub fn innermost_element(mut t: &DataType) -> &DataType {
     t
 }
 
+/// How many levels of lists `t` has (0 for a type that is not a list).
+pub fn list_depth(mut t: &DataType) -> usize {
+    let mut n = 0;
+    while let DataType::List(f) | DataType::LargeList(f) | DataType::FixedSizeList(f, _) = t {
+        n += 1;
+        t = f.data_type();
+    }
+    n
+}
+
 /// The Arrow type a column is scanned as. SYMBOL columns are dictionary arrays
 /// (keys are the stored symbol keys, values the dictionary).
 pub fn arrow_type(t: ColumnType) -> DataType {

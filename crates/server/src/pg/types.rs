@@ -395,14 +395,8 @@ pub(crate) fn decode_param(
                 .map_err(|_| bad_param(n, t, format!("\"{text}\"")))?,
         ),
         Type::FLOAT4 | Type::FLOAT8 => {
-            let v = match text.trim().to_ascii_lowercase().as_str() {
-                "nan" => f64::NAN,
-                "infinity" | "inf" => f64::INFINITY,
-                "-infinity" | "-inf" => f64::NEG_INFINITY,
-                s => s
-                    .parse()
-                    .map_err(|_| bad_param(n, t, format!("\"{text}\"")))?,
-            };
+            let v = tidemark_executor::text::parse_float8(text)
+                .ok_or_else(|| bad_param(n, t, format!("\"{text}\"")))?;
             ParamValue::Float(v)
         }
         Type::NUMERIC => numeric_param(text.to_string()),
