@@ -57,13 +57,14 @@ def framed(path, magic):
 
 TYPES = {1: "BOOLEAN", 2: "SMALLINT", 3: "INT", 4: "BIGINT", 5: "REAL", 6: "DOUBLE",
          7: "TIMESTAMP", 8: "DATE", 9: "VARCHAR", 10: "SYMBOL", 11: "UUID", 12: "BINARY",
-         13: "TIMESTAMPTZ", 14: "JSON", 15: "JSONB", 16: "DECIMAL", 17: "DOUBLE[]"}
+         13: "TIMESTAMPTZ", 14: "JSON", 15: "JSONB", 16: "DECIMAL", 17: "DOUBLE[]",
+         18: "TIMESTAMP_NS"}
 FIXED = {"BOOLEAN": ("B", 1), "SMALLINT": ("h", 2), "INT": ("i", 4), "BIGINT": ("q", 8),
          "REAL": ("f", 4), "DOUBLE": ("d", 8), "TIMESTAMP": ("q", 8), "DATE": ("i", 4),
-         "TIMESTAMPTZ": ("q", 8),
+         "TIMESTAMPTZ": ("q", 8), "TIMESTAMP_NS": ("q", 8),
          "SYMBOL": ("i", 4), "UUID": (None, 16), "DECIMAL": (None, 16)}
 NULL_FILE_TYPES = {"SMALLINT", "INT", "BIGINT", "REAL", "DOUBLE", "TIMESTAMP", "TIMESTAMPTZ",
-                   "DATE", "UUID", "DECIMAL"}
+                   "TIMESTAMP_NS", "DATE", "UUID", "DECIMAL"}
 
 
 def read_meta(path):

@@ -208,7 +208,7 @@ fn type_oid(t: ColumnType) -> Option<i32> {
         ColumnType::BigInt => 20,
         ColumnType::Real => 700,
         ColumnType::Double => 701,
-        ColumnType::Timestamp => 1114,
+        ColumnType::Timestamp | ColumnType::TimestampNs => 1114,
         ColumnType::TimestampTz => 1184,
         ColumnType::Date => 1082,
         ColumnType::Varchar | ColumnType::Symbol => 25,

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{
     Array, ArrayRef, BinaryArray, BooleanArray, Date32Array, DictionaryArray, FixedSizeBinaryArray,
     Float32Array, Float64Array, Int16Array, Int32Array, Int64Array, PrimitiveArray, StringArray,
-    TimestampMicrosecondArray,
+    TimestampMicrosecondArray, TimestampNanosecondArray,
 };
 use datafusion::arrow::array::{AsArray, Decimal128Array};
 use datafusion::arrow::buffer::{BooleanBuffer, Buffer, NullBuffer, ScalarBuffer};
@@ -65,6 +65,7 @@ pub(crate) fn read_array(
                 | ColumnType::Double
                 | ColumnType::Timestamp
                 | ColumnType::TimestampTz
+                | ColumnType::TimestampNs
                 | ColumnType::Date
                 | ColumnType::Decimal { .. }
         );
@@ -98,6 +99,9 @@ pub(crate) fn read_array(
             )
             .with_timezone(crate::types::UTC_OFFSET),
         ),
+        ColumnType::TimestampNs => Arc::new(mapped_primitive::<
+            datafusion::arrow::datatypes::TimestampNanosecondType,
+        >(&chunk, &stored)),
         ColumnType::Date => {
             Arc::new(mapped_primitive::<datafusion::arrow::datatypes::Date32Type>(&chunk, &stored))
         }
@@ -325,6 +329,11 @@ pub(crate) fn column_to_array(col: &Column, t: ColumnType) -> Result<ArrayRef> {
                 .map(|i| valid(i).then_some(v[i]))
                 .collect::<Int32Array>(),
         ),
+        (Values::BigInt(v), ColumnType::TimestampNs) => Arc::new(
+            (0..n)
+                .map(|i| valid(i).then_some(v[i]))
+                .collect::<TimestampNanosecondArray>(),
+        ),
         (Values::BigInt(v), _) => Arc::new(
             (0..n)
                 .map(|i| valid(i).then_some(v[i]))
@@ -406,6 +415,20 @@ fn var_data(a: &StringArray) -> VarData {
 /// `YYYY-MM-DD[T| ]HH:MM:SS[.f]` with up to 6 fractional digits, as UTC
 /// microseconds; `None` for anything else (the general parser decides then).
 pub(crate) fn iso_timestamp_micros(s: &str) -> Option<i64> {
+    let (seconds, nanos, digits) = iso_timestamp(s)?;
+    (digits <= 6).then(|| seconds * 1_000_000 + nanos / 1_000)
+}
+
+/// As [`iso_timestamp_micros`] with up to 9 fractional digits, as UTC
+/// nanoseconds (`None` also outside TIMESTAMP_NS's range, years 1677..=2262).
+pub(crate) fn iso_timestamp_nanos(s: &str) -> Option<i64> {
+    let (seconds, nanos, _) = iso_timestamp(s)?;
+    seconds.checked_mul(1_000_000_000)?.checked_add(nanos)
+}
+
+/// Seconds since the epoch, the fraction in nanoseconds and its digit count of
+/// `YYYY-MM-DD[T| ]HH:MM:SS[.f]` (1..=9 fractional digits).
+fn iso_timestamp(s: &str) -> Option<(i64, i64, usize)> {
     let b = s.as_bytes();
     if b.len() < 19 || b[4] != b'-' || b[7] != b'-' || (b[10] != b' ' && b[10] != b'T') {
         return None;
@@ -447,22 +470,28 @@ pub(crate) fn iso_timestamp_micros(s: &str) -> Option<i64> {
     {
         return None;
     }
-    let mut micros = 0i64;
+    let mut nanos = 0i64;
+    let mut digits = 0;
     if b.len() > 19 {
         let frac = &b[20..];
         if b[19] != b'.'
             || frac.is_empty()
-            || frac.len() > 6
+            || frac.len() > 9
             || !frac.iter().all(u8::is_ascii_digit)
         {
             return None;
         }
         for (i, c) in frac.iter().enumerate() {
-            micros += (c - b'0') as i64 * 10i64.pow(5 - i as u32);
+            nanos += (c - b'0') as i64 * 10i64.pow(8 - i as u32);
         }
+        digits = frac.len();
     }
     let days = tidemark_storage::types::days_from_civil(y as i64, m, d);
-    Some(((days * 86_400 + hh as i64 * 3600 + mm as i64 * 60 + ss as i64) * 1_000_000) + micros)
+    Some((
+        days * 86_400 + hh as i64 * 3600 + mm as i64 * 60 + ss as i64,
+        nanos,
+        digits,
+    ))
 }
 
 /// Converts `array` (any Arrow type) into a storage column of type `t` for column
@@ -523,7 +552,13 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
             source,
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8
         ),
-        (s, ColumnType::Timestamp | ColumnType::TimestampTz | ColumnType::Date) => !s.is_floating(),
+        (
+            s,
+            ColumnType::Timestamp
+            | ColumnType::TimestampTz
+            | ColumnType::TimestampNs
+            | ColumnType::Date,
+        ) => !s.is_floating(),
         _ => can_cast_types(source, &target),
     };
     if !allowed || !can_cast_types(source, &target) {
@@ -565,6 +600,20 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
                         })
                         .collect::<StringArray>(),
                 ));
+            }
+            ColumnType::TimestampNs => {
+                if let Some(v) = (0..strings.len())
+                    .map(|i| {
+                        if strings.is_null(i) {
+                            Some(0)
+                        } else {
+                            iso_timestamp_nanos(strings.value(i))
+                        }
+                    })
+                    .collect::<Option<Vec<i64>>>()
+                {
+                    return Ok(Column::with_nulls(Values::BigInt(v), nulls()));
+                }
             }
             ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb => {
                 return Ok(Column::with_nulls(
@@ -631,6 +680,7 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
         ColumnType::Timestamp | ColumnType::TimestampTz => {
             prim!(TimestampMicrosecondArray, Timestamp)
         }
+        ColumnType::TimestampNs => prim!(TimestampNanosecondArray, BigInt),
         ColumnType::Date => prim!(Date32Array, Date),
         ColumnType::Varchar | ColumnType::Json | ColumnType::Jsonb | ColumnType::Symbol => {
             let a = cast.as_any().downcast_ref::<StringArray>().ok_or_else(|| {

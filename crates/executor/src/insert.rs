@@ -363,6 +363,10 @@ fn direct_column(values: &[&ParamValue], t: ColumnType) -> Option<Column> {
             ParamValue::Timestamp(us) => Some(*us),
             _ => None,
         }),
+        ColumnType::TimestampNs => fixed!(BigInt, 0, |v| match v {
+            ParamValue::Timestamp(us) => us.checked_mul(1_000),
+            _ => None,
+        }),
         ColumnType::Date => fixed!(Date, 0, |v| match v {
             ParamValue::Date(d) => Some(*d),
             _ => None,

@@ -19,7 +19,7 @@
 use std::sync::{Arc, LazyLock};
 
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, StringArray};
-use datafusion::arrow::datatypes::{DataType, Float64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::datatypes::{DataType, Float64Type, TimeUnit};
 use datafusion::common::config::ConfigOptions;
 use datafusion::common::tree_node::Transformed;
 use datafusion::common::{ExprSchema, Result, ScalarValue, exec_err};
@@ -60,16 +60,17 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
             DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8,
         ) => {
             // Both kinds are microseconds of UTC; the zone only decides the "+00".
-            let micros = match (unit, zone) {
-                (TimeUnit::Microsecond, None) => operand,
-                _ => operand.cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None), schema)?,
+            // TIMESTAMP_NS (nanoseconds, no zone) keeps its nine digits.
+            let text = match (unit, zone) {
+                (TimeUnit::Nanosecond, None) => timestamp_ns_text_udf().call(vec![operand]),
+                (TimeUnit::Microsecond, None) => timestamp_text_udf().call(vec![operand]),
+                (_, None) => timestamp_text_udf().call(vec![
+                    operand.cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None), schema)?,
+                ]),
+                (_, Some(_)) => timestamptz_text_udf().call(vec![
+                    operand.cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None), schema)?,
+                ]),
             };
-            let udf = if zone.is_some() {
-                timestamptz_text_udf()
-            } else {
-                timestamp_text_udf()
-            };
-            let text = udf.call(vec![micros]);
             Transformed::yes(match to {
                 DataType::Utf8 => text,
                 other => text.cast_to(other, schema)?,
@@ -93,12 +94,17 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
             let Expr::Cast(Cast { expr: int, .. }) = expr.as_ref() else {
                 return Ok(Transformed::no(e));
             };
-            let micros = int
+            // QuestDB's TIMESTAMP_NS counts nanoseconds the same way.
+            let unit = match to {
+                DataType::Timestamp(TimeUnit::Nanosecond, None) => TimeUnit::Nanosecond,
+                _ => TimeUnit::Microsecond,
+            };
+            let counted = int
                 .as_ref()
                 .clone()
                 .cast_to(&DataType::Int64, schema)?
-                .cast_to(&DataType::Timestamp(TimeUnit::Microsecond, None), schema)?;
-            Transformed::yes(micros.cast_to(to, schema)?)
+                .cast_to(&DataType::Timestamp(unit, None), schema)?;
+            Transformed::yes(counted.cast_to(to, schema)?)
         }
         // Arrow's scale-down of a decimal rounds half away from zero.
         (
@@ -173,6 +179,33 @@ pub(crate) fn match_array_literal_dimensions(statement: &mut ast::Statement) {
                     None,
                 ));
             }
+        }
+        std::ops::ControlFlow::<()>::Continue(())
+    });
+}
+
+/// PostgreSQL's TIMESTAMP holds microseconds; DataFusion plans a bare
+/// `TIMESTAMP` (in a cast or a typed literal) as nanoseconds. Spelled
+/// `TIMESTAMP(6)` before planning, `x::timestamp` of a TIMESTAMP_NS value drops
+/// the last three digits, as a cast to PostgreSQL's type does, and casts reach
+/// the years PostgreSQL reaches (nanoseconds end in 2262).
+pub(crate) fn timestamps_in_microseconds(statement: &mut ast::Statement) {
+    fn micros(t: &mut ast::DataType) {
+        match t {
+            ast::DataType::Timestamp(precision @ None, _) => *precision = Some(6),
+            ast::DataType::Array(
+                ast::ArrayElemTypeDef::SquareBracket(inner, _)
+                | ast::ArrayElemTypeDef::AngleBracket(inner)
+                | ast::ArrayElemTypeDef::Parenthesis(inner),
+            ) => micros(inner),
+            _ => {}
+        }
+    }
+    let _ = ast::visit_expressions_mut(statement, |e| {
+        match e {
+            ast::Expr::Cast { data_type, .. } => micros(data_type),
+            ast::Expr::TypedString(typed) => micros(&mut typed.data_type),
+            _ => {}
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
@@ -297,21 +330,56 @@ fn timestamptz_text_udf() -> ScalarUDF {
     UDF.clone()
 }
 
+/// `tidemark_timestamp_ns_text(ts)`: a TIMESTAMP_NS value as text with its nanoseconds.
+fn timestamp_ns_text_udf() -> ScalarUDF {
+    static UDF: LazyLock<ScalarUDF> = LazyLock::new(|| {
+        timestamp_text_udf_of(
+            "tidemark_timestamp_ns_text",
+            TimeUnit::Nanosecond,
+            crate::text::timestamp_nanos,
+        )
+    });
+    UDF.clone()
+}
+
 fn micros_text_udf(name: &'static str, format: fn(i64) -> String) -> ScalarUDF {
+    timestamp_text_udf_of(name, TimeUnit::Microsecond, format)
+}
+
+/// A UDF formatting timestamps of unit `unit` (no zone) with `format`, which
+/// takes the stored number.
+fn timestamp_text_udf_of(
+    name: &'static str,
+    unit: TimeUnit,
+    format: fn(i64) -> String,
+) -> ScalarUDF {
     create_udf(
         name,
-        vec![DataType::Timestamp(TimeUnit::Microsecond, None)],
+        vec![DataType::Timestamp(unit, None)],
         DataType::Utf8,
         Volatility::Immutable,
         Arc::new(move |args: &[ColumnarValue]| match args {
             [ColumnarValue::Array(a)] => {
-                let Some(ts) = a.as_primitive_opt::<TimestampMicrosecondType>() else {
+                if a.data_type() != &DataType::Timestamp(unit, None) {
                     return exec_err!("{name} of {}", a.data_type());
-                };
-                let text: StringArray = ts.iter().map(|v| v.map(format)).collect();
+                }
+                // A timestamp cast to Int64 is its stored number.
+                let numbers = datafusion::arrow::compute::cast(a, &DataType::Int64)?;
+                let text: StringArray = numbers
+                    .as_primitive::<datafusion::arrow::datatypes::Int64Type>()
+                    .iter()
+                    .map(|v| v.map(format))
+                    .collect();
                 Ok(ColumnarValue::Array(Arc::new(text) as ArrayRef))
             }
-            [ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(v, None))] => {
+            [ColumnarValue::Scalar(ScalarValue::TimestampMicrosecond(v, None))]
+                if unit == TimeUnit::Microsecond =>
+            {
+                Ok(ColumnarValue::Scalar(ScalarValue::Utf8(v.map(format))))
+            }
+            [ColumnarValue::Scalar(ScalarValue::TimestampNanosecond(v, None))]
+                if unit == TimeUnit::Nanosecond =>
+            {
                 Ok(ColumnarValue::Scalar(ScalarValue::Utf8(v.map(format))))
             }
             other => exec_err!("{name} of {other:?}"),

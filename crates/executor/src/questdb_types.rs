@@ -4,12 +4,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, FieldRef};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
 use datafusion::sql::sqlparser::ast;
 
 /// The Arrow field a cast to QuestDB's type `sql_type` makes, for the names
 /// PostgreSQL lacks: LONG, SHORT, BYTE (no one-byte integer here: SMALLINT),
-/// STRING and SYMBOL (text).
+/// STRING and SYMBOL (text), TIMESTAMP_NS (a timestamp with nanoseconds).
 pub(crate) fn plan_cast_type(sql_type: &ast::DataType) -> Option<FieldRef> {
     let ast::DataType::Custom(name, args) = sql_type else {
         return None;
@@ -24,6 +24,7 @@ pub(crate) fn plan_cast_type(sql_type: &ast::DataType) -> Option<FieldRef> {
         "long" => DataType::Int64,
         "short" | "byte" => DataType::Int16,
         "string" | "symbol" => DataType::Utf8,
+        "timestamp_ns" => DataType::Timestamp(TimeUnit::Nanosecond, None),
         _ => return None,
     };
     Some(Arc::new(Field::new("", t, true)))
@@ -47,6 +48,10 @@ mod tests {
         assert_eq!(t("CAST(x AS LONG)"), Some(DataType::Int64));
         assert_eq!(t("x::short"), Some(DataType::Int16));
         assert_eq!(t("x::symbol"), Some(DataType::Utf8));
+        assert_eq!(
+            t("x::timestamp_ns"),
+            Some(DataType::Timestamp(TimeUnit::Nanosecond, None))
+        );
         assert_eq!(t("x::bigint"), None);
         assert_eq!(t("x::nope"), None);
     }

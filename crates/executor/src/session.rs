@@ -507,6 +507,7 @@ impl Session {
         // The session applies the changes after planning (see `dispatch`).
         crate::set_config::resolve(&mut s, &self.settings)?;
         crate::pg_casts::match_array_literal_dimensions(&mut s);
+        crate::pg_casts::timestamps_in_microseconds(&mut s);
         crate::generators::rewrite(&mut s, view)?;
         crate::questdb_functions::rewrite(&mut s)?;
         crate::temporal_join::rewrite(&mut s, view)?;

@@ -5,7 +5,7 @@ use chrono::{Offset, TimeZone};
 use datafusion::arrow::array::timezone::Tz;
 use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, FixedSizeBinaryArray,
-    StringArray, TimestampMicrosecondArray,
+    StringArray,
 };
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
@@ -53,23 +53,14 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
             .map(|a| a.value(row).to_string())
             .unwrap_or_default(),
         DataType::Timestamp(unit, zone) => {
-            let micros_array = match unit {
-                TimeUnit::Microsecond => array.clone(),
-                _ => cast(
-                    array,
-                    &DataType::Timestamp(TimeUnit::Microsecond, zone.clone()),
-                )?,
-            };
-            let micros = micros_array
-                .as_any()
-                .downcast_ref::<TimestampMicrosecondArray>()
-                .map(|a| a.value(row))
-                .unwrap_or_default();
-            match zone {
+            let raw = timestamp_raw(array, *unit, row);
+            match (zone, unit) {
                 // An instant: PostgreSQL shows it in the session time zone with its
                 // offset (results carry that zone: `Output::in_time_zone`).
-                Some(zone) => timestamptz_in(micros, zone),
-                None => timestamp(micros),
+                (Some(zone), _) => timestamptz_in(micros_of(raw, *unit), zone),
+                // TIMESTAMP_NS keeps its nanoseconds (as QuestDB sends them).
+                (None, TimeUnit::Nanosecond) => timestamp_nanos(raw),
+                (None, _) => timestamp(micros_of(raw, *unit)),
             }
         }
         DataType::Date32 => {
@@ -344,6 +335,59 @@ fn timestamptz_in(us: i64, zone: &str) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction trimmed.
+/// The stored value of row `row` of a timestamp array of unit `unit`.
+fn timestamp_raw(array: &ArrayRef, unit: TimeUnit, row: usize) -> i64 {
+    use datafusion::arrow::datatypes::{
+        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+        TimestampSecondType,
+    };
+    let value = match unit {
+        TimeUnit::Second => array
+            .as_primitive_opt::<TimestampSecondType>()
+            .map(|a| a.value(row)),
+        TimeUnit::Millisecond => array
+            .as_primitive_opt::<TimestampMillisecondType>()
+            .map(|a| a.value(row)),
+        TimeUnit::Microsecond => array
+            .as_primitive_opt::<TimestampMicrosecondType>()
+            .map(|a| a.value(row)),
+        TimeUnit::Nanosecond => array
+            .as_primitive_opt::<TimestampNanosecondType>()
+            .map(|a| a.value(row)),
+    };
+    value.unwrap_or_default()
+}
+
+/// Row `row` of a timestamp array of unit `unit`, in microseconds (what
+/// PostgreSQL's binary format carries).
+pub fn timestamp_micros(array: &ArrayRef, unit: TimeUnit, row: usize) -> i64 {
+    micros_of(timestamp_raw(array, unit, row), unit)
+}
+
+/// A timestamp of unit `unit` in microseconds (nanoseconds rounded down;
+/// coarser units saturate at the ends of time).
+fn micros_of(value: i64, unit: TimeUnit) -> i64 {
+    match unit {
+        TimeUnit::Second => value.saturating_mul(1_000_000),
+        TimeUnit::Millisecond => value.saturating_mul(1_000),
+        TimeUnit::Microsecond => value,
+        TimeUnit::Nanosecond => value.div_euclid(1_000),
+    }
+}
+
+/// A TIMESTAMP_NS value (nanoseconds since the epoch) as text: PostgreSQL's
+/// timestamp form with up to nine fractional digits, trailing zeros trimmed.
+pub(crate) fn timestamp_nanos(ns: i64) -> String {
+    let mut s = timestamp(ns.div_euclid(1_000_000_000) * 1_000_000);
+    let frac = ns.rem_euclid(1_000_000_000);
+    if frac != 0 {
+        let f = format!("{frac:09}");
+        s.push('.');
+        s.push_str(f.trim_end_matches('0'));
+    }
+    s
+}
+
 pub(crate) fn timestamp(us: i64) -> String {
     let days = us.div_euclid(MICROS_PER_DAY);
     let rem = us.rem_euclid(MICROS_PER_DAY);
@@ -373,6 +417,15 @@ mod tests {
         assert_eq!(timestamp(0), "1970-01-01 00:00:00");
         assert_eq!(timestamp(1_500_000), "1970-01-01 00:00:01.5");
         assert_eq!(timestamp(-1), "1969-12-31 23:59:59.999999");
+        assert_eq!(timestamp_nanos(0), "1970-01-01 00:00:00");
+        assert_eq!(
+            timestamp_nanos(1_123_456_789),
+            "1970-01-01 00:00:01.123456789"
+        );
+        assert_eq!(timestamp_nanos(1_500_000_000), "1970-01-01 00:00:01.5");
+        assert_eq!(timestamp_nanos(-1), "1969-12-31 23:59:59.999999999");
+        assert_eq!(micros_of(-1, TimeUnit::Nanosecond), -1);
+        assert_eq!(micros_of(1_999, TimeUnit::Nanosecond), 1);
         assert_eq!(timestamptz(1_500_000), "1970-01-01 00:00:01.5+00");
         assert_eq!(float(f64::NAN, false), "NaN");
         assert_eq!(float(0.1, false), "0.1");

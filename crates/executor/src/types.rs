@@ -31,6 +31,7 @@ pub(crate) fn column_type(t: SqlType) -> ColumnType {
         SqlType::Jsonb => ColumnType::Jsonb,
         SqlType::Decimal { precision, scale } => ColumnType::Decimal { precision, scale },
         SqlType::DoubleArray { dims } => ColumnType::DoubleArray { dims },
+        SqlType::TimestampNs => ColumnType::TimestampNs,
     }
 }
 
@@ -103,6 +104,7 @@ pub fn arrow_type(t: ColumnType) -> DataType {
         ColumnType::Binary => DataType::Binary,
         ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale as i8),
         ColumnType::DoubleArray { dims } => crate::double_array::arrow_type(dims),
+        ColumnType::TimestampNs => DataType::Timestamp(TimeUnit::Nanosecond, None),
     }
 }
 
@@ -126,6 +128,7 @@ pub(crate) fn pg_name(t: ColumnType) -> &'static str {
         ColumnType::Jsonb => "jsonb",
         ColumnType::Decimal { .. } => "numeric",
         ColumnType::DoubleArray { .. } => "double precision[]",
+        ColumnType::TimestampNs => "timestamp_ns",
     }
 }
 

@@ -490,6 +490,7 @@ fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
                 SqlType::Timestamp
             }
         }
+        "timestamp_ns" => SqlType::TimestampNs,
         "date" => SqlType::Date,
         "varchar" | "text" | "string" | "char" | "bpchar" => {
             skip_args(p)?;

@@ -105,6 +105,8 @@ pub enum SqlType {
     DoubleArray {
         dims: u8,
     },
+    /// QuestDB's `TIMESTAMP_NS`: a timestamp with nanoseconds.
+    TimestampNs,
 }
 
 impl SqlType {

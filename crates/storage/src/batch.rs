@@ -160,7 +160,7 @@ impl Values {
             ColumnType::Boolean => Values::Boolean(vec![false; n]),
             ColumnType::SmallInt => Values::SmallInt(vec![0; n]),
             ColumnType::Int => Values::Int(vec![0; n]),
-            ColumnType::BigInt => Values::BigInt(vec![0; n]),
+            ColumnType::BigInt | ColumnType::TimestampNs => Values::BigInt(vec![0; n]),
             ColumnType::Real => Values::Real(vec![0.0; n]),
             ColumnType::Double => Values::Double(vec![0.0; n]),
             ColumnType::Timestamp | ColumnType::TimestampTz => Values::Timestamp(vec![0; n]),

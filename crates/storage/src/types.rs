@@ -50,6 +50,9 @@ pub enum ColumnType {
     DoubleArray {
         dims: u8,
     },
+    /// QuestDB's `TIMESTAMP_NS`: nanoseconds since 1970-01-01 UTC, stored exactly
+    /// as BIGINT. Not a designated timestamp (partitions are cut in microseconds).
+    TimestampNs,
 }
 
 /// The most dimensions a `DOUBLE[]` column has (PostgreSQL's arrays have at most 6).
@@ -61,7 +64,7 @@ pub const MAX_DECIMAL_PRECISION: u8 = 38;
 impl ColumnType {
     /// One of each type (DECIMAL with one precision and scale; all decimals share
     /// a layout).
-    pub const ALL: [ColumnType; 17] = [
+    pub const ALL: [ColumnType; 18] = [
         ColumnType::Boolean,
         ColumnType::SmallInt,
         ColumnType::Int,
@@ -82,6 +85,7 @@ impl ColumnType {
             scale: 4,
         },
         ColumnType::DoubleArray { dims: 1 },
+        ColumnType::TimestampNs,
     ];
 
     /// The type a DECIMAL's values are decoded as when only the layout is known (in
@@ -119,7 +123,8 @@ impl ColumnType {
             ColumnType::BigInt
             | ColumnType::Double
             | ColumnType::Timestamp
-            | ColumnType::TimestampTz => 8,
+            | ColumnType::TimestampTz
+            | ColumnType::TimestampNs => 8,
             ColumnType::Uuid | ColumnType::Decimal { .. } => 16,
             ColumnType::Varchar
             | ColumnType::Binary
@@ -149,12 +154,14 @@ impl ColumnType {
 
     /// The type whose values (`Values` variant, file layout) this type shares:
     /// TIMESTAMPTZ is stored exactly as TIMESTAMP, JSON and JSONB as VARCHAR, every
-    /// DECIMAL as [`DECIMAL_STORED`](Self::DECIMAL_STORED), `DOUBLE[]` as BINARY.
+    /// DECIMAL as [`DECIMAL_STORED`](Self::DECIMAL_STORED), `DOUBLE[]` as BINARY,
+    /// TIMESTAMP_NS as BIGINT.
     pub fn physical(self) -> ColumnType {
         match self {
             ColumnType::TimestampTz => ColumnType::Timestamp,
             ColumnType::Json | ColumnType::Jsonb => ColumnType::Varchar,
             ColumnType::DoubleArray { .. } => ColumnType::Binary,
+            ColumnType::TimestampNs => ColumnType::BigInt,
             ColumnType::Decimal { .. } => ColumnType::DECIMAL_STORED,
             t => t,
         }
@@ -185,6 +192,7 @@ impl ColumnType {
             ColumnType::Jsonb => 15,
             ColumnType::Decimal { .. } => 16,
             ColumnType::DoubleArray { .. } => 17,
+            ColumnType::TimestampNs => 18,
         }
     }
 
@@ -254,6 +262,7 @@ impl ColumnType {
             ColumnType::Jsonb => "JSONB",
             ColumnType::Decimal { .. } => "DECIMAL",
             ColumnType::DoubleArray { .. } => "DOUBLE[]",
+            ColumnType::TimestampNs => "TIMESTAMP_NS",
         }
     }
 }

@@ -9,12 +9,12 @@ use pgwire::api::results::FieldFormat;
 use pgwire::messages::data::DataRow;
 use tidemark_executor::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, FixedSizeBinaryArray,
-    StringArray, TimestampMicrosecondArray,
+    StringArray,
 };
 use tidemark_executor::arrow::datatypes::Decimal128Type;
 use tidemark_executor::arrow::datatypes::{
-    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
-    UInt8Type, UInt16Type, UInt32Type, UInt64Type,
+    DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, UInt8Type,
+    UInt16Type, UInt32Type, UInt64Type,
 };
 use tidemark_executor::error::sqlstate;
 use tidemark_executor::numeric;
@@ -153,23 +153,9 @@ fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, 
         DataType::Float32 => buf.put_f32(array.as_primitive::<Float32Type>().value(row)),
         DataType::Float64 => buf.put_f64(array.as_primitive::<Float64Type>().value(row)),
         DataType::Timestamp(unit, _) => {
-            let micros = if *unit == TimeUnit::Microsecond {
-                array
-                    .as_any()
-                    .downcast_ref::<TimestampMicrosecondArray>()
-                    .ok_or_else(|| internal("a timestamp"))?
-                    .value(row)
-            } else {
-                let cast = tidemark_executor::arrow::compute::cast(
-                    array,
-                    &DataType::Timestamp(TimeUnit::Microsecond, None),
-                )
-                .map_err(|e| internal(&e.to_string()))?;
-                cast.as_any()
-                    .downcast_ref::<TimestampMicrosecondArray>()
-                    .ok_or_else(|| internal("a timestamp"))?
-                    .value(row)
-            };
+            // PostgreSQL's binary timestamp counts microseconds: TIMESTAMP_NS
+            // values lose their last three digits here (the text format keeps them).
+            let micros = tidemark_executor::text::timestamp_micros(array, *unit, row);
             buf.put_i64(micros - PG_EPOCH_MICROS);
         }
         DataType::Date32 => {

@@ -390,7 +390,7 @@ impl ColumnChunk {
                 v
             }
             ColumnType::Date => fixed!(i32, Date),
-            ColumnType::BigInt => fixed!(i64, BigInt),
+            ColumnType::BigInt | ColumnType::TimestampNs => fixed!(i64, BigInt),
             ColumnType::Timestamp | ColumnType::TimestampTz => fixed!(i64, Timestamp),
             ColumnType::Real => fixed!(f32, Real),
             ColumnType::Double => fixed!(f64, Double),

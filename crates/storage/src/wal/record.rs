@@ -417,7 +417,7 @@ fn decode_column(d: &mut Decoder<'_>) -> Result<Column> {
         ColumnType::SmallInt => fixed!(i16, SmallInt),
         ColumnType::Int => fixed!(i32, Int),
         ColumnType::Date => fixed!(i32, Date),
-        ColumnType::BigInt => fixed!(i64, BigInt),
+        ColumnType::BigInt | ColumnType::TimestampNs => fixed!(i64, BigInt),
         ColumnType::Timestamp | ColumnType::TimestampTz => fixed!(i64, Timestamp),
         ColumnType::Real => fixed!(f32, Real),
         ColumnType::Double => fixed!(f64, Double),
