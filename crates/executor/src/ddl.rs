@@ -108,15 +108,8 @@ pub(crate) async fn create_table(
                     ),
                 )
             })?;
-        if !col.column_type.is_timestamp() {
-            return Err(ExecError::new(
-                sqlstate::INVALID_TABLE_DEFINITION,
-                format!(
-                    "designated timestamp column \"{ts}\" must be of type TIMESTAMP or \
-                     TIMESTAMPTZ, not {}",
-                    col.column_type
-                ),
-            ));
+        if let Some(problem) = col.column_type.designated_timestamp_problem(ts) {
+            return Err(ExecError::new(sqlstate::INVALID_TABLE_DEFINITION, problem));
         }
     }
     let by = c

@@ -173,6 +173,26 @@ impl ColumnType {
         self.physical() == ColumnType::Timestamp
     }
 
+    /// Why a column of this type, named `column`, cannot be a designated
+    /// timestamp; `None` when it can.
+    pub fn designated_timestamp_problem(self, column: &str) -> Option<String> {
+        if self.is_timestamp() {
+            return None;
+        }
+        // Partitions are cut in microseconds, so nanoseconds cannot be the
+        // designated timestamp; say what to do instead.
+        let hint = if self == ColumnType::TimestampNs {
+            ": designate a TIMESTAMP column and keep the nanoseconds in a TIMESTAMP_NS \
+             column beside it"
+        } else {
+            ""
+        };
+        Some(format!(
+            "designated timestamp column \"{column}\" must be of type TIMESTAMP or \
+             TIMESTAMPTZ, not {self}{hint}"
+        ))
+    }
+
     pub(crate) fn code(self) -> u8 {
         match self {
             ColumnType::Boolean => 1,

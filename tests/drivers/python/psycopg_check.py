@@ -112,6 +112,33 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
         assert "bids" in str(e), str(e)
     conn.execute("DROP TABLE drv_psycopg_arr")
 
+    # TIMESTAMP_NS: nanoseconds in from text, datetimes in (binary parameters and
+    # binary COPY, microseconds); out, binary results are datetimes (microseconds),
+    # `::text` keeps the nanoseconds, and text results of whole microseconds parse.
+    conn.execute("DROP TABLE IF EXISTS drv_psycopg_ns")
+    conn.execute("CREATE TABLE drv_psycopg_ns (ts TIMESTAMP, exch TIMESTAMP_NS) TIMESTAMP(ts)")
+    micros = datetime.datetime(2026, 1, 2, 3, 4, 5, 678901)
+    with conn.cursor() as cur:
+        cur.execute("INSERT INTO drv_psycopg_ns VALUES (%s, %s)",
+                    (ROW[0], "2026-01-02 03:04:05.123456789"))
+        cur.execute("INSERT INTO drv_psycopg_ns VALUES (%s, %s)",
+                    (ROW[0] + datetime.timedelta(seconds=1), micros), binary=True)
+        with cur.copy("COPY drv_psycopg_ns FROM STDIN (FORMAT BINARY)") as copy:
+            copy.set_types(["timestamp", "timestamp"])
+            copy.write_row((ROW[0] + datetime.timedelta(seconds=2), micros))
+    with conn.cursor(binary=True) as cur:
+        cur.execute("SELECT exch, exch::text FROM drv_psycopg_ns ORDER BY ts")
+        got = cur.fetchall()
+    assert got == [
+        (datetime.datetime(2026, 1, 2, 3, 4, 5, 123456), "2026-01-02 03:04:05.123456789"),
+        (micros, "2026-01-02 03:04:05.678901"),
+        (micros, "2026-01-02 03:04:05.678901"),
+    ], got
+    whole = conn.execute("SELECT exch FROM drv_psycopg_ns WHERE exch > %s", (micros.replace(
+        microsecond=500000),)).fetchall()
+    assert whole == [(micros,), (micros,)], whole
+    conn.execute("DROP TABLE drv_psycopg_ns")
+
     try:
         conn.execute("SELECT * FROM no_such_table")
         raise SystemExit("expected an error for a missing table")

@@ -104,6 +104,16 @@ impl ColumnBuilder {
                 let x = int(field)?;
                 v.push(i32::try_from(x).map_err(|_| range(x, "integer"))?)
             }
+            // A TIMESTAMP_NS column takes PostgreSQL's binary timestamp
+            // (microseconds since 2000-01-01), as a client sends it.
+            Values::BigInt(v) if self.column_type == ColumnType::TimestampNs => {
+                let pg = i64::from_be_bytes(fixed(8)?.try_into().map_err(|_| bad("length"))?);
+                v.push(
+                    pg.checked_add(PG_EPOCH_MICROS)
+                        .and_then(|us| us.checked_mul(1_000))
+                        .ok_or_else(|| range(pg, "timestamp_ns"))?,
+                )
+            }
             Values::BigInt(v) => v.push(int(field)?),
             Values::Real(v) => v.push(match field.len() {
                 4 => f32::from_be_bytes(fixed(4)?.try_into().map_err(|_| bad("length"))?),

@@ -338,6 +338,27 @@ async fn a_request_is_one_transaction_with_the_schema_taken_from_the_data() {
     ] {
         assert!(metrics.contains(expected), "{expected} in\n{metrics}");
     }
+
+    // An integer field fills a TIMESTAMP_NS column with nanoseconds; text does not.
+    query(
+        &client,
+        "CREATE TABLE nano_fills (timestamp TIMESTAMP, exch TIMESTAMP_NS) TIMESTAMP(timestamp)",
+    )
+    .await;
+    assert_eq!(
+        write(
+            http,
+            "nano_fills exch=1700000000123456789i 1700000000000000000"
+        ),
+        (204, String::new())
+    );
+    assert_eq!(
+        query(&client, "SELECT exch FROM nano_fills").await,
+        vec![some(&["2023-11-14 22:13:20.123456789"])]
+    );
+    let (code, body) = write(http, "nano_fills exch=\"2023-11-14\" 1700000000000000000");
+    assert_eq!(code, 400, "{body}");
+    assert!(body.contains("TIMESTAMP_NS"), "{body}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -271,11 +271,8 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                             table: def.name.clone(),
                             column: ts.clone(),
                         })?;
-                    if !c.column_type.is_timestamp() {
-                        return Err(StorageError::InvalidData(format!(
-                            "designated timestamp column \"{}\" must be of type TIMESTAMP or TIMESTAMPTZ, not {}",
-                            c.name, c.column_type
-                        )));
+                    if let Some(problem) = c.column_type.designated_timestamp_problem(&c.name) {
+                        return Err(StorageError::InvalidData(problem));
                     }
                     c.not_null = true;
                     Some(c.id)

@@ -122,6 +122,7 @@ fn every_type_and_null_roundtrips_and_nan_is_not_null() {
                 ColumnType::Double => Values::Double(vec![f64::NAN, 0.0, 0.0]),
                 ColumnType::Timestamp => Values::Timestamp(vec![i64::MIN, 0, 0]),
                 ColumnType::TimestampTz => Values::Timestamp(vec![i64::MAX, 0, 0]),
+                ColumnType::TimestampNs => Values::BigInt(vec![i64::MAX - 1, 0, 0]),
                 ColumnType::Json | ColumnType::Jsonb => Values::Varchar(VarData::from_slices([
                     &b"{}"[..],
                     b"",

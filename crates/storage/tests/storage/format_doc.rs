@@ -163,6 +163,7 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
                 ),
                 ColumnType::Timestamp => Values::Timestamp(i(&|x| x as i64 - 5)),
                 ColumnType::TimestampTz => Values::Timestamp(i(&|x| x as i64 * 1_000_000 + k)),
+                ColumnType::TimestampNs => Values::BigInt(i(&|x| x as i64 * 1_000_000_007 + k)),
                 ColumnType::Date => {
                     Values::Date(i(&|x| x as i64 * 400).iter().map(|&x| x as i32).collect())
                 }
