@@ -63,6 +63,10 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
                 (None, _) => timestamp(micros_of(raw, *unit)),
             }
         }
+        DataType::Interval(_) | DataType::Duration(_) => match interval_parts(array, row) {
+            Some((months, days, nanos)) => interval(months, days, nanos),
+            None => return Ok(None),
+        },
         DataType::Date32 => {
             let d = array
                 .as_any()
@@ -335,6 +339,125 @@ fn timestamptz_in(us: i64, zone: &str) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction trimmed.
+const NANOS_PER_DAY: i128 = 86_400_000_000_000;
+
+/// Row `row` of an interval or duration array as PostgreSQL's interval fields:
+/// months, days and the time in nanoseconds. A duration (the difference of two
+/// timestamps) gives whole days of 24 hours and the rest, as PostgreSQL's
+/// `timestamp - timestamp` does.
+pub fn interval_parts(array: &ArrayRef, row: usize) -> Option<(i32, i32, i64)> {
+    use datafusion::arrow::datatypes::{
+        DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
+        DurationSecondType, IntervalDayTimeType, IntervalMonthDayNanoType, IntervalUnit,
+        IntervalYearMonthType,
+    };
+    let duration = |nanos: i128| {
+        let days = i32::try_from(nanos / NANOS_PER_DAY).ok()?;
+        Some((0, days, (nanos % NANOS_PER_DAY) as i64))
+    };
+    match array.data_type() {
+        DataType::Interval(IntervalUnit::YearMonth) => Some((
+            array
+                .as_primitive_opt::<IntervalYearMonthType>()?
+                .value(row),
+            0,
+            0,
+        )),
+        DataType::Interval(IntervalUnit::DayTime) => {
+            let v = array.as_primitive_opt::<IntervalDayTimeType>()?.value(row);
+            Some((0, v.days, i64::from(v.milliseconds) * 1_000_000))
+        }
+        DataType::Interval(IntervalUnit::MonthDayNano) => {
+            let v = array
+                .as_primitive_opt::<IntervalMonthDayNanoType>()?
+                .value(row);
+            Some((v.months, v.days, v.nanoseconds))
+        }
+        DataType::Duration(TimeUnit::Second) => duration(
+            i128::from(array.as_primitive_opt::<DurationSecondType>()?.value(row)) * 1_000_000_000,
+        ),
+        DataType::Duration(TimeUnit::Millisecond) => duration(
+            i128::from(
+                array
+                    .as_primitive_opt::<DurationMillisecondType>()?
+                    .value(row),
+            ) * 1_000_000,
+        ),
+        DataType::Duration(TimeUnit::Microsecond) => duration(
+            i128::from(
+                array
+                    .as_primitive_opt::<DurationMicrosecondType>()?
+                    .value(row),
+            ) * 1_000,
+        ),
+        DataType::Duration(TimeUnit::Nanosecond) => duration(i128::from(
+            array
+                .as_primitive_opt::<DurationNanosecondType>()?
+                .value(row),
+        )),
+        _ => None,
+    }
+}
+
+/// An interval as PostgreSQL writes it (IntervalStyle `postgres`): `1 year 2 mons
+/// -3 days +04:05:06.789`, `23:59:58.5`, `00:00:00`. A field after a negative one
+/// carries its sign; the time shows nanoseconds only when it has some below a
+/// microsecond (PostgreSQL's resolution).
+pub(crate) fn interval(months: i32, days: i32, nanos: i64) -> String {
+    let mut out = String::new();
+    let mut after_negative = false;
+    let years = months / 12;
+    for (value, unit) in [
+        (i64::from(years), "year"),
+        (i64::from(months % 12), "mon"),
+        (i64::from(days), "day"),
+    ] {
+        if value == 0 {
+            continue;
+        }
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if after_negative && value > 0 {
+            out.push('+');
+        }
+        out.push_str(&format!(
+            "{value} {unit}{}",
+            if value != 1 { "s" } else { "" }
+        ));
+        after_negative = value < 0;
+    }
+    if out.is_empty() || nanos != 0 {
+        if !out.is_empty() {
+            out.push(' ');
+        }
+        if nanos < 0 {
+            out.push('-');
+        } else if after_negative {
+            out.push('+');
+        }
+        let abs = nanos.unsigned_abs();
+        let secs = abs / 1_000_000_000;
+        out.push_str(&format!(
+            "{:02}:{:02}:{:02}",
+            secs / 3600,
+            secs / 60 % 60,
+            secs % 60
+        ));
+        let frac = abs % 1_000_000_000;
+        if frac != 0 {
+            let digits = if frac.is_multiple_of(1_000) {
+                format!("{:06}", frac / 1_000)
+            } else {
+                format!("{frac:09}")
+            };
+            out.push('.');
+            out.push_str(digits.trim_end_matches('0'));
+        }
+    }
+    out
+}
+
 /// The stored value of row `row` of a timestamp array of unit `unit`.
 fn timestamp_raw(array: &ArrayRef, unit: TimeUnit, row: usize) -> i64 {
     use datafusion::arrow::datatypes::{
@@ -418,6 +541,23 @@ mod tests {
         assert_eq!(timestamp(1_500_000), "1970-01-01 00:00:01.5");
         assert_eq!(timestamp(-1), "1969-12-31 23:59:59.999999");
         assert_eq!(timestamp_nanos(0), "1970-01-01 00:00:00");
+        // What PostgreSQL 15 prints for the same intervals.
+        let h = 3_600_000_000_000i64;
+        assert_eq!(interval(0, 1, 2 * h), "1 day 02:00:00");
+        assert_eq!(interval(0, 0, 24 * h - 1_500_000_000), "23:59:58.5");
+        assert_eq!(interval(-3, 0, 1_000_000_000), "-3 mons +00:00:01");
+        assert_eq!(interval(0, 0, 0), "00:00:00");
+        assert_eq!(interval(13, 1, 0), "1 year 1 mon 1 day");
+        assert_eq!(
+            interval(14, -3, 4 * h + 306_789_000_000),
+            "1 year 2 mons -3 days +04:05:06.789"
+        );
+        assert_eq!(interval(0, -1, -1_000_000_000), "-1 days -00:00:01");
+        assert_eq!(interval(0, 2, 0), "2 days");
+        assert_eq!(interval(0, 0, -1_500_000_000), "-00:00:01.5");
+        assert_eq!(interval(0, 0, 100 * h), "100:00:00");
+        assert_eq!(interval(-24, 0, 0), "-2 years");
+        assert_eq!(interval(0, 0, 3_000_000_007), "00:00:03.000000007");
         assert_eq!(
             timestamp_nanos(1_123_456_789),
             "1970-01-01 00:00:01.123456789"

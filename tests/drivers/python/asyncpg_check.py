@@ -79,6 +79,17 @@ async def main(host, port, user, password, sslmode="disable"):
                                    ROW[0]) == 8.5
         await conn.execute("DROP TABLE drv_asyncpg_arr")
 
+        # Intervals (binary) and TIMESTAMP_NS (binary: microseconds; ::text keeps nanoseconds).
+        got = await conn.fetchrow(
+            "SELECT INTERVAL '-3 months 1 second' AS i, "
+            "'2026-01-02'::timestamp - '2026-01-01 00:00:01.5'::timestamp AS d, "
+            "'2026-01-02T03:04:05.123456789'::timestamp_ns AS ns, "
+            "'2026-01-02T03:04:05.123456789'::timestamp_ns::text AS ns_text")
+        assert got["i"] == datetime.timedelta(days=-90, seconds=1), got
+        assert got["d"] == datetime.timedelta(seconds=86398.5), got
+        assert got["ns"] == datetime.datetime(2026, 1, 2, 3, 4, 5, 123456), got
+        assert got["ns_text"] == "2026-01-02 03:04:05.123456789", got
+
         # set_config changes the session as SET does, and returns the value.
         assert await conn.fetchval("SELECT set_config('application_name', 'tm', false)") == "tm"
         assert await conn.fetchval("SHOW application_name") == "tm"

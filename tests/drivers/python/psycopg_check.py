@@ -139,6 +139,14 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
     assert whole == [(micros,), (micros,)], whole
     conn.execute("DROP TABLE drv_psycopg_ns")
 
+    # Intervals (and timestamp differences) read as timedeltas in both formats.
+    for binary in (False, True):
+        got = conn.cursor(binary=binary).execute(
+            "SELECT INTERVAL '1 day 2 hours', "
+            "'2026-01-02'::timestamp - '2026-01-01 00:00:01.5'::timestamp").fetchone()
+        assert got == (datetime.timedelta(days=1, hours=2),
+                       datetime.timedelta(seconds=86398.5)), (binary, got)
+
     try:
         conn.execute("SELECT * FROM no_such_table")
         raise SystemExit("expected an error for a missing table")

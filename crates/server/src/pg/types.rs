@@ -45,10 +45,12 @@ pub(crate) fn pg_type(t: &DataType) -> Type {
         DataType::FixedSizeBinary(16) => Type::UUID,
         DataType::Binary | DataType::LargeBinary | DataType::BinaryView => Type::BYTEA,
         DataType::Decimal128(..) => Type::NUMERIC,
+        // Intervals, and durations (the difference of two timestamps).
+        DataType::Interval(_) | DataType::Duration(_) => Type::INTERVAL,
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
             array_of(&pg_type(innermost_element(t)))
         }
-        // Everything else (text, symbols, wider decimals, intervals) travels as its
+        // Everything else (text, symbols, wider decimals) travels as its
         // PostgreSQL text form, in both formats.
         _ => Type::TEXT,
     }
@@ -195,6 +197,15 @@ fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, 
         DataType::List(_) | DataType::LargeList(_) | DataType::FixedSizeList(..) => {
             let elements = list_value(array.as_ref(), row).ok_or_else(|| internal("a list"))?;
             put_binary_array(buf, elements)?;
+        }
+        // PostgreSQL's binary interval: microseconds, days, months (nanoseconds
+        // below a microsecond are dropped, as the text format keeps them).
+        DataType::Interval(_) | DataType::Duration(_) => {
+            let (months, days, nanos) = tidemark_executor::text::interval_parts(array, row)
+                .ok_or_else(|| internal("an interval"))?;
+            buf.put_i64(nanos / 1_000);
+            buf.put_i32(days);
+            buf.put_i32(months);
         }
         // Sent as TEXT: the binary form of text is its UTF-8 bytes.
         _ => match format_value(array, row)? {
@@ -606,6 +617,31 @@ mod tests {
         let row =
             data_row(&[a.clone(), a], 0, &Format::Individual(vec![0, 1]), &[]).expect("test value");
         assert_eq!(&row.data[..], &[0, 0, 0, 1, b'5', 0, 0, 0, 4, 0, 0, 0, 5]);
+    }
+
+    #[test]
+    fn intervals_and_durations_are_postgres_intervals() {
+        use tidemark_executor::arrow::array::{
+            DurationMicrosecondArray, IntervalMonthDayNanoArray,
+        };
+        use tidemark_executor::arrow::datatypes::IntervalMonthDayNano;
+        // `ts - ts` of 1 day 2 hours 0.5 s: whole days and the rest, as PostgreSQL.
+        let micros = 26 * 3_600_000_000i64 + 500_000;
+        let d: ArrayRef = Arc::new(DurationMicrosecondArray::from(vec![micros]));
+        assert_eq!(pg_type(d.data_type()), Type::INTERVAL);
+        let text = data_row(std::slice::from_ref(&d), 0, &Format::UnifiedText, &[]).expect("text");
+        assert_eq!(&text.data[4..], b"1 day 02:00:00.5");
+        let binary = data_row(&[d], 0, &Format::UnifiedBinary, &[]).expect("binary");
+        let mut want = vec![0, 0, 0, 16];
+        want.extend_from_slice(&(2 * 3_600_000_000i64 + 500_000).to_be_bytes());
+        want.extend_from_slice(&1i32.to_be_bytes());
+        want.extend_from_slice(&0i32.to_be_bytes());
+        assert_eq!(&binary.data[..], &want[..]);
+        let i: ArrayRef = Arc::new(IntervalMonthDayNanoArray::from(vec![
+            IntervalMonthDayNano::new(-3, 0, 1_000_000_000),
+        ]));
+        let text = data_row(&[i], 0, &Format::UnifiedText, &[]).expect("text");
+        assert_eq!(&text.data[4..], b"-3 mons +00:00:01");
     }
 
     #[test]
