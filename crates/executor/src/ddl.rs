@@ -1,6 +1,6 @@
 //! DDL statements to storage requests.
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::{AlterTable, CreateTable, PartitionUnit};
 use tidemark_storage::{
@@ -62,9 +62,13 @@ pub(crate) async fn create_table(
             let (schema, batches) = session.run_query(ast::Statement::Query(q)).await?;
             let mut columns = Vec::new();
             for f in schema.fields() {
+                let designated = c
+                    .timestamp
+                    .as_deref()
+                    .is_some_and(|ts| ts.eq_ignore_ascii_case(f.name()));
                 columns.push(ColumnDef::new(
                     f.name().clone(),
-                    column_type_of(f.data_type(), f.name())?,
+                    column_type_of(f.data_type(), f.name(), designated)?,
                 ));
             }
             let mut batch_requests = Vec::new();
@@ -155,8 +159,9 @@ pub(crate) async fn create_table(
     }
 }
 
-/// The storage type for a query result column (CREATE TABLE AS).
-fn column_type_of(t: &DataType, name: &str) -> Result<ColumnType> {
+/// The storage type for a query result column (CREATE TABLE AS); `designated`
+/// when the new table's designated timestamp is this column.
+fn column_type_of(t: &DataType, name: &str, designated: bool) -> Result<ColumnType> {
     Ok(match t {
         DataType::Boolean => ColumnType::Boolean,
         DataType::Int8 | DataType::Int16 | DataType::UInt8 => ColumnType::SmallInt,
@@ -180,6 +185,9 @@ fn column_type_of(t: &DataType, name: &str) -> Result<ColumnType> {
         | DataType::UInt64
         | DataType::Decimal128(..)
         | DataType::Decimal256(..) => ColumnType::Double,
+        // Nanoseconds (a TIMESTAMP_NS column) stay nanoseconds, except in the
+        // designated timestamp, which counts microseconds.
+        DataType::Timestamp(TimeUnit::Nanosecond, None) if !designated => ColumnType::TimestampNs,
         DataType::Timestamp(_, None) => ColumnType::Timestamp,
         DataType::Timestamp(_, Some(_)) => ColumnType::TimestampTz,
         DataType::Date32 | DataType::Date64 => ColumnType::Date,
