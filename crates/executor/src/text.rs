@@ -338,7 +338,6 @@ fn timestamptz_in(us: i64, zone: &str) -> String {
     s
 }
 
-/// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction trimmed.
 const NANOS_PER_DAY: i128 = 86_400_000_000_000;
 
 /// Row `row` of an interval or duration array as PostgreSQL's interval fields:
@@ -511,6 +510,7 @@ pub(crate) fn timestamp_nanos(ns: i64) -> String {
     s
 }
 
+/// `YYYY-MM-DD HH:MM:SS[.ffffff]` with trailing zeros of the fraction trimmed.
 pub(crate) fn timestamp(us: i64) -> String {
     let days = us.div_euclid(MICROS_PER_DAY);
     let rem = us.rem_euclid(MICROS_PER_DAY);
