@@ -38,6 +38,7 @@ mod generators;
 mod implicit_group_by;
 mod index_ddl;
 mod insert;
+pub mod interval_params;
 pub mod json;
 mod json_edit;
 mod latest;

@@ -386,6 +386,9 @@ fn sql_param_type(t: &ast::DataType) -> Option<DataType> {
             DataType::Timestamp(datafusion::arrow::datatypes::TimeUnit::Microsecond, None)
         }
         Sql::Date => DataType::Date32,
+        Sql::Interval { .. } => {
+            DataType::Interval(datafusion::arrow::datatypes::IntervalUnit::MonthDayNano)
+        }
         Sql::Uuid => DataType::FixedSizeBinary(16),
         Sql::Bytea => DataType::Binary,
         Sql::Numeric(_) | Sql::Decimal(_) => DataType::Decimal128(38, 10),

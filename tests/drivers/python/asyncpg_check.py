@@ -89,6 +89,8 @@ async def main(host, port, user, password, sslmode="disable"):
         assert got["d"] == datetime.timedelta(seconds=86398.5), got
         assert got["ns"] == datetime.datetime(2026, 1, 2, 3, 4, 5, 123456), got
         assert got["ns_text"] == "2026-01-02 03:04:05.123456789", got
+        got = await conn.fetchval("SELECT $1::interval", datetime.timedelta(days=-2, seconds=5))
+        assert got == datetime.timedelta(days=-2, seconds=5), got
 
         # set_config changes the session as SET does, and returns the value.
         assert await conn.fetchval("SELECT set_config('application_name', 'tm', false)") == "tm"

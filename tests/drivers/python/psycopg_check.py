@@ -146,6 +146,13 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
             "'2026-01-02'::timestamp - '2026-01-01 00:00:01.5'::timestamp").fetchone()
         assert got == (datetime.timedelta(days=1, hours=2),
                        datetime.timedelta(seconds=86398.5)), (binary, got)
+    # timedelta parameters (psycopg sends them in binary; text with %t).
+    got = conn.execute("SELECT %s::interval, %t::interval, now() - %s < now()",
+                       (datetime.timedelta(hours=-1, microseconds=5),
+                        datetime.timedelta(days=-1, hours=3),
+                        datetime.timedelta(days=400))).fetchone()
+    assert got == (datetime.timedelta(hours=-1, microseconds=5),
+                   datetime.timedelta(days=-1, hours=3), True), got
 
     try:
         conn.execute("SELECT * FROM no_such_table")

@@ -405,6 +405,7 @@ pub(crate) fn decode_param(
             type_name: "DATE",
             text: text.to_string(),
         },
+        Type::INTERVAL => tidemark_executor::interval_params::from_text(text),
         Type::BYTEA => match text.strip_prefix("\\x") {
             Some(hex) => ParamValue::Bytes(
                 (0..hex.len() / 2)
@@ -464,6 +465,15 @@ fn decode_binary(n: usize, t: &Type, b: &[u8]) -> Result<ParamValue, ExecError> 
                 .ok_or_else(|| bad_param(n, t, "out of range"))?,
         ),
         Type::UUID => ParamValue::Uuid(fixed(n, t, b)?),
+        // Microseconds, days, months (big-endian, in that order).
+        Type::INTERVAL => {
+            let v = u128::from_be_bytes(fixed(n, t, b)?);
+            tidemark_executor::interval_params::from_fields(
+                v as u32 as i32,
+                (v >> 32) as u32 as i32,
+                (v >> 64) as u64 as i64,
+            )
+        }
         Type::BYTEA => ParamValue::Bytes(b.to_vec()),
         Type::NUMERIC => {
             numeric_param(numeric::binary_to_text(b).map_err(|_| bad_param(n, t, "not a numeric"))?)
@@ -608,6 +618,32 @@ mod tests {
         assert_eq!(
             decode_param(1, &Type::TEXT, None, true).expect("test value"),
             ParamValue::Null
+        );
+    }
+
+    #[test]
+    fn interval_params_decode_in_both_formats() {
+        let mut b = Vec::new();
+        b.extend_from_slice(&(-1_500_000i64).to_be_bytes());
+        b.extend_from_slice(&400i32.to_be_bytes());
+        b.extend_from_slice(&(-3i32).to_be_bytes());
+        let typed = |text: &str| ParamValue::Typed {
+            type_name: "INTERVAL",
+            text: text.into(),
+        };
+        assert_eq!(
+            decode_param(1, &Type::INTERVAL, Some(&b), true).expect("binary"),
+            typed("-3 months 400 days -1.500000 seconds")
+        );
+        assert_eq!(
+            decode_param(1, &Type::INTERVAL, Some(b"-1 day, 23:00:00"), false).expect("text"),
+            typed("0 months -1 days 82800.000000 seconds")
+        );
+        assert_eq!(
+            decode_param(1, &Type::INTERVAL, Some(&b[..8]), true)
+                .expect_err("short")
+                .sqlstate,
+            "22P02"
         );
     }
 
