@@ -10,8 +10,12 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMicrosecondArray};
-use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
+use datafusion::arrow::array::{
+    Array, ArrayRef, AsArray, Int64Array, TimestampMicrosecondArray, TimestampNanosecondArray,
+};
+use datafusion::arrow::datatypes::{
+    DataType, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampNanosecondType,
+};
 use datafusion::common::{Result as DfResult, exec_err, plan_err};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{
@@ -201,6 +205,10 @@ impl ScalarUDFImpl for QuestDbTime {
             })
         };
         match (self.function, args) {
+            // A TIMESTAMP_NS stays nanoseconds (the units add to its microseconds).
+            (Function::DateAdd, [_, _, t @ DataType::Timestamp(TimeUnit::Nanosecond, None)]) => {
+                Ok(vec![DataType::Utf8, DataType::Int64, t.clone()])
+            }
             (Function::DateAdd, [_, _, t]) => Ok(vec![DataType::Utf8, DataType::Int64, ts(t)?]),
             (Function::DateDiff, [_, a, b]) => Ok(vec![DataType::Utf8, ts(a)?, ts(b)?]),
             (Function::TimestampFloor, [_, t]) => Ok(vec![DataType::Utf8, ts(t)?]),
@@ -219,6 +227,11 @@ impl ScalarUDFImpl for QuestDbTime {
     fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
         Ok(match self.function {
             Function::DateDiff => DataType::Int64,
+            Function::DateAdd
+                if args.last() == Some(&DataType::Timestamp(TimeUnit::Nanosecond, None)) =>
+            {
+                DataType::Timestamp(TimeUnit::Nanosecond, None)
+            }
             _ => args
                 .last()
                 .and_then(timestamp_of)
@@ -249,6 +262,32 @@ impl ScalarUDFImpl for QuestDbTime {
             parsed.map(Some).ok_or_else(|| bad_unit(name, text))
         };
         let out: ArrayRef = match self.function {
+            Function::DateAdd
+                if arrays[2].data_type() == &DataType::Timestamp(TimeUnit::Nanosecond, None) =>
+            {
+                let n = arrays[1].as_primitive::<Int64Type>();
+                let ts = arrays[2].as_primitive::<TimestampNanosecondType>();
+                let values = (0..rows)
+                    .map(|i| {
+                        let Some((_, u)) = parse(i)? else {
+                            return Ok(None);
+                        };
+                        if n.is_null(i) || ts.is_null(i) {
+                            return Ok(None);
+                        }
+                        let (us, ns) =
+                            (ts.value(i).div_euclid(1_000), ts.value(i).rem_euclid(1_000));
+                        match add(us, n.value(i), u)
+                            .and_then(|us| us.checked_mul(1_000))
+                            .and_then(|v| v.checked_add(ns))
+                        {
+                            Some(v) => Ok(Some(v)),
+                            None => exec_err!("{name}: timestamp out of range"),
+                        }
+                    })
+                    .collect::<DfResult<TimestampNanosecondArray>>()?;
+                Arc::new(values)
+            }
             Function::DateAdd => {
                 let n = arrays[1].as_primitive::<Int64Type>();
                 let ts = arrays[2].as_primitive::<TimestampMicrosecondType>();
