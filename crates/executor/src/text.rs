@@ -16,6 +16,26 @@ use tidemark_storage::types::{MICROS_PER_DAY, civil_from_days};
 
 use crate::error::Result;
 
+/// The value at `row` as a result row carries it in the wire protocol's text
+/// format: [`format_value`], except that a TIMESTAMP_NS value (nanoseconds, no
+/// zone) is written with microseconds, as a PostgreSQL `timestamp` always is.
+/// Python's drivers (psycopg 2 and 3) refuse more than six fractional digits, and
+/// the binary format carries microseconds too; `::text`, COPY TO and the HTTP API
+/// keep the nanoseconds.
+pub fn format_result_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
+    if array.data_type() == &DataType::Timestamp(TimeUnit::Nanosecond, None) {
+        if array.is_null(row) {
+            return Ok(None);
+        }
+        return Ok(Some(timestamp(timestamp_micros(
+            array,
+            TimeUnit::Nanosecond,
+            row,
+        ))));
+    }
+    format_value(array, row)
+}
+
 /// The value at `row` as PostgreSQL text, `None` for NULL.
 pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
     // A NULL literal's array (type Null) has no validity bitmap: every row is NULL.
@@ -566,6 +586,19 @@ mod tests {
         assert_eq!(timestamp_nanos(-1), "1969-12-31 23:59:59.999999999");
         assert_eq!(micros_of(-1, TimeUnit::Nanosecond), -1);
         assert_eq!(micros_of(1_999, TimeUnit::Nanosecond), 1);
+        let ns: ArrayRef =
+            std::sync::Arc::new(datafusion::arrow::array::TimestampNanosecondArray::from(
+                vec![Some(1_123_456_789), None],
+            ));
+        assert_eq!(
+            format_result_value(&ns, 0).expect("text").as_deref(),
+            Some("1970-01-01 00:00:01.123456")
+        );
+        assert_eq!(format_result_value(&ns, 1).expect("text"), None);
+        assert_eq!(
+            format_value(&ns, 0).expect("text").as_deref(),
+            Some("1970-01-01 00:00:01.123456789")
+        );
         assert_eq!(timestamptz(1_500_000), "1970-01-01 00:00:01.5+00");
         assert_eq!(float(f64::NAN, false), "NaN");
         assert_eq!(float(0.1, false), "0.1");

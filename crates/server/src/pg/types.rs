@@ -18,7 +18,7 @@ use tidemark_executor::arrow::datatypes::{
 };
 use tidemark_executor::error::sqlstate;
 use tidemark_executor::numeric;
-use tidemark_executor::text::{format_value, list_value};
+use tidemark_executor::text::{format_result_value, format_value, list_value};
 use tidemark_executor::types::innermost_element;
 use tidemark_executor::{ExecError, ParamValue};
 
@@ -156,7 +156,7 @@ fn put_binary(buf: &mut BytesMut, array: &ArrayRef, row: usize) -> Result<bool, 
         DataType::Float64 => buf.put_f64(array.as_primitive::<Float64Type>().value(row)),
         DataType::Timestamp(unit, _) => {
             // PostgreSQL's binary timestamp counts microseconds: TIMESTAMP_NS
-            // values lose their last three digits here (the text format keeps them).
+            // values lose their last three digits here, as in the text format.
             let micros = tidemark_executor::text::timestamp_micros(array, *unit, row);
             buf.put_i64(micros - PG_EPOCH_MICROS);
         }
@@ -327,7 +327,7 @@ pub(crate) fn data_row(
             }
             present
         } else {
-            match format_value(array, row)? {
+            match format_result_value(array, row)? {
                 Some(s) => {
                     buf.put_slice(s.as_bytes());
                     true

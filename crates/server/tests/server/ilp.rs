@@ -353,7 +353,7 @@ async fn a_request_is_one_transaction_with_the_schema_taken_from_the_data() {
         (204, String::new())
     );
     assert_eq!(
-        query(&client, "SELECT exch FROM nano_fills").await,
+        query(&client, "SELECT exch::text FROM nano_fills").await,
         vec![some(&["2023-11-14 22:13:20.123456789"])]
     );
     let (code, body) = write(http, "nano_fills exch=\"2023-11-14\" 1700000000000000000");
