@@ -1,7 +1,9 @@
 //! QuestDB aggregate functions that are other aggregates in disguise, written
 //! out before planning: `count_distinct(x)` is `count(DISTINCT x)`, and
 //! `vwap(price, amount)` (volume-weighted average price) is
-//! `sum(price * amount) / sum(amount)`.
+//! `sum(price * amount) / sum(amount)`, and `approx_percentile(x, p [,
+//! precision])` is DataFusion's `approx_percentile_cont(x, p)` (a t-digest
+//! where QuestDB keeps an HDR histogram: the precision has no meaning here).
 
 use std::ops::ControlFlow;
 
@@ -19,6 +21,7 @@ pub(crate) fn rewrite(statement: &mut ast::Statement) -> Result<()> {
         a = part(0),
         b = part(1)
     ))?;
+    let percentile = parse_expr(&format!("approx_percentile_cont({}, {})", part(0), part(1)))?;
     let _ = ast::visit_expressions_mut(statement, |e| {
         let ast::Expr::Function(f) = e else {
             return ControlFlow::<()>::Continue(());
@@ -29,14 +32,21 @@ pub(crate) fn rewrite(statement: &mut ast::Statement) -> Result<()> {
         let skeleton = match name.value.to_ascii_lowercase().as_str() {
             "count_distinct" => &count,
             "vwap" => &vwap,
+            "approx_percentile" => &percentile,
             _ => return ControlFlow::Continue(()),
         };
         if f.over.is_some() {
             return ControlFlow::Continue(());
         }
         let args = plain_args(f);
-        let wanted = if std::ptr::eq(skeleton, &count) { 1 } else { 2 };
-        if args.len() == wanted {
+        let arity_fits = if std::ptr::eq(skeleton, &count) {
+            args.len() == 1
+        } else if std::ptr::eq(skeleton, &percentile) {
+            (2..=3).contains(&args.len())
+        } else {
+            args.len() == 2
+        };
+        if arity_fits {
             let refs: Vec<&ast::Expr> = args.iter().collect();
             *e = with_parts(skeleton.clone(), &refs);
         }
@@ -83,6 +93,12 @@ mod tests {
         assert_eq!(
             rewritten("SELECT vwap(a + 1, b) FROM t"),
             "SELECT sum((a + 1) * (b)) / sum(b) FROM t"
+        );
+        assert_eq!(
+            rewritten(
+                "SELECT approx_percentile(price, 0.99, 3), approx_percentile(price, 0.5) FROM t"
+            ),
+            "SELECT approx_percentile_cont(price, 0.99), approx_percentile_cont(price, 0.5) FROM t"
         );
         // A wrong arity is left for the planner's error.
         assert_eq!(rewritten("SELECT vwap(a) FROM t"), "SELECT vwap(a) FROM t");

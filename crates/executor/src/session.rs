@@ -599,8 +599,16 @@ impl Session {
             }
             Statement::AlterTable { table, op } => {
                 let requests = ddl::alter_table(self, table, *op).await?;
-                self.submit(requests).await?;
+                if !requests.is_empty() {
+                    self.submit(requests).await?;
+                }
                 Ok(Output::command("ALTER TABLE"))
+            }
+            Statement::Vacuum { table } => {
+                if let Some(table) = table {
+                    self.table(&table)?;
+                }
+                Ok(Output::command("VACUUM"))
             }
             Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
             Statement::Sample { query, sample } => crate::sample::run(self, query, sample).await,

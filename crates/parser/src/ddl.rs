@@ -228,6 +228,12 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
             expect_word(p, "WAL")?;
         } else if consume_word(p, "WAL") {
             // QuestDB's table kinds: every Tidemark table has a WAL; accepted and ignored.
+        } else if p.parse_keyword(Keyword::WITH) {
+            // QuestDB's `WITH maxUncommittedRows = n, o3MaxLag = 240s`.
+            table_param(p)?;
+            while p.consume_token(&Token::Comma) {
+                table_param(p)?;
+            }
         } else {
             break;
         }
@@ -244,6 +250,54 @@ pub(crate) fn parse_create_table(p: &mut Parser<'_>) -> Result<Statement> {
         primary_key,
         like,
     })))
+}
+
+/// One of QuestDB's table parameters, `name = value`: `maxUncommittedRows`
+/// (rows QuestDB buffers before committing) and `o3MaxLag` (how long it holds
+/// out-of-order rows). Tidemark commits every statement and merges late rows
+/// when they arrive, so both are accepted and have no effect; other names are
+/// an error naming them.
+fn table_param(p: &mut Parser<'_>) -> Result<()> {
+    let at = p.peek_token();
+    let name = identifier(p)?;
+    if !["maxuncommittedrows", "o3maxlag"].contains(&name.to_ascii_lowercase().as_str()) {
+        return Err(syntax(
+            format!(
+                "unknown table parameter \"{}\": expected maxUncommittedRows or o3MaxLag",
+                at.token
+            ),
+            at,
+        ));
+    }
+    p.expect_token(&Token::Eq)?;
+    let value = p.next_token();
+    if !matches!(value.token, Token::Number(..)) {
+        return Err(syntax(
+            format!(
+                "syntax error at or near \"{}\": expected a number",
+                value.token
+            ),
+            value,
+        ));
+    }
+    // A duration's unit (`240s`, `500ms`) follows the number.
+    if let Token::Word(w) = &p.peek_token().token
+        && ["us", "ms", "s", "m", "h", "d"].contains(&w.value.to_ascii_lowercase().as_str())
+    {
+        p.next_token();
+    }
+    Ok(())
+}
+
+/// `VACUUM [TABLE] [name]`.
+pub(crate) fn parse_vacuum(p: &mut Parser<'_>) -> Result<Statement> {
+    expect_word(p, "VACUUM")?;
+    consume_word(p, "TABLE");
+    let table = match p.peek_token().token {
+        Token::EOF | Token::SemiColon => None,
+        _ => Some(table_name(p)?),
+    };
+    Ok(Statement::Vacuum { table })
 }
 
 /// The table constraint `[CONSTRAINT name] PRIMARY KEY (a, b, ...)` where a
@@ -746,6 +800,53 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
         p.next_token();
         p.next_token();
         AlterTable::SetTtl { ttl: ttl_spec(p)? }
+    } else if peek_keywords(p, &["SET", "PARAM"]) {
+        p.next_token();
+        p.next_token();
+        table_param(p)?;
+        AlterTable::Accepted { what: "SET PARAM" }
+    } else if peek_keywords(p, &["SET", "TYPE"]) {
+        p.next_token();
+        p.next_token();
+        consume_word(p, "BYPASS");
+        expect_word(p, "WAL")?;
+        AlterTable::Accepted { what: "SET TYPE" }
+    } else if peek_keywords(p, &["RESUME", "WAL"]) {
+        // A table never suspends here (a failed apply is retried).
+        p.next_token();
+        p.next_token();
+        if consume_word(p, "FROM") {
+            if !consume_word(p, "TXN") {
+                expect_word(p, "TRANSACTION")?;
+            }
+            p.parse_literal_uint()?;
+        }
+        AlterTable::Accepted { what: "RESUME WAL" }
+    } else if ["SQUASH", "DETACH", "ATTACH", "CONVERT"].iter().any(|w| {
+        peek_keywords(
+            p,
+            &[
+                w,
+                if *w == "SQUASH" {
+                    "PARTITIONS"
+                } else {
+                    "PARTITION"
+                },
+            ],
+        )
+    }) {
+        let at = p.peek_token();
+        let message = if peek_keywords(p, &["SQUASH"]) {
+            "ALTER TABLE ... SQUASH PARTITIONS is not supported".to_string()
+        } else {
+            format!(
+                "ALTER TABLE ... {} PARTITION is not supported: partitions cannot be taken out \
+                 of a table or put in as files; use DROP PARTITION, or CHECKPOINT CREATE and \
+                 copy the root",
+                at.token.to_string().to_uppercase()
+            )
+        };
+        return Err(not_supported(message, &at));
     } else if consume_word(p, "DROP") {
         consume_word(p, "COLUMN");
         let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
@@ -770,7 +871,7 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
         let t = p.peek_token();
         return Err(syntax(
             format!(
-                "syntax error at or near \"{}\": expected ADD, DROP, RENAME, SET TTL or DEDUP",
+                "syntax error at or near \"{}\": expected ADD, DROP, RENAME, SET TTL, SET PARAM or DEDUP",
                 t.token
             ),
             t,

@@ -14,6 +14,12 @@ pub enum Statement {
     },
     /// QuestDB's `DROP ALL TABLES`: every table, in one commit.
     DropAllTables,
+    /// QuestDB's `VACUUM TABLE t` (and PostgreSQL's `VACUUM [t]`): housekeeping
+    /// already removes files no version needs, so this checks the table and
+    /// returns.
+    Vacuum {
+        table: Option<String>,
+    },
     Truncate {
         names: Vec<String>,
     },
@@ -220,5 +226,11 @@ pub enum AlterTable {
     /// QuestDB's `ALTER COLUMN c DROP INDEX`.
     DropIndex {
         column: String,
+    },
+    /// QuestDB's table settings that mean nothing here (`SET PARAM
+    /// maxUncommittedRows = n`, `SET TYPE [BYPASS] WAL`, `RESUME WAL`): the
+    /// table must exist; nothing changes. `what` names the form.
+    Accepted {
+        what: &'static str,
     },
 }
