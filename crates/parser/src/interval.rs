@@ -1,12 +1,17 @@
-//! Interval literals on timestamps: `ts IN '2026-11'`, `'2026-11-21'`,
-//! `'2026-11-21T10'`, `'2026-11-21T10:30'`, `'2026-11-21T10:30:05.25'`, and
-//! `'<start>;<duration>'` (from the start of `<start>`, for `<duration>`: a number
-//! and a unit of U µs, T ms, s, m, h, d, w, M months, y years).
+//! Interval literals on timestamps, as QuestDB reads them: `ts IN '2026-11'`,
+//! `'2026-11-21'`, `'2026-11-21T10'`, `'2026-11-21T10:30'`,
+//! `'2026-11-21T10:30:05.25'`; `'<range>;<modifier>'`, whose modifier (a signed
+//! number and a unit of U µs, T ms, s, m, h, d, w, M months, y years) moves the
+//! range's end (`'2018;1M'` is 2018 and January 2019); and
+//! `'<range>;<modifier>;<interval>;<count>'`, that range and `count - 1` more,
+//! each `interval` after the one before (`'2026-01-05T09:30;6h;1d;5'`: five
+//! trading sessions).
 //!
 //! `IN` directly followed by a string literal is never standard SQL, so the
 //! tokens `IN '<interval>'` are rewritten to
 //! `BETWEEN TIMESTAMP '<first µs>' AND TIMESTAMP '<last µs>'`, which DataFusion
-//! plans and the storage scan turns into partition pruning.
+//! plans and the storage scan turns into partition pruning; a repeating interval
+//! to `(x BETWEEN ... OR x BETWEEN ...)` over the column `x` left of IN.
 //!
 //! QuestDB's `IN today()`, `IN yesterday()` and `IN tomorrow()` (the UTC day of
 //! the statement's `now()`, or the day before or after) become a `BETWEEN` of
@@ -45,10 +50,20 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
                 continue;
             }
             if let Some(Token::SingleQuotedString(s)) = tokens.get(j).map(|x| &x.token) {
-                let (lo, hi) = parse(s).map_err(|m| BadInterval {
+                let bad = |m: String| BadInterval {
                     message: format!("invalid interval literal '{s}': {m}"),
                     at: tokens[j].clone(),
-                })?;
+                };
+                let ranges = parse_all(s).map_err(bad)?;
+                if let [_, _, ..] = ranges.as_slice() {
+                    let (operand, negated) = take_operand(&mut out).ok_or_else(|| {
+                        bad("a repeating interval needs a column name left of IN".into())
+                    })?;
+                    out.extend(any_of(&operand, negated, &ranges, t.span));
+                    i = j + 1;
+                    continue;
+                }
+                let (lo, hi) = ranges[0];
                 let span = t.span;
                 let with = |token: Token| TokenWithSpan { token, span };
                 let space = || with(Token::Whitespace(Whitespace::Space));
@@ -113,19 +128,118 @@ fn day_between(days: i64, span: datafusion_sql::sqlparser::tokenizer::Span) -> V
         .collect()
 }
 
-/// `[lo, hi)` in microseconds.
+/// The most ranges a repeating interval may name (each is a predicate to plan).
+const MAX_REPEATS: i64 = 1_000;
+
+/// `[lo, hi)` in microseconds of an interval naming one range.
 pub(crate) fn parse(s: &str) -> Result<(i64, i64), String> {
-    let (start, duration) = match s.split_once(';') {
-        Some((a, d)) => (a.trim(), Some(d.trim())),
-        None => (s.trim(), None),
-    };
-    // QuestDB writes UTC timestamps with a `Z`; every interval here is UTC.
-    let start = start.strip_suffix('Z').unwrap_or(start);
-    let (lo, hi) = prefix(start)?;
-    match duration {
-        None => Ok((lo, hi)),
-        Some(d) => Ok((lo, add_duration(lo, d)?)),
+    match parse_all(s)?.as_slice() {
+        [one] => Ok(*one),
+        _ => Err("a repeating interval names several ranges".into()),
     }
+}
+
+/// Every `[lo, hi)` range, in microseconds, an interval literal names.
+pub(crate) fn parse_all(s: &str) -> Result<Vec<(i64, i64)>, String> {
+    let parts: Vec<&str> = s.split(';').map(str::trim).collect();
+    // QuestDB writes UTC timestamps with a `Z`; every interval here is UTC.
+    let start = parts[0].strip_suffix('Z').unwrap_or(parts[0]);
+    let (lo, hi) = prefix(start)?;
+    let (lo, hi) = match parts.get(1) {
+        None => (lo, hi),
+        // The modifier moves the last microsecond of the range, as QuestDB's does.
+        Some(m) => {
+            let last = shift(hi - 1, m, 1)?;
+            if last < lo {
+                return Err(format!("modifier '{m}' ends the range before it starts"));
+            }
+            (lo, last + 1)
+        }
+    };
+    match parts.as_slice() {
+        [_] | [_, _] => Ok(vec![(lo, hi)]),
+        [_, _, step, count] => {
+            let count: i64 = count
+                .parse()
+                .ok()
+                .filter(|n| (1..=MAX_REPEATS).contains(n))
+                .ok_or_else(|| format!("count '{count}': expected 1 to {MAX_REPEATS}"))?;
+            (0..count)
+                .map(|k| Ok((shift(lo, step, k)?, shift(hi - 1, step, k)? + 1)))
+                .collect()
+        }
+        _ => Err("expected <range>[;<modifier>[;<interval>;<count>]]".into()),
+    }
+}
+
+/// Which tokens at the end of `out` are the column left of `IN` (a name, maybe
+/// qualified: `ts`, `t.ts`, `"Time"`), taken off `out`; and whether a `NOT`
+/// stood between it and `IN`. `None` when something else is there.
+fn take_operand(out: &mut Vec<TokenWithSpan>) -> Option<(Vec<TokenWithSpan>, bool)> {
+    let trim = |out: &mut Vec<TokenWithSpan>| {
+        while matches!(out.last().map(|t| &t.token), Some(Token::Whitespace(_))) {
+            out.pop();
+        }
+    };
+    trim(out);
+    let negated = matches!(out.last().map(|t| &t.token),
+        Some(Token::Word(w)) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("NOT"));
+    if negated {
+        out.pop();
+        trim(out);
+    }
+    let mut operand = vec![];
+    loop {
+        let word = out.pop()?;
+        if !matches!(word.token, Token::Word(_)) {
+            return None;
+        }
+        operand.insert(0, word);
+        if out.last().map(|t| &t.token) != Some(&Token::Period) {
+            break;
+        }
+        operand.insert(0, out.pop()?);
+    }
+    Some((operand, negated))
+}
+
+/// `[NOT] (x BETWEEN .. OR x BETWEEN ..)` over `ranges`, the ORs nested as a
+/// balanced tree (a chain of a thousand would be a thousand levels deep), as
+/// tokens placed at `span`.
+fn any_of(
+    operand: &[TokenWithSpan],
+    negated: bool,
+    ranges: &[(i64, i64)],
+    span: datafusion_sql::sqlparser::tokenizer::Span,
+) -> Vec<TokenWithSpan> {
+    fn tree(x: &str, ranges: &[(i64, i64)]) -> String {
+        match ranges {
+            [(lo, hi)] => format!(
+                "{x} BETWEEN TIMESTAMP '{}' AND TIMESTAMP '{}'",
+                format_ts(*lo),
+                format_ts(hi - 1)
+            ),
+            _ => {
+                let (a, b) = ranges.split_at(ranges.len() / 2);
+                format!("({} OR {})", tree(x, a), tree(x, b))
+            }
+        }
+    }
+    let x: String = operand.iter().map(|t| t.token.to_string()).collect();
+    let text = format!(
+        "{}({})",
+        if negated { "NOT " } else { "" },
+        tree(&x, ranges)
+    );
+    let dialect = crate::dialect::TidemarkDialect::default();
+    // The text is ours and tokenizes (the operand's tokens print back as they
+    // were read); no tokens would leave the statement to fail to parse.
+    datafusion_sql::sqlparser::tokenizer::Tokenizer::new(&dialect, &text)
+        .tokenize()
+        .unwrap_or_default()
+        .into_iter()
+        .map(|token| TokenWithSpan { token, span })
+        .collect()
 }
 
 /// The interval a timestamp prefix covers: a year, month, day, hour, minute,
@@ -206,19 +320,25 @@ fn prefix(s: &str) -> Result<(i64, i64), String> {
     Ok((lo, lo + step))
 }
 
-fn add_duration(lo: i64, d: &str) -> Result<i64, String> {
-    let bad =
-        || format!("bad duration '{d}': expected a number and one of U, T, s, m, h, d, w, M, y");
+/// `ts` moved by `times` times the duration `d` (a signed number and a unit of
+/// U, T, s, m, h, d, w, M, y; months and years by the calendar, the day of the
+/// month clamped to the month's last, as QuestDB's `addMonths`).
+fn shift(ts: i64, d: &str, times: i64) -> Result<i64, String> {
+    let bad = || {
+        format!("bad duration '{d}': expected a signed number and one of U, T, s, m, h, d, w, M, y")
+    };
     let unit = d.chars().last().ok_or_else(bad)?;
     let n: i64 = d[..d.len() - unit.len_utf8()]
         .parse()
         .ok()
-        .filter(|n| *n > 0)
+        .filter(|n| *n != 0)
         .ok_or_else(bad)?;
+    let n = n.checked_mul(times).ok_or_else(bad)?;
     let micros = |per: i64| {
         n.checked_mul(per)
-            .and_then(|x| lo.checked_add(x))
-            .ok_or_else(bad)
+            .and_then(|x| ts.checked_add(x))
+            .filter(|t| t.abs() < 253_402_300_800_000_000)
+            .ok_or_else(|| format!("duration '{d}' goes past the year 9999"))
     };
     match unit {
         'U' => micros(1),
@@ -234,16 +354,18 @@ fn add_duration(lo: i64, d: &str) -> Result<i64, String> {
             } else {
                 Some(n)
             };
-            let days = lo.div_euclid(DAY);
+            let days = ts.div_euclid(DAY);
             let (y, m, dd) = civil_from_days(days);
             let total = months
                 .and_then(|months| (y * 12 + (m as i64 - 1)).checked_add(months))
                 .ok_or_else(bad)?;
             let (ny, nm) = (total.div_euclid(12), total.rem_euclid(12) as u32 + 1);
             if !(0..=9999).contains(&ny) {
-                return Err(format!("duration '{d}' ends past the year 9999"));
+                return Err(format!("duration '{d}' goes past the year 9999"));
             }
-            Ok(days_from_civil(ny, nm, dd) * DAY + lo.rem_euclid(DAY))
+            let last_day =
+                civil_from_days(days_from_civil(ny + nm as i64 / 12, nm % 12 + 1, 1) - 1).2;
+            Ok(days_from_civil(ny, nm, dd.min(last_day)) * DAY + ts.rem_euclid(DAY))
         }
         _ => Err(bad()),
     }
@@ -380,25 +502,49 @@ mod tests {
                 "2026-11-21 10:30:05.260000".into()
             )
         );
+        // The modifier moves the range's end (its last microsecond), as QuestDB's.
         assert_eq!(
             iv("2026-11-21T10:00;1h"),
             (
                 "2026-11-21 10:00:00.000000".into(),
-                "2026-11-21 11:00:00.000000".into()
+                "2026-11-21 11:01:00.000000".into()
+            )
+        );
+        assert_eq!(
+            iv("2026-11-21T10:00:00.000000;1h"),
+            (
+                "2026-11-21 10:00:00.000000".into(),
+                "2026-11-21 11:00:00.000001".into()
             )
         );
         assert_eq!(
             iv("2026-11-21;2d"),
             (
                 "2026-11-21 00:00:00.000000".into(),
-                "2026-11-23 00:00:00.000000".into()
+                "2026-11-24 00:00:00.000000".into()
             )
         );
+        // QuestDB's documented examples: 2018 and January 2019; January less 3 days.
+        assert_eq!(
+            iv("2018;1M"),
+            (
+                "2018-01-01 00:00:00.000000".into(),
+                "2019-02-01 00:00:00.000000".into()
+            )
+        );
+        assert_eq!(
+            iv("2018-01;-3d"),
+            (
+                "2018-01-01 00:00:00.000000".into(),
+                "2018-01-29 00:00:00.000000".into()
+            )
+        );
+        // Months by the calendar, the day clamped to the month's last.
         assert_eq!(
             iv("2026-11-30;3M"),
             (
                 "2026-11-30 00:00:00.000000".into(),
-                "2027-02-30 00:00:00.000000".replace("02-30", "03-02")
+                "2027-03-01 00:00:00.000000".into()
             )
         );
         for bad in [
@@ -410,8 +556,65 @@ mod tests {
             "2026;0h",
             "2026-11-21T10:00:00.1234567",
             "x",
+            "2026-01;-2M",
+            "2026-01-05;6h;1d",
+            "2026-01-05;6h;1d;0",
+            "2026-01-05;6h;1d;1001",
+            "2026-01-05;6h;1x;2",
+            "2026-01-05;6h;1d;2;3",
         ] {
-            assert!(parse(bad).is_err(), "{bad}");
+            assert!(parse_all(bad).is_err(), "{bad}");
         }
+    }
+
+    #[test]
+    fn repeating_intervals_repeat_the_range() {
+        let all = |s: &str| -> Vec<(String, String)> {
+            parse_all(s)
+                .unwrap_or_else(|e| panic!("{s}: {e}"))
+                .into_iter()
+                .map(|(a, b)| (format_ts(a), format_ts(b)))
+                .collect()
+        };
+        // QuestDB's own example: 10:30 to 11:00 every second day, twice.
+        assert_eq!(
+            all("2018-01-10T10:30:00.000Z;30m;2d;2"),
+            [
+                (
+                    "2018-01-10 10:30:00.000000".into(),
+                    "2018-01-10 11:00:00.001000".into()
+                ),
+                (
+                    "2018-01-12 10:30:00.000000".into(),
+                    "2018-01-12 11:00:00.001000".into()
+                ),
+            ]
+        );
+        // Months by the calendar; a negative interval counts back.
+        assert_eq!(
+            all("2026-01-31;1h;1M;2")
+                .iter()
+                .map(|r| r.0.clone())
+                .collect::<Vec<_>>(),
+            ["2026-01-31 00:00:00.000000", "2026-02-28 00:00:00.000000"]
+        );
+        assert_eq!(
+            all("2026-01-10;-12h;-1d;2"),
+            [
+                (
+                    "2026-01-10 00:00:00.000000".into(),
+                    "2026-01-10 12:00:00.000000".into()
+                ),
+                (
+                    "2026-01-09 00:00:00.000000".into(),
+                    "2026-01-09 12:00:00.000000".into()
+                ),
+            ]
+        );
+        assert!(parse("2026-01-10;1h;1d;2").is_err());
+        assert_eq!(
+            parse_all("2026-01-10;1h;1d;1000").map(|r| r.len()),
+            Ok(1000)
+        );
     }
 }
