@@ -822,31 +822,26 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
             p.parse_literal_uint()?;
         }
         AlterTable::Accepted { what: "RESUME WAL" }
-    } else if ["SQUASH", "DETACH", "ATTACH", "CONVERT"].iter().any(|w| {
-        peek_keywords(
-            p,
-            &[
-                w,
-                if *w == "SQUASH" {
-                    "PARTITIONS"
-                } else {
-                    "PARTITION"
-                },
-            ],
-        )
-    }) {
+    } else if peek_keywords(p, &["SQUASH", "PARTITIONS"]) {
         let at = p.peek_token();
-        let message = if peek_keywords(p, &["SQUASH"]) {
-            "ALTER TABLE ... SQUASH PARTITIONS is not supported".to_string()
-        } else {
+        return Err(not_supported(
+            "ALTER TABLE ... SQUASH PARTITIONS is not supported",
+            &at,
+        ));
+    } else if ["DETACH", "ATTACH", "CONVERT"]
+        .iter()
+        .any(|verb| peek_keywords(p, &[verb, "PARTITION"]))
+    {
+        let at = p.peek_token();
+        return Err(not_supported(
             format!(
                 "ALTER TABLE ... {} PARTITION is not supported: partitions cannot be taken out \
                  of a table or put in as files; use DROP PARTITION, or CHECKPOINT CREATE and \
                  copy the root",
                 at.token.to_string().to_uppercase()
-            )
-        };
-        return Err(not_supported(message, &at));
+            ),
+            &at,
+        ));
     } else if consume_word(p, "DROP") {
         consume_word(p, "COLUMN");
         let if_exists = p.parse_keywords(&[Keyword::IF, Keyword::EXISTS]);
