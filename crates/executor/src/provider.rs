@@ -212,6 +212,20 @@ fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) -> bool {
             let left = bound(left, ts, lo, hi);
             bound(right, ts, lo, hi) && left
         }
+        // Either side: the range covering both (a repeating interval is an OR of
+        // ranges). It keeps rows between them too, so the filter runs row by row.
+        Expr::BinaryExpr(BinaryExpr {
+            left,
+            op: Operator::Or,
+            right,
+        }) => {
+            let (mut left_lo, mut left_hi, mut right_lo, mut right_hi) = (*lo, *hi, *lo, *hi);
+            bound(left, ts, &mut left_lo, &mut left_hi);
+            bound(right, ts, &mut right_lo, &mut right_hi);
+            *lo = left_lo.min(right_lo);
+            *hi = left_hi.max(right_hi);
+            false
+        }
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (op, v) = match (
                 is_ts(left, ts),

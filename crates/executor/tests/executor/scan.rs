@@ -74,6 +74,12 @@ async fn a_filter_on_the_designated_timestamp_opens_only_matching_partitions() {
             4,
             2,
         ),
+        // A repeating interval opens the partitions between its first and last range.
+        (
+            "SELECT count(*) FROM t WHERE ts IN '2026-11-15T22:00;1h;1d;2'",
+            4,
+            2,
+        ),
     ];
     for (sql, rows, parts) in cases {
         let (scanned_before, _) = s.scan_stats();
