@@ -10,12 +10,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Int64Array, TimestampMicrosecondArray, TimestampNanosecondArray,
-};
-use datafusion::arrow::datatypes::{
-    DataType, Int64Type, TimeUnit, TimestampMicrosecondType, TimestampNanosecondType,
-};
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Int64Array, TimestampMicrosecondArray};
+use datafusion::arrow::compute::cast;
+use datafusion::arrow::datatypes::{DataType, Int64Type, TimeUnit, TimestampMicrosecondType};
 use datafusion::common::{Result as DfResult, exec_err, plan_err};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{
@@ -262,11 +259,17 @@ impl ScalarUDFImpl for QuestDbTime {
             parsed.map(Some).ok_or_else(|| bad_unit(name, text))
         };
         let out: ArrayRef = match self.function {
-            Function::DateAdd
-                if arrays[2].data_type() == &DataType::Timestamp(TimeUnit::Nanosecond, None) =>
-            {
+            Function::DateAdd => {
+                // The stored numbers (microseconds, or a TIMESTAMP_NS's nanoseconds,
+                // whose last three digits ride along), then back to the input's type.
+                let ts_type = arrays[2].data_type().clone();
+                let per_micro = match ts_type {
+                    DataType::Timestamp(TimeUnit::Nanosecond, _) => 1_000,
+                    _ => 1,
+                };
                 let n = arrays[1].as_primitive::<Int64Type>();
-                let ts = arrays[2].as_primitive::<TimestampNanosecondType>();
+                let raw = cast(&arrays[2], &DataType::Int64)?;
+                let ts = raw.as_primitive::<Int64Type>();
                 let values = (0..rows)
                     .map(|i| {
                         let Some((_, u)) = parse(i)? else {
@@ -275,37 +278,20 @@ impl ScalarUDFImpl for QuestDbTime {
                         if n.is_null(i) || ts.is_null(i) {
                             return Ok(None);
                         }
-                        let (us, ns) =
-                            (ts.value(i).div_euclid(1_000), ts.value(i).rem_euclid(1_000));
+                        let (us, rest) = (
+                            ts.value(i).div_euclid(per_micro),
+                            ts.value(i).rem_euclid(per_micro),
+                        );
                         match add(us, n.value(i), u)
-                            .and_then(|us| us.checked_mul(1_000))
-                            .and_then(|v| v.checked_add(ns))
+                            .and_then(|us| us.checked_mul(per_micro))
+                            .and_then(|v| v.checked_add(rest))
                         {
                             Some(v) => Ok(Some(v)),
                             None => exec_err!("{name}: timestamp out of range"),
                         }
                     })
-                    .collect::<DfResult<TimestampNanosecondArray>>()?;
-                Arc::new(values)
-            }
-            Function::DateAdd => {
-                let n = arrays[1].as_primitive::<Int64Type>();
-                let ts = arrays[2].as_primitive::<TimestampMicrosecondType>();
-                let values = (0..rows)
-                    .map(|i| {
-                        let Some((_, u)) = parse(i)? else {
-                            return Ok(None);
-                        };
-                        if n.is_null(i) || ts.is_null(i) {
-                            return Ok(None);
-                        }
-                        match add(ts.value(i), n.value(i), u) {
-                            Some(v) => Ok(Some(v)),
-                            None => exec_err!("{name}: timestamp out of range"),
-                        }
-                    })
-                    .collect::<DfResult<TimestampMicrosecondArray>>()?;
-                Arc::new(values.with_timezone_opt(ts.timezone()))
+                    .collect::<DfResult<Int64Array>>()?;
+                cast(&values, &ts_type)?
             }
             Function::DateDiff => {
                 let a = arrays[1].as_primitive::<TimestampMicrosecondType>();

@@ -117,10 +117,14 @@ fn day_function(tokens: &[TokenWithSpan]) -> Option<i64> {
 fn day_between(days: i64, span: datafusion_sql::sqlparser::tokenizer::Span) -> Vec<TokenWithSpan> {
     let start = format!("(CAST(date_trunc('day', now()) AS TIMESTAMP) + INTERVAL '{days} day')");
     let text = format!("BETWEEN {start} AND {start} + INTERVAL '1 day' - INTERVAL '1 microsecond'");
+    tokens_at(&text, span)
+}
+
+/// `text` (SQL of ours) as tokens placed at `span`. It tokenizes; no tokens (an
+/// impossible failure) would leave the statement to fail to parse there.
+fn tokens_at(text: &str, span: datafusion_sql::sqlparser::tokenizer::Span) -> Vec<TokenWithSpan> {
     let dialect = crate::dialect::TidemarkDialect::default();
-    // The text is ours and tokenizes; no tokens (an impossible failure) leaves
-    // the statement to fail where BETWEEN lacks its bounds.
-    datafusion_sql::sqlparser::tokenizer::Tokenizer::new(&dialect, &text)
+    datafusion_sql::sqlparser::tokenizer::Tokenizer::new(&dialect, text)
         .tokenize()
         .unwrap_or_default()
         .into_iter()
@@ -231,15 +235,8 @@ fn any_of(
         if negated { "NOT " } else { "" },
         tree(&x, ranges)
     );
-    let dialect = crate::dialect::TidemarkDialect::default();
-    // The text is ours and tokenizes (the operand's tokens print back as they
-    // were read); no tokens would leave the statement to fail to parse.
-    datafusion_sql::sqlparser::tokenizer::Tokenizer::new(&dialect, &text)
-        .tokenize()
-        .unwrap_or_default()
-        .into_iter()
-        .map(|token| TokenWithSpan { token, span })
-        .collect()
+    // The operand's tokens print back as they were read.
+    tokens_at(&text, span)
 }
 
 /// The interval a timestamp prefix covers: a year, month, day, hour, minute,
