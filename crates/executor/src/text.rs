@@ -18,22 +18,24 @@ use crate::error::Result;
 
 /// The value at `row` as a result row carries it in the wire protocol's text
 /// format: [`format_value`], except that a TIMESTAMP_NS value (nanoseconds, no
-/// zone) is written with microseconds, as a PostgreSQL `timestamp` always is.
-/// Python's drivers (psycopg 2 and 3) refuse more than six fractional digits, and
-/// the binary format carries microseconds too; `::text`, COPY TO and the HTTP API
-/// keep the nanoseconds.
+/// zone) is written with microseconds, as a PostgreSQL `timestamp` always is, and
+/// an interval likewise. Python's drivers (psycopg 2 and 3) refuse more than six
+/// fractional digits, and the binary format carries microseconds too; `::text`,
+/// COPY TO and the HTTP API keep the nanoseconds.
 pub fn format_result_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
-    if array.data_type() == &DataType::Timestamp(TimeUnit::Nanosecond, None) {
-        if array.is_null(row) {
-            return Ok(None);
-        }
-        return Ok(Some(timestamp(timestamp_micros(
+    if array.is_null(row) {
+        return Ok(None);
+    }
+    match array.data_type() {
+        DataType::Timestamp(TimeUnit::Nanosecond, None) => Ok(Some(timestamp(timestamp_micros(
             array,
             TimeUnit::Nanosecond,
             row,
-        ))));
+        )))),
+        DataType::Interval(_) | DataType::Duration(_) => Ok(interval_parts(array, row)
+            .map(|(months, days, nanos)| interval(months, days, nanos - nanos % 1_000))),
+        _ => format_value(array, row),
     }
-    format_value(array, row)
 }
 
 /// The value at `row` as PostgreSQL text, `None` for NULL.

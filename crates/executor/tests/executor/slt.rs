@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use async_trait::async_trait;
 use sqllogictest::{AsyncDB, DBOutput, DefaultColumnType, Runner};
-use tidemark_executor::text::format_value;
+use tidemark_executor::text::format_result_value;
 use tidemark_executor::{ExecError, Output, Session};
 use tidemark_storage::{Database, StorageOptions};
 
@@ -32,7 +32,7 @@ impl AsyncDB for Tidemark {
                             .columns()
                             .iter()
                             .map(|c| {
-                                format_value(c, r).map(|v| match v {
+                                format_result_value(c, r).map(|v| match v {
                                     None => "NULL".to_string(),
                                     Some(s) if s.is_empty() => "(empty)".to_string(),
                                     Some(s) => s,
