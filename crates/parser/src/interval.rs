@@ -8,10 +8,12 @@
 //! trading sessions).
 //!
 //! `IN` directly followed by a string literal is never standard SQL, so the
-//! tokens `IN '<interval>'` are rewritten to
-//! `BETWEEN TIMESTAMP '<first µs>' AND TIMESTAMP '<last µs>'`, which DataFusion
-//! plans and the storage scan turns into partition pruning; a repeating interval
-//! to `(x BETWEEN ... OR x BETWEEN ...)` over the column `x` left of IN.
+//! tokens `x IN '<interval>'` are rewritten to `(x >= TIMESTAMP '<start>' AND x <
+//! TIMESTAMP '<end>')` when `x` is a column (a repeating interval to an OR of
+//! such ranges), and otherwise to `BETWEEN TIMESTAMP '<first µs>' AND TIMESTAMP
+//! '<last µs>'`; DataFusion plans them and the storage scan turns them into
+//! partition pruning. The half-open form keeps a TIMESTAMP_NS column's values in
+//! the last microsecond of the range.
 //!
 //! QuestDB's `IN today()`, `IN yesterday()` and `IN tomorrow()` (the UTC day of
 //! the statement's `now()`, or the day before or after) become a `BETWEEN` of
@@ -55,14 +57,20 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
                     at: tokens[j].clone(),
                 };
                 let ranges = parse_all(s).map_err(bad)?;
-                if let [_, _, ..] = ranges.as_slice() {
-                    let (operand, negated) = take_operand(&mut out).ok_or_else(|| {
-                        bad("a repeating interval needs a column name left of IN".into())
-                    })?;
+                // Over a column: `x >= lo AND x < hi` (exact for nanoseconds too).
+                let mut before = out.clone();
+                if let Some((operand, negated)) = take_operand(&mut before) {
+                    out = before;
                     out.extend(any_of(&operand, negated, &ranges, t.span));
                     i = j + 1;
                     continue;
                 }
+                if let [_, _, ..] = ranges.as_slice() {
+                    return Err(bad(
+                        "a repeating interval needs a column name left of IN".into()
+                    ));
+                }
+                // Over another expression: BETWEEN the first and last microsecond.
                 let (lo, hi) = ranges[0];
                 let span = t.span;
                 let with = |token: Token| TokenWithSpan { token, span };
@@ -178,7 +186,9 @@ pub(crate) fn parse_all(s: &str) -> Result<Vec<(i64, i64)>, String> {
 
 /// Which tokens at the end of `out` are the column left of `IN` (a name, maybe
 /// qualified: `ts`, `t.ts`, `"Time"`), taken off `out`; and whether a `NOT`
-/// stood between it and `IN`. `None` when something else is there.
+/// stood between it and `IN`. `None` when something else is there, and when
+/// the name is only the end of a larger operand (`a + ts`, `x::timestamp`):
+/// what comes before it must start an expression.
 fn take_operand(out: &mut Vec<TokenWithSpan>) -> Option<(Vec<TokenWithSpan>, bool)> {
     let trim = |out: &mut Vec<TokenWithSpan>| {
         while matches!(out.last().map(|t| &t.token), Some(Token::Whitespace(_))) {
@@ -204,10 +214,20 @@ fn take_operand(out: &mut Vec<TokenWithSpan>) -> Option<(Vec<TokenWithSpan>, boo
         }
         operand.insert(0, out.pop()?);
     }
-    Some((operand, negated))
+    trim(out);
+    let starts_expression = match out.last().map(|t| &t.token) {
+        None | Some(Token::LParen | Token::Comma) => true,
+        Some(Token::Word(w)) if w.quote_style.is_none() => [
+            "WHERE", "AND", "OR", "NOT", "ON", "WHEN", "THEN", "ELSE", "HAVING", "SELECT",
+        ]
+        .iter()
+        .any(|k| w.value.eq_ignore_ascii_case(k)),
+        _ => false,
+    };
+    starts_expression.then_some((operand, negated))
 }
 
-/// `[NOT] (x BETWEEN .. OR x BETWEEN ..)` over `ranges`, the ORs nested as a
+/// `[NOT] ((x >= .. AND x < ..) OR ..)` over `ranges`, the ORs nested as a
 /// balanced tree (a chain of a thousand would be a thousand levels deep), as
 /// tokens placed at `span`.
 fn any_of(
@@ -219,9 +239,9 @@ fn any_of(
     fn tree(x: &str, ranges: &[(i64, i64)]) -> String {
         match ranges {
             [(lo, hi)] => format!(
-                "{x} BETWEEN TIMESTAMP '{}' AND TIMESTAMP '{}'",
+                "({x} >= TIMESTAMP '{}' AND {x} < TIMESTAMP '{}')",
                 format_ts(*lo),
-                format_ts(hi - 1)
+                format_ts(*hi)
             ),
             _ => {
                 let (a, b) = ranges.split_at(ranges.len() / 2);
@@ -230,11 +250,8 @@ fn any_of(
         }
     }
     let x: String = operand.iter().map(|t| t.token.to_string()).collect();
-    let text = format!(
-        "{}({})",
-        if negated { "NOT " } else { "" },
-        tree(&x, ranges)
-    );
+    // `tree` is parenthesized whatever the number of ranges.
+    let text = format!(" {}{}", if negated { "NOT " } else { "" }, tree(&x, ranges));
     // The operand's tokens print back as they were read.
     tokens_at(&text, span)
 }
@@ -561,6 +578,39 @@ mod tests {
             "2026-01-05;6h;1d;2;3",
         ] {
             assert!(parse_all(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn a_column_left_of_in_gets_half_open_ranges_and_other_operands_between() {
+        let rewritten = |sql: &str| -> String {
+            let dialect = crate::dialect::TidemarkDialect::default();
+            let tokens = datafusion_sql::sqlparser::tokenizer::Tokenizer::new(&dialect, sql)
+                .tokenize_with_location()
+                .expect(sql);
+            let out = rewrite(tokens).unwrap_or_else(|b| panic!("{sql}: {}", b.message));
+            out.iter().map(|t| t.token.to_string()).collect()
+        };
+        assert_eq!(
+            rewritten("SELECT 1 WHERE t.ts IN '2026-11-21'"),
+            "SELECT 1 WHERE (t.ts >= TIMESTAMP '2026-11-21 00:00:00.000000' \
+             AND t.ts < TIMESTAMP '2026-11-22 00:00:00.000000')"
+        );
+        assert_eq!(
+            rewritten("SELECT 1 WHERE a AND ts NOT IN '2026'"),
+            "SELECT 1 WHERE a AND NOT (ts >= TIMESTAMP '2026-01-01 00:00:00.000000' \
+             AND ts < TIMESTAMP '2027-01-01 00:00:00.000000')"
+        );
+        // Not a plain column: the whole left side stays whole.
+        for sql in [
+            "SELECT 1 WHERE x::timestamp IN '2026'",
+            "SELECT 1 WHERE a + ts IN '2026'",
+        ] {
+            assert!(
+                rewritten(sql).contains(" BETWEEN TIMESTAMP '2026-01-01 00:00:00.000000' AND"),
+                "{sql}: {}",
+                rewritten(sql)
+            );
         }
     }
 
