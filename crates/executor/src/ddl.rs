@@ -477,7 +477,7 @@ pub(crate) async fn alter_table(
         AlterTable::RenameColumn { from, to } => vec![Request::RenameColumn { table, from, to }],
         AlterTable::RenameTo { to } => vec![Request::RenameTable { from: table, to }],
         // The table exists (read above); the setting has no meaning here.
-        AlterTable::Accepted { .. } => Vec::new(),
+        AlterTable::Accepted => Vec::new(),
         AlterTable::SetTtl { ttl: spec } => {
             let t = ttl(spec);
             check_ttl(&table, t, reader.meta().partition_by)?;

@@ -317,16 +317,26 @@ fn text_array_scalar(array: &crate::params::ParamValue) -> Result<ScalarValue> {
 
 /// `tidemark_timestamp_text(ts)`: a microsecond timestamp as PostgreSQL's text.
 fn timestamp_text_udf() -> ScalarUDF {
-    static UDF: LazyLock<ScalarUDF> =
-        LazyLock::new(|| micros_text_udf("tidemark_timestamp_text", crate::text::timestamp));
+    static UDF: LazyLock<ScalarUDF> = LazyLock::new(|| {
+        timestamp_text_udf_of(
+            "tidemark_timestamp_text",
+            TimeUnit::Microsecond,
+            crate::text::timestamp,
+        )
+    });
     UDF.clone()
 }
 
 /// `tidemark_timestamptz_text(ts)`: the microseconds of a `timestamp with time zone`
 /// (as a plain timestamp of UTC) as PostgreSQL's text, with its `+00`.
 fn timestamptz_text_udf() -> ScalarUDF {
-    static UDF: LazyLock<ScalarUDF> =
-        LazyLock::new(|| micros_text_udf("tidemark_timestamptz_text", crate::text::timestamptz));
+    static UDF: LazyLock<ScalarUDF> = LazyLock::new(|| {
+        timestamp_text_udf_of(
+            "tidemark_timestamptz_text",
+            TimeUnit::Microsecond,
+            crate::text::timestamptz,
+        )
+    });
     UDF.clone()
 }
 
@@ -340,10 +350,6 @@ fn timestamp_ns_text_udf() -> ScalarUDF {
         )
     });
     UDF.clone()
-}
-
-fn micros_text_udf(name: &'static str, format: fn(i64) -> String) -> ScalarUDF {
-    timestamp_text_udf_of(name, TimeUnit::Microsecond, format)
 }
 
 /// A UDF formatting timestamps of unit `unit` (no zone) with `format`, which

@@ -75,7 +75,7 @@ pub fn format_value(array: &ArrayRef, row: usize) -> Result<Option<String>> {
             .map(|a| a.value(row).to_string())
             .unwrap_or_default(),
         DataType::Timestamp(unit, zone) => {
-            let raw = timestamp_raw(array, *unit, row);
+            let raw = stored_i64(array, row).unwrap_or_default();
             match (zone, unit) {
                 // An instant: PostgreSQL shows it in the session time zone with its
                 // offset (results carry that zone: `Output::in_time_zone`).
@@ -368,9 +368,7 @@ const NANOS_PER_DAY: i128 = 86_400_000_000_000;
 /// `timestamp - timestamp` does.
 pub fn interval_parts(array: &ArrayRef, row: usize) -> Option<(i32, i32, i64)> {
     use datafusion::arrow::datatypes::{
-        DurationMicrosecondType, DurationMillisecondType, DurationNanosecondType,
-        DurationSecondType, IntervalDayTimeType, IntervalMonthDayNanoType, IntervalUnit,
-        IntervalYearMonthType,
+        IntervalDayTimeType, IntervalMonthDayNanoType, IntervalUnit, IntervalYearMonthType,
     };
     let duration = |nanos: i128| {
         let days = i32::try_from(nanos / NANOS_PER_DAY).ok()?;
@@ -394,28 +392,15 @@ pub fn interval_parts(array: &ArrayRef, row: usize) -> Option<(i32, i32, i64)> {
                 .value(row);
             Some((v.months, v.days, v.nanoseconds))
         }
-        DataType::Duration(TimeUnit::Second) => duration(
-            i128::from(array.as_primitive_opt::<DurationSecondType>()?.value(row)) * 1_000_000_000,
-        ),
-        DataType::Duration(TimeUnit::Millisecond) => duration(
-            i128::from(
-                array
-                    .as_primitive_opt::<DurationMillisecondType>()?
-                    .value(row),
-            ) * 1_000_000,
-        ),
-        DataType::Duration(TimeUnit::Microsecond) => duration(
-            i128::from(
-                array
-                    .as_primitive_opt::<DurationMicrosecondType>()?
-                    .value(row),
-            ) * 1_000,
-        ),
-        DataType::Duration(TimeUnit::Nanosecond) => duration(i128::from(
-            array
-                .as_primitive_opt::<DurationNanosecondType>()?
-                .value(row),
-        )),
+        DataType::Duration(unit) => {
+            let per_nano: i128 = match unit {
+                TimeUnit::Second => 1_000_000_000,
+                TimeUnit::Millisecond => 1_000_000,
+                TimeUnit::Microsecond => 1_000,
+                TimeUnit::Nanosecond => 1,
+            };
+            duration(i128::from(stored_i64(array, row)?) * per_nano)
+        }
         _ => None,
     }
 }
@@ -479,33 +464,40 @@ pub(crate) fn interval(months: i32, days: i32, nanos: i64) -> String {
     out
 }
 
-/// The stored value of row `row` of a timestamp array of unit `unit`.
-fn timestamp_raw(array: &ArrayRef, unit: TimeUnit, row: usize) -> i64 {
+/// The stored number of row `row` of a timestamp or duration array (any unit);
+/// `None` for another type.
+fn stored_i64(array: &ArrayRef, row: usize) -> Option<i64> {
     use datafusion::arrow::datatypes::{
-        TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
-        TimestampSecondType,
+        ArrowPrimitiveType, DurationMicrosecondType, DurationMillisecondType,
+        DurationNanosecondType, DurationSecondType, TimestampMicrosecondType,
+        TimestampMillisecondType, TimestampNanosecondType, TimestampSecondType,
     };
-    let value = match unit {
-        TimeUnit::Second => array
-            .as_primitive_opt::<TimestampSecondType>()
-            .map(|a| a.value(row)),
-        TimeUnit::Millisecond => array
-            .as_primitive_opt::<TimestampMillisecondType>()
-            .map(|a| a.value(row)),
-        TimeUnit::Microsecond => array
-            .as_primitive_opt::<TimestampMicrosecondType>()
-            .map(|a| a.value(row)),
-        TimeUnit::Nanosecond => array
-            .as_primitive_opt::<TimestampNanosecondType>()
-            .map(|a| a.value(row)),
-    };
-    value.unwrap_or_default()
+    fn value<T: ArrowPrimitiveType<Native = i64>>(array: &ArrayRef, row: usize) -> Option<i64> {
+        array.as_primitive_opt::<T>().map(|a| a.value(row))
+    }
+    match array.data_type() {
+        DataType::Timestamp(TimeUnit::Second, _) => value::<TimestampSecondType>(array, row),
+        DataType::Timestamp(TimeUnit::Millisecond, _) => {
+            value::<TimestampMillisecondType>(array, row)
+        }
+        DataType::Timestamp(TimeUnit::Microsecond, _) => {
+            value::<TimestampMicrosecondType>(array, row)
+        }
+        DataType::Timestamp(TimeUnit::Nanosecond, _) => {
+            value::<TimestampNanosecondType>(array, row)
+        }
+        DataType::Duration(TimeUnit::Second) => value::<DurationSecondType>(array, row),
+        DataType::Duration(TimeUnit::Millisecond) => value::<DurationMillisecondType>(array, row),
+        DataType::Duration(TimeUnit::Microsecond) => value::<DurationMicrosecondType>(array, row),
+        DataType::Duration(TimeUnit::Nanosecond) => value::<DurationNanosecondType>(array, row),
+        _ => None,
+    }
 }
 
 /// Row `row` of a timestamp array of unit `unit`, in microseconds (what
 /// PostgreSQL's binary format carries).
 pub fn timestamp_micros(array: &ArrayRef, unit: TimeUnit, row: usize) -> i64 {
-    micros_of(timestamp_raw(array, unit, row), unit)
+    micros_of(stored_i64(array, row).unwrap_or_default(), unit)
 }
 
 /// A timestamp of unit `unit` in microseconds (nanoseconds rounded down;

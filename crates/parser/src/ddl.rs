@@ -804,13 +804,13 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
         p.next_token();
         p.next_token();
         table_param(p)?;
-        AlterTable::Accepted { what: "SET PARAM" }
+        AlterTable::Accepted
     } else if peek_keywords(p, &["SET", "TYPE"]) {
         p.next_token();
         p.next_token();
         consume_word(p, "BYPASS");
         expect_word(p, "WAL")?;
-        AlterTable::Accepted { what: "SET TYPE" }
+        AlterTable::Accepted
     } else if peek_keywords(p, &["RESUME", "WAL"]) {
         // A table never suspends here (a failed apply is retried).
         p.next_token();
@@ -821,7 +821,7 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
             }
             p.parse_literal_uint()?;
         }
-        AlterTable::Accepted { what: "RESUME WAL" }
+        AlterTable::Accepted
     } else if peek_keywords(p, &["SQUASH", "PARTITIONS"]) {
         let at = p.peek_token();
         return Err(not_supported(

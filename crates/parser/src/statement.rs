@@ -229,8 +229,6 @@ pub enum AlterTable {
     },
     /// QuestDB's table settings that mean nothing here (`SET PARAM
     /// maxUncommittedRows = n`, `SET TYPE [BYPASS] WAL`, `RESUME WAL`): the
-    /// table must exist; nothing changes. `what` names the form.
-    Accepted {
-        what: &'static str,
-    },
+    /// table must exist; nothing changes.
+    Accepted,
 }
