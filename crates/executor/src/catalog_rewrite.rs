@@ -698,8 +698,10 @@ fn relation_size_of(f: &ast::Function) -> Option<ast::Expr> {
     .ok()
 }
 
-/// `ARRAY(SELECT x FROM ...)` (psql's `\du`, `\d+`) as `(SELECT array_agg(x)
-/// FROM ...)`, which DataFusion plans; the subquery's ORDER BY is dropped.
+/// `ARRAY(SELECT x FROM ...)` (psql's `\du`, `\d+`) as `coalesce((SELECT
+/// array_agg(x) FROM ...), make_array())`, which DataFusion plans (an empty
+/// array where no row comes, as PostgreSQL's `{}`); the subquery's ORDER BY is
+/// dropped.
 fn array_of_subquery(f: &ast::Function) -> Option<ast::Expr> {
     if function_name(f).as_deref() != Some("array") {
         return None;
@@ -720,7 +722,7 @@ fn array_of_subquery(f: &ast::Function) -> Option<ast::Expr> {
         return None;
     };
     *expr = crate::rewrite::parse_expr(&format!("array_agg({expr})")).ok()?;
-    Some(ast::Expr::Subquery(q))
+    crate::rewrite::parse_expr(&format!("coalesce(({q}), make_array())")).ok()
 }
 
 /// `x [NOT] IN (SELECT y FROM ...)` as a CASE condition (Grafana's table list),
@@ -893,8 +895,8 @@ mod tests {
                 "SELECT array(SELECT 'toast.' || x FROM pg_catalog.unnest(tc.reloptions) x) \
                  FROM pg_class tc"
             ),
-            "SELECT (SELECT array_agg('toast.' || x) FROM \
-             (SELECT CAST(NULL AS TEXT) AS x WHERE false) x) FROM pg_class tc"
+            "SELECT coalesce((SELECT array_agg('toast.' || x) FROM \
+             (SELECT CAST(NULL AS TEXT) AS x WHERE false) x), make_array()) FROM pg_class tc"
         );
     }
 
@@ -953,7 +955,7 @@ mod tests {
         );
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT b.x FROM b WHERE b.k = a.k ORDER BY 1) AS m FROM a"),
-            "SELECT (SELECT array_agg(b.x) FROM b WHERE b.k = a.k) AS m FROM a"
+            "SELECT coalesce((SELECT array_agg(b.x) FROM b WHERE b.k = a.k), make_array()) AS m FROM a"
         );
         assert_eq!(
             rewritten("SELECT s[i] FROM generate_series(1, 2) AS i, string_to_array('a,b', ',') s"),

@@ -261,7 +261,7 @@ pub(crate) fn install(
         has_privilege_udf::create_has_privilege_udf("has_database_privilege"),
         has_privilege_udf::create_has_privilege_udf("has_any_column_privilege"),
         create_pg_table_is_visible(),
-        format_type::create_format_type_udf(),
+        crate::pg_functions::format_type_udf(format_type::create_format_type_udf()),
         pg_get_expr_udf::create_pg_get_expr_udf(),
         create_pg_get_partkeydef_udf(),
         create_pg_relation_is_publishable_udf(),

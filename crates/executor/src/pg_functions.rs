@@ -22,6 +22,8 @@
 //!   `getIndexInfo`) as a list of `{x, n}` structs, which `catalog_rewrite`
 //!   unnests: each element of a catalog vector column (`pg_index.indkey`, kept
 //!   as space-separated numbers) with its 1-based position.
+//! - `format_type(oid, typmod)`: the library's, with PostgreSQL's
+//!   `numeric(p,0)`.
 //! - `tidemark_sql_type_name(arrow_type)`, `tidemark_udt_name(arrow_type)`:
 //!   PostgreSQL's names of a column's type, for `information_schema.columns`
 //!   (see `catalog_rewrite`).
@@ -450,6 +452,57 @@ impl ScalarUDFImpl for PgTypeof {
         Ok(ColumnarValue::Scalar(
             datafusion::common::ScalarValue::Utf8(Some(name)),
         ))
+    }
+}
+
+/// `format_type(oid, typmod)`: datafusion-pg-catalog's `library` function,
+/// except for a NUMERIC of scale 0, which PostgreSQL writes `numeric(p,0)`
+/// (psql's `\d`) and the library `numeric(p)`.
+pub(crate) fn format_type_udf(library: ScalarUDF) -> ScalarUDF {
+    ScalarUDF::new_from_impl(FormatType(library))
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct FormatType(ScalarUDF);
+
+impl ScalarUDFImpl for FormatType {
+    fn name(&self) -> &str {
+        self.0.name()
+    }
+    fn signature(&self) -> &Signature {
+        self.0.signature()
+    }
+    fn return_type(&self, args: &[DataType]) -> DfResult<DataType> {
+        self.0.return_type(args)
+    }
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        use datafusion::arrow::array::AsArray;
+        use datafusion::arrow::datatypes::Int64Type;
+        let rows = args.number_rows;
+        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let [oids, typmods] = arrays.as_slice() else {
+            return exec_err!("format_type takes two arguments");
+        };
+        let oids = datafusion::arrow::compute::cast(oids, &DataType::Int64)?;
+        let typmods = datafusion::arrow::compute::cast(typmods, &DataType::Int64)?;
+        let (oids, typmods) = (
+            oids.as_primitive::<Int64Type>(),
+            typmods.as_primitive::<Int64Type>(),
+        );
+        let written = self.0.invoke_with_args(args)?.into_array(rows)?;
+        let written = written.as_string::<i32>();
+        let fixed: StringArray = (0..written.len())
+            .map(|i| {
+                let typmod = (typmods.is_valid(i) && oids.is_valid(i) && oids.value(i) == 1700)
+                    .then(|| typmods.value(i) - 4)
+                    .filter(|m| *m >= 0 && m & 0xffff == 0);
+                match typmod {
+                    Some(m) => Some(format!("numeric({},0)", (m >> 16) & 0xffff)),
+                    None => written.is_valid(i).then(|| written.value(i).to_string()),
+                }
+            })
+            .collect();
+        Ok(ColumnarValue::Array(Arc::new(fixed)))
     }
 }
 

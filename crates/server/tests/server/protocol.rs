@@ -523,8 +523,8 @@ fn psql_describes_tables() {
         .arg(server.conninfo("quest"))
         .args(["-X", "-v", "ON_ERROR_STOP=1", "-c"])
         .arg(
-            "CREATE TABLE quotes (ts TIMESTAMP, sym SYMBOL, bid DOUBLE, amount NUMERIC(10,2)) \
-             TIMESTAMP(ts) PARTITION BY DAY",
+            "CREATE TABLE quotes (ts TIMESTAMP, sym SYMBOL, bid DOUBLE, amount NUMERIC(10,2), \
+             units NUMERIC(5,0)) TIMESTAMP(ts) PARTITION BY DAY",
         )
         .args([
             "-c",
@@ -583,11 +583,13 @@ fn psql_describes_tables() {
         " ts     | timestamp without time zone",
         " bid    | double precision",
         " amount | numeric(10,2)",
+        " units  | numeric(5,0)",
         "List of schemas",
         "tidemark",
         "List of functions",
         "List of roles",
-        " admin     | Superuser",
+        // "Member of" is an empty array, as PostgreSQL prints it.
+        " admin     | Superuser  | {}",
         "Indexes:",
         "    \"keyed_pkey\" PRIMARY KEY, btree (ts, id)",
         "    \"keyed_sym_idx\" hash (sym)",
