@@ -38,7 +38,6 @@ pub(crate) async fn run(session: &mut Session, action: BackupAction) -> Result<O
             Ok(Output::Command {
                 tag: "BACKUP DATABASE".into(),
                 notice,
-                reports: Vec::new(),
             })
         }
         BackupAction::Abort => {
@@ -51,7 +50,6 @@ pub(crate) async fn run(session: &mut Session, action: BackupAction) -> Result<O
             Ok(Output::Command {
                 tag: "BACKUP ABORT".into(),
                 notice: Some(notice),
-                reports: Vec::new(),
             })
         }
     }

@@ -44,7 +44,6 @@ pub(crate) async fn run(session: &mut Session, action: CheckpointAction) -> Resu
             Ok(Output::Command {
                 tag: "CHECKPOINT RELEASE".into(),
                 notice,
-                reports: Vec::new(),
             })
         }
     }

@@ -15,7 +15,7 @@ use datafusion::arrow::datatypes::SchemaRef;
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast;
 use futures::StreamExt;
-use tidemark_parser::FetchCount;
+use tidemark_parser::{FetchCount, Statement};
 
 use crate::error::{ExecError, Result, sqlstate};
 use crate::session::{Output, Session};
@@ -120,6 +120,63 @@ pub(crate) async fn declare(session: &mut Session, mut stmts: Vec<ast::Declare>)
     Ok(Output::command("DECLARE CURSOR"))
 }
 
+/// How far a FETCH or MOVE goes on the cursor or portal it names: rows to
+/// pass over, then rows to return or count. Cursors only go forward.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Motion {
+    /// The name, as PostgreSQL folds it.
+    pub cursor: String,
+    pub skip: u64,
+    /// `None`: to the end.
+    pub take: Option<u64>,
+    /// MOVE: count the rows instead of returning them.
+    pub move_only: bool,
+}
+
+impl Motion {
+    fn new(cursor: &str, count: FetchCount, move_only: bool) -> Result<Motion> {
+        let (skip, take) = match count {
+            FetchCount::Rows(n) => (0, Some(n)),
+            FetchCount::All => (0, None),
+            FetchCount::Relative(n) if n > 0 => (n - 1, Some(1)),
+            FetchCount::Relative(_) => return Err(not_supported("FETCH RELATIVE 0")),
+            FetchCount::Unsupported(w) => {
+                return Err(ExecError::new(
+                    sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
+                    format!("cursor can only scan forward ({w} goes back or to a position)"),
+                ));
+            }
+        };
+        Ok(Motion {
+            cursor: cursor.to_string(),
+            skip,
+            take,
+            move_only,
+        })
+    }
+}
+
+/// The motion of a FETCH or MOVE naming no SQL cursor of the session but a
+/// name `is_portal` knows: PostgreSQL keeps cursors and the extended
+/// protocol's portals in one namespace, and asyncpg's `cursor.forward(n)`
+/// sends `MOVE FORWARD n <portal>` for the portal it bound.
+pub(crate) fn portal_motion(
+    cursors: &Cursors,
+    statement: &Statement,
+    is_portal: impl Fn(&str) -> bool,
+) -> Option<Result<Motion>> {
+    match statement {
+        Statement::Fetch {
+            cursor,
+            count,
+            move_only,
+        } if !cursors.open.contains_key(cursor) && is_portal(cursor) => {
+            Some(Motion::new(cursor, *count, *move_only))
+        }
+        _ => None,
+    }
+}
+
 /// `FETCH` (rows) or `MOVE` (their count) on cursor `name`.
 pub(crate) async fn fetch(
     session: &mut Session,
@@ -133,18 +190,7 @@ pub(crate) async fn fetch(
             format!("cursor \"{name}\" does not exist"),
         ));
     };
-    let (skip, take) = match count {
-        FetchCount::Rows(n) => (0, Some(n)),
-        FetchCount::All => (0, None),
-        FetchCount::Relative(n) if n > 0 => (n - 1, Some(1)),
-        FetchCount::Relative(_) => return Err(not_supported("FETCH RELATIVE 0")),
-        FetchCount::Unsupported(w) => {
-            return Err(ExecError::new(
-                sqlstate::OBJECT_NOT_IN_PREREQUISITE_STATE,
-                format!("cursor can only scan forward ({w} goes back or to a position)"),
-            ));
-        }
-    };
+    let Motion { skip, take, .. } = Motion::new(name, count, move_only)?;
     read(cursor, skip, false).await?;
     let schema = cursor.schema.clone();
     match take {

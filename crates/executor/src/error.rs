@@ -20,6 +20,7 @@ pub mod sqlstate {
     pub const INVALID_NAME: &str = "42602";
     pub const INVALID_TABLE_DEFINITION: &str = "42P16";
     pub const DATATYPE_MISMATCH: &str = "42804";
+    pub const CANNOT_COERCE: &str = "42846";
     pub const INVALID_TEXT_REPRESENTATION: &str = "22P02";
     pub const NUMERIC_VALUE_OUT_OF_RANGE: &str = "22003";
     pub const DIVISION_BY_ZERO: &str = "22012";
@@ -47,6 +48,7 @@ pub mod sqlstate {
     pub const CACHED_PLAN_CHANGED: &str = "0A000";
     pub const INVALID_SQL_STATEMENT_NAME: &str = "26000";
     pub const DUPLICATE_PREPARED_STATEMENT: &str = "42P05";
+    pub const INVALID_CURSOR_STATE: &str = "24000";
     pub const INVALID_CURSOR_NAME: &str = "34000";
     pub const DUPLICATE_CURSOR: &str = "42P03";
     pub const NO_ACTIVE_SQL_TRANSACTION: &str = "25P01";
@@ -173,6 +175,10 @@ impl From<DataFusionError> for ExecError {
                 datafusion::common::SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
                 _ => SYNTAX_ERROR,
             },
+            // `5::uuid`: PostgreSQL's "cannot cast type integer to uuid".
+            DataFusionError::NotImplemented(_) if lower.starts_with("unsupported cast") => {
+                CANNOT_COERCE
+            }
             DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
             DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
             _ if lower.contains("divide by zero") || lower.contains("division by zero") => {

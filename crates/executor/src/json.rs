@@ -82,7 +82,7 @@ pub(crate) fn document_field(name: &str, pg_type: &str) -> Field {
 }
 
 /// Plans `json`/`jsonb` in casts as text marked with its PostgreSQL type, and
-/// `uuid` as text.
+/// `uuid` as a UUID column's type (`uuid_values.rs` reads text into it).
 #[derive(Debug)]
 pub(crate) struct JsonTypes;
 
@@ -93,9 +93,7 @@ impl TypePlanner for JsonTypes {
         Ok(match sql_type {
             ast::DataType::JSON => Some(Arc::new(document_field("", "json"))),
             ast::DataType::JSONB => Some(Arc::new(document_field("", "jsonb"))),
-            // `$1::uuid` (as SQLAlchemy binds UUIDs): the text form, which a UUID
-            // column parses on the way in; Arrow has no cast from text to UUID.
-            ast::DataType::Uuid => Some(Arc::new(Field::new("", DataType::Utf8, true))),
+            ast::DataType::Uuid => Some(Arc::new(Field::new("", crate::uuid_values::UUID, true))),
             other => crate::questdb_types::plan_cast_type(other),
         })
     }

@@ -76,6 +76,7 @@ mod uuid_values;
 mod values;
 
 pub use copy::CopyOut;
+pub use cursor::Motion;
 pub use datafusion::arrow;
 /// The query runtime type sessions share (see [`query_runtime`]).
 pub use datafusion::execution::runtime_env::RuntimeEnv;
@@ -83,6 +84,7 @@ pub use error::{ExecError, Result};
 pub use params::ParamValue;
 pub use session::{Output, Prepared, Session, TxStatus, query_runtime};
 pub use stream::RowStream;
+pub use tidemark_parser::Statement;
 
 /// The PostgreSQL version Tidemark reports (`server_version`, `version()`):
 /// drivers pick protocol features by it.

@@ -184,6 +184,74 @@ pub(crate) fn match_array_literal_dimensions(statement: &mut ast::Statement) {
     });
 }
 
+/// PostgreSQL gives an untyped literal in a VALUES column the type of the
+/// column's typed rows (`VALUES ('a0ee...'), ('b0ee...'::uuid)` is a uuid
+/// column); DataFusion refuses text beside another type there. Where every
+/// row of a column is a plain string literal, NULL or a cast to one type, the
+/// string literals get that cast too, before planning.
+pub(crate) fn type_values_literals(statement: &mut ast::Statement) {
+    struct TypeLiterals;
+    impl ast::VisitorMut for TypeLiterals {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &mut ast::Query) -> std::ops::ControlFlow<()> {
+            if let ast::SetExpr::Values(values) = query.body.as_mut() {
+                let columns = values.rows.first().map_or(0, |r| r.len());
+                for c in 0..columns {
+                    type_column(&mut values.rows, c);
+                }
+            }
+            std::ops::ControlFlow::Continue(())
+        }
+    }
+    let _ = ast::VisitMut::visit(statement, &mut TypeLiterals);
+}
+
+fn type_column(rows: &mut [ast::Parens<Vec<ast::Expr>>], column: usize) {
+    let is_text = |e: &ast::Expr| {
+        matches!(e, ast::Expr::Value(v) if matches!(
+            v.value,
+            ast::Value::SingleQuotedString(_) | ast::Value::EscapedStringLiteral(_)
+        ))
+    };
+    let mut cast_to: Option<ast::DataType> = None;
+    let mut has_text = false;
+    for row in rows.iter() {
+        match row.get(column) {
+            Some(ast::Expr::Cast {
+                kind: ast::CastKind::DoubleColon | ast::CastKind::Cast,
+                data_type,
+                array: false,
+                format: None,
+                ..
+            }) => match &cast_to {
+                None => cast_to = Some(data_type.clone()),
+                Some(t) if t == data_type => {}
+                Some(_) => return,
+            },
+            Some(ast::Expr::Value(v)) if matches!(v.value, ast::Value::Null) => {}
+            Some(e) if is_text(e) => has_text = true,
+            _ => return,
+        }
+    }
+    let (Some(data_type), true) = (cast_to, has_text) else {
+        return;
+    };
+    for row in rows.iter_mut() {
+        if let Some(e) = row.get_mut(column)
+            && is_text(e)
+        {
+            let literal = std::mem::replace(e, ast::Expr::value(ast::Value::Null));
+            *e = ast::Expr::Cast {
+                kind: ast::CastKind::DoubleColon,
+                expr: Box::new(literal),
+                data_type: data_type.clone(),
+                array: false,
+                format: None,
+            };
+        }
+    }
+}
+
 /// PostgreSQL's TIMESTAMP holds microseconds; DataFusion plans a bare
 /// `TIMESTAMP` (in a cast or a typed literal) as nanoseconds. Spelled
 /// `TIMESTAMP(6)` before planning, `x::timestamp` of a TIMESTAMP_NS value drops

@@ -420,6 +420,9 @@ fn scalar(v: &ParamValue, wanted: Option<&DataType>) -> Option<ScalarValue> {
         ParamValue::Timestamp(us) => ScalarValue::TimestampMicrosecond(Some(*us), None),
         ParamValue::Date(d) => ScalarValue::Date32(Some(*d)),
         ParamValue::Bytes(b) => ScalarValue::Binary(Some(b.clone())),
+        ParamValue::Uuid(u) if wanted == Some(&crate::uuid_values::UUID) => {
+            ScalarValue::FixedSizeBinary(16, Some(u.to_vec()))
+        }
         ParamValue::Uuid(u) => ScalarValue::Utf8(Some(crate::text::uuid(u))),
         // Text to be read as a SQL type, and arrays: the statement's text says it best.
         ParamValue::Typed { .. } | ParamValue::Array { .. } => return None,

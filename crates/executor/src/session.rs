@@ -14,6 +14,7 @@ use tidemark_storage::{Database, Request, Snapshot, Transaction};
 
 use crate::column_names::ColumnNames;
 use crate::copy::{CopyFormat, CopyIn, CopyOut};
+use crate::cursor::Motion;
 use crate::ddl;
 use crate::error::{ExecError, Result, sqlstate};
 use crate::plan_cache::PlanRunner;
@@ -58,13 +59,8 @@ pub enum Output {
     /// A result set.
     Rows { schema: SchemaRef, rows: RowStream },
     /// A command's completion tag, as PostgreSQL sends it (`INSERT 0 3`, `CREATE TABLE`, ...),
-    /// a NOTICE to send before it, and the reported settings (name, value) the
-    /// command changed, which the server sends as ParameterStatus messages.
-    Command {
-        tag: String,
-        notice: Option<String>,
-        reports: Vec<(String, String)>,
-    },
+    /// and a NOTICE to send before it.
+    Command { tag: String, notice: Option<String> },
     /// `COPY ... FROM STDIN` started: the client now sends the data, which goes
     /// to [`CopyIn::feed`], and the copy ends with [`Session::finish_copy`].
     CopyIn(Box<CopyIn>),
@@ -142,7 +138,6 @@ impl Output {
         Output::Command {
             tag: tag.into(),
             notice: None,
-            reports: Vec::new(),
         }
     }
 }
@@ -174,6 +169,8 @@ pub struct Session {
     cursors: crate::cursor::Cursors,
     scans: Arc<ScanStats>,
     settings: Settings,
+    /// The reported settings as the client was last told them (ParameterStatus).
+    reported: Vec<(String, String)>,
     user: String,
     read_only: bool,
     /// Whether the statements being run refer to `pg_catalog` (see `pg_catalog`).
@@ -238,6 +235,7 @@ impl Session {
             cursors: Default::default(),
             scans: Arc::new(ScanStats::default()),
             settings: Settings::default(),
+            reported: Settings::default().reported(),
             user: "admin".into(),
             read_only: false,
             wants_catalog: false,
@@ -292,8 +290,11 @@ impl Session {
     }
 
     /// Applies a startup-packet option (`options=-c statement_timeout=100`, ...).
+    /// A setting from the startup packet (the client knows its value).
     pub fn set_startup_option(&mut self, name: &str, value: &str) -> Result<()> {
-        self.settings.set(name, value)
+        self.settings.set(name, value)?;
+        self.reported = self.settings.reported();
+        Ok(())
     }
 
     pub(crate) fn cursors(&mut self) -> &mut crate::cursor::Cursors {
@@ -413,6 +414,18 @@ impl Session {
         self.abort_tx_on_error(parsed)
     }
 
+    /// `Some` for a FETCH or MOVE of a script that names no cursor of this
+    /// session but a portal of the extended protocol (`is_portal`), which the
+    /// protocol front end then moves (see `cursor::portal_motion`).
+    pub fn portal_motion(
+        &mut self,
+        statement: &Statement,
+        is_portal: impl Fn(&str) -> bool,
+    ) -> Option<Result<Motion>> {
+        let motion = crate::cursor::portal_motion(&self.cursors, statement, is_portal)?;
+        Some(self.abort_tx_on_error(motion))
+    }
+
     /// Runs one statement of a script. A query's rows stream: they are read
     /// as the client takes them.
     pub async fn execute_one(&mut self, s: Statement) -> Result<Output> {
@@ -507,6 +520,7 @@ impl Session {
         // The session applies the changes after planning (see `dispatch`).
         crate::set_config::resolve(&mut s, &self.settings)?;
         crate::pg_casts::match_array_literal_dimensions(&mut s);
+        crate::pg_casts::type_values_literals(&mut s);
         crate::pg_casts::timestamps_in_microseconds(&mut s);
         crate::generators::rewrite(&mut s, view)?;
         crate::questdb_functions::rewrite(&mut s)?;
@@ -661,15 +675,15 @@ impl Session {
                         None => self.show(&variable),
                     }
                 }
-                ast::Statement::Reset(r) => self.reporting_changes(|s| {
+                ast::Statement::Reset(r) => {
                     match r.reset {
-                        ast::Reset::ALL => s.settings.reset(None)?,
+                        ast::Reset::ALL => self.settings.reset(None)?,
                         ast::Reset::ConfigurationParameter(p) => {
-                            s.settings.reset(Some(&p.to_string()))?
+                            self.settings.reset(Some(&p.to_string()))?
                         }
                     }
                     Ok(Output::command("RESET"))
-                }),
+                }
                 ast::Statement::Copy {
                     source,
                     to,
@@ -705,30 +719,21 @@ impl Session {
         }
     }
 
-    /// Runs `change` (a SET or RESET) and adds the reported settings whose
-    /// values it changed to its output.
-    fn reporting_changes(
-        &mut self,
-        change: impl FnOnce(&mut Self) -> Result<Output>,
-    ) -> Result<Output> {
-        let before = self.settings.reported();
-        let mut output = change(self)?;
-        if let Output::Command { reports, .. } = &mut output {
-            reports.extend(
-                self.settings
-                    .reported()
-                    .into_iter()
-                    .filter(|now| !before.contains(now)),
-            );
-        }
-        Ok(output)
+    /// The reported settings (name, value) whose values changed since the
+    /// client was last told (by SET, RESET or `set_config`), to send as
+    /// ParameterStatus before ReadyForQuery, as PostgreSQL does.
+    pub fn take_changed_reports(&mut self) -> Vec<(String, String)> {
+        let now = self.settings.reported();
+        let changed = now
+            .iter()
+            .filter(|setting| !self.reported.contains(setting))
+            .cloned()
+            .collect();
+        self.reported = now;
+        changed
     }
 
     fn set(&mut self, set: ast::Set) -> Result<Output> {
-        self.reporting_changes(|s| s.apply_set(set))
-    }
-
-    fn apply_set(&mut self, set: ast::Set) -> Result<Output> {
         match set {
             ast::Set::SingleAssignment {
                 variable, values, ..

@@ -1,6 +1,7 @@
 //! UUID columns (Arrow `FixedSizeBinary(16)`) in expressions as PostgreSQL
 //! reads them, which Arrow's coercion cannot: a string literal compared with a
-//! UUID (`id = 'a0eebc99-...'`, `id IN ('...', '...')`) is that UUID, and a
+//! UUID (`id = 'a0eebc99-...'`, `id IN ('...', '...')`) is that UUID, text
+//! cast to `uuid` (`'a0eebc99-...'::uuid`, `$1::uuid`) is read as one, and a
 //! UUID cast to text (`id::text`) is its canonical text. The analyzer rule
 //! [`UuidValues`] runs before type coercion (which would refuse both).
 
@@ -18,7 +19,8 @@ use datafusion::logical_expr::{
 };
 use datafusion::optimizer::AnalyzerRule;
 
-const UUID: DataType = DataType::FixedSizeBinary(16);
+/// A UUID's Arrow type (UUID columns, `::uuid` casts).
+pub(crate) const UUID: DataType = DataType::FixedSizeBinary(16);
 
 /// See the module docs.
 #[derive(Debug, Default)]
@@ -38,14 +40,16 @@ fn is_uuid(e: &Expr, schema: &dyn ExprSchema) -> bool {
     e.get_type(schema).is_ok_and(|t| t == UUID)
 }
 
+fn is_text(e: &Expr, schema: &dyn ExprSchema) -> bool {
+    e.get_type(schema)
+        .is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8))
+}
+
 /// A string literal as a UUID literal, another text expression (`$1::uuid`,
 /// planned as text) parsed as a UUID when it runs; others unchanged.
 fn as_uuid(e: Expr, schema: &dyn ExprSchema) -> Result<Expr> {
     let Expr::Literal(value, meta) = &e else {
-        let text = e
-            .get_type(schema)
-            .is_ok_and(|t| matches!(t, DataType::Utf8 | DataType::Utf8View | DataType::LargeUtf8));
-        return Ok(if text {
+        return Ok(if is_text(&e, schema) {
             text_uuid_udf().call(vec![e])
         } else {
             e
@@ -139,6 +143,17 @@ fn rewrite(e: Expr, schema: &dyn ExprSchema) -> Result<Transformed<Expr>> {
                 DataType::Utf8 => text,
                 other => text.cast_to(other, schema)?,
             })
+        }
+        // `x::uuid`: a UUID is one already, text is read as one (Arrow has
+        // no such cast); other types keep the cast, which refuses them.
+        Expr::Cast(Cast { expr, field }) if field.data_type() == &UUID => {
+            if is_uuid(&expr, schema) {
+                Transformed::yes(*expr)
+            } else if is_text(&expr, schema) {
+                Transformed::yes(as_uuid(*expr, schema)?)
+            } else {
+                Transformed::no(Expr::Cast(Cast { expr, field }))
+            }
         }
         e => Transformed::no(e),
     })

@@ -1,5 +1,5 @@
 """asyncpg against Tidemark: every type through bound (binary) parameters, read back, arrays
-both ways, set_config, SQLSTATEs.
+both ways, cursors (forward and fetch), set_config, SQLSTATEs.
 
 asyncpg prepares every statement and binds in binary by the parameter types the server
 describes, so this checks the server's parameter type inference too.
@@ -47,8 +47,9 @@ async def main(host, port, user, password, sslmode="disable"):
         for expr, value in casts:
             got = await conn.fetchval(f"SELECT {expr}", value)
             assert got == value, (expr, got, value)
-        # A UUID parameter binds as uuid (a ::uuid cast's result is text in Tidemark).
-        assert str(await conn.fetchval("SELECT $1::uuid", u)) == str(u)
+        # A UUID parameter binds as uuid, and `::uuid` makes a uuid, as in PostgreSQL.
+        assert await conn.fetchval("SELECT $1::uuid", u) == u
+        assert await conn.fetchval(f"SELECT '{u}'::uuid") == u
         zoned = datetime.datetime(2026, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
         assert await conn.fetchval("SELECT $1::timestamptz", zoned) == zoned
 
@@ -92,9 +93,27 @@ async def main(host, port, user, password, sslmode="disable"):
         got = await conn.fetchval("SELECT $1::interval", datetime.timedelta(days=-2, seconds=5))
         assert got == datetime.timedelta(days=-2, seconds=5), got
 
+        # Cursors: asyncpg binds a portal, moves it with `MOVE FORWARD n <portal>`
+        # (a simple query naming the protocol's portal) and fetches with Execute.
+        async with conn.transaction():
+            cur = await conn.cursor("SELECT x FROM long_sequence(10) WHERE x > $1", 0)
+            assert await cur.forward(3) == 3
+            assert [r["x"] for r in await cur.fetch(2)] == [4, 5]
+            assert await cur.forward(2) == 2
+            assert (await cur.fetchrow())["x"] == 8
+            assert await cur.forward(5) == 2
+            assert await cur.fetch(1) == []
+            assert [r["x"] async for r in conn.cursor("SELECT x FROM long_sequence(3)")] == [1, 2, 3]
+
         # set_config changes the session as SET does, and returns the value.
         assert await conn.fetchval("SELECT set_config('application_name', 'tm', false)") == "tm"
         assert await conn.fetchval("SHOW application_name") == "tm"
+        # ... and reports the change (ParameterStatus), which asyncpg keeps.
+        assert conn.get_settings().application_name == "tm", conn.get_settings()
+        await conn.execute("SELECT set_config('TimeZone', 'Europe/Berlin', false)")
+        assert conn.get_settings().TimeZone == "Europe/Berlin", conn.get_settings()
+        await conn.execute("RESET TimeZone")
+        assert conn.get_settings().TimeZone == "UTC", conn.get_settings()
         try:
             await conn.fetchval("SELECT set_config('no_such_setting', 'x', false)")
             raise SystemExit("expected an error for an unknown setting")

@@ -21,7 +21,7 @@ use pgwire::api::results::{
     Response, Tag,
 };
 use pgwire::api::stmt::{QueryParser, StoredStatement};
-use pgwire::api::store::{Entry, PortalStore};
+use pgwire::api::store::{Entry, MemPortalStore, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, ConnectionHandle, PgWireConnectionState, Type};
 use pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
@@ -34,7 +34,7 @@ use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionS
 use pgwire::messages::simplequery::Query;
 use tidemark_executor::copy::CopyIn;
 use tidemark_executor::error::sqlstate;
-use tidemark_executor::{ExecError, Output, ParamValue, Prepared, Session, TxStatus};
+use tidemark_executor::{ExecError, Output, ParamValue, Prepared, Session, Statement, TxStatus};
 use tokio::sync::Mutex;
 
 use super::Shared;
@@ -235,6 +235,12 @@ impl Connection {
             Err(e) => return Ok(Some(e)),
         };
         for statement in statements {
+            if let Some(moved) = self.move_portal(client, &statement).await? {
+                match moved {
+                    Ok(()) => continue,
+                    Err(e) => return Ok(Some(e)),
+                }
+            }
             let (result, stop) = self
                 .run_stoppable(client, true, |s| {
                     Box::pin(async move {
@@ -257,14 +263,9 @@ impl Connection {
                     let response = rows_response(&schema, rows, &Format::UnifiedText, &failure);
                     failure.outcome(send_query_response(client, response, true).await)?
                 }
-                Output::Command {
-                    tag,
-                    notice,
-                    reports,
-                } => {
+                Output::Command { tag, notice } => {
                     self.shared.metrics.command(&tag);
                     send_notice(client, notice).await?;
-                    send_parameter_statuses(client, reports).await?;
                     send_execution_response(client, command_tag(&tag)).await?;
                     Ok(())
                 }
@@ -294,6 +295,126 @@ impl Connection {
         Ok(None)
     }
 
+    /// A FETCH or MOVE of a script that names a portal of the extended
+    /// protocol rather than a SQL cursor (`Session::portal_motion`): moves
+    /// that portal. `None` for any other statement.
+    async fn move_portal<C>(
+        &self,
+        client: &mut C,
+        statement: &Statement,
+    ) -> PgWireResult<Option<Result<(), ExecError>>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        // pgwire's simple-query handler is generic over the store's statement
+        // type; the store of our connections always holds `Prepared`.
+        let Some(store) = client
+            .portal_store()
+            .as_any()
+            .downcast_ref::<MemPortalStore<Prepared>>()
+        else {
+            return Ok(None);
+        };
+        let portal_of = |name: &str| match store.get_portal(name) {
+            Some(Entry::Value(portal)) => Some(portal),
+            _ => None,
+        };
+        let motion = self
+            .run(client, |s| {
+                let motion = s.portal_motion(statement, |name| portal_of(name).is_some());
+                Box::pin(async move { Ok(motion) })
+            })
+            .await?;
+        let motion = match motion {
+            Ok(Some(Ok(motion))) => motion,
+            Ok(Some(Err(e))) | Err(e) => return Ok(Some(Err(e))),
+            Ok(None) => return Ok(None),
+        };
+        let Some(portal) = portal_of(&motion.cursor) else {
+            return Ok(None);
+        };
+        Ok(Some(
+            super::portal::fetch(self, client, portal, motion).await?,
+        ))
+    }
+
+    /// Runs a bound portal (Execute, or a FETCH/MOVE naming it): its rows
+    /// as a stream, encoded in the portal's result formats, whose statement
+    /// errors `failure` records; a command's notice is sent here.
+    pub(super) async fn run_portal<C>(
+        &self,
+        client: &mut C,
+        portal: &Portal<Prepared>,
+        failure: &Failure,
+    ) -> PgWireResult<Result<Response, ExecError>>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        if portal.statement.statement.is_empty() {
+            return Ok(Ok(Response::EmptyQuery));
+        }
+        let started = Instant::now();
+        for (i, p) in portal.parameters.iter().enumerate() {
+            let len = p.as_ref().map_or(0, |b| b.len());
+            if let Err(e) = self.within_limit_with(len, || format!("parameter ${}", i + 1)) {
+                return Ok(Err(e));
+            }
+        }
+        let values = match decode_params(portal) {
+            Ok(values) => values,
+            Err(e) => return Ok(Err(e)),
+        };
+        // The stored statement is shared, not its `Prepared` cloned (whose
+        // parameter types are a Vec as long as the statement's parameters).
+        let stored = Arc::clone(&portal.statement);
+        let (result, stop) = self
+            .run_stoppable(client, true, |s| {
+                Box::pin(async move {
+                    let output = s.execute_prepared(&stored.statement, &values).await?;
+                    Ok((output, s.take_deallocated()))
+                })
+            })
+            .await?;
+        self.record(result.as_ref().map(|_| ()), started);
+        let (output, deallocated) = match result {
+            Ok(done) => done,
+            Err(e) => return Ok(Err(e)),
+        };
+        drop_statements(client, deallocated);
+        // The rows are sent by the caller (pg/portal.rs): the stream carries
+        // the cancel listener and the timeout.
+        Ok(Ok(match output {
+            Output::Rows { schema, rows } => Response::Query(rows_response(
+                &schema,
+                rows.with_stop(stop.wait_owned()),
+                &portal.result_column_format,
+                failure,
+            )),
+            Output::Command { tag, notice } => {
+                self.shared.metrics.command(&tag);
+                send_notice(client, notice).await?;
+                Response::Execution(command_tag(&tag))
+            }
+            Output::CopyOut(c) => {
+                match send_copy_out(client, c.with_stop(stop.wait_owned())).await? {
+                    Ok(rows) => Response::Execution(Tag::new("COPY").with_rows(rows)),
+                    Err(e) => return Ok(Err(e)),
+                }
+            }
+            Output::CopyIn(c) => {
+                let response = copy_in(&c);
+                *self.copy.lock().await = Some(Ok(c));
+                Response::CopyIn(response)
+            }
+        }))
+    }
+
     /// Refuses `what` of `len` bytes over `server.max_message_mb` (54000).
     fn within_limit(&self, len: usize, what: &str) -> Result<(), ExecError> {
         self.within_limit_with(len, || what.to_string())
@@ -320,6 +441,27 @@ impl Connection {
             Some(s) => status(s.tx_status()),
             None => TransactionStatus::Idle,
         }
+    }
+
+    /// ReadyForQuery with the session's transaction state, after a
+    /// ParameterStatus for each reported setting changed since the last one
+    /// (SET, RESET, `set_config`), as PostgreSQL sends them.
+    async fn send_ready_for_query<C>(&self, client: &mut C) -> PgWireResult<()>
+    where
+        C: ClientInfo + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let (tx, reports) = match self.session.lock().await.as_mut() {
+            Some(s) => (status(s.tx_status()), s.take_changed_reports()),
+            None => (TransactionStatus::Idle, Vec::new()),
+        };
+        send_parameter_statuses(client, reports).await?;
+        client.set_transaction_status(tx);
+        client
+            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(tx)))
+            .await?;
+        Ok(())
     }
 
     fn record(&self, outcome: Result<(), &ExecError>, started: Instant) {
@@ -407,13 +549,12 @@ impl SimpleQueryHandler for Connection {
                     .await?;
             }
         }
-        let tx = self.tx_status().await;
-        client.set_transaction_status(tx);
-        if !matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+        if matches!(client.state(), PgWireConnectionState::CopyInProgress(_)) {
+            let tx = self.tx_status().await;
+            client.set_transaction_status(tx);
+        } else {
             client.set_state(PgWireConnectionState::ReadyForQuery);
-            client
-                .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(tx)))
-                .await?;
+            self.send_ready_for_query(client).await?;
         }
         Ok(())
     }
@@ -726,11 +867,7 @@ impl ExtendedQueryHandler for Extended {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         client.portal_store().rm_portal(pgwire::api::DEFAULT_NAME);
-        let tx = self.conn.tx_status().await;
-        client.set_transaction_status(tx);
-        client
-            .send(PgWireBackendMessage::ReadyForQuery(ReadyForQuery::new(tx)))
-            .await?;
+        self.conn.send_ready_for_query(client).await?;
         client.flush().await?;
         Ok(())
     }
@@ -815,63 +952,10 @@ impl ExtendedQueryHandler for Extended {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
-        if portal.statement.statement.is_empty() {
-            return Ok(Response::EmptyQuery);
-        }
-        let started = Instant::now();
-        for (i, p) in portal.parameters.iter().enumerate() {
-            let len = p.as_ref().map_or(0, |b| b.len());
-            self.conn
-                .within_limit_with(len, || format!("parameter ${}", i + 1))
-                .map_err(|e| user_error(&e))?;
-        }
-        let values = decode_params(portal).map_err(|e| user_error(&e))?;
-        // The stored statement is shared, not its `Prepared` cloned (whose
-        // parameter types are a Vec as long as the statement's parameters).
-        let stored = Arc::clone(&portal.statement);
-        let (result, stop) = self
-            .conn
-            .run_stoppable(client, true, |s| {
-                Box::pin(async move {
-                    let output = s.execute_prepared(&stored.statement, &values).await?;
-                    Ok((output, s.take_deallocated()))
-                })
-            })
-            .await?;
-        self.conn.record(result.as_ref().map(|_| ()), started);
-        let (output, deallocated) = result.map_err(|e| user_error(&e))?;
-        drop_statements(client, deallocated);
-        // The rows are sent after this returns (pg/portal.rs): the stream
-        // carries the cancel listener and the timeout.
-        match output {
-            Output::Rows { schema, rows } => Ok(Response::Query(rows_response(
-                &schema,
-                rows.with_stop(stop.wait_owned()),
-                &portal.result_column_format,
-                &Failure::default(),
-            ))),
-            Output::Command {
-                tag,
-                notice,
-                reports,
-            } => {
-                self.conn.shared.metrics.command(&tag);
-                send_notice(client, notice).await?;
-                send_parameter_statuses(client, reports).await?;
-                Ok(Response::Execution(command_tag(&tag)))
-            }
-            Output::CopyOut(c) => {
-                match send_copy_out(client, c.with_stop(stop.wait_owned())).await? {
-                    Ok(rows) => Ok(Response::Execution(Tag::new("COPY").with_rows(rows))),
-                    Err(e) => Err(user_error(&e)),
-                }
-            }
-            Output::CopyIn(c) => {
-                let response = copy_in(&c);
-                *self.conn.copy.lock().await = Some(Ok(c));
-                Ok(Response::CopyIn(response))
-            }
-        }
+        self.conn
+            .run_portal(client, portal, &Failure::default())
+            .await?
+            .map_err(|e| user_error(&e))
     }
 }
 

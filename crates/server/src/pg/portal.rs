@@ -9,18 +9,25 @@
 
 use std::fmt::Debug;
 use std::ops::DerefMut;
+use std::sync::Arc;
 
 use futures::sink::{Sink, SinkExt};
 use futures::stream::StreamExt;
-use pgwire::api::portal::PortalExecutionState;
+use pgwire::api::portal::{Portal, PortalExecutionState};
 use pgwire::api::query::{ExtendedQueryHandler, send_execution_response};
 use pgwire::api::results::{Response, Tag};
 use pgwire::api::store::{Entry, PortalStore};
 use pgwire::api::{ClientInfo, ClientPortalStore, DEFAULT_NAME, PgWireConnectionState, copy};
 use pgwire::error::{PgWireError, PgWireResult};
 use pgwire::messages::PgWireBackendMessage;
+use pgwire::messages::data::RowDescription;
 use pgwire::messages::extendedquery::{Execute, PortalSuspended};
 use pgwire::messages::response::EmptyQueryResponse;
+use tidemark_executor::error::sqlstate;
+use tidemark_executor::{ExecError, Motion, Prepared};
+
+use super::handler::Connection;
+use super::results::Failure;
 
 pub(super) async fn execute<H, C>(handler: &H, client: &mut C, message: Execute) -> PgWireResult<()>
 where
@@ -135,4 +142,101 @@ where
             copy::send_copy_both_response(client, r).await
         }
     }
+}
+
+/// FETCH or MOVE in a simple query on portal `portal` of the extended
+/// protocol (see `Connection::move_portal`). A portal only bound is run
+/// first; rows come from its stream as Execute would send them (in its
+/// result formats, after its row description), and the portal stays where
+/// the motion left it for later Executes. Returns the statement's error, to
+/// send before ReadyForQuery.
+pub(super) async fn fetch<C>(
+    conn: &Connection,
+    client: &mut C,
+    portal: Arc<Portal<Prepared>>,
+    motion: Motion,
+) -> PgWireResult<Result<(), ExecError>>
+where
+    C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+    C::PortalStore: PortalStore,
+    C::Error: Debug,
+    PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+{
+    let command = if motion.move_only { "MOVE" } else { "FETCH" };
+    let no_rows = || {
+        ExecError::new(
+            sqlstate::INVALID_CURSOR_STATE,
+            format!("portal \"{}\" does not return rows", motion.cursor),
+        )
+    };
+    if !portal.statement.statement.returns_rows() {
+        return Ok(Err(no_rows()));
+    }
+    let failure = Failure::default();
+    let state = portal.state();
+    let mut state = state.lock().await;
+    if matches!(*state, PortalExecutionState::Initial) {
+        match conn.run_portal(client, &portal, &failure).await? {
+            Ok(Response::Query(rows)) => *state = PortalExecutionState::Suspended(rows),
+            Ok(_) => {
+                *state = PortalExecutionState::Finished;
+                return Ok(Err(no_rows()));
+            }
+            Err(e) => {
+                *state = PortalExecutionState::Finished;
+                return Ok(Err(e));
+            }
+        }
+    }
+    // Executed to its end by Execute: nothing is left (and its columns are
+    // no longer at hand, so FETCH sends none).
+    let PortalExecutionState::Suspended(response) = state.deref_mut() else {
+        let tag = Tag::new(command).with_rows(0);
+        client
+            .feed(PgWireBackendMessage::CommandComplete(tag.into()))
+            .await?;
+        return Ok(Ok(()));
+    };
+    if !motion.move_only {
+        let fields = response.row_schema();
+        let description = RowDescription::new(fields.iter().map(Into::into).collect());
+        client
+            .feed(PgWireBackendMessage::RowDescription(description))
+            .await?;
+    }
+    let rows = response.data_rows();
+    let mut passed = 0u64;
+    let mut taken = 0u64;
+    let mut ended = false;
+    while passed < motion.skip || motion.take.is_none_or(|n| taken < n) {
+        match rows.next().await {
+            Some(Ok(row)) if passed < motion.skip => {
+                drop(row);
+                passed += 1;
+            }
+            Some(Ok(row)) => {
+                if !motion.move_only {
+                    client.feed(PgWireBackendMessage::DataRow(row)).await?;
+                }
+                taken += 1;
+            }
+            Some(Err(e)) => {
+                *state = PortalExecutionState::Finished;
+                return failure.outcome(Err(e));
+            }
+            None => {
+                ended = true;
+                break;
+            }
+        }
+    }
+    if ended {
+        // Polled again by a later FETCH or Execute, it yields nothing.
+        *rows = Box::pin(futures::stream::empty());
+    }
+    let tag = Tag::new(command).with_rows(taken as usize);
+    client
+        .feed(PgWireBackendMessage::CommandComplete(tag.into()))
+        .await?;
+    Ok(Ok(()))
 }

@@ -193,10 +193,9 @@ pub(super) fn copy_in(c: &CopyIn) -> CopyResponse {
     CopyResponse::new(c.format.wire_format(), c.columns(), stream::empty())
 }
 
-/// Sends a NOTICE (SQLSTATE 00000) before a command's completion.
-/// ParameterStatus for each reported setting a command changed (`SET
-/// TimeZone`, `SET client_encoding`, ...), before its CommandComplete, as
-/// PostgreSQL sends them: drivers decode by these values.
+/// ParameterStatus for each reported setting a statement changed (`SET
+/// TimeZone`, `SET client_encoding`, `set_config(...)`), sent before
+/// ReadyForQuery as PostgreSQL 15 sends them: drivers decode by these values.
 pub(super) async fn send_parameter_statuses<C>(
     client: &mut C,
     reports: Vec<(String, String)>,
@@ -215,6 +214,7 @@ where
     Ok(())
 }
 
+/// Sends a NOTICE (SQLSTATE 00000) before a command's completion.
 pub(super) async fn send_notice<C>(client: &mut C, notice: Option<String>) -> PgWireResult<()>
 where
     C: Sink<PgWireBackendMessage> + Unpin + Send,
