@@ -204,20 +204,42 @@ impl From<DataFusionError> for ExecError {
             DataFusionError::Plan(_) => SYNTAX_ERROR,
             _ => INTERNAL_ERROR,
         };
-        let message = match code {
-            DIVISION_BY_ZERO => "division by zero".to_string(),
-            UNDEFINED_TABLE => match message.split('\'').nth(1) {
-                // DataFusion says "table 'tidemark.public.t' not found"; say it as PostgreSQL does.
+        let message = match (code, root) {
+            (DIVISION_BY_ZERO, _) => "division by zero".to_string(),
+            // DataFusion says "table 'tidemark.public.t' not found"; say it as PostgreSQL does.
+            (UNDEFINED_TABLE, _) => match message.split('\'').nth(1) {
                 Some(q) => format!(
                     "relation \"{}\" does not exist",
                     q.rsplit('.').next().unwrap_or(q)
                 ),
                 None => message,
             },
+            (UNDEFINED_COLUMN, DataFusionError::SchemaError(s, _)) => match s.as_ref() {
+                datafusion::common::SchemaError::FieldNotFound { field, .. } => {
+                    column_not_found(field, &message)
+                }
+                _ => message,
+            },
             _ => message,
         };
         ExecError::new(code, message)
     }
+}
+
+/// PostgreSQL's wording for a column that is not there (`column "x" does not
+/// exist`, `column t.x does not exist`), with DataFusion's suggestion of the
+/// nearest name when its message has one.
+fn column_not_found(field: &datafusion::common::Column, datafusion_message: &str) -> String {
+    let column = match &field.relation {
+        Some(relation) => format!("{relation}.{}", field.name),
+        None => format!("\"{}\"", field.name),
+    };
+    let suggestion = datafusion_message
+        .split_once("Did you mean '")
+        .and_then(|(_, rest)| rest.split_once("'?"))
+        .map(|(name, _)| format!("; did you mean {name}?"))
+        .unwrap_or_default();
+    format!("column {column} does not exist{suggestion}")
 }
 
 /// `ArrowError` is not `Clone`; rebuild the variants we classify.
