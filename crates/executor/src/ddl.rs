@@ -56,6 +56,7 @@ pub(crate) async fn create_table(
             ),
         ));
     }
+    let c = designate_primary_key_timestamp(c)?;
     let upsert_keys = upsert_keys_of(&c)?;
     let (mut columns, rows) = match c.as_query {
         Some(q) => {
@@ -302,11 +303,30 @@ fn table_settings(table: &str, ttl: Option<Ttl>, upsert_keys: Vec<String>) -> Ve
     requests
 }
 
-/// The table's upsert keys: `DEDUP UPSERT KEYS`, or a PRIMARY KEY (on the
-/// columns or as a table constraint) that includes the designated timestamp.
-/// A PRIMARY KEY without it is refused (0A000): a time-series table keeps every
-/// row, and only rows of one timestamp can replace one another.
-fn upsert_keys_of(c: &CreateTable) -> Result<Vec<String>> {
+/// A table declared without `TIMESTAMP(col)` whose PRIMARY KEY holds exactly
+/// one column that can be the designated timestamp (an ORM's `id TIMESTAMP
+/// PRIMARY KEY`, `PRIMARY KEY (ts, sensor)`) gets that column as its designated
+/// timestamp, so the key becomes the table's upsert keys rather than refused.
+fn designate_primary_key_timestamp(mut c: CreateTable) -> Result<CreateTable> {
+    if c.timestamp.is_some() || c.as_query.is_some() {
+        return Ok(c);
+    }
+    let key = primary_key_of(&c)?;
+    let mut candidates = c.columns.iter().filter(|s| {
+        key.iter().any(|k| same_name(k, &s.name))
+            && column_type(s.data_type)
+                .designated_timestamp_problem(&s.name)
+                .is_none()
+    });
+    if let (Some(only), None) = (candidates.next(), candidates.next()) {
+        c.timestamp = Some(only.name.clone());
+    }
+    Ok(c)
+}
+
+/// The PRIMARY KEY as declared, on the columns or as a table constraint
+/// (empty when there is none); 42P16 for more than one.
+fn primary_key_of(c: &CreateTable) -> Result<Vec<String>> {
     let on_columns: Vec<String> = c
         .columns
         .iter()
@@ -322,11 +342,19 @@ fn upsert_keys_of(c: &CreateTable) -> Result<Vec<String>> {
             ),
         ));
     }
-    let primary_key = if on_columns.is_empty() {
+    Ok(if on_columns.is_empty() {
         c.primary_key.clone()
     } else {
         on_columns
-    };
+    })
+}
+
+/// The table's upsert keys: `DEDUP UPSERT KEYS`, or a PRIMARY KEY (on the
+/// columns or as a table constraint) that includes the designated timestamp.
+/// A PRIMARY KEY without it is refused (0A000): a time-series table keeps every
+/// row, and only rows of one timestamp can replace one another.
+fn upsert_keys_of(c: &CreateTable) -> Result<Vec<String>> {
+    let primary_key = primary_key_of(c)?;
     if primary_key.is_empty() {
         return Ok(c.dedup_keys.clone());
     }

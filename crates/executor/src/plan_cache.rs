@@ -33,7 +33,8 @@ use datafusion::datasource::{provider_as_source, source_as_provider};
 use datafusion::error::DataFusionError;
 use datafusion::execution::context::{SessionContext, SessionState};
 use datafusion::execution::{SendableRecordBatchStream, TaskContext};
-use datafusion::logical_expr::LogicalPlan;
+use datafusion::logical_expr::expr::Cast;
+use datafusion::logical_expr::{Expr, LogicalPlan};
 use tidemark_storage::{Snapshot, TableReader};
 
 use crate::params::ParamValue;
@@ -203,6 +204,11 @@ impl PlannedQuery {
                         ))),
                     }
                 }
+                LogicalPlan::Limit(mut limit) => {
+                    limit.skip = limit.skip.map(literal_through_casts);
+                    limit.fetch = limit.fetch.map(literal_through_casts);
+                    Ok(Transformed::yes(LogicalPlan::Limit(limit)))
+                }
                 other => Ok(Transformed::no(other)),
             })
             .ok()?
@@ -235,6 +241,23 @@ impl PlannedQuery {
         *kept = Some(optimized.clone());
         Some(optimized)
     }
+}
+
+/// A literal under casts as the literal of the outer cast's type. LIMIT and
+/// OFFSET given as cast parameters (`LIMIT $1::INTEGER`, as SQLAlchemy writes
+/// them) hold such casts once bound; the physical planner takes only a literal
+/// there, and a kept plan is not optimized again (which would fold them).
+fn literal_through_casts(e: Box<Expr>) -> Box<Expr> {
+    let Expr::Cast(Cast { expr, field }) = *e else {
+        return e;
+    };
+    let inner = literal_through_casts(expr);
+    if let Expr::Literal(value, meta) = inner.as_ref()
+        && let Ok(cast) = value.cast_to(field.data_type())
+    {
+        return Box::new(Expr::Literal(cast, meta.clone()));
+    }
+    Box::new(Expr::Cast(Cast { expr: inner, field }))
 }
 
 /// `plan` with every placeholder `$n` typed as `types[n - 1]`, keeping the names

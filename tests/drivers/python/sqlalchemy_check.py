@@ -211,6 +211,37 @@ for dialect in ("psycopg", "psycopg2"):
     with engine.begin() as conn:
         conn.execute(sa.text(f"DROP TABLE {keyed_table}"))
 
+    # A model whose primary key is a timestamp: create_all's DDL (no TIMESTAMP(col))
+    # makes it the designated timestamp and the upsert key; the ORM adds, gets,
+    # updates, deletes, and `.limit()` binds `LIMIT %(param_1)s::INTEGER`.
+    class EventBase(orm.DeclarativeBase):
+        pass
+
+    class Event(EventBase):
+        __tablename__ = f"{table}_events"
+        ts: orm.Mapped[datetime.datetime] = orm.mapped_column(sa.DateTime, primary_key=True)
+        name: orm.Mapped[str] = orm.mapped_column(sa.String(20))
+        val: orm.Mapped[float] = orm.mapped_column(sa.Float)
+
+    EventBase.metadata.drop_all(engine)
+    EventBase.metadata.create_all(engine)
+    start = datetime.datetime(2026, 1, 1)
+    with orm.Session(engine) as session:
+        session.add_all([Event(ts=start + datetime.timedelta(seconds=i), name=f"e{i}", val=i)
+                         for i in range(5)])
+        session.commit()
+        newest = session.scalars(sa.select(Event).order_by(Event.ts.desc()).limit(2)).all()
+        assert [e.name for e in newest] == ["e4", "e3"], newest
+        event = session.get(Event, start + datetime.timedelta(seconds=1))
+        assert event is not None and event.name == "e1", event
+        event.val = 42
+        session.commit()
+        assert session.scalar(sa.select(Event.val).where(Event.name == "e1")) == 42
+        session.delete(event)
+        session.commit()
+        assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 4
+    EventBase.metadata.drop_all(engine)
+
     try:
         with engine.connect() as conn:
             conn.execute(sa.text("SELECT * FROM no_such_table"))
