@@ -133,6 +133,31 @@ async fn bound_parameters_and_binary_results_for_every_type() {
         .expect("reuse");
     assert_eq!(row.get::<_, i64>(0), 1);
 
+    // LIMIT and OFFSET as cast parameters over a table, as SQLAlchemy's
+    // `.limit(n)` with psycopg sends them (`$1::INTEGER`): the kept plan holds
+    // casts of the bound values there.
+    client
+        .batch_execute(
+            "CREATE TABLE pages (ts TIMESTAMP, x BIGINT) TIMESTAMP(ts); \
+             INSERT INTO pages SELECT timestamp_sequence('2026-01-01', 1000000), x \
+             FROM long_sequence(10)",
+        )
+        .await
+        .expect("a table of ten rows");
+    let page = client
+        .prepare("SELECT x FROM pages ORDER BY ts LIMIT $1::INTEGER OFFSET $2::INTEGER")
+        .await
+        .expect("prepare a page");
+    for (limit, offset, first) in [(2i32, 3i32, 4i64), (3, 0, 1), (1, 9, 10)] {
+        let rows = client
+            .query(&page, &[&limit, &offset])
+            .await
+            .expect("a page");
+        let got: Vec<i64> = rows.iter().map(|r| r.get(0)).collect();
+        let want: Vec<i64> = (first..first + i64::from(limit)).collect();
+        assert_eq!(got, want, "LIMIT {limit} OFFSET {offset}");
+    }
+
     // Errors keep their SQLSTATE in the extended protocol.
     let e = client
         .query("SELECT * FROM missing WHERE x = $1", &[&1i32])
