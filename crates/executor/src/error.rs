@@ -15,6 +15,7 @@ pub mod sqlstate {
     pub const AMBIGUOUS_COLUMN: &str = "42702";
     pub const UNDEFINED_OBJECT: &str = "42704";
     pub const UNDEFINED_FUNCTION: &str = "42883";
+    pub const UNDEFINED_PARAMETER: &str = "42P02";
     pub const DUPLICATE_TABLE: &str = "42P07";
     pub const DUPLICATE_COLUMN: &str = "42701";
     pub const INVALID_NAME: &str = "42602";

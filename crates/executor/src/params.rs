@@ -214,12 +214,39 @@ fn for_each_expr(statement: &Statement, mut f: impl FnMut(&ast::Expr)) {
     };
 }
 
-/// Replaces `$n` with the n-th value. In `INSERT ... VALUES` rows, values
-/// become plain literals (the target column's type converts them, and the rows
-/// stay on the literal fast path); elsewhere they become typed literals, so
-/// that `price > $1` compares numbers, not text.
-pub(crate) fn bind(statement: &mut Statement, values: &[ParamValue]) -> Result<()> {
-    let needed = count(statement);
+/// Calls `f` with each LIMIT and OFFSET expression of the statement's queries.
+fn for_each_limit(statement: &Statement, f: impl FnMut(&ast::Expr)) {
+    struct Limits<F>(F);
+    impl<F: FnMut(&ast::Expr)> ast::Visitor for Limits<F> {
+        type Break = ();
+        fn pre_visit_query(&mut self, query: &ast::Query) -> ControlFlow<()> {
+            match &query.limit_clause {
+                Some(ast::LimitClause::LimitOffset { limit, offset, .. }) => {
+                    limit.iter().for_each(&mut self.0);
+                    offset.iter().for_each(|o| (self.0)(&o.value));
+                }
+                Some(ast::LimitClause::OffsetCommaLimit { offset, limit }) => {
+                    (self.0)(offset);
+                    (self.0)(limit);
+                }
+                None => {}
+            }
+            ControlFlow::Continue(())
+        }
+    }
+    let mut limits = Limits(f);
+    let _ = match statement {
+        Statement::Standard(s) => ast::Visit::visit(s.as_ref(), &mut limits),
+        Statement::Sample { query, .. } | Statement::Latest { query, .. } => {
+            ast::Visit::visit(query.as_ref(), &mut limits)
+        }
+        _ => ControlFlow::Continue(()),
+    };
+}
+
+/// 08P01 when fewer `values` are bound than the statement's `needed`
+/// parameters, as PostgreSQL refuses such a Bind.
+pub(crate) fn supplied(values: &[ParamValue], needed: usize) -> Result<()> {
     if values.len() < needed {
         return Err(ExecError::new(
             sqlstate::PROTOCOL_VIOLATION,
@@ -229,6 +256,16 @@ pub(crate) fn bind(statement: &mut Statement, values: &[ParamValue]) -> Result<(
             ),
         ));
     }
+    Ok(())
+}
+
+/// Replaces `$n` with the n-th value. In `INSERT ... VALUES` rows, values
+/// become plain literals (the target column's type converts them, and the rows
+/// stay on the literal fast path); elsewhere they become typed literals, so
+/// that `price > $1` compares numbers, not text.
+pub(crate) fn bind(statement: &mut Statement, values: &[ParamValue]) -> Result<()> {
+    let needed = count(statement);
+    supplied(values, needed)?;
     if needed == 0 {
         return Ok(());
     }
@@ -414,7 +451,9 @@ fn unnested(mut e: &ast::Expr) -> &ast::Expr {
 /// Parameter types from the columns they meet in the statement: the target
 /// column of an INSERT VALUES position or an UPDATE assignment, or the column a
 /// comparison, BETWEEN or IN puts them against (an array of it for `= ANY($n)`). `columns` maps column names
-/// (lowercase) of the tables in the statement to their types.
+/// (lowercase) of the tables in the statement to their types. A `LIMIT` or
+/// `OFFSET` parameter is a BIGINT, as PostgreSQL types it (node-postgres sends
+/// `LIMIT $1` untyped).
 pub(crate) fn infer_from_columns(
     statement: &Statement,
     columns: &HashMap<String, DataType>,
@@ -463,6 +502,11 @@ pub(crate) fn infer_from_columns(
             _ => {}
         }
     }
+    for_each_limit(statement, |e| {
+        if let Some(n) = placeholder_index(e) {
+            types.entry(n).or_insert(DataType::Int64);
+        }
+    });
     for_each_expr(statement, |e| {
         let pairs: Vec<(&ast::Expr, &ast::Expr)> = match e {
             ast::Expr::BinaryOp { left, right, .. } => {

@@ -429,7 +429,15 @@ impl Session {
     /// Runs one statement of a script. A query's rows stream: they are read
     /// as the client takes them.
     pub async fn execute_one(&mut self, s: Statement) -> Result<Output> {
-        let result = self.execute_statement(s).await;
+        // A simple query binds no values (node-postgres sends a query without
+        // values that way): PostgreSQL refuses its `$n` at once.
+        let result = match crate::params::count(&s) {
+            0 => self.execute_statement(s).await,
+            n => Err(ExecError::new(
+                sqlstate::UNDEFINED_PARAMETER,
+                format!("there is no parameter ${n}"),
+            )),
+        };
         self.abort_tx_on_error(result)
     }
 

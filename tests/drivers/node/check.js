@@ -69,6 +69,24 @@ async function main([host, port, user, password, sslmode = 'disable']) {
     assert.equal(arr.rows[0].first, 1.5);
     await client.query('DROP TABLE drv_node_arr');
 
+    // Pages with untyped LIMIT/OFFSET parameters (node-postgres sends values as
+    // untyped text): PostgreSQL types them BIGINT.
+    await client.query('DROP TABLE IF EXISTS drv_node_page');
+    await client.query('CREATE TABLE drv_node_page (ts TIMESTAMP, n BIGINT) TIMESTAMP(ts)');
+    await client.query("INSERT INTO drv_node_page SELECT timestamp_sequence('2026-01-01', 1000000), x FROM long_sequence(10)");
+    for (const [limit, offset] of [[2, 3], [3, 0]]) {
+      const page = await client.query({ text: 'SELECT n FROM drv_node_page ORDER BY ts LIMIT $1 OFFSET $2',
+        values: [limit, offset], rowMode: 'array' });
+      assert.deepEqual(page.rows.map((r) => Number(r[0])),
+        Array.from({ length: limit }, (_, i) => offset + i + 1));
+    }
+    await client.query('DROP TABLE drv_node_page');
+    // A query with `$1` but no values goes as a simple query: 42P02, as PostgreSQL says.
+    await assert.rejects(client.query('SELECT $1::int AS v'), (e) => {
+      assert.equal(e.code, '42P02');
+      return true;
+    });
+
     await assert.rejects(client.query('SELECT * FROM no_such_table'), (e) => {
       assert.equal(e.code, '42P01');
       assert.match(e.message, /no_such_table/);

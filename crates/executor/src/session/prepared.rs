@@ -227,6 +227,8 @@ impl Session {
             return Ok(Output::command(""));
         };
         self.wants_catalog = prepared.wants_catalog;
+        // The planned paths bind by position and would miss an absent value.
+        self.abort_tx_on_error(params::supplied(values, prepared.param_types.len()))?;
         if let Some(insert) = &prepared.insert {
             let result = match self.may_run(planned) {
                 Ok(()) => insert.execute(self, values).await,
