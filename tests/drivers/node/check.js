@@ -80,6 +80,14 @@ async function main([host, port, user, password, sslmode = 'disable']) {
       assert.deepEqual(page.rows.map((r) => Number(r[0])),
         Array.from({ length: limit }, (_, i) => offset + i + 1));
     }
+    // Too few values for a query's or an INSERT's parameters: 08P01, never a panic.
+    for (const text of ['SELECT n FROM drv_node_page WHERE n > $1 AND n < $2',
+      'INSERT INTO drv_node_page VALUES ($1, $2)']) {
+      await assert.rejects(client.query({ text, values: [1] }), (e) => {
+        assert.equal(e.code, '08P01');
+        return true;
+      });
+    }
     await client.query('DROP TABLE drv_node_page');
     // A query with `$1` but no values goes as a simple query: 42P02, as PostgreSQL says.
     await assert.rejects(client.query('SELECT $1::int AS v'), (e) => {
