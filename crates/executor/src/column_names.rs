@@ -398,6 +398,8 @@ fn figure(e: &ast::Expr) -> (String, Strength) {
         }
         Expr::TypedString(t) => (type_name(&t.data_type), Strength::Weak),
         Expr::Interval(_) => weak("interval"),
+        // PostgreSQL reads TRUE and FALSE as casts of text to bool.
+        Expr::Value(v) if matches!(v.value, ast::Value::Boolean(_)) => weak("bool"),
         Expr::Case { .. } => weak("case"),
         Expr::Exists { .. } => strong("exists"),
         Expr::Array(_) => strong("array"),
@@ -514,6 +516,11 @@ mod tests {
                 &["max", "exists"],
             ),
             ("SELECT 1 UNION ALL SELECT 2", &["Int64(1)"], &["?column?"]),
+            (
+                "SELECT true, false, NULL, true::int",
+                &["a", "b", "c", "d"],
+                &["bool", "bool", "?column?", "int4"],
+            ),
             (
                 "SELECT current_user, CURRENT_TIMESTAMP",
                 &["a", "b"],
