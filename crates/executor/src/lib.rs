@@ -61,6 +61,7 @@ mod rewrite;
 mod rnd;
 mod sample;
 mod scan;
+mod select_exists;
 mod session;
 mod set_config;
 mod settings;

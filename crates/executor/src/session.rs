@@ -525,6 +525,7 @@ impl Session {
         };
         crate::pg_catalog::call_session_functions(&mut s);
         crate::distinct_from::fix_precedence(&mut s);
+        crate::select_exists::rewrite(&mut s);
         // The session applies the changes after planning (see `dispatch`).
         crate::set_config::resolve(&mut s, &self.settings)?;
         crate::pg_casts::match_array_literal_dimensions(&mut s);

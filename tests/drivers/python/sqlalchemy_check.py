@@ -213,7 +213,7 @@ for dialect in ("psycopg", "psycopg2"):
 
     # A model whose primary key is a timestamp: create_all's DDL (no TIMESTAMP(col))
     # makes it the designated timestamp and the upsert key; the ORM adds, gets,
-    # updates, deletes, and `.limit()` binds `LIMIT %(param_1)s::INTEGER`.
+    # updates, deletes, and `.limit()` binds `LIMIT %(param_1)s::INTEGER`; `exists()`.
     class EventBase(orm.DeclarativeBase):
         pass
 
@@ -240,6 +240,9 @@ for dialect in ("psycopg", "psycopg2"):
         session.delete(event)
         session.commit()
         assert session.scalar(sa.select(sa.func.count()).select_from(Event)) == 4
+        # exists() in a select list, as the ORM writes it.
+        assert session.scalar(sa.select(sa.exists().where(Event.name == "e2"))) is True
+        assert session.query(session.query(Event).filter(Event.name == "zz").exists()).scalar() is False
     EventBase.metadata.drop_all(engine)
 
     try:
