@@ -9,6 +9,7 @@
 //! - `pg_get_function_result`/`pg_get_function_arguments`: psql's `\df`; NULL,
 //!   there are no user-defined functions.
 //! - `pg_size_pretty(bytes)`: psql's `\dt+`.
+//! - `pg_advisory_unlock_all()`: nothing to release (asyncpg's pool reset).
 //! - `obj_description`, `col_description`, `shobj_description`: psql's `\d+`
 //!   and `\dt+`; NULL, Tidemark keeps no comments.
 //! - `pg_collation_is_visible(oid)`, `pg_function_is_visible(oid)`,
@@ -218,6 +219,18 @@ pub(crate) fn register(ctx: &SessionContext) {
             };
             let pretty: StringArray = sizes.iter().map(|n| n.map(size_pretty)).collect();
             Ok(ColumnarValue::Array(Arc::new(pretty)))
+        }),
+    ));
+    // Tidemark has no advisory locks (`pg_advisory_lock` does not exist): a
+    // session holds none, and releasing all of them does nothing. asyncpg's
+    // pool sends it whenever it takes a connection back. PostgreSQL's is void.
+    ctx.register_udf(create_udf(
+        "pg_advisory_unlock_all",
+        vec![],
+        DataType::Null,
+        Volatility::Volatile,
+        Arc::new(|_: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(datafusion::common::ScalarValue::Null))
         }),
     ));
     // One schema of user objects and the catalog's: everything is visible.

@@ -678,6 +678,10 @@ impl Session {
                 }
                 ast::Statement::Declare { stmts } => crate::cursor::declare(self, stmts).await,
                 ast::Statement::Close { cursor } => crate::cursor::close(self, cursor),
+                // LISTEN is refused (no notifications), so the session listens on
+                // no channel and UNLISTEN has nothing to stop (asyncpg's pool
+                // sends `UNLISTEN *` when it takes a connection back).
+                ast::Statement::UNLISTEN { .. } => Ok(Output::command("UNLISTEN")),
                 ast::Statement::ShowVariable { variable } => {
                     match crate::show::partitions(&variable, &self.view()?) {
                         Some(output) => output,

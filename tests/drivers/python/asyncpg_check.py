@@ -1,5 +1,5 @@
 """asyncpg against Tidemark: every type through bound (binary) parameters, read back, arrays
-both ways, cursors (forward and fetch), set_config, SQLSTATEs.
+both ways, cursors (forward and fetch), set_config, a pool, SQLSTATEs.
 
 asyncpg prepares every statement and binds in binary by the parameter types the server
 describes, so this checks the server's parameter type inference too.
@@ -128,6 +128,21 @@ async def main(host, port, user, password, sslmode="disable"):
             assert "no_such_table" in str(e), str(e)
     finally:
         await conn.close()
+
+    # A pool: every release resets the connection (`SELECT pg_advisory_unlock_all();
+    # CLOSE ALL; UNLISTEN *; RESET ALL;`), and the next acquire gets it back.
+    pool = await asyncpg.create_pool(host=host, port=int(port), user=user, password=password,
+                                     database="tidemark", ssl=sslmode, min_size=1, max_size=2)
+    try:
+        for _ in range(3):
+            async with pool.acquire() as pooled:
+                await pooled.execute("SET application_name = 'pooled'")
+                assert await pooled.fetchval("SELECT count(*) FROM long_sequence(4)") == 4
+        assert await pool.fetchval("SHOW application_name") == "", "RESET ALL on release"
+        counts = await asyncio.gather(*[pool.fetchval("SELECT $1::int + 1", i) for i in range(6)])
+        assert counts == [1, 2, 3, 4, 5, 6], counts
+    finally:
+        await pool.close()
     print("asyncpg ok")
 
 
