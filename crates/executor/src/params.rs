@@ -376,6 +376,14 @@ fn literal(v: &ParamValue, in_values: bool) -> Result<ast::Expr> {
         ParamValue::Typed { type_name, text } => {
             if in_values {
                 string(text.clone())
+            } else if let Some(scale) = (*type_name == "NUMERIC")
+                .then(|| decimal_scale(text))
+                .flatten()
+            {
+                // A bare NUMERIC is numeric(38,10) here; a bound value keeps
+                // its own scale, as PostgreSQL's numeric does (`$1::text` of
+                // 1.25 is `1.25`).
+                parse_expr(&format!("CAST('{}' AS NUMERIC(38, {scale}))", escape(text)))?
             } else {
                 parse_expr(&format!("{type_name} '{}'", escape(text)))?
             }
@@ -438,6 +446,19 @@ fn sql_param_type(t: &ast::DataType) -> Option<DataType> {
         }
         _ => return None,
     })
+}
+
+/// The number of fractional digits of a plain decimal number (`-12.50` has
+/// 2); `None` for anything else (an exponent, NaN) or beyond 38.
+fn decimal_scale(text: &str) -> Option<usize> {
+    let digits = text.trim().trim_start_matches(['+', '-']);
+    let (whole, fraction) = digits.split_once('.').unwrap_or((digits, ""));
+    let plain = !(whole.is_empty() && fraction.is_empty())
+        && whole
+            .bytes()
+            .chain(fraction.bytes())
+            .all(|b| b.is_ascii_digit());
+    (plain && fraction.len() <= 38).then_some(fraction.len())
 }
 
 /// `e` without the parentheses around it.
@@ -556,6 +577,22 @@ pub(crate) fn infer_from_columns(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_decimal_keeps_the_scale_it_was_written_with() {
+        for (text, scale) in [
+            ("1.25", Some(2)),
+            ("-0.500", Some(3)),
+            ("+100", Some(0)),
+            (".5", Some(1)),
+            ("1E+3", None),
+            ("NaN", None),
+            ("", None),
+            ("-", None),
+        ] {
+            assert_eq!(decimal_scale(text), scale, "{text}");
+        }
+    }
 
     fn parse(sql: &str) -> Statement {
         tidemark_parser::parse(sql)

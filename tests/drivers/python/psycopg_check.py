@@ -47,6 +47,11 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
         got = [r[0] for r in cur.fetchall()]
         assert got == [decimal.Decimal("0.0001"), decimal.Decimal("-99999999.9999"), None], got
     conn.execute("DROP TABLE drv_psycopg_copy")
+    # A Decimal parameter keeps its own scale, as PostgreSQL's numeric does (pandas'
+    # to_sql of Decimal objects into TEXT columns casts them: `%(x)s::VARCHAR`).
+    for value, text in [("1.25", "1.25"), ("-0.500", "-0.500"), ("100", "100")]:
+        got = conn.execute("SELECT %s::varchar", (decimal.Decimal(value),)).fetchone()[0]
+        assert got == text, (value, got)
 
     # Reported settings: ParameterStatus at start and after SET/RESET, as psycopg
     # keeps them in conn.info (it decodes timestamps and text by them).
