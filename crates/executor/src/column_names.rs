@@ -326,6 +326,8 @@ fn is_column(e: &ast::Expr) -> bool {
 
 /// About the name DataFusion gives an unaliased item, and whether it is a
 /// column's: casts and parentheses set aside, a column by its last name part.
+/// Parameters count as one another (`$1::text, $2::varchar` bound to one value
+/// are the same expression to DataFusion).
 fn planned_name(e: &ast::Expr) -> (String, bool) {
     use ast::Expr;
     match e {
@@ -335,8 +337,21 @@ fn planned_name(e: &ast::Expr) -> (String, bool) {
             Some(i) => (tidemark_parser::normalize_ident(i), true),
             None => (String::new(), false),
         },
-        other => (other.to_string().to_lowercase(), false),
+        other => (any_parameter(&other.to_string().to_lowercase()), false),
     }
+}
+
+/// `text` with each parameter (`$1`, `$12`) written `$`.
+fn any_parameter(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        out.push(c);
+        if c == '$' {
+            while chars.next_if(char::is_ascii_digit).is_some() {}
+        }
+    }
+    out
 }
 
 /// The SELECT whose names a query's result takes: a set operation is named
@@ -529,6 +544,23 @@ mod tests {
         ] {
             assert_eq!(names(sql, planned), expected, "{sql}");
         }
+    }
+
+    /// Items that differ only in their parameters get internal aliases: bound
+    /// to one value, DataFusion would name them alike and refuse the list.
+    #[test]
+    fn items_that_differ_only_in_parameters_are_told_apart() {
+        let mut q = crate::rewrite::parse_query("SELECT $1::text, $2::varchar, $3 + 1, $4 + 1, x")
+            .expect("parses");
+        name_query_columns(&mut q).expect("names");
+        let sql = q.to_string();
+        for i in 0..4 {
+            assert!(
+                sql.contains(&format!("AS \"?tidemark column {i}?\"")),
+                "{sql}"
+            );
+        }
+        assert!(!sql.contains("column 4?"), "{sql}");
     }
 
     /// A rewrite that changed the number of columns leaves the planned names.

@@ -52,6 +52,11 @@ with psycopg.connect(host=host, port=port, user=user, password=password, dbname=
     for value, text in [("1.25", "1.25"), ("-0.500", "-0.500"), ("100", "100")]:
         got = conn.execute("SELECT %s::varchar", (decimal.Decimal(value),)).fetchone()[0]
         assert got == text, (value, got)
+    # Two items that differ only in their parameters, bound to one value.
+    same = decimal.Decimal("1.25")
+    cur = conn.execute("SELECT %s::text, %s::varchar, %s + 1, %s + 1", (same, same, 2, 2))
+    assert [d.name for d in cur.description] == ["text", "varchar", "?column?", "?column?"]
+    assert cur.fetchone() == ("1.25", "1.25", 3, 3)
 
     # Reported settings: ParameterStatus at start and after SET/RESET, as psycopg
     # keeps them in conn.info (it decodes timestamps and text by them).
