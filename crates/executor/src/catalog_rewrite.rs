@@ -21,7 +21,7 @@
 //!   subquery (DataFusion runs IN subqueries only in WHERE).
 //! - ORDER BY an expression with a subquery (Grafana's table list), which
 //!   DataFusion cannot sort by: the keys become columns of an inner query.
-//! - `pg_class.reloptions` and `relacl`, which the catalog lacks: NULL, as
+//! - `pg_class.reloptions` and `relacl` (and `pg_attribute.attacl`): a NULL text array, as
 //!   PostgreSQL has them for a table without storage options or grants; and
 //!   `unnest` of them in FROM yields no row.
 //! - `pg_settings` reads the session's settings (`pg_settings.rs`).
@@ -74,9 +74,10 @@ const REGPROC_COLUMNS: &[&str] = &[
     "typanalyze",
 ];
 
-/// `pg_class` columns missing from the catalog, NULL for every Tidemark table
-/// (no storage options, default privileges).
-const UNSET_COLUMNS: &[&str] = &["reloptions", "relacl"];
+/// Array columns of `pg_class` and `pg_attribute` that are NULL for every
+/// Tidemark table (no storage options, default privileges), some missing from
+/// the catalog, some there as text.
+const UNSET_COLUMNS: &[&str] = &["reloptions", "relacl", "attacl"];
 
 const AGGREGATES: &[&str] = &[
     "count",
@@ -410,8 +411,19 @@ fn function_in_from(
 
 fn rewrite_expr(e: &mut ast::Expr, vectors: &Vectors) {
     match e {
+        // A NULL array, as the arrays PostgreSQL has there (`text[]`,
+        // `aclitem[]`): psql's `\dp` passes `relacl` to `array_to_string`.
         ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) if names_unset_column(e) => {
-            *e = ast::Expr::Value(ast::Value::Null.with_empty_span());
+            *e = ast::Expr::Cast {
+                kind: ast::CastKind::Cast,
+                expr: Box::new(ast::Expr::Value(ast::Value::Null.with_empty_span())),
+                data_type: ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(
+                    Box::new(ast::DataType::Text),
+                    None,
+                )),
+                array: false,
+                format: None,
+            };
         }
         ast::Expr::Subquery(q) => aggregate_scalar_subquery(q),
         ast::Expr::Case { conditions, .. } => {
@@ -951,7 +963,7 @@ mod tests {
         );
         assert_eq!(
             rewritten("SELECT c.relname, c.reloptions FROM pg_class c"),
-            "SELECT c.relname, NULL FROM pg_class c"
+            "SELECT c.relname, CAST(NULL AS TEXT[]) FROM pg_class c"
         );
         assert_eq!(
             rewritten("SELECT ARRAY(SELECT b.x FROM b WHERE b.k = a.k ORDER BY 1) AS m FROM a"),

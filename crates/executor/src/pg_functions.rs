@@ -13,7 +13,9 @@
 //! - `obj_description`, `col_description`, `shobj_description`: psql's `\d+`
 //!   and `\dt+`; NULL, Tidemark keeps no comments.
 //! - `pg_collation_is_visible(oid)`, `pg_function_is_visible(oid)`,
-//!   `pg_type_is_visible(oid)`: true, everything is on the search path.
+//!   `pg_type_is_visible(oid)` and the other `pg_*_is_visible`: true,
+//!   everything is on the search path.
+//! - `pg_tablespace_location(oid)`: empty, the default tablespace's.
 //! - `json_build_object(key, value, ...)`: a JSON object as text.
 //! - `pg_typeof(any)`: the PostgreSQL name of the argument's type
 //!   (`integer`, `timestamp without time zone`; SYMBOL is `text`).
@@ -221,6 +223,21 @@ pub(crate) fn register(ctx: &SessionContext) {
             Ok(ColumnarValue::Array(Arc::new(pretty)))
         }),
     ));
+    // Every table lives in the root directory: the default tablespace, whose
+    // location PostgreSQL gives as empty text (psql's `\db`).
+    ctx.register_udf(create_udf(
+        "pg_tablespace_location",
+        vec![DataType::Int32],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(|args: &[ColumnarValue]| {
+            let oids = &ColumnarValue::values_to_arrays(args)?[0];
+            let locations: StringArray = (0..oids.len())
+                .map(|i| (!oids.is_null(i)).then_some(""))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(locations)))
+        }),
+    ));
     // Tidemark has no advisory locks (`pg_advisory_lock` does not exist): a
     // session holds none, and releasing all of them does nothing. asyncpg's
     // pool sends it whenever it takes a connection back. PostgreSQL's is void.
@@ -236,7 +253,16 @@ pub(crate) fn register(ctx: &SessionContext) {
     // One schema of user objects and the catalog's: everything is visible.
     for name in [
         "pg_collation_is_visible",
+        "pg_conversion_is_visible",
         "pg_function_is_visible",
+        "pg_opclass_is_visible",
+        "pg_operator_is_visible",
+        "pg_opfamily_is_visible",
+        "pg_statistics_obj_is_visible",
+        "pg_ts_config_is_visible",
+        "pg_ts_dict_is_visible",
+        "pg_ts_parser_is_visible",
+        "pg_ts_template_is_visible",
         "pg_type_is_visible",
     ] {
         ctx.register_udf(create_udf(

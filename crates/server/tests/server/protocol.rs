@@ -563,7 +563,7 @@ fn psql_describes_tables() {
             "-c",
             "\\df",
         ])
-        .args(["-c", "\\du"])
+        .args(["-c", "\\du", "-c", "\\db", "-c", "\\do"])
         // A primary key (upsert keys) and a symbol index: \d lists them, \di too.
         .args([
             "-c",
@@ -613,6 +613,9 @@ fn psql_describes_tables() {
         "tidemark",
         "List of functions",
         "List of roles",
+        // \db: the default tablespaces, located in the root; \do: no operators.
+        " pg_default | admin | ",
+        "List of operators",
         // "Member of" is an empty array, as PostgreSQL prints it.
         " admin     | Superuser  | {}",
         "Indexes:",
