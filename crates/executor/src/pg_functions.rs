@@ -7,7 +7,7 @@
 //! - `pg_get_serial_sequence(table, column)`: SQLAlchemy's column reflection;
 //!   always NULL, since no Tidemark column is backed by a sequence.
 //! - `pg_get_function_result`/`pg_get_function_arguments`: psql's `\df`; NULL,
-//!   there are no user-defined functions.
+//!   there are no user-defined functions. `pg_get_viewdef`: NULL, no views.
 //! - `pg_size_pretty(bytes)`: psql's `\dt+`.
 //! - `pg_advisory_unlock_all()`: nothing to release (asyncpg's pool reset).
 //! - `obj_description`, `col_description`, `shobj_description`: psql's `\d+`
@@ -198,6 +198,9 @@ pub(crate) fn register(ctx: &SessionContext) {
     ));
     // No Tidemark column is backed by a sequence: PostgreSQL answers NULL.
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_serial_sequence")));
+    // Tidemark has no views: no view has a definition (SQLAlchemy's
+    // `get_view_definition` asks for one by name and finds no view).
+    ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_viewdef")));
     // Tidemark has no user-defined functions; psql's `\df` lists none.
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_function_result")));
     ctx.register_udf(ScalarUDF::from(NullText::new("pg_get_function_arguments")));

@@ -184,6 +184,16 @@ for dialect in ("psycopg", "psycopg2"):
             {"ts": datetime.datetime(2026, 1, 1, 0, 0, 1), "id": 2, "sym": "b c", "px": 2.0}])
     inspector = sa.inspect(engine)
     pk = inspector.get_pk_constraint(keyed_table)
+    # What a BI tool's inspector asks besides (Superset, Metabase): no views, and a
+    # table is no view.
+    assert inspector.get_view_names() == [], inspector.get_view_names()
+    try:
+        inspector.get_view_definition(keyed_table)
+        raise SystemExit("a table has no view definition")
+    except exc.NoSuchTableError:
+        pass
+    assert inspector.get_foreign_keys(keyed_table) == []
+    assert inspector.get_unique_constraints(keyed_table) == []
     assert pk["constrained_columns"] == ["ts", "id"], pk
     assert pk["name"] == f"{keyed_table}_pkey", pk
     indexes = inspector.get_indexes(keyed_table)
