@@ -103,11 +103,10 @@ fn has_aggregate(select: &ast::Select) -> bool {
 
 #[cfg(test)]
 mod tests {
+    use datafusion::sql::sqlparser::ast;
+
     fn rewritten(sql: &str) -> String {
-        let mut s = match tidemark_parser::parse(sql).expect("parses").pop() {
-            Some(tidemark_parser::Statement::Standard(s)) => *s,
-            other => panic!("{other:?}"),
-        };
+        let mut s = ast::Statement::Query(crate::rewrite::parse_query(sql).expect(sql));
         super::rewrite(&mut s);
         s.to_string()
     }

@@ -210,10 +210,7 @@ where
     let mut ended = false;
     while passed < motion.skip || motion.take.is_none_or(|n| taken < n) {
         match rows.next().await {
-            Some(Ok(row)) if passed < motion.skip => {
-                drop(row);
-                passed += 1;
-            }
+            Some(Ok(_)) if passed < motion.skip => passed += 1,
             Some(Ok(row)) => {
                 if !motion.move_only {
                     client.feed(PgWireBackendMessage::DataRow(row)).await?;
