@@ -4,6 +4,8 @@
 //! `sum(price * amount) / sum(amount)`, and `approx_percentile(x, p [,
 //! precision])` is DataFusion's `approx_percentile_cont(x, p)` (a t-digest
 //! where QuestDB keeps an HDR histogram: the precision has no meaning here).
+//! `variance` (PostgreSQL's and QuestDB's) is `var_samp`, QuestDB's
+//! `approx_count_distinct` DataFusion's `approx_distinct` (HyperLogLog both).
 
 use std::ops::ControlFlow;
 
@@ -29,7 +31,19 @@ pub(crate) fn rewrite(statement: &mut ast::Statement) -> Result<()> {
         let Some(name) = f.name.0.last().and_then(|p| p.as_ident()) else {
             return ControlFlow::Continue(());
         };
-        let skeleton = match name.value.to_ascii_lowercase().as_str() {
+        let lower = name.value.to_ascii_lowercase();
+        // Other names of DataFusion's aggregates: PostgreSQL's and QuestDB's
+        // `variance`, QuestDB's `approx_count_distinct`.
+        let renamed = match lower.as_str() {
+            "variance" => Some("var_samp"),
+            "approx_count_distinct" => Some("approx_distinct"),
+            _ => None,
+        };
+        if let Some(datafusion_name) = renamed {
+            f.name = ast::ObjectName::from(vec![ast::Ident::new(datafusion_name)]);
+            return ControlFlow::Continue(());
+        }
+        let skeleton = match lower.as_str() {
             "count_distinct" => &count,
             "vwap" => &vwap,
             "approx_percentile" => &percentile,
@@ -82,6 +96,14 @@ mod tests {
         let mut s = ast::Statement::Query(crate::rewrite::parse_query(sql).expect(sql));
         rewrite(&mut s).expect("rewrite");
         s.to_string()
+    }
+
+    #[test]
+    fn other_names_of_aggregates_become_datafusion_names() {
+        assert_eq!(
+            rewritten("SELECT variance(x), approx_count_distinct(sym) FROM t"),
+            "SELECT var_samp(x), approx_distinct(sym) FROM t"
+        );
     }
 
     #[test]
