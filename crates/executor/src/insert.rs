@@ -33,6 +33,7 @@ pub(crate) async fn run(session: &mut Session, insert: ast::Insert) -> Result<Ou
     let table = target_table(&insert)?;
     let reader = session.table_schema(&table)?;
     let meta = reader.meta().clone();
+    check_clauses(&insert, &table, &meta)?;
     let source = insert
         .source
         .ok_or_else(|| ExecError::new(sqlstate::SYNTAX_ERROR, "INSERT needs VALUES or a query"))?;
@@ -465,6 +466,110 @@ fn param_array(values: &[&ParamValue]) -> ArrayRef {
             .map(|v| param_text(v))
             .collect::<StringArray>(),
     )
+}
+
+/// Refuses what an INSERT asks that Tidemark would otherwise silently not do
+/// (0A000, naming what works instead). `RETURNING` has no rows to return here.
+/// `ON CONFLICT`: rows with equal upsert keys replace each other, last write
+/// winning, so only the clause that asks exactly that is accepted, `ON
+/// CONFLICT [(keys)] DO UPDATE SET c = EXCLUDED.c` for every other column (what
+/// ORMs' upserts write), and `DO NOTHING` only where nothing can conflict (a
+/// table without upsert keys).
+fn check_clauses(
+    insert: &ast::Insert,
+    table: &str,
+    meta: &tidemark_storage::TableMeta,
+) -> Result<()> {
+    let refuse = |what: String| Err(ExecError::new(sqlstate::FEATURE_NOT_SUPPORTED, what));
+    if insert.returning.is_some() {
+        return refuse(
+            "INSERT ... RETURNING is not supported: read the rows back by their timestamp \
+             after inserting"
+                .into(),
+        );
+    }
+    let keys: std::collections::BTreeSet<String> = meta
+        .dedup_key_indexes()
+        .into_iter()
+        .map(|i| meta.columns[i].name.to_lowercase())
+        .collect();
+    let in_order: Vec<&str> = meta
+        .dedup_key_indexes()
+        .into_iter()
+        .map(|i| meta.columns[i].name.as_str())
+        .collect();
+    let listed = format!("({})", in_order.join(", "));
+    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
+    match &insert.on {
+        None => Ok(()),
+        Some(ast::OnInsert::OnConflict(on)) => {
+            if let Some(ast::ConflictTarget::Columns(target)) = &on.conflict_target {
+                let target: std::collections::BTreeSet<String> = target
+                    .iter()
+                    .map(|c| tidemark_parser::normalize_ident(c).to_lowercase())
+                    .collect();
+                if keys.is_empty() || target != keys {
+                    return refuse(format!(
+                        "ON CONFLICT ({}) names no upsert keys of table \"{table}\" (its keys: \
+                         {}): declare them with DEDUP UPSERT KEYS or PRIMARY KEY",
+                        Vec::from_iter(target).join(", "),
+                        if keys.is_empty() {
+                            "none"
+                        } else {
+                            listed.as_str()
+                        }
+                    ));
+                }
+            }
+            match &on.action {
+                ast::OnConflictAction::DoNothing if keys.is_empty() => Ok(()),
+                ast::OnConflictAction::DoNothing => refuse(format!(
+                    "ON CONFLICT DO NOTHING cannot keep the stored row: rows with equal upsert \
+                     keys {listed} replace each other, the last write winning; write ON CONFLICT \
+                     {listed} DO UPDATE SET col = EXCLUDED.col for every other column, or leave \
+                     the clause out"
+                )),
+                ast::OnConflictAction::DoUpdate(update) => {
+                    let whole_row = |a: &ast::Assignment| match (&a.target, &a.value) {
+                        (
+                            ast::AssignmentTarget::ColumnName(target),
+                            ast::Expr::CompoundIdentifier(parts),
+                        ) => {
+                            let column = target.0.last().and_then(|p| p.as_ident());
+                            matches!((column, parts.as_slice()), (Some(c), [excluded, v])
+                                if same(&excluded.value, "excluded") && same(&c.value, &v.value))
+                        }
+                        _ => false,
+                    };
+                    let assigned = |name: &str| {
+                        update.assignments.iter().any(|a| {
+                            whole_row(a)
+                                && matches!(&a.target, ast::AssignmentTarget::ColumnName(t)
+                                    if t.0.last().and_then(|p| p.as_ident()).is_some_and(|i| same(&i.value, name)))
+                        })
+                    };
+                    let others_replaced = meta
+                        .columns
+                        .iter()
+                        .filter(|c| !keys.contains(&c.name.to_lowercase()))
+                        .all(|c| assigned(&c.name));
+                    if keys.is_empty()
+                        || update.selection.is_some()
+                        || !update.assignments.iter().all(whole_row)
+                        || !others_replaced
+                    {
+                        return refuse(format!(
+                            "ON CONFLICT DO UPDATE is supported only as the replacement of the \
+                             whole row on upsert keys {listed}: SET col = EXCLUDED.col for every \
+                             other column, without WHERE"
+                        ));
+                    }
+                    Ok(())
+                }
+            }
+        }
+        Some(_) => refuse("ON DUPLICATE KEY UPDATE is not supported: use upsert keys".into()),
+    }
 }
 
 /// A bound value as PostgreSQL would print it (NULL as `None`).
