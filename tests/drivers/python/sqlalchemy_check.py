@@ -253,6 +253,15 @@ for dialect in ("psycopg", "psycopg2"):
         # exists() in a select list, as the ORM writes it.
         assert session.scalar(sa.select(sa.exists().where(Event.name == "e2"))) is True
         assert session.query(session.query(Event).filter(Event.name == "zz").exists()).scalar() is False
+    # PostgreSQL's upsert as SQLAlchemy writes it: the key's row is replaced.
+    from sqlalchemy.dialects.postgresql import insert as pg_insert
+    with engine.begin() as conn:
+        for val in (1.0, 2.0):
+            upsert = pg_insert(Event.__table__).values(ts=start, name="up", val=val)
+            conn.execute(upsert.on_conflict_do_update(
+                index_elements=["ts"],
+                set_={"name": upsert.excluded.name, "val": upsert.excluded.val}))
+        assert conn.execute(sa.select(Event.val).where(Event.ts == start)).scalar_one() == 2.0
     EventBase.metadata.drop_all(engine)
 
     try:
