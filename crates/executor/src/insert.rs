@@ -8,6 +8,7 @@
 //!   place of each parameter. Each execution then turns the bound values
 //!   straight into columns, with no SQL text made or parsed.
 
+use std::collections::BTreeSet;
 use std::sync::Arc;
 
 use datafusion::arrow::array::{
@@ -488,87 +489,86 @@ fn check_clauses(
                 .into(),
         );
     }
-    let keys: std::collections::BTreeSet<String> = meta
-        .dedup_key_indexes()
-        .into_iter()
-        .map(|i| meta.columns[i].name.to_lowercase())
-        .collect();
+    let on = match &insert.on {
+        None => return Ok(()),
+        Some(ast::OnInsert::OnConflict(on)) => on,
+        Some(_) => {
+            return refuse("ON DUPLICATE KEY UPDATE is not supported: use upsert keys".into());
+        }
+    };
     let in_order: Vec<&str> = meta
         .dedup_key_indexes()
         .into_iter()
         .map(|i| meta.columns[i].name.as_str())
         .collect();
+    let keys: BTreeSet<String> = in_order.iter().map(|k| k.to_lowercase()).collect();
     let listed = format!("({})", in_order.join(", "));
-    let same = |a: &str, b: &str| a.eq_ignore_ascii_case(b);
-    match &insert.on {
-        None => Ok(()),
-        Some(ast::OnInsert::OnConflict(on)) => {
-            if let Some(ast::ConflictTarget::Columns(target)) = &on.conflict_target {
-                let target: std::collections::BTreeSet<String> = target
-                    .iter()
-                    .map(|c| tidemark_parser::normalize_ident(c).to_lowercase())
-                    .collect();
-                if keys.is_empty() || target != keys {
-                    return refuse(format!(
-                        "ON CONFLICT ({}) names no upsert keys of table \"{table}\" (its keys: \
-                         {}): declare them with DEDUP UPSERT KEYS or PRIMARY KEY",
-                        Vec::from_iter(target).join(", "),
-                        if keys.is_empty() {
-                            "none"
-                        } else {
-                            listed.as_str()
-                        }
-                    ));
+    if let Some(ast::ConflictTarget::Columns(target)) = &on.conflict_target {
+        let target: BTreeSet<String> = target
+            .iter()
+            .map(|c| tidemark_parser::normalize_ident(c).to_lowercase())
+            .collect();
+        if keys.is_empty() || target != keys {
+            return refuse(format!(
+                "ON CONFLICT ({}) names no upsert keys of table \"{table}\" (its keys: \
+                 {}): declare them with DEDUP UPSERT KEYS or PRIMARY KEY",
+                Vec::from_iter(target).join(", "),
+                if keys.is_empty() {
+                    "none"
+                } else {
+                    listed.as_str()
                 }
-            }
-            match &on.action {
-                ast::OnConflictAction::DoNothing if keys.is_empty() => Ok(()),
-                ast::OnConflictAction::DoNothing => refuse(format!(
-                    "ON CONFLICT DO NOTHING cannot keep the stored row: rows with equal upsert \
-                     keys {listed} replace each other, the last write winning; write ON CONFLICT \
-                     {listed} DO UPDATE SET col = EXCLUDED.col for every other column, or leave \
-                     the clause out"
-                )),
-                ast::OnConflictAction::DoUpdate(update) => {
-                    let whole_row = |a: &ast::Assignment| match (&a.target, &a.value) {
-                        (
-                            ast::AssignmentTarget::ColumnName(target),
-                            ast::Expr::CompoundIdentifier(parts),
-                        ) => {
-                            let column = target.0.last().and_then(|p| p.as_ident());
-                            matches!((column, parts.as_slice()), (Some(c), [excluded, v])
-                                if same(&excluded.value, "excluded") && same(&c.value, &v.value))
-                        }
-                        _ => false,
-                    };
-                    let assigned = |name: &str| {
-                        update.assignments.iter().any(|a| {
-                            whole_row(a)
-                                && matches!(&a.target, ast::AssignmentTarget::ColumnName(t)
-                                    if t.0.last().and_then(|p| p.as_ident()).is_some_and(|i| same(&i.value, name)))
-                        })
-                    };
-                    let others_replaced = meta
-                        .columns
-                        .iter()
-                        .filter(|c| !keys.contains(&c.name.to_lowercase()))
-                        .all(|c| assigned(&c.name));
-                    if keys.is_empty()
-                        || update.selection.is_some()
-                        || !update.assignments.iter().all(whole_row)
-                        || !others_replaced
-                    {
-                        return refuse(format!(
-                            "ON CONFLICT DO UPDATE is supported only as the replacement of the \
-                             whole row on upsert keys {listed}: SET col = EXCLUDED.col for every \
-                             other column, without WHERE"
-                        ));
-                    }
-                    Ok(())
-                }
-            }
+            ));
         }
-        Some(_) => refuse("ON DUPLICATE KEY UPDATE is not supported: use upsert keys".into()),
+    }
+    match &on.action {
+        ast::OnConflictAction::DoNothing if keys.is_empty() => Ok(()),
+        ast::OnConflictAction::DoNothing => refuse(format!(
+            "ON CONFLICT DO NOTHING cannot keep the stored row: rows with equal upsert \
+             keys {listed} replace each other, the last write winning; write ON CONFLICT \
+             {listed} DO UPDATE SET col = EXCLUDED.col for every other column, or leave \
+             the clause out"
+        )),
+        ast::OnConflictAction::DoUpdate(update) => {
+            // The columns the assignments replace, when each is `c = EXCLUDED.c`.
+            let replaced: Option<BTreeSet<String>> =
+                update.assignments.iter().map(excluded_column).collect();
+            let whole_row = replaced.is_some_and(|replaced| {
+                meta.columns
+                    .iter()
+                    .map(|c| c.name.to_lowercase())
+                    .filter(|c| !keys.contains(c))
+                    .all(|c| replaced.contains(&c))
+            });
+            if keys.is_empty() || update.selection.is_some() || !whole_row {
+                return refuse(format!(
+                    "ON CONFLICT DO UPDATE is supported only as the replacement of the \
+                     whole row on upsert keys {listed}: SET col = EXCLUDED.col for every \
+                     other column, without WHERE"
+                ));
+            }
+            Ok(())
+        }
+    }
+}
+
+/// The column `c` (lowercase) of an assignment `c = EXCLUDED.c`.
+fn excluded_column(a: &ast::Assignment) -> Option<String> {
+    let ast::AssignmentTarget::ColumnName(target) = &a.target else {
+        return None;
+    };
+    let column = target.0.last()?.as_ident()?;
+    let ast::Expr::CompoundIdentifier(parts) = &a.value else {
+        return None;
+    };
+    match parts.as_slice() {
+        [excluded, value]
+            if excluded.value.eq_ignore_ascii_case("excluded")
+                && value.value.eq_ignore_ascii_case(&column.value) =>
+        {
+            Some(column.value.to_lowercase())
+        }
+        _ => None,
     }
 }
 

@@ -309,6 +309,10 @@ impl Connection {
         C::Error: Debug,
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
+        // Every other statement goes on without a look at the session.
+        if !matches!(statement, Statement::Fetch { .. }) {
+            return Ok(None);
+        }
         // pgwire's simple-query handler is generic over the store's statement
         // type; the store of our connections always holds `Prepared`.
         let Some(store) = client
