@@ -5,7 +5,8 @@
 //! range's end (`'2018;1M'` is 2018 and January 2019); and
 //! `'<range>;<modifier>;<interval>;<count>'`, that range and `count - 1` more,
 //! each `interval` after the one before (`'2026-01-05T09:30;6h;1d;5'`: five
-//! trading sessions).
+//! trading sessions). QuestDB's TICK forms (brackets, `$today`, `@zone`,
+//! `#workday`, `;6h30m`) are read by `tick.rs` into ranges the same way.
 //!
 //! `IN` directly followed by a string literal is never standard SQL, so the
 //! tokens `x IN '<interval>'` are rewritten to `(x >= TIMESTAMP '<start>' AND x <
@@ -21,7 +22,7 @@
 
 use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
 
-const DAY: i64 = 86_400_000_000;
+pub(crate) const DAY: i64 = 86_400_000_000;
 
 /// Why an interval literal was refused.
 pub(crate) struct BadInterval {
@@ -141,7 +142,7 @@ fn tokens_at(text: &str, span: datafusion_sql::sqlparser::tokenizer::Span) -> Ve
 }
 
 /// The most ranges a repeating interval may name (each is a predicate to plan).
-const MAX_REPEATS: i64 = 1_000;
+pub(crate) const MAX_REPEATS: i64 = 1_000;
 
 /// `[lo, hi)` in microseconds of an interval naming one range.
 pub(crate) fn parse(s: &str) -> Result<(i64, i64), String> {
@@ -153,6 +154,12 @@ pub(crate) fn parse(s: &str) -> Result<(i64, i64), String> {
 
 /// Every `[lo, hi)` range, in microseconds, an interval literal names.
 pub(crate) fn parse_all(s: &str) -> Result<Vec<(i64, i64)>, String> {
+    if crate::tick::is_tick(s) {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX));
+        return crate::tick::ranges(s, now);
+    }
     let parts: Vec<&str> = s.split(';').map(str::trim).collect();
     // QuestDB writes UTC timestamps with a `Z`; every interval here is UTC.
     let start = parts[0].strip_suffix('Z').unwrap_or(parts[0]);
@@ -258,7 +265,7 @@ fn any_of(
 
 /// The interval a timestamp prefix covers: a year, month, day, hour, minute,
 /// second or fraction of one.
-fn prefix(s: &str) -> Result<(i64, i64), String> {
+pub(crate) fn prefix(s: &str) -> Result<(i64, i64), String> {
     let bad = || "expected YYYY[-MM[-DD[THH[:MM[:SS[.ffffff]]]]]]".to_string();
     let (date, time) = match s.split_once(['T', ' ']) {
         Some((d, t)) => (d, Some(t)),
@@ -337,7 +344,7 @@ fn prefix(s: &str) -> Result<(i64, i64), String> {
 /// `ts` moved by `times` times the duration `d` (a signed number and a unit of
 /// U, T, s, m, h, d, w, M, y; months and years by the calendar, the day of the
 /// month clamped to the month's last, as QuestDB's `addMonths`).
-fn shift(ts: i64, d: &str, times: i64) -> Result<i64, String> {
+pub(crate) fn shift(ts: i64, d: &str, times: i64) -> Result<i64, String> {
     let bad = || {
         format!("bad duration '{d}': expected a signed number and one of U, T, s, m, h, d, w, M, y")
     };
@@ -385,7 +392,7 @@ fn shift(ts: i64, d: &str, times: i64) -> Result<i64, String> {
     }
 }
 
-fn format_ts(us: i64) -> String {
+pub(crate) fn format_ts(us: i64) -> String {
     let (y, m, d) = civil_from_days(us.div_euclid(DAY));
     let r = us.rem_euclid(DAY);
     format!(

@@ -19,6 +19,7 @@ mod sample;
 mod statement;
 mod subscripts;
 mod temporal_join;
+mod tick;
 
 pub use datafusion_sql::sqlparser;
 pub use ddl::normalize as normalize_ident;
