@@ -13,7 +13,8 @@
 //!   `week_of_year`, `days_in_month`, `is_leap_year`: `date_part` arithmetic;
 //! - `to_timezone(ts, 'Europe/Berlin')` (UTC to that zone's wall clock) and
 //!   `to_utc(ts, 'Europe/Berlin')` (the reverse), for a zone written as a literal;
-//! - `systimestamp()`, `sysdate()`: `now()`; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')`
+//! - `systimestamp()`, `sysdate()`: `now()`; PostgreSQL's `localtimestamp` and
+//!   `localtime`: `now()` as a TIMESTAMP and a TIME; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')`
 //!   and `to_str(ts, 'yyyy-MM-dd')` with QuestDB's pattern letters (a pattern
 //!   with `%` is chrono's and stays).
 
@@ -37,19 +38,7 @@ pub(crate) fn rewrite(statement: &mut ast::Statement, snapshot: &Snapshot) -> Re
     if let Some(e) = generators.error {
         return Err(e);
     }
-    let mut error = None;
-    let _ = ast::visit_expressions_mut(statement, |e| {
-        match questdb_function(e) {
-            Ok(Some(replaced)) => *e = replaced,
-            Ok(None) => {}
-            Err(err) => {
-                error = Some(err);
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
-    });
-    error.map_or(Ok(()), Err)
+    crate::rewrite::rewrite_expressions(statement, questdb_function)
 }
 
 struct Generators<'a> {
@@ -199,6 +188,14 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
     if (is_function(&f.name, "systimestamp") || is_function(&f.name, "sysdate")) && args.is_empty()
     {
         return parse_expr("now()").map(Some);
+    }
+    // PostgreSQL's LOCALTIMESTAMP and LOCALTIME: the transaction's instant as
+    // a TIMESTAMP / TIME (queries run in UTC).
+    if is_function(&f.name, "localtimestamp") && args.is_empty() {
+        return parse_expr("arrow_cast(now(), 'Timestamp(Microsecond, None)')").map(Some);
+    }
+    if is_function(&f.name, "localtime") && args.is_empty() {
+        return parse_expr("CAST(now() AS TIME)").map(Some);
     }
     if is_function(&f.name, "to_timestamp")
         && let Some((value, p)) = value_and_text(args)

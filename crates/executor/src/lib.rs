@@ -42,6 +42,7 @@ pub mod interval_params;
 pub mod json;
 mod json_edit;
 mod latest;
+mod mode;
 pub mod numeric;
 mod parallel_aggregate;
 pub mod params;
@@ -84,6 +85,7 @@ pub use datafusion::execution::runtime_env::RuntimeEnv;
 pub use error::{ExecError, Result};
 pub use params::ParamValue;
 pub use session::{Output, Prepared, Session, TxStatus, query_runtime};
+pub use show::ServerParameter;
 pub use stream::RowStream;
 pub use tidemark_parser::Statement;
 

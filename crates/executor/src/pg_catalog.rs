@@ -388,6 +388,15 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, user: &str) {
             std::env::consts::ARCH
         ),
     ));
+    // QuestDB's `build()`, in the form its own answer takes.
+    ctx.register_udf(constant(
+        "build",
+        format!(
+            "Build Information: Tidemark {}, {}-linux",
+            env!("CARGO_PKG_VERSION"),
+            std::env::consts::ARCH
+        ),
+    ));
     for name in ["current_user", "session_user", "user", "current_role"] {
         ctx.register_udf(constant(name, user.to_string()));
     }

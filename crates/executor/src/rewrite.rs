@@ -4,7 +4,9 @@
 //! expressions are not written back as text: the skeleton names them by
 //! `part(n)` and `with_parts` puts their AST in place.
 
-use datafusion::sql::sqlparser::ast;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{self, VisitMut};
 
 use crate::error::{ExecError, Result, sqlstate};
 
@@ -49,7 +51,6 @@ pub(crate) fn part(n: usize) -> String {
 
 /// A query or expression with every `part(n)` identifier replaced by `parts[n]`.
 pub(crate) fn with_parts<T: ast::VisitMut>(mut node: T, parts: &[&ast::Expr]) -> T {
-    use std::ops::ControlFlow;
     let _ = ast::visit_expressions_mut(&mut node, |e| {
         if let ast::Expr::Identifier(i) = e
             && i.quote_style == Some('"')
@@ -84,4 +85,75 @@ pub(crate) fn unnamed_args(f: &ast::Function) -> Option<Vec<&ast::Expr>> {
             })
             .collect(),
     )
+}
+
+/// Applies `rewrite_expr` to every expression of `statement` (each replaced
+/// expression is not visited again). A select item it changes is aliased to the
+/// text it was written as, the name a native function would have given it: two
+/// items that become the same expression (`SELECT now(), systimestamp()`) stay
+/// two columns instead of failing as duplicate names, and the result's names
+/// (read from the statement as written) are unaffected.
+pub(crate) fn rewrite_expressions(
+    statement: &mut ast::Statement,
+    mut rewrite_expr: impl FnMut(&ast::Expr) -> Result<Option<ast::Expr>>,
+) -> Result<()> {
+    let mut error = None;
+    let mut apply = |e: &mut ast::Expr| {
+        match rewrite_expr(e) {
+            Ok(Some(replaced)) => *e = replaced,
+            Ok(None) => {}
+            Err(err) => {
+                error = Some(err);
+                return ControlFlow::Break(());
+            }
+        }
+        ControlFlow::Continue(())
+    };
+    if statement.visit(&mut SelectItems(&mut apply)).is_continue() {
+        let _ = ast::visit_expressions_mut(statement, &mut apply);
+    }
+    error.map_or(Ok(()), Err)
+}
+
+/// Visits every query's select items for [`rewrite_expressions`].
+struct SelectItems<'a, F>(&'a mut F);
+
+impl<F: FnMut(&mut ast::Expr) -> ControlFlow<()>> ast::VisitorMut for SelectItems<'_, F> {
+    type Break = ();
+
+    fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
+        let mut selects = vec![query.body.as_mut()];
+        while let Some(body) = selects.pop() {
+            match body {
+                ast::SetExpr::Select(select) => {
+                    for item in &mut select.projection {
+                        self.alias_if_rewritten(item)?;
+                    }
+                }
+                ast::SetExpr::SetOperation { left, right, .. } => {
+                    selects.push(left.as_mut());
+                    selects.push(right.as_mut());
+                }
+                _ => {}
+            }
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+impl<F: FnMut(&mut ast::Expr) -> ControlFlow<()>> SelectItems<'_, F> {
+    fn alias_if_rewritten(&mut self, item: &mut ast::SelectItem) -> ControlFlow<()> {
+        let ast::SelectItem::UnnamedExpr(e) = item else {
+            return ControlFlow::Continue(());
+        };
+        let mut rewritten = e.clone();
+        ast::visit_expressions_mut(&mut rewritten, &mut *self.0)?;
+        if rewritten != *e {
+            *item = ast::SelectItem::ExprWithAlias {
+                alias: ast::Ident::with_quote('"', e.to_string()),
+                expr: rewritten,
+            };
+        }
+        ControlFlow::Continue(())
+    }
 }

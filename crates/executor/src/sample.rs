@@ -86,8 +86,11 @@ fn unsupported(what: &str) -> ExecError {
 pub(crate) fn is_aggregate(e: &ast::Expr) -> bool {
     ast::visit_expressions(e, |x| match x {
         ast::Expr::Function(f)
-            if AGGREGATES.contains(&f.name.to_string().to_lowercase().as_str())
-                && f.over.is_none() =>
+            if f.over.is_none() && {
+                let name = f.name.to_string().to_lowercase();
+                AGGREGATES.contains(&name.as_str())
+                    || crate::questdb_functions::QUESTDB_AGGREGATES.contains(&name.as_str())
+            } =>
         {
             ControlFlow::Break(())
         }

@@ -179,6 +179,8 @@ pub struct Session {
     catalog: std::sync::OnceLock<crate::pg_catalog::SessionCatalog>,
     /// The users the server lets in, for `pg_roles` (None: this session's user).
     roles: Option<Arc<Vec<crate::pg_catalog::CatalogRole>>>,
+    /// The server's configuration, for SHOW PARAMETERS.
+    parameters: Arc<Vec<crate::show::ServerParameter>>,
     /// DataFusion's context for this session's queries, made once: making one
     /// registers some hundreds of functions, which was most of what a narrow
     /// query cost. It holds no tables: each statement plans on a copy given
@@ -241,6 +243,7 @@ impl Session {
             wants_catalog: false,
             catalog: std::sync::OnceLock::new(),
             roles: None,
+            parameters: Arc::default(),
             context: std::sync::OnceLock::new(),
             plan_runner: None,
             runtime: None,
@@ -282,6 +285,11 @@ impl Session {
     /// The users the server lets in, as `pg_catalog.pg_roles` lists them.
     pub fn set_roles(&mut self, roles: Arc<Vec<crate::pg_catalog::CatalogRole>>) {
         self.roles = Some(roles);
+    }
+
+    /// The server's configuration, as SHOW PARAMETERS lists it.
+    pub fn set_parameters(&mut self, parameters: Arc<Vec<crate::show::ServerParameter>>) {
+        self.parameters = parameters;
     }
 
     /// The statement timeout in force (SET statement_timeout), if any.
@@ -683,6 +691,9 @@ impl Session {
                 // sends `UNLISTEN *` when it takes a connection back).
                 ast::Statement::UNLISTEN { .. } => Ok(Output::command("UNLISTEN")),
                 ast::Statement::ShowVariable { variable } => {
+                    if let Some(output) = crate::show::parameters(&variable, &self.parameters) {
+                        return output;
+                    }
                     match crate::show::partitions(&variable, &self.view()?) {
                         Some(output) => output,
                         None => self.show(&variable),
@@ -1135,6 +1146,7 @@ impl Session {
         crate::json::register_functions(&ctx);
         crate::rnd::register(&ctx);
         crate::compensated_sum::register(&ctx);
+        crate::mode::register(&ctx);
         crate::questdb_time::register(&ctx);
         crate::questdb_arrays::register(&ctx);
         crate::temporal_join::register_marker(&ctx);

@@ -1,11 +1,12 @@
 //! The SHOW statements QuestDB users run: `SHOW TABLES`, `SHOW COLUMNS FROM t`
 //! (the rows of `table_columns('t')`), `SHOW PARTITIONS FROM t` (those of
 //! `table_partitions('t')`) and `SHOW CREATE TABLE t` (the DDL that makes the
-//! table again, in Tidemark's SQL), answered from the session's snapshot.
+//! table again, in Tidemark's SQL), answered from the session's snapshot, and
+//! `SHOW PARAMETERS` (the server's configuration, as the server gave it).
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::StringArray;
+use datafusion::arrow::array::{BooleanArray, StringArray};
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast;
@@ -54,6 +55,77 @@ pub(crate) fn partitions(variable: &[ast::Ident], snapshot: &Snapshot) -> Option
         let batch = crate::system::partitions_batch(&t)?;
         Ok(Output::rows(batch.schema(), vec![batch]))
     }))
+}
+
+/// One key of the server's configuration as `SHOW PARAMETERS` lists it, with
+/// QuestDB's columns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServerParameter {
+    /// `section.key`, as in `conf/server.toml`.
+    pub property_path: String,
+    /// The environment variable that overrides it (`TIDEMARK_<SECTION>_<KEY>`).
+    pub env_var_name: String,
+    /// The value in force; `None` when unset. A secret's value is never shown.
+    pub value: Option<String>,
+    /// Where the value came from: `default`, `conf`, `env` or `command line`.
+    pub value_source: &'static str,
+    /// A password or secret key (a value set is shown as `****`).
+    pub sensitive: bool,
+}
+
+/// `SHOW PARAMETERS`: the server's configuration, one row a key (none for a
+/// session the server did not give its configuration, as in embedded use).
+pub(crate) fn parameters(
+    variable: &[ast::Ident],
+    parameters: &[ServerParameter],
+) -> Option<Result<Output>> {
+    let [word] = variable else {
+        return None;
+    };
+    if !word.value.eq_ignore_ascii_case("parameters") {
+        return None;
+    }
+    let text = |name: &str, nullable: bool| Field::new(name, DataType::Utf8, nullable);
+    let schema = Arc::new(Schema::new(vec![
+        text("property_path", false),
+        text("env_var_name", false),
+        text("value", true),
+        text("value_source", false),
+        Field::new("sensitive", DataType::Boolean, false),
+        // QuestDB's column: no key is reloaded while the server runs.
+        Field::new("reloadable", DataType::Boolean, false),
+    ]));
+    let value = |p: &ServerParameter| {
+        if p.sensitive && p.value.as_deref().is_some_and(|v| !v.is_empty()) {
+            Some("****".to_string())
+        } else {
+            p.value.clone()
+        }
+    };
+    let batch = RecordBatch::try_new(
+        schema.clone(),
+        vec![
+            Arc::new(StringArray::from_iter_values(
+                parameters.iter().map(|p| p.property_path.as_str()),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                parameters.iter().map(|p| p.env_var_name.as_str()),
+            )),
+            Arc::new(parameters.iter().map(value).collect::<StringArray>()),
+            Arc::new(StringArray::from_iter_values(
+                parameters.iter().map(|p| p.value_source),
+            )),
+            Arc::new(BooleanArray::from_iter(
+                parameters.iter().map(|p| Some(p.sensitive)),
+            )),
+            Arc::new(BooleanArray::from(vec![false; parameters.len()])),
+        ],
+    );
+    Some(
+        batch
+            .map(|b| Output::rows(schema, vec![b]))
+            .map_err(Into::into),
+    )
 }
 
 fn one_text_column(name: &str, values: Vec<String>) -> Result<Output> {

@@ -4,7 +4,9 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use std::collections::HashMap;
+
+use serde::{Deserialize, Serialize};
 
 #[derive(Debug, thiserror::Error)]
 pub(crate) enum ConfigError {
@@ -17,7 +19,7 @@ pub(crate) enum ConfigError {
     Invalid(String),
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct ServerSection {
     pub(crate) root: PathBuf,
@@ -43,7 +45,7 @@ impl Default for ServerSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct StorageSection {
     pub(crate) commit_mode: String,
@@ -71,7 +73,7 @@ impl Default for StorageSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct AuthSection {
     pub(crate) method: String,
@@ -93,7 +95,7 @@ impl Default for AuthSection {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct TlsSection {
     pub(crate) enabled: bool,
@@ -102,7 +104,7 @@ pub(crate) struct TlsSection {
     pub(crate) required: bool,
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct IlpSection {
     /// TCP address for line protocol; `None` means the default, which may be
@@ -136,7 +138,7 @@ impl Default for IlpSection {
     }
 }
 
-#[derive(Debug, Clone, Deserialize)]
+#[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct LogSection {
     pub(crate) level: String,
@@ -153,7 +155,7 @@ impl Default for LogSection {
 }
 
 /// Built-in backups (`BACKUP DATABASE`, `tidemark restore`).
-#[derive(Clone, Deserialize)]
+#[derive(Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct BackupSection {
     /// `file:///dir` or `s3://bucket/prefix`; "" turns BACKUP DATABASE off.
@@ -232,7 +234,7 @@ impl BackupSection {
     }
 }
 
-#[derive(Debug, Clone, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
 pub(crate) struct Config {
     pub(crate) server: ServerSection,
@@ -242,6 +244,10 @@ pub(crate) struct Config {
     pub(crate) ilp: IlpSection,
     pub(crate) log: LogSection,
     pub(crate) backup: BackupSection,
+    /// Where each key not left at its default came from (`section.key` to
+    /// `conf`, `env` or `command line`), for SHOW PARAMETERS.
+    #[serde(skip)]
+    pub(crate) origins: HashMap<String, &'static str>,
 }
 
 const SECTIONS: [&str; 7] = ["server", "storage", "auth", "tls", "ilp", "log", "backup"];
@@ -273,6 +279,14 @@ impl Config {
             }
             None => toml::Table::new(),
         };
+        let mut origins = HashMap::new();
+        for (section, keys) in &table {
+            if let toml::Value::Table(keys) = keys {
+                for key in keys.keys() {
+                    origins.insert(format!("{section}.{key}"), "conf");
+                }
+            }
+        }
         let env: Vec<(String, String)> = env.collect();
         for (section, secret) in SECRET_KEYS {
             let plain = format!(
@@ -328,6 +342,7 @@ impl Config {
                 if let toml::Value::Table(t) = entry {
                     t.insert(secret.to_string(), toml::Value::String(text.to_string()));
                 }
+                origins.insert(format!("{section}.{secret}"), "env");
                 continue;
             }
             // A value that parses as TOML (a number, a boolean) is taken as such, else as text.
@@ -339,15 +354,55 @@ impl Config {
             let entry = table
                 .entry(section)
                 .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+            origins.insert(format!("{section}.{key}"), "env");
             if let toml::Value::Table(t) = entry {
                 t.insert(key, parsed);
             }
         }
-        let config: Config = toml::Value::Table(table)
+        let mut config: Config = toml::Value::Table(table)
             .try_into()
             .map_err(|e: toml::de::Error| ConfigError::Invalid(e.message().to_string()))?;
         config.check()?;
+        config.origins = origins;
         Ok(config)
+    }
+
+    /// Every key with the value in force and where it came from, as SHOW
+    /// PARAMETERS lists them (secrets are marked, and never shown).
+    pub(crate) fn parameters(&self) -> Vec<tidemark_executor::ServerParameter> {
+        let Ok(serde_json::Value::Object(sections)) = serde_json::to_value(self) else {
+            return Vec::new();
+        };
+        let mut parameters = Vec::new();
+        for section in SECTIONS {
+            let Some(serde_json::Value::Object(keys)) = sections.get(section) else {
+                continue;
+            };
+            for (key, value) in keys {
+                let property_path = format!("{section}.{key}");
+                let value_source = self
+                    .origins
+                    .get(&property_path)
+                    .copied()
+                    .unwrap_or("default");
+                parameters.push(tidemark_executor::ServerParameter {
+                    env_var_name: format!(
+                        "TIDEMARK_{}_{}",
+                        section.to_ascii_uppercase(),
+                        key.to_ascii_uppercase()
+                    ),
+                    value: match value {
+                        serde_json::Value::Null => None,
+                        serde_json::Value::String(s) => Some(s.clone()),
+                        other => Some(other.to_string()),
+                    },
+                    value_source,
+                    sensitive: SECRET_KEYS.contains(&(section, key.as_str())),
+                    property_path,
+                });
+            }
+        }
+        parameters
     }
 
     fn check(&self) -> Result<(), ConfigError> {
@@ -531,6 +586,20 @@ mod tests {
             (c.auth.user.as_str(), c.auth.password.as_str()),
             ("admin", "quest")
         );
+        // SHOW PARAMETERS says where each value came from; secrets are marked.
+        let parameters = c.parameters();
+        let find = |path: &str| {
+            parameters
+                .iter()
+                .find(|p| p.property_path == path)
+                .unwrap_or_else(|| panic!("{path}"))
+        };
+        assert_eq!(find("server.root").value_source, "conf");
+        assert_eq!(find("storage.wal_segment_mb").value_source, "env");
+        assert_eq!(find("storage.wal_segment_mb").value.as_deref(), Some("8"));
+        assert_eq!(find("server.pg_listen").value_source, "default");
+        assert!(find("auth.password").sensitive && !find("auth.user").sensitive);
+        assert_eq!(find("ilp.listen").value, None);
     }
 
     #[test]

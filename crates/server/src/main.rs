@@ -179,15 +179,23 @@ fn main() -> std::process::ExitCode {
     };
     if let Some(r) = root {
         config.server.root = r;
+        config.origins.insert("server.root".into(), "command line");
     }
     if let Some(l) = pg_listen {
         config.server.pg_listen = l;
+        config
+            .origins
+            .insert("server.pg_listen".into(), "command line");
     }
     if let Some(l) = http_listen {
         config.server.http_listen = l;
+        config
+            .origins
+            .insert("server.http_listen".into(), "command line");
     }
     if let Some(l) = ilp_listen {
         config.ilp.listen = Some(l);
+        config.origins.insert("ilp.listen".into(), "command line");
     }
     // The level was checked with the configuration.
     let filter = tracing_subscriber::EnvFilter::try_new(&config.log.level)
@@ -281,7 +289,9 @@ async fn serve(config: config::Config) -> Result<(), String> {
     };
     let query_runtime = tidemark_executor::query_runtime(query_memory)
         .map_err(|e| format!("the query memory pool: {e}"))?;
+    let parameters = Arc::new(config.parameters());
     let status = Arc::new(http::Status::new(
+        parameters.clone(),
         Arc::new(metrics::Metrics::default()),
         users.clone(),
         Duration::from_millis(config.server.statement_timeout_ms),
@@ -418,6 +428,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
         metrics: status.metrics.clone(),
         manager: Arc::new(pgwire::api::ConnectionManager::new()),
         query_runtime,
+        parameters,
     });
     status.set_phase(http::Phase::Serving);
     backups.start_log_backup();

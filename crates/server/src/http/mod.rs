@@ -57,10 +57,13 @@ pub(crate) struct Status {
     pub(crate) max_request_bytes: usize,
     /// The query memory pool every session shares (`server.query_memory_mb`).
     pub(crate) query_runtime: Arc<RuntimeEnv>,
+    /// The configuration, for SHOW PARAMETERS.
+    pub(crate) parameters: Arc<Vec<tidemark_executor::ServerParameter>>,
 }
 
 impl Status {
     pub(crate) fn new(
+        parameters: Arc<Vec<tidemark_executor::ServerParameter>>,
         metrics: Arc<Metrics>,
         users: Arc<Users>,
         statement_timeout: Duration,
@@ -68,6 +71,7 @@ impl Status {
         query_runtime: Arc<RuntimeEnv>,
     ) -> Self {
         Status {
+            parameters,
             query_runtime,
             statement_timeout,
             phase: AtomicU8::new(Phase::Booting as u8),
@@ -97,6 +101,7 @@ impl Status {
             session.set_backups(b.clone());
         }
         session.set_query_runtime(self.query_runtime.clone());
+        session.set_parameters(self.parameters.clone());
         session
     }
 

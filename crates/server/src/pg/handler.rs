@@ -129,6 +129,7 @@ impl Connection {
             session.set_roles(Arc::new(self.shared.users.catalog_roles()));
             session.set_backups(self.shared.backups.clone());
             session.set_query_runtime(self.shared.query_runtime.clone());
+            session.set_parameters(self.shared.parameters.clone());
             for key in STARTUP_SETTINGS {
                 if let Some(v) = meta.get(*key) {
                     session

@@ -37,6 +37,8 @@ pub(crate) struct Shared {
     pub(crate) manager: Arc<ConnectionManager>,
     /// The query memory pool every session shares (`server.query_memory_mb`).
     pub(crate) query_runtime: Arc<tidemark_executor::RuntimeEnv>,
+    /// The configuration, for SHOW PARAMETERS.
+    pub(crate) parameters: Arc<Vec<tidemark_executor::ServerParameter>>,
 }
 
 /// One connection's handlers.

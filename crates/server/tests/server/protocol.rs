@@ -404,6 +404,59 @@ async fn timeouts_cancel_limits_users_and_http() {
         .expect("md5 login");
     let slow = "SELECT count(*) FROM generate_series(1, 5000000000) a";
 
+    // SHOW PARAMETERS (QuestDB's): every configuration key, its value in force
+    // and where it came from; a secret is never shown.
+    let rows = client
+        .query("SHOW PARAMETERS", &[])
+        .await
+        .expect("show parameters");
+    let parameter = |path: &str| {
+        let row = rows
+            .iter()
+            .find(|r| r.get::<_, String>("property_path") == path)
+            .unwrap_or_else(|| panic!("{path} in SHOW PARAMETERS"));
+        (
+            row.get::<_, String>("env_var_name"),
+            row.get::<_, Option<String>>("value"),
+            row.get::<_, String>("value_source"),
+            row.get::<_, bool>("sensitive"),
+        )
+    };
+    assert_eq!(
+        parameter("server.max_connections"),
+        (
+            "TIDEMARK_SERVER_MAX_CONNECTIONS".into(),
+            Some("3".into()),
+            "env".into(),
+            false
+        )
+    );
+    assert_eq!(
+        parameter("auth.readonly_password"),
+        (
+            "TIDEMARK_AUTH_READONLY_PASSWORD".into(),
+            Some("****".into()),
+            "env".into(),
+            true
+        )
+    );
+    assert_eq!(
+        parameter("storage.apply_interval_ms"),
+        (
+            "TIDEMARK_STORAGE_APPLY_INTERVAL_MS".into(),
+            Some("500".into()),
+            "default".into(),
+            false
+        )
+    );
+    assert_eq!(parameter("server.pg_listen").2, "command line");
+    assert!(
+        rows.iter().all(|r| !r
+            .get::<_, Option<String>>("value")
+            .is_some_and(|v| v.contains("r3ad"))),
+        "a password shown"
+    );
+
     // statement_timeout ends a long query with 57014; the session goes on.
     client
         .batch_execute("SET statement_timeout = '300ms'")
