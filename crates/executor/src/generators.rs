@@ -14,7 +14,8 @@
 //! - `to_timezone(ts, 'Europe/Berlin')` (UTC to that zone's wall clock) and
 //!   `to_utc(ts, 'Europe/Berlin')` (the reverse), for a zone written as a literal;
 //! - `systimestamp()`, `sysdate()`: `now()`; PostgreSQL's `localtimestamp` and
-//!   `localtime`: `now()` as a TIMESTAMP and a TIME; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')`
+//!   `localtime`: `now()` as a TIMESTAMP and a TIME; `round_down`, `round_up`,
+//!   `round_half_even` (value, scale) and `size_pretty(bytes)`; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')`
 //!   and `to_str(ts, 'yyyy-MM-dd')` with QuestDB's pattern letters (a pattern
 //!   with `%` is chrono's and stays).
 
@@ -78,6 +79,49 @@ impl VisitorMut for Generators<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+/// QuestDB's `round_down(x, scale)` (toward zero), `round_up(x, scale)` (away
+/// from zero) and `round_half_even(x, scale)` as DOUBLE arithmetic, `part(0)`
+/// the value and `part(1)` the scale (negative: digits left of the point).
+fn rounding_skeleton(name: &ast::ObjectName) -> Option<String> {
+    let scaled = format!("(CAST({} AS DOUBLE) * power(10, {}))", part(0), part(1));
+    let unscale = format!("power(10, {})", part(1));
+    if is_function(name, "round_down") {
+        Some(format!("trunc({scaled}) / {unscale}"))
+    } else if is_function(name, "round_up") {
+        Some(format!(
+            "signum({scaled}) * ceil(abs({scaled})) / {unscale}"
+        ))
+    } else if is_function(name, "round_half_even") {
+        Some(format!(
+            "CASE WHEN abs({scaled} - trunc({scaled})) = 0.5 THEN 2 * round({scaled} / 2) \
+             ELSE round({scaled}) END / {unscale}"
+        ))
+    } else {
+        None
+    }
+}
+
+/// QuestDB's `size_pretty(bytes)`: the size in the largest binary unit it
+/// reaches, with one decimal (`390.7 KiB`).
+fn size_pretty_skeleton() -> String {
+    let n = format!("CAST({} AS DOUBLE)", part(0));
+    let mut cases = format!(
+        "CASE WHEN abs({n}) < 1024 THEN concat(CAST({} AS BIGINT), ' B')",
+        part(0)
+    );
+    for (i, unit) in ["KiB", "MiB", "GiB", "TiB", "PiB"].iter().enumerate() {
+        let exponent = i + 1;
+        cases.push_str(&format!(
+            " WHEN abs({n}) < power(1024, {}) THEN concat(round({n} / power(1024, {exponent}), 1), ' {unit}')",
+            exponent + 1
+        ));
+    }
+    cases.push_str(&format!(
+        " ELSE concat(round({n} / power(1024, 6), 1), ' EiB') END"
+    ));
+    cases
 }
 
 fn is_function(name: &ast::ObjectName, wanted: &str) -> bool {
@@ -188,6 +232,19 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
     if (is_function(&f.name, "systimestamp") || is_function(&f.name, "sysdate")) && args.is_empty()
     {
         return parse_expr("now()").map(Some);
+    }
+    if let Some(rounding) = rounding_skeleton(&f.name)
+        && let [value, scale] = unnamed_args(args, &f.name.to_string())?.as_slice()
+    {
+        return Ok(Some(with_parts(parse_expr(&rounding)?, &[value, scale])));
+    }
+    if is_function(&f.name, "size_pretty")
+        && let [bytes] = unnamed_args(args, "size_pretty")?.as_slice()
+    {
+        return Ok(Some(with_parts(
+            parse_expr(&size_pretty_skeleton())?,
+            &[bytes],
+        )));
     }
     // PostgreSQL's LOCALTIMESTAMP and LOCALTIME: the transaction's instant as
     // a TIMESTAMP / TIME (queries run in UTC).

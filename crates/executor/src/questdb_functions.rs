@@ -15,7 +15,8 @@
 //!   histogram: the precision has no meaning here), `approx_median(x,
 //!   precision)` DataFusion's `approx_median(x)`;
 //! - `variance` (PostgreSQL's and QuestDB's) is `var_samp`, QuestDB's
-//!   `approx_count_distinct` DataFusion's `approx_distinct` (HyperLogLog both).
+//!   `approx_count_distinct(x [, precision])` DataFusion's `approx_distinct`
+//!   over the values' text (HyperLogLog both).
 
 use datafusion::sql::sqlparser::ast;
 
@@ -58,11 +59,10 @@ fn standard_form(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         return Ok(None);
     };
     let lower = name.value.to_ascii_lowercase();
-    // Other names of DataFusion's aggregates: PostgreSQL's and QuestDB's
-    // `variance`, QuestDB's `approx_count_distinct`.
+    // Another name of DataFusion's aggregate: PostgreSQL's and QuestDB's
+    // `variance`.
     let renamed = match lower.as_str() {
         "variance" => Some("var_samp"),
-        "approx_count_distinct" => Some("approx_distinct"),
         _ => None,
     };
     if let Some(datafusion_name) = renamed {
@@ -154,6 +154,9 @@ fn skeleton(name: &str, arity: usize) -> Option<String> {
         ("arg_max", 2) => {
             format!("first_value({x} ORDER BY {w} DESC) FILTER (WHERE ({w}) IS NOT NULL)")
         }
+        // Over the values' text: DataFusion's HyperLogLog takes no dictionary
+        // (SYMBOL) values; the precision has no meaning here.
+        ("approx_count_distinct", 1 | 2) => format!("approx_distinct(CAST({x} AS VARCHAR))"),
         ("approx_percentile", 2 | 3) => format!("approx_percentile_cont({x}, {w})"),
         // The one-argument form is DataFusion's own.
         ("approx_median", 2) => format!("approx_median({x})"),
@@ -193,8 +196,8 @@ mod tests {
     #[test]
     fn other_names_of_aggregates_become_datafusion_names() {
         assert_eq!(
-            rewritten("SELECT 1 FROM t HAVING variance(x) > approx_count_distinct(sym)"),
-            "SELECT 1 FROM t HAVING var_samp(x) > approx_distinct(sym)"
+            rewritten("SELECT 1 FROM t HAVING variance(x) > approx_count_distinct(sym, 5)"),
+            "SELECT 1 FROM t HAVING var_samp(x) > approx_distinct(CAST(sym AS VARCHAR))"
         );
         // A select item keeps the name it was written with.
         assert_eq!(

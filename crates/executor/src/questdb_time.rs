@@ -4,7 +4,8 @@
 //!   calendar, the day clamped to the month's last);
 //! - `datediff(unit, a, b)`: the whole units between two timestamps (absolute);
 //! - `timestamp_floor('5m', ts)`: `ts` rounded down to a multiple of the interval
-//!   since 1970-01-01 (weeks start on Monday, months and years on the calendar).
+//!   since 1970-01-01 (weeks start on Monday, months and years on the calendar);
+//!   `timestamp_ceil('h', ts)` up to the next such multiple (`ts` when on one).
 //!
 //! Timestamps keep their type (TIMESTAMP or TIMESTAMPTZ); arithmetic is in UTC.
 
@@ -143,6 +144,7 @@ enum Function {
     DateAdd,
     DateDiff,
     TimestampFloor,
+    TimestampCeil,
 }
 
 #[derive(Debug, PartialEq, Eq, Hash)]
@@ -151,12 +153,13 @@ struct QuestDbTime {
     signature: Signature,
 }
 
-/// Registers `dateadd`, `datediff` and `timestamp_floor` in `ctx`.
+/// Registers `dateadd`, `datediff`, `timestamp_floor` and `timestamp_ceil` in `ctx`.
 pub(crate) fn register(ctx: &SessionContext) {
     for function in [
         Function::DateAdd,
         Function::DateDiff,
         Function::TimestampFloor,
+        Function::TimestampCeil,
     ] {
         ctx.register_udf(ScalarUDF::from(QuestDbTime {
             function,
@@ -185,6 +188,7 @@ impl ScalarUDFImpl for QuestDbTime {
             Function::DateAdd => "dateadd",
             Function::DateDiff => "datediff",
             Function::TimestampFloor => "timestamp_floor",
+            Function::TimestampCeil => "timestamp_ceil",
         }
     }
 
@@ -208,14 +212,16 @@ impl ScalarUDFImpl for QuestDbTime {
             }
             (Function::DateAdd, [_, _, t]) => Ok(vec![DataType::Utf8, DataType::Int64, ts(t)?]),
             (Function::DateDiff, [_, a, b]) => Ok(vec![DataType::Utf8, ts(a)?, ts(b)?]),
-            (Function::TimestampFloor, [_, t]) => Ok(vec![DataType::Utf8, ts(t)?]),
+            (Function::TimestampFloor | Function::TimestampCeil, [_, t]) => {
+                Ok(vec![DataType::Utf8, ts(t)?])
+            }
             _ => plan_err!(
                 "{} takes {}",
                 self.name(),
                 match self.function {
                     Function::DateAdd => "(unit, count, timestamp)",
                     Function::DateDiff => "(unit, timestamp, timestamp)",
-                    Function::TimestampFloor => "(interval, timestamp)",
+                    Function::TimestampFloor | Function::TimestampCeil => "(interval, timestamp)",
                 }
             ),
         }
@@ -247,7 +253,7 @@ impl ScalarUDFImpl for QuestDbTime {
             }
             let text = units.value(i);
             let parsed = match self.function {
-                Function::TimestampFloor => interval(text),
+                Function::TimestampFloor | Function::TimestampCeil => interval(text),
                 _ => {
                     let mut chars = text.chars();
                     match (chars.next(), chars.next()) {
@@ -308,7 +314,8 @@ impl ScalarUDFImpl for QuestDbTime {
                         .collect::<DfResult<Int64Array>>()?,
                 )
             }
-            Function::TimestampFloor => {
+            Function::TimestampFloor | Function::TimestampCeil => {
+                let ceil = self.function == Function::TimestampCeil;
                 let ts = arrays[1].as_primitive::<TimestampMicrosecondType>();
                 let values = (0..rows)
                     .map(|i| {
@@ -318,7 +325,17 @@ impl ScalarUDFImpl for QuestDbTime {
                         if ts.is_null(i) {
                             return Ok(None);
                         }
-                        match floor(ts.value(i), n, u) {
+                        let us = ts.value(i);
+                        // The ceiling: the floor, or the next bucket's start when
+                        // the timestamp is not on a boundary.
+                        let rounded = floor(us, n, u).and_then(|f| {
+                            if ceil && f != us {
+                                add(f, n, u)
+                            } else {
+                                Some(f)
+                            }
+                        });
+                        match rounded {
                             Some(v) => Ok(Some(v)),
                             None => exec_err!("{name}: timestamp out of range"),
                         }

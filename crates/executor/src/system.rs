@@ -151,6 +151,14 @@ impl TableFunctionImpl for Tables {
             Field::new("ttl_value", DataType::Int64, false),
             Field::new("ttl_unit", DataType::Utf8, true),
             Field::new("dedup", DataType::Boolean, false),
+            // QuestDB's names for the same facts, folded to lower case so that
+            // `designatedTimestamp` written unquoted finds them; every table
+            // has the write-ahead log.
+            Field::new("id", DataType::Int64, false),
+            Field::new("designatedtimestamp", DataType::Utf8, true),
+            Field::new("partitionby", DataType::Utf8, false),
+            Field::new("walenabled", DataType::Boolean, false),
+            Field::new("directoryname", DataType::Utf8, false),
         ]));
         let columns: Vec<ArrayRef> = vec![
             Arc::new(StringArray::from_iter_values(
@@ -192,6 +200,20 @@ impl TableFunctionImpl for Tables {
             )),
             Arc::new(BooleanArray::from_iter(
                 tables.iter().map(|t| Some(!t.meta().dedup_keys.is_empty())),
+            )),
+            Arc::new(Int64Array::from_iter_values(1..=tables.len() as i64)),
+            Arc::new(StringArray::from(
+                tables
+                    .iter()
+                    .map(|t| t.meta().timestamp_name().map(str::to_string))
+                    .collect::<Vec<_>>(),
+            )),
+            Arc::new(StringArray::from_iter_values(
+                tables.iter().map(|t| t.partition_by().name()),
+            )),
+            Arc::new(BooleanArray::from(vec![true; tables.len()])),
+            Arc::new(StringArray::from_iter_values(
+                tables.iter().map(|t| t.name().to_string()),
             )),
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
@@ -278,7 +300,8 @@ pub(crate) fn columns_batch(table: &TableReader) -> DfResult<RecordBatch> {
         Field::new("type", DataType::Utf8, false),
         Field::new("indexed", DataType::Boolean, false),
         Field::new("designated", DataType::Boolean, false),
-        Field::new("upsertKey", DataType::Boolean, false),
+        // Lower case, so that QuestDB's `upsertKey` written unquoted finds it.
+        Field::new("upsertkey", DataType::Boolean, false),
         Field::new("not_null", DataType::Boolean, false),
     ]));
     let c = &meta.columns;
