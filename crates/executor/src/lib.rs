@@ -34,6 +34,7 @@ mod dynamic_timestamp;
 pub mod error;
 mod expr_rules;
 mod fill;
+mod finance;
 mod generators;
 mod implicit_group_by;
 mod index_ddl;

@@ -1147,6 +1147,7 @@ impl Session {
         crate::rnd::register(&ctx);
         crate::compensated_sum::register(&ctx);
         crate::mode::register(&ctx);
+        crate::finance::register(&ctx);
         crate::questdb_time::register(&ctx);
         crate::questdb_arrays::register(&ctx);
         crate::temporal_join::register_marker(&ctx);
