@@ -15,7 +15,9 @@
 //!   `to_utc(ts, 'Europe/Berlin')` (the reverse), for a zone written as a literal;
 //! - `systimestamp()`, `sysdate()`: `now()`; PostgreSQL's `localtimestamp` and
 //!   `localtime`: `now()` as a TIMESTAMP and a TIME; `round_down`, `round_up`,
-//!   `round_half_even` (value, scale) and `size_pretty(bytes)`; `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')`
+//!   `round_half_even` (value, scale) and `size_pretty(bytes)`; `now_ns()`,
+//!   `systimestamp_ns()`, `to_lowercase`, `to_uppercase`, `length_bytes`,
+//!   `is_end_of_month(ts)`; `to_date(text, 'yyyy-MM-dd')` and `to_timestamp(text, 'yyyy-MM-dd HH:mm:ss')`
 //!   and `to_str(ts, 'yyyy-MM-dd')` with QuestDB's pattern letters (a pattern
 //!   with `%` is chrono's and stays).
 
@@ -254,15 +256,54 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
     if is_function(&f.name, "localtime") && args.is_empty() {
         return parse_expr("CAST(now() AS TIME)").map(Some);
     }
-    if is_function(&f.name, "to_timestamp")
+    // Other names QuestDB gives functions DataFusion has.
+    if let Some(sql) = [
+        ("now_ns", "arrow_cast(now(), 'Timestamp(Nanosecond, None)')"),
+        (
+            "systimestamp_ns",
+            "arrow_cast(now(), 'Timestamp(Nanosecond, None)')",
+        ),
+    ]
+    .into_iter()
+    .find_map(|(name, sql)| (is_function(&f.name, name) && args.is_empty()).then_some(sql))
+    {
+        return parse_expr(sql).map(Some);
+    }
+    if let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value))] = args
+        && let Some(template) = [
+            ("to_lowercase", "lower({})"),
+            ("to_uppercase", "upper({})"),
+            ("length_bytes", "octet_length({})"),
+            (
+                "is_end_of_month",
+                "date_trunc('day', {x}) = date_trunc('month', {x}) + INTERVAL '1 month' - INTERVAL '1 day'",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(name, template)| is_function(&f.name, name).then_some(template))
+    {
+        let sql = template
+            .replace("{x}", &format!("({})", part(0)))
+            .replace("{}", &part(0));
+        return Ok(Some(with_parts(parse_expr(&sql)?, &[value])));
+    }
+    // QuestDB's to_date(text, pattern) reads its pattern letters, as
+    // to_timestamp does, and gives the day.
+    let to_date = is_function(&f.name, "to_date");
+    if (is_function(&f.name, "to_timestamp") || to_date)
         && let Some((value, p)) = value_and_text(args)
         && !p.contains('%')
     {
-        let skeleton = parse_expr(&format!(
+        let parsed = format!(
             "arrow_cast(to_timestamp({}, {}), 'Timestamp(Microsecond, None)')",
             part(0),
             part(1)
-        ))?;
+        );
+        let skeleton = parse_expr(&if to_date {
+            format!("CAST({parsed} AS DATE)")
+        } else {
+            parsed
+        })?;
         let chrono = crate::rewrite::string_literal(&chrono_pattern(p));
         return Ok(Some(with_parts(skeleton, &[value, &chrono])));
     }

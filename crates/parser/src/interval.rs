@@ -32,11 +32,13 @@ pub(crate) struct BadInterval {
 
 /// Rewrites every `IN '<interval>'` in `tokens`.
 pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, BadInterval> {
+    let in_position = position_ins(&tokens);
     let mut out: Vec<TokenWithSpan> = Vec::with_capacity(tokens.len());
     let mut i = 0;
     while i < tokens.len() {
         let t = &tokens[i];
-        let is_in = matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("IN"));
+        let is_in = matches!(&t.token, Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("IN"))
+            && !in_position.contains(&i);
         if is_in {
             let mut j = i + 1;
             while j < tokens.len() && matches!(tokens[j].token, Token::Whitespace(_)) {
@@ -101,6 +103,45 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
 
 /// Days from today when `tokens` start with `today()`, `yesterday()` or
 /// `tomorrow()` (spaces allowed before and inside the parentheses).
+/// The indexes of the `IN` tokens of SQL's `position(substring IN string)`:
+/// those directly inside the parentheses of a `position` call.
+fn position_ins(tokens: &[TokenWithSpan]) -> Vec<usize> {
+    let mut ins = Vec::new();
+    // The depths (open parentheses) at which a `position(` call's own
+    // parentheses hold its arguments.
+    let mut calls: Vec<usize> = Vec::new();
+    let mut depth = 0usize;
+    let mut previous_word_is_position = false;
+    for (i, t) in tokens.iter().enumerate() {
+        match &t.token {
+            Token::Whitespace(_) => continue,
+            Token::LParen => {
+                depth += 1;
+                if previous_word_is_position {
+                    calls.push(depth);
+                }
+            }
+            Token::RParen => {
+                if calls.last() == Some(&depth) {
+                    calls.pop();
+                }
+                depth = depth.saturating_sub(1);
+            }
+            Token::Word(w)
+                if w.quote_style.is_none()
+                    && w.value.eq_ignore_ascii_case("IN")
+                    && calls.last() == Some(&depth) =>
+            {
+                ins.push(i);
+            }
+            _ => {}
+        }
+        previous_word_is_position = matches!(&t.token,
+            Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("POSITION"));
+    }
+    ins
+}
+
 fn day_function(tokens: &[TokenWithSpan]) -> Option<i64> {
     let Token::Word(w) = &tokens.first()?.token else {
         return None;
