@@ -555,6 +555,9 @@ fn sql_type(p: &mut Parser<'_>) -> Result<SqlType> {
             skip_args(p)?;
             SqlType::Varchar
         }
+        // QuestDB's IPv4 (a 32-bit address): kept as its text, so that its
+        // tables and equality lookups work; no address arithmetic or subnets.
+        "ipv4" => SqlType::Varchar,
         "symbol" => SqlType::Symbol,
         "uuid" => SqlType::Uuid,
         "binary" | "bytea" | "varbinary" => SqlType::Binary,
