@@ -35,6 +35,10 @@ pub(crate) fn is_tick(s: &str) -> bool {
 
 /// The merged UTC ranges `s` names, `now` (microseconds) giving the variables.
 pub(crate) fn ranges(s: &str, now: i64) -> Result<Vec<(i64, i64)>, String> {
+    // Each bracket is a level of recursion in `expand`.
+    if s.matches('[').count() > MAX_BRACKETS {
+        return Err(format!("more than {MAX_BRACKETS} brackets"));
+    }
     let (head, duration) = match split_top(s, ';').as_slice() {
         [head] => (*head, None),
         [head, duration] => (*head, Some(duration.trim())),
@@ -94,6 +98,9 @@ pub(crate) fn ranges(s: &str, now: i64) -> Result<Vec<(i64, i64)>, String> {
     }
     Ok(merged)
 }
+
+/// The most brackets a literal may hold.
+const MAX_BRACKETS: usize = 32;
 
 /// `s` split at `sep` outside brackets.
 fn split_top(s: &str, sep: char) -> Vec<&str> {
@@ -415,6 +422,9 @@ impl Zone {
             .map(|_| if s.starts_with('-') { -1 } else { 1 })
         {
             let digits: String = s[1..].chars().filter(|c| *c != ':').collect();
+            if !digits.bytes().all(|b| b.is_ascii_digit()) {
+                return Err(format!("bad offset '@{s}': expected +HH, +HHMM or +HH:MM"));
+            }
             let (h, m) = match digits.len() {
                 2 => (&digits[..2], "0"),
                 4 => (&digits[..2], &digits[2..]),
@@ -589,6 +599,11 @@ mod tests {
             ("[2024-01-15];1h;1d;5", "repeating interval"),
             ("2024-01-[01..31]T[00..23]:[00..59]", "more than 1000"),
             ("2024-01-06#workday", "no day is left"),
+            ("2024-01-15T10:00@+1éa", "bad offset"),
+            (
+                &format!("{}2024{}", "[".repeat(10_000), "]".repeat(10_000)),
+                "brackets",
+            ),
         ] {
             let e = ranges(s, NOW).expect_err(s);
             assert!(e.contains(says), "{s}: {e}");
