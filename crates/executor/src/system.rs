@@ -160,19 +160,22 @@ impl TableFunctionImpl for Tables {
             Field::new("walenabled", DataType::Boolean, false),
             Field::new("directoryname", DataType::Utf8, false),
         ]));
+        let names: ArrayRef = Arc::new(StringArray::from_iter_values(
+            tables.iter().map(|t| t.name().to_string()),
+        ));
+        let designated: ArrayRef = Arc::new(StringArray::from(
+            tables
+                .iter()
+                .map(|t| t.meta().timestamp_name().map(str::to_string))
+                .collect::<Vec<_>>(),
+        ));
+        let partition_by: ArrayRef = Arc::new(StringArray::from_iter_values(
+            tables.iter().map(|t| t.partition_by().name()),
+        ));
         let columns: Vec<ArrayRef> = vec![
-            Arc::new(StringArray::from_iter_values(
-                tables.iter().map(|t| t.name().to_string()),
-            )),
-            Arc::new(StringArray::from(
-                tables
-                    .iter()
-                    .map(|t| t.meta().timestamp_name().map(str::to_string))
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                tables.iter().map(|t| t.partition_by().name()),
-            )),
+            names.clone(),
+            designated.clone(),
+            partition_by.clone(),
             Arc::new(Int64Array::from_iter_values(
                 tables.iter().map(|t| t.row_count() as i64),
             )),
@@ -202,19 +205,10 @@ impl TableFunctionImpl for Tables {
                 tables.iter().map(|t| Some(!t.meta().dedup_keys.is_empty())),
             )),
             Arc::new(Int64Array::from_iter_values(1..=tables.len() as i64)),
-            Arc::new(StringArray::from(
-                tables
-                    .iter()
-                    .map(|t| t.meta().timestamp_name().map(str::to_string))
-                    .collect::<Vec<_>>(),
-            )),
-            Arc::new(StringArray::from_iter_values(
-                tables.iter().map(|t| t.partition_by().name()),
-            )),
+            designated,
+            partition_by,
             Arc::new(BooleanArray::from(vec![true; tables.len()])),
-            Arc::new(StringArray::from_iter_values(
-                tables.iter().map(|t| t.name().to_string()),
-            )),
+            names,
         ];
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
