@@ -24,6 +24,9 @@
 //! - `pg_class.reloptions` and `relacl` (and `pg_attribute.attacl`): a NULL text array, as
 //!   PostgreSQL has them for a table without storage options or grants; and
 //!   `unnest` of them in FROM yields no row.
+//! - `pg_policy.polroles` (`oid[]`): a NULL integer array, compared with a
+//!   string literal as one (psql's `\dp`); the system column `tableoid`: 0, an
+//!   oid no description is filed under (psql's `\dd`, `\dL`).
 //! - `pg_settings` reads the session's settings (`pg_settings.rs`).
 //! - `pg_indexes` is qualified with `pg_catalog` (`catalog_indexes.rs` adds it).
 //! - `information_schema.columns` becomes a view of DataFusion's with
@@ -78,6 +81,10 @@ const REGPROC_COLUMNS: &[&str] = &[
 /// Tidemark table (no storage options, default privileges), some missing from
 /// the catalog, some there as text.
 const UNSET_COLUMNS: &[&str] = &["reloptions", "relacl", "attacl"];
+
+/// `oid[]` columns of catalogs Tidemark keeps empty (`pg_policy.polroles`):
+/// typed as integer arrays, so that psql's `\dp` can plan `oid = ANY (polroles)`.
+const UNSET_OID_ARRAY_COLUMNS: &[&str] = &["polroles"];
 
 const AGGREGATES: &[&str] = &[
     "count",
@@ -409,11 +416,48 @@ fn function_in_from(
     })
 }
 
+/// A NULL integer array, what an unset `oid[]` column reads as.
+fn null_int_array() -> ast::Expr {
+    ast::Expr::Cast {
+        kind: ast::CastKind::Cast,
+        expr: Box::new(ast::Expr::Value(ast::Value::Null.with_empty_span())),
+        data_type: ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(
+            Box::new(ast::DataType::Int(None)),
+            None,
+        )),
+        array: false,
+        format: None,
+    }
+}
+
 fn rewrite_expr(e: &mut ast::Expr, vectors: &Vectors) {
+    // `polroles <> '{0}'` (psql's `\dp`), the column already read as a NULL
+    // array (children are rewritten first): the literal is compared as one too,
+    // and the comparison is NULL as it is in PostgreSQL for a NULL column.
+    if let ast::Expr::BinaryOp { left, right, .. } = e
+        && **left == null_int_array()
+        && matches!(right.as_ref(), ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_)))
+    {
+        **right = null_int_array();
+        return;
+    }
+    // The system column `tableoid` (psql's `\dd`, `\dL` join descriptions on
+    // it), which the catalog does not have: no object has a description here,
+    // so any oid finds none; PostgreSQL's catalogs have oids above 0.
+    if column_name(e).as_deref() == Some("tableoid") {
+        *e = ast::Expr::Value(ast::Value::Number("0".into(), false).with_empty_span());
+        return;
+    }
     match e {
         // A NULL array, as the arrays PostgreSQL has there (`text[]`,
         // `aclitem[]`): psql's `\dp` passes `relacl` to `array_to_string`.
-        ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) if names_unset_column(e) => {
+        ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
+            if names_unset_column(e) || names_unset_oid_array(e) =>
+        {
+            if names_unset_oid_array(e) {
+                *e = null_int_array();
+                return;
+            }
             *e = ast::Expr::Cast {
                 kind: ast::CastKind::Cast,
                 expr: Box::new(ast::Expr::Value(ast::Value::Null.with_empty_span())),
@@ -769,15 +813,20 @@ fn membership_as_array(condition: &ast::Expr) -> Option<ast::Expr> {
 /// Whether `e` names a catalog column the catalog does not have and that is
 /// NULL for every Tidemark relation (`pg_class.reloptions`, `pg_class.relacl`).
 fn names_unset_column(e: &ast::Expr) -> bool {
-    let last = match e {
-        ast::Expr::Identifier(i) => i,
-        ast::Expr::CompoundIdentifier(parts) => match parts.last() {
-            Some(i) => i,
-            None => return false,
-        },
-        _ => return false,
-    };
-    UNSET_COLUMNS.contains(&last.value.to_ascii_lowercase().as_str())
+    column_name(e).is_some_and(|n| UNSET_COLUMNS.contains(&n.as_str()))
+}
+
+fn names_unset_oid_array(e: &ast::Expr) -> bool {
+    column_name(e).is_some_and(|n| UNSET_OID_ARRAY_COLUMNS.contains(&n.as_str()))
+}
+
+/// The (lower-case) column an identifier names, qualified or not.
+fn column_name(e: &ast::Expr) -> Option<String> {
+    match e {
+        ast::Expr::Identifier(i) => Some(i.value.to_ascii_lowercase()),
+        ast::Expr::CompoundIdentifier(parts) => parts.last().map(|i| i.value.to_ascii_lowercase()),
+        _ => None,
+    }
 }
 
 /// `CASE WHEN c THEN (SELECT x FROM f WHERE w) [ELSE NULL] END` as the

@@ -617,6 +617,8 @@ fn psql_describes_tables() {
             "\\df",
         ])
         .args(["-c", "\\du", "-c", "\\db", "-c", "\\do"])
+        // Privileges, object descriptions, languages.
+        .args(["-c", "\\dp", "-c", "\\dd", "-c", "\\dL"])
         // A primary key (upsert keys) and a symbol index: \d lists them, \di too.
         .args([
             "-c",
@@ -669,6 +671,11 @@ fn psql_describes_tables() {
         // \db: the default tablespaces, located in the root; \do: no operators.
         " pg_default | admin | ",
         "List of operators",
+        // \dp: a table with default privileges (none listed), no policies.
+        "Access privileges",
+        " public | quotes | table |                   |                   | ",
+        "Object descriptions",
+        "List of languages",
         // "Member of" is an empty array, as PostgreSQL prints it.
         " admin     | Superuser  | {}",
         "Indexes:",
