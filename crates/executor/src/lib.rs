@@ -93,3 +93,6 @@ pub use tidemark_parser::Statement;
 /// The PostgreSQL version Tidemark reports (`server_version`, `version()`):
 /// drivers pick protocol features by it.
 pub const PG_SERVER_VERSION: &str = "15.0";
+
+/// The same version as a number (`server_version_num`: 15.0 is 150000).
+pub const PG_SERVER_VERSION_NUM: &str = "150000";

@@ -388,6 +388,19 @@ pub(crate) fn register_session_functions(ctx: &SessionContext, user: &str) {
             std::env::consts::ARCH
         ),
     ));
+    // A Tidemark server is never a standby replaying another's log (tools ask
+    // before offering writes).
+    ctx.register_udf(create_udf(
+        "pg_is_in_recovery",
+        vec![],
+        DataType::Boolean,
+        Volatility::Stable,
+        Arc::new(|_args: &[ColumnarValue]| {
+            Ok(ColumnarValue::Scalar(
+                datafusion::common::ScalarValue::Boolean(Some(false)),
+            ))
+        }),
+    ));
     // QuestDB's `build()`, in the form its own answer takes.
     ctx.register_udf(constant(
         "build",

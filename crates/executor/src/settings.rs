@@ -31,6 +31,7 @@ const KNOWN: &[(&str, &str, bool)] = &[
     ("search_path", "public", true),
     ("server_encoding", "UTF8", false),
     ("server_version", crate::PG_SERVER_VERSION, false),
+    ("server_version_num", crate::PG_SERVER_VERSION_NUM, false),
     ("standard_conforming_strings", "on", true),
     ("statement_timeout", "0", true),
     ("timezone", "UTC", true),
