@@ -80,7 +80,16 @@ const REGPROC_COLUMNS: &[&str] = &[
 /// Array columns of `pg_class` and `pg_attribute` that are NULL for every
 /// Tidemark table (no storage options, default privileges), some missing from
 /// the catalog, some there as text.
-const UNSET_COLUMNS: &[&str] = &["reloptions", "relacl", "attacl"];
+const UNSET_COLUMNS: &[&str] = &[
+    "reloptions",
+    "relacl",
+    "attacl",
+    // Access privileges of schemas, types and tablespaces (psql's `\dn+`,
+    // `\dT+`, `\db+`): the defaults, NULL in PostgreSQL.
+    "nspacl",
+    "typacl",
+    "spcacl",
+];
 
 /// `oid[]` columns of catalogs Tidemark keeps empty (`pg_policy.polroles`):
 /// typed as integer arrays, so that psql's `\dp` can plan `oid = ANY (polroles)`.

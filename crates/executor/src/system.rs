@@ -3,7 +3,8 @@
 //! `tidemark_relation_size('t')`, what `pg_table_size`, `pg_relation_size` and
 //! `pg_total_relation_size` become (`catalog_rewrite.rs`): a table's bytes on
 //! disk; NULL for a catalog relation, 42P01 for a name written in the statement
-//! that names no relation.
+//! that names no relation; `pg_database_size` and `pg_tablespace_size`: the
+//! bytes of every table.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -18,7 +19,10 @@ use datafusion::common::{ScalarValue, exec_err, plan_err};
 use datafusion::datasource::MemTable;
 use datafusion::error::Result as DfResult;
 use datafusion::execution::context::SessionContext;
-use datafusion::logical_expr::{ColumnarValue, Expr, ScalarUDF, Volatility, create_udf};
+use datafusion::logical_expr::{
+    ColumnarValue, Expr, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    create_udf,
+};
 use datafusion::sql::sqlparser::ast;
 use tidemark_storage::{Snapshot, TableReader};
 
@@ -50,7 +54,66 @@ pub(crate) fn register(ctx: &SessionContext, snapshot: Snapshot) {
             snapshot: snapshot.clone(),
         }),
     );
-    ctx.register_udf(relation_size(snapshot));
+    ctx.register_udf(relation_size(snapshot.clone()));
+    for name in ["pg_database_size", "pg_tablespace_size"] {
+        ctx.register_udf(ScalarUDF::from(TotalSize {
+            name,
+            signature: Signature::any(1, Volatility::Stable),
+            snapshot: snapshot.clone(),
+        }));
+    }
+}
+
+/// `pg_database_size(name or oid)` (psql's `\l+`) and `pg_tablespace_size(...)`
+/// (`\db+`): the bytes on disk of every table in the statement's snapshot,
+/// as the root is the one database and its one tablespace.
+#[derive(Debug)]
+struct TotalSize {
+    name: &'static str,
+    signature: Signature,
+    snapshot: Snapshot,
+}
+
+impl PartialEq for TotalSize {
+    fn eq(&self, other: &Self) -> bool {
+        self.name == other.name
+    }
+}
+
+impl Eq for TotalSize {}
+
+impl std::hash::Hash for TotalSize {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.name.hash(state);
+    }
+}
+
+impl ScalarUDFImpl for TotalSize {
+    fn name(&self) -> &str {
+        self.name
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _args: &[DataType]) -> DfResult<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
+        let total = self
+            .snapshot
+            .tables()
+            .iter()
+            .map(|t| t.disk_size())
+            .fold(0u64, u64::saturating_add);
+        let total = ScalarValue::Int64(Some(i64::try_from(total).unwrap_or(i64::MAX)));
+        Ok(match args.args.first() {
+            Some(ColumnarValue::Array(a)) => ColumnarValue::Array(total.to_array_of_size(a.len())?),
+            _ => ColumnarValue::Scalar(total),
+        })
+    }
 }
 
 /// `tidemark_relation_size(name)`: the bytes on disk of the table `name` in

@@ -619,6 +619,7 @@ fn psql_describes_tables() {
         .args(["-c", "\\du", "-c", "\\db", "-c", "\\do"])
         // Privileges, object descriptions, languages.
         .args(["-c", "\\dp", "-c", "\\dd", "-c", "\\dL"])
+        .args(["-c", "\\l+", "-c", "\\dn+", "-c", "\\db+"])
         // A primary key (upsert keys) and a symbol index: \d lists them, \di too.
         .args([
             "-c",
@@ -676,6 +677,9 @@ fn psql_describes_tables() {
         " public | quotes | table |                   |                   | ",
         "Object descriptions",
         "List of languages",
+        // \l+ and \db+: the bytes of every table; \dn+: default privileges.
+        "List of databases",
+        "List of tablespaces",
         // "Member of" is an empty array, as PostgreSQL prints it.
         " admin     | Superuser  | {}",
         "Indexes:",
