@@ -89,6 +89,9 @@ const UNSET_COLUMNS: &[&str] = &[
     "nspacl",
     "typacl",
     "spcacl",
+    // Per-role settings and event trigger tags (psql's `\drds`, `\dy`): none.
+    "setconfig",
+    "evttags",
 ];
 
 /// `oid[]` columns of catalogs Tidemark keeps empty (`pg_policy.polroles`):

@@ -619,7 +619,9 @@ fn psql_describes_tables() {
         .args(["-c", "\\du", "-c", "\\db", "-c", "\\do"])
         // Privileges, object descriptions, languages.
         .args(["-c", "\\dp", "-c", "\\dd", "-c", "\\dL"])
-        .args(["-c", "\\l+", "-c", "\\dn+", "-c", "\\db+"])
+        .args([
+            "-c", "\\l+", "-c", "\\dn+", "-c", "\\db+", "-c", "\\dy", "-c", "\\drds",
+        ])
         // A primary key (upsert keys) and a symbol index: \d lists them, \di too.
         .args([
             "-c",
@@ -680,6 +682,7 @@ fn psql_describes_tables() {
         // \l+ and \db+: the bytes of every table; \dn+: default privileges.
         "List of databases",
         "List of tablespaces",
+        "List of event triggers",
         // "Member of" is an empty array, as PostgreSQL prints it.
         " admin     | Superuser  | {}",
         "Indexes:",
