@@ -304,8 +304,28 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         } else {
             parsed
         })?;
-        let chrono = crate::rewrite::string_literal(&chrono_pattern(p));
-        return Ok(Some(with_parts(skeleton, &[value, &chrono])));
+        let mut chrono = chrono_pattern(p);
+        // chrono needs a month and a day; QuestDB takes the first of each
+        // (`to_timestamp('2024', 'yyyy')` is 2024-01-01).
+        let mut defaults = String::new();
+        if !["%m", "%b", "%B", "%j"].iter().any(|m| chrono.contains(m)) {
+            chrono.push_str("~%m");
+            defaults.push_str("~01");
+        }
+        if !["%d", "%e", "%j"].iter().any(|d| chrono.contains(d)) {
+            chrono.push_str("~%d");
+            defaults.push_str("~01");
+        }
+        let value = if defaults.is_empty() {
+            value.clone()
+        } else {
+            with_parts(
+                parse_expr(&format!("concat({}, {})", part(0), part(1)))?,
+                &[value, &crate::rewrite::string_literal(&defaults)],
+            )
+        };
+        let chrono = crate::rewrite::string_literal(&chrono);
+        return Ok(Some(with_parts(skeleton, &[&value, &chrono])));
     }
     if let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value))] = args
         && let Some(template) = f
