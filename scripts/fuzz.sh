@@ -26,7 +26,7 @@ for t in "${targets[@]}"; do
     log="$(mktemp)"
     status=0
     cargo fuzz run -s none --target-dir "$target_dir" "$t" "$corpus" -- \
-        -max_total_time="$seconds" -rss_limit_mb=2048 -print_final_stats=1 >"$log" 2>&1 || status=$?
+        -max_total_time="$seconds" -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 >"$log" 2>&1 || status=$?
     grep -E '^stat::(number_of_executed_units|new_units_added)' "$log" || true
     rm -rf "$corpus"
     if [ "$status" -ne 0 ]; then

@@ -25,8 +25,21 @@ impl Dialect for TidemarkDialect {
     fn supports_unicode_string_literal(&self) -> bool {
         self.pg.supports_unicode_string_literal()
     }
+    /// When the expression a keyword starts fails to parse, sqlparser tries the
+    /// word again as a name (`interval` as a column); for PostgreSQL's reserved
+    /// words that start expressions that second try can never succeed, and it
+    /// re-parses everything inside, twice per level of nesting (`CAST(CAST(...`
+    /// with a mistake inside: seconds at 20 levels; found by fuzzing).
     fn is_reserved_for_identifier(&self, kw: Keyword) -> bool {
-        self.pg.is_reserved_for_identifier(kw)
+        matches!(
+            kw,
+            Keyword::CAST
+                | Keyword::TRY_CAST
+                | Keyword::SAFE_CAST
+                | Keyword::ARRAY
+                | Keyword::NOT
+                | Keyword::CASE
+        ) || self.pg.is_reserved_for_identifier(kw)
     }
     fn is_custom_operator_part(&self, ch: char) -> bool {
         self.pg.is_custom_operator_part(ch)
@@ -71,8 +84,12 @@ impl Dialect for TidemarkDialect {
     fn supports_named_fn_args_with_colon_operator(&self) -> bool {
         self.pg.supports_named_fn_args_with_colon_operator()
     }
+    /// PostgreSQL names a function's arguments with identifiers (`f(x => 1)`).
+    /// sqlparser's PostgreSQL dialect reads any expression as a name, which
+    /// parses every argument twice: a statement of nested calls with a mistake
+    /// inside took twice as long per level (30 levels: hours; found by fuzzing).
     fn supports_named_fn_args_with_expr_name(&self) -> bool {
-        self.pg.supports_named_fn_args_with_expr_name()
+        false
     }
     fn supports_empty_projections(&self) -> bool {
         self.pg.supports_empty_projections()

@@ -15,6 +15,7 @@ mod dialect;
 mod error;
 mod interval;
 mod latest;
+mod nesting;
 mod sample;
 mod statement;
 mod subscripts;
@@ -48,6 +49,18 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
     let tokens = Tokenizer::new(&dialect, sql)
         .tokenize_with_location()
         .map_err(|e| ParseError::from_tokenizer(e, sql))?;
+    if let Some(at) = nesting::too_deep(&tokens) {
+        return Err(ParseError::at(
+            format!(
+                "statement is too complex: more than {} nested calls of POSITION, SUBSTRING, \
+                 EXTRACT, TRIM, OVERLAY, INTERVAL, CEIL, FLOOR or CONVERT",
+                nesting::MAX_SPECIAL_CALLS
+            ),
+            sql,
+            at.span.start,
+        )
+        .with_sqlstate("54001"));
+    }
     let tokens = interval::rewrite(tokens)
         .map_err(|b| ParseError::at(b.message, sql, b.at.span.start).with_sqlstate("22007"))?;
     let tokens = temporal_join::rewrite(tokens)

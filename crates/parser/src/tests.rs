@@ -646,3 +646,42 @@ fn double_array_columns_and_questdb_subscripts() {
     assert_eq!(e.sqlstate, "0A000");
     assert_eq!(e.position, Some(13));
 }
+
+/// Statements that once took exponential time in sqlparser's backtracking
+/// (found by fuzzing): each is refused at once. The time bound is a thousand
+/// times what they take now; the old cost was hours.
+#[test]
+fn nested_calls_with_a_mistake_inside_fail_at_once() {
+    let nested = |open: &str, close: &str, depth: usize| {
+        format!("SELECT {}a .x[{}", open.repeat(depth), close.repeat(depth))
+    };
+    for sql in [
+        nested("f(", ")", 40),
+        nested("CAST(", " AS INT)", 40),
+        nested("ARRAY[", "]", 40),
+        nested("NOT (", ")", 40),
+        nested("POSITION(", ")", 6),
+        nested("SUBSTRING(", ")", 6),
+        include_str!(
+            "../../../fuzz/regressions/sql_parser/nested-calls-with-a-mistake-parse-in-exponential-time"
+        )
+        .to_string(),
+    ] {
+        let started = std::time::Instant::now();
+        assert!(parse(&sql).is_err(), "{sql}");
+        assert!(
+            started.elapsed() < std::time::Duration::from_secs(5),
+            "{sql}: {:?}",
+            started.elapsed()
+        );
+    }
+    // Past six nested calls with special syntax, 54001 names them.
+    let e = parse(&nested("POSITION(", ")", 7)).expect_err("too deep");
+    assert_eq!(e.sqlstate, "54001", "{e}");
+    assert!(e.message.contains("more than 6 nested calls"), "{e}");
+    // Ordinary nesting, named arguments and those words as names still parse.
+    one(&format!("SELECT {}1{}", "abs(".repeat(20), ")".repeat(20)));
+    one("SELECT make_interval(days => 1), position('a' IN substring('abc' FROM 2))");
+    one("SELECT position, interval FROM t WHERE position > 1");
+    one("SELECT CAST(CAST(x AS INT) AS TEXT), ARRAY[ARRAY[1]], NOT (NOT x)");
+}
