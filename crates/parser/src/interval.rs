@@ -17,8 +17,9 @@
 //! the last microsecond of the range.
 //!
 //! QuestDB's `IN today()`, `IN yesterday()` and `IN tomorrow()` (the UTC day of
-//! the statement's `now()`, or the day before or after) become a `BETWEEN` of
-//! expressions on `now()` likewise, evaluated when the statement runs.
+//! the statement's `now()`, or the day before or after; with a zone argument,
+//! that zone's day) become a `BETWEEN` of expressions on `now()` likewise,
+//! evaluated when the statement runs.
 
 use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan, Whitespace};
 
@@ -44,8 +45,8 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
             while j < tokens.len() && matches!(tokens[j].token, Token::Whitespace(_)) {
                 j += 1;
             }
-            if let Some(days) = day_function(&tokens[j..]) {
-                out.extend(day_between(days, t.span));
+            if let Some((days, zone)) = day_function(&tokens[j..]) {
+                out.extend(day_between(days, zone.as_deref(), t.span));
                 // IN, the name, `(` and `)`, with any spaces between them.
                 let mut k = j + 1;
                 while k < tokens.len() && tokens[k].token != Token::RParen {
@@ -142,7 +143,9 @@ fn position_ins(tokens: &[TokenWithSpan]) -> Vec<usize> {
     ins
 }
 
-fn day_function(tokens: &[TokenWithSpan]) -> Option<i64> {
+/// `today()`, `yesterday()`, `tomorrow()` (the day's offset from today) and
+/// QuestDB's forms with a time zone, `today('Europe/London')` (the zone).
+fn day_function(tokens: &[TokenWithSpan]) -> Option<(i64, Option<String>)> {
     let Token::Word(w) = &tokens.first()?.token else {
         return None;
     };
@@ -159,14 +162,43 @@ fn day_function(tokens: &[TokenWithSpan]) -> Option<i64> {
         .iter()
         .filter(|t| !matches!(t.token, Token::Whitespace(_)))
         .map(|t| &t.token);
-    (solid.next() == Some(&Token::LParen) && solid.next() == Some(&Token::RParen)).then_some(days)
+    if solid.next() != Some(&Token::LParen) {
+        return None;
+    }
+    match solid.next()? {
+        Token::RParen => Some((days, None)),
+        Token::SingleQuotedString(zone) => {
+            (solid.next() == Some(&Token::RParen)).then(|| (days, Some(zone.clone())))
+        }
+        _ => None,
+    }
 }
 
-/// `BETWEEN <day start> AND <day end - 1 µs>` for the UTC day `days` from
-/// today, as tokens placed at `span`.
-fn day_between(days: i64, span: datafusion_sql::sqlparser::tokenizer::Span) -> Vec<TokenWithSpan> {
-    let start = format!("(CAST(date_trunc('day', now()) AS TIMESTAMP) + INTERVAL '{days} day')");
-    let text = format!("BETWEEN {start} AND {start} + INTERVAL '1 day' - INTERVAL '1 microsecond'");
+/// `BETWEEN <day start> AND <day end - 1 µs>` for the day `days` from today,
+/// UTC's or that of `zone` (its wall clock's day, as instants), as tokens placed
+/// at `span`. The zone is checked where `to_timezone` is planned (22023).
+fn day_between(
+    days: i64,
+    zone: Option<&str>,
+    span: datafusion_sql::sqlparser::tokenizer::Span,
+) -> Vec<TokenWithSpan> {
+    let text = match zone {
+        None => {
+            let start =
+                format!("(CAST(date_trunc('day', now()) AS TIMESTAMP) + INTERVAL '{days} day')");
+            format!("BETWEEN {start} AND {start} + INTERVAL '1 day' - INTERVAL '1 microsecond'")
+        }
+        Some(zone) => {
+            let zone = zone.replace('\'', "''");
+            let local = format!(
+                "(date_trunc('day', to_timezone(now(), '{zone}')) + INTERVAL '{days} day')"
+            );
+            format!(
+                "BETWEEN to_utc({local}, '{zone}') \
+                 AND to_utc({local} + INTERVAL '1 day', '{zone}') - INTERVAL '1 microsecond'"
+            )
+        }
+    };
     tokens_at(&text, span)
 }
 
