@@ -537,8 +537,18 @@ fn in_today_yesterday_tomorrow_become_a_range_on_now() {
         "{text}"
     );
     assert!(text.contains("x IN (1, 2)"), "{text}");
-    // A call with arguments, or another function, is not rewritten.
-    assert!(parse("SELECT * FROM t WHERE ts IN today('UTC')").is_err());
+    // QuestDB's zone argument: that zone's day.
+    let Statement::Standard(s) = one("SELECT * FROM t WHERE ts IN today('Europe/London')") else {
+        panic!("standard")
+    };
+    let text = s.to_string();
+    assert!(
+        text.contains("ts BETWEEN to_utc((date_trunc('day', to_timezone(now(), 'Europe/London'))"),
+        "{text}"
+    );
+    // Other arguments, or another function, are not rewritten.
+    assert!(parse("SELECT * FROM t WHERE ts IN today(1)").is_err());
+    assert!(parse("SELECT * FROM t WHERE ts IN today('UTC', 'x')").is_err());
 }
 
 #[test]
