@@ -87,22 +87,19 @@ impl VisitorMut for Generators<'_> {
 /// from zero) and `round_half_even(x, scale)` as DOUBLE arithmetic, `part(0)`
 /// the value and `part(1)` the scale (negative: digits left of the point).
 fn rounding_skeleton(name: &ast::ObjectName) -> Option<String> {
+    // `{s}` stands for the scaled value, `{u}` for the scale's power of ten.
+    let template = if is_function(name, "round_down") {
+        "trunc({s}) / {u}"
+    } else if is_function(name, "round_up") {
+        "signum({s}) * ceil(abs({s})) / {u}"
+    } else if is_function(name, "round_half_even") {
+        "CASE WHEN abs({s} - trunc({s})) = 0.5 THEN 2 * round({s} / 2) ELSE round({s}) END / {u}"
+    } else {
+        return None;
+    };
     let scaled = format!("(CAST({} AS DOUBLE) * power(10, {}))", part(0), part(1));
     let unscale = format!("power(10, {})", part(1));
-    if is_function(name, "round_down") {
-        Some(format!("trunc({scaled}) / {unscale}"))
-    } else if is_function(name, "round_up") {
-        Some(format!(
-            "signum({scaled}) * ceil(abs({scaled})) / {unscale}"
-        ))
-    } else if is_function(name, "round_half_even") {
-        Some(format!(
-            "CASE WHEN abs({scaled} - trunc({scaled})) = 0.5 THEN 2 * round({scaled} / 2) \
-             ELSE round({scaled}) END / {unscale}"
-        ))
-    } else {
-        None
-    }
+    Some(template.replace("{s}", &scaled).replace("{u}", &unscale))
 }
 
 /// QuestDB's `size_pretty(bytes)`: the size in the largest binary unit it

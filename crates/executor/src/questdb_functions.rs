@@ -81,8 +81,7 @@ fn standard_form(e: &ast::Expr) -> Result<Option<ast::Expr>> {
     if let Some(filter) = &f.filter {
         filter_aggregates(&mut skeleton, filter);
     }
-    let refs: Vec<&ast::Expr> = args.iter().collect();
-    Ok(Some(with_parts(skeleton, &refs)))
+    Ok(Some(with_parts(skeleton, &args)))
 }
 
 /// The aggregates the standard forms are made of.
@@ -124,27 +123,28 @@ fn filter_aggregates(skeleton: &mut ast::Expr, filter: &ast::Expr) {
 /// arguments, `part(n)` standing for the n-th.
 fn skeleton(name: &str, arity: usize) -> Option<String> {
     let (x, w) = (part(0), part(1));
-    // The sums of a weighted statistic, over the rows where the value and the
-    // weight are set (a weight of zero adds nothing to any of them).
-    let weight = format!("CASE WHEN ({x}) IS NOT NULL THEN CAST(({w}) AS DOUBLE) END");
-    let sum_w = format!("sum({weight})");
-    let sum_wx = format!("sum(({weight}) * ({x}))");
-    let sum_wxx = format!("sum(({weight}) * ({x}) * ({x}))");
-    let sum_ww = format!("sum(({weight}) * ({weight}))");
-    let observations = format!("count(CASE WHEN ({x}) IS NOT NULL AND ({w}) <> 0 THEN 1 END)");
-    let spread = format!("({sum_wxx}) - ({sum_wx}) * ({sum_wx}) / ({sum_w})");
     let sql = match (name, arity) {
         ("count_distinct", 1) => format!("count(DISTINCT {x})"),
         ("string_distinct_agg", 2) => format!("string_agg(DISTINCT {x}, {w})"),
-        ("vwap" | "weighted_avg", 2) => format!("({sum_wx}) / nullif({sum_w}, 0)"),
-        ("weighted_stddev" | "weighted_stddev_rel", 2) => format!(
-            "CASE WHEN {observations} >= 2 AND {sum_w} > 0 THEN \
-             sqrt(greatest(({spread}) / (({sum_w}) - ({sum_ww}) / ({sum_w})), 0)) END"
-        ),
-        ("weighted_stddev_freq", 2) => format!(
-            "CASE WHEN {observations} >= 2 AND {sum_w} > 1 THEN \
-             sqrt(greatest(({spread}) / (({sum_w}) - 1), 0)) END"
-        ),
+        ("vwap" | "weighted_avg", 2) => {
+            let s = WeightedSums::new();
+            format!("({}) / nullif({}, 0)", s.wx, s.w)
+        }
+        ("weighted_stddev" | "weighted_stddev_rel", 2) => {
+            let s = WeightedSums::new();
+            format!(
+                "CASE WHEN {} >= 2 AND {} > 0 THEN \
+                 sqrt(greatest(({}) / (({}) - ({}) / ({})), 0)) END",
+                s.observations, s.w, s.spread, s.w, s.ww, s.w
+            )
+        }
+        ("weighted_stddev_freq", 2) => {
+            let s = WeightedSums::new();
+            format!(
+                "CASE WHEN {} >= 2 AND {} > 1 THEN sqrt(greatest(({}) / (({}) - 1), 0)) END",
+                s.observations, s.w, s.spread, s.w
+            )
+        }
         ("geomean", 1) => {
             format!("CASE WHEN min({x}) > 0 THEN exp(avg(ln(CAST(({x}) AS DOUBLE)))) END")
         }
@@ -165,8 +165,37 @@ fn skeleton(name: &str, arity: usize) -> Option<String> {
     Some(sql)
 }
 
+/// The sums of a weighted statistic of `part(0)` weighted by `part(1)`, over
+/// the rows where both are set (a weight of zero adds nothing to any of them),
+/// as SQL: `sum(w)`, `sum(w x)`, `sum(w²)`, the spread `sum(w x²) - sum(w x)² /
+/// sum(w)`, and how many rows have a value and a weight other than 0.
+struct WeightedSums {
+    w: String,
+    wx: String,
+    ww: String,
+    spread: String,
+    observations: String,
+}
+
+impl WeightedSums {
+    fn new() -> Self {
+        let (x, w) = (part(0), part(1));
+        let weight = format!("CASE WHEN ({x}) IS NOT NULL THEN CAST(({w}) AS DOUBLE) END");
+        let sum_w = format!("sum({weight})");
+        let sum_wx = format!("sum(({weight}) * ({x}))");
+        let sum_wxx = format!("sum(({weight}) * ({x}) * ({x}))");
+        WeightedSums {
+            spread: format!("({sum_wxx}) - ({sum_wx}) * ({sum_wx}) / ({sum_w})"),
+            ww: format!("sum(({weight}) * ({weight}))"),
+            observations: format!("count(CASE WHEN ({x}) IS NOT NULL AND ({w}) <> 0 THEN 1 END)"),
+            w: sum_w,
+            wx: sum_wx,
+        }
+    }
+}
+
 /// The call's arguments when they are all plain expressions.
-fn plain_args(f: &ast::Function) -> Vec<ast::Expr> {
+fn plain_args(f: &ast::Function) -> Vec<&ast::Expr> {
     let ast::FunctionArguments::List(list) = &f.args else {
         return Vec::new();
     };
@@ -177,7 +206,7 @@ fn plain_args(f: &ast::Function) -> Vec<ast::Expr> {
     list.args
         .iter()
         .map_while(|a| match a {
-            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
             _ => None,
         })
         .collect()
