@@ -98,27 +98,41 @@ pub(crate) fn rewrite_expressions(
     mut rewrite_expr: impl FnMut(&ast::Expr) -> Result<Option<ast::Expr>>,
 ) -> Result<()> {
     let mut error = None;
-    let mut apply = |e: &mut ast::Expr| {
-        match rewrite_expr(e) {
-            Ok(Some(replaced)) => *e = replaced,
-            Ok(None) => {}
-            Err(err) => {
-                error = Some(err);
-                return ControlFlow::Break(());
-            }
-        }
-        ControlFlow::Continue(())
+    let mut items = SelectItems {
+        rewrite_expr: &mut rewrite_expr,
+        error: &mut error,
     };
-    if statement.visit(&mut SelectItems(&mut apply)).is_continue() {
-        let _ = ast::visit_expressions_mut(statement, &mut apply);
+    if statement.visit(&mut items).is_continue() {
+        let _ = ast::visit_expressions_mut(statement, |e| apply(&mut rewrite_expr, &mut error, e));
     }
     error.map_or(Ok(()), Err)
 }
 
-/// Visits every query's select items for [`rewrite_expressions`].
-struct SelectItems<'a, F>(&'a mut F);
+/// Replaces `e` by its rewrite, if any; an error is kept in `error` and stops
+/// the visit.
+fn apply(
+    rewrite_expr: &mut impl FnMut(&ast::Expr) -> Result<Option<ast::Expr>>,
+    error: &mut Option<ExecError>,
+    e: &mut ast::Expr,
+) -> ControlFlow<()> {
+    match rewrite_expr(e) {
+        Ok(Some(replaced)) => *e = replaced,
+        Ok(None) => {}
+        Err(err) => {
+            *error = Some(err);
+            return ControlFlow::Break(());
+        }
+    }
+    ControlFlow::Continue(())
+}
 
-impl<F: FnMut(&mut ast::Expr) -> ControlFlow<()>> ast::VisitorMut for SelectItems<'_, F> {
+/// Visits every query's select items for [`rewrite_expressions`].
+struct SelectItems<'a, R> {
+    rewrite_expr: &'a mut R,
+    error: &'a mut Option<ExecError>,
+}
+
+impl<R: FnMut(&ast::Expr) -> Result<Option<ast::Expr>>> ast::VisitorMut for SelectItems<'_, R> {
     type Break = ();
 
     fn pre_visit_query(&mut self, query: &mut ast::Query) -> ControlFlow<()> {
@@ -141,19 +155,25 @@ impl<F: FnMut(&mut ast::Expr) -> ControlFlow<()>> ast::VisitorMut for SelectItem
     }
 }
 
-impl<F: FnMut(&mut ast::Expr) -> ControlFlow<()>> SelectItems<'_, F> {
+impl<R: FnMut(&ast::Expr) -> Result<Option<ast::Expr>>> SelectItems<'_, R> {
     fn alias_if_rewritten(&mut self, item: &mut ast::SelectItem) -> ControlFlow<()> {
         let ast::SelectItem::UnnamedExpr(e) = item else {
             return ControlFlow::Continue(());
         };
-        let mut rewritten = e.clone();
-        ast::visit_expressions_mut(&mut rewritten, &mut *self.0)?;
-        if rewritten != *e {
-            *item = ast::SelectItem::ExprWithAlias {
-                alias: ast::Ident::with_quote('"', e.to_string()),
-                expr: rewritten,
-            };
+        // Most items have nothing to rewrite: look before taking their text (an
+        // error counts as a rewrite, which reports it).
+        let rewrites = ast::visit_expressions(e, |x| match (self.rewrite_expr)(x) {
+            Ok(None) => ControlFlow::Continue(()),
+            _ => ControlFlow::Break(()),
+        })
+        .is_break();
+        if !rewrites {
+            return ControlFlow::Continue(());
         }
+        let alias = ast::Ident::with_quote('"', e.to_string());
+        ast::visit_expressions_mut(e, |x| apply(self.rewrite_expr, self.error, x))?;
+        let expr = std::mem::replace(e, ast::Expr::Value(ast::Value::Null.with_empty_span()));
+        *item = ast::SelectItem::ExprWithAlias { expr, alias };
         ControlFlow::Continue(())
     }
 }
