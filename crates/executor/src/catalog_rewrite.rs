@@ -428,13 +428,13 @@ fn function_in_from(
     })
 }
 
-/// A NULL integer array, what an unset `oid[]` column reads as.
-fn null_int_array() -> ast::Expr {
+/// A NULL array of `element`s: what a column no Tidemark relation sets reads as.
+fn null_array(element: ast::DataType) -> ast::Expr {
     ast::Expr::Cast {
         kind: ast::CastKind::Cast,
         expr: Box::new(ast::Expr::Value(ast::Value::Null.with_empty_span())),
         data_type: ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(
-            Box::new(ast::DataType::Int(None)),
+            Box::new(element),
             None,
         )),
         array: false,
@@ -442,45 +442,46 @@ fn null_int_array() -> ast::Expr {
     }
 }
 
+/// Whether `e` is the NULL integer array an unset `oid[]` column became.
+fn is_null_int_array(e: &ast::Expr) -> bool {
+    matches!(e, ast::Expr::Cast { expr, data_type: ast::DataType::Array(
+            ast::ArrayElemTypeDef::SquareBracket(element, None)), .. }
+        if matches!(expr.as_ref(), ast::Expr::Value(v) if v.value == ast::Value::Null)
+            && **element == ast::DataType::Int(None))
+}
+
 fn rewrite_expr(e: &mut ast::Expr, vectors: &Vectors) {
     // `polroles <> '{0}'` (psql's `\dp`), the column already read as a NULL
     // array (children are rewritten first): the literal is compared as one too,
     // and the comparison is NULL as it is in PostgreSQL for a NULL column.
     if let ast::Expr::BinaryOp { left, right, .. } = e
-        && **left == null_int_array()
+        && is_null_int_array(left)
         && matches!(right.as_ref(), ast::Expr::Value(v) if matches!(v.value, ast::Value::SingleQuotedString(_)))
     {
-        **right = null_int_array();
+        **right = null_array(ast::DataType::Int(None));
         return;
     }
-    // The system column `tableoid` (psql's `\dd`, `\dL` join descriptions on
-    // it), which the catalog does not have: no object has a description here,
-    // so any oid finds none; PostgreSQL's catalogs have oids above 0.
-    if column_name(e).as_deref() == Some("tableoid") {
-        *e = ast::Expr::Value(ast::Value::Number("0".into(), false).with_empty_span());
-        return;
+    if let Some(name) = column_name(e) {
+        let replacement = match name.as_str() {
+            // The system column `tableoid` (psql's `\dd`, `\dL` join descriptions
+            // on it), which the catalog does not have: no object has a
+            // description here, so any oid finds none; PostgreSQL's catalogs
+            // have oids above 0.
+            "tableoid" => Some(ast::Expr::Value(
+                ast::Value::Number("0".into(), false).with_empty_span(),
+            )),
+            n if UNSET_OID_ARRAY_COLUMNS.contains(&n) => Some(null_array(ast::DataType::Int(None))),
+            // A NULL array, as the arrays PostgreSQL has there (`text[]`,
+            // `aclitem[]`): psql's `\dp` passes `relacl` to `array_to_string`.
+            n if UNSET_COLUMNS.contains(&n) => Some(null_array(ast::DataType::Text)),
+            _ => None,
+        };
+        if let Some(replacement) = replacement {
+            *e = replacement;
+            return;
+        }
     }
     match e {
-        // A NULL array, as the arrays PostgreSQL has there (`text[]`,
-        // `aclitem[]`): psql's `\dp` passes `relacl` to `array_to_string`.
-        ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_)
-            if names_unset_column(e) || names_unset_oid_array(e) =>
-        {
-            if names_unset_oid_array(e) {
-                *e = null_int_array();
-                return;
-            }
-            *e = ast::Expr::Cast {
-                kind: ast::CastKind::Cast,
-                expr: Box::new(ast::Expr::Value(ast::Value::Null.with_empty_span())),
-                data_type: ast::DataType::Array(ast::ArrayElemTypeDef::SquareBracket(
-                    Box::new(ast::DataType::Text),
-                    None,
-                )),
-                array: false,
-                format: None,
-            };
-        }
         ast::Expr::Subquery(q) => aggregate_scalar_subquery(q),
         ast::Expr::Case { conditions, .. } => {
             for when in conditions.iter_mut() {
@@ -826,10 +827,6 @@ fn membership_as_array(condition: &ast::Expr) -> Option<ast::Expr> {
 /// NULL for every Tidemark relation (`pg_class.reloptions`, `pg_class.relacl`).
 fn names_unset_column(e: &ast::Expr) -> bool {
     column_name(e).is_some_and(|n| UNSET_COLUMNS.contains(&n.as_str()))
-}
-
-fn names_unset_oid_array(e: &ast::Expr) -> bool {
-    column_name(e).is_some_and(|n| UNSET_OID_ARRAY_COLUMNS.contains(&n.as_str()))
 }
 
 /// The (lower-case) column an identifier names, qualified or not.
