@@ -48,6 +48,8 @@ pub mod numeric;
 mod parallel_aggregate;
 pub mod params;
 mod partition_query;
+mod path_aggregates;
+mod path_order;
 mod pg_casts;
 pub mod pg_catalog;
 mod pg_functions;

@@ -14,6 +14,9 @@
 //!   `approx_percentile_cont(x, p)` (a t-digest where QuestDB keeps an HDR
 //!   histogram: the precision has no meaning here), `approx_median(x,
 //!   precision)` DataFusion's `approx_median(x)`;
+//! - `twap(price, ts)` and `haversine_dist_deg(lat, lon, ts)` are the same
+//!   calls ordered by their time, `twap(price, ts ORDER BY ts)`
+//!   (`crate::path_aggregates`);
 //! - `variance` (PostgreSQL's and QuestDB's) is `var_samp`, QuestDB's
 //!   `approx_count_distinct(x [, precision])` DataFusion's `approx_distinct`
 //!   over the values' text (HyperLogLog both).
@@ -32,7 +35,7 @@ pub(crate) fn rewrite(statement: &mut ast::Statement) -> Result<()> {
 /// QuestDB's aggregates DataFusion does not know by these names: those this
 /// module writes out, and `mode` (`crate::mode`). SAMPLE BY sorts a select list
 /// into keys and aggregates before they are written out.
-pub(crate) const QUESTDB_AGGREGATES: [&str; 14] = [
+pub(crate) const QUESTDB_AGGREGATES: [&str; 18] = [
     "count_distinct",
     "string_distinct_agg",
     "vwap",
@@ -47,6 +50,10 @@ pub(crate) const QUESTDB_AGGREGATES: [&str; 14] = [
     "approx_count_distinct",
     "variance",
     "mode",
+    "twap",
+    "haversine_dist_deg",
+    "isordered",
+    "is_ordered",
 ];
 
 /// `e` in standard terms, or `None` when it is no call of these functions (or
@@ -85,7 +92,7 @@ fn standard_form(e: &ast::Expr) -> Result<Option<ast::Expr>> {
 }
 
 /// The aggregates the standard forms are made of.
-const STANDARD_AGGREGATES: [&str; 8] = [
+const STANDARD_AGGREGATES: [&str; 10] = [
     "sum",
     "count",
     "min",
@@ -94,6 +101,8 @@ const STANDARD_AGGREGATES: [&str; 8] = [
     "string_agg",
     "approx_percentile_cont",
     "approx_median",
+    "twap",
+    "haversine_dist_deg",
 ];
 
 /// Puts `agg(x) FILTER (WHERE filter)` on every aggregate of a standard form,
@@ -160,6 +169,12 @@ fn skeleton(name: &str, arity: usize) -> Option<String> {
         ("approx_percentile", 2 | 3) => format!("approx_percentile_cont({x}, {w})"),
         // The one-argument form is DataFusion's own.
         ("approx_median", 2) => format!("approx_median({x})"),
+        // Each partial aggregate reads its rows in time order.
+        ("twap", 2) => format!("twap({x}, {w} ORDER BY {w})"),
+        ("haversine_dist_deg", 3) => {
+            let t = part(2);
+            format!("haversine_dist_deg({x}, {w}, {t} ORDER BY {t})")
+        }
         _ => return None,
     };
     Some(sql)
@@ -255,6 +270,11 @@ mod tests {
             "SELECT 1 FROM t HAVING (sum((CASE WHEN (p) IS NOT NULL THEN CAST((a) AS DOUBLE) END) * (p)) \
              FILTER (WHERE s = 'x')) / nullif(sum(CASE WHEN (p) IS NOT NULL THEN CAST((a) AS DOUBLE) END) \
              FILTER (WHERE s = 'x'), 0) > 1"
+        );
+        // Order-dependent aggregates read their rows in time order.
+        assert_eq!(
+            rewritten("SELECT 1 FROM t HAVING twap(p, ts) FILTER (WHERE s = 'x') > 1"),
+            "SELECT 1 FROM t HAVING twap(p, ts ORDER BY ts) FILTER (WHERE s = 'x') > 1"
         );
         // A wrong arity, or DISTINCT and ORDER BY inside the call, are left for
         // the planner's error.

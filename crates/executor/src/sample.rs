@@ -116,47 +116,62 @@ fn is_column(e: &ast::Expr, name: &str) -> bool {
 
 /// `first(x)` / `last(x)` -> `first_value(x ORDER BY ts)` / `last_value(x ORDER BY ts)`,
 /// and `first_not_null(x)` / `last_not_null(x)` the same `IGNORE NULLS` (`x` put in
-/// as parsed; `ts` a quoted identifier, or empty for the rows' own order).
+/// as parsed; `ts` a quoted identifier, or empty for the rows' own order);
+/// QuestDB's `isOrdered(x)` -> `is_ordered(x, ts ORDER BY ts)`
+/// (`crate::path_aggregates`), which needs a `ts`.
 pub(crate) fn rewrite_first_last(e: &mut ast::Expr, ts: &str) -> Result<()> {
     let mut failure = None;
     let _ = ast::visit_expressions_mut(e, |x| {
-        if let ast::Expr::Function(f) = x {
+        if let ast::Expr::Function(f) = x
+            && f.over.is_none()
+        {
             let name = f.name.to_string().to_lowercase();
             let (base, ignore_nulls) = match name.strip_suffix("_not_null") {
                 Some(base) => (base, " IGNORE NULLS"),
                 None => (name.as_str(), ""),
             };
-            if (base == "first" || base == "last") && f.over.is_none() {
-                let args: Vec<&ast::Expr> = match &f.args {
-                    ast::FunctionArguments::List(l) => l
-                        .args
-                        .iter()
-                        .filter_map(|a| match a {
-                            ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
-                            _ => None,
-                        })
-                        .collect(),
-                    _ => Vec::new(),
-                };
-                let [arg] = args.as_slice() else {
+            let order = if ts.is_empty() {
+                String::new()
+            } else {
+                format!(" ORDER BY {ts}")
+            };
+            let skeleton = match base {
+                "first" | "last" => format!("{base}_value({}{order}){ignore_nulls}", part(0)),
+                "isordered" if ts.is_empty() => {
                     failure = Some(ExecError::new(
-                        sqlstate::UNDEFINED_FUNCTION,
-                        format!(
-                            "function {name}() takes one column or expression, got {}",
-                            f.args
-                        ),
+                        sqlstate::FEATURE_NOT_SUPPORTED,
+                        "isOrdered() reads the rows of one table in the order of its designated \
+                         timestamp; this FROM is not one table with one",
                     ));
                     return ControlFlow::Break(());
-                };
-                let order = if ts.is_empty() {
-                    String::new()
-                } else {
-                    format!(" ORDER BY {ts}")
-                };
-                match parse_expr(&format!("{base}_value({}{order}){ignore_nulls}", part(0))) {
-                    Ok(new) => *x = with_parts(new, &[arg]),
-                    Err(e) => failure = Some(e),
                 }
+                "isordered" => format!("is_ordered({}, {ts}{order})", part(0)),
+                _ => return ControlFlow::Continue(()),
+            };
+            let args: Vec<&ast::Expr> = match &f.args {
+                ast::FunctionArguments::List(l) => l
+                    .args
+                    .iter()
+                    .filter_map(|a| match a {
+                        ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e),
+                        _ => None,
+                    })
+                    .collect(),
+                _ => Vec::new(),
+            };
+            let [arg] = args.as_slice() else {
+                failure = Some(ExecError::new(
+                    sqlstate::UNDEFINED_FUNCTION,
+                    format!(
+                        "function {name}() takes one column or expression, got {}",
+                        f.args
+                    ),
+                ));
+                return ControlFlow::Break(());
+            };
+            match parse_expr(&skeleton) {
+                Ok(new) => *x = with_parts(new, &[arg]),
+                Err(e) => failure = Some(e),
             }
         }
         ControlFlow::Continue(())

@@ -282,6 +282,13 @@ impl StorageScanExec {
         Some(self.with_partitions(cut_into(pieces, rows.div_ceil(n))))
     }
 
+    /// Whether output column `column` is the table's designated timestamp,
+    /// by which every partition of this scan is in ascending order.
+    pub(crate) fn ordered_by(&self, column: usize) -> bool {
+        let designated = self.reader.meta().timestamp_name();
+        designated.is_some() && self.names.get(column).map(String::as_str) == designated
+    }
+
     /// The SYMBOL dictionaries this scan's arrays are built on.
     pub(crate) fn dictionaries(&self) -> &Dictionaries {
         &self.dictionaries

@@ -1134,6 +1134,7 @@ impl Session {
             .with_query_planner(Arc::new(crate::temporal_join::TemporalJoinPlanner))
             .with_physical_optimizer_rule(Arc::new(crate::parallel_aggregate::ParallelAggregate))
             .with_physical_optimizer_rule(Arc::new(crate::symbol_grouping::SymbolKeyGrouping))
+            .with_physical_optimizer_rule(Arc::new(crate::path_order::PathInputOrder))
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         // `->`/`->>` before DataFusion's own planners, which do not take them.
@@ -1147,6 +1148,7 @@ impl Session {
         crate::rnd::register(&ctx);
         crate::compensated_sum::register(&ctx);
         crate::mode::register(&ctx);
+        crate::path_aggregates::register(&ctx);
         crate::finance::register(&ctx);
         crate::questdb_time::register(&ctx);
         crate::questdb_arrays::register(&ctx);
