@@ -27,7 +27,8 @@
 //! - `pg_policy.polroles` (`oid[]`): a NULL integer array, compared with a
 //!   string literal as one (psql's `\dp`); the system column `tableoid`: 0, an
 //!   oid no description is filed under (psql's `\dd`, `\dL`).
-//! - `pg_settings` reads the session's settings (`pg_settings.rs`).
+//! - `pg_settings` reads the session's settings (`pg_settings.rs`),
+//!   `pg_stat_activity` the server's connections (`activity.rs`).
 //! - `pg_indexes` is qualified with `pg_catalog` (`catalog_indexes.rs` adds it).
 //! - `information_schema.columns` becomes a view of DataFusion's with
 //!   PostgreSQL's type names (`double precision`, not `Float64`) and `udt_name`.
@@ -269,6 +270,10 @@ impl ast::VisitorMut for Relations {
             ["pg_catalog", "pg_settings"] | ["pg_settings"] => (
                 format!("SELECT * FROM {}()", crate::pg_settings::FUNCTION),
                 "pg_settings",
+            ),
+            ["pg_catalog", "pg_stat_activity"] | ["pg_stat_activity"] => (
+                format!("SELECT * FROM {}()", crate::activity::PG_STAT_ACTIVITY),
+                "pg_stat_activity",
             ),
             _ => return ControlFlow::Continue(()),
         };

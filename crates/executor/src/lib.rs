@@ -15,6 +15,7 @@
 //! `plan_cache` (prepared queries planned once, bound at every execution),
 //! `temporal_join` (ASOF and LT JOIN: AST rewrite, plan node, operator).
 
+pub mod activity;
 mod backup;
 mod catalog_indexes;
 mod catalog_replacements;

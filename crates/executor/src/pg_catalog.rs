@@ -267,7 +267,6 @@ pub(crate) fn install(
         create_pg_relation_is_publishable_udf(),
         create_pg_get_statisticsobjdef_columns_udf(),
         create_pg_encoding_to_char_udf(),
-        create_pg_backend_pid_udf(),
         create_pg_relation_size_udf(),
         create_pg_total_relation_size_udf(),
         create_pg_stat_get_numscans(),

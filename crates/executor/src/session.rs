@@ -188,6 +188,9 @@ pub struct Session {
     context: std::sync::OnceLock<QueryContext>,
     /// Runs kept plans on a copy of `context`'s state, made once.
     plan_runner: Option<PlanRunner>,
+    /// The server's board of connections, and this session's place on it
+    /// (`None` outside the server: a board of its own, with no one on it).
+    activity: Option<crate::activity::SessionActivity>,
     /// The server's query memory pool and spill files, shared by all sessions
     /// (`query_runtime`); `None`: DataFusion's own, unbounded.
     runtime: Option<Arc<datafusion::execution::runtime_env::RuntimeEnv>>,
@@ -247,6 +250,7 @@ impl Session {
             context: std::sync::OnceLock::new(),
             plan_runner: None,
             runtime: None,
+            activity: None,
         }
     }
 
@@ -280,6 +284,30 @@ impl Session {
 
     pub(crate) fn backups(&self) -> &Arc<tidemark_backup::Backups> {
         &self.backups
+    }
+
+    /// Puts this session on the server's board of connections as `pid` (the
+    /// process id its client was given), for `pg_stat_activity`,
+    /// `query_activity()`, `pg_backend_pid()` and cancelling statements of
+    /// other connections. Call before the first statement.
+    pub fn set_activity(&mut self, board: Arc<crate::activity::ActivityBoard>, pid: i32) {
+        self.activity = Some(crate::activity::SessionActivity {
+            board,
+            pid,
+            user: self.user.clone(),
+            read_only: self.read_only,
+        });
+    }
+
+    fn activity(&self) -> crate::activity::SessionActivity {
+        self.activity
+            .clone()
+            .unwrap_or_else(|| crate::activity::SessionActivity {
+                board: Default::default(),
+                pid: std::process::id() as i32,
+                user: self.user.clone(),
+                read_only: self.read_only,
+            })
     }
 
     /// The users the server lets in, as `pg_catalog.pg_roles` lists them.
@@ -640,6 +668,19 @@ impl Session {
                     self.table(&table)?;
                 }
                 Ok(Output::command("VACUUM"))
+            }
+            Statement::CancelQuery { id } => {
+                let activity = self.activity();
+                if !activity
+                    .board
+                    .cancel_query(id, |owner| activity.may_cancel(owner))
+                {
+                    return Err(ExecError::new(
+                        sqlstate::UNDEFINED_OBJECT,
+                        format!("no running query has query_id {id} (see query_activity())"),
+                    ));
+                }
+                Ok(Output::command("CANCEL QUERY"))
             }
             Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
             Statement::Sample { query, sample } => crate::sample::run(self, query, sample).await,
@@ -1149,6 +1190,7 @@ impl Session {
         crate::compensated_sum::register(&ctx);
         crate::mode::register(&ctx);
         crate::path_aggregates::register(&ctx);
+        crate::activity::register(&ctx, &self.activity());
         crate::finance::register(&ctx);
         crate::questdb_time::register(&ctx);
         crate::questdb_arrays::register(&ctx);
@@ -1363,7 +1405,10 @@ pub(crate) async fn run_blocking<T: Send + 'static, E: Into<ExecError> + Send + 
 /// Whether a statement changes data or schema (refused to read-only users).
 fn writes(s: &Statement) -> bool {
     match s {
-        Statement::Sample { .. } | Statement::Latest { .. } => false,
+        // A read-only user may stop its own statements (`activity.rs`).
+        Statement::Sample { .. } | Statement::Latest { .. } | Statement::CancelQuery { .. } => {
+            false
+        }
         Statement::Standard(s) => !matches!(
             s.as_ref(),
             ast::Statement::Query(_)

@@ -300,6 +300,32 @@ pub(crate) fn parse_vacuum(p: &mut Parser<'_>) -> Result<Statement> {
     Ok(Statement::Vacuum { table })
 }
 
+/// QuestDB's `CANCEL QUERY id`, `id` a non-negative integer.
+pub(crate) fn parse_cancel_query(p: &mut Parser<'_>) -> Result<Statement> {
+    expect_word(p, "CANCEL")?;
+    expect_word(p, "QUERY")?;
+    let t = p.next_token();
+    match &t.token {
+        Token::Number(n, _) => match n.parse::<i64>() {
+            Ok(id) => Ok(Statement::CancelQuery { id }),
+            Err(_) => Err(DdlError::At {
+                message: format!("query id {n} is not a whole number of at most 19 digits"),
+                at: t.span.start,
+                sqlstate: "22023",
+            }),
+        },
+        _ => Err(DdlError::At {
+            message: format!(
+                "CANCEL QUERY takes the query_id of a running statement (see \
+                 query_activity()), not \"{}\"",
+                t.token
+            ),
+            at: t.span.start,
+            sqlstate: "42601",
+        }),
+    }
+}
+
 /// The table constraint `[CONSTRAINT name] PRIMARY KEY (a, b, ...)` where a
 /// column definition could start; `None` (nothing consumed) otherwise.
 fn table_primary_key(p: &mut Parser<'_>) -> Result<Option<Vec<String>>> {

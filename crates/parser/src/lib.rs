@@ -170,6 +170,7 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Statement, ddl::DdlError> {
         }
         "TRUNCATE" => ddl::parse_truncate(p),
         "VACUUM" => ddl::parse_vacuum(p),
+        "CANCEL" if ddl::peek_keywords(p, &["CANCEL", "QUERY"]) => ddl::parse_cancel_query(p),
         "RENAME" => ddl::parse_rename_table(p),
         "ALTER" if ddl::peek_keywords(p, &["ALTER", "TABLE"]) => ddl::parse_alter_table(p),
         "CHECKPOINT" | "SNAPSHOT" => checkpoint::parse_checkpoint(p),

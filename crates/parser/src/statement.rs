@@ -46,6 +46,11 @@ pub enum Statement {
     Checkpoint(CheckpointAction),
     /// `BACKUP DATABASE` or `BACKUP ABORT`.
     Backup(BackupAction),
+    /// QuestDB's `CANCEL QUERY id`: stop the running statement `id` of
+    /// `query_activity()`.
+    CancelQuery {
+        id: i64,
+    },
     /// `FETCH` / `MOVE` on a cursor (the name as PostgreSQL folds it).
     Fetch {
         cursor: String,

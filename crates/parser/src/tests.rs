@@ -618,6 +618,9 @@ fn create_table_like_names_the_source() {
 #[test]
 fn drop_all_tables_is_its_own_statement() {
     assert_eq!(one("drop all tables"), Statement::DropAllTables);
+    assert_eq!(one("CANCEL QUERY 29"), Statement::CancelQuery { id: 29 });
+    assert!(parse("CANCEL QUERY -1").is_err());
+    assert!(parse("CANCEL QUERY x").is_err());
     assert!(matches!(
         one("DROP TABLE all_x"),
         Statement::DropTable { .. }

@@ -429,6 +429,8 @@ async fn serve(config: config::Config) -> Result<(), String> {
         manager: Arc::new(pgwire::api::ConnectionManager::new()),
         query_runtime,
         parameters,
+        activity: Default::default(),
+        pids: Arc::new(pgwire::api::RandomPidSecretKeyGenerator::default()),
     });
     status.set_phase(http::Phase::Serving);
     backups.start_log_backup();

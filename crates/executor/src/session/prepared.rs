@@ -33,9 +33,16 @@ pub struct Prepared {
     pub param_types: Vec<Option<DataType>>,
     /// Its result columns' names, where PostgreSQL's differ from the plan's.
     names: Option<Arc<ColumnNames>>,
+    /// The text it was parsed from (`pg_stat_activity` shows it).
+    sql: Arc<str>,
 }
 
 impl Prepared {
+    /// The statement's text, as the client sent it.
+    pub fn sql(&self) -> &str {
+        &self.sql
+    }
+
     /// The plan kept for this query, if any.
     #[cfg(test)]
     pub(crate) fn kept_plan(&self) -> Option<Arc<PlannedQuery>> {
@@ -98,6 +105,7 @@ impl Session {
                 plan: None,
                 param_types: vec![],
                 names: None,
+                sql: Arc::from(sql),
             });
         };
         self.wants_catalog = wants_catalog;
@@ -123,6 +131,7 @@ impl Session {
             insert,
             plan,
             param_types,
+            sql: Arc::from(sql),
         })
     }
 

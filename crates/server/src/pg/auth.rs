@@ -243,11 +243,13 @@ impl Startup {
         let method = match shared.auth_method.as_str() {
             "md5" => Method::Md5(
                 Md5PasswordAuthStartupHandler::new(Arc::new(Md5Source(users)), params)
-                    .with_connection_manager(manager),
+                    .with_connection_manager(manager)
+                    .with_pid_secret_key_generator(shared.pids.clone()),
             ),
             "cleartext" => Method::Cleartext(
                 CleartextPasswordAuthStartupHandler::new(CleartextSource(users), params)
-                    .with_connection_manager(manager),
+                    .with_connection_manager(manager)
+                    .with_pid_secret_key_generator(shared.pids.clone()),
             ),
             _ => {
                 let mut scram = ScramAuth::new(Arc::new(ScramSource(users)));
@@ -255,7 +257,8 @@ impl Startup {
                 Method::Scram(
                     SASLAuthStartupHandler::new(params)
                         .with_scram(scram)
-                        .with_connection_manager(manager),
+                        .with_connection_manager(manager)
+                        .with_pid_secret_key_generator(shared.pids.clone()),
                 )
             }
         };

@@ -32,6 +32,7 @@ use pgwire::messages::extendedquery::{
 };
 use pgwire::messages::response::{EmptyQueryResponse, ReadyForQuery, TransactionStatus};
 use pgwire::messages::simplequery::Query;
+use tidemark_executor::activity::{CancelHook, ConnectionInfo, Membership, RunningQuery};
 use tidemark_executor::copy::CopyIn;
 use tidemark_executor::error::sqlstate;
 use tidemark_executor::{ExecError, Output, ParamValue, Prepared, Session, Statement, TxStatus};
@@ -52,6 +53,9 @@ pub(crate) struct Connection {
     session: Mutex<Option<Session>>,
     /// A COPY FROM STDIN in progress (or the error that ended it early).
     copy: Mutex<Option<Result<Box<CopyIn>, ExecError>>>,
+    /// This connection's place on the board of `pg_stat_activity`, taken
+    /// with the session.
+    membership: std::sync::OnceLock<Membership>,
 }
 
 impl Debug for Connection {
@@ -107,6 +111,7 @@ impl Connection {
             shared,
             session: Mutex::new(None),
             copy: Mutex::new(None),
+            membership: std::sync::OnceLock::new(),
         }
     }
 
@@ -130,6 +135,7 @@ impl Connection {
             session.set_backups(self.shared.backups.clone());
             session.set_query_runtime(self.shared.query_runtime.clone());
             session.set_parameters(self.shared.parameters.clone());
+            self.join_activity(client, &mut session, &user);
             for key in STARTUP_SETTINGS {
                 if let Some(v) = meta.get(*key) {
                     session
@@ -157,6 +163,30 @@ impl Connection {
         Ok(guard)
     }
 
+    /// Lists this connection on the server's activity board, with a cancel
+    /// that works as the client's CancelRequest does.
+    fn join_activity<C: ClientInfo>(&self, client: &C, session: &mut Session, user: &str) {
+        let pid = client.pid_and_secret_key().0;
+        let handle = client.session_extensions().get::<Arc<ConnectionHandle>>();
+        let cancel: CancelHook = Arc::new(move || {
+            if let (Some(handle), Ok(runtime)) =
+                (handle.clone(), tokio::runtime::Handle::try_current())
+            {
+                runtime.spawn(async move { handle.cancel().await });
+            }
+        });
+        let meta = client.metadata();
+        let info = ConnectionInfo {
+            user: user.to_string(),
+            database: meta.get("database").cloned().unwrap_or_default(),
+            application: meta.get("application_name").cloned().unwrap_or_default(),
+            client: Some(client.socket_addr()),
+        };
+        let membership = self.shared.activity.join(pid, info, cancel);
+        let _ = self.membership.set(membership);
+        session.set_activity(self.shared.activity.clone(), pid);
+    }
+
     /// Runs `work` on the session under the statement timeout, stopping it
     /// when the client sends a CancelRequest (unless `pgwire_cancels`: pgwire
     /// itself listens for the cancel of an Execute).
@@ -178,15 +208,20 @@ impl Connection {
         C: ClientInfo,
         F: for<'s> FnOnce(&'s mut Session) -> futures::future::BoxFuture<'s, Result<T, ExecError>>,
     {
-        Ok(self.run_stoppable(client, listen_for_cancel, work).await?.0)
+        Ok(self
+            .run_stoppable(client, listen_for_cancel, None, work)
+            .await?
+            .0)
     }
 
     /// [`Connection::run_with`], also returning what stops the statement, for
-    /// the rows it streams after `work` returns.
+    /// the rows it streams after `work` returns. A `query` is shown running
+    /// (`pg_stat_activity`) until the returned `Stop` is dropped.
     async fn run_stoppable<C, T, F>(
         &self,
         client: &C,
         listen_for_cancel: bool,
+        query: Option<&str>,
         work: F,
     ) -> PgWireResult<(Result<T, ExecError>, Stop)>
     where
@@ -202,11 +237,13 @@ impl Connection {
             let e = ExecError::new(sqlstate::INTERNAL_ERROR, "no session");
             return Ok((Err(e), Stop::default()));
         };
+        let running = query.map(|q| self.shared.activity.start(client.pid_and_secret_key().0, q));
         let mut stop = Stop {
             cancel,
             deadline: session
                 .statement_timeout()
                 .map(|t| tokio::time::Instant::now() + t),
+            _running: running,
         };
         let result = tokio::select! {
             r = work(session) => r,
@@ -228,6 +265,8 @@ impl Connection {
         if let Err(e) = self.within_limit(sql.len(), "a statement") {
             return Ok(Some(e));
         }
+        // What pg_stat_activity shows while the script's statements run.
+        let script = sql.clone();
         let parsed = self
             .run(client, |s| Box::pin(async move { s.parse_script(&sql) }))
             .await?;
@@ -243,7 +282,7 @@ impl Connection {
                 }
             }
             let (result, stop) = self
-                .run_stoppable(client, true, |s| {
+                .run_stoppable(client, true, Some(&script), |s| {
                     Box::pin(async move {
                         let output = s.execute_one(statement).await?;
                         Ok((output, s.take_deallocated()))
@@ -379,7 +418,7 @@ impl Connection {
         // parameter types are a Vec as long as the statement's parameters).
         let stored = Arc::clone(&portal.statement);
         let (result, stop) = self
-            .run_stoppable(client, true, |s| {
+            .run_stoppable(client, true, Some(portal.statement.statement.sql()), |s| {
                 Box::pin(async move {
                     let output = s.execute_prepared(&stored.statement, &values).await?;
                     Ok((output, s.take_deallocated()))
@@ -461,6 +500,10 @@ impl Connection {
             Some(s) => (status(s.tx_status()), s.take_changed_reports()),
             None => (TransactionStatus::Idle, Vec::new()),
         };
+        self.shared.activity.set_in_transaction(
+            client.pid_and_secret_key().0,
+            !matches!(tx, TransactionStatus::Idle),
+        );
         send_parameter_statuses(client, reports).await?;
         client.set_transaction_status(tx);
         client
@@ -485,6 +528,9 @@ impl Connection {
 struct Stop {
     cancel: Option<futures::channel::oneshot::Receiver<()>>,
     deadline: Option<tokio::time::Instant>,
+    /// The statement's entry in `pg_stat_activity`, done when this is dropped
+    /// (after the last row is sent).
+    _running: Option<RunningQuery>,
 }
 
 impl Stop {

@@ -39,6 +39,12 @@ pub(crate) struct Shared {
     pub(crate) query_runtime: Arc<tidemark_executor::RuntimeEnv>,
     /// The configuration, for SHOW PARAMETERS.
     pub(crate) parameters: Arc<Vec<tidemark_executor::ServerParameter>>,
+    /// The connections and what they run (`pg_stat_activity`).
+    pub(crate) activity: Arc<tidemark_executor::activity::ActivityBoard>,
+    /// Gives each connection its own process id (BackendKeyData,
+    /// `pg_backend_pid()`): one for the server, as pgwire's handlers would
+    /// each count from the same first id.
+    pub(crate) pids: Arc<pgwire::api::RandomPidSecretKeyGenerator>,
 }
 
 /// One connection's handlers.

@@ -577,6 +577,159 @@ async fn timeouts_cancel_limits_users_and_http() {
     assert_eq!(status, "HTTP/1.1 404 Not Found");
 }
 
+/// `pg_stat_activity` and QuestDB's `query_activity()` list the connections
+/// and what they run; `CANCEL QUERY id`, `cancel_query(id)` and
+/// `pg_cancel_backend(pid)` stop another connection's statement with 57014,
+/// as its own CancelRequest would; a read-only user cannot stop another
+/// user's statement.
+#[tokio::test]
+async fn activity_lists_connections_and_cancels_their_statements() {
+    const SLOW: &str = "SELECT count(*) FROM long_sequence(5000000000)";
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TIDEMARK_AUTH_READONLY_USER", "reader"),
+            ("TIDEMARK_AUTH_READONLY_PASSWORD", "r3ad"),
+        ],
+    );
+    let runner = std::sync::Arc::new(connect_as(&server, "admin", "quest").await.expect("runner"));
+    let watcher = connect_as(&server, "admin", "quest")
+        .await
+        .expect("watcher");
+    let reader = connect_as(&server, "reader", "r3ad").await.expect("reader");
+    let (runner_pid, watcher_pid) = (backend_pid(&runner).await, backend_pid(&watcher).await);
+    assert_ne!(runner_pid, watcher_pid, "each connection has its own pid");
+    let start_slow = || {
+        let runner = runner.clone();
+        tokio::spawn(async move { runner.simple_query(SLOW).await })
+    };
+
+    // CANCEL QUERY with the id query_activity() shows.
+    let slow = start_slow();
+    let (id, shown_pid) = running(&watcher, SLOW).await;
+    assert_eq!(shown_pid, runner_pid);
+    let rows = watcher
+        .query(
+            "SELECT pid, usename, state, query FROM pg_stat_activity ORDER BY pid",
+            &[],
+        )
+        .await
+        .expect("pg_stat_activity");
+    let listed: Vec<(i32, String, String)> = rows
+        .iter()
+        .map(|r| (r.get(0), r.get(1), r.get(2)))
+        .collect();
+    assert!(
+        listed.contains(&(runner_pid, "admin".into(), "active".into())),
+        "{listed:?}"
+    );
+    assert!(
+        listed.contains(&(watcher_pid, "admin".into(), "active".into())),
+        "{listed:?}"
+    );
+    // The read-only user may not stop the admin's statement.
+    let refused: bool = reader
+        .query_one("SELECT cancel_query($1::BIGINT)", &[&id])
+        .await
+        .expect("cancel_query")
+        .get(0);
+    assert!(!refused);
+    let e = reader
+        .batch_execute(&format!("CANCEL QUERY {id}"))
+        .await
+        .expect_err("not the reader's");
+    assert_code(&e, "42704");
+    watcher
+        .batch_execute(&format!("CANCEL QUERY {id}"))
+        .await
+        .expect("cancel query");
+    let e = slow.await.expect("join").expect_err("cancelled");
+    assert_code(&e, "57014");
+    // Done: idle, its text still shown; its id cancels nothing any more.
+    let state: String = watcher
+        .query_one(
+            "SELECT state FROM pg_stat_activity WHERE pid = $1 AND query = $2",
+            &[&runner_pid, &SLOW],
+        )
+        .await
+        .expect("idle row")
+        .get(0);
+    assert_eq!(state, "idle");
+    let e = watcher
+        .batch_execute(&format!("CANCEL QUERY {id}"))
+        .await
+        .expect_err("nothing runs");
+    assert_code(&e, "42704");
+
+    // cancel_query() over query_activity(), and pg_cancel_backend(pid).
+    for cancel in [
+        "SELECT cancel_query(query_id) FROM query_activity() WHERE query = $1",
+        "SELECT pg_cancel_backend(pid) FROM pg_stat_activity WHERE query = $1 AND state = 'active'",
+    ] {
+        let slow = start_slow();
+        running(&watcher, SLOW).await;
+        let done: bool = watcher
+            .query_one(cancel, &[&SLOW])
+            .await
+            .expect(cancel)
+            .get(0);
+        assert!(done, "{cancel}");
+        let e = slow.await.expect("join").expect_err("cancelled");
+        assert_code(&e, "57014");
+    }
+    // The connection goes on; a connection that ends leaves the list.
+    assert_eq!(backend_pid(&runner).await, runner_pid);
+    drop(reader);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let n: i64 = watcher
+            .query_one("SELECT count(*) FROM pg_stat_activity", &[])
+            .await
+            .expect("count")
+            .get(0);
+        if n == 2 {
+            break;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{n} connections listed"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+async fn backend_pid(client: &tokio_postgres::Client) -> i32 {
+    client
+        .query_one("SELECT pg_backend_pid()", &[])
+        .await
+        .expect("pg_backend_pid")
+        .get(0)
+}
+
+/// Waits until `query` shows running in `query_activity()`: its query id and
+/// the pid of its connection.
+async fn running(watcher: &tokio_postgres::Client, query: &str) -> (i64, i32) {
+    let deadline = std::time::Instant::now() + Duration::from_secs(20);
+    loop {
+        let rows = watcher
+            .query(
+                "SELECT query_id, pid FROM query_activity() WHERE query = $1 AND state = 'active'",
+                &[&query],
+            )
+            .await
+            .expect("query_activity");
+        if let Some(row) = rows.first() {
+            return (row.get(0), row.get(1));
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "{query} never showed running"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 pub(crate) fn http_get(port: u16, path: &str) -> (String, String) {
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("http connect");
     write!(
