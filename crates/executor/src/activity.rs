@@ -236,8 +236,14 @@ pub(crate) fn register(ctx: &SessionContext, activity: &SessionActivity) {
         pid: activity.pid,
         signature: Signature::exact(vec![], Volatility::Stable),
     }));
-    ctx.register_udtf("query_activity", Arc::new(QueryActivity(activity.clone())));
-    ctx.register_udtf(PG_STAT_ACTIVITY, Arc::new(PgStatActivity(activity.clone())));
+    ctx.register_udtf(
+        "query_activity",
+        Arc::new(QueryActivity(Arc::clone(&activity.board))),
+    );
+    ctx.register_udtf(
+        PG_STAT_ACTIVITY,
+        Arc::new(PgStatActivity(Arc::clone(&activity.board))),
+    );
     for (name, target) in [
         ("cancel_query", CancelTarget::Query),
         ("pg_cancel_backend", CancelTarget::Backend),
@@ -408,21 +414,15 @@ fn table(fields: Vec<Field>, columns: Vec<ArrayRef>) -> DfResult<Arc<dyn TablePr
 /// QuestDB's `query_activity()`: the running statements, this one included,
 /// with QuestDB's columns (`worker_id` is NULL: a statement runs on the
 /// server's shared tokio workers) and the connection's `pid`.
-#[derive(Clone)]
-struct QueryActivity(SessionActivity);
-
-impl std::fmt::Debug for QueryActivity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("QueryActivity")
-    }
-}
+#[derive(Debug)]
+struct QueryActivity(Arc<ActivityBoard>);
 
 impl TableFunctionImpl for QueryActivity {
     fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
         if !args.is_empty() {
             return plan_err!("query_activity() takes no arguments");
         }
-        let running: Vec<Row> = rows(&self.0.board)
+        let running: Vec<Row> = rows(&self.0)
             .into_iter()
             .filter(|r| r.running.is_some())
             .collect();
@@ -465,21 +465,15 @@ impl TableFunctionImpl for QueryActivity {
 /// PostgreSQL's `pg_stat_activity`: one row per connection, with the
 /// columns tools read (what Tidemark does not have, such as wait events and
 /// transaction ids, is NULL).
-#[derive(Clone)]
-struct PgStatActivity(SessionActivity);
-
-impl std::fmt::Debug for PgStatActivity {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("PgStatActivity")
-    }
-}
+#[derive(Debug)]
+struct PgStatActivity(Arc<ActivityBoard>);
 
 impl TableFunctionImpl for PgStatActivity {
     fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
         if !args.is_empty() {
             return plan_err!("{PG_STAT_ACTIVITY}() takes no arguments");
         }
-        let rows = rows(&self.0.board);
+        let rows = rows(&self.0);
         let n = rows.len();
         let text = |name: &str| Field::new(name, DataType::Utf8, true);
         let int = |name: &str| Field::new(name, DataType::Int32, true);
