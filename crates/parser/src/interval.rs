@@ -45,6 +45,31 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
             while j < tokens.len() && matches!(tokens[j].token, Token::Whitespace(_)) {
                 j += 1;
             }
+            // QuestDB's `IN interval(lo, hi)`: both bounds included.
+            if let Some((lo, hi, end)) = interval_call(&tokens, j) {
+                let with = |token: Token| TokenWithSpan {
+                    token,
+                    span: t.span,
+                };
+                let space = || with(Token::Whitespace(Whitespace::Space));
+                out.extend([
+                    with(Token::make_keyword("BETWEEN")),
+                    space(),
+                    with(Token::LParen),
+                ]);
+                out.extend_from_slice(lo);
+                out.extend([
+                    with(Token::RParen),
+                    space(),
+                    with(Token::make_keyword("AND")),
+                    space(),
+                    with(Token::LParen),
+                ]);
+                out.extend_from_slice(hi);
+                out.push(with(Token::RParen));
+                i = end + 1;
+                continue;
+            }
             if let Some((days, zone)) = day_function(&tokens[j..]) {
                 out.extend(day_between(days, zone.as_deref(), t.span));
                 // IN, the name, `(` and `)`, with any spaces between them.
@@ -102,8 +127,6 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
     Ok(out)
 }
 
-/// Days from today when `tokens` start with `today()`, `yesterday()` or
-/// `tomorrow()` (spaces allowed before and inside the parentheses).
 /// The indexes of the `IN` tokens of SQL's `position(substring IN string)`:
 /// those directly inside the parentheses of a `position` call.
 fn position_ins(tokens: &[TokenWithSpan]) -> Vec<usize> {
@@ -141,6 +164,50 @@ fn position_ins(tokens: &[TokenWithSpan]) -> Vec<usize> {
             Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("POSITION"));
     }
     ins
+}
+
+/// The bounds of `interval(lo, hi)` starting at `tokens[start]`, and the
+/// index of its closing parenthesis; `None` for anything else (left for the
+/// parser to name).
+fn interval_call(
+    tokens: &[TokenWithSpan],
+    start: usize,
+) -> Option<(&[TokenWithSpan], &[TokenWithSpan], usize)> {
+    let is_interval = matches!(&tokens.get(start)?.token,
+        Token::Word(w) if w.quote_style.is_none() && w.value.eq_ignore_ascii_case("interval"));
+    let open =
+        (start + 1..tokens.len()).find(|&k| !matches!(tokens[k].token, Token::Whitespace(_)))?;
+    if !is_interval || tokens[open].token != Token::LParen {
+        return None;
+    }
+    let mut depth = 0usize;
+    let mut comma = None;
+    for (k, t) in tokens.iter().enumerate().skip(open) {
+        match t.token {
+            Token::LParen | Token::LBracket => depth += 1,
+            Token::RParen | Token::RBracket => {
+                depth -= 1;
+                if depth == 0 {
+                    let comma = comma?;
+                    let (lo, hi) = (&tokens[open + 1..comma], &tokens[comma + 1..k]);
+                    let solid = |part: &[TokenWithSpan]| {
+                        part.iter()
+                            .any(|t| !matches!(t.token, Token::Whitespace(_)))
+                    };
+                    return (solid(lo) && solid(hi)).then_some((lo, hi, k));
+                }
+            }
+            // A second comma: not the two-bound form.
+            Token::Comma if depth == 1 => {
+                if comma.is_some() {
+                    return None;
+                }
+                comma = Some(k);
+            }
+            _ => {}
+        }
+    }
+    None
 }
 
 /// `today()`, `yesterday()`, `tomorrow()` (the day's offset from today) and

@@ -546,6 +546,18 @@ fn in_today_yesterday_tomorrow_become_a_range_on_now() {
         text.contains("ts BETWEEN to_utc((date_trunc('day', to_timezone(now(), 'Europe/London'))"),
         "{text}"
     );
+    // QuestDB's interval(lo, hi): both bounds included, any expressions.
+    let Statement::Standard(s) =
+        one("SELECT * FROM t WHERE ts IN interval($1, dateadd('d', 1, $2)) AND x IN (1)")
+    else {
+        panic!("standard")
+    };
+    let text = s.to_string();
+    assert!(
+        text.contains("ts BETWEEN ($1) AND (dateadd('d', 1, $2)) AND x IN (1)"),
+        "{text}"
+    );
+    assert!(parse("SELECT * FROM t WHERE ts IN interval('2024-01-01')").is_err());
     // Other arguments, or another function, are not rewritten.
     assert!(parse("SELECT * FROM t WHERE ts IN today(1)").is_err());
     assert!(parse("SELECT * FROM t WHERE ts IN today('UTC', 'x')").is_err());

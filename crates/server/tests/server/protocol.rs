@@ -291,6 +291,16 @@ async fn transactions_portals_and_copy() {
         (0..500).map(|k| k as f64 * 0.5).sum::<f64>()
     );
     assert_eq!(row.get::<_, SystemTime>(3), day);
+    // QuestDB's `IN interval($1, $2)` with bound timestamps: both bounds in.
+    let n: i64 = client
+        .query_one(
+            "SELECT count(*) FROM m WHERE ts IN interval($1, $2)",
+            &[&day, &(day + Duration::from_millis(990))],
+        )
+        .await
+        .expect("IN interval($1, $2)")
+        .get(0);
+    assert_eq!(n, 100);
     // A binary stream that is cut off commits nothing.
     let sink = client
         .copy_in("COPY m FROM STDIN (FORMAT binary)")
