@@ -44,8 +44,9 @@ struct Connection {
     started: i64,
     /// The running statement's id, if one runs.
     running: Option<i64>,
-    /// The last statement's text (PostgreSQL shows it while idle too).
-    query: String,
+    /// The last statement's text (PostgreSQL shows it while idle too),
+    /// shared with the statement, not copied.
+    query: Arc<str>,
     query_start: Option<i64>,
     state_change: i64,
     in_transaction: bool,
@@ -92,7 +93,7 @@ impl ActivityBoard {
                 info,
                 started: now,
                 running: None,
-                query: String::new(),
+                query: Arc::from(""),
                 query_start: None,
                 state_change: now,
                 in_transaction: false,
@@ -108,12 +109,12 @@ impl ActivityBoard {
 
     /// Marks `query` running on connection `pid` until the returned value is
     /// dropped.
-    pub fn start(self: &Arc<Self>, pid: i32, query: &str) -> RunningQuery {
+    pub fn start(self: &Arc<Self>, pid: i32, query: Arc<str>) -> RunningQuery {
         let id = self.next_query.fetch_add(1, Ordering::Relaxed) + 1;
         if let Some(c) = self.connections().get_mut(&pid) {
             let now = now_micros();
             c.running = Some(id);
-            c.query = query.to_string();
+            c.query = query;
             c.query_start = Some(now);
             c.state_change = now;
             c.cancelled = false;
@@ -365,7 +366,7 @@ struct Row {
     info: ConnectionInfo,
     started: i64,
     running: Option<i64>,
-    query: String,
+    query: Arc<str>,
     query_start: Option<i64>,
     state_change: i64,
     state: &'static str,
@@ -454,7 +455,7 @@ impl TableFunctionImpl for QueryActivity {
                     running.iter().map(|r| r.state),
                 )),
                 Arc::new(StringArray::from_iter_values(
-                    running.iter().map(|r| r.query.as_str()),
+                    running.iter().map(|r| &*r.query),
                 )),
                 Arc::new(Int32Array::from_iter_values(running.iter().map(|r| r.pid))),
             ],
@@ -532,7 +533,7 @@ impl TableFunctionImpl for PgStatActivity {
                 nulls_text(),
                 nulls_text(),
                 Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.running))),
-                strings(&|r| Some(r.query.clone())),
+                strings(&|r| Some(r.query.to_string())),
                 strings(&|_| Some("client backend".to_string())),
             ],
         )
@@ -558,19 +559,19 @@ mod tests {
         let board = Arc::new(ActivityBoard::default());
         let (cancels, hook) = counter();
         let member = board.join(7, ConnectionInfo::default(), hook);
-        let running = board.start(7, "SELECT 1");
+        let running = board.start(7, Arc::from("SELECT 1"));
         let id = running.id;
         assert_eq!(rows(&board)[0].state, "active");
         assert!(board.cancel_query(id, |_| true));
         assert_eq!(rows(&board)[0].state, "cancelled");
         drop(running);
         assert_eq!(rows(&board)[0].state, "idle");
-        assert_eq!(rows(&board)[0].query, "SELECT 1");
+        assert_eq!(&*rows(&board)[0].query, "SELECT 1");
         // Done: its id cancels nothing any more.
         assert!(!board.cancel_query(id, |_| true));
         assert_eq!(cancels.load(Ordering::Relaxed), 1);
         // A later statement has another id; a refused caller cancels nothing.
-        let next = board.start(7, "SELECT 2");
+        let next = board.start(7, Arc::from("SELECT 2"));
         assert_ne!(next.id, id);
         assert!(!board.cancel_query(next.id, |_| false));
         drop(member);

@@ -39,7 +39,7 @@ pub struct Prepared {
 
 impl Prepared {
     /// The statement's text, as the client sent it.
-    pub fn sql(&self) -> &str {
+    pub fn sql(&self) -> &Arc<str> {
         &self.sql
     }
 

@@ -221,7 +221,7 @@ impl Connection {
         &self,
         client: &C,
         listen_for_cancel: bool,
-        query: Option<&str>,
+        query: Option<&Arc<str>>,
         work: F,
     ) -> PgWireResult<(Result<T, ExecError>, Stop)>
     where
@@ -237,7 +237,11 @@ impl Connection {
             let e = ExecError::new(sqlstate::INTERNAL_ERROR, "no session");
             return Ok((Err(e), Stop::default()));
         };
-        let running = query.map(|q| self.shared.activity.start(client.pid_and_secret_key().0, q));
+        let running = query.map(|q| {
+            self.shared
+                .activity
+                .start(client.pid_and_secret_key().0, Arc::clone(q))
+        });
         let mut stop = Stop {
             cancel,
             deadline: session
@@ -266,7 +270,7 @@ impl Connection {
             return Ok(Some(e));
         }
         // What pg_stat_activity shows while the script's statements run.
-        let script = sql.clone();
+        let script: Arc<str> = Arc::from(sql.as_str());
         let parsed = self
             .run(client, |s| Box::pin(async move { s.parse_script(&sql) }))
             .await?;
