@@ -4,7 +4,8 @@
 //! partial, another access method) is refused naming why.
 
 use datafusion::sql::sqlparser::ast;
-use tidemark_storage::{IndexTarget, Request};
+use tidemark_parser::ReindexTarget;
+use tidemark_storage::{IndexTarget, Request, Snapshot};
 
 use crate::ddl::object_name;
 use crate::error::{ExecError, Result, sqlstate};
@@ -72,4 +73,75 @@ pub(crate) fn drop_index(names: &[ast::ObjectName], if_exists: bool) -> Result<V
             })
         })
         .collect()
+}
+
+/// `REINDEX`: each index it names dropped and built again from the column's
+/// stored keys, under its own name, in one commit (readers keep the index of
+/// their snapshot meanwhile). A table without indexes has nothing to rebuild.
+pub(crate) fn reindex(snapshot: &Snapshot, target: ReindexTarget) -> Result<Vec<Request>> {
+    let (table, columns) = match target {
+        ReindexTarget::Table { table, column } => {
+            let t = snapshot.table(&table).ok_or_else(|| {
+                ExecError::new(
+                    sqlstate::UNDEFINED_TABLE,
+                    format!("relation \"{table}\" does not exist"),
+                )
+            })?;
+            let meta = t.meta();
+            let indexed: Vec<(String, String)> = meta
+                .columns
+                .iter()
+                .filter(|c| {
+                    column
+                        .as_ref()
+                        .is_none_or(|wanted| c.name.eq_ignore_ascii_case(wanted))
+                })
+                .filter_map(|c| c.index.as_ref().map(|i| (c.name.clone(), i.name.clone())))
+                .collect();
+            if let (Some(column), []) = (&column, indexed.as_slice()) {
+                return Err(ExecError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("column \"{column}\" of table \"{table}\" has no index"),
+                ));
+            }
+            (t.name().to_string(), indexed)
+        }
+        ReindexTarget::Index(name) => snapshot
+            .tables()
+            .iter()
+            .find_map(|t| {
+                t.meta().columns.iter().find_map(|c| {
+                    c.index
+                        .as_ref()
+                        .filter(|i| i.name.eq_ignore_ascii_case(&name))
+                        .map(|i| (t.name().to_string(), vec![(c.name.clone(), i.name.clone())]))
+                })
+            })
+            .ok_or_else(|| {
+                ExecError::new(
+                    sqlstate::UNDEFINED_OBJECT,
+                    format!("index \"{name}\" does not exist"),
+                )
+            })?,
+    };
+    Ok(columns
+        .into_iter()
+        .flat_map(|(column, index)| {
+            [
+                Request::DropIndex {
+                    target: IndexTarget::Column {
+                        table: table.clone(),
+                        column: column.clone(),
+                    },
+                    if_exists: false,
+                },
+                Request::AddIndex {
+                    table: table.clone(),
+                    column,
+                    name: Some(index),
+                    if_not_exists: false,
+                },
+            ]
+        })
+        .collect())
 }

@@ -669,6 +669,13 @@ impl Session {
                 }
                 Ok(Output::command("VACUUM"))
             }
+            Statement::Reindex(target) => {
+                let requests = crate::index_ddl::reindex(&self.view()?, target)?;
+                if !requests.is_empty() {
+                    self.submit(requests).await?;
+                }
+                Ok(Output::command("REINDEX"))
+            }
             Statement::CancelQuery { id } => {
                 let activity = self.activity();
                 if !activity

@@ -5,7 +5,8 @@ use datafusion_sql::sqlparser::parser::{Parser, ParserError};
 use datafusion_sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
 
 use crate::statement::{
-    AlterTable, ColumnSpec, CreateTable, PartitionUnit, SqlType, Statement, TtlSpec, TtlUnit,
+    AlterTable, ColumnSpec, CreateTable, PartitionUnit, ReindexTarget, SqlType, Statement, TtlSpec,
+    TtlUnit,
 };
 
 /// A parse failure of ours: a message, where, and the SQLSTATE it deserves.
@@ -298,6 +299,54 @@ pub(crate) fn parse_vacuum(p: &mut Parser<'_>) -> Result<Statement> {
         _ => Some(table_name(p)?),
     };
     Ok(Statement::Vacuum { table })
+}
+
+/// QuestDB's `REINDEX TABLE t [COLUMN c] [PARTITION p] [LOCK EXCLUSIVE]` and
+/// PostgreSQL's `REINDEX [(options)] {TABLE | INDEX} [CONCURRENTLY] name`. A
+/// partition is accepted and the column's whole index rebuilt; no lock is
+/// needed (readers keep the index of their snapshot).
+pub(crate) fn parse_reindex(p: &mut Parser<'_>) -> Result<Statement> {
+    expect_word(p, "REINDEX")?;
+    // PostgreSQL's options, `(VERBOSE)`, `(CONCURRENTLY)`: nothing to tune here.
+    if p.consume_token(&Token::LParen) {
+        while !p.consume_token(&Token::RParen) {
+            if matches!(p.next_token().token, Token::EOF) {
+                return Err(DdlError::Sql(ParserError::ParserError(
+                    "REINDEX options end without )".into(),
+                )));
+            }
+        }
+    }
+    let t = p.peek_token();
+    let target = if consume_word(p, "INDEX") {
+        consume_word(p, "CONCURRENTLY");
+        ReindexTarget::Index(identifier(p)?)
+    } else if consume_word(p, "TABLE") {
+        consume_word(p, "CONCURRENTLY");
+        let table = table_name(p)?;
+        let column = if consume_word(p, "COLUMN") {
+            Some(identifier(p)?)
+        } else {
+            None
+        };
+        if consume_word(p, "PARTITION") {
+            p.next_token();
+        }
+        if consume_word(p, "LOCK") {
+            expect_word(p, "EXCLUSIVE")?;
+        }
+        ReindexTarget::Table { table, column }
+    } else {
+        return Err(not_supported(
+            format!(
+                "REINDEX {}: Tidemark's indexes are symbol indexes of tables; rebuild them with \
+                 REINDEX TABLE t [COLUMN c] or REINDEX INDEX name",
+                t.token
+            ),
+            &t,
+        ));
+    };
+    Ok(Statement::Reindex(target))
 }
 
 /// QuestDB's `CANCEL QUERY id`, `id` a non-negative integer.

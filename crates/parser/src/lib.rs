@@ -37,7 +37,7 @@ pub fn interval_bounds(literal: &str) -> Result<(i64, i64), String> {
 pub use sample::{Align, SampleBy, SampleUnit};
 pub use statement::{
     AlterTable, BackupAction, CheckpointAction, ColumnSpec, CreateTable, FetchCount, PartitionUnit,
-    SqlType, Statement, TtlSpec, TtlUnit,
+    ReindexTarget, SqlType, Statement, TtlSpec, TtlUnit,
 };
 
 use sqlparser::parser::Parser;
@@ -171,6 +171,7 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Statement, ddl::DdlError> {
         "TRUNCATE" => ddl::parse_truncate(p),
         "VACUUM" => ddl::parse_vacuum(p),
         "CANCEL" if ddl::peek_keywords(p, &["CANCEL", "QUERY"]) => ddl::parse_cancel_query(p),
+        "REINDEX" => ddl::parse_reindex(p),
         "RENAME" => ddl::parse_rename_table(p),
         "ALTER" if ddl::peek_keywords(p, &["ALTER", "TABLE"]) => ddl::parse_alter_table(p),
         "CHECKPOINT" | "SNAPSHOT" => checkpoint::parse_checkpoint(p),

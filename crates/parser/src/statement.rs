@@ -46,6 +46,8 @@ pub enum Statement {
     Checkpoint(CheckpointAction),
     /// `BACKUP DATABASE` or `BACKUP ABORT`.
     Backup(BackupAction),
+    /// `REINDEX`: rebuild symbol indexes from the stored keys.
+    Reindex(ReindexTarget),
     /// QuestDB's `CANCEL QUERY id`: stop the running statement `id` of
     /// `query_activity()`.
     CancelQuery {
@@ -57,6 +59,20 @@ pub enum Statement {
         count: FetchCount,
         move_only: bool,
     },
+}
+
+/// What a REINDEX rebuilds.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ReindexTarget {
+    /// QuestDB's `REINDEX TABLE t [COLUMN c] [PARTITION p] [LOCK EXCLUSIVE]`
+    /// and PostgreSQL's `REINDEX TABLE t`: every index of the table, or the
+    /// one of column `c`.
+    Table {
+        table: String,
+        column: Option<String>,
+    },
+    /// PostgreSQL's `REINDEX INDEX name`.
+    Index(String),
 }
 
 /// How far a FETCH or MOVE goes.

@@ -631,6 +631,18 @@ fn create_table_like_names_the_source() {
 fn drop_all_tables_is_its_own_statement() {
     assert_eq!(one("drop all tables"), Statement::DropAllTables);
     assert_eq!(one("CANCEL QUERY 29"), Statement::CancelQuery { id: 29 });
+    assert_eq!(
+        one("REINDEX TABLE trades COLUMN sym PARTITION '2024-01-01' LOCK EXCLUSIVE"),
+        Statement::Reindex(ReindexTarget::Table {
+            table: "trades".into(),
+            column: Some("sym".into())
+        })
+    );
+    assert_eq!(
+        one("REINDEX (VERBOSE) INDEX CONCURRENTLY by_sym"),
+        Statement::Reindex(ReindexTarget::Index("by_sym".into()))
+    );
+    assert!(parse("REINDEX DATABASE tidemark").is_err());
     assert!(parse("CANCEL QUERY -1").is_err());
     assert!(parse("CANCEL QUERY x").is_err());
     assert!(matches!(
