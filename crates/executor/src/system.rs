@@ -1,5 +1,5 @@
 //! System table functions: `tables()`, `table_columns('t')`,
-//! `table_partitions('t')` and `wal_tables()`; and
+//! `table_partitions('t')`, `wal_tables()` and `table_storage()`; and
 //! `tidemark_relation_size('t')`, what `pg_table_size`, `pg_relation_size` and
 //! `pg_total_relation_size` become (`catalog_rewrite.rs`): a table's bytes on
 //! disk; NULL for a catalog relation, 42P01 for a name written in the statement
@@ -51,6 +51,12 @@ pub(crate) fn register(ctx: &SessionContext, snapshot: Snapshot) {
     ctx.register_udtf(
         "wal_tables",
         Arc::new(WalTables {
+            snapshot: snapshot.clone(),
+        }),
+    );
+    ctx.register_udtf(
+        "table_storage",
+        Arc::new(TableStorage {
             snapshot: snapshot.clone(),
         }),
     );
@@ -242,11 +248,9 @@ impl TableFunctionImpl for Tables {
             Arc::new(Int64Array::from_iter_values(
                 tables.iter().map(|t| t.row_count() as i64),
             )),
-            Arc::new(Int64Array::from_iter_values(tables.iter().map(|t| {
-                let mut names: Vec<String> = t.partitions().into_iter().map(|p| p.name).collect();
-                names.dedup();
-                names.len() as i64
-            }))),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| partition_count(t)),
+            )),
             Arc::new(Int64Array::from_iter_values(
                 tables.iter().map(|t| t.disk_size() as i64),
             )),
@@ -322,6 +326,60 @@ impl TableFunctionImpl for WalTables {
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
     }
+}
+
+/// QuestDB's `table_storage()`: per table, its partitioning, partitions,
+/// rows and bytes on disk (`walEnabled` always true: every table commits
+/// through the one write-ahead log). Names folded to lower case, as in
+/// `tables()`, so that `tableName` written unquoted finds them.
+#[derive(Debug)]
+struct TableStorage {
+    snapshot: Snapshot,
+}
+
+impl TableFunctionImpl for TableStorage {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        if !args.is_empty() {
+            return plan_err!("table_storage() takes no arguments");
+        }
+        let tables = self.snapshot.tables();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("tablename", DataType::Utf8, false),
+            Field::new("walenabled", DataType::Boolean, false),
+            Field::new("partitionby", DataType::Utf8, false),
+            Field::new("partitioncount", DataType::Int64, false),
+            Field::new("rowcount", DataType::Int64, false),
+            Field::new("disksize", DataType::Int64, false),
+        ]));
+        let count = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(
+                tables.iter().map(|t| t.name().to_string()),
+            )),
+            Arc::new(BooleanArray::from(vec![true; tables.len()])),
+            Arc::new(StringArray::from_iter_values(
+                tables.iter().map(|t| t.partition_by().name()),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| partition_count(t)),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| count(t.row_count())),
+            )),
+            Arc::new(Int64Array::from_iter_values(
+                tables.iter().map(|t| count(t.disk_size())),
+            )),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+/// A table's partitions (a partition of several parts counted once).
+fn partition_count(t: &TableReader) -> i64 {
+    let mut names: Vec<String> = t.partitions().into_iter().map(|p| p.name).collect();
+    names.dedup();
+    i64::try_from(names.len()).unwrap_or(i64::MAX)
 }
 
 /// The table named by the one text argument of a table function.
