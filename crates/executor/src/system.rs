@@ -249,7 +249,7 @@ impl TableFunctionImpl for Tables {
                 tables.iter().map(|t| t.row_count() as i64),
             )),
             Arc::new(Int64Array::from_iter_values(
-                tables.iter().map(|t| partition_count(t)),
+                tables.iter().map(partition_count),
             )),
             Arc::new(Int64Array::from_iter_values(
                 tables.iter().map(|t| t.disk_size() as i64),
@@ -361,7 +361,7 @@ impl TableFunctionImpl for TableStorage {
                 tables.iter().map(|t| t.partition_by().name()),
             )),
             Arc::new(Int64Array::from_iter_values(
-                tables.iter().map(|t| partition_count(t)),
+                tables.iter().map(partition_count),
             )),
             Arc::new(Int64Array::from_iter_values(
                 tables.iter().map(|t| count(t.row_count())),
