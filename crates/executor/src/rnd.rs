@@ -38,9 +38,10 @@ enum Kind {
     Symbol,
     Uuid,
     Bin,
+    Ipv4,
 }
 
-const GENERATORS: [(&str, Kind); 15] = [
+const GENERATORS: [(&str, Kind); 16] = [
     ("rnd_boolean", Kind::Boolean),
     ("rnd_byte", Kind::Byte),
     ("rnd_short", Kind::Short),
@@ -56,6 +57,7 @@ const GENERATORS: [(&str, Kind); 15] = [
     ("rnd_symbol", Kind::Symbol),
     ("rnd_uuid4", Kind::Uuid),
     ("rnd_bin", Kind::Bin),
+    ("rnd_ipv4", Kind::Ipv4),
 ];
 
 /// Registers every generator in `ctx`.
@@ -93,6 +95,7 @@ fn arity(kind: Kind, n: usize) -> (bool, &'static str) {
             n == 0 || n == 3,
             "() or (min_length, max_length, null_rate)",
         ),
+        Kind::Ipv4 => (n == 0 || n == 2, "() or ('a.b.c.d/bits', null_rate)"),
         // rnd_str also takes (min_length, max_length, null_rate).
         Kind::Str | Kind::Symbol => (
             n >= 1,
@@ -130,7 +133,8 @@ impl ScalarUDFImpl for RandomValues {
             Kind::Double => DataType::Float64,
             Kind::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
             Kind::Date => DataType::Date32,
-            Kind::Char | Kind::Str => DataType::Utf8,
+            // IPv4 columns are text (docs/sql.md).
+            Kind::Char | Kind::Str | Kind::Ipv4 => DataType::Utf8,
             // Dictionary-encoded, so CREATE TABLE AS makes a SYMBOL column.
             Kind::Symbol => symbol_type(),
             Kind::Uuid => DataType::FixedSizeBinary(16),
@@ -217,6 +221,23 @@ fn text_args(name: &str, args: &[ScalarValue]) -> DfResult<Vec<String>> {
             _ => exec_err!("the values given to {name} must not be NULL"),
         })
         .collect()
+}
+
+/// A subnet `a.b.c.d/bits` as its network address and the number of host
+/// bits below it (`a.b.c.d` alone: that address, no host bits).
+fn subnet_arg(name: &str, subnet: &ScalarValue) -> DfResult<(u32, u32)> {
+    let ScalarValue::Utf8(Some(text)) = subnet.cast_to(&DataType::Utf8)? else {
+        return exec_err!("the subnet given to {name} must not be NULL");
+    };
+    let (address, bits) = text.split_once('/').unwrap_or((&text, "32"));
+    match (address.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>()) {
+        (Ok(address), Ok(bits)) if bits <= 32 => {
+            let host_bits = 32 - bits;
+            let network = u32::from(address) & u32::MAX.checked_shl(host_bits).unwrap_or(0);
+            Ok((network, host_bits))
+        }
+        _ => exec_err!("{name}: '{text}' is not a subnet such as '10.0.0.0/8'"),
+    }
 }
 
 /// Whether this value is NULL, at one in `rate` (0: never).
@@ -439,6 +460,27 @@ fn generate(
             b[8] = (b[8] & 0x3f) | 0x80;
             b
         }))?),
+        Kind::Ipv4 => {
+            let (network, host_bits, rate) = match args {
+                [] => (0u32, 32u32, 0),
+                [subnet, _] => {
+                    let (network, host_bits) = subnet_arg(name, subnet)?;
+                    (network, host_bits, int_arg(name, args, 1)?)
+                }
+                _ => return plan_err!("{name} takes () or ('a.b.c.d/bits', null_rate)"),
+            };
+            let host_mask = u32::MAX.checked_shr(32 - host_bits).unwrap_or(0);
+            Arc::new(
+                (0..rows)
+                    .map(|_| {
+                        (!null_at(rng, rate)).then(|| {
+                            let address = network | (rng.random::<u32>() & host_mask);
+                            std::net::Ipv4Addr::from(address).to_string()
+                        })
+                    })
+                    .collect::<StringArray>(),
+            )
+        }
         Kind::Bin => {
             let (lo, hi, rate) = if args.is_empty() {
                 (8, 16, 0)

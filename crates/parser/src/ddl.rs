@@ -349,6 +349,16 @@ pub(crate) fn parse_reindex(p: &mut Parser<'_>) -> Result<Statement> {
     Ok(Statement::Reindex(target))
 }
 
+/// QuestDB's `CREATE MATERIALIZED VIEW`: refused by name (its query, a SAMPLE
+/// BY, would otherwise fail as a syntax error somewhere inside it).
+pub(crate) fn refuse_materialized_view(p: &Parser<'_>) -> Result<Statement> {
+    Err(not_supported(
+        "CREATE MATERIALIZED VIEW is not supported: run its query (SAMPLE BY ...) directly, \
+         or keep its result with CREATE TABLE ... AS (query) and INSERT INTO ... SELECT",
+        &p.peek_token(),
+    ))
+}
+
 /// QuestDB's `CANCEL QUERY id`, `id` a non-negative integer.
 pub(crate) fn parse_cancel_query(p: &mut Parser<'_>) -> Result<Statement> {
     expect_word(p, "CANCEL")?;
@@ -900,6 +910,13 @@ pub(crate) fn parse_alter_table(p: &mut Parser<'_>) -> Result<Statement> {
             p.parse_literal_uint()?;
         }
         AlterTable::Accepted
+    } else if peek_keywords(p, &["SUSPEND", "WAL"]) {
+        let at = p.peek_token();
+        return Err(not_supported(
+            "ALTER TABLE ... SUSPEND WAL is not supported: tables share one write-ahead log \
+             that never suspends (a failed apply is retried); wal_tables() shows its state",
+            &at,
+        ));
     } else if peek_keywords(p, &["SQUASH", "PARTITIONS"]) {
         let at = p.peek_token();
         return Err(not_supported(

@@ -161,6 +161,9 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Statement, ddl::DdlError> {
     };
     match word.as_str() {
         "CREATE" if ddl::peek_keywords(p, &["CREATE", "TABLE"]) => ddl::parse_create_table(p),
+        "CREATE" if ddl::peek_keywords(p, &["CREATE", "MATERIALIZED", "VIEW"]) => {
+            ddl::refuse_materialized_view(p)
+        }
         "DROP" if ddl::peek_keywords(p, &["DROP", "TABLE"]) => ddl::parse_drop_table(p),
         "DROP" if ddl::peek_keywords(p, &["DROP", "ALL", "TABLES"]) => {
             for _ in 0..3 {

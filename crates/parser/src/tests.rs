@@ -643,6 +643,13 @@ fn drop_all_tables_is_its_own_statement() {
         Statement::Reindex(ReindexTarget::Index("by_sym".into()))
     );
     assert!(parse("REINDEX DATABASE tidemark").is_err());
+    for refused in [
+        "CREATE MATERIALIZED VIEW mv AS (SELECT ts, avg(v) FROM t SAMPLE BY 1h) PARTITION BY DAY",
+        "ALTER TABLE t SUSPEND WAL",
+    ] {
+        let e = parse(refused).expect_err(refused);
+        assert_eq!(e.sqlstate, "0A000", "{refused}: {e:?}");
+    }
     assert!(parse("CANCEL QUERY -1").is_err());
     assert!(parse("CANCEL QUERY x").is_err());
     assert!(matches!(
