@@ -1198,6 +1198,13 @@ impl Session {
         crate::mode::register(&ctx);
         crate::path_aggregates::register(&ctx);
         crate::activity::register(&ctx, &self.activity());
+        ctx.register_udtf(
+            "memory_metrics",
+            Arc::new(crate::system::MemoryMetrics {
+                db: self.db.clone(),
+                runtime: self.runtime.clone(),
+            }),
+        );
         crate::finance::register(&ctx);
         crate::questdb_time::register(&ctx);
         crate::questdb_arrays::register(&ctx);

@@ -1,5 +1,6 @@
 //! System table functions: `tables()`, `table_columns('t')`,
-//! `table_partitions('t')`, `wal_tables()` and `table_storage()`; and
+//! `table_partitions('t')`, `wal_tables()`, `table_storage()` and
+//! `memory_metrics()`; and
 //! `tidemark_relation_size('t')`, what `pg_table_size`, `pg_relation_size` and
 //! `pg_total_relation_size` become (`catalog_rewrite.rs`): a table's bytes on
 //! disk; NULL for a catalog relation, 42P01 for a name written in the statement
@@ -373,6 +374,61 @@ impl TableFunctionImpl for TableStorage {
         let batch = RecordBatch::try_new(schema.clone(), columns)?;
         Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
     }
+}
+
+/// QuestDB's `memory_metrics()`: what the server holds, by tag: `RSS` (the
+/// process's resident memory), `WRITE_BUFFER` (committed rows not yet in the
+/// column files; `storage.write_buffer_mb` bounds it) and `QUERY_POOL` (what
+/// running queries have reserved; `server.query_memory_mb` bounds it).
+#[derive(Debug)]
+pub(crate) struct MemoryMetrics {
+    pub(crate) db: Arc<tidemark_storage::Database>,
+    pub(crate) runtime: Option<Arc<datafusion::execution::runtime_env::RuntimeEnv>>,
+}
+
+impl TableFunctionImpl for MemoryMetrics {
+    fn call(&self, args: &[Expr]) -> DfResult<Arc<dyn TableProvider>> {
+        if !args.is_empty() {
+            return plan_err!("memory_metrics() takes no arguments");
+        }
+        let bytes = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let query_pool = self
+            .runtime
+            .as_ref()
+            .map_or(0, |r| r.memory_pool.reserved());
+        let rows: [(&str, Option<i64>); 3] = [
+            ("RSS", resident_bytes().map(bytes)),
+            ("WRITE_BUFFER", Some(bytes(self.db.stats().buffered_bytes))),
+            (
+                "QUERY_POOL",
+                Some(i64::try_from(query_pool).unwrap_or(i64::MAX)),
+            ),
+        ];
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("memory_tag", DataType::Utf8, false),
+            Field::new("bytes", DataType::Int64, true),
+        ]));
+        let columns: Vec<ArrayRef> = vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))),
+            Arc::new(Int64Array::from_iter(rows.iter().map(|r| r.1))),
+        ];
+        let batch = RecordBatch::try_new(schema.clone(), columns)?;
+        Ok(Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))
+    }
+}
+
+/// The process's resident memory (`VmRSS`), where `/proc` tells it.
+fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let kib = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .trim()
+        .strip_suffix("kB")?
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
 }
 
 /// A table's partitions (a partition of several parts counted once).
