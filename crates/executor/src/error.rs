@@ -56,6 +56,8 @@ pub mod sqlstate {
     pub const INVALID_SAVEPOINT_SPECIFICATION: &str = "3B001";
     pub const DEPENDENT_OBJECTS_STILL_EXIST: &str = "2BP01";
     pub const OUT_OF_MEMORY: &str = "53200";
+    pub const WRONG_OBJECT_TYPE: &str = "42809";
+    pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -104,6 +106,7 @@ impl From<StorageError> for ExecError {
             (_, ErrorKind::InvalidData) => INVALID_PARAMETER_VALUE,
             (_, ErrorKind::NotNullViolation) => NOT_NULL_VIOLATION,
             (_, ErrorKind::InvalidState) => OBJECT_NOT_IN_PREREQUISITE_STATE,
+            (_, ErrorKind::WrongObjectType) => WRONG_OBJECT_TYPE,
             (_, ErrorKind::DiskFull) => DISK_FULL,
             (_, ErrorKind::Corrupted) => DATA_CORRUPTED,
             (_, ErrorKind::Io) | (_, ErrorKind::Locked) => IO_ERROR,

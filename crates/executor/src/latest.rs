@@ -49,7 +49,7 @@ pub(crate) async fn run(
         query,
         reader,
         newest_per,
-    } = rewrite(session, query, latest)?;
+    } = rewrite(session, query, latest, true)?;
     let Some(keys) = newest_per else {
         let (schema, rows) = session.stream_query(ast::Statement::Query(query)).await?;
         return Ok(Output::Rows { schema, rows });
@@ -71,15 +71,32 @@ pub(crate) async fn describe(
         query,
         reader,
         newest_per,
-    } = rewrite(session, query, latest)?;
+    } = rewrite(session, query, latest, true)?;
     let newest = newest_per.map(|_| (NEWEST_ROWS, crate::provider::table_schema(&reader)));
     session
         .schema_over(ast::Statement::Query(query), newest)
         .await
 }
 
-/// Rewrites the query over its table (see the module doc).
-fn rewrite(session: &Session, mut query: Box<ast::Query>, latest: LatestOn) -> Result<Rewritten> {
+/// A LATEST ON query as the plain query a view's plan is made of: always
+/// the window form, as a plan cannot hold rows found before it runs.
+pub(crate) fn rewritten_for_view(
+    session: &Session,
+    query: Box<ast::Query>,
+    latest: LatestOn,
+) -> Result<ast::Statement> {
+    let Rewritten { query, .. } = rewrite(session, query, latest, false)?;
+    Ok(ast::Statement::Query(query))
+}
+
+/// Rewrites the query over its table (see the module doc); `newest_rows`:
+/// whether a query without WHERE may read `NEWEST_ROWS`.
+fn rewrite(
+    session: &Session,
+    mut query: Box<ast::Query>,
+    latest: LatestOn,
+    newest_rows: bool,
+) -> Result<Rewritten> {
     let unsupported = |what: &str| {
         ExecError::new(
             sqlstate::FEATURE_NOT_SUPPORTED,
@@ -99,6 +116,11 @@ fn rewrite(session: &Session, mut query: Box<ast::Query>, latest: LatestOn) -> R
         return Err(unsupported("over a subquery"));
     };
     let table = object_name(name)?;
+    if crate::views::is_view(session, &table)? {
+        return Err(unsupported(
+            "over a view (put LATEST ON into the view's query, or select from the table)",
+        ));
+    }
     let reader = session.table(&table)?;
     let meta = reader.meta();
     let column = |c: &str| {
@@ -137,7 +159,7 @@ fn rewrite(session: &Session, mut query: Box<ast::Query>, latest: LatestOn) -> R
         .as_ref()
         .map(|a| a.name.value.clone())
         .unwrap_or_else(|| reader.name().to_string());
-    if select.selection.is_none() {
+    if select.selection.is_none() && newest_rows {
         let key_columns: Vec<usize> = latest
             .partition_by
             .iter()

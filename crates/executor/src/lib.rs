@@ -80,6 +80,7 @@ mod timestamp_text;
 pub mod types;
 mod uuid_values;
 mod values;
+mod views;
 
 pub use copy::CopyOut;
 pub use cursor::Motion;

@@ -18,6 +18,7 @@ use datafusion::logical_expr::{
     Between, BinaryExpr, Cast, Expr, Operator, TableProviderFilterPushDown, TryCast,
 };
 use datafusion::physical_plan::ExecutionPlan;
+use tidemark_storage::name::name_key;
 use tidemark_storage::{ColumnType, RowSource, Snapshot, TableReader};
 
 use crate::scan::{StorageScanExec, SymbolFilter};
@@ -29,6 +30,8 @@ pub(crate) struct SnapshotSchema {
     pub(crate) scans: Arc<ScanStats>,
     /// A statement's own intermediate table (SAMPLE BY FILL), if any.
     pub(crate) extra: Option<(String, Arc<dyn TableProvider>)>,
+    /// The views the statement reads, planned for it, by name key (`views.rs`).
+    pub(crate) views: std::collections::HashMap<String, Arc<dyn TableProvider>>,
 }
 
 #[async_trait]
@@ -36,6 +39,13 @@ impl SchemaProvider for SnapshotSchema {
     fn table_names(&self) -> Vec<String> {
         let mut names = self.snapshot.table_names();
         names.extend(self.extra.iter().map(|(n, _)| n.clone()));
+        names.extend(
+            self.snapshot
+                .views()
+                .into_iter()
+                .filter(|v| self.views.contains_key(&name_key(&v.name)))
+                .map(|v| v.name),
+        );
         names
     }
 
@@ -45,6 +55,9 @@ impl SchemaProvider for SnapshotSchema {
         {
             return Ok(Some(t.clone()));
         }
+        if let Some(v) = self.views.get(&name_key(name)) {
+            return Ok(Some(v.clone()));
+        }
         Ok(self
             .snapshot
             .table(name)
@@ -52,7 +65,9 @@ impl SchemaProvider for SnapshotSchema {
     }
 
     fn table_exist(&self, name: &str) -> bool {
-        self.extra.as_ref().is_some_and(|(n, _)| n == name) || self.snapshot.table(name).is_some()
+        self.extra.as_ref().is_some_and(|(n, _)| n == name)
+            || self.views.contains_key(&name_key(name))
+            || self.snapshot.table(name).is_some()
     }
 }
 

@@ -247,6 +247,24 @@ pub(crate) async fn run(
     Ok(Output::rows(schema, batches))
 }
 
+/// A SAMPLE BY query as the plain query a view's plan is made of. FILL needs
+/// a step after the query runs, which a view's plan cannot hold.
+pub(crate) async fn grouped_for_view(
+    session: &Session,
+    query: Box<ast::Query>,
+    sample: SampleBy,
+) -> Result<ast::Statement> {
+    let Grouped { query, fill } = group(session, query, sample, Purpose::Run).await?;
+    if fill.is_some() {
+        return Err(ExecError::new(
+            sqlstate::FEATURE_NOT_SUPPORTED,
+            "SAMPLE BY ... FILL in a view is not supported: define the view without FILL, \
+             or run the query with FILL directly",
+        ));
+    }
+    Ok(ast::Statement::Query(query))
+}
+
 /// The columns a SAMPLE BY query returns, planned without reading a row (filling
 /// gaps keeps the grouped query's columns).
 pub(crate) async fn describe(
@@ -403,6 +421,8 @@ async fn group(
     if !joins.is_empty() {
         return Err(unsupported("with joins"));
     }
+    // A view is sampled as the subquery it stands for.
+    crate::views::as_subquery(session, relation)?;
     let Sampled {
         from_sql,
         ts_name,

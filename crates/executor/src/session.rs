@@ -175,6 +175,9 @@ pub struct Session {
     read_only: bool,
     /// Whether the statements being run refer to `pg_catalog` (see `pg_catalog`).
     wants_catalog: bool,
+    /// The views being planned, outermost first (`views.rs`: a view that
+    /// reads itself is refused).
+    expanding_views: parking_lot::Mutex<Vec<String>>,
     /// This session's `pg_catalog`, made when first needed.
     catalog: std::sync::OnceLock<crate::pg_catalog::SessionCatalog>,
     /// The users the server lets in, for `pg_roles` (None: this session's user).
@@ -244,6 +247,7 @@ impl Session {
             user: "admin".into(),
             read_only: false,
             wants_catalog: false,
+            expanding_views: Default::default(),
             catalog: std::sync::OnceLock::new(),
             roles: None,
             parameters: Arc::default(),
@@ -536,7 +540,8 @@ impl Session {
         view: &Snapshot,
         extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     ) -> Result<(SessionContext, LogicalPlan)> {
-        let ctx = self.context_over(view, extra)?;
+        let views = crate::views::for_statement(self, &s, view, self.wants_catalog).await?;
+        let ctx = self.context_over(view, extra, views)?;
         let state = ctx.state();
         let mut s = self.adapt(s, view)?;
         crate::implicit_group_by::rewrite(&mut s, &|name| {
@@ -689,6 +694,12 @@ impl Session {
                 }
                 Ok(Output::command("CANCEL QUERY"))
             }
+            Statement::CreateView {
+                name,
+                definition,
+                mode,
+            } => crate::views::create(self, name, definition, mode).await,
+            Statement::CompileView { name } => crate::views::compile(self, &name).await,
             Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
             Statement::Sample { query, sample } => crate::sample::run(self, query, sample).await,
             Statement::Checkpoint(action) => crate::checkpoint::run(self, action).await,
@@ -714,6 +725,16 @@ impl Session {
                         .await?;
                     Ok(Output::command("DROP INDEX"))
                 }
+                ast::Statement::Drop {
+                    object_type: ast::ObjectType::View,
+                    names,
+                    if_exists,
+                    ..
+                } => crate::views::drop(self, &names, if_exists).await,
+                ast::Statement::ShowCreate {
+                    obj_type: ast::ShowCreateObject::View,
+                    obj_name,
+                } => crate::views::show_create(&self.view()?, &obj_name),
                 ast::Statement::Insert(insert) => crate::insert::run(self, insert).await,
                 ast::Statement::Update(u) => crate::dml::update(self, u).await,
                 ast::Statement::Delete(d) => crate::dml::delete(self, d).await,
@@ -1077,6 +1098,11 @@ impl Session {
 
     /// What this session sees: the newest commit, plus its own open transaction's
     /// writes when one is open (see `tidemark_storage::transaction`).
+    /// Marks view `name` as being planned until the guard drops (`views.rs`).
+    pub(crate) fn expanding_view(&self, name: &str) -> Result<crate::views::Expanding<'_>> {
+        crate::views::enter(&self.expanding_views, name)
+    }
+
     pub(crate) fn view(&self) -> Result<tidemark_storage::Snapshot> {
         match &self.tx {
             Some(tx) => Ok(self.db.transaction_snapshot(tx, true)?),
@@ -1087,11 +1113,13 @@ impl Session {
     /// A DataFusion context over `snapshot` (plus `extra`, a statement's own
     /// intermediate table). Plain queries share the session's context, given
     /// this snapshot's tables; catalog queries get one of their own, with this
-    /// session's `pg_catalog` installed.
+    /// session's `pg_catalog` installed; `views`: the views the statement
+    /// reads, planned for it (`views.rs`).
     fn context_over(
         &self,
         snapshot: &Snapshot,
         extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
+        views: crate::views::StatementViews,
     ) -> Result<SessionContext> {
         let ctx = if self.wants_catalog {
             self.new_context()
@@ -1110,11 +1138,15 @@ impl Session {
                     snapshot: snapshot.clone(),
                     scans: self.scans.clone(),
                     extra,
+                    views: views.providers,
                 }),
             )
             .map_err(ExecError::from)?;
         ctx.register_catalog("tidemark", Arc::new(catalog));
         system::register(&ctx, snapshot.clone());
+        if let Some(rows) = views.statuses {
+            ctx.register_udtf("views", Arc::new(crate::views::ViewsFunction { rows }));
+        }
         if self.wants_catalog {
             if self.catalog.get().is_none() {
                 let roles = self.roles.clone().unwrap_or_else(|| {
@@ -1420,9 +1452,10 @@ pub(crate) async fn run_blocking<T: Send + 'static, E: Into<ExecError> + Send + 
 fn writes(s: &Statement) -> bool {
     match s {
         // A read-only user may stop its own statements (`activity.rs`).
-        Statement::Sample { .. } | Statement::Latest { .. } | Statement::CancelQuery { .. } => {
-            false
-        }
+        Statement::Sample { .. }
+        | Statement::Latest { .. }
+        | Statement::CancelQuery { .. }
+        | Statement::CompileView { .. } => false,
         Statement::Standard(s) => !matches!(
             s.as_ref(),
             ast::Statement::Query(_)
@@ -1433,6 +1466,9 @@ fn writes(s: &Statement) -> bool {
                 | ast::Statement::Copy { to: true, .. }
                 | ast::Statement::Savepoint { .. }
                 | ast::Statement::ReleaseSavepoint { .. }
+                | ast::Statement::ShowCreate { .. }
+                | ast::Statement::ShowTables { .. }
+                | ast::Statement::ShowColumns { .. }
         ),
         _ => true,
     }

@@ -119,7 +119,7 @@ fn expect_word(p: &mut Parser<'_>, word: &str) -> Result<()> {
 
 /// A table name: an identifier, a quoted identifier, a string literal (QuestDB
 /// allows `'my table'`), optionally qualified by the `public` schema.
-fn table_name(p: &mut Parser<'_>) -> Result<String> {
+pub(crate) fn table_name(p: &mut Parser<'_>) -> Result<String> {
     let t = p.peek_token();
     if let Token::SingleQuotedString(s) = &t.token {
         p.next_token();

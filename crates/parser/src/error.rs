@@ -74,7 +74,7 @@ impl ParseError {
 }
 
 /// Converts a 1-based line/column to a 1-based character offset.
-fn offset(sql: &str, line: u64, column: u64) -> Option<usize> {
+pub(crate) fn offset(sql: &str, line: u64, column: u64) -> Option<usize> {
     if line == 0 || column == 0 {
         return None;
     }

@@ -21,6 +21,7 @@ mod statement;
 mod subscripts;
 mod temporal_join;
 mod tick;
+mod view;
 
 pub use datafusion_sql::sqlparser;
 pub use ddl::normalize as normalize_ident;
@@ -37,7 +38,7 @@ pub fn interval_bounds(literal: &str) -> Result<(i64, i64), String> {
 pub use sample::{Align, SampleBy, SampleUnit};
 pub use statement::{
     AlterTable, BackupAction, CheckpointAction, ColumnSpec, CreateTable, FetchCount, PartitionUnit,
-    ReindexTarget, SqlType, Statement, TtlSpec, TtlUnit,
+    ReindexTarget, SqlType, Statement, TtlSpec, TtlUnit, ViewMode,
 };
 
 use sqlparser::parser::Parser;
@@ -61,6 +62,38 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
         )
         .with_sqlstate("54001"));
     }
+    // View statements keep their query's text as written, so they are taken
+    // out before the rewrites below change the tokens.
+    let mut out = Vec::new();
+    let mut pending = Vec::new();
+    for stmt in split_statements(tokens) {
+        match view::parse(&stmt, sql, &dialect)? {
+            Some(v) => {
+                if !pending.is_empty() {
+                    out.extend(parse_rewritten(
+                        std::mem::take(&mut pending),
+                        &dialect,
+                        sql,
+                    )?);
+                }
+                out.push(v);
+            }
+            None => pending.extend(stmt),
+        }
+    }
+    if !pending.is_empty() {
+        out.extend(parse_rewritten(pending, &dialect, sql)?);
+    }
+    Ok(out)
+}
+
+/// Parses statements after Tidemark's token rewrites (interval literals,
+/// temporal joins, subscripts), cutting out top-level LATEST ON / SAMPLE BY.
+fn parse_rewritten(
+    tokens: Vec<sqlparser::tokenizer::TokenWithSpan>,
+    dialect: &TidemarkDialect,
+    sql: &str,
+) -> Result<Vec<Statement>, ParseError> {
     let tokens = interval::rewrite(tokens)
         .map_err(|b| ParseError::at(b.message, sql, b.at.span.start).with_sqlstate("22007"))?;
     let tokens = temporal_join::rewrite(tokens)
@@ -71,16 +104,12 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
     let mut out = Vec::new();
     let mut rest = Vec::new();
     for stmt in split_statements(tokens) {
-        match latest::split(&stmt, &dialect).map_err(|e| ParseError::from_parser(e, sql))? {
+        match latest::split(&stmt, dialect).map_err(|e| ParseError::from_parser(e, sql))? {
             Some((query, clause)) => {
                 if !rest.is_empty() {
-                    out.extend(parse_standard_run(
-                        std::mem::take(&mut rest),
-                        &dialect,
-                        sql,
-                    )?);
+                    out.extend(parse_standard_run(std::mem::take(&mut rest), dialect, sql)?);
                 }
-                let query = latest::parse_query(query, &dialect)
+                let query = latest::parse_query(query, dialect)
                     .map_err(|e| ParseError::from_parser(e, sql))?;
                 out.push(match clause {
                     latest::Clause::Latest(latest) => Statement::Latest { query, latest },
@@ -91,7 +120,7 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
         }
     }
     if !rest.is_empty() {
-        out.extend(parse_standard_run(rest, &dialect, sql)?);
+        out.extend(parse_standard_run(rest, dialect, sql)?);
     }
     Ok(out)
 }

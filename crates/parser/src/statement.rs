@@ -53,12 +53,36 @@ pub enum Statement {
     CancelQuery {
         id: i64,
     },
+    /// `CREATE [OR REPLACE] VIEW [IF NOT EXISTS] name AS query` (QuestDB's
+    /// `AS (query)` too) and QuestDB's `ALTER VIEW name AS (query)`.
+    CreateView {
+        name: String,
+        /// The query's text as written (without QuestDB's enclosing
+        /// parentheses); it parses as one query (`Standard`, `Sample` or
+        /// `Latest`).
+        definition: String,
+        mode: ViewMode,
+    },
+    /// QuestDB's `COMPILE VIEW name`: plan the view's query to check it.
+    CompileView {
+        name: String,
+    },
     /// `FETCH` / `MOVE` on a cursor (the name as PostgreSQL folds it).
     Fetch {
         cursor: String,
         count: FetchCount,
         move_only: bool,
     },
+}
+
+/// How `CREATE VIEW` treats an existing view of the same name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ViewMode {
+    Create,
+    IfNotExists,
+    OrReplace,
+    /// `ALTER VIEW ... AS`: the view must exist.
+    Alter,
 }
 
 /// What a REINDEX rebuilds.

@@ -729,3 +729,76 @@ fn nested_calls_with_a_mistake_inside_fail_at_once() {
     one("SELECT position, interval FROM t WHERE position > 1");
     one("SELECT CAST(CAST(x AS INT) AS TEXT), ARRAY[ARRAY[1]], NOT (NOT x)");
 }
+
+#[test]
+fn views_keep_their_query_text_as_written() {
+    let view = |sql: &str| match one(sql) {
+        Statement::CreateView {
+            name,
+            definition,
+            mode,
+        } => (name, definition, mode),
+        other => panic!("{sql}: {other:?}"),
+    };
+    // QuestDB's form: the parentheses are not part of the query; SAMPLE BY and
+    // a TICK variable stay as written (read when the view is queried).
+    assert_eq!(
+        view(
+            "CREATE VIEW Hourly AS (\n  SELECT ts, avg(price) FROM trades\n  WHERE ts IN '$today' SAMPLE BY 1h\n);"
+        ),
+        (
+            "hourly".to_string(),
+            "SELECT ts, avg(price) FROM trades\n  WHERE ts IN '$today' SAMPLE BY 1h".to_string(),
+            ViewMode::Create
+        )
+    );
+    assert_eq!(
+        view("create or replace view \"Last\" as select * from t latest on ts partition by s"),
+        (
+            "Last".to_string(),
+            "select * from t latest on ts partition by s".to_string(),
+            ViewMode::OrReplace
+        )
+    );
+    assert_eq!(
+        view("CREATE VIEW IF NOT EXISTS public.v AS (SELECT 1) UNION (SELECT 2)").1,
+        "(SELECT 1) UNION (SELECT 2)",
+        "only parentheses around the whole query are dropped"
+    );
+    assert_eq!(
+        view("ALTER VIEW v AS (SELECT 'é' AS x)").1,
+        "SELECT 'é' AS x"
+    );
+    assert_eq!(view("ALTER VIEW v AS (SELECT 2)").2, ViewMode::Alter);
+    assert_eq!(
+        one("COMPILE VIEW v"),
+        Statement::CompileView { name: "v".into() }
+    );
+    // The statements around a view parse as before.
+    let all = parse("SELECT 1; CREATE VIEW v AS SELECT ts FROM t SAMPLE BY 1d; SELECT 2")
+        .expect("script");
+    assert_eq!(all.len(), 3);
+    assert!(matches!(all[1], Statement::CreateView { .. }));
+
+    // A definition that is no query, or does not parse, is refused at once,
+    // the error's position in the whole statement.
+    let e = parse("CREATE VIEW v AS (SELECT a b c d FROM t)").expect_err("bad query");
+    assert_eq!(e.sqlstate, "42601");
+    assert!(e.position.is_some_and(|p| p > 18), "{e:?}");
+    for bad in [
+        "CREATE VIEW v AS (INSERT INTO t VALUES (1))",
+        "CREATE VIEW v AS",
+        "CREATE VIEW v AS ()",
+        "CREATE VIEW v SELECT 1",
+        "CREATE OR REPLACE VIEW IF NOT EXISTS v AS SELECT 1",
+        "COMPILE VIEW v extra",
+    ] {
+        let e = parse(bad).expect_err(bad);
+        assert_eq!(e.sqlstate, "42601", "{bad}: {e:?}");
+    }
+    let e = parse("CREATE VIEW v (a, b) AS SELECT 1, 2").expect_err("column list");
+    assert_eq!(e.sqlstate, "0A000");
+    // Materialized views are still refused by name.
+    let e = parse("CREATE MATERIALIZED VIEW mv AS (SELECT 1)").expect_err("materialized");
+    assert_eq!(e.sqlstate, "0A000");
+}

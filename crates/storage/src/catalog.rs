@@ -6,6 +6,7 @@ use std::sync::Arc;
 use crate::name::name_key;
 use crate::registry::{Registry, RegistryEntry};
 use crate::table::TableState;
+use crate::view::ViewDef;
 
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Catalog {
@@ -22,6 +23,8 @@ pub(crate) struct Catalog {
     /// Shared between versions (every commit clones the catalog; only table
     /// DDL changes the names).
     names: Arc<HashMap<String, u64>>,
+    /// The views, by name key; their names are distinct from the tables'.
+    views: Arc<BTreeMap<String, Arc<ViewDef>>>,
 }
 
 impl Catalog {
@@ -41,6 +44,32 @@ impl Catalog {
         self.next_table_id = self.next_table_id.max(t.id + 1);
         self.registry_seq = seq;
         self.insert(Arc::new(t));
+    }
+
+    pub(crate) fn view(&self, name: &str) -> Option<&Arc<ViewDef>> {
+        self.views.get(&name_key(name))
+    }
+
+    pub(crate) fn views(&self) -> impl Iterator<Item = &Arc<ViewDef>> {
+        self.views.values()
+    }
+
+    /// Adds or replaces view `v`, changed by commit `seq`.
+    pub(crate) fn put_view(&mut self, v: ViewDef, seq: u64) {
+        self.next_table_id = self.next_table_id.max(v.id + 1);
+        self.registry_seq = seq;
+        Arc::make_mut(&mut self.views).insert(name_key(&v.name), Arc::new(v));
+    }
+
+    /// Removes the view with id `id`, dropped by commit `seq`.
+    pub(crate) fn remove_view(&mut self, id: u64, seq: u64) -> Option<Arc<ViewDef>> {
+        let key = self
+            .views
+            .iter()
+            .find(|(_, v)| v.id == id)
+            .map(|(k, _)| k.clone())?;
+        self.registry_seq = seq;
+        Arc::make_mut(&mut self.views).remove(&key)
     }
 
     pub(crate) fn remove(&mut self, id: u64) -> Option<Arc<TableState>> {
@@ -97,6 +126,7 @@ impl Catalog {
                     dir: t.dir_name.clone(),
                 })
                 .collect(),
+            views: self.views.values().map(|v| (**v).clone()).collect(),
         }
     }
 }

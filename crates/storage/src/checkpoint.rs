@@ -306,6 +306,7 @@ mod tests {
                 seq: 42,
                 next_table_id: 1,
                 tables: Vec::new(),
+                views: Vec::new(),
             }
             .encode(),
             tables: Vec::new(),

@@ -35,6 +35,8 @@ pub enum ErrorKind {
     Io,
     /// Another process holds the root.
     Locked,
+    /// The name is of another kind of object (a view where a table was meant).
+    WrongObjectType,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -75,6 +77,19 @@ pub enum StorageError {
 
     #[error("table \"{0}\" already exists")]
     TableExists(String),
+
+    #[error("view \"{0}\" does not exist")]
+    ViewNotFound(String),
+
+    #[error("view \"{0}\" already exists")]
+    ViewExists(String),
+
+    #[error("\"{name}\" is {is}: use {hint}")]
+    WrongObjectType {
+        name: String,
+        is: &'static str,
+        hint: &'static str,
+    },
 
     #[error("column \"{column}\" of table \"{table}\" does not exist")]
     ColumnNotFound { table: String, column: String },
@@ -200,10 +215,12 @@ impl StorageError {
                 ErrorKind::Corrupted
             }
             StorageError::Locked { .. } => ErrorKind::Locked,
-            StorageError::TableNotFound(_) | StorageError::PartitionNotFound { .. } => {
-                ErrorKind::UndefinedTable
-            }
+            StorageError::TableNotFound(_)
+            | StorageError::ViewNotFound(_)
+            | StorageError::PartitionNotFound { .. } => ErrorKind::UndefinedTable,
+            StorageError::WrongObjectType { .. } => ErrorKind::WrongObjectType,
             StorageError::TableExists(_)
+            | StorageError::ViewExists(_)
             | StorageError::ColumnExists { .. }
             | StorageError::IndexExists(_)
             | StorageError::AlreadyIndexed { .. } => ErrorKind::DuplicateObject,

@@ -56,6 +56,7 @@ mod table;
 pub mod transaction;
 mod ttl;
 pub mod types;
+pub mod view;
 mod wal;
 
 pub use batch::{Batch, Column, Values, VarData};
@@ -74,4 +75,5 @@ pub use table::files::Mapped;
 pub use table::meta::{ColumnMeta, SymbolIndexMeta, TableMeta};
 pub use table::symbol_index::PartIndex;
 pub use types::{ColumnType, PartitionBy, Ttl, TtlUnit};
+pub use view::{ViewDef, ViewMode};
 pub use wal::archive::{LogReader, LogRecord, LogRun, LogSegmentWriter};

@@ -111,6 +111,7 @@ pub(crate) fn recover(
                 seq: 0,
                 next_table_id: 1,
                 tables: Vec::new(),
+                views: Vec::new(),
             };
             fsutil::write_atomic(&reg_path, &fresh.encode())?;
             fresh
@@ -138,6 +139,9 @@ pub(crate) fn recover(
         catalog.seq = catalog.seq.max(t.txn.txn);
         known_dirs.insert(entry.dir.clone());
         catalog.insert(Arc::new(t));
+    }
+    for v in &registry.views {
+        catalog.put_view(v.clone(), registry.seq);
     }
     for e in fs::read_dir(&root.db).at(&root.db)? {
         let e = e.at(&root.db)?;

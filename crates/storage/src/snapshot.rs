@@ -27,6 +27,7 @@ use crate::table::meta::{ColumnMeta, TableMeta};
 use crate::table::symbol_index::PartIndex;
 use crate::table::txn::PartitionMeta;
 use crate::types::{ColumnType, PartitionBy};
+use crate::view::ViewDef;
 
 /// State versions pinned by live snapshots (with counts).
 #[derive(Debug, Default)]
@@ -100,6 +101,21 @@ impl Snapshot {
     /// The commit this snapshot shows.
     pub fn seq(&self) -> u64 {
         self.catalog.seq
+    }
+
+    /// The view called `name` (names resolve as table names do).
+    pub fn view(&self, name: &str) -> Option<ViewDef> {
+        self.catalog.view(name).map(|v| (**v).clone())
+    }
+
+    /// Every view, by name.
+    pub fn views(&self) -> Vec<ViewDef> {
+        self.catalog.views().map(|v| (**v).clone()).collect()
+    }
+
+    /// Whether any view exists (statements look for view names only then).
+    pub fn has_views(&self) -> bool {
+        self.catalog.views().next().is_some()
     }
 
     /// Table names, in creation order.

@@ -171,6 +171,7 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
             name,
         } => add_index(st, *table, *column, name)?,
         Op::DropIndex { table, column } => drop_index(st, *table, *column)?,
+        Op::PutView { .. } | Op::DropView { .. } => super::change_view(op, st)?,
         Op::Truncate { table } => {
             let t = st.table_by_id(*table)?;
             let dirs: Vec<PathBuf> = t

@@ -140,6 +140,7 @@ pub(crate) fn stage(op: Op, st: &mut Staging<'_>) -> Result<()> {
             name,
         } => st.set_index(table, column, Some(name))?,
         Op::DropIndex { table, column } => st.set_index(table, column, None)?,
+        Op::PutView { .. } | Op::DropView { .. } => super::change_view(&op, st)?,
     }
     Ok(())
 }

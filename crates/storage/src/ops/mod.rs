@@ -84,6 +84,15 @@ pub(crate) enum Op {
         table: u64,
         column: u32,
     },
+    /// Creates view `id`, or gives the existing view `id` a new definition.
+    PutView {
+        id: u64,
+        name: String,
+        definition: String,
+    },
+    DropView {
+        id: u64,
+    },
     Append {
         table: u64,
         data: RowData,
@@ -100,7 +109,11 @@ impl Op {
     /// `None` for ops that change only the registry.
     pub(crate) fn table_id(&self) -> Option<u64> {
         match self {
-            Op::CreateTable { .. } | Op::DropTable { .. } | Op::RenameTable { .. } => None,
+            Op::CreateTable { .. }
+            | Op::DropTable { .. }
+            | Op::RenameTable { .. }
+            | Op::PutView { .. }
+            | Op::DropView { .. } => None,
             Op::AddColumn { table, .. }
             | Op::DropColumn { table, .. }
             | Op::RenameColumn { table, .. }
@@ -289,6 +302,49 @@ impl<'a> Staging<'a> {
         self.symbol_marks.push((dict.clone(), count));
         Ok(dict)
     }
+}
+
+/// Creates, replaces or drops a view: a change of the registry alone, the same
+/// in memory and on disk (the registry is written by the next flush).
+pub(crate) fn change_view(op: &Op, st: &mut Staging<'_>) -> Result<()> {
+    let seq = st.seq;
+    match op {
+        Op::PutView {
+            id,
+            name,
+            definition,
+        } => {
+            if st.catalog.table(name).is_some() {
+                return Err(StorageError::TableExists(name.clone()));
+            }
+            if let Some(other) = st.catalog.view(name)
+                && other.id != *id
+            {
+                return Err(StorageError::ViewExists(name.clone()));
+            }
+            st.catalog.remove_view(*id, seq);
+            st.catalog.put_view(
+                crate::view::ViewDef {
+                    id: *id,
+                    name: name.clone(),
+                    definition: definition.clone(),
+                    seq,
+                },
+                seq,
+            );
+        }
+        Op::DropView { id } => {
+            st.catalog.remove_view(*id, seq).ok_or_else(|| {
+                StorageError::InvalidState(format!("view id {id} does not exist"))
+            })?;
+        }
+        _ => {
+            return Err(StorageError::InvalidState(
+                "a view change was expected".into(),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// The placeholder of a column's values before its type is known to the

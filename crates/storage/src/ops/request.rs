@@ -14,6 +14,7 @@ use crate::table::TableState;
 use crate::table::column;
 use crate::table::meta::{ColumnMeta, SymbolIndexMeta, TableMeta};
 use crate::types::{ColumnType, PartitionBy};
+use crate::view::ViewMode;
 
 /// A column in a `CREATE TABLE` or `ADD COLUMN`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -120,6 +121,17 @@ pub enum Request {
     },
     DropIndex {
         target: IndexTarget,
+        if_exists: bool,
+    },
+    /// `CREATE [OR REPLACE] VIEW` / `ALTER VIEW ... AS`: `definition` is the
+    /// query's text, kept as given.
+    CreateView {
+        name: String,
+        definition: String,
+        mode: ViewMode,
+    },
+    DropView {
+        name: String,
         if_exists: bool,
     },
     /// Adds rows; out-of-order rows are merged into the partitions they belong to.
@@ -230,6 +242,9 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
                 }
                 return Err(StorageError::TableExists(def.name));
             }
+            if st.catalog.view(&def.name).is_some() {
+                return Err(StorageError::ViewExists(def.name));
+            }
             if def.columns.is_empty() {
                 return Err(StorageError::InvalidData(format!(
                     "table \"{}\" needs at least one column",
@@ -297,19 +312,72 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
         }
         Request::DropTable { name, if_exists } => match st.catalog.table(&name) {
             Some(t) => Op::DropTable { id: t.id },
+            None if st.catalog.view(&name).is_some() => {
+                return Err(StorageError::WrongObjectType {
+                    name,
+                    is: "a view",
+                    hint: "DROP VIEW",
+                });
+            }
             None if if_exists => return Ok(None),
             None => return Err(StorageError::TableNotFound(name)),
         },
         Request::RenameTable { from, to } => {
             validate_name(&to)?;
+            if st.catalog.table(&from).is_none() && st.catalog.view(&from).is_some() {
+                return Err(StorageError::WrongObjectType {
+                    name: from,
+                    is: "a view",
+                    hint: "DROP VIEW and CREATE VIEW",
+                });
+            }
             let id = st.table(&from)?.id;
             if let Some(other) = st.catalog.table(&to)
                 && other.id != id
             {
                 return Err(StorageError::TableExists(to));
             }
+            if st.catalog.view(&to).is_some() {
+                return Err(StorageError::ViewExists(to));
+            }
             Op::RenameTable { id, name: to }
         }
+        Request::CreateView {
+            name,
+            definition,
+            mode,
+        } => {
+            validate_name(&name)?;
+            if st.catalog.table(&name).is_some() {
+                return Err(StorageError::TableExists(name));
+            }
+            let id = match (st.catalog.view(&name), mode) {
+                (Some(_), ViewMode::Create) => return Err(StorageError::ViewExists(name)),
+                (Some(_), ViewMode::IfNotExists) => return Ok(None),
+                (Some(v), ViewMode::OrReplace | ViewMode::Alter) => v.id,
+                (None, ViewMode::Alter) => return Err(StorageError::ViewNotFound(name)),
+                (None, _) => st.catalog.next_table_id,
+            };
+            // A replaced view keeps its name as first written.
+            let name = st.catalog.view(&name).map_or(name, |v| v.name.clone());
+            Op::PutView {
+                id,
+                name,
+                definition,
+            }
+        }
+        Request::DropView { name, if_exists } => match st.catalog.view(&name) {
+            Some(v) => Op::DropView { id: v.id },
+            None if st.catalog.table(&name).is_some() => {
+                return Err(StorageError::WrongObjectType {
+                    name,
+                    is: "a table",
+                    hint: "DROP TABLE",
+                });
+            }
+            None if if_exists => return Ok(None),
+            None => return Err(StorageError::ViewNotFound(name)),
+        },
         Request::AddColumn { table, column } => {
             let t = st.table(&table)?;
             if t.meta.column_index(&column.name).is_some() {

@@ -20,6 +20,9 @@
 //! - 14 AddIndex: `table u64 | column_id u32 | name str` (the index's files are
 //!   named after the record's seq)
 //! - 15 DropIndex: `table u64 | column_id u32`
+//! - 16 PutView: `id u64 | name str | definition str` (creates the view, or
+//!   replaces the definition of view `id`)
+//! - 17 DropView: `id u64`
 //!
 //! `rows` = `count u32` columns, each `column_id u32 | column`, then `count u32`
 //! symbol additions, each `column_id u32 | count u32 | str...`.
@@ -187,6 +190,20 @@ impl OpsEncoder {
                 e.u64(*table);
                 e.u32(*column);
             }
+            Op::PutView {
+                id,
+                name,
+                definition,
+            } => {
+                e.u8(16);
+                e.u64(*id);
+                e.str(name);
+                e.str(definition);
+            }
+            Op::DropView { id } => {
+                e.u8(17);
+                e.u64(*id);
+            }
         }
     }
 }
@@ -287,6 +304,12 @@ pub(crate) fn decode_ops(payload: &[u8], path: &Path) -> Result<Vec<Op>> {
                 table: d.u64()?,
                 column: d.u32()?,
             },
+            16 => Op::PutView {
+                id: d.u64()?,
+                name: d.str()?.to_string(),
+                definition: d.str()?.to_string(),
+            },
+            17 => Op::DropView { id: d.u64()? },
             t => return Err(d.error(format!("unknown WAL op tag {t}"))),
         });
     }
@@ -531,6 +554,12 @@ mod tests {
                 table: 1,
                 keys: Vec::new(),
             },
+            Op::PutView {
+                id: 2,
+                name: "hourly".into(),
+                definition: "(SELECT ts, count() FROM t SAMPLE BY 1h)".into(),
+            },
+            Op::DropView { id: 2 },
             Op::AddIndex {
                 table: 1,
                 column: 2,

@@ -12,3 +12,4 @@ mod log_backup;
 mod model;
 mod symbol_index;
 mod ttl;
+mod views;
