@@ -226,6 +226,9 @@ fn type_oid(t: ColumnType) -> Option<i32> {
 pub(crate) struct CatalogWithIndexes {
     inner: Arc<Provider>,
     indexes: Arc<Mutex<Arc<Vec<CatalogIndex>>>>,
+    /// The views of the statement's snapshot, for `pg_views`: (name, query),
+    /// and their owner.
+    views: Mutex<(Arc<Vec<(String, String)>>, String)>,
 }
 
 impl CatalogWithIndexes {
@@ -233,7 +236,42 @@ impl CatalogWithIndexes {
         CatalogWithIndexes {
             inner,
             indexes: Arc::default(),
+            views: Mutex::default(),
         }
+    }
+
+    /// The views the next statement's `pg_views` shows: (name, query).
+    pub(crate) fn set_views(&self, views: Vec<(String, String)>, owner: &str) {
+        *self.views.lock() = (Arc::new(views), owner.to_string());
+    }
+
+    /// `pg_views`: `schemaname`, `viewname`, `viewowner`, `definition`.
+    fn pg_views(&self) -> DfResult<Arc<dyn TableProvider>> {
+        use datafusion::arrow::array::StringArray;
+        let (views, owner) = self.views.lock().clone();
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("schemaname", DataType::Utf8, false),
+            Field::new("viewname", DataType::Utf8, false),
+            Field::new("viewowner", DataType::Utf8, false),
+            Field::new("definition", DataType::Utf8, false),
+        ]));
+        let column =
+            |f: &dyn Fn(&(String, String)) -> String| -> datafusion::arrow::array::ArrayRef {
+                Arc::new(StringArray::from_iter_values(views.iter().map(f)))
+            };
+        let batch = datafusion::arrow::record_batch::RecordBatch::try_new(
+            schema.clone(),
+            vec![
+                column(&|_| "public".to_string()),
+                column(&|v| v.0.clone()),
+                column(&|_| owner.clone()),
+                column(&|v| v.1.clone()),
+            ],
+        )?;
+        Ok(Arc::new(datafusion::datasource::MemTable::try_new(
+            schema,
+            vec![vec![batch]],
+        )?))
     }
 
     /// The indexes the next statement's catalog tables and functions show.
@@ -272,6 +310,9 @@ impl SchemaProvider for CatalogWithIndexes {
     }
 
     async fn table(&self, name: &str) -> DfResult<Option<Arc<dyn TableProvider>>> {
+        if name.eq_ignore_ascii_case("pg_views") {
+            return self.pg_views().map(Some);
+        }
         let Some(table) = Table::named(name) else {
             return self.inner.table(name).await;
         };

@@ -583,6 +583,11 @@ fn rewrite_expr(e: &mut ast::Expr, vectors: &Vectors) {
                 *e = subquery;
             }
         }
+        ast::Expr::Function(f) if view_definition_of(f).is_some() => {
+            if let Some(call) = view_definition_of(f) {
+                *e = call;
+            }
+        }
         ast::Expr::Function(f) if relation_size_of(f).is_some() => {
             if let Some(call) = relation_size_of(f) {
                 *e = call;
@@ -695,6 +700,58 @@ fn string_literal(e: &ast::Expr) -> Option<&str> {
         },
         _ => None,
     }
+}
+
+/// `pg_get_viewdef(c.oid [, pretty])` as `tidemark_view_definition` of the
+/// view's name (`c.relname`), and of an oid written out (psql's `\d+ v` sends
+/// `pg_get_viewdef('16390'::oid, true)`) as that lookup in `pg_class`.
+fn view_definition_of(f: &ast::Function) -> Option<ast::Expr> {
+    if function_name(f)?.as_str() != "pg_get_viewdef" {
+        return None;
+    }
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    let (ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg)), 1..=2) =
+        (list.args.first()?, list.args.len())
+    else {
+        return None;
+    };
+    let mut arg = arg;
+    while let ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) = arg {
+        arg = expr;
+    }
+    let sql = match arg {
+        ast::Expr::CompoundIdentifier(parts)
+            if parts.len() == 2 && parts[1].value.eq_ignore_ascii_case("oid") =>
+        {
+            format!("tidemark_view_definition({}.relname)", parts[0])
+        }
+        ast::Expr::Identifier(i) if i.value.eq_ignore_ascii_case("oid") => {
+            "tidemark_view_definition(relname)".to_string()
+        }
+        ast::Expr::Value(v) => {
+            let oid: i64 = match &v.value {
+                ast::Value::Number(n, _) => n.parse().ok()?,
+                ast::Value::SingleQuotedString(s) => match s.parse() {
+                    Ok(n) => n,
+                    // `pg_get_viewdef('name')`.
+                    Err(_) => {
+                        return crate::rewrite::parse_expr(&format!(
+                            "tidemark_view_definition({v})"
+                        ))
+                        .ok();
+                    }
+                },
+                _ => return None,
+            };
+            format!(
+                "(SELECT tidemark_view_definition(relname) FROM pg_catalog.pg_class WHERE oid = {oid})"
+            )
+        }
+        _ => return None,
+    };
+    crate::rewrite::parse_expr(&sql).ok()
 }
 
 /// `pg_table_size(c.oid)` (psql's `\dt+`), `pg_relation_size('t')`,

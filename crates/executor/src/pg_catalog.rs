@@ -248,6 +248,15 @@ pub(crate) fn install(
     *session.current.inner.write() = ctx.state().catalog_list().clone();
     let indexes = Arc::new(indexes_of(snapshot, &session.index_oids));
     session.provider.set_indexes(indexes.clone());
+    session.provider.set_views(
+        snapshot
+            .views()
+            .into_iter()
+            .map(|v| (v.name, v.definition))
+            .collect(),
+        &session.owner,
+    );
+    crate::views::register_definition_function(ctx, snapshot);
     let catalog = ctx.catalog(DATABASE).ok_or_else(|| {
         ExecError::new(sqlstate::INTERNAL_ERROR, "the tidemark catalog is missing")
     })?;

@@ -189,6 +189,19 @@ pub(crate) async fn for_statement(
     Ok(out)
 }
 
+/// Whether statement `s` names a view of `snapshot`. Such a statement's plan
+/// is not kept between executions of a prepared statement (`plan_cache.rs`):
+/// DataFusion inlines the view's plan, so a kept plan would not see the view
+/// replaced.
+pub(crate) fn read_by(s: &ast::Statement, snapshot: &Snapshot) -> bool {
+    snapshot.has_views()
+        && ast::visit_relations(s, |n: &ast::ObjectName| match crate::ddl::object_name(n) {
+            Ok(name) if snapshot.view(&name).is_some() => std::ops::ControlFlow::Break(()),
+            _ => std::ops::ControlFlow::Continue(()),
+        })
+        .is_break()
+}
+
 /// Plans view `view`'s query over `snapshot`.
 async fn plan_view(session: &Session, view: &ViewDef, snapshot: &Snapshot) -> Result<LogicalPlan> {
     let _expanding = session.expanding_view(&view.name)?;
@@ -344,4 +357,34 @@ pub(crate) fn as_subquery(session: &Session, relation: &mut ast::TableFactor) ->
         sample: None,
     };
     Ok(())
+}
+
+/// `tidemark_view_definition(name)`: a view's query (NULL for a name that is
+/// no view), what `pg_get_viewdef` becomes (`catalog_rewrite.rs`: psql's
+/// `\d+ v` shows it as "View definition").
+pub(crate) fn register_definition_function(
+    ctx: &datafusion::execution::context::SessionContext,
+    snapshot: &Snapshot,
+) {
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    let definitions: HashMap<String, String> = snapshot
+        .views()
+        .into_iter()
+        .map(|v| (name_key(&v.name), v.definition))
+        .collect();
+    ctx.register_udf(create_udf(
+        "tidemark_view_definition",
+        vec![DataType::Utf8],
+        DataType::Utf8,
+        Volatility::Stable,
+        Arc::new(move |args: &[ColumnarValue]| {
+            let args = ColumnarValue::values_to_arrays(args)?;
+            let names = datafusion::common::cast::as_string_array(&args[0])?;
+            let out: StringArray = names
+                .iter()
+                .map(|n| n.and_then(|n| definitions.get(&name_key(n)).cloned()))
+                .collect();
+            Ok(ColumnarValue::Array(Arc::new(out)))
+        }),
+    ));
 }

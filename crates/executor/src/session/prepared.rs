@@ -120,8 +120,11 @@ impl Session {
         // `set_config` call changes the session: planned each time.
         let changes_settings =
             matches!(&statement, Statement::Standard(s) if crate::set_config::calls_set_config(s));
+        // A view's plan is inlined: kept, it would miss a replaced view.
+        let reads_views =
+            matches!(&statement, Statement::Standard(s) if crate::views::read_by(s, &self.view()?));
         let plan = planned
-            .filter(|_| !wants_catalog && !changes_settings)
+            .filter(|_| !wants_catalog && !changes_settings && !reads_views)
             .and_then(PlannedQuery::new)
             .map(|p| Arc::new(PlanSlot::new(p)));
         Ok(Prepared {
@@ -284,7 +287,11 @@ impl Session {
             return Ok(Some((planned, readers)));
         }
         let (_, plan) = self.plan(s.as_ref().clone(), view, None).await?;
-        let planned = PlannedQuery::new(plan).map(Arc::new);
+        let planned = if crate::views::read_by(s, view) {
+            None
+        } else {
+            PlannedQuery::new(plan).map(Arc::new)
+        };
         slot.set(planned.clone());
         Ok(planned.and_then(|p| {
             let readers = p.readers(view)?;
