@@ -211,8 +211,13 @@ def read_column(pdir, col, ext, rows, symbols):
 def main(root):
     reg = framed(os.path.join(root, "db", "_tables"), b"TMTABLES")
     _seq, _next = reg.u64(), reg.u64()
+    views = []
     for _ in range(reg.u32()):
-        _tid, name, tdir, _kind = reg.u64(), reg.str(), reg.str(), reg.u8()
+        _tid, name, tdir, kind = reg.u64(), reg.str(), reg.str(), reg.u8()
+        if kind == 2:
+            definition, _vseq = reg.str(), reg.u64()
+            views.append({"view": name, "definition": definition})
+            continue
         base = os.path.join(root, "db", tdir)
         mseq, cols = read_meta(os.path.join(base, "_meta"))
         meta_seq, sym_counts, parts = read_txn(os.path.join(base, "_txn"))
@@ -228,6 +233,8 @@ def main(root):
         rows = [list(r) for r in zip(*columns)]
         out = {"table": name, "columns": [[c["name"], c["shown"]] for c in cols], "rows": rows}
         print(json.dumps(out, ensure_ascii=False, separators=(",", ":")))
+    for v in views:
+        print(json.dumps(v, ensure_ascii=False, separators=(",", ":")))
 
 
 if __name__ == "__main__":

@@ -1070,7 +1070,8 @@ impl Session {
 
     /// A table as this session sees it, or 42P01.
     pub(crate) fn table(&self, name: &str) -> Result<tidemark_storage::TableReader> {
-        Self::found(self.view()?.table(name), name)
+        let view = self.view()?;
+        Self::found(view.table(name), name, &view)
     }
 
     /// A table for its schema only (what INSERT and COPY need): inside a
@@ -1081,18 +1082,29 @@ impl Session {
             Some(tx) => self.db.transaction_snapshot(tx, false)?,
             None => self.db.snapshot(),
         };
-        Self::found(view.table(name), name)
+        Self::found(view.table(name), name, &view)
     }
 
+    /// The table, or 42P01; 42809 when `name` is a view (statements that come
+    /// here write to, or read the files of, a table).
     fn found(
         table: Option<tidemark_storage::TableReader>,
         name: &str,
+        snapshot: &Snapshot,
     ) -> Result<tidemark_storage::TableReader> {
-        table.ok_or_else(|| {
-            ExecError::new(
+        table.ok_or_else(|| match snapshot.view(name) {
+            Some(v) => ExecError::new(
+                sqlstate::WRONG_OBJECT_TYPE,
+                format!(
+                    "\"{}\" is a view: INSERT, UPDATE, DELETE, COPY FROM, TRUNCATE and ALTER TABLE \
+                     work on the tables its query reads",
+                    v.name
+                ),
+            ),
+            None => ExecError::new(
                 sqlstate::UNDEFINED_TABLE,
                 format!("relation \"{name}\" does not exist"),
-            )
+            ),
         })
     }
 

@@ -220,7 +220,14 @@ impl<'a> Staging<'a> {
     fn table(&self, name: &str) -> Result<&Arc<TableState>> {
         self.catalog
             .table(name)
-            .ok_or_else(|| StorageError::TableNotFound(name.to_string()))
+            .ok_or_else(|| match self.catalog.view(name) {
+                Some(_) => StorageError::WrongObjectType {
+                    name: name.to_string(),
+                    is: "a view",
+                    hint: "the tables its query reads",
+                },
+                None => StorageError::TableNotFound(name.to_string()),
+            })
     }
 
     /// Changes table `id`'s schema (`_meta`) with `change`, as of this commit.

@@ -104,6 +104,13 @@ fn engine_view(db: &Database) -> Vec<String> {
                 rows.join(",")
             )
         })
+        .chain(snap.views().into_iter().map(|v| {
+            format!(
+                "{{\"view\":{},\"definition\":{}}}",
+                json_str(&v.name),
+                json_str(&v.definition)
+            )
+        }))
         .collect()
 }
 
@@ -218,6 +225,11 @@ fn an_independent_reader_written_from_the_docs_reads_what_the_engine_wrote() {
     });
     create(&db, indexed(trades_def("trades")));
     append(&db, "trades", trades_batch(&[T0, T0 + 1], 0));
+    commit(Request::CreateView {
+        name: "Hourly ✓".into(),
+        definition: "SELECT ts, avg(price) AS \"средняя\" FROM trades SAMPLE BY 1h".into(),
+        mode: ViewMode::Create,
+    });
     let parts = db.snapshot().table(table).expect("t").parts();
     assert!(parts.len() >= 3, "the root has split parts: {parts:?}");
     let expected = engine_view(&db);
