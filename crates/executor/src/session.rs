@@ -540,7 +540,7 @@ impl Session {
         view: &Snapshot,
         extra: Option<(String, Arc<dyn datafusion::catalog::TableProvider>)>,
     ) -> Result<(SessionContext, LogicalPlan)> {
-        let views = crate::views::for_statement(self, &s, view, self.wants_catalog).await?;
+        let views = crate::views::for_statement(self, &s, view).await?;
         let ctx = self.context_over(view, extra, views)?;
         let state = ctx.state();
         let mut s = self.adapt(s, view)?;
@@ -1110,6 +1110,17 @@ impl Session {
 
     /// What this session sees: the newest commit, plus its own open transaction's
     /// writes when one is open (see `tidemark_storage::transaction`).
+    /// Whether a view's query is being planned (the statement being planned
+    /// is inside a view).
+    pub(crate) fn in_view(&self) -> bool {
+        !self.expanding_views.lock().is_empty()
+    }
+
+    /// Whether the statements being run refer to the PostgreSQL catalog.
+    pub(crate) fn wants_catalog(&self) -> bool {
+        self.wants_catalog
+    }
+
     /// Marks view `name` as being planned until the guard drops (`views.rs`).
     pub(crate) fn expanding_view(&self, name: &str) -> Result<crate::views::Expanding<'_>> {
         crate::views::enter(&self.expanding_views, name)

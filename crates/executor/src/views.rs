@@ -140,17 +140,21 @@ fn not_found(name: &str) -> ExecError {
 }
 
 /// Plans the views statement `s` reads (and, for a statement that reads the
-/// PostgreSQL catalog, every view that plans, so `\dv` and `\d v` see them).
+/// PostgreSQL catalog or calls `views()`, every view, so `\dv`, `\d v` and
+/// `views()` see them). Inside a view's query only the views it names are
+/// planned: the catalog's list is the outer statement's business (planning
+/// every view inside every view would take factorial time).
 pub(crate) async fn for_statement(
     session: &Session,
     s: &ast::Statement,
     snapshot: &Snapshot,
-    with_catalog: bool,
 ) -> Result<StatementViews> {
     let mut out = StatementViews::default();
     if !snapshot.has_views() {
         return Ok(out);
     }
+    let top_level = !session.in_view();
+    let with_catalog = top_level && session.wants_catalog();
     let mut named: Vec<String> = Vec::new();
     let _ = ast::visit_relations(s, |n: &ast::ObjectName| {
         if let Ok(name) = crate::ddl::object_name(n) {
@@ -158,7 +162,8 @@ pub(crate) async fn for_statement(
         }
         std::ops::ControlFlow::<()>::Continue(())
     });
-    let calls_views = named.iter().any(|n| n == "views") && snapshot.view("views").is_none();
+    let calls_views =
+        top_level && named.iter().any(|n| n == "views") && snapshot.view("views").is_none();
     let mut statuses = Vec::new();
     for view in snapshot.views() {
         let key = name_key(&view.name);

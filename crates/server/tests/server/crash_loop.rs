@@ -30,6 +30,8 @@ struct Model {
     c_rows: BTreeMap<i64, (Option<i64>, Option<Option<i64>>)>,
     /// DDL tables by number: acknowledged existence, and the in-flight change.
     ddl_tables: BTreeMap<i64, (bool, Option<bool>)>,
+    /// Views `dv_i` over the DDL tables, the same way.
+    ddl_views: BTreeMap<i64, (bool, Option<bool>)>,
     next_ledger: i64,
     next_c: i64,
     next_ddl: i64,
@@ -99,7 +101,8 @@ async fn churn(client: tokio_postgres::Client, model: Arc<Mutex<Model>>, stop: A
     }
 }
 
-/// CREATE TABLE d_i, INSERT, ALTER ADD COLUMN, DROP TABLE d_(i-2).
+/// CREATE TABLE d_i, INSERT, ALTER ADD COLUMN, CREATE VIEW dv_i over it,
+/// DROP VIEW dv_(i-2), DROP TABLE d_(i-2).
 async fn ddl(client: tokio_postgres::Client, model: Arc<Mutex<Model>>, stop: Arc<AtomicBool>) {
     while !stop.load(Ordering::SeqCst) {
         let i = {
@@ -109,6 +112,7 @@ async fn ddl(client: tokio_postgres::Client, model: Arc<Mutex<Model>>, stop: Arc
         };
         let steps = [
             (
+                false,
                 i,
                 true,
                 format!(
@@ -116,27 +120,58 @@ async fn ddl(client: tokio_postgres::Client, model: Arc<Mutex<Model>>, stop: Arc
                 ),
             ),
             (
+                false,
                 i,
                 true,
                 format!("INSERT INTO d_{i} VALUES ('{}', {i})", ts(i)),
             ),
-            (i, true, format!("ALTER TABLE d_{i} ADD COLUMN y VARCHAR")),
-            (i - 2, false, format!("DROP TABLE IF EXISTS d_{}", i - 2)),
+            (
+                false,
+                i,
+                true,
+                format!("ALTER TABLE d_{i} ADD COLUMN y VARCHAR"),
+            ),
+            (
+                true,
+                i,
+                true,
+                format!("CREATE VIEW dv_{i} AS (SELECT x, y FROM d_{i} WHERE x > 0)"),
+            ),
+            (
+                true,
+                i - 2,
+                false,
+                format!("DROP VIEW IF EXISTS dv_{}", i - 2),
+            ),
+            (
+                false,
+                i - 2,
+                false,
+                format!("DROP TABLE IF EXISTS d_{}", i - 2),
+            ),
         ];
-        for (table, exists, sql) in steps {
-            model
-                .lock()
-                .ddl_tables
-                .entry(table)
+        for (view, n, exists, sql) in steps {
+            objects(&mut model.lock(), view)
+                .entry(n)
                 .or_insert((false, None))
                 .1 = Some(exists);
             if client.batch_execute(&sql).await.is_err() {
                 return;
             }
-            let mut m = model.lock();
-            *m.ddl_tables.entry(table).or_insert((false, None)) = (exists, None);
+            *objects(&mut model.lock(), view)
+                .entry(n)
+                .or_insert((false, None)) = (exists, None);
         }
         tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+}
+
+/// The DDL views' or tables' entries of the model.
+fn objects(m: &mut Model, view: bool) -> &mut BTreeMap<i64, (bool, Option<bool>)> {
+    if view {
+        &mut m.ddl_views
+    } else {
+        &mut m.ddl_tables
     }
 }
 
@@ -243,15 +278,30 @@ async fn check(client: &tokio_postgres::Client, model: &Mutex<Model>, kill: usiz
          WHERE table_name LIKE 'd\\_%' ORDER BY 1",
     )
     .await;
+    // Every view listed plans: its table was dropped only after it.
+    let views = column(
+        client,
+        "SELECT CAST(substr(view_name, 4) AS BIGINT) FROM views() \
+         WHERE view_name LIKE 'dv\\_%' AND view_status = 'valid' ORDER BY 1",
+    )
+    .await;
+    let all_views = column(client, "SELECT count(*) FROM views()").await;
+    assert_eq!(
+        all_views,
+        [views.len() as i64],
+        "kill {kill}: every view is valid"
+    );
     let mut m = model.lock();
-    for (i, (acked, in_flight)) in m.ddl_tables.iter_mut() {
-        let exists = tables.binary_search(i).is_ok();
-        assert!(
-            exists == *acked || Some(exists) == *in_flight,
-            "kill {kill}: table d_{i} exists: {exists}; acknowledged {acked}, in flight {in_flight:?}"
-        );
-        *acked = exists;
-        *in_flight = None;
+    for (kind, listed, view) in [("table d_", &tables, false), ("view dv_", &views, true)] {
+        for (i, (acked, in_flight)) in objects(&mut m, view).iter_mut() {
+            let exists = listed.binary_search(i).is_ok();
+            assert!(
+                exists == *acked || Some(exists) == *in_flight,
+                "kill {kill}: {kind}{i} exists: {exists}; acknowledged {acked}, in flight {in_flight:?}"
+            );
+            *acked = exists;
+            *in_flight = None;
+        }
     }
 }
 
