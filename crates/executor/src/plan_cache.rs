@@ -52,6 +52,9 @@ pub(crate) struct PlannedQuery {
     optimize_once: bool,
     /// The plan optimized for the value types of recent executions.
     optimized: parking_lot::Mutex<Option<Arc<OptimizedPlan>>>,
+    /// For a plan that inlined views: the snapshot's `views_version` it was
+    /// planned at (a view created, replaced or dropped since makes it stale).
+    views_version: Option<u64>,
 }
 
 /// A kept plan optimized with its placeholders typed as `types` (`None`: the
@@ -136,7 +139,14 @@ impl PlannedQuery {
             param_types,
             optimize_once,
             optimized: parking_lot::Mutex::new(None),
+            views_version: None,
         })
+    }
+
+    /// The plan inlines views: it is valid only while `views_version` stays.
+    pub(crate) fn with_views_version(mut self, views_version: u64) -> Self {
+        self.views_version = Some(views_version);
+        self
     }
 
     /// The plan as planned (placeholders unbound).
@@ -148,6 +158,12 @@ impl PlannedQuery {
     /// still the table the plan was made for, with the same columns (a table
     /// dropped and created again is another table); `None`: the plan is stale.
     pub(crate) fn readers(&self, snapshot: &Snapshot) -> Option<PlanReaders> {
+        if self
+            .views_version
+            .is_some_and(|v| v != snapshot.views_version())
+        {
+            return None;
+        }
         self.tables
             .iter()
             .map(|t| {

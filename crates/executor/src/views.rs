@@ -194,11 +194,29 @@ pub(crate) async fn for_statement(
     Ok(out)
 }
 
-/// Whether statement `s` names a view of `snapshot`. Such a statement's plan
-/// is not kept between executions of a prepared statement (`plan_cache.rs`):
-/// DataFusion inlines the view's plan, so a kept plan would not see the view
-/// replaced.
-pub(crate) fn read_by(s: &ast::Statement, snapshot: &Snapshot) -> bool {
+/// How a prepared statement may keep its plan (`plan_cache.rs`) over the
+/// views it reads: DataFusion inlines a view's plan, so a kept plan is valid
+/// only while no view changes (`Some(version)` to check), and never when a
+/// view's query holds a TICK variable (`$today`), read when it is parsed
+/// (`None`: plan at every execution).
+pub(crate) enum KeepPlan {
+    Always,
+    WhileViewsAre(u64),
+    Never,
+}
+
+pub(crate) fn keep_plan(s: &ast::Statement, snapshot: &Snapshot) -> KeepPlan {
+    if !read_by(s, snapshot) {
+        return KeepPlan::Always;
+    }
+    if snapshot.views().iter().any(|v| v.definition.contains('$')) {
+        return KeepPlan::Never;
+    }
+    KeepPlan::WhileViewsAre(snapshot.views_version())
+}
+
+/// Whether statement `s` names a view of `snapshot`.
+fn read_by(s: &ast::Statement, snapshot: &Snapshot) -> bool {
     snapshot.has_views()
         && ast::visit_relations(s, |n: &ast::ObjectName| match crate::ddl::object_name(n) {
             Ok(name) if snapshot.view(&name).is_some() => std::ops::ControlFlow::Break(()),

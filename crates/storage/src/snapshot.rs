@@ -113,6 +113,17 @@ impl Snapshot {
         self.catalog.views().map(|v| (**v).clone()).collect()
     }
 
+    /// A number that changes whenever a view is created, replaced or dropped
+    /// (kept plans that inlined views check it).
+    pub fn views_version(&self) -> u64 {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        for v in self.catalog.views() {
+            (v.id, v.seq).hash(&mut h);
+        }
+        h.finish()
+    }
+
     /// Whether any view exists (statements look for view names only then).
     pub fn has_views(&self) -> bool {
         self.catalog.views().next().is_some()

@@ -120,12 +120,13 @@ impl Session {
         // `set_config` call changes the session: planned each time.
         let changes_settings =
             matches!(&statement, Statement::Standard(s) if crate::set_config::calls_set_config(s));
-        // A view's plan is inlined: kept, it would miss a replaced view.
-        let reads_views =
-            matches!(&statement, Statement::Standard(s) if crate::views::read_by(s, &self.view()?));
+        let keep = match &statement {
+            Statement::Standard(s) => crate::views::keep_plan(s, &self.view()?),
+            _ => crate::views::KeepPlan::Always,
+        };
         let plan = planned
-            .filter(|_| !wants_catalog && !changes_settings && !reads_views)
-            .and_then(PlannedQuery::new)
+            .filter(|_| !wants_catalog && !changes_settings)
+            .and_then(|plan| kept(plan, keep))
             .map(|p| Arc::new(PlanSlot::new(p)));
         Ok(Prepared {
             names,
@@ -287,11 +288,7 @@ impl Session {
             return Ok(Some((planned, readers)));
         }
         let (_, plan) = self.plan(s.as_ref().clone(), view, None).await?;
-        let planned = if crate::views::read_by(s, view) {
-            None
-        } else {
-            PlannedQuery::new(plan).map(Arc::new)
-        };
+        let planned = kept(plan, crate::views::keep_plan(s, view)).map(Arc::new);
         slot.set(planned.clone());
         Ok(planned.and_then(|p| {
             let readers = p.readers(view)?;
@@ -457,5 +454,20 @@ fn value_type(t: tidemark_storage::ColumnType) -> DataType {
     match t {
         tidemark_storage::ColumnType::Symbol => DataType::Utf8,
         other => crate::types::arrow_type(other),
+    }
+}
+
+/// `plan` as a kept plan, as far as the views it reads allow (`views.rs`).
+fn kept(
+    plan: datafusion::logical_expr::LogicalPlan,
+    keep: crate::views::KeepPlan,
+) -> Option<PlannedQuery> {
+    use crate::views::KeepPlan;
+    match keep {
+        KeepPlan::Always => PlannedQuery::new(plan),
+        KeepPlan::WhileViewsAre(version) => {
+            PlannedQuery::new(plan).map(|p| p.with_views_version(version))
+        }
+        KeepPlan::Never => None,
     }
 }
