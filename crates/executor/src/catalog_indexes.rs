@@ -226,9 +226,15 @@ fn type_oid(t: ColumnType) -> Option<i32> {
 pub(crate) struct CatalogWithIndexes {
     inner: Arc<Provider>,
     indexes: Arc<Mutex<Arc<Vec<CatalogIndex>>>>,
-    /// The views of the statement's snapshot, for `pg_views`: (name, query),
-    /// and their owner.
-    views: Mutex<(Arc<Vec<(String, String)>>, String)>,
+    /// The views of the statement's snapshot, for `pg_views`.
+    views: Mutex<CatalogViews>,
+}
+
+/// `pg_views`' rows: each view's (name, query), and their owner.
+#[derive(Debug, Clone, Default)]
+struct CatalogViews {
+    views: Arc<Vec<(String, String)>>,
+    owner: String,
 }
 
 impl CatalogWithIndexes {
@@ -242,13 +248,16 @@ impl CatalogWithIndexes {
 
     /// The views the next statement's `pg_views` shows: (name, query).
     pub(crate) fn set_views(&self, views: Vec<(String, String)>, owner: &str) {
-        *self.views.lock() = (Arc::new(views), owner.to_string());
+        *self.views.lock() = CatalogViews {
+            views: Arc::new(views),
+            owner: owner.to_string(),
+        };
     }
 
     /// `pg_views`: `schemaname`, `viewname`, `viewowner`, `definition`.
     fn pg_views(&self) -> DfResult<Arc<dyn TableProvider>> {
         use datafusion::arrow::array::StringArray;
-        let (views, owner) = self.views.lock().clone();
+        let CatalogViews { views, owner } = self.views.lock().clone();
         let schema = Arc::new(Schema::new(vec![
             Field::new("schemaname", DataType::Utf8, false),
             Field::new("viewname", DataType::Utf8, false),
