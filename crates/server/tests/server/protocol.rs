@@ -806,6 +806,15 @@ fn psql_describes_tables() {
              AND pg_relation_size('quotes'::regclass) = pg_table_size('quotes') \
              THEN 'sizes-ok' ELSE 'sizes-wrong' END",
         ])
+        // A view: \dv lists it, \d+ shows its columns and its query.
+        .args([
+            "-c",
+            "CREATE VIEW hourly_bids AS (SELECT ts, sym, avg(bid) AS avg_bid FROM quotes SAMPLE BY 1h)",
+            "-c",
+            "\\dv",
+            "-c",
+            "\\d+ hourly_bids",
+        ])
         .output();
     let stdout = psql_stdout(out);
     // \d+: the extra columns; \dt+: the table's size on disk, never "0 bytes".
@@ -853,6 +862,11 @@ fn psql_describes_tables() {
         "    \"keyed_sym_idx\" hash (sym)",
         "List of relations",
         " public | keyed_sym_idx | index | admin | keyed",
+        " public | hourly_bids | view | admin",
+        "View \"public.hourly_bids\"",
+        " avg_bid | double precision",
+        "View definition:",
+        "SELECT ts, sym, avg(bid) AS avg_bid FROM quotes SAMPLE BY 1h",
     ] {
         assert!(stdout.contains(expected), "{expected:?} in\n{stdout}");
     }
