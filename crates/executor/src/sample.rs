@@ -247,9 +247,10 @@ pub(crate) async fn run(
     Ok(Output::rows(schema, batches))
 }
 
-/// A SAMPLE BY query as the plain query a view's plan is made of. FILL needs
-/// a step after the query runs, which a view's plan cannot hold.
-pub(crate) async fn grouped_for_view(
+/// A SAMPLE BY query as the plain query a view's plan (or a prepared
+/// statement's kept plan) is made of. FILL needs a step after the query
+/// runs, which such a plan cannot hold.
+pub(crate) async fn grouped_query(
     session: &Session,
     query: Box<ast::Query>,
     sample: SampleBy,

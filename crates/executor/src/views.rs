@@ -243,7 +243,7 @@ fn plan_definition<'a>(
         let query = match (statements.pop(), statements.is_empty()) {
             (Some(Statement::Standard(s)), true) if matches!(*s, ast::Statement::Query(_)) => *s,
             (Some(Statement::Sample { query, sample }), true) => {
-                crate::sample::grouped_for_view(session, query, sample).await?
+                crate::sample::grouped_query(session, query, sample).await?
             }
             (Some(Statement::Latest { query, latest }), true) => {
                 crate::latest::rewritten_for_view(session, query, latest)?

@@ -110,6 +110,7 @@ impl Session {
         };
         self.wants_catalog = wants_catalog;
         let names = crate::column_names::name_columns(&mut statement)?.map(Arc::new);
+        let statement = self.sample_as_query(statement).await;
         let planned = self.plan_query(&statement).await;
         let param_types = self.infer_param_types(&statement, planned.as_ref()).await;
         let insert = match &statement {
@@ -356,6 +357,25 @@ impl Session {
         let view = self.view().ok()?;
         let (_, plan) = self.plan(s.as_ref().clone(), &view, None).await.ok()?;
         Some(plan)
+    }
+
+    /// A SAMPLE BY statement as the grouped query it runs as, so that it is
+    /// planned once like any query (before, Describe and Execute each rewrote
+    /// and planned it). Not for FILL (a step after the query) or ALIGN TO FIRST
+    /// OBSERVATION (the buckets depend on the rows), nor when the rewrite fails
+    /// now (the statement then fails at Execute as before).
+    async fn sample_as_query(&self, statement: Statement) -> Statement {
+        let Statement::Sample { query, sample } = &statement else {
+            return statement;
+        };
+        let fills = sample.fill.iter().any(|f| f != "NONE");
+        if fills || sample.align == tidemark_parser::Align::FirstObservation {
+            return statement;
+        }
+        match crate::sample::grouped_query(self, query.clone(), sample.clone()).await {
+            Ok(grouped) => Statement::Standard(Box::new(grouped)),
+            Err(_) => statement,
+        }
     }
 
     /// The types of a statement's parameters; `plan` is its plan if it is a query.

@@ -35,6 +35,52 @@ fn code(e: &tokio_postgres::Error) -> String {
     }
 }
 
+/// A prepared SAMPLE BY statement (planned once, as its grouped query) takes
+/// parameters, names its columns as written, and sees rows committed after
+/// Parse; one with FILL still runs (rewritten at each execution).
+#[tokio::test]
+async fn prepared_sample_by_takes_parameters_and_sees_new_rows() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let client = connect_as(&server, "admin", "quest")
+        .await
+        .expect("connect");
+    client
+        .batch_execute(
+            "CREATE TABLE s (ts TIMESTAMP, sym SYMBOL, qty BIGINT) TIMESTAMP(ts) PARTITION BY DAY; \
+             INSERT INTO s VALUES ('2026-11-21T09:10:00Z', 'A', 1), \
+             ('2026-11-21T09:50:00Z', 'A', 2), ('2026-11-21T10:05:00Z', 'B', 4)",
+        )
+        .await
+        .expect("load");
+    let hourly = client
+        .prepare("SELECT ts, sum(qty) AS total FROM s WHERE sym = $1 SAMPLE BY 1h")
+        .await
+        .expect("prepare");
+    assert_eq!(hourly.params(), &[tokio_postgres::types::Type::TEXT]);
+    let names: Vec<&str> = hourly.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["ts", "total"]);
+    let totals = |rows: Vec<tokio_postgres::Row>| -> Vec<i64> {
+        rows.iter().map(|r| r.get::<_, i64>(1)).collect()
+    };
+    let rows = client.query(&hourly, &[&"A"]).await.expect("A");
+    assert_eq!(totals(rows), [3]);
+    client
+        .batch_execute("INSERT INTO s VALUES ('2026-11-21T10:30:00Z', 'A', 8)")
+        .await
+        .expect("insert");
+    let rows = client.query(&hourly, &[&"A"]).await.expect("A again");
+    assert_eq!(totals(rows), [3, 8]);
+    let rows = client.query(&hourly, &[&"B"]).await.expect("B");
+    assert_eq!(totals(rows), [4]);
+    let filled = client
+        .prepare("SELECT ts, sum(qty) FROM s WHERE sym = $1 SAMPLE BY 30m FILL(0)")
+        .await
+        .expect("prepare FILL");
+    let rows = client.query(&filled, &[&"A"]).await.expect("FILL");
+    assert_eq!(totals(rows), [1, 2, 0, 8]);
+}
+
 #[tokio::test]
 async fn bound_parameters_and_binary_results_for_every_type() {
     let dir = tempfile::tempdir().expect("tempdir");
