@@ -112,7 +112,9 @@ async fn cut_survives_a_copy_with(tool: &str) {
              CREATE TABLE dropped (ts TIMESTAMP, v INT) TIMESTAMP(ts) PARTITION BY DAY;
              CREATE TABLE truncated (ts TIMESTAMP, v INT) TIMESTAMP(ts) PARTITION BY DAY;
              INSERT INTO dropped VALUES ('2026-11-20T01:00:00', 1), ('2026-11-21T01:00:00', 2);
-             INSERT INTO truncated VALUES ('2026-11-21T01:00:00', 3);",
+             INSERT INTO truncated VALUES ('2026-11-21T01:00:00', 3);
+             CREATE VIEW kept AS (SELECT w, count(*) AS n FROM t1 GROUP BY w);
+             CREATE VIEW replaced AS (SELECT 1 AS version);",
         )
         .await
         .expect("setup");
@@ -146,7 +148,9 @@ async fn cut_survives_a_copy_with(tool: &str) {
             "DROP TABLE dropped; TRUNCATE TABLE truncated;
              ALTER TABLE t1 ADD COLUMN extra DOUBLE;
              CREATE TABLE later (ts TIMESTAMP, v INT) TIMESTAMP(ts) PARTITION BY DAY;
-             INSERT INTO later VALUES ('2026-11-21T02:00:00', 9);",
+             INSERT INTO later VALUES ('2026-11-21T02:00:00', 9);
+             DROP VIEW kept; CREATE OR REPLACE VIEW replaced AS (SELECT 2 AS version);
+             CREATE VIEW later_view AS (SELECT * FROM later);",
         )
         .await
         .expect("DDL during checkpoint mode");
@@ -227,6 +231,19 @@ async fn cut_survives_a_copy_with(tool: &str) {
         .simple_query("SELECT * FROM later")
         .await
         .expect_err("the table created after the cut is gone");
+    assert_eq!(err.code().map(|s| s.code()), Some("42P01"));
+    // Views as at the cut: the dropped one back, the replaced one as it was,
+    // the one created after the cut gone.
+    assert_eq!(
+        count(&c, "SELECT count(*) FROM kept").await,
+        WRITERS,
+        "dropped view back"
+    );
+    assert_eq!(count(&c, "SELECT version FROM replaced").await, 1);
+    let err = c
+        .simple_query("SELECT * FROM later_view")
+        .await
+        .expect_err("the view created after the cut is gone");
     assert_eq!(err.code().map(|s| s.code()), Some("42P01"));
     // The restored server takes writes.
     c.batch_execute("INSERT INTO t1 VALUES ('2026-11-22T00:00:00', 99, 0)")
