@@ -702,6 +702,25 @@ fn string_literal(e: &ast::Expr) -> Option<&str> {
     }
 }
 
+/// The first argument of a call of 1 to `max_args` plain arguments, without
+/// the casts and parentheses around it (`'t'::regclass`, `('16390'::oid)`).
+fn first_argument_uncast(f: &ast::Function, max_args: usize) -> Option<&ast::Expr> {
+    let ast::FunctionArguments::List(list) = &f.args else {
+        return None;
+    };
+    if list.args.len() > max_args {
+        return None;
+    }
+    let ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(first)) = list.args.first()? else {
+        return None;
+    };
+    let mut arg = first;
+    while let ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) = arg {
+        arg = expr;
+    }
+    Some(arg)
+}
+
 /// `pg_get_viewdef(c.oid [, pretty])` as `tidemark_view_definition` of the
 /// view's name (`c.relname`), and of an oid written out (psql's `\d+ v` sends
 /// `pg_get_viewdef('16390'::oid, true)`) as that lookup in `pg_class`.
@@ -709,19 +728,7 @@ fn view_definition_of(f: &ast::Function) -> Option<ast::Expr> {
     if function_name(f)?.as_str() != "pg_get_viewdef" {
         return None;
     }
-    let ast::FunctionArguments::List(list) = &f.args else {
-        return None;
-    };
-    let (ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg)), 1..=2) =
-        (list.args.first()?, list.args.len())
-    else {
-        return None;
-    };
-    let mut arg = arg;
-    while let ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) = arg {
-        arg = expr;
-    }
-    let sql = match arg {
+    let sql = match first_argument_uncast(f, 2)? {
         ast::Expr::CompoundIdentifier(parts)
             if parts.len() == 2 && parts[1].value.eq_ignore_ascii_case("oid") =>
         {
@@ -766,17 +773,7 @@ fn relation_size_of(f: &ast::Function) -> Option<ast::Expr> {
     ) {
         return None;
     }
-    let ast::FunctionArguments::List(list) = &f.args else {
-        return None;
-    };
-    let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(arg))] = list.args.as_slice() else {
-        return None;
-    };
-    let mut arg = arg;
-    while let ast::Expr::Cast { expr, .. } | ast::Expr::Nested(expr) = arg {
-        arg = expr;
-    }
-    let relation = match arg {
+    let relation = match first_argument_uncast(f, 1)? {
         ast::Expr::CompoundIdentifier(parts)
             if parts.len() == 2 && parts[1].value.eq_ignore_ascii_case("oid") =>
         {

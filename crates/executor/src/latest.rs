@@ -116,12 +116,16 @@ fn rewrite(
         return Err(unsupported("over a subquery"));
     };
     let table = object_name(name)?;
-    if crate::views::is_view(session, &table)? {
-        return Err(unsupported(
-            "over a view (put LATEST ON into the view's query, or select from the table)",
-        ));
-    }
-    let reader = session.table(&table)?;
+    let reader = session.table(&table).map_err(|e| {
+        if e.sqlstate == sqlstate::WRONG_OBJECT_TYPE {
+            // `Session::table` says so of a view.
+            unsupported(
+                "over a view (put LATEST ON into the view's query, or select from the table)",
+            )
+        } else {
+            e
+        }
+    })?;
     let meta = reader.meta();
     let column = |c: &str| {
         meta.column_index(c)

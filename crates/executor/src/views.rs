@@ -58,13 +58,8 @@ pub(crate) async fn create(
     };
     let snapshot = session.view()?;
     let exists = snapshot.view(&name).is_some();
+    // A table of that name is refused by the commit (42P07).
     if !(mode == ViewMode::IfNotExists && exists) {
-        if snapshot.table(&name).is_some() {
-            return Err(ExecError::new(
-                sqlstate::DUPLICATE_TABLE,
-                format!("relation \"{name}\" already exists (a table)"),
-            ));
-        }
         // Planned as if it were already the view `name`, so a query that reads
         // `name` itself (now, or through another view) is caught here.
         let _expanding = session.expanding_view(&name)?;
@@ -173,7 +168,9 @@ pub(crate) async fn for_statement(
         }
         match plan_view(session, &view, snapshot).await {
             Ok(plan) => {
-                statuses.push((view.clone(), None));
+                if calls_views {
+                    statuses.push((view.clone(), None));
+                }
                 out.providers.insert(
                     key,
                     Arc::new(ViewTable::new(plan, Some(view.definition.clone()))),
@@ -185,7 +182,11 @@ pub(crate) async fn for_statement(
                     format!("view \"{}\": {}", view.name, e.message),
                 ));
             }
-            Err(e) => statuses.push((view.clone(), Some(e.message))),
+            Err(e) => {
+                if calls_views {
+                    statuses.push((view.clone(), Some(e.message)));
+                }
+            }
         }
     }
     if calls_views {
@@ -341,7 +342,7 @@ impl TableFunctionImpl for ViewsFunction {
 }
 
 /// Whether `name` is a view (and not a table) in the session's snapshot.
-pub(crate) fn is_view(session: &Session, name: &str) -> Result<bool> {
+fn is_view(session: &Session, name: &str) -> Result<bool> {
     let snapshot = session.view()?;
     Ok(snapshot.table(name).is_none() && snapshot.view(name).is_some())
 }

@@ -26,6 +26,20 @@ impl From<ParserError> for DdlError {
     }
 }
 
+impl DdlError {
+    /// The error as the parser reports it, positioned in `sql`.
+    pub(crate) fn into_parse_error(self, sql: &str) -> crate::ParseError {
+        match self {
+            DdlError::Sql(e) => crate::ParseError::from_parser(e, sql),
+            DdlError::At {
+                message,
+                at,
+                sqlstate,
+            } => crate::ParseError::at(message, sql, at).with_sqlstate(sqlstate),
+        }
+    }
+}
+
 pub(crate) type Result<T> = std::result::Result<T, DdlError>;
 
 /// What a time-series table cannot honour (0A000), saying what to use instead.

@@ -162,14 +162,7 @@ fn parse_standard_run(
         if parser.peek_token().token == Token::EOF {
             break;
         }
-        out.push(parse_one(&mut parser).map_err(|e| match e {
-            ddl::DdlError::Sql(e) => ParseError::from_parser(e, sql),
-            ddl::DdlError::At {
-                message,
-                at,
-                sqlstate,
-            } => ParseError::at(message, sql, at).with_sqlstate(sqlstate),
-        })?);
+        out.push(parse_one(&mut parser).map_err(|e| e.into_parse_error(sql))?);
         let next = parser.peek_token();
         if next.token != Token::SemiColon && next.token != Token::EOF {
             return Err(ParseError::at(

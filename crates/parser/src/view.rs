@@ -12,7 +12,7 @@
 use datafusion_sql::sqlparser::ast;
 use datafusion_sql::sqlparser::keywords::Keyword;
 use datafusion_sql::sqlparser::parser::Parser;
-use datafusion_sql::sqlparser::tokenizer::{Location, Token, TokenWithSpan};
+use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use crate::dialect::TidemarkDialect;
 use crate::error::{ParseError, offset};
@@ -71,7 +71,7 @@ pub(crate) fn parse(
             let name = view_name(&mut p, sql)?;
             let next = p.peek_token();
             if !matches!(next.token, Token::SemiColon | Token::EOF) {
-                return Err(at(
+                return Err(ParseError::at(
                     format!("syntax error at or near \"{}\"", next.token),
                     sql,
                     next.span.start,
@@ -83,7 +83,7 @@ pub(crate) fn parse(
     let name = view_name(&mut p, sql)?;
     let next = p.peek_token();
     if next.token == Token::LParen {
-        return Err(at(
+        return Err(ParseError::at(
             "a column list on CREATE VIEW is not supported: name the columns in the query \
              (SELECT a AS x, ...)"
                 .into(),
@@ -93,7 +93,7 @@ pub(crate) fn parse(
         .with_sqlstate("0A000"));
     }
     if !p.parse_keyword(Keyword::AS) {
-        return Err(at(
+        return Err(ParseError::at(
             format!("syntax error at or near \"{}\": expected AS", next.token),
             sql,
             next.span.start,
@@ -110,7 +110,7 @@ pub(crate) fn parse(
         body = body[1..body.len() - 1].to_vec();
     }
     let (Some(first), Some(last)) = (body.first(), body.last()) else {
-        return Err(at(
+        return Err(ParseError::at(
             "syntax error: the view needs a query after AS".into(),
             sql,
             next.span.start,
@@ -120,7 +120,7 @@ pub(crate) fn parse(
         offset(sql, first.span.start.line, first.span.start.column),
         offset(sql, last.span.end.line, last.span.end.column),
     ) else {
-        return Err(at(
+        return Err(ParseError::at(
             "syntax error: the view's query could not be located".into(),
             sql,
             first.span.start,
@@ -135,19 +135,8 @@ pub(crate) fn parse(
     }))
 }
 
-fn at(message: String, sql: &str, loc: Location) -> ParseError {
-    ParseError::at(message, sql, loc)
-}
-
 fn view_name(p: &mut Parser<'_>, sql: &str) -> Result<String, ParseError> {
-    crate::ddl::table_name(p).map_err(|e| match e {
-        crate::ddl::DdlError::Sql(e) => ParseError::from_parser(e, sql),
-        crate::ddl::DdlError::At {
-            message,
-            at,
-            sqlstate,
-        } => ParseError::at(message, sql, at).with_sqlstate(sqlstate),
-    })
+    crate::ddl::table_name(p).map_err(|e| e.into_parse_error(sql))
 }
 
 /// Whether the tokens are `( ... )` with the first parenthesis closed by the last.

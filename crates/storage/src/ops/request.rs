@@ -351,15 +351,14 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
             if st.catalog.table(&name).is_some() {
                 return Err(StorageError::TableExists(name));
             }
-            let id = match (st.catalog.view(&name), mode) {
+            let (id, name) = match (st.catalog.view(&name), mode) {
                 (Some(_), ViewMode::Create) => return Err(StorageError::ViewExists(name)),
                 (Some(_), ViewMode::IfNotExists) => return Ok(None),
-                (Some(v), ViewMode::OrReplace | ViewMode::Alter) => v.id,
+                // A replaced view keeps its name as first written.
+                (Some(v), ViewMode::OrReplace | ViewMode::Alter) => (v.id, v.name.clone()),
                 (None, ViewMode::Alter) => return Err(StorageError::ViewNotFound(name)),
-                (None, _) => st.catalog.next_table_id,
+                (None, _) => (st.catalog.next_table_id, name),
             };
-            // A replaced view keeps its name as first written.
-            let name = st.catalog.view(&name).map_or(name, |v| v.name.clone());
             Op::PutView {
                 id,
                 name,
