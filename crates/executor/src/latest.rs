@@ -292,9 +292,11 @@ const NULL_SEARCH_ROWS: usize = 4096;
 
 /// The newest row of each of the `values` values of SYMBOL column `name`, and
 /// of NULL, as (piece, row) picks. Reads a part's symbol index when it has
-/// one, else its stored keys from the newest row backwards; stops when every
-/// value and NULL has been found. Once only NULL is missing, blocks of keys
-/// without a NULL are skipped whole.
+/// one, else the part's newest row per key that storage keeps in memory (it
+/// reads only the keys appended since the last time), else (a buffered run,
+/// or a part an older snapshot sees shorter) its keys from the newest row
+/// backwards; stops when every value and NULL has been found. Once only NULL
+/// is missing, blocks of keys without a NULL are skipped whole.
 fn newest_per_symbol(
     reader: &TableReader,
     pieces: &[Piece],
@@ -327,6 +329,25 @@ fn newest_per_symbol(
                 missing -= 1;
                 picks.push((index, nulls_end - 1));
             }
+            if missing == 0 {
+                return Ok(picks);
+            }
+            continue;
+        }
+        if let RowSource::Part(part) = piece.source
+            && let Some(newest) = reader.newest_rows_per_key(part, name)?
+            && newest.rows() == piece.rows.end
+        {
+            // The part's newest row of each key, kept in memory: only rows
+            // appended since the last LATEST ON are read.
+            newest.for_each(|key, row| {
+                let slot = key.map_or(values, |k| (k as usize).min(values));
+                if row >= piece.rows.start && !seen[slot] {
+                    seen[slot] = true;
+                    missing -= 1;
+                    picks.push((index, row));
+                }
+            });
             if missing == 0 {
                 return Ok(picks);
             }

@@ -73,6 +73,7 @@ pub use snapshot::{PartInfo, PartitionInfo, Piece, RowSource, ScanPlan, Snapshot
 pub use table::column::ColumnChunk;
 pub use table::files::Mapped;
 pub use table::meta::{ColumnMeta, SymbolIndexMeta, TableMeta};
+pub use table::newest_keys::PartNewestRows;
 pub use table::symbol_index::PartIndex;
 pub use types::{ColumnType, PartitionBy, Ttl, TtlUnit};
 pub use view::{ViewDef, ViewMode};

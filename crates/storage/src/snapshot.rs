@@ -24,6 +24,7 @@ use crate::table::TableState;
 use crate::table::column::{self, ColumnChunk};
 use crate::table::files::MappedFiles;
 use crate::table::meta::{ColumnMeta, TableMeta};
+use crate::table::newest_keys::PartNewestRows;
 use crate::table::symbol_index::PartIndex;
 use crate::table::txn::PartitionMeta;
 use crate::types::{ColumnType, PartitionBy};
@@ -418,6 +419,37 @@ impl TableReader {
             .mapped
             .map(&path, column::index_len(c, ext), ext.aux_crc)?;
         PartIndex::open(data, ext.top, p.rows, &path)
+    }
+
+    /// The newest row of each key of SYMBOL column `column` in part `part`
+    /// (kept in memory between queries, see `table/newest_keys.rs`); `None`
+    /// when this snapshot's rows of the part cannot be summarized (a later
+    /// snapshot's summary covers more rows, or the column has too many keys).
+    pub fn newest_rows_per_key(&self, part: usize, column: &str) -> Result<Option<PartNewestRows>> {
+        let p = self.part(part)?;
+        let c = self.column_meta(column)?;
+        if c.column_type != ColumnType::Symbol {
+            return Err(StorageError::InvalidState(format!(
+                "column \"{column}\" of table \"{}\" is not a SYMBOL column",
+                self.state.name
+            )));
+        }
+        let chunk = self.state.column_chunk(p, c, &self.mapped)?;
+        let dir = self.state.partition_dir(p);
+        let stored = (chunk.rows - chunk.top) * 4;
+        let Some(keys) = chunk.data.as_slice().get(..stored) else {
+            return Err(StorageError::corrupted(
+                &dir,
+                format!("the keys of column \"{column}\" are shorter than its rows"),
+            ));
+        };
+        Ok(self
+            .mapped
+            .newest_per_key(&column::data_path(&dir, c), keys)
+            .map(|summary| PartNewestRows {
+                summary,
+                top: chunk.top,
+            }))
     }
 
     /// Rows `rows` of a column of one part, decoded. SYMBOL values come back as text.

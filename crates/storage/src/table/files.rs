@@ -18,6 +18,7 @@ use memmap2::Mmap;
 use parking_lot::Mutex;
 
 use crate::error::{IoContext, Result, StorageError};
+use crate::table::newest_keys::{MAX_SUMMARY_SLOTS, NewestPerKey};
 
 /// A read-only, zero-copy view of the committed bytes of a file.
 #[derive(Clone, Default)]
@@ -59,6 +60,8 @@ struct FileEntry {
     crc: u32,
     /// A mapping of the file (of its length when it was mapped), if kept.
     map: Option<Arc<Mmap>>,
+    /// For a SYMBOL key file: the newest row of each key, if worked out.
+    newest_keys: Option<Arc<NewestPerKey>>,
 }
 
 #[derive(Debug, Default)]
@@ -67,6 +70,8 @@ struct Entries {
     by_path: BTreeMap<PathBuf, FileEntry>,
     /// How many entries hold a mapping.
     mappings: usize,
+    /// Key slots held by all `newest_keys` summaries.
+    summary_slots: usize,
 }
 
 /// The checked prefixes and kept mappings of the column files, per process:
@@ -107,8 +112,9 @@ impl MappedFiles {
             .cloned()
             .collect();
         for p in under {
-            if let Some(FileEntry { map: Some(_), .. }) = entries.by_path.remove(&p) {
-                entries.mappings -= 1;
+            if let Some(e) = entries.by_path.remove(&p) {
+                entries.mappings -= usize::from(e.map.is_some());
+                entries.summary_slots -= e.newest_keys.map_or(0, |s| s.slots());
             }
         }
     }
@@ -186,6 +192,7 @@ impl MappedFiles {
                 checked: len,
                 crc,
                 map: None,
+                newest_keys: None,
             });
         if len >= entry.checked {
             entry.checked = len;
@@ -199,6 +206,65 @@ impl MappedFiles {
                 entries.mappings += 1;
             }
         }
+    }
+}
+
+impl MappedFiles {
+    /// The newest row of each key among `stored`, the committed stored keys of
+    /// the SYMBOL key file `path` (as [`MappedFiles::map`] gave them): the kept
+    /// summary, extended by the rows appended since it was made. `None` when
+    /// the kept summary covers more rows than `stored` (a snapshot older than
+    /// the summary) or a key is too large to summarize.
+    pub(crate) fn newest_per_key(&self, path: &Path, stored: &[u8]) -> Option<Arc<NewestPerKey>> {
+        let rows = stored.len() / 4;
+        let kept = self
+            .entries
+            .lock()
+            .by_path
+            .get(path)
+            .and_then(|e| e.newest_keys.clone())
+            .unwrap_or_default();
+        if kept.rows() == rows {
+            return Some(kept);
+        }
+        if kept.rows() > rows {
+            return None;
+        }
+        // Outside the lock: the first summary of a part reads all its keys.
+        let fresh = Arc::new(kept.extended(&stored[kept.rows() * 4..rows * 4])?);
+        let mut entries = self.entries.lock();
+        let Entries {
+            by_path,
+            summary_slots,
+            ..
+        } = &mut *entries;
+        let Some(entry) = by_path.get_mut(path) else {
+            return Some(fresh);
+        };
+        if entry.newest_keys.as_ref().is_some_and(|k| k.rows() >= rows) {
+            return Some(fresh);
+        }
+        let previous = entry.newest_keys.as_ref().map_or(0, |k| k.slots());
+        if *summary_slots - previous + fresh.slots() > MAX_SUMMARY_SLOTS {
+            // At the bound every summary is let go, as the mappings are.
+            tracing::debug!(
+                slots = *summary_slots,
+                "releasing the kept newest-row-per-key summaries"
+            );
+            for e in by_path.values_mut() {
+                e.newest_keys = None;
+            }
+            *summary_slots = 0;
+        } else {
+            *summary_slots -= previous;
+        }
+        if let Some(entry) = by_path.get_mut(path)
+            && fresh.slots() <= MAX_SUMMARY_SLOTS
+        {
+            *summary_slots += fresh.slots();
+            entry.newest_keys = Some(fresh.clone());
+        }
+        Some(fresh)
     }
 }
 
@@ -314,6 +380,30 @@ mod tests {
             4
         );
         assert_eq!(none.entries.lock().mappings, 0);
+    }
+
+    #[test]
+    fn newest_rows_per_key_are_kept_and_extended_but_never_served_to_an_older_reader() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let files = MappedFiles::new(4);
+        let keys = |k: &[i32]| -> Vec<u8> { k.iter().flat_map(|k| k.to_le_bytes()).collect() };
+        let all = keys(&[0, 1, 0, -1, 2, 1]);
+        let p = write(dir.path(), "sym.d", &all);
+        files.map(&p, 16, crc32c::crc32c(&all[..16])).expect("map");
+        let first = files.newest_per_key(&p, &all[..16]).expect("summarized");
+        assert_eq!(first.rows(), 4);
+        // The same rows again: the kept summary itself.
+        let again = files.newest_per_key(&p, &all[..16]).expect("kept");
+        assert!(Arc::ptr_eq(&first, &again));
+        // Two rows appended: extended, and kept in its place.
+        let longer = files.newest_per_key(&p, &all).expect("extended");
+        assert_eq!(longer.rows(), 6);
+        assert_eq!(files.entries.lock().summary_slots, 3);
+        // A reader that sees only the first four rows gets no answer now.
+        assert!(files.newest_per_key(&p, &all[..16]).is_none());
+        // Retiring the file lets its summary go.
+        files.forget_under(dir.path());
+        assert_eq!(files.entries.lock().summary_slots, 0);
     }
 
     #[test]

@@ -3,6 +3,7 @@
 pub(crate) mod column;
 pub(crate) mod files;
 pub(crate) mod meta;
+pub(crate) mod newest_keys;
 pub(crate) mod symbol;
 pub(crate) mod symbol_index;
 pub(crate) mod txn;
