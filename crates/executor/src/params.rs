@@ -176,9 +176,7 @@ fn array_constructor(items: &[ParamValue]) -> Result<(String, usize)> {
 /// The number of parameters a statement uses (the highest `$n`).
 pub(crate) fn count(statement: &Statement) -> usize {
     // PREPARE's `$n` are the prepared statement's, bound by a later EXECUTE.
-    if let Statement::Standard(s) = statement
-        && matches!(s.as_ref(), ast::Statement::Prepare { .. })
-    {
+    if let Statement::Prepare { .. } = statement {
         return 0;
     }
     let mut highest = 0;

@@ -48,13 +48,12 @@ impl Session {
     }
 }
 
-/// `PREPARE name AS statement`.
+/// `PREPARE name AS statement` (the statement's text as written).
 pub(crate) async fn prepare(
     session: &mut Session,
-    name: ast::Ident,
-    statement: ast::Statement,
+    name: String,
+    statement: &str,
 ) -> Result<Output> {
-    let name = name.value;
     let known = session.prepared_mut();
     if known.sql.contains_key(&name) || known.protocol.contains(&name) {
         return Err(ExecError::new(
@@ -62,7 +61,7 @@ pub(crate) async fn prepare(
             format!("prepared statement \"{name}\" already exists"),
         ));
     }
-    let prepared = session.prepare(&statement.to_string()).await?;
+    let prepared = session.prepare(statement).await?;
     session.prepared_mut().sql.insert(name, prepared);
     Ok(Output::command("PREPARE"))
 }

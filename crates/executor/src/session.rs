@@ -700,6 +700,9 @@ impl Session {
                 mode,
             } => crate::views::create(self, name, definition, mode).await,
             Statement::CompileView { name } => crate::views::compile(self, &name).await,
+            Statement::Prepare { name, statement } => {
+                crate::prepare_sql::prepare(self, name, &statement).await
+            }
             Statement::Latest { query, latest } => crate::latest::run(self, query, latest).await,
             Statement::Sample { query, sample } => crate::sample::run(self, query, sample).await,
             Statement::Checkpoint(action) => crate::checkpoint::run(self, action).await,
@@ -741,9 +744,6 @@ impl Session {
                 ast::Statement::Set(set) => self.set(set),
                 ast::Statement::Savepoint { name } => self.savepoint(name),
                 ast::Statement::ReleaseSavepoint { name } => self.release_savepoint(&name),
-                ast::Statement::Prepare {
-                    name, statement, ..
-                } => crate::prepare_sql::prepare(self, name, *statement).await,
                 ast::Statement::Execute {
                     name,
                     parameters,

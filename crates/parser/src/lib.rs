@@ -16,6 +16,7 @@ mod error;
 mod interval;
 mod latest;
 mod nesting;
+mod prepare;
 mod sample;
 mod statement;
 mod subscripts;
@@ -62,12 +63,16 @@ pub fn parse(sql: &str) -> Result<Vec<Statement>, ParseError> {
         )
         .with_sqlstate("54001"));
     }
-    // View statements keep their query's text as written, so they are taken
-    // out before the rewrites below change the tokens.
+    // View and PREPARE statements keep their query's text as written, so they
+    // are taken out before the rewrites below change the tokens.
     let mut out = Vec::new();
     let mut pending = Vec::new();
     for stmt in split_statements(tokens) {
-        match view::parse(&stmt, sql, &dialect)? {
+        let kept_as_written = match view::parse(&stmt, sql, &dialect)? {
+            Some(v) => Some(v),
+            None => prepare::parse(&stmt, sql, &dialect)?,
+        };
+        match kept_as_written {
             Some(v) => {
                 if !pending.is_empty() {
                     out.extend(parse_rewritten(

@@ -63,6 +63,12 @@ pub enum Statement {
         definition: String,
         mode: ViewMode,
     },
+    /// `PREPARE name [(types)] AS statement`.
+    Prepare {
+        name: String,
+        /// The statement's text as written; it parses as one statement.
+        statement: String,
+    },
     /// QuestDB's `COMPILE VIEW name`: plan the view's query to check it.
     CompileView {
         name: String,

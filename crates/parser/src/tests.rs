@@ -802,3 +802,25 @@ fn views_keep_their_query_text_as_written() {
     let e = parse("CREATE MATERIALIZED VIEW mv AS (SELECT 1)").expect_err("materialized");
     assert_eq!(e.sqlstate, "0A000");
 }
+
+#[test]
+fn prepare_keeps_its_statement_as_written() {
+    let all = parse("PREPARE q (TEXT) AS SELECT avg(v) FROM t WHERE s = $1 SAMPLE BY 1h;")
+        .expect("parses");
+    assert_eq!(
+        all,
+        vec![Statement::Prepare {
+            name: "q".into(),
+            statement: "SELECT avg(v) FROM t WHERE s = $1 SAMPLE BY 1h".into(),
+        }]
+    );
+    for bad in [
+        "PREPARE q AS SELECT (1 FROM p",
+        "PREPARE q AS",
+        "PREPARE q (NOT_A TYPE) AS SELECT 1",
+        "PREPARE q AS PREPARE r AS SELECT 1",
+    ] {
+        let e = parse(bad).expect_err(bad);
+        assert_eq!(e.sqlstate, "42601", "{bad}: {e:?}");
+    }
+}
