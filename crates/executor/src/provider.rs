@@ -134,10 +134,7 @@ impl TableProvider for StorageTable {
         &self,
         filters: &[&Expr],
     ) -> DfResult<Vec<TableProviderFilterPushDown>> {
-        Ok(filter_pushdown(
-            filters,
-            self.reader.meta().timestamp_name(),
-        ))
+        Ok(filter_pushdown(filters, Some(&self.reader)))
     }
 
     async fn scan(
@@ -313,14 +310,24 @@ fn micros(e: &Expr) -> Option<(i64, i64)> {
 /// of some strings (`sym = 'A'`, `sym IN ('A', 'B')`): the scan tests those on
 /// the stored keys (`scan.rs`).
 fn symbol_filters(filters: &[Expr], reader: &TableReader) -> Vec<SymbolFilter> {
+    filters
+        .iter()
+        .filter_map(|f| symbol_filter(f, reader))
+        .collect()
+}
+
+/// `f` as a filter the scan applies to a SYMBOL column's stored keys:
+/// `sym = 'A'`, `sym IN (...)`, and ORs of them (DataFusion writes a short IN
+/// list as ORs). The scan applies it exactly (a row passes when its key is
+/// one of the values' keys; NULL never does), so DataFusion need not test it
+/// again.
+fn symbol_filter(f: &Expr, reader: &TableReader) -> Option<SymbolFilter> {
     let symbol_column = |e: &Expr| -> Option<String> {
         let name = column_name(e)?;
         let meta = reader.meta();
         let i = meta.column_index(name)?;
         (meta.columns[i].column_type == ColumnType::Symbol).then(|| meta.columns[i].name.clone())
     };
-    // `sym = 'A'`, `sym IN (...)`, and ORs of them (DataFusion writes a short
-    // IN list as ORs): the column and the values.
     fn wanted(
         e: &Expr,
         symbol_column: &dyn Fn(&Expr) -> Option<String>,
@@ -357,11 +364,7 @@ fn symbol_filters(filters: &[Expr], reader: &TableReader) -> Vec<SymbolFilter> {
             _ => None,
         }
     }
-    filters
-        .iter()
-        .filter_map(|f| wanted(f, &symbol_column))
-        .map(|(column, values)| SymbolFilter { column, values })
-        .collect()
+    wanted(f, &symbol_column).map(|(column, values)| SymbolFilter { column, values })
 }
 
 /// The column `e` reads, through casts to text.
@@ -404,20 +407,26 @@ fn string(e: &Expr) -> Option<String> {
 /// timestamp with a timestamp literal (or an AND or BETWEEN of such) is exact,
 /// because the scan reads exactly the rows of the `[lo, hi)` range it gives
 /// (`TableReader::scan` cuts every part and buffered run by binary search), so
-/// DataFusion need not test it again row by row. Every other filter is applied
-/// by DataFusion to what the scan returns. `ts` is `None` where the table is
-/// not known yet (a kept plan's unbound table): then nothing is exact.
+/// DataFusion need not test it again row by row; so is a filter on a SYMBOL
+/// column's values that the scan tests on the stored keys ([`symbol_filter`]).
+/// Every other filter is applied by DataFusion to what the scan returns.
+/// `reader` is `None` where the table is not known yet (a kept plan's unbound
+/// table): then nothing is exact.
 pub(crate) fn filter_pushdown(
     filters: &[&Expr],
-    ts: Option<&str>,
+    reader: Option<&TableReader>,
 ) -> Vec<TableProviderFilterPushDown> {
+    let ts = reader.and_then(|r| r.meta().timestamp_name());
     filters
         .iter()
         .map(|f| {
             let (mut lo, mut hi) = (i64::MIN, i64::MAX);
-            match ts {
-                Some(ts) if bound(f, ts, &mut lo, &mut hi) => TableProviderFilterPushDown::Exact,
-                _ => TableProviderFilterPushDown::Inexact,
+            let by_range = ts.is_some_and(|ts| bound(f, ts, &mut lo, &mut hi));
+            let by_keys = reader.is_some_and(|r| symbol_filter(f, r).is_some());
+            if by_range || by_keys {
+                TableProviderFilterPushDown::Exact
+            } else {
+                TableProviderFilterPushDown::Inexact
             }
         })
         .collect()

@@ -241,29 +241,55 @@ fn float(v: f64, single: bool) -> String {
             "-Infinity".into()
         }
     } else if single {
-        shortest((v as f32).to_string(), format!("{:e}", v as f32), 6)
+        shortest(&format!("{:e}", v as f32), 6)
     } else {
-        shortest(v.to_string(), format!("{v:e}"), 15)
+        shortest(&format!("{v:e}"), 15)
     }
 }
 
 /// PostgreSQL's float output: the shortest digits that read back exactly, written
 /// with an exponent (`1e+15`, `3.4e+38`, `1e-05`) when it is below -4 or at least
 /// the type's decimal precision (15 for DOUBLE, 6 for REAL), plainly otherwise.
-/// `plain` and `exponent` are Rust's shortest renderings without and with one.
-fn shortest(plain: String, exponent: String, precision: i32) -> String {
+/// `exponent` is Rust's shortest rendering with an exponent (`-1.25e2`); the
+/// plain form is written from its digits rather than formatting the value twice
+/// (float formatting was the largest item of encoding a result as text).
+fn shortest(exponent: &str, precision: i32) -> String {
     let Some((mantissa, exp)) = exponent.split_once('e') else {
-        return plain;
+        return exponent.to_string();
     };
     let Ok(exp) = exp.parse::<i32>() else {
-        return plain;
+        return exponent.to_string();
     };
     if exp < -4 || exp >= precision {
         let sign = if exp < 0 { '-' } else { '+' };
-        format!("{mantissa}e{sign}{:02}", exp.abs())
-    } else {
-        plain
+        return format!("{mantissa}e{sign}{:02}", exp.abs());
     }
+    let (sign, mantissa) = match mantissa.strip_prefix('-') {
+        Some(m) => ("-", m),
+        None => ("", mantissa),
+    };
+    let digits: String = mantissa.chars().filter(|c| *c != '.').collect();
+    let mut out = String::with_capacity(digits.len() + 8);
+    out.push_str(sign);
+    // Digits before the decimal point (0 or fewer: a leading "0.").
+    let point = exp + 1;
+    match usize::try_from(point) {
+        Err(_) | Ok(0) => {
+            out.push_str("0.");
+            out.extend(std::iter::repeat_n('0', point.unsigned_abs() as usize));
+            out.push_str(&digits);
+        }
+        Ok(p) if p >= digits.len() => {
+            out.push_str(&digits);
+            out.extend(std::iter::repeat_n('0', p - digits.len()));
+        }
+        Ok(p) => {
+            out.push_str(&digits[..p]);
+            out.push('.');
+            out.push_str(&digits[p..]);
+        }
+    }
+    out
 }
 
 /// `YYYY-MM-DD`.
@@ -529,20 +555,46 @@ pub(crate) fn timestamp(us: i64) -> String {
     let days = us.div_euclid(MICROS_PER_DAY);
     let rem = us.rem_euclid(MICROS_PER_DAY);
     let (y, m, d) = civil_from_days(days);
-    let secs = rem / 1_000_000;
-    let frac = rem % 1_000_000;
-    let mut s = format!(
-        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02}",
-        secs / 3600,
-        secs / 60 % 60,
-        secs % 60
-    );
+    let secs = (rem / 1_000_000) as u32;
+    let frac = (rem % 1_000_000) as u32;
+    let mut s = String::with_capacity(26);
+    match u32::try_from(y).ok().filter(|&y| y <= 9999) {
+        // Digits written directly: every result row's timestamps pass here,
+        // and `format!` cost several times more.
+        Some(y) => {
+            push_digits(&mut s, y, 4);
+            s.push('-');
+            push_digits(&mut s, m, 2);
+            s.push('-');
+            push_digits(&mut s, d, 2);
+        }
+        None => s.push_str(&format!("{y:04}-{m:02}-{d:02}")),
+    }
+    s.push(' ');
+    push_digits(&mut s, secs / 3600, 2);
+    s.push(':');
+    push_digits(&mut s, secs / 60 % 60, 2);
+    s.push(':');
+    push_digits(&mut s, secs % 60, 2);
     if frac != 0 {
-        let f = format!("{frac:06}");
         s.push('.');
-        s.push_str(f.trim_end_matches('0'));
+        let mut frac = frac;
+        let mut width = 6;
+        while frac.is_multiple_of(10) {
+            frac /= 10;
+            width -= 1;
+        }
+        push_digits(&mut s, frac, width);
     }
     s
+}
+
+/// `v` in decimal, zero-padded to `width` digits (`v` has at most `width`).
+fn push_digits(s: &mut String, v: u32, width: u32) {
+    for place in (0..width).rev() {
+        let digit = v / 10u32.pow(place) % 10;
+        s.push(char::from(b'0' + digit as u8));
+    }
 }
 
 #[cfg(test)]
@@ -550,7 +602,45 @@ mod tests {
     use super::*;
 
     #[test]
+    fn floats_like_postgres() {
+        // What PostgreSQL 15 prints (extra_float_digits 1, the default).
+        for (v, text) in [
+            (0.0, "0"),
+            (-0.0, "-0"),
+            (1.5, "1.5"),
+            (-2.5, "-2.5"),
+            (100.0, "100"),
+            (1234.5678, "1234.5678"),
+            (0.1 + 0.2, "0.30000000000000004"),
+            (123456789012345.0, "123456789012345"),
+            (1e15, "1e+15"),
+            (-1.5e15, "-1.5e+15"),
+            (0.0001, "0.0001"),
+            (0.000123, "0.000123"),
+            (0.00001, "1e-05"),
+            (1.7976931348623157e308, "1.7976931348623157e+308"),
+            (f64::NAN, "NaN"),
+            (f64::NEG_INFINITY, "-Infinity"),
+        ] {
+            assert_eq!(float(v, false), text, "{v:e}");
+        }
+        for (v, text) in [
+            (100000.0, "100000"),
+            (1000000.0, "1e+06"),
+            (3.4028235e38, "3.4028235e+38"),
+            (0.1, "0.1"),
+        ] {
+            assert_eq!(float(v, true), text, "{v:e}");
+        }
+    }
+
+    #[test]
     fn timestamps_like_postgres() {
+        assert_eq!(timestamp(1), "1970-01-01 00:00:00.000001");
+        assert_eq!(timestamp(10), "1970-01-01 00:00:00.00001");
+        assert_eq!(timestamp(1_795_219_200_123_400), "2026-11-21 00:00:00.1234");
+        assert_eq!(timestamp(-62_135_596_800_000_000), "0001-01-01 00:00:00");
+        assert_eq!(timestamp(253_402_300_800_000_000), "10000-01-01 00:00:00");
         assert_eq!(timestamp(0), "1970-01-01 00:00:00");
         assert_eq!(timestamp(1_500_000), "1970-01-01 00:00:01.5");
         assert_eq!(timestamp(-1), "1969-12-31 23:59:59.999999");

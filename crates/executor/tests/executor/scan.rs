@@ -475,6 +475,15 @@ async fn grouping_by_a_symbol_column_groups_its_keys_and_answers_its_values() {
         plan.iter().flatten().any(|c| c.contains("(1000 buffered)")),
         "the late rows are read from the write buffer: {plan:#?}"
     );
+    assert!(
+        !plan.iter().flatten().any(|c| c.contains("FilterExec")),
+        "the scan's key test is exact: DataFusion does not test the strings again: {plan:#?}"
+    );
+    let plan = text_rows(&mut s, "EXPLAIN SELECT v FROM t WHERE sym = 'S1' OR v = 7").await;
+    assert!(
+        plan.iter().flatten().any(|c| c.contains("FilterExec")),
+        "a filter the scan cannot test stays with DataFusion: {plan:#?}"
+    );
 
     let mut want_pairs = as_rows(
         expected
