@@ -31,7 +31,8 @@
 //!   `pg_stat_activity` the server's connections (`activity.rs`).
 //! - `pg_indexes` is qualified with `pg_catalog` (`catalog_indexes.rs` adds it).
 //! - `information_schema.columns` becomes a view of DataFusion's with
-//!   PostgreSQL's type names (`double precision`, not `Float64`) and `udt_name`.
+//!   PostgreSQL's type names (`double precision`, not `Float64`) and `udt_name`;
+//!   `information_schema.views` lists the views only, with PostgreSQL's columns.
 //! - `pg_table_size`, `pg_relation_size`, `pg_total_relation_size` of a
 //!   `pg_class` oid or a table's name: the table's bytes on disk.
 //! - `LIKE ... ESCAPE 'c'` with an escape character other than backslash
@@ -129,6 +130,14 @@ const COLUMNS_VIEW: &str = "SELECT table_catalog, table_schema, table_name, colu
      AS udt_name, table_catalog AS udt_catalog, 'pg_catalog' AS udt_schema \
      FROM tidemark.information_schema.columns";
 
+/// PostgreSQL's `information_schema.views`: one row per view, with its
+/// definition as written. DataFusion's has a `definition` column and a row for
+/// every table.
+const VIEWS_VIEW: &str = "SELECT 'tidemark' AS table_catalog, 'public' AS table_schema, \
+     view_name AS table_name, view_sql AS view_definition, 'NONE' AS check_option, \
+     'NO' AS is_updatable, 'NO' AS is_insertable_into, 'NO' AS is_trigger_updatable, \
+     'NO' AS is_trigger_deletable, 'NO' AS is_trigger_insertable_into FROM views()";
+
 /// `pg_catalog.pg_attribute` with the type OIDs of JSON, JSONB and UUID columns
 /// (which `datafusion-pg-catalog` gives as `text` and `bytea`) and the type
 /// modifiers of NUMERIC columns (it gives -1), looked up by relation name
@@ -217,7 +226,7 @@ fn last_name(e: &ast::Expr) -> Option<String> {
 }
 
 /// The rewrites of relations and whole queries: `information_schema.columns` by
-/// `COLUMNS_VIEW` and `pg_settings` by the session's settings (`pg_settings.rs`),
+/// `COLUMNS_VIEW`, `information_schema.views` by `VIEWS_VIEW`, and `pg_settings` by the session's settings (`pg_settings.rs`),
 /// keeping their aliases; functions in FROM; ORDER BY keys holding subqueries.
 struct Relations;
 
@@ -264,6 +273,7 @@ impl ast::VisitorMut for Relations {
         }
         let (view, default_alias) = match parts.iter().map(String::as_str).collect::<Vec<_>>()[..] {
             ["information_schema", "columns"] => (COLUMNS_VIEW.to_string(), "columns"),
+            ["information_schema", "views"] => (VIEWS_VIEW.to_string(), "views"),
             ["pg_catalog", "pg_attribute"] | ["pg_attribute"] => {
                 (ATTRIBUTE_VIEW.to_string(), "pg_attribute")
             }

@@ -151,14 +151,23 @@ pub(crate) async fn for_statement(
     let top_level = !session.in_view();
     let with_catalog = top_level && session.wants_catalog();
     let mut named: Vec<String> = Vec::new();
+    // `information_schema.views` is answered from `views()` (catalog_rewrite.rs).
+    let mut names_schema_views = false;
     let _ = ast::visit_relations(s, |n: &ast::ObjectName| {
         if let Ok(name) = crate::ddl::object_name(n) {
             named.push(name_key(&name));
         }
+        let parts: Vec<&str> =
+            n.0.iter()
+                .filter_map(|p| p.as_ident())
+                .map(|i| i.value.as_str())
+                .collect();
+        names_schema_views |= matches!(parts.as_slice(), [schema, "views" | "VIEWS"] if schema.eq_ignore_ascii_case("information_schema"));
         std::ops::ControlFlow::<()>::Continue(())
     });
-    let calls_views =
-        top_level && named.iter().any(|n| n == "views") && snapshot.view("views").is_none();
+    let calls_views = top_level
+        && (names_schema_views
+            || (named.iter().any(|n| n == "views") && snapshot.view("views").is_none()));
     let mut statuses = Vec::new();
     for view in snapshot.views() {
         let key = name_key(&view.name);
