@@ -18,7 +18,7 @@ use tidemark_executor::arrow::datatypes::{
 };
 use tidemark_executor::error::sqlstate;
 use tidemark_executor::numeric;
-use tidemark_executor::text::{format_result_value, format_value, list_value};
+use tidemark_executor::text::{format_value, list_value, write_result_value};
 use tidemark_executor::types::innermost_element;
 use tidemark_executor::{ExecError, ParamValue};
 
@@ -327,13 +327,7 @@ pub(crate) fn data_row(
             }
             present
         } else {
-            match format_result_value(array, row)? {
-                Some(s) => {
-                    buf.put_slice(s.as_bytes());
-                    true
-                }
-                None => false,
-            }
+            write_result_value(&mut buf, array, row)?
         };
         if present {
             let len = (buf.len() - len_at - 4) as i32;
