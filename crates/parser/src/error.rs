@@ -1,7 +1,7 @@
 //! Parse errors with the position (1-based character offset) PostgreSQL clients show.
 
 use datafusion_sql::sqlparser::parser::ParserError;
-use datafusion_sql::sqlparser::tokenizer::{Location, TokenizerError};
+use datafusion_sql::sqlparser::tokenizer::{Location, TokenWithSpan, TokenizerError};
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{message}")]
@@ -71,6 +71,28 @@ impl ParseError {
             sqlstate: "42601",
         }
     }
+}
+
+/// The text of `sql` from the start of `first` to the end of `last`, and its
+/// 1-based character offset in `sql`; `what` names it in the error when the
+/// tokens cannot be located.
+pub(crate) fn text_between(
+    sql: &str,
+    first: &TokenWithSpan,
+    last: &TokenWithSpan,
+    what: &str,
+) -> Result<(String, usize), ParseError> {
+    let (Some(from), Some(to)) = (
+        offset(sql, first.span.start.line, first.span.start.column),
+        offset(sql, last.span.end.line, last.span.end.column),
+    ) else {
+        return Err(ParseError::at(
+            format!("syntax error: {what} could not be located"),
+            sql,
+            first.span.start,
+        ));
+    };
+    Ok((sql.chars().skip(from - 1).take(to - from).collect(), from))
 }
 
 /// Converts a 1-based line/column to a 1-based character offset.

@@ -12,7 +12,7 @@ use datafusion_sql::sqlparser::parser::Parser;
 use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use crate::dialect::TidemarkDialect;
-use crate::error::{ParseError, offset};
+use crate::error::{ParseError, text_between};
 use crate::statement::Statement;
 
 /// The PREPARE statement `tokens` (one statement, its `;` included) holds,
@@ -61,17 +61,7 @@ pub(crate) fn parse(
             p.peek_token().span.start,
         ));
     };
-    let (Some(from), Some(to)) = (
-        offset(sql, first.span.start.line, first.span.start.column),
-        offset(sql, last.span.end.line, last.span.end.column),
-    ) else {
-        return Err(ParseError::at(
-            "syntax error: the prepared statement could not be located".into(),
-            sql,
-            first.span.start,
-        ));
-    };
-    let statement: String = sql.chars().skip(from - 1).take(to - from).collect();
+    let (statement, from) = text_between(sql, first, last, "the prepared statement")?;
     check_statement(&statement, from)?;
     Ok(Some(Statement::Prepare { name, statement }))
 }

@@ -15,7 +15,7 @@ use datafusion_sql::sqlparser::parser::Parser;
 use datafusion_sql::sqlparser::tokenizer::{Token, TokenWithSpan};
 
 use crate::dialect::TidemarkDialect;
-use crate::error::{ParseError, offset};
+use crate::error::{ParseError, text_between};
 use crate::statement::{Statement, ViewMode};
 
 /// The view statement `tokens` (one statement, its `;` included) holds, or
@@ -116,17 +116,7 @@ pub(crate) fn parse(
             next.span.start,
         ));
     };
-    let (Some(from), Some(to)) = (
-        offset(sql, first.span.start.line, first.span.start.column),
-        offset(sql, last.span.end.line, last.span.end.column),
-    ) else {
-        return Err(ParseError::at(
-            "syntax error: the view's query could not be located".into(),
-            sql,
-            first.span.start,
-        ));
-    };
-    let definition: String = sql.chars().skip(from - 1).take(to - from).collect();
+    let (definition, from) = text_between(sql, first, last, "the view's query")?;
     check_definition(&definition, from)?;
     Ok(Some(Statement::CreateView {
         name,
