@@ -651,6 +651,18 @@ fn push_digits(out: &mut impl BufMut, v: u32, width: u32) {
 /// types of a typical time-series result (floats, integers, timestamps,
 /// strings and SYMBOLs) are written without a `String` per value.
 pub fn write_result_value(out: &mut impl BufMut, array: &ArrayRef, row: usize) -> Result<bool> {
+    write_text(out, array, row, true)
+}
+
+/// [`write_result_value`] as [`format_value`] gives the text (TIMESTAMP_NS
+/// with its nanoseconds): for COPY TO.
+pub fn write_value(out: &mut impl BufMut, array: &ArrayRef, row: usize) -> Result<bool> {
+    write_text(out, array, row, false)
+}
+
+/// `result`: as a result row carries it ([`format_result_value`]), else as
+/// [`format_value`].
+fn write_text(out: &mut impl BufMut, array: &ArrayRef, row: usize, result: bool) -> Result<bool> {
     if array.is_null(row) {
         return Ok(false);
     }
@@ -670,10 +682,12 @@ pub fn write_result_value(out: &mut impl BufMut, array: &ArrayRef, row: usize) -
         DataType::Int16 => {
             write_signed(out, i64::from(array.as_primitive::<Int16Type>().value(row)))
         }
-        DataType::Timestamp(unit, None) => write_timestamp(
-            out,
-            micros_of(stored_i64(array, row).unwrap_or_default(), *unit),
-        ),
+        DataType::Timestamp(unit, None) if result || *unit != TimeUnit::Nanosecond => {
+            write_timestamp(
+                out,
+                micros_of(stored_i64(array, row).unwrap_or_default(), *unit),
+            )
+        }
         DataType::Utf8 => match array.as_any().downcast_ref::<StringArray>() {
             Some(a) => out.put_slice(a.value(row).as_bytes()),
             None => return Ok(false),
@@ -682,15 +696,22 @@ pub fn write_result_value(out: &mut impl BufMut, array: &ArrayRef, row: usize) -
             let dictionary = array.as_any_dictionary();
             return match dictionary_key(dictionary.keys(), row) {
                 Some(key) if key < dictionary.values().len() => {
-                    write_result_value(out, dictionary.values(), key)
+                    write_text(out, dictionary.values(), key, result)
                 }
                 _ => Ok(false),
             };
         }
-        _ => match format_result_value(array, row)? {
-            Some(text) => out.put_slice(text.as_bytes()),
-            None => return Ok(false),
-        },
+        _ => {
+            let text = if result {
+                format_result_value(array, row)?
+            } else {
+                format_value(array, row)?
+            };
+            match text {
+                Some(text) => out.put_slice(text.as_bytes()),
+                None => return Ok(false),
+            }
+        }
     }
     Ok(true)
 }
@@ -800,6 +821,15 @@ mod tests {
                     written.then(|| String::from_utf8(out).expect("utf-8")),
                     expected,
                     "{:?} row {row}",
+                    array.data_type()
+                );
+                let mut out = Vec::new();
+                let written = write_value(&mut out, array, row).expect("writes");
+                let expected = format_value(array, row).expect("formats");
+                assert_eq!(
+                    written.then(|| String::from_utf8(out).expect("utf-8")),
+                    expected,
+                    "COPY text of {:?} row {row}",
                     array.data_type()
                 );
             }
