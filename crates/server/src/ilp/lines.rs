@@ -9,7 +9,8 @@
 //! combinators split every body twice and allocate per line; ingest speed is
 //! this module's reason to exist. Where the crate is strict for no reason a
 //! client would notice, this reader accepts more: spaces after the last field
-//! when no timestamp follows, and floats such as `.5`, `5.` or `+1`.
+//! when no timestamp follows, and floats such as `.5`, `5.` or `+1`. Like the
+//! crate, it accepts a comma after the last field (`m a=1, 5`).
 
 use std::borrow::Cow;
 
@@ -330,6 +331,11 @@ impl<'a> LineReader<'a> {
                 break;
             }
             self.pos += 1;
+            // A comma after the last field is tolerated, as InfluxDB 3's
+            // parser tolerates it: `m a=1, 5` is `m a=1 5`.
+            if self.peek() == Some(b' ') || self.at_line_end() {
+                break;
+            }
         }
         if self.spaces() > 0 && !self.at_line_end() {
             line.timestamp = Some(self.timestamp()?);
@@ -764,6 +770,16 @@ mod tests {
     fn trailing_spaces_are_allowed() {
         let lines = parse_all("cpu u=1 \ncpu u=2 5  \r\n", 1024).expect("parses");
         assert_eq!((lines[0].timestamp, lines[1].timestamp), (None, Some(5)));
+    }
+
+    #[test]
+    fn a_comma_after_the_last_field_is_allowed() {
+        let lines = parse_all("cpu u=1,\ncpu u=2, 5\r\ncpu u=3,v=t,\r\n", 1024).expect("parses");
+        parse_all("a,a=a a=\"\",\n", 1024).expect("string then comma");
+        assert_eq!(lines.len(), 3);
+        assert_eq!((lines[0].fields.len(), lines[0].timestamp), (1, None));
+        assert_eq!((lines[1].fields.len(), lines[1].timestamp), (1, Some(5)));
+        assert_eq!(lines[2].fields[1].1, FieldValue::Boolean(true));
     }
 
     #[test]
