@@ -68,7 +68,7 @@ struct OptimizedPlan {
 /// A kept plan with one execution's values bound and its scans on that
 /// execution's snapshot; `optimized` when it came from an optimized plan.
 pub(crate) struct BoundPlan {
-    plan: LogicalPlan,
+    pub(crate) plan: LogicalPlan,
     optimized: bool,
 }
 
@@ -186,20 +186,18 @@ impl PlannedQuery {
         scans: &Arc<ScanStats>,
         runner: &PlanRunner,
     ) -> Option<BoundPlan> {
-        let mut scalars = Vec::with_capacity(values.len());
-        for (i, v) in values.iter().enumerate() {
-            let wanted = self
-                .param_types
-                .get(&format!("${}", i + 1))
-                .and_then(|t| t.as_ref());
-            scalars.push(scalar(v, wanted)?);
-        }
+        let scalars = self.scalars(values)?;
         let optimized = self.optimized_for(&scalars, runner);
         let (plan, optimized) = match optimized.as_ref().and_then(|o| o.plan.as_ref()) {
             Some(plan) => (plan.clone(), true),
             None => (self.plan.clone(), false),
         };
-        let bound = plan.with_param_values(scalars).ok()?;
+        // Binding rebuilds every node's schema: not worth it with nothing to bind.
+        let bound = if scalars.is_empty() && self.param_types.is_empty() {
+            plan
+        } else {
+            plan.with_param_values(scalars).ok()?
+        };
         let plan = bound
             .transform_up_with_subqueries(|node| match node {
                 LogicalPlan::TableScan(mut scan) => {
@@ -220,6 +218,10 @@ impl PlannedQuery {
                         ))),
                     }
                 }
+                // The optimizer kept every filter above the unbound scan (none
+                // is exact there); with the table and the values known, what
+                // the scan applies exactly need not be tested again.
+                LogicalPlan::Filter(filter) if optimized => without_exact_filters(filter),
                 LogicalPlan::Limit(mut limit) => {
                     limit.skip = limit.skip.map(literal_through_casts);
                     limit.fetch = limit.fetch.map(literal_through_casts);
@@ -230,6 +232,37 @@ impl PlannedQuery {
             .ok()?
             .data;
         Some(BoundPlan { plan, optimized })
+    }
+
+    /// The columns a portal with `values` returns, as [`Self::bind`] would
+    /// give them, read off the plan optimized for the values' types without
+    /// binding it (drivers describe every portal before they execute it);
+    /// `None` when there is no such plan.
+    pub(crate) fn bound_schema(
+        &self,
+        values: &[ParamValue],
+        runner: &PlanRunner,
+    ) -> Option<SchemaRef> {
+        let scalars = self.scalars(values)?;
+        let optimized = self.optimized_for(&scalars, runner)?;
+        let plan = optimized.plan.as_ref()?;
+        Some(Arc::new(plan.schema().as_arrow().clone()))
+    }
+
+    /// Each value as a literal of its placeholder's type; `None` when one
+    /// cannot be (see [`scalar`]).
+    fn scalars(&self, values: &[ParamValue]) -> Option<Vec<ScalarValue>> {
+        values
+            .iter()
+            .enumerate()
+            .map(|(i, v)| {
+                let wanted = self
+                    .param_types
+                    .get(&format!("${}", i + 1))
+                    .and_then(|t| t.as_ref());
+                scalar(v, wanted)
+            })
+            .collect()
     }
 
     /// The plan optimized for values of these scalars' types, kept for the next
@@ -257,6 +290,40 @@ impl PlannedQuery {
         *kept = Some(optimized.clone());
         Some(optimized)
     }
+}
+
+/// `filter` without the conditions its input, a bound storage scan, applies
+/// exactly ([`crate::provider::filter_pushdown`]: timestamp ranges and SYMBOL
+/// values); only conditions the scan was given are dropped.
+fn without_exact_filters(
+    filter: datafusion::logical_expr::Filter,
+) -> datafusion::error::Result<Transformed<LogicalPlan>> {
+    use datafusion::logical_expr::TableProviderFilterPushDown;
+    use datafusion::logical_expr::utils::{conjunction, split_conjunction};
+    let LogicalPlan::TableScan(scan) = filter.input.as_ref() else {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    };
+    let Some(reader) = scanned_table(&scan.source).map(|(reader, _)| reader) else {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    };
+    let conditions = split_conjunction(&filter.predicate);
+    let exact = crate::provider::filter_pushdown(&conditions, Some(&reader));
+    let kept: Vec<Expr> = conditions
+        .iter()
+        .zip(exact)
+        .filter(|(c, e)| *e != TableProviderFilterPushDown::Exact || !scan.filters.contains(c))
+        .map(|(c, _)| (*c).clone())
+        .collect();
+    if kept.len() == conditions.len() {
+        return Ok(Transformed::no(LogicalPlan::Filter(filter)));
+    }
+    Ok(Transformed::yes(match conjunction(kept) {
+        Some(predicate) => LogicalPlan::Filter(datafusion::logical_expr::Filter::try_new(
+            predicate,
+            filter.input,
+        )?),
+        None => Arc::unwrap_or_clone(filter.input),
+    }))
 }
 
 /// A literal under casts as the literal of the outer cast's type. LIMIT and
@@ -463,8 +530,9 @@ fn scalar(v: &ParamValue, wanted: Option<&DataType>) -> Option<ScalarValue> {
             ScalarValue::FixedSizeBinary(16, Some(u.to_vec()))
         }
         ParamValue::Uuid(u) => ScalarValue::Utf8(Some(crate::text::uuid(u))),
-        // Text to be read as a SQL type, and arrays: the statement's text says it best.
-        ParamValue::Typed { .. } | ParamValue::Array { .. } => return None,
+        ParamValue::Typed { type_name, text } => return typed_scalar(type_name, text, wanted),
+        // Arrays: the statement's text says it best.
+        ParamValue::Array { .. } => return None,
     };
     match wanted {
         None => Some(own),
@@ -474,6 +542,24 @@ fn scalar(v: &ParamValue, wanted: Option<&DataType>) -> Option<ScalarValue> {
         Some(t) if own.data_type().is_floating() && t.is_integer() => None,
         Some(t) => own.cast_to(t).ok(),
     }
+}
+
+/// A timestamp or date sent as text (as drivers send them) for a placeholder
+/// of that type, read as the statement's text would read it (`TIMESTAMP
+/// '...'`: Arrow's cast, seconds completed as `timestamp_text` does). Other
+/// types, and text the cast refuses (`infinity`, `epoch`, BC dates), take the
+/// text path, which answers or reports them as it always has.
+fn typed_scalar(type_name: &str, text: &str, wanted: Option<&DataType>) -> Option<ScalarValue> {
+    let wanted = wanted?;
+    let fits = matches!(
+        (type_name, wanted),
+        ("TIMESTAMP", DataType::Timestamp(_, None)) | ("DATE", DataType::Date32)
+    );
+    if !fits {
+        return None;
+    }
+    let text = crate::timestamp_text::with_seconds(text).unwrap_or_else(|| text.to_string());
+    ScalarValue::Utf8(Some(text)).cast_to(wanted).ok()
 }
 
 #[cfg(test)]
@@ -589,6 +675,132 @@ mod tests {
         assert!(
             kept(&clock).is_none(),
             "now() is not folded into a kept plan"
+        );
+    }
+
+    /// Timestamps sent as text (psycopg, JDBC and pgbench send them so) bind
+    /// into the kept plan instead of the statement's text, and read as the
+    /// text would; text the cast refuses still takes the text path.
+    #[tokio::test]
+    async fn timestamps_sent_as_text_bind_into_the_kept_plan() {
+        let (mut s, _dir) = session().await;
+        s.execute(
+            "CREATE TABLE q (ts TIMESTAMP, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
+             INSERT INTO q VALUES ('2026-11-21 10:00:00', 1.5), ('2026-11-22 10:00:00', 2.5);
+             CHECKPOINT",
+        )
+        .await
+        .expect("setup");
+        let lookup = s
+            .prepare("SELECT price FROM q WHERE ts >= $1 ORDER BY ts")
+            .await
+            .expect("prepare");
+        let text = |t: &str| ParamValue::Typed {
+            type_name: "TIMESTAMP",
+            text: t.into(),
+        };
+        assert_eq!(
+            run(&mut s, &lookup, text("2026-11-22 09:59")).await,
+            vec!["2.5"]
+        );
+        assert_eq!(
+            kept(&lookup)
+                .expect("optimized for the bound timestamp")
+                .types,
+            vec![DataType::Timestamp(
+                datafusion::arrow::datatypes::TimeUnit::Microsecond,
+                None
+            )]
+        );
+        // An offset is read as the instant it names (09:30 UTC).
+        assert_eq!(
+            run(&mut s, &lookup, text("2026-11-22T11:30:00+02:00")).await,
+            vec!["2.5"]
+        );
+        assert_eq!(
+            run(&mut s, &lookup, text("2026-11-22T12:30:00+02:00")).await,
+            Vec::<String>::new()
+        );
+        assert_eq!(
+            run(&mut s, &lookup, text("2026-11-21")).await,
+            vec!["1.5", "2.5"]
+        );
+        let bad = s
+            .execute_prepared(&lookup, &[text("not a time")])
+            .await
+            .expect_err("bad text");
+        assert!(bad.message.contains("not a time"), "{}", bad.message);
+    }
+
+    /// A kept plan's filters stay above its unbound scans; once bound, the
+    /// ones the storage scan applies exactly (timestamp ranges, SYMBOL values)
+    /// are not tested again row by row, and the others still are.
+    #[tokio::test]
+    async fn bound_plans_drop_the_filters_their_scans_apply_exactly() {
+        use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
+        let (mut s, _dir) = session().await;
+        s.execute(
+            "CREATE TABLE q (ts TIMESTAMP, sym SYMBOL, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
+             INSERT INTO q VALUES ('2026-11-21 10:00:00', 'a', 1.5), ('2026-11-21 11:00:00', 'b', 2.5),
+                                  ('2026-11-21 12:00:00', 'a', 3.5);
+             CHECKPOINT",
+        )
+        .await
+        .expect("setup");
+        fn filters(plan: &LogicalPlan) -> Vec<String> {
+            let mut found = Vec::new();
+            let _ = plan.apply(|node| {
+                if let LogicalPlan::Filter(f) = node {
+                    found.push(f.predicate.to_string());
+                }
+                Ok(TreeNodeRecursion::Continue)
+            });
+            found
+        }
+        let values = [
+            ParamValue::Text("a".into()),
+            ParamValue::Timestamp(1_795_255_200_000_000),
+            ParamValue::Float(2.0),
+        ];
+        let exact = s
+            .prepare("SELECT price FROM q WHERE sym = $1 AND ts >= $2")
+            .await
+            .expect("prepare");
+        let out = s
+            .execute_prepared(&exact, &values[..2])
+            .await
+            .expect("execute");
+        let Output::Rows { rows, .. } = out else {
+            panic!("{out:?}")
+        };
+        let batches = rows.collect().await.expect("rows");
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 2);
+        let plan = s
+            .bound_kept_plan(&exact, &values[..2])
+            .await
+            .expect("bind")
+            .expect("kept");
+        assert_eq!(filters(&plan), Vec::<String>::new());
+        let both = s
+            .prepare("SELECT price FROM q WHERE sym = $1 AND ts >= $2 AND price > $3")
+            .await
+            .expect("prepare");
+        let out = s.execute_prepared(&both, &values).await.expect("execute");
+        let Output::Rows { rows, .. } = out else {
+            panic!("{out:?}")
+        };
+        let batches = rows.collect().await.expect("rows");
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 1);
+        let plan = s
+            .bound_kept_plan(&both, &values)
+            .await
+            .expect("bind")
+            .expect("kept");
+        let left = filters(&plan);
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert!(
+            left[0].contains("price") && !left[0].contains("sym"),
+            "{left:?}"
         );
     }
 }

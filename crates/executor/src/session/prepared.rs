@@ -198,12 +198,13 @@ impl Session {
                         return Ok(Some(Arc::new(planned.plan().schema().as_arrow().clone())));
                     }
                 }
-                // A portal of a kept plan: the plan with the portal's values
-                // bound, as its Execute will run it (drivers describe every
-                // portal they execute, so this must not plan the statement again).
+                // A portal of a kept plan: the columns of the plan with the
+                // portal's values bound, as its Execute will run it (drivers
+                // describe every portal they execute, so this must not plan
+                // the statement again).
                 Some(values) => {
-                    if let Some(bound) = self.bind_kept_plan(prepared, values).await? {
-                        return Ok(Some(bound.schema()));
+                    if let Some(schema) = self.kept_plan_schema(prepared, values).await? {
+                        return Ok(Some(schema));
                     }
                 }
             }
@@ -316,6 +317,45 @@ impl Session {
         let bound = planned.bind(values, &readers, &self.scans, &runner);
         self.plan_runner = Some(runner);
         Ok(bound)
+    }
+
+    /// The columns of a prepared query's kept plan with `values` bound; `None`
+    /// as [`Self::bind_kept_plan`] gives it.
+    async fn kept_plan_schema(
+        &mut self,
+        prepared: &Prepared,
+        values: &[ParamValue],
+    ) -> Result<Option<SchemaRef>> {
+        let view = self.view()?;
+        let Some((planned, _)) = self.current_plan(prepared, &view).await? else {
+            return Ok(None);
+        };
+        let runner = match self.plan_runner.take() {
+            Some(runner) => runner,
+            None => PlanRunner::new(self.base_context()),
+        };
+        let schema = planned.bound_schema(values, &runner);
+        self.plan_runner = Some(runner);
+        if schema.is_some() {
+            return Ok(schema);
+        }
+        Ok(self
+            .bind_kept_plan(prepared, values)
+            .await?
+            .map(|bound| bound.schema()))
+    }
+
+    /// The logical plan [`Self::bind_kept_plan`] makes, for tests.
+    #[cfg(test)]
+    pub(crate) async fn bound_kept_plan(
+        &mut self,
+        prepared: &Prepared,
+        values: &[ParamValue],
+    ) -> Result<Option<datafusion::logical_expr::LogicalPlan>> {
+        Ok(self
+            .bind_kept_plan(prepared, values)
+            .await?
+            .map(|bound| bound.plan))
     }
 
     /// Runs a prepared query from its kept plan; `None` when a value cannot be
