@@ -9,7 +9,9 @@
 //! The logical optimizer runs once per combination of the values' types: the plan
 //! with its placeholders typed as the bound values are is optimized and kept, and
 //! each execution binds its values into that optimized plan. Filters reach the
-//! scans with their values either way (partition pruning is unchanged). A plan
+//! scans with their values either way (partition pruning is unchanged); the
+//! optimizer, seeing unbound tables, keeps every filter above the scans too, and
+//! binding drops those the bound scan applies exactly. A plan
 //! calling a function whose result depends on when or how often it runs (`now()`,
 //! `random()`) is optimized at every execution, as the optimizer folds `now()`
 //! into the time of the statement it optimizes.
