@@ -12,7 +12,8 @@
 //! Without a WHERE clause the window (a sort of the whole table) is not needed:
 //! rows are stored in timestamp order, so reading only the key columns from the
 //! newest row backwards finds each key's last row (`newest_per_key`), and the
-//! query then runs over those rows alone.
+//! query then runs over those rows alone. So does a WHERE clause on the keys
+//! alone (`WHERE sym IN ('a', 'b')`), which then filters those rows.
 
 use std::collections::HashSet;
 
@@ -163,12 +164,28 @@ fn rewrite(
         .as_ref()
         .map(|a| a.name.value.clone())
         .unwrap_or_else(|| reader.name().to_string());
-    if select.selection.is_none() && newest_rows {
-        let key_columns: Vec<usize> = latest
-            .partition_by
-            .iter()
-            .filter_map(|k| meta.column_index(k))
-            .collect();
+    let key_columns: Vec<usize> = latest
+        .partition_by
+        .iter()
+        .filter_map(|k| meta.column_index(k))
+        .collect();
+    // A condition on the keys alone (`WHERE sym = 'S7'`) stays on the query
+    // over the newest rows (see `reads_only_keys`).
+    let newest_then_filter = select
+        .selection
+        .as_ref()
+        .is_none_or(|c| reads_only_keys(c, &reader, &key_columns, &alias_name));
+    // Rows are stored in designated-timestamp order: newest by another
+    // timestamp column needs the window.
+    let by_designated = match &latest.timestamp {
+        None => true,
+        Some(named) => {
+            meta.column_index(named).is_some()
+                && meta.column_index(named)
+                    == meta.timestamp_name().and_then(|d| meta.column_index(d))
+        }
+    };
+    if newest_rows && newest_then_filter && by_designated {
         *relation = ast::TableFactor::Table {
             name: ast::ObjectName::from(vec![ast::Ident::with_quote('"', NEWEST_ROWS)]),
             alias: Some(ast::TableAlias {
@@ -224,6 +241,46 @@ fn rewrite(
         reader,
         newest_per: None,
     })
+}
+
+/// Whether `condition` reads nothing but the key columns (`alias.key` or
+/// `key`) and constants: no other column, function call or subquery. Its value
+/// is then the same for every row of a key, so keeping the rows it keeps and
+/// then each key's newest row keeps what keeping each key's newest row and
+/// then the rows it keeps does, and the newest rows can be found without the
+/// window over every kept row.
+fn reads_only_keys(
+    condition: &ast::Expr,
+    reader: &TableReader,
+    keys: &[usize],
+    alias: &str,
+) -> bool {
+    use std::ops::ControlFlow;
+    let meta = reader.meta();
+    let is_key = |name: &ast::Ident| {
+        meta.column_index(&name.value)
+            .is_some_and(|i| keys.contains(&i))
+    };
+    ast::visit_expressions(condition, |e| {
+        let fine = match e {
+            ast::Expr::Identifier(name) => is_key(name),
+            ast::Expr::CompoundIdentifier(parts) => match parts.as_slice() {
+                [table, column] => table.value.eq_ignore_ascii_case(alias) && is_key(column),
+                _ => false,
+            },
+            ast::Expr::Function(_)
+            | ast::Expr::Subquery(_)
+            | ast::Expr::InSubquery { .. }
+            | ast::Expr::Exists { .. } => false,
+            _ => true,
+        };
+        if fine {
+            ControlFlow::Continue(())
+        } else {
+            ControlFlow::Break(())
+        }
+    })
+    .is_continue()
 }
 
 /// The name under which the statement sees the rows `newest_per_key` found.
