@@ -298,6 +298,14 @@ impl Session {
         }))
     }
 
+    /// The session's runner of kept plans, made on first use; the caller puts
+    /// it back in `plan_runner` when done.
+    fn take_plan_runner(&mut self) -> PlanRunner {
+        self.plan_runner
+            .take()
+            .unwrap_or_else(|| PlanRunner::new(self.base_context()))
+    }
+
     /// A prepared query's kept plan with `values` bound and its scans on this
     /// statement's snapshot; `None` when it has no kept plan or a value cannot
     /// be bound to it (the statement's text is bound instead).
@@ -310,10 +318,7 @@ impl Session {
         let Some((planned, readers)) = self.current_plan(prepared, &view).await? else {
             return Ok(None);
         };
-        let runner = match self.plan_runner.take() {
-            Some(runner) => runner,
-            None => PlanRunner::new(self.base_context()),
-        };
+        let runner = self.take_plan_runner();
         let bound = planned.bind(values, &readers, &self.scans, &runner);
         self.plan_runner = Some(runner);
         Ok(bound)
@@ -330,10 +335,7 @@ impl Session {
         let Some((planned, _)) = self.current_plan(prepared, &view).await? else {
             return Ok(None);
         };
-        let runner = match self.plan_runner.take() {
-            Some(runner) => runner,
-            None => PlanRunner::new(self.base_context()),
-        };
+        let runner = self.take_plan_runner();
         let schema = planned.bound_schema(values, &runner);
         self.plan_runner = Some(runner);
         if schema.is_some() {
@@ -369,10 +371,7 @@ impl Session {
             return Ok(None);
         };
         self.scans.take_log();
-        let mut runner = match self.plan_runner.take() {
-            Some(runner) => runner,
-            None => PlanRunner::new(self.base_context()),
-        };
+        let mut runner = self.take_plan_runner();
         let started = runner.start(&plan).await;
         self.plan_runner = Some(runner);
         use futures::TryStreamExt;
