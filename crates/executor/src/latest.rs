@@ -177,14 +177,10 @@ fn rewrite(
         .is_none_or(|c| reads_only_keys(c, &reader, &key_columns, &alias_name));
     // Rows are stored in designated-timestamp order: newest by another
     // timestamp column needs the window.
-    let by_designated = match &latest.timestamp {
-        None => true,
-        Some(named) => {
-            meta.column_index(named).is_some()
-                && meta.column_index(named)
-                    == meta.timestamp_name().and_then(|d| meta.column_index(d))
-        }
-    };
+    let by_designated = latest.timestamp.as_ref().is_none_or(|named| {
+        let named = meta.column_index(named);
+        named.is_some() && named == meta.timestamp_name().and_then(|d| meta.column_index(d))
+    });
     if newest_rows && newest_then_filter && by_designated {
         *relation = ast::TableFactor::Table {
             name: ast::ObjectName::from(vec![ast::Ident::with_quote('"', NEWEST_ROWS)]),
