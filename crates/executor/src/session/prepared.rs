@@ -332,19 +332,19 @@ impl Session {
         values: &[ParamValue],
     ) -> Result<Option<SchemaRef>> {
         let view = self.view()?;
-        let Some((planned, _)) = self.current_plan(prepared, &view).await? else {
+        let Some((planned, readers)) = self.current_plan(prepared, &view).await? else {
             return Ok(None);
         };
         let runner = self.take_plan_runner();
-        let schema = planned.bound_schema(values, &runner);
+        // No plan optimized for these types (the optimizer refused it, or the
+        // plan reads the clock): the columns of the plan bound as Execute binds it.
+        let schema = planned.bound_schema(values, &runner).or_else(|| {
+            planned
+                .bind(values, &readers, &self.scans, &runner)
+                .map(|bound| bound.schema())
+        });
         self.plan_runner = Some(runner);
-        if schema.is_some() {
-            return Ok(schema);
-        }
-        Ok(self
-            .bind_kept_plan(prepared, values)
-            .await?
-            .map(|bound| bound.schema()))
+        Ok(schema)
     }
 
     /// The logical plan [`Self::bind_kept_plan`] makes, for tests.
