@@ -25,6 +25,7 @@ use crate::system;
 
 mod prepared;
 mod savepoints;
+mod simple_plans;
 pub use prepared::Prepared;
 
 /// `t` in `zone` if it is an instant type (TIMESTAMPTZ) in another zone.
@@ -191,6 +192,11 @@ pub struct Session {
     context: std::sync::OnceLock<QueryContext>,
     /// Runs kept plans on a copy of `context`'s state, made once.
     plan_runner: Option<PlanRunner>,
+    /// Plans of the simple-protocol queries this session repeats.
+    simple_plans: simple_plans::SimplePlans,
+    /// The text of the script `parse_script` last returned, when it was one
+    /// statement: `execute_one` looks its plan up by it.
+    script_text: Option<Arc<str>>,
     /// The server's board of connections, and this session's place on it
     /// (`None` outside the server: a board of its own, with no one on it).
     activity: Option<crate::activity::SessionActivity>,
@@ -253,6 +259,8 @@ impl Session {
             parameters: Arc::default(),
             context: std::sync::OnceLock::new(),
             plan_runner: None,
+            simple_plans: Default::default(),
+            script_text: None,
             runtime: None,
             activity: None,
         }
@@ -429,6 +437,7 @@ impl Session {
     /// [`Session::execute_one`], each result read to its end before the next
     /// statement runs.
     pub fn parse_script(&mut self, sql: &str) -> Result<Vec<Statement>> {
+        self.script_text = None;
         let parsed = parse(sql).and_then(|(statements, wants_catalog)| {
             self.wants_catalog = wants_catalog;
             let copy_in = |s: &Statement| {
@@ -451,6 +460,9 @@ impl Session {
                 None => Ok(statements),
             }
         });
+        if let Ok([_]) = parsed.as_deref() {
+            self.script_text = Some(Arc::from(sql));
+        }
         self.abort_tx_on_error(parsed)
     }
 
@@ -469,16 +481,35 @@ impl Session {
     /// Runs one statement of a script. A query's rows stream: they are read
     /// as the client takes them.
     pub async fn execute_one(&mut self, s: Statement) -> Result<Output> {
+        let script = self.script_text.take();
         // A simple query binds no values (node-postgres sends a query without
         // values that way): PostgreSQL refuses its `$n` at once.
-        let result = match crate::params::count(&s) {
-            0 => self.execute_statement(s).await,
-            n => Err(ExecError::new(
+        let n = crate::params::count(&s);
+        if n > 0 {
+            return self.abort_tx_on_error(Err(ExecError::new(
                 sqlstate::UNDEFINED_PARAMETER,
                 format!("there is no parameter ${n}"),
-            )),
-        };
+            )));
+        }
+        // A query this session ran before runs from its kept plan (`simple_plans`).
+        if let Some(text) = script
+            && let Some(prepared) = self.simple_plan(&text, &s).await
+        {
+            return self.execute_prepared(&prepared, &[]).await;
+        }
+        if !simple_plans::is_query(&s) && transaction_control(&s).is_none() {
+            self.simple_plans.forget_unplanned();
+        }
+        let result = self.execute_statement(s).await;
         self.abort_tx_on_error(result)
+    }
+
+    /// Runs every query of simple-query scripts from a kept plan from its first
+    /// execution on, rather than its second (for tests that run whole suites
+    /// through kept plans).
+    #[doc(hidden)]
+    pub fn keep_simple_plans_at_first_sight(&mut self) {
+        self.simple_plans.prepare_at_first_sight();
     }
 
     /// Runs every statement in `sql`, stopping at the first error.

@@ -60,7 +60,7 @@ fn display_name(name: &str) -> &str {
 }
 
 /// One session's settings.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub(crate) struct Settings {
     changed: BTreeMap<String, String>,
     /// The default statement timeout (from the server's configuration).

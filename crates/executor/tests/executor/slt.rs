@@ -89,6 +89,18 @@ fn slt_files() -> Vec<PathBuf> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sqllogictest_files() {
+    run_slt_files(false).await;
+}
+
+/// The same files with every query of a simple-query script run from a kept
+/// plan from its first execution on (a session otherwise keeps the plan of a
+/// text it runs a second time): each answer must be the one planning anew gives.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sqllogictest_files_through_kept_plans() {
+    run_slt_files(true).await;
+}
+
+async fn run_slt_files(kept_plans: bool) {
     let files = slt_files();
     assert!(files.len() >= 5, "expected the slt suite, found {files:?}");
     let mut failures = Vec::new();
@@ -101,10 +113,11 @@ async fn sqllogictest_files() {
                 ..Default::default()
             };
             let db = Database::open(dir.path(), options).map_err(ExecError::from)?;
-            Ok(Tidemark {
-                session: Session::new(Arc::new(db)),
-                _dir: dir,
-            })
+            let mut session = Session::new(Arc::new(db));
+            if kept_plans {
+                session.keep_simple_plans_at_first_sight();
+            }
+            Ok(Tidemark { session, _dir: dir })
         });
         if let Err(e) = runner.run_file_async(&file).await {
             failures.push(format!("{}: {e}", file.display()));
