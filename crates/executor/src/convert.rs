@@ -580,7 +580,7 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
                         } else {
                             let text = strings.value(i);
                             iso_timestamp_micros(text).or_else(|| {
-                                crate::timestamp_text::with_seconds(text)
+                                crate::timestamp_text::completed(text)
                                     .and_then(|t| iso_timestamp_micros(&t))
                             })
                         }
@@ -594,7 +594,7 @@ fn convert_array(array: &ArrayRef, t: ColumnType, name: &str) -> Result<Column> 
                         .iter()
                         .map(|text| {
                             text.map(|text| {
-                                crate::timestamp_text::with_seconds(text)
+                                crate::timestamp_text::completed(text)
                                     .unwrap_or_else(|| text.to_string())
                             })
                         })

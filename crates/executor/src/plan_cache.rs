@@ -560,7 +560,7 @@ fn typed_scalar(type_name: &str, text: &str, wanted: Option<&DataType>) -> Optio
     if !fits {
         return None;
     }
-    let text = crate::timestamp_text::with_seconds(text).unwrap_or_else(|| text.to_string());
+    let text = crate::timestamp_text::completed(text).unwrap_or_else(|| text.to_string());
     ScalarValue::Utf8(Some(text)).cast_to(wanted).ok()
 }
 

@@ -9,7 +9,8 @@ use datafusion::sql::sqlparser::ast;
 
 /// The Arrow field a cast to QuestDB's type `sql_type` makes, for the names
 /// PostgreSQL lacks: LONG, SHORT, BYTE (no one-byte integer here: SMALLINT),
-/// STRING and SYMBOL (text), TIMESTAMP_NS (a timestamp with nanoseconds).
+/// STRING and SYMBOL (text), TIMESTAMP_NS (a timestamp with nanoseconds),
+/// IPV4 (text, as IPv4 columns are kept).
 pub(crate) fn plan_cast_type(sql_type: &ast::DataType) -> Option<FieldRef> {
     let ast::DataType::Custom(name, args) = sql_type else {
         return None;
@@ -23,7 +24,7 @@ pub(crate) fn plan_cast_type(sql_type: &ast::DataType) -> Option<FieldRef> {
     let t = match part.as_ident()?.value.to_ascii_lowercase().as_str() {
         "long" => DataType::Int64,
         "short" | "byte" => DataType::Int16,
-        "string" | "symbol" => DataType::Utf8,
+        "string" | "symbol" | "ipv4" => DataType::Utf8,
         "timestamp_ns" => DataType::Timestamp(TimeUnit::Nanosecond, None),
         _ => return None,
     };
@@ -48,6 +49,7 @@ mod tests {
         assert_eq!(t("CAST(x AS LONG)"), Some(DataType::Int64));
         assert_eq!(t("x::short"), Some(DataType::Int16));
         assert_eq!(t("x::symbol"), Some(DataType::Utf8));
+        assert_eq!(t("'10.0.0.1'::ipv4"), Some(DataType::Utf8));
         assert_eq!(
             t("x::timestamp_ns"),
             Some(DataType::Timestamp(TimeUnit::Nanosecond, None))

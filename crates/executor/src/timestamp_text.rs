@@ -1,6 +1,7 @@
 //! Timestamps written without seconds: PostgreSQL reads `'2026-01-01 10:00'`
-//! as 10:00:00, Arrow's string-to-timestamp cast refuses it ("error parsing
-//! time"). [`with_seconds`] completes such text; the analyzer rule
+//! as 10:00:00 (and QuestDB `'2026-01-01T10'` as 10:00:00 and `'2026-01'` as
+//! its first day), Arrow's string-to-timestamp cast refuses them ("error
+//! parsing time"). [`completed`] completes such text; the analyzer rule
 //! [`TimestampLiterals`] applies it to string literals cast to a timestamp (an
 //! explicit `::timestamp`, or the cast a comparison with a timestamp column
 //! gets), and INSERT's conversion applies it to values (`convert.rs`).
@@ -15,25 +16,39 @@ use datafusion::logical_expr::expr_rewriter::NamePreserver;
 use datafusion::logical_expr::{Expr, LogicalPlan};
 use datafusion::optimizer::AnalyzerRule;
 
-/// `YYYY-MM-DD HH:MM` (or with `T`), maybe followed by a zone: the same text
-/// with `:00` seconds. `None` for anything else (it needs nothing, or is not
-/// a timestamp).
-pub(crate) fn with_seconds(text: &str) -> Option<String> {
+/// Timestamp text Arrow's cast refuses but PostgreSQL or QuestDB read,
+/// completed so that the cast takes it: `YYYY-MM-DD HH:MM` (or with `T`, maybe
+/// followed by a zone) gets `:00` seconds, QuestDB's `YYYY-MM-DDTHH` gets
+/// `:00:00`, and QuestDB's `YYYY-MM` becomes the first of the month. `None` for
+/// anything else (it needs nothing, or is not a timestamp).
+pub(crate) fn completed(text: &str) -> Option<String> {
     let b = text.as_bytes();
-    let digits = |r: std::ops::Range<usize>| b[r].iter().all(u8::is_ascii_digit);
-    let shaped = b.len() >= 16
-        && b[4] == b'-'
+    let digits =
+        |r: std::ops::Range<usize>| b.get(r).is_some_and(|d| d.iter().all(u8::is_ascii_digit));
+    let month = b.len() >= 7 && b[4] == b'-' && digits(0..4) && digits(5..7);
+    if month && b.len() == 7 {
+        return Some(format!("{text}-01"));
+    }
+    let hour = month
+        && b.len() >= 13
         && b[7] == b'-'
         && (b[10] == b' ' || b[10] == b'T')
-        && b[13] == b':'
-        && digits(0..4)
-        && digits(5..7)
         && digits(8..10)
-        && digits(11..13)
-        && digits(14..16);
-    // What follows the minutes is a zone (`Z`, `+02`, ` UTC`), not seconds.
-    let no_seconds = b.get(16).is_none_or(|c| !c.is_ascii_digit() && *c != b':');
-    (shaped && no_seconds).then(|| format!("{}:00{}", &text[..16], &text[16..]))
+        && digits(11..13);
+    if !hour {
+        return None;
+    }
+    // What follows the hours or minutes is a zone (`Z`, `+02`, ` UTC`), not
+    // more of the time.
+    let zone_at = |i: usize| {
+        b.get(i)
+            .is_none_or(|c| !c.is_ascii_digit() && *c != b':' && *c != b'.')
+    };
+    if zone_at(13) {
+        return Some(format!("{}:00:00{}", &text[..13], &text[13..]));
+    }
+    let minutes = b.len() >= 16 && b[13] == b':' && digits(14..16);
+    (minutes && zone_at(16)).then(|| format!("{}:00{}", &text[..16], &text[16..]))
 }
 
 /// Completes string literals cast to a timestamp (see the module docs). Runs
@@ -64,7 +79,7 @@ fn complete(e: Expr) -> Result<Transformed<Expr>> {
         (Expr::Literal(value, _), DataType::Timestamp(..)) => value
             .try_as_str()
             .flatten()
-            .and_then(with_seconds)
+            .and_then(completed)
             .map(|text| Box::new(Expr::Literal(ScalarValue::Utf8(Some(text)), None))),
         _ => None,
     };
@@ -92,22 +107,30 @@ mod tests {
     use super::*;
 
     #[test]
-    fn minutes_get_seconds_and_everything_else_is_left_alone() {
+    fn partial_times_are_completed_and_everything_else_is_left_alone() {
+        let c = |text| completed(text);
         assert_eq!(
-            with_seconds("2026-01-01 10:00").as_deref(),
+            c("2026-01-01 10:00").as_deref(),
             Some("2026-01-01 10:00:00")
         );
         assert_eq!(
-            with_seconds("2026-01-01T10:00Z").as_deref(),
+            c("2026-01-01T10:00Z").as_deref(),
             Some("2026-01-01T10:00:00Z")
         );
         assert_eq!(
-            with_seconds("2026-01-01 10:00+02").as_deref(),
+            c("2026-01-01 10:00+02").as_deref(),
             Some("2026-01-01 10:00:00+02")
         );
-        assert_eq!(with_seconds("2026-01-01 10:00:05"), None);
-        assert_eq!(with_seconds("2026-01-01"), None);
-        assert_eq!(with_seconds("2026-01-01 10:0x"), None);
-        assert_eq!(with_seconds("hello world, 10:00"), None);
+        assert_eq!(c("2026-01-01T10").as_deref(), Some("2026-01-01T10:00:00"));
+        assert_eq!(c("2026-01-01 10Z").as_deref(), Some("2026-01-01 10:00:00Z"));
+        assert_eq!(c("2026-03").as_deref(), Some("2026-03-01"));
+        assert_eq!(c("2026-01-01 10:00:05"), None);
+        assert_eq!(c("2026-01-01 10:00:05.5"), None);
+        assert_eq!(c("2026-01-01"), None);
+        assert_eq!(c("2026-01-01 10:0x"), None);
+        assert_eq!(c("2026-01-01 1"), None);
+        assert_eq!(c("2026-0x"), None);
+        assert_eq!(c("hello world, 10:00"), None);
+        assert_eq!(c("2026-01-01 10:"), None);
     }
 }
