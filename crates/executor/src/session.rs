@@ -437,6 +437,12 @@ impl Session {
     /// [`Session::execute_one`], each result read to its end before the next
     /// statement runs.
     pub fn parse_script(&mut self, sql: &str) -> Result<Vec<Statement>> {
+        // A query whose plan the session keeps is not parsed again.
+        if let Some(statement) = self.simple_plans.kept_statement(sql, &self.settings) {
+            self.wants_catalog = false;
+            self.script_text = Some(Arc::from(sql));
+            return Ok(vec![statement]);
+        }
         self.script_text = None;
         let parsed = parse(sql).and_then(|(statements, wants_catalog)| {
             self.wants_catalog = wants_catalog;

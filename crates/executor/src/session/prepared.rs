@@ -43,6 +43,11 @@ impl Prepared {
         &self.sql
     }
 
+    /// The statement as planned (`None`: an empty query string).
+    pub(crate) fn statement(&self) -> Option<&Statement> {
+        self.statement.as_deref()
+    }
+
     /// The plan kept for this query, if any.
     #[cfg(test)]
     pub(crate) fn kept_plan(&self) -> Option<Arc<PlannedQuery>> {

@@ -101,6 +101,16 @@ impl SimplePlans {
         Lookup::Wait
     }
 
+    /// The statement of `text` when it is kept with a plan for these
+    /// settings: the script need not be parsed again.
+    pub(crate) fn kept_statement(&self, text: &str, settings: &Settings) -> Option<Statement> {
+        let entry = self.kept.get(text)?;
+        if entry.settings != *settings {
+            return None;
+        }
+        entry.prepared.as_ref()?.statement().cloned()
+    }
+
     fn keep(&mut self, text: &str, settings: &Settings, prepared: Option<Prepared>) {
         if !self.kept.contains_key(text)
             && self.kept.len() >= KEPT
