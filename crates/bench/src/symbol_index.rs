@@ -12,7 +12,7 @@ use tokio_postgres::Client;
 use crate::workload::{Result, System, copy_generated, create_table, time_query};
 
 /// Name, Tidemark SQL, PostgreSQL SQL.
-pub(crate) const INDEX_QUERIES: [(&str, &str, &str); 4] = [
+pub(crate) const INDEX_QUERIES: [(&str, &str, &str); 5] = [
     (
         "count and mean price of one symbol, all data",
         "SELECT count(*), avg(price) FROM trades WHERE sym = 'S7'",
@@ -32,6 +32,12 @@ pub(crate) const INDEX_QUERIES: [(&str, &str, &str); 4] = [
         "one hour of one symbol",
         "SELECT * FROM trades WHERE sym = 'S7' AND ts >= '2026-11-21T10:00:00' AND ts < '2026-11-21T11:00:00'",
         "SELECT * FROM trades WHERE sym = 'S7' AND ts >= '2026-11-21 10:00:00' AND ts < '2026-11-21 11:00:00'",
+    ),
+    (
+        "SAMPLE BY 1h avg price, one symbol, one day",
+        "SELECT ts, avg(price) FROM trades WHERE sym = 'S7' AND ts IN '2026-11-21' SAMPLE BY 1h",
+        "SELECT date_trunc('hour', ts) AS h, avg(price) FROM trades WHERE sym = 'S7' \
+         AND ts >= '2026-11-21' AND ts < '2026-11-22' GROUP BY h ORDER BY h",
     ),
 ];
 

@@ -569,19 +569,6 @@ mod tests {
     use super::*;
     use crate::session::{Output, Session};
 
-    async fn session() -> (Session, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = tidemark_storage::Database::open(
-            dir.path(),
-            tidemark_storage::StorageOptions {
-                background_housekeeping: false,
-                ..Default::default()
-            },
-        )
-        .expect("open");
-        (Session::new(Arc::new(db)), dir)
-    }
-
     async fn run(s: &mut Session, p: &crate::session::Prepared, v: ParamValue) -> Vec<String> {
         let out = s.execute_prepared(p, &[v]).await.expect("execute");
         let Output::Rows { rows, .. } = out else {
@@ -611,7 +598,7 @@ mod tests {
     /// optimized plan, still read their own values, and still prune partitions.
     #[tokio::test]
     async fn a_kept_plan_is_optimized_once_per_value_types() {
-        let (mut s, _dir) = session().await;
+        let (mut s, _dir) = crate::session::test_session();
         s.execute(
             "CREATE TABLE q (ts TIMESTAMP, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
              INSERT INTO q VALUES ('2026-11-21 10:00:00', 1.5), ('2026-11-22 10:00:00', 2.5),
@@ -685,7 +672,7 @@ mod tests {
     /// text would; text the cast refuses still takes the text path.
     #[tokio::test]
     async fn timestamps_sent_as_text_bind_into_the_kept_plan() {
-        let (mut s, _dir) = session().await;
+        let (mut s, _dir) = crate::session::test_session();
         s.execute(
             "CREATE TABLE q (ts TIMESTAMP, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
              INSERT INTO q VALUES ('2026-11-21 10:00:00', 1.5), ('2026-11-22 10:00:00', 2.5);
@@ -740,7 +727,7 @@ mod tests {
     #[tokio::test]
     async fn bound_plans_drop_the_filters_their_scans_apply_exactly() {
         use datafusion::common::tree_node::{TreeNode, TreeNodeRecursion};
-        let (mut s, _dir) = session().await;
+        let (mut s, _dir) = crate::session::test_session();
         s.execute(
             "CREATE TABLE q (ts TIMESTAMP, sym SYMBOL, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
              INSERT INTO q VALUES ('2026-11-21 10:00:00', 'a', 1.5), ('2026-11-21 11:00:00', 'b', 2.5),

@@ -1542,3 +1542,18 @@ fn verb(s: &ast::Statement) -> String {
         .collect::<Vec<_>>()
         .join(" ")
 }
+
+/// A session over a new database in a temporary directory, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_session() -> (Session, tempfile::TempDir) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = tidemark_storage::Database::open(
+        dir.path(),
+        tidemark_storage::StorageOptions {
+            background_housekeeping: false,
+            ..Default::default()
+        },
+    )
+    .expect("open");
+    (Session::new(Arc::new(db)), dir)
+}

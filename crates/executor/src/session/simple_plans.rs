@@ -192,19 +192,6 @@ mod tests {
     use super::*;
     use crate::session::Output;
 
-    async fn session() -> (Session, tempfile::TempDir) {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = tidemark_storage::Database::open(
-            dir.path(),
-            tidemark_storage::StorageOptions {
-                background_housekeeping: false,
-                ..Default::default()
-            },
-        )
-        .expect("open");
-        (Session::new(Arc::new(db)), dir)
-    }
-
     /// The rows of the script's last result, each as its values' text joined by `|`.
     async fn rows(s: &mut Session, sql: &str) -> Vec<String> {
         let out = s.execute(sql).await.expect(sql).pop().expect("a result");
@@ -235,7 +222,7 @@ mod tests {
     /// new rows, a new column, a changed setting.
     #[tokio::test]
     async fn a_repeated_query_runs_from_its_kept_plan_and_sees_changes() {
-        let (mut s, _dir) = session().await;
+        let (mut s, _dir) = crate::session::test_session();
         s.execute(
             "CREATE TABLE q (ts TIMESTAMP, sym SYMBOL, price DOUBLE) TIMESTAMP(ts) PARTITION BY DAY;
              INSERT INTO q VALUES ('2026-11-21 10:00:00', 'a', 1.5), ('2026-11-22 10:00:00', 'b', 2.5)",
@@ -277,7 +264,7 @@ mod tests {
     /// has made it, runs.
     #[tokio::test]
     async fn a_query_of_a_missing_table_runs_once_the_table_is_made() {
-        let (mut s, _dir) = session().await;
+        let (mut s, _dir) = crate::session::test_session();
         let count = "SELECT count(*) FROM later";
         for _ in 0..3 {
             let e = s.execute(count).await.expect_err("no table yet");

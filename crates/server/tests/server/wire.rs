@@ -285,3 +285,69 @@ async fn password_verifiers_in_configuration() {
         assert!(err.contains("auth.password") && err.contains(says), "{err}");
     }
 }
+
+/// A query a connection repeats runs from the plan it keeps for the text, and
+/// still answers as planned anew after another connection changed the table
+/// or view it reads: new rows, a new column, a dropped and remade table, a
+/// replaced view.
+#[tokio::test]
+async fn a_repeated_simple_query_sees_what_other_connections_changed() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let a = connect(&server, "quest").await.expect("connect a");
+    let b = connect(&server, "quest").await.expect("connect b");
+    b.simple_query(
+        "CREATE TABLE m (ts TIMESTAMP, v INT) TIMESTAMP(ts) PARTITION BY DAY; \
+         INSERT INTO m VALUES ('2026-01-01T10:00:00', 1); \
+         CREATE VIEW big AS (SELECT v FROM m WHERE v > 0)",
+    )
+    .await
+    .expect("setup");
+    let on_a = &a;
+    let query =
+        move |sql: &'static str| async move { rows(&on_a.simple_query(sql).await.expect(sql)) };
+    let s = |v: &str| Some(v.to_string());
+    let all = "SELECT * FROM m ORDER BY ts";
+    for _ in 0..3 {
+        assert_eq!(
+            query(all).await,
+            vec![vec![s("2026-01-01 10:00:00"), s("1")]]
+        );
+    }
+    b.simple_query(
+        "ALTER TABLE m ADD COLUMN note VARCHAR; \
+         INSERT INTO m VALUES ('2026-01-01T11:00:00', 2, 'late')",
+    )
+    .await
+    .expect("alter and insert");
+    assert_eq!(
+        query(all).await,
+        vec![
+            vec![s("2026-01-01 10:00:00"), s("1"), None],
+            vec![s("2026-01-01 11:00:00"), s("2"), s("late")],
+        ]
+    );
+    let view = "SELECT count(*) FROM big";
+    for _ in 0..3 {
+        assert_eq!(query(view).await, vec![vec![s("2")]]);
+    }
+    b.simple_query("CREATE OR REPLACE VIEW big AS (SELECT v FROM m WHERE v > 1)")
+        .await
+        .expect("replace view");
+    assert_eq!(query(view).await, vec![vec![s("1")]]);
+    b.simple_query("DROP VIEW big; DROP TABLE m")
+        .await
+        .expect("drop");
+    let e = a.simple_query(all).await.expect_err("dropped");
+    assert_eq!(e.as_db_error().map(|d| d.code().code()), Some("42P01"));
+    b.simple_query(
+        "CREATE TABLE m (ts TIMESTAMP, label VARCHAR) TIMESTAMP(ts) PARTITION BY DAY; \
+         INSERT INTO m VALUES ('2026-02-01T00:00:00', 'new')",
+    )
+    .await
+    .expect("remake");
+    assert_eq!(
+        query(all).await,
+        vec![vec![s("2026-02-01 00:00:00"), s("new")]]
+    );
+}
