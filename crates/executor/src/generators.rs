@@ -291,16 +291,6 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         && let Some((value, p)) = value_and_text(args)
         && !p.contains('%')
     {
-        let parsed = format!(
-            "arrow_cast(to_timestamp({}, {}), 'Timestamp(Microsecond, None)')",
-            part(0),
-            part(1)
-        );
-        let skeleton = parse_expr(&if to_date {
-            format!("CAST({parsed} AS DATE)")
-        } else {
-            parsed
-        })?;
         let mut chrono = chrono_pattern(p);
         // chrono needs a month and a day; QuestDB takes the first of each
         // (`to_timestamp('2024', 'yyyy')` is 2024-01-01).
@@ -321,8 +311,96 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
                 &[value, &crate::rewrite::string_literal(&defaults)],
             )
         };
+        // QuestDB's `Z` reads an offset or the letter Z (UTC); chrono's `%z`
+        // takes only an offset, so such a pattern is tried with a literal Z too.
+        let mut formats = vec![chrono.clone()];
+        if chrono.contains("%z") {
+            formats.push(chrono.replace("%z", "Z"));
+        }
+        let format_parts: Vec<String> = (1..=formats.len()).map(part).collect();
+        let parsed = format!(
+            "arrow_cast(to_timestamp({}, {}), 'Timestamp(Microsecond, None)')",
+            part(0),
+            format_parts.join(", ")
+        );
+        let skeleton = parse_expr(&if to_date {
+            format!("CAST({parsed} AS DATE)")
+        } else {
+            parsed
+        })?;
+        let formats: Vec<ast::Expr> = formats
+            .iter()
+            .map(|f| crate::rewrite::string_literal(f))
+            .collect();
+        let mut parts = vec![&value];
+        parts.extend(formats.iter());
+        return Ok(Some(with_parts(skeleton, &parts)));
+    }
+    if let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value))] = args
+        && let Some(template) = [
+            ("to_lowercase", "lower({})"),
+            ("to_uppercase", "upper({})"),
+            ("length_bytes", "octet_length({})"),
+            (
+                "is_end_of_month",
+                "date_trunc('day', {x}) = date_trunc('month', {x}) + INTERVAL '1 month' - INTERVAL '1 day'",
+            ),
+        ]
+        .into_iter()
+        .find_map(|(name, template)| is_function(&f.name, name).then_some(template))
+    {
+        let sql = template
+            .replace("{x}", &format!("({})", part(0)))
+            .replace("{}", &part(0));
+        return Ok(Some(with_parts(parse_expr(&sql)?, &[value])));
+    }
+    // QuestDB's to_date(text, pattern) reads its pattern letters, as
+    // to_timestamp does, and gives the day.
+    let to_date = is_function(&f.name, "to_date");
+    if (is_function(&f.name, "to_timestamp") || to_date)
+        && let Some((value, p)) = value_and_text(args)
+        && !p.contains('%')
+    {
+        let parsed = format!(
+            "arrow_cast(to_timestamp({}, {}), 'Timestamp(Microsecond, None)')",
+            part(0),
+            part(1)
+        );
+        let mut chrono = chrono_pattern(p);
+        // QuestDB's `Z` reads an offset or the letter Z (UTC): chrono's `%z`
+        // takes only the first, so the pattern is also tried with a literal Z.
+        let parsed = if chrono.contains("%z") {
+            parsed.replacen(")),", &format!(", {})),", part(2)), 1)
+        } else {
+            parsed
+        };
+        let skeleton = parse_expr(&if to_date {
+            format!("CAST({parsed} AS DATE)")
+        } else {
+            parsed
+        })?;
+        // chrono needs a month and a day; QuestDB takes the first of each
+        // (`to_timestamp('2024', 'yyyy')` is 2024-01-01).
+        let mut defaults = String::new();
+        if !["%m", "%b", "%B", "%j"].iter().any(|m| chrono.contains(m)) {
+            chrono.push_str("~%m");
+            defaults.push_str("~01");
+        }
+        if !["%d", "%e", "%j"].iter().any(|d| chrono.contains(d)) {
+            chrono.push_str("~%d");
+            defaults.push_str("~01");
+        }
+        let value = if defaults.is_empty() {
+            value.clone()
+        } else {
+            with_parts(
+                parse_expr(&format!("concat({}, {})", part(0), part(1)))?,
+                &[value, &crate::rewrite::string_literal(&defaults)],
+            )
+        };
+        let utc = crate::rewrite::string_literal(&chrono.replace("%z", "Z"));
         let chrono = crate::rewrite::string_literal(&chrono);
-        return Ok(Some(with_parts(skeleton, &[&value, &chrono])));
+        return Ok(Some(with_parts(skeleton, &[&value, &chrono, &utc])));
     }
     if let [ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value))] = args
         && let Some(template) = f
@@ -367,10 +445,11 @@ fn questdb_function(e: &ast::Expr) -> Result<Option<ast::Expr>> {
         && let Some((value, p)) = value_and_text(args)
     {
         let skeleton = parse_expr(&format!("to_char({}, {})", part(0), part(1)))?;
+        // Timestamps are UTC: QuestDB's `Z` writes the letter Z.
         let chrono = if p.contains('%') {
             p.to_string()
         } else {
-            chrono_pattern(p)
+            chrono_pattern(p).replace("%z", "Z")
         };
         let chrono = crate::rewrite::string_literal(&chrono);
         return Ok(Some(with_parts(skeleton, &[value, &chrono])));
