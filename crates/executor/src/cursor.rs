@@ -46,6 +46,11 @@ impl std::fmt::Debug for Cursors {
 }
 
 impl Cursors {
+    /// Whether no cursor is open.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.open.is_empty()
+    }
+
     /// The row description of cursor `name` (Describe of the portal of that name).
     pub(crate) fn schema(&self, name: &str) -> Option<SchemaRef> {
         self.open.get(name).map(|c| c.schema.clone())

@@ -29,6 +29,13 @@ pub(crate) struct PreparedStatements {
     deallocated: Vec<String>,
 }
 
+impl PreparedStatements {
+    /// Whether the session has no named prepared statement.
+    pub(crate) fn is_empty(&self) -> bool {
+        self.sql.is_empty() && self.protocol.is_empty()
+    }
+}
+
 impl Session {
     /// The server prepared statement `name` with a Parse message.
     pub fn note_protocol_statement(&mut self, name: &str) {

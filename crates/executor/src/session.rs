@@ -392,6 +392,22 @@ impl Session {
         self.tx.as_ref().map(|_| self.stream_failed.clone())
     }
 
+    /// Whether the session is as its user's new session would be, but for
+    /// what it keeps to run faster (its DataFusion context, kept plans): no
+    /// transaction, its settings as they started, no prepared statements or
+    /// cursors. The HTTP API reuses such sessions from one request to the next.
+    pub fn is_pristine(&self) -> bool {
+        self.tx.is_none()
+            && self.settings.unchanged()
+            && self.prepared.is_empty()
+            && self.cursors.is_empty()
+    }
+
+    /// The user the session runs as, and whether it is read-only.
+    pub fn user(&self) -> (&str, bool) {
+        (&self.user, self.read_only)
+    }
+
     pub fn tx_status(&self) -> TxStatus {
         match (&self.tx, self.in_failed_tx()) {
             (None, _) => TxStatus::Idle,

@@ -87,6 +87,11 @@ impl Settings {
             .map(|(_, d, _)| d.to_string())
     }
 
+    /// Whether no parameter was set since the session started.
+    pub(crate) fn unchanged(&self) -> bool {
+        self.changed.is_empty()
+    }
+
     /// The current value of `name`, or 42704 for an unknown parameter.
     pub(crate) fn get(&self, name: &str) -> Result<String> {
         let name = name.to_ascii_lowercase();

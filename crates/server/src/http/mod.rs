@@ -59,7 +59,13 @@ pub(crate) struct Status {
     pub(crate) query_runtime: Arc<RuntimeEnv>,
     /// The configuration, for SHOW PARAMETERS.
     pub(crate) parameters: Arc<Vec<tidemark_executor::ServerParameter>>,
+    /// Sessions of finished requests, kept for the next request of their
+    /// user (see [`Status::session`]).
+    idle_sessions: std::sync::Mutex<Vec<tidemark_executor::Session>>,
 }
+
+/// Idle sessions kept for `/exec` and `/exp` requests.
+const IDLE_SESSIONS: usize = 8;
 
 impl Status {
     pub(crate) fn new(
@@ -81,16 +87,27 @@ impl Status {
             metrics,
             users,
             max_request_bytes,
+            idle_sessions: std::sync::Mutex::new(Vec::new()),
         }
     }
 
-    /// A session for an HTTP request by `user` (SQL over /exec, /imp).
+    /// A session for an HTTP request by `user` (SQL over /exec, /imp): an
+    /// idle one of an earlier request of the same user when there is one
+    /// (building a session's DataFusion context costs more than a narrow
+    /// query, and a reused session keeps the plans of the queries it repeats),
+    /// else a new one.
     pub(crate) fn session(
         &self,
         db: &Arc<Database>,
         user: &str,
         read_only: bool,
     ) -> tidemark_executor::Session {
+        {
+            let mut idle = self.idle_sessions();
+            if let Some(i) = idle.iter().position(|s| s.user() == (user, read_only)) {
+                return idle.swap_remove(i);
+            }
+        }
         let mut session = tidemark_executor::Session::for_user(
             db.clone(),
             user,
@@ -103,6 +120,27 @@ impl Status {
         session.set_query_runtime(self.query_runtime.clone());
         session.set_parameters(self.parameters.clone());
         session
+    }
+
+    /// Keeps the session of a finished request for the next one, if it is
+    /// as a new session would be (no transaction, settings, prepared
+    /// statements or cursors left behind by the request) and there is room.
+    pub(crate) fn session_done(&self, session: tidemark_executor::Session) {
+        if !session.is_pristine() {
+            return;
+        }
+        let mut idle = self.idle_sessions();
+        if idle.len() < IDLE_SESSIONS {
+            idle.push(session);
+        }
+    }
+
+    /// The idle sessions (a request that panicked holding the lock left the
+    /// list whole: it only pushes and removes).
+    fn idle_sessions(&self) -> std::sync::MutexGuard<'_, Vec<tidemark_executor::Session>> {
+        self.idle_sessions
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
     pub(crate) fn set_phase(&self, p: Phase) {

@@ -153,7 +153,9 @@ async fn run(
             format!("one statement per request, not {}", s.len()),
         )
     })?;
-    let output = session.execute_one(statement).await.map_err(failed)?;
+    let output = session.execute_one(statement).await;
+    status.session_done(session);
+    let output = output.map_err(failed)?;
     Ok((sql, output, window))
 }
 

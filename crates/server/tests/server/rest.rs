@@ -286,3 +286,72 @@ async fn imp_creates_tables_from_csv_in_one_transaction() {
         .get(0);
     assert_eq!(n, 4);
 }
+
+/// Requests reuse the sessions of earlier ones (and the plans those keep), but
+/// no state a request leaves behind reaches the next: a setting, an open
+/// transaction, a prepared statement, another user's rights.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_requests_share_no_session_state() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(
+        dir.path(),
+        &[
+            ("TIDEMARK_AUTH_READONLY_USER", "reader"),
+            ("TIDEMARK_AUTH_READONLY_PASSWORD", "look"),
+        ],
+    );
+    let http = server.http_port;
+    let reader = Some("Basic cmVhZGVyOmxvb2s="); // reader:look
+    let exec = |sql: &str, auth: Option<&str>| {
+        let (code, _, body) = get(http, "/exec", &[("query", sql)], auth);
+        let v: serde_json::Value = serde_json::from_str(&body).expect("json");
+        (code, v)
+    };
+    let (code, v) = exec(
+        "CREATE TABLE r (ts TIMESTAMP, v INT) TIMESTAMP(ts) PARTITION BY DAY",
+        ADMIN,
+    );
+    assert_eq!(code, 200, "{v}");
+    let count = "SELECT count(*) FROM r";
+    for expected in [0, 0, 0] {
+        let (code, v) = exec(count, ADMIN);
+        assert_eq!(
+            (code, v["dataset"][0][0].as_i64()),
+            (200, Some(expected)),
+            "{v}"
+        );
+    }
+    // A query repeated across requests sees rows committed between them.
+    let client = server.client().await;
+    client
+        .batch_execute("INSERT INTO r VALUES ('2026-01-01', 1)")
+        .await
+        .expect("insert");
+    assert_eq!(exec(count, ADMIN).1["dataset"][0][0].as_i64(), Some(1));
+
+    assert_eq!(exec("SET TimeZone = 'Europe/Paris'", ADMIN).0, 200);
+    let (_, v) = exec("SHOW timezone", ADMIN);
+    assert_eq!(v["dataset"][0][0].as_str(), Some("UTC"), "{v}");
+
+    assert_eq!(exec("BEGIN", ADMIN).0, 200);
+    assert_eq!(exec("INSERT INTO r VALUES ('2026-01-02', 2)", ADMIN).0, 200);
+    let committed = client
+        .query_one("SELECT count(*) FROM r", &[])
+        .await
+        .expect("count");
+    assert_eq!(
+        committed.get::<_, i64>(0),
+        2,
+        "the INSERT committed on its own"
+    );
+
+    assert_eq!(exec("PREPARE p AS SELECT 1", ADMIN).0, 200);
+    let (code, v) = exec("EXECUTE p", ADMIN);
+    assert_eq!((code, v["sqlstate"].as_str()), (400, Some("26000")), "{v}");
+
+    // The read-only user never gets the admin's session, nor the other way.
+    let (code, v) = exec("INSERT INTO r VALUES ('2026-01-03', 3)", reader);
+    assert_eq!((code, v["sqlstate"].as_str()), (400, Some("42501")), "{v}");
+    assert_eq!(exec(count, reader).1["dataset"][0][0].as_i64(), Some(2));
+    assert_eq!(exec("INSERT INTO r VALUES ('2026-01-03', 3)", ADMIN).0, 200);
+}
