@@ -41,17 +41,24 @@ fn syntax_error_at(port: u16, path: &str, query: &str, position: u64) {
 }
 
 const ADMIN: Option<&str> = Some("Basic YWRtaW46cXVlc3Q="); // admin:quest
+/// The read-only user `start_with_reader` configures.
+const READER: Option<&str> = Some("Basic cmVhZGVyOmxvb2s="); // reader:look
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn exec_answers_json_and_exp_streams_csv() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(
-        dir.path(),
+/// A server with the read-only user `reader` (password `look`) besides admin.
+fn start_with_reader(dir: &std::path::Path) -> Server {
+    Server::start(
+        dir,
         &[
             ("TIDEMARK_AUTH_READONLY_USER", "reader"),
             ("TIDEMARK_AUTH_READONLY_PASSWORD", "look"),
         ],
-    );
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exec_answers_json_and_exp_streams_csv() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = start_with_reader(dir.path());
     let http = server.http_port;
     let client = server.client().await;
     client
@@ -130,7 +137,7 @@ async fn exec_answers_json_and_exp_streams_csv() {
     assert!(body.contains("INSERT 0 1"), "{body}");
 
     // The read-only user queries but may not write; no credentials: 401.
-    let reader = Some("Basic cmVhZGVyOmxvb2s="); // reader:look
+    let reader = READER;
     assert_eq!(
         get(
             http,
@@ -293,15 +300,9 @@ async fn imp_creates_tables_from_csv_in_one_transaction() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn exec_requests_share_no_session_state() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let server = Server::start(
-        dir.path(),
-        &[
-            ("TIDEMARK_AUTH_READONLY_USER", "reader"),
-            ("TIDEMARK_AUTH_READONLY_PASSWORD", "look"),
-        ],
-    );
+    let server = start_with_reader(dir.path());
     let http = server.http_port;
-    let reader = Some("Basic cmVhZGVyOmxvb2s="); // reader:look
+    let reader = READER;
     let exec = |sql: &str, auth: Option<&str>| {
         let (code, _, body) = get(http, "/exec", &[("query", sql)], auth);
         let v: serde_json::Value = serde_json::from_str(&body).expect("json");
