@@ -179,8 +179,8 @@ impl Session {
                 // fails there with its error), and is not remembered.
                 let prepared = self.prepare(text).await.ok()?;
                 let prepared = prepared.is_planned_query().then_some(prepared);
-                let settings = self.settings.clone();
-                self.simple_plans.keep(text, &settings, prepared.clone());
+                self.simple_plans
+                    .keep(text, &self.settings, prepared.clone());
                 prepared
             }
         }
