@@ -36,6 +36,7 @@ pub mod error;
 mod expr_rules;
 mod fill;
 mod finance;
+mod float_compare;
 mod generators;
 mod implicit_group_by;
 mod index_ddl;

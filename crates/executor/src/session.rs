@@ -1291,6 +1291,7 @@ impl Session {
             .with_physical_optimizer_rule(Arc::new(crate::parallel_aggregate::ParallelAggregate))
             .with_physical_optimizer_rule(Arc::new(crate::symbol_grouping::SymbolKeyGrouping))
             .with_physical_optimizer_rule(Arc::new(crate::path_order::PathInputOrder))
+            .with_physical_optimizer_rule(Arc::new(crate::float_compare::FloatLiteralComparisons))
             .build();
         let mut ctx = SessionContext::new_with_state(state);
         // `->`/`->>` before DataFusion's own planners, which do not take them.
