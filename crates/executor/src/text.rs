@@ -8,6 +8,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, AsArray, BinaryArray, BooleanArray, Date32Array, FixedSizeBinaryArray,
     StringArray,
 };
+use datafusion::arrow::buffer::NullBuffer;
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{
     DataType, Float32Type, Float64Type, Int8Type, Int16Type, Int32Type, Int64Type, TimeUnit,
@@ -277,66 +278,110 @@ fn write_float(out: &mut impl BufMut, v: f64, single: bool) {
     let digits = &digits[leading..n];
     exp -= leading as i32;
     let digits = &digits[..digits.len() - digits.iter().rev().take_while(|&&d| d == b'0').count()];
+    let mut text = Piece::default();
     if negative {
-        out.put_u8(b'-');
+        text.push(b'-');
     }
     if digits.is_empty() {
-        return out.put_u8(b'0');
-    }
-    if exp < -4 || exp >= precision {
-        out.put_u8(digits[0]);
+        text.push(b'0');
+    } else if exp < -4 || exp >= precision {
+        text.push(digits[0]);
         if digits.len() > 1 {
-            out.put_u8(b'.');
-            out.put_slice(&digits[1..]);
+            text.push(b'.');
+            text.extend(&digits[1..]);
         }
-        out.put_slice(if exp < 0 { b"e-" } else { b"e+" });
+        text.extend(if exp < 0 { b"e-" } else { b"e+" });
         let e = exp.unsigned_abs();
-        if e < 10 {
-            out.put_u8(b'0');
+        text.digits(e, if e < 100 { 2 } else { 3 });
+    } else {
+        // Digits before the decimal point (0 or fewer: a leading "0.").
+        match usize::try_from(exp + 1) {
+            Err(_) | Ok(0) => {
+                text.extend(b"0.");
+                text.zeros((-exp - 1) as usize);
+                text.extend(digits);
+            }
+            Ok(p) if p >= digits.len() => {
+                text.extend(digits);
+                text.zeros(p - digits.len());
+            }
+            Ok(p) => {
+                text.extend(&digits[..p]);
+                text.push(b'.');
+                text.extend(&digits[p..]);
+            }
         }
-        write_unsigned(out, u64::from(e));
-        return;
     }
-    // Digits before the decimal point (0 or fewer: a leading "0.").
-    match usize::try_from(exp + 1) {
-        Err(_) | Ok(0) => {
-            out.put_slice(b"0.");
-            out.put_bytes(b'0', (-exp - 1) as usize);
-            out.put_slice(digits);
-        }
-        Ok(p) if p >= digits.len() => {
-            out.put_slice(digits);
-            out.put_bytes(b'0', p - digits.len());
-        }
-        Ok(p) => {
-            out.put_slice(&digits[..p]);
-            out.put_u8(b'.');
-            out.put_slice(&digits[p..]);
+    out.put_slice(text.as_bytes());
+}
+
+/// A value's text gathered on the stack and written to the output in one
+/// piece: a timestamp or a float is a dozen small writes, and each write to a
+/// `BufMut` checks (and may grow) the output. Long enough for any value
+/// written through it (a timestamp is at most 26 bytes, a float 32).
+struct Piece {
+    bytes: [u8; 48],
+    len: usize,
+}
+
+impl Default for Piece {
+    fn default() -> Self {
+        Piece {
+            bytes: [0; 48],
+            len: 0,
         }
     }
 }
 
-/// `v` in decimal.
-fn write_unsigned(out: &mut impl BufMut, mut v: u64) {
-    let mut digits = [0u8; 20];
-    let mut at = digits.len();
-    loop {
-        at -= 1;
-        digits[at] = b'0' + (v % 10) as u8;
-        v /= 10;
-        if v == 0 {
-            break;
-        }
+impl Piece {
+    fn push(&mut self, byte: u8) {
+        self.bytes[self.len] = byte;
+        self.len += 1;
     }
-    out.put_slice(&digits[at..]);
+
+    fn extend(&mut self, bytes: &[u8]) {
+        self.bytes[self.len..self.len + bytes.len()].copy_from_slice(bytes);
+        self.len += bytes.len();
+    }
+
+    fn zeros(&mut self, count: usize) {
+        self.bytes[self.len..self.len + count].fill(b'0');
+        self.len += count;
+    }
+
+    /// `v` in decimal, zero-padded to `width` digits (`v` has at most `width`).
+    fn digits(&mut self, mut v: u32, width: usize) {
+        let end = self.len + width;
+        for at in (self.len..end).rev() {
+            self.bytes[at] = b'0' + (v % 10) as u8;
+            v /= 10;
+        }
+        self.len = end;
+    }
+
+    fn as_bytes(&self) -> &[u8] {
+        &self.bytes[..self.len]
+    }
 }
 
 /// `v` in decimal, with its sign.
 fn write_signed(out: &mut impl BufMut, v: i64) {
-    if v < 0 {
-        out.put_u8(b'-');
+    let mut text = [0u8; 20];
+    let mut at = text.len();
+    let mut rest = v.unsigned_abs();
+    loop {
+        at -= 1;
+        text[at] = b'0' + (rest % 10) as u8;
+        rest /= 10;
+        if rest == 0 {
+            break;
+        }
     }
-    write_unsigned(out, v.unsigned_abs());
+    if v < 0 {
+        at -= 1;
+        text[at] = b'-';
+    }
+    out.put_slice(&text[at..]);
 }
 
 /// `YYYY-MM-DD`.
@@ -604,7 +649,7 @@ pub(crate) fn timestamp(us: i64) -> String {
     String::from_utf8(out).unwrap_or_default()
 }
 
-/// [`timestamp`] written to `out`, digit by digit: every result row's
+/// [`timestamp`] written to `out` in one piece: every result row's
 /// timestamps pass here, and `format!` cost several times more.
 fn write_timestamp(out: &mut impl BufMut, us: i64) {
     let days = us.div_euclid(MICROS_PER_DAY);
@@ -612,56 +657,141 @@ fn write_timestamp(out: &mut impl BufMut, us: i64) {
     let (y, m, d) = civil_from_days(days);
     let secs = (rem / 1_000_000) as u32;
     let frac = (rem % 1_000_000) as u32;
+    let mut text = Piece::default();
     match u32::try_from(y).ok().filter(|&y| y <= 9999) {
-        Some(y) => push_digits(out, y, 4),
+        Some(y) => text.digits(y, 4),
         None => out.put_slice(format!("{y:04}").as_bytes()),
     }
-    out.put_u8(b'-');
-    push_digits(out, m, 2);
-    out.put_u8(b'-');
-    push_digits(out, d, 2);
-    out.put_u8(b' ');
-    push_digits(out, secs / 3600, 2);
-    out.put_u8(b':');
-    push_digits(out, secs / 60 % 60, 2);
-    out.put_u8(b':');
-    push_digits(out, secs % 60, 2);
+    text.push(b'-');
+    text.digits(m, 2);
+    text.push(b'-');
+    text.digits(d, 2);
+    text.push(b' ');
+    text.digits(secs / 3600, 2);
+    text.push(b':');
+    text.digits(secs / 60 % 60, 2);
+    text.push(b':');
+    text.digits(secs % 60, 2);
     if frac != 0 {
-        out.put_u8(b'.');
+        text.push(b'.');
         let mut frac = frac;
         let mut width = 6;
         while frac.is_multiple_of(10) {
             frac /= 10;
             width -= 1;
         }
-        push_digits(out, frac, width);
+        text.digits(frac, width);
+    }
+    out.put_slice(text.as_bytes());
+}
+
+/// A column of one batch taken apart once, to write its values as text row
+/// after row: the types of a typical time-series result (DOUBLE, BIGINT,
+/// TIMESTAMP, text, SYMBOL) are matched once per batch instead of once per
+/// value. NULL writes nothing.
+#[derive(Debug)]
+pub struct TextColumn<'a> {
+    array: &'a ArrayRef,
+    nulls: Option<&'a NullBuffer>,
+    result: bool,
+    values: TextValues<'a>,
+}
+
+#[derive(Debug)]
+enum TextValues<'a> {
+    Double(&'a [f64]),
+    Long(&'a [i64]),
+    Timestamp(&'a [i64], TimeUnit),
+    Text(&'a StringArray),
+    Symbol(&'a [i32], Box<TextColumn<'a>>),
+    Other,
+}
+
+impl<'a> TextColumn<'a> {
+    /// Values as a result row carries them in the wire protocol's text format
+    /// ([`format_result_value`]).
+    pub fn for_result(array: &'a ArrayRef) -> Self {
+        Self::new(array, true)
+    }
+
+    /// Values as [`format_value`] gives them (TIMESTAMP_NS with its
+    /// nanoseconds): for COPY TO.
+    pub fn for_copy(array: &'a ArrayRef) -> Self {
+        Self::new(array, false)
+    }
+
+    fn new(array: &'a ArrayRef, result: bool) -> Self {
+        use datafusion::arrow::datatypes::{
+            TimestampMicrosecondType, TimestampMillisecondType, TimestampNanosecondType,
+            TimestampSecondType,
+        };
+        let values = match array.data_type() {
+            DataType::Float64 => TextValues::Double(array.as_primitive::<Float64Type>().values()),
+            DataType::Int64 => TextValues::Long(array.as_primitive::<Int64Type>().values()),
+            DataType::Timestamp(unit, None) if result || *unit != TimeUnit::Nanosecond => {
+                let values = match unit {
+                    TimeUnit::Second => array.as_primitive::<TimestampSecondType>().values(),
+                    TimeUnit::Millisecond => {
+                        array.as_primitive::<TimestampMillisecondType>().values()
+                    }
+                    TimeUnit::Microsecond => {
+                        array.as_primitive::<TimestampMicrosecondType>().values()
+                    }
+                    TimeUnit::Nanosecond => {
+                        array.as_primitive::<TimestampNanosecondType>().values()
+                    }
+                };
+                TextValues::Timestamp(values, *unit)
+            }
+            DataType::Utf8 => match array.as_any().downcast_ref::<StringArray>() {
+                Some(text) => TextValues::Text(text),
+                None => TextValues::Other,
+            },
+            DataType::Dictionary(key, _) if **key == DataType::Int32 => {
+                let dictionary = array.as_dictionary::<Int32Type>();
+                TextValues::Symbol(
+                    dictionary.keys().values(),
+                    Box::new(Self::new(dictionary.values(), result)),
+                )
+            }
+            _ => TextValues::Other,
+        };
+        TextColumn {
+            array,
+            nulls: array.nulls(),
+            result,
+            values,
+        }
+    }
+
+    /// Appends the text of row `row` to `out`; `false` (nothing written) for NULL.
+    pub fn write(&self, out: &mut impl BufMut, row: usize) -> Result<bool> {
+        if self.nulls.is_some_and(|nulls| nulls.is_null(row)) {
+            return Ok(false);
+        }
+        match &self.values {
+            TextValues::Double(values) => write_float(out, values[row], false),
+            TextValues::Long(values) => write_signed(out, values[row]),
+            TextValues::Timestamp(values, unit) => {
+                write_timestamp(out, micros_of(values[row], *unit))
+            }
+            TextValues::Text(text) => out.put_slice(text.value(row).as_bytes()),
+            TextValues::Symbol(keys, values) => {
+                return match usize::try_from(keys[row]) {
+                    Ok(key) if key < values.array.len() => values.write(out, key),
+                    _ => Ok(false),
+                };
+            }
+            TextValues::Other => return write_text(out, self.array, row, self.result),
+        }
+        Ok(true)
     }
 }
 
-/// `v` in decimal, zero-padded to `width` digits (`v` has at most `width`).
-fn push_digits(out: &mut impl BufMut, v: u32, width: u32) {
-    for place in (0..width).rev() {
-        let digit = v / 10u32.pow(place) % 10;
-        out.put_u8(b'0' + digit as u8);
-    }
-}
-
-/// Appends the text of row `row` of `array` to `out`, as
-/// [`format_result_value`] gives it; `false` (nothing written) for NULL. The
-/// types of a typical time-series result (floats, integers, timestamps,
-/// strings and SYMBOLs) are written without a `String` per value.
-pub fn write_result_value(out: &mut impl BufMut, array: &ArrayRef, row: usize) -> Result<bool> {
-    write_text(out, array, row, true)
-}
-
-/// [`write_result_value`] as [`format_value`] gives the text (TIMESTAMP_NS
-/// with its nanoseconds): for COPY TO.
-pub fn write_value(out: &mut impl BufMut, array: &ArrayRef, row: usize) -> Result<bool> {
-    write_text(out, array, row, false)
-}
-
-/// `result`: as a result row carries it ([`format_result_value`]), else as
-/// [`format_value`].
+/// Appends the text of row `row` of `array` to `out`; `false` (nothing
+/// written) for NULL. `result`: as a result row carries it
+/// ([`format_result_value`]), else as [`format_value`]. Floats, integers,
+/// timestamps, strings and SYMBOLs are written without a `String` per value.
 fn write_text(out: &mut impl BufMut, array: &ArrayRef, row: usize, result: bool) -> Result<bool> {
     if array.is_null(row) {
         return Ok(false);
@@ -815,7 +945,9 @@ mod tests {
         for array in &arrays {
             for row in 0..array.len() {
                 let mut out = Vec::new();
-                let written = write_result_value(&mut out, array, row).expect("writes");
+                let written = TextColumn::for_result(array)
+                    .write(&mut out, row)
+                    .expect("writes");
                 let expected = format_result_value(array, row).expect("formats");
                 assert_eq!(
                     written.then(|| String::from_utf8(out).expect("utf-8")),
@@ -824,7 +956,9 @@ mod tests {
                     array.data_type()
                 );
                 let mut out = Vec::new();
-                let written = write_value(&mut out, array, row).expect("writes");
+                let written = TextColumn::for_copy(array)
+                    .write(&mut out, row)
+                    .expect("writes");
                 let expected = format_value(array, row).expect("formats");
                 assert_eq!(
                     written.then(|| String::from_utf8(out).expect("utf-8")),

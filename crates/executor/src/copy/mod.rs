@@ -18,7 +18,7 @@ mod binary;
 
 use crate::convert::array_to_column;
 use crate::error::{ExecError, Result, sqlstate};
-use crate::text::{format_value, write_value};
+use crate::text::{TextColumn, format_value};
 
 const ROWS_PER_BATCH: usize = 65_536;
 
@@ -718,6 +718,7 @@ pub fn encode_rows(
         format.delimiter.is_ascii() && format.quote.is_ascii() && format.escape.is_ascii();
     let mut cell = Vec::new();
     for b in batches {
+        let columns: Vec<TextColumn> = b.columns().iter().map(TextColumn::for_copy).collect();
         for r in 0..b.num_rows() {
             if !bytewise {
                 let cells = b
@@ -729,12 +730,12 @@ pub fn encode_rows(
                 continue;
             }
             let mut line = Vec::with_capacity(16 * b.num_columns());
-            for (i, c) in b.columns().iter().enumerate() {
+            for (i, c) in columns.iter().enumerate() {
                 if i > 0 {
                     line.push(format.delimiter as u8);
                 }
                 cell.clear();
-                if write_value(&mut cell, c, r)? {
+                if c.write(&mut cell, r)? {
                     escape_cell(format, &cell, &mut line);
                 } else {
                     line.extend_from_slice(format.null.as_bytes());

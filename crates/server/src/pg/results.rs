@@ -19,7 +19,7 @@ use tidemark_executor::copy::CopyIn;
 use tidemark_executor::{CopyOut, ExecError, RowStream};
 
 use super::handler::user_error;
-use super::types::{data_row, field_type, format_for};
+use super::types::{RowEncoder, field_type, format_for};
 
 pub(super) fn fields(schema: &SchemaRef, formats: &Format) -> Arc<Vec<FieldInfo>> {
     Arc::new(
@@ -55,9 +55,12 @@ pub(super) fn rows_response(
     // whatever the size of the result.
     let data = rows.flat_map(move |batch| {
         let encoded: Vec<PgWireResult<DataRow>> = match batch {
-            Ok(b) => (0..b.num_rows())
-                .map(|r| data_row(b.columns(), r, &formats, &jsonb).map_err(|e| failure.record(e)))
-                .collect(),
+            Ok(b) => {
+                let mut encoder = RowEncoder::new(b.columns(), &formats, &jsonb, b.num_rows());
+                (0..b.num_rows())
+                    .map(|r| encoder.row(r).map_err(|e| failure.record(e)))
+                    .collect()
+            }
             Err(e) => vec![Err(failure.record(e))],
         };
         stream::iter(encoded)

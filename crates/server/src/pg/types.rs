@@ -18,7 +18,7 @@ use tidemark_executor::arrow::datatypes::{
 };
 use tidemark_executor::error::sqlstate;
 use tidemark_executor::numeric;
-use tidemark_executor::text::{format_value, list_value, write_result_value};
+use tidemark_executor::text::{TextColumn, format_value, list_value};
 use tidemark_executor::types::innermost_element;
 use tidemark_executor::{ExecError, ParamValue};
 
@@ -304,37 +304,102 @@ pub(crate) fn jsonb_columns(schema: &tidemark_executor::arrow::datatypes::Schema
         .collect()
 }
 
-/// One DataRow: every column of `row`, each in the format the client asked for.
-/// `jsonb` flags the columns sent as `jsonb` ([`jsonb_columns`]).
+/// Encodes the rows of one batch as DataRow messages, each column in the
+/// format the client asked for. Each column is taken apart once per batch (its
+/// type is not matched again for every value), and the rows are written one
+/// after another into a shared buffer: a row is a slice of it, not an
+/// allocation of its own.
+pub(crate) struct RowEncoder<'a> {
+    columns: Vec<ColumnEncoding<'a>>,
+    buf: BytesMut,
+}
+
+enum ColumnEncoding<'a> {
+    Text(TextColumn<'a>),
+    /// `jsonb`: the column is sent as `jsonb`, whose binary form starts with
+    /// a version byte.
+    Binary {
+        array: &'a ArrayRef,
+        jsonb: bool,
+    },
+}
+
+/// The most buffer taken at once for the rows of a batch.
+const ROWS_BUFFER_BYTES: usize = 32 * 1024;
+
+impl<'a> RowEncoder<'a> {
+    /// For the `rows` rows of `columns`; `jsonb` flags the columns sent as
+    /// `jsonb` ([`jsonb_columns`]).
+    pub(crate) fn new(
+        columns: &'a [ArrayRef],
+        formats: &Format,
+        jsonb: &[bool],
+        rows: usize,
+    ) -> Self {
+        let columns: Vec<ColumnEncoding<'a>> = columns
+            .iter()
+            .enumerate()
+            .map(|(i, array)| match format_for(formats, i) {
+                FieldFormat::Binary => ColumnEncoding::Binary {
+                    array,
+                    jsonb: jsonb.get(i).copied().unwrap_or(false),
+                },
+                FieldFormat::Text => ColumnEncoding::Text(TextColumn::for_result(array)),
+            })
+            .collect();
+        let estimate = rows.saturating_mul(Self::row_estimate(columns.len()));
+        RowEncoder {
+            buf: BytesMut::with_capacity(estimate.min(ROWS_BUFFER_BYTES)),
+            columns,
+        }
+    }
+
+    /// A guess at the bytes of a row of `columns` columns, to size the buffer.
+    fn row_estimate(columns: usize) -> usize {
+        16 * columns + 16
+    }
+
+    /// Row `row` as a DataRow.
+    pub(crate) fn row(&mut self, row: usize) -> Result<DataRow, ExecError> {
+        if self.buf.capacity() - self.buf.len() < Self::row_estimate(self.columns.len()) {
+            self.buf.reserve(ROWS_BUFFER_BYTES);
+        }
+        let buf = &mut self.buf;
+        for column in &self.columns {
+            let len_at = buf.len();
+            buf.put_i32(-1);
+            let present = match column {
+                ColumnEncoding::Text(text) => text.write(buf, row)?,
+                ColumnEncoding::Binary { array, jsonb } => {
+                    if *jsonb {
+                        buf.put_u8(1);
+                    }
+                    let present = put_binary(buf, array, row)?;
+                    if !present {
+                        buf.truncate(len_at + 4);
+                    }
+                    present
+                }
+            };
+            if present {
+                let len = (buf.len() - len_at - 4) as i32;
+                buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
+            }
+        }
+        Ok(DataRow::new(buf.split(), self.columns.len() as i16))
+    }
+}
+
+/// One DataRow: every column of `row`, each in the format the client asked for
+/// ([`RowEncoder`] for the rows of a batch).
+#[cfg(test)]
 pub(crate) fn data_row(
     columns: &[ArrayRef],
     row: usize,
     formats: &Format,
     jsonb: &[bool],
 ) -> Result<DataRow, ExecError> {
-    let mut buf = BytesMut::with_capacity(16 * columns.len());
-    for (i, array) in columns.iter().enumerate() {
-        let len_at = buf.len();
-        buf.put_i32(-1);
-        let present = if format_for(formats, i) == FieldFormat::Binary {
-            if jsonb.get(i).copied().unwrap_or(false) {
-                // jsonb's binary format: version 1, then the document's text.
-                buf.put_u8(1);
-            }
-            let present = put_binary(&mut buf, array, row)?;
-            if !present {
-                buf.truncate(len_at + 4);
-            }
-            present
-        } else {
-            write_result_value(&mut buf, array, row)?
-        };
-        if present {
-            let len = (buf.len() - len_at - 4) as i32;
-            buf[len_at..len_at + 4].copy_from_slice(&len.to_be_bytes());
-        }
-    }
-    Ok(DataRow::new(buf, columns.len() as i16))
+    RowEncoder::new(columns, formats, jsonb, 1).row(row)
 }
 
 /// The format of column `i` (a format list shorter than the columns is a client error
