@@ -21,8 +21,9 @@ use datafusion::arrow::datatypes::{DataType, Float32Type, Float64Type, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::common::config::ConfigOptions;
+use datafusion::common::internal_datafusion_err;
 use datafusion::common::tree_node::{Transformed, TransformedResult, TreeNode};
-use datafusion::error::{DataFusionError, Result as DfResult};
+use datafusion::error::Result as DfResult;
 use datafusion::logical_expr::{ColumnarValue, Operator};
 use datafusion::physical_expr::PhysicalExpr;
 use datafusion::physical_expr::expressions::{BinaryExpr, Column, Literal};
@@ -165,15 +166,15 @@ impl FloatComparison {
     fn compare(&self, values: &dyn Array) -> DfResult<BooleanArray> {
         let bits = match self.constant {
             Constant::Double(c) => {
-                let values = values
-                    .as_primitive_opt::<Float64Type>()
-                    .ok_or_else(|| internal("a DOUBLE comparison read another type"))?;
+                let values = values.as_primitive_opt::<Float64Type>().ok_or_else(|| {
+                    internal_datafusion_err!("a DOUBLE comparison read another type")
+                })?;
                 packed(values.values(), c, self.op)
             }
             Constant::Real(c) => {
-                let values = values
-                    .as_primitive_opt::<Float32Type>()
-                    .ok_or_else(|| internal("a REAL comparison read another type"))?;
+                let values = values.as_primitive_opt::<Float32Type>().ok_or_else(|| {
+                    internal_datafusion_err!("a REAL comparison read another type")
+                })?;
                 packed(values.values(), c, self.op)
             }
         };
@@ -257,10 +258,6 @@ fn with_nans<F: Float>(chunk: &[F], mut word: u64, op: Comparison) -> u64 {
     word
 }
 
-fn internal(message: &str) -> DataFusionError {
-    DataFusionError::Internal(message.to_string())
-}
-
 impl PhysicalExpr for FloatComparison {
     fn data_type(&self, _input_schema: &Schema) -> DfResult<DataType> {
         Ok(DataType::Boolean)
@@ -271,10 +268,9 @@ impl PhysicalExpr for FloatComparison {
     }
 
     fn evaluate(&self, batch: &RecordBatch) -> DfResult<ColumnarValue> {
-        let values = batch
-            .columns()
-            .get(self.column.index())
-            .ok_or_else(|| internal("a float comparison's column is not in the batch"))?;
+        let values = batch.columns().get(self.column.index()).ok_or_else(|| {
+            internal_datafusion_err!("a float comparison's column is not in the batch")
+        })?;
         Ok(ColumnarValue::Array(Arc::new(
             self.compare(values.as_ref())?,
         )))
@@ -291,7 +287,9 @@ impl PhysicalExpr for FloatComparison {
         if children.is_empty() {
             Ok(self)
         } else {
-            Err(internal("a float comparison takes no children"))
+            Err(internal_datafusion_err!(
+                "a float comparison takes no children"
+            ))
         }
     }
 
