@@ -107,6 +107,8 @@ pub(crate) struct Figures {
     pub(crate) single_late_rows_s: f64,
     pub(crate) single_late_p99_ms: f64,
     pub(crate) queries_ms: Vec<(f64, usize)>,
+    /// Each query's [`workload::answer`] (PostgreSQL: on its B-tree table).
+    pub(crate) queries_answers: Vec<Vec<String>>,
     /// The ASOF JOIN phase: (median ms, rows) per query, and the first query's answer.
     pub(crate) asof_ms: Vec<(f64, usize)>,
     pub(crate) asof_answer: String,
@@ -203,6 +205,9 @@ async fn run_in(
             let client = connect(&tm.conninfo()).await?;
             for (_, sql, _) in QUERIES {
                 tidemark.queries_ms.push(time_query(&client, sql).await?);
+                tidemark
+                    .queries_answers
+                    .push(workload::answer(&client, sql).await?);
             }
             tidemark.rss_queries = query_peak.finish();
         }
@@ -278,9 +283,13 @@ async fn run_in(
                 let sampler_pg = pg.clone();
                 let query_peak = PeakSampler::start(move || sampler_pg.rss_bytes());
                 for (_, _, sql) in QUERIES {
+                    let sql_btree = sql.replace("{t}", "trades");
                     postgres
                         .queries_ms
-                        .push(time_query(&client, &sql.replace("{t}", "trades")).await?);
+                        .push(time_query(&client, &sql_btree).await?);
+                    postgres
+                        .queries_answers
+                        .push(workload::answer(&client, &sql_btree).await?);
                     brin.queries_ms
                         .push(time_query(&client, &sql.replace("{t}", "trades_brin")).await?);
                 }
@@ -293,7 +302,8 @@ async fn run_in(
             }
             if args.does("index") {
                 eprintln!("PostgreSQL: B-tree on (sym, ts)");
-                postgres.index.after_ms = symbol_index::postgres(&client).await?;
+                (postgres.index.after_ms, postgres.index.after_answers) =
+                    symbol_index::postgres(&client).await?;
             }
         }
     }

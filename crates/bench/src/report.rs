@@ -1,7 +1,7 @@
 //! The result table, and its place in docs/benchmarks.md.
 
 use crate::symbol_index::{INDEX_QUERIES, IndexFigures};
-use crate::workload::{ASOF_QUERIES, QUERIES};
+use crate::workload::{ASOF_QUERIES, QUERIES, same_answer};
 use crate::{Args, Duck, Figures};
 
 pub(crate) fn parse_duck(out: &str) -> Result<Duck, String> {
@@ -274,8 +274,8 @@ pub(crate) fn render(
         s.push_str("DuckDB was not run.\n\n");
     }
     s.push_str(
-        "| query (median of 5, ms) | Tidemark | PG B-tree | PG BRIN | DuckDB | vs PG (best) | vs DuckDB | goal (>= 10x PG, <= 1.5x DuckDB) |\n\
-         |---|---:|---:|---:|---:|---:|---:|---|\n",
+        "| query (median of 5, ms) | Tidemark | PG B-tree | PG BRIN | DuckDB | vs PG (best) | vs DuckDB | goal (>= 10x PG, <= 1.5x DuckDB) | same rows as PG |\n\
+         |---|---:|---:|---:|---:|---:|---:|---|---|\n",
     );
     for (i, (name, _, _)) in QUERIES.iter().enumerate() {
         let at = |v: &[(f64, usize)]| v.get(i).map_or(0.0, |q| q.0);
@@ -284,12 +284,13 @@ pub(crate) fn render(
         let d = at(&duck.queries_ms);
         let judged = verdict(t > 0.0 && p > 0.0 && d > 0.0, p >= 10.0 * t && t <= 1.5 * d);
         s.push_str(&format!(
-            "| {name} | {t:.1} | {:.1} | {:.1} | {d:.1} | {} | {} | {} |\n",
+            "| {name} | {t:.1} | {:.1} | {:.1} | {d:.1} | {} | {} | {} | {} |\n",
             at(&pg.queries_ms),
             at(&brin.queries_ms),
             compare(t, p),
             compare(t, d),
-            judged
+            judged,
+            agreement(&tm.queries_answers, &pg.queries_answers, i)
         ));
     }
     if args.does("prepared") {
@@ -343,22 +344,22 @@ pub(crate) fn render(
         ));
     }
     if args.does("index") {
-        s.push_str(&index_section(args, &tm.index, &pg.index.after_ms));
+        s.push_str(&index_section(args, &tm.index, &pg.index));
     }
     s
 }
 
 /// The symbol index phase: Tidemark before and after `CREATE INDEX ON trades
 /// (sym)`, PostgreSQL with a B-tree on (sym, ts).
-fn index_section(args: &Args, f: &IndexFigures, pg: &[(f64, usize)]) -> String {
+fn index_section(args: &Args, f: &IndexFigures, pg: &IndexFigures) -> String {
     let mut s = format!(
         "\nSymbol index on `trades.sym`: COPY of {} generated rows then CHECKPOINT (the apply \
          that writes the files and the index), {:.0} rows/s into a table without an index and \
          {:.0} rows/s with one ({} the rate); `CREATE INDEX ON trades (sym)` over the {} loaded \
          rows took {:.0} ms; the index takes {} on disk beside the column's {} of keys. \
          PostgreSQL has a B-tree on (sym, ts) for these queries:\n\n\
-         | query (median of 5, ms) | Tidemark, no index | Tidemark, symbol index | PostgreSQL (sym, ts) | index vs none | indexed vs PG |\n\
-         |---|---:|---:|---:|---:|---:|\n",
+         | query (median of 5, ms) | Tidemark, no index | Tidemark, symbol index | PostgreSQL (sym, ts) | index vs none | indexed vs PG | same rows: index as none / as PG |\n\
+         |---|---:|---:|---:|---:|---:|---|\n",
         args.copy_variant_rows,
         f.copy_plain_rows_s,
         f.copy_indexed_rows_s,
@@ -370,14 +371,26 @@ fn index_section(args: &Args, f: &IndexFigures, pg: &[(f64, usize)]) -> String {
     );
     for (i, (name, _, _)) in INDEX_QUERIES.iter().enumerate() {
         let at = |v: &[(f64, usize)]| v.get(i).map_or(0.0, |q| q.0);
-        let (before, after, p) = (at(&f.before_ms), at(&f.after_ms), at(pg));
+        let (before, after, p) = (at(&f.before_ms), at(&f.after_ms), at(&pg.after_ms));
         s.push_str(&format!(
-            "| {name} | {before:.1} | {after:.1} | {p:.1} | {} | {} |\n",
+            "| {name} | {before:.1} | {after:.1} | {p:.1} | {} | {} | {} / {} |\n",
             compare(after, before),
-            compare(after, p)
+            compare(after, p),
+            agreement(&f.after_answers, &f.before_answers, i),
+            agreement(&f.after_answers, &pg.after_answers, i)
         ));
     }
     s
+}
+
+/// Whether answer `i` of two systems holds the same rows: `yes`, **no**, or
+/// `-` when either was not run.
+fn agreement(ours: &[Vec<String>], theirs: &[Vec<String>], i: usize) -> &'static str {
+    match (ours.get(i), theirs.get(i)) {
+        (Some(a), Some(b)) if same_answer(a, b) => "yes",
+        (Some(_), Some(_)) => "**no**",
+        _ => "-",
+    }
 }
 
 pub(crate) fn write_docs(table: &str, rows: u64) -> Result<(), String> {
@@ -455,7 +468,6 @@ mod tests {
             "| single-row commit p50 / p99",
             "| checkpoint: CREATE median",
             "| checkpoint: longest commit",
-            "| SAMPLE BY 1h avg price",
         ] {
             assert!(
                 line(row).ends_with("not measured |"),
@@ -463,6 +475,11 @@ mod tests {
                 line(row)
             );
         }
+        let query = line("| SAMPLE BY 1h avg price");
+        assert!(
+            query.ends_with("| not measured | - |"),
+            "a query not run is neither judged nor compared: {query}"
+        );
         assert!(!table.contains("Prepared one-row statements"));
     }
 }

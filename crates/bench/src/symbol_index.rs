@@ -9,7 +9,7 @@ use std::time::Instant;
 
 use tokio_postgres::Client;
 
-use crate::workload::{Result, System, copy_generated, create_table, time_query};
+use crate::workload::{Result, System, answer, copy_generated, create_table, time_query};
 
 /// Name, Tidemark SQL, PostgreSQL SQL.
 pub(crate) const INDEX_QUERIES: [(&str, &str, &str); 5] = [
@@ -54,6 +54,9 @@ pub(crate) struct IndexFigures {
     pub(crate) key_bytes: u64,
     pub(crate) before_ms: Vec<(f64, usize)>,
     pub(crate) after_ms: Vec<(f64, usize)>,
+    /// Each query's answer without and with the index (PostgreSQL's in `after`).
+    pub(crate) before_answers: Vec<Vec<String>>,
+    pub(crate) after_answers: Vec<Vec<String>>,
 }
 
 async fn copy_and_apply(client: &Client, table: &str, rows: u64) -> Result<f64> {
@@ -66,13 +69,18 @@ async fn copy_and_apply(client: &Client, table: &str, rows: u64) -> Result<f64> 
     Ok(rows as f64 / started.elapsed().as_secs_f64())
 }
 
-async fn run_queries(client: &Client, postgres: bool) -> Result<Vec<(f64, usize)>> {
-    let mut out = Vec::new();
+/// Each query's (median ms, rows) and its [`answer`].
+async fn run_queries(
+    client: &Client,
+    postgres: bool,
+) -> Result<(Vec<(f64, usize)>, Vec<Vec<String>>)> {
+    let (mut times, mut answers) = (Vec::new(), Vec::new());
     for (_, tidemark_sql, postgres_sql) in INDEX_QUERIES {
         let sql = if postgres { postgres_sql } else { tidemark_sql };
-        out.push(time_query(client, sql).await?);
+        times.push(time_query(client, sql).await?);
+        answers.push(answer(client, sql).await?);
     }
-    Ok(out)
+    Ok((times, answers))
 }
 
 /// Sizes of the files under `dir` whose names end with `suffix` and contain `part`.
@@ -117,14 +125,14 @@ pub(crate) async fn tidemark(client: &Client, root: &Path, rows: u64) -> Result<
         .batch_execute("DROP TABLE trades_plain; DROP TABLE trades_indexed")
         .await
         .map_err(|e| format!("DROP: {e}"))?;
-    f.before_ms = run_queries(client, false).await?;
+    (f.before_ms, f.before_answers) = run_queries(client, false).await?;
     let started = Instant::now();
     client
         .batch_execute("CREATE INDEX ON trades (sym)")
         .await
         .map_err(|e| format!("CREATE INDEX: {e}"))?;
     f.build_ms = started.elapsed().as_secs_f64() * 1000.0;
-    f.after_ms = run_queries(client, false).await?;
+    (f.after_ms, f.after_answers) = run_queries(client, false).await?;
     let table_dir = std::fs::read_dir(root.join("db"))
         .map_err(|e| format!("{}: {e}", root.display()))?
         .flatten()
@@ -140,7 +148,7 @@ pub(crate) async fn tidemark(client: &Client, root: &Path, rows: u64) -> Result<
 }
 
 /// The same queries on PostgreSQL after `CREATE INDEX ON trades (sym, ts)`.
-pub(crate) async fn postgres(client: &Client) -> Result<Vec<(f64, usize)>> {
+pub(crate) async fn postgres(client: &Client) -> Result<(Vec<(f64, usize)>, Vec<Vec<String>>)> {
     for sql in ["CREATE INDEX ON trades (sym, ts)", "ANALYZE trades"] {
         client
             .batch_execute(sql)

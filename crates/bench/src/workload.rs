@@ -407,6 +407,45 @@ pub(crate) async fn first_row(client: &Client, sql: &str) -> Result<String> {
     Ok(String::new())
 }
 
+/// What `sql` answers, in a form two systems' answers can be compared in
+/// ([`same_answer`]): each row's fields as text joined by `|` (NULL as
+/// `NULL`), the rows sorted.
+pub(crate) async fn answer(client: &Client, sql: &str) -> Result<Vec<String>> {
+    let messages = client.simple_query(sql).await.map_err(err(sql))?;
+    let mut rows: Vec<String> = messages
+        .iter()
+        .filter_map(|m| match m {
+            tokio_postgres::SimpleQueryMessage::Row(r) => Some(
+                (0..r.len())
+                    .map(|i| r.get(i).unwrap_or("NULL"))
+                    .collect::<Vec<_>>()
+                    .join("|"),
+            ),
+            _ => None,
+        })
+        .collect();
+    rows.sort();
+    Ok(rows)
+}
+
+/// Whether two [`answer`]s hold the same rows: every field the same text, or
+/// two numbers within a relative 1e-9 of each other (engines add floats in
+/// different orders, so a mean can differ in its last digits).
+pub(crate) fn same_answer(a: &[String], b: &[String]) -> bool {
+    let same_field = |x: &str, y: &str| {
+        x == y
+            || match (x.parse::<f64>(), y.parse::<f64>()) {
+                (Ok(x), Ok(y)) => (x - y).abs() <= 1e-9 * x.abs().max(y.abs()).max(1.0),
+                _ => false,
+            }
+    };
+    a.len() == b.len()
+        && a.iter().zip(b).all(|(x, y)| {
+            let (x, y): (Vec<&str>, Vec<&str>) = (x.split('|').collect(), y.split('|').collect());
+            x.len() == y.len() && x.iter().zip(&y).all(|(x, y)| same_field(x, y))
+        })
+}
+
 /// Runs `sql` once to warm up, then 5 times; the median in milliseconds and the row count.
 pub(crate) async fn time_query(client: &Client, sql: &str) -> Result<(f64, usize)> {
     let rows = client.simple_query(sql).await.map_err(err(sql))?;
@@ -544,4 +583,23 @@ pub(crate) async fn upsert_load(
         ));
     }
     Ok((first, again))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::same_answer;
+
+    fn rows(rows: &[&str]) -> Vec<String> {
+        rows.iter().map(|r| r.to_string()).collect()
+    }
+
+    #[test]
+    fn answers_agree_on_text_and_on_numbers_a_rounding_apart() {
+        let ours = rows(&["S1|100.00000000000001", "S2|NULL"]);
+        assert!(same_answer(&ours, &rows(&["S1|100", "S2|NULL"])));
+        assert!(!same_answer(&ours, &rows(&["S1|100.001", "S2|NULL"])));
+        assert!(!same_answer(&ours, &rows(&["S1|100"])));
+        assert!(!same_answer(&ours, &rows(&["S1|100", "S2|0"])));
+        assert!(!same_answer(&rows(&["S1|a"]), &rows(&["S1|a|b"])));
+    }
 }
