@@ -782,51 +782,35 @@ impl<'a> TextColumn<'a> {
                     _ => Ok(false),
                 };
             }
-            TextValues::Other => return write_text(out, self.array, row, self.result),
+            TextValues::Other => return write_other(out, self.array, row, self.result),
         }
         Ok(true)
     }
 }
 
-/// Appends the text of row `row` of `array` to `out`; `false` (nothing
-/// written) for NULL. `result`: as a result row carries it
-/// ([`format_result_value`]), else as [`format_value`]. Floats, integers,
-/// timestamps, strings and SYMBOLs are written without a `String` per value.
-fn write_text(out: &mut impl BufMut, array: &ArrayRef, row: usize, result: bool) -> Result<bool> {
-    if array.is_null(row) {
-        return Ok(false);
-    }
+/// [`TextColumn::write`] for the types it does not take apart: row `row` of
+/// `array`, which is not NULL. `result`: as a result row carries it
+/// ([`format_result_value`]), else as [`format_value`]. REAL and the smaller
+/// integers are written without a `String` per value.
+fn write_other(out: &mut impl BufMut, array: &ArrayRef, row: usize, result: bool) -> Result<bool> {
     match array.data_type() {
-        DataType::Float64 => {
-            write_float(out, array.as_primitive::<Float64Type>().value(row), false)
-        }
         DataType::Float32 => write_float(
             out,
             f64::from(array.as_primitive::<Float32Type>().value(row)),
             true,
         ),
-        DataType::Int64 => write_signed(out, array.as_primitive::<Int64Type>().value(row)),
         DataType::Int32 => {
             write_signed(out, i64::from(array.as_primitive::<Int32Type>().value(row)))
         }
         DataType::Int16 => {
             write_signed(out, i64::from(array.as_primitive::<Int16Type>().value(row)))
         }
-        DataType::Timestamp(unit, None) if result || *unit != TimeUnit::Nanosecond => {
-            write_timestamp(
-                out,
-                micros_of(stored_i64(array, row).unwrap_or_default(), *unit),
-            )
-        }
-        DataType::Utf8 => match array.as_any().downcast_ref::<StringArray>() {
-            Some(a) => out.put_slice(a.value(row).as_bytes()),
-            None => return Ok(false),
-        },
+        // A dictionary with keys other than SYMBOL's `Int32`.
         DataType::Dictionary(..) => {
             let dictionary = array.as_any_dictionary();
             return match dictionary_key(dictionary.keys(), row) {
                 Some(key) if key < dictionary.values().len() => {
-                    write_text(out, dictionary.values(), key, result)
+                    TextColumn::new(dictionary.values(), result).write(out, key)
                 }
                 _ => Ok(false),
             };
@@ -895,10 +879,10 @@ mod tests {
     #[test]
     fn result_values_are_written_as_formatted() {
         use datafusion::arrow::array::{
-            DictionaryArray, Float64Array, Int32Array, Int64Array, TimestampMicrosecondArray,
-            TimestampNanosecondArray,
+            DictionaryArray, Float32Array, Float64Array, Int8Array, Int16Array, Int32Array,
+            Int64Array, TimestampMicrosecondArray, TimestampNanosecondArray,
         };
-        use datafusion::arrow::datatypes::Int32Type;
+        use datafusion::arrow::datatypes::{Int8Type, Int32Type};
         use std::sync::Arc;
         let arrays: Vec<ArrayRef> = vec![
             Arc::new(Float64Array::from(vec![
@@ -941,6 +925,22 @@ mod tests {
                 Int32Array::from(vec![Some(1), None, Some(0), Some(1)]),
                 Arc::new(StringArray::from(vec!["S0", "S1"])),
             )),
+            Arc::new(DictionaryArray::<Int8Type>::new(
+                Int8Array::from(vec![Some(0), Some(1), None, Some(0)]),
+                Arc::new(Float64Array::from(vec![Some(2.5), None])),
+            )),
+            Arc::new(Float32Array::from(vec![
+                Some(0.1),
+                None,
+                Some(-1e20),
+                Some(f32::NAN),
+            ])),
+            Arc::new(Int16Array::from(vec![
+                Some(i16::MIN),
+                None,
+                Some(7),
+                Some(0),
+            ])),
         ];
         for array in &arrays {
             for row in 0..array.len() {
