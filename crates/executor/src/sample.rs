@@ -15,10 +15,12 @@
 //! `WITH OFFSET`; `ALIGN TO FIRST OBSERVATION` starts them at the first row kept.
 
 use std::ops::ControlFlow;
+use std::sync::Arc;
 
 use datafusion::arrow::array::{Array, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::{Align, SampleBy, SampleUnit};
 use tidemark_storage::ColumnType;
@@ -198,6 +200,9 @@ struct Grouped {
 /// filled, and then the rows are ordered and limited.
 struct FillGaps {
     ts_col: usize,
+    /// The bucket column is not in the user's select list: it was added at
+    /// the end of the grouped query to fill by, and is left out of the result.
+    bucket_hidden: bool,
     key_cols: Vec<usize>,
     per_aggregate: Vec<(usize, Fill)>,
     step: Step,
@@ -226,10 +231,11 @@ pub(crate) async fn run(
         gaps.step,
         gaps.range,
     )?;
-    let mut outer = parse_query("SELECT * FROM \"__tidemark_fill\"")?;
-    outer.order_by = match gaps.user_order {
-        Some(o) => Some(o),
-        None => {
+    // Without an ORDER BY the rows come in bucket order, which `fill` gives a
+    // hidden bucket column's rows already.
+    let default_order = match gaps.bucket_hidden {
+        true => None,
+        false => {
             parse_query(&format!(
                 "SELECT 1 ORDER BY {}",
                 quote_ident(schema.field(gaps.ts_col).name())
@@ -237,6 +243,12 @@ pub(crate) async fn run(
             .order_by
         }
     };
+    let filled = match gaps.bucket_hidden {
+        true => without_hidden_bucket(filled)?,
+        false => filled,
+    };
+    let mut outer = parse_query("SELECT * FROM \"__tidemark_fill\"")?;
+    outer.order_by = gaps.user_order.or(default_order);
     outer.limit_clause = gaps.user_limit;
     let (schema, batches) = session
         .run_query_over(
@@ -245,6 +257,15 @@ pub(crate) async fn run(
         )
         .await?;
     Ok(Output::rows(schema, batches))
+}
+
+/// The name of the bucket column added to fill by when the select list has none.
+const HIDDEN_BUCKET: &str = "__tidemark_bucket";
+
+/// `batch` without its last column, the hidden bucket column.
+fn without_hidden_bucket(batch: RecordBatch) -> Result<RecordBatch> {
+    let shown: Vec<usize> = (0..batch.num_columns().saturating_sub(1)).collect();
+    Ok(batch.project(&shown)?)
 }
 
 /// A SAMPLE BY query as the plain query a view's plan (or a prepared
@@ -267,16 +288,23 @@ pub(crate) async fn grouped_query(
 }
 
 /// The columns a SAMPLE BY query returns, planned without reading a row (filling
-/// gaps keeps the grouped query's columns).
+/// gaps keeps the grouped query's columns, less a hidden bucket column).
 pub(crate) async fn describe(
     session: &Session,
     query: Box<ast::Query>,
     sample: SampleBy,
 ) -> Result<SchemaRef> {
     let grouped = group(session, query, sample, Purpose::Describe).await?;
-    session
+    let schema = session
         .schema_over(ast::Statement::Query(grouped.query), None)
-        .await
+        .await?;
+    match grouped.fill {
+        Some(gaps) if gaps.bucket_hidden => {
+            let shown: Vec<usize> = (0..schema.fields().len().saturating_sub(1)).collect();
+            Ok(Arc::new(schema.project(&shown)?))
+        }
+        _ => Ok(schema),
+    }
 }
 
 /// What SAMPLE BY samples: the FROM clause as SQL, the timestamp column that
@@ -568,12 +596,18 @@ async fn group(
     if let Some(tz) = &time_zone {
         return Err(unsupported(&format!("FILL with TIME ZONE '{tz}'")));
     }
-    let ts_col = ts_col.ok_or_else(|| {
-        ExecError::new(
-            sqlstate::SYNTAX_ERROR,
-            format!("FILL needs the designated timestamp \"{ts_name}\" in the select list"),
-        )
-    })?;
+    // QuestDB fills by the buckets whether or not the select list shows them.
+    let bucket_hidden = ts_col.is_none();
+    let ts_col = match ts_col {
+        Some(i) => i,
+        None => {
+            select.projection.push(ast::SelectItem::ExprWithAlias {
+                expr: bucket.clone(),
+                alias: ast::Ident::with_quote('"', HIDDEN_BUCKET),
+            });
+            select.projection.len() - 1
+        }
+    };
     let per_aggregate: Vec<(usize, Fill)> = match fills.len() {
         1 => agg_cols.iter().map(|&c| (c, fills[0].clone())).collect(),
         k if k == agg_cols.len() => agg_cols.iter().copied().zip(fills).collect(),
@@ -607,6 +641,7 @@ async fn group(
         query,
         fill: Some(FillGaps {
             ts_col,
+            bucket_hidden,
             key_cols,
             per_aggregate,
             step,

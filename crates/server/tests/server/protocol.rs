@@ -37,7 +37,8 @@ fn code(e: &tokio_postgres::Error) -> String {
 
 /// A prepared SAMPLE BY statement (planned once, as its grouped query) takes
 /// parameters, names its columns as written, and sees rows committed after
-/// Parse; one with FILL still runs (rewritten at each execution).
+/// Parse; one with FILL still runs (rewritten at each execution), also when its
+/// select list leaves the buckets out.
 #[tokio::test]
 async fn prepared_sample_by_takes_parameters_and_sees_new_rows() {
     let dir = tempfile::tempdir().expect("tempdir");
@@ -79,6 +80,20 @@ async fn prepared_sample_by_takes_parameters_and_sees_new_rows() {
         .expect("prepare FILL");
     let rows = client.query(&filled, &[&"A"]).await.expect("FILL");
     assert_eq!(totals(rows), [1, 2, 0, 8]);
+    // Filled by buckets the select list does not show: described and sent
+    // without the bucket column, in bucket order.
+    let unshown = client
+        .prepare("SELECT sum(qty) AS total FROM s WHERE sym = $1 SAMPLE BY 30m FILL(0)")
+        .await
+        .expect("prepare FILL without the buckets");
+    let names: Vec<&str> = unshown.columns().iter().map(|c| c.name()).collect();
+    assert_eq!(names, ["total"]);
+    let rows = client
+        .query(&unshown, &[&"A"])
+        .await
+        .expect("FILL, no buckets");
+    let sums: Vec<i64> = rows.iter().map(|r| r.get::<_, i64>(0)).collect();
+    assert_eq!(sums, [1, 2, 0, 8]);
 }
 
 #[tokio::test]
