@@ -20,7 +20,6 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, TimestampMicrosecondArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
-use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::sql::sqlparser::ast;
 use tidemark_parser::{Align, SampleBy, SampleUnit};
 use tidemark_storage::ColumnType;
@@ -231,21 +230,18 @@ pub(crate) async fn run(
         gaps.step,
         gaps.range,
     )?;
-    // Without an ORDER BY the rows come in bucket order, which `fill` gives a
-    // hidden bucket column's rows already.
-    let default_order = match gaps.bucket_hidden {
-        true => None,
-        false => {
-            parse_query(&format!(
-                "SELECT 1 ORDER BY {}",
-                quote_ident(schema.field(gaps.ts_col).name())
-            ))?
-            .order_by
-        }
-    };
-    let filled = match gaps.bucket_hidden {
-        true => without_hidden_bucket(filled)?,
-        false => filled,
+    // Without an ORDER BY the rows come in bucket order: `fill` gives them so,
+    // which is all there is to go by once a hidden bucket column is left out.
+    let (filled, default_order) = if gaps.bucket_hidden {
+        let shown = all_but_last(filled.num_columns());
+        (filled.project(&shown)?, None)
+    } else {
+        let order = parse_query(&format!(
+            "SELECT 1 ORDER BY {}",
+            quote_ident(schema.field(gaps.ts_col).name())
+        ))?
+        .order_by;
+        (filled, order)
     };
     let mut outer = parse_query("SELECT * FROM \"__tidemark_fill\"")?;
     outer.order_by = gaps.user_order.or(default_order);
@@ -262,10 +258,9 @@ pub(crate) async fn run(
 /// The name of the bucket column added to fill by when the select list has none.
 const HIDDEN_BUCKET: &str = "__tidemark_bucket";
 
-/// `batch` without its last column, the hidden bucket column.
-fn without_hidden_bucket(batch: RecordBatch) -> Result<RecordBatch> {
-    let shown: Vec<usize> = (0..batch.num_columns().saturating_sub(1)).collect();
-    Ok(batch.project(&shown)?)
+/// The positions of `columns` columns but the last, the hidden bucket column.
+fn all_but_last(columns: usize) -> Vec<usize> {
+    (0..columns.saturating_sub(1)).collect()
 }
 
 /// A SAMPLE BY query as the plain query a view's plan (or a prepared
@@ -299,10 +294,9 @@ pub(crate) async fn describe(
         .schema_over(ast::Statement::Query(grouped.query), None)
         .await?;
     match grouped.fill {
-        Some(gaps) if gaps.bucket_hidden => {
-            let shown: Vec<usize> = (0..schema.fields().len().saturating_sub(1)).collect();
-            Ok(Arc::new(schema.project(&shown)?))
-        }
+        Some(gaps) if gaps.bucket_hidden => Ok(Arc::new(
+            schema.project(&all_but_last(schema.fields().len()))?,
+        )),
         _ => Ok(schema),
     }
 }
