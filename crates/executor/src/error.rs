@@ -189,18 +189,15 @@ impl From<DataFusionError> for ExecError {
                 DIVISION_BY_ZERO
             }
             _ if lower.contains("overflow") => NUMERIC_VALUE_OUT_OF_RANGE,
-            DataFusionError::Plan(_) if lower.contains("table") && lower.contains("not found") => {
-                UNDEFINED_TABLE
-            }
             DataFusionError::Plan(_) if lower.contains("no field named") => UNDEFINED_COLUMN,
             DataFusionError::Plan(_) if lower.contains("cannot") && lower.contains("coerce") => {
                 DATATYPE_MISMATCH
             }
-            // No function of that name, or none taking these argument types:
-            // PostgreSQL's "function f(text) does not exist".
+            // A function of that name, but none taking these argument types:
+            // PostgreSQL's "function f(text) does not exist". (A name nothing
+            // has is found by looking it up: `undefined.rs`.)
             DataFusionError::Plan(_)
-                if lower.contains("invalid function '")
-                    || lower.contains("no function matches")
+                if lower.contains("no function matches")
                     || lower.contains("failed to coerce arguments to satisfy a call to") =>
             {
                 UNDEFINED_FUNCTION
@@ -210,14 +207,6 @@ impl From<DataFusionError> for ExecError {
         };
         let message = match (code, root) {
             (DIVISION_BY_ZERO, _) => "division by zero".to_string(),
-            // DataFusion says "table 'tidemark.public.t' not found"; say it as PostgreSQL does.
-            (UNDEFINED_TABLE, _) => match message.split('\'').nth(1) {
-                Some(q) => format!(
-                    "relation \"{}\" does not exist",
-                    q.rsplit('.').next().unwrap_or(q)
-                ),
-                None => message,
-            },
             (UNDEFINED_COLUMN, DataFusionError::SchemaError(s, _)) => match s.as_ref() {
                 datafusion::common::SchemaError::FieldNotFound { field, .. } => {
                     column_not_found(field, &message)

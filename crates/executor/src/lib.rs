@@ -79,6 +79,7 @@ mod temporal_join;
 pub mod text;
 mod timestamp_text;
 pub mod types;
+mod undefined;
 mod uuid_values;
 mod values;
 mod views;

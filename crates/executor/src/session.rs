@@ -600,9 +600,18 @@ impl Session {
         crate::implicit_group_by::rewrite(&mut s, &|name| {
             datafusion::execution::FunctionRegistry::udaf(&state, name).is_ok()
         });
-        let plan = state
+        // Kept to name what is missing should planning fail (see `undefined.rs`).
+        let statement = s.clone();
+        let plan = match state
             .statement_to_plan(DfStatement::Statement(Box::new(s)))
-            .await?;
+            .await
+        {
+            Ok(plan) => plan,
+            Err(e) => {
+                return Err(crate::undefined::first_undefined(&state, statement)
+                    .unwrap_or_else(|| e.into()));
+            }
+        };
         let plan = crate::temporal_join::plan_temporal_joins(plan)?;
         Ok((ctx, plan))
     }
