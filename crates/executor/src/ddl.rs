@@ -518,9 +518,10 @@ pub(crate) async fn alter_table(
             vec![Request::SetDedup { table, keys }]
         }
         AlterTable::DropPartitionList { names } => {
+            let partitioning = reader.meta().partitioning();
             let starts = names
                 .iter()
-                .map(|n| partition_timestamp(n))
+                .map(|n| partition_timestamp(n).map(|us| partitioning.from_micros(us)))
                 .collect::<Result<Vec<_>>>()?;
             vec![Request::DropPartitions {
                 table,

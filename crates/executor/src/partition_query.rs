@@ -4,7 +4,7 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::DataType;
+use datafusion::arrow::datatypes::{DataType, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 use datafusion::execution::context::SessionContext;
@@ -37,6 +37,9 @@ pub(crate) struct PartitionQuery {
     /// Whether the table has a designated timestamp to bound (else it is one
     /// partition, read whole).
     ranged: bool,
+    /// The unit of the designated timestamp (and of the partition bounds):
+    /// microseconds, or nanoseconds for a TIMESTAMP_NS.
+    unit: TimeUnit,
     /// The time zone of the designated timestamp's Arrow type (TIMESTAMPTZ):
     /// the bounds are given in it, as converting extreme plain bounds would
     /// overflow.
@@ -55,13 +58,10 @@ impl PartitionQuery {
         parts: &[&ast::Expr],
     ) -> Result<Self> {
         let ts = reader.meta().timestamp_name().map(quote_ident);
-        let zone = reader
-            .meta()
-            .timestamp_type()
-            .and_then(|t| match crate::types::arrow_type(t) {
-                DataType::Timestamp(_, zone) => zone,
-                _ => None,
-            });
+        let (unit, zone) = match reader.meta().timestamp_type().map(crate::types::arrow_type) {
+            Some(DataType::Timestamp(unit, zone)) => (unit, zone),
+            _ => (TimeUnit::Microsecond, None),
+        };
         let range = match &ts {
             Some(ts) => format!("{ts} >= $1 AND {ts} < $2"),
             None => "TRUE".to_string(),
@@ -78,13 +78,17 @@ impl PartitionQuery {
             ctx,
             plan,
             ranged: ts.is_some(),
+            unit,
             zone,
         })
     }
 
     /// The query's rows in the partition `[start, end)`.
     pub(crate) async fn rows(&self, start: i64, end: i64) -> Result<Vec<RecordBatch>> {
-        let at = |us: i64| ScalarValue::TimestampMicrosecond(Some(us), self.zone.clone());
+        let at = |t: i64| match self.unit {
+            TimeUnit::Nanosecond => ScalarValue::TimestampNanosecond(Some(t), self.zone.clone()),
+            _ => ScalarValue::TimestampMicrosecond(Some(t), self.zone.clone()),
+        };
         let plan = if self.ranged {
             self.plan
                 .clone()

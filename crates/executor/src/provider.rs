@@ -149,8 +149,9 @@ impl TableProvider for StorageTable {
             None => (0..self.schema.fields().len()).collect(),
         };
         let projected = Arc::new(self.schema.project(&columns)?);
-        let (lo, hi) = match self.reader.meta().timestamp_name() {
-            Some(ts) => timestamp_bounds(filters, ts),
+        let meta = self.reader.meta();
+        let (lo, hi) = match meta.timestamp_name() {
+            Some(ts) => timestamp_bounds(filters, ts, unit_nanos(meta)),
             None => (i64::MIN, i64::MAX),
         };
         let names: Vec<String> = columns
@@ -170,6 +171,7 @@ impl TableProvider for StorageTable {
             .fetch_add(plan.parts_pruned, Ordering::Relaxed);
         let range = match (lo, hi) {
             (i64::MIN, i64::MAX) => String::new(),
+            (lo, hi) if unit_nanos(meta) == 1 => format!(", timestamp range [{lo}, {hi}) ns"),
             (lo, hi) => format!(", timestamp range [{lo}, {hi}) µs"),
         };
         let buffered: usize = plan
@@ -200,12 +202,18 @@ pub(crate) fn to_df(e: crate::error::ExecError) -> DataFusionError {
     DataFusionError::External(Box::new(e))
 }
 
-/// The `[lo, hi)` range of designated timestamps that `filters` (ANDed) allow.
-fn timestamp_bounds(filters: &[Expr], ts: &str) -> (i64, i64) {
+/// Nanoseconds per unit of a table's designated timestamp.
+fn unit_nanos(meta: &tidemark_storage::TableMeta) -> i64 {
+    1_000 / meta.partitioning().per_micro
+}
+
+/// The `[lo, hi)` range of designated timestamps that `filters` (ANDed) allow,
+/// in the timestamp's unit (`unit_nanos` nanoseconds).
+fn timestamp_bounds(filters: &[Expr], ts: &str, unit_nanos: i64) -> (i64, i64) {
     let mut lo = i64::MIN;
     let mut hi = i64::MAX;
     for f in filters {
-        bound(f, ts, &mut lo, &mut hi);
+        bound(f, ts, unit_nanos, &mut lo, &mut hi);
     }
     (lo, hi)
 }
@@ -213,7 +221,7 @@ fn timestamp_bounds(filters: &[Expr], ts: &str) -> (i64, i64) {
 /// Narrows `[lo, hi)` by what `e` says of the designated timestamp; true when
 /// the narrowed range expresses all of `e` (the rows in it are exactly the rows
 /// `e` keeps), so the filter need not be tested again row by row.
-fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) -> bool {
+fn bound(e: &Expr, ts: &str, unit_nanos: i64, lo: &mut i64, hi: &mut i64) -> bool {
     match e {
         Expr::BinaryExpr(BinaryExpr {
             left,
@@ -221,8 +229,8 @@ fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) -> bool {
             right,
         }) => {
             // Both sides narrow the range, whatever the first one answers.
-            let left = bound(left, ts, lo, hi);
-            bound(right, ts, lo, hi) && left
+            let left = bound(left, ts, unit_nanos, lo, hi);
+            bound(right, ts, unit_nanos, lo, hi) && left
         }
         // Either side: the range covering both (a repeating interval is an OR of
         // ranges). It keeps rows between them too, so the filter runs row by row.
@@ -232,8 +240,8 @@ fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) -> bool {
             right,
         }) => {
             let (mut left_lo, mut left_hi, mut right_lo, mut right_hi) = (*lo, *hi, *lo, *hi);
-            bound(left, ts, &mut left_lo, &mut left_hi);
-            bound(right, ts, &mut right_lo, &mut right_hi);
+            bound(left, ts, unit_nanos, &mut left_lo, &mut left_hi);
+            bound(right, ts, unit_nanos, &mut right_lo, &mut right_hi);
             *lo = left_lo.min(right_lo);
             *hi = left_hi.max(right_hi);
             false
@@ -241,9 +249,9 @@ fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) -> bool {
         Expr::BinaryExpr(BinaryExpr { left, op, right }) => {
             let (op, v) = match (
                 is_ts(left, ts),
-                micros(right),
+                in_unit(right, unit_nanos),
                 is_ts(right, ts),
-                micros(left),
+                in_unit(left, unit_nanos),
             ) {
                 (true, Some(v), _, _) => (*op, v),
                 (_, _, true, Some(v)) => match op.swap() {
@@ -252,8 +260,8 @@ fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) -> bool {
                 },
                 _ => return false,
             };
-            // `v` is (floor, ceil) of the literal in microseconds (equal when it is
-            // a whole microsecond): the bounds keep exactly the rows that can match.
+            // `v` is (floor, ceil) of the literal in the timestamp's unit (equal
+            // when it is a whole unit): the bounds keep exactly the rows that can match.
             match op {
                 Operator::Gt => *lo = (*lo).max(v.0.saturating_add(1)),
                 Operator::GtEq => *lo = (*lo).max(v.1),
@@ -273,7 +281,7 @@ fn bound(e: &Expr, ts: &str, lo: &mut i64, hi: &mut i64) -> bool {
             low,
             high,
         }) if is_ts(expr, ts) => {
-            let (Some(a), Some(b)) = (micros(low), micros(high)) else {
+            let (Some(a), Some(b)) = (in_unit(low, unit_nanos), in_unit(high, unit_nanos)) else {
                 return false;
             };
             *lo = (*lo).max(a.1);
@@ -288,22 +296,33 @@ fn is_ts(e: &Expr, ts: &str) -> bool {
     matches!(e, Expr::Column(c) if c.name == ts)
 }
 
-/// A timestamp literal as (floor, ceil) microseconds.
-fn micros(e: &Expr) -> Option<(i64, i64)> {
-    let exact = |v: i64| Some((v, v));
-    match e {
+/// A timestamp literal as (floor, ceil) in the designated timestamp's unit,
+/// `unit_nanos` nanoseconds (1,000 for microseconds, 1 for nanoseconds).
+fn in_unit(e: &Expr, unit_nanos: i64) -> Option<(i64, i64)> {
+    let (v, nanos) = match e {
         Expr::Literal(v, _) => match v {
-            ScalarValue::TimestampMicrosecond(Some(v), _) => exact(*v),
-            ScalarValue::TimestampNanosecond(Some(v), _) => {
-                let f = v.div_euclid(1000);
-                Some((f, if v.rem_euclid(1000) == 0 { f } else { f + 1 }))
-            }
-            ScalarValue::TimestampMillisecond(Some(v), _) => v.checked_mul(1000).and_then(exact),
-            ScalarValue::TimestampSecond(Some(v), _) => v.checked_mul(1_000_000).and_then(exact),
-            _ => None,
+            ScalarValue::TimestampNanosecond(Some(v), _) => (*v, 1),
+            ScalarValue::TimestampMicrosecond(Some(v), _) => (*v, 1_000),
+            ScalarValue::TimestampMillisecond(Some(v), _) => (*v, 1_000_000),
+            ScalarValue::TimestampSecond(Some(v), _) => (*v, 1_000_000_000),
+            _ => return None,
         },
-        _ => None,
+        _ => return None,
+    };
+    if nanos >= unit_nanos {
+        let exact = v.checked_mul(nanos / unit_nanos)?;
+        return Some((exact, exact));
     }
+    let per = unit_nanos / nanos;
+    let floor = v.div_euclid(per);
+    Some((
+        floor,
+        if v.rem_euclid(per) == 0 {
+            floor
+        } else {
+            floor + 1
+        },
+    ))
 }
 
 /// The filters among `filters` that keep rows whose SYMBOL column equals one
@@ -416,12 +435,12 @@ pub(crate) fn filter_pushdown(
     filters: &[&Expr],
     reader: Option<&TableReader>,
 ) -> Vec<TableProviderFilterPushDown> {
-    let ts = reader.and_then(|r| r.meta().timestamp_name());
+    let ts = reader.and_then(|r| Some((r.meta().timestamp_name()?, unit_nanos(r.meta()))));
     filters
         .iter()
         .map(|f| {
             let (mut lo, mut hi) = (i64::MIN, i64::MAX);
-            let by_range = ts.is_some_and(|ts| bound(f, ts, &mut lo, &mut hi));
+            let by_range = ts.is_some_and(|(ts, unit)| bound(f, ts, unit, &mut lo, &mut hi));
             let by_keys = reader.is_some_and(|r| symbol_filter(f, r).is_some());
             if by_range || by_keys {
                 TableProviderFilterPushDown::Exact

@@ -307,6 +307,9 @@ struct Sampled {
     from_sql: String,
     ts_name: String,
     zoned: bool,
+    /// A TIMESTAMP_NS column: bucketed as microseconds (every bucket starts
+    /// on a whole microsecond, and the buckets are TIMESTAMPs).
+    nanos: bool,
 }
 
 /// The relation SAMPLE BY reads: a table, by its designated timestamp, or a
@@ -347,13 +350,15 @@ async fn sampled(session: &Session, relation: &mut ast::TableFactor) -> Result<S
                     ),
                 )
             })?;
-            if !column.column_type.is_timestamp() {
+            let nanos = column.column_type == ColumnType::TimestampNs;
+            if !column.column_type.is_timestamp() && !nanos {
                 return Err(not_a_timestamp(&column.name));
             }
             Ok(Sampled {
                 from_sql,
                 ts_name: column.name.clone(),
                 zoned: column.column_type == ColumnType::TimestampTz,
+                nanos,
             })
         }
         ast::TableFactor::Derived {
@@ -406,6 +411,10 @@ async fn sampled(session: &Session, relation: &mut ast::TableFactor) -> Result<S
                 from_sql: format!("({subquery}) AS {}", quote_ident(&alias)),
                 ts_name: field.name().clone(),
                 zoned: matches!(field.data_type(), DataType::Timestamp(_, Some(_))),
+                nanos: matches!(
+                    field.data_type(),
+                    DataType::Timestamp(TimeUnit::Nanosecond, None)
+                ),
             })
         }
         _ => Err(unsupported("over a table function")),
@@ -450,6 +459,7 @@ async fn group(
         from_sql,
         ts_name,
         zoned,
+        nanos,
     } = sampled(session, relation).await?;
     if !matches!(&select.group_by, ast::GroupByExpr::Expressions(v, _) if v.is_empty()) {
         return Err(ExecError::new(
@@ -550,7 +560,11 @@ async fn group(
             format!("arrow_cast(arrow_cast({bucket}, 'Timestamp(µs, \"{tz}\")'), '{bucket_type}')")
         }
     };
-    let bucket_sql = bucket_of(&ts);
+    let bucket_sql = if nanos {
+        bucket_of(&format!("arrow_cast({ts}, 'Timestamp(µs)')"))
+    } else {
+        bucket_of(&ts)
+    };
     let bucket = parse_expr(&bucket_sql)?;
     let mut group_by = vec![bucket.clone()];
     let (mut ts_col, mut key_cols, mut agg_cols) = (None, Vec::new(), Vec::new());

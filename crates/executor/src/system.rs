@@ -542,6 +542,15 @@ pub(crate) fn partitions_batch(table: &TableReader) -> DfResult<RecordBatch> {
         buffered: i64,
     }
     let parts = table.parts();
+    // Shown as TIMESTAMPs: a TIMESTAMP_NS table's bounds are nanoseconds.
+    let per_micro = table.meta().partitioning().per_micro;
+    let micros = |t: i64| {
+        if t == i64::MIN {
+            t
+        } else {
+            t.div_euclid(per_micro)
+        }
+    };
     let rows: BTreeMap<i64, (String, Row)> = table
         .partitions()
         .into_iter()
@@ -557,8 +566,8 @@ pub(crate) fn partitions_batch(table: &TableReader) -> DfResult<RecordBatch> {
                 (
                     p.name,
                     Row {
-                        min: p.min_ts,
-                        max: p.max_ts,
+                        min: micros(p.min_ts),
+                        max: micros(p.max_ts),
                         rows: p.rows as i64,
                         size,
                         version: p.version as i64,

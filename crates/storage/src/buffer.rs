@@ -15,7 +15,7 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-use crate::batch::{Column, Values};
+use crate::batch::Column;
 use crate::error::Result;
 use crate::merge::{gather, merge_order};
 
@@ -69,10 +69,7 @@ impl Run {
 
     /// The designated timestamps, sorted (`None` without a designated timestamp).
     pub(crate) fn timestamps(&self) -> Option<&[i64]> {
-        match self.column(self.ts_column?)?.values {
-            Values::Timestamp(ref v) => Some(v),
-            _ => None,
-        }
+        crate::ops::files::designated_values(&self.column(self.ts_column?)?.values).ok()
     }
 
     /// Runs written with the same columns can be merged into one.

@@ -75,6 +75,6 @@ pub use table::files::Mapped;
 pub use table::meta::{ColumnMeta, SymbolIndexMeta, TableMeta};
 pub use table::newest_keys::PartNewestRows;
 pub use table::symbol_index::PartIndex;
-pub use types::{ColumnType, PartitionBy, Ttl, TtlUnit};
+pub use types::{ColumnType, PartitionBy, Partitioning, Ttl, TtlUnit};
 pub use view::{ViewDef, ViewMode};
 pub use wal::archive::{LogReader, LogRecord, LogRun, LogSegmentWriter};

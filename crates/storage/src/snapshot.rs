@@ -274,7 +274,7 @@ impl TableReader {
 
     /// The partitions that hold rows, in time order.
     pub fn partitions(&self) -> Vec<PartitionInfo> {
-        let pb = self.state.meta.partition_by;
+        let partitioning = self.state.meta.partitioning();
         self.state
             .partition_starts()
             .into_iter()
@@ -298,9 +298,9 @@ impl TableReader {
                     .partition_bounds(start)
                     .unwrap_or((i64::MIN, i64::MIN));
                 PartitionInfo {
-                    name: pb.partition_name(start),
+                    name: partitioning.name(start),
                     start,
-                    end: pb.partition_end(start),
+                    end: partitioning.end(start),
                     rows: parts.iter().map(|p| p.rows).sum::<u64>() + buffered_rows,
                     buffered_rows,
                     min_ts,
@@ -314,16 +314,16 @@ impl TableReader {
 
     /// The parts in the column files, in time order.
     pub fn parts(&self) -> Vec<PartInfo> {
-        let pb = self.state.meta.partition_by;
+        let partitioning = self.state.meta.partitioning();
         self.state
             .txn
             .partitions
             .iter()
             .map(|p| PartInfo {
-                name: pb.partition_name(p.start),
+                name: partitioning.name(p.start),
                 dir_name: p.dir_name.clone(),
                 start: p.start,
-                end: pb.partition_end(p.start),
+                end: partitioning.end(p.start),
                 rows: p.rows,
                 min_ts: p.min_ts,
                 max_ts: p.max_ts,
@@ -796,12 +796,8 @@ impl TableReader {
             .timestamp_name()
             .ok_or_else(|| StorageError::InvalidState("no designated timestamp".into()))?
             .to_string();
-        match self.read_column(part, &ts, rows)?.values {
-            Values::Timestamp(v) => Ok(v),
-            _ => Err(StorageError::InvalidState(
-                "designated timestamp column is not a TIMESTAMP".into(),
-            )),
-        }
+        let values = self.read_column(part, &ts, rows)?.values;
+        crate::ops::files::designated_values(&values).map(<[i64]>::to_vec)
     }
 
     /// Every row of the table, in timestamp order, one column per table column

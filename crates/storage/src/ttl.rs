@@ -34,7 +34,7 @@ impl Inner {
             };
             let names: Vec<String> = starts
                 .iter()
-                .map(|&s| table.meta.partition_by.partition_name(s))
+                .map(|&s| table.meta.partitioning().name(s))
                 .collect();
             let mut tx = Transaction::new();
             tx.push(Request::DropPartitions {
@@ -65,16 +65,17 @@ impl Inner {
 /// and any.
 fn expired_partitions(table: &TableState, now_micros: i64) -> Option<(Ttl, Vec<i64>)> {
     let ttl = table.meta.ttl?;
-    let by = table.meta.partition_by;
+    let partitioning = table.meta.partitioning();
     let starts = table.partition_starts();
     let newest = starts
         .iter()
         .filter_map(|&s| table.partition_bounds(s).map(|(_, max)| max))
         .max()?;
-    let cutoff = ttl.before(newest.min(now_micros));
+    let newest_micros = newest.div_euclid(partitioning.per_micro);
+    let cutoff = partitioning.from_micros(ttl.before(newest_micros.min(now_micros)));
     let expired: Vec<i64> = starts
         .into_iter()
-        .filter(|&s| by.partition_end(s) <= cutoff)
+        .filter(|&s| partitioning.end(s) <= cutoff)
         .collect();
     (!expired.is_empty()).then_some((ttl, expired))
 }

@@ -51,7 +51,8 @@ pub enum ColumnType {
         dims: u8,
     },
     /// QuestDB's `TIMESTAMP_NS`: nanoseconds since 1970-01-01 UTC, stored exactly
-    /// as BIGINT. Not a designated timestamp (partitions are cut in microseconds).
+    /// as BIGINT. As the designated timestamp, its table's partition keys count
+    /// nanoseconds too ([`Partitioning`]).
     TimestampNs,
 }
 
@@ -174,22 +175,14 @@ impl ColumnType {
     }
 
     /// Why a column of this type, named `column`, cannot be a designated
-    /// timestamp; `None` when it can.
+    /// timestamp; `None` when it can (TIMESTAMP, TIMESTAMPTZ, TIMESTAMP_NS).
     pub fn designated_timestamp_problem(self, column: &str) -> Option<String> {
-        if self.is_timestamp() {
+        if self.is_timestamp() || self == ColumnType::TimestampNs {
             return None;
         }
-        // Partitions are cut in microseconds, so nanoseconds cannot be the
-        // designated timestamp; say what to do instead.
-        let hint = if self == ColumnType::TimestampNs {
-            ": designate a TIMESTAMP column and keep the nanoseconds in a TIMESTAMP_NS \
-             column beside it"
-        } else {
-            ""
-        };
         Some(format!(
-            "designated timestamp column \"{column}\" must be of type TIMESTAMP or \
-             TIMESTAMPTZ, not {self}{hint}"
+            "designated timestamp column \"{column}\" must be of type TIMESTAMP, \
+             TIMESTAMPTZ or TIMESTAMP_NS, not {self}"
         ))
     }
 
@@ -423,6 +416,50 @@ impl PartitionBy {
                 format!("{iy:04}-W{week:02}")
             }
         }
+    }
+}
+
+/// How a table's designated timestamps fall into partitions. Partitions are
+/// cut on calendar boundaries counted in microseconds; a table whose
+/// designated timestamp is a TIMESTAMP_NS counts in nanoseconds, and so do its
+/// partition keys (the same instants, times 1,000). Every value here, given or
+/// returned, is in the table's own unit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Partitioning {
+    pub by: PartitionBy,
+    /// Designated timestamp units per microsecond: 1, or 1,000 for nanoseconds.
+    pub per_micro: i64,
+}
+
+impl Partitioning {
+    /// The start (inclusive) of the partition holding `ts`.
+    pub fn start(self, ts: i64) -> i64 {
+        match self.by {
+            PartitionBy::None => i64::MIN,
+            by => by
+                .partition_start(ts.div_euclid(self.per_micro))
+                .saturating_mul(self.per_micro),
+        }
+    }
+
+    /// The end (exclusive) of the partition starting at `start`.
+    pub fn end(self, start: i64) -> i64 {
+        match self.by {
+            PartitionBy::None => i64::MAX,
+            by => by
+                .partition_end(start.div_euclid(self.per_micro))
+                .saturating_mul(self.per_micro),
+        }
+    }
+
+    /// The partition's name (see [`PartitionBy::partition_name`]).
+    pub fn name(self, start: i64) -> String {
+        self.by.partition_name(start.div_euclid(self.per_micro))
+    }
+
+    /// A time in microseconds (the wall clock, a TTL's cutoff) in the table's unit.
+    pub fn from_micros(self, micros: i64) -> i64 {
+        micros.saturating_mul(self.per_micro)
     }
 }
 
@@ -696,6 +733,25 @@ mod tests {
                 prop_assert!(s <= t && t < p.partition_end(s), "{p} {t} {s}");
                 prop_assert_eq!(p.partition_start(s), s);
                 prop_assert_eq!(p.partition_start(p.partition_end(s)), p.partition_end(s));
+            }
+        }
+
+        /// Nanoseconds fall into the partition of their microsecond, and the
+        /// bounds are those of microseconds, times 1,000.
+        #[test]
+        fn nanosecond_partitions_are_microsecond_partitions(t in -9_000_000_000_000_000_000i64..9_000_000_000_000_000_000) {
+            for by in PartitionBy::ALL {
+                let nanos = Partitioning { by, per_micro: 1_000 };
+                let micros = Partitioning { by, per_micro: 1 };
+                let s = nanos.start(t);
+                prop_assert!(s <= t && t < nanos.end(s), "{by} {t} {s}");
+                prop_assert_eq!(nanos.start(s), s);
+                let us = micros.start(t.div_euclid(1_000));
+                if by != PartitionBy::None {
+                    prop_assert_eq!(s, us.saturating_mul(1_000));
+                    prop_assert_eq!(nanos.end(s), micros.end(us).saturating_mul(1_000));
+                }
+                prop_assert_eq!(nanos.name(s), micros.name(us));
             }
         }
     }

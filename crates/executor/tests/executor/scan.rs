@@ -243,6 +243,47 @@ async fn explain_and_explain_analyze_show_partitions_scanned() {
     }
 }
 
+/// A TIMESTAMP_NS designated timestamp prunes by nanoseconds: each form of
+/// range reads only the partitions (and rows) it covers, and the rows a
+/// nanosecond outside it are not returned.
+#[tokio::test]
+async fn nanosecond_designated_timestamp_ranges_prune_partitions() {
+    let (mut s, _dir) = crate::session();
+    s.execute("CREATE TABLE n (ts TIMESTAMP_NS, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY")
+        .await
+        .expect("create");
+    s.execute(
+        "INSERT INTO n VALUES ('2026-11-20T23:59:59.999999999', 1), ('2026-11-21T00:00:00.000000001', 2), \
+         ('2026-11-21T23:59:59.999999999', 3), ('2026-11-22T00:00:00', 4)",
+    )
+    .await
+    .expect("insert");
+    s.execute("CHECKPOINT").await.expect("checkpoint");
+    for (filter, want) in [
+        ("ts >= '2026-11-21' AND ts < '2026-11-22'", "5"),
+        (
+            "ts > '2026-11-21T00:00:00.000000001' AND ts < '2026-11-22'",
+            "3",
+        ),
+        ("ts IN '2026-11-21'", "5"),
+        (
+            "ts BETWEEN '2026-11-21T00:00:00.000000001' AND '2026-11-21T23:59:59.999999999'",
+            "5",
+        ),
+        ("ts = '2026-11-21T23:59:59.999999999'", "3"),
+    ] {
+        let before = s.scan_stats();
+        let got = crate::rows(&mut s, &format!("SELECT sum(v) FROM n WHERE {filter}")).await;
+        let after = s.scan_stats();
+        assert_eq!(got, vec![vec![Some(want.to_string())]], "{filter}");
+        assert_eq!(
+            (after.0 - before.0, after.1 - before.1),
+            (1, 2),
+            "{filter}: one partition scanned, two pruned"
+        );
+    }
+}
+
 #[tokio::test]
 async fn planning_reads_no_data_and_damage_surfaces_as_a_named_error() {
     let (mut s, dir) = crate::session();

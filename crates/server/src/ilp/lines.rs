@@ -57,6 +57,19 @@ impl Precision {
             Precision::Hours => ts.checked_mul(3_600_000_000),
         }
     }
+
+    /// `ts` in this unit as nanoseconds since the epoch (for a TIMESTAMP_NS
+    /// designated timestamp); `None` when out of range.
+    pub(crate) fn to_nanos(self, ts: i64) -> Option<i64> {
+        match self {
+            Precision::Nanos => Some(ts),
+            Precision::Micros => ts.checked_mul(1_000),
+            Precision::Millis => ts.checked_mul(1_000_000),
+            Precision::Seconds => ts.checked_mul(1_000_000_000),
+            Precision::Minutes => ts.checked_mul(60_000_000_000),
+            Precision::Hours => ts.checked_mul(3_600_000_000_000),
+        }
+    }
 }
 
 /// A field's value, typed as the line protocol types it.

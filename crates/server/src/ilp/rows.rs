@@ -116,6 +116,9 @@ struct TableRows {
     is_new: bool,
     timestamp_column: String,
     timestamps: Vec<i64>,
+    /// The designated timestamp is a TIMESTAMP_NS: `timestamps` are
+    /// nanoseconds (else microseconds).
+    timestamps_in_nanos: bool,
     columns: Vec<ColumnRows>,
     by_name: HashMap<String, usize>,
     /// The column the `k`-th tag or field of the previous line went to, by
@@ -131,6 +134,7 @@ impl TableRows {
             is_new: true,
             timestamp_column: TIMESTAMP_COLUMN.to_string(),
             timestamps: Vec::new(),
+            timestamps_in_nanos: false,
             columns: Vec::new(),
             by_name: HashMap::new(),
             seen: Vec::new(),
@@ -147,6 +151,7 @@ impl TableRows {
         let mut t = TableRows::new_table(name);
         t.is_new = false;
         t.timestamp_column = timestamp_column.to_string();
+        t.timestamps_in_nanos = meta.timestamp_type() == Some(ColumnType::TimestampNs);
         for c in &meta.columns {
             if c.name == t.timestamp_column {
                 continue;
@@ -228,11 +233,14 @@ impl TableRows {
             let c = self.column_at(tags + position, name, kind, rules)?;
             self.columns[c].push(row, value, &self.name)?;
         }
-        let ts = match line.timestamp {
-            None => now,
-            Some(ts) => precision.to_micros(ts).ok_or_else(|| {
-                format!("timestamp {ts} is out of range for precision {precision:?}")
-            })?,
+        let ts = match (line.timestamp, self.timestamps_in_nanos) {
+            (None, false) => now,
+            (None, true) => now.saturating_mul(1_000),
+            (Some(ts), nanos) => match nanos {
+                false => precision.to_micros(ts),
+                true => precision.to_nanos(ts),
+            }
+            .ok_or_else(|| format!("timestamp {ts} is out of range for precision {precision:?}"))?,
         };
         self.timestamps.push(ts);
         self.rows += 1;
@@ -251,10 +259,12 @@ impl TableRows {
                 batch = batch.with(c.name.clone(), c.finish(rows));
             }
         }
-        batch = batch.with(
-            self.timestamp_column.clone(),
-            Column::timestamps(self.timestamps),
-        );
+        let timestamps = if self.timestamps_in_nanos {
+            Column::new(Values::BigInt(self.timestamps))
+        } else {
+            Column::timestamps(self.timestamps)
+        };
+        batch = batch.with(self.timestamp_column.clone(), timestamps);
         if self.is_new {
             let mut columns = defs;
             columns.push(ColumnDef {

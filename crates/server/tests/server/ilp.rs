@@ -359,6 +359,46 @@ async fn a_request_is_one_transaction_with_the_schema_taken_from_the_data() {
     let (code, body) = write(http, "nano_fills exch=\"2023-11-14\" 1700000000000000000");
     assert_eq!(code, 400, "{body}");
     assert!(body.contains("TIMESTAMP_NS"), "{body}");
+
+    // A TIMESTAMP_NS designated timestamp keeps a line's nanoseconds, in any
+    // precision; a line without a time gets the server's.
+    query(
+        &client,
+        "CREATE TABLE nano_ticks (ts TIMESTAMP_NS, v DOUBLE) TIMESTAMP(ts) PARTITION BY DAY",
+    )
+    .await;
+    assert_eq!(
+        write(
+            http,
+            "nano_ticks v=2 1700000000123456789\nnano_ticks v=1 1700000000123456788"
+        ),
+        (204, String::new())
+    );
+    assert_eq!(
+        post(
+            http,
+            "/write?db=x&precision=us",
+            &[ADMIN],
+            b"nano_ticks v=3 1700000001000001\nnano_ticks v=4"
+        )
+        .0,
+        204
+    );
+    assert_eq!(
+        query(
+            &client,
+            "SELECT v, ts::text, ts > now() - INTERVAL '1 minute' FROM nano_ticks ORDER BY ts"
+        )
+        .await,
+        vec![
+            some(&["1", "2023-11-14 22:13:20.123456788", "f"]),
+            some(&["2", "2023-11-14 22:13:20.123456789", "f"]),
+            some(&["3", "2023-11-14 22:13:21.000001", "f"]),
+            query(&client, "SELECT 4, max(ts)::text, true FROM nano_ticks")
+                .await
+                .remove(0),
+        ]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

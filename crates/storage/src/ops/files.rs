@@ -190,7 +190,7 @@ pub(crate) fn apply(op: &Op, st: &mut Staging<'_>) -> Result<()> {
                 if !t.txn.partitions.iter().any(|p| p.start == *s) {
                     return Err(StorageError::PartitionNotFound {
                         table: t.name.clone(),
-                        partition: t.meta.partition_by.partition_name(*s),
+                        partition: t.meta.partitioning().name(*s),
                     });
                 }
                 dirs.extend(
@@ -307,8 +307,14 @@ pub(crate) fn sort_order(ts: &[i64]) -> Option<Vec<u32>> {
 }
 
 pub(crate) fn timestamps<C: Borrow<Column>>(cols: &[C], ts_index: usize) -> Result<&[i64]> {
-    match &cols[ts_index].borrow().values {
-        Values::Timestamp(v) => Ok(v),
+    designated_values(&cols[ts_index].borrow().values)
+}
+
+/// The values of a designated timestamp column: microseconds (TIMESTAMP,
+/// TIMESTAMPTZ) or nanoseconds (TIMESTAMP_NS, stored as BIGINT).
+pub(crate) fn designated_values(values: &Values) -> Result<&[i64]> {
+    match values {
+        Values::Timestamp(v) | Values::BigInt(v) => Ok(v),
         _ => Err(StorageError::InvalidState(
             "designated timestamp column is not a TIMESTAMP".into(),
         )),
@@ -608,7 +614,7 @@ fn replace_partition(st: &mut Staging<'_>, table: u64, start: i64, data: &RowDat
     if parts.is_empty() {
         return Err(StorageError::PartitionNotFound {
             table: t.name.clone(),
-            partition: t.meta.partition_by.partition_name(start),
+            partition: t.meta.partitioning().name(start),
         });
     }
     for p in &parts {

@@ -9,10 +9,10 @@
 
 use std::sync::Arc;
 
-use crate::batch::{Column, Values};
+use crate::batch::Column;
 use crate::buffer::Run;
 use crate::error::{Result, StorageError};
-use crate::ops::files::sort_order;
+use crate::ops::files::{designated_values, sort_order};
 use crate::ops::{Op, RowData, Staging};
 use crate::table::TableState;
 use crate::table::meta::TableMeta;
@@ -181,12 +181,7 @@ pub(crate) fn split_by_partition(
         return Ok(vec![(i64::MIN, columns)]);
     };
     let timestamps = |columns: &[(u32, Column)]| -> Result<Vec<i64>> {
-        match &columns[ts_index].1.values {
-            Values::Timestamp(v) => Ok(v.clone()),
-            _ => Err(StorageError::InvalidState(
-                "designated timestamp column is not a TIMESTAMP".into(),
-            )),
-        }
+        designated_values(&columns[ts_index].1.values).map(<[i64]>::to_vec)
     };
     if let Some(order) = sort_order(&timestamps(&columns)?) {
         for (_, c) in &mut columns {
@@ -194,12 +189,13 @@ pub(crate) fn split_by_partition(
         }
     }
     let ts = timestamps(&columns)?;
-    let pb = meta.partition_by;
+    let partitioning = meta.partitioning();
     let mut cuts = Vec::new();
     let mut start = 0;
     while start < ts.len() {
-        let key = pb.partition_start(ts[start]);
-        let stop = start + ts[start..].partition_point(|&x| x < pb.partition_end(key));
+        let key = partitioning.start(ts[start]);
+        let end = partitioning.end(key);
+        let stop = start + ts[start..].partition_point(|&x| x < end);
         cuts.push((key, start..stop));
         start = stop;
     }

@@ -9,6 +9,7 @@ use std::collections::HashMap;
 use crate::batch::{Batch, Column, Values};
 use crate::error::{Result, StorageError};
 use crate::name::{fs_name, name_key, validate_name};
+use crate::ops::files::designated_values;
 use crate::ops::{Op, RowData, Staging};
 use crate::table::TableState;
 use crate::table::column;
@@ -446,17 +447,17 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
         },
         Request::DropPartitions { table, which } => {
             let t = st.table(&table)?;
-            let pb = t.meta.partition_by;
+            let partitioning = t.meta.partitioning();
             let starts: Vec<i64> = match which {
                 PartitionSelector::List(ts) => {
                     let mut out = Vec::new();
                     let existing = t.partition_starts();
                     for x in ts {
-                        let s = pb.partition_start(x);
+                        let s = partitioning.start(x);
                         if !existing.contains(&s) {
                             return Err(StorageError::PartitionNotFound {
                                 table: t.name.clone(),
-                                partition: pb.partition_name(s),
+                                partition: partitioning.name(s),
                             });
                         }
                         if !out.contains(&s) {
@@ -601,29 +602,22 @@ pub(crate) fn resolve(req: Request, st: &mut Staging<'_>) -> Result<Option<Op>> 
         }
         Request::ReplacePartition { table, at, batch } => {
             let t = st.table(&table)?.clone();
-            let start = t.meta.partition_by.partition_start(at);
+            let partitioning = t.meta.partitioning();
+            let start = partitioning.start(at);
             if !t.partition_starts().contains(&start) {
                 return Err(StorageError::PartitionNotFound {
                     table: t.name.clone(),
-                    partition: t.meta.partition_by.partition_name(start),
+                    partition: partitioning.name(start),
                 });
             }
             let data = resolve_rows(&t, batch)?;
             if let Some(ts) = t.meta.timestamp_index()
-                && let (
-                    _,
-                    Column {
-                        values: Values::Timestamp(v),
-                        ..
-                    },
-                ) = &data.columns[ts]
-                && let Some(bad) = v
-                    .iter()
-                    .find(|&&x| t.meta.partition_by.partition_start(x) != start)
+                && let Ok(v) = designated_values(&data.columns[ts].1.values)
+                && let Some(bad) = v.iter().find(|&&x| partitioning.start(x) != start)
             {
                 return Err(StorageError::InvalidData(format!(
                     "timestamp {bad} does not belong to partition {} of table \"{}\"",
-                    t.meta.partition_by.partition_name(start),
+                    partitioning.name(start),
                     t.name
                 )));
             }

@@ -17,7 +17,7 @@ use std::path::Path;
 
 use crate::codec::{Decoder, Encoder, frame, unframe};
 use crate::error::{Result, StorageError};
-use crate::types::{ColumnType, PartitionBy, Ttl, TtlUnit};
+use crate::types::{ColumnType, PartitionBy, Partitioning, Ttl, TtlUnit};
 
 pub(crate) const META_MAGIC: &[u8; 8] = b"TMMETA01";
 const NO_TIMESTAMP: u32 = u32::MAX;
@@ -133,9 +133,21 @@ impl TableMeta {
         self.columns.iter().position(|c| c.id == id)
     }
 
-    /// The designated timestamp's type (TIMESTAMP or TIMESTAMPTZ).
+    /// The designated timestamp's type (TIMESTAMP, TIMESTAMPTZ or TIMESTAMP_NS).
     pub fn timestamp_type(&self) -> Option<ColumnType> {
         self.timestamp_index().map(|i| self.columns[i].column_type)
+    }
+
+    /// How the designated timestamps fall into partitions, in their own unit.
+    pub fn partitioning(&self) -> Partitioning {
+        let per_micro = match self.timestamp_type() {
+            Some(ColumnType::TimestampNs) => 1_000,
+            _ => 1,
+        };
+        Partitioning {
+            by: self.partition_by,
+            per_micro,
+        }
     }
 
     pub fn timestamp_name(&self) -> Option<&str> {

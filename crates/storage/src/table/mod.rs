@@ -240,7 +240,7 @@ pub(crate) fn new_part_dir_name(
     start: i64,
     seq: u64,
 ) -> (String, u64) {
-    let name = meta.partition_by.partition_name(start);
+    let name = meta.partitioning().name(start);
     if !table_dir.join(&name).exists() {
         return (name, 0);
     }

@@ -1083,3 +1083,108 @@ fn a_full_write_buffer_slows_writers_down_and_holds_its_limit() {
         4 * 200 * 20 + 2000
     );
 }
+
+/// `trades_def` with a TIMESTAMP_NS designated timestamp.
+fn nanosecond_trades_def(name: &str) -> TableDef {
+    let mut def = trades_def(name);
+    def.columns[0].column_type = ColumnType::TimestampNs;
+    def
+}
+
+/// `trades_batch` with nanosecond timestamps.
+fn nanosecond_batch(ts_nanos: &[i64], seq0: i64) -> Batch {
+    let seq: Vec<i64> = (0..ts_nanos.len() as i64).map(|i| seq0 + i).collect();
+    let syms: Vec<String> = seq.iter().map(|s| format!("S{s}")).collect();
+    Batch::new()
+        .with("ts", Column::new(Values::BigInt(ts_nanos.to_vec())))
+        .with("sym", Column::symbols(&syms))
+        .with("seq", Column::bigints(seq))
+}
+
+#[test]
+fn a_nanosecond_designated_timestamp_partitions_orders_and_survives_reopen() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let day_ns = DAY * 1_000;
+    let t0 = T0 * 1_000;
+    {
+        let db = open(dir.path());
+        create(&db, nanosecond_trades_def("t"));
+        // The last nanosecond of the first day, and the two first of the next.
+        append(
+            &db,
+            "t",
+            nanosecond_batch(&[t0 + day_ns + 2, t0 + day_ns - 1], 0),
+        );
+        // A row late by one nanosecond is merged in; one stays buffered.
+        append(&db, "t", nanosecond_batch(&[t0 + day_ns + 1], 2));
+        append_buffered(&db, "t", nanosecond_batch(&[t0 + day_ns], 3));
+        let snap = db.snapshot();
+        let t = snap.table("t").expect("t");
+        let parts = t.partitions();
+        assert_eq!(
+            parts.iter().map(|p| p.name.as_str()).collect::<Vec<_>>(),
+            ["2026-11-21", "2026-11-22"],
+            "partitions cut at midnight, counted in nanoseconds"
+        );
+        assert_eq!((parts[0].start, parts[0].end), (t0, t0 + day_ns));
+        assert_eq!(
+            (parts[1].min_ts, parts[1].max_ts),
+            (t0 + day_ns, t0 + day_ns + 2)
+        );
+        // A range in nanoseconds keeps exactly the rows within it.
+        let plan = t.scan(t0 + day_ns, t0 + day_ns + 2).expect("scan");
+        assert_eq!(plan.rows(), 2);
+        db.close().expect("close");
+    }
+    let db = open(dir.path());
+    assert_eq!(
+        column_i64(&db, "t", "ts"),
+        [
+            t0 + day_ns - 1,
+            t0 + day_ns,
+            t0 + day_ns + 1,
+            t0 + day_ns + 2
+        ]
+    );
+    assert_eq!(column_i64(&db, "t", "seq"), [1, 3, 2, 0]);
+    // Partitions are named and dropped by a time in the table's unit.
+    db.commit(Transaction::new().with(Request::DropPartitions {
+        table: "t".into(),
+        which: PartitionSelector::List(vec![t0 + 5]),
+    }))
+    .expect("drop the first day");
+    assert_eq!(column_i64(&db, "t", "seq"), [3, 2, 0]);
+    // A partition is replaced only by rows of its own nanosecond range.
+    let replace = |ts: i64| {
+        db.commit(Transaction::new().with(Request::ReplacePartition {
+            table: "t".into(),
+            at: t0 + day_ns,
+            batch: nanosecond_batch(&[ts], 9),
+        }))
+    };
+    assert!(replace(t0 + day_ns - 1).is_err(), "a row of the day before");
+    replace(t0 + day_ns + 7).expect("a row of the day");
+    assert_eq!(column_i64(&db, "t", "ts"), [t0 + day_ns + 7]);
+}
+
+#[test]
+fn a_ttl_on_a_nanosecond_table_counts_in_nanoseconds() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = open(dir.path());
+    create(&db, nanosecond_trades_def("t"));
+    let day_ns = DAY * 1_000;
+    let ts: Vec<i64> = (0..5).map(|d| T0 * 1_000 + d * day_ns + 1).collect();
+    append(&db, "t", nanosecond_batch(&ts, 0));
+    db.commit(Transaction::new().with(Request::SetTtl {
+        table: "t".into(),
+        ttl: Some(Ttl {
+            count: 2,
+            unit: TtlUnit::Day,
+        }),
+    }))
+    .expect("ttl");
+    // Two days behind the newest row (the 25th, just after midnight): the
+    // 21st and 22nd end by then, the 23rd does not.
+    assert_eq!(db.drop_expired_partitions().expect("drop"), 2);
+    assert_eq!(column_i64(&db, "t", "seq"), [2, 3, 4]);
+}
