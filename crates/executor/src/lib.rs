@@ -38,6 +38,7 @@ mod fill;
 mod finance;
 mod float_compare;
 mod generators;
+mod heavy_planning;
 mod implicit_group_by;
 mod index_ddl;
 mod insert;

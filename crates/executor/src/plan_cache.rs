@@ -446,13 +446,13 @@ impl PlanRunner {
         // now() and friends read the statement's start.
         self.state.mark_start_execution();
         let plan = &bound.plan;
+        let heavy = crate::heavy_planning::is_heavy(plan);
         let physical = if bound.optimized {
-            self.state
-                .query_planner()
-                .create_physical_plan(plan, &self.state)
+            let planner = self.state.query_planner().clone();
+            crate::heavy_planning::plan(heavy, planner.create_physical_plan(plan, &self.state))
                 .await?
         } else {
-            self.state.create_physical_plan(plan).await?
+            crate::heavy_planning::plan(heavy, self.state.create_physical_plan(plan)).await?
         };
         let schema = bound.schema();
         let stream = datafusion::physical_plan::execute_stream(physical, self.task.clone())?;

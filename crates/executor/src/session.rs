@@ -1372,7 +1372,8 @@ impl Session {
         };
         let df = self.dataframe(s, extra).await?;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.collect().await?;
+        let heavy = crate::heavy_planning::is_heavy(df.logical_plan());
+        let batches = crate::heavy_planning::plan(heavy, df.collect()).await?;
         Ok((schema, batches))
     }
 
@@ -1434,7 +1435,10 @@ impl Session {
     ) -> Result<(SchemaRef, RowStream)> {
         use futures::TryStreamExt;
         let schema: SchemaRef = Arc::new(df.schema().as_arrow().clone());
-        let batches = df.execute_stream().await?.map_err(ExecError::from);
+        let heavy = crate::heavy_planning::is_heavy(df.logical_plan());
+        let batches = crate::heavy_planning::plan(heavy, df.execute_stream())
+            .await?
+            .map_err(ExecError::from);
         Ok((schema, RowStream::new(batches, self.stream_failure_flag())))
     }
 }

@@ -441,7 +441,8 @@ async fn serve(config: config::Config) -> Result<(), String> {
     }
     tracing::info!(%addr, tls = tls.is_some(), boot_ms = started.elapsed().as_millis() as u64, "serving the PostgreSQL protocol");
     let mut connections = tokio::task::JoinSet::new();
-    let shutdown = shutdown_signal();
+    let drained = Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let shutdown = shutdown_signal(drained.clone());
     tokio::pin!(shutdown);
     loop {
         tokio::select! {
@@ -495,6 +496,7 @@ async fn serve(config: config::Config) -> Result<(), String> {
     .await;
     connections.abort_all();
     while connections.join_next().await.is_some() {}
+    drained.store(true, std::sync::atomic::Ordering::SeqCst);
     // Line protocol over TCP: each connection commits the lines it has.
     let _ = stop_ilp.send(true);
     if let Some(task) = ilp_task
@@ -568,7 +570,61 @@ async fn ilp_listener(c: &config::IlpSection) -> Result<Option<tokio::net::TcpLi
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or SIGINT. The signals are watched on a thread of their
+/// own: tokio notices a signal when a worker thread polls its I/O driver, and
+/// with a worker busy planning a statement (CPU work with no await in it) the
+/// driver and the timers can wait for the statement, so the stop would not even
+/// be noticed. The same thread bounds the stop: when the connections have not
+/// all ended (`drained`) [`STOP_DEADLINE`] after the signal, the process exits
+/// without them; the database is then not closed, which costs only the replay
+/// of the write-ahead log at the next start (what a SIGKILL costs).
+async fn shutdown_signal(drained: Arc<std::sync::atomic::AtomicBool>) {
+    let (received, signalled) = tokio::sync::oneshot::channel();
+    let watcher = std::thread::Builder::new()
+        .name("tidemark-signals".into())
+        .spawn(move || {
+            match tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            {
+                Ok(runtime) => runtime.block_on(wait_for_stop_signal()),
+                Err(e) => {
+                    tracing::warn!("cannot watch for SIGTERM on a thread of its own: {e}");
+                    // Keep the sender: the server runs until killed.
+                    loop {
+                        std::thread::park();
+                    }
+                }
+            }
+            let _ = received.send(());
+            std::thread::sleep(STOP_DEADLINE);
+            if !drained.load(std::sync::atomic::Ordering::SeqCst) {
+                tracing::warn!(
+                    deadline_s = STOP_DEADLINE.as_secs(),
+                    "statements still running past the stop deadline (planning cannot be \
+                     interrupted): exiting without them; the next start replays the write-ahead log"
+                );
+                std::process::exit(0);
+            }
+        });
+    match watcher {
+        Ok(_) => {
+            if signalled.await.is_err() {
+                std::future::pending::<()>().await
+            }
+        }
+        Err(e) => {
+            tracing::warn!("cannot start the signal thread ({e}): watching on the runtime");
+            wait_for_stop_signal().await
+        }
+    }
+}
+
+/// How long after SIGTERM the connections may take to end (running statements
+/// get 5 s, then they are aborted) before the process exits without them.
+const STOP_DEADLINE: Duration = Duration::from_secs(8);
+
+async fn wait_for_stop_signal() {
     use tokio::signal::unix::{SignalKind, signal};
     let (Ok(mut term), Ok(mut int)) = (
         signal(SignalKind::terminate()),

@@ -27,6 +27,79 @@ fn rows(messages: &[SimpleQueryMessage]) -> Vec<Vec<Option<String>>> {
         .collect()
 }
 
+/// A query whose planning takes many seconds: each CTE reads the one before
+/// twice, so the plan the optimizer walks has 2^15 branches.
+fn long_planning_query() -> String {
+    let mut sql = "WITH a0 AS (SELECT 1 AS x)".to_string();
+    for i in 1..=15 {
+        sql.push_str(&format!(
+            ", a{i} AS (SELECT * FROM a{p} UNION ALL SELECT * FROM a{p})",
+            p = i - 1
+        ));
+    }
+    sql.push_str(" SELECT count(*) FROM a15");
+    sql
+}
+
+/// A statement that takes long to plan (CPU work that cannot be interrupted)
+/// does not hold up other clients, and SIGTERM still stops the server within
+/// its deadline with everything committed kept.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn long_planning_neither_stalls_other_clients_nor_a_stop() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let server = Server::start(dir.path(), &[]);
+    let client = connect(&server, "quest").await.expect("connect");
+    client
+        .simple_query(
+            "CREATE TABLE kept (ts TIMESTAMP, v BIGINT) TIMESTAMP(ts) PARTITION BY DAY; \
+             INSERT INTO kept VALUES ('2026-11-21T10:00:00', 7)",
+        )
+        .await
+        .expect("setup");
+    let busy = connect(&server, "quest").await.expect("connect");
+    let planning = tokio::spawn(async move { busy.simple_query(&long_planning_query()).await });
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    assert!(
+        !planning.is_finished(),
+        "the query plans for longer than this test waits"
+    );
+    let asked = std::time::Instant::now();
+    let answer = tokio::time::timeout(Duration::from_secs(20), client.simple_query("SELECT 1"))
+        .await
+        .expect("SELECT 1 answered")
+        .expect("SELECT 1");
+    assert_eq!(rows(&answer), vec![vec![Some("1".to_string())]]);
+    assert!(
+        asked.elapsed() < Duration::from_secs(3),
+        "SELECT 1 waited {:?} for another client's planning",
+        asked.elapsed()
+    );
+    assert!(
+        !planning.is_finished(),
+        "still planning when the stop comes"
+    );
+    let stopping = std::time::Instant::now();
+    server.signal("TERM");
+    let status = server.wait(Duration::from_secs(40));
+    assert!(status.success(), "{status:?}");
+    assert!(
+        stopping.elapsed() < Duration::from_secs(15),
+        "stopped {:?} after SIGTERM",
+        stopping.elapsed()
+    );
+    let server = Server::start(dir.path(), &[]);
+    let client = connect(&server, "quest").await.expect("reconnect");
+    assert_eq!(
+        rows(
+            &client
+                .simple_query("SELECT v FROM kept")
+                .await
+                .expect("select")
+        ),
+        vec![vec![Some("7".to_string())]]
+    );
+}
+
 #[tokio::test]
 async fn simple_queries_errors_auth_and_restarts() {
     let dir = tempfile::tempdir().expect("tempdir");
