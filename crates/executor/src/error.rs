@@ -58,6 +58,7 @@ pub mod sqlstate {
     pub const OUT_OF_MEMORY: &str = "53200";
     pub const WRONG_OBJECT_TYPE: &str = "42809";
     pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
+    pub const GROUPING_ERROR: &str = "42803";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -177,6 +178,7 @@ impl From<DataFusionError> for ExecError {
             DataFusionError::SQL(..) => SYNTAX_ERROR,
             DataFusionError::SchemaError(s, _) => match s.as_ref() {
                 datafusion::common::SchemaError::FieldNotFound { .. } => UNDEFINED_COLUMN,
+                datafusion::common::SchemaError::AmbiguousReference { .. } => AMBIGUOUS_COLUMN,
                 _ => SYNTAX_ERROR,
             },
             // `5::uuid`: PostgreSQL's "cannot cast type integer to uuid".
@@ -193,6 +195,12 @@ impl From<DataFusionError> for ExecError {
             DataFusionError::Plan(_) if lower.contains("cannot") && lower.contains("coerce") => {
                 DATATYPE_MISMATCH
             }
+            // `WHERE price`: PostgreSQL's "argument of WHERE must be type boolean".
+            DataFusionError::Plan(_) if lower.contains("non-boolean predicate") => {
+                DATATYPE_MISMATCH
+            }
+            // A selected column neither grouped nor aggregated.
+            DataFusionError::Plan(_) if lower.contains("must be in group by") => GROUPING_ERROR,
             // A function of that name, but none taking these argument types:
             // PostgreSQL's "function f(text) does not exist". (A name nothing
             // has is found by looking it up: `undefined.rs`.)
@@ -213,6 +221,27 @@ impl From<DataFusionError> for ExecError {
                 }
                 _ => message,
             },
+            (AMBIGUOUS_COLUMN, DataFusionError::SchemaError(s, _)) => match s.as_ref() {
+                datafusion::common::SchemaError::AmbiguousReference { field } => {
+                    format!("column reference \"{}\" is ambiguous", field.name)
+                }
+                _ => message,
+            },
+            // For an aggregate DataFusion lists every signature it tried (and calls
+            // it an internal error, with a plea to report a bug); say what
+            // PostgreSQL says: no such function for these argument types.
+            (UNDEFINED_FUNCTION, _) if lower.contains("failed to match any signature") => {
+                match message
+                    .split_once("argument types '")
+                    .and_then(|(_, rest)| rest.split_once('\''))
+                {
+                    Some((call, _)) => format!(
+                        "function {call} does not exist: no function matches the given name and \
+                     argument types (add explicit type casts)"
+                    ),
+                    None => message,
+                }
+            }
             _ => message,
         };
         ExecError::new(code, message)
