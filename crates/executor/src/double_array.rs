@@ -25,21 +25,37 @@ pub(crate) fn arrow_type(dims: u8) -> DataType {
 
 /// One array value: the length of each dimension and the elements, row-major.
 #[derive(Debug, Default, PartialEq)]
-struct Shaped {
-    lens: Vec<u32>,
-    values: Vec<Option<f64>>,
+pub(crate) struct Shaped {
+    pub(crate) lens: Vec<u32>,
+    pub(crate) values: Vec<Option<f64>>,
+}
+
+/// Whose value an array is, for error messages: a column's or a function's.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Owner<'a> {
+    Column(&'a str),
+    Function(&'a str),
+}
+
+impl std::fmt::Display for Owner<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Owner::Column(name) => write!(f, "column \"{name}\" (DOUBLE[])"),
+            Owner::Function(name) => f.write_str(name),
+        }
+    }
 }
 
 impl Shaped {
     /// Records that a (sub-)array at `level` has `len` elements: the first at
     /// a level sets its length, the others must match it (rectangular arrays).
-    fn measure(&mut self, level: usize, len: u32, name: &str) -> Result<()> {
+    fn measure(&mut self, level: usize, len: u32, owner: Owner) -> Result<()> {
         match self.lens.get(level) {
             None => self.lens.push(len),
             Some(l) if *l == len => {}
             Some(_) => {
                 return Err(shape_error(
-                    name,
+                    owner,
                     "multidimensional arrays must have sub-arrays with matching dimensions",
                 ));
             }
@@ -121,10 +137,10 @@ impl Shaped {
     }
 }
 
-fn shape_error(name: &str, detail: impl std::fmt::Display) -> ExecError {
+fn shape_error(owner: Owner, detail: impl std::fmt::Display) -> ExecError {
     ExecError::new(
         sqlstate::ARRAY_SUBSCRIPT_ERROR,
-        format!("column \"{name}\" (DOUBLE[]): {detail}"),
+        format!("{owner}: {detail}"),
     )
 }
 
@@ -146,24 +162,10 @@ pub(crate) fn column_from_array(array: &ArrayRef, dims: u8, name: &str) -> Resul
                 });
             }
         }
-        t if depth(t) == dims as usize => {
-            let lists = cast(array, &arrow_type(dims)).map_err(|e| shape_error(name, e))?;
-            let lists = lists.as_list::<i32>();
-            for i in 0..n {
-                shaped.push(if lists.is_null(i) {
-                    None
-                } else {
-                    let mut s = Shaped::default();
-                    walk(&lists.value(i), 0, &mut s, name)?;
-                    // Below an empty level there is nothing to measure: length 0.
-                    s.lens.resize(dims as usize, 0);
-                    Some(s)
-                });
-            }
-        }
+        t if depth(t) == dims as usize => shaped = shaped_rows(array, Owner::Column(name))?,
         t if depth(t) > 0 => {
             return Err(shape_error(
-                name,
+                Owner::Column(name),
                 format!(
                     "an array of {} dimension(s) cannot be stored in a column of {dims}",
                     depth(t)
@@ -191,22 +193,48 @@ pub(crate) fn column_from_array(array: &ArrayRef, dims: u8, name: &str) -> Resul
     Ok(Column::with_nulls(Values::Binary(data), nulls))
 }
 
+/// Each row of a list array (of numbers, any nesting) as a rectangular array
+/// of doubles; `None` for a NULL row. 2202E names `owner` when a row is ragged.
+pub(crate) fn shaped_rows(array: &ArrayRef, owner: Owner) -> Result<Vec<Option<Shaped>>> {
+    let dims = depth(array.data_type());
+    if array.data_type().is_null() || dims == 0 {
+        return Ok((0..array.len()).map(|_| None).collect());
+    }
+    let dims_u8 = u8::try_from(dims).map_err(|_| shape_error(owner, "too many dimensions"))?;
+    let lists = cast(array, &arrow_type(dims_u8)).map_err(|e| shape_error(owner, e))?;
+    let lists = lists.as_list::<i32>();
+    let mut rows = Vec::with_capacity(lists.len());
+    for i in 0..lists.len() {
+        rows.push(if lists.is_null(i) {
+            None
+        } else {
+            let mut s = Shaped::default();
+            walk(&lists.value(i), 0, &mut s, owner)?;
+            // Below an empty level there is nothing to measure: length 0.
+            s.lens.resize(dims, 0);
+            Some(s)
+        });
+    }
+    Ok(rows)
+}
+
 /// Appends the elements of one (sub-)array at `level` to `s`, checking that
 /// every sub-array of a level has the same length.
-fn walk(elements: &ArrayRef, level: usize, s: &mut Shaped, name: &str) -> Result<()> {
-    let len = u32::try_from(elements.len()).map_err(|_| shape_error(name, "an array this long"))?;
-    s.measure(level, len, name)?;
+fn walk(elements: &ArrayRef, level: usize, s: &mut Shaped, owner: Owner) -> Result<()> {
+    let len =
+        u32::try_from(elements.len()).map_err(|_| shape_error(owner, "an array this long"))?;
+    s.measure(level, len, owner)?;
     match elements.data_type() {
         DataType::List(_) => {
             let lists = elements.as_list::<i32>();
             for i in 0..lists.len() {
                 if lists.is_null(i) {
                     return Err(shape_error(
-                        name,
+                        owner,
                         "a sub-array is NULL (multidimensional arrays must be rectangular)",
                     ));
                 }
-                walk(&lists.value(i), level + 1, s, name)?;
+                walk(&lists.value(i), level + 1, s, owner)?;
             }
         }
         _ => {
@@ -243,16 +271,17 @@ fn walk_text(
     name: &str,
 ) -> Result<()> {
     let ParamValue::Array { items, .. } = value else {
-        return Err(shape_error(name, "expected a sub-array"));
+        return Err(shape_error(Owner::Column(name), "expected a sub-array"));
     };
     if level >= dims {
         return Err(shape_error(
-            name,
+            Owner::Column(name),
             format!("the array has more than the column's {dims} dimension(s)"),
         ));
     }
-    let len = u32::try_from(items.len()).map_err(|_| shape_error(name, "an array this long"))?;
-    s.measure(level, len, name)?;
+    let len = u32::try_from(items.len())
+        .map_err(|_| shape_error(Owner::Column(name), "an array this long"))?;
+    s.measure(level, len, Owner::Column(name))?;
     for item in items {
         if level + 1 < dims {
             walk_text(item, level + 1, dims, s, name)?;
@@ -268,7 +297,7 @@ fn walk_text(
             })?),
             ParamValue::Array { .. } => {
                 return Err(shape_error(
-                    name,
+                    Owner::Column(name),
                     format!("the array has more than the column's {dims} dimension(s)"),
                 ));
             }
@@ -282,7 +311,7 @@ fn walk_text(
     }
     if s.lens.len() < dims && level == 0 {
         return Err(shape_error(
-            name,
+            Owner::Column(name),
             format!("the array has fewer than the column's {dims} dimension(s)"),
         ));
     }
@@ -319,7 +348,7 @@ pub(crate) fn from_pg_binary(field: &[u8], dims: u8, name: &str) -> Result<Vec<u
     } else {
         if ndim != i32::from(dims) {
             return Err(shape_error(
-                name,
+                Owner::Column(name),
                 format!("an array of {ndim} dimension(s) cannot be stored in a column of {dims}"),
             ));
         }
@@ -367,39 +396,52 @@ pub(crate) fn array_from_stored(
     valid: impl Fn(usize) -> bool,
     dims: u8,
 ) -> Result<ArrayRef> {
+    let rows = (0..data.len())
+        .map(|row| {
+            valid(row)
+                .then(|| {
+                    Shaped::decode(data.get(row), dims as usize)
+                        .map_err(|e| ExecError::new(sqlstate::DATA_CORRUPTED, e))
+                })
+                .transpose()
+        })
+        .collect::<Result<Vec<_>>>()?;
+    lists_from_shaped(rows, dims)
+}
+
+/// Nested Arrow lists of `dims` levels from array values (`None`: a NULL row);
+/// every value must have `dims` lengths.
+pub(crate) fn lists_from_shaped(rows: Vec<Option<Shaped>>, dims: u8) -> Result<ArrayRef> {
     let dims = dims as usize;
-    let rows = data.len();
     // Offsets per level: level 0's are per row, level k's per item of level k-1.
     let mut offsets: Vec<Vec<i32>> = vec![vec![0]; dims];
     let mut values: Vec<Option<f64>> = Vec::new();
-    let mut row_valid = Vec::with_capacity(rows);
+    let mut row_valid = Vec::with_capacity(rows.len());
     let overflow = || {
         ExecError::new(
             sqlstate::PROGRAM_LIMIT_EXCEEDED,
             "DOUBLE[] values of this batch exceed 2^31 elements",
         )
     };
-    for row in 0..rows {
-        let present = valid(row);
-        row_valid.push(present);
-        let shaped = if present {
-            Shaped::decode(data.get(row), dims)
-                .map_err(|e| ExecError::new(sqlstate::DATA_CORRUPTED, e))?
-        } else {
-            Shaped {
-                lens: vec![0; dims],
-                values: vec![],
+    for shaped in rows {
+        row_valid.push(shaped.is_some());
+        let Some(shaped) = shaped else {
+            for level_offsets in offsets.iter_mut().take(1) {
+                let last = *level_offsets.last().unwrap_or(&0);
+                level_offsets.push(last);
             }
+            continue;
         };
         // Items at level k: the product of the lengths of levels 0..k.
         let mut items: usize = 1;
-        for (level, len) in shaped.lens.iter().enumerate() {
+        for (level, len) in shaped.lens.iter().enumerate().take(dims) {
+            let len = i32::try_from(*len).map_err(|_| overflow())?;
             for _ in 0..items {
                 let last = *offsets[level].last().unwrap_or(&0);
-                let next = last.checked_add(*len as i32).ok_or_else(overflow)?;
+                let next = last.checked_add(len).ok_or_else(overflow)?;
                 offsets[level].push(next);
             }
-            items = items.saturating_mul(*len as usize);
+            items = items.saturating_mul(len as usize);
         }
         values.extend(shaped.values);
     }

@@ -60,6 +60,7 @@ mod pg_settings;
 mod plan_cache;
 mod prepare_sql;
 mod provider;
+mod questdb_array_shapes;
 mod questdb_arrays;
 mod questdb_functions;
 mod questdb_time;

@@ -133,7 +133,7 @@ impl ScalarUDFImpl for CurrentSetting {
 /// `information_schema.columns.data_type` gives it): the SQL name that
 /// `information_schema` shows (`timestamp without time zone`) and the internal
 /// `udt_name` (`timestamp`). SYMBOL columns (dictionary-encoded) are `text`.
-fn pg_type_names(arrow: &str) -> (&'static str, &'static str) {
+pub(crate) fn pg_type_names(arrow: &str) -> (&'static str, &'static str) {
     let base = arrow.split('(').next().unwrap_or(arrow);
     match base {
         "Boolean" => ("boolean", "bool"),

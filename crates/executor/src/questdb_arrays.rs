@@ -9,14 +9,20 @@
 //! - `array_count(a)`: how many elements are finite.
 //! - `array_cum_sum(a)`: the running sums, a one-dimensional array as long as
 //!   `a` has elements (a missing element adds 0).
+//! - `array_stddev(a)` (= `array_stddev_samp`), `array_stddev_pop(a)`: over
+//!   the finite elements; NULL below two (one for the population's).
 //! - `dim_length(a, d)`: the length of dimension `d` (from 1).
+//! - `insertion_point(a, v [, ahead_of_equal])`: where `v` goes in the sorted
+//!   one-dimensional `a` (binary search, ascending or descending).
 //! - `dot_product(a, b)`: the sum of the products of corresponding elements
 //!   (row-major) of two arrays with the same dimensions and number of elements
 //!   (a missing element makes it NaN, as in QuestDB).
 //!
-//! `array_max`, `array_min`, `array_sum` and `array_avg` are also DataFusion's
-//! list functions: for a list whose elements are not numbers (`array_max` of a
-//! `text[]`), DataFusion's function answers.
+//! The functions that reshape arrays are in `questdb_array_shapes`.
+//!
+//! `array_max`, `array_min`, `array_sum`, `array_avg` and `flatten` are also
+//! DataFusion's list functions: for a list whose elements are not numbers
+//! (`array_max` of a `text[]`), DataFusion's function answers.
 
 use std::sync::Arc;
 
@@ -30,47 +36,169 @@ use datafusion::common::{Result as DfResult, exec_err};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
+    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
+    Volatility,
 };
 
+use crate::error::{ExecError, sqlstate};
+use crate::provider::to_df;
+use crate::questdb_array_shapes as shapes;
 use crate::types::list_depth as depth;
 
 type Run = fn(&[ArrayRef]) -> DfResult<ArrayRef>;
+type Returns = fn(&[DataType]) -> DfResult<DataType>;
 
 /// Registers the functions, over DataFusion's of the same names.
 pub(crate) fn register(ctx: &SessionContext) {
-    let functions: [(&'static str, usize, DataType, Run); 8] = [
-        ("array_max", 1, DataType::Float64, |a| reduce(a, maximum)),
-        ("array_min", 1, DataType::Float64, |a| reduce(a, minimum)),
-        ("array_sum", 1, DataType::Float64, |a| reduce(a, sum)),
-        ("array_avg", 1, DataType::Float64, |a| reduce(a, average)),
-        ("array_count", 1, DataType::Int64, count),
+    let functions: [(&'static str, &'static [usize], Returns, Run); 16] = [
+        (
+            "array_max",
+            &[1],
+            |_| Ok(DataType::Float64),
+            |a| reduce(a, maximum),
+        ),
+        (
+            "array_min",
+            &[1],
+            |_| Ok(DataType::Float64),
+            |a| reduce(a, minimum),
+        ),
+        (
+            "array_sum",
+            &[1],
+            |_| Ok(DataType::Float64),
+            |a| reduce(a, sum),
+        ),
+        (
+            "array_avg",
+            &[1],
+            |_| Ok(DataType::Float64),
+            |a| reduce(a, average),
+        ),
+        (
+            "array_stddev",
+            &[1],
+            |_| Ok(DataType::Float64),
+            |a| reduce(a, stddev_samp),
+        ),
+        (
+            "array_stddev_samp",
+            &[1],
+            |_| Ok(DataType::Float64),
+            |a| reduce(a, stddev_samp),
+        ),
+        (
+            "array_stddev_pop",
+            &[1],
+            |_| Ok(DataType::Float64),
+            |a| reduce(a, stddev_pop),
+        ),
+        ("array_count", &[1], |_| Ok(DataType::Int64), count),
         (
             "array_cum_sum",
-            1,
-            DataType::new_list(DataType::Float64, true),
+            &[1],
+            |_| Ok(one_dimension()),
             cumulative_sum,
         ),
-        ("dim_length", 2, DataType::Int32, dim_length),
-        ("dot_product", 2, DataType::Float64, dot_product),
+        ("dim_length", &[2], dim_length_type, dim_length),
+        ("dot_product", &[2], |_| Ok(DataType::Float64), dot_product),
+        (
+            "insertion_point",
+            &[2, 3],
+            insertion_point_type,
+            insertion_point,
+        ),
+        ("flatten", &[1], |_| Ok(one_dimension()), shapes::flatten),
+        (
+            "transpose",
+            &[1],
+            shapes::same_dimensions,
+            shapes::transpose,
+        ),
+        ("shift", &[2, 3], shapes::shift_type, shapes::shift),
+        ("matmul", &[2], shapes::matmul_type, shapes::matmul),
     ];
-    for (name, arity, returns, run) in functions {
+    for (name, arities, returns, run) in functions {
         let fallback = ctx.udf(name).ok();
+        let arities = arities.iter().map(|n| TypeSignature::Any(*n)).collect();
         ctx.register_udf(ScalarUDF::from(ArrayFunction {
             name,
-            signature: Signature::any(arity, Volatility::Immutable),
+            signature: Signature::one_of(arities, Volatility::Immutable),
             returns,
             run,
             fallback,
         }));
     }
+    shapes::register(ctx);
+}
+
+fn one_dimension() -> DataType {
+    DataType::new_list(DataType::Float64, true)
+}
+
+fn insertion_point_type(args: &[DataType]) -> DfResult<DataType> {
+    let why = match args {
+        [a, ..] if depth(a) != 1 => "the array must be one-dimensional (DOUBLE[])",
+        [_, v, ..] if !numeric_or_null(v) => "the value must be a number",
+        [_, _, b] if !matches!(b, DataType::Boolean | DataType::Null) => {
+            "ahead_of_equal must be a boolean"
+        }
+        _ => return Ok(DataType::Int32),
+    };
+    Err(argument_error("insertion_point", args, why))
+}
+
+fn dim_length_type(args: &[DataType]) -> DfResult<DataType> {
+    match args {
+        [_, d] if !d.is_integer() && !d.is_null() => Err(argument_error(
+            "dim_length",
+            args,
+            "the dimension must be an integer",
+        )),
+        _ => Ok(DataType::Int32),
+    }
+}
+
+pub(crate) fn numeric_or_null(t: &DataType) -> bool {
+    t.is_numeric() || t.is_null()
+}
+
+/// PostgreSQL's error for arguments a function does not take: 42883
+/// `function f(types) does not exist`, saying which argument is wrong.
+pub(crate) fn argument_error(
+    function: &str,
+    args: &[DataType],
+    why: &str,
+) -> datafusion::error::DataFusionError {
+    let types: Vec<String> = args.iter().map(sql_type).collect();
+    to_df(ExecError::new(
+        sqlstate::UNDEFINED_FUNCTION,
+        format!(
+            "function {function}({}) does not exist: {why}",
+            types.join(", ")
+        ),
+    ))
+}
+
+/// A type as SQL names it: `DOUBLE[][]` for arrays of numbers.
+fn sql_type(t: &DataType) -> String {
+    let dims = depth(t);
+    let element = crate::types::innermost_element(t);
+    let name = if dims > 0 && element.is_numeric() {
+        "DOUBLE".to_string()
+    } else {
+        crate::pg_functions::pg_type_names(&element.to_string())
+            .0
+            .to_string()
+    };
+    name + &"[]".repeat(dims)
 }
 
 #[derive(Debug)]
 struct ArrayFunction {
     name: &'static str,
     signature: Signature,
-    returns: DataType,
+    returns: Returns,
     run: Run,
     /// DataFusion's function of the same name, for lists of other elements.
     fallback: Option<Arc<ScalarUDF>>,
@@ -112,11 +240,12 @@ impl ScalarUDFImpl for ArrayFunction {
         match &self.fallback {
             Some(f) if self.falls_back(args) => f.return_type(args),
             _ => match args.first() {
-                Some(t) if depth(t) > 0 || t.is_null() => Ok(self.returns.clone()),
-                other => exec_err!(
-                    "{} takes an array of numbers (DOUBLE[]), not {other:?}",
-                    self.name
-                ),
+                Some(t) if depth(t) > 0 || t.is_null() => (self.returns)(args),
+                _ => Err(argument_error(
+                    self.name,
+                    args,
+                    "the first argument must be an array of numbers (DOUBLE[])",
+                )),
             },
         }
     }
@@ -216,6 +345,67 @@ fn average(v: &[Option<f64>]) -> Option<f64> {
     (n > 0).then(|| total / n as f64)
 }
 
+/// The sample standard deviation of the finite elements; NULL below two.
+fn stddev_samp(v: &[Option<f64>]) -> Option<f64> {
+    let (n, squares) = squared_deviations(v);
+    (n > 1).then(|| (squares / (n - 1) as f64).sqrt())
+}
+
+/// The population standard deviation of the finite elements; NULL if none.
+fn stddev_pop(v: &[Option<f64>]) -> Option<f64> {
+    let (n, squares) = squared_deviations(v);
+    (n > 0).then(|| (squares / n as f64).sqrt())
+}
+
+/// How many finite elements there are, and the sum of their squared
+/// deviations from their mean.
+fn squared_deviations(v: &[Option<f64>]) -> (u64, f64) {
+    let (total, n) = finite(v).fold((0.0, 0u64), |(t, n), x| (t + x, n + 1));
+    if n == 0 {
+        return (0, 0.0);
+    }
+    let mean = total / n as f64;
+    (n, finite(v).map(|x| (x - mean) * (x - mean)).sum())
+}
+
+/// `insertion_point(a, value [, ahead_of_equal])`: the 1-based position at
+/// which `value` would be inserted into the sorted one-dimensional `a`
+/// (ascending, or descending when its first element is above its last),
+/// after equal elements unless `ahead_of_equal`.
+fn insertion_point(args: &[ArrayRef]) -> DfResult<ArrayRef> {
+    let rows = rows_of(&args[0])?;
+    let values = cast(&args[1], &DataType::Float64)?;
+    let values = values.as_primitive::<datafusion::arrow::datatypes::Float64Type>();
+    let ahead = match args.get(2) {
+        Some(a) => Some(cast(a, &DataType::Boolean)?),
+        None => None,
+    };
+    let mut out = Vec::with_capacity(rows.len());
+    for (row, elements) in rows.iter().enumerate() {
+        let (Some(elements), false) = (elements, values.is_null(row)) else {
+            out.push(None);
+            continue;
+        };
+        let v = values.value(row);
+        let ahead = ahead
+            .as_ref()
+            .is_some_and(|a| a.as_boolean().is_valid(row) && a.as_boolean().value(row));
+        let x = |e: &Option<f64>| e.unwrap_or(f64::NAN);
+        let descending = matches!(
+            (elements.first(), elements.last()),
+            (Some(first), Some(last)) if x(first) > x(last)
+        );
+        let before = elements.partition_point(|e| match (descending, ahead) {
+            (false, false) => x(e) <= v,
+            (false, true) => x(e) < v,
+            (true, false) => x(e) >= v,
+            (true, true) => x(e) > v,
+        });
+        out.push(Some(i32::try_from(before + 1).unwrap_or(i32::MAX)));
+    }
+    Ok(Arc::new(Int32Array::from(out)))
+}
+
 fn count(args: &[ArrayRef]) -> DfResult<ArrayRef> {
     let rows = rows_of(&args[0])?;
     Ok(Arc::new(
@@ -264,7 +454,10 @@ fn dim_length(args: &[ArrayRef]) -> DfResult<ArrayRef> {
         }
         let d = which.value(row);
         if d < 1 || d as usize > dims {
-            return exec_err!("dim_length: dimension {d} is out of range (the array has {dims})");
+            return Err(to_df(ExecError::new(
+                sqlstate::ARRAY_SUBSCRIPT_ERROR,
+                format!("dim_length: dimension {d} is out of range (the array has {dims})"),
+            )));
         }
         // Walk down the first element of each level to the asked dimension.
         let mut level: ArrayRef = args[0].slice(row, 1);
@@ -288,7 +481,10 @@ fn dim_length(args: &[ArrayRef]) -> DfResult<ArrayRef> {
 
 fn dot_product(args: &[ArrayRef]) -> DfResult<ArrayRef> {
     if depth(args[0].data_type()) != depth(args[1].data_type()) {
-        return exec_err!("dot_product: the arrays have different numbers of dimensions");
+        return Err(to_df(ExecError::new(
+            sqlstate::ARRAY_SUBSCRIPT_ERROR,
+            "dot_product: the arrays have different numbers of dimensions",
+        )));
     }
     let (a, b) = (rows_of(&args[0])?, rows_of(&args[1])?);
     let mut out = Vec::with_capacity(a.len());
@@ -301,7 +497,10 @@ fn dot_product(args: &[ArrayRef]) -> DfResult<ArrayRef> {
                     .sum(),
             ),
             (Some(_), Some(_)) => {
-                return exec_err!("dot_product: the arrays have different shapes");
+                return Err(to_df(ExecError::new(
+                    sqlstate::ARRAY_SUBSCRIPT_ERROR,
+                    "dot_product: the arrays have different shapes",
+                )));
             }
             _ => None,
         });
