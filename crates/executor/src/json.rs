@@ -114,7 +114,8 @@ impl TypePlanner for JsonTypesThen {
 }
 
 /// Plans `->` and `->>` as [`JsonGet`] calls (and comparisons with UUIDs,
-/// `uuid_values.rs`: a context has one list of expression planners).
+/// `uuid_values.rs`, and arithmetic on arrays, `array_arithmetic.rs`: a
+/// context has one list of expression planners).
 #[derive(Debug)]
 pub(crate) struct JsonOperators;
 
@@ -137,6 +138,9 @@ impl ExprPlanner for JsonOperators {
             return Ok(PlannerResult::Planned(
                 udf.call(vec![expr.left, expr.right]),
             ));
+        }
+        if let Some(call) = crate::array_arithmetic::plan(&expr, schema) {
+            return Ok(PlannerResult::Planned(call));
         }
         let edit = match expr.op {
             ast::BinaryOperator::StringConcat => Some(Edit::Concat),

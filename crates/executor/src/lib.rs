@@ -16,6 +16,7 @@
 //! `temporal_join` (ASOF and LT JOIN: AST rewrite, plan node, operator).
 
 pub mod activity;
+mod array_arithmetic;
 mod backup;
 mod catalog_indexes;
 mod catalog_replacements;

@@ -181,7 +181,7 @@ pub(crate) fn argument_error(
 }
 
 /// A type as SQL names it: `DOUBLE[][]` for arrays of numbers.
-fn sql_type(t: &DataType) -> String {
+pub(crate) fn sql_type(t: &DataType) -> String {
     let dims = depth(t);
     let element = crate::types::innermost_element(t);
     let name = if dims > 0 && element.is_numeric() {
