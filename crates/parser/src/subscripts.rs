@@ -7,6 +7,10 @@
 //! and 2" in QuestDB, which the bracket-per-dimension form cannot say: it is
 //! refused rather than read as `arr[1:2][3]` (row 3 of the slice).
 //!
+//! A slice may leave out a bound, as in PostgreSQL and QuestDB: `arr[2:]`
+//! runs to the end and `arr[:2]` starts at 1 (DataFusion's planner wants
+//! both bounds, so the missing one is written in).
+//!
 //! A bracket is a subscript when it directly follows what ends an expression:
 //! a name (not the keyword ARRAY), `)` or `]`. Array constructors
 //! (`ARRAY[1, 2]`) and type names (`DOUBLE[]`) are left alone.
@@ -45,15 +49,24 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
             }
             Token::LParen => open.push(Open::Other),
             Token::RBracket | Token::RParen => {
+                if matches!(t.token, Token::RBracket)
+                    && matches!(open.last(), Some(Open::Subscript { .. }))
+                {
+                    close_open_slice(&mut out, &t);
+                }
                 open.pop();
             }
             Token::Colon => {
                 if let Some(Open::Subscript { slice }) = open.last_mut() {
                     *slice = true;
+                    if matches!(last_significant(&out), Some(Token::LBracket)) {
+                        out.push(TokenWithSpan::new(Token::Number("1".into(), false), t.span));
+                    }
                 }
             }
             Token::Comma => {
                 if let Some(Open::Subscript { slice }) = open.last_mut() {
+                    close_open_slice(&mut out, &t);
                     if *slice {
                         return Err(BadSubscript {
                             message: "a slice before another subscript (arr[lo:hi, i]) is \
@@ -76,10 +89,70 @@ pub(crate) fn rewrite(tokens: Vec<TokenWithSpan>) -> Result<Vec<TokenWithSpan>, 
     Ok(out)
 }
 
+/// The largest upper bound of a slice: past the end of any array.
+const OPEN_UPPER_BOUND: &str = "2147483647";
+
+/// Ends a slice whose upper bound is left out (`lo:` before `]` or `,`).
+fn close_open_slice(out: &mut Vec<TokenWithSpan>, at: &TokenWithSpan) {
+    if matches!(last_significant(out), Some(Token::Colon)) {
+        out.push(TokenWithSpan::new(
+            Token::Number(OPEN_UPPER_BOUND.into(), false),
+            at.span,
+        ));
+    }
+}
+
+/// The last token of `out` that is not white space or a comment.
+fn last_significant(out: &[TokenWithSpan]) -> Option<&Token> {
+    out.iter()
+        .rev()
+        .map(|t| &t.token)
+        .find(|t| !matches!(t, Token::Whitespace(_)))
+}
+
 fn ends_expression(t: &Token) -> bool {
     match t {
         Token::Word(w) => w.quote_style.is_some() || w.keyword != Keyword::ARRAY,
         Token::RParen | Token::RBracket => true,
         _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use datafusion_sql::sqlparser::dialect::PostgreSqlDialect;
+    use datafusion_sql::sqlparser::tokenizer::Tokenizer;
+
+    fn rewritten(sql: &str) -> Result<String, String> {
+        let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
+            .tokenize_with_location()
+            .map_err(|e| e.to_string())?;
+        let out = rewrite(tokens).map_err(|b| b.message)?;
+        Ok(out.iter().map(|t| t.token.to_string()).collect())
+    }
+
+    #[test]
+    fn commas_become_one_bracket_per_dimension() {
+        assert_eq!(rewritten("a[1, 2]").unwrap(), "a[1][ 2]");
+        assert_eq!(rewritten("a[1, 2:3]").unwrap(), "a[1][ 2:3]");
+        assert_eq!(rewritten("ARRAY[1, 2]").unwrap(), "ARRAY[1, 2]");
+        assert!(
+            rewritten("a[1:2, 3]")
+                .unwrap_err()
+                .contains("a slice before another")
+        );
+    }
+
+    #[test]
+    fn slices_may_leave_out_a_bound() {
+        assert_eq!(rewritten("a[2:]").unwrap(), "a[2:2147483647]");
+        assert_eq!(rewritten("a[2: ]").unwrap(), "a[2: 2147483647]");
+        assert_eq!(rewritten("a[:2]").unwrap(), "a[1:2]");
+        assert_eq!(rewritten("a[1, 2:]").unwrap(), "a[1][ 2:2147483647]");
+        assert_eq!(rewritten("a[:]").unwrap(), "a[1:2147483647]");
+        // Not subscripts: left alone.
+        assert_eq!(rewritten("ARRAY[1, 2]").unwrap(), "ARRAY[1, 2]");
+        assert_eq!(rewritten("x::int").unwrap(), "x::int");
     }
 }
