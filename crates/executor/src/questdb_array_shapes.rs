@@ -317,7 +317,7 @@ impl ScalarUDFImpl for ArrayBuild {
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let n = match arrays.first() {
-            Some(a) if a.len() > 0 => integers(&arrays, 0)?[0].unwrap_or(0),
+            Some(a) if !a.is_empty() => integers(&arrays, 0)?[0].unwrap_or(0),
             _ => 0,
         };
         let sizes = lengths(&arrays[1])?;
@@ -326,8 +326,8 @@ impl ScalarUDFImpl for ArrayBuild {
             .map(Filler::of)
             .collect::<DfResult<Vec<_>>>()?;
         let mut out = Vec::with_capacity(args.number_rows);
-        for row in 0..args.number_rows {
-            let Some(size) = sizes[row] else {
+        for (row, size) in sizes.iter().enumerate() {
+            let Some(size) = *size else {
                 out.push(None);
                 continue;
             };

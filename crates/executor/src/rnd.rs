@@ -11,15 +11,26 @@ use datafusion::arrow::array::{
     ArrayRef, BinaryArray, BooleanArray, Date32Array, FixedSizeBinaryArray, Float32Array,
     Float64Array, Int16Array, Int32Array, Int64Array, StringArray, TimestampMicrosecondArray,
 };
-use datafusion::arrow::datatypes::{DataType, TimeUnit};
-use datafusion::common::{Result as DfResult, ScalarValue, exec_err, plan_err};
+use datafusion::arrow::array::{Decimal128Array, TimestampNanosecondArray};
+use datafusion::arrow::datatypes::{DataType, Field, FieldRef, TimeUnit};
+use datafusion::common::{Result as DfResult, ScalarValue, plan_err};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{
-    ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, TypeSignature,
-    Volatility,
+    ColumnarValue, ReturnFieldArgs, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
+    TypeSignature, Volatility,
 };
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+
+/// `Err` of 22023 (invalid_parameter_value): an argument a generator cannot use.
+macro_rules! invalid_argument {
+    ($($arg:tt)*) => {
+        Err(crate::provider::to_df(crate::error::ExecError::new(
+            crate::error::sqlstate::INVALID_PARAMETER_VALUE,
+            format!($($arg)*),
+        )))
+    };
+}
 
 /// The generators, by QuestDB's names.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -39,9 +50,14 @@ enum Kind {
     Uuid,
     Bin,
     Ipv4,
+    DoubleArray,
+    SymbolWeighted,
+    SymbolZipf,
+    TimestampNs,
+    Decimal,
 }
 
-const GENERATORS: [(&str, Kind); 16] = [
+const GENERATORS: [(&str, Kind); 21] = [
     ("rnd_boolean", Kind::Boolean),
     ("rnd_byte", Kind::Byte),
     ("rnd_short", Kind::Short),
@@ -58,6 +74,11 @@ const GENERATORS: [(&str, Kind); 16] = [
     ("rnd_uuid4", Kind::Uuid),
     ("rnd_bin", Kind::Bin),
     ("rnd_ipv4", Kind::Ipv4),
+    ("rnd_double_array", Kind::DoubleArray),
+    ("rnd_symbol_weighted", Kind::SymbolWeighted),
+    ("rnd_symbol_zipf", Kind::SymbolZipf),
+    ("rnd_timestamp_ns", Kind::TimestampNs),
+    ("rnd_decimal", Kind::Decimal),
 ];
 
 /// Registers every generator in `ctx`.
@@ -89,7 +110,18 @@ fn arity(kind: Kind, n: usize) -> (bool, &'static str) {
         Kind::Byte | Kind::Short => (n == 0 || n == 2, "() or (min, max)"),
         Kind::Int | Kind::Long => (n == 0 || n == 3, "() or (min, max, null_rate)"),
         Kind::Float | Kind::Double => (n <= 1, "() or (null_rate)"),
-        Kind::Timestamp => (n == 3, "(min, max, null_rate)"),
+        Kind::Timestamp | Kind::TimestampNs => (n == 3, "(min, max, null_rate)"),
+        Kind::DoubleArray => (
+            n >= 1,
+            "(dims), (dims, nan_rate), (dims, nan_rate, max_length) or (dims, nan_rate, 0, \
+             length1, ...)",
+        ),
+        Kind::SymbolWeighted => (
+            n >= 2 && n.is_multiple_of(2),
+            "pairs of a value and its weight",
+        ),
+        Kind::SymbolZipf => (n >= 2, "(value1, value2, ..., alpha) or (count, alpha)"),
+        Kind::Decimal => (n == 3, "(precision, scale, null_rate)"),
         Kind::Date => (n == 0 || n == 3, "() or (min, max, null_rate)"),
         Kind::Bin => (
             n == 0 || n == 3,
@@ -136,10 +168,50 @@ impl ScalarUDFImpl for RandomValues {
             // IPv4 columns are text (docs/sql.md).
             Kind::Char | Kind::Str | Kind::Ipv4 => DataType::Utf8,
             // Dictionary-encoded, so CREATE TABLE AS makes a SYMBOL column.
-            Kind::Symbol => symbol_type(),
+            Kind::Symbol | Kind::SymbolWeighted | Kind::SymbolZipf => symbol_type(),
+            Kind::TimestampNs => DataType::Timestamp(TimeUnit::Nanosecond, None),
+            // Their types depend on their first arguments: return_field_from_args.
+            Kind::DoubleArray => crate::double_array::arrow_type(1),
+            Kind::Decimal => DataType::Decimal128(38, 10),
             Kind::Uuid => DataType::FixedSizeBinary(16),
             Kind::Bin => DataType::Binary,
         })
+    }
+
+    fn return_field_from_args(&self, args: ReturnFieldArgs) -> DfResult<FieldRef> {
+        let types: Vec<DataType> = args
+            .arg_fields
+            .iter()
+            .map(|f| f.data_type().clone())
+            .collect();
+        let literal = |i: usize| literal_int(self.name, args.scalar_arguments, i);
+        let t = match self.kind {
+            Kind::DoubleArray => {
+                self.check_arity(types.len())?;
+                let dims = literal(0)?;
+                if !(1..=MAX_ARRAY_DIMS).contains(&dims) {
+                    return plan_err!(
+                        "{}: the number of dimensions must be 1 to {MAX_ARRAY_DIMS}, got {dims}",
+                        self.name
+                    );
+                }
+                crate::double_array::arrow_type(dims as u8)
+            }
+            Kind::Decimal => {
+                self.check_arity(types.len())?;
+                let (precision, scale) = (literal(0)?, literal(1)?);
+                if !(1..=38).contains(&precision) || !(0..=precision).contains(&scale) {
+                    return plan_err!(
+                        "{}: precision must be 1 to 38 and scale 0 to the precision, got \
+                         ({precision}, {scale})",
+                        self.name
+                    );
+                }
+                DataType::Decimal128(precision as u8, scale as i8)
+            }
+            _ => self.return_type(&types)?,
+        };
+        Ok(Arc::new(Field::new(self.name, t, true)))
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
@@ -149,20 +221,40 @@ impl ScalarUDFImpl for RandomValues {
             .map(|a| match a {
                 ColumnarValue::Scalar(s) => Ok(s.clone()),
                 ColumnarValue::Array(_) => {
-                    exec_err!("the arguments of {} must be constants", self.name)
+                    invalid_argument!("the arguments of {} must be constants", self.name)
                 }
             })
             .collect::<DfResult<Vec<ScalarValue>>>()?;
         let rows = args.number_rows;
         let mut rng = StdRng::from_os_rng();
         let array = generate(self.kind, self.name, &constants, rows, &mut rng)?;
-        if self.kind == Kind::Symbol {
+        if matches!(
+            self.kind,
+            Kind::Symbol | Kind::SymbolWeighted | Kind::SymbolZipf
+        ) {
             return Ok(ColumnarValue::Array(datafusion::arrow::compute::cast(
                 &array,
                 &symbol_type(),
             )?));
         }
         Ok(ColumnarValue::Array(array))
+    }
+}
+
+/// The most dimensions `rnd_double_array` makes.
+const MAX_ARRAY_DIMS: i64 = 16;
+
+/// The most elements one `rnd_double_array` value may have.
+const MAX_ARRAY_ELEMENTS: i64 = 1 << 24;
+
+/// An integer literal argument, for a generator whose type depends on it.
+fn literal_int(name: &str, args: &[Option<&ScalarValue>], i: usize) -> DfResult<i64> {
+    match args.get(i).copied().flatten() {
+        Some(v) if v.data_type().is_integer() => match v.cast_to(&DataType::Int64)? {
+            ScalarValue::Int64(Some(n)) => Ok(n),
+            _ => plan_err!("argument {} of {name} must not be NULL", i + 1),
+        },
+        _ => plan_err!("argument {} of {name} must be an integer literal", i + 1),
     }
 }
 
@@ -177,7 +269,7 @@ fn int_arg(name: &str, args: &[ScalarValue], i: usize) -> DfResult<i64> {
         .transpose()?;
     match v {
         Some(ScalarValue::Int64(Some(v))) => Ok(v),
-        _ => exec_err!("argument {} of {name} must be a non-NULL integer", i + 1),
+        _ => invalid_argument!("argument {} of {name} must be a non-NULL integer", i + 1),
     }
 }
 
@@ -194,7 +286,7 @@ fn timestamp_arg(name: &str, args: &[ScalarValue], i: usize) -> DfResult<i64> {
             Ok(v)
         }
         Some(ScalarValue::Int32(Some(v))) => Ok(i64::from(v)),
-        _ => exec_err!("argument {} of {name} must be a non-NULL timestamp", i + 1),
+        _ => invalid_argument!("argument {} of {name} must be a non-NULL timestamp", i + 1),
     }
 }
 
@@ -210,7 +302,7 @@ fn date_arg(name: &str, args: &[ScalarValue], i: usize) -> DfResult<i32> {
         .transpose()
     {
         Ok(Some(ScalarValue::Date32(Some(v)))) => Ok(v),
-        _ => exec_err!("argument {} of {name} must be a non-NULL date", i + 1),
+        _ => invalid_argument!("argument {} of {name} must be a non-NULL date", i + 1),
     }
 }
 
@@ -218,7 +310,7 @@ fn text_args(name: &str, args: &[ScalarValue]) -> DfResult<Vec<String>> {
     args.iter()
         .map(|v| match v.cast_to(&DataType::Utf8)? {
             ScalarValue::Utf8(Some(s)) => Ok(s),
-            _ => exec_err!("the values given to {name} must not be NULL"),
+            _ => invalid_argument!("the values given to {name} must not be NULL"),
         })
         .collect()
 }
@@ -227,7 +319,7 @@ fn text_args(name: &str, args: &[ScalarValue]) -> DfResult<Vec<String>> {
 /// bits below it (`a.b.c.d` alone: that address, no host bits).
 fn subnet_arg(name: &str, subnet: &ScalarValue) -> DfResult<(u32, u32)> {
     let ScalarValue::Utf8(Some(text)) = subnet.cast_to(&DataType::Utf8)? else {
-        return exec_err!("the subnet given to {name} must not be NULL");
+        return invalid_argument!("the subnet given to {name} must not be NULL");
     };
     let (address, bits) = text.split_once('/').unwrap_or((&text, "32"));
     match (address.parse::<std::net::Ipv4Addr>(), bits.parse::<u32>()) {
@@ -236,7 +328,7 @@ fn subnet_arg(name: &str, subnet: &ScalarValue) -> DfResult<(u32, u32)> {
             let network = u32::from(address) & u32::MAX.checked_shl(host_bits).unwrap_or(0);
             Ok((network, host_bits))
         }
-        _ => exec_err!("{name}: '{text}' is not a subnet such as '10.0.0.0/8'"),
+        _ => invalid_argument!("{name}: '{text}' is not a subnet such as '10.0.0.0/8'"),
     }
 }
 
@@ -247,7 +339,7 @@ fn null_at(rng: &mut StdRng, rate: i64) -> bool {
 
 fn range_checked(name: &str, lo: i64, hi: i64) -> DfResult<()> {
     if lo > hi {
-        return exec_err!("{name}: min {lo} is above max {hi}");
+        return invalid_argument!("{name}: min {lo} is above max {hi}");
     }
     Ok(())
 }
@@ -271,7 +363,7 @@ fn string_pool(name: &str, args: &[ScalarValue]) -> DfResult<(Vec<String>, i64)>
         int_arg(name, args, 3)?,
     );
     if !(1..=1_000_000).contains(&count) || lo < 0 || hi > 10_000 {
-        return exec_err!(
+        return invalid_argument!(
             "{name}: count must be 1..=1000000 and lengths 0..=10000 (got {count}, {lo}, {hi})"
         );
     }
@@ -335,7 +427,7 @@ fn generate(
             range_checked(name, lo, hi)?;
             let int_range = i64::from(i32::MIN)..=i64::from(i32::MAX);
             if kind == Kind::Int && !(int_range.contains(&lo) && int_range.contains(&hi)) {
-                return exec_err!("{name}: bounds {lo}, {hi} must fit an INT");
+                return invalid_argument!("{name}: bounds {lo}, {hi} must fit an INT");
             }
             let values = (0..rows).map(|_| {
                 let v = rng.random_range(lo..=hi);
@@ -398,7 +490,7 @@ fn generate(
             };
             if lo > hi {
                 let day = |d| ScalarValue::Date32(Some(d));
-                return exec_err!("{name}: min {} is above max {}", day(lo), day(hi));
+                return invalid_argument!("{name}: min {} is above max {}", day(lo), day(hi));
             }
             Arc::new(
                 (0..rows)
@@ -433,7 +525,7 @@ fn generate(
                     int_arg(name, args, 2)?,
                 );
                 if lo < 0 || hi > 10_000 {
-                    return exec_err!("{name}: lengths must be 0..=10000");
+                    return invalid_argument!("{name}: lengths must be 0..=10000");
                 }
                 range_checked(name, lo, hi)?;
                 Arc::new(
@@ -481,6 +573,92 @@ fn generate(
                     .collect::<StringArray>(),
             )
         }
+        Kind::TimestampNs => {
+            let (lo, hi, rate) = (
+                timestamp_ns_arg(name, args, 0)?,
+                timestamp_ns_arg(name, args, 1)?,
+                int_arg(name, args, 2)?,
+            );
+            range_checked(name, lo, hi)?;
+            Arc::new(
+                (0..rows)
+                    .map(|_| {
+                        let v = rng.random_range(lo..=hi);
+                        (!null_at(rng, rate)).then_some(v)
+                    })
+                    .collect::<TimestampNanosecondArray>(),
+            )
+        }
+        Kind::Decimal => {
+            let (precision, scale, rate) = (
+                int_arg(name, args, 0)?,
+                int_arg(name, args, 1)?,
+                int_arg(name, args, 2)?,
+            );
+            // Checked when the type was settled: 1..=38 digits.
+            let below = 10i128.pow(precision.clamp(1, 38) as u32);
+            Arc::new(
+                (0..rows)
+                    .map(|_| {
+                        let v = rng.random_range(0..below);
+                        (!null_at(rng, rate)).then_some(v)
+                    })
+                    .collect::<Decimal128Array>()
+                    .with_precision_and_scale(precision as u8, scale as i8)?,
+            )
+        }
+        Kind::SymbolWeighted => {
+            let mut values = Vec::with_capacity(args.len() / 2);
+            let mut cumulative = Vec::with_capacity(args.len() / 2);
+            let mut total = 0.0;
+            for pair in args.chunks(2) {
+                let [value, weight] = pair else {
+                    return plan_err!("{name} takes pairs of a value and its weight");
+                };
+                values.push(text_args(name, std::slice::from_ref(value))?.remove(0));
+                let weight = match weight.cast_to(&DataType::Float64)? {
+                    ScalarValue::Float64(Some(w)) if w >= 0.0 && w.is_finite() => w,
+                    other => {
+                        return invalid_argument!(
+                            "{name}: a weight must be a number of 0 or more, got {other}"
+                        );
+                    }
+                };
+                total += weight;
+                cumulative.push(total);
+            }
+            if total <= 0.0 {
+                return invalid_argument!("{name}: the weights add up to 0");
+            }
+            pick_by_weight(&values, &cumulative, rows, rng)
+        }
+        Kind::SymbolZipf => {
+            let (values, alpha) = match args {
+                [count, _] if count.data_type().is_integer() => {
+                    let count = int_arg(name, args, 0)?;
+                    if !(1..=1_000_000).contains(&count) {
+                        return invalid_argument!("{name}: count must be 1..=1000000, got {count}");
+                    }
+                    ((0..count).map(|i| format!("S{i}")).collect(), &args[1])
+                }
+                [values @ .., alpha] => (text_args(name, values)?, alpha),
+                [] => return plan_err!("{name} takes values and an alpha"),
+            };
+            let alpha = match alpha.cast_to(&DataType::Float64)? {
+                ScalarValue::Float64(Some(a)) if a > 0.0 && a.is_finite() => a,
+                other => return invalid_argument!("{name}: alpha must be above 0, got {other}"),
+            };
+            // The k-th value (from 1) weighs 1 / k^alpha.
+            let mut total = 0.0;
+            let cumulative: Vec<f64> = (1..=values.len())
+                .map(|k| {
+                    total += 1.0 / (k as f64).powf(alpha);
+                    total
+                })
+                .collect();
+            pick_by_weight(&values, &cumulative, rows, rng)
+        }
+        Kind::DoubleArray => random_arrays(name, args, rows, rng)?,
         Kind::Bin => {
             let (lo, hi, rate) = if args.is_empty() {
                 (8, 16, 0)
@@ -492,7 +670,7 @@ fn generate(
                 )
             };
             if lo < 0 || hi > 1_000_000 {
-                return exec_err!("{name}: lengths must be 0..=1000000");
+                return invalid_argument!("{name}: lengths must be 0..=1000000");
             }
             range_checked(name, lo, hi)?;
             let values: Vec<Option<Vec<u8>>> = (0..rows)
@@ -505,4 +683,110 @@ fn generate(
             Arc::new(values.iter().map(|v| v.as_deref()).collect::<BinaryArray>())
         }
     })
+}
+
+/// A timestamp argument in nanoseconds (TIMESTAMP_NS, or a TIMESTAMP, text or
+/// a number of microseconds taken as TIMESTAMP's).
+fn timestamp_ns_arg(name: &str, args: &[ScalarValue], i: usize) -> DfResult<i64> {
+    if let Some(ScalarValue::TimestampNanosecond(Some(v), _)) = args.get(i) {
+        return Ok(*v);
+    }
+    timestamp_arg(name, args, i)?.checked_mul(1000).map_or_else(
+        || invalid_argument!("argument {} of {name} is out of range", i + 1),
+        Ok,
+    )
+}
+
+/// One of `values` per row, the i-th with the probability of its share of
+/// `cumulative` (the running totals of the weights).
+fn pick_by_weight(
+    values: &[String],
+    cumulative: &[f64],
+    rows: usize,
+    rng: &mut StdRng,
+) -> ArrayRef {
+    let total = cumulative.last().copied().unwrap_or(0.0);
+    Arc::new(
+        (0..rows)
+            .map(|_| {
+                let x = rng.random::<f64>() * total;
+                let i = cumulative
+                    .partition_point(|c| *c <= x)
+                    .min(values.len() - 1);
+                Some(values[i].as_str())
+            })
+            .collect::<StringArray>(),
+    )
+}
+
+/// `rnd_double_array(dims [, nan_rate [, max_length]])`: arrays of random
+/// lengths (1 to `max_length`, 16 by default, per dimension) of numbers in
+/// [0, 1), NaN at one in `nan_rate`; `(dims, nan_rate, 0, length1, ...)`:
+/// arrays of those lengths.
+fn random_arrays(
+    name: &str,
+    args: &[ScalarValue],
+    rows: usize,
+    rng: &mut StdRng,
+) -> DfResult<ArrayRef> {
+    let dims = int_arg(name, args, 0)?;
+    let rate = if args.len() > 1 {
+        int_arg(name, args, 1)?
+    } else {
+        0
+    };
+    let max_length = if args.len() > 2 {
+        int_arg(name, args, 2)?
+    } else {
+        16
+    };
+    let fixed: Vec<i64> = (3..args.len())
+        .map(|i| int_arg(name, args, i))
+        .collect::<DfResult<_>>()?;
+    if !fixed.is_empty() && (max_length != 0 || fixed.len() as i64 != dims) {
+        return invalid_argument!(
+            "{name}: fixed lengths come after a 0 in third place, one per dimension \
+             ({dims} expected, {} given)",
+            fixed.len()
+        );
+    }
+    let largest: Vec<i64> = if fixed.is_empty() {
+        vec![max_length; dims as usize]
+    } else {
+        fixed.clone()
+    };
+    let elements = largest
+        .iter()
+        .try_fold(1i64, |n, l| (*l >= 0).then(|| n.saturating_mul(*l)));
+    match elements {
+        Some(n) if n <= MAX_ARRAY_ELEMENTS && (fixed.is_empty() == (max_length > 0)) => {}
+        _ => {
+            return invalid_argument!(
+                "{name}: lengths must be positive and an array at most {MAX_ARRAY_ELEMENTS} \
+                 elements (lengths {largest:?})"
+            );
+        }
+    }
+    let mut values = Vec::with_capacity(rows);
+    for _ in 0..rows {
+        let lens: Vec<u32> = if fixed.is_empty() {
+            (0..dims)
+                .map(|_| rng.random_range(1..=max_length) as u32)
+                .collect()
+        } else {
+            fixed.iter().map(|l| *l as u32).collect()
+        };
+        let count: usize = lens.iter().map(|l| *l as usize).product();
+        let elements = (0..count)
+            .map(|_| {
+                let v = rng.random::<f64>();
+                Some(if null_at(rng, rate) { f64::NAN } else { v })
+            })
+            .collect();
+        values.push(Some(crate::double_array::Shaped {
+            lens,
+            values: elements,
+        }));
+    }
+    crate::double_array::lists_from_shaped(values, dims as u8).map_err(crate::provider::to_df)
 }
