@@ -59,6 +59,7 @@ pub mod sqlstate {
     pub const WRONG_OBJECT_TYPE: &str = "42809";
     pub const INVALID_OBJECT_DEFINITION: &str = "42P17";
     pub const GROUPING_ERROR: &str = "42803";
+    pub const INVALID_COLUMN_REFERENCE: &str = "42P10";
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -185,6 +186,10 @@ impl From<DataFusionError> for ExecError {
             DataFusionError::NotImplemented(_) if lower.starts_with("unsupported cast") => {
                 CANNOT_COERCE
             }
+            // `1::foo`: PostgreSQL's "type "foo" does not exist" (as CREATE TABLE says).
+            DataFusionError::NotImplemented(_) if lower.starts_with("unsupported sql type ") => {
+                UNDEFINED_OBJECT
+            }
             DataFusionError::NotImplemented(_) => FEATURE_NOT_SUPPORTED,
             DataFusionError::ResourcesExhausted(_) => OUT_OF_MEMORY,
             _ if lower.contains("divide by zero") || lower.contains("division by zero") => {
@@ -198,6 +203,13 @@ impl From<DataFusionError> for ExecError {
             // `WHERE price`: PostgreSQL's "argument of WHERE must be type boolean".
             DataFusionError::Plan(_) if lower.contains("non-boolean predicate") => {
                 DATATYPE_MISMATCH
+            }
+            // `ORDER BY 3` / `GROUP BY 3` past the select list.
+            DataFusionError::Plan(_)
+                if lower.starts_with("order by column out of bounds")
+                    || lower.starts_with("cannot find column with position") =>
+            {
+                INVALID_COLUMN_REFERENCE
             }
             // A selected column neither grouped nor aggregated.
             DataFusionError::Plan(_) if lower.contains("must be in group by") => GROUPING_ERROR,
@@ -215,6 +227,11 @@ impl From<DataFusionError> for ExecError {
         };
         let message = match (code, root) {
             (DIVISION_BY_ZERO, _) => "division by zero".to_string(),
+            (UNDEFINED_OBJECT, _) => match message.strip_prefix("Unsupported SQL type ") {
+                Some(name) => format!("type \"{}\" does not exist", folded_type_name(name)),
+                None => message,
+            },
+            (INVALID_COLUMN_REFERENCE, _) => position_message(&message),
             (UNDEFINED_COLUMN, DataFusionError::SchemaError(s, _)) => match s.as_ref() {
                 datafusion::common::SchemaError::FieldNotFound { field, .. } => {
                     column_not_found(field, &message)
@@ -246,6 +263,33 @@ impl From<DataFusionError> for ExecError {
         };
         ExecError::new(code, message)
     }
+}
+
+/// A type name as PostgreSQL reports it: unquoted names folded to lower case.
+fn folded_type_name(name: &str) -> String {
+    match name.strip_prefix('"').and_then(|n| n.strip_suffix('"')) {
+        Some(quoted) => quoted.to_string(),
+        None => name.to_lowercase(),
+    }
+}
+
+/// PostgreSQL's wording for an ORDER BY or GROUP BY position past the select
+/// list (`ORDER BY position 3 is not in select list`), from DataFusion's
+/// "Order by column out of bounds, specified: 3, max: 1" or "Cannot find
+/// column with position 3 in SELECT clause".
+fn position_message(datafusion_message: &str) -> String {
+    let (clause, after) = if let Some((_, rest)) = datafusion_message.split_once("specified: ") {
+        ("ORDER BY", rest)
+    } else if let Some((_, rest)) = datafusion_message.split_once("with position ") {
+        ("GROUP BY", rest)
+    } else {
+        return datafusion_message.to_string();
+    };
+    let position: String = after
+        .chars()
+        .take_while(|c| c.is_ascii_digit() || *c == '-')
+        .collect();
+    format!("{clause} position {position} is not in select list")
 }
 
 /// PostgreSQL's wording for a column that is not there (`column "x" does not
