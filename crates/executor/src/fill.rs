@@ -10,7 +10,7 @@ use datafusion::arrow::array::{
     Array, ArrayRef, Float64Array, TimestampMicrosecondArray, UInt32Array, new_null_array,
 };
 use datafusion::arrow::compute::{cast, concat, interleave, take};
-use datafusion::arrow::datatypes::{DataType, SchemaRef, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Schema, SchemaRef, TimeUnit};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::common::ScalarValue;
 
@@ -187,7 +187,17 @@ pub(crate) fn fill(
         };
         columns.push(array);
     }
-    Ok(RecordBatch::try_new(schema.clone(), columns)?)
+    // A filled bucket's aggregates may be NULL (`count()` with FILL(NULL)),
+    // whatever the grouped query said of them.
+    let nullable = Schema::new_with_metadata(
+        schema
+            .fields()
+            .iter()
+            .map(|f| f.as_ref().clone().with_nullable(true))
+            .collect::<Vec<_>>(),
+        schema.metadata().clone(),
+    );
+    Ok(RecordBatch::try_new(Arc::new(nullable), columns)?)
 }
 
 fn fill_column(
