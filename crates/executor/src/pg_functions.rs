@@ -354,7 +354,7 @@ fn expand_vectors(vectors: &StringArray) -> DfResult<ListArray> {
 /// A byte count as PostgreSQL's `pg_size_pretty` writes it: bytes below 10 kB,
 /// then kB, MB, GB, TB, each unit while the value stays below 10,240 of it
 /// (rounded half away from zero).
-fn size_pretty(bytes: i64) -> String {
+pub(crate) fn size_pretty(bytes: i64) -> String {
     const UNITS: [&str; 5] = ["kB", "MB", "GB", "TB", "PB"];
     if bytes.unsigned_abs() < 10 * 1024 {
         return format!("{bytes} bytes");

@@ -587,20 +587,41 @@ pub(crate) fn partitions_batch(table: &TableReader) -> DfResult<RecordBatch> {
         Field::new("version", DataType::Int64, false),
         Field::new("parts", DataType::Int64, false),
         Field::new("buffered_rows", DataType::Int64, false),
+        // QuestDB's columns, folded to lower case so that `minTimestamp`
+        // written unquoted finds them. Every partition is attached and
+        // writable; the newest one is the active one.
+        Field::new("index", DataType::Int64, false),
+        Field::new("partitionby", DataType::Utf8, false),
+        ts_field("mintimestamp"),
+        ts_field("maxtimestamp"),
+        Field::new("numrows", DataType::Int64, false),
+        Field::new("disksize", DataType::Int64, false),
+        Field::new("disksizehuman", DataType::Utf8, false),
+        Field::new("readonly", DataType::Boolean, false),
+        Field::new("active", DataType::Boolean, false),
+        Field::new("attached", DataType::Boolean, false),
+        Field::new("detached", DataType::Boolean, false),
+        Field::new("attachable", DataType::Boolean, false),
     ]));
     let r: Vec<&(String, Row)> = rows.values().collect();
+    let n = r.len();
+    let all = |value: bool| -> ArrayRef { Arc::new(BooleanArray::from(vec![value; n])) };
+    let min: ArrayRef = Arc::new(TimestampMicrosecondArray::from(
+        r.iter().map(|(_, x)| ts_or_null(x.min)).collect::<Vec<_>>(),
+    ));
+    let max: ArrayRef = Arc::new(TimestampMicrosecondArray::from(
+        r.iter().map(|(_, x)| ts_or_null(x.max)).collect::<Vec<_>>(),
+    ));
+    let row_count: ArrayRef = Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.rows)));
+    let size: ArrayRef = Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.size)));
     let columns: Vec<ArrayRef> = vec![
         Arc::new(StringArray::from_iter_values(
             r.iter().map(|(n, _)| n.clone()),
         )),
-        Arc::new(TimestampMicrosecondArray::from(
-            r.iter().map(|(_, x)| ts_or_null(x.min)).collect::<Vec<_>>(),
-        )),
-        Arc::new(TimestampMicrosecondArray::from(
-            r.iter().map(|(_, x)| ts_or_null(x.max)).collect::<Vec<_>>(),
-        )),
-        Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.rows))),
-        Arc::new(Int64Array::from_iter_values(r.iter().map(|(_, x)| x.size))),
+        min.clone(),
+        max.clone(),
+        row_count.clone(),
+        size.clone(),
         Arc::new(Int64Array::from_iter_values(
             r.iter().map(|(_, x)| x.version),
         )),
@@ -608,6 +629,24 @@ pub(crate) fn partitions_batch(table: &TableReader) -> DfResult<RecordBatch> {
         Arc::new(Int64Array::from_iter_values(
             r.iter().map(|(_, x)| x.buffered),
         )),
+        Arc::new(Int64Array::from_iter_values(0..n as i64)),
+        Arc::new(StringArray::from_iter_values(std::iter::repeat_n(
+            table.partition_by().name(),
+            n,
+        ))),
+        min,
+        max,
+        row_count,
+        size,
+        Arc::new(StringArray::from_iter_values(
+            r.iter()
+                .map(|(_, x)| crate::pg_functions::size_pretty(x.size)),
+        )),
+        all(false),
+        Arc::new(BooleanArray::from_iter((0..n).map(|i| Some(i + 1 == n)))),
+        all(true),
+        all(false),
+        all(false),
     ];
     Ok(RecordBatch::try_new(schema, columns)?)
 }
