@@ -11,6 +11,7 @@ mod backup;
 mod checkpoint;
 mod cursor;
 mod ddl;
+mod declare;
 mod dialect;
 mod error;
 mod interval;
@@ -99,6 +100,8 @@ fn parse_rewritten(
     dialect: &TidemarkDialect,
     sql: &str,
 ) -> Result<Vec<Statement>, ParseError> {
+    let tokens =
+        declare::rewrite(tokens).map_err(|b| ParseError::at(b.message, sql, b.at.span.start))?;
     let tokens = interval::rewrite(tokens)
         .map_err(|b| ParseError::at(b.message, sql, b.at.span.start).with_sqlstate("22007"))?;
     let tokens = temporal_join::rewrite(tokens)
