@@ -26,12 +26,9 @@
 
 use std::sync::Arc;
 
-use datafusion::arrow::array::{
-    Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array, ListArray,
-};
-use datafusion::arrow::buffer::OffsetBuffer;
+use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array, Int32Array, Int64Array};
 use datafusion::arrow::compute::cast;
-use datafusion::arrow::datatypes::{DataType, Field};
+use datafusion::arrow::datatypes::DataType;
 use datafusion::common::{Result as DfResult, exec_err};
 use datafusion::execution::FunctionRegistry;
 use datafusion::execution::context::SessionContext;
@@ -40,6 +37,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
+use crate::double_array::{Owner, Shaped, lists_from_shaped, shaped_rows};
 use crate::error::{ExecError, sqlstate};
 use crate::provider::to_df;
 use crate::questdb_array_shapes as shapes;
@@ -271,40 +269,13 @@ impl ScalarUDFImpl for ArrayFunction {
 }
 
 /// The elements of each row of a list array (of any nesting), row-major, as
-/// doubles; `None` for a NULL row.
+/// doubles; `None` for a NULL row. A ragged array is 2202E.
 fn rows_of(array: &ArrayRef) -> DfResult<Vec<Option<Vec<Option<f64>>>>> {
-    if array.data_type().is_null() {
-        return Ok(vec![None; array.len()]);
-    }
-    let dims = depth(array.data_type());
-    if dims == 0 {
-        return exec_err!("expected an array, got {}", array.data_type());
-    }
-    let doubles = cast(array, &crate::double_array::arrow_type(dims as u8))?;
-    let lists = doubles.as_list::<i32>();
-    Ok((0..lists.len())
-        .map(|row| {
-            (!lists.is_null(row)).then(|| {
-                let mut out = Vec::new();
-                flatten(&lists.value(row), &mut out);
-                out
-            })
-        })
+    Ok(shaped_rows(array, Owner::Function("DOUBLE[] argument"))
+        .map_err(to_df)?
+        .into_iter()
+        .map(|row| row.map(|s| s.values))
         .collect())
-}
-
-fn flatten(elements: &ArrayRef, out: &mut Vec<Option<f64>>) {
-    match elements.data_type() {
-        DataType::List(_) => {
-            let lists = elements.as_list::<i32>();
-            for i in 0..lists.len() {
-                if !lists.is_null(i) {
-                    flatten(&lists.value(i), out);
-                }
-            }
-        }
-        _ => out.extend(elements.as_primitive::<datafusion::arrow::datatypes::Float64Type>()),
-    }
 }
 
 /// NULL and NaN are missing (QuestDB's NULL double is NaN).
@@ -416,30 +387,26 @@ fn count(args: &[ArrayRef]) -> DfResult<ArrayRef> {
 }
 
 fn cumulative_sum(args: &[ArrayRef]) -> DfResult<ArrayRef> {
-    let rows = rows_of(&args[0])?;
-    let mut offsets = vec![0i32];
-    let mut values = Vec::new();
-    let mut valid = Vec::with_capacity(rows.len());
-    for r in &rows {
-        let mut running = 0.0;
-        for x in r.iter().flatten() {
-            running += present(x).unwrap_or(0.0);
-            values.push(running);
-        }
-        let end = i32::try_from(values.len()).map_err(|_| {
-            datafusion::error::DataFusionError::Execution(
-                "array_cum_sum: more than 2^31 elements in a batch".into(),
-            )
-        })?;
-        offsets.push(end);
-        valid.push(r.is_some());
-    }
-    Ok(Arc::new(ListArray::try_new(
-        Arc::new(Field::new_list_field(DataType::Float64, true)),
-        OffsetBuffer::new(offsets.into()),
-        Arc::new(Float64Array::from(values)),
-        Some(valid.into()),
-    )?))
+    let sums = rows_of(&args[0])?
+        .into_iter()
+        .map(|row| {
+            row.map(|elements| {
+                let mut running = 0.0;
+                let values: Vec<Option<f64>> = elements
+                    .iter()
+                    .map(|x| {
+                        running += present(x).unwrap_or(0.0);
+                        Some(running)
+                    })
+                    .collect();
+                Shaped {
+                    lens: vec![values.len() as u32],
+                    values,
+                }
+            })
+        })
+        .collect();
+    lists_from_shaped(sums, 1).map_err(to_df)
 }
 
 fn dim_length(args: &[ArrayRef]) -> DfResult<ArrayRef> {
