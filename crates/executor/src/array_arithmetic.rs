@@ -125,8 +125,10 @@ impl ScalarUDFImpl for ArrayArithmetic {
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
         let dims = depth(arrays[0].data_type()).max(depth(arrays[1].data_type()));
         let (left, right) = (Operand::of(&arrays[0])?, Operand::of(&arrays[1])?);
-        let mut out = Vec::with_capacity(args.number_rows);
-        for row in 0..args.number_rows {
+        // One row when both sides are constants (the result is one too).
+        let rows = arrays[0].len();
+        let mut out = Vec::with_capacity(rows);
+        for row in 0..rows {
             out.push(self.combine(left.at(row), right.at(row))?);
         }
         let result =

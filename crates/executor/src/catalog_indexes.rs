@@ -750,7 +750,7 @@ impl ScalarUDFImpl for Definition {
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let args = ColumnarValue::values_to_arrays(&args.args)?;
+        let args = crate::call_args::arrays_of(&args)?;
         let integers = |i: usize| -> DfResult<Option<ArrayRef>> {
             match args.get(i) {
                 Some(a) if a.data_type().is_integer() || a.data_type().is_null() => {

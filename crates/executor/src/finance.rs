@@ -111,7 +111,8 @@ impl ScalarUDFImpl for Finance {
             .iter()
             .all(|a| matches!(a, ColumnarValue::Scalar(_)));
         let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let rows = args.number_rows.max(arrays.first().map_or(0, |a| a.len()));
+        // One row when every argument is a constant (the result is one too).
+        let rows = arrays.first().map_or(args.number_rows, |a| a.len());
         let out: Float64Array = if self.function == Function::L2Price
             && matches!(
                 arrays.get(1).map(|a| a.data_type()),

@@ -263,7 +263,7 @@ impl ScalarUDFImpl for JsonPredicate {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let arrays = crate::call_args::arrays_of(&args)?;
         let [left, right] = arrays.as_slice() else {
             return exec_err!("{} takes two operands", self.name());
         };
@@ -409,7 +409,7 @@ impl ScalarUDFImpl for JsonGet {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let arrays = crate::call_args::arrays_of(&args)?;
         let [docs, keys] = arrays.as_slice() else {
             return exec_err!("{} takes a document and a key", self.name());
         };
@@ -645,7 +645,7 @@ impl ScalarUDFImpl for ExtractPath {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let arrays = crate::call_args::arrays_of(&args)?;
         let Some((docs, keys)) = arrays.split_first() else {
             return exec_err!("{} takes a document and keys", self.name);
         };

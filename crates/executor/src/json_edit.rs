@@ -109,7 +109,7 @@ impl ScalarUDFImpl for JsonEdit {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let arrays = crate::call_args::arrays_of(&args)?;
         let [docs, others] = arrays.as_slice() else {
             return exec_err!("{} takes two operands", self.name());
         };

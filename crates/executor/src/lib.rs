@@ -18,6 +18,7 @@
 pub mod activity;
 mod array_arithmetic;
 mod backup;
+mod call_args;
 mod catalog_indexes;
 mod catalog_replacements;
 mod catalog_rewrite;

@@ -521,7 +521,7 @@ impl ScalarUDFImpl for FormatType {
         use datafusion::arrow::array::AsArray;
         use datafusion::arrow::datatypes::Int64Type;
         let rows = args.number_rows;
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let arrays = crate::call_args::arrays_of(&args)?;
         let [oids, typmods] = arrays.as_slice() else {
             return exec_err!("format_type takes two arguments");
         };
@@ -593,11 +593,7 @@ impl ScalarUDFImpl for JsonBuildObject {
             return exec_err!("json_build_object: argument list must have even number of elements");
         }
         let rows = args.number_rows;
-        let arrays: Vec<ArrayRef> = args
-            .args
-            .iter()
-            .map(|a| a.to_array(rows))
-            .collect::<DfResult<_>>()?;
+        let arrays = crate::call_args::arrays_of(&args)?;
         let options = FormatOptions::default();
         let formatters: Vec<ArrayFormatter> = arrays
             .iter()

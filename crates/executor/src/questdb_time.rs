@@ -244,7 +244,7 @@ impl ScalarUDFImpl for QuestDbTime {
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
         let rows = args.number_rows;
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let arrays = crate::call_args::arrays_of(&args)?;
         let name = self.name();
         let units = arrays[0].as_string::<i32>();
         let parse = |i: usize| -> DfResult<Option<(i64, Unit)>> {
