@@ -17,6 +17,7 @@
 
 pub mod activity;
 mod array_arithmetic;
+mod array_elem;
 mod backup;
 mod call_args;
 mod catalog_indexes;

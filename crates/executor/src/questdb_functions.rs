@@ -17,6 +17,8 @@
 //! - `twap(price, ts)` and `haversine_dist_deg(lat, lon, ts)` are the same
 //!   calls ordered by their time, `twap(price, ts ORDER BY ts)`
 //!   (`crate::path_aggregates`);
+//! - `array_elem_sum(a, b, ...)` (and `_min`, `_max`, `_avg`) of two or more
+//!   arrays is the row form `array_elem_sum_of_arguments` (`crate::array_elem`);
 //! - `variance` (PostgreSQL's and QuestDB's) is `var_samp`, QuestDB's
 //!   `approx_count_distinct(x [, precision])` DataFusion's `approx_distinct`
 //!   over the values' text (HyperLogLog both).
@@ -69,7 +71,11 @@ fn standard_form(e: &ast::Expr) -> Result<Option<ast::Expr>> {
     // Another name of DataFusion's aggregate: PostgreSQL's and QuestDB's
     // `variance`.
     let renamed = match lower.as_str() {
-        "variance" => Some("var_samp"),
+        "variance" => Some("var_samp".to_string()),
+        // The row form of an element-wise aggregate (`crate::array_elem`).
+        name if crate::array_elem::is_element_wise(name) && plain_args(f).len() > 1 => {
+            Some(format!("{name}{}", crate::array_elem::ROW_FORM_SUFFIX))
+        }
         _ => None,
     };
     if let Some(datafusion_name) = renamed {

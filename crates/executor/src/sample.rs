@@ -91,6 +91,8 @@ pub(crate) fn is_aggregate(e: &ast::Expr) -> bool {
                 let name = f.name.to_string().to_lowercase();
                 AGGREGATES.contains(&name.as_str())
                     || crate::questdb_functions::QUESTDB_AGGREGATES.contains(&name.as_str())
+                    // Of one array; of several it is the row form.
+                    || (crate::array_elem::is_element_wise(&name) && one_argument(f))
             } =>
         {
             ControlFlow::Break(())
@@ -98,6 +100,10 @@ pub(crate) fn is_aggregate(e: &ast::Expr) -> bool {
         _ => ControlFlow::Continue(()),
     })
     .is_break()
+}
+
+fn one_argument(f: &ast::Function) -> bool {
+    matches!(&f.args, ast::FunctionArguments::List(l) if l.args.len() == 1)
 }
 
 fn is_column(e: &ast::Expr, name: &str) -> bool {

@@ -1326,6 +1326,7 @@ impl Session {
         crate::finance::register(&ctx);
         crate::questdb_time::register(&ctx);
         crate::questdb_arrays::register(&ctx);
+        crate::array_elem::register(&ctx);
         crate::temporal_join::register_marker(&ctx);
         ctx.add_analyzer_rule(Arc::new(crate::timestamp_text::TimestampLiterals));
         ctx.add_analyzer_rule(Arc::new(crate::pg_casts::PgCasts));
