@@ -240,26 +240,7 @@ fn wrapped(value: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
         .map(|t| &t.token)
         .filter(|t| !matches!(t, Token::Whitespace(_)))
         .collect();
-    let whole_parenthesized = matches!(significant.first(), Some(Token::LParen))
-        && matches!(significant.last(), Some(Token::RParen))
-        && {
-            // The first parenthesis closes at the end, not before.
-            let mut depth = 0i32;
-            let mut closes_early = false;
-            for (k, t) in significant.iter().enumerate() {
-                match t {
-                    Token::LParen => depth += 1,
-                    Token::RParen => {
-                        depth -= 1;
-                        if depth == 0 && k + 1 < significant.len() {
-                            closes_early = true;
-                        }
-                    }
-                    _ => {}
-                }
-            }
-            !closes_early
-        };
+    let whole_parenthesized = one_group(&significant);
     // `1m`: two tokens with nothing between them.
     let number_with_unit =
         value.len() == 2 && matches!(significant.as_slice(), [Token::Number(..), Token::Word(_)]);
@@ -271,6 +252,28 @@ fn wrapped(value: Vec<TokenWithSpan>) -> Vec<TokenWithSpan> {
     out.extend(value);
     out.push(TokenWithSpan::wrap(Token::RParen));
     out
+}
+
+/// Whether `tokens` is one parenthesized group: it opens with `(` and that
+/// parenthesis closes at its last token.
+fn one_group(tokens: &[&Token]) -> bool {
+    if !matches!(tokens.first(), Some(Token::LParen)) {
+        return false;
+    }
+    let mut depth = 0usize;
+    for (k, t) in tokens.iter().enumerate() {
+        match t {
+            Token::LParen => depth += 1,
+            Token::RParen => {
+                depth = depth.saturating_sub(1);
+                if depth == 0 {
+                    return k + 1 == tokens.len();
+                }
+            }
+            _ => {}
+        }
+    }
+    false
 }
 
 #[cfg(test)]
@@ -307,6 +310,11 @@ mod tests {
         assert_eq!(
             rewritten("DECLARE @c := price, @q := (SELECT @c FROM t) SELECT * FROM @q"),
             Ok("SELECT * FROM (SELECT price FROM t)".to_string())
+        );
+        // Two groups side by side are not one: parenthesized again.
+        assert_eq!(
+            rewritten("DECLARE @x := (1) + (2) SELECT @x * 3"),
+            Ok("SELECT ((1) + (2)) * 3".to_string())
         );
     }
 
