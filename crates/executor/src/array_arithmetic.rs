@@ -11,7 +11,7 @@
 use datafusion::arrow::array::{ArrayRef, AsArray};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::{DFSchema, Result as DfResult, ScalarValue};
+use datafusion::common::{DFSchema, Result as DfResult};
 use datafusion::logical_expr::planner::RawBinaryExpr;
 use datafusion::logical_expr::{
     ColumnarValue, Expr, ExprSchemable, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature,
@@ -118,11 +118,7 @@ impl ScalarUDFImpl for ArrayArithmetic {
         )))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, constant) = crate::call_args::arrays_or_constants(&args)?;
         let dims = depth(arrays[0].data_type()).max(depth(arrays[1].data_type()));
         let (left, right) = (Operand::of(&arrays[0])?, Operand::of(&arrays[1])?);
         // One row when both sides are constants (the result is one too).
@@ -133,11 +129,7 @@ impl ScalarUDFImpl for ArrayArithmetic {
         }
         let result =
             lists_from_shaped(out, u8::try_from(dims).unwrap_or(u8::MAX)).map_err(to_df)?;
-        Ok(if scalar && result.len() == 1 {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&result, 0)?)
-        } else {
-            ColumnarValue::Array(result)
-        })
+        crate::call_args::result_of(result, constant)
     }
 }
 

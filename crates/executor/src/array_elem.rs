@@ -403,12 +403,7 @@ impl ScalarUDFImpl for ElementWiseOfArguments {
 mod tests {
     use super::*;
 
-    fn shaped(lens: &[u32], values: &[f64]) -> Shaped {
-        Shaped {
-            lens: lens.to_vec(),
-            values: values.iter().map(|v| Some(*v)).collect(),
-        }
-    }
+    use crate::double_array::shaped_of as shaped;
 
     #[test]
     fn shapes_grow_to_the_largest_length_per_dimension() {

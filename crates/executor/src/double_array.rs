@@ -30,6 +30,15 @@ pub(crate) struct Shaped {
     pub(crate) values: Vec<Option<f64>>,
 }
 
+/// An array of `lens` holding `values` (none NULL), for tests.
+#[cfg(test)]
+pub(crate) fn shaped_of(lens: &[u32], values: &[f64]) -> Shaped {
+    Shaped {
+        lens: lens.to_vec(),
+        values: values.iter().map(|v| Some(*v)).collect(),
+    }
+}
+
 /// Whose value an array is, for error messages: a column's or a function's.
 #[derive(Debug, Clone, Copy)]
 pub(crate) enum Owner<'a> {

@@ -14,7 +14,7 @@ use std::sync::Arc;
 use datafusion::arrow::array::{Array, ArrayRef, AsArray, Float64Array};
 use datafusion::arrow::compute::cast;
 use datafusion::arrow::datatypes::{DataType, Float64Type};
-use datafusion::common::{Result as DfResult, ScalarValue, exec_err, plan_err};
+use datafusion::common::{Result as DfResult, exec_err, plan_err};
 use datafusion::execution::context::SessionContext;
 use datafusion::logical_expr::{
     ColumnarValue, ScalarFunctionArgs, ScalarUDF, ScalarUDFImpl, Signature, Volatility,
@@ -106,11 +106,7 @@ impl ScalarUDFImpl for Finance {
     }
 
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, constant) = crate::call_args::arrays_or_constants(&args)?;
         // One row when every argument is a constant (the result is one too).
         let rows = arrays.first().map_or(args.number_rows, |a| a.len());
         let out: Float64Array = if self.function == Function::L2Price
@@ -142,12 +138,7 @@ impl ScalarUDFImpl for Finance {
                 })
                 .collect()
         };
-        let out: ArrayRef = Arc::new(out);
-        Ok(if scalar && out.len() == 1 {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        crate::call_args::result_of(Arc::new(out), constant)
     }
 }
 

@@ -311,11 +311,7 @@ impl ScalarUDFImpl for ArrayBuild {
         Ok(Arc::new(Field::new(self.name(), arrow_type(dims), true)))
     }
     fn invoke_with_args(&self, args: ScalarFunctionArgs) -> DfResult<ColumnarValue> {
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
+        let (arrays, constant) = crate::call_args::arrays_or_constants(&args)?;
         let n = match arrays.first() {
             Some(a) if !a.is_empty() => integers(&arrays, 0)?[0].unwrap_or(0),
             _ => 0,
@@ -352,12 +348,7 @@ impl ScalarUDFImpl for ArrayBuild {
             };
             out.push(Some(Shaped { lens, values }));
         }
-        let built = lists(out, if n == 1 { 1 } else { 2 })?;
-        Ok(if scalar && built.len() == 1 {
-            ColumnarValue::Scalar(ScalarValue::try_from_array(&built, 0)?)
-        } else {
-            ColumnarValue::Array(built)
-        })
+        crate::call_args::result_of(lists(out, if n == 1 { 1 } else { 2 })?, constant)
     }
 }
 
@@ -403,12 +394,7 @@ impl Filler {
 mod tests {
     use super::*;
 
-    fn shaped(lens: &[u32], values: &[f64]) -> Shaped {
-        Shaped {
-            lens: lens.to_vec(),
-            values: values.iter().map(|v| Some(*v)).collect(),
-        }
-    }
+    use crate::double_array::shaped_of as shaped;
 
     #[test]
     fn transposing_reverses_coordinates() {

@@ -254,17 +254,8 @@ impl ScalarUDFImpl for ArrayFunction {
         {
             return f.invoke_with_args(args);
         }
-        let scalar = args
-            .args
-            .iter()
-            .all(|a| matches!(a, ColumnarValue::Scalar(_)));
-        let arrays = ColumnarValue::values_to_arrays(&args.args)?;
-        let out = (self.run)(&arrays)?;
-        Ok(if scalar && out.len() == 1 {
-            ColumnarValue::Scalar(datafusion::common::ScalarValue::try_from_array(&out, 0)?)
-        } else {
-            ColumnarValue::Array(out)
-        })
+        let (arrays, constant) = crate::call_args::arrays_or_constants(&args)?;
+        crate::call_args::result_of((self.run)(&arrays)?, constant)
     }
 }
 

@@ -332,6 +332,19 @@ fn subnet_arg(name: &str, subnet: &ScalarValue) -> DfResult<(u32, u32)> {
     }
 }
 
+/// `rows` values drawn uniformly from `lo..=hi`, about one in `rate` NULL.
+fn draws<T>(rng: &mut StdRng, rows: usize, lo: T, hi: T, rate: i64) -> Vec<Option<T>>
+where
+    T: rand::distr::uniform::SampleUniform + PartialOrd + Copy,
+{
+    (0..rows)
+        .map(|_| {
+            let v = rng.random_range(lo..=hi);
+            (!null_at(rng, rate)).then_some(v)
+        })
+        .collect()
+}
+
 /// Whether this value is NULL, at one in `rate` (0: never).
 fn null_at(rng: &mut StdRng, rate: i64) -> bool {
     rate > 0 && rng.random_range(0..rate) == 0
@@ -429,10 +442,7 @@ fn generate(
             if kind == Kind::Int && !(int_range.contains(&lo) && int_range.contains(&hi)) {
                 return invalid_argument!("{name}: bounds {lo}, {hi} must fit an INT");
             }
-            let values = (0..rows).map(|_| {
-                let v = rng.random_range(lo..=hi);
-                (!null_at(rng, rate)).then_some(v)
-            });
+            let values = draws(rng, rows, lo, hi, rate).into_iter();
             if kind == Kind::Int {
                 Arc::new(values.map(|v| v.map(|v| v as i32)).collect::<Int32Array>())
             } else {
@@ -470,11 +480,8 @@ fn generate(
             );
             range_checked(name, lo, hi)?;
             Arc::new(
-                (0..rows)
-                    .map(|_| {
-                        let v = rng.random_range(lo..=hi);
-                        (!null_at(rng, rate)).then_some(v)
-                    })
+                draws(rng, rows, lo, hi, rate)
+                    .into_iter()
                     .collect::<TimestampMicrosecondArray>(),
             )
         }
@@ -493,11 +500,8 @@ fn generate(
                 return invalid_argument!("{name}: min {} is above max {}", day(lo), day(hi));
             }
             Arc::new(
-                (0..rows)
-                    .map(|_| {
-                        let v = rng.random_range(lo..=hi);
-                        (!null_at(rng, rate)).then_some(v)
-                    })
+                draws(rng, rows, lo, hi, rate)
+                    .into_iter()
                     .collect::<Date32Array>(),
             )
         }
@@ -581,11 +585,8 @@ fn generate(
             );
             range_checked(name, lo, hi)?;
             Arc::new(
-                (0..rows)
-                    .map(|_| {
-                        let v = rng.random_range(lo..=hi);
-                        (!null_at(rng, rate)).then_some(v)
-                    })
+                draws(rng, rows, lo, hi, rate)
+                    .into_iter()
                     .collect::<TimestampNanosecondArray>(),
             )
         }
@@ -598,11 +599,8 @@ fn generate(
             // Checked when the type was settled: 1..=38 digits.
             let below = 10i128.pow(precision.clamp(1, 38) as u32);
             Arc::new(
-                (0..rows)
-                    .map(|_| {
-                        let v = rng.random_range(0..below);
-                        (!null_at(rng, rate)).then_some(v)
-                    })
+                draws(rng, rows, 0, below - 1, rate)
+                    .into_iter()
                     .collect::<Decimal128Array>()
                     .with_precision_and_scale(precision as u8, scale as i8)?,
             )
