@@ -216,3 +216,20 @@ fn parse_one(p: &mut Parser<'_>) -> Result<Statement, ddl::DdlError> {
 
 #[cfg(test)]
 mod tests;
+
+/// The text of `sql` after the token rewrite `rewrite`, or its refusal's
+/// message (`message` reads it): the unit tests of the rewrites.
+#[cfg(test)]
+fn rewritten_by<E>(
+    sql: &str,
+    rewrite: impl Fn(
+        Vec<sqlparser::tokenizer::TokenWithSpan>,
+    ) -> Result<Vec<sqlparser::tokenizer::TokenWithSpan>, E>,
+    message: impl Fn(E) -> String,
+) -> Result<String, String> {
+    let tokens = Tokenizer::new(&sqlparser::dialect::PostgreSqlDialect {}, sql)
+        .tokenize_with_location()
+        .map_err(|e| e.to_string())?;
+    let out = rewrite(tokens).map_err(message)?;
+    Ok(out.iter().map(|t| t.token.to_string()).collect())
+}

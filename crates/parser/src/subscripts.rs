@@ -121,15 +121,9 @@ fn ends_expression(t: &Token) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use datafusion_sql::sqlparser::dialect::PostgreSqlDialect;
-    use datafusion_sql::sqlparser::tokenizer::Tokenizer;
 
     fn rewritten(sql: &str) -> Result<String, String> {
-        let tokens = Tokenizer::new(&PostgreSqlDialect {}, sql)
-            .tokenize_with_location()
-            .map_err(|e| e.to_string())?;
-        let out = rewrite(tokens).map_err(|b| b.message)?;
-        Ok(out.iter().map(|t| t.token.to_string()).collect())
+        crate::rewritten_by(sql, rewrite, |b| b.message)
     }
 
     #[test]
