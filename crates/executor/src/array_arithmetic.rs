@@ -19,7 +19,7 @@ use datafusion::logical_expr::{
 };
 use datafusion::sql::sqlparser::ast::BinaryOperator;
 
-use crate::double_array::{Owner, Shaped, arrow_type, lists_from_shaped, shaped_rows};
+use crate::double_array::{Owner, Shaped, arrow_type, lists_from_shaped, shape_error, shaped_rows};
 use crate::error::{ExecError, sqlstate};
 use crate::provider::to_df;
 use crate::questdb_arrays::sql_type;
@@ -103,7 +103,7 @@ impl ScalarUDFImpl for ArrayArithmetic {
             [a, b] if depth(a) > 0 && depth(b) > 0 && depth(a) != depth(b) => {}
             [a, b] if operand(a) && operand(b) => {
                 let dims = depth(a).max(depth(b));
-                return Ok(arrow_type(u8::try_from(dims).unwrap_or(u8::MAX)));
+                return Ok(arrow_type(dims));
             }
             _ => {}
         }
@@ -127,8 +127,7 @@ impl ScalarUDFImpl for ArrayArithmetic {
         for row in 0..rows {
             out.push(self.combine(left.at(row), right.at(row))?);
         }
-        let result =
-            lists_from_shaped(out, u8::try_from(dims).unwrap_or(u8::MAX)).map_err(to_df)?;
+        let result = lists_from_shaped(out, dims).map_err(to_df)?;
         crate::call_args::result_of(result, constant)
     }
 }
@@ -141,11 +140,10 @@ impl ArrayArithmetic {
             (Value::Null, _) | (_, Value::Null) => None,
             (Value::Array(a), Value::Array(b)) => {
                 if a.lens != b.lens {
-                    return Err(to_df(ExecError::new(
-                        sqlstate::ARRAY_SUBSCRIPT_ERROR,
+                    return Err(to_df(shape_error(
+                        Owner::Function(&format!("operator {}", self.symbol())),
                         format!(
-                            "operator {}: the arrays have different shapes ({} and {})",
-                            self.symbol(),
+                            "the arrays have different shapes ({} and {})",
                             shape(a),
                             shape(b)
                         ),

@@ -82,7 +82,7 @@ fn result_type(function: &str, args: &[DataType]) -> DfResult<DataType> {
             "the arguments must be DOUBLE[] arrays of the same number of dimensions",
         ));
     }
-    Ok(arrow_type(u8::try_from(dims).unwrap_or(u8::MAX)))
+    Ok(arrow_type(dims))
 }
 
 /// The running state of one position-by-position aggregate.
@@ -331,8 +331,8 @@ impl Accumulator for ElementWiseAccumulator {
     }
 
     fn evaluate(&mut self) -> DfResult<ScalarValue> {
-        let dims = u8::try_from(self.dims).unwrap_or(u8::MAX);
-        let array = lists_from_shaped(vec![self.state.result(self.op)], dims).map_err(to_df)?;
+        let array =
+            lists_from_shaped(vec![self.state.result(self.op)], self.dims).map_err(to_df)?;
         ScalarValue::try_from_array(&array, 0)
     }
 
@@ -394,7 +394,7 @@ impl ScalarUDFImpl for ElementWiseOfArguments {
                 state.result(self.op)
             })
             .collect();
-        let out = lists_from_shaped(rows, u8::try_from(dims).unwrap_or(u8::MAX)).map_err(to_df)?;
+        let out = lists_from_shaped(rows, dims).map_err(to_df)?;
         Ok(ColumnarValue::Array(out))
     }
 }

@@ -19,7 +19,7 @@ use crate::params::ParamValue;
 use crate::types::list_depth as depth;
 
 /// The Arrow type of a `DOUBLE[]` column of `dims` dimensions.
-pub(crate) fn arrow_type(dims: u8) -> DataType {
+pub(crate) fn arrow_type(dims: usize) -> DataType {
     (0..dims).fold(DataType::Float64, |t, _| DataType::new_list(t, true))
 }
 
@@ -146,7 +146,7 @@ impl Shaped {
     }
 }
 
-fn shape_error(owner: Owner, detail: impl std::fmt::Display) -> ExecError {
+pub(crate) fn shape_error(owner: Owner, detail: impl std::fmt::Display) -> ExecError {
     ExecError::new(
         sqlstate::ARRAY_SUBSCRIPT_ERROR,
         format!("{owner}: {detail}"),
@@ -209,8 +209,7 @@ pub(crate) fn shaped_rows(array: &ArrayRef, owner: Owner) -> Result<Vec<Option<S
     if array.data_type().is_null() || dims == 0 {
         return Ok((0..array.len()).map(|_| None).collect());
     }
-    let dims_u8 = u8::try_from(dims).map_err(|_| shape_error(owner, "too many dimensions"))?;
-    let lists = cast(array, &arrow_type(dims_u8)).map_err(|e| shape_error(owner, e))?;
+    let lists = cast(array, &arrow_type(dims)).map_err(|e| shape_error(owner, e))?;
     let lists = lists.as_list::<i32>();
     let mut rows = Vec::with_capacity(lists.len());
     for i in 0..lists.len() {
@@ -415,13 +414,12 @@ pub(crate) fn array_from_stored(
                 .transpose()
         })
         .collect::<Result<Vec<_>>>()?;
-    lists_from_shaped(rows, dims)
+    lists_from_shaped(rows, dims as usize)
 }
 
 /// Nested Arrow lists of `dims` levels from array values (`None`: a NULL row);
 /// every value must have `dims` lengths.
-pub(crate) fn lists_from_shaped(rows: Vec<Option<Shaped>>, dims: u8) -> Result<ArrayRef> {
-    let dims = dims as usize;
+pub(crate) fn lists_from_shaped(rows: Vec<Option<Shaped>>, dims: usize) -> Result<ArrayRef> {
     // Offsets per level: level 0's are per row, level k's per item of level k-1.
     let mut offsets: Vec<Vec<i32>> = vec![vec![0]; dims];
     let mut values: Vec<Option<f64>> = Vec::new();

@@ -30,21 +30,11 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::double_array::{Owner, Shaped, arrow_type, lists_from_shaped, shaped_rows};
+use crate::double_array::{Owner, Shaped, arrow_type, lists_from_shaped, shape_error, shaped_rows};
 use crate::error::{ExecError, sqlstate};
 use crate::provider::to_df;
 use crate::questdb_arrays::{argument_error, numeric_or_null};
 use crate::types::list_depth as depth;
-
-fn shape_error(
-    function: &str,
-    detail: impl std::fmt::Display,
-) -> datafusion::error::DataFusionError {
-    to_df(ExecError::new(
-        sqlstate::ARRAY_SUBSCRIPT_ERROR,
-        format!("{function}: {detail}"),
-    ))
-}
 
 /// The rows of the array argument of `function`, rectangular.
 fn rows(array: &ArrayRef, function: &'static str) -> DfResult<Vec<Option<Shaped>>> {
@@ -53,7 +43,7 @@ fn rows(array: &ArrayRef, function: &'static str) -> DfResult<Vec<Option<Shaped>
 
 /// Lists of `dims` levels from shaped rows.
 fn lists(rows: Vec<Option<Shaped>>, dims: usize) -> DfResult<ArrayRef> {
-    lists_from_shaped(rows, u8::try_from(dims).unwrap_or(u8::MAX)).map_err(to_df)
+    lists_from_shaped(rows, dims).map_err(to_df)
 }
 
 /// Casts that fail rather than give NULL (a number too large for a length).
@@ -76,7 +66,7 @@ fn integers(args: &[ArrayRef], i: usize) -> DfResult<Vec<Option<i64>>> {
 /// The return type of a function whose result has its argument's dimensions.
 pub(crate) fn same_dimensions(args: &[DataType]) -> DfResult<DataType> {
     let dims = args.first().map_or(0, depth).max(1);
-    Ok(arrow_type(u8::try_from(dims).unwrap_or(u8::MAX)))
+    Ok(arrow_type(dims))
 }
 
 pub(crate) fn shift_type(args: &[DataType]) -> DfResult<DataType> {
@@ -208,10 +198,10 @@ pub(crate) fn matmul(args: &[ArrayRef]) -> DfResult<ArrayRef> {
         let (m, n) = (x.lens[0] as usize, x.lens[1] as usize);
         let (p, q) = (y.lens[0] as usize, y.lens[1] as usize);
         if n != p {
-            return Err(shape_error(
-                "matmul",
+            return Err(to_df(shape_error(
+                Owner::Function("matmul"),
                 format!("the left matrix has {n} column(s) but the right matrix has {p} row(s)"),
-            ));
+            )));
         }
         let element = |s: &Shaped, i: usize| s.values[i].unwrap_or(f64::NAN);
         let mut values = Vec::with_capacity(m * q);

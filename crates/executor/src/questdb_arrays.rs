@@ -37,7 +37,7 @@ use datafusion::logical_expr::{
     Volatility,
 };
 
-use crate::double_array::{Owner, Shaped, lists_from_shaped, shaped_rows};
+use crate::double_array::{Owner, Shaped, lists_from_shaped, shape_error, shaped_rows};
 use crate::error::{ExecError, sqlstate};
 use crate::provider::to_df;
 use crate::questdb_array_shapes as shapes;
@@ -49,64 +49,26 @@ type Returns = fn(&[DataType]) -> DfResult<DataType>;
 /// Registers the functions, over DataFusion's of the same names.
 pub(crate) fn register(ctx: &SessionContext) {
     let functions: [(&'static str, &'static [usize], Returns, Run); 16] = [
-        (
-            "array_max",
-            &[1],
-            |_| Ok(DataType::Float64),
-            |a| reduce(a, maximum),
-        ),
-        (
-            "array_min",
-            &[1],
-            |_| Ok(DataType::Float64),
-            |a| reduce(a, minimum),
-        ),
-        (
-            "array_sum",
-            &[1],
-            |_| Ok(DataType::Float64),
-            |a| reduce(a, sum),
-        ),
-        (
-            "array_avg",
-            &[1],
-            |_| Ok(DataType::Float64),
-            |a| reduce(a, average),
-        ),
-        (
-            "array_stddev",
-            &[1],
-            |_| Ok(DataType::Float64),
-            |a| reduce(a, stddev_samp),
-        ),
-        (
-            "array_stddev_samp",
-            &[1],
-            |_| Ok(DataType::Float64),
-            |a| reduce(a, stddev_samp),
-        ),
-        (
-            "array_stddev_pop",
-            &[1],
-            |_| Ok(DataType::Float64),
-            |a| reduce(a, stddev_pop),
-        ),
+        ("array_max", &[1], DOUBLE, |a| reduce(a, maximum)),
+        ("array_min", &[1], DOUBLE, |a| reduce(a, minimum)),
+        ("array_sum", &[1], DOUBLE, |a| reduce(a, sum)),
+        ("array_avg", &[1], DOUBLE, |a| reduce(a, average)),
+        ("array_stddev", &[1], DOUBLE, |a| reduce(a, stddev_samp)),
+        ("array_stddev_samp", &[1], DOUBLE, |a| {
+            reduce(a, stddev_samp)
+        }),
+        ("array_stddev_pop", &[1], DOUBLE, |a| reduce(a, stddev_pop)),
         ("array_count", &[1], |_| Ok(DataType::Int64), count),
-        (
-            "array_cum_sum",
-            &[1],
-            |_| Ok(one_dimension()),
-            cumulative_sum,
-        ),
+        ("array_cum_sum", &[1], ONE_DIMENSION, cumulative_sum),
         ("dim_length", &[2], dim_length_type, dim_length),
-        ("dot_product", &[2], |_| Ok(DataType::Float64), dot_product),
+        ("dot_product", &[2], DOUBLE, dot_product),
         (
             "insertion_point",
             &[2, 3],
             insertion_point_type,
             insertion_point,
         ),
-        ("flatten", &[1], |_| Ok(one_dimension()), shapes::flatten),
+        ("flatten", &[1], ONE_DIMENSION, shapes::flatten),
         (
             "transpose",
             &[1],
@@ -130,9 +92,11 @@ pub(crate) fn register(ctx: &SessionContext) {
     shapes::register(ctx);
 }
 
-fn one_dimension() -> DataType {
-    DataType::new_list(DataType::Float64, true)
-}
+/// A DOUBLE.
+const DOUBLE: Returns = |_| Ok(DataType::Float64);
+
+/// A one-dimensional DOUBLE[].
+const ONE_DIMENSION: Returns = |_| Ok(crate::double_array::arrow_type(1));
 
 fn insertion_point_type(args: &[DataType]) -> DfResult<DataType> {
     let why = match args {
@@ -412,9 +376,9 @@ fn dim_length(args: &[ArrayRef]) -> DfResult<ArrayRef> {
         }
         let d = which.value(row);
         if d < 1 || d as usize > dims {
-            return Err(to_df(ExecError::new(
-                sqlstate::ARRAY_SUBSCRIPT_ERROR,
-                format!("dim_length: dimension {d} is out of range (the array has {dims})"),
+            return Err(to_df(shape_error(
+                Owner::Function("dim_length"),
+                format!("dimension {d} is out of range (the array has {dims})"),
             )));
         }
         // Walk down the first element of each level to the asked dimension.
@@ -439,9 +403,9 @@ fn dim_length(args: &[ArrayRef]) -> DfResult<ArrayRef> {
 
 fn dot_product(args: &[ArrayRef]) -> DfResult<ArrayRef> {
     if depth(args[0].data_type()) != depth(args[1].data_type()) {
-        return Err(to_df(ExecError::new(
-            sqlstate::ARRAY_SUBSCRIPT_ERROR,
-            "dot_product: the arrays have different numbers of dimensions",
+        return Err(to_df(shape_error(
+            Owner::Function("dot_product"),
+            "the arrays have different numbers of dimensions",
         )));
     }
     let (a, b) = (rows_of(&args[0])?, rows_of(&args[1])?);
@@ -455,9 +419,9 @@ fn dot_product(args: &[ArrayRef]) -> DfResult<ArrayRef> {
                     .sum(),
             ),
             (Some(_), Some(_)) => {
-                return Err(to_df(ExecError::new(
-                    sqlstate::ARRAY_SUBSCRIPT_ERROR,
-                    "dot_product: the arrays have different shapes",
+                return Err(to_df(shape_error(
+                    Owner::Function("dot_product"),
+                    "the arrays have different shapes",
                 )));
             }
             _ => None,

@@ -195,7 +195,7 @@ impl ScalarUDFImpl for RandomValues {
                         self.name
                     );
                 }
-                crate::double_array::arrow_type(dims as u8)
+                crate::double_array::arrow_type(dims as usize)
             }
             Kind::Decimal => {
                 self.check_arity(types.len())?;
@@ -786,5 +786,5 @@ fn random_arrays(
             values: elements,
         }));
     }
-    crate::double_array::lists_from_shaped(values, dims as u8).map_err(crate::provider::to_df)
+    crate::double_array::lists_from_shaped(values, dims as usize).map_err(crate::provider::to_df)
 }

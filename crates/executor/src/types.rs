@@ -103,7 +103,7 @@ pub fn arrow_type(t: ColumnType) -> DataType {
         ColumnType::Uuid => DataType::FixedSizeBinary(16),
         ColumnType::Binary => DataType::Binary,
         ColumnType::Decimal { precision, scale } => DataType::Decimal128(precision, scale as i8),
-        ColumnType::DoubleArray { dims } => crate::double_array::arrow_type(dims),
+        ColumnType::DoubleArray { dims } => crate::double_array::arrow_type(dims.into()),
         ColumnType::TimestampNs => DataType::Timestamp(TimeUnit::Nanosecond, None),
     }
 }
